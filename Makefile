@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is a detail.
+SHELL := /bin/bash
+PY ?= python3
+VENV := $(CURDIR)/.venv
+STAMP := $(VENV)/.setup-stamp
+SITE = $(shell $(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+# Fast DDS must stay on loopback; ROS_LOCALHOST_ONLY is ignored by Kilted.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export AMENT_PREFIX_PATH := $(VENV)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-ros.txt setup.py tools/build_tf2_msgs.sh tools/link_share.sh
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-ros.txt
+	bash tools/build_tf2_msgs.sh $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	bash tools/link_share.sh $(VENV)
+	touch $(STAMP)
+
+test: setup
+	$(VENV)/bin/python -m pytest -q -ra test
+
+bench: setup
+	$(VENV)/bin/fourds-ros bench encoder
+
+clean:
+	rm -rf $(VENV) build install log .pytest_cache

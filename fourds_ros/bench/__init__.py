@@ -1,0 +1,23 @@
+"""`fourds-ros bench <name>`: benchmarks that write JSON and a markdown table."""
+
+from __future__ import annotations
+
+import sys
+
+from ..cli import dispatch
+
+BENCHMARKS = {
+    "encoder": ("fourds_ros.bench.encoder:main", "parameters, FLOPs and CPU latency per size"),
+    "engines": ("fourds_ros.bench.engines:main", "backends: latency, clips/s, FLOP/s"),
+    "node": ("fourds_ros.bench.node:main", "end-to-end node latency vs bare inference"),
+    "train": ("training.bench:main", "MAE step time at mask 0.95 vs 0.0"),
+    "replay": ("fourds_ros.bench.replay:main", "ros2_benchmark-style bag replay"),
+}
+
+
+def main(argv: list[str]) -> int:
+    return dispatch(BENCHMARKS, argv, "fourds-ros bench")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,40 @@
+"""`fourds-ros` command line: one entry point, subcommands imported lazily (torch and rclpy are
+slow to import, and `fourds-ros --help` should not need either)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> ("module:function", help). Each function takes argv (list[str]) and returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "import-official": ("fourds_ros.model.import_cli:main", "convert an official 4DS .npz"),
+    "export-onnx": ("fourds_ros.engine.export:main", "export encoder + heads to ONNX"),
+    "build-engine": ("fourds_ros.engine.tensorrt_backend:main", "build a TensorRT engine offline"),
+    "bench": ("fourds_ros.bench:main", "benchmarks: encoder, engines, node, train, replay"),
+    "bag": ("fourds_ros.evaluation.bag_cli:main", "rosbag tools: convert"),
+    "eval": ("fourds_ros.evaluation.eval_cli:main", "replay a bag through the node and score it"),
+}
+
+
+def dispatch(commands: dict[str, tuple[str, str]], argv: list[str], prog: str) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        width = max(len(n) for n in commands)
+        lines = [f"usage: {prog} <command> [args]", "", "commands:"]
+        lines += [f"  {n.ljust(width)}  {h}" for n, (_, h) in commands.items()]
+        print("\n".join(lines))
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in commands:
+        print(f"{prog}: unknown command {name!r}; try --help", file=sys.stderr)
+        return 2
+    module, func = commands[name][0].split(":")
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(COMMANDS, sys.argv[1:] if argv is None else argv, "fourds-ros")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The 4DS model family in PyTorch. Never imports rclpy."""
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import (
+    ENCODER_SIZES,
+    DepthHeadConfig,
+    EncoderSpec,
+    ModelConfig,
+    PoseHeadConfig,
+    TrackHeadConfig,
+    default_heads,
+    encoder_spec,
+)
+from .encoder import Encoder, EncoderOutput
+from .fourds import HEAD_OUTPUTS, OUTPUTS, FourDS, check_video, count_parameters, init_weights
+from .masking import TokenMask, make_mask
+from .readout import AttentionReadout, EncoderToReadout, cubic_resize_matrix
+
+__all__ = [
+    "ENCODER_SIZES", "HEAD_OUTPUTS", "OUTPUTS", "AttentionReadout", "CheckpointError",
+    "DepthHeadConfig", "Encoder", "EncoderOutput", "EncoderSpec", "EncoderToReadout", "FourDS",
+    "ModelConfig", "PoseHeadConfig", "TokenMask", "TrackHeadConfig", "check_video",
+    "count_parameters", "cubic_resize_matrix", "default_heads", "encoder_spec", "init_weights",
+    "load_checkpoint", "make_mask", "save_checkpoint",
+]

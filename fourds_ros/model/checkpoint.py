@@ -1,0 +1,105 @@
+"""Our checkpoint format: a directory with `config.json` (ModelConfig) and `model.safetensors`.
+
+Loading checks every key and shape against the config before anything is copied, and names the
+offending key, so a wrong or corrupt checkpoint fails with a message rather than a traceback
+deep inside torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .config import ModelConfig
+from .fourds import FourDS
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message says what was expected."""
+
+
+def check_state_dict(expected: dict[str, torch.Size], found: dict[str, Tensor], source: str) -> None:
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    if extra:
+        problems.append(f"unexpected keys: {extra[:8]}{' ...' if len(extra) > 8 else ''}")
+    for key in sorted(set(expected) & set(found)):
+        if tuple(found[key].shape) != tuple(expected[key]):
+            problems.append(
+                f"key {key!r} has shape {tuple(found[key].shape)}, expected {tuple(expected[key])}"
+            )
+        elif not found[key].is_floating_point():
+            problems.append(f"key {key!r} has dtype {found[key].dtype}, expected a float tensor")
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via a temporary file in the same directory and rename, so readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(model: FourDS, directory: str | Path, metadata: dict | None = None) -> Path:
+    directory = Path(directory)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata=meta))
+    _atomic_write(
+        directory / CONFIG_FILE,
+        lambda p: Path(p).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n"),
+    )
+    return directory
+
+
+def load_config(directory: str | Path) -> ModelConfig:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: no {CONFIG_FILE} (expected a fourds_ros model dir)")
+    try:
+        return ModelConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: invalid model config: {e}") from e
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> FourDS:
+    """Build the model from config.json and load model.safetensors, validated key by key."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"model directory {directory} does not exist")
+    config = load_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{directory}: no {WEIGHTS_FILE}")
+    try:
+        state = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})") from e
+    model = FourDS(config)
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    check_state_dict(expected, state, str(weights))
+    for key, value in state.items():
+        if not torch.isfinite(value).all():
+            raise CheckpointError(f"{weights}: key {key!r} contains NaN or Inf")
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,47 @@
+"""Shared fixtures. Paths to ../shared/data, tiny checkpoints made at test time, ROS env."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+REFERENCE = SHARED_DATA / "4ds_reference"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Never let Fast DDS multicast on the external interface, even if a test forgets.
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/data is not beside this clone)")
+    return path
+
+
+@pytest.fixture
+def ros_env(tmp_path):
+    """Environment for a ROS subprocess: loopback discovery, its own domain id, ament index."""
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ id(tmp_path)).randint(1, 200))
+    env["AMENT_PREFIX_PATH"] = str(REPO / ".venv")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A randomly initialised micro model with all three heads, saved in our checkpoint format."""
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
+
+    cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32), patch_size=(2, 16, 16),
+                      heads=default_heads(32, 2))
+    model = init_weights(FourDS(cfg), seed=0)
+    return save_checkpoint(model, tmp_path_factory.mktemp("models") / "micro")

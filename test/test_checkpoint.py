@@ -1,0 +1,114 @@
+"""Checkpoint format and the official importer: round trips and clear errors on bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from fourds_ros.cli import main as cli
+from fourds_ros.model import CheckpointError, load_checkpoint
+from fourds_ros.model.checkpoint import WEIGHTS_FILE
+from fourds_ros.model.official import import_official
+
+from .conftest import REFERENCE, require
+
+
+def test_round_trip(tiny_model_dir):
+    model = load_checkpoint(tiny_model_dir)
+    again = load_checkpoint(tiny_model_dir)
+    video = torch.rand(1, 4, 32, 32, 3)
+    q = torch.zeros(1, 2, 3)
+    with torch.no_grad():
+        a, b = model(video, q), again(video, q)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _rewrite(src, dst, edit):
+    import shutil
+
+    shutil.copytree(src, dst)
+    state = load_file(str(dst / WEIGHTS_FILE))
+    edit(state)
+    save_file(state, str(dst / WEIGHTS_FILE))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.pop("encoder.posenc"), r"missing keys: \['encoder.posenc'\]"),
+        (lambda s: s.__setitem__("extra.weight", torch.zeros(1)), r"unexpected keys: \['extra.weight'\]"),
+        (lambda s: s.__setitem__("heads.depth.readout.head.bias", torch.full((128,), float("nan"))),
+         "contains NaN"),
+    ],
+)
+def test_bad_weights_name_the_key(tiny_model_dir, tmp_path, edit, message):
+    bad = _rewrite(tiny_model_dir, tmp_path / "bad", edit)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(bad)
+
+
+def test_mis_shaped_key(tiny_model_dir, tmp_path):
+    bad = _rewrite(tiny_model_dir, tmp_path / "bad", lambda s: s.__setitem__("encoder.posenc", torch.zeros(3, 2, 2, 32)))
+    with pytest.raises(CheckpointError, match=r"'encoder.posenc' has shape \(3, 2, 2, 32\), expected \(2, 2, 2, 32\)"):
+        load_checkpoint(bad)
+
+
+def test_corrupt_and_missing_files(tiny_model_dir, tmp_path):
+    import shutil
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nowhere")
+    bad = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, bad)
+    (bad / WEIGHTS_FILE).write_bytes(b"not a safetensors file at all")
+    with pytest.raises(CheckpointError, match="unreadable safetensors"):
+        load_checkpoint(bad)
+    (bad / "config.json").write_text("{ broken")
+    with pytest.raises(CheckpointError, match="invalid model config"):
+        load_checkpoint(bad)
+
+
+def _flax_backbone(tmp_path):
+    """A backbone-only file keyed like scaling4d_dist_b.npz (params/encoder, params/processor)."""
+    ref = np.load(require(REFERENCE / "ti_depth.npz"))
+    arrays = {
+        k.replace("params/layers_0/", "params/"): ref[k]
+        for k in ref.files if k.startswith("params/layers_0/")
+    }
+    path = tmp_path / "backbone.npz"
+    np.savez(path, **arrays)
+    return path, arrays
+
+
+def test_import_official_cli_backbone_and_depth(tmp_path, capsys):
+    path, arrays = _flax_backbone(tmp_path)
+    assert cli(["import-official", str(path), str(tmp_path / "bb")]) == 0
+    model = load_checkpoint(tmp_path / "bb")
+    assert not model.heads and model.config.size == "Ti"
+    conv = arrays["params/encoder/patch_embedding/Conv_0/kernel"]
+    assert np.array_equal(model.encoder.patch_embedding.proj.weight.detach().numpy(), conv.transpose(4, 3, 0, 1, 2))
+
+    assert cli(["import-official", str(REFERENCE / "ti_depth.npz"), str(tmp_path / "depth")]) == 0
+    model = load_checkpoint(tmp_path / "depth")
+    assert model.config.heads["depth"].decoding_patch_size == (2, 8, 8)
+    assert "heads: depth" in capsys.readouterr().out
+
+
+def test_import_official_rejects_bad_files(tmp_path):
+    path, arrays = _flax_backbone(tmp_path)
+    arrays.pop("params/processor/layers_3/mlp/dense_in/bias")
+    np.savez(tmp_path / "missing.npz", **arrays)
+    with pytest.raises(CheckpointError, match="missing official key 'processor/layers_3/mlp/dense_in/bias'"):
+        import_official(tmp_path / "missing.npz")
+    arrays["params/processor/layers_3/mlp/dense_in/bias"] = np.zeros(768, np.float32)
+    arrays["params/encoder/surprise"] = np.zeros(3, np.float32)
+    np.savez(tmp_path / "extra.npz", **arrays)
+    with pytest.raises(CheckpointError, match="unexpected official keys.*surprise"):
+        import_official(tmp_path / "extra.npz")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable .npz"):
+        import_official(tmp_path / "junk.npz")
+    assert cli(["import-official", str(tmp_path / "junk.npz"), str(tmp_path / "o")]) == 1

@@ -1,0 +1,155 @@
+"""The model family: registry, encoder semantics, masking, heads' output contracts, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fourds_ros.model import (
+    ENCODER_SIZES,
+    FourDS,
+    ModelConfig,
+    count_parameters,
+    default_heads,
+    encoder_spec,
+    init_weights,
+    make_mask,
+)
+from fourds_ros.model.heads import rotation_from_6d
+
+# Encoder parameters at 16x224x224 from the issue (S 22.5M ... e 3.81B), within 1%.
+EXPECTED_PARAMS = {"S": 22.5e6, "B": 87.4e6, "L": 305e6, "H": 634e6, "G": 1.85e9, "e": 3.81e9}
+
+
+@pytest.mark.parametrize("size", list(ENCODER_SIZES))
+def test_every_size_builds_on_meta(size):
+    with torch.device("meta"):
+        model = FourDS(ModelConfig(size=size, heads=default_heads(64, 2)))
+    n = count_parameters(model.encoder)
+    print(f"4DS-{size}: {n:,} encoder parameters")
+    if size in EXPECTED_PARAMS:
+        assert abs(n - EXPECTED_PARAMS[size]) / EXPECTED_PARAMS[size] < 0.01
+    if size == "j":
+        assert 21e9 < n < 23e9  # documented ViT-22B shape
+    assert len(model.encoder.blocks) == encoder_spec(size).depth
+
+
+def test_paper_names_and_unknown_size():
+    assert encoder_spec("4DS-B") == ENCODER_SIZES["B"]
+    with pytest.raises(ValueError, match="unknown 4DS size 'Q'.*known sizes"):
+        ModelConfig(size="Q")
+
+
+def small_model(**kw) -> FourDS:
+    cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 48), heads=default_heads(32, 2), **kw)
+    return init_weights(FourDS(cfg), seed=0).eval()
+
+
+def test_state_list_follows_official_indexing():
+    model = small_model()
+    video = torch.rand(2, 4, 32, 48, 3)
+    out = model.encoder(video)
+    depth = model.encoder.spec.depth
+    assert len(out.states) == depth + 1
+    assert torch.equal(out.states[0], out.states[1])  # embedded tokens, twice
+    # states[i] is the input of block i-1: running that block gives states[i+1].
+    x = model.encoder.blocks[0](out.states[1])
+    assert torch.allclose(x, out.states[2])
+    # The last block's output is not in the list but is returned for MAE.
+    assert torch.allclose(model.encoder.blocks[-1](out.states[-1]), out.output)
+    # Truncated run: same prefix, fewer blocks, no output.
+    short = model.encoder(video, num_states=2)
+    assert len(short.states) == 2 and short.output is None
+    assert torch.equal(short.states[1], out.states[1])
+
+
+def test_masking_keeps_exact_fraction_and_restores_order():
+    grid = (8, 14, 14)
+    n = 8 * 14 * 14
+    for kind in ("random", "tube"):
+        mask = make_mask(kind, 3, grid, 0.95, generator=torch.Generator().manual_seed(0))
+        kept = mask.ids_keep.shape[1]
+        expected = round(n * 0.05) if kind == "random" else round(196 * 0.05) * 8
+        assert kept == expected
+        assert int((~mask.masked).sum(1).unique()) == kept
+        order = torch.cat([mask.ids_keep[:1], torch.nonzero(mask.masked[0])[:, 0][None]], 1)
+        assert torch.equal(torch.gather(order, 1, mask.ids_restore[:1]), torch.arange(n)[None])
+    tube = make_mask("tube", 1, grid, 0.9).masked.view(8, 196)
+    assert (tube == tube[0]).all(), "tube masking masks the same positions in every frame"
+
+
+def test_encoder_drops_masked_tokens():
+    model = small_model()
+    video = torch.rand(2, 4, 32, 48, 3)
+    grid = model.config.token_grid
+    mask = make_mask("random", 2, grid, 0.5)
+    out = model.encoder(video, mask=mask)
+    assert out.output.shape == (2, mask.ids_keep.shape[1], 32)
+    # Kept tokens are the same embedded tokens as in the unmasked run.
+    full = model.encoder(video, num_states=1).states[0]
+    assert torch.allclose(out.states[0], torch.gather(full, 1, mask.ids_keep[..., None].expand(-1, -1, 32)))
+
+
+def test_position_embedding_interpolates_to_other_grids():
+    model = small_model()
+    pe = model.encoder.position_embedding((4, 4, 6))
+    assert pe.shape == (4, 4, 6, 32)
+    assert torch.allclose(model.encoder.position_embedding((2, 2, 3)), model.encoder.posenc)
+    out = model.encoder(torch.rand(1, 8, 64, 96, 3))
+    assert out.states[0].shape == (1, 4 * 4 * 6, 32)
+
+
+def test_heads_output_contract():
+    model = small_model()
+    video = torch.rand(2, 4, 32, 48, 3)
+    queries = torch.tensor([[[0, 10.0, 20.0], [3, 5.0, 40.0], [1, 31.0, 0.0]]]).repeat(2, 1, 1)
+    with torch.no_grad():
+        out = model(video, queries)
+    assert set(out) == set(model.output_names)
+    assert out["depth"].shape == (2, 4, 32, 48) and (out["depth"] > 0).all()
+    assert out["track_xy"].shape == (2, 3, 4, 2)
+    for k in ("track_visibility", "track_confidence"):
+        assert out[k].shape == (2, 3, 4) and ((out[k] >= 0) & (out[k] <= 1)).all()
+    r = out["pose_rotation"]
+    assert r.shape == (2, 4, 3, 3)
+    eye = torch.eye(3).expand_as(r)
+    assert torch.allclose(r @ r.transpose(-1, -2), eye, atol=1e-5)
+    assert torch.allclose(torch.det(r), torch.ones(2, 4), atol=1e-5)
+    assert torch.allclose(r[:, 0], eye[:, 0]) and torch.equal(out["pose_translation"][:, 0], torch.zeros(2, 3))
+    assert out["pose_log_variance"].shape == (2, 4, 2)
+
+
+def test_rotation_from_6d_is_identity_at_identity():
+    assert torch.allclose(rotation_from_6d(torch.tensor([1.0, 0, 0, 0, 1, 0])), torch.eye(3))
+
+
+@pytest.mark.parametrize(
+    "video, message",
+    [
+        (torch.rand(1, 4, 32, 48), "got shape"),
+        (torch.rand(1, 3, 32, 48, 3), "got shape"),
+        (torch.randint(0, 255, (1, 4, 32, 48, 3), dtype=torch.uint8), "divide uint8 by 255"),
+        (torch.rand(1, 4, 32, 48, 3) * 255, "got values in"),
+        (torch.full((1, 4, 32, 48, 3), float("nan")), "got values in"),
+    ],
+)
+def test_bad_video_is_a_clear_error(video, message):
+    model = small_model()
+    with pytest.raises(ValueError, match=r"\(B, 4, 32, 48, 3\) float in \[0, 1\]") as e:
+        model(video, torch.zeros(1, 1, 3))
+    assert message in str(e.value)
+
+
+def test_tracks_need_query_points():
+    model = small_model()
+    with pytest.raises(ValueError, match="query_points"):
+        model(torch.rand(1, 4, 32, 48, 3))
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="not divisible by patch size"):
+        ModelConfig(size="micro", num_frames=5, image_size=(32, 32))
+    with pytest.raises(ValueError, match="unknown head 'segmentation'"):
+        ModelConfig.from_dict({"size": "micro", "heads": {"segmentation": {"num_params": 8, "num_heads": 2}}})
+    cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32), heads=default_heads(32, 2))
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
