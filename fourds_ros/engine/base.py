@@ -1,0 +1,93 @@
+"""One inference interface for every backend (torch, ONNX Runtime, TensorRT). No rclpy.
+
+An engine runs the whole FourDS model (encoder + enabled heads) on one clip with fixed shapes:
+  video:        (1, T, H, W, 3) float32 in [0, 1]
+  query_points: (1, Q, 3) float32 (t, y, x) in model-input pixels, only with the tracks head
+and returns the named outputs of fourds_ros.model.OUTPUTS as float32 numpy arrays.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import HEAD_OUTPUTS, ModelConfig
+
+DEFAULT_NUM_QUERIES = 64
+
+
+class EngineError(RuntimeError):
+    """An engine that cannot be created or run; the message says why."""
+
+
+class EngineInputError(ValueError):
+    """Inputs that do not match the engine's named, fixed-shape inputs."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """The fixed I/O contract of an engine, derived from the model config."""
+
+    config: ModelConfig
+    num_queries: int = DEFAULT_NUM_QUERIES
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {"video": (1, *self.config.clip_shape)}
+        if "tracks" in self.config.heads:
+            shapes["query_points"] = (1, self.num_queries, 3)
+        return shapes
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.input_shapes)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for head in self.config.heads for n in HEAD_OUTPUTS[head]]
+
+
+class InferenceEngine(ABC):
+    backend: str = "?"
+
+    def __init__(self, spec: EngineSpec):
+        self.spec = spec
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.spec.config
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.spec.input_names
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.spec.output_names
+
+    def describe(self) -> str:
+        return self.backend
+
+    def check_inputs(self, inputs: dict[str, np.ndarray]) -> None:
+        expected = self.spec.input_shapes
+        if set(inputs) != set(expected):
+            raise EngineInputError(
+                f"{self.backend} engine takes inputs {sorted(expected)}, got {sorted(inputs)}"
+            )
+        for name, shape in expected.items():
+            arr = inputs[name]
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
+                got = getattr(arr, "dtype", type(arr).__name__)
+                raise EngineInputError(f"input {name!r} must be a float32 numpy array, got {got}")
+            if tuple(arr.shape) != shape:
+                raise EngineInputError(f"input {name!r} must have shape {shape}, got {tuple(arr.shape)}")
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.check_inputs(inputs)
+        return self.run(inputs)
+
+    @abstractmethod
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Inputs already checked. Returns every name in output_names as float32 numpy."""
