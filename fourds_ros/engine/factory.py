@@ -1,5 +1,7 @@
-"""Backend selection. `auto`: TensorRT when importable and a GPU is present, then ONNX Runtime,
-then torch. The choice and the reason are logged."""
+"""Backend selection. `auto`: TensorRT when importable and a GPU is present (and the device is a
+CUDA device), then ONNX Runtime, then torch. The choice and the reason are logged; in `auto` a
+backend that cannot run (no TensorRT, unwritable cache, unsupported precision) is skipped with a
+warning, while an explicitly requested backend raises EngineError saying why."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ import logging
 from pathlib import Path
 
 from ..model import load_checkpoint
+from ..model.checkpoint import load_config
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, InferenceEngine
+from .engine_cache import default_cache_dir
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
 
 
 def create_engine(
@@ -26,15 +31,53 @@ def create_engine(
 ) -> InferenceEngine:
     """Load the checkpoint in model_dir and wrap it in the requested backend.
 
-    Raises CheckpointError for a bad checkpoint and EngineError when the backend cannot run.
+    precision: torch fp32/bf16/fp16; onnxruntime fp32/fp16/int8; tensorrt fp32/fp16.
+    cache_dir: exported ONNX graphs and TensorRT engines (default $FOURDS_ROS_CACHE_DIR or
+    ~/.cache/fourds_ros/engines). Raises CheckpointError for a bad checkpoint and EngineError
+    when the backend cannot run.
     """
     logger = logger or log
     if backend not in BACKENDS:
         raise EngineError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    model = load_checkpoint(model_dir)
-    spec = EngineSpec(model.config, num_queries)
-    if backend in ("torch", "auto"):  # onnxruntime and tensorrt: see issue 4
+    spec = EngineSpec(load_config(model_dir), num_queries)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    model = None
+
+    def build(name: str) -> InferenceEngine:
+        nonlocal model
+        if name == "tensorrt":
+            from .tensorrt_backend import create_tensorrt_engine, cuda_gpu, import_tensorrt
+
+            trt = import_tensorrt()  # cheap checks first: no checkpoint load, no export
+            gpu = cuda_gpu(device)
+            model = model or load_checkpoint(model_dir)
+            return create_tensorrt_engine(model_dir, spec, cache_dir, device, precision,
+                                          force_engine_update, model=model, logger=logger,
+                                          tensorrt=trt, gpu=gpu)
+        model = model or load_checkpoint(model_dir)
+        if name == "onnxruntime":
+            from .onnxruntime_backend import create_onnxruntime_engine
+
+            return create_onnxruntime_engine(model_dir, spec, cache_dir, device, precision,
+                                             force_engine_update, model=model, logger=logger)
         from .torch_backend import TorchEngine
 
         return TorchEngine(model, spec, device=device, precision=precision)
-    raise EngineError(f"backend {backend!r} is not available in this build")
+
+    if backend != "auto":
+        engine = build(backend)
+        logger.info("inference backend: %s (requested)", engine.describe())
+        return engine
+    reasons = []
+    for name in AUTO_ORDER:
+        try:
+            engine = build(name)
+        except EngineError as e:
+            reasons.append(f"{name}: {e}")
+            level = logging.INFO if name == "tensorrt" and "not importable" in str(e) else logging.WARNING
+            logger.log(level, "backend auto: skipping %s: %s", name, e)
+            continue
+        skipped = f" (skipped {'; '.join(reasons)})" if reasons else ""
+        logger.info("backend auto chose %s%s", engine.describe(), skipped)
+        return engine
+    raise EngineError("no backend can run this model: " + "; ".join(reasons))

@@ -54,6 +54,9 @@ class FourDS(nn.Module):
     def __init__(self, config: ModelConfig, checkpoint_blocks: bool = False):
         super().__init__()
         self.config = config
+        # Input checks cost a host sync (min/max); CUDA graph capture forbids that, so a caller
+        # that has validated its inputs once (bench, graph runners) may switch them off.
+        self.check_inputs = True
         spec = config.encoder
         grid = config.token_grid
         self.encoder = Encoder(
@@ -90,7 +93,7 @@ class FourDS(nn.Module):
     def forward(self, video: Tensor, query_points: Tensor | None = None) -> dict[str, Tensor]:
         """video: (B, T, H, W, 3) float in [0, 1]; query_points: (B, Q, 3) (t, y, x) when the
         tracks head is enabled. Returns the named outputs of every enabled head (OUTPUTS)."""
-        if not _is_tracing():
+        if self.check_inputs and not _is_tracing():
             check_video(video, self.config)
             if "tracks" in self.heads:
                 if query_points is None or query_points.ndim != 3 or query_points.shape[-1] != 3:

@@ -1,0 +1,232 @@
+"""fourds-ros bench engines: every available backend on the whole model (encoder + 3 heads).
+
+Reports latency p50/p95, clips/s, FLOPs per clip, achieved FLOP/s and the relative L2 error of
+each backend against torch fp32 eager (max over the named outputs).
+
+CPU (default): torch eager fp32, ONNX Runtime fp32, ONNX Runtime fp16-encoder export (error of
+the graph TensorRT builds from) and ONNX Runtime int8 dynamic quantisation.
+CUDA (--device cuda): torch fp32/bf16/fp16 with flash SDPA, eager and CUDA graphs, each against
+the FLOP floor at --peak-tflops; TensorRT fp16 when importable; ONNX Runtime's CUDA provider
+when present.
+
+Models are randomly initialised (latency and numerical error do not depend on trained weights);
+heads read out at the encoder's width.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..engine import EngineError, EngineSpec, create_engine
+from ..engine.export import compare_outputs, example_inputs
+from ..model import FourDS, ModelConfig, count_parameters, default_heads, init_weights, save_checkpoint
+from .report import count_flops, latency_stats, markdown_table, time_call, write_results
+
+log = logging.getLogger(__name__)
+
+CPU_CASES = ["S@8x128x128", "S@16x224x224"]
+CUDA_CASES = ["S@16x224x224", "B@16x224x224"]
+# (backend, precision) in run order. The first is the error reference.
+CPU_RUNS = [("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")]
+CUDA_TORCH_PRECISIONS = ("fp32", "bf16", "fp16")
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_case(case: str, seed: int = 0) -> FourDS:
+    """'S@16x224x224' -> a random FourDS with depth, tracks and pose heads."""
+    size, _, shape = case.partition("@")
+    t, h, w = (int(v) for v in (shape or "16x224x224").split("x"))
+    probe = ModelConfig(size=size, num_frames=t, image_size=(h, w))
+    spec = probe.encoder
+    cfg = probe.replace(heads=default_heads(spec.width, spec.num_heads))
+    return init_weights(FourDS(cfg), seed=seed).eval()
+
+
+def _row(case: str, model: FourDS, backend: str, precision: str, device: str, times: list[float],
+         flops: int, error: float | None, variant: str = "", peak_tflops: float | None = None) -> dict:
+    stats = latency_stats(times)
+    cfg = model.config
+    row = {
+        "case": case, "size": cfg.size, "clip": "x".join(map(str, (cfg.num_frames, *cfg.image_size))),
+        "backend": backend + (f" {variant}" if variant else ""), "precision": precision, "device": device,
+        "parameters": count_parameters(model),
+        "gflops_per_clip": flops / 1e9,
+        "clips_per_s": 1e3 / stats["latency_ms_p50"],
+        "achieved_gflops": flops / 1e9 / (stats["latency_ms_p50"] / 1e3),
+        "max_rel_l2_vs_torch_fp32": error,
+        **stats,
+    }
+    if peak_tflops:
+        row["floor_ms"] = flops / (peak_tflops * 1e12) * 1e3
+        row["fraction_of_peak"] = row["floor_ms"] / stats["latency_ms_p50"]
+    return row
+
+
+def bench_cpu_case(case: str, runs, repeats: int, num_queries: int, cache_dir: Path) -> list[dict]:
+    model = build_case(case)
+    spec = EngineSpec(model.config, num_queries)
+    inputs = example_inputs(spec, seed=1)
+    flops = count_flops(model, torch.from_numpy(inputs["video"]), torch.from_numpy(inputs["query_points"]))
+    model_dir = save_checkpoint(model, cache_dir / "models" / case.replace("@", "_"))
+    rows, reference = [], None
+    for backend, precision in runs:
+        try:
+            engine = create_engine(model_dir, backend, "cpu", precision, num_queries, cache_dir=cache_dir)
+        except EngineError as e:
+            log.warning("%s: skipping %s %s: %s", case, backend, precision, e)
+            continue
+        out = engine(inputs)
+        if reference is None:
+            reference = out
+        error = max(compare_outputs(out, reference).values())
+        times = time_call(lambda: engine(inputs), warmup=1, repeats=repeats)
+        rows.append(_row(case, model, backend, precision, "cpu", times, flops, error))
+        log.info("%s %s %s: p50 %.1f ms, error %.1e", case, backend, precision, rows[-1]["latency_ms_p50"], error)
+    return rows
+
+
+def _cuda_torch_runner(model: FourDS, video: torch.Tensor, query_points: torch.Tensor, precision: str,
+                       cuda_graphs: bool):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    dtype = TORCH_DTYPES[precision]
+    model.check_inputs = False  # validated before capture; the range check would sync the host
+    # Flash attention needs half types; fp32 gets the memory-efficient kernel.
+    kernels = [SDPBackend.FLASH_ATTENTION] if dtype != torch.float32 else [SDPBackend.EFFICIENT_ATTENTION]
+
+    def forward():
+        # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture.
+        with sdpa_kernel(kernels), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32,
+                                                  cache_enabled=False):
+            return model(video, query_points)
+
+    if not cuda_graphs:
+        def call():
+            out = forward()
+            torch.cuda.synchronize()
+            return out
+        return call
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # warm up on a side stream before capture, as torch.cuda.graphs asks
+            forward()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = forward()
+
+    def replay():
+        graph.replay()
+        torch.cuda.synchronize()
+        return static_out
+    return replay
+
+
+def bench_cuda_case(case: str, repeats: int, num_queries: int, cache_dir: Path, peak_tflops: float,
+                    cuda_graphs: bool) -> list[dict]:
+    model = build_case(case)
+    spec = EngineSpec(model.config, num_queries)
+    inputs = example_inputs(spec, seed=1)
+    flops = count_flops(model, torch.from_numpy(inputs["video"]), torch.from_numpy(inputs["query_points"]))
+    model_dir = save_checkpoint(model, cache_dir / "models" / case.replace("@", "_"))
+    model = model.cuda()
+    video = torch.from_numpy(inputs["video"]).cuda()
+    queries = torch.from_numpy(inputs["query_points"]).cuda()
+    with torch.inference_mode():
+        reference = {k: v.float().cpu().numpy() for k, v in model(video, queries).items()}
+    rows = []
+    for precision in CUDA_TORCH_PRECISIONS:
+        for graphs in (False, True) if cuda_graphs else (False,):
+            with torch.inference_mode():
+                call = _cuda_torch_runner(model, video, queries, precision, graphs)
+                out = {k: v.float().cpu().numpy() for k, v in call().items()}
+                times = time_call(call, warmup=3, repeats=max(repeats, 20), min_seconds=1.0)
+            error = max(compare_outputs(out, reference).values())
+            variant = "flash SDPA" + (" + CUDA graph" if graphs else "")
+            rows.append(_row(case, model, "torch", precision, "cuda", times, flops, error, variant, peak_tflops))
+    model.cpu()
+    torch.cuda.empty_cache()
+    for backend, precision in (("tensorrt", "fp16"), ("onnxruntime", "fp32")):
+        try:
+            engine = create_engine(model_dir, backend, "cuda", precision, num_queries, cache_dir=cache_dir)
+        except EngineError as e:
+            log.warning("%s: skipping %s %s: %s", case, backend, precision, e)
+            continue
+        error = max(compare_outputs(engine(inputs), reference).values())
+        # Host-to-device copies included: this is what the node pays per clip.
+        times = time_call(lambda: engine(inputs), warmup=3, repeats=max(repeats, 20), min_seconds=1.0)
+        rows.append(_row(case, model, backend, precision, "cuda", times, flops, error,
+                         "(host I/O incl.)", peak_tflops))
+    return rows
+
+
+COLUMNS = [
+    ("size", "size", ""), ("clip", "clip", ""), ("backend", "backend", ""), ("precision", "prec", ""),
+    ("gflops_per_clip", "GFLOP/clip", ".1f"), ("latency_ms_p50", "p50 ms", ".2f"),
+    ("latency_ms_p95", "p95 ms", ".2f"), ("clips_per_s", "clips/s", ".2f"),
+    ("achieved_gflops", "GFLOP/s", ".1f"), ("max_rel_l2_vs_torch_fp32", "rel. L2 vs torch fp32", ".1e"),
+]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fourds-ros bench engines", description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--cases", nargs="+", default=None, help="SIZE@TxHxW (default per device)")
+    parser.add_argument("--backends", nargs="+", default=None, help="CPU runs as BACKEND:PRECISION")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--num-queries", type=int, default=64)
+    parser.add_argument("--peak-tflops", type=float, default=790.0,
+                        help="dense bf16 peak for the FLOP floor (H100 ~790)")
+    parser.add_argument("--no-cuda-graphs", action="store_true")
+    parser.add_argument("--cache-dir", default=None, help="engine cache (default: a temporary directory)")
+    parser.add_argument("--json-dir", default=None)
+    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("fourds-ros bench engines: --device cuda but torch.cuda.is_available() is False")
+        return 1
+    runs = [tuple(b.split(":")) for b in args.backends] if args.backends else CPU_RUNS
+    with tempfile.TemporaryDirectory(prefix="fourds-bench-") as tmp:
+        cache_dir = Path(args.cache_dir) if args.cache_dir else Path(tmp)
+        rows = []
+        for case in args.cases or (CUDA_CASES if args.device == "cuda" else CPU_CASES):
+            if args.device == "cuda":
+                rows += bench_cuda_case(case, args.repeats, args.num_queries, cache_dir,
+                                        args.peak_tflops, not args.no_cuda_graphs)
+            else:
+                rows += bench_cpu_case(case, runs, args.repeats, args.num_queries, cache_dir)
+
+    columns = list(COLUMNS)
+    if args.device == "cuda":
+        columns += [("floor_ms", f"floor ms @{args.peak_tflops:.0f} TF", ".3f"),
+                    ("fraction_of_peak", "of peak", ".0%")]
+    notes = [
+        "",
+        f"Whole model (encoder + depth, tracks ({args.num_queries} queries), pose heads), random weights, "
+        "one clip per call, inputs and outputs as host numpy arrays except where noted. FLOPs by "
+        "torch's FlopCounterMode (2 per multiply-add). Error: max over the named outputs of "
+        "||out - ref|| / ||ref|| against torch fp32 eager.",
+        "onnxruntime fp16 is the fp16-encoder graph that TensorRT's strongly typed build uses "
+        "(heads stay fp32); on the CPU its latency is not meaningful, its error is.",
+    ]
+    if args.device == "cpu":
+        notes.append("GPU numbers (torch fp32/bf16/fp16 with flash SDPA and CUDA graphs, TensorRT) are "
+                     "pending a GPU session: `fourds-ros bench engines --device cuda`.")
+    name = "engines" if args.device == "cpu" else "engines-cuda"
+    title = "Inference engines: latency, throughput, error" + (" (CUDA)" if args.device == "cuda" else " (CPU)")
+    table = markdown_table(rows, columns) + "\n" + "\n".join(notes)
+    kwargs = {}
+    if args.json_dir is not None:
+        kwargs["json_dir"] = args.json_dir
+    if args.markdown is not None:
+        kwargs["markdown"] = args.markdown or None
+    write_results(name, {"device": args.device, "rows": rows}, table, title, **kwargs)
+    return 0

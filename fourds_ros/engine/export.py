@@ -1,0 +1,239 @@
+"""ONNX export of the whole FourDS model (encoder + enabled heads) as one fixed-shape graph.
+
+Graph I/O is the engine contract of base.py, always float32:
+  video: (1, T, H, W, 3) in [0, 1]; query_points: (1, Q, 3) (t, y, x), only with the tracks head
+  -> the named outputs of fourds_ros.model.OUTPUTS for the enabled heads.
+
+Precisions:
+  fp32: everything float32 (ONNX Runtime matches torch to relative L2 <= 1e-5).
+  fp16: for TensorRT's strongly typed mode, where the graph's types are the precision. The encoder
+    (nearly all FLOPs) runs in float16; the readout heads stay float32 because the tracks head's
+    Fourier embedding multiplies by up to 2^15 * pi, which overflows float16 (65504).
+
+We use the TorchScript-based exporter (dynamo=False): the dynamo exporter needs onnxscript, and
+the traced graph has no data-dependent control flow (FourDS skips its input checks while tracing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..model import FourDS
+from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec
+from .engine_cache import atomic_path, checkpoint_key, ensure_writable_dir, onnx_files
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+EXPORT_PRECISIONS = ("fp32", "fp16")
+# Protobuf caps a single file at 2 GiB; above this many bytes of weights, store them beside it.
+EXTERNAL_DATA_THRESHOLD = 1 << 30
+ONNX_FILE = "model.onnx"
+
+
+class _NamedOutputs(nn.Module):
+    """FourDS with a tuple of float32 outputs in EngineSpec.output_names order (ONNX needs a
+    flat output list)."""
+
+    def __init__(self, model: FourDS, output_names: list[str]):
+        super().__init__()
+        self.model = model
+        self.output_names = output_names
+
+    def forward(self, video: Tensor, query_points: Tensor | None = None) -> tuple[Tensor, ...]:
+        out = self.model(video, query_points)
+        return tuple(out[name].float() for name in self.output_names)
+
+
+def _half_encoder(model: FourDS) -> FourDS:
+    """A copy of `model` whose encoder computes in float16 and hands float32 states to the heads."""
+    model = copy.deepcopy(model)
+    model.encoder.half()
+
+    def cast_input(_module, args, kwargs):
+        return (args[0].half(), *args[1:]), kwargs
+
+    def cast_output(_module, _args, output):
+        return dataclasses.replace(
+            output,
+            states=[s.float() for s in output.states],
+            output=None if output.output is None else output.output.float(),
+        )
+
+    model.encoder.register_forward_pre_hook(cast_input, with_kwargs=True)
+    model.encoder.register_forward_hook(cast_output)
+    return model
+
+
+def example_inputs(spec: EngineSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Valid float32 inputs for `spec`: a random clip and query points inside it."""
+    rng = np.random.default_rng(seed)
+    inputs = {"video": rng.random(spec.input_shapes["video"], dtype=np.float32)}
+    if "query_points" in spec.input_shapes:
+        t, h, w = spec.config.num_frames, *spec.config.image_size
+        scale = np.array([t - 1, h - 1, w - 1], np.float32)
+        inputs["query_points"] = rng.random(spec.input_shapes["query_points"], dtype=np.float32) * scale
+    return inputs
+
+
+def export_onnx(
+    model: FourDS,
+    out: str | Path,
+    num_queries: int = DEFAULT_NUM_QUERIES,
+    precision: str = "fp32",
+    external_data: bool | None = None,
+    opset: int = OPSET,
+) -> Path:
+    """Export `model` to `out` (and `out`.data when external_data), validated by the ONNX checker
+    before it is moved into place. external_data None: only when weights exceed 1 GiB."""
+    import onnx
+
+    if precision not in EXPORT_PRECISIONS:
+        raise EngineError(f"ONNX export precision must be one of {EXPORT_PRECISIONS}, got {precision!r}")
+    if opset < 17:
+        raise EngineError(f"opset must be >= 17 (LayerNormalization), got {opset}")
+    out = Path(out)
+    spec = EngineSpec(model.config, num_queries)
+    model = model.eval()
+    device = next(model.parameters()).device
+    if precision == "fp16":
+        model = _half_encoder(model)
+    wrapper = _NamedOutputs(model, spec.output_names).eval()
+    inputs = {k: torch.from_numpy(v).to(device) for k, v in example_inputs(spec).items()}
+    if external_data is None:
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        external_data = weight_bytes > EXTERNAL_DATA_THRESHOLD
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        traced = Path(tmp) / "traced" / out.name
+        traced.parent.mkdir()
+        with warnings.catch_warnings(), torch.no_grad():
+            # The legacy-exporter deprecation notice and tracer warnings about the shape-constant
+            # position-embedding branch are expected: shapes are fixed by design.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                wrapper, tuple(inputs[n] for n in spec.input_names), str(traced),
+                input_names=spec.input_names, output_names=spec.output_names,
+                opset_version=opset, dynamo=False, do_constant_folding=True,
+            )
+        graph = onnx.load(str(traced))  # also pulls in any external data the exporter wrote
+        graph.doc_string = f"fourds_ros {model.config.size} {precision} clip {spec.input_shapes['video']}"
+        staged = Path(tmp) / out.name
+        data_name = out.name + ".data"
+        if external_data:
+            onnx.save_model(graph, str(staged), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
+        else:
+            onnx.save_model(graph, str(staged))
+        try:
+            onnx.checker.check_model(str(staged))
+        except onnx.checker.ValidationError as e:
+            raise EngineError(f"exported ONNX graph fails the ONNX checker: {e}") from e
+        # Data first, graph last: a reader that sees the new graph also sees its data.
+        stale_data = out.with_name(data_name)
+        if (Path(tmp) / data_name).exists():
+            os.replace(Path(tmp) / data_name, stale_data)
+        elif stale_data.exists():
+            stale_data.unlink()
+        os.replace(staged, out)
+    return out
+
+
+def relative_l2(a: np.ndarray, b: np.ndarray) -> float:
+    """||a - b|| / ||b||, with the denominator floored so all-zero references stay finite."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def compare_outputs(out: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, float]:
+    """Relative L2 error of each named output against the reference."""
+    return {name: relative_l2(out[name], reference[name]) for name in reference}
+
+
+def torch_reference(model: FourDS, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    with torch.inference_mode():
+        out = model(torch.from_numpy(inputs["video"]),
+                    torch.from_numpy(inputs["query_points"]) if "query_points" in inputs else None)
+    return {k: v.float().numpy() for k, v in out.items()}
+
+
+def onnxruntime_outputs(onnx_path: str | Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, inputs)))
+
+
+def cached_onnx(
+    model_dir: str | Path,
+    cache_dir: str | Path,
+    precision: str = "fp32",
+    num_queries: int = DEFAULT_NUM_QUERIES,
+    model: FourDS | None = None,
+    force: bool = False,
+    logger: logging.Logger | None = None,
+) -> Path:
+    """The exported graph of the checkpoint in model_dir, from the cache or exported into it.
+
+    Raises CacheDirError when cache_dir cannot be created or written.
+    """
+    from ..model import load_checkpoint
+
+    logger = logger or log
+    key = checkpoint_key(model_dir, precision, num_queries)
+    path = ensure_writable_dir(Path(cache_dir) / "onnx" / key) / ONNX_FILE
+    if path.exists() and not force:
+        return path
+    model = model if model is not None else load_checkpoint(model_dir)
+    logger.info("exporting %s to ONNX (%s) at %s", model_dir, precision, path)
+    return export_onnx(model, path, num_queries=num_queries, precision=precision)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fourds-ros export-onnx", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="checkpoint directory (config.json + model.safetensors)")
+    parser.add_argument("--out", required=True, help="ONNX file to write")
+    parser.add_argument("--precision", choices=EXPORT_PRECISIONS, default="fp32")
+    parser.add_argument("--num-queries", type=int, default=DEFAULT_NUM_QUERIES)
+    parser.add_argument("--opset", type=int, default=OPSET)
+    parser.add_argument("--external-data", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")
+    args = parser.parse_args(argv)
+
+    from ..model import CheckpointError, load_checkpoint
+
+    try:
+        model = load_checkpoint(args.model)
+        external = {"auto": None, "always": True, "never": False}[args.external_data]
+        out = export_onnx(model, args.out, args.num_queries, args.precision, external, args.opset)
+    except (CheckpointError, EngineError, OSError) as e:
+        print(f"fourds-ros export-onnx: {e}", file=sys.stderr)
+        return 1
+    files = ", ".join(f"{p} ({p.stat().st_size / 1e6:.1f} MB)" for p in onnx_files(out))
+    print(f"wrote {files}; ONNX checker passed")
+    if not args.no_verify:
+        inputs = example_inputs(EngineSpec(model.config, args.num_queries))
+        errors = compare_outputs(onnxruntime_outputs(out, inputs), torch_reference(model, inputs))
+        for name, err in errors.items():
+            print(f"  {name}: relative L2 vs torch fp32 = {err:.2e}")
+        limit = 1e-5 if args.precision == "fp32" else None
+        if limit is not None and max(errors.values()) > limit:
+            print(f"fourds-ros export-onnx: ONNX Runtime differs from torch by more than {limit}", file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,109 @@
+"""ONNX Runtime backend and backend selection through create_engine (real ORT, real exports)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+
+from fourds_ros.engine import EngineError, EngineInputError, create_engine
+from fourds_ros.engine.export import compare_outputs, example_inputs
+
+Q = 8
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("engine_cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir):
+    torch_engine = create_engine(tiny_model_dir, "torch", num_queries=Q)
+    inputs = example_inputs(torch_engine.spec, seed=7)
+    return inputs, torch_engine(inputs)
+
+
+def test_onnxruntime_engine_matches_torch_and_reuses_the_cached_graph(tiny_model_dir, cache_dir, reference, caplog):
+    inputs, expected = reference
+    engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache_dir)
+    assert engine.backend == "onnxruntime" and "CPU" in engine.describe()
+    out = engine(inputs)
+    assert set(out) == set(expected) and all(v.dtype == np.float32 for v in out.values())
+    assert max(compare_outputs(out, expected).values()) <= 1e-5
+    graph = engine.onnx_path
+    mtime = graph.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO):
+        again = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache_dir)
+    assert again.onnx_path == graph and graph.stat().st_mtime_ns == mtime
+    assert "exporting" not in caplog.text
+    forced = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache_dir,
+                           force_engine_update=True)
+    assert forced.onnx_path == graph and graph.stat().st_mtime_ns != mtime
+
+
+def test_corrupt_cached_graph_is_exported_again_with_a_warning(tiny_model_dir, tmp_path, reference, caplog):
+    inputs, expected = reference
+    graph = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path).onnx_path
+    graph.write_bytes(b"\x00garbage, not protobuf")
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path)
+    assert "exporting it again" in caplog.text
+    assert max(compare_outputs(engine(inputs), expected).values()) <= 1e-5
+
+
+def test_int8_dynamic_quantisation_runs_with_a_measured_error(tiny_model_dir, cache_dir, reference):
+    inputs, expected = reference
+    engine = create_engine(tiny_model_dir, "onnxruntime", precision="int8", num_queries=Q, cache_dir=cache_dir)
+    assert engine.onnx_path.name == "model.int8.onnx"
+    errors = compare_outputs(engine(inputs), expected)
+    print("int8 relative L2 vs torch fp32:", {k: f"{v:.1e}" for k, v in errors.items()})
+    assert 0 < max(errors.values()) < 0.2, errors
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_bad_inputs_get_a_clear_error(tiny_model_dir, cache_dir, reference, backend):
+    inputs, _ = reference
+    engine = create_engine(tiny_model_dir, backend, num_queries=Q, cache_dir=cache_dir)
+    with pytest.raises(EngineInputError, match="shape"):
+        engine({**inputs, "video": inputs["video"][:, :2]})
+    with pytest.raises(EngineInputError, match="float32"):
+        engine({**inputs, "video": inputs["video"].astype(np.float64)})
+    with pytest.raises(EngineInputError, match="query_points"):
+        engine({"video": inputs["video"]})
+    with pytest.raises(EngineInputError, match="float32"):
+        engine({**inputs, "query_points": inputs["query_points"].tolist()})
+
+
+def test_auto_without_tensorrt_logs_why_and_picks_onnxruntime(tiny_model_dir, cache_dir, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` raise ImportError
+    with caplog.at_level(logging.INFO):
+        engine = create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=cache_dir)
+    assert engine.backend == "onnxruntime"
+    assert "TensorRT is not importable" in caplog.text and "chose onnxruntime" in caplog.text
+    with pytest.raises(EngineError, match="TensorRT is not importable"):
+        create_engine(tiny_model_dir, "tensorrt", device="cuda", num_queries=Q, cache_dir=cache_dir)
+
+
+def test_unwritable_cache_is_an_error_or_a_fallback_with_a_warning(tiny_model_dir, tmp_path, caplog):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(EngineError, match="cache directory"):
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=blocker / "cache")
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=blocker / "cache")
+    assert engine.backend == "torch"
+    assert "skipping onnxruntime" in caplog.text and "cache directory" in caplog.text
+
+
+def test_unsupported_choices_are_rejected_by_name(tiny_model_dir, tmp_path):
+    with pytest.raises(EngineError, match="backend must be one of"):
+        create_engine(tiny_model_dir, "openvino")
+    with pytest.raises(EngineError, match="onnxruntime precision"):
+        create_engine(tiny_model_dir, "onnxruntime", precision="bf16", cache_dir=tmp_path)
+    with pytest.raises(EngineError, match="CUDAExecutionProvider"):
+        create_engine(tiny_model_dir, "onnxruntime", device="cuda", cache_dir=tmp_path)
+    # auto with bf16 on a CPU host: ONNX Runtime cannot, torch can.
+    assert create_engine(tiny_model_dir, "auto", precision="bf16", cache_dir=tmp_path).backend == "torch"

@@ -1,0 +1,115 @@
+"""TensorRT backend against a TEST DOUBLE (test/fake_tensorrt.py): TensorRT cannot be installed
+here. What runs for real: the ONNX export, the cache keys and files, atomic writes, the rebuild
+decisions, the buffer binding by name (the double runs the graph in real ONNX Runtime on the
+bound memory) and the fallback when the import fails."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from fourds_ros.engine import EngineError, EngineInputError, EngineSpec, create_engine
+from fourds_ros.engine.export import compare_outputs, example_inputs
+from fourds_ros.engine.tensorrt_backend import create_tensorrt_engine, main
+from fourds_ros.model.checkpoint import load_config
+
+from .fake_tensorrt import FakeTensorRT
+
+Q = 8
+GPU = ("Fake Orin", (8, 7))
+
+
+@pytest.fixture
+def spec(tiny_model_dir):
+    return EngineSpec(load_config(tiny_model_dir), Q)
+
+
+def _engine(model_dir, spec, cache_dir, trt, **kw):
+    # device "cpu": the double's "GPU memory" is host memory, so torch buffers live on the CPU.
+    return create_tensorrt_engine(model_dir, spec, cache_dir, device="cpu", tensorrt=trt, gpu=GPU, **kw)
+
+
+def test_build_follows_the_strongly_typed_call_sequence_and_runs_by_name(tiny_model_dir, spec, tmp_path):
+    trt = FakeTensorRT("10.3.0")
+    engine = _engine(tiny_model_dir, spec, tmp_path, trt, precision="fp16")
+    calls = trt.calls
+    order = ["Builder", "create_network(2)", "OnnxParser", "parse_from_file",
+             "create_builder_config", "set_memory_pool_limit(WORKSPACE)", "create_timing_cache(0 bytes)",
+             "set_timing_cache", "build_serialized_network", "deserialize_cuda_engine",
+             "create_execution_context"]
+    positions = [calls.index(c) for c in order]
+    assert positions == sorted(positions), calls
+    assert "BuilderFlag" not in " ".join(calls)
+    bound = {c[len("set_tensor_address("):-1] for c in calls if c.startswith("set_tensor_address")}
+    assert bound == set(spec.input_names) | set(spec.output_names)
+    assert engine.rebuilt and engine.engine_path.exists() and engine.timing_cache_path.exists()
+    # Output values come back through the bound buffers; compare with torch.
+    torch_engine = create_engine(tiny_model_dir, "torch", num_queries=Q)
+    inputs = example_inputs(spec, seed=11)
+    errors = compare_outputs(engine(inputs), torch_engine(inputs))
+    assert max(errors.values()) < 1e-2, errors  # fp16 encoder
+    assert trt.calls[-1] == "execute_async_v3"
+    with pytest.raises(EngineInputError, match="shape"):
+        engine({**inputs, "video": inputs["video"][0]})
+
+
+def test_cached_engine_loads_without_a_build_and_timing_cache_is_reused(tiny_model_dir, spec, tmp_path):
+    first = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="fp32")
+    trt = FakeTensorRT()
+    second = _engine(tiny_model_dir, spec, tmp_path, trt, precision="fp32")
+    assert second.engine_path == first.engine_path and not second.rebuilt
+    assert "build_serialized_network" not in trt.calls
+    forced = FakeTensorRT()
+    engine = _engine(tiny_model_dir, spec, tmp_path, forced, precision="fp32", force_engine_update=True)
+    assert engine.rebuilt and "build_serialized_network" in forced.calls
+    assert any(c.startswith("create_timing_cache(") and c != "create_timing_cache(0 bytes)" for c in forced.calls)
+    assert first.timing_cache_path.read_bytes() == b"FAKECACHE2"
+
+
+def test_corrupt_or_mismatched_engine_is_rebuilt_with_a_warning(tiny_model_dir, spec, tmp_path, caplog):
+    path = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT("10.3.0")).engine_path
+    # An engine from another TensorRT build sits under this key (e.g. copied into an image).
+    alien = path.read_bytes().replace(b'"version": "10.3.0"', b'"version": "10.7.0"')
+    for content, log_line in ((alien, "version tag does not match"), (b"\x00\x01truncated", "magicTag")):
+        path.write_bytes(content)
+        trt = FakeTensorRT("10.3.0")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            engine = _engine(tiny_model_dir, spec, tmp_path, trt)
+        assert any(log_line in line for line in trt.log)
+        assert "rebuilding" in caplog.text and "version tag does not match" in caplog.text
+        assert engine.rebuilt and engine.engine_path == path
+        assert path.read_bytes().startswith(b"FAKETRT1") and b'"10.3.0"' in path.read_bytes()
+
+
+def test_key_separates_tensorrt_versions_and_precisions(tiny_model_dir, spec, tmp_path):
+    paths = {_engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(v), precision=p).engine_path
+             for v in ("10.3.0", "11.0.0") for p in ("fp32", "fp16")}
+    assert len(paths) == 4
+
+
+def test_unwritable_cache_and_unsupported_precision_are_clear_errors(tiny_model_dir, spec, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(EngineError, match="cache directory"):
+        _engine(tiny_model_dir, spec, blocker / "cache", FakeTensorRT())
+    with pytest.raises(EngineError, match="tensorrt precision"):
+        _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="int8")
+
+
+def test_build_engine_cli_without_tensorrt_says_why(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    assert main(["--model", str(tiny_model_dir), "--cache-dir", str(tmp_path)]) == 1
+    assert "TensorRT is not importable" in capsys.readouterr().err
+
+
+def test_build_engine_cli_with_the_double_reports_no_gpu(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT())
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the no-GPU message cannot be checked")
+    assert main(["--model", str(tiny_model_dir), "--cache-dir", str(tmp_path)]) == 1
+    assert "CUDA GPU" in capsys.readouterr().err
