@@ -1,0 +1,154 @@
+"""training.data: synthetic generator consistency, geometric tracks, RGB-D / TUM / video readers."""
+
+from __future__ import annotations
+
+import av
+import cv2
+import numpy as np
+import pytest
+import transforms3d
+
+from training.data import (
+    DatasetFormatError, RGBDClips, SceneConfig, SceneGenerator, VideoClips, geometric_tracks,
+    project, read_7scenes, read_hololens, read_sequence, read_tum,
+)
+
+from .conftest import SHARED_DATA, require
+
+CFG = SceneConfig(num_frames=6, image_size=(48, 64), num_tracks=96)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return SceneGenerator(CFG).generate(3)
+
+
+def test_generator_is_deterministic_and_seed_dependent(clip):
+    again = SceneGenerator(CFG).generate(3)
+    other = SceneGenerator(CFG).generate(4)
+    for name in ("rgb", "depth", "camera_to_world", "tracks_xy", "tracks_visible"):
+        np.testing.assert_array_equal(getattr(clip, name), getattr(again, name))
+    assert not np.array_equal(clip.rgb, other.rgb)
+    assert clip.rgb.shape == (6, 48, 64, 3) and clip.depth.shape == (6, 48, 64)
+    assert (clip.depth > 0).all()  # closed room: every ray hits
+    # The camera and at least one object move.
+    assert np.linalg.norm(clip.camera_to_world[-1, :3, 3] - clip.camera_to_world[0, :3, 3]) > 0.1
+    assert len(np.unique(clip.object_ids)) >= 3
+
+
+def test_generator_tracks_reproject_with_zero_error(clip):
+    t = clip.depth.shape[0]
+    world_to_cam = np.linalg.inv(clip.camera_to_world)
+    for i in range(t):
+        cam = clip.tracks_world[:, i] @ world_to_cam[i, :3, :3].T + world_to_cam[i, :3, 3]
+        uv, z = project(cam, clip.intrinsics)
+        vis = clip.tracks_visible[:, i]
+        np.testing.assert_allclose(uv[vis], clip.tracks_xy[vis, i], atol=1e-3)
+        # Visible points lie on the rendered surface: depth at the nearest pixel agrees.
+        px, py = np.round(uv[vis]).astype(int).T
+        rel = np.abs(clip.depth[i, py, px] - z[vis]) / z[vis]
+        assert np.median(rel) < 0.01 and np.mean(rel < 0.05) > 0.9
+    q = clip.query_points
+    qt = q[:, 0].astype(int)
+    assert clip.tracks_visible[np.arange(len(q)), qt].all()
+    np.testing.assert_allclose(clip.tracks_xy[np.arange(len(q)), qt], q[:, [2, 1]], atol=1e-4)
+    assert 0.2 < clip.tracks_visible.mean() < 1.0 or clip.tracks_visible.all()
+
+
+def test_geometric_tracks_match_generator_on_static_points(clip):
+    static = clip.tracks_static
+    assert static.sum() >= 10
+    xy, visible, valid = geometric_tracks(clip.depth, clip.intrinsics, clip.camera_to_world, clip.query_points[static])
+    assert valid.all()
+    both = visible & clip.tracks_visible[static]
+    assert both.sum() > 0.5 * clip.tracks_visible[static].sum()
+    # Depth, intrinsics and poses agree: the geometric tracks land where the generator put them.
+    np.testing.assert_allclose(xy[both], clip.tracks_xy[static][both], atol=1e-2)
+    agree = (visible == clip.tracks_visible[static]).mean()
+    assert agree > 0.9
+
+
+def test_geometric_tracks_reject_bad_input(clip):
+    with pytest.raises(ValueError, match="query frame"):
+        geometric_tracks(clip.depth, clip.intrinsics, clip.camera_to_world, np.array([[99, 0, 0]]))
+    depth = clip.depth.copy()
+    depth[0] = 0  # invalid depth at the query -> invalid, never visible
+    _, visible, valid = geometric_tracks(depth, clip.intrinsics, clip.camera_to_world, np.array([[0, 5, 5]]))
+    assert not valid[0] and not visible.any()
+
+
+def test_real_7scenes_and_hololens_readers():
+    seven = read_7scenes(require(SHARED_DATA / "7scenes_redkitchen_f000-299"))
+    holo = read_hololens(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
+    assert len(seven) == 300 and len(holo) == 30
+    assert not seven.depth_registered and holo.depth_registered
+    for seq in (seven, holo):
+        assert seq.camera_to_world.shape == (len(seq), 4, 4)
+        r = seq.camera_to_world[:, :3, :3]
+        np.testing.assert_allclose(r @ r.transpose(0, 2, 1), np.broadcast_to(np.eye(3), r.shape), atol=1e-3)
+        d = seq.depth(0)
+        assert d.dtype == np.float32 and 0.3 < np.median(d[d > 0]) < 6.0  # millimetres -> metres
+        assert seq.rgb(0).shape[:2] == d.shape
+    assert read_sequence(SHARED_DATA / "hololens_dvmvs_000_f00305-00334").name == holo.name
+    sample = RGBDClips(holo, num_frames=4, image_size=(64, 96), num_tracks=32)[0]
+    assert sample["video"].shape == (4, 64, 96, 3) and sample["tracks_xy"].shape == (32, 4, 2)
+    # Each query is visible in its own frame, at its own pixel.
+    qt = sample["query_points"][:, 0].long()
+    idx = np.arange(32)
+    assert sample["tracks_visible"][idx, qt].all()
+    np.testing.assert_allclose(sample["tracks_xy"][idx, qt], sample["query_points"][:, [2, 1]], atol=1e-3)
+
+
+def test_reader_errors_are_clear(tmp_path):
+    with pytest.raises(DatasetFormatError, match="not a 7-Scenes"):
+        read_7scenes(tmp_path)
+    with pytest.raises(DatasetFormatError, match="not a TUM"):
+        read_tum(tmp_path)
+    with pytest.raises(DatasetFormatError):
+        read_sequence(tmp_path)
+
+
+def test_tum_reader_round_trip(tmp_path, clip):
+    """Write a generator clip in TUM format (PNG depth x5000, quaternion poses) and read it back."""
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "depth").mkdir()
+    rgb_lines, depth_lines, gt_lines = ["# rgb"], ["# depth"], ["# gt"]
+    for i in range(len(clip.rgb)):
+        t = 1000.0 + i / 30
+        cv2.imwrite(str(tmp_path / f"rgb/{i}.png"), clip.rgb[i][..., ::-1])
+        cv2.imwrite(str(tmp_path / f"depth/{i}.png"), np.round(clip.depth[i] * 5000).astype(np.uint16))
+        rgb_lines.append(f"{t:.6f} rgb/{i}.png")
+        depth_lines.append(f"{t + 0.004:.6f} depth/{i}.png")
+        w, x, y, z = transforms3d.quaternions.mat2quat(clip.camera_to_world[i, :3, :3])
+        tx, ty, tz = clip.camera_to_world[i, :3, 3]
+        gt_lines.append(f"{t - 0.003:.6f} {tx} {ty} {tz} {x} {y} {z} {w}")
+    for name, lines in (("rgb.txt", rgb_lines), ("depth.txt", depth_lines), ("groundtruth.txt", gt_lines)):
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    seq = read_sequence(tmp_path, kind=None)
+    assert len(seq) == len(clip.rgb)
+    np.testing.assert_allclose(seq.camera_to_world, clip.camera_to_world, atol=1e-6)
+    np.testing.assert_allclose(seq.depth(2), clip.depth[2], atol=2e-4)
+    np.testing.assert_array_equal(seq.rgb(1), clip.rgb[1])
+
+
+def test_video_clips_from_mp4_and_image_folder(tmp_path, clip):
+    frames = np.concatenate([clip.rgb, clip.rgb[::-1]])  # 12 frames
+    with av.open(str(tmp_path / "a.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    (tmp_path / "seq").mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"seq/{i:04d}.png"), f[..., ::-1])
+    clips = VideoClips(tmp_path, num_frames=4, image_size=(32, 32), stride=2, seed=1)
+    assert len(clips) == 2
+    for i in range(4):
+        c = clips.clip(i)
+        assert c.shape == (4, 32, 32, 3) and c.dtype == np.float32 and 0 <= c.min() and c.max() <= 1
+        np.testing.assert_array_equal(c, clips.clip(i))  # deterministic per index
+    with pytest.raises(ValueError, match="no video"):
+        VideoClips(tmp_path / "seq", num_frames=20, image_size=(32, 32), stride=2)

@@ -1,0 +1,144 @@
+"""torch Datasets indexed by a global sample index; item i is a pure function of (seed, i).
+
+That property is what makes distributed runs equal single-process runs at the same global batch,
+and resumed runs equal uninterrupted ones: no data-loader state has to be saved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fourds_ros.model import make_mask
+
+from .rgbd import RGBDSequence, read_sequence, resize_frames
+from .synthetic import SceneConfig, SceneGenerator, relative_poses
+from .tracks import geometric_tracks
+from .video import VideoClips
+
+
+def _scene_config(model_cfg, data_cfg: dict) -> SceneConfig:
+    extra = {k: v for k, v in (data_cfg.get("scene") or {}).items()}
+    return SceneConfig(num_frames=model_cfg.num_frames, image_size=tuple(model_cfg.image_size), **extra)
+
+
+class PretrainClips(Dataset):
+    """Unlabelled clips plus their MAE token mask.
+
+    data_cfg: {"source": "synthetic"|"video", "root": folder (video), "num_scenes": N (synthetic:
+    cycle through N scenes; 0 = a new scene per sample), "stride", "crop_scale"}.
+    Items: video (T, H, W, 3) float32 in [0, 1]; ids_keep (K,), ids_restore (N,), masked (N,) bool.
+    """
+
+    def __init__(self, model_cfg, data_cfg: dict, mask_kind: str, mask_ratio: float, seed: int,
+                 length: int = 1 << 40):
+        self.model_cfg, self.mask_kind, self.mask_ratio = model_cfg, mask_kind, mask_ratio
+        self.seed, self.length = seed, length
+        self.source = data_cfg.get("source", "synthetic")
+        self.num_scenes = int(data_cfg.get("num_scenes", 0))
+        self._cache: dict[int, np.ndarray] = {}
+        if self.source == "synthetic":
+            self.generator = SceneGenerator(_scene_config(model_cfg, data_cfg))
+        elif self.source == "video":
+            self.clips = VideoClips(
+                data_cfg["root"], model_cfg.num_frames, model_cfg.image_size,
+                stride=int(data_cfg.get("stride", 2)),
+                crop_scale=tuple(data_cfg.get("crop_scale", (0.5, 1.0))), seed=seed,
+            )
+        else:
+            raise ValueError(f"unknown pre-training data source {self.source!r} (synthetic, video)")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        scene = index % self.num_scenes if self.num_scenes else index
+        if self.source == "synthetic" and scene in self._cache:
+            video = self._cache[scene]
+        elif self.source == "synthetic":
+            video = self.generator.generate(self.seed * 1_000_003 + scene).rgb.astype(np.float32) / 255
+            if 0 < self.num_scenes <= 256:  # a small fixed scene set is rendered once
+                self._cache[scene] = video
+        else:
+            video = self.clips.clip(scene)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        mask = make_mask(self.mask_kind, 1, self.model_cfg.token_grid, self.mask_ratio, generator=gen)
+        return {
+            "video": torch.from_numpy(np.ascontiguousarray(video)),
+            "ids_keep": mask.ids_keep[0],
+            "ids_restore": mask.ids_restore[0],
+            "masked": mask.masked[0],
+        }
+
+
+def _labels(video_u8, depth, k, c2w, query_points, tracks_xy, visible) -> dict:
+    rotation, translation = relative_poses(c2w)
+    f = torch.from_numpy
+    return {
+        "video": f(np.ascontiguousarray(video_u8)).float() / 255,
+        "depth": f(np.nan_to_num(depth).astype(np.float32)),
+        "query_points": f(query_points.astype(np.float32)),
+        "tracks_xy": f(np.nan_to_num(tracks_xy).astype(np.float32)),
+        "tracks_visible": f(visible.astype(np.float32)),
+        "pose_rotation": f(rotation.astype(np.float32)),
+        "pose_translation": f(translation.astype(np.float32)),
+        "intrinsics": f(k.astype(np.float32)),
+    }
+
+
+class SyntheticLabelledClips(Dataset):
+    """Labelled synthetic clips for all three heads: `length` scenes starting at seed `offset`
+    (the train and held-aside splits use disjoint offsets). Items (T frames, Q tracks):
+    video (T, H, W, 3) in [0, 1]; depth (T, H, W) m (0 = invalid); query_points (Q, 3) (t, y, x);
+    tracks_xy (Q, T, 2); tracks_visible (Q, T) {0, 1}; pose_rotation (T, 3, 3) and
+    pose_translation (T, 3) of T_first_from_t; intrinsics (3, 3)."""
+
+    def __init__(self, model_cfg, scene: dict | None, length: int, offset: int):
+        cfg = _scene_config(model_cfg, {"scene": scene})
+        self.generator, self.length, self.offset = SceneGenerator(cfg), length, offset
+        self.cache: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        if index not in self.cache:  # small sets are revisited every epoch; render once
+            c = self.generator.generate(self.offset + index)
+            self.cache[index] = _labels(c.rgb, c.depth, c.intrinsics, c.camera_to_world,
+                                        c.query_points, c.tracks_xy, c.tracks_visible)
+        return self.cache[index]
+
+
+class RGBDClips(Dataset):
+    """Labelled clips cut from a real static RGB-D sequence (7-Scenes, HoloLens, TUM); tracks are
+    geometric (training.data.tracks). 7-Scenes depth is not registered to RGB, so its labels
+    are approximate on RGB."""
+
+    def __init__(self, sequence: RGBDSequence | str, num_frames: int, image_size, stride: int = 1,
+                 num_tracks: int = 64, seed: int = 0):
+        self.seq = read_sequence(sequence) if isinstance(sequence, str) else sequence
+        self.num_frames, self.image_size, self.stride = num_frames, tuple(image_size), stride
+        self.num_tracks, self.seed = num_tracks, seed
+        span = (num_frames - 1) * stride + 1
+        if len(self.seq) < span:
+            raise ValueError(f"sequence {self.seq.name} has {len(self.seq)} frames, a clip needs {span}")
+        self.starts = list(range(0, len(self.seq) - span + 1, span))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> dict:
+        idx = list(range(self.starts[index], self.starts[index] + self.num_frames * self.stride, self.stride))
+        rgb = np.stack([self.seq.rgb(i) for i in idx])
+        depth = np.stack([self.seq.depth(i) for i in idx])
+        rgb, depth, k = resize_frames(rgb, depth, self.seq.intrinsics, self.image_size)
+        c2w = self.seq.camera_to_world[idx]
+        rng = np.random.default_rng([self.seed, index])
+        t, h, w = depth.shape
+        # Queries only where depth is valid, so every track has a defined 3-D point.
+        cand = np.argwhere(depth > 0)
+        pick = cand[rng.choice(len(cand), size=min(self.num_tracks, len(cand)), replace=False)]
+        query = pick.astype(np.float32)
+        xy, visible, _ = geometric_tracks(depth, k, c2w, query)
+        return _labels(rgb, depth, k, c2w, query, xy, visible)

@@ -1,0 +1,118 @@
+"""Unlabelled video clips for MAE pre-training: folders of mp4 (decoded with PyAV) and folders
+of image sequences. A clip is T frames taken every `stride` frames from a random start, with a
+random crop (area fraction in `crop_scale`, aspect kept) resized to the model input.
+
+Sampling is a pure function of the sample index and seed, so every process of a distributed
+run, and every resumed run, sees exactly the same clips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+class VideoSourceError(ValueError):
+    """No usable video under a path, or a video that cannot be decoded."""
+
+
+def find_sources(root: str | Path) -> list[Path]:
+    """Video files and image-sequence folders (folders holding >= 1 image) under root, sorted."""
+    root = Path(root)
+    if not root.exists():
+        raise VideoSourceError(f"video source {root} does not exist")
+    sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    folders = {p.parent for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    sources += sorted(folders)
+    if not sources:
+        raise VideoSourceError(f"{root}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) or image folders")
+    return sources
+
+
+def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
+    wanted = set(indices)
+    frames = {}
+    try:
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in wanted:
+                    frames[i] = frame.to_ndarray(format="rgb24")
+                if i >= max(indices):
+                    break
+    except av.error.FFmpegError as e:
+        raise VideoSourceError(f"{path}: cannot decode ({e})") from e
+    if len(frames) < len(wanted):
+        raise VideoSourceError(f"{path}: has fewer than {max(indices) + 1} frames")
+    return [frames[i] for i in indices]
+
+
+def count_frames(source: Path) -> int:
+    if source.is_dir():
+        return sum(1 for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            return sum(1 for _ in container.decode(video=0))
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VideoSourceError(f"{source}: cannot open video ({e})") from e
+
+
+def read_frames(source: Path, indices: list[int]) -> np.ndarray:
+    """(len(indices), H, W, 3) uint8 RGB frames."""
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        frames = []
+        for i in indices:
+            image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+            if image is None:
+                raise VideoSourceError(f"cannot read image {files[i]}")
+            frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    else:
+        frames = _decode_mp4(source, indices)
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise VideoSourceError(f"{source}: frames of different sizes {sorted(shapes)}")
+    return np.stack(frames)
+
+
+class VideoClips:
+    """clip(index) -> (T, H, W, 3) float32 in [0, 1] at `image_size`."""
+
+    def __init__(self, root, num_frames: int, image_size: tuple[int, int], stride: int = 2,
+                 crop_scale: tuple[float, float] = (0.5, 1.0), seed: int = 0):
+        self.sources = find_sources(root)
+        self.lengths = [count_frames(s) for s in self.sources]
+        span = (num_frames - 1) * stride + 1
+        self.usable = [i for i, n in enumerate(self.lengths) if n >= span]
+        if not self.usable:
+            raise VideoSourceError(f"{root}: no video has the {span} frames a clip needs")
+        self.num_frames, self.image_size, self.stride = num_frames, tuple(image_size), stride
+        self.crop_scale, self.seed = crop_scale, seed
+
+    def __len__(self) -> int:
+        return len(self.usable)
+
+    def clip(self, index: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, index])
+        source = self.usable[index % len(self.usable)]
+        span = (self.num_frames - 1) * self.stride + 1
+        start = int(rng.integers(0, self.lengths[source] - span + 1))
+        frames = read_frames(self.sources[source], list(range(start, start + span, self.stride)))
+        th, tw = self.image_size
+        h, w = frames.shape[1:3]
+        # Random crop with the output aspect and a random area fraction, then resize.
+        area = rng.uniform(*self.crop_scale)
+        scale = min(h / th, w / tw) * np.sqrt(area)
+        ch, cw = max(1, int(th * scale)), max(1, int(tw * scale))
+        y0 = int(rng.integers(0, h - ch + 1))
+        x0 = int(rng.integers(0, w - cw + 1))
+        out = np.stack([cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (tw, th), interpolation=cv2.INTER_AREA) for f in frames])
+        return out.astype(np.float32) / 255.0
