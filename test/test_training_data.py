@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import cv2
 import numpy as np
+import torch
 import pytest
 import transforms3d
 
@@ -152,3 +153,34 @@ def test_video_clips_from_mp4_and_image_folder(tmp_path, clip):
         np.testing.assert_array_equal(c, clips.clip(i))  # deterministic per index
     with pytest.raises(ValueError, match="no video"):
         VideoClips(tmp_path / "seq", num_frames=20, image_size=(32, 32), stride=2)
+
+
+def test_label_images_are_not_taken_for_video():
+    """7-Scenes keeps depth PNGs beside the colour JPEGs, HoloLens has depth/, DAVIS has
+    Annotations_480p/: none of those may become pre-training video."""
+    from training.data.video import count_frames, find_sources
+
+    from .conftest import SHARED_DATA, require
+
+    seven = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
+    holo = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    davis = require(SHARED_DATA / "davis_horsejump-high_badja")
+    assert find_sources(seven) == [seven] and count_frames(seven) == 300
+    assert find_sources(holo) == [holo / "images"]
+    assert find_sources(davis) == [davis / "JPEGImages_480p"]
+
+
+def test_mixed_pretraining_source_alternates_synthetic_and_video():
+    from fourds_ros.model import ModelConfig
+    from training.data import PretrainClips
+
+    from .conftest import SHARED_DATA, require
+
+    holo = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32))
+    data = PretrainClips(cfg, {"source": "mixed", "root": [str(holo)], "synthetic_every": 2},
+                         "random", 0.5, seed=0)
+    synthetic = PretrainClips(cfg, {"source": "synthetic"}, "random", 0.5, seed=0)
+    video = PretrainClips(cfg, {"source": "video", "root": [str(holo)]}, "random", 0.5, seed=0)
+    assert torch.equal(data[0]["video"], synthetic[0]["video"])
+    assert torch.equal(data[1]["video"], video[1]["video"])

@@ -50,3 +50,17 @@ def test_frozen_encoder_stays_frozen_and_finetune_moves_it(tmp_path, tiny_model_
 def test_bad_heads_are_a_clear_error(tmp_path, capsys):
     assert main(["--heads", "nope", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
     assert "heads must be" in capsys.readouterr().err
+
+
+def test_real_sequences_join_the_training_set(tmp_path):
+    """--real adds overlapping clips of a real RGB-D sequence (with geometric tracks)."""
+    from .conftest import SHARED_DATA, require
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    out = tmp_path / "real"
+    result = train(parse_args(["--steps", "2", "--train-clips", "1", "--val-clips", "1",
+                               "--batch-size", "2", "--real", str(seq), "--out", str(out),
+                               "--no-progress"]))
+    assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
+    # 30 frames, 4-frame clips, hop 2: starts 0, 2, ..., 26 -> 14 clips.
+    assert f"{seq} (14 clips)" in (out / "README.md").read_text()

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint, save_checkpoint
 from fourds_ros.model.config import HEAD_TYPES
 
-from .data import SyntheticLabelledClips
+from .data import RGBDClips, SyntheticLabelledClips
 from .losses import depth_loss, geodesic_angle, pose_loss, track_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,6 +116,8 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 - Backbone: {args.backbone or f'random init (size {args.size}, seed {args.seed})'}
 - Train: {args.train_clips} synthetic clips (training.data.synthetic, seeds 0..{args.train_clips - 1}),
   {cfg.num_frames} frames, {args.num_tracks} tracks per clip.
+- Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real or [], getattr(args, 'real_clips', []))) or 'none'}
+  (geometric tracks from depth + pose; 7-Scenes depth is not registered to RGB).
 - Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
 
 ## Training
@@ -142,6 +144,16 @@ def train(args: argparse.Namespace) -> dict:
         p.requires_grad_(args.finetune)
     scene = {"num_tracks": args.num_tracks}
     train_set = SyntheticLabelledClips(cfg, scene, args.train_clips, offset=0)
+    real_sets = []
+    for spec in args.real or []:
+        # PATH[:STRIDE]; overlapping clips (hop = half a clip) from real RGB-D sequences.
+        path, _, stride = spec.partition(":")
+        real_sets.append(RGBDClips(path, cfg.num_frames, cfg.image_size, stride=int(stride or 1),
+                                   num_tracks=args.num_tracks, seed=args.seed,
+                                   hop=max(1, cfg.num_frames * int(stride or 1) // 2)))
+    if real_sets:
+        train_set = ConcatDataset([train_set, *real_sets])
+        args.real_clips = [len(r) for r in real_sets]
     val_set = SyntheticLabelledClips(cfg, scene, args.val_clips, offset=VAL_SEED_OFFSET)
     gen = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=gen, drop_last=False)
@@ -203,6 +215,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--train-clips", type=int, default=64)
     p.add_argument("--val-clips", type=int, default=8)
+    p.add_argument("--real", nargs="*", metavar="PATH[:STRIDE]",
+                   help="real RGB-D sequences (7-Scenes, HoloLens, TUM) added to the training set")
     p.add_argument("--num-tracks", type=int, default=32)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--name", default="readouts")

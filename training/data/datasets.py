@@ -26,8 +26,9 @@ def _scene_config(model_cfg, data_cfg: dict) -> SceneConfig:
 class PretrainClips(Dataset):
     """Unlabelled clips plus their MAE token mask.
 
-    data_cfg: {"source": "synthetic"|"video", "root": folder (video), "num_scenes": N (synthetic:
-    cycle through N scenes; 0 = a new scene per sample), "stride", "crop_scale"}.
+    data_cfg: {"source": "synthetic"|"video"|"mixed", "root": folder or list of folders (video),
+    "num_scenes": N (synthetic: cycle through N scenes; 0 = a new scene per sample), "stride",
+    "crop_scale", "synthetic_every": k (mixed: sample i is synthetic when i % k == 0, else video)}.
     Items: video (T, H, W, 3) float32 in [0, 1]; ids_keep (K,), ids_restore (N,), masked (N,) bool.
     """
 
@@ -38,25 +39,29 @@ class PretrainClips(Dataset):
         self.source = data_cfg.get("source", "synthetic")
         self.num_scenes = int(data_cfg.get("num_scenes", 0))
         self._cache: dict[int, np.ndarray] = {}
-        if self.source == "synthetic":
+        if self.source not in ("synthetic", "video", "mixed"):
+            raise ValueError(f"unknown pre-training data source {self.source!r} (synthetic, video, mixed)")
+        self.synthetic_every = int(data_cfg.get("synthetic_every", 2))
+        if self.source in ("synthetic", "mixed"):
             self.generator = SceneGenerator(_scene_config(model_cfg, data_cfg))
-        elif self.source == "video":
+        if self.source in ("video", "mixed"):
             self.clips = VideoClips(
                 data_cfg["root"], model_cfg.num_frames, model_cfg.image_size,
                 stride=int(data_cfg.get("stride", 2)),
                 crop_scale=tuple(data_cfg.get("crop_scale", (0.5, 1.0))), seed=seed,
             )
-        else:
-            raise ValueError(f"unknown pre-training data source {self.source!r} (synthetic, video)")
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict:
         scene = index % self.num_scenes if self.num_scenes else index
-        if self.source == "synthetic" and scene in self._cache:
+        synthetic = self.source == "synthetic" or (
+            self.source == "mixed" and index % self.synthetic_every == 0
+        )
+        if synthetic and scene in self._cache:
             video = self._cache[scene]
-        elif self.source == "synthetic":
+        elif synthetic:
             video = self.generator.generate(self.seed * 1_000_003 + scene).rgb.astype(np.float32) / 255
             if 0 < self.num_scenes <= 256:  # a small fixed scene set is rendered once
                 self._cache[scene] = video
@@ -116,14 +121,15 @@ class RGBDClips(Dataset):
     are approximate on RGB."""
 
     def __init__(self, sequence: RGBDSequence | str, num_frames: int, image_size, stride: int = 1,
-                 num_tracks: int = 64, seed: int = 0):
+                 num_tracks: int = 64, seed: int = 0, hop: int | None = None):
         self.seq = read_sequence(sequence) if isinstance(sequence, str) else sequence
         self.num_frames, self.image_size, self.stride = num_frames, tuple(image_size), stride
         self.num_tracks, self.seed = num_tracks, seed
         span = (num_frames - 1) * stride + 1
         if len(self.seq) < span:
             raise ValueError(f"sequence {self.seq.name} has {len(self.seq)} frames, a clip needs {span}")
-        self.starts = list(range(0, len(self.seq) - span + 1, span))
+        # hop: frames between clip starts (default: non-overlapping clips).
+        self.starts = list(range(0, len(self.seq) - span + 1, hop or span))
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -22,13 +22,28 @@ class VideoSourceError(ValueError):
     """No usable video under a path, or a video that cannot be decoded."""
 
 
-def find_sources(root: str | Path) -> list[Path]:
-    """Video files and image-sequence folders (folders holding >= 1 image) under root, sorted."""
+# Dataset folders keep labels beside the frames (7-Scenes: frame-N.depth.png next to
+# frame-N.color.jpg; HoloLens: depth/; DAVIS: Annotations_480p/): those are not RGB video.
+NON_RGB_WORDS = ("depth", "mask", "annotation", "segment", "label")
+
+
+def is_rgb_frame(path: Path) -> bool:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return False
+    names = (path.name.lower(), path.parent.name.lower())
+    return not any(word in name for name in names for word in NON_RGB_WORDS)
+
+
+def find_sources(root: str | Path | list) -> list[Path]:
+    """Video files and image-sequence folders (folders holding >= 1 RGB image) under root (one
+    path or a list of paths), sorted."""
+    if isinstance(root, (list, tuple)):
+        return [s for r in root for s in find_sources(r)]
     root = Path(root)
     if not root.exists():
         raise VideoSourceError(f"video source {root} does not exist")
     sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    folders = {p.parent for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    folders = {p.parent for p in root.rglob("*") if is_rgb_frame(p)}
     sources += sorted(folders)
     if not sources:
         raise VideoSourceError(f"{root}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) or image folders")
@@ -54,7 +69,7 @@ def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
 
 def count_frames(source: Path) -> int:
     if source.is_dir():
-        return sum(1 for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return sum(1 for p in source.iterdir() if is_rgb_frame(p))
     try:
         with av.open(str(source)) as container:
             stream = container.streams.video[0]
@@ -68,7 +83,7 @@ def count_frames(source: Path) -> int:
 def read_frames(source: Path, indices: list[int]) -> np.ndarray:
     """(len(indices), H, W, 3) uint8 RGB frames."""
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in source.iterdir() if is_rgb_frame(p))
         frames = []
         for i in indices:
             image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
