@@ -1,0 +1,352 @@
+"""rosbag2 read/write through the `rosbags` library (no ROS install needed). No rclpy.
+
+A dataset becomes a stream of `Frame`s (see datasets.py) and `write_bag` stores it as:
+  /camera/image_raw             sensor_msgs/Image rgb8 (or /camera/image_raw/compressed,
+                                sensor_msgs/CompressedImage keeping the original JPEG/PNG bytes)
+  /camera/camera_info           sensor_msgs/CameraInfo (K, P; no distortion)
+  /gt/depth                     sensor_msgs/Image 32FC1 metres, NaN where invalid
+  /gt/pose                      geometry_msgs/PoseStamped, world_from_camera
+  /tf                           tf2_msgs/TFMessage world -> gt_camera (same pose)
+  /gt/tracks                    sensor_msgs/PointCloud2 (u, v, track_id, visible), optional
+Every message of one frame carries the frame's real stamp (header and bag timestamp).
+
+`read_bag` reads such a bag (or any bag with those topics) back into a `BagData`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import transforms3d
+
+log = logging.getLogger(__name__)
+
+IMAGE_TOPIC = "/camera/image_raw"
+COMPRESSED_TOPIC = "/camera/image_raw/compressed"
+CAMERA_INFO_TOPIC = "/camera/camera_info"
+GT_DEPTH_TOPIC = "/gt/depth"
+GT_POSE_TOPIC = "/gt/pose"
+GT_TRACKS_TOPIC = "/gt/tracks"
+TF_TOPIC = "/tf"
+WORLD_FRAME = "world"
+CAMERA_FRAME = "camera"
+GT_CAMERA_FRAME = "gt_camera"
+STORAGES = ("mcap", "sqlite3")
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be read or written; the message says which file and why."""
+
+
+@dataclass
+class Frame:
+    """One camera frame and its ground truth.
+
+    image: (H, W, 3) uint8 RGB, or None when only `encoded` is kept.
+    encoded: original file bytes (JPEG/PNG) and `encoding` ("jpeg" | "png"), kept for compressed bags.
+    K: (3, 3) intrinsics of the RGB image.
+    gt_depth: (H', W') float32 metres, NaN/0 invalid (7-Scenes: depth camera, not registered to RGB).
+    gt_pose: (4, 4) world_from_camera (camera-to-world), metres.
+    gt_tracks: optional dict with ids (N,) int, uv (N, 2) float pixels, visible (N,) bool.
+    """
+
+    stamp_ns: int
+    K: np.ndarray
+    image: np.ndarray | None = None
+    encoded: bytes | None = None
+    encoding: str | None = None
+    gt_depth: np.ndarray | None = None
+    gt_pose: np.ndarray | None = None
+    gt_tracks: dict | None = None
+
+    def rgb(self) -> np.ndarray:
+        if self.image is None:
+            self.image = decode_image(self.encoded)
+        return self.image
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """JPEG/PNG bytes -> (H, W, 3) uint8 RGB."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise BagError("image bytes could not be decoded as JPEG/PNG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class BagData:
+    """Everything a scorer needs, keyed by stamp (ns). Arrays as in `Frame`."""
+
+    path: Path
+    stamps: list[int] = field(default_factory=list)  # image stamps, sorted
+    images: dict[int, np.ndarray] = field(default_factory=dict)
+    K: dict[int, np.ndarray] = field(default_factory=dict)
+    gt_depth: dict[int, np.ndarray] = field(default_factory=dict)
+    gt_pose: dict[int, np.ndarray] = field(default_factory=dict)
+    gt_tracks: dict[int, dict] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)  # topic -> msgtype
+    compressed: bool = False
+    image_hw: tuple[int, int] | None = None  # (H, W) of the camera images
+
+    def intrinsics(self, stamp: int) -> np.ndarray:
+        if stamp in self.K:
+            return self.K[stamp]
+        if not self.K:
+            raise BagError(f"{self.path}: no {CAMERA_INFO_TOPIC} messages")
+        nearest = min(self.K, key=lambda s: abs(s - stamp))
+        return self.K[nearest]
+
+
+def typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def _header(ts, stamp_ns: int, frame_id: str):
+    Time = ts.types["builtin_interfaces/msg/Time"]
+    Header = ts.types["std_msgs/msg/Header"]
+    return Header(stamp=Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)),
+                  frame_id=frame_id)
+
+
+def stamp_of(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def image_msg(ts, stamp_ns: int, frame_id: str, array: np.ndarray):
+    """(H, W, 3) uint8 -> rgb8, or (H, W) float32 -> 32FC1."""
+    Image = ts.types["sensor_msgs/msg/Image"]
+    if array.ndim == 3:
+        encoding, step = "rgb8", array.shape[1] * 3
+        data = np.ascontiguousarray(array, dtype=np.uint8)
+    else:
+        encoding, step = "32FC1", array.shape[1] * 4
+        data = np.ascontiguousarray(array, dtype="<f4")
+    return Image(header=_header(ts, stamp_ns, frame_id), height=array.shape[0], width=array.shape[1],
+                 encoding=encoding, is_bigendian=0, step=step,
+                 data=np.frombuffer(data.tobytes(), np.uint8))
+
+
+def image_from_msg(msg) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W, 3) uint8 RGB or (H, W) float32. Raises BagError otherwise."""
+    h, w, enc = int(msg.height), int(msg.width), msg.encoding.lower()
+    raw = np.asarray(msg.data, np.uint8)
+    rows = raw.reshape(h, int(msg.step)) if h and msg.step else raw.reshape(h, -1)
+    if enc in ("rgb8", "bgr8"):
+        img = rows[:, : w * 3].reshape(h, w, 3)
+        return np.ascontiguousarray(img[..., ::-1] if enc == "bgr8" else img)
+    if enc in ("mono8", "8uc1"):
+        return np.repeat(rows[:, :w, None], 3, axis=2)
+    if enc == "32fc1":
+        dt = ">f4" if msg.is_bigendian else "<f4"
+        return rows[:, : w * 4].copy().view(dt).reshape(h, w).astype(np.float32)
+    if enc in ("16uc1", "mono16"):  # depth in millimetres by convention
+        dt = ">u2" if msg.is_bigendian else "<u2"
+        return rows[:, : w * 2].copy().view(dt).reshape(h, w).astype(np.float32) / 1000.0
+    raise BagError(f"unsupported image encoding {msg.encoding!r}")
+
+
+def camera_info_msg(ts, stamp_ns: int, frame_id: str, K: np.ndarray, width: int, height: int):
+    CameraInfo = ts.types["sensor_msgs/msg/CameraInfo"]
+    ROI = ts.types["sensor_msgs/msg/RegionOfInterest"]
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    return CameraInfo(header=_header(ts, stamp_ns, frame_id), height=height, width=width,
+                      distortion_model="plumb_bob", d=np.zeros(5), k=np.asarray(K, float).reshape(9),
+                      r=np.eye(3).reshape(9), p=P.reshape(12), binning_x=0, binning_y=0,
+                      roi=ROI(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+
+
+def pose_to_msg_fields(ts, T: np.ndarray):
+    """4x4 -> (geometry_msgs Point/Vector3 translation, Quaternion x,y,z,w). transforms3d is w-first."""
+    w, x, y, z = transforms3d.quaternions.mat2quat(T[:3, :3])
+    return T[:3, 3].astype(float), ts.types["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)
+
+
+def pose_from_msg(position, orientation) -> np.ndarray:
+    T = np.eye(4)
+    q = [orientation.w, orientation.x, orientation.y, orientation.z]
+    if not np.isfinite(q).all() or np.linalg.norm(q) < 1e-9:
+        raise BagError("pose with an invalid quaternion")
+    T[:3, :3] = transforms3d.quaternions.quat2mat(q)
+    T[:3, 3] = [position.x, position.y, position.z]
+    return T
+
+
+def tracks_msg(ts, stamp_ns: int, frame_id: str, tracks: dict):
+    """GT tracks -> PointCloud2 with float32 u, v, uint32 track_id, uint8 visible (packed, 13 bytes)."""
+    PointCloud2 = ts.types["sensor_msgs/msg/PointCloud2"]
+    PointField = ts.types["sensor_msgs/msg/PointField"]
+    dtype = np.dtype([("u", "<f4"), ("v", "<f4"), ("track_id", "<u4"), ("visible", "u1")])
+    rec = np.zeros(len(tracks["ids"]), dtype)
+    rec["u"], rec["v"] = tracks["uv"][:, 0], tracks["uv"][:, 1]
+    rec["track_id"], rec["visible"] = tracks["ids"], tracks["visible"]
+    fields = [PointField(name=n, offset=dtype.fields[n][1], datatype=d, count=1)
+              for n, d in (("u", 7), ("v", 7), ("track_id", 6), ("visible", 2))]
+    return PointCloud2(header=_header(ts, stamp_ns, frame_id), height=1, width=len(rec), fields=fields,
+                       is_bigendian=False, point_step=dtype.itemsize, row_step=dtype.itemsize * len(rec),
+                       data=np.frombuffer(rec.tobytes(), np.uint8), is_dense=True)
+
+
+_PF_DTYPES = {1: "i1", 2: "u1", 3: "<i2", 4: "<u2", 5: "<i4", 6: "<u4", 7: "<f4", 8: "<f8"}
+
+
+def cloud_fields(msg) -> dict[str, np.ndarray]:
+    """PointCloud2 -> {field name: (N,) array}; works for any packed layout."""
+    n = int(msg.width) * int(msg.height)
+    names, formats, offsets = [], [], []
+    for f in msg.fields:
+        names.append(f.name)
+        formats.append(_PF_DTYPES[int(f.datatype)])
+        offsets.append(int(f.offset))
+    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
+    rec = np.frombuffer(np.asarray(msg.data, np.uint8).tobytes(), dtype, count=n)
+    return {name: rec[name].copy() for name in names}
+
+
+def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "mcap", compressed: bool = False) -> int:
+    """Write frames to a new rosbag2 directory `out` (must not exist). Returns the frame count."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    if storage not in STORAGES:
+        raise BagError(f"storage must be one of {STORAGES}, got {storage!r}")
+    out = Path(out)
+    if out.exists():
+        raise BagError(f"{out} already exists; rosbag2 writes a new directory")
+    ts = typestore()
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    count = 0
+    with Writer(out, version=9, storage_plugin=plugin) as writer:
+        conns: dict[str, object] = {}
+
+        def put(topic: str, msgtype: str, msg, stamp: int):
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, msgtype, typestore=ts)
+            writer.write(conns[topic], stamp, ts.serialize_cdr(msg, msgtype))
+
+        for fr in frames:
+            t = int(fr.stamp_ns)
+            if compressed:
+                if fr.encoded is None:  # e.g. video frames: encode once, losslessly
+                    ok, buf = cv2.imencode(".png", cv2.cvtColor(fr.rgb(), cv2.COLOR_RGB2BGR))
+                    fr.encoded, fr.encoding = buf.tobytes(), "png"
+                Compressed = ts.types["sensor_msgs/msg/CompressedImage"]
+                msg = Compressed(header=_header(ts, t, CAMERA_FRAME),
+                                 format=f"rgb8; {fr.encoding} compressed bgr8",
+                                 data=np.frombuffer(fr.encoded, np.uint8))
+                put(COMPRESSED_TOPIC, "sensor_msgs/msg/CompressedImage", msg, t)
+                h, w = fr.rgb().shape[:2] if fr.image is not None else decode_image(fr.encoded).shape[:2]
+            else:
+                img = fr.rgb()
+                h, w = img.shape[:2]
+                put(IMAGE_TOPIC, "sensor_msgs/msg/Image", image_msg(ts, t, CAMERA_FRAME, img), t)
+            put(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", camera_info_msg(ts, t, CAMERA_FRAME, fr.K, w, h), t)
+            if fr.gt_depth is not None:
+                depth = np.where(fr.gt_depth > 0, fr.gt_depth, np.nan).astype(np.float32)
+                put(GT_DEPTH_TOPIC, "sensor_msgs/msg/Image", image_msg(ts, t, CAMERA_FRAME, depth), t)
+            if fr.gt_pose is not None:
+                position, q = pose_to_msg_fields(ts, fr.gt_pose)
+                Point = ts.types["geometry_msgs/msg/Point"]
+                Pose = ts.types["geometry_msgs/msg/Pose"]
+                PoseStamped = ts.types["geometry_msgs/msg/PoseStamped"]
+                pose = Pose(position=Point(x=position[0], y=position[1], z=position[2]), orientation=q)
+                put(GT_POSE_TOPIC, "geometry_msgs/msg/PoseStamped",
+                    PoseStamped(header=_header(ts, t, WORLD_FRAME), pose=pose), t)
+                Vector3 = ts.types["geometry_msgs/msg/Vector3"]
+                Transform = ts.types["geometry_msgs/msg/Transform"]
+                TransformStamped = ts.types["geometry_msgs/msg/TransformStamped"]
+                TFMessage = ts.types["tf2_msgs/msg/TFMessage"]
+                tf = TransformStamped(header=_header(ts, t, WORLD_FRAME), child_frame_id=GT_CAMERA_FRAME,
+                                      transform=Transform(translation=Vector3(x=position[0], y=position[1],
+                                                                             z=position[2]), rotation=q))
+                put(TF_TOPIC, "tf2_msgs/msg/TFMessage", TFMessage(transforms=[tf]), t)
+            if fr.gt_tracks is not None:
+                put(GT_TRACKS_TOPIC, "sensor_msgs/msg/PointCloud2", tracks_msg(ts, t, CAMERA_FRAME, fr.gt_tracks), t)
+            count += 1
+    if count == 0:
+        log.warning("%s: no frames written", out)
+    return count
+
+
+def open_reader(path: str | Path):
+    """AnyReader on a rosbag2 directory or a bare .mcap file, with clear errors."""
+    from rosbags.highlevel import AnyReader
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such bag")
+    if path.is_file() and path.suffix != ".mcap":  # rosbags reads a bare .mcap, but a .db3 needs its directory
+        if (path.parent / "metadata.yaml").exists():
+            path = path.parent
+        else:
+            raise BagError(f"{path}: not a rosbag2 directory or .mcap file (metadata.yaml missing next to it)")
+    try:
+        reader = AnyReader([path], default_typestore=typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises several error types for corrupt input
+        raise BagError(f"{path}: cannot open bag: {exc}") from exc
+    return reader
+
+
+def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True) -> BagData:
+    """Read images, camera info and ground truth back, keyed by stamp (ns).
+
+    Raises BagError for a missing/corrupt/truncated bag or one without any camera image topic.
+    Ground-truth topics are optional; what is missing simply stays empty.
+    """
+    reader = open_reader(path)
+    data = BagData(Path(path))
+    try:
+        data.topics = {c.topic: c.msgtype for c in reader.connections}
+        image_topic = IMAGE_TOPIC if IMAGE_TOPIC in data.topics else (
+            COMPRESSED_TOPIC if COMPRESSED_TOPIC in data.topics else None)
+        if image_topic is None:
+            raise BagError(f"{path}: no camera images (expected {IMAGE_TOPIC} or {COMPRESSED_TOPIC}); "
+                           f"topics: {sorted(data.topics) or 'none'}")
+        data.compressed = image_topic == COMPRESSED_TOPIC
+        wanted = {image_topic, CAMERA_INFO_TOPIC, GT_DEPTH_TOPIC, GT_POSE_TOPIC, GT_TRACKS_TOPIC}
+        conns = [c for c in reader.connections if c.topic in wanted]
+        try:
+            for conn, _, raw in reader.messages(connections=conns):
+                msg = reader.deserialize(raw, conn.msgtype)
+                stamp = stamp_of(msg.header)
+                if conn.topic == image_topic:
+                    if max_frames is not None and len(data.stamps) >= max_frames:
+                        continue
+                    data.stamps.append(stamp)
+                    if data.image_hw is None and not data.compressed:
+                        data.image_hw = (int(msg.height), int(msg.width))
+                    if images or (data.image_hw is None and data.compressed):
+                        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes()) if data.compressed
+                                              else image_from_msg(msg))
+                elif conn.topic == CAMERA_INFO_TOPIC:
+                    data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
+                elif conn.topic == GT_DEPTH_TOPIC:
+                    data.gt_depth[stamp] = image_from_msg(msg)
+                elif conn.topic == GT_POSE_TOPIC:
+                    data.gt_pose[stamp] = pose_from_msg(msg.pose.position, msg.pose.orientation)
+                elif conn.topic == GT_TRACKS_TOPIC:
+                    f = cloud_fields(msg)
+                    data.gt_tracks[stamp] = {"ids": f["track_id"].astype(np.int64),
+                                             "uv": np.stack([f["u"], f["v"]], 1).astype(np.float64),
+                                             "visible": f["visible"].astype(bool)}
+        except BagError:
+            raise
+        except Exception as exc:
+            raise BagError(f"{path}: bag is corrupt or truncated after {len(data.stamps)} frames: {exc}") from exc
+    finally:
+        reader.close()
+    data.stamps.sort()
+    if data.image_hw is None and data.images:
+        data.image_hw = next(iter(data.images.values())).shape[:2]
+    if not data.stamps:
+        raise BagError(f"{path}: {image_topic} has no messages")
+    if not data.K:
+        raise BagError(f"{path}: no {CAMERA_INFO_TOPIC}; intrinsics are needed to score or replay")
+    return data

@@ -1,0 +1,292 @@
+"""Metrics for depth, point tracks and camera pose, plus geometric track ground truth. No rclpy.
+
+Depth: AbsRel, RMSE, delta<1.25 on valid pixels, per frame median-scaled or metric, optionally
+away from depth edges. Tracks: TAP-Vid AJ, delta_avg, occlusion accuracy (OA) with coordinates
+rescaled to 256x256 (the TAP-Vid convention) and "query first" evaluation (frames after the query
+frame); PCK at alpha * sqrt(mask area) for BADJA. Pose: ATE RMSE after Sim(3) (Umeyama) alignment and
+RPE over consecutive frames, both with `evo`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
+TAPVID_SIZE = (256, 256)
+
+
+# ----------------------------------------------------------------------------------------- depth
+def depth_edge_mask(gt: np.ndarray, erode_px: int, rel_jump: float = 0.1) -> np.ndarray:
+    """(H, W) bool, True near depth discontinuities or invalid pixels (dilated by erode_px).
+
+    A pixel is an edge when its depth differs from a 4-neighbour by more than rel_jump (relative).
+    7-Scenes needs this: its depth is not registered to RGB, so edges are misplaced by ~18 px.
+    """
+    valid = np.isfinite(gt) & (gt > 0)
+    d = np.where(valid, gt, 0).astype(np.float32)
+    edge = ~valid
+    for axis in (0, 1):
+        a = np.diff(d, axis=axis)
+        ref = np.maximum(np.minimum(np.delete(d, -1, axis), np.delete(d, 0, axis)), 1e-6)
+        jump = np.abs(a) / ref > rel_jump
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (0, 1)
+        edge |= np.pad(jump, pad)
+        pad[axis] = (1, 0)
+        edge |= np.pad(jump, pad)
+    if erode_px > 0:
+        kernel = np.ones((2 * erode_px + 1, 2 * erode_px + 1), np.uint8)
+        edge = cv2.dilate(edge.astype(np.uint8), kernel) > 0
+    return edge
+
+
+def resize_depth(pred: np.ndarray, shape: tuple[int, int], pred_K: np.ndarray | None = None,
+                 gt_K: np.ndarray | None = None) -> np.ndarray:
+    """A (h, w) prediction on the ground-truth pixel grid (H, W), bilinear.
+
+    Without intrinsics the prediction is taken to cover the whole image (plain resize). With
+    pred_K (of the prediction image, e.g. a centre crop) and gt_K (of the ground truth), each GT
+    pixel p samples the prediction at pred_K @ inv(gt_K) @ p (same optical centre, the two images
+    differ by scale and crop only); GT pixels outside the prediction window become NaN.
+    """
+    pred = pred.astype(np.float32)
+    if pred_K is None or gt_K is None:
+        if pred.shape == tuple(shape):
+            return pred
+        return cv2.resize(pred, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    gt_to_pred = (np.asarray(pred_K, float) @ np.linalg.inv(np.asarray(gt_K, float)))[:2]
+    out = cv2.warpAffine(pred, gt_to_pred, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    # GT pixels whose centre falls outside the prediction's pixel area are not predicted at all.
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    px = gt_to_pred[0, 0] * xs + gt_to_pred[0, 1] * ys + gt_to_pred[0, 2]
+    py = gt_to_pred[1, 0] * xs + gt_to_pred[1, 1] * ys + gt_to_pred[1, 2]
+    h, w = pred.shape
+    out[(px < -0.5) | (px > w - 0.5) | (py < -0.5) | (py > h - 0.5)] = np.nan
+    return out
+
+
+def depth_errors(pred: np.ndarray, gt: np.ndarray, median_scale: bool = False, erode_px: int = 0,
+                 min_depth: float = 1e-3, max_depth: float = 1e3, pred_K: np.ndarray | None = None,
+                 gt_K: np.ndarray | None = None) -> dict | None:
+    """pred: (h, w) metres, gt: (H, W) metres, NaN/0 invalid; pred is brought onto the gt grid by
+    resize_depth (with pred_K/gt_K when the prediction covers only part of the image).
+
+    Returns {abs_rel, rmse, delta1, scale, valid_pixels} or None when no pixel is valid.
+    median_scale: pred *= median(gt) / median(pred) over the valid pixels of this frame.
+    """
+    pred = resize_depth(pred, gt.shape, pred_K, gt_K)
+    valid = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred) & (pred > 0)
+    if erode_px > 0:
+        valid &= ~depth_edge_mask(gt, erode_px)
+    if not valid.any():
+        return None
+    p, g = pred[valid].astype(np.float64), gt[valid].astype(np.float64)
+    scale = float(np.median(g) / np.median(p)) if median_scale else 1.0
+    p = p * scale
+    ratio = np.maximum(p / g, g / p)
+    return {"abs_rel": float(np.mean(np.abs(p - g) / g)), "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
+            "delta1": float(np.mean(ratio < 1.25)), "scale": scale, "valid_pixels": int(valid.sum())}
+
+
+def mean_depth_errors(per_frame: list[dict | None]) -> dict:
+    """Average frame metrics (each frame weighs the same, as in the depth literature)."""
+    frames = [f for f in per_frame if f is not None]
+    if not frames:
+        return {"abs_rel": None, "rmse": None, "delta1": None, "frames": 0}
+    return {k: float(np.mean([f[k] for f in frames])) for k in ("abs_rel", "rmse", "delta1")} | {
+        "frames": len(frames)}
+
+
+# ---------------------------------------------------------------------------------------- tracks
+def tapvid_metrics(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.ndarray,
+                   pred_occluded: np.ndarray, pred_xy: np.ndarray, image_size: tuple[int, int] | None = None,
+                   thresholds=TAPVID_THRESHOLDS) -> dict:
+    """TAP-Vid metrics for one video, "query first" mode.
+
+    query_t: (N,) int frame index of each query; gt_occluded, pred_occluded: (N, T) bool;
+    gt_xy, pred_xy: (N, T, 2) pixel (x, y). image_size: (H, W) of those pixels; coordinates are
+    rescaled to 256x256 first (None: already at 256x256). Evaluated on frames t > query_t.
+    Returns aj, delta_avg, oa, per-threshold jaccard_<k> / pts_within_<k>, and the point count.
+    """
+    gt_xy = np.asarray(gt_xy, np.float64)
+    pred_xy = np.asarray(pred_xy, np.float64)
+    if image_size is not None:
+        s = np.array([TAPVID_SIZE[1] / image_size[1], TAPVID_SIZE[0] / image_size[0]])
+        gt_xy, pred_xy = gt_xy * s, pred_xy * s
+    n, t = gt_occluded.shape
+    evaluation = np.arange(t)[None, :] > np.asarray(query_t)[:, None]
+    gt_vis, pred_vis = ~gt_occluded.astype(bool), ~pred_occluded.astype(bool)
+    out = {"points": int(n), "evaluated": int(evaluation.sum())}
+    if not evaluation.any() or not (gt_vis & evaluation).any():
+        return out | {"aj": None, "delta_avg": None, "oa": None}
+    out["oa"] = float(np.sum((gt_vis == pred_vis) & evaluation) / np.sum(evaluation))
+    dist2 = np.sum((pred_xy - gt_xy) ** 2, axis=-1)
+    dist2 = np.where(np.isfinite(dist2), dist2, np.inf)
+    within_all, jac_all = [], []
+    for k in thresholds:
+        within = dist2 < k * k
+        correct = within & gt_vis
+        within_all.append(np.sum(correct & evaluation) / np.sum(gt_vis & evaluation))
+        tp = np.sum(within & pred_vis & gt_vis & evaluation)
+        gt_pos = np.sum(gt_vis & evaluation)
+        fp = np.sum(((gt_vis & pred_vis & ~within) | (~gt_vis & pred_vis)) & evaluation)
+        jac_all.append(tp / (gt_pos + fp))
+        out[f"pts_within_{k}"] = float(within_all[-1])
+        out[f"jaccard_{k}"] = float(jac_all[-1])
+    out["aj"] = float(np.mean(jac_all))
+    out["delta_avg"] = float(np.mean(within_all))
+    return out
+
+
+def pck(pred_xy: np.ndarray, gt_xy: np.ndarray, gt_visible: np.ndarray, mask_area: np.ndarray,
+        alpha: float = 0.2) -> dict:
+    """PCK for BADJA-style keypoints: correct when ||pred - gt|| < alpha * sqrt(mask area).
+
+    pred_xy, gt_xy: (A, J, 2) pixels; gt_visible: (A, J) bool; mask_area: (A,) pixels of the
+    foreground mask in each annotated frame (same resolution as the coordinates).
+    Returns pck, pck_3px (the fixed 3-pixel variant) and the number of scored points.
+    """
+    dist = np.linalg.norm(np.asarray(pred_xy, float) - np.asarray(gt_xy, float), axis=-1)
+    dist = np.where(np.isfinite(dist), dist, np.inf)
+    thr = alpha * np.sqrt(np.asarray(mask_area, float))[:, None]
+    vis = np.asarray(gt_visible, bool)
+    n = int(vis.sum())
+    if n == 0:
+        return {"pck": None, "pck_3px": None, "points": 0}
+    return {"pck": float(np.sum((dist < thr) & vis) / n), "pck_3px": float(np.sum((dist < 3) & vis) / n),
+            "points": n}
+
+
+def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list[np.ndarray | None],
+                     poses: list[np.ndarray], K: np.ndarray, depth_K: np.ndarray | None = None,
+                     occlusion_rel_tol: float = 0.05) -> dict:
+    """Ground-truth point tracks of a STATIC scene from depth + camera pose (the reusable one).
+
+    query_uv: (N, 2) pixel (x, y) in the RGB image of frame query_frame[i] (int, (N,));
+    depths: per frame (H, W) metres, NaN/0 invalid, same pixel grid as the RGB image (or a
+    depth camera with intrinsics depth_K; 7-Scenes uses the same K and is misregistered by ~18 px,
+    so its tracks are approximate); poses: per frame (4, 4) world_from_camera; K: (3, 3).
+
+    Each query pixel is back-projected with the depth at its (rounded) pixel, moved to the world
+    and projected into every frame. A point is occluded in a frame when it is behind the camera,
+    leaves the image, the observed depth there is invalid, or the observed depth is nearer than
+    the projected depth by more than occlusion_rel_tol (relative).
+    Returns xy (N, T, 2), occluded (N, T) bool, valid (N,) bool (query depth available).
+    """
+    depth_K = K if depth_K is None else depth_K
+    n, t = len(query_uv), len(poses)
+    xy = np.full((n, t, 2), np.nan)
+    occluded = np.ones((n, t), bool)
+    valid = np.zeros(n, bool)
+    world = np.full((n, 3), np.nan)
+    K_inv = np.linalg.inv(K)
+    for i, ((u, v), q) in enumerate(zip(query_uv, query_frame)):
+        depth = depths[q]
+        if depth is None:
+            continue
+        c, r = int(round(u)), int(round(v))
+        if not (0 <= r < depth.shape[0] and 0 <= c < depth.shape[1]):
+            continue
+        z = depth[r, c]
+        if not (np.isfinite(z) and z > 0):
+            continue
+        p_cam = z * (K_inv @ np.array([u, v, 1.0]))
+        world[i] = (poses[q] @ np.append(p_cam, 1.0))[:3]
+        valid[i] = True
+    for f in range(t):
+        cam = (np.linalg.inv(poses[f]) @ np.c_[world, np.ones(n)].T).T[:, :3]
+        z = cam[:, 2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            uv = (K @ cam.T).T
+            uv = uv[:, :2] / uv[:, 2:3]
+            duv = (depth_K @ cam.T).T
+            duv = duv[:, :2] / duv[:, 2:3]
+        xy[:, f] = uv
+        depth = depths[f]
+        if depth is None:
+            continue
+        h, w = depth.shape
+        inside = valid & (z > 1e-6) & (duv[:, 0] >= 0) & (duv[:, 0] <= w - 1) & (duv[:, 1] >= 0) & (duv[:, 1] <= h - 1)
+        cols = np.clip(np.nan_to_num(np.round(duv[:, 0])), 0, w - 1).astype(int)
+        rows = np.clip(np.nan_to_num(np.round(duv[:, 1])), 0, h - 1).astype(int)
+        observed = depth[rows, cols]
+        seen = inside & np.isfinite(observed) & (observed > 0) & (observed > z * (1 - occlusion_rel_tol))
+        occluded[:, f] = ~seen
+    for i, q in enumerate(query_frame):  # the query itself is visible by definition
+        if valid[i]:
+            occluded[i, q] = False
+            xy[i, q] = query_uv[i]
+    return {"xy": xy, "occluded": occluded, "valid": valid}
+
+
+# ------------------------------------------------------------------------------------------ pose
+def orthonormal_pose(T: np.ndarray) -> np.ndarray:
+    """Nearest proper rotation (SVD) in a 4x4 pose: datasets store rotations to ~1e-4 and chains
+    drift, while evo insists on exact SO(3)."""
+    T = np.array(T, float)
+    u, _, vt = np.linalg.svd(T[:3, :3])
+    r = u @ vt
+    if np.linalg.det(r) < 0:
+        u[:, -1] *= -1
+        r = u @ vt
+    T[:3, :3] = r
+    T[3] = [0, 0, 0, 1]
+    return T
+
+
+def to_evo(stamps_ns: list[int], poses: list[np.ndarray]):
+    from evo.core.trajectory import PoseTrajectory3D
+
+    return PoseTrajectory3D(poses_se3=[orthonormal_pose(p) for p in poses],
+                            timestamps=np.asarray(stamps_ns, float) / 1e9)
+
+
+def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarray],
+                tum_dir: str | Path | None = None, name: str = "estimate") -> dict:
+    """est, ref: (4, 4) poses (est odom_from_camera, ref world_from_camera) at the same stamps.
+
+    ATE: RMSE of translation after Sim(3) Umeyama alignment (monocular: scale is unobservable).
+    RPE: consecutive-frame translation (m, after the same alignment) and rotation (deg) RMSE.
+    tum_dir: also write <name>.tum and groundtruth.tum there (TUM trajectory format).
+    """
+    import copy
+
+    from evo.core import metrics
+    from evo.core.units import Unit
+    from evo.tools import file_interface
+
+    if len(stamps_ns) < 3:
+        return {"ate_rmse": None, "rpe_trans": None, "rpe_rot_deg": None, "frames": len(stamps_ns),
+                "error": "fewer than 3 poses"}
+    traj_ref, traj_est = to_evo(stamps_ns, ref), to_evo(stamps_ns, est)
+    if tum_dir is not None:
+        Path(tum_dir).mkdir(parents=True, exist_ok=True)
+        file_interface.write_tum_trajectory_file(str(Path(tum_dir) / f"{name}.tum"), traj_est)
+        file_interface.write_tum_trajectory_file(str(Path(tum_dir) / "groundtruth.tum"), traj_ref)
+    aligned = copy.deepcopy(traj_est)
+    try:
+        r, t, s = aligned.align(traj_ref, correct_scale=True)
+    except Exception as exc:  # degenerate (e.g. constant) trajectories cannot be aligned
+        return {"ate_rmse": None, "rpe_trans": None, "rpe_rot_deg": None, "frames": len(stamps_ns),
+                "error": f"Sim(3) alignment failed: {exc}"}
+    ape = metrics.APE(metrics.PoseRelation.translation_part)
+    ape.process_data((traj_ref, aligned))
+    rpe_t = metrics.RPE(metrics.PoseRelation.translation_part, delta=1, delta_unit=Unit.frames,
+                        all_pairs=False)
+    rpe_t.process_data((traj_ref, aligned))
+    rpe_r = metrics.RPE(metrics.PoseRelation.rotation_angle_deg, delta=1, delta_unit=Unit.frames,
+                        all_pairs=False)
+    rpe_r.process_data((traj_ref, aligned))
+    rmse = metrics.StatisticsType.rmse
+    return {"ate_rmse": float(ape.get_statistic(rmse)), "rpe_trans": float(rpe_t.get_statistic(rmse)),
+            "rpe_rot_deg": float(rpe_r.get_statistic(rmse)), "sim3_scale": float(s), "frames": len(stamps_ns),
+            "aligned_xyz": aligned.positions_xyz.tolist()}
+
+
+def finite_or_none(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x

@@ -1,0 +1,56 @@
+"""The offline path: the bag's frames pushed straight into `PerceptionPipeline` (no DDS), the same
+algorithm code the node runs. No rclpy."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .bag import CAMERA_FRAME, BagData
+from .predictions import Predictions
+
+
+def result_to_predictions(preds: Predictions, result, latency_ms: float | None = None) -> None:
+    """Store one pipeline FrameResult (fourds_ros.perception.pipeline) in preds."""
+    s = int(result.stamp_ns)
+    if result.depth is not None:
+        preds.depth[s] = np.asarray(result.depth, np.float32)
+        if result.depth_k is not None:
+            preds.depth_K[s] = np.asarray(result.depth_k, float)
+    if result.tracks is not None:
+        tr = result.tracks
+        preds.tracks[s] = {"ids": np.asarray(tr.ids, np.int64),
+                           "uv": np.stack([np.asarray(tr.u, float), np.asarray(tr.v, float)], 1).reshape(-1, 2),
+                           "visible": np.asarray(tr.visible, bool),
+                           "confidence": np.asarray(tr.confidence, float)}
+    if result.pose is not None:
+        preds.poses[s] = np.asarray(result.pose.odom_from_camera, float)
+    if latency_ms is not None:
+        preds.latency_ms[s] = latency_ms
+
+
+def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) -> Predictions:
+    """Every frame of the bag, in stamp order, through PerceptionPipeline.push.
+
+    Latency per frame: wall time from pushing the frame until the push that returned its result
+    (clip buffering included, exactly what a subscriber to the node sees minus transport).
+    """
+    from ..engine import create_engine
+    from ..perception import PerceptionPipeline
+
+    engine = create_engine(model_dir, backend)
+    pipeline = PerceptionPipeline(engine, settings)
+    preds = Predictions(name="fourds", frames_in=len(bag.stamps))
+    pushed_at: dict[int, int] = {}
+    t0 = time.perf_counter()
+    for stamp in bag.stamps:
+        pushed_at[stamp] = time.perf_counter_ns()
+        for result in pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp)):
+            now = time.perf_counter_ns()
+            result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
+    preds.wall_s = time.perf_counter() - t0
+    n, t, h = len(bag.stamps), pipeline.clip_length, pipeline.hop
+    describable = 0 if n < t else n - (n - t) % h  # frames after the last full clip are never described
+    preds.dropped = max(0, describable - len(preds.output_stamps()))
+    return preds

@@ -1,0 +1,118 @@
+"""Classical peers computed with OpenCV on the same frames, scored by the same code. No rclpy.
+
+constant_depth: every pixel = the median of all valid ground-truth depth of the sequence (an oracle
+    constant: its median-scaled metrics are what a method must beat, its metric ones are a floor).
+lk_tracks: pyramidal Lucas-Kanade (cv2.calcOpticalFlowPyrLK), frame to frame from each query.
+orb_vo: ORB features, essential matrix (RANSAC) and cv2.recoverPose, chained; each step has unit
+    length because monocular VO cannot observe scale (Sim(3) alignment removes one global scale).
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from .predictions import Predictions
+
+
+def constant_depth(stamps: list[int], gt_depth: dict[int, np.ndarray], shape: tuple[int, int] = (1, 1),
+                   like: Predictions | None = None) -> Predictions:
+    """like: the method under test; its depth image size and K per stamp are copied so that the
+    constant is scored on exactly the same pixels (e.g. the model's centre crop)."""
+    values = [d[np.isfinite(d) & (d > 0)] for d in gt_depth.values()]
+    values = np.concatenate(values) if values else np.zeros(0)
+    preds = Predictions(name="constant_depth", frames_in=len(stamps))
+    t0 = time.perf_counter()
+    if values.size:
+        median = float(np.median(values))
+        for s in stamps:
+            if like is not None and s in like.depth:
+                preds.depth[s] = np.full(like.depth[s].shape, median, np.float32)
+                if s in like.depth_K:
+                    preds.depth_K[s] = like.depth_K[s]
+            else:
+                preds.depth[s] = np.full(shape, median, np.float32)
+    preds.wall_s = time.perf_counter() - t0
+    return preds
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[int, tuple[int, float, float]],
+              win: int = 21, levels: int = 3, max_error: float = 30.0) -> Predictions:
+    """queries: id -> (stamp, u, v). Each point starts at its query frame and is tracked forward.
+    A point lost by LK (status 0, error above max_error, or out of the image) stays invisible at its
+    last position; it is not re-detected."""
+    preds = Predictions(name="lk", frames_in=len(stamps))
+    t0 = time.perf_counter()
+    ids = np.array(sorted(queries), np.int64)
+    start = {tid: queries[tid][0] for tid in ids}
+    pts = np.full((len(ids), 2), np.nan, np.float32)
+    alive = np.zeros(len(ids), bool)
+    prev_gray = None
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+    for s in stamps:
+        gray = _gray(images[s])
+        h, w = gray.shape
+        if prev_gray is not None and alive.any():
+            idx = np.flatnonzero(alive)
+            new, status, err = cv2.calcOpticalFlowPyrLK(prev_gray, gray, pts[idx].reshape(-1, 1, 2), None,
+                                                        winSize=(win, win), maxLevel=levels, criteria=criteria)
+            new = new.reshape(-1, 2)
+            ok = (status.reshape(-1) == 1) & (err.reshape(-1) < max_error)
+            ok &= (new[:, 0] >= 0) & (new[:, 0] <= w - 1) & (new[:, 1] >= 0) & (new[:, 1] <= h - 1)
+            pts[idx[ok]] = new[ok]
+            alive[idx[~ok]] = False
+        for i, tid in enumerate(ids):  # points whose query frame is now start here
+            if start[tid] == s:
+                pts[i] = queries[tid][1:]
+                alive[i] = True
+        started = np.array([start[t] <= s for t in ids], bool)
+        preds.tracks[s] = {"ids": ids[started], "uv": pts[started].astype(np.float64),
+                           "visible": alive[started].copy()}
+        prev_gray = gray
+    preds.wall_s = time.perf_counter() - t0
+    return preds
+
+
+def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K: np.ndarray, n_features: int = 2000,
+           min_matches: int = 15) -> Predictions:
+    """Monocular VO: pose of each frame in the first camera's frame (odom_from_camera), unit steps.
+    When a step fails (too few matches, degenerate essential matrix) the camera is held still."""
+    preds = Predictions(name="orb_vo", frames_in=len(stamps))
+    t0 = time.perf_counter()
+    orb = cv2.ORB_create(nfeatures=n_features)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
+    pose = np.eye(4)
+    prev = None
+    failures = 0
+    for s in stamps:
+        kp, des = orb.detectAndCompute(_gray(images[s]), None)
+        if prev is not None and des is not None and prev[1] is not None:
+            matches = matcher.match(prev[1], des)
+            step = None
+            if len(matches) >= min_matches:
+                p0 = np.float64([prev[0][m.queryIdx].pt for m in matches])
+                p1 = np.float64([kp[m.trainIdx].pt for m in matches])
+                E, inliers = cv2.findEssentialMat(p0, p1, K, method=cv2.RANSAC, prob=0.999, threshold=1.0)
+                if E is not None and E.shape == (3, 3):
+                    n_good, R, t, _ = cv2.recoverPose(E, p0, p1, K, mask=inliers)
+                    if n_good >= min_matches // 2:
+                        # recoverPose gives x1 = R x0 + t (camera0 -> camera1); invert for 0_from_1.
+                        c1_from_c0 = np.eye(4)
+                        c1_from_c0[:3, :3], c1_from_c0[:3, 3] = R, t.ravel()
+                        step = np.linalg.inv(c1_from_c0)
+            if step is None:
+                failures += 1
+            else:
+                pose = pose @ step
+        preds.poses[s] = pose.copy()
+        prev = (kp, des)
+    preds.wall_s = time.perf_counter() - t0
+    preds.dropped = 0
+    preds.vo_failures = failures  # type: ignore[attr-defined]
+    return preds

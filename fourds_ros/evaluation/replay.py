@@ -1,0 +1,400 @@
+"""Replay a bag through the real node over DDS and record its outputs (the only rclpy module in
+fourds_ros.evaluation; rclpy is imported inside `replay_and_record`, so importing this module and
+calling `run_dds` from the evaluator does not load rclpy: replay runs in its own process).
+
+  python -m fourds_ros.evaluation.replay --bag BAG --out OUT.mcap --timing T.json --rate max ...
+
+Rates: "max" publishes as fast as the node keeps up, with back-pressure so no clip is ever
+dropped: the frame that completes a clip is published only once every earlier clip has been
+answered (the frames before it still flow while the node infers), so a finished clip never
+meets another one in the node's one-slot mailbox. "bag" keeps the bag's own timing; a number is a fixed rate in Hz. With "bag"
+or a fixed rate the node drops clips when it falls behind, and that is what gets measured.
+
+Outputs (depth, depth/camera_info, tracks, pose, odometry, /diagnostics) are recorded as the raw
+CDR bytes the node sent, stamped with their arrival time, into one .mcap (rosbags writer).
+Timing (publish and arrival wall time per input stamp) goes to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, image_from_msg, \
+    open_reader, pose_from_msg, stamp_of
+from .predictions import Predictions
+
+RECORDED = {  # node topic -> msgtype
+    "/depth": "sensor_msgs/msg/Image",
+    "/depth/camera_info": "sensor_msgs/msg/CameraInfo",
+    "/tracks": "sensor_msgs/msg/PointCloud2",
+    "/pose": "geometry_msgs/msg/PoseStamped",
+    "/odometry": "nav_msgs/msg/Odometry",
+}
+SCORED = ("/depth", "/tracks", "/pose")
+READ_BACK = SCORED + ("/depth/camera_info",)
+
+
+class ReplayError(RuntimeError):
+    """The node did not come up, stalled, or the replay could not run; the message says which."""
+
+
+def _load_ros_type(msgtype: str):
+    pkg, _, name = msgtype.split("/")
+    return getattr(__import__(f"{pkg}.msg", fromlist=[name]), name)
+
+
+def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str = "max", clip_length: int = 16,
+                      hop: int = 8, timeout_s: float = 300.0, stall_s: float = 30.0, ready_timeout_s: float = 120.0,
+                      max_frames: int | None = None, loops: int = 1, namespace: str = "") -> dict:
+    """In this process: publish the bag's images + camera_info, record the node's outputs.
+    namespace: the node's namespace; inputs and outputs live under it so that other nodes on the
+    same ROS domain cannot mix in (outputs are recorded under their plain names).
+    Returns the timing summary (also written to timing_json)."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from .bag import typestore
+
+    reader = open_reader(bag_path)
+    image_topic = None
+    frames: list[tuple[int, bytes, bytes | None]] = []  # (stamp, image CDR, camera_info CDR)
+    try:
+        topics = {c.topic: c for c in reader.connections}
+        image_topic = IMAGE_TOPIC if IMAGE_TOPIC in topics else COMPRESSED_TOPIC if COMPRESSED_TOPIC in topics else None
+        if image_topic is None:
+            raise BagError(f"{bag_path}: no {IMAGE_TOPIC} or {COMPRESSED_TOPIC} to replay")
+        infos: dict[int, bytes] = {}
+        conns = [topics[image_topic]] + ([topics[CAMERA_INFO_TOPIC]] if CAMERA_INFO_TOPIC in topics else [])
+        for conn, _, raw in reader.messages(connections=conns):
+            stamp = stamp_of(reader.deserialize(raw, conn.msgtype).header)
+            if conn.topic == CAMERA_INFO_TOPIC:
+                infos[stamp] = bytes(raw)
+            elif max_frames is None or len(frames) < max_frames:
+                frames.append((stamp, bytes(raw), None))
+        frames = [(s, img, infos.get(s)) for s, img, _ in frames]
+    finally:
+        reader.close()
+    if not frames:
+        raise BagError(f"{bag_path}: no frames to replay")
+    image_type = "sensor_msgs/msg/CompressedImage" if image_topic == COMPRESSED_TOPIC else "sensor_msgs/msg/Image"
+
+    rclpy.init(args=[])
+    node = rclpy.create_node("fourds_eval_replay")
+    reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+    ns = ("/" + namespace.strip("/")) if namespace.strip("/") else ""
+    image_pub = node.create_publisher(_load_ros_type(image_type), ns + image_topic, reliable)
+    info_pub = node.create_publisher(_load_ros_type("sensor_msgs/msg/CameraInfo"), ns + CAMERA_INFO_TOPIC, reliable)
+    ts = typestore()
+    received: list[tuple[str, int, bytes]] = []
+    arrivals: dict[int, int] = {}  # input stamp -> wall ns of the first scored output for it
+
+    def recorder(topic):
+        def callback(raw: bytes):
+            now = time.time_ns()
+            received.append((topic, now, bytes(raw)))
+            if topic in SCORED:
+                # header stamp: the CDR header starts after the 4-byte encapsulation: sec int32, nanosec uint32
+                sec, nsec = int.from_bytes(raw[4:8], "little", signed=True), int.from_bytes(raw[8:12], "little")
+                arrivals.setdefault(sec * 1_000_000_000 + nsec, now)
+        return callback
+
+    subs = [node.create_subscription(_load_ros_type(t), ns + topic, recorder(topic), reliable, raw=True)
+            for topic, t in RECORDED.items()]
+    del subs  # kept alive by the node
+
+    # Wait until the node subscribes to the images and publishes its outputs (model loaded, active).
+    t_ready = time.monotonic()
+    while (image_pub.get_subscription_count() == 0 or info_pub.get_subscription_count() == 0
+           or node.count_publishers(ns + "/depth") + node.count_publishers(ns + "/pose") == 0):
+        rclpy.spin_once(node, timeout_sec=0.1)
+        if time.monotonic() - t_ready > ready_timeout_s:
+            node.destroy_node()
+            rclpy.shutdown()
+            raise ReplayError(f"the perception node did not come up within {ready_timeout_s:.0f} s "
+                              "(no subscriber on the image topic); see node.log")
+    # The node keeps the latest camera_info and its callbacks may run in any order: prime it with
+    # the first frame's camera_info so that no frame is ever processed with assumed intrinsics.
+    if frames[0][2] is not None:
+        for _ in range(3):
+            info_pub.publish(frames[0][2])
+            rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(0.5)  # let discovery settle in both directions
+    for _ in range(20):
+        rclpy.spin_once(node, timeout_sec=0.01)
+
+    published: dict[int, int] = {}
+    order: list[int] = []
+    clip_ends: list[int] = []  # stamp of the frame that completes each clip
+    fixed_hz = None if rate in ("max", "bag") else float(rate)
+    t0_wall = time.monotonic()
+    stamp0 = frames[0][0]
+    stalled = 0
+    schedule = [f for _ in range(max(1, loops)) for f in frames]
+    period = frames[-1][0] - frames[0][0] + (frames[1][0] - frames[0][0] if len(frames) > 1 else 33_000_000)
+
+    def completes(n: int) -> bool:  # does the n-th published frame (1-based) complete a clip?
+        return n >= clip_length and (n - clip_length) % hop == 0
+
+    for i, (stamp, img, info) in enumerate(schedule):
+        shift = (i // len(frames)) * period  # later loops: new stamps, or the node sees time going back
+        if shift:
+            img = _restamp(ts, img, image_type, shift)
+            info = _restamp(ts, info, "sensor_msgs/msg/CameraInfo", shift) if info else None
+            stamp += shift
+        if rate == "max" and completes(len(order) + 1):
+            # back-pressure: a clip is completed only when every earlier clip has been answered, so
+            # the node's one-slot mailbox is always empty when it arrives (the node may still be
+            # publishing the previous clip's last messages; that does not touch the mailbox)
+            last_progress = time.monotonic()
+            while any(s not in arrivals for s in clip_ends):
+                n_before = len(arrivals)
+                rclpy.spin_once(node, timeout_sec=0.01)
+                if len(arrivals) != n_before:
+                    last_progress = time.monotonic()
+                if time.monotonic() - last_progress > stall_s:
+                    stalled += 1  # outputs got lost; give up on them (counted as dropped)
+                    clip_ends = [s for s in clip_ends if s in arrivals]
+                    break
+        elif rate != "max":
+            due = (t0_wall + (stamp - stamp0) / 1e9) if fixed_hz is None else t0_wall + i / fixed_hz
+            while time.monotonic() < due:
+                rclpy.spin_once(node, timeout_sec=max(0.0, min(0.002, due - time.monotonic())))
+        if info is not None:
+            info_pub.publish(info)
+        image_pub.publish(img)
+        published[stamp] = time.time_ns()
+        order.append(stamp)
+        if completes(len(order)):
+            clip_ends.append(stamp)
+        rclpy.spin_once(node, timeout_sec=0)
+        if time.monotonic() - t0_wall > timeout_s:
+            break
+    # Drain: wait for the last complete clip (frames after it can never be described).
+    t_end = time.monotonic()
+    while clip_ends and clip_ends[-1] not in arrivals and time.monotonic() - t_end < stall_s:
+        n_before = len(arrivals)
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if len(arrivals) != n_before:
+            t_end = time.monotonic()
+    for _ in range(20):  # trailing messages of the last clip (tracks/pose after depth)
+        rclpy.spin_once(node, timeout_sec=0.02)
+    wall_s = time.monotonic() - t0_wall
+    node.destroy_node()
+    rclpy.shutdown()
+
+    out_mcap = Path(out_mcap)
+    tmp = out_mcap.with_name(out_mcap.stem + "_rosbag2")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with Writer(tmp, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {t: writer.add_connection(t, m, typestore=ts) for t, m in RECORDED.items()}
+        for topic, now, raw in sorted(received, key=lambda r: r[1]):
+            writer.write(conns[topic], now, raw)
+    if out_mcap.exists():
+        out_mcap.unlink()
+    shutil.move(str(next(tmp.glob("*.mcap"))), out_mcap)
+    shutil.rmtree(tmp, ignore_errors=True)
+    timing = {"published_ns": {str(k): v for k, v in published.items()},
+              "arrival_ns": {str(k): v for k, v in arrivals.items()},
+              "frames_published": len(order), "wall_s": wall_s, "rate": rate, "stalled": stalled,
+              "clip_length": clip_length, "hop": hop, "messages_recorded": len(received),
+              "frames_describable": len(order) if not clip_ends else order.index(clip_ends[-1]) + 1}
+    Path(timing_json).write_text(json.dumps(timing))
+    return timing
+
+
+def _restamp(ts, raw: bytes, msgtype: str, shift_ns: int) -> bytes:
+    msg = ts.deserialize_cdr(raw, msgtype)
+    s = stamp_of(msg.header) + shift_ns
+    msg.header.stamp.sec, msg.header.stamp.nanosec = s // 1_000_000_000, s % 1_000_000_000
+    return bytes(ts.serialize_cdr(msg, msgtype))
+
+
+# ------------------------------------------------------------------------------- no rclpy below
+def predictions_from_outputs(mcap: str | Path, timing: dict | None = None,
+                             base_from_camera: np.ndarray | None = None) -> Predictions:
+    """Recorded node outputs -> Predictions (same structure as the offline path).
+
+    /pose carries odom_from_base; odom_from_camera = odom_from_base @ base_from_camera (the node's
+    default REP-103 optical-to-body rotation unless given). Latency per frame: arrival of its
+    first output minus the publish time of its image (wall clock, same machine).
+    """
+    from ..perception.odometry import default_base_from_camera
+
+    base_from_camera = default_base_from_camera() if base_from_camera is None else base_from_camera
+    preds = Predictions(name="fourds")
+    reader = open_reader(mcap)
+    try:
+        conns = [c for c in reader.connections if c.topic in READ_BACK]
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            s = stamp_of(msg.header)
+            if conn.topic == "/depth":
+                preds.depth[s] = image_from_msg(msg)
+            elif conn.topic == "/depth/camera_info":
+                preds.depth_K[s] = np.asarray(msg.k, float).reshape(3, 3)
+            elif conn.topic == "/tracks":
+                f = cloud_fields(msg)
+                preds.tracks[s] = {"ids": f["track_id"].astype(np.int64),
+                                   "uv": np.stack([f["u"], f["v"]], 1).astype(np.float64).reshape(-1, 2),
+                                   "visible": f["visible"].astype(bool),
+                                   "confidence": f.get("confidence", np.ones(len(f["u"]))).astype(float)}
+            elif conn.topic == "/pose":
+                preds.poses[s] = pose_from_msg(msg.pose.position, msg.pose.orientation) @ base_from_camera
+    finally:
+        reader.close()
+    if timing:
+        pub = {int(k): v for k, v in timing["published_ns"].items()}
+        arr = {int(k): v for k, v in timing["arrival_ns"].items()}
+        preds.latency_ms = {s: (arr[s] - pub[s]) / 1e6 for s in arr if s in pub}
+        preds.frames_in = int(timing["frames_published"])
+        preds.wall_s = float(timing["wall_s"])
+        describable = sorted(pub, key=pub.get)[: int(timing.get("frames_describable", len(pub)))]
+        preds.dropped = sum(1 for s in describable if s not in arr)
+    return preds
+
+
+def node_command(model_dir, backend: str = "torch", hop: int = 0, extra: dict | None = None,
+                 namespace: str = "") -> list[str]:
+    """The node with autostart, reliable image QoS (a benchmark must not lose frames in transport)
+    and its inputs remapped to the bag's topics, all under `namespace` when given."""
+    ns = ("/" + namespace.strip("/")) if namespace.strip("/") else ""
+    params = {"model": str(model_dir), "autostart": "true", "backend": backend, "hop": str(hop),
+              "image_qos": "DEFAULT", **(extra or {})}
+    cmd = [sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args"]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={v}"]
+    if ns:
+        cmd += ["-r", f"__ns:={ns}"]
+    return cmd + ["-r", f"image:={ns}{IMAGE_TOPIC}", "-r", f"image/compressed:={ns}{COMPRESSED_TOPIC}",
+                  "-r", f"camera_info:={ns}{CAMERA_INFO_TOPIC}"]
+
+
+def ros_environment(env: dict | None = None) -> dict:
+    """Loopback-only discovery, our ament prefix; keeps the caller's ROS_DOMAIN_ID if set."""
+    env = dict(os.environ if env is None else env)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class NodeProcess:
+    """The perception node as a subprocess; stopped with SIGINT (then SIGTERM), never SIGKILL."""
+
+    def __init__(self, cmd: list[str], env: dict, log_path: Path):
+        self.log_path = Path(log_path)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def cpu_seconds(self) -> float:
+        """user + system CPU time of the node so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                self.proc.wait(timeout=20)
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def replay_subprocess(bag_path, out_mcap: Path, timing_json: Path, env: dict, rate: str, clip_length: int,
+                      hop: int, timeout_s: float, max_frames: int | None = None, loops: int = 1,
+                      node: NodeProcess | None = None, namespace: str = "") -> dict:
+    cmd = [sys.executable, "-m", "fourds_ros.evaluation.replay", "--bag", str(bag_path), "--out", str(out_mcap),
+           "--timing", str(timing_json), "--rate", str(rate), "--clip-length", str(clip_length), "--hop", str(hop),
+           "--timeout", str(timeout_s), "--loops", str(loops), "--namespace", namespace]
+    if max_frames is not None:
+        cmd += ["--max-frames", str(max_frames)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s + 180)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        raise ReplayError(f"replay did not finish within {timeout_s + 180:.0f} s:\n{out[-2000:]}")
+    if proc.returncode != 0:
+        node_log = node.log_path.read_text()[-3000:] if node is not None else ""
+        raise ReplayError(f"replay failed ({proc.returncode}):\n{out[-3000:]}\nnode log tail:\n{node_log}")
+    return json.loads(Path(timing_json).read_text())
+
+
+def clip_geometry(model_dir, hop: int) -> tuple[int, int]:
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    clip_length = int(config["num_frames"])
+    return clip_length, hop or max(1, clip_length // 2)
+
+
+def unique_namespace() -> str:
+    """A namespace no other run on this ROS domain uses (pid + random suffix)."""
+    import secrets
+
+    return f"fourds_eval_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch", rate: str = "max", hop: int = 0,
+            timeout_s: float = 300.0, env: dict | None = None, max_frames: int | None = None) -> Predictions:
+    """Node subprocess + replay/record subprocess; returns the recorded Predictions."""
+    out_mcap = Path(out_mcap)
+    out_dir = out_mcap.parent
+    env = ros_environment(env)
+    clip_length, hop_eff = clip_geometry(model_dir, hop)
+    namespace = unique_namespace()
+    with NodeProcess(node_command(model_dir, backend, hop, namespace=namespace), env, out_dir / "node.log") as node:
+        timing = replay_subprocess(bag_path, out_mcap, out_dir / "replay_timing.json", env, rate, clip_length,
+                                   hop_eff, timeout_s, max_frames=len(bag.stamps), node=node, namespace=namespace)
+    return predictions_from_outputs(out_mcap, timing)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fourds_ros.evaluation.replay")
+    parser.add_argument("--bag", required=True)
+    parser.add_argument("--out", required=True, help="outputs .mcap to write")
+    parser.add_argument("--timing", required=True)
+    parser.add_argument("--rate", default="max")
+    parser.add_argument("--clip-length", type=int, default=16)
+    parser.add_argument("--hop", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--loops", type=int, default=1)
+    parser.add_argument("--namespace", default="")
+    args = parser.parse_args(argv)
+    try:
+        t = replay_and_record(args.bag, args.out, args.timing, args.rate, args.clip_length, args.hop,
+                              args.timeout, max_frames=args.max_frames, loops=args.loops, namespace=args.namespace)
+    except (BagError, ReplayError) as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 1
+    print(f"published {t['frames_published']} frames, outputs for {len(t['arrival_ns'])}, {t['wall_s']:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

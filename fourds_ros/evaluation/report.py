@@ -1,0 +1,241 @@
+"""Score `Predictions` against a bag's ground truth and write report.json, report.md and PNG plots.
+No rclpy. The same `score` serves the model (offline or recorded over DDS) and every peer.
+
+report.json (values null when something could not be scored; `unscored` says why):
+  depth.{abs_rel, rmse, delta1}            median-scaled per frame (depth.metric.* without scaling)
+  tracks.{aj, delta_avg, oa}               TAP-Vid, 256x256, query-first; GT from /gt/tracks, else
+                                           geometric tracks from /gt/depth + /gt/pose
+  pose.{ate_rmse, rpe_trans, rpe_rot_deg}  evo, Sim(3)-aligned
+  performance.{fps, latency_ms_p50, latency_ms_p95, dropped}
+  peers.{constant_depth, lk, orb_vo}.{depth|tracks|pose, performance}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .bag import BagData
+from .metrics import depth_errors, geometric_tracks, mean_depth_errors, pose_errors, tapvid_metrics
+from .predictions import Predictions, track_queries
+
+log = logging.getLogger(__name__)
+
+DEPTH_KEYS = ("abs_rel", "rmse", "delta1")
+TRACK_KEYS = ("aj", "delta_avg", "oa")
+POSE_KEYS = ("ate_rmse", "rpe_trans", "rpe_rot_deg")
+PERF_KEYS = ("fps", "latency_ms_p50", "latency_ms_p95", "dropped")
+PEERS = ("constant_depth", "lk", "orb_vo")
+
+
+def score_depth(bag: BagData, preds: Predictions, erode_px: int = 0) -> tuple[dict, list]:
+    stamps = sorted(set(preds.depth) & set(bag.gt_depth))
+    if not bag.gt_depth:
+        return {k: None for k in DEPTH_KEYS} | {"error": "bag has no /gt/depth"}, []
+    if not stamps:
+        return {k: None for k in DEPTH_KEYS} | {"error": "no depth output at a ground-truth stamp"}, []
+    def errors(s, scaled):
+        return depth_errors(preds.depth[s], bag.gt_depth[s], median_scale=scaled, erode_px=erode_px,
+                            pred_K=preds.depth_K.get(s), gt_K=bag.intrinsics(s) if s in preds.depth_K else None)
+
+    scaled = [errors(s, True) for s in stamps]
+    metric = [errors(s, False) for s in stamps]
+    out = mean_depth_errors(scaled)
+    out["metric"] = mean_depth_errors(metric)
+    out["erode_px"] = erode_px
+    per_frame = [{"stamp_ns": s, "abs_rel": a["abs_rel"] if a else None, "delta1": a["delta1"] if a else None}
+                 for s, a in zip(stamps, scaled)]
+    if out["frames"] == 0:
+        out["error"] = "no valid ground-truth pixels under the predictions"
+    return out, per_frame
+
+
+def annotated_tracks(bag: BagData, stamps: list[int], query_uv: np.ndarray, query_t: np.ndarray,
+                     max_px: float = 2.0) -> dict:
+    """GT from the bag's /gt/tracks (e.g. synthetic bags): each query is matched to the annotated
+    track visible nearest to it in its query frame (within max_px); unmatched queries are invalid.
+    Returns xy (N, T, 2), occluded (N, T), valid (N,) like metrics.geometric_tracks."""
+    n, t = len(query_uv), len(stamps)
+    xy = np.full((n, t, 2), np.nan)
+    occluded = np.ones((n, t), bool)
+    valid = np.zeros(n, bool)
+    for i, (uv, q) in enumerate(zip(query_uv, query_t)):
+        ann = bag.gt_tracks.get(stamps[q])
+        if ann is None or not ann["visible"].any():
+            continue
+        dist = np.where(ann["visible"], np.linalg.norm(ann["uv"] - uv, axis=1), np.inf)
+        j = int(np.argmin(dist))
+        if dist[j] > max_px:
+            continue
+        gid = ann["ids"][j]
+        valid[i] = True
+        for f, s in enumerate(stamps):
+            a = bag.gt_tracks.get(s)
+            if a is None:
+                continue
+            k = np.flatnonzero(a["ids"] == gid)
+            if k.size:
+                xy[i, f] = a["uv"][k[0]]
+                occluded[i, f] = not a["visible"][k[0]]
+    return {"xy": xy, "occluded": occluded, "valid": valid}
+
+
+def track_ground_truth(bag: BagData, stamps: list[int], queries: dict[int, tuple[int, float, float]]):
+    """GT tracks for the query ids at `stamps`: the bag's /gt/tracks when it has them (annotated or
+    synthetic), else geometric tracks from /gt/depth + /gt/pose (static scene,
+    metrics.geometric_tracks). Returns (ids, query frame index, gt dict) or raises ValueError
+    saying what is missing."""
+    ids = np.array(sorted(queries), np.int64)
+    index = {s: i for i, s in enumerate(stamps)}
+    query_t = np.array([index[queries[t][0]] for t in ids])
+    uv = np.array([queries[t][1:] for t in ids], float).reshape(-1, 2)
+    if bag.gt_tracks:
+        return ids, query_t, annotated_tracks(bag, stamps, uv, query_t)
+    missing = [s for s in stamps if s not in bag.gt_depth or s not in bag.gt_pose]
+    if missing:
+        raise ValueError(f"no /gt/tracks, and geometric track GT needs /gt/depth and /gt/pose at every frame; "
+                         f"{len(missing)} of {len(stamps)} frames lack them")
+    K = bag.intrinsics(stamps[0])
+    gt = geometric_tracks(uv, query_t, [bag.gt_depth[s] for s in stamps], [bag.gt_pose[s] for s in stamps], K)
+    return ids, query_t, gt
+
+
+def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int, float, float]] | None = None) -> dict:
+    if not preds.tracks:
+        return {k: None for k in TRACK_KEYS} | {"error": "no track outputs"}
+    stamps = sorted(s for s in bag.stamps if s in preds.tracks)
+    queries = queries if queries is not None else track_queries(preds.tracks, bag.image_hw)
+    queries = {t: q for t, q in queries.items() if q[0] in set(stamps)}
+    if not queries:
+        return {k: None for k in TRACK_KEYS} | {"error": "no visible track to use as a query"}
+    try:
+        ids, query_t, gt = track_ground_truth(bag, stamps, queries)
+    except ValueError as exc:
+        return {k: None for k in TRACK_KEYS} | {"error": str(exc)}
+    n, t = len(ids), len(stamps)
+    row = {tid: i for i, tid in enumerate(ids)}
+    pred_xy = np.full((n, t, 2), np.nan)
+    pred_occ = np.ones((n, t), bool)
+    for j, s in enumerate(stamps):
+        tr = preds.tracks[s]
+        for tid, uv, vis in zip(tr["ids"], tr["uv"], tr["visible"]):
+            i = row.get(int(tid))
+            if i is not None:
+                pred_xy[i, j] = uv
+                pred_occ[i, j] = not vis
+    keep = gt["valid"]
+    h, w = bag.image_hw
+    out = tapvid_metrics(query_t[keep], gt["occluded"][keep], gt["xy"][keep], pred_occ[keep], pred_xy[keep],
+                         image_size=(h, w))
+    out["queries_without_gt"] = int((~keep).sum())
+    out["gt_source"] = "/gt/tracks" if bag.gt_tracks else "geometric (depth + pose)"
+    if out.get("aj") is None:
+        out["error"] = "no visible ground-truth point after its query frame"
+    return out
+
+
+def score_pose(bag: BagData, preds: Predictions, tum_dir: Path | None = None, name: str = "estimate") -> dict:
+    if not bag.gt_pose:
+        return {k: None for k in POSE_KEYS} | {"error": "bag has no /gt/pose"}
+    stamps = sorted(set(preds.poses) & set(bag.gt_pose))
+    if not stamps:
+        return {k: None for k in POSE_KEYS} | {"error": "no pose output at a ground-truth stamp"}
+    return pose_errors(stamps, [preds.poses[s] for s in stamps], [bag.gt_pose[s] for s in stamps],
+                       tum_dir=tum_dir, name=name)
+
+
+def score(bag: BagData, preds: Predictions, erode_px: int = 0, queries=None, tum_dir: Path | None = None,
+          parts=("depth", "tracks", "pose")) -> dict:
+    """Score one method. Returns {depth, tracks, pose, performance} (only the requested parts)."""
+    out: dict = {}
+    if "depth" in parts:
+        out["depth"], out["_depth_per_frame"] = score_depth(bag, preds, erode_px)
+    if "tracks" in parts:
+        out["tracks"] = score_tracks(bag, preds, queries)
+    if "pose" in parts:
+        out["pose"] = score_pose(bag, preds, tum_dir, preds.name)
+    out["performance"] = preds.performance()
+    return out
+
+
+def build_report(bag: BagData, model: Predictions, peers: dict[str, Predictions], erode_px: int = 0,
+                 out_dir: Path | None = None, meta: dict | None = None) -> dict:
+    """report dict with model metrics at the top level and peers under report['peers']."""
+    tum_dir = out_dir / "trajectories" if out_dir is not None else None
+    queries = (track_queries(model.tracks, bag.image_hw) if model.tracks else None) or None
+    report = score(bag, model, erode_px, queries, tum_dir)
+    report["peers"] = {}
+    parts = {"constant_depth": ("depth",), "lk": ("tracks",), "orb_vo": ("pose",)}
+    for name, p in peers.items():
+        report["peers"][name] = score(bag, p, erode_px, queries, tum_dir, parts[name])
+        report["peers"][name].pop("_depth_per_frame", None)
+    unscored = []
+    for path, section in [("depth", report.get("depth")), ("tracks", report.get("tracks")),
+                          ("pose", report.get("pose"))] + [
+            (f"peers.{n}.{k}", v) for n, d in report["peers"].items() for k, v in d.items() if k != "performance"]:
+        if isinstance(section, dict) and section.get("error"):
+            unscored.append(f"{path}: {section['error']}")
+    report["unscored"] = unscored
+    report["_gt_xyz"] = [bag.gt_pose[s][:3, 3].tolist() for s in sorted(bag.gt_pose)] or None
+    report["bag"] = {"path": str(bag.path), "frames": len(bag.stamps), "topics": bag.topics}
+    report["meta"] = meta or {}
+    return report
+
+
+def _json_ready(obj):
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items() if not k.startswith("_") and k != "aligned_xyz"}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def markdown(report: dict) -> str:
+    rows = [("4DS (this package)", report)] + [(f"peer: {n}", d) for n, d in report["peers"].items()]
+    lines = ["# Evaluation report", "", f"Bag: `{report['bag']['path']}` ({report['bag']['frames']} frames)", ""]
+    for title, section, keys in [("Depth (median-scaled per frame)", "depth", DEPTH_KEYS),
+                                 ("Tracks (TAP-Vid, 256x256)", "tracks", TRACK_KEYS),
+                                 ("Pose (evo, Sim(3)-aligned)", "pose", POSE_KEYS)]:
+        lines += [f"## {title}", "", "| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name, d in rows:
+            if section in d:
+                lines.append(f"| {name} | " + " | ".join(_fmt(d[section].get(k)) for k in keys) + " |")
+        lines.append("")
+    if "metric" in report.get("depth", {}):
+        m = report["depth"]["metric"]
+        lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
+    lines += ["## Performance", "", "| " + " | ".join(PERF_KEYS) + " |", "|---" * len(PERF_KEYS) + "|",
+              "| " + " | ".join(_fmt(report["performance"].get(k)) for k in PERF_KEYS) + " |", ""]
+    if report["unscored"]:
+        lines += ["## Not scored", ""] + [f"- {u}" for u in report["unscored"]] + [""]
+    lines += ["## Plots", "", *[f"![{p}]({p})" for p in report.get("plots", [])], ""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out_dir: Path, bag: BagData | None = None, model: Predictions | None = None,
+                 peers: dict[str, Predictions] | None = None) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if bag is not None and model is not None:
+        from .plots import write_plots
+
+        try:
+            report["plots"] = write_plots(out_dir, bag, model, peers or {}, report)
+        except Exception as exc:  # a plot must never cost the report
+            log.exception("plotting failed")
+            report["unscored"].append(f"plots: {exc}")
+    path = out_dir / "report.json"
+    path.write_text(json.dumps(_json_ready(report), indent=2) + "\n")
+    (out_dir / "report.md").write_text(markdown(report))
+    return path

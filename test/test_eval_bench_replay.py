@@ -1,0 +1,38 @@
+"""`fourds-ros bench replay` on a short real bag through the real node over DDS: the JSON has the
+fixed-rate measurements and a peak-rate search (no timed assertions: speed is only measured)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+from .conftest import REPO, SHARED_DATA, require
+
+
+def test_bench_replay_writes_json(tmp_path, tiny_model_dir):
+    src = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
+    from fourds_ros.cli import main as cli
+
+    bag = tmp_path / "bag"
+    assert cli(["bag", "convert", "--format", "7scenes", str(src), str(bag), "--max-frames", "8", "--stride", "4"]) == 0
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", AMENT_PREFIX_PATH=str(REPO / ".venv"),
+               ROS_DOMAIN_ID=str(random.Random(os.getpid() + 7).randint(1, 100)))
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    md = tmp_path / "bench.md"
+    proc = subprocess.run([sys.executable, "-m", "fourds_ros", "bench", "replay", str(bag), "--model",
+                           str(tiny_model_dir), "--frames", "24", "--max-steps", "2", "--json-dir", str(tmp_path),
+                           "--markdown", str(md), "--workdir", str(tmp_path / "work")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "replay.json").read_text())
+    fixed = result["fixed_rate"]
+    assert fixed["rate_hz"] == 30.0 and fixed["frames_published"] == 24
+    for key in ("fps", "latency_ms_mean", "latency_ms_p95", "jitter_ms", "node_cpu_percent"):
+        assert isinstance(fixed[key], float) and fixed[key] >= 0, key
+    assert 0 <= fixed["dropped_fraction"] <= 1
+    assert len(result["runs"]) == 3  # the fixed run and two search steps
+    assert result["peak_rate_hz"] is None or result["peak_rate_hz"] > 0
+    assert "ros2_benchmark" in md.read_text() and "<!-- bench:replay -->" in md.read_text()

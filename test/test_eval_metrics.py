@@ -1,0 +1,266 @@
+"""Metric functions against hand-computed cases (TAP-Vid worked examples included), the geometric
+track ground truth, evo pose metrics and the OpenCV peers on real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import transforms3d
+
+from fourds_ros.evaluation.metrics import (depth_edge_mask, depth_errors, geometric_tracks, pck, pose_errors,
+                                           tapvid_metrics)
+
+from .conftest import SHARED_DATA, require
+
+
+# ------------------------------------------------------------------------------------ depth
+def test_depth_errors_hand_computed():
+    gt = np.array([[1.0, 2.0], [4.0, np.nan]], np.float32)
+    pred = np.array([[1.0, 3.0], [2.0, 5.0]], np.float32)
+    m = depth_errors(pred, gt)
+    # valid: (1,1), (3,2), (2,4); abs rel = (0 + 0.5 + 0.5) / 3; rmse = sqrt((0 + 1 + 4) / 3)
+    assert m["abs_rel"] == pytest.approx(1.0 / 3)
+    assert m["rmse"] == pytest.approx(np.sqrt(5 / 3))
+    # ratios 1, 1.5, 2 -> only the first is < 1.25
+    assert m["delta1"] == pytest.approx(1 / 3)
+    assert m["valid_pixels"] == 3
+
+
+def test_depth_median_scaling_removes_global_scale():
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(1, 4, (20, 30)).astype(np.float32)
+    m = depth_errors(gt * 0.3, gt, median_scale=True)
+    assert m["abs_rel"] == pytest.approx(0, abs=1e-6) and m["delta1"] == 1.0
+    assert m["scale"] == pytest.approx(1 / 0.3, rel=1e-5)
+    metric = depth_errors(gt * 0.3, gt, median_scale=False)
+    assert metric["abs_rel"] == pytest.approx(0.7, rel=1e-5) and metric["delta1"] == 0.0
+
+
+def test_depth_prediction_is_resized_to_gt():
+    gt = np.full((8, 8), 2.0, np.float32)
+    m = depth_errors(np.full((2, 2), 2.0, np.float32), gt)
+    assert m["abs_rel"] == pytest.approx(0) and m["valid_pixels"] == 64
+
+
+def test_depth_prediction_of_a_centre_crop_lands_in_its_window():
+    """A 4x4 prediction of the central 8x8 of a 16x8 image (K of the crop, scale 0.5): GT pixels
+    outside the window are not scored, inside they sample the right prediction pixel."""
+    gt_K = np.array([[20.0, 0, 7.5], [0, 20, 3.5], [0, 0, 1]])
+    # crop x in [4, 12), then scale by 0.5: c_pred = 0.5 * (c_in - 4 + 0.5) - 0.5
+    A = np.array([[0.5, 0, 0.5 * (0.5 - 4) - 0.5], [0, 0.5, 0.5 * 0.5 - 0.5], [0, 0, 1]])
+    pred_K = A @ gt_K
+    pred = np.arange(16, dtype=np.float32).reshape(4, 4) + 1
+    from fourds_ros.evaluation.metrics import resize_depth
+
+    out = resize_depth(pred, (8, 16), pred_K, gt_K)
+    assert np.isnan(out[:, :3]).all() and np.isnan(out[:, 13:]).all()
+    assert out[0, 4] == pytest.approx(1.0) and out[7, 11] == pytest.approx(16.0)
+    gt = np.where(np.isfinite(out), out, 5.0).astype(np.float32)
+    m = depth_errors(pred, gt, pred_K=pred_K, gt_K=gt_K)
+    assert m["abs_rel"] == pytest.approx(0, abs=1e-6) and m["valid_pixels"] == int(np.isfinite(out).sum())
+
+
+def test_depth_edge_erosion_excludes_discontinuities():
+    gt = np.ones((20, 20), np.float32)
+    gt[:, 10:] = 3.0
+    edge = depth_edge_mask(gt, erode_px=2)
+    assert edge[:, 7:13].all() and not edge[:, :7].any() and not edge[:, 13:].any()
+    pred = gt.copy()
+    pred[:, 8:12] = 2.0  # wrong only near the edge (misregistration-like)
+    assert depth_errors(pred, gt)["abs_rel"] > 0.05
+    assert depth_errors(pred, gt, erode_px=2)["abs_rel"] == pytest.approx(0)
+
+
+def test_depth_without_valid_pixels_is_none():
+    assert depth_errors(np.ones((4, 4)), np.full((4, 4), np.nan)) is None
+
+
+# ------------------------------------------------------------------------------------ TAP-Vid
+def _tracks(n=4, t=5, seed=0):
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(20, 200, (n, t, 2))
+    return xy, np.zeros((n, t), bool), np.zeros(n, int)
+
+
+def test_tapvid_perfect():
+    xy, occ, q = _tracks()
+    m = tapvid_metrics(q, occ, xy, occ, xy)
+    assert m["aj"] == 1.0 and m["delta_avg"] == 1.0 and m["oa"] == 1.0
+    assert m["evaluated"] == 4 * 4  # query frame itself excluded
+
+
+def test_tapvid_shifted_by_3px():
+    xy, occ, q = _tracks()
+    pred = xy + np.array([3.0, 0.0])
+    m = tapvid_metrics(q, occ, xy, occ, pred)
+    # within 4, 8, 16 px but not 1, 2: 3 of 5 thresholds
+    assert m["delta_avg"] == pytest.approx(0.6)
+    assert m["jaccard_1"] == 0.0 and m["jaccard_2"] == 0.0 and m["jaccard_4"] == 1.0
+    assert m["aj"] == pytest.approx(0.6)
+    assert m["oa"] == 1.0
+
+
+def test_tapvid_shift_is_measured_at_256():
+    xy, occ, q = _tracks()
+    # 3 px at 512x512 is 1.5 px at 256x256: within 2, 4, 8, 16
+    m = tapvid_metrics(q, occ, xy * 2, occ, xy * 2 + np.array([3.0, 0]), image_size=(512, 512))
+    assert m["delta_avg"] == pytest.approx(0.8)
+
+
+def test_tapvid_occluded_worked_example():
+    # One track, 5 frames, query at t=0. GT occluded at t=3, 4. Prediction exact where visible,
+    # says visible at t=3 (wrong) and occluded at t=4 (right).
+    gt_xy = np.zeros((1, 5, 2)) + 100
+    gt_occ = np.array([[False, False, False, True, True]])
+    pred_occ = np.array([[False, False, False, False, True]])
+    m = tapvid_metrics(np.array([0]), gt_occ, gt_xy, pred_occ, gt_xy.copy())
+    # evaluation frames t=1..4: OA = 3/4; delta over GT-visible t=1,2 -> 1.0
+    assert m["oa"] == pytest.approx(0.75)
+    assert m["delta_avg"] == 1.0
+    # Jaccard: TP=2 (t=1,2), GT positives=2, FP=1 (visible predicted where GT occluded) -> 2/3
+    assert m["aj"] == pytest.approx(2 / 3)
+
+
+def test_tapvid_predicting_everything_occluded():
+    xy, occ, q = _tracks()
+    m = tapvid_metrics(q, occ, xy, np.ones_like(occ), xy)
+    assert m["aj"] == 0.0 and m["oa"] == 0.0
+    assert m["delta_avg"] == 1.0  # position accuracy ignores predicted occlusion
+
+
+def test_pck_hand_computed():
+    gt = np.zeros((1, 3, 2))
+    pred = np.array([[[1.0, 0], [5.0, 0], [100.0, 0]]])
+    vis = np.array([[True, True, False]])
+    m = pck(pred, gt, vis, mask_area=np.array([400.0]))  # threshold 0.2 * 20 = 4 px
+    assert m["pck"] == 0.5 and m["points"] == 2 and m["pck_3px"] == 0.5
+
+
+# ------------------------------------------------------------------------------ geometric GT
+def _look_at_poses(n):
+    poses = []
+    for i in range(n):
+        T = np.eye(4)
+        T[:3, :3] = transforms3d.euler.euler2mat(0, np.radians(2 * i), 0)
+        T[:3, 3] = [np.cos(0.3 * i), 0.5 * np.sin(0.3 * i), 0.05 * i]  # not collinear: Sim(3) is defined
+        poses.append(T)
+    return poses
+
+
+def test_geometric_tracks_match_projection_and_detect_occlusion():
+    K = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])
+    h, w = 48, 64
+    poses = [np.eye(4), np.eye(4), np.eye(4)]
+    poses[1][:3, 3] = [0.1, 0, 0]  # camera moves 10 cm right: a point at 2 m shifts 5 px left
+    wall = np.full((h, w), 2.0, np.float32)
+    occluder = wall.copy()
+    occluder[:, :20] = 0.5  # frame 2: something near the camera covers the left part
+    depths = [wall, wall, occluder]
+    gt = geometric_tracks(np.array([[32.0, 24.0], [10.0, 24.0], [40.0, 10.0]]), np.array([0, 0, 0]),
+                          depths, poses, K)
+    assert gt["valid"].all()
+    np.testing.assert_allclose(gt["xy"][0, 1], [27.0, 24.0], atol=1e-6)
+    np.testing.assert_allclose(gt["xy"][:, 2], [[32, 24], [10, 24], [40, 10]], atol=1e-6)
+    assert not gt["occluded"][:, :2].any()
+    assert gt["occluded"][1, 2] and not gt["occluded"][0, 2] and not gt["occluded"][2, 2]
+
+
+def test_geometric_tracks_out_of_view_and_missing_depth():
+    K = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])
+    depth = np.full((48, 64), 1.0, np.float32)
+    depth[0, 0] = np.nan
+    moved = np.eye(4)
+    moved[:3, 3] = [1.0, 0, 0]  # 1 m right at 1 m depth: everything leaves the 64-px image
+    gt = geometric_tracks(np.array([[32.0, 24.0], [0.0, 0.0]]), np.array([0, 0]), [depth, depth],
+                          [np.eye(4), moved], K)
+    assert gt["valid"].tolist() == [True, False]
+    assert gt["occluded"][0, 1]
+
+
+# ------------------------------------------------------------------------------------ pose
+def test_pose_errors_sim3_invariant_and_detects_noise(tmp_path):
+    ref = _look_at_poses(12)
+    stamps = [i * 33_000_000 for i in range(12)]
+    # Same trajectory in another frame with another scale: ATE and RPE vanish after Sim(3).
+    G = np.eye(4)
+    G[:3, :3] = transforms3d.euler.euler2mat(0.3, -0.2, 1.0)
+    G[:3, 3] = [1, 2, 3]
+    est = []
+    for T in ref:
+        E = G @ T
+        E[:3, 3] = G[:3, :3] @ (T[:3, 3] * 2.5) + G[:3, 3]
+        est.append(E)
+    m = pose_errors(stamps, est, ref, tum_dir=tmp_path, name="est")
+    assert m["ate_rmse"] == pytest.approx(0, abs=1e-6)
+    assert m["rpe_trans"] == pytest.approx(0, abs=1e-6)
+    assert m["rpe_rot_deg"] == pytest.approx(0, abs=1e-4)
+    assert m["sim3_scale"] == pytest.approx(1 / 2.5, rel=1e-5)
+    lines = (tmp_path / "est.tum").read_text().split("\n")
+    assert len([x for x in lines if x.strip()]) == 12 and len(lines[0].split()) == 8
+    rng = np.random.default_rng(1)
+    noisy = [T.copy() for T in ref]
+    for T in noisy:
+        T[:3, 3] += rng.normal(0, 0.01, 3)
+    m = pose_errors(stamps, noisy, ref)
+    assert 0.003 < m["ate_rmse"] < 0.03 and m["rpe_trans"] > 0.003
+
+
+def test_pose_errors_too_short():
+    m = pose_errors([0, 1], [np.eye(4)] * 2, [np.eye(4)] * 2)
+    assert m["ate_rmse"] is None and "fewer" in m["error"]
+
+
+# --------------------------------------------------------------------------- real-data peers
+def test_lk_peer_on_badja_pck():
+    """LK from the first-frame joints scored with PCK@0.2 on the human-annotated frames."""
+    from fourds_ros.evaluation.badja import score_badja
+    from fourds_ros.evaluation.datasets import load_badja
+
+    src = require(SHARED_DATA / "davis_horsejump-high_badja")
+    badja = load_badja(src)
+    assert badja["annotated"].tolist() == [0, 2, 7, 8, 18, 26, 36, 39, 47, 49]
+    assert badja["joints_xy"].shape == (10, 37, 2) and badja["visible"][0].sum() == 19
+    m = score_badja(src)
+    assert m["points"] > 50
+    # A jumping horse defeats frame-to-frame LK often, but not always: strictly between 0 and 1.
+    assert 0.0 < m["pck"] < 1.0
+    # perfect predictions (the annotations themselves) score 1.0 through the same code
+    def oracle(stamps, images, queries):
+        from fourds_ros.evaluation.predictions import Predictions
+
+        p = Predictions()
+        for a, f in enumerate(badja["annotated"]):
+            ids = np.array(sorted(queries))
+            p.tracks[int(f)] = {"ids": ids, "uv": badja["joints_xy"][a, ids], "visible": np.ones(len(ids), bool)}
+        return p
+
+    assert score_badja(src, oracle)["pck"] == 1.0
+
+
+def test_lk_and_orb_vo_against_7scenes_ground_truth():
+    """The geometric GT and two independent OpenCV methods agree on real 7-Scenes frames."""
+    from fourds_ros.evaluation.bag import decode_image
+    from fourds_ros.evaluation.datasets import iter_7scenes
+    from fourds_ros.evaluation.peers import lk_tracks, orb_vo
+    from fourds_ros.evaluation.predictions import grid_queries
+
+    frames = list(iter_7scenes(require(SHARED_DATA / "7scenes_redkitchen_f000-299"), stride=2, max_frames=20))
+    stamps = [f.stamp_ns for f in frames]
+    images = {f.stamp_ns: decode_image(f.encoded) for f in frames}
+    K = frames[0].K
+    queries = grid_queries(stamps[0], 640, 480, 100)
+    lk = lk_tracks(stamps, images, queries)
+    ids = np.array(sorted(queries))
+    gt = geometric_tracks(np.array([queries[i][1:] for i in ids]), np.zeros(len(ids), int),
+                          [f.gt_depth for f in frames], [f.gt_pose for f in frames], K)
+    pred_xy = np.stack([lk.tracks[s]["uv"] for s in stamps], 1)
+    pred_occ = ~np.stack([lk.tracks[s]["visible"] for s in stamps], 1)
+    keep = gt["valid"]
+    m = tapvid_metrics(np.zeros(keep.sum(), int), gt["occluded"][keep], gt["xy"][keep], pred_occ[keep],
+                       pred_xy[keep], image_size=(480, 640))
+    assert keep.sum() > 60
+    assert 0.3 < m["delta_avg"] < 1.0  # agree roughly (7-Scenes depth is misregistered), never exactly
+    vo = orb_vo(stamps, images, K)
+    pm = pose_errors(stamps, [vo.poses[s] for s in stamps], [f.gt_pose for f in frames])
+    path = sum(np.linalg.norm(frames[i + 1].gt_pose[:3, 3] - frames[i].gt_pose[:3, 3]) for i in range(19))
+    assert pm["ate_rmse"] < 0.5 * path  # better than no motion model at all
