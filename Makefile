@@ -25,6 +25,15 @@ $(STAMP): requirements.txt requirements-ros.txt setup.py tools/build_tf2_msgs.sh
 test: setup
 	$(VENV)/bin/python -m pytest -q -ra test
 
+# The main job on the embedded default: the MIT HoloLens sample shipped in samples/ becomes a bag,
+# the real perception node (default model) runs over DDS on it, and the report is scored against
+# the classical peers. Output: out/demo/report/{report.md,report.json,*.png}.
+DEMO_OUT := $(CURDIR)/out/demo
+demo: setup
+	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/fourds-ros bag convert --format hololens --compressed samples/hololens_000 $(DEMO_OUT)/sample_bag
+	FOURDS_PROGRESS=1 $(VENV)/bin/fourds-ros eval $(DEMO_OUT)/sample_bag --model models/fourds_default --out $(DEMO_OUT)/report
+
 bench: setup
 	$(VENV)/bin/fourds-ros bench encoder
 

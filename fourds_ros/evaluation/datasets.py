@@ -66,16 +66,18 @@ def iter_7scenes(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
 
 def iter_hololens(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
                   max_frames: int | None = None) -> Iterator[Frame]:
-    images = sorted((src / "images").glob("*.png"))
+    # PNG as shipped by DeepVideoMVS; JPEG in our re-encoded demo sample (samples/hololens_000).
+    images = sorted(p for p in (src / "images").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not images or not (src / "poses.txt").exists():
-        raise BagError(f"{src}: expected images/*.png and poses.txt (DeepVideoMVS HoloLens layout)")
+        raise BagError(f"{src}: expected images/*.png|jpg and poses.txt (DeepVideoMVS HoloLens layout)")
     poses = np.loadtxt(src / "poses.txt").reshape(-1, 4, 4)
     if len(poses) != len(images):
         raise BagError(f"{src}: {len(images)} images but {len(poses)} poses")
     K = np.loadtxt(src / "K.txt")
     for i in _select(list(range(len(images))), start, stride, max_frames):
-        depth_path = src / "depth" / images[i].name
-        yield Frame(stamp_ns=round(i * NS / fps), K=K, encoded=images[i].read_bytes(), encoding="png",
+        depth_path = src / "depth" / (images[i].stem + ".png")
+        encoding = "png" if images[i].suffix.lower() == ".png" else "jpeg"
+        yield Frame(stamp_ns=round(i * NS / fps), K=K, encoded=images[i].read_bytes(), encoding=encoding,
                     gt_depth=_read_depth_mm(depth_path) if depth_path.exists() else None, gt_pose=poses[i])
 
 

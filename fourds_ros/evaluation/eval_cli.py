@@ -91,7 +91,11 @@ def main(argv: list[str]) -> int:
             print(f"fourds-ros eval: {exc}", file=sys.stderr)
             return 1
         raise
-    print(f"report: {Path(args.out) / 'report.json'}")
+    from .report import markdown
+
+    # The metrics tables against the peers (the same text as report.md, without the plots).
+    print(markdown(report).split("## Plots")[0].rstrip())
+    print(f"report: {Path(args.out) / 'report.json'} (report.md, plots beside it)")
     for u in report["unscored"]:
         print(f"not scored: {u}")
     return 0

@@ -146,7 +146,13 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     def completes(n: int) -> bool:  # does the n-th published frame (1-based) complete a clip?
         return n >= clip_length and (n - clip_length) % hop == 0
 
+    from tqdm import tqdm
+
+    # The bar goes to stderr, which the caller inherits: `make demo` shows replay progress.
+    progress = tqdm(total=len(schedule), desc="replay", unit="frame",
+                    disable=not os.environ.get("FOURDS_PROGRESS"))
     for i, (stamp, img, info) in enumerate(schedule):
+        progress.update(1)
         shift = (i // len(frames)) * period  # later loops: new stamps, or the node sees time going back
         if shift:
             img = _restamp(ts, img, image_type, shift)
@@ -180,6 +186,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
         rclpy.spin_once(node, timeout_sec=0)
         if time.monotonic() - t0_wall > timeout_s:
             break
+    progress.close()
     # Drain: wait for the last complete clip (frames after it can never be described).
     t_end = time.monotonic()
     while clip_ends and clip_ends[-1] not in arrivals and time.monotonic() - t_end < stall_s:
@@ -333,7 +340,10 @@ def replay_subprocess(bag_path, out_mcap: Path, timing_json: Path, env: dict, ra
            "--timeout", str(timeout_s), "--loops", str(loops), "--namespace", namespace]
     if max_frames is not None:
         cmd += ["--max-frames", str(max_frames)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # FOURDS_PROGRESS=1 (make demo): the child's progress bar goes straight to our stderr.
+    show_progress = bool(env.get("FOURDS_PROGRESS"))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                            stderr=None if show_progress else subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=timeout_s + 180)
     except subprocess.TimeoutExpired:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .encoder import layer_norm
+from .encoder import MLP, layer_norm
 
 
 def readout_state_index(num_states: int, readout_depth: float) -> int:
@@ -71,16 +71,6 @@ class EncoderToReadout(nn.Module):
         return torch.einsum("btnd,ts->bsnd", x, self.time_resize)
 
 
-class ReadoutMLP(nn.Module):
-    def __init__(self, width: int, hidden: int):
-        super().__init__()
-        self.dense_in = nn.Linear(width, hidden)
-        self.dense_out = nn.Linear(hidden, width)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dense_out(F.gelu(self.dense_in(x), approximate="tanh"))
-
-
 class AttentionReadout(nn.Module):
     """V-JEPA-style cross-attention readout (official match_vjepa_implementation=True).
 
@@ -122,7 +112,7 @@ class AttentionReadout(nn.Module):
         self.value_embedding = nn.Linear(input_dim, num_params)
         self.projection = nn.Linear(num_params, num_params)
         self.mlp_norm = layer_norm(num_params)
-        self.mlp = ReadoutMLP(num_params, 4 * num_params)
+        self.mlp = MLP(num_params, 4 * num_params)
         self.head = nn.Linear(num_params, num_classes)
 
     def forward(self, features: Tensor, queries: Tensor | None = None) -> Tensor:

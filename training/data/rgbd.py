@@ -99,10 +99,10 @@ def read_7scenes(root: str | Path) -> RGBDSequence:
 
 def read_hololens(root: str | Path) -> RGBDSequence:
     root = Path(root)
-    images = sorted((root / "images").glob("*.png"))
+    images = sorted(p for p in (root / "images").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not images:
-        raise DatasetFormatError(f"{root}: no images/*.png (not a DeepVideoMVS HoloLens scene)")
-    depth = [root / "depth" / p.name for p in images]
+        raise DatasetFormatError(f"{root}: no images/*.png|jpg (not a DeepVideoMVS HoloLens scene)")
+    depth = [root / "depth" / (p.stem + ".png") for p in images]
     missing = [str(p) for p in depth if not p.is_file()]
     if missing:
         raise DatasetFormatError(f"{root}: missing depth files {missing[:3]}")

@@ -1,0 +1,95 @@
+"""Bounded clip buffer: frames in, overlapping fixed-length clips out every `hop` frames.
+
+The buffer holds at most `clip_length` frames (drop-oldest). It resets, dropping what it holds,
+when the resolution or encoding changes, when time jumps backwards (a bag loop) and when the gap
+between frames exceeds `max_gap_s`; each reset reason is counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One input frame. rgb: (H, W, 3) uint8; stamp_ns: the input header stamp; k: 3x3 or None."""
+
+    rgb: np.ndarray
+    stamp_ns: int
+    frame_id: str
+    k: np.ndarray | None = None
+    encoding: str = "rgb8"
+    index: int = 0  # running input index, set by the buffer
+    received_ns: int = 0  # monotonic clock at arrival, for latency statistics
+    model_rgb: np.ndarray | None = None  # (h, w, 3) float32 [0, 1] model input, made once on arrival
+
+
+@dataclass
+class Clip:
+    """clip_length consecutive frames. `new_frames`: how many at the end were not in the previous
+    clip (the ones this clip is the first to describe); `sequence`: the reset epoch it belongs to."""
+
+    frames: list[Frame]
+    new_frames: int
+    sequence: int
+    stats: dict = field(default_factory=dict)
+
+
+class ClipBuffer:
+    def __init__(self, clip_length: int, hop: int, max_gap_s: float = 1.0):
+        if clip_length < 1:
+            raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+        if not 1 <= hop <= clip_length:
+            raise ValueError(f"hop must be in [1, clip_length={clip_length}], got {hop}")
+        self.clip_length = clip_length
+        self.hop = hop
+        self.max_gap_ns = int(max_gap_s * 1e9)
+        self.frames: deque[Frame] = deque(maxlen=clip_length)
+        self.resets: Counter[str] = Counter()
+        self.sequence = 0
+        self.count = 0  # frames pushed
+        self._since_clip = 0  # frames pushed since the last emitted clip (or reset)
+        self._emitted = False  # a clip was emitted in this sequence
+
+    def reset(self, reason: str = "manual") -> None:
+        self.frames.clear()
+        self.resets[reason] += 1
+        self.sequence += 1
+        self._since_clip = 0
+        self._emitted = False
+
+    def check(self, frame: Frame) -> str | None:
+        """The reset reason `frame` would cause, or None."""
+        if not self.frames:
+            return None
+        last = self.frames[-1]
+        if frame.rgb.shape != last.rgb.shape:
+            return "resolution"
+        if frame.encoding != last.encoding:
+            return "encoding"
+        if frame.stamp_ns < last.stamp_ns:
+            return "time_backwards"
+        if self.max_gap_ns > 0 and frame.stamp_ns - last.stamp_ns > self.max_gap_ns:
+            return "gap"
+        return None
+
+    def push(self, frame: Frame) -> tuple[Clip | None, str | None]:
+        """Add a frame. Returns (clip or None, reset reason or None)."""
+        reason = self.check(frame)
+        if reason:
+            self.reset(reason)
+        frame.index = self.count
+        self.count += 1
+        self.frames.append(frame)
+        self._since_clip += 1
+        if len(self.frames) < self.clip_length:
+            return None, reason
+        if self._emitted and self._since_clip < self.hop:
+            return None, reason
+        new = self._since_clip if self._emitted else self.clip_length
+        self._since_clip = 0
+        self._emitted = True
+        return Clip(list(self.frames), min(new, self.clip_length), self.sequence), reason

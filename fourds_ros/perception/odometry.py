@@ -1,0 +1,136 @@
+"""Chain the pose head's per-clip relative motion into a trajectory.
+
+The pose head gives T_first_from_t for every frame t of a clip (camera optical frames). Clips
+overlap, so a new clip's first frame already has a pose from an earlier clip: the new frames are
+anchored there, T_odom_from_cam(t) = T_odom_from_cam(first) @ T_first_from_t. When the anchor is
+missing (a clip was dropped under overload, or hop == clip length) the chain continues from the
+newest known pose, i.e. it assumes no motion over the gap, and counts it in `gaps`.
+
+The odom frame is the base frame at the first frame (REP-105 style): with the camera mounted as
+base_from_camera (4x4), odom_from_camera = B @ chain and odom_from_base = B @ chain @ B^-1.
+Covariances (6x6, order x y z rx ry rz, as in ROS) accumulate the head's variances along the
+chain, each at least the configured floor.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import transforms3d.axangles as axangles
+import transforms3d.quaternions as quaternions
+
+# REP-103: optical frame (x right, y down, z forward) inside a body frame (x forward, y left, z up).
+OPTICAL_IN_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def transform_from_xyz_quat(values) -> np.ndarray:
+    """[x, y, z, qx, qy, qz, qw] (ROS order) -> 4x4."""
+    x, y, z, qx, qy, qz, qw = (float(v) for v in values)
+    out = np.eye(4)
+    out[:3, :3] = quaternions.quat2mat([qw, qx, qy, qz])  # transforms3d is w-first
+    out[:3, 3] = (x, y, z)
+    return out
+
+
+def quat_xyzw(rotation: np.ndarray) -> np.ndarray:
+    """3x3 -> quaternion (x, y, z, w), w >= 0."""
+    w, x, y, z = quaternions.mat2quat(rotation)
+    q = np.array([x, y, z, w])
+    return -q if w < 0 else q
+
+
+def default_base_from_camera() -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = OPTICAL_IN_BODY
+    return out
+
+
+def rotation_vector(rotation: np.ndarray) -> np.ndarray:
+    axis, angle = axangles.mat2axangle(rotation, unit_thresh=1e-3)
+    return np.asarray(axis) * angle
+
+
+def orthonormalise(rotation: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(rotation)
+    r = u @ vt
+    if np.linalg.det(r) < 0:
+        u[:, -1] *= -1
+        r = u @ vt
+    return r
+
+
+@dataclass
+class PoseEstimate:
+    """One frame's pose. odom_from_camera, odom_from_base: 4x4; covariance: 6x6 of the base pose;
+    twist: (6,) vx vy vz wx wy wz in the base frame; twist_covariance: 6x6."""
+
+    odom_from_camera: np.ndarray
+    odom_from_base: np.ndarray
+    covariance: np.ndarray
+    twist: np.ndarray
+    twist_covariance: np.ndarray
+
+
+class OdometryChain:
+    def __init__(self, base_from_camera: np.ndarray | None = None, rotation_var_floor: float = 1e-6,
+                 translation_var_floor: float = 1e-6, history: int = 256):
+        self.base_from_camera = default_base_from_camera() if base_from_camera is None else np.asarray(base_from_camera, float)
+        self.camera_from_base = np.linalg.inv(self.base_from_camera)
+        self.rotation_var_floor = rotation_var_floor
+        self.translation_var_floor = translation_var_floor
+        self.history = history
+        self.reset()
+
+    def reset(self) -> None:
+        # frame index -> (stamp_ns, chain 4x4 camera0_from_camera, 6x6 covariance in camera frame)
+        self.poses: OrderedDict[int, tuple[int, np.ndarray, np.ndarray]] = OrderedDict()
+        self.gaps = 0
+
+    def add_clip(self, indices: list[int], stamps_ns: list[int], rotation: np.ndarray,
+                 translation: np.ndarray, log_variance: np.ndarray, output_t: list[int]
+                 ) -> list[PoseEstimate]:
+        """rotation (T, 3, 3), translation (T, 3), log_variance (T, 2) from the pose head for the
+        clip frames `indices`; returns estimates for the frames at positions output_t."""
+        if indices[0] in self.poses:
+            _, anchor, anchor_cov = self.poses[indices[0]]
+        elif self.poses:
+            self.gaps += 1
+            _, anchor, anchor_cov = next(reversed(self.poses.values()))
+        else:
+            anchor, anchor_cov = np.eye(4), np.zeros((6, 6))
+        variance = np.exp(np.clip(log_variance, -30, 10))
+        out = []
+        for t in output_t:
+            if indices[t] in self.poses:  # already published by an earlier clip: keep it
+                _, chain, cov = self.poses[indices[t]]
+            else:
+                relative = np.eye(4)
+                relative[:3, :3] = orthonormalise(rotation[t])
+                relative[:3, 3] = translation[t]
+                chain = anchor @ relative
+                var_r = max(float(variance[t, 0]), self.rotation_var_floor)
+                var_t = max(float(variance[t, 1]), self.translation_var_floor)
+                cov = anchor_cov + np.diag([var_t] * 3 + [var_r] * 3)
+            previous = next(reversed(self.poses.items()), None) if self.poses else None
+            self.poses[indices[t]] = (stamps_ns[t], chain, cov)
+            while len(self.poses) > self.history:
+                self.poses.popitem(last=False)
+            out.append(self._estimate(chain, cov, previous, stamps_ns[t], indices[t]))
+        return out
+
+    def _estimate(self, chain, cov, previous, stamp_ns, index) -> PoseEstimate:
+        b, b_inv = self.base_from_camera, self.camera_from_base
+        rot = np.zeros((6, 6))
+        rot[:3, :3] = rot[3:, 3:] = b[:3, :3]
+        twist, twist_cov = np.zeros(6), np.diag([1e3] * 6)  # unknown until two frames
+        if previous is not None and previous[0] != index and stamp_ns > previous[1][0]:
+            prev_stamp, prev_chain, prev_cov = previous[1]
+            dt = (stamp_ns - prev_stamp) * 1e-9
+            delta = np.linalg.inv(prev_chain) @ chain  # camera motion in the camera frame
+            twist = np.concatenate([delta[:3, 3], rotation_vector(delta[:3, :3])]) / dt
+            twist = rot @ twist
+            twist_cov = rot @ (np.abs(cov - prev_cov) + np.diag(
+                [self.translation_var_floor] * 3 + [self.rotation_var_floor] * 3)) @ rot.T / dt**2
+        return PoseEstimate(b @ chain, b @ chain @ b_inv, rot @ cov @ rot.T, twist, twist_cov)

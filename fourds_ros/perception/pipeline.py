@@ -1,0 +1,221 @@
+"""PerceptionPipeline: the single place where frames become clips and clips become outputs.
+
+    pipeline = PerceptionPipeline(create_engine(model_dir), PipelineSettings(hop=2))
+    for rgb, stamp_ns in frames:               # rgb: (H, W, 3) uint8 RGB, stamp_ns: int
+        for result in pipeline.push(rgb, stamp_ns, "camera", k):   # k: 3x3 or None
+            result.stamp_ns, result.frame_id   # the input frame this result describes
+            result.depth, result.depth_k       # (H_out, W_out) float32 metres, NaN invalid; 3x3
+            result.tracks                      # TrackSet: ids, u, v (input px), xyz, visible, confidence
+            result.pose                        # PoseEstimate: odom_from_camera 4x4, covariance...
+
+`push` = `add_frame` (clip buffer, cheap, any thread) + `process` (one engine call per clip).
+The ROS node calls the two halves from different threads so that inference never blocks the
+subscription; the offline evaluator calls `push`. Both get identical results.
+
+Each clip of T frames is run through the engine once (one encoder pass feeds every head); the
+results describe the clip's `new_frames` last frames (all T for the first clip of a sequence), so
+with hop h every input frame is described exactly once, h frames per clip, unless clips are
+dropped under overload. Disabled outputs (`enable_*`) are None.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from einops import rearrange
+
+from .clip_buffer import Clip, ClipBuffer, Frame
+from .odometry import OdometryChain, PoseEstimate
+from .preprocess import PixelMap, Preprocessor, default_intrinsics
+from .tracks import TrackManager, TrackSet
+
+
+@dataclass
+class PipelineSettings:
+    """Algorithm parameters (the node's ROS parameters of the same names)."""
+
+    hop: int = 0  # frames between clips; 0: half the clip length (at least 1)
+    enable_depth: bool = True
+    enable_tracks: bool = True
+    enable_pose: bool = True
+    crop_policy: str = "center_crop"  # or "resize"; see preprocess.py
+    max_gap_s: float = 1.0  # a larger gap between frames resets the clip buffer
+    max_tracks: int = 64  # at most the engine's query count
+    track_query_mode: str = "grid"  # grid | features | topic
+    track_min_visibility: float = 0.5
+    depth_output_resolution: str = "model"  # model | camera
+    min_depth: float = 0.01  # metres; outside [min, max] depth is NaN
+    max_depth: float = 100.0
+    default_hfov_deg: float = 60.0  # K assumed when no camera_info has arrived
+    base_from_camera: np.ndarray | None = None  # 4x4; None: REP-103 optical-to-body rotation
+    pose_rotation_var_floor: float = 1e-6  # rad^2
+    pose_translation_var_floor: float = 1e-6  # m^2
+
+
+@dataclass
+class FrameResult:
+    stamp_ns: int
+    frame_id: str
+    index: int  # running input frame index
+    k: np.ndarray  # 3x3 K of the input image (camera_info, or the assumed default)
+    has_camera_info: bool
+    depth: np.ndarray | None = None  # (H_out, W_out) float32 metres, NaN invalid
+    depth_k: np.ndarray | None = None  # 3x3 K of the depth image
+    depth_rgb: np.ndarray | None = None  # (H_out, W_out, 3) uint8 colour for depth/points
+    tracks: TrackSet | None = None
+    pose: PoseEstimate | None = None
+    received_ns: int = 0  # monotonic ns when the frame arrived
+
+
+@dataclass
+class ClipResult:
+    frames: list[FrameResult]
+    inference_s: float
+    sequence: int
+    stats: dict = field(default_factory=dict)
+
+
+class PerceptionPipeline:
+    def __init__(self, engine, settings: PipelineSettings | None = None):
+        self.engine = engine
+        self.settings = s = settings or PipelineSettings()
+        cfg = engine.config
+        self.clip_length = cfg.num_frames
+        self.model_hw = tuple(cfg.image_size)
+        self.heads = set(cfg.heads)
+        hop = s.hop or max(1, self.clip_length // 2)
+        self.buffer = ClipBuffer(self.clip_length, hop, s.max_gap_s)
+        self.preprocess = Preprocessor(self.model_hw, s.crop_policy)
+        num_queries = engine.spec.num_queries if "tracks" in self.heads else 0
+        self.tracks = TrackManager(num_queries, s.max_tracks, self.model_hw, s.track_query_mode,
+                                   s.track_min_visibility)
+        self.odometry = OdometryChain(s.base_from_camera, s.pose_rotation_var_floor,
+                                      s.pose_translation_var_floor)
+        self.enabled = {
+            "depth": s.enable_depth and "depth" in self.heads,
+            "tracks": s.enable_tracks and "tracks" in self.heads,
+            "pose": s.enable_pose and "pose" in self.heads,
+        }
+        if s.depth_output_resolution not in ("model", "camera"):
+            raise ValueError(f"depth_output_resolution must be model or camera, got {s.depth_output_resolution!r}")
+        self._sequence = -1
+        self._reset_state = False  # a manual reset also restarts odometry at the next clip
+        self._seen_backwards = 0  # time-backwards resets (bag loops) restart odometry too
+        self.clips = 0
+
+    @property
+    def hop(self) -> int:
+        return self.buffer.hop
+
+    # -- half 1: the clip buffer -------------------------------------------------------------
+    def add_frame(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
+                  encoding: str = "rgb8", received_ns: int | None = None) -> tuple[Clip | None, str | None]:
+        """rgb: (H, W, 3) uint8. Returns (clip ready for `process` or None, reset reason or None).
+
+        The frame is preprocessed here, once (frames appear in T / hop overlapping clips), so in the
+        node that cost is paid on the subscription thread, not on the inference path."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        frame = Frame(rgb, int(stamp_ns), frame_id, None if k is None else np.asarray(k, float).reshape(3, 3),
+                      encoding, received_ns=time.monotonic_ns() if received_ns is None else received_ns,
+                      model_rgb=self.preprocess(rgb))
+        return self.buffer.push(frame)
+
+    def reset(self, reason: str = "manual") -> None:
+        """Drop buffered frames, tracks and the odometry chain (restarts at identity)."""
+        self.buffer.reset(reason)
+        self._reset_state = True
+
+    # -- half 2: one engine call per clip ------------------------------------------------------
+    def process(self, clip: Clip) -> ClipResult:
+        s = self.settings
+        frames = clip.frames
+        if clip.sequence != self._sequence:
+            # A new sequence (first clip, or after a buffer reset): no overlap with the previous clip.
+            self.tracks.reset()
+            if self._sequence < 0 or self._reset_state or \
+                    self.buffer.resets["time_backwards"] > self._seen_backwards:
+                self.odometry.reset()
+            self._seen_backwards = self.buffer.resets["time_backwards"]
+            self._reset_state = False
+            self._sequence = clip.sequence
+        input_hw = frames[-1].rgb.shape[:2]
+        pmap = self.preprocess.pixel_map(input_hw)
+        video = np.stack([self.preprocess(f.rgb) if f.model_rgb is None else f.model_rgb
+                          for f in frames])  # (T, H, W, 3) float32
+        indices = [f.index for f in frames]
+        inputs = {"video": video[None]}
+        slot_ids = None
+        if "tracks" in self.heads:
+            if self.enabled["tracks"]:
+                queries, slot_ids = self.tracks.make_queries(indices, video[0], pmap)
+            else:  # the engine's fixed inputs still need query points; outputs are ignored
+                queries = np.zeros((self.tracks.num_queries, 3), np.float32)
+            inputs["query_points"] = queries[None]
+        t0 = time.perf_counter()
+        outputs = self.engine(inputs)
+        inference_s = time.perf_counter() - t0
+        self.clips += 1
+
+        output_t = list(range(len(frames) - clip.new_frames, len(frames)))
+        results = []
+        for t in output_t:
+            f = frames[t]
+            has_k = f.k is not None
+            k = f.k if has_k else default_intrinsics(input_hw, s.default_hfov_deg)
+            results.append(FrameResult(f.stamp_ns, f.frame_id, f.index, k, has_k, received_ns=f.received_ns))
+
+        model_depth = None
+        if "depth" in outputs and (self.enabled["depth"] or self.enabled["tracks"]):
+            model_depth = outputs["depth"][0].astype(np.float32, copy=True)  # (T, H, W)
+            model_depth[~np.isfinite(model_depth) | (model_depth < s.min_depth) | (model_depth > s.max_depth)] = np.nan
+        if self.enabled["depth"]:
+            for r, t in zip(results, output_t):
+                r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
+        if self.enabled["tracks"] and slot_ids is not None:
+            sets = self.tracks.update(slot_ids, outputs["track_xy"][0], outputs["track_visibility"][0],
+                                      outputs["track_confidence"][0], indices, output_t, pmap)
+            for r, t, ts in zip(results, output_t, sets):
+                if model_depth is not None:
+                    ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)
+                r.tracks = ts
+        if self.enabled["pose"]:
+            poses = self.odometry.add_clip(indices, [f.stamp_ns for f in frames], outputs["pose_rotation"][0],
+                                           outputs["pose_translation"][0], outputs["pose_log_variance"][0], output_t)
+            for r, p in zip(results, poses):
+                r.pose = p
+        return ClipResult(results, inference_s, clip.sequence, dict(clip.stats))
+
+    def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
+             encoding: str = "rgb8") -> list[FrameResult]:
+        """add_frame + process: the results this frame completes (often none)."""
+        clip, _ = self.add_frame(rgb, stamp_ns, frame_id, k, encoding)
+        return self.process(clip).frames if clip is not None else []
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _depth_output(self, depth: np.ndarray, model_rgb: np.ndarray, input_rgb: np.ndarray,
+                      k: np.ndarray, pmap: PixelMap):
+        if self.settings.depth_output_resolution == "model":
+            rgb = (model_rgb * 255).round().astype(np.uint8)
+            return depth, pmap.transform_k(k), rgb
+        # Camera resolution: the model window scaled back into the input frame, NaN outside it.
+        y0, y1, x0, x1 = self.preprocess.crop_box(input_rgb.shape[:2])
+        full = np.full(input_rgb.shape[:2], np.nan, np.float32)
+        full[y0:y1, x0:x1] = cv2.resize(depth, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        return full, np.asarray(k, float), input_rgb
+
+    @staticmethod
+    def _track_xyz(ts: TrackSet, depth: np.ndarray, k: np.ndarray, pmap: PixelMap) -> np.ndarray:
+        """Back-project tracks with the model depth at their position; NaN where unknown."""
+        h, w = depth.shape
+        mx, my = pmap.to_model(ts.u.astype(float), ts.v.astype(float))
+        col, row = np.round(mx).astype(int), np.round(my).astype(int)
+        inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        z = np.full(len(ts), np.nan, np.float32)
+        z[inside] = depth[row[inside], col[inside]]
+        x = (ts.u - k[0, 2]) / k[0, 0] * z
+        y = (ts.v - k[1, 2]) / k[1, 1] * z
+        return rearrange([x, y, z], "c n -> n c").astype(np.float32)

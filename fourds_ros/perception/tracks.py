@@ -1,0 +1,184 @@
+"""Track bookkeeping across overlapping clips: query points in, stable track ids out.
+
+The engine tracks a fixed number Q of query points per clip. Each clip:
+  1. every live track whose last observed frame is inside the new clip (the overlap) becomes a
+     query at that frame and position, so it keeps its id;
+  2. free slots, up to `max_tracks`, are seeded with new tracks at the clip's first frame
+     (`mode`: a regular grid, OpenCV Shi-Tomasi corners, or points given on a topic), away from
+     the live ones; remaining slots are padding and never published;
+  3. after inference a track is lost (and its slot re-seeded next clip) when it is not visible
+     or leaves the image in the clip's last frame.
+Coordinates: queries are (t, y, x) in model-input pixels; published u, v are input-image pixels.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .preprocess import PixelMap
+
+MODES = ("grid", "features", "topic")
+
+
+@dataclass
+class Track:
+    id: int
+    x: float  # model-input pixels at frame `frame_index`
+    y: float
+    frame_index: int
+    trail: deque = field(default_factory=lambda: deque(maxlen=8))  # (u, v) input pixels
+
+
+@dataclass
+class TrackSet:
+    """Tracks in one frame. ids (N,) uint32; u, v (N,) float32 input pixels; xyz (N, 3) float32
+    camera optical frame (NaN where depth is unknown); visible (N,) bool; confidence (N,) float32."""
+
+    ids: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    xyz: np.ndarray
+    visible: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+
+class TrackManager:
+    def __init__(self, num_queries: int, max_tracks: int, model_hw: tuple[int, int],
+                 mode: str = "grid", min_visibility: float = 0.5, trail_length: int = 8):
+        if mode not in MODES:
+            raise ValueError(f"track_query_mode must be one of {MODES}, got {mode!r}")
+        self.num_queries = num_queries
+        self.max_tracks = max(0, min(max_tracks, num_queries))
+        self.model_hw = model_hw
+        self.mode = mode
+        self.min_visibility = min_visibility
+        self.trail_length = trail_length
+        self.tracks: dict[int, Track] = {}
+        self.next_id = 0
+        self.pending_topic_queries: list[tuple[float, float]] = []  # (u, v) input pixels
+        self.lost = 0
+        # Min distance between seeds and live tracks, model pixels.
+        h, w = model_hw
+        self.spacing = max(1.0, float(np.sqrt(h * w / max(self.max_tracks, 1))) * 0.7)
+
+    def reset(self) -> None:
+        self.tracks.clear()
+
+    def add_topic_queries(self, uv: np.ndarray) -> None:
+        """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic')."""
+        self.pending_topic_queries.extend(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
+        del self.pending_topic_queries[: max(0, len(self.pending_topic_queries) - self.num_queries)]
+
+    def _seed_candidates(self, first_frame: np.ndarray, pmap: PixelMap) -> np.ndarray:
+        """(N, 2) (x, y) model pixels, best first. first_frame: (H, W, 3) float32 model image."""
+        h, w = self.model_hw
+        if self.mode == "topic":
+            if not self.pending_topic_queries:
+                return np.zeros((0, 2))
+            uv = np.array(self.pending_topic_queries)
+            self.pending_topic_queries.clear()
+            return np.stack(pmap.to_model(uv[:, 0], uv[:, 1]), axis=1)
+        if self.mode == "features":
+            import cv2
+
+            grey = cv2.cvtColor((first_frame * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+            corners = cv2.goodFeaturesToTrack(grey, maxCorners=self.num_queries * 2, qualityLevel=0.01,
+                                              minDistance=max(1.0, self.spacing * 0.5))
+            if corners is not None and len(corners):
+                return corners.reshape(-1, 2).astype(float)
+            # A textureless frame has no corners: fall back to the grid.
+        n = max(self.max_tracks, 1)
+        rows = max(1, int(round(np.sqrt(n * h / w))))
+        cols = max(1, int(np.ceil(n / rows)))
+        ys = (np.arange(rows) + 0.5) * h / rows - 0.5
+        xs = (np.arange(cols) + 0.5) * w / cols - 0.5
+        gx, gy = np.meshgrid(xs, ys)
+        return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+    def make_queries(self, clip_indices: list[int], first_frame: np.ndarray, pmap: PixelMap
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """-> query_points (Q, 3) float32 (t, y, x) model pixels, slot_ids (Q,) int64 (-1: padding)."""
+        h, w = self.model_hw
+        position = {idx: t for t, idx in enumerate(clip_indices)}
+        queries, ids = [], []
+        for track in list(self.tracks.values()):
+            t = position.get(track.frame_index)
+            if t is None or len(ids) >= self.max_tracks:
+                del self.tracks[track.id]  # no overlap with this clip: cannot continue it
+                self.lost += 1
+                continue
+            queries.append((t, track.y, track.x))
+            ids.append(track.id)
+        live = np.empty((self.max_tracks, 2))  # (x, y) of live tracks and accepted seeds
+        n_live = len(queries)
+        if n_live:
+            live[:n_live] = [(q[2], q[1]) for q in queries]
+        candidates = self._seed_candidates(first_frame, pmap).reshape(-1, 2)
+        inside = (candidates[:, 0] >= -0.5) & (candidates[:, 0] <= w - 0.5) & \
+            (candidates[:, 1] >= -0.5) & (candidates[:, 1] <= h - 0.5)
+        spacing2 = self.spacing ** 2
+        for x, y in candidates[inside]:
+            if n_live >= self.max_tracks:
+                break
+            if n_live and (((live[:n_live] - (x, y)) ** 2).sum(axis=1) < spacing2).any():
+                continue
+            track = Track(self.next_id, float(x), float(y), clip_indices[0],
+                          deque(maxlen=self.trail_length))
+            self.next_id += 1
+            self.tracks[track.id] = track
+            queries.append((0, y, x))
+            ids.append(track.id)
+            live[n_live] = (x, y)
+            n_live += 1
+        slot_ids = np.full(self.num_queries, -1, dtype=np.int64)
+        slot_ids[: len(ids)] = ids
+        points = np.zeros((self.num_queries, 3), dtype=np.float32)
+        points[:, 1:] = ((h - 1) / 2, (w - 1) / 2)  # padding: a valid point, never published
+        if queries:
+            points[: len(queries)] = np.asarray(queries, dtype=np.float32)
+        return points, slot_ids
+
+    def update(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
+               confidence: np.ndarray, clip_indices: list[int], output_t: list[int], pmap: PixelMap
+               ) -> list[TrackSet]:
+        """Engine outputs for one clip -> a TrackSet (xyz still NaN) for each frame in output_t.
+
+        xy: (Q, T, 2) model pixels (x, y); visibility, confidence: (Q, T)."""
+        h, w = self.model_hw
+        used = np.flatnonzero(slot_ids >= 0)
+        ids = slot_ids[used].astype(np.uint32)
+        xy, vis, conf = xy[used], visibility[used], confidence[used]
+        inside = (xy[..., 0] >= -0.5) & (xy[..., 0] <= w - 0.5) & (xy[..., 1] >= -0.5) & (xy[..., 1] <= h - 0.5)
+        visible = (vis >= self.min_visibility) & inside & np.isfinite(xy).all(-1)
+        u, v = pmap.to_input(xy[..., 0], xy[..., 1])
+        out = []
+        for t in output_t:
+            for i, tid in enumerate(ids):
+                track = self.tracks.get(int(tid))
+                if track is not None and visible[i, t]:
+                    track.trail.append((float(u[i, t]), float(v[i, t])))
+            out.append(TrackSet(ids.copy(), u[:, t].astype(np.float32), v[:, t].astype(np.float32),
+                                np.full((ids.size, 3), np.nan, np.float32), visible[:, t].copy(),
+                                conf[:, t].astype(np.float32)))
+        last = len(clip_indices) - 1
+        for i, tid in enumerate(ids):
+            track = self.tracks.get(int(tid))
+            if track is None:
+                continue
+            if visible[i, last]:
+                track.x, track.y = float(xy[i, last, 0]), float(xy[i, last, 1])
+                track.frame_index = clip_indices[last]
+            else:  # lost: its slot is re-seeded with a new id next clip
+                del self.tracks[int(tid)]
+                self.lost += 1
+        return out
+
+    def trails(self) -> dict[int, list[tuple[float, float]]]:
+        """Recent (u, v) input pixels per live track id, oldest first."""
+        return {tid: list(t.trail) for tid, t in self.tracks.items() if len(t.trail) >= 2}

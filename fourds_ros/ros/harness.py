@@ -1,0 +1,83 @@
+"""Run the perception node and a probe as two separate processes on real DDS (for tests and
+`fourds-ros bench node`). The caller gives the environment (its own ROS_DOMAIN_ID, loopback
+discovery); the node is stopped with SIGINT, never SIGKILL (that leaks DDS shared memory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class NodeRun:
+    result: dict  # probe output: published, records, events
+    node_log: str
+    node_returncode: int | None
+    node_alive_after_plan: bool
+
+    def records(self, topic: str) -> list[dict]:
+        return [r for r in self.result["records"] if r["topic"] == topic]
+
+    def last_diagnostics(self) -> dict:
+        diags = [s for r in self.records("/diagnostics") for s in r["status"]]
+        return diags[-1] if diags else {}
+
+
+def write_params(path: Path, params: dict, node: str = "fourds_perception") -> Path:
+    path.write_text(yaml.safe_dump({node: {"ros__parameters": params}}))
+    return path
+
+
+def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_file: Path | None = None,
+             probe_timeout_s: float = 120.0, namespace: str = "", cmd: list[str] | None = None,
+             probe_topics: list[str] | None = None) -> NodeRun:
+    """Start the node (params via a YAML params file), run `plan` in a probe process, stop both.
+    cmd: the node's argv instead of `python -m fourds_ros.ros.perception_node` (params appended)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**env, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    files = [params_file] if params_file else []
+    if params:
+        files.append(write_params(workdir / "params.yaml", params))
+    cmd = list(cmd) if cmd else [sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args"]
+    for f in files:
+        cmd += ["--params-file", str(f)]
+    if namespace:
+        cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]
+    log_path = workdir / "node.log"
+    plan_path = workdir / "plan.json"
+    out_path = workdir / "probe.json"
+    plan_path.write_text(json.dumps(plan))
+    with open(log_path, "w") as log:
+        node = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            probe_cmd = [sys.executable, "-m", "fourds_ros.ros.probe", "--plan", str(plan_path),
+                         "--out", str(out_path), "--namespace", namespace,
+                         "--topics", ",".join(probe_topics or [])]
+            probe = subprocess.run(probe_cmd, env=env, capture_output=True, text=True, timeout=probe_timeout_s)
+            if probe.returncode != 0:
+                raise RuntimeError(f"probe failed ({probe.returncode}):\n{probe.stdout}\n{probe.stderr}")
+        finally:
+            alive = node.poll() is None
+            if alive:
+                node.send_signal(signal.SIGINT)
+            try:
+                node.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                node.terminate()  # SIGTERM, still lets DDS clean up
+                node.wait(timeout=20)
+    return NodeRun(json.loads(out_path.read_text()), log_path.read_text(), node.returncode, alive)
+
+
+def ros_env(domain_id: int) -> dict:
+    env = dict(os.environ)
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain_id))
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    return env

@@ -1,0 +1,244 @@
+"""A camera + observer process for node tests and the node benchmark (real DDS).
+
+    python -m fourds_ros.ros.probe --plan plan.json --out result.json
+
+The plan is a list of steps run in order; the probe publishes `image` (raw or compressed) and
+`camera_info` and records everything the node publishes (depth, tracks, odometry, TF,
+diagnostics...) as JSON summaries: type, stamp, frame_id, sizes, encodings, fields.
+
+Steps:
+  {"frames": N, "rate": HZ, "source": "synthetic"|DIR (7-Scenes style *.color.jpg),
+   "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
+   "stamp_offset_s": 0.0, "corrupt": null|"length"}
+  {"wait": SECONDS}            keep recording
+  {"wait_for": TOPIC, "count": N, "timeout": S}
+  {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
+  {"get_state": true}  {"reset": true}  {"get_parameters": [names]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry, Path as PathMsg
+from rclpy.node import Node
+from rclpy.qos import QoSPresetProfiles
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from ..perception.image import encode_raw
+from . import convert
+
+NODE = "fourds_perception"
+
+
+def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """-> RGB uint8 frames and their 3x3 K."""
+    if source == "synthetic":
+        h, w = size
+        rows, cols = np.mgrid[0:h, 0:w]
+        frames = []
+        for i in range(count):  # a moving gradient with a bright square: deterministic, textured
+            img = np.stack([(cols + 4 * i) % 256, (rows * 2) % 256, np.full_like(rows, 128)], axis=2).astype(np.uint8)
+            y, x = (h // 4 + 2 * i) % (h - 20), (w // 3 + 3 * i) % (w - 20)
+            img[y:y + 20, x:x + 20] = 255
+            frames.append(img)
+        f = w / (2 * np.tan(np.radians(30)))
+        return frames, np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
+    import cv2
+
+    root = Path(source)
+    paths = sorted(root.glob("*.color.jpg"))[:count]
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+    k = np.loadtxt(root / "camera-intrinsics.txt") if (root / "camera-intrinsics.txt").exists() else None
+    return frames, k
+
+
+def summarise(topic: str, msg) -> dict:
+    out = {"topic": topic, "type": type(msg).__name__, "recv_ns": time.time_ns()}
+    if hasattr(msg, "header"):
+        out["stamp_ns"] = convert.stamp_to_ns(msg.header.stamp)
+        out["frame_id"] = msg.header.frame_id
+    if isinstance(msg, Image):
+        depth = np.frombuffer(bytes(msg.data), "<f4") if msg.encoding == "32FC1" else None
+        out.update(encoding=msg.encoding, height=msg.height, width=msg.width, step=msg.step,
+                   data_len=len(msg.data))
+        if depth is not None:
+            out["finite"] = int(np.isfinite(depth).sum())
+    elif isinstance(msg, CameraInfo):
+        out.update(height=msg.height, width=msg.width, k=list(msg.k))
+    elif isinstance(msg, PointCloud2):
+        cloud = convert.read_cloud(msg)
+        out.update(width=msg.width, height=msg.height, point_step=msg.point_step,
+                   fields=[[f.name, f.datatype, f.offset] for f in msg.fields])
+        if "track_id" in cloud.dtype.names:
+            out.update(track_ids=cloud["track_id"].tolist(), visible=cloud["visible"].tolist(),
+                       u=cloud["u"].tolist(), v=cloud["v"].tolist())
+    elif isinstance(msg, Odometry):
+        p = msg.pose.pose
+        out.update(child_frame_id=msg.child_frame_id, position=[p.position.x, p.position.y, p.position.z],
+                   orientation=[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w],
+                   pose_cov_diag=[msg.pose.covariance[i * 7] for i in range(6)])
+    elif isinstance(msg, PathMsg):
+        out["poses"] = len(msg.poses)
+    elif isinstance(msg, DiagnosticArray):
+        out["status"] = [{"name": s.name, "level": int.from_bytes(s.level, "little") if isinstance(s.level, bytes)
+                          else int(s.level), "message": s.message,
+                          "values": {kv.key: kv.value for kv in s.values}} for s in msg.status]
+    elif type(msg).__name__ == "TFMessage":
+        out["transforms"] = [{"parent": t.header.frame_id, "child": t.child_frame_id,
+                              "stamp_ns": convert.stamp_to_ns(t.header.stamp)} for t in msg.transforms]
+    elif isinstance(msg, MarkerArray):
+        out["markers"] = len(msg.markers)
+    return out
+
+
+class Probe(Node):
+    def __init__(self, ns: str = "", topics: list[str] | None = None):
+        super().__init__("fourds_probe")
+        self.records: list[dict] = []
+        self.published: list[dict] = []
+        pre = f"/{ns.strip('/')}/" if ns.strip("/") else "/"
+        # Reliable publishers match both SENSOR_DATA (best-effort) and DEFAULT (reliable) readers.
+        camera = QoSPresetProfiles.DEFAULT.value
+        self.image_pub = self.create_publisher(Image, pre + "image", camera)
+        self.compressed_pub = self.create_publisher(CompressedImage, pre + "image/compressed", camera)
+        self.info_pub = self.create_publisher(CameraInfo, pre + "camera_info", camera)
+        outputs = {"depth": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
+                   "tracks": PointCloud2, "tracks/markers": MarkerArray, "odometry": Odometry,
+                   "pose": PoseStamped, "path": PathMsg}
+        record = set(topics) if topics else set(outputs) | {"/diagnostics", "/tf"}
+        for topic, kind in outputs.items():
+            if topic not in record:
+                continue
+            self.create_subscription(kind, pre + topic, lambda m, t=topic: self.records.append(summarise(t, m)), 50)
+        if "/diagnostics" in record:
+            self.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda m: self.records.append(summarise("/diagnostics", m)), 10)
+        try:
+            from tf2_msgs.msg import TFMessage
+
+            if "/tf" in record:
+                self.create_subscription(TFMessage, "/tf", lambda m: self.records.append(summarise("/tf", m)), 100)
+        except ImportError:
+            pass
+        self.node_path = pre + NODE
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(self, timeout_sec=min(0.05, max(0.0, end - time.monotonic())))
+
+    def call(self, srv_type, name: str, request, timeout: float = 20.0):
+        client = self.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f"service {name} not available")
+        future = client.call_async(request)
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            rclpy.spin_once(self, timeout_sec=0.05)
+        self.destroy_client(client)
+        if not future.done():
+            raise RuntimeError(f"service {name} timed out")
+        return future.result()
+
+    def stream(self, step: dict, clock: dict) -> None:
+        size = tuple(step.get("size", (480, 640)))
+        frames, k = load_frames(step.get("source", "synthetic"), size, int(step["frames"]))
+        rate = float(step.get("rate", 15.0))
+        encoding = step.get("encoding", "rgb8")
+        offset_ns = int(float(step.get("stamp_offset_s", 0.0)) * 1e9)
+        start = time.monotonic()
+        for i, rgb in enumerate(frames):
+            stamp_ns = time.time_ns() + offset_ns
+            if step.get("camera_info", True) and k is not None:
+                self.info_pub.publish(convert.camera_info(k, rgb.shape[0], rgb.shape[1], stamp_ns, "camera_optical"))
+            if step.get("compressed"):
+                import cv2
+
+                ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                msg = CompressedImage(header=convert.header(stamp_ns, "camera_optical"), format="jpeg",
+                                      data=buf.tobytes())
+                self.compressed_pub.publish(msg)
+            else:
+                if encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+                    data, row_step = encode_raw(rgb, encoding)
+                else:  # an unsupported encoding, with a payload that fits it
+                    data, row_step = rgb[..., :2].tobytes(), rgb.shape[1] * 2
+                if step.get("corrupt") == "length":
+                    data = data[: len(data) // 2]
+                msg = Image(header=convert.header(stamp_ns, "camera_optical"), height=rgb.shape[0],
+                            width=rgb.shape[1], encoding=encoding, step=row_step, data=data)
+                self.image_pub.publish(msg)
+            self.published.append({"stamp_ns": stamp_ns, "encoding": encoding, "size": list(rgb.shape[:2])})
+            self.spin_for(max(0.0, start + (i + 1) / rate - time.monotonic()))
+
+    def run(self, plan: list[dict]) -> dict:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState, GetState
+        from rcl_interfaces.srv import GetParameters
+        from std_srvs.srv import Trigger
+
+        events = []
+        clock: dict = {}
+        for step in plan:
+            if "frames" in step:
+                self.stream(step, clock)
+            elif "wait" in step:
+                self.spin_for(float(step["wait"]))
+            elif "wait_for" in step:
+                end = time.monotonic() + float(step.get("timeout", 30))
+                while time.monotonic() < end and sum(r["topic"] == step["wait_for"] for r in self.records) < step.get("count", 1):
+                    rclpy.spin_once(self, timeout_sec=0.05)
+            elif "lifecycle" in step:
+                ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+                       "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+                req = ChangeState.Request()
+                req.transition.id = ids[step["lifecycle"]]
+                res = self.call(ChangeState, self.node_path + "/change_state", req)
+                events.append({"lifecycle": step["lifecycle"], "success": bool(res.success), "t_ns": time.time_ns()})
+            elif "get_state" in step:
+                res = self.call(GetState, self.node_path + "/get_state", GetState.Request())
+                events.append({"state": res.current_state.label, "t_ns": time.time_ns()})
+            elif "reset" in step:
+                res = self.call(Trigger, self.node_path + "/reset", Trigger.Request())
+                events.append({"reset": bool(res.success), "message": res.message, "t_ns": time.time_ns()})
+            elif "get_parameters" in step:
+                req = GetParameters.Request(names=list(step["get_parameters"]))
+                res = self.call(GetParameters, self.node_path + "/get_parameters", req)
+                values = []
+                for v in res.values:
+                    values.append([v.bool_value, v.integer_value, v.double_value, v.string_value][
+                        {1: 0, 2: 1, 3: 2, 4: 3}.get(v.type, 3)])
+                events.append({"parameters": dict(zip(step["get_parameters"], values))})
+        return {"published": self.published, "records": self.records, "events": events}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fourds_ros.ros.probe")
+    parser.add_argument("--plan", required=True, help="JSON file with the list of steps")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--namespace", default="")
+    parser.add_argument("--topics", default="", help="comma-separated outputs to record (default: all)")
+    args, ros_args = parser.parse_known_args(argv)
+    rclpy.init(args=ros_args)
+    probe = Probe(args.namespace, [t for t in args.topics.split(",") if t])
+    try:
+        result = probe.run(json.loads(Path(args.plan).read_text()))
+        Path(args.out).write_text(json.dumps(result))
+    finally:
+        probe.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,55 @@
+"""Lifecycle transitions and parameters from YAML on real DDS; the launch plan's command line."""
+
+import shutil
+
+import yaml
+
+from fourds_ros.ros.harness import run_node
+from fourds_ros.ros.launch_logic import command_line, perception_node_plan
+
+from .conftest import REPO
+
+
+def test_lifecycle_transitions_with_yaml_params(tiny_model_dir, ros_env, tmp_path):
+    params_file = tmp_path / "perception.yaml"
+    params = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())
+    params["fourds_perception"]["ros__parameters"].update(
+        model=str(tiny_model_dir), num_queries=16, autostart=False, hop=4, odom_frame="test_odom",
+        base_frame="test_base", publish_tf=False, enable_tracks=False,
+        image_qos="DEFAULT")  # reliable input: every frame of the active window arrives
+    params_file.write_text(yaml.safe_dump(params))
+    plan = [
+        {"get_state": True},
+        {"frames": 4, "rate": 20},  # unconfigured: ignored
+        {"lifecycle": "configure"}, {"get_state": True},
+        {"lifecycle": "activate"}, {"get_state": True}, {"wait": 1.5},
+        {"frames": 8, "rate": 20}, {"wait_for": "odometry", "count": 8, "timeout": 20},
+        {"get_parameters": ["hop", "odom_frame", "publish_tf", "autostart"]},
+        {"lifecycle": "deactivate"}, {"get_state": True},
+        {"frames": 8, "rate": 20}, {"wait": 1.0},  # inactive: no subscriptions, no outputs
+        {"lifecycle": "cleanup"}, {"get_state": True},
+    ]
+    run = run_node(plan, {}, tmp_path / "run", ros_env, params_file=params_file)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    events = run.result["events"]
+    states = [e["state"] for e in events if "state" in e]
+    assert states == ["unconfigured", "inactive", "active", "inactive", "unconfigured"]
+    assert all(e["success"] for e in events if "lifecycle" in e)
+    assert [e for e in events if "parameters" in e][0]["parameters"] == {
+        "hop": 4, "odom_frame": "test_odom", "publish_tf": False, "autostart": False}
+    active = {p["stamp_ns"] for p in run.result["published"][4:12]}
+    odometry = run.records("odometry")
+    assert len(odometry) == 8 and {o["stamp_ns"] for o in odometry} == active
+    assert all(o["frame_id"] == "test_odom" and o["child_frame_id"] == "test_base" for o in odometry)
+    assert not run.records("/tf")  # publish_tf: false leaves TF to robot_localization
+    assert not run.records("tracks")  # enable_tracks: false
+
+
+def test_launch_plan_runs_node_in_namespace(tiny_model_dir, ros_env, tmp_path):
+    plan = perception_node_plan(namespace="robot", model=str(tiny_model_dir), log_level="info")
+    argv = command_line(plan, executable=shutil.which("perception_node", path=str(REPO / ".venv" / "bin")))
+    probe_plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait": 2.0}, {"frames": 8, "rate": 20},
+                  {"wait_for": "depth", "count": 4, "timeout": 20}]
+    run = run_node(probe_plan, {}, tmp_path, ros_env, namespace="robot", cmd=argv)
+    assert run.node_alive_after_plan, run.node_log
+    assert len(run.records("depth")) >= 4  # received on /robot/depth

@@ -1,0 +1,142 @@
+"""Clip buffer, track bookkeeping and odometry chaining (no rclpy)."""
+
+import numpy as np
+import pytest
+import transforms3d.euler as euler
+
+from fourds_ros.perception.clip_buffer import ClipBuffer, Frame
+from fourds_ros.perception.odometry import OdometryChain, default_base_from_camera, transform_from_xyz_quat
+from fourds_ros.perception.preprocess import Preprocessor
+from fourds_ros.perception.tracks import TrackManager
+
+MS = 1_000_000
+
+
+def frame(stamp_ms, shape=(4, 6, 3), encoding="rgb8"):
+    return Frame(np.zeros(shape, np.uint8), stamp_ms * MS, "cam", encoding=encoding)
+
+
+def test_clips_every_hop_frames_with_overlap():
+    buf = ClipBuffer(4, 2)
+    clips = []
+    for i in range(10):
+        clip, reason = buf.push(frame(i * 33))
+        assert reason is None
+        if clip:
+            clips.append(clip)
+    assert [[f.index for f in c.frames] for c in clips] == [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]]
+    assert [c.new_frames for c in clips] == [4, 2, 2, 2]
+    assert len(buf.frames) == 4  # bounded: drop-oldest
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (frame(400, shape=(8, 6, 3)), "resolution"),
+    (frame(400, encoding="bgr8"), "encoding"),
+    (frame(10), "time_backwards"),
+    (frame(5000), "gap"),
+])
+def test_resets(bad, reason):
+    buf = ClipBuffer(4, 2, max_gap_s=1.0)
+    for i in range(3):
+        buf.push(frame(100 + i * 33))
+    clip, got = buf.push(bad)
+    assert got == reason and clip is None
+    assert buf.resets[reason] == 1 and len(buf.frames) == 1 and buf.sequence == 1
+    outs = [buf.push(frame(bad.stamp_ns // MS + 33 * (i + 1), bad.rgb.shape, bad.encoding))[0] for i in range(3)]
+    assert outs[-1] is not None and outs[-1].new_frames == 4 and outs[-1].sequence == 1
+
+
+def test_hop_out_of_range():
+    with pytest.raises(ValueError):
+        ClipBuffer(4, 5)
+
+
+def test_track_ids_continue_across_overlap_and_lost_tracks_are_reseeded():
+    pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
+    manager = TrackManager(num_queries=6, max_tracks=4, model_hw=(32, 32), mode="grid")
+    image = np.zeros((32, 32, 3), np.float32)
+    q, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
+    assert q.shape == (6, 3) and list(ids[:4]) == [0, 1, 2, 3] and list(ids[4:]) == [-1, -1]
+    assert np.all(q[:4, 0] == 0)
+    # Every track moves +1 px in x per frame; track 2 becomes invisible in the last frame.
+    xy = np.repeat(q[:, None, [2, 1]], 4, axis=1) + np.array([1.0, 0.0]) * np.arange(4)[None, :, None]
+    vis = np.ones((6, 4))
+    vis[2, 3] = 0.0
+    sets = manager.update(ids, xy, vis, np.full((6, 4), 0.9), [0, 1, 2, 3], [0, 1, 2, 3], pmap)
+    assert len(sets) == 4 and list(sets[3].ids) == [0, 1, 2, 3]
+    assert list(sets[3].visible) == [True, True, False, True]
+    # u, v are input pixels: model x + 3 -> input (x + 3.5) * 2 - 0.5
+    assert np.allclose(sets[3].u[0], (xy[0, 3, 0] + 0.5) * 2 - 0.5)
+    # Next clip overlaps frames 2, 3: the survivors are queried at frame 3 (t = 1), same ids.
+    q2, ids2 = manager.make_queries([2, 3, 4, 5], image, pmap)
+    assert set(ids2[:3]) == {0, 1, 3}
+    for tid, row in zip(ids2[:3], q2[:3]):
+        assert row[0] == 1 and np.isclose(row[2], xy[tid, 3, 0])
+    assert ids2[3] >= 4  # the lost track's slot got a new id
+    assert manager.lost == 1
+    # No overlap at all: nothing continues.
+    _, ids3 = manager.make_queries([10, 11, 12, 13], image, pmap)
+    assert not set(ids3[ids3 >= 0]) & set(ids2[ids2 >= 0])
+
+
+def test_feature_and_topic_seeds():
+    rng = np.random.default_rng(0)
+    image = np.zeros((32, 32, 3), np.float32)
+    image[4:28, 4:28] = 1.0  # a bright square: four strong corners
+    pmap = Preprocessor((32, 32), "resize").pixel_map((32, 32))
+    features = TrackManager(8, 4, (32, 32), mode="features")
+    q, ids = features.make_queries([0, 1], image, pmap)
+    corners = q[ids >= 0][:, 1:]
+    square = np.array([[4, 4], [4, 27], [27, 4], [27, 27]])
+    assert len(corners) == 4
+    assert all(np.abs(square - c).max(axis=1).min() <= 2 for c in corners)
+    topic = TrackManager(8, 4, (32, 32), mode="topic")
+    _, ids = topic.make_queries([0, 1], image, pmap)
+    assert np.all(ids == -1)  # nothing requested yet
+    topic.add_topic_queries(np.array([[3.0, 4.0], [20.0, 21.0]]))
+    q, ids = topic.make_queries([0, 1], rng.random((32, 32, 3)).astype(np.float32), pmap)
+    assert (ids >= 0).sum() == 2 and np.allclose(q[:2, 1:], [[4, 3], [21, 20]])
+
+
+def constant_motion(t_frames, step):
+    """Relative poses T_first_from_t of a camera moving `step` (4x4) per frame."""
+    rel = [np.eye(4)]
+    for _ in range(t_frames - 1):
+        rel.append(rel[-1] @ step)
+    rel = np.stack(rel)
+    return rel[:, :3, :3], rel[:, :3, 3]
+
+
+def test_odometry_chains_overlapping_clips_exactly():
+    step = np.eye(4)
+    step[:3, :3] = euler.euler2mat(0.0, 0.02, 0.0)
+    step[:3, 3] = (0.0, 0.0, 0.1)  # 10 cm forward along the optical axis per frame
+    chain = OdometryChain(rotation_var_floor=1e-4, translation_var_floor=1e-3)
+    rot, trans = constant_motion(4, step)
+    logvar = np.full((4, 2), -20.0)  # tiny head variance: the floor applies
+    estimates = []
+    for start in range(0, 8, 2):  # clips [0..3], [2..5], [4..7], [6..9] with hop 2
+        indices = list(range(start, start + 4))
+        out_t = [0, 1, 2, 3] if start == 0 else [2, 3]
+        estimates += chain.add_clip(indices, [i * 33 * MS for i in indices], rot, trans, logvar, out_t)
+    assert len(estimates) == 10 and chain.gaps == 0
+    expected = np.eye(4)
+    b = default_base_from_camera()
+    for i, est in enumerate(estimates):
+        assert np.allclose(est.odom_from_camera, b @ expected, atol=1e-9)
+        expected = expected @ step
+    # The camera moves along its optical z, which is the base's x (REP-103).
+    assert estimates[1].odom_from_base[0, 3] > 0.09 and abs(estimates[1].odom_from_base[2, 3]) < 1e-9
+    assert np.isclose(estimates[1].twist[0], 0.1 / 0.033, rtol=1e-6)
+    cov = [np.diag(e.covariance) for e in estimates]
+    assert np.all(cov[-1] > cov[1]) and np.isclose(cov[1][0], 1e-3)  # accumulates from the floor
+
+
+def test_odometry_gap_continues_from_newest_pose():
+    chain = OdometryChain()
+    rot, trans = constant_motion(4, transform_from_xyz_quat([0, 0, 0.1, 0, 0, 0, 1]))
+    logvar = np.zeros((4, 2))
+    first = chain.add_clip([0, 1, 2, 3], [0, 1, 2, 3], rot, trans, logvar, [0, 1, 2, 3])
+    later = chain.add_clip([8, 9, 10, 11], [8, 9, 10, 11], rot, trans, logvar, [0, 1, 2, 3])
+    assert chain.gaps == 1
+    assert np.allclose(later[0].odom_from_camera, first[-1].odom_from_camera)

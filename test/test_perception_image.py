@@ -1,0 +1,86 @@
+"""Image decoding and preprocessing + intrinsics (no rclpy)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from .conftest import SHARED_DATA, require
+from fourds_ros.perception.image import ENCODINGS, ImageDecodeError, decode_compressed, decode_raw, encode_raw
+from fourds_ros.perception.preprocess import Preprocessor
+
+SCENES = SHARED_DATA / "7scenes_redkitchen_f000-299"
+
+
+@pytest.fixture
+def rgb():
+    return np.random.default_rng(0).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_colour_encodings_round_trip(rgb, encoding):
+    data, step = encode_raw(rgb, encoding)
+    assert np.array_equal(decode_raw(encoding, 6, 10, step, data), rgb)
+
+
+def test_bgr_channel_order_is_swapped(rgb):
+    assert np.array_equal(decode_raw("bgr8", 6, 10, 30, rgb.tobytes()), rgb[..., ::-1])
+
+
+def test_mono8_and_row_padding():
+    mono = np.arange(6 * 10, dtype=np.uint8).reshape(6, 10)
+    padded = np.zeros((6, 16), np.uint8)
+    padded[:, :10] = mono
+    out = decode_raw("mono8", 6, 10, 16, padded.tobytes())
+    assert out.shape == (6, 10, 3) and np.array_equal(out[..., 1], mono)
+
+
+def test_bad_inputs_name_their_kind(rgb):
+    with pytest.raises(ImageDecodeError) as err:
+        decode_raw("16UC1", 6, 10, 20, bytes(120))
+    assert err.value.kind == "encoding" and "16UC1" in str(err.value)
+    with pytest.raises(ImageDecodeError) as err:
+        decode_raw("rgb8", 6, 10, 30, rgb.tobytes()[:-1])
+    assert err.value.kind == "size"
+    with pytest.raises(ImageDecodeError) as err:
+        decode_raw("rgb8", 6, 10, 20, bytes(120))
+    assert err.value.kind == "size"
+    with pytest.raises(ImageDecodeError) as err:
+        decode_compressed("jpeg", b"not a jpeg")
+    assert err.value.kind == "compressed"
+
+
+def test_compressed_png_is_lossless_and_rgb(rgb):
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok and np.array_equal(decode_compressed("png", buf.tobytes()), rgb)
+
+
+def test_supported_encodings_listed():
+    assert {"rgb8", "bgr8", "rgba8", "bgra8", "mono8"} <= set(ENCODINGS)
+
+
+@pytest.mark.parametrize("policy", ["center_crop", "resize"])
+def test_intrinsics_follow_the_pixel_map(policy):
+    """A 3-D point projects to the same model pixel through K_model as through K + the map."""
+    k = np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
+    pre = Preprocessor((128, 128), policy)
+    pmap = pre.pixel_map((480, 640))
+    k_model = pmap.transform_k(k)
+    points = np.array([[0.3, -0.2, 2.0], [-0.5, 0.4, 3.0], [0, 0, 1.0]])
+    uv_in = (k @ points.T).T
+    uv_in = uv_in[:, :2] / uv_in[:, 2:]
+    uv_model = (k_model @ points.T).T
+    uv_model = uv_model[:, :2] / uv_model[:, 2:]
+    mx, my = pmap.to_model(uv_in[:, 0], uv_in[:, 1])
+    assert np.allclose(np.stack([mx, my], 1), uv_model, atol=1e-9)
+    bx, by = pmap.to_input(mx, my)
+    assert np.allclose(np.stack([bx, by], 1), uv_in)
+    if policy == "center_crop":
+        assert np.isclose(k_model[0, 0], k_model[1, 1])  # no anisotropic scaling
+        assert pre.crop_box((480, 640)) == (0, 480, 80, 560)
+
+
+def test_preprocess_real_frame():
+    frame = cv2.cvtColor(cv2.imread(str(require(SCENES) / "frame-000000.color.jpg")), cv2.COLOR_BGR2RGB)
+    out = Preprocessor((128, 96), "center_crop")(frame)
+    assert out.shape == (128, 96, 3) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.std() > 0.02

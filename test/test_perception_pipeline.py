@@ -1,0 +1,83 @@
+"""PerceptionPipeline on a real (tiny, random) checkpoint and real 7-Scenes frames."""
+
+import cv2
+import numpy as np
+import pytest
+
+from fourds_ros.engine import create_engine
+from fourds_ros.perception.pipeline import PerceptionPipeline, PipelineSettings
+from fourds_ros.perception.slow_engine import SlowEngine
+
+from .conftest import SHARED_DATA, require
+
+SCENES = SHARED_DATA / "7scenes_redkitchen_f000-299"
+
+
+class CountingEngine(SlowEngine):
+    """A real engine with a call counter (delay 0): checks one engine pass per clip."""
+
+    def __init__(self, engine):
+        super().__init__(engine, 0.0)
+        self.calls = 0
+
+    def __call__(self, inputs):
+        self.calls += 1
+        return self.engine(inputs)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return create_engine(tiny_model_dir, backend="torch", num_queries=16)
+
+
+def scenes_frames(n):
+    root = require(SCENES)
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(root.glob("*.color.jpg"))[:n]]
+    return frames, np.loadtxt(root / "camera-intrinsics.txt")
+
+
+def test_every_frame_described_once_with_its_stamp(engine):
+    counting = CountingEngine(engine)
+    pipe = PerceptionPipeline(counting, PipelineSettings(hop=2, max_tracks=12))
+    frames, k = scenes_frames(10)
+    results = []
+    for i, rgb in enumerate(frames):
+        results += pipe.push(rgb, 1_000_000_000 + i * 33_000_000, "kitchen_optical", k)
+    assert counting.calls == 4  # clips end at frames 3, 5, 7, 9: one engine pass each
+    assert [r.index for r in results] == list(range(10))
+    assert [r.stamp_ns for r in results] == [1_000_000_000 + i * 33_000_000 for i in range(10)]
+    for r in results:
+        assert r.frame_id == "kitchen_optical" and r.has_camera_info
+        assert r.depth.shape == (32, 32) and r.depth.dtype == np.float32
+        assert np.isclose(r.depth_k[0, 0], 585.0 * 32 / 480)  # center crop 480x480 -> 32x32
+        assert len(r.tracks) == 12 and r.tracks.xyz.shape == (12, 3) and r.tracks.ids.dtype == np.uint32
+        z = r.tracks.xyz[:, 2]
+        assert np.all(np.isnan(z) | (z > 0))
+        assert r.pose.odom_from_camera.shape == (4, 4) and np.all(np.diag(r.pose.covariance) > 0)
+    assert np.allclose(results[0].pose.odom_from_camera[:3, :3], [[0, 0, 1], [-1, 0, 0], [0, -1, 0]], atol=1e-5)
+
+
+def test_camera_resolution_depth_and_disabled_heads(engine):
+    pipe = PerceptionPipeline(engine, PipelineSettings(hop=4, depth_output_resolution="camera",
+                                                       enable_tracks=False, enable_pose=False))
+    rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    results = []
+    for i in range(4):
+        results += pipe.push(rgb, i * 10**8, "cam")  # no K: the default field of view
+    assert len(results) == 4
+    r = results[0]
+    assert not r.has_camera_info and r.tracks is None and r.pose is None
+    assert r.depth.shape == (48, 64)
+    assert np.all(np.isnan(r.depth[:, :8])) and np.all(np.isnan(r.depth[:, 56:]))  # outside the crop
+    assert np.isfinite(r.depth[:, 8:56]).mean() > 0.5
+
+
+def test_time_jump_backwards_restarts_odometry(engine):
+    pipe = PerceptionPipeline(engine, PipelineSettings(hop=2))
+    rgb = np.full((32, 32, 3), 100, np.uint8)
+    first = [r for i in range(6) for r in pipe.push(rgb, (10 + i) * 10**8, "cam")]
+    looped = [r for i in range(4) for r in pipe.push(rgb, i * 10**8, "cam")]
+    assert pipe.buffer.resets["time_backwards"] == 1
+    assert len(first) == 6 and len(looped) == 4
+    assert np.allclose(looped[0].pose.odom_from_base, np.eye(4), atol=1e-6)  # restarted at identity
+    assert looped[0].tracks.ids.min() > first[-1].tracks.ids.max()  # new sequence, new track ids
