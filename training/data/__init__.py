@@ -11,13 +11,13 @@ from .rgbd import (
     resize_frames,
 )
 from .synthetic import SceneConfig, SceneGenerator, SyntheticClip, intrinsics_for, relative_poses
-from .tracks import backproject, geometric_tracks, project
+from .tracks import geometric_tracks
 from .video import VideoClips, VideoSourceError, find_sources, read_frames
 
 __all__ = [
     "DatasetFormatError", "PretrainClips", "RGBDClips", "RGBDSequence", "SceneConfig",
     "SceneGenerator", "SyntheticClip", "SyntheticLabelledClips", "VideoClips",
-    "VideoSourceError", "backproject", "find_sources", "geometric_tracks", "intrinsics_for",
-    "project", "read_7scenes", "read_frames", "read_hololens", "read_sequence", "read_tum",
+    "VideoSourceError", "find_sources", "geometric_tracks", "intrinsics_for",
+    "read_7scenes", "read_frames", "read_hololens", "read_sequence", "read_tum",
     "relative_poses", "resize_frames",
 ]
