@@ -264,3 +264,22 @@ def test_lk_and_orb_vo_against_7scenes_ground_truth():
     pm = pose_errors(stamps, [vo.poses[s] for s in stamps], [f.gt_pose for f in frames])
     path = sum(np.linalg.norm(frames[i + 1].gt_pose[:3, 3] - frames[i].gt_pose[:3, 3]) for i in range(19))
     assert pm["ate_rmse"] < 0.5 * path  # better than no motion model at all
+
+
+def test_model_tracker_on_badja(tiny_model_dir):
+    """The tracks head as a BADJA tracker: clip-chained over all 50 frames, one track per joint,
+    scored by the same PCK code as LK (a random micro model: only the plumbing is checked)."""
+    from fourds_ros.evaluation.badja import model_tracker, score_badja
+    from fourds_ros.evaluation.datasets import load_badja
+
+    src = require(SHARED_DATA / "davis_horsejump-high_badja")
+    badja = load_badja(src)
+    tracker = model_tracker(tiny_model_dir)
+    ids = np.flatnonzero(badja["visible"][0])
+    queries = {int(j): (0, *map(float, badja["joints_xy"][0, j])) for j in ids}
+    preds = tracker(list(range(50)), dict(enumerate(badja["frames"])), queries)
+    assert sorted(preds.tracks) == list(range(50))
+    assert all(len(t["ids"]) == len(ids) and np.isfinite(t["uv"]).all() for t in preds.tracks.values())
+    np.testing.assert_allclose(preds.tracks[0]["uv"], badja["joints_xy"][0, ids])
+    m = score_badja(src, tracker)
+    assert 0.0 <= m["pck"] <= 1.0 and m["points"] > 0

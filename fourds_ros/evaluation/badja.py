@@ -46,3 +46,50 @@ def score_badja(src: str | Path, tracker: Tracker | None = None, alpha: float = 
     out["per_frame"] = {int(f): pck(pred_xy[a:a + 1], badja["joints_xy"][1 + a:2 + a], gt_vis[a:a + 1],
                                     area[a:a + 1], alpha)["pck"] for a, f in enumerate(later)}
     return out
+
+
+def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: str = "resize") -> Tracker:
+    """The 4DS tracks head as a BADJA tracker: clips of T frames, each starting where the last one
+    ended, queried with the previous clip's final positions (the node's own chaining, without its
+    re-seeding, so every joint keeps one track). `resize` keeps the whole frame in view; the
+    node's default centre crop would cut off the horse at 854x480."""
+    from ..engine import create_engine
+    from ..perception.preprocess import Preprocessor
+
+    engine = create_engine(model_dir, backend=backend)
+    cfg = engine.config
+    num_frames, capacity = cfg.num_frames, engine.spec.num_queries
+    pre = Preprocessor(tuple(cfg.image_size), crop_policy)
+
+    def track(stamps, images, queries):
+        ids = list(queries)
+        start = min(stamps.index(queries[i][0]) for i in ids)
+        if any(stamps.index(queries[i][0]) != start for i in ids):
+            raise ValueError("model_tracker needs every query on the same frame")
+        pmap = pre.pixel_map(images[stamps[start]].shape[:2])
+        uv = np.array([queries[i][1:] for i in ids], float)
+        preds = Predictions(name="fourds")
+        preds.tracks[stamps[start]] = {"ids": np.array(ids), "uv": uv.copy(), "visible": np.ones(len(ids), bool)}
+        s = start
+        while s + 1 < len(stamps):
+            window = stamps[s:s + num_frames]
+            padded = window + [window[-1]] * (num_frames - len(window))
+            video = np.stack([pre(images[st]) for st in padded])[None]  # float32 in [0, 1]
+            mx, my = pmap.to_model(uv[:, 0], uv[:, 1])
+            xy = np.empty((len(ids), num_frames, 2))
+            vis = np.empty((len(ids), num_frames))
+            for c in range(0, len(ids), capacity):  # more joints than engine queries: in chunks
+                n = min(capacity, len(ids) - c)
+                q = np.zeros((1, capacity, 3), np.float32)
+                q[0, :n, 1], q[0, :n, 2] = my[c:c + n], mx[c:c + n]
+                out = engine({"video": video, "query_points": q})
+                xy[c:c + n] = out["track_xy"][0, :n]
+                vis[c:c + n] = out["track_visibility"][0, :n]
+            for k, st in enumerate(window[1:], 1):
+                x, y = pmap.to_input(xy[:, k, 0], xy[:, k, 1])
+                preds.tracks[st] = {"ids": np.array(ids), "uv": np.stack([x, y], 1), "visible": vis[:, k] > 0.5}
+            uv = preds.tracks[window[-1]]["uv"].copy()
+            s += len(window) - 1
+        return preds
+
+    return track

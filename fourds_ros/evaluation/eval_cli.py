@@ -37,7 +37,7 @@ def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
 
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = "torch", erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
-             ros_env: dict | None = None) -> dict:
+             ros_env: dict | None = None, badja: str | Path | None = None) -> dict:
     """Run one evaluation end to end; returns the report dict (also written to out_dir)."""
     from .report import build_report, write_report
 
@@ -59,6 +59,14 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     meta = {"mode": "offline" if offline else "dds", "model": str(model_dir), "backend": backend,
             "rate": rate if not offline else None, "hop": hop, "eval_wall_s": time.perf_counter() - t0}
     report = build_report(bag, model, peers, erode_px, out_dir, meta)
+    if badja is not None:
+        # Human-annotated tracks (BADJA): PCK@0.2 for the model's tracks head and for LK.
+        from .badja import model_tracker, score_badja
+
+        ours = score_badja(badja, model_tracker(model_dir, backend))
+        lk = score_badja(badja)
+        report.setdefault("tracks", {})["badja_pck"] = ours["pck"]
+        report["peers"].setdefault("lk", {}).setdefault("tracks", {})["badja_pck"] = lk["pck"]
     write_report(report, out_dir, bag, model, peers)
     return report
 
@@ -76,11 +84,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: half a clip)")
     parser.add_argument("--timeout", type=float, default=300.0, help="DDS replay: seconds before giving up")
+    parser.add_argument("--badja", metavar="DIR", help="also score PCK@0.2 on DAVIS horsejump-high + BADJA")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = evaluate(args.bag, args.model, args.out, args.offline, args.backend, args.erode, args.rate,
-                          args.max_frames, args.hop, args.timeout)
+                          args.max_frames, args.hop, args.timeout, badja=args.badja)
     except BagError as exc:
         print(f"fourds-ros eval: {exc}", file=sys.stderr)
         return 1

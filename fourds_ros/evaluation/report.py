@@ -25,7 +25,7 @@ from .predictions import Predictions, track_queries
 log = logging.getLogger(__name__)
 
 DEPTH_KEYS = ("abs_rel", "rmse", "delta1")
-TRACK_KEYS = ("aj", "delta_avg", "oa")
+TRACK_KEYS = ("aj", "delta_avg", "oa", "badja_pck")
 POSE_KEYS = ("ate_rmse", "rpe_trans", "rpe_rot_deg")
 PERF_KEYS = ("fps", "latency_ms_p50", "latency_ms_p95", "dropped")
 PEERS = ("constant_depth", "lk", "orb_vo")
