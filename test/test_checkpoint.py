@@ -112,3 +112,17 @@ def test_import_official_rejects_bad_files(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable .npz"):
         import_official(tmp_path / "junk.npz")
     assert cli(["import-official", str(tmp_path / "junk.npz"), str(tmp_path / "o")]) == 1
+
+
+def test_half_precision_checkpoint_loads_as_float32(tiny_model_dir, tmp_path):
+    from fourds_ros.model import save_checkpoint
+
+    model = load_checkpoint(tiny_model_dir)
+    save_checkpoint(model, tmp_path / "half", dtype=torch.float16)
+    stored = load_file(str(tmp_path / "half" / WEIGHTS_FILE))
+    assert all(v.dtype == torch.float16 for v in stored.values())
+    half = load_checkpoint(tmp_path / "half")
+    assert half.encoder.posenc.dtype == torch.float32
+    ref = model.encoder.posenc.detach()
+    assert torch.allclose(half.encoder.posenc, ref.half().float()) and not torch.equal(half.encoder.posenc, ref)
+    assert oct((tmp_path / "half" / WEIGHTS_FILE).stat().st_mode & 0o777) != oct(0o600)

@@ -54,15 +54,23 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def save_checkpoint(model: FourDS, directory: str | Path, metadata: dict | None = None) -> Path:
+def save_checkpoint(model: FourDS, directory: str | Path, metadata: dict | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """dtype: store floating-point weights in this type (float16 halves a shipped model; loading
+    casts back to the model's float32 parameters)."""
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata=meta))
     _atomic_write(
