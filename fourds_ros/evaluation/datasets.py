@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import transforms3d
 
+from ..rgbd import DatasetFormatError, RGBDSequence, read_7scenes, read_hololens
 from .bag import BagError, Frame
 
 FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4")
@@ -49,36 +50,36 @@ def default_K(width: int, height: int, hfov_deg: float = 60.0) -> np.ndarray:
     return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
 
 
+def _iter_sequence(seq: RGBDSequence, stamps_s: list[float], encoding: str, start: int, stride: int,
+                   max_frames: int | None) -> Iterator[Frame]:
+    """Frames of a `fourds_ros.rgbd` sequence with the original image bytes (for compressed bags)."""
+    for i in _select(list(range(len(seq))), start, stride, max_frames):
+        depth = seq.depth(i)
+        yield Frame(stamp_ns=round(stamps_s[i] * NS), K=seq.intrinsics, encoded=seq.rgb_paths[i].read_bytes(),
+                    encoding="png" if seq.rgb_paths[i].suffix.lower() == ".png" else encoding,
+                    gt_depth=np.where(depth > 0, depth, np.nan).astype(np.float32),
+                    gt_pose=seq.camera_to_world[i])
+
+
+def _read(reader, src: Path) -> RGBDSequence:
+    try:
+        return reader(src)
+    except DatasetFormatError as exc:
+        raise BagError(str(exc)) from exc
+
+
 def iter_7scenes(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
                  max_frames: int | None = None) -> Iterator[Frame]:
-    colors = sorted(src.glob("frame-*.color.jpg"))
-    if not colors:
-        raise BagError(f"{src}: no frame-*.color.jpg (not a 7-Scenes folder)")
-    K = np.loadtxt(src / "camera-intrinsics.txt") if (src / "camera-intrinsics.txt").exists() else (
-        np.array([[585.0, 0, 320], [0, 585, 240], [0, 0, 1]]))
-    for color in _select(colors, start, stride, max_frames):
-        index = int(color.name.split("-")[1].split(".")[0])
-        stem = color.name[: -len(".color.jpg")]
-        yield Frame(stamp_ns=round(index * NS / fps), K=K, encoded=color.read_bytes(), encoding="jpeg",
-                    gt_depth=_read_depth_mm(src / f"{stem}.depth.png"),
-                    gt_pose=np.loadtxt(src / f"{stem}.pose.txt").reshape(4, 4))
+    seq = _read(read_7scenes, src)
+    # frame-NNNNNN: the recording index, so a cut-out keeps its place in time
+    stamps = [int(p.name.split("-")[1].split(".")[0]) / fps for p in seq.rgb_paths]
+    return _iter_sequence(seq, stamps, "jpeg", start, stride, max_frames)
 
 
 def iter_hololens(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
                   max_frames: int | None = None) -> Iterator[Frame]:
-    # PNG as shipped by DeepVideoMVS; JPEG in our re-encoded demo sample (samples/hololens_000).
-    images = sorted(p for p in (src / "images").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    if not images or not (src / "poses.txt").exists():
-        raise BagError(f"{src}: expected images/*.png|jpg and poses.txt (DeepVideoMVS HoloLens layout)")
-    poses = np.loadtxt(src / "poses.txt").reshape(-1, 4, 4)
-    if len(poses) != len(images):
-        raise BagError(f"{src}: {len(images)} images but {len(poses)} poses")
-    K = np.loadtxt(src / "K.txt")
-    for i in _select(list(range(len(images))), start, stride, max_frames):
-        depth_path = src / "depth" / (images[i].stem + ".png")
-        encoding = "png" if images[i].suffix.lower() == ".png" else "jpeg"
-        yield Frame(stamp_ns=round(i * NS / fps), K=K, encoded=images[i].read_bytes(), encoding=encoding,
-                    gt_depth=_read_depth_mm(depth_path) if depth_path.exists() else None, gt_pose=poses[i])
+    seq = _read(read_hololens, src)
+    return _iter_sequence(seq, [i / fps for i in range(len(seq))], "jpeg", start, stride, max_frames)
 
 
 def _read_list(path: Path) -> list[list[str]]:

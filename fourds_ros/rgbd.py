@@ -1,0 +1,211 @@
+"""RGB-D sequence readers with camera poses: 7-Scenes, HoloLens (DeepVideoMVS) and TUM RGB-D.
+
+One implementation for the whole repo: training (`training.data`) cuts labelled clips from these
+sequences and evaluation (`fourds_ros.evaluation.datasets`) turns them into bags. No rclpy.
+
+All readers return an `RGBDSequence`: frame paths, intrinsics and camera-to-world poses (metres,
+OpenCV optical frame). Frames are read lazily with OpenCV. Depth is returned in metres with 0
+where the sensor gave nothing.
+
+- 7-Scenes: `frame-NNNNNN.{color.jpg,depth.png,pose.txt}` + `camera-intrinsics.txt`; depth uint16
+  mm, *not registered* to RGB (the depth camera's own view; K is used for both).
+- HoloLens (DeepVideoMVS): `images/*.png` (or `.jpg`, as in our re-encoded demo sample), `depth/*.png` (uint16 mm, registered to RGB),
+  `poses.txt` (one row-major 4x4 camera-to-world per line, sorted image order), `K.txt`.
+- TUM RGB-D: `rgb.txt`, `depth.txt` ("timestamp filename"), `groundtruth.txt`
+  ("timestamp tx ty tz qx qy qz qw", camera-to-world), depth uint16 / 5000 m. RGB, depth and pose
+  are associated by nearest timestamp within `max_dt`. TUM ships no intrinsics file: pass them,
+  or the Freiburg 1 defaults are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import transforms3d
+
+# TUM RGB-D Freiburg 1 colour camera (vision.in.tum.de/data/datasets/rgbd-dataset/file_formats).
+TUM_FR1_INTRINSICS = np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]])
+
+
+class DatasetFormatError(ValueError):
+    """A sequence folder that does not match the expected format; the message says what."""
+
+
+@dataclass
+class RGBDSequence:
+    """rgb_paths/depth_paths: N files; intrinsics: (3, 3) at the files' resolution;
+    camera_to_world: (N, 4, 4); depth_scale: metres per stored depth unit;
+    depth_registered: whether depth pixels line up with RGB pixels."""
+
+    rgb_paths: list[Path]
+    depth_paths: list[Path]
+    intrinsics: np.ndarray
+    camera_to_world: np.ndarray
+    depth_scale: float
+    depth_registered: bool
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.rgb_paths)
+
+    def rgb(self, i: int) -> np.ndarray:
+        """(H, W, 3) uint8 RGB."""
+        image = cv2.imread(str(self.rgb_paths[i]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetFormatError(f"cannot read image {self.rgb_paths[i]}")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def depth(self, i: int) -> np.ndarray:
+        """(H, W) float32 metres, 0 = invalid (stored 0, and 65535 which 7-Scenes uses for "no
+        reading")."""
+        raw = cv2.imread(str(self.depth_paths[i]), cv2.IMREAD_UNCHANGED)
+        if raw is None or raw.ndim != 2:
+            raise DatasetFormatError(f"cannot read single-channel depth {self.depth_paths[i]}")
+        depth = raw.astype(np.float32) * self.depth_scale
+        if raw.dtype == np.uint16:
+            depth[raw == 65535] = 0.0
+        return depth
+
+
+def _check_poses(poses: np.ndarray, source: Path) -> np.ndarray:
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4) or not np.isfinite(poses).all():
+        raise DatasetFormatError(f"{source}: poses must be finite 4x4 matrices")
+    return poses
+
+
+def _read_matrix(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        m = np.loadtxt(path, dtype=np.float64)
+    except (OSError, ValueError) as e:
+        raise DatasetFormatError(f"{path}: cannot parse numbers ({e})") from e
+    if m.size != int(np.prod(shape)):
+        raise DatasetFormatError(f"{path}: expected {np.prod(shape)} numbers, got {m.size}")
+    return m.reshape(shape)
+
+
+def read_7scenes(root: str | Path) -> RGBDSequence:
+    root = Path(root)
+    colours = sorted(root.glob("frame-*.color.*"))
+    if not colours:
+        raise DatasetFormatError(f"{root}: no frame-*.color.* files (not a 7-Scenes sequence)")
+    stems = [p.name.split(".")[0] for p in colours]
+    depth = [root / f"{s}.depth.png" for s in stems]
+    missing = [str(p) for p in depth if not p.is_file()]
+    if missing:
+        raise DatasetFormatError(f"{root}: missing depth files {missing[:3]}")
+    poses = np.stack([_read_matrix(root / f"{s}.pose.txt", (4, 4)) for s in stems])
+    k_path = root / "camera-intrinsics.txt"
+    k = _read_matrix(k_path, (3, 3)) if k_path.is_file() else np.array(
+        [[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]]
+    )
+    return RGBDSequence(colours, depth, k, _check_poses(poses, root), 1e-3, False, root.name)
+
+
+def read_hololens(root: str | Path) -> RGBDSequence:
+    root = Path(root)
+    images = sorted(p for p in (root / "images").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not images:
+        raise DatasetFormatError(f"{root}: no images/*.png|jpg (not a DeepVideoMVS HoloLens scene)")
+    depth = [root / "depth" / (p.stem + ".png") for p in images]
+    missing = [str(p) for p in depth if not p.is_file()]
+    if missing:
+        raise DatasetFormatError(f"{root}: missing depth files {missing[:3]}")
+    poses = _read_matrix(root / "poses.txt", (len(images), 4, 4))
+    k = _read_matrix(root / "K.txt", (3, 3))
+    return RGBDSequence(images, depth, k, _check_poses(poses, root), 1e-3, True, root.name)
+
+
+def _read_list(path: Path) -> list[list[str]]:
+    if not path.is_file():
+        raise DatasetFormatError(f"{path} does not exist (not a TUM RGB-D sequence)")
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            rows.append(line.split())
+    return rows
+
+
+def _nearest(times: np.ndarray, t: float) -> int:
+    return int(np.argmin(np.abs(times - t)))
+
+
+def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: float = 0.02) -> RGBDSequence:
+    """Frames are the RGB images that have a depth image and a pose within max_dt seconds."""
+    root = Path(root)
+    rgb = _read_list(root / "rgb.txt")
+    depth = _read_list(root / "depth.txt")
+    gt = _read_list(root / "groundtruth.txt")
+    try:
+        depth_t = np.array([float(r[0]) for r in depth])
+        gt_arr = np.array([[float(v) for v in r[:8]] for r in gt])
+        rgb_t = [float(r[0]) for r in rgb]
+    except (ValueError, IndexError) as e:
+        raise DatasetFormatError(f"{root}: malformed TUM list file ({e})") from e
+    if not len(depth_t) or not len(gt_arr) or gt_arr.shape[1] != 8:
+        raise DatasetFormatError(f"{root}: empty depth.txt or groundtruth.txt (need 8 columns)")
+    rgb_paths, depth_paths, poses = [], [], []
+    for t, row in zip(rgb_t, rgb):
+        d, g = _nearest(depth_t, t), _nearest(gt_arr[:, 0], t)
+        if abs(depth_t[d] - t) > max_dt or abs(gt_arr[g, 0] - t) > max_dt:
+            continue
+        tx, ty, tz, qx, qy, qz, qw = gt_arr[g, 1:]
+        pose = np.eye(4)
+        pose[:3, :3] = transforms3d.quaternions.quat2mat([qw, qx, qy, qz])  # w-first
+        pose[:3, 3] = [tx, ty, tz]
+        rgb_paths.append(root / row[1])
+        depth_paths.append(root / depth[d][1])
+        poses.append(pose)
+    if not rgb_paths:
+        raise DatasetFormatError(f"{root}: no RGB frame has depth and pose within {max_dt} s")
+    k = TUM_FR1_INTRINSICS if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
+    return RGBDSequence(rgb_paths, depth_paths, k, np.stack(poses), 1 / 5000, True, root.name)
+
+
+READERS = {"7scenes": read_7scenes, "hololens": read_hololens, "tum": read_tum}
+
+
+def read_sequence(root: str | Path, kind: str | None = None) -> RGBDSequence:
+    """Read a sequence, detecting the format from the files when kind is None."""
+    root = Path(root)
+    if kind is None:
+        if (root / "rgb.txt").is_file():
+            kind = "tum"
+        elif (root / "poses.txt").is_file() and (root / "images").is_dir():
+            kind = "hololens"
+        elif any(root.glob("frame-*.pose.txt")):
+            kind = "7scenes"
+        else:
+            raise DatasetFormatError(f"{root}: not a 7-Scenes, HoloLens or TUM sequence")
+    if kind not in READERS:
+        raise DatasetFormatError(f"unknown sequence format {kind!r}; known: {', '.join(READERS)}")
+    return READERS[kind](root)
+
+
+def resize_frames(
+    rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre-crop to the target aspect, then resize. rgb (T, H, W, 3) uint8, depth (T, H, W);
+    returns resized rgb, depth (nearest, so invalid zeros never blend into valid depth) and the
+    matching intrinsics (pixel centres at integers)."""
+    th, tw = size
+    h, w = rgb.shape[1:3]
+    scale = max(th / h, tw / w)
+    ch, cw = round(th / scale), round(tw / scale)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    out_rgb = np.stack([cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (tw, th), interpolation=cv2.INTER_AREA) for f in rgb])
+    dh, dw = depth.shape[1:3]
+    if (dh, dw) != (h, w):
+        raise ValueError(f"depth {dh}x{dw} must match rgb {h}x{w}")
+    out_depth = np.stack([cv2.resize(d[y0:y0 + ch, x0:x0 + cw], (tw, th), interpolation=cv2.INTER_NEAREST) for d in depth])
+    sx, sy = tw / cw, th / ch
+    k = intrinsics.copy().astype(np.float64)
+    # Pixel centres at integers: x' = (x - x0 + 0.5) * s - 0.5.
+    k[0, 0] *= sx
+    k[1, 1] *= sy
+    k[0, 2] = (k[0, 2] - x0 + 0.5) * sx - 0.5
+    k[1, 2] = (k[1, 2] - y0 + 0.5) * sy - 0.5
+    return out_rgb, out_depth, k
