@@ -118,7 +118,7 @@ def read_hololens(root: str | Path) -> RGBDSequence:
     return RGBDSequence(images, depth, k, _check_poses(poses, root), 1e-3, True, root.name)
 
 
-def _read_list(path: Path) -> list[list[str]]:
+def read_list(path: Path) -> list[list[str]]:
     if not path.is_file():
         raise DatasetFormatError(f"{path} does not exist (not a TUM RGB-D sequence)")
     rows = []
@@ -136,9 +136,9 @@ def _nearest(times: np.ndarray, t: float) -> int:
 def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: float = 0.02) -> RGBDSequence:
     """Frames are the RGB images that have a depth image and a pose within max_dt seconds."""
     root = Path(root)
-    rgb = _read_list(root / "rgb.txt")
-    depth = _read_list(root / "depth.txt")
-    gt = _read_list(root / "groundtruth.txt")
+    rgb = read_list(root / "rgb.txt")
+    depth = read_list(root / "depth.txt")
+    gt = read_list(root / "groundtruth.txt")
     try:
         depth_t = np.array([float(r[0]) for r in depth])
         gt_arr = np.array([[float(v) for v in r[:8]] for r in gt])

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import transforms3d
 
-from ..rgbd import DatasetFormatError, RGBDSequence, read_7scenes, read_hololens
+from ..rgbd import DatasetFormatError, RGBDSequence, read_7scenes, read_hololens, read_list
 from .bag import BagError, Frame
 
 FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4")
@@ -82,22 +82,13 @@ def iter_hololens(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
     return _iter_sequence(seq, [i / fps for i in range(len(seq))], "jpeg", start, stride, max_frames)
 
 
-def _read_list(path: Path) -> list[list[str]]:
-    rows = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            rows.append(line.split())
-    return rows
-
-
 def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None = None,
              max_dt: float = 0.02, K: np.ndarray | None = None) -> Iterator[Frame]:
     if not (src / "rgb.txt").exists():
         raise BagError(f"{src}: rgb.txt missing (not a TUM RGB-D folder)")
-    rgb = _read_list(src / "rgb.txt")
-    depth = _read_list(src / "depth.txt") if (src / "depth.txt").exists() else []
-    gt = np.array([[float(x) for x in r] for r in _read_list(src / "groundtruth.txt")]) if (
+    rgb = read_list(src / "rgb.txt")
+    depth = read_list(src / "depth.txt") if (src / "depth.txt").exists() else []
+    gt = np.array([[float(x) for x in r] for r in read_list(src / "groundtruth.txt")]) if (
         src / "groundtruth.txt").exists() else np.zeros((0, 8))
     depth_t = np.array([float(r[0]) for r in depth])
     # TUM fr1 default calibration when no K is given (the dataset documents per-sequence values).

@@ -1,7 +1,7 @@
 """Training data: video readers, RGB-D readers, geometric tracks, the synthetic 4D generator."""
 
 from .datasets import PretrainClips, RGBDClips, SyntheticLabelledClips
-from .rgbd import (
+from fourds_ros.rgbd import (
     DatasetFormatError,
     RGBDSequence,
     read_7scenes,

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from fourds_ros.model import make_mask
 
-from .rgbd import RGBDSequence, read_sequence, resize_frames
+from fourds_ros.rgbd import RGBDSequence, read_sequence, resize_frames
 from .synthetic import SceneConfig, SceneGenerator, relative_poses
 from .tracks import geometric_tracks
 from .video import VideoClips
