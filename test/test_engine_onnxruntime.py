@@ -107,3 +107,13 @@ def test_unsupported_choices_are_rejected_by_name(tiny_model_dir, tmp_path):
         create_engine(tiny_model_dir, "onnxruntime", device="cuda", cache_dir=tmp_path)
     # auto with bf16 on a CPU host: ONNX Runtime cannot, torch can.
     assert create_engine(tiny_model_dir, "auto", precision="bf16", cache_dir=tmp_path).backend == "torch"
+
+
+def test_device_auto_resolves_to_what_is_present(tiny_model_dir, caplog):
+    import torch
+
+    with caplog.at_level(logging.INFO):
+        engine = create_engine(tiny_model_dir, "torch", device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert engine.device.type == expected
+    assert f"device auto: {expected}" in caplog.text

@@ -37,6 +37,12 @@ def create_engine(
     when the backend cannot run.
     """
     logger = logger or log
+    if device == "auto":
+        # A robot with a GPU gets it (and with it TensorRT under backend auto) without config.
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        logger.info("device auto: %s", device)
     if backend not in BACKENDS:
         raise EngineError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     spec = EngineSpec(load_config(model_dir), num_queries)

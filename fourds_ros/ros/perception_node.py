@@ -61,7 +61,7 @@ def default_model_dir() -> str:
 PARAMETERS = {
     "model": "",  # filled with default_model_dir() at declaration
     "backend": "auto",
-    "device": "cpu",
+    "device": "auto",
     "num_queries": 64,
     "autostart": True,
     "hop": 0,
