@@ -5,7 +5,7 @@ VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.setup-stamp
 SITE = $(shell $(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-# Fast DDS must stay on loopback; ROS_LOCALHOST_ONLY is ignored by Kilted.
+# Fast DDS must stay on loopback (Kilted ignores the older localhost-only switch).
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export AMENT_PREFIX_PATH := $(VENV)
 export PYTHONUNBUFFERED := 1

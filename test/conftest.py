@@ -31,13 +31,9 @@ def require(path: Path) -> Path:
 @pytest.fixture
 def ros_env(tmp_path):
     """Environment for a ROS subprocess: loopback discovery, its own domain id, ament index."""
-    env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ id(tmp_path)).randint(1, 200))
-    env["AMENT_PREFIX_PATH"] = str(REPO / ".venv")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("ROS_LOCALHOST_ONLY", None)
-    return env
+    from fourds_ros.ros_env import ros_environment
+
+    return ros_environment(random.Random(os.getpid() ^ id(tmp_path)).randint(1, 200))
 
 
 @pytest.fixture(scope="session")

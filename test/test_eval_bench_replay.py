@@ -9,7 +9,7 @@ import random
 import subprocess
 import sys
 
-from .conftest import REPO, SHARED_DATA, require
+from .conftest import SHARED_DATA, require
 
 
 def test_bench_replay_writes_json(tmp_path, tiny_model_dir):
@@ -18,9 +18,9 @@ def test_bench_replay_writes_json(tmp_path, tiny_model_dir):
 
     bag = tmp_path / "bag"
     assert cli(["bag", "convert", "--format", "7scenes", str(src), str(bag), "--max-frames", "8", "--stride", "4"]) == 0
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", AMENT_PREFIX_PATH=str(REPO / ".venv"),
-               ROS_DOMAIN_ID=str(random.Random(os.getpid() + 7).randint(1, 100)))
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    from fourds_ros.ros_env import ros_environment
+
+    env = ros_environment(random.Random(os.getpid() + 7).randint(1, 100))
     md = tmp_path / "bench.md"
     proc = subprocess.run([sys.executable, "-m", "fourds_ros", "bench", "replay", str(bag), "--model",
                            str(tiny_model_dir), "--frames", "24", "--max-steps", "2", "--json-dir", str(tmp_path),

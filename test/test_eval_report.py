@@ -57,9 +57,9 @@ def reports(short_bag, tiny_model_dir, tmp_path_factory):
     import random
 
     base = tmp_path_factory.mktemp("reports")
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", AMENT_PREFIX_PATH=str(REPO / ".venv"),
-               ROS_DOMAIN_ID=str(random.Random(os.getpid()).randint(101, 200)), PYTHONUNBUFFERED="1")
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    from fourds_ros.ros_env import ros_environment
+
+    env = ros_environment(random.Random(os.getpid()).randint(101, 200))
     runs = {}
     for mode, extra in (("dds", []), ("offline", ["--offline"])):
         out = base / mode

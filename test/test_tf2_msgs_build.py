@@ -3,7 +3,6 @@
 Run `tools/build_tf2_msgs.sh .venv` first.  Both ROS processes are
 subprocesses, so this test never initialises rclpy in the pytest process.
 """
-import os
 import random
 import signal
 import subprocess
@@ -69,14 +68,9 @@ SUBSCRIBER = textwrap.dedent("""
 
 
 def _ros_env():
-    env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(random.randint(100, 200))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.pop("ROS_LOCALHOST_ONLY", None)
-    prefix = env.get("AMENT_PREFIX_PATH", "")
-    if sys.prefix not in prefix.split(os.pathsep):
-        env["AMENT_PREFIX_PATH"] = os.pathsep.join(p for p in (sys.prefix, prefix) if p)
-    return env
+    from fourds_ros.ros_env import ros_environment
+
+    return ros_environment(random.randint(100, 200))
 
 
 def _stop(proc):

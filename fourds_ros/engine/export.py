@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..model import FourDS
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec
-from .engine_cache import atomic_path, checkpoint_key, ensure_writable_dir, onnx_files
+from .engine_cache import checkpoint_key, ensure_writable_dir, onnx_files
 
 log = logging.getLogger(__name__)
 

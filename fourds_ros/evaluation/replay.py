@@ -31,6 +31,7 @@ import numpy as np
 
 from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, image_from_msg, \
     open_reader, pose_from_msg, stamp_of
+from .. import ros_env
 from .predictions import Predictions
 
 RECORDED = {  # node topic -> msgtype
@@ -289,12 +290,8 @@ def node_command(model_dir, backend: str = "torch", hop: int = 0, extra: dict | 
 
 def ros_environment(env: dict | None = None) -> dict:
     """Loopback-only discovery, our ament prefix; keeps the caller's ROS_DOMAIN_ID if set."""
-    env = dict(os.environ if env is None else env)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    env = ros_env.ros_environment(base=env)
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-    env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
-    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 

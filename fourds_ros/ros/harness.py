@@ -5,7 +5,6 @@ discovery); the node is stopped with SIGINT, never SIGKILL (that leaks DDS share
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from ..ros_env import ros_environment
 
 
 @dataclass
@@ -77,7 +78,4 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
 
 
 def ros_env(domain_id: int) -> dict:
-    env = dict(os.environ)
-    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain_id))
-    env.pop("ROS_LOCALHOST_ONLY", None)
-    return env
+    return ros_environment(domain_id)
