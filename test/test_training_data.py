@@ -185,3 +185,21 @@ def test_mixed_pretraining_source_alternates_synthetic_and_video():
     video = PretrainClips(cfg, {"source": "video", "root": [str(holo)]}, "random", 0.5, seed=0)
     assert torch.equal(data[0]["video"], synthetic[0]["video"])
     assert torch.equal(data[1]["video"], video[1]["video"])
+
+
+def test_synthetic_scene_as_a_bag_with_true_tracks(tmp_path):
+    """training.synthetic_bag: the generator's exact tracks on /gt/tracks, next to depth and pose."""
+    from fourds_ros.evaluation.bag import read_bag
+    from training.synthetic_bag import main as synthetic_bag
+
+    assert synthetic_bag([str(tmp_path / "bag"), "--frames", "6", "--size", "48x64", "--seed", "3"]) == 0
+    bag = read_bag(tmp_path / "bag")
+    clip = SceneGenerator(SceneConfig(num_frames=6, image_size=(48, 64))).generate(3)
+    assert len(bag.stamps) == 6 and bag.image_hw == (48, 64)
+    last = bag.stamps[-1]
+    np.testing.assert_array_equal(bag.images[last], clip.rgb[-1])
+    np.testing.assert_allclose(bag.gt_pose[last], clip.camera_to_world[-1], atol=1e-6)
+    tracks = bag.gt_tracks[last]
+    assert len(tracks["ids"]) == len(clip.query_points)  # every query has started by the last frame
+    np.testing.assert_allclose(tracks["uv"], clip.tracks_xy[:, -1], atol=1e-3)
+    np.testing.assert_array_equal(tracks["visible"], clip.tracks_visible[:, -1])
