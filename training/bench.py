@@ -14,7 +14,9 @@ import sys
 
 import torch
 
-from fourds_ros.bench.report import latency_stats, markdown_table, time_call, write_results
+from fourds_ros.bench.report import (
+    add_output_arguments, latency_stats, markdown_table, output_arguments, time_call, write_results,
+)
 from fourds_ros.model import count_parameters, make_mask
 
 from .pretrain import build_mae, load_config, param_groups
@@ -67,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask-ratios", type=float, nargs="+", default=[0.95, 0.0])
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json-dir", default=None)
-    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+    add_output_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
@@ -92,12 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     table += ("\n\nOne clip per step: forward + backward + AdamW, coarse-grid decoder (training/decoder.py)."
               " GPU rows (S, B with bf16 autocast) are pending: no GPU session was available.")
-    kwargs = {}
-    if args.json_dir is not None:
-        kwargs["json_dir"] = args.json_dir
-    if args.markdown is not None:
-        kwargs["markdown"] = args.markdown or None
-    write_results("train", {"rows": rows}, table, "MAE training step: mask 0.95 vs 0.0", **kwargs)
+    write_results("train", {"rows": rows}, table, "MAE training step: mask 0.95 vs 0.0", **output_arguments(args))
     return 0
 
 

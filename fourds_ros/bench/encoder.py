@@ -7,7 +7,9 @@ import argparse
 import torch
 
 from ..model import FourDS, ModelConfig, count_parameters
-from .report import count_flops, latency_stats, markdown_table, time_call, write_results
+from .report import (
+    add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
+)
 
 DEFAULT_CASES = ["micro@8x64x64", "tiny@8x128x128", "S@8x128x128", "S@16x224x224"]
 
@@ -45,8 +47,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench encoder")
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="SIZE@TxHxW")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json-dir", default=None)
-    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     rows = [bench_case(c, args.repeats) for c in args.cases]
     table = markdown_table(
@@ -56,10 +57,5 @@ def main(argv: list[str]) -> int:
          ("latency_ms_p50", "p50 ms", ".1f"), ("latency_ms_p95", "p95 ms", ".1f"),
          ("achieved_gflops", "GFLOP/s", ".1f")],
     )
-    kwargs = {}
-    if args.json_dir is not None:
-        kwargs["json_dir"] = args.json_dir
-    if args.markdown is not None:
-        kwargs["markdown"] = args.markdown or None
-    write_results("encoder", {"rows": rows}, table, "Encoder: parameters, FLOPs, CPU latency", **kwargs)
+    write_results("encoder", {"rows": rows}, table, "Encoder: parameters, FLOPs, CPU latency", **output_arguments(args))
     return 0

@@ -25,7 +25,9 @@ import torch
 from ..engine import EngineError, EngineSpec, create_engine
 from ..engine.export import compare_outputs, example_inputs
 from ..model import FourDS, ModelConfig, count_parameters, default_heads, init_weights, save_checkpoint
-from .report import count_flops, latency_stats, markdown_table, time_call, write_results
+from .report import (
+    add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +187,7 @@ def main(argv: list[str]) -> int:
                         help="dense bf16 peak for the FLOP floor (H100 ~790)")
     parser.add_argument("--no-cuda-graphs", action="store_true")
     parser.add_argument("--cache-dir", default=None, help="engine cache (default: a temporary directory)")
-    parser.add_argument("--json-dir", default=None)
-    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -223,10 +224,5 @@ def main(argv: list[str]) -> int:
     name = "engines" if args.device == "cpu" else "engines-cuda"
     title = "Inference engines: latency, throughput, error" + (" (CUDA)" if args.device == "cuda" else " (CPU)")
     table = markdown_table(rows, columns) + "\n" + "\n".join(notes)
-    kwargs = {}
-    if args.json_dir is not None:
-        kwargs["json_dir"] = args.json_dir
-    if args.markdown is not None:
-        kwargs["markdown"] = args.markdown or None
-    write_results(name, {"device": args.device, "rows": rows}, table, title, **kwargs)
+    write_results(name, {"device": args.device, "rows": rows}, table, title, **output_arguments(args))
     return 0

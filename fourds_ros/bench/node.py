@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import latency_stats, markdown_table, time_call, write_results
+from .report import (
+    add_output_arguments, latency_stats, markdown_table, output_arguments, time_call, write_results,
+)
 
 DEFAULT_CASES = ["tiny@8x128x128", "S@8x128x128"]
 SCENES = Path(__file__).resolve().parents[3] / "shared" / "data" / "7scenes_redkitchen_f000-299"
@@ -129,8 +131,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--num-queries", type=int, default=64)
     parser.add_argument("--frames", type=int, default=60, help="frames streamed per case")
-    parser.add_argument("--json-dir", default=None)
-    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         rows = [bench_case(c, args.backend, args.num_queries, args.frames, Path(tmp)) for c in args.cases]
@@ -145,10 +146,5 @@ def main(argv: list[str]) -> int:
         ("node_added_ms", "node adds ms", ".1f"), ("node_added_pct", "node adds %", ".1f"),
         ("load_average_1min", "load avg", ".1f"),
     ])
-    kwargs = {}
-    if args.json_dir is not None:
-        kwargs["json_dir"] = args.json_dir
-    if args.markdown is not None:
-        kwargs["markdown"] = args.markdown or None
-    write_results("node", {"rows": rows}, table, "Perception node: end-to-end latency vs bare inference", **kwargs)
+    write_results("node", {"rows": rows}, table, "Perception node: end-to-end latency vs bare inference", **output_arguments(args))
     return 0

@@ -25,7 +25,7 @@ import numpy as np
 from ..evaluation.bag import BagError, read_bag
 from ..evaluation.replay import NodeProcess, ReplayError, clip_geometry, node_command, replay_subprocess, \
     ros_environment, unique_namespace
-from .report import markdown_table, write_results
+from .report import add_output_arguments, markdown_table, output_arguments, write_results
 
 DROP_LIMIT = 0.05
 
@@ -76,8 +76,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=30.0, help="fixed replay rate (Hz)")
     parser.add_argument("--frames", type=int, default=120, help="frames per run (the bag is looped)")
     parser.add_argument("--max-steps", type=int, default=6, help="peak search: runs after the fixed-rate one")
-    parser.add_argument("--json-dir", default=None)
-    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+    add_output_arguments(parser)
     parser.add_argument("--workdir", default=None, help="keep node log and recordings here")
     args = parser.parse_args(argv)
     try:
@@ -131,12 +130,7 @@ def main(argv: list[str]) -> int:
          ("jitter_ms", "jitter ms", ".1f"), ("dropped_fraction", "dropped", ".1%"),
          ("node_cpu_percent", "node CPU %", ".0f")])
     table += f"\n\nPeak rate with < {DROP_LIMIT:.0%} dropped: " + (f"{ok_rate:.1f} Hz" if ok_rate else "none found")
-    kwargs = {}
-    if args.json_dir is not None:
-        kwargs["json_dir"] = args.json_dir
-    if args.markdown is not None:
-        kwargs["markdown"] = args.markdown or None
-    write_results("replay", results, table, "Bag replay through the node (ros2_benchmark method)", **kwargs)
+    write_results("replay", results, table, "Bag replay through the node (ros2_benchmark method)", **output_arguments(args))
     return 0
 
 

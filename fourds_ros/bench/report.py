@@ -77,6 +77,22 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str
     return "\n".join([head, rule, *body])
 
 
+def add_output_arguments(parser) -> None:
+    """--json-dir and --markdown, the same for every benchmark."""
+    parser.add_argument("--json-dir", default=None)
+    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+
+
+def output_arguments(args) -> dict:
+    """write_results keyword arguments from add_output_arguments' options (defaults when unset)."""
+    kwargs = {}
+    if args.json_dir is not None:
+        kwargs["json_dir"] = args.json_dir
+    if args.markdown is not None:
+        kwargs["markdown"] = args.markdown or None
+    return kwargs
+
+
 def write_results(
     name: str,
     results: dict,
