@@ -302,7 +302,10 @@ def train(cfg: dict, out_dir: str | Path, stop_after: int | None = None, progres
     model.train()
     step, micro_index, running = start, 0, torch.zeros((), device=device)
     t0 = time.perf_counter()
+    budget = float(cfg.get("time_budget_s", 0))  # 0: run the configured steps
     for batch in loader:
+        if step >= stop:
+            break
         video = batch["video"].to(device, non_blocking=True)
         mask = TokenMask(batch["ids_keep"].to(device), batch["ids_restore"].to(device), batch["masked"].to(device))
         last = micro_index == accumulation - 1
@@ -336,6 +339,15 @@ def train(cfg: dict, out_dir: str | Path, stop_after: int | None = None, progres
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4f}")
+        if budget and step - start == 20:
+            # Fit the run to the time budget: shorten the schedule once the step time is known.
+            per_step = (time.perf_counter() - t0) / 20
+            fitted = min(total_steps, step + max(0, int((budget - (time.perf_counter() - t0)) / per_step)))
+            total_steps, stop = fitted, min(stop, fitted)
+            scheduler.lr_lambdas[0] = lr_lambda(int(opt_cfg.get("warmup_steps", 0)), total_steps,
+                                                float(opt_cfg.get("min_lr_ratio", 0.0)))
+            if bar is not None:
+                bar.total = total_steps
         if step % save_every == 0 or step == stop:
             _save(mae, optimizer, scheduler, step, out_dir, fsdp, main_process, final=step == total_steps)
     if step == start and start < stop:

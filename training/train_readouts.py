@@ -14,7 +14,9 @@ every --eval-every steps. The output `models/<name>/` holds model.safetensors + 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import sys
 import time
@@ -22,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint, save_checkpoint
 from fourds_ros.model.config import HEAD_TYPES
@@ -67,8 +68,10 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool) -> tuple[torch.Te
         loss, parts = depth_loss(model.heads["depth"](feats), batch["depth"])
         total, logs = total + loss, {**logs, **parts}
     if "tracks" in model.heads:
-        out = model.heads["tracks"](feats, batch["query_points"])
-        loss, parts = track_loss(out, batch["tracks_xy"], batch["tracks_visible"])
+        head = model.heads["tracks"]
+        out = head(feats, batch["query_points"], video)
+        loss, parts = track_loss(out, batch["tracks_xy"], batch["tracks_visible"],
+                                 head.spatial_weights(batch["tracks_xy"]))
         total, logs = total + loss, {**logs, **parts}
     if "pose" in model.heads:
         loss, parts = pose_loss(model.heads["pose"](feats), batch["pose_rotation"], batch["pose_translation"])
@@ -77,8 +80,9 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def evaluate(model: FourDS, loader: DataLoader) -> dict:
-    """Metrics on the held-aside split: depth AbsRel, track end-point error (px, visible),
+def evaluate(model: FourDS, loader: list[dict]) -> dict:
+    """Metrics on the held-aside split: depth AbsRel, track end-point error (px, visible; and of
+    predicting no motion, the floor a tracker must beat),
     visibility accuracy, pose rotation (deg) and translation (m) error (frames 1..T-1)."""
     model.eval()
     sums: dict[str, list[float]] = {}
@@ -92,6 +96,8 @@ def evaluate(model: FourDS, loader: DataLoader) -> dict:
             vis = batch["tracks_visible"] > 0.5
             err = (out["track_xy"] - batch["tracks_xy"]).norm(dim=-1)[vis]
             sums.setdefault("track_epe_px", []).append(float(err.mean()))
+            still = batch["query_points"][:, :, None, [2, 1]].expand_as(batch["tracks_xy"])
+            sums.setdefault("track_epe_stay_still_px", []).append(float((still - batch["tracks_xy"]).norm(dim=-1)[vis].mean()))
             acc = ((out["track_visibility"] > 0.5) == vis).float().mean()
             sums.setdefault("visibility_accuracy", []).append(float(acc))
         if "pose_rotation" in out:
@@ -103,7 +109,7 @@ def evaluate(model: FourDS, loader: DataLoader) -> dict:
 
 
 def model_card(name: str, args: argparse.Namespace, model: FourDS, history: list, metrics: dict,
-               command: str, seconds: float) -> str:
+               command: str, seconds: float, data_seconds: float, hardware: str) -> str:
     cfg = model.config
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
     return f"""# {name}
@@ -121,8 +127,11 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 - Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
 
 ## Training
-- Steps: {len(history)}, batch {args.batch_size}, AdamW lr {args.lr}, {seconds:.0f} s wall.
-- Losses: depth scale-invariant + L1; tracks Huber + visibility BCE; pose geodesic + translation + NLL.
+- Steps: {len(history)}, batch {args.batch_size} ({args.real_fraction:.0%} real when --real is given),
+  AdamW lr {args.lr} (encoder x{args.encoder_lr_scale}), mirror augmentation {'on' if args.flip else 'off'}.
+- Hardware: {hardware}. Wall: {data_seconds:.0f} s rendering clips, {seconds:.0f} s training.
+- Losses: depth scale-invariant + L1; tracks Huber + correlation cross-entropy + visibility and
+  confidence BCE; pose geodesic + translation + NLL.
 - Command: `{command}`
 
 ## Held-aside metrics (final)
@@ -134,67 +143,165 @@ Final training loss: {history[-1]:.4f} (first: {history[0]:.4f}).
 """
 
 
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # the pool is the parallelism
+
+
+def _render(dataset, index: int) -> dict:
+    return {k: v.numpy() for k, v in dataset[index].items()}
+
+
+def materialize(dataset, workers: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Every item of `dataset` rendered once (in `workers` processes) and stacked on `device`:
+    clips are re-read every epoch, so rendering them once is what keeps a GPU busy. video is
+    kept as uint8 (4x smaller; it was uint8 before `_labels` scaled it). The pool spawns rather
+    than forks: a forked child deadlocks in torch's OpenMP pool once the parent has used it."""
+    if workers > 1 and len(dataset) > 1:
+        import functools
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+            items = pool.map(functools.partial(_render, dataset), range(len(dataset)),
+                             chunksize=max(1, len(dataset) // (4 * workers)))
+    else:
+        items = [_render(dataset, i) for i in range(len(dataset))]
+    bank = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+    bank["video"] = (bank["video"] * 255).round().to(torch.uint8)
+    return {k: v.to(device) for k, v in bank.items()}
+
+
+def take(bank: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+    batch = {k: v[index] for k, v in bank.items()}
+    batch["video"] = batch["video"].float() / 255
+    return batch
+
+
+def concat_banks(banks: list[dict]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([b[k] for b in banks]) for k in banks[0]}
+
+
+def mirror(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mirror the clips where flip (B,) is true, labels included: x -> W-1-x; in camera space
+    the reflection M = diag(-1, 1, 1) turns T_first_from_t (R, t) into (M R M, M t)."""
+    w = batch["video"].shape[3]
+    out = dict(batch)
+    f4 = flip[:, None, None, None]
+    out["video"] = torch.where(f4[..., None], batch["video"].flip(3), batch["video"])
+    out["depth"] = torch.where(f4, batch["depth"].flip(3), batch["depth"])
+    qp = batch["query_points"].clone()
+    qp[..., 2] = torch.where(flip[:, None], w - 1 - qp[..., 2], qp[..., 2])
+    out["query_points"] = qp
+    xy = batch["tracks_xy"].clone()
+    xy[..., 0] = torch.where(flip[:, None, None], w - 1 - xy[..., 0], xy[..., 0])
+    out["tracks_xy"] = xy
+    m = torch.tensor([-1.0, 1.0, 1.0], device=flip.device)
+    rot = batch["pose_rotation"] * m[:, None] * m[None, :]
+    out["pose_rotation"] = torch.where(flip[:, None, None, None], rot, batch["pose_rotation"])
+    out["pose_translation"] = torch.where(flip[:, None, None], batch["pose_translation"] * m, batch["pose_translation"])
+    return out
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
+    device = resolve_device(args.device)
     clip = tuple(int(v) for v in args.clip.split("x"))
     model = build_model(args.backbone, args.size, clip, args.heads, args.readout_width,
-                        args.readout_heads, tuple(args.patch_size), seed=args.seed)
+                        args.readout_heads, tuple(args.patch_size), seed=args.seed).to(device)
     cfg = model.config
     for p in model.encoder.parameters():
         p.requires_grad_(args.finetune)
     scene = {"num_tracks": args.num_tracks}
-    train_set = SyntheticLabelledClips(cfg, scene, args.train_clips, offset=0)
-    real_sets = []
+    t_data = time.perf_counter()
+    synthetic = materialize(SyntheticLabelledClips(cfg, scene, args.train_clips, offset=0), args.workers, device)
+    real_banks, args.real_clips = [], []
     for spec in args.real or []:
-        # PATH[:STRIDE]; overlapping clips (hop = half a clip) from real RGB-D sequences.
+        # PATH[:STRIDE]; overlapping clips (every --real-hop frames) from real RGB-D sequences.
         path, _, stride = spec.partition(":")
-        real_sets.append(RGBDClips(path, cfg.num_frames, cfg.image_size, stride=int(stride or 1),
-                                   num_tracks=args.num_tracks, seed=args.seed,
-                                   hop=max(1, cfg.num_frames * int(stride or 1) // 2)))
-    if real_sets:
-        train_set = ConcatDataset([train_set, *real_sets])
-        args.real_clips = [len(r) for r in real_sets]
-    val_set = SyntheticLabelledClips(cfg, scene, args.val_clips, offset=VAL_SEED_OFFSET)
-    gen = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=gen, drop_last=False)
-    val_loader = DataLoader(val_set, batch_size=args.batch_size)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    warmup = max(1, args.steps // 20)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / args.steps)))
-    )
+        stride = int(stride or 1)
+        hop = args.real_hop or max(1, cfg.num_frames * stride // 2)
+        real = RGBDClips(path, cfg.num_frames, cfg.image_size, stride=stride, num_tracks=args.num_tracks,
+                         seed=args.seed, hop=hop)
+        real_banks.append(materialize(real, args.workers, device))
+        args.real_clips.append(len(real))
+    real_bank = concat_banks(real_banks) if real_banks else None
+    val = materialize(SyntheticLabelledClips(cfg, scene, args.val_clips, offset=VAL_SEED_OFFSET), args.workers, device)
+    data_seconds = time.perf_counter() - t_data
+    n_syn = synthetic["video"].shape[0]
+    n_real = 0 if real_bank is None else real_bank["video"].shape[0]
+    real_per_batch = 0 if not n_real else max(1, round(args.batch_size * args.real_fraction))
+    gen = torch.Generator(device="cpu").manual_seed(args.seed)
+
+    def next_batch() -> dict:
+        idx = torch.randint(0, n_syn, (args.batch_size - real_per_batch,), generator=gen)
+        parts = [take(synthetic, idx.to(device))]
+        if real_per_batch:
+            ridx = torch.randint(0, n_real, (real_per_batch,), generator=gen)
+            parts.append(take(real_bank, ridx.to(device)))
+        batch = concat_banks(parts)
+        if args.flip:
+            batch = mirror(batch, (torch.rand(args.batch_size, generator=gen) < 0.5).to(device))
+        return batch
+
+    encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    groups = [{"params": head_params, "lr": args.lr}]
+    if encoder_params:
+        groups.append({"params": encoder_params, "lr": args.lr * args.encoder_lr_scale})
+    params = head_params + encoder_params
+    optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+    total = [args.steps]  # shortened once, by --time-budget
+
+    def schedule(s: int) -> float:
+        warmup = max(1, total[0] // 20)
+        return min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / total[0])))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    val_loader = [take(val, torch.arange(i, min(i + args.batch_size, args.val_clips), device=device))
+                  for i in range(0, args.val_clips, args.batch_size)]
     history: list[float] = []
     evals: list[dict] = []
     start = time.perf_counter()
     from tqdm import tqdm
 
     bar = tqdm(total=args.steps, desc="readouts", disable=args.no_progress)
-    while len(history) < args.steps:
-        for batch in train_loader:
-            model.train()
-            if not args.finetune:
-                model.encoder.eval()
-            loss, logs = compute_losses(model, batch, args.finetune)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            history.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
-            if args.eval_every and len(history) % args.eval_every == 0:
-                evals.append({"step": len(history), **evaluate(model, val_loader)})
-            if len(history) >= args.steps:
-                break
+    while len(history) < total[0]:
+        model.train()
+        if not args.finetune:
+            model.encoder.eval()
+        with autocast:
+            loss, logs = compute_losses(model, next_batch(), args.finetune)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        history.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+        if args.time_budget and len(history) == 20:
+            per_step = (time.perf_counter() - start) / 20
+            total[0] = min(args.steps, 20 + max(0, int((args.time_budget - (time.perf_counter() - start)) / per_step)))
+            bar.total = total[0]
+        if args.eval_every and len(history) % args.eval_every == 0:
+            evals.append({"step": len(history), **evaluate(model, val_loader)})
     bar.close()
     metrics = evaluate(model, val_loader)
     seconds = time.perf_counter() - start
     out = Path(args.out) if args.out else REPO / "models" / args.name
-    save_checkpoint(model.eval(), out, metadata={"steps": len(history), "finetune": args.finetune})
+    model = model.float().cpu().eval()
+    save_checkpoint(model, out, metadata={"steps": len(history), "finetune": args.finetune})
     command = "python -m training.train_readouts " + " ".join(shlex.quote(a) for a in args.argv)
-    (out / "README.md").write_text(model_card(args.name, args, model, history, metrics, command, seconds))
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    (out / "README.md").write_text(model_card(args.name, args, model, history, metrics, command, seconds,
+                                              data_seconds, hardware))
     (out / "training_log.json").write_text(json.dumps({"loss": history, "evals": evals, "final": metrics}) + "\n")
     return {"out": str(out), "loss": history, "metrics": metrics, "evals": evals}
 
@@ -222,6 +329,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--name", default="readouts")
     p.add_argument("--out", help="output dir (default models/<name>)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda[:N]")
+    p.add_argument("--workers", type=int, default=1, help="processes that render the training clips")
+    p.add_argument("--real-fraction", type=float, default=0.25, help="share of each batch from --real clips")
+    p.add_argument("--real-hop", type=int, default=0, help="frames between real clip starts (0: half a clip)")
+    p.add_argument("--encoder-lr-scale", type=float, default=1.0, help="encoder lr / head lr with --finetune")
+    p.add_argument("--flip", action="store_true", help="mirror half the clips (labels included)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds: fit --steps to this budget once the step time is known (0: off)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.argv = list(argv)

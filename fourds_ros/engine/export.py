@@ -7,8 +7,8 @@ Graph I/O is the engine contract of base.py, always float32:
 Precisions:
   fp32: everything float32 (ONNX Runtime matches torch to relative L2 <= 1e-5).
   fp16: for TensorRT's strongly typed mode, where the graph's types are the precision. The encoder
-    (nearly all FLOPs) runs in float16; the readout heads stay float32 because the tracks head's
-    Fourier embedding multiplies by up to 2^15 * pi, which overflows float16 (65504).
+    (nearly all FLOPs) runs in float16; the readout heads stay float32 because the tracks head
+    places points by a soft-argmax over cell coordinates, which float16 rounds to 1/8 px at 128 px.
 
 We use the TorchScript-based exporter (dynamo=False): the dynamo exporter needs onnxscript, and
 the traced graph has no data-dependent control flow (FourDS skips its input checks while tracing).

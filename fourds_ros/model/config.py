@@ -72,9 +72,18 @@ class DepthHeadConfig(ReadoutConfig):
 
 
 @dataclass(frozen=True)
-class TrackHeadConfig(ReadoutConfig):
-    # Number of Fourier frequencies used to embed a query point (t, y, x).
-    num_frequencies: int = 16
+class TrackHeadConfig:
+    """Correlation tracker (fourds_ros.model.heads.TrackHead). The encoder's 16-pixel tokens are
+    too coarse to place a point, so the head matches query features on a finer map."""
+
+    # Channels of the matching feature map.
+    feature_dim: int = 64
+    # Model-input pixels per feature-map cell (divides the image size).
+    feature_stride: int = 4
+    # Soft-argmax window around the correlation peak, in cells each side.
+    window_radius: int = 2
+    # Width of the MLP that refines positions and predicts visibility and confidence.
+    hidden: int = 128
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ class ModelConfig:
     image_size: tuple[int, int] = (224, 224)
     patch_size: tuple[int, int, int] = (2, 16, 16)
     readout_depth: float = 0.95
-    heads: dict[str, ReadoutConfig] = field(default_factory=dict)
+    heads: dict[str, ReadoutConfig | TrackHeadConfig] = field(default_factory=dict)
     # Token grid of the stored position embedding when it differs from the clip's grid
     # (an imported 16x224x224 checkpoint run at 8x128x128). None: the clip's own grid.
     posenc_grid: tuple[int, int, int] | None = None
@@ -118,6 +127,10 @@ class ModelConfig:
             dt, dh, dw = self.heads["depth"].decoding_patch_size
             if self.num_frames % dt or h % dh or w % dw:
                 raise ValueError("depth decoding_patch_size must divide the clip shape")
+        if "tracks" in self.heads:
+            stride = self.heads["tracks"].feature_stride
+            if h % stride or w % stride:
+                raise ValueError(f"tracks feature_stride {stride} must divide the image size {h}x{w}")
 
     @property
     def encoder(self) -> EncoderSpec:
@@ -151,7 +164,10 @@ class ModelConfig:
             h = dict(h)
             if "decoding_patch_size" in h:
                 h["decoding_patch_size"] = tuple(h["decoding_patch_size"])
-            heads[name] = HEAD_TYPES[name](**h)
+            try:
+                heads[name] = HEAD_TYPES[name](**h)
+            except TypeError as exc:  # a config written by another version of the head
+                raise ValueError(f"head {name!r} config {sorted(h)} does not match {HEAD_TYPES[name].__name__}: {exc}") from exc
         for key in ("image_size", "patch_size", "posenc_grid"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
@@ -168,10 +184,10 @@ class ModelConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def default_heads(width: int, num_heads: int) -> dict[str, ReadoutConfig]:
-    """All three heads at one readout width (what training/ uses for our own models)."""
+def default_heads(width: int, num_heads: int) -> dict[str, ReadoutConfig | TrackHeadConfig]:
+    """All three heads: depth and pose readouts at one width, the default tracker (what training/ uses)."""
     return {
         "depth": DepthHeadConfig(width, num_heads, activation="softplus"),
-        "tracks": TrackHeadConfig(width, num_heads),
+        "tracks": TrackHeadConfig(),
         "pose": PoseHeadConfig(width, num_heads),
     }

@@ -64,10 +64,12 @@ class FourDS(nn.Module):
         )
         self.encoder_to_readout = EncoderToReadout(grid[0], config.num_frames, config.readout_depth)
         clip = (config.num_frames, *config.image_size)
-        builders = {"depth": DepthHead, "tracks": TrackHead, "pose": PoseHead}
-        self.heads = nn.ModuleDict(
-            {name: builders[name](cfg, spec.width, clip) for name, cfg in config.heads.items()}
-        )
+        builders = {
+            "depth": lambda cfg: DepthHead(cfg, spec.width, clip),
+            "tracks": lambda cfg: TrackHead(cfg, spec.width, clip, grid[1:]),
+            "pose": lambda cfg: PoseHead(cfg, spec.width, clip),
+        }
+        self.heads = nn.ModuleDict({name: builders[name](cfg) for name, cfg in config.heads.items()})
 
     @property
     def readout_state_index(self) -> int:
@@ -105,7 +107,7 @@ class FourDS(nn.Module):
         if "depth" in self.heads:
             out["depth"] = self.heads["depth"](feats)
         if "tracks" in self.heads:
-            tr = self.heads["tracks"](feats, query_points)
+            tr = self.heads["tracks"](feats, query_points, video)
             out["track_xy"] = tr["xy"]
             out["track_visibility"] = torch.sigmoid(tr["visible_logit"])
             out["track_confidence"] = torch.sigmoid(tr["confidence_logit"])

@@ -6,13 +6,15 @@ Training-time outputs are logits; `FourDS.forward` turns them into the exported 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .config import DepthHeadConfig, PoseHeadConfig, TrackHeadConfig
-from .readout import AttentionReadout, fourier_embedding
+from .config import DepthHeadConfig, PoseHeadConfig
+from .readout import AttentionReadout
 
 
 class DepthHead(nn.Module):
@@ -45,49 +47,127 @@ class DepthHead(nn.Module):
         return F.softplus(depth) if self.activation == "softplus" else depth
 
 
-class TrackHead(nn.Module):
-    """Point tracks from query points.
+def tent_weights(coord: Tensor, size: int) -> Tensor:
+    """Linear-interpolation weights of a continuous cell coordinate over a 1-D grid.
 
+    coord: (...,) in cells (clamped to [0, size - 1]) -> (..., size), summing to 1. Written as a
+    tent function rather than grid_sample so that it exports to every ONNX opset and TensorRT."""
+    cells = torch.arange(size, device=coord.device, dtype=coord.dtype)
+    return F.relu(1.0 - (coord.clamp(0, size - 1)[..., None] - cells).abs())
+
+
+class TrackHead(nn.Module):
+    """Point tracks from query points by feature correlation (the TAPIR / CoTracker principle).
+
+    The encoder's tokens (16 px) are upsampled to a stride-`feature_stride` map and fused with a
+    two-convolution stem on the frames, which restores the pixel detail a 16 px token has lost.
+    A query's feature is read from its frame; its cosine correlation with every frame gives a
+    peak, and a soft-argmax in a window around the peak gives the position; an MLP on the query
+    feature, the feature found and the correlation statistics refines it by up to one cell and
+    predicts visibility and confidence. Matching is built in, so the head learns from far less
+    data than a head that regresses positions from attention alone.
+
+    features: (B, T, h*w, D) readout features; video: (B, T, H, W, 3) in [0, 1];
     query_points: (B, Q, 3) as (t, y, x): frame index in the clip and pixel row/column in the
-    model input (TAP-Vid convention). Returns logits dict:
-      xy: (B, Q, T, 2) pixel (x, y) of the point in every frame of the clip,
-      visible_logit: (B, Q, T), confidence_logit: (B, Q, T) (is the position within 8 px).
-    Positions are predicted as offsets from the query location, in units of the image size.
+    model input (TAP-Vid convention; pixel centres are integers). Returns a logits dict:
+      xy: (B, Q, T, 2) pixel (x, y) in every clip frame (exactly the query at its own frame),
+      visible_logit, confidence_logit (is xy within 8 px): (B, Q, T),
+      correlation_logits: (B, Q, T, P) over the P feature cells (training loss only).
     """
 
-    def __init__(self, cfg: TrackHeadConfig, input_dim: int, clip: tuple[int, int, int]):
+    def __init__(self, cfg, input_dim: int, clip: tuple[int, int, int], token_hw: tuple[int, int]):
         super().__init__()
-        self.clip = tuple(clip)
-        self.num_frequencies = cfg.num_frequencies
-        embed_dim = 3 * 2 * cfg.num_frequencies
-        self.query_embedding = nn.Sequential(
-            nn.Linear(embed_dim, cfg.num_params), nn.GELU(approximate="tanh"),
-            nn.Linear(cfg.num_params, cfg.num_params),
+        t, h, w = clip
+        s, c = cfg.feature_stride, cfg.feature_dim
+        self.clip, self.token_hw, self.stride = (t, h, w), tuple(token_hw), s
+        self.map_hw = (h // s, w // s)
+        self.window_radius = cfg.window_radius
+        self.token_projection = nn.Linear(input_dim, c)
+        self.stem = nn.Sequential(  # stride s in two convolutions (s = 4: 2 x 2)
+            nn.Conv2d(3, c // 2, 3, stride=2, padding=1), nn.GELU(approximate="tanh"),
+            nn.Conv2d(c // 2, c, 3, stride=s // 2, padding=1),
         )
-        self.readout = AttentionReadout(
-            input_dim=input_dim,
-            num_params=cfg.num_params,
-            num_heads=cfg.num_heads,
-            num_classes=clip[0] * 4,
-            num_frames=clip[0],
-            query_dim=cfg.num_params,
+        self.fuse = nn.Sequential(
+            nn.GELU(approximate="tanh"), nn.Conv2d(c, c, 3, padding=1),
+            nn.GELU(approximate="tanh"), nn.Conv2d(c, c, 3, padding=1),
         )
+        # Cosine similarity times a learned temperature (starting sharp: 1/20).
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(20.0)))
+        self.refine = nn.Sequential(
+            nn.Linear(2 * c + 3, cfg.hidden), nn.GELU(approximate="tanh"),
+            nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(approximate="tanh"),
+            nn.Linear(cfg.hidden, 4),
+        )
+        hf, wf = self.map_hw
+        gy, gx = torch.meshgrid(torch.arange(hf), torch.arange(wf), indexing="ij")
+        self.register_buffer("cell_y", gy.reshape(-1).float(), persistent=False)  # (P,) cells
+        self.register_buffer("cell_x", gx.reshape(-1).float(), persistent=False)
 
-    def normalise(self, query_points: Tensor) -> Tensor:
-        t, h, w = self.clip
-        scale = query_points.new_tensor([max(t - 1, 1), h, w])
-        return query_points / scale
+    def to_cells(self, pixels: Tensor) -> Tensor:
+        """Model-input pixel coordinate -> feature-cell coordinate (cell i covers pixels
+        s*i .. s*i + s - 1, centre s*i + (s - 1) / 2)."""
+        return (pixels - (self.stride - 1) / 2) / self.stride
 
-    def forward(self, features: Tensor, query_points: Tensor) -> dict[str, Tensor]:
-        _, h, w = self.clip
-        queries = self.query_embedding(fourier_embedding(self.normalise(query_points), self.num_frequencies))
-        out = rearrange(self.readout(features, queries), "b q (t k) -> b q t k", k=4)
-        size = out.new_tensor([w, h])
-        start = query_points[..., None, [2, 1]]  # (B, Q, 1, 2) as (x, y)
+    def to_pixels(self, cells: Tensor) -> Tensor:
+        return cells * self.stride + (self.stride - 1) / 2
+
+    def spatial_weights(self, xy: Tensor) -> Tensor:
+        """xy: (..., 2) pixels -> (..., P) bilinear weights over the feature cells."""
+        hf, wf = self.map_hw
+        wy = tent_weights(self.to_cells(xy[..., 1]), hf)
+        wx = tent_weights(self.to_cells(xy[..., 0]), wf)
+        return rearrange(wy[..., :, None] * wx[..., None, :], "... y x -> ... (y x)")
+
+    def feature_map(self, features: Tensor, video: Tensor) -> Tensor:
+        """-> (B, T, P, C), unit length along C."""
+        b, t = video.shape[:2]
+        th, tw = self.token_hw
+        hf, wf = self.map_hw
+        tokens = rearrange(self.token_projection(features), "b t (y x) c -> (b t) c y x", y=th, x=tw)
+        tokens = F.interpolate(tokens, size=(hf, wf), mode="bilinear", align_corners=False)
+        pixels = self.stem(rearrange(video, "b t y x c -> (b t) c y x"))
+        fmap = self.fuse(tokens + pixels)
+        fmap = rearrange(fmap, "(b t) c y x -> b t (y x) c", b=b, t=t)
+        return F.normalize(fmap, dim=-1)
+
+    def forward(self, features: Tensor, query_points: Tensor, video: Tensor) -> dict[str, Tensor]:
+        t = self.clip[0]
+        fmap = self.feature_map(features, video)  # (B, T, P, C)
+        b, _, p, c = fmap.shape
+        q = query_points.shape[1]
+        start = query_points[..., [2, 1]]  # (B, Q, 2) as (x, y)
+        frames = torch.arange(t, device=video.device, dtype=query_points.dtype)
+        frame_weights = F.relu(1.0 - (query_points[..., 0:1] - frames).abs())  # (B, Q, T)
+        weights = frame_weights[..., None] * self.spatial_weights(start)[:, :, None, :]  # (B, Q, T, P)
+        query_feature = torch.matmul(weights.reshape(b, q, t * p), fmap.reshape(b, t * p, c))
+        query_feature = F.normalize(query_feature, dim=-1)  # (B, Q, C)
+        cosine = torch.matmul(query_feature, fmap.reshape(b, t * p, c).transpose(1, 2)).reshape(b, q, t, p)
+        logits = cosine * self.log_temperature.exp()
+        # Soft-argmax in a window around the peak: robust to a second, distant match.
+        peak = logits.argmax(dim=-1, keepdim=True)  # (B, Q, T, 1)
+        wf = self.map_hw[1]
+        peak_y = torch.div(peak, wf, rounding_mode="floor").to(logits.dtype)
+        peak_x = (peak - torch.div(peak, wf, rounding_mode="floor") * wf).to(logits.dtype)
+        r = self.window_radius
+        window = ((self.cell_y - peak_y).abs() <= r) & ((self.cell_x - peak_x).abs() <= r)
+        prob = torch.softmax(logits.masked_fill(~window, -1e4), dim=-1)
+        cells = torch.stack([(prob * self.cell_x).sum(-1), (prob * self.cell_y).sum(-1)], dim=-1)
+        xy = self.to_pixels(cells)  # (B, Q, T, 2)
+        # The feature found in each frame: per frame, (B, Q, P) weights x (B, P, C).
+        found = torch.matmul(rearrange(self.spatial_weights(xy), "b q t p -> b t q p"), fmap)
+        found = rearrange(found, "b t q c -> b q t c")
+        mass = (torch.softmax(logits, dim=-1) * window.to(logits.dtype)).sum(-1)
+        stats = torch.stack([cosine.amax(-1), mass, (found * query_feature[:, :, None]).sum(-1)], dim=-1)
+        out = self.refine(torch.cat([query_feature[:, :, None].expand(-1, -1, t, -1), found, stats], dim=-1))
+        xy = xy + torch.tanh(out[..., :2]) * self.stride
+        # The query frame answers with the query itself (TAP-Vid: visible by definition).
+        at_query = frame_weights[..., None] > 0.5
+        xy = torch.where(at_query, start[:, :, None, :].expand(-1, -1, t, -1), xy)
         return {
-            "xy": start + out[..., :2] * size,
+            "xy": xy,
             "visible_logit": out[..., 2],
             "confidence_logit": out[..., 3],
+            "correlation_logits": logits,
         }
 
 

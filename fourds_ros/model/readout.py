@@ -6,7 +6,6 @@ same names (models/model.py, models/readout.py) numerically; see test/test_parit
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -150,11 +149,3 @@ class AttentionReadout(nn.Module):
             "b (a y x) (p r s c) -> b (a p) (y r) (x s) c",
             a=t // pt, y=h // ph, x=w // pw, p=pt, r=ph, s=pw,
         )
-
-
-def fourier_embedding(points: Tensor, num_frequencies: int) -> Tensor:
-    """points: (..., K) in [0, 1] -> (..., K * 2 * num_frequencies) sin/cos features."""
-    freqs = (2.0 ** torch.arange(num_frequencies, device=points.device, dtype=points.dtype)) * math.pi
-    angles = points[..., None] * freqs
-    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
-    return rearrange(emb, "... k f -> ... (k f)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -53,6 +52,8 @@ def find_sources(root: str | Path | list) -> list[Path]:
 def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
     wanted = set(indices)
     frames = {}
+    import av  # only video files need PyAV; image folders do not
+
     try:
         with av.open(str(path)) as container:
             for i, frame in enumerate(container.decode(video=0)):
@@ -70,6 +71,8 @@ def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
 def count_frames(source: Path) -> int:
     if source.is_dir():
         return sum(1 for p in source.iterdir() if is_rgb_frame(p))
+    import av
+
     try:
         with av.open(str(source)) as container:
             stream = container.streams.video[0]
