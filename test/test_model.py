@@ -117,6 +117,31 @@ def test_heads_output_contract():
     assert torch.allclose(torch.det(r), torch.ones(2, 4), atol=1e-5)
     assert torch.allclose(r[:, 0], eye[:, 0]) and torch.equal(out["pose_translation"][:, 0], torch.zeros(2, 3))
     assert out["pose_log_variance"].shape == (2, 4, 2)
+    # A query is answered by itself at its own frame (TAP-Vid), whatever the weights.
+    rows = torch.arange(3)
+    assert torch.equal(out["track_xy"][:, rows, queries[0, :, 0].long()], queries[:, :, [2, 1]])
+
+
+def test_tracker_follows_a_translated_texture():
+    """The correlation tracker's geometry, with features that are the pixels themselves: a random
+    texture shifted by a whole number of cells per frame is found at the shifted position."""
+    from fourds_ros.model.config import TrackHeadConfig
+    from fourds_ros.model.heads import TrackHead
+
+    head = TrackHead(TrackHeadConfig(feature_dim=16, feature_stride=4, window_radius=2), 16, (4, 64, 64), (4, 4))
+    head.feature_map = lambda features, video: torch.nn.functional.normalize(
+        torch.nn.functional.avg_pool2d(video[0].permute(0, 3, 1, 2), 4).flatten(2).transpose(1, 2)[None], dim=-1)
+    torch.nn.init.zeros_(head.refine[-1].weight)
+    torch.nn.init.zeros_(head.refine[-1].bias)
+    with torch.no_grad():
+        head.log_temperature.fill_(8.0)  # near-argmax: cell centres exactly
+    base = torch.rand(96, 96, 16)  # 16 "colour" channels: the feature map's width
+    video = torch.stack([base[16 - 4 * t: 80 - 4 * t, 16: 80] for t in range(4)])[None]  # content moves down 4 px/frame
+    queries = torch.tensor([[[0.0, 29.5, 33.5], [0.0, 17.5, 45.5]]])
+    with torch.no_grad():
+        xy = head(None, queries, video)["xy"][0]
+    expected = queries[0, :, None, [2, 1]] + torch.tensor([0.0, 4.0]) * torch.arange(4.0)[:, None]
+    assert (xy - expected).abs().max() < 0.5, xy
 
 
 def test_rotation_from_6d_is_identity_at_identity():
@@ -153,3 +178,7 @@ def test_bad_configs():
         ModelConfig.from_dict({"size": "micro", "heads": {"segmentation": {"num_params": 8, "num_heads": 2}}})
     cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32), heads=default_heads(32, 2))
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    old = cfg.to_dict()  # a checkpoint written by the earlier attention track head
+    old["heads"]["tracks"] = {"num_params": 32, "num_heads": 2, "num_frequencies": 16}
+    with pytest.raises(ValueError, match="head 'tracks' config .* does not match TrackHeadConfig"):
+        ModelConfig.from_dict(old)
