@@ -149,14 +149,15 @@ class TrackHead(nn.Module):
         peak_y = torch.div(peak, wf, rounding_mode="floor").to(logits.dtype)
         peak_x = (peak - torch.div(peak, wf, rounding_mode="floor") * wf).to(logits.dtype)
         r = self.window_radius
-        window = ((self.cell_y - peak_y).abs() <= r) & ((self.cell_x - peak_x).abs() <= r)
-        prob = torch.softmax(logits.masked_fill(~window, -1e4), dim=-1)
+        window = (((self.cell_y - peak_y).abs() <= r) & ((self.cell_x - peak_x).abs() <= r)).to(logits.dtype)
+        prob = torch.softmax(logits, dim=-1) * window
+        mass = prob.sum(-1)  # share of the match inside the window (>= the peak's own share)
+        prob = prob / mass[..., None]
         cells = torch.stack([(prob * self.cell_x).sum(-1), (prob * self.cell_y).sum(-1)], dim=-1)
         xy = self.to_pixels(cells)  # (B, Q, T, 2)
         # The feature found in each frame: per frame, (B, Q, P) weights x (B, P, C).
         found = torch.matmul(rearrange(self.spatial_weights(xy), "b q t p -> b t q p"), fmap)
         found = rearrange(found, "b t q c -> b q t c")
-        mass = (torch.softmax(logits, dim=-1) * window.to(logits.dtype)).sum(-1)
         stats = torch.stack([cosine.amax(-1), mass, (found * query_feature[:, :, None]).sum(-1)], dim=-1)
         out = self.refine(torch.cat([query_feature[:, :, None].expand(-1, -1, t, -1), found, stats], dim=-1))
         xy = xy + torch.tanh(out[..., :2]) * self.stride
