@@ -112,3 +112,12 @@ def test_time_budget_shortens_the_run(tmp_path):
     args = parse_args(COMMON + ["--steps", "100000", "--time-budget", "3", "--out", str(tmp_path / "b")])
     result = train(args)
     assert 20 <= len(result["loss"]) < 100000
+
+
+def test_steps_within_budget():
+    from training.budget import steps_within_budget
+
+    # 20 steps took 10 s: 30 s left at 0.5 s/step fit 60 more steps.
+    assert steps_within_budget(1000, 20, 10.0, 40.0) == 80
+    assert steps_within_budget(50, 20, 10.0, 40.0) == 50  # never beyond the configured total
+    assert steps_within_budget(1000, 20, 50.0, 40.0) == 20  # over budget already: stop here

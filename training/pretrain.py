@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Sampler
 from fourds_ros.model import FourDS, ModelConfig, TokenMask, init_weights, save_checkpoint
 from fourds_ros.model.masking import gather_tokens
 
+from .budget import steps_within_budget
 from .data import PretrainClips
 from .decoder import CoarseGridDecoder
 from .losses import mae_loss
@@ -341,8 +342,7 @@ def train(cfg: dict, out_dir: str | Path, stop_after: int | None = None, progres
             bar.set_postfix(loss=f"{value:.4f}")
         if budget and step - start == 20:
             # Fit the run to the time budget: shorten the schedule once the step time is known.
-            per_step = (time.perf_counter() - t0) / 20
-            fitted = min(total_steps, step + max(0, int((budget - (time.perf_counter() - t0)) / per_step)))
+            fitted = steps_within_budget(total_steps, step, time.perf_counter() - t0, budget)
             total_steps, stop = fitted, min(stop, fitted)
             scheduler.lr_lambdas[0] = lr_lambda(int(opt_cfg.get("warmup_steps", 0)), total_steps,
                                                 float(opt_cfg.get("min_lr_ratio", 0.0)))

@@ -26,8 +26,10 @@ import numpy as np
 import torch
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint, save_checkpoint
+from fourds_ros.engine.factory import resolve_device
 from fourds_ros.model.config import HEAD_TYPES
 
+from .budget import steps_within_budget
 from .data import RGBDClips, SyntheticLabelledClips
 from .losses import depth_loss, geodesic_angle, pose_loss, track_loss
 
@@ -201,15 +203,9 @@ def mirror(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torc
     return out
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
-    device = resolve_device(args.device)
+    device = torch.device(resolve_device(args.device))
     clip = tuple(int(v) for v in args.clip.split("x"))
     model = build_model(args.backbone, args.size, clip, args.heads, args.readout_width,
                         args.readout_heads, tuple(args.patch_size), seed=args.seed).to(device)
@@ -287,8 +283,7 @@ def train(args: argparse.Namespace) -> dict:
         bar.update(1)
         bar.set_postfix(loss=f"{history[-1]:.4f}")
         if args.time_budget and len(history) == 20:
-            per_step = (time.perf_counter() - start) / 20
-            total[0] = min(args.steps, 20 + max(0, int((args.time_budget - (time.perf_counter() - start)) / per_step)))
+            total[0] = steps_within_budget(args.steps, 20, time.perf_counter() - start, args.time_budget)
             bar.total = total[0]
         if args.eval_every and len(history) % args.eval_every == 0:
             evals.append({"step": len(history), **evaluate(model, val_loader)})

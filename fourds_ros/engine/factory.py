@@ -19,6 +19,15 @@ BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
 
 
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; any other name is returned as is."""
+    if device != "auto":
+        return device
+    import torch  # lazily: ONNX Runtime users need not pay for it here
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def create_engine(
     model_dir: str | Path,
     backend: str = "auto",
@@ -39,9 +48,7 @@ def create_engine(
     logger = logger or log
     if device == "auto":
         # A robot with a GPU gets it (and with it TensorRT under backend auto) without config.
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(device)
         logger.info("device auto: %s", device)
     if backend not in BACKENDS:
         raise EngineError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
