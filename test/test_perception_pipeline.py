@@ -81,3 +81,21 @@ def test_time_jump_backwards_restarts_odometry(engine):
     assert len(first) == 6 and len(looped) == 4
     assert np.allclose(looped[0].pose.odom_from_base, np.eye(4), atol=1e-6)  # restarted at identity
     assert looped[0].tracks.ids.min() > first[-1].tracks.ids.max()  # new sequence, new track ids
+
+
+def test_reset_keeps_a_clip_already_cut(engine):
+    """A manual reset between cutting a clip and running it loses no frame: the waiting clip is
+    described in the old odometry chain, and the next clip restarts it at identity."""
+    pipe = PerceptionPipeline(engine, PipelineSettings(hop=2))
+    rgb = np.full((32, 32, 3), 100, np.uint8)
+    first = [r for i in range(4) for r in pipe.push(rgb, (10 + i) * 10**8, "cam")]
+    clip = None
+    for i in range(4, 6):
+        clip, _ = pipe.add_frame(rgb, (10 + i) * 10**8, "cam")
+    assert clip is not None
+    pipe.reset("manual")  # the node's ~/reset while `clip` waits for inference
+    waiting = pipe.process(clip)
+    assert not waiting.odometry_restarted and [r.stamp_ns for r in waiting.frames] == [14 * 10**8, 15 * 10**8]
+    after = [pipe.process(c) for i in range(4) if (c := pipe.add_frame(rgb, (20 + i) * 10**8, "cam")[0])]
+    assert len(first) == 4 and len(after) == 1 and after[0].odometry_restarted
+    assert np.allclose(after[0].frames[0].pose.odom_from_base, np.eye(4), atol=1e-6)

@@ -76,6 +76,7 @@ class ClipResult:
     inference_s: float
     sequence: int
     stats: dict = field(default_factory=dict)
+    odometry_restarted: bool = False  # this clip starts a new odometry chain at identity
 
 
 class PerceptionPipeline:
@@ -133,12 +134,14 @@ class PerceptionPipeline:
     def process(self, clip: Clip) -> ClipResult:
         s = self.settings
         frames = clip.frames
+        odometry_restarted = False
         if clip.sequence != self._sequence:
             # A new sequence (first clip, or after a buffer reset): no overlap with the previous clip.
             self.tracks.reset()
             if self._sequence < 0 or self._reset_state or \
                     self.buffer.resets["time_backwards"] > self._seen_backwards:
                 self.odometry.reset()
+                odometry_restarted = True
             self._seen_backwards = self.buffer.resets["time_backwards"]
             self._reset_state = False
             self._sequence = clip.sequence
@@ -187,7 +190,7 @@ class PerceptionPipeline:
                                            outputs["pose_translation"][0], outputs["pose_log_variance"][0], output_t)
             for r, p in zip(results, poses):
                 r.pose = p
-        return ClipResult(results, inference_s, clip.sequence, dict(clip.stats))
+        return ClipResult(results, inference_s, clip.sequence, dict(clip.stats), odometry_restarted)
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

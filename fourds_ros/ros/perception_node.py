@@ -360,11 +360,11 @@ class PerceptionNode(LifecycleNode):
         if self.pipeline is None:
             response.success, response.message = False, "not configured"
             return response
+        # A clip already waiting for inference is kept: its frames arrived before the reset and
+        # are still described (in the old chain); the reset applies from the next frame on, and
+        # the path restarts with the odometry chain (ClipResult.odometry_restarted).
         with self.lock:
             self.pipeline.reset("manual")
-        with self.mailbox_cv:
-            self.mailbox = None
-        self.path.poses = []
         self.counts["reset_manual"] += 1
         response.success, response.message = True, "odometry and tracks reset"
         return response
@@ -399,6 +399,8 @@ class PerceptionNode(LifecycleNode):
     def _publish(self, result) -> None:
         pubs = self.publishers_
         odom_frame, base_frame = self.p("odom_frame"), self.p("base_frame")
+        if result.odometry_restarted:
+            self.path.poses = []
         for r in result.frames:
             stamp, frame_id = r.stamp_ns, r.frame_id
             if r.depth is not None:
