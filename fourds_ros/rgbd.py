@@ -28,6 +28,7 @@ import transforms3d
 
 # TUM RGB-D Freiburg 1 colour camera (vision.in.tum.de/data/datasets/rgbd-dataset/file_formats).
 TUM_FR1_INTRINSICS = np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]])
+TUM_DEPTH_SCALE = 1 / 5000  # metres per stored unit
 
 
 class DatasetFormatError(ValueError):
@@ -59,15 +60,20 @@ class RGBDSequence:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def depth(self, i: int) -> np.ndarray:
-        """(H, W) float32 metres, 0 = invalid (stored 0, and 65535 which 7-Scenes uses for "no
-        reading")."""
-        raw = cv2.imread(str(self.depth_paths[i]), cv2.IMREAD_UNCHANGED)
-        if raw is None or raw.ndim != 2:
-            raise DatasetFormatError(f"cannot read single-channel depth {self.depth_paths[i]}")
-        depth = raw.astype(np.float32) * self.depth_scale
-        if raw.dtype == np.uint16:
-            depth[raw == 65535] = 0.0
-        return depth
+        """(H, W) float32 metres, 0 = invalid."""
+        return read_depth(self.depth_paths[i], self.depth_scale)
+
+
+def read_depth(path: Path, scale: float) -> np.ndarray:
+    """A depth image -> (H, W) float32 metres (stored value x scale), 0 = invalid (stored 0, and
+    65535 which 7-Scenes uses for "no reading")."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.ndim != 2:
+        raise DatasetFormatError(f"cannot read single-channel depth {path}")
+    depth = raw.astype(np.float32) * scale
+    if raw.dtype == np.uint16:
+        depth[raw == 65535] = 0.0
+    return depth
 
 
 def _check_poses(poses: np.ndarray, source: Path) -> np.ndarray:
@@ -129,40 +135,59 @@ def read_list(path: Path) -> list[list[str]]:
     return rows
 
 
-def _nearest(times: np.ndarray, t: float) -> int:
-    return int(np.argmin(np.abs(times - t)))
+@dataclass
+class TumFrame:
+    """One RGB image of a TUM RGB-D sequence with the depth image and pose nearest in time
+    (None where none lies within max_dt)."""
+
+    stamp_s: float
+    rgb_path: Path
+    depth_path: Path | None
+    camera_to_world: np.ndarray | None  # (4, 4)
+
+
+def tum_frames(root: str | Path, max_dt: float = 0.02) -> list[TumFrame]:
+    """Every image in rgb.txt, associated by nearest timestamp with depth.txt and groundtruth.txt
+    ("stamp tx ty tz qx qy qz qw", world_from_camera). Either list file may be missing."""
+    root = Path(root)
+    rgb = read_list(root / "rgb.txt")
+    depth = read_list(root / "depth.txt") if (root / "depth.txt").is_file() else []
+    gt = read_list(root / "groundtruth.txt") if (root / "groundtruth.txt").is_file() else []
+    try:
+        depth_t = np.array([float(r[0]) for r in depth])
+        gt_arr = np.array([[float(v) for v in r[:8]] for r in gt]).reshape(-1, 8)
+        rgb_t = [float(r[0]) for r in rgb]
+        rgb_files = [r[1] for r in rgb]
+    except (ValueError, IndexError) as e:
+        raise DatasetFormatError(f"{root}: malformed TUM list file ({e})") from e
+    frames = []
+    for t, name in zip(rgb_t, rgb_files):
+        depth_path = pose = None
+        if depth_t.size:
+            d = int(np.argmin(np.abs(depth_t - t)))
+            if abs(depth_t[d] - t) <= max_dt:
+                depth_path = root / depth[d][1]
+        if gt_arr.size:
+            g = int(np.argmin(np.abs(gt_arr[:, 0] - t)))
+            if abs(gt_arr[g, 0] - t) <= max_dt:
+                tx, ty, tz, qx, qy, qz, qw = gt_arr[g, 1:]
+                pose = np.eye(4)
+                pose[:3, :3] = transforms3d.quaternions.quat2mat([qw, qx, qy, qz])  # w-first
+                pose[:3, 3] = [tx, ty, tz]
+        frames.append(TumFrame(t, root / name, depth_path, pose))
+    return frames
 
 
 def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: float = 0.02) -> RGBDSequence:
     """Frames are the RGB images that have a depth image and a pose within max_dt seconds."""
     root = Path(root)
-    rgb = read_list(root / "rgb.txt")
-    depth = read_list(root / "depth.txt")
-    gt = read_list(root / "groundtruth.txt")
-    try:
-        depth_t = np.array([float(r[0]) for r in depth])
-        gt_arr = np.array([[float(v) for v in r[:8]] for r in gt])
-        rgb_t = [float(r[0]) for r in rgb]
-    except (ValueError, IndexError) as e:
-        raise DatasetFormatError(f"{root}: malformed TUM list file ({e})") from e
-    if not len(depth_t) or not len(gt_arr) or gt_arr.shape[1] != 8:
-        raise DatasetFormatError(f"{root}: empty depth.txt or groundtruth.txt (need 8 columns)")
-    rgb_paths, depth_paths, poses = [], [], []
-    for t, row in zip(rgb_t, rgb):
-        d, g = _nearest(depth_t, t), _nearest(gt_arr[:, 0], t)
-        if abs(depth_t[d] - t) > max_dt or abs(gt_arr[g, 0] - t) > max_dt:
-            continue
-        tx, ty, tz, qx, qy, qz, qw = gt_arr[g, 1:]
-        pose = np.eye(4)
-        pose[:3, :3] = transforms3d.quaternions.quat2mat([qw, qx, qy, qz])  # w-first
-        pose[:3, 3] = [tx, ty, tz]
-        rgb_paths.append(root / row[1])
-        depth_paths.append(root / depth[d][1])
-        poses.append(pose)
-    if not rgb_paths:
-        raise DatasetFormatError(f"{root}: no RGB frame has depth and pose within {max_dt} s")
+    complete = [f for f in tum_frames(root, max_dt) if f.depth_path is not None and f.camera_to_world is not None]
+    if not complete:
+        raise DatasetFormatError(f"{root}: no RGB frame has depth and pose within {max_dt} s "
+                                 "(depth.txt and groundtruth.txt are needed)")
     k = TUM_FR1_INTRINSICS if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
-    return RGBDSequence(rgb_paths, depth_paths, k, np.stack(poses), 1 / 5000, True, root.name)
+    return RGBDSequence([f.rgb_path for f in complete], [f.depth_path for f in complete], k,
+                        np.stack([f.camera_to_world for f in complete]), TUM_DEPTH_SCALE, True, root.name)
 
 
 READERS = {"7scenes": read_7scenes, "hololens": read_hololens, "tum": read_tum}

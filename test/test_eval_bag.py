@@ -106,7 +106,8 @@ def test_frames_mp4_and_tum_sources(tmp_path):
         w, x, y, z = transforms3d.quaternions.mat2quat(poses[i][:3, :3])
         gt_lines.append(f"{t + 0.001:.4f} {' '.join(map(str, poses[i][:3, 3]))} {x} {y} {z} {w}")
     (tum / "rgb.txt").write_text("# color images\n" + "\n".join(rgb_lines) + "\n")
-    (tum / "depth.txt").write_text("\n".join(depth_lines) + "\n")
+    # The last image has no depth within 20 ms: it stays in the bag, without /gt/depth.
+    (tum / "depth.txt").write_text("\n".join(depth_lines[:-1]) + "\n")
     (tum / "groundtruth.txt").write_text("# timestamp tx ty tz qx qy qz qw\n" + "\n".join(gt_lines) + "\n")
     assert cli(["bag", "convert", "--format", "tum", str(tum), str(tmp_path / "tb")]) == 0
     tb = read_bag(tmp_path / "tb")
@@ -115,6 +116,7 @@ def test_frames_mp4_and_tum_sources(tmp_path):
     mm = cv2.imread(str(src / "depth" / images[2].name), cv2.IMREAD_UNCHANGED)
     ok = mm > 0
     np.testing.assert_allclose(tb.gt_depth[tb.stamps[2]][ok], mm[ok] / 1000.0, rtol=1e-4)
+    assert len(tb.stamps) == len(images) and tb.stamps[-1] not in tb.gt_depth and tb.stamps[-1] in tb.gt_pose
 
 
 def _tiny_frames(n=3):

@@ -47,6 +47,22 @@ def test_frozen_encoder_stays_frozen_and_finetune_moves_it(tmp_path, tiny_model_
     assert out["depth"].shape == (1, 4, 32, 32) and (out["depth"] > 0).all()
 
 
+def test_init_continues_a_trained_model(tmp_path, capsys):
+    """--init starts from a full model (encoder and heads) rather than fresh heads: with lr 0 the
+    result is that model unchanged."""
+    first = tmp_path / "first"
+    train(parse_args(COMMON + ["--steps", "3", "--out", str(first)]))
+    start = load_checkpoint(first)
+    assert main(COMMON + ["--init", str(first), "--steps", "1", "--lr", "0",
+                          "--out", str(tmp_path / "same")]) == 0  # lr 0: nothing moves
+    same = load_checkpoint(tmp_path / "same")
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), same.state_dict().values()))
+    assert "Initialised from" in (tmp_path / "same" / "README.md").read_text()
+    assert main(COMMON + ["--init", str(first), "--heads", "depth", "--steps", "1",
+                          "--out", str(tmp_path / "x")]) == 2
+    assert "has heads" in capsys.readouterr().err
+
+
 def test_bad_heads_are_a_clear_error(tmp_path, capsys):
     assert main(["--heads", "nope", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
     assert "heads must be" in capsys.readouterr().err

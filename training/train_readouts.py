@@ -38,11 +38,18 @@ VAL_SEED_OFFSET = 10_000_000  # held-aside scenes never overlap the training see
 
 
 def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], heads: list[str],
-                readout_width: int, readout_heads: int, patch_size=(2, 16, 16), seed: int = 0) -> FourDS:
-    """A FourDS with freshly initialised `heads` on the backbone's encoder weights."""
+                readout_width: int, readout_heads: int, patch_size=(2, 16, 16), seed: int = 0,
+                init: str | None = None) -> FourDS:
+    """A FourDS with freshly initialised `heads` on the backbone's encoder weights; with `init`
+    (a full model dir: encoder and heads) that model, to train further."""
     unknown = set(heads) - set(HEAD_TYPES)
     if unknown or not heads:
         raise ValueError(f"heads must be a non-empty subset of {list(HEAD_TYPES)}, got {heads}")
+    if init:
+        model = load_checkpoint(init).float()
+        if set(model.config.heads) != set(heads):
+            raise ValueError(f"--init {init} has heads {sorted(model.config.heads)}, not the requested {sorted(heads)}")
+        return model
     all_heads = default_heads(readout_width, readout_heads)
     chosen = {h: all_heads[h] for h in heads}
     if backbone:
@@ -121,7 +128,7 @@ Clip {cfg.num_frames}x{cfg.image_size[0]}x{cfg.image_size[1]}, tubelets {cfg.pat
 Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`.
 
 ## Data
-- Backbone: {args.backbone or f'random init (size {args.size}, seed {args.seed})'}
+- {f'Initialised from: {args.init} (encoder and heads)' if args.init else 'Backbone: ' + (args.backbone or f'random init (size {args.size}, seed {args.seed})')}
 - Train: {args.train_clips} synthetic clips (training.data.synthetic, seeds 0..{args.train_clips - 1}),
   {cfg.num_frames} frames, {args.num_tracks} tracks per clip.
 - Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real or [], getattr(args, 'real_clips', []))) or 'none'}
@@ -208,7 +215,7 @@ def train(args: argparse.Namespace) -> dict:
     device = torch.device(resolve_device(args.device))
     clip = tuple(int(v) for v in args.clip.split("x"))
     model = build_model(args.backbone, args.size, clip, args.heads, args.readout_width,
-                        args.readout_heads, tuple(args.patch_size), seed=args.seed).to(device)
+                        args.readout_heads, tuple(args.patch_size), seed=args.seed, init=args.init).to(device)
     cfg = model.config
     for p in model.encoder.parameters():
         p.requires_grad_(args.finetune)
@@ -304,6 +311,7 @@ def train(args: argparse.Namespace) -> dict:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train_readouts", description=__doc__.split("\n")[0])
     p.add_argument("--backbone", help="model dir (ours or imported official); default: random init")
+    p.add_argument("--init", help="full model dir (encoder and heads) to train further; replaces --backbone")
     p.add_argument("--size", default="tiny", help="encoder size without --backbone")
     p.add_argument("--clip", default="4x32x32", help="TxHxW without --backbone")
     p.add_argument("--patch-size", type=int, nargs=3, default=[2, 8, 8])

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import transforms3d
 
-from ..rgbd import DatasetFormatError, RGBDSequence, read_7scenes, read_hololens, read_list
+from ..rgbd import TUM_DEPTH_SCALE, TUM_FR1_INTRINSICS, DatasetFormatError, RGBDSequence, read_7scenes, read_depth, read_hololens, tum_frames
 from .bag import BagError, Frame
 
 FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4")
@@ -33,15 +32,6 @@ NS = 1_000_000_000
 def _select(items: list, start: int, stride: int, max_frames: int | None) -> list:
     items = items[start::max(1, stride)]
     return items if max_frames is None else items[:max_frames]
-
-
-def _read_depth_mm(path: Path, scale: float = 1000.0) -> np.ndarray:
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise BagError(f"{path}: cannot read depth PNG")
-    depth = raw.astype(np.float32) / scale
-    depth[(raw == 0) | (raw == 65535)] = np.nan
-    return depth
 
 
 def default_K(width: int, height: int, hfov_deg: float = 60.0) -> np.ndarray:
@@ -84,32 +74,19 @@ def iter_hololens(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
 
 def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None = None,
              max_dt: float = 0.02, K: np.ndarray | None = None) -> Iterator[Frame]:
-    if not (src / "rgb.txt").exists():
-        raise BagError(f"{src}: rgb.txt missing (not a TUM RGB-D folder)")
-    rgb = read_list(src / "rgb.txt")
-    depth = read_list(src / "depth.txt") if (src / "depth.txt").exists() else []
-    gt = np.array([[float(x) for x in r] for r in read_list(src / "groundtruth.txt")]) if (
-        src / "groundtruth.txt").exists() else np.zeros((0, 8))
-    depth_t = np.array([float(r[0]) for r in depth])
-    # TUM fr1 default calibration when no K is given (the dataset documents per-sequence values).
-    K = K if K is not None else np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]])
-    for row in _select(rgb, start, stride, max_frames):
-        t = float(row[0])
-        path = src / row[1]
-        fr = Frame(stamp_ns=round(t * NS), K=K, encoded=path.read_bytes(),
-                   encoding="png" if path.suffix == ".png" else "jpeg")
-        if len(depth_t):
-            j = int(np.abs(depth_t - t).argmin())
-            if abs(depth_t[j] - t) <= max_dt:
-                fr.gt_depth = _read_depth_mm(src / depth[j][1], scale=5000.0)
-        if len(gt):
-            j = int(np.abs(gt[:, 0] - t).argmin())
-            if abs(gt[j, 0] - t) <= max_dt:
-                T = np.eye(4)
-                tx, ty, tz, qx, qy, qz, qw = gt[j, 1:8]
-                T[:3, :3] = transforms3d.quaternions.quat2mat([qw, qx, qy, qz])
-                T[:3, 3] = [tx, ty, tz]
-                fr.gt_pose = T
+    """Every RGB image, with ground-truth depth and pose where the sequence has them in time."""
+    try:
+        frames = tum_frames(src, max_dt)
+    except DatasetFormatError as exc:
+        raise BagError(str(exc)) from exc
+    K = TUM_FR1_INTRINSICS if K is None else K  # the dataset documents per-sequence values
+    for f in _select(frames, start, stride, max_frames):
+        fr = Frame(stamp_ns=round(f.stamp_s * NS), K=K, encoded=f.rgb_path.read_bytes(),
+                   encoding="png" if f.rgb_path.suffix.lower() == ".png" else "jpeg",
+                   gt_pose=f.camera_to_world)
+        if f.depth_path is not None:
+            depth = read_depth(f.depth_path, TUM_DEPTH_SCALE)
+            fr.gt_depth = np.where(depth > 0, depth, np.nan).astype(np.float32)
         yield fr
 
 
