@@ -72,3 +72,30 @@ def test_stream_synthetic_and_real_frames(tiny_model_dir, ros_env, tmp_path):
     assert int(values["frames_out"]) == len(depth) and values["camera_info"] == "yes"
     # rgb8 -> bgr8 resets the buffer; the manual reset empties it, so jpeg after it does not
     assert int(values["resets_encoding"]) == 1 and int(values["resets_manual"]) == 1
+
+
+def test_track_queries_from_a_topic(tiny_model_dir, ros_env, tmp_path):
+    """track_query_mode topic: points published on track_queries are tracked from the next clip,
+    under their own ids and no others; a cloud without u, v is logged and ignored."""
+    queries = [[200.0, 150.0], [320.0, 240.0], [450.5, 300.25]]
+    plan = [
+        {"wait_for": "/diagnostics", "timeout": 60}, {"wait": 2.0},
+        {"track_queries": [[1.0, 2.0]], "fields": ["x", "y"]},  # malformed: no u, v
+        {"track_queries": queries}, {"wait": 1.0},
+        {"frames": 8, "rate": 15}, {"wait": 2.5},
+    ]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 12, "hop": 2,
+              "image_qos": "DEFAULT", "track_query_mode": "topic"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert "track_queries needs float32 fields u, v" in run.node_log
+    tracks = run.records("tracks")
+    assert len(tracks) == 8, run.node_log
+    first = tracks[0]
+    assert first["stamp_ns"] == run.result["published"][0]["stamp_ns"]
+    # The query frame answers with the query itself (model pixels and back, float32).
+    order = np.argsort(first["u"])
+    np.testing.assert_allclose(np.c_[first["u"], first["v"]][order], queries, atol=1e-2)
+    ids = set(first["track_ids"])
+    assert len(ids) == len(queries)
+    assert all(set(t["track_ids"]) <= ids for t in tracks)  # no grid seeds in topic mode

@@ -14,6 +14,8 @@ Steps:
   {"wait_for": TOPIC, "count": N, "timeout": S}
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}
+  {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
+                               track_queries (other field names make a malformed cloud)
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.node import Node
 from rclpy.qos import QoSPresetProfiles
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from visualization_msgs.msg import MarkerArray
 
 from ..perception.image import encode_raw
@@ -112,6 +114,7 @@ class Probe(Node):
         self.image_pub = self.create_publisher(Image, pre + "image", camera)
         self.compressed_pub = self.create_publisher(CompressedImage, pre + "image/compressed", camera)
         self.info_pub = self.create_publisher(CameraInfo, pre + "camera_info", camera)
+        self.queries_pub = self.create_publisher(PointCloud2, pre + "track_queries", camera)
         outputs = {"depth": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
                    "tracks": PointCloud2, "tracks/markers": MarkerArray, "odometry": Odometry,
                    "pose": PoseStamped, "path": PathMsg}
@@ -208,6 +211,13 @@ class Probe(Node):
             elif "get_state" in step:
                 res = self.call(GetState, self.node_path + "/get_state", GetState.Request())
                 events.append({"state": res.current_state.label, "t_ns": time.time_ns()})
+            elif "track_queries" in step:
+                uv = np.asarray(step["track_queries"], np.float32).reshape(-1, 2)
+                names = step.get("fields", ["u", "v"])
+                self.queries_pub.publish(convert.point_cloud(
+                    {names[0]: uv[:, 0], names[1]: uv[:, 1]}, [(names[0], PointField.FLOAT32), (names[1], PointField.FLOAT32)],
+                    time.time_ns(), "camera_optical"))
+                events.append({"track_queries": len(uv), "t_ns": time.time_ns()})
             elif "reset" in step:
                 res = self.call(Trigger, self.node_path + "/reset", Trigger.Request())
                 events.append({"reset": bool(res.success), "message": res.message, "t_ns": time.time_ns()})
