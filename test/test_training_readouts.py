@@ -124,6 +124,16 @@ def test_mirroring_keeps_the_labels_consistent():
     assert concat_banks([batch, batch])["video"].shape[0] == 4
 
 
+def test_real_sequences_are_sampled_equally():
+    from training.train_readouts import balanced_indices
+
+    idx = balanced_indices([900, 30, 70], 30000, torch.Generator().manual_seed(0))
+    counts = torch.bincount(torch.bucketize(idx, torch.tensor([900, 930]), right=True), minlength=3)
+    assert idx.min() >= 0 and idx.max() < 1000
+    assert ((counts / 30000 - 1 / 3).abs() < 0.02).all(), counts
+    assert len(set(idx[idx >= 930].tolist())) == 70  # every clip of a part is drawn
+
+
 def test_time_budget_shortens_the_run(tmp_path):
     args = parse_args(COMMON + ["--steps", "100000", "--time-budget", "3", "--out", str(tmp_path / "b")])
     result = train(args)

@@ -189,6 +189,16 @@ def concat_banks(banks: list[dict]) -> dict[str, torch.Tensor]:
     return {k: torch.cat([b[k] for b in banks]) for k in banks[0]}
 
 
+def balanced_indices(sizes: list[int], n: int, gen: torch.Generator) -> torch.Tensor:
+    """n indices into the concatenation of parts of `sizes` items, each part equally likely
+    whatever its size: a short real sequence (the 30-frame HoloLens sample) would otherwise be a
+    few percent of the real clips."""
+    sizes_t = torch.tensor(sizes, dtype=torch.long)
+    starts = torch.cumsum(sizes_t, 0) - sizes_t
+    part = torch.randint(0, len(sizes), (n,), generator=gen)
+    return starts[part] + (torch.rand(n, generator=gen) * sizes_t[part]).long().clamp_max(sizes_t[part] - 1)
+
+
 def mirror(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mirror the clips where flip (B,) is true, labels included: x -> W-1-x; in camera space
     the reflection M = diag(-1, 1, 1) turns T_first_from_t (R, t) into (M R M, M t)."""
@@ -244,7 +254,7 @@ def train(args: argparse.Namespace) -> dict:
         idx = torch.randint(0, n_syn, (args.batch_size - real_per_batch,), generator=gen)
         parts = [take(synthetic, idx.to(device))]
         if real_per_batch:
-            ridx = torch.randint(0, n_real, (real_per_batch,), generator=gen)
+            ridx = balanced_indices(args.real_clips, real_per_batch, gen)
             parts.append(take(real_bank, ridx.to(device)))
         batch = concat_banks(parts)
         if args.flip:
@@ -334,7 +344,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda[:N]")
     p.add_argument("--workers", type=int, default=1, help="processes that render the training clips")
-    p.add_argument("--real-fraction", type=float, default=0.25, help="share of each batch from --real clips")
+    p.add_argument("--real-fraction", type=float, default=0.25,
+                   help="share of each batch from --real clips (each sequence an equal part of it)")
     p.add_argument("--real-hop", type=int, default=0, help="frames between real clip starts (0: half a clip)")
     p.add_argument("--encoder-lr-scale", type=float, default=1.0, help="encoder lr / head lr with --finetune")
     p.add_argument("--flip", action="store_true", help="mirror half the clips (labels included)")
