@@ -195,6 +195,7 @@ def test_pose_errors_sim3_invariant_and_detects_noise(tmp_path):
     assert m["rpe_trans"] == pytest.approx(0, abs=1e-6)
     assert m["rpe_rot_deg"] == pytest.approx(0, abs=1e-4)
     assert m["sim3_scale"] == pytest.approx(1 / 2.5, rel=1e-5)
+    assert m["rotation_ratio"] == pytest.approx(1, rel=1e-6)  # turns exactly as the camera did
     lines = (tmp_path / "est.tum").read_text().split("\n")
     assert len([x for x in lines if x.strip()]) == 12 and len(lines[0].split()) == 8
     rng = np.random.default_rng(1)
@@ -203,6 +204,9 @@ def test_pose_errors_sim3_invariant_and_detects_noise(tmp_path):
         T[:3, 3] += rng.normal(0, 0.01, 3)
     m = pose_errors(stamps, noisy, ref)
     assert 0.003 < m["ate_rmse"] < 0.03 and m["rpe_trans"] > 0.003
+    # An estimate that moves along the path without turning reports none of the rotation.
+    unturned = [np.block([[np.eye(3), T[:3, 3:]], [np.zeros((1, 3)), np.ones((1, 1))]]) for T in ref]
+    assert pose_errors(stamps, unturned, ref)["rotation_ratio"] == pytest.approx(0, abs=1e-6)
 
 
 def test_pose_errors_too_short():

@@ -18,11 +18,11 @@ from fourds_ros.evaluation.bag import Frame, open_reader, write_bag
 from .conftest import REPO, SHARED_DATA, require
 
 REPORT_KEYS = ["depth.abs_rel", "depth.rmse", "depth.delta1", "tracks.aj", "tracks.delta_avg", "tracks.oa",
-               "pose.ate_rmse", "pose.rpe_trans", "pose.rpe_rot_deg", "performance.fps",
+               "pose.ate_rmse", "pose.rpe_trans", "pose.rpe_rot_deg", "pose.rotation_ratio", "performance.fps",
                "performance.latency_ms_p50", "performance.latency_ms_p95", "performance.dropped"]
 PEER_KEYS = {"constant_depth": ["depth.abs_rel", "depth.rmse", "depth.delta1"],
              "lk": ["tracks.aj", "tracks.delta_avg", "tracks.oa"],
-             "orb_vo": ["pose.ate_rmse", "pose.rpe_trans", "pose.rpe_rot_deg"]}
+             "orb_vo": ["pose.ate_rmse", "pose.rpe_trans", "pose.rpe_rot_deg", "pose.rotation_ratio"]}
 SCORES = [k for k in REPORT_KEYS if not k.startswith("performance")]
 
 

@@ -252,6 +252,9 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
 
     ATE: RMSE of translation after Sim(3) Umeyama alignment (monocular: scale is unobservable).
     RPE: consecutive-frame translation (m, after the same alignment) and rotation (deg) RMSE.
+    rotation_ratio: how far the estimate turns (summed consecutive-frame rotation angles) over how
+    far the camera turned; below 1 the method under-reports rotation (e.g. a pose head that
+    regresses to "no motion"), independent of alignment and scale.
     tum_dir: also write <name>.tum and groundtruth.tum there (TUM trajectory format).
     """
     import copy
@@ -261,7 +264,7 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     from evo.tools import file_interface
 
     if len(stamps_ns) < 3:
-        return {"ate_rmse": None, "rpe_trans": None, "rpe_rot_deg": None, "frames": len(stamps_ns),
+        return {"ate_rmse": None, "rpe_trans": None, "rpe_rot_deg": None, "rotation_ratio": None, "frames": len(stamps_ns),
                 "error": "fewer than 3 poses"}
     traj_ref, traj_est = to_evo(stamps_ns, ref), to_evo(stamps_ns, est)
     if tum_dir is not None:
@@ -272,7 +275,7 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     try:
         r, t, s = aligned.align(traj_ref, correct_scale=True)
     except Exception as exc:  # degenerate (e.g. constant) trajectories cannot be aligned
-        return {"ate_rmse": None, "rpe_trans": None, "rpe_rot_deg": None, "frames": len(stamps_ns),
+        return {"ate_rmse": None, "rpe_trans": None, "rpe_rot_deg": None, "rotation_ratio": None, "frames": len(stamps_ns),
                 "error": f"Sim(3) alignment failed: {exc}"}
     ape = metrics.APE(metrics.PoseRelation.translation_part)
     ape.process_data((traj_ref, aligned))
@@ -283,9 +286,20 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
                         all_pairs=False)
     rpe_r.process_data((traj_ref, aligned))
     rmse = metrics.StatisticsType.rmse
+    turned_ref = total_rotation_deg(traj_ref.poses_se3)
     return {"ate_rmse": float(ape.get_statistic(rmse)), "rpe_trans": float(rpe_t.get_statistic(rmse)),
-            "rpe_rot_deg": float(rpe_r.get_statistic(rmse)), "sim3_scale": float(s), "frames": len(stamps_ns),
-            "aligned_xyz": aligned.positions_xyz.tolist()}
+            "rpe_rot_deg": float(rpe_r.get_statistic(rmse)),
+            "rotation_ratio": total_rotation_deg(traj_est.poses_se3) / turned_ref if turned_ref > 0 else None,
+            "sim3_scale": float(s), "frames": len(stamps_ns), "aligned_xyz": aligned.positions_xyz.tolist()}
+
+
+def total_rotation_deg(poses: list[np.ndarray]) -> float:
+    """Sum of the rotation angles between consecutive (4, 4) poses, degrees."""
+    total = 0.0
+    for a, b in zip(poses[:-1], poses[1:]):
+        r = a[:3, :3].T @ b[:3, :3]
+        total += float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1.0, 1.0))))
+    return total
 
 
 def finite_or_none(x):

@@ -5,7 +5,7 @@ report.json (values null when something could not be scored; `unscored` says why
   depth.{abs_rel, rmse, delta1}            median-scaled per frame (depth.metric.* without scaling)
   tracks.{aj, delta_avg, oa}               TAP-Vid, 256x256, query-first; GT from /gt/tracks, else
                                            geometric tracks from /gt/depth + /gt/pose
-  pose.{ate_rmse, rpe_trans, rpe_rot_deg}  evo, Sim(3)-aligned
+  pose.{ate_rmse, rpe_trans, rpe_rot_deg}  evo, Sim(3)-aligned; rotation_ratio (turned / camera turned)
   performance.{fps, latency_ms_p50, latency_ms_p95, dropped}
   peers.{constant_depth, lk, orb_vo}.{depth|tracks|pose, performance}
 """
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DEPTH_KEYS = ("abs_rel", "rmse", "delta1")
 TRACK_KEYS = ("aj", "delta_avg", "oa", "badja_pck")
-POSE_KEYS = ("ate_rmse", "rpe_trans", "rpe_rot_deg")
+POSE_KEYS = ("ate_rmse", "rpe_trans", "rpe_rot_deg", "rotation_ratio")
 PERF_KEYS = ("fps", "latency_ms_p50", "latency_ms_p95", "dropped")
 PEERS = ("constant_depth", "lk", "orb_vo")
 
