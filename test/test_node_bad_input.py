@@ -7,7 +7,7 @@ from fourds_ros.ros.harness import run_node
 
 def test_bad_frames_are_counted_and_logged_once(tiny_model_dir, ros_env, tmp_path):
     plan = [
-        {"wait_for": "/diagnostics", "timeout": 60}, {"wait": 2.0},
+        {"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image"], "timeout": 60},
         {"frames": 6, "rate": 20, "camera_info": False},  # no camera_info at all
         {"frames": 3, "rate": 20, "encoding": "16UC1", "camera_info": False},  # unsupported
         {"frames": 3, "rate": 20, "corrupt": "length", "camera_info": False},  # data != height*step

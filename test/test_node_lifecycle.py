@@ -55,7 +55,8 @@ def test_launch_plan_runs_node_in_namespace(tiny_model_dir, ros_env, tmp_path):
     plan = perception_node_plan(params_file=str(params_file), namespace="robot", model=str(tiny_model_dir),
                                 log_level="info")
     argv = command_line(plan, executable=shutil.which("perception_node", path=str(REPO / ".venv" / "bin")))
-    probe_plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait": 2.0}, {"frames": 8, "rate": 20},
+    probe_plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                  {"frames": 8, "rate": 20},
                   {"wait_for": "depth", "count": 4, "timeout": 20}]
     run = run_node(probe_plan, {}, tmp_path, ros_env, namespace="robot", cmd=argv)
     assert run.node_alive_after_plan, run.node_log

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import transforms3d.euler as euler
 
-from fourds_ros.perception.clip_buffer import ClipBuffer, Frame
+from fourds_ros.perception.clip_buffer import ClipBuffer, ClipQueue, Frame, supersede
 from fourds_ros.perception.odometry import OdometryChain, default_base_from_camera, transform_from_xyz_quat
 from fourds_ros.perception.preprocess import Preprocessor
 from fourds_ros.perception.tracks import TrackManager
@@ -44,6 +44,33 @@ def test_resets(bad, reason):
     assert buf.resets[reason] == 1 and len(buf.frames) == 1 and buf.sequence == 1
     outs = [buf.push(frame(bad.stamp_ns // MS + 33 * (i + 1), bad.rgb.shape, bad.encoding))[0] for i in range(3)]
     assert outs[-1] is not None and outs[-1].new_frames == 4 and outs[-1].sequence == 1
+
+
+def test_a_newer_clip_describes_the_frames_of_the_clip_it_supersedes():
+    buf = ClipBuffer(4, 2)
+    clips = [c for c, _ in (buf.push(frame(i * 33)) for i in range(10)) if c]
+    first, a, b, c = clips
+    merged, lost = supersede(a, b)  # a (new frames 4, 5) never ran: b (6, 7) describes them too
+    assert (merged.new_frames, lost) == (4, 0)
+    assert [f.index for f in merged.frames[-merged.new_frames:]] == [4, 5, 6, 7] and b.new_frames == 2
+    merged, lost = supersede(merged, c)  # 4, 5 have left c's window: only 6, 7 carry over
+    assert (merged.new_frames, lost) == (4, 2)
+    buf.reset("manual")
+    after = [c for c, _ in (buf.push(frame(400 + i * 33)) for i in range(4)) if c][0]
+    assert supersede(b, after) == (after, 2)  # another sequence: nothing shared
+
+
+def test_clip_queue_keeps_a_burst_and_supersedes_beyond_capacity():
+    buf = ClipBuffer(4, 2)
+    first, a, b, c = [c for c, _ in (buf.push(frame(i * 33)) for i in range(10)) if c]
+    queue = ClipQueue(capacity=2)
+    assert queue.put(first) == (False, 0) and queue.put(a) == (False, 0)
+    assert queue.put(b) == (True, 0)  # full: b supersedes a and describes its frames too
+    assert queue.put(c) == (True, 2)  # c supersedes the merged clip; frames 4, 5 are lost
+    assert queue.take() is first
+    last = queue.take()
+    assert [f.index for f in last.frames[-last.new_frames:]] == [6, 7, 8, 9]
+    assert queue.take() is None and len(queue) == 0
 
 
 def test_hop_out_of_range():

@@ -86,7 +86,8 @@ def bench_case(case: str, backend: str, num_queries: int, frames: int, root: Pat
     # measured, not the queue.
     rate = min(30.0, 0.5 * hop / (bare["latency_ms_p50"] / 1e3))
     source = str(SCENES) if SCENES.exists() else "synthetic"
-    plan = [{"wait_for": "/diagnostics", "timeout": 120}, {"wait": 2.0},
+    plan = [{"wait_for": "/diagnostics", "timeout": 120},
+            {"wait_for_subscribers": ["image", "camera_info"], "timeout": 120},
             {"frames": frames, "rate": rate, "source": source, "encoding": "bgr8"},
             {"wait": max(2.0, 3 * bare["latency_ms_p50"] / 1e3)}]
     params = {"model": str(model_dir), "backend": backend, "num_queries": num_queries, "hop": hop,

@@ -73,6 +73,9 @@ class OnnxRuntimeEngine(InferenceEngine):
         # (it sized its pool from the host, not from our CPU affinity); use the cores we may run on.
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         options.intra_op_num_threads = intra_op_threads or cores or 1
+        # Idle pool threads sleep instead of spinning: the node shares these cores with DDS and
+        # its own callbacks, which spinning starved (camera_info arrived frames late).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/NoSuchFile types

@@ -7,7 +7,7 @@ calling `run_dds` from the evaluator does not load rclpy: replay runs in its own
 Rates: "max" publishes as fast as the node keeps up, with back-pressure so no clip is ever
 dropped: the frame that completes a clip is published only once every earlier clip has been
 answered (the frames before it still flow while the node infers), so a finished clip never
-meets another one in the node's one-slot mailbox. "bag" keeps the bag's own timing; a number is a fixed rate in Hz. With "bag"
+meets another one in the node's clip queue. "bag" keeps the bag's own timing; a number is a fixed rate in Hz. With "bag"
 or a fixed rate the node drops clips when it falls behind, and that is what gets measured.
 
 Outputs (depth, depth/camera_info, tracks, pose, odometry, /diagnostics) are recorded as the raw
@@ -161,8 +161,8 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
             stamp += shift
         if rate == "max" and completes(len(order) + 1):
             # back-pressure: a clip is completed only when every earlier clip has been answered, so
-            # the node's one-slot mailbox is always empty when it arrives (the node may still be
-            # publishing the previous clip's last messages; that does not touch the mailbox)
+            # the node's clip queue is always empty when it arrives (the node may still be
+            # publishing the previous clip's last messages; that does not touch the queue)
             last_progress = time.monotonic()
             while any(s not in arrivals for s in clip_ends):
                 n_before = len(arrivals)

@@ -8,7 +8,7 @@ between frames exceeds `max_gap_s`; each reset reason is counted.
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +36,47 @@ class Clip:
     new_frames: int
     sequence: int
     stats: dict = field(default_factory=dict)
+
+
+def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:
+    """`newer` replaces `waiting`, which was never run (inference fell behind): the newer clip
+    also describes the waiting clip's new frames that are still inside its window, so a burst of
+    frames loses none. -> (the clip to run, frames that no clip will describe)."""
+    if waiting.sequence != newer.sequence:  # a reset between them: no shared frames
+        return newer, waiting.new_frames
+    covered = min(waiting.new_frames, len(newer.frames) - newer.new_frames)
+    return replace(newer, new_frames=newer.new_frames + covered), waiting.new_frames - covered
+
+
+class ClipQueue:
+    """Clips waiting for inference, at most `capacity`: bounded latency under overload without
+    losing frames to a burst (frames released together, e.g. after a late camera_info). When full,
+    the newest waiting clip is superseded by the incoming one (supersede: its frames still in the
+    window carry over). Not thread-safe: the node guards it with its condition variable."""
+
+    def __init__(self, capacity: int = 2):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.clips: deque[Clip] = deque()
+
+    def put(self, clip: Clip) -> tuple[bool, int]:
+        """-> (a waiting clip was superseded, frames that no clip will describe)."""
+        if len(self.clips) < self.capacity:
+            self.clips.append(clip)
+            return False, 0
+        merged, lost = supersede(self.clips.pop(), clip)
+        self.clips.append(merged)
+        return True, lost
+
+    def take(self) -> Clip | None:
+        return self.clips.popleft() if self.clips else None
+
+    def clear(self) -> None:
+        self.clips.clear()
+
+    def __len__(self) -> int:
+        return len(self.clips)
 
 
 class ClipBuffer:

@@ -8,8 +8,10 @@ activate: create the subscriptions (image, image/compressed, camera_info[, track
 deactivate / cleanup: destroy them / release the engine and publishers.
 
 Threads: subscription callbacks only decode and buffer frames; a completed clip goes to a
-one-slot mailbox that an inference thread drains. A clip still waiting when the next one is ready
-is replaced and its frames are counted as dropped, so latency stays bounded under overload.
+two-clip queue that an inference thread drains (clip_buffer.ClipQueue). When it is full the
+newest waiting clip is superseded by the next: that clip also describes the superseded clip's
+frames still in its window, the rest are counted as dropped. So latency stays bounded under
+overload, and a burst of frames loses nothing.
 Every parameter is documented in config/perception.yaml.
 """
 
@@ -35,6 +37,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from ..perception.camera_info_sync import CameraInfoSync, Paired
+from ..perception.clip_buffer import ClipQueue
 from ..perception.image import ImageDecodeError
 from ..perception.odometry import transform_from_xyz_quat
 from ..perception.pipeline import PerceptionPipeline, PipelineSettings
@@ -78,6 +82,7 @@ PARAMETERS = {
     "depth_points_step": 2,
     "depth_points_rgb": True,
     "default_hfov_deg": 60.0,
+    "camera_info_wait_s": 0.5,
     "max_tracks": 64,
     "track_query_mode": "grid",
     "track_min_visibility": 0.5,
@@ -130,14 +135,14 @@ class PerceptionNode(LifecycleNode):
         self.pipeline: PerceptionPipeline | None = None
         self.tf_publish = None
         self.lock = threading.Lock()  # pipeline buffer (subscriptions) vs reset service
-        self.mailbox = None
-        self.mailbox_cv = threading.Condition()
+        self.clip_queue = ClipQueue(capacity=2)
+        self.clip_queue_cv = threading.Condition()
         self.worker: threading.Thread | None = None
         self.running = False
         self.subscriptions_: list = []
         self.publishers_: dict = {}
-        self.latest_k = None
-        self.k_by_stamp: dict[int, np.ndarray | None] = {}
+        self.camera_sync = CameraInfoSync(wait_s=float(self.p("camera_info_wait_s")))
+        self.sync_timer = None  # releases images whose camera_info is overdue (while active)
         self.inference_ms: deque = deque(maxlen=50)
         self.latency_ms: deque = deque(maxlen=200)  # input stamp -> publish, wall clock
         # newest frame of a clip: its stamp -> all of the clip published (buffer wait excluded)
@@ -256,13 +261,14 @@ class PerceptionNode(LifecycleNode):
         if self.p("track_query_mode") == "topic":
             self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10,
                                            callback_group=self.sub_group))
+        self.camera_sync = CameraInfoSync(wait_s=float(self.p("camera_info_wait_s")))
+        # Same group as the subscriptions: images held for their camera_info are released in order.
+        self.sync_timer = self.create_timer(0.05, self.on_sync_timer, callback_group=self.sub_group)
         self.state_text = "active"
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for s in self.subscriptions_:
-            self.destroy_subscription(s)
-        self.subscriptions_ = []
+        self._stop_inputs()
         self.state_text = "inactive"
         return super().on_deactivate(state)
 
@@ -272,18 +278,26 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for s in self.subscriptions_:
-            self.destroy_subscription(s)
-        self.subscriptions_ = []
+        self._stop_inputs()
         self._release()
         self.state_text = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
+    def _stop_inputs(self) -> None:
+        for s in self.subscriptions_:
+            self.destroy_subscription(s)
+        self.subscriptions_ = []
+        if self.sync_timer is not None:
+            self.destroy_timer(self.sync_timer)
+            self.sync_timer = None
+        for paired in self.camera_sync.clear():  # frames that arrived are still described
+            self._add_frame(paired)
+
     def _release(self) -> None:
         self.running = False
-        with self.mailbox_cv:
-            self.mailbox = None
-            self.mailbox_cv.notify_all()
+        with self.clip_queue_cv:
+            self.clip_queue.clear()
+            self.clip_queue_cv.notify_all()
         if self.worker is not None and self.worker is not threading.current_thread():
             self.worker.join(timeout=10)
         self.worker = None
@@ -295,14 +309,15 @@ class PerceptionNode(LifecycleNode):
 
     # -- inputs ---------------------------------------------------------------------------------
     def on_camera_info(self, msg: CameraInfo) -> None:
-        self.latest_k = convert.k_from_camera_info(msg)
-        # Recent K by stamp: an image uses the camera_info with its own stamp when that has arrived
-        # (the two topics are delivered independently), else the latest.
-        self.k_by_stamp[convert.stamp_to_ns(msg.header.stamp)] = self.latest_k
-        while len(self.k_by_stamp) > 30:
-            self.k_by_stamp.pop(next(iter(self.k_by_stamp)))
-        if self.latest_k is None:
+        k = convert.k_from_camera_info(msg)
+        if k is None:
             self.warn_once("camera_info", "camera_info has an empty K; using the default intrinsics")
+        for paired in self.camera_sync.push_info(convert.stamp_to_ns(msg.header.stamp), k, time.monotonic()):
+            self._add_frame(paired)
+
+    def on_sync_timer(self) -> None:
+        for paired in self.camera_sync.release(time.monotonic()):
+            self._add_frame(paired)
 
     def on_message_lost(self, info) -> None:
         self.counts["frames_lost_in_transport"] += int(info.total_count_change)
@@ -328,6 +343,15 @@ class PerceptionNode(LifecycleNode):
         self.transport_ms.append((time.time_ns() - convert.stamp_to_ns(msg.header.stamp)) / 1e6)
         self.counts["frames_in"] += 1
         self.rate_marks.append(received)
+        if self.pipeline is None:
+            return
+        # An image waits (briefly) for the camera_info with its own stamp: camera_info_sync.py.
+        stamp_ns = convert.stamp_to_ns(msg.header.stamp)
+        for paired in self.camera_sync.push_image(stamp_ns, (msg, decode, encoding, received), time.monotonic()):
+            self._add_frame(paired)
+
+    def _add_frame(self, paired: Paired) -> None:
+        msg, decode, encoding, received = paired.item
         pipeline = self.pipeline
         if pipeline is None:
             return
@@ -336,25 +360,25 @@ class PerceptionNode(LifecycleNode):
         except ImageDecodeError as exc:
             self.warn_once(exc.kind, f"dropping frame: {exc}")
             return
-        if self.latest_k is None:
+        if paired.k is None:
             self.warn_once("no_camera_info", "no camera_info received yet: assuming a "
                            f"{self.p('default_hfov_deg')} deg horizontal field of view")
+        elif not paired.exact:
+            self.counts["frames_without_own_camera_info"] += 1
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
-        k = self.k_by_stamp.get(stamp_ns, self.latest_k)
         with self.lock:
-            clip, reason = pipeline.add_frame(rgb, stamp_ns, msg.header.frame_id, k, encoding, received)
+            clip, reason = pipeline.add_frame(rgb, stamp_ns, msg.header.frame_id, paired.k, encoding, received)
         if reason:
             self.counts[f"reset_{reason}"] += 1
             self.warn_once(f"reset_{reason}", f"clip buffer reset ({reason}) at frame stamp "
                            f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}")
         if clip is None:
             return
-        with self.mailbox_cv:
-            if self.mailbox is not None:  # inference is behind: drop the waiting clip
-                self.counts["clips_dropped"] += 1
-                self.counts["frames_dropped"] += self.mailbox.new_frames
-            self.mailbox = clip
-            self.mailbox_cv.notify()
+        with self.clip_queue_cv:
+            superseded, lost = self.clip_queue.put(clip)
+            self.counts["clips_dropped"] += int(superseded)
+            self.counts["frames_dropped"] += lost
+            self.clip_queue_cv.notify()
 
     def on_reset(self, request, response):
         if self.pipeline is None:
@@ -372,12 +396,12 @@ class PerceptionNode(LifecycleNode):
     # -- inference thread -----------------------------------------------------------------------
     def _inference_loop(self) -> None:
         while True:
-            with self.mailbox_cv:
-                while self.running and self.mailbox is None:
-                    self.mailbox_cv.wait(timeout=0.5)
+            with self.clip_queue_cv:
+                while self.running and not self.clip_queue:
+                    self.clip_queue_cv.wait(timeout=0.5)
                 if not self.running:
                     return
-                clip, self.mailbox = self.mailbox, None
+                clip = self.clip_queue.take()
             pipeline = self.pipeline
             if pipeline is None:
                 return
@@ -487,7 +511,8 @@ class PerceptionNode(LifecycleNode):
             "frames_lost_in_transport": self.counts["frames_lost_in_transport"],
             "clips_dropped": self.counts["clips_dropped"],
             "resets": sum(v for k, v in self.counts.items() if k.startswith("reset_")),
-            "camera_info": "yes" if self.latest_k is not None else "no (default intrinsics)",
+            "camera_info": "yes" if self.camera_sync.latest_k is not None else "no (default intrinsics)",
+            "frames_without_own_camera_info": self.counts["frames_without_own_camera_info"],
         }
         values.update({f"resets_{k[6:]}": v for k, v in self.counts.items() if k.startswith("reset_")})
         values.update({f"errors_{k}": v for k, v in self.errors.items()})

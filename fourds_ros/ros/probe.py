@@ -12,6 +12,9 @@ Steps:
    "stamp_offset_s": 0.0, "corrupt": null|"length"}
   {"wait": SECONDS}            keep recording
   {"wait_for": TOPIC, "count": N, "timeout": S}
+  {"wait_for_subscribers": ["image", "camera_info", ...], "timeout": S}  until the node's
+                               subscriptions are matched (DDS does not deliver samples published
+                               before that, and the node subscribes only once configured + active)
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}
   {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
@@ -201,6 +204,15 @@ class Probe(Node):
                 end = time.monotonic() + float(step.get("timeout", 30))
                 while time.monotonic() < end and sum(r["topic"] == step["wait_for"] for r in self.records) < step.get("count", 1):
                     rclpy.spin_once(self, timeout_sec=0.05)
+            elif "wait_for_subscribers" in step:
+                publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
+                              "camera_info": self.info_pub, "track_queries": self.queries_pub}
+                wanted = [publishers[t] for t in step["wait_for_subscribers"]]
+                end = time.monotonic() + float(step.get("timeout", 60))
+                while time.monotonic() < end and not all(p.get_subscription_count() for p in wanted):
+                    rclpy.spin_once(self, timeout_sec=0.05)
+                if not all(p.get_subscription_count() for p in wanted):
+                    raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} within the timeout")
             elif "lifecycle" in step:
                 ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                        "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}

@@ -1,0 +1,61 @@
+"""CameraInfoSync: images pair with the camera_info of their own stamp, whatever order the two
+topics deliver them in, and never wait forever or out of order."""
+
+import numpy as np
+
+from fourds_ros.perception.camera_info_sync import CameraInfoSync
+
+
+def K(f: float) -> np.ndarray:
+    return np.array([[f, 0, 16], [0, f, 12], [0, 0, 1]])
+
+
+def released(pairs):
+    return [(p.item, p.k[0, 0] if p.k is not None else None, p.exact) for p in pairs]
+
+
+def test_images_ahead_of_their_camera_info_wait_for_it_in_order():
+    sync = CameraInfoSync(wait_s=0.2)
+    assert released(sync.push_info(0, K(100), 0.0)) == []
+    # Three images overtake their camera_info (a backlogged subscriber): all wait, in order.
+    assert sync.push_image(1, "a", 0.01) == [] and sync.push_image(2, "b", 0.02) == []
+    assert sync.push_image(3, "c", 0.03) == []
+    assert released(sync.push_info(1, K(101), 0.04)) == [("a", 101, True)]
+    assert released(sync.push_info(2, K(102), 0.05)) == [("b", 102, True)]
+    assert released(sync.push_info(3, K(103), 0.06)) == [("c", 103, True)]
+    # Behind its camera_info already: released at once.
+    sync.push_info(4, K(104), 0.07)
+    assert released(sync.push_image(4, "d", 0.08)) == [("d", 104, True)]
+
+
+def test_a_lost_camera_info_releases_at_the_next_one_or_after_the_wait():
+    sync = CameraInfoSync(wait_s=0.2)
+    sync.push_info(0, K(100), 0.0)
+    assert sync.push_image(1, "a", 0.0) == []
+    # Stamp 1's camera_info never comes; stamp 2's does: "a" takes the latest, not exact.
+    assert released(sync.push_info(2, K(102), 0.05)) == [("a", 102, False)]
+    assert sync.push_image(3, "b", 1.0) == []
+    assert sync.release(1.1) == []
+    assert released(sync.release(1.25)) == [("b", 102, False)]  # waited wait_s
+    # A later image cannot overtake one that still waits: camera_info 6 releases both, in order.
+    assert sync.push_image(5, "c", 2.0) == [] and sync.push_image(6, "d", 2.01) == []
+    assert released(sync.push_info(6, K(106), 2.02)) == [("c", 106, False), ("d", 106, True)]
+
+
+def test_no_camera_info_stream_never_delays_images():
+    sync = CameraInfoSync(wait_s=0.2)
+    assert released(sync.push_image(1, "a", 0.0)) == [("a", None, False)]
+    off = CameraInfoSync(wait_s=0.0)
+    off.push_info(0, K(100), 0.0)
+    assert released(off.push_image(1, "b", 0.0)) == [("b", 100, False)]
+
+
+def test_waiting_is_bounded_and_clear_releases_everything():
+    sync = CameraInfoSync(wait_s=10.0, max_waiting=3)
+    sync.push_info(0, K(100), 0.0)
+    out = []
+    for i in range(1, 6):
+        out += sync.push_image(i, i, 0.0)
+    assert [p.item for p in out] == [1, 2]  # beyond 3 waiting, the oldest go on
+    assert [p.item for p in sync.clear()] == [3, 4, 5]
+    assert sync.clear() == []
