@@ -8,7 +8,9 @@
 # HoloLens sequence is the demo sample shipped in samples/hololens_000. Time budgets (seconds) and
 # rendering processes come from the environment, so one recipe serves a GPU and a CPU:
 #   PRETRAIN_SECONDS (default 150), READOUT_SECONDS (230), WORKERS (nproc - 1),
-#   SYNTHETIC_CLIPS (4000), BATCH_SIZE (32); BACKBONE: an existing MAE encoder (skips stage 1).
+#   SYNTHETIC_CLIPS (4000), BATCH_SIZE (32); BACKBONE: an existing MAE encoder (skips stage 1);
+#   INIT: an existing full model to train further (skips stage 1; the readouts start from its
+#   encoder and heads); READOUT_LR (3e-4), SEED (0).
 # Each stage fits its step count to its budget once the step time is known (time_budget_s /
 # --time-budget); the model card records the steps actually run.
 set -euo pipefail
@@ -23,22 +25,29 @@ BATCH_SIZE=${BATCH_SIZE:-32}
 SEVEN_SCENES=$DATA/7scenes_redkitchen_f000-299
 HOLOLENS=samples/hololens_000
 
-if [ -z "${BACKBONE:-}" ]; then
-  echo "$(date +%T) MAE pre-training"
-  rm -rf "$RUN"  # a fresh run: the budget fits the schedule of a run started from step 0
-  python -m training.pretrain --config default --out "$RUN" --no-progress \
-    "data.root=[$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p]" \
-    "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS"
-  BACKBONE=$RUN/encoder
+READOUT_LR=${READOUT_LR:-3e-4}
+SEED=${SEED:-0}
+if [ -n "${INIT:-}" ]; then
+  START=(--init "$INIT")
+else
+  if [ -z "${BACKBONE:-}" ]; then
+    echo "$(date +%T) MAE pre-training"
+    rm -rf "$RUN"  # a fresh run: the budget fits the schedule of a run started from step 0
+    python -m training.pretrain --config default --out "$RUN" --no-progress \
+      "data.root=[$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p]" \
+      "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS"
+    BACKBONE=$RUN/encoder
+  fi
+  START=(--backbone "$BACKBONE")
 fi
 
 echo "$(date +%T) readouts"
-python -m training.train_readouts --backbone "$BACKBONE" --finetune \
+python -m training.train_readouts "${START[@]}" --finetune \
   --readout-width 192 --readout-heads 6 --num-tracks 64 \
   --train-clips "$SYNTHETIC_CLIPS" --val-clips 64 --batch-size "$BATCH_SIZE" \
   --real "$SEVEN_SCENES:1" "$SEVEN_SCENES:2" "$HOLOLENS:1" --real-hop 1 --real-fraction 0.5 \
-  --lr 3e-4 --encoder-lr-scale 0.3 --flip --steps 100000 --time-budget "$READOUT_SECONDS" \
-  --workers "$WORKERS" --name fourds_default --out "$OUT" --seed 0 --no-progress
+  --lr "$READOUT_LR" --encoder-lr-scale 0.3 --flip --steps 100000 --time-budget "$READOUT_SECONDS" \
+  --workers "$WORKERS" --name fourds_default --out "$OUT" --seed "$SEED" --no-progress
 
 echo "$(date +%T) float16"
 python -m training.convert_checkpoint "$OUT" --dtype float16
