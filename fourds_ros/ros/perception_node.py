@@ -477,7 +477,8 @@ class PerceptionNode(LifecycleNode):
         if last is not None and now > last[0]:
             in_rate = (self.counts["frames_in"] - last[1]) / (now - last[0])
             out_rate = (self.counts["frames_out"] - last[2]) / (now - last[0])
-        status = DiagnosticStatus(name=f"{self.get_name()}: perception", hardware_id=self.backend_text or "none")
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: perception",
+                                  hardware_id=self.backend_text or "none")
         if self.failure:
             status.level, status.message = DiagnosticStatus.ERROR, self.failure
         elif self.errors or self.counts["frames_dropped"]:
@@ -511,6 +512,9 @@ class PerceptionNode(LifecycleNode):
             "frames_lost_in_transport": self.counts["frames_lost_in_transport"],
             "clips_dropped": self.counts["clips_dropped"],
             "resets": sum(v for k, v in self.counts.items() if k.startswith("reset_")),
+            # Publishers this node has discovered on image + image/compressed (0 while inactive):
+            # a sender knows from it that frames it publishes now will be delivered.
+            "image_publishers": sum(self.count_publishers(s.topic_name) for s in self.subscriptions_[:2]),
             "camera_info": "yes" if self.camera_sync.latest_k is not None else "no (default intrinsics)",
             "frames_without_own_camera_info": self.counts["frames_without_own_camera_info"],
         }
