@@ -1,5 +1,5 @@
 """Overload on real DDS: 60 Hz input, a deliberately slow backend (SlowEngine, test-only, via
-`debug_inference_delay_ms`). Frames are dropped and counted; latency stays bounded."""
+`debug_inference_delay_ms`). Clips are superseded and counted; latency stays bounded."""
 
 import numpy as np
 
@@ -18,7 +18,9 @@ def test_overload_drops_and_counts_frames(tiny_model_dir, ros_env, tmp_path):
     assert "SlowEngine" in values["backend"]
     frames_in, frames_out = int(values["frames_in"]), int(values["frames_out"])
     dropped, clips = int(values["frames_dropped"]), int(values["clips"])
-    assert dropped > 0 and int(values["clips_dropped"]) > 0, values
+    # Work is shed: waiting clips were superseded. Their frames are dropped only when they have
+    # left the superseding clip's window too (a burst of clips), so `dropped` may be 0.
+    assert int(values["clips_dropped"]) > 0 and dropped >= 0, values
     # Best-effort input (SENSOR_DATA): what DDS reports lost is counted (a KEEP_LAST history
     # overwriting unread samples is not reported by DDS, so this is a lower bound).
     lost = int(values["frames_lost_in_transport"])

@@ -42,6 +42,15 @@ def test_a_lost_camera_info_releases_at_the_next_one_or_after_the_wait():
     assert released(sync.push_info(6, K(106), 2.02)) == [("c", 106, False), ("d", 106, True)]
 
 
+def test_stamp_zero_is_a_stamp():
+    """Bags converted from stampless datasets start at t = 0."""
+    sync = CameraInfoSync(wait_s=10.0)
+    sync.push_info(0, K(100), 0.0)
+    assert sync.push_image(-5, "old", 0.0) != []  # older than the newest camera_info: no wait
+    assert sync.push_image(1, "a", 0.0) == []
+    assert released(sync.push_info(1, K(101), 0.0)) == [("a", 101, True)]
+
+
 def test_no_camera_info_stream_never_delays_images():
     sync = CameraInfoSync(wait_s=0.2)
     assert released(sync.push_image(1, "a", 0.0)) == [("a", None, False)]

@@ -27,7 +27,7 @@ FOURDS=${FOURDS:-.venv/bin/fourds-ros}
 .venv/bin/python - <<'EOF'
 import json
 
-print("| data | depth AbsRel (median-scaled) | constant depth | tracks AJ | pyramidal LK "
+print("| data | depth AbsRel (median-scaled) | constant depth | tracks AJ (δ_avg) | pyramidal LK "
       "| pose ATE (m) | ORB VO | rotation ratio | ORB VO |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for name, title in (("seven_scenes", "7-Scenes redkitchen 000-299"), ("hololens", "HoloLens sample")):
@@ -38,7 +38,8 @@ for name, title in (("seven_scenes", "7-Scenes redkitchen 000-299"), ("hololens"
         return "–" if v is None else f"{v:.3f}"
 
     print(f"| {title} | {f(r['depth']['abs_rel'])} | {f(p['constant_depth']['depth']['abs_rel'])} "
-          f"| {f(r['tracks']['aj'])} | {f(p['lk']['tracks']['aj'])} | {f(r['pose']['ate_rmse'])} "
+          f"| {f(r['tracks']['aj'])} ({f(r['tracks']['delta_avg'])}) "
+          f"| {f(p['lk']['tracks']['aj'])} ({f(p['lk']['tracks']['delta_avg'])}) | {f(r['pose']['ate_rmse'])} "
           f"| {f(p['orb_vo']['pose']['ate_rmse'])} | {f(r['pose'].get('rotation_ratio'))} "
           f"| {f(p['orb_vo']['pose'].get('rotation_ratio'))} |")
     if r["tracks"].get("badja_pck") is not None:

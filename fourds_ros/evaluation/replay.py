@@ -124,27 +124,6 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
             rclpy.shutdown()
             raise ReplayError(f"the perception node did not come up within {ready_timeout_s:.0f} s "
                               "(no subscriber on the image topic); see node.log")
-    # Discovery is not symmetric: our publisher can match the node's subscription before the node
-    # has matched our publisher, and samples sent in between never reach it (the first frame went
-    # missing under load). Wait until the node's diagnostics say it sees an image publisher.
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    node_diagnostics: dict[str, str] = {}  # the node's latest values (kept in the timing file)
-
-    def on_diagnostics(msg) -> None:
-        for status in msg.status:
-            if status.name.startswith(f"{ns}/") and status.name.endswith(": perception"):
-                node_diagnostics.clear()
-                node_diagnostics.update({kv.key: kv.value for kv in status.values})
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    while int(node_diagnostics.get("image_publishers", 0)) == 0:
-        rclpy.spin_once(node, timeout_sec=0.1)
-        if time.monotonic() - t_ready > ready_timeout_s:
-            node.destroy_node()
-            rclpy.shutdown()
-            raise ReplayError(f"the perception node did not report our image publisher within "
-                              f"{ready_timeout_s:.0f} s (/diagnostics image_publishers); see node.log")
     # The node keeps the latest camera_info and its callbacks may run in any order: prime it with
     # the first frame's camera_info so that no frame is ever processed with assumed intrinsics.
     if frames[0][2] is not None:
@@ -237,7 +216,6 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
               "arrival_ns": {str(k): v for k, v in arrivals.items()},
               "frames_published": len(order), "wall_s": wall_s, "rate": rate, "stalled": stalled,
               "clip_length": clip_length, "hop": hop, "messages_recorded": len(received),
-              "node_diagnostics": dict(node_diagnostics),
               "frames_describable": len(order) if not clip_ends else order.index(clip_ends[-1]) + 1}
     Path(timing_json).write_text(json.dumps(timing))
     return timing

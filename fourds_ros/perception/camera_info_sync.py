@@ -1,14 +1,16 @@
 """Pairs images with the camera_info of the same stamp. No rclpy.
 
 Images and camera_info come on two topics, delivered independently: a camera_info sample that
-reliable DDS has to resend arrives a few hundred ms after its image (seen on loopback, 4 frames
-late at 15 Hz), and pairing that image with the previous K would scale its depth wrongly. An image whose own
-camera_info has not arrived yet waits (in arrival order, so frames stay in order) until:
+reliable DDS has to resend arrived a few hundred ms after its image (on loopback, 4 frames late at
+15 Hz), and pairing that image with the previous K scales its depth wrongly when K has changed.
+With wait_s > 0 an image whose own camera_info has not arrived yet waits (in arrival order, so
+frames stay in order) until:
   - its camera_info arrives (exact pairing),
   - a camera_info with a later stamp arrives (its own was lost or never sent), or
   - it has waited `wait_s` (the stream stalled, or its stamps never match the images'),
 and then takes the latest K. Before any camera_info has arrived nothing waits: a camera without
-camera_info is not delayed.
+camera_info is not delayed. wait_s 0 (the node's default) never waits: own K if it has arrived,
+else the latest.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class Paired:
 
 
 class CameraInfoSync:
-    def __init__(self, wait_s: float = 0.5, cache: int = 30, max_waiting: int = 30):
+    """Not thread-safe: the node serialises calls with a lock (released images must stay in order)."""
+
+    def __init__(self, wait_s: float = 0.0, cache: int = 30, max_waiting: int = 30):
         self.wait_s = wait_s
         self.cache = cache
         self.max_waiting = max_waiting
@@ -59,7 +63,8 @@ class CameraInfoSync:
         out = []
         while self.waiting:
             stamp, arrived, item = self.waiting[0]
-            ready = (flush or stamp in self.k_by_stamp or stamp <= (self.latest_stamp or -1)
+            newer_info = self.latest_stamp is not None and stamp <= self.latest_stamp
+            ready = (flush or stamp in self.k_by_stamp or newer_info
                      or now_s - arrived >= self.wait_s or len(self.waiting) > self.max_waiting)
             if not ready:
                 break

@@ -82,7 +82,7 @@ PARAMETERS = {
     "depth_points_step": 2,
     "depth_points_rgb": True,
     "default_hfov_deg": 60.0,
-    "camera_info_wait_s": 0.5,
+    "camera_info_wait_s": 0.0,
     "max_tracks": 64,
     "track_query_mode": "grid",
     "track_min_visibility": 0.5,
@@ -154,6 +154,8 @@ class PerceptionNode(LifecycleNode):
         self.diag_timer = self.create_timer(float(self.p("diagnostics_period_s")), self.publish_diagnostics)
         self.reset_srv = self.create_service(Trigger, "~/reset", self.on_reset)
         self.sub_group = MutuallyExclusiveCallbackGroup()
+        # Inputs run one at a time in sub_group; the lock also covers deactivation (default group).
+        self.sync_lock = threading.Lock()
 
     def p(self, name):
         return self.get_parameter(name).value
@@ -262,7 +264,6 @@ class PerceptionNode(LifecycleNode):
             self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10,
                                            callback_group=self.sub_group))
         self.camera_sync = CameraInfoSync(wait_s=float(self.p("camera_info_wait_s")))
-        # Same group as the subscriptions: images held for their camera_info are released in order.
         self.sync_timer = self.create_timer(0.05, self.on_sync_timer, callback_group=self.sub_group)
         self.state_text = "active"
         return super().on_activate(state)
@@ -290,8 +291,9 @@ class PerceptionNode(LifecycleNode):
         if self.sync_timer is not None:
             self.destroy_timer(self.sync_timer)
             self.sync_timer = None
-        for paired in self.camera_sync.clear():  # frames that arrived are still described
-            self._add_frame(paired)
+        with self.sync_lock:
+            for paired in self.camera_sync.clear():  # frames that arrived are still described
+                self._add_frame(paired)
 
     def _release(self) -> None:
         self.running = False
@@ -312,12 +314,14 @@ class PerceptionNode(LifecycleNode):
         k = convert.k_from_camera_info(msg)
         if k is None:
             self.warn_once("camera_info", "camera_info has an empty K; using the default intrinsics")
-        for paired in self.camera_sync.push_info(convert.stamp_to_ns(msg.header.stamp), k, time.monotonic()):
-            self._add_frame(paired)
+        with self.sync_lock:
+            for paired in self.camera_sync.push_info(convert.stamp_to_ns(msg.header.stamp), k, time.monotonic()):
+                self._add_frame(paired)
 
     def on_sync_timer(self) -> None:
-        for paired in self.camera_sync.release(time.monotonic()):
-            self._add_frame(paired)
+        with self.sync_lock:
+            for paired in self.camera_sync.release(time.monotonic()):
+                self._add_frame(paired)
 
     def on_message_lost(self, info) -> None:
         self.counts["frames_lost_in_transport"] += int(info.total_count_change)
@@ -347,8 +351,9 @@ class PerceptionNode(LifecycleNode):
             return
         # An image waits (briefly) for the camera_info with its own stamp: camera_info_sync.py.
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
-        for paired in self.camera_sync.push_image(stamp_ns, (msg, decode, encoding, received), time.monotonic()):
-            self._add_frame(paired)
+        with self.sync_lock:
+            for paired in self.camera_sync.push_image(stamp_ns, (msg, decode, encoding, received), time.monotonic()):
+                self._add_frame(paired)
 
     def _add_frame(self, paired: Paired) -> None:
         msg, decode, encoding, received = paired.item

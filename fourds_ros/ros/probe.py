@@ -13,8 +13,9 @@ Steps:
   {"wait": SECONDS}            keep recording
   {"wait_for": TOPIC, "count": N, "timeout": S}
   {"wait_for_subscribers": ["image", "camera_info", ...], "timeout": S}  until the node's
-                               subscriptions are matched (DDS does not deliver samples published
-                               before that, and the node subscribes only once configured + active)
+                               subscriptions and its depth publisher are matched (DDS does not
+                               deliver samples sent before that; the node subscribes only once
+                               configured + active)
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}
   {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
@@ -137,6 +138,7 @@ class Probe(Node):
         except ImportError:
             pass
         self.node_path = pre + NODE
+        self.depth_topic = pre + "depth"
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -211,8 +213,14 @@ class Probe(Node):
                 end = time.monotonic() + float(step.get("timeout", 60))
                 while time.monotonic() < end and not all(p.get_subscription_count() for p in wanted):
                     rclpy.spin_once(self, timeout_sec=0.05)
-                if not all(p.get_subscription_count() for p in wanted):
-                    raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} within the timeout")
+                # ...and our recorders must have matched the node's output publishers too (discovery
+                # is not symmetric; outputs sent before that are lost), then a moment to settle.
+                while time.monotonic() < end and not self.count_publishers(self.depth_topic):
+                    rclpy.spin_once(self, timeout_sec=0.05)
+                if not all(p.get_subscription_count() for p in wanted) or not self.count_publishers(self.depth_topic):
+                    raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} or no depth "
+                                       "publisher within the timeout")
+                self.spin_for(0.5)
             elif "lifecycle" in step:
                 ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                        "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
