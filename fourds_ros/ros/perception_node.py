@@ -264,7 +264,8 @@ class PerceptionNode(LifecycleNode):
             self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10,
                                            callback_group=self.sub_group))
         self.camera_sync = CameraInfoSync(wait_s=float(self.p("camera_info_wait_s")))
-        self.sync_timer = self.create_timer(0.05, self.on_sync_timer, callback_group=self.sub_group)
+        if self.camera_sync.wait_s > 0:  # only waiting images need releasing when overdue
+            self.sync_timer = self.create_timer(0.05, self.on_sync_timer, callback_group=self.sub_group)
         self.state_text = "active"
         return super().on_activate(state)
 
@@ -349,7 +350,7 @@ class PerceptionNode(LifecycleNode):
         self.rate_marks.append(received)
         if self.pipeline is None:
             return
-        # An image waits (briefly) for the camera_info with its own stamp: camera_info_sync.py.
+        # With camera_info_wait_s > 0 an image may wait for its own camera_info: camera_info_sync.py.
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
         with self.sync_lock:
             for paired in self.camera_sync.push_image(stamp_ns, (msg, decode, encoding, received), time.monotonic()):
