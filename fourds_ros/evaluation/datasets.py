@@ -34,6 +34,11 @@ def _select(items: list, start: int, stride: int, max_frames: int | None) -> lis
     return items if max_frames is None else items[:max_frames]
 
 
+def _nan_where_invalid(depth: np.ndarray) -> np.ndarray:
+    """rgbd depth (0 = invalid) -> the bag's /gt/depth convention (NaN = invalid), float32."""
+    return np.where(depth > 0, depth, np.nan).astype(np.float32)
+
+
 def default_K(width: int, height: int, hfov_deg: float = 60.0) -> np.ndarray:
     """Pinhole guess when a source has no calibration (60 deg horizontal field of view)."""
     f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2)
@@ -47,7 +52,7 @@ def _iter_sequence(seq: RGBDSequence, stamps_s: list[float], encoding: str, star
         depth = seq.depth(i)
         yield Frame(stamp_ns=round(stamps_s[i] * NS), K=seq.intrinsics, encoded=seq.rgb_paths[i].read_bytes(),
                     encoding="png" if seq.rgb_paths[i].suffix.lower() == ".png" else encoding,
-                    gt_depth=np.where(depth > 0, depth, np.nan).astype(np.float32),
+                    gt_depth=_nan_where_invalid(depth),
                     gt_pose=seq.camera_to_world[i])
 
 
@@ -85,8 +90,7 @@ def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
                    encoding="png" if f.rgb_path.suffix.lower() == ".png" else "jpeg",
                    gt_pose=f.camera_to_world)
         if f.depth_path is not None:
-            depth = read_depth(f.depth_path, TUM_DEPTH_SCALE)
-            fr.gt_depth = np.where(depth > 0, depth, np.nan).astype(np.float32)
+            fr.gt_depth = _nan_where_invalid(read_depth(f.depth_path, TUM_DEPTH_SCALE))
         yield fr
 
 

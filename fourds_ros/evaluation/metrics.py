@@ -295,11 +295,9 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
 
 def total_rotation_deg(poses: list[np.ndarray]) -> float:
     """Sum of the rotation angles between consecutive (4, 4) poses, degrees."""
-    total = 0.0
-    for a, b in zip(poses[:-1], poses[1:]):
-        r = a[:3, :3].T @ b[:3, :3]
-        total += float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1.0, 1.0))))
-    return total
+    from evo.core.lie_algebra import so3_log_angle
+
+    return float(sum(so3_log_angle(a[:3, :3].T @ b[:3, :3], degrees=True) for a, b in zip(poses[:-1], poses[1:])))
 
 
 def finite_or_none(x):

@@ -518,8 +518,7 @@ class PerceptionNode(LifecycleNode):
             "frames_lost_in_transport": self.counts["frames_lost_in_transport"],
             "clips_dropped": self.counts["clips_dropped"],
             "resets": sum(v for k, v in self.counts.items() if k.startswith("reset_")),
-            # Publishers this node has discovered on image + image/compressed (0 while inactive):
-            # a sender knows from it that frames it publishes now will be delivered.
+            # Publishers this node has discovered on image + image/compressed (0 while inactive).
             "image_publishers": sum(self.count_publishers(s.topic_name) for s in self.subscriptions_[:2]),
             "camera_info": "yes" if self.camera_sync.latest_k is not None else "no (default intrinsics)",
             "frames_without_own_camera_info": self.counts["frames_without_own_camera_info"],
