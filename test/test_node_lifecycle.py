@@ -5,7 +5,7 @@ import shutil
 import yaml
 
 from fourds_ros.ros.harness import run_node
-from fourds_ros.ros.launch_logic import command_line, perception_node_plan
+from fourds_ros.ros.launch_logic import PARAMS_KEY, command_line, perception_node_plan
 
 from .conftest import REPO
 
@@ -13,7 +13,7 @@ from .conftest import REPO
 def test_lifecycle_transitions_with_yaml_params(tiny_model_dir, ros_env, tmp_path):
     params_file = tmp_path / "perception.yaml"
     params = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())
-    params["fourds_perception"]["ros__parameters"].update(
+    params[PARAMS_KEY]["ros__parameters"].update(
         model=str(tiny_model_dir), num_queries=16, autostart=False, hop=4, odom_frame="test_odom",
         base_frame="test_base", publish_tf=False, enable_tracks=False,
         image_qos="DEFAULT")  # reliable input: every frame of the active window arrives
@@ -49,7 +49,7 @@ def test_launch_plan_runs_node_in_namespace(tiny_model_dir, ros_env, tmp_path):
     # Reliable input, as in the other node tests: best-effort 640x480 frames can be lost when the
     # two CI cores are busy, and this test is about the plan's namespace, not about QoS.
     params = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())
-    params["fourds_perception"]["ros__parameters"]["image_qos"] = "DEFAULT"
+    params[PARAMS_KEY]["ros__parameters"]["image_qos"] = "DEFAULT"
     params_file = tmp_path / "perception.yaml"
     params_file.write_text(yaml.safe_dump(params))
     plan = perception_node_plan(params_file=str(params_file), namespace="robot", model=str(tiny_model_dir),
@@ -57,7 +57,9 @@ def test_launch_plan_runs_node_in_namespace(tiny_model_dir, ros_env, tmp_path):
     argv = command_line(plan, executable=shutil.which("perception_node", path=str(REPO / ".venv" / "bin")))
     probe_plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
                   {"frames": 8, "rate": 20},
-                  {"wait_for": "depth", "count": 4, "timeout": 20}]
+                  {"wait_for": "depth", "count": 4, "timeout": 20}, {"get_parameters": ["image_qos"]}]
     run = run_node(probe_plan, {}, tmp_path, ros_env, namespace="robot", cmd=argv)
     assert run.node_alive_after_plan, run.node_log
+    # The params file reaches the node in its namespace (a plain node-name key did not).
+    assert run.result["events"][-1] == {"parameters": {"image_qos": "DEFAULT"}}
     assert len(run.records("depth")) >= 4  # received on /robot/depth

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from fourds_ros.ros.launch_logic import EXECUTABLE, command_line, default_params_file, perception_node_plan
+from fourds_ros.ros.launch_logic import EXECUTABLE, PARAMS_KEY, command_line, default_params_file, perception_node_plan
 
 from .conftest import REPO
 
@@ -72,7 +72,7 @@ def test_every_parameter_is_documented_in_yaml():
     from fourds_ros.ros.perception_node import PARAMETERS
 
     text = (REPO / "config" / "perception.yaml").read_text()
-    params = yaml.safe_load(text)["fourds_perception"]["ros__parameters"]
+    params = yaml.safe_load(text)[PARAMS_KEY]["ros__parameters"]
     assert set(params) == set(PARAMETERS)
     lines = text.splitlines()
     for name in PARAMETERS:  # each has a comment in the block above it (or shares one)

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..ros_env import ros_environment
+from .launch_logic import PARAMS_KEY
 
 
 @dataclass
@@ -31,7 +32,7 @@ class NodeRun:
         return diags[-1] if diags else {}
 
 
-def write_params(path: Path, params: dict, node: str = "fourds_perception") -> Path:
+def write_params(path: Path, params: dict, node: str = PARAMS_KEY) -> Path:
     path.write_text(yaml.safe_dump({node: {"ros__parameters": params}}))
     return path
 

@@ -13,6 +13,9 @@ from pathlib import Path
 PACKAGE = "fourds_ros"
 EXECUTABLE = "perception_node"
 NODE_NAME = "fourds_perception"
+# Key of the node's section in a params file: a plain "fourds_perception" matches only the node
+# at the root namespace, so under `namespace:=robot` the file was silently ignored.
+PARAMS_KEY = f"/**/{NODE_NAME}"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 REPO = Path(__file__).resolve().parents[2]
 
