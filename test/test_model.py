@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -142,6 +144,44 @@ def test_tracker_follows_a_translated_texture():
         xy = head(None, queries, video)["xy"][0]
     expected = queries[0, :, None, [2, 1]] + torch.tensor([0.0, 4.0]) * torch.arange(4.0)[:, None]
     assert (xy - expected).abs().max() < 0.5, xy
+
+
+@pytest.mark.parametrize("softargmax_temperature, max_pull", [(0.0, None), (50.0, 0.1)])
+def test_softargmax_temperature_sets_how_far_a_runner_up_pulls(softargmax_temperature, max_pull):
+    """Frame 1 matches the query exactly at one cell and with cosine 0.9 at its right neighbour.
+    At the soft learned matching temperature (1.7, where training left it) the runner-up pulls
+    the position ~0.44 px towards it; a sharp windowed soft-argmax stays on the best cell."""
+    from fourds_ros.model.config import TrackHeadConfig
+    from fourds_ros.model.heads import TrackHead
+
+    cfg = TrackHeadConfig(feature_dim=16, feature_stride=4, window_radius=2,
+                          softargmax_temperature=softargmax_temperature)
+    head = TrackHead(cfg, 16, (2, 64, 64), (4, 4))
+    eye = torch.eye(16)
+    fmap = torch.zeros(1, 2, 256, 16)
+    fmap[..., :] = eye[2]  # every other cell: orthogonal to the query (cosine 0)
+    best, runner_up = 8 * 16 + 8, 8 * 16 + 9  # cells (y 8, x 8) and (y 8, x 9)
+    fmap[0, 0, best] = eye[0]
+    fmap[0, 1, best] = eye[0]
+    fmap[0, 1, runner_up] = 0.9 * eye[0] + (1 - 0.81) ** 0.5 * eye[1]
+    head.feature_map = lambda features, video: fmap
+    torch.nn.init.zeros_(head.refine[-1].weight)
+    torch.nn.init.zeros_(head.refine[-1].bias)
+    with torch.no_grad():
+        head.log_temperature.fill_(math.log(1.7))
+    centre = head.to_pixels(torch.tensor(8.0))  # pixel centre of cell 8
+    queries = torch.tensor([[[0.0, centre, centre]]])
+    with torch.no_grad():
+        xy = head(None, queries, torch.zeros(1, 2, 64, 64, 3))["xy"][0, 0, 1]
+    pull = float(xy[0] - centre)
+    assert abs(float(xy[1] - centre)) < 1e-4
+    if max_pull is None:
+        # 5x5 window on the best cell: the runner-up at +1 cell, 23 others (cosine 0, weight 1)
+        # whose x offsets sum to -1 cell (its column has one fewer).
+        expected = 4 * (math.exp(1.7 * 0.9) - 1) / (math.exp(1.7) + math.exp(1.7 * 0.9) + 23)
+        assert pull == pytest.approx(expected, rel=1e-3)
+    else:
+        assert 0 < pull < max_pull
 
 
 def test_rotation_from_6d_is_identity_at_identity():

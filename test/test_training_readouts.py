@@ -147,3 +147,48 @@ def test_steps_within_budget():
     assert steps_within_budget(1000, 20, 10.0, 40.0) == 80
     assert steps_within_budget(50, 20, 10.0, 40.0) == 50  # never beyond the configured total
     assert steps_within_budget(1000, 20, 50.0, 40.0) == 20  # over budget already: stop here
+
+
+def test_cached_features_train_the_heads_like_the_encoder_pass(tmp_path, tiny_model_dir, capsys):
+    """--cache-features runs the frozen encoder once per clip: the first step's loss is the one of
+    the per-step encoder pass (float16 cache), the encoder is untouched, and with --flip the bank
+    holds each clip's mirror image with that image's own features."""
+    argv = ["--backbone", str(tiny_model_dir), "--steps", "2", "--train-clips", "3", "--val-clips", "1",
+            "--batch-size", "2", "--num-tracks", "8", "--no-progress", "--lr", "0"]
+    plain = train(parse_args(argv + ["--out", str(tmp_path / "plain")]))
+    cached = train(parse_args(argv + ["--cache-features", "--out", str(tmp_path / "cached")]))
+    assert cached["loss"] == pytest.approx(plain["loss"], rel=1e-2)
+    backbone = load_checkpoint(tiny_model_dir)
+    model = load_checkpoint(tmp_path / "cached")
+    assert all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(),
+                                                  backbone.encoder.state_dict().values()))
+
+    from training.data import SyntheticLabelledClips
+    from training.train_readouts import cache_features, materialize
+
+    bank = materialize(SyntheticLabelledClips(backbone.config, {"num_tracks": 8}, 2, offset=0), 1,
+                       torch.device("cpu"))
+    doubled = cache_features(backbone, bank, flip=True)
+    assert doubled["video"].shape[0] == 4 and torch.equal(doubled["video"][2], bank["video"][0].flip(2))
+    with torch.no_grad():
+        first = backbone.features(bank["video"][:1].float() / 255)
+        mirrored = backbone.features(bank["video"][:1].flip(3).float() / 255)
+    torch.testing.assert_close(doubled["features"][0:1].float(), first, atol=2e-2, rtol=1e-2)
+    torch.testing.assert_close(doubled["features"][2:3].float(), mirrored, atol=2e-2, rtol=1e-2)
+    assert not torch.allclose(first, mirrored, atol=2e-2)
+    assert main(argv + ["--cache-features", "--finetune", "--out", str(tmp_path / "x")]) == 2
+    assert "frozen encoder" in capsys.readouterr().err
+
+
+def test_softargmax_temperature_changes_the_config_not_the_weights(tmp_path):
+    """--softargmax-temperature with --init: the trained weights in a model whose tracks head
+    config carries the new temperature (lr 0: every weight unchanged)."""
+    first = tmp_path / "first"
+    train(parse_args(COMMON + ["--steps", "2", "--out", str(first)]))
+    assert load_checkpoint(first).config.heads["tracks"].softargmax_temperature == 0.0
+    assert main(COMMON + ["--init", str(first), "--softargmax-temperature", "12", "--steps", "1", "--lr", "0",
+                          "--out", str(tmp_path / "sharp")]) == 0
+    start, sharp = load_checkpoint(first), load_checkpoint(tmp_path / "sharp")
+    assert sharp.config.heads["tracks"].softargmax_temperature == 12.0
+    assert sharp.heads["tracks"].softargmax_temperature == 12.0
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), sharp.state_dict().values()))

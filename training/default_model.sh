@@ -10,7 +10,9 @@
 #   PRETRAIN_SECONDS (default 150), READOUT_SECONDS (230), WORKERS (nproc - 1),
 #   SYNTHETIC_CLIPS (4000), BATCH_SIZE (32); BACKBONE: an existing MAE encoder (skips stage 1);
 #   INIT: an existing full model to train further (skips stage 1; the readouts start from its
-#   encoder and heads); READOUT_LR (3e-4), SEED (0).
+#   encoder and heads); READOUT_LR (3e-4), SEED (0); HEADS_ONLY=1: keep the encoder frozen and
+#   train the heads on its cached features (--cache-features, several times more steps per hour
+#   on a CPU); SOFTARGMAX_TEMPERATURE: the tracks head's (TrackHeadConfig).
 # Each stage fits its step count to its budget once the step time is known (time_budget_s /
 # --time-budget); the model card records the steps actually run.
 set -euo pipefail
@@ -41,8 +43,17 @@ else
   START=(--backbone "$BACKBONE")
 fi
 
+if [ "${HEADS_ONLY:-0}" = 1 ]; then
+  MODE=(--cache-features)
+else
+  MODE=(--finetune)
+fi
+if [ -n "${SOFTARGMAX_TEMPERATURE:-}" ]; then
+  MODE+=(--softargmax-temperature "$SOFTARGMAX_TEMPERATURE")
+fi
+
 echo "$(date +%T) readouts"
-python -m training.train_readouts "${START[@]}" --finetune \
+python -m training.train_readouts "${START[@]}" "${MODE[@]}" \
   --readout-width 192 --readout-heads 6 --num-tracks 64 \
   --train-clips "$SYNTHETIC_CLIPS" --val-clips 64 --batch-size "$BATCH_SIZE" \
   --real "$SEVEN_SCENES:1" "$SEVEN_SCENES:2" "$HOLOLENS:1" --real-hop 1 --real-fraction 0.5 \

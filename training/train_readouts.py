@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -39,9 +40,10 @@ VAL_SEED_OFFSET = 10_000_000  # held-aside scenes never overlap the training see
 
 def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], heads: list[str],
                 readout_width: int, readout_heads: int, patch_size=(2, 16, 16), seed: int = 0,
-                init: str | None = None) -> FourDS:
+                init: str | None = None, softargmax_temperature: float | None = None) -> FourDS:
     """A FourDS with freshly initialised `heads` on the backbone's encoder weights; with `init`
-    (a full model dir: encoder and heads) that model, to train further."""
+    (a full model dir: encoder and heads) that model, to train further. softargmax_temperature:
+    the tracks head's (TrackHeadConfig), when not the config's."""
     unknown = set(heads) - set(HEAD_TYPES)
     if unknown or not heads:
         raise ValueError(f"heads must be a non-empty subset of {list(HEAD_TYPES)}, got {heads}")
@@ -49,8 +51,16 @@ def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], hea
         model = load_checkpoint(init).float()
         if set(model.config.heads) != set(heads):
             raise ValueError(f"--init {init} has heads {sorted(model.config.heads)}, not the requested {sorted(heads)}")
+        if softargmax_temperature is not None and "tracks" in heads:
+            # A config change only (no weights): the same weights in a model built with it.
+            tracks = dataclasses.replace(model.config.heads["tracks"], softargmax_temperature=softargmax_temperature)
+            state = model.state_dict()
+            model = FourDS(model.config.replace(heads={**model.config.heads, "tracks": tracks}))
+            model.load_state_dict(state)
         return model
     all_heads = default_heads(readout_width, readout_heads)
+    if softargmax_temperature is not None and "tracks" in all_heads:
+        all_heads["tracks"] = dataclasses.replace(all_heads["tracks"], softargmax_temperature=softargmax_temperature)
     chosen = {h: all_heads[h] for h in heads}
     if backbone:
         base = load_checkpoint(backbone)
@@ -65,8 +75,11 @@ def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], hea
 
 
 def compute_losses(model: FourDS, batch: dict, finetune: bool) -> tuple[torch.Tensor, dict]:
+    """batch["features"], when present, are the frozen encoder's cached readout features."""
     video = batch["video"]
-    if finetune:
+    if "features" in batch:
+        feats = batch["features"].float()
+    elif finetune:
         feats = model.features(video)
     else:
         with torch.no_grad():
@@ -137,8 +150,8 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 
 ## Training
 - Steps: {len(history)}, batch {args.batch_size} ({args.real_fraction:.0%} real when --real is given),
-  AdamW lr {args.lr} (encoder x{args.encoder_lr_scale}), mirror augmentation {'on' if args.flip else 'off'}.
-- Hardware: {hardware}. Wall: {data_seconds:.0f} s rendering clips, {seconds:.0f} s training.
+  AdamW lr {args.lr} ({f'encoder x{args.encoder_lr_scale}' if args.finetune else 'encoder frozen'}), mirror augmentation {'on' if args.flip else 'off'}.
+- Hardware: {hardware}. Wall: {data_seconds:.0f} s rendering clips{' and caching their encoder features (--cache-features)' if args.cache_features else ''}, {seconds:.0f} s training.
 - Losses: depth scale-invariant + L1; tracks Huber + correlation cross-entropy + visibility and
   confidence BCE; pose geodesic + translation + NLL.
 - Command: `{command}`
@@ -177,6 +190,21 @@ def materialize(dataset, workers: int, device: torch.device) -> dict[str, torch.
     bank = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
     bank["video"] = (bank["video"] * 255).round().to(torch.uint8)
     return {k: v.to(device) for k, v in bank.items()}
+
+
+@torch.no_grad()
+def cache_features(model: FourDS, bank: dict[str, torch.Tensor], flip: bool, chunk: int = 8) -> dict[str, torch.Tensor]:
+    """The bank with the frozen encoder's readout features of every clip (float16), so that the
+    heads train without an encoder pass per step: on a CPU that pass is most of a step. With
+    flip, the bank is doubled by its mirror image (labels included) instead of mirroring
+    batches at random, since mirrored clips have features of their own."""
+    if flip:
+        bank = concat_banks([bank, mirror(bank, torch.ones(bank["video"].shape[0], dtype=torch.bool,
+                                                            device=bank["video"].device))])
+    model.encoder.eval()
+    feats = [model.features(bank["video"][i:i + chunk].float() / 255).half()
+             for i in range(0, bank["video"].shape[0], chunk)]
+    return bank | {"features": torch.cat(feats)}
 
 
 def take(bank: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -225,8 +253,11 @@ def train(args: argparse.Namespace) -> dict:
     device = torch.device(resolve_device(args.device))
     clip = tuple(int(v) for v in args.clip.split("x"))
     model = build_model(args.backbone, args.size, clip, args.heads, args.readout_width,
-                        args.readout_heads, tuple(args.patch_size), seed=args.seed, init=args.init).to(device)
+                        args.readout_heads, tuple(args.patch_size), seed=args.seed, init=args.init,
+                        softargmax_temperature=args.softargmax_temperature).to(device)
     cfg = model.config
+    if args.cache_features and args.finetune:
+        raise ValueError("--cache-features needs a frozen encoder: drop --finetune")
     for p in model.encoder.parameters():
         p.requires_grad_(args.finetune)
     scene = {"num_tracks": args.num_tracks}
@@ -242,6 +273,10 @@ def train(args: argparse.Namespace) -> dict:
                          seed=args.seed, hop=hop)
         real_banks.append(materialize(real, args.workers, device))
         args.real_clips.append(len(real))
+    if args.cache_features:
+        synthetic = cache_features(model, synthetic, args.flip)
+        real_banks = [cache_features(model, b, args.flip) for b in real_banks]
+    real_sizes = [b["video"].shape[0] for b in real_banks]
     real_bank = concat_banks(real_banks) if real_banks else None
     val = materialize(SyntheticLabelledClips(cfg, scene, args.val_clips, offset=VAL_SEED_OFFSET), args.workers, device)
     data_seconds = time.perf_counter() - t_data
@@ -254,10 +289,10 @@ def train(args: argparse.Namespace) -> dict:
         idx = torch.randint(0, n_syn, (args.batch_size - real_per_batch,), generator=gen)
         parts = [take(synthetic, idx.to(device))]
         if real_per_batch:
-            ridx = balanced_indices(args.real_clips, real_per_batch, gen)
+            ridx = balanced_indices(real_sizes, real_per_batch, gen)
             parts.append(take(real_bank, ridx.to(device)))
         batch = concat_banks(parts)
-        if args.flip:
+        if args.flip and not args.cache_features:  # cached banks hold their mirror images
             batch = mirror(batch, (torch.rand(args.batch_size, generator=gen) < 0.5).to(device))
         return batch
 
@@ -349,6 +384,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--real-hop", type=int, default=0, help="frames between real clip starts (0: half a clip)")
     p.add_argument("--encoder-lr-scale", type=float, default=1.0, help="encoder lr / head lr with --finetune")
     p.add_argument("--flip", action="store_true", help="mirror half the clips (labels included)")
+    p.add_argument("--softargmax-temperature", type=float, default=None,
+                   help="tracks head: temperature of its windowed soft-argmax (0: the learned matching one)")
+    p.add_argument("--cache-features", action="store_true",
+                   help="run the frozen encoder once per clip and train the heads on its cached features")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="seconds: fit --steps to this budget once the step time is known (0: off)")
     p.add_argument("--no-progress", action="store_true")

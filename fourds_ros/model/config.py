@@ -82,6 +82,10 @@ class TrackHeadConfig:
     feature_stride: int = 4
     # Soft-argmax window around the correlation peak, in cells each side.
     window_radius: int = 2
+    # Temperature of that soft-argmax (cosine x this). 0: the learned matching temperature. The
+    # matching cross-entropy over all cells keeps that one soft (training took it from 20 to 1.7),
+    # which rounds every position to the peak cell; a sharp window interpolates between cells.
+    softargmax_temperature: float = 0.0
     # Width of the MLP that refines positions and predicts visibility and confidence.
     hidden: int = 128
 

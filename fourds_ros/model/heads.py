@@ -82,6 +82,7 @@ class TrackHead(nn.Module):
         self.clip, self.token_hw, self.stride = (t, h, w), tuple(token_hw), s
         self.map_hw = (h // s, w // s)
         self.window_radius = cfg.window_radius
+        self.softargmax_temperature = cfg.softargmax_temperature
         self.token_projection = nn.Linear(input_dim, c)
         self.stem = nn.Sequential(  # stride s in two convolutions (s = 4: 2 x 2)
             nn.Conv2d(3, c // 2, 3, stride=2, padding=1), nn.GELU(approximate="tanh"),
@@ -150,9 +151,11 @@ class TrackHead(nn.Module):
         peak_x = (peak - torch.div(peak, wf, rounding_mode="floor") * wf).to(logits.dtype)
         r = self.window_radius
         window = (((self.cell_y - peak_y).abs() <= r) & ((self.cell_x - peak_x).abs() <= r)).to(logits.dtype)
-        prob = torch.softmax(logits, dim=-1) * window
-        mass = prob.sum(-1)  # share of the match inside the window (>= the peak's own share)
-        prob = prob / mass[..., None]
+        # Share of the match inside the window (>= the peak's own share), at the matching temperature.
+        mass = (torch.softmax(logits, dim=-1) * window).sum(-1)
+        sharp = cosine * self.softargmax_temperature if self.softargmax_temperature > 0 else logits
+        prob = torch.softmax(sharp, dim=-1) * window
+        prob = prob / prob.sum(-1, keepdim=True)
         cells = torch.stack([(prob * self.cell_x).sum(-1), (prob * self.cell_y).sum(-1)], dim=-1)
         xy = self.to_pixels(cells)  # (B, Q, T, 2)
         # The feature found in each frame: per frame, (B, Q, P) weights x (B, P, C).
