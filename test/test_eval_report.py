@@ -85,6 +85,9 @@ def test_dds_eval_writes_every_report_key(reports, short_bag):
     assert report["pose"]["ate_rmse"] >= 0 and report["depth"]["erode_px"] == 4
     assert report["performance"]["dropped"] == 0  # back-pressure: nothing lost
     assert report["performance"]["frames_out"] == 12
+    # The node's own /diagnostics counts, kept in the timing file: every frame reached its callback.
+    node_counts = json.loads((out / "replay_timing.json").read_text())["node_diagnostics"]
+    assert node_counts["frames_in"] == "12" and node_counts["frames_out"] == "12"
     assert report["unscored"] == [] and report["meta"]["mode"] == "dds"
     # the node's outputs were recorded; they read back as a bag with the scored topics
     recorded = open_reader(out / "outputs.mcap")

@@ -133,6 +133,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     time.sleep(0.5)  # let discovery settle in both directions
     for _ in range(20):
         rclpy.spin_once(node, timeout_sec=0.01)
+    diagnostics = NodeDiagnostics(node, ns)
 
     published: dict[int, int] = {}
     order: list[int] = []
@@ -198,6 +199,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     for _ in range(20):  # trailing messages of the last clip (tracks/pose after depth)
         rclpy.spin_once(node, timeout_sec=0.02)
     wall_s = time.monotonic() - t0_wall
+    diagnostics_after = diagnostics.wait_fresh(node, timeout_s=3.0)  # the node's own counts
     node.destroy_node()
     rclpy.shutdown()
 
@@ -216,9 +218,40 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
               "arrival_ns": {str(k): v for k, v in arrivals.items()},
               "frames_published": len(order), "wall_s": wall_s, "rate": rate, "stalled": stalled,
               "clip_length": clip_length, "hop": hop, "messages_recorded": len(received),
+              # The node's own counts: frames_in below frames_published means frames were lost
+              # before its image callback (the intermittent first-frame loss), not by the pipeline.
+              "node_diagnostics": diagnostics_after,
               "frames_describable": len(order) if not clip_ends else order.index(clip_ends[-1]) + 1}
     Path(timing_json).write_text(json.dumps(timing))
     return timing
+
+
+class NodeDiagnostics:
+    """The perception node's latest /diagnostics values (its status named '<ns>/fourds_perception:
+    perception'), and how many such messages have arrived."""
+
+    def __init__(self, node, ns: str):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.name = f"{ns}/fourds_perception: perception"
+        self.values: dict[str, str] = {}
+        self.messages = 0
+        self.sub = node.create_subscription(DiagnosticArray, "/diagnostics", self._on_message, 10)
+
+    def _on_message(self, msg) -> None:
+        for status in msg.status:
+            if status.name == self.name:
+                self.values = {kv.key: kv.value for kv in status.values}
+                self.messages += 1
+
+    def wait_fresh(self, node, timeout_s: float) -> dict[str, str]:
+        """The next message's values (the latest known ones after timeout_s)."""
+        import rclpy
+
+        seen, t0 = self.messages, time.monotonic()
+        while self.messages == seen and time.monotonic() - t0 < timeout_s:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        return dict(self.values)
 
 
 def _restamp(ts, raw: bytes, msgtype: str, shift_ns: int) -> bytes:
