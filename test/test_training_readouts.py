@@ -192,3 +192,18 @@ def test_softargmax_temperature_changes_the_config_not_the_weights(tmp_path):
     assert sharp.config.heads["tracks"].softargmax_temperature == 12.0
     assert sharp.heads["tracks"].softargmax_temperature == 12.0
     assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), sharp.state_dict().values()))
+
+
+def test_train_heads_trains_only_those_heads(tmp_path, capsys):
+    """--train-heads pose: the pose head moves, the encoder and the other heads keep every weight."""
+    first = tmp_path / "first"
+    train(parse_args(COMMON + ["--steps", "2", "--out", str(first)]))
+    assert main(COMMON + ["--init", str(first), "--train-heads", "pose", "--cache-features", "--steps", "3",
+                          "--out", str(tmp_path / "pose")]) == 0
+    start, after = load_checkpoint(first), load_checkpoint(tmp_path / "pose")
+    a, b = start.state_dict(), after.state_dict()
+    moved = {k.split(".")[1] if k.startswith("heads.") else k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}
+    assert moved == {"pose"}, moved
+    assert main(COMMON + ["--init", str(first), "--train-heads", "pose", "--finetune", "--steps", "1",
+                          "--out", str(tmp_path / "x")]) == 2
+    assert "frozen encoder" in capsys.readouterr().err

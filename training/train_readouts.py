@@ -74,8 +74,11 @@ def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], hea
     return model
 
 
-def compute_losses(model: FourDS, batch: dict, finetune: bool) -> tuple[torch.Tensor, dict]:
-    """batch["features"], when present, are the frozen encoder's cached readout features."""
+def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None
+                   ) -> tuple[torch.Tensor, dict]:
+    """batch["features"], when present, are the frozen encoder's cached readout features. heads:
+    the heads to train (default: all of the model's); the others are not even run."""
+    heads = list(model.heads) if heads is None else heads
     video = batch["video"]
     if "features" in batch:
         feats = batch["features"].float()
@@ -86,16 +89,16 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool) -> tuple[torch.Te
             feats = model.features(video)
     total = video.new_zeros(())
     logs: dict[str, float] = {}
-    if "depth" in model.heads:
+    if "depth" in heads:
         loss, parts = depth_loss(model.heads["depth"](feats), batch["depth"])
         total, logs = total + loss, {**logs, **parts}
-    if "tracks" in model.heads:
+    if "tracks" in heads:
         head = model.heads["tracks"]
         out = head(feats, batch["query_points"], video)
         loss, parts = track_loss(out, batch["tracks_xy"], batch["tracks_visible"],
                                  head.spatial_weights(batch["tracks_xy"]))
         total, logs = total + loss, {**logs, **parts}
-    if "pose" in model.heads:
+    if "pose" in heads:
         loss, parts = pose_loss(model.heads["pose"](feats), batch["pose_rotation"], batch["pose_translation"])
         total, logs = total + loss, {**logs, **parts}
     return total, {k: float(v) for k, v in logs.items()}
@@ -297,6 +300,14 @@ def train(args: argparse.Namespace) -> dict:
         return batch
 
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    train_heads = args.train_heads or list(model.heads)
+    if not set(train_heads) <= set(model.heads):
+        raise ValueError(f"--train-heads {train_heads}: the model has heads {sorted(model.heads)}")
+    if args.finetune and set(train_heads) != set(model.heads):
+        raise ValueError("--train-heads needs a frozen encoder: the others' heads would see it move")
+    for name, head in model.heads.items():
+        for p in head.parameters():
+            p.requires_grad_(name in train_heads)
     head_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     groups = [{"params": head_params, "lr": args.lr}]
     if encoder_params:
@@ -325,7 +336,7 @@ def train(args: argparse.Namespace) -> dict:
         if not args.finetune:
             model.encoder.eval()
         with autocast:
-            loss, logs = compute_losses(model, next_batch(), args.finetune)
+            loss, logs = compute_losses(model, next_batch(), args.finetune, train_heads)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -384,6 +395,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--real-hop", type=int, default=0, help="frames between real clip starts (0: half a clip)")
     p.add_argument("--encoder-lr-scale", type=float, default=1.0, help="encoder lr / head lr with --finetune")
     p.add_argument("--flip", action="store_true", help="mirror half the clips (labels included)")
+    p.add_argument("--train-heads", nargs="+", default=None,
+                   help="train only these heads (frozen encoder); the rest keep their weights")
     p.add_argument("--softargmax-temperature", type=float, default=None,
                    help="tracks head: temperature of its windowed soft-argmax (0: the learned matching one)")
     p.add_argument("--cache-features", action="store_true",
