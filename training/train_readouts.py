@@ -263,6 +263,15 @@ def train(args: argparse.Namespace) -> dict:
         raise ValueError("--cache-features needs a frozen encoder: drop --finetune")
     for p in model.encoder.parameters():
         p.requires_grad_(args.finetune)
+    # Checked before any clip is rendered.
+    train_heads = args.train_heads or list(model.heads)
+    if not set(train_heads) <= set(model.heads):
+        raise ValueError(f"--train-heads {train_heads}: the model has heads {sorted(model.heads)}")
+    if args.finetune and set(train_heads) != set(model.heads):
+        raise ValueError("--train-heads needs a frozen encoder: the others' heads would see it move")
+    for name, head in model.heads.items():
+        for p in head.parameters():
+            p.requires_grad_(name in train_heads)
     scene = {"num_tracks": args.num_tracks}
     t_data = time.perf_counter()
     synthetic = materialize(SyntheticLabelledClips(cfg, scene, args.train_clips, offset=0), args.workers, device)
@@ -300,14 +309,6 @@ def train(args: argparse.Namespace) -> dict:
         return batch
 
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
-    train_heads = args.train_heads or list(model.heads)
-    if not set(train_heads) <= set(model.heads):
-        raise ValueError(f"--train-heads {train_heads}: the model has heads {sorted(model.heads)}")
-    if args.finetune and set(train_heads) != set(model.heads):
-        raise ValueError("--train-heads needs a frozen encoder: the others' heads would see it move")
-    for name, head in model.heads.items():
-        for p in head.parameters():
-            p.requires_grad_(name in train_heads)
     head_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     groups = [{"params": head_params, "lr": args.lr}]
     if encoder_params:
