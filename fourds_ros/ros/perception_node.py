@@ -454,14 +454,16 @@ class PerceptionNode(LifecycleNode):
                 self.path.poses.append(pose)
                 if self.tf_publish is not None:
                     self.tf_publish([convert.transform_stamped(r.pose.odom_from_base, stamp, odom_frame, base_frame)])
-            self.counts["frames_out"] += 1
             self.latency_ms.append((time.time_ns() - stamp) / 1e6)
         if any(r.pose is not None for r in result.frames):
             # Once per clip, not per frame: a long Path is costly to serialise.
             del self.path.poses[: max(0, len(self.path.poses) - int(self.p("path_max_length")))]
             pubs["path"].publish(self.path)
         if result.frames:
+            # Counted together at the clip's end, so a diagnostics message never sees a clip's
+            # frames out without its clip latency (the bench read nan between the two).
             self.clip_latency_ms.append((time.time_ns() - result.frames[-1].stamp_ns) / 1e6)
+            self.counts["frames_out"] += len(result.frames)
 
     def _trails_xyz(self, r) -> dict[int, np.ndarray]:
         """Trails of live tracks at each track's current depth (1 m when unknown)."""
