@@ -268,7 +268,7 @@ def train(args: argparse.Namespace) -> dict:
     if not set(train_heads) <= set(model.heads):
         raise ValueError(f"--train-heads {train_heads}: the model has heads {sorted(model.heads)}")
     if args.finetune and set(train_heads) != set(model.heads):
-        raise ValueError("--train-heads needs a frozen encoder: the others' heads would see it move")
+        raise ValueError("--train-heads needs a frozen encoder: the other heads would see it move")
     for name, head in model.heads.items():
         for p in head.parameters():
             p.requires_grad_(name in train_heads)

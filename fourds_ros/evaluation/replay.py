@@ -227,13 +227,15 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
 
 
 class NodeDiagnostics:
-    """The perception node's latest /diagnostics values (its status named '<ns>/fourds_perception:
+    """The perception node's latest /diagnostics values (its status named '<ns>/<NODE_NAME>:
     perception'), and how many such messages have arrived."""
 
     def __init__(self, node, ns: str):
         from diagnostic_msgs.msg import DiagnosticArray
 
-        self.name = f"{ns}/fourds_perception: perception"
+        from ..ros.launch_logic import NODE_NAME
+
+        self.name = f"{ns}/{NODE_NAME}: perception"
         self.values: dict[str, str] = {}
         self.messages = 0
         self.sub = node.create_subscription(DiagnosticArray, "/diagnostics", self._on_message, 10)

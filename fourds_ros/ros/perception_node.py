@@ -43,8 +43,8 @@ from ..perception.image import ImageDecodeError
 from ..perception.odometry import transform_from_xyz_quat
 from ..perception.pipeline import PerceptionPipeline, PipelineSettings
 from . import convert
+from .launch_logic import NODE_NAME
 
-NODE_NAME = "fourds_perception"
 QOS_NAMES = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
 LOG_EVERY_S = 10.0  # bad-input warnings: once per kind, then at most every 10 s
 

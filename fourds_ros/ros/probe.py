@@ -42,8 +42,8 @@ from visualization_msgs.msg import MarkerArray
 
 from ..perception.image import encode_raw
 from . import convert
+from .launch_logic import NODE_NAME
 
-NODE = "fourds_perception"
 
 
 def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -137,7 +137,7 @@ class Probe(Node):
                 self.create_subscription(TFMessage, "/tf", lambda m: self.records.append(summarise("/tf", m)), 100)
         except ImportError:
             pass
-        self.node_path = pre + NODE
+        self.node_path = pre + NODE_NAME
         self.depth_topic = pre + "depth"
 
     def spin_for(self, seconds: float) -> None:
