@@ -136,6 +136,7 @@ class PerceptionNode(LifecycleNode):
         self.tf_publish = None
         self.lock = threading.Lock()  # pipeline buffer (subscriptions) vs reset service
         self.clip_queue = ClipQueue(capacity=2)
+        self.frames_in_inference = 0  # the running clip's new frames (guarded by clip_queue_cv)
         self.clip_queue_cv = threading.Condition()
         self.worker: threading.Thread | None = None
         self.running = False
@@ -408,23 +409,31 @@ class PerceptionNode(LifecycleNode):
                 if not self.running:
                     return
                 clip = self.clip_queue.take()
-            pipeline = self.pipeline
-            if pipeline is None:
-                return
-            t_start = time.perf_counter()
+                self.frames_in_inference = clip.new_frames
             try:
-                result = pipeline.process(clip)
-            except Exception as exc:  # keep running; the next clip may be fine
-                self.warn_once("inference", f"inference failed: {type(exc).__name__}: {exc}")
-                continue
-            self.inference_ms.append(result.inference_s * 1e3)
-            self.counts["clips"] += 1
-            try:
-                self._publish(result)
-                self.process_ms.append((time.perf_counter() - t_start) * 1e3)
-            except Exception as exc:
-                if self.running:
-                    self.warn_once("publish", f"publishing failed: {type(exc).__name__}: {exc}")
+                self._run_clip(clip)
+            finally:
+                with self.clip_queue_cv:
+                    self.frames_in_inference = 0
+
+    def _run_clip(self, clip) -> None:
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        t_start = time.perf_counter()
+        try:
+            result = pipeline.process(clip)
+        except Exception as exc:  # keep running; the next clip may be fine
+            self.warn_once("inference", f"inference failed: {type(exc).__name__}: {exc}")
+            return
+        self.inference_ms.append(result.inference_s * 1e3)
+        self.counts["clips"] += 1
+        try:
+            self._publish(result)
+            self.process_ms.append((time.perf_counter() - t_start) * 1e3)
+        except Exception as exc:
+            if self.running:
+                self.warn_once("publish", f"publishing failed: {type(exc).__name__}: {exc}")
 
     def _publish(self, result) -> None:
         pubs = self.publishers_
@@ -477,6 +486,11 @@ class PerceptionNode(LifecycleNode):
         return out
 
     # -- diagnostics ----------------------------------------------------------------------------
+    def frames_pending(self) -> int:
+        """Frames that a waiting or running clip will describe (not yet counted out or dropped)."""
+        with self.clip_queue_cv:
+            return self.frames_in_inference + sum(c.new_frames for c in self.clip_queue.clips)
+
     def publish_diagnostics(self) -> None:
         now = time.monotonic()
         last = getattr(self, "_diag_last", None)
@@ -519,6 +533,8 @@ class PerceptionNode(LifecycleNode):
             "frames_dropped": self.counts["frames_dropped"],
             "frames_lost_in_transport": self.counts["frames_lost_in_transport"],
             "clips_dropped": self.counts["clips_dropped"],
+            # Frames in clips waiting for or in inference: 0 once the node has caught up.
+            "frames_pending": self.frames_pending(),
             "resets": sum(v for k, v in self.counts.items() if k.startswith("reset_")),
             # Publishers this node has discovered on image + image/compressed (0 while inactive).
             "image_publishers": sum(self.count_publishers(s.topic_name) for s in self.subscriptions_[:2]),

@@ -12,6 +12,8 @@ Steps:
    "stamp_offset_s": 0.0, "corrupt": null|"length"}
   {"wait": SECONDS}            keep recording
   {"wait_for": TOPIC, "count": N, "timeout": S}
+  {"wait_idle": true, "timeout": S}  until a /diagnostics message says the node has caught up:
+                               no frame in the last period (input_rate_hz 0) and frames_pending 0
   {"wait_for_subscribers": ["image", "camera_info", ...], "timeout": S}  until the node's
                                subscriptions and its depth publisher are matched (DDS does not
                                deliver samples sent before that; the node subscribes only once
@@ -105,6 +107,12 @@ def summarise(topic: str, msg) -> dict:
     elif isinstance(msg, MarkerArray):
         out["markers"] = len(msg.markers)
     return out
+
+
+def is_idle(diagnostic_values: dict) -> bool:
+    """A node's diagnostics say it has caught up: no input in the last period, no clip waiting."""
+    return (float(diagnostic_values.get("input_rate_hz", "nan")) == 0.0
+            and diagnostic_values.get("frames_pending") == "0")
 
 
 class Probe(Node):
@@ -205,6 +213,13 @@ class Probe(Node):
             elif "wait_for" in step:
                 end = time.monotonic() + float(step.get("timeout", 30))
                 while time.monotonic() < end and sum(r["topic"] == step["wait_for"] for r in self.records) < step.get("count", 1):
+                    rclpy.spin_once(self, timeout_sec=0.05)
+            elif "wait_idle" in step:
+                end = time.monotonic() + float(step.get("timeout", 30))
+                start = len(self.records)
+                while time.monotonic() < end and not any(
+                        is_idle(s["values"]) for r in self.records[start:] if r["topic"] == "/diagnostics"
+                        for s in r["status"]):
                     rclpy.spin_once(self, timeout_sec=0.05)
             elif "wait_for_subscribers" in step:
                 publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
