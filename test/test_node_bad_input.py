@@ -13,7 +13,7 @@ def test_bad_frames_are_counted_and_logged_once(tiny_model_dir, ros_env, tmp_pat
         {"frames": 3, "rate": 20, "corrupt": "length", "camera_info": False},  # data != height*step
         {"frames": 6, "rate": 20, "size": [240, 320], "camera_info": False},  # resolution change
         {"frames": 6, "rate": 20, "size": [240, 320], "stamp_offset_s": -100.0, "camera_info": False},
-        {"wait": 2.5},
+        {"wait_idle": True, "timeout": 30},
     ]
     # Reliable input: on this shared 2-core machine best-effort could lose the very frames under
     # test (transport losses are counted separately, see test_node_overload).

@@ -62,7 +62,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     same ROS domain cannot mix in (outputs are recorded under their plain names).
     Returns the timing summary (also written to timing_json)."""
     import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+    from rclpy.qos import HistoryPolicy, QoSPresetProfiles, QoSProfile, ReliabilityPolicy
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     from .bag import typestore
@@ -138,6 +138,8 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     published: dict[int, int] = {}
     order: list[int] = []
     clip_ends: list[int] = []  # stamp of the frame that completes each clip
+    published_count: dict[int, int] = {}  # stamp -> frames published up to and including it
+    given_up = 0  # frames taken as answered after a stall
     fixed_hz = None if rate in ("max", "bag") else float(rate)
     t0_wall = time.monotonic()
     stamp0 = frames[0][0]
@@ -147,6 +149,16 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
 
     def completes(n: int) -> bool:  # does the n-th published frame (1-based) complete a clip?
         return n >= clip_length and (n - clip_length) % hop == 0
+
+    # The node's image subscription keeps the last `history` samples (node_command: image_qos
+    # DEFAULT). A burst longer than that overwrites the oldest frames before the node's callback
+    # takes them, which lost frame 0 in about half the runs (the first burst is clip_length + hop
+    # - 1 frames, 11 > 10 for 8x4). So frame n waits until the node has answered a clip that
+    # leaves fewer than `history` frames in flight.
+    history = QoSPresetProfiles.DEFAULT.value.depth
+
+    def frames_answered() -> int:  # frames published up to the last answered clip end
+        return max((published_count[s] for s in clip_ends if s in arrivals), default=0)
 
     from tqdm import tqdm
 
@@ -174,7 +186,14 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
                     stalled += 1  # outputs got lost; give up on them (counted as dropped)
                     clip_ends = [s for s in clip_ends if s in arrivals]
                     break
-        elif rate != "max":
+        if rate == "max":
+            waited_since = time.monotonic()
+            while len(order) + 1 - max(frames_answered(), given_up) > history:
+                rclpy.spin_once(node, timeout_sec=0.01)
+                if time.monotonic() - waited_since > stall_s:
+                    stalled += 1  # the answer got lost: count frames so far as answered
+                    given_up = len(order)
+        else:
             due = (t0_wall + (stamp - stamp0) / 1e9) if fixed_hz is None else t0_wall + i / fixed_hz
             while time.monotonic() < due:
                 rclpy.spin_once(node, timeout_sec=max(0.0, min(0.002, due - time.monotonic())))
@@ -183,6 +202,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
         image_pub.publish(img)
         published[stamp] = time.time_ns()
         order.append(stamp)
+        published_count[stamp] = len(order)
         if completes(len(order)):
             clip_ends.append(stamp)
         rclpy.spin_once(node, timeout_sec=0)

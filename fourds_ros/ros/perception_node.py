@@ -487,9 +487,13 @@ class PerceptionNode(LifecycleNode):
 
     # -- diagnostics ----------------------------------------------------------------------------
     def frames_pending(self) -> int:
-        """Frames that a waiting or running clip will describe (not yet counted out or dropped)."""
+        """Frames on their way out: waiting for their camera_info, or in a clip waiting for or in
+        inference (not yet counted out or dropped). Frames in the clip buffer that no complete clip
+        holds yet are not pending: they wait for more input."""
+        with self.sync_lock:
+            waiting = len(self.camera_sync.waiting)
         with self.clip_queue_cv:
-            return self.frames_in_inference + sum(c.new_frames for c in self.clip_queue.clips)
+            return waiting + self.frames_in_inference + sum(c.new_frames for c in self.clip_queue.clips)
 
     def publish_diagnostics(self) -> None:
         now = time.monotonic()
@@ -533,7 +537,7 @@ class PerceptionNode(LifecycleNode):
             "frames_dropped": self.counts["frames_dropped"],
             "frames_lost_in_transport": self.counts["frames_lost_in_transport"],
             "clips_dropped": self.counts["clips_dropped"],
-            # Frames in clips waiting for or in inference: 0 once the node has caught up.
+            # 0 once the node has caught up with its input
             "frames_pending": self.frames_pending(),
             "resets": sum(v for k, v in self.counts.items() if k.startswith("reset_")),
             # Publishers this node has discovered on image + image/compressed (0 while inactive).

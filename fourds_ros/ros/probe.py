@@ -12,8 +12,9 @@ Steps:
    "stamp_offset_s": 0.0, "corrupt": null|"length"}
   {"wait": SECONDS}            keep recording
   {"wait_for": TOPIC, "count": N, "timeout": S}
-  {"wait_idle": true, "timeout": S}  until a /diagnostics message says the node has caught up:
-                               no frame in the last period (input_rate_hz 0) and frames_pending 0
+  {"wait_idle": true, "timeout": S}  until a /diagnostics message says the node has caught up
+                               (no frame in the last period, input_rate_hz 0, and frames_pending
+                               0), then 0.5 s more
   {"wait_for_subscribers": ["image", "camera_info", ...], "timeout": S}  until the node's
                                subscriptions and its depth publisher are matched (DDS does not
                                deliver samples sent before that; the node subscribes only once
@@ -221,6 +222,7 @@ class Probe(Node):
                         is_idle(s["values"]) for r in self.records[start:] if r["topic"] == "/diagnostics"
                         for s in r["status"]):
                     rclpy.spin_once(self, timeout_sec=0.05)
+                self.spin_for(0.5)  # outputs published just before that message, on other topics
             elif "wait_for_subscribers" in step:
                 publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
                               "camera_info": self.info_pub, "track_queries": self.queries_pub}
