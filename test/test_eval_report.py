@@ -141,3 +141,36 @@ def test_corrupt_bag_and_bad_model_exit_with_a_message(tmp_path, tiny_model_dir,
     assert cli(["eval", str(tmp_path / "nope"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r2"),
                 "--offline"]) == 1
     assert cli(["eval", str(short_bag), "--model", str(tmp_path), "--out", str(tmp_path / "r3"), "--offline"]) == 1
+
+
+def test_dds_replay_never_bursts_past_the_node_image_history(short_bag, tmp_path):
+    """8-frame clips at hop 4: the first clip's burst would be 8 + 4 - 1 = 11 frames, one more than
+    the node's image history (KEEP_LAST 10), which overwrote frame 0 before the node's callback took
+    it. The replay's own timing shows that no frame was published while 10 others were unanswered."""
+    import random
+
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
+    from fourds_ros.ros_env import ros_environment
+
+    cfg = ModelConfig(size="micro", num_frames=8, image_size=(32, 32), patch_size=(2, 16, 16),
+                      heads=default_heads(32, 2))
+    model_dir = save_checkpoint(init_weights(FourDS(cfg), seed=0), tmp_path / "micro8")
+    out = tmp_path / "report"
+    env = ros_environment(random.Random(os.getpid() + 1).randint(101, 200))
+    proc = fourds_ros(["eval", str(short_bag), "--model", str(model_dir), "--out", str(out), "--hop", "4",
+                       "--timeout", "120"], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    timing = json.loads((out / "replay_timing.json").read_text())
+    assert (timing["clip_length"], timing["hop"]) == (8, 4)
+    published = {int(s): t for s, t in timing["published_ns"].items()}
+    arrival = {int(s): t for s, t in timing["arrival_ns"].items()}
+    order = sorted(published, key=published.get)
+    clip_ends = [n for n in range(1, len(order) + 1) if n >= 8 and (n - 8) % 4 == 0]  # 1-based
+    in_flight = []
+    for k, stamp in enumerate(order, start=1):
+        answered = max((n for n in clip_ends if n < k and arrival.get(order[n - 1], 1 << 62) <= published[stamp]),
+                       default=0)
+        in_flight.append(k - answered)
+    assert max(in_flight) <= 10, in_flight
+    assert published[order[10]] >= arrival[order[7]]  # the 11th frame waited for the first clip's answer
+    assert timing["node_diagnostics"]["frames_in"] == "12"
