@@ -12,9 +12,8 @@ Steps:
    "stamp_offset_s": 0.0, "corrupt": null|"length"}
   {"wait": SECONDS}            keep recording
   {"wait_for": TOPIC, "count": N, "timeout": S}
-  {"wait_idle": true, "timeout": S}  until a /diagnostics message says the node has caught up
-                               (no frame in the last period, input_rate_hz 0, and frames_pending
-                               0), then 0.5 s more
+  {"wait_idle": true, "timeout": S}  until /diagnostics say the node has caught up (frames_in
+                               and frames_out unchanged for 1 s, frames_pending 0), then 0.5 s more
   {"wait_for_subscribers": ["image", "camera_info", ...], "timeout": S}  until the node's
                                subscriptions and its depth publisher are matched (DDS does not
                                deliver samples sent before that; the node subscribes only once
@@ -110,10 +109,21 @@ def summarise(topic: str, msg) -> dict:
     return out
 
 
-def is_idle(diagnostic_values: dict) -> bool:
-    """A node's diagnostics say it has caught up: no input in the last period, no clip waiting."""
-    return (float(diagnostic_values.get("input_rate_hz", "nan")) == 0.0
-            and diagnostic_values.get("frames_pending") == "0")
+def is_idle(diagnostics: list[dict], quiet_s: float = 1.0) -> bool:
+    """/diagnostics records (oldest first) say the node has caught up: two messages at least
+    quiet_s apart with the same frames_in and frames_out and nothing pending. (Not input_rate_hz:
+    two timer callbacks run back to back after a stall report 0 Hz over a few milliseconds.)"""
+    def counts(record):
+        values = record["status"][0]["values"] if record["status"] else {}
+        return values.get("frames_in"), values.get("frames_out"), values.get("frames_pending")
+
+    if len(diagnostics) < 2:
+        return False
+    last = counts(diagnostics[-1])
+    if last[0] is None or last[2] != "0":
+        return False
+    return any(counts(r) == last and diagnostics[-1]["recv_ns"] - r["recv_ns"] >= quiet_s * 1e9
+               for r in diagnostics[:-1])
 
 
 class Probe(Node):
@@ -218,9 +228,8 @@ class Probe(Node):
             elif "wait_idle" in step:
                 end = time.monotonic() + float(step.get("timeout", 30))
                 start = len(self.records)
-                while time.monotonic() < end and not any(
-                        is_idle(s["values"]) for r in self.records[start:] if r["topic"] == "/diagnostics"
-                        for s in r["status"]):
+                while time.monotonic() < end and not is_idle(
+                        [r for r in self.records[start:] if r["topic"] == "/diagnostics"]):
                     rclpy.spin_once(self, timeout_sec=0.05)
                 self.spin_for(0.5)  # outputs published just before that message, on other topics
             elif "wait_for_subscribers" in step:
