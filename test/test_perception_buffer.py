@@ -167,3 +167,28 @@ def test_odometry_gap_continues_from_newest_pose():
     later = chain.add_clip([8, 9, 10, 11], [8, 9, 10, 11], rot, trans, logvar, [0, 1, 2, 3])
     assert chain.gaps == 1
     assert np.allclose(later[0].odom_from_camera, first[-1].odom_from_camera)
+
+
+def test_odometry_aligns_a_clip_on_the_frames_it_shares_with_the_trajectory():
+    """A clip whose head output is off by one rotation for the whole clip (E @ T_first_from_t, a
+    40-degree error) still continues the trajectory without a step: it is aligned on its shared
+    frames, not hung on its first frame (which put E on the seam)."""
+    step = np.eye(4)
+    step[:3, :3] = euler.euler2mat(0.0, 0.05, 0.0)
+    step[:3, 3] = (0.02, 0.0, 0.1)
+    rot, trans = constant_motion(8, step)
+    chain = OdometryChain()
+    logvar = np.zeros((8, 2))
+    first = chain.add_clip(list(range(8)), list(range(8)), rot, trans, logvar, list(range(8)))
+    error = np.eye(4)
+    error[:3, :3] = euler.euler2mat(0.4, 0.5, 0.3)  # ~40 degrees
+    assert np.degrees(np.arccos((np.trace(error[:3, :3]) - 1) / 2)) > 35
+    rel = np.stack([np.eye(4)] * 8)
+    rel[:, :3, :3], rel[:, :3, 3] = rot, trans
+    wrong = error @ rel
+    later = chain.add_clip(list(range(4, 12)), list(range(4, 12)), wrong[:, :3, :3], wrong[:, :3, 3], logvar,
+                           [4, 5, 6, 7])
+    expected = first[-1].odom_from_camera
+    for est in later:
+        expected = expected @ step
+        assert np.allclose(est.odom_from_camera, expected, atol=1e-9)

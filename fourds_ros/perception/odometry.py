@@ -1,10 +1,12 @@
 """Chain the pose head's per-clip relative motion into a trajectory.
 
 The pose head gives T_first_from_t for every frame t of a clip (camera optical frames). Clips
-overlap, so a new clip's first frame already has a pose from an earlier clip: the new frames are
-anchored there, T_odom_from_cam(t) = T_odom_from_cam(first) @ T_first_from_t. When the anchor is
-missing (a clip was dropped under overload, or hop == clip length) the chain continues from the
-newest known pose, i.e. it assumes no motion over the gap, and counts it in `gaps`.
+overlap, so the frames a new clip shares with earlier ones already have poses: the clip is
+aligned to them (each shared frame k proposes T_odom_from_cam(first) = T_odom_from_cam(k) @
+T_first_from_k^-1; the proposals are averaged) and its new frames are T_odom_from_cam(first) @
+T_first_from_t. When no frame is shared (a clip was dropped under overload, or hop == clip
+length) the chain continues from the newest known pose, i.e. it assumes no motion over the gap,
+and counts it in `gaps`.
 
 The odom frame is the base frame at the first frame (REP-105 style): with the camera mounted as
 base_from_camera (4x4), odom_from_camera = B @ chain and odom_from_base = B @ chain @ B^-1.
@@ -93,8 +95,23 @@ class OdometryChain:
                  ) -> list[PoseEstimate]:
         """rotation (T, 3, 3), translation (T, 3), log_variance (T, 2) from the pose head for the
         clip frames `indices`; returns estimates for the frames at positions output_t."""
-        if indices[0] in self.poses:
-            _, anchor, anchor_cov = self.poses[indices[0]]
+        def first_from(t: int) -> np.ndarray:  # the head's T_first_from_t
+            out = np.eye(4)
+            out[:3, :3] = orthonormalise(rotation[t])
+            out[:3, 3] = translation[t]
+            return out
+
+        # Align the clip to the trajectory on the frames it shares with it: each shared frame k
+        # gives an anchor pose(k) @ T_first_from_k^-1; their mean (chordal for the rotation)
+        # is the clip's first frame. Anchoring at the first frame alone put the head's
+        # whole-clip error on the seam between clips (one 43-degree step on the HoloLens sample).
+        known = [t for t in range(min(output_t, default=0)) if indices[t] in self.poses]
+        if known:
+            anchors = [self.poses[indices[k]][1] @ np.linalg.inv(first_from(k)) for k in known]
+            anchor = np.eye(4)
+            anchor[:3, :3] = orthonormalise(np.mean([a[:3, :3] for a in anchors], axis=0))
+            anchor[:3, 3] = np.mean([a[:3, 3] for a in anchors], axis=0)
+            anchor_cov = self.poses[indices[known[0]]][2]
         elif self.poses:
             self.gaps += 1
             _, anchor, anchor_cov = next(reversed(self.poses.values()))
@@ -106,10 +123,7 @@ class OdometryChain:
             if indices[t] in self.poses:  # already published by an earlier clip: keep it
                 _, chain, cov = self.poses[indices[t]]
             else:
-                relative = np.eye(4)
-                relative[:3, :3] = orthonormalise(rotation[t])
-                relative[:3, 3] = translation[t]
-                chain = anchor @ relative
+                chain = anchor @ first_from(t)
                 var_r = max(float(variance[t, 0]), self.rotation_var_floor)
                 var_t = max(float(variance[t, 1]), self.translation_var_floor)
                 cov = anchor_cov + np.diag([var_t] * 3 + [var_r] * 3)
