@@ -47,7 +47,6 @@ from . import convert
 from .launch_logic import NODE_NAME
 
 
-
 def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np.ndarray], np.ndarray]:
     """-> RGB uint8 frames and their 3x3 K."""
     if source == "synthetic":
