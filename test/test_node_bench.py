@@ -12,7 +12,7 @@ def test_bench_node_writes_json_and_table(ros_env, tmp_path, monkeypatch):
     assert main(["--cases", "micro@4x32x32", "--frames", "16", "--num-queries", "16",
                  "--json-dir", str(tmp_path), "--markdown", str(markdown)]) == 0
     row = json.loads((tmp_path / "node.json").read_text())["rows"][0]
-    assert row["case"] == "micro@4x32x32" and row["hop"] == 2
+    assert row["case"] == "micro@4x32x32" and row["hop"] == 3  # default_hop: clip length - 1
     assert row["bare_ms_p50"] > 0 and row["pipeline_ms_p50"] > 0
     assert row["frames_out"] > 0 and row["clip_latency_ms_p50"] > 0
     assert row["frames_out"] <= row["frames_in"] <= 16

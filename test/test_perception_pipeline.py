@@ -36,6 +36,12 @@ def scenes_frames(n):
     return frames, np.loadtxt(root / "camera-intrinsics.txt")
 
 
+def test_default_hop_shares_one_frame_between_clips(engine):
+    assert engine.config.num_frames == 4
+    assert PerceptionPipeline(engine, PipelineSettings()).hop == 3
+    assert PerceptionPipeline(engine, PipelineSettings(hop=2)).hop == 2
+
+
 def test_every_frame_described_once_with_its_stamp(engine):
     counting = CountingEngine(engine)
     pipe = PerceptionPipeline(counting, PipelineSettings(hop=2, max_tracks=12))

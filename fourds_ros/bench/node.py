@@ -52,13 +52,14 @@ def load_frames(count: int) -> list[np.ndarray]:
 
 def bench_case(case: str, backend: str, num_queries: int, frames: int, root: Path) -> dict:
     from ..engine import create_engine
+    from ..perception.clip_buffer import default_hop
     from ..perception.pipeline import PerceptionPipeline, PipelineSettings
     from ..ros.harness import ros_env, run_node
 
     model_dir = make_checkpoint(case, root)
     engine = create_engine(model_dir, backend=backend, num_queries=num_queries)
     cfg = engine.config
-    hop = max(1, cfg.num_frames // 2)
+    hop = default_hop(cfg.num_frames)
     images = load_frames(cfg.num_frames + 10 * hop)
     captured: list[dict] = []
 

@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
                         help="ignore depth within PX pixels of depth edges (7-Scenes: RGB/depth misregistered)")
     parser.add_argument("--rate", default="max", help="DDS replay: 'max' (back-pressure, no drops) or 'bag'")
     parser.add_argument("--max-frames", type=int, default=None)
-    parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: half a clip)")
+    parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: the node default, clip length - 1)")
     parser.add_argument("--timeout", type=float, default=300.0, help="DDS replay: seconds before giving up")
     parser.add_argument("--badja", metavar="DIR", help="also score PCK@0.2 on DAVIS horsejump-high + BADJA")
     args = parser.parse_args(argv)

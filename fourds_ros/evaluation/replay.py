@@ -32,6 +32,7 @@ import numpy as np
 from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, image_from_msg, \
     open_reader, pose_from_msg, stamp_of
 from .. import ros_env
+from ..perception.clip_buffer import default_hop
 from .predictions import Predictions
 
 RECORDED = {  # node topic -> msgtype
@@ -411,7 +412,7 @@ def replay_subprocess(bag_path, out_mcap: Path, timing_json: Path, env: dict, ra
 def clip_geometry(model_dir, hop: int) -> tuple[int, int]:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     clip_length = int(config["num_frames"])
-    return clip_length, hop or max(1, clip_length // 2)
+    return clip_length, hop or default_hop(clip_length)
 
 
 def unique_namespace() -> str:

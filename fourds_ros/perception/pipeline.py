@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from einops import rearrange
 
-from .clip_buffer import Clip, ClipBuffer, Frame
+from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .odometry import OdometryChain, PoseEstimate
 from .preprocess import PixelMap, Preprocessor, default_intrinsics
 from .tracks import TrackManager, TrackSet
@@ -37,7 +37,7 @@ from .tracks import TrackManager, TrackSet
 class PipelineSettings:
     """Algorithm parameters (the node's ROS parameters of the same names)."""
 
-    hop: int = 0  # frames between clips; 0: half the clip length (at least 1)
+    hop: int = 0  # frames between clips; 0: clip_buffer.default_hop (clip length - 1)
     enable_depth: bool = True
     enable_tracks: bool = True
     enable_pose: bool = True
@@ -87,7 +87,7 @@ class PerceptionPipeline:
         self.clip_length = cfg.num_frames
         self.model_hw = tuple(cfg.image_size)
         self.heads = set(cfg.heads)
-        hop = s.hop or max(1, self.clip_length // 2)
+        hop = s.hop or default_hop(self.clip_length)
         self.buffer = ClipBuffer(self.clip_length, hop, s.max_gap_s)
         self.preprocess = Preprocessor(self.model_hw, s.crop_policy)
         num_queries = engine.spec.num_queries if "tracks" in self.heads else 0
