@@ -124,6 +124,18 @@ def test_mirroring_keeps_the_labels_consistent():
     assert concat_banks([batch, batch])["video"].shape[0] == 4
 
 
+def test_first_frame_queries_move_only_points_visible_in_frame_0():
+    from training.train_readouts import requery_first_frame
+
+    xy = torch.tensor([[[[3.0, 4.0], [5.0, 6.0]], [[7.0, 8.0], [9.0, 10.0]], [[1.0, 2.0], [3.0, 4.0]]]])
+    batch = {"query_points": torch.tensor([[[1.0, 6.0, 5.0], [1.0, 10.0, 9.0], [1.0, 4.0, 3.0]]]),
+             "tracks_xy": xy, "tracks_visible": torch.tensor([[[1.0, 1.0], [0.0, 1.0], [1.0, 1.0]]])}
+    moved = requery_first_frame(batch, torch.tensor([[True, True, False]]))
+    # The first moves to its frame-0 label; the second is hidden in frame 0; the third not chosen.
+    assert moved["query_points"].tolist() == [[[0.0, 4.0, 3.0], [1.0, 10.0, 9.0], [1.0, 4.0, 3.0]]]
+    assert moved["tracks_xy"] is xy and batch["query_points"][0, 0, 0] == 1.0
+
+
 def test_real_sequences_are_sampled_equally():
     from training.train_readouts import balanced_indices
 

@@ -251,6 +251,17 @@ def mirror(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torc
     return out
 
 
+def requery_first_frame(batch: dict[str, torch.Tensor], chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Move each chosen query (chosen: (B, Q) bool) whose point is visible in frame 0 to that
+    frame: same track, same labels, a different query. The node asks every query at a clip's
+    first frame under its default hop (new seeds there, chained tracks at the one shared frame),
+    while the clips sample query frames uniformly."""
+    move = chosen & (batch["tracks_visible"][:, :, 0] > 0.5)
+    x0, y0 = batch["tracks_xy"][:, :, 0, 0], batch["tracks_xy"][:, :, 0, 1]
+    first = torch.stack([torch.zeros_like(x0), y0, x0], dim=-1)
+    return dict(batch) | {"query_points": torch.where(move[..., None], first, batch["query_points"])}
+
+
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     device = torch.device(resolve_device(args.device))
@@ -306,6 +317,9 @@ def train(args: argparse.Namespace) -> dict:
         batch = concat_banks(parts)
         if args.flip and not args.cache_features:  # cached banks hold their mirror images
             batch = mirror(batch, (torch.rand(args.batch_size, generator=gen) < 0.5).to(device))
+        if args.first_frame_queries:
+            chosen = torch.rand(batch["query_points"].shape[:2], generator=gen) < args.first_frame_queries
+            batch = requery_first_frame(batch, chosen.to(device))
         return batch
 
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -396,6 +410,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--real-hop", type=int, default=0, help="frames between real clip starts (0: half a clip)")
     p.add_argument("--encoder-lr-scale", type=float, default=1.0, help="encoder lr / head lr with --finetune")
     p.add_argument("--flip", action="store_true", help="mirror half the clips (labels included)")
+    p.add_argument("--first-frame-queries", type=float, default=0.0, metavar="SHARE",
+                   help="move this share of training queries to frame 0 where their point is visible "
+                        "(the node's query frame under its default hop); validation is unchanged")
     p.add_argument("--train-heads", nargs="+", default=None,
                    help="train only these heads (frozen encoder); the rest keep their weights")
     p.add_argument("--softargmax-temperature", type=float, default=None,
