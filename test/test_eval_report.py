@@ -84,14 +84,15 @@ def test_dds_eval_writes_every_report_key(reports, short_bag):
     assert 0 <= report["tracks"]["aj"] <= 1 and 0 <= report["tracks"]["oa"] <= 1
     assert report["pose"]["ate_rmse"] >= 0 and report["depth"]["erode_px"] == 4
     assert report["performance"]["dropped"] == 0  # back-pressure: nothing lost
-    # 4-frame clips at the default hop 3 end at frames 4, 7 and 10: the last two frames wait for a
-    # clip that the finished bag never completes. Every frame a clip holds is described.
+    # 4-frame clips at the default hop 3 end at frames 4, 7 and 10; the node describes the last
+    # two once its input has been idle for flush_after_s (one flushed clip).
     timing = json.loads((out / "replay_timing.json").read_text())
-    assert timing["hop"] == 3 and timing["frames_describable"] == 10
-    assert report["performance"]["frames_out"] == 10
+    assert timing["hop"] == 3 and timing["frames_describable"] == 12
+    assert report["performance"]["frames_out"] == 12
     # The node's own /diagnostics counts, kept in the timing file: every frame reached its callback.
     node_counts = timing["node_diagnostics"]
-    assert node_counts["frames_in"] == "12" and node_counts["frames_out"] == "10"
+    assert node_counts["frames_in"] == "12" and node_counts["frames_out"] == "12"
+    assert node_counts["clips"] == "4" and node_counts["clips_flushed"] == "1"
     assert report["unscored"] == [] and report["meta"]["mode"] == "dds"
     # the node's outputs were recorded; they read back as a bag with the scored topics
     recorded = open_reader(out / "outputs.mcap")
@@ -99,7 +100,7 @@ def test_dds_eval_writes_every_report_key(reports, short_bag):
         counts = {c.topic: c.msgcount for c in recorded.connections}
     finally:
         recorded.close()
-    assert counts["/depth"] == 10 and counts["/pose"] == 10 and counts["/tracks"] == 10
+    assert counts["/depth"] == 12 and counts["/pose"] == 12 and counts["/tracks"] == 12
     for png in ("trajectory.png", "depth.png", "tracks.png", "metrics_over_time.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({png})" in (out / "report.md").read_text()

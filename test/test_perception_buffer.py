@@ -192,3 +192,18 @@ def test_odometry_aligns_a_clip_on_the_frames_it_shares_with_the_trajectory():
     for est in later:
         expected = expected @ step
         assert np.allclose(est.odom_from_camera, expected, atol=1e-9)
+
+
+def test_flush_describes_the_frames_after_the_last_clip_once():
+    buf = ClipBuffer(4, 3, max_gap_s=0)
+    assert all(buf.push(frame(i))[0] is None for i in range(3)) and buf.flush() is None  # no full clip yet
+    assert buf.push(frame(3))[0].new_frames == 4 and buf.flush() is None  # nothing after it
+    for i in (4, 5):
+        buf.push(frame(i))
+    assert buf.undescribed == 2
+    clip = buf.flush()
+    assert [f.stamp_ns for f in clip.frames[-clip.new_frames:]] == [frame(4).stamp_ns, frame(5).stamp_ns]
+    assert len(clip.frames) == 4 and buf.undescribed == 0 and buf.flush() is None
+    # The stream goes on: the next clip comes a hop after the flushed one and describes only its new frames.
+    clips = [buf.push(frame(i))[0] for i in (6, 7, 8)]
+    assert clips[:2] == [None, None] and clips[2].new_frames == 3

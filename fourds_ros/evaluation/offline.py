@@ -49,8 +49,12 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
         for result in pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp)):
             now = time.perf_counter_ns()
             result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
+    clip = pipeline.flush()  # the end of the bag: the node flushes once its input is idle
+    if clip is not None:
+        for result in pipeline.process(clip).frames:
+            now = time.perf_counter_ns()
+            result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
     preds.wall_s = time.perf_counter() - t0
-    n, t, h = len(bag.stamps), pipeline.clip_length, pipeline.hop
-    describable = 0 if n < t else n - (n - t) % h  # frames after the last full clip are never described
+    describable = len(bag.stamps) if len(bag.stamps) >= pipeline.clip_length else 0
     preds.dropped = max(0, describable - len(preds.output_stamps()))
     return preds

@@ -210,7 +210,10 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
         if time.monotonic() - t0_wall > timeout_s:
             break
     progress.close()
-    # Drain: wait for the last complete clip (frames after it can never be described).
+    # Drain: wait for the last frame, which the node describes once its input has been idle for
+    # flush_after_s (the frames after the last complete clip), or for the last complete clip.
+    if len(order) >= clip_length and order[-1] not in clip_ends:
+        clip_ends.append(order[-1])
     t_end = time.monotonic()
     while clip_ends and clip_ends[-1] not in arrivals and time.monotonic() - t_end < stall_s:
         n_before = len(arrivals)
@@ -242,7 +245,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
               # The node's own counts: frames_in below frames_published means frames were lost
               # before its image callback (the intermittent first-frame loss), not by the pipeline.
               "node_diagnostics": diagnostics_after,
-              "frames_describable": len(order) if not clip_ends else order.index(clip_ends[-1]) + 1}
+              "frames_describable": len(order) if len(order) >= clip_length else 0}
     Path(timing_json).write_text(json.dumps(timing))
     return timing
 

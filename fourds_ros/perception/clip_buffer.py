@@ -1,5 +1,8 @@
 """Bounded clip buffer: frames in, overlapping fixed-length clips out every `hop` frames.
 
+`flush` describes the frames after the last clip when the stream stops (the node calls it once
+its input has been idle for `flush_after_s`, the offline evaluator at the end of the bag).
+
 The buffer holds at most `clip_length` frames (drop-oldest). It resets, dropping what it holds,
 when the resolution or encoding changes, when time jumps backwards (a bag loop) and when the gap
 between frames exceeds `max_gap_s`; each reset reason is counted.
@@ -19,7 +22,8 @@ def default_hop(clip_length: int) -> int:
     anchors on it), and every further shared frame costs compute without adding a result. Fewer
     clips also mean fewer chaining steps: on 7-Scenes and HoloLens, hop 7 instead of 4 with 8-frame
     clips raised tracks AJ 0.117 -> 0.134 and 0.134 -> 0.206 and cut pose ATE 0.212 -> 0.191 and
-    0.067 -> 0.029 m (docs/results/). The price is latency: a frame waits for its clip's last."""
+    0.067 -> 0.029 m (offline, same weights; models/fourds_default/README.md). The price is
+    latency: a frame waits for its clip's last."""
     return max(1, clip_length - 1)
 
 
@@ -144,3 +148,17 @@ class ClipBuffer:
         self._since_clip = 0
         self._emitted = True
         return Clip(list(self.frames), min(new, self.clip_length), self.sequence), reason
+
+    @property
+    def undescribed(self) -> int:
+        """Buffered frames that no clip has described yet and `flush` would (0 before a full clip)."""
+        return self._since_clip if self._emitted else 0
+
+    def flush(self) -> Clip | None:
+        """The last clip_length frames as a clip for the frames that no clip has described yet (the
+        stream stopped before the next hop), or None when there are none or fewer than a clip's
+        worth of frames arrived. Later clips still come every `hop` frames after this one."""
+        if not self.undescribed:
+            return None
+        new, self._since_clip = self._since_clip, 0
+        return Clip(list(self.frames), new, self.sequence)

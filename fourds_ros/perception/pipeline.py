@@ -125,6 +125,10 @@ class PerceptionPipeline:
                       model_rgb=self.preprocess(rgb))
         return self.buffer.push(frame)
 
+    def flush(self) -> Clip | None:
+        """A clip for the buffered frames no clip has described yet, for `process` (None: none)."""
+        return self.buffer.flush()
+
     def reset(self, reason: str = "manual") -> None:
         """Drop buffered frames, tracks and the odometry chain (restarts at identity)."""
         self.buffer.reset(reason)

@@ -76,6 +76,7 @@ PARAMETERS = {
     "output_qos": "DEFAULT",
     "crop_policy": "center_crop",
     "max_gap_s": 1.0,
+    "flush_after_s": 1.0,
     "depth_output_resolution": "model",
     "min_depth": 0.01,
     "max_depth": 100.0,
@@ -144,6 +145,8 @@ class PerceptionNode(LifecycleNode):
         self.publishers_: dict = {}
         self.camera_sync = CameraInfoSync(wait_s=float(self.p("camera_info_wait_s")))
         self.sync_timer = None  # releases images whose camera_info is overdue (while active)
+        self.flush_timer = None  # describes the frames after the last clip once input stops
+        self.last_activity = time.monotonic()  # a frame buffered or a clip finished
         self.inference_ms: deque = deque(maxlen=50)
         self.latency_ms: deque = deque(maxlen=200)  # input stamp -> publish, wall clock
         # newest frame of a clip: its stamp -> all of the clip published (buffer wait excluded)
@@ -267,6 +270,9 @@ class PerceptionNode(LifecycleNode):
         self.camera_sync = CameraInfoSync(wait_s=float(self.p("camera_info_wait_s")))
         if self.camera_sync.wait_s > 0:  # only waiting images need releasing when overdue
             self.sync_timer = self.create_timer(0.05, self.on_sync_timer, callback_group=self.sub_group)
+        if self.flush_after_s > 0:
+            self.flush_timer = self.create_timer(min(0.1, self.flush_after_s / 4), self.on_flush_timer,
+                                                 callback_group=self.sub_group)
         self.state_text = "active"
         return super().on_activate(state)
 
@@ -290,9 +296,10 @@ class PerceptionNode(LifecycleNode):
         for s in self.subscriptions_:
             self.destroy_subscription(s)
         self.subscriptions_ = []
-        if self.sync_timer is not None:
-            self.destroy_timer(self.sync_timer)
-            self.sync_timer = None
+        for timer in (self.sync_timer, self.flush_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self.sync_timer = self.flush_timer = None
         with self.sync_lock:
             for paired in self.camera_sync.clear():  # frames that arrived are still described
                 self._add_frame(paired)
@@ -324,6 +331,25 @@ class PerceptionNode(LifecycleNode):
         with self.sync_lock:
             for paired in self.camera_sync.release(time.monotonic()):
                 self._add_frame(paired)
+
+    @property
+    def flush_after_s(self) -> float:
+        return float(self.p("flush_after_s"))
+
+    def on_flush_timer(self) -> None:
+        """Input idle for flush_after_s with nothing in inference: a clip of the last frames
+        describes the ones after the last clip, which would otherwise wait for the next hop (a
+        stopped camera, the end of a bag) or be dropped by a gap reset."""
+        if self.pipeline is None or time.monotonic() - self.last_activity < self.flush_after_s:
+            return
+        with self.clip_queue_cv:
+            if self.frames_in_inference or self.clip_queue:
+                return
+        with self.lock:
+            clip = self.pipeline.flush()
+        if clip is not None:
+            self.counts["clips_flushed"] += 1
+            self._enqueue(clip)
 
     def on_message_lost(self, info) -> None:
         self.counts["frames_lost_in_transport"] += int(info.total_count_change)
@@ -375,12 +401,15 @@ class PerceptionNode(LifecycleNode):
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
         with self.lock:
             clip, reason = pipeline.add_frame(rgb, stamp_ns, msg.header.frame_id, paired.k, encoding, received)
+            self.last_activity = time.monotonic()
         if reason:
             self.counts[f"reset_{reason}"] += 1
             self.warn_once(f"reset_{reason}", f"clip buffer reset ({reason}) at frame stamp "
                            f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}")
-        if clip is None:
-            return
+        if clip is not None:
+            self._enqueue(clip)
+
+    def _enqueue(self, clip) -> None:
         with self.clip_queue_cv:
             superseded, lost = self.clip_queue.put(clip)
             self.counts["clips_dropped"] += int(superseded)
@@ -415,6 +444,7 @@ class PerceptionNode(LifecycleNode):
             finally:
                 with self.clip_queue_cv:
                     self.frames_in_inference = 0
+                self.last_activity = time.monotonic()
 
     def _run_clip(self, clip) -> None:
         pipeline = self.pipeline
@@ -487,13 +517,14 @@ class PerceptionNode(LifecycleNode):
 
     # -- diagnostics ----------------------------------------------------------------------------
     def frames_pending(self) -> int:
-        """Frames on their way out: waiting for their camera_info, or in a clip waiting for or in
-        inference (not yet counted out or dropped). Frames in the clip buffer that no complete clip
-        holds yet are not pending: they wait for more input."""
+        """Frames on their way out: waiting for their camera_info, in a clip waiting for or in
+        inference (not yet counted out or dropped), or, with flush_after_s > 0, buffered after the
+        last clip (they come out by the next hop or the idle flush)."""
         with self.sync_lock:
             waiting = len(self.camera_sync.waiting)
+        buffered = self.pipeline.buffer.undescribed if self.pipeline is not None and self.flush_after_s > 0 else 0
         with self.clip_queue_cv:
-            return waiting + self.frames_in_inference + sum(c.new_frames for c in self.clip_queue.clips)
+            return waiting + buffered + self.frames_in_inference + sum(c.new_frames for c in self.clip_queue.clips)
 
     def publish_diagnostics(self) -> None:
         now = time.monotonic()
@@ -537,6 +568,7 @@ class PerceptionNode(LifecycleNode):
             "frames_dropped": self.counts["frames_dropped"],
             "frames_lost_in_transport": self.counts["frames_lost_in_transport"],
             "clips_dropped": self.counts["clips_dropped"],
+            "clips_flushed": self.counts["clips_flushed"],
             # 0 once the node has caught up with its input
             "frames_pending": self.frames_pending(),
             "resets": sum(v for k, v in self.counts.items() if k.startswith("reset_")),
