@@ -1,11 +1,10 @@
 """Bounded clip buffer: frames in, overlapping fixed-length clips out every `hop` frames.
 
-`flush` describes the frames after the last clip when the stream stops (the node calls it once
-its input has been idle for `flush_after_s`, the offline evaluator at the end of the bag).
-
 The buffer holds at most `clip_length` frames (drop-oldest). It resets, dropping what it holds,
 when the resolution or encoding changes, when time jumps backwards (a bag loop) and when the gap
-between frames exceeds `max_gap_s`; each reset reason is counted.
+between frames exceeds `max_gap_s`; each reset reason is counted. `flush` describes the frames
+after the last clip when the stream stops (the node calls it once its input has been idle for
+`flush_after_s`, before a gap reset would drop them; the offline evaluator at the end of the bag).
 """
 
 from __future__ import annotations
