@@ -43,17 +43,19 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     pipeline = PerceptionPipeline(engine, settings)
     preds = Predictions(name="fourds", frames_in=len(bag.stamps))
     pushed_at: dict[int, int] = {}
+
+    def record(results) -> None:
+        now = time.perf_counter_ns()
+        for result in results:
+            result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
+
     t0 = time.perf_counter()
     for stamp in bag.stamps:
         pushed_at[stamp] = time.perf_counter_ns()
-        for result in pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp)):
-            now = time.perf_counter_ns()
-            result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
+        record(pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp)))
     clip = pipeline.flush()  # the end of the bag: the node flushes once its input is idle
     if clip is not None:
-        for result in pipeline.process(clip).frames:
-            now = time.perf_counter_ns()
-            result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
+        record(pipeline.process(clip).frames)
     preds.wall_s = time.perf_counter() - t0
     describable = len(bag.stamps) if len(bag.stamps) >= pipeline.clip_length else 0
     preds.dropped = max(0, describable - len(preds.output_stamps()))

@@ -210,12 +210,11 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
         if time.monotonic() - t0_wall > timeout_s:
             break
     progress.close()
-    # Drain: wait for the last frame, which the node describes once its input has been idle for
-    # flush_after_s (the frames after the last complete clip), or for the last complete clip.
-    if len(order) >= clip_length and order[-1] not in clip_ends:
-        clip_ends.append(order[-1])
+    # Drain: wait for the last frame; when no clip ends there, the node describes it once its input
+    # has been idle for flush_after_s. Fewer frames than a clip are never described.
+    last = order[-1] if len(order) >= clip_length else None
     t_end = time.monotonic()
-    while clip_ends and clip_ends[-1] not in arrivals and time.monotonic() - t_end < stall_s:
+    while last is not None and last not in arrivals and time.monotonic() - t_end < stall_s:
         n_before = len(arrivals)
         rclpy.spin_once(node, timeout_sec=0.05)
         if len(arrivals) != n_before:
