@@ -6,7 +6,9 @@ The engine tracks a fixed number Q of query points per clip. Each clip:
   2. free slots, up to `max_tracks`, are seeded with new tracks at the clip's first frame
      (`mode`: a regular grid, OpenCV Shi-Tomasi corners, or points given on a topic), away from
      the live ones; remaining slots are padding and never published;
-  3. after inference a track is lost (and its slot re-seeded next clip) when it is not visible
+  3. with a refiner (track_refine.py), the head's positions are refined on the camera image
+     against each track's template, kept from its query frame;
+  4. after inference a track is lost (and its slot re-seeded next clip) when it is not visible
      or leaves the image in the clip's last frame.
 Coordinates: queries are (t, y, x) in model-input pixels; published u, v are input-image pixels.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .preprocess import PixelMap
+from .track_refine import TemplateRefiner
 
 MODES = ("grid", "features", "topic")
 
@@ -30,6 +33,7 @@ class Track:
     y: float
     frame_index: int
     trail: deque = field(default_factory=lambda: deque(maxlen=8))  # (u, v) input pixels
+    template: np.ndarray | None = None  # camera-image patch at the query (TemplateRefiner)
 
 
 @dataclass
@@ -50,7 +54,8 @@ class TrackSet:
 
 class TrackManager:
     def __init__(self, num_queries: int, max_tracks: int, model_hw: tuple[int, int],
-                 mode: str = "grid", min_visibility: float = 0.5, trail_length: int = 8):
+                 mode: str = "grid", min_visibility: float = 0.5, trail_length: int = 8,
+                 refiner: TemplateRefiner | None = None):
         if mode not in MODES:
             raise ValueError(f"track_query_mode must be one of {MODES}, got {mode!r}")
         self.num_queries = num_queries
@@ -59,6 +64,7 @@ class TrackManager:
         self.mode = mode
         self.min_visibility = min_visibility
         self.trail_length = trail_length
+        self.refiner = refiner
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
         self.pending_topic_queries: list[tuple[float, float]] = []  # (u, v) input pixels
@@ -143,6 +149,34 @@ class TrackManager:
         if queries:
             points[: len(queries)] = np.asarray(queries, dtype=np.float32)
         return points, slot_ids
+
+    def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, grays: list[np.ndarray],
+               clip_indices: list[int], pmap: PixelMap) -> np.ndarray:
+        """The head's positions refined on the camera image; call before `update`.
+
+        xy: (Q, T, 2) model pixels (x, y); visibility: (Q, T); grays: the clip's T camera frames,
+        (H, W) float32 (track_refine.gray). -> (Q, T, 2) model pixels: refined after each track's
+        query frame wherever the head calls the point visible and its template matches; the head's
+        position elsewhere. Without a refiner, xy unchanged."""
+        if self.refiner is None:
+            return xy
+        refined = np.array(xy, dtype=np.float32, copy=True)
+        position = {idx: t for t, idx in enumerate(clip_indices)}
+        for q in np.flatnonzero(slot_ids >= 0):
+            track = self.tracks.get(int(slot_ids[q]))
+            query_t = position.get(track.frame_index) if track is not None else None
+            if query_t is None:
+                continue
+            if track.template is None:  # a new track, or one whose query had no usable patch
+                track.template = self.refiner.template(grays[query_t], *pmap.to_input(track.x, track.y))
+                if track.template is None:
+                    continue
+            for t in range(query_t + 1, len(clip_indices)):
+                if visibility[q, t] >= self.min_visibility:
+                    u, v = pmap.to_input(float(xy[q, t, 0]), float(xy[q, t, 1]))
+                    u, v, _ = self.refiner.refine(grays[t], track.template, u, v)
+                    refined[q, t] = pmap.to_model(u, v)
+        return refined
 
     def update(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
                confidence: np.ndarray, clip_indices: list[int], output_t: list[int], pmap: PixelMap
