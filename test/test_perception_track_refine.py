@@ -104,7 +104,7 @@ def test_track_manager_refines_after_the_query_frame_where_visible(frame):
     head_xy[:, 0] = np.stack([qx, qy], axis=-1)  # the head returns the query at its frame
     visibility = np.ones((8, 4), np.float32)
     visibility[used[0], 2] = 0.0
-    refined = manager.refine(slot_ids, head_xy, visibility, [gray(f) for f in frames], [0, 1, 2, 3], pmap)
+    refined = manager.refine(slot_ids, head_xy, visibility, frames, [0, 1, 2, 3], pmap)
     reach = 10 + 12 + 6  # template + search + the head's offset and motion, input px
     templated = [q for q in used if manager.tracks[int(slot_ids[q])].template is not None
                  and reach < qv[q] < h - reach]

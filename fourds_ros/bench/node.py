@@ -119,9 +119,8 @@ def bench_case(case: str, backend: str, num_queries: int, frames: int, root: Pat
         "case": case, "backend": engine.describe(), "hop": hop, "input_rate_hz": rate,
         "bare_ms_p50": bare["latency_ms_p50"], "bare_ms_p95": bare["latency_ms_p95"],
         "pipeline_ms_p50": pipeline["latency_ms_p50"], "pipeline_ms_p95": pipeline["latency_ms_p95"],
-        # Part of pipeline: TrackManager.refine per clip, template matching only (the frames' gray
-        # conversion is not in it); a random checkpoint calls only part of the points visible,
-        # and only those are refined.
+        # Part of pipeline: TrackManager.refine per clip (gray conversion and template matching);
+        # a random checkpoint calls only part of the points visible, and only those are refined.
         "refinement_ms_p50": refinement["latency_ms_p50"],
         "clip_latency_ms_p50": clip_p50, "clip_latency_ms_p95": float(values.get("clip_latency_p95_ms", "nan")),
         "frame_latency_ms_p50": float(np.percentile(frame_latency, 50) * 1e3) if depth else float("nan"),

@@ -57,15 +57,13 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
     the whole frame in view; the node's default centre crop would cut off the horse at 854x480."""
     from ..engine import create_engine
     from ..perception.preprocess import Preprocessor
-    from ..perception.track_refine import TemplateRefiner, gray
+    from ..perception.track_refine import gray, make_refiner
 
     engine = create_engine(model_dir, backend=backend)
     cfg = engine.config
     num_frames, capacity = cfg.num_frames, engine.spec.num_queries
     pre = Preprocessor(tuple(cfg.image_size), crop_policy)
-    if track_refinement not in ("template", "none"):
-        raise ValueError(f"track_refinement must be template or none, got {track_refinement!r}")
-    refiner = TemplateRefiner() if track_refinement == "template" else None
+    refiner = make_refiner(track_refinement)
 
     def track(stamps, images, queries):
         ids = list(queries)

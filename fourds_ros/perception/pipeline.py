@@ -30,7 +30,7 @@ from einops import rearrange
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .odometry import OdometryChain, PoseEstimate
 from .preprocess import PixelMap, Preprocessor, default_intrinsics
-from .track_refine import TemplateRefiner, gray
+from .track_refine import make_refiner
 from .tracks import TrackManager, TrackSet
 
 
@@ -93,11 +93,8 @@ class PerceptionPipeline:
         self.buffer = ClipBuffer(self.clip_length, hop, s.max_gap_s)
         self.preprocess = Preprocessor(self.model_hw, s.crop_policy)
         num_queries = engine.spec.num_queries if "tracks" in self.heads else 0
-        if s.track_refinement not in ("template", "none"):
-            raise ValueError(f"track_refinement must be template or none, got {s.track_refinement!r}")
         self.tracks = TrackManager(num_queries, s.max_tracks, self.model_hw, s.track_query_mode,
-                                   s.track_min_visibility,
-                                   refiner=TemplateRefiner() if s.track_refinement == "template" else None)
+                                   s.track_min_visibility, refiner=make_refiner(s.track_refinement))
         self.odometry = OdometryChain(s.base_from_camera, s.pose_rotation_var_floor,
                                       s.pose_translation_var_floor)
         self.enabled = {
@@ -188,9 +185,9 @@ class PerceptionPipeline:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
         if self.enabled["tracks"] and slot_ids is not None:
-            xy, visibility = outputs["track_xy"][0], outputs["track_visibility"][0]
-            if self.tracks.refiner is not None:
-                xy = self.tracks.refine(slot_ids, xy, visibility, [gray(f.rgb) for f in frames], indices, pmap)
+            visibility = outputs["track_visibility"][0]
+            xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, [f.rgb for f in frames],
+                                    indices, pmap)
             sets = self.tracks.update(slot_ids, xy, visibility,
                                       outputs["track_confidence"][0], indices, output_t, pmap)
             for r, t, ts in zip(results, output_t, sets):

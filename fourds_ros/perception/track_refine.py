@@ -80,3 +80,13 @@ class TemplateRefiner:
         dx, dy = _quadratic_peak(scores, row, col)
         r = self.search_radius
         return u + (col - r) + dx, v + (row - r) + dy, float(best)
+
+
+REFINEMENTS = ("template", "none")
+
+
+def make_refiner(track_refinement: str) -> TemplateRefiner | None:
+    """The `track_refinement` setting ("template" | "none") -> a refiner with the defaults, or None."""
+    if track_refinement not in REFINEMENTS:
+        raise ValueError(f"track_refinement must be one of {REFINEMENTS}, got {track_refinement!r}")
+    return TemplateRefiner() if track_refinement == "template" else None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .preprocess import PixelMap
-from .track_refine import TemplateRefiner
+from .track_refine import TemplateRefiner, gray
 
 MODES = ("grid", "features", "topic")
 
@@ -150,16 +150,23 @@ class TrackManager:
             points[: len(queries)] = np.asarray(queries, dtype=np.float32)
         return points, slot_ids
 
-    def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, grays: list[np.ndarray],
+    def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, frames: list[np.ndarray],
                clip_indices: list[int], pmap: PixelMap) -> np.ndarray:
         """The head's positions refined on the camera image; call before `update`.
 
-        xy: (Q, T, 2) model pixels (x, y); visibility: (Q, T); grays: the clip's T camera frames,
-        (H, W) float32 (track_refine.gray). -> (Q, T, 2) model pixels: refined after each track's
-        query frame wherever the head calls the point visible and its template matches; the head's
-        position elsewhere. Without a refiner, xy unchanged."""
+        xy: (Q, T, 2) model pixels (x, y); visibility: (Q, T); frames: the clip's T camera images,
+        (H, W, 3) uint8 RGB. -> (Q, T, 2) model pixels: refined after each track's query frame
+        wherever the head calls the point visible and its template matches; the head's position
+        elsewhere. Without a refiner, xy unchanged."""
         if self.refiner is None:
             return xy
+        grays: dict[int, np.ndarray] = {}
+
+        def frame_gray(t: int) -> np.ndarray:  # converted once, and only where a point is refined
+            if t not in grays:
+                grays[t] = gray(frames[t])
+            return grays[t]
+
         refined = np.array(xy, dtype=np.float32, copy=True)
         position = {idx: t for t, idx in enumerate(clip_indices)}
         for q in np.flatnonzero(slot_ids >= 0):
@@ -168,13 +175,13 @@ class TrackManager:
             if query_t is None:
                 continue
             if track.template is None:  # a new track, or one whose query had no usable patch
-                track.template = self.refiner.template(grays[query_t], *pmap.to_input(track.x, track.y))
+                track.template = self.refiner.template(frame_gray(query_t), *pmap.to_input(track.x, track.y))
                 if track.template is None:
                     continue
             for t in range(query_t + 1, len(clip_indices)):
                 if visibility[q, t] >= self.min_visibility:
                     u, v = pmap.to_input(float(xy[q, t, 0]), float(xy[q, t, 1]))
-                    u, v, _ = self.refiner.refine(grays[t], track.template, u, v)
+                    u, v, _ = self.refiner.refine(frame_gray(t), track.template, u, v)
                     refined[q, t] = pmap.to_model(u, v)
         return refined
 
