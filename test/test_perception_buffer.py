@@ -7,7 +7,7 @@ import transforms3d.euler as euler
 from fourds_ros.perception.clip_buffer import ClipBuffer, ClipQueue, Frame, supersede
 from fourds_ros.perception.odometry import OdometryChain, default_base_from_camera, transform_from_xyz_quat
 from fourds_ros.perception.preprocess import Preprocessor
-from fourds_ros.perception.tracks import TrackManager
+from fourds_ros.perception.tracks import TrackManager, motion_outliers
 
 MS = 1_000_000
 
@@ -104,6 +104,65 @@ def test_track_ids_continue_across_overlap_and_lost_tracks_are_reseeded():
     # No overlap at all: nothing continues.
     _, ids3 = manager.make_queries([10, 11, 12, 13], image, pmap)
     assert not set(ids3[ids3 >= 0]) & set(ids2[ids2 >= 0])
+
+
+def camera_pan(n=6, t=5, step=(2.0, -1.0), seed=0):
+    """(n, t, 2) tracks that all move by `step` per frame (a panning camera), with a little noise."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(20, 100, (n, 1, 2))
+    return start + np.array(step) * np.arange(t)[None, :, None] + rng.normal(0, 0.3, (n, t, 2))
+
+
+def test_motion_outliers_flag_a_track_that_jumps_off_the_common_motion_from_the_jump_on():
+    xy = camera_pan()
+    xy[3, 2:] += np.array([12.0, 5.0])  # track 3 jumps between frames 1 and 2, then moves along
+    visible = np.ones((6, 5), bool)
+    out = motion_outliers(xy, visible, np.zeros(6, np.int64), max_deviation=6.0)
+    assert out[3].tolist() == [False, False, True, True, True]
+    assert not out[np.arange(6) != 3].any()
+    # The same jump under the threshold, or a common jump of every track (the camera turned), is none.
+    assert not motion_outliers(xy, visible, np.zeros(6, np.int64), max_deviation=20.0).any()
+    turn = camera_pan()
+    turn[:, 2:] += np.array([12.0, 5.0])
+    assert not motion_outliers(turn, visible, np.zeros(6, np.int64), max_deviation=6.0).any()
+
+
+def test_motion_outliers_judge_only_steps_between_observed_frames_after_the_query():
+    xy = camera_pan()
+    xy[0, 1] += 30.0  # before track 0's query frame (2): the head's guess there is not judged
+    xy[1, 3:] += 30.0  # track 1 jumps into frame 3, but it was invisible in frame 2: not judged
+    xy[2, 4] += 30.0  # track 2 jumps into frame 4 from its query frame 3, invisible there: judged
+    visible = np.ones((6, 5), bool)
+    visible[1, 2] = False
+    visible[2, 3] = False
+    query_t = np.array([2, 0, 3, 0, 0, 0])
+    out = motion_outliers(xy, visible, query_t, max_deviation=6.0)
+    assert out.sum(axis=1).tolist() == [0, 0, 1, 0, 0, 0] and out[2, 4]
+    # Fewer than 4 tracks in a step: no median to compare against.
+    assert not motion_outliers(xy[:3], visible[:3], query_t[:3], max_deviation=6.0).any()
+
+
+def test_track_manager_retires_a_jumped_track_and_reseeds_its_slot():
+    pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
+    image = np.zeros((32, 32, 3), np.float32)
+    outputs = {}
+    for max_deviation in (0.0, 4.0):
+        manager = TrackManager(num_queries=6, max_tracks=6, model_hw=(32, 32), max_deviation=max_deviation)
+        q, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
+        xy = np.repeat(q[:, None, [2, 1]], 4, axis=1) + np.array([0.5, 0.0]) * np.arange(4)[None, :, None]
+        xy[1, 2:] += np.array([6.0, 6.0])  # track 1 latches onto another point in frame 2
+        sets = manager.update(ids, xy, np.ones((6, 4)), np.full((6, 4), 0.9), [0, 1, 2, 3], [0, 1, 2, 3], pmap)
+        outputs[max_deviation] = (sets, manager)
+    sets, manager = outputs[4.0]
+    assert [s.visible[1] for s in sets] == [True, True, False, False]
+    assert all(s.visible[np.arange(6) != 1].all() for s in sets)
+    assert 1 not in manager.tracks and manager.lost == 1
+    _, ids2 = manager.make_queries([3, 4, 5, 6], image, pmap)
+    assert 1 not in ids2 and ids2.max() >= 6  # its slot got a new track
+    sets_off, manager_off = outputs[0.0]
+    assert all(s.visible.all() for s in sets_off) and manager_off.lost == 0
+    with pytest.raises(ValueError, match="track_max_deviation_px"):
+        TrackManager(num_queries=6, max_tracks=6, model_hw=(32, 32), max_deviation=-1.0)
 
 
 def test_feature_and_topic_seeds():

@@ -48,6 +48,7 @@ class PipelineSettings:
     track_query_mode: str = "grid"  # grid | features | topic
     track_min_visibility: float = 0.5
     track_refinement: str = "template"  # template | none; see track_refine.py
+    track_max_deviation_px: float = 10.0  # model pixels per frame off the median motion; 0: off (tracks.py)
     depth_output_resolution: str = "model"  # model | camera
     min_depth: float = 0.01  # metres; outside [min, max] depth is NaN
     max_depth: float = 100.0
@@ -94,7 +95,8 @@ class PerceptionPipeline:
         self.preprocess = Preprocessor(self.model_hw, s.crop_policy)
         num_queries = engine.spec.num_queries if "tracks" in self.heads else 0
         self.tracks = TrackManager(num_queries, s.max_tracks, self.model_hw, s.track_query_mode,
-                                   s.track_min_visibility, refiner=make_refiner(s.track_refinement))
+                                   s.track_min_visibility, refiner=make_refiner(s.track_refinement),
+                                   max_deviation=s.track_max_deviation_px)
         self.odometry = OdometryChain(s.base_from_camera, s.pose_rotation_var_floor,
                                       s.pose_translation_var_floor)
         self.enabled = {

@@ -8,7 +8,11 @@ The engine tracks a fixed number Q of query points per clip. Each clip:
      the live ones; remaining slots are padding and never published;
   3. with a refiner (track_refine.py), the head's positions are refined on the camera image
      against each track's template, kept from its query frame;
-  4. after inference a track is lost (and its slot re-seeded next clip) when it is not visible
+  4. a track whose step from one frame to the next departs from the median step of all visible
+     tracks by more than `max_deviation` model pixels is taken to have jumped onto another point
+     (typically after its own point left the image: the head then latches onto the most similar
+     patch still in view) and is invisible from that frame on;
+  5. after inference a track is lost (and its slot re-seeded next clip) when it is not visible
      or leaves the image in the clip's last frame.
 Coordinates: queries are (t, y, x) in model-input pixels; published u, v are input-image pixels.
 """
@@ -55,9 +59,11 @@ class TrackSet:
 class TrackManager:
     def __init__(self, num_queries: int, max_tracks: int, model_hw: tuple[int, int],
                  mode: str = "grid", min_visibility: float = 0.5, trail_length: int = 8,
-                 refiner: TemplateRefiner | None = None):
+                 refiner: TemplateRefiner | None = None, max_deviation: float = 0.0):
         if mode not in MODES:
             raise ValueError(f"track_query_mode must be one of {MODES}, got {mode!r}")
+        if not max_deviation >= 0:
+            raise ValueError(f"track_max_deviation_px must be >= 0 (0: off), got {max_deviation!r}")
         self.num_queries = num_queries
         self.max_tracks = max(0, min(max_tracks, num_queries))
         self.model_hw = model_hw
@@ -65,6 +71,7 @@ class TrackManager:
         self.min_visibility = min_visibility
         self.trail_length = trail_length
         self.refiner = refiner
+        self.max_deviation = float(max_deviation)
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
         self.pending_topic_queries: list[tuple[float, float]] = []  # (u, v) input pixels
@@ -197,6 +204,11 @@ class TrackManager:
         xy, vis, conf = xy[used], visibility[used], confidence[used]
         inside = (xy[..., 0] >= -0.5) & (xy[..., 0] <= w - 0.5) & (xy[..., 1] >= -0.5) & (xy[..., 1] <= h - 0.5)
         visible = (vis >= self.min_visibility) & inside & np.isfinite(xy).all(-1)
+        if self.max_deviation > 0:
+            position = {idx: t for t, idx in enumerate(clip_indices)}
+            query_t = np.array([position.get(self.tracks[int(i)].frame_index, 0) if int(i) in self.tracks else 0
+                                for i in ids], dtype=np.int64)
+            visible &= ~motion_outliers(xy, visible, query_t, self.max_deviation)
         u, v = pmap.to_input(xy[..., 0], xy[..., 1])
         out = []
         for t in output_t:
@@ -223,3 +235,35 @@ class TrackManager:
     def trails(self) -> dict[int, list[tuple[float, float]]]:
         """Recent (u, v) input pixels per live track id, oldest first."""
         return {tid: list(t.trail) for tid, t in self.tracks.items() if len(t.trail) >= 2}
+
+
+# Fewer tracks than this in a step give no reliable median motion; no track is judged there.
+MIN_TRACKS_FOR_MEDIAN = 4
+
+
+def motion_outliers(xy: np.ndarray, visible: np.ndarray, query_t: np.ndarray, max_deviation: float) -> np.ndarray:
+    """Tracks that jumped: (N, T) bool, True from the first frame where a track's step departs
+    from the median step of the visible tracks by more than `max_deviation` (and after it).
+
+    xy: (N, T, 2) model pixels; visible: (N, T) bool; query_t: (N,) each track's query frame in
+    the clip (visible by definition). Why the median step: in a mostly static scene the camera
+    moves every point by about the same few pixels per frame, and a track that switched to another
+    point steps far off that. Points on independently moving objects step off it too, so the
+    threshold is set well above the head's frame-to-frame noise (docs/perception_node.md).
+    """
+    n, t = visible.shape
+    if n == 0 or t < 2:
+        return np.zeros((n, t), bool)
+    step = xy[:, 1:] - xy[:, :-1]  # (N, T-1, 2): into frames 1..T-1
+    into = np.arange(1, t)[None, :]
+    from_seen = visible[:, :-1] | (into - 1 == query_t[:, None])
+    judged = visible[:, 1:] & from_seen & (into > query_t[:, None]) & np.isfinite(step).all(-1)
+    jumped = np.zeros((n, t), bool)
+    for j in range(t - 1):
+        rows = np.flatnonzero(judged[:, j])
+        if rows.size < MIN_TRACKS_FOR_MEDIAN:
+            continue
+        median = np.median(step[rows, j], axis=0)
+        far = np.linalg.norm(step[rows, j] - median, axis=-1) > max_deviation
+        jumped[rows[far], j + 1] = True
+    return np.logical_or.accumulate(jumped, axis=1)
