@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from fourds_ros.ros.harness import run_node
 
 
@@ -55,11 +57,12 @@ def test_corrupt_checkpoint_fails_configure_but_node_runs(ros_env, tmp_path):
     assert not run.records("depth")
 
 
-def test_unknown_track_refinement_fails_configure_with_its_name(tiny_model_dir, ros_env, tmp_path):
+@pytest.mark.parametrize("name, value", [("track_refinement", "lk"), ("track_max_deviation_px", -1.0)])
+def test_a_bad_track_setting_fails_configure_with_its_name(name, value, tiny_model_dir, ros_env, tmp_path):
     plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"get_state": True}, {"wait": 0.5}]
-    run = run_node(plan, {"model": str(tiny_model_dir), "track_refinement": "lk"}, tmp_path / "run", ros_env)
+    run = run_node(plan, {"model": str(tiny_model_dir), name: value}, tmp_path / "run", ros_env)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     assert run.result["events"][0]["state"] == "unconfigured"
     diag = run.last_diagnostics()
-    assert diag["level"] == 2 and "track_refinement" in diag["message"], diag
+    assert diag["level"] == 2 and name in diag["message"], diag
     assert "Traceback" not in run.node_log
