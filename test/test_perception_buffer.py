@@ -165,6 +165,28 @@ def test_track_manager_retires_a_jumped_track_and_reseeds_its_slot():
         TrackManager(num_queries=6, max_tracks=6, model_hw=(32, 32), max_deviation=-1.0)
 
 
+def test_tracks_followed_on_the_image_are_not_queried_and_count_against_max_tracks():
+    pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
+    image = np.zeros((32, 32, 3), np.float32)
+    manager = TrackManager(num_queries=6, max_tracks=4, model_hw=(32, 32), mode="grid")
+    _, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
+    assert (ids >= 0).sum() == 4
+    for track in manager.tracks.values():
+        track.frame_index = 3
+    followed = [int(ids[0]), int(ids[1])]
+    for tid in followed:
+        manager.tracks[tid].on_image = True
+    q, ids2 = manager.make_queries([3, 4, 5, 6], image, pmap)
+    # The two others are queried again; no seed replaces the followed two, nor lands on them.
+    assert sorted(ids2[ids2 >= 0].tolist()) == sorted(set(ids[:4].tolist()) - set(followed))
+    assert all(tid in manager.tracks for tid in followed)
+    # Once they are back with the model, the next clip queries all four again.
+    for tid in followed:
+        manager.tracks[tid].on_image = False
+    _, ids3 = manager.make_queries([3, 4, 5, 6], image, pmap)
+    assert sorted(ids3[ids3 >= 0].tolist()) == sorted(ids[:4].tolist())
+
+
 def test_feature_and_topic_seeds():
     rng = np.random.default_rng(0)
     image = np.zeros((32, 32, 3), np.float32)

@@ -11,7 +11,7 @@ from fourds_ros.engine import create_engine
 from fourds_ros.perception.pipeline import PerceptionPipeline, PipelineSettings
 from fourds_ros.perception.preprocess import Preprocessor
 from fourds_ros.perception.track_refine import TemplateRefiner, gray
-from fourds_ros.perception.tracks import TrackManager
+from fourds_ros.perception.tracks import VIEW_MARGIN, ClipImages, TrackManager, in_window, scene_motion
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "hololens_000" / "images"
 
@@ -104,7 +104,7 @@ def test_track_manager_refines_after_the_query_frame_where_visible(frame):
     head_xy[:, 0] = np.stack([qx, qy], axis=-1)  # the head returns the query at its frame
     visibility = np.ones((8, 4), np.float32)
     visibility[used[0], 2] = 0.0
-    refined = manager.refine(slot_ids, head_xy, visibility, frames, [0, 1, 2, 3], pmap)
+    refined = manager.refine(slot_ids, head_xy, visibility, ClipImages(frames), [0, 1, 2, 3], pmap)
     reach = 10 + 12 + 6  # template + search + the head's offset and motion, input px
     templated = [q for q in used if manager.tracks[int(slot_ids[q])].template is not None
                  and reach < qv[q] < h - reach]
@@ -120,10 +120,142 @@ def test_track_manager_refines_after_the_query_frame_where_visible(frame):
         assert np.allclose(refined[q, 0], head_xy[q, 0])  # the query frame is never moved
     # Without a refiner the head's positions pass through unchanged.
     plain = TrackManager(num_queries=8, max_tracks=8, model_hw=(128, 128))
-    assert plain.refine(slot_ids, head_xy, visibility, [], [0, 1, 2, 3], pmap) is head_xy
+    assert plain.refine(slot_ids, head_xy, visibility, ClipImages([]), [0, 1, 2, 3], pmap) is head_xy
 
 
 def test_pipeline_rejects_an_unknown_refinement(tiny_model_dir):
     engine = create_engine(tiny_model_dir, backend="torch", num_queries=4)
     with pytest.raises(ValueError, match="track_refinement"):
         PerceptionPipeline(engine, PipelineSettings(track_refinement="lk"))
+
+
+def test_scene_motion_is_the_similarity_of_the_tracks_ignoring_outliers():
+    rng = np.random.default_rng(0)
+    before = rng.uniform(0, 500, (20, 2))
+    angle, scale, shift = np.radians(3.0), 1.02, np.array([7.0, -4.0])
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    after = before @ rotation.T + shift
+    after[:4] += rng.uniform(30, 60, (4, 2))  # four tracks that jumped
+    motion = scene_motion(before, after)
+    assert np.allclose(motion[:, :2], rotation, atol=1e-3) and np.allclose(motion[:, 2], shift, atol=0.5)
+    assert scene_motion(before[:3], after[:3]) is None  # too few tracks to tell the scene's motion
+
+
+def panning_clip(frame, pmap, manager, seeds_uv, first, step, t_len=8):
+    """The camera pans: frame t is the sample moved by step * (first + t) px in x. The head is
+    faked (what cannot run here without a model): it returns every query's true position while
+    the point is at least VIEW_MARGIN inside the model window; beyond, it latches onto the
+    window's edge and still calls the point visible, as the real head can. -> (sets, slot_ids,
+    true_u (Q, T), true_v (Q, T))."""
+    images = ClipImages([shifted(frame, step * (first + t), 0.0) for t in range(t_len)])
+    indices = list(range(first, first + t_len))
+    if seeds_uv is not None:
+        manager.add_topic_queries(seeds_uv)
+    queries, slot_ids = manager.make_queries(indices, np.zeros((128, 128, 3), np.float32), pmap)
+    qu, qv = pmap.to_input(queries[:, 2], queries[:, 1])
+    t = np.arange(t_len)[None]
+    true_u = qu[:, None] + step * (t - queries[:, :1])  # from each query's frame on
+    true_v = np.repeat(qv[:, None], t_len, axis=1)
+    head_xy = np.stack(pmap.to_model(true_u, true_v), axis=-1).astype(np.float32)
+    head_xy[..., 0] = np.minimum(head_xy[..., 0], 127.0 - VIEW_MARGIN)
+    visibility = np.ones(head_xy.shape[:2], np.float32)
+    xy = manager.refine(slot_ids, head_xy, visibility, images, indices, pmap)
+    sets = manager.update(slot_ids, xy, visibility, np.full_like(visibility, 0.9), indices,
+                          list(range(1, t_len)), pmap, images)
+    return sets, slot_ids, true_u, true_v
+
+
+def test_a_track_that_leaves_the_models_view_is_followed_on_the_image_and_dropped_off_it(frame):
+    """A 540x360 frame; the model sees its centre 360x360. The camera pans so that the scene
+    moves 14 px right per frame, further than the template search (12 px) reaches without the
+    scene's motion: a point near the crop's right edge leaves the model's view but not the
+    image. With the fallback it stays published, visible, on its true position, and is not
+    queried; without, the head's latched position is published."""
+    h, w = frame.shape[:2]
+    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
+    points = textured_points(gray(frame), 100, 30)
+    rows = (points[:, 1] > 40) & (points[:, 1] < h - 40)
+    edge = points[rows & (points[:, 0] > 360) & (points[:, 0] < 400)][:1]
+    middle = points[rows & (points[:, 0] > 130) & (points[:, 0] < 300)][:12]
+    assert len(edge) == 1 and len(middle) >= 8
+    seeds = np.concatenate([edge, middle])
+    results = {}
+    for fallback in (True, False):
+        manager = TrackManager(num_queries=16, max_tracks=16, model_hw=(128, 128), mode="topic",
+                               refiner=TemplateRefiner(), image_fallback=fallback)
+        sets, slot_ids, true_u, true_v = panning_clip(frame, pmap, manager, seeds, 0, 14.0)
+        results[fallback] = manager, sets, slot_ids, true_u, true_v
+    manager, sets, slot_ids, true_u, true_v = results[True]
+    edge_id = int(slot_ids[0])
+    exits = int(np.argmin(in_window(np.stack(pmap.to_model(true_u[0], true_v[0]), -1), (128, 128), VIEW_MARGIN)))
+    assert 1 < exits < 7  # the point leaves the model's view mid-clip (and stays in the image)
+    for t, ts in enumerate(sets, 1):
+        row = list(ts.ids).index(edge_id)
+        assert ts.visible[row], t
+        assert np.hypot(ts.u[row] - true_u[0, t], ts.v[row] - true_v[0, t]) < 0.5, t
+    assert manager.tracks[edge_id].on_image
+    off_manager, off_sets = results[False][:2]
+    assert abs(off_sets[-1].u[0] - true_u[0, -1]) > 10  # where the head latched
+    # Next clip: the followed track is not queried, but published.
+    sets, slot_ids, true_u, true_v = panning_clip(frame, pmap, manager, None, 7, 14.0)
+    assert edge_id not in slot_ids
+    u_edge = seeds[0, 0] + 14.0 * np.arange(8, 15)
+    followed = 0
+    for t, ts in enumerate(sets, 1):
+        row = list(ts.ids).index(edge_id)
+        if u_edge[t - 1] < w - 1 - 22:  # template and search window inside the image
+            assert ts.visible[row] and abs(ts.u[row] - u_edge[t - 1]) < 0.5, t
+            followed += 1
+    assert followed >= 2
+    # The pan carried it off the image: dropped, its slot free for a new seed.
+    assert edge_id not in manager.tracks and manager.lost >= 1
+
+
+def test_tracks_the_model_calls_invisible_are_visible_where_their_template_matches_and_given_back(frame):
+    """The head calls two points invisible for two frames in the middle of the view. The
+    image still shows the first (a false occlusion call): it stays visible on its true position.
+    The second is covered in those frames: invisible there, found again after. The model takes
+    both back (they are queried) in the next clip."""
+    h, w = frame.shape[:2]
+    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
+    points = textured_points(gray(frame), 60, 30)
+    middle = points[(points[:, 0] > 150) & (points[:, 0] < 330) & (points[:, 1] > 40) & (points[:, 1] < h - 40)][:6]
+    assert len(middle) == 6
+    manager = TrackManager(num_queries=8, max_tracks=8, model_hw=(128, 128), mode="topic",
+                           refiner=TemplateRefiner(), image_fallback=True)
+    manager.add_topic_queries(middle)
+    queries, slot_ids = manager.make_queries(list(range(8)), np.zeros((128, 128, 3), np.float32), pmap)
+    qu, qv = pmap.to_input(queries[:, 2], queries[:, 1])
+    true_u = qu[:, None] + 3.0 * np.arange(8)[None]
+    frames = [shifted(frame, 3.0 * t, 0.0) for t in range(8)]
+    for t in (3, 4):  # the second point covered by a flat grey block
+        u, v = int(round(true_u[1, t])), int(round(qv[1]))
+        frames[t][v - 15:v + 16, u - 15:u + 16] = 128
+    images = ClipImages(frames)
+    head_xy = np.stack(pmap.to_model(true_u, np.repeat(qv[:, None], 8, axis=1)), -1).astype(np.float32)
+    visibility = np.ones((8, 8), np.float32)
+    visibility[:2, 3:5] = 0.0
+    head_xy[:2, 3:5] += 9.0  # and the head's positions there are off
+    xy = manager.refine(slot_ids, head_xy, visibility, images, list(range(8)), pmap)
+    sets = manager.update(slot_ids, xy, visibility, np.full((8, 8), 0.9), list(range(8)), list(range(1, 8)),
+                          pmap, images)
+    for q in (0, 1):
+        track_id = int(slot_ids[q])
+        for t, ts in enumerate(sets, 1):
+            row = list(ts.ids).index(track_id)
+            if q == 1 and t in (3, 4):
+                assert not ts.visible[row], t
+            else:
+                assert ts.visible[row] and abs(ts.u[row] - true_u[q, t]) < 0.5 and abs(ts.v[row] - qv[q]) < 0.5, (q, t)
+        assert not manager.tracks[track_id].on_image  # matched in view at the clip's end: given back
+    _, slot_ids2 = manager.make_queries(list(range(7, 15)), np.zeros((128, 128, 3), np.float32), pmap)
+    assert {int(slot_ids[0]), int(slot_ids[1])} <= set(slot_ids2.tolist())
+
+
+def test_the_image_fallback_needs_template_refinement(tiny_model_dir):
+    with pytest.raises(ValueError, match="track_image_fallback"):
+        TrackManager(num_queries=8, max_tracks=8, model_hw=(128, 128), image_fallback=True)
+    engine = create_engine(tiny_model_dir, backend="torch", num_queries=4)
+    with pytest.raises(ValueError, match="track_refinement: template"):
+        PerceptionPipeline(engine, PipelineSettings(track_refinement="none"))
+    PerceptionPipeline(engine, PipelineSettings(track_refinement="none", track_image_fallback=False))

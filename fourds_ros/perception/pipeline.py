@@ -31,7 +31,7 @@ from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .odometry import OdometryChain, PoseEstimate
 from .preprocess import PixelMap, Preprocessor, default_intrinsics
 from .track_refine import make_refiner
-from .tracks import TrackManager, TrackSet
+from .tracks import ClipImages, TrackManager, TrackSet
 
 
 @dataclass
@@ -49,6 +49,7 @@ class PipelineSettings:
     track_min_visibility: float = 0.5
     track_refinement: str = "template"  # template | none; see track_refine.py
     track_max_deviation_px: float = 10.0  # model pixels per frame off the median motion; 0: off (tracks.py)
+    track_image_fallback: bool = True  # follow the tracks the model loses on the image (tracks.py)
     depth_output_resolution: str = "model"  # model | camera
     min_depth: float = 0.01  # metres; outside [min, max] depth is NaN
     max_depth: float = 100.0
@@ -96,7 +97,8 @@ class PerceptionPipeline:
         num_queries = engine.spec.num_queries if "tracks" in self.heads else 0
         self.tracks = TrackManager(num_queries, s.max_tracks, self.model_hw, s.track_query_mode,
                                    s.track_min_visibility, refiner=make_refiner(s.track_refinement),
-                                   max_deviation=s.track_max_deviation_px)
+                                   max_deviation=s.track_max_deviation_px,
+                                   image_fallback=s.track_image_fallback)
         self.odometry = OdometryChain(s.base_from_camera, s.pose_rotation_var_floor,
                                       s.pose_translation_var_floor)
         self.enabled = {
@@ -188,10 +190,10 @@ class PerceptionPipeline:
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
         if self.enabled["tracks"] and slot_ids is not None:
             visibility = outputs["track_visibility"][0]
-            xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, [f.rgb for f in frames],
-                                    indices, pmap)
-            sets = self.tracks.update(slot_ids, xy, visibility,
-                                      outputs["track_confidence"][0], indices, output_t, pmap)
+            images = ClipImages([f.rgb for f in frames])
+            xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
+            sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
+                                      output_t, pmap, images)
             for r, t, ts in zip(results, output_t, sets):
                 if model_depth is not None:
                     ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)

@@ -12,8 +12,15 @@ The engine tracks a fixed number Q of query points per clip. Each clip:
      tracks by more than `max_deviation` model pixels is taken to have jumped onto another point
      (typically after its own point left the image: the head then latches onto the most similar
      patch still in view) and is invisible from that frame on;
-  5. after inference a track is lost (and its slot re-seeded next clip) when it is not visible
-     or leaves the image in the clip's last frame.
+  5. with the image fallback, a track the model loses (it calls the point invisible, or the
+     point leaves the model's window) is followed on the camera image instead: moved by the
+     scene's motion (a similarity fitted to the model's visible tracks) and matched against its
+     template, visible where it matches. It is not queried while on the image, goes back to the
+     model when it is matched inside the window at a clip's end, and is dropped when it leaves
+     the image or stays unmatched. Why: the model sees only its centre crop (a third of a 3:2
+     image is outside it) and the head calls points invisible that the image still shows;
+  6. after inference a track is lost (and its slot re-seeded next clip) when it is not visible
+     in the clip's last frame and not followed on the image.
 Coordinates: queries are (t, y, x) in model-input pixels; published u, v are input-image pixels.
 """
 
@@ -22,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .preprocess import PixelMap
@@ -38,6 +46,8 @@ class Track:
     frame_index: int
     trail: deque = field(default_factory=lambda: deque(maxlen=8))  # (u, v) input pixels
     template: np.ndarray | None = None  # camera-image patch at the query (TemplateRefiner)
+    on_image: bool = False  # the model lost it: followed on the camera image alone, not queried
+    unmatched: int = 0  # consecutive frames its template did not match while on_image
 
 
 @dataclass
@@ -59,11 +69,15 @@ class TrackSet:
 class TrackManager:
     def __init__(self, num_queries: int, max_tracks: int, model_hw: tuple[int, int],
                  mode: str = "grid", min_visibility: float = 0.5, trail_length: int = 8,
-                 refiner: TemplateRefiner | None = None, max_deviation: float = 0.0):
+                 refiner: TemplateRefiner | None = None, max_deviation: float = 0.0,
+                 image_fallback: bool = False, max_unmatched: int = 8):
         if mode not in MODES:
             raise ValueError(f"track_query_mode must be one of {MODES}, got {mode!r}")
         if not max_deviation >= 0:
             raise ValueError(f"track_max_deviation_px must be >= 0 (0: off), got {max_deviation!r}")
+        if image_fallback and refiner is None:
+            raise ValueError("track_image_fallback needs track_refinement: template (it matches each "
+                             "track's template); set track_image_fallback: false to run without refinement")
         self.num_queries = num_queries
         self.max_tracks = max(0, min(max_tracks, num_queries))
         self.model_hw = model_hw
@@ -72,6 +86,8 @@ class TrackManager:
         self.trail_length = trail_length
         self.refiner = refiner
         self.max_deviation = float(max_deviation)
+        self.image_fallback = bool(image_fallback)
+        self.max_unmatched = int(max_unmatched)
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
         self.pending_topic_queries: list[tuple[float, float]] = []  # (u, v) input pixels
@@ -122,16 +138,19 @@ class TrackManager:
         queries, ids = [], []
         for track in list(self.tracks.values()):
             t = position.get(track.frame_index)
+            if track.on_image and t is not None:
+                continue  # followed on the image by `update`, not by the model
             if t is None or len(ids) >= self.max_tracks:
                 del self.tracks[track.id]  # no overlap with this clip: cannot continue it
                 self.lost += 1
                 continue
             queries.append((t, track.y, track.x))
             ids.append(track.id)
-        live = np.empty((self.max_tracks, 2))  # (x, y) of live tracks and accepted seeds
-        n_live = len(queries)
-        if n_live:
-            live[:n_live] = [(q[2], q[1]) for q in queries]
+        # (x, y) of live tracks, those followed on the image included, and of accepted seeds. The
+        # followed ones count against max_tracks too: it bounds the tracks published.
+        live = [(q[2], q[1]) for q in queries] + [(t.x, t.y) for t in self.tracks.values() if t.on_image]
+        n_live = len(live)
+        live = np.array(live + [(0.0, 0.0)] * max(0, self.max_tracks - n_live), dtype=float).reshape(-1, 2)
         candidates = self._seed_candidates(first_frame, pmap).reshape(-1, 2)
         inside = (candidates[:, 0] >= -0.5) & (candidates[:, 0] <= w - 0.5) & \
             (candidates[:, 1] >= -0.5) & (candidates[:, 1] <= h - 0.5)
@@ -157,23 +176,16 @@ class TrackManager:
             points[: len(queries)] = np.asarray(queries, dtype=np.float32)
         return points, slot_ids
 
-    def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, frames: list[np.ndarray],
+    def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, images: "ClipImages",
                clip_indices: list[int], pmap: PixelMap) -> np.ndarray:
         """The head's positions refined on the camera image; call before `update`.
 
-        xy: (Q, T, 2) model pixels (x, y); visibility: (Q, T); frames: the clip's T camera images,
-        (H, W, 3) uint8 RGB. -> (Q, T, 2) model pixels: refined after each track's query frame
-        wherever the head calls the point visible and its template matches; the head's position
-        elsewhere. Without a refiner, xy unchanged."""
+        xy: (Q, T, 2) model pixels (x, y); visibility: (Q, T); images: the clip's T camera
+        images. -> (Q, T, 2) model pixels: refined after each track's query frame wherever the
+        head calls the point visible and its template matches; the head's position elsewhere.
+        Without a refiner, xy unchanged."""
         if self.refiner is None:
             return xy
-        grays: dict[int, np.ndarray] = {}
-
-        def frame_gray(t: int) -> np.ndarray:  # converted once, and only where a point is refined
-            if t not in grays:
-                grays[t] = gray(frames[t])
-            return grays[t]
-
         refined = np.array(xy, dtype=np.float32, copy=True)
         position = {idx: t for t, idx in enumerate(clip_indices)}
         for q in np.flatnonzero(slot_ids >= 0):
@@ -182,59 +194,159 @@ class TrackManager:
             if query_t is None:
                 continue
             if track.template is None:  # a new track, or one whose query had no usable patch
-                track.template = self.refiner.template(frame_gray(query_t), *pmap.to_input(track.x, track.y))
+                track.template = self.refiner.template(images.gray(query_t), *pmap.to_input(track.x, track.y))
                 if track.template is None:
                     continue
             for t in range(query_t + 1, len(clip_indices)):
                 if visibility[q, t] >= self.min_visibility:
                     u, v = pmap.to_input(float(xy[q, t, 0]), float(xy[q, t, 1]))
-                    u, v, _ = self.refiner.refine(frame_gray(t), track.template, u, v)
+                    u, v, _ = self.refiner.refine(images.gray(t), track.template, u, v)
                     refined[q, t] = pmap.to_model(u, v)
         return refined
 
     def update(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
-               confidence: np.ndarray, clip_indices: list[int], output_t: list[int], pmap: PixelMap
-               ) -> list[TrackSet]:
+               confidence: np.ndarray, clip_indices: list[int], output_t: list[int], pmap: PixelMap,
+               images: ClipImages | None = None) -> list[TrackSet]:
         """Engine outputs for one clip -> a TrackSet (xyz still NaN) for each frame in output_t.
 
-        xy: (Q, T, 2) model pixels (x, y); visibility, confidence: (Q, T)."""
-        h, w = self.model_hw
+        xy: (Q, T, 2) model pixels (x, y); visibility, confidence: (Q, T); images: the clip's
+        camera images (required with image_fallback)."""
+        if self.image_fallback and images is None:
+            raise ValueError("update needs the clip's images to follow tracks on the image")
+        n_frames = len(clip_indices)
+        position = {idx: t for t, idx in enumerate(clip_indices)}
         used = np.flatnonzero(slot_ids >= 0)
-        ids = slot_ids[used].astype(np.uint32)
-        xy, vis, conf = xy[used], visibility[used], confidence[used]
-        inside = (xy[..., 0] >= -0.5) & (xy[..., 0] <= w - 0.5) & (xy[..., 1] >= -0.5) & (xy[..., 1] <= h - 0.5)
-        visible = (vis >= self.min_visibility) & inside & np.isfinite(xy).all(-1)
+        on_image = [t for t in self.tracks.values() if t.on_image and t.frame_index in position]
+        tracks = [self.tracks.get(int(i)) for i in slot_ids[used]] + on_image
+        n_model = used.size  # rows [0, n_model) are the model's queries, the rest are on the image
+        ids = np.array([int(i) for i in slot_ids[used]] + [t.id for t in on_image], dtype=np.uint32)
+        query_t = np.array([position.get(t.frame_index, 0) if t is not None else 0 for t in tracks], dtype=np.int64)
+        xy = np.concatenate([np.asarray(xy, np.float64)[used], np.full((len(on_image), n_frames, 2), np.nan)])
+        vis = np.concatenate([visibility[used], np.zeros((len(on_image), n_frames))])
+        conf = np.concatenate([confidence[used], np.zeros((len(on_image), n_frames))]).astype(np.float32)
+        visible = (vis >= self.min_visibility) & in_window(xy, self.model_hw) & np.isfinite(xy).all(-1)
         if self.max_deviation > 0:
-            position = {idx: t for t, idx in enumerate(clip_indices)}
-            query_t = np.array([position.get(self.tracks[int(i)].frame_index, 0) if int(i) in self.tracks else 0
-                                for i in ids], dtype=np.int64)
-            visible &= ~motion_outliers(xy, visible, query_t, self.max_deviation)
+            visible[:n_model] &= ~motion_outliers(xy[:n_model], visible[:n_model], query_t[:n_model],
+                                                  self.max_deviation)
+        dropped = np.zeros(len(tracks), bool)
+        if self.image_fallback:
+            for row, track in enumerate(on_image, n_model):
+                xy[row, query_t[row]] = (track.x, track.y)
+                visible[row, query_t[row]] = True  # it was matched there, or it would have been dropped
+            dropped = self._follow_on_image(tracks, n_model, query_t, xy, visible, conf, images, pmap)
         u, v = pmap.to_input(xy[..., 0], xy[..., 1])
         out = []
         for t in output_t:
-            for i, tid in enumerate(ids):
-                track = self.tracks.get(int(tid))
+            for i, track in enumerate(tracks):
                 if track is not None and visible[i, t]:
                     track.trail.append((float(u[i, t]), float(v[i, t])))
             out.append(TrackSet(ids.copy(), u[:, t].astype(np.float32), v[:, t].astype(np.float32),
                                 np.full((ids.size, 3), np.nan, np.float32), visible[:, t].copy(),
                                 conf[:, t].astype(np.float32)))
-        last = len(clip_indices) - 1
-        for i, tid in enumerate(ids):
-            track = self.tracks.get(int(tid))
+        last = n_frames - 1
+        for i, track in enumerate(tracks):
             if track is None:
                 continue
-            if visible[i, last]:
+            if visible[i, last] or (track.on_image and not dropped[i]):
                 track.x, track.y = float(xy[i, last, 0]), float(xy[i, last, 1])
                 track.frame_index = clip_indices[last]
+                if track.on_image and visible[i, last] and in_window(xy[i, last], self.model_hw, VIEW_MARGIN):
+                    track.on_image = False  # matched in view again: the model takes it back next clip
             else:  # lost: its slot is re-seeded with a new id next clip
-                del self.tracks[int(tid)]
+                del self.tracks[track.id]
                 self.lost += 1
         return out
+
+    def _follow_on_image(self, tracks: list[Track | None], n_model: int, query_t: np.ndarray, xy: np.ndarray,
+                         visible: np.ndarray, conf: np.ndarray, images: ClipImages, pmap: PixelMap
+                         ) -> np.ndarray:
+        """Follow the tracks the model lost on the camera image, in place of its outputs.
+
+        A model track is lost at frame t when it was seen at t - 1 and at t the model calls it
+        invisible (or jumped), or the scene's motion takes it to within VIEW_MARGIN of the model
+        window's edge or outside. From then on, and for tracks already on the image, each frame's
+        position is the previous one moved by the scene's motion (scene_motion: a similarity
+        fitted to the model's visible tracks), refined against the track's template; the track is
+        visible where the template matches. It is dropped when it leaves the image or goes
+        unmatched for more than max_unmatched frames.
+        xy: (N, T, 2) model pixels, visible, conf: (N, T); rows [0, n_model) are the model's.
+        -> dropped (N,) bool."""
+        n_frames = xy.shape[1]
+        h_in, w_in = images.gray(0).shape
+        followed = np.arange(len(tracks)) >= n_model
+        dropped = np.zeros(len(tracks), bool)
+        for t in range(1, n_frames):
+            seen = np.flatnonzero(~followed[:n_model] & visible[:n_model, t - 1] & visible[:n_model, t]
+                                  & (query_t[:n_model] < t))  # the model's tracks in both frames
+            motion = scene_motion(*(np.stack(pmap.to_input(xy[seen, k, 0], xy[seen, k, 1]), -1)
+                                    for k in (t - 1, t)))
+            for i, track in enumerate(tracks):
+                if track is None or t <= query_t[i] or dropped[i] or (track.template is None):
+                    continue
+                if not followed[i] and not (visible[i, t - 1] or query_t[i] == t - 1):
+                    continue  # the model did not see it in the previous frame: nothing to carry
+                u, v = pmap.to_input(xy[i, t - 1, 0], xy[i, t - 1, 1])
+                if motion is not None:
+                    u, v = motion @ (u, v, 1.0)
+                if not followed[i]:
+                    if visible[i, t] and in_window(np.array(pmap.to_model(u, v)), self.model_hw, VIEW_MARGIN):
+                        continue  # the model still has it
+                    followed[i], track.on_image, track.unmatched = True, True, 0
+                matched = False
+                if 0 <= u <= w_in - 1 and 0 <= v <= h_in - 1:
+                    u, v, score = self.refiner.refine(images.gray(t), track.template, float(u), float(v))
+                    matched = score >= self.refiner.min_score  # False for NaN: no match was tried
+                    track.unmatched = 0 if matched else track.unmatched + 1
+                    xy[i, t] = pmap.to_model(u, v)
+                    conf[i, t] = score if matched else 0.0
+                visible[i, t] = matched
+                if not matched and (track.unmatched > self.max_unmatched or not (0 <= u <= w_in - 1 and 0 <= v <= h_in - 1)):
+                    dropped[i] = True
+                    xy[i, t:], visible[i, t:], conf[i, t:] = xy[i, t - 1], False, 0.0  # published where last seen
+        return dropped
 
     def trails(self) -> dict[int, list[tuple[float, float]]]:
         """Recent (u, v) input pixels per live track id, oldest first."""
         return {tid: list(t.trail) for tid, t in self.tracks.items() if len(t.trail) >= 2}
+
+
+class ClipImages:
+    """A clip's camera images, (H, W, 3) uint8 RGB, converted to gray once and only when used."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        self.frames = frames
+        self._gray: dict[int, np.ndarray] = {}
+
+    def gray(self, t: int) -> np.ndarray:
+        if t not in self._gray:
+            self._gray[t] = gray(self.frames[t])
+        return self._gray[t]
+
+
+# A track within this many model pixels of the window's edge is out of the model's view: one cell
+# of the tracks head's matching map (stride 4), whose features there see mostly padding.
+VIEW_MARGIN = 4.0
+# Outlier threshold of the scene-motion fit, input pixels.
+SCENE_MOTION_RANSAC_PX = 3.0
+
+
+def in_window(xy: np.ndarray, model_hw: tuple[int, int], margin: float = 0.0) -> np.ndarray:
+    """(..., 2) model pixels (x, y) -> (...) bool: inside the model image, `margin` from its edge."""
+    h, w = model_hw
+    x, y = xy[..., 0], xy[..., 1]
+    return (x >= margin - 0.5) & (x <= w - 0.5 - margin) & (y >= margin - 0.5) & (y <= h - 0.5 - margin)
+
+
+def scene_motion(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
+    """The image motion of the scene between two frames: (N, 2) input pixels of the same tracks
+    before and after -> 2x3 similarity (rotation, scale, translation; RANSAC), or None from fewer
+    than MIN_TRACKS_FOR_MEDIAN tracks. A similarity, not a translation: a turning camera rotates
+    the image, and a point leaving the view sits where that matters most, at the edge."""
+    if len(before) < MIN_TRACKS_FOR_MEDIAN:
+        return None
+    motion, _ = cv2.estimateAffinePartial2D(before.astype(np.float32), after.astype(np.float32),
+                                            method=cv2.RANSAC, ransacReprojThreshold=SCENE_MOTION_RANSAC_PX)
+    return motion
 
 
 # Fewer tracks than this in a step give no reliable median motion; no track is judged there.
