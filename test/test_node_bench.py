@@ -15,6 +15,7 @@ def test_bench_node_writes_json_and_table(ros_env, tmp_path, monkeypatch):
     assert row["case"] == "micro@4x32x32" and row["hop"] == 3  # default_hop: clip length - 1
     assert row["bare_ms_p50"] > 0 and row["pipeline_ms_p50"] > 0
     assert 0 <= row["refinement_ms_p50"] < row["pipeline_ms_p50"]  # timed inside the pipeline
+    assert 0 < row["tracks_update_ms_p50"] < row["pipeline_ms_p50"]
     assert row["frames_out"] > 0 and row["clip_latency_ms_p50"] > 0
     assert row["frames_out"] <= row["frames_in"] <= 16
     text = markdown.read_text()

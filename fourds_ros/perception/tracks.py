@@ -273,34 +273,35 @@ class TrackManager:
         -> dropped (N,) bool."""
         n_frames = xy.shape[1]
         h_in, w_in = images.gray(0).shape
-        followed = np.arange(len(tracks)) >= n_model
+        rows = np.arange(len(tracks))
+        followed = rows >= n_model
         dropped = np.zeros(len(tracks), bool)
+        has_template = np.array([t is not None and t.template is not None for t in tracks], bool)
         for t in range(1, n_frames):
             seen = np.flatnonzero(~followed[:n_model] & visible[:n_model, t - 1] & visible[:n_model, t]
                                   & (query_t[:n_model] < t))  # the model's tracks in both frames
             motion = scene_motion(*(np.stack(pmap.to_input(xy[seen, k, 0], xy[seen, k, 1]), -1)
                                     for k in (t - 1, t)))
-            for i, track in enumerate(tracks):
-                if track is None or t <= query_t[i] or dropped[i] or (track.template is None):
-                    continue
-                if not followed[i] and not (visible[i, t - 1] or query_t[i] == t - 1):
-                    continue  # the model did not see it in the previous frame: nothing to carry
-                u, v = pmap.to_input(xy[i, t - 1, 0], xy[i, t - 1, 1])
-                if motion is not None:
-                    u, v = motion @ (u, v, 1.0)
-                if not followed[i]:
-                    if visible[i, t] and in_window(np.array(pmap.to_model(u, v)), self.model_hw, VIEW_MARGIN):
-                        continue  # the model still has it
-                    followed[i], track.on_image, track.unmatched = True, True, 0
+            u, v = pmap.to_input(xy[:, t - 1, 0], xy[:, t - 1, 1])  # (N,) where each was, moved by the scene
+            if motion is not None:
+                u, v = motion[0, 0] * u + motion[0, 1] * v + motion[0, 2], motion[1, 0] * u + motion[1, 1] * v + motion[1, 2]
+            active = has_template & ~dropped & (t > query_t)
+            lost = ~followed & (rows < n_model) & (visible[:, t - 1] | (query_t == t - 1)) & \
+                ~(visible[:, t] & in_window(np.stack(pmap.to_model(u, v), -1), self.model_hw, VIEW_MARGIN))
+            for i in np.flatnonzero(active & lost):
+                followed[i], tracks[i].on_image, tracks[i].unmatched = True, True, 0
+            for i in np.flatnonzero(active & followed):
+                track = tracks[i]
                 matched = False
-                if 0 <= u <= w_in - 1 and 0 <= v <= h_in - 1:
-                    u, v, score = self.refiner.refine(images.gray(t), track.template, float(u), float(v))
+                on_image = 0 <= u[i] <= w_in - 1 and 0 <= v[i] <= h_in - 1
+                if on_image:
+                    ru, rv, score = self.refiner.refine(images.gray(t), track.template, float(u[i]), float(v[i]))
                     matched = score >= self.refiner.min_score  # False for NaN: no match was tried
                     track.unmatched = 0 if matched else track.unmatched + 1
-                    xy[i, t] = pmap.to_model(u, v)
+                    xy[i, t] = pmap.to_model(ru, rv)
                     conf[i, t] = score if matched else 0.0
                 visible[i, t] = matched
-                if not matched and (track.unmatched > self.max_unmatched or not (0 <= u <= w_in - 1 and 0 <= v <= h_in - 1)):
+                if not on_image or track.unmatched > self.max_unmatched:
                     dropped[i] = True
                     xy[i, t:], visible[i, t:], conf[i, t:] = xy[i, t - 1], False, 0.0  # published where last seen
         return dropped
