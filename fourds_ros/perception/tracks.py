@@ -148,12 +148,12 @@ class TrackManager:
             ids.append(track.id)
         # (x, y) of live tracks, those followed on the image included, and of accepted seeds. The
         # followed ones count against max_tracks too: it bounds the tracks published.
-        live = [(q[2], q[1]) for q in queries] + [(t.x, t.y) for t in self.tracks.values() if t.on_image]
-        n_live = len(live)
-        live = np.array(live + [(0.0, 0.0)] * max(0, self.max_tracks - n_live), dtype=float).reshape(-1, 2)
+        taken = [(q[2], q[1]) for q in queries] + [(t.x, t.y) for t in self.tracks.values() if t.on_image]
+        n_live = len(taken)
+        live = np.zeros((max(self.max_tracks, n_live), 2))
+        live[:n_live] = np.reshape(taken, (-1, 2))
         candidates = self._seed_candidates(first_frame, pmap).reshape(-1, 2)
-        inside = (candidates[:, 0] >= -0.5) & (candidates[:, 0] <= w - 0.5) & \
-            (candidates[:, 1] >= -0.5) & (candidates[:, 1] <= h - 0.5)
+        inside = in_window(candidates, self.model_hw)
         spacing2 = self.spacing ** 2
         for x, y in candidates[inside]:
             if n_live >= self.max_tracks:
@@ -176,7 +176,7 @@ class TrackManager:
             points[: len(queries)] = np.asarray(queries, dtype=np.float32)
         return points, slot_ids
 
-    def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, images: "ClipImages",
+    def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, images: ClipImages,
                clip_indices: list[int], pmap: PixelMap) -> np.ndarray:
         """The head's positions refined on the camera image; call before `update`.
 
@@ -272,7 +272,7 @@ class TrackManager:
         xy: (N, T, 2) model pixels, visible, conf: (N, T); rows [0, n_model) are the model's.
         -> dropped (N,) bool."""
         n_frames = xy.shape[1]
-        h_in, w_in = images.gray(0).shape
+        h_in, w_in = images.frames[0].shape[:2]
         rows = np.arange(len(tracks))
         followed = rows >= n_model
         dropped = np.zeros(len(tracks), bool)
@@ -284,7 +284,7 @@ class TrackManager:
                                     for k in (t - 1, t)))
             u, v = pmap.to_input(xy[:, t - 1, 0], xy[:, t - 1, 1])  # (N,) where each was, moved by the scene
             if motion is not None:
-                u, v = motion[0, 0] * u + motion[0, 1] * v + motion[0, 2], motion[1, 0] * u + motion[1, 1] * v + motion[1, 2]
+                u, v = motion @ np.stack([u, v, np.ones_like(u)])
             active = has_template & ~dropped & (t > query_t)
             lost = ~followed & (rows < n_model) & (visible[:, t - 1] | (query_t == t - 1)) & \
                 ~(visible[:, t] & in_window(np.stack(pmap.to_model(u, v), -1), self.model_hw, VIEW_MARGIN))
