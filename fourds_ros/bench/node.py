@@ -4,7 +4,8 @@ against bare inference of the same engine.
 Per case (a randomly initialised checkpoint, SIZE@TxHxW with all three heads):
   bare:      engine(inputs) alone (p50, p95);
   pipeline:  PerceptionPipeline.process per clip in-process (preprocess + engine + bookkeeping),
-             and the track refinement's share of it;
+             and the shares of it of the track refinement and of the track update (which
+             includes the image fallback);
   node:      perception_node and a probe in separate processes on loopback DDS; 640x480 frames
              streamed at a rate the engine can sustain. Latency is input stamp -> publish:
              `frame` for every output frame (includes waiting for the rest of the clip) and
