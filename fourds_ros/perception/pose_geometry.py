@@ -1,0 +1,253 @@
+"""Camera motion of one clip from the model's own geometry: metric depth + point tracks. No rclpy.
+
+    geo = solve_clip_motion(depth[0], track_xy, track_visibility, k_model)   # model pixels
+    rotation, translation, variance = fuse(head_R, head_t, head_var, geo.rotation, geo.translation,
+                                           geo.variance, geo.valid)
+    # or, for engine outputs straight away (what the pipeline calls):
+    rotation, translation, log_variance, geo = clip_pose(outputs, k_model, mode="fused")
+
+Every pose is T_first_from_t (camera t -> camera of the clip's first frame, optical frames),
+the pose head's convention, so the result drops into OdometryChain.add_clip unchanged.
+
+Solver, per frame t of the clip:
+  1. 3-D points: each track's frame-0 position back-projected with frame 0's depth (only tracks
+     visible in frame 0 with a finite, positive depth there). Every query has a position in every
+     clip frame, so frame 0 positions exist for tracks queried later in the clip too.
+  2. cv2.solvePnPRansac (SQPnP minimal solver) on the tracks visible in frame t, then
+     cv2.solvePnPRefineLM on the inliers.
+  3. Rotation-only test: a rotation fitted to the inliers' bearing vectors (Kabsch) explains the
+     tracks as well as the full pose (an F-test on the extra 3 parameters), or the translation moves
+     the points by less than `parallax_px` -> that rotation and zero translation. With depth known
+     PnP is not degenerate under pure rotation, but its translation is then pure noise.
+  4. Covariance: sigma^2 (J^T J)^-1 from the reprojection Jacobian at the solution (sigma^2 the
+     residual variance), carried to T_first_from_t's parameters by a numeric Jacobian. This is
+     what the solver measures; it knows nothing of a depth scale error, which moves every point
+     alike and so leaves no residual.
+  5. Degenerate (fewer than `min_inliers` inliers, or RANSAC failure): valid False; the caller
+     keeps the pose head's value for that frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MODES = ("head", "geometry", "fused")
+
+
+@dataclass
+class GeometryPose:
+    """Per clip frame t (frame 0 is the identity). covariance: (T, 6, 6) of T_first_from_t in ROS
+    order (x y z rx ry rz; metres, radians); variance: (T, 2) isotropic (rotation rad^2,
+    translation m^2), the pose head's log-variance layout before the log."""
+
+    rotation: np.ndarray  # (T, 3, 3)
+    translation: np.ndarray  # (T, 3)
+    covariance: np.ndarray  # (T, 6, 6)
+    variance: np.ndarray  # (T, 2)
+    inliers: np.ndarray  # (T,) int
+    points: np.ndarray  # (T,) int: tracks usable in frame t (3-D point and visible)
+    rmse_px: np.ndarray  # (T,) reprojection RMSE on the inliers
+    rotation_only: np.ndarray  # (T,) bool
+    valid: np.ndarray  # (T,) bool: False where the geometry is degenerate
+
+
+@dataclass
+class _FrameSolution:
+    rvec: np.ndarray  # of T_t_from_first (OpenCV's object -> camera)
+    tvec: np.ndarray
+    inliers: np.ndarray  # indices into the frame's points
+    rmse_px: float
+    rotation_only: bool
+
+
+def back_project(depth0: np.ndarray, xy0: np.ndarray, k_model: np.ndarray) -> np.ndarray:
+    """(Q, 3) camera-0 points of the (Q, 2) pixels xy0 with the depth at their nearest pixel; NaN
+    where the pixel is outside the image or its depth is not finite and positive."""
+    h, w = depth0.shape
+    xy0 = np.asarray(xy0, float)
+    finite = np.isfinite(xy0).all(axis=1)
+    col = np.round(np.where(finite, xy0[:, 0], -1)).astype(int)
+    row = np.round(np.where(finite, xy0[:, 1], -1)).astype(int)
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    z = np.full(len(xy0), np.nan)
+    z[inside] = depth0[row[inside], col[inside]]
+    z[~(z > 0)] = np.nan  # NaN compares False: non-finite and non-positive depth alike
+    rays = np.linalg.solve(k_model, np.c_[xy0, np.ones(len(xy0))].T).T
+    return rays * z[:, None]
+
+
+def bearings(xy: np.ndarray, k_model: np.ndarray) -> np.ndarray:
+    """(N, 2) pixels -> (N, 3) unit viewing rays in the camera frame."""
+    rays = np.linalg.solve(k_model, np.c_[xy, np.ones(len(xy))].T).T
+    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+
+def kabsch_rotation(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The rotation R minimising sum |dst_i - R src_i|^2 (rows are vectors), det +1."""
+    u, _, vt = np.linalg.svd(dst.T @ src)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def _reprojection(obj: np.ndarray, img: np.ndarray, rvec, tvec, k_model) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals (2N,) and their Jacobian (2N, 6) w.r.t. (rvec, tvec)."""
+    proj, jac = cv2.projectPoints(obj, rvec, tvec, k_model, None)
+    return (proj.reshape(-1, 2) - img).ravel(), jac[:, :6]
+
+
+def _rotation_only(obj, img, xy0, rvec, tvec, k_model, parallax_px, f_threshold):
+    """(is rotation only, rvec of the rotation-only fit). Compares the rotation fitted to the
+    bearing vectors with the full PnP pose on the same inliers."""
+    r_rot = kabsch_rotation(bearings(xy0, k_model), bearings(img, k_model))
+    rvec_rot = cv2.Rodrigues(r_rot)[0]
+    res_full, _ = _reprojection(obj, img, rvec, tvec, k_model)
+    res_rot, _ = _reprojection(obj, img, rvec_rot, np.zeros(3), k_model)
+    n = len(obj)
+    # How far the estimated translation moves the points on the image (the parallax it explains).
+    with_t = cv2.projectPoints(obj, rvec, tvec, k_model, None)[0].reshape(-1, 2)
+    without_t = cv2.projectPoints(obj, rvec, np.zeros(3), k_model, None)[0].reshape(-1, 2)
+    parallax = float(np.median(np.linalg.norm(with_t - without_t, axis=1)))
+    ss_full, ss_rot = float(res_full @ res_full), float(res_rot @ res_rot)
+    dof = max(2 * n - 6, 1)
+    # F statistic of the 3 translation parameters: small when they explain no more than noise.
+    f_stat = ((ss_rot - ss_full) / 3) / max(ss_full / dof, 1e-12)
+    return parallax < parallax_px or f_stat < f_threshold, rvec_rot
+
+
+def _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers, parallax_px, f_threshold):
+    """One frame's pose from its 3-D/2-D pairs, or None when degenerate."""
+    if len(obj) < max(min_inliers, 4):
+        return None
+    ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, k_model, None, iterationsCount=200,
+                                             reprojectionError=ransac_px, confidence=0.999,
+                                             flags=cv2.SOLVEPNP_SQPNP)
+    if not ok or inl is None or len(inl) < min_inliers:
+        return None
+    inl = inl.ravel()
+    for _ in range(2):  # RANSAC's inliers are those of a minimal sample: re-select with the refined pose
+        rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], k_model, None, rvec, tvec)
+        res, _ = _reprojection(obj, img, rvec, tvec, k_model)
+        inl = np.flatnonzero(np.hypot(res[0::2], res[1::2]) < ransac_px)
+        if len(inl) < min_inliers:
+            return None
+    rotation_only, rvec_rot = _rotation_only(obj[inl], img[inl], xy0[inl], rvec, tvec, k_model,
+                                             parallax_px, f_threshold)
+    if rotation_only:
+        rvec, tvec = rvec_rot, np.zeros((3, 1))
+    res, _ = _reprojection(obj[inl], img[inl], rvec, tvec, k_model)
+    return _FrameSolution(rvec.ravel(), tvec.ravel(), inl, float(np.sqrt(np.mean(res ** 2) * 2)),
+                          rotation_only)
+
+
+def _first_from_t(params: np.ndarray) -> np.ndarray:
+    """(rvec, tvec) of T_t_from_first -> (t, rotation vector) of T_first_from_t (ROS order)."""
+    r = cv2.Rodrigues(params[:3])[0]
+    return np.concatenate([-r.T @ params[3:], cv2.Rodrigues(r.T)[0].ravel()])
+
+
+def _covariance(obj, img, sol: _FrameSolution, k_model, min_sigma_px: float) -> np.ndarray:
+    """6x6 covariance (ROS order) of T_first_from_t: Gauss-Newton sigma^2 (J^T J)^-1 of the
+    reprojection on the inliers, through the numeric Jacobian of the inversion."""
+    o, i = obj[sol.inliers], img[sol.inliers]
+    res, jac = _reprojection(o, i, sol.rvec, sol.tvec, k_model)
+    dof = max(len(res) - 6, 1)
+    sigma2 = max(float(res @ res) / dof, min_sigma_px ** 2)
+    cov = sigma2 * np.linalg.pinv(jac.T @ jac)
+    params = np.concatenate([sol.rvec, sol.tvec])
+    eps = 1e-6
+    g = np.stack([(_first_from_t(params + eps * e) - _first_from_t(params - eps * e)) / (2 * eps)
+                  for e in np.eye(6)], axis=1)
+    return g @ cov @ g.T
+
+
+def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k_model: np.ndarray,
+                      usable: np.ndarray | None = None, ransac_px: float = 3.0, min_inliers: int = 8,
+                      parallax_px: float = 0.5, f_threshold: float = 3.0, min_sigma_px: float = 0.25,
+                      visibility_threshold: float = 0.5) -> GeometryPose:
+    """depth0: (H, W) metres of the clip's first frame (NaN/<=0 invalid); xy: (Q, T, 2) track
+    positions (model px, x y); visible: (Q, T) bool or probability; k_model: 3x3 K of the model
+    image; usable: (Q,) bool, False for padding queries. Returns T_first_from_t for every frame."""
+    xy = np.asarray(xy, np.float64)
+    q, t_len = xy.shape[:2]
+    vis = np.asarray(visible) >= visibility_threshold if np.asarray(visible).dtype != bool else np.asarray(visible)
+    k_model = np.asarray(k_model, np.float64)
+    pts = back_project(np.asarray(depth0, np.float64), xy[:, 0], k_model)
+    has_point = np.isfinite(pts).all(axis=1) & vis[:, 0] & (np.ones(q, bool) if usable is None else usable)
+    out = GeometryPose(np.tile(np.eye(3), (t_len, 1, 1)), np.zeros((t_len, 3)), np.zeros((t_len, 6, 6)),
+                       np.zeros((t_len, 2)), np.zeros(t_len, int), np.zeros(t_len, int), np.zeros(t_len),
+                       np.zeros(t_len, bool), np.zeros(t_len, bool))
+    out.valid[0] = True  # frame 0 is the clip's origin by definition
+    out.points[0] = out.inliers[0] = int(has_point.sum())
+    for t in range(1, t_len):
+        sel = has_point & vis[:, t] & np.isfinite(xy[:, t]).all(axis=1)
+        out.points[t] = int(sel.sum())
+        obj, img, xy0 = pts[sel], xy[sel, t], xy[sel, 0]
+        sol = _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers, parallax_px, f_threshold)
+        if sol is None:
+            continue
+        r = cv2.Rodrigues(sol.rvec)[0]
+        out.rotation[t], out.translation[t] = r.T, -r.T @ sol.tvec
+        out.covariance[t] = _covariance(obj, img, sol, k_model, min_sigma_px)
+        out.variance[t] = (np.trace(out.covariance[t][3:, 3:]) / 3, np.trace(out.covariance[t][:3, :3]) / 3)
+        out.inliers[t], out.rmse_px[t] = len(sol.inliers), sol.rmse_px
+        out.rotation_only[t], out.valid[t] = sol.rotation_only, True
+    return out
+
+
+def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance: np.ndarray,
+         geo_rotation: np.ndarray, geo_translation: np.ndarray, geo_variance: np.ndarray,
+         geo_valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse-variance fusion of two T_first_from_t sequences, frame by frame.
+
+    rotations (T, 3, 3), translations (T, 3), variances (T, 2) (rotation rad^2, translation m^2,
+    isotropic). Rotation: the head's rotation moved toward the geometry's along the geodesic, by
+    the geometry's weight var_head / (var_head + var_geo) (a weighted mean on the tangent space);
+    translation: the weighted mean. Frames where geo_valid is False keep the head's values.
+    Returns (rotation, translation, variance) with the fused variance 1 / (1/var_h + 1/var_g)."""
+    head_variance = np.asarray(head_variance, float)
+    geo_variance = np.maximum(np.asarray(geo_variance, float), 1e-12)
+    valid = np.ones(len(head_rotation), bool) if geo_valid is None else np.asarray(geo_valid, bool)
+    weight = head_variance / (head_variance + geo_variance)  # (T, 2): the geometry's share
+    rotation = np.array(head_rotation, float, copy=True)
+    translation = np.array(head_translation, float, copy=True)
+    variance = np.array(head_variance, float, copy=True)
+    for t in np.flatnonzero(valid):
+        delta = cv2.Rodrigues(np.asarray(head_rotation[t], float).T @ geo_rotation[t])[0]
+        rotation[t] = head_rotation[t] @ cv2.Rodrigues(weight[t, 0] * delta)[0]
+        translation[t] = (1 - weight[t, 1]) * head_translation[t] + weight[t, 1] * geo_translation[t]
+        variance[t] = head_variance[t] * geo_variance[t] / (head_variance[t] + geo_variance[t])
+    return rotation, translation, variance
+
+
+def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
+              track_xy: np.ndarray | None = None, **solver) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                       GeometryPose | None]:
+    """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
+
+    outputs: depth (1, T, H, W), track_xy (1, Q, T, 2), track_visibility (1, Q, T),
+    pose_rotation (1, T, 3, 3), pose_translation (1, T, 3), pose_log_variance (1, T, 2).
+    track_xy: optional (Q, T, 2) replacement (e.g. the pipeline's refined tracks).
+    Returns (rotation (T,3,3), translation (T,3), log_variance (T,2), GeometryPose or None): the
+    OdometryChain.add_clip inputs. `geometry` uses the head where the geometry is degenerate."""
+    if mode not in MODES:
+        raise ValueError(f"pose mode must be one of {MODES}, got {mode!r}")
+    head_r, head_t = outputs["pose_rotation"][0], outputs["pose_translation"][0]
+    head_logvar = np.asarray(outputs["pose_log_variance"][0], float)
+    if mode == "head" or "depth" not in outputs or "track_xy" not in outputs:
+        return head_r, head_t, head_logvar, None
+    xy = outputs["track_xy"][0] if track_xy is None else track_xy
+    geo = solve_clip_motion(outputs["depth"][0, 0], xy, outputs["track_visibility"][0], k_model, usable,
+                            **solver)
+    head_var = np.exp(np.clip(head_logvar, -30, 10))
+    if mode == "geometry":  # the geometry's own values, the head's only where it is degenerate
+        valid = geo.valid
+        rotation = np.where(valid[:, None, None], geo.rotation, head_r)
+        translation = np.where(valid[:, None], geo.translation, head_t)
+        variance = np.where(valid[:, None], geo.variance, head_var)
+    else:
+        rotation, translation, variance = fuse(head_r, head_t, head_var, geo.rotation, geo.translation,
+                                               geo.variance, geo.valid)
+    return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo

@@ -1,0 +1,163 @@
+"""Pose from geometry (fourds_ros/perception/pose_geometry.py) on synthetic clips with known motion:
+a known depth map and K, 3-D points projected with known per-frame poses plus pixel noise."""
+
+import cv2
+import numpy as np
+import pytest
+
+from fourds_ros.perception.pose_geometry import clip_pose, fuse, kabsch_rotation, solve_clip_motion
+
+H = W = 128
+K = np.array([[110.0, 0, 63.5], [0, 110.0, 63.5], [0, 0, 1]])
+T_LEN = 8
+
+
+def depth_map() -> np.ndarray:
+    """A non-planar scene 1.5-3 m away: a slanted floor with bumps."""
+    ys, xs = np.mgrid[0:H, 0:W].astype(float)
+    return (2.0 + 0.6 * (ys / H) + 0.3 * np.sin(xs / 9.0) * np.cos(ys / 13.0)).astype(np.float32)
+
+
+def poses(rotation_deg_per_frame, translation_per_frame) -> list[np.ndarray]:
+    """T_first_from_t for a constant-velocity camera (rotation about a fixed oblique axis)."""
+    axis = np.array([0.3, 1.0, 0.2]) / np.linalg.norm([0.3, 1.0, 0.2])
+    out = []
+    for t in range(T_LEN):
+        T = np.eye(4)
+        T[:3, :3] = cv2.Rodrigues(axis * np.radians(rotation_deg_per_frame) * t)[0]
+        T[:3, 3] = np.asarray(translation_per_frame, float) * t
+        out.append(T)
+    return out
+
+
+def make_clip(first_from_t, noise_px=0.1, outlier_fraction=0.0, n_side=12, seed=0):
+    """(depth0, xy (Q, T, 2), visible (Q, T)) for tracks on an n_side x n_side grid of frame 0."""
+    rng = np.random.default_rng(seed)
+    depth = depth_map()
+    g = np.linspace(12, W - 13, n_side).round()
+    xy0 = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    z = depth[xy0[:, 1].astype(int), xy0[:, 0].astype(int)]
+    pts0 = np.linalg.solve(K, np.c_[xy0, np.ones(len(xy0))].T).T * z[:, None]
+    xy = np.zeros((len(xy0), T_LEN, 2))
+    for t, T in enumerate(first_from_t):
+        cam = (np.linalg.inv(T) @ np.c_[pts0, np.ones(len(pts0))].T).T[:, :3]
+        uv = (K @ cam.T).T
+        xy[:, t] = uv[:, :2] / uv[:, 2:3]
+    xy[:, 1:] += rng.normal(0, noise_px, xy[:, 1:].shape)
+    bad = rng.random(len(xy0)) < outlier_fraction
+    xy[bad, 1:] += rng.uniform(-25, 25, (int(bad.sum()), 1, 2))  # wrong tracks: off by a whole jump
+    return depth, xy, np.ones(xy.shape[:2], bool), bad
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.linalg.norm(cv2.Rodrigues(a.T @ b)[0])))
+
+
+def test_general_motion_is_recovered():
+    truth = poses(1.5, [0.03, -0.01, 0.02])
+    depth, xy, vis, _ = make_clip(truth)
+    geo = solve_clip_motion(depth, xy, vis, K)
+    assert geo.valid.all()
+    assert not geo.rotation_only[1:].any()  # 3 cm per frame at 2 m is plenty of parallax
+    for t in range(1, T_LEN):
+        assert angle_deg(geo.rotation[t], truth[t][:3, :3]) < 0.5
+        # within 2 % of the clip's whole translation (0.26 m; 0.1 px noise moves it by ~3 mm)
+        assert np.linalg.norm(geo.translation[t] - truth[t][:3, 3]) < 0.02 * np.linalg.norm(truth[-1][:3, 3])
+    assert geo.inliers[-1] == len(xy)
+
+
+def test_pure_rotation_gives_zero_translation():
+    truth = poses(2.0, [0.0, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth)
+    geo = solve_clip_motion(depth, xy, vis, K)
+    assert geo.valid.all() and geo.rotation_only[1:].all()
+    assert np.abs(geo.translation).max() == 0.0
+    for t in range(1, T_LEN):
+        assert angle_deg(geo.rotation[t], truth[t][:3, :3]) < 0.3
+
+
+def test_too_few_points_are_flagged_degenerate():
+    truth = poses(1.5, [0.03, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth)
+    vis[3:, 1:] = False  # 3 tracks seen after frame 0
+    geo = solve_clip_motion(depth, xy, vis, K)
+    assert geo.valid[0] and not geo.valid[1:].any()
+    assert (geo.points[1:] == 3).all()
+
+
+def test_padding_queries_are_not_used():
+    truth = poses(1.5, [0.03, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth)
+    usable = np.zeros(len(xy), bool)
+    usable[:5] = True  # the engine's padding slots carry no track
+    assert not solve_clip_motion(depth, xy, vis, K, usable=usable).valid[1:].any()
+
+
+def test_outlier_tracks_are_rejected():
+    truth = poses(1.5, [0.03, -0.01, 0.02])
+    depth, xy, vis, bad = make_clip(truth, outlier_fraction=0.2, seed=3)
+    assert 0.1 < bad.mean() < 0.3
+    geo = solve_clip_motion(depth, xy, vis, K)
+    assert geo.valid.all()
+    for t in range(1, T_LEN):
+        assert angle_deg(geo.rotation[t], truth[t][:3, :3]) < 0.5
+        assert np.linalg.norm(geo.translation[t] - truth[t][:3, 3]) < 0.02 * np.linalg.norm(truth[-1][:3, 3])
+        assert geo.inliers[t] <= (~bad).sum() + 2  # the wrong tracks are not inliers
+
+
+def test_covariance_matches_the_spread_of_repeated_solves():
+    """The published variance is what the solver measures: over noise draws, the predicted and the
+    observed spread of the last frame's pose agree within a factor 2 (standard deviation)."""
+    truth = poses(1.5, [0.03, -0.01, 0.02])
+    errors_t, errors_r, predicted = [], [], []
+    for seed in range(40):
+        depth, xy, vis, _ = make_clip(truth, noise_px=1.0, seed=seed)
+        geo = solve_clip_motion(depth, xy, vis, K, f_threshold=0.0, parallax_px=0.0)
+        errors_t.append(geo.translation[-1] - truth[-1][:3, 3])
+        errors_r.append(cv2.Rodrigues(truth[-1][:3, :3].T @ geo.rotation[-1])[0].ravel())
+        predicted.append(geo.variance[-1])
+    observed = np.array([np.mean(np.square(errors_r)), np.mean(np.square(errors_t))])
+    ratio = np.sqrt(np.mean(predicted, axis=0) / observed)
+    assert (0.5 < ratio).all() and (ratio < 2.0).all(), ratio
+
+
+def test_fusion_follows_the_lower_variance_source():
+    head_r = np.tile(np.eye(3), (2, 1, 1))
+    geo_r = np.stack([np.eye(3), cv2.Rodrigues(np.array([0.0, 0.1, 0.0]))[0]])
+    head_t, geo_t = np.zeros((2, 3)), np.array([[0, 0, 0], [1.0, 0, 0]])
+    confident_geo = fuse(head_r, head_t, np.full((2, 2), 1.0), geo_r, geo_t, np.full((2, 2), 1e-4))
+    confident_head = fuse(head_r, head_t, np.full((2, 2), 1e-4), geo_r, geo_t, np.full((2, 2), 1.0))
+    assert angle_deg(confident_geo[0][1], geo_r[1]) < 0.01 and abs(confident_geo[1][1, 0] - 1.0) < 1e-3
+    assert angle_deg(confident_head[0][1], head_r[1]) < 0.01 and abs(confident_head[1][1, 0]) < 1e-3
+    equal = fuse(head_r, head_t, np.ones((2, 2)), geo_r, geo_t, np.ones((2, 2)))
+    assert angle_deg(equal[0][1], head_r[1]) == pytest.approx(np.degrees(0.05), abs=1e-6)  # halfway
+    assert equal[1][1, 0] == pytest.approx(0.5) and equal[2][1, 0] == pytest.approx(0.5)
+    invalid = fuse(head_r, head_t, np.ones((2, 2)), geo_r, geo_t, np.full((2, 2), 1e-4), [True, False])
+    assert np.array_equal(invalid[0], head_r) and np.array_equal(invalid[1], head_t)
+
+
+def test_clip_pose_falls_back_to_the_head_where_degenerate():
+    truth = poses(1.5, [0.03, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth)
+    vis[3:, 4:] = False  # frames 4.. see 3 tracks only
+    head_r = np.tile(cv2.Rodrigues(np.array([0.0, 0.2, 0.0]))[0], (T_LEN, 1, 1))
+    outputs = {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None],
+               "track_visibility": vis[None].astype(np.float32), "pose_rotation": head_r[None],
+               "pose_translation": np.full((1, T_LEN, 3), 5.0), "pose_log_variance": np.zeros((1, T_LEN, 2))}
+    rotation, translation, log_variance, geo = clip_pose(outputs, K, mode="geometry")
+    assert geo.valid[:4].all() and not geo.valid[4:].any()
+    assert np.allclose(translation[1:4], [truth[t][:3, 3] for t in range(1, 4)], atol=4e-3)
+    assert np.array_equal(translation[4:], np.full((T_LEN - 4, 3), 5.0))  # the head's
+    assert np.array_equal(log_variance[4:], np.zeros((T_LEN - 4, 2)))
+    head_only = clip_pose(outputs, K, mode="head")
+    assert head_only[3] is None and np.array_equal(head_only[1], outputs["pose_translation"][0])
+    with pytest.raises(ValueError):
+        clip_pose(outputs, K, mode="bundle")
+
+
+def test_kabsch_recovers_a_rotation_of_unit_vectors():
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(20, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    r = cv2.Rodrigues(np.array([0.1, -0.4, 0.25]))[0]
+    assert np.allclose(kabsch_rotation(v, v @ r.T), r, atol=1e-10)
