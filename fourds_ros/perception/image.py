@@ -1,78 +1,220 @@
 """Raw sensor_msgs/Image and CompressedImage payloads -> RGB uint8 numpy, without rclpy.
 
 The node passes the message fields (encoding, height, width, step, data bytes); every failure is
-an ImageDecodeError whose `kind` names the problem, so the node can log and count it per kind.
+an ImageDecodeError whose `kind` (one of DECODE_ERROR_KINDS) names the problem, so the node can log
+and count it per kind. Nothing is allocated for a frame before its declared size has been checked
+against `max_input_pixels`: for compressed frames the JPEG/PNG header is read first (image_header.py),
+so a small file that declares a huge image is refused before the decoder sees it.
+
+Encodings follow ROS's sensor_msgs/image_encodings names:
+- 8-bit colour rgb8/bgr8/rgba8/bgra8 (8UC3 taken as RGB), 16-bit rgb16/bgr16/rgba16/bgra16;
+- mono8/8UC1, mono16/16UC1 (grey, repeated into three channels);
+- Bayer bayer_{rggb,bggr,gbrg,grbg}{8,16}, demosaiced with OpenCV (edge-aware bilinear);
+- YUV 4:2:2 uyvy (= ROS "yuv422") and yuyv (= ROS "yuv422_yuy2"), YUV 4:2:0 nv12 and nv21
+  (ITU-R BT.601 limited range, OpenCV's convention for these layouts).
+16-bit values become 8 bit linearly: v * 255 / sixteen_bit_max, rounded and clipped. The default
+sixteen_bit_max = 65535 uses the whole 16-bit range, the same scale for every frame (no flicker); a
+camera that fills only its low 12 bits wants 4095, a 16UC1 depth image in millimetres its range.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
 import numpy as np
 
-# encoding -> (channels, RGB channel order taken from the source)
-ENCODINGS: dict[str, tuple[int, tuple[int, ...] | None]] = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, None),
-    "8UC3": (3, (0, 1, 2)),  # no colour order given: taken as RGB
-    "8UC1": (1, None),
+from .image_header import ImageHeaderError, read_compressed_header
+
+# About 4K UHD (3840 x 2160): the default cap on declared width * height of one input frame. At
+# this size a decoded frame is 25 MB (RGB uint8); a 20000 x 20000 PNG would be 1.2 GB.
+DEFAULT_MAX_INPUT_PIXELS = 3840 * 2160
+
+# Every `kind` an ImageDecodeError can carry, with what it means (for counters and docs).
+DECODE_ERROR_KINDS = {
+    "unsupported_encoding": "raw Image encoding this decoder does not convert (named in the message)",
+    "size": "raw Image data length, step, width or height inconsistent with the encoding",
+    "too_large": "declared width x height above max_input_pixels (refused before decoding)",
+    "unsupported_format": "CompressedImage bytes that are neither PNG nor JPEG",
+    "bad_header": "malformed or truncated PNG/JPEG header, zero size, or odd channels/bit depth",
+    "decode_failed": "the decoder (OpenCV) failed on data whose header was acceptable",
 }
 
 
 class ImageDecodeError(ValueError):
-    """A frame that cannot be decoded. kind: 'encoding', 'size' or 'compressed'."""
+    """A frame that cannot be decoded; `kind` is one of DECODE_ERROR_KINDS."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
 
 
-def decode_raw(encoding: str, height: int, width: int, step: int, data: bytes | memoryview) -> np.ndarray:
-    """A sensor_msgs/Image payload -> (height, width, 3) uint8 RGB (a copy, safe to keep).
+@dataclass(frozen=True)
+class _Layout:
+    """How one encoding's bytes are laid out and turned into RGB uint8.
 
-    Raises ImageDecodeError('encoding') for an unsupported encoding and ('size') when the data
-    length does not match height * step or step is too small for width.
+    dtype/channels: the array view of one image row (step >= width * channels * itemsize);
+    chroma_rows: True for 4:2:0 semi-planar (nv12/nv21), whose buffer has height * 3 / 2 rows;
+    to_rgb(array, sixteen_bit_max) -> (H, W, 3) uint8 RGB; array is (rows, W) or (rows, W, channels).
     """
-    if encoding not in ENCODINGS:
-        raise ImageDecodeError(
-            "encoding", f"unsupported image encoding {encoding!r}; supported: {', '.join(ENCODINGS)}"
-        )
-    channels, order = ENCODINGS[encoding]
+
+    dtype: str
+    channels: int
+    to_rgb: Callable[[np.ndarray, int], np.ndarray]
+    chroma_rows: bool = False
+
+
+def _to_8bit(values: np.ndarray, sixteen_bit_max: int) -> np.ndarray:
+    """16-bit -> uint8 by v * 255 / sixteen_bit_max (rounded, saturated)."""
+    return cv2.convertScaleAbs(values, alpha=255.0 / sixteen_bit_max)
+
+
+def _reorder(order: tuple[int, ...], sixteen: bool = False) -> Callable[[np.ndarray, int], np.ndarray]:
+    def convert(array: np.ndarray, sixteen_bit_max: int) -> np.ndarray:
+        rgb = np.ascontiguousarray(array[..., list(order)])
+        return _to_8bit(rgb, sixteen_bit_max) if sixteen else rgb
+    return convert
+
+
+def _grey(sixteen: bool = False) -> Callable[[np.ndarray, int], np.ndarray]:
+    def convert(array: np.ndarray, sixteen_bit_max: int) -> np.ndarray:
+        grey = _to_8bit(array, sixteen_bit_max) if sixteen else array
+        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
+    return convert
+
+
+def _cv(code: int, sixteen: bool = False) -> Callable[[np.ndarray, int], np.ndarray]:
+    def convert(array: np.ndarray, sixteen_bit_max: int) -> np.ndarray:
+        rgb = cv2.cvtColor(np.ascontiguousarray(array), code)
+        return _to_8bit(rgb, sixteen_bit_max) if sixteen else rgb
+    return convert
+
+
+# ROS names the Bayer pattern by its top-left 2x2 block read row by row (rggb: R G / G B); OpenCV's
+# classic names use the second row's middle pair, so ROS rggb is OpenCV BayerBG (cv_bridge's mapping,
+# checked by the mosaic round trip in test_perception_image.py).
+_BAYER_CODES = {"rggb": cv2.COLOR_BayerBG2RGB, "bggr": cv2.COLOR_BayerRG2RGB,
+                "gbrg": cv2.COLOR_BayerGR2RGB, "grbg": cv2.COLOR_BayerGB2RGB}
+
+_LAYOUTS: dict[str, _Layout] = {
+    "rgb8": _Layout("u1", 3, _reorder((0, 1, 2))),
+    "bgr8": _Layout("u1", 3, _reorder((2, 1, 0))),
+    "rgba8": _Layout("u1", 4, _reorder((0, 1, 2))),
+    "bgra8": _Layout("u1", 4, _reorder((2, 1, 0))),
+    "8UC3": _Layout("u1", 3, _reorder((0, 1, 2))),  # no colour order given: taken as RGB
+    "rgb16": _Layout("u2", 3, _reorder((0, 1, 2), True)),
+    "bgr16": _Layout("u2", 3, _reorder((2, 1, 0), True)),
+    "rgba16": _Layout("u2", 4, _reorder((0, 1, 2), True)),
+    "bgra16": _Layout("u2", 4, _reorder((2, 1, 0), True)),
+    "mono8": _Layout("u1", 1, _grey()),
+    "8UC1": _Layout("u1", 1, _grey()),
+    "mono16": _Layout("u2", 1, _grey(True)),
+    "16UC1": _Layout("u2", 1, _grey(True)),
+    "uyvy": _Layout("u1", 2, _cv(cv2.COLOR_YUV2RGB_UYVY)),
+    "yuv422": _Layout("u1", 2, _cv(cv2.COLOR_YUV2RGB_UYVY)),  # ROS's yuv422 is UYVY byte order
+    "yuyv": _Layout("u1", 2, _cv(cv2.COLOR_YUV2RGB_YUYV)),
+    "yuv422_yuy2": _Layout("u1", 2, _cv(cv2.COLOR_YUV2RGB_YUYV)),
+    "nv12": _Layout("u1", 1, _cv(cv2.COLOR_YUV2RGB_NV12), chroma_rows=True),
+    "nv21": _Layout("u1", 1, _cv(cv2.COLOR_YUV2RGB_NV21), chroma_rows=True),
+    **{f"bayer_{pattern}8": _Layout("u1", 1, _cv(code)) for pattern, code in _BAYER_CODES.items()},
+    **{f"bayer_{pattern}16": _Layout("u2", 1, _cv(code, True)) for pattern, code in _BAYER_CODES.items()},
+}
+
+# Kept for callers that list what is supported: encoding -> channels in one row of the data.
+ENCODINGS: dict[str, int] = {name: layout.channels for name, layout in _LAYOUTS.items()}
+
+
+def _check_geometry(encoding: str, layout: _Layout, height: int, width: int, step: int,
+                    max_input_pixels: int) -> int:
+    """Raise for a declared geometry that cannot hold this encoding; return the buffer's row count."""
     if height <= 0 or width <= 0:
         raise ImageDecodeError("size", f"empty image {width}x{height}")
-    if step < width * channels:
-        raise ImageDecodeError("size", f"step {step} < width {width} x {channels} channels")
+    if width * height > max_input_pixels:
+        raise ImageDecodeError("too_large", f"{encoding} image {width}x{height} = {width * height} pixels "
+                               f"exceeds max_input_pixels {max_input_pixels}")
+    row_bytes = width * layout.channels * np.dtype(layout.dtype).itemsize
+    if step < row_bytes:
+        raise ImageDecodeError("size", f"step {step} < width {width} x {row_bytes // width} bytes ({encoding})")
+    subsampled = layout.chroma_rows or layout.channels == 2 and layout.dtype == "u1"
+    if (subsampled and width % 2) or (layout.chroma_rows and height % 2):
+        raise ImageDecodeError("size", f"{encoding} needs an even width{' and height' * layout.chroma_rows}, "
+                               f"got {width}x{height}")
+    return height * 3 // 2 if layout.chroma_rows else height
+
+
+def decode_raw(encoding: str, height: int, width: int, step: int, data: bytes | memoryview, *,
+               is_bigendian: bool = False, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+               sixteen_bit_max: int = 65535) -> np.ndarray:
+    """A sensor_msgs/Image payload -> (height, width, 3) uint8 RGB (a copy, safe to keep).
+
+    Raises ImageDecodeError: 'unsupported_encoding' naming the encoding, 'too_large' when
+    width * height > max_input_pixels (checked before touching the data), 'size' when the data
+    length is not rows * step or step is too small for width.
+    """
+    layout = _LAYOUTS.get(encoding)
+    if layout is None:
+        raise ImageDecodeError("unsupported_encoding",
+                               f"unsupported image encoding {encoding!r}; supported: {', '.join(_LAYOUTS)}")
+    rows = _check_geometry(encoding, layout, height, width, step, max_input_pixels)
     buf = np.frombuffer(data, dtype=np.uint8)
-    if buf.size != height * step:
-        raise ImageDecodeError(
-            "size", f"data length {buf.size} != height {height} x step {step} = {height * step}"
-        )
-    rows = buf.reshape(height, step)[:, : width * channels].reshape(height, width, channels)
-    if order is None:
-        return np.repeat(rows, 3, axis=2)
-    return np.ascontiguousarray(rows[..., list(order)])
+    if buf.size != rows * step:
+        raise ImageDecodeError("size", f"data length {buf.size} != {rows} rows x step {step} = {rows * step}")
+    itemsize = np.dtype(layout.dtype).itemsize
+    row_bytes = buf.reshape(rows, step)[:, : width * layout.channels * itemsize]
+    byte_order = ">" if is_bigendian else "<"
+    values = np.ascontiguousarray(row_bytes).view(byte_order + layout.dtype)
+    if itemsize > 1:
+        values = values.astype(layout.dtype, copy=False)  # native byte order for OpenCV
+    if layout.channels > 1:
+        values = values.reshape(rows, width, layout.channels)
+    try:
+        return layout.to_rgb(values, sixteen_bit_max)
+    except cv2.error as exc:
+        raise ImageDecodeError("decode_failed", f"OpenCV cannot convert {encoding} {width}x{height}: {exc}") from exc
 
 
-def decode_compressed(fmt: str, data: bytes | memoryview) -> np.ndarray:
-    """A sensor_msgs/CompressedImage payload (jpeg/png) -> (H, W, 3) uint8 RGB."""
-    import cv2
+def decode_compressed(fmt: str, data: bytes | memoryview, *,
+                      max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """A sensor_msgs/CompressedImage payload (JPEG or PNG, told apart by their magic bytes; `fmt` is
+    only quoted in errors) -> (H, W, 3) uint8 RGB.
 
+    The header is parsed first: 'unsupported_format' (neither PNG nor JPEG), 'bad_header'
+    (malformed, zero size, odd channels or bit depth) and 'too_large' (declared width * height >
+    max_input_pixels) are raised before cv2.imdecode runs; any decoder failure is 'decode_failed'.
+    """
     buf = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if image is None:
-        raise ImageDecodeError("compressed", f"cannot decode compressed image (format {fmt!r}, {buf.size} bytes)")
+    try:
+        header = read_compressed_header(data if isinstance(data, bytes) else bytes(data))
+    except ImageHeaderError as exc:
+        raise ImageDecodeError(exc.kind, f"compressed image (format {fmt!r}, {buf.size} bytes): {exc}") from exc
+    if header.width * header.height > max_input_pixels:
+        raise ImageDecodeError("too_large", f"{header.format} declares {header.width}x{header.height} = "
+                               f"{header.width * header.height} pixels, above max_input_pixels {max_input_pixels}")
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except Exception as exc:  # cv2.error, or anything else the codec raises: one counted kind
+        raise ImageDecodeError("decode_failed", f"cannot decode {header.format} ({buf.size} bytes): {exc}") from exc
+    if image is None or image.ndim != 3 or image.shape[2] != 3:
+        raise ImageDecodeError("decode_failed", f"cannot decode compressed image (format {fmt!r}, {buf.size} bytes)")
+    if image.shape[0] * image.shape[1] > max_input_pixels:  # defence in depth: the header lied
+        raise ImageDecodeError("too_large", f"decoded {image.shape[1]}x{image.shape[0]} exceeds max_input_pixels")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def encode_raw(rgb: np.ndarray, encoding: str) -> tuple[bytes, int]:
-    """(H, W, 3) uint8 RGB -> (data, step) in `encoding`; the inverse of decode_raw (for tests
-    and the stream publisher)."""
-    channels, order = ENCODINGS[encoding]
-    if order is None:
+    """(H, W, 3) uint8 RGB -> (data, step) in an 8-bit rgb/bgr/rgba/bgra/mono encoding; the inverse
+    of decode_raw for those (for tests and the stream publisher)."""
+    if encoding in ("mono8", "8UC1"):
         out = rgb.mean(axis=2).round().astype(np.uint8)[..., None]
+    elif encoding in ("rgb8", "8UC3"):
+        out = rgb
+    elif encoding == "bgr8":
+        out = rgb[..., ::-1]
+    elif encoding in ("rgba8", "bgra8"):
+        colour = rgb if encoding == "rgba8" else rgb[..., ::-1]
+        out = np.concatenate([colour, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
     else:
-        out = rgb[..., list(np.argsort(order))] if channels == 3 else np.concatenate(
-            [rgb[..., list(np.argsort(order))], np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+        raise ValueError(f"encode_raw does not write {encoding!r}")
     out = np.ascontiguousarray(out)
-    return out.tobytes(), out.shape[1] * channels
+    return out.tobytes(), out.shape[1] * out.shape[2]
