@@ -1,0 +1,139 @@
+"""camera_info checks and undistortion, without rclpy.
+
+validate_intrinsics: K must be finite with positive focal lengths and its principal point on the
+image; a K calibrated at another resolution is scaled when the image is that calibration resized by
+one ratio in x and y (1280x960 -> 640x480), and refused otherwise.
+
+Undistorter: sensor_msgs/CameraInfo distortion models plumb_bob (k1 k2 p1 p2 k3), rational_polynomial
+(k1 k2 p1 p2 k3 k4 k5 k6) and equidistant (fisheye k1 k2 k3 k4, cv2.fisheye) -> an undistorted
+image and its pinhole K, through cv2.remap maps cached per (model, K, D, size). All-zero distortion
+skips the remap. Pixel coordinates follow CameraInfo: pixel (0, 0)'s centre is (0, 0).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+
+# The kind a validate_intrinsics reason starts with ("<kind>: <detail>"), for counting.
+INTRINSICS_REASONS = {
+    "scaled": "accepted: K scaled from the calibration size to the image size",
+    "malformed": "K is not 3x3 with last row (0, 0, 1)",
+    "non_finite": "K holds NaN or inf",
+    "non_positive_focal": "fx or fy <= 0",
+    "principal_point_outside": "(cx, cy) is not on the image",
+    "size_mismatch": "calibration size differs from the image by no single clean ratio",
+}
+# Distortion coefficients each model reads (sensor_msgs/distortion_models.hpp).
+DISTORTION_LENGTHS = {"plumb_bob": (4, 5), "rational_polynomial": (8,), "equidistant": (4,)}
+
+
+def reason_kind(reason: str) -> str:
+    """The counting key of a validate_intrinsics reason ('' when K was accepted unchanged)."""
+    return reason.split(":", 1)[0]
+
+
+def validate_intrinsics(k, width: int, height: int, calib_width: int = 0,
+                        calib_height: int = 0) -> tuple[np.ndarray | None, str]:
+    """(K for an image of width x height, reason): reason is '' when K is used as given,
+    'scaled: ...' when it was scaled, and for a refusal K is None and the reason starts with one of
+    INTRINSICS_REASONS' kinds. calib_width/height 0 (unset in CameraInfo) means the image size."""
+    k = np.asarray(k, dtype=np.float64)
+    if k.size != 9:
+        return None, f"malformed: K has {k.size} values, not 9"
+    k = k.reshape(3, 3)
+    if not np.isfinite(k).all():
+        return None, f"non_finite: K = {k.ravel().tolist()}"
+    if not np.allclose(k[2], (0.0, 0.0, 1.0)):
+        return None, f"malformed: K's last row is {k[2].tolist()}, not (0, 0, 1)"
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        return None, f"non_positive_focal: fx {k[0, 0]}, fy {k[1, 1]}"
+    reason = ""
+    calib_width, calib_height = calib_width or width, calib_height or height
+    if (calib_width, calib_height) != (width, height):
+        scale = width / calib_width
+        if not np.isclose(height / calib_height, scale, rtol=1e-9, atol=0.0):
+            return None, (f"size_mismatch: calibrated at {calib_width}x{calib_height}, image is {width}x{height} "
+                          f"(x{scale:.4g} in width, x{height / calib_height:.4g} in height)")
+        # Pixel i covers [i - 0.5, i + 0.5): scale about the image corner (-0.5, -0.5).
+        to_image = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1]])
+        k = to_image @ k
+        reason = f"scaled: calibrated at {calib_width}x{calib_height}, image {width}x{height} (x{scale:.4g})"
+    cx, cy = k[0, 2], k[1, 2]
+    if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
+        return None, f"principal_point_outside: ({cx:.1f}, {cy:.1f}) on a {width}x{height} image"
+    return k, reason
+
+
+class DistortionError(ValueError):
+    """Distortion the Undistorter cannot apply; kind 'unsupported_distortion_model' or 'bad_distortion'."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def check_distortion(model: str, d) -> np.ndarray:
+    """D as float64 for `model`; raises DistortionError for an unknown model, a wrong coefficient
+    count or non-finite values. An empty D (or model '') is read as no distortion."""
+    d = np.asarray(d if d is not None else [], dtype=np.float64).ravel()
+    if np.isfinite(d).all() and not np.any(d):  # empty or all zero: nothing to undo
+        return np.zeros(0)
+    if model not in DISTORTION_LENGTHS:
+        raise DistortionError("unsupported_distortion_model",
+                              f"distortion model {model!r} is not one of {', '.join(DISTORTION_LENGTHS)}")
+    if d.size not in DISTORTION_LENGTHS[model]:
+        raise DistortionError("bad_distortion", f"{model} takes {DISTORTION_LENGTHS[model]} coefficients, got {d.size}")
+    if not np.isfinite(d).all():
+        raise DistortionError("bad_distortion", f"distortion holds NaN or inf: {d.tolist()}")
+    return d
+
+
+class Undistorter:
+    """Undistorts frames with remap maps cached per (model, K, D, size), at most `max_cached`
+    (a 4K map pair is about 50 MB)."""
+
+    def __init__(self, max_cached: int = 2):
+        self.max_cached = max_cached
+        self.maps: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self.maps_built = 0
+
+    def __call__(self, rgb: np.ndarray, k: np.ndarray, d, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """(undistorted image, its K). With no distortion, the same array and K (no remap, no copy)."""
+        d = check_distortion(model, d)
+        k = np.asarray(k, dtype=np.float64).reshape(3, 3)
+        if d.size == 0:
+            return rgb, k
+        height, width = rgb.shape[:2]
+        key = (model, k.tobytes(), d.tobytes(), width, height)
+        if key in self.maps:
+            self.maps.move_to_end(key)
+        else:
+            self.maps[key] = _build_maps(k, d, model, width, height)
+            self.maps_built += 1
+            while len(self.maps) > self.max_cached:
+                self.maps.popitem(last=False)
+        map1, map2, new_k = self.maps[key]
+        out = cv2.remap(rgb, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return out, new_k.copy()
+
+
+def _build_maps(k: np.ndarray, d: np.ndarray, model: str, width: int, height: int):
+    """Fixed-point remap maps and the new pinhole K.
+
+    plumb_bob / rational_polynomial: cv2.getOptimalNewCameraMatrix with alpha 0 keeps only valid
+    pixels, so no black border enters the model as image content. equidistant: the pinhole view
+    keeps the fisheye's own K (its centre resolution; a pinhole cannot show the far periphery, and
+    the view it shows lies inside the fisheye image). cv2.fisheye.estimateNewCameraMatrixFor-
+    UndistortRectify is not used: for a wide (T265-like) lens it put the principal point off the image.
+    """
+    size = (width, height)
+    if model == "equidistant":
+        new_k = k.copy()
+        map1, map2 = cv2.fisheye.initUndistortRectifyMap(k, d, np.eye(3), new_k, size, cv2.CV_16SC2)
+    else:
+        new_k, _ = cv2.getOptimalNewCameraMatrix(k, d, size, 0.0, size)
+        map1, map2 = cv2.initUndistortRectifyMap(k, d, None, new_k, size, cv2.CV_16SC2)
+    return map1, map2, np.asarray(new_k, dtype=np.float64)
