@@ -14,16 +14,26 @@ export PYTHONUNBUFFERED := 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-ros.txt setup.py tools/build_tf2_msgs.sh tools/link_share.sh
+$(STAMP): requirements.txt requirements-ros.txt requirements-colcon.txt setup.py setup.cfg tools/build_tf2_msgs.sh tools/link_share.sh
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-ros.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-ros.txt -r requirements-colcon.txt
 	bash tools/build_tf2_msgs.sh $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	bash tools/link_share.sh $(VENV)
 	touch $(STAMP)
 
+# colcon as ROS users run it: build the package into install/, then `colcon test` runs pytest on
+# test/ (setup.cfg testpaths) with install/ sourced. console_direct+ shows pytest's output; the
+# other handlers are off so that pytest's summary line is the last line printed, and
+# --return-code-on-test-failure makes a failing test fail `make test`.
+COLCON := $(VENV)/bin/colcon --log-base $(CURDIR)/log
+COLCON_DIRS := --packages-select fourds_ros --base-paths $(CURDIR) --build-base $(CURDIR)/build --install-base $(CURDIR)/install
+PYTEST_ARGS ?= -ra
 test: setup
-	$(VENV)/bin/python -m pytest -q -ra test
+	$(COLCON) build $(COLCON_DIRS) --event-handlers console_direct- console_stderr- console_start_end- summary- status-
+	$(COLCON) test $(COLCON_DIRS) --return-code-on-test-failure \
+	  --event-handlers console_direct+ console_stderr- console_start_end- summary- status- \
+	  --pytest-args $(PYTEST_ARGS)
 
 # The main job on the embedded default: the MIT HoloLens sample shipped in samples/ becomes a bag,
 # the real perception node (default model) runs over DDS on it, and the report is scored against

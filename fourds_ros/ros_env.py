@@ -1,4 +1,5 @@
-"""The environment every ROS subprocess gets (tests, harnesses, eval replay). No rclpy.
+"""The environment every ROS subprocess gets (tests, harnesses, eval replay, the install-tree
+node). No rclpy. This is the one helper for it; harness.ros_env and replay.ros_environment call it.
 
 Fast DDS multicasts discovery on the external interface unless discovery is limited to
 localhost; Kilted does that with ROS_AUTOMATIC_DISCOVERY_RANGE (its older switch is ignored).
@@ -8,18 +9,40 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
+from pathlib import Path
 
 
-def ros_environment(domain_id: int | None = None, base: dict | None = None) -> dict:
-    """A copy of `base` (default os.environ) with loopback-only discovery, `domain_id` when given,
-    this interpreter's prefix on AMENT_PREFIX_PATH (get_package_share_directory finds the venv)
-    and unbuffered Python output."""
+def _prepend(env: dict, key: str, *paths: str) -> None:
+    old = [p for p in env.get(key, "").split(os.pathsep) if p and p not in paths]
+    env[key] = os.pathsep.join([*paths, *old])
+
+
+def _append(env: dict, key: str, path: str) -> None:
+    old = [p for p in env.get(key, "").split(os.pathsep) if p]
+    if path not in old:
+        env[key] = os.pathsep.join([*old, path])
+
+
+def ros_environment(domain_id: int | None = None, base: dict | None = None,
+                    package_prefix: str | Path | None = None) -> dict:
+    """A copy of `base` (default os.environ) with loopback-only discovery, `domain_id` when given
+    and unbuffered Python output. This interpreter's prefix is appended to AMENT_PREFIX_PATH (the
+    pip ROS wheels and the venv's share/fourds_ros are found there), after any ROS install or
+    colcon install tree the caller already has on it.
+
+    package_prefix: a colcon install prefix of one package (install/fourds_ros), put first the way
+    `source install/setup.bash` does: AMENT_PREFIX_PATH, PYTHONPATH (its site-packages), PATH."""
     env = dict(os.environ if base is None else base)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
-    prefix = env.get("AMENT_PREFIX_PATH", "")
-    if sys.prefix not in prefix.split(os.pathsep):
-        env["AMENT_PREFIX_PATH"] = os.pathsep.join(p for p in (sys.prefix, prefix) if p)
+    _append(env, "AMENT_PREFIX_PATH", sys.prefix)
+    if package_prefix is not None:
+        prefix = Path(package_prefix).resolve()
+        site = sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)})
+        _prepend(env, "AMENT_PREFIX_PATH", str(prefix))
+        _prepend(env, "PYTHONPATH", site)
+        _prepend(env, "PATH", str(prefix / "bin"))
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -1,12 +1,15 @@
-"""Launch the fourds_perception lifecycle node.
+"""Launch the fourds_perception lifecycle node (and rviz2 with rviz:=true).
 
-    ros2 launch fourds_ros perception.launch.py namespace:=fourds image_topic:=/camera/image_raw
+    ros2 launch fourds_ros perception.launch.py image_topic:=/camera/color/image_raw \
+        camera_info_topic:=/camera/color/camera_info
 
 Arguments: params_file, namespace, use_sim_time, log_level, autostart, model, image_topic,
-camera_info_topic. The logic is fourds_ros.ros.launch_logic.perception_node_plan (unit tested).
+camera_info_topic, image_transport, rviz. All logic is in fourds_ros.ros.launch_logic
+(perception_node_plan, rviz_plan: plain unit-tested functions); this file only maps plans to
+launch_ros actions.
 """
 
-from fourds_ros.ros.launch_logic import perception_node_plan
+from fourds_ros.ros.launch_logic import perception_node_plan, rviz_plan
 
 ARGUMENTS = {
     "params_file": ("", "parameter YAML (default: the package's config/perception.yaml)"),
@@ -14,21 +17,30 @@ ARGUMENTS = {
     "use_sim_time": ("false", "use /clock"),
     "log_level": ("info", "debug, info, warn, error or fatal"),
     "autostart": ("true", "configure and activate at start-up"),
-    "model": ("", "checkpoint directory (default: from params_file)"),
-    "image_topic": ("image", "input sensor_msgs/Image topic"),
+    "model": ("", "checkpoint directory (default: from params_file, else the installed default)"),
+    "image_topic": ("image", "input image topic (raw; <image_topic>/compressed for compressed)"),
     "camera_info_topic": ("camera_info", "input sensor_msgs/CameraInfo topic"),
+    "image_transport": ("", "raw or compressed (default: from params_file)"),
+    "rviz": ("false", "also start rviz2 with config/fourds.rviz"),
 }
+NODE_ARGUMENTS = [k for k in ARGUMENTS if k != "rviz"]
 
 
-def _node(context):
-    from launch_ros.actions import LifecycleNode
+def _actions(context):
+    from launch_ros.actions import LifecycleNode, Node
 
-    plan = perception_node_plan(**{k: context.perform_substitution(
-        __import__("launch").substitutions.LaunchConfiguration(k)) for k in ARGUMENTS})
-    return [LifecycleNode(package=plan["package"], executable=plan["executable"], name=plan["name"],
-                          namespace=plan["namespace"], parameters=plan["parameters"],
-                          remappings=plan["remappings"], ros_arguments=plan["ros_arguments"],
-                          output="screen")]
+    args = {k: context.launch_configurations.get(k, default) for k, (default, _) in ARGUMENTS.items()}
+    plan = perception_node_plan(**{k: args[k] for k in NODE_ARGUMENTS})
+    actions = [LifecycleNode(package=plan["package"], executable=plan["executable"], name=plan["name"],
+                             namespace=plan["namespace"], parameters=plan["parameters"],
+                             remappings=plan["remappings"], ros_arguments=plan["ros_arguments"],
+                             output="screen")]
+    rviz = rviz_plan(args["rviz"], args["namespace"], args["use_sim_time"])
+    if rviz:
+        actions.append(Node(package=rviz["package"], executable=rviz["executable"], name=rviz["name"],
+                            namespace=rviz["namespace"], arguments=rviz["arguments"],
+                            parameters=rviz["parameters"], output="screen"))
+    return actions
 
 
 def generate_launch_description():
@@ -37,5 +49,5 @@ def generate_launch_description():
 
     return LaunchDescription(
         [DeclareLaunchArgument(k, default_value=d, description=h) for k, (d, h) in ARGUMENTS.items()]
-        + [OpaqueFunction(function=_node)]
+        + [OpaqueFunction(function=_actions)]
     )

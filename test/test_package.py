@@ -11,8 +11,9 @@ from .conftest import REPO
 
 ROS_DEPENDS = {
     "rclpy", "sensor_msgs", "geometry_msgs", "nav_msgs", "visualization_msgs", "diagnostic_msgs",
-    "std_srvs", "tf2_ros", "tf2_msgs", "cv_bridge", "launch", "launch_ros", "python3-numpy",
-    "python3-transforms3d", "python3-opencv",
+    "std_srvs", "tf2_ros", "tf2_msgs", "launch", "launch_ros", "python3-numpy",
+    "python3-transforms3d", "python3-opencv", "python3-yaml", "ament_index_python", "std_msgs",
+    "builtin_interfaces", "lifecycle_msgs",
 }
 
 
@@ -22,6 +23,7 @@ def test_package_xml_is_format_3_with_every_dependency():
     assert root.findtext("name") == "fourds_ros"
     depends = {e.text for e in root if e.tag.endswith("depend")}
     assert ROS_DEPENDS <= depends, ROS_DEPENDS - depends
+    assert "cv_bridge" not in depends  # the node converts images itself (perception/image.py)
     assert root.find("test_depend").text == "python3-pytest"
     assert root.find("export/build_type").text == "ament_python"
     assert (REPO / "resource" / "fourds_ros").is_file()
@@ -47,4 +49,23 @@ def test_wheel_installs_data_files_and_console_scripts(tmp_path):
     ).decode()
     assert "perception_node = fourds_ros.ros.perception_node:main" in entry_points
     assert "fourds-ros = fourds_ros.cli:main" in entry_points
-    assert not any(n.startswith(("test/", "training/")) for n in names)
+    assert not any(n.startswith("test/") for n in names)
+    # `fourds-ros bench train` runs training.bench: installed with its configs
+    assert "training/bench.py" in names and "training/configs/tiny.yaml" in names
+
+
+def test_pip_only_requirements_leave_numpy_to_the_distribution():
+    """A ROS user pip-installs only what apt/rosdep lacks (the issue's list), never numpy."""
+    lines = (REPO / "requirements-ros-system.txt").read_text().splitlines()
+    names = {line.split(">")[0].split("=")[0].strip() for line in lines if line.strip() and not line.startswith("#")}
+    assert names == {"torch", "onnxruntime", "safetensors", "einops", "rosbags"}
+
+
+def test_colcon_finds_pytest_as_test_dependency():
+    """colcon test runs pytest only when setup.py declares it as a test dependency; setuptools
+    dropped tests_require, so it must be in extras_require["test"]. Read as colcon reads it."""
+    from colcon_core.task.python.test import has_test_dependency
+    from colcon_python_setup_py.package_identification.python_setup_py import get_setup_information
+
+    data = get_setup_information(REPO / "setup.py")
+    assert has_test_dependency(data, "pytest")

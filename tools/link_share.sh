@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Make the source tree look installed to ament_index (get_package_share_directory) without
-# copying: share/fourds_ros/{launch,config,models,package.xml} link back into the repo.
+# Give the `make setup` venv (an editable install) the install layout that ros2 run / ros2 launch
+# and ament_index expect, without copying:
+#   share/fourds_ros/{launch,config,models}/  real directories whose FILES link back into the repo
+#     (ros2launch finds launch files with os.walk, which does not descend into directory links),
+#   share/fourds_ros/package.xml, share/ament_index/resource_index/packages/fourds_ros,
+#   lib/fourds_ros/{perception_node,fourds-ros}  links to the console scripts pip put in bin/.
+# Rerun after adding a file to launch/, config/ or models/ (make setup does when setup.py changes).
 set -euo pipefail
-venv=$1
+venv=$(cd "$1" && pwd)
 repo=$(cd "$(dirname "$0")/.." && pwd)
 share=$venv/share/fourds_ros
-mkdir -p "$venv/share/ament_index/resource_index/packages" "$share"
+mkdir -p "$venv/share/ament_index/resource_index/packages" "$share" "$venv/lib/fourds_ros"
 touch "$venv/share/ament_index/resource_index/packages/fourds_ros"
-for item in launch config models package.xml; do
-  rm -rf "${share:?}/$item"
-  ln -s "$repo/$item" "$share/$item"
+for folder in launch config models; do
+  rm -rf "${share:?}/$folder"
+  (cd "$repo" && find "$folder" -type f ! -path '*/__pycache__/*' ! -name '*.pyc') | while read -r f; do
+    mkdir -p "$share/$(dirname "$f")"
+    ln -s "$repo/$f" "$share/$f"
+  done
+done
+ln -sfn "$repo/package.xml" "$share/package.xml"
+for exe in perception_node fourds-ros; do
+  test -x "$venv/bin/$exe" || { echo "link_share: $venv/bin/$exe missing (pip install -e . first)" >&2; exit 1; }
+  ln -sfn "$venv/bin/$exe" "$venv/lib/fourds_ros/$exe"
 done

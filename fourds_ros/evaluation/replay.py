@@ -333,17 +333,16 @@ def predictions_from_outputs(mcap: str | Path, timing: dict | None = None,
 def node_command(model_dir, backend: str = "torch", hop: int = 0, extra: dict | None = None,
                  namespace: str = "") -> list[str]:
     """The node with autostart, reliable image QoS (a benchmark must not lose frames in transport)
-    and its inputs remapped to the bag's topics, all under `namespace` when given."""
+    and its inputs remapped to the bag's topics, all under `namespace` when given. Built by
+    launch_logic, the one builder of the node's command line."""
+    from ..ros.launch_logic import command_line, module_command, node_plan, topic_remappings
+
     ns = ("/" + namespace.strip("/")) if namespace.strip("/") else ""
-    params = {"model": str(model_dir), "autostart": "true", "backend": backend, "hop": str(hop),
+    params = {"model": str(model_dir), "autostart": True, "backend": backend, "hop": hop,
               "image_qos": "DEFAULT", **(extra or {})}
-    cmd = [sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args"]
-    for k, v in params.items():
-        cmd += ["-p", f"{k}:={v}"]
-    if ns:
-        cmd += ["-r", f"__ns:={ns}"]
-    return cmd + ["-r", f"image:={ns}{IMAGE_TOPIC}", "-r", f"image/compressed:={ns}{COMPRESSED_TOPIC}",
-                  "-r", f"camera_info:={ns}{CAMERA_INFO_TOPIC}"]
+    plan = node_plan(overrides=params, namespace=namespace,
+                     remappings=topic_remappings(ns + IMAGE_TOPIC, ns + CAMERA_INFO_TOPIC))
+    return command_line(plan, executable=module_command())
 
 
 def ros_environment(env: dict | None = None) -> dict:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from ..ros_env import ros_environment
-from .launch_logic import PARAMS_KEY
+from .launch_logic import PARAMS_KEY, command_line, module_command, node_plan
 
 
 @dataclass
@@ -41,18 +41,16 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
              probe_timeout_s: float = 120.0, namespace: str = "", cmd: list[str] | None = None,
              probe_topics: list[str] | None = None) -> NodeRun:
     """Start the node (params via a YAML params file), run `plan` in a probe process, stop both.
-    cmd: the node's argv instead of `python -m fourds_ros.ros.perception_node` (params appended)."""
+    cmd: the node's argv prefix instead of `python -m fourds_ros.ros.perception_node` (the plan's
+    ROS arguments are appended; a second --ros-args block is valid)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**env, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env = ros_environment(base=env)
     files = [params_file] if params_file else []
     if params:
         files.append(write_params(workdir / "params.yaml", params))
-    cmd = list(cmd) if cmd else [sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args"]
-    for f in files:
-        cmd += ["--params-file", str(f)]
-    if namespace:
-        cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]
+    # The same argv builder as the launch file (launch_logic): no params file of its own, so the
+    # node's declared defaults apply unless the test's files say otherwise.
+    cmd = command_line(node_plan(files, namespace=namespace), executable=cmd or module_command())
     log_path = workdir / "node.log"
     plan_path = workdir / "plan.json"
     out_path = workdir / "probe.json"

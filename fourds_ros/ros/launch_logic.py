@@ -1,13 +1,21 @@
-"""The logic of launch/perception.launch.py as a plain, tested function (no launch imports).
+"""How the perception node is started, as plain tested functions (no launch imports).
 
-`perception_node_plan(...)` resolves the launch arguments into what to run: package,
-executable, node name, namespace, parameter files/overrides, remappings and ROS arguments.
-The launch file turns the plan into a launch_ros Node; `command_line(plan)` turns it into the
-equivalent `perception_node --ros-args ...` argv (used when launch_ros is not installed).
+This is the one way the node's command line is built: the launch file, the test harness
+(ros/harness.run_node) and the evaluation replay (evaluation/replay.node_command) all go through
+`node_plan` / `perception_node_plan` and `command_line`.
+
+- `perception_node_plan(...)` resolves the launch file's arguments (strings, as launch gives
+  them) into a plan: package, executable, node name, namespace, parameter files and overrides,
+  remappings and ROS arguments.
+- `node_plan(...)` is the same plan built from already-typed values (what harness and replay use).
+- `rviz_plan(...)` is the optional rviz2 node of `rviz:=true`.
+- The launch file turns a plan into a launch_ros Node; `command_line(plan)` turns it into the
+  equivalent `perception_node --ros-args ...` argv (what `ros2 run` / `ros2 launch` execute).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 PACKAGE = "fourds_ros"
@@ -17,20 +25,36 @@ NODE_NAME = "fourds_perception"
 # at the root namespace, so under `namespace:=robot` the file was silently ignored.
 PARAMS_KEY = f"/**/{NODE_NAME}"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+IMAGE_TRANSPORTS = ("raw", "compressed")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def default_params_file() -> Path:
-    """<share>/config/perception.yaml when installed, else the source tree's config/."""
+def share_file(*parts: str) -> Path:
+    """<share>/fourds_ros/<parts> when the package is installed in an ament prefix, else the
+    source tree's copy (running from a checkout without an install)."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        installed = Path(get_package_share_directory(PACKAGE)) / "config" / "perception.yaml"
+        installed = Path(get_package_share_directory(PACKAGE)).joinpath(*parts)
         if installed.exists():
             return installed
-    except Exception:  # package not in an ament prefix
+    except Exception:  # ament_index_python missing, or the package is in no ament prefix
         pass
-    return REPO / "config" / "perception.yaml"
+    return REPO.joinpath(*parts)
+
+
+def default_params_file() -> Path:
+    return share_file("config", "perception.yaml")
+
+
+def default_rviz_config() -> Path:
+    return share_file("config", "fourds.rviz")
+
+
+def module_command() -> list[str]:
+    """The node run from this interpreter's fourds_ros (tests and evaluation, where the
+    installed console script may belong to another prefix)."""
+    return [sys.executable, "-m", "fourds_ros.ros.perception_node"]
 
 
 def as_bool(value) -> bool:
@@ -44,44 +68,88 @@ def as_bool(value) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def topic_remappings(image_topic: str = "image", camera_info_topic: str = "camera_info") -> list[tuple[str, str]]:
+    """Remappings of the node's inputs. The image topic is remapped with its image_transport
+    sibling `<image_topic>/compressed`, so either transport follows one argument."""
+    remappings = []
+    if image_topic and image_topic != "image":
+        remappings += [("image", image_topic), ("image/compressed", image_topic.rstrip("/") + "/compressed")]
+    if camera_info_topic and camera_info_topic != "camera_info":
+        remappings.append(("camera_info", camera_info_topic))
+    return remappings
+
+
+def node_plan(params_files=(), overrides: dict | None = None, namespace: str = "",
+              remappings=(), log_level: str | None = None) -> dict:
+    """The perception node with parameter files (applied in order), parameter overrides (which
+    win over the files), remappings and namespace."""
+    if log_level is not None and log_level.lower() not in LOG_LEVELS:
+        raise ValueError(f"log_level must be one of {LOG_LEVELS}, got {log_level!r}")
+    parameters = [str(p) for p in params_files] + ([dict(overrides)] if overrides else [])
+    return {
+        "package": PACKAGE, "executable": EXECUTABLE, "name": NODE_NAME,
+        "namespace": namespace.strip("/"), "parameters": parameters,
+        "remappings": list(remappings),
+        "ros_arguments": ["--log-level", log_level.lower()] if log_level else [],
+    }
+
+
 def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="false",
                          log_level: str = "info", autostart="true", model: str = "",
-                         image_topic: str = "image", camera_info_topic: str = "camera_info") -> dict:
+                         image_topic: str = "image", camera_info_topic: str = "camera_info",
+                         image_transport: str = "") -> dict:
     """Launch arguments (strings, as launch gives them) -> the node to run. Raises ValueError
-    naming the bad argument."""
+    naming the bad argument. Empty model / image_transport leave the params file's value."""
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
         raise ValueError(f"params_file {str(params)!r} does not exist")
-    if log_level.lower() not in LOG_LEVELS:
-        raise ValueError(f"log_level must be one of {LOG_LEVELS}, got {log_level!r}")
     overrides = {"use_sim_time": as_bool(use_sim_time), "autostart": as_bool(autostart)}
     if model:
         if not (Path(model) / "config.json").exists():
             raise ValueError(f"model {model!r} is not a checkpoint directory (no config.json)")
         overrides["model"] = str(model)
-    remappings = []
-    if image_topic != "image":
-        remappings += [("image", image_topic), ("image/compressed", image_topic.rstrip("/") + "/compressed")]
-    if camera_info_topic != "camera_info":
-        remappings.append(("camera_info", camera_info_topic))
-    return {
-        "package": PACKAGE, "executable": EXECUTABLE, "name": NODE_NAME,
-        "namespace": namespace.strip("/"), "parameters": [str(params), overrides],
-        "remappings": remappings, "ros_arguments": ["--log-level", log_level.lower()],
-    }
+    if image_transport:
+        if image_transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}, got {image_transport!r}")
+        overrides["image_transport"] = image_transport
+    return node_plan([params], overrides, namespace, topic_remappings(image_topic, camera_info_topic), log_level)
 
 
-def command_line(plan: dict, executable: str | None = None) -> list[str]:
-    """The plan as `perception_node --ros-args ...` argv (ros2 run equivalent)."""
-    argv = [executable or plan["executable"], "--ros-args", "-r", f"__node:={plan['name']}"]
+def rviz_plan(rviz="false", namespace: str = "", use_sim_time="false", config: str = "") -> dict | None:
+    """The rviz2 node of `rviz:=true` (None when false), showing config/fourds.rviz. It runs in
+    the perception node's namespace so that the config's relative topic names find its outputs."""
+    if not as_bool(rviz):
+        return None
+    path = Path(config) if config else default_rviz_config()
+    if not path.is_file():
+        raise ValueError(f"rviz config {str(path)!r} does not exist")
+    return {"package": "rviz2", "executable": "rviz2", "name": "rviz2", "namespace": namespace.strip("/"),
+            "arguments": ["-d", str(path)],
+            "parameters": [{"use_sim_time": as_bool(use_sim_time)}]}
+
+
+def _parameter_value(value) -> str:
+    """A -p value in ROS's YAML syntax: true/false lowercase, lists as [a, b]."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_parameter_value(v) for v in value) + "]"
+    return str(value)
+
+
+def command_line(plan: dict, executable: str | list[str] | None = None) -> list[str]:
+    """The plan as `perception_node --ros-args ...` argv (what ros2 run / ros2 launch execute).
+    executable: a path, or a whole argv prefix such as module_command()."""
+    prefix = [executable] if isinstance(executable, str) else list(executable or [plan["executable"]])
+    argv = prefix + ["--ros-args", "-r", f"__node:={plan['name']}"]
     if plan["namespace"]:
         argv += ["-r", f"__ns:=/{plan['namespace']}"]
     for p in plan["parameters"]:
         if isinstance(p, dict):
             for k, v in p.items():
-                argv += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+                argv += ["-p", f"{k}:={_parameter_value(v)}"]
         else:
-            argv += ["--params-file", p]
+            argv += ["--params-file", str(p)]
     for src, dst in plan["remappings"]:
         argv += ["-r", f"{src}:={dst}"]
     return argv + plan["ros_arguments"]

@@ -1,0 +1,88 @@
+"""ros/tf_static.py: chain composition (pure) and a real-DDS lookup between two processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fourds_ros.ros.tf_static import chain_transform, matrix_from_ros, ros_from_matrix
+
+S = math.sqrt(0.5)
+# A RealSense-like mount: camera_link 10 cm ahead and 20 cm up of base_link, yawed 90 deg left;
+# the optical frame is z forward, x right, y down (REP 103), quaternion x, y, z, w.
+BASE_TO_LINK = ([0.1, 0.0, 0.2], [0.0, 0.0, S, S])
+LINK_TO_OPTICAL = ([0.0, 0.015, 0.0], [-0.5, 0.5, -0.5, 0.5])
+
+
+def test_ros_quaternions_are_xyzw():
+    """90 deg about z, given x,y,z,w as ROS does, maps the x axis onto y (w-first would not)."""
+    matrix = matrix_from_ros([1, 2, 3], [0, 0, S, S])
+    np.testing.assert_allclose(matrix[:3, :3] @ [1, 0, 0], [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(matrix[:3, 3], [1, 2, 3])
+    translation, rotation = ros_from_matrix(matrix)
+    np.testing.assert_allclose(translation, [1, 2, 3])
+    np.testing.assert_allclose(np.abs(rotation), [0, 0, S, S], atol=1e-12)
+
+
+def _mount_edges():
+    return {"camera_link": ("base_link", matrix_from_ros(*BASE_TO_LINK)),
+            "camera_optical": ("camera_link", matrix_from_ros(*LINK_TO_OPTICAL)),
+            "wheel": ("base_link", matrix_from_ros([0, 0.3, 0], [0, 0, 0, 1]))}
+
+
+def test_chain_composes_down_up_and_across():
+    edges = _mount_edges()
+    expected = matrix_from_ros(*BASE_TO_LINK) @ matrix_from_ros(*LINK_TO_OPTICAL)
+    np.testing.assert_allclose(chain_transform(edges, "base_link", "camera_optical"), expected, atol=1e-12)
+    np.testing.assert_allclose(chain_transform(edges, "camera_optical", "base_link"), np.linalg.inv(expected),
+                               atol=1e-12)
+    # siblings meet at base_link: wheel -> optical = inv(base->wheel) @ base->optical
+    across = np.linalg.inv(edges["wheel"][1]) @ expected
+    np.testing.assert_allclose(chain_transform(edges, "wheel", "camera_optical"), across, atol=1e-12)
+    np.testing.assert_allclose(chain_transform(edges, "camera_link", "camera_link"), np.eye(4))
+    # the optical z axis (viewing direction) points along base_link's +y after the 90 deg yaw
+    np.testing.assert_allclose(expected[:3, 2], [0, 1, 0], atol=1e-12)
+
+
+def test_chain_of_unconnected_frames_is_none():
+    edges = _mount_edges()
+    assert chain_transform(edges, "base_link", "map") is None
+    edges["odom_child"] = ("odom", np.eye(4))
+    assert chain_transform(edges, "base_link", "odom_child") is None
+    edges["a"], edges["b"] = ("b", np.eye(4)), ("a", np.eye(4))  # a cycle does not hang
+    assert chain_transform(edges, "base_link", "a") is None
+
+
+def test_lookup_across_processes_on_real_dds(ros_env, tmp_path):
+    """One process latches the mount on /tf_static (two publish calls: the second must not drop
+    the first), another joins later and looks up base_link -> camera_optical."""
+    mount = tmp_path / "mount.json"
+    mount.write_text(json.dumps([
+        {"parent": "base_link", "child": "camera_link", "translation": BASE_TO_LINK[0], "rotation": BASE_TO_LINK[1]},
+        {"parent": "camera_link", "child": "camera_optical", "translation": LINK_TO_OPTICAL[0],
+         "rotation": LINK_TO_OPTICAL[1]},
+    ]))
+    publisher = subprocess.Popen([sys.executable, "-m", "fourds_ros.ros.tf_static", "publish", str(mount)],
+                                 env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert publisher.stdout.readline().strip() == "published"
+        lookup = subprocess.run([sys.executable, "-m", "fourds_ros.ros.tf_static", "lookup", "base_link",
+                                 "camera_optical", "--timeout", "20"], env=ros_env, capture_output=True,
+                                text=True, timeout=60)
+        assert lookup.returncode == 0, lookup.stdout + lookup.stderr
+        found = np.array(json.loads(lookup.stdout.strip().splitlines()[-1])["matrix"])
+        expected = matrix_from_ros(*BASE_TO_LINK) @ matrix_from_ros(*LINK_TO_OPTICAL)
+        np.testing.assert_allclose(found, expected, atol=1e-9)
+        missing = subprocess.run([sys.executable, "-m", "fourds_ros.ros.tf_static", "lookup", "base_link",
+                                  "no_such_frame", "--timeout", "1"], env=ros_env, capture_output=True,
+                                 text=True, timeout=60)
+        assert missing.returncode == 1 and json.loads(missing.stdout)["matrix"] is None
+    finally:
+        publisher.send_signal(signal.SIGINT)
+        assert publisher.wait(timeout=20) == 0
