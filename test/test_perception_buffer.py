@@ -7,9 +7,15 @@ import transforms3d.euler as euler
 from fourds_ros.perception.clip_buffer import ClipBuffer, ClipQueue, Frame, supersede
 from fourds_ros.perception.odometry import OdometryChain, default_base_from_camera, transform_from_xyz_quat
 from fourds_ros.perception.preprocess import Preprocessor
+from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
 from fourds_ros.perception.tracks import TrackManager, motion_outliers
 
 MS = 1_000_000
+
+
+def track_settings(**kw) -> TrackSettings:
+    """TrackSettings with refinement, the image fallback and the jump rule off unless asked for."""
+    return TrackSettings(**{"refinement": "none", "image_fallback": False, "max_deviation_px": 0.0, **kw})
 
 
 def frame(stamp_ms, shape=(4, 6, 3), encoding="rgb8"):
@@ -80,7 +86,7 @@ def test_hop_out_of_range():
 
 def test_track_ids_continue_across_overlap_and_lost_tracks_are_reseeded():
     pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
-    manager = TrackManager(num_queries=6, max_tracks=4, model_hw=(32, 32), mode="grid")
+    manager = TrackManager(6, (32, 32), track_settings(max_tracks=4, query_mode="grid"))
     image = np.zeros((32, 32, 3), np.float32)
     q, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
     assert q.shape == (6, 3) and list(ids[:4]) == [0, 1, 2, 3] and list(ids[4:]) == [-1, -1]
@@ -147,7 +153,7 @@ def test_track_manager_retires_a_jumped_track_and_reseeds_its_slot():
     image = np.zeros((32, 32, 3), np.float32)
     outputs = {}
     for max_deviation in (0.0, 4.0):
-        manager = TrackManager(num_queries=6, max_tracks=6, model_hw=(32, 32), max_deviation=max_deviation)
+        manager = TrackManager(6, (32, 32), track_settings(max_tracks=6, max_deviation_px=max_deviation))
         q, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
         xy = np.repeat(q[:, None, [2, 1]], 4, axis=1) + np.array([0.5, 0.0]) * np.arange(4)[None, :, None]
         xy[1, 2:] += np.array([6.0, 6.0])  # track 1 latches onto another point in frame 2
@@ -162,13 +168,13 @@ def test_track_manager_retires_a_jumped_track_and_reseeds_its_slot():
     sets_off, manager_off = outputs[0.0]
     assert all(s.visible.all() for s in sets_off) and manager_off.lost == 0
     with pytest.raises(ValueError, match="track_max_deviation_px"):
-        TrackManager(num_queries=6, max_tracks=6, model_hw=(32, 32), max_deviation=-1.0)
+        TrackManager(6, (32, 32), track_settings(max_tracks=6, max_deviation_px=-1.0))
 
 
 def test_tracks_followed_on_the_image_are_not_queried_and_count_against_max_tracks():
     pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
     image = np.zeros((32, 32, 3), np.float32)
-    manager = TrackManager(num_queries=6, max_tracks=4, model_hw=(32, 32), mode="grid")
+    manager = TrackManager(6, (32, 32), track_settings(max_tracks=4, query_mode="grid"))
     _, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
     assert (ids >= 0).sum() == 4
     for track in manager.tracks.values():
@@ -192,13 +198,13 @@ def test_feature_and_topic_seeds():
     image = np.zeros((32, 32, 3), np.float32)
     image[4:28, 4:28] = 1.0  # a bright square: four strong corners
     pmap = Preprocessor((32, 32), "resize").pixel_map((32, 32))
-    features = TrackManager(8, 4, (32, 32), mode="features")
+    features = TrackManager(8, (32, 32), track_settings(max_tracks=4, query_mode="features"))
     q, ids = features.make_queries([0, 1], image, pmap)
     corners = q[ids >= 0][:, 1:]
     square = np.array([[4, 4], [4, 27], [27, 4], [27, 27]])
     assert len(corners) == 4
     assert all(np.abs(square - c).max(axis=1).min() <= 2 for c in corners)
-    topic = TrackManager(8, 4, (32, 32), mode="topic")
+    topic = TrackManager(8, (32, 32), track_settings(max_tracks=4, query_mode="topic"))
     _, ids = topic.make_queries([0, 1], image, pmap)
     assert np.all(ids == -1)  # nothing requested yet
     topic.add_topic_queries(np.array([[3.0, 4.0], [20.0, 21.0]]))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from fourds_ros.engine import create_engine
-from fourds_ros.perception.pipeline import PerceptionPipeline, PipelineSettings
+from fourds_ros.perception.pipeline import PerceptionPipeline
+from fourds_ros.perception.settings import PerceptionSettings
 from fourds_ros.perception.slow_engine import SlowEngine
 
 from .conftest import SHARED_DATA, require
@@ -38,13 +39,13 @@ def scenes_frames(n):
 
 def test_default_hop_shares_one_frame_between_clips(engine):
     assert engine.config.num_frames == 4
-    assert PerceptionPipeline(engine, PipelineSettings()).hop == 3
-    assert PerceptionPipeline(engine, PipelineSettings(hop=2)).hop == 2
+    assert PerceptionPipeline(engine, PerceptionSettings.from_params()).hop == 3
+    assert PerceptionPipeline(engine, PerceptionSettings.from_params(hop=2)).hop == 2
 
 
 def test_every_frame_described_once_with_its_stamp(engine):
     counting = CountingEngine(engine)
-    pipe = PerceptionPipeline(counting, PipelineSettings(hop=2, max_tracks=12))
+    pipe = PerceptionPipeline(counting, PerceptionSettings.from_params(hop=2, max_tracks=12))
     frames, k = scenes_frames(10)
     results = []
     for i, rgb in enumerate(frames):
@@ -64,7 +65,7 @@ def test_every_frame_described_once_with_its_stamp(engine):
 
 
 def test_camera_resolution_depth_and_disabled_heads(engine):
-    pipe = PerceptionPipeline(engine, PipelineSettings(hop=4, depth_output_resolution="camera",
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=4, depth_output_resolution="camera",
                                                        enable_tracks=False, enable_pose=False))
     rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     results = []
@@ -79,7 +80,7 @@ def test_camera_resolution_depth_and_disabled_heads(engine):
 
 
 def test_time_jump_backwards_restarts_odometry(engine):
-    pipe = PerceptionPipeline(engine, PipelineSettings(hop=2))
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=2))
     rgb = np.full((32, 32, 3), 100, np.uint8)
     first = [r for i in range(6) for r in pipe.push(rgb, (10 + i) * 10**8, "cam")]
     looped = [r for i in range(4) for r in pipe.push(rgb, i * 10**8, "cam")]
@@ -92,7 +93,7 @@ def test_time_jump_backwards_restarts_odometry(engine):
 def test_reset_keeps_a_clip_already_cut(engine):
     """A manual reset between cutting a clip and running it loses no frame: the waiting clip is
     described in the old odometry chain, and the next clip restarts it at identity."""
-    pipe = PerceptionPipeline(engine, PipelineSettings(hop=2))
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=2))
     rgb = np.full((32, 32, 3), 100, np.uint8)
     first = [r for i in range(4) for r in pipe.push(rgb, (10 + i) * 10**8, "cam")]
     clip = None

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from fourds_ros.engine import create_engine
-from fourds_ros.perception.pipeline import PerceptionPipeline, PipelineSettings
+from fourds_ros.perception.pipeline import PerceptionPipeline
 from fourds_ros.perception.preprocess import Preprocessor
 from fourds_ros.perception.track_refine import TemplateRefiner, gray
+from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
 from fourds_ros.perception.tracks import VIEW_MARGIN, ClipImages, TrackManager, in_window, scene_motion
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "hololens_000" / "images"
@@ -20,6 +21,11 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "hololens_000" / "ima
 def frame():
     path = sorted(SAMPLE.glob("*"))[0]
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def track_settings(**kw) -> TrackSettings:
+    """TrackSettings with refinement, the image fallback and the jump rule off unless asked for."""
+    return TrackSettings(**{"refinement": "none", "image_fallback": False, "max_deviation_px": 0.0, **kw})
 
 
 def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -88,8 +94,7 @@ def test_track_manager_refines_after_the_query_frame_where_visible(frame):
     and at the query frame itself."""
     h, w = frame.shape[:2]
     pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
-    manager = TrackManager(num_queries=8, max_tracks=8, model_hw=(128, 128), mode="features",
-                           refiner=TemplateRefiner())
+    manager = TrackManager(8, (128, 128), track_settings(max_tracks=8, query_mode="features", refinement="template"))
     frames = [shifted(frame, 2.4 * t, 0.0) for t in range(4)]
     model_first = cv2.resize(frame[:, (w - h) // 2:(w + h) // 2], (128, 128)).astype(np.float32) / 255
     queries, slot_ids = manager.make_queries([0, 1, 2, 3], model_first, pmap)
@@ -119,14 +124,14 @@ def test_track_manager_refines_after_the_query_frame_where_visible(frame):
                 assert error[q, t] < 0.5, (q, t, error[q, t])
         assert np.allclose(refined[q, 0], head_xy[q, 0])  # the query frame is never moved
     # Without a refiner the head's positions pass through unchanged.
-    plain = TrackManager(num_queries=8, max_tracks=8, model_hw=(128, 128))
+    plain = TrackManager(8, (128, 128), track_settings(max_tracks=8))
     assert plain.refine(slot_ids, head_xy, visibility, ClipImages([]), [0, 1, 2, 3], pmap) is head_xy
 
 
 def test_pipeline_rejects_an_unknown_refinement(tiny_model_dir):
     engine = create_engine(tiny_model_dir, backend="torch", num_queries=4)
     with pytest.raises(ValueError, match="track_refinement"):
-        PerceptionPipeline(engine, PipelineSettings(track_refinement="lk"))
+        PerceptionPipeline(engine, PerceptionSettings.from_params(track_refinement="lk"))
 
 
 def test_scene_motion_is_the_similarity_of_the_tracks_ignoring_outliers():
@@ -181,8 +186,7 @@ def test_a_track_that_leaves_the_models_view_is_followed_on_the_image_and_droppe
     seeds = np.concatenate([edge, middle])
     results = {}
     for fallback in (True, False):
-        manager = TrackManager(num_queries=16, max_tracks=16, model_hw=(128, 128), mode="topic",
-                               refiner=TemplateRefiner(), image_fallback=fallback)
+        manager = TrackManager(16, (128, 128), track_settings(max_tracks=16, query_mode="topic", refinement="template", image_fallback=fallback))
         sets, slot_ids, true_u, true_v = panning_clip(frame, pmap, manager, seeds, 0, 14.0)
         results[fallback] = manager, sets, slot_ids, true_u, true_v
     manager, sets, slot_ids, true_u, true_v = results[True]
@@ -221,8 +225,7 @@ def test_tracks_the_model_calls_invisible_are_visible_where_their_template_match
     points = textured_points(gray(frame), 60, 30)
     middle = points[(points[:, 0] > 150) & (points[:, 0] < 330) & (points[:, 1] > 40) & (points[:, 1] < h - 40)][:6]
     assert len(middle) == 6
-    manager = TrackManager(num_queries=8, max_tracks=8, model_hw=(128, 128), mode="topic",
-                           refiner=TemplateRefiner(), image_fallback=True)
+    manager = TrackManager(8, (128, 128), track_settings(max_tracks=8, query_mode="topic", refinement="template", image_fallback=True))
     manager.add_topic_queries(middle)
     queries, slot_ids = manager.make_queries(list(range(8)), np.zeros((128, 128, 3), np.float32), pmap)
     qu, qv = pmap.to_input(queries[:, 2], queries[:, 1])
@@ -254,8 +257,8 @@ def test_tracks_the_model_calls_invisible_are_visible_where_their_template_match
 
 def test_the_image_fallback_needs_template_refinement(tiny_model_dir):
     with pytest.raises(ValueError, match="track_image_fallback"):
-        TrackManager(num_queries=8, max_tracks=8, model_hw=(128, 128), image_fallback=True)
+        TrackManager(8, (128, 128), track_settings(max_tracks=8, image_fallback=True))
     engine = create_engine(tiny_model_dir, backend="torch", num_queries=4)
     with pytest.raises(ValueError, match="track_refinement: template"):
-        PerceptionPipeline(engine, PipelineSettings(track_refinement="none"))
-    PerceptionPipeline(engine, PipelineSettings(track_refinement="none", track_image_fallback=False))
+        PerceptionPipeline(engine, PerceptionSettings.from_params(track_refinement="none"))
+    PerceptionPipeline(engine, PerceptionSettings.from_params(track_refinement="none", track_image_fallback=False))

@@ -55,7 +55,8 @@ def load_frames(count: int) -> list[np.ndarray]:
 def bench_case(case: str, backend: str, num_queries: int, frames: int, root: Path) -> dict:
     from ..engine import create_engine
     from ..perception.clip_buffer import default_hop
-    from ..perception.pipeline import PerceptionPipeline, PipelineSettings
+    from ..perception.pipeline import PerceptionPipeline
+    from ..perception.settings import PerceptionSettings
     from ..ros.harness import ros_env, run_node
 
     model_dir = make_checkpoint(case, root)
@@ -70,7 +71,7 @@ def bench_case(case: str, backend: str, num_queries: int, frames: int, root: Pat
         return engine(inputs)
 
     capturing_engine.config, capturing_engine.spec = engine.config, engine.spec
-    pipe = PerceptionPipeline(capturing_engine, PipelineSettings(hop=hop, max_tracks=num_queries))
+    pipe = PerceptionPipeline(capturing_engine, PerceptionSettings.from_params(hop=hop, max_tracks=num_queries))
     image_times = {"refine": [], "update": []}
 
     def timed(name, method):  # the tracks' work on the camera image, per clip (node defaults)

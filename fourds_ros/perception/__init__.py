@@ -8,12 +8,13 @@ evaluator both drive `PerceptionPipeline`, so the two paths produce the same out
 from .clip_buffer import Clip, ClipBuffer, Frame
 from .image import ImageDecodeError, decode_compressed, decode_raw
 from .odometry import OdometryChain
-from .pipeline import ClipResult, FrameResult, PerceptionPipeline, PipelineSettings
+from .pipeline import ClipResult, FrameResult, PerceptionPipeline
+from .settings import PerceptionSettings
 from .preprocess import Preprocessor
 from .tracks import TrackManager
 
 __all__ = [
     "Clip", "ClipBuffer", "ClipResult", "Frame", "FrameResult", "ImageDecodeError", "OdometryChain",
-    "PerceptionPipeline", "PipelineSettings", "Preprocessor", "TrackManager", "decode_compressed",
+    "PerceptionPipeline", "PerceptionSettings", "Preprocessor", "TrackManager", "decode_compressed",
     "decode_raw",
 ]

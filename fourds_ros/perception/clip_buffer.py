@@ -10,7 +10,7 @@ after the last clip when the stream stops (the node calls it once its input has 
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,7 +36,6 @@ class Frame:
     k: np.ndarray | None = None
     encoding: str = "rgb8"
     index: int = 0  # running input index, set by the buffer
-    received_ns: int = 0  # monotonic clock at arrival, for latency statistics
     model_rgb: np.ndarray | None = None  # (h, w, 3) float32 [0, 1] model input, made once on arrival
 
 
@@ -48,7 +47,6 @@ class Clip:
     frames: list[Frame]
     new_frames: int
     sequence: int
-    stats: dict = field(default_factory=dict)
 
 
 def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:

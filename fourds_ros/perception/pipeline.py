@@ -1,6 +1,6 @@
 """PerceptionPipeline: the single place where frames become clips and clips become outputs.
 
-    pipeline = PerceptionPipeline(create_engine(model_dir), PipelineSettings(hop=2))
+    pipeline = PerceptionPipeline(create_engine(model_dir), PerceptionSettings.from_params(hop=2))
     for rgb, stamp_ns in frames:               # rgb: (H, W, 3) uint8 RGB, stamp_ns: int
         for result in pipeline.push(rgb, stamp_ns, "camera", k):   # k: 3x3 or None
             result.stamp_ns, result.frame_id   # the input frame this result describes
@@ -21,42 +21,16 @@ dropped under overload. Disabled outputs (`enable_*`) are None.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from einops import rearrange
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
-from .odometry import OdometryChain, PoseEstimate
-from .preprocess import PixelMap, Preprocessor, default_intrinsics
-from .track_refine import make_refiner
+from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
+from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics
+from .settings import PerceptionSettings
 from .tracks import ClipImages, TrackManager, TrackSet
-
-
-@dataclass
-class PipelineSettings:
-    """Algorithm parameters (the node's ROS parameters of the same names)."""
-
-    hop: int = 0  # frames between clips; 0: clip_buffer.default_hop (clip length - 1)
-    enable_depth: bool = True
-    enable_tracks: bool = True
-    enable_pose: bool = True
-    crop_policy: str = "center_crop"  # or "resize"; see preprocess.py
-    max_gap_s: float = 1.0  # a larger gap between frames resets the clip buffer
-    max_tracks: int = 64  # at most the engine's query count
-    track_query_mode: str = "grid"  # grid | features | topic
-    track_min_visibility: float = 0.5
-    track_refinement: str = "template"  # template | none; see track_refine.py
-    track_max_deviation_px: float = 10.0  # model pixels per frame off the median motion; 0: off (tracks.py)
-    track_image_fallback: bool = True  # follow the tracks the model loses on the image (tracks.py)
-    depth_output_resolution: str = "model"  # model | camera
-    min_depth: float = 0.01  # metres; outside [min, max] depth is NaN
-    max_depth: float = 100.0
-    default_hfov_deg: float = 60.0  # K assumed when no camera_info has arrived
-    base_from_camera: np.ndarray | None = None  # 4x4; None: REP-103 optical-to-body rotation
-    pose_rotation_var_floor: float = 1e-6  # rad^2
-    pose_translation_var_floor: float = 1e-6  # m^2
 
 
 @dataclass
@@ -71,55 +45,87 @@ class FrameResult:
     depth_rgb: np.ndarray | None = None  # (H_out, W_out, 3) uint8 colour for depth/points
     tracks: TrackSet | None = None
     pose: PoseEstimate | None = None
-    received_ns: int = 0  # monotonic ns when the frame arrived
 
 
 @dataclass
 class ClipResult:
     frames: list[FrameResult]
     inference_s: float
-    sequence: int
-    stats: dict = field(default_factory=dict)
     odometry_restarted: bool = False  # this clip starts a new odometry chain at identity
 
 
+def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
+    """The engine the settings name (empty model: the installed default), warmed up with one
+    inference, in a pipeline. -> (pipeline, description of the backend). Raises on a bad model or
+    backend, so that configure fails with the reason instead of the first clip."""
+    from ..engine import create_engine
+
+    m = settings.model
+    path = m.resolved_path()
+    engine = create_engine(path, backend=m.backend, device=m.device, num_queries=m.num_queries)
+    if settings.diagnostics.debug_inference_delay_ms > 0:
+        from .slow_engine import SlowEngine
+
+        engine = SlowEngine(engine, settings.diagnostics.debug_inference_delay_ms / 1e3)
+        log(f"debug_inference_delay_ms set: {engine.describe()}")
+    # One inference now, so the first clip does not pay for lazy allocation.
+    inputs = {"video": np.zeros((1, *engine.config.clip_shape), np.float32)}
+    if "tracks" in engine.config.heads:
+        inputs["query_points"] = np.zeros((1, engine.spec.num_queries, 3), np.float32)
+    t0 = time.perf_counter()
+    engine(inputs)
+    log(f"model {path}: warm-up inference {(time.perf_counter() - t0) * 1e3:.1f} ms")
+    return PerceptionPipeline(engine, settings), engine.describe()
+
+
 class PerceptionPipeline:
-    def __init__(self, engine, settings: PipelineSettings | None = None):
+    def __init__(self, engine, settings: PerceptionSettings | None = None):
         self.engine = engine
-        self.settings = s = settings or PipelineSettings()
+        self.settings = s = settings or PerceptionSettings()
         cfg = engine.config
         self.clip_length = cfg.num_frames
         self.model_hw = tuple(cfg.image_size)
         self.heads = set(cfg.heads)
-        hop = s.hop or default_hop(self.clip_length)
-        self.buffer = ClipBuffer(self.clip_length, hop, s.max_gap_s)
-        self.preprocess = Preprocessor(self.model_hw, s.crop_policy)
+        hop = s.clip.hop or default_hop(self.clip_length)
+        self.buffer = ClipBuffer(self.clip_length, hop, s.clip.max_gap_s)
+        self.preprocess = Preprocessor(self.model_hw, s.clip.crop_policy)
         num_queries = engine.spec.num_queries if "tracks" in self.heads else 0
-        self.tracks = TrackManager(num_queries, s.max_tracks, self.model_hw, s.track_query_mode,
-                                   s.track_min_visibility, refiner=make_refiner(s.track_refinement),
-                                   max_deviation=s.track_max_deviation_px,
-                                   image_fallback=s.track_image_fallback)
-        self.odometry = OdometryChain(s.base_from_camera, s.pose_rotation_var_floor,
-                                      s.pose_translation_var_floor)
+        self.tracks = TrackManager(num_queries, self.model_hw, s.tracks)
+        self.odometry = OdometryChain(transform_from_xyz_quat(s.pose.base_from_camera), s.pose.rotation_var_floor,
+                                      s.pose.translation_var_floor)
         self.enabled = {
-            "depth": s.enable_depth and "depth" in self.heads,
-            "tracks": s.enable_tracks and "tracks" in self.heads,
-            "pose": s.enable_pose and "pose" in self.heads,
+            "depth": s.depth.enable and "depth" in self.heads,
+            "tracks": s.tracks.enable and "tracks" in self.heads,
+            "pose": s.pose.enable and "pose" in self.heads,
         }
-        if s.depth_output_resolution not in ("model", "camera"):
-            raise ValueError(f"depth_output_resolution must be model or camera, got {s.depth_output_resolution!r}")
         self._sequence = -1
         self._reset_state = False  # a manual reset also restarts odometry at the next clip
         self._seen_backwards = 0  # time-backwards resets (bag loops) restart odometry too
-        self.clips = 0
 
     @property
     def hop(self) -> int:
         return self.buffer.hop
 
+    @property
+    def undescribed_frames(self) -> int:
+        """Buffered frames after the last clip, which `flush` (or the next hop) describes."""
+        return self.buffer.undescribed
+
+    def add_track_queries(self, uv: np.ndarray) -> None:
+        """(N, 2) input-image pixels to track from the next clip (track_query_mode: topic)."""
+        self.tracks.add_topic_queries(uv)
+
+    def trails(self) -> dict[int, np.ndarray]:
+        """{track id: (L, 2) recent (u, v) input pixels} of the live tracks with 2+ points."""
+        return {tid: np.asarray(uv, float) for tid, uv in self.tracks.trails().items()}
+
+    def status(self) -> dict[str, int]:
+        """Counters for diagnostics."""
+        return {"pose_gaps": self.odometry.gaps, "tracks_live": len(self.tracks.tracks)}
+
     # -- half 1: the clip buffer -------------------------------------------------------------
     def add_frame(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
-                  encoding: str = "rgb8", received_ns: int | None = None) -> tuple[Clip | None, str | None]:
+                  encoding: str = "rgb8") -> tuple[Clip | None, str | None]:
         """rgb: (H, W, 3) uint8. Returns (clip ready for `process` or None, reset reason or None).
 
         The frame is preprocessed here, once (frames appear in T / hop overlapping clips), so in the
@@ -127,8 +133,7 @@ class PerceptionPipeline:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
         frame = Frame(rgb, int(stamp_ns), frame_id, None if k is None else np.asarray(k, float).reshape(3, 3),
-                      encoding, received_ns=time.monotonic_ns() if received_ns is None else received_ns,
-                      model_rgb=self.preprocess(rgb))
+                      encoding, model_rgb=self.preprocess(rgb))
         return self.buffer.push(frame)
 
     def flush(self) -> Clip | None:
@@ -171,20 +176,19 @@ class PerceptionPipeline:
         t0 = time.perf_counter()
         outputs = self.engine(inputs)
         inference_s = time.perf_counter() - t0
-        self.clips += 1
 
         output_t = list(range(len(frames) - clip.new_frames, len(frames)))
         results = []
         for t in output_t:
             f = frames[t]
             has_k = f.k is not None
-            k = f.k if has_k else default_intrinsics(input_hw, s.default_hfov_deg)
-            results.append(FrameResult(f.stamp_ns, f.frame_id, f.index, k, has_k, received_ns=f.received_ns))
+            k = f.k if has_k else default_intrinsics(input_hw, s.clip.default_hfov_deg)
+            results.append(FrameResult(f.stamp_ns, f.frame_id, f.index, k, has_k))
 
         model_depth = None
         if "depth" in outputs and (self.enabled["depth"] or self.enabled["tracks"]):
             model_depth = outputs["depth"][0].astype(np.float32, copy=True)  # (T, H, W)
-            model_depth[~np.isfinite(model_depth) | (model_depth < s.min_depth) | (model_depth > s.max_depth)] = np.nan
+            model_depth[~np.isfinite(model_depth) | (model_depth < s.depth.min_depth) | (model_depth > s.depth.max_depth)] = np.nan
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
@@ -203,7 +207,7 @@ class PerceptionPipeline:
                                            outputs["pose_translation"][0], outputs["pose_log_variance"][0], output_t)
             for r, p in zip(results, poses):
                 r.pose = p
-        return ClipResult(results, inference_s, clip.sequence, dict(clip.stats), odometry_restarted)
+        return ClipResult(results, inference_s, odometry_restarted)
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:
@@ -214,7 +218,7 @@ class PerceptionPipeline:
     # -- helpers -------------------------------------------------------------------------------
     def _depth_output(self, depth: np.ndarray, model_rgb: np.ndarray, input_rgb: np.ndarray,
                       k: np.ndarray, pmap: PixelMap):
-        if self.settings.depth_output_resolution == "model":
+        if self.settings.depth.output_resolution == "model":
             rgb = (model_rgb * 255).round().astype(np.uint8)
             return depth, pmap.transform_k(k), rgb
         # Camera resolution: the model window scaled back into the input frame, NaN outside it.
@@ -232,6 +236,4 @@ class PerceptionPipeline:
         inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
         z = np.full(len(ts), np.nan, np.float32)
         z[inside] = depth[row[inside], col[inside]]
-        x = (ts.u - k[0, 2]) / k[0, 0] * z
-        y = (ts.v - k[1, 2]) / k[1, 1] * z
-        return rearrange([x, y, z], "c n -> n c").astype(np.float32)
+        return backproject(ts.u, ts.v, z, k).astype(np.float32)

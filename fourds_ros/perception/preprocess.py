@@ -86,3 +86,12 @@ def default_intrinsics(input_hw: tuple[int, int], hfov_deg: float = 60.0) -> np.
     h, w = input_hw
     f = (w / 2) / np.tan(np.radians(hfov_deg) / 2)
     return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], dtype=np.float64)
+
+
+def backproject(u: np.ndarray, v: np.ndarray, z: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Pixels (u, v) at depth z (each (N,), NaN allowed) through the 3x3 K -> (N, 3) points in the
+    camera optical frame (x right, y down, z forward)."""
+    k = np.asarray(k, float)
+    x = (np.asarray(u) - k[0, 2]) / k[0, 0] * z
+    y = (np.asarray(v) - k[1, 2]) / k[1, 1] * z
+    return np.stack([x, y, np.asarray(z, float) * np.ones_like(x)], axis=-1)

@@ -33,9 +33,9 @@ import cv2
 import numpy as np
 
 from .preprocess import PixelMap
-from .track_refine import TemplateRefiner, gray
+from .settings import TrackSettings
+from .track_refine import gray, make_refiner
 
-MODES = ("grid", "features", "topic")
 
 
 @dataclass
@@ -67,26 +67,21 @@ class TrackSet:
 
 
 class TrackManager:
-    def __init__(self, num_queries: int, max_tracks: int, model_hw: tuple[int, int],
-                 mode: str = "grid", min_visibility: float = 0.5, trail_length: int = 8,
-                 refiner: TemplateRefiner | None = None, max_deviation: float = 0.0,
-                 image_fallback: bool = False, max_unmatched: int = 8):
-        if mode not in MODES:
-            raise ValueError(f"track_query_mode must be one of {MODES}, got {mode!r}")
-        if not max_deviation >= 0:
-            raise ValueError(f"track_max_deviation_px must be >= 0 (0: off), got {max_deviation!r}")
-        if image_fallback and refiner is None:
-            raise ValueError("track_image_fallback needs track_refinement: template (it matches each "
-                             "track's template); set track_image_fallback: false to run without refinement")
+    """settings: the node's track_* parameters (settings.TrackSettings); num_queries: the engine's
+    fixed query count; model_hw: the model input size."""
+
+    def __init__(self, num_queries: int, model_hw: tuple[int, int], settings: TrackSettings = TrackSettings(),
+                 max_unmatched: int = 8):
+        self.settings = settings
         self.num_queries = num_queries
-        self.max_tracks = max(0, min(max_tracks, num_queries))
+        self.max_tracks = max(0, min(settings.max_tracks, num_queries))
         self.model_hw = model_hw
-        self.mode = mode
-        self.min_visibility = min_visibility
-        self.trail_length = trail_length
-        self.refiner = refiner
-        self.max_deviation = float(max_deviation)
-        self.image_fallback = bool(image_fallback)
+        self.mode = settings.query_mode
+        self.min_visibility = settings.min_visibility
+        self.trail_length = settings.trail_length
+        self.refiner = make_refiner(settings.refinement)
+        self.max_deviation = settings.max_deviation_px
+        self.image_fallback = settings.image_fallback
         self.max_unmatched = int(max_unmatched)
         self.tracks: dict[int, Track] = {}
         self.next_id = 0

@@ -13,6 +13,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ..perception.image import decode_compressed, decode_raw
 from ..perception.odometry import quat_xyzw
+from ..perception.preprocess import backproject
 
 TRACK_FIELDS = [("x", PointField.FLOAT32), ("y", PointField.FLOAT32), ("z", PointField.FLOAT32),
                 ("u", PointField.FLOAT32), ("v", PointField.FLOAT32), ("track_id", PointField.UINT32),
@@ -99,10 +100,8 @@ def depth_points(depth: np.ndarray, k: np.ndarray, rgb: np.ndarray | None, step:
     d = depth[::step, ::step]
     rows, cols = np.mgrid[0:depth.shape[0]:step, 0:depth.shape[1]:step]
     valid = np.isfinite(d)
-    z = d[valid]
-    x = (cols[valid] - k[0, 2]) / k[0, 0] * z
-    y = (rows[valid] - k[1, 2]) / k[1, 1] * z
-    columns = {"x": x, "y": y, "z": z}
+    xyz = backproject(cols[valid], rows[valid], d[valid], k)
+    columns = {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}
     types = [("x", PointField.FLOAT32), ("y", PointField.FLOAT32), ("z", PointField.FLOAT32)]
     if rgb is not None:
         c = rgb[::step, ::step][valid].astype(np.uint32)

@@ -1,0 +1,372 @@
+"""Every setting of the perception node, declared once, as data.
+
+Each field of the nested frozen dataclasses below carries its ROS parameter name, default, type,
+description and allowed values. Everything else is generated from them:
+  - the node's parameter declarations (ros/parameters.py);
+  - `PerceptionSettings.from_params(...)`: settings from parameter values (the node, the
+    evaluator, the benchmarks and the tests build settings this one way), validated with errors
+    that name the parameter;
+  - config/perception.yaml (`render_yaml()`; a test fails when the file differs).
+
+    settings = PerceptionSettings.from_params(hop=2, track_refinement="none", track_image_fallback=False)
+    settings.tracks.refinement  # "none"
+
+Nothing here imports rclpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+
+
+def setting(default, description: str, *, param: str, low: float | None = None, high: float | None = None,
+            choices: tuple | None = None):
+    """A dataclass field that is also a ROS parameter. low/high: inclusive bounds (None: open)."""
+    meta = {"param": param, "description": " ".join(description.split()), "low": low, "high": high,
+            "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+class _Group:
+    """Validates every field against its parameter spec on construction, so settings built
+    directly (tests, tools) obey the same rules as those built from parameters."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, ParameterSpec.of(f).check(getattr(self, f.name)))
+        self.check_consistency()
+
+    def check_consistency(self) -> None:
+        """Rules between this group's parameters (each alone is valid)."""
+
+
+@dataclass(frozen=True)
+class ModelSettings(_Group):
+    """model and backend (read at configure)"""
+
+    path: str = setting("", """Checkpoint directory (config.json + model.safetensors). Empty: the installed
+        default, <share>/models/fourds_default. A missing or corrupt checkpoint makes configure report
+        FAILURE with the reason.""", param="model")
+    backend: str = setting("auto", """Inference backend: auto (TensorRT with a GPU, then ONNX Runtime, then
+        torch) | tensorrt | onnxruntime | torch.""", param="backend", choices=BACKENDS)
+    device: str = setting("auto", """Inference device: auto (cuda when a GPU is visible, else cpu) | cpu |
+        cuda | cuda:N. TensorRT needs a CUDA device; ONNX Runtime uses its CUDA provider when
+        installed.""", param="device")
+    num_queries: int = setting(64, """Number of query points the tracks head runs per clip (a fixed engine
+        input shape).""", param="num_queries", low=1, high=4096)
+    autostart: bool = setting(True, """Run configure + activate at start-up. false: wait for a lifecycle
+        manager.""", param="autostart")
+
+    def resolved_path(self) -> str:
+        """The checkpoint directory to load: `model`, or the installed default when empty."""
+        from ..model.default import default_model_dir
+
+        path = self.path or default_model_dir()
+        if not path:
+            raise ValueError("parameter 'model' is empty and no default model is installed")
+        return path
+
+
+@dataclass(frozen=True)
+class ClipSettings(_Group):
+    """clip buffer"""
+
+    hop: int = setting(0, """Frames between inferences (overlapping windows). 0: the model's clip length -
+        1, one shared frame (least compute, least drift; a frame waits up to hop frames for its clip).
+        1..T.""", param="hop", low=0, high=1024)
+    max_gap_s: float = setting(1.0, """A gap between consecutive frames above this (seconds) resets the clip
+        buffer. 0: never.""", param="max_gap_s", low=0.0)
+    flush_after_s: float = setting(1.0, """Input idle this long (seconds) with nothing in inference: the frames
+        after the last clip are described by a clip of the last frames (a stopped camera, the end of a
+        bag). 0: never.""", param="flush_after_s", low=0.0)
+    crop_policy: str = setting("center_crop", """Preprocessing: center_crop (largest centred window of the
+        model's aspect ratio, then resize; no distortion) | resize (whole frame, anisotropic). Intrinsics
+        are transformed to match.""", param="crop_policy", choices=("center_crop", "resize"))
+    default_hfov_deg: float = setting(60.0, """Horizontal field of view (degrees) assumed while no
+        camera_info has arrived.""", param="default_hfov_deg", low=1.0, high=179.0)
+    camera_info_wait_s: float = setting(0.0, """Seconds an image may wait for the camera_info with its own
+        stamp (the two topics are delivered independently) before it takes the latest one. 0: never wait
+        (an image takes its own camera_info when that has arrived, else the latest). Worth setting (e.g.
+        0.5) when K changes at run time: a resent camera_info sample arrived frames late on loopback. It
+        is not the default because a lagging camera_info stream then delays every frame by up to the
+        wait (seen in bag replay: rclpy left queued camera_info samples untaken until the next one
+        came).""", param="camera_info_wait_s", low=0.0)
+
+
+@dataclass(frozen=True)
+class InputSettings(_Group):
+    """inputs and QoS presets (as Isaac ROS: SENSOR_DATA | DEFAULT | SYSTEM_DEFAULT | BEST_AVAILABLE)"""
+
+    image_qos: str = setting("SENSOR_DATA", """QoS preset of the image and camera_info
+        subscriptions.""", param="image_qos", choices=QOS_PRESETS)
+    output_qos: str = setting("DEFAULT", "QoS preset of every output topic.", param="output_qos",
+                              choices=QOS_PRESETS)
+
+
+@dataclass(frozen=True)
+class DepthSettings(_Group):
+    """depth"""
+
+    enable: bool = setting(True, "Publish depth, depth/camera_info and depth/points.", param="enable_depth")
+    output_resolution: str = setting("model", """Resolution of depth + depth/camera_info: model (the model
+        input) | camera (the input image; NaN outside the cropped window).""",
+                                     param="depth_output_resolution", choices=("model", "camera"))
+    min_depth: float = setting(0.01, "Depth below this (metres) is published as NaN.", param="min_depth",
+                               low=0.0)
+    max_depth: float = setting(100.0, "Depth above this (metres) is published as NaN.", param="max_depth",
+                               low=0.0)
+    points_step: int = setting(2, "depth/points: use every Nth pixel in both directions.",
+                               param="depth_points_step", low=1, high=64)
+    points_rgb: bool = setting(True, "depth/points: add a packed rgb field.", param="depth_points_rgb")
+
+    def check_consistency(self) -> None:
+        if self.max_depth <= self.min_depth:
+            raise ValueError(f"max_depth ({self.max_depth}) must exceed min_depth ({self.min_depth})")
+
+
+@dataclass(frozen=True)
+class TrackSettings(_Group):
+    """tracks"""
+
+    enable: bool = setting(True, "Publish tracks and tracks/markers.", param="enable_tracks")
+    max_tracks: int = setting(64, """At most this many tracks (<= num_queries), those followed on the image
+        included; lost tracks are re-seeded with new ids.""", param="max_tracks", low=0, high=4096)
+    query_mode: str = setting("grid", """Where new query points come from: grid | features (OpenCV
+        Shi-Tomasi corners) | topic (track_queries, PointCloud2 with float32 u, v in input-image
+        pixels).""", param="track_query_mode", choices=("grid", "features", "topic"))
+    min_visibility: float = setting(0.5, """A track whose visibility falls below this in a clip's last frame
+        is lost.""", param="track_min_visibility", low=0.0, high=1.0)
+    refinement: str = setting("template", """template: refine the head's track positions to sub-pixel on the
+        camera image, matching each track's patch from its query frame near the prediction
+        (perception/track_refine.py; tracks AJ +0.03 / +0.06 on 7-Scenes / HoloLens). none: the head's
+        positions as they are (then also set track_image_fallback: false, which needs the templates).""",
+                              param="track_refinement", choices=("template", "none"))
+    max_deviation_px: float = setting(10.0, """A track whose step from one frame to the next is further than
+        this (model-input pixels) from the median step of all visible tracks has jumped onto another point,
+        usually after its own left the image; it is invisible from there and re-seeded. 0: off. Points on
+        objects moving this fast across the image are retired too (perception/tracks.py).""",
+                                      param="track_max_deviation_px", low=0.0)
+    image_fallback: bool = setting(True, """Tracks the model loses (it calls the point invisible, or the point
+        leaves the model's centre crop but not the camera image) are followed on the camera image: moved
+        by the motion of the model's visible tracks and matched against their template; visible where it
+        matches, given back to the model when matched in its view again, dropped after 8 unmatched frames
+        or off the image. Needs track_refinement: template. They count against max_tracks. Tracks AJ +0.02
+        / +0.09 on 7-Scenes / HoloLens (README).""", param="track_image_fallback")
+    trail_length: int = setting(8, "Points per trail in tracks/markers.", param="track_trail_length",
+                                low=1, high=1000)
+
+    def check_consistency(self) -> None:
+        if self.image_fallback and self.refinement == "none":
+            raise ValueError("track_image_fallback needs track_refinement: template (it matches each track's "
+                             "template); set track_image_fallback: false to run without refinement")
+
+
+@dataclass(frozen=True)
+class PoseSettings(_Group):
+    """pose / odometry"""
+
+    enable: bool = setting(True, "Publish odometry, pose, path and TF.", param="enable_pose")
+    publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
+        a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
+    odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
+    base_frame: str = setting("base_link", "Child frame of odometry and TF.", param="base_frame")
+    base_from_camera: list = setting([0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5], """Camera optical frame in the
+        base frame, [x, y, z, qx, qy, qz, qw]. Default: REP-103 optical-to-body rotation (z forward, x
+        right, y down -> x forward, y left, z up).""", param="base_from_camera")
+    rotation_var_floor: float = setting(1e-6, "Lower bound of the per-frame rotation variance (rad^2).",
+                                        param="pose_rotation_var_floor", low=0.0)
+    translation_var_floor: float = setting(1e-6, "Lower bound of the per-frame translation variance (m^2).",
+                                           param="pose_translation_var_floor", low=0.0)
+    path_max_length: int = setting(1000, "Poses kept in the path message.", param="path_max_length",
+                                   low=1, high=1_000_000)
+
+    def check_consistency(self) -> None:
+        _check_mount(self.base_from_camera)
+
+
+@dataclass(frozen=True)
+class DiagnosticsSettings(_Group):
+    """diagnostics"""
+
+    period_s: float = setting(1.0, "Seconds between /diagnostics messages.", param="diagnostics_period_s",
+                              low=0.01, high=3600.0)
+    debug_inference_delay_ms: float = setting(0.0, """TEST ONLY: wraps the engine in SlowEngine, sleeping
+        this long per clip (overload tests). 0: off.""", param="debug_inference_delay_ms", low=0.0)
+
+
+@dataclass(frozen=True)
+class PerceptionSettings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    clip: ClipSettings = field(default_factory=ClipSettings)
+    inputs: InputSettings = field(default_factory=InputSettings)
+    depth: DepthSettings = field(default_factory=DepthSettings)
+    tracks: TrackSettings = field(default_factory=TrackSettings)
+    pose: PoseSettings = field(default_factory=PoseSettings)
+    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
+
+    @classmethod
+    def from_params(cls, values: dict[str, Any] | None = None, **overrides) -> PerceptionSettings:
+        """Settings from ROS parameter values (names as in config/perception.yaml; the rest keep their
+        defaults). Raises ValueError naming the parameter when a value is of the wrong type, out of
+        range, not one of its choices, unknown, or conflicts with another."""
+        values = {**(values or {}), **overrides}
+        unknown = set(values) - {spec.name for spec in parameter_specs()}
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)}")
+        groups = {}
+        for name, group in _GROUPS.items():
+            fields = dataclasses.fields(group)
+            groups[name] = group(**{f.name: values[f.metadata["param"]] for f in fields
+                                    if f.metadata["param"] in values})
+        return cls(**groups)
+
+    def as_params(self) -> dict[str, Any]:
+        """The inverse of from_params: {parameter name: value}."""
+        out = {}
+        for group in dataclasses.fields(self):
+            sub = getattr(self, group.name)
+            for f in dataclasses.fields(sub):
+                out[f.metadata["param"]] = getattr(sub, f.name)
+        return out
+
+
+_GROUPS = {"model": ModelSettings, "clip": ClipSettings, "inputs": InputSettings, "depth": DepthSettings,
+           "tracks": TrackSettings, "pose": PoseSettings, "diagnostics": DiagnosticsSettings}
+
+
+def _check_mount(values: list) -> None:
+    if len(values) != 7:
+        raise ValueError(f"base_from_camera must be [x, y, z, qx, qy, qz, qw], got {len(values)} values")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"base_from_camera must be finite, got {values}")
+    norm = math.sqrt(sum(v * v for v in values[3:]))
+    # A quaternion far from unit length is a typo (e.g. degrees), not a rounding error.
+    if abs(norm - 1.0) > 1e-3:
+        raise ValueError(f"base_from_camera quaternion must have unit norm, got {norm:.4f}")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One ROS parameter as declared: name, default, Python type, description, bounds, choices."""
+
+    name: str
+    default: Any
+    type: type
+    description: str
+    low: float | None
+    high: float | None
+    choices: tuple | None
+
+    @classmethod
+    def of(cls, f: dataclasses.Field) -> ParameterSpec:
+        m = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        return cls(m["param"], default, type(default), m["description"], m["low"], m["high"], m["choices"])
+
+    @property
+    def constraints(self) -> str:
+        """Human-readable allowed values ('' when any value of the type is allowed)."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.low is not None or self.high is not None:
+            lo = "-inf" if self.low is None else f"{self.low:g}"
+            hi = "inf" if self.high is None else f"{self.high:g}"
+            return f"in [{lo}, {hi}]"
+        return ""
+
+    def check(self, value: Any) -> Any:
+        """The value converted to this parameter's type; ValueError naming the parameter otherwise."""
+        value = self._convert(value)
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
+        if self.type in (int, float):
+            if not math.isfinite(value) or (self.low is not None and value < self.low) or \
+                    (self.high is not None and value > self.high):
+                raise ValueError(f"{self.name} must be {self.constraints}, got {value!r}")
+        return value
+
+    def _convert(self, value: Any) -> Any:
+        wrong = ValueError(f"{self.name} must be a {self.type.__name__}, got {value!r}")
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise wrong
+            return value
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise wrong
+            return value
+        if self.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise wrong
+            return float(value)
+        if self.type is list:  # rclpy gives double arrays as array.array
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or \
+                    not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"{self.name} must be a list of numbers, got {value!r}")
+            return [float(v) for v in value]
+        if not isinstance(value, str):
+            raise wrong
+        return value
+
+
+def parameter_specs() -> Iterator[ParameterSpec]:
+    """Every parameter, in declaration (and YAML) order."""
+    for group in _GROUPS.values():
+        for f in dataclasses.fields(group):
+            yield ParameterSpec.of(f)
+
+
+YAML_HEADER = """\
+# Parameters of the fourds_perception lifecycle node (fourds_ros/ros/perception_node.py).
+#   ros2 run fourds_ros perception_node --ros-args --params-file config/perception.yaml
+# GENERATED from fourds_ros/perception/settings.py (`python -m fourds_ros.perception.settings >
+# config/perception.yaml`); test/test_settings.py fails when the two differ. Every parameter is
+# listed with its default. Topics (relative, so a namespace applies):
+#   in:  image (sensor_msgs/Image rgb8|bgr8|rgba8|bgra8|mono8), image/compressed (jpeg|png),
+#        camera_info (latest is cached), track_queries (PointCloud2 u, v; track_query_mode: topic)
+#   out: depth (32FC1, metres, NaN invalid), depth/camera_info, depth/points (only while
+#        subscribed), tracks (PointCloud2 x y z u v track_id visible confidence), tracks/markers,
+#        odometry, pose, path, /tf, /diagnostics; service ~/reset (std_srvs/Trigger).
+# The key matches the node in any namespace (a plain "fourds_perception" only at the root).
+/**/fourds_perception:
+  ros__parameters:
+"""
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '""' if value == "" else value
+    if isinstance(value, list):
+        return "[" + ", ".join(repr(float(v)) for v in value) + "]"
+    if isinstance(value, float) and value != 0 and abs(value) < 1e-3:
+        return f"{value:.1e}"
+    return repr(value)
+
+
+def render_yaml() -> str:
+    """config/perception.yaml, generated: each group's docstring as a heading, each parameter's
+    description (and allowed values) as the comment above it, then the default."""
+    lines = [YAML_HEADER.rstrip("\n")]
+    for group in _GROUPS.values():
+        lines.append(f"    # --- {group.__doc__.strip()} ---")
+        for f in dataclasses.fields(group):
+            spec = ParameterSpec.of(f)
+            text = spec.description + (f" Allowed: {spec.constraints}." if spec.constraints else "")
+            lines += textwrap.wrap(text, width=100, initial_indent="    # ", subsequent_indent="    # ")
+            lines.append(f"    {spec.name}: {_yaml_value(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_yaml(), end="")

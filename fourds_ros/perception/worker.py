@@ -1,0 +1,111 @@
+"""The inference thread of the node, without ROS: a bounded clip queue, supersede under overload,
+the idle-flush decision, and the accounting of frames in flight.
+
+    worker = InferenceWorker(run_clip=lambda clip: publish(pipeline.process(clip)))
+    worker.start()
+    worker.submit(clip)          # from the subscription thread; never blocks on inference
+    worker.pending_frames()      # queued + in inference, not yet counted out or dropped
+    worker.stop()
+
+Why a queue of two and supersede: a burst of frames (released together after a late camera_info)
+loses nothing, and under sustained overload latency stays bounded: the newest waiting clip is
+replaced by the next one, which also describes its frames still in the window; the rest are counted
+as dropped (clip_buffer.supersede).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Callable
+
+from .clip_buffer import Clip, ClipQueue
+
+
+class InferenceWorker:
+    """run_clip(clip) is called on the worker thread, one clip at a time. Its exceptions are
+    passed to on_error(exc) (the thread keeps running). counts: shared counters; the worker adds
+    clips_dropped and frames_dropped."""
+
+    def __init__(self, run_clip: Callable[[Clip], None], on_error: Callable[[Exception], None],
+                 counts: Counter | None = None, capacity: int = 2):
+        self.run_clip = run_clip
+        self.on_error = on_error
+        self.counts = Counter() if counts is None else counts
+        self.queue = ClipQueue(capacity)
+        self.cv = threading.Condition()
+        self.frames_in_inference = 0  # the running clip's new frames (guarded by cv)
+        self.running = False
+        self.thread: threading.Thread | None = None
+        self.last_activity = time.monotonic()  # a frame buffered or a clip finished
+
+    def start(self) -> None:
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, name="fourds_inference", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop after the running clip (if any); waiting clips are left in the queue."""
+        with self.cv:
+            self.running = False
+            self.cv.notify_all()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout_s)
+        self.thread = None
+
+    def discard(self) -> int:
+        """Empty the queue (the node is being released). -> frames that no clip will describe."""
+        with self.cv:
+            frames = sum(c.new_frames for c in self.queue.clips)
+            self.queue.clear()
+            return frames
+
+    def submit(self, clip: Clip) -> None:
+        with self.cv:
+            superseded, lost = self.queue.put(clip)
+            self.counts["clips_dropped"] += int(superseded)
+            self.counts["frames_dropped"] += lost
+            self.cv.notify()
+
+    def touch(self) -> None:
+        """Input arrived: the idle-flush clock restarts."""
+        self.last_activity = time.monotonic()
+
+    def idle(self) -> bool:
+        """Nothing waiting for or in inference."""
+        with self.cv:
+            return not self.frames_in_inference and not self.queue
+
+    def flush_due(self, flush_after_s: float, now: float | None = None) -> bool:
+        """The input has been idle for flush_after_s (> 0) and nothing is waiting for or in
+        inference: the frames after the last clip should be described now (a stopped camera,
+        the end of a bag), not after the next hop."""
+        now = time.monotonic() if now is None else now
+        return flush_after_s > 0 and now - self.last_activity >= flush_after_s and self.idle()
+
+    def pending_frames(self) -> int:
+        """Frames waiting for or in inference (not yet counted out or dropped)."""
+        with self.cv:
+            return self.frames_in_inference + sum(c.new_frames for c in self.queue.clips)
+
+    def _next(self) -> Clip | None:
+        with self.cv:
+            while self.running and not self.queue:
+                self.cv.wait(timeout=0.5)
+            if not self.running:
+                return None
+            clip = self.queue.take()
+            self.frames_in_inference = clip.new_frames
+            return clip
+
+    def _loop(self) -> None:
+        while (clip := self._next()) is not None:
+            try:
+                self.run_clip(clip)
+            except Exception as exc:  # keep running; the next clip may be fine
+                self.on_error(exc)
+            finally:
+                with self.cv:
+                    self.frames_in_inference = 0
+                self.touch()

@@ -1,0 +1,79 @@
+"""A clip's results as ROS messages, without rclpy: which message goes to which output, built once
+per frame from contiguous numpy buffers (convert.py).
+
+    outputs = OutputMessages(settings)
+    for key, msg in outputs.build(result, trails, wanted=lambda key: subscribers[key] > 0):
+        publishers[key].publish(msg)      # key "tf" carries a list of TransformStamped
+
+Costly outputs (depth/points, tracks/markers) are built only while `wanted(key)`; the path is
+sent once per clip, not per frame, because a long Path is costly to serialise.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+from nav_msgs.msg import Path as PathMsg
+
+from ..perception.preprocess import backproject
+from ..perception.settings import PerceptionSettings
+from . import convert
+
+# Output key -> topic (relative, so a namespace applies). The node creates one publisher each.
+TOPICS = {
+    "depth": "depth", "depth_info": "depth/camera_info", "depth_points": "depth/points", "tracks": "tracks",
+    "markers": "tracks/markers", "odometry": "odometry", "pose": "pose", "path": "path",
+}
+
+
+def trails_xyz(trails: dict[int, np.ndarray], tracks, k: np.ndarray) -> dict[int, np.ndarray]:
+    """Trails (input pixels) of live tracks at each track's current depth (1 m when unknown)."""
+    depth_by_id = {int(i): float(z) for i, z in zip(tracks.ids, tracks.xyz[:, 2]) if np.isfinite(z)}
+    return {tid: backproject(uv[:, 0], uv[:, 1], np.full(len(uv), depth_by_id.get(tid, 1.0)), k)
+            for tid, uv in trails.items()}
+
+
+class OutputMessages:
+    def __init__(self, settings: PerceptionSettings):
+        self.depth = settings.depth
+        self.pose = settings.pose
+        self.path = PathMsg()
+        self.path.header.frame_id = settings.pose.odom_frame
+
+    def build(self, result, trails: dict[int, np.ndarray], wanted: Callable[[str], bool]
+              ) -> Iterator[tuple[str, object]]:
+        """(output key, message) pairs for a ClipResult, in publishing order."""
+        if result.odometry_restarted:
+            self.path.poses = []
+        for r in result.frames:
+            if r.depth is not None:
+                yield from self._depth(r, wanted)
+            if r.tracks is not None:
+                yield "tracks", convert.tracks_cloud(r.tracks, r.stamp_ns, r.frame_id)
+                if wanted("markers"):
+                    yield "markers", convert.track_markers(trails_xyz(trails, r.tracks, r.k), r.stamp_ns, r.frame_id)
+            if r.pose is not None:
+                yield from self._pose(r)
+        if any(r.pose is not None for r in result.frames):
+            del self.path.poses[: max(0, len(self.path.poses) - self.pose.path_max_length)]
+            yield "path", self.path
+
+    def _depth(self, r, wanted) -> Iterator[tuple[str, object]]:
+        h, w = r.depth.shape
+        yield "depth", convert.depth_image(r.depth, r.stamp_ns, r.frame_id)
+        yield "depth_info", convert.camera_info(r.depth_k, h, w, r.stamp_ns, r.frame_id)
+        if wanted("depth_points"):  # only computed when wanted
+            rgb = r.depth_rgb if self.depth.points_rgb else None
+            yield "depth_points", convert.depth_points(r.depth, r.depth_k, rgb, self.depth.points_step,
+                                                       r.stamp_ns, r.frame_id)
+
+    def _pose(self, r) -> Iterator[tuple[str, object]]:
+        odom_frame, base_frame = self.pose.odom_frame, self.pose.base_frame
+        yield "odometry", convert.odometry(r.pose, r.stamp_ns, odom_frame, base_frame)
+        pose = convert.pose_stamped(r.pose.odom_from_base, r.stamp_ns, odom_frame)
+        yield "pose", pose
+        self.path.header.stamp = pose.header.stamp
+        self.path.poses.append(pose)
+        if self.pose.publish_tf:
+            yield "tf", [convert.transform_stamped(r.pose.odom_from_base, r.stamp_ns, odom_frame, base_frame)]

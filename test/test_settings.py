@@ -1,0 +1,77 @@
+"""Settings as data: one declaration per parameter (perception/settings.py), from which the node's
+declarations, the settings object and config/perception.yaml are generated."""
+
+import dataclasses
+import sys
+
+import pytest
+import yaml
+
+from fourds_ros.perception.settings import (
+    PerceptionSettings, TrackSettings, parameter_specs, render_yaml,
+)
+from fourds_ros.ros.launch_logic import PARAMS_KEY
+
+from .conftest import REPO
+
+
+def test_config_yaml_is_the_rendering_of_the_settings():
+    """Any name, default or description that differs between the code and the shipped YAML fails."""
+    assert (REPO / "config" / "perception.yaml").read_text() == render_yaml()
+
+
+def test_yaml_values_equal_the_declared_defaults_and_build_the_default_settings():
+    params = yaml.safe_load(render_yaml())[PARAMS_KEY]["ros__parameters"]
+    specs = list(parameter_specs())
+    assert list(params) == [s.name for s in specs]
+    assert all(params[s.name] == s.default and type(params[s.name]) is s.type for s in specs)
+    assert PerceptionSettings.from_params(params) == PerceptionSettings()
+
+
+def test_every_parameter_has_a_description_and_a_unique_name():
+    specs = list(parameter_specs())
+    assert len({s.name for s in specs}) == len(specs)
+    assert all(len(s.description) > 10 for s in specs)
+
+
+def test_from_params_sets_the_nested_field_and_round_trips():
+    s = PerceptionSettings.from_params(hop=2, track_min_visibility=0.25, base_from_camera=[1, 2, 3, 0, 0, 0, 1])
+    assert s.clip.hop == 2 and s.tracks.min_visibility == 0.25 and s.pose.base_from_camera[0] == 1.0
+    assert PerceptionSettings.from_params(s.as_params()) == s
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.clip.hop = 3
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"num_queries": 0}, "num_queries"),  # 0 crashed the ONNX export with SIGFPE
+    ({"max_tracks": -1}, "max_tracks"),
+    ({"path_max_length": 0}, "path_max_length"),
+    ({"track_query_mode": "random"}, "track_query_mode"),
+    ({"track_max_deviation_px": -1.0}, "track_max_deviation_px"),
+    ({"image_qos": "FAST"}, "image_qos"),
+    ({"hop": 1.5}, "hop"),
+    ({"enable_depth": "yes"}, "enable_depth"),
+    ({"min_depth": float("nan")}, "min_depth"),
+    ({"base_from_camera": [0, 0, 0, 0, 0, 0, 2]}, "base_from_camera"),  # quaternion norm
+    ({"base_from_camera": [0, 0, 0, 1]}, "base_from_camera"),
+    ({"min_depth": 5.0, "max_depth": 1.0}, "max_depth"),
+    ({"track_refinement": "none"}, "track_image_fallback"),  # the fallback needs the templates
+    ({"no_such_parameter": 1}, "no_such_parameter"),
+])
+def test_bad_values_are_refused_naming_the_parameter(params, name):
+    with pytest.raises(ValueError, match=name):
+        PerceptionSettings.from_params(params)
+
+
+def test_groups_built_directly_are_validated_too():
+    with pytest.raises(ValueError, match="track_query_mode"):
+        TrackSettings(query_mode="random")
+    assert TrackSettings(max_tracks=3).max_tracks == 3
+
+
+def test_the_yaml_is_regenerated_by_the_module_command(tmp_path):
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "fourds_ros.perception.settings"], capture_output=True, text=True,
+                         check=True, cwd=REPO).stdout
+    assert out == render_yaml()
