@@ -11,7 +11,7 @@ def test_bad_frames_are_counted_and_logged_once(tiny_model_dir, ros_env, tmp_pat
     plan = [
         {"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image"], "timeout": 60},
         {"frames": 6, "rate": 20, "camera_info": False},  # no camera_info at all
-        {"frames": 3, "rate": 20, "encoding": "16UC1", "camera_info": False},  # unsupported
+        {"frames": 3, "rate": 20, "encoding": "32FC1", "camera_info": False},  # unsupported
         {"frames": 3, "rate": 20, "corrupt": "length", "camera_info": False},  # data != height*step
         {"frames": 6, "rate": 20, "size": [240, 320], "camera_info": False},  # resolution change
         {"frames": 6, "rate": 20, "size": [240, 320], "stamp_offset_s": -100.0, "camera_info": False},
@@ -26,12 +26,12 @@ def test_bad_frames_are_counted_and_logged_once(tiny_model_dir, ros_env, tmp_pat
     diag = run.last_diagnostics()
     values = diag["values"]
     assert diag["level"] == 1, json.dumps(diag)  # WARN
-    assert int(values["errors_encoding"]) == 3 and int(values["errors_size"]) == 3, values
+    assert int(values["errors_unsupported_encoding"]) == 3 and int(values["errors_size"]) == 3, values
     assert int(values["frames_in"]) == 24 and values["frames_lost_in_transport"] == "0"
     assert int(values["resets_resolution"]) == 1 and int(values["resets_time_backwards"]) == 1, values
     assert int(values["errors_no_camera_info"]) >= 10 and values["camera_info"].startswith("no")
     # Logged once per kind (throttled), however often it happened.
-    assert run.node_log.count("[encoding]") == 1 and run.node_log.count("[size]") == 1, run.node_log
+    assert run.node_log.count("[unsupported_encoding]") == 1 and run.node_log.count("[size]") == 1, run.node_log
     assert run.node_log.count("[no_camera_info]") == 1
     # Still producing after the bad frames: outputs stamped from the last (time-shifted) step.
     last_step = {p["stamp_ns"] for p in run.result["published"][-6:]}
