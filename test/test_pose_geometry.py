@@ -76,6 +76,16 @@ def test_pure_rotation_gives_zero_translation():
         assert angle_deg(geo.rotation[t], truth[t][:3, :3]) < 0.3
 
 
+def test_clip_level_rotation_test_decides_once_for_the_clip():
+    rotating = make_clip(poses(2.0, [0.0, 0.0, 0.0]))
+    geo = solve_clip_motion(*rotating[:3], K, rotation_test="clip")
+    assert geo.rotation_only[1:].all() and np.abs(geo.translation).max() == 0.0
+    moving = make_clip(poses(1.5, [0.03, -0.01, 0.02]))
+    assert not solve_clip_motion(*moving[:3], K, rotation_test="clip").rotation_only.any()
+    with pytest.raises(ValueError):
+        solve_clip_motion(*moving[:3], K, rotation_test="sometimes")
+
+
 def test_too_few_points_are_flagged_degenerate():
     truth = poses(1.5, [0.03, 0.0, 0.0])
     depth, xy, vis, _ = make_clip(truth)

@@ -17,7 +17,8 @@ Solver, per frame t of the clip:
      cv2.solvePnPRefineLM on the inliers.
   3. Rotation-only test: a rotation fitted to the inliers' bearing vectors (Kabsch) explains the
      tracks as well as the full pose (an F-test on the extra 3 parameters), or the translation moves
-     the points by less than `parallax_px` -> that rotation and zero translation. With depth known
+     the points by less than `parallax_px` -> that rotation and zero translation (per frame, or
+     pooled over the clip with rotation_test="clip"). With depth known
      PnP is not degenerate under pure rotation, but its translation is then pure noise.
   4. Covariance: sigma^2 (J^T J)^-1 from the reprojection Jacobian at the solution (sigma^2 the
      residual variance), carried to T_first_from_t's parameters by a numeric Jacobian. This is
@@ -56,11 +57,17 @@ class GeometryPose:
 
 @dataclass
 class _FrameSolution:
-    rvec: np.ndarray  # of T_t_from_first (OpenCV's object -> camera)
+    rvec: np.ndarray  # full PnP pose, T_t_from_first (OpenCV's object -> camera)
     tvec: np.ndarray
+    rvec_rotation: np.ndarray  # the rotation-only fit to the same inliers
     inliers: np.ndarray  # indices into the frame's points
-    rmse_px: float
-    rotation_only: bool
+    ss_full: float  # squared reprojection residuals of each model on the inliers
+    ss_rotation: float
+    parallax_px: float  # median image motion that the full pose's translation causes
+    rotation_only: bool = False
+
+    def pose(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.rvec_rotation, np.zeros(3)) if self.rotation_only else (self.rvec, self.tvec)
 
 
 def back_project(depth0: np.ndarray, xy0: np.ndarray, k_model: np.ndarray) -> np.ndarray:
@@ -98,26 +105,32 @@ def _reprojection(obj: np.ndarray, img: np.ndarray, rvec, tvec, k_model) -> tupl
     return (proj.reshape(-1, 2) - img).ravel(), jac[:, :6]
 
 
-def _rotation_only(obj, img, xy0, rvec, tvec, k_model, parallax_px, f_threshold):
-    """(is rotation only, rvec of the rotation-only fit). Compares the rotation fitted to the
-    bearing vectors with the full PnP pose on the same inliers."""
-    r_rot = kabsch_rotation(bearings(xy0, k_model), bearings(img, k_model))
-    rvec_rot = cv2.Rodrigues(r_rot)[0]
+def _rotation_fit(obj, img, xy0, rvec, tvec, k_model) -> tuple[np.ndarray, float, float, float]:
+    """The rotation fitted to the inliers' bearing vectors (Kabsch), and what tells it from the
+    full pose: (rvec of the rotation, squared residuals of the full pose, of the rotation, and
+    the median parallax in px that the full pose's translation causes)."""
+    rvec_rot = cv2.Rodrigues(kabsch_rotation(bearings(xy0, k_model), bearings(img, k_model)))[0].ravel()
     res_full, _ = _reprojection(obj, img, rvec, tvec, k_model)
     res_rot, _ = _reprojection(obj, img, rvec_rot, np.zeros(3), k_model)
-    n = len(obj)
-    # How far the estimated translation moves the points on the image (the parallax it explains).
     with_t = cv2.projectPoints(obj, rvec, tvec, k_model, None)[0].reshape(-1, 2)
     without_t = cv2.projectPoints(obj, rvec, np.zeros(3), k_model, None)[0].reshape(-1, 2)
     parallax = float(np.median(np.linalg.norm(with_t - without_t, axis=1)))
-    ss_full, ss_rot = float(res_full @ res_full), float(res_rot @ res_rot)
-    dof = max(2 * n - 6, 1)
-    # F statistic of the 3 translation parameters: small when they explain no more than noise.
-    f_stat = ((ss_rot - ss_full) / 3) / max(ss_full / dof, 1e-12)
-    return parallax < parallax_px or f_stat < f_threshold, rvec_rot
+    return rvec_rot, float(res_full @ res_full), float(res_rot @ res_rot), parallax
 
 
-def _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers, parallax_px, f_threshold):
+def _is_rotation_only(solutions: list[_FrameSolution], parallax_px: float, f_threshold: float) -> bool:
+    """Rotation only when the translation moves the points by less than parallax_px, or its 3
+    parameters per frame explain no more than noise: the F statistic of the pooled residuals."""
+    if not solutions:
+        return False
+    ss_full = sum(s.ss_full for s in solutions)
+    ss_rot = sum(s.ss_rotation for s in solutions)
+    dof = max(sum(2 * len(s.inliers) - 6 for s in solutions), 1)
+    f_stat = ((ss_rot - ss_full) / (3 * len(solutions))) / max(ss_full / dof, 1e-12)
+    return max(s.parallax_px for s in solutions) < parallax_px or f_stat < f_threshold
+
+
+def _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers) -> _FrameSolution | None:
     """One frame's pose from its 3-D/2-D pairs, or None when degenerate."""
     if len(obj) < max(min_inliers, 4):
         return None
@@ -133,13 +146,8 @@ def _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers, parallax_px, f_
         inl = np.flatnonzero(np.hypot(res[0::2], res[1::2]) < ransac_px)
         if len(inl) < min_inliers:
             return None
-    rotation_only, rvec_rot = _rotation_only(obj[inl], img[inl], xy0[inl], rvec, tvec, k_model,
-                                             parallax_px, f_threshold)
-    if rotation_only:
-        rvec, tvec = rvec_rot, np.zeros((3, 1))
-    res, _ = _reprojection(obj[inl], img[inl], rvec, tvec, k_model)
-    return _FrameSolution(rvec.ravel(), tvec.ravel(), inl, float(np.sqrt(np.mean(res ** 2) * 2)),
-                          rotation_only)
+    fit = _rotation_fit(obj[inl], img[inl], xy0[inl], rvec, tvec, k_model)
+    return _FrameSolution(rvec.ravel(), tvec.ravel(), fit[0], inl, *fit[1:])
 
 
 def _first_from_t(params: np.ndarray) -> np.ndarray:
@@ -152,11 +160,12 @@ def _covariance(obj, img, sol: _FrameSolution, k_model, min_sigma_px: float) -> 
     """6x6 covariance (ROS order) of T_first_from_t: Gauss-Newton sigma^2 (J^T J)^-1 of the
     reprojection on the inliers, through the numeric Jacobian of the inversion."""
     o, i = obj[sol.inliers], img[sol.inliers]
-    res, jac = _reprojection(o, i, sol.rvec, sol.tvec, k_model)
+    rvec, tvec = sol.pose()
+    res, jac = _reprojection(o, i, rvec, tvec, k_model)
     dof = max(len(res) - 6, 1)
     sigma2 = max(float(res @ res) / dof, min_sigma_px ** 2)
     cov = sigma2 * np.linalg.pinv(jac.T @ jac)
-    params = np.concatenate([sol.rvec, sol.tvec])
+    params = np.concatenate([rvec, tvec])
     eps = 1e-6
     g = np.stack([(_first_from_t(params + eps * e) - _first_from_t(params - eps * e)) / (2 * eps)
                   for e in np.eye(6)], axis=1)
@@ -165,34 +174,52 @@ def _covariance(obj, img, sol: _FrameSolution, k_model, min_sigma_px: float) -> 
 
 def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k_model: np.ndarray,
                       usable: np.ndarray | None = None, ransac_px: float = 3.0, min_inliers: int = 8,
-                      parallax_px: float = 0.5, f_threshold: float = 3.0, min_sigma_px: float = 0.25,
-                      visibility_threshold: float = 0.5) -> GeometryPose:
+                      parallax_px: float = 0.5, f_threshold: float = 3.0, rotation_test: str = "frame",
+                      min_sigma_px: float = 0.25, visibility_threshold: float = 0.5) -> GeometryPose:
     """depth0: (H, W) metres of the clip's first frame (NaN/<=0 invalid); xy: (Q, T, 2) track
     positions (model px, x y); visible: (Q, T) bool or probability; k_model: 3x3 K of the model
-    image; usable: (Q,) bool, False for padding queries. Returns T_first_from_t for every frame."""
+    image; usable: (Q,) bool, False for padding queries. rotation_test: "frame" decides
+    rotation-only for each frame; "clip" once for the whole clip on the pooled residuals (it keeps
+    the translation from switching on and off frame to frame, but measured no better on the
+    validation scene and worse on 7-Scenes: docs/results/pose_geometry). Returns T_first_from_t."""
     xy = np.asarray(xy, np.float64)
     q, t_len = xy.shape[:2]
     vis = np.asarray(visible) >= visibility_threshold if np.asarray(visible).dtype != bool else np.asarray(visible)
     k_model = np.asarray(k_model, np.float64)
     pts = back_project(np.asarray(depth0, np.float64), xy[:, 0], k_model)
     has_point = np.isfinite(pts).all(axis=1) & vis[:, 0] & (np.ones(q, bool) if usable is None else usable)
-    out = GeometryPose(np.tile(np.eye(3), (t_len, 1, 1)), np.zeros((t_len, 3)), np.zeros((t_len, 6, 6)),
-                       np.zeros((t_len, 2)), np.zeros(t_len, int), np.zeros(t_len, int), np.zeros(t_len),
-                       np.zeros(t_len, bool), np.zeros(t_len, bool))
-    out.valid[0] = True  # frame 0 is the clip's origin by definition
-    out.points[0] = out.inliers[0] = int(has_point.sum())
+    frames = {}  # t -> (solution, its 3-D points, its 2-D points)
+    points = np.zeros(t_len, int)
+    points[0] = int(has_point.sum())
     for t in range(1, t_len):
         sel = has_point & vis[:, t] & np.isfinite(xy[:, t]).all(axis=1)
-        out.points[t] = int(sel.sum())
-        obj, img, xy0 = pts[sel], xy[sel, t], xy[sel, 0]
-        sol = _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers, parallax_px, f_threshold)
-        if sol is None:
-            continue
-        r = cv2.Rodrigues(sol.rvec)[0]
-        out.rotation[t], out.translation[t] = r.T, -r.T @ sol.tvec
+        points[t] = int(sel.sum())
+        sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
+        if sol is not None:
+            frames[t] = (sol, pts[sel], xy[sel, t])
+    if rotation_test not in ("clip", "frame"):
+        raise ValueError(f"rotation_test must be clip or frame, got {rotation_test!r}")
+    for sol, _, _ in frames.values():
+        group = [f[0] for f in frames.values()] if rotation_test == "clip" else [sol]
+        sol.rotation_only = _is_rotation_only(group, parallax_px, f_threshold)
+    return _collect(frames, points, t_len, k_model, min_sigma_px)
+
+
+def _collect(frames: dict, points: np.ndarray, t_len: int, k_model, min_sigma_px) -> GeometryPose:
+    """GeometryPose (T_first_from_t, covariances) from the chosen per-frame solutions."""
+    out = GeometryPose(np.tile(np.eye(3), (t_len, 1, 1)), np.zeros((t_len, 3)), np.zeros((t_len, 6, 6)),
+                       np.zeros((t_len, 2)), np.zeros(t_len, int), points, np.zeros(t_len),
+                       np.zeros(t_len, bool), np.zeros(t_len, bool))
+    out.valid[0] = True  # frame 0 is the clip's origin by definition
+    out.inliers[0] = points[0]
+    for t, (sol, obj, img) in frames.items():
+        rvec, tvec = sol.pose()
+        r = cv2.Rodrigues(rvec)[0]
+        out.rotation[t], out.translation[t] = r.T, -r.T @ tvec
         out.covariance[t] = _covariance(obj, img, sol, k_model, min_sigma_px)
         out.variance[t] = (np.trace(out.covariance[t][3:, 3:]) / 3, np.trace(out.covariance[t][:3, :3]) / 3)
-        out.inliers[t], out.rmse_px[t] = len(sol.inliers), sol.rmse_px
+        res, _ = _reprojection(obj[sol.inliers], img[sol.inliers], rvec, tvec, k_model)
+        out.inliers[t], out.rmse_px[t] = len(sol.inliers), float(np.sqrt(np.mean(res ** 2) * 2))
         out.rotation_only[t], out.valid[t] = sol.rotation_only, True
     return out
 
