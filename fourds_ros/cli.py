@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("fourds_ros.bench:main", "benchmarks: encoder, engines, node, train, replay"),
     "bag": ("fourds_ros.evaluation.bag_cli:main", "rosbag tools: convert"),
     "eval": ("fourds_ros.evaluation.eval_cli:main", "replay a bag through the node and score it"),
+    "eval-suite": ("fourds_ros.evaluation.suite:main", "score a model on every recording of a split, train/validation"),
 }
 
 

@@ -1,18 +1,23 @@
-"""BADJA (DAVIS horsejump-high) keypoint tracks scored as PCK at 0.2 * sqrt(mask area). No rclpy.
+"""BADJA keypoint tracks scored as PCK at 0.2 * sqrt(foreground area). No rclpy.
 
-Protocol (PIPs / CoTracker / DINO-Tracker): every joint visible in frame 0 is a query; on each
-later annotated frame where it is visible, a prediction is correct within 0.2 * sqrt(area of the
-foreground mask of that frame). Coordinates, annotations and mask area all at 854x480.
+Protocol (PIPs / CoTracker / DINO-Tracker): every joint visible in the clip's first annotated
+frame is a query; on each later annotated frame where it is visible, a prediction is correct
+within 0.2 * sqrt(area of the foreground mask of that frame). Coordinates, annotations and mask
+area all at the frames' 480p resolution. A clip without masks (bear.mp4) takes the area of the
+convex hull of its visible joints instead (datasets._mask_areas says why that is close).
+
+A BADJA folder may hold several clips (datasets.find_badja_clips); `score_badja_folders` scores
+every clip and reports the mean PCK over clips next to each clip's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
-from .datasets import load_badja
+from .datasets import BadjaClip, BadjaError, find_badja_clips, load_badja
 from .metrics import pck
 from .predictions import Predictions
 
@@ -20,13 +25,16 @@ from .predictions import Predictions
 Tracker = Callable[[list[int], dict[int, np.ndarray], dict[int, tuple[int, float, float]]], Predictions]
 
 
-def score_badja(src: str | Path, tracker: Tracker | None = None, alpha: float = 0.2) -> dict:
-    """Run `tracker` (default: the LK peer) from the frame-0 joints and score PCK on the later
-    annotated frames. Returns pck, pck_3px, points, and per_frame PCK."""
+def score_badja(src: str | Path | BadjaClip | dict, tracker: Tracker | None = None, alpha: float = 0.2,
+                clip: str | None = None) -> dict:
+    """Run `tracker` (default: the LK peer) on one clip from its first annotated frame's joints
+    and score PCK on the later annotated frames. `src`: a BadjaClip, a folder (+ `clip` when it
+    holds several) or a clip already read by datasets.load_badja. Returns pck, pck_3px, points,
+    area_source and per_frame PCK."""
     from .peers import lk_tracks
 
     tracker = tracker or lk_tracks
-    badja = load_badja(src)
+    badja = src if isinstance(src, dict) else load_badja(src, clip)
     stamps = list(range(len(badja["frames"])))
     first = int(badja["annotated"][0])
     vis0 = badja["visible"][0]
@@ -41,11 +49,45 @@ def score_badja(src: str | Path, tracker: Tracker | None = None, alpha: float = 
         for tid, uv in zip(tr["ids"], tr["uv"]):
             pred_xy[a, int(tid)] = uv
     gt_vis = badja["visible"][1:] & vis0[None]
-    area = badja["masks"][later].sum(axis=(1, 2))
+    area = badja["mask_area"][1:]
     out = pck(pred_xy, badja["joints_xy"][1:], gt_vis, area, alpha)
+    out["area_source"] = badja["area_source"]
     out["per_frame"] = {int(f): pck(pred_xy[a:a + 1], badja["joints_xy"][1 + a:2 + a], gt_vis[a:a + 1],
                                     area[a:a + 1], alpha)["pck"] for a, f in enumerate(later)}
     return out
+
+
+def find_clips(folders: str | Path | Iterable[str | Path]) -> list[BadjaClip]:
+    """Every BADJA clip in one or more folders; a clip name found twice is an error (which
+    copy would be scored would depend on argument order)."""
+    folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+    clips = [c for folder in folders for c in find_badja_clips(folder)]
+    names = [c.name for c in clips]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BadjaError(f"BADJA clips {twice} found in more than one of {[str(f) for f in folders]}")
+    return clips
+
+
+def score_badja_folders(folders, trackers: dict[str, Tracker | None], alpha: float = 0.2) -> dict[str, dict]:
+    """Score every clip in `folders` (see find_clips) with each tracker ({name: tracker}; None is
+    LK), reading each clip once. Returns {name: {pck, pck_3px (means over clips: each clip weighs
+    the same, however many joints it has), clips, per_clip: {clip: {pck, pck_3px, points,
+    area_source}}}}."""
+    per_clip: dict[str, dict] = {name: {} for name in trackers}
+    for clip in find_clips(folders):
+        badja = load_badja(clip)
+        for name, tracker in trackers.items():
+            result = score_badja(badja, tracker, alpha)
+            result.pop("per_frame")
+            per_clip[name][clip.name] = result
+
+    def mean(results, key):
+        values = [r[key] for r in results.values() if r[key] is not None]
+        return float(np.mean(values)) if values else None
+
+    return {name: {"pck": mean(r, "pck"), "pck_3px": mean(r, "pck_3px"), "clips": len(r), "per_clip": r}
+            for name, r in per_clip.items()}
 
 
 def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: str = "resize",

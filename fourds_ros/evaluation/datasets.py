@@ -10,13 +10,15 @@ Formats (see ../shared/data/*/README.md):
             world_from_camera), depth PNG uint16 / 5000 m; real stamps; nearest-stamp association.
   frames    a folder of .jpg/.png images in sorted order; stamps index / fps; optional K.
   mp4       any video PyAV reads; stamps from frame pts.
-  badja     DAVIS frames + BADJA keypoint json (not a bag format: used by the tracks PCK scorer).
+  badja     DAVIS frames (JPEG folder or mp4) + BADJA keypoint json, one or more clips per folder
+            (not a bag format: used by the tracks PCK scorer, badja.py).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -146,26 +148,125 @@ def iter_dataset(fmt: str, src: str | Path, **kw) -> Iterator[Frame]:
     return readers[fmt](src, **{k: v for k, v in kw.items() if k in accepted and v is not None})
 
 
-def load_badja(src: str | Path) -> dict:
-    """DAVIS horsejump-high + BADJA (../shared/data/davis_horsejump-high_badja).
+class BadjaError(BagError):
+    """A BADJA folder that does not hold what its layout promises (frames, annotations, masks)."""
 
-    Returns frames: list of (H, W, 3) uint8 RGB (all 50), masks: (F, H, W) bool,
-    annotated: (A,) frame indices, joints_xy: (A, 37, 2) float (x, y) in frame pixels,
-    visible: (A, 37) bool. BADJA stores [row, col] at 1920x1080; rescaled to the frames here.
+
+@dataclass(frozen=True)
+class BadjaClip:
+    """One BADJA clip on disk: frames (a JPEG folder or a video file), its joint annotations and,
+    when the folder has them, DAVIS foreground masks (NNNNN.png, named like the frames)."""
+
+    name: str
+    frames: Path
+    annotations: Path
+    masks: Path | None
+
+
+def _first_existing_dir(*paths: Path) -> Path | None:
+    return next((p for p in paths if p.is_dir()), None)
+
+
+def find_badja_clips(src: str | Path) -> list[BadjaClip]:
+    """Every annotated clip in a BADJA folder, sorted by name.
+
+    DAVIS layout: badja_joint_annotations/<clip>.json with frames in JPEGImages/480p/<clip>/*.jpg
+    or in a video <clip>*.mp4 at the top level, masks (optional) in Annotations/480p/<clip>/.
+    Older single-clip layout (davis_horsejump-high_badja): badja/<clip>.json, JPEGImages_480p/,
+    Annotations_480p/.
     """
     src = Path(src)
-    frame_paths = sorted((src / "JPEGImages_480p").glob("*.jpg"))
-    entries = json.loads((src / "badja" / "horsejump-high.json").read_text())
-    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in frame_paths]
-    masks = np.stack([cv2.imread(str(src / "Annotations_480p" / (p.stem + ".png")), cv2.IMREAD_GRAYSCALE) > 127
-                      for p in frame_paths])
-    scale = frames[0].shape[0] / 1080.0
-    annotated, joints, visible = [], [], []
-    for e in entries:
-        annotated.append(int(Path(e["image_path"]).stem))
-        rc = np.asarray(e["joints"], float) * scale
-        joints.append(rc[:, ::-1])
-        visible.append(np.asarray(e["visibility"], bool))
+    if not src.is_dir():
+        raise BadjaError(f"{src}: no such BADJA folder")
+    clips = []
+    for ann in sorted((src / "badja_joint_annotations").glob("*.json")):
+        name = ann.stem
+        frames = _first_existing_dir(src / "JPEGImages" / "480p" / name)
+        if frames is None:
+            videos = sorted(p for p in src.glob(f"{name}*") if p.suffix.lower() in (".mp4", ".mov", ".mkv", ".avi"))
+            if len(videos) != 1:
+                raise BadjaError(f"{src}: clip {name!r} needs JPEGImages/480p/{name}/ or exactly one {name}*.mp4; "
+                                 f"found {[v.name for v in videos]}")
+            frames = videos[0]
+        clips.append(BadjaClip(name, frames, ann, _first_existing_dir(src / "Annotations" / "480p" / name)))
+    for ann in sorted((src / "badja").glob("*.json")):  # the older single-folder layout
+        clips.append(BadjaClip(ann.stem, src / "JPEGImages_480p", ann, _first_existing_dir(src / "Annotations_480p")))
+    if not clips:
+        raise BadjaError(f"{src}: no BADJA annotations (badja_joint_annotations/*.json or badja/*.json)")
+    return sorted(clips, key=lambda c: c.name)
+
+
+def _badja_frames(clip: BadjaClip) -> list[np.ndarray]:
+    """All frames of a clip as (H, W, 3) uint8 RGB; frame k is DAVIS frame NNNNN = k."""
+    if clip.frames.is_file():
+        frames = [f.image for f in iter_mp4(clip.frames)]
+    else:
+        paths = sorted(clip.frames.glob("*.jpg"))
+        if [int(p.stem) for p in paths if p.stem.isdigit()] != list(range(len(paths))):
+            raise BadjaError(f"{clip.frames}: frames must be 00000.jpg, 00001.jpg, ... without gaps")
+        frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+    if not frames:
+        raise BadjaError(f"{clip.frames}: no frames")
+    return frames
+
+
+def _joint_hull_area(joints_xy: np.ndarray, visible: np.ndarray) -> float:
+    """Area of the convex hull of the visible joints (0 with fewer than 3)."""
+    pts = joints_xy[visible].astype(np.float32)
+    return float(cv2.contourArea(cv2.convexHull(pts))) if len(pts) >= 3 else 0.0
+
+
+def _mask_areas(clip: BadjaClip, annotated: np.ndarray, joints_xy: np.ndarray, visible: np.ndarray,
+                shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """Foreground area (pixels) per annotated frame, the PCK threshold's scale. Without masks
+    (bear.mp4), the convex hull of the frame's visible joints stands in: on the clips with masks
+    here, mask area / hull area is 0.84 (horsejump-high), 0.84 (camel), 1.29 (dog) in the median,
+    so sqrt(area), and the threshold, move by under 15 %. Frames with < 3 visible joints take the
+    clip's median hull."""
+    if clip.masks is not None:
+        areas = []
+        for f in annotated:
+            mask = cv2.imread(str(clip.masks / f"{int(f):05d}.png"), cv2.IMREAD_GRAYSCALE)
+            if mask is None or mask.shape != shape:
+                raise BadjaError(f"{clip.masks}: mask {int(f):05d}.png missing or not {shape[1]}x{shape[0]}")
+            areas.append(float((mask > 127).sum()))
+        return np.asarray(areas), "mask"
+    hulls = np.array([_joint_hull_area(j, v) for j, v in zip(joints_xy, visible)])
+    fallback = float(np.median(hulls[hulls > 0])) if (hulls > 0).any() else 0.0
+    return np.where(hulls > 0, hulls, fallback), "joint hull"
+
+
+def load_badja(src: str | Path | BadjaClip, clip: str | None = None) -> dict:
+    """One BADJA clip: a `BadjaClip`, or a folder and the clip's name (optional when the folder
+    holds one clip, like davis_horsejump-high_badja).
+
+    Returns name, frames: list of (H, W, 3) uint8 RGB (every frame of the clip), annotated: (A,)
+    frame indices, joints_xy: (A, 37, 2) float (x, y) in frame pixels, visible: (A, 37) bool,
+    mask_area: (A,) foreground pixels per annotated frame and area_source ("mask" | "joint hull").
+    BADJA stores [row, col] at 1920x1080; rescaled by frame height / 1080.
+    """
+    if not isinstance(src, BadjaClip):
+        clips = find_badja_clips(src)
+        chosen = [c for c in clips if clip in (None, c.name)]
+        if len(chosen) != 1:
+            raise BadjaError(f"{src}: choose one clip of {[c.name for c in clips]}" if clip is None
+                             else f"{src}: no clip {clip!r} (has {[c.name for c in clips]})")
+        src = chosen[0]
+    try:
+        entries = json.loads(src.annotations.read_text())
+        annotated = np.array([int(Path(e["image_path"]).stem) for e in entries])
+        joints_rc = np.array([e["joints"] for e in entries], float)
+        visible = np.array([e["visibility"] for e in entries], bool)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadjaError(f"{src.annotations}: not BADJA joint annotations ({exc})") from exc
+    if joints_rc.ndim != 3 or joints_rc.shape[2] != 2 or visible.shape != joints_rc.shape[:2]:
+        raise BadjaError(f"{src.annotations}: joints must be (frames, J, 2) with (frames, J) visibility")
+    frames = _badja_frames(src)
+    if annotated.max() >= len(frames):
+        raise BadjaError(f"{src.name}: annotation on frame {annotated.max()} but only {len(frames)} frames")
     order = np.argsort(annotated)
-    return {"frames": frames, "masks": masks, "annotated": np.asarray(annotated)[order],
-            "joints_xy": np.stack(joints)[order], "visible": np.stack(visible)[order]}
+    annotated, visible = annotated[order], visible[order]
+    joints_xy = joints_rc[order][..., ::-1] * (frames[0].shape[0] / 1080.0)
+    area, area_source = _mask_areas(src, annotated, joints_xy, visible, frames[0].shape[:2])
+    return {"name": src.name, "frames": frames, "annotated": annotated, "joints_xy": joints_xy,
+            "visible": visible, "mask_area": area, "area_source": area_source}

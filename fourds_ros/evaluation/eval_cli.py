@@ -35,21 +35,48 @@ def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
     }
 
 
+def add_badja(report: dict, folders, model_dir, backend: str = "torch") -> None:
+    """Human-annotated tracks (BADJA): PCK@0.2 of the model's tracks head and of LK on every clip
+    in `folders` (one folder or several). tracks.badja_pck is the mean over clips (unchanged key);
+    tracks.badja_per_clip holds each clip's pck, pck_3px, points and area source."""
+    from .badja import model_tracker, score_badja_folders
+
+    results = score_badja_folders(folders, {"fourds": model_tracker(model_dir, backend), "lk": None})
+    for section, result in ((report.setdefault("tracks", {}), results["fourds"]),
+                            (report["peers"].setdefault("lk", {}).setdefault("tracks", {}), results["lk"])):
+        section["badja_pck"] = result["pck"]
+        section["badja_per_clip"] = result["per_clip"]
+
+
+def resolve_model(model_dir) -> str:
+    """--model, or the shipped default model the node uses when its `model` parameter is empty."""
+    if model_dir:
+        return str(model_dir)
+    from ..model.default import default_model_dir
+
+    found = default_model_dir()
+    if not found:
+        raise BagError("no --model given and the default model (models/fourds_default) is not installed")
+    return found
+
+
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = "torch", erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
              ros_env: dict | None = None, badja: str | Path | None = None) -> dict:
-    """Run one evaluation end to end; returns the report dict (also written to out_dir)."""
+    """Run one evaluation end to end; returns the report dict (also written to out_dir).
+    model_dir None: the shipped default model. badja: a BADJA folder or a list of them."""
     from .report import build_report, write_report
 
+    model_dir = resolve_model(model_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bag = read_bag(bag_path, max_frames=max_frames)
     t0 = time.perf_counter()
     if offline:
-        from ..perception import PipelineSettings
+        from ..perception import PerceptionSettings
         from .offline import run_offline
 
-        model = run_offline(bag, model_dir, backend, PipelineSettings(hop=hop))
+        model = run_offline(bag, model_dir, backend, PerceptionSettings.from_params(hop=hop))
     else:
         from .replay import run_dds
 
@@ -59,14 +86,8 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     meta = {"mode": "offline" if offline else "dds", "model": str(model_dir), "backend": backend,
             "rate": rate if not offline else None, "hop": hop, "eval_wall_s": time.perf_counter() - t0}
     report = build_report(bag, model, peers, erode_px, out_dir, meta)
-    if badja is not None:
-        # Human-annotated tracks (BADJA): PCK@0.2 for the model's tracks head and for LK.
-        from .badja import model_tracker, score_badja
-
-        ours = score_badja(badja, model_tracker(model_dir, backend))
-        lk = score_badja(badja)
-        report.setdefault("tracks", {})["badja_pck"] = ours["pck"]
-        report["peers"].setdefault("lk", {}).setdefault("tracks", {})["badja_pck"] = lk["pck"]
+    if badja:
+        add_badja(report, badja, model_dir, backend)
     write_report(report, out_dir, bag, model, peers)
     return report
 
@@ -74,7 +95,9 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("bag")
-    parser.add_argument("--model", required=True, help="model directory (config.json + model.safetensors)")
+    parser.add_argument("--model", default=None,
+                        help="model directory (config.json + model.safetensors); default: the shipped "
+                             "models/fourds_default, as the node")
     parser.add_argument("--out", required=True, help="report directory")
     parser.add_argument("--offline", action="store_true", help="no DDS: push frames into the pipeline directly")
     parser.add_argument("--backend", default="torch")
@@ -84,7 +107,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: the node default, clip length - 1)")
     parser.add_argument("--timeout", type=float, default=300.0, help="DDS replay: seconds before giving up")
-    parser.add_argument("--badja", metavar="DIR", help="also score PCK@0.2 on DAVIS horsejump-high + BADJA")
+    parser.add_argument("--badja", metavar="DIR", nargs="+",
+                        help="also score PCK@0.2 on every BADJA clip in DIR (DAVIS layout: JPEGImages/480p/<clip>/ "
+                             "or <clip>*.mp4 + badja_joint_annotations/<clip>.json; or the older "
+                             "davis_horsejump-high_badja layout); several DIRs may follow")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -5,6 +5,8 @@ report.json (values null when something could not be scored; `unscored` says why
   depth.{abs_rel, rmse, delta1}            median-scaled per frame (depth.metric.* without scaling)
   tracks.{aj, delta_avg, oa}               TAP-Vid, 256x256, query-first; GT from /gt/tracks, else
                                            geometric tracks from /gt/depth + /gt/pose
+  tracks.badja_pck, tracks.badja_per_clip  with --badja: PCK@0.2 mean over clips, and per clip
+                                           {pck, pck_3px, points, area_source} (LK's under peers.lk)
   pose.{ate_rmse, rpe_trans, rpe_rot_deg}  evo, Sim(3)-aligned; rotation_ratio (turned / camera turned)
   performance.{fps, latency_ms_p50, latency_ms_p95, dropped}
   peers.{constant_depth, lk, orb_vo}.{depth|tracks|pose, performance}
@@ -201,6 +203,20 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _badja_lines(report: dict) -> list[str]:
+    """Per-clip BADJA PCK@0.2 of the model and of LK (when the report scored BADJA)."""
+    ours = report.get("tracks", {}).get("badja_per_clip")
+    if not ours:
+        return []
+    lk = report["peers"].get("lk", {}).get("tracks", {}).get("badja_per_clip") or {}
+    lines = ["## BADJA PCK@0.2 per clip", "", "| clip | 4DS | LK | points | area from |", "|---|---|---|---|---|"]
+    for name, r in ours.items():
+        lines.append(f"| {name} | {_fmt(r['pck'])} | {_fmt(lk.get(name, {}).get('pck'))} | {r['points']} "
+                     f"| {r['area_source']} |")
+    mean_ours, mean_lk = report["tracks"].get("badja_pck"), report["peers"]["lk"]["tracks"].get("badja_pck")
+    return lines + [f"| mean over clips | {_fmt(mean_ours)} | {_fmt(mean_lk)} | | |", ""]
+
+
 def markdown(report: dict) -> str:
     rows = [("4DS (this package)", report)] + [(f"peer: {n}", d) for n, d in report["peers"].items()]
     lines = ["# Evaluation report", "", f"Bag: `{report['bag']['path']}` ({report['bag']['frames']} frames)", ""]
@@ -215,6 +231,7 @@ def markdown(report: dict) -> str:
     if "metric" in report.get("depth", {}):
         m = report["depth"]["metric"]
         lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
+    lines += _badja_lines(report)
     lines += ["## Performance", "", "| " + " | ".join(PERF_KEYS) + " |", "|---" * len(PERF_KEYS) + "|",
               "| " + " | ".join(_fmt(report["performance"].get(k)) for k in PERF_KEYS) + " |", ""]
     if report["unscored"]:

@@ -26,11 +26,17 @@ class VideoSourceError(ValueError):
 NON_RGB_WORDS = ("depth", "mask", "annotation", "segment", "label")
 
 
-def is_rgb_frame(path: Path) -> bool:
+def is_rgb_frame(path: Path, root: Path | None = None) -> bool:
+    """An image that is a video frame, not a label: no NON_RGB_WORDS in its name or in any folder
+    between `root` and it (DAVIS masks sit in Annotations/480p/<clip>/, two levels down).
+    Without root, only the file and its parent folder are checked."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return False
-    names = (path.name.lower(), path.parent.name.lower())
-    return not any(word in name for name in names for word in NON_RGB_WORDS)
+    try:
+        names = path.relative_to(root).parts if root is not None else (path.parent.name, path.name)
+    except ValueError:  # not under root
+        names = (path.parent.name, path.name)
+    return not any(word in name.lower() for name in names for word in NON_RGB_WORDS)
 
 
 def find_sources(root: str | Path | list) -> list[Path]:
@@ -42,7 +48,7 @@ def find_sources(root: str | Path | list) -> list[Path]:
     if not root.exists():
         raise VideoSourceError(f"video source {root} does not exist")
     sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    folders = {p.parent for p in root.rglob("*") if is_rgb_frame(p)}
+    folders = {p.parent for p in root.rglob("*") if is_rgb_frame(p, root)}
     sources += sorted(folders)
     if not sources:
         raise VideoSourceError(f"{root}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) or image folders")
@@ -69,6 +75,10 @@ def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
 
 
 def count_frames(source: Path) -> int:
+    """Frames a source really yields. For a video that means decoding it: the container's frame
+    count and even its packet count can be more than the decoder gives (cotracker_pillow.mp4:
+    149 claimed, 147 decoded; cotracker_teddy.mp4: 142 and 141), and a clip sampled past the
+    real end would fail at training time."""
     if source.is_dir():
         return sum(1 for p in source.iterdir() if is_rgb_frame(p))
     import av
@@ -76,9 +86,8 @@ def count_frames(source: Path) -> int:
     try:
         with av.open(str(source)) as container:
             stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            return sum(1 for _ in container.decode(video=0))
+            stream.thread_type = "AUTO"  # counting only: frames are decoded but never converted
+            return sum(1 for _ in container.decode(stream))
     except (av.error.FFmpegError, IndexError) as e:
         raise VideoSourceError(f"{source}: cannot open video ({e})") from e
 

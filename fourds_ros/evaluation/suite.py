@@ -1,0 +1,294 @@
+"""`fourds-ros eval-suite --split config/splits.yaml --fold NAME --data-root DIR --out DIR`: one
+model on every labelled recording of a declared split, one table. No rclpy (unless not --offline,
+where `evaluate` replays through the node in a subprocess).
+
+Each recording is converted to a bag with the `bag convert` code path (datasets.iter_dataset +
+bag.write_bag, compressed: the original JPEG/PNG bytes) into OUT/bags/<name>, scored by the same
+`evaluate(...)` as `fourds-ros eval` into OUT/<name>/report.json, and summarised in OUT/suite.md
+and OUT/suite.json, each row marked `train` or `validation` by the fold. Validation rows carry
+the issue-17 targets, measured against the peers of the same report:
+  depth         median-scaled AbsRel <= 0.9 x constant depth's
+  metric_depth  metric AbsRel <= 0.9 x constant depth's metric AbsRel
+  tracks        AJ >= 1.05 x pyramidal LK's
+  pose          ATE <= 0.9 x ORB VO's
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .bag import BagError, write_bag
+from .datasets import iter_dataset
+
+log = logging.getLogger("fourds_ros.eval_suite")
+
+SUITE_FORMATS = ("7scenes", "hololens", "tum")  # the labelled formats: depth + pose ground truth
+DEPTH_FACTOR, AJ_FACTOR, ATE_FACTOR = 0.9, 1.05, 0.9
+TARGETS = ("depth", "metric_depth", "tracks", "pose")
+
+
+class SplitError(ValueError):
+    """A split file that does not declare a valid protocol (names, scenes, folds)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    format: str
+    path: str
+    scene: str
+    erode_px: int = 0
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    recordings: tuple[Recording, ...]
+    folds: tuple[Fold, ...]
+    default_fold: str
+
+    @property
+    def scenes(self) -> set[str]:
+        return {r.scene for r in self.recordings}
+
+    def fold(self, name: str | None) -> Fold:
+        name = name or self.default_fold
+        for f in self.folds:
+            if f.name == name:
+                return f
+        raise SplitError(f"no fold {name!r}; the split has {[f.name for f in self.folds]}")
+
+
+def _recording(entry, index: int) -> Recording:
+    if not isinstance(entry, dict):
+        raise SplitError(f"recordings[{index}] must be a mapping, got {type(entry).__name__}")
+    missing = [k for k in ("name", "format", "path", "scene") if not entry.get(k)]
+    unknown = set(entry) - {"name", "format", "path", "scene", "erode_px"}
+    if missing or unknown:
+        raise SplitError(f"recordings[{index}]: missing {missing}, unknown keys {sorted(unknown)}")
+    if entry["format"] not in SUITE_FORMATS:
+        raise SplitError(f"recordings[{index}] ({entry['name']}): format must be one of {SUITE_FORMATS}")
+    return Recording(str(entry["name"]), entry["format"], str(entry["path"]), str(entry["scene"]),
+                     int(entry.get("erode_px", 0)))
+
+
+def _fold(entry, index: int, scenes: set[str]) -> Fold:
+    if not isinstance(entry, dict) or not entry.get("name"):
+        raise SplitError(f"folds[{index}] must be a mapping with a name")
+    fold = Fold(str(entry["name"]), tuple(entry.get("train") or ()), tuple(entry.get("validation") or ()))
+    unknown = (set(fold.train) | set(fold.validation)) - scenes
+    both = set(fold.train) & set(fold.validation)
+    left_out = scenes - set(fold.train) - set(fold.validation)
+    if unknown or both or left_out or not fold.validation:
+        raise SplitError(f"fold {fold.name!r}: unknown scenes {sorted(unknown)}, in train and validation "
+                         f"{sorted(both)}, in neither {sorted(left_out)}"
+                         + ("" if fold.validation else ", no validation scene"))
+    return fold
+
+
+def load_split(path: str | Path) -> Split:
+    """Parse and check a split file (config/splits.yaml documents the format)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SplitError(f"{path}: cannot read the split ({exc})") from exc
+    if not isinstance(doc, dict) or not doc.get("recordings") or not doc.get("folds"):
+        raise SplitError(f"{path}: needs 'recordings' and 'folds' lists")
+    recordings = tuple(_recording(e, i) for i, e in enumerate(doc["recordings"]))
+    names = [r.name for r in recordings]
+    if len(set(names)) != len(names):
+        raise SplitError(f"{path}: recording names repeat: {names}")
+    scenes = {r.scene for r in recordings}
+    folds = tuple(_fold(e, i, scenes) for i, e in enumerate(doc["folds"]))
+    if len({f.name for f in folds}) != len(folds):
+        raise SplitError(f"{path}: fold names repeat")
+    split = Split(recordings, folds, str(doc.get("default_fold") or folds[0].name))
+    split.fold(split.default_fold)  # the declared default must exist
+    return split
+
+
+def convert_recording(rec: Recording, data_root: Path, bag_path: Path, max_frames: int | None) -> int:
+    """The `fourds-ros bag convert --compressed` path. A bag left by an earlier suite run in
+    OUT/bags is replaced (it may hold another --max-frames); anything else there is an error."""
+    if bag_path.exists():
+        if not (bag_path / "metadata.yaml").exists():
+            raise BagError(f"{bag_path} exists and is not a rosbag2 folder; not overwriting it")
+        shutil.rmtree(bag_path)
+    bag_path.parent.mkdir(parents=True, exist_ok=True)
+    frames = iter_dataset(rec.format, data_root / rec.path, max_frames=max_frames)
+    return write_bag(frames, bag_path, compressed=True)
+
+
+def _get(report: dict, *keys):
+    for k in keys:
+        if not isinstance(report, dict):
+            return None
+        report = report.get(k)
+    return report
+
+
+def _target(value, peer, factor: float, higher_is_better: bool = False) -> bool | None:
+    if value is None or peer is None:
+        return None  # not scored: neither a pass nor silently a fail
+    return value >= factor * peer if higher_is_better else value <= factor * peer
+
+
+def suite_row(rec: Recording, role: str, report: dict, report_dir: str) -> dict:
+    """One table row from one report.json (eval_cli.evaluate's dict)."""
+    peers = report.get("peers", {})
+    row = {"recording": rec.name, "scene": rec.scene, "role": role, "format": rec.format,
+           "frames": _get(report, "bag", "frames"), "report": report_dir,
+           "depth_abs_rel": _get(report, "depth", "abs_rel"),
+           "constant_abs_rel": _get(peers, "constant_depth", "depth", "abs_rel"),
+           "metric_abs_rel": _get(report, "depth", "metric", "abs_rel"),
+           "constant_metric_abs_rel": _get(peers, "constant_depth", "depth", "metric", "abs_rel"),
+           "aj": _get(report, "tracks", "aj"), "lk_aj": _get(peers, "lk", "tracks", "aj"),
+           "ate": _get(report, "pose", "ate_rmse"), "orb_ate": _get(peers, "orb_vo", "pose", "ate_rmse"),
+           "rotation_ratio": _get(report, "pose", "rotation_ratio"),
+           "orb_rotation_ratio": _get(peers, "orb_vo", "pose", "rotation_ratio")}
+    row["targets"] = None
+    if role == "validation":
+        targets = {"depth": _target(row["depth_abs_rel"], row["constant_abs_rel"], DEPTH_FACTOR),
+                   "metric_depth": _target(row["metric_abs_rel"], row["constant_metric_abs_rel"], DEPTH_FACTOR),
+                   "tracks": _target(row["aj"], row["lk_aj"], AJ_FACTOR, higher_is_better=True),
+                   "pose": _target(row["ate"], row["orb_ate"], ATE_FACTOR)}
+        targets["all"] = all(v is True for v in targets.values())
+        row["targets"] = targets
+    return row
+
+
+def _shown(path: str) -> str:
+    """A path as the table shows it: relative to the working directory when under it (the
+    default model resolves to an absolute path that differs between clones)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _honesty_note(split: Split, fold: Fold, model_dir: str | None) -> str | None:
+    """The shipped model was trained on the default fold's training scenes: on any other fold
+    its "validation" rows are scenes it has seen, and the table must say so."""
+    if model_dir is None and fold.name != split.default_fold:
+        note = (f"the shipped default model belongs to fold {split.default_fold!r}; on fold {fold.name!r} "
+                "its validation rows are scenes it was trained on")
+        log.warning(note)
+        return note
+    return None
+
+
+def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, offline: bool = False,
+              model_dir: str | None = None, max_frames: int | None = None, backend: str = "torch") -> dict:
+    """Evaluate one model on every recording of the split; returns the suite dict (also written)."""
+    from .eval_cli import evaluate, resolve_model
+
+    data_root, out = Path(data_root), Path(out)
+    note, model_arg = _honesty_note(split, fold, model_dir), model_dir
+    model_dir = resolve_model(model_dir)
+    rows = []
+    for rec in split.recordings:
+        role = "validation" if rec.scene in fold.validation else "train"
+        t0 = time.perf_counter()
+        n = convert_recording(rec, data_root, out / "bags" / rec.name, max_frames)
+        log.info("%s (%s): %d frames converted, evaluating", rec.name, role, n)
+        report = evaluate(out / "bags" / rec.name, model_dir, out / rec.name, offline=offline, backend=backend,
+                          erode_px=rec.erode_px)
+        rows.append(suite_row(rec, role, report, rec.name))
+        rows[-1]["wall_s"] = time.perf_counter() - t0
+    suite = {"fold": asdict(fold), "model": _shown(model_dir), "model_is_default": model_arg is None,
+             "mode": "offline" if offline else "dds",
+             "backend": backend, "max_frames": max_frames, "data_root": str(data_root),
+             "targets": {"depth": f"AbsRel <= {DEPTH_FACTOR} x constant", "metric_depth":
+                         f"metric AbsRel <= {DEPTH_FACTOR} x constant's", "tracks": f"AJ >= {AJ_FACTOR} x LK",
+                         "pose": f"ATE <= {ATE_FACTOR} x ORB VO"},
+             "note": note, "rows": rows}
+    write_suite(suite, out)
+    return suite
+
+
+def _f(v, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _mark(v) -> str:
+    return "–" if v is None else "pass" if v else "FAIL"
+
+
+def suite_markdown(suite: dict) -> str:
+    fold = suite["fold"]
+    lines = [f"# Evaluation suite, fold `{fold['name']}`", "",
+             f"Model `{suite['model']}`, {suite['mode']}"
+             + (f", first {suite['max_frames']} frames of each recording" if suite["max_frames"] else "") + ".",
+             f"Training scenes: {', '.join(fold['train']) or '–'}. "
+             f"Validation scenes: {', '.join(fold['validation'])}.",
+             *([f"**Note: {suite['note']}.**"] if suite.get("note") else []),
+             "Targets (validation rows): " + "; ".join(f"{k}: {v}" for k, v in suite["targets"].items()) + ".", "",
+             "| recording | role | frames | depth AbsRel (constant) | metric AbsRel (constant) | tracks AJ (LK) "
+             "| ATE m (ORB VO) | rotation ratio (ORB VO) | depth | metric | tracks | pose |",
+             "|---" * 12 + "|"]
+    for r in suite["rows"]:
+        t = r["targets"] or {}
+        marks = [_mark(t.get(k)) for k in TARGETS] if r["targets"] else ["(train)"] * 4
+        lines.append(f"| {r['recording']} | {r['role']} | {_f(r['frames'])} "
+                     f"| {_f(r['depth_abs_rel'])} ({_f(r['constant_abs_rel'])}) "
+                     f"| {_f(r['metric_abs_rel'])} ({_f(r['constant_metric_abs_rel'])}) "
+                     f"| {_f(r['aj'])} ({_f(r['lk_aj'])}) | {_f(r['ate'])} ({_f(r['orb_ate'])}) "
+                     f"| {_f(r['rotation_ratio'], 2)} ({_f(r['orb_rotation_ratio'], 2)}) | " + " | ".join(marks) + " |")
+    val = [r for r in suite["rows"] if r["role"] == "validation"]
+    lines += ["", f"Validation rows meeting every target: {sum(r['targets']['all'] for r in val)} of {len(val)}.",
+              "Each row's full report: `<recording>/report.md` beside this file when the suite was run.", ""]
+    return "\n".join(lines)
+
+
+def write_suite(suite: dict, out: str | Path) -> None:
+    from .report import _json_ready
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.json").write_text(json.dumps(_json_ready(suite), indent=2) + "\n")
+    (out / "suite.md").write_text(suite_markdown(suite))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fourds-ros eval-suite", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", required=True, help="split file (config/splits.yaml)")
+    parser.add_argument("--fold", default=None, help="fold name (default: the split's default_fold)")
+    parser.add_argument("--data-root", required=True, help="folder the split's recording paths are relative to")
+    parser.add_argument("--out", required=True, help="output folder: bags/, <recording>/report.*, suite.md/json")
+    parser.add_argument("--offline", action="store_true", help="no DDS: push frames into the pipeline directly")
+    parser.add_argument("--model", default=None, help="model directory (default: the shipped models/fourds_default)")
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each recording")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        split = load_split(args.split)
+        fold = split.fold(args.fold)
+        suite = run_suite(split, fold, args.data_root, args.out, args.offline, args.model, args.max_frames,
+                          args.backend)
+    except (SplitError, BagError) as exc:
+        print(f"fourds-ros eval-suite: {exc}", file=sys.stderr)
+        return 1
+    print(suite_markdown(suite))
+    print(f"suite: {Path(args.out) / 'suite.json'} (suite.md beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
