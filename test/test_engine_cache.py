@@ -1,18 +1,38 @@
-"""Engine cache: keys, atomic writes, missing/unwritable directories."""
+"""Engine cache: keys, atomic writes, missing/unwritable directories, and (issue #20) a private
+cache root, SHA-256 sidecars, num_queries validation and no leftovers after a failed export."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from fourds_ros.engine import EngineSpec, create_engine
 from fourds_ros.engine.engine_cache import (
+    STALE_TEMP_S,
     CacheDirError,
     atomic_path,
     atomic_write_bytes,
     checkpoint_key,
     ensure_writable_dir,
+    secure_cache_dir,
+    sidecar_path,
+    sidecar_problem,
+    sweep_stale_temps,
     tensorrt_engine_key,
+    write_sidecar,
 )
+from fourds_ros.engine.export import cached_onnx, compare_outputs, example_inputs, export_onnx
+from fourds_ros.engine.onnxruntime_backend import OnnxRuntimeEngine
 from fourds_ros.model import load_checkpoint, save_checkpoint
+from fourds_ros.model.checkpoint import load_config
 
 
 def test_tensorrt_key_changes_with_every_input(tmp_path):
@@ -67,3 +87,157 @@ def test_cache_dir_is_created_when_missing_and_rejected_when_impossible(tmp_path
         ensure_writable_dir(blocker / "cache")
     with pytest.raises(CacheDirError):
         ensure_writable_dir(blocker)
+
+
+# --- Issue #20: a cache others can write is not used; cached bytes are checked against a SHA-256.
+
+Q = 8
+
+
+def doubled_depth_graph(graph_path: Path, out: Path) -> None:
+    """The attack: the real exported graph with a Mul node doubling the published depth."""
+    import onnx
+
+    graph = onnx.load(str(graph_path))
+    for node in graph.graph.node:
+        node.output[:] = ["depth_before_attack" if name == "depth" else name for name in node.output]
+    graph.graph.node.append(onnx.helper.make_node("Mul", ["depth_before_attack", "attack_two"], ["depth"]))
+    graph.graph.initializer.append(onnx.numpy_helper.from_array(np.array(2.0, np.float32), "attack_two"))
+    onnx.save_model(graph, str(out))
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir):
+    engine = create_engine(tiny_model_dir, "torch", num_queries=Q)
+    inputs = example_inputs(engine.spec, seed=3)
+    return inputs, engine(inputs)
+
+
+def plant(tiny_model_dir, cache_root: Path, private_export: Path, with_sidecar: bool) -> Path:
+    """Put the doubled graph where the cache key says our graph lives, inside cache_root."""
+    honest = cached_onnx(tiny_model_dir, private_export, "fp32", Q)
+    target = cache_root / honest.relative_to(private_export)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    doubled_depth_graph(honest, target)
+    if with_sidecar:
+        write_sidecar(target)  # an attacker who can write the graph can write its hash too
+    else:
+        shutil.copy(sidecar_path(honest), sidecar_path(target))  # the honest graph's hash
+    return target
+
+
+def test_planted_graph_doubles_depth_when_loaded_directly(tiny_model_dir, tmp_path, reference):
+    """The reproduction: such a graph, if used, publishes twice the depth with no error."""
+    inputs, expected = reference
+    planted = plant(tiny_model_dir, tmp_path / "cache", tmp_path / "honest", with_sidecar=True)
+    out = OnnxRuntimeEngine(planted, EngineSpec(load_config(tiny_model_dir), Q))(inputs)
+    assert np.allclose(out["depth"], 2 * expected["depth"], rtol=1e-4)
+
+
+def test_world_writable_cache_with_planted_graph_is_not_used(tiny_model_dir, tmp_path, reference, caplog):
+    inputs, expected = reference
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # FOURDS_ROS_CACHE_DIR pointing at a world-writable folder
+    planted = plant(tiny_model_dir, shared, tmp_path / "honest", with_sidecar=True)
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=shared)
+    assert "world-writable" in caplog.text and "not using it" in caplog.text
+    assert shared not in engine.onnx_path.parents and engine.onnx_path.parent.stat().st_uid == os.geteuid()
+    assert max(compare_outputs(engine(inputs), expected).values()) <= 1e-5  # not doubled
+    assert planted.exists()  # we neither use nor touch other people's files
+
+
+def test_graph_not_matching_its_sha256_is_exported_again(tiny_model_dir, tmp_path, reference, caplog):
+    inputs, expected = reference
+    cache = tmp_path / "cache"
+    planted = plant(tiny_model_dir, cache, tmp_path / "honest", with_sidecar=False)
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)
+    assert "does not match the SHA-256" in caplog.text and "exporting it again" in caplog.text
+    assert engine.onnx_path == planted and sidecar_problem(planted) is None
+    assert max(compare_outputs(engine(inputs), expected).values()) <= 1e-5
+    sidecar_path(planted).unlink()  # a graph without its sidecar is not trusted either
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)
+    assert "has no SHA-256 sidecar" in caplog.text and sidecar_path(planted).exists()
+
+
+def test_sidecar_is_sha256sum_format_and_covers_external_data(tmp_path):
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"graph")
+    (tmp_path / "model.onnx.data").write_bytes(b"weights")
+    lines = write_sidecar(graph).read_text().splitlines()
+    assert lines == [f"{hashlib.sha256(b'graph').hexdigest()}  model.onnx",
+                     f"{hashlib.sha256(b'weights').hexdigest()}  model.onnx.data"]
+    assert sidecar_problem(graph) is None
+    (tmp_path / "model.onnx.data").write_bytes(b"weightz")
+    assert "does not match" in sidecar_problem(graph)
+    (tmp_path / "model.onnx.data").unlink()
+    assert "does not match" in sidecar_problem(graph)
+
+
+def test_cache_dir_is_created_private(tmp_path):
+    root = secure_cache_dir(tmp_path / "new" / "engines")
+    assert root == tmp_path / "new" / "engines" and stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o1777])
+def test_group_or_world_writable_cache_falls_back_to_a_private_temp_dir(tmp_path, mode, caplog):
+    shared = tmp_path / f"shared{mode:o}"
+    shared.mkdir()
+    shared.chmod(mode)
+    with caplog.at_level(logging.WARNING):
+        root = secure_cache_dir(shared)
+    assert root != shared and stat.S_IMODE(root.stat().st_mode) == 0o700 and "writable" in caplog.text
+    assert secure_cache_dir(shared) == root  # one fallback per process, reused
+
+
+def test_cache_owned_by_another_user_is_refused(tmp_path, caplog):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a directory to another user")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    os.chown(foreign, 65534, 65534)  # nobody
+    with caplog.at_level(logging.WARNING):
+        root = secure_cache_dir(foreign)
+    assert root != foreign and "owned by uid 65534" in caplog.text
+
+
+@pytest.mark.parametrize("num_queries", [0, -1, True, 2.5])
+def test_num_queries_below_one_is_a_clear_error_before_export(tiny_model_dir, tmp_path, num_queries):
+    """num_queries 0 crashed the ONNX export with SIGFPE and left a temp folder in the cache."""
+    with pytest.raises(ValueError, match="num_queries must be an integer >= 1"):
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=num_queries, cache_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match="num_queries"):
+        cached_onnx(tiny_model_dir, tmp_path / "c", "fp32", num_queries)
+    with pytest.raises(ValueError, match="num_queries"):
+        export_onnx(load_checkpoint(tiny_model_dir), tmp_path / "c" / "x.onnx", num_queries=num_queries)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*"))
+
+
+def test_failed_export_leaves_no_folder_in_the_cache(tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("exporter crashed")
+    monkeypatch.setattr(torch.onnx, "export", crash)
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        cached_onnx(tiny_model_dir, tmp_path / "cache", "fp32", Q)
+    assert list((tmp_path / "cache" / "onnx").iterdir()) == []
+
+
+def test_temp_folders_left_by_a_killed_export_are_swept(tmp_path):
+    """A process killed mid-export (SIGKILL, SIGFPE) cannot clean up; the next one does, once the
+    leftovers are older than STALE_TEMP_S (younger ones may belong to a running export)."""
+    old_dir, old_file, fresh = tmp_path / ".model.onnx.abc", tmp_path / ".x.engine.1.tmp", tmp_path / ".model.onnx.new"
+    old_dir.mkdir()
+    (old_dir / "traced.onnx").write_bytes(b"half")
+    old_file.write_bytes(b"half")
+    fresh.mkdir()
+    past = time.time() - STALE_TEMP_S - 60
+    for path in (old_dir, old_file):
+        os.utime(path, (past, past))
+    assert set(sweep_stale_temps(tmp_path)) == {old_dir, old_file}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.onnx.new"]

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from fourds_ros.engine import EngineError, EngineInputError, EngineSpec, create_engine
+from fourds_ros.engine.engine_cache import sidecar_path, write_sidecar
 from fourds_ros.engine.export import compare_outputs, example_inputs
 from fourds_ros.engine.tensorrt_backend import create_tensorrt_engine, main
 from fourds_ros.model.checkpoint import load_config
@@ -74,6 +75,7 @@ def test_corrupt_or_mismatched_engine_is_rebuilt_with_a_warning(tiny_model_dir, 
     alien = path.read_bytes().replace(b'"version": "10.3.0"', b'"version": "10.7.0"')
     for content, log_line in ((alien, "version tag does not match"), (b"\x00\x01truncated", "magicTag")):
         path.write_bytes(content)
+        write_sidecar(path)  # copied in with its own matching hash: only deserialization can tell
         trt = FakeTensorRT("10.3.0")
         caplog.clear()
         with caplog.at_level(logging.WARNING):
@@ -82,6 +84,37 @@ def test_corrupt_or_mismatched_engine_is_rebuilt_with_a_warning(tiny_model_dir, 
         assert "rebuilding" in caplog.text and "version tag does not match" in caplog.text
         assert engine.rebuilt and engine.engine_path == path
         assert path.read_bytes().startswith(b"FAKETRT1") and b'"10.3.0"' in path.read_bytes()
+
+
+def test_engine_not_matching_its_sha256_is_rebuilt_without_deserializing(tiny_model_dir, spec, tmp_path, caplog):
+    """A substituted engine (valid for this TensorRT, but other bytes than the ones built) or one
+    without its sidecar never reaches deserialize_cuda_engine."""
+    path = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT("10.3.0")).engine_path
+    built = path.read_bytes()
+    assert sidecar_path(path).read_text().split()[1] == path.name
+    for tamper in ("substitute", "drop sidecar"):
+        if tamper == "substitute":
+            path.write_bytes(built.replace(b'"version": "10.3.0"', b'"version":  "10.3.0"'))
+        else:
+            sidecar_path(path).unlink()
+        trt = FakeTensorRT("10.3.0")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            engine = _engine(tiny_model_dir, spec, tmp_path, trt)
+        assert "SHA-256" in caplog.text and "rebuilding" in caplog.text, caplog.text
+        assert engine.rebuilt and trt.calls.count("deserialize_cuda_engine") == 1  # only the new build's
+        assert path.read_bytes() == built and sidecar_path(path).exists()
+    assert not _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT("10.3.0")).rebuilt
+
+
+def test_world_writable_cache_is_not_used_for_engines(tiny_model_dir, spec, tmp_path, caplog):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with caplog.at_level(logging.WARNING):
+        engine = _engine(tiny_model_dir, spec, shared, FakeTensorRT())
+    assert "world-writable" in caplog.text
+    assert shared not in engine.engine_path.parents and not any(shared.iterdir())
 
 
 def test_key_separates_tensorrt_versions_and_precisions(tiny_model_dir, spec, tmp_path):

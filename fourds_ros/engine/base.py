@@ -26,12 +26,23 @@ class EngineInputError(ValueError):
     """Inputs that do not match the engine's named, fixed-shape inputs."""
 
 
+def check_num_queries(num_queries) -> int:
+    """num_queries as int, or ValueError: 0 queries crashed the ONNX export with SIGFPE (no log,
+    a temp folder left in the cache)."""
+    if isinstance(num_queries, bool) or not isinstance(num_queries, (int, np.integer)) or num_queries < 1:
+        raise ValueError(f"num_queries must be an integer >= 1, got {num_queries!r}")
+    return int(num_queries)
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """The fixed I/O contract of an engine, derived from the model config."""
 
     config: ModelConfig
     num_queries: int = DEFAULT_NUM_QUERIES
+
+    def __post_init__(self):
+        check_num_queries(self.num_queries)
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -2,20 +2,33 @@
 how they are written (atomically, so a crash or a second process never leaves half a file).
 
 Layout under the cache directory:
-  onnx/<checkpoint key>/model.onnx (+ model.onnx.data for large models)
-  tensorrt/<engine key>.engine and tensorrt/timing.cache
+  onnx/<checkpoint key>/model.onnx (+ model.onnx.data for large models, + model.int8.onnx)
+  tensorrt/<engine key>.engine and tensorrt/timing-<gpu key>.cache
+Every graph and engine has a sidecar `<file>.sha256` (sha256sum format: one "<hex>  <name>" line per
+file, the graph's external data included) written after it and checked before it is used.
+
+What is in the cache gets executed (a graph decides what the node publishes), so the cache root
+must be private: secure_cache_dir creates it 0700 and refuses one that is group- or world-writable
+or owned by another user, falling back to a private temporary directory with a WARNING.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import logging
 import os
+import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .base import EngineError
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "FOURDS_ROS_CACHE_DIR"
 # Bumped when the export changes in a way that makes old cached graphs wrong.
@@ -33,10 +46,10 @@ def default_cache_dir() -> Path:
 
 
 def ensure_writable_dir(path: str | Path) -> Path:
-    """Create `path` if needed and prove it is writable; raise CacheDirError saying why not."""
+    """Create `path` (mode 0700) if needed and prove it is writable; raise CacheDirError saying why not."""
     path = Path(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as e:
         raise CacheDirError(f"engine cache directory {path} cannot be created: a path component is a file ({e})") from e
     except OSError as e:
@@ -49,6 +62,62 @@ def ensure_writable_dir(path: str | Path) -> Path:
     except OSError as e:
         raise CacheDirError(f"engine cache directory {path} is not writable: {e.strerror or e}") from e
     return path
+
+
+def unsafe_dir_reason(path: str | Path) -> str | None:
+    """Why another local user could plant files in directory `path`, or None when only we can."""
+    info = os.stat(path)
+    if info.st_uid != os.geteuid():
+        return f"owned by uid {info.st_uid}, not by this process's uid {os.geteuid()}"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"group- or world-writable (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
+
+
+# Refused cache directory -> the private temporary directory used instead, one per process.
+_FALLBACK_DIRS: dict[str, Path] = {}
+
+
+def _private_fallback(refused: Path) -> Path:
+    if str(refused) not in _FALLBACK_DIRS:
+        fallback = Path(tempfile.mkdtemp(prefix="fourds_ros-engines-"))  # mkdtemp: mode 0700
+        atexit.register(shutil.rmtree, fallback, ignore_errors=True)
+        _FALLBACK_DIRS[str(refused)] = fallback
+    return _FALLBACK_DIRS[str(refused)]
+
+
+def secure_cache_dir(path: str | Path, logger: logging.Logger | None = None) -> Path:
+    """The cache root to use for `path`: created 0700 when missing and returned when private;
+    when it is group/world-writable or owned by another user (anyone could plant a graph there),
+    a private temporary directory (removed at exit) is returned instead, with a WARNING.
+    Raises CacheDirError when `path` cannot be created or written at all."""
+    path = ensure_writable_dir(path)
+    reason = unsafe_dir_reason(path)
+    if reason is None:
+        return path
+    fallback = _private_fallback(path)
+    (logger or log).warning("engine cache directory %s is %s: not using it (a planted graph or engine would "
+                            "run); exporting into the private temporary directory %s instead", path, reason, fallback)
+    return fallback
+
+
+# Temporary files and folders the cache writes start with "." and are renamed or removed when done;
+# one older than this was left by a process that died (SIGKILL, SIGFPE) and is swept.
+STALE_TEMP_S = 6 * 3600
+
+
+def sweep_stale_temps(directory: str | Path, max_age_s: float = STALE_TEMP_S) -> list[Path]:
+    """Remove dot-named temporaries older than max_age_s in `directory`; return what went."""
+    removed, now = [], time.time()
+    for entry in Path(directory).glob(".*"):
+        with contextlib.suppress(OSError):
+            if now - entry.lstat().st_mtime > max_age_s:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -99,6 +168,47 @@ def onnx_files(onnx_path: str | Path) -> tuple[Path, ...]:
     onnx_path = Path(onnx_path)
     data = onnx_path.with_name(onnx_path.name + ".data")
     return (onnx_path, data) if data.exists() else (onnx_path,)
+
+
+def sidecar_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sidecar_text(files: tuple[Path, ...]) -> str:
+    return "".join(f"{_file_sha256(f)}  {f.name}\n" for f in files)
+
+
+def write_sidecar(path: str | Path) -> Path:
+    """Record the SHA-256 of `path` (and of its ONNX external data) in `path`.sha256; call it after
+    the artifact itself has been written, so a sidecar never vouches for a half-written file."""
+    return atomic_write_bytes(sidecar_path(path), _sidecar_text(onnx_files(path)).encode())
+
+
+def sidecar_problem(path: str | Path, data: bytes | None = None) -> str | None:
+    """None when `path` matches its sidecar, else why not (missing sidecar, other bytes).
+    data: the artifact's bytes already read (hashed instead of the file, so what was checked is
+    exactly what gets used)."""
+    path = Path(path)
+    try:
+        recorded = sidecar_path(path).read_text()
+    except OSError:
+        return f"has no SHA-256 sidecar {sidecar_path(path).name}"
+    if data is not None and onnx_files(path) == (path,):
+        actual = f"{hashlib.sha256(data).hexdigest()}  {path.name}\n"
+    else:
+        actual = _sidecar_text(onnx_files(path))
+    if recorded != actual:
+        return f"does not match the SHA-256 recorded in {sidecar_path(path).name}"
+    return None
 
 
 def checkpoint_key(model_dir: str | Path, precision: str, num_queries: int) -> str:

@@ -17,6 +17,7 @@ the traced graph has no data-dependent control flow (FourDS skips its input chec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -31,8 +32,11 @@ import torch
 from torch import Tensor, nn
 
 from ..model import FourDS
-from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec
-from .engine_cache import checkpoint_key, ensure_writable_dir, onnx_files
+from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, check_num_queries
+from .engine_cache import (
+    checkpoint_key, ensure_writable_dir, onnx_files, secure_cache_dir, sidecar_problem, sweep_stale_temps,
+    write_sidecar,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,25 +136,32 @@ def export_onnx(
             )
         graph = onnx.load(str(traced))  # also pulls in any external data the exporter wrote
         graph.doc_string = f"fourds_ros {model.config.size} {precision} clip {spec.input_shapes['video']}"
-        staged = Path(tmp) / out.name
-        data_name = out.name + ".data"
-        if external_data:
-            onnx.save_model(graph, str(staged), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
-        else:
-            onnx.save_model(graph, str(staged))
-        try:
-            onnx.checker.check_model(str(staged))
-        except onnx.checker.ValidationError as e:
-            raise EngineError(f"exported ONNX graph fails the ONNX checker: {e}") from e
-        # Data first, graph last: a reader that sees the new graph also sees its data.
-        stale_data = out.with_name(data_name)
-        if (Path(tmp) / data_name).exists():
-            os.replace(Path(tmp) / data_name, stale_data)
-        elif stale_data.exists():
-            stale_data.unlink()
-        os.replace(staged, out)
+        _save_checked_and_move(graph, Path(tmp), out, external_data)
     return out
+
+
+def _save_checked_and_move(graph, tmp: Path, out: Path, external_data: bool) -> None:
+    """Save `graph` in tmp, run the ONNX checker, then move it (data first) onto `out`."""
+    import onnx
+
+    staged = tmp / out.name
+    data_name = out.name + ".data"
+    if external_data:
+        onnx.save_model(graph, str(staged), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
+    else:
+        onnx.save_model(graph, str(staged))
+    try:
+        onnx.checker.check_model(str(staged))
+    except onnx.checker.ValidationError as e:
+        raise EngineError(f"exported ONNX graph fails the ONNX checker: {e}") from e
+    # Data first, graph last: a reader that sees the new graph also sees its data.
+    stale_data = out.with_name(data_name)
+    if (tmp / data_name).exists():
+        os.replace(tmp / data_name, stale_data)
+    elif stale_data.exists():
+        stale_data.unlink()
+    os.replace(staged, out)
 
 
 def relative_l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -191,18 +202,34 @@ def cached_onnx(
 ) -> Path:
     """The exported graph of the checkpoint in model_dir, from the cache or exported into it.
 
-    Raises CacheDirError when cache_dir cannot be created or written.
+    cache_dir goes through secure_cache_dir (a group/world-writable or foreign one is replaced by a
+    private temporary directory, with a WARNING). A cached graph whose bytes do not match its
+    SHA-256 sidecar is exported again, with a WARNING. Raises ValueError for num_queries < 1 (before
+    anything is written) and CacheDirError when cache_dir cannot be created or written.
     """
     from ..model import load_checkpoint
 
     logger = logger or log
+    check_num_queries(num_queries)
     key = checkpoint_key(model_dir, precision, num_queries)
-    path = ensure_writable_dir(Path(cache_dir) / "onnx" / key) / ONNX_FILE
+    key_dir = ensure_writable_dir(secure_cache_dir(cache_dir, logger) / "onnx" / key)
+    sweep_stale_temps(key_dir)
+    path = key_dir / ONNX_FILE
     if path.exists() and not force:
-        return path
-    model = model if model is not None else load_checkpoint(model_dir)
-    logger.info("exporting %s to ONNX (%s) at %s", model_dir, precision, path)
-    return export_onnx(model, path, num_queries=num_queries, precision=precision)
+        problem = sidecar_problem(path)
+        if problem is None:
+            return path
+        logger.warning("cached ONNX graph %s %s; exporting it again", path, problem)
+    try:
+        model = model if model is not None else load_checkpoint(model_dir)
+        logger.info("exporting %s to ONNX (%s) at %s", model_dir, precision, path)
+        export_onnx(model, path, num_queries=num_queries, precision=precision)
+        write_sidecar(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            key_dir.rmdir()  # only when empty: a failed first export leaves no folder behind
+        raise
+    return path
 
 
 def main(argv: list[str]) -> int:
@@ -222,7 +249,7 @@ def main(argv: list[str]) -> int:
         model = load_checkpoint(args.model)
         external = {"auto": None, "always": True, "never": False}[args.external_data]
         out = export_onnx(model, args.out, args.num_queries, args.precision, external, args.opset)
-    except (CheckpointError, EngineError, OSError) as e:
+    except (CheckpointError, EngineError, OSError, ValueError) as e:
         print(f"fourds-ros export-onnx: {e}", file=sys.stderr)
         return 1
     files = ", ".join(f"{p} ({p.stat().st_size / 1e6:.1f} MB)" for p in onnx_files(out))

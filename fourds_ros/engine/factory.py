@@ -5,13 +5,14 @@ warning, while an explicitly requested backend raises EngineError saying why."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 from ..model import load_checkpoint
 from ..model.checkpoint import load_config
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, InferenceEngine
-from .engine_cache import default_cache_dir
+from .engine_cache import CacheDirError, default_cache_dir, secure_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,13 @@ def create_engine(
         logger.info("device auto: %s", device)
     if backend not in BACKENDS:
         raise EngineError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    spec = EngineSpec(load_config(model_dir), num_queries)
+    spec = EngineSpec(load_config(model_dir), num_queries)  # ValueError for num_queries < 1
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if backend != "torch":
+        # Checked once here, so the WARNING for a refused directory is logged once. A cache that
+        # cannot be created is left to each backend to report (auto then skips that backend).
+        with contextlib.suppress(CacheDirError):
+            cache_dir = secure_cache_dir(cache_dir, logger)
     model = None
 
     def build(name: str) -> InferenceEngine:
@@ -81,6 +87,11 @@ def create_engine(
         engine = build(backend)
         logger.info("inference backend: %s (requested)", engine.describe())
         return engine
+    return _first_that_runs(build, logger)
+
+
+def _first_that_runs(build, logger: logging.Logger) -> InferenceEngine:
+    """backend auto: the first of AUTO_ORDER that builds, each skip logged with its reason."""
     reasons = []
     for name in AUTO_ORDER:
         try:

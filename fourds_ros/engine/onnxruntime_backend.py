@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import EngineError, EngineSpec, InferenceEngine
-from .engine_cache import atomic_path
+from .engine_cache import atomic_path, secure_cache_dir, sidecar_problem, write_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def quantize_int8(fp32_onnx: str | Path, out: str | Path | None = None) -> Path:
             quantize_dynamic(str(fp32_onnx), str(tmp), weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
+    write_sidecar(out)
     return out
 
 
@@ -118,21 +119,26 @@ def create_onnxruntime_engine(
     model=None,
     logger: logging.Logger | None = None,
 ) -> OnnxRuntimeEngine:
-    """Export (or reuse) the graph in cache_dir and open it; an unreadable cached graph is
-    re-exported with a warning."""
+    """Export (or reuse) the graph in cache_dir and open it; an unreadable cached graph, or one
+    whose bytes do not match its SHA-256 sidecar, is re-exported with a warning. cache_dir is
+    refused for a private temporary one when others could write it (engine_cache.secure_cache_dir)."""
     from .export import cached_onnx
 
     logger = logger or log
     if precision not in ORT_PRECISIONS:
         raise EngineError(f"onnxruntime precision must be one of {ORT_PRECISIONS}, got {precision!r}")
     export_precision = "fp16" if precision == "fp16" else "fp32"
+    cache_dir = secure_cache_dir(cache_dir, logger)
 
     def graph(force: bool) -> Path:
         path = cached_onnx(model_dir, cache_dir, export_precision, spec.num_queries,
                            model=model, force=force, logger=logger)
         if precision == "int8":
             int8 = path.with_name(path.stem + ".int8.onnx")
-            if force or not int8.exists():
+            problem = None if force or not int8.exists() else sidecar_problem(int8)
+            if problem:
+                logger.warning("cached int8 graph %s %s; quantising it again", int8, problem)
+            if force or not int8.exists() or problem:
                 logger.info("quantising %s to int8 (dynamic)", path)
                 quantize_int8(path, int8)
             path = int8

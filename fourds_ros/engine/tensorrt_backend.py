@@ -30,7 +30,10 @@ from .engine_cache import (
     default_cache_dir,
     digest,
     ensure_writable_dir,
+    secure_cache_dir,
+    sidecar_problem,
     tensorrt_engine_key,
+    write_sidecar,
 )
 
 log = logging.getLogger(__name__)
@@ -143,26 +146,21 @@ class TensorRTEngine(InferenceEngine):
         self.device = torch.device(device)
         gpu_name, capability = gpu if gpu is not None else cuda_gpu(device)
         self.gpu_name = gpu_name
-        engine_dir = ensure_writable_dir(Path(cache_dir) / "tensorrt")
+        engine_dir = ensure_writable_dir(secure_cache_dir(cache_dir, self.log) / "tensorrt")
         key = tensorrt_engine_key(onnx_path, trt.__version__, gpu_name, capability, precision)
         self.engine_path = engine_dir / f"{key}.engine"
         gpu_key = digest(trt.__version__, gpu_name, "{}.{}".format(*capability))[:16]
         self.timing_cache_path = engine_dir / f"timing-{gpu_key}.cache"
 
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        engine = None
+        engine = None if force_engine_update else self._load_cached()
         if force_engine_update:
             self.log.info("force_engine_update: rebuilding %s", self.engine_path)
-        elif self.engine_path.exists():
-            engine = self._deserialize(self.engine_path.read_bytes())
-            if engine is None:
-                self.log.warning(
-                    "TensorRT engine %s cannot be deserialized (corrupt, or built by another TensorRT: "
-                    "version tag does not match); rebuilding it", self.engine_path)
         self.rebuilt = engine is None
         if engine is None:
             data = build_serialized_engine(trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log)
             atomic_write_bytes(self.engine_path, data)
+            write_sidecar(self.engine_path)
             engine = self._deserialize(data)
             if engine is None:
                 raise EngineError(f"TensorRT cannot deserialize the engine it just built ({self.engine_path})")
@@ -173,6 +171,23 @@ class TensorRTEngine(InferenceEngine):
         # A dedicated stream: inference does not serialise with other torch work on the default one.
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.buffers = self._bind_buffers()
+
+    def _load_cached(self):
+        """The cached engine when it exists, matches its SHA-256 sidecar and deserializes; else None
+        (with a WARNING saying why). The bytes hashed are the bytes deserialized."""
+        if not self.engine_path.exists():
+            return None
+        data = self.engine_path.read_bytes()
+        problem = sidecar_problem(self.engine_path, data)
+        if problem is not None:
+            self.log.warning("TensorRT engine %s %s; rebuilding it", self.engine_path, problem)
+            return None
+        engine = self._deserialize(data)
+        if engine is None:
+            self.log.warning(
+                "TensorRT engine %s cannot be deserialized (corrupt, or built by another TensorRT: "
+                "version tag does not match); rebuilding it", self.engine_path)
+        return engine
 
     def _deserialize(self, data: bytes):
         try:
@@ -268,7 +283,7 @@ def main(argv: list[str]) -> int:
             args.model, spec, args.cache_dir or default_cache_dir(), device=args.device,
             precision=args.precision, force_engine_update=args.force,
             workspace_bytes=int(args.workspace_gib * 2**30))
-    except (CheckpointError, EngineError, OSError) as e:
+    except (CheckpointError, EngineError, OSError, ValueError) as e:
         print(f"fourds-ros build-engine: {e}", file=sys.stderr)
         return 1
     print(f"{engine.describe()}: {engine.engine_path} ({'built' if engine.rebuilt else 'cached, loads'})")
