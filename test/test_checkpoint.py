@@ -126,3 +126,46 @@ def test_half_precision_checkpoint_loads_as_float32(tiny_model_dir, tmp_path):
     ref = model.encoder.posenc.detach()
     assert torch.allclose(half.encoder.posenc, ref.half().float()) and not torch.equal(half.encoder.posenc, ref)
     assert oct((tmp_path / "half" / WEIGHTS_FILE).stat().st_mode & 0o777) != oct(0o600)
+
+
+def test_atomic_write_fsyncs_before_the_rename_and_cleans_up_on_failure(tmp_path, monkeypatch):
+    """save_checkpoint's writes: the data reach the disk before the rename publishes them (and
+    the directory after it); a write that fails leaves the old file and no temporary file."""
+    import os
+
+    from fourds_ros.model.checkpoint import atomic_write
+
+    target = tmp_path / "weights.bin"
+    atomic_write(target, lambda p: open(p, "wb").write(b"old"))
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append(("replace", str(b))), real_replace(a, b)))
+    atomic_write(target, lambda p: open(p, "wb").write(b"new"))
+    assert [c[0] for c in calls] == ["fsync", "replace", "fsync"]
+    assert calls[0][1].startswith(str(tmp_path / ".weights.bin.")) and calls[2][1] == str(tmp_path)
+    assert target.read_bytes() == b"new"
+
+    def fails(path):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fails)
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["weights.bin"]
+
+
+def test_failed_save_checkpoint_leaves_no_temp_file(tiny_model_dir, tmp_path, monkeypatch):
+    import fourds_ros.model.checkpoint as checkpoint
+
+    model = load_checkpoint(tiny_model_dir)
+
+    def failing_save_file(state, path, metadata=None):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", failing_save_file)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_checkpoint(model, tmp_path / "m")
+    assert list((tmp_path / "m").iterdir()) == []

@@ -104,7 +104,7 @@ def test_mirroring_keeps_the_labels_consistent():
     """A mirrored clip's tracks still follow from its depth, intrinsics and mirrored poses."""
     from fourds_ros.model import ModelConfig
     from training.data import SyntheticLabelledClips
-    from training.train_readouts import concat_banks, materialize, mirror, take
+    from training.readouts_data import concat_banks, materialize, mirror, take
 
     cfg = ModelConfig(size="tiny", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8))
     bank = materialize(SyntheticLabelledClips(cfg, {"num_tracks": 16}, 2, offset=7), 1, torch.device("cpu"))
@@ -125,7 +125,7 @@ def test_mirroring_keeps_the_labels_consistent():
 
 
 def test_first_frame_queries_move_only_points_visible_in_frame_0():
-    from training.train_readouts import requery_first_frame
+    from training.readouts_data import requery_first_frame
 
     xy = torch.tensor([[[[3.0, 4.0], [5.0, 6.0]], [[7.0, 8.0], [9.0, 10.0]], [[1.0, 2.0], [3.0, 4.0]]]])
     batch = {"query_points": torch.tensor([[[1.0, 6.0, 5.0], [1.0, 10.0, 9.0], [1.0, 4.0, 3.0]]]),
@@ -137,7 +137,7 @@ def test_first_frame_queries_move_only_points_visible_in_frame_0():
 
 
 def test_real_sequences_are_sampled_equally():
-    from training.train_readouts import balanced_indices
+    from training.readouts_data import balanced_indices
 
     idx = balanced_indices([900, 30, 70], 30000, torch.Generator().manual_seed(0))
     counts = torch.bincount(torch.bucketize(idx, torch.tensor([900, 930]), right=True), minlength=3)
@@ -176,7 +176,7 @@ def test_cached_features_train_the_heads_like_the_encoder_pass(tmp_path, tiny_mo
                                                   backbone.encoder.state_dict().values()))
 
     from training.data import SyntheticLabelledClips
-    from training.train_readouts import cache_features, materialize
+    from training.readouts_data import cache_features, materialize
 
     bank = materialize(SyntheticLabelledClips(backbone.config, {"num_tracks": 8}, 2, offset=0), 1,
                        torch.device("cpu"))
@@ -219,3 +219,24 @@ def test_train_heads_trains_only_those_heads(tmp_path, capsys):
     assert main(COMMON + ["--init", str(first), "--train-heads", "pose", "--finetune", "--steps", "1",
                           "--out", str(tmp_path / "x")]) == 2
     assert "frozen encoder" in capsys.readouterr().err
+
+
+def test_config_is_typed_and_checked_before_any_work(tmp_path, capsys):
+    """parse_args gives a frozen, typed ReadoutsConfig; contradictory or malformed options are
+    errors naming the option, before a model is built or a clip rendered."""
+    import dataclasses
+
+    from training.readouts_config import ReadoutsConfig
+
+    cfg = parse_args(COMMON + ["--steps", "3", "--heads", "depth", "pose", "--train-heads", "pose"])
+    assert isinstance(cfg, ReadoutsConfig) and cfg.clip == (4, 32, 32) and cfg.trained_heads == ("pose",)
+    assert cfg.argv[-1] == "pose"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.steps = 4
+    for argv, message in [(["--clip", "4x32"], "--clip must be TxHxW"),
+                          (["--heads", "depth", "--train-heads", "pose"], "the model has heads"),
+                          (["--steps", "0"], "must be >= 1"),
+                          (["--real-fraction", "1.5"], r"must be in \[0, 1\]")]:
+        assert main(COMMON + argv + ["--out", str(tmp_path / "x")]) == 2
+        assert message.replace("\\", "") in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

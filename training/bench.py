@@ -19,7 +19,9 @@ from fourds_ros.bench.report import (
 )
 from fourds_ros.model import count_parameters, make_mask
 
-from .pretrain import build_mae, load_config, param_groups
+from .mae import build_mae
+from .optim import param_groups
+from .pretrain_config import load_config
 
 DEFAULT_CONFIGS = ["tiny", "S"]
 
@@ -31,7 +33,7 @@ def bench_config(name: str, mask_ratio: float, batch: int, repeats: int, device:
     mc = mae.config
     video = torch.rand(batch, *mc.clip_shape, device=device)
     gen = torch.Generator().manual_seed(0)
-    mask = make_mask(cfg.get("mask", {}).get("kind", "random"), batch, mc.token_grid, mask_ratio, generator=gen)
+    mask = make_mask(cfg.mask.kind, batch, mc.token_grid, mask_ratio, generator=gen)
     mask.ids_keep, mask.ids_restore, mask.masked = (x.to(device) for x in (mask.ids_keep, mask.ids_restore, mask.masked))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 

@@ -23,6 +23,7 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from fourds_ros.model.blocks import run_blocks
 from fourds_ros.model.config import EncoderSpec
 from fourds_ros.model.encoder import Block, layer_norm
 
@@ -58,11 +59,7 @@ class CoarseGridDecoder(nn.Module):
         b = tokens.shape[0]
         pos = self.posenc[ids_keep]  # (B, N_vis, width)
         x = torch.cat([self.embed(tokens) + pos, repeat(self.query, "n d -> b n d", b=b)], dim=1)
-        for block in self.blocks:
-            if self.checkpoint_blocks and self.training:
-                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+        x = run_blocks(self.blocks, x, self.checkpoint_blocks and self.training)
         out = self.predict(self.norm(x[:, tokens.shape[1]:]))
         tc, hc, wc = self.coarse_grid
         ft, fh, fw = self.coarse_factor

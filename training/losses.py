@@ -1,33 +1,10 @@
-"""Losses for MAE pre-training and the three readouts. Shapes in each docstring."""
+"""Losses of the three readouts (the MAE loss is training.mae.mae_loss). Shapes in each docstring."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor
-
-
-def patchify(video: Tensor, patch_size: tuple[int, int, int]) -> Tensor:
-    """video (B, T, H, W, 3) -> tubelet pixels (B, t*h*w, pt*ph*pw*3), time slowest."""
-    pt, ph, pw = patch_size
-    return rearrange(video, "b (t pt) (h ph) (w pw) c -> b (t h w) (pt ph pw c)", pt=pt, ph=ph, pw=pw)
-
-
-def mae_loss(pred: Tensor, video: Tensor, masked: Tensor, patch_size, eps: float = 1e-6) -> Tensor:
-    """Mean squared error on per-tubelet normalised pixels of the masked tubelets.
-
-    pred: (B, N, P); video: (B, T, H, W, 3); masked: (B, N) bool. With no masked tubelet (mask
-    ratio 0, benchmarks only) every tubelet counts."""
-    target = patchify(video, patch_size)
-    mean = target.mean(-1, keepdim=True)
-    var = target.var(-1, keepdim=True, unbiased=False)
-    target = (target - mean) / (var + eps).sqrt()
-    per_tubelet = ((pred.float() - target) ** 2).mean(-1)
-    weight = masked.float()
-    if not bool(weight.any()):
-        weight = torch.ones_like(weight)
-    return (per_tubelet * weight).sum() / weight.sum()
 
 
 def depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, si_weight: float = 1.0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -47,20 +48,38 @@ def check_state_dict(expected: dict[str, torch.Size], found: dict[str, Tensor], 
         raise CheckpointError(f"{source}: " + "; ".join(problems))
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half."""
+def _fsync(path: str | Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
+    """`write(tmp)` writes a temporary file in `path`'s directory, which then replaces `path`,
+    so readers see the old file or the new one, never half of one.
+
+    The data are fsynced before the rename and the directory after it: otherwise a power loss
+    soon after can leave the renamed name pointing at empty or partial data (the rename reaches
+    the disk before the data on common filesystems). On any failure the temporary file is
+    deleted and `path` is untouched."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent, directory=True)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
 
 
 def save_checkpoint(model: FourDS, directory: str | Path, metadata: dict | None = None,
@@ -72,8 +91,8 @@ def save_checkpoint(model: FourDS, directory: str | Path, metadata: dict | None 
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
-    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata=meta))
-    _atomic_write(
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata=meta))
+    atomic_write(
         directory / CONFIG_FILE,
         lambda p: Path(p).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n"),
     )

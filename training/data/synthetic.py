@@ -222,18 +222,7 @@ class SceneGenerator:
                 to_local = np.linalg.inv(obj.poses[i])
                 local = loc[sel] @ to_local[:3, :3].T + to_local[:3, 3]
                 rgb[i, ray[sel]] = self._colour(obj, local) * shade[sel, None]
-        q = cfg.num_tracks
-        query_t = rng.integers(0, t, q)
-        query_pix = rng.integers(0, h * w, q)
-        valid = ids[query_t, query_pix] >= 0
-        query_t, query_pix = query_t[valid], query_pix[valid]
-        owner_q = ids[query_t, query_pix]
-        world_q = hit_world[query_t, query_pix]
-        tracks_world = np.zeros((len(query_t), t, 3))
-        for n, (tq, obj_id) in enumerate(zip(query_t, owner_q)):
-            obj = objects[obj_id]
-            local = np.linalg.inv(obj.poses[tq]) @ np.append(world_q[n], 1.0)
-            tracks_world[n] = (obj.poses @ local)[:, :3]
+        query_t, query_pix, owner_q, tracks_world = self._query_tracks(rng, objects, ids, hit_world)
         xy, visible = self._project_tracks(tracks_world, cameras, k, scenes, (h, w))
         query_points = np.stack([query_t, query_pix // w, query_pix % w], axis=1).astype(np.float32)
         return SyntheticClip(
@@ -248,6 +237,23 @@ class SceneGenerator:
             tracks_static=np.array([objects[o].static for o in owner_q], dtype=bool),
             tracks_world=tracks_world,
         )
+
+    def _query_tracks(self, rng, objects, ids, hit_world):
+        """num_tracks random query pixels (frame, pixel) of the (t, h*w) object-id image, those on
+        an object kept: (query frame, query pixel, owner id, world track (Q, t, 3))."""
+        t, hw = ids.shape
+        query_t = rng.integers(0, t, self.config.num_tracks)
+        query_pix = rng.integers(0, hw, self.config.num_tracks)
+        valid = ids[query_t, query_pix] >= 0
+        query_t, query_pix = query_t[valid], query_pix[valid]
+        owner_q = ids[query_t, query_pix]
+        world_q = hit_world[query_t, query_pix]
+        tracks_world = np.zeros((len(query_t), t, 3))
+        for n, (tq, obj_id) in enumerate(zip(query_t, owner_q)):
+            obj = objects[obj_id]
+            local = np.linalg.inv(obj.poses[tq]) @ np.append(world_q[n], 1.0)
+            tracks_world[n] = (obj.poses @ local)[:, :3]
+        return query_t, query_pix, owner_q, tracks_world
 
     @staticmethod
     def _project_tracks(points, cameras, k, scenes, image_size):

@@ -1,0 +1,44 @@
+"""The model card (README.md) that readout training writes beside the weights."""
+
+from __future__ import annotations
+
+from fourds_ros.model import FourDS
+
+from .readouts_config import ReadoutsConfig
+from .readouts_data import VAL_SEED_OFFSET
+
+
+def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, metrics: dict,
+               command: str, seconds: float, data_seconds: float, hardware: str,
+               real_clips: list[int]) -> str:
+    cfg = model.config
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
+    return f"""# {name}
+
+4DS-{cfg.size} encoder ({'fine-tuned' if args.finetune else 'frozen'}) with readout heads: {', '.join(cfg.heads)}.
+Clip {cfg.num_frames}x{cfg.image_size[0]}x{cfg.image_size[1]}, tubelets {cfg.patch_size}.
+Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`.
+
+## Data
+- {f'Initialised from: {args.init} (encoder and heads)' if args.init else 'Backbone: ' + (args.backbone or f'random init (size {args.size}, seed {args.seed})')}
+- Train: {args.train_clips} synthetic clips (training.data.synthetic, seeds 0..{args.train_clips - 1}),
+  {cfg.num_frames} frames, {args.num_tracks} tracks per clip.
+- Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real, real_clips)) or 'none'}
+  (geometric tracks from depth + pose; 7-Scenes depth is not registered to RGB).
+- Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
+
+## Training
+- Steps: {len(history)}, batch {args.batch_size} ({args.real_fraction:.0%} real when --real is given),
+  AdamW lr {args.lr} ({f'encoder x{args.encoder_lr_scale}' if args.finetune else 'encoder frozen'}), mirror augmentation {'on' if args.flip else 'off'}.
+- Hardware: {hardware}. Wall: {data_seconds:.0f} s rendering clips{' and caching their encoder features (--cache-features)' if args.cache_features else ''}, {seconds:.0f} s training.
+- Losses: depth scale-invariant + L1; tracks Huber + correlation cross-entropy + visibility and
+  confidence BCE; pose geodesic + translation + NLL.
+- Command: `{command}`
+
+## Held-aside metrics (final)
+| metric | value |
+| --- | --- |
+{rows}
+
+Final training loss: {history[-1]:.4f} (first: {history[0]:.4f}).
+"""

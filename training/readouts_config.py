@@ -1,0 +1,144 @@
+"""Typed readout-training configuration: a frozen dataclass built from the command line
+(`python -m training.train_readouts --help`), validated before any model is built or clip rendered."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+
+from fourds_ros.model.config import HEAD_TYPES
+
+from .typed_config import ConfigError
+
+
+@dataclass(frozen=True)
+class ReadoutsConfig:
+    """One readout-training run; each field is the command-line option of the same name."""
+
+    backbone: str | None = None
+    init: str | None = None
+    size: str = "tiny"
+    clip: tuple[int, int, int] = (4, 32, 32)
+    patch_size: tuple[int, int, int] = (2, 8, 8)
+    heads: tuple[str, ...] = ("depth", "tracks", "pose")
+    finetune: bool = False
+    readout_width: int = 64
+    readout_heads: int = 2
+    steps: int = 200
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    train_clips: int = 64
+    val_clips: int = 8
+    real: tuple[str, ...] = ()
+    num_tracks: int = 32
+    eval_every: int = 0
+    name: str = "readouts"
+    out: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 1
+    real_fraction: float = 0.25
+    real_hop: int = 0
+    encoder_lr_scale: float = 1.0
+    flip: bool = False
+    first_frame_queries: float = 0.0
+    train_heads: tuple[str, ...] | None = None
+    softargmax_temperature: float | None = None
+    cache_features: bool = False
+    time_budget: float = 0.0
+    no_progress: bool = False
+    argv: tuple[str, ...] = ()  # the command line, for the model card
+
+    def __post_init__(self):
+        check_heads(self.heads)
+        if self.cache_features and self.finetune:
+            raise ConfigError("--cache-features needs a frozen encoder: drop --finetune")
+        if self.train_heads is not None:
+            if not set(self.train_heads) <= set(self.heads):
+                raise ConfigError(f"--train-heads {list(self.train_heads)}: the model has heads {sorted(self.heads)}")
+            if self.finetune and set(self.train_heads) != set(self.heads):
+                raise ConfigError("--train-heads needs a frozen encoder: the other heads would see it move")
+        if min(self.steps, self.batch_size, self.train_clips, self.val_clips, self.workers) < 1:
+            raise ConfigError("--steps, --batch-size, --train-clips, --val-clips and --workers must be >= 1")
+        if not 0.0 <= self.real_fraction <= 1.0 or not 0.0 <= self.first_frame_queries <= 1.0:
+            raise ConfigError("--real-fraction and --first-frame-queries must be in [0, 1]")
+
+    @property
+    def trained_heads(self) -> tuple[str, ...]:
+        """The heads whose weights train (--train-heads, default all)."""
+        return self.heads if self.train_heads is None else self.train_heads
+
+
+def check_heads(heads) -> None:
+    unknown = set(heads) - set(HEAD_TYPES)
+    if unknown or not heads:
+        raise ConfigError(f"heads must be a non-empty subset of {list(HEAD_TYPES)}, got {list(heads)}")
+
+
+def parse_clip(text: str) -> tuple[int, int, int]:
+    try:
+        t, h, w = (int(v) for v in text.split("x"))
+    except ValueError as e:
+        raise ConfigError(f"--clip must be TxHxW, e.g. 4x32x32, got {text!r}") from e
+    return t, h, w
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.train_readouts",
+                                description="Readout training: depth, point-track and camera-pose heads on a 4DS encoder.")
+    p.add_argument("--backbone", help="model dir (ours or imported official); default: random init")
+    p.add_argument("--init", help="full model dir (encoder and heads) to train further; replaces --backbone")
+    p.add_argument("--size", default="tiny", help="encoder size without --backbone")
+    p.add_argument("--clip", default="4x32x32", help="TxHxW without --backbone")
+    p.add_argument("--patch-size", type=int, nargs=3, default=[2, 8, 8])
+    p.add_argument("--heads", nargs="+", default=["depth", "tracks", "pose"])
+    p.add_argument("--finetune", action="store_true", help="unfreeze the encoder")
+    p.add_argument("--readout-width", type=int, default=64)
+    p.add_argument("--readout-heads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--train-clips", type=int, default=64)
+    p.add_argument("--val-clips", type=int, default=8)
+    p.add_argument("--real", nargs="*", metavar="PATH[:STRIDE]", default=[],
+                   help="real RGB-D sequences (7-Scenes, HoloLens, TUM) added to the training set")
+    p.add_argument("--num-tracks", type=int, default=32)
+    p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--name", default="readouts")
+    p.add_argument("--out", help="output dir (default models/<name>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda[:N]")
+    p.add_argument("--workers", type=int, default=1, help="processes that render the training clips")
+    p.add_argument("--real-fraction", type=float, default=0.25,
+                   help="share of each batch from --real clips (each sequence an equal part of it)")
+    p.add_argument("--real-hop", type=int, default=0, help="frames between real clip starts (0: half a clip)")
+    p.add_argument("--encoder-lr-scale", type=float, default=1.0, help="encoder lr / head lr with --finetune")
+    p.add_argument("--flip", action="store_true", help="mirror half the clips (labels included)")
+    p.add_argument("--first-frame-queries", type=float, default=0.0, metavar="SHARE",
+                   help="move this share of training queries to frame 0 where their point is visible "
+                        "(the node's query frame under its default hop); validation is unchanged")
+    p.add_argument("--train-heads", nargs="+", default=None,
+                   help="train only these heads (frozen encoder); the rest keep their weights")
+    p.add_argument("--softargmax-temperature", type=float, default=None,
+                   help="tracks head: temperature of its windowed soft-argmax (0: the learned matching one)")
+    p.add_argument("--cache-features", action="store_true",
+                   help="run the frozen encoder once per clip and train the heads on its cached features")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds: fit --steps to this budget once the step time is known (0: off)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def parse_args(argv: list[str]) -> ReadoutsConfig:
+    """The validated config of a command line (argparse exits on a malformed one; a
+    ConfigError, a ValueError, names a value that does not fit)."""
+    ns = vars(build_parser().parse_args(argv))
+    ns["clip"] = parse_clip(ns["clip"])
+    for key in ("patch_size", "heads", "real"):
+        ns[key] = tuple(ns[key])
+    ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
+    known = {f.name for f in dataclasses.fields(ReadoutsConfig)}
+    return ReadoutsConfig(**{k: v for k, v in ns.items() if k in known}, argv=tuple(argv))

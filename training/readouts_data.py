@@ -1,0 +1,184 @@
+"""Readout training's data: labelled clips rendered once into tensor banks on the device,
+optional cached encoder features, and the random batches drawn from them (mirroring,
+first-frame queries, a fixed share of real clips)."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fourds_ros.model import FourDS
+
+from .data import RGBDClips, SyntheticLabelledClips
+from .readouts_config import ReadoutsConfig
+
+VAL_SEED_OFFSET = 10_000_000  # held-aside scenes never overlap the training seeds
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # the pool is the parallelism
+
+
+def _render(dataset, index: int) -> dict:
+    return {k: v.numpy() for k, v in dataset[index].items()}
+
+
+def materialize(dataset, workers: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Every item of `dataset` rendered once (in `workers` processes) and stacked on `device`:
+    clips are re-read every epoch, so rendering them once is what keeps a GPU busy. video is
+    kept as uint8 (4x smaller; it was uint8 before `_labels` scaled it). The pool spawns rather
+    than forks: a forked child deadlocks in torch's OpenMP pool once the parent has used it."""
+    if workers > 1 and len(dataset) > 1:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+            items = pool.map(functools.partial(_render, dataset), range(len(dataset)),
+                             chunksize=max(1, len(dataset) // (4 * workers)))
+    else:
+        items = [_render(dataset, i) for i in range(len(dataset))]
+    bank = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+    bank["video"] = (bank["video"] * 255).round().to(torch.uint8)
+    return {k: v.to(device) for k, v in bank.items()}
+
+
+@torch.no_grad()
+def cache_features(model: FourDS, bank: dict[str, torch.Tensor], flip: bool, chunk: int = 8) -> dict[str, torch.Tensor]:
+    """The bank with the frozen encoder's readout features of every clip (float16), so that the
+    heads train without an encoder pass per step: on a CPU that pass is most of a step. With
+    flip, the bank is doubled by its mirror image (labels included) instead of mirroring
+    batches at random, since mirrored clips have features of their own."""
+    if flip:
+        bank = concat_banks([bank, mirror(bank, torch.ones(bank["video"].shape[0], dtype=torch.bool,
+                                                            device=bank["video"].device))])
+    model.encoder.eval()
+    feats = [model.features(bank["video"][i:i + chunk].float() / 255).half()
+             for i in range(0, bank["video"].shape[0], chunk)]
+    return bank | {"features": torch.cat(feats)}
+
+
+def take(bank: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+    batch = {k: v[index] for k, v in bank.items()}
+    batch["video"] = batch["video"].float() / 255
+    return batch
+
+
+def concat_banks(banks: list[dict]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([b[k] for b in banks]) for k in banks[0]}
+
+
+def balanced_indices(sizes: list[int], n: int, gen: torch.Generator) -> torch.Tensor:
+    """n indices into the concatenation of parts of `sizes` items, each part equally likely
+    whatever its size: a short real sequence (the 30-frame HoloLens sample) would otherwise be a
+    few percent of the real clips."""
+    sizes_t = torch.tensor(sizes, dtype=torch.long)
+    starts = torch.cumsum(sizes_t, 0) - sizes_t
+    part = torch.randint(0, len(sizes), (n,), generator=gen)
+    return starts[part] + (torch.rand(n, generator=gen) * sizes_t[part]).long().clamp_max(sizes_t[part] - 1)
+
+
+def mirror(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mirror the clips where flip (B,) is true, labels included: x -> W-1-x; in camera space
+    the reflection M = diag(-1, 1, 1) turns T_first_from_t (R, t) into (M R M, M t)."""
+    w = batch["video"].shape[3]
+    out = dict(batch)
+    f4 = flip[:, None, None, None]
+    out["video"] = torch.where(f4[..., None], batch["video"].flip(3), batch["video"])
+    out["depth"] = torch.where(f4, batch["depth"].flip(3), batch["depth"])
+    qp = batch["query_points"].clone()
+    qp[..., 2] = torch.where(flip[:, None], w - 1 - qp[..., 2], qp[..., 2])
+    out["query_points"] = qp
+    xy = batch["tracks_xy"].clone()
+    xy[..., 0] = torch.where(flip[:, None, None], w - 1 - xy[..., 0], xy[..., 0])
+    out["tracks_xy"] = xy
+    m = torch.tensor([-1.0, 1.0, 1.0], device=flip.device)
+    rot = batch["pose_rotation"] * m[:, None] * m[None, :]
+    out["pose_rotation"] = torch.where(flip[:, None, None, None], rot, batch["pose_rotation"])
+    out["pose_translation"] = torch.where(flip[:, None, None], batch["pose_translation"] * m, batch["pose_translation"])
+    return out
+
+
+def requery_first_frame(batch: dict[str, torch.Tensor], chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Move each chosen query (chosen: (B, Q) bool) whose point is visible in frame 0 to that
+    frame: same track, same labels, a different query. The node asks every query at a clip's
+    first frame under its default hop (new seeds there, chained tracks at the one shared frame),
+    while the clips sample query frames uniformly."""
+    move = chosen & (batch["tracks_visible"][:, :, 0] > 0.5)
+    x0, y0 = batch["tracks_xy"][:, :, 0, 0], batch["tracks_xy"][:, :, 0, 1]
+    first = torch.stack([torch.zeros_like(x0), y0, x0], dim=-1)
+    return dict(batch) | {"query_points": torch.where(move[..., None], first, batch["query_points"])}
+
+
+@dataclass
+class Banks:
+    """The rendered training and held-aside clips. real_clips: clips cut from each --real
+    sequence; real_sizes: bank items per sequence (twice as many with cached mirror images)."""
+
+    synthetic: dict[str, torch.Tensor]
+    real: dict[str, torch.Tensor] | None
+    real_clips: list[int]
+    real_sizes: list[int]
+    val: dict[str, torch.Tensor]
+
+
+def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """One bank per --real PATH[:STRIDE]: overlapping clips (every --real-hop frames) of a real
+    RGB-D sequence."""
+    banks = []
+    frames, size = model.config.num_frames, model.config.image_size
+    for spec in cfg.real:
+        path, _, stride = spec.partition(":")
+        stride = int(stride or 1)
+        hop = cfg.real_hop or max(1, frames * stride // 2)
+        real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
+        banks.append(materialize(real, cfg.workers, device))
+    return banks
+
+
+def load_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> Banks:
+    """Every clip rendered once (and, with --cache-features, its encoder features)."""
+    scene = {"num_tracks": cfg.num_tracks}
+    synthetic = materialize(SyntheticLabelledClips(model.config, scene, cfg.train_clips, offset=0), cfg.workers, device)
+    reals = real_banks(cfg, model, device)
+    real_clips = [b["video"].shape[0] for b in reals]
+    if cfg.cache_features:
+        synthetic = cache_features(model, synthetic, cfg.flip)
+        reals = [cache_features(model, b, cfg.flip) for b in reals]
+    val = materialize(SyntheticLabelledClips(model.config, scene, cfg.val_clips, offset=VAL_SEED_OFFSET),
+                      cfg.workers, device)
+    real_sizes = [b["video"].shape[0] for b in reals]
+    return Banks(synthetic, concat_banks(reals) if reals else None, real_clips, real_sizes, val)
+
+
+class BatchSampler:
+    """Random training batches: --batch-size clips, a --real-fraction share (at least one) from
+    the real banks when there are any, each real sequence equally likely; mirrored at random
+    with --flip (cached banks hold their mirror images instead), some queries moved to frame 0
+    with --first-frame-queries."""
+
+    def __init__(self, cfg: ReadoutsConfig, banks: Banks, device: torch.device):
+        self.cfg, self.banks, self.device = cfg, banks, device
+        n_real = 0 if banks.real is None else banks.real["video"].shape[0]
+        self.real_per_batch = 0 if not n_real else max(1, round(cfg.batch_size * cfg.real_fraction))
+        self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        cfg, banks, gen, device = self.cfg, self.banks, self.gen, self.device
+        idx = torch.randint(0, banks.synthetic["video"].shape[0], (cfg.batch_size - self.real_per_batch,), generator=gen)
+        parts = [take(banks.synthetic, idx.to(device))]
+        if self.real_per_batch:
+            ridx = balanced_indices(banks.real_sizes, self.real_per_batch, gen)
+            parts.append(take(banks.real, ridx.to(device)))
+        batch = concat_banks(parts)
+        if cfg.flip and not cfg.cache_features:
+            batch = mirror(batch, (torch.rand(cfg.batch_size, generator=gen) < 0.5).to(device))
+        if cfg.first_frame_queries:
+            chosen = torch.rand(batch["query_points"].shape[:2], generator=gen) < cfg.first_frame_queries
+            batch = requery_first_frame(batch, chosen.to(device))
+        return batch
+
+
+def val_batches(cfg: ReadoutsConfig, banks: Banks, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    return [take(banks.val, torch.arange(i, min(i + cfg.batch_size, cfg.val_clips), device=device))
+            for i in range(0, cfg.val_clips, cfg.batch_size)]

@@ -1,0 +1,79 @@
+"""The resumable training checkpoint (`<run>/checkpoint.pt`), loadable with `weights_only=True`.
+
+Nothing in it is a pickled object: model, optimiser and scheduler state are tensors and plain
+numbers; the RNG states are tensors; the step, the run's config and the RNG states' scalar parts
+are one JSON text. `torch.load(weights_only=True)` refuses anything else, so a planted
+checkpoint.pt cannot run code on resume. One file, written atomically (fsync + rename), so the
+step always matches the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fourds_ros.model.checkpoint import atomic_write
+
+
+class ResumeError(ValueError):
+    """A checkpoint.pt that is not a weights-only training checkpoint of ours."""
+
+
+@dataclass
+class ResumeState:
+    model: dict
+    optimizer: dict
+    scheduler: dict
+    step: int
+    config: dict
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor | list[torch.Tensor]], dict]:
+    """(tensors, JSON-able scalars) of the torch, CUDA, NumPy and Python RNGs."""
+    _, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_words, py_gauss = random.getstate()
+    tensors = {"torch": torch.get_rng_state(),
+               "numpy_key": torch.from_numpy(np_key.astype(np.int64)),
+               "python_words": torch.tensor(py_words, dtype=torch.int64)}
+    if torch.cuda.is_available():
+        tensors["cuda"] = torch.cuda.get_rng_state_all()
+    scalars = {"numpy": [int(np_pos), int(np_has_gauss), float(np_gauss)],
+               "python": [py_version, py_gauss]}
+    return tensors, scalars
+
+
+def set_rng_state(tensors: dict, scalars: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    pos, has_gauss, gauss = scalars["numpy"]
+    np.random.set_state(("MT19937", tensors["numpy_key"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, py_gauss = scalars["python"]
+    random.setstate((version, tuple(int(w) for w in tensors["python_words"].tolist()), py_gauss))
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(tensors["cuda"])
+
+
+def save_resume(path: Path, model: dict, optimizer: dict, scheduler: dict, step: int, config: dict) -> None:
+    rng_tensors, rng_scalars = rng_state()
+    meta = json.dumps({"step": step, "config": config, "rng": rng_scalars})
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "rng": rng_tensors, "meta": meta}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_resume(path: Path) -> ResumeState:
+    """The checkpoint's state, with the RNGs restored. weights_only=True: tensors and plain
+    containers only; a pickle that would build any other object is refused unread."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        meta = json.loads(state["meta"])
+        set_rng_state(state["rng"], meta["rng"])
+        return ResumeState(state["model"], state["optimizer"], state["scheduler"], int(meta["step"]),
+                           meta["config"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as e:
+        raise ResumeError(f"{path}: not a weights-only training checkpoint, refusing to resume from it "
+                          f"(delete it to start afresh): {e}") from e
