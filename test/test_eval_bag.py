@@ -4,6 +4,8 @@ CLI and the rosbags library; plus clear errors for corrupt, truncated and incomp
 from __future__ import annotations
 
 import shutil
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -13,7 +15,7 @@ from fourds_ros.cli import main as cli
 from fourds_ros.evaluation.bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, GT_DEPTH_TOPIC, GT_POSE_TOPIC,
                                        IMAGE_TOPIC, TF_TOPIC, BagError, Frame, open_reader, read_bag, write_bag)
 
-from .conftest import SHARED_DATA, require
+from .conftest import REPO, SHARED_DATA, require
 
 SEVEN = SHARED_DATA / "7scenes_redkitchen_f000-299"
 HOLO = SHARED_DATA / "hololens_dvmvs_000_f00305-00334"
@@ -203,3 +205,104 @@ def test_ground_truth_tracks_round_trip_and_score(tmp_path):
     m = score_tracks(data, perfect)
     assert m["aj"] == 1.0 and m["oa"] == 1.0 and m["gt_source"] == "/gt/tracks" and m["points"] == 3
     assert score_tracks(data, shifted)["delta_avg"] == pytest.approx(0.6)
+
+
+# --- Issue #20: bag tools fail cleanly (no traceback, no partial output).
+
+SAMPLE_FRAMES = REPO / "samples" / "hololens_000" / "images"
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A small, well-formed PNG container whose IHDR declares width x height (a decompression bomb)."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * (1 + 3 * width) * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("size", [(60000, 60000), (20000, 20000)])
+def test_png_bomb_in_bag_convert_is_a_clear_error_and_leaves_no_bag(tmp_path, size, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for path in sorted(SAMPLE_FRAMES.glob("*.jpg"))[:3]:
+        shutil.copy(path, folder / path.name)
+    (folder / "zz_bomb.png").write_bytes(png_declaring(*size))  # sorted last: 3 frames already written
+    out = tmp_path / "bag"
+    assert cli(["bag", "convert", "--format", "frames", str(folder), str(out), "--fps", "10",
+                "--intrinsics", "500", "500", "270", "180"]) == 1
+    err = capsys.readouterr().err
+    assert "too_large" in err and f"{size[0]}x{size[1]}" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no bag, no staging folder
+    (folder / "zz_bomb.png").unlink()  # the same command without the bomb works
+    assert cli(["bag", "convert", "--format", "frames", str(folder), str(out), "--fps", "10"]) == 0
+    assert read_bag(out).stamps == [0, 100_000_000, 200_000_000]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "frames"]
+
+
+def test_interrupted_write_leaves_no_bag(tmp_path):
+    def frames():
+        rgb = cv2.cvtColor(cv2.imread(str(sorted(SAMPLE_FRAMES.glob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
+        yield Frame(stamp_ns=0, K=np.eye(3), image=rgb)
+        raise KeyboardInterrupt  # Ctrl-C mid-conversion
+    with pytest.raises(KeyboardInterrupt):
+        write_bag(frames(), tmp_path / "bag")
+    assert list(tmp_path.iterdir()) == []
+
+
+def write_camera_bag(out, encoding: str, images: list[bytes], height: int, width: int, step: int) -> None:
+    """A bag as a camera driver records it: Image messages in `encoding`, plus camera_info."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from fourds_ros.evaluation.bag import _header, camera_info_msg, typestore
+
+    ts = typestore()
+    k = np.array([[500.0, 0, width / 2 - 0.5], [0, 500.0, height / 2 - 0.5], [0, 0, 1]])
+    with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        image_conn = writer.add_connection(IMAGE_TOPIC, "sensor_msgs/msg/Image", typestore=ts)
+        info_conn = writer.add_connection(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", typestore=ts)
+        for i, data in enumerate(images):
+            stamp = i * 100_000_000
+            msg = ts.types["sensor_msgs/msg/Image"](
+                header=_header(ts, stamp, "camera"), height=height, width=width, encoding=encoding,
+                is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
+            writer.write(image_conn, stamp, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            info = camera_info_msg(ts, stamp, "camera", k, width, height)
+            writer.write(info_conn, stamp, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+
+
+@pytest.fixture(scope="module")
+def grey_frames():
+    """8 real HoloLens frames, grey, downsized to 96x144 so the offline eval stays quick."""
+    paths = sorted(SAMPLE_FRAMES.glob("*.jpg"))[:8]
+    return [cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), (144, 96), interpolation=cv2.INTER_AREA)
+            for p in paths]
+
+
+def test_mono16_bag_reads_as_grey_rgb(tmp_path, grey_frames):
+    """mono16 camera images were read as depth (float metres) and crashed eval --offline."""
+    write_camera_bag(tmp_path / "bag", "mono16", [(g.astype("<u2") * 257).tobytes() for g in grey_frames],
+                     96, 144, 288)
+    data = read_bag(tmp_path / "bag")
+    image = data.images[data.stamps[2]]
+    assert image.dtype == np.uint8 and image.shape == (96, 144, 3)
+    assert np.array_equal(image[..., 0], grey_frames[2]) and np.array_equal(image[..., 2], grey_frames[2])
+
+
+def test_mono16_bag_evaluates_offline(tmp_path, grey_frames, tiny_model_dir, capsys):
+    bag = tmp_path / "bag"
+    write_camera_bag(bag, "mono16", [(g.astype("<u2") * 257).tobytes() for g in grey_frames], 96, 144, 288)
+    assert cli(["eval", str(bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "report"), "--offline"]) == 0
+    assert (tmp_path / "report" / "report.json").exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_unreadable_camera_encoding_is_a_clear_eval_error(tmp_path, grey_frames, tiny_model_dir, capsys):
+    bag = tmp_path / "bag"
+    depthlike = [g.astype("<f4").tobytes() for g in grey_frames]
+    write_camera_bag(bag, "32FC1", depthlike, 96, 144, 576)  # a depth stream recorded as the camera
+    with pytest.raises(BagError, match="'32FC1'"):
+        read_bag(bag)
+    assert cli(["eval", str(bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "report"), "--offline"]) == 1
+    err = capsys.readouterr().err
+    assert "32FC1" in err and "unsupported image encoding" in err and "Traceback" not in err

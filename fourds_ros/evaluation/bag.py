@@ -16,6 +16,9 @@ Every message of one frame carries the frame's real stamp (header and bag timest
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +74,27 @@ class Frame:
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """JPEG/PNG bytes -> (H, W, 3) uint8 RGB."""
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise BagError("image bytes could not be decoded as JPEG/PNG")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """JPEG/PNG bytes -> (H, W, 3) uint8 RGB, through the node's safe decoder: the header is checked
+    against DEFAULT_MAX_INPUT_PIXELS before OpenCV decodes anything (a PNG declaring 60000x60000
+    is a BagError, not a crash or a 10 GB allocation)."""
+    from ..perception.image import ImageDecodeError, decode_compressed
+
+    try:
+        return decode_compressed("jpeg/png", data)
+    except ImageDecodeError as exc:
+        raise BagError(f"image bytes cannot be used ({exc.kind}): {exc}") from exc
+
+
+def camera_image_from_msg(msg) -> np.ndarray:
+    """A camera sensor_msgs/Image -> (H, W, 3) uint8 RGB in every encoding the node reads (Bayer,
+    YUV, mono16 and the rest: perception.image.decode_raw); BagError naming the encoding otherwise."""
+    from ..perception.image import ImageDecodeError, decode_raw
+
+    try:
+        return decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
+                          np.asarray(msg.data, np.uint8).tobytes(), is_bigendian=bool(msg.is_bigendian))
+    except ImageDecodeError as exc:
+        raise BagError(f"camera image ({msg.encoding!r}, {msg.width}x{msg.height}) cannot be read: {exc}") from exc
 
 
 @dataclass
@@ -134,7 +153,9 @@ def image_msg(ts, stamp_ns: int, frame_id: str, array: np.ndarray):
 
 
 def image_from_msg(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, 3) uint8 RGB or (H, W) float32. Raises BagError otherwise."""
+    """A ground-truth sensor_msgs/Image -> (H, W, 3) uint8 RGB, or (H, W) float32 for 32FC1 and for
+    16UC1/mono16 (read as depth in millimetres). Raises BagError otherwise. Camera images go through
+    camera_image_from_msg, where mono16 is a grey image."""
     h, w, enc = int(msg.height), int(msg.width), msg.encoding.lower()
     raw = np.asarray(msg.data, np.uint8)
     rows = raw.reshape(h, int(msg.step)) if h and msg.step else raw.reshape(h, -1)
@@ -211,7 +232,11 @@ def cloud_fields(msg) -> dict[str, np.ndarray]:
 
 
 def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "mcap", compressed: bool = False) -> int:
-    """Write frames to a new rosbag2 directory `out` (must not exist). Returns the frame count."""
+    """Write frames to a new rosbag2 directory `out` (must not exist). Returns the frame count.
+
+    The bag is written into a private temporary folder beside `out` and renamed to `out` only when
+    complete: a failure (a frame that cannot be decoded, a full disk, Ctrl-C) leaves nothing behind.
+    """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     if storage not in STORAGES:
@@ -219,59 +244,81 @@ def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "mcap", c
     out = Path(out)
     if out.exists():
         raise BagError(f"{out} already exists; rosbag2 writes a new directory")
-    ts = typestore()
-    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    count = 0
-    with Writer(out, version=9, storage_plugin=plugin) as writer:
-        conns: dict[str, object] = {}
-
-        def put(topic: str, msgtype: str, msg, stamp: int):
-            if topic not in conns:
-                conns[topic] = writer.add_connection(topic, msgtype, typestore=ts)
-            writer.write(conns[topic], stamp, ts.serialize_cdr(msg, msgtype))
-
-        for fr in frames:
-            t = int(fr.stamp_ns)
-            if compressed:
-                if fr.encoded is None:  # e.g. video frames: encode once, losslessly
-                    ok, buf = cv2.imencode(".png", cv2.cvtColor(fr.rgb(), cv2.COLOR_RGB2BGR))
-                    fr.encoded, fr.encoding = buf.tobytes(), "png"
-                Compressed = ts.types["sensor_msgs/msg/CompressedImage"]
-                msg = Compressed(header=_header(ts, t, CAMERA_FRAME),
-                                 format=f"rgb8; {fr.encoding} compressed bgr8",
-                                 data=np.frombuffer(fr.encoded, np.uint8))
-                put(COMPRESSED_TOPIC, "sensor_msgs/msg/CompressedImage", msg, t)
-                h, w = fr.rgb().shape[:2] if fr.image is not None else decode_image(fr.encoded).shape[:2]
-            else:
-                img = fr.rgb()
-                h, w = img.shape[:2]
-                put(IMAGE_TOPIC, "sensor_msgs/msg/Image", image_msg(ts, t, CAMERA_FRAME, img), t)
-            put(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", camera_info_msg(ts, t, CAMERA_FRAME, fr.K, w, h), t)
-            if fr.gt_depth is not None:
-                depth = np.where(fr.gt_depth > 0, fr.gt_depth, np.nan).astype(np.float32)
-                put(GT_DEPTH_TOPIC, "sensor_msgs/msg/Image", image_msg(ts, t, CAMERA_FRAME, depth), t)
-            if fr.gt_pose is not None:
-                position, q = pose_to_msg_fields(ts, fr.gt_pose)
-                Point = ts.types["geometry_msgs/msg/Point"]
-                Pose = ts.types["geometry_msgs/msg/Pose"]
-                PoseStamped = ts.types["geometry_msgs/msg/PoseStamped"]
-                pose = Pose(position=Point(x=position[0], y=position[1], z=position[2]), orientation=q)
-                put(GT_POSE_TOPIC, "geometry_msgs/msg/PoseStamped",
-                    PoseStamped(header=_header(ts, t, WORLD_FRAME), pose=pose), t)
-                Vector3 = ts.types["geometry_msgs/msg/Vector3"]
-                Transform = ts.types["geometry_msgs/msg/Transform"]
-                TransformStamped = ts.types["geometry_msgs/msg/TransformStamped"]
-                TFMessage = ts.types["tf2_msgs/msg/TFMessage"]
-                tf = TransformStamped(header=_header(ts, t, WORLD_FRAME), child_frame_id=GT_CAMERA_FRAME,
-                                      transform=Transform(translation=Vector3(x=position[0], y=position[1],
-                                                                             z=position[2]), rotation=q))
-                put(TF_TOPIC, "tf2_msgs/msg/TFMessage", TFMessage(transforms=[tf]), t)
-            if fr.gt_tracks is not None:
-                put(GT_TRACKS_TOPIC, "sensor_msgs/msg/PointCloud2", tracks_msg(ts, t, CAMERA_FRAME, fr.gt_tracks), t)
-            count += 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        # Inside staging under the final name: rosbags names the storage file after the folder.
+        staged = staging / out.name
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        with Writer(staged, version=9, storage_plugin=plugin) as writer:
+            count = _write_frames(writer, typestore(), frames, compressed)
+        try:
+            os.rename(staged, out)  # atomic; fails rather than merging if `out` appeared meanwhile
+        except OSError as exc:
+            raise BagError(f"cannot move the finished bag to {out}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if count == 0:
         log.warning("%s: no frames written", out)
     return count
+
+
+def _write_frames(writer, ts, frames: Iterable[Frame], compressed: bool) -> int:
+    conns: dict[str, object] = {}
+
+    def put(topic: str, msgtype: str, msg, stamp: int):
+        if topic not in conns:
+            conns[topic] = writer.add_connection(topic, msgtype, typestore=ts)
+        writer.write(conns[topic], stamp, ts.serialize_cdr(msg, msgtype))
+
+    count = 0
+    for fr in frames:
+        _write_frame(put, ts, fr, compressed)
+        count += 1
+    return count
+
+
+def _write_frame(put, ts, fr: Frame, compressed: bool) -> None:
+    t = int(fr.stamp_ns)
+    if compressed:
+        if fr.encoded is None:  # e.g. video frames: encode once, losslessly
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(fr.rgb(), cv2.COLOR_RGB2BGR))
+            fr.encoded, fr.encoding = buf.tobytes(), "png"
+        Compressed = ts.types["sensor_msgs/msg/CompressedImage"]
+        msg = Compressed(header=_header(ts, t, CAMERA_FRAME), format=f"rgb8; {fr.encoding} compressed bgr8",
+                         data=np.frombuffer(fr.encoded, np.uint8))
+        put(COMPRESSED_TOPIC, "sensor_msgs/msg/CompressedImage", msg, t)
+        h, w = fr.rgb().shape[:2] if fr.image is not None else decode_image(fr.encoded).shape[:2]
+    else:
+        img = fr.rgb()
+        h, w = img.shape[:2]
+        put(IMAGE_TOPIC, "sensor_msgs/msg/Image", image_msg(ts, t, CAMERA_FRAME, img), t)
+    put(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", camera_info_msg(ts, t, CAMERA_FRAME, fr.K, w, h), t)
+    if fr.gt_depth is not None:
+        depth = np.where(fr.gt_depth > 0, fr.gt_depth, np.nan).astype(np.float32)
+        put(GT_DEPTH_TOPIC, "sensor_msgs/msg/Image", image_msg(ts, t, CAMERA_FRAME, depth), t)
+    if fr.gt_pose is not None:
+        _write_pose(put, ts, fr.gt_pose, t)
+    if fr.gt_tracks is not None:
+        put(GT_TRACKS_TOPIC, "sensor_msgs/msg/PointCloud2", tracks_msg(ts, t, CAMERA_FRAME, fr.gt_tracks), t)
+
+
+def _write_pose(put, ts, gt_pose: np.ndarray, t: int) -> None:
+    """/gt/pose (PoseStamped) and /tf world -> gt_camera, the same pose."""
+    position, q = pose_to_msg_fields(ts, gt_pose)
+    Point = ts.types["geometry_msgs/msg/Point"]
+    Pose = ts.types["geometry_msgs/msg/Pose"]
+    PoseStamped = ts.types["geometry_msgs/msg/PoseStamped"]
+    pose = Pose(position=Point(x=position[0], y=position[1], z=position[2]), orientation=q)
+    put(GT_POSE_TOPIC, "geometry_msgs/msg/PoseStamped", PoseStamped(header=_header(ts, t, WORLD_FRAME), pose=pose), t)
+    Vector3 = ts.types["geometry_msgs/msg/Vector3"]
+    Transform = ts.types["geometry_msgs/msg/Transform"]
+    TransformStamped = ts.types["geometry_msgs/msg/TransformStamped"]
+    TFMessage = ts.types["tf2_msgs/msg/TFMessage"]
+    tf = TransformStamped(header=_header(ts, t, WORLD_FRAME), child_frame_id=GT_CAMERA_FRAME,
+                          transform=Transform(translation=Vector3(x=position[0], y=position[1], z=position[2]),
+                                              rotation=q))
+    put(TF_TOPIC, "tf2_msgs/msg/TFMessage", TFMessage(transforms=[tf]), t)
 
 
 def open_reader(path: str | Path):
@@ -324,7 +371,7 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
                         data.image_hw = (int(msg.height), int(msg.width))
                     if images or (data.image_hw is None and data.compressed):
                         data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes()) if data.compressed
-                                              else image_from_msg(msg))
+                                              else camera_image_from_msg(msg))
                 elif conn.topic == CAMERA_INFO_TOPIC:
                     data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
                 elif conn.topic == GT_DEPTH_TOPIC:

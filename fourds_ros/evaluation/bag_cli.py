@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         frames = iter_dataset(args.format, args.src, fps=args.fps, start=args.start, stride=args.stride,
                               max_frames=args.max_frames, K=K)
         n = write_bag(frames, args.out, storage=args.storage, compressed=args.compressed)
-    except BagError as exc:
+    except (BagError, OSError, ValueError) as exc:  # unreadable source, undecodable frame, full disk
         print(f"fourds-ros bag convert: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {n} frames to {args.out} ({args.storage})")
