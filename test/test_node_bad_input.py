@@ -35,7 +35,7 @@ def test_bad_frames_are_counted_and_logged_once(tiny_model_dir, ros_env, tmp_pat
     assert run.node_log.count("[no_camera_info]") == 1
     # Still producing after the bad frames: outputs stamped from the last (time-shifted) step.
     last_step = {p["stamp_ns"] for p in run.result["published"][-6:]}
-    depth = run.records("depth")
+    depth = run.records("depth/image")
     assert {d["stamp_ns"] for d in depth} & last_step
     assert all(d["width"] == 32 and d["encoding"] == "32FC1" for d in depth)
 
@@ -54,7 +54,7 @@ def test_corrupt_checkpoint_fails_configure_but_node_runs(ros_env, tmp_path):
     assert diag["level"] == 2 and "configure failed" in diag["message"], diag
     assert "broken_model" in diag["message"] or "config" in diag["message"]
     assert "configure failed" in run.node_log and "Traceback" not in run.node_log
-    assert not run.records("depth")
+    assert not run.records("depth/image")
 
 
 @pytest.mark.parametrize("name, value", [("track_refinement", "lk"), ("track_max_deviation_px", -1.0),

@@ -57,9 +57,9 @@ def test_launch_plan_runs_node_in_namespace(tiny_model_dir, ros_env, tmp_path):
     argv = command_line(plan, executable=shutil.which("perception_node", path=str(REPO / ".venv" / "bin")))
     probe_plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
                   {"frames": 8, "rate": 20},
-                  {"wait_for": "depth", "count": 4, "timeout": 20}, {"get_parameters": ["image_qos"]}]
+                  {"wait_for": "depth/image", "count": 4, "timeout": 20}, {"get_parameters": ["image_qos"]}]
     run = run_node(probe_plan, {}, tmp_path, ros_env, namespace="robot", cmd=argv)
     assert run.node_alive_after_plan, run.node_log
     # The params file reaches the node in its namespace (a plain node-name key did not).
     assert run.result["events"][-1] == {"parameters": {"image_qos": "DEFAULT"}}
-    assert len(run.records("depth")) >= 4  # received on /robot/depth
+    assert len(run.records("depth/image")) >= 4  # received on /robot/depth

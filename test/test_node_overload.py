@@ -35,7 +35,7 @@ def test_overload_drops_and_counts_frames(tiny_model_dir, ros_env, tmp_path):
     assert flushed <= 1 and (clips - flushed) * 2 + 2 + flushed <= frames_out <= clips * 4, values
     # Input stamp -> receipt: bounded by about one clip wait + one inference, not growing with
     # the stream (an unbounded queue would reach ~ 180 / 2 * 0.15 s = 13.5 s at the end).
-    depth = run.records("depth")
+    depth = run.records("depth/image")
     latency_s = np.array([(d["recv_ns"] - d["stamp_ns"]) / 1e9 for d in depth])
     assert len(depth) == frames_out and latency_s.max() < 30 * delay_s, latency_s
     half = len(latency_s) // 2

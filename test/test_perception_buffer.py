@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import transforms3d.euler as euler
 
-from fourds_ros.perception.clip_buffer import ClipBuffer, ClipQueue, Frame, supersede
+from fourds_ros.perception.clip_buffer import OUT_OF_ORDER, ClipBuffer, ClipQueue, Frame, supersede
 from fourds_ros.perception.odometry import OdometryChain, default_base_from_camera, transform_from_xyz_quat
 from fourds_ros.perception.preprocess import Preprocessor
 from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
@@ -44,12 +44,38 @@ def test_clips_every_hop_frames_with_overlap():
 def test_resets(bad, reason):
     buf = ClipBuffer(4, 2, max_gap_s=1.0)
     for i in range(3):
-        buf.push(frame(100 + i * 33))
+        buf.push(frame(3000 + i * 33))
     clip, got = buf.push(bad)
     assert got == reason and clip is None
     assert buf.resets[reason] == 1 and len(buf.frames) == 1 and buf.sequence == 1
     outs = [buf.push(frame(bad.stamp_ns // MS + 33 * (i + 1), bad.rgb.shape, bad.encoding))[0] for i in range(3)]
     assert outs[-1] is not None and outs[-1].new_frames == 4 and outs[-1].sequence == 1
+
+
+def test_a_late_frame_is_dropped_and_counted_without_a_reset():
+    """Two frames with swapped stamps used to reset the buffer (4 frames lost, odometry restarted)."""
+    buf = ClipBuffer(4, 2, max_gap_s=1.0)
+    stamps = [0, 33, 100, 66, 133, 166, 200]  # 66 arrives after 100
+    results = [buf.push(frame(s)) for s in stamps]
+    assert results[3] == (None, OUT_OF_ORDER)
+    assert buf.frames_out_of_order == 1 and sum(buf.resets.values()) == 0 and buf.sequence == 0
+    clips = [c for c, _ in results if c]
+    assert [[f.stamp_ns // MS for f in c.frames] for c in clips] == [[0, 33, 100, 133], [100, 133, 166, 200]]
+
+
+def test_frames_dropped_by_a_reset_are_counted_and_pending_frames_known():
+    buf = ClipBuffer(4, 2, max_gap_s=1.0)
+    for i in range(3):
+        buf.push(frame(i * 33))
+    assert buf.pending == 3  # before the first clip every buffered frame waits for it
+    buf.push(frame(3 * 33))  # first clip: all four described
+    buf.push(frame(4 * 33))
+    assert buf.pending == 1
+    buf.reset("manual")
+    assert buf.frames_reset == 1 and buf.pending == 0
+    buf.push(frame(5000))
+    buf.push(frame(9000))  # a gap: the one frame of the new sequence is dropped undescribed
+    assert buf.frames_reset == 2 and buf.resets["gap"] == 1
 
 
 def test_a_newer_clip_describes_the_frames_of_the_clip_it_supersedes():

@@ -112,9 +112,9 @@ def bench_case(case: str, backend: str, num_queries: int, frames: int, root: Pat
               "max_tracks": num_queries, "diagnostics_period_s": 0.5}
     domain = random.Random(os.getpid() ^ hash(case)).randint(1, 200)
     run = run_node(plan, params, root / f"run_{case.replace('@', '_')}", ros_env(domain), probe_timeout_s=600,
-                   probe_topics=["depth", "/diagnostics"])  # the other outputs are not computed then
+                   probe_topics=["depth/image", "/diagnostics"])  # the other outputs are not computed then
     values = run.last_diagnostics().get("values", {})
-    depth = run.records("depth")
+    depth = run.records("depth/image")
     frame_latency = [(d["recv_ns"] - d["stamp_ns"]) / 1e9 for d in depth]
     published = run.result["published"]
     duration = (published[-1]["stamp_ns"] - published[0]["stamp_ns"]) / 1e9 if len(published) > 1 else float("nan")

@@ -80,7 +80,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", default=None, help="keep node log and recordings here")
     args = parser.parse_args(argv)
     try:
-        n_bag = len(read_bag(args.bag, images=False).stamps)
+        bag = read_bag(args.bag, images=False)
+        n_bag = len(bag.stamps)
     except BagError as exc:
         print(f"fourds-ros bench replay: {exc}", file=sys.stderr)
         return 1
@@ -91,7 +92,8 @@ def main(argv: list[str]) -> int:
     runs = []
     namespace = unique_namespace()  # other nodes on this ROS domain cannot mix into the measurement
     try:
-        with NodeProcess(node_command(args.model, args.backend, args.hop, namespace=namespace), env,
+        with NodeProcess(node_command(args.model, args.backend, args.hop, namespace=namespace,
+                                      compressed=bag.compressed), env,
                          workdir / "node.log") as node:
             # warm-up (model load, first inference, discovery) so it is not billed to the first run
             replay_subprocess(args.bag, workdir / "warmup.mcap", workdir / "warmup.json", env, "max", clip_length,

@@ -36,13 +36,13 @@ from ..perception.clip_buffer import default_hop
 from .predictions import Predictions
 
 RECORDED = {  # node topic -> msgtype
-    "/depth": "sensor_msgs/msg/Image",
+    "/depth/image": "sensor_msgs/msg/Image",
     "/depth/camera_info": "sensor_msgs/msg/CameraInfo",
     "/tracks": "sensor_msgs/msg/PointCloud2",
     "/pose": "geometry_msgs/msg/PoseStamped",
     "/odometry": "nav_msgs/msg/Odometry",
 }
-SCORED = ("/depth", "/tracks", "/pose")
+SCORED = ("/depth/image", "/tracks", "/pose")
 READ_BACK = SCORED + ("/depth/camera_info",)
 
 
@@ -118,7 +118,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     # Wait until the node subscribes to the images and publishes its outputs (model loaded, active).
     t_ready = time.monotonic()
     while (image_pub.get_subscription_count() == 0 or info_pub.get_subscription_count() == 0
-           or node.count_publishers(ns + "/depth") + node.count_publishers(ns + "/pose") == 0):
+           or node.count_publishers(ns + "/depth/image") + node.count_publishers(ns + "/pose") == 0):
         rclpy.spin_once(node, timeout_sec=0.1)
         if time.monotonic() - t_ready > ready_timeout_s:
             node.destroy_node()
@@ -305,7 +305,7 @@ def predictions_from_outputs(mcap: str | Path, timing: dict | None = None,
         for conn, _, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)
             s = stamp_of(msg.header)
-            if conn.topic == "/depth":
+            if conn.topic == "/depth/image":
                 preds.depth[s] = image_from_msg(msg)
             elif conn.topic == "/depth/camera_info":
                 preds.depth_K[s] = np.asarray(msg.k, float).reshape(3, 3)
@@ -331,15 +331,16 @@ def predictions_from_outputs(mcap: str | Path, timing: dict | None = None,
 
 
 def node_command(model_dir, backend: str = "torch", hop: int = 0, extra: dict | None = None,
-                 namespace: str = "") -> list[str]:
-    """The node with autostart, reliable image QoS (a benchmark must not lose frames in transport)
-    and its inputs remapped to the bag's topics, all under `namespace` when given. Built by
-    launch_logic, the one builder of the node's command line."""
+                 namespace: str = "", compressed: bool = False) -> list[str]:
+    """The node with autostart, reliable image QoS (a benchmark must not lose frames in transport),
+    the bag's image transport (compressed: image/compressed) and its inputs remapped to the bag's
+    topics, all under `namespace` when given. Built by launch_logic, the one builder of the node's
+    command line."""
     from ..ros.launch_logic import command_line, module_command, node_plan, topic_remappings
 
     ns = ("/" + namespace.strip("/")) if namespace.strip("/") else ""
     params = {"model": str(model_dir), "autostart": True, "backend": backend, "hop": hop,
-              "image_qos": "DEFAULT", **(extra or {})}
+              "image_qos": "DEFAULT", "image_transport": "compressed" if compressed else "raw", **(extra or {})}
     plan = node_plan(overrides=params, namespace=namespace,
                      remappings=topic_remappings(ns + IMAGE_TOPIC, ns + CAMERA_INFO_TOPIC))
     return command_line(plan, executable=module_command())
@@ -431,7 +432,8 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
     env = ros_environment(env)
     clip_length, hop_eff = clip_geometry(model_dir, hop)
     namespace = unique_namespace()
-    with NodeProcess(node_command(model_dir, backend, hop, namespace=namespace), env, out_dir / "node.log") as node:
+    command = node_command(model_dir, backend, hop, namespace=namespace, compressed=bag.compressed)
+    with NodeProcess(command, env, out_dir / "node.log") as node:
         timing = replay_subprocess(bag_path, out_mcap, out_dir / "replay_timing.json", env, rate, clip_length,
                                    hop_eff, timeout_s, max_frames=len(bag.stamps), node=node, namespace=namespace)
     return predictions_from_outputs(out_mcap, timing)

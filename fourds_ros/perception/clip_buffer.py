@@ -59,6 +59,10 @@ def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:
     return replace(newer, new_frames=newer.new_frames + covered), waiting.new_frames - covered
 
 
+OUT_OF_ORDER = "out_of_order"  # ClipBuffer.push's reason for a dropped late frame (no reset)
+OUT_OF_ORDER_NS = 1_000_000_000  # a frame at most this much older than the last one is late, not a new recording
+
+
 class ClipQueue:
     """Clips waiting for inference, at most `capacity`: bounded latency under overload without
     losing frames to a burst (frames released together, e.g. after a late camera_info). When full,
@@ -105,8 +109,12 @@ class ClipBuffer:
         self.count = 0  # frames pushed
         self._since_clip = 0  # frames pushed since the last emitted clip (or reset)
         self._emitted = False  # a clip was emitted in this sequence
+        self.frames_reset = 0  # frames dropped undescribed by resets, all reasons
+        self.frames_out_of_order = 0  # frames dropped for arriving after a newer one
 
     def reset(self, reason: str = "manual") -> None:
+        """Drop the buffered frames; those no clip has described are counted in frames_reset."""
+        self.frames_reset += self.pending
         self.frames.clear()
         self.resets[reason] += 1
         self.sequence += 1
@@ -123,7 +131,9 @@ class ClipBuffer:
         if frame.encoding != last.encoding:
             return "encoding"
         if frame.stamp_ns < last.stamp_ns:
-            return "time_backwards"
+            # Swapped stamps (a late frame) lose that frame only; a large step back is a new
+            # recording (a bag loop) and restarts the sequence.
+            return OUT_OF_ORDER if last.stamp_ns - frame.stamp_ns <= OUT_OF_ORDER_NS else "time_backwards"
         if self.max_gap_ns > 0 and frame.stamp_ns - last.stamp_ns > self.max_gap_ns:
             return "gap"
         return None
@@ -131,6 +141,9 @@ class ClipBuffer:
     def push(self, frame: Frame) -> tuple[Clip | None, str | None]:
         """Add a frame. Returns (clip or None, reset reason or None)."""
         reason = self.check(frame)
+        if reason == OUT_OF_ORDER:
+            self.frames_out_of_order += 1
+            return None, reason
         if reason:
             self.reset(reason)
         frame.index = self.count
@@ -145,6 +158,11 @@ class ClipBuffer:
         self._since_clip = 0
         self._emitted = True
         return Clip(list(self.frames), min(new, self.clip_length), self.sequence), reason
+
+    @property
+    def pending(self) -> int:
+        """Buffered frames no clip has described yet (before the first clip: all of them)."""
+        return self._since_clip if self._emitted else len(self.frames)
 
     @property
     def undescribed(self) -> int:

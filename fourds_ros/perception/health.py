@@ -2,12 +2,18 @@
 windows and the rules that set the status level.
 
     health = NodeHealth(log_warning=node.get_logger().warning)
-    health.counts["frames_in"] += 1
+    health.frame_received(stamp_ns)                       # every frame taken in
     health.warn("bad_encoding", "dropping frame: ...")   # counted; logged at most every 10 s per kind
     level, message, values = health.report(state)         # level: OK | WARN | ERROR
 
-Levels: ERROR while the node is unusable (configure failed); WARN when any input was bad, frames
-were dropped, or more than LOST_WARN_FRACTION of the input was lost in transport; OK otherwise.
+Levels: ERROR while the node is unusable (configure failed). WARN when any input was bad, frames
+were dropped, more than LOST_WARN_FRACTION of the input was lost before the callback, latency p95
+is over latency_warn_ms, or frames arrive but none was described for stall_warn_s. OK otherwise.
+
+Frame accounting: every frame taken in (frames_in) ends as exactly one of described (frames_out),
+rejected (bad input), dropped (superseded under overload, or its clip failed), reset (dropped by a
+clip-buffer reset), out of order, discarded at release, ignored (no pipeline), or pending.
+`frames_unaccounted` reports the difference, 0 whenever the node is idle.
 """
 
 from __future__ import annotations
@@ -38,13 +44,50 @@ class NodeState:
     pipeline_status: dict | None = None  # PerceptionPipeline.status()
 
 
+class StampGaps:
+    """Frames lost before the callback, seen as gaps in the stamps: reliable QoS raises no
+    message-lost event when the reader's history overflows. A gap of n median intervals counts
+    n - 1 missing frames; gaps over MAX_GAP_INTERVALS are a paused camera, not loss."""
+
+    MAX_GAP_INTERVALS = 10
+
+    def __init__(self, window: int = 30):
+        self.intervals: deque = deque(maxlen=window)
+        self.last_ns: int | None = None
+
+    def add(self, stamp_ns: int) -> int:
+        """-> frames missing just before this one."""
+        last, self.last_ns = self.last_ns, stamp_ns if self.last_ns is None else max(self.last_ns, stamp_ns)
+        if last is None or stamp_ns <= last:
+            return 0
+        dt = stamp_ns - last
+        missing = 0
+        if len(self.intervals) >= 5:
+            median = float(np.median(self.intervals))
+            n = round(dt / median)
+            missing = n - 1 if 1.5 * median < dt <= self.MAX_GAP_INTERVALS * median else 0
+        if not missing:
+            self.intervals.append(dt)
+        return missing
+
+
+ACCOUNTED = ("frames_out", "frames_rejected", "frames_dropped", "frames_failed", "frames_discarded_at_release",
+             "frames_ignored", "frames_reset", "frames_out_of_order")
+# Counted by the live pipeline (PerceptionPipeline.status); the node adds them to `counts` when it
+# releases a pipeline, so totals survive cleanup and configure.
+PIPELINE_COUNTED = ("frames_reset", "frames_out_of_order")
+
+
 def percentile(window, q: float) -> str:
     return f"{np.percentile(list(window), q):.2f}" if window else "nan"
 
 
 class NodeHealth:
-    def __init__(self, log_warning: Callable[[str], None], log_every_s: float = LOG_EVERY_S):
+    def __init__(self, log_warning: Callable[[str], None], log_every_s: float = LOG_EVERY_S,
+                 now_ns: Callable[[], int] = time.time_ns):
         self.log_warning = log_warning
+        # The clock of the stamps (the node's: /clock under use_sim_time), so latency is measured on one clock.
+        self.now_ns = now_ns
         self.log_every_s = log_every_s
         self.counts: Counter[str] = Counter()  # frames_in, frames_out, clips, frames_dropped, ...
         self.errors: Counter[str] = Counter()  # bad input per kind
@@ -56,6 +99,16 @@ class NodeHealth:
         self.transport_ms: deque = deque(maxlen=200)  # input stamp -> subscription callback
         self.process_ms: deque = deque(maxlen=200)  # pipeline.process + publish, per clip
         self._last_rates: tuple[float, int, int] | None = None
+        self.gaps = StampGaps()
+        self.latency_warn_ms = 0.0  # set at configure (settings.diagnostics)
+        self.stall_warn_s = 0.0
+        self.last_in = self.last_out = self.started = time.monotonic()
+
+    def frame_received(self, stamp_ns: int) -> None:
+        self.counts["frames_in"] += 1
+        self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
+        self.transport_ms.append((self.now_ns() - stamp_ns) / 1e6)
+        self.last_in = time.monotonic()
 
     def warn(self, kind: str, message: str) -> None:
         """Count a problem of `kind`; log it the first time and then at most every log_every_s."""
@@ -69,27 +122,44 @@ class NodeHealth:
         """A clip's frames were published: latencies of each frame and of the clip as a whole.
         Counted together, so a diagnostics message never sees a clip's frames out without its
         clip latency."""
-        now_ns = time.time_ns()
+        now_ns = self.now_ns()
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)
         self.latency_ms.extend((now_ns - s) / 1e6 for s in stamps_ns)
         if stamps_ns:
             self.clip_latency_ms.append((now_ns - stamps_ns[-1]) / 1e6)
             self.counts["frames_out"] += len(stamps_ns)
+            self.last_out = time.monotonic()
 
     def level(self, state: NodeState) -> tuple[int, str]:
         if state.failure:
             return ERROR, state.failure
-        lost = self.counts["frames_lost_in_transport"]
-        sent = self.counts["frames_in"] + lost
+        c = self.counts
+        lost = max(c["frames_lost_in_transport"], c["frames_missing_by_stamp"])  # two views of one loss
+        sent = c["frames_in"] + lost
         problems = [f"{k}: {v}" for k, v in sorted(self.errors.items())]
-        if self.counts["frames_dropped"]:
-            problems.append(f"dropped {self.counts['frames_dropped']} frames")
+        if c["frames_dropped"]:
+            problems.append(f"dropped {c['frames_dropped']} frames")
         if sent and lost > LOST_WARN_FRACTION * sent:
-            problems.append(f"lost {lost} of {sent} frames in transport")
+            problems.append(f"lost {lost} of {sent} frames before the callback")
+        if self.latency_warn_ms > 0 and self.latency_ms and \
+                np.percentile(list(self.latency_ms), 95) > self.latency_warn_ms:
+            problems.append(f"latency p95 {np.percentile(list(self.latency_ms), 95):.0f} ms > {self.latency_warn_ms:g}")
+        now = time.monotonic()
+        if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
+                now - max(self.last_out, self.started) > self.stall_warn_s:
+            problems.append(f"no frame described for {now - self.last_out:.0f} s while input arrives")
         if problems:
             return WARN, f"{state.state}; " + ", ".join(problems)
         return OK, state.state
+
+    def unaccounted(self, state: NodeState) -> int:
+        """frames_in minus every way a frame can end or wait (0 when the accounting balances)."""
+        return self.counts["frames_in"] - sum(self.total(k, state) for k in ACCOUNTED) - state.frames_pending
+
+    def total(self, key: str, state: NodeState) -> int:
+        live = (state.pipeline_status or {}).get(key, 0) if key in PIPELINE_COUNTED else 0
+        return self.counts[key] + live
 
     def rates(self) -> tuple[float, float]:
         """Input and output frames per second since the last call."""
@@ -113,9 +183,11 @@ class NodeHealth:
             "clip_latency_p95_ms": percentile(self.clip_latency_ms, 95),
             "input_transport_ms": percentile(self.transport_ms, 50),
             "process_publish_ms": percentile(self.process_ms, 50),
-            **{k: c[k] for k in ("frames_in", "frames_out", "clips", "frames_dropped", "frames_lost_in_transport",
+            **{k: c[k] for k in ("frames_in", "clips", "frames_lost_in_transport", "frames_missing_by_stamp",
                                  "clips_dropped", "clips_flushed")},
+            **{k: self.total(k, state) for k in ACCOUNTED},
             "frames_pending": state.frames_pending,  # 0 once the node has caught up with its input
+            "frames_unaccounted": self.unaccounted(state),
             "resets": sum(v for k, v in c.items() if k.startswith("reset_")),
             "image_publishers": state.image_publishers,  # publishers discovered on the image topic
             "camera_info": "yes" if state.has_camera_info else "no (default intrinsics)",
@@ -123,5 +195,5 @@ class NodeHealth:
         }
         values.update({f"resets_{k[6:]}": v for k, v in c.items() if k.startswith("reset_")})
         values.update({f"errors_{k}": v for k, v in self.errors.items()})
-        values.update(state.pipeline_status or {})
+        values.update({k: v for k, v in (state.pipeline_status or {}).items() if k not in PIPELINE_COUNTED})
         return level, message, {k: str(v) for k, v in values.items()}

@@ -78,12 +78,16 @@ class PoseEstimate:
 class OdometryChain:
     def __init__(self, base_from_camera: np.ndarray | None = None, rotation_var_floor: float = 1e-6,
                  translation_var_floor: float = 1e-6, history: int = 256):
-        self.base_from_camera = default_base_from_camera() if base_from_camera is None else np.asarray(base_from_camera, float)
-        self.camera_from_base = np.linalg.inv(self.base_from_camera)
+        self.set_base_from_camera(default_base_from_camera() if base_from_camera is None else base_from_camera)
         self.rotation_var_floor = rotation_var_floor
         self.translation_var_floor = translation_var_floor
         self.history = history
         self.reset()
+
+    def set_base_from_camera(self, base_from_camera: np.ndarray) -> None:
+        """The camera's mount (4x4); later estimates use it (the chain itself is in camera frames)."""
+        self.base_from_camera = np.asarray(base_from_camera, float)
+        self.camera_from_base = np.linalg.inv(self.base_from_camera)
 
     def reset(self) -> None:
         # frame index -> (stamp_ns, chain 4x4 camera0_from_camera, 6x6 covariance in camera frame)

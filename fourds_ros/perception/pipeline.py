@@ -107,9 +107,13 @@ class PerceptionPipeline:
         return self.buffer.hop
 
     @property
-    def undescribed_frames(self) -> int:
-        """Buffered frames after the last clip, which `flush` (or the next hop) describes."""
-        return self.buffer.undescribed
+    def pending_frames(self) -> int:
+        """Buffered frames no clip has described yet (the next clip or `flush` will)."""
+        return self.buffer.pending
+
+    def set_camera_mount(self, base_from_camera: np.ndarray) -> None:
+        """4x4 T_base_camera, e.g. from TF; odometry uses it from the next clip on."""
+        self.odometry.set_base_from_camera(base_from_camera)
 
     def add_track_queries(self, uv: np.ndarray) -> None:
         """(N, 2) input-image pixels to track from the next clip (track_query_mode: topic)."""
@@ -121,7 +125,8 @@ class PerceptionPipeline:
 
     def status(self) -> dict[str, int]:
         """Counters for diagnostics."""
-        return {"pose_gaps": self.odometry.gaps, "tracks_live": len(self.tracks.tracks)}
+        return {"pose_gaps": self.odometry.gaps, "tracks_live": len(self.tracks.tracks),
+                "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
 
     # -- half 1: the clip buffer -------------------------------------------------------------
     def add_frame(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,

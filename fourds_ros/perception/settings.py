@@ -22,8 +22,11 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .image import DEFAULT_MAX_INPUT_PIXELS
+
 QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
 def setting(default, description: str, *, param: str, low: float | None = None, high: float | None = None,
@@ -106,10 +109,20 @@ class ClipSettings(_Group):
 class InputSettings(_Group):
     """inputs and QoS presets (as Isaac ROS: SENSOR_DATA | DEFAULT | SYSTEM_DEFAULT | BEST_AVAILABLE)"""
 
-    image_qos: str = setting("SENSOR_DATA", """QoS preset of the image and camera_info
-        subscriptions.""", param="image_qos", choices=QOS_PRESETS)
+    image_transport: str = setting("raw", """The one image topic the node takes: raw (image, sensor_msgs/Image) or
+        compressed (image/compressed, JPEG or PNG). One only: a camera driver publishes both as soon as
+        someone subscribes, and taking both delivered every frame twice.""", param="image_transport",
+                                   choices=IMAGE_TRANSPORTS)
+    image_qos: str = setting("DEFAULT", """QoS preset of the image and camera_info subscriptions. DEFAULT
+        (reliable, last 10) because realsense2_camera and usb_cam publish reliable: every frame then
+        arrives at camera rate, where best-effort SENSOR_DATA lost 40 % of 640x480 frames at 15 Hz on
+        loopback. A best-effort camera needs SENSOR_DATA (an incompatible-QoS warning says so).""",
+                             param="image_qos", choices=QOS_PRESETS)
     output_qos: str = setting("DEFAULT", "QoS preset of every output topic.", param="output_qos",
                               choices=QOS_PRESETS)
+    max_input_pixels: int = setting(DEFAULT_MAX_INPUT_PIXELS, """Frames declaring more pixels (width x height)
+        are dropped and counted before any decoding, so a hostile or broken header cannot allocate
+        gigabytes. Default: 4K UHD.""", param="max_input_pixels", low=1, high=2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -179,9 +192,17 @@ class PoseSettings(_Group):
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
     odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
     base_frame: str = setting("base_link", "Child frame of odometry and TF.", param="base_frame")
+    camera_mount_timeout_s: float = setting(2.0, """The camera's mount, base_frame -> the images' frame_id, is
+        looked up on /tf_static (from the robot's URDF) for up to this long after activation; without
+        it, base_from_camera is used with a warning. 0: use base_from_camera without looking.""",
+                                            param="camera_mount_timeout_s", low=0.0)
     base_from_camera: list = setting([0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5], """Camera optical frame in the
-        base frame, [x, y, z, qx, qy, qz, qw]. Default: REP-103 optical-to-body rotation (z forward, x
-        right, y down -> x forward, y left, z up).""", param="base_from_camera")
+        base frame, [x, y, z, qx, qy, qz, qw], used when TF has no mount. Default: REP-103
+        optical-to-body rotation (z forward, x right, y down -> x forward, y left, z up).""",
+                                     param="base_from_camera")
+    publish_camera_mount: bool = setting(False, """Publish base_from_camera on /tf_static as base_frame -> the
+        images' frame_id, for a robot without a URDF (then no lookup is made).""",
+                                         param="publish_camera_mount")
     rotation_var_floor: float = setting(1e-6, "Lower bound of the per-frame rotation variance (rad^2).",
                                         param="pose_rotation_var_floor", low=0.0)
     translation_var_floor: float = setting(1e-6, "Lower bound of the per-frame translation variance (m^2).",
@@ -199,6 +220,10 @@ class DiagnosticsSettings(_Group):
 
     period_s: float = setting(1.0, "Seconds between /diagnostics messages.", param="diagnostics_period_s",
                               low=0.01, high=3600.0)
+    latency_warn_ms: float = setting(1000.0, """WARN while the 95th percentile of frame latency (image stamp to
+        its outputs published) is above this. 0: off.""", param="latency_warn_ms", low=0.0)
+    stall_warn_s: float = setting(5.0, """WARN when frames arrive but none has been described for this long.
+        0: off.""", param="stall_warn_s", low=0.0)
     debug_inference_delay_ms: float = setting(0.0, """TEST ONLY: wraps the engine in SlowEngine, sleeping
         this long per clip (overload tests). 0: off.""", param="debug_inference_delay_ms", low=0.0)
 

@@ -11,7 +11,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..perception.image import decode_compressed, decode_raw
+from ..perception.camera import Calibration
+from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed, decode_raw
 from ..perception.odometry import quat_xyzw
 from ..perception.preprocess import backproject
 
@@ -33,13 +34,14 @@ def header(stamp_ns: int, frame_id: str) -> Header:
     return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def image_to_rgb(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB; ImageDecodeError on bad input."""
-    return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data))
+    return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data),
+                      is_bigendian=bool(msg.is_bigendian), max_input_pixels=max_input_pixels)
 
 
-def compressed_to_rgb(msg) -> np.ndarray:
-    return decode_compressed(msg.format, bytes(msg.data))
+def compressed_to_rgb(msg, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    return decode_compressed(msg.format, bytes(msg.data), max_input_pixels=max_input_pixels)
 
 
 def depth_image(depth: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
@@ -59,9 +61,14 @@ def camera_info(k: np.ndarray, height: int, width: int, stamp_ns: int, frame_id:
                       r=np.eye(3).ravel().tolist(), p=p.ravel().tolist())
 
 
-def k_from_camera_info(msg: CameraInfo) -> np.ndarray | None:
-    k = np.asarray(msg.k, float).reshape(3, 3)
-    return k if k[0, 0] > 0 and k[1, 1] > 0 else None
+def calibration(msg: CameraInfo) -> Calibration | None:
+    """None for an uncalibrated camera (K all zero, as REP-104 says); otherwise everything, good
+    or bad, for CameraIntake to check against the image."""
+    k = np.asarray(msg.k, float)
+    if not np.any(k):
+        return None
+    return Calibration(k.reshape(3, 3), tuple(float(v) for v in msg.d), msg.distortion_model, int(msg.width),
+                       int(msg.height))
 
 
 def point_cloud(columns: dict[str, np.ndarray], types: list[tuple[str, int]], stamp_ns: int,

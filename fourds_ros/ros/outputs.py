@@ -14,16 +14,22 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import numpy as np
-from nav_msgs.msg import Path as PathMsg
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry, Path as PathMsg
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
 
 from ..perception.preprocess import backproject
 from ..perception.settings import PerceptionSettings
 from . import convert
 
-# Output key -> topic (relative, so a namespace applies). The node creates one publisher each.
-TOPICS = {
-    "depth": "depth", "depth_info": "depth/camera_info", "depth_points": "depth/points", "tracks": "tracks",
-    "markers": "tracks/markers", "odometry": "odometry", "pose": "pose", "path": "path",
+# Output key -> (topic, type). Topics are relative, so a namespace applies; depth/image and
+# depth/camera_info follow image_transport's naming (a camera's image and camera_info side by side).
+OUTPUTS = {
+    "depth": ("depth/image", Image), "depth_info": ("depth/camera_info", CameraInfo),
+    "depth_points": ("depth/points", PointCloud2), "tracks": ("tracks", PointCloud2),
+    "markers": ("tracks/markers", MarkerArray), "odometry": ("odometry", Odometry), "pose": ("pose", PoseStamped),
+    "path": ("path", PathMsg),
 }
 
 

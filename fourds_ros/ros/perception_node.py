@@ -2,91 +2,59 @@
 
     ros2 run fourds_ros perception_node --ros-args --params-file config/perception.yaml
 
-configure: settings from parameters, the engine and pipeline, publishers, the inference worker
-  (FAILURE with the reason when the model or a parameter is bad; the node keeps running and
-  /diagnostics says why).
-activate: the subscriptions (image, image/compressed, camera_info[, track_queries]).
+configure: settings from parameters, engine and pipeline, publishers, the inference worker
+  (FAILURE with the reason on a bad model or parameter; the process stays up and /diagnostics says why).
+activate: subscriptions to the image (one transport), camera_info[, track_queries] and /tf_static.
 deactivate / cleanup: destroy them / release the engine and publishers.
-
-Everything else lives in rclpy-free modules: perception/settings.py (every parameter),
-perception/pipeline.py (frames -> clips -> results), perception/worker.py (the inference thread,
-its queue and the idle flush), perception/health.py (counters and diagnostics rules) and
-ros/outputs.py (results -> messages). Subscription callbacks only decode and buffer frames.
+The logic lives in rclpy-free modules: perception/settings.py (every parameter), pipeline.py,
+camera.py, worker.py (inference thread), health.py (diagnostics) and ros/outputs.py (messages).
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSPresetProfiles
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import MarkerArray
 
-from ..perception.camera_info_sync import CameraInfoSync, Paired
-from ..perception.health import NodeHealth, NodeState
-from ..perception.image import ImageDecodeError
+from ..perception.health import PIPELINE_COUNTED, NodeHealth, NodeState
+from ..perception.intake import FrameIntake
 from ..perception.pipeline import create_pipeline
 from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
-from .outputs import TOPICS, OutputMessages
+from .outputs import OUTPUTS, OutputMessages
 from .parameters import declare_parameters, read_settings
-
-MESSAGE_TYPES = {"depth": Image, "depth_info": CameraInfo, "depth_points": PointCloud2, "tracks": PointCloud2,
-                 "markers": MarkerArray, "odometry": Odometry, "pose": PoseStamped, "path": PathMsg}
-
-
-def make_tf_publisher(node, qos):
-    """-> (publish(list[TransformStamped]) or None, description, rclpy publisher to destroy or
-    None). tf2_ros when importable, else a plain tf2_msgs/TFMessage publisher on /tf, else None
-    (TF skipped, with a warning)."""
-    try:
-        from tf2_ros import TransformBroadcaster
-
-        broadcaster = TransformBroadcaster(node)
-        return broadcaster.sendTransform, "tf2_ros.TransformBroadcaster", getattr(broadcaster, "pub_tf", None)
-    except ImportError:
-        pass
-    try:
-        from tf2_msgs.msg import TFMessage
-    except ImportError:
-        node.get_logger().warning("neither tf2_ros nor tf2_msgs is importable: TF is not published "
-                                  "(run tools/build_tf2_msgs.sh)")
-        return None, "none (tf2_msgs missing)", None
-    publisher = node.create_publisher(TFMessage, "/tf", qos)
-    return ((lambda transforms: publisher.publish(TFMessage(transforms=list(transforms)))),
-            "/tf TFMessage publisher", publisher)
+from .transforms import CameraMount, make_tf_publisher
 
 
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         declare_parameters(self)
-        self.health = NodeHealth(self.get_logger().warning)
+        self.health = NodeHealth(self.get_logger().warning, now_ns=lambda: self.get_clock().now().nanoseconds)
         self.state_text, self.failure, self.backend_text, self.model_text = "unconfigured", "", "", ""
-        self.settings = self.pipeline = self.worker = self.outputs = self.tf_publish = None
+        self.settings = self.pipeline = self.worker = self.intake = self.outputs = self.tf_publish = None
+        self.mount = None
         self.subscriptions_: list = []
         self.publishers_: dict = {}
-        self.camera_sync = CameraInfoSync(wait_s=0.0)
-        self.sync_timer = None  # releases images whose camera_info is overdue (while active)
-        self.flush_timer = None  # describes the frames after the last clip once input stops
-        self.lock = threading.Lock()  # pipeline buffer (subscriptions) vs reset service
-        self.sync_lock = threading.Lock()  # camera_sync: inputs vs deactivation
+        self.timers_: list = []
+        # Timers on the steady clock: under use_sim_time a stopped /clock must not stop the idle
+        # flush or the diagnostics.
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.diag_timer = self.create_timer(float(self.get_parameter("diagnostics_period_s").value),
-                                            self.publish_diagnostics)
+                                            self.publish_diagnostics, clock=self.steady)
         self.reset_srv = self.create_service(Trigger, "~/reset", self.on_reset)
         self.sub_group = MutuallyExclusiveCallbackGroup()  # inputs run one at a time
 
@@ -107,8 +75,9 @@ class PerceptionNode(LifecycleNode):
         self.settings = s = read_settings(self)
         self.pipeline, self.backend_text = create_pipeline(s, log=self.get_logger().info)
         self.model_text = s.model.resolved_path()
+        self.health.latency_warn_ms, self.health.stall_warn_s = s.diagnostics.latency_warn_ms, s.diagnostics.stall_warn_s
         qos = QoSPresetProfiles[s.inputs.output_qos].value
-        self.publishers_ = {key: self.create_publisher(MESSAGE_TYPES[key], topic, qos) for key, topic in TOPICS.items()}
+        self.publishers_ = {key: self.create_publisher(kind, topic, qos) for key, (topic, kind) in OUTPUTS.items()}
         self.tf_publish, tf_text = None, "off (publish_tf false)"
         if s.pose.publish_tf:
             self.tf_publish, tf_text, tf_pub = make_tf_publisher(self, QoSPresetProfiles.DEFAULT.value)
@@ -117,27 +86,28 @@ class PerceptionNode(LifecycleNode):
         self.outputs = OutputMessages(s)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
                                       self.health.counts)
+        self.intake = FrameIntake(self.pipeline, self.worker, self.health, s,
+                                  lambda frame_id: self.mount.resolve(frame_id) if self.mount else None)
         self.worker.start()
         self.get_logger().info(f"configured: backend {self.backend_text}, hop {self.pipeline.hop}, TF {tf_text}")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        s, sub = self.settings, self.create_subscription
+        s, sub, group = self.settings, self.create_subscription, {"callback_group": self.sub_group}
         qos = QoSPresetProfiles[s.inputs.image_qos].value
         # Frames the middleware lost before our callback (best-effort under load) are counted too.
-        lost = SubscriptionEventCallbacks(message_lost=self.on_message_lost)
-        group = {"callback_group": self.sub_group}
-        self.subscriptions_ = [
-            sub(Image, "image", self.on_image, qos, event_callbacks=lost, **group),
-            sub(CompressedImage, "image/compressed", self.on_compressed, qos, event_callbacks=lost, **group),
-            sub(CameraInfo, "camera_info", self.on_camera_info, qos, **group),
-        ]
+        events = SubscriptionEventCallbacks(message_lost=self.on_message_lost, incompatible_qos=self.on_incompatible_qos)
+        image = (sub(Image, "image", self.on_image, qos, event_callbacks=events, **group)
+                 if s.inputs.image_transport == "raw" else
+                 sub(CompressedImage, "image/compressed", self.on_compressed, qos, event_callbacks=events, **group))
+        self.subscriptions_ = [image, sub(CameraInfo, "camera_info", self.on_camera_info, qos, **group)]
         if s.tracks.query_mode == "topic":
             self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10, **group))
-        self.camera_sync = CameraInfoSync(wait_s=s.clip.camera_info_wait_s)
-        if self.camera_sync.wait_s > 0:  # only waiting images need releasing when overdue
-            self.sync_timer = self.create_timer(0.05, self.on_sync_timer, **group)
+        self.mount = CameraMount(self, s.pose)
+        if s.clip.camera_info_wait_s > 0:  # only waiting images need releasing when overdue
+            self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady, **group))
         if s.clip.flush_after_s > 0:
-            self.flush_timer = self.create_timer(min(0.1, s.clip.flush_after_s / 4), self.on_flush_timer, **group)
+            self.timers_.append(self.create_timer(min(0.1, s.clip.flush_after_s / 4), self.intake.flush_if_idle,
+                                                  clock=self.steady, **group))
         self.state_text = "active"
         return super().on_activate(state)
 
@@ -160,58 +130,54 @@ class PerceptionNode(LifecycleNode):
     def _stop_inputs(self) -> None:
         for s in self.subscriptions_:
             self.destroy_subscription(s)
-        self.subscriptions_ = []
-        for timer in (self.sync_timer, self.flush_timer):
-            if timer is not None:
-                self.destroy_timer(timer)
-        self.sync_timer = self.flush_timer = None
-        with self.sync_lock:
-            for paired in self.camera_sync.clear():  # frames that arrived are still described
-                self._add_frame(paired)
+        for timer in self.timers_:
+            self.destroy_timer(timer)
+        self.subscriptions_, self.timers_ = [], []
+        if self.mount is not None:
+            self.mount.destroy()
+        if self.intake is not None:
+            self.intake.drain()
 
     def _release(self) -> None:
+        if self.pipeline is not None:  # its counters end with it: keep their totals
+            status = self.pipeline.status()
+            self.health.counts.update({k: status[k] for k in PIPELINE_COUNTED})
         if self.worker is not None:
             self.worker.stop(timeout_s=10)
             self.health.counts["frames_discarded_at_release"] += self.worker.discard()
-        self.worker = self.tf_publish = None
         for p in self.publishers_.values():
             self.destroy_publisher(p)
         self.publishers_ = {}
-        self.pipeline = None
+        self.pipeline = self.worker = self.intake = self.tf_publish = None
 
     # -- inputs ---------------------------------------------------------------------------------
     def on_camera_info(self, msg: CameraInfo) -> None:
-        k = convert.k_from_camera_info(msg)
-        if k is None:
-            self.health.warn("camera_info", "camera_info has an empty K; using the default intrinsics")
-        with self.sync_lock:
-            for paired in self.camera_sync.push_info(convert.stamp_to_ns(msg.header.stamp), k, time.monotonic()):
-                self._add_frame(paired)
-
-    def on_sync_timer(self) -> None:
-        with self.sync_lock:
-            for paired in self.camera_sync.release(time.monotonic()):
-                self._add_frame(paired)
-
-    def on_flush_timer(self) -> None:
-        """Input idle with nothing in inference: a clip of the last frames describes the ones after
-        the last clip, which would otherwise wait for the next hop or be dropped by a gap reset."""
-        if self.pipeline is None or not self.worker.flush_due(self.settings.clip.flush_after_s):
-            return
-        with self.lock:
-            clip = self.pipeline.flush()
-        if clip is not None:
-            self.health.counts["clips_flushed"] += 1
-            self.worker.submit(clip)
+        if self.intake is not None:
+            self.intake.push_info(convert.stamp_to_ns(msg.header.stamp), convert.calibration(msg))
 
     def on_message_lost(self, info) -> None:
         self.health.counts["frames_lost_in_transport"] += int(info.total_count_change)
 
+    def on_incompatible_qos(self, info) -> None:
+        self.health.warn("incompatible_qos", "the image publisher's QoS does not match image_qos "
+                         f"{self.settings.inputs.image_qos} (a best-effort camera needs SENSOR_DATA): no frames arrive")
+
     def on_image(self, msg: Image) -> None:
-        self._on_frame(msg, lambda: convert.image_to_rgb(msg), msg.encoding)
+        limit = self.settings.inputs.max_input_pixels
+        self._on_frame(msg, lambda: convert.image_to_rgb(msg, limit), msg.encoding)
 
     def on_compressed(self, msg: CompressedImage) -> None:
-        self._on_frame(msg, lambda: convert.compressed_to_rgb(msg), f"compressed:{msg.format}")
+        limit = self.settings.inputs.max_input_pixels
+        self._on_frame(msg, lambda: convert.compressed_to_rgb(msg, limit), f"compressed:{msg.format}")
+
+    def _on_frame(self, msg, decode, encoding: str) -> None:
+        stamp_ns = convert.stamp_to_ns(msg.header.stamp)
+        self.health.frame_received(stamp_ns)
+        intake = self.intake
+        if intake is None:
+            self.health.counts["frames_ignored"] += 1
+            return
+        intake.push_image(stamp_ns, msg.header.frame_id, decode, encoding)
 
     def on_track_queries(self, msg: PointCloud2) -> None:
         try:
@@ -223,52 +189,11 @@ class PerceptionNode(LifecycleNode):
         if self.pipeline is not None:
             self.pipeline.add_track_queries(uv)
 
-    def _on_frame(self, msg, decode, encoding: str) -> None:
-        stamp_ns = convert.stamp_to_ns(msg.header.stamp)
-        self.health.transport_ms.append((time.time_ns() - stamp_ns) / 1e6)
-        self.health.counts["frames_in"] += 1
-        if self.pipeline is None:
-            return
-        # With camera_info_wait_s > 0 an image may wait for its own camera_info: camera_info_sync.py.
-        with self.sync_lock:
-            for paired in self.camera_sync.push_image(stamp_ns, (msg, decode, encoding), time.monotonic()):
-                self._add_frame(paired)
-
-    def _add_frame(self, paired: Paired) -> None:
-        msg, decode, encoding = paired.item
-        pipeline = self.pipeline
-        if pipeline is None:
-            return
-        try:
-            rgb = decode()
-        except ImageDecodeError as exc:
-            self.health.warn(exc.kind, f"dropping frame: {exc}")
-            return
-        if paired.k is None:
-            self.health.warn("no_camera_info", "no camera_info received yet: assuming a "
-                             f"{self.settings.clip.default_hfov_deg} deg horizontal field of view")
-        elif not paired.exact:
-            self.health.counts["frames_without_own_camera_info"] += 1
-        with self.lock:
-            clip, reason = pipeline.add_frame(rgb, convert.stamp_to_ns(msg.header.stamp), msg.header.frame_id,
-                                              paired.k, encoding)
-            self.worker.touch()
-        if reason:
-            self.health.counts[f"reset_{reason}"] += 1
-            self.health.warn(f"reset_{reason}", f"clip buffer reset ({reason}) at frame stamp "
-                             f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}")
-        if clip is not None:
-            self.worker.submit(clip)
-
     def on_reset(self, request, response):
-        if self.pipeline is None:
+        if self.intake is None:
             response.success, response.message = False, "not configured"
             return response
-        # A clip already waiting for inference is kept: its frames arrived before the reset and
-        # are still described (in the old chain); the reset applies from the next frame on.
-        with self.lock:
-            self.pipeline.reset("manual")
-        self.health.counts["reset_manual"] += 1
+        self.intake.reset("manual")
         response.success, response.message = True, "odometry and tracks reset"
         return response
 
@@ -280,6 +205,7 @@ class PerceptionNode(LifecycleNode):
         try:
             result = pipeline.process(clip)
         except Exception as exc:  # keep running; the next clip may be fine
+            self.health.counts["frames_failed"] += clip.new_frames
             self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
         self.health.counts["clips"] += 1
@@ -291,6 +217,7 @@ class PerceptionNode(LifecycleNode):
                                                lambda key: pubs[key].get_subscription_count() > 0):
                 send[key](msg)
         except Exception as exc:
+            self.health.counts["frames_failed"] += len(result.frames)
             if self.worker is not None and self.worker.running:
                 self.health.warn("publish", f"publishing failed: {type(exc).__name__}: {exc}")
             return
@@ -298,22 +225,15 @@ class PerceptionNode(LifecycleNode):
                                 time.perf_counter() - t_start)
 
     # -- diagnostics ----------------------------------------------------------------------------
-    def frames_pending(self) -> int:
-        """Frames on their way out: waiting for their camera_info, waiting for or in inference, or,
-        with flush_after_s > 0, buffered after the last clip (out by the next hop or the flush)."""
-        with self.sync_lock:
-            waiting = len(self.camera_sync.waiting)
-        if self.pipeline is None or self.worker is None:
-            return waiting
-        buffered = self.pipeline.undescribed_frames if self.settings.clip.flush_after_s > 0 else 0
-        return waiting + buffered + self.worker.pending_frames()
-
     def publish_diagnostics(self) -> None:
-        state = NodeState(self.state_text, self.failure, self.backend_text, self.model_text, self.frames_pending(),
-                          sum(self.count_publishers(s.topic_name) for s in self.subscriptions_[:2]),
-                          self.camera_sync.latest_k is not None,
-                          self.pipeline.status() if self.pipeline is not None else None)
+        intake, pipeline = self.intake, self.pipeline
+        state = NodeState(self.state_text, self.failure, self.backend_text, self.model_text,
+                          intake.pending_frames() if intake is not None else 0,
+                          self.count_publishers(self.subscriptions_[0].topic_name) if self.subscriptions_ else 0,
+                          intake is not None and intake.has_camera_info,
+                          pipeline.status() if pipeline is not None else None)
         level, message, values = self.health.report(state)
+        values["camera_mount"] = self.mount.state if self.mount is not None else "not looked up (inactive)"
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: perception", level=bytes([level]),
                                   message=message, hardware_id=self.backend_text or "none",
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])

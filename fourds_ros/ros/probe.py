@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.node import Node
 from rclpy.qos import QoSPresetProfiles
@@ -45,6 +44,7 @@ from visualization_msgs.msg import MarkerArray
 from ..perception.image import encode_raw
 from . import convert
 from .launch_logic import NODE_NAME
+from .outputs import OUTPUTS
 
 
 def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -137,9 +137,7 @@ class Probe(Node):
         self.compressed_pub = self.create_publisher(CompressedImage, pre + "image/compressed", camera)
         self.info_pub = self.create_publisher(CameraInfo, pre + "camera_info", camera)
         self.queries_pub = self.create_publisher(PointCloud2, pre + "track_queries", camera)
-        outputs = {"depth": Image, "depth/camera_info": CameraInfo, "depth/points": PointCloud2,
-                   "tracks": PointCloud2, "tracks/markers": MarkerArray, "odometry": Odometry,
-                   "pose": PoseStamped, "path": PathMsg}
+        outputs = dict(OUTPUTS.values())  # topic -> type, as the node publishes them
         record = set(topics) if topics else set(outputs) | {"/diagnostics", "/tf"}
         for topic, kind in outputs.items():
             if topic not in record:
@@ -156,7 +154,7 @@ class Probe(Node):
         except ImportError:
             pass
         self.node_path = pre + NODE_NAME
-        self.depth_topic = pre + "depth"
+        self.depth_topic = pre + OUTPUTS["depth"][0]
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds

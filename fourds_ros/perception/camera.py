@@ -1,0 +1,53 @@
+"""A frame's camera model, checked before the frame enters the pipeline (no rclpy).
+
+    camera = CameraIntake()
+    rgb, k, problem = camera(rgb, Calibration(k, d, "plumb_bob", 640, 480))
+    # k: the K of the returned (undistorted) image, or None (use the default field of view);
+    # problem: '' or 'camera_info_<kind>: <detail>' (kinds: non_finite, size_mismatch, bad_distortion, ...)
+
+Why: a K that is NaN, meant for another resolution, or paired with lens distortion the model never
+saw gives wrong geometry without any error. Here K is validated and scaled to the image
+(calibration.validate_intrinsics), and distorted images are undistorted (calibration.Undistorter),
+so every published output's camera_info (zero distortion) is true.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .calibration import DistortionError, Undistorter, validate_intrinsics
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """sensor_msgs/CameraInfo's intrinsics. k: 3x3; d: distortion coefficients (may be empty);
+    width, height: the calibration's image size (0: unset, taken as the image's)."""
+
+    k: np.ndarray
+    d: tuple = ()
+    model: str = ""
+    width: int = 0
+    height: int = 0
+
+
+class CameraIntake:
+    def __init__(self):
+        self.undistort = Undistorter()
+
+    def __call__(self, rgb: np.ndarray, calibration: Calibration | None
+                 ) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """rgb: (H, W, 3) uint8. -> (image for the pipeline, its 3x3 K or None, problem) where problem
+        is '' or 'camera_info_<kind>: <detail>' (count by the part before the colon)."""
+        if calibration is None:
+            return rgb, None, ""
+        height, width = rgb.shape[:2]
+        k, reason = validate_intrinsics(calibration.k, width, height, calibration.width, calibration.height)
+        if k is None:
+            return rgb, None, f"camera_info_{reason}"
+        try:
+            rgb, k = self.undistort(rgb, k, calibration.d, calibration.model)
+        except DistortionError as exc:
+            return rgb, None, f"camera_info_{exc.kind}: {exc}"
+        return rgb, k, ""

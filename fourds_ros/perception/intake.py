@@ -1,0 +1,130 @@
+"""Frames from the node's subscriptions into the pipeline, without ROS: pairing each image with its
+camera_info, decoding, camera checks (camera.py), the clip buffer, and handing clips to the
+inference worker. Every frame taken in is counted in exactly one way (health.py).
+
+    intake = FrameIntake(pipeline, worker, health, settings)
+    intake.push_info(stamp_ns, calibration)                      # camera_info (Calibration or None)
+    intake.push_image(stamp_ns, frame_id, decode, encoding)      # decode() -> (H, W, 3) uint8 RGB
+    intake.release_overdue(); intake.flush_if_idle()             # from timers
+    intake.pending_frames()                                      # for diagnostics
+
+Not tied to a thread: the node calls it from one callback group; `lock` guards the pipeline's
+buffer against the reset service, `sync_lock` the camera_info pairing against deactivation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from .camera import Calibration, CameraIntake
+from .camera_info_sync import CameraInfoSync, Paired
+from .clip_buffer import OUT_OF_ORDER
+from .health import NodeHealth
+from .image import ImageDecodeError
+from .pipeline import PerceptionPipeline
+from .settings import PerceptionSettings
+from .worker import InferenceWorker
+
+
+class FrameIntake:
+    def __init__(self, pipeline: PerceptionPipeline, worker: InferenceWorker, health: NodeHealth,
+                 settings: PerceptionSettings, camera_mount: Callable[[str], np.ndarray | None] = lambda f: None):
+        """camera_mount(frame_id) -> T_base_camera when newly known (e.g. from TF), else None."""
+        self.pipeline, self.worker, self.health, self.settings = pipeline, worker, health, settings
+        self.camera_mount = camera_mount
+        self.sync = CameraInfoSync(wait_s=settings.clip.camera_info_wait_s)
+        self.camera = CameraIntake()
+        self.lock = threading.Lock()
+        self.sync_lock = threading.Lock()
+
+    @property
+    def has_camera_info(self) -> bool:
+        return self.sync.latest_k is not None
+
+    def push_info(self, stamp_ns: int, calibration: Calibration | None) -> None:
+        if calibration is None:
+            self.health.warn("camera_info", "camera_info has an empty K; using the default intrinsics")
+        with self.sync_lock:
+            self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic()))
+
+    def push_image(self, stamp_ns: int, frame_id: str, decode: Callable[[], np.ndarray], encoding: str) -> None:
+        # With camera_info_wait_s > 0 an image may wait for its own camera_info: camera_info_sync.py.
+        with self.sync_lock:
+            self._add_all(self.sync.push_image(stamp_ns, (stamp_ns, frame_id, decode, encoding), time.monotonic()))
+
+    def release_overdue(self) -> None:
+        """Images whose camera_info is overdue go on with the latest one."""
+        with self.sync_lock:
+            self._add_all(self.sync.release(time.monotonic()))
+
+    def drain(self) -> None:
+        """Inputs stop (deactivation): images waiting for camera_info are still described."""
+        with self.sync_lock:
+            self._add_all(self.sync.clear())
+
+    def flush_if_idle(self) -> None:
+        """Input idle with nothing in inference: a clip of the last frames describes the ones after
+        the last clip, which would otherwise wait for the next hop or be dropped by a gap reset."""
+        if not self.worker.flush_due(self.settings.clip.flush_after_s):
+            return
+        with self.lock:
+            clip = self.pipeline.flush()
+        if clip is not None:
+            self.health.counts["clips_flushed"] += 1
+            self.worker.submit(clip)
+
+    def reset(self, reason: str = "manual") -> None:
+        # A clip already waiting for inference is kept: its frames arrived before the reset and
+        # are still described (in the old chain); the reset applies from the next frame on.
+        with self.lock:
+            self.pipeline.reset(reason)
+        self.health.counts[f"reset_{reason}"] += 1
+
+    def pending_frames(self) -> int:
+        """Waiting for their camera_info, buffered for a clip, or waiting for or in inference."""
+        with self.sync_lock:
+            waiting = len(self.sync.waiting)
+        return waiting + self.pipeline.pending_frames + self.worker.pending_frames()
+
+    def _add_all(self, paired: list[Paired]) -> None:
+        for p in paired:
+            self._add(p)
+
+    def _add(self, paired: Paired) -> None:
+        stamp_ns, frame_id, decode, encoding = paired.item
+        try:
+            rgb = decode()
+        except ImageDecodeError as exc:
+            self.health.counts["frames_rejected"] += 1
+            self.health.warn(exc.kind, f"dropping frame: {exc}")
+            return
+        rgb, k = self._camera(rgb, paired)
+        mount = self.camera_mount(frame_id)
+        with self.lock:
+            if mount is not None:
+                self.pipeline.set_camera_mount(mount)
+            clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding)
+            self.worker.touch()
+        if reason == OUT_OF_ORDER:
+            self.health.warn(reason, "dropping a frame older than the one before it")
+        elif reason:
+            self.health.counts[f"reset_{reason}"] += 1
+            self.health.warn(f"reset_{reason}", f"clip buffer reset ({reason}) at frame stamp {stamp_ns} ns")
+        if clip is not None:
+            self.worker.submit(clip)
+
+    def _camera(self, rgb: np.ndarray, paired: Paired) -> tuple[np.ndarray, np.ndarray | None]:
+        """The image and K the pipeline gets; a rejected camera_info is counted, then ignored."""
+        rgb, k, problem = self.camera(rgb, paired.k)
+        if problem:
+            self.health.warn(problem.split(":")[0], f"{problem}; using the default intrinsics")
+        elif paired.k is None:
+            self.health.warn("no_camera_info", "no camera_info received yet: assuming a "
+                             f"{self.settings.clip.default_hfov_deg} deg horizontal field of view")
+        elif not paired.exact:
+            self.health.counts["frames_without_own_camera_info"] += 1
+        return rgb, k

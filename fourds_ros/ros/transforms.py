@@ -1,0 +1,82 @@
+"""The node's TF: odom -> base on /tf, and the camera's mount (base -> camera) from /tf_static.
+
+Why look the mount up: a base_from_camera parameter that disagrees with the robot's URDF moves
+every odometry pose without any error; Isaac ROS Visual SLAM reads the mount from TF the same way.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..perception.odometry import transform_from_xyz_quat
+from ..perception.settings import PoseSettings
+from . import tf_static
+
+
+def make_tf_publisher(node, qos):
+    """-> (publish(list[TransformStamped]) or None, description, rclpy publisher to destroy or
+    None). tf2_ros when importable, else a plain tf2_msgs/TFMessage publisher on /tf, else None
+    (TF skipped, with a warning)."""
+    try:
+        from tf2_ros import TransformBroadcaster
+
+        broadcaster = TransformBroadcaster(node)
+        return broadcaster.sendTransform, "tf2_ros.TransformBroadcaster", getattr(broadcaster, "pub_tf", None)
+    except ImportError:
+        pass
+    try:
+        from tf2_msgs.msg import TFMessage
+    except ImportError:
+        node.get_logger().warning("neither tf2_ros nor tf2_msgs is importable: TF is not published "
+                                  "(run tools/build_tf2_msgs.sh)")
+        return None, "none (tf2_msgs missing)", None
+    publisher = node.create_publisher(TFMessage, "/tf", qos)
+    return ((lambda transforms: publisher.publish(TFMessage(transforms=list(transforms)))),
+            "/tf TFMessage publisher", publisher)
+
+
+class CameraMount:
+    """base_frame -> the images' frame_id: looked up on /tf_static for camera_mount_timeout_s after
+    activation (frames keep flowing meanwhile, with base_from_camera), or published from
+    base_from_camera when publish_camera_mount is set. `resolve(frame_id)` is called per frame and
+    returns a 4x4 T_base_camera the first time TF provides one, else None."""
+
+    def __init__(self, node, settings: PoseSettings):
+        self.node, self.base = node, settings.base_frame
+        self.parameter = transform_from_xyz_quat(settings.base_from_camera)
+        self.publish = settings.publish_camera_mount
+        self.deadline = time.monotonic() + settings.camera_mount_timeout_s
+        self.listener = self.broadcaster = None
+        if self.publish:
+            self.state = "pending (publishing base_from_camera)"
+        elif settings.camera_mount_timeout_s > 0:
+            self.listener = tf_static.StaticTransformListener(node)
+            self.state = "pending (looking up /tf_static)"
+        else:
+            self.state = "base_from_camera parameter"
+
+    def resolve(self, frame_id: str) -> np.ndarray | None:
+        if not self.state.startswith("pending"):
+            return None
+        if self.publish:
+            self.broadcaster = tf_static.publish_static(
+                self.node, [tf_static.make_transform(self.base, frame_id, self.parameter)])
+            self.state = f"base_from_camera parameter, published as {self.base} -> {frame_id}"
+            return None
+        found = self.listener.lookup(self.base, frame_id)
+        if found is not None:
+            self.state = f"/tf_static {self.base} -> {frame_id}"
+            return found
+        if time.monotonic() > self.deadline:
+            self.state = f"base_from_camera parameter ({self.base} -> {frame_id} not on /tf_static)"
+            # A log warning, not a diagnostics WARN: a robot without a URDF is a normal set-up.
+            self.node.get_logger().warning(f"no {self.base} -> {frame_id} on /tf_static after the mount timeout: "
+                                           "using the base_from_camera parameter")
+        return None
+
+    def destroy(self) -> None:
+        if self.listener is not None:
+            self.node.destroy_subscription(self.listener.subscription)
+            self.listener = None
