@@ -116,6 +116,39 @@ def test_checkpointed_blocks_give_the_same_output_and_gradients():
     assert torch.equal(y0, y1) and all(torch.equal(a, b) for a, b in zip(g0, g1))
 
 
+def test_shape_annotations_hold_for_real_tensors():
+    """The jaxtyping shapes in the encoder's and masking's signatures (as the official code's
+    Float['*B T H W C']) resolve, and the tensors that flow through them have those ranks and
+    dtypes."""
+    import typing
+
+    from fourds_ros.model.blocks import run_blocks
+    from fourds_ros.model.encoder import Encoder
+    from fourds_ros.model.masking import TokenMask, gather_tokens
+
+    model = small_model()
+    video = torch.rand(2, 4, 32, 48, 3)
+    mask = make_mask("random", 2, model.config.token_grid, 0.5)
+    with torch.no_grad():
+        kept, _ = model.encoder.embed_kept(video, mask.ids_keep)
+        out = model.encoder(video)
+    checks = [
+        (typing.get_type_hints(Encoder.embed_kept), {"video": video, "ids_keep": mask.ids_keep}, kept),
+        (typing.get_type_hints(gather_tokens), {"tokens": out.states[0], "ids": mask.ids_keep}, kept),
+        (typing.get_type_hints(run_blocks), {"x": out.states[-1]}, out.output),
+        (typing.get_type_hints(TokenMask), {"ids_keep": mask.ids_keep, "ids_restore": mask.ids_restore,
+                                            "masked": mask.masked}, None),
+    ]
+    for hints, args, result in checks:
+        for name, value in args.items():
+            assert isinstance(value, hints[name]), (name, hints[name])
+        if result is not None:
+            ret = hints["return"]
+            ret = typing.get_args(ret)[0] if typing.get_origin(ret) is tuple else ret
+            assert isinstance(result, ret), ret
+    assert not isinstance(video, typing.get_type_hints(run_blocks)["x"])  # rank 5 is not (B, N, D)
+
+
 def test_encoder_drops_masked_tokens():
     model = small_model()
     video = torch.rand(2, 4, 32, 48, 3)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch.utils.checkpoint
+from jaxtyping import Float
 from torch import Tensor, nn
 
 
-def run_blocks(blocks: Iterable[nn.Module], x: Tensor, checkpoint: bool,
-               inputs: list[Tensor] | None = None) -> Tensor:
+def run_blocks(blocks: Iterable[nn.Module], x: Float[Tensor, "B N D"], checkpoint: bool,
+               inputs: list[Tensor] | None = None) -> Float[Tensor, "B N D"]:
     """x (B, N, D) through each block in turn -> (B, N, D).
 
     checkpoint: activation checkpointing (recompute each block in the backward pass instead of

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from .blocks import run_blocks
@@ -34,7 +35,7 @@ class PatchEmbedding(nn.Module):
         self.patch_size = tuple(patch_size)
         self.proj = nn.Conv3d(3, width, kernel_size=patch_size, stride=patch_size)
 
-    def forward(self, video: Tensor) -> Tensor:
+    def forward(self, video: Float[Tensor, "B T H W 3"]) -> Float[Tensor, "B t h w D"]:
         x = self.proj(rearrange(video, "b t h w c -> b c t h w"))
         return rearrange(x, "b d t h w -> b t h w d")
 
@@ -50,8 +51,7 @@ class Attention(nn.Module):
         self.value = nn.Linear(width, width)
         self.out = nn.Linear(width, width)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, N, D) -> (B, N, D)."""
+    def forward(self, x: Float[Tensor, "B N D"]) -> Float[Tensor, "B N D"]:
         q, k, v = (
             rearrange(proj(x), "b n (h d) -> b h n d", h=self.num_heads)
             for proj in (self.query, self.key, self.value)
@@ -67,7 +67,7 @@ class MLP(nn.Module):
         self.dense_in = nn.Linear(width, hidden)
         self.dense_out = nn.Linear(hidden, width)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Float[Tensor, "B N D"]) -> Float[Tensor, "B N D"]:
         # JAX's gelu defaults to the tanh approximation; exact GELU differs by ~3e-3.
         return self.dense_out(F.gelu(self.dense_in(x), approximate="tanh"))
 
@@ -82,7 +82,7 @@ class Block(nn.Module):
         self.mlp_norm = layer_norm(spec.width)
         self.mlp = MLP(spec.width, spec.mlp_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Float[Tensor, "B N D"]) -> Float[Tensor, "B N D"]:
         x = x + self.attention(self.attention_norm(x))
         return x + self.mlp(self.mlp_norm(x))
 
@@ -95,8 +95,8 @@ class EncoderOutput:
     mask: the token mask when tokens were dropped, else None. Token tensors are (B, N, D) with
     N the kept tokens in `mask.ids_keep` order, or all t*h*w tokens (time slowest) unmasked."""
 
-    states: list[Tensor]
-    output: Tensor | None
+    states: list[Float[Tensor, "B N D"]]
+    output: Float[Tensor, "B N D"] | None
     grid: tuple[int, int, int]
     mask: TokenMask | None = None
 
@@ -125,7 +125,7 @@ class Encoder(nn.Module):
     def num_states(self) -> int:
         return self.spec.depth + 1
 
-    def position_embedding(self, grid: tuple[int, int, int]) -> Tensor:
+    def position_embedding(self, grid: tuple[int, int, int]) -> Float[Tensor, "t h w D"]:
         """The learned (t, h, w, D) embedding at `grid`.
 
         Other clip shapes than the trained one use trilinear interpolation of the embedding grid
@@ -138,14 +138,15 @@ class Encoder(nn.Module):
         x = F.interpolate(x, size=tuple(grid), mode="trilinear", align_corners=False)
         return rearrange(x, "1 d t h w -> t h w d")
 
-    def embed(self, video: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
+    def embed(self, video: Float[Tensor, "B T H W 3"]) -> tuple[Float[Tensor, "B N D"], tuple[int, int, int]]:
         """video: (B, T, H, W, 3) -> tokens (B, t*h*w, D) with time slowest, and the grid."""
         x = self.patch_embedding(video)
         grid = tuple(x.shape[1:4])
         x = x + self.position_embedding(grid)
         return rearrange(x, "b t h w d -> b (t h w) d"), grid
 
-    def embed_kept(self, video: Tensor, ids_keep: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
+    def embed_kept(self, video: Float[Tensor, "B T H W 3"], ids_keep: Int[Tensor, "B K"]
+                   ) -> tuple[Float[Tensor, "B K D"], tuple[int, int, int]]:
         """video: (B, T, H, W, 3), ids_keep: (B, N_keep) -> the kept tokens (B, N_keep, D) of
         `embed(video)` (same maths, up to float rounding) and the grid.
 
@@ -163,7 +164,7 @@ class Encoder(nn.Module):
 
     def forward(
         self,
-        video: Tensor,
+        video: Float[Tensor, "B T H W 3"],
         mask: TokenMask | None = None,
         num_states: int | None = None,
     ) -> EncoderOutput:

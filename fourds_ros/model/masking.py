@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from einops import repeat
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 
@@ -15,9 +16,9 @@ class TokenMask:
     ids_restore: (B, N) position of each original token in [kept..., masked...] order.
     masked: (B, N) bool, True where the token was dropped."""
 
-    ids_keep: Tensor
-    ids_restore: Tensor
-    masked: Tensor
+    ids_keep: Int[Tensor, "B K"]
+    ids_restore: Int[Tensor, "B N"]
+    masked: Bool[Tensor, "B N"]
 
     @property
     def num_tokens(self) -> int:
@@ -81,6 +82,6 @@ def make_mask(kind: str, batch: int, grid, mask_ratio: float, generator=None, de
     return MASKS[kind](batch, grid, mask_ratio, generator=generator, device=device)
 
 
-def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
+def gather_tokens(tokens: Float[Tensor, "B N D"], ids: Int[Tensor, "B K"]) -> Float[Tensor, "B K D"]:
     """tokens: (B, N, D), ids: (B, K) -> (B, K, D)."""
     return torch.gather(tokens, 1, repeat(ids, "b k -> b k d", d=tokens.shape[-1]))
