@@ -27,7 +27,7 @@ import numpy as np
 from fourds_ros.engine import create_engine
 from fourds_ros.evaluation.bag import CAMERA_FRAME, BagData
 from fourds_ros.evaluation.datasets import iter_7scenes, iter_hololens, iter_tum
-from fourds_ros.evaluation.metrics import pose_errors, total_rotation_deg
+from fourds_ros.evaluation.metrics import orthonormal_pose, pose_errors, total_rotation_deg
 from fourds_ros.evaluation.peers import orb_vo
 from fourds_ros.perception import PerceptionPipeline, PipelineSettings
 from fourds_ros.perception.pose_geometry import MODES, clip_pose
@@ -111,8 +111,8 @@ def score(poses: dict[int, np.ndarray], bag: BagData, stride: int) -> dict:
     stamps = sorted(set(poses) & set(bag.gt_pose))
     out = pose_errors(stamps, [poses[s] for s in stamps], [bag.gt_pose[s] for s in stamps])
     sparse = stamps[::stride]
-    turned = total_rotation_deg([bag.gt_pose[s] for s in sparse])
-    ratio = total_rotation_deg([poses[s] for s in sparse]) / turned if turned > 0 else None
+    turned = total_rotation_deg([orthonormal_pose(bag.gt_pose[s]) for s in sparse])  # evo wants exact SO(3)
+    ratio = total_rotation_deg([orthonormal_pose(poses[s]) for s in sparse]) / turned if turned > 0 else None
     return {k: out.get(k) for k in POSE_KEYS} | {"rotation_ratio_stride": ratio, "frames": len(stamps)}
 
 
