@@ -119,12 +119,19 @@ def test_checkpointed_blocks_give_the_same_output_and_gradients():
 def test_shape_annotations_hold_for_real_tensors():
     """The jaxtyping shapes in the encoder's and masking's signatures (as the official code's
     Float['*B T H W C']) resolve, and the tensors that flow through them have those ranks and
-    dtypes."""
+    dtypes. The modules import jaxtyping only for type checkers, so its names are given here."""
     import typing
+
+    import jaxtyping
 
     from fourds_ros.model.blocks import run_blocks
     from fourds_ros.model.encoder import Encoder
     from fourds_ros.model.masking import TokenMask, gather_tokens
+
+    names = {"Bool": jaxtyping.Bool, "Float": jaxtyping.Float, "Int": jaxtyping.Int}
+
+    def hints_of(obj):
+        return typing.get_type_hints(obj, localns=names)
 
     model = small_model()
     video = torch.rand(2, 4, 32, 48, 3)
@@ -133,10 +140,10 @@ def test_shape_annotations_hold_for_real_tensors():
         kept, _ = model.encoder.embed_kept(video, mask.ids_keep)
         out = model.encoder(video)
     checks = [
-        (typing.get_type_hints(Encoder.embed_kept), {"video": video, "ids_keep": mask.ids_keep}, kept),
-        (typing.get_type_hints(gather_tokens), {"tokens": out.states[0], "ids": mask.ids_keep}, kept),
-        (typing.get_type_hints(run_blocks), {"x": out.states[-1]}, out.output),
-        (typing.get_type_hints(TokenMask), {"ids_keep": mask.ids_keep, "ids_restore": mask.ids_restore,
+        (hints_of(Encoder.embed_kept), {"video": video, "ids_keep": mask.ids_keep}, kept),
+        (hints_of(gather_tokens), {"tokens": out.states[0], "ids": mask.ids_keep}, kept),
+        (hints_of(run_blocks), {"x": out.states[-1]}, out.output),
+        (hints_of(TokenMask), {"ids_keep": mask.ids_keep, "ids_restore": mask.ids_restore,
                                             "masked": mask.masked}, None),
     ]
     for hints, args, result in checks:
@@ -146,7 +153,7 @@ def test_shape_annotations_hold_for_real_tensors():
             ret = hints["return"]
             ret = typing.get_args(ret)[0] if typing.get_origin(ret) is tuple else ret
             assert isinstance(result, ret), ret
-    assert not isinstance(video, typing.get_type_hints(run_blocks)["x"])  # rank 5 is not (B, N, D)
+    assert not isinstance(video, hints_of(run_blocks)["x"])  # rank 5 is not (B, N, D)
 
 
 def test_encoder_drops_masked_tokens():

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch.utils.checkpoint
-from jaxtyping import Float
 from torch import Tensor, nn
+
+if TYPE_CHECKING:  # shapes for readers and type checkers; the node does not need jaxtyping at run time
+    from jaxtyping import Float
 
 
 def run_blocks(blocks: Iterable[nn.Module], x: Float[Tensor, "B N D"], checkpoint: bool,

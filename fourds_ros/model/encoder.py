@@ -8,16 +8,19 @@ final output, and it can drop masked tokens before the blocks (MAE pre-training)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from .blocks import run_blocks
 from .config import EncoderSpec
 from .masking import TokenMask, gather_tokens
+
+if TYPE_CHECKING:  # shapes for readers and type checkers; the node does not need jaxtyping at run time
+    from jaxtyping import Float, Int
 
 # Flax's LayerNorm default; PyTorch's 1e-5 shows as ~1e-4 error against the official model.
 LAYER_NORM_EPS = 1e-6

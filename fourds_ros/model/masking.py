@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from einops import repeat
-from jaxtyping import Bool, Float, Int
 from torch import Tensor
+
+if TYPE_CHECKING:  # shapes for readers and type checkers; the node does not need jaxtyping at run time
+    from jaxtyping import Bool, Float, Int
 
 
 @dataclass
