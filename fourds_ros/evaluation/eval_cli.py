@@ -1,4 +1,4 @@
-"""`fourds-ros eval BAG --model DIR --out REPORT_DIR [--offline]`.
+"""`fourds-ros eval BAG [--model DIR] --out REPORT_DIR [--offline] [--badja DIR ...]`.
 
 Default: launch the real node, replay the bag through it over DDS, record its outputs into
 REPORT_DIR/outputs.mcap and score them. --offline: the same pipeline code without DDS (fast).
