@@ -9,7 +9,11 @@ diagnostics...) as JSON summaries: type, stamp, frame_id, sizes, encodings, fiel
 Steps:
   {"frames": N, "rate": HZ, "source": "synthetic"|DIR (7-Scenes style *.color.jpg),
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
-   "stamp_offset_s": 0.0, "corrupt": null|"length"}
+   "stamp_offset_s": 0.0, "corrupt": null|"length", "skip": [I, ...], "late_at": null|I}
+                               (skip: frames not sent, as if lost in transport; late_at:  frame I's stamp is 1.5
+                               periods ahead, so frame I+1 arrives with an older stamp than it)
+  {"tf_static": [{"parent": P, "child": C, "translation": [x, y, z], "rotation": [x, y, z, w]}]}
+                               latched on /tf_static (as robot_state_publisher does from a URDF)
   {"wait": SECONDS}            keep recording
   {"wait_for": TOPIC, "count": N, "timeout": S}
   {"wait_idle": true, "timeout": S}  until /diagnostics say the node has caught up (frames_in
@@ -182,7 +186,10 @@ class Probe(Node):
         offset_ns = int(float(step.get("stamp_offset_s", 0.0)) * 1e9)
         start = time.monotonic()
         for i, rgb in enumerate(frames):
-            stamp_ns = time.time_ns() + offset_ns
+            stamp_ns = time.time_ns() + offset_ns + (int(1.5e9 / rate) if i == step.get("late_at") else 0)
+            if i in step.get("skip", ()):
+                self.spin_for(max(0.0, start + (i + 1) / rate - time.monotonic()))
+                continue
             if step.get("camera_info", True) and k is not None:
                 self.info_pub.publish(convert.camera_info(k, rgb.shape[0], rgb.shape[1], stamp_ns, "camera_optical"))
             if step.get("compressed"):
@@ -261,6 +268,11 @@ class Probe(Node):
                     {names[0]: uv[:, 0], names[1]: uv[:, 1]}, [(names[0], PointField.FLOAT32), (names[1], PointField.FLOAT32)],
                     time.time_ns(), "camera_optical"))
                 events.append({"track_queries": len(uv), "t_ns": time.time_ns()})
+            elif "tf_static" in step:
+                from .tf_static import make_transform, matrix_from_ros, publish_static
+
+                self.tf_broadcaster = publish_static(self, [make_transform(
+                    t["parent"], t["child"], matrix_from_ros(t["translation"], t["rotation"])) for t in step["tf_static"]])
             elif "reset" in step:
                 res = self.call(Trigger, self.node_path + "/reset", Trigger.Request())
                 events.append({"reset": bool(res.success), "message": res.message, "t_ns": time.time_ns()})
