@@ -93,6 +93,15 @@ def read_cloud(msg: PointCloud2) -> np.ndarray:
     return np.frombuffer(bytes(msg.data), dtype=dtype, count=msg.width * msg.height)
 
 
+def track_query_uv(msg: PointCloud2) -> np.ndarray:
+    """track_queries -> (N, 2) float input pixels; ValueError without float32 fields u, v."""
+    try:
+        cloud = read_cloud(msg)
+        return np.stack([cloud["u"], cloud["v"]], axis=1).astype(float)
+    except Exception as exc:
+        raise ValueError(f"track_queries needs float32 fields u, v: {exc}") from exc
+
+
 def tracks_cloud(tracks, stamp_ns: int, frame_id: str) -> PointCloud2:
     return point_cloud({"x": tracks.xyz[:, 0], "y": tracks.xyz[:, 1], "z": tracks.xyz[:, 2],
                         "u": tracks.u, "v": tracks.v, "track_id": tracks.ids,

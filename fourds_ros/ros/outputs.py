@@ -47,6 +47,15 @@ class OutputMessages:
         self.path = PathMsg()
         self.path.header.frame_id = settings.pose.odom_frame
 
+    def publish(self, result, trails: dict[int, np.ndarray], publishers: dict, tf_publish=None) -> None:
+        """Build and send: publishers {key: publisher with publish() and get_subscription_count()};
+        tf_publish(list[TransformStamped]) or None (no TF library)."""
+        for key, msg in self.build(result, trails, lambda key: publishers[key].get_subscription_count() > 0):
+            if key != "tf":
+                publishers[key].publish(msg)
+            elif tf_publish is not None:
+                tf_publish(msg)
+
     def build(self, result, trails: dict[int, np.ndarray], wanted: Callable[[str], bool]
               ) -> Iterator[tuple[str, object]]:
         """(output key, message) pairs for a ClipResult, in publishing order."""

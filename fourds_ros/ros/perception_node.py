@@ -2,12 +2,10 @@
 
     ros2 run fourds_ros perception_node --ros-args --params-file config/perception.yaml
 
-configure: settings from parameters, engine and pipeline, publishers, the inference worker
-  (FAILURE with the reason on a bad model or parameter; the process stays up and /diagnostics says why).
-activate: subscriptions to the image (one transport), camera_info[, track_queries] and /tf_static.
-deactivate / cleanup: destroy them / release the engine and publishers.
-The logic lives in rclpy-free modules: perception/settings.py (every parameter), pipeline.py,
-camera.py, worker.py (inference thread), health.py (diagnostics) and ros/outputs.py (messages).
+configure: settings, engine + pipeline, publishers, inference worker (FAILURE with the reason on a bad
+  model or parameter; the process stays up and /diagnostics says why). activate: subscriptions to the
+  image (one transport), camera_info[, track_queries], /tf_static. deactivate / cleanup: undo them.
+The logic is in rclpy-free modules: perception/{settings,pipeline,intake,worker,health}.py, ros/outputs.py.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -33,9 +30,9 @@ from ..perception.pipeline import create_pipeline
 from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
-from .outputs import OUTPUTS, OutputMessages
+from .outputs import OutputMessages
 from .parameters import declare_parameters, read_settings
-from .transforms import CameraMount, make_tf_publisher
+from .transforms import CameraMount, create_publishers
 
 
 class PerceptionNode(LifecycleNode):
@@ -76,13 +73,7 @@ class PerceptionNode(LifecycleNode):
         self.pipeline, self.backend_text = create_pipeline(s, log=self.get_logger().info)
         self.model_text = s.model.resolved_path()
         self.health.latency_warn_ms, self.health.stall_warn_s = s.diagnostics.latency_warn_ms, s.diagnostics.stall_warn_s
-        qos = QoSPresetProfiles[s.inputs.output_qos].value
-        self.publishers_ = {key: self.create_publisher(kind, topic, qos) for key, (topic, kind) in OUTPUTS.items()}
-        self.tf_publish, tf_text = None, "off (publish_tf false)"
-        if s.pose.publish_tf:
-            self.tf_publish, tf_text, tf_pub = make_tf_publisher(self, QoSPresetProfiles.DEFAULT.value)
-            if tf_pub is not None:
-                self.publishers_["tf"] = tf_pub
+        self.publishers_, self.tf_publish, tf_text = create_publishers(self, s)
         self.outputs = OutputMessages(s)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
                                       self.health.counts)
@@ -144,13 +135,15 @@ class PerceptionNode(LifecycleNode):
             self.health.counts.update({k: status[k] for k in PIPELINE_COUNTED})
         if self.worker is not None:
             self.worker.stop(timeout_s=10)
-            self.health.counts["frames_discarded_at_release"] += self.worker.discard()
+            discarded = self.worker.discard()
+            self.health.counts["frames_discarded_at_release"] += discarded
+            if discarded:  # shutdown or cleanup with clips still queued: say so, they are not described
+                self.get_logger().warning(f"released with {discarded} frames queued for inference: discarded")
         for p in self.publishers_.values():
             self.destroy_publisher(p)
         self.publishers_ = {}
         self.pipeline = self.worker = self.intake = self.tf_publish = None
 
-    # -- inputs ---------------------------------------------------------------------------------
     def on_camera_info(self, msg: CameraInfo) -> None:
         if self.intake is not None:
             self.intake.push_info(convert.stamp_to_ns(msg.header.stamp), convert.calibration(msg))
@@ -163,12 +156,11 @@ class PerceptionNode(LifecycleNode):
                          f"{self.settings.inputs.image_qos} (a best-effort camera needs SENSOR_DATA): no frames arrive")
 
     def on_image(self, msg: Image) -> None:
-        limit = self.settings.inputs.max_input_pixels
-        self._on_frame(msg, lambda: convert.image_to_rgb(msg, limit), msg.encoding)
+        self._on_frame(msg, lambda: convert.image_to_rgb(msg, self.settings.inputs.max_input_pixels), msg.encoding)
 
     def on_compressed(self, msg: CompressedImage) -> None:
-        limit = self.settings.inputs.max_input_pixels
-        self._on_frame(msg, lambda: convert.compressed_to_rgb(msg, limit), f"compressed:{msg.format}")
+        self._on_frame(msg, lambda: convert.compressed_to_rgb(msg, self.settings.inputs.max_input_pixels),
+                       f"compressed:{msg.format}")
 
     def _on_frame(self, msg, decode, encoding: str) -> None:
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
@@ -181,23 +173,20 @@ class PerceptionNode(LifecycleNode):
 
     def on_track_queries(self, msg: PointCloud2) -> None:
         try:
-            cloud = convert.read_cloud(msg)
-            uv = np.stack([cloud["u"], cloud["v"]], axis=1)
-        except Exception as exc:
-            self.health.warn("track_queries", f"track_queries needs float32 fields u, v: {exc}")
+            uv = convert.track_query_uv(msg)
+        except ValueError as exc:
+            self.health.warn("track_queries", str(exc))
             return
         if self.pipeline is not None:
             self.pipeline.add_track_queries(uv)
 
     def on_reset(self, request, response):
-        if self.intake is None:
-            response.success, response.message = False, "not configured"
-            return response
-        self.intake.reset("manual")
-        response.success, response.message = True, "odometry and tracks reset"
+        if self.intake is not None:
+            self.intake.reset("manual")
+        response.success = self.intake is not None
+        response.message = "odometry and tracks reset" if response.success else "not configured"
         return response
 
-    # -- inference thread -----------------------------------------------------------------------
     def _run_clip(self, clip) -> None:
         pipeline, t_start = self.pipeline, time.perf_counter()
         if pipeline is None:
@@ -209,13 +198,8 @@ class PerceptionNode(LifecycleNode):
             self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
         self.health.counts["clips"] += 1
-        pubs = self.publishers_
-        send = {key: pub.publish for key, pub in pubs.items()}
-        send["tf"] = self.tf_publish or (lambda transforms: None)  # no TF library: warned at configure
         try:
-            for key, msg in self.outputs.build(result, pipeline.trails(),
-                                               lambda key: pubs[key].get_subscription_count() > 0):
-                send[key](msg)
+            self.outputs.publish(result, pipeline.trails(), self.publishers_, self.tf_publish)
         except Exception as exc:
             self.health.counts["frames_failed"] += len(result.frames)
             if self.worker is not None and self.worker.running:
@@ -224,7 +208,6 @@ class PerceptionNode(LifecycleNode):
         self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s,
                                 time.perf_counter() - t_start)
 
-    # -- diagnostics ----------------------------------------------------------------------------
     def publish_diagnostics(self) -> None:
         intake, pipeline = self.intake, self.pipeline
         state = NodeState(self.state_text, self.failure, self.backend_text, self.model_text,

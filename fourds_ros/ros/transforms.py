@@ -1,4 +1,5 @@
-"""The node's TF: odom -> base on /tf, and the camera's mount (base -> camera) from /tf_static.
+"""The node's output publishers and TF: odom -> base on /tf, and the camera's mount (base ->
+camera) from /tf_static.
 
 Why look the mount up: a base_from_camera parameter that disagrees with the robot's URDF moves
 every odometry pose without any error; Isaac ROS Visual SLAM reads the mount from TF the same way.
@@ -11,8 +12,9 @@ import time
 import numpy as np
 
 from ..perception.odometry import transform_from_xyz_quat
-from ..perception.settings import PoseSettings
+from ..perception.settings import PerceptionSettings, PoseSettings
 from . import tf_static
+from .outputs import OUTPUTS
 
 
 def make_tf_publisher(node, qos):
@@ -35,6 +37,21 @@ def make_tf_publisher(node, qos):
     publisher = node.create_publisher(TFMessage, "/tf", qos)
     return ((lambda transforms: publisher.publish(TFMessage(transforms=list(transforms)))),
             "/tf TFMessage publisher", publisher)
+
+
+def create_publishers(node, settings: PerceptionSettings) -> tuple[dict, object, str]:
+    """The node's output publishers (outputs.OUTPUTS, output_qos) and TF. -> (publishers by output
+    key, publish(list[TransformStamped]) or None, what publishes TF)."""
+    from rclpy.qos import QoSPresetProfiles
+
+    qos = QoSPresetProfiles[settings.inputs.output_qos].value
+    publishers = {key: node.create_publisher(kind, topic, qos) for key, (topic, kind) in OUTPUTS.items()}
+    if not settings.pose.publish_tf:
+        return publishers, None, "off (publish_tf false)"
+    tf_publish, tf_text, tf_pub = make_tf_publisher(node, QoSPresetProfiles.DEFAULT.value)
+    if tf_pub is not None:
+        publishers["tf"] = tf_pub
+    return publishers, tf_publish, tf_text
 
 
 class CameraMount:
