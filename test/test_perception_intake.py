@@ -1,0 +1,410 @@
+"""FrameIntake with a real (tiny, random) pipeline and a real InferenceWorker: camera_info checks,
+decode errors, late frames, resets, the camera mount and frame accounting, without ROS."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from fourds_ros.engine import create_engine
+from fourds_ros.perception.camera import Calibration
+from fourds_ros.perception.health import NodeHealth, NodeState
+from fourds_ros.perception.image import ImageDecodeError
+from fourds_ros.perception.intake import FrameIntake
+from fourds_ros.perception.pipeline import PerceptionPipeline
+from fourds_ros.perception.preprocess import default_intrinsics
+from fourds_ros.perception.settings import PerceptionSettings
+from fourds_ros.perception.worker import InferenceWorker
+
+HZ30 = 33_333_333
+T0 = 1_000_000_000_000
+FLUSH_S = 0.05
+WAIT_S = 4.0
+TUM_K = np.array([[517.3, 0.0, 318.6], [0.0, 516.5, 255.3], [0.0, 0.0, 1.0]])
+TUM_D = (0.2624, -0.9531, -0.0054, 0.0026, 1.1633)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return create_engine(tiny_model_dir, backend="torch", num_queries=4)
+
+
+class Rig:
+    """The node's wiring of intake, pipeline, worker and health, with the published results kept."""
+
+    def __init__(self, engine, camera_mount=None, start=True):
+        # flush_after_s small so that a test can flush after a short idle (the pipeline ignores it)
+        self.settings = PerceptionSettings.from_params(hop=2, max_tracks=4, flush_after_s=FLUSH_S)
+        self.pipeline = PerceptionPipeline(engine, self.settings)
+        self.logged: list[str] = []
+        self.health = NodeHealth(self.logged.append)
+        self.results = []
+        self.restarted: list[bool] = []  # ClipResult.odometry_restarted, per clip run
+        self.worker_errors = []
+        self.worker = InferenceWorker(self.run_clip, self.worker_errors.append, self.health.counts)
+        kw = {} if camera_mount is None else {"camera_mount": camera_mount}
+        self.intake = FrameIntake(self.pipeline, self.worker, self.health, self.settings, **kw)
+        if start:
+            self.worker.start()
+
+    def run_clip(self, clip) -> None:  # as PerceptionNode._run_clip, without the messages
+        t0 = time.perf_counter()
+        result = self.pipeline.process(clip)
+        self.health.counts["clips"] += 1
+        self.results.extend(result.frames)
+        self.restarted.append(result.odometry_restarted)
+        self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t0)
+
+    def image(self, stamp_ns: int, rgb=None, decode=None, frame_id: str = "cam", info: Calibration | None = None,
+              paced: bool = True):
+        """One frame as the node takes it in: counted by health, its camera_info first (if any).
+        paced: the next frame comes after inference caught up (a camera slower than the model), so
+        no clip is superseded; otherwise frames come as fast as the test pushes them."""
+        if info is not None:
+            self.intake.push_info(stamp_ns, info)
+        self.health.frame_received(stamp_ns)
+        self.intake.push_image(stamp_ns, frame_id, decode or (lambda: rgb), "rgb8")
+        if paced and self.worker.running:
+            self.wait_idle()
+
+    def wait_idle(self) -> None:
+        assert wait_for(self.worker.idle), "the worker did not catch up"
+
+    def flush(self) -> None:
+        """Idle for flush_after_s, then the node's flush timer."""
+        self.wait_idle()
+        assert wait_for(lambda: self.worker.flush_due(FLUSH_S))
+        self.intake.flush_if_idle()
+        self.wait_idle()
+
+    def state(self) -> NodeState:
+        return NodeState("active", frames_pending=self.intake.pending_frames(),
+                         has_camera_info=self.intake.has_camera_info, pipeline_status=self.pipeline.status())
+
+    def values(self) -> dict[str, str]:
+        return self.health.report(self.state())[2]
+
+    def stop(self) -> None:
+        self.worker.stop(timeout_s=WAIT_S)
+
+
+def wait_for(predicate, timeout_s: float = WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return predicate()
+
+
+@pytest.fixture
+def rig(engine):
+    rigs = []
+
+    def make(**kw):
+        r = Rig(engine, **kw)
+        rigs.append(r)
+        return r
+
+    yield make
+    for r in rigs:
+        r.stop()
+
+
+def image(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def square_k(size: int = 64) -> np.ndarray:
+    return np.array([[60.0, 0, (size - 1) / 2], [0, 60.0, (size - 1) / 2], [0, 0, 1]])
+
+
+def stamps(n: int) -> list[int]:
+    return [T0 + i * HZ30 for i in range(n)]
+
+
+def test_every_frame_described_once_and_accounted(rig):
+    r = rig()
+    calib = Calibration(square_k(), (), "", 64, 64)
+    for i, s in enumerate(stamps(11)):  # clips at frames 3, 5, 7, 9; frame 10 waits for the next hop
+        r.image(s, image(64, 64, i), info=calib)
+    r.wait_idle()
+    assert r.intake.has_camera_info
+    assert [x.stamp_ns for x in r.results] == stamps(10)
+    assert r.intake.pending_frames() == 1
+    values = r.values()
+    assert values["frames_in"] == "11" and values["frames_out"] == "10" and values["frames_pending"] == "1"
+    assert values["frames_unaccounted"] == "0"
+    r.flush()  # input idle: a flushed clip describes frame 10
+    assert [x.stamp_ns for x in r.results] == stamps(11)
+    assert [x.index for x in r.results] == list(range(11))
+    c = r.health.counts
+    assert c["clips_flushed"] == 1 and c["clips"] == 5 and c["clips_dropped"] == c["frames_dropped"] == 0
+    for x in r.results:
+        assert x.has_camera_info and np.allclose(x.k, square_k()) and x.frame_id == "cam"
+        assert x.depth is not None and x.pose is not None
+    values = r.values()
+    assert values["frames_out"] == "11" and values["frames_pending"] == "0"
+    assert values["frames_unaccounted"] == "0"
+    assert values["frames_without_own_camera_info"] == "0"  # each image had its own camera_info
+    assert r.health.errors == {} and r.logged == [] and r.worker_errors == []
+    assert r.health.level(r.state())[0] == 0  # OK
+    r.flush()  # nothing left to describe: no second flush
+    assert r.health.counts["clips_flushed"] == 1
+
+
+def test_overload_accounts_for_every_frame(rig):
+    """Frames pushed faster than inference: clips are superseded, and each frame is described once
+    or counted as dropped (frames described by no clip), never both and never lost."""
+    r = rig()
+    for i, s in enumerate(stamps(21)):
+        r.image(s, image(64, 64, i), paced=False)
+    r.flush()
+    c = r.health.counts
+    described = [x.stamp_ns for x in r.results]
+    assert described == sorted(set(described))  # in order, none twice
+    assert len(described) + c["frames_dropped"] == 21
+    assert c["clips"] + c["clips_dropped"] == 9 + 1  # clips at frames 3, 5, ..., 19 and one flushed
+    assert r.values()["frames_unaccounted"] == "0"
+    assert stamps(21)[-1] in described
+
+
+def test_decode_error_counts_a_rejected_frame(rig):
+    r = rig()
+
+    def bad():
+        raise ImageDecodeError("size", "data length 100 != step 192 * height 64")
+
+    ss = stamps(5)
+    for i, s in enumerate(ss):
+        if i == 2:
+            r.image(s, decode=bad)
+        else:
+            r.image(s, image(64, 64, i))
+    r.wait_idle()
+    assert r.health.counts["frames_rejected"] == 1
+    assert r.health.errors["size"] == 1
+    assert any(m.startswith("[size] dropping frame") for m in r.logged)
+    assert [x.stamp_ns for x in r.results] == [ss[0], ss[1], ss[3], ss[4]]  # the other four: one clip
+    values = r.values()
+    assert values["frames_rejected"] == "1" and values["errors_size"] == "1"
+    assert values["frames_unaccounted"] == "0"
+
+
+def test_non_finite_k_is_counted_and_the_default_intrinsics_used(rig):
+    r = rig()
+    k = square_k()
+    k[0, 0] = np.nan
+    bad = Calibration(k, (), "", 64, 64)
+    for i, s in enumerate(stamps(4)):
+        r.image(s, image(64, 64, i), info=bad)
+    r.wait_idle()
+    assert r.health.errors["camera_info_non_finite"] == 4
+    assert any(m.startswith("[camera_info_non_finite]") and "default intrinsics" in m for m in r.logged)
+    assert len(r.results) == 4  # the frames still go through
+    default = default_intrinsics((64, 64), r.settings.clip.default_hfov_deg)
+    for x in r.results:
+        assert not x.has_camera_info
+        assert np.allclose(x.k, default)
+    assert r.values()["frames_unaccounted"] == "0"
+
+
+def test_no_camera_info_warns_and_uses_default_intrinsics(rig):
+    r = rig()
+    for i, s in enumerate(stamps(4)):
+        r.image(s, image(48, 64, i))
+    r.wait_idle()
+    assert r.health.errors["no_camera_info"] == 4 and not r.intake.has_camera_info
+    assert all(np.allclose(x.k, default_intrinsics((48, 64), 60.0)) for x in r.results) and len(r.results) == 4
+
+
+def test_plumb_bob_distortion_gives_the_undistorted_k(rig):
+    r = rig()
+    calib = Calibration(TUM_K, TUM_D, "plumb_bob", 640, 480)
+    raw = [image(480, 640, i) for i in range(4)]
+    for rgb, s in zip(raw, stamps(4)):
+        r.image(s, rgb, info=calib)
+    r.wait_idle()
+    expected, _ = cv2.getOptimalNewCameraMatrix(TUM_K, np.array(TUM_D), (640, 480), 0.0, (640, 480))
+    assert len(r.results) == 4 and r.health.errors == {}
+    for x in r.results:
+        assert x.has_camera_info
+        assert np.allclose(x.k, expected, atol=1e-6)
+        assert not np.allclose(x.k, TUM_K, atol=1.0)  # not the distorted camera's K
+    assert r.values()["frames_unaccounted"] == "0"
+
+
+def test_plumb_bob_image_is_undistorted_before_the_pipeline(rig):
+    r = rig()
+    calib = Calibration(TUM_K, TUM_D, "plumb_bob", 640, 480)
+    raw = image(480, 640, 7)
+    seen = []
+    add_frame = r.pipeline.add_frame
+
+    def spy(rgb, *args, **kw):
+        seen.append(rgb)
+        return add_frame(rgb, *args, **kw)
+
+    r.pipeline.add_frame = spy
+    r.image(T0, raw, info=calib)
+    assert len(seen) == 1 and seen[0].shape == raw.shape and not np.array_equal(seen[0], raw)
+
+
+def test_k_calibrated_at_twice_the_resolution_is_scaled(rig):
+    r = rig()
+    k = np.array([[1000.0, 0, 639.5], [0, 1000.0, 479.5], [0, 0, 1]])
+    calib = Calibration(k, (), "", 1280, 960)
+    for i, s in enumerate(stamps(4)):
+        r.image(s, image(480, 640, i), info=calib)
+    r.wait_idle()
+    assert len(r.results) == 4 and r.health.errors == {}
+    for x in r.results:
+        assert x.has_camera_info
+        assert np.isclose(x.k[0, 0], 500.0) and np.isclose(x.k[1, 1], 500.0)
+        assert np.isclose(x.k[0, 2], 319.5) and np.isclose(x.k[1, 2], 239.5)
+
+
+def test_k_for_another_aspect_is_refused(rig):
+    r = rig()
+    calib = Calibration(square_k(), (), "", 64, 64)  # calibrated 64x64, images 48x64
+    for i, s in enumerate(stamps(4)):
+        r.image(s, image(48, 64, i), info=calib)
+    r.wait_idle()
+    assert r.health.errors["camera_info_size_mismatch"] == 4
+    assert all(not x.has_camera_info for x in r.results) and len(r.results) == 4
+
+
+def test_swapped_stamps_drop_one_frame_without_reset(rig):
+    r = rig()
+    ss = stamps(10)
+    order = ss[:4] + [ss[5], ss[4]] + ss[6:]  # frame 4 arrives after frame 5
+    for i, s in enumerate(order):
+        r.image(s, image(64, 64, i))
+    r.wait_idle()
+    status = r.pipeline.status()
+    assert status["frames_out_of_order"] == 1
+    assert status["frames_reset"] == 0 and sum(r.pipeline.buffer.resets.values()) == 0
+    assert not any(k.startswith("reset_") for k in r.health.counts)
+    assert r.health.errors["out_of_order"] == 1
+    r.flush()
+    described = [x.stamp_ns for x in r.results]
+    assert described == [s for s in ss if s != ss[4]]  # 9 frames, in order, one sequence
+    values = r.values()
+    assert values["frames_out_of_order"] == "1" and values["frames_unaccounted"] == "0"
+    assert values["frames_in"] == "10" and values["frames_out"] == "9"
+
+
+def test_manual_reset_counts_the_undescribed_buffered_frames(rig):
+    r = rig()
+    for i, s in enumerate(stamps(5)):  # clip at frame 3 (4 frames); frame 4 buffered
+        r.image(s, image(64, 64, i))
+    assert r.pipeline.pending_frames == 1
+    r.intake.reset("manual")
+    assert r.pipeline.status()["frames_reset"] == 1
+    assert r.health.counts["reset_manual"] == 1
+    assert r.pipeline.pending_frames == 0
+    r.wait_idle()
+    assert len(r.results) == 4  # the clip waiting at the reset is still described
+    values = r.values()
+    assert values["frames_reset"] == "1" and values["resets_manual"] == "1"
+    assert values["frames_unaccounted"] == "0"
+    # after the reset a new sequence starts: 4 more frames make a full clip again
+    for i, s in enumerate(stamps(9)[5:]):
+        r.image(s, image(64, 64, 10 + i))
+    r.wait_idle()
+    assert [x.stamp_ns for x in r.results] == stamps(4) + stamps(9)[5:]
+    assert r.values()["frames_unaccounted"] == "0"
+
+
+def test_manual_reset_restarts_odometry_at_the_next_sequence(rig):
+    r = rig()
+    for i, s in enumerate(stamps(6)):
+        r.image(s, image(64, 64, i))
+    r.wait_idle()
+    r.intake.reset("manual")
+    for i, s in enumerate(stamps(10)[6:]):
+        r.image(s, image(64, 64, 10 + i))
+    r.wait_idle()
+    assert r.restarted == [True, False, True]  # first clip, hop clip, first clip after the reset
+    assert r.pipeline.status()["pose_gaps"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "pipeline.py PerceptionPipeline.process: the odometry restart of a manual reset (_reset_state) or a "
+    "time_backwards reset (_seen_backwards, read at process time) is consumed by the next clip of any new "
+    "sequence, here the pre-reset clip still waiting for inference, so the post-reset sequence continues "
+    "the old chain (odometry_restarted False, pose_gaps 1)"))
+@pytest.mark.parametrize("reset", ["manual", "time_backwards"])
+def test_reset_while_the_first_clip_waits_restarts_odometry_after_it(rig, reset):
+    """The intake keeps a clip already waiting at a reset ('described in the old chain; the reset
+    applies from the next frame on'). When that waiting clip is itself the first of its sequence,
+    the post-reset clips must still restart odometry."""
+    r = rig(start=False)  # inference behind: the first clip waits in the queue
+    for i, s in enumerate(stamps(4)):
+        r.image(s, image(64, 64, i))
+    assert len(r.worker.queue) == 1
+    if reset == "manual":
+        r.intake.reset("manual")
+        after = stamps(9)[5:]
+    else:  # a bag loop: time jumps back 10 s
+        after = [s - 10_000_000_000 for s in stamps(4)]
+    for i, s in enumerate(after):
+        r.image(s, image(64, 64, 10 + i))
+    assert r.health.counts[f"reset_{reset}"] == 1
+    r.worker.start()
+    r.wait_idle()
+    assert [x.stamp_ns for x in r.results] == stamps(4) + after
+    assert r.values()["frames_unaccounted"] == "0"
+    assert r.restarted == [True, True]
+    assert r.pipeline.status()["pose_gaps"] == 0
+
+
+def test_reset_before_the_first_clip_counts_every_buffered_frame(rig):
+    r = rig()
+    for i, s in enumerate(stamps(3)):
+        r.image(s, image(64, 64, i))
+    r.intake.reset("manual")
+    assert r.pipeline.status()["frames_reset"] == 3
+    r.wait_idle()
+    assert r.results == [] and r.values()["frames_unaccounted"] == "0"
+
+
+def test_camera_mount_reaches_the_odometry(rig):
+    mount = np.eye(4)
+    mount[:3, 3] = (0.1, -0.2, 0.3)
+    mount[:3, :3] = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)
+    asked = []
+    lock = threading.Lock()
+
+    def camera_mount(frame_id):
+        with lock:
+            asked.append(frame_id)
+            return mount if len(asked) == 2 else None  # newly known at the second frame
+
+    r = rig(camera_mount=camera_mount)
+    before = r.pipeline.odometry.base_from_camera.copy()
+    assert not np.allclose(before, mount)
+    r.image(T0, image(64, 64, 0), frame_id="cam_optical")
+    assert np.allclose(r.pipeline.odometry.base_from_camera, before)
+    r.image(T0 + HZ30, image(64, 64, 1), frame_id="cam_optical")
+    assert np.allclose(r.pipeline.odometry.base_from_camera, mount)
+    assert np.allclose(r.pipeline.odometry.camera_from_base, np.linalg.inv(mount))
+    r.image(T0 + 2 * HZ30, image(64, 64, 2), frame_id="cam_optical")  # None: the mount is kept
+    assert np.allclose(r.pipeline.odometry.base_from_camera, mount)
+    assert asked == ["cam_optical"] * 3
+
+
+def test_rejected_frames_are_not_asked_for_a_camera_mount(rig):
+    asked = []
+    r = rig(camera_mount=lambda f: asked.append(f))
+
+    def bad():
+        raise ImageDecodeError("unsupported_encoding", "bayer_xyz16")
+
+    r.image(T0, decode=bad)
+    assert asked == [] and r.health.counts["frames_rejected"] == 1
+    assert r.values()["frames_unaccounted"] == "0"

@@ -1,0 +1,488 @@
+"""InferenceWorker (inference thread, supersede, idle flush) and NodeHealth / StampGaps (diagnostics
+rules and frame accounting), without ROS."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fourds_ros.perception import health as health_module
+from fourds_ros.perception.clip_buffer import Clip, Frame, supersede
+from fourds_ros.perception.health import ERROR, OK, PIPELINE_COUNTED, WARN, NodeHealth, NodeState, StampGaps
+from fourds_ros.perception.worker import InferenceWorker
+
+MS = 1_000_000
+HZ30 = 33_333_333  # ns between frames at 30 Hz
+WAIT_S = 3.0  # upper bound for anything the worker thread has to do
+
+
+def make_clip(tag: int, new_frames: int, sequence: int = 0, length: int = 4) -> Clip:
+    """A clip of `length` frames whose first frame's stamp carries `tag` (to identify the clip)."""
+    frames = [Frame(np.zeros((2, 2, 3), np.uint8), tag * 1000 + i, "cam") for i in range(length)]
+    return Clip(frames, new_frames, sequence)
+
+
+def tag(clip: Clip) -> int:
+    return clip.frames[0].stamp_ns // 1000
+
+
+def wait_for(predicate, timeout_s: float = WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return predicate()
+
+
+class GatedRun:
+    """run_clip that records each clip and its thread, and blocks on clips in `gated` until released."""
+
+    def __init__(self, gated=()):
+        self.gated = set(gated)
+        self.started = {t: threading.Event() for t in self.gated}
+        self.gates = {t: threading.Event() for t in self.gated}
+        self.ran: list[tuple[int, int, str]] = []  # (tag, new_frames, thread name)
+        self.done = threading.Event()
+
+    def __call__(self, clip: Clip) -> None:
+        t = tag(clip)
+        if t in self.gated:
+            self.started[t].set()
+            assert self.gates[t].wait(WAIT_S), "gate never released"
+        self.ran.append((t, clip.new_frames, threading.current_thread().name))
+
+    def release_all(self) -> None:
+        for gate in self.gates.values():
+            gate.set()
+
+
+@pytest.fixture
+def make_worker():
+    workers = []
+
+    def make(run_clip, on_error=None, **kw):
+        errors = []
+        w = InferenceWorker(run_clip, on_error or errors.append, **kw)
+        w.errors = errors
+        workers.append(w)
+        return w
+
+    yield make
+    for w in workers:
+        w.stop(timeout_s=WAIT_S)
+
+
+# -- InferenceWorker ----------------------------------------------------------------------------------
+
+def test_clips_run_in_order_on_the_worker_thread(make_worker):
+    run = GatedRun()
+    worker = make_worker(run)
+    worker.start()
+    for t in range(1, 4):
+        worker.submit(make_clip(t, 2))
+        assert wait_for(lambda: len(run.ran) == t)  # one at a time: never superseded
+    assert [r[0] for r in run.ran] == [1, 2, 3]
+    assert {r[2] for r in run.ran} == {"fourds_inference"}
+    assert threading.current_thread().name != "fourds_inference"
+    assert worker.counts["clips_dropped"] == 0 and worker.counts["frames_dropped"] == 0
+    assert worker.errors == []
+
+
+def test_burst_queued_in_order_while_a_clip_runs(make_worker):
+    """Two clips fit in the queue behind the running one and run after it, in order."""
+    run = GatedRun(gated={1})
+    worker = make_worker(run)
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    worker.submit(make_clip(2, 2))
+    worker.submit(make_clip(3, 2))
+    assert run.ran == []
+    run.release_all()
+    assert wait_for(lambda: len(run.ran) == 3)
+    assert [(r[0], r[1]) for r in run.ran] == [(1, 4), (2, 2), (3, 2)]
+    assert worker.counts["clips_dropped"] == 0
+
+
+def test_overload_supersedes_the_newest_waiting_clip(make_worker):
+    """Clip 1 runs (blocked), 2 and 3 wait; 4 then 5 replace the newest waiting clip. The counts follow
+    clip_buffer.supersede: a newer clip describes the waiting clip's new frames still in its window."""
+    counts = Counter()
+    run = GatedRun(gated={1})
+    worker = make_worker(run, counts=counts)
+    worker.start()
+    c1, c2, c3 = make_clip(1, 4), make_clip(2, 2), make_clip(3, 2)
+    c4 = make_clip(4, 3)  # 4 frames, 3 new: covers 1 of clip 3's 2 new frames -> 1 lost
+    c5 = make_clip(5, 2, sequence=1)  # after a reset: shares nothing -> all 4 waiting new frames lost
+    worker.submit(c1)
+    assert run.started[1].wait(WAIT_S)
+    worker.submit(c2)
+    worker.submit(c3)
+    assert counts["clips_dropped"] == 0
+    worker.submit(c4)
+    merged, lost4 = supersede(c3, c4)
+    assert (merged.new_frames, lost4) == (4, 1)
+    assert (counts["clips_dropped"], counts["frames_dropped"]) == (1, 1)
+    worker.submit(c5)
+    final, lost5 = supersede(merged, c5)
+    assert (final.new_frames, lost5) == (2, 4)
+    assert (counts["clips_dropped"], counts["frames_dropped"]) == (2, 5)
+    assert worker.counts is counts  # the node's shared counters
+    run.release_all()
+    assert wait_for(lambda: len(run.ran) == 3)
+    # clip 2 kept its place; clip 5 (as merged) ran last with its own new frames
+    assert [(r[0], r[1]) for r in run.ran] == [(1, 4), (2, 2), (5, 2)]
+    assert (counts["clips_dropped"], counts["frames_dropped"]) == (2, 5)
+
+
+def test_supersede_in_the_same_sequence_loses_nothing(make_worker):
+    """hop 2, length 4: each newer clip's window holds the waiting clip's 2 new frames."""
+    run = GatedRun(gated={1})
+    worker = make_worker(run)
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    for t in (2, 3, 4):
+        worker.submit(make_clip(t, 2))
+    assert worker.counts["clips_dropped"] == 1 and worker.counts["frames_dropped"] == 0
+    assert worker.pending_frames() == 4 + 2 + 4  # running + clip 2 + clip 4 describing 3's frames too
+    run.release_all()
+    assert wait_for(lambda: len(run.ran) == 3)
+    assert [(r[0], r[1]) for r in run.ran] == [(1, 4), (2, 2), (4, 4)]
+
+
+def test_pending_frames_counts_queued_and_in_inference(make_worker):
+    run = GatedRun(gated={1, 2})
+    worker = make_worker(run)
+    assert worker.pending_frames() == 0
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    assert worker.pending_frames() == 4  # in inference
+    worker.submit(make_clip(2, 2))
+    worker.submit(make_clip(3, 3))
+    assert worker.pending_frames() == 4 + 2 + 3
+    run.gates[1].set()
+    assert run.started[2].wait(WAIT_S)
+    assert wait_for(lambda: worker.pending_frames() == 2 + 3)  # clip 1 is out
+    run.gates[2].set()
+    assert wait_for(lambda: len(run.ran) == 3)
+    assert wait_for(lambda: worker.pending_frames() == 0)
+    assert worker.idle()
+
+
+def test_flush_due_only_when_idle_for_flush_after_s(make_worker):
+    run = GatedRun(gated={1})
+    worker = make_worker(run)
+    worker.start()
+    assert not worker.flush_due(0.0, now=time.monotonic() + 100)  # 0: never
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    # a clip in inference: never due, however long the input has been idle
+    assert not worker.flush_due(0.5, now=time.monotonic() + 100)
+    before = worker.last_activity
+    run.release_all()
+    # the finished clip restarts the idle clock (touch after the clip)
+    assert wait_for(lambda: worker.idle() and worker.last_activity > before)
+    last = worker.last_activity
+    assert time.monotonic() - last < 1.0
+    assert not worker.flush_due(0.5, now=last + 0.49)
+    assert worker.flush_due(0.5, now=last + 0.5)
+    assert worker.flush_due(0.5, now=last + 10)
+    worker.touch()  # input arrived
+    assert worker.last_activity >= last
+    assert not worker.flush_due(0.5, now=worker.last_activity + 0.1)
+    time.sleep(0.06)
+    assert worker.flush_due(0.05)  # real clock
+
+
+def test_flush_not_due_while_a_clip_waits(make_worker):
+    worker = make_worker(GatedRun())  # not started: the clip stays queued
+    worker.submit(make_clip(1, 2))
+    assert not worker.idle()
+    assert not worker.flush_due(0.01, now=time.monotonic() + 100)
+
+
+def test_run_clip_exception_goes_to_on_error_and_the_worker_continues(make_worker):
+    ran = []
+    boom = RuntimeError("engine exploded")
+
+    def run_clip(clip):
+        if tag(clip) == 1:
+            raise boom
+        ran.append(tag(clip))
+
+    errors = []
+    worker = make_worker(run_clip, on_error=errors.append)
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert wait_for(lambda: errors == [boom])
+    worker.submit(make_clip(2, 2))
+    assert wait_for(lambda: ran == [2])
+    assert errors == [boom]
+    assert worker.thread.is_alive()
+    assert wait_for(worker.idle) and worker.pending_frames() == 0
+
+
+def test_discard_returns_the_frames_of_queued_clips(make_worker):
+    worker = make_worker(GatedRun())  # not started
+    worker.submit(make_clip(1, 4))
+    worker.submit(make_clip(2, 2))
+    assert worker.pending_frames() == 6
+    assert worker.discard() == 6
+    assert len(worker.queue) == 0 and worker.pending_frames() == 0 and worker.idle()
+    assert worker.discard() == 0
+
+
+def test_discard_after_supersede_does_not_count_lost_frames_twice(make_worker):
+    worker = make_worker(GatedRun(), capacity=1)
+    worker.submit(make_clip(1, 4))
+    worker.submit(make_clip(2, 2, sequence=1))  # supersedes clip 1: its 4 frames are dropped
+    assert worker.counts["frames_dropped"] == 4
+    assert worker.discard() == 2
+
+
+def test_stop_joins_the_thread(make_worker):
+    worker = make_worker(GatedRun())
+    worker.start()
+    thread = worker.thread
+    assert thread.is_alive()
+    t0 = time.monotonic()
+    worker.stop(timeout_s=WAIT_S)
+    assert not thread.is_alive()
+    assert worker.thread is None and not worker.running
+    assert time.monotonic() - t0 < 1.5  # woken by notify, not by waiting out a timeout
+
+
+def test_stop_finishes_the_running_clip_and_leaves_waiting_ones(make_worker):
+    run = GatedRun(gated={1})
+    worker = make_worker(run)
+    worker.start()
+    thread = worker.thread
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    worker.submit(make_clip(2, 2))
+    stopper = threading.Thread(target=worker.stop, kwargs={"timeout_s": WAIT_S})
+    stopper.start()
+    assert wait_for(lambda: not worker.running)
+    run.release_all()
+    stopper.join(WAIT_S)
+    assert not stopper.is_alive() and not thread.is_alive()
+    assert [r[0] for r in run.ran] == [1]  # clip 2 was never run
+    assert worker.pending_frames() == 2
+    assert worker.discard() == 2  # what the node counts as frames_discarded_at_release
+
+
+# -- NodeHealth -----------------------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """time.monotonic as health.py sees it (the global time module is left alone)."""
+    fake = FakeClock()
+    monkeypatch.setattr(health_module, "time", SimpleNamespace(monotonic=fake.monotonic, time_ns=time.time_ns))
+    return fake
+
+
+def test_warn_counts_every_call_and_logs_each_kind_at_most_every_log_every_s(clock):
+    logged = []
+    health = NodeHealth(logged.append, log_every_s=10.0)
+    for _ in range(3):
+        health.warn("size", "bad frame")
+    assert health.errors["size"] == 3
+    assert logged == ["[size] bad frame (seen 1x)"]
+    health.warn("camera_info", "empty K")  # another kind: its own clock
+    assert len(logged) == 2 and logged[1].startswith("[camera_info]")
+    clock.t += 9.9
+    health.warn("size", "bad frame")
+    assert health.errors["size"] == 4 and len(logged) == 2
+    clock.t += 0.1
+    health.warn("size", "bad frame")
+    assert logged[-1] == "[size] bad frame (seen 5x)" and len(logged) == 3
+    health.warn("size", "bad frame")
+    assert len(logged) == 3 and health.errors == Counter({"size": 6, "camera_info": 1})
+
+
+def state(**kw) -> NodeState:
+    return NodeState("active", **kw)
+
+
+def test_level_error_on_failure():
+    health = NodeHealth(lambda m: None)
+    assert health.level(state()) == (OK, "active")
+    health.warn("size", "x")  # a failure outranks warnings
+    assert health.level(NodeState("unconfigured", failure="configure failed: bad model")) == \
+        (ERROR, "configure failed: bad model")
+
+
+def test_level_warn_on_any_error_kind_and_on_dropped_frames():
+    health = NodeHealth(lambda m: None)
+    health.warn("unsupported_encoding", "x")
+    level, message = health.level(state())
+    assert level == WARN and "unsupported_encoding: 1" in message
+    health2 = NodeHealth(lambda m: None)
+    health2.counts["frames_dropped"] = 3
+    level, message = health2.level(state())
+    assert level == WARN and "dropped 3 frames" in message
+
+
+@pytest.mark.parametrize("key", ["frames_lost_in_transport", "frames_missing_by_stamp"])
+def test_level_warn_when_more_than_5_percent_lost_before_the_callback(key):
+    health = NodeHealth(lambda m: None)
+    health.counts.update({"frames_in": 96, key: 4})  # 4 of 100 sent
+    assert health.level(state())[0] == OK
+    health.counts["frames_in"], health.counts[key] = 94, 6  # 6 of 100 sent
+    level, message = health.level(state())
+    assert level == WARN and "lost 6 of 100 frames" in message
+    health.counts["frames_in"] = 114  # 6 of 120: exactly 5 % is not more than 5 %
+    assert health.level(state())[0] == OK
+
+
+def test_level_warn_when_latency_p95_over_latency_warn_ms():
+    now = [10**12]
+    health = NodeHealth(lambda m: None, now_ns=lambda: now[0])
+    health.latency_warn_ms = 100.0
+    health.record_clip([now[0] - 50 * MS - i for i in range(20)], 0.01, 0.02)
+    assert health.level(state())[0] == OK
+    assert health.counts["frames_out"] == 20
+    values = health.report(state())[2]
+    assert abs(float(values["latency_p95_ms"]) - 50.0) < 0.01
+    health.record_clip([now[0] - 500 * MS] * 4, 0.01, 0.02)  # 4 of 24 over: p95 over the limit
+    level, message = health.level(state())
+    assert level == WARN and "latency p95" in message
+    health.latency_warn_ms = 0.0  # off
+    assert health.level(state())[0] == OK
+
+
+def test_stall_warn_while_input_arrives_but_nothing_is_described(clock):
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    health.stall_warn_s = 5.0
+    assert health.level(state())[0] == OK
+    clock.t += 3.0
+    health.frame_received(10**12)
+    assert health.level(state())[0] == OK  # 3 s < stall_warn_s
+    clock.t += 3.0
+    health.frame_received(10**12 + HZ30)
+    level, message = health.level(state())
+    assert level == WARN and "no frame described" in message
+    health.record_clip([10**12, 10**12 + HZ30], 0.01, 0.02)
+    assert health.level(state())[0] == OK
+    clock.t += 4.0
+    health.frame_received(10**12 + 2 * HZ30)
+    assert health.level(state())[0] == OK  # 4 s since the last output
+    clock.t += 2.0
+    health.frame_received(10**12 + 3 * HZ30)
+    assert health.level(state())[0] == WARN  # 6 s
+    clock.t += 30.0  # input stopped too: a stopped camera is not a stall
+    assert health.level(state())[0] == OK
+    health.stall_warn_s = 0.0
+    health.frame_received(10**12 + 4 * HZ30)
+    assert health.level(state())[0] == OK  # off
+
+
+def balanced_health() -> tuple[NodeHealth, NodeState]:
+    health = NodeHealth(lambda m: None)
+    health.counts.update({"frames_in": 20, "frames_out": 9, "frames_rejected": 2, "frames_dropped": 1,
+                          "frames_failed": 1, "frames_discarded_at_release": 1, "frames_ignored": 1,
+                          "frames_reset": 1, "frames_out_of_order": 1, "reset_gap": 2, "reset_manual": 1})
+    # the live pipeline: 1 more reset, 1 more out of order; 1 frame pending
+    st = state(frames_pending=1, pipeline_status={"frames_reset": 1, "frames_out_of_order": 1,
+                                                  "pose_gaps": 3, "tracks_live": 4})
+    return health, st
+
+
+def test_report_frames_unaccounted_is_zero_when_the_counts_balance():
+    health, st = balanced_health()
+    assert health.unaccounted(st) == 0
+    level, message, values = health.report(st)
+    assert values["frames_unaccounted"] == "0"
+    assert values["frames_in"] == "20" and values["frames_out"] == "9" and values["frames_pending"] == "1"
+    # PIPELINE_COUNTED: counts (released pipelines) + the live pipeline, not the live value alone
+    assert set(PIPELINE_COUNTED) == {"frames_reset", "frames_out_of_order"}
+    assert values["frames_reset"] == "2" and values["frames_out_of_order"] == "2"
+    assert values["pose_gaps"] == "3" and values["tracks_live"] == "4"  # other pipeline keys pass through
+    assert values["resets"] == "3" and values["resets_gap"] == "2" and values["resets_manual"] == "1"
+    assert all(isinstance(v, str) for v in values.values())
+    assert level == WARN  # frames_dropped
+
+
+def test_report_frames_unaccounted_nonzero_when_a_frame_is_missing():
+    health, st = balanced_health()
+    health.counts["frames_in"] += 1  # a frame taken in that ended nowhere
+    assert health.report(st)[2]["frames_unaccounted"] == "1"
+    health, st = balanced_health()
+    health.counts["frames_out"] += 1  # a frame counted out twice
+    assert health.report(st)[2]["frames_unaccounted"] == "-1"
+    health, st = balanced_health()
+    st.pipeline_status = None  # the live pipeline's 2 frames are no longer counted
+    assert health.report(st)[2]["frames_unaccounted"] == "2"
+
+
+def test_report_values_without_pipeline_and_errors_keys():
+    health = NodeHealth(lambda m: None)
+    health.warn("size", "x")
+    health.counts["frames_in"] = 1
+    health.counts["frames_rejected"] = 1
+    level, message, values = health.report(NodeState("inactive", has_camera_info=False))
+    assert values["errors_size"] == "1" and values["frames_unaccounted"] == "0"
+    assert values["camera_info"].startswith("no") and values["latency_p95_ms"] == "nan"
+    assert level == WARN and message.startswith("inactive")
+
+
+# -- StampGaps -------------------------------------------------------------------------------------------
+
+def test_stamp_gaps_steady_30hz_counts_nothing():
+    gaps = StampGaps()
+    jitter = [0, 2 * MS, -1 * MS, 1 * MS, -2 * MS]
+    assert sum(gaps.add(10**12 + i * HZ30 + jitter[i % 5]) for i in range(90)) == 0
+
+
+def test_stamp_gaps_gap_of_3_intervals_counts_2():
+    gaps = StampGaps()
+    t = 10**12
+    for i in range(10):
+        assert gaps.add(t + i * HZ30) == 0
+    t_last = t + 9 * HZ30
+    assert gaps.add(t_last + 3 * HZ30) == 2
+    assert gaps.add(t_last + 4 * HZ30) == 0  # back to steady; the gap did not skew the median
+    assert gaps.add(t_last + 6 * HZ30) == 1
+
+
+def test_stamp_gaps_long_pause_is_not_loss():
+    gaps = StampGaps()
+    for i in range(10):
+        gaps.add(10**12 + i * HZ30)
+    t_last = 10**12 + 9 * HZ30
+    assert gaps.add(t_last + 60 * HZ30) == 0
+    assert gaps.add(t_last + 61 * HZ30) == 0
+
+
+def test_stamp_gaps_out_of_order_stamps_count_nothing():
+    gaps = StampGaps()
+    for i in range(10):
+        gaps.add(10**12 + i * HZ30)
+    t_last = 10**12 + 9 * HZ30
+    assert gaps.add(t_last + 2 * HZ30) == 1  # frame at +1 missing so far ...
+    assert gaps.add(t_last + 1 * HZ30) == 0  # ... it arrived late: not counted again
+    assert gaps.add(t_last - 5 * HZ30) == 0  # older than the newest
+    assert gaps.add(t_last + 3 * HZ30) == 0  # relative to the newest stamp, not the late one
+
+
+def test_stamp_gaps_needs_a_few_intervals_before_counting():
+    gaps = StampGaps()
+    gaps.add(0)
+    gaps.add(HZ30)
+    assert gaps.add(4 * HZ30) == 0  # too few intervals for a median
