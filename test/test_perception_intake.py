@@ -333,11 +333,6 @@ def test_manual_reset_restarts_odometry_at_the_next_sequence(rig):
     assert r.pipeline.status()["pose_gaps"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipeline.py PerceptionPipeline.process: the odometry restart of a manual reset (_reset_state) or a "
-    "time_backwards reset (_seen_backwards, read at process time) is consumed by the next clip of any new "
-    "sequence, here the pre-reset clip still waiting for inference, so the post-reset sequence continues "
-    "the old chain (odometry_restarted False, pose_gaps 1)"))
 @pytest.mark.parametrize("reset", ["manual", "time_backwards"])
 def test_reset_while_the_first_clip_waits_restarts_odometry_after_it(rig, reset):
     """The intake keeps a clip already waiting at a reset ('described in the old chain; the reset

@@ -28,6 +28,7 @@ import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
+from .pose_geometry import clip_pose
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics
 from .settings import PerceptionSettings
 from .tracks import ClipImages, TrackManager, TrackSet
@@ -99,8 +100,10 @@ class PerceptionPipeline:
             "pose": s.pose.enable and "pose" in self.heads,
         }
         self._sequence = -1
-        self._reset_state = False  # a manual reset also restarts odometry at the next clip
-        self._seen_backwards = 0  # time-backwards resets (bag loops) restart odometry too
+        # The first buffer sequence whose clips restart odometry (after a manual reset or time going
+        # backwards). A sequence number, not a flag: a clip of an older sequence still waiting for
+        # inference at the reset must not take the restart.
+        self._restart_from: int | None = None
 
     @property
     def hop(self) -> int:
@@ -139,7 +142,10 @@ class PerceptionPipeline:
             raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
         frame = Frame(rgb, int(stamp_ns), frame_id, None if k is None else np.asarray(k, float).reshape(3, 3),
                       encoding, model_rgb=self.preprocess(rgb))
-        return self.buffer.push(frame)
+        clip, reason = self.buffer.push(frame)
+        if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
+            self._restart_from = self.buffer.sequence
+        return clip, reason
 
     def flush(self) -> Clip | None:
         """A clip for the buffered frames no clip has described yet, for `process` (None: none)."""
@@ -148,25 +154,14 @@ class PerceptionPipeline:
     def reset(self, reason: str = "manual") -> None:
         """Drop buffered frames, tracks and the odometry chain (restarts at identity)."""
         self.buffer.reset(reason)
-        self._reset_state = True
+        self._restart_from = self.buffer.sequence
 
     # -- half 2: one engine call per clip ------------------------------------------------------
     def process(self, clip: Clip) -> ClipResult:
-        s = self.settings
+        """One engine call for the clip; results for its `new_frames` last frames."""
+        odometry_restarted = self._start_sequence(clip)
         frames = clip.frames
-        odometry_restarted = False
-        if clip.sequence != self._sequence:
-            # A new sequence (first clip, or after a buffer reset): no overlap with the previous clip.
-            self.tracks.reset()
-            if self._sequence < 0 or self._reset_state or \
-                    self.buffer.resets["time_backwards"] > self._seen_backwards:
-                self.odometry.reset()
-                odometry_restarted = True
-            self._seen_backwards = self.buffer.resets["time_backwards"]
-            self._reset_state = False
-            self._sequence = clip.sequence
-        input_hw = frames[-1].rgb.shape[:2]
-        pmap = self.preprocess.pixel_map(input_hw)
+        pmap = self.preprocess.pixel_map(frames[-1].rgb.shape[:2])
         video = np.stack([self.preprocess(f.rgb) if f.model_rgb is None else f.model_rgb
                           for f in frames])  # (T, H, W, 3) float32
         indices = [f.index for f in frames]
@@ -183,36 +178,77 @@ class PerceptionPipeline:
         inference_s = time.perf_counter() - t0
 
         output_t = list(range(len(frames) - clip.new_frames, len(frames)))
-        results = []
-        for t in output_t:
-            f = frames[t]
-            has_k = f.k is not None
-            k = f.k if has_k else default_intrinsics(input_hw, s.clip.default_hfov_deg)
-            results.append(FrameResult(f.stamp_ns, f.frame_id, f.index, k, has_k))
-
-        model_depth = None
-        if "depth" in outputs and (self.enabled["depth"] or self.enabled["tracks"]):
-            model_depth = outputs["depth"][0].astype(np.float32, copy=True)  # (T, H, W)
-            model_depth[~np.isfinite(model_depth) | (model_depth < s.depth.min_depth) | (model_depth > s.depth.max_depth)] = np.nan
+        results = [self._frame_result(frames[t]) for t in output_t]
+        model_depth = self._model_depth(outputs)
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
+        xy = None
         if self.enabled["tracks"] and slot_ids is not None:
-            visibility = outputs["track_visibility"][0]
-            images = ClipImages([f.rgb for f in frames])
-            xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
-            sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
-                                      output_t, pmap, images)
-            for r, t, ts in zip(results, output_t, sets):
-                if model_depth is not None:
-                    ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)
-                r.tracks = ts
+            xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap)
         if self.enabled["pose"]:
-            poses = self.odometry.add_clip(indices, [f.stamp_ns for f in frames], outputs["pose_rotation"][0],
-                                           outputs["pose_translation"][0], outputs["pose_log_variance"][0], output_t)
+            poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, pmap)
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(results, inference_s, odometry_restarted)
+
+    def _start_sequence(self, clip: Clip) -> bool:
+        """A new sequence (first clip, or after a buffer reset) shares no frames with the previous
+        clip: tracks restart, and odometry too after a manual reset or time going backwards.
+        -> the odometry chain restarted at identity."""
+        if clip.sequence == self._sequence:
+            return False
+        self.tracks.reset()
+        requested = self._restart_from is not None and clip.sequence >= self._restart_from
+        if requested:
+            self._restart_from = None
+        restart = self._sequence < 0 or requested
+        if restart:
+            self.odometry.reset()
+        self._sequence = clip.sequence
+        return restart
+
+    def _frame_result(self, frame: Frame) -> FrameResult:
+        has_k = frame.k is not None
+        k = frame.k if has_k else default_intrinsics(frame.rgb.shape[:2], self.settings.clip.default_hfov_deg)
+        return FrameResult(frame.stamp_ns, frame.frame_id, frame.index, k, has_k)
+
+    def _model_depth(self, outputs: dict) -> np.ndarray | None:
+        """(T, H, W) metres in model pixels, NaN outside [min_depth, max_depth]; None without a depth head."""
+        if "depth" not in outputs:
+            return None
+        s = self.settings.depth
+        depth = outputs["depth"][0].astype(np.float32, copy=True)
+        depth[~np.isfinite(depth) | (depth < s.min_depth) | (depth > s.max_depth)] = np.nan
+        return depth
+
+    def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap) -> np.ndarray:
+        """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions."""
+        visibility = outputs["track_visibility"][0]
+        images = ClipImages([f.rgb for f in frames])
+        indices = [f.index for f in frames]
+        xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
+        sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
+                                  output_t, pmap, images)
+        for r, t, ts in zip(results, output_t, sets):
+            if model_depth is not None:
+                ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)
+            r.tracks = ts
+        return xy
+
+    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, pmap) -> list[PoseEstimate]:
+        """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
+        and tracks, or both fused by their variances; pose_geometry.py), chained into odometry."""
+        source = self.settings.pose.source
+        rotation, translation, log_variance = (outputs["pose_rotation"][0], outputs["pose_translation"][0],
+                                               outputs["pose_log_variance"][0])
+        if source != "head" and model_depth is not None and "track_xy" in outputs:
+            k_model = pmap.transform_k(self._frame_result(frames[0]).k)
+            usable = slot_ids >= 0 if slot_ids is not None else None
+            rotation, translation, log_variance, _ = clip_pose(
+                {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy)
+        return self.odometry.add_clip([f.index for f in frames], [f.stamp_ns for f in frames], rotation,
+                                      translation, log_variance, output_t)
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

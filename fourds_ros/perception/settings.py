@@ -188,6 +188,12 @@ class PoseSettings(_Group):
     """pose / odometry"""
 
     enable: bool = setting(True, "Publish odometry, pose, path and TF.", param="enable_pose")
+    source: str = setting("fused", """Where each clip's camera motion comes from: head (the pose head alone) |
+        geometry (PnP with RANSAC on the model's own metric depth and tracks, rotation-only motion
+        detected; the head where the geometry is degenerate) | fused (the two by inverse variance).
+        fused: on the validation scene (TUM fr1/rpy, never trained on) it ties the head's ATE and turns as
+        far as the camera (rotation ratio 1.02 per hop against the head's 0.76;
+        docs/results/pose_geometry).""", param="pose_source", choices=("head", "geometry", "fused"))
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
     odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
