@@ -51,7 +51,8 @@ def test_bad_weights_name_the_key(tiny_model_dir, tmp_path, edit, message):
 
 
 def test_mis_shaped_key(tiny_model_dir, tmp_path):
-    bad = _rewrite(tiny_model_dir, tmp_path / "bad", lambda s: s.__setitem__("encoder.posenc", torch.zeros(3, 2, 2, 32)))
+    bad = _rewrite(tiny_model_dir, tmp_path / "bad",
+                   lambda s: s.__setitem__("encoder.posenc", torch.zeros(3, 2, 2, 32)))
     with pytest.raises(CheckpointError, match=r"'encoder.posenc' has shape \(3, 2, 2, 32\), expected \(2, 2, 2, 32\)"):
         load_checkpoint(bad)
 

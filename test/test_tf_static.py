@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from fourds_ros.ros.tf_static import chain_transform, matrix_from_ros, ros_from_matrix
 

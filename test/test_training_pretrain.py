@@ -37,7 +37,7 @@ def test_masked_fraction_is_exact(kind, ratio):
     gen = torch.Generator().manual_seed(0)
     from fourds_ros.model import make_mask
 
-    for i in range(3):
+    for _ in range(3):
         mask = make_mask(kind, 2, mc.token_grid, ratio, generator=gen)
         assert (mask.masked.sum(1) == n - expected_kept).all()
         assert mask.ids_keep.shape == (2, expected_kept)
