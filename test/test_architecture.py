@@ -35,7 +35,6 @@ KNOWN_LONG_FUNCTIONS = frozenset({
     "fourds_ros/bench/node.py::bench_case",
     "fourds_ros/bench/replay.py::main",
     "fourds_ros/engine/factory.py::create_engine",
-    "fourds_ros/evaluation/replay.py::replay_and_record",
     "fourds_ros/ros/probe.py::Probe.run",
 })
 

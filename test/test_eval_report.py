@@ -100,7 +100,7 @@ def test_dds_eval_writes_every_report_key(reports, short_bag):
         counts = {c.topic: c.msgcount for c in recorded.connections}
     finally:
         recorded.close()
-    assert counts["/depth"] == 12 and counts["/pose"] == 12 and counts["/tracks"] == 12
+    assert counts["/depth/image"] == 12 and counts["/pose"] == 12 and counts["/tracks"] == 12
     for png in ("trajectory.png", "depth.png", "tracks.png", "metrics_over_time.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({png})" in (out / "report.md").read_text()

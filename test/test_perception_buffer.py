@@ -313,10 +313,10 @@ def test_flush_describes_the_frames_after_the_last_clip_once():
     assert buf.push(frame(3))[0].new_frames == 4 and buf.flush() is None  # nothing after it
     for i in (4, 5):
         buf.push(frame(i))
-    assert buf.undescribed == 2
+    assert buf.pending == 2
     clip = buf.flush()
     assert [f.stamp_ns for f in clip.frames[-clip.new_frames:]] == [frame(4).stamp_ns, frame(5).stamp_ns]
-    assert len(clip.frames) == 4 and buf.undescribed == 0 and buf.flush() is None
+    assert len(clip.frames) == 4 and buf.pending == 0 and buf.flush() is None
     # The stream goes on: the next clip comes a hop after the flushed one and describes only its new frames.
     clips = [buf.push(frame(i))[0] for i in (6, 7, 8)]
     assert clips[:2] == [None, None] and clips[2].new_frames == 3

@@ -1,5 +1,5 @@
 """Replay a bag through the real node over DDS and record its outputs (the only rclpy module in
-fourds_ros.evaluation; rclpy is imported inside `replay_and_record`, so importing this module and
+fourds_ros.evaluation; rclpy is imported inside `Replayer`, so importing this module and
 calling `run_dds` from the evaluator does not load rclpy: replay runs in its own process).
 
   python -m fourds_ros.evaluation.replay --bag BAG --out OUT.mcap --timing T.json --rate max ...
@@ -32,7 +32,7 @@ import numpy as np
 from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, image_from_msg, \
     open_reader, pose_from_msg, stamp_of
 from .. import ros_env
-from ..perception.clip_buffer import default_hop
+from ..perception.clip_buffer import ClipSchedule, default_hop
 from .predictions import Predictions
 
 RECORDED = {  # node topic -> msgtype
@@ -55,22 +55,11 @@ def _load_ros_type(msgtype: str):
     return getattr(__import__(f"{pkg}.msg", fromlist=[name]), name)
 
 
-def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str = "max", clip_length: int = 16,
-                      hop: int = 8, timeout_s: float = 300.0, stall_s: float = 30.0, ready_timeout_s: float = 120.0,
-                      max_frames: int | None = None, loops: int = 1, namespace: str = "") -> dict:
-    """In this process: publish the bag's images + camera_info, record the node's outputs.
-    namespace: the node's namespace; inputs and outputs live under it so that other nodes on the
-    same ROS domain cannot mix in (outputs are recorded under their plain names).
-    Returns the timing summary (also written to timing_json)."""
-    import rclpy
-    from rclpy.qos import HistoryPolicy, QoSPresetProfiles, QoSProfile, ReliabilityPolicy
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from .bag import typestore
-
+def load_replay_frames(bag_path: str, max_frames: int | None = None) -> tuple[list, str]:
+    """The bag's image messages with their camera_info, as CDR bytes: -> ([(stamp, image, camera_info
+    or None)], image msgtype)."""
     reader = open_reader(bag_path)
-    image_topic = None
-    frames: list[tuple[int, bytes, bytes | None]] = []  # (stamp, image CDR, camera_info CDR)
+    frames: list[tuple[int, bytes, bytes | None]] = []
     try:
         topics = {c.topic: c for c in reader.connections}
         image_topic = IMAGE_TOPIC if IMAGE_TOPIC in topics else COMPRESSED_TOPIC if COMPRESSED_TOPIC in topics else None
@@ -84,147 +73,158 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
                 infos[stamp] = bytes(raw)
             elif max_frames is None or len(frames) < max_frames:
                 frames.append((stamp, bytes(raw), None))
-        frames = [(s, img, infos.get(s)) for s, img, _ in frames]
     finally:
         reader.close()
     if not frames:
         raise BagError(f"{bag_path}: no frames to replay")
     image_type = "sensor_msgs/msg/CompressedImage" if image_topic == COMPRESSED_TOPIC else "sensor_msgs/msg/Image"
+    return [(s, img, infos.get(s)) for s, img, _ in frames], image_type
 
-    rclpy.init(args=[])
-    node = rclpy.create_node("fourds_eval_replay")
-    reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-    ns = ("/" + namespace.strip("/")) if namespace.strip("/") else ""
-    image_pub = node.create_publisher(_load_ros_type(image_type), ns + image_topic, reliable)
-    info_pub = node.create_publisher(_load_ros_type("sensor_msgs/msg/CameraInfo"), ns + CAMERA_INFO_TOPIC, reliable)
-    ts = typestore()
-    received: list[tuple[str, int, bytes]] = []
-    arrivals: dict[int, int] = {}  # input stamp -> wall ns of the first scored output for it
 
-    def recorder(topic):
+class Replayer:
+    """One replay in this process: publishes images + camera_info to the node under `namespace`
+    and records its outputs (raw CDR with arrival times). Steps: ready, prime, publish, drain."""
+
+    def __init__(self, image_type: str, namespace: str, stall_s: float):
+        import rclpy
+        from rclpy.qos import HistoryPolicy, QoSPresetProfiles, QoSProfile, ReliabilityPolicy
+
+        from .bag import typestore
+
+        rclpy.init(args=[])
+        self.rclpy, self.ts, self.stall_s, self.image_type = rclpy, typestore(), stall_s, image_type
+        self.node = node = rclpy.create_node("fourds_eval_replay")
+        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        self.ns = ns = ("/" + namespace.strip("/")) if namespace.strip("/") else ""
+        image_topic = COMPRESSED_TOPIC if image_type.endswith("CompressedImage") else IMAGE_TOPIC
+        self.image_pub = node.create_publisher(_load_ros_type(image_type), ns + image_topic, reliable)
+        self.info_pub = node.create_publisher(_load_ros_type("sensor_msgs/msg/CameraInfo"), ns + CAMERA_INFO_TOPIC,
+                                              reliable)
+        self.received: list[tuple[str, int, bytes]] = []
+        self.arrivals: dict[int, int] = {}  # input stamp -> wall ns of the first scored output for it
+        for topic, msgtype in RECORDED.items():
+            node.create_subscription(_load_ros_type(msgtype), ns + topic, self._recorder(topic), reliable, raw=True)
+        # The node's image subscription keeps the last `history` samples (node_command: image_qos
+        # DEFAULT). A burst longer than that overwrites the oldest frames before the node's
+        # callback takes them (it lost frame 0 in about half the runs), so at most `history`
+        # frames are ever in flight.
+        self.history = QoSPresetProfiles.DEFAULT.value.depth
+        self.stalled = 0
+
+    def _recorder(self, topic: str):
         def callback(raw: bytes):
             now = time.time_ns()
-            received.append((topic, now, bytes(raw)))
+            self.received.append((topic, now, bytes(raw)))
             if topic in SCORED:
                 # header stamp: the CDR header starts after the 4-byte encapsulation: sec int32, nanosec uint32
                 sec, nsec = int.from_bytes(raw[4:8], "little", signed=True), int.from_bytes(raw[8:12], "little")
-                arrivals.setdefault(sec * 1_000_000_000 + nsec, now)
+                self.arrivals.setdefault(sec * 1_000_000_000 + nsec, now)
         return callback
 
-    subs = [node.create_subscription(_load_ros_type(t), ns + topic, recorder(topic), reliable, raw=True)
-            for topic, t in RECORDED.items()]
-    del subs  # kept alive by the node
+    def spin(self, timeout_s: float) -> None:
+        self.rclpy.spin_once(self.node, timeout_sec=timeout_s)
 
-    # Wait until the node subscribes to the images and publishes its outputs (model loaded, active).
-    t_ready = time.monotonic()
-    while (image_pub.get_subscription_count() == 0 or info_pub.get_subscription_count() == 0
-           or node.count_publishers(ns + "/depth/image") + node.count_publishers(ns + "/pose") == 0):
-        rclpy.spin_once(node, timeout_sec=0.1)
-        if time.monotonic() - t_ready > ready_timeout_s:
-            node.destroy_node()
-            rclpy.shutdown()
-            raise ReplayError(f"the perception node did not come up within {ready_timeout_s:.0f} s "
-                              "(no subscriber on the image topic); see node.log")
-    # The node keeps the latest camera_info and its callbacks may run in any order: prime it with
-    # the first frame's camera_info so that no frame is ever processed with assumed intrinsics.
-    if frames[0][2] is not None:
-        for _ in range(3):
-            info_pub.publish(frames[0][2])
-            rclpy.spin_once(node, timeout_sec=0.05)
-    time.sleep(0.5)  # let discovery settle in both directions
-    for _ in range(20):
-        rclpy.spin_once(node, timeout_sec=0.01)
-    diagnostics = NodeDiagnostics(node, ns)
+    def wait_ready(self, timeout_s: float) -> None:
+        """Until the node subscribes to the images and publishes its outputs (model loaded, active)."""
+        t0, node, ns = time.monotonic(), self.node, self.ns
+        while (self.image_pub.get_subscription_count() == 0 or self.info_pub.get_subscription_count() == 0
+               or node.count_publishers(ns + "/depth/image") + node.count_publishers(ns + "/pose") == 0):
+            self.spin(0.1)
+            if time.monotonic() - t0 > timeout_s:
+                self.close()
+                raise ReplayError(f"the perception node did not come up within {timeout_s:.0f} s "
+                                  "(no subscriber on the image topic); see node.log")
 
-    published: dict[int, int] = {}
-    order: list[int] = []
-    clip_ends: list[int] = []  # stamp of the frame that completes each clip
-    published_count: dict[int, int] = {}  # stamp -> frames published up to and including it
-    given_up = 0  # frames taken as answered after a stall
-    fixed_hz = None if rate in ("max", "bag") else float(rate)
-    t0_wall = time.monotonic()
-    stamp0 = frames[0][0]
-    stalled = 0
-    schedule = [f for _ in range(max(1, loops)) for f in frames]
-    period = frames[-1][0] - frames[0][0] + (frames[1][0] - frames[0][0] if len(frames) > 1 else 33_000_000)
+    def prime(self, camera_info: bytes | None) -> None:
+        """The node keeps the latest camera_info and its callbacks may run in any order: the first
+        frame's camera_info first, so that no frame is processed with assumed intrinsics."""
+        for _ in range(3 if camera_info is not None else 0):
+            self.info_pub.publish(camera_info)
+            self.spin(0.05)
+        time.sleep(0.5)  # let discovery settle in both directions
+        for _ in range(20):
+            self.spin(0.01)
 
-    def completes(n: int) -> bool:  # does the n-th published frame (1-based) complete a clip?
-        return n >= clip_length and (n - clip_length) % hop == 0
+    def wait_until(self, done, progress=lambda: None) -> bool:
+        """Spin until done(); False after stall_s without progress() changing (outputs lost)."""
+        last, t_last = progress(), time.monotonic()
+        while not done():
+            self.spin(0.01)
+            if progress() != last:
+                last, t_last = progress(), time.monotonic()
+            if time.monotonic() - t_last > self.stall_s:
+                self.stalled += 1
+                return False
+        return True
 
-    # The node's image subscription keeps the last `history` samples (node_command: image_qos
-    # DEFAULT). A burst longer than that overwrites the oldest frames before the node's callback
-    # takes them, which lost frame 0 in about half the runs (the first burst is clip_length + hop
-    # - 1 frames, 11 > 10 for 8x4). So frame n waits until the node has answered a clip that
-    # leaves fewer than `history` frames in flight.
-    history = QoSPresetProfiles.DEFAULT.value.depth
+    def drain(self, last_stamp: int | None) -> None:
+        """Wait for the last frame's output; when no clip ends there, the node describes it once its
+        input has been idle for flush_after_s. Then the trailing messages (tracks/pose after depth)."""
+        if last_stamp is not None:
+            self.wait_until(lambda: last_stamp in self.arrivals, lambda: len(self.arrivals))
+        for _ in range(20):
+            self.spin(0.02)
 
-    def frames_answered() -> int:  # frames published up to the last answered clip end
-        return max((published_count[s] for s in clip_ends if s in arrivals), default=0)
+    def restamped(self, raw: bytes | None, msgtype: str, shift_ns: int) -> bytes | None:
+        return _restamp(self.ts, raw, msgtype, shift_ns) if raw is not None and shift_ns else raw
 
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.rclpy.shutdown()
+
+
+def publish_frames(rp: Replayer, frames: list, rate: str, schedule: ClipSchedule, loops: int,
+                   timeout_s: float) -> tuple[dict[int, int], list[int]]:
+    """Publish every frame (`loops` times, later loops restamped) at `rate`: "max" with
+    back-pressure (a clip-completing frame waits until every earlier clip is answered, and at most
+    rp.history frames are in flight), "bag" (the bag's timing) or a number of Hz.
+    -> (wall ns each stamp was published, stamps in publishing order)."""
     from tqdm import tqdm
 
+    published: dict[int, int] = {}
+    order, clip_ends, count = [], [], {}  # count: stamp -> frames published up to and including it
+    given_up = 0  # frames taken as answered after a stall
+    plan = [f for _ in range(max(1, loops)) for f in frames]
+    period = frames[-1][0] - frames[0][0] + (frames[1][0] - frames[0][0] if len(frames) > 1 else 33_000_000)
+    t0, stamp0 = time.monotonic(), frames[0][0]
+
+    def answered() -> int:  # frames published up to the last answered clip end
+        return max((count[s] for s in clip_ends if s in rp.arrivals), default=0)
+
     # The bar goes to stderr, which the caller inherits: `make demo` shows replay progress.
-    progress = tqdm(total=len(schedule), desc="replay", unit="frame",
-                    disable=not os.environ.get("FOURDS_PROGRESS"))
-    for i, (stamp, img, info) in enumerate(schedule):
-        progress.update(1)
+    for i, (stamp, img, info) in enumerate(tqdm(plan, desc="replay", unit="frame",
+                                                disable=not os.environ.get("FOURDS_PROGRESS"))):
         shift = (i // len(frames)) * period  # later loops: new stamps, or the node sees time going back
-        if shift:
-            img = _restamp(ts, img, image_type, shift)
-            info = _restamp(ts, info, "sensor_msgs/msg/CameraInfo", shift) if info else None
-            stamp += shift
-        if rate == "max" and completes(len(order) + 1):
-            # back-pressure: a clip is completed only when every earlier clip has been answered, so
-            # the node's clip queue is always empty when it arrives (the node may still be
-            # publishing the previous clip's last messages; that does not touch the queue)
-            last_progress = time.monotonic()
-            while any(s not in arrivals for s in clip_ends):
-                n_before = len(arrivals)
-                rclpy.spin_once(node, timeout_sec=0.01)
-                if len(arrivals) != n_before:
-                    last_progress = time.monotonic()
-                if time.monotonic() - last_progress > stall_s:
-                    stalled += 1  # outputs got lost; give up on them (counted as dropped)
-                    clip_ends = [s for s in clip_ends if s in arrivals]
-                    break
+        img, info, stamp = rp.restamped(img, rp.image_type, shift), rp.restamped(
+            info, "sensor_msgs/msg/CameraInfo", shift), stamp + shift
+        completes = schedule.push() > 0
         if rate == "max":
-            waited_since = time.monotonic()
-            while len(order) + 1 - max(frames_answered(), given_up) > history:
-                rclpy.spin_once(node, timeout_sec=0.01)
-                if time.monotonic() - waited_since > stall_s:
-                    stalled += 1  # the answer got lost: count frames so far as answered
-                    given_up = len(order)
+            if completes and not rp.wait_until(lambda: all(s in rp.arrivals for s in clip_ends),
+                                               lambda: len(rp.arrivals)):
+                clip_ends = [s for s in clip_ends if s in rp.arrivals]  # outputs lost: counted as dropped
+            if not rp.wait_until(lambda: len(order) + 1 - max(answered(), given_up) <= rp.history):
+                given_up = len(order)  # the answer got lost: count frames so far as answered
         else:
-            due = (t0_wall + (stamp - stamp0) / 1e9) if fixed_hz is None else t0_wall + i / fixed_hz
+            due = t0 + ((stamp - stamp0) / 1e9 if rate == "bag" else i / float(rate))
             while time.monotonic() < due:
-                rclpy.spin_once(node, timeout_sec=max(0.0, min(0.002, due - time.monotonic())))
+                rp.spin(max(0.0, min(0.002, due - time.monotonic())))
         if info is not None:
-            info_pub.publish(info)
-        image_pub.publish(img)
+            rp.info_pub.publish(info)
+        rp.image_pub.publish(img)
         published[stamp] = time.time_ns()
         order.append(stamp)
-        published_count[stamp] = len(order)
-        if completes(len(order)):
+        count[stamp] = len(order)
+        if completes:
             clip_ends.append(stamp)
-        rclpy.spin_once(node, timeout_sec=0)
-        if time.monotonic() - t0_wall > timeout_s:
+        rp.spin(0)
+        if time.monotonic() - t0 > timeout_s:
             break
-    progress.close()
-    # Drain: wait for the last frame; when no clip ends there, the node describes it once its input
-    # has been idle for flush_after_s. Fewer frames than a clip are never described.
-    last = order[-1] if len(order) >= clip_length else None
-    t_end = time.monotonic()
-    while last is not None and last not in arrivals and time.monotonic() - t_end < stall_s:
-        n_before = len(arrivals)
-        rclpy.spin_once(node, timeout_sec=0.05)
-        if len(arrivals) != n_before:
-            t_end = time.monotonic()
-    for _ in range(20):  # trailing messages of the last clip (tracks/pose after depth)
-        rclpy.spin_once(node, timeout_sec=0.02)
-    wall_s = time.monotonic() - t0_wall
-    diagnostics_after = diagnostics.wait_fresh(node, timeout_s=3.0)  # the node's own counts
-    node.destroy_node()
-    rclpy.shutdown()
+    return published, order
+
+
+def write_recording(received: list[tuple[str, int, bytes]], out_mcap: str | Path, ts) -> None:
+    """The recorded outputs, in arrival order, as one .mcap (rosbags writer)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
 
     out_mcap = Path(out_mcap)
     tmp = out_mcap.with_name(out_mcap.stem + "_rosbag2")
@@ -237,10 +237,31 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
         out_mcap.unlink()
     shutil.move(str(next(tmp.glob("*.mcap"))), out_mcap)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str = "max", clip_length: int = 16,
+                      hop: int = 8, timeout_s: float = 300.0, stall_s: float = 30.0, ready_timeout_s: float = 120.0,
+                      max_frames: int | None = None, loops: int = 1, namespace: str = "") -> dict:
+    """In this process: publish the bag's images + camera_info, record the node's outputs.
+    namespace: the node's namespace; inputs and outputs live under it so that other nodes on the
+    same ROS domain cannot mix in (outputs are recorded under their plain names).
+    Returns the timing summary (also written to timing_json)."""
+    frames, image_type = load_replay_frames(bag_path, max_frames)
+    rp = Replayer(image_type, namespace, stall_s)
+    rp.wait_ready(ready_timeout_s)
+    rp.prime(frames[0][2])
+    diagnostics = NodeDiagnostics(rp.node, rp.ns)
+    t0 = time.monotonic()
+    published, order = publish_frames(rp, frames, rate, ClipSchedule(clip_length, hop), loops, timeout_s)
+    rp.drain(order[-1] if len(order) >= clip_length else None)  # fewer frames than a clip: never described
+    wall_s = time.monotonic() - t0
+    diagnostics_after = diagnostics.wait_fresh(rp.node, timeout_s=3.0)  # the node's own counts
+    rp.close()
+    write_recording(rp.received, out_mcap, rp.ts)
     timing = {"published_ns": {str(k): v for k, v in published.items()},
-              "arrival_ns": {str(k): v for k, v in arrivals.items()},
-              "frames_published": len(order), "wall_s": wall_s, "rate": rate, "stalled": stalled,
-              "clip_length": clip_length, "hop": hop, "messages_recorded": len(received),
+              "arrival_ns": {str(k): v for k, v in rp.arrivals.items()},
+              "frames_published": len(order), "wall_s": wall_s, "rate": rate, "stalled": rp.stalled,
+              "clip_length": clip_length, "hop": hop, "messages_recorded": len(rp.received),
               # The node's own counts: frames_in below frames_published means frames were lost
               # before its image callback (the intermittent first-frame loss), not by the pipeline.
               "node_diagnostics": diagnostics_after,

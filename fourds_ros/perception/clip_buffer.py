@@ -94,12 +94,50 @@ class ClipQueue:
         return len(self.clips)
 
 
-class ClipBuffer:
-    def __init__(self, clip_length: int, hop: int, max_gap_s: float = 1.0):
+class ClipSchedule:
+    """When a clip is due, the one rule for the node's buffer and the bag replay's back-pressure:
+    the first clip after clip_length frames of a sequence, then one every hop frames (a flush
+    restarts that count). `push()` -> the new frames of the clip the frame completes, or 0."""
+
+    def __init__(self, clip_length: int, hop: int):
         if clip_length < 1:
             raise ValueError(f"clip_length must be >= 1, got {clip_length}")
         if not 1 <= hop <= clip_length:
             raise ValueError(f"hop must be in [1, clip_length={clip_length}], got {hop}")
+        self.clip_length, self.hop = clip_length, hop
+        self.restart()
+
+    def restart(self) -> None:
+        """A new sequence."""
+        self.buffered = 0  # frames in the window, at most clip_length
+        self.since_clip = 0  # frames since the last clip (or the sequence start)
+        self.emitted = False  # a clip was due in this sequence
+
+    def push(self) -> int:
+        self.buffered = min(self.buffered + 1, self.clip_length)
+        self.since_clip += 1
+        if self.buffered < self.clip_length or (self.emitted and self.since_clip < self.hop):
+            return 0
+        new = min(self.since_clip, self.clip_length) if self.emitted else self.clip_length
+        self.since_clip, self.emitted = 0, True
+        return new
+
+    @property
+    def pending(self) -> int:
+        """Frames no clip has described yet (before the first clip: all of them)."""
+        return self.since_clip if self.emitted else self.buffered
+
+    def take_undescribed(self) -> int:
+        """A flush describes the frames after the last clip: -> how many (0 before the first clip)."""
+        new = self.since_clip if self.emitted else 0
+        if new:
+            self.since_clip = 0
+        return new
+
+
+class ClipBuffer:
+    def __init__(self, clip_length: int, hop: int, max_gap_s: float = 1.0):
+        self.schedule = ClipSchedule(clip_length, hop)
         self.clip_length = clip_length
         self.hop = hop
         self.max_gap_ns = int(max_gap_s * 1e9)
@@ -107,8 +145,6 @@ class ClipBuffer:
         self.resets: Counter[str] = Counter()
         self.sequence = 0
         self.count = 0  # frames pushed
-        self._since_clip = 0  # frames pushed since the last emitted clip (or reset)
-        self._emitted = False  # a clip was emitted in this sequence
         self.frames_reset = 0  # frames dropped undescribed by resets, all reasons
         self.frames_out_of_order = 0  # frames dropped for arriving after a newer one
 
@@ -118,8 +154,7 @@ class ClipBuffer:
         self.frames.clear()
         self.resets[reason] += 1
         self.sequence += 1
-        self._since_clip = 0
-        self._emitted = False
+        self.schedule.restart()
 
     def check(self, frame: Frame) -> str | None:
         """The reset reason `frame` would cause, or None."""
@@ -149,31 +184,17 @@ class ClipBuffer:
         frame.index = self.count
         self.count += 1
         self.frames.append(frame)
-        self._since_clip += 1
-        if len(self.frames) < self.clip_length:
-            return None, reason
-        if self._emitted and self._since_clip < self.hop:
-            return None, reason
-        new = self._since_clip if self._emitted else self.clip_length
-        self._since_clip = 0
-        self._emitted = True
-        return Clip(list(self.frames), min(new, self.clip_length), self.sequence), reason
+        new = self.schedule.push()
+        return (Clip(list(self.frames), new, self.sequence) if new else None), reason
 
     @property
     def pending(self) -> int:
         """Buffered frames no clip has described yet (before the first clip: all of them)."""
-        return self._since_clip if self._emitted else len(self.frames)
-
-    @property
-    def undescribed(self) -> int:
-        """Buffered frames that no clip has described yet and `flush` would (0 before a full clip)."""
-        return self._since_clip if self._emitted else 0
+        return self.schedule.pending
 
     def flush(self) -> Clip | None:
         """The last clip_length frames as a clip for the frames that no clip has described yet (the
         stream stopped before the next hop), or None when there are none or fewer than a clip's
         worth of frames arrived. Later clips still come every `hop` frames after this one."""
-        if not self.undescribed:
-            return None
-        new, self._since_clip = self._since_clip, 0
-        return Clip(list(self.frames), new, self.sequence)
+        new = self.schedule.take_undescribed()
+        return Clip(list(self.frames), new, self.sequence) if new else None
