@@ -28,6 +28,12 @@ INTRINSICS_REASONS = {
 }
 # Distortion coefficients each model reads (sensor_msgs/distortion_models.hpp).
 DISTORTION_LENGTHS = {"plumb_bob": (4, 5), "rational_polynomial": (8,), "equidistant": (4,)}
+# An undistorted view whose focal length is more than this factor off the calibrated one shows a
+# sliver of the image blown up (or the image shrunk to a dot): coefficients no real lens has (the
+# fuzz test sent k1 = 1e30, which made fx 1e32). The TUM and fisheye lenses in the tests stay within 1.5.
+MAX_FOCAL_CHANGE = 8.0
+# Fewer output pixels than this fraction mapping onto the image: the remap shows mostly border.
+MIN_MAP_COVERAGE = 0.5
 
 
 def reason_kind(reason: str) -> str:
@@ -111,10 +117,15 @@ class Undistorter:
         if key in self.maps:
             self.maps.move_to_end(key)
         else:
-            self.maps[key] = _build_maps(k, d, model, width, height)
+            try:
+                self.maps[key] = _build_maps(k, d, model, width, height)
+            except DistortionError as exc:  # cached too: a bad camera_info repeats with every frame
+                self.maps[key] = exc
             self.maps_built += 1
             while len(self.maps) > self.max_cached:
                 self.maps.popitem(last=False)
+        if isinstance(self.maps[key], DistortionError):
+            raise self.maps[key]
         map1, map2, new_k = self.maps[key]
         out = cv2.remap(rgb, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return out, new_k.copy()
@@ -128,12 +139,34 @@ def _build_maps(k: np.ndarray, d: np.ndarray, model: str, width: int, height: in
     keeps the fisheye's own K (its centre resolution; a pinhole cannot show the far periphery, and
     the view it shows lies inside the fisheye image). cv2.fisheye.estimateNewCameraMatrixFor-
     UndistortRectify is not used: for a wide (T265-like) lens it put the principal point off the image.
+
+    Coefficients no lens has (huge, or of the wrong sign for their size) made OpenCV return a new K
+    with negative or 1e-37 focal lengths, or maps pointing off the image: DistortionError
+    'bad_distortion' when the new K fails validate_intrinsics, its focal length changes by more than
+    MAX_FOCAL_CHANGE, or under MIN_MAP_COVERAGE of the output comes from the image.
     """
     size = (width, height)
-    if model == "equidistant":
-        new_k = k.copy()
-        map1, map2 = cv2.fisheye.initUndistortRectifyMap(k, d, np.eye(3), new_k, size, cv2.CV_16SC2)
-    else:
-        new_k, _ = cv2.getOptimalNewCameraMatrix(k, d, size, 0.0, size)
-        map1, map2 = cv2.initUndistortRectifyMap(k, d, None, new_k, size, cv2.CV_16SC2)
-    return map1, map2, np.asarray(new_k, dtype=np.float64)
+    try:
+        if model == "equidistant":
+            new_k = k.copy()
+            map_x, map_y = cv2.fisheye.initUndistortRectifyMap(k, d, np.eye(3), new_k, size, cv2.CV_32FC1)
+        else:
+            new_k, _ = cv2.getOptimalNewCameraMatrix(k, d, size, 0.0, size)
+            map_x, map_y = cv2.initUndistortRectifyMap(k, d, None, new_k, size, cv2.CV_32FC1)
+    except cv2.error as exc:
+        raise DistortionError("bad_distortion", f"OpenCV cannot undistort {model} D={d.tolist()}: {exc}") from exc
+    new_k = np.asarray(new_k, dtype=np.float64)
+    checked, reason = validate_intrinsics(new_k, width, height)
+    if checked is None:
+        raise DistortionError("bad_distortion", f"{model} D={d.tolist()} gives an undistorted K that fails ({reason})")
+    change = np.array([new_k[0, 0] / k[0, 0], new_k[1, 1] / k[1, 1]])
+    if not (np.all(change <= MAX_FOCAL_CHANGE) and np.all(change >= 1 / MAX_FOCAL_CHANGE)):
+        raise DistortionError("bad_distortion", f"{model} D={d.tolist()} changes the focal length by "
+                              f"x{change.max():.3g} / x{change.min():.3g} when undistorted (not a real lens)")
+    # Checked on the float maps: the fixed-point ones saturate (k1 = 1e30 made every entry 0, "on the image").
+    inside = ((map_x >= -0.5) & (map_x < width - 0.5) & (map_y >= -0.5) & (map_y < height - 0.5)).mean()
+    if inside < MIN_MAP_COVERAGE:
+        raise DistortionError("bad_distortion", f"{model} D={d.tolist()}: only {inside:.0%} of the undistorted "
+                              "view comes from the image")
+    map1, map2 = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)  # fixed point: remap twice as fast
+    return map1, map2, new_k

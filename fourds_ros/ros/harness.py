@@ -60,7 +60,7 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
         try:
             probe_cmd = [sys.executable, "-m", "fourds_ros.ros.probe", "--plan", str(plan_path),
                          "--out", str(out_path), "--namespace", namespace,
-                         "--topics", ",".join(probe_topics or [])]
+                         "--topics", ",".join(probe_topics or []), "--node-pid", str(node.pid)]
             probe = subprocess.run(probe_cmd, env=env, capture_output=True, text=True, timeout=probe_timeout_s)
             if probe.returncode != 0:
                 raise RuntimeError(f"probe failed ({probe.returncode}):\n{probe.stdout}\n{probe.stderr}")

@@ -26,6 +26,10 @@ Steps:
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}
   {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
                                track_queries (other field names make a malformed cloud)
+  {"fuzz": N, "seed": S, "kinds": ["image", "compressed", "camera_info", "valid"], "rate": HZ,
+   "transport": "raw"|"compressed", "size": [H, W]}  N seeded mutations (fuzz_inputs.py), each a frame
+                               and its camera_info; stamps one period apart; published[] says what went where
+  {"node_rss": LABEL}          the node's VmRSS (kB) from /proc (harness passes --node-pid) into events
 """
 
 from __future__ import annotations
@@ -129,7 +133,20 @@ def is_idle(diagnostics: list[dict], quiet_s: float = 1.0) -> bool:
                for r in diagnostics[:-1])
 
 
+def node_rss_kb(pid: int) -> int:
+    """VmRSS of process `pid` in kB (-1 when unknown or gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return -1
+
+
 class Probe(Node):
+    node_pid = 0  # the node's process id (--node-pid), for node_rss steps
+
     def __init__(self, ns: str = "", topics: list[str] | None = None):
         super().__init__("fourds_probe")
         self.records: list[dict] = []
@@ -212,6 +229,27 @@ class Probe(Node):
             self.published.append({"stamp_ns": stamp_ns, "encoding": encoding, "size": list(rgb.shape[:2])})
             self.spin_for(max(0.0, start + (i + 1) / rate - time.monotonic()))
 
+    def fuzz(self, step: dict) -> None:
+        """Mutated frames at `rate`, each with a camera_info of its stamp. Stamps advance exactly one
+        period per message: wall-clock jitter on a loaded machine would read as loss in the node's
+        stamp-gap count."""
+        from .fuzz_inputs import FuzzInputs
+
+        rate = float(step.get("rate", 150.0))
+        gen = FuzzInputs(int(step.get("seed", 0)), tuple(step.get("size", (48, 64))), step.get("transport", "raw"))
+        kinds = step.get("kinds", ["image", "compressed", "camera_info"])
+        t0, start = time.time_ns(), time.monotonic()
+        for i in range(int(step["fuzz"])):
+            stamp_ns = t0 + int(i * 1e9 / rate)
+            kind = gen.rng.choice(kinds)
+            image, info, name = gen.mutation(kind, stamp_ns)
+            self.info_pub.publish(info)
+            raw = isinstance(image, Image)
+            (self.image_pub if raw else self.compressed_pub).publish(image)
+            self.published.append({"stamp_ns": stamp_ns, "topic": "image" if raw else "image/compressed",
+                                   "kind": kind, "mutation": name})
+            self.spin_for(max(0.0, start + (i + 1) / rate - time.monotonic()))
+
     def run(self, plan: list[dict]) -> dict:
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState, GetState
@@ -273,6 +311,10 @@ class Probe(Node):
 
                 self.tf_broadcaster = publish_static(self, [make_transform(
                     t["parent"], t["child"], matrix_from_ros(t["translation"], t["rotation"])) for t in step["tf_static"]])
+            elif "fuzz" in step:
+                self.fuzz(step)
+            elif "node_rss" in step:
+                events.append({"node_rss": step["node_rss"], "kb": node_rss_kb(self.node_pid), "t_ns": time.time_ns()})
             elif "reset" in step:
                 res = self.call(Trigger, self.node_path + "/reset", Trigger.Request())
                 events.append({"reset": bool(res.success), "message": res.message, "t_ns": time.time_ns()})
@@ -293,9 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--namespace", default="")
     parser.add_argument("--topics", default="", help="comma-separated outputs to record (default: all)")
+    parser.add_argument("--node-pid", type=int, default=0, help="the node's process id (node_rss steps)")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     probe = Probe(args.namespace, [t for t in args.topics.split(",") if t])
+    probe.node_pid = args.node_pid
     try:
         result = probe.run(json.loads(Path(args.plan).read_text()))
         Path(args.out).write_text(json.dumps(result))
