@@ -3,7 +3,8 @@
 An engine runs the whole FourDS model (encoder + enabled heads) on one clip with fixed shapes:
   video:        (1, T, H, W, 3) float32 in [0, 1]
   query_points: (1, Q, 3) float32 (t, y, x) in model-input pixels, only with the tracks head
-and returns the named outputs of fourds_ros.model.OUTPUTS as float32 numpy arrays.
+(the extra inputs of the enabled heads' registry entries) and returns the named outputs of
+fourds_ros.model.OUTPUTS as float32 numpy arrays.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import HEAD_OUTPUTS, ModelConfig
+from ..model import ModelConfig
+from ..model.registry import head_inputs, head_outputs, resolve_shape
 
 DEFAULT_NUM_QUERIES = 64
 
@@ -45,10 +47,17 @@ class EngineSpec:
         check_num_queries(self.num_queries)
 
     @property
+    def dims(self) -> dict[str, int]:
+        """Values of the registry's symbolic dims (registry.py) for this engine: batch 1."""
+        t, h, w, _ = self.config.clip_shape
+        return {"B": 1, "T": t, "H": h, "W": w, "Q": self.num_queries}
+
+    @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {"video": (1, *self.config.clip_shape)}
-        if "tracks" in self.config.heads:
-            shapes["query_points"] = (1, self.num_queries, 3)
+        dims = self.dims
+        for name, (shape, _) in head_inputs(self.config.heads).items():
+            shapes[name] = resolve_shape(shape, dims)
         return shapes
 
     @property
@@ -57,7 +66,12 @@ class EngineSpec:
 
     @property
     def output_names(self) -> list[str]:
-        return [n for head in self.config.heads for n in HEAD_OUTPUTS[head]]
+        return list(head_outputs(self.config.heads))
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        dims = self.dims
+        return {name: resolve_shape(shape, dims) for name, (shape, _) in head_outputs(self.config.heads).items()}
 
 
 class InferenceEngine(ABC):

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .registry import HEADS, RegistryView, get_head
+
 
 @dataclass(frozen=True)
 class EncoderSpec:
@@ -95,7 +97,8 @@ class PoseHeadConfig(ReadoutConfig):
     pass
 
 
-HEAD_TYPES = {"depth": DepthHeadConfig, "tracks": TrackHeadConfig, "pose": PoseHeadConfig}
+# Head name -> config class, from the registry (the entries live next to their modules, heads.py).
+HEAD_TYPES = RegistryView(lambda: {name: entry.config for name, entry in HEADS.items()}, "HEAD_TYPES")
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ class ModelConfig:
     image_size: tuple[int, int] = (224, 224)
     patch_size: tuple[int, int, int] = (2, 16, 16)
     readout_depth: float = 0.95
-    heads: dict[str, ReadoutConfig | TrackHeadConfig] = field(default_factory=dict)
+    # Head name -> that registered head's config (registry.HeadEntry.config).
+    heads: dict[str, object] = field(default_factory=dict)
     # Token grid of the stored position embedding when it differs from the clip's grid
     # (an imported 16x224x224 checkpoint run at 8x128x128). None: the clip's own grid.
     posenc_grid: tuple[int, int, int] | None = None
@@ -123,18 +127,11 @@ class ModelConfig:
         if not 0.0 < self.readout_depth <= 1.0:
             raise ValueError(f"readout_depth must be in (0, 1], got {self.readout_depth}")
         for name, head in self.heads.items():
-            if name not in HEAD_TYPES:
-                raise ValueError(f"unknown head {name!r}; known heads: {', '.join(HEAD_TYPES)}")
-            if not isinstance(head, HEAD_TYPES[name]):
-                raise TypeError(f"head {name!r} needs a {HEAD_TYPES[name].__name__}")
-        if "depth" in self.heads:
-            dt, dh, dw = self.heads["depth"].decoding_patch_size
-            if self.num_frames % dt or h % dh or w % dw:
-                raise ValueError("depth decoding_patch_size must divide the clip shape")
-        if "tracks" in self.heads:
-            stride = self.heads["tracks"].feature_stride
-            if h % stride or w % stride:
-                raise ValueError(f"tracks feature_stride {stride} must divide the image size {h}x{w}")
+            entry = get_head(name)
+            if not isinstance(head, entry.config):
+                raise TypeError(f"head {name!r} needs a {entry.config.__name__}")
+            if entry.check is not None:
+                entry.check(head, (self.num_frames, h, w))
 
     @property
     def encoder(self) -> EncoderSpec:
@@ -163,15 +160,15 @@ class ModelConfig:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         heads = {}
         for name, h in (d.pop("heads", None) or {}).items():
-            if name not in HEAD_TYPES:
-                raise ValueError(f"unknown head {name!r}; known heads: {', '.join(HEAD_TYPES)}")
-            h = dict(h)
-            if "decoding_patch_size" in h:
-                h["decoding_patch_size"] = tuple(h["decoding_patch_size"])
+            head_type = get_head(name).config
+            # JSON has no tuples; the frozen head configs hold tuples (decoding_patch_size).
+            h = {k: tuple(v) if isinstance(v, list) else v for k, v in h.items()}
             try:
-                heads[name] = HEAD_TYPES[name](**h)
+                heads[name] = head_type(**h)
             except TypeError as exc:  # a config written by another version of the head
-                raise ValueError(f"head {name!r} config {sorted(h)} does not match {HEAD_TYPES[name].__name__}: {exc}") from exc
+                raise ValueError(
+                    f"head {name!r} config {sorted(h)} does not match {head_type.__name__}: {exc}"
+                ) from exc
         for key in ("image_size", "patch_size", "posenc_grid"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])

@@ -9,26 +9,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from . import heads as _builtin_heads  # noqa: F401  (importing it registers depth, tracks, pose)
 from .config import ModelConfig
 from .encoder import Encoder
-from .heads import DepthHead, PoseHead, TrackHead
 from .readout import EncoderToReadout
+from .registry import HEADS, RegistryView, get_head, head_inputs, head_outputs, parse_shape
 
-# Output name -> (shape with symbolic dims, meaning). B batch, T clip frames, Q query points.
-OUTPUTS = {
-    "depth": ("B,T,H,W", "depth in metres"),
-    "track_xy": ("B,Q,T,2", "pixel (x, y) of each query point in every clip frame"),
-    "track_visibility": ("B,Q,T", "probability that the point is visible"),
-    "track_confidence": ("B,Q,T", "probability that track_xy is within 8 px"),
-    "pose_rotation": ("B,T,3,3", "rotation of T_first_from_t"),
-    "pose_translation": ("B,T,3", "translation of T_first_from_t, metres"),
-    "pose_log_variance": ("B,T,2", "log variance of rotation (rad^2), translation (m^2)"),
-}
-HEAD_OUTPUTS = {
-    "depth": ("depth",),
-    "tracks": ("track_xy", "track_visibility", "track_confidence"),
-    "pose": ("pose_rotation", "pose_translation", "pose_log_variance"),
-}
+# Output name -> (shape with symbolic dims, meaning), every registered head's, in registration
+# order. B batch, T clip frames, Q query points. Kept as names for compatibility; the registry
+# (registry.HEADS, entries in heads.py) is the source.
+OUTPUTS = RegistryView(lambda: head_outputs(HEADS), "OUTPUTS")
+# Head name -> its output names.
+HEAD_OUTPUTS = RegistryView(lambda: {name: tuple(e.outputs) for name, e in HEADS.items()}, "HEAD_OUTPUTS")
 
 
 def _is_tracing() -> bool:
@@ -64,12 +56,9 @@ class FourDS(nn.Module):
         )
         self.encoder_to_readout = EncoderToReadout(grid[0], config.num_frames, config.readout_depth)
         clip = (config.num_frames, *config.image_size)
-        builders = {
-            "depth": lambda cfg: DepthHead(cfg, spec.width, clip),
-            "tracks": lambda cfg: TrackHead(cfg, spec.width, clip, grid[1:]),
-            "pose": lambda cfg: PoseHead(cfg, spec.width, clip),
-        }
-        self.heads = nn.ModuleDict({name: builders[name](cfg) for name, cfg in config.heads.items()})
+        self.heads = nn.ModuleDict(
+            {name: get_head(name).build(cfg, spec.width, clip, grid) for name, cfg in config.heads.items()}
+        )
 
     @property
     def readout_state_index(self) -> int:
@@ -77,11 +66,11 @@ class FourDS(nn.Module):
 
     @property
     def output_names(self) -> list[str]:
-        return [n for head in self.heads for n in HEAD_OUTPUTS[head]]
+        return list(head_outputs(self.heads))
 
     @property
     def input_names(self) -> list[str]:
-        return ["video", "query_points"] if "tracks" in self.heads else ["video"]
+        return ["video", *head_inputs(self.heads)]
 
     def features(self, video: Tensor) -> Tensor:
         """video: (B, T, H, W, 3) in [0, 1] -> readout features (B, T, h*w, D).
@@ -92,31 +81,37 @@ class FourDS(nn.Module):
         states = self.encoder(video, num_states=index + 1).states
         return self.encoder_to_readout(states[index])
 
-    def forward(self, video: Tensor, query_points: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, video: Tensor, query_points: Tensor | None = None, **inputs: Tensor) -> dict[str, Tensor]:
         """video: (B, T, H, W, 3) float in [0, 1]; query_points: (B, Q, 3) (t, y, x) when the
-        tracks head is enabled. Returns the named outputs of every enabled head (OUTPUTS)."""
+        tracks head is enabled; other heads' extra inputs by name (registry.HeadEntry.inputs).
+        Returns the named outputs of every enabled head (OUTPUTS), in output_names order."""
+        if query_points is not None:
+            inputs["query_points"] = query_points
+        unknown = set(inputs) - set(head_inputs(HEADS))
+        if unknown:  # a misspelt input would otherwise read as "missing" from the head
+            raise TypeError(f"FourDS got inputs no head takes: {sorted(unknown)}")
         if self.check_inputs and not _is_tracing():
             check_video(video, self.config)
-            if "tracks" in self.heads:
-                if query_points is None or query_points.ndim != 3 or query_points.shape[-1] != 3:
-                    raise ValueError("query_points must be (B, Q, 3) as (t, y, x)")
-                if query_points.shape[0] != video.shape[0]:
-                    raise ValueError("query_points and video batch sizes differ")
+            self._check_extra_inputs(video, inputs)
         feats = self.features(video)
         out: dict[str, Tensor] = {}
-        if "depth" in self.heads:
-            out["depth"] = self.heads["depth"](feats)
-        if "tracks" in self.heads:
-            tr = self.heads["tracks"](feats, query_points, video)
-            out["track_xy"] = tr["xy"]
-            out["track_visibility"] = torch.sigmoid(tr["visible_logit"])
-            out["track_confidence"] = torch.sigmoid(tr["confidence_logit"])
-        if "pose" in self.heads:
-            pose = self.heads["pose"](feats)
-            out["pose_rotation"] = pose["rotation"]
-            out["pose_translation"] = pose["translation"]
-            out["pose_log_variance"] = pose["log_variance"]
+        for name, head in self.heads.items():
+            entry = get_head(name)
+            out.update(entry.run(entry, head, feats, video, inputs))
         return out
+
+    def _check_extra_inputs(self, video: Tensor, inputs: dict[str, Tensor]) -> None:
+        """ValueError naming the input when one an enabled head needs is missing or misshapen.
+        Letters other than B (Q) are free: the caller picks the number of queries."""
+        for name, (shape, meaning) in head_inputs(self.heads).items():
+            dims = parse_shape(shape)
+            x = inputs.get(name)
+            if x is None or x.ndim != len(dims) or any(
+                isinstance(d, int) and x.shape[i] != d for i, d in enumerate(dims)
+            ):
+                raise ValueError(f"{name} must be ({', '.join(map(str, dims))}) as {meaning}")
+            if "B" in dims and x.shape[dims.index("B")] != video.shape[0]:
+                raise ValueError(f"{name} and video batch sizes differ")
 
 
 def init_weights(model: nn.Module, seed: int | None = None) -> nn.Module:

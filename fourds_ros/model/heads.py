@@ -1,7 +1,8 @@
-"""Task heads on the shared readout features. Each documents its output contract.
+"""Task heads on the shared readout features, each registered (registry.HeadEntry) at the end.
 
 All heads take features: (B, T, N, D) from EncoderToReadout (T = clip frames, N = h*w tokens).
-Training-time outputs are logits; `FourDS.forward` turns them into the exported contract.
+Training-time outputs are logits; each entry's `run` turns them into the exported contract that
+`FourDS.forward` returns. A new head is a config dataclass, a module and a `register_head` here.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .config import DepthHeadConfig, PoseHeadConfig
+from .config import DepthHeadConfig, PoseHeadConfig, TrackHeadConfig
 from .readout import AttentionReadout
+from .registry import HeadEntry, register_head
 
 
 class DepthHead(nn.Module):
@@ -229,3 +231,73 @@ class PoseHead(nn.Module):
             "translation": out[..., 6:9] * keep,
             "log_variance": out[..., 9:11],
         }
+
+
+# Registry entries. Registration order is the order of fourds_ros.model.OUTPUTS.
+
+def _check_depth(cfg: DepthHeadConfig, clip: tuple[int, int, int]) -> None:
+    # The readout un-patchifies whole decoding patches; a remainder would have no query.
+    dt, dh, dw = cfg.decoding_patch_size
+    t, h, w = clip
+    if t % dt or h % dh or w % dw:
+        raise ValueError("depth decoding_patch_size must divide the clip shape")
+
+
+def _check_tracks(cfg: TrackHeadConfig, clip: tuple[int, int, int]) -> None:
+    # The feature map has one cell per stride x stride pixels of the model input.
+    _, h, w = clip
+    stride = cfg.feature_stride
+    if h % stride or w % stride:
+        raise ValueError(f"tracks feature_stride {stride} must divide the image size {h}x{w}")
+
+
+def _run_tracks(entry, module: TrackHead, features: Tensor, video: Tensor, inputs) -> dict[str, Tensor]:
+    # Engines return probabilities; training keeps the logits (it calls the module itself).
+    tr = module(features, inputs["query_points"], video)
+    return {
+        "track_xy": tr["xy"],
+        "track_visibility": torch.sigmoid(tr["visible_logit"]),
+        "track_confidence": torch.sigmoid(tr["confidence_logit"]),
+    }
+
+
+def _run_pose(entry, module: PoseHead, features: Tensor, video: Tensor, inputs) -> dict[str, Tensor]:
+    pose = module(features)
+    return {"pose_rotation": pose["rotation"], "pose_translation": pose["translation"],
+            "pose_log_variance": pose["log_variance"]}
+
+
+register_head(HeadEntry(
+    name="depth", config=DepthHeadConfig,
+    build=lambda cfg, width, clip, grid: DepthHead(cfg, width, clip),
+    outputs={"depth": ("B,T,H,W", "depth in metres")},
+    check=_check_depth,
+    messages=("depth/image", "depth/camera_info", "depth/points"),
+    metrics=("abs_rel", "rmse", "delta1"),
+))
+register_head(HeadEntry(
+    name="tracks", config=TrackHeadConfig,
+    build=lambda cfg, width, clip, grid: TrackHead(cfg, width, clip, grid[1:]),
+    outputs={
+        "track_xy": ("B,Q,T,2", "pixel (x, y) of each query point in every clip frame"),
+        "track_visibility": ("B,Q,T", "probability that the point is visible"),
+        "track_confidence": ("B,Q,T", "probability that track_xy is within 8 px"),
+    },
+    run=_run_tracks,
+    inputs={"query_points": ("B,Q,3", "(t, y, x): clip frame index and pixel row/column in the model input")},
+    check=_check_tracks,
+    messages=("tracks", "tracks/markers"),
+    metrics=("aj", "delta_avg", "oa", "badja_pck"),
+))
+register_head(HeadEntry(
+    name="pose", config=PoseHeadConfig,
+    build=lambda cfg, width, clip, grid: PoseHead(cfg, width, clip),
+    outputs={
+        "pose_rotation": ("B,T,3,3", "rotation of T_first_from_t"),
+        "pose_translation": ("B,T,3", "translation of T_first_from_t, metres"),
+        "pose_log_variance": ("B,T,2", "log variance of rotation (rad^2), translation (m^2)"),
+    },
+    run=_run_pose,
+    messages=("odometry", "pose", "path", "tf"),
+    metrics=("ate_rmse", "rpe_trans", "rpe_rot_deg", "rotation_ratio"),
+))
