@@ -48,6 +48,23 @@ def add_badja(report: dict, folders, model_dir, backend: str = "torch") -> None:
         section["badja_per_clip"] = result["per_clip"]
 
 
+def parse_params(items: list[str]) -> dict:
+    """["pose_source=head", "max_tracks=32"] -> {"pose_source": "head", "max_tracks": 32}, checked
+    against the node's parameters (ValueError naming a bad one)."""
+    import yaml
+
+    from ..perception.settings import PerceptionSettings
+
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--param {item!r} is not NAME=VALUE")
+        params[name] = yaml.safe_load(value)
+    PerceptionSettings.from_params(params)  # unknown names and bad values fail here, before any work
+    return params
+
+
 def resolve_model(model_dir) -> str:
     """--model, or the shipped default model the node uses when its `model` parameter is empty."""
     if model_dir:
@@ -62,9 +79,10 @@ def resolve_model(model_dir) -> str:
 
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = "torch", erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
-             ros_env: dict | None = None, badja: str | Path | None = None) -> dict:
+             ros_env: dict | None = None, badja: str | Path | None = None, params: dict | None = None) -> dict:
     """Run one evaluation end to end; returns the report dict (also written to out_dir).
-    model_dir None: the shipped default model. badja: a BADJA folder or a list of them."""
+    model_dir None: the shipped default model. badja: a BADJA folder or a list of them.
+    params: node parameters (names as in config/perception.yaml) for both paths."""
     from .report import build_report, write_report
 
     model_dir = resolve_model(model_dir)
@@ -76,15 +94,16 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         from ..perception import PerceptionSettings
         from .offline import run_offline
 
-        model = run_offline(bag, model_dir, backend, PerceptionSettings.from_params(hop=hop))
+        model = run_offline(bag, model_dir, backend, PerceptionSettings.from_params(params, hop=hop))
     else:
         from .replay import run_dds
 
         model = run_dds(bag, bag_path, model_dir, out_dir / "outputs.mcap", backend=backend, rate=rate,
-                        hop=hop, timeout_s=timeout_s, env=ros_env)
+                        hop=hop, timeout_s=timeout_s, env=ros_env, params=params)
     peers = run_peers(bag, model)
     meta = {"mode": "offline" if offline else "dds", "model": str(model_dir), "backend": backend,
-            "rate": rate if not offline else None, "hop": hop, "eval_wall_s": time.perf_counter() - t0}
+            "rate": rate if not offline else None, "hop": hop, "params": dict(params or {}),
+            "eval_wall_s": time.perf_counter() - t0}
     report = build_report(bag, model, peers, erode_px, out_dir, meta)
     if badja:
         add_badja(report, badja, model_dir, backend)
@@ -111,11 +130,17 @@ def main(argv: list[str]) -> int:
                         help="also score PCK@0.2 on every BADJA clip in DIR (DAVIS layout: JPEGImages/480p/<clip>/ "
                              "or <clip>*.mp4 + badja_joint_annotations/<clip>.json; or the older "
                              "davis_horsejump-high_badja layout); several DIRs may follow")
+    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
+                        help="a node parameter for this run, e.g. pose_source=head (repeatable; value read as YAML)")
     args = parser.parse_args(argv)
+    try:
+        params = parse_params(args.param)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = evaluate(args.bag, args.model, args.out, args.offline, args.backend, args.erode, args.rate,
-                          args.max_frames, args.hop, args.timeout, badja=args.badja)
+                          args.max_frames, args.hop, args.timeout, badja=args.badja, params=params)
     except BagError as exc:
         print(f"fourds-ros eval: {exc}", file=sys.stderr)
         return 1

@@ -446,14 +446,15 @@ def unique_namespace() -> str:
 
 
 def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch", rate: str = "max", hop: int = 0,
-            timeout_s: float = 300.0, env: dict | None = None, max_frames: int | None = None) -> Predictions:
+            timeout_s: float = 300.0, env: dict | None = None, max_frames: int | None = None,
+            params: dict | None = None) -> Predictions:
     """Node subprocess + replay/record subprocess; returns the recorded Predictions."""
     out_mcap = Path(out_mcap)
     out_dir = out_mcap.parent
     env = ros_environment(env)
     clip_length, hop_eff = clip_geometry(model_dir, hop)
     namespace = unique_namespace()
-    command = node_command(model_dir, backend, hop, namespace=namespace, compressed=bag.compressed)
+    command = node_command(model_dir, backend, hop, extra=params, namespace=namespace, compressed=bag.compressed)
     with NodeProcess(command, env, out_dir / "node.log") as node:
         timing = replay_subprocess(bag_path, out_mcap, out_dir / "replay_timing.json", env, rate, clip_length,
                                    hop_eff, timeout_s, max_frames=len(bag.stamps), node=node, namespace=namespace)

@@ -36,9 +36,9 @@ PEERS = ("constant_depth", "lk", "orb_vo")
 def score_depth(bag: BagData, preds: Predictions, erode_px: int = 0) -> tuple[dict, list]:
     stamps = sorted(set(preds.depth) & set(bag.gt_depth))
     if not bag.gt_depth:
-        return {k: None for k in DEPTH_KEYS} | {"error": "bag has no /gt/depth"}, []
+        return dict.fromkeys(DEPTH_KEYS) | {"error": "bag has no /gt/depth"}, []
     if not stamps:
-        return {k: None for k in DEPTH_KEYS} | {"error": "no depth output at a ground-truth stamp"}, []
+        return dict.fromkeys(DEPTH_KEYS) | {"error": "no depth output at a ground-truth stamp"}, []
     def errors(s, scaled):
         return depth_errors(preds.depth[s], bag.gt_depth[s], median_scale=scaled, erode_px=erode_px,
                             pred_K=preds.depth_K.get(s), gt_K=bag.intrinsics(s) if s in preds.depth_K else None)
@@ -107,16 +107,16 @@ def track_ground_truth(bag: BagData, stamps: list[int], queries: dict[int, tuple
 
 def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int, float, float]] | None = None) -> dict:
     if not preds.tracks:
-        return {k: None for k in TRACK_KEYS} | {"error": "no track outputs"}
+        return dict.fromkeys(TRACK_KEYS) | {"error": "no track outputs"}
     stamps = sorted(s for s in bag.stamps if s in preds.tracks)
     queries = queries if queries is not None else track_queries(preds.tracks, bag.image_hw)
     queries = {t: q for t, q in queries.items() if q[0] in set(stamps)}
     if not queries:
-        return {k: None for k in TRACK_KEYS} | {"error": "no visible track to use as a query"}
+        return dict.fromkeys(TRACK_KEYS) | {"error": "no visible track to use as a query"}
     try:
         ids, query_t, gt = track_ground_truth(bag, stamps, queries)
     except ValueError as exc:
-        return {k: None for k in TRACK_KEYS} | {"error": str(exc)}
+        return dict.fromkeys(TRACK_KEYS) | {"error": str(exc)}
     n, t = len(ids), len(stamps)
     row = {tid: i for i, tid in enumerate(ids)}
     pred_xy = np.full((n, t, 2), np.nan)
@@ -141,10 +141,10 @@ def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int,
 
 def score_pose(bag: BagData, preds: Predictions, tum_dir: Path | None = None, name: str = "estimate") -> dict:
     if not bag.gt_pose:
-        return {k: None for k in POSE_KEYS} | {"error": "bag has no /gt/pose"}
+        return dict.fromkeys(POSE_KEYS) | {"error": "bag has no /gt/pose"}
     stamps = sorted(set(preds.poses) & set(bag.gt_pose))
     if not stamps:
-        return {k: None for k in POSE_KEYS} | {"error": "no pose output at a ground-truth stamp"}
+        return dict.fromkeys(POSE_KEYS) | {"error": "no pose output at a ground-truth stamp"}
     return pose_errors(stamps, [preds.poses[s] for s in stamps], [bag.gt_pose[s] for s in stamps],
                        tum_dir=tum_dir, name=name)
 

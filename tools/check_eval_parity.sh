@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Same eval numbers before and after a refactor: runs `fourds-ros eval --offline` on the shared
+# labelled recordings with the code at REV (a git worktree) and with the working tree, and compares
+# every number in the two report.json files (timings excluded) to 1e-6.
+#   bash tools/check_eval_parity.sh REV OUT_DIR [NEW_PARAM ...]
+# NEW_PARAMs (NAME=VALUE) go to the new code's `--param`, e.g. pose_source=head for a setting whose
+# default changed on purpose after REV.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REV=$1; OUT=$2; shift 2
+PARAMS=(); for p in "$@"; do PARAMS+=(--param "$p"); done
+DATA=${DATA:-../shared/data}
+PY=.venv/bin/python
+rm -rf "$OUT/old_tree" && mkdir -p "$OUT"
+git worktree add -f --detach "$OUT/old_tree" "$REV" >/dev/null
+trap 'git worktree remove --force "$OUT/old_tree"' EXIT
+declare -A FORMAT=([hololens]=hololens [tum]=tum [kitchen]=7scenes)
+declare -A SRC=([hololens]=samples/hololens_000 [tum]=$DATA/tum_fr1_rpy_f000-079 [kitchen]=$DATA/7scenes_redkitchen_f000-299)
+for name in hololens tum kitchen; do
+  .venv/bin/fourds-ros bag convert --format "${FORMAT[$name]}" "${SRC[$name]}" "$OUT/${name}_bag" >/dev/null
+  (cd "$OUT/old_tree" && PYTHONPATH=. "$OLDPWD/$PY" -m fourds_ros.cli eval "$OLDPWD/$OUT/${name}_bag" \
+      --model "$OLDPWD/models/fourds_default" --out "$OLDPWD/$OUT/old_$name" --offline >/dev/null)
+  .venv/bin/fourds-ros eval "$OUT/${name}_bag" --model models/fourds_default --out "$OUT/new_$name" --offline \
+      "${PARAMS[@]}" >/dev/null
+done
+$PY - "$OUT" <<'PY'
+import json, sys
+def flat(d, p=""):
+    if isinstance(d, dict):
+        return {k2: v2 for k, v in d.items() for k2, v2 in flat(v, f"{p}.{k}" if p else k).items()}
+    if isinstance(d, list):
+        return {k2: v2 for i, v in enumerate(d) for k2, v2 in flat(v, f"{p}[{i}]").items()}
+    return {p: d}
+out, bad = sys.argv[1], 0
+for name in ("hololens", "tum", "kitchen"):
+    old, new = (flat(json.load(open(f"{out}/{w}_{name}/report.json"))) for w in ("old", "new"))
+    keys = [k for k in old if not k.startswith("meta") and not any(s in k for s in ("wall", "latency", "_ms", "fps"))]
+    diff = [(k, old[k], new.get(k)) for k in keys if not (
+        old[k] == new.get(k) or (isinstance(old[k], float) and isinstance(new.get(k), float) and abs(old[k] - new[k]) <= 1e-6))]
+    bad += len(diff)
+    print(f"{name}: {len(keys)} values compared, {len(diff)} differ" + "".join(f"\n  {d}" for d in diff[:10]))
+sys.exit(1 if bad else 0)
+PY
