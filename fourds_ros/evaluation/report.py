@@ -23,12 +23,12 @@ import numpy as np
 from .bag import BagData
 from .metrics import depth_errors, geometric_tracks, mean_depth_errors, pose_errors, tapvid_metrics
 from .predictions import Predictions, track_queries
+from ..model.registry import get_head
 
 log = logging.getLogger(__name__)
 
-DEPTH_KEYS = ("abs_rel", "rmse", "delta1")
-TRACK_KEYS = ("aj", "delta_avg", "oa", "badja_pck")
-POSE_KEYS = ("ate_rmse", "rpe_trans", "rpe_rot_deg", "rotation_ratio")
+# Each head's metrics, as its registry entry names them (model/heads.py).
+DEPTH_KEYS, TRACK_KEYS, POSE_KEYS = (get_head(name).metrics for name in ("depth", "tracks", "pose"))
 PERF_KEYS = ("fps", "latency_ms_p50", "latency_ms_p95", "dropped")
 PEERS = ("constant_depth", "lk", "orb_vo")
 

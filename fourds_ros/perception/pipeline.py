@@ -90,15 +90,13 @@ class PerceptionPipeline:
         hop = s.clip.hop or default_hop(self.clip_length)
         self.buffer = ClipBuffer(self.clip_length, hop, s.clip.max_gap_s)
         self.preprocess = Preprocessor(self.model_hw, s.clip.crop_policy)
-        num_queries = engine.spec.num_queries if "tracks" in self.heads else 0
-        self.tracks = TrackManager(num_queries, self.model_hw, s.tracks)
+        # The engine's extra inputs, as the head registry declares them: query points for tracks.
+        self.takes_queries = "query_points" in engine.spec.input_shapes
+        self.tracks = TrackManager(engine.spec.num_queries if self.takes_queries else 0, self.model_hw, s.tracks)
         self.odometry = OdometryChain(transform_from_xyz_quat(s.pose.base_from_camera), s.pose.rotation_var_floor,
                                       s.pose.translation_var_floor)
-        self.enabled = {
-            "depth": s.depth.enable and "depth" in self.heads,
-            "tracks": s.tracks.enable and "tracks" in self.heads,
-            "pose": s.pose.enable and "pose" in self.heads,
-        }
+        # A head's outputs are used when the model has it and its settings group enables it.
+        self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
         # The first buffer sequence whose clips restart odometry (after a manual reset or time going
         # backwards). A sequence number, not a flag: a clip of an older sequence still waiting for
@@ -167,7 +165,7 @@ class PerceptionPipeline:
         indices = [f.index for f in frames]
         inputs = {"video": video[None]}
         slot_ids = None
-        if "tracks" in self.heads:
+        if self.takes_queries:
             if self.enabled["tracks"]:
                 queries, slot_ids = self.tracks.make_queries(indices, video[0], pmap)
             else:  # the engine's fixed inputs still need query points; outputs are ignored
