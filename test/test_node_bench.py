@@ -1,22 +1,30 @@
-"""`fourds-ros bench node` end to end on a micro model: JSON rows and the markdown section."""
+"""`fourds-ros bench node` end to end on a tiny model: a live stream, then a stepped rate, from a
+separate process on real DDS; JSON rows, the summary and the markdown section. Counts and
+invariants only: speed is what the benchmark reports, not what a test on a shared machine asserts."""
 
 import json
 
 from fourds_ros.bench.node import main
 
 
-def test_bench_node_writes_json_and_table(ros_env, tmp_path, monkeypatch):
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH"):
+def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, monkeypatch):
+    for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH"):
         monkeypatch.setenv(key, ros_env[key])
     markdown = tmp_path / "benchmarks.md"
-    assert main(["--cases", "micro@4x32x32", "--frames", "16", "--num-queries", "16",
-                 "--json-dir", str(tmp_path), "--markdown", str(markdown)]) == 0
-    row = json.loads((tmp_path / "node.json").read_text())["rows"][0]
-    assert row["case"] == "micro@4x32x32" and row["hop"] == 3  # default_hop: clip length - 1
-    assert row["bare_ms_p50"] > 0 and row["pipeline_ms_p50"] > 0
-    assert 0 <= row["refinement_ms_p50"] < row["pipeline_ms_p50"]  # timed inside the pipeline
-    assert 0 < row["tracks_update_ms_p50"] < row["pipeline_ms_p50"]
-    assert row["frames_out"] > 0 and row["clip_latency_ms_p50"] > 0
-    assert row["frames_out"] <= row["frames_in"] <= 16
+    assert main(["--transports", "raw", "--seconds", "2", "--steps", "20", "--step-seconds", "1",
+                 "--param", f"model={tiny_model_dir}", "--param", "num_queries=16",
+                 "--domain", ros_env["ROS_DOMAIN_ID"], "--json-dir", str(tmp_path), "--markdown", str(markdown)]) == 0
+    data = json.loads((tmp_path / "node.json").read_text())
+    live, step = data["rows"]
+    assert (live["step"], live["rate_hz"], live["sent"]) == ("live", 30.0, 60)
+    assert (step["step"], step["rate_hz"], step["sent"]) == ("step", 20.0, 20)
+    for row in data["rows"]:
+        # Every frame sent is received, described, shed (counted) or lost before the callback (counted).
+        assert row["frames_in"] + row["lost_before_callback"] == row["sent"], row
+        assert row["frames_out"] + row["frames_dropped"] <= row["frames_in"], row
+        assert 0 < row["described_pct_depth"] <= 100 and row["latency_ms_p50"] > 0, row
+        assert row["frames_unaccounted"] == 0, row
+    assert data["summary"]["params"] == {"model": str(tiny_model_dir), "num_queries": 16}
+    assert data["summary"]["pipeline"]["pipeline_ms_p50"] > data["summary"]["pipeline"]["refine_ms_p50"] >= 0
     text = markdown.read_text()
-    assert "<!-- bench:node -->" in text and "| micro@4x32x32 |" in text
+    assert "<!-- bench:node -->" in text and "| raw | 30 |" in text and "Peak rate" in text

@@ -11,11 +11,16 @@ def test_overload_drops_and_counts_frames(tiny_model_dir, ros_env, tmp_path):
     plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
             {"frames": 90, "rate": 30, "size": [120, 160]}, {"wait_idle": True, "timeout": 30}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2,
-              "debug_inference_delay_ms": delay_s * 1e3}
+              "debug_inference_delay_ms": delay_s * 1e3, "latency_warn_ms": 200.0}
     run = run_node(plan, params, tmp_path, ros_env)
     assert run.node_alive_after_plan, run.node_log
     values = run.last_diagnostics()["values"]
     assert "SlowEngine" in values["backend"]
+    # Shedding is visible: /diagnostics WARN names the dropped frames and the latency over
+    # latency_warn_ms (every frame waits >= one 0.3 s inference), and every frame is accounted for.
+    status = run.last_diagnostics()
+    assert status["level"] == 1 and "dropped" in status["message"] and "latency p95" in status["message"], status
+    assert values["frames_unaccounted"] == "0", values
     # The node caught up after the burst (on a busy 2-core machine DDS delivers the tail late).
     assert values["frames_pending"] == "0" and float(values["input_rate_hz"]) == 0.0, values
     frames_in, frames_out = int(values["frames_in"]), int(values["frames_out"])

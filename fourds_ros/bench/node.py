@@ -1,177 +1,245 @@
-"""fourds-ros bench node: end-to-end latency and throughput of the perception node over real DDS,
-against bare inference of the same engine.
+"""fourds-ros bench node: the perception node under a live camera, from a separate process.
 
-Per case (a randomly initialised checkpoint, SIZE@TxHxW with all three heads):
-  bare:      engine(inputs) alone (p50, p95);
-  pipeline:  PerceptionPipeline.process per clip in-process (preprocess + engine + bookkeeping),
-             and the shares of it of the track refinement and of the track update (which
-             includes the image fallback);
-  node:      perception_node and a probe in separate processes on loopback DDS; 640x480 frames
-             streamed at a rate the engine can sustain. Latency is input stamp -> publish:
-             `frame` for every output frame (includes waiting for the rest of the clip) and
-             `clip` for the newest frame of each clip (the node's own cost: decode, buffer,
-             inference, publish). "vs bare" = clip p50 / bare p50 - 1 (goal: <= 10 %); "node adds" =
-             clip p50 - the node's own mean inference time, which other load on the machine
-             (it is shared) does not inflate. The 1-minute load average is recorded with each row.
+The probe (ros/probe.py) publishes as a camera does: header.stamp = now, a fixed rate, 640x480
+rgb8 on `image` (transport raw) or JPEG on `image/compressed` (transport compressed), with
+camera_info; the node runs with its shipped defaults (config/perception.yaml) unless told otherwise.
+One node process per transport streams, in order:
+  live:   --rate Hz for --seconds s (the figure everyone quotes);
+  steps:  --steps Hz for --step-seconds s each, rising (ros2_benchmark's method): the peak rate is
+          the highest with under 5 % of the frames sent left without depth;
+  and each step is followed by the node catching up (wait_idle), so steps do not overlap.
+Per step: frames described (% of sent with depth, tracks and odometry), lost before the callback
+(sent - frames_in), shed (frames_dropped) with clips_dropped, latency (output receipt - image
+stamp) p50/p95/max, out fps, the node's CPU (cores busy, from /proc) and the load average.
+"per clip" compares the node's clip latency (newest frame stamp -> clip published) with the
+pipeline's own time for a clip measured in-process on the same frames just before.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .report import (
-    add_output_arguments, latency_stats, markdown_table, output_arguments, time_call, write_results,
-)
+from .report import add_output_arguments, latency_stats, markdown_table, output_arguments, write_results
 
-DEFAULT_CASES = ["tiny@8x128x128", "S@8x128x128"]
 SCENES = Path(__file__).resolve().parents[3] / "shared" / "data" / "7scenes_redkitchen_f000-299"
+OUTPUTS = ("depth/image", "tracks", "odometry")
+SHED_LIMIT = 0.05  # the ros2_benchmark criterion: under 5 % dropped
 
 
-def make_checkpoint(case: str, root: Path) -> Path:
-    from ..model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
-
-    size, _, shape = case.partition("@")
-    t, h, w = (int(v) for v in shape.split("x"))
-    width = {"tiny": 64, "micro": 32}.get(size, 256)
-    cfg = ModelConfig(size=size, num_frames=t, image_size=(h, w), heads=default_heads(width, 4 if width >= 64 else 2))
-    return save_checkpoint(init_weights(FourDS(cfg), seed=0), root / case.replace("@", "_"))
+def source() -> str:
+    return str(SCENES) if SCENES.exists() else "synthetic"
 
 
-def load_frames(count: int) -> list[np.ndarray]:
-    """640x480 RGB frames: 7-Scenes when ../shared/data is present, else synthetic."""
-    from ..ros.probe import load_frames as probe_frames
+class CpuSampler:
+    """The node's CPU time (user + system, from /proc) sampled with wall-clock stamps, so a step's
+    share can be read off between its first and last frame."""
 
-    source = str(SCENES) if SCENES.exists() else "synthetic"
-    return probe_frames(source, (480, 640), count)[0]
+    def __init__(self, period_s: float = 0.25):
+        self.samples: list[tuple[int, float]] = []
+        self.period_s, self.stop = period_s, threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _node_pid(self) -> int | None:
+        me = os.getpid()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == me and b"perception_node" in cmd:
+                return int(pid)
+        return None
+
+    def _run(self) -> None:
+        pid = None
+        while not self.stop.is_set():
+            pid = pid or self._node_pid()
+            if pid is not None:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                    self.samples.append((time.time_ns(), (int(fields[11]) + int(fields[12])) / self.tick))
+                except OSError:
+                    pid = None
+            self.stop.wait(self.period_s)
+
+    def cores(self, t0_ns: int, t1_ns: int) -> float:
+        """Mean cores busy between two wall-clock times (nan when unsampled)."""
+        inside = [s for s in self.samples if t0_ns <= s[0] <= t1_ns]
+        if len(inside) < 2:
+            return float("nan")
+        return (inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) / 1e9)
 
 
-def bench_case(case: str, backend: str, num_queries: int, frames: int, root: Path) -> dict:
-    from ..engine import create_engine
-    from ..perception.clip_buffer import default_hop
-    from ..perception.pipeline import PerceptionPipeline
+def pipeline_clip_ms(params: dict, frames: int) -> dict:
+    """PerceptionPipeline.process per clip in-process (the node's settings, same frames), with the
+    engine's and the tracks' shares: what the node's clip latency is compared against."""
+    from ..engine.factory import set_default_threads
+    from ..perception.pipeline import create_pipeline
     from ..perception.settings import PerceptionSettings
-    from ..ros.harness import ros_env, run_node
+    from ..ros.probe import load_frames
 
-    model_dir = make_checkpoint(case, root)
-    engine = create_engine(model_dir, backend=backend, num_queries=num_queries)
-    cfg = engine.config
-    hop = default_hop(cfg.num_frames)
-    images = load_frames(cfg.num_frames + 10 * hop)
-    captured: list[dict] = []
+    settings = PerceptionSettings.from_params(params)
+    set_default_threads(settings.model.inference_threads)
+    pipe, backend = create_pipeline(settings, log=lambda *_: None)
+    shares = {"refine": [], "update": []}
 
-    def capturing_engine(inputs):  # the real engine; keeps the inputs the pipeline built
-        captured.append(inputs)
-        return engine(inputs)
-
-    capturing_engine.config, capturing_engine.spec = engine.config, engine.spec
-    pipe = PerceptionPipeline(capturing_engine, PerceptionSettings.from_params(hop=hop, max_tracks=num_queries))
-    image_times = {"refine": [], "update": []}
-
-    def timed(name, method):  # the tracks' work on the camera image, per clip (node defaults)
+    def timed(name, method):
         def call(*args):
             t0 = time.perf_counter()
             out = method(*args)
-            image_times[name].append(time.perf_counter() - t0)
+            shares[name].append(time.perf_counter() - t0)
             return out
         return call
 
-    pipe.tracks.refine = timed("refine", pipe.tracks.refine)
-    pipe.tracks.update = timed("update", pipe.tracks.update)
-    clips = []
+    pipe.tracks.refine, pipe.tracks.update = timed("refine", pipe.tracks.refine), timed("update", pipe.tracks.update)
+    images, k = load_frames(source(), (480, 640), frames)
+    process, engine = [], []
     for i, rgb in enumerate(images):
-        clip, _ = pipe.add_frame(rgb, i * 33_000_000, "cam")
+        clip, _ = pipe.add_frame(rgb, i * 33_333_333, "camera_optical", k)
         if clip is not None:
-            clips.append(clip)
-    times = []
-    for clip in clips:
-        t0 = time.perf_counter()
-        pipe.process(clip)
-        times.append(time.perf_counter() - t0)
-    pipeline = latency_stats(times[1:])  # the first clip seeds tracks and odometry
-    refinement = latency_stats(image_times["refine"][1:])
-    tracks_update = latency_stats(image_times["update"][1:])
-    # Bare inference on exactly the inputs the pipeline gave the engine (real frames, real queries).
-    bare = latency_stats(time_call(lambda: engine(captured[-1]), warmup=1, repeats=20))
-
-    # Stream at ~50 % of what bare inference sustains (at most a 30 Hz camera), so the node is
-    # measured, not the queue.
-    rate = min(30.0, 0.5 * hop / (bare["latency_ms_p50"] / 1e3))
-    source = str(SCENES) if SCENES.exists() else "synthetic"
-    plan = [{"wait_for": "/diagnostics", "timeout": 120},
-            {"wait_for_subscribers": ["image", "camera_info"], "timeout": 120},
-            {"frames": frames, "rate": rate, "source": source, "encoding": "bgr8"},
-            {"wait": max(2.0, 3 * bare["latency_ms_p50"] / 1e3)}]
-    params = {"model": str(model_dir), "backend": backend, "num_queries": num_queries, "hop": hop,
-              "max_tracks": num_queries, "diagnostics_period_s": 0.5}
-    domain = random.Random(os.getpid() ^ hash(case)).randint(1, 200)
-    run = run_node(plan, params, root / f"run_{case.replace('@', '_')}", ros_env(domain), probe_timeout_s=600,
-                   probe_topics=["depth/image", "/diagnostics"])  # the other outputs are not computed then
-    values = run.last_diagnostics().get("values", {})
-    depth = run.records("depth/image")
-    frame_latency = [(d["recv_ns"] - d["stamp_ns"]) / 1e9 for d in depth]
-    published = run.result["published"]
-    duration = (published[-1]["stamp_ns"] - published[0]["stamp_ns"]) / 1e9 if len(published) > 1 else float("nan")
-    clip_p50 = float(values.get("clip_latency_p50_ms", "nan"))
-    node_inference = float(values.get("inference_latency_ms", "nan"))
-    return {
-        "case": case, "backend": engine.describe(), "hop": hop, "input_rate_hz": rate,
-        "bare_ms_p50": bare["latency_ms_p50"], "bare_ms_p95": bare["latency_ms_p95"],
-        "pipeline_ms_p50": pipeline["latency_ms_p50"], "pipeline_ms_p95": pipeline["latency_ms_p95"],
-        # Parts of pipeline, per clip: TrackManager.refine (gray conversion, template matching of
-        # the points the head calls visible) and TrackManager.update (bookkeeping and the image
-        # fallback: the tracks the head loses, matched on the image). A random checkpoint calls
-        # many points invisible, so the fallback follows more tracks here than with a trained one.
-        "refinement_ms_p50": refinement["latency_ms_p50"],
-        "tracks_update_ms_p50": tracks_update["latency_ms_p50"],
-        "clip_latency_ms_p50": clip_p50, "clip_latency_ms_p95": float(values.get("clip_latency_p95_ms", "nan")),
-        "frame_latency_ms_p50": float(np.percentile(frame_latency, 50) * 1e3) if depth else float("nan"),
-        "frame_latency_ms_p95": float(np.percentile(frame_latency, 95) * 1e3) if depth else float("nan"),
-        "throughput_fps": len(depth) / duration if depth else 0.0,
-        "frames_in": int(values.get("frames_in", 0)), "frames_out": int(values.get("frames_out", 0)),
-        "frames_dropped": int(values.get("frames_dropped", 0)),
-        "frames_lost_in_transport": int(values.get("frames_lost_in_transport", 0)),
-        "node_inference_ms": node_inference,
-        "input_transport_ms": float(values.get("input_transport_ms", "nan")),
-        "process_publish_ms": float(values.get("process_publish_ms", "nan")),
-        "overhead_pct": 100 * (clip_p50 / bare["latency_ms_p50"] - 1),
-        # What the node adds around its own inference calls (DDS in, decode, preprocess, buffer,
-        # bookkeeping, publish): insensitive to CPU contention slowing the engine itself.
-        "node_added_ms": clip_p50 - node_inference,
-        "node_added_pct": 100 * (clip_p50 / node_inference - 1),
-        "load_average_1min": os.getloadavg()[0],
-        "pipeline_overhead_pct": 100 * (pipeline["latency_ms_p50"] / bare["latency_ms_p50"] - 1),
-    }
+            t0 = time.perf_counter()
+            result = pipe.process(clip)
+            process.append(time.perf_counter() - t0)
+            engine.append(result.inference_s)
+    ms = lambda v: latency_stats(v[1:] or v)["latency_ms_p50"]  # noqa: E731  (first clip seeds tracks)
+    return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms(process), "engine_ms_p50": ms(engine),
+            "refine_ms_p50": ms(shares["refine"]), "tracks_update_ms_p50": ms(shares["update"])}
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="fourds-ros bench node")
-    parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="SIZE@TxHxW")
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--num-queries", type=int, default=64)
-    parser.add_argument("--frames", type=int, default=60, help="frames streamed per case")
+def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> dict:
+    """One stream step: `sent` is its slice of the probe's published frames."""
+    stamps = {p["stamp_ns"] for p in sent}
+    row: dict = {"rate_hz": rate, "sent": len(sent)}
+    for topic in OUTPUTS:
+        got = {r["stamp_ns"] for r in result["records"] if r["topic"] == topic and r.get("stamp_ns") in stamps}
+        row[f"described_pct_{topic.split('/')[0]}"] = 100 * len(got) / max(1, len(sent))
+    depth = [r for r in result["records"] if r["topic"] == "depth/image" and r.get("stamp_ns") in stamps]
+    lat = np.array([(r["recv_ns"] - r["stamp_ns"]) / 1e6 for r in depth])
+    t0, t1 = sent[0]["stamp_ns"], sent[-1]["stamp_ns"]
+    row.update(latency_ms_p50=float(np.percentile(lat, 50)) if lat.size else None,
+               latency_ms_p95=float(np.percentile(lat, 95)) if lat.size else None,
+               latency_ms_max=float(lat.max()) if lat.size else None,
+               out_fps=len(depth) / max(1e-9, (t1 - t0) / 1e9 + 1 / rate), node_cpu_cores=cpu.cores(t0, t1 + 2e9))
+    return row
+
+
+def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
+    """Node counters accumulated from t0 to t1 (from the /diagnostics received before each), and
+    the last status before t1."""
+    diags = [(r["recv_ns"], r["status"][0]) for r in result["records"] if r["topic"] == "/diagnostics" and r["status"]]
+    before = [s["values"] for t, s in diags if t < t0_ns] or [{}]
+    last = [s for t, s in diags if t < t1_ns][-1:] or [{"values": {}, "level": None, "message": ""}]
+    after = last[0]["values"]
+    keys = ("frames_in", "frames_out", "frames_dropped", "clips_dropped", "frames_lost_in_transport",
+            "frames_missing_by_stamp")
+    out = {k: int(after.get(k, 0)) - int(before[-1].get(k, 0)) for k in keys}
+    out.update(frames_unaccounted=int(after.get("frames_unaccounted", 0)), level=last[0]["level"],
+               message=last[0]["message"])
+    for key, name in (("clip_latency_p50_ms", "clip_latency_ms_p50"), ("process_publish_ms", "process_publish_ms"),
+                      ("inference_latency_ms", "node_inference_ms")):
+        out[name] = float(after.get(key, "nan"))
+    return out
+
+
+def run_transport(transport: str, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict) -> list[dict]:
+    """One node process; steps (rate Hz, seconds) streamed in order, each followed by catching up."""
+    from ..ros.harness import run_node
+
+    compressed = transport == "jpeg"
+    plan = [{"wait_for": "/diagnostics", "timeout": 180},
+            {"wait_for_subscribers": ["image/compressed" if compressed else "image", "camera_info"], "timeout": 120}]
+    for rate, seconds in steps:
+        plan += [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8",
+                  "compressed": compressed}, {"wait_idle": True, "timeout": 30}]
+    node_params = {**params, "image_transport": "compressed" if compressed else "raw", "diagnostics_period_s": 0.5}
+    cpu = CpuSampler()
+    cpu.thread.start()
+    try:
+        run = run_node(plan, node_params, workdir / transport, env, probe_timeout_s=180 + sum(s + 40 for _, s in steps),
+                       probe_topics=[*OUTPUTS, "/diagnostics"])
+    finally:
+        cpu.stop.set()
+    published, rows, start = run.result["published"], [], 0
+    for i, (rate, seconds) in enumerate(steps):
+        sent = published[start:start + int(round(rate * seconds))]
+        start += len(sent)
+        end = published[start]["stamp_ns"] if start < len(published) else time.time_ns()
+        row = {"transport": transport, "step": "live" if i == 0 else "step", **step_stats(run.result, sent, rate, cpu),
+               **counters_between(run.result, sent[0]["stamp_ns"], end)}
+        row["lost_before_callback"] = len(sent) - row["frames_in"]
+        row["load_average_1min"] = os.getloadavg()[0]
+        rows.append(row)
+    return rows
+
+
+def peak_rate(rows: list[dict]) -> float | None:
+    """The highest stepped rate with under SHED_LIMIT of the frames sent left without depth."""
+    ok = [r["rate_hz"] for r in rows if r["step"] == "step" and r["described_pct_depth"] >= 100 * (1 - SHED_LIMIT)]
+    return max(ok) if ok else None
+
+
+COLUMNS = [
+    ("transport", "transport", ""), ("rate_hz", "input Hz", ".0f"), ("sent", "sent", "d"),
+    ("described_pct_depth", "depth %", ".1f"), ("described_pct_tracks", "tracks %", ".1f"),
+    ("described_pct_odometry", "odometry %", ".1f"), ("lost_before_callback", "lost before callback", "d"),
+    ("frames_dropped", "shed (counted)", "d"), ("latency_ms_p50", "latency p50 ms", ".0f"),
+    ("latency_ms_p95", "p95 ms", ".0f"), ("latency_ms_max", "max ms", ".0f"), ("out_fps", "out fps", ".1f"),
+    ("clip_latency_ms_p50", "node clip p50 ms", ".0f"), ("node_inference_ms", "engine in node ms", ".0f"),
+    ("node_cpu_cores", "node CPU cores", ".2f"), ("level", "diag level", ""), ("load_average_1min", "load avg", ".1f"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fourds-ros bench node", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transports", nargs="+", default=["raw", "jpeg"], choices=["raw", "jpeg"])
+    parser.add_argument("--rate", type=float, default=30.0, help="the live camera's rate (Hz)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="live stream length (s)")
+    parser.add_argument("--steps", type=float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
+                        help="stepped rates (Hz) for the peak rate; none: skip")
+    parser.add_argument("--step-seconds", type=float, default=8.0)
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="node parameter over the shipped defaults (repeatable), e.g. inference_threads=2")
+    parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
     add_output_arguments(parser)
     args = parser.parse_args(argv)
+    from ..perception.settings import PerceptionSettings
+    from ..ros.harness import ros_env
+
+    import yaml  # values typed as in a params file
+
+    params = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)}
+    params = {k: v for k, v in PerceptionSettings.from_params(params).as_params().items() if k in params}
+    clip = pipeline_clip_ms(params, 64)
+    steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
-        rows = [bench_case(c, args.backend, args.num_queries, args.frames, Path(tmp)) for c in args.cases]
-    table = markdown_table(rows, [
-        ("case", "case", ""), ("backend", "backend", ""), ("hop", "hop", "d"),
-        ("input_rate_hz", "input Hz", ".1f"), ("bare_ms_p50", "bare p50 ms", ".1f"),
-        ("pipeline_ms_p50", "pipeline p50 ms", ".1f"), ("refinement_ms_p50", "of which track refinement ms", ".1f"),
-        ("tracks_update_ms_p50", "of which tracks update + image fallback ms", ".1f"),
-        ("clip_latency_ms_p50", "node clip p50 ms", ".1f"),
-        ("clip_latency_ms_p95", "node clip p95 ms", ".1f"), ("frame_latency_ms_p50", "frame p50 ms", ".1f"),
-        ("frame_latency_ms_p95", "frame p95 ms", ".1f"), ("throughput_fps", "out fps", ".1f"),
-        ("frames_dropped", "dropped", "d"), ("frames_lost_in_transport", "lost in DDS", "d"), ("input_transport_ms", "DDS in ms", ".1f"),
-        ("node_inference_ms", "inference in node ms", ".1f"), ("process_publish_ms", "process+publish ms", ".1f"), ("overhead_pct", "vs bare %", ".1f"),
-        ("node_added_ms", "node adds ms", ".1f"), ("node_added_pct", "node adds %", ".1f"),
-        ("load_average_1min", "load avg", ".1f"),
-    ])
-    write_results("node", {"rows": rows}, table, "Perception node: end-to-end latency vs bare inference", **output_arguments(args))
+        rows = [r for t in args.transports for r in run_transport(t, steps, params, Path(tmp), ros_env(args.domain))]
+    for row in rows:
+        row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / clip["pipeline_ms_p50"] - 1)
+    summary = {"params": params, "pipeline": clip,
+               "peak_rate_hz": {t: peak_rate([r for r in rows if r["transport"] == t]) for t in args.transports}}
+    table = markdown_table(rows, COLUMNS) + "\n\n" + summary_lines(summary, rows)
+    write_results("node", {"summary": summary, "rows": rows}, table,
+                  "Perception node: a live camera from a separate process", **output_arguments(args))
     return 0
+
+
+def summary_lines(summary: dict, rows: list[dict]) -> str:
+    c = summary["pipeline"]
+    live = [r for r in rows if r["step"] == "live"]
+    lines = [f"Shipped defaults{' + ' + str(summary['params']) if summary['params'] else ''}: {c['backend']}, hop {c['hop']}. "
+             f"Pipeline per clip in-process: p50 {c['pipeline_ms_p50']:.0f} ms (engine {c['engine_ms_p50']:.0f}, "
+             f"track refinement {c['refine_ms_p50']:.0f}, tracks update + image fallback {c['tracks_update_ms_p50']:.0f})."]
+    lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
+              f"{r['node_adds_pct']:+.0f} %." for r in live]
+    lines.append("Peak rate with < 5 % of frames undescribed: " + ", ".join(
+        f"{t} {'%.0f Hz' % v if v else 'none of the steps'}" for t, v in summary["peak_rate_hz"].items()) + ".")
+    return "\n".join(lines)

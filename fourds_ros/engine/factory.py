@@ -18,6 +18,16 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
+# Default CPU threads of an engine when create_engine is not given `threads` (None: the backend's
+# own choice, every core we may run on). The node sets it from its inference_threads parameter
+# before building its pipeline; a thread pool is a process-wide budget, like torch's.
+_default_threads: int | None = None
+
+
+def set_default_threads(threads: int | None) -> None:
+    """Threads for engines created from now on in this process (0 or None: all cores)."""
+    global _default_threads
+    _default_threads = threads or None
 
 
 def resolve_device(device: str) -> str:
@@ -38,15 +48,18 @@ def create_engine(
     cache_dir: str | Path | None = None,
     force_engine_update: bool = False,
     logger: logging.Logger | None = None,
+    threads: int | None = None,
 ) -> InferenceEngine:
     """Load the checkpoint in model_dir and wrap it in the requested backend.
 
     precision: torch fp32/bf16/fp16; onnxruntime fp32/fp16/int8; tensorrt fp32/fp16.
     cache_dir: exported ONNX graphs and TensorRT engines (default $FOURDS_ROS_CACHE_DIR or
     ~/.cache/fourds_ros/engines). Raises CheckpointError for a bad checkpoint and EngineError
-    when the backend cannot run.
+    when the backend cannot run. threads: CPU threads of the engine (None: set_default_threads, else
+    every core we may run on).
     """
     logger = logger or log
+    threads = threads or _default_threads
     if device == "auto":
         # A robot with a GPU gets it (and with it TensorRT under backend auto) without config.
         device = resolve_device(device)
@@ -78,10 +91,11 @@ def create_engine(
             from .onnxruntime_backend import create_onnxruntime_engine
 
             return create_onnxruntime_engine(model_dir, spec, cache_dir, device, precision,
-                                             force_engine_update, model=model, logger=logger)
+                                             force_engine_update, model=model, logger=logger,
+                                             threads=threads)
         from .torch_backend import TorchEngine
 
-        return TorchEngine(model, spec, device=device, precision=precision)
+        return TorchEngine(model, spec, device=device, precision=precision, threads=threads)
 
     if backend != "auto":
         engine = build(backend)

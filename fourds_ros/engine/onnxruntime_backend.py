@@ -118,6 +118,7 @@ def create_onnxruntime_engine(
     force_update: bool = False,
     model=None,
     logger: logging.Logger | None = None,
+    threads: int | None = None,
 ) -> OnnxRuntimeEngine:
     """Export (or reuse) the graph in cache_dir and open it; an unreadable cached graph, or one
     whose bytes do not match its SHA-256 sidecar, is re-exported with a warning. cache_dir is
@@ -145,9 +146,11 @@ def create_onnxruntime_engine(
         return path
 
     try:
-        return OnnxRuntimeEngine(graph(force_update), spec, device=device, precision=precision)
+        return OnnxRuntimeEngine(graph(force_update), spec, device=device, precision=precision,
+                                intra_op_threads=threads)
     except EngineError as e:
         if force_update or "cannot load" not in str(e):
             raise
         logger.warning("cached ONNX graph is unreadable (%s); exporting it again", e)
-        return OnnxRuntimeEngine(graph(True), spec, device=device, precision=precision)
+        return OnnxRuntimeEngine(graph(True), spec, device=device, precision=precision,
+                                intra_op_threads=threads)

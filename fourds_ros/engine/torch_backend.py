@@ -14,8 +14,11 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 class TorchEngine(InferenceEngine):
     backend = "torch"
 
-    def __init__(self, model: FourDS, spec: EngineSpec, device: str = "cpu", precision: str = "fp32"):
+    def __init__(self, model: FourDS, spec: EngineSpec, device: str = "cpu", precision: str = "fp32",
+                 threads: int | None = None):
         super().__init__(spec)
+        if threads:  # process-wide in torch: the node has one engine
+            torch.set_num_threads(threads)
         if precision not in DTYPES:
             raise EngineError(f"torch precision must be one of {sorted(DTYPES)}, got {precision!r}")
         if device.startswith("cuda") and not torch.cuda.is_available():

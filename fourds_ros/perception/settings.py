@@ -66,6 +66,11 @@ class ModelSettings(_Group):
         installed.""", param="device")
     num_queries: int = setting(64, """Number of query points the tracks head runs per clip (a fixed engine
         input shape).""", param="num_queries", low=1, high=4096)
+    inference_threads: int = setting(0, """CPU threads of the inference engine (ONNX Runtime intra-op pool,
+        torch set_num_threads). 0: every core the process may run on (fastest inference on an idle
+        computer; ONNX Runtime's pool sleeps when idle, and the image callbacks need under 0.2 of a core
+        at 30 Hz). 1: inference on one core, the rest left to other processes of a busy computer.""",
+        param="inference_threads", low=0, high=1024)
     autostart: bool = setting(True, """Run configure + activate at start-up. false: wait for a lifecycle
         manager.""", param="autostart")
 

@@ -24,6 +24,7 @@ from rclpy.qos import QoSPresetProfiles
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 
+from ..engine.factory import set_default_threads
 from ..perception.health import PIPELINE_COUNTED, NodeHealth, NodeState
 from ..perception.intake import FrameIntake
 from ..perception.pipeline import create_pipeline
@@ -43,9 +44,7 @@ class PerceptionNode(LifecycleNode):
         self.state_text, self.failure, self.backend_text, self.model_text = "unconfigured", "", "", ""
         self.settings = self.pipeline = self.worker = self.intake = self.outputs = self.tf_publish = None
         self.mount = None
-        self.subscriptions_: list = []
-        self.publishers_: dict = {}
-        self.timers_: list = []
+        self.subscriptions_, self.publishers_, self.timers_ = [], {}, []
         # Timers on the steady clock: under use_sim_time a stopped /clock must not stop the idle
         # flush or the diagnostics.
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -70,6 +69,7 @@ class PerceptionNode(LifecycleNode):
 
     def _configure(self) -> None:
         self.settings = s = read_settings(self)
+        set_default_threads(s.model.inference_threads)  # create_pipeline builds the engine
         self.pipeline, self.backend_text = create_pipeline(s, log=self.get_logger().info)
         self.model_text = s.model.resolved_path()
         self.health.latency_warn_ms, self.health.stall_warn_s = s.diagnostics.latency_warn_ms, s.diagnostics.stall_warn_s

@@ -27,8 +27,12 @@ Steps:
   {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
                                track_queries (other field names make a malformed cloud)
   {"fuzz": N, "seed": S, "kinds": ["image", "compressed", "camera_info", "valid"], "rate": HZ,
-   "transport": "raw"|"compressed", "size": [H, W]}  N seeded mutations (fuzz_inputs.py), each a frame
-                               and its camera_info; stamps one period apart; published[] says what went where
+   "transport": "raw"|"compressed", "size": [H, W], "max_ahead": 0}  N seeded mutations (fuzz_inputs.py),
+                               each a frame and its camera_info, at most HZ; stamps one period apart,
+                               continuing the previous fuzz step's; published[] says what went where.
+                               max_ahead > 0: wait (up to 2 s) while more frames than that are sent but
+                               not yet in the node's /diagnostics frames_in (+ counted loss): reliable
+                               QoS keeps 10, so a slow node then loses nothing
   {"node_rss": LABEL}          the node's VmRSS (kB) from /proc (harness passes --node-pid) into events
 """
 
@@ -198,9 +202,13 @@ class Probe(Node):
     def stream(self, step: dict, clock: dict) -> None:
         size = tuple(step.get("size", (480, 640)))
         frames, k = load_frames(step.get("source", "synthetic"), size, int(step["frames"]))
+        # A folder shorter than the stream plays back and forth (no jump back to its first frame).
+        cycle = frames + frames[-2:0:-1]
+        frames = [cycle[i % len(cycle)] for i in range(int(step["frames"]))] if frames else frames
         rate = float(step.get("rate", 15.0))
         encoding = step.get("encoding", "rgb8")
         offset_ns = int(float(step.get("stamp_offset_s", 0.0)) * 1e9)
+        jpeg: dict[int, bytes] = {}
         start = time.monotonic()
         for i, rgb in enumerate(frames):
             stamp_ns = time.time_ns() + offset_ns + (int(1.5e9 / rate) if i == step.get("late_at") else 0)
@@ -212,9 +220,10 @@ class Probe(Node):
             if step.get("compressed"):
                 import cv2
 
-                ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                if id(rgb) not in jpeg:  # encoded once: a camera encodes in hardware, off our 2 cores
+                    jpeg[id(rgb)] = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
                 msg = CompressedImage(header=convert.header(stamp_ns, "camera_optical"), format="jpeg",
-                                      data=buf.tobytes())
+                                      data=jpeg[id(rgb)])
                 self.compressed_pub.publish(msg)
             else:
                 if encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
@@ -238,9 +247,15 @@ class Probe(Node):
         rate = float(step.get("rate", 150.0))
         gen = FuzzInputs(int(step.get("seed", 0)), tuple(step.get("size", (48, 64))), step.get("transport", "raw"))
         kinds = step.get("kinds", ["image", "compressed", "camera_info"])
-        t0, start = time.time_ns(), time.monotonic()
+        topic, ahead = "image" if gen.transport == "raw" else "image/compressed", int(step.get("max_ahead", 0))
+        # Flow control may run stamps ahead of the wall clock: the next step continues them (never back).
+        t0 = max(time.time_ns(), getattr(self, "fuzz_next_ns", 0))
         for i in range(int(step["fuzz"])):
-            stamp_ns = t0 + int(i * 1e9 / rate)
+            stamp_ns = self.fuzz_next_ns = t0 + int(i * 1e9 / rate)
+            self.fuzz_next_ns += int(1e9 / rate)
+            end = time.monotonic() + 2.0
+            while ahead and self.frames_ahead(topic) > ahead and time.monotonic() < end:
+                rclpy.spin_once(self, timeout_sec=0.01)
             kind = gen.rng.choice(kinds)
             image, info, name = gen.mutation(kind, stamp_ns)
             self.info_pub.publish(info)
@@ -248,7 +263,16 @@ class Probe(Node):
             (self.image_pub if raw else self.compressed_pub).publish(image)
             self.published.append({"stamp_ns": stamp_ns, "topic": "image" if raw else "image/compressed",
                                    "kind": kind, "mutation": name})
-            self.spin_for(max(0.0, start + (i + 1) / rate - time.monotonic()))
+            self.spin_for(1.0 / rate)
+
+    def frames_ahead(self, topic: str) -> int:
+        """Frames published on `topic` that the node's latest /diagnostics has not counted in."""
+        sent = sum(p.get("topic") == topic for p in self.published)
+        for r in reversed(self.records):
+            if r["topic"] == "/diagnostics" and r["status"]:
+                values = r["status"][0]["values"]
+                return sent - int(values.get("frames_in", 0)) - int(values.get("frames_missing_by_stamp", 0))
+        return sent
 
     def run(self, plan: list[dict]) -> dict:
         from lifecycle_msgs.msg import Transition
