@@ -38,7 +38,7 @@ from fourds_ros.model.checkpoint import load_config
 def test_tensorrt_key_changes_with_every_input(tmp_path):
     onnx_file = tmp_path / "m.onnx"
     onnx_file.write_bytes(b"graph-a")
-    base = dict(tensorrt_version="10.3.0", gpu_name="Orin", compute_capability=(8, 7), precision="fp16")
+    base = {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": (8, 7), "precision": "fp16"}
     key = tensorrt_engine_key(onnx_file, **base)
     assert key == tensorrt_engine_key(onnx_file, **base)
     variants = [dict(base, tensorrt_version="11.0.0"), dict(base, gpu_name="H100"),
@@ -68,10 +68,9 @@ def test_checkpoint_key_follows_weights_precision_and_queries(tiny_model_dir, tm
 def test_atomic_write_replaces_whole_file_and_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "engine.bin"
     atomic_write_bytes(target, b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half a new eng")
-            raise RuntimeError("build crashed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half a new eng")
+        raise RuntimeError("build crashed")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["engine.bin"]  # no temp file left behind
     atomic_write_bytes(target, b"new")

@@ -7,7 +7,7 @@ import transforms3d.euler as euler
 from fourds_ros.perception.clip_buffer import OUT_OF_ORDER, ClipBuffer, ClipQueue, Frame, supersede
 from fourds_ros.perception.odometry import OdometryChain, default_base_from_camera, transform_from_xyz_quat
 from fourds_ros.perception.preprocess import Preprocessor
-from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
+from fourds_ros.perception.settings import TrackSettings
 from fourds_ros.perception.tracks import TrackManager, motion_outliers
 
 MS = 1_000_000
@@ -262,7 +262,7 @@ def test_odometry_chains_overlapping_clips_exactly():
     assert len(estimates) == 10 and chain.gaps == 0
     expected = np.eye(4)
     b = default_base_from_camera()
-    for i, est in enumerate(estimates):
+    for est in estimates:
         assert np.allclose(est.odom_from_camera, b @ expected, atol=1e-9)
         expected = expected @ step
     # The camera moves along its optical z, which is the base's x (REP-103).

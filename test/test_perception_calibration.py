@@ -4,7 +4,6 @@ Reproduced: NaN/inf in K reached depth/camera_info and made every track's xyz Na
 was used on 640x480 images; fisheye and strong plumb_bob distortion were ignored.
 """
 
-from pathlib import Path
 
 import cv2
 import numpy as np

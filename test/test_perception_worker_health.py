@@ -86,7 +86,7 @@ def test_clips_run_in_order_on_the_worker_thread(make_worker):
     worker.start()
     for t in range(1, 4):
         worker.submit(make_clip(t, 2))
-        assert wait_for(lambda: len(run.ran) == t)  # one at a time: never superseded
+        assert wait_for(lambda t=t: len(run.ran) == t)  # one at a time: never superseded
     assert [r[0] for r in run.ran] == [1, 2, 3]
     assert {r[2] for r in run.ran} == {"fourds_inference"}
     assert threading.current_thread().name != "fourds_inference"

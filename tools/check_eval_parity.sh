@@ -7,19 +7,20 @@
 # default changed on purpose after REV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REV=$1; OUT=$2; shift 2
+REV=$1; OUT=$(realpath -m "$2"); shift 2
+ROOT=$(pwd)
 PARAMS=(); for p in "$@"; do PARAMS+=(--param "$p"); done
 DATA=${DATA:-../shared/data}
 PY=.venv/bin/python
-rm -rf "$OUT/old_tree" && mkdir -p "$OUT"
+rm -rf "$OUT"/old_tree "$OUT"/*_bag "$OUT"/old_* "$OUT"/new_* && mkdir -p "$OUT"
 git worktree add -f --detach "$OUT/old_tree" "$REV" >/dev/null
 trap 'git worktree remove --force "$OUT/old_tree"' EXIT
 declare -A FORMAT=([hololens]=hololens [tum]=tum [kitchen]=7scenes)
 declare -A SRC=([hololens]=samples/hololens_000 [tum]=$DATA/tum_fr1_rpy_f000-079 [kitchen]=$DATA/7scenes_redkitchen_f000-299)
 for name in hololens tum kitchen; do
   .venv/bin/fourds-ros bag convert --format "${FORMAT[$name]}" "${SRC[$name]}" "$OUT/${name}_bag" >/dev/null
-  (cd "$OUT/old_tree" && PYTHONPATH=. "$OLDPWD/$PY" -m fourds_ros.cli eval "$OLDPWD/$OUT/${name}_bag" \
-      --model "$OLDPWD/models/fourds_default" --out "$OLDPWD/$OUT/old_$name" --offline >/dev/null)
+  (cd "$OUT/old_tree" && PYTHONPATH=. "$ROOT/$PY" -m fourds_ros.cli eval "$OUT/${name}_bag" \
+      --model "$ROOT/models/fourds_default" --out "$OUT/old_$name" --offline >/dev/null)
   .venv/bin/fourds-ros eval "$OUT/${name}_bag" --model models/fourds_default --out "$OUT/new_$name" --offline \
       "${PARAMS[@]}" >/dev/null
 done

@@ -341,6 +341,36 @@ def open_reader(path: str | Path):
     return reader
 
 
+def _add_image(data: BagData, msg, max_frames: int | None, images: bool) -> None:
+    """A camera frame into `data` (its stamp always; its pixels when `images`, or once to learn
+    the size of a compressed stream)."""
+    if max_frames is not None and len(data.stamps) >= max_frames:
+        return
+    stamp = stamp_of(msg.header)
+    data.stamps.append(stamp)
+    if data.image_hw is None and not data.compressed:
+        data.image_hw = (int(msg.height), int(msg.width))
+    if images or (data.image_hw is None and data.compressed):
+        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes()) if data.compressed
+                              else camera_image_from_msg(msg))
+
+
+def _add_label(data: BagData, topic: str, msg) -> None:
+    """camera_info or a ground-truth message into `data`, keyed by stamp."""
+    stamp = stamp_of(msg.header)
+    if topic == CAMERA_INFO_TOPIC:
+        data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
+    elif topic == GT_DEPTH_TOPIC:
+        data.gt_depth[stamp] = image_from_msg(msg)
+    elif topic == GT_POSE_TOPIC:
+        data.gt_pose[stamp] = pose_from_msg(msg.pose.position, msg.pose.orientation)
+    elif topic == GT_TRACKS_TOPIC:
+        f = cloud_fields(msg)
+        data.gt_tracks[stamp] = {"ids": f["track_id"].astype(np.int64),
+                                 "uv": np.stack([f["u"], f["v"]], 1).astype(np.float64),
+                                 "visible": f["visible"].astype(bool)}
+
+
 def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True) -> BagData:
     """Read images, camera info and ground truth back, keyed by stamp (ns).
 
@@ -362,27 +392,10 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
         try:
             for conn, _, raw in reader.messages(connections=conns):
                 msg = reader.deserialize(raw, conn.msgtype)
-                stamp = stamp_of(msg.header)
                 if conn.topic == image_topic:
-                    if max_frames is not None and len(data.stamps) >= max_frames:
-                        continue
-                    data.stamps.append(stamp)
-                    if data.image_hw is None and not data.compressed:
-                        data.image_hw = (int(msg.height), int(msg.width))
-                    if images or (data.image_hw is None and data.compressed):
-                        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes()) if data.compressed
-                                              else camera_image_from_msg(msg))
-                elif conn.topic == CAMERA_INFO_TOPIC:
-                    data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
-                elif conn.topic == GT_DEPTH_TOPIC:
-                    data.gt_depth[stamp] = image_from_msg(msg)
-                elif conn.topic == GT_POSE_TOPIC:
-                    data.gt_pose[stamp] = pose_from_msg(msg.pose.position, msg.pose.orientation)
-                elif conn.topic == GT_TRACKS_TOPIC:
-                    f = cloud_fields(msg)
-                    data.gt_tracks[stamp] = {"ids": f["track_id"].astype(np.int64),
-                                             "uv": np.stack([f["u"], f["v"]], 1).astype(np.float64),
-                                             "visible": f["visible"].astype(bool)}
+                    _add_image(data, msg, max_frames, images)
+                else:
+                    _add_label(data, conn.topic, msg)
         except BagError:
             raise
         except Exception as exc:

@@ -189,8 +189,8 @@ def find_badja_clips(src: str | Path) -> list[BadjaClip]:
                                  f"found {[v.name for v in videos]}")
             frames = videos[0]
         clips.append(BadjaClip(name, frames, ann, _first_existing_dir(src / "Annotations" / "480p" / name)))
-    for ann in sorted((src / "badja").glob("*.json")):  # the older single-folder layout
-        clips.append(BadjaClip(ann.stem, src / "JPEGImages_480p", ann, _first_existing_dir(src / "Annotations_480p")))
+    clips.extend(BadjaClip(ann.stem, src / "JPEGImages_480p", ann, _first_existing_dir(src / "Annotations_480p"))
+                 for ann in sorted((src / "badja").glob("*.json")))  # the older single-folder layout
     if not clips:
         raise BadjaError(f"{src}: no BADJA annotations (badja_joint_annotations/*.json or badja/*.json)")
     return sorted(clips, key=lambda c: c.name)

@@ -199,10 +199,11 @@ def publish_frames(rp: Replayer, frames: list, rate: str, schedule: ClipSchedule
             info, "sensor_msgs/msg/CameraInfo", shift), stamp + shift
         completes = schedule.push() > 0
         if rate == "max":
-            if completes and not rp.wait_until(lambda: all(s in rp.arrivals for s in clip_ends),
+            # (the lambdas run inside wait_until, in this iteration: the defaults only pin that down)
+            if completes and not rp.wait_until(lambda ends=clip_ends: all(s in rp.arrivals for s in ends),
                                                lambda: len(rp.arrivals)):
                 clip_ends = [s for s in clip_ends if s in rp.arrivals]  # outputs lost: counted as dropped
-            if not rp.wait_until(lambda: len(order) + 1 - max(answered(), given_up) <= rp.history):
+            if not rp.wait_until(lambda g=given_up: len(order) + 1 - max(answered(), g) <= rp.history):
                 given_up = len(order)  # the answer got lost: count frames so far as answered
         else:
             due = t0 + ((stamp - stamp0) / 1e9 if rate == "bag" else i / float(rate))
@@ -422,10 +423,10 @@ def replay_subprocess(bag_path, out_mcap: Path, timing_json: Path, env: dict, ra
                             stderr=None if show_progress else subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=timeout_s + 180)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
-        raise ReplayError(f"replay did not finish within {timeout_s + 180:.0f} s:\n{out[-2000:]}")
+        raise ReplayError(f"replay did not finish within {timeout_s + 180:.0f} s:\n{out[-2000:]}") from exc
     if proc.returncode != 0:
         node_log = node.log_path.read_text()[-3000:] if node is not None else ""
         raise ReplayError(f"replay failed ({proc.returncode}):\n{out[-3000:]}\nnode log tail:\n{node_log}")

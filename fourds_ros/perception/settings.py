@@ -20,7 +20,8 @@ import dataclasses
 import math
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from .image import DEFAULT_MAX_INPUT_PIXELS
 
@@ -324,10 +325,9 @@ class ParameterSpec:
         value = self._convert(value)
         if self.choices and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
-        if self.type in (int, float):
-            if not math.isfinite(value) or (self.low is not None and value < self.low) or \
-                    (self.high is not None and value > self.high):
-                raise ValueError(f"{self.name} must be {self.constraints}, got {value!r}")
+        if self.type in (int, float) and (not math.isfinite(value) or (self.low is not None and value < self.low)
+                                          or (self.high is not None and value > self.high)):
+            raise ValueError(f"{self.name} must be {self.constraints}, got {value!r}")
         return value
 
     def _convert(self, value: Any) -> Any:

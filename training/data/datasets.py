@@ -19,7 +19,7 @@ from .video import VideoClips
 
 
 def _scene_config(model_cfg, data_cfg: dict) -> SceneConfig:
-    extra = {k: v for k, v in (data_cfg.get("scene") or {}).items()}
+    extra = dict(data_cfg.get("scene") or {})
     return SceneConfig(num_frames=model_cfg.num_frames, image_size=tuple(model_cfg.image_size), **extra)
 
 
