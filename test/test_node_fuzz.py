@@ -141,9 +141,6 @@ def test_distortion_no_lens_has_is_refused_not_published(model, d):
     assert problem == "" and np.isfinite(k).all() and 0.5 < k[0, 0] / K_64x48[0, 0] < 2
 
 
-@pytest.mark.xfail(strict=True, reason="pose_geometry._solve_frame (line ~137) lets cv2.error from "
-                   "solvePnPRansac(SOLVEPNP_SQPNP) escape on near-coincident tracks; the clip fails "
-                   "(frames_failed, 'inference failed' WARN) instead of using the pose head")
 def test_coincident_tracks_fall_back_to_the_head_instead_of_failing_the_clip():
     """Fuzz (compressed and raw runs): 'inference failed: OpenCV sqpnp.cpp computeOmega' on noise
     frames, whose tracks the tiny model put on (almost) one pixel."""
@@ -157,9 +154,6 @@ def test_coincident_tracks_fall_back_to_the_head_instead_of_failing_the_clip():
     assert not geo.valid[1:].any()  # degenerate: no geometric pose, the head's is used
 
 
-@pytest.mark.xfail(strict=True, reason="health.py:69 StampGaps appends an interval only when it is not "
-                   "a gap, so after a camera halves its rate every later frame counts as one missing, "
-                   "forever (and WARN 'lost N of M frames')")
 def test_a_camera_that_lowers_its_rate_loses_no_frames_in_the_stamp_count():
     """Found while sizing the fuzz's final burst: a slower burst after the 150 Hz fuzz counted every
     frame as missing. Auto-exposure in low light does this to real cameras (30 -> 15 Hz)."""

@@ -66,8 +66,9 @@ class StampGaps:
             median = float(np.median(self.intervals))
             n = round(dt / median)
             missing = n - 1 if 1.5 * median < dt <= self.MAX_GAP_INTERVALS * median else 0
-        if not missing:
-            self.intervals.append(dt)
+        # Every interval goes into the window: the median ignores an occasional gap, and a camera
+        # that lowers its rate is followed within half a window instead of counting loss forever.
+        self.intervals.append(dt)
         return missing
 
 

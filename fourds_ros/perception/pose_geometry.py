@@ -134,18 +134,21 @@ def _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers) -> _FrameSoluti
     """One frame's pose from its 3-D/2-D pairs, or None when degenerate."""
     if len(obj) < max(min_inliers, 4):
         return None
-    ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, k_model, None, iterationsCount=200,
-                                             reprojectionError=ransac_px, confidence=0.999,
-                                             flags=cv2.SOLVEPNP_SQPNP)
-    if not ok or inl is None or len(inl) < min_inliers:
-        return None
-    inl = inl.ravel()
-    for _ in range(2):  # RANSAC's inliers are those of a minimal sample: re-select with the refined pose
-        rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], k_model, None, rvec, tvec)
-        res, _ = _reprojection(obj, img, rvec, tvec, k_model)
-        inl = np.flatnonzero(np.hypot(res[0::2], res[1::2]) < ransac_px)
-        if len(inl) < min_inliers:
+    try:
+        ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, k_model, None, iterationsCount=200,
+                                                 reprojectionError=ransac_px, confidence=0.999,
+                                                 flags=cv2.SOLVEPNP_SQPNP)
+        if not ok or inl is None or len(inl) < min_inliers:
             return None
+        inl = inl.ravel()
+        for _ in range(2):  # RANSAC's inliers are those of a minimal sample: re-select with the refined pose
+            rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], k_model, None, rvec, tvec)
+            res, _ = _reprojection(obj, img, rvec, tvec, k_model)
+            inl = np.flatnonzero(np.hypot(res[0::2], res[1::2]) < ransac_px)
+            if len(inl) < min_inliers:
+                return None
+    except cv2.error:  # SQPnP fails on near-coincident points (seen in the fuzz test): degenerate
+        return None
     fit = _rotation_fit(obj[inl], img[inl], xy0[inl], rvec, tvec, k_model)
     return _FrameSolution(rvec.ravel(), tvec.ravel(), fit[0], inl, *fit[1:])
 
