@@ -43,6 +43,8 @@ demo: setup
 	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/fourds-ros bag convert --format hololens --compressed samples/hololens_000 $(DEMO_OUT)/sample_bag
 	FOURDS_PROGRESS=1 $(VENV)/bin/fourds-ros eval $(DEMO_OUT)/sample_bag --model models/fourds_default --out $(DEMO_OUT)/report
+	# The live-camera latency figures of docs/benchmarks.md (30 Hz raw, 20 s, separate process).
+	$(VENV)/bin/fourds-ros bench node --transports raw --steps --json-dir $(DEMO_OUT) --markdown ''
 
 bench: setup
 	$(VENV)/bin/fourds-ros bench encoder
