@@ -51,13 +51,14 @@ class _NamedOutputs(nn.Module):
     """FourDS with a tuple of float32 outputs in EngineSpec.output_names order (ONNX needs a
     flat output list)."""
 
-    def __init__(self, model: FourDS, output_names: list[str]):
+    def __init__(self, model: FourDS, output_names: list[str], input_names: list[str]):
         super().__init__()
         self.model = model
         self.output_names = output_names
+        self.extra_inputs = input_names[1:]  # after video, the heads' inputs (registry), in spec order
 
-    def forward(self, video: Tensor, query_points: Tensor | None = None) -> tuple[Tensor, ...]:
-        out = self.model(video, query_points)
+    def forward(self, video: Tensor, *extra: Tensor) -> tuple[Tensor, ...]:
+        out = self.model(video, **dict(zip(self.extra_inputs, extra)))
         return tuple(out[name].float() for name in self.output_names)
 
 
@@ -84,11 +85,10 @@ def _half_encoder(model: FourDS) -> FourDS:
 def example_inputs(spec: EngineSpec, seed: int = 0) -> dict[str, np.ndarray]:
     """Valid float32 inputs for `spec`: a random clip and query points inside it."""
     rng = np.random.default_rng(seed)
-    inputs = {"video": rng.random(spec.input_shapes["video"], dtype=np.float32)}
-    if "query_points" in spec.input_shapes:
+    inputs = {name: rng.random(shape, dtype=np.float32) for name, shape in spec.input_shapes.items()}
+    if "query_points" in inputs:  # (t, y, x) inside the clip, as the tracks head expects
         t, h, w = spec.config.num_frames, *spec.config.image_size
-        scale = np.array([t - 1, h - 1, w - 1], np.float32)
-        inputs["query_points"] = rng.random(spec.input_shapes["query_points"], dtype=np.float32) * scale
+        inputs["query_points"] *= np.array([t - 1, h - 1, w - 1], np.float32)
     return inputs
 
 
@@ -114,7 +114,7 @@ def export_onnx(
     device = next(model.parameters()).device
     if precision == "fp16":
         model = _half_encoder(model)
-    wrapper = _NamedOutputs(model, spec.output_names).eval()
+    wrapper = _NamedOutputs(model, spec.output_names, spec.input_names).eval()
     inputs = {k: torch.from_numpy(v).to(device) for k, v in example_inputs(spec).items()}
     if external_data is None:
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -179,7 +179,7 @@ def compare_outputs(out: dict[str, np.ndarray], reference: dict[str, np.ndarray]
 def torch_reference(model: FourDS, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with torch.inference_mode():
         out = model(torch.from_numpy(inputs["video"]),
-                    torch.from_numpy(inputs["query_points"]) if "query_points" in inputs else None)
+                    **{k: torch.from_numpy(v) for k, v in inputs.items() if k != "video"})
     return {k: v.float().numpy() for k, v in out.items()}
 
 
