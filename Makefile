@@ -30,6 +30,7 @@ COLCON := $(VENV)/bin/colcon --log-base $(CURDIR)/log
 COLCON_DIRS := --packages-select fourds_ros --base-paths $(CURDIR) --build-base $(CURDIR)/build --install-base $(CURDIR)/install
 PYTEST_ARGS ?= -ra
 test: setup
+	$(VENV)/bin/ruff check $(CURDIR)
 	$(COLCON) build $(COLCON_DIRS) --event-handlers console_direct- console_stderr- console_start_end- summary- status-
 	$(COLCON) test $(COLCON_DIRS) --return-code-on-test-failure \
 	  --event-handlers console_direct+ console_stderr- console_start_end- summary- status- \

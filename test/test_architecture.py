@@ -32,10 +32,8 @@ MAX_NODE_FILE_LINES = 250  # exclusive: the node file must be shorter
 # Functions still over MAX_FUNCTION_LINES, to be split (issue #18). The test fails on any other long function,
 # and on an entry here that is no longer long, so this list only shrinks.
 KNOWN_LONG_FUNCTIONS = frozenset({
-    "fourds_ros/bench/node.py::bench_case",
     "fourds_ros/bench/replay.py::main",
     "fourds_ros/engine/factory.py::create_engine",
-    "fourds_ros/ros/probe.py::Probe.run",
 })
 
 # Runs in a fresh interpreter with the repository first on sys.path, so that modules the test session

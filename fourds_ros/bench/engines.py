@@ -86,7 +86,7 @@ def bench_cpu_case(case: str, runs, repeats: int, num_queries: int, cache_dir: P
         if reference is None:
             reference = out
         error = max(compare_outputs(out, reference).values())
-        times = time_call(lambda: engine(inputs), warmup=1, repeats=repeats)
+        times = time_call(lambda engine=engine: engine(inputs), warmup=1, repeats=repeats)
         rows.append(_row(case, model, backend, precision, "cpu", times, flops, error))
         log.info("%s %s %s: p50 %.1f ms, error %.1e", case, backend, precision, rows[-1]["latency_ms_p50"], error)
     return rows
@@ -162,7 +162,7 @@ def bench_cuda_case(case: str, repeats: int, num_queries: int, cache_dir: Path, 
             continue
         error = max(compare_outputs(engine(inputs), reference).values())
         # Host-to-device copies included: this is what the node pays per clip.
-        times = time_call(lambda: engine(inputs), warmup=3, repeats=max(repeats, 20), min_seconds=1.0)
+        times = time_call(lambda engine=engine: engine(inputs), warmup=3, repeats=max(repeats, 20), min_seconds=1.0)
         rows.append(_row(case, model, backend, precision, "cuda", times, flops, error,
                          "(host I/O incl.)", peak_tflops))
     return rows

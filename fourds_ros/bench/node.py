@@ -241,5 +241,5 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
     lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
               f"{r['node_adds_pct']:+.0f} %." for r in live]
     lines.append("Peak rate with < 5 % of frames undescribed: " + ", ".join(
-        f"{t} {'%.0f Hz' % v if v else 'none of the steps'}" for t, v in summary["peak_rate_hz"].items()) + ".")
+        f"{t} {f'{v:.0f} Hz' if v else 'none of the steps'}" for t, v in summary["peak_rate_hz"].items()) + ".")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ camera that fills only its low 12 bits wants 4095, a 16UC1 depth image in millim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 from .clip_buffer import Clip, ClipQueue
 

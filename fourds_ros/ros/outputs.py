@@ -11,7 +11,7 @@ sent once per clip, not per frame, because a long Path is costly to serialise.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped

@@ -230,9 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     node = PerceptionNode()
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
-    if node.get_parameter("autostart").value:
-        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
+    if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        node.trigger_activate()
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

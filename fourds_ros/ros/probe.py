@@ -274,83 +274,108 @@ class Probe(Node):
                 return sent - int(values.get("frames_in", 0)) - int(values.get("frames_missing_by_stamp", 0))
         return sent
 
+    # Plan steps by key, each a method `_<key>(step) -> event dict or None`.
+    STEPS = ("frames", "wait_for_subscribers", "wait_for", "wait_idle", "wait", "lifecycle", "get_state",
+             "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters")
+
     def run(self, plan: list[dict]) -> dict:
+        events = []
+        for step in plan:
+            kind = next((k for k in self.STEPS if k in step), None)
+            if kind is None:
+                raise ValueError(f"unknown probe step {step}")
+            event = getattr(self, f"_{kind}")(step)
+            if event is not None:
+                events.append(event)
+        return {"published": self.published, "records": self.records, "events": events}
+
+    def _spin_until(self, done, timeout_s: float) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and not done():
+            rclpy.spin_once(self, timeout_sec=0.05)
+        return done()
+
+    def _frames(self, step: dict) -> None:
+        self.stream(step, {})
+
+    def _wait(self, step: dict) -> None:
+        self.spin_for(float(step["wait"]))
+
+    def _wait_for(self, step: dict) -> None:
+        self._spin_until(lambda: sum(r["topic"] == step["wait_for"] for r in self.records) >= step.get("count", 1),
+                         float(step.get("timeout", 30)))
+
+    def _wait_idle(self, step: dict) -> None:
+        start = len(self.records)
+        self._spin_until(lambda: is_idle([r for r in self.records[start:] if r["topic"] == "/diagnostics"]),
+                         float(step.get("timeout", 30)))
+        self.spin_for(0.5)  # outputs published just before that message, on other topics
+
+    def _wait_for_subscribers(self, step: dict) -> None:
+        publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
+                      "camera_info": self.info_pub, "track_queries": self.queries_pub}
+        wanted = [publishers[t] for t in step["wait_for_subscribers"]]
+        end = time.monotonic() + float(step.get("timeout", 60))
+        # ...and our recorders must have matched the node's output publishers too (discovery is not
+        # symmetric; outputs sent before that are lost), then a moment to settle.
+        ok = self._spin_until(lambda: all(p.get_subscription_count() for p in wanted), end - time.monotonic()) \
+            and self._spin_until(lambda: self.count_publishers(self.depth_topic), end - time.monotonic())
+        if not ok:
+            raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} or no depth publisher within the timeout")
+        self.spin_for(0.5)
+
+    def _lifecycle(self, step: dict) -> dict:
         from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState, GetState
-        from rcl_interfaces.srv import GetParameters
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+        req = ChangeState.Request()
+        req.transition.id = ids[step["lifecycle"]]
+        res = self.call(ChangeState, self.node_path + "/change_state", req)
+        return {"lifecycle": step["lifecycle"], "success": bool(res.success), "t_ns": time.time_ns()}
+
+    def _get_state(self, step: dict) -> dict:
+        from lifecycle_msgs.srv import GetState
+
+        res = self.call(GetState, self.node_path + "/get_state", GetState.Request())
+        return {"state": res.current_state.label, "t_ns": time.time_ns()}
+
+    def _track_queries(self, step: dict) -> dict:
+        uv = np.asarray(step["track_queries"], np.float32).reshape(-1, 2)
+        names = step.get("fields", ["u", "v"])
+        self.queries_pub.publish(convert.point_cloud(
+            {names[0]: uv[:, 0], names[1]: uv[:, 1]}, [(names[0], PointField.FLOAT32), (names[1], PointField.FLOAT32)],
+            time.time_ns(), "camera_optical"))
+        return {"track_queries": len(uv), "t_ns": time.time_ns()}
+
+    def _tf_static(self, step: dict) -> None:
+        from .tf_static import make_transform, matrix_from_ros, publish_static
+
+        self.tf_broadcaster = publish_static(self, [make_transform(
+            t["parent"], t["child"], matrix_from_ros(t["translation"], t["rotation"])) for t in step["tf_static"]])
+
+    def _fuzz(self, step: dict) -> None:
+        self.fuzz(step)
+
+    def _node_rss(self, step: dict) -> dict:
+        return {"node_rss": step["node_rss"], "kb": node_rss_kb(self.node_pid), "t_ns": time.time_ns()}
+
+    def _reset(self, step: dict) -> dict:
         from std_srvs.srv import Trigger
 
-        events = []
-        clock: dict = {}
-        for step in plan:
-            if "frames" in step:
-                self.stream(step, clock)
-            elif "wait" in step:
-                self.spin_for(float(step["wait"]))
-            elif "wait_for" in step:
-                end = time.monotonic() + float(step.get("timeout", 30))
-                while time.monotonic() < end and sum(r["topic"] == step["wait_for"] for r in self.records) < step.get("count", 1):
-                    rclpy.spin_once(self, timeout_sec=0.05)
-            elif "wait_idle" in step:
-                end = time.monotonic() + float(step.get("timeout", 30))
-                start = len(self.records)
-                while time.monotonic() < end and not is_idle(
-                        [r for r in self.records[start:] if r["topic"] == "/diagnostics"]):
-                    rclpy.spin_once(self, timeout_sec=0.05)
-                self.spin_for(0.5)  # outputs published just before that message, on other topics
-            elif "wait_for_subscribers" in step:
-                publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
-                              "camera_info": self.info_pub, "track_queries": self.queries_pub}
-                wanted = [publishers[t] for t in step["wait_for_subscribers"]]
-                end = time.monotonic() + float(step.get("timeout", 60))
-                while time.monotonic() < end and not all(p.get_subscription_count() for p in wanted):
-                    rclpy.spin_once(self, timeout_sec=0.05)
-                # ...and our recorders must have matched the node's output publishers too (discovery
-                # is not symmetric; outputs sent before that are lost), then a moment to settle.
-                while time.monotonic() < end and not self.count_publishers(self.depth_topic):
-                    rclpy.spin_once(self, timeout_sec=0.05)
-                if not all(p.get_subscription_count() for p in wanted) or not self.count_publishers(self.depth_topic):
-                    raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} or no depth "
-                                       "publisher within the timeout")
-                self.spin_for(0.5)
-            elif "lifecycle" in step:
-                ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
-                       "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
-                req = ChangeState.Request()
-                req.transition.id = ids[step["lifecycle"]]
-                res = self.call(ChangeState, self.node_path + "/change_state", req)
-                events.append({"lifecycle": step["lifecycle"], "success": bool(res.success), "t_ns": time.time_ns()})
-            elif "get_state" in step:
-                res = self.call(GetState, self.node_path + "/get_state", GetState.Request())
-                events.append({"state": res.current_state.label, "t_ns": time.time_ns()})
-            elif "track_queries" in step:
-                uv = np.asarray(step["track_queries"], np.float32).reshape(-1, 2)
-                names = step.get("fields", ["u", "v"])
-                self.queries_pub.publish(convert.point_cloud(
-                    {names[0]: uv[:, 0], names[1]: uv[:, 1]}, [(names[0], PointField.FLOAT32), (names[1], PointField.FLOAT32)],
-                    time.time_ns(), "camera_optical"))
-                events.append({"track_queries": len(uv), "t_ns": time.time_ns()})
-            elif "tf_static" in step:
-                from .tf_static import make_transform, matrix_from_ros, publish_static
+        res = self.call(Trigger, self.node_path + "/reset", Trigger.Request())
+        return {"reset": bool(res.success), "message": res.message, "t_ns": time.time_ns()}
 
-                self.tf_broadcaster = publish_static(self, [make_transform(
-                    t["parent"], t["child"], matrix_from_ros(t["translation"], t["rotation"])) for t in step["tf_static"]])
-            elif "fuzz" in step:
-                self.fuzz(step)
-            elif "node_rss" in step:
-                events.append({"node_rss": step["node_rss"], "kb": node_rss_kb(self.node_pid), "t_ns": time.time_ns()})
-            elif "reset" in step:
-                res = self.call(Trigger, self.node_path + "/reset", Trigger.Request())
-                events.append({"reset": bool(res.success), "message": res.message, "t_ns": time.time_ns()})
-            elif "get_parameters" in step:
-                req = GetParameters.Request(names=list(step["get_parameters"]))
-                res = self.call(GetParameters, self.node_path + "/get_parameters", req)
-                values = []
-                for v in res.values:
-                    values.append([v.bool_value, v.integer_value, v.double_value, v.string_value][
-                        {1: 0, 2: 1, 3: 2, 4: 3}.get(v.type, 3)])
-                events.append({"parameters": dict(zip(step["get_parameters"], values))})
-        return {"published": self.published, "records": self.records, "events": events}
+    def _get_parameters(self, step: dict) -> dict:
+        from rcl_interfaces.srv import GetParameters
+
+        res = self.call(GetParameters, self.node_path + "/get_parameters",
+                        GetParameters.Request(names=list(step["get_parameters"])))
+        # ParameterValue: the field that holds the value depends on its type (1 bool ... 4 string)
+        values = [[v.bool_value, v.integer_value, v.double_value, v.string_value][{1: 0, 2: 1, 3: 2, 4: 3}.get(v.type, 3)]
+                  for v in res.values]
+        return {"parameters": dict(zip(step["get_parameters"], values))}
 
 
 def main(argv: list[str] | None = None) -> int:
