@@ -33,7 +33,6 @@ MAX_NODE_FILE_LINES = 250  # exclusive: the node file must be shorter
 # and on an entry here that is no longer long, so this list only shrinks.
 KNOWN_LONG_FUNCTIONS = frozenset({
     "fourds_ros/bench/replay.py::main",
-    "fourds_ros/engine/factory.py::create_engine",
 })
 
 # Runs in a fresh interpreter with the repository first on sys.path, so that modules the test session

@@ -82,13 +82,11 @@ class CpuSampler:
 def pipeline_clip_ms(params: dict, frames: int) -> dict:
     """PerceptionPipeline.process per clip in-process (the node's settings, same frames), with the
     engine's and the tracks' shares: what the node's clip latency is compared against."""
-    from ..engine.factory import set_default_threads
     from ..perception.pipeline import create_pipeline
     from ..perception.settings import PerceptionSettings
     from ..ros.probe import load_frames
 
     settings = PerceptionSettings.from_params(params)
-    set_default_threads(settings.model.inference_threads)
     pipe, backend = create_pipeline(settings, log=lambda *_: None)
     shares = {"refine": [], "update": []}
 

@@ -18,17 +18,6 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
-# Default CPU threads of an engine when create_engine is not given `threads` (None: the backend's
-# own choice, every core we may run on). The node sets it from its inference_threads parameter
-# before building its pipeline; a thread pool is a process-wide budget, like torch's.
-_default_threads: int | None = None
-
-
-def set_default_threads(threads: int | None) -> None:
-    """Threads for engines created from now on in this process (0 or None: all cores)."""
-    global _default_threads
-    _default_threads = threads or None
-
 
 def resolve_device(device: str) -> str:
     """"auto" -> "cuda" when torch sees a GPU, else "cpu"; any other name is returned as is."""
@@ -55,11 +44,10 @@ def create_engine(
     precision: torch fp32/bf16/fp16; onnxruntime fp32/fp16/int8; tensorrt fp32/fp16.
     cache_dir: exported ONNX graphs and TensorRT engines (default $FOURDS_ROS_CACHE_DIR or
     ~/.cache/fourds_ros/engines). Raises CheckpointError for a bad checkpoint and EngineError
-    when the backend cannot run. threads: CPU threads of the engine (None: set_default_threads, else
-    every core we may run on).
+    when the backend cannot run. threads: CPU threads of the engine (None or 0: every core we may
+    run on).
     """
     logger = logger or log
-    threads = threads or _default_threads
     if device == "auto":
         # A robot with a GPU gets it (and with it TensorRT under backend auto) without config.
         device = resolve_device(device)
@@ -73,35 +61,44 @@ def create_engine(
         # cannot be created is left to each backend to report (auto then skips that backend).
         with contextlib.suppress(CacheDirError):
             cache_dir = secure_cache_dir(cache_dir, logger)
-    model = None
-
-    def build(name: str) -> InferenceEngine:
-        nonlocal model
-        if name == "tensorrt":
-            from .tensorrt_backend import create_tensorrt_engine, cuda_gpu, import_tensorrt
-
-            trt = import_tensorrt()  # cheap checks first: no checkpoint load, no export
-            gpu = cuda_gpu(device)
-            model = model or load_checkpoint(model_dir)
-            return create_tensorrt_engine(model_dir, spec, cache_dir, device, precision,
-                                          force_engine_update, model=model, logger=logger,
-                                          tensorrt=trt, gpu=gpu)
-        model = model or load_checkpoint(model_dir)
-        if name == "onnxruntime":
-            from .onnxruntime_backend import create_onnxruntime_engine
-
-            return create_onnxruntime_engine(model_dir, spec, cache_dir, device, precision,
-                                             force_engine_update, model=model, logger=logger,
-                                             threads=threads)
-        from .torch_backend import TorchEngine
-
-        return TorchEngine(model, spec, device=device, precision=precision, threads=threads)
-
+    build = _Builder(model_dir, spec, cache_dir, device, precision, force_engine_update, logger, threads or None)
     if backend != "auto":
         engine = build(backend)
         logger.info("inference backend: %s (requested)", engine.describe())
         return engine
     return _first_that_runs(build, logger)
+
+
+class _Builder:
+    """Builds one backend's engine for create_engine; the checkpoint is loaded at most once across
+    the backends `auto` tries, and only after TensorRT's cheap availability checks."""
+
+    def __init__(self, model_dir, spec, cache_dir, device, precision, force_engine_update, logger, threads):
+        self.model_dir, self.spec, self.cache_dir, self.device = model_dir, spec, cache_dir, device
+        self.precision, self.force, self.logger, self.threads = precision, force_engine_update, logger, threads
+        self.model = None
+
+    def checkpoint(self):
+        self.model = self.model or load_checkpoint(self.model_dir)
+        return self.model
+
+    def __call__(self, name: str) -> InferenceEngine:
+        common = (self.model_dir, self.spec, self.cache_dir, self.device, self.precision, self.force)
+        if name == "tensorrt":
+            from .tensorrt_backend import create_tensorrt_engine, cuda_gpu, import_tensorrt
+
+            trt = import_tensorrt()  # cheap checks first: no checkpoint load, no export
+            gpu = cuda_gpu(self.device)
+            return create_tensorrt_engine(*common, model=self.checkpoint(), logger=self.logger, tensorrt=trt, gpu=gpu)
+        if name == "onnxruntime":
+            from .onnxruntime_backend import create_onnxruntime_engine
+
+            return create_onnxruntime_engine(*common, model=self.checkpoint(), logger=self.logger,
+                                             threads=self.threads)
+        from .torch_backend import TorchEngine
+
+        return TorchEngine(self.checkpoint(), self.spec, device=self.device, precision=self.precision,
+                           threads=self.threads)
 
 
 def _first_that_runs(build, logger: logging.Logger) -> InferenceEngine:

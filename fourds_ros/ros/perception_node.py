@@ -24,7 +24,6 @@ from rclpy.qos import QoSPresetProfiles
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from ..engine.factory import set_default_threads
 from ..perception.health import PIPELINE_COUNTED, NodeHealth, NodeState
 from ..perception.intake import FrameIntake
 from ..perception.pipeline import create_pipeline
@@ -69,7 +68,6 @@ class PerceptionNode(LifecycleNode):
 
     def _configure(self) -> None:
         self.settings = s = read_settings(self)
-        set_default_threads(s.model.inference_threads)  # create_pipeline builds the engine
         self.pipeline, self.backend_text = create_pipeline(s, log=self.get_logger().info)
         self.model_text = s.model.resolved_path()
         self.health.latency_warn_ms, self.health.stall_warn_s = s.diagnostics.latency_warn_ms, s.diagnostics.stall_warn_s
