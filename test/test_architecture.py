@@ -32,7 +32,6 @@ MAX_NODE_FILE_LINES = 250  # exclusive: the node file must be shorter
 # Functions still over MAX_FUNCTION_LINES, to be split (issue #18). The test fails on any other long function,
 # and on an entry here that is no longer long, so this list only shrinks.
 KNOWN_LONG_FUNCTIONS = frozenset({
-    "fourds_ros/bench/replay.py::main",
 })
 
 # Runs in a fresh interpreter with the repository first on sys.path, so that modules the test session

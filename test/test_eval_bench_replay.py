@@ -36,3 +36,21 @@ def test_bench_replay_writes_json(tmp_path, tiny_model_dir):
     assert len(result["runs"]) == 3  # the fixed run and two search steps
     assert result["peak_rate_hz"] is None or result["peak_rate_hz"] > 0
     assert "ros2_benchmark" in md.read_text() and "<!-- bench:replay -->" in md.read_text()
+
+
+def test_peak_search_brackets_the_rate_where_drops_start():
+    """ros2_benchmark's search on a node that keeps up below 47 Hz: double until it fails, then
+    bisect until the passing and failing rates are within 15 %."""
+    from fourds_ros.bench.replay import DROP_LIMIT, search_peak
+
+    measured = []
+
+    def measure(rate):
+        measured.append(rate)
+        return {"rate_hz": rate, "dropped_fraction": 0.0 if rate < 47 else 2 * DROP_LIMIT}
+
+    runs, ok, bad = search_peak(measure, 15.0, max_steps=10)
+    assert measured[:3] == [15.0, 30.0, 60.0] and len(runs) == len(measured)
+    assert ok < 47 <= bad and bad / ok < 1.15
+    runs, ok, bad = search_peak(measure, 60.0, max_steps=10)  # failing at first: halve
+    assert measured[len(measured) - len(runs) + 1] == 30.0 and ok < 47 <= bad

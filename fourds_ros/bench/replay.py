@@ -67,6 +67,44 @@ def run_rate(bag: Path, node: NodeProcess, env: dict, rate: float, frames: int, 
     return measure(timing, node.cpu_seconds() - cpu0)
 
 
+def search_peak(measure, rate: float, max_steps: int) -> tuple[list[dict], float | None, float | None]:
+    """The ros2_benchmark search: measure(rate) at the fixed rate, then double or halve until a rate
+    passes and one fails, then bisect to within 15 %. -> (runs, best passing rate, lowest failing)."""
+    runs = [measure(rate)]
+    ok_rate = rate if runs[0]["dropped_fraction"] < DROP_LIMIT else None
+    bad_rate = None if ok_rate else rate
+    rate = rate * 2 if ok_rate else rate / 2
+    for _ in range(max_steps):
+        runs.append(measure(rate))
+        if runs[-1]["dropped_fraction"] < DROP_LIMIT:
+            ok_rate = max(ok_rate or 0, rate)
+        else:
+            bad_rate = rate if bad_rate is None else min(bad_rate, rate)
+        if bad_rate is None:
+            rate *= 2
+        elif ok_rate is None:
+            rate /= 2
+        elif bad_rate / ok_rate < 1.15:
+            break
+        else:
+            rate = (ok_rate + bad_rate) / 2
+    return runs, ok_rate, bad_rate
+
+
+def measure_bag(args, bag, clip_length: int, hop: int, workdir: Path) -> tuple[list[dict], float | None, float | None]:
+    """The node on the bag: a warm-up replay, then the peak search (ReplayError when it fails)."""
+    env, n_bag = ros_environment(), len(bag.stamps)
+    namespace = unique_namespace()  # other nodes on this ROS domain cannot mix into the measurement
+    command = node_command(args.model, args.backend, args.hop, namespace=namespace, compressed=bag.compressed)
+    with NodeProcess(command, env, workdir / "node.log") as node:
+        # warm-up (model load, first inference, discovery) so it is not billed to the first run
+        replay_subprocess(args.bag, workdir / "warmup.mcap", workdir / "warmup.json", env, "max", clip_length,
+                          hop, timeout_s=120.0, max_frames=min(n_bag, clip_length + hop), node=node,
+                          namespace=namespace)
+        return search_peak(lambda rate: run_rate(Path(args.bag), node, env, rate, args.frames, n_bag, clip_length,
+                                                 hop, workdir, namespace), args.rate, args.max_steps)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("bag")
@@ -79,51 +117,16 @@ def main(argv: list[str]) -> int:
     add_output_arguments(parser)
     parser.add_argument("--workdir", default=None, help="keep node log and recordings here")
     args = parser.parse_args(argv)
-    try:
-        bag = read_bag(args.bag, images=False)
-        n_bag = len(bag.stamps)
-    except BagError as exc:
-        print(f"fourds-ros bench replay: {exc}", file=sys.stderr)
-        return 1
     clip_length, hop = clip_geometry(args.model, args.hop)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fourds_bench_replay_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    env = ros_environment()
-    runs = []
-    namespace = unique_namespace()  # other nodes on this ROS domain cannot mix into the measurement
     try:
-        with NodeProcess(node_command(args.model, args.backend, args.hop, namespace=namespace,
-                                      compressed=bag.compressed), env,
-                         workdir / "node.log") as node:
-            # warm-up (model load, first inference, discovery) so it is not billed to the first run
-            replay_subprocess(args.bag, workdir / "warmup.mcap", workdir / "warmup.json", env, "max", clip_length,
-                              hop, timeout_s=120.0, max_frames=min(n_bag, clip_length + hop), node=node,
-                              namespace=namespace)
-            fixed = run_rate(Path(args.bag), node, env, args.rate, args.frames, n_bag, clip_length, hop, workdir, namespace)
-            runs.append(fixed)
-            ok_rate = args.rate if fixed["dropped_fraction"] < DROP_LIMIT else None
-            bad_rate = None if ok_rate else args.rate
-            rate = args.rate * 2 if ok_rate else args.rate / 2
-            for _ in range(args.max_steps):
-                r = run_rate(Path(args.bag), node, env, rate, args.frames, n_bag, clip_length, hop, workdir, namespace)
-                runs.append(r)
-                if r["dropped_fraction"] < DROP_LIMIT:
-                    ok_rate = max(ok_rate or 0, rate)
-                else:
-                    bad_rate = rate if bad_rate is None else min(bad_rate, rate)
-                if bad_rate is None:
-                    rate *= 2
-                elif ok_rate is None:
-                    rate /= 2
-                else:
-                    if bad_rate / ok_rate < 1.15:
-                        break
-                    rate = (ok_rate + bad_rate) / 2
-    except ReplayError as exc:
+        runs, ok_rate, bad_rate = measure_bag(args, read_bag(args.bag, images=False), clip_length, hop, workdir)
+    except (BagError, ReplayError) as exc:
         print(f"fourds-ros bench replay: {exc}", file=sys.stderr)
         return 1
     results = {"bag": str(args.bag), "model": str(args.model), "backend": args.backend, "clip_length": clip_length,
-               "hop": hop, "fixed_rate": fixed, "peak_rate_hz": ok_rate, "first_failing_rate_hz": bad_rate,
+               "hop": hop, "fixed_rate": runs[0], "peak_rate_hz": ok_rate, "first_failing_rate_hz": bad_rate,
                "drop_limit": DROP_LIMIT, "runs": runs, "workdir": str(workdir)}
     table = markdown_table(
         [dict(r, kind="fixed" if i == 0 else "search") for i, r in enumerate(runs)],
