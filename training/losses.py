@@ -24,6 +24,80 @@ def depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, si_wei
     return si_weight * si + l1_weight * l1, {"depth_si": si.detach(), "depth_l1": l1.detach()}
 
 
+def _per_image(x: Tensor) -> Tensor:
+    """(B, T, H, W) -> (B*T, H, W): every frame is one image for the per-image alignment."""
+    return x.reshape(-1, *x.shape[-2:])
+
+
+def align_scale_shift(pred: Tensor, target: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image least-squares scale s and shift t minimising sum over valid pixels of
+    (s * pred + t - target)^2 (MiDaS, Ranftl et al. 2020). pred, target, valid: (N, H, W);
+    -> s, t: (N,). An image whose normal equations are singular (fewer than two distinct valid
+    predictions) gets s = t = 0, so its residual is the target and it teaches structure again."""
+    m = valid.float()
+    a00, a01, a11 = (m * pred * pred).sum((1, 2)), (m * pred).sum((1, 2)), m.sum((1, 2))
+    b0, b1 = (m * pred * target).sum((1, 2)), (m * target).sum((1, 2))
+    det = a00 * a11 - a01 * a01
+    ok = det > 1e-6 * a11.clamp_min(1.0) ** 2
+    safe = torch.where(ok, det, torch.ones_like(det))
+    s = torch.where(ok, (a11 * b0 - a01 * b1) / safe, torch.zeros_like(det))
+    t = torch.where(ok, (-a01 * b0 + a00 * b1) / safe, torch.zeros_like(det))
+    return s, t
+
+
+def normalized_disparity(depth: Tensor, valid: Tensor) -> Tensor:
+    """Inverse depth divided by its per-image median over valid pixels (0 elsewhere), so that
+    a far scene and a near one weigh the same in the loss. depth, valid: (N, H, W)."""
+    disp = torch.where(valid, 1.0 / depth.clamp_min(1e-3), torch.zeros_like(depth))
+    med = torch.where(valid, disp, torch.full_like(disp, float("nan"))).flatten(1).nanmedian(1).values
+    med = torch.nan_to_num(med, nan=1.0).clamp_min(1e-6)  # an image with no valid pixel: any value
+    return disp / med[:, None, None]
+
+
+def gradient_matching(residual: Tensor, valid: Tensor, scales: int = 4) -> Tensor:
+    """MiDaS multi-scale gradient-matching term: mean |d/dx| + |d/dy| of the aligned residual
+    over pairs of valid neighbours, at `scales` resolutions (stride 1, 2, 4, ...), so edges
+    and planes come out where the truth has them. residual, valid: (N, H, W) -> scalar."""
+    total = residual.new_zeros(())
+    for k in range(scales):
+        step = 2**k
+        r, m = residual[:, ::step, ::step], valid[:, ::step, ::step].float()
+        if min(r.shape[1:]) < 2:
+            break
+        mx, my = m[:, :, 1:] * m[:, :, :-1], m[:, 1:] * m[:, :-1]
+        gx = ((r[:, :, 1:] - r[:, :, :-1]).abs() * mx).sum()
+        gy = ((r[:, 1:] - r[:, :-1]).abs() * my).sum()
+        total = total + (gx + gy) / (mx.sum() + my.sum()).clamp_min(1.0)
+    return total
+
+
+def ssi_depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, grad_weight: float = 0.5,
+                   scales: int = 4) -> tuple[Tensor, dict]:
+    """Scale-and-shift-invariant loss in inverse depth plus multi-scale gradient matching.
+
+    Inverse depth, as MiDaS: an affine map of disparity is what a camera of unknown scale (and
+    a sensor's unknown offset) leaves undetermined, far and invalid pixels are bounded near 0
+    instead of dominating, and near surfaces, where a robot acts, weigh most. The prediction's
+    disparity is aligned to the per-image median-normalised true disparity by least squares,
+    then scored by mean absolute residual over valid pixels (the MiDaS L1 on aligned
+    disparities). A focal-length rescale of the prediction is a pure scale, so this term is
+    the same with or without a canonical focal.
+
+    pred, target: (B, T, H, W) depth (any units; pred > 0); valid: (B, T, H, W) bool
+    (default: target > 0). Every frame is one image."""
+    if valid is None:
+        valid = target > 0
+    valid = _per_image(valid & torch.isfinite(target))
+    target_disp = normalized_disparity(_per_image(target.float()), valid)
+    pred_disp = 1.0 / _per_image(pred.float()).clamp_min(1e-3)
+    s, t = align_scale_shift(pred_disp, target_disp, valid)
+    residual = torch.where(valid, s[:, None, None] * pred_disp + t[:, None, None] - target_disp,
+                           torch.zeros_like(pred_disp))
+    ssi = residual.abs().sum() / valid.float().sum().clamp_min(1.0)
+    grad = gradient_matching(residual, valid, scales)
+    return ssi + grad_weight * grad, {"depth_ssi": ssi.detach(), "depth_grad": grad.detach()}
+
+
 def track_loss(out: dict[str, Tensor], xy: Tensor, visible: Tensor, cell_weights: Tensor,
                huber_delta: float = 4.0, confidence_px: float = 8.0) -> tuple[Tensor, dict]:
     """Position Huber (pixels, visible frames only) + correlation cross-entropy towards the true

@@ -8,6 +8,23 @@ from .readouts_config import ReadoutsConfig
 from .readouts_data import VAL_SEED_OFFSET
 
 
+def fov_words(args: ReadoutsConfig) -> str:
+    fov = args.synthetic_fov
+    return "60 deg" if fov is None else f"{fov[0]:g}-{fov[1]:g} deg (uniform per clip)"
+
+
+def depth_terms(args: ReadoutsConfig, model: FourDS) -> str:
+    """The depth loss in words: its terms and the camera its metric target is in."""
+    terms = "scale-invariant log + L1"
+    if args.depth_ssi_weight > 0:
+        terms += (f" + {args.depth_ssi_weight} x (scale-and-shift-invariant inverse depth"
+                  f" + {args.depth_grad_weight} x multi-scale gradient matching)")
+    head = model.config.heads.get("depth")
+    if head is not None and head.canonical_focal_px is not None:
+        terms += f", metric target in a canonical camera of fx {head.canonical_focal_px} model px"
+    return terms
+
+
 def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, metrics: dict,
                command: str, seconds: float, data_seconds: float, hardware: str,
                real_clips: list[int]) -> str:
@@ -22,7 +39,7 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 ## Data
 - {f'Initialised from: {args.init} (encoder and heads)' if args.init else 'Backbone: ' + (args.backbone or f'random init (size {args.size}, seed {args.seed})')}
 - Train: {args.train_clips} synthetic clips (training.data.synthetic, seeds 0..{args.train_clips - 1}),
-  {cfg.num_frames} frames, {args.num_tracks} tracks per clip.
+  {cfg.num_frames} frames, {args.num_tracks} tracks per clip, horizontal field of view {fov_words(args)}.
 - Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real, real_clips)) or 'none'}
   (geometric tracks from depth + pose; 7-Scenes depth is not registered to RGB).
 - Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
@@ -31,7 +48,7 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 - Steps: {len(history)}, batch {args.batch_size} ({args.real_fraction:.0%} real when --real is given),
   AdamW lr {args.lr} ({f'encoder x{args.encoder_lr_scale}' if args.finetune else 'encoder frozen'}), mirror augmentation {'on' if args.flip else 'off'}.
 - Hardware: {hardware}. Wall: {data_seconds:.0f} s rendering clips{' and caching their encoder features (--cache-features)' if args.cache_features else ''}, {seconds:.0f} s training.
-- Losses: depth scale-invariant + L1; tracks Huber + correlation cross-entropy + visibility and
+- Losses: depth {depth_terms(args, model)}; tracks Huber + correlation cross-entropy + visibility and
   confidence BCE; pose geodesic + translation + NLL.
 - Command: `{command}`
 

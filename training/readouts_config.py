@@ -46,6 +46,11 @@ class ReadoutsConfig:
     first_frame_queries: float = 0.0
     train_heads: tuple[str, ...] | None = None
     softargmax_temperature: float | None = None
+    canonical_focal_px: float | None = None
+    synthetic_fov: tuple[float, float] | None = None
+    depth_ssi_weight: float = 0.0
+    depth_grad_weight: float = 0.5
+    save_every: int = 0
     cache_features: bool = False
     time_budget: float = 0.0
     no_progress: bool = False
@@ -64,6 +69,12 @@ class ReadoutsConfig:
             raise ConfigError("--steps, --batch-size, --train-clips, --val-clips and --workers must be >= 1")
         if not 0.0 <= self.real_fraction <= 1.0 or not 0.0 <= self.first_frame_queries <= 1.0:
             raise ConfigError("--real-fraction and --first-frame-queries must be in [0, 1]")
+        if self.synthetic_fov is not None and not 0 < self.synthetic_fov[0] <= self.synthetic_fov[1] < 180:
+            raise ConfigError("--synthetic-fov LOW HIGH needs 0 < LOW <= HIGH < 180 degrees")
+        if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
+            raise ConfigError("--canonical-focal-px must be > 0")
+        if min(self.depth_ssi_weight, self.depth_grad_weight, self.save_every) < 0:
+            raise ConfigError("--depth-ssi-weight, --depth-grad-weight and --save-every must be >= 0")
 
     @property
     def trained_heads(self) -> tuple[str, ...]:
@@ -124,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train only these heads (frozen encoder); the rest keep their weights")
     p.add_argument("--softargmax-temperature", type=float, default=None,
                    help="tracks head: temperature of its windowed soft-argmax (0: the learned matching one)")
+    p.add_argument("--canonical-focal-px", type=float, default=None,
+                   help="depth head: predict depth as a camera of this fx (model pixels) sees it; metric "
+                        "depth is rescaled by each camera's fx (default: the model's config, else off)")
+    p.add_argument("--synthetic-fov", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="synthetic clips' horizontal field of view drawn per clip in [LOW, HIGH] degrees, "
+                        "e.g. 45 100 (default: a fixed 60)")
+    p.add_argument("--depth-ssi-weight", type=float, default=0.0,
+                   help="weight of the scale-and-shift-invariant inverse-depth loss (0: off)")
+    p.add_argument("--depth-grad-weight", type=float, default=0.5,
+                   help="multi-scale gradient-matching term, relative to the SSI loss")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="steps between checkpoints in OUT/checkpoint (0: only the final model)")
     p.add_argument("--cache-features", action="store_true",
                    help="run the frozen encoder once per clip and train the heads on its cached features")
     p.add_argument("--time-budget", type=float, default=0.0,
@@ -140,5 +163,6 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
     for key in ("patch_size", "heads", "real"):
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
+    ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])
     known = {f.name for f in dataclasses.fields(ReadoutsConfig)}
     return ReadoutsConfig(**{k: v for k, v in ns.items() if k in known}, argv=tuple(argv))

@@ -139,6 +139,8 @@ def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list
 def load_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> Banks:
     """Every clip rendered once (and, with --cache-features, its encoder features)."""
     scene = {"num_tracks": cfg.num_tracks}
+    if cfg.synthetic_fov is not None:  # the held-aside clips too: scored over the same cameras
+        scene["fov_range_deg"] = cfg.synthetic_fov
     synthetic = materialize(SyntheticLabelledClips(model.config, scene, cfg.train_clips, offset=0), cfg.workers, device)
     reals = real_banks(cfg, model, device)
     real_clips = [b["video"].shape[0] for b in reals]

@@ -10,26 +10,45 @@ import torch
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint
 
-from .losses import depth_loss, geodesic_angle, pose_loss, track_loss
+from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss
 from .readouts_config import ReadoutsConfig, check_heads
+
+
+def with_head_config(model: FourDS, name: str, **changes) -> FourDS:
+    """The same weights in a model whose `name` head config has these changes (fields that
+    change no weight shape: a temperature, a canonical focal)."""
+    head = dataclasses.replace(model.config.heads[name], **changes)
+    state = model.state_dict()
+    model = FourDS(model.config.replace(heads={**model.config.heads, name: head}))
+    model.load_state_dict(state)
+    return model
 
 
 def with_temperature(model: FourDS, temperature: float) -> FourDS:
     """The same weights in a model whose tracks head has this soft-argmax temperature (a config
     change only)."""
-    tracks = dataclasses.replace(model.config.heads["tracks"], softargmax_temperature=temperature)
-    state = model.state_dict()
-    model = FourDS(model.config.replace(heads={**model.config.heads, "tracks": tracks}))
-    model.load_state_dict(state)
-    return model
+    return with_head_config(model, "tracks", softargmax_temperature=temperature)
+
+
+def metric_factor(model: FourDS, batch: dict) -> torch.Tensor | float:
+    """Factor from the depth head's output to metres, per clip: fx_model / canonical_focal_px,
+    (B, 1, 1, 1) from batch["intrinsics"] (model pixels, after crop and resize); 1.0 when the
+    head has no canonical focal. Training divides metric targets by it, so the head learns depth
+    as the canonical camera would see each clip; evaluation and the pipeline multiply by it."""
+    head = model.config.heads["depth"]
+    if head.canonical_focal_px is None:
+        return 1.0
+    return head.metric_scale(batch["intrinsics"][:, 0, 0].float())[:, None, None, None]
 
 
 def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], heads: list[str],
                 readout_width: int, readout_heads: int, patch_size=(2, 16, 16), seed: int = 0,
-                init: str | None = None, softargmax_temperature: float | None = None) -> FourDS:
+                init: str | None = None, softargmax_temperature: float | None = None,
+                canonical_focal_px: float | None = None) -> FourDS:
     """A FourDS with freshly initialised `heads` on the backbone's encoder weights; with `init`
     (a full model dir: encoder and heads) that model, to train further. softargmax_temperature:
-    the tracks head's (TrackHeadConfig), when not the config's."""
+    the tracks head's (TrackHeadConfig), canonical_focal_px the depth head's (DepthHeadConfig),
+    when not the config's."""
     check_heads(heads)
     if init:
         model = load_checkpoint(init).float()
@@ -37,10 +56,14 @@ def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], hea
             raise ValueError(f"--init {init} has heads {sorted(model.config.heads)}, not the requested {sorted(heads)}")
         if softargmax_temperature is not None and "tracks" in heads:
             model = with_temperature(model, softargmax_temperature)
+        if canonical_focal_px is not None and "depth" in heads:
+            model = with_head_config(model, "depth", canonical_focal_px=canonical_focal_px)
         return model
     all_heads = default_heads(readout_width, readout_heads)
     if softargmax_temperature is not None and "tracks" in all_heads:
         all_heads["tracks"] = dataclasses.replace(all_heads["tracks"], softargmax_temperature=softargmax_temperature)
+    if canonical_focal_px is not None:
+        all_heads["depth"] = dataclasses.replace(all_heads["depth"], canonical_focal_px=canonical_focal_px)
     chosen = {h: all_heads[h] for h in heads}
     if backbone:
         base = load_checkpoint(backbone)
@@ -59,7 +82,8 @@ def model_for(cfg: ReadoutsConfig) -> FourDS:
     --train-heads) requiring gradients."""
     model = build_model(cfg.backbone, cfg.size, cfg.clip, list(cfg.heads), cfg.readout_width,
                         cfg.readout_heads, cfg.patch_size, seed=cfg.seed, init=cfg.init,
-                        softargmax_temperature=cfg.softargmax_temperature)
+                        softargmax_temperature=cfg.softargmax_temperature,
+                        canonical_focal_px=cfg.canonical_focal_px)
     for p in model.encoder.parameters():
         p.requires_grad_(cfg.finetune)
     for name, head in model.heads.items():
@@ -68,10 +92,24 @@ def model_for(cfg: ReadoutsConfig) -> FourDS:
     return model
 
 
-def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None
-                   ) -> tuple[torch.Tensor, dict]:
+def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: float = 0.0,
+                 grad_weight: float = 0.5) -> tuple[torch.Tensor, dict]:
+    """The depth head's loss: scale-invariant log + L1 against the metric target (in the
+    canonical camera when the head has a canonical focal), plus ssi_weight x (scale-and-shift-
+    invariant inverse-depth loss + grad_weight x gradient matching) when ssi_weight > 0."""
+    pred = model.heads["depth"](feats)
+    loss, parts = depth_loss(pred, batch["depth"] / metric_factor(model, batch))
+    if ssi_weight > 0:
+        ssi, ssi_parts = ssi_depth_loss(pred, batch["depth"], grad_weight=grad_weight)
+        loss, parts = loss + ssi_weight * ssi, {**parts, **ssi_parts}
+    return loss, parts
+
+
+def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None,
+                   ssi_weight: float = 0.0, grad_weight: float = 0.5) -> tuple[torch.Tensor, dict]:
     """batch["features"], when present, are the frozen encoder's cached readout features. heads:
-    the heads to train (default: all of the model's); the others are not even run."""
+    the heads to train (default: all of the model's); the others are not even run.
+    ssi_weight, grad_weight: the depth head's relative terms (depth_losses)."""
     heads = list(model.heads) if heads is None else heads
     video = batch["video"]
     if "features" in batch:
@@ -84,7 +122,7 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] 
     total = video.new_zeros(())
     logs: dict[str, float] = {}
     if "depth" in heads:
-        loss, parts = depth_loss(model.heads["depth"](feats), batch["depth"])
+        loss, parts = depth_losses(model, feats, batch, ssi_weight, grad_weight)
         total, logs = total + loss, {**logs, **parts}
     if "tracks" in heads:
         head = model.heads["tracks"]
@@ -128,6 +166,8 @@ def evaluate(model: FourDS, loader: list[dict]) -> dict:
     sums: dict[str, list[float]] = {}
     for batch in loader:
         out = model(batch["video"], batch["query_points"] if "tracks" in model.heads else None)
+        if "depth" in out:  # metres for each clip's camera, as the pipeline publishes them
+            out = {**out, "depth": out["depth"] * metric_factor(model, batch)}
         for key, value in batch_metrics(out, batch).items():
             sums.setdefault(key, []).append(value)
     return {k: float(np.mean(v)) for k, v in sums.items()}

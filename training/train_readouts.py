@@ -84,7 +84,8 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         if not cfg.finetune:
             model.encoder.eval()
         with autocast:
-            loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.trained_heads))
+            loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.trained_heads),
+                                     cfg.depth_ssi_weight, cfg.depth_grad_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -98,14 +99,26 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             bar.total = schedule.total
         if cfg.eval_every and len(history) % cfg.eval_every == 0:
             evals.append({"step": len(history), **evaluate(model, val)})
+        if cfg.save_every and len(history) % cfg.save_every == 0:
+            save_progress(model, cfg, len(history))
     bar.close()
     return history, evals
+
+
+def output_dir(cfg: ReadoutsConfig) -> Path:
+    return Path(cfg.out) if cfg.out else REPO / "models" / cfg.name
+
+
+def save_progress(model: FourDS, cfg: ReadoutsConfig, steps: int) -> None:
+    """A loadable checkpoint of the run so far in OUT/checkpoint (a long background run that is
+    stopped keeps its last one); the model keeps training in place."""
+    save_checkpoint(model, output_dir(cfg) / "checkpoint", metadata={"steps": steps, "finetune": cfg.finetune})
 
 
 def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, seconds: float,
                   data_seconds: float) -> Path:
     """model.safetensors + config.json, the model card and training_log.json in the output dir."""
-    out = Path(cfg.out) if cfg.out else REPO / "models" / cfg.name
+    out = output_dir(cfg)
     model = model.float().cpu().eval()
     save_checkpoint(model, out, metadata={"steps": len(log["loss"]), "finetune": cfg.finetune})
     command = "python -m training.train_readouts " + " ".join(shlex.quote(a) for a in cfg.argv)

@@ -71,6 +71,20 @@ class DepthHeadConfig(ReadoutConfig):
     decoding_patch_size: tuple[int, int, int] = (2, 8, 8)
     # "identity" reproduces the official readout; "softplus" keeps trained depth positive.
     activation: str = "identity"
+    # Camera-aware metric depth (the canonical camera of Metric3D and UniDepth): the head predicts
+    # depth as a camera with this focal length in model pixels would see the clip, since an image
+    # alone fixes depth only up to the focal length; metric depth is that times fx_model /
+    # canonical_focal_px. None: the head's output is metric depth (every checkpoint before this).
+    canonical_focal_px: float | None = None
+
+    def __post_init__(self):
+        if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
+            raise ValueError(f"canonical_focal_px must be > 0 or None, got {self.canonical_focal_px}")
+
+    def metric_scale(self, focal_px):
+        """Factor from the head's output to metric depth for a camera whose fx is focal_px model
+        pixels (a float, array or tensor); 1 without a canonical focal."""
+        return 1.0 if self.canonical_focal_px is None else focal_px / self.canonical_focal_px
 
 
 @dataclass(frozen=True)

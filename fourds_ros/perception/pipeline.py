@@ -177,7 +177,7 @@ class PerceptionPipeline:
 
         output_t = list(range(len(frames) - clip.new_frames, len(frames)))
         results = [self._frame_result(frames[t]) for t in output_t]
-        model_depth = self._model_depth(outputs)
+        model_depth = self._model_depth(outputs, pmap.transform_k(self._frame_result(frames[0]).k)[0, 0])
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
@@ -211,12 +211,15 @@ class PerceptionPipeline:
         k = frame.k if has_k else default_intrinsics(frame.rgb.shape[:2], self.settings.clip.default_hfov_deg)
         return FrameResult(frame.stamp_ns, frame.frame_id, frame.index, k, has_k)
 
-    def _model_depth(self, outputs: dict) -> np.ndarray | None:
-        """(T, H, W) metres in model pixels, NaN outside [min_depth, max_depth]; None without a depth head."""
+    def _model_depth(self, outputs: dict, focal_model: float) -> np.ndarray | None:
+        """(T, H, W) metres in model pixels, NaN outside [min_depth, max_depth]; None without a depth
+        head. focal_model: the clip's fx in model pixels; a head with a canonical focal predicts
+        depth as that camera would see it, so metric depth scales with focal_model / canonical."""
         if "depth" not in outputs:
             return None
         s = self.settings.depth
-        depth = outputs["depth"][0].astype(np.float32, copy=True)
+        scale = self.engine.config.heads["depth"].metric_scale(float(focal_model))
+        depth = (outputs["depth"][0] * scale).astype(np.float32, copy=True)
         depth[~np.isfinite(depth) | (depth < s.min_depth) | (depth > s.max_depth)] = np.nan
         return depth
 

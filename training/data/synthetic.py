@@ -32,7 +32,12 @@ class SceneConfig:
 
     num_frames: int = 8
     image_size: tuple[int, int] = (64, 64)  # (H, W)
-    fov_deg: float = 60.0  # horizontal field of view
+    fov_deg: float = 60.0  # horizontal field of view when fov_range_deg is None
+    # Horizontal field of view drawn per clip, uniform in degrees (WORLD_FOV_RANGE_DEG: a depth
+    # head that saw one focal length learns that camera's scale, and a canonical-focal head needs
+    # many to learn what a focal change does). None, the default: fov_deg, so that the model
+    # card's recorded commands still render the clips they trained on.
+    fov_range_deg: tuple[float, float] | None = None
     num_static: int = 3
     num_moving: int = 2
     room_size: float = 8.0  # edge of the cubic room, metres
@@ -89,6 +94,23 @@ def intrinsics_for(image_size: tuple[int, int], fov_deg: float) -> np.ndarray:
     h, w = image_size
     f = 0.5 * w / np.tan(np.radians(fov_deg) / 2)
     return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], dtype=np.float64)
+
+
+# Narrow webcams to wide action cameras (issue #17: "fields of view from about 45 to 100 degrees").
+WORLD_FOV_RANGE_DEG = (45.0, 100.0)
+# The field of view comes from its own random stream, so a seed's room, objects and motion are
+# the same whatever the field of view (and the same as before it varied).
+FOV_STREAM = 0x464F56
+
+
+def clip_fov_deg(config: SceneConfig, seed: int) -> float:
+    """The horizontal field of view of the clip of this seed (degrees)."""
+    if config.fov_range_deg is None:
+        return float(config.fov_deg)
+    lo, hi = config.fov_range_deg
+    if not 0 < lo <= hi < 180:
+        raise ValueError(f"fov_range_deg must satisfy 0 < low <= high < 180, got {config.fov_range_deg}")
+    return float(np.random.default_rng([seed, FOV_STREAM]).uniform(lo, hi))
 
 
 def _random_primitive(rng: np.random.Generator) -> trimesh.Trimesh:
@@ -192,7 +214,7 @@ class SceneGenerator:
         rng = np.random.default_rng(seed)
         objects, cameras = self._build(rng)
         t, (h, w) = cfg.num_frames, cfg.image_size
-        k = intrinsics_for(cfg.image_size, cfg.fov_deg)
+        k = intrinsics_for(cfg.image_size, clip_fov_deg(cfg, seed))
         ys, xs = np.mgrid[0:h, 0:w]
         pixels = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)], axis=1)
         rays_cam = pixels @ np.linalg.inv(k).T  # z = 1

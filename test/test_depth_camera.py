@@ -1,0 +1,181 @@
+"""Depth that holds on a new camera (issue #17 item 3): the scale-and-shift-invariant and
+gradient-matching losses, the canonical-focal metric depth (training targets, evaluation and the
+pipeline's rescale) and the synthetic generator's range of fields of view."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from fourds_ros.model import DepthHeadConfig, ModelConfig
+from fourds_ros.perception.pipeline import PerceptionPipeline
+from fourds_ros.perception.settings import PerceptionSettings
+from training.data import SyntheticLabelledClips
+from training.data.synthetic import WORLD_FOV_RANGE_DEG, SceneConfig, SceneGenerator, clip_fov_deg
+from training.losses import align_scale_shift, gradient_matching, ssi_depth_loss
+from training.readouts_model import build_model, depth_losses, evaluate, metric_factor
+
+
+def scene_depth(seed=0, shape=(2, 3, 24, 32)) -> torch.Tensor:
+    """Positive depth maps with structure: a tilted plane plus a box nearer the camera."""
+    g = torch.Generator().manual_seed(seed)
+    b, t, h, w = shape
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    depth = 1.5 + 2.0 * y + 0.5 * x + 0.3 * torch.rand(b, t, 1, 1, generator=g)
+    box = (x > 0.3) & (x < 0.6) & (y > 0.2) & (y < 0.7)
+    return torch.where(box, depth * 0.5, depth).expand(b, t, h, w).clone()
+
+
+def test_affine_inverse_depth_has_zero_ssi_loss():
+    depth = scene_depth()
+    disp = 1 / depth
+    pred = 1 / (0.37 * disp + 0.05)  # an affine map of the true disparity, as depth
+    loss, parts = ssi_depth_loss(pred, depth)
+    assert float(parts["depth_ssi"]) < 1e-4 and float(parts["depth_grad"]) < 1e-4 and float(loss) < 1e-4
+
+
+def test_wrong_structure_has_a_large_ssi_loss():
+    depth = scene_depth()
+    right, _ = ssi_depth_loss(depth * 3.0, depth)  # a pure scale (a focal rescale): still right
+    flipped, parts = ssi_depth_loss(depth.flip(-1).flip(-2), depth)
+    noise = 1.0 + torch.rand(depth.shape, generator=torch.Generator().manual_seed(1)) * 3
+    random, _ = ssi_depth_loss(noise, depth)
+    assert float(right) < 1e-4
+    assert float(parts["depth_ssi"]) > 0.05 and float(parts["depth_grad"]) > 0.01
+    assert float(random) > 0.1
+
+
+def test_invalid_pixels_are_ignored_and_gradients_flow():
+    depth = scene_depth()
+    target = depth.clone()
+    target[..., :4] = 0.0  # invalid: whatever the prediction there, no loss
+    pred = depth.clone()
+    pred[..., :4] = 50.0
+    pred.requires_grad_(True)
+    loss, _ = ssi_depth_loss(pred, target)
+    loss.backward()
+    assert float(loss.detach()) < 1e-4 and torch.isfinite(pred.grad).all()
+
+
+def test_least_squares_scale_and_shift_known_answer():
+    pred = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(2)) + 0.1
+    target = 2.5 * pred - 0.75
+    s, t = align_scale_shift(pred, target, torch.ones_like(pred, dtype=torch.bool))
+    assert torch.allclose(s, torch.full((3,), 2.5), atol=1e-4) and torch.allclose(t, torch.full((3,), -0.75), atol=1e-4)
+    # A constant prediction has no least-squares scale: s = t = 0, the loss stays finite.
+    s, t = align_scale_shift(torch.ones(1, 8, 8), target[:1], torch.ones(1, 8, 8, dtype=torch.bool))
+    assert float(s) == 0.0 and float(t) == 0.0
+
+
+def test_gradient_matching_known_answer():
+    # A residual ramp of slope c along x: |dx| = c on the 8x7 x-pairs, 0 on the 7x8 y-pairs.
+    c = 0.2
+    ramp = (torch.arange(8.0) * c).expand(1, 8, 8)
+    valid = torch.ones(1, 8, 8, dtype=torch.bool)
+    assert float(gradient_matching(ramp, valid, scales=1)) == pytest.approx(c / 2)
+    # Stride 2 sees steps of 2c on a 4x4 grid: 0.1 + 0.2 over two scales.
+    assert float(gradient_matching(ramp, valid, scales=2)) == pytest.approx(c / 2 + c)
+    assert float(gradient_matching(torch.zeros(1, 8, 8), valid)) == 0.0
+
+
+def test_depth_head_config_canonical_focal_round_trip():
+    old = DepthHeadConfig(32, 2)
+    assert old.canonical_focal_px is None and old.metric_scale(123.0) == 1.0
+    new = DepthHeadConfig(32, 2, canonical_focal_px=100.0)
+    assert new.metric_scale(200.0) == 2.0
+    cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8), heads={"depth": new})
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    legacy = cfg.to_dict()
+    del legacy["heads"]["depth"]["canonical_focal_px"]  # a config.json written before the field
+    assert ModelConfig.from_dict(legacy).heads["depth"].canonical_focal_px is None
+    with pytest.raises(ValueError):
+        DepthHeadConfig(32, 2, canonical_focal_px=-1.0)
+
+
+def synthetic_batch(model, n=3) -> dict:
+    clips = SyntheticLabelledClips(model.config, {"num_tracks": 8, "fov_range_deg": WORLD_FOV_RANGE_DEG}, n, offset=0)
+    return {k: torch.stack([clips[i][k] for i in range(n)]) for k in clips[0]}
+
+
+def test_training_targets_are_in_the_canonical_camera(monkeypatch):
+    canonical = 20.0
+    model = build_model(None, "micro", (4, 32, 32), ["depth"], 32, 2, (2, 8, 8), canonical_focal_px=canonical)
+    batch = synthetic_batch(model)
+    fx = batch["intrinsics"][:, 0, 0]
+    assert len(set(fx.tolist())) == 3  # the clips have different fields of view
+    assert torch.allclose(metric_factor(model, batch).flatten(), fx / canonical)
+    # A head that outputs exactly depth x canonical / fx has zero metric loss ...
+    expected = batch["depth"] * (canonical / fx)[:, None, None, None]
+    monkeypatch.setattr(model.heads["depth"], "forward", lambda feats: expected.clamp_min(1e-3))
+    loss, parts = depth_losses(model, None, batch, ssi_weight=1.0)
+    assert parts["depth_l1"] < 1e-5 and parts["depth_si"] < 1e-5 and parts["depth_ssi"] < 1e-3
+    # ... and evaluation rescales it back to the true metres.
+    assert evaluate(model, [batch])["depth_abs_rel"] < 1e-5
+    plain = build_model(None, "micro", (4, 32, 32), ["depth"], 32, 2, (2, 8, 8))
+    monkeypatch.setattr(plain.heads["depth"], "forward", lambda feats: expected.clamp_min(1e-3))
+    assert depth_losses(plain, None, batch)[1]["depth_l1"] > 0.1  # without it the same output is wrong
+
+
+class ConstantDepthEngine:
+    """An engine stand-in with only a depth head whose output is 2.0 everywhere."""
+
+    def __init__(self, canonical_focal_px):
+        head = DepthHeadConfig(32, 2, canonical_focal_px=canonical_focal_px)
+        self.config = ModelConfig(size="micro", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8),
+                                  heads={"depth": head})
+        self.spec = SimpleNamespace(input_shapes={"video": (1, 4, 32, 32, 3)}, num_queries=0)
+
+    def __call__(self, inputs):
+        return {"depth": np.full((1, 4, 32, 32), 2.0, np.float32)}
+
+
+def pipeline_depth(canonical, fx) -> np.ndarray:
+    pipe = PerceptionPipeline(ConstantDepthEngine(canonical), PerceptionSettings.from_params(hop=3))
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    k = np.array([[fx, 0, 31.5], [0, fx, 31.5], [0, 0, 1]])
+    results = [r for i in range(4) for r in pipe.push(rgb, i * 10**8, "cam", k)]
+    assert len(results) == 4
+    return np.stack([r.depth for r in results])
+
+
+def test_pipeline_rescales_by_the_real_focal_length():
+    # 64x64 -> 32x32 halves fx: fx 64 is 32 model pixels, twice the canonical 16.
+    assert np.allclose(pipeline_depth(16.0, 64.0), 4.0)
+    # Twice the focal length, the same head output: twice the depth.
+    assert np.allclose(pipeline_depth(16.0, 128.0), 8.0)
+    # A head without a canonical focal is published as it is, whatever the camera.
+    assert np.allclose(pipeline_depth(None, 64.0), 2.0) and np.allclose(pipeline_depth(None, 128.0), 2.0)
+
+
+def test_synthetic_fields_of_view_span_45_to_100_degrees():
+    cfg = SceneConfig(num_frames=2, image_size=(16, 16), fov_range_deg=WORLD_FOV_RANGE_DEG)
+    fovs = np.array([clip_fov_deg(cfg, seed) for seed in range(400)])
+    assert fovs.min() >= 45 and fovs.max() <= 100
+    assert fovs.min() < 48 and fovs.max() > 97 and 65 < np.median(fovs) < 80
+    assert clip_fov_deg(SceneConfig(), 5) == 60.0  # the default: one fixed lens, as before
+    with pytest.raises(ValueError):
+        clip_fov_deg(SceneConfig(fov_range_deg=(100.0, 45.0)), 0)
+
+
+def test_synthetic_intrinsics_follow_the_clip_fov_and_the_scene_does_not():
+    cfg = SceneConfig(num_frames=2, image_size=(24, 32), num_tracks=8, fov_range_deg=WORLD_FOV_RANGE_DEG)
+    varied = SceneGenerator(cfg).generate(11)
+    fixed = SceneGenerator(SceneConfig(num_frames=2, image_size=(24, 32), num_tracks=8)).generate(11)
+    fov = clip_fov_deg(cfg, 11)
+    assert varied.intrinsics[0, 0] == pytest.approx(16 / np.tan(np.radians(fov) / 2))
+    assert fixed.intrinsics[0, 0] == pytest.approx(16 / np.tan(np.radians(30.0)))
+    # Same seed: same room, objects and camera path; only the lens changes.
+    assert np.array_equal(varied.camera_to_world, fixed.camera_to_world)
+    assert np.array_equal(SceneGenerator(cfg).generate(11).rgb, varied.rgb)
+
+
+def test_synthetic_fov_option_reaches_the_training_clips():
+    from training.readouts_config import ConfigError, parse_args
+
+    cfg = parse_args(["--synthetic-fov", "45", "100", "--canonical-focal-px", "156", "--depth-ssi-weight", "1"])
+    assert cfg.synthetic_fov == (45.0, 100.0) and cfg.canonical_focal_px == 156.0
+    assert parse_args([]).synthetic_fov is None and parse_args([]).canonical_focal_px is None
+    for bad in (["--synthetic-fov", "100", "45"], ["--canonical-focal-px", "0"], ["--depth-ssi-weight", "-1"]):
+        with pytest.raises(ConfigError):
+            parse_args(bad)
