@@ -69,4 +69,6 @@ def test_reliable_input_loss_is_seen_in_the_stamps_and_warns(tiny_model_dir, ros
     diag = run.last_diagnostics()
     values = diag["values"]
     assert values["frames_in"] == "9" and values["frames_missing_by_stamp"] == "3", values
+    # The camera skipped them (never sent): DDS's sequence numbers show no transport loss.
+    assert values["frames_missing_by_sequence"] == "0", values
     assert diag["level"] == 1 and "lost 3 of 12 frames" in diag["message"], diag

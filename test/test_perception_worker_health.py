@@ -486,3 +486,15 @@ def test_stamp_gaps_needs_a_few_intervals_before_counting():
     gaps.add(0)
     gaps.add(HZ30)
     assert gaps.add(4 * HZ30) == 0  # too few intervals for a median
+
+
+def test_publication_sequence_gaps_count_frames_lost_per_publisher():
+    """Reliable readers whose history overflowed raise no message-lost event; the writer's
+    sequence numbers (rclpy MessageInfo) still show each lost frame, per publisher."""
+    health = NodeHealth(lambda message: None)
+    stamp = 1_000_000_000
+    for i, (publisher, sequence) in enumerate([("a", 1), ("a", 2), ("b", 7), ("a", 5), ("b", 8), ("a", 6)]):
+        health.frame_received(stamp + i * 33_000_000, publisher, sequence)
+    assert health.counts["frames_missing_by_sequence"] == 2  # a's 3 and 4; b starts at 7 without loss
+    health.frame_received(stamp + 10 * 33_000_000, None, None)  # a middleware without sequence numbers
+    assert health.counts["frames_missing_by_sequence"] == 2

@@ -101,13 +101,21 @@ class NodeHealth:
         self.process_ms: deque = deque(maxlen=200)  # pipeline.process + publish, per clip
         self._last_rates: tuple[float, int, int] | None = None
         self.gaps = StampGaps()
+        self._sequences: dict = {}  # publisher -> highest publication sequence number seen
         self.latency_warn_ms = 0.0  # set at configure (settings.diagnostics)
         self.stall_warn_s = 0.0
         self.last_in = self.last_out = self.started = time.monotonic()
 
-    def frame_received(self, stamp_ns: int) -> None:
+    def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None) -> None:
+        """A frame reached the callback. publisher, sequence: the DDS writer and its publication
+        sequence number (rclpy's MessageInfo), which count reliable-QoS loss exactly."""
         self.counts["frames_in"] += 1
         self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
+        if sequence is not None:
+            last = self._sequences.get(publisher)
+            if last is not None and sequence > last + 1:
+                self.counts["frames_missing_by_sequence"] += sequence - last - 1
+            self._sequences[publisher] = sequence if last is None else max(last, sequence)
         self.transport_ms.append((self.now_ns() - stamp_ns) / 1e6)
         self.last_in = time.monotonic()
 
@@ -136,7 +144,10 @@ class NodeHealth:
         if state.failure:
             return ERROR, state.failure
         c = self.counts
-        lost = max(c["frames_lost_in_transport"], c["frames_missing_by_stamp"])  # two views of one loss
+        # Three views of one loss: DDS's lost events (best effort), writer sequence gaps (exact,
+        # reliable readers whose history overflowed), stamp gaps (when the middleware gives no
+        # sequence numbers).
+        lost = max(c["frames_lost_in_transport"], c["frames_missing_by_sequence"], c["frames_missing_by_stamp"])
         sent = c["frames_in"] + lost
         problems = [f"{k}: {v}" for k, v in sorted(self.errors.items())]
         if c["frames_dropped"]:
@@ -184,7 +195,8 @@ class NodeHealth:
             "clip_latency_p95_ms": percentile(self.clip_latency_ms, 95),
             "input_transport_ms": percentile(self.transport_ms, 50),
             "process_publish_ms": percentile(self.process_ms, 50),
-            **{k: c[k] for k in ("frames_in", "clips", "frames_lost_in_transport", "frames_missing_by_stamp",
+            **{k: c[k] for k in ("frames_in", "clips", "frames_lost_in_transport", "frames_missing_by_sequence",
+                                 "frames_missing_by_stamp",
                                  "clips_dropped", "clips_flushed")},
             **{k: self.total(k, state) for k in ACCOUNTED},
             "frames_pending": state.frames_pending,  # 0 once the node has caught up with its input

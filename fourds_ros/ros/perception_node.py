@@ -153,16 +153,18 @@ class PerceptionNode(LifecycleNode):
         self.health.warn("incompatible_qos", "the image publisher's QoS does not match image_qos "
                          f"{self.settings.inputs.image_qos} (a best-effort camera needs SENSOR_DATA): no frames arrive")
 
-    def on_image(self, msg: Image) -> None:
-        self._on_frame(msg, lambda: convert.image_to_rgb(msg, self.settings.inputs.max_input_pixels), msg.encoding)
+    def on_image(self, msg: Image, info) -> None:  # two arguments: rclpy passes the MessageInfo
+        self._on_frame(msg, info, lambda: convert.image_to_rgb(msg, self.settings.inputs.max_input_pixels),
+                       msg.encoding)
 
-    def on_compressed(self, msg: CompressedImage) -> None:
-        self._on_frame(msg, lambda: convert.compressed_to_rgb(msg, self.settings.inputs.max_input_pixels),
+    def on_compressed(self, msg: CompressedImage, info) -> None:
+        self._on_frame(msg, info, lambda: convert.compressed_to_rgb(msg, self.settings.inputs.max_input_pixels),
                        f"compressed:{msg.format}")
 
-    def _on_frame(self, msg, decode, encoding: str) -> None:
+    def _on_frame(self, msg, info, decode, encoding: str) -> None:
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
-        self.health.frame_received(stamp_ns)
+        gid = info.get("publisher_gid") or {}
+        self.health.frame_received(stamp_ns, str(gid.get("data", "")), info.get("publication_sequence_number"))
         intake = self.intake
         if intake is None:
             self.health.counts["frames_ignored"] += 1
