@@ -4,7 +4,9 @@ what the perception node answers. Run as `python test/realsense_like.py OUT.json
 Like realsense2_camera (color stream, default settings): 640x480 rgb8 on
 /camera/color/image_raw with SYSTEM_DEFAULT QoS (its image_qos default), the image_transport
 sibling /camera/color/image_raw/compressed (JPEG), /camera/color/camera_info with DEFAULT QoS,
-header.stamp = now and frame_id camera_color_optical_frame."""
+header.stamp = now and frame_id camera_color_optical_frame; and, latched on /tf_static, its own
+camera_link -> camera_color_frame -> camera_color_optical_frame plus the base_link -> camera_link
+mount that a robot's URDF (robot_state_publisher) gives."""
 
 from __future__ import annotations
 
@@ -57,12 +59,26 @@ def main(out_path: str, count: int, rate_hz: float) -> int:
     compressed = node.create_publisher(CompressedImage, "/camera/color/image_raw/compressed",
                                        qos_profile_system_default)
     info_pub = node.create_publisher(CameraInfo, "/camera/color/camera_info", 10)
-    seen = {"depth": [], "odometry": [], "diagnostics": 0}
+    from fourds_ros.ros.tf_static import make_transform, publish_static
+
+    optical = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1]], float)  # REP-103
+    mount = np.eye(4)
+    mount[:3, 3] = (0.2, 0.0, 0.5)  # the camera 20 cm ahead of and 50 cm above the base
+    broadcaster = publish_static(node, [make_transform("base_link", "camera_link", mount),  # noqa: F841
+                                        make_transform("camera_link", "camera_color_frame", np.eye(4)),
+                                        make_transform("camera_color_frame", FRAME_ID, optical)])
+    seen = {"depth": [], "odometry": [], "diagnostics": 0, "camera_mount": ""}
     stamp_ns = lambda m: m.header.stamp.sec * 10**9 + m.header.stamp.nanosec  # noqa: E731
-    for topic in ("/depth", "/depth/image"):  # before and after the rename to depth/image
-        node.create_subscription(Image, topic, lambda m: seen["depth"].append(stamp_ns(m)), 50)
+    node.create_subscription(Image, "/depth/image", lambda m: seen["depth"].append(stamp_ns(m)), 50)
     node.create_subscription(Odometry, "/odometry", lambda m: seen["odometry"].append(stamp_ns(m)), 50)
-    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: seen.__setitem__("diagnostics", 1), 10)
+
+    def on_diagnostics(msg):
+        seen["diagnostics"] = 1
+        for status in msg.status:
+            seen["camera_mount"] = next((kv.value for kv in status.values if kv.key == "camera_mount"),
+                                        seen["camera_mount"])
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     # The node is up (model loaded, active) when it reports diagnostics and subscribes to a transport.
     ready = spin_until(node, lambda: seen["diagnostics"] and (raw.get_subscription_count()
                                                               or compressed.get_subscription_count()), 180)
@@ -80,6 +96,7 @@ def main(out_path: str, count: int, rate_hz: float) -> int:
         published.append(stamp_ns(msg))
         spin_until(node, lambda: False, 1.0 / rate_hz)
     spin_until(node, lambda: set(published) <= set(seen["odometry"]) and set(published) <= set(seen["depth"]), 30)
+    spin_until(node, lambda: False, 1.5)  # one more /diagnostics with the mount's final state
     Path(out_path).write_text(json.dumps({"ready": bool(ready), "published": published, **seen}))
     node.destroy_node()
     rclpy.try_shutdown()

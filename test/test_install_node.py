@@ -2,8 +2,9 @@
 real camera driver (issue #23's acceptance check without a launch installation):
 command_line(perception_node_plan(...)) with the INSTALLED params file and only the two topic
 arguments, the install tree sourced (ros_env package_prefix), a realsense2_camera-like publisher
-(raw + compressed, its QoS, stamps = now, 15 Hz, 640x480). Depth and odometry must describe
->= 90 % of the frames, and SIGINT must end the node cleanly."""
+(raw + compressed, its QoS, stamps = now, 15 Hz, 640x480, its static TFs and the robot's mount).
+Depth and odometry must describe >= 90 % of the frames, base_link -> the camera's optical frame
+must resolve in TF and be the node's mount, and SIGINT must end the node cleanly."""
 
 from __future__ import annotations
 
@@ -55,5 +56,6 @@ def test_installed_node_started_like_the_launch_file_describes_camera_frames(tmp
     described = published & set(result["depth"]) & set(result["odometry"])
     print(f"frames described with depth and odometry: {len(described)}/{FRAMES}")
     assert len(described) >= 0.9 * FRAMES, (len(described), node_log[-3000:])
+    assert result["camera_mount"] == "/tf_static base_link -> camera_color_optical_frame", result["camera_mount"]
     assert returncode == 0, node_log[-3000:]
     assert os.path.realpath(argv[0]).startswith(os.path.realpath(prefix))

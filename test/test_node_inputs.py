@@ -72,3 +72,18 @@ def test_reliable_input_loss_is_seen_in_the_stamps_and_warns(tiny_model_dir, ros
     # The camera skipped them (never sent): DDS's sequence numbers show no transport loss.
     assert values["frames_missing_by_sequence"] == "0", values
     assert diag["level"] == 1 and "lost 3 of 12 frames" in diag["message"], diag
+
+
+def test_use_sim_time_without_clock_still_flushes_and_reports(tiny_model_dir, ros_env, tmp_path):
+    """Under use_sim_time with /clock stopped (a bag replay that ended, or never started), the idle
+    flush and /diagnostics run on the steady clock: the last frames are described, diagnostics flow."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 7, "rate": 15, "size": [120, 160]},  # clips end at 4 and 6; frame 7 waits
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "use_sim_time": True}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["frames_out"] == "7" and values["clips_flushed"] == "1", values
+    depth = {d["stamp_ns"] for d in run.records("depth/image")}
+    assert depth == {p["stamp_ns"] for p in run.result["published"]}
