@@ -45,3 +45,15 @@ def tiny_model_dir(tmp_path_factory):
                       heads=default_heads(32, 2))
     model = init_weights(FourDS(cfg), seed=0)
     return save_checkpoint(model, tmp_path_factory.mktemp("models") / "micro")
+
+
+def wait_for(predicate, timeout_s: float = 5.0) -> bool:
+    """Poll predicate() until true or timeout_s has passed (threads under test on a loaded machine)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return predicate()

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from .conftest import wait_for
 from fourds_ros.engine import create_engine
 from fourds_ros.perception.camera import Calibration
 from fourds_ros.perception.health import NodeHealth, NodeState
@@ -91,14 +92,6 @@ class Rig:
     def stop(self) -> None:
         self.worker.stop(timeout_s=WAIT_S)
 
-
-def wait_for(predicate, timeout_s: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return predicate()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from .conftest import wait_for
 from fourds_ros.perception import health as health_module
 from fourds_ros.perception.clip_buffer import Clip, Frame, supersede
 from fourds_ros.perception.health import ERROR, OK, PIPELINE_COUNTED, WARN, NodeHealth, NodeState, StampGaps
@@ -30,14 +31,6 @@ def make_clip(tag: int, new_frames: int, sequence: int = 0, length: int = 4) -> 
 def tag(clip: Clip) -> int:
     return clip.frames[0].stamp_ns // 1000
 
-
-def wait_for(predicate, timeout_s: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return predicate()
 
 
 class GatedRun:
@@ -461,20 +454,22 @@ def test_stamp_gaps_gap_of_3_intervals_counts_2():
     assert gaps.add(t_last + 6 * HZ30) == 1
 
 
-def test_stamp_gaps_long_pause_is_not_loss():
+def steady_stamp_gaps() -> tuple[StampGaps, int]:
+    """StampGaps after ten frames at 30 Hz; -> (it, the last stamp)."""
     gaps = StampGaps()
     for i in range(10):
         gaps.add(10**12 + i * HZ30)
-    t_last = 10**12 + 9 * HZ30
+    return gaps, 10**12 + 9 * HZ30
+
+
+def test_stamp_gaps_long_pause_is_not_loss():
+    gaps, t_last = steady_stamp_gaps()
     assert gaps.add(t_last + 60 * HZ30) == 0
     assert gaps.add(t_last + 61 * HZ30) == 0
 
 
 def test_stamp_gaps_out_of_order_stamps_count_nothing():
-    gaps = StampGaps()
-    for i in range(10):
-        gaps.add(10**12 + i * HZ30)
-    t_last = 10**12 + 9 * HZ30
+    gaps, t_last = steady_stamp_gaps()
     assert gaps.add(t_last + 2 * HZ30) == 1  # frame at +1 missing so far ...
     assert gaps.add(t_last + 1 * HZ30) == 0  # ... it arrived late: not counted again
     assert gaps.add(t_last - 5 * HZ30) == 0  # older than the newest

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from .image_header import ImageHeaderError, read_compressed_header
+from .image_header import ImageHeaderError, KindError, read_compressed_header
 
 # About 4K UHD (3840 x 2160): the default cap on declared width * height of one input frame. At
 # this size a decoded frame is 25 MB (RGB uint8); a 20000 x 20000 PNG would be 1.2 GB.
@@ -42,12 +42,8 @@ DECODE_ERROR_KINDS = {
 }
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(KindError):
     """A frame that cannot be decoded; `kind` is one of DECODE_ERROR_KINDS."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,16 @@ _JPEG_DIFFERENTIAL_SOF = {0xC5, 0xC6, 0xC7, 0xCD, 0xCE, 0xCF}
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
 
 
-class ImageHeaderError(ValueError):
-    """A header that cannot be trusted; kind is 'unsupported_format' or 'bad_header'."""
+class KindError(ValueError):
+    """Bad input with the `kind` the node counts it under (errors_<kind> on /diagnostics)."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
+
+
+class ImageHeaderError(KindError):
+    """A header that cannot be trusted; kind is 'unsupported_format' or 'bad_header'."""
 
 
 @dataclass(frozen=True)
