@@ -262,3 +262,25 @@ def test_the_image_fallback_needs_template_refinement(tiny_model_dir):
     with pytest.raises(ValueError, match="track_refinement: template"):
         PerceptionPipeline(engine, PerceptionSettings.from_params(track_refinement="none"))
     PerceptionPipeline(engine, PerceptionSettings.from_params(track_refinement="none", track_image_fallback=False))
+
+
+def test_quadratic_peak_is_the_newton_step_of_the_2d_fit():
+    """The scalar closed form equals numpy's 2x2 solve of the fitted quadratic, and rejects
+    saddles, minima and steps over a pixel."""
+    from fourds_ros.perception.track_refine import _quadratic_peak
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        scores = rng.random((5, 5)).astype(np.float32)
+        scores[2, 2] += 1.0
+        s = scores[1:4, 1:4].astype(np.float64)
+        hessian = np.array([[s[1, 2] - 2 * s[1, 1] + s[1, 0], (s[2, 2] - s[2, 0] - s[0, 2] + s[0, 0]) / 4],
+                            [(s[2, 2] - s[2, 0] - s[0, 2] + s[0, 0]) / 4, s[2, 1] - 2 * s[1, 1] + s[0, 1]]])
+        step = -np.linalg.solve(hessian, [(s[1, 2] - s[1, 0]) / 2, (s[2, 1] - s[0, 1]) / 2])
+        expected = tuple(step) if np.abs(step).max() <= 1 else (0.0, 0.0)
+        assert np.allclose(_quadratic_peak(scores, 2, 2), expected, atol=1e-12)
+    saddle = np.zeros((3, 3), np.float32)
+    saddle[1, :] = [0.5, 1.0, 0.5]
+    saddle[:, 1] = [1.5, 1.0, 1.5]
+    assert _quadratic_peak(saddle, 1, 1) == (0.0, 0.0)
+    assert _quadratic_peak(saddle, 0, 1) == (0.0, 0.0)  # on the border: no neighbourhood

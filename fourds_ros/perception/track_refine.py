@@ -34,14 +34,16 @@ def _quadratic_peak(scores: np.ndarray, row: int, col: int) -> tuple[float, floa
     where the fit has no maximum within one pixel."""
     if not (0 < row < scores.shape[0] - 1 and 0 < col < scores.shape[1] - 1):
         return 0.0, 0.0
-    s = scores[row - 1: row + 2, col - 1: col + 2].astype(np.float64)
-    gradient = np.array([s[1, 2] - s[1, 0], s[2, 1] - s[0, 1]]) / 2
-    dxy = (s[2, 2] - s[2, 0] - s[0, 2] + s[0, 0]) / 4
-    hessian = np.array([[s[1, 2] - 2 * s[1, 1] + s[1, 0], dxy], [dxy, s[2, 1] - 2 * s[1, 1] + s[0, 1]]])
-    if hessian[0, 0] >= 0 or np.linalg.det(hessian) <= 0:  # not a maximum
+    # Scalar arithmetic on Python floats: this runs for every track and frame, and numpy's
+    # per-call overhead on 3x3 arrays was 40 % of the refinement's time (docs/benchmarks.md).
+    (s00, s01, s02), (s10, s11, s12), (s20, s21, s22) = scores[row - 1: row + 2, col - 1: col + 2].tolist()
+    gx, gy = (s12 - s10) / 2, (s21 - s01) / 2
+    hxx, hyy, hxy = s12 - 2 * s11 + s10, s21 - 2 * s11 + s01, (s22 - s20 - s02 + s00) / 4
+    det = hxx * hyy - hxy * hxy
+    if hxx >= 0 or det <= 0:  # not a maximum
         return 0.0, 0.0
-    dx, dy = -np.linalg.solve(hessian, gradient)
-    return (float(dx), float(dy)) if max(abs(dx), abs(dy)) <= 1.0 else (0.0, 0.0)
+    dx, dy = -(hyy * gx - hxy * gy) / det, -(hxx * gy - hxy * gx) / det  # the 2x2 Newton step
+    return (dx, dy) if max(abs(dx), abs(dy)) <= 1.0 else (0.0, 0.0)
 
 
 class TemplateRefiner:
