@@ -194,8 +194,10 @@ def _honesty_note(split: Split, fold: Fold, model_dir: str | None) -> str | None
 
 
 def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, offline: bool = False,
-              model_dir: str | None = None, max_frames: int | None = None, backend: str = "torch") -> dict:
-    """Evaluate one model on every recording of the split; returns the suite dict (also written)."""
+              model_dir: str | None = None, max_frames: int | None = None, backend: str = "torch",
+              params: dict | None = None, validation_only: bool = False) -> dict:
+    """Evaluate one model on every recording of the split (validation_only: only the fold's
+    validation scenes); returns the suite dict (also written). params: node parameters."""
     from .eval_cli import evaluate, resolve_model
 
     data_root, out = Path(data_root), Path(out)
@@ -204,15 +206,17 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
     rows = []
     for rec in split.recordings:
         role = "validation" if rec.scene in fold.validation else "train"
+        if validation_only and role != "validation":
+            continue
         t0 = time.perf_counter()
         n = convert_recording(rec, data_root, out / "bags" / rec.name, max_frames)
         log.info("%s (%s): %d frames converted, evaluating", rec.name, role, n)
         report = evaluate(out / "bags" / rec.name, model_dir, out / rec.name, offline=offline, backend=backend,
-                          erode_px=rec.erode_px)
+                          erode_px=rec.erode_px, params=params)
         rows.append(suite_row(rec, role, report, rec.name))
         rows[-1]["wall_s"] = time.perf_counter() - t0
     suite = {"fold": asdict(fold), "model": _shown(model_dir), "model_is_default": model_arg is None,
-             "mode": "offline" if offline else "dds",
+             "mode": "offline" if offline else "dds", "params": dict(params or {}),
              "backend": backend, "max_frames": max_frames, "data_root": str(data_root),
              "targets": {"depth": f"AbsRel <= {DEPTH_FACTOR} x constant", "metric_depth":
                          f"metric AbsRel <= {DEPTH_FACTOR} x constant's", "tracks": f"AJ >= {AJ_FACTOR} x LK",
@@ -234,7 +238,8 @@ def suite_markdown(suite: dict) -> str:
     fold = suite["fold"]
     lines = [f"# Evaluation suite, fold `{fold['name']}`", "",
              f"Model `{suite['model']}`, {suite['mode']}"
-             + (f", first {suite['max_frames']} frames of each recording" if suite["max_frames"] else "") + ".",
+             + (f", first {suite['max_frames']} frames of each recording" if suite["max_frames"] else "")
+             + "".join(f", {k}={v}" for k, v in (suite.get("params") or {}).items()) + ".",
              f"Training scenes: {', '.join(fold['train']) or '–'}. "
              f"Validation scenes: {', '.join(fold['validation'])}.",
              *([f"**Note: {suite['note']}.**"] if suite.get("note") else []),
@@ -266,6 +271,8 @@ def write_suite(suite: dict, out: str | Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from .eval_cli import parse_params
+
     parser = argparse.ArgumentParser(prog="fourds-ros eval-suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", required=True, help="split file (config/splits.yaml)")
     parser.add_argument("--fold", default=None, help="fold name (default: the split's default_fold)")
@@ -275,13 +282,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None, help="model directory (default: the shipped models/fourds_default)")
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each recording")
+    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
+                        help="a node parameter for every recording (repeatable), e.g. track_refinement=none")
+    parser.add_argument("--validation-only", action="store_true", help="evaluate the fold's validation scenes only")
     args = parser.parse_args(argv)
+    try:
+        params = parse_params(args.param)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         split = load_split(args.split)
         fold = split.fold(args.fold)
         suite = run_suite(split, fold, args.data_root, args.out, args.offline, args.model, args.max_frames,
-                          args.backend)
+                          args.backend, params, args.validation_only)
     except (SplitError, BagError) as exc:
         print(f"fourds-ros eval-suite: {exc}", file=sys.stderr)
         return 1
