@@ -58,7 +58,9 @@ def test_corrupt_checkpoint_fails_configure_but_node_runs(ros_env, tmp_path):
 
 
 @pytest.mark.parametrize("name, value", [("track_refinement", "lk"), ("track_max_deviation_px", -1.0),
-                                         ("track_refinement", "none")])  # the image fallback needs it
+                                         ("track_refinement", "none"),  # the image fallback needs it
+                                         ("num_queries", 0),  # crashed the ONNX export with SIGFPE
+                                         ("base_from_camera", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0])])
 def test_a_bad_track_setting_fails_configure_with_its_name(name, value, tiny_model_dir, ros_env, tmp_path):
     plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"get_state": True}, {"wait": 0.5}]
     run = run_node(plan, {"model": str(tiny_model_dir), name: value}, tmp_path / "run", ros_env)

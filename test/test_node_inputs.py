@@ -87,3 +87,16 @@ def test_use_sim_time_without_clock_still_flushes_and_reports(tiny_model_dir, ro
     assert values["frames_out"] == "7" and values["clips_flushed"] == "1", values
     depth = {d["stamp_ns"] for d in run.records("depth/image")}
     assert depth == {p["stamp_ns"] for p in run.result["published"]}
+
+
+def test_sigterm_during_inference_exits_cleanly_and_says_what_it_dropped(tiny_model_dir, ros_env, tmp_path):
+    """SIGTERM (systemd, docker stop) while a clip is in inference and more wait: the node exits 0
+    and logs how many frames it took in but could not describe (they were silent before)."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 12, "rate": 30, "size": [120, 160]},  # clips at 4, 6, 8, ...: a queue builds
+                    {"wait": 0.5}, {"signal": "SIGTERM"}, {"wait": 4.0}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "debug_inference_delay_ms": 1500.0}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert not run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert "Traceback" not in run.node_log, run.node_log
+    assert "frames queued for inference: discarded" in run.node_log, run.node_log

@@ -9,7 +9,6 @@ RPE over consecutive frames, both with `evo`.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import cv2
@@ -298,7 +297,3 @@ def total_rotation_deg(poses: list[np.ndarray]) -> float:
     from evo.core.lie_algebra import so3_log_angle
 
     return float(sum(so3_log_angle(a[:3, :3].T @ b[:3, :3], degrees=True) for a, b in zip(poses[:-1], poses[1:])))
-
-
-def finite_or_none(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x

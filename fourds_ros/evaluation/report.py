@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 # Each head's metrics, as its registry entry names them (model/heads.py).
 DEPTH_KEYS, TRACK_KEYS, POSE_KEYS = (get_head(name).metrics for name in ("depth", "tracks", "pose"))
 PERF_KEYS = ("fps", "latency_ms_p50", "latency_ms_p95", "dropped")
-PEERS = ("constant_depth", "lk", "orb_vo")
 
 
 def score_depth(bag: BagData, preds: Predictions, erode_px: int = 0) -> tuple[dict, list]:

@@ -23,7 +23,7 @@ Steps:
                                deliver samples sent before that; the node subscribes only once
                                configured + active)
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
-  {"get_state": true}  {"reset": true}  {"get_parameters": [names]}
+  {"get_state": true}  {"reset": true}  {"get_parameters": [names]}  {"signal": "SIGTERM"} (to the node)
   {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
                                track_queries (other field names make a malformed cloud)
   {"fuzz": N, "seed": S, "kinds": ["image", "compressed", "camera_info", "valid"], "rate": HZ,
@@ -276,7 +276,7 @@ class Probe(Node):
 
     # Plan steps by key, each a method `_<key>(step) -> event dict or None`.
     STEPS = ("frames", "wait_for_subscribers", "wait_for", "wait_idle", "wait", "lifecycle", "get_state",
-             "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters")
+             "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters", "signal")
 
     def run(self, plan: list[dict]) -> dict:
         events = []
@@ -360,6 +360,14 @@ class Probe(Node):
 
     def _node_rss(self, step: dict) -> dict:
         return {"node_rss": step["node_rss"], "kb": node_rss_kb(self.node_pid), "t_ns": time.time_ns()}
+
+    def _signal(self, step: dict) -> dict:
+        """Send the node a signal (e.g. SIGTERM while it infers), as a process manager would."""
+        import os
+        import signal
+
+        os.kill(self.node_pid, getattr(signal, step["signal"]))
+        return {"signal": step["signal"], "t_ns": time.time_ns()}
 
     def _reset(self, step: dict) -> dict:
         from std_srvs.srv import Trigger
