@@ -119,6 +119,9 @@ class StaticTransformListener:
     def lookup(self, parent: str, child: str) -> np.ndarray | None:
         return chain_transform(self.edges, parent.lstrip("/"), child.lstrip("/"))
 
+    def destroy(self, node) -> None:
+        node.destroy_subscription(self.subscription)
+
 
 class StaticBroadcaster:
     """The fallback broadcaster: like tf2_ros's, it republishes every transform sent so far in one

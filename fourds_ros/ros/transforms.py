@@ -69,7 +69,8 @@ class CameraMount:
         if self.publish:
             self.state = "pending (publishing base_from_camera)"
         elif settings.camera_mount_timeout_s > 0:
-            self.listener = tf_static.StaticTransformListener(node)
+            # tf2_ros where installed (it also follows /tf); else our listener on /tf_static
+            self.listener = _Tf2Listener(node) if tf_static.have_tf2_ros() else tf_static.StaticTransformListener(node)
             self.state = "pending (looking up /tf_static)"
         else:
             self.state = "base_from_camera parameter"
@@ -95,5 +96,28 @@ class CameraMount:
 
     def destroy(self) -> None:
         if self.listener is not None:
-            self.node.destroy_subscription(self.listener.subscription)
+            self.listener.destroy(self.node)
             self.listener = None
+
+
+class _Tf2Listener:
+    """tf2_ros's buffer and listener behind StaticTransformListener's lookup (non-blocking: the
+    node's executor fills the buffer)."""
+
+    def __init__(self, node):
+        from tf2_ros import Buffer, TransformListener
+
+        self.buffer = Buffer()
+        self.tf_listener = TransformListener(self.buffer, node, spin_thread=False)
+
+    def lookup(self, parent: str, child: str) -> np.ndarray | None:
+        from rclpy.time import Time
+
+        if not self.buffer.can_transform(parent, child, Time()):
+            return None
+        t = self.buffer.lookup_transform(parent, child, Time()).transform
+        return tf_static.matrix_from_ros((t.translation.x, t.translation.y, t.translation.z),
+                                         (t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w))
+
+    def destroy(self, node) -> None:
+        self.tf_listener.unregister()
