@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from fourds_ros.model import FourDS
 
+from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig
 from .readouts_data import VAL_SEED_OFFSET
 
 
 def fov_words(args: ReadoutsConfig) -> str:
     fov = args.synthetic_fov
-    return "60 deg" if fov is None else f"{fov[0]:g}-{fov[1]:g} deg (uniform per clip)"
+    if fov is None and args.synthetic_realism is not None:
+        fov = REALISTIC["fov_range_deg"]
+    words = "60 deg" if fov is None else f"{fov[0]:g}-{fov[1]:g} deg (uniform per clip)"
+    if args.synthetic_realism is not None:
+        textures = ", ".join(args.synthetic_realism) or "procedural"
+        words += (f"; realistic synthetic clips (SceneConfig.realistic: lighting, exposure, blur, noise, "
+                  f"JPEG, rotation/turn/shake motions; textures: {textures})")
+    return words
 
 
 def depth_terms(args: ReadoutsConfig, model: FourDS) -> str:

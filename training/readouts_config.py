@@ -48,6 +48,7 @@ class ReadoutsConfig:
     softargmax_temperature: float | None = None
     canonical_focal_px: float | None = None
     synthetic_fov: tuple[float, float] | None = None
+    synthetic_realism: tuple[str, ...] | None = None
     depth_ssi_weight: float = 0.0
     depth_grad_weight: float = 0.5
     save_every: int = 0
@@ -96,6 +97,18 @@ def parse_clip(text: str) -> tuple[int, int, int]:
     return t, h, w
 
 
+def _add_synthetic_args(p: argparse.ArgumentParser) -> None:
+    """How the synthetic training clips look and move."""
+    p.add_argument("--synthetic-fov", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="synthetic clips' horizontal field of view drawn per clip in [LOW, HIGH] degrees, "
+                        "e.g. 45 100 (default: a fixed 60)")
+    p.add_argument("--synthetic-realism", nargs="*", default=None, metavar="TEXTURES",
+                   help="synthetic clips as SceneConfig.realistic(): lighting, exposure, motion blur, "
+                        "sensor noise, JPEG, 45-100 deg field of view (unless --synthetic-fov), pure "
+                        "rotation, fast turns and hand-held shake; surfaces textured with crops of the "
+                        "frames of the videos / image folders TEXTURES (none: procedural textures)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.train_readouts",
                                 description="Readout training: depth, point-track and camera-pose heads on a 4DS encoder.")
@@ -138,9 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canonical-focal-px", type=float, default=None,
                    help="depth head: predict depth as a camera of this fx (model pixels) sees it; metric "
                         "depth is rescaled by each camera's fx (default: the model's config, else off)")
-    p.add_argument("--synthetic-fov", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                   help="synthetic clips' horizontal field of view drawn per clip in [LOW, HIGH] degrees, "
-                        "e.g. 45 100 (default: a fixed 60)")
+    _add_synthetic_args(p)
     p.add_argument("--depth-ssi-weight", type=float, default=0.0,
                    help="weight of the scale-and-shift-invariant inverse-depth loss (0: off)")
     p.add_argument("--depth-grad-weight", type=float, default=0.5,
@@ -164,5 +175,6 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
     ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])
+    ns["synthetic_realism"] = None if ns["synthetic_realism"] is None else tuple(ns["synthetic_realism"])
     known = {f.name for f in dataclasses.fields(ReadoutsConfig)}
     return ReadoutsConfig(**{k: v for k, v in ns.items() if k in known}, argv=tuple(argv))

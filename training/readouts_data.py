@@ -14,6 +14,7 @@ import torch
 from fourds_ros.model import FourDS
 
 from .data import RGBDClips, SyntheticLabelledClips
+from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig
 
 VAL_SEED_OFFSET = 10_000_000  # held-aside scenes never overlap the training seeds
@@ -136,11 +137,20 @@ def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list
     return banks
 
 
+def synthetic_scene(cfg: ReadoutsConfig) -> dict:
+    """SceneConfig fields of the synthetic clips, the held-aside ones too (scored over the same
+    cameras and looks): --synthetic-realism's preset, then --synthetic-fov over its range."""
+    scene = {"num_tracks": cfg.num_tracks}
+    if cfg.synthetic_realism is not None:
+        scene.update(REALISTIC, texture_sources=cfg.synthetic_realism)
+    if cfg.synthetic_fov is not None:
+        scene["fov_range_deg"] = cfg.synthetic_fov
+    return scene
+
+
 def load_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> Banks:
     """Every clip rendered once (and, with --cache-features, its encoder features)."""
-    scene = {"num_tracks": cfg.num_tracks}
-    if cfg.synthetic_fov is not None:  # the held-aside clips too: scored over the same cameras
-        scene["fov_range_deg"] = cfg.synthetic_fov
+    scene = synthetic_scene(cfg)
     synthetic = materialize(SyntheticLabelledClips(model.config, scene, cfg.train_clips, offset=0), cfg.workers, device)
     reals = real_banks(cfg, model, device)
     real_clips = [b["video"].shape[0] for b in reals]

@@ -11,6 +11,12 @@ z coordinate in the camera frame (not the ray length).
 
 Textures are solid (3-D procedural) textures evaluated in each object's own frame, so a point on a
 moving object keeps its colour: the appearance moves with the surface, which tracks need.
+
+Issue #17 item 2 (look like the world, as FlyingThings and Kubric do), each behind a SceneConfig
+field that is off by default: crops of real frames as textures, a per-clip light, exposure and
+its drift, motion blur, sensor noise and JPEG (training.data.appearance; colours only, the labels
+never change), fields of view of 45-100 deg, and camera motions drawn per clip: the smooth drift,
+pure rotation, fast turns and hand-held shake. SceneConfig.realistic() turns them all on.
 """
 
 from __future__ import annotations
@@ -20,15 +26,25 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
+from . import appearance
+
 try:  # Embree is the fast ray caster; trimesh's pure-numpy fallback needs rtree and is ~100x slower.
     from trimesh.ray.ray_pyembree import RayMeshIntersector
 except ImportError as e:  # pragma: no cover - embreex is pinned in requirements.txt
     raise ImportError("training.data.synthetic needs embreex (pip install embreex)") from e
 
 
+MOTION_KINDS = ("smooth", "rotation", "turn", "shake")
+
+
 @dataclass(frozen=True)
 class SceneConfig:
-    """Shape of one synthetic clip and how busy the scene is."""
+    """Shape of one synthetic clip, how busy the scene is, and how it looks (issue #17 item 2).
+
+    Every appearance and motion option is off by default, so that the model card's recorded
+    commands still render the clips they trained on; SceneConfig.realistic() turns them all on.
+    Per-clip draws for each option come from their own random streams (seeded by the clip seed),
+    so a seed's room, objects and base camera path are the same whichever options are on."""
 
     num_frames: int = 8
     image_size: tuple[int, int] = (64, 64)  # (H, W)
@@ -45,6 +61,86 @@ class SceneConfig:
     camera_turn_deg: float = 1.5  # yaw change per frame
     object_speed: float = 0.08  # metres per frame
     num_tracks: int = 64
+    # Videos / image folders whose frames texture the surfaces (crops, tri-planar); () keeps the
+    # procedural textures. Read at run time (training.data.video), never stored in the repo.
+    texture_sources: tuple[str, ...] = ()
+    texture_share: float = 1.0  # share of surfaces given a real texture when there are sources
+    # Ambient share of a per-clip random directional light; None: the fixed light of old clips.
+    light_ambient_range: tuple[float, float] | None = None
+    # Exposure gain 2**EV drawn per clip, drifting by up to +-exposure_drift_ev over the clip (a
+    # camera's auto-exposure at work); None: gain 1 and no drift.
+    exposure_ev_range: tuple[float, float] | None = None
+    exposure_drift_ev: float = 0.0
+    # Shutter open for this share of the frame interval (drawn per clip): motion blur along each
+    # pixel's image motion. None: no blur.
+    shutter_range: tuple[float, float] | None = None
+    # Sensor noise drawn per clip: shot-noise variance per unit intensity, read-noise std (both
+    # on [0, 1] intensities). None: no noise.
+    shot_noise_range: tuple[float, float] | None = None
+    read_noise_range: tuple[float, float] | None = None
+    jpeg_quality_range: tuple[int, int] | None = None  # JPEG quality per clip; None: no JPEG
+    # Weights of the camera motion kinds of MOTION_KINDS, drawn per clip: smooth (drift with a
+    # slow turn, the old motion), rotation (pure rotation, no translation: the case where
+    # two-view geometry is degenerate), turn (a fast turn while moving), shake (the smooth path
+    # with hand-held jitter).
+    motion_weights: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    rotation_rate_deg: tuple[float, float] = (0.5, 3.0)  # pure rotation: yaw per frame
+    turn_rate_deg: tuple[float, float] = (1.5, 3.0)  # fast turn: yaw per frame (3 = 90 deg/s at 30 Hz)
+    shake_rotation_deg: float = 0.6  # hand-held shake: largest jitter rotation
+    shake_translation_m: float = 0.006  # and translation, around the smooth path
+
+    def __post_init__(self):
+        for name in _TUPLE_FIELDS:  # YAML gives lists; tuples keep the config hashable
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        if isinstance(self.texture_sources, str):
+            object.__setattr__(self, "texture_sources", (self.texture_sources,))
+        _validate(self)
+
+    @classmethod
+    def realistic(cls, texture_sources=(), **fields) -> SceneConfig:
+        """Every realism option on (REALISTIC), textured from texture_sources (folders or videos;
+        empty: procedural textures); **fields override any of them."""
+        return cls(**{**REALISTIC, "texture_sources": tuple(texture_sources), **fields})
+
+
+_TUPLE_FIELDS = ("image_size", "fov_range_deg", "texture_sources", "light_ambient_range",
+                 "exposure_ev_range", "shutter_range", "shot_noise_range", "read_noise_range",
+                 "jpeg_quality_range", "motion_weights", "rotation_rate_deg", "turn_rate_deg")
+
+
+def _check_range(cfg: SceneConfig, name: str, low: float, high: float, optional: bool = True) -> None:
+    value = getattr(cfg, name)
+    if value is None and optional:
+        return
+    ok = isinstance(value, tuple) and len(value) == 2 and all(np.isfinite(v) for v in value)
+    if not ok or not low <= value[0] <= value[1] <= high:
+        raise ValueError(f"SceneConfig.{name} must be a pair with {low} <= low <= high <= {high}, got {value!r}")
+
+
+def _validate(cfg: SceneConfig) -> None:
+    """The new fields, checked when the config is made (a typo fails before any rendering)."""
+    for name, low, high in (("light_ambient_range", 0, 1), ("exposure_ev_range", -8, 8),
+                            ("shutter_range", 0, 1), ("shot_noise_range", 0, 1),
+                            ("read_noise_range", 0, 1), ("jpeg_quality_range", 1, 100)):
+        _check_range(cfg, name, low, high)
+    for name in ("rotation_rate_deg", "turn_rate_deg"):
+        _check_range(cfg, name, 0, 45, optional=False)
+    if cfg.jpeg_quality_range is not None and not all(float(q).is_integer() for q in cfg.jpeg_quality_range):
+        raise ValueError(f"SceneConfig.jpeg_quality_range must hold integers, got {cfg.jpeg_quality_range!r}")
+    if not isinstance(cfg.texture_sources, tuple) or not all(isinstance(s, str) and s for s in cfg.texture_sources):
+        raise ValueError(f"SceneConfig.texture_sources must be a tuple of paths, got {cfg.texture_sources!r}")
+    if not 0 <= cfg.texture_share <= 1:
+        raise ValueError(f"SceneConfig.texture_share must be in [0, 1], got {cfg.texture_share}")
+    weights = np.asarray(cfg.motion_weights, dtype=float)
+    if weights.shape != (len(MOTION_KINDS),) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"SceneConfig.motion_weights must be {len(MOTION_KINDS)} weights >= 0 for "
+                         f"{MOTION_KINDS} with a positive sum, got {cfg.motion_weights!r}")
+    for name, high in (("exposure_drift_ev", 8), ("shake_rotation_deg", 10), ("shake_translation_m", 0.5)):
+        value = getattr(cfg, name)
+        if not 0 <= value <= high:
+            raise ValueError(f"SceneConfig.{name} must be in [0, {high}], got {value}")
 
 
 @dataclass
@@ -65,6 +161,7 @@ class SyntheticClip:
     tracks_visible: np.ndarray
     tracks_static: np.ndarray
     tracks_world: np.ndarray
+    motion: str = "smooth"  # the camera motion kind (MOTION_KINDS)
 
 
 @dataclass
@@ -75,6 +172,11 @@ class _Object:
     colour_b: np.ndarray
     frequency: float
     static: bool
+    # A real-image texture (mip pyramid, appearance.crop_texture) replacing the procedural one,
+    # with the metres one crop spans and the crop's (u, v) offset.
+    texture: list[np.ndarray] | None = None
+    texture_span: float = 1.0
+    texture_offset: np.ndarray | None = None
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -99,9 +201,31 @@ def intrinsics_for(image_size: tuple[int, int], fov_deg: float) -> np.ndarray:
 # Narrow webcams to wide action cameras (issue #17: "fields of view from about 45 to 100 degrees").
 WORLD_FOV_RANGE_DEG = (45.0, 100.0)
 # The field of view comes from its own random stream, so a seed's room, objects and motion are
-# the same whatever the field of view (and the same as before it varied).
+# the same whatever the field of view (and the same as before it varied). The other per-clip
+# options have streams of their own for the same reason.
 FOV_STREAM = 0x464F56
+MOTION_STREAM = 0x4D4F54
+TEXTURE_STREAM = 0x544558
+PHOTO_STREAM = 0x50484F  # + an index per photometric option, so that each draws the same alone
+FRAME_RATE_HZ = 30.0  # the rate the per-frame motion magnitudes assume
+SHAKE_HZ = (2.0, 10.0)  # hand-held shake: hand tremor and steps, not the slow path
+ROTATION_PITCH_DEG = 0.5  # pure rotation also tilts, up to this per frame
+# Metres one texture crop spans: the room's walls take wide crops, objects about their size.
+ROOM_TEXTURE_SPAN_M = (2.0, 5.0)
+OBJECT_TEXTURE_SPAN_M = (0.5, 1.5)
 
+# What SceneConfig.realistic() sets: ranges of phone, webcam and action cameras.
+REALISTIC = {
+    "fov_range_deg": WORLD_FOV_RANGE_DEG,
+    "light_ambient_range": (0.15, 0.6),
+    "exposure_ev_range": (-1.0, 0.7),
+    "exposure_drift_ev": 0.5,
+    "shutter_range": (0.0, 0.7),
+    "shot_noise_range": (0.0, 0.004),
+    "read_noise_range": (0.001, 0.012),
+    "jpeg_quality_range": (50, 95),
+    "motion_weights": (0.4, 0.15, 0.2, 0.25),
+}
 
 def clip_fov_deg(config: SceneConfig, seed: int) -> float:
     """The horizontal field of view of the clip of this seed (degrees)."""
@@ -111,6 +235,15 @@ def clip_fov_deg(config: SceneConfig, seed: int) -> float:
     if not 0 < lo <= hi < 180:
         raise ValueError(f"fov_range_deg must satisfy 0 < low <= high < 180, got {config.fov_range_deg}")
     return float(np.random.default_rng([seed, FOV_STREAM]).uniform(lo, hi))
+
+
+def clip_motion(config: SceneConfig, seed: int) -> str:
+    """The camera motion kind (MOTION_KINDS) of the clip of this seed."""
+    weights = np.asarray(config.motion_weights, dtype=float)
+    if np.count_nonzero(weights) == 1:
+        return MOTION_KINDS[int(np.flatnonzero(weights)[0])]
+    rng = np.random.default_rng([seed, MOTION_STREAM])
+    return MOTION_KINDS[int(rng.choice(len(MOTION_KINDS), p=weights / weights.sum()))]
 
 
 def _random_primitive(rng: np.random.Generator) -> trimesh.Trimesh:
@@ -129,13 +262,83 @@ def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     return trimesh.transformations.rotation_matrix(angle, axis)
 
 
+def _rotvec(v: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation of angle |v| about v."""
+    angle = np.linalg.norm(v)
+    return np.eye(3) if angle < 1e-15 else _rotation(v / angle, angle)[:3, :3]
+
+
+@dataclass
+class _PathDraws:
+    """The main stream's camera draws: where the camera starts, how it drifts and turns."""
+
+    eye: np.ndarray
+    yaw0: float
+    velocity: np.ndarray
+    turn: float  # radians per frame, signed
+    dz: list[float]  # per-frame height of the look-at target (a slight nod)
+
+
+def _path(draws: _PathDraws, velocity: np.ndarray, turn: float) -> np.ndarray:
+    """(T, 4, 4) camera-to-world moving at `velocity` per frame and turning `turn` per frame."""
+    cameras = []
+    for i, dz in enumerate(draws.dz):
+        yaw = draws.yaw0 + turn * i
+        pos = draws.eye + velocity * i
+        target = pos + np.array([np.cos(yaw), np.sin(yaw), dz])
+        cameras.append(_look_at(pos, target))
+    return np.stack(cameras)
+
+
+def _shake(rng: np.random.Generator, config: SceneConfig, num_frames: int) -> np.ndarray:
+    """(T, 4, 4) camera-frame jitter of a hand-held camera: each of the 3 rotation and 3
+    translation axes is a mix of three sinusoids of SHAKE_HZ, scaled so that the jitter's
+    rotation angle stays within shake_rotation_deg and its offset within shake_translation_m."""
+    rot_amp = np.radians(config.shake_rotation_deg) * rng.uniform(0.3, 1.0)
+    trans_amp = config.shake_translation_m * rng.uniform(0.3, 1.0)
+    frames = np.arange(num_frames)
+    signals = []
+    for _ in range(6):
+        freq = rng.uniform(*SHAKE_HZ, size=3)[:, None] / FRAME_RATE_HZ
+        phase = rng.uniform(0, 2 * np.pi, size=3)[:, None]
+        weight = rng.dirichlet(np.ones(3))[:, None]  # sums to 1: |signal| <= 1
+        signals.append((weight * np.sin(2 * np.pi * freq * frames + phase)).sum(0))
+    signal = np.stack(signals, axis=1) / np.sqrt(3)  # a 3-vector of them has norm <= 1
+    jitter = np.repeat(np.eye(4)[None], num_frames, 0)
+    for i in range(num_frames):
+        jitter[i, :3, :3] = _rotvec(rot_amp * signal[i, :3])
+        jitter[i, :3, 3] = trans_amp * signal[i, 3:]
+    return jitter
+
+
+def camera_path(draws: _PathDraws, kind: str, config: SceneConfig, rng: np.random.Generator) -> np.ndarray:
+    """(T, 4, 4) camera-to-world of a motion kind; `rng` is the clip's motion stream. Every kind
+    starts from the same first camera, and turns the way the smooth path does."""
+    sign = 1.0 if draws.turn >= 0 else -1.0
+    t = len(draws.dz)
+    if kind == "smooth":
+        return _path(draws, draws.velocity, draws.turn)
+    if kind == "turn":
+        return _path(draws, draws.velocity, sign * np.radians(rng.uniform(*config.turn_rate_deg)))
+    if kind == "rotation":
+        # Zero velocity: every frame's camera centre is draws.eye exactly.
+        yawing = _path(draws, np.zeros(3), sign * np.radians(rng.uniform(*config.rotation_rate_deg)))
+        pitch = np.radians(rng.uniform(-ROTATION_PITCH_DEG, ROTATION_PITCH_DEG))
+        for i in range(t):
+            yawing[i, :3, :3] = yawing[i, :3, :3] @ _rotation(np.array([1.0, 0, 0]), pitch * i)[:3, :3]
+        return yawing
+    if kind == "shake":
+        return _path(draws, draws.velocity, draws.turn) @ _shake(rng, config, t)
+    raise ValueError(f"unknown camera motion {kind!r}, expected one of {MOTION_KINDS}")
+
+
 class SceneGenerator:
     """generate(seed) -> SyntheticClip, deterministic for a seed."""
 
     def __init__(self, config: SceneConfig = SceneConfig()):
         self.config = config
 
-    def _build(self, rng: np.random.Generator):
+    def _build(self, rng: np.random.Generator, seed: int):
         cfg = self.config
         t = cfg.num_frames
         half = cfg.room_size / 2
@@ -149,44 +352,63 @@ class SceneGenerator:
         velocity = rng.normal(size=3) * np.array([1, 1, 0.2])
         velocity *= cfg.camera_speed / max(np.linalg.norm(velocity), 1e-9)
         turn = np.radians(cfg.camera_turn_deg) * rng.choice([-1, 1])
-        cameras = []
-        for i in range(t):
-            yaw = yaw0 + turn * i
-            pos = eye + velocity * i
-            target = pos + np.array([np.cos(yaw), np.sin(yaw), rng.uniform(-0.02, 0.02) - 0.15])
-            cameras.append(_look_at(pos, target))
-        cameras = np.stack(cameras)
-        # Objects in front of the first camera, 1.5-5 m away.
-        view = cameras[0]
-        for k in range(cfg.num_static + cfg.num_moving):
-            static = k < cfg.num_static
-            mesh = _random_primitive(rng)
-            local = np.array([rng.uniform(-1.5, 1.5), rng.uniform(-0.8, 0.6), rng.uniform(1.5, 5.0)])
-            centre = view[:3, :3] @ local + view[:3, 3]
-            centre[2] = np.clip(centre[2], 0.6, cfg.room_size - 1.0)
-            axis0 = rng.normal(size=3)
-            start = _rotation(axis0, rng.uniform(0, 2 * np.pi))
-            start[:3, 3] = centre
-            if static:
-                poses = np.repeat(start[None], t, 0)
-            else:
-                v = rng.normal(size=3)
-                v *= cfg.object_speed / np.linalg.norm(v)
-                spin_axis, spin = rng.normal(size=3), rng.uniform(-0.15, 0.15)
-                poses = []
-                for i in range(t):
-                    p = start @ _rotation(spin_axis, spin * i)
-                    p[:3, 3] = centre + v * i
-                    poses.append(p)
-                poses = np.stack(poses)
-            objects.append(self._textured(rng, mesh, poses, static, rng.uniform(3.0, 8.0)))
-        return objects, cameras
+        draws = _PathDraws(eye, yaw0, velocity, turn, [rng.uniform(-0.02, 0.02) - 0.15 for _ in range(t)])
+        smooth = _path(draws, velocity, turn)
+        kind = clip_motion(cfg, seed)
+        cameras = smooth if kind == "smooth" else camera_path(
+            draws, kind, cfg, np.random.default_rng([seed, MOTION_STREAM, 1]))
+        # Objects in front of the smooth path's first camera (the same room whatever the motion).
+        objects.extend(self._random_object(rng, smooth[0], static=k < cfg.num_static)
+                       for k in range(cfg.num_static + cfg.num_moving))
+        return objects, cameras, kind
+
+    def _random_object(self, rng: np.random.Generator, view: np.ndarray, static: bool) -> _Object:
+        """A primitive 1.5-5 m in front of `view`, still or moving at object_speed with a spin."""
+        cfg = self.config
+        t = cfg.num_frames
+        mesh = _random_primitive(rng)
+        local = np.array([rng.uniform(-1.5, 1.5), rng.uniform(-0.8, 0.6), rng.uniform(1.5, 5.0)])
+        centre = view[:3, :3] @ local + view[:3, 3]
+        centre[2] = np.clip(centre[2], 0.6, cfg.room_size - 1.0)
+        axis0 = rng.normal(size=3)
+        start = _rotation(axis0, rng.uniform(0, 2 * np.pi))
+        start[:3, 3] = centre
+        if static:
+            poses = np.repeat(start[None], t, 0)
+        else:
+            v = rng.normal(size=3)
+            v *= cfg.object_speed / np.linalg.norm(v)
+            spin_axis, spin = rng.normal(size=3), rng.uniform(-0.15, 0.15)
+            poses = []
+            for i in range(t):
+                p = start @ _rotation(spin_axis, spin * i)
+                p[:3, 3] = centre + v * i
+                poses.append(p)
+            poses = np.stack(poses)
+        return self._textured(rng, mesh, poses, static, rng.uniform(3.0, 8.0))
 
     @staticmethod
     def _textured(rng, mesh, poses, static, frequency) -> _Object:
         a = rng.uniform(0.15, 1.0, 3)
         b = rng.uniform(0.0, 1.0, 3) * 0.6
         return _Object(mesh, poses, a, b, frequency, static)
+
+    def _add_real_textures(self, objects: list[_Object], seed: int) -> None:
+        """Give texture_share of the surfaces (room first) a crop of a real frame. Draws come
+        from the texture stream, the same number per object, so the share changes which
+        surfaces get one and nothing else."""
+        cfg = self.config
+        if not cfg.texture_sources:
+            return
+        pool = appearance.texture_pool(tuple(cfg.texture_sources))
+        rng = np.random.default_rng([seed, TEXTURE_STREAM])
+        for n, obj in enumerate(objects):
+            real = rng.random() < cfg.texture_share
+            levels = appearance.crop_texture(pool, rng)
+            span = rng.uniform(*(ROOM_TEXTURE_SPAN_M if n == 0 else OBJECT_TEXTURE_SPAN_M))
+            offset = rng.uniform(0, 2, 2)
+            if real:
+                obj.texture, obj.texture_span, obj.texture_offset = levels, span, offset
 
     @staticmethod
     def _scene_at(objects: list[_Object], frame: int):
@@ -209,16 +431,45 @@ class SceneGenerator:
         stripes = 0.5 + 0.5 * np.sin(local @ np.array([2.1, -1.3, 0.7]) * f * 2.7)[:, None]
         return np.clip(obj.colour_a * (0.45 + 0.55 * checker) + obj.colour_b * stripes * 0.5, 0, 1)
 
+    def _light(self, seed: int) -> appearance.Light:
+        if self.config.light_ambient_range is None:
+            return appearance.DEFAULT_LIGHT
+        rng = np.random.default_rng([seed, PHOTO_STREAM, 0])
+        return appearance.random_light(self.config.light_ambient_range, rng)
+
     def generate(self, seed: int) -> SyntheticClip:
         cfg = self.config
         rng = np.random.default_rng(seed)
-        objects, cameras = self._build(rng)
+        objects, cameras, kind = self._build(rng, seed)
+        self._add_real_textures(objects, seed)
         t, (h, w) = cfg.num_frames, cfg.image_size
         k = intrinsics_for(cfg.image_size, clip_fov_deg(cfg, seed))
+        rgb, depth, ids, hit_world, scenes = self._render(objects, cameras, k, self._light(seed))
+        query_t, query_pix, owner_q, tracks_world = self._query_tracks(rng, objects, ids, hit_world)
+        xy, visible = self._project_tracks(tracks_world, cameras, k, scenes, (h, w))
+        query_points = np.stack([query_t, query_pix // w, query_pix % w], axis=1).astype(np.float32)
+        return SyntheticClip(
+            rgb=self._develop(rgb.reshape(t, h, w, 3), objects, cameras, k, ids, hit_world, seed),
+            depth=depth.reshape(t, h, w),
+            intrinsics=k,
+            camera_to_world=cameras,
+            object_ids=ids.reshape(t, h, w),
+            query_points=query_points,
+            tracks_xy=xy.astype(np.float32),
+            tracks_visible=visible,
+            tracks_static=np.array([objects[o].static for o in owner_q], dtype=bool),
+            tracks_world=tracks_world,
+            motion=kind,
+        )
+
+    def _render(self, objects: list[_Object], cameras: np.ndarray, k: np.ndarray, light: appearance.Light):
+        """One ray per pixel centre and frame: shaded colour (T, HW, 3) float in [0, 1], depth
+        (T, HW), object ids (T, HW), the world point each ray hit (T, HW, 3), and each frame's
+        ray caster (for the tracks' occlusion test)."""
+        t, (h, w) = len(cameras), self.config.image_size
         ys, xs = np.mgrid[0:h, 0:w]
         pixels = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)], axis=1)
         rays_cam = pixels @ np.linalg.inv(k).T  # z = 1
-        light = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
         rgb = np.zeros((t, h * w, 3), np.float64)
         depth = np.zeros((t, h * w), np.float32)
         ids = np.full((t, h * w), -1, np.int16)
@@ -237,28 +488,50 @@ class SceneGenerator:
             hit_world[i, ray] = loc
             normals = mesh.face_normals[tri]
             # Two-sided Lambert so the inside of the room is lit too.
-            shade = 0.45 + 0.55 * np.abs(normals @ light)
+            shade = light.ambient + light.diffuse * np.abs(normals @ light.direction)
+            footprint = np.linalg.norm(loc - origin, axis=1) / k[0, 0]  # metres under one pixel
             for obj_id in np.unique(owner[tri]):
                 sel = owner[tri] == obj_id
-                obj = objects[obj_id]
-                to_local = np.linalg.inv(obj.poses[i])
-                local = loc[sel] @ to_local[:3, :3].T + to_local[:3, 3]
-                rgb[i, ray[sel]] = self._colour(obj, local) * shade[sel, None]
-        query_t, query_pix, owner_q, tracks_world = self._query_tracks(rng, objects, ids, hit_world)
-        xy, visible = self._project_tracks(tracks_world, cameras, k, scenes, (h, w))
-        query_points = np.stack([query_t, query_pix // w, query_pix % w], axis=1).astype(np.float32)
-        return SyntheticClip(
-            rgb=(rgb.reshape(t, h, w, 3) * 255).round().astype(np.uint8),
-            depth=depth.reshape(t, h, w),
-            intrinsics=k,
-            camera_to_world=cameras,
-            object_ids=ids.reshape(t, h, w),
-            query_points=query_points,
-            tracks_xy=xy.astype(np.float32),
-            tracks_visible=visible,
-            tracks_static=np.array([objects[o].static for o in owner_q], dtype=bool),
-            tracks_world=tracks_world,
-        )
+                colour = self._surface_colour(objects[obj_id], i, loc[sel], normals[sel], footprint[sel])
+                rgb[i, ray[sel]] = colour * shade[sel, None]
+        if light.tint is not None:
+            rgb = np.clip(rgb * light.tint, 0, 1)
+        return rgb, depth, ids, hit_world, scenes
+
+    def _surface_colour(self, obj: _Object, frame: int, world: np.ndarray, normals: np.ndarray,
+                        footprint: np.ndarray) -> np.ndarray:
+        """(N, 3) albedo of an object's surface points, looked up in its own frame."""
+        to_local = np.linalg.inv(obj.poses[frame])
+        local = world @ to_local[:3, :3].T + to_local[:3, 3]
+        if obj.texture is None:
+            return self._colour(obj, local)
+        return appearance.texture_colour(obj.texture, obj.texture_span, obj.texture_offset, local,
+                                         normals @ to_local[:3, :3].T, footprint)
+
+    def _develop(self, rgb, objects, cameras, k, ids, hit_world, seed: int) -> np.ndarray:
+        """(T, H, W, 3) uint8 from the rendered colours: motion blur, exposure, sensor noise,
+        quantisation and JPEG, each only when its option is set (off: the old rounding alone).
+        Each option draws from its own stream, so turning one on leaves the others' draws."""
+        cfg = self.config
+        streams = [np.random.default_rng([seed, PHOTO_STREAM, n]) for n in range(1, 5)]
+        if cfg.shutter_range is not None:
+            shutter = streams[0].uniform(*cfg.shutter_range)
+            flow = _image_velocity(objects, cameras, k, ids, hit_world, cfg.image_size)
+            rgb = appearance.motion_blur(rgb, shutter * flow)
+        if cfg.exposure_ev_range is not None:
+            ev = streams[1].uniform(*cfg.exposure_ev_range)
+            drift = streams[1].uniform(-cfg.exposure_drift_ev, cfg.exposure_drift_ev)
+            gain = 2.0 ** (ev + drift * np.linspace(0, 1, len(rgb)))
+            rgb = np.clip(rgb * gain[:, None, None, None], 0, 1)
+        if cfg.shot_noise_range is not None or cfg.read_noise_range is not None:
+            shot = streams[2].uniform(*cfg.shot_noise_range) if cfg.shot_noise_range is not None else 0.0
+            read = streams[2].uniform(*cfg.read_noise_range) if cfg.read_noise_range is not None else 0.0
+            rgb = appearance.sensor_noise(rgb, shot, read, streams[2])
+        out = (rgb * 255).round().astype(np.uint8)
+        if cfg.jpeg_quality_range is not None:
+            lo, hi = cfg.jpeg_quality_range
+            out = appearance.jpeg(out, int(streams[3].integers(lo, hi + 1)))
+        return out
 
     def _query_tracks(self, rng, objects, ids, hit_world):
         """num_tracks random query pixels (frame, pixel) of the (t, h*w) object-id image, those on
@@ -306,6 +579,33 @@ class SceneGenerator:
             hit[ray] = np.linalg.norm(loc - origin, axis=1)
             visible[np.flatnonzero(inside), i] = hit >= dist - (1e-3 + 1e-3 * dist)
         return xy, visible
+
+
+def _image_velocity(objects: list[_Object], cameras: np.ndarray, k: np.ndarray, ids: np.ndarray,
+                    hit_world: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """(T, H, W, 2) pixels per frame that each pixel's surface point moves at its frame: the
+    point is carried by its object's motion and projected into the neighbouring frames (a
+    central difference, one-sided at the ends). Pixels whose point leaves the front of the
+    camera get no motion."""
+    t, hw = ids.shape
+    velocity = np.zeros((t, hw, 2))
+    for i in range(t):
+        prev, nxt = max(i - 1, 0), min(i + 1, t - 1)
+        if prev == nxt:
+            break
+        ends, ok = [], np.ones(hw, bool)
+        for j in (prev, nxt):
+            moved = np.zeros((hw, 3))
+            for obj_id in np.unique(ids[i]):
+                sel = ids[i] == obj_id
+                carry = objects[obj_id].poses[j] @ np.linalg.inv(objects[obj_id].poses[i])
+                moved[sel] = hit_world[i, sel] @ carry[:3, :3].T + carry[:3, 3]
+            cam = (moved - cameras[j, :3, 3]) @ cameras[j, :3, :3]  # world -> camera j
+            ok &= cam[:, 2] > 1e-3
+            uv = cam @ k.T
+            ends.append(uv[:, :2] / np.where(ok, uv[:, 2], 1.0)[:, None])
+        velocity[i, ok] = (ends[1][ok] - ends[0][ok]) / (nxt - prev)
+    return velocity.reshape(t, *image_size, 2)
 
 
 def relative_poses(camera_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,370 @@
+"""Synthetic generator realism (issue #17 item 2b): real-image textures, lighting, exposure, motion
+blur, sensor noise, JPEG and camera motions, each behind a SceneConfig field whose default keeps
+the clips that recorded training commands rendered."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from training.data.synthetic import SceneConfig, SceneGenerator
+
+LABELS = ("depth", "intrinsics", "camera_to_world", "object_ids", "query_points", "tracks_xy",
+          "tracks_visible", "tracks_static", "tracks_world")
+
+
+def clip_hash(clip) -> str:
+    h = hashlib.sha256()
+    for name in ("rgb",) + LABELS:
+        a = np.ascontiguousarray(getattr(clip, name))
+        h.update(f"{name}{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# sha256 of every array of the clip, computed at 389a16d before any realism option existed
+# (Embree + numpy on x86-64 Linux). A change here means recorded training commands would train
+# on different clips.
+DEFAULT_HASHES = {
+    (SceneConfig(), 0): "da711a7f86d6866945902ae1b943c74b35596124732c2576f4b6a5a045949eff",
+    (SceneConfig(num_frames=6, image_size=(48, 64), num_tracks=96), 3):
+        "4f8a26d445724464f347ee307b8183babbb0220cee8661eb01b3156057ff1d02",
+    (SceneConfig(fov_range_deg=(45.0, 100.0)), 7):
+        "e45f637514f24ec6feb28965564d7dc2a2a09b94c9e1d2fcc81f976aaa3bce88",
+}
+
+
+@pytest.mark.parametrize("config, seed", list(DEFAULT_HASHES))
+def test_default_config_renders_the_clips_it_always_did(config, seed):
+    assert clip_hash(SceneGenerator(config).generate(seed)) == DEFAULT_HASHES[(config, seed)]
+
+
+SMALL = {"num_frames": 5, "image_size": (32, 48), "num_tracks": 48}
+SMOOTH = SceneConfig(**SMALL)
+
+
+def motion_config(kind: int, **fields) -> SceneConfig:
+    weights = [0.0] * 4
+    weights[kind] = 1.0
+    return SceneConfig(**SMALL, motion_weights=tuple(weights), **fields)
+
+
+def assert_same_labels(a, b):
+    for name in LABELS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def assert_tracks_reproject(clip):
+    """Visible tracks re-project through the clip's own poses and intrinsics onto their pixel."""
+    world_to_cam = np.linalg.inv(clip.camera_to_world)
+    for i in range(len(clip.camera_to_world)):
+        cam = clip.tracks_world[:, i] @ world_to_cam[i, :3, :3].T + world_to_cam[i, :3, 3]
+        uv = (cam @ clip.intrinsics.T)[:, :2] / cam[:, 2:]
+        vis = clip.tracks_visible[:, i]
+        np.testing.assert_allclose(uv[vis], clip.tracks_xy[vis, i], atol=1e-3)
+
+
+def forward_azimuth_deg(camera_to_world):
+    forward = camera_to_world[:, :3, 2]  # the optical axis in world coordinates
+    return np.degrees(np.unwrap(np.arctan2(forward[:, 1], forward[:, 0])))
+
+
+def rotation_angle_deg(r):
+    return np.degrees(np.arccos(np.clip((np.trace(r, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+
+
+@pytest.fixture(scope="module")
+def smooth_clips():
+    return {seed: SceneGenerator(SMOOTH).generate(seed) for seed in (1, 2)}
+
+
+# ---- textures ---------------------------------------------------------------------------------
+
+
+def write_image(folder, image):
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / "0000.png"), image[..., ::-1])
+    return folder
+
+
+def test_texture_lookup_returns_the_source_pixels():
+    from training.data.appearance import TEXTURE_SIZE, texture_colour
+
+    rng = np.random.default_rng(0)
+    image = rng.random((TEXTURE_SIZE, TEXTURE_SIZE, 3)).astype(np.float32)
+    levels = [image, image[::2, ::2]]
+    # Points on a face whose normal is z: (u, v) = (x, y) / span; texel centres at level 0.
+    cols, rows = rng.integers(0, TEXTURE_SIZE, 20), rng.integers(0, TEXTURE_SIZE, 20)
+    span = 2.0
+    local = np.stack([cols / (TEXTURE_SIZE - 1) * span, rows / (TEXTURE_SIZE - 1) * span, np.full(20, 0.3)], 1)
+    normal = np.tile([0.1, -0.2, 0.97], (20, 1))
+    got = texture_colour(levels, span, np.zeros(2), local, normal, np.full(20, 1e-4))
+    np.testing.assert_allclose(got, image[rows, cols], atol=1e-6)
+    # A far surface (a pixel covers many texels) reads the coarser level.
+    far = texture_colour(levels, span, np.zeros(2), local[:1] * 0, normal[:1], np.full(1, span))
+    np.testing.assert_allclose(far, levels[1][:1, 0], atol=1e-6)
+
+
+def test_real_textures_colour_the_surfaces_and_leave_the_labels(tmp_path, smooth_clips):
+    colour = np.array([200, 40, 90], np.uint8)
+    folder = write_image(tmp_path / "solid", np.tile(colour, (60, 80, 1)))
+    clip = SceneGenerator(SceneConfig(**SMALL, texture_sources=(str(folder),))).generate(1)
+    assert_same_labels(clip, smooth_clips[1])
+    # Every surface shows the source's colour under the fixed light: shade x (200, 40, 90).
+    shade = clip.rgb[..., 0].astype(float) / colour[0]
+    np.testing.assert_allclose(clip.rgb[..., 2], shade * colour[2], atol=1.0)
+    np.testing.assert_allclose(clip.rgb[..., 1], shade * colour[1], atol=1.0)
+    assert 0.4 < shade.min() and shade.max() <= 1.0
+    # texture_share 0: the procedural clip, bit for bit.
+    none = SceneGenerator(SceneConfig(**SMALL, texture_sources=(str(folder),), texture_share=0.0)).generate(1)
+    np.testing.assert_array_equal(none.rgb, smooth_clips[1].rgb)
+
+
+def test_textures_from_real_video(smooth_clips):
+    from training.data.appearance import texture_pool
+
+    from .conftest import SHARED_DATA, require
+
+    davis = require(SHARED_DATA / "davis2016_val_subset")
+    pool = texture_pool((str(davis),))
+    assert len(pool) >= 10 and all(f.dtype == np.uint8 and max(f.shape[:2]) <= 320 for f in pool)
+    clip = SceneGenerator(SceneConfig(**SMALL, texture_sources=(str(davis),))).generate(2)
+    assert_same_labels(clip, smooth_clips[2])
+    assert not np.array_equal(clip.rgb, smooth_clips[2].rgb)
+    # Real frames carry more distinct colours than two-colour checkers and stripes.
+    distinct = len(np.unique(clip.rgb.reshape(-1, 3), axis=0))
+    assert distinct > 1.5 * len(np.unique(smooth_clips[2].rgb.reshape(-1, 3), axis=0))
+
+
+# ---- camera motions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_pure_rotation_has_no_translation_and_homography_tracks(seed, smooth_clips):
+    cfg = motion_config(1)
+    clip = SceneGenerator(cfg).generate(seed)
+    assert clip.motion == "rotation"
+    c2w = clip.camera_to_world
+    assert (c2w[:, :3, 3] == c2w[0, :3, 3]).all()  # the camera centre never moves
+    from training.data.synthetic import relative_poses
+
+    rot, trans = relative_poses(c2w)
+    assert np.abs(trans).max() < 1e-12
+    yaw = np.abs(np.diff(forward_azimuth_deg(c2w)))
+    lo, hi = cfg.rotation_rate_deg
+    assert np.allclose(yaw, yaw[0]) and lo - 1e-9 <= yaw[0] <= hi + 1e-9
+    # Same first camera as the smooth path: same room seen at frame 0.
+    np.testing.assert_array_equal(clip.depth[0], smooth_clips[seed].depth[0])
+    # Static points move by the rotation's homography K R_t^T R_q K^-1 from their query frame.
+    k, static = clip.intrinsics, clip.tracks_static
+    assert static.sum() >= 10
+    checked = 0
+    for n in np.flatnonzero(static):
+        q = int(clip.query_points[n, 0])
+        x_q = np.array([clip.query_points[n, 2], clip.query_points[n, 1], 1.0])
+        for t in np.flatnonzero(clip.tracks_visible[n]):
+            h = k @ c2w[t, :3, :3].T @ c2w[q, :3, :3] @ np.linalg.inv(k)
+            x_t = h @ x_q
+            np.testing.assert_allclose(x_t[:2] / x_t[2], clip.tracks_xy[n, t], atol=1e-3)
+            checked += 1
+    assert checked > 20
+    assert_tracks_reproject(clip)
+
+
+def test_fast_turn_rate_in_range_and_path_kept(smooth_clips):
+    cfg = motion_config(2)
+    rates = []
+    for seed in (1, 2):
+        clip = SceneGenerator(cfg).generate(seed)
+        assert clip.motion == "turn"
+        yaw = np.diff(forward_azimuth_deg(clip.camera_to_world))
+        assert np.allclose(yaw, yaw[0])
+        rates.append(abs(yaw[0]))
+        # The camera moves along the smooth path, turning the same way, only faster.
+        smooth = smooth_clips[seed].camera_to_world
+        np.testing.assert_array_equal(clip.camera_to_world[:, :3, 3], smooth[:, :3, 3])
+        assert np.sign(yaw[0]) == np.sign(np.diff(forward_azimuth_deg(smooth))[0])
+        assert_tracks_reproject(clip)
+    lo, hi = cfg.turn_rate_deg
+    assert all(lo - 1e-9 <= r <= hi + 1e-9 for r in rates)
+    assert hi == pytest.approx(3.0)  # 90 deg/s at 30 Hz
+
+
+def test_hand_held_shake_stays_within_its_amplitude(smooth_clips):
+    cfg = motion_config(3)
+    for seed in (1, 2):
+        clip = SceneGenerator(cfg).generate(seed)
+        assert clip.motion == "shake"
+        jitter = np.linalg.inv(smooth_clips[seed].camera_to_world) @ clip.camera_to_world
+        angle = rotation_angle_deg(jitter[:, :3, :3])
+        offset = np.linalg.norm(jitter[:, :3, 3], axis=1)
+        assert angle.max() <= cfg.shake_rotation_deg + 1e-9 and offset.max() <= cfg.shake_translation_m + 1e-12
+        assert angle.max() > 0.02 and offset.max() > 1e-4  # there is a shake
+        # High frequency: the jitter turns round within the clip on some axis.
+        assert np.any(np.diff(np.sign(np.diff(jitter[:, :3, 3], axis=0)), axis=0) != 0)
+        assert_tracks_reproject(clip)
+
+
+def test_motion_kinds_are_drawn_by_their_weights():
+    from training.data.synthetic import MOTION_KINDS, clip_motion
+
+    mixed = SceneConfig(motion_weights=(1.0, 1.0, 1.0, 1.0))
+    kinds = [clip_motion(mixed, s) for s in range(200)]
+    assert set(kinds) == set(MOTION_KINDS)
+    assert all(40 < kinds.count(k) < 60 for k in MOTION_KINDS)
+    assert {clip_motion(SceneConfig(), s) for s in range(50)} == {"smooth"}
+    assert {clip_motion(SceneConfig(motion_weights=(0, 2, 0, 0)), s) for s in range(50)} == {"rotation"}
+
+
+# ---- photometric ------------------------------------------------------------------------------
+
+
+def test_blur_noise_exposure_and_jpeg_leave_the_labels_bitwise(smooth_clips):
+    cfg = SceneConfig(**SMALL, shutter_range=(0.8, 0.8), shot_noise_range=(0.002, 0.002),
+                      read_noise_range=(0.01, 0.01), exposure_ev_range=(-0.5, 0.5), exposure_drift_ev=0.5,
+                      jpeg_quality_range=(60, 90))
+    clip = SceneGenerator(cfg).generate(1)
+    assert_same_labels(clip, smooth_clips[1])
+    assert clip.rgb.dtype == np.uint8 and not np.array_equal(clip.rgb, smooth_clips[1].rgb)
+    np.testing.assert_array_equal(SceneGenerator(cfg).generate(1).rgb, clip.rgb)  # deterministic
+
+
+def sharpness(rgb):
+    g = rgb.astype(float).mean(-1)
+    return np.abs(np.diff(g, axis=2)).mean() + np.abs(np.diff(g, axis=1)).mean()
+
+
+def test_motion_blur_follows_the_image_motion():
+    turn = motion_config(2)
+    sharp = SceneGenerator(turn).generate(1)
+    blurred = SceneGenerator(motion_config(2, shutter_range=(1.0, 1.0))).generate(1)
+    assert_same_labels(blurred, sharp)
+    assert sharpness(blurred.rgb) < 0.9 * sharpness(sharp.rgb)
+    # No motion: nothing to blur.
+    from training.data.appearance import motion_blur
+
+    rgb = np.random.default_rng(0).random((2, 8, 8, 3))
+    assert motion_blur(rgb, np.zeros((2, 8, 8, 2))) is rgb
+
+
+def test_image_motion_of_a_rotating_camera_is_its_homography():
+    """The flow that steers the blur: a static room seen by a purely rotating camera moves each
+    pixel by the rotation's homography (central difference of the neighbouring frames)."""
+    from training.data.synthetic import _image_velocity
+
+    cfg = motion_config(1, num_moving=0)
+    gen = SceneGenerator(cfg)
+    rng = np.random.default_rng(5)
+    objects, cameras, _ = gen._build(rng, 5)
+    k = np.array([[40.0, 0, 23.5], [0, 40.0, 15.5], [0, 0, 1]])
+    _, _, ids, hit_world, _ = gen._render(objects, cameras, k, gen._light(5))
+    velocity = _image_velocity(objects, cameras, k, ids, hit_world, cfg.image_size)
+    h, w = cfg.image_size
+    ys, xs = np.mgrid[0:h, 0:w]
+    x = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)])
+
+    def moved(i, j):
+        p = k @ cameras[j, :3, :3].T @ cameras[i, :3, :3] @ np.linalg.inv(k) @ x
+        return (p[:2] / p[2]).T
+
+    i = 2
+    expected = (moved(i, i + 1) - moved(i, i - 1)) / 2
+    np.testing.assert_allclose(velocity[i].reshape(-1, 2), expected, atol=1e-6)
+    assert np.abs(expected).max() > 0.3
+
+
+def test_read_noise_has_its_standard_deviation(smooth_clips):
+    clip = SceneGenerator(SceneConfig(**SMALL, read_noise_range=(0.02, 0.02))).generate(1)
+    assert_same_labels(clip, smooth_clips[1])
+    diff = clip.rgb.astype(float) - smooth_clips[1].rgb
+    assert abs(diff.mean()) < 0.3 and 4.5 < diff.std() < 5.9  # 0.02 x 255 = 5.1 levels
+
+
+def test_exposure_scales_brightness_and_drifts_over_the_clip(smooth_clips):
+    clean = smooth_clips[2].rgb.reshape(SMALL["num_frames"], -1).astype(float).mean(1)
+    clip = SceneGenerator(SceneConfig(**SMALL, exposure_ev_range=(-1.0, -1.0), exposure_drift_ev=0.8)).generate(2)
+    assert_same_labels(clip, smooth_clips[2])
+    ratio = clip.rgb.reshape(len(clean), -1).astype(float).mean(1) / clean
+    assert ratio[0] == pytest.approx(0.5, abs=0.01)  # 2 ** -1 (no drift yet at frame 0)
+    steps = np.diff(ratio)
+    assert (steps > 0).all() or (steps < 0).all()  # auto-exposure drifts one way
+    assert 2 ** -1.8 - 0.01 < ratio[-1] < 2 ** -0.2 + 0.01
+
+
+def test_lighting_changes_brightness_not_labels(smooth_clips):
+    lit = SceneGenerator(SceneConfig(**SMALL, light_ambient_range=(0.1, 0.1))).generate(1)
+    assert_same_labels(lit, smooth_clips[1])
+    assert not np.array_equal(lit.rgb, smooth_clips[1].rgb)
+    assert abs(lit.rgb.mean() - smooth_clips[1].rgb.mean()) > 2.0
+    # Different clips, different lights.
+    seeds = [SceneGenerator(SceneConfig(**SMALL, light_ambient_range=(0.1, 0.6)))._light(s) for s in range(3)]
+    assert len({round(light.ambient, 6) for light in seeds}) == 3
+
+
+# ---- preset, validation, CLI ------------------------------------------------------------------
+
+
+def test_realistic_preset_turns_everything_on_and_keeps_labels_exact(tmp_path):
+    folder = write_image(tmp_path / "img", np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    cfg = SceneConfig.realistic((str(folder),), **SMALL)
+    assert cfg.texture_sources == (str(folder),) and cfg.fov_range_deg == (45.0, 100.0)
+    for name in ("light_ambient_range", "exposure_ev_range", "shutter_range", "shot_noise_range",
+                 "read_noise_range", "jpeg_quality_range"):
+        assert getattr(cfg, name) is not None, name
+    assert min(cfg.motion_weights) > 0
+    clip = SceneGenerator(cfg).generate(4)
+    assert clip.rgb.shape == (5, 32, 48, 3) and (clip.depth > 0).all()
+    assert_tracks_reproject(clip)
+    assert SceneConfig.realistic(jpeg_quality_range=None).jpeg_quality_range is None
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("texture_sources", ("",)), ("texture_sources", (1,)), ("texture_share", 1.5), ("texture_share", -0.1),
+    ("light_ambient_range", (0.5, 0.2)), ("light_ambient_range", (0.1, 1.2)), ("light_ambient_range", (0.1,)),
+    ("exposure_ev_range", (1.0, -1.0)), ("exposure_ev_range", (0.0, float("nan"))), ("exposure_drift_ev", -0.1),
+    ("shutter_range", (0.0, 1.5)), ("shutter_range", (-0.1, 0.5)),
+    ("shot_noise_range", (0.01, 0.0)), ("shot_noise_range", (-0.01, 0.0)),
+    ("read_noise_range", (0.0, 2.0)), ("read_noise_range", (0.5, 0.1)),
+    ("jpeg_quality_range", (0, 90)), ("jpeg_quality_range", (50, 101)), ("jpeg_quality_range", (50.5, 90)),
+    ("motion_weights", (0.0, 0.0, 0.0, 0.0)), ("motion_weights", (1.0, -1.0, 0.0, 0.0)),
+    ("motion_weights", (1.0, 1.0)), ("rotation_rate_deg", (3.0, 1.0)), ("rotation_rate_deg", (-1.0, 1.0)),
+    ("turn_rate_deg", (1.0, 90.0)), ("shake_rotation_deg", -0.1), ("shake_translation_m", 1.0),
+])
+def test_every_new_field_is_validated(field, bad):
+    with pytest.raises(ValueError, match=field):
+        SceneConfig(**{field: bad})
+
+
+def test_yaml_lists_become_tuples():
+    cfg = SceneConfig(texture_sources=["a"], shutter_range=[0.0, 0.5], motion_weights=[1, 0, 0, 0])
+    assert cfg.texture_sources == ("a",) and cfg.shutter_range == (0.0, 0.5) and hash(cfg)
+    assert SceneConfig(texture_sources="a").texture_sources == ("a",)
+
+
+def test_missing_texture_folder_is_a_clear_error(tmp_path):
+    from training.data import VideoSourceError
+
+    with pytest.raises(VideoSourceError, match="does not exist"):
+        SceneGenerator(SceneConfig(**SMALL, texture_sources=(str(tmp_path / "none"),))).generate(0)
+
+
+def test_synthetic_realism_flag_reaches_the_training_clips():
+    from training.readouts_card import fov_words
+    from training.readouts_config import parse_args
+    from training.readouts_data import synthetic_scene
+
+    assert parse_args([]).synthetic_realism is None
+    assert synthetic_scene(parse_args([])) == {"num_tracks": 32}
+    plain = parse_args(["--synthetic-realism"])
+    assert plain.synthetic_realism == ()
+    scene = synthetic_scene(plain)
+    assert SceneConfig(**scene) == SceneConfig.realistic(num_tracks=32)
+    textured = parse_args(["--synthetic-realism", "/data/a", "/data/b", "--synthetic-fov", "50", "70"])
+    scene = synthetic_scene(textured)
+    assert scene["texture_sources"] == ("/data/a", "/data/b") and scene["fov_range_deg"] == (50.0, 70.0)
+    assert "realistic" in fov_words(textured) and "50-70 deg" in fov_words(textured)
+    assert "45-100 deg" in fov_words(plain)

@@ -1,0 +1,164 @@
+"""How the synthetic clips look beyond the procedural default (issue #17 item 2): surfaces
+textured with crops of real frames, per-clip lighting, exposure, motion blur, sensor noise and
+JPEG compression, as FlyingThings and Kubric do so that a model trained on them sees real-looking
+images.
+
+Everything here changes colours only: depth, poses and tracks come from the geometry and are
+never touched, so the labels stay exact whatever the image looks like.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .video import VideoSourceError, find_sources, read_frames
+
+# Frames read from each texture source: a few per video, spread over its first seconds, so that
+# a pool of many videos loads in seconds (decoding stops at the last index) and stays small.
+TEXTURE_FRAMES = (0, 12, 24, 36)
+TEXTURE_MAX_SIDE = 320  # pool frames are shrunk to this: crops are resized to TEXTURE_SIZE anyway
+TEXTURE_SIZE = 128  # side of one texture crop, texels
+# Mip levels (128 .. 8 texels): one ray per pixel samples a far, minified texture at a single
+# point, which aliases into noise that changes from frame to frame; a level whose texels are
+# about a pixel wide keeps a distant surface's colour steady, as tracking needs.
+TEXTURE_LEVELS = 5
+
+
+@functools.lru_cache(maxsize=4)
+def texture_pool(sources: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """uint8 RGB frames of every video and image folder under `sources`, read once per process
+    (the train and held-aside datasets share them)."""
+    frames: list[np.ndarray] = []
+    for source in find_sources(list(sources)):
+        frames.extend(_shrink(f) for f in _read_some(source))
+    return tuple(frames)
+
+
+def _read_some(source: Path) -> np.ndarray:
+    try:
+        return read_frames(source, list(TEXTURE_FRAMES))
+    except (VideoSourceError, IndexError):  # a clip or folder shorter than the last index
+        return read_frames(source, [0])
+
+
+def _shrink(frame: np.ndarray) -> np.ndarray:
+    scale = TEXTURE_MAX_SIDE / max(frame.shape[:2])
+    if scale >= 1:
+        return frame
+    size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def crop_texture(pool: tuple[np.ndarray, ...], rng: np.random.Generator) -> list[np.ndarray]:
+    """A random square crop of a random pool frame as a mip pyramid of float32 [0, 1] images."""
+    frame = pool[int(rng.integers(len(pool)))]
+    h, w = frame.shape[:2]
+    side = max(2, int(min(h, w) * rng.uniform(0.3, 0.9)))
+    y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = cv2.resize(frame[y0:y0 + side, x0:x0 + side], (TEXTURE_SIZE, TEXTURE_SIZE),
+                      interpolation=cv2.INTER_AREA)
+    levels = [crop.astype(np.float32) / 255]
+    for _ in range(TEXTURE_LEVELS - 1):
+        levels.append(cv2.pyrDown(levels[-1]))
+    return levels
+
+
+# The two in-plane axes of the face whose normal is mostly along x, y or z.
+_PLANE_AXES = np.array([[1, 2], [0, 2], [0, 1]])
+
+
+def texture_colour(levels: list[np.ndarray], span_m: float, offset: np.ndarray, local: np.ndarray,
+                   normal_local: np.ndarray, footprint_m: np.ndarray) -> np.ndarray:
+    """(N, 3) colours of surface points given in the object's own frame (so the texture moves
+    with the surface, as tracks need): tri-planar mapping (each face takes the two coordinates
+    across its dominant normal axis), `span_m` metres per crop, mirrored tiling so tiles meet
+    without a seam, and the mip level whose texel matches the pixel footprint (metres)."""
+    axes = _PLANE_AXES[np.argmax(np.abs(normal_local), axis=1)]
+    uv = np.take_along_axis(local, axes, axis=1) / span_m + offset
+    uv = 1 - np.abs(np.mod(uv, 2) - 1)
+    texels = footprint_m / span_m * TEXTURE_SIZE
+    level = np.clip(np.floor(np.log2(np.maximum(texels, 1))), 0, len(levels) - 1).astype(np.int64)
+    out = np.empty((len(local), 3))
+    for lv in np.unique(level):
+        sel = level == lv
+        out[sel] = _bilinear(levels[lv], uv[sel])
+    return out
+
+
+def _bilinear(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    x, y = uv[:, 0] * (w - 1), uv[:, 1] * (h - 1)
+    x0 = np.clip(np.floor(x).astype(np.int64), 0, w - 2)
+    y0 = np.clip(np.floor(y).astype(np.int64), 0, h - 2)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
+    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+@dataclass(frozen=True)
+class Light:
+    """A directional light (world unit vector) with two-sided Lambert shading plus ambient:
+    shade = ambient + diffuse * |n . direction|, times a per-channel tint (None: white)."""
+
+    direction: np.ndarray
+    ambient: float
+    diffuse: float
+    tint: np.ndarray | None = None
+
+
+# Today's fixed light: the literal 0.45 and 0.55 (1 - 0.45 differs from 0.55 in the last bit,
+# and the default clips must stay bit-identical).
+DEFAULT_LIGHT = Light(np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8]), 0.45, 0.55)
+
+
+def random_light(ambient_range: tuple[float, float], rng: np.random.Generator) -> Light:
+    """A light from above (elevation 20-80 deg, any azimuth), ambient share drawn in
+    ambient_range, the rest diffuse, and a slight colour tint (warm or cool light)."""
+    elevation, azimuth = np.radians(rng.uniform(20, 80)), rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                          np.sin(elevation)])
+    ambient = float(rng.uniform(*ambient_range))
+    tint = 1 + rng.uniform(-0.1, 0.1, 3)
+    return Light(direction, ambient, 1 - ambient, tint / tint.mean())
+
+
+def motion_blur(rgb: np.ndarray, streak: np.ndarray, max_samples: int = 9) -> np.ndarray:
+    """rgb (T, H, W, 3) float; streak (T, H, W, 2): pixels each pixel's surface travels while the
+    shutter is open. The average of the image sampled along each pixel's own streak, centred on
+    it: a cheap stand-in for averaging sub-frame renders (one gather per sample, no re-render)."""
+    n = int(np.clip(np.ceil(np.abs(streak).max(initial=0.0)) + 1, 1, max_samples))
+    if n < 2:  # under half a pixel of motion: nothing to blur
+        return rgb
+    t, h, w = rgb.shape[:3]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.zeros(rgb.shape, np.float64)
+    for i in range(t):
+        frame, sx, sy = rgb[i].astype(np.float32), streak[i, ..., 0], streak[i, ..., 1]
+        for s in np.linspace(-0.5, 0.5, n):
+            mx, my = (xs + s * sx).astype(np.float32), (ys + s * sy).astype(np.float32)
+            out[i] += cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out / n
+
+
+def sensor_noise(rgb: np.ndarray, shot: float, read: float, rng: np.random.Generator) -> np.ndarray:
+    """Shot noise (variance proportional to the signal, `shot` per unit intensity) plus read
+    noise (std `read`), on [0, 1] intensities, clipped back to [0, 1]."""
+    sigma = np.sqrt(shot * rgb + read**2)
+    return np.clip(rgb + sigma * rng.standard_normal(rgb.shape), 0, 1)
+
+
+def jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB through a JPEG encode and decode at `quality` (1-100)."""
+    out = np.empty_like(frames)
+    for i, frame in enumerate(frames):
+        ok, buf = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:  # pragma: no cover - cv2 encodes any uint8 image
+            raise RuntimeError("JPEG encoding failed")
+        out[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return out
