@@ -75,3 +75,20 @@ def test_the_yaml_is_regenerated_by_the_module_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "fourds_ros.perception.settings"], capture_output=True, text=True,
                          check=True, cwd=REPO).stdout
     assert out == render_yaml()
+
+
+def test_the_param_option_types_values_as_declared_and_refuses_bad_ones():
+    """`--param` of eval, eval-suite and bench node: one parser, values typed as the node declares
+    them (an int for a double parameter would not match the node's type in a params file)."""
+    import argparse
+
+    from fourds_ros.perception.settings import add_param_argument, params_from_args
+
+    parser = argparse.ArgumentParser()
+    add_param_argument(parser)
+    items = parser.parse_args(["--param", "latency_warn_ms=500", "--param", "pose_source=head"]).param
+    assert params_from_args(parser, items) == {"latency_warn_ms": 500.0, "pose_source": "head"}
+    assert type(params_from_args(parser, items)["latency_warn_ms"]) is float
+    for bad in (["nope=1"], ["num_queries=0"], ["pose_source"]):
+        with pytest.raises(SystemExit):
+            params_from_args(parser, bad)

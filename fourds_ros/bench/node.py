@@ -197,6 +197,8 @@ COLUMNS = [
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..perception.settings import add_param_argument, params_from_args
+
     parser = argparse.ArgumentParser(prog="fourds-ros bench node", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transports", nargs="+", default=["raw", "jpeg"], choices=["raw", "jpeg"])
     parser.add_argument("--rate", type=float, default=30.0, help="the live camera's rate (Hz)")
@@ -204,18 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
                         help="stepped rates (Hz) for the peak rate; none: skip")
     parser.add_argument("--step-seconds", type=float, default=8.0)
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="node parameter over the shipped defaults (repeatable), e.g. inference_threads=2")
+    add_param_argument(parser, "over the shipped defaults")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
     add_output_arguments(parser)
     args = parser.parse_args(argv)
-    from ..perception.settings import PerceptionSettings
     from ..ros.harness import ros_env
 
-    import yaml  # values typed as in a params file
-
-    params = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)}
-    params = {k: v for k, v in PerceptionSettings.from_params(params).as_params().items() if k in params}
+    params = params_from_args(parser, args.param)
     clip = pipeline_clip_ms(params, 64)
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:

@@ -48,23 +48,6 @@ def add_badja(report: dict, folders, model_dir, backend: str = "torch") -> None:
         section["badja_per_clip"] = result["per_clip"]
 
 
-def parse_params(items: list[str]) -> dict:
-    """["pose_source=head", "max_tracks=32"] -> {"pose_source": "head", "max_tracks": 32}, checked
-    against the node's parameters (ValueError naming a bad one)."""
-    import yaml
-
-    from ..perception.settings import PerceptionSettings
-
-    params = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--param {item!r} is not NAME=VALUE")
-        params[name] = yaml.safe_load(value)
-    PerceptionSettings.from_params(params)  # unknown names and bad values fail here, before any work
-    return params
-
-
 def resolve_model(model_dir) -> str:
     """--model, or the shipped default model the node uses when its `model` parameter is empty."""
     if model_dir:
@@ -112,6 +95,8 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
 
 
 def main(argv: list[str]) -> int:
+    from ..perception.settings import add_param_argument, params_from_args
+
     parser = argparse.ArgumentParser(prog="fourds-ros eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("bag")
     parser.add_argument("--model", default=None,
@@ -130,13 +115,9 @@ def main(argv: list[str]) -> int:
                         help="also score PCK@0.2 on every BADJA clip in DIR (DAVIS layout: JPEGImages/480p/<clip>/ "
                              "or <clip>*.mp4 + badja_joint_annotations/<clip>.json; or the older "
                              "davis_horsejump-high_badja layout); several DIRs may follow")
-    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
-                        help="a node parameter for this run, e.g. pose_source=head (repeatable; value read as YAML)")
+    add_param_argument(parser)
     args = parser.parse_args(argv)
-    try:
-        params = parse_params(args.param)
-    except ValueError as exc:
-        parser.error(str(exc))
+    params = params_from_args(parser, args.param)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = evaluate(args.bag, args.model, args.out, args.offline, args.backend, args.erode, args.rate,

@@ -271,7 +271,7 @@ def write_suite(suite: dict, out: str | Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from .eval_cli import parse_params
+    from ..perception.settings import add_param_argument, params_from_args
 
     parser = argparse.ArgumentParser(prog="fourds-ros eval-suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", required=True, help="split file (config/splits.yaml)")
@@ -282,14 +282,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None, help="model directory (default: the shipped models/fourds_default)")
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each recording")
-    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
-                        help="a node parameter for every recording (repeatable), e.g. track_refinement=none")
+    add_param_argument(parser, "for every recording")
     parser.add_argument("--validation-only", action="store_true", help="evaluate the fold's validation scenes only")
     args = parser.parse_args(argv)
-    try:
-        params = parse_params(args.param)
-    except ValueError as exc:
-        parser.error(str(exc))
+    params = params_from_args(parser, args.param)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         split = load_split(args.split)

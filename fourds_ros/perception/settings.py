@@ -354,6 +354,31 @@ class ParameterSpec:
         return value
 
 
+def add_param_argument(parser, what: str = "for this run") -> None:
+    """`--param NAME=VALUE` (repeatable) on a command line; read it with params_from_args."""
+    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
+                        help=f"a node parameter {what} (repeatable; value read as YAML), e.g. pose_source=head")
+
+
+def params_from_args(parser, items: list[str]) -> dict:
+    """["pose_source=head", "max_tracks=32"] -> {"pose_source": "head", "max_tracks": 32}, checked
+    against the node's parameters before any work (the parser exits naming a bad one)."""
+    import yaml
+
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--param {item!r} is not NAME=VALUE")
+        params[name] = yaml.safe_load(value)
+    try:
+        settings = PerceptionSettings.from_params(params)
+    except ValueError as exc:
+        parser.error(str(exc))
+    # Typed as declared (500 -> 500.0 for a double), or a params file would not match the node's types.
+    return {name: value for name, value in settings.as_params().items() if name in params}
+
+
 def parameter_specs() -> Iterator[ParameterSpec]:
     """Every parameter, in declaration (and YAML) order."""
     for group in _GROUPS.values():
