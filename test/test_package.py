@@ -69,3 +69,21 @@ def test_colcon_finds_pytest_as_test_dependency():
 
     data = get_setup_information(REPO / "setup.py")
     assert has_test_dependency(data, "pytest")
+
+
+def test_every_ros_package_the_code_imports_is_declared():
+    """package.xml (what rosdep installs) against the code: every ROS package imported anywhere in
+    fourds_ros/ or launch/ must be a dependency, so a ROS install never misses one."""
+    import ast
+
+    root = ET.parse(REPO / "package.xml").getroot()
+    depends = {e.text for e in root if e.tag.endswith("depend")}
+    ros_like = ("rclpy", "launch", "launch_ros", "tf2_ros", "ament_index_python")
+    imported = set()
+    for path in [*(REPO / "fourds_ros").rglob("*.py"), *(REPO / "launch").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            imported |= {n.split(".")[0] for n in names}
+    ros = {n for n in imported if n in ros_like or n.endswith(("_msgs", "_srvs", "_interfaces"))}
+    assert ros and ros <= depends, ros - depends
