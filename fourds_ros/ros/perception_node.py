@@ -18,7 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSPresetProfiles
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -32,6 +32,7 @@ from . import convert
 from .launch_logic import NODE_NAME
 from .outputs import OutputMessages
 from .parameters import declare_parameters, read_settings
+from .spin import spin_until_shutdown
 from .transforms import CameraMount, create_publishers
 
 
@@ -209,6 +210,8 @@ class PerceptionNode(LifecycleNode):
                                 time.perf_counter() - t_start)
 
     def publish_diagnostics(self) -> None:
+        if not self.context.ok():  # a timer firing while the process shuts down
+            return
         intake, pipeline = self.intake, self.pipeline
         state = NodeState(self.state_text, self.failure, self.backend_text, self.model_text,
                           intake.pending_frames() if intake is not None else 0,
@@ -233,9 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(executor.spin, node.context)
     finally:
         node._release()
         node.destroy_node()

@@ -218,7 +218,7 @@ def _cli(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from .spin import spin_until_shutdown
 
     args = _cli(sys.argv[1:] if argv is None else argv)
     rclpy.init()
@@ -233,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             matrix = matrix_from_ros(item["translation"], item["rotation"])
             broadcaster = publish_static(node, [make_transform(item["parent"], item["child"], matrix)], broadcaster)
         print("published", flush=True)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(lambda: rclpy.spin(node), node.context)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
