@@ -178,7 +178,8 @@ class PerceptionPipeline:
 
         output_t = list(range(len(frames) - clip.new_frames, len(frames)))
         results = [self._frame_result(frames[t]) for t in output_t]
-        model_depth = self._model_depth(outputs, pmap.transform_k(self._frame_result(frames[0]).k)[0, 0])
+        k_model = pmap.transform_k(self._input_k(frames[0]))  # the clip's camera in model pixels
+        model_depth = self._model_depth(outputs, k_model[0, 0])
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
@@ -186,7 +187,7 @@ class PerceptionPipeline:
         if self.enabled["tracks"] and slot_ids is not None:
             xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap)
         if self.enabled["pose"]:
-            poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, pmap)
+            poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model)
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(results, inference_s, odometry_restarted)
@@ -207,10 +208,14 @@ class PerceptionPipeline:
         self._sequence = clip.sequence
         return restart
 
+    def _input_k(self, frame: Frame) -> np.ndarray:
+        """The frame's 3x3 K: its camera_info's, or the default field of view's."""
+        if frame.k is not None:
+            return frame.k
+        return default_intrinsics(frame.rgb.shape[:2], self.settings.clip.default_hfov_deg)
+
     def _frame_result(self, frame: Frame) -> FrameResult:
-        has_k = frame.k is not None
-        k = frame.k if has_k else default_intrinsics(frame.rgb.shape[:2], self.settings.clip.default_hfov_deg)
-        return FrameResult(frame.stamp_ns, frame.frame_id, frame.index, k, has_k)
+        return FrameResult(frame.stamp_ns, frame.frame_id, frame.index, self._input_k(frame), frame.k is not None)
 
     def _model_depth(self, outputs: dict, focal_model: float) -> np.ndarray | None:
         """(T, H, W) metres in model pixels, NaN outside [min_depth, max_depth]; None without a depth
@@ -238,14 +243,13 @@ class PerceptionPipeline:
             r.tracks = ts
         return xy
 
-    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, pmap) -> list[PoseEstimate]:
+    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model) -> list[PoseEstimate]:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry."""
         source = self.settings.pose.source
         rotation, translation, log_variance = (outputs["pose_rotation"][0], outputs["pose_translation"][0],
                                                outputs["pose_log_variance"][0])
         if source != "head" and model_depth is not None and "track_xy" in outputs:
-            k_model = pmap.transform_k(self._frame_result(frames[0]).k)
             usable = slot_ids >= 0 if slot_ids is not None else None
             rotation, translation, log_variance, _ = clip_pose(
                 {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy)
