@@ -154,9 +154,9 @@ class NodeHealth:
             problems.append(f"dropped {c['frames_dropped']} frames")
         if sent and lost > LOST_WARN_FRACTION * sent:
             problems.append(f"lost {lost} of {sent} frames before the callback")
-        if self.latency_warn_ms > 0 and self.latency_ms and \
-                np.percentile(list(self.latency_ms), 95) > self.latency_warn_ms:
-            problems.append(f"latency p95 {np.percentile(list(self.latency_ms), 95):.0f} ms > {self.latency_warn_ms:g}")
+        p95 = float(np.percentile(list(self.latency_ms), 95)) if self.latency_warn_ms > 0 and self.latency_ms else 0.0
+        if p95 > self.latency_warn_ms > 0:
+            problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
         now = time.monotonic()
         if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
                 now - max(self.last_out, self.started) > self.stall_warn_s:
