@@ -44,9 +44,46 @@ def test_onnxruntime_engine_matches_torch_and_reuses_the_cached_graph(tiny_model
     assert forced.onnx_path == graph and graph.stat().st_mtime_ns != mtime
 
 
+def test_the_cpu_graph_is_the_fused_export(tiny_model_dir, cache_dir):
+    import onnx
+
+    engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache_dir)
+    assert engine.onnx_path.name == "model.fused.onnx"
+    fused = [n.op_type for n in onnx.load(engine.onnx_path).graph.node]
+    plain = [n.op_type for n in onnx.load(engine.onnx_path.with_name("model.onnx")).graph.node]
+    assert "FastGelu" in fused and "FastGelu" not in plain and len(fused) < len(plain)
+
+
+def test_a_corrupt_fused_graph_is_made_again_with_a_warning(tiny_model_dir, tmp_path, reference, caplog):
+    inputs, expected = reference
+    graph = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path).onnx_path
+    graph.write_bytes(b"\x00garbage, not protobuf")
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path)
+    assert "cached fused graph" in caplog.text and "making it again" in caplog.text
+    assert max(compare_outputs(engine(inputs), expected).values()) <= 1e-5
+
+
+def test_when_fusion_fails_the_plain_export_runs_with_a_warning(tiny_model_dir, tmp_path, reference, caplog,
+                                                                monkeypatch):
+    from onnxruntime.transformers import optimizer
+
+    def unsupported(*_args, **_kwargs):
+        raise RuntimeError("pattern not supported")
+
+    monkeypatch.setattr(optimizer, "optimize_model", unsupported)
+    inputs, expected = reference
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path)
+    assert engine.onnx_path.name == "model.onnx"
+    assert "optimizer failed" in caplog.text and "pattern not supported" in caplog.text
+    assert max(compare_outputs(engine(inputs), expected).values()) <= 1e-5
+
+
 def test_corrupt_cached_graph_is_exported_again_with_a_warning(tiny_model_dir, tmp_path, reference, caplog):
     inputs, expected = reference
     graph = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path).onnx_path
+    graph = graph.with_name("model.onnx")
     graph.write_bytes(b"\x00garbage, not protobuf")
     with caplog.at_level(logging.WARNING):
         engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path)

@@ -2,7 +2,7 @@
 how they are written (atomically, so a crash or a second process never leaves half a file).
 
 Layout under the cache directory:
-  onnx/<checkpoint key>/model.onnx (+ model.onnx.data for large models, + model.int8.onnx)
+  onnx/<checkpoint key>/model.onnx (+ model.onnx.data for large models, + model.fused.onnx, model.int8.onnx)
   tensorrt/<engine key>.engine and tensorrt/timing-<gpu key>.cache
 Every graph and engine has a sidecar `<file>.sha256` (sha256sum format: one "<hex>  <name>" line per
 file, the graph's external data included) written after it and checked before it is used.
