@@ -37,16 +37,18 @@ def engine(tiny_model_dir):
 class Rig:
     """The node's wiring of intake, pipeline, worker and health, with the published results kept."""
 
-    def __init__(self, engine, camera_mount=None, start=True):
+    def __init__(self, engine, camera_mount=None, start=True, max_waiting_clips=1):
         # flush_after_s small so that a test can flush after a short idle (the pipeline ignores it)
-        self.settings = PerceptionSettings.from_params(hop=2, max_tracks=4, flush_after_s=FLUSH_S)
+        self.settings = PerceptionSettings.from_params(hop=2, max_tracks=4, flush_after_s=FLUSH_S,
+                                                       max_waiting_clips=max_waiting_clips)
         self.pipeline = PerceptionPipeline(engine, self.settings)
         self.logged: list[str] = []
         self.health = NodeHealth(self.logged.append)
         self.results = []
         self.restarted: list[bool] = []  # ClipResult.odometry_restarted, per clip run
         self.worker_errors = []
-        self.worker = InferenceWorker(self.run_clip, self.worker_errors.append, self.health.counts)
+        self.worker = InferenceWorker(self.run_clip, self.worker_errors.append, self.health.counts,
+                                      self.settings.clip.max_waiting_clips)
         kw = {} if camera_mount is None else {"camera_mount": camera_mount}
         self.intake = FrameIntake(self.pipeline, self.worker, self.health, self.settings, **kw)
         if start:
@@ -331,7 +333,7 @@ def test_reset_while_the_first_clip_waits_restarts_odometry_after_it(rig, reset)
     """The intake keeps a clip already waiting at a reset ('described in the old chain; the reset
     applies from the next frame on'). When that waiting clip is itself the first of its sequence,
     the post-reset clips must still restart odometry."""
-    r = rig(start=False)  # inference behind: the first clip waits in the queue
+    r = rig(start=False, max_waiting_clips=2)  # inference behind: the first clip waits in the queue
     for i, s in enumerate(stamps(4)):
         r.image(s, image(64, 64, i))
     assert len(r.worker.queue) == 1

@@ -106,3 +106,21 @@ def test_reset_keeps_a_clip_already_cut(engine):
     after = [pipe.process(c) for i in range(4) if (c := pipe.add_frame(rgb, (20 + i) * 10**8, "cam")[0])]
     assert len(first) == 4 and len(after) == 1 and after[0].odometry_restarted
     assert np.allclose(after[0].frames[0].pose.odom_from_base, np.eye(4), atol=1e-6)
+
+
+@pytest.mark.parametrize(("refinement", "fallback", "made"), [("template", True, True), ("template", False, True),
+                                                              ("none", False, False)])
+def test_gray_made_once_on_arrival_only_when_the_tracks_match_on_images(engine, refinement, fallback, made):
+    from fourds_ros.perception.track_refine import gray
+    from fourds_ros.perception.tracks import ClipImages
+
+    frames, k = scenes_frames(1)
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(track_refinement=refinement,
+                                                                     track_image_fallback=fallback))
+    pipe.add_frame(frames[0], 0, "camera", k)
+    frame = pipe.buffer.frames[-1]
+    assert (frame.gray is not None) == made
+    if made:
+        assert np.array_equal(frame.gray, gray(frames[0]))
+        images = ClipImages([frames[0]], [frame.gray])
+        assert images.gray(0) is frame.gray  # used, not converted again

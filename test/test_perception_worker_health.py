@@ -61,7 +61,9 @@ def make_worker():
 
     def make(run_clip, on_error=None, **kw):
         errors = []
-        w = InferenceWorker(run_clip, on_error or errors.append, **kw)
+        # Room for two waiting clips unless a test says otherwise: the queue's mechanics (burst,
+        # supersede, pending counts) need a queue; the default of one is tested where named.
+        w = InferenceWorker(run_clip, on_error or errors.append, **{"capacity": 2, **kw})
         w.errors = errors
         workers.append(w)
         return w
@@ -101,6 +103,27 @@ def test_burst_queued_in_order_while_a_clip_runs(make_worker):
     assert wait_for(lambda: len(run.ran) == 3)
     assert [(r[0], r[1]) for r in run.ran] == [(1, 4), (2, 2), (3, 2)]
     assert worker.counts["clips_dropped"] == 0
+
+
+def test_by_default_a_frame_waits_behind_at_most_one_clip():
+    """max_waiting_clips' default (1): while clip 1 runs, each newer clip replaces the waiting one, so
+    the clip run next is always the newest (latency bounded by one clip in inference + one waiting)."""
+    run = GatedRun(gated={1})
+    worker = InferenceWorker(run, lambda exc: None)
+    worker.start()
+    try:
+        worker.submit(make_clip(1, 4))
+        assert run.started[1].wait(WAIT_S)
+        for t in (2, 3, 4):
+            worker.submit(make_clip(t, 3))  # 4 frames, 3 new: carries over 1 of the waiting clip's
+            assert len(worker.queue) == 1 and tag(worker.queue.clips[0]) == t
+        # clip 3 drops 2 of clip 2's 3 new frames (and describes 3 + 1); clip 4 drops 3 of those 4
+        assert (worker.counts["clips_dropped"], worker.counts["frames_dropped"]) == (2, 5)
+        run.release_all()
+        assert wait_for(lambda: len(run.ran) == 2)
+        assert [(t, n) for t, n, _ in run.ran] == [(1, 4), (4, 4)]
+    finally:
+        worker.stop(timeout_s=WAIT_S)
 
 
 def test_overload_supersedes_the_newest_waiting_clip(make_worker):

@@ -88,7 +88,7 @@ def pipeline_clip_ms(params: dict, frames: int) -> dict:
 
     settings = PerceptionSettings.from_params(params)
     pipe, backend = create_pipeline(settings, log=lambda *_: None)
-    shares = {"refine": [], "update": []}
+    shares = {"refine": [], "update": [], "pose": []}
 
     def timed(name, method):
         def call(*args):
@@ -99,6 +99,7 @@ def pipeline_clip_ms(params: dict, frames: int) -> dict:
         return call
 
     pipe.tracks.refine, pipe.tracks.update = timed("refine", pipe.tracks.refine), timed("update", pipe.tracks.update)
+    pipe._poses = timed("pose", pipe._poses)  # the head's or the geometry's pose, chained into odometry
     images, k = load_frames(source(), (480, 640), frames)
     process, engine = [], []
     for i, rgb in enumerate(images):
@@ -110,7 +111,8 @@ def pipeline_clip_ms(params: dict, frames: int) -> dict:
             engine.append(result.inference_s)
     ms = lambda v: latency_stats(v[1:] or v)["latency_ms_p50"]  # noqa: E731  (first clip seeds tracks)
     return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms(process), "engine_ms_p50": ms(engine),
-            "refine_ms_p50": ms(shares["refine"]), "tracks_update_ms_p50": ms(shares["update"])}
+            "refine_ms_p50": ms(shares["refine"]), "tracks_update_ms_p50": ms(shares["update"]),
+            "pose_ms_p50": ms(shares["pose"])}
 
 
 def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> dict:
@@ -232,7 +234,8 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
     live = [r for r in rows if r["step"] == "live"]
     lines = [f"Shipped defaults{' + ' + str(summary['params']) if summary['params'] else ''}: {c['backend']}, hop {c['hop']}. "
              f"Pipeline per clip in-process: p50 {c['pipeline_ms_p50']:.0f} ms (engine {c['engine_ms_p50']:.0f}, "
-             f"track refinement {c['refine_ms_p50']:.0f}, tracks update + image fallback {c['tracks_update_ms_p50']:.0f})."]
+             f"track refinement {c['refine_ms_p50']:.0f}, tracks update + image fallback {c['tracks_update_ms_p50']:.0f}, "
+             f"pose {c.get('pose_ms_p50', float('nan')):.0f})."]
     lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
               f"{r['node_adds_pct']:+.0f} %." for r in live]
     lines.append("Peak rate with < 5 % of frames undescribed: " + ", ".join(

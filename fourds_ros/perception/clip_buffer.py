@@ -37,6 +37,7 @@ class Frame:
     encoding: str = "rgb8"
     index: int = 0  # running input index, set by the buffer
     model_rgb: np.ndarray | None = None  # (h, w, 3) float32 [0, 1] model input, made once on arrival
+    gray: np.ndarray | None = None  # (H, W) float32 for the tracks' image matching, made once on arrival
 
 
 @dataclass
@@ -64,12 +65,13 @@ OUT_OF_ORDER_NS = 1_000_000_000  # a frame at most this much older than the last
 
 
 class ClipQueue:
-    """Clips waiting for inference, at most `capacity`: bounded latency under overload without
-    losing frames to a burst (frames released together, e.g. after a late camera_info). When full,
+    """Clips waiting for inference, at most `capacity`: bounded latency under overload (capacity 1:
+    a frame waits behind at most one clip; more absorb a burst of frames released together, e.g.
+    after a late camera_info). When full,
     the newest waiting clip is superseded by the incoming one (supersede: its frames still in the
     window carry over). Not thread-safe: the node guards it with its condition variable."""
 
-    def __init__(self, capacity: int = 2):
+    def __init__(self, capacity: int = 1):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity

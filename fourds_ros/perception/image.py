@@ -66,9 +66,10 @@ def _to_8bit(values: np.ndarray, sixteen_bit_max: int) -> np.ndarray:
     return cv2.convertScaleAbs(values, alpha=255.0 / sixteen_bit_max)
 
 
-def _reorder(order: tuple[int, ...], sixteen: bool = False) -> Callable[[np.ndarray, int], np.ndarray]:
+def _copy(sixteen: bool = False) -> Callable[[np.ndarray, int], np.ndarray]:
+    """Already RGB (RGB order or none given): one contiguous copy, never a view of the message."""
     def convert(array: np.ndarray, sixteen_bit_max: int) -> np.ndarray:
-        rgb = np.ascontiguousarray(array[..., list(order)])
+        rgb = np.array(array, order="C", copy=True)
         return _to_8bit(rgb, sixteen_bit_max) if sixteen else rgb
     return convert
 
@@ -94,15 +95,15 @@ _BAYER_CODES = {"rggb": cv2.COLOR_BayerBG2RGB, "bggr": cv2.COLOR_BayerRG2RGB,
                 "gbrg": cv2.COLOR_BayerGR2RGB, "grbg": cv2.COLOR_BayerGB2RGB}
 
 _LAYOUTS: dict[str, _Layout] = {
-    "rgb8": _Layout("u1", 3, _reorder((0, 1, 2))),
-    "bgr8": _Layout("u1", 3, _reorder((2, 1, 0))),
-    "rgba8": _Layout("u1", 4, _reorder((0, 1, 2))),
-    "bgra8": _Layout("u1", 4, _reorder((2, 1, 0))),
-    "8UC3": _Layout("u1", 3, _reorder((0, 1, 2))),  # no colour order given: taken as RGB
-    "rgb16": _Layout("u2", 3, _reorder((0, 1, 2), True)),
-    "bgr16": _Layout("u2", 3, _reorder((2, 1, 0), True)),
-    "rgba16": _Layout("u2", 4, _reorder((0, 1, 2), True)),
-    "bgra16": _Layout("u2", 4, _reorder((2, 1, 0), True)),
+    "rgb8": _Layout("u1", 3, _copy()),
+    "bgr8": _Layout("u1", 3, _cv(cv2.COLOR_BGR2RGB)),
+    "rgba8": _Layout("u1", 4, _cv(cv2.COLOR_RGBA2RGB)),
+    "bgra8": _Layout("u1", 4, _cv(cv2.COLOR_BGRA2RGB)),
+    "8UC3": _Layout("u1", 3, _copy()),  # no colour order given: taken as RGB
+    "rgb16": _Layout("u2", 3, _copy(True)),
+    "bgr16": _Layout("u2", 3, _cv(cv2.COLOR_BGR2RGB, True)),
+    "rgba16": _Layout("u2", 4, _cv(cv2.COLOR_RGBA2RGB, True)),
+    "bgra16": _Layout("u2", 4, _cv(cv2.COLOR_BGRA2RGB, True)),
     "mono8": _Layout("u1", 1, _grey()),
     "8UC1": _Layout("u1", 1, _grey()),
     "mono16": _Layout("u2", 1, _grey(True)),

@@ -8,7 +8,7 @@ inference worker. Every frame taken in is counted in exactly one way (health.py)
     intake.release_overdue(); intake.flush_if_idle()             # from timers
     intake.pending_frames()                                      # for diagnostics
 
-Not tied to a thread: the node calls it from one callback group; `lock` guards the pipeline's
+Not tied to a thread: the node calls it from its one executor thread; `lock` guards the pipeline's
 buffer against the reset service, `sync_lock` the camera_info pairing against deactivation.
 """
 

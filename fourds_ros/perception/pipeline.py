@@ -31,6 +31,7 @@ from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import clip_pose
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics
 from .settings import PerceptionSettings
+from .track_refine import gray
 from .tracks import ClipImages, TrackManager, TrackSet
 
 
@@ -136,11 +137,13 @@ class PerceptionPipeline:
         """rgb: (H, W, 3) uint8. Returns (clip ready for `process` or None, reset reason or None).
 
         The frame is preprocessed here, once (frames appear in T / hop overlapping clips), so in the
-        node that cost is paid on the subscription thread, not on the inference path."""
+        node that cost is paid on the subscription thread, not on the inference path; so is its
+        gray image when the tracks match on the camera image."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
         frame = Frame(rgb, int(stamp_ns), frame_id, None if k is None else np.asarray(k, float).reshape(3, 3),
-                      encoding, model_rgb=self.preprocess(rgb))
+                      encoding, model_rgb=self.preprocess(rgb),
+                      gray=gray(rgb) if self.enabled["tracks"] and self.tracks.uses_images else None)
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
             self._restart_from = self.buffer.sequence
@@ -232,7 +235,7 @@ class PerceptionPipeline:
     def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap) -> np.ndarray:
         """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions."""
         visibility = outputs["track_visibility"][0]
-        images = ClipImages([f.rgb for f in frames])
+        images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         indices = [f.index for f in frames]
         xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
         sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,

@@ -92,6 +92,12 @@ class ClipSettings(_Group):
     hop: int = setting(0, """Frames between inferences (overlapping windows). 0: the model's clip length -
         1, one shared frame (least compute, least drift; a frame waits up to hop frames for its clip).
         1..T.""", param="hop", low=0, high=1024)
+    max_waiting_clips: int = setting(1, """Clips that may wait while one is in inference. When inference falls
+        behind, the newest waiting clip is replaced by the next one (its frames still in the window
+        carry over) and the rest are counted in frames_dropped. 1: a frame waits behind at most one clip
+        (the lowest latency under overload); more absorb a burst of frames (e.g. released together
+        by a late camera_info) at up to that many clips of extra latency.""", param="max_waiting_clips",
+        low=1, high=64)
     max_gap_s: float = setting(1.0, """A gap between consecutive frames above this (seconds) resets the clip
         buffer. 0: never.""", param="max_gap_s", low=0.0)
     flush_after_s: float = setting(1.0, """Input idle this long (seconds) with nothing in inference: the frames
@@ -108,7 +114,8 @@ class ClipSettings(_Group):
         0.5) when K changes at run time: a resent camera_info sample arrived frames late on loopback. It
         is not the default because a lagging camera_info stream then delays every frame by up to the
         wait (seen in bag replay: rclpy left queued camera_info samples untaken until the next one
-        came).""", param="camera_info_wait_s", low=0.0)
+        came). Images released together by a late camera_info are a burst of clips: raise
+        max_waiting_clips to describe them all.""", param="camera_info_wait_s", low=0.0)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class TrackManager:
         self.refiner = make_refiner(settings.refinement)
         self.max_deviation = settings.max_deviation_px
         self.image_fallback = settings.image_fallback
+        self.uses_images = self.refiner is not None  # needs the frames' gray (the fallback needs the refiner)
         self.max_unmatched = int(max_unmatched)
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
@@ -307,11 +308,12 @@ class TrackManager:
 
 
 class ClipImages:
-    """A clip's camera images, (H, W, 3) uint8 RGB, converted to gray once and only when used."""
+    """A clip's camera images, (H, W, 3) uint8 RGB, converted to gray once and only when used.
+    grays: (H, W) float32 already made for some frames (None where not), e.g. on arrival."""
 
-    def __init__(self, frames: list[np.ndarray]):
+    def __init__(self, frames: list[np.ndarray], grays: list[np.ndarray | None] | None = None):
         self.frames = frames
-        self._gray: dict[int, np.ndarray] = {}
+        self._gray: dict[int, np.ndarray] = {t: g for t, g in enumerate(grays or []) if g is not None}
 
     def gray(self, t: int) -> np.ndarray:
         if t not in self._gray:

@@ -7,10 +7,11 @@ the idle-flush decision, and the accounting of frames in flight.
     worker.pending_frames()      # queued + in inference, not yet counted out or dropped
     worker.stop()
 
-Why a queue of two and supersede: a burst of frames (released together after a late camera_info)
-loses nothing, and under sustained overload latency stays bounded: the newest waiting clip is
+Why a bounded queue (max_waiting_clips, default 1) and supersede: under sustained overload latency
+stays bounded, since a frame waits behind at most that many clips: the newest waiting clip is
 replaced by the next one, which also describes its frames still in the window; the rest are counted
-as dropped (clip_buffer.supersede).
+as dropped (clip_buffer.supersede). A longer queue absorbs a burst of frames (released together
+after a late camera_info) at the price of that latency.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class InferenceWorker:
     clips_dropped and frames_dropped."""
 
     def __init__(self, run_clip: Callable[[Clip], None], on_error: Callable[[Exception], None],
-                 counts: Counter | None = None, capacity: int = 2):
+                 counts: Counter | None = None, capacity: int = 1):
         self.run_clip = run_clip
         self.on_error = on_error
         self.counts = Counter() if counts is None else counts

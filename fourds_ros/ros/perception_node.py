@@ -15,10 +15,9 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSPresetProfiles
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -52,7 +51,6 @@ class PerceptionNode(LifecycleNode):
         self.diag_timer = self.create_timer(float(self.get_parameter("diagnostics_period_s").value),
                                             self.publish_diagnostics, clock=self.steady)
         self.reset_srv = self.create_service(Trigger, "~/reset", self.on_reset)
-        self.sub_group = MutuallyExclusiveCallbackGroup()  # inputs run one at a time
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -75,29 +73,29 @@ class PerceptionNode(LifecycleNode):
         self.publishers_, self.tf_publish, tf_text = create_publishers(self, s)
         self.outputs = OutputMessages(s)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
-                                      self.health.counts)
+                                      self.health.counts, s.clip.max_waiting_clips)
         self.intake = FrameIntake(self.pipeline, self.worker, self.health, s,
                                   lambda frame_id: self.mount.resolve(frame_id) if self.mount else None)
         self.worker.start()
         self.get_logger().info(f"configured: backend {self.backend_text}, hop {self.pipeline.hop}, TF {tf_text}")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        s, sub, group = self.settings, self.create_subscription, {"callback_group": self.sub_group}
+        s, sub = self.settings, self.create_subscription  # callbacks run one at a time (one executor thread)
         qos = QoSPresetProfiles[s.inputs.image_qos].value
         # Frames the middleware lost before our callback (best-effort under load) are counted too.
         events = SubscriptionEventCallbacks(message_lost=self.on_message_lost, incompatible_qos=self.on_incompatible_qos)
-        image = (sub(Image, "image", self.on_image, qos, event_callbacks=events, **group)
+        image = (sub(Image, "image", self.on_image, qos, event_callbacks=events)
                  if s.inputs.image_transport == "raw" else
-                 sub(CompressedImage, "image/compressed", self.on_compressed, qos, event_callbacks=events, **group))
-        self.subscriptions_ = [image, sub(CameraInfo, "camera_info", self.on_camera_info, qos, **group)]
+                 sub(CompressedImage, "image/compressed", self.on_compressed, qos, event_callbacks=events))
+        self.subscriptions_ = [image, sub(CameraInfo, "camera_info", self.on_camera_info, qos)]
         if s.tracks.query_mode == "topic":
-            self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10, **group))
+            self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10))
         self.mount = CameraMount(self, s.pose)
         if s.clip.camera_info_wait_s > 0:  # only waiting images need releasing when overdue
-            self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady, **group))
+            self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady))
         if s.clip.flush_after_s > 0:
             self.timers_.append(self.create_timer(min(0.1, s.clip.flush_after_s / 4), self.intake.flush_if_idle,
-                                                  clock=self.steady, **group))
+                                                  clock=self.steady))
         self.state_text = "active"
         return super().on_activate(state)
 
@@ -231,7 +229,8 @@ class PerceptionNode(LifecycleNode):
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=sys.argv if argv is None else argv)
     node = PerceptionNode()
-    executor = MultiThreadedExecutor(num_threads=2)
+    # One thread (inference has its own): a second one's wait sets held the GIL and starved inference.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
