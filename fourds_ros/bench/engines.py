@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from ..engine import EngineError, EngineSpec, create_engine
-from ..engine.export import compare_outputs, example_inputs
+from ..engine.export import ONNX_FILE, compare_outputs, example_inputs
+from ..engine.onnxruntime_backend import OnnxRuntimeEngine
 from ..model import FourDS, ModelConfig, count_parameters, default_heads, init_weights, save_checkpoint
 from .report import (
     add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 CPU_CASES = ["S@8x128x128", "S@16x224x224"]
 CUDA_CASES = ["S@16x224x224", "B@16x224x224"]
 # (backend, precision) in run order. The first is the error reference.
-CPU_RUNS = [("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")]
+# "fp32-unfused": the plain export that the fused fp32 graph is made from (onnxruntime_backend.fuse_graph)
+CPU_RUNS = [("torch", "fp32"), ("onnxruntime", "fp32-unfused"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"),
+            ("onnxruntime", "int8")]
 CUDA_TORCH_PRECISIONS = ("fp32", "bf16", "fp16")
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -78,7 +81,10 @@ def bench_cpu_case(case: str, runs, repeats: int, num_queries: int, cache_dir: P
     rows, reference = [], None
     for backend, precision in runs:
         try:
-            engine = create_engine(model_dir, backend, "cpu", precision, num_queries, cache_dir=cache_dir)
+            engine = create_engine(model_dir, backend, "cpu", precision.removesuffix("-unfused"), num_queries,
+                                   cache_dir=cache_dir)
+            if precision.endswith("-unfused"):
+                engine = OnnxRuntimeEngine(engine.onnx_path.with_name(ONNX_FILE), spec, precision=precision)
         except EngineError as e:
             log.warning("%s: skipping %s %s: %s", case, backend, precision, e)
             continue

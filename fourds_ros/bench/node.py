@@ -145,7 +145,7 @@ def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
     out.update(frames_unaccounted=int(after.get("frames_unaccounted", 0)), level=last[0]["level"],
                message=last[0]["message"])
     for key, name in (("clip_latency_p50_ms", "clip_latency_ms_p50"), ("process_publish_ms", "process_publish_ms"),
-                      ("inference_latency_ms", "node_inference_ms")):
+                      ("inference_latency_ms", "node_inference_ms"), ("input_transport_ms", "input_transport_ms")):
         out[name] = float(after.get(key, "nan"))
     return out
 
@@ -193,7 +193,8 @@ COLUMNS = [
     ("described_pct_odometry", "odometry %", ".1f"), ("lost_before_callback", "lost before callback", "d"),
     ("frames_dropped", "shed (counted)", "d"), ("latency_ms_p50", "latency p50 ms", ".0f"),
     ("latency_ms_p95", "p95 ms", ".0f"), ("latency_ms_max", "max ms", ".0f"), ("out_fps", "out fps", ".1f"),
-    ("clip_latency_ms_p50", "node clip p50 ms", ".0f"), ("node_inference_ms", "engine in node ms", ".0f"),
+    ("input_transport_ms", "stamp to callback ms", ".0f"), ("clip_latency_ms_p50", "node clip p50 ms", ".0f"),
+    ("node_inference_ms", "engine in node ms", ".0f"), ("process_publish_ms", "process + publish ms", ".0f"),
     ("node_cpu_cores", "node CPU cores", ".2f"), ("level", "diag level", ""), ("load_average_1min", "load avg", ".1f"),
 ]
 

@@ -5,9 +5,10 @@ quantisation of the plain fp32 graph's weights by onnxruntime.quantization.quant
 
 Fusion: ONNX Runtime's session-level optimisations do not recognise the exported tanh-GELU, so each
 MLP ran it as seven element-wise nodes. onnxruntime.transformers' optimizer rewrites them into its
-FastGelu kernel (17 fusions in 4DS-S): the same outputs to ~1e-6, and the engine 15-20 % faster on
-the CPU (docs/benchmarks.md). The fused graph is cached beside the export (model.fused.onnx); when
-the optimizer fails, the plain export is used and the reason logged.
+FastGelu kernel (17 fusions in 4DS-S): the same outputs to ~1e-6, and the engine 5-7 % faster on
+the idle 2-core CPU (interleaved A/B with the default model; docs/benchmarks.md). The fused graph
+is cached beside the export (model.fused.onnx); when the optimizer fails, the plain export is used
+and the reason logged.
 """
 
 from __future__ import annotations
