@@ -466,15 +466,16 @@ def test_stamp_gaps_steady_30hz_counts_nothing():
     assert sum(gaps.add(10**12 + i * HZ30 + jitter[i % 5]) for i in range(90)) == 0
 
 
-def test_stamp_gaps_gap_of_3_intervals_counts_2():
+def test_stamp_gaps_gap_of_3_intervals_counts_2_when_the_old_spacing_resumes():
     gaps = StampGaps()
     t = 10**12
     for i in range(10):
         assert gaps.add(t + i * HZ30) == 0
     t_last = t + 9 * HZ30
-    assert gaps.add(t_last + 3 * HZ30) == 2
-    assert gaps.add(t_last + 4 * HZ30) == 0  # back to steady; the gap did not skew the median
-    assert gaps.add(t_last + 6 * HZ30) == 1
+    assert gaps.add(t_last + 3 * HZ30) == 0  # a gap: loss or a new rate? the next frame says
+    assert gaps.add(t_last + 4 * HZ30) == 2  # back to steady: 2 frames were lost
+    assert gaps.add(t_last + 6 * HZ30) == 0
+    assert gaps.add(t_last + 7 * HZ30) == 1  # the gap did not skew the median
 
 
 def steady_stamp_gaps() -> tuple[StampGaps, int]:
@@ -493,10 +494,27 @@ def test_stamp_gaps_long_pause_is_not_loss():
 
 def test_stamp_gaps_out_of_order_stamps_count_nothing():
     gaps, t_last = steady_stamp_gaps()
-    assert gaps.add(t_last + 2 * HZ30) == 1  # frame at +1 missing so far ...
-    assert gaps.add(t_last + 1 * HZ30) == 0  # ... it arrived late: not counted again
+    assert gaps.add(t_last + 2 * HZ30) == 0  # frame at +1 missing so far ...
+    assert gaps.add(t_last + 1 * HZ30) == 0  # ... it arrived late: it fills the gap
     assert gaps.add(t_last - 5 * HZ30) == 0  # older than the newest
-    assert gaps.add(t_last + 3 * HZ30) == 0  # relative to the newest stamp, not the late one
+    assert gaps.add(t_last + 3 * HZ30) == 0  # relative to the newest stamp; nothing was lost
+    assert gaps.add(t_last + 5 * HZ30) == 0
+    assert gaps.add(t_last + 6 * HZ30) == 1  # a gap nothing filled is still loss
+
+
+@pytest.mark.parametrize("slower", [2, 3])
+def test_stamp_gaps_a_lower_camera_rate_is_not_loss(slower):
+    """Auto-exposure halves a real camera's rate in low light: the repeated wider spacing is a new
+    rate; loss at the new rate is counted in its intervals."""
+    gaps, t = steady_stamp_gaps()
+    missing = 0
+    for _ in range(20):
+        t += slower * HZ30
+        missing += gaps.add(t)
+    assert missing == 0
+    t += 2 * slower * HZ30  # one frame lost at the new rate
+    assert gaps.add(t) == 0
+    assert gaps.add(t + slower * HZ30) == 1
 
 
 def test_stamp_gaps_needs_a_few_intervals_before_counting():

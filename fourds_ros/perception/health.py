@@ -47,29 +47,62 @@ class NodeState:
 class StampGaps:
     """Frames lost before the callback, seen as gaps in the stamps: reliable QoS raises no
     message-lost event when the reader's history overflows. A gap of n median intervals counts
-    n - 1 missing frames; gaps over MAX_GAP_INTERVALS are a paused camera, not loss."""
+    n - 1 missing frames; gaps over MAX_GAP_INTERVALS are a paused camera, not loss.
+
+    A gap is counted when the next interval shows the old spacing again (one frame later). When
+    the gap's spacing repeats RATE_CHANGE_REPEATS times instead, the camera changed its rate
+    (auto-exposure in low light halves it) and nothing is counted; a late frame that lands inside
+    a pending gap fills it. Stamps alone cannot tell a steady 50 % loss from a halved rate:
+    message-lost events and publication sequence numbers still count that."""
 
     MAX_GAP_INTERVALS = 10
+    RATE_CHANGE_REPEATS = 3
 
     def __init__(self, window: int = 30):
         self.intervals: deque = deque(maxlen=window)
         self.last_ns: int | None = None
+        self.pending: list[tuple[int, int, int]] = []  # unconfirmed gaps: (start ns, end ns, interval ns)
 
     def add(self, stamp_ns: int) -> int:
-        """-> frames missing just before this one."""
+        """-> frames found missing with this stamp (those of a gap confirmed by it)."""
         last, self.last_ns = self.last_ns, stamp_ns if self.last_ns is None else max(self.last_ns, stamp_ns)
         if last is None or stamp_ns <= last:
+            self._fill(stamp_ns)
             return 0
         dt = stamp_ns - last
-        missing = 0
+        if self.pending and abs(dt - self.pending[0][2]) <= 0.25 * self.pending[0][2]:
+            self.pending.append((last, stamp_ns, dt))  # the gap's spacing again
+            if len(self.pending) > self.RATE_CHANGE_REPEATS:  # a new rate, not loss
+                self.intervals.clear()
+                self.intervals.extend(p[2] for p in self.pending)
+                self.pending = []
+            return 0
+        confirmed = self._confirm()
         if len(self.intervals) >= 5:
             median = float(np.median(self.intervals))
-            n = round(dt / median)
-            missing = n - 1 if 1.5 * median < dt <= self.MAX_GAP_INTERVALS * median else 0
-        # Every interval goes into the window: the median ignores an occasional gap, and a camera
-        # that lowers its rate is followed within half a window instead of counting loss forever.
+            if 1.5 * median < dt <= self.MAX_GAP_INTERVALS * median:
+                self.pending = [(last, stamp_ns, dt)]
+                return confirmed
+        # Every other interval goes into the window: the median ignores an occasional outlier.
         self.intervals.append(dt)
+        return confirmed
+
+    def _confirm(self) -> int:
+        """The pending gaps were loss: -> their missing frames, in median intervals."""
+        if not self.pending:
+            return 0
+        median = float(np.median(self.intervals))
+        missing = sum(max(0, round((end - start) / median) - 1) for start, end, _ in self.pending)
+        self.intervals.extend(p[2] for p in self.pending)
+        self.pending = []
         return missing
+
+    def _fill(self, stamp_ns: int) -> None:
+        """A late frame inside a pending gap is not missing: split the gap around it."""
+        for i, (start, end, dt) in enumerate(self.pending):
+            if start < stamp_ns < end:
+                self.pending[i:i + 1] = [(start, stamp_ns, dt), (stamp_ns, end, dt)]
+                return
 
 
 ACCOUNTED = ("frames_out", "frames_rejected", "frames_dropped", "frames_failed", "frames_discarded_at_release",
