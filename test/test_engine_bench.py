@@ -14,9 +14,10 @@ def test_bench_engines_writes_json_and_markdown(tmp_path):
     assert main(argv) == 0
     rows = json.loads((tmp_path / "engines.json").read_text())["rows"]
     assert [(r["backend"], r["precision"]) for r in rows] == [
-        ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")]
+        ("torch", "fp32"), ("onnxruntime", "fp32-unfused"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"),
+        ("onnxruntime", "int8")]
     assert rows[0]["max_rel_l2_vs_torch_fp32"] == 0.0
-    assert rows[1]["max_rel_l2_vs_torch_fp32"] <= 1e-5
+    assert rows[1]["max_rel_l2_vs_torch_fp32"] <= 1e-5 and rows[2]["max_rel_l2_vs_torch_fp32"] <= 1e-5
     assert all(r["gflops_per_clip"] > 0 and r["latency_ms_p95"] >= r["latency_ms_p50"] > 0 for r in rows)
     text = markdown.read_text()
     assert "<!-- bench:engines -->" in text and "| micro | 4x32x32 | onnxruntime | int8 |" in text
