@@ -12,7 +12,10 @@
 #   INIT: an existing full model to train further (skips stage 1; the readouts start from its
 #   encoder and heads); READOUT_LR (3e-4), SEED (0); HEADS_ONLY=1: keep the encoder frozen and
 #   train the heads on its cached features (--cache-features, several times more steps per hour
-#   on a CPU); SOFTARGMAX_TEMPERATURE: the tracks head's (TrackHeadConfig).
+#   on a CPU); SOFTARGMAX_TEMPERATURE: the tracks head's (TrackHeadConfig); PRETRAIN_VIDEO:
+#   more folders of real video (mp4 files or frame folders) for MAE pre-training, space-separated,
+#   e.g. "$DATA/videos_unlabelled $DATA/davis2016_val_subset" (issue #17: all the real video; never
+#   a validation scene of config/splits.yaml, nor the BADJA clips that score tracks).
 # Each stage fits its step count to its budget once the step time is known (time_budget_s /
 # --time-budget); the model card records the steps actually run.
 set -euo pipefail
@@ -35,8 +38,9 @@ else
   if [ -z "${BACKBONE:-}" ]; then
     echo "$(date +%T) MAE pre-training"
     rm -rf "$RUN"  # a fresh run: the budget fits the schedule of a run started from step 0
-    python -m training.pretrain --config default --out "$RUN" --no-progress \
-      "data.root=[$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p]" \
+    ROOTS="$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p"
+    for v in ${PRETRAIN_VIDEO:-}; do ROOTS="$ROOTS, $v"; done
+    python -m training.pretrain --config default --out "$RUN" --no-progress "data.root=[$ROOTS]" \
       "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS"
     BACKBONE=$RUN/encoder
   fi
