@@ -344,15 +344,20 @@ def test_level_error_on_failure():
         (ERROR, "configure failed: bad model")
 
 
-def test_level_warn_on_any_error_kind_and_on_dropped_frames():
+def test_level_warn_on_any_error_kind_and_on_more_than_5_percent_dropped():
     health = NodeHealth(lambda m: None)
     health.warn("unsupported_encoding", "x")
     level, message = health.level(state())
     assert level == WARN and "unsupported_encoding: 1" in message
     health2 = NodeHealth(lambda m: None)
-    health2.counts["frames_dropped"] = 3
+    health2.counts.update({"frames_in": 100, "frames_dropped": 5})  # 5 of 100: counted, not a fault
+    assert health2.level(state())[0] == OK
+    health2.counts["frames_failed"] = 1  # a failed clip's frames count as dropped too
     level, message = health2.level(state())
-    assert level == WARN and "dropped 3 frames" in message
+    assert level == WARN and "dropped 6 of 100 frames" in message
+    health3 = NodeHealth(lambda m: None)
+    health3.counts["frames_dropped"] = 3  # before any frame counted in: nothing to dilute it
+    assert health3.level(state())[0] == WARN
 
 
 @pytest.mark.parametrize("key", ["frames_lost_in_transport", "frames_missing_by_stamp"])
@@ -432,7 +437,7 @@ def test_report_frames_unaccounted_is_zero_when_the_counts_balance():
     assert values["pose_gaps"] == "3" and values["tracks_live"] == "4"  # other pipeline keys pass through
     assert values["resets"] == "3" and values["resets_gap"] == "2" and values["resets_manual"] == "1"
     assert all(isinstance(v, str) for v in values.values())
-    assert level == WARN  # frames_dropped
+    assert level == WARN and "dropped 2 of 20 frames" in message  # 1 dropped + 1 failed: 10 %
 
 
 def test_report_frames_unaccounted_nonzero_when_a_frame_is_missing():

@@ -6,9 +6,11 @@ windows and the rules that set the status level.
     health.warn("bad_encoding", "dropping frame: ...")   # counted; logged at most every 10 s per kind
     level, message, values = health.report(state)         # level: OK | WARN | ERROR
 
-Levels: ERROR while the node is unusable (configure failed). WARN when any input was bad, frames
-were dropped, more than LOST_WARN_FRACTION of the input was lost before the callback, latency p95
-is over latency_warn_ms, or frames arrive but none was described for stall_warn_s. OK otherwise.
+Levels: ERROR while the node is unusable (configure failed). WARN when any input was bad, more
+than WARN_FRACTION of the input was dropped (shed under overload, or its clip failed) or lost
+before the callback, latency p95 is over latency_warn_ms, or frames arrive but none was described
+for stall_warn_s. OK otherwise: a few frames shed at a burst are counted, not a fault (issue #20:
+WARN when more than 5 % of input is lost or dropped).
 
 Frame accounting: every frame taken in (frames_in) ends as exactly one of described (frames_out),
 rejected (bad input), dropped (superseded under overload, or its clip failed), reset (dropped by a
@@ -27,7 +29,7 @@ import numpy as np
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 LOG_EVERY_S = 10.0  # bad-input warnings: once per kind, then at most every 10 s
-LOST_WARN_FRACTION = 0.05  # of the frames sent, lost before our callback (best-effort QoS)
+WARN_FRACTION = 0.05  # of the input: dropped by the node, or lost before our callback
 
 
 @dataclass
@@ -183,9 +185,10 @@ class NodeHealth:
         lost = max(c["frames_lost_in_transport"], c["frames_missing_by_sequence"], c["frames_missing_by_stamp"])
         sent = c["frames_in"] + lost
         problems = [f"{k}: {v}" for k, v in sorted(self.errors.items())]
-        if c["frames_dropped"]:
-            problems.append(f"dropped {c['frames_dropped']} frames")
-        if sent and lost > LOST_WARN_FRACTION * sent:
+        dropped = c["frames_dropped"] + c["frames_failed"]
+        if dropped > WARN_FRACTION * c["frames_in"]:
+            problems.append(f"dropped {dropped} of {c['frames_in']} frames")
+        if sent and lost > WARN_FRACTION * sent:
             problems.append(f"lost {lost} of {sent} frames before the callback")
         p95 = float(np.percentile(list(self.latency_ms), 95)) if self.latency_warn_ms > 0 and self.latency_ms else 0.0
         if p95 > self.latency_warn_ms > 0:
