@@ -236,7 +236,7 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
     lines = [f"Shipped defaults{' + ' + str(summary['params']) if summary['params'] else ''}: {c['backend']}, hop {c['hop']}. "
              f"Pipeline per clip in-process: p50 {c['pipeline_ms_p50']:.0f} ms (engine {c['engine_ms_p50']:.0f}, "
              f"track refinement {c['refine_ms_p50']:.0f}, tracks update + image fallback {c['tracks_update_ms_p50']:.0f}, "
-             f"pose {c.get('pose_ms_p50', float('nan')):.0f})."]
+             f"pose {c['pose_ms_p50']:.0f})."]
     lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
               f"{r['node_adds_pct']:+.0f} %." for r in live]
     lines.append("Peak rate with < 5 % of frames undescribed: " + ", ".join(
