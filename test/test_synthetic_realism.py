@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from training.data.synthetic import SceneConfig, SceneGenerator
+from training.data.synthetic import SceneConfig, SceneGenerator, clip_room_size
 
 LABELS = ("depth", "intrinsics", "camera_to_world", "object_ids", "query_points", "tracks_xy",
           "tracks_visible", "tracks_static", "tracks_world")
@@ -308,6 +308,29 @@ def test_lighting_changes_brightness_not_labels(smooth_clips):
 # ---- preset, validation, CLI ------------------------------------------------------------------
 
 
+def test_near_rooms_bring_the_scene_closer_and_keep_labels_exact():
+    """Room size and object distance drawn per clip (issue #17: metric depth on a desk at 1 m):
+    the near preset's clips are nearer on average, each room is drawn from its own stream (the
+    same seed gives the same room whatever else is on), and the tracks still reproject."""
+    far = SceneGenerator(SceneConfig(**SMALL))
+    near_cfg = SceneConfig(**SMALL, room_size_range=(3.0, 4.0), object_depth_range=(0.7, 1.5))
+    near = SceneGenerator(near_cfg)
+    seeds = range(6)
+    far_median = np.median([np.median(far.generate(s).depth) for s in seeds])
+    near_clips = [near.generate(s) for s in seeds]
+    near_median = np.median([np.median(c.depth) for c in near_clips])
+    assert near_median < 0.7 * far_median, (near_median, far_median)
+    for clip in near_clips:
+        assert (clip.depth > 0).all() and clip.depth.max() < 4.0 * np.sqrt(3) + 1e-6
+        assert_tracks_reproject(clip)
+    sizes = [clip_room_size(near_cfg, s) for s in seeds]
+    assert all(3.0 <= v <= 4.0 for v in sizes) and len(set(sizes)) == len(sizes)
+    with_blur = SceneConfig(**SMALL, room_size_range=(3.0, 4.0), shutter_range=(0.2, 0.5))
+    assert clip_room_size(with_blur, 2) == sizes[2]
+    assert clip_room_size(SceneConfig(**SMALL), 2) == 8.0
+    assert SceneConfig.realistic().room_size_range == (3.0, 8.0)
+
+
 def test_realistic_preset_turns_everything_on_and_keeps_labels_exact(tmp_path):
     folder = write_image(tmp_path / "img", np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8))
     cfg = SceneConfig.realistic((str(folder),), **SMALL)
@@ -328,6 +351,7 @@ def test_realistic_preset_turns_everything_on_and_keeps_labels_exact(tmp_path):
     ("exposure_ev_range", (1.0, -1.0)), ("exposure_ev_range", (0.0, float("nan"))), ("exposure_drift_ev", -0.1),
     ("shutter_range", (0.0, 1.5)), ("shutter_range", (-0.1, 0.5)),
     ("shot_noise_range", (0.01, 0.0)), ("shot_noise_range", (-0.01, 0.0)),
+    ("room_size_range", (2.0, 6.0)), ("room_size_range", (6.0, 4.0)), ("object_depth_range", (0.2, 3.0)),
     ("read_noise_range", (0.0, 2.0)), ("read_noise_range", (0.5, 0.1)),
     ("jpeg_quality_range", (0, 90)), ("jpeg_quality_range", (50, 101)), ("jpeg_quality_range", (50.5, 90)),
     ("motion_weights", (0.0, 0.0, 0.0, 0.0)), ("motion_weights", (1.0, -1.0, 0.0, 0.0)),

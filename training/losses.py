@@ -125,8 +125,11 @@ def track_loss(out: dict[str, Tensor], xy: Tensor, visible: Tensor, cell_weights
 
 
 def geodesic_angle(r1: Tensor, r2: Tensor) -> Tensor:
-    """(..., 3, 3) x2 -> (...,) rotation angle of r1^T r2 in radians (numerically safe acos)."""
-    trace = torch.einsum("...ij,...ij->...", r1, r2)
+    """(..., 3, 3) x2 -> (...,) rotation angle of r1^T r2 in radians (numerically safe acos).
+    In float32 whatever the inputs and autocast: under bfloat16 autocast an einsum comes out in
+    bfloat16, where 1 - 1e-6 rounds to 1, acos' is infinite at the clamp, and one step of GPU
+    training turned every weight to NaN (2026-11-30)."""
+    trace = (r1.float() * r2.float()).sum((-2, -1))
     cos = ((trace - 1) / 2).clamp(-1 + 1e-6, 1 - 1e-6)
     return torch.acos(cos)
 

@@ -57,6 +57,12 @@ class SceneConfig:
     num_static: int = 3
     num_moving: int = 2
     room_size: float = 8.0  # edge of the cubic room, metres
+    # Edge of the room drawn per clip (metres, >= 3), and how far in front of the first camera
+    # the objects stand. Near scenes (a desk at 1 m) teach metric depth what every far room
+    # cannot: a head trained on 1.5-5 m objects in 8 m rooms read a 1.2 m desk at about 2.2x. None: room_size and
+    # the old 1.5-5 m objects.
+    room_size_range: tuple[float, float] | None = None
+    object_depth_range: tuple[float, float] = (1.5, 5.0)
     camera_speed: float = 0.06  # metres per frame
     camera_turn_deg: float = 1.5  # yaw change per frame
     object_speed: float = 0.08  # metres per frame
@@ -105,7 +111,8 @@ class SceneConfig:
         return cls(**{**REALISTIC, "texture_sources": tuple(texture_sources), **fields})
 
 
-_TUPLE_FIELDS = ("image_size", "fov_range_deg", "texture_sources", "light_ambient_range",
+_TUPLE_FIELDS = ("image_size", "fov_range_deg", "room_size_range", "object_depth_range",
+                 "texture_sources", "light_ambient_range",
                  "exposure_ev_range", "shutter_range", "shot_noise_range", "read_noise_range",
                  "jpeg_quality_range", "motion_weights", "rotation_rate_deg", "turn_rate_deg")
 
@@ -127,6 +134,8 @@ def _validate(cfg: SceneConfig) -> None:
         _check_range(cfg, name, low, high)
     for name in ("rotation_rate_deg", "turn_rate_deg"):
         _check_range(cfg, name, 0, 45, optional=False)
+    _check_range(cfg, "room_size_range", 3, 50)
+    _check_range(cfg, "object_depth_range", 0.5, 20, optional=False)
     if cfg.jpeg_quality_range is not None and not all(float(q).is_integer() for q in cfg.jpeg_quality_range):
         raise ValueError(f"SceneConfig.jpeg_quality_range must hold integers, got {cfg.jpeg_quality_range!r}")
     if not isinstance(cfg.texture_sources, tuple) or not all(isinstance(s, str) and s for s in cfg.texture_sources):
@@ -205,6 +214,7 @@ WORLD_FOV_RANGE_DEG = (45.0, 100.0)
 # options have streams of their own for the same reason.
 FOV_STREAM = 0x464F56
 MOTION_STREAM = 0x4D4F54
+ROOM_STREAM = 0x524F4F
 TEXTURE_STREAM = 0x544558
 PHOTO_STREAM = 0x50484F  # + an index per photometric option, so that each draws the same alone
 FRAME_RATE_HZ = 30.0  # the rate the per-frame motion magnitudes assume
@@ -225,6 +235,8 @@ REALISTIC = {
     "read_noise_range": (0.001, 0.012),
     "jpeg_quality_range": (50, 95),
     "motion_weights": (0.4, 0.15, 0.2, 0.25),
+    "room_size_range": (3.0, 8.0),
+    "object_depth_range": (0.7, 5.0),
 }
 
 def clip_fov_deg(config: SceneConfig, seed: int) -> float:
@@ -235,6 +247,13 @@ def clip_fov_deg(config: SceneConfig, seed: int) -> float:
     if not 0 < lo <= hi < 180:
         raise ValueError(f"fov_range_deg must satisfy 0 < low <= high < 180, got {config.fov_range_deg}")
     return float(np.random.default_rng([seed, FOV_STREAM]).uniform(lo, hi))
+
+
+def clip_room_size(config: SceneConfig, seed: int) -> float:
+    """The room edge (metres) of the clip of this seed."""
+    if config.room_size_range is None:
+        return float(config.room_size)
+    return float(np.random.default_rng([seed, ROOM_STREAM]).uniform(*config.room_size_range))
 
 
 def clip_motion(config: SceneConfig, seed: int) -> str:
@@ -341,9 +360,10 @@ class SceneGenerator:
     def _build(self, rng: np.random.Generator, seed: int):
         cfg = self.config
         t = cfg.num_frames
-        half = cfg.room_size / 2
+        room_size = clip_room_size(cfg, seed)
+        half = room_size / 2
         objects = []
-        room = trimesh.creation.box(extents=[cfg.room_size] * 3)
+        room = trimesh.creation.box(extents=[room_size] * 3)
         room.apply_translation([0, 0, half])  # floor at z = 0
         objects.append(self._textured(rng, room, np.repeat(np.eye(4)[None], t, 0), True, 1.2))
         # Camera: starts near one wall region, drifts with a slow turn, looks into the room.
@@ -358,18 +378,20 @@ class SceneGenerator:
         cameras = smooth if kind == "smooth" else camera_path(
             draws, kind, cfg, np.random.default_rng([seed, MOTION_STREAM, 1]))
         # Objects in front of the smooth path's first camera (the same room whatever the motion).
-        objects.extend(self._random_object(rng, smooth[0], static=k < cfg.num_static)
+        objects.extend(self._random_object(rng, smooth[0], static=k < cfg.num_static, room_size=room_size)
                        for k in range(cfg.num_static + cfg.num_moving))
         return objects, cameras, kind
 
-    def _random_object(self, rng: np.random.Generator, view: np.ndarray, static: bool) -> _Object:
-        """A primitive 1.5-5 m in front of `view`, still or moving at object_speed with a spin."""
+    def _random_object(self, rng: np.random.Generator, view: np.ndarray, static: bool,
+                       room_size: float) -> _Object:
+        """A primitive object_depth_range in front of `view`, still or moving at object_speed
+        with a spin."""
         cfg = self.config
         t = cfg.num_frames
         mesh = _random_primitive(rng)
-        local = np.array([rng.uniform(-1.5, 1.5), rng.uniform(-0.8, 0.6), rng.uniform(1.5, 5.0)])
+        local = np.array([rng.uniform(-1.5, 1.5), rng.uniform(-0.8, 0.6), rng.uniform(*cfg.object_depth_range)])
         centre = view[:3, :3] @ local + view[:3, 3]
-        centre[2] = np.clip(centre[2], 0.6, cfg.room_size - 1.0)
+        centre[2] = np.clip(centre[2], 0.6, room_size - 1.0)
         axis0 = rng.normal(size=3)
         start = _rotation(axis0, rng.uniform(0, 2 * np.pi))
         start[:3, 3] = centre

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One GPU session of issue #17 (device tool, H200): the readouts of models/fourds_default trained
+# further, encoder fine-tuned, on realistic synthetic clips (real textures, near rooms, 45-100 deg
+# fields of view) with the scale-and-shift-invariant depth loss and a canonical focal length.
+# The device call carries at most 64 MiB, so a session is two calls on one warm machine:
+#   setup: CARRY=.gpu (wheels: trimesh, transforms3d, embreex; data from tools/gpu_session_data.py),
+#          the tracked weights moved out of the tree; installs into /tmp and times a short run.
+#   train: CARRY=.gpum (a copy of models/fourds_default); trains for TRAIN_SECONDS and returns the
+#          fp16 model in 15 MB parts (files come back at most 16 MiB each).
+# Usage on the device: bash tools/gpu_session.sh setup|train
+set -uo pipefail
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
+MODE=$1
+WORKERS=${WORKERS:-15}
+if [ "$MODE" = setup ]; then
+  rm -rf /tmp/site /tmp/gpudata
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
+  cp -r .gpu/data /tmp/gpudata
+  [ "${SMOKE:-1}" = 1 ] || exit 0
+  nvidia-smi --query-gpu=name,memory.total --format=csv
+  python3 -c "import torch, trimesh, embreex, transforms3d, cv2; print('torch', torch.__version__, torch.cuda.is_available())"
+  start=$(date +%s)
+  timeout 240 python3 -m training.train_readouts --size S --clip 8x128x128 --finetune \
+    --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
+    --depth-grad-weight 0.5 --num-tracks 64 --train-clips 150 --val-clips 16 --batch-size 64 \
+    --real /tmp/gpudata/7scenes_redkitchen_half:1 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 \
+    --steps 60 --workers "$WORKERS" --name smoke --out /tmp/smoke --seed 0 --no-progress 2>&1 | tee "$OUT/setup.log"
+  echo "setup run: $(( $(date +%s) - start )) s"
+  grep -i "wall\|steps" /tmp/smoke/README.md | head -5
+  exit 0
+fi
+[ -d /tmp/site ] || { echo "no /tmp/site: the setup call ran on another machine"; exit 2; }
+TRAIN_SECONDS=${TRAIN_SECONDS:-300}
+CLIPS=${CLIPS:-2000}
+RUN=/tmp/gpurun
+python3 -m training.train_readouts --init .gpum/fourds_default --finetune \
+  --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
+  --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips 64 \
+  --batch-size 64 --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
+  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr 2e-4 --encoder-lr-scale 0.3 --flip \
+  --steps 100000 --time-budget "$TRAIN_SECONDS" --save-every 0 --workers "$WORKERS" --name fourds_default \
+  --out "$RUN/model" --seed 21 --no-progress 2>&1 | tee "$OUT/train.log"
+python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2
+cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/"  # 8 files at most
+split -b 15M "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-"
+sha256sum "$RUN/model/model.safetensors"

@@ -1,0 +1,78 @@
+"""Pack what a GPU training session reads into one small folder (issue #17 item 6).
+
+The device call carries at most 64 MiB, the repo's tracked files included, and the device image
+has no PyAV. So the real video is decoded here into JPEG frame folders (texture sources for the
+realistic synthetic clips), and the 7-Scenes training sequence is written at half resolution
+with its intrinsics scaled: the readouts resize every real frame to the model's 128 px anyway.
+The folder is data, never committed (7-Scenes is non-commercial): put it under an ignored path.
+
+    python tools/gpu_session_data.py ../shared/data .gpu/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from training.data.video import count_frames, read_frames
+
+
+def half_7scenes(src: Path, dst: Path) -> int:
+    """7-Scenes at half resolution: colour by area, depth by nearest (keeps invalid 0/65535),
+    intrinsics for the new pixel grid (pixel centres at integers). Returns frames written."""
+    dst.mkdir(parents=True, exist_ok=True)
+    k = np.loadtxt(src / "camera-intrinsics.txt") if (src / "camera-intrinsics.txt").exists() else \
+        np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
+    half = k.copy()
+    half[0, 0] /= 2
+    half[1, 1] /= 2
+    half[0, 2] = (k[0, 2] + 0.5) / 2 - 0.5
+    half[1, 2] = (k[1, 2] + 0.5) / 2 - 0.5
+    np.savetxt(dst / "camera-intrinsics.txt", half, fmt="%.6f")
+    count = 0
+    for color in sorted(src.glob("frame-*.color.jpg")):
+        stem = color.name[: -len(".color.jpg")]
+        rgb = cv2.imread(str(color), cv2.IMREAD_COLOR)
+        depth = cv2.imread(str(src / f"{stem}.depth.png"), cv2.IMREAD_UNCHANGED)
+        h, w = rgb.shape[:2]
+        cv2.imwrite(str(dst / color.name), cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(str(dst / f"{stem}.depth.png"), depth[::2, ::2], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        shutil.copy(src / f"{stem}.pose.txt", dst / f"{stem}.pose.txt")
+        count += 1
+    return count
+
+
+def frame_folders(videos: list[Path], dst: Path, every: int = 8, width: int = 320) -> int:
+    """Every `every`-th frame of each video as JPEGs `width` px wide, one folder per video."""
+    written = 0
+    for video in videos:
+        out = dst / video.stem
+        out.mkdir(parents=True, exist_ok=True)
+        indices = list(range(0, count_frames(video), every))
+        for i, frame in zip(indices, read_frames(video, indices)):
+            h, w = frame.shape[:2]
+            small = cv2.resize(frame, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(out / f"{i:05d}.jpg"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+            written += 1
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="../shared/data")
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args()
+    n = half_7scenes(args.data / "7scenes_redkitchen_f000-299", args.out / "7scenes_redkitchen_half")
+    videos = sorted((args.data / "videos_unlabelled").glob("*.mp4")) + sorted((args.data / "davis2016_val_subset").glob("*.mp4"))
+    m = frame_folders(videos, args.out / "textures")
+    print(f"7-Scenes: {n} frames at half resolution; textures: {m} frames from {len(videos)} videos")
+
+
+if __name__ == "__main__":
+    main()
