@@ -14,7 +14,7 @@ import pytest
 from .conftest import wait_for
 from fourds_ros.perception import health as health_module
 from fourds_ros.perception.clip_buffer import Clip, Frame, supersede
-from fourds_ros.perception.health import ERROR, OK, PIPELINE_COUNTED, WARN, NodeHealth, NodeState, StampGaps
+from fourds_ros.perception.health import BAD_INPUT_WARN_S, ERROR, OK, PIPELINE_COUNTED, WARN, NodeHealth, NodeState, StampGaps
 from fourds_ros.perception.worker import InferenceWorker
 
 MS = 1_000_000
@@ -358,6 +358,25 @@ def test_level_warn_on_any_error_kind_and_on_more_than_5_percent_dropped():
     health3 = NodeHealth(lambda m: None)
     health3.counts["frames_dropped"] = 3  # before any frame counted in: nothing to dilute it
     assert health3.level(state())[0] == WARN
+
+
+def test_bad_input_warns_while_recent_and_stays_counted(clock):
+    """A buffer reset after a camera pause, or a bad frame, is WARN for BAD_INPUT_WARN_S after
+    it was last seen; the count stays on /diagnostics for good."""
+    health = NodeHealth(lambda m: None)
+    health.warn("reset_gap", "clip buffer reset (gap)")
+    assert health.level(state()) == (WARN, "active; reset_gap: 1")
+    clock.t += BAD_INPUT_WARN_S - 1
+    health.warn("bad_encoding", "x")
+    assert health.level(state())[0] == WARN
+    clock.t += 2  # the reset is old now; the bad frame is not
+    assert health.level(state()) == (WARN, "active; bad_encoding: 1")
+    clock.t += BAD_INPUT_WARN_S
+    assert health.level(state()) == (OK, "active")
+    values = health.report(state())[2]
+    assert values["errors_reset_gap"] == "1" and values["errors_bad_encoding"] == "1"
+    health.warn("reset_gap", "again")
+    assert health.level(state()) == (WARN, "active; reset_gap: 2")
 
 
 @pytest.mark.parametrize("key", ["frames_lost_in_transport", "frames_missing_by_stamp"])

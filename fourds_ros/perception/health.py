@@ -6,7 +6,8 @@ windows and the rules that set the status level.
     health.warn("bad_encoding", "dropping frame: ...")   # counted; logged at most every 10 s per kind
     level, message, values = health.report(state)         # level: OK | WARN | ERROR
 
-Levels: ERROR while the node is unusable (configure failed). WARN when any input was bad, more
+Levels: ERROR while the node is unusable (configure failed). WARN when input was bad within the
+last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong now), more
 than WARN_FRACTION of the input was dropped (shed under overload, or its clip failed) or lost
 before the callback, latency p95 is over latency_warn_ms, or frames arrive but none was described
 for stall_warn_s. OK otherwise: a few frames shed at a burst are counted, not a fault (issue #20:
@@ -30,6 +31,10 @@ import numpy as np
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 LOG_EVERY_S = 10.0  # bad-input warnings: once per kind, then at most every 10 s
 WARN_FRACTION = 0.05  # of the input: dropped by the node, or lost before our callback
+# Bad input (an undecodable frame, a buffer reset after a camera pause) sets WARN for this long
+# after it was last seen: long enough for a 1 Hz diagnostics reader to see it, short enough that
+# one pause at start-up does not leave the node WARN for the rest of its run.
+BAD_INPUT_WARN_S = 30.0
 
 
 @dataclass
@@ -128,6 +133,7 @@ class NodeHealth:
         self.counts: Counter[str] = Counter()  # frames_in, frames_out, clips, frames_dropped, ...
         self.errors: Counter[str] = Counter()  # bad input per kind
         self._last_log: dict[str, float] = {}
+        self._last_seen: dict[str, float] = {}  # error kind -> when it was last counted (monotonic)
         self.inference_ms: deque = deque(maxlen=50)
         self.latency_ms: deque = deque(maxlen=200)  # input stamp -> publish, wall clock
         # newest frame of a clip: its stamp -> all of the clip published (buffer wait excluded)
@@ -157,7 +163,7 @@ class NodeHealth:
     def warn(self, kind: str, message: str) -> None:
         """Count a problem of `kind`; log it the first time and then at most every log_every_s."""
         self.errors[kind] += 1
-        now = time.monotonic()
+        now = self._last_seen[kind] = time.monotonic()
         if now - self._last_log.get(kind, -1e9) >= self.log_every_s:
             self._last_log[kind] = now
             self.log_warning(f"[{kind}] {message} (seen {self.errors[kind]}x)")
@@ -184,7 +190,9 @@ class NodeHealth:
         # sequence numbers).
         lost = max(c["frames_lost_in_transport"], c["frames_missing_by_sequence"], c["frames_missing_by_stamp"])
         sent = c["frames_in"] + lost
-        problems = [f"{k}: {v}" for k, v in sorted(self.errors.items())]
+        now = time.monotonic()
+        problems = [f"{k}: {v}" for k, v in sorted(self.errors.items())
+                    if now - self._last_seen.get(k, now) < BAD_INPUT_WARN_S]
         dropped = c["frames_dropped"] + c["frames_failed"]
         if dropped > WARN_FRACTION * c["frames_in"]:
             problems.append(f"dropped {dropped} of {c['frames_in']} frames")
@@ -193,7 +201,6 @@ class NodeHealth:
         p95 = float(np.percentile(list(self.latency_ms), 95)) if self.latency_warn_ms > 0 and self.latency_ms else 0.0
         if p95 > self.latency_warn_ms > 0:
             problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
-        now = time.monotonic()
         if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
                 now - max(self.last_out, self.started) > self.stall_warn_s:
             problems.append(f"no frame described for {now - self.last_out:.0f} s while input arrives")
