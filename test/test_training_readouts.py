@@ -289,3 +289,27 @@ def test_a_non_finite_loss_stops_the_run_with_a_clear_error(tmp_path, capsys, mo
     assert main(COMMON + ["--heads", "depth", "--steps", "10", "--out", str(tmp_path / "m")]) == 2
     assert "non-finite training loss at step 3" in capsys.readouterr().err
     assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_budget_probe_paces_after_warm_up_and_counts_resumed_steps(monkeypatch):
+    """Slow first steps (GPU allocation, kernel selection) do not shorten the run: 5 steps of
+    1 s, then 0.1 s a step, 20 s budget -> 7 s spent at step 25, 13 s left fit 130 more."""
+    import training.budget as budget_module
+
+    now = [0.0]
+    monkeypatch.setattr(budget_module.time, "perf_counter", lambda: now[0])
+    probe = budget_module.BudgetProbe(20.0)
+    fitted = []
+    for step in range(1, 40):
+        now[0] += 1.0 if step <= 5 else 0.1
+        result = probe.after_step(step, step, 10_000)
+        if result is not None:
+            fitted.append((step, result))
+    assert len(fitted) == 1 and fitted[0][0] == 25 and abs(fitted[0][1] - 155) <= 1
+    resumed = budget_module.BudgetProbe(20.0)  # a resumed run: 1000 steps done before
+    now[0] = 0.0
+    for step in range(1, 26):
+        now[0] += 0.1
+        result = resumed.after_step(step, 1000 + step, 1100)
+    assert result == 1100  # 17.5 s left at 0.1 s a step: capped at the scheduled total
+    assert budget_module.BudgetProbe(0).after_step(25, 25, 100) is None  # no budget: no change

@@ -21,7 +21,7 @@ FOURDS=${FOURDS:-.venv/bin/fourds-ros}
 [ -d "$BAGS/hololens" ] || "$FOURDS" bag convert --format hololens --compressed \
   "$DATA/hololens_dvmvs_000_f00305-00334" "$BAGS/hololens"
 "$FOURDS" eval "$BAGS/7scenes" --model "$MODEL" --out docs/results/seven_scenes --erode 10 \
-  --badja "$DATA/davis_horsejump-high_badja"
+  --badja "$DATA/davis_horsejump-high_badja" "$DATA/badja_camel_dog_bear"
 "$FOURDS" eval "$BAGS/hololens" --model "$MODEL" --out docs/results/hololens
 
 .venv/bin/python - <<'EOF'

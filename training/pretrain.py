@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from fourds_ros.model import TokenMask, save_checkpoint
 
-from .budget import steps_within_budget
+from .budget import BudgetProbe
 from .data import PretrainClips
 from .distributed import (
     Process, StepSampler, barrier, full_state_dicts, init_distributed, load_full_state_dicts,
@@ -46,7 +46,6 @@ from .pretrain_config import PretrainConfig, load_config
 from .resume import load_resume, save_resume
 
 # Steps timed before a time budget fits the schedule to it.
-BUDGET_PROBE_STEPS = 20
 
 
 @dataclass
@@ -156,10 +155,10 @@ def optimizer_step(run: Run) -> None:
     run.step += 1
 
 
-def fit_time_budget(run: Run, start: int, seconds: float) -> None:
-    """Shorten the schedule to the time budget once the step time is known."""
+def fit_time_budget(run: Run, total_steps: int) -> None:
+    """Shorten the schedule to the time budget once the step time is known (BudgetProbe)."""
     opt = run.cfg.optim
-    run.total_steps = steps_within_budget(run.total_steps, run.step, seconds, run.cfg.time_budget_s)
+    run.total_steps = total_steps
     run.stop = min(run.stop, run.total_steps)
     run.scheduler.lr_lambdas[0] = lr_lambda(opt.warmup_steps, run.total_steps, opt.min_lr_ratio)
 
@@ -197,6 +196,7 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
     run.model.train()
     micro_index, running = 0, torch.zeros((), device=process.device)
     t0 = time.perf_counter()
+    budget = BudgetProbe(cfg.time_budget_s)
     for batch in loader:
         if run.step >= run.stop:
             break
@@ -209,8 +209,9 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
         losses.append((run.step, float(mean_over_processes(running, process))))
         running.zero_()
         micro_index = 0
-        if cfg.time_budget_s and run.step - start == BUDGET_PROBE_STEPS:
-            fit_time_budget(run, start, time.perf_counter() - t0)
+        fitted = budget.after_step(run.step - start, run.step, run.total_steps)
+        if fitted is not None:
+            fit_time_budget(run, fitted)
         log.step(run, losses[-1][1])
         if run.step % cfg.save_every == 0 or run.step == run.stop:
             save(run)

@@ -31,18 +31,13 @@ import torch
 from fourds_ros.engine.factory import resolve_device
 from fourds_ros.model import FourDS, save_checkpoint
 
-from .budget import steps_within_budget
+from .budget import BudgetProbe
 from .readouts_card import model_card
 from .readouts_config import ReadoutsConfig, parse_args
 from .readouts_data import Banks, BatchSampler, load_banks, val_batches
 from .readouts_model import compute_losses, evaluate, model_for
 
 REPO = Path(__file__).resolve().parents[1]
-# Steps timed before --time-budget fits the step count to it.
-BUDGET_PROBE_STEPS = 20
-# Steps left out of the pace: the first ones pay for allocation and kernel selection. On the H200
-# the first 20 steps averaged 0.18 s and the rest 0.07 s, so a 250 s budget ended after 100 s.
-BUDGET_WARMUP_STEPS = 5
 
 __all__ = ["main", "parse_args", "train"]
 
@@ -79,7 +74,7 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     history: list[float] = []
     evals: list[dict] = []
-    start = warm = time.perf_counter()
+    budget = BudgetProbe(cfg.time_budget)
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.steps, desc="readouts", disable=cfg.no_progress)
@@ -100,13 +95,9 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             raise FloatingPointError(f"non-finite training loss at step {len(history)}: {history[-1]}")
         bar.update(1)
         bar.set_postfix(loss=f"{history[-1]:.4f}")
-        if len(history) == BUDGET_WARMUP_STEPS:
-            warm = time.perf_counter()
-        if cfg.time_budget and len(history) == BUDGET_WARMUP_STEPS + BUDGET_PROBE_STEPS:
-            now = time.perf_counter()
-            schedule.total = steps_within_budget(cfg.steps, len(history), now - start, cfg.time_budget,
-                                                 per_step_s=(now - warm) / BUDGET_PROBE_STEPS)
-            bar.total = schedule.total
+        fitted = budget.after_step(len(history), len(history), cfg.steps)
+        if fitted is not None:
+            schedule.total = bar.total = fitted
         if cfg.eval_every and len(history) % cfg.eval_every == 0:
             evals.append({"step": len(history), **evaluate(model, val)})
         if cfg.save_every and len(history) % cfg.save_every == 0:
