@@ -6,8 +6,12 @@
 #   setup: CARRY=.gpu (wheels: trimesh, transforms3d, embreex; data from tools/gpu_session_data.py),
 #          the tracked weights moved out of the tree; installs into /tmp and times a short run.
 #   train: CARRY=.gpum (a copy of models/fourds_default); trains for TRAIN_SECONDS and returns the
-#          fp16 model in 15 MB parts (files come back at most 16 MiB each).
-# Usage on the device: bash tools/gpu_session.sh setup|train
+#          fp16 model in 16 MB parts (files come back at most 16 MiB each, 8 files at most).
+#   scratch: no carry after setup; the whole recipe from nothing in one call: MAE pre-training on
+#          every real video (7-Scenes, the HoloLens walk, the 18 unlabelled videos; never TUM or a
+#          BADJA clip) for PRETRAIN_SECONDS, then the readouts on that encoder for TRAIN_SECONDS.
+# Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
+# `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
 MODE=$1
@@ -33,14 +37,26 @@ fi
 TRAIN_SECONDS=${TRAIN_SECONDS:-300}
 CLIPS=${CLIPS:-2000}
 RUN=/tmp/gpurun
-python3 -m training.train_readouts --init .gpum/fourds_default --finetune \
+BATCH=${BATCH:-64}
+LR=${LR:-2e-4}
+START=(--init .gpum/fourds_default)
+if [ "$MODE" = scratch ]; then
+  rm -rf /tmp/mae
+  # shellcheck disable=SC2086
+  python3 -m training.pretrain --config default --out /tmp/mae --no-progress \
+    "data.root=[/tmp/gpudata/7scenes_redkitchen_half, samples/hololens_000, /tmp/gpudata/frames]" \
+    "time_budget_s=${PRETRAIN_SECONDS:-200}" "num_workers=$WORKERS" ${MAE_OVERRIDES:-} 2>&1 | tee "$OUT/pretrain.log" || exit 1
+  START=(--backbone /tmp/mae/encoder --readout-width 192 --readout-heads 6 --softargmax-temperature 15)
+  LR=${LR_SCRATCH:-3e-4}  # fresh heads: stage 2's rate
+fi
+python3 -m training.train_readouts "${START[@]}" --finetune \
   --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
-  --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips 64 \
-  --batch-size 64 --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
-  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr 2e-4 --encoder-lr-scale 0.3 --flip \
+  --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
+  --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
+  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --save-every 0 --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed 21 --no-progress 2>&1 | tee "$OUT/train.log"
 python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2
 cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/"  # 8 files at most
-split -b 15M "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-"
+split -b 16000000 "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-"  # 3 parts
 sha256sum "$RUN/model/model.safetensors"

@@ -1,9 +1,11 @@
 """Pack what a GPU training session reads into one small folder (issue #17 item 6).
 
 The device call carries at most 64 MiB, the repo's tracked files included, and the device image
-has no PyAV. So the real video is decoded here into JPEG frame folders (texture sources for the
-realistic synthetic clips), and the 7-Scenes training sequence is written at half resolution
-with its intrinsics scaled: the readouts resize every real frame to the model's 128 px anyway.
+has no PyAV. So the real video is decoded here into JPEG frame folders: every 8th frame 320 px
+wide (`textures/`, texture sources for the realistic synthetic clips) and every frame 160 px
+wide (`frames/`, MAE pre-training clips; the model sees 128x128 crops). The 7-Scenes training
+sequence is written at half resolution with its intrinsics scaled: the readouts resize every
+real frame to the model's 128 px anyway. About 34 MB in all.
 The folder is data, never committed (7-Scenes is non-commercial): put it under an ignored path.
 
     python tools/gpu_session_data.py ../shared/data .gpu/data
@@ -71,7 +73,9 @@ def main() -> None:
     n = half_7scenes(args.data / "7scenes_redkitchen_f000-299", args.out / "7scenes_redkitchen_half")
     videos = sorted((args.data / "videos_unlabelled").glob("*.mp4")) + sorted((args.data / "davis2016_val_subset").glob("*.mp4"))
     m = frame_folders(videos, args.out / "textures")
-    print(f"7-Scenes: {n} frames at half resolution; textures: {m} frames from {len(videos)} videos")
+    f = frame_folders(videos, args.out / "frames", every=1, width=160)
+    print(f"7-Scenes: {n} frames at half resolution; textures: {m} frames, MAE: {f} frames, "
+          f"from {len(videos)} videos")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""tools/gpu_session_data.py: what a GPU session trains on is the repo's data, resized faithfully
+(7-Scenes at half resolution with matching intrinsics; video frames as JPEG folders)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fourds_ros.rgbd import read_sequence
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "gpu_session_data.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("gpu_session_data", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_7scenes(root: Path, frames: int = 2) -> np.ndarray:
+    root.mkdir(parents=True)
+    k = np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
+    np.savetxt(root / "camera-intrinsics.txt", k)
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        cv2.imwrite(str(root / f"frame-{i:06d}.color.jpg"), rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+        depth = rng.integers(500, 4000, (480, 640)).astype(np.uint16)
+        depth[:10] = 65535  # invalid rows stay invalid
+        cv2.imwrite(str(root / f"frame-{i:06d}.depth.png"), depth)
+        np.savetxt(root / f"frame-{i:06d}.pose.txt", np.eye(4))
+    return k
+
+
+def test_half_7scenes_keeps_depth_values_poses_and_the_camera(tmp_path):
+    tool = load_tool()
+    k = write_7scenes(tmp_path / "src")
+    assert tool.half_7scenes(tmp_path / "src", tmp_path / "half") == 2
+    full, half = read_sequence(tmp_path / "src"), read_sequence(tmp_path / "half")
+    assert len(half.rgb_paths) == 2 and np.allclose(half.camera_to_world, full.camera_to_world)
+    assert half.depth_scale == full.depth_scale
+    # The same ray: full-resolution pixel u is half-resolution pixel (u + 0.5) / 2 - 0.5.
+    ray = np.array([0.3, -0.2, 1.0])
+    u_full, u_half = k @ ray, half.intrinsics @ ray
+    assert np.allclose((u_full[:2] + 0.5) / 2 - 0.5, u_half[:2])
+    src = cv2.imread(str(tmp_path / "src" / "frame-000001.depth.png"), cv2.IMREAD_UNCHANGED)
+    out = cv2.imread(str(tmp_path / "half" / "frame-000001.depth.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (240, 320) and out.dtype == np.uint16 and np.array_equal(out, src[::2, ::2])
+    rgb = cv2.imread(str(tmp_path / "half" / "frame-000001.color.jpg"))
+    assert rgb.shape == (240, 320, 3)
+
+
+def test_frame_folders_take_every_nth_frame_at_the_width(tmp_path):
+    tool = load_tool()
+    video = tmp_path / "clip"
+    video.mkdir()
+    for i in range(10):
+        cv2.imwrite(str(video / f"{i:03d}.png"), np.full((60, 80, 3), i * 20, np.uint8))
+    assert tool.frame_folders([video], tmp_path / "out", every=4, width=40) == 3
+    written = sorted((tmp_path / "out" / "clip").glob("*.jpg"))
+    assert [p.stem for p in written] == ["00000", "00004", "00008"]
+    frame = cv2.imread(str(written[1]))
+    assert frame.shape == (30, 40, 3) and abs(int(frame.mean()) - 80) <= 2
