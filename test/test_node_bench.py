@@ -28,3 +28,19 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     assert data["summary"]["pipeline"]["pipeline_ms_p50"] > data["summary"]["pipeline"]["refine_ms_p50"] >= 0
     text = markdown.read_text()
     assert "<!-- bench:node -->" in text and "| raw | 30 |" in text and "Peak rate" in text
+
+
+def test_summary_says_when_the_peak_rate_was_not_measured():
+    """`--steps` with no rates (make demo) runs no stepped rate: the summary must not report
+    'none of the steps' as if every step had failed."""
+    from fourds_ros.bench.node import summary_lines
+
+    summary = {"params": {}, "peak_rate_hz": {"raw": None},
+               "pipeline": {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 120.0, "engine_ms_p50": 85.0,
+                            "refine_ms_p50": 16.0, "tracks_update_ms_p50": 4.0, "pose_ms_p50": 12.0}}
+    live = {"transport": "raw", "step": "live", "clip_latency_ms_p50": 132.0, "node_adds_pct": 10.0}
+    assert "Peak rate: not measured" in summary_lines(summary, [live])
+    failed = dict(live, step="step")
+    assert "raw none of the steps" in summary_lines(summary, [live, failed])
+    summary["peak_rate_hz"]["raw"] = 45.0
+    assert "raw 45 Hz" in summary_lines(summary, [live, failed])

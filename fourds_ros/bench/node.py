@@ -239,6 +239,9 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
              f"pose {c['pose_ms_p50']:.0f})."]
     lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
               f"{r['node_adds_pct']:+.0f} %." for r in live]
-    lines.append("Peak rate with < 5 % of frames undescribed: " + ", ".join(
-        f"{t} {f'{v:.0f} Hz' if v else 'none of the steps'}" for t, v in summary["peak_rate_hz"].items()) + ".")
+    if not any(r["step"] != "live" for r in rows):  # --steps with no rates: nothing to report
+        lines.append("Peak rate: not measured (no stepped rates).")
+    else:
+        lines.append("Peak rate with < 5 % of frames undescribed: " + ", ".join(
+            f"{t} {f'{v:.0f} Hz' if v else 'none of the steps'}" for t, v in summary["peak_rate_hz"].items()) + ".")
     return "\n".join(lines)
