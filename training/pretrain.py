@@ -45,8 +45,6 @@ from .optim import lr_lambda, param_groups
 from .pretrain_config import PretrainConfig, load_config
 from .resume import load_resume, save_resume
 
-# Steps timed before a time budget fits the schedule to it.
-
 
 @dataclass
 class Run:
