@@ -287,3 +287,29 @@ def test_model_tracker_on_badja(tiny_model_dir):
     np.testing.assert_allclose(preds.tracks[0]["uv"], badja["joints_xy"][0, ids])
     m = score_badja(src, tracker)
     assert 0.0 <= m["pck"] <= 1.0 and m["points"] > 0
+
+
+def test_flow_tracker_is_lk_wherever_lk_holds_and_the_head_elsewhere(tiny_model_dir):
+    """track_refinement flow on BADJA: each joint follows LK from its last position, so while the
+    classical LK peer (same window, levels and residual bound) still holds a joint, the two agree
+    to float precision; after LK loses it the head's (refined) position takes over, so every joint
+    keeps a finite position in every frame, which the LK peer does not move."""
+    from fourds_ros.evaluation.badja import model_tracker
+    from fourds_ros.evaluation.datasets import load_badja
+    from fourds_ros.evaluation.peers import lk_tracks
+
+    badja = load_badja(require(SHARED_DATA / "davis_horsejump-high_badja"))
+    stamps = list(range(24))
+    images = {s: badja["frames"][s] for s in stamps}
+    ids = np.flatnonzero(badja["visible"][0])
+    queries = {int(j): (0, *map(float, badja["joints_xy"][0, j])) for j in ids}
+    flow = model_tracker(tiny_model_dir, track_refinement="flow")(stamps, images, queries)
+    lk = lk_tracks(stamps, images, queries)
+    held = np.ones(len(ids), bool)  # joints LK has held in every frame so far
+    compared = 0
+    for s in stamps[1:]:
+        held &= lk.tracks[s]["visible"]
+        np.testing.assert_allclose(flow.tracks[s]["uv"][held], lk.tracks[s]["uv"][held], atol=1e-3)
+        compared += int(held.sum())
+        assert np.isfinite(flow.tracks[s]["uv"]).all()
+    assert compared > 100 and not held.all()  # most joints compared, and LK lost some on this clip

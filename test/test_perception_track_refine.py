@@ -10,7 +10,7 @@ import pytest
 from fourds_ros.engine import create_engine
 from fourds_ros.perception.pipeline import PerceptionPipeline
 from fourds_ros.perception.preprocess import Preprocessor
-from fourds_ros.perception.track_refine import TemplateRefiner, gray
+from fourds_ros.perception.track_refine import TemplateRefiner, gray, lk_step, make_refiner
 from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
 from fourds_ros.perception.tracks import VIEW_MARGIN, ClipImages, TrackManager, in_window, scene_motion
 
@@ -126,6 +126,78 @@ def test_track_manager_refines_after_the_query_frame_where_visible(frame):
     # Without a refiner the head's positions pass through unchanged.
     plain = TrackManager(8, (128, 128), track_settings(max_tracks=8))
     assert plain.refine(slot_ids, head_xy, visibility, ClipImages([]), [0, 1, 2, 3], pmap) is head_xy
+
+
+def test_lk_step_follows_a_shift_and_says_where_it_failed(frame):
+    first = gray(frame)
+    moved = gray(shifted(frame, 3.3, -2.6))
+    points = textured_points(first, 10, 40)
+    end, ok = lk_step(first, moved, points)
+    assert ok.all()
+    error = np.hypot(*(end - points - (3.3, -2.6)).T)
+    assert np.median(error) < 0.05 and error.max() < 0.4, error
+    # No finite start, a patch that is noise in the next frame, or an end off the image: not ok,
+    # and the start is kept.
+    noise = np.random.default_rng(0).uniform(0, 255, first.shape).astype(np.float32)
+    starts = np.array([[np.nan, 50.0], points[0], [1.0, 200.0]])
+    end, ok = lk_step(first, np.concatenate([noise[:, :320], gray(shifted(frame, -6.0, 0.0))[:, 320:]], 1), starts)
+    assert not ok[0] and np.isnan(end[0, 0])
+    if points[0][0] < 300:  # the second start lies on the noise half
+        assert not ok[1] and np.array_equal(end[1], points[0])
+    assert not ok[2] and np.array_equal(end[2], starts[2])
+
+
+def test_follow_takes_lk_where_it_holds_and_the_template_near_the_head_where_it_fails(frame):
+    """TemplateRefiner.follow, one frame moved by (2.0, 1.0) px, the head 4 px off. flow: every
+    point LK follows from its previous position is where LK puts it, with or without a template
+    (here none: template refinement then leaves the head's offset). Where LK fails (the previous
+    frame is noise), flow refines the head against the template, exactly as template does."""
+    first = gray(frame)
+    moved = gray(shifted(frame, 2.0, 1.0))
+    points = textured_points(first, 12, 60)
+    truth, head = points + (2.0, 1.0), points + (6.0, 1.0)
+    visible = np.ones(len(points), bool)
+    no_templates = [None] * len(points)
+    flow, template = make_refiner("flow"), make_refiner("template")
+    out = flow.follow(first, moved, points, head, visible, no_templates)
+    lk, ok = lk_step(first, moved, points)
+    assert ok.all() and np.array_equal(out, lk)
+    assert np.median(np.hypot(*(out - truth).T)) < 0.1
+    assert np.array_equal(template.follow(None, moved, points, head, visible, no_templates), head)
+    templates = [flow.template(first, u, v) for u, v in points]
+    matched = [j for j, tpl in enumerate(templates) if tpl is not None]
+    assert len(matched) >= 6
+    noise = np.random.default_rng(1).uniform(0, 255, first.shape).astype(np.float32)
+    out = flow.follow(noise, moved, points, head, visible, templates)
+    np.testing.assert_array_equal(out, template.follow(None, moved, points, head, visible, templates))
+    assert np.median(np.hypot(*(out[matched] - truth[matched]).T)) < 0.3
+    # A point the head calls invisible, with LK failing, keeps the head's position.
+    hidden = ~visible
+    assert np.array_equal(flow.follow(noise, moved, points, head, hidden, templates), head)
+
+
+def test_track_manager_with_flow_follows_the_clip_frame_to_frame(frame):
+    """The TrackManager's flow path: from each query point, LK through the clip, so a head that is
+    4 px off everywhere (and calls one point invisible) still ends within a fraction of a pixel."""
+    h, w = frame.shape[:2]
+    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
+    manager = TrackManager(8, (128, 128), track_settings(max_tracks=8, query_mode="features", refinement="flow"))
+    frames = [shifted(frame, 2.4 * t, 0.0) for t in range(4)]
+    model_first = cv2.resize(frame[:, (w - h) // 2:(w + h) // 2], (128, 128)).astype(np.float32) / 255
+    queries, slot_ids = manager.make_queries([0, 1, 2, 3], model_first, pmap)
+    used = np.flatnonzero(slot_ids >= 0)
+    qx, qy = queries[:, 2], queries[:, 1]
+    qu, qv = pmap.to_input(qx, qy)
+    true_u = qu[:, None] + 2.4 * np.arange(4)[None]
+    off_x, true_y = pmap.to_model(true_u + 4.0, np.repeat(qv[:, None], 4, axis=1))
+    head_xy = np.stack([off_x, true_y], axis=-1).astype(np.float32)
+    visibility = np.ones((8, 4), np.float32)
+    visibility[used[0], 2] = 0.0  # LK does not ask the head
+    refined = manager.refine(slot_ids, head_xy, visibility, ClipImages(frames), [0, 1, 2, 3], pmap)
+    ru, rv = pmap.to_input(refined[used, 1:, 0], refined[used, 1:, 1])
+    error = np.hypot(ru - true_u[used, 1:], rv - qv[used, None])
+    assert np.median(error) < 0.2 and error.max() < 1.0, error
+    assert np.allclose(refined[used, 0], head_xy[used, 0])  # the query frame is never moved
 
 
 def test_pipeline_rejects_an_unknown_refinement(tiny_model_dir):

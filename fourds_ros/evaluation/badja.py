@@ -94,9 +94,10 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
                   track_refinement: str = "template") -> Tracker:
     """The 4DS tracks head as a BADJA tracker: clips of T frames, each starting where the last one
     ended, queried with the previous clip's final positions (the node's own chaining, without its
-    re-seeding, so every joint keeps one track), and refined on the image against each joint's
-    query-frame template as the node does (`track_refinement`: template | none). `resize` keeps
-    the whole frame in view; the node's default centre crop would cut off the horse at 854x480."""
+    re-seeding, so every joint keeps one track), and refined on the image as the node does
+    (`track_refinement`: flow | template | none; TemplateRefiner.follow, with each joint's
+    query-frame template). `resize` keeps the whole frame in view; the node's default centre crop
+    would cut off the horse at 854x480."""
     from ..engine import create_engine
     from ..perception.preprocess import Preprocessor
     from ..perception.track_refine import gray, make_refiner
@@ -114,10 +115,8 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
             raise ValueError("model_tracker needs every query on the same frame")
         pmap = pre.pixel_map(images[stamps[start]].shape[:2])
         uv = np.array([queries[i][1:] for i in ids], float)
-        templates = [None] * len(ids)
-        if refiner is not None:
-            first = gray(images[stamps[start]])
-            templates = [refiner.template(first, u, v) for u, v in uv]
+        previous = gray(images[stamps[start]])
+        templates = [refiner.template(previous, u, v) for u, v in uv] if refiner is not None else []
         preds = Predictions(name="fourds")
         preds.tracks[stamps[start]] = {"ids": np.array(ids), "uv": uv.copy(), "visible": np.ones(len(ids), bool)}
         s = start
@@ -136,14 +135,13 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
                 xy[c:c + n] = out["track_xy"][0, :n]
                 vis[c:c + n] = out["track_visibility"][0, :n]
             for k, st in enumerate(window[1:], 1):
-                x, y = pmap.to_input(xy[:, k, 0], xy[:, k, 1])
+                head = np.stack(pmap.to_input(xy[:, k, 0], xy[:, k, 1]), 1)
                 if refiner is not None:
                     frame = gray(images[st])
-                    for j, template in enumerate(templates):
-                        if template is not None and vis[j, k] > 0.5:
-                            x[j], y[j], _ = refiner.refine(frame, template, x[j], y[j])
-                preds.tracks[st] = {"ids": np.array(ids), "uv": np.stack([x, y], 1), "visible": vis[:, k] > 0.5}
-            uv = preds.tracks[window[-1]]["uv"].copy()
+                    head = refiner.follow(previous, frame, uv, head, vis[:, k] > 0.5, templates)
+                    previous = frame
+                uv = head
+                preds.tracks[st] = {"ids": np.array(ids), "uv": uv.copy(), "visible": vis[:, k] > 0.5}
             s += len(window) - 1
         return preds
 

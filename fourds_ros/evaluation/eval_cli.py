@@ -35,13 +35,18 @@ def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
     }
 
 
-def add_badja(report: dict, folders, model_dir, backend: str = "torch") -> None:
+def add_badja(report: dict, folders, model_dir, backend: str = "torch", track_refinement: str | None = None) -> None:
     """Human-annotated tracks (BADJA): PCK@0.2 of the model's tracks head and of LK on every clip
     in `folders` (one folder or several). tracks.badja_pck is the mean over clips (unchanged key);
-    tracks.badja_per_clip holds each clip's pck, pck_3px, points and area source."""
+    tracks.badja_per_clip holds each clip's pck, pck_3px, points and area source.
+    track_refinement: the node's setting (default: its default), so BADJA scores what the node runs."""
+    from ..perception.settings import TrackSettings
     from .badja import model_tracker, score_badja_folders
 
-    results = score_badja_folders(folders, {"fourds": model_tracker(model_dir, backend), "lk": None})
+    refinement = track_refinement or TrackSettings().refinement
+    results = score_badja_folders(folders, {"fourds": model_tracker(model_dir, backend, track_refinement=refinement),
+                                            "lk": None})
+    report.setdefault("tracks", {})["badja_refinement"] = refinement
     for section, result in ((report.setdefault("tracks", {}), results["fourds"]),
                             (report["peers"].setdefault("lk", {}).setdefault("tracks", {}), results["lk"])):
         section["badja_pck"] = result["pck"]
@@ -89,7 +94,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
             "eval_wall_s": time.perf_counter() - t0}
     report = build_report(bag, model, peers, erode_px, out_dir, meta)
     if badja:
-        add_badja(report, badja, model_dir, backend)
+        add_badja(report, badja, model_dir, backend, (params or {}).get("track_refinement"))
     write_report(report, out_dir, bag, model, peers)
     return report
 

@@ -171,11 +171,13 @@ class TrackSettings(_Group):
         pixels).""", param="track_query_mode", choices=("grid", "features", "topic"))
     min_visibility: float = setting(0.5, """A track whose visibility falls below this in a clip's last frame
         is lost.""", param="track_min_visibility", low=0.0, high=1.0)
-    refinement: str = setting("template", """template: refine the head's track positions to sub-pixel on the
-        camera image, matching each track's patch from its query frame near the prediction
-        (perception/track_refine.py; tracks AJ +0.03 / +0.06 on 7-Scenes / HoloLens). none: the head's
-        positions as they are (then also set track_image_fallback: false, which needs the templates).""",
-                              param="track_refinement", choices=("template", "none"))
+    refinement: str = setting("flow", """flow: follow each track from its position in the previous frame with
+        pyramidal LK, and where LK fails refine the head's position as template does; follows points that
+        deform (BADJA PCK 0.524 vs 0.390 with template, validation; README). template: refine the head's
+        track positions to sub-pixel on the camera image, matching each track's patch from its query
+        frame near the prediction (perception/track_refine.py). none: the head's positions as they are
+        (then also set track_image_fallback: false, which needs the templates).""",
+                              param="track_refinement", choices=("flow", "template", "none"))
     max_deviation_px: float = setting(10.0, """A track whose step from one frame to the next is further than
         this (model-input pixels) from the median step of all visible tracks has jumped onto another point,
         usually after its own left the image; it is invisible from there and re-seeded. 0: off. Points on
@@ -185,14 +187,14 @@ class TrackSettings(_Group):
         leaves the model's centre crop but not the camera image) are followed on the camera image: moved
         by the motion of the model's visible tracks and matched against their template; visible where it
         matches, given back to the model when matched in its view again, dropped after 8 unmatched frames
-        or off the image. Needs track_refinement: template. They count against max_tracks. Tracks AJ +0.02
+        or off the image. Needs track_refinement: template or flow. They count against max_tracks. Tracks AJ +0.02
         / +0.09 on 7-Scenes / HoloLens (README).""", param="track_image_fallback")
     trail_length: int = setting(8, "Points per trail in tracks/markers.", param="track_trail_length",
                                 low=1, high=1000)
 
     def check_consistency(self) -> None:
         if self.image_fallback and self.refinement == "none":
-            raise ValueError("track_image_fallback needs track_refinement: template (it matches each track's "
+            raise ValueError("track_image_fallback needs track_refinement: template or flow (it matches each track's "
                              "template); set track_image_fallback: false to run without refinement")
 
 

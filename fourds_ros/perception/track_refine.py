@@ -14,6 +14,14 @@ peak, refined to sub-pixel by a quadratic fit, replaces the prediction when its 
 `min_score`. Otherwise (appearance changed, occluded, textureless, window off the image) the
 head's prediction stands. The template is never updated, so refinement cannot drift: each frame
 is matched against the query's own appearance.
+
+`flow` (track_refinement: flow) follows each track from its own position in the previous frame
+with pyramidal Lucas-Kanade first, and falls back to the template match near the head's
+prediction only where LK fails. Why: a fixed template stops matching a point whose appearance
+changes (an animal's joint bending, a surface turning), and the head alone then stands, off by
+several camera pixels; frame-to-frame LK follows a deforming point as long as it is seen. The
+head keeps what LK cannot do: it re-finds a point after LK loses it and decides visibility.
+Measured on the BADJA clips (validation) and TUM fr1/rpy in models/fourds_default/README.md.
 """
 
 from __future__ import annotations
@@ -47,9 +55,10 @@ def _quadratic_peak(scores: np.ndarray, row: int, col: int) -> tuple[float, floa
 
 
 class TemplateRefiner:
-    def __init__(self, half_size: int = 10, search_radius: int = 12, min_score: float = 0.6):
+    def __init__(self, half_size: int = 10, search_radius: int = 12, min_score: float = 0.6, flow: bool = False):
         if half_size < 1 or search_radius < 1:
             raise ValueError(f"half_size and search_radius must be >= 1, got {half_size}, {search_radius}")
+        self.flow = bool(flow)  # follow() tries LK from the previous frame before the template
         self.half_size = int(half_size)
         self.search_radius = int(search_radius)
         self.min_score = float(min_score)
@@ -84,11 +93,68 @@ class TemplateRefiner:
         return u + (col - r) + dx, v + (row - r) + dy, float(best)
 
 
-REFINEMENTS = ("template", "none")
+    def follow(self, previous: np.ndarray | None, image: np.ndarray, uv_previous: np.ndarray, uv_head: np.ndarray,
+               head_visible: np.ndarray, templates: list) -> np.ndarray:
+        """One frame of every track: -> (N, 2) camera pixels. previous, image: (H, W) float32 gray
+        of the last and this frame (previous is only read when this refiner follows flow);
+        uv_previous: (N, 2) where each track was in `previous`; uv_head: (N, 2) the head's
+        prediction in `image`; head_visible: (N,) bool; templates: N patches or None. With flow,
+        LK from uv_previous wherever it succeeds (lk_step); elsewhere, and always without flow,
+        the head's prediction refined against the template where the head calls the point
+        visible (and left as it is where the template does not match)."""
+        out = np.array(uv_head, dtype=np.float64, copy=True)
+        tracked = np.zeros(len(out), bool)
+        if self.flow and len(out):
+            moved, tracked = lk_step(previous, image, uv_previous)
+            out[tracked] = moved[tracked]
+        for j in np.flatnonzero(~tracked & np.asarray(head_visible, bool)):
+            if templates[j] is not None:
+                out[j, 0], out[j, 1], _ = self.refine(image, templates[j], out[j, 0], out[j, 1])
+        return out
+
+
+# Pyramidal LK as the classical peer runs it (evaluation/peers.lk_tracks): 21 px window, 3 levels,
+# and a step is accepted below a mean absolute residual of 30 grey levels.
+LK_WINDOW = 21
+LK_LEVELS = 3
+LK_MAX_RESIDUAL = 30.0
+_LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+
+
+def lk_step(previous: np.ndarray, image: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pyramidal LK of (N, 2) camera pixels from `previous` to `image` ((H, W) gray, float32 0-255
+    or uint8) -> (moved (N, 2) float64, ok (N,) bool). Not ok: LK's status, a residual above
+    LK_MAX_RESIDUAL, a non-finite start or an end outside the image (moved keeps the start there)."""
+    uv = np.asarray(uv, np.float64).reshape(-1, 2)
+    ok = np.isfinite(uv).all(1)
+    moved = uv.copy()
+    if not ok.any():
+        return moved, ok
+    start = uv[ok].astype(np.float32).reshape(-1, 1, 2)
+    end, status, residual = cv2.calcOpticalFlowPyrLK(
+        _as_uint8(previous), _as_uint8(image), start, None, winSize=(LK_WINDOW, LK_WINDOW), maxLevel=LK_LEVELS,
+        criteria=_LK_CRITERIA)
+    end = end.reshape(-1, 2).astype(np.float64)
+    h, w = image.shape[:2]
+    good = (status.reshape(-1) == 1) & (residual.reshape(-1) < LK_MAX_RESIDUAL) & np.isfinite(end).all(1)
+    good &= (end[:, 0] >= 0) & (end[:, 0] <= w - 1) & (end[:, 1] >= 0) & (end[:, 1] <= h - 1)
+    rows = np.flatnonzero(ok)
+    moved[rows[good]] = end[good]
+    ok[rows[~good]] = False
+    return moved, ok
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """gray() is float32 holding whole grey levels (cvtColor of uint8); LK wants uint8."""
+    return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
+
+
+REFINEMENTS = ("flow", "template", "none")
 
 
 def make_refiner(track_refinement: str) -> TemplateRefiner | None:
-    """The `track_refinement` setting ("template" | "none") -> a refiner with the defaults, or None."""
+    """The `track_refinement` setting ("flow" | "template" | "none") -> a refiner with the
+    defaults, or None."""
     if track_refinement not in REFINEMENTS:
         raise ValueError(f"track_refinement must be one of {REFINEMENTS}, got {track_refinement!r}")
-    return TemplateRefiner() if track_refinement == "template" else None
+    return None if track_refinement == "none" else TemplateRefiner(flow=track_refinement == "flow")

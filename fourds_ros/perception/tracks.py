@@ -177,27 +177,47 @@ class TrackManager:
         """The head's positions refined on the camera image; call before `update`.
 
         xy: (Q, T, 2) model pixels (x, y); visibility: (Q, T); images: the clip's T camera
-        images. -> (Q, T, 2) model pixels: refined after each track's query frame wherever the
-        head calls the point visible and its template matches; the head's position elsewhere.
+        images. -> (Q, T, 2) model pixels after each track's query frame: with track_refinement
+        flow, LK from the track's position in the previous frame wherever it succeeds; elsewhere
+        the head's position refined against the track's template where the head calls the point
+        visible and the template matches; the head's position otherwise (track_refine.py).
         Without a refiner, xy unchanged."""
         if self.refiner is None:
             return xy
         refined = np.array(xy, dtype=np.float32, copy=True)
         position = {idx: t for t, idx in enumerate(clip_indices)}
+        rows, query_t, templates, start = [], [], [], []
         for q in np.flatnonzero(slot_ids >= 0):
             track = self.tracks.get(int(slot_ids[q]))
-            query_t = position.get(track.frame_index) if track is not None else None
-            if query_t is None:
+            t0 = position.get(track.frame_index) if track is not None else None
+            if t0 is None:
                 continue
+            uv0 = pmap.to_input(track.x, track.y)
             if track.template is None:  # a new track, or one whose query had no usable patch
-                track.template = self.refiner.template(images.gray(query_t), *pmap.to_input(track.x, track.y))
-                if track.template is None:
-                    continue
-            for t in range(query_t + 1, len(clip_indices)):
-                if visibility[q, t] >= self.min_visibility:
-                    u, v = pmap.to_input(float(xy[q, t, 0]), float(xy[q, t, 1]))
-                    u, v, _ = self.refiner.refine(images.gray(t), track.template, u, v)
-                    refined[q, t] = pmap.to_model(u, v)
+                track.template = self.refiner.template(images.gray(t0), *uv0)
+            if track.template is None and not self.refiner.flow:
+                continue
+            rows.append(q)
+            query_t.append(t0)
+            templates.append(track.template)
+            start.append(uv0)
+        if not rows:
+            return refined
+        rows, query_t = np.array(rows), np.array(query_t)
+        head_u, head_v = pmap.to_input(np.asarray(xy[rows, :, 0], float), np.asarray(xy[rows, :, 1], float))
+        uv = np.stack([head_u, head_v], -1)  # (N, T, 2) camera pixels, refined frame by frame below
+        uv[np.arange(len(rows)), query_t] = start  # each track starts at its query point
+        for t in range(1, len(clip_indices)):
+            act = np.flatnonzero(query_t < t)
+            if not act.size:
+                continue
+            previous = images.gray(t - 1) if self.refiner.flow else None
+            uv[act, t] = self.refiner.follow(previous, images.gray(t), uv[act, t - 1],
+                                             np.stack([head_u[act, t], head_v[act, t]], -1),
+                                             visibility[rows[act], t] >= self.min_visibility,
+                                             [templates[i] for i in act])
+            mx, my = pmap.to_model(uv[act, t, 0], uv[act, t, 1])
+            refined[rows[act], t] = np.stack([mx, my], -1)
         return refined
 
     def update(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
