@@ -203,3 +203,85 @@ def test_synthetic_scene_as_a_bag_with_true_tracks(tmp_path):
     assert len(tracks["ids"]) == len(clip.query_points)  # every query has started by the last frame
     np.testing.assert_allclose(tracks["uv"], clip.tracks_xy[:, -1], atol=1e-3)
     np.testing.assert_array_equal(tracks["visible"], clip.tracks_visible[:, -1])
+
+
+def _hololens_gray() -> np.ndarray:
+    from pathlib import Path
+
+    path = sorted((Path(__file__).resolve().parents[1] / "samples" / "hololens_000" / "images").glob("*"))[0]
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2GRAY)
+
+
+def test_lk_pseudo_tracks_label_known_motion_and_stop_where_lk_is_unsure():
+    """Frames of a real image moved by (1.5 t, -0.8 t) px: every known label is within a fraction
+    of a pixel of the truth. A frame of noise at t = 3 ends every label there (forward-backward
+    check), and unknown stays unknown afterwards, even where the image comes back."""
+    from training.data.pseudo_tracks import lk_pseudo_tracks
+
+    base = _hololens_gray()
+    h, w = base.shape
+
+    def moved(t):
+        m = np.float32([[1, 0, 1.5 * t], [0, 1, -0.8 * t]])
+        return cv2.warpAffine(base, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+    frames = np.stack([moved(t) for t in range(6)])
+    uv, known, found = lk_pseudo_tracks(frames, 48, np.random.default_rng(0))
+    assert found == 48 and known[:, 0].all()
+    assert known[:, -1].mean() > 0.8  # most points followed to the end
+    truth = uv[:, :1] + np.array([1.5, -0.8]) * np.arange(6)[None, :, None]
+    error = np.linalg.norm(uv - truth, axis=-1)[known]
+    assert np.median(error) < 0.1 and error.max() < 0.5, error.max()
+    assert np.isnan(uv[~known]).all()
+    frames[3] = np.random.default_rng(1).integers(0, 256, (h, w), dtype=np.uint8)
+    _, known, _ = lk_pseudo_tracks(frames, 48, np.random.default_rng(0))
+    assert known[:, :3].any(1).all() and not known[:, 3:].any()
+
+
+def test_pseudo_track_clips_from_real_video_have_the_labelled_clips_keys():
+    """PseudoTrackClips on an unlabelled mp4: the keys and shapes of the synthetic labelled clips
+    (so the banks concatenate), queries at frame 0 where each known track starts, labels known
+    at the query, visible exactly where known, and no depth or pose to learn from."""
+    from training.data import SyntheticLabelledClips
+    from training.data.pseudo_tracks import PseudoTrackClips
+    from fourds_ros.model import ModelConfig
+
+    video = require(SHARED_DATA / "videos_unlabelled" / "cotracker_cat.mp4")
+    clips = PseudoTrackClips([video], num_frames=4, image_size=(32, 32), hop=8, num_tracks=16)
+    item = clips[1]
+    reference = SyntheticLabelledClips(ModelConfig(size="tiny", num_frames=4, image_size=(32, 32)),
+                                       {"num_tracks": 16}, 1, 0)[0]
+    assert {k: tuple(v.shape) for k, v in item.items()} == {k: tuple(v.shape) for k, v in reference.items()}
+    known = item["tracks_known"] > 0.5
+    assert known[:, 0].sum() >= 8 and torch.equal(item["tracks_visible"], item["tracks_known"])
+    assert (item["query_points"][:, 0] == 0).all()
+    start = item["tracks_xy"][known[:, 0], 0]
+    assert torch.allclose(item["query_points"][known[:, 0]][:, [2, 1]], start)
+    assert (item["depth"] == 0).all() and torch.equal(item["pose_rotation"], torch.eye(3).repeat(4, 1, 1))
+    assert torch.equal(reference["tracks_known"], torch.ones(16, 4))  # every synthetic label is known
+
+
+def test_track_loss_reads_nothing_where_the_label_is_unknown():
+    """Predictions (positions, visibility, confidence) changed only where known = 0 leave the
+    track loss unchanged; changed where known = 1, they change it."""
+    from training.losses import track_loss
+
+    gen = torch.Generator().manual_seed(0)
+    b, q, t, p = 2, 5, 4, 16
+    out = {"xy": torch.rand(b, q, t, 2, generator=gen) * 30, "visible_logit": torch.randn(b, q, t, generator=gen),
+           "confidence_logit": torch.randn(b, q, t, generator=gen),
+           "correlation_logits": torch.randn(b, q, t, p, generator=gen)}
+    xy = torch.rand(b, q, t, 2, generator=gen) * 30
+    visible = torch.ones(b, q, t)
+    weights = torch.softmax(torch.randn(b, q, t, p, generator=gen), -1)
+    known = torch.ones(b, q, t)
+    known[:, :2, 2:] = 0
+    base, _ = track_loss(out, xy, visible, weights, known=known)
+    for mask, changes in ((known == 0, False), (known == 1, True)):
+        # (a ramp over the last axis: a constant added to every correlation logit would not change its softmax)
+        other = {k: torch.where(mask[..., None], v + torch.linspace(1.0, 5.0, v.shape[-1]), v) if v.dim() == 4
+                 else torch.where(mask, v + 5.0, v) for k, v in out.items()}
+        loss, _ = track_loss(other, xy, visible, weights, known=known)
+        assert bool(torch.isclose(loss, base)) != changes
+    full, _ = track_loss(out, xy, visible, weights)
+    assert torch.isclose(full, track_loss(out, xy, visible, weights, known=torch.ones(b, q, t))[0])

@@ -313,3 +313,22 @@ def test_budget_probe_paces_after_warm_up_and_counts_resumed_steps(monkeypatch):
         result = resumed.after_step(step, 1000 + step, 1100)
     assert result == 1100  # 17.5 s left at 0.1 s a step: capped at the scheduled total
     assert budget_module.BudgetProbe(0).after_step(25, 25, 100) is None  # no budget: no change
+
+
+def test_pseudo_tracks_join_as_one_real_bank_and_need_tracks_only(tmp_path, capsys):
+    """--pseudo-tracks adds LK-labelled clips of unlabelled video as one more real bank (named in
+    the model card with its clip count); it labels no depth or pose, so it needs --train-heads tracks."""
+    from .conftest import SHARED_DATA, require
+
+    video = require(SHARED_DATA / "videos_unlabelled" / "cotracker_cat.mp4")
+    out = tmp_path / "pseudo"
+    first = tmp_path / "first"
+    train(parse_args(COMMON + ["--steps", "1", "--out", str(first)]))
+    assert main(COMMON + ["--init", str(first), "--pseudo-tracks", str(video), "--steps", "1",
+                          "--out", str(tmp_path / "x")]) == 2
+    assert "--train-heads tracks" in capsys.readouterr().err
+    result = train(parse_args(COMMON + ["--init", str(first), "--train-heads", "tracks", "--cache-features",
+                                        "--pseudo-tracks", str(video), "--steps", "2", "--out", str(out)]))
+    assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
+    card = (out / "README.md").read_text()
+    assert f"{video} (" in card and "clips)" in card.split(str(video))[1][:20]

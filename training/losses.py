@@ -99,7 +99,7 @@ def ssi_depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, gr
 
 
 def track_loss(out: dict[str, Tensor], xy: Tensor, visible: Tensor, cell_weights: Tensor,
-               huber_delta: float = 4.0, confidence_px: float = 8.0) -> tuple[Tensor, dict]:
+               huber_delta: float = 4.0, confidence_px: float = 8.0, known: Tensor | None = None) -> tuple[Tensor, dict]:
     """Position Huber (pixels, visible frames only) + correlation cross-entropy towards the true
     cell (visible frames; it teaches the matching features directly, which the soft-argmax alone
     learns slowly; as a KL divergence) + visibility BCE and confidence BCE over every frame of the clip.
@@ -107,18 +107,23 @@ def track_loss(out: dict[str, Tensor], xy: Tensor, visible: Tensor, cell_weights
     out: TrackHead logits dict (xy (B, Q, T, 2), visible_logit, confidence_logit (B, Q, T),
     correlation_logits (B, Q, T, P)); xy: (B, Q, T, 2) target; visible: (B, Q, T) {0, 1};
     cell_weights: (B, Q, T, P) the target's bilinear weights over the cells
-    (TrackHead.spatial_weights(xy))."""
-    vis = visible.float()
+    (TrackHead.spatial_weights(xy)); known: (B, Q, T) {0, 1} where the label holds (default
+    everywhere; LK pseudo-labels stop where LK lost the point): no term reads the others."""
+    known = torch.ones_like(visible) if known is None else known.float()
+    vis = visible.float() * known
     n = vis.sum().clamp_min(1.0)
+    n_known = known.sum().clamp_min(1.0)
     per = F.huber_loss(out["xy"].float(), xy, delta=huber_delta, reduction="none").sum(-1)
     position = (per * vis).sum() / n / huber_delta
     log_prob = torch.log_softmax(out["correlation_logits"].float(), dim=-1)
     # KL divergence (cross-entropy less the target's own entropy), so a perfect match costs 0.
     kl = (cell_weights * (torch.log(cell_weights.clamp_min(1e-12)) - log_prob)).sum(-1)
     correlation = (kl * vis).sum() / n
-    visibility = F.binary_cross_entropy_with_logits(out["visible_logit"].float(), vis)
+    visibility = (F.binary_cross_entropy_with_logits(out["visible_logit"].float(), vis, reduction="none")
+                  * known).sum() / n_known
     within = ((out["xy"].detach() - xy).norm(dim=-1) < confidence_px).float() * vis
-    confidence = F.binary_cross_entropy_with_logits(out["confidence_logit"].float(), within)
+    confidence = (F.binary_cross_entropy_with_logits(out["confidence_logit"].float(), within, reduction="none")
+                  * known).sum() / n_known
     total = position + correlation + visibility + confidence
     return total, {"track_position": position.detach(), "track_correlation": correlation.detach(),
                    "track_visibility": visibility.detach()}

@@ -33,6 +33,13 @@ def depth_terms(args: ReadoutsConfig, model: FourDS) -> str:
     return terms
 
 
+def pseudo_words(args: ReadoutsConfig, real_clips: list[int]) -> str:
+    """The --pseudo-tracks sources and their clip count (the bank after the --real ones), or 'none'."""
+    if not args.pseudo_tracks:
+        return "none"
+    return f"{', '.join(args.pseudo_tracks)} ({real_clips[len(args.real)]} clips)"
+
+
 def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, metrics: dict,
                command: str, seconds: float, data_seconds: float, hardware: str,
                real_clips: list[int]) -> str:
@@ -50,6 +57,7 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
   {cfg.num_frames} frames, {args.num_tracks} tracks per clip, horizontal field of view {fov_words(args)}.
 - Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real, real_clips)) or 'none'}
   (geometric tracks from depth + pose; 7-Scenes depth is not registered to RGB).
+- Unlabelled video with LK track labels (--pseudo-tracks, training/data/pseudo_tracks.py): {pseudo_words(args, real_clips)}
 - Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
 
 ## Training

@@ -32,6 +32,7 @@ class ReadoutsConfig:
     train_clips: int = 64
     val_clips: int = 8
     real: tuple[str, ...] = ()
+    pseudo_tracks: tuple[str, ...] = ()
     num_tracks: int = 32
     eval_every: int = 0
     name: str = "readouts"
@@ -74,6 +75,8 @@ class ReadoutsConfig:
             raise ConfigError("--synthetic-fov LOW HIGH needs 0 < LOW <= HIGH < 180 degrees")
         if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
             raise ConfigError("--canonical-focal-px must be > 0")
+        if self.pseudo_tracks and set(self.trained_heads) != {"tracks"}:
+            raise ConfigError("--pseudo-tracks labels tracks only (no depth or pose): add --train-heads tracks")
         if min(self.depth_ssi_weight, self.depth_grad_weight, self.save_every) < 0:
             raise ConfigError("--depth-ssi-weight, --depth-grad-weight and --save-every must be >= 0")
 
@@ -129,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-clips", type=int, default=8)
     p.add_argument("--real", nargs="*", metavar="PATH[:STRIDE]", default=[],
                    help="real RGB-D sequences (7-Scenes, HoloLens, TUM) added to the training set")
+    p.add_argument("--pseudo-tracks", nargs="*", metavar="PATH", default=[],
+                   help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
+                        "track labels (training/data/pseudo_tracks.py), one more real bank; needs "
+                        "--train-heads tracks")
     p.add_argument("--num-tracks", type=int, default=32)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--name", default="readouts")
@@ -171,7 +178,7 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
     ConfigError, a ValueError, names a value that does not fit)."""
     ns = vars(build_parser().parse_args(argv))
     ns["clip"] = parse_clip(ns["clip"])
-    for key in ("patch_size", "heads", "real"):
+    for key in ("patch_size", "heads", "real", "pseudo_tracks"):
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
     ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])

@@ -14,6 +14,7 @@ import torch
 from fourds_ros.model import FourDS
 
 from .data import RGBDClips, SyntheticLabelledClips
+from .data.pseudo_tracks import PseudoTrackClips
 from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig
 
@@ -125,7 +126,7 @@ class Banks:
 
 def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
     """One bank per --real PATH[:STRIDE]: overlapping clips (every --real-hop frames) of a real
-    RGB-D sequence."""
+    RGB-D sequence; and one of every --pseudo-tracks video's clips with LK track labels."""
     banks = []
     frames, size = model.config.num_frames, model.config.image_size
     for spec in cfg.real:
@@ -134,6 +135,9 @@ def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list
         hop = cfg.real_hop or max(1, frames * stride // 2)
         real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
         banks.append(materialize(real, cfg.workers, device))
+    if cfg.pseudo_tracks:  # one bank for all the unlabelled video: as likely as one RGB-D sequence
+        pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), frames, size, num_tracks=cfg.num_tracks, seed=cfg.seed)
+        banks.append(materialize(pseudo, cfg.workers, device))
     return banks
 
 

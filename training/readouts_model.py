@@ -128,7 +128,7 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] 
         head = model.heads["tracks"]
         out = head(feats, batch["query_points"], video)
         loss, parts = track_loss(out, batch["tracks_xy"], batch["tracks_visible"],
-                                 head.spatial_weights(batch["tracks_xy"]))
+                                 head.spatial_weights(batch["tracks_xy"]), known=batch.get("tracks_known"))
         total, logs = total + loss, {**logs, **parts}
     if "pose" in heads:
         loss, parts = pose_loss(model.heads["pose"](feats), batch["pose_rotation"], batch["pose_translation"])

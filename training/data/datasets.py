@@ -86,6 +86,7 @@ def _labels(video_u8, depth, k, c2w, query_points, tracks_xy, visible) -> dict:
         "query_points": f(query_points.astype(np.float32)),
         "tracks_xy": f(np.nan_to_num(tracks_xy).astype(np.float32)),
         "tracks_visible": f(visible.astype(np.float32)),
+        "tracks_known": torch.ones(visible.shape),  # every label is known (pseudo_tracks.py: not all)
         "pose_rotation": f(rotation.astype(np.float32)),
         "pose_translation": f(translation.astype(np.float32)),
         "intrinsics": f(k.astype(np.float32)),

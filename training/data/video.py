@@ -41,12 +41,14 @@ def is_rgb_frame(path: Path, root: Path | None = None) -> bool:
 
 def find_sources(root: str | Path | list) -> list[Path]:
     """Video files and image-sequence folders (folders holding >= 1 RGB image) under root (one
-    path or a list of paths), sorted."""
+    path or a list of paths; a path may also be one video file), sorted."""
     if isinstance(root, (list, tuple)):
         return [s for r in root for s in find_sources(r)]
     root = Path(root)
     if not root.exists():
         raise VideoSourceError(f"video source {root} does not exist")
+    if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
+        return [root]
     sources = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     folders = {p.parent for p in root.rglob("*") if is_rgb_frame(p, root)}
     sources += sorted(folders)
