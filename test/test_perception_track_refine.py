@@ -88,17 +88,24 @@ def test_no_template_at_the_border_or_on_a_flat_patch(frame):
         TemplateRefiner(half_size=0)
 
 
+def shifted_clip(frame: np.ndarray, refinement: str):
+    """Four frames, each the first moved by +2.4 px in x per frame, and a TrackManager (8 tracks,
+    `refinement`) seeded on corners of the first: -> pmap, manager, frames, queries, slot_ids, used."""
+    h, w = frame.shape[:2]
+    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
+    manager = TrackManager(8, (128, 128), track_settings(max_tracks=8, query_mode="features", refinement=refinement))
+    frames = [shifted(frame, 2.4 * t, 0.0) for t in range(4)]
+    model_first = cv2.resize(frame[:, (w - h) // 2:(w + h) // 2], (128, 128)).astype(np.float32) / 255
+    queries, slot_ids = manager.make_queries([0, 1, 2, 3], model_first, pmap)
+    return pmap, manager, frames, queries, slot_ids, np.flatnonzero(slot_ids >= 0)
+
+
 def test_track_manager_refines_after_the_query_frame_where_visible(frame):
     """Four frames, each the first moved by +2.4 px in x per frame; the head's positions are 4 px
     off. Refinement brings them to the truth, except where the head says the point is not visible
     and at the query frame itself."""
-    h, w = frame.shape[:2]
-    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
-    manager = TrackManager(8, (128, 128), track_settings(max_tracks=8, query_mode="features", refinement="template"))
-    frames = [shifted(frame, 2.4 * t, 0.0) for t in range(4)]
-    model_first = cv2.resize(frame[:, (w - h) // 2:(w + h) // 2], (128, 128)).astype(np.float32) / 255
-    queries, slot_ids = manager.make_queries([0, 1, 2, 3], model_first, pmap)
-    used = np.flatnonzero(slot_ids >= 0)
+    h = frame.shape[0]
+    pmap, manager, frames, queries, slot_ids, used = shifted_clip(frame, "template")
     assert used.size >= 4
     qx, qy = queries[:, 2], queries[:, 1]
     qu, qv = pmap.to_input(qx, qy)
@@ -179,13 +186,7 @@ def test_follow_takes_lk_where_it_holds_and_the_template_near_the_head_where_it_
 def test_track_manager_with_flow_follows_the_clip_frame_to_frame(frame):
     """The TrackManager's flow path: from each query point, LK through the clip, so a head that is
     4 px off everywhere (and calls one point invisible) still ends within a fraction of a pixel."""
-    h, w = frame.shape[:2]
-    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
-    manager = TrackManager(8, (128, 128), track_settings(max_tracks=8, query_mode="features", refinement="flow"))
-    frames = [shifted(frame, 2.4 * t, 0.0) for t in range(4)]
-    model_first = cv2.resize(frame[:, (w - h) // 2:(w + h) // 2], (128, 128)).astype(np.float32) / 255
-    queries, slot_ids = manager.make_queries([0, 1, 2, 3], model_first, pmap)
-    used = np.flatnonzero(slot_ids >= 0)
+    pmap, manager, frames, queries, slot_ids, used = shifted_clip(frame, "flow")
     qx, qy = queries[:, 2], queries[:, 1]
     qu, qv = pmap.to_input(qx, qy)
     true_u = qu[:, None] + 2.4 * np.arange(4)[None]
