@@ -14,6 +14,7 @@ import time
 import cv2
 import numpy as np
 
+from ..perception.track_refine import lk_step
 from .predictions import Predictions
 
 
@@ -54,17 +55,11 @@ def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[in
     pts = np.full((len(ids), 2), np.nan, np.float32)
     alive = np.zeros(len(ids), bool)
     prev_gray = None
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
     for s in stamps:
         gray = _gray(images[s])
-        h, w = gray.shape
         if prev_gray is not None and alive.any():
             idx = np.flatnonzero(alive)
-            new, status, err = cv2.calcOpticalFlowPyrLK(prev_gray, gray, pts[idx].reshape(-1, 1, 2), None,
-                                                        winSize=(win, win), maxLevel=levels, criteria=criteria)
-            new = new.reshape(-1, 2)
-            ok = (status.reshape(-1) == 1) & (err.reshape(-1) < max_error)
-            ok &= (new[:, 0] >= 0) & (new[:, 0] <= w - 1) & (new[:, 1] >= 0) & (new[:, 1] <= h - 1)
+            new, ok = lk_step(prev_gray, gray, pts[idx], win, levels, max_error)
             pts[idx[ok]] = new[ok]
             alive[idx[~ok]] = False
         for i, tid in enumerate(ids):  # points whose query frame is now start here

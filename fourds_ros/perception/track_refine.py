@@ -113,18 +113,19 @@ class TemplateRefiner:
         return out
 
 
-# Pyramidal LK as the classical peer runs it (evaluation/peers.lk_tracks): 21 px window, 3 levels,
-# and a step is accepted below a mean absolute residual of 30 grey levels.
+# Pyramidal LK as the classical peer runs it (evaluation/peers.lk_tracks calls lk_step too): 21 px
+# window, 3 levels, and a step is accepted below a mean absolute residual of 30 grey levels.
 LK_WINDOW = 21
 LK_LEVELS = 3
 LK_MAX_RESIDUAL = 30.0
 _LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 
 
-def lk_step(previous: np.ndarray, image: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def lk_step(previous: np.ndarray, image: np.ndarray, uv: np.ndarray, window: int = LK_WINDOW,
+            levels: int = LK_LEVELS, max_residual: float = LK_MAX_RESIDUAL) -> tuple[np.ndarray, np.ndarray]:
     """Pyramidal LK of (N, 2) camera pixels from `previous` to `image` ((H, W) gray, float32 0-255
     or uint8) -> (moved (N, 2) float64, ok (N,) bool). Not ok: LK's status, a residual above
-    LK_MAX_RESIDUAL, a non-finite start or an end outside the image (moved keeps the start there)."""
+    max_residual, a non-finite start or an end outside the image (moved keeps the start there)."""
     uv = np.asarray(uv, np.float64).reshape(-1, 2)
     ok = np.isfinite(uv).all(1)
     moved = uv.copy()
@@ -132,11 +133,11 @@ def lk_step(previous: np.ndarray, image: np.ndarray, uv: np.ndarray) -> tuple[np
         return moved, ok
     start = uv[ok].astype(np.float32).reshape(-1, 1, 2)
     end, status, residual = cv2.calcOpticalFlowPyrLK(
-        _as_uint8(previous), _as_uint8(image), start, None, winSize=(LK_WINDOW, LK_WINDOW), maxLevel=LK_LEVELS,
+        _as_uint8(previous), _as_uint8(image), start, None, winSize=(window, window), maxLevel=levels,
         criteria=_LK_CRITERIA)
     end = end.reshape(-1, 2).astype(np.float64)
     h, w = image.shape[:2]
-    good = (status.reshape(-1) == 1) & (residual.reshape(-1) < LK_MAX_RESIDUAL) & np.isfinite(end).all(1)
+    good = (status.reshape(-1) == 1) & (residual.reshape(-1) < max_residual) & np.isfinite(end).all(1)
     good &= (end[:, 0] >= 0) & (end[:, 0] <= w - 1) & (end[:, 1] >= 0) & (end[:, 1] <= h - 1)
     rows = np.flatnonzero(ok)
     moved[rows[good]] = end[good]

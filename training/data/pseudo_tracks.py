@@ -22,6 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fourds_ros.evaluation.datasets import default_K
+from fourds_ros.perception.track_refine import lk_step
+
 from .video import VideoSourceError, count_frames, find_sources, read_frames
 
 # LK runs at this multiple of the model's resolution: labels finer than the model's pixels.
@@ -31,14 +34,10 @@ FB_MAX_PX = 0.5
 LK_WINDOW = 15
 LK_LEVELS = 3
 LK_MAX_RESIDUAL = 20.0
-_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 
 
 def _lk(a: np.ndarray, b: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    end, status, residual = cv2.calcOpticalFlowPyrLK(a, b, pts.astype(np.float32).reshape(-1, 1, 2), None,
-                                                     winSize=(LK_WINDOW, LK_WINDOW), maxLevel=LK_LEVELS,
-                                                     criteria=_CRITERIA)
-    return end.reshape(-1, 2).astype(np.float64), (status.reshape(-1) == 1) & (residual.reshape(-1) < LK_MAX_RESIDUAL)
+    return lk_step(a, b, pts, LK_WINDOW, LK_LEVELS, LK_MAX_RESIDUAL)
 
 
 def lk_pseudo_tracks(gray: np.ndarray, num_tracks: int, rng: np.random.Generator, min_distance: float = 6.0
@@ -48,7 +47,7 @@ def lk_pseudo_tracks(gray: np.ndarray, num_tracks: int, rng: np.random.Generator
     -> uv (Q, T, 2) pixels (x, y) of these frames, NaN where unknown; known (Q, T) bool: LK's
     status, residual and forward-backward check held in every step up to t (t = 0: the query);
     found: how many of the Q = num_tracks rows hold a corner (the rest are unknown throughout)."""
-    t_len, h, w = gray.shape
+    t_len = gray.shape[0]
     uv = np.full((num_tracks, t_len, 2), np.nan)
     known = np.zeros((num_tracks, t_len), bool)
     corners = cv2.goodFeaturesToTrack(gray[0], maxCorners=num_tracks * 4, qualityLevel=0.01,
@@ -66,17 +65,9 @@ def lk_pseudo_tracks(gray: np.ndarray, num_tracks: int, rng: np.random.Generator
         start = uv[alive, t - 1]
         end, ok = _lk(gray[t - 1], gray[t], start)
         back, ok_back = _lk(gray[t], gray[t - 1], end)
-        ok &= ok_back & (np.linalg.norm(back - start, axis=1) < FB_MAX_PX)
-        ok &= (end[:, 0] >= 0) & (end[:, 0] <= w - 1) & (end[:, 1] >= 0) & (end[:, 1] <= h - 1)
+        ok &= ok_back & (np.linalg.norm(back - start, axis=1) < FB_MAX_PX)  # lk_step: both ends in the image
         uv[alive[ok], t], known[alive[ok], t] = end[ok], True
     return uv, known, n
-
-
-def default_k(size: int) -> np.ndarray:
-    """A 60-degree pinhole of a size x size image: unlabelled video has no calibration, and only
-    the depth head (not trained on these clips) reads it."""
-    f = 0.5 * size / np.tan(np.radians(30.0))
-    return np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1]])
 
 
 class PseudoTrackClips(Dataset):
@@ -86,7 +77,7 @@ class PseudoTrackClips(Dataset):
     depth zeros (invalid); query_points (Q, 3) (t, y, x) model pixels; tracks_xy (Q, T, 2) model
     pixels (0 where unknown); tracks_visible = tracks_known (Q, T) {0, 1}; pose_rotation identity
     and pose_translation zeros (unknown, never trained on: use with --train-heads tracks);
-    intrinsics (default_k)."""
+    intrinsics (a 60-degree pinhole)."""
 
     def __init__(self, roots, num_frames: int, image_size, stride: int = 1, hop: int = 4,
                  num_tracks: int = 64, seed: int = 0):
@@ -132,5 +123,6 @@ class PseudoTrackClips(Dataset):
             "tracks_known": f(known.astype(np.float32)),
             "pose_rotation": torch.eye(3).repeat(t, 1, 1),
             "pose_translation": torch.zeros((t, 3)),
-            "intrinsics": f(default_k(size).astype(np.float32)),
+            # no calibration: a 60-degree pinhole, read only by the depth head (not trained on these clips)
+            "intrinsics": f(default_K(size, size).astype(np.float32)),
         }
