@@ -178,6 +178,13 @@ def tum_frames(root: str | Path, max_dt: float = 0.02) -> list[TumFrame]:
     return frames
 
 
+def tum_intrinsics(root: str | Path) -> np.ndarray:
+    """The sequence's `camera-intrinsics.txt` (3x3) when it has one (a copy at another
+    resolution must carry its own), else the freiburg1 Kinect's published values."""
+    k_path = Path(root) / "camera-intrinsics.txt"
+    return _read_matrix(k_path, (3, 3)) if k_path.is_file() else TUM_FR1_INTRINSICS
+
+
 def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: float = 0.02) -> RGBDSequence:
     """Frames are the RGB images that have a depth image and a pose within max_dt seconds."""
     root = Path(root)
@@ -185,7 +192,7 @@ def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: flo
     if not complete:
         raise DatasetFormatError(f"{root}: no RGB frame has depth and pose within {max_dt} s "
                                  "(depth.txt and groundtruth.txt are needed)")
-    k = TUM_FR1_INTRINSICS if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
+    k = tum_intrinsics(root) if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
     return RGBDSequence([f.rgb_path for f in complete], [f.depth_path for f in complete], k,
                         np.stack([f.camera_to_world for f in complete]), TUM_DEPTH_SCALE, True, root.name)
 

@@ -64,3 +64,20 @@ def test_frame_folders_take_every_nth_frame_at_the_width(tmp_path):
     assert [p.stem for p in written] == ["00000", "00004", "00008"]
     frame = cv2.imread(str(written[1]))
     assert frame.shape == (30, 40, 3) and abs(int(frame.mean()) - 80) <= 2
+
+
+def test_half_tum_keeps_depth_poses_and_the_camera(tmp_path):
+    """The TUM validation copy reads back through read_tum with its own half-resolution K."""
+    from .conftest import SHARED_DATA, require
+
+    src = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    tool = load_tool()
+    assert tool.half_tum(src, tmp_path / "half") == 80
+    full, half = read_sequence(src), read_sequence(tmp_path / "half")
+    assert len(half.rgb_paths) == len(full.rgb_paths) and np.allclose(half.camera_to_world, full.camera_to_world)
+    ray = np.array([0.3, -0.2, 1.0])
+    u_full, u_half = full.intrinsics @ ray, half.intrinsics @ ray
+    assert np.allclose((u_full[:2] + 0.5) / 2 - 0.5, u_half[:2])
+    d_full, d_half = full.depth(5), half.depth(5)
+    assert d_half.shape == (240, 320) and np.array_equal(d_half, d_full[::2, ::2])
+    assert half.rgb(5).shape == (240, 320, 3)

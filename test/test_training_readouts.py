@@ -332,3 +332,48 @@ def test_pseudo_tracks_join_as_one_real_bank_and_need_tracks_only(tmp_path, caps
     assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
     card = (out / "README.md").read_text()
     assert f"{video} (" in card and "clips)" in card.split(str(video))[1][:20]
+
+
+def test_select_on_writes_the_best_scored_checkpoint(tmp_path):
+    """--select-on scores the model on a validation recording at step 0, every --save-every step
+    and at the end; the run writes the best-scoring weights and logs every candidate."""
+    from training.selection import selection_score
+
+    from .conftest import SHARED_DATA, require
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    out = tmp_path / "sel"
+    result = train(parse_args(COMMON + ["--steps", "6", "--save-every", "2", "--select-on", str(seq),
+                                        "--out", str(out)]))
+    log = json.loads((out / "training_log.json").read_text())["selection"]
+    steps = [c["step"] for c in log["candidates"]]
+    assert steps == [0, 2, 4, 6]
+    assert log["candidates"][0]["score"] == pytest.approx(1.0)  # step 0 is the reference
+    best = min(log["candidates"], key=lambda c: c["score"])
+    assert log["selected_step"] == best["step"] and result["selection"] == log
+    assert all(0 <= c["depth_abs_rel_scaled"] < 5 for c in log["candidates"])
+    # The written weights are the chosen step's: scoring them again gives its metrics.
+    from training.readouts_data import selection_batches
+    from training.readouts_model import evaluate
+
+    model = load_checkpoint(out)
+    again = evaluate(model, selection_batches(parse_args(COMMON + ["--select-on", str(seq)]), model,
+                                              torch.device("cpu")))
+    assert selection_score(again, log["candidates"][0]) == pytest.approx(best["score"], rel=1e-3)
+    assert f"step {best['step']}'s" in (out / "README.md").read_text()
+
+
+def test_select_on_refuses_a_recording_the_run_trains_on(tmp_path, capsys):
+    assert main(COMMON + ["--real", "a/seq:2", "--select-on", "a/seq/", "--out", str(tmp_path / "x")]) == 2
+    assert "also trained on" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_median_scaled_abs_rel_ignores_scale_and_invalid_pixels():
+    from training.readouts_model import median_scaled_abs_rel
+
+    target = torch.rand(2, 3, 4, 4) + 0.5
+    target[0, 0, 0, 0] = 0  # invalid
+    assert median_scaled_abs_rel(3.0 * target, target) == pytest.approx(0.0, abs=1e-6)
+    noisy = target * (1 + 0.1 * torch.randn_like(target))
+    assert 0.02 < median_scaled_abs_rel(7.0 * noisy, target) < 0.2

@@ -6,7 +6,9 @@
 #   setup: CARRY=.gpu (wheels: trimesh, transforms3d, embreex; data from tools/gpu_session_data.py),
 #          the tracked weights moved out of the tree; installs into /tmp and times a short run.
 #   train: CARRY=.gpum (a copy of models/fourds_default); trains for TRAIN_SECONDS and returns the
-#          fp16 model in 16 MB parts (files come back at most 16 MiB each, 8 files at most).
+#          fp16 model in 16 MB parts (files come back at most 16 MiB each, 8 files at most). Every
+#          SAVE_EVERY steps the model is scored on the TUM validation recording (never trained on)
+#          and the best-scoring weights are the ones returned (training/selection.py).
 #   scratch: no carry after setup; the whole recipe from nothing in one call: MAE pre-training on
 #          every real video (7-Scenes, the HoloLens walk, the 18 unlabelled videos; never TUM or a
 #          BADJA clip) for PRETRAIN_SECONDS, then the readouts on that encoder for TRAIN_SECONDS.
@@ -54,7 +56,8 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
   samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip \
-  --steps 100000 --time-budget "$TRAIN_SECONDS" --save-every 0 --workers "$WORKERS" --name fourds_default \
+  --select-on /tmp/gpudata/tum_fr1_rpy_half --save-every "${SAVE_EVERY:-400}" \
+  --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed 21 --no-progress 2>&1 | tee "$OUT/train.log"
 python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2
 cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/"  # 8 files at most

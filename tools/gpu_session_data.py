@@ -5,7 +5,8 @@ has no PyAV. So the real video is decoded here into JPEG frame folders: every 8t
 wide (`textures/`, texture sources for the realistic synthetic clips) and every frame 160 px
 wide (`frames/`, MAE pre-training clips; the model sees 128x128 crops). The 7-Scenes training
 sequence is written at half resolution with its intrinsics scaled: the readouts resize every
-real frame to the model's 128 px anyway. About 34 MB in all.
+real frame to the model's 128 px anyway; so is the TUM validation recording (`tum_fr1_rpy_half`,
+read only to choose checkpoints). About 39 MB in all, 23 MB with --no-mae-frames.
 The folder is data, never committed (7-Scenes is non-commercial): put it under an ignored path.
 
     python tools/gpu_session_data.py ../shared/data .gpu/data
@@ -20,7 +21,41 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fourds_ros.rgbd import tum_intrinsics
 from training.data.video import count_frames, read_frames
+
+
+def half_intrinsics(k: np.ndarray) -> np.ndarray:
+    """K for the half-resolution pixel grid (pixel centres at integers)."""
+    half = np.asarray(k, dtype=np.float64).copy()
+    half[0, 0] /= 2
+    half[1, 1] /= 2
+    half[0, 2] = (k[0, 2] + 0.5) / 2 - 0.5
+    half[1, 2] = (k[1, 2] + 0.5) / 2 - 0.5
+    return half
+
+
+def half_tum(src: Path, dst: Path) -> int:
+    """A TUM RGB-D sequence at half resolution: the same lists and ground truth, colour by area,
+    depth by nearest (keeps invalid 0), and camera-intrinsics.txt for the new grid (read_tum
+    reads it). Returns frames written. The validation recording of the GPU session's
+    checkpoint choice (`--select-on`), never trained on."""
+    (dst / "rgb").mkdir(parents=True, exist_ok=True)
+    (dst / "depth").mkdir(exist_ok=True)
+    for name in ("rgb.txt", "depth.txt", "groundtruth.txt"):
+        shutil.copy(src / name, dst / name)
+    np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(tum_intrinsics(src)), fmt="%.6f")
+    count = 0
+    for path in sorted((src / "rgb").iterdir()):
+        rgb = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        h, w = rgb.shape[:2]
+        cv2.imwrite(str(dst / "rgb" / path.name), cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        count += 1
+    for path in sorted((src / "depth").iterdir()):
+        depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(dst / "depth" / path.name), depth[::2, ::2], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return count
 
 
 def half_7scenes(src: Path, dst: Path) -> int:
@@ -29,12 +64,7 @@ def half_7scenes(src: Path, dst: Path) -> int:
     dst.mkdir(parents=True, exist_ok=True)
     k = np.loadtxt(src / "camera-intrinsics.txt") if (src / "camera-intrinsics.txt").exists() else \
         np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
-    half = k.copy()
-    half[0, 0] /= 2
-    half[1, 1] /= 2
-    half[0, 2] = (k[0, 2] + 0.5) / 2 - 0.5
-    half[1, 2] = (k[1, 2] + 0.5) / 2 - 0.5
-    np.savetxt(dst / "camera-intrinsics.txt", half, fmt="%.6f")
+    np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(k), fmt="%.6f")
     count = 0
     for color in sorted(src.glob("frame-*.color.jpg")):
         stem = color.name[: -len(".color.jpg")]
@@ -69,13 +99,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="../shared/data")
     parser.add_argument("out", type=Path)
+    parser.add_argument("--no-mae-frames", action="store_true",
+                        help="skip frames/ (16 MB, read only by `gpu_session.sh scratch`): with the TUM "
+                             "copy, a `train` session's carry stays under 64 MiB")
     args = parser.parse_args()
     n = half_7scenes(args.data / "7scenes_redkitchen_f000-299", args.out / "7scenes_redkitchen_half")
+    v = half_tum(args.data / "tum_fr1_rpy_f000-079", args.out / "tum_fr1_rpy_half")
     videos = sorted((args.data / "videos_unlabelled").glob("*.mp4")) + sorted((args.data / "davis2016_val_subset").glob("*.mp4"))
     m = frame_folders(videos, args.out / "textures")
-    f = frame_folders(videos, args.out / "frames", every=1, width=160)
-    print(f"7-Scenes: {n} frames at half resolution; textures: {m} frames, MAE: {f} frames, "
-          f"from {len(videos)} videos")
+    f = 0 if args.no_mae_frames else frame_folders(videos, args.out / "frames", every=1, width=160)
+    print(f"7-Scenes: {n} frames at half resolution; TUM (validation): {v}; textures: {m} frames, "
+          f"MAE: {f} frames, from {len(videos)} videos")
 
 
 if __name__ == "__main__":

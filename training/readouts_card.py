@@ -42,7 +42,7 @@ def pseudo_words(args: ReadoutsConfig, real_clips: list[int]) -> str:
 
 def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, metrics: dict,
                command: str, seconds: float, data_seconds: float, hardware: str,
-               real_clips: list[int]) -> str:
+               real_clips: list[int], selection: dict | None = None) -> str:
     cfg = model.config
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
     return f"""# {name}
@@ -74,4 +74,23 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 {rows}
 
 Final training loss: {history[-1]:.4f} (first: {history[0]:.4f}).
+{selection_words(args, selection)}"""
+
+
+def selection_words(args: ReadoutsConfig, selection: dict | None) -> str:
+    """The checkpoint choice on the --select-on validation recordings (training/selection.py)."""
+    if not selection:
+        return ""
+    rows = "\n".join(f"| {c['step']} | {c['score']:.4f} | {c.get('depth_abs_rel_scaled', float('nan')):.4f} | "
+                     f"{c.get('depth_abs_rel', float('nan')):.4f} | {c.get('track_epe_px', float('nan')):.3f} | "
+                     f"{c.get('pose_rotation_deg', float('nan')):.3f} |" for c in selection["candidates"])
+    return f"""
+## Checkpoint choice (validation: {', '.join(args.select_on)})
+These weights are step {selection['selected_step']}'s, the best score below (mean ratio to step 0's
+metrics over depth AbsRel median-scaled and metric, track end-point error, pose rotation and
+translation error; lower is better).
+
+| step | score | depth AbsRel scaled | depth AbsRel metric | track EPE px | rotation deg |
+| --- | --- | --- | --- | --- | --- |
+{rows}
 """

@@ -33,6 +33,7 @@ class ReadoutsConfig:
     val_clips: int = 8
     real: tuple[str, ...] = ()
     pseudo_tracks: tuple[str, ...] = ()
+    select_on: tuple[str, ...] = ()
     num_tracks: int = 32
     eval_every: int = 0
     name: str = "readouts"
@@ -77,6 +78,10 @@ class ReadoutsConfig:
             raise ConfigError("--canonical-focal-px must be > 0")
         if self.pseudo_tracks and set(self.trained_heads) != {"tracks"}:
             raise ConfigError("--pseudo-tracks labels tracks only (no depth or pose): add --train-heads tracks")
+        trained_on = {spec.partition(":")[0].rstrip("/") for spec in self.real}
+        if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
+            raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
+                              "recordings the run never trains on")
         if min(self.depth_ssi_weight, self.depth_grad_weight, self.save_every) < 0:
             raise ConfigError("--depth-ssi-weight, --depth-grad-weight and --save-every must be >= 0")
 
@@ -136,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
                         "track labels (training/data/pseudo_tracks.py), one more real bank; needs "
                         "--train-heads tracks")
+    p.add_argument("--select-on", nargs="*", metavar="PATH[:STRIDE]", default=[],
+                   help="validation RGB-D recordings (never --real): the model is scored on their clips "
+                        "at every --save-every step and at the end, and the run writes the weights that "
+                        "scored best, the starting ones included (training/selection.py)")
     p.add_argument("--num-tracks", type=int, default=32)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--name", default="readouts")
@@ -178,7 +187,7 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
     ConfigError, a ValueError, names a value that does not fit)."""
     ns = vars(build_parser().parse_args(argv))
     ns["clip"] = parse_clip(ns["clip"])
-    for key in ("patch_size", "heads", "real", "pseudo_tracks"):
+    for key in ("patch_size", "heads", "real", "pseudo_tracks", "select_on"):
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
     ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])

@@ -124,17 +124,21 @@ class Banks:
     val: dict[str, torch.Tensor]
 
 
+def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> dict[str, torch.Tensor]:
+    """The clips of one real RGB-D sequence PATH[:STRIDE], a clip starting every --real-hop
+    frames (0: half a clip)."""
+    frames, size = model.config.num_frames, model.config.image_size
+    path, _, stride = spec.partition(":")
+    stride = int(stride or 1)
+    hop = cfg.real_hop or max(1, frames * stride // 2)
+    real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
+    return materialize(real, cfg.workers, device)
+
+
 def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
     """One bank per --real PATH[:STRIDE]: overlapping clips (every --real-hop frames) of a real
     RGB-D sequence; and one of every --pseudo-tracks video's clips with LK track labels."""
-    banks = []
-    frames, size = model.config.num_frames, model.config.image_size
-    for spec in cfg.real:
-        path, _, stride = spec.partition(":")
-        stride = int(stride or 1)
-        hop = cfg.real_hop or max(1, frames * stride // 2)
-        real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
-        banks.append(materialize(real, cfg.workers, device))
+    banks = [rgbd_bank(spec, cfg, model, device) for spec in cfg.real]
     if cfg.pseudo_tracks:  # one bank for all the unlabelled video: as likely as one RGB-D sequence
         pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), frames, size, num_tracks=cfg.num_tracks, seed=cfg.seed)
         banks.append(materialize(pseudo, cfg.workers, device))
@@ -198,3 +202,14 @@ class BatchSampler:
 def val_batches(cfg: ReadoutsConfig, banks: Banks, device: torch.device) -> list[dict[str, torch.Tensor]]:
     return [take(banks.val, torch.arange(i, min(i + cfg.batch_size, cfg.val_clips), device=device))
             for i in range(0, cfg.val_clips, cfg.batch_size)]
+
+
+def selection_batches(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """Every clip of the --select-on recordings, in batches of --batch-size."""
+    batches = []
+    for spec in cfg.select_on:
+        bank = rgbd_bank(spec, cfg, model, device)
+        n = bank["video"].shape[0]
+        batches += [take(bank, torch.arange(i, min(i + cfg.batch_size, n), device=device))
+                    for i in range(0, n, cfg.batch_size)]
+    return batches

@@ -136,6 +136,21 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] 
     return total, {k: float(v) for k, v in logs.items()}
 
 
+def median_scaled_abs_rel(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """AbsRel after scaling each clip's prediction by median(target) / median(pred) over its
+    valid pixels (target > 0): relative depth, as `fourds-ros eval` scores it.
+    pred, target: (B, T, H, W) metres."""
+    rels = []
+    for p, t in zip(pred, target):
+        valid = t > 0
+        if not bool(valid.any()):
+            continue
+        p, t = p[valid].float(), t[valid].float()
+        scaled = p * (t.median() / p.median().clamp_min(1e-6))
+        rels.append(((scaled - t).abs() / t).mean())
+    return float(torch.stack(rels).mean()) if rels else float("nan")
+
+
 def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
     """One batch's held-aside metrics (see evaluate)."""
     metrics = {}
@@ -143,6 +158,7 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
         valid = batch["depth"] > 0
         rel = ((out["depth"] - batch["depth"]).abs() / batch["depth"].clamp_min(1e-3))[valid]
         metrics["depth_abs_rel"] = float(rel.mean())
+        metrics["depth_abs_rel_scaled"] = median_scaled_abs_rel(out["depth"], batch["depth"])
     if "track_xy" in out:
         vis = batch["tracks_visible"] > 0.5
         metrics["track_epe_px"] = float((out["track_xy"] - batch["tracks_xy"]).norm(dim=-1)[vis].mean())
@@ -159,7 +175,8 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
 
 @torch.no_grad()
 def evaluate(model: FourDS, loader: list[dict]) -> dict:
-    """Metrics on the held-aside split, averaged over batches: depth AbsRel, track end-point
+    """Metrics on the held-aside split, averaged over batches: depth AbsRel (metric, and median
+    scaled per clip), track end-point
     error (px, visible; and of predicting no motion, the floor a tracker must beat), visibility
     accuracy, pose rotation (deg) and translation (m) error (frames 1..T-1)."""
     model.eval()

@@ -34,8 +34,9 @@ from fourds_ros.model import FourDS, save_checkpoint
 from .budget import BudgetProbe
 from .readouts_card import model_card
 from .readouts_config import ReadoutsConfig, parse_args
-from .readouts_data import Banks, BatchSampler, load_banks, val_batches
+from .readouts_data import Banks, BatchSampler, load_banks, selection_batches, val_batches
 from .readouts_model import compute_losses, evaluate, model_for
+from .selection import CheckpointSelection
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,8 +66,10 @@ def make_optimizer(model: FourDS, cfg: ReadoutsConfig) -> tuple[torch.optim.Adam
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay), head_params + encoder_params
 
 
-def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[dict]) -> tuple[list[float], list[dict]]:
-    """The training steps: (loss per step, held-aside metrics every --eval-every steps)."""
+def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[dict],
+        selection: CheckpointSelection | None = None) -> tuple[list[float], list[dict]]:
+    """The training steps: (loss per step, held-aside metrics every --eval-every steps); with a
+    selection, the model is also scored on the validation recordings every --save-every steps."""
     optimizer, params = make_optimizer(model, cfg)
     schedule = WarmupCosine(cfg.steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -102,6 +105,8 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             evals.append({"step": len(history), **evaluate(model, val)})
         if cfg.save_every and len(history) % cfg.save_every == 0:
             save_progress(model, cfg, len(history))
+            if selection is not None:
+                selection.consider(model, len(history))
     bar.close()
     return history, evals
 
@@ -121,12 +126,13 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
     """model.safetensors + config.json, the model card and training_log.json in the output dir."""
     out = output_dir(cfg)
     model = model.float().cpu().eval()
-    save_checkpoint(model, out, metadata={"steps": len(log["loss"]), "finetune": cfg.finetune})
+    steps = log["selection"]["selected_step"] if "selection" in log else len(log["loss"])
+    save_checkpoint(model, out, metadata={"steps": steps, "finetune": cfg.finetune})
     command = "python -m training.train_readouts " + " ".join(shlex.quote(a) for a in cfg.argv)
     device = next(iter(banks.val.values())).device
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     (out / "README.md").write_text(model_card(cfg.name, cfg, model, log["loss"], log["final"], command, seconds,
-                                              data_seconds, hardware, banks.real_clips))
+                                              data_seconds, hardware, banks.real_clips, log.get("selection")))
     (out / "training_log.json").write_text(json.dumps(log) + "\n")
     return out
 
@@ -139,12 +145,21 @@ def train(cfg: ReadoutsConfig) -> dict:
     banks = load_banks(cfg, model, device)
     data_seconds = time.perf_counter() - t_data
     val = val_batches(cfg, banks, device)
+    selection = CheckpointSelection(selection_batches(cfg, model, device)) if cfg.select_on else None
+    if selection is not None:
+        selection.consider(model, 0)
     start = time.perf_counter()
-    history, evals = fit(model, cfg, BatchSampler(cfg, banks, device), val)
+    history, evals = fit(model, cfg, BatchSampler(cfg, banks, device), val, selection)
+    log: dict = {"loss": history, "evals": evals}
+    if selection is not None:
+        if selection.history[-1]["step"] != len(history):
+            selection.consider(model, len(history))
+        selection.restore_best(model)
+        log["selection"] = selection.log()
     metrics = evaluate(model, val)
     seconds = time.perf_counter() - start
-    out = write_outputs(cfg, model, banks, {"loss": history, "evals": evals, "final": metrics}, seconds, data_seconds)
-    return {"out": str(out), "loss": history, "metrics": metrics, "evals": evals}
+    out = write_outputs(cfg, model, banks, {**log, "final": metrics}, seconds, data_seconds)
+    return {"out": str(out), "loss": history, "metrics": metrics, "evals": evals, "selection": log.get("selection")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..rgbd import TUM_DEPTH_SCALE, TUM_FR1_INTRINSICS, DatasetFormatError, RGBDSequence, read_7scenes, read_depth, read_hololens, tum_frames
+from ..rgbd import TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, read_depth, read_hololens, tum_frames, tum_intrinsics
 from .bag import BagError, Frame
 
 FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4")
@@ -86,7 +86,7 @@ def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
         frames = tum_frames(src, max_dt)
     except DatasetFormatError as exc:
         raise BagError(str(exc)) from exc
-    K = TUM_FR1_INTRINSICS if K is None else K  # the dataset documents per-sequence values
+    K = tum_intrinsics(src) if K is None else K
     for f in _select(frames, start, stride, max_frames):
         fr = Frame(stamp_ns=round(f.stamp_s * NS), K=K, encoded=f.rgb_path.read_bytes(),
                    encoding="png" if f.rgb_path.suffix.lower() == ".png" else "jpeg",
