@@ -140,7 +140,7 @@ def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list
     RGB-D sequence; and one of every --pseudo-tracks video's clips with LK track labels."""
     banks = [rgbd_bank(spec, cfg, model, device) for spec in cfg.real]
     if cfg.pseudo_tracks:  # one bank for all the unlabelled video: as likely as one RGB-D sequence
-        pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), frames, size, num_tracks=cfg.num_tracks, seed=cfg.seed)
+        pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), model.config.num_frames, model.config.image_size, num_tracks=cfg.num_tracks, seed=cfg.seed)
         banks.append(materialize(pseudo, cfg.workers, device))
     return banks
 
