@@ -377,3 +377,18 @@ def test_median_scaled_abs_rel_ignores_scale_and_invalid_pixels():
     assert median_scaled_abs_rel(3.0 * target, target) == pytest.approx(0.0, abs=1e-6)
     noisy = target * (1 + 0.1 * torch.randn_like(target))
     assert 0.02 < median_scaled_abs_rel(7.0 * noisy, target) < 0.2
+
+
+def test_evaluate_weighs_every_clip_the_same_however_it_is_batched():
+    """A short last batch must not count as much as a full one (it once counted as much: a
+    73-clip recording in batches of 64 weighed its last 9 clips as much as the other 64)."""
+    from training.readouts_data import load_banks, take
+    from training.readouts_model import evaluate, model_for
+
+    cfg = parse_args(COMMON + ["--val-clips", "4"])
+    model = model_for(cfg)
+    bank = load_banks(cfg, model, torch.device("cpu")).val
+    whole = evaluate(model, [take(bank, torch.arange(4))])
+    split = evaluate(model, [take(bank, torch.arange(3)), take(bank, torch.arange(3, 4))])
+    assert split["depth_abs_rel_scaled"] == pytest.approx(whole["depth_abs_rel_scaled"], rel=1e-5)
+    assert split["pose_rotation_deg"] == pytest.approx(whole["pose_rotation_deg"], rel=1e-5)

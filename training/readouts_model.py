@@ -175,16 +175,19 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
 
 @torch.no_grad()
 def evaluate(model: FourDS, loader: list[dict]) -> dict:
-    """Metrics on the held-aside split, averaged over batches: depth AbsRel (metric, and median
+    """Metrics on the held-aside split, averaged over clips: depth AbsRel (metric, and median
     scaled per clip), track end-point
     error (px, visible; and of predicting no motion, the floor a tracker must beat), visibility
     accuracy, pose rotation (deg) and translation (m) error (frames 1..T-1)."""
     model.eval()
     sums: dict[str, list[float]] = {}
+    sizes: list[int] = []
     for batch in loader:
         out = model(batch["video"], batch["query_points"] if "tracks" in model.heads else None)
         if "depth" in out:  # metres for each clip's camera, as the pipeline publishes them
             out = {**out, "depth": out["depth"] * metric_factor(model, batch)}
+        sizes.append(batch["video"].shape[0])
         for key, value in batch_metrics(out, batch).items():
             sums.setdefault(key, []).append(value)
-    return {k: float(np.mean(v)) for k, v in sums.items()}
+    # Each clip weighs the same: a short last batch must not count as much as a full one.
+    return {k: float(np.average(v, weights=sizes)) for k, v in sums.items()}
