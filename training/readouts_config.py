@@ -105,6 +105,20 @@ def parse_clip(text: str) -> tuple[int, int, int]:
     return t, h, w
 
 
+def _add_recording_args(p: argparse.ArgumentParser) -> None:
+    """The real recordings a run trains on, and those it chooses its checkpoint on."""
+    p.add_argument("--real", nargs="*", metavar="PATH[:STRIDE]", default=[],
+                   help="real RGB-D sequences (7-Scenes, HoloLens, TUM) added to the training set")
+    p.add_argument("--pseudo-tracks", nargs="*", metavar="PATH", default=[],
+                   help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
+                        "track labels (training/data/pseudo_tracks.py), one more real bank; needs "
+                        "--train-heads tracks")
+    p.add_argument("--select-on", nargs="*", metavar="PATH[:STRIDE]", default=[],
+                   help="validation RGB-D recordings (never --real): the model is scored on their clips "
+                        "at every --save-every step and at the end, and the run writes the weights that "
+                        "scored best, the starting ones included (training/selection.py)")
+
+
 def _add_synthetic_args(p: argparse.ArgumentParser) -> None:
     """How the synthetic training clips look and move."""
     p.add_argument("--synthetic-fov", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -135,16 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--train-clips", type=int, default=64)
     p.add_argument("--val-clips", type=int, default=8)
-    p.add_argument("--real", nargs="*", metavar="PATH[:STRIDE]", default=[],
-                   help="real RGB-D sequences (7-Scenes, HoloLens, TUM) added to the training set")
-    p.add_argument("--pseudo-tracks", nargs="*", metavar="PATH", default=[],
-                   help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
-                        "track labels (training/data/pseudo_tracks.py), one more real bank; needs "
-                        "--train-heads tracks")
-    p.add_argument("--select-on", nargs="*", metavar="PATH[:STRIDE]", default=[],
-                   help="validation RGB-D recordings (never --real): the model is scored on their clips "
-                        "at every --save-every step and at the end, and the run writes the weights that "
-                        "scored best, the starting ones included (training/selection.py)")
+    _add_recording_args(p)
     p.add_argument("--num-tracks", type=int, default=32)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--name", default="readouts")
