@@ -392,3 +392,14 @@ def test_evaluate_weighs_every_clip_the_same_however_it_is_batched():
     split = evaluate(model, [take(bank, torch.arange(3)), take(bank, torch.arange(3, 4))])
     assert split["depth_abs_rel_scaled"] == pytest.approx(whole["depth_abs_rel_scaled"], rel=1e-5)
     assert split["pose_rotation_deg"] == pytest.approx(whole["pose_rotation_deg"], rel=1e-5)
+
+
+def test_selection_score_is_the_mean_ratio_to_the_reference():
+    from training.selection import selection_score
+
+    ref = {"depth_abs_rel_scaled": 0.2, "track_epe_px": 4.0, "visibility_accuracy": 0.9}
+    # Only selection metrics count (visibility accuracy is not one); lower is better.
+    assert selection_score({"depth_abs_rel_scaled": 0.1, "track_epe_px": 6.0, "visibility_accuracy": 0.1},
+                           ref) == pytest.approx((0.5 + 1.5) / 2)
+    with pytest.raises(ValueError, match="no selection metric"):
+        selection_score({"visibility_accuracy": 0.5}, ref)
