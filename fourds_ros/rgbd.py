@@ -233,11 +233,15 @@ def resize_frames(
     if (dh, dw) != (h, w):
         raise ValueError(f"depth {dh}x{dw} must match rgb {h}x{w}")
     out_depth = np.stack([cv2.resize(d[y0:y0 + ch, x0:x0 + cw], (tw, th), interpolation=cv2.INTER_NEAREST) for d in depth])
-    sx, sy = tw / cw, th / ch
-    k = intrinsics.copy().astype(np.float64)
-    # Pixel centres at integers: x' = (x - x0 + 0.5) * s - 0.5.
+    return out_rgb, out_depth, crop_resize_intrinsics(intrinsics, x0, y0, tw / cw, th / ch)
+
+
+def crop_resize_intrinsics(intrinsics: np.ndarray, x0: float, y0: float, sx: float, sy: float) -> np.ndarray:
+    """K after cropping at (x0, y0) and scaling by (sx, sy), pixel centres at integers:
+    x' = (x - x0 + 0.5) * sx - 0.5."""
+    k = np.array(intrinsics, dtype=np.float64, copy=True)
     k[0, 0] *= sx
     k[1, 1] *= sy
     k[0, 2] = (k[0, 2] - x0 + 0.5) * sx - 0.5
     k[1, 2] = (k[1, 2] - y0 + 0.5) * sy - 0.5
-    return out_rgb, out_depth, k
+    return k

@@ -21,18 +21,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fourds_ros.rgbd import tum_intrinsics
+from fourds_ros.rgbd import crop_resize_intrinsics, read_7scenes, tum_intrinsics
 from training.data.video import count_frames, read_frames
 
 
 def half_intrinsics(k: np.ndarray) -> np.ndarray:
     """K for the half-resolution pixel grid (pixel centres at integers)."""
-    half = np.asarray(k, dtype=np.float64).copy()
-    half[0, 0] /= 2
-    half[1, 1] /= 2
-    half[0, 2] = (k[0, 2] + 0.5) / 2 - 0.5
-    half[1, 2] = (k[1, 2] + 0.5) / 2 - 0.5
-    return half
+    return crop_resize_intrinsics(k, 0, 0, 0.5, 0.5)
+
+
+def half_colour(src: Path, dst: Path) -> None:
+    """One colour image at half resolution, by area, as JPEG."""
+    rgb = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    h, w = rgb.shape[:2]
+    cv2.imwrite(str(dst), cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                [cv2.IMWRITE_JPEG_QUALITY, 92])
+
+
+def half_depth(src: Path, dst: Path) -> None:
+    """One depth PNG at half resolution, by nearest (keeps invalid values as they are)."""
+    depth = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(dst), depth[::2, ::2], [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def half_tum(src: Path, dst: Path) -> int:
@@ -45,38 +54,26 @@ def half_tum(src: Path, dst: Path) -> int:
     for name in ("rgb.txt", "depth.txt", "groundtruth.txt"):
         shutil.copy(src / name, dst / name)
     np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(tum_intrinsics(src)), fmt="%.6f")
-    count = 0
-    for path in sorted((src / "rgb").iterdir()):
-        rgb = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        h, w = rgb.shape[:2]
-        cv2.imwrite(str(dst / "rgb" / path.name), cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
-        count += 1
+    colours = sorted((src / "rgb").iterdir())
+    for path in colours:
+        half_colour(path, dst / "rgb" / path.name)
     for path in sorted((src / "depth").iterdir()):
-        depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        cv2.imwrite(str(dst / "depth" / path.name), depth[::2, ::2], [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    return count
+        half_depth(path, dst / "depth" / path.name)
+    return len(colours)
 
 
 def half_7scenes(src: Path, dst: Path) -> int:
     """7-Scenes at half resolution: colour by area, depth by nearest (keeps invalid 0/65535),
     intrinsics for the new pixel grid (pixel centres at integers). Returns frames written."""
     dst.mkdir(parents=True, exist_ok=True)
-    k = np.loadtxt(src / "camera-intrinsics.txt") if (src / "camera-intrinsics.txt").exists() else \
-        np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
-    np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(k), fmt="%.6f")
-    count = 0
-    for color in sorted(src.glob("frame-*.color.jpg")):
-        stem = color.name[: -len(".color.jpg")]
-        rgb = cv2.imread(str(color), cv2.IMREAD_COLOR)
-        depth = cv2.imread(str(src / f"{stem}.depth.png"), cv2.IMREAD_UNCHANGED)
-        h, w = rgb.shape[:2]
-        cv2.imwrite(str(dst / color.name), cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
-        cv2.imwrite(str(dst / f"{stem}.depth.png"), depth[::2, ::2], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    seq = read_7scenes(src)
+    np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(seq.intrinsics), fmt="%.6f")
+    for colour, depth in zip(seq.rgb_paths, seq.depth_paths):
+        stem = colour.name.split(".")[0]
+        half_colour(colour, dst / colour.name)
+        half_depth(depth, dst / depth.name)
         shutil.copy(src / f"{stem}.pose.txt", dst / f"{stem}.pose.txt")
-        count += 1
-    return count
+    return len(seq.rgb_paths)
 
 
 def frame_folders(videos: list[Path], dst: Path, every: int = 8, width: int = 320) -> int:

@@ -199,17 +199,16 @@ class BatchSampler:
         return batch
 
 
-def val_batches(cfg: ReadoutsConfig, banks: Banks, device: torch.device) -> list[dict[str, torch.Tensor]]:
-    return [take(banks.val, torch.arange(i, min(i + cfg.batch_size, cfg.val_clips), device=device))
-            for i in range(0, cfg.val_clips, cfg.batch_size)]
+def in_batches(bank: dict[str, torch.Tensor], batch_size: int) -> list[dict[str, torch.Tensor]]:
+    """Every clip of the bank, in order, in batches of batch_size (the last may be shorter)."""
+    n, device = bank["video"].shape[0], bank["video"].device
+    return [take(bank, torch.arange(i, min(i + batch_size, n), device=device)) for i in range(0, n, batch_size)]
+
+
+def val_batches(cfg: ReadoutsConfig, banks: Banks) -> list[dict[str, torch.Tensor]]:
+    return in_batches(banks.val, cfg.batch_size)
 
 
 def selection_batches(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
     """Every clip of the --select-on recordings, in batches of --batch-size."""
-    batches = []
-    for spec in cfg.select_on:
-        bank = rgbd_bank(spec, cfg, model, device)
-        n = bank["video"].shape[0]
-        batches += [take(bank, torch.arange(i, min(i + cfg.batch_size, n), device=device))
-                    for i in range(0, n, cfg.batch_size)]
-    return batches
+    return [b for spec in cfg.select_on for b in in_batches(rgbd_bank(spec, cfg, model, device), cfg.batch_size)]

@@ -144,7 +144,7 @@ def train(cfg: ReadoutsConfig) -> dict:
     t_data = time.perf_counter()
     banks = load_banks(cfg, model, device)
     data_seconds = time.perf_counter() - t_data
-    val = val_batches(cfg, banks, device)
+    val = val_batches(cfg, banks)
     selection = CheckpointSelection(selection_batches(cfg, model, device)) if cfg.select_on else None
     if selection is not None:
         selection.consider(model, 0)
