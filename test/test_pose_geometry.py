@@ -171,3 +171,29 @@ def test_kabsch_recovers_a_rotation_of_unit_vectors():
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     r = cv2.Rodrigues(np.array([0.1, -0.4, 0.25]))[0]
     assert np.allclose(kabsch_rotation(v, v @ r.T), r, atol=1e-10)
+
+
+def test_outlier_gate_discards_a_confident_wrong_frame():
+    """PnP can converge on a consistent wrong pose (every track agrees with it, so its own variance
+    is small): the gate keeps the head's pose there, and only there."""
+    truth = poses(1.5, [0.03, 0.0, 0.0])
+    wrong = list(truth)
+    wrong[5] = truth[5] @ np.block([[cv2.Rodrigues(np.array([0.0, 0.0, np.radians(30.0)]))[0], np.zeros((3, 1))],
+                                    [np.zeros((1, 3)), np.ones((1, 1))]])
+    depth, xy, vis, _ = make_clip(wrong)
+    head_r = np.stack([T[:3, :3] for T in truth])
+    head_sd = np.radians(2.0)  # the head is right to within its own spread
+    outputs = {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None],
+               "track_visibility": vis[None].astype(np.float32), "pose_rotation": head_r[None],
+               "pose_translation": np.stack([T[:3, 3] for T in truth])[None],
+               "pose_log_variance": np.full((1, T_LEN, 2), np.log(head_sd ** 2))}
+    rotation, _, _, geo = clip_pose(outputs, K, mode="fused")
+    assert geo.gated.tolist() == [t == 5 for t in range(T_LEN)]
+    assert not geo.valid[5] and geo.valid[[1, 2, 3, 4, 6, 7]].all()
+    assert angle_deg(rotation[5], truth[5][:3, :3]) < 0.01  # the head's
+    for t in (1, 4, 7):  # the other frames still fuse with the (right) geometry
+        assert angle_deg(rotation[t], truth[t][:3, :3]) < 0.5
+    ungated_rotation, _, _, ungated = clip_pose(outputs, K, mode="fused", gate_chi2=0.0)
+    assert not ungated.gated.any() and angle_deg(ungated_rotation[5], truth[5][:3, :3]) > 20.0
+    geometry_rotation, _, _, _ = clip_pose(outputs, K, mode="geometry")  # gated there too
+    assert angle_deg(geometry_rotation[5], truth[5][:3, :3]) < 0.01

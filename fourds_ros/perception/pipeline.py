@@ -100,6 +100,7 @@ class PerceptionPipeline:
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
+        self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         # The first buffer sequence whose clips restart odometry (after a manual reset or time going
         # backwards). A sequence number, not a flag: a clip of an older sequence still waiting for
         # inference at the reset must not take the restart.
@@ -128,7 +129,8 @@ class PerceptionPipeline:
 
     def status(self) -> dict[str, int]:
         """Counters for diagnostics."""
-        return {"pose_gaps": self.odometry.gaps, "tracks_live": len(self.tracks.tracks),
+        return {"pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
+                "tracks_live": len(self.tracks.tracks),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
 
     # -- half 1: the clip buffer -------------------------------------------------------------
@@ -254,8 +256,11 @@ class PerceptionPipeline:
                                                outputs["pose_log_variance"][0])
         if source != "head" and model_depth is not None and "track_xy" in outputs:
             usable = slot_ids >= 0 if slot_ids is not None else None
-            rotation, translation, log_variance, _ = clip_pose(
-                {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy)
+            rotation, translation, log_variance, geo = clip_pose(
+                {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy,
+                gate_chi2=self.settings.pose.geometry_gate_chi2)
+            if geo is not None:
+                self.pose_geometry_gated += int(geo.gated[output_t].sum())
         return self.odometry.add_clip([f.index for f in frames], [f.stamp_ns for f in frames], rotation,
                                       translation, log_variance, output_t)
 

@@ -26,6 +26,10 @@ Solver, per frame t of the clip:
      alike and so leaves no residual.
   5. Degenerate (fewer than `min_inliers` inliers, or RANSAC failure): valid False; the caller
      keeps the pose head's value for that frame.
+  6. Outlier gate (clip_pose): a frame whose geometric rotation differs from the head's by more
+     than the two variances allow (a chi-square test, 3 dof) is discarded like a degenerate one.
+     PnP can converge on a consistent wrong pose (49 degrees off in one frame of TUM fr1/rpy,
+     where the camera turned 2), and a wrong last frame of a clip anchors every later clip.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ import cv2
 import numpy as np
 
 MODES = ("head", "geometry", "fused")
+# The 99.9 % quantile of chi-square with 3 degrees of freedom: a rotation difference this unlikely
+# under the two sources' own variances is an outlier, not noise.
+GATE_CHI2_999 = 16.27
 
 
 @dataclass
@@ -52,7 +59,8 @@ class GeometryPose:
     points: np.ndarray  # (T,) int: tracks usable in frame t (3-D point and visible)
     rmse_px: np.ndarray  # (T,) reprojection RMSE on the inliers
     rotation_only: np.ndarray  # (T,) bool
-    valid: np.ndarray  # (T,) bool: False where the geometry is degenerate
+    valid: np.ndarray  # (T,) bool: False where the geometry is degenerate or gated
+    gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose)
 
 
 @dataclass
@@ -212,7 +220,7 @@ def _collect(frames: dict, points: np.ndarray, t_len: int, k_model, min_sigma_px
     """GeometryPose (T_first_from_t, covariances) from the chosen per-frame solutions."""
     out = GeometryPose(np.tile(np.eye(3), (t_len, 1, 1)), np.zeros((t_len, 3)), np.zeros((t_len, 6, 6)),
                        np.zeros((t_len, 2)), np.zeros(t_len, int), points, np.zeros(t_len),
-                       np.zeros(t_len, bool), np.zeros(t_len, bool))
+                       np.zeros(t_len, bool), np.zeros(t_len, bool), np.zeros(t_len, bool))
     out.valid[0] = True  # frame 0 is the clip's origin by definition
     out.inliers[0] = points[0]
     for t, (sol, obj, img) in frames.items():
@@ -225,6 +233,21 @@ def _collect(frames: dict, points: np.ndarray, t_len: int, k_model, min_sigma_px
         out.inliers[t], out.rmse_px[t] = len(sol.inliers), float(np.sqrt(np.mean(res ** 2) * 2))
         out.rotation_only[t], out.valid[t] = sol.rotation_only, True
     return out
+
+
+def gate_outliers(head_rotation: np.ndarray, head_variance: np.ndarray, geo: GeometryPose,
+                  chi2_max: float) -> np.ndarray:
+    """(T,) bool: the valid geometry frames whose rotation differs from the head's by more than
+    chi2_max: |log(R_head^T R_geo)|^2 / (var_head + var_geo), rotation variances in rad^2 per axis
+    (isotropic), is chi-square with 3 dof when both are right. Frame 0 (the origin) is never gated;
+    chi2_max <= 0 gates nothing."""
+    gated = np.zeros(len(head_rotation), bool)
+    if chi2_max <= 0:
+        return gated
+    for t in np.flatnonzero(geo.valid[1:]) + 1:
+        angle = np.linalg.norm(cv2.Rodrigues(np.asarray(head_rotation[t], float).T @ geo.rotation[t])[0])
+        gated[t] = angle ** 2 / max(float(head_variance[t, 0] + geo.variance[t, 0]), 1e-12) > chi2_max
+    return gated
 
 
 def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance: np.ndarray,
@@ -253,13 +276,14 @@ def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance:
 
 
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
-              track_xy: np.ndarray | None = None, **solver) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                       GeometryPose | None]:
+              track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, **solver
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
     outputs: depth (1, T, H, W), track_xy (1, Q, T, 2), track_visibility (1, Q, T),
     pose_rotation (1, T, 3, 3), pose_translation (1, T, 3), pose_log_variance (1, T, 2).
     track_xy: optional (Q, T, 2) replacement (e.g. the pipeline's refined tracks).
+    gate_chi2: the outlier gate (gate_outliers); gated frames count as degenerate (geo.gated).
     Returns (rotation (T,3,3), translation (T,3), log_variance (T,2), GeometryPose or None): the
     OdometryChain.add_clip inputs. `geometry` uses the head where the geometry is degenerate."""
     if mode not in MODES:
@@ -272,6 +296,8 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     geo = solve_clip_motion(outputs["depth"][0, 0], xy, outputs["track_visibility"][0], k_model, usable,
                             **solver)
     head_var = np.exp(np.clip(head_logvar, -30, 10))
+    geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2)
+    geo.valid = geo.valid & ~geo.gated
     if mode == "geometry":  # the geometry's own values, the head's only where it is degenerate
         valid = geo.valid
         rotation = np.where(valid[:, None, None], geo.rotation, head_r)

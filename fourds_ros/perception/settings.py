@@ -209,6 +209,12 @@ class PoseSettings(_Group):
         fused: on the validation scene (TUM fr1/rpy, never trained on) it ties the head's ATE and turns as
         far as the camera (rotation ratio 1.02 per hop against the head's 0.76;
         docs/results/pose_geometry).""", param="pose_source", choices=("head", "geometry", "fused"))
+    geometry_gate_chi2: float = setting(16.27, """pose_source geometry|fused: a frame whose geometric
+        rotation differs from the head's by more than this chi-square (3 dof, the squared angle over
+        the two variances summed) is an outlier: the head's pose is kept for it and it is counted
+        (pose_geometry_gated on /diagnostics). 16.27: the 99.9 % quantile, not tuned. On TUM fr1/rpy
+        (validation) it removed a 49-degree PnP jump: rotation RPE 4.96 -> 2.34 deg a frame. 0: no gate.""",
+                                        param="pose_geometry_gate_chi2", low=0.0)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
     odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
