@@ -10,7 +10,7 @@ import pytest
 from fourds_ros.engine import create_engine
 from fourds_ros.perception.pipeline import PerceptionPipeline
 from fourds_ros.perception.preprocess import Preprocessor
-from fourds_ros.perception.track_refine import TemplateRefiner, gray, lk_step, make_refiner
+from fourds_ros.perception.track_refine import TemplateRefiner, gray, lk_step, make_refiner, neighbour_steps
 from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
 from fourds_ros.perception.tracks import VIEW_MARGIN, ClipImages, TrackManager, in_window, scene_motion
 
@@ -181,6 +181,42 @@ def test_follow_takes_lk_where_it_holds_and_the_template_near_the_head_where_it_
     # A point the head calls invisible, with LK failing, keeps the head's position.
     hidden = ~visible
     assert np.array_equal(flow.follow(noise, moved, points, head, hidden, templates), head)
+
+
+def test_flow_moves_an_unconfirmed_lost_track_with_its_neighbours(frame):
+    """LK fails on a point hidden behind noise, and its template does not match there either: the
+    head's (4 px off) position is not taken; the point moves by its neighbours' LK step instead."""
+    first = gray(frame)
+    points = textured_points(first, 12, 60)
+    moved = gray(shifted(frame, 2.0, 1.0))
+    u, v = points[0].round().astype(int)
+    moved[v - 20:v + 21, u - 20:u + 21] = np.random.default_rng(2).uniform(0, 255, (41, 41))
+    hidden = np.hypot(*(points - points[0]).T) < 30  # the points under the noise
+    _, ok = lk_step(first, moved, points)
+    assert not ok[0] and ok[~hidden].all()
+    flow = make_refiner("flow")
+    templates = [flow.template(first, u, v) for u, v in points]
+    head = points + (6.0, 1.0)
+    out = flow.follow(first, moved, points, head, np.ones(len(points), bool), templates)
+    assert np.hypot(*(out[0] - (points[0] + (2.0, 1.0)))) < 0.3  # the neighbours' step, not the head
+    assert np.median(np.hypot(*(out[~hidden] - (points[~hidden] + (2.0, 1.0))).T)) < 0.1
+
+
+def test_neighbour_steps_are_local_medians():
+    """Tracks on the left move right and those on the right move left (a turning camera's or a
+    limb's motion is not one shift): each point takes the median step of its own nearest ones."""
+    rng = np.random.default_rng(0)
+    prev = np.c_[np.r_[rng.uniform(0, 100, 20), rng.uniform(300, 400, 20)], rng.uniform(0, 100, 40)]
+    moved = prev + np.where(prev[:, :1] < 200, [3.0, 0.0], [-3.0, 0.0])
+    moved[0] += 50.0  # one wild step: the median ignores it
+    tracked = np.ones(40, bool)
+    tracked[5] = False  # not followed: not a neighbour
+    moved[5] = np.nan
+    steps = neighbour_steps(np.array([[50.0, 50.0], [350.0, 50.0], [np.nan, 1.0]]), prev, moved, tracked, 8)
+    np.testing.assert_allclose(steps[:2], [[3.0, 0.0], [-3.0, 0.0]])
+    assert np.isnan(steps[2]).all()
+    with pytest.raises(ValueError):
+        TemplateRefiner(neighbours=0)
 
 
 def test_track_manager_with_flow_follows_the_clip_frame_to_frame(frame):

@@ -172,8 +172,9 @@ class TrackSettings(_Group):
     min_visibility: float = setting(0.5, """A track whose visibility falls below this in a clip's last frame
         is lost.""", param="track_min_visibility", low=0.0, high=1.0)
     refinement: str = setting("flow", """flow: follow each track from its position in the previous frame with
-        pyramidal LK, and where LK fails refine the head's position as template does; follows points that
-        deform (BADJA PCK 0.524 vs 0.390 with template, validation; README). template: refine the head's
+        pyramidal LK; where LK fails, take the head's position only where its template matches near it,
+        else move the track with its nearest LK-followed neighbours; follows points that deform (BADJA
+        PCK 0.561 vs 0.390 with template, validation; README). template: refine the head's
         track positions to sub-pixel on the camera image, matching each track's patch from its query
         frame near the prediction (perception/track_refine.py). none: the head's positions as they are
         (then also set track_image_fallback: false, which needs the templates).""",
@@ -212,8 +213,9 @@ class PoseSettings(_Group):
     geometry_gate_chi2: float = setting(16.27, """pose_source geometry|fused: a frame whose geometric
         rotation differs from the head's by more than this chi-square (3 dof, the squared angle over
         the two variances summed) is an outlier: the head's pose is kept for it and it is counted
-        (pose_geometry_gated on /diagnostics). 16.27: the 99.9 % quantile, not tuned. On TUM fr1/rpy
-        (validation) it removed a 49-degree PnP jump: rotation RPE 4.96 -> 2.34 deg a frame. 0: no gate.""",
+        (pose_geometry_gated on /diagnostics). 16.27: the 99.9 % quantile, not tuned. A safety net: with
+        session 14's tracks it removed a 49-degree PnP jump on TUM fr1/rpy (validation; rotation RPE 4.96 ->
+        2.34 deg a frame); with today's it fires on no TUM frame (models/fourds_default/README.md). 0: no gate.""",
                                         param="pose_geometry_gate_chi2", low=0.0)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")

@@ -180,7 +180,8 @@ class TrackManager:
         images. -> (Q, T, 2) model pixels after each track's query frame: with track_refinement
         flow, LK from the track's position in the previous frame wherever it succeeds; elsewhere
         the head's position refined against the track's template where the head calls the point
-        visible and the template matches; the head's position otherwise (track_refine.py).
+        visible and the template matches; otherwise the track's previous position moved by its
+        nearest LK-followed neighbours (with template, the head's position; track_refine.py).
         Without a refiner, xy unchanged."""
         if self.refiner is None:
             return xy
