@@ -392,3 +392,33 @@ def test_synthetic_realism_flag_reaches_the_training_clips():
     assert scene["texture_sources"] == ("/data/a", "/data/b") and scene["fov_range_deg"] == (50.0, 70.0)
     assert "realistic" in fov_words(textured) and "50-70 deg" in fov_words(textured)
     assert "45-100 deg" in fov_words(plain)
+
+
+def test_redeveloped_real_clips_keep_their_labels_and_change_their_look():
+    """--real-appearance N: each real sequence's bank gains N copies whose videos are developed
+    again (blur, exposure, noise, JPEG, one draw per clip) and whose labels are the same."""
+    import torch
+
+    from training.data.appearance import redevelop
+    from training.data.synthetic import REALISTIC
+    from training.readouts_config import ConfigError, parse_args
+    from training.readouts_data import concat_banks, redeveloped
+
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:32, 0:32]
+    frame = (127 + 100 * np.sin(xs / 3.0) * np.cos(ys / 5.0))[..., None].repeat(3, -1)
+    video = np.stack([frame] * 4).astype(np.uint8)  # (T, H, W, 3), textured
+    looks = [redevelop(video, np.random.default_rng(s), REALISTIC) for s in range(6)]
+    assert all(v.shape == video.shape and v.dtype == np.uint8 for v in looks)
+    assert np.array_equal(looks[0], redevelop(video, np.random.default_rng(0), REALISTIC))  # seeded
+    means = [float(v.mean()) for v in looks]
+    assert max(means) - min(means) > 10  # exposure differs from clip to clip
+    assert all(np.abs(v.astype(float) - video).mean() > 1 for v in looks)
+    bank = {"video": torch.from_numpy(np.stack([video, video[:, ::-1].copy()])),
+            "depth": torch.from_numpy(rng.uniform(1, 3, (2, 4, 32, 32)).astype(np.float32))}
+    copy = redeveloped(bank, [0, 1])
+    assert copy["depth"] is bank["depth"] and not torch.equal(copy["video"], bank["video"])
+    assert concat_banks([bank, copy])["video"].shape[0] == 4
+    assert parse_args([]).real_appearance == 0 and parse_args(["--real-appearance", "2"]).real_appearance == 2
+    with pytest.raises(ConfigError):
+        parse_args(["--real-appearance", "-1"])

@@ -43,6 +43,7 @@ class ReadoutsConfig:
     workers: int = 1
     real_fraction: float = 0.25
     real_hop: int = 0
+    real_appearance: int = 0
     encoder_lr_scale: float = 1.0
     flip: bool = False
     first_frame_queries: float = 0.0
@@ -82,8 +83,9 @@ class ReadoutsConfig:
         if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
-        if min(self.depth_ssi_weight, self.depth_grad_weight, self.save_every) < 0:
-            raise ConfigError("--depth-ssi-weight, --depth-grad-weight and --save-every must be >= 0")
+        if min(self.depth_ssi_weight, self.depth_grad_weight, self.save_every, self.real_appearance) < 0:
+            raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --save-every and --real-appearance "
+                              "must be >= 0")
 
     @property
     def trained_heads(self) -> tuple[str, ...]:
@@ -109,6 +111,10 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
     """The real recordings a run trains on, and those it chooses its checkpoint on."""
     p.add_argument("--real", nargs="*", metavar="PATH[:STRIDE]", default=[],
                    help="real RGB-D sequences (7-Scenes, HoloLens, TUM) added to the training set")
+    p.add_argument("--real-appearance", type=int, default=0, metavar="N",
+                   help="add N copies of each --real sequence's clips, each clip developed again with its "
+                        "own exposure, motion blur, sensor noise and JPEG (training/data/appearance.py "
+                        "redevelop; labels unchanged)")
     p.add_argument("--pseudo-tracks", nargs="*", metavar="PATH", default=[],
                    help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
                         "track labels (training/data/pseudo_tracks.py), one more real bank; needs "

@@ -13,7 +13,7 @@ import torch
 
 from fourds_ros.model import FourDS
 
-from .data import RGBDClips, SyntheticLabelledClips
+from .data import RGBDClips, SyntheticLabelledClips, appearance
 from .data.pseudo_tracks import PseudoTrackClips
 from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig
@@ -132,7 +132,17 @@ def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.devic
     stride = int(stride or 1)
     hop = cfg.real_hop or max(1, frames * stride // 2)
     real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
-    return materialize(real, cfg.workers, device)
+    bank = materialize(real, cfg.workers, device)
+    return concat_banks([bank] + [redeveloped(bank, [cfg.seed, copy]) for copy in range(1, cfg.real_appearance + 1)])
+
+
+def redeveloped(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
+    """The bank with every clip's video developed again (appearance.redevelop, one draw per clip
+    from `seed`); the labels are the same tensors."""
+    rng = np.random.default_rng(seed)
+    video = bank["video"].cpu().numpy()
+    out = np.stack([appearance.redevelop(clip, rng, REALISTIC) for clip in video])
+    return bank | {"video": torch.from_numpy(out).to(bank["video"].device)}
 
 
 def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
