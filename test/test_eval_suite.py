@@ -116,6 +116,31 @@ def test_suite_row_targets_from_a_report():
     assert row["rotation_ratio"] == 0.9
 
 
+def test_pose_over_start_frames_agrees_with_the_single_start(tmp_path, tiny_model_dir):
+    """--pose-starts: the recording replayed from each of its first N frames. Start 0 is the
+    report's own run, so its ATE (model and ORB VO) must equal the report's; the mean is the mean
+    of the starts; the suite's pose target then judges the mean."""
+    from fourds_ros.evaluation.bag import BagError
+    from fourds_ros.evaluation.eval_cli import evaluate
+    from fourds_ros.evaluation.suite import Recording, convert_recording, suite_row
+
+    bag = tmp_path / "tum"
+    convert_recording(Recording("tum", "tum", "tum_fr1_rpy_f000-079", "tum_desk"),
+                      require(SHARED_DATA / "tum_fr1_rpy_f000-079").parent, bag, max_frames=20)
+    report = evaluate(bag, tiny_model_dir, tmp_path / "out", offline=True, pose_starts=3)
+    starts = report["pose_over_starts"]
+    assert starts["starts"] == 3 and len(starts["fourds"]["ate"]) == len(starts["orb_vo"]["ate"]) == 3
+    assert starts["fourds"]["ate"][0] == pytest.approx(report["pose"]["ate_rmse"])
+    assert starts["orb_vo"]["ate"][0] == pytest.approx(report["peers"]["orb_vo"]["pose"]["ate_rmse"])
+    assert starts["fourds"]["ate_mean"] == pytest.approx(np.mean(starts["fourds"]["ate"]))
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["pose_over_starts"]["starts"] == 3
+    row = suite_row(Recording("tum", "tum", "p", "s"), "validation", report, "tum")
+    assert row["pose_starts"] == 3
+    assert row["targets"]["pose"] == (starts["fourds"]["ate_mean"] <= 0.9 * starts["orb_vo"]["ate_mean"])
+    with pytest.raises(BagError):
+        evaluate(bag, tiny_model_dir, tmp_path / "dds", offline=False, pose_starts=3)
+
+
 def test_eval_uses_the_shipped_default_model_without_model_flag():
     from fourds_ros.evaluation.eval_cli import resolve_model
     from fourds_ros.model.default import default_model_dir

@@ -67,13 +67,18 @@ def resolve_model(model_dir) -> str:
 
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = "torch", erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
-             ros_env: dict | None = None, badja: str | Path | None = None, params: dict | None = None) -> dict:
+             ros_env: dict | None = None, badja: str | Path | None = None, params: dict | None = None,
+             pose_starts: int = 0) -> dict:
     """Run one evaluation end to end; returns the report dict (also written to out_dir).
     model_dir None: the shipped default model. badja: a BADJA folder or a list of them.
-    params: node parameters (names as in config/perception.yaml) for both paths."""
+    params: node parameters (names as in config/perception.yaml) for both paths. pose_starts > 1
+    (offline only): also the pose of the model and of ORB VO from each of the first pose_starts
+    frames, in report["pose_over_starts"] (pose_starts.py)."""
     from .report import build_report, write_report
 
     model_dir = resolve_model(model_dir)
+    if pose_starts > 1 and not offline:
+        raise BagError("pose over several start frames needs the offline path (--offline)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bag = read_bag(bag_path, max_frames=max_frames)
@@ -82,7 +87,8 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         from ..perception import PerceptionSettings
         from .offline import run_offline
 
-        model = run_offline(bag, model_dir, backend, PerceptionSettings.from_params(params, hop=hop))
+        settings = PerceptionSettings.from_params(params, hop=hop)
+        model = run_offline(bag, model_dir, backend, settings)
     else:
         from .replay import run_dds
 
@@ -93,6 +99,10 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
             "rate": rate if not offline else None, "hop": hop, "params": dict(params or {}),
             "eval_wall_s": time.perf_counter() - t0}
     report = build_report(bag, model, peers, erode_px, out_dir, meta)
+    if pose_starts > 1:
+        from .pose_starts import pose_over_starts
+
+        report["pose_over_starts"] = pose_over_starts(bag, model_dir, backend, settings, pose_starts)
     if badja:
         add_badja(report, badja, model_dir, backend, (params or {}).get("track_refinement"))
     write_report(report, out_dir, bag, model, peers)
