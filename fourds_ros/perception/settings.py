@@ -172,9 +172,9 @@ class TrackSettings(_Group):
     min_visibility: float = setting(0.5, """A track whose visibility falls below this in a clip's last frame
         is lost.""", param="track_min_visibility", low=0.0, high=1.0)
     refinement: str = setting("flow", """flow: follow each track from its position in the previous frame with
-        pyramidal LK; where LK fails, take the head's position only where its template matches near it,
+        pyramidal LK; where LK fails, take the head's position only where its template matches near it well,
         else move the track with its nearest LK-followed neighbours; follows points that deform (BADJA
-        PCK 0.561 vs 0.390 with template, validation; README). template: refine the head's
+        PCK 0.592 vs 0.390 with template, validation; README). template: refine the head's
         track positions to sub-pixel on the camera image, matching each track's patch from its query
         frame near the prediction (perception/track_refine.py). none: the head's positions as they are
         (then also set track_image_fallback: false, which needs the templates).""",

@@ -22,11 +22,12 @@ changes (an animal's joint bending, a surface turning), and the head alone then 
 several camera pixels; frame-to-frame LK follows a deforming point as long as it is seen. The
 head keeps what LK cannot do: it re-finds a point after LK loses it and decides visibility.
 Where LK fails, the head's position is taken only when the image confirms it (the head calls the
-point visible and the template matches near it); otherwise the track moves with its neighbours:
+point visible and the template matches near it with a score of `confirm_score`); otherwise the
+track moves with its neighbours:
 the median step of the `neighbours` nearest tracks LK did follow into this frame (local, so a limb
 and a body, or the two sides of a turning camera's view, each move their own way). Why: an
 unconfirmed head position was several pixels off on animals, and taking it cost BADJA PCK on
-every clip (session 15: 0.520 -> 0.561 mean, validation; TUM AJ 0.308 -> 0.310).
+every clip (session 15: BADJA PCK 0.520 -> 0.592 mean, validation; TUM AJ 0.308 -> 0.319).
 Measured on the BADJA clips (validation) and TUM fr1/rpy in models/fourds_default/README.md.
 """
 
