@@ -102,7 +102,8 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     if pose_starts > 1:
         from .pose_starts import pose_over_starts
 
-        report["pose_over_starts"] = pose_over_starts(bag, model_dir, backend, settings, pose_starts)
+        report["pose_over_starts"] = pose_over_starts(bag, model_dir, backend, settings, pose_starts, model,
+                                                      peers["orb_vo"])
     if badja:
         add_badja(report, badja, model_dir, backend, (params or {}).get("track_refinement"))
     write_report(report, out_dir, bag, model, peers)

@@ -5,7 +5,7 @@ clip boundary, and on the 80-frame TUM fr1/rpy validation recording the model's 
 0.024-0.034 m over six starts, while ORB VO's stayed at 0.027-0.028. One start decided whether a
 change "met" the pose target; the mean over starts does not hinge on where the clips fall.
 
-    result = pose_over_starts(bag, model_dir, "torch", settings, starts=6)
+    result = pose_over_starts(bag, model_dir, "torch", settings, 6, model_predictions, orb_predictions)
     result["fourds"]["ate_mean"], result["orb_vo"]["ate_mean"]
 
 Offline only (the pipeline without DDS). No rclpy.
@@ -41,18 +41,20 @@ def _summary(per_start: list[dict | None]) -> dict:
             "rotation_ratio_mean": mean("rotation_ratio"), "scored": len(scored)}
 
 
-def pose_over_starts(bag: BagData, model_dir, backend: str, settings, starts: int) -> dict:
+def pose_over_starts(bag: BagData, model_dir, backend: str, settings, starts: int, first_model: Predictions,
+                     first_orb: Predictions) -> dict:
     """The model (PerceptionPipeline, `settings`) and ORB VO on bag.stamps[k:] for k in
-    range(starts); -> {"starts", "fourds": summary, "orb_vo": summary}, each summary with the ATE of
-    every start, and the means of ATE, RPE (rotation, translation) and rotation ratio over the
-    starts that could be scored."""
+    range(starts); first_model, first_orb: their runs from frame 0, already made by the caller
+    (eval_cli.evaluate), which start 0 reuses. -> {"starts", "fourds": summary, "orb_vo": summary},
+    each summary with the ATE of every start, and the means of ATE, RPE (rotation, translation) and
+    rotation ratio over the starts that could be scored."""
     from .offline import run_offline
     from .peers import orb_vo
 
     if starts < 1:
         raise ValueError(f"starts must be >= 1, got {starts}")
-    model, orb = [], []
-    for k in range(min(starts, max(1, len(bag.stamps) - 2))):
+    model, orb = [_errors(first_model, bag, bag.stamps)], [_errors(first_orb, bag, bag.stamps)]
+    for k in range(1, min(starts, max(1, len(bag.stamps) - 2))):
         stamps = bag.stamps[k:]
         sub = dataclasses.replace(bag, stamps=stamps)
         model.append(_errors(run_offline(sub, model_dir, backend, settings), bag, stamps))

@@ -24,6 +24,7 @@ from typing import Any
 from collections.abc import Iterator
 
 from .image import DEFAULT_MAX_INPUT_PIXELS
+from .pose_geometry import GATE_CHI2_999
 
 QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
@@ -210,7 +211,7 @@ class PoseSettings(_Group):
         fused: on the validation scene (TUM fr1/rpy, never trained on) it ties the head's ATE and turns as
         far as the camera (rotation ratio 1.02 per hop against the head's 0.76;
         docs/results/pose_geometry).""", param="pose_source", choices=("head", "geometry", "fused"))
-    geometry_gate_chi2: float = setting(16.27, """pose_source geometry|fused: a frame whose geometric
+    geometry_gate_chi2: float = setting(GATE_CHI2_999, """pose_source geometry|fused: a frame whose geometric
         rotation differs from the head's by more than this chi-square (3 dof, the squared angle over
         the two variances summed) is an outlier: the head's pose is kept for it and it is counted
         (pose_geometry_gated on /diagnostics). 16.27: the 99.9 % quantile, not tuned. A safety net: with

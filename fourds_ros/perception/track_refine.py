@@ -23,9 +23,9 @@ several camera pixels; frame-to-frame LK follows a deforming point as long as it
 head keeps what LK cannot do: it re-finds a point after LK loses it and decides visibility.
 Where LK fails, the head's position is taken only when the image confirms it (the head calls the
 point visible and the template matches near it with a score of `confirm_score`); otherwise the
-track moves with its neighbours:
-the median step of the `neighbours` nearest tracks LK did follow into this frame (local, so a limb
-and a body, or the two sides of a turning camera's view, each move their own way). Why: an
+track moves with its neighbours: the median step of the `neighbours` nearest tracks LK did follow
+into this frame (local, so a limb and a body, or the two sides of a turning camera's view, each
+move their own way). Why: an
 unconfirmed head position was several pixels off on animals, and taking it cost BADJA PCK on
 every clip (session 15: BADJA PCK 0.520 -> 0.592 mean, validation; TUM AJ 0.308 -> 0.319).
 Measured on the BADJA clips (validation) and TUM fr1/rpy in models/fourds_default/README.md.
@@ -140,10 +140,10 @@ class TemplateRefiner:
                     out[j], confirmed[j] = (u, v), True
         rest = lost[~confirmed[lost]]
         if len(rest) and tracked.any():
-            step = neighbour_steps(np.asarray(uv_previous, np.float64)[rest], uv_previous, moved, tracked,
-                                   self.neighbours)
+            start = np.asarray(uv_previous, np.float64)[rest]
+            step = neighbour_steps(start, uv_previous, moved, tracked, self.neighbours)
             ok = np.isfinite(step).all(1)
-            out[rest[ok]] = np.asarray(uv_previous, np.float64)[rest[ok]] + step[ok]
+            out[rest[ok]] = start[ok] + step[ok]
         return out
 
 
