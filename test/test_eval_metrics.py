@@ -209,6 +209,23 @@ def test_pose_errors_sim3_invariant_and_detects_noise(tmp_path):
     assert pose_errors(stamps, unturned, ref)["rotation_ratio"] == pytest.approx(0, abs=1e-6)
 
 
+def test_still_camera_ate_bounds_every_estimate():
+    ref = _look_at_poses(12)
+    stamps = [i * 33_000_000 for i in range(12)]
+    centres = np.array([T[:3, 3] for T in ref])
+    floor = np.sqrt(np.mean(np.sum((centres - centres.mean(0)) ** 2, 1)))
+    rng = np.random.default_rng(3)
+    for _ in range(5):  # Sim(3) may shrink any estimate to one point, so none scores above the floor
+        noise = [np.eye(4) for _ in ref]
+        for E in noise:
+            E[:3, 3] = rng.normal(0, 1.0, 3)
+        m = pose_errors(stamps, noise, ref)
+        assert m["ate_still_camera"] == pytest.approx(floor)
+        assert m["ate_rmse"] <= floor + 1e-9
+    # The exact trajectory beats the floor by all of it.
+    assert pose_errors(stamps, ref, ref)["ate_rmse"] < 1e-6 < floor
+
+
 def test_pose_errors_too_short():
     m = pose_errors([0, 1], [np.eye(4)] * 2, [np.eye(4)] * 2)
     assert m["ate_rmse"] is None and "fewer" in m["error"]

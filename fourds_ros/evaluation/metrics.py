@@ -254,6 +254,10 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     rotation_ratio: how far the estimate turns (summed consecutive-frame rotation angles) over how
     far the camera turned; below 1 the method under-reports rotation (e.g. a pose head that
     regresses to "no motion"), independent of alignment and scale.
+    ate_still_camera: the ATE of a camera that never moves (the RMS of the reference positions
+    about their mean, which Sim(3) alignment reaches at scale 0): the floor that a method's ATE
+    must beat to show it measured any translation (on a rotation-dominated recording ATE is
+    small for every method).
     tum_dir: also write <name>.tum and groundtruth.tum there (TUM trajectory format).
     """
     import copy
@@ -289,7 +293,15 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     return {"ate_rmse": float(ape.get_statistic(rmse)), "rpe_trans": float(rpe_t.get_statistic(rmse)),
             "rpe_rot_deg": float(rpe_r.get_statistic(rmse)),
             "rotation_ratio": total_rotation_deg(traj_est.poses_se3) / turned_ref if turned_ref > 0 else None,
-            "sim3_scale": float(s), "frames": len(stamps_ns), "aligned_xyz": aligned.positions_xyz.tolist()}
+            "sim3_scale": float(s), "ate_still_camera": still_camera_ate(traj_ref.positions_xyz),
+            "frames": len(stamps_ns), "aligned_xyz": aligned.positions_xyz.tolist()}
+
+
+def still_camera_ate(positions: np.ndarray) -> float:
+    """positions: (N, 3) reference camera centres -> the ATE (RMSE, m) of a trajectory that stays
+    at one point after the best Sim(3) alignment: the point is their mean."""
+    centred = np.asarray(positions, float) - np.mean(positions, axis=0)
+    return float(np.sqrt(np.mean(np.sum(centred ** 2, axis=1))))
 
 
 def total_rotation_deg(poses: list[np.ndarray]) -> float:

@@ -227,6 +227,10 @@ def markdown(report: dict) -> str:
             if section in d:
                 lines.append(f"| {name} | " + " | ".join(_fmt(d[section].get(k)) for k in keys) + " |")
         lines.append("")
+    still = report.get("pose", {}).get("ate_still_camera")
+    if still is not None:
+        lines += [f"A camera that never moves scores ATE {_fmt(still)} m here (the floor a method must beat "
+                  "to show it measured translation).", ""]
     if "metric" in report.get("depth", {}):
         m = report["depth"]["metric"]
         lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
