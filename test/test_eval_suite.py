@@ -94,11 +94,12 @@ def test_eval_suite_marks_train_and_validation_rows(tmp_path, tiny_model_dir):
     assert set(targets) == {"depth", "metric_depth", "tracks", "pose", "all"}
     # every column the issue asks for was scored (a micro random model still makes outputs)
     for key in ("depth_abs_rel", "constant_abs_rel", "metric_abs_rel", "constant_metric_abs_rel", "lk_aj",
-                "orb_ate"):
+                "orb_ate", "ate_still_camera"):
         assert isinstance(rows["tum"][key], float), key
     assert targets["depth"] == (rows["tum"]["depth_abs_rel"] <= 0.9 * rows["tum"]["constant_abs_rel"])
     table = (out / "suite.md").read_text()
     assert "| holo | train |" in table and "| tum | validation |" in table
+    assert f"[{rows['tum']['ate_still_camera']:.3f}]" in table
     assert (out / "tum" / "report.json").exists() and (out / "bags" / "tum" / "metadata.yaml").exists()
 
 
