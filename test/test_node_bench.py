@@ -23,6 +23,7 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
         assert row["frames_in"] + row["lost_before_callback"] == row["sent"], row
         assert row["frames_out"] + row["frames_dropped"] <= row["frames_in"], row
         assert 0 < row["described_pct_depth"] <= 100 and row["latency_ms_p50"] > 0, row
+        assert row["odometry_latency_ms_p50"] > 0 and row["odometry_latency_ms_max"] >= row["odometry_latency_ms_p95"]
         assert row["frames_unaccounted"] == 0, row
     assert data["summary"]["params"] == {"model": str(tiny_model_dir), "num_queries": 16}
     assert data["summary"]["pipeline"]["pipeline_ms_p50"] > data["summary"]["pipeline"]["refine_ms_p50"] >= 0

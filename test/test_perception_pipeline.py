@@ -124,3 +124,75 @@ def test_gray_made_once_on_arrival_only_when_the_tracks_match_on_images(engine, 
         assert np.array_equal(frame.gray, gray(frames[0]))
         images = ClipImages([frames[0]], [frame.gray])
         assert images.gray(0) is frame.gray  # used, not converted again
+
+
+def test_depth_is_handed_over_before_tracks_and_pose_and_the_messages_split_by_part(engine):
+    """process(on_depth=...) gives the frames' depth before tracks and pose exist (the node sends
+    it then); the finished results are the same as without the callback, and the output messages
+    split into the depth part and the rest with nothing sent twice or left out."""
+    from fourds_ros.ros.outputs import PARTS, OutputMessages
+
+    frames, k = scenes_frames(4)
+    settings = PerceptionSettings.from_params(max_tracks=12)
+    plain, early = PerceptionPipeline(engine, settings), PerceptionPipeline(engine, settings)
+    seen = []
+
+    def on_depth(partial):  # a snapshot: the same FrameResult objects get tracks and pose later
+        seen.append([(r.depth is not None, r.tracks is None, r.pose is None) for r in partial.frames])
+
+    for i, rgb in enumerate(frames):
+        clip_a, _ = plain.add_frame(rgb, i * 33_000_000, "cam", k)
+        clip_b, _ = early.add_frame(rgb, i * 33_000_000, "cam", k)
+    a, b = plain.process(clip_a), early.process(clip_b, on_depth=on_depth)
+    assert seen == [[(True, True, True)] * 4]
+    for ra, rb in zip(a.frames, b.frames):
+        assert np.array_equal(ra.depth, rb.depth, equal_nan=True)
+        assert np.allclose(ra.tracks.u, rb.tracks.u) and np.allclose(ra.pose.odom_from_camera, rb.pose.odom_from_camera)
+
+    def keys(parts):
+        return [key for key, _ in OutputMessages(settings).build(b, {}, lambda key: True, parts)]
+
+    everything = keys(PARTS)
+    depth_first = keys(("depth",)) + keys(("tracks", "pose"))
+    assert sorted(depth_first) == sorted(everything)
+    assert set(keys(("depth",))) == {"depth", "depth_info", "depth_points"}
+    assert "path" in keys(("tracks", "pose")) and "depth" not in keys(("tracks", "pose"))
+    with pytest.raises(ValueError, match="unknown output parts"):
+        keys(("depth", "colour"))
+
+
+def test_depth_first_sends_depth_once_and_leaves_it_to_the_rest_when_sending_fails(engine):
+    from fourds_ros.ros.outputs import OUTPUTS, PARTS, DepthFirst, OutputMessages
+
+    class Recorder:  # a publisher's two methods that OutputMessages calls
+        def __init__(self, key, sent, fail=False):
+            self.key, self.sent, self.fail = key, sent, fail
+
+        def get_subscription_count(self):
+            return 1
+
+        def publish(self, msg):
+            if self.fail:
+                raise RuntimeError("publisher gone")
+            self.sent.append(self.key)
+
+    frames, k = scenes_frames(4)
+    settings = PerceptionSettings.from_params(max_tracks=12)
+    for fail in (False, True):
+        pipe, sent, warnings = PerceptionPipeline(engine, settings), [], []
+        publishers = {key: Recorder(key, sent, fail and key == "depth") for key in OUTPUTS}
+        outputs = OutputMessages(settings)
+        send_depth = DepthFirst(outputs, publishers, lambda kind, text: warnings.append((kind, text)))
+        for i, rgb in enumerate(frames):
+            clip, _ = pipe.add_frame(rgb, i * 33_000_000, "cam", k)
+        result = pipe.process(clip, on_depth=send_depth)
+        before = list(sent)
+        assert send_depth.rest == (PARTS if fail else ("tracks", "pose"))
+        assert ("odometry" in before) is False  # the depth went (or was tried) before any pose existed
+        if not fail:
+            assert before.count("depth") == 4 and not warnings
+        else:
+            assert warnings and warnings[0][0] == "publish" and "publisher gone" in warnings[0][1]
+        publishers["depth"].fail = False
+        outputs.publish(result, {}, publishers, parts=send_depth.rest)
+        assert sent.count("depth") == 4 and sent.count("odometry") == 4  # each frame's depth sent exactly once

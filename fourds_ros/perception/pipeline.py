@@ -21,6 +21,7 @@ dropped under overload. Disabled outputs (`enable_*`) are None.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -161,8 +162,13 @@ class PerceptionPipeline:
         self._restart_from = self.buffer.sequence
 
     # -- half 2: one engine call per clip ------------------------------------------------------
-    def process(self, clip: Clip) -> ClipResult:
-        """One engine call for the clip; results for its `new_frames` last frames."""
+    def process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None = None) -> ClipResult:
+        """One engine call for the clip; results for its `new_frames` last frames.
+
+        on_depth(partial): called once the depth images are ready, before the tracks and the pose
+        (their refinement and PnP take ~40 ms a clip on the 2-core CPU), with the same frame
+        results holding only depth, so that a node can send depth, which a costmap waits for,
+        that much earlier (docs/benchmarks.md)."""
         odometry_restarted = self._start_sequence(clip)
         frames = clip.frames
         pmap = self.preprocess.pixel_map(frames[-1].rgb.shape[:2])
@@ -188,6 +194,8 @@ class PerceptionPipeline:
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
+            if on_depth is not None:
+                on_depth(ClipResult(results, inference_s, odometry_restarted))
         xy = None
         if self.enabled["tracks"] and slot_ids is not None:
             xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap)

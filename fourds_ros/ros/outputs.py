@@ -32,6 +32,9 @@ OUTPUTS = {
     "path": ("path", PathMsg),
 }
 
+# What a clip's results are sent as, in groups that may go out separately (depth first).
+PARTS = ("depth", "tracks", "pose")
+
 
 def trails_xyz(trails: dict[int, np.ndarray], tracks, k: np.ndarray) -> dict[int, np.ndarray]:
     """Trails (input pixels) of live tracks at each track's current depth (1 m when unknown)."""
@@ -47,30 +50,37 @@ class OutputMessages:
         self.path = PathMsg()
         self.path.header.frame_id = settings.pose.odom_frame
 
-    def publish(self, result, trails: dict[int, np.ndarray], publishers: dict, tf_publish=None) -> None:
+    def publish(self, result, trails: dict[int, np.ndarray], publishers: dict, tf_publish=None,
+                parts: tuple[str, ...] = PARTS) -> None:
         """Build and send: publishers {key: publisher with publish() and get_subscription_count()};
-        tf_publish(list[TransformStamped]) or None (no TF library)."""
-        for key, msg in self.build(result, trails, lambda key: publishers[key].get_subscription_count() > 0):
+        tf_publish(list[TransformStamped]) or None (no TF library); parts: which of PARTS."""
+        wanted = lambda key: publishers[key].get_subscription_count() > 0  # noqa: E731
+        for key, msg in self.build(result, trails, wanted, parts):
             if key != "tf":
                 publishers[key].publish(msg)
             elif tf_publish is not None:
                 tf_publish(msg)
 
-    def build(self, result, trails: dict[int, np.ndarray], wanted: Callable[[str], bool]
-              ) -> Iterator[tuple[str, object]]:
-        """(output key, message) pairs for a ClipResult, in publishing order."""
-        if result.odometry_restarted:
+    def build(self, result, trails: dict[int, np.ndarray], wanted: Callable[[str], bool],
+              parts: tuple[str, ...] = PARTS) -> Iterator[tuple[str, object]]:
+        """(output key, message) pairs for a ClipResult, in publishing order; parts: which of
+        PARTS (the node sends a clip's depth as soon as it is ready, the rest after)."""
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"unknown output parts {sorted(unknown)}; known: {PARTS}")
+        with_pose = "pose" in parts and any(r.pose is not None for r in result.frames)
+        if with_pose and result.odometry_restarted:
             self.path.poses = []
         for r in result.frames:
-            if r.depth is not None:
+            if r.depth is not None and "depth" in parts:
                 yield from self._depth(r, wanted)
-            if r.tracks is not None:
+            if r.tracks is not None and "tracks" in parts:
                 yield "tracks", convert.tracks_cloud(r.tracks, r.stamp_ns, r.frame_id)
                 if wanted("markers"):
                     yield "markers", convert.track_markers(trails_xyz(trails, r.tracks, r.k), r.stamp_ns, r.frame_id)
-            if r.pose is not None:
+            if r.pose is not None and "pose" in parts:
                 yield from self._pose(r)
-        if any(r.pose is not None for r in result.frames):
+        if with_pose:
             del self.path.poses[: max(0, len(self.path.poses) - self.pose.path_max_length)]
             yield "path", self.path
 
@@ -92,3 +102,20 @@ class OutputMessages:
         self.path.poses.append(pose)
         if self.pose.publish_tf:
             yield "tf", [convert.transform_stamped(r.pose.odom_from_base, r.stamp_ns, odom_frame, base_frame)]
+
+
+class DepthFirst:
+    """pipeline.process's on_depth for a node: sends a clip's depth ahead of its tracks and pose;
+    `rest` is then the parts still to send. On failure the reason goes to warn(category, text)
+    and the depth is left to go out with the rest."""
+
+    def __init__(self, outputs: OutputMessages, publishers: dict, warn: Callable[[str, str], None]):
+        self.outputs, self.publishers, self.warn = outputs, publishers, warn
+        self.rest = PARTS
+
+    def __call__(self, partial) -> None:
+        try:
+            self.outputs.publish(partial, {}, self.publishers, parts=("depth",))
+            self.rest = tuple(p for p in PARTS if p != "depth")
+        except Exception as exc:
+            self.warn("publish", f"publishing depth failed: {type(exc).__name__}: {exc}")

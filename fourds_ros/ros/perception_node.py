@@ -29,7 +29,7 @@ from ..perception.pipeline import create_pipeline
 from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
-from .outputs import OutputMessages
+from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_settings
 from .spin import spin_until_shutdown
 from .transforms import CameraMount, create_publishers
@@ -190,15 +190,16 @@ class PerceptionNode(LifecycleNode):
         pipeline, t_start = self.pipeline, time.perf_counter()
         if pipeline is None:
             return
+        send_depth = DepthFirst(self.outputs, self.publishers_, self.health.warn)  # a costmap waits for depth
         try:
-            result = pipeline.process(clip)
+            result = pipeline.process(clip, on_depth=send_depth)
         except Exception as exc:  # keep running; the next clip may be fine
             self.health.counts["frames_failed"] += clip.new_frames
             self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
         self.health.counts["clips"] += 1
         try:
-            self.outputs.publish(result, pipeline.trails(), self.publishers_, self.tf_publish)
+            self.outputs.publish(result, pipeline.trails(), self.publishers_, self.tf_publish, send_depth.rest)
         except Exception as exc:
             self.health.counts["frames_failed"] += len(result.frames)
             if self.worker is not None and self.worker.running:
