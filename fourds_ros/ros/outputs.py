@@ -107,7 +107,8 @@ class OutputMessages:
 class DepthFirst:
     """pipeline.process's on_depth for a node: sends a clip's depth ahead of its tracks and pose;
     `rest` is then the parts still to send. On failure the reason goes to warn(category, text)
-    and the depth is left to go out with the rest."""
+    and the depth is left to go out with the rest (frames sent before the failure then get their
+    depth twice: a duplicate rather than a loss)."""
 
     def __init__(self, outputs: OutputMessages, publishers: dict, warn: Callable[[str, str], None]):
         self.outputs, self.publishers, self.warn = outputs, publishers, warn
