@@ -182,7 +182,7 @@ def test_depth_first_sends_depth_once_and_leaves_it_to_the_rest_when_sending_fai
         pipe, sent, warnings = PerceptionPipeline(engine, settings), [], []
         publishers = {key: Recorder(key, sent, fail and key == "depth") for key in OUTPUTS}
         outputs = OutputMessages(settings)
-        send_depth = DepthFirst(outputs, publishers, lambda kind, text: warnings.append((kind, text)))
+        send_depth = DepthFirst(outputs, publishers, lambda kind, text, w=warnings: w.append((kind, text)))
         for i, rgb in enumerate(frames):
             clip, _ = pipe.add_frame(rgb, i * 33_000_000, "cam", k)
         result = pipe.process(clip, on_depth=send_depth)

@@ -349,7 +349,9 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path):
     steps = [c["step"] for c in log["candidates"]]
     assert steps == [0, 2, 4, 6]
     assert log["candidates"][0]["score"] == pytest.approx(1.0)  # step 0 is the reference
-    best = min(log["candidates"], key=lambda c: c["score"])
+    # ... and, its heads freshly initialised (no --init), never the choice
+    assert [c["candidate"] for c in log["candidates"]] == [False, True, True, True]
+    best = min((c for c in log["candidates"] if c["candidate"]), key=lambda c: c["score"])
     assert log["selected_step"] == best["step"] and result["selection"] == log
     assert all(0 <= c["depth_abs_rel_scaled"] < 5 for c in log["candidates"])
     # The written weights are the chosen step's: scoring them again gives its metrics.
@@ -361,6 +363,40 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path):
                                               torch.device("cpu")))
     assert selection_score(again, log["candidates"][0]) == pytest.approx(best["score"], rel=1e-3)
     assert f"step {best['step']}'s" in (out / "README.md").read_text()
+
+
+def test_selection_scores_the_trained_heads_and_keeps_untrained_starts_out():
+    """A run that trains only the depth head is scored on depth's metrics (the frozen heads'
+    ratios, always 1, would dilute it), and a fresh head at step 0 is never chosen even where its
+    score is the best (a random depth head's near-constant output can beat a trained one on
+    metric AbsRel)."""
+    from training.selection import CheckpointSelection
+
+    scores = iter([{"depth_abs_rel_scaled": 0.6, "depth_abs_rel": 0.5, "track_epe_px": 9.0},
+                   {"depth_abs_rel_scaled": 0.3, "depth_abs_rel": 1.2, "track_epe_px": 9.0},
+                   {"depth_abs_rel_scaled": 0.28, "depth_abs_rel": 1.0, "track_epe_px": 9.0}])
+
+    class Scored(CheckpointSelection):
+        def consider(self, model, step):  # the metrics above instead of a model's
+            import training.selection as sel
+
+            real_evaluate, sel.evaluate = sel.evaluate, lambda model, batches: next(scores)
+            try:
+                return super().consider(model, step)
+            finally:
+                sel.evaluate = real_evaluate
+
+    model = torch.nn.Linear(1, 1)
+    fresh = Scored([], heads=("depth",), start_is_candidate=False)
+    for step in (0, 10, 20):
+        fresh.consider(model, step)
+    assert [round(c["score"], 3) for c in fresh.history] == [1.0, round((0.5 + 2.4) / 2, 3), round((0.28 / 0.6 + 2.0) / 2, 3)]
+    assert fresh.best_step == 20  # step 0 scored best and was not eligible
+    scores = iter([{"depth_abs_rel_scaled": 0.6, "depth_abs_rel": 0.5}, {"depth_abs_rel_scaled": 0.3, "depth_abs_rel": 1.2}])
+    resumed = Scored([], heads=("depth",), start_is_candidate=True)
+    for step in (0, 10):
+        resumed.consider(model, step)
+    assert resumed.best_step == 0
 
 
 def test_select_on_refuses_a_recording_the_run_trains_on(tmp_path, capsys):

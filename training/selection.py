@@ -3,8 +3,14 @@ validation scenes only). `--select-on PATH[:STRIDE]` names labelled RGB-D record
 `--real` bank trains on; at every `--save-every` step and at the end the model is scored on
 their clips, and the run writes the weights that scored best, the starting weights included.
 
-The score is the mean, over the metrics below, of each metric divided by the starting model's
-value of it: 1.0 is the start, lower is better, and no one metric's units dominate."""
+The score is the mean, over the metrics of the heads the run trains (HEAD_METRICS), of each
+metric divided by the starting model's value of it: 1.0 is the start, lower is better, and no one
+metric's units dominate. The starting weights are a candidate only when the trained heads start
+trained (--init): a freshly initialised head is the reference, never the choice. Why: on a
+label-free encoder (tools/leave_one_out.sh) a random depth head's near-constant output scored a
+metric AbsRel of 0.56 on TUM against 1.1-1.4 for the trained head (whose median-scaled AbsRel was
+0.28 against the random head's 0.62), and step 0 won; the frozen heads' metrics, always 1.0,
+only diluted the score."""
 
 from __future__ import annotations
 
@@ -14,13 +20,15 @@ from fourds_ros.model import FourDS
 
 from .readouts_model import evaluate
 
-SELECTION_METRICS = ("depth_abs_rel_scaled", "depth_abs_rel", "track_epe_px", "pose_rotation_deg",
-                     "pose_translation_m")
+HEAD_METRICS = {"depth": ("depth_abs_rel_scaled", "depth_abs_rel"), "tracks": ("track_epe_px",),
+                "pose": ("pose_rotation_deg", "pose_translation_m")}
+SELECTION_METRICS = tuple(m for metrics in HEAD_METRICS.values() for m in metrics)
 
 
-def selection_score(metrics: dict[str, float], reference: dict[str, float]) -> float:
-    """Mean ratio of `metrics` to `reference` over the SELECTION_METRICS both hold."""
-    keys = [k for k in SELECTION_METRICS if k in metrics and reference.get(k, 0.0) > 0]
+def selection_score(metrics: dict[str, float], reference: dict[str, float],
+                    keys: tuple[str, ...] = SELECTION_METRICS) -> float:
+    """Mean ratio of `metrics` to `reference` over the `keys` (of SELECTION_METRICS) both hold."""
+    keys = [k for k in keys if k in SELECTION_METRICS and k in metrics and reference.get(k, 0.0) > 0]
     if not keys:
         raise ValueError(f"no selection metric to compare: {sorted(metrics)}")
     return sum(metrics[k] / reference[k] for k in keys) / len(keys)
@@ -30,8 +38,13 @@ class CheckpointSelection:
     """The best weights seen so far on the validation batches, kept in memory (a copy of the
     state on the model's device) with the score of every candidate step."""
 
-    def __init__(self, batches: list[dict[str, torch.Tensor]]):
+    def __init__(self, batches: list[dict[str, torch.Tensor]], heads: tuple[str, ...] = tuple(HEAD_METRICS),
+                 start_is_candidate: bool = True):
+        """heads: the heads the run trains (their metrics make the score); start_is_candidate:
+        whether the weights at step 0 may be chosen (trained heads, not freshly initialised)."""
         self.batches = batches
+        self.keys = tuple(m for h in heads for m in HEAD_METRICS.get(h, ()))
+        self.start_is_candidate = start_is_candidate
         self.reference: dict[str, float] | None = None
         self.history: list[dict] = []
         self.best_step = -1
@@ -43,9 +56,10 @@ class CheckpointSelection:
         metrics = evaluate(model, self.batches)
         if self.reference is None:
             self.reference = metrics
-        score = selection_score(metrics, self.reference)
-        self.history.append({"step": step, "score": score, **metrics})
-        if score < self.best_score:
+        score = selection_score(metrics, self.reference, self.keys)
+        candidate = step > 0 or self.start_is_candidate
+        self.history.append({"step": step, "score": score, "candidate": candidate, **metrics})
+        if candidate and score < self.best_score:
             self.best_step, self.best_score = step, score
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return score

@@ -145,7 +145,8 @@ def train(cfg: ReadoutsConfig) -> dict:
     banks = load_banks(cfg, model, device)
     data_seconds = time.perf_counter() - t_data
     val = val_batches(cfg, banks)
-    selection = CheckpointSelection(selection_batches(cfg, model, device)) if cfg.select_on else None
+    selection = (CheckpointSelection(selection_batches(cfg, model, device), cfg.trained_heads,
+                                     start_is_candidate=cfg.init is not None) if cfg.select_on else None)
     if selection is not None:
         selection.consider(model, 0)
     start = time.perf_counter()
