@@ -365,7 +365,7 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path):
     assert f"step {best['step']}'s" in (out / "README.md").read_text()
 
 
-def test_selection_scores_the_trained_heads_and_keeps_untrained_starts_out():
+def test_selection_scores_the_trained_heads_and_keeps_untrained_starts_out(monkeypatch):
     """A run that trains only the depth head is scored on depth's metrics (the frozen heads'
     ratios, always 1, would dilute it), and a fresh head at step 0 is never chosen even where its
     score is the best (a random depth head's near-constant output can beat a trained one on
@@ -376,24 +376,15 @@ def test_selection_scores_the_trained_heads_and_keeps_untrained_starts_out():
                    {"depth_abs_rel_scaled": 0.3, "depth_abs_rel": 1.2, "track_epe_px": 9.0},
                    {"depth_abs_rel_scaled": 0.28, "depth_abs_rel": 1.0, "track_epe_px": 9.0}])
 
-    class Scored(CheckpointSelection):
-        def consider(self, model, step):  # the metrics above instead of a model's
-            import training.selection as sel
-
-            real_evaluate, sel.evaluate = sel.evaluate, lambda model, batches: next(scores)
-            try:
-                return super().consider(model, step)
-            finally:
-                sel.evaluate = real_evaluate
-
+    monkeypatch.setattr("training.selection.evaluate", lambda model, batches: next(scores))  # the metrics above
     model = torch.nn.Linear(1, 1)
-    fresh = Scored([], heads=("depth",), start_is_candidate=False)
+    fresh = CheckpointSelection([], heads=("depth",), start_is_candidate=False)
     for step in (0, 10, 20):
         fresh.consider(model, step)
     assert [round(c["score"], 3) for c in fresh.history] == [1.0, round((0.5 + 2.4) / 2, 3), round((0.28 / 0.6 + 2.0) / 2, 3)]
     assert fresh.best_step == 20  # step 0 scored best and was not eligible
     scores = iter([{"depth_abs_rel_scaled": 0.6, "depth_abs_rel": 0.5}, {"depth_abs_rel_scaled": 0.3, "depth_abs_rel": 1.2}])
-    resumed = Scored([], heads=("depth",), start_is_candidate=True)
+    resumed = CheckpointSelection([], heads=("depth",), start_is_candidate=True)
     for step in (0, 10):
         resumed.consider(model, step)
     assert resumed.best_step == 0
