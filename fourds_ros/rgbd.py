@@ -8,7 +8,9 @@ OpenCV optical frame). Frames are read lazily with OpenCV. Depth is returned in 
 where the sensor gave nothing.
 
 - 7-Scenes: `frame-NNNNNN.{color.jpg,depth.png,pose.txt}` + `camera-intrinsics.txt`; depth uint16
-  mm, *not registered* to RGB (the depth camera's own view; K is used for both).
+  mm in the depth camera's own view, and `camera-intrinsics.txt` and the poses are the depth
+  camera's. The reader returns the RGB camera's K and poses and registers each depth image to the
+  RGB image (SEVEN_SCENES_DEPTH_CAMERA, measured: tools/fit_seven_scenes_rgb.py).
 - HoloLens (DeepVideoMVS): `images/*.png` (or `.jpg`, as in our re-encoded demo sample), `depth/*.png` (uint16 mm, registered to RGB),
   `poses.txt` (one row-major 4x4 camera-to-world per line, sorted image order), `K.txt`.
 - TUM RGB-D: `rgb.txt`, `depth.txt` ("timestamp filename"), `groundtruth.txt`
@@ -31,22 +33,46 @@ TUM_FR1_INTRINSICS = np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]])
 TUM_DEPTH_SCALE = 1 / 5000  # metres per stored unit
 
 
+# 7-Scenes' depth camera and its RGB camera are two cameras: fx = fy = 585 px in
+# camera-intrinsics.txt is the depth camera's (the poses, from KinectFusion, are its too), and the
+# RGB camera beside it has a wider view. Measured on redkitchen 000-299 by
+# tools/fit_seven_scenes_rgb.py (docs/results/seven_scenes_rgb/): the epipolar error of LK
+# correspondences under the ground-truth motion is least at an RGB focal length of 524-532 px
+# (585: +25 %), and depth edges line up with RGB edges best at 530 px with the RGB camera 2.5 cm
+# along -x of the depth camera (the Kinect v1 baseline). With 585 px, geometric track labels on
+# these frames were so far off that LK scored AJ 0.168 against them; with 530 px and registered
+# depth, 0.233. Rotation between the two cameras is taken as none (not measured).
+SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL = 530.0 / 585.0
+SEVEN_SCENES_RGB_FROM_DEPTH_M = (-0.025, 0.0, 0.0)
+
+
 class DatasetFormatError(ValueError):
     """A sequence folder that does not match the expected format; the message says what."""
 
 
 @dataclass
+class DepthCamera:
+    """The depth sensor of a sequence whose depth images are in its own view, not the RGB camera's:
+    its (3, 3) K at the depth images' resolution, and the RGB camera's position in it (metres; the
+    two cameras are taken to be parallel)."""
+
+    intrinsics: np.ndarray
+    rgb_from_depth_m: tuple[float, float, float]
+
+
+@dataclass
 class RGBDSequence:
-    """rgb_paths/depth_paths: N files; intrinsics: (3, 3) at the files' resolution;
-    camera_to_world: (N, 4, 4); depth_scale: metres per stored depth unit;
-    depth_registered: whether depth pixels line up with RGB pixels."""
+    """rgb_paths/depth_paths: N files; intrinsics: (3, 3) of the RGB camera at the files'
+    resolution; camera_to_world: (N, 4, 4) of the RGB camera; depth_scale: metres per stored depth
+    unit; depth_camera: None when the depth images line up with the RGB images, else the depth
+    sensor, and `depth(i)` registers them to the RGB image."""
 
     rgb_paths: list[Path]
     depth_paths: list[Path]
     intrinsics: np.ndarray
     camera_to_world: np.ndarray
     depth_scale: float
-    depth_registered: bool
+    depth_camera: DepthCamera | None = None
     name: str = ""
 
     def __len__(self) -> int:
@@ -60,8 +86,32 @@ class RGBDSequence:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def depth(self, i: int) -> np.ndarray:
-        """(H, W) float32 metres, 0 = invalid."""
-        return read_depth(self.depth_paths[i], self.depth_scale)
+        """(H, W) float32 metres in the RGB image's pixels, 0 = invalid."""
+        depth = read_depth(self.depth_paths[i], self.depth_scale)
+        if self.depth_camera is None:
+            return depth
+        return register_depth(depth, self.depth_camera, self.intrinsics)
+
+
+def register_depth(depth: np.ndarray, camera: DepthCamera, k_rgb: np.ndarray) -> np.ndarray:
+    """(H, W) metres in the depth camera's view -> (H, W) metres along the RGB camera's axis at the
+    RGB pixels (same size), 0 where no depth pixel lands. Each valid depth pixel is back-projected,
+    moved into the RGB camera and projected to its nearest pixel; where several land on one pixel
+    the nearest surface wins (occlusion)."""
+    rows, cols = np.nonzero(depth > 0)
+    z = depth[rows, cols].astype(np.float64)
+    k_inv = np.linalg.inv(np.asarray(camera.intrinsics, float))
+    points = k_inv[:, :2] @ np.stack([cols, rows]) * z + k_inv[:, 2:] * z  # (3, N) in the depth camera
+    points += np.asarray(camera.rgb_from_depth_m, float)[:, None]  # ... in the RGB camera
+    proj = np.asarray(k_rgb, float) @ points
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u, v = np.round(proj[0] / proj[2]).astype(np.int64), np.round(proj[1] / proj[2]).astype(np.int64)
+    h, w = depth.shape
+    keep = (points[2] > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    order = np.argsort(-points[2][keep])  # far first: the nearest surface is written last and stays
+    out = np.zeros_like(depth, dtype=np.float32)
+    out[v[keep][order], u[keep][order]] = points[2][keep][order]
+    return out
 
 
 def read_depth(path: Path, scale: float) -> np.ndarray:
@@ -92,6 +142,20 @@ def _read_matrix(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return m.reshape(shape)
 
 
+def seven_scenes_depth_intrinsics(root: str | Path) -> np.ndarray:
+    """The depth camera's K: the folder's camera-intrinsics.txt, else 7-Scenes' published one."""
+    k_path = Path(root) / "camera-intrinsics.txt"
+    return _read_matrix(k_path, (3, 3)) if k_path.is_file() else np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
+
+
+def seven_scenes_rgb_intrinsics(root: str | Path) -> np.ndarray:
+    """The RGB camera's K (SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL; principal point as given)."""
+    k = seven_scenes_depth_intrinsics(root)
+    k[0, 0] *= SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL
+    k[1, 1] *= SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL
+    return k
+
+
 def read_7scenes(root: str | Path) -> RGBDSequence:
     root = Path(root)
     colours = sorted(root.glob("frame-*.color.*"))
@@ -103,11 +167,12 @@ def read_7scenes(root: str | Path) -> RGBDSequence:
     if missing:
         raise DatasetFormatError(f"{root}: missing depth files {missing[:3]}")
     poses = np.stack([_read_matrix(root / f"{s}.pose.txt", (4, 4)) for s in stems])
-    k_path = root / "camera-intrinsics.txt"
-    k = _read_matrix(k_path, (3, 3)) if k_path.is_file() else np.array(
-        [[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]]
-    )
-    return RGBDSequence(colours, depth, k, _check_poses(poses, root), 1e-3, False, root.name)
+    k_depth = seven_scenes_depth_intrinsics(root)
+    depth_from_rgb = np.eye(4)
+    depth_from_rgb[:3, 3] = -np.asarray(SEVEN_SCENES_RGB_FROM_DEPTH_M)
+    world_from_rgb = _check_poses(poses, root) @ depth_from_rgb
+    return RGBDSequence(colours, depth, seven_scenes_rgb_intrinsics(root), world_from_rgb, 1e-3,
+                        DepthCamera(k_depth, SEVEN_SCENES_RGB_FROM_DEPTH_M), root.name)
 
 
 def read_hololens(root: str | Path) -> RGBDSequence:
@@ -121,7 +186,7 @@ def read_hololens(root: str | Path) -> RGBDSequence:
         raise DatasetFormatError(f"{root}: missing depth files {missing[:3]}")
     poses = _read_matrix(root / "poses.txt", (len(images), 4, 4))
     k = _read_matrix(root / "K.txt", (3, 3))
-    return RGBDSequence(images, depth, k, _check_poses(poses, root), 1e-3, True, root.name)
+    return RGBDSequence(images, depth, k, _check_poses(poses, root), 1e-3, None, root.name)
 
 
 def read_list(path: Path) -> list[list[str]]:
@@ -194,7 +259,7 @@ def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: flo
                                  "(depth.txt and groundtruth.txt are needed)")
     k = tum_intrinsics(root) if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
     return RGBDSequence([f.rgb_path for f in complete], [f.depth_path for f in complete], k,
-                        np.stack([f.camera_to_world for f in complete]), TUM_DEPTH_SCALE, True, root.name)
+                        np.stack([f.camera_to_world for f in complete]), TUM_DEPTH_SCALE, None, root.name)
 
 
 READERS = {"7scenes": read_7scenes, "hololens": read_hololens, "tum": read_tum}

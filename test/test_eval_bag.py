@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fourds_ros.cli import main as cli
+from fourds_ros.rgbd import read_7scenes, seven_scenes_rgb_intrinsics
 from fourds_ros.evaluation.bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, GT_DEPTH_TOPIC, GT_POSE_TOPIC,
                                        IMAGE_TOPIC, TF_TOPIC, BagError, Frame, open_reader, read_bag, write_bag)
 
@@ -35,12 +36,18 @@ def test_7scenes_round_trip(tmp_path, storage):
     s = data.stamps[1]
     rgb = cv2.cvtColor(cv2.imread(str(src / "frame-000012.color.jpg")), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(data.images[s], rgb)
-    raw = cv2.imread(str(src / "frame-000012.depth.png"), cv2.IMREAD_UNCHANGED)
-    valid = (raw > 0) & (raw < 65535)
-    np.testing.assert_allclose(data.gt_depth[s][valid], raw[valid] / 1000.0, rtol=1e-6)
+    # 7-Scenes' depth and poses are its depth camera's: the bag carries them for the RGB camera
+    # (fourds_ros.rgbd: registered depth, the RGB camera's pose and K)
+    registered = read_7scenes(src).depth(12)
+    valid = registered > 0
+    np.testing.assert_allclose(data.gt_depth[s][valid], registered[valid], rtol=1e-6)
     assert np.isnan(data.gt_depth[s][~valid]).all()
-    np.testing.assert_allclose(data.gt_pose[s], np.loadtxt(src / "frame-000012.pose.txt"), atol=2e-4)
-    np.testing.assert_allclose(data.K[s], np.loadtxt(src / "camera-intrinsics.txt"))
+    raw = cv2.imread(str(src / "frame-000012.depth.png"), cv2.IMREAD_UNCHANGED)
+    assert np.isin(np.round(registered[valid] * 1000).astype(int), raw).all()  # sensor depths, not interpolated
+    depth_pose = np.loadtxt(src / "frame-000012.pose.txt")
+    np.testing.assert_allclose(data.gt_pose[s][:3, :3], depth_pose[:3, :3], atol=2e-4)
+    assert abs(np.linalg.norm(data.gt_pose[s][:3, 3] - depth_pose[:3, 3]) - 0.025) < 1e-3  # the 2.5 cm baseline
+    np.testing.assert_allclose(data.K[s], seven_scenes_rgb_intrinsics(src))
 
 
 def test_compressed_keeps_original_bytes(tmp_path):

@@ -44,7 +44,8 @@ def test_half_7scenes_keeps_depth_values_poses_and_the_camera(tmp_path):
     assert half.depth_scale == full.depth_scale
     # The same ray: full-resolution pixel u is half-resolution pixel (u + 0.5) / 2 - 0.5.
     ray = np.array([0.3, -0.2, 1.0])
-    u_full, u_half = k @ ray, half.intrinsics @ ray
+    u_full, u_half = full.intrinsics @ ray, half.intrinsics @ ray
+    assert np.allclose(np.loadtxt(tmp_path / "half" / "camera-intrinsics.txt")[0, 0], k[0, 0] / 2)  # still the depth camera's
     assert np.allclose((u_full[:2] + 0.5) / 2 - 0.5, u_half[:2])
     src = cv2.imread(str(tmp_path / "src" / "frame-000001.depth.png"), cv2.IMREAD_UNCHANGED)
     out = cv2.imread(str(tmp_path / "half" / "frame-000001.depth.png"), cv2.IMREAD_UNCHANGED)

@@ -3,6 +3,7 @@ camera_info; depth, tracks, odometry, TF and diagnostics must arrive well-formed
 
 import numpy as np
 
+from fourds_ros.rgbd import seven_scenes_rgb_intrinsics
 from fourds_ros.ros.harness import run_node
 
 from .conftest import SHARED_DATA, require
@@ -44,7 +45,7 @@ def test_stream_synthetic_and_real_frames(tiny_model_dir, ros_env, tmp_path):
     # K follows the crop: each image waits for the camera_info of its own stamp (the two topics
     # are delivered independently; a resent camera_info sample arrived 4 frames late here)
     kitchen = [info[s] for s in stamps[10:20] if s in info]
-    assert len(kitchen) == 10 and all(np.isclose(r["k"][0], 585 * 32 / 480) for r in kitchen)
+    assert len(kitchen) == 10 and all(np.isclose(r["k"][0], seven_scenes_rgb_intrinsics(SCENES)[0, 0] * 32 / 480) for r in kitchen)
     tracks = run.records("tracks")
     assert len(tracks) == len(depth)
     for t in tracks:

@@ -8,6 +8,7 @@ from fourds_ros.engine import create_engine
 from fourds_ros.perception.pipeline import PerceptionPipeline
 from fourds_ros.perception.settings import PerceptionSettings
 from fourds_ros.perception.slow_engine import SlowEngine
+from fourds_ros.rgbd import seven_scenes_rgb_intrinsics
 
 from .conftest import SHARED_DATA, require
 
@@ -34,7 +35,7 @@ def engine(tiny_model_dir):
 def scenes_frames(n):
     root = require(SCENES)
     frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(root.glob("*.color.jpg"))[:n]]
-    return frames, np.loadtxt(root / "camera-intrinsics.txt")
+    return frames, seven_scenes_rgb_intrinsics(root)
 
 
 def test_default_hop_shares_one_frame_between_clips(engine):
@@ -56,7 +57,7 @@ def test_every_frame_described_once_with_its_stamp(engine):
     for r in results:
         assert r.frame_id == "kitchen_optical" and r.has_camera_info
         assert r.depth.shape == (32, 32) and r.depth.dtype == np.float32
-        assert np.isclose(r.depth_k[0, 0], 585.0 * 32 / 480)  # center crop 480x480 -> 32x32
+        assert np.isclose(r.depth_k[0, 0], k[0, 0] * 32 / 480)  # center crop 480x480 -> 32x32
         assert len(r.tracks) == 12 and r.tracks.xyz.shape == (12, 3) and r.tracks.ids.dtype == np.uint32
         z = r.tracks.xyz[:, 2]
         assert np.all(np.isnan(z) | (z > 0))

@@ -83,7 +83,7 @@ def test_real_7scenes_and_hololens_readers():
     seven = read_7scenes(require(SHARED_DATA / "7scenes_redkitchen_f000-299"))
     holo = read_hololens(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
     assert len(seven) == 300 and len(holo) == 30
-    assert not seven.depth_registered and holo.depth_registered
+    assert seven.depth_camera is not None and holo.depth_camera is None  # 7-Scenes depth is registered on read
     for seq in (seven, holo):
         assert seq.camera_to_world.shape == (len(seq), 4, 4)
         r = seq.camera_to_world[:, :3, :3]

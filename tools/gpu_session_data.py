@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fourds_ros.rgbd import crop_resize_intrinsics, read_7scenes, tum_intrinsics
+from fourds_ros.rgbd import crop_resize_intrinsics, read_7scenes, seven_scenes_depth_intrinsics, tum_intrinsics
 from training.data.video import count_frames, read_frames
 
 
@@ -67,7 +67,8 @@ def half_7scenes(src: Path, dst: Path) -> int:
     intrinsics for the new pixel grid (pixel centres at integers). Returns frames written."""
     dst.mkdir(parents=True, exist_ok=True)
     seq = read_7scenes(src)
-    np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(seq.intrinsics), fmt="%.6f")
+    # the depth camera's K, as in the source (the reader derives the RGB camera's from it)
+    np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(seven_scenes_depth_intrinsics(src)), fmt="%.6f")
     for colour, depth in zip(seq.rgb_paths, seq.depth_paths):
         stem = colour.name.split(".")[0]
         half_colour(colour, dst / colour.name)

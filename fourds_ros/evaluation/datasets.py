@@ -1,9 +1,10 @@
 """Dataset readers that yield `bag.Frame`s with real stamps. No rclpy.
 
 Formats (see ../shared/data/*/README.md):
-  7scenes   frame-NNNNNN.color.jpg, .depth.png (uint16 mm, 0 and 65535 invalid, depth camera NOT
-            registered to RGB), .pose.txt (4x4 camera-to-world); camera-intrinsics.txt; no stamps,
-            30 Hz -> stamp = index / 30 s.
+  7scenes   frame-NNNNNN.color.jpg, .depth.png (uint16 mm, 0 and 65535 invalid, in the depth
+            camera's view: registered to RGB on read), .pose.txt (4x4 camera-to-world);
+            camera-intrinsics.txt (the depth camera's: the RGB K is derived, fourds_ros.rgbd); no
+            stamps, 30 Hz -> stamp = index / 30 s.
   hololens  images/NNNNN.png, depth/NNNNN.png (uint16 mm, registered), poses.txt (one 4x4 row-major
             camera-to-world per line), K.txt; no stamps -> index / fps.
   tum       TUM RGB-D: rgb.txt, depth.txt ("stamp path"), groundtruth.txt ("stamp tx ty tz qx qy qz qw",

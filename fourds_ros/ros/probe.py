@@ -74,10 +74,13 @@ def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np
         return frames, np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])
     import cv2
 
+    from ..rgbd import seven_scenes_rgb_intrinsics
+
     root = Path(source)
     paths = sorted(root.glob("*.color.jpg"))[:count]
     frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
-    k = np.loadtxt(root / "camera-intrinsics.txt") if (root / "camera-intrinsics.txt").exists() else None
+    # A 7-Scenes folder: its camera-intrinsics.txt is the depth camera's (fourds_ros.rgbd)
+    k = seven_scenes_rgb_intrinsics(root) if (root / "camera-intrinsics.txt").exists() else None
     return frames, k
 
 
