@@ -10,7 +10,7 @@ where the sensor gave nothing.
 - 7-Scenes: `frame-NNNNNN.{color.jpg,depth.png,pose.txt}` + `camera-intrinsics.txt`; depth uint16
   mm in the depth camera's own view, and `camera-intrinsics.txt` and the poses are the depth
   camera's. The reader returns the RGB camera's K and poses and registers each depth image to the
-  RGB image (SEVEN_SCENES_DEPTH_CAMERA, measured: tools/fit_seven_scenes_rgb.py).
+  RGB image (SEVEN_SCENES_RGB_*, measured: tools/fit_seven_scenes_rgb.py).
 - HoloLens (DeepVideoMVS): `images/*.png` (or `.jpg`, as in our re-encoded demo sample), `depth/*.png` (uint16 mm, registered to RGB),
   `poses.txt` (one row-major 4x4 camera-to-world per line, sorted image order), `K.txt`.
 - TUM RGB-D: `rgb.txt`, `depth.txt` ("timestamp filename"), `groundtruth.txt`
@@ -37,11 +37,11 @@ TUM_DEPTH_SCALE = 1 / 5000  # metres per stored unit
 # camera-intrinsics.txt is the depth camera's (the poses, from KinectFusion, are its too), and the
 # RGB camera beside it has a wider view. Measured on redkitchen 000-299 by
 # tools/fit_seven_scenes_rgb.py (docs/results/seven_scenes_rgb/): the epipolar error of LK
-# correspondences under the ground-truth motion is least at an RGB focal length of 524-532 px
-# (585: +25 %), and depth edges line up with RGB edges best at 530 px with the RGB camera 2.5 cm
-# along -x of the depth camera (the Kinect v1 baseline). With 585 px, geometric track labels on
-# these frames were so far off that LK scored AJ 0.168 against them; with 530 px and registered
-# depth, 0.233. Rotation between the two cameras is taken as none (not measured).
+# correspondences under the ground-truth motion is least at an RGB focal length of 520-525 px
+# (50-58 % larger at 585 px), and depth edges line up with RGB edges best at 530 px with
+# X_rgb = X_depth + (-0.025, 0, 0) m (the Kinect v1's 2.5 cm baseline). Geometric track labels
+# made with 585 px and unregistered depth were far enough off that LK scored AJ 0.168 against them
+# (session 17: see the model card). Rotation between the two cameras is taken as none (not measured).
 SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL = 530.0 / 585.0
 SEVEN_SCENES_RGB_FROM_DEPTH_M = (-0.025, 0.0, 0.0)
 
@@ -53,8 +53,8 @@ class DatasetFormatError(ValueError):
 @dataclass
 class DepthCamera:
     """The depth sensor of a sequence whose depth images are in its own view, not the RGB camera's:
-    its (3, 3) K at the depth images' resolution, and the RGB camera's position in it (metres; the
-    two cameras are taken to be parallel)."""
+    its (3, 3) K at the depth images' resolution, and t of X_rgb = X_depth + t (metres; the two
+    cameras are taken to be parallel)."""
 
     intrinsics: np.ndarray
     rgb_from_depth_m: tuple[float, float, float]

@@ -6,7 +6,7 @@
 #   bash tools/eval_default_model.sh [DATA_DIR] [MODEL_DIR]
 #
 # Writes docs/results/{seven_scenes,hololens}/ and prints the summary table. Bags are converted
-# once into $BAGS (default /tmp/fourds_bags). 7-Scenes is not redistributable: its frames stay in
+# into $BAGS (default /tmp/fourds_bags). 7-Scenes is not redistributable: its frames stay in
 # the bag outside the repo; the report keeps only metrics and plots.
 set -euo pipefail
 DATA=${1:-../shared/data}
@@ -16,10 +16,11 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export AMENT_PREFIX_PATH=${AMENT_PREFIX_PATH:-$PWD/.venv}
 FOURDS=${FOURDS:-.venv/bin/fourds-ros}
 
-[ -d "$BAGS/7scenes" ] || "$FOURDS" bag convert --format 7scenes --compressed \
-  "$DATA/7scenes_redkitchen_f000-299" "$BAGS/7scenes"
-[ -d "$BAGS/hololens" ] || "$FOURDS" bag convert --format hololens --compressed \
-  "$DATA/hololens_dvmvs_000_f00305-00334" "$BAGS/hololens"
+# Converted afresh every run: a bag left by an older reader would carry its calibration (session
+# 17 changed 7-Scenes' K and depth registration; 30 s for both).
+rm -rf "$BAGS/7scenes" "$BAGS/hololens"
+"$FOURDS" bag convert --format 7scenes --compressed "$DATA/7scenes_redkitchen_f000-299" "$BAGS/7scenes"
+"$FOURDS" bag convert --format hololens --compressed "$DATA/hololens_dvmvs_000_f00305-00334" "$BAGS/hololens"
 "$FOURDS" eval "$BAGS/7scenes" --model "$MODEL" --out docs/results/seven_scenes --erode 10 \
   --badja "$DATA/davis_horsejump-high_badja" "$DATA/badja_camel_dog_bear"
 "$FOURDS" eval "$BAGS/hololens" --model "$MODEL" --out docs/results/hololens

@@ -111,7 +111,7 @@ def report(r: dict) -> str:
     lines += ["", "Least at: " + ", ".join(f"gap {k.split('_')[1]}: {v['best_focal_px']:.0f} px" for k, v in r["epipolar"].items()) + ".",
               "", "Registered depth edges against RGB edges (mean correlation over frames "
               f"{r['edge_alignment']['frames']}); unregistered depth: {r['edge_alignment']['unregistered_585']:.3f}:", "",
-              "| RGB focal px / RGB camera x in the depth camera (m) | correlation |", "| --- | --- |"]
+              "| RGB focal px / t_x (m) of X_rgb = X_depth + t | correlation |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in r["edge_alignment"]["correlation_by_focal_px/baseline_m"].items()]
     c = r["control_hololens"]
     lines += ["", f"Best: {r['edge_alignment']['best']}.", "",

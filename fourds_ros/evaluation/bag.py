@@ -53,7 +53,7 @@ class Frame:
     image: (H, W, 3) uint8 RGB, or None when only `encoded` is kept.
     encoded: original file bytes (JPEG/PNG) and `encoding` ("jpeg" | "png"), kept for compressed bags.
     K: (3, 3) intrinsics of the RGB image.
-    gt_depth: (H', W') float32 metres, NaN/0 invalid (7-Scenes: depth camera, not registered to RGB).
+    gt_depth: (H', W') float32 metres, NaN/0 invalid (7-Scenes: registered to RGB on read).
     gt_pose: (4, 4) world_from_camera (camera-to-world), metres.
     gt_tracks: optional dict with ids (N,) int, uv (N, 2) float pixels, visible (N,) bool.
     """

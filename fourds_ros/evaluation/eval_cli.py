@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--offline", action="store_true", help="no DDS: push frames into the pipeline directly")
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--erode", type=int, default=0, metavar="PX",
-                        help="ignore depth within PX pixels of depth edges (7-Scenes: RGB/depth misregistered)")
+                        help="ignore depth within PX pixels of depth edges (7-Scenes: depth from a second camera)")
     parser.add_argument("--rate", default="max", help="DDS replay: 'max' (back-pressure, no drops) or 'bag'")
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: the node default, clip length - 1)")

@@ -23,7 +23,8 @@ def depth_edge_mask(gt: np.ndarray, erode_px: int, rel_jump: float = 0.1) -> np.
     """(H, W) bool, True near depth discontinuities or invalid pixels (dilated by erode_px).
 
     A pixel is an edge when its depth differs from a 4-neighbour by more than rel_jump (relative).
-    7-Scenes needs this: its depth is not registered to RGB, so edges are misplaced by ~18 px.
+    7-Scenes needs this: its depth comes from a second camera 2.5 cm away (registered to RGB on
+    read, fourds_ros.rgbd), so edges one camera sees round and the other does not disagree.
     """
     valid = np.isfinite(gt) & (gt > 0)
     d = np.where(valid, gt, 0).astype(np.float32)
@@ -168,8 +169,8 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
 
     query_uv: (N, 2) pixel (x, y) in the RGB image of frame query_frame[i] (int, (N,));
     depths: per frame (H, W) metres, NaN/0 invalid, same pixel grid as the RGB image (or a
-    depth camera with intrinsics depth_K; 7-Scenes uses the same K and is misregistered by ~18 px,
-    so its tracks are approximate); poses: per frame (4, 4) world_from_camera; K: (3, 3).
+    depth camera with intrinsics depth_K; 7-Scenes' depth arrives registered to RGB from
+    fourds_ros.rgbd); poses: per frame (4, 4) world_from_camera; K: (3, 3).
 
     Each query pixel is back-projected with the depth at its (rounded) pixel, moved to the world
     and projected into every frame. A point is occluded in a frame when it is behind the camera,
