@@ -61,14 +61,12 @@ def test_real_7scenes_rgb_focal_and_registration_beat_the_shipped_calibration():
     k_depth = seven_scenes_depth_intrinsics(root)
     assert np.isclose(seq.intrinsics[0, 0], k_depth[0, 0] * SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL)
     # the RGB camera's focal length explains the true motion better than the depth camera's
-    grays = [cv2.cvtColor(seq.rgb(i), cv2.COLOR_RGB2GRAY) for i in (0, 8, 100, 108, 200, 208)]
-    pairs = []
-    for a in (0, 2, 4):
-        r, t = relative_motion(*(np.loadtxt(root / f"frame-{i:06d}.pose.txt") for i in ((0, 8), (100, 108), (200, 208))[a // 2]))
-        pairs.append((*lk_correspondences(grays[a], grays[a + 1]), r, t))
+    gray = {i: cv2.cvtColor(seq.rgb(i), cv2.COLOR_RGB2GRAY) for i in (0, 8, 100, 108, 200, 208)}
+    pairs = [(*lk_correspondences(gray[a], gray[b]), *relative_motion(seq.camera_to_world[a], seq.camera_to_world[b]))
+             for a, b in ((0, 8), (100, 108), (200, 208))]
     assert epipolar_error(pairs, seq.intrinsics) < 0.8 * epipolar_error(pairs, k_depth)
     # registered depth has its edges on the RGB edges; the raw depth image does not
     raw = read_depth(seq.depth_paths[0], 1e-3)
     registered = seq.depth(0)
-    assert edge_correlation(grays[0], registered) > edge_correlation(grays[0], raw) + 0.05
+    assert edge_correlation(gray[0], registered) > edge_correlation(gray[0], raw) + 0.05
     assert 0.6 < (registered > 0).mean() < (raw > 0).mean()  # the wider RGB view: a border without depth
