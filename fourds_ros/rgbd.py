@@ -150,7 +150,11 @@ def seven_scenes_depth_intrinsics(root: str | Path) -> np.ndarray:
 
 def seven_scenes_rgb_intrinsics(root: str | Path) -> np.ndarray:
     """The RGB camera's K (SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL; principal point as given)."""
-    k = seven_scenes_depth_intrinsics(root)
+    return _seven_scenes_rgb_from_depth_k(seven_scenes_depth_intrinsics(root))
+
+
+def _seven_scenes_rgb_from_depth_k(k_depth: np.ndarray) -> np.ndarray:
+    k = np.array(k_depth, float)
     k[0, 0] *= SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL
     k[1, 1] *= SEVEN_SCENES_RGB_OVER_DEPTH_FOCAL
     return k
@@ -167,12 +171,12 @@ def read_7scenes(root: str | Path) -> RGBDSequence:
     if missing:
         raise DatasetFormatError(f"{root}: missing depth files {missing[:3]}")
     poses = np.stack([_read_matrix(root / f"{s}.pose.txt", (4, 4)) for s in stems])
-    k_depth = seven_scenes_depth_intrinsics(root)
+    camera = DepthCamera(seven_scenes_depth_intrinsics(root), SEVEN_SCENES_RGB_FROM_DEPTH_M)
     depth_from_rgb = np.eye(4)
-    depth_from_rgb[:3, 3] = -np.asarray(SEVEN_SCENES_RGB_FROM_DEPTH_M)
+    depth_from_rgb[:3, 3] = -np.asarray(camera.rgb_from_depth_m)
     world_from_rgb = _check_poses(poses, root) @ depth_from_rgb
-    return RGBDSequence(colours, depth, seven_scenes_rgb_intrinsics(root), world_from_rgb, 1e-3,
-                        DepthCamera(k_depth, SEVEN_SCENES_RGB_FROM_DEPTH_M), root.name)
+    return RGBDSequence(colours, depth, _seven_scenes_rgb_from_depth_k(camera.intrinsics), world_from_rgb, 1e-3,
+                        camera, root.name)
 
 
 def read_hololens(root: str | Path) -> RGBDSequence:

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from fourds_ros.evaluation.camera_fit import edge_correlation, epipolar_error, lk_correspondences, relative_motion
-from fourds_ros.rgbd import (DepthCamera, read_depth, read_hololens, register_depth, seven_scenes_depth_intrinsics)
+from fourds_ros.rgbd import (DepthCamera, read_7scenes, read_depth, read_hololens, register_depth,
+                             seven_scenes_depth_intrinsics)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,9 +54,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "docs/results/seven_scenes_rgb"))
     args = parser.parse_args()
     root = Path(args.seven_scenes)
-    colours = sorted(root.glob("frame-*.color.jpg"))
-    grays = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in colours]
-    poses = np.stack([np.loadtxt(p.with_name(p.name.replace(".color.jpg", ".pose.txt"))) for p in colours])
+    seq = read_7scenes(root)  # its file lists; the depth images and poses are read raw, as shipped
+    grays = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in seq.rgb_paths]
+    poses = np.stack([np.loadtxt(p.with_name(p.name.replace(".color.jpg", ".pose.txt"))) for p in seq.rgb_paths])
     k_depth = seven_scenes_depth_intrinsics(root)
     focals = [float(f) for f in range(500, 601, 5)]
 
@@ -66,8 +67,8 @@ def main() -> int:
         result["epipolar"][f"gap_{gap}"] = {"pairs": len(pairs), "median_sampson_px": curve,
                                             "best_focal_px": min(curve, key=curve.get)}
 
-    frames = list(range(0, len(colours), 40))
-    depths = [read_depth(colours[i].with_name(colours[i].name.replace(".color.jpg", ".depth.png")), 1e-3) for i in frames]
+    frames = list(range(0, len(seq), 40))
+    depths = [read_depth(seq.depth_paths[i], seq.depth_scale) for i in frames]
     edges = {}
     for focal in (500.0, 520.0, 525.0, 530.0, 535.0, 540.0, 560.0, 585.0):
         for baseline in (0.0, -0.015, -0.025, -0.035):
@@ -93,8 +94,9 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "README.md").write_text(report(result))
-    print(report(result))
+    table = report(result)
+    (out / "README.md").write_text(table)
+    print(table)
     return 0
 
 
