@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fourds_ros.perception.pose_geometry import clip_pose, fuse, kabsch_rotation, solve_clip_motion
+from fourds_ros.perception.pose_geometry import (clip_pose, fuse, kabsch_rotation, smooth_clip_motion,
+                                                  solve_clip_motion)
 
 H = W = 128
 K = np.array([[110.0, 0, 63.5], [0, 110.0, 63.5], [0, 0, 1]])
@@ -197,3 +198,34 @@ def test_outlier_gate_discards_a_confident_wrong_frame():
     assert not ungated.gated.any() and angle_deg(ungated_rotation[5], truth[5][:3, :3]) > 20.0
     geometry_rotation, _, _, _ = clip_pose(outputs, K, mode="geometry")  # gated there too
     assert angle_deg(geometry_rotation[5], truth[5][:3, :3]) < 0.01
+
+
+def test_smoothing_keeps_smooth_motion_and_removes_independent_frame_noise():
+    """A constant-velocity clip is a polynomial of degree 1 through the origin: smoothing leaves it
+    as it is. Independent per-frame noise on it is reduced, most at the clip's last frame (the one
+    the chain carries on); order 0 changes nothing."""
+    truth = poses(1.5, [0.03, 0.0, 0.01])
+    true_r = np.stack([T[:3, :3] for T in truth])
+    true_t = np.stack([T[:3, 3] for T in truth])
+    variance = np.full((T_LEN, 2), 1e-4)
+    for order in (1, 2):
+        r, t = smooth_clip_motion(true_r, true_t, variance, order)
+        assert max(angle_deg(r[i], true_r[i]) for i in range(T_LEN)) < 1e-6 and np.allclose(t, true_t, atol=1e-9)
+    rng = np.random.default_rng(3)
+    last_before, last_after = [], []
+    for _ in range(50):
+        noisy_r = np.stack([true_r[0]] + [true_r[i] @ cv2.Rodrigues(rng.normal(0, np.radians(0.5), 3))[0]
+                                          for i in range(1, T_LEN)])
+        noisy_t = true_t + np.r_[np.zeros((1, 3)), rng.normal(0, 0.005, (T_LEN - 1, 3))]
+        r, t = smooth_clip_motion(noisy_r, noisy_t, variance, 1)
+        assert angle_deg(r[0], np.eye(3)) < 1e-9 and np.allclose(t[0], 0.0)  # frame 0 stays the origin
+        last_before.append((angle_deg(noisy_r[-1], true_r[-1]), np.linalg.norm(noisy_t[-1] - true_t[-1])))
+        last_after.append((angle_deg(r[-1], true_r[-1]), np.linalg.norm(t[-1] - true_t[-1])))
+    assert (np.mean(last_after, axis=0) < 0.8 * np.mean(last_before, axis=0)).all()
+    unchanged = smooth_clip_motion(noisy_r, noisy_t, variance, 0)
+    assert unchanged[0] is noisy_r and unchanged[1] is noisy_t
+    # A frame with a large variance barely pulls the fit: a wild frame 4 leaves the others near the truth.
+    wild_r = true_r.copy()
+    wild_r[4] = true_r[4] @ cv2.Rodrigues(np.array([0.0, 0.0, np.radians(20.0)]))[0]
+    trusted = smooth_clip_motion(wild_r, true_t, np.where(np.arange(T_LEN)[:, None] == 4, 1e4, variance), 1)[0]
+    assert angle_deg(trusted[-1], true_r[-1]) < 0.01

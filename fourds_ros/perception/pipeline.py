@@ -266,7 +266,8 @@ class PerceptionPipeline:
             usable = slot_ids >= 0 if slot_ids is not None else None
             rotation, translation, log_variance, geo = clip_pose(
                 {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy,
-                gate_chi2=self.settings.pose.geometry_gate_chi2)
+                gate_chi2=self.settings.pose.geometry_gate_chi2,
+                smoothing_order=self.settings.pose.smoothing_order)
             if geo is not None:
                 self.pose_geometry_gated += int(geo.gated[output_t].sum())
         return self.odometry.add_clip([f.index for f in frames], [f.stamp_ns for f in frames], rotation,
