@@ -229,3 +229,19 @@ def test_smoothing_keeps_smooth_motion_and_removes_independent_frame_noise():
     wild_r[4] = true_r[4] @ cv2.Rodrigues(np.array([0.0, 0.0, np.radians(20.0)]))[0]
     trusted = smooth_clip_motion(wild_r, true_t, np.where(np.arange(T_LEN)[:, None] == 4, 1e4, variance), 1)[0]
     assert angle_deg(trusted[-1], true_r[-1]) < 0.01
+
+
+def test_clip_pose_smooths_the_fused_motion_over_the_clip():
+    truth = poses(1.5, [0.03, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth, noise_px=0.3)
+    outputs = {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None],
+               "track_visibility": vis[None].astype(np.float32),
+               "pose_rotation": np.stack([T[:3, :3] for T in truth])[None],
+               "pose_translation": np.stack([T[:3, 3] for T in truth])[None],
+               "pose_log_variance": np.full((1, T_LEN, 2), np.log(np.radians(2.0) ** 2))}
+    _, raw_t, _, _ = clip_pose(outputs, K, mode="fused")
+    smooth_r, smooth_t, _, _ = clip_pose(outputs, K, mode="fused", smoothing_order=2)
+    assert not np.allclose(smooth_t, raw_t)  # the fit moved the noisy frames ...
+    for t in range(1, T_LEN):  # ... and stays on the true motion
+        assert angle_deg(smooth_r[t], truth[t][:3, :3]) < 0.3
+        assert np.linalg.norm(smooth_t[t] - truth[t][:3, 3]) < 0.01
