@@ -283,7 +283,9 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
     m^2). Rotations are fitted as rotation vectors, exact enough for the few degrees a clip turns.
     Why: every frame is solved on its own, so its error is independent of its neighbours', while a
     camera's motion over a clip (8 frames, a quarter of a second at 30 Hz) is smooth; the error of
-    the clip's last frame is carried into every later clip by the chain. order 0: unchanged."""
+    the clip's last frame is carried into every later clip by the chain. order 0: unchanged.
+    The variances stay the per-frame ones: the fit's own would be smaller, but only as right as the
+    smooth-motion assumption, so the published covariance stays the conservative one."""
     t_len = len(rotation)
     if order <= 0 or t_len <= order + 1:
         return rotation, translation
