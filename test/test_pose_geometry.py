@@ -245,3 +245,19 @@ def test_clip_pose_smooths_the_fused_motion_over_the_clip():
     for t in range(1, T_LEN):  # ... and stays on the true motion
         assert angle_deg(smooth_r[t], truth[t][:3, :3]) < 0.3
         assert np.linalg.norm(smooth_t[t] - truth[t][:3, 3]) < 0.01
+
+
+def test_smoothing_fits_in_time_when_a_frame_is_missing():
+    """Frame 3 of the camera was dropped, so the clip's 8 frames are at 0, 1, 2, 4, 5, ... frame
+    periods: constant-velocity motion is a straight line in time, not in frame index."""
+    ticks = np.array([0, 1, 2, 4, 5, 6, 7, 8])
+    axis = np.array([0.3, 1.0, 0.2]) / np.linalg.norm([0.3, 1.0, 0.2])
+    rotation = np.stack([cv2.Rodrigues(axis * np.radians(1.5) * k)[0] for k in ticks])
+    translation = np.outer(ticks, [0.02, 0.0, 0.01])
+    variance = np.full((T_LEN, 2), 1e-4)
+    stamps_ns = 1_000_000_000 + ticks * 33_333_333
+    r, t = smooth_clip_motion(rotation, translation, variance, 1, stamps_ns)
+    assert np.allclose(t, translation, atol=1e-6)
+    assert max(angle_deg(r[i], rotation[i]) for i in range(T_LEN)) < 1e-4
+    by_index = smooth_clip_motion(rotation, translation, variance, 1)[1]  # what ignoring time gives
+    assert np.abs(by_index - translation).max() > 5e-3

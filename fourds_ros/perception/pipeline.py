@@ -267,7 +267,7 @@ class PerceptionPipeline:
             rotation, translation, log_variance, geo = clip_pose(
                 {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy,
                 gate_chi2=self.settings.pose.geometry_gate_chi2,
-                smoothing_order=self.settings.pose.smoothing_order)
+                smoothing_order=self.settings.pose.smoothing_order, stamps_ns=[f.stamp_ns for f in frames])
             if geo is not None:
                 self.pose_geometry_gated += int(geo.gated[output_t].sum())
         return self.odometry.add_clip([f.index for f in frames], [f.stamp_ns for f in frames], rotation,

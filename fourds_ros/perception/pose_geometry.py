@@ -275,8 +275,8 @@ def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance:
     return rotation, translation, variance
 
 
-def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, order: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, order: int,
+                       stamps_ns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A clip's T_first_from_t (rotation (T, 3, 3), translation (T, 3)) replaced by the polynomial of
     degree `order` in t through the origin (frame 0 is the identity) that fits the per-frame values
     best, each frame weighted by its inverse variance (variance (T, 2): rotation rad^2, translation
@@ -285,11 +285,16 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
     camera's motion over a clip (8 frames, a quarter of a second at 30 Hz) is smooth; the error of
     the clip's last frame is carried into every later clip by the chain. order 0: unchanged.
     The variances stay the per-frame ones: the fit's own would be smaller, but only as right as the
-    smooth-motion assumption, so the published covariance stays the conservative one."""
+    smooth-motion assumption, so the published covariance stays the conservative one.
+    stamps_ns: (T,) the frames' times; the polynomial is in time, so a clip with a dropped frame
+    is fitted where its frames really were (None or not increasing: evenly spaced)."""
     t_len = len(rotation)
     if order <= 0 or t_len <= order + 1:
         return rotation, translation
-    steps = np.arange(t_len, dtype=float) / (t_len - 1)
+    steps = np.arange(t_len, dtype=float)
+    if stamps_ns is not None and np.all(np.diff(np.asarray(stamps_ns, np.int64)) > 0):
+        steps = (np.asarray(stamps_ns, np.int64) - int(stamps_ns[0])).astype(float)
+    steps /= steps[-1]
     basis = np.stack([steps ** (p + 1) for p in range(order)], axis=1)  # (T, order): 0 at t = 0
     rotvec = np.stack([cv2.Rodrigues(np.asarray(r, float))[0].ravel() for r in rotation])
     fitted = []
@@ -302,13 +307,15 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
 
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
-              **solver) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
+              stamps_ns: np.ndarray | None = None, **solver) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
     outputs: depth (1, T, H, W), track_xy (1, Q, T, 2), track_visibility (1, Q, T),
     pose_rotation (1, T, 3, 3), pose_translation (1, T, 3), pose_log_variance (1, T, 2).
     track_xy: optional (Q, T, 2) replacement (e.g. the pipeline's refined tracks).
     gate_chi2: the outlier gate (gate_outliers); gated frames count as degenerate (geo.gated).
+    smoothing_order, stamps_ns: the resulting motion smoothed over the clip's frames in time
+    (smooth_clip_motion); 0: as solved.
     Returns (rotation (T,3,3), translation (T,3), log_variance (T,2), GeometryPose or None): the
     OdometryChain.add_clip inputs. `geometry` uses the head where the geometry is degenerate."""
     if mode not in MODES:
@@ -331,5 +338,5 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     else:
         rotation, translation, variance = fuse(head_r, head_t, head_var, geo.rotation, geo.translation,
                                                geo.variance, geo.valid)
-    rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order)
+    rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns)
     return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo

@@ -223,7 +223,7 @@ class PoseSettings(_Group):
         polynomial of this degree in time that fits its frames best, weighted by their variances
         (pose_geometry.smooth_clip_motion), because each frame is solved on its own. 0: every frame as
         solved. 2 (constant acceleration over the clip), on the validation scene (TUM fr1/rpy, 30 Hz, 6
-        start frames): ATE 0.030 -> 0.029 m, rotation error 2.18 -> 0.89 deg a frame, rotation ratio
+        start frames): ATE 0.030 -> 0.029 m, rotation error 2.18 -> 0.84 deg a frame, rotation ratio
         1.20 -> 1.03; 1: ATE 0.030. It assumes frames close in time: on the HoloLens walk (keyframes
         4 degrees apart) rotation error rises 1.77 -> 2.33 deg a frame (models/fourds_default/README.md,
         session 18).""",
