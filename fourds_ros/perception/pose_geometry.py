@@ -307,7 +307,8 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
 
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
-              stamps_ns: np.ndarray | None = None, **solver) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
+              stamps_ns: np.ndarray | None = None, **solver
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
     outputs: depth (1, T, H, W), track_xy (1, Q, T, 2), track_visibility (1, Q, T),
