@@ -260,6 +260,7 @@ class PerceptionPipeline:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry."""
         source = self.settings.pose.source
+        stamps_ns = [f.stamp_ns for f in frames]
         rotation, translation, log_variance = (outputs["pose_rotation"][0], outputs["pose_translation"][0],
                                                outputs["pose_log_variance"][0])
         if source != "head" and model_depth is not None and "track_xy" in outputs:
@@ -267,11 +268,11 @@ class PerceptionPipeline:
             rotation, translation, log_variance, geo = clip_pose(
                 {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy,
                 gate_chi2=self.settings.pose.geometry_gate_chi2,
-                smoothing_order=self.settings.pose.smoothing_order, stamps_ns=[f.stamp_ns for f in frames])
+                smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns)
             if geo is not None:
                 self.pose_geometry_gated += int(geo.gated[output_t].sum())
-        return self.odometry.add_clip([f.index for f in frames], [f.stamp_ns for f in frames], rotation,
-                                      translation, log_variance, output_t)
+        return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
+                                      output_t)
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:
