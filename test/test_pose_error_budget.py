@@ -1,0 +1,79 @@
+"""tools/pose_error_budget.py: the chain rebuilt from recorded clip motions, with parts of each
+motion replaced by the ground truth, on a synthetic trajectory whose errors are known."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "pose_error_budget.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("pose_error_budget", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def trajectory(frames: int = 29) -> dict[int, np.ndarray]:
+    """world_from_camera poses of a camera that turns and moves along a curve, 30 Hz stamps."""
+    poses = {}
+    for i in range(frames):
+        pose = np.eye(4)
+        pose[:3, :3] = cv2.Rodrigues(np.array([0.02 * i, 0.05 * np.sin(0.2 * i), 0.01 * i]))[0]
+        pose[:3, 3] = [0.03 * i, 0.1 * np.sin(0.3 * i), 0.01 * i * i / frames]
+        poses[int(i * 33_333_333)] = pose
+    return poses
+
+
+def clip_calls(tool, gt: dict, rotation_noise: float, translation_noise: float, seed: int = 0) -> list[tuple]:
+    """OdometryChain.add_clip arguments for clips of 8 frames, hop 7, with the ground truth's motion
+    perturbed: rotation by a random rotation vector of rotation_noise rad, translation by
+    translation_noise m per axis."""
+    rng = np.random.default_rng(seed)
+    stamps = sorted(gt)
+    calls = []
+    for first in range(0, len(stamps) - 7, 7):
+        window = stamps[first:first + 8]
+        rotation, translation = tool.ground_truth_motion(gt, window)
+        rotation = np.array([r @ cv2.Rodrigues(rng.normal(0, rotation_noise, 3))[0] for r in rotation])
+        translation = translation + rng.normal(0, translation_noise, translation.shape)
+        rotation[0], translation[0] = np.eye(3), 0.0  # frame 0 is the clip's origin
+        output_t = list(range(8)) if first == 0 else list(range(1, 8))
+        calls.append((list(range(first, first + 8)), window, rotation, translation, np.full((8, 2), -6.0), output_t))
+    return calls
+
+
+def test_the_ground_truth_motion_chains_back_to_the_ground_truth():
+    tool = load_tool()
+    gt = trajectory()
+    calls = clip_calls(tool, gt, 0.0, 0.0)
+    assert tool.chained_ate(calls, gt, "estimate") < 1e-6
+
+
+def test_each_replacement_removes_the_error_of_its_part():
+    tool = load_tool()
+    gt = trajectory()
+    translation_only = clip_calls(tool, gt, 0.0, 0.01)
+    base = tool.chained_ate(translation_only, gt, "estimate")
+    assert base > 0.005
+    assert tool.chained_ate(translation_only, gt, "ground-truth translation") < 1e-6
+    assert tool.chained_ate(translation_only, gt, "ground-truth rotation") > 0.5 * base  # rotation was exact
+
+    rotation_only = clip_calls(tool, gt, 0.03, 0.0)
+    base = tool.chained_ate(rotation_only, gt, "estimate")
+    assert base > 0.002
+    assert tool.chained_ate(rotation_only, gt, "ground-truth rotation") < 1e-6
+
+
+def test_the_direction_replacement_keeps_the_estimated_size():
+    tool = load_tool()
+    rotation = np.tile(np.eye(3), (3, 1, 1))
+    translation = np.array([[0.0, 0, 0], [0.2, 0, 0], [0, 0.4, 0]])
+    gt_translation = np.array([[0.0, 0, 0], [0, 0, 0.1], [0.05, 0, 0]])
+    _, out = tool.replace("ground-truth direction", rotation, translation, rotation, gt_translation)
+    np.testing.assert_allclose(out, [[0, 0, 0], [0, 0, 0.2], [0.4, 0, 0]], atol=1e-9)

@@ -1,0 +1,153 @@
+"""Where a recording's ATE comes from: the model's clip motions re-chained with parts of them replaced
+by the ground truth.
+
+    .venv/bin/python tools/pose_error_budget.py BAG [--model M] [--starts 6] [--param k=v ...] \
+        --out docs/results/pose_error_budget
+
+BAG: a labelled bag (`fourds-ros bag convert`). The shipped pipeline (PerceptionPipeline, offline,
+the node's settings) runs on the bag from each of its first `--starts` frames, as
+`fourds-ros eval --pose-starts` does. Every clip motion it hands to the odometry chain
+(T_first_from_t after the pose solver, fusion and smoothing) is kept, and the chain is rebuilt
+with each clip's motion:
+  estimate                   as the node published it (the check: equals the eval's ATE);
+  ground-truth rotation      rotations from the ground truth, translations the model's;
+  ground-truth translation   translations from the ground truth, rotations the model's;
+  ground-truth direction     the ground truth's translation direction, the model's magnitude.
+ATE (Sim(3)-aligned, fourds_ros.evaluation.metrics.pose_errors) is averaged over the starts. What
+a replacement takes off the ATE is what that part of the motion costs. Writes budget.json and
+budget.md to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fourds_ros.evaluation.bag import CAMERA_FRAME, read_bag
+from fourds_ros.evaluation.eval_cli import resolve_model
+from fourds_ros.evaluation.metrics import pose_errors
+from fourds_ros.perception.odometry import OdometryChain
+from fourds_ros.perception.settings import PerceptionSettings, add_param_argument, params_from_args
+
+VARIANTS = ("estimate", "ground-truth rotation", "ground-truth translation", "ground-truth direction")
+
+
+def record_clips(bag, engine, settings: PerceptionSettings, start: int) -> list[tuple]:
+    """The pipeline on bag.stamps[start:]: every OdometryChain.add_clip call's arguments, in order."""
+    from fourds_ros.perception import PerceptionPipeline
+
+    pipeline = PerceptionPipeline(engine, settings)
+    calls = []
+    add_clip = pipeline.odometry.add_clip
+
+    def recording(indices, stamps_ns, rotation, translation, log_variance, output_t):
+        calls.append((list(indices), list(stamps_ns), np.array(rotation), np.array(translation),
+                      np.array(log_variance), list(output_t)))
+        return add_clip(indices, stamps_ns, rotation, translation, log_variance, output_t)
+
+    pipeline.odometry.add_clip = recording
+    for stamp in bag.stamps[start:]:
+        pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp))
+    clip = pipeline.flush()
+    if clip is not None:
+        pipeline.process(clip)
+    return calls
+
+
+def ground_truth_motion(gt_pose: dict, stamps_ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """T_first_from_t of the ground truth (world_from_camera poses) -> rotation (T,3,3), translation (T,3)."""
+    first_inv = np.linalg.inv(gt_pose[stamps_ns[0]])
+    rel = [first_inv @ gt_pose[s] for s in stamps_ns]
+    return np.stack([r[:3, :3] for r in rel]), np.stack([r[:3, 3] for r in rel])
+
+
+def replace(variant: str, rotation: np.ndarray, translation: np.ndarray, gt_rotation: np.ndarray,
+            gt_translation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One clip's motion with the part `variant` names taken from the ground truth."""
+    if variant == "ground-truth rotation":
+        return gt_rotation, translation
+    if variant == "ground-truth translation":
+        return rotation, gt_translation
+    if variant == "ground-truth direction":
+        size = np.linalg.norm(translation, axis=1, keepdims=True)
+        gt_size = np.linalg.norm(gt_translation, axis=1, keepdims=True)
+        return rotation, gt_translation / np.maximum(gt_size, 1e-12) * size
+    return rotation, translation
+
+
+def chained_ate(calls: list[tuple], gt_pose: dict, variant: str) -> float | None:
+    """The ATE of the chain rebuilt from `calls` with `variant`'s replacement (None: not scorable)."""
+    chain, poses = OdometryChain(), {}
+    for indices, stamps_ns, rotation, translation, log_variance, output_t in calls:
+        if variant != "estimate" and not all(s in gt_pose for s in stamps_ns):
+            return None
+        if variant != "estimate":
+            rotation, translation = replace(variant, rotation, translation,
+                                            *ground_truth_motion(gt_pose, stamps_ns))
+        for t, estimate in zip(output_t, chain.add_clip(indices, stamps_ns, rotation, translation,
+                                                        log_variance, output_t)):
+            poses[stamps_ns[t]] = estimate.odom_from_camera
+    used = [s for s in sorted(poses) if s in gt_pose]
+    if len(used) < 3:
+        return None
+    return pose_errors(used, [poses[s] for s in used], [gt_pose[s] for s in used]).get("ate_rmse")
+
+
+def budget(bag, engine, settings: PerceptionSettings, starts: int) -> dict:
+    per_start = {v: [] for v in VARIANTS}
+    for start in range(min(starts, max(1, len(bag.stamps) - 2))):
+        calls = record_clips(bag, engine, settings, start)
+        for variant in VARIANTS:
+            per_start[variant].append(chained_ate(calls, bag.gt_pose, variant))
+    mean = {v: float(np.mean([a for a in ates if a is not None])) if any(a is not None for a in ates) else None
+            for v, ates in per_start.items()}
+    return {"starts": len(per_start["estimate"]), "ate_mean": mean, "ate_per_start": per_start}
+
+
+def markdown(result: dict, bag_path: str, model: str) -> str:
+    base = result["ate_mean"]["estimate"]
+    lines = [f"# Pose error budget: `{Path(bag_path).name}`", "",
+             f"Model `{model}`, offline, the node's settings{result['params_note']}; ATE (m, Sim(3)-aligned) "
+             f"averaged over {result['starts']} start frames.", "",
+             "| clip motions | ATE m | share of the estimate's |", "| --- | --- | --- |"]
+    for variant in VARIANTS:
+        ate = result["ate_mean"][variant]
+        share = f"{ate / base:.2f}" if ate is not None and base else "n/a"
+        lines.append(f"| {variant} | {'n/a' if ate is None else f'{ate:.4f}'} | {share} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fourds_ros.engine import create_engine
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("bag")
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--starts", type=int, default=6)
+    parser.add_argument("--out", required=True)
+    add_param_argument(parser)
+    args = parser.parse_args(argv)
+    params = params_from_args(parser, args.param)
+    bag = read_bag(args.bag)
+    if not bag.gt_pose:
+        parser.error(f"{args.bag} has no ground-truth poses")
+    model = resolve_model(args.model)
+    if Path(model).is_relative_to(Path.cwd()):  # the reports name the model as the repo does
+        model = str(Path(model).relative_to(Path.cwd()))
+    result = budget(bag, create_engine(model, args.backend), PerceptionSettings.from_params(params), args.starts)
+    result["params_note"] = "".join(f", {k}={v}" for k, v in params.items())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "budget.json").write_text(json.dumps({"bag": str(args.bag), "model": str(model), "params": params,
+                                                 "variants": list(VARIANTS), **result}, indent=1))
+    (out / "budget.md").write_text(markdown(result, args.bag, str(model)))
+    print((out / "budget.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
