@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -11,14 +10,11 @@ import numpy as np
 
 from fourds_ros.rgbd import read_sequence
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "gpu_session_data.py"
+from .tool_module import load_tool as _load
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("gpu_session_data", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("gpu_session_data.py")
 
 
 def write_7scenes(root: Path, frames: int = 2) -> np.ndarray:

@@ -3,20 +3,14 @@ motion replaced by the ground truth, on a synthetic trajectory whose errors are 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "pose_error_budget.py"
+from .tool_module import load_tool as _load
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("pose_error_budget", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("pose_error_budget.py")
 
 
 def trajectory(frames: int = 29) -> dict[int, np.ndarray]:

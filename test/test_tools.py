@@ -2,12 +2,12 @@
 gone stale (as tools/eval_pose_geometry.py did after the settings refactor) fails here, not in a
 later session that needs it."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-TOOLS = sorted((Path(__file__).resolve().parents[1] / "tools").glob("*.py"))
+from .tool_module import TOOLS as TOOLS_DIR
+from .tool_module import load_tool
+
+TOOLS = sorted(TOOLS_DIR.glob("*.py"))
 
 
 def test_there_are_tools():
@@ -17,7 +17,5 @@ def test_there_are_tools():
 @pytest.mark.parametrize("path", TOOLS, ids=[p.name for p in TOOLS])
 def test_tool_imports(path, monkeypatch):
     monkeypatch.syspath_prepend(str(path.parent))
-    spec = importlib.util.spec_from_file_location(f"tool_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # module level only: every tool runs its work under __main__
+    module = load_tool(path, f"tool_{path.stem}")  # module level only: every tool runs its work under __main__
     assert callable(getattr(module, "main", None)), f"{path.name} has no main()"
