@@ -406,6 +406,22 @@ def test_median_scaled_abs_rel_ignores_scale_and_invalid_pixels():
     assert 0.02 < median_scaled_abs_rel(7.0 * noisy, target) < 0.2
 
 
+def test_pose_direction_is_the_angle_to_the_true_translation_where_the_camera_moved():
+    from training.readouts_model import batch_metrics
+
+    eye = torch.eye(3).expand(2, 3, 3, 3)
+    true = torch.zeros(2, 3, 3)
+    true[0, 1:, 0] = 0.1  # clip 0 moves along x; clip 1 stays still (under 5 mm)
+    true[1, 1:, 2] = 0.001
+    pred = torch.zeros(2, 3, 3)
+    pred[0, 1, 0], pred[0, 2, 1] = 0.3, 0.05  # the same direction (any size); at 90 degrees
+    pred[1, 1:, 0] = 0.1  # 90 degrees off, but the camera did not move: not counted
+    out = {"pose_rotation": eye, "pose_translation": pred}
+    batch = {"pose_rotation": eye, "pose_translation": true}
+    assert batch_metrics(out, batch)["pose_direction_deg"] == pytest.approx(45.0, abs=1e-3)
+    assert "pose_direction_deg" not in batch_metrics(out, {**batch, "pose_translation": true * 0.01})
+
+
 def test_evaluate_weighs_every_clip_the_same_however_it_is_batched():
     """A short last batch must not count as much as a full one (it once counted as much: a
     73-clip recording in batches of 64 weighed its last 9 clips as much as the other 64)."""
@@ -419,6 +435,7 @@ def test_evaluate_weighs_every_clip_the_same_however_it_is_batched():
     split = evaluate(model, [take(bank, torch.arange(3)), take(bank, torch.arange(3, 4))])
     assert split["depth_abs_rel_scaled"] == pytest.approx(whole["depth_abs_rel_scaled"], rel=1e-5)
     assert split["pose_rotation_deg"] == pytest.approx(whole["pose_rotation_deg"], rel=1e-5)
+    assert split["pose_direction_deg"] == pytest.approx(whole["pose_direction_deg"], rel=1e-4)
 
 
 def test_selection_score_is_the_mean_ratio_to_the_reference():

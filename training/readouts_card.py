@@ -84,15 +84,17 @@ def selection_words(args: ReadoutsConfig, selection: dict | None) -> str:
     rows = "\n".join(f"| {c['step']}{'' if c.get('candidate', True) else ' (reference only)'} | {c['score']:.4f} | "
                      f"{c.get('depth_abs_rel_scaled', float('nan')):.4f} | "
                      f"{c.get('depth_abs_rel', float('nan')):.4f} | {c.get('track_epe_px', float('nan')):.3f} | "
-                     f"{c.get('pose_rotation_deg', float('nan')):.3f} |" for c in selection["candidates"])
+                     f"{c.get('pose_rotation_deg', float('nan')):.3f} | {c.get('pose_translation_m', float('nan')):.4f} | "
+                     f"{c.get('pose_direction_deg', float('nan')):.1f} |" for c in selection["candidates"])
     return f"""
 ## Checkpoint choice (validation: {', '.join(args.select_on)})
 These weights are step {selection['selected_step']}'s, the best score below (mean ratio to step 0's
 metrics over those of the trained heads ({', '.join(args.trained_heads)}): depth AbsRel
-median-scaled and metric, track end-point error, pose rotation and translation error; lower is
-better). Step 0 is a candidate only when the run starts from trained heads (--init).
+median-scaled and metric, track end-point error, pose rotation and translation error and
+translation direction; lower is better). Step 0 is a candidate only when the run starts from
+trained heads (--init).
 
-| step | score | depth AbsRel scaled | depth AbsRel metric | track EPE px | rotation deg |
-| --- | --- | --- | --- | --- | --- |
+| step | score | depth AbsRel scaled | depth AbsRel metric | track EPE px | rotation deg | translation m | direction deg |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 """

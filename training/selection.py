@@ -21,7 +21,7 @@ from fourds_ros.model import FourDS
 from .readouts_model import evaluate
 
 HEAD_METRICS = {"depth": ("depth_abs_rel_scaled", "depth_abs_rel"), "tracks": ("track_epe_px",),
-                "pose": ("pose_rotation_deg", "pose_translation_m")}
+                "pose": ("pose_rotation_deg", "pose_translation_m", "pose_direction_deg")}
 SELECTION_METRICS = tuple(m for metrics in HEAD_METRICS.values() for m in metrics)
 
 
