@@ -16,7 +16,8 @@ where the sensor gave nothing.
 - TUM RGB-D: `rgb.txt`, `depth.txt` ("timestamp filename"), `groundtruth.txt`
   ("timestamp tx ty tz qx qy qz qw", camera-to-world), depth uint16 / 5000 m. RGB, depth and pose
   are associated by nearest timestamp within `max_dt`. TUM ships no intrinsics file: pass them,
-  or the Freiburg 1 defaults are used.
+  or the Freiburg 1 defaults are used. TUM's images keep their lens distortion; the reader removes
+  the Freiburg 1 camera's (or a `camera-distortion.txt`'s) as the node would.
 """
 
 from __future__ import annotations
@@ -28,8 +29,14 @@ import cv2
 import numpy as np
 import transforms3d
 
-# TUM RGB-D Freiburg 1 colour camera (vision.in.tum.de/data/datasets/rgbd-dataset/file_formats).
+# TUM RGB-D Freiburg 1 colour camera (vision.in.tum.de/data/datasets/rgbd-dataset/file_formats),
+# at 640x480: K and its plumb_bob lens distortion d0-d4 (the same calibration row). TUM does not
+# undistort the images: read with K alone, a pixel near the edge of the model's centre crop is up to
+# 15 px (median 4 px) from where a pinhole camera would put it, which ORB VO's essential matrix
+# feels (ATE 0.028 -> 0.025 m on fr1/rpy 000-079 once undistorted; model card, session 19).
 TUM_FR1_INTRINSICS = np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]])
+TUM_FR1_DISTORTION = np.array([0.2624, -0.9531, -0.0054, 0.0026, 1.1633])
+TUM_FR1_SIZE = (640, 480)  # (width, height) of that calibration
 TUM_DEPTH_SCALE = 1 / 5000  # metres per stored unit
 
 
@@ -60,12 +67,46 @@ class DepthCamera:
     rgb_from_depth_m: tuple[float, float, float]
 
 
+class LensUndistortion:
+    """A lens's distortion removed from RGB-D frames exactly as the node removes it from a camera
+    with calibrated distortion (perception.calibration.undistortion_maps: the pinhole view of only
+    valid pixels, so K changes): colour bilinear, depth nearest (a depth image registered to the
+    raw colour image moves with it, and depths must not be blended across an edge).
+    k, d: the raw camera's K and plumb_bob coefficients at (width, height)."""
+
+    def __init__(self, k: np.ndarray, d: np.ndarray, width: int, height: int):
+        from .perception.calibration import undistortion_maps  # only readers of distorted data pay for it
+
+        self.map1, self.map2, self.intrinsics = undistortion_maps(np.asarray(k, np.float64), np.asarray(d, np.float64),
+                                                                  "plumb_bob", width, height)
+        self.raw_intrinsics, self.distortion = np.asarray(k, np.float64), np.asarray(d, np.float64)
+        self.size = (width, height)
+        self.map_x, self.map_y = cv2.convertMaps(self.map1, self.map2, cv2.CV_32FC1)
+
+    def _check(self, image: np.ndarray) -> None:
+        if image.shape[1::-1] != self.size:
+            raise DatasetFormatError(f"a {image.shape[1]}x{image.shape[0]} frame, but the lens calibration is for "
+                                     f"{self.size[0]}x{self.size[1]}")
+
+    def rgb(self, image: np.ndarray) -> np.ndarray:
+        self._check(image)
+        return cv2.remap(image, self.map1, self.map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    def depth(self, depth: np.ndarray) -> np.ndarray:
+        """(H, W) metres, 0 invalid -> the same on the undistorted grid (0 where nothing maps)."""
+        self._check(depth)
+        return cv2.remap(depth, self.map_x, self.map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)
+
+
 @dataclass
 class RGBDSequence:
-    """rgb_paths/depth_paths: N files; intrinsics: (3, 3) of the RGB camera at the files'
-    resolution; camera_to_world: (N, 4, 4) of the RGB camera; depth_scale: metres per stored depth
-    unit; depth_camera: None when the depth images line up with the RGB images, else the depth
-    sensor, and `depth(i)` registers them to the RGB image."""
+    """rgb_paths/depth_paths: N files; intrinsics: (3, 3) of the RGB frames as `rgb(i)` returns
+    them (the files' resolution); camera_to_world: (N, 4, 4) of the RGB camera; depth_scale: metres
+    per stored depth unit; depth_camera: None when the depth images line up with the RGB images,
+    else the depth sensor, and `depth(i)` registers them to the RGB image; undistortion: None when
+    the files are pinhole images, else `rgb(i)` and `depth(i)` come undistorted (and intrinsics is
+    the undistorted view's K)."""
 
     rgb_paths: list[Path]
     depth_paths: list[Path]
@@ -74,6 +115,7 @@ class RGBDSequence:
     depth_scale: float
     depth_camera: DepthCamera | None = None
     name: str = ""
+    undistortion: LensUndistortion | None = None
 
     def __len__(self) -> int:
         return len(self.rgb_paths)
@@ -83,14 +125,15 @@ class RGBDSequence:
         image = cv2.imread(str(self.rgb_paths[i]), cv2.IMREAD_COLOR)
         if image is None:
             raise DatasetFormatError(f"cannot read image {self.rgb_paths[i]}")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image if self.undistortion is None else self.undistortion.rgb(image)
 
     def depth(self, i: int) -> np.ndarray:
         """(H, W) float32 metres in the RGB image's pixels, 0 = invalid."""
         depth = read_depth(self.depth_paths[i], self.depth_scale)
-        if self.depth_camera is None:
-            return depth
-        return register_depth(depth, self.depth_camera, self.intrinsics)
+        if self.depth_camera is not None:
+            depth = register_depth(depth, self.depth_camera, self.intrinsics)
+        return depth if self.undistortion is None else self.undistortion.depth(depth)
 
 
 def register_depth(depth: np.ndarray, camera: DepthCamera, k_rgb: np.ndarray) -> np.ndarray:
@@ -254,16 +297,40 @@ def tum_intrinsics(root: str | Path) -> np.ndarray:
     return _read_matrix(k_path, (3, 3)) if k_path.is_file() else TUM_FR1_INTRINSICS
 
 
+def tum_undistortion(root: str | Path, k: np.ndarray, first_image: Path) -> LensUndistortion | None:
+    """The lens of a TUM sequence, or None for pinhole images: `camera-distortion.txt` (plumb_bob
+    d0-d4) when the sequence has one (a copy at another resolution must carry it, with its own K),
+    else the Freiburg 1 camera's distortion when its images have that camera's K and size."""
+    d_path = Path(root) / "camera-distortion.txt"
+    if d_path.is_file():
+        d = _read_matrix(d_path, (5,))
+    elif np.allclose(k, TUM_FR1_INTRINSICS):
+        d = TUM_FR1_DISTORTION
+    else:
+        return None
+    image = cv2.imread(str(first_image), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DatasetFormatError(f"cannot read image {first_image}")
+    height, width = image.shape[:2]
+    if not d_path.is_file() and (width, height) != TUM_FR1_SIZE:
+        return None  # the Freiburg 1 calibration is for 640x480; other images are not that camera's
+    return LensUndistortion(k, d, width, height)
+
+
 def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: float = 0.02) -> RGBDSequence:
-    """Frames are the RGB images that have a depth image and a pose within max_dt seconds."""
+    """Frames are the RGB images that have a depth image and a pose within max_dt seconds, lens
+    distortion removed where the camera has one (tum_undistortion)."""
     root = Path(root)
     complete = [f for f in tum_frames(root, max_dt) if f.depth_path is not None and f.camera_to_world is not None]
     if not complete:
         raise DatasetFormatError(f"{root}: no RGB frame has depth and pose within {max_dt} s "
                                  "(depth.txt and groundtruth.txt are needed)")
     k = tum_intrinsics(root) if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
-    return RGBDSequence([f.rgb_path for f in complete], [f.depth_path for f in complete], k,
-                        np.stack([f.camera_to_world for f in complete]), TUM_DEPTH_SCALE, None, root.name)
+    undistortion = tum_undistortion(root, k, complete[0].rgb_path)
+    return RGBDSequence([f.rgb_path for f in complete], [f.depth_path for f in complete],
+                        k if undistortion is None else undistortion.intrinsics,
+                        np.stack([f.camera_to_world for f in complete]), TUM_DEPTH_SCALE, None, root.name,
+                        undistortion)
 
 
 READERS = {"7scenes": read_7scenes, "hololens": read_hololens, "tum": read_tum}

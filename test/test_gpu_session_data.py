@@ -72,9 +72,13 @@ def test_half_tum_keeps_depth_poses_and_the_camera(tmp_path):
     assert tool.half_tum(src, tmp_path / "half") == 80
     full, half = read_sequence(src), read_sequence(tmp_path / "half")
     assert len(half.rgb_paths) == len(full.rgb_paths) and np.allclose(half.camera_to_world, full.camera_to_world)
+    # Both are undistorted (the half copy carries the lens): the same view at half the pixels
+    assert full.undistortion is not None and half.undistortion is not None
     ray = np.array([0.3, -0.2, 1.0])
     u_full, u_half = full.intrinsics @ ray, half.intrinsics @ ray
-    assert np.allclose((u_full[:2] + 0.5) / 2 - 0.5, u_half[:2])
+    assert np.allclose((u_full[:2] + 0.5) / 2 - 0.5, u_half[:2], atol=1.0)
     d_full, d_half = full.depth(5), half.depth(5)
-    assert d_half.shape == (240, 320) and np.array_equal(d_half, d_full[::2, ::2])
-    assert half.rgb(5).shape == (240, 320, 3)
+    assert d_half.shape == (240, 320) and half.rgb(5).shape == (240, 320, 3)
+    both = (d_half > 0) & (d_full[::2, ::2] > 0)
+    assert both.mean() > 0.5
+    assert np.median(np.abs(d_half[both] / d_full[::2, ::2][both] - 1)) < 0.01

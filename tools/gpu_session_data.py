@@ -21,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fourds_ros.rgbd import crop_resize_intrinsics, read_7scenes, seven_scenes_depth_intrinsics, tum_intrinsics
+from fourds_ros.rgbd import (crop_resize_intrinsics, read_7scenes, read_tum, seven_scenes_depth_intrinsics,
+                             tum_intrinsics)
 from training.data.video import count_frames, read_frames
 
 
@@ -46,14 +47,17 @@ def half_depth(src: Path, dst: Path) -> None:
 
 def half_tum(src: Path, dst: Path) -> int:
     """A TUM RGB-D sequence at half resolution: the same lists and ground truth, colour by area,
-    depth by nearest (keeps invalid 0), and camera-intrinsics.txt for the new grid (read_tum
-    reads it). Returns frames written. The validation recording of the GPU session's
+    depth by nearest (keeps invalid 0), camera-intrinsics.txt for the new grid and the lens's
+    camera-distortion.txt (read_tum reads both and undistorts). Returns frames written. The validation recording of the GPU session's
     checkpoint choice (`--select-on`), never trained on."""
     (dst / "rgb").mkdir(parents=True, exist_ok=True)
     (dst / "depth").mkdir(exist_ok=True)
     for name in ("rgb.txt", "depth.txt", "groundtruth.txt"):
         shutil.copy(src / name, dst / name)
     np.savetxt(dst / "camera-intrinsics.txt", half_intrinsics(tum_intrinsics(src)), fmt="%.6f")
+    lens = read_tum(src).undistortion
+    if lens is not None:  # the same lens at half the pixels: its coefficients do not change
+        np.savetxt(dst / "camera-distortion.txt", lens.distortion)
     colours = sorted((src / "rgb").iterdir())
     for path in colours:
         half_colour(path, dst / "rgb" / path.name)

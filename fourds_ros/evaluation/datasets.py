@@ -8,7 +8,8 @@ Formats (see ../shared/data/*/README.md):
   hololens  images/NNNNN.png, depth/NNNNN.png (uint16 mm, registered), poses.txt (one 4x4 row-major
             camera-to-world per line), K.txt; no stamps -> index / fps.
   tum       TUM RGB-D: rgb.txt, depth.txt ("stamp path"), groundtruth.txt ("stamp tx ty tz qx qy qz qw",
-            world_from_camera), depth PNG uint16 / 5000 m; real stamps; nearest-stamp association.
+            world_from_camera), depth PNG uint16 / 5000 m; real stamps; nearest-stamp association;
+            the Freiburg 1 lens distortion removed from colour and depth (fourds_ros.rgbd).
   frames    a folder of .jpg/.png images in sorted order; stamps index / fps; optional K.
   mp4       any video PyAV reads; stamps from frame pts.
   badja     DAVIS frames (JPEG folder or mp4) + BADJA keypoint json, one or more clips per folder
@@ -25,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..rgbd import TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, read_depth, read_hololens, tum_frames, tum_intrinsics
+from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, read_depth, read_hololens,
+                    tum_frames, tum_intrinsics, tum_undistortion)
 from .bag import BagError, Frame
 
 FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4")
@@ -88,12 +90,19 @@ def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
     except DatasetFormatError as exc:
         raise BagError(str(exc)) from exc
     K = tum_intrinsics(src) if K is None else K
+    # The lens distortion removed as the node would (rgbd.tum_undistortion): every method scored
+    # on the bag, peers included, then sees the pinhole camera its camera_info describes.
+    lens = tum_undistortion(src, K, frames[0].rgb_path) if frames else None
     for f in _select(frames, start, stride, max_frames):
         fr = Frame(stamp_ns=round(f.stamp_s * NS), K=K, encoded=f.rgb_path.read_bytes(),
                    encoding="png" if f.rgb_path.suffix.lower() == ".png" else "jpeg",
                    gt_pose=f.camera_to_world)
-        if f.depth_path is not None:
-            fr.gt_depth = _nan_where_invalid(read_depth(f.depth_path, TUM_DEPTH_SCALE))
+        depth = read_depth(f.depth_path, TUM_DEPTH_SCALE) if f.depth_path is not None else None
+        if lens is not None:  # re-encoded losslessly by the bag writer
+            fr.image, fr.encoded, fr.encoding, fr.K = lens.rgb(fr.rgb()), None, None, lens.intrinsics
+            depth = lens.depth(depth) if depth is not None else None
+        if depth is not None:
+            fr.gt_depth = _nan_where_invalid(depth)
         yield fr
 
 

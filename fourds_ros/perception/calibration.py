@@ -118,7 +118,7 @@ class Undistorter:
             self.maps.move_to_end(key)
         else:
             try:
-                self.maps[key] = _build_maps(k, d, model, width, height)
+                self.maps[key] = undistortion_maps(k, d, model, width, height)
             except DistortionError as exc:  # cached too: a bad camera_info repeats with every frame
                 self.maps[key] = exc
             self.maps_built += 1
@@ -131,8 +131,9 @@ class Undistorter:
         return out, new_k.copy()
 
 
-def _build_maps(k: np.ndarray, d: np.ndarray, model: str, width: int, height: int):
-    """Fixed-point remap maps and the new pinhole K.
+def undistortion_maps(k: np.ndarray, d: np.ndarray, model: str, width: int, height: int):
+    """Fixed-point remap maps and the new pinhole K: the node's undistortion (Undistorter), also used
+    by the dataset readers (fourds_ros.rgbd) so that a recording is scored as the node sees it.
 
     plumb_bob / rational_polynomial: cv2.getOptimalNewCameraMatrix with alpha 0 keeps only valid
     pixels, so no black border enters the model as image content. equidistant: the pinhole view
