@@ -79,7 +79,7 @@ class LensUndistortion:
 
         self.map1, self.map2, self.intrinsics = undistortion_maps(np.asarray(k, np.float64), np.asarray(d, np.float64),
                                                                   "plumb_bob", width, height)
-        self.raw_intrinsics, self.distortion = np.asarray(k, np.float64), np.asarray(d, np.float64)
+        self.distortion = np.asarray(d, np.float64)  # plumb_bob d0-d4, the same at any resolution
         self.size = (width, height)
         self.map_x, self.map_y = cv2.convertMaps(self.map1, self.map2, cv2.CV_32FC1)
 

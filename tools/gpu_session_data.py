@@ -48,8 +48,8 @@ def half_depth(src: Path, dst: Path) -> None:
 def half_tum(src: Path, dst: Path) -> int:
     """A TUM RGB-D sequence at half resolution: the same lists and ground truth, colour by area,
     depth by nearest (keeps invalid 0), camera-intrinsics.txt for the new grid and the lens's
-    camera-distortion.txt (read_tum reads both and undistorts). Returns frames written. The validation recording of the GPU session's
-    checkpoint choice (`--select-on`), never trained on."""
+    camera-distortion.txt (read_tum reads both and undistorts). Returns frames written. The
+    validation recording of the GPU session's checkpoint choice (`--select-on`), never trained on."""
     (dst / "rgb").mkdir(parents=True, exist_ok=True)
     (dst / "depth").mkdir(exist_ok=True)
     for name in ("rgb.txt", "depth.txt", "groundtruth.txt"):
