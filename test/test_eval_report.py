@@ -179,3 +179,23 @@ def test_dds_replay_never_bursts_past_the_node_image_history(short_bag, tmp_path
     assert max(in_flight) <= 10, in_flight
     assert published[order[10]] >= arrival[order[7]]  # the 11th frame waited for the first clip's answer
     assert timing["node_diagnostics"]["frames_in"] == "12"
+
+
+def test_offline_eval_reports_the_pose_over_start_frames(short_bag, tiny_model_dir, tmp_path, capsys):
+    """`--pose-starts N`: the pose from each of the first N frames, its ATEs and their mean in
+    report.json and report.md, the model's and ORB VO's; DDS cannot (one replay is one start)."""
+    from fourds_ros.cli import main as cli
+
+    out = tmp_path / "rep"
+    assert cli(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(out), "--offline",
+                "--pose-starts", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    starts = report["pose_over_starts"]
+    assert starts["starts"] == 2 and len(starts["fourds"]["ate"]) == 2
+    assert starts["fourds"]["ate"][0] == pytest.approx(report["pose"]["ate_rmse"])  # start 0 is the main run
+    assert starts["fourds"]["ate_mean"] == pytest.approx(np.mean(starts["fourds"]["ate"]))
+    assert starts["orb_vo"]["ate"][0] == pytest.approx(report["peers"]["orb_vo"]["pose"]["ate_rmse"])
+    assert "Over 2 start frames" in (out / "report.md").read_text()
+    with pytest.raises(SystemExit) as exc:
+        cli(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r2"), "--pose-starts", "2"])
+    assert exc.value.code == 2 and "--pose-starts needs --offline" in capsys.readouterr().err

@@ -131,13 +131,19 @@ def main(argv: list[str]) -> int:
                         help="also score PCK@0.2 on every BADJA clip in DIR (DAVIS layout: JPEGImages/480p/<clip>/ "
                              "or <clip>*.mp4 + badja_joint_annotations/<clip>.json; or the older "
                              "davis_horsejump-high_badja layout); several DIRs may follow")
+    parser.add_argument("--pose-starts", type=int, default=0, metavar="N",
+                        help="with --offline: also the pose (model and ORB VO) from each of the bag's first N "
+                             "frames, and their mean ATE (a chained pose depends on where its clips fall)")
     add_param_argument(parser)
     args = parser.parse_args(argv)
     params = params_from_args(parser, args.param)
+    if args.pose_starts > 1 and not args.offline:
+        parser.error("--pose-starts needs --offline")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = evaluate(args.bag, args.model, args.out, args.offline, args.backend, args.erode, args.rate,
-                          args.max_frames, args.hop, args.timeout, badja=args.badja, params=params)
+                          args.max_frames, args.hop, args.timeout, badja=args.badja, params=params,
+                          pose_starts=args.pose_starts)
     except BagError as exc:
         print(f"fourds-ros eval: {exc}", file=sys.stderr)
         return 1

@@ -231,6 +231,11 @@ def markdown(report: dict) -> str:
     if still is not None:
         lines += [f"A camera that never moves scores ATE {_fmt(still)} m here (the floor a method must beat "
                   "to show it measured translation).", ""]
+    starts = report.get("pose_over_starts")
+    if starts:
+        ours, orb = starts["fourds"], starts["orb_vo"]
+        lines += [f"Over {starts['starts']} start frames (pose_starts.py): ATE mean {_fmt(ours['ate_mean'])} m "
+                  f"(each: {', '.join(_fmt(a) for a in ours['ate'])}), ORB VO {_fmt(orb['ate_mean'])} m.", ""]
     if "metric" in report.get("depth", {}):
         m = report["depth"]["metric"]
         lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
