@@ -31,6 +31,7 @@ from fourds_ros.evaluation.eval_cli import resolve_model
 from fourds_ros.evaluation.metrics import pose_errors
 from fourds_ros.perception.odometry import OdometryChain
 from fourds_ros.perception.settings import PerceptionSettings, add_param_argument, params_from_args
+from training.data import relative_poses
 
 VARIANTS = ("estimate", "ground-truth rotation", "ground-truth translation", "ground-truth direction")
 
@@ -58,10 +59,9 @@ def record_clips(bag, engine, settings: PerceptionSettings, start: int) -> list[
 
 
 def ground_truth_motion(gt_pose: dict, stamps_ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """T_first_from_t of the ground truth (world_from_camera poses) -> rotation (T,3,3), translation (T,3)."""
-    first_inv = np.linalg.inv(gt_pose[stamps_ns[0]])
-    rel = [first_inv @ gt_pose[s] for s in stamps_ns]
-    return np.stack([r[:3, :3] for r in rel]), np.stack([r[:3, 3] for r in rel])
+    """T_first_from_t of the ground truth (world_from_camera poses) -> rotation (T,3,3), translation
+    (T,3): the pose head's training targets (training.data.relative_poses)."""
+    return relative_poses(np.stack([gt_pose[s] for s in stamps_ns]))
 
 
 def replace(variant: str, rotation: np.ndarray, translation: np.ndarray, gt_rotation: np.ndarray,
@@ -82,9 +82,9 @@ def chained_ate(calls: list[tuple], gt_pose: dict, variant: str) -> float | None
     """The ATE of the chain rebuilt from `calls` with `variant`'s replacement (None: not scorable)."""
     chain, poses = OdometryChain(), {}
     for indices, stamps_ns, rotation, translation, log_variance, output_t in calls:
-        if variant != "estimate" and not all(s in gt_pose for s in stamps_ns):
-            return None
         if variant != "estimate":
+            if not all(s in gt_pose for s in stamps_ns):
+                return None
             rotation, translation = replace(variant, rotation, translation,
                                             *ground_truth_motion(gt_pose, stamps_ns))
         for t, estimate in zip(output_t, chain.add_clip(indices, stamps_ns, rotation, translation,
