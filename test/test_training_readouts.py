@@ -447,3 +447,49 @@ def test_selection_score_is_the_mean_ratio_to_the_reference():
                            ref) == pytest.approx((0.5 + 1.5) / 2)
     with pytest.raises(ValueError, match="no selection metric"):
         selection_score({"visibility_accuracy": 0.5}, ref)
+
+
+def test_pose_direction_term_pulls_the_translation_direction_and_ignores_still_frames():
+    """--pose-direction-weight: a translation pointing the right way (any size) adds nothing, one
+    at 90 degrees adds the weight, a frame that did not move adds nothing, and the gradient turns
+    the prediction towards the true direction."""
+    from training.losses import pose_loss
+
+    eye = torch.eye(3).expand(1, 3, 3, 3)
+    true = torch.zeros(1, 3, 3)
+    true[0, 1, 0] = 0.1  # frame 1 moves along x; frame 2 stays (under 5 mm)
+    true[0, 2, 2] = 0.001
+    log_var = torch.zeros(1, 3, 2)
+
+    def loss(pred, weight):
+        total, parts = pose_loss({"rotation": eye, "translation": pred, "log_variance": log_var}, eye, true, weight)
+        return total, parts
+
+    aligned = true.clone()
+    aligned[0, 1, 0] = 0.3  # right way, 3x too far
+    aligned[0, 2] = torch.tensor([0.05, 0.0, 0.0])  # wrong way, but the camera did not move
+    base, parts = loss(aligned, 0.0)
+    assert "pose_direction_miss" not in parts
+    with_term, parts = loss(aligned, 2.0)
+    assert float(with_term) == pytest.approx(float(base), abs=1e-6)
+    assert float(parts["pose_direction_miss"]) == pytest.approx(0.0, abs=1e-6)
+
+    crossed = true.clone()
+    crossed[0, 1] = torch.tensor([0.0, 0.1, 0.0])  # 90 degrees off
+    base, _ = loss(crossed, 0.0)
+    with_term, parts = loss(crossed, 2.0)
+    assert float(parts["pose_direction_miss"]) == pytest.approx(1.0, abs=1e-6)
+    assert float(with_term - base) == pytest.approx(2.0, abs=1e-5)
+
+    def x_gradient(weight):
+        pred = crossed.clone().requires_grad_(True)
+        loss(pred, weight)[0].backward()
+        return float(pred.grad[0, 1, 0])
+
+    assert x_gradient(2.0) < x_gradient(0.0) < 0  # the term turns x towards the truth harder
+
+
+def test_pose_direction_weight_is_validated():
+    assert parse_args(COMMON + ["--pose-direction-weight", "0.5"]).pose_direction_weight == 0.5
+    with pytest.raises(ValueError, match="pose-direction-weight"):
+        parse_args(COMMON + ["--pose-direction-weight", "-1"])

@@ -54,6 +54,7 @@ class ReadoutsConfig:
     synthetic_realism: tuple[str, ...] | None = None
     depth_ssi_weight: float = 0.0
     depth_grad_weight: float = 0.5
+    pose_direction_weight: float = 0.0
     save_every: int = 0
     cache_features: bool = False
     time_budget: float = 0.0
@@ -83,9 +84,10 @@ class ReadoutsConfig:
         if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
-        if min(self.depth_ssi_weight, self.depth_grad_weight, self.save_every, self.real_appearance) < 0:
-            raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --save-every and --real-appearance "
-                              "must be >= 0")
+        if min(self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
+               self.real_appearance) < 0:
+            raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every "
+                              "and --real-appearance must be >= 0")
 
     @property
     def trained_heads(self) -> tuple[str, ...]:
@@ -183,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the scale-and-shift-invariant inverse-depth loss (0: off)")
     p.add_argument("--depth-grad-weight", type=float, default=0.5,
                    help="multi-scale gradient-matching term, relative to the SSI loss")
+    p.add_argument("--pose-direction-weight", type=float, default=0.0,
+                   help="weight of the pose head's translation-direction term, 1 - cos on frames that "
+                        "moved 5 mm or more (0: off)")
     p.add_argument("--save-every", type=int, default=0,
                    help="steps between checkpoints in OUT/checkpoint (0: only the final model)")
     p.add_argument("--cache-features", action="store_true",

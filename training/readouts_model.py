@@ -10,7 +10,7 @@ import torch
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint
 
-from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss
+from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss, translation_direction_error
 from .readouts_config import ReadoutsConfig, check_heads
 
 
@@ -106,10 +106,12 @@ def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: fl
 
 
 def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None,
-                   ssi_weight: float = 0.0, grad_weight: float = 0.5) -> tuple[torch.Tensor, dict]:
+                   ssi_weight: float = 0.0, grad_weight: float = 0.5,
+                   direction_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """batch["features"], when present, are the frozen encoder's cached readout features. heads:
     the heads to train (default: all of the model's); the others are not even run.
-    ssi_weight, grad_weight: the depth head's relative terms (depth_losses)."""
+    ssi_weight, grad_weight: the depth head's relative terms (depth_losses); direction_weight:
+    the pose head's translation direction term (losses.pose_loss)."""
     heads = list(model.heads) if heads is None else heads
     video = batch["video"]
     if "features" in batch:
@@ -131,7 +133,8 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] 
                                  head.spatial_weights(batch["tracks_xy"]), known=batch.get("tracks_known"))
         total, logs = total + loss, {**logs, **parts}
     if "pose" in heads:
-        loss, parts = pose_loss(model.heads["pose"](feats), batch["pose_rotation"], batch["pose_translation"])
+        loss, parts = pose_loss(model.heads["pose"](feats), batch["pose_rotation"], batch["pose_translation"],
+                                direction_weight)
         total, logs = total + loss, {**logs, **parts}
     return total, {k: float(v) for k, v in logs.items()}
 
@@ -149,9 +152,6 @@ def median_scaled_abs_rel(pred: torch.Tensor, target: torch.Tensor) -> float:
         scaled = p * (t.median() / p.median().clamp_min(1e-6))
         rels.append(((scaled - t).abs() / t).mean())
     return float(torch.stack(rels).mean()) if rels else float("nan")
-
-
-MOVED_M = 0.005  # pose_direction_deg: frames whose true translation is at least this (metres)
 
 
 def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
@@ -176,11 +176,10 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
         # The direction alone, where the camera moved at least 5 mm: the Sim(3)-aligned ATE is
         # scale-free, and on the validation recording most of it is the direction of each clip's
         # translation (docs/results/pose_error_budget).
-        target = batch["pose_translation"][:, 1:].float()
-        moved = target.norm(dim=-1) > MOVED_M
+        miss, moved = translation_direction_error(out["pose_translation"][:, 1:], batch["pose_translation"][:, 1:])
         if bool(moved.any()):
-            cos = torch.nn.functional.cosine_similarity(out["pose_translation"][:, 1:].float(), target, dim=-1)
-            metrics["pose_direction_deg"] = float(torch.rad2deg(torch.acos(cos[moved].clamp(-1.0, 1.0))).mean())
+            cos = (1.0 - miss[moved]).clamp(-1.0, 1.0)
+            metrics["pose_direction_deg"] = float(torch.rad2deg(torch.acos(cos)).mean())
     return metrics
 
 
@@ -190,7 +189,7 @@ def evaluate(model: FourDS, loader: list[dict]) -> dict:
     scaled per clip), track end-point
     error (px, visible; and of predicting no motion, the floor a tracker must beat), visibility
     accuracy, pose rotation (deg) and translation (m) error, and the angle between the predicted
-    and true translation (deg, frames that moved MOVED_M or more) (frames 1..T-1)."""
+    and true translation (deg, frames that moved losses.MOVED_M or more) (frames 1..T-1)."""
     model.eval()
     sums: dict[str, list[tuple[float, int]]] = {}
     for batch in loader:

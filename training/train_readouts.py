@@ -87,7 +87,7 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             model.encoder.eval()
         with autocast:
             loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.trained_heads),
-                                     cfg.depth_ssi_weight, cfg.depth_grad_weight)
+                                     cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
