@@ -136,6 +136,13 @@ class RGBDSequence:
         return depth if self.undistortion is None else self.undistortion.depth(depth)
 
 
+def relative_poses(camera_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 4, 4) camera-to-world -> rotation (T, 3, 3), translation (T, 3) of T_first_from_t,
+    the pose head's contract and training target: a point in camera t maps to camera 0 as R p + t."""
+    rel = np.linalg.inv(camera_to_world[0])[None] @ camera_to_world
+    return rel[:, :3, :3], rel[:, :3, 3]
+
+
 def register_depth(depth: np.ndarray, camera: DepthCamera, k_rgb: np.ndarray) -> np.ndarray:
     """(H, W) metres in the depth camera's view -> (H, W) metres along the RGB camera's axis at the
     RGB pixels (same size), 0 where no depth pixel lands. Each valid depth pixel is back-projected,

@@ -150,7 +150,7 @@ def test_pure_rotation_has_no_translation_and_homography_tracks(seed, smooth_cli
     assert clip.motion == "rotation"
     c2w = clip.camera_to_world
     assert (c2w[:, :3, 3] == c2w[0, :3, 3]).all()  # the camera centre never moves
-    from training.data.synthetic import relative_poses
+    from fourds_ros.rgbd import relative_poses
 
     rot, trans = relative_poses(c2w)
     assert np.abs(trans).max() < 1e-12

@@ -31,7 +31,7 @@ from fourds_ros.evaluation.eval_cli import resolve_model
 from fourds_ros.evaluation.metrics import pose_errors
 from fourds_ros.perception.odometry import OdometryChain
 from fourds_ros.perception.settings import PerceptionSettings, add_param_argument, params_from_args
-from training.data import relative_poses
+from fourds_ros.rgbd import relative_poses
 
 VARIANTS = ("estimate", "ground-truth rotation", "ground-truth translation", "ground-truth direction")
 
@@ -60,7 +60,7 @@ def record_clips(bag, engine, settings: PerceptionSettings, start: int) -> list[
 
 def ground_truth_motion(gt_pose: dict, stamps_ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """T_first_from_t of the ground truth (world_from_camera poses) -> rotation (T,3,3), translation
-    (T,3): the pose head's training targets (training.data.relative_poses)."""
+    (T,3): the pose head's training targets (fourds_ros.rgbd.relative_poses)."""
     return relative_poses(np.stack([gt_pose[s] for s in stamps_ns]))
 
 

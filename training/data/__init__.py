@@ -8,9 +8,10 @@ from fourds_ros.rgbd import (
     read_hololens,
     read_sequence,
     read_tum,
+    relative_poses,
     resize_frames,
 )
-from .synthetic import SceneConfig, SceneGenerator, SyntheticClip, intrinsics_for, relative_poses
+from .synthetic import SceneConfig, SceneGenerator, SyntheticClip, intrinsics_for
 from .tracks import geometric_tracks
 from .video import VideoClips, VideoSourceError, find_sources, read_frames
 

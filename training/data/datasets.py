@@ -12,8 +12,8 @@ from torch.utils.data import Dataset
 
 from fourds_ros.model import make_mask
 
-from fourds_ros.rgbd import RGBDSequence, read_sequence, resize_frames
-from .synthetic import SceneConfig, SceneGenerator, relative_poses
+from fourds_ros.rgbd import RGBDSequence, read_sequence, relative_poses, resize_frames
+from .synthetic import SceneConfig, SceneGenerator
 from .tracks import geometric_tracks
 from .video import VideoClips
 

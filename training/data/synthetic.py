@@ -629,9 +629,3 @@ def _image_velocity(objects: list[_Object], cameras: np.ndarray, k: np.ndarray, 
         velocity[i, ok] = (ends[1][ok] - ends[0][ok]) / (nxt - prev)
     return velocity.reshape(t, *image_size, 2)
 
-
-def relative_poses(camera_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 4, 4) camera-to-world -> rotation (T, 3, 3), translation (T, 3) of T_first_from_t,
-    the PoseHead contract: a point in camera t maps to camera 0 as R p + t."""
-    rel = np.linalg.inv(camera_to_world[0])[None] @ camera_to_world
-    return rel[:, :3, :3], rel[:, :3, 3]
