@@ -334,9 +334,10 @@ def test_pseudo_tracks_join_as_one_real_bank_and_need_tracks_only(tmp_path, caps
     assert f"{video} (" in card and "clips)" in card.split(str(video))[1][:20]
 
 
-def test_select_on_writes_the_best_scored_checkpoint(tmp_path):
+def test_select_on_writes_the_best_scored_checkpoint(tmp_path, capsys):
     """--select-on scores the model on a validation recording at step 0, every --save-every step
-    and at the end; the run writes the best-scoring weights and logs every candidate."""
+    and at the end; the run writes the best-scoring weights and logs every candidate, and prints
+    each save step's score (a background run's progress)."""
     from training.selection import selection_score
 
     from .conftest import SHARED_DATA, require
@@ -348,6 +349,9 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path):
     log = json.loads((out / "training_log.json").read_text())["selection"]
     steps = [c["step"] for c in log["candidates"]]
     assert steps == [0, 2, 4, 6]
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in printed] == ["2/6", "4/6", "6/6"]
+    assert float(printed[0].split("selection score ")[1]) == pytest.approx(log["candidates"][1]["score"], abs=1e-4)
     assert log["candidates"][0]["score"] == pytest.approx(1.0)  # step 0 is the reference
     # ... and, its heads freshly initialised (no --init), never the choice
     assert [c["candidate"] for c in log["candidates"]] == [False, True, True, True]

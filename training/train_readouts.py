@@ -105,8 +105,11 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             evals.append({"step": len(history), **evaluate(model, val)})
         if cfg.save_every and len(history) % cfg.save_every == 0:
             save_progress(model, cfg, len(history))
+            line = f"step {len(history)}/{schedule.total} loss {np.mean(history[-cfg.save_every:]):.4f}"
             if selection is not None:
-                selection.consider(model, len(history))
+                line += f" selection score {selection.consider(model, len(history)):.4f}"
+            # A background run's only sign of progress (tqdm is off under --no-progress).
+            print(line, flush=True)
     bar.close()
     return history, evals
 
