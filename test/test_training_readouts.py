@@ -315,6 +315,49 @@ def test_budget_probe_paces_after_warm_up_and_counts_resumed_steps(monkeypatch):
     assert budget_module.BudgetProbe(0).after_step(25, 25, 100) is None  # no budget: no change
 
 
+def test_budget_probe_counts_the_time_spent_between_steps(monkeypatch):
+    """A --select-on scoring every --save-every steps is part of the run: 0.1 s steps plus 1 s of
+    scoring every 10 steps pace at 0.2 s a step, so 20 s fit half the steps they would alone."""
+    import training.budget as budget_module
+
+    now = [0.0]
+    monkeypatch.setattr(budget_module.time, "perf_counter", lambda: now[0])
+    fitted = {}
+    for overhead in (0.0, 1.0 / 10):
+        now[0] = 0.0
+        probe = budget_module.BudgetProbe(20.0, overhead_per_step_s=overhead)
+        for step in range(1, 26):
+            now[0] += 0.1
+            result = probe.after_step(step, step, 10_000)
+        fitted[overhead] = result
+    assert abs(fitted[0.0] - 200) <= 1 and abs(fitted[0.1] - (25 + 17.5 / 0.2)) <= 1
+
+
+def test_time_budget_counts_the_selection_scorings(monkeypatch):
+    """fit hands the budget probe the step-0 scoring's time spread over --save-every steps."""
+    from training import train_readouts
+
+    seen = []
+
+    class Probe(train_readouts.BudgetProbe):
+        def __init__(self, budget_s, overhead_per_step_s=0.0):
+            seen.append(overhead_per_step_s)
+            super().__init__(budget_s, overhead_per_step_s)
+
+    class Selection:
+        seconds = 3.0
+
+        def consider(self, model, step):
+            return 1.0
+
+    monkeypatch.setattr(train_readouts, "BudgetProbe", Probe)
+    cfg = parse_args(COMMON + ["--steps", "2", "--save-every", "4", "--time-budget", "100"])
+    model = train_readouts.model_for(cfg)
+    banks = train_readouts.load_banks(cfg, model, torch.device("cpu"))
+    train_readouts.fit(model, cfg, train_readouts.BatchSampler(cfg, banks, torch.device("cpu")), [], Selection())
+    assert seen == [pytest.approx(0.75)]
+
+
 def test_pseudo_tracks_join_as_one_real_bank_and_need_tracks_only(tmp_path, capsys):
     """--pseudo-tracks adds LK-labelled clips of unlabelled video as one more real bank (named in
     the model card with its clip count); it labels no depth or pose, so it needs --train-heads tracks."""

@@ -18,13 +18,19 @@ class BudgetProbe:
     """Fits a run to a wall-clock budget once its pace is known: the mean step time over
     PROBE_STEPS steps after WARMUP_STEPS, which pay for allocation and kernel selection (on the
     H200 the first 20 readout steps averaged 0.18 s and the rest 0.07 s, so a 250 s budget paced
-    on them ended after 100 s). Made when the run's first step starts."""
+    on them ended after 100 s). Made when the run's first step starts.
+
+    overhead_per_step_s: time the run spends outside its steps, spread over them (train_readouts:
+    a --select-on scoring every --save-every steps). Why: those scorings run the whole encoder on
+    the validation clips, and a 2400 s budget of cached-feature steps that left them out ran 65 min
+    on the 2-core CPU (session 20)."""
 
     WARMUP_STEPS = 5
     PROBE_STEPS = 20
 
-    def __init__(self, budget_s: float):
+    def __init__(self, budget_s: float, overhead_per_step_s: float = 0.0):
         self.budget_s = budget_s
+        self.overhead_per_step_s = overhead_per_step_s
         self.start = self.warm = time.perf_counter()
 
     def after_step(self, steps_run: int, done: int, total_steps: int) -> int | None:
@@ -39,4 +45,4 @@ class BudgetProbe:
             return None
         now = time.perf_counter()
         return steps_within_budget(total_steps, done, now - self.start, self.budget_s,
-                                   per_step_s=(now - self.warm) / self.PROBE_STEPS)
+                                   per_step_s=(now - self.warm) / self.PROBE_STEPS + self.overhead_per_step_s)

@@ -14,6 +14,8 @@ only diluted the score."""
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from fourds_ros.model import FourDS
@@ -50,9 +52,11 @@ class CheckpointSelection:
         self.best_step = -1
         self.best_score = float("inf")
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.seconds = 0.0  # wall time of the last scoring (the run's time budget counts it)
 
     def consider(self, model: FourDS, step: int) -> float:
         """Score the model as it is now (leaves it in eval mode); keep it when it is the best."""
+        start = time.perf_counter()
         metrics = evaluate(model, self.batches)
         if self.reference is None:
             self.reference = metrics
@@ -62,6 +66,7 @@ class CheckpointSelection:
         if candidate and score < self.best_score:
             self.best_step, self.best_score = step, score
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.seconds = time.perf_counter() - start
         return score
 
     def restore_best(self, model: FourDS) -> int:

@@ -77,7 +77,9 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     history: list[float] = []
     evals: list[dict] = []
-    budget = BudgetProbe(cfg.time_budget)
+    # The scorings on the validation recordings every --save-every steps spend the budget too.
+    scoring_s = selection.seconds / cfg.save_every if selection is not None and cfg.save_every else 0.0
+    budget = BudgetProbe(cfg.time_budget, overhead_per_step_s=scoring_s)
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.steps, desc="readouts", disable=cfg.no_progress)
