@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-features", action="store_true",
                    help="run the frozen encoder once per clip and train the heads on its cached features")
     p.add_argument("--time-budget", type=float, default=0.0,
-                   help="seconds: fit --steps to this budget once the step time is known (0: off)")
+                   help="seconds: fit --steps to this budget once the step time is known, the "
+                        "--select-on scorings included (0: off)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
