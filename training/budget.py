@@ -22,8 +22,8 @@ class BudgetProbe:
 
     overhead_per_step_s: time the run spends outside its steps, spread over them (train_readouts:
     a --select-on scoring every --save-every steps). Why: those scorings run the whole encoder on
-    the validation clips, and a 2400 s budget of cached-feature steps that left them out ran 65 min
-    on the 2-core CPU (session 20)."""
+    the validation clips while the steps run on cached features, so a budget that paces the steps
+    alone overruns by the scorings' share."""
 
     WARMUP_STEPS = 5
     PROBE_STEPS = 20
