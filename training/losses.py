@@ -142,12 +142,12 @@ def geodesic_angle(r1: Tensor, r2: Tensor) -> Tensor:
 MOVED_M = 0.005  # frames whose true translation is at least this (metres) have a direction
 
 
-def translation_direction_error(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """(..., 3) x2 -> (1 - cos of the angle between pred and target, (...,) bool of the frames
-    that moved MOVED_M or more, where a direction exists). In float32."""
+def translation_cosine(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """(..., 3) x2 -> (cos of the angle between pred and target, (...,) bool of the frames that
+    moved MOVED_M or more, where a direction exists). In float32."""
     target = target.float()
     cos = torch.nn.functional.cosine_similarity(pred.float(), target, dim=-1)
-    return 1.0 - cos, target.norm(dim=-1) >= MOVED_M
+    return cos, target.norm(dim=-1) >= MOVED_M
 
 
 def pose_loss(out: dict[str, Tensor], rotation: Tensor, translation: Tensor,
@@ -170,8 +170,8 @@ def pose_loss(out: dict[str, Tensor], rotation: Tensor, translation: Tensor,
     total = angle.mean() + trans.mean() + 0.1 * nll.mean()
     parts = {"pose_rotation_rad": angle.mean().detach(), "pose_translation_m": trans.mean().detach()}
     if direction_weight > 0:
-        miss, moved = translation_direction_error(out["translation"][:, 1:], translation[:, 1:])
-        direction = (miss * moved).sum() / moved.sum().clamp_min(1)
+        cos, moved = translation_cosine(out["translation"][:, 1:], translation[:, 1:])
+        direction = ((1.0 - cos) * moved).sum() / moved.sum().clamp_min(1)
         total = total + direction_weight * direction
         parts["pose_direction_miss"] = direction.detach()
     return total, parts

@@ -10,7 +10,7 @@ import torch
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint
 
-from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss, translation_direction_error
+from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss, translation_cosine
 from .readouts_config import ReadoutsConfig, check_heads
 
 
@@ -176,10 +176,9 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
         # The direction alone, where the camera moved at least 5 mm: the Sim(3)-aligned ATE is
         # scale-free, and on the validation recording most of it is the direction of each clip's
         # translation (docs/results/pose_error_budget).
-        miss, moved = translation_direction_error(out["pose_translation"][:, 1:], batch["pose_translation"][:, 1:])
+        cos, moved = translation_cosine(out["pose_translation"][:, 1:], batch["pose_translation"][:, 1:])
         if bool(moved.any()):
-            cos = (1.0 - miss[moved]).clamp(-1.0, 1.0)
-            metrics["pose_direction_deg"] = float(torch.rad2deg(torch.acos(cos)).mean())
+            metrics["pose_direction_deg"] = float(torch.rad2deg(torch.acos(cos[moved].clamp(-1.0, 1.0))).mean())
     return metrics
 
 
