@@ -14,6 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..rgbd import relative_poses
+
 
 def lk_correspondences(gray_a: np.ndarray, gray_b: np.ndarray, max_corners: int = 400,
                        max_round_trip_px: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
@@ -31,9 +33,10 @@ def lk_correspondences(gray_a: np.ndarray, gray_b: np.ndarray, max_corners: int 
 
 
 def relative_motion(world_from_a: np.ndarray, world_from_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(R, t) with X_b = R X_a + t for camera-to-world poses a and b."""
-    b_from_a = np.linalg.inv(world_from_b) @ world_from_a
-    return b_from_a[:3, :3], b_from_a[:3, 3]
+    """(R, t) with X_b = R X_a + t for camera-to-world poses a and b: rgbd.relative_poses with b
+    as the first camera."""
+    rotation, translation = relative_poses(np.stack([world_from_b, world_from_a]))
+    return rotation[1], translation[1]
 
 
 def sampson_px(p: np.ndarray, q: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
