@@ -13,7 +13,9 @@ Per step: frames described (% of sent with depth, tracks and odometry), lost bef
 stamp) p50/p95/max of depth and of odometry (sent after the tracks, the last output of a clip),
 out fps, the node's CPU (cores busy, from /proc) and the load average.
 "per clip" compares the node's clip latency (newest frame stamp -> clip published) with the
-pipeline's own time for a clip measured in-process on the same frames just before.
+pipeline's own time for a clip measured in-process on the same frames just before, idle and
+beside the camera's process (--beside-seconds; nobody subscribed), so that the CPU a camera takes
+is not counted as the node's.
 """
 
 from __future__ import annotations
@@ -83,12 +85,65 @@ class CpuSampler:
 def pipeline_clip_ms(params: dict, frames: int) -> dict:
     """PerceptionPipeline.process per clip in-process (the node's settings, same frames), with the
     engine's and the tracks' shares: what the node's clip latency is compared against."""
+    pipe, backend, shares = _timed_pipeline(params)
+    images, k = _frames(frames)
+    process, engine = [], []
+    for i, rgb in enumerate(images):
+        timing = _push(pipe, rgb, i, k)
+        if timing is not None:
+            process.append(timing[1])
+            engine.append(timing[2])
+    ms = lambda v: latency_stats(v[1:] or v)["latency_ms_p50"]  # noqa: E731  (first clip seeds tracks)
+    return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms(process), "engine_ms_p50": ms(engine),
+            "refine_ms_p50": ms(shares["refine"]), "tracks_update_ms_p50": ms(shares["update"]),
+            "pose_ms_p50": ms(shares["pose"])}
+
+
+def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir: Path, env: dict) -> dict:
+    """The same in-process pipeline, clips back to back, while the live camera's process (the probe:
+    640x480 rgb8 at `rate` Hz, stamps = now) publishes next to it with nobody subscribed. On a
+    2-core computer the camera's process takes CPU from the engine whether or not a node runs;
+    what the node adds is its clip time over this, not over the idle figure. Only clips started
+    while the camera was streaming count."""
+    import json
+    import subprocess
+    import sys
+
+    pipe, _, _ = _timed_pipeline(params)
+    images, k = _frames(64)
+    images = images + images[-2:0:-1]  # played back and forth, as the probe plays a short folder
+    plan = [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8"}]
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "plan.json").write_text(json.dumps(plan))
+    out = workdir / "camera.json"
+    camera = subprocess.Popen([sys.executable, "-m", "fourds_ros.ros.probe", "--plan", str(workdir / "plan.json"),
+                               "--out", str(out), "--topics", "none"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    clips, i = [], 0
+    try:
+        while camera.poll() is None:
+            timing = _push(pipe, images[i % len(images)], i, k)
+            if timing is not None:
+                clips.append(timing)
+            i += 1
+    finally:
+        _, err = camera.communicate(timeout=60)
+    if camera.returncode != 0 or not out.exists():
+        raise RuntimeError(f"camera process failed ({camera.returncode}): {err[-2000:]}")
+    sent = json.loads(out.read_text())["published"]
+    first, last = sent[0]["stamp_ns"], sent[-1]["stamp_ns"]
+    inside = [c for c in clips if first <= c[0] and c[0] + c[1] * 1e9 <= last]
+    ms = lambda v: latency_stats(v)["latency_ms_p50"] if v else float("nan")  # noqa: E731
+    return {"camera_hz": rate, "camera_frames": len(sent), "clips": len(inside),
+            "pipeline_ms_p50": ms([c[1] for c in inside]), "engine_ms_p50": ms([c[2] for c in inside])}
+
+
+def _timed_pipeline(params: dict):
+    """(pipeline with the node's settings, backend, per-clip seconds of refine / update / pose)."""
     from ..perception.pipeline import create_pipeline
     from ..perception.settings import PerceptionSettings
-    from ..ros.probe import load_frames
 
-    settings = PerceptionSettings.from_params(params)
-    pipe, backend = create_pipeline(settings, log=lambda *_: None)
+    pipe, backend = create_pipeline(PerceptionSettings.from_params(params), log=lambda *_: None)
     shares = {"refine": [], "update": [], "pose": []}
 
     def timed(name, method):
@@ -101,19 +156,23 @@ def pipeline_clip_ms(params: dict, frames: int) -> dict:
 
     pipe.tracks.refine, pipe.tracks.update = timed("refine", pipe.tracks.refine), timed("update", pipe.tracks.update)
     pipe._poses = timed("pose", pipe._poses)  # the head's or the geometry's pose, chained into odometry
-    images, k = load_frames(source(), (480, 640), frames)
-    process, engine = [], []
-    for i, rgb in enumerate(images):
-        clip, _ = pipe.add_frame(rgb, i * 33_333_333, "camera_optical", k)
-        if clip is not None:
-            t0 = time.perf_counter()
-            result = pipe.process(clip)
-            process.append(time.perf_counter() - t0)
-            engine.append(result.inference_s)
-    ms = lambda v: latency_stats(v[1:] or v)["latency_ms_p50"]  # noqa: E731  (first clip seeds tracks)
-    return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms(process), "engine_ms_p50": ms(engine),
-            "refine_ms_p50": ms(shares["refine"]), "tracks_update_ms_p50": ms(shares["update"]),
-            "pose_ms_p50": ms(shares["pose"])}
+    return pipe, backend, shares
+
+
+def _frames(count: int):
+    from ..ros.probe import load_frames
+
+    return load_frames(source(), (480, 640), count)
+
+
+def _push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float] | None:
+    """Frame i into the pipeline; for a completed clip -> (start time ns, process s, engine s)."""
+    clip, _ = pipe.add_frame(rgb, i * 33_333_333, "camera_optical", k)
+    if clip is None:
+        return None
+    start, t0 = time.time_ns(), time.perf_counter()
+    result = pipe.process(clip)
+    return start, time.perf_counter() - t0, result.inference_s
 
 
 def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> dict:
@@ -217,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
                         help="stepped rates (Hz) for the peak rate; none: skip")
     parser.add_argument("--step-seconds", type=float, default=8.0)
+    parser.add_argument("--beside-seconds", type=float, default=12.0,
+                        help="the in-process pipeline timed this long beside a --rate Hz camera process (0: skip)")
     add_param_argument(parser, "over the shipped defaults")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
     add_output_arguments(parser)
@@ -227,10 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     clip = pipeline_clip_ms(params, 64)
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
+        beside = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "beside",
+                                            ros_env(args.domain)) if args.beside_seconds > 0 else None)
         rows = [r for t in args.transports for r in run_transport(t, steps, params, Path(tmp), ros_env(args.domain))]
     for row in rows:
         row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / clip["pipeline_ms_p50"] - 1)
-    summary = {"params": params, "pipeline": clip,
+        if beside is not None:
+            row["node_adds_pct_beside_camera"] = 100 * (row["clip_latency_ms_p50"] / beside["pipeline_ms_p50"] - 1)
+    summary = {"params": params, "pipeline": clip, "pipeline_beside_camera": beside,
                "peak_rate_hz": {t: peak_rate([r for r in rows if r["transport"] == t]) for t in args.transports}}
     table = markdown_table(rows, COLUMNS) + "\n\n" + summary_lines(summary, rows)
     write_results("node", {"summary": summary, "rows": rows}, table,
@@ -245,8 +310,13 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
              f"Pipeline per clip in-process: p50 {c['pipeline_ms_p50']:.0f} ms (engine {c['engine_ms_p50']:.0f}, "
              f"track refinement {c['refine_ms_p50']:.0f}, tracks update + image fallback {c['tracks_update_ms_p50']:.0f}, "
              f"pose {c['pose_ms_p50']:.0f})."]
+    b = summary.get("pipeline_beside_camera")
+    if b:
+        lines.append(f"Pipeline per clip in-process beside the {b['camera_hz']:.0f} Hz camera's process (nobody "
+                     f"subscribed; {b['clips']} clips): p50 {b['pipeline_ms_p50']:.0f} ms (engine {b['engine_ms_p50']:.0f}).")
     lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
-              f"{r['node_adds_pct']:+.0f} %." for r in live]
+              f"{r['node_adds_pct']:+.0f} %" + (f", pipeline beside the camera {r['node_adds_pct_beside_camera']:+.0f} %"
+                                                if b else "") + "." for r in live]
     if not any(r["step"] != "live" for r in rows):  # --steps with no rates: nothing to report
         lines.append("Peak rate: not measured (no stepped rates).")
     else:
