@@ -102,9 +102,9 @@ def pipeline_clip_ms(params: dict, frames: int) -> dict:
 def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir: Path, env: dict) -> dict:
     """The same in-process pipeline, clips back to back, while the live camera's process (the probe:
     640x480 rgb8 at `rate` Hz, stamps = now) publishes next to it with nobody subscribed. On a
-    2-core computer the camera's process takes CPU from the engine whether or not a node runs;
-    what the node adds is its clip time over this, not over the idle figure. Only clips started
-    while the camera was streaming count."""
+    2-core computer whatever CPU the camera's process takes, it takes whether or not a node runs:
+    what the node adds is its clip time over this reference. Only clips started and finished while
+    the camera was streaming count (clips 0 and NaN times when none did)."""
     import json
     import subprocess
     import sys
