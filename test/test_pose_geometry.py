@@ -261,3 +261,38 @@ def test_smoothing_fits_in_time_when_a_frame_is_missing():
     assert max(angle_deg(r[i], rotation[i]) for i in range(T_LEN)) < 1e-4
     by_index = smooth_clip_motion(rotation, translation, variance, 1)[1]  # what ignoring time gives
     assert np.abs(by_index - translation).max() > 5e-3
+
+
+def still_head_outputs(depth, xy, vis, head_deg=20.0, head_m=0.4, head_sd=(0.01, 0.02)):
+    """Engine outputs for a clip whose tracks are `xy`, with a pose head that reads it as fast,
+    confident motion (as the shipped head reads a still camera's clips)."""
+    steps = np.arange(T_LEN)[:, None]
+    head_r = np.stack([cv2.Rodrigues(np.array([0.0, np.radians(head_deg) * t / T_LEN, 0.0]))[0] for t in range(T_LEN)])
+    log_var = np.tile(2 * np.log(np.array(head_sd)), (T_LEN, 1))
+    return {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None],
+            "track_visibility": vis[None].astype(np.float32), "pose_rotation": head_r[None],
+            "pose_translation": (steps * np.array([head_m / T_LEN, 0.0, 0.0]))[None], "pose_log_variance": log_var[None]}
+
+
+def test_a_still_camera_stays_still_whatever_the_head_says():
+    """Tracks that do not move (noise only): every frame is still and rotation-only, the outlier
+    gate does not hand the frame to a head that disagrees, and the fused pose is the geometry's
+    identity, not a blend with the head's phantom motion."""
+    depth, xy, vis, _ = make_clip(poses(0.0, [0.0, 0.0, 0.0]), noise_px=0.1)
+    geo = solve_clip_motion(depth, xy, vis, K)
+    assert geo.still.all() and geo.rotation_only[1:].all() and not geo.translation.any()
+    rotation, translation, _, geo = clip_pose(still_head_outputs(depth, xy, vis), K, mode="fused")
+    assert not geo.gated.any()
+    assert np.abs(translation).max() < 1e-9
+    assert max(angle_deg(r, np.eye(3)) for r in rotation) < 0.1
+
+
+def test_slow_but_visible_motion_is_not_still():
+    """A camera turning 0.5 degrees a frame moves the tracks ~1 px a frame at this focal length: not
+    still, and the fused rotation follows the tracks, not the head."""
+    truth = poses(0.5, [0.0, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth, noise_px=0.1)
+    outputs = still_head_outputs(depth, xy, vis, head_deg=0.0, head_sd=(0.05, 0.1))  # a head that says "still"
+    rotation, _, _, geo = clip_pose(outputs, K, mode="fused")
+    assert not geo.still[2:].any() and not geo.gated.any()
+    assert angle_deg(rotation[-1], truth[-1][:3, :3]) < 0.3

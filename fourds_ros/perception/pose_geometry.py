@@ -17,9 +17,10 @@ Solver, per frame t of the clip:
      cv2.solvePnPRefineLM on the inliers.
   3. Rotation-only test: a rotation fitted to the inliers' bearing vectors (Kabsch) explains the
      tracks as well as the full pose (an F-test on the extra 3 parameters), or the translation moves
-     the points by less than `parallax_px` -> that rotation and zero translation (per frame, or
-     pooled over the clip with rotation_test="clip"). With depth known
-     PnP is not degenerate under pure rotation, but its translation is then pure noise.
+     the points by less than `parallax_px`, or the tracks themselves moved less than that from
+     frame 0 (median; PnP can trade a noise translation against rotation) -> that rotation and
+     zero translation (per frame, or pooled over the clip with rotation_test="clip"). With depth
+     known PnP is not degenerate under pure rotation, but its translation is then pure noise.
   4. Covariance: sigma^2 (J^T J)^-1 from the reprojection Jacobian at the solution (sigma^2 the
      residual variance), carried to T_first_from_t's parameters by a numeric Jacobian. This is
      what the solver measures; it knows nothing of a depth scale error, which moves every point
@@ -30,6 +31,9 @@ Solver, per frame t of the clip:
      than the two variances allow (a chi-square test, 3 dof) is discarded like a degenerate one.
      PnP can converge on a consistent wrong pose (49 degrees off in one frame of TUM fr1/rpy,
      where the camera turned 2), and a wrong last frame of a clip anchors every later clip.
+     Except a frame whose tracks moved less than `parallax_px` (GeometryPose.still): no image
+     motion is no PnP failure, while the pose head reads a still camera's clips as fast, confident
+     motion. In the fused pose such a frame takes the geometry's motion alone (clip_pose).
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ MODES = ("head", "geometry", "fused")
 # The 99.9 % quantile of chi-square with 3 degrees of freedom: a rotation difference this unlikely
 # under the two sources' own variances is an outlier, not noise.
 GATE_CHI2_999 = 16.27
+# Image motion (model px, median over tracks) below which a motion is not measured: a translation
+# that moves the points less is taken as none (rotation-only), and the outlier gate does not
+# discard a geometry frame whose tracks moved less.
+PARALLAX_PX = 0.5
 
 
 @dataclass
@@ -61,6 +69,7 @@ class GeometryPose:
     rotation_only: np.ndarray  # (T,) bool
     valid: np.ndarray  # (T,) bool: False where the geometry is degenerate or gated
     gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose)
+    still: np.ndarray  # (T,) bool: its tracks moved less than parallax_px from frame 0 (median)
 
 
 @dataclass
@@ -185,7 +194,7 @@ def _covariance(obj, img, sol: _FrameSolution, k_model, min_sigma_px: float) -> 
 
 def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k_model: np.ndarray,
                       usable: np.ndarray | None = None, ransac_px: float = 3.0, min_inliers: int = 8,
-                      parallax_px: float = 0.5, f_threshold: float = 3.0, rotation_test: str = "frame",
+                      parallax_px: float = PARALLAX_PX, f_threshold: float = 3.0, rotation_test: str = "frame",
                       min_sigma_px: float = 0.25, visibility_threshold: float = 0.5) -> GeometryPose:
     """depth0: (H, W) metres of the clip's first frame (NaN/<=0 invalid); xy: (Q, T, 2) track
     positions (model px, x y); visible: (Q, T) bool or probability; k_model: 3x3 K of the model
@@ -202,25 +211,30 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
     frames = {}  # t -> (solution, its 3-D points, its 2-D points)
     points = np.zeros(t_len, int)
     points[0] = int(has_point.sum())
+    still = np.zeros(t_len, bool)
+    still[0] = True
     for t in range(1, t_len):
         sel = has_point & vis[:, t] & np.isfinite(xy[:, t]).all(axis=1)
         points[t] = int(sel.sum())
+        if sel.any():
+            still[t] = float(np.median(np.linalg.norm(xy[sel, t] - xy[sel, 0], axis=1))) < parallax_px
         sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
         if sol is not None:
             frames[t] = (sol, pts[sel], xy[sel, t])
     if rotation_test not in ("clip", "frame"):
         raise ValueError(f"rotation_test must be clip or frame, got {rotation_test!r}")
-    for sol, _, _ in frames.values():
+    for t, (sol, _, _) in frames.items():
         group = [f[0] for f in frames.values()] if rotation_test == "clip" else [sol]
-        sol.rotation_only = _is_rotation_only(group, parallax_px, f_threshold)
-    return _collect(frames, points, t_len, k_model, min_sigma_px)
+        # Tracks that did not move measure no translation, however PnP trades it against rotation.
+        sol.rotation_only = bool(still[t]) or _is_rotation_only(group, parallax_px, f_threshold)
+    return _collect(frames, points, still, t_len, k_model, min_sigma_px)
 
 
-def _collect(frames: dict, points: np.ndarray, t_len: int, k_model, min_sigma_px) -> GeometryPose:
+def _collect(frames: dict, points: np.ndarray, still: np.ndarray, t_len: int, k_model, min_sigma_px) -> GeometryPose:
     """GeometryPose (T_first_from_t, covariances) from the chosen per-frame solutions."""
     out = GeometryPose(np.tile(np.eye(3), (t_len, 1, 1)), np.zeros((t_len, 3)), np.zeros((t_len, 6, 6)),
                        np.zeros((t_len, 2)), np.zeros(t_len, int), points, np.zeros(t_len),
-                       np.zeros(t_len, bool), np.zeros(t_len, bool), np.zeros(t_len, bool))
+                       np.zeros(t_len, bool), np.zeros(t_len, bool), np.zeros(t_len, bool), still)
     out.valid[0] = True  # frame 0 is the clip's origin by definition
     out.inliers[0] = points[0]
     for t, (sol, obj, img) in frames.items():
@@ -329,7 +343,9 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     geo = solve_clip_motion(outputs["depth"][0, 0], xy, outputs["track_visibility"][0], k_model, usable,
                             **solver)
     head_var = np.exp(np.clip(head_logvar, -30, 10))
-    geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2)
+    # A frame whose tracks did not move is not a PnP failure, whatever the head says: the pose head
+    # reads a still camera's clips as fast motion, and with confidence (model card, session 21).
+    geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2) & ~geo.still
     geo.valid = geo.valid & ~geo.gated
     if mode == "geometry":  # the geometry's own values, the head's only where it is degenerate
         valid = geo.valid
@@ -339,5 +355,11 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     else:
         rotation, translation, variance = fuse(head_r, head_t, head_var, geo.rotation, geo.translation,
                                                geo.variance, geo.valid)
+        # Where the image did not move, the geometry's (near) identity alone: blended by variance,
+        # a confident head's phantom motion would still leak in (8 cm in 3 s on a real still frame).
+        own = geo.still & geo.valid
+        rotation = np.where(own[:, None, None], geo.rotation, rotation)
+        translation = np.where(own[:, None], geo.translation, translation)
+        variance = np.where(own[:, None], geo.variance, variance)
     rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns)
     return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo
