@@ -540,3 +540,47 @@ def test_pose_direction_weight_is_validated():
     assert parse_args(COMMON + ["--pose-direction-weight", "0.5"]).pose_direction_weight == 0.5
     with pytest.raises(ValueError, match="pose-direction-weight"):
         parse_args(COMMON + ["--pose-direction-weight", "-1"])
+
+
+def test_still_clips_hold_the_first_frame_with_identity_motion():
+    """A still clip of a real clip: frame 0 held (each frame with its own sensor noise, a few grey
+    levels), identity poses, tracks where they are in frame 0, queried at frame 0, known only where
+    visible there; the labels stay consistent (the reprojection check of the mirrored clips)."""
+    from training.readouts_data import STILL_READ_NOISE, still_bank
+
+    from .conftest import SHARED_DATA, require
+    from training.data import RGBDClips
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    clips = RGBDClips(str(seq), 4, (32, 32), num_tracks=16, hop=8)
+    items = [clips[i] for i in range(2)]
+    bank = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    bank["video"] = (bank["video"] * 255).round().to(torch.uint8)
+    still = still_bank(bank, 0)
+    video = still["video"].float()
+    noise = (video - video[:, :1]).std(dim=(2, 3, 4))[:, 1:]  # frame t - frame 0: two noises
+    assert (noise > 0).all() and (noise < 3 * 255 * STILL_READ_NOISE[1]).all()
+    assert (video[:, 0] - bank["video"][:, 0].float()).abs().mean() < 4  # frame 0 kept, noise aside
+    assert torch.equal(still["depth"], bank["depth"][:, :1].expand_as(bank["depth"]))
+    assert torch.allclose(still["pose_rotation"], torch.eye(3).expand_as(bank["pose_rotation"]))
+    assert not still["pose_translation"].any()
+    assert torch.equal(still["tracks_xy"], bank["tracks_xy"][:, :, :1].expand_as(bank["tracks_xy"]))
+    assert torch.equal(still["tracks_known"][..., 0], bank["tracks_visible"][..., 0])
+    assert not still["query_points"][..., 0].any()
+    batch = {k: v.float() if k == "video" else v for k, v in still.items()}
+    for b in range(2):
+        pred, target = _reproject(batch, b)
+        assert (pred - target).norm(dim=-1).max() < 1e-3
+
+
+def test_still_clips_join_as_one_more_real_bank(tmp_path, capsys):
+    from .conftest import SHARED_DATA, require
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    assert main(COMMON + ["--still-clips", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--still-clips" in capsys.readouterr().err
+    out = tmp_path / "still"
+    result = train(parse_args(COMMON + ["--still-clips", "--real", str(seq), "--steps", "2", "--out", str(out)]))
+    assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
+    # 30 frames, 4-frame clips, hop 2: 14 clips, and as many held still.
+    assert "Still camera (--still-clips, readouts_data.still_bank): 14 clips" in (out / "README.md").read_text()

@@ -58,6 +58,7 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 - Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real, real_clips)) or 'none'}
   (geometric tracks from depth + pose; 7-Scenes depth registered to RGB on read since session 17).
 - Unlabelled video with LK track labels (--pseudo-tracks, training/data/pseudo_tracks.py): {pseudo_words(args, real_clips)}
+- Still camera (--still-clips, readouts_data.still_bank): {f"{real_clips[-1]} clips" if args.still_clips else "none"}
 - Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
 
 ## Training

@@ -44,6 +44,7 @@ class ReadoutsConfig:
     real_fraction: float = 0.25
     real_hop: int = 0
     real_appearance: int = 0
+    still_clips: bool = False
     encoder_lr_scale: float = 1.0
     flip: bool = False
     first_frame_queries: float = 0.0
@@ -78,16 +79,22 @@ class ReadoutsConfig:
             raise ConfigError("--synthetic-fov LOW HIGH needs 0 < LOW <= HIGH < 180 degrees")
         if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
             raise ConfigError("--canonical-focal-px must be > 0")
+        self._check_recordings()
+        if min(self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
+               self.real_appearance) < 0:
+            raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every "
+                              "and --real-appearance must be >= 0")
+
+    def _check_recordings(self) -> None:
+        """--real, --still-clips, --pseudo-tracks and --select-on fit together."""
+        if self.still_clips and not self.real:
+            raise ConfigError("--still-clips holds the frames of the --real clips: give --real")
         if self.pseudo_tracks and set(self.trained_heads) != {"tracks"}:
             raise ConfigError("--pseudo-tracks labels tracks only (no depth or pose): add --train-heads tracks")
         trained_on = {spec.partition(":")[0].rstrip("/") for spec in self.real}
         if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
-        if min(self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
-               self.real_appearance) < 0:
-            raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every "
-                              "and --real-appearance must be >= 0")
 
     @property
     def trained_heads(self) -> tuple[str, ...]:
@@ -117,6 +124,11 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                    help="add N copies of each --real sequence's clips, each clip developed again with its "
                         "own exposure, motion blur, sensor noise and JPEG (training/data/appearance.py "
                         "redevelop; labels unchanged)")
+    p.add_argument("--still-clips", action="store_true",
+                   help="one more real bank: each --real clip's first frame held for the whole clip, with "
+                        "fresh sensor noise in every frame, identity motion and tracks that stay put (a "
+                        "camera standing still, which the pose head otherwise reads as fast motion; "
+                        "readouts_data.still_bank)")
     p.add_argument("--pseudo-tracks", nargs="*", metavar="PATH", default=[],
                    help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
                         "track labels (training/data/pseudo_tracks.py), one more real bank; needs "

@@ -145,14 +145,49 @@ def redeveloped(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
     return bank | {"video": torch.from_numpy(out).to(bank["video"].device)}
 
 
+STILL_READ_NOISE = (1.0 / 255, 3.0 / 255)  # a camera's read noise, std in [0, 1] intensity
+STILL_SHOT_NOISE = 1e-4  # and its shot noise (variance per unit intensity)
+
+
+def still_bank(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
+    """A camera standing still, from real clips: each clip's first frame held for all T frames, each
+    frame with its own sensor noise (appearance.sensor_noise, read noise drawn per clip from
+    STILL_READ_NOISE), so that no two frames are equal, as with a real camera; identity motion;
+    every track stays where it is in frame 0, queried there, and known only where it is visible
+    there. Depth and intrinsics: frame 0's."""
+    rng = np.random.default_rng(seed)
+    t_len = bank["video"].shape[1]
+    first = bank["video"][:, :1].cpu().numpy().astype(np.float32) / 255
+    video = np.stack([
+        appearance.sensor_noise(np.repeat(clip, t_len, axis=0), STILL_SHOT_NOISE, rng.uniform(*STILL_READ_NOISE), rng)
+        for clip in first])
+    held = lambda x: x[:, :, :1].expand_as(x).clone()  # noqa: E731  (B, Q, T, ...) tracks
+    xy0 = bank["tracks_xy"][:, :, 0]
+    visible0 = bank["tracks_visible"][:, :, :1]
+    n, q = xy0.shape[:2]
+    eye = torch.eye(3, dtype=bank["pose_rotation"].dtype, device=bank["pose_rotation"].device)
+    return bank | {
+        "video": torch.from_numpy((video * 255).round().astype(np.uint8)).to(bank["video"].device),
+        "depth": bank["depth"][:, :1].expand_as(bank["depth"]).clone(),
+        "query_points": torch.stack([torch.zeros_like(xy0[..., 0]), xy0[..., 1], xy0[..., 0]], dim=-1),
+        "tracks_xy": held(bank["tracks_xy"]),
+        "tracks_visible": visible0.expand(n, q, t_len).clone(),
+        "tracks_known": (bank["tracks_known"][:, :, :1] * visible0).expand(n, q, t_len).clone(),
+        "pose_rotation": eye.expand_as(bank["pose_rotation"]).clone(),
+        "pose_translation": torch.zeros_like(bank["pose_translation"]),
+    }
+
+
 def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
     """One bank per --real PATH[:STRIDE]: overlapping clips (every --real-hop frames) of a real
-    RGB-D sequence; and one of every --pseudo-tracks video's clips with LK track labels."""
+    RGB-D sequence; one of every --pseudo-tracks video's clips with LK track labels; and last, with
+    --still-clips, one of the --real clips held still (still_bank), as likely as one sequence."""
     banks = [rgbd_bank(spec, cfg, model, device) for spec in cfg.real]
+    still = [concat_banks([still_bank(b, [cfg.seed, 7, i]) for i, b in enumerate(banks)])] if cfg.still_clips else []
     if cfg.pseudo_tracks:  # one bank for all the unlabelled video: as likely as one RGB-D sequence
         pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), model.config.num_frames, model.config.image_size, num_tracks=cfg.num_tracks, seed=cfg.seed)
         banks.append(materialize(pseudo, cfg.workers, device))
-    return banks
+    return banks + still
 
 
 def synthetic_scene(cfg: ReadoutsConfig) -> dict:
