@@ -12,6 +12,8 @@
 #   scratch: no carry after setup; the whole recipe from nothing in one call: MAE pre-training on
 #          every real video (7-Scenes, the HoloLens walk, the 18 unlabelled videos; never TUM or a
 #          BADJA clip) for PRETRAIN_SECONDS, then the readouts on that encoder for TRAIN_SECONDS.
+# --still-clips (session 21): the pose head reads a still camera as fast motion, and on the CPU's
+# frozen features still clips did not teach it otherwise; with the encoder fine-tuned they may.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
 # `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
 set -uo pipefail
@@ -55,7 +57,7 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
-  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip \
+  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips \
   --select-on /tmp/gpudata/tum_fr1_rpy_half --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed 21 --no-progress 2>&1 | tee "$OUT/train.log"
