@@ -109,9 +109,10 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
     import subprocess
     import sys
 
+    from ..ros.probe import back_and_forth
+
     pipe, _, _ = _timed_pipeline(params)
     images, k = _frames(64)
-    images = images + images[-2:0:-1]  # played back and forth, as the probe plays a short folder
     plan = [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8"}]
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "plan.json").write_text(json.dumps(plan))
@@ -122,7 +123,7 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
     clips, i = [], 0
     try:
         while camera.poll() is None:
-            timing = _push(pipe, images[i % len(images)], i, k)
+            timing = _push(pipe, back_and_forth(images, i), i, k)  # as the probe plays a short folder
             if timing is not None:
                 clips.append(timing)
             i += 1

@@ -84,6 +84,14 @@ def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np
     return frames, k
 
 
+def back_and_forth(frames: list, i: int):
+    """Frame i of a folder shorter than the stream, played forwards, backwards, forwards...: no
+    jump back to its first frame, which would look like a cut."""
+    cycle = len(frames) + max(len(frames) - 2, 0)
+    j = i % cycle
+    return frames[j] if j < len(frames) else frames[cycle - j]
+
+
 def summarise(topic: str, msg) -> dict:
     out = {"topic": topic, "type": type(msg).__name__, "recv_ns": time.time_ns()}
     if hasattr(msg, "header"):
@@ -205,9 +213,7 @@ class Probe(Node):
     def stream(self, step: dict, clock: dict) -> None:
         size = tuple(step.get("size", (480, 640)))
         frames, k = load_frames(step.get("source", "synthetic"), size, int(step["frames"]))
-        # A folder shorter than the stream plays back and forth (no jump back to its first frame).
-        cycle = frames + frames[-2:0:-1]
-        frames = [cycle[i % len(cycle)] for i in range(int(step["frames"]))] if frames else frames
+        frames = [back_and_forth(frames, i) for i in range(int(step["frames"]))] if frames else frames
         rate = float(step.get("rate", 15.0))
         encoding = step.get("encoding", "rgb8")
         offset_ns = int(float(step.get("stamp_offset_s", 0.0)) * 1e9)
