@@ -161,18 +161,16 @@ def still_bank(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
     video = np.stack([
         appearance.sensor_noise(np.repeat(clip, t_len, axis=0), STILL_SHOT_NOISE, rng.uniform(*STILL_READ_NOISE), rng)
         for clip in first])
-    held = lambda x: x[:, :, :1].expand_as(x).clone()  # noqa: E731  (B, Q, T, ...) tracks
+    held = lambda x: x[:, :, :1].expand_as(x).clone()  # noqa: E731  (B, Q, T, ...) tracks: frame 0's
     xy0 = bank["tracks_xy"][:, :, 0]
-    visible0 = bank["tracks_visible"][:, :, :1]
-    n, q = xy0.shape[:2]
     eye = torch.eye(3, dtype=bank["pose_rotation"].dtype, device=bank["pose_rotation"].device)
     return bank | {
         "video": torch.from_numpy((video * 255).round().astype(np.uint8)).to(bank["video"].device),
         "depth": bank["depth"][:, :1].expand_as(bank["depth"]).clone(),
         "query_points": torch.stack([torch.zeros_like(xy0[..., 0]), xy0[..., 1], xy0[..., 0]], dim=-1),
         "tracks_xy": held(bank["tracks_xy"]),
-        "tracks_visible": visible0.expand(n, q, t_len).clone(),
-        "tracks_known": (bank["tracks_known"][:, :, :1] * visible0).expand(n, q, t_len).clone(),
+        "tracks_visible": held(bank["tracks_visible"]),
+        "tracks_known": held(bank["tracks_known"] * bank["tracks_visible"]),
         "pose_rotation": eye.expand_as(bank["pose_rotation"]).clone(),
         "pose_translation": torch.zeros_like(bank["pose_translation"]),
     }
