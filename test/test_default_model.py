@@ -8,7 +8,7 @@ from fourds_ros.evaluation.bag import read_bag, write_bag
 from fourds_ros.evaluation.datasets import iter_dataset
 from fourds_ros.model import load_checkpoint
 
-from .conftest import REPO
+from .conftest import REPO, SHARED_DATA, require
 
 DEFAULT_MODEL = REPO / "models" / "fourds_default"
 SAMPLE = REPO / "samples" / "hololens_000"
@@ -62,6 +62,35 @@ def test_default_tracker_beats_no_motion_on_the_sample():
     assert model_median < 0.5 * still_median, (float(model_median), float(still_median))
 
 
+def odometry_drift(frames, k) -> tuple[float, float]:
+    """The node's default pipeline (pose_source fused) over frames at 30 Hz: how far its odometry
+    moved from the first pose to the last, (metres, degrees)."""
+    import numpy as np
+
+    from fourds_ros.perception.pipeline import create_pipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+
+    pipe, _ = create_pipeline(PerceptionSettings.from_params({"model": str(DEFAULT_MODEL), "backend": "torch"}),
+                              log=lambda *_: None)
+    assert pipe.settings.pose.source == "fused"
+    poses = [r.pose.odom_from_camera for i, rgb in enumerate(frames)
+             for r in pipe.push(rgb, i * 33_333_333, "camera", k)]
+    assert len(poses) >= 80
+    drift = np.linalg.inv(poses[0]) @ poses[-1]
+    return float(np.linalg.norm(drift[:3, 3])), float(np.degrees(np.arccos(np.clip((np.trace(drift[:3, :3]) - 1) / 2, -1, 1))))
+
+
+def noisy_frames(scene, count: int, sigma: float = 3.0, seed: int = 0):
+    """scene(i) -> (H, W, 3) float frame i of a still camera's view, for i < count; each yielded as
+    uint8 with fresh sensor noise (sigma grey levels)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        clean = scene(i)
+        yield np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
+
+
 def test_default_odometry_holds_still_when_the_camera_does():
     """A robot standing still: one real frame of the demo sample, 3 s at 30 Hz, fresh sensor noise
     (sigma 3 grey levels) in every frame, through the pipeline with the node's defaults (pose_source
@@ -71,21 +100,38 @@ def test_default_odometry_holds_still_when_the_camera_does():
     outlier gate handed this very frame to the head: 1.5 m and 10 degrees)."""
     import numpy as np
 
-    from fourds_ros.perception.pipeline import create_pipeline
-    from fourds_ros.perception.settings import PerceptionSettings
     from fourds_ros.rgbd import read_sequence
 
     seq = read_sequence(SAMPLE)
-    pipe, _ = create_pipeline(PerceptionSettings.from_params({"model": str(DEFAULT_MODEL), "backend": "torch"}),
-                              log=lambda *_: None)
-    assert pipe.settings.pose.source == "fused"
-    rng = np.random.default_rng(0)
-    still = seq.rgb(12).astype(np.float64)
-    poses = []
-    for i in range(90):
-        noisy = np.clip(still + rng.normal(0, 3.0, still.shape), 0, 255).round().astype(np.uint8)
-        poses += [r.pose.odom_from_camera for r in pipe.push(noisy, i * 33_333_333, "camera", seq.intrinsics)]
-    assert len(poses) >= 80
-    drift = np.linalg.inv(poses[0]) @ poses[-1]
-    angle = np.degrees(np.arccos(np.clip((np.trace(drift[:3, :3]) - 1) / 2, -1, 1)))
-    assert np.linalg.norm(drift[:3, 3]) < 0.01 and angle < 0.5, (drift[:3, 3], angle)
+    frame = seq.rgb(12).astype(np.float64)
+    metres, degrees = odometry_drift(noisy_frames(lambda i: frame, 90), seq.intrinsics)
+    assert metres < 0.01 and degrees < 0.5, (metres, degrees)
+
+
+def test_default_odometry_holds_still_while_something_crosses_the_view():
+    """A robot standing still while something passes in front of it: a real TUM frame (validation
+    scene), and a textured object (another view of the same desk) 30 % of the image wide crossing
+    the whole view in 3 s. Tracks on the object, and background tracks it drags along, outnumber
+    the still ones; before session 22 the odometry followed the object (60 mm in 3 s here; 0.19 m
+    and 3.6 degrees with ONNX Runtime, 17-72 mm with other objects: model card, session 22)."""
+    import cv2
+    import numpy as np
+
+    from fourds_ros.rgbd import read_sequence
+
+    seq = read_sequence(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    background = seq.rgb(10).astype(np.float64)
+    h, w = background.shape[:2]
+    ow, oh = int(0.3 * w), int(0.6 * h)
+    thing = cv2.resize(seq.rgb(40), (ow, oh)).astype(np.float64)
+
+    def frame(i: int) -> np.ndarray:
+        out = background.copy()
+        x0 = int(-ow + (w + ow) * i / 89)
+        xa, xb = max(x0, 0), min(x0 + ow, w)
+        if xb > xa:
+            out[h // 4: h // 4 + oh, xa:xb] = thing[:, xa - x0: xb - x0]
+        return out
+
+    metres, degrees = odometry_drift(noisy_frames(frame, 90), seq.intrinsics)
+    assert metres < 0.01 and degrees < 0.5, (metres, degrees)

@@ -17,10 +17,15 @@ Solver, per frame t of the clip:
      cv2.solvePnPRefineLM on the inliers.
   3. Rotation-only test: a rotation fitted to the inliers' bearing vectors (Kabsch) explains the
      tracks as well as the full pose (an F-test on the extra 3 parameters), or the translation moves
-     the points by less than `parallax_px`, or the tracks themselves moved less than that from
-     frame 0 (median; PnP can trade a noise translation against rotation) -> that rotation and
+     the points by less than `parallax_px`, or the frame is still (below) -> that rotation and
      zero translation (per frame, or pooled over the clip with rotation_test="clip"). With depth
      known PnP is not degenerate under pure rotation, but its translation is then pure noise.
+     Still (GeometryPose.still, `_still`): no image motion is measured when most tracks moved
+     less than `parallax_px` from frame 0 (PnP can trade a noise translation against rotation),
+     or when the identity explains the tracks that stayed as well as PnP's motion explains the
+     ones that moved: something moved through a still camera's view, and its tracks (and the
+     background tracks it dragged along) outnumber the still ones. The frame's pose is then
+     solved on the tracks that stayed, and a clip that ends so is still throughout.
   4. Covariance: sigma^2 (J^T J)^-1 from the reprojection Jacobian at the solution (sigma^2 the
      residual variance), carried to T_first_from_t's parameters by a numeric Jacobian. This is
      what the solver measures; it knows nothing of a depth scale error, which moves every point
@@ -31,9 +36,9 @@ Solver, per frame t of the clip:
      than the two variances allow (a chi-square test, 3 dof) is discarded like a degenerate one.
      PnP can converge on a consistent wrong pose (49 degrees off in one frame of TUM fr1/rpy,
      where the camera turned 2), and a wrong last frame of a clip anchors every later clip.
-     Except a frame whose tracks moved less than `parallax_px` (GeometryPose.still): no image
-     motion is no PnP failure, while the pose head reads a still camera's clips as fast, confident
-     motion. In the fused pose such a frame takes the geometry's motion alone (clip_pose).
+     Except a still frame: no image motion is no PnP failure, while the pose head reads a still
+     camera's clips as fast, confident motion. In the fused pose such a frame takes the
+     geometry's motion alone (clip_pose).
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ class GeometryPose:
     rotation_only: np.ndarray  # (T,) bool
     valid: np.ndarray  # (T,) bool: False where the geometry is degenerate or gated
     gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose)
-    still: np.ndarray  # (T,) bool: its tracks moved less than parallax_px from frame 0 (median)
+    still: np.ndarray  # (T,) bool: no image motion measured (solve_clip_motion's still test)
 
 
 @dataclass
@@ -170,6 +175,26 @@ def _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers) -> _FrameSoluti
     return _FrameSolution(rvec.ravel(), tvec.ravel(), fit[0], inl, *fit[1:])
 
 
+def _still(obj: np.ndarray, img: np.ndarray, stayed: np.ndarray, sol: _FrameSolution | None, k_model,
+           parallax_px: float, min_inliers: int) -> str:
+    """Whether this frame's image motion is measured (obj, img: its 3-D/2-D pairs; stayed: which
+    of them moved less than parallax_px from frame 0; sol: PnP on all of them).
+    "identity": at least min_inliers tracks stayed, and PnP's motion rests on fewer than
+    min_inliers tracks that moved (its consensus is the stayed tracks), or it misses stayed tracks
+    by more than 3 x parallax_px, at least as many as the moved tracks it explains: the identity
+    is then as good a hypothesis as PnP's (a still camera, or something moving through its view).
+    "most_stayed": otherwise, when most tracks stayed. "": the motion is measured."""
+    if sol is not None and stayed.sum() >= min_inliers:
+        inlier = np.zeros(len(obj), bool)
+        inlier[sol.inliers] = True
+        moved_inliers = int((inlier & ~stayed).sum())
+        proj = cv2.projectPoints(obj, sol.rvec, sol.tvec, k_model, None)[0].reshape(-1, 2)
+        missed = int((stayed & (np.linalg.norm(proj - img, axis=1) > 3 * parallax_px)).sum())
+        if moved_inliers < min_inliers or missed >= max(min_inliers, moved_inliers):
+            return "identity"
+    return "most_stayed" if 2 * stayed.sum() > len(stayed) else ""
+
+
 def _first_from_t(params: np.ndarray) -> np.ndarray:
     """(rvec, tvec) of T_t_from_first -> (t, rotation vector) of T_first_from_t (ROS order)."""
     r = cv2.Rodrigues(params[:3])[0]
@@ -213,14 +238,30 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
     points[0] = int(has_point.sum())
     still = np.zeros(t_len, bool)
     still[0] = True
+    moved = np.linalg.norm(xy - xy[:, :1], axis=2)  # (Q, T) model px from frame 0
+    reason = ""
     for t in range(1, t_len):
         sel = has_point & vis[:, t] & np.isfinite(xy[:, t]).all(axis=1)
         points[t] = int(sel.sum())
-        if sel.any():
-            still[t] = float(np.median(np.linalg.norm(xy[sel, t] - xy[sel, 0], axis=1))) < parallax_px
+        stayed = sel & (moved[:, t] < parallax_px)
         sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
+        reason = _still(pts[sel], xy[sel, t], stayed[sel], sol, k_model, parallax_px, min_inliers)
+        still[t] = bool(reason)
+        if reason == "identity":  # the frame's pose is the stayed tracks', not PnP's consensus
+            sel = stayed
+            sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
         if sol is not None:
             frames[t] = (sol, pts[sel], xy[sel, t])
+    # A clip whose last frame the identity explains best is still throughout, on the tracks that
+    # stayed in every frame: in its first frames a mover's few pixels fit, within ransac_px, a
+    # motion halfway between it and the background, so that neither set is left out.
+    anchored = has_point & (moved[:, 1:] < parallax_px).all(axis=1)
+    if reason == "identity" and anchored.sum() >= min_inliers:
+        for t in np.flatnonzero(~still):
+            sel = anchored & vis[:, t] & np.isfinite(xy[:, t]).all(axis=1)
+            sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
+            if sol is not None:
+                still[t], frames[t] = True, (sol, pts[sel], xy[sel, t])
     if rotation_test not in ("clip", "frame"):
         raise ValueError(f"rotation_test must be clip or frame, got {rotation_test!r}")
     for t, (sol, _, _) in frames.items():

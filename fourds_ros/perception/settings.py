@@ -213,7 +213,7 @@ class PoseSettings(_Group):
         camera (rotation ratio 1.04 against the head's 0.83; models/fourds_default/README.md, session
         18). A camera standing still: head alone 0.6-0.7 m and 49-101 degrees of phantom motion in 3 s
         on real frames; fused and geometry hold still (frames whose tracks did not move take the
-        geometry's motion alone; session 21).""", param="pose_source", choices=("head", "geometry", "fused"))
+        geometry's motion alone; session 21), also while something crosses the view (session 22).""", param="pose_source", choices=("head", "geometry", "fused"))
     geometry_gate_chi2: float = setting(GATE_CHI2_999, """pose_source geometry|fused: a frame whose geometric
         rotation differs from the head's by more than this chi-square (3 dof, the squared angle over
         the two variances summed) is an outlier: the head's pose is kept for it and it is counted
