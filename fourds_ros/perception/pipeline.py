@@ -30,7 +30,7 @@ import numpy as np
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import clip_pose
-from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics
+from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, image_texture
 from .settings import PerceptionSettings
 from .track_refine import gray
 from .tracks import ClipImages, TrackManager, TrackSet
@@ -55,6 +55,7 @@ class ClipResult:
     frames: list[FrameResult]
     inference_s: float
     odometry_restarted: bool = False  # this clip starts a new odometry chain at identity
+    blind: int = 0  # of `frames`, those too dark or flat to see (depth NaN, odometry held)
 
 
 def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
@@ -102,6 +103,7 @@ class PerceptionPipeline:
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
+        self.frames_blind = 0  # output frames too dark or flat to see (InputSettings.min_image_texture)
         # The first buffer sequence whose clips restart odometry (after a manual reset or time going
         # backwards). A sequence number, not a flag: a clip of an older sequence still waiting for
         # inference at the reset must not take the restart.
@@ -131,6 +133,7 @@ class PerceptionPipeline:
     def status(self) -> dict[str, int]:
         """Counters for diagnostics."""
         return {"pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
+                "frames_blind": self.frames_blind,
                 "tracks_live": len(self.tracks.tracks),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
 
@@ -191,19 +194,25 @@ class PerceptionPipeline:
         results = [self._frame_result(frames[t]) for t in output_t]
         k_model = pmap.transform_k(self._input_k(frames[0]))  # the clip's camera in model pixels
         model_depth = self._model_depth(outputs, k_model[0, 0])
+        blind = image_texture(video) < self.settings.inputs.min_image_texture  # (T,)
+        n_blind = int(blind[output_t].sum())
+        self.frames_blind += n_blind
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
+                if blind[t]:  # what the model invents for a frame it cannot see is no measurement
+                    r.depth = np.full_like(r.depth, np.nan)
             if on_depth is not None:
-                on_depth(ClipResult(results, inference_s, odometry_restarted))
+                on_depth(ClipResult(results, inference_s, odometry_restarted, n_blind))
         xy = None
         if self.enabled["tracks"] and slot_ids is not None:
             xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap)
         if self.enabled["pose"]:
-            poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model)
+            # A frame's motion from the clip's first frame is unseen when either is blind.
+            poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0])
             for r, p in zip(results, poses):
                 r.pose = p
-        return ClipResult(results, inference_s, odometry_restarted)
+        return ClipResult(results, inference_s, odometry_restarted, n_blind)
 
     def _start_sequence(self, clip: Clip) -> bool:
         """A new sequence (first clip, or after a buffer reset) shares no frames with the previous
@@ -256,21 +265,19 @@ class PerceptionPipeline:
             r.tracks = ts
         return xy
 
-    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model) -> list[PoseEstimate]:
+    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen) -> list[PoseEstimate]:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
-        and tracks, or both fused by their variances; pose_geometry.py), chained into odometry."""
+        and tracks, or both fused by their variances; pose_geometry.py), chained into odometry.
+        unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen)."""
         source = self.settings.pose.source
         stamps_ns = [f.stamp_ns for f in frames]
-        rotation, translation, log_variance = (outputs["pose_rotation"][0], outputs["pose_translation"][0],
-                                               outputs["pose_log_variance"][0])
-        if source != "head" and model_depth is not None and "track_xy" in outputs:
-            usable = slot_ids >= 0 if slot_ids is not None else None
-            rotation, translation, log_variance, geo = clip_pose(
-                {**outputs, "depth": model_depth[None]}, k_model, source, usable, track_xy=xy,
-                gate_chi2=self.settings.pose.geometry_gate_chi2,
-                smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns)
-            if geo is not None:
-                self.pose_geometry_gated += int(geo.gated[output_t].sum())
+        usable = slot_ids >= 0 if slot_ids is not None else None
+        rotation, translation, log_variance, geo = clip_pose(
+            outputs if model_depth is None else {**outputs, "depth": model_depth[None]}, k_model, source, usable,
+            track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
+            smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen)
+        if geo is not None:
+            self.pose_geometry_gated += int(geo.gated[output_t].sum())
         return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
                                       output_t)
 

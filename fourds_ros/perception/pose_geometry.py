@@ -56,6 +56,9 @@ GATE_CHI2_999 = 16.27
 # that moves the points less is taken as none (rotation-only), and the outlier gate does not
 # discard a geometry frame whose tracks moved less.
 PARALLAX_PX = 0.5
+# Variance of one frame's motion that could not be seen (rotation rad^2, translation m^2): a blind
+# camera may have moved anything a robot or a hand moves in a frame or a few.
+UNSEEN_VARIANCE = (1.0, 1.0)
 
 
 @dataclass
@@ -360,9 +363,29 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
     return np.stack([cv2.Rodrigues(v)[0] for v in fitted[0]]), fitted[1]
 
 
+def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, unseen: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """T_first_from_t (rotation (T, 3, 3), translation (T, 3), variance (T, 2)) with each unseen frame
+    (unseen: (T,) bool; frame 0, the clip's origin, never is) held at the pose of the last frame
+    seen before it: no motion is measured. Its variance is that frame's plus UNSEEN_VARIANCE for
+    each frame since, so the covariance says that any motion could have happened, and keeps
+    saying it frame after frame (odometry derives the twist's covariance from the difference
+    between consecutive frames'). Copies; the inputs are not changed."""
+    rotation, translation = np.array(rotation, float), np.array(translation, float)
+    variance = np.array(variance, float)
+    last = 0
+    for t in range(1, len(rotation)):
+        if unseen[t]:
+            rotation[t], translation[t] = rotation[last], translation[last]
+            variance[t] = variance[last] + (t - last) * np.asarray(UNSEEN_VARIANCE)
+        else:
+            last = t
+    return rotation, translation, variance
+
+
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
-              stamps_ns: np.ndarray | None = None, **solver
+              stamps_ns: np.ndarray | None = None, unseen: np.ndarray | None = None, **solver
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
@@ -372,14 +395,22 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     gate_chi2: the outlier gate (gate_outliers); gated frames count as degenerate (geo.gated).
     smoothing_order, stamps_ns: the resulting motion smoothed over the clip's frames in time
     (smooth_clip_motion); 0: as solved.
+    unseen: (T,) bool, frames whose motion from the clip's first frame the images cannot show (a
+    blind camera): held (hold_unseen) in every mode, whatever the head or PnP made of them, and
+    left out of the smoothing.
     Returns (rotation (T,3,3), translation (T,3), log_variance (T,2), GeometryPose or None): the
     OdometryChain.add_clip inputs. `geometry` uses the head where the geometry is degenerate."""
     if mode not in MODES:
         raise ValueError(f"pose mode must be one of {MODES}, got {mode!r}")
     head_r, head_t = outputs["pose_rotation"][0], outputs["pose_translation"][0]
     head_logvar = np.asarray(outputs["pose_log_variance"][0], float)
+    held = np.zeros(len(head_r), bool) if unseen is None else np.asarray(unseen, bool).copy()
+    held[0] = False
     if mode == "head" or "depth" not in outputs or "track_xy" not in outputs:
-        return head_r, head_t, head_logvar, None
+        if not held.any():
+            return head_r, head_t, head_logvar, None
+        rotation, translation, variance = hold_unseen(head_r, head_t, np.exp(np.clip(head_logvar, -30, 10)), held)
+        return rotation, translation, np.log(variance), None
     xy = outputs["track_xy"][0] if track_xy is None else track_xy
     geo = solve_clip_motion(outputs["depth"][0, 0], xy, outputs["track_visibility"][0], k_model, usable,
                             **solver)
@@ -402,5 +433,9 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
         rotation = np.where(own[:, None, None], geo.rotation, rotation)
         translation = np.where(own[:, None], geo.translation, translation)
         variance = np.where(own[:, None], geo.variance, variance)
+    # Unseen frames held before the smoothing (their variance gives them no weight) and after it
+    # (at the smoothed pose of the last frame seen).
+    rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
     rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns)
+    rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
     return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo

@@ -95,3 +95,20 @@ def backproject(u: np.ndarray, v: np.ndarray, z: np.ndarray, k: np.ndarray) -> n
     x = (np.asarray(u) - k[0, 2]) / k[0, 0] * z
     y = (np.asarray(v) - k[1, 2]) / k[1, 1] * z
     return np.stack([x, y, np.asarray(z, float) * np.ones_like(x)], axis=-1)
+
+
+def image_texture(video: np.ndarray) -> np.ndarray:
+    """video: (T, H, W, 3) float in [0, 1], model images -> (T,) texture: the 90th percentile of
+    the gradient magnitude of the grey image smoothed by a Gaussian (sigma 1.5 px), in grey
+    levels (0-255) per model pixel. The smoothing takes out sensor noise, which has no structure
+    to track; the percentile asks for texture on a tenth of the image at least. Measured:
+    real frames of 21 recordings 5.6 or more; a covered lens 0.06, a uniform grey 0.09, a room at
+    5 % of its light 0.6-0.85 (model card, session 22)."""
+    out = np.empty(len(video), np.float32)
+    for t, rgb in enumerate(video):
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2GRAY) * np.float32(255)
+        smooth = cv2.GaussianBlur(grey, (0, 0), 1.5)
+        # Sobel's 3x3 kernel weighs the central difference by 8: /8 gives grey levels per pixel.
+        gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+        out[t] = np.percentile(np.hypot(gx, gy), 90) / 8
+    return out

@@ -198,6 +198,9 @@ class PerceptionNode(LifecycleNode):
             self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
         self.health.counts["clips"] += 1
+        if result.blind:
+            self.health.warn("camera_blind", f"{result.blind} of {len(result.frames)} frames too dark or flat to see "
+                             "(min_image_texture): depth published as NaN, odometry held with an unknown-motion covariance")
         try:
             self.outputs.publish(result, pipeline.trails(), self.publishers_, self.tf_publish, send_depth.rest)
         except Exception as exc:

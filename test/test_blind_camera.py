@@ -1,0 +1,98 @@
+"""A camera that cannot see (a covered lens, a dark room, a blank wall): texture measured on the
+model image, no depth invented, odometry held with an unknown-motion covariance."""
+
+import numpy as np
+
+from fourds_ros.perception.pose_geometry import UNSEEN_VARIANCE, clip_pose, hold_unseen
+from fourds_ros.perception.preprocess import Preprocessor, image_texture
+from fourds_ros.rgbd import read_sequence
+
+from .conftest import REPO
+from .test_pose_geometry import K, T_LEN, angle_deg, make_clip, poses, still_head_outputs
+
+SAMPLE = REPO / "samples" / "hololens_000"
+
+
+def model_images(frames: list[np.ndarray]) -> np.ndarray:
+    pre = Preprocessor((128, 128))
+    return np.stack([pre(f) for f in frames])
+
+
+def test_texture_tells_a_real_frame_from_a_covered_lens_a_blank_view_and_a_dark_room():
+    rng = np.random.default_rng(0)
+    real = read_sequence(SAMPLE).rgb(12).astype(float)
+
+    def noisy(img):  # sensor noise, sigma 3 grey levels
+        return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).round().astype(np.uint8)
+
+    texture = image_texture(model_images([noisy(real), noisy(real * 0), noisy(real * 0 + 128), noisy(real * 0.05)]))
+    seen, black, grey, dark = texture
+    assert seen > 5.0 and black < 0.2 and grey < 0.2 and dark < 1.0, texture
+
+
+def test_hold_unseen_keeps_the_last_seen_pose_with_the_unknown_variance():
+    truth = poses(1.0, [0.01, 0.0, 0.0])
+    rotation = np.stack([T[:3, :3] for T in truth])
+    translation = np.stack([T[:3, 3] for T in truth])
+    variance = np.full((T_LEN, 2), 1e-4)
+    unseen = np.zeros(T_LEN, bool)
+    unseen[[0, 3, 4]] = True  # frame 0 is the origin: never held
+    r, t, v = hold_unseen(rotation, translation, variance, unseen)
+    assert np.allclose(r[3], rotation[2]) and np.allclose(r[4], rotation[2]) and np.allclose(t[4], translation[2])
+    assert np.allclose(r[5], rotation[5]) and np.allclose(v[5], 1e-4)
+    assert np.allclose(v[3], 1e-4 + np.array(UNSEEN_VARIANCE)) and np.allclose(v[4], 1e-4 + 2 * np.array(UNSEEN_VARIANCE))
+    assert np.allclose(r[0], rotation[0]) and np.allclose(rotation[3], truth[3][:3, :3])  # inputs unchanged
+
+
+def test_unseen_frames_hold_in_every_pose_source_and_do_not_bend_the_smoothing():
+    """A turning camera whose last 3 frames are blind: its tracks there are noise, and the head
+    reads 20 degrees of phantom motion. Whatever the head or PnP make of those frames, they hold
+    the last seen frame's pose, and the frames seen keep the true motion: the smoothing over the
+    clip does not bend toward the blind frames."""
+    truth = poses(0.8, [0.0, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth, noise_px=0.05)
+    xy[:, 5:] += np.random.default_rng(1).normal(0, 20, xy[:, 5:].shape)
+    outputs = still_head_outputs(depth, xy, vis, head_sd=(1.0, 1.0))  # an unsure head: the geometry leads,
+    outputs["pose_log_variance"][0, 5:] = 2 * np.log(0.01)  # but sure of its phantom on the blind frames
+    unseen = np.zeros(T_LEN, bool)
+    unseen[5:] = True
+    for mode in ("head", "geometry", "fused"):
+        rotation, translation, log_variance, _ = clip_pose(outputs, K, mode=mode, smoothing_order=2, unseen=unseen)
+        for t in (5, 6, 7):
+            assert np.allclose(rotation[t], rotation[4]) and np.allclose(translation[t], translation[4]), mode
+            assert np.all(np.diff(np.exp(log_variance[4:]), axis=0) > 0.99 * np.array(UNSEEN_VARIANCE)), mode
+        if mode != "head":
+            assert max(angle_deg(rotation[t], truth[t][:3, :3]) for t in range(5)) < 0.2, mode
+    bent, _, _, _ = clip_pose(outputs, K, mode="fused", smoothing_order=2)  # the same clip, blindness ignored
+    assert max(angle_deg(bent[t], truth[t][:3, :3]) for t in range(5)) > 0.5
+
+
+def test_default_pipeline_holds_still_and_invents_no_depth_with_the_lens_covered():
+    """The shipped model on the demo sample's frame 12, a still camera, with the lens covered
+    (black, sensor noise) for frames 40-59 of 90. Before session 22 the odometry moved 0.3-0.9 m
+    and 12-55 degrees over the covered frames (the head's phantom motion, PnP degenerate) and the
+    depth images showed a made-up room."""
+    from fourds_ros.perception.pipeline import create_pipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+
+    seq = read_sequence(SAMPLE)
+    view = seq.rgb(12).astype(np.float64)
+    pipe, _ = create_pipeline(PerceptionSettings.from_params({"model": str(REPO / "models" / "fourds_default"),
+                                                             "backend": "torch"}), log=lambda *_: None)
+    rng = np.random.default_rng(0)
+    results = []
+    for i in range(90):
+        clean = view * 0 if 40 <= i < 60 else view
+        rgb = np.clip(clean + rng.normal(0, 3.0, clean.shape), 0, 255).round().astype(np.uint8)
+        results += pipe.push(rgb, i * 33_333_333, "camera", seq.intrinsics)
+    covered = [r for r in results if 40 <= r.index < 60]
+    assert len(covered) == 20 and pipe.status()["frames_blind"] == 20
+    assert all(np.isnan(r.depth).all() for r in covered)
+    assert all(np.isfinite(r.depth).mean() > 0.9 for r in results if not 40 <= r.index < 60)
+    drift = np.linalg.inv(results[0].pose.odom_from_camera) @ results[-1].pose.odom_from_camera
+    assert np.linalg.norm(drift[:3, 3]) < 0.01 and angle_deg(drift[:3, :3], np.eye(3)) < 0.5
+    # The covariances say what happened: position unknown after the covered frames, and no
+    # velocity measured on any of them (an EKF fusing the twist must not read "standing still").
+    assert np.trace(results[-1].pose.covariance[:3, :3]) > 1.0 > np.trace(results[30].pose.covariance[:3, :3])
+    assert min(np.diag(r.pose.twist_covariance)[:3].min() for r in covered) > 100.0
+    assert np.diag(results[30].pose.twist_covariance)[:3].max() < 1.0
