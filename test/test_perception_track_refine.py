@@ -154,6 +154,26 @@ def test_lk_step_follows_a_shift_and_says_where_it_failed(frame):
     assert not ok[2] and np.array_equal(end[2], starts[2])
 
 
+@pytest.mark.parametrize("exposure", [0.5, 0.8, 1.15])
+def test_lk_step_follows_a_shift_through_a_change_of_exposure(frame, exposure):
+    """The light or the exposure changes between two frames while the view moves by (2.2, -1.4) px.
+    LK assumes that a point keeps its brightness; with match_exposure the next frame first takes
+    the previous one's grey levels (one gain and offset), and the step is found. Without it the
+    steps go astray (the 0.5 case: most are lost or land tens of pixels off)."""
+    rng = np.random.default_rng(0)
+    first = gray(frame)
+    changed = np.clip(shifted(frame, 2.2, -1.4).astype(float) * exposure + rng.normal(0, 2, frame.shape), 0, 255)
+    moved = gray(changed.round().astype(np.uint8))
+    points = textured_points(first, 20, 40)
+    end, ok = lk_step(first, moved, points, match_exposure=True)
+    error = np.hypot(*(end - points - (2.2, -1.4)).T)
+    assert ok.mean() >= 0.9 and np.median(error[ok]) < 0.2, (ok.mean(), error)
+    if exposure == 0.5:
+        end, ok = lk_step(first, moved, points)
+        error = np.hypot(*(end - points - (2.2, -1.4)).T)
+        assert ok.mean() < 0.9 or np.median(error[ok]) > 1.0, (ok.mean(), error)
+
+
 def test_follow_takes_lk_where_it_holds_and_the_template_near_the_head_where_it_fails(frame):
     """TemplateRefiner.follow, one frame moved by (2.0, 1.0) px, the head 4 px off. flow: every
     point LK follows from its previous position is where LK puts it, with or without a template
