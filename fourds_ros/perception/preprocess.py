@@ -104,11 +104,12 @@ def image_texture(video: np.ndarray) -> np.ndarray:
     to track; the percentile asks for texture on a tenth of the image at least. Measured:
     real frames of 21 recordings 5.6 or more; a covered lens 0.06, a uniform grey 0.09, a room at
     5 % of its light 0.6-0.85 (model card, session 22)."""
-    out = np.empty(len(video), np.float32)
-    for t, rgb in enumerate(video):
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2GRAY) * np.float32(255)
-        smooth = cv2.GaussianBlur(grey, (0, 0), 1.5)
+    grey = np.asarray(video, np.float32) @ np.float32([0.299 * 255, 0.587 * 255, 0.114 * 255])  # (T, H, W)
+    magnitude = np.empty_like(grey)
+    for t, frame in enumerate(grey):
+        smooth = cv2.GaussianBlur(frame, (0, 0), 1.5)
         # Sobel's 3x3 kernel weighs the central difference by 8: /8 gives grey levels per pixel.
-        gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
-        out[t] = np.percentile(np.hypot(gx, gy), 90) / 8
-    return out
+        magnitude[t] = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
+    flat = magnitude.reshape(len(grey), -1)
+    k = int(0.9 * (flat.shape[1] - 1))  # the 90th percentile's rank (lower)
+    return np.partition(flat, k, axis=1)[:, k] / np.float32(8)
