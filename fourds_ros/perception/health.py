@@ -168,10 +168,14 @@ class NodeHealth:
             self._last_log[kind] = now
             self.log_warning(f"[{kind}] {message} (seen {self.errors[kind]}x)")
 
-    def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float) -> None:
+    def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float, blind: int = 0) -> None:
         """A clip's frames were published: latencies of each frame and of the clip as a whole.
         Counted together, so a diagnostics message never sees a clip's frames out without its
-        clip latency."""
+        clip latency. blind: how many of them were too dark or flat to see (ClipResult.blind),
+        a problem of kind camera_blind."""
+        if blind:
+            self.warn("camera_blind", f"{blind} of {len(stamps_ns)} frames too dark or flat to see (min_image_texture): "
+                      "depth published as NaN, odometry held with an unknown-motion covariance")
         now_ns = self.now_ns()
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)

@@ -198,9 +198,6 @@ class PerceptionNode(LifecycleNode):
             self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
         self.health.counts["clips"] += 1
-        if result.blind:
-            self.health.warn("camera_blind", f"{result.blind} of {len(result.frames)} frames too dark or flat to see "
-                             "(min_image_texture): depth published as NaN, odometry held with an unknown-motion covariance")
         try:
             self.outputs.publish(result, pipeline.trails(), self.publishers_, self.tf_publish, send_depth.rest)
         except Exception as exc:
@@ -209,7 +206,7 @@ class PerceptionNode(LifecycleNode):
                 self.health.warn("publish", f"publishing failed: {type(exc).__name__}: {exc}")
             return
         self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s,
-                                time.perf_counter() - t_start)
+                                time.perf_counter() - t_start, blind=result.blind)
 
     def publish_diagnostics(self) -> None:
         if not self.context.ok():  # a timer firing while the process shuts down
