@@ -7,10 +7,8 @@ from fourds_ros.perception.pose_geometry import UNSEEN_VARIANCE, clip_pose, hold
 from fourds_ros.perception.preprocess import Preprocessor, image_texture
 from fourds_ros.rgbd import read_sequence
 
-from .conftest import REPO
+from .test_default_model import SAMPLE, default_pipeline, noisy_frames
 from .test_pose_geometry import K, T_LEN, angle_deg, make_clip, poses, still_head_outputs
-
-SAMPLE = REPO / "samples" / "hololens_000"
 
 
 def model_images(frames: list[np.ndarray]) -> np.ndarray:
@@ -19,13 +17,9 @@ def model_images(frames: list[np.ndarray]) -> np.ndarray:
 
 
 def test_texture_tells_a_real_frame_from_a_covered_lens_a_blank_view_and_a_dark_room():
-    rng = np.random.default_rng(0)
     real = read_sequence(SAMPLE).rgb(12).astype(float)
-
-    def noisy(img):  # sensor noise, sigma 3 grey levels
-        return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).round().astype(np.uint8)
-
-    texture = image_texture(model_images([noisy(real), noisy(real * 0), noisy(real * 0 + 128), noisy(real * 0.05)]))
+    views = [real, real * 0, real * 0 + 128, real * 0.05]
+    texture = image_texture(model_images(list(noisy_frames(lambda i: views[i], len(views)))))
     seen, black, grey, dark = texture
     assert seen > 5.0 and black < 0.2 and grey < 0.2 and dark < 1.0, texture
 
@@ -72,19 +66,11 @@ def test_default_pipeline_holds_still_and_invents_no_depth_with_the_lens_covered
     (black, sensor noise) for frames 40-59 of 90. Before session 22 the odometry moved 0.3-0.9 m
     and 12-55 degrees over the covered frames (the head's phantom motion, PnP degenerate) and the
     depth images showed a made-up room."""
-    from fourds_ros.perception.pipeline import create_pipeline
-    from fourds_ros.perception.settings import PerceptionSettings
-
     seq = read_sequence(SAMPLE)
     view = seq.rgb(12).astype(np.float64)
-    pipe, _ = create_pipeline(PerceptionSettings.from_params({"model": str(REPO / "models" / "fourds_default"),
-                                                             "backend": "torch"}), log=lambda *_: None)
-    rng = np.random.default_rng(0)
-    results = []
-    for i in range(90):
-        clean = view * 0 if 40 <= i < 60 else view
-        rgb = np.clip(clean + rng.normal(0, 3.0, clean.shape), 0, 255).round().astype(np.uint8)
-        results += pipe.push(rgb, i * 33_333_333, "camera", seq.intrinsics)
+    pipe = default_pipeline()
+    frames = noisy_frames(lambda i: view * 0 if 40 <= i < 60 else view, 90)
+    results = [r for i, rgb in enumerate(frames) for r in pipe.push(rgb, i * 33_333_333, "camera", seq.intrinsics)]
     covered = [r for r in results if 40 <= r.index < 60]
     assert len(covered) == 20 and pipe.status()["frames_blind"] == 20
     assert all(np.isnan(r.depth).all() for r in covered)

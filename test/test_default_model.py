@@ -62,16 +62,22 @@ def test_default_tracker_beats_no_motion_on_the_sample():
     assert model_median < 0.5 * still_median, (float(model_median), float(still_median))
 
 
-def odometry_drift(frames, k) -> tuple[float, float]:
-    """The node's default pipeline (pose_source fused) over frames at 30 Hz: how far its odometry
-    moved from the first pose to the last, (metres, degrees)."""
-    import numpy as np
-
+def default_pipeline():
+    """The node's default pipeline on the shipped model (torch backend)."""
     from fourds_ros.perception.pipeline import create_pipeline
     from fourds_ros.perception.settings import PerceptionSettings
 
     pipe, _ = create_pipeline(PerceptionSettings.from_params({"model": str(DEFAULT_MODEL), "backend": "torch"}),
                               log=lambda *_: None)
+    return pipe
+
+
+def odometry_drift(frames, k) -> tuple[float, float]:
+    """The node's default pipeline (pose_source fused) over frames at 30 Hz: how far its odometry
+    moved from the first pose to the last, (metres, degrees)."""
+    import numpy as np
+
+    pipe = default_pipeline()
     assert pipe.settings.pose.source == "fused"
     poses = [r.pose.odom_from_camera for i, rgb in enumerate(frames)
              for r in pipe.push(rgb, i * 33_333_333, "camera", k)]

@@ -404,17 +404,17 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
         raise ValueError(f"pose mode must be one of {MODES}, got {mode!r}")
     head_r, head_t = outputs["pose_rotation"][0], outputs["pose_translation"][0]
     head_logvar = np.asarray(outputs["pose_log_variance"][0], float)
+    head_var = np.exp(np.clip(head_logvar, -30, 10))
     held = np.zeros(len(head_r), bool) if unseen is None else np.asarray(unseen, bool).copy()
     held[0] = False
     if mode == "head" or "depth" not in outputs or "track_xy" not in outputs:
         if not held.any():
             return head_r, head_t, head_logvar, None
-        rotation, translation, variance = hold_unseen(head_r, head_t, np.exp(np.clip(head_logvar, -30, 10)), held)
+        rotation, translation, variance = hold_unseen(head_r, head_t, head_var, held)
         return rotation, translation, np.log(variance), None
     xy = outputs["track_xy"][0] if track_xy is None else track_xy
     geo = solve_clip_motion(outputs["depth"][0, 0], xy, outputs["track_visibility"][0], k_model, usable,
                             **solver)
-    head_var = np.exp(np.clip(head_logvar, -30, 10))
     # A frame whose tracks did not move is not a PnP failure, whatever the head says: the pose head
     # reads a still camera's clips as fast motion, and with confidence (model card, session 21).
     geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2) & ~geo.still
