@@ -197,6 +197,38 @@ def test_track_manager_retires_a_jumped_track_and_reseeds_its_slot():
         TrackManager(6, (32, 32), track_settings(max_tracks=6, max_deviation_px=-1.0))
 
 
+def test_no_track_is_visible_on_an_unseen_frame_and_none_is_seeded_there():
+    """A covered lens: the head still calls points visible on black frames (62 of 63 did on the
+    shipped model). Unseen frames show no track, and a track seeded on one is no point at all: it
+    is lost at the clip's end and its slot re-seeded."""
+    pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
+    manager = TrackManager(6, (32, 32), track_settings(max_tracks=4, query_mode="grid"))
+    image = np.zeros((32, 32, 3), np.float32)
+    q, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
+    xy = np.repeat(q[:, None, [2, 1]], 4, axis=1)
+    unseen = np.array([False, False, True, False])
+    sets = manager.update(ids, xy, np.ones((6, 4)), np.full((6, 4), 0.9), [0, 1, 2, 3], [0, 1, 2, 3], pmap,
+                          unseen=unseen)
+    assert [int(s.visible.sum()) for s in sets] == [4, 4, 0, 4]
+    assert np.all(sets[2].confidence == 0) and np.all(sets[3].confidence > 0)
+    assert manager.lost == 0  # seen again in the last frame: kept
+    # The next clip starts on an unseen frame: its seeds show nothing, and are replaced.
+    unseen = np.array([True, True, False, False])
+    q2, ids2 = manager.make_queries([4, 5, 6, 7], image, pmap)  # no overlap: 4 new seeds at frame 4
+    assert not set(ids2[ids2 >= 0]) & set(ids[ids >= 0])
+    xy2 = np.repeat(q2[:, None, [2, 1]], 4, axis=1)
+    sets = manager.update(ids2, xy2, np.ones((6, 4)), np.full((6, 4), 0.9), [4, 5, 6, 7], [0, 1, 2, 3], pmap,
+                          unseen=unseen)
+    assert all(not s.visible.any() for s in sets)
+    assert manager.lost == 4 + 4 and not manager.tracks  # the first clip's and the void seeds
+    # Without `unseen` the same outputs are visible throughout: the rule is what hides them.
+    plain = TrackManager(6, (32, 32), track_settings(max_tracks=4, query_mode="grid"))
+    q3, ids3 = plain.make_queries([4, 5, 6, 7], image, pmap)
+    sets = plain.update(ids3, np.repeat(q3[:, None, [2, 1]], 4, axis=1), np.ones((6, 4)), np.full((6, 4), 0.9),
+                        [4, 5, 6, 7], [0, 1, 2, 3], pmap)
+    assert all(s.visible.all() for s in sets)
+
+
 def test_tracks_followed_on_the_image_are_not_queried_and_count_against_max_tracks():
     pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
     image = np.zeros((32, 32, 3), np.float32)

@@ -206,7 +206,7 @@ class PerceptionPipeline:
                 on_depth(ClipResult(results, inference_s, odometry_restarted, n_blind))
         xy = None
         if self.enabled["tracks"] and slot_ids is not None:
-            xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap)
+            xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0])
@@ -251,16 +251,17 @@ class PerceptionPipeline:
         depth[~np.isfinite(depth) | (depth < s.min_depth) | (depth > s.max_depth)] = np.nan
         return depth
 
-    def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap) -> np.ndarray:
-        """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions."""
+    def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind) -> np.ndarray:
+        """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions.
+        blind: (T,) bool, frames too dark or flat to see: no track visible there, no xyz."""
         visibility = outputs["track_visibility"][0]
         images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         indices = [f.index for f in frames]
         xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
         sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
-                                  output_t, pmap, images)
+                                  output_t, pmap, images, unseen=blind)
         for r, t, ts in zip(results, output_t, sets):
-            if model_depth is not None:
+            if model_depth is not None and not blind[t]:
                 ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)
             r.tracks = ts
         return xy

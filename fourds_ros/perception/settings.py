@@ -140,11 +140,13 @@ class InputSettings(_Group):
     min_image_texture: float = setting(1.0, """A frame whose model image has less texture than this is blind
         (preprocess.image_texture: the 90th percentile of the smoothed image gradient, grey levels per
         model pixel): a covered lens, a dark room, a blank wall at arm's length. Its depth is published
-        as NaN and its odometry holds the last pose seen, with a covariance that says any motion could
-        have happened (1 m^2, 1 rad^2); counted as frames_blind, WARN on /diagnostics. The model reads
-        such frames as confident motion (the lens covered for 0.7 s: 0.3-0.9 m of phantom odometry) and
-        invents depth. Measured: real frames of 21 recordings 5.6 or more, a covered lens 0.06, a
-        room at 5 % of its light 0.6-0.85 (models/fourds_default/README.md, session 22). 0: off.""",
+        as NaN, no track is visible on it (none is seeded there), and its odometry holds the last pose
+        seen, with a covariance that says any motion could have happened (1 m^2, 1 rad^2); counted as
+        frames_blind, WARN on /diagnostics. The model reads such frames as confident motion (the lens
+        covered for 0.7 s: 0.3-0.9 m of phantom odometry), invents depth and calls its tracks visible.
+        Measured: real frames of 21 recordings 5.6 or more (2.1 or more under a 121 px motion blur),
+        a covered lens 0.06, a room at 5 % of its light 0.6-0.85 (models/fourds_default/README.md,
+        sessions 22-23). 0: off.""",
                                        param="min_image_texture", low=0.0)
 
 

@@ -223,11 +223,14 @@ class TrackManager:
 
     def update(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
                confidence: np.ndarray, clip_indices: list[int], output_t: list[int], pmap: PixelMap,
-               images: ClipImages | None = None) -> list[TrackSet]:
+               images: ClipImages | None = None, unseen: np.ndarray | None = None) -> list[TrackSet]:
         """Engine outputs for one clip -> a TrackSet (xyz still NaN) for each frame in output_t.
 
         xy: (Q, T, 2) model pixels (x, y); visibility, confidence: (Q, T); images: the clip's
-        camera images (required with image_fallback)."""
+        camera images (required with image_fallback); unseen: (T,) bool, frames too dark or flat
+        to see (a covered lens): no track is visible there, and a track queried on one is no
+        point at all (invisible throughout, so it is lost and re-seeded on a frame that shows
+        something). Left to the model, a covered lens kept 62 of 63 tracks "visible"."""
         if self.image_fallback and images is None:
             raise ValueError("update needs the clip's images to follow tracks on the image")
         n_frames = len(clip_indices)
@@ -245,12 +248,21 @@ class TrackManager:
         if self.max_deviation > 0:
             visible[:n_model] &= ~motion_outliers(xy[:n_model], visible[:n_model], query_t[:n_model],
                                                   self.max_deviation)
+        # Seeded on an unseen frame: no point to follow. (A track the image fallback carries over
+        # an unseen frame was last matched on a frame that showed it: it stays.)
+        unseen = np.zeros(n_frames, bool) if unseen is None else np.asarray(unseen, bool)
+        void = np.zeros(len(tracks), bool)
+        void[:n_model] = unseen[query_t[:n_model]]
+        visible[:, unseen] = False  # the model's tracks are lost there (the image fallback may keep them)
         dropped = np.zeros(len(tracks), bool)
         if self.image_fallback:
             for row, track in enumerate(on_image, n_model):
                 xy[row, query_t[row]] = (track.x, track.y)
                 visible[row, query_t[row]] = True  # it was matched there, or it would have been dropped
             dropped = self._follow_on_image(tracks, n_model, query_t, xy, visible, conf, images, pmap)
+        visible[:, unseen] = visible[void] = False  # no template match on sensor noise counts either
+        conf[:, unseen] = conf[void] = 0.0
+        dropped |= void
         u, v = pmap.to_input(xy[..., 0], xy[..., 1])
         out = []
         for t in output_t:
@@ -260,19 +272,24 @@ class TrackManager:
             out.append(TrackSet(ids.copy(), u[:, t].astype(np.float32), v[:, t].astype(np.float32),
                                 np.full((ids.size, 3), np.nan, np.float32), visible[:, t].copy(),
                                 conf[:, t].astype(np.float32)))
-        last = n_frames - 1
+        self._carry_or_lose(tracks, xy[:, -1], visible[:, -1], dropped, clip_indices[-1])
+        return out
+
+    def _carry_or_lose(self, tracks: list[Track | None], xy_last: np.ndarray, visible_last: np.ndarray,
+                       dropped: np.ndarray, last_index: int) -> None:
+        """After a clip: a track seen in its last frame, or still followed on the image, moves on to
+        that frame (xy_last: (N, 2) model pixels); any other is lost, its slot re-seeded next clip."""
         for i, track in enumerate(tracks):
             if track is None:
                 continue
-            if visible[i, last] or (track.on_image and not dropped[i]):
-                track.x, track.y = float(xy[i, last, 0]), float(xy[i, last, 1])
-                track.frame_index = clip_indices[last]
-                if track.on_image and visible[i, last] and in_window(xy[i, last], self.model_hw, VIEW_MARGIN):
+            if visible_last[i] or (track.on_image and not dropped[i]):
+                track.x, track.y = float(xy_last[i, 0]), float(xy_last[i, 1])
+                track.frame_index = last_index
+                if track.on_image and visible_last[i] and in_window(xy_last[i], self.model_hw, VIEW_MARGIN):
                     track.on_image = False  # matched in view again: the model takes it back next clip
-            else:  # lost: its slot is re-seeded with a new id next clip
+            else:
                 del self.tracks[track.id]
                 self.lost += 1
-        return out
 
     def _follow_on_image(self, tracks: list[Track | None], n_model: int, query_t: np.ndarray, xy: np.ndarray,
                          visible: np.ndarray, conf: np.ndarray, images: ClipImages, pmap: PixelMap
