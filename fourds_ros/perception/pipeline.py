@@ -194,7 +194,8 @@ class PerceptionPipeline:
         results = [self._frame_result(frames[t]) for t in output_t]
         k_model = pmap.transform_k(self._input_k(frames[0]))  # the clip's camera in model pixels
         model_depth = self._model_depth(outputs, k_model[0, 0])
-        blind = image_texture(video) < self.settings.inputs.min_image_texture  # (T,)
+        min_texture = self.settings.inputs.min_image_texture
+        blind = image_texture(video) < min_texture if min_texture > 0 else np.zeros(len(frames), bool)  # (T,)
         n_blind = int(blind[output_t].sum())
         self.frames_blind += n_blind
         if self.enabled["depth"]:
