@@ -43,6 +43,15 @@ def test_lifecycle_transitions_with_yaml_params(tiny_model_dir, ros_env, tmp_pat
     assert all(o["frame_id"] == "test_odom" and o["child_frame_id"] == "test_base" for o in odometry)
     assert not run.records("/tf")  # publish_tf: false leaves TF to robot_localization
     assert not run.records("tracks")  # enable_tracks: false
+    # The bond nav2_lifecycle_manager waits for is started on activation (bondpy where ROS is
+    # installed; here, without it, the node says what the manager needs instead).
+    bond_states = [st["values"]["manager_bond"] for r in run.records("/diagnostics") for st in r["status"]]
+    try:
+        import bondpy  # noqa: F401
+        expected = "started on bond, id fourds_perception"
+    except ImportError:
+        expected = "unavailable (bondpy not installed; nav2_lifecycle_manager needs bond_timeout: 0.0)"
+    assert bond_states[0] == "not started (inactive)" and expected in bond_states, bond_states
 
 
 def test_launch_plan_runs_node_in_namespace(tiny_model_dir, ros_env, tmp_path):

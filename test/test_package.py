@@ -78,7 +78,7 @@ def test_every_ros_package_the_code_imports_is_declared():
 
     root = ET.parse(REPO / "package.xml").getroot()
     depends = {e.text for e in root if e.tag.endswith("depend")}
-    ros_like = ("rclpy", "launch", "launch_ros", "tf2_ros", "ament_index_python")
+    ros_like = ("rclpy", "launch", "launch_ros", "tf2_ros", "ament_index_python", "bondpy")
     imported = set()
     for path in [*(REPO / "fourds_ros").rglob("*.py"), *(REPO / "launch").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):

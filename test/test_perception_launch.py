@@ -124,5 +124,5 @@ def test_launch_file_runs_with_launch_service(ros_env, monkeypatch):
 
 
 def test_the_nav2_and_robot_localization_configs_parse():
-    for cfg in ("nav2_obstacle_layer.yaml", "robot_localization_ekf.yaml"):
+    for cfg in ("nav2_obstacle_layer.yaml", "robot_localization_ekf.yaml", "nav2_lifecycle_manager.yaml"):
         assert yaml.safe_load((REPO / "config" / cfg).read_text())

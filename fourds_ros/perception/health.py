@@ -160,6 +160,10 @@ class NodeHealth:
         self.transport_ms.append((self.now_ns() - stamp_ns) / 1e6)
         self.last_in = time.monotonic()
 
+    def frames_lost(self, info) -> None:
+        """DDS's message-lost event (rclpy's QoSMessageLostInfo): frames lost before the callback."""
+        self.counts["frames_lost_in_transport"] += int(info.total_count_change)
+
     def warn(self, kind: str, message: str) -> None:
         """Count a problem of `kind`; log it the first time and then at most every log_every_s."""
         self.errors[kind] += 1

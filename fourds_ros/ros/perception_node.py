@@ -1,10 +1,8 @@
-"""`fourds_perception`: a lifecycle node that wires ROS to the perception modules.
+"""`fourds_perception` (`ros2 run fourds_ros perception_node`): a lifecycle node that wires ROS to the perception modules.
 
-    ros2 run fourds_ros perception_node --ros-args --params-file config/perception.yaml
-
-configure: settings, engine + pipeline, publishers, inference worker (FAILURE with the reason on a bad
-  model or parameter; the process stays up and /diagnostics says why). activate: subscriptions to the
-  image (one transport), camera_info[, track_queries], /tf_static. deactivate / cleanup: undo them.
+configure: settings, engine + pipeline, publishers, inference worker (FAILURE with the reason on a bad model or parameter;
+  the process stays up and /diagnostics says why). activate: subscriptions to the image (one transport), camera_info
+  [, track_queries], /tf_static, and the bond nav2_lifecycle_manager waits for. deactivate / cleanup: undo them.
 The logic is in rclpy-free modules: perception/{settings,pipeline,intake,worker,health}.py, ros/outputs.py.
 """
 
@@ -29,6 +27,7 @@ from ..perception.pipeline import create_pipeline
 from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
+from .manager_bond import ManagerBond
 from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_settings
 from .spin import spin_until_shutdown
@@ -42,7 +41,7 @@ class PerceptionNode(LifecycleNode):
         self.health = NodeHealth(self.get_logger().warning, now_ns=lambda: self.get_clock().now().nanoseconds)
         self.state_text, self.failure, self.backend_text, self.model_text = "unconfigured", "", "", ""
         self.settings = self.pipeline = self.worker = self.intake = self.outputs = self.tf_publish = None
-        self.mount = None
+        self.mount, self.bond = None, ManagerBond(self, self.get_logger().warning)
         self.subscriptions_, self.publishers_, self.timers_ = [], {}, []
         # Timers on the steady clock: under use_sim_time a stopped /clock must not stop the idle
         # flush or the diagnostics.
@@ -83,7 +82,7 @@ class PerceptionNode(LifecycleNode):
         s, sub = self.settings, self.create_subscription  # callbacks run one at a time (one executor thread)
         qos = QoSPresetProfiles[s.inputs.image_qos].value
         # Frames the middleware lost before our callback (best-effort under load) are counted too.
-        events = SubscriptionEventCallbacks(message_lost=self.on_message_lost, incompatible_qos=self.on_incompatible_qos)
+        events = SubscriptionEventCallbacks(message_lost=self.health.frames_lost, incompatible_qos=self.on_incompatible_qos)
         image = (sub(Image, "image", self.on_image, qos, event_callbacks=events)
                  if s.inputs.image_transport == "raw" else
                  sub(CompressedImage, "image/compressed", self.on_compressed, qos, event_callbacks=events))
@@ -97,6 +96,7 @@ class PerceptionNode(LifecycleNode):
             self.timers_.append(self.create_timer(min(0.1, s.clip.flush_after_s / 4), self.intake.flush_if_idle,
                                                   clock=self.steady))
         self.state_text = "active"
+        self.bond.start()  # last: nav2_lifecycle_manager forms it once activation has returned
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -116,6 +116,7 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_inputs(self) -> None:
+        self.bond.stop()
         for s in self.subscriptions_:
             self.destroy_subscription(s)
         for timer in self.timers_:
@@ -144,9 +145,6 @@ class PerceptionNode(LifecycleNode):
     def on_camera_info(self, msg: CameraInfo) -> None:
         if self.intake is not None:
             self.intake.push_info(convert.stamp_to_ns(msg.header.stamp), convert.calibration(msg))
-
-    def on_message_lost(self, info) -> None:
-        self.health.counts["frames_lost_in_transport"] += int(info.total_count_change)
 
     def on_incompatible_qos(self, info) -> None:
         self.health.warn("incompatible_qos", "the image publisher's QoS does not match image_qos "
@@ -219,6 +217,7 @@ class PerceptionNode(LifecycleNode):
                           pipeline.status() if pipeline is not None else None)
         level, message, values = self.health.report(state)
         values["camera_mount"] = self.mount.state if self.mount is not None else "not looked up (inactive)"
+        values["manager_bond"] = self.bond.state
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: perception", level=bytes([level]),
                                   message=message, hardware_id=self.backend_text or "none",
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
