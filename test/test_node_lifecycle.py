@@ -25,9 +25,12 @@ def test_lifecycle_transitions_with_yaml_params(tiny_model_dir, ros_env, tmp_pat
         {"lifecycle": "activate"}, {"get_state": True}, {"wait": 1.5},
         {"frames": 8, "rate": 20}, {"wait_for": "odometry", "count": 8, "timeout": 20},
         {"get_parameters": ["hop", "odom_frame", "publish_tf", "autostart"]},
+        {"set_parameters": {"hop": 3, "use_sim_time": False}},  # configured: hop would do nothing
         {"lifecycle": "deactivate"}, {"get_state": True},
         {"frames": 8, "rate": 20}, {"wait": 1.0},  # inactive: no subscriptions, no outputs
         {"lifecycle": "cleanup"}, {"get_state": True},
+        {"set_parameters": {"hop": -1}}, {"set_parameters": {"hop": 3}},  # unconfigured: checked, applied
+        {"lifecycle": "configure"}, {"get_parameters": ["hop"]},
     ]
     run = run_node(plan, {}, tmp_path / "run", ros_env, params_file=params_file)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
@@ -35,8 +38,16 @@ def test_lifecycle_transitions_with_yaml_params(tiny_model_dir, ros_env, tmp_pat
     states = [e["state"] for e in events if "state" in e]
     assert states == ["unconfigured", "inactive", "active", "inactive", "unconfigured"]
     assert all(e["success"] for e in events if "lifecycle" in e)
-    assert [e for e in events if "parameters" in e][0]["parameters"] == {
-        "hop": 4, "odom_frame": "test_odom", "publish_tf": False, "autostart": False}
+    got = [e["parameters"] for e in events if "parameters" in e]
+    assert got == [{"hop": 4, "odom_frame": "test_odom", "publish_tf": False, "autostart": False}, {"hop": 3}]
+    # `ros2 param set` while configured is refused with how to apply it (it used to succeed and do
+    # nothing); use_sim_time is rclpy's own and passes. Unconfigured, a bad value is refused naming
+    # the parameter, a good one is applied at the next configure.
+    active_set, bad_set, good_set = [e["set_parameters"] for e in events if "set_parameters" in e]
+    assert not active_set["hop"]["successful"] and "read at configure" in active_set["hop"]["reason"]
+    assert active_set["use_sim_time"]["successful"]
+    assert not bad_set["hop"]["successful"] and "hop" in bad_set["hop"]["reason"]
+    assert good_set["hop"]["successful"] and "hop 3" in run.node_log, run.node_log
     active = {p["stamp_ns"] for p in run.result["published"][4:12]}
     odometry = run.records("odometry")
     assert len(odometry) == 8 and {o["stamp_ns"] for o in odometry} == active

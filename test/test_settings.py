@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from fourds_ros.perception.settings import (
-    PerceptionSettings, TrackSettings, parameter_specs, render_yaml,
+    READ_AT_START, PerceptionSettings, TrackSettings, parameter_change_refusal, parameter_specs, render_yaml,
 )
 from fourds_ros.ros.launch_logic import PARAMS_KEY
 
@@ -92,3 +92,17 @@ def test_the_param_option_types_values_as_declared_and_refuses_bad_ones():
     for bad in (["nope=1"], ["num_queries=0"], ["pose_source"]):
         with pytest.raises(SystemExit):
             params_from_args(parser, bad)
+
+
+def test_runtime_parameter_changes_are_refused_with_the_reason_or_accepted_when_they_take_effect():
+    """`ros2 param set` on a configured node would succeed and change nothing until the next
+    configure: refused, saying how to apply it. Unconfigured, a value configure would refuse is
+    refused at once, naming the parameter; a valid one is accepted."""
+    current = {spec.name: spec.default for spec in parameter_specs()}
+    refusal = parameter_change_refusal(current, {"hop": 3}, configured=True)
+    assert refusal and refusal.startswith("hop: read at configure") and "deactivate" in refusal
+    assert parameter_change_refusal(current, {"hop": 3}, configured=False) is None
+    assert "hop" in parameter_change_refusal(current, {"hop": -1}, configured=False)
+    assert "pose_source" in parameter_change_refusal(current, {"pose_source": "magic"}, configured=False)
+    for name in READ_AT_START:  # never re-read: refused in every state
+        assert parameter_change_refusal(current, {name: current[name]}, configured=False).startswith(name)

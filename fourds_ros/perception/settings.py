@@ -427,6 +427,30 @@ def parameter_specs() -> Iterator[ParameterSpec]:
             yield ParameterSpec.of(f)
 
 
+# Read once, when the process starts (the diagnostics timer, the self-activation), not at configure.
+READ_AT_START = ("diagnostics_period_s", "autostart")
+
+
+def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], configured: bool) -> str | None:
+    """Why a runtime change of parameters (`ros2 param set`) must be refused, or None to accept it.
+    current: every parameter's value now; changes: the new values of some of them. Every setting is
+    read at configure, so while the node is configured a change would be accepted and do nothing
+    until the next configure: refused, saying how to apply it. Unconfigured, the change is checked
+    as configure will check it (type, range, choices, conflicts), so a bad value is refused with
+    the parameter's name instead of failing the next configure."""
+    fixed = sorted(set(changes) & set(READ_AT_START))
+    if fixed:
+        return f"{', '.join(fixed)}: read when the process starts; set it in the params file or on the command line"
+    if configured:
+        return (f"{', '.join(sorted(changes))}: read at configure; deactivate and clean up the node, set it, "
+                "then configure and activate again")
+    try:
+        PerceptionSettings.from_params({**current, **changes})
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 YAML_HEADER = """\
 # Parameters of the fourds_perception lifecycle node (fourds_ros/ros/perception_node.py).
 #   ros2 run fourds_ros perception_node --ros-args --params-file config/perception.yaml

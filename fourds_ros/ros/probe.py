@@ -24,6 +24,8 @@ Steps:
                                configured + active)
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}  {"signal": "SIGTERM"} (to the node)
+  {"set_parameters": {name: value}}  (rcl_interfaces/SetParameters, as `ros2 param set`; the event
+                               holds each parameter's successful and reason)
   {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
                                track_queries (other field names make a malformed cloud)
   {"fuzz": N, "seed": S, "kinds": ["image", "compressed", "camera_info", "valid"], "rate": HZ,
@@ -288,7 +290,8 @@ class Probe(Node):
 
     # Plan steps by key, each a method `_<key>(step) -> event dict or None`.
     STEPS = ("frames", "wait_for_subscribers", "wait_for", "wait_idle", "wait", "lifecycle", "get_state",
-             "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters", "signal")
+             "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters", "set_parameters",
+             "signal")
 
     def run(self, plan: list[dict]) -> dict:
         events = []
@@ -396,6 +399,16 @@ class Probe(Node):
         values = [[v.bool_value, v.integer_value, v.double_value, v.string_value][{1: 0, 2: 1, 3: 2, 4: 3}.get(v.type, 3)]
                   for v in res.values]
         return {"parameters": dict(zip(step["get_parameters"], values))}
+
+    def _set_parameters(self, step: dict) -> dict:
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()
+                                                    for name, value in step["set_parameters"].items()])
+        res = self.call(SetParameters, self.node_path + "/set_parameters", request)
+        return {"set_parameters": {name: {"successful": bool(r.successful), "reason": r.reason}
+                                   for name, r in zip(step["set_parameters"], res.results)}}
 
 
 def main(argv: list[str] | None = None) -> int:
