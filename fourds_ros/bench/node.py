@@ -148,9 +148,9 @@ def _timed_pipeline(params: dict):
     shares = {"refine": [], "update": [], "pose": []}
 
     def timed(name, method):
-        def call(*args):
+        def call(*args, **kwargs):
             t0 = time.perf_counter()
-            out = method(*args)
+            out = method(*args, **kwargs)
             shares[name].append(time.perf_counter() - t0)
             return out
         return call
