@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
+from .image_rotation import quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import clip_pose
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, image_texture
@@ -97,8 +98,12 @@ class PerceptionPipeline:
         # The engine's extra inputs, as the head registry declares them: query points for tracks.
         self.takes_queries = "query_points" in engine.spec.input_shapes
         self.tracks = TrackManager(engine.spec.num_queries if self.takes_queries else 0, self.model_hw, s.tracks)
-        self.odometry = OdometryChain(transform_from_xyz_quat(s.pose.base_from_camera), s.pose.rotation_var_floor,
-                                      s.pose.translation_var_floor)
+        # A camera mounted rolled (image_rotation): the pipeline works on the upright view, a virtual
+        # camera at the same place, and turns its results back into the camera's (image_rotation.py).
+        self.turns = quarter_turns(s.inputs.image_rotation)
+        self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
+        self.odometry = OdometryChain(self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)),
+                                      s.pose.rotation_var_floor, s.pose.translation_var_floor)
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
@@ -120,15 +125,31 @@ class PerceptionPipeline:
 
     def set_camera_mount(self, base_from_camera: np.ndarray) -> None:
         """4x4 T_base_camera, e.g. from TF; odometry uses it from the next clip on."""
-        self.odometry.set_base_from_camera(base_from_camera)
+        self.odometry.set_base_from_camera(self._upright_mount(base_from_camera))
+
+    def _upright_mount(self, base_from_camera: np.ndarray) -> np.ndarray:
+        """T_base_camera -> T_base_upright, the upright view's mount (the camera's with no image_rotation)."""
+        return np.asarray(base_from_camera, float) @ np.linalg.inv(upright_from_camera(self.turns))
 
     def add_track_queries(self, uv: np.ndarray) -> None:
-        """(N, 2) input-image pixels to track from the next clip (track_query_mode: topic)."""
+        """(N, 2) input-image pixels to track from the next clip (track_query_mode: topic). ValueError
+        with image_rotation before the first image (the image's size places them upright)."""
+        uv = np.asarray(uv, float).reshape(-1, 2)
+        if self.turns:
+            if self._upright_hw is None:
+                raise ValueError("track queries before the first image: with image_rotation they need its size")
+            camera_hw = self._upright_hw[::-1] if self.turns % 2 else self._upright_hw
+            uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, camera_hw), axis=1)
         self.tracks.add_topic_queries(uv)
 
     def trails(self) -> dict[int, np.ndarray]:
         """{track id: (L, 2) recent (u, v) input pixels} of the live tracks with 2+ points."""
-        return {tid: np.asarray(uv, float) for tid, uv in self.tracks.trails().items()}
+        trails = {tid: np.asarray(uv, float) for tid, uv in self.tracks.trails().items()}
+        if self.turns and self._upright_hw is not None:
+            back = (4 - self.turns) % 4
+            trails = {tid: np.stack(rotate_pixels(uv[:, 0], uv[:, 1], back, self._upright_hw), axis=1)
+                      for tid, uv in trails.items()}
+        return trails
 
     def status(self) -> dict[str, int]:
         """Counters for diagnostics."""
@@ -147,6 +168,10 @@ class PerceptionPipeline:
         gray image when the tracks match on the camera image."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        if self.turns:  # upright for the model; results are turned back in `process`
+            k = None if k is None else rotate_k(np.asarray(k, float).reshape(3, 3), self.turns, rgb.shape[:2])
+            rgb = rotate_image(rgb, self.turns)
+        self._upright_hw = rgb.shape[:2]
         frame = Frame(rgb, int(stamp_ns), frame_id, None if k is None else np.asarray(k, float).reshape(3, 3),
                       encoding, model_rgb=self.preprocess(rgb),
                       gray=gray(rgb) if self.enabled["tracks"] and self.tracks.uses_images else None)
@@ -204,7 +229,7 @@ class PerceptionPipeline:
                 if blind[t]:  # what the model invents for a frame it cannot see is no measurement
                     r.depth = np.full_like(r.depth, np.nan)
             if on_depth is not None:
-                on_depth(ClipResult(results, inference_s, odometry_restarted, n_blind))
+                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind))
         xy = None
         if self.enabled["tracks"] and slot_ids is not None:
             xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind)
@@ -213,7 +238,11 @@ class PerceptionPipeline:
             poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0])
             for r, p in zip(results, poses):
                 r.pose = p
-        return ClipResult(results, inference_s, odometry_restarted, n_blind)
+        return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind)
+
+    def _in_camera(self, results: list[FrameResult], frames: list[Frame]) -> list[FrameResult]:
+        """Results of the upright view in the camera's own image and frame (image_rotation)."""
+        return [to_camera(r, self.turns, frames[-1].rgb.shape[:2]) for r in results] if self.turns else results
 
     def _start_sequence(self, clip: Clip) -> bool:
         """A new sequence (first clip, or after a buffer reset) shares no frames with the previous

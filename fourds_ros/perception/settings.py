@@ -148,6 +148,17 @@ class InputSettings(_Group):
         a covered lens 0.06, a room at 5 % of its light 0.6-0.85 (models/fourds_default/README.md,
         sessions 22-23). 0: off.""",
                                        param="min_image_texture", low=0.0)
+    image_rotation: int = setting(0, """The camera mounted rolled about its optical axis: the counter-clockwise turn, in
+        degrees (0 | 90 | 180 | 270), that makes its images upright. The node turns each image upright
+        before the model (quarter turns are exact) and publishes every output in the camera's own image and
+        optical frame; the camera mount (TF or base_from_camera) stays the camera's. Why: the model learned
+        upright views; TUM fr1/rpy (validation) turned 180 / 90 degrees read depth AbsRel 0.297 / 0.306
+        against 0.235 upright (constant 0.253; perception/image_rotation.py). default_hfov_deg then means
+        the upright image's horizontal field of view.""", param="image_rotation", low=0, high=270)
+
+    def check_consistency(self) -> None:
+        if self.image_rotation % 90:
+            raise ValueError(f"image_rotation must be 0, 90, 180 or 270 degrees, got {self.image_rotation}")
 
 
 @dataclass(frozen=True)

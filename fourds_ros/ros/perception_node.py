@@ -169,13 +169,12 @@ class PerceptionNode(LifecycleNode):
         intake.push_image(stamp_ns, msg.header.frame_id, decode, encoding)
 
     def on_track_queries(self, msg: PointCloud2) -> None:
+        pipeline = self.pipeline
         try:
-            uv = convert.track_query_uv(msg)
+            if pipeline is not None:  # bad clouds, or (image_rotation) queries before any image: refused
+                pipeline.add_track_queries(convert.track_query_uv(msg))
         except ValueError as exc:
             self.health.warn("track_queries", str(exc))
-            return
-        if self.pipeline is not None:
-            self.pipeline.add_track_queries(uv)
 
     def on_reset(self, request, response):
         if self.intake is not None:
