@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fourds_ros.perception.image_rotation import (
-    quarter_turns, rotate_image, rotate_k, rotate_pixels, upright_from_camera,
+    quarter_turns, rotate_image, rotate_k, rotate_pixels, upright_from_camera, upright_turns,
 )
 from fourds_ros.perception.settings import PerceptionSettings
 from fourds_ros.rgbd import read_sequence
@@ -79,3 +79,21 @@ def test_a_rolled_camera_with_image_rotation_gets_the_upright_cameras_outputs_in
         assert np.allclose(a.pose.odom_from_camera @ up_from_rolled, b.pose.odom_from_camera, atol=1e-6)
     trail_id, trail = next(iter(pipe.trails().items()))
     assert trail.shape[1] == 2 and 0 <= trail[:, 0].max() < rolled[0].shape[1] and trail_id in out[-1].tracks.ids
+
+
+def test_the_mount_tells_which_image_rotation_makes_the_images_upright():
+    """REP-103 optical-to-body mount: upright. The same camera rolled by t quarter turns (what a
+    URDF says of an upside-down or portrait camera) needs image_rotation 90 t; a camera looking
+    straight down gives no advice."""
+    base_from_upright = np.eye(4)
+    base_from_upright[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]
+    for t in range(4):
+        assert upright_turns(base_from_upright @ upright_from_camera(t)) == t
+    pitched = base_from_upright.copy()
+    tilt = np.radians(30)  # looking 30 degrees down at the floor: still upright
+    pitched[:3, :3] = base_from_upright[:3, :3] @ np.array(
+        [[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+    assert upright_turns(pitched) == 0
+    down = np.eye(4)
+    down[:3, :3] = [[0, -1, 0], [-1, 0, 0], [0, 0, -1]]  # optical axis along the base's -z
+    assert upright_turns(down) is None

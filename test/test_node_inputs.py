@@ -47,6 +47,7 @@ def test_every_frame_is_accounted_for_and_the_mount_comes_from_tf(tiny_model_dir
     assert values["frames_in"] == "16" and values["frames_pending"] == "1", values
     assert values["frames_unaccounted"] == "0", values
     assert values["frames_out_of_order"] == "1" and "resets_time_backwards" not in values, values
+    assert "errors_image_rotation" not in values, values  # an upright mount: no advice
     # The tiny model's clips are 4 frames. The 3-frame burst starts a new sequence (a gap after
     # the idle wait) and is dropped by the manual reset before it fills a clip (3); the first two
     # slow frames are dropped by gap resets (2). All counted, none lost silently.
@@ -100,3 +101,24 @@ def test_sigterm_during_inference_exits_cleanly_and_says_what_it_dropped(tiny_mo
     assert not run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     assert "Traceback" not in run.node_log, run.node_log
     assert "frames queued for inference: discarded" in run.node_log, run.node_log
+
+
+def test_a_mount_that_rolls_the_camera_upside_down_says_which_image_rotation_to_set(tiny_model_dir, ros_env, tmp_path):
+    """The URDF has the camera upside down (rolled 180 degrees about its optical axis) and
+    image_rotation is left at 0: the node still runs, and says, once, what to set."""
+    import numpy as np
+    from transforms3d.quaternions import mat2quat
+
+    from fourds_ros.perception.image_rotation import upright_from_camera
+
+    base_from_upright = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)  # REP-103 optical -> body
+    w, x, y, z = mat2quat(base_from_upright @ upright_from_camera(2)[:3, :3])  # transforms3d is w-first
+    mount = {"parent": "base_link", "child": "camera_optical", "translation": [0.0, 0.0, 0.1], "rotation": [x, y, z, w]}
+    plan = START + [{"tf_static": [mount]}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 6, "rate": 15, "size": [120, 160]}, {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert int(values["errors_image_rotation"]) >= 1 and values["frames_out"] == "6", values
+    assert run.node_log.count("image_rotation: 180") == 1, run.node_log

@@ -57,6 +57,19 @@ def upright_from_camera(turns: int) -> np.ndarray:
     return t
 
 
+def upright_turns(base_from_camera: np.ndarray, max_tilt_deg: float = 60.0) -> int | None:
+    """The image_rotation, in quarter turns, that a camera with this mount (4x4 T_base_camera, base z
+    up as in REP-103) needs for upright images: the nearest quarter turn that brings the base's up
+    onto the image's up. None when the camera looks more than max_tilt_deg up or down, where its
+    roll says little about how its images stand."""
+    camera_from_base = np.asarray(base_from_camera, float)[:3, :3].T
+    up = camera_from_base @ np.array([0.0, 0.0, 1.0])  # the base's up in optical coordinates
+    if abs(up[2]) > np.sin(np.radians(max_tilt_deg)):  # along the optical axis: looking up or down
+        return None
+    angle = np.degrees(np.arctan2(up[0], -up[1]))  # from the image's up (-y) towards its right (+x)
+    return int(round(angle / 90.0)) % 4
+
+
 def to_camera(result, turns: int, upright_hw: tuple[int, int]):
     """A pipeline FrameResult of the upright view (its input image (H, W) = upright_hw) -> the same in
     the camera's own image and optical frame: K, depth (and its K and colour), the tracks' u v and

@@ -107,6 +107,9 @@ class FrameIntake:
         with self.lock:
             if mount is not None:
                 self.pipeline.set_camera_mount(mount)
+                advice = self.pipeline.rotation_advice(mount)
+                if advice:
+                    self.health.warn("image_rotation", advice)
             clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding)
             self.worker.touch()
         if reason == OUT_OF_ORDER:

@@ -28,7 +28,9 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
-from .image_rotation import quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera
+from .image_rotation import (
+    quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera, upright_turns,
+)
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import clip_pose
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, image_texture
@@ -126,6 +128,16 @@ class PerceptionPipeline:
     def set_camera_mount(self, base_from_camera: np.ndarray) -> None:
         """4x4 T_base_camera, e.g. from TF; odometry uses it from the next clip on."""
         self.odometry.set_base_from_camera(self._upright_mount(base_from_camera))
+
+    def rotation_advice(self, base_from_camera: np.ndarray) -> str | None:
+        """What to set when the camera's mount says its images do not stand upright with the
+        configured image_rotation (None: they do, or the camera looks too far up or down to tell)."""
+        turns = upright_turns(base_from_camera)
+        if turns is None or turns == self.turns:
+            return None
+        return (f"the camera mount has the camera rolled so that its images need image_rotation: {90 * turns} "
+                f"(set: {90 * self.turns}); the model learned upright views (a camera turned 180 degrees lost a "
+                "quarter of its depth accuracy on the validation scene)")
 
     def _upright_mount(self, base_from_camera: np.ndarray) -> np.ndarray:
         """T_base_camera -> T_base_upright, the upright view's mount (the camera's with no image_rotation)."""
