@@ -398,3 +398,23 @@ def test_rejected_frames_are_not_asked_for_a_camera_mount(rig):
     r.image(T0, decode=bad)
     assert asked == [] and r.health.counts["frames_rejected"] == 1
     assert r.values()["frames_unaccounted"] == "0"
+
+
+@pytest.mark.parametrize("image_rotation, advised", [(0, True), (180, False)])
+def test_a_rolled_mount_parameter_advises_image_rotation_at_configure(engine, image_rotation, advised):
+    """No URDF, base_from_camera says the camera is upside down: with image_rotation 0 the node
+    says to set 180 as soon as it is configured; with 180 it says nothing."""
+    from transforms3d.quaternions import mat2quat
+
+    from fourds_ros.perception.image_rotation import upright_from_camera
+
+    base_from_upright = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)
+    w, x, y, z = mat2quat(base_from_upright @ upright_from_camera(2)[:3, :3])  # transforms3d is w-first
+    settings = PerceptionSettings.from_params(base_from_camera=[0.0, 0.0, 0.1, x, y, z, w],
+                                              image_rotation=image_rotation)
+    logged = []
+    health = NodeHealth(logged.append)
+    worker = InferenceWorker(lambda clip: None, logged.append, health.counts, 1)
+    FrameIntake(PerceptionPipeline(engine, settings), worker, health, settings)
+    assert (health.errors["image_rotation"] == 1) == advised, (health.errors, logged)
+    assert any("image_rotation: 180" in line for line in logged) == advised

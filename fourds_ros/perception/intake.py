@@ -25,6 +25,7 @@ from .camera_info_sync import CameraInfoSync, Paired
 from .clip_buffer import OUT_OF_ORDER
 from .health import NodeHealth
 from .image import ImageDecodeError
+from .odometry import transform_from_xyz_quat
 from .pipeline import PerceptionPipeline
 from .settings import PerceptionSettings
 from .worker import InferenceWorker
@@ -40,6 +41,12 @@ class FrameIntake:
         self.camera = CameraIntake()
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
+        self._advise_rotation(transform_from_xyz_quat(settings.pose.base_from_camera))  # TF may replace it
+
+    def _advise_rotation(self, base_from_camera: np.ndarray) -> None:
+        advice = self.pipeline.rotation_advice(base_from_camera)
+        if advice:
+            self.health.warn("image_rotation", advice)
 
     @property
     def has_camera_info(self) -> bool:
@@ -107,9 +114,7 @@ class FrameIntake:
         with self.lock:
             if mount is not None:
                 self.pipeline.set_camera_mount(mount)
-                advice = self.pipeline.rotation_advice(mount)
-                if advice:
-                    self.health.warn("image_rotation", advice)
+                self._advise_rotation(mount)
             clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding)
             self.worker.touch()
         if reason == OUT_OF_ORDER:
