@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
+from .exclusion import box_list, excluded_model_pixels
 from .image_rotation import (
     quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera, upright_turns,
 )
@@ -103,6 +104,8 @@ class PerceptionPipeline:
         # A camera mounted rolled (image_rotation): the pipeline works on the upright view, a virtual
         # camera at the same place, and turns its results back into the camera's (image_rotation.py).
         self.turns = quarter_turns(s.inputs.image_rotation)
+        self.exclude_boxes = box_list(s.inputs.exclude_boxes)  # the robot itself in view (exclusion.py)
+        self._excluded: dict[tuple[int, int], np.ndarray | None] = {}  # model-pixel masks by input size
         self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
         self.odometry = OdometryChain(self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)),
                                       s.pose.rotation_var_floor, s.pose.translation_var_floor)
@@ -217,9 +220,10 @@ class PerceptionPipeline:
         indices = [f.index for f in frames]
         inputs = {"video": video[None]}
         slot_ids = None
+        excluded = self._excluded_pixels(frames[-1].rgb.shape[:2], pmap)
         if self.takes_queries:
             if self.enabled["tracks"]:
-                queries, slot_ids = self.tracks.make_queries(indices, video[0], pmap)
+                queries, slot_ids = self.tracks.make_queries(indices, video[0], pmap, excluded)
             else:  # the engine's fixed inputs still need query points; outputs are ignored
                 queries = np.zeros((self.tracks.num_queries, 3), np.float32)
             inputs["query_points"] = queries[None]
@@ -231,6 +235,8 @@ class PerceptionPipeline:
         results = [self._frame_result(frames[t]) for t in output_t]
         k_model = pmap.transform_k(self._input_k(frames[0]))  # the clip's camera in model pixels
         model_depth = self._model_depth(outputs, k_model[0, 0])
+        if model_depth is not None and excluded is not None:
+            model_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
         min_texture = self.settings.inputs.min_image_texture
         blind = image_texture(video) < min_texture if min_texture > 0 else np.zeros(len(frames), bool)  # (T,)
         n_blind = int(blind[output_t].sum())
@@ -244,13 +250,20 @@ class PerceptionPipeline:
                 on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind))
         xy = None
         if self.enabled["tracks"] and slot_ids is not None:
-            xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind)
+            xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0])
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind)
+
+    def _excluded_pixels(self, upright_hw: tuple[int, int], pmap: PixelMap) -> np.ndarray | None:
+        """The model-pixel mask of exclude_boxes for inputs of this (upright) size, cached."""
+        key = tuple(upright_hw)
+        if key not in self._excluded:
+            self._excluded[key] = excluded_model_pixels(self.exclude_boxes, self.model_hw, pmap, self.turns, key)
+        return self._excluded[key]
 
     def _in_camera(self, results: list[FrameResult], frames: list[Frame]) -> list[FrameResult]:
         """Results of the upright view in the camera's own image and frame (image_rotation)."""
@@ -293,15 +306,16 @@ class PerceptionPipeline:
         depth[~np.isfinite(depth) | (depth < s.min_depth) | (depth > s.max_depth)] = np.nan
         return depth
 
-    def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind) -> np.ndarray:
+    def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded) -> np.ndarray:
         """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions.
-        blind: (T,) bool, frames too dark or flat to see: no track visible there, no xyz."""
+        blind: (T,) bool, frames too dark or flat to see: no track visible there, no xyz. excluded:
+        (H, W) bool model pixels showing the robot itself, or None."""
         visibility = outputs["track_visibility"][0]
         images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         indices = [f.index for f in frames]
         xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
         sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
-                                  output_t, pmap, images, unseen=blind)
+                                  output_t, pmap, images, unseen=blind, excluded=excluded)
         for r, t, ts in zip(results, output_t, sets):
             if model_depth is not None and not blind[t]:
                 ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)

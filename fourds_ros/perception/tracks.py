@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from . import exclusion
 from .preprocess import PixelMap
 from .settings import TrackSettings
 from .track_refine import gray, make_refiner
@@ -100,8 +101,9 @@ class TrackManager:
         self.pending_topic_queries.extend(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
         del self.pending_topic_queries[: max(0, len(self.pending_topic_queries) - self.num_queries)]
 
-    def _seed_candidates(self, first_frame: np.ndarray, pmap: PixelMap) -> np.ndarray:
-        """(N, 2) (x, y) model pixels, best first. first_frame: (H, W, 3) float32 model image."""
+    def _seed_candidates(self, first_frame: np.ndarray, pmap: PixelMap, allowed_fraction: float = 1.0) -> np.ndarray:
+        """(N, 2) (x, y) model pixels, best first. first_frame: (H, W, 3) float32 model image;
+        allowed_fraction: of the image where tracks may be (the grid is that much denser)."""
         h, w = self.model_hw
         if self.mode == "topic":
             if not self.pending_topic_queries:
@@ -118,7 +120,7 @@ class TrackManager:
             if corners is not None and len(corners):
                 return corners.reshape(-1, 2).astype(float)
             # A textureless frame has no corners: fall back to the grid.
-        n = max(self.max_tracks, 1)
+        n = max(int(np.ceil(self.max_tracks / max(allowed_fraction, 1e-3))), 1)
         rows = max(1, int(round(np.sqrt(n * h / w))))
         cols = max(1, int(np.ceil(n / rows)))
         ys = (np.arange(rows) + 0.5) * h / rows - 0.5
@@ -126,9 +128,10 @@ class TrackManager:
         gx, gy = np.meshgrid(xs, ys)
         return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
-    def make_queries(self, clip_indices: list[int], first_frame: np.ndarray, pmap: PixelMap
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """-> query_points (Q, 3) float32 (t, y, x) model pixels, slot_ids (Q,) int64 (-1: padding)."""
+    def make_queries(self, clip_indices: list[int], first_frame: np.ndarray, pmap: PixelMap,
+                     excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """-> query_points (Q, 3) float32 (t, y, x) model pixels, slot_ids (Q,) int64 (-1: padding).
+        excluded: (H, W) bool model pixels where no track is seeded (the robot itself; exclusion.py)."""
         h, w = self.model_hw
         position = {idx: t for t, idx in enumerate(clip_indices)}
         queries, ids = [], []
@@ -148,9 +151,12 @@ class TrackManager:
         n_live = len(taken)
         live = np.zeros((max(self.max_tracks, n_live), 2))
         live[:n_live] = np.reshape(taken, (-1, 2))
-        candidates = self._seed_candidates(first_frame, pmap).reshape(-1, 2)
+        allowed = 1.0 if excluded is None else 1.0 - float(excluded.mean())
+        candidates = self._seed_candidates(first_frame, pmap, allowed).reshape(-1, 2)
         inside = in_window(candidates, self.model_hw)
-        spacing2 = self.spacing ** 2
+        if excluded is not None:
+            inside &= ~exclusion.at(excluded, candidates)
+        spacing2 = self.spacing ** 2 * allowed  # max_tracks share the allowed part of the image
         for x, y in candidates[inside]:
             if n_live >= self.max_tracks:
                 break
@@ -223,14 +229,16 @@ class TrackManager:
 
     def update(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
                confidence: np.ndarray, clip_indices: list[int], output_t: list[int], pmap: PixelMap,
-               images: ClipImages | None = None, unseen: np.ndarray | None = None) -> list[TrackSet]:
+               images: ClipImages | None = None, unseen: np.ndarray | None = None,
+               excluded: np.ndarray | None = None) -> list[TrackSet]:
         """Engine outputs for one clip -> a TrackSet (xyz still NaN) for each frame in output_t.
 
         xy: (Q, T, 2) model pixels (x, y); visibility, confidence: (Q, T); images: the clip's
         camera images (required with image_fallback); unseen: (T,) bool, frames too dark or flat
         to see (a covered lens): no track is visible there, and a track queried on one is no
         point at all (invisible throughout, so it is lost and re-seeded on a frame that shows
-        something). Left to the model, a covered lens kept 62 of 63 tracks "visible"."""
+        something). Left to the model, a covered lens kept 62 of 63 tracks "visible". excluded:
+        (H, W) bool model pixels showing the robot itself: a track there is invisible."""
         if self.image_fallback and images is None:
             raise ValueError("update needs the clip's images to follow tracks on the image")
         n_frames = len(clip_indices)
@@ -245,6 +253,8 @@ class TrackManager:
         vis = np.concatenate([visibility[used], np.zeros((len(on_image), n_frames))])
         conf = np.concatenate([confidence[used], np.zeros((len(on_image), n_frames))]).astype(np.float32)
         visible = (vis >= self.min_visibility) & in_window(xy, self.model_hw) & np.isfinite(xy).all(-1)
+        if excluded is not None:
+            visible &= ~exclusion.at(excluded, xy)
         if self.max_deviation > 0:
             visible[:n_model] &= ~motion_outliers(xy[:n_model], visible[:n_model], query_t[:n_model],
                                                   self.max_deviation)

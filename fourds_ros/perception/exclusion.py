@@ -1,0 +1,55 @@
+"""The parts of the camera's image that show the robot itself (InputSettings.exclude_boxes), as a mask
+of the model image: no track is seeded or kept there, and no depth is published there.
+
+Why: points on the robot's own body move with the camera. The pose solver reads tracks that stay
+put as a still camera, so a chassis over the bottom 45 % of a moving recording froze its odometry
+(TUM fr1/rpy: 97 % of frames read still, rotation ratio 0.00; 30 %: ratio 0.61), and a costmap fed
+the body's depth marks the robot as its own obstacle (models/fourds_default/README.md, session 23).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .image_rotation import rotate_pixels
+from .preprocess import PixelMap
+
+
+def box_list(values: list[float]) -> np.ndarray:
+    """[x0, y0, x1, y1, ...] fractions -> (N, 4) boxes of positive area (zero-area ones dropped)."""
+    boxes = np.asarray(values, float).reshape(-1, 4)
+    return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+
+
+def excluded_model_pixels(boxes: np.ndarray, model_hw: tuple[int, int], pmap: PixelMap, turns: int = 0,
+                          upright_hw: tuple[int, int] | None = None) -> np.ndarray | None:
+    """(H_m, W_m) bool, True where a model pixel's centre falls in a box of the camera's image, or None
+    when there is no box. pmap maps model pixels to the (upright) input image of upright_hw; turns:
+    image_rotation's quarter turns, undone to reach the camera's own image."""
+    if not len(boxes):
+        return None
+    h, w = model_hw
+    ys, xs = np.mgrid[0:h, 0:w].astype(float)
+    u, v = pmap.to_input(xs, ys)
+    hw = tuple(upright_hw)
+    if turns:
+        u, v = rotate_pixels(u, v, (4 - turns) % 4, hw)
+        hw = (hw[1], hw[0]) if turns % 2 else hw
+    fx, fy = (u + 0.5) / hw[1], (v + 0.5) / hw[0]  # pixel centres as fractions of the camera image
+    inside = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        inside |= (fx >= x0) & (fx < x1) & (fy >= y0) & (fy < y1)
+    return inside
+
+
+def at(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """mask (H, W) bool at (..., 2) model pixels (x, y), nearest pixel; False outside the image or NaN."""
+    h, w = mask.shape
+    x, y = xy[..., 0], xy[..., 1]
+    ok = np.isfinite(x) & np.isfinite(y)
+    col = np.round(np.where(ok, x, -1)).astype(int)
+    row = np.round(np.where(ok, y, -1)).astype(int)
+    inside = ok & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    out = np.zeros(x.shape, bool)
+    out[inside] = mask[row[inside], col[inside]]
+    return out
