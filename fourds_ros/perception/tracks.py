@@ -253,8 +253,7 @@ class TrackManager:
         vis = np.concatenate([visibility[used], np.zeros((len(on_image), n_frames))])
         conf = np.concatenate([confidence[used], np.zeros((len(on_image), n_frames))]).astype(np.float32)
         visible = (vis >= self.min_visibility) & in_window(xy, self.model_hw) & np.isfinite(xy).all(-1)
-        if excluded is not None:
-            visible &= ~exclusion.at(excluded, xy)
+        visible &= ~on_robot(excluded, xy)
         if self.max_deviation > 0:
             visible[:n_model] &= ~motion_outliers(xy[:n_model], visible[:n_model], query_t[:n_model],
                                                   self.max_deviation)
@@ -271,6 +270,7 @@ class TrackManager:
                 visible[row, query_t[row]] = True  # it was matched there, or it would have been dropped
             dropped = self._follow_on_image(tracks, n_model, query_t, xy, visible, conf, images, pmap)
         visible[:, unseen] = visible[void] = False  # no template match on sensor noise counts either
+        visible &= ~on_robot(excluded, xy)  # nor one on the robot (the fallback moved some tracks)
         conf[:, unseen] = conf[void] = 0.0
         dropped |= void
         u, v = pmap.to_input(xy[..., 0], xy[..., 1])
@@ -374,6 +374,12 @@ class ClipImages:
 VIEW_MARGIN = 4.0
 # Outlier threshold of the scene-motion fit, input pixels.
 SCENE_MOTION_RANSAC_PX = 3.0
+
+
+def on_robot(excluded: np.ndarray | None, xy: np.ndarray) -> np.ndarray:
+    """(..., 2) model pixels -> (...) bool: on the robot itself (excluded: (H, W) model-pixel mask of
+    exclude_boxes, or None for none)."""
+    return np.zeros(xy.shape[:-1], bool) if excluded is None else exclusion.at(excluded, xy)
 
 
 def in_window(xy: np.ndarray, model_hw: tuple[int, int], margin: float = 0.0) -> np.ndarray:
