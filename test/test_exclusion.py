@@ -4,10 +4,10 @@ with the camera, does not read as a still camera."""
 import numpy as np
 import pytest
 
-from fourds_ros.perception.exclusion import at, box_list, excluded_model_pixels
+from fourds_ros.perception.exclusion import box_list, excluded_model_pixels
 from fourds_ros.perception.preprocess import Preprocessor
 from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
-from fourds_ros.perception.tracks import TrackManager
+from fourds_ros.perception.tracks import TrackManager, on_robot
 from fourds_ros.rgbd import read_sequence
 
 from .test_default_model import DEFAULT_MODEL, SAMPLE
@@ -23,7 +23,7 @@ def test_boxes_become_the_model_pixels_they_cover_also_for_a_rolled_camera():
     flipped = excluded_model_pixels(bottom, (16, 16), pmap, 2, (48, 64))
     assert flipped[:4].all() and not flipped[4:].any()
     assert excluded_model_pixels(box_list([0.0, 0.0, 0.0, 0.0]), (16, 16), pmap, 0, (48, 64)) is None
-    assert list(at(mask, np.array([[3.0, 14.0], [3.0, 2.0], [np.nan, 14.0], [-5.0, 14.0]]))) == [True, False, False, False]
+    assert list(on_robot(mask, np.array([[3.0, 14.0], [3.0, 2.0], [np.nan, 14.0], [-5.0, 14.0]]))) == [True, False, False, False]
     with pytest.raises(ValueError, match="exclude_boxes"):
         PerceptionSettings.from_params({"exclude_boxes": [0.0, 0.5, 1.0]})
     with pytest.raises(ValueError, match="exclude_boxes"):

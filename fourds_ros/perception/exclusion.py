@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .image_rotation import rotate_pixels
+from .image_rotation import camera_hw, camera_pixels
 from .preprocess import PixelMap
 
 
@@ -31,25 +31,11 @@ def excluded_model_pixels(boxes: np.ndarray, model_hw: tuple[int, int], pmap: Pi
     h, w = model_hw
     ys, xs = np.mgrid[0:h, 0:w].astype(float)
     u, v = pmap.to_input(xs, ys)
-    hw = tuple(upright_hw)
-    if turns:
-        u, v = rotate_pixels(u, v, (4 - turns) % 4, hw)
-        hw = (hw[1], hw[0]) if turns % 2 else hw
+    u, v = camera_pixels(u, v, turns, upright_hw)
+    hw = camera_hw(upright_hw, turns)
     fx, fy = (u + 0.5) / hw[1], (v + 0.5) / hw[0]  # pixel centres as fractions of the camera image
     inside = np.zeros((h, w), bool)
     for x0, y0, x1, y1 in boxes:
         inside |= (fx >= x0) & (fx < x1) & (fy >= y0) & (fy < y1)
     return inside
 
-
-def at(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """mask (H, W) bool at (..., 2) model pixels (x, y), nearest pixel; False outside the image or NaN."""
-    h, w = mask.shape
-    x, y = xy[..., 0], xy[..., 1]
-    ok = np.isfinite(x) & np.isfinite(y)
-    col = np.round(np.where(ok, x, -1)).astype(int)
-    row = np.round(np.where(ok, y, -1)).astype(int)
-    inside = ok & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-    out = np.zeros(x.shape, bool)
-    out[inside] = mask[row[inside], col[inside]]
-    return out

@@ -40,6 +40,18 @@ def rotate_pixels(u: np.ndarray, v: np.ndarray, turns: int, hw: tuple[int, int])
     return u, v
 
 
+def camera_pixels(u: np.ndarray, v: np.ndarray, turns: int, upright_hw: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates in the upright image (H, W) = upright_hw -> the same pixels in the camera's own
+    image (the quarter turns that undo `turns`)."""
+    return rotate_pixels(u, v, (4 - turns) % 4, upright_hw)
+
+
+def camera_hw(upright_hw: tuple[int, int], turns: int) -> tuple[int, int]:
+    """(H, W) of the upright image -> (H, W) of the camera's own image."""
+    return (upright_hw[1], upright_hw[0]) if turns % 2 else tuple(upright_hw)
+
+
 def rotate_k(k: np.ndarray, turns: int, hw: tuple[int, int]) -> np.ndarray:
     """3x3 K of an (H, W) image -> K of that image turned `turns` quarter turns counter-clockwise."""
     k = np.asarray(k, float)
@@ -85,7 +97,7 @@ def to_camera(result, turns: int, upright_hw: tuple[int, int]):
                        depth_rgb=None if result.depth_rgb is None else rotate_image(result.depth_rgb, back))
     if result.tracks is not None:
         ts = result.tracks
-        u, v = rotate_pixels(ts.u.astype(float), ts.v.astype(float), back, upright_hw)
+        u, v = camera_pixels(ts.u.astype(float), ts.v.astype(float), turns, upright_hw)
         xyz = (ts.xyz.astype(float) @ camera_from_upright[:3, :3].T).astype(np.float32)
         changes["tracks"] = dataclasses.replace(ts, u=u.astype(np.float32), v=v.astype(np.float32), xyz=xyz)
     if result.pose is not None:

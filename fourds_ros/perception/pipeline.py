@@ -30,11 +30,12 @@ import numpy as np
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .exclusion import box_list, excluded_model_pixels
 from .image_rotation import (
-    quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera, upright_turns,
+    camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
+    upright_turns,
 )
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import clip_pose
-from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, image_texture
+from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, image_texture, sample_nearest
 from .settings import PerceptionSettings
 from .track_refine import gray
 from .tracks import ClipImages, TrackManager, TrackSet
@@ -153,16 +154,15 @@ class PerceptionPipeline:
         if self.turns:
             if self._upright_hw is None:
                 raise ValueError("track queries before the first image: with image_rotation they need its size")
-            camera_hw = self._upright_hw[::-1] if self.turns % 2 else self._upright_hw
-            uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, camera_hw), axis=1)
+            hw = camera_hw(self._upright_hw, self.turns)
+            uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, hw), axis=1)
         self.tracks.add_topic_queries(uv)
 
     def trails(self) -> dict[int, np.ndarray]:
         """{track id: (L, 2) recent (u, v) input pixels} of the live tracks with 2+ points."""
         trails = {tid: np.asarray(uv, float) for tid, uv in self.tracks.trails().items()}
         if self.turns and self._upright_hw is not None:
-            back = (4 - self.turns) % 4
-            trails = {tid: np.stack(rotate_pixels(uv[:, 0], uv[:, 1], back, self._upright_hw), axis=1)
+            trails = {tid: np.stack(camera_pixels(uv[:, 0], uv[:, 1], self.turns, self._upright_hw), axis=1)
                       for tid, uv in trails.items()}
         return trails
 
@@ -359,10 +359,6 @@ class PerceptionPipeline:
     @staticmethod
     def _track_xyz(ts: TrackSet, depth: np.ndarray, k: np.ndarray, pmap: PixelMap) -> np.ndarray:
         """Back-project tracks with the model depth at their position; NaN where unknown."""
-        h, w = depth.shape
         mx, my = pmap.to_model(ts.u.astype(float), ts.v.astype(float))
-        col, row = np.round(mx).astype(int), np.round(my).astype(int)
-        inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        z = np.full(len(ts), np.nan, np.float32)
-        z[inside] = depth[row[inside], col[inside]]
+        z = sample_nearest(depth, mx, my, np.nan)
         return backproject(ts.u, ts.v, z, k).astype(np.float32)

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .preprocess import sample_nearest
+
 MODES = ("head", "geometry", "fused")
 # The 99.9 % quantile of chi-square with 3 degrees of freedom: a rotation difference this unlikely
 # under the two sources' own variances is an outlier, not noise.
@@ -98,14 +100,8 @@ class _FrameSolution:
 def back_project(depth0: np.ndarray, xy0: np.ndarray, k_model: np.ndarray) -> np.ndarray:
     """(Q, 3) camera-0 points of the (Q, 2) pixels xy0 with the depth at their nearest pixel; NaN
     where the pixel is outside the image or its depth is not finite and positive."""
-    h, w = depth0.shape
     xy0 = np.asarray(xy0, float)
-    finite = np.isfinite(xy0).all(axis=1)
-    col = np.round(np.where(finite, xy0[:, 0], -1)).astype(int)
-    row = np.round(np.where(finite, xy0[:, 1], -1)).astype(int)
-    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
-    z = np.full(len(xy0), np.nan)
-    z[inside] = depth0[row[inside], col[inside]]
+    z = sample_nearest(np.asarray(depth0, float), xy0[:, 0], xy0[:, 1], np.nan)
     z[~(z > 0)] = np.nan  # NaN compares False: non-finite and non-positive depth alike
     rays = np.linalg.solve(k_model, np.c_[xy0, np.ones(len(xy0))].T).T
     return rays * z[:, None]

@@ -97,6 +97,21 @@ def backproject(u: np.ndarray, v: np.ndarray, z: np.ndarray, k: np.ndarray) -> n
     return np.stack([x, y, np.asarray(z, float) * np.ones_like(x)], axis=-1)
 
 
+def sample_nearest(image: np.ndarray, x: np.ndarray, y: np.ndarray, fill) -> np.ndarray:
+    """image (H, W) at pixels (x, y) (arrays of one shape; pixel centres at integers), nearest pixel:
+    an array of that shape and the image's dtype, `fill` outside the image or where x or y is not
+    finite."""
+    h, w = image.shape[:2]
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    col = np.round(np.where(ok, x, -1)).astype(int)
+    row = np.round(np.where(ok, y, -1)).astype(int)
+    inside = ok & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    out = np.full(x.shape, fill, dtype=image.dtype)
+    out[inside] = image[row[inside], col[inside]]
+    return out
+
+
 def image_texture(video: np.ndarray) -> np.ndarray:
     """video: (T, H, W, 3) float in [0, 1], model images -> (T,) texture: the 90th percentile of
     the gradient magnitude of the grey image smoothed by a Gaussian (sigma 1.5 px), in grey

@@ -24,6 +24,7 @@ from typing import Any
 from collections.abc import Iterator
 
 from .image import DEFAULT_MAX_INPUT_PIXELS
+from .image_rotation import quarter_turns
 from .pose_geometry import GATE_CHI2_999
 
 QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
@@ -165,8 +166,7 @@ class InputSettings(_Group):
                                   param="exclude_boxes")
 
     def check_consistency(self) -> None:
-        if self.image_rotation % 90:
-            raise ValueError(f"image_rotation must be 0, 90, 180 or 270 degrees, got {self.image_rotation}")
+        quarter_turns(self.image_rotation)  # ValueError unless 0, 90, 180 or 270
         boxes = self.exclude_boxes
         if len(boxes) % 4 or not all(0.0 <= v <= 1.0 for v in boxes):
             raise ValueError(f"exclude_boxes must be [x0, y0, x1, y1, ...] in [0, 1], got {boxes}")

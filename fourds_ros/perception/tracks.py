@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from . import exclusion
-from .preprocess import PixelMap
+from .preprocess import PixelMap, sample_nearest
 from .settings import TrackSettings
 from .track_refine import gray, make_refiner
 
@@ -155,7 +154,7 @@ class TrackManager:
         candidates = self._seed_candidates(first_frame, pmap, allowed).reshape(-1, 2)
         inside = in_window(candidates, self.model_hw)
         if excluded is not None:
-            inside &= ~exclusion.at(excluded, candidates)
+            inside &= ~on_robot(excluded, candidates)
         spacing2 = self.spacing ** 2 * allowed  # max_tracks share the allowed part of the image
         for x, y in candidates[inside]:
             if n_live >= self.max_tracks:
@@ -379,7 +378,9 @@ SCENE_MOTION_RANSAC_PX = 3.0
 def on_robot(excluded: np.ndarray | None, xy: np.ndarray) -> np.ndarray:
     """(..., 2) model pixels -> (...) bool: on the robot itself (excluded: (H, W) model-pixel mask of
     exclude_boxes, or None for none)."""
-    return np.zeros(xy.shape[:-1], bool) if excluded is None else exclusion.at(excluded, xy)
+    if excluded is None:
+        return np.zeros(xy.shape[:-1], bool)
+    return sample_nearest(excluded, xy[..., 0], xy[..., 1], False)
 
 
 def in_window(xy: np.ndarray, model_hw: tuple[int, int], margin: float = 0.0) -> np.ndarray:
