@@ -40,6 +40,14 @@ def pseudo_words(args: ReadoutsConfig, real_clips: list[int]) -> str:
     return f"{', '.join(args.pseudo_tracks)} ({real_clips[len(args.real)]} clips)"
 
 
+def photometric_words(args: ReadoutsConfig) -> str:
+    """The --photometric sources, weight, clips per step and frame stride, or 'none'."""
+    if not args.photometric:
+        return "none"
+    return (f"{', '.join(args.photometric)} (weight {args.photometric_weight}, {args.photometric_batch} clips a "
+            f"step, every {args.photometric_stride} frames; poses from a copy of the pose head, not saved)")
+
+
 def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, metrics: dict,
                command: str, seconds: float, data_seconds: float, hardware: str,
                real_clips: list[int], selection: dict | None = None) -> str:
@@ -58,6 +66,7 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 - Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real, real_clips)) or 'none'}
   (geometric tracks from depth + pose; 7-Scenes depth registered to RGB on read since session 17).
 - Unlabelled video with LK track labels (--pseudo-tracks, training/data/pseudo_tracks.py): {pseudo_words(args, real_clips)}
+- Unlabelled video for the depth head's photometric loss (--photometric, training/photometric.py): {photometric_words(args)}
 - Still camera (--still-clips, readouts_data.still_bank): {f"{real_clips[-1]} clips" if args.still_clips else "none"}
 - Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
 

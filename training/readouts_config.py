@@ -33,6 +33,10 @@ class ReadoutsConfig:
     val_clips: int = 8
     real: tuple[str, ...] = ()
     pseudo_tracks: tuple[str, ...] = ()
+    photometric: tuple[str, ...] = ()
+    photometric_weight: float = 1.0
+    photometric_batch: int = 2
+    photometric_stride: int = 2
     select_on: tuple[str, ...] = ()
     num_tracks: int = 32
     eval_every: int = 0
@@ -81,14 +85,19 @@ class ReadoutsConfig:
             raise ConfigError("--canonical-focal-px must be > 0")
         self._check_recordings()
         if min(self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
-               self.real_appearance) < 0:
-            raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every "
-                              "and --real-appearance must be >= 0")
+               self.real_appearance, self.photometric_weight) < 0:
+            raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every, "
+                              "--real-appearance and --photometric-weight must be >= 0")
 
     def _check_recordings(self) -> None:
         """--real, --still-clips, --pseudo-tracks and --select-on fit together."""
         if self.still_clips and not self.real:
             raise ConfigError("--still-clips holds the frames of the --real clips: give --real")
+        if self.photometric and ("depth" not in self.trained_heads or "pose" not in self.heads):
+            raise ConfigError("--photometric trains the depth head through the model's pose head's copy: "
+                              "the model needs a pose head and --train-heads must include depth")
+        if self.photometric and min(self.photometric_batch, self.photometric_stride) < 1:
+            raise ConfigError("--photometric-batch and --photometric-stride must be >= 1")
         if self.pseudo_tracks and set(self.trained_heads) != {"tracks"}:
             raise ConfigError("--pseudo-tracks labels tracks only (no depth or pose): add --train-heads tracks")
         trained_on = {spec.partition(":")[0].rstrip("/") for spec in self.real}
@@ -133,6 +142,14 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                    help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
                         "track labels (training/data/pseudo_tracks.py), one more real bank; needs "
                         "--train-heads tracks")
+    p.add_argument("--photometric", nargs="*", metavar="PATH", default=[],
+                   help="unlabelled real video (mp4 files or frame folders, or folders of them): the depth "
+                        "head also learns from view synthesis on their clips (training/photometric.py), "
+                        "with poses from a throw-away copy of the pose head; needs depth in --train-heads")
+    p.add_argument("--photometric-weight", type=float, default=1.0, help="weight of the photometric loss")
+    p.add_argument("--photometric-batch", type=int, default=2, help="--photometric clips per step")
+    p.add_argument("--photometric-stride", type=int, default=2,
+                   help="frames between a --photometric clip's frames (more parallax than 1 at 30 Hz)")
     p.add_argument("--select-on", nargs="*", metavar="PATH[:STRIDE]", default=[],
                    help="validation RGB-D recordings (never --real): the model is scored on their clips "
                         "at every --save-every step and at the end, and the run writes the weights that "
@@ -216,7 +233,7 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
     ConfigError, a ValueError, names a value that does not fit)."""
     ns = vars(build_parser().parse_args(argv))
     ns["clip"] = parse_clip(ns["clip"])
-    for key in ("patch_size", "heads", "real", "pseudo_tracks", "select_on"):
+    for key in ("patch_size", "heads", "real", "pseudo_tracks", "photometric", "select_on"):
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
     ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])

@@ -15,6 +15,7 @@ from fourds_ros.model import FourDS
 
 from .data import RGBDClips, SyntheticLabelledClips, appearance
 from .data.pseudo_tracks import PseudoTrackClips
+from .data.video import SquareClips
 from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig
 
@@ -82,11 +83,14 @@ def balanced_indices(sizes: list[int], n: int, gen: torch.Generator) -> torch.Te
 
 def mirror(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mirror the clips where flip (B,) is true, labels included: x -> W-1-x; in camera space
-    the reflection M = diag(-1, 1, 1) turns T_first_from_t (R, t) into (M R M, M t)."""
+    the reflection M = diag(-1, 1, 1) turns T_first_from_t (R, t) into (M R M, M t). Unlabelled
+    clips (no depth key) are video and a centred pinhole, which the mirror leaves as it is."""
     w = batch["video"].shape[3]
     out = dict(batch)
     f4 = flip[:, None, None, None]
     out["video"] = torch.where(f4[..., None], batch["video"].flip(3), batch["video"])
+    if "depth" not in batch:
+        return out
     out["depth"] = torch.where(f4, batch["depth"].flip(3), batch["depth"])
     qp = batch["query_points"].clone()
     qp[..., 2] = torch.where(flip[:, None], w - 1 - qp[..., 2], qp[..., 2])
@@ -122,6 +126,7 @@ class Banks:
     real_clips: list[int]
     real_sizes: list[int]
     val: dict[str, torch.Tensor]
+    unlabelled: dict[str, torch.Tensor] | None = None  # --photometric clips: video, intrinsics
 
 
 def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> dict[str, torch.Tensor]:
@@ -208,10 +213,17 @@ def load_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> Bank
     if cfg.cache_features:
         synthetic = cache_features(model, synthetic, cfg.flip)
         reals = [cache_features(model, b, cfg.flip) for b in reals]
+    unlabelled = None
+    if cfg.photometric:
+        clips = SquareClips(list(cfg.photometric), model.config.num_frames, model.config.image_size,
+                            stride=cfg.photometric_stride)
+        unlabelled = materialize(clips, cfg.workers, device)
+        if cfg.cache_features:
+            unlabelled = cache_features(model, unlabelled, cfg.flip)
     val = materialize(SyntheticLabelledClips(model.config, scene, cfg.val_clips, offset=VAL_SEED_OFFSET),
                       cfg.workers, device)
     real_sizes = [b["video"].shape[0] for b in reals]
-    return Banks(synthetic, concat_banks(reals) if reals else None, real_clips, real_sizes, val)
+    return Banks(synthetic, concat_banks(reals) if reals else None, real_clips, real_sizes, val, unlabelled)
 
 
 class BatchSampler:
@@ -239,6 +251,16 @@ class BatchSampler:
         if cfg.first_frame_queries:
             chosen = torch.rand(batch["query_points"].shape[:2], generator=gen) < cfg.first_frame_queries
             batch = requery_first_frame(batch, chosen.to(device))
+        return batch
+
+    def unlabelled(self) -> dict[str, torch.Tensor]:
+        """--photometric-batch random --photometric clips (mirrored at random with --flip unless
+        their mirror images are cached)."""
+        cfg, bank = self.cfg, self.banks.unlabelled
+        idx = torch.randint(0, bank["video"].shape[0], (cfg.photometric_batch,), generator=self.gen)
+        batch = take(bank, idx.to(self.device))
+        if cfg.flip and not cfg.cache_features:
+            batch = mirror(batch, (torch.rand(cfg.photometric_batch, generator=self.gen) < 0.5).to(self.device))
         return batch
 
 

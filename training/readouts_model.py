@@ -10,6 +10,7 @@ import torch
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint
 
+from .photometric import photometric_loss
 from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss, translation_cosine
 from .readouts_config import ReadoutsConfig, check_heads
 
@@ -103,6 +104,21 @@ def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: fl
         ssi, ssi_parts = ssi_depth_loss(pred, batch["depth"], grad_weight=grad_weight)
         loss, parts = loss + ssi_weight * ssi, {**parts, **ssi_parts}
     return loss, parts
+
+
+def photometric_losses(model: FourDS, pose_head: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+    """The depth head's view-synthesis loss on unlabelled clips (training/photometric.py): depth
+    in metres for each clip's camera, poses from `pose_head` (the throw-away copy of the model's
+    pose head that --photometric trains beside the depth head). batch: video, intrinsics and,
+    when cached, features."""
+    if "features" in batch:
+        feats = batch["features"].float()
+    else:
+        with torch.no_grad():
+            feats = model.features(batch["video"])
+    depth = model.heads["depth"](feats) * metric_factor(model, batch)
+    pose = pose_head(feats)
+    return photometric_loss(batch["video"], depth, pose["rotation"], pose["translation"], batch["intrinsics"])
 
 
 def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None,

@@ -17,6 +17,7 @@ data training/readouts_data.py, the typed config training/readouts_config.py.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -35,7 +36,7 @@ from .budget import BudgetProbe
 from .readouts_card import model_card
 from .readouts_config import ReadoutsConfig, parse_args
 from .readouts_data import Banks, BatchSampler, load_banks, selection_batches, val_batches
-from .readouts_model import compute_losses, evaluate, model_for
+from .readouts_model import compute_losses, evaluate, model_for, photometric_losses
 from .selection import CheckpointSelection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,11 +56,13 @@ class WarmupCosine:
         return min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, step / self.total)))
 
 
-def make_optimizer(model: FourDS, cfg: ReadoutsConfig) -> tuple[torch.optim.AdamW, list[torch.nn.Parameter]]:
-    """AdamW over the trained parameters (encoder at --encoder-lr-scale of the heads' lr) and
-    the list of them (for gradient clipping)."""
+def make_optimizer(model: FourDS, cfg: ReadoutsConfig, extra: torch.nn.Module | None = None
+                   ) -> tuple[torch.optim.AdamW, list[torch.nn.Parameter]]:
+    """AdamW over the trained parameters (encoder at --encoder-lr-scale of the heads' lr; `extra`,
+    a module trained beside the model, at the heads' lr) and the list of them (for gradient clipping)."""
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
     head_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    head_params += [] if extra is None else list(extra.parameters())
     groups = [{"params": head_params, "lr": cfg.lr}]
     if encoder_params:
         groups.append({"params": encoder_params, "lr": cfg.lr * cfg.encoder_lr_scale})
@@ -70,7 +73,10 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         selection: CheckpointSelection | None = None) -> tuple[list[float], list[dict]]:
     """The training steps: (loss per step, held-aside metrics every --eval-every steps); with a
     selection, the model is also scored on the validation recordings every --save-every steps."""
-    optimizer, params = make_optimizer(model, cfg)
+    # --photometric: the poses of unlabelled clips come from a copy of the pose head that learns
+    # beside the depth head and is never saved, so the shipped pose head stays as it is.
+    pose_copy = copy.deepcopy(model.heads["pose"]).requires_grad_(True) if cfg.photometric else None
+    optimizer, params = make_optimizer(model, cfg, pose_copy)
     schedule = WarmupCosine(cfg.steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     device = next(model.parameters()).device
@@ -90,6 +96,9 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         with autocast:
             loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.trained_heads),
                                      cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight)
+            if pose_copy is not None:
+                photo, _ = photometric_losses(model, pose_copy, next_batch.unlabelled())
+                loss = loss + cfg.photometric_weight * photo
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

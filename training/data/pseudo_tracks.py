@@ -15,17 +15,15 @@ occlusion, so every known label is visible; the synthetic and RGB-D clips teach 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from fourds_ros.evaluation.datasets import default_K
 from fourds_ros.perception.track_refine import lk_step
 
-from .video import VideoSourceError, count_frames, find_sources, read_frames
+from .video import SquareClips
 
 # LK runs at this multiple of the model's resolution: labels finer than the model's pixels.
 LABEL_SCALE = 2
@@ -70,7 +68,7 @@ def lk_pseudo_tracks(gray: np.ndarray, num_tracks: int, rng: np.random.Generator
     return uv, known, n
 
 
-class PseudoTrackClips(Dataset):
+class PseudoTrackClips(SquareClips):
     """Clips of T frames (every `stride` frames, a clip every `hop` frames) from every video under
     `roots` (mp4 files or frame folders), centre-cropped square and resized to `image_size`, with
     LK labels (lk_pseudo_tracks, at LABEL_SCALE x that size). Items: video (T, H, W, 3) in [0, 1];
@@ -81,31 +79,14 @@ class PseudoTrackClips(Dataset):
 
     def __init__(self, roots, num_frames: int, image_size, stride: int = 1, hop: int = 4,
                  num_tracks: int = 64, seed: int = 0):
-        self.sources = find_sources(roots)
-        self.num_frames, self.stride, self.num_tracks, self.seed = num_frames, stride, num_tracks, seed
-        self.image_size = tuple(image_size)
-        if self.image_size[0] != self.image_size[1]:
-            raise ValueError(f"PseudoTrackClips needs a square model input, got {self.image_size}")
-        span = (num_frames - 1) * stride + 1
-        self.clips = [(s, start) for s in self.sources for start in range(0, count_frames(s) - span + 1, hop)]
-        if not self.clips:
-            raise VideoSourceError(f"{roots}: no video has the {span} frames a clip needs")
-
-    def __len__(self) -> int:
-        return len(self.clips)
+        super().__init__(roots, num_frames, image_size, stride, hop)
+        self.num_tracks, self.seed = num_tracks, seed
 
     def __getitem__(self, index: int) -> dict:
-        source, start = self.clips[index]
-        frames = read_frames(Path(source), list(range(start, start + self.num_frames * self.stride, self.stride)))
-        h, w = frames.shape[1:3]
-        side = min(h, w)
-        y0, x0 = (h - side) // 2, (w - side) // 2
-        square = frames[:, y0:y0 + side, x0:x0 + side]
+        square = self.square_frames(index)
         size = self.image_size[0]
-        label_size = size * LABEL_SCALE
-        video = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in square])
-        gray = np.stack([cv2.cvtColor(cv2.resize(f, (label_size, label_size), interpolation=cv2.INTER_AREA),
-                                      cv2.COLOR_RGB2GRAY) for f in square])
+        video = self.resized(square, size)
+        gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in self.resized(square, size * LABEL_SCALE)])
         uv, known, _ = lk_pseudo_tracks(gray, self.num_tracks, np.random.default_rng([self.seed, index]))
         xy = (uv + 0.5) / LABEL_SCALE - 0.5  # label pixels -> model pixels (pixel centres)
         query = np.zeros((self.num_tracks, 3), np.float32)

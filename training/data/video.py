@@ -12,6 +12,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fourds_ros.evaluation.datasets import default_K
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -110,6 +114,45 @@ def read_frames(source: Path, indices: list[int]) -> np.ndarray:
     if len(shapes) != 1:
         raise VideoSourceError(f"{source}: frames of different sizes {sorted(shapes)}")
     return np.stack(frames)
+
+
+class SquareClips(Dataset):
+    """Clips of T frames (every `stride` frames, a clip starting every `hop` frames) from every
+    video under `roots` (mp4 files or frame folders), centre-cropped square. square_frames(index)
+    -> (T, S, S, 3) uint8 at the source's resolution; items: video (T, H, W, 3) float in [0, 1] at
+    `image_size` and intrinsics (3, 3) of a 60-degree pinhole (unlabelled video has no
+    calibration). For the heads' training on unlabelled video (pseudo tracks, photometric)."""
+
+    def __init__(self, roots, num_frames: int, image_size, stride: int = 1, hop: int = 4):
+        self.sources = find_sources(roots)
+        self.num_frames, self.stride = num_frames, stride
+        self.image_size = tuple(image_size)
+        if self.image_size[0] != self.image_size[1]:
+            raise ValueError(f"{type(self).__name__} needs a square model input, got {self.image_size}")
+        span = (num_frames - 1) * stride + 1
+        self.clips = [(s, start) for s in self.sources for start in range(0, count_frames(s) - span + 1, hop)]
+        if not self.clips:
+            raise VideoSourceError(f"{roots}: no video has the {span} frames a clip needs")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def square_frames(self, index: int) -> np.ndarray:
+        source, start = self.clips[index]
+        frames = read_frames(Path(source), list(range(start, start + self.num_frames * self.stride, self.stride)))
+        h, w = frames.shape[1:3]
+        side = min(h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        return frames[:, y0:y0 + side, x0:x0 + side]
+
+    def resized(self, frames: np.ndarray, size: int) -> np.ndarray:
+        return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+    def __getitem__(self, index: int) -> dict:
+        size = self.image_size[0]
+        video = self.resized(self.square_frames(index), size)
+        return {"video": torch.from_numpy(video.astype(np.float32) / 255),
+                "intrinsics": torch.from_numpy(default_K(size, size).astype(np.float32))}
 
 
 class VideoClips:
