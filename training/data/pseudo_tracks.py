@@ -15,7 +15,6 @@ occlusion, so every known label is visible; the synthetic and RGB-D clips teach 
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import torch
