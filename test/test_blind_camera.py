@@ -4,7 +4,7 @@ model image, no depth invented, odometry held with an unknown-motion covariance.
 import numpy as np
 
 from fourds_ros.perception.pose_geometry import UNSEEN_VARIANCE, clip_pose, hold_unseen
-from fourds_ros.perception.preprocess import Preprocessor, image_texture
+from fourds_ros.perception.preprocess import Preprocessor, image_texture, partly_blind, texture_map
 from fourds_ros.rgbd import read_sequence
 
 from .test_default_model import SAMPLE, default_pipeline, noisy_frames
@@ -106,3 +106,34 @@ def test_default_tracks_outlive_a_lens_covered_for_a_moment():
     assert all(not r.tracks.visible.any() for r in results if 40 <= r.index < 45)
     again = set(results[45].tracks.ids[results[45].tracks.visible].tolist())
     assert len(again & before) >= 40, len(again & before)
+
+
+def dark_lower_half(frame: np.ndarray) -> np.ndarray:
+    out = frame.copy()
+    out[out.shape[0] // 2:] = 0  # sensor noise is added by noisy_frames
+    return out
+
+
+def test_partly_blind_tells_a_half_covered_lens_from_real_views_and_skips_the_robots_body():
+    """The lower half of the lens covered is partly blind; the real view is not, nor a frame whose
+    covered half is the robot's body (exclude_boxes' pixels do not count)."""
+    real = read_sequence(SAMPLE).rgb(12).astype(float)
+    views = [real, dark_lower_half(real), real * 0]
+    magnitude = texture_map(model_images(list(noisy_frames(lambda i: views[i], len(views)))))
+    assert partly_blind(magnitude, 1.0).tolist() == [False, True, True]  # the pipeline calls the last blind
+    body = np.zeros(magnitude.shape[1:], bool)
+    body[magnitude.shape[1] // 2:] = True
+    assert partly_blind(magnitude, 1.0, ignored=body).tolist() == [False, False, True]
+
+
+def test_default_pipeline_counts_frames_that_see_nothing_on_half_the_view():
+    """The shipped model on the demo sample's view with the lower half of the lens covered for
+    frames 30-49 of 60: those frames are counted partly blind, not blind, and keep their depth."""
+    seq = read_sequence(SAMPLE)
+    view = seq.rgb(12).astype(np.float64)
+    pipe = default_pipeline()
+    frames = noisy_frames(lambda i: dark_lower_half(view) if 30 <= i < 50 else view, 60)
+    results = [r for i, rgb in enumerate(frames) for r in pipe.push(rgb, i * 33_333_333, "camera", seq.intrinsics)]
+    status = pipe.status()
+    assert status["frames_partly_blind"] == 20 and status["frames_blind"] == 0, status
+    assert all(np.isfinite(r.depth).mean() > 0.9 for r in results)

@@ -42,21 +42,25 @@ def test_bad_frames_are_counted_and_logged_once(tiny_model_dir, ros_env, tmp_pat
 
 def test_a_covered_lens_is_counted_and_warns(tiny_model_dir, ros_env, tmp_path):
     """Black frames (a covered lens) after textured ones: every black frame is described and counted
-    as blind, /diagnostics says WARN with the reason, and the node logs it once."""
+    as blind, /diagnostics says WARN with the reason, and the node logs it once; then frames with
+    the lower half of the lens covered, counted as partly blind with a WARN of their own."""
     plan = [
         {"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image"], "timeout": 60},
         {"frames": 8, "rate": 20}, {"frames": 8, "rate": 20, "source": "black"},
-        {"wait_idle": True, "timeout": 30},
+        {"frames": 8, "rate": 20, "source": "half_black"}, {"wait_idle": True, "timeout": 30},
     ]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2}
     run = run_node(plan, params, tmp_path, ros_env)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     diag = run.last_diagnostics()
     values = diag["values"]
-    assert int(values["frames_out"]) == 16, values
+    assert int(values["frames_out"]) == 24, values
     assert int(values["frames_blind"]) == 8 and int(values["errors_camera_blind"]) >= 1, values
     assert diag["level"] == 1 and "camera_blind" in diag["message"], json.dumps(diag)
     assert run.node_log.count("[camera_blind]") == 1, run.node_log
+    # Half the lens covered: described, counted apart, its own WARN.
+    assert int(values["frames_partly_blind"]) == 8 and int(values["errors_view_partly_blind"]) >= 1, values
+    assert "view_partly_blind" in diag["message"] and run.node_log.count("[view_partly_blind]") == 1
 
 
 def test_corrupt_checkpoint_fails_configure_but_node_runs(ros_env, tmp_path):

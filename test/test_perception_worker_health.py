@@ -558,3 +558,16 @@ def test_publication_sequence_gaps_count_frames_lost_per_publisher():
     assert health.counts["frames_missing_by_sequence"] == 2  # a's 3 and 4; b starts at 7 without loss
     health.frame_received(stamp + 10 * 33_000_000, None, None)  # a middleware without sequence numbers
     assert health.counts["frames_missing_by_sequence"] == 2
+
+
+def test_partly_blind_frames_warn_with_their_count_and_the_remedy():
+    """A clip with frames that see nothing on a part of the view: WARN of kind view_partly_blind,
+    logged once with what to do; a clip without any adds nothing."""
+    logs = []
+    health = NodeHealth(logs.append, now_ns=lambda: 10**12)
+    health.record_clip([10**12, 10**12 + HZ30], 0.01, 0.02)
+    assert health.level(state())[0] == OK
+    health.record_clip([10**12, 10**12 + HZ30], 0.01, 0.02, partly_blind=2)
+    level, message = health.level(state())
+    assert level == WARN and "view_partly_blind" in message and health.errors["view_partly_blind"] == 1
+    assert len(logs) == 1 and "2 of 2 frames" in logs[0] and "exclude_boxes" in logs[0]

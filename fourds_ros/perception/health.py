@@ -172,14 +172,20 @@ class NodeHealth:
             self._last_log[kind] = now
             self.log_warning(f"[{kind}] {message} (seen {self.errors[kind]}x)")
 
-    def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float, blind: int = 0) -> None:
+    def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float, blind: int = 0,
+                    partly_blind: int = 0) -> None:
         """A clip's frames were published: latencies of each frame and of the clip as a whole.
         Counted together, so a diagnostics message never sees a clip's frames out without its
         clip latency. blind: how many of them were too dark or flat to see (ClipResult.blind),
-        a problem of kind camera_blind."""
+        a problem of kind camera_blind; partly_blind: how many saw nothing on a part of the view
+        (ClipResult.partly_blind), of kind view_partly_blind."""
         if blind:
             self.warn("camera_blind", f"{blind} of {len(stamps_ns)} frames too dark or flat to see (min_image_texture): "
                       "depth published as NaN, odometry held with an unknown-motion covariance")
+        if partly_blind:
+            self.warn("view_partly_blind", f"{partly_blind} of {len(stamps_ns)} frames see nothing on a quarter of the "
+                      "view or more (a covered or dirty lens, something against it, or the robot's own body: set "
+                      "exclude_boxes): depth and odometry are published but degrade")
         now_ns = self.now_ns()
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)

@@ -35,7 +35,7 @@ from .image_rotation import (
 )
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import clip_pose
-from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, image_texture, sample_nearest
+from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
 from .settings import PerceptionSettings
 from .track_refine import gray
 from .tracks import ClipImages, TrackManager, TrackSet
@@ -61,6 +61,7 @@ class ClipResult:
     inference_s: float
     odometry_restarted: bool = False  # this clip starts a new odometry chain at identity
     blind: int = 0  # of `frames`, those too dark or flat to see (depth NaN, odometry held)
+    partly_blind: int = 0  # of `frames`, those that see nothing on a part of the view (preprocess.partly_blind)
 
 
 def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
@@ -115,6 +116,7 @@ class PerceptionPipeline:
         self._sequence = -1
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         self.frames_blind = 0  # output frames too dark or flat to see (InputSettings.min_image_texture)
+        self.frames_partly_blind = 0  # output frames blind on a part of the view (preprocess.partly_blind)
         # The first buffer sequence whose clips restart odometry (after a manual reset or time going
         # backwards). A sequence number, not a flag: a clip of an older sequence still waiting for
         # inference at the reset must not take the restart.
@@ -169,7 +171,7 @@ class PerceptionPipeline:
     def status(self) -> dict[str, int]:
         """Counters for diagnostics."""
         return {"pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
-                "frames_blind": self.frames_blind,
+                "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
 
@@ -237,17 +239,17 @@ class PerceptionPipeline:
         model_depth = self._model_depth(outputs, k_model[0, 0])
         if model_depth is not None and excluded is not None:
             model_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
-        min_texture = self.settings.inputs.min_image_texture
-        blind = image_texture(video) < min_texture if min_texture > 0 else np.zeros(len(frames), bool)  # (T,)
-        n_blind = int(blind[output_t].sum())
+        blind, partly = self._blindness(video, excluded)
+        n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
         self.frames_blind += n_blind
+        self.frames_partly_blind += n_partly
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
                 if blind[t]:  # what the model invents for a frame it cannot see is no measurement
                     r.depth = np.full_like(r.depth, np.nan)
             if on_depth is not None:
-                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind))
+                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly))
         xy = None
         if self.enabled["tracks"] and slot_ids is not None:
             xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded)
@@ -256,7 +258,7 @@ class PerceptionPipeline:
             poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0])
             for r, p in zip(results, poses):
                 r.pose = p
-        return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind)
+        return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
 
     def _excluded_pixels(self, upright_hw: tuple[int, int], pmap: PixelMap) -> np.ndarray | None:
         """The model-pixel mask of exclude_boxes for inputs of this (upright) size, cached."""
@@ -293,6 +295,18 @@ class PerceptionPipeline:
 
     def _frame_result(self, frame: Frame) -> FrameResult:
         return FrameResult(frame.stamp_ns, frame.frame_id, frame.index, self._input_k(frame), frame.k is not None)
+
+    def _blindness(self, video: np.ndarray, excluded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(T,) bool each: frames too dark or flat to see (InputSettings.min_image_texture), and the
+        other frames blind on a part of the view (a covered or dirty part of the lens): their
+        outputs stay, but degrade (model card, session 24), so diagnostics say so. Neither is
+        measured with min_image_texture 0."""
+        min_texture = self.settings.inputs.min_image_texture
+        if min_texture <= 0:
+            return np.zeros(len(video), bool), np.zeros(len(video), bool)
+        magnitude = texture_map(video)
+        blind = texture_of(magnitude) < min_texture
+        return blind, partly_blind(magnitude, min_texture, excluded) & ~blind
 
     def _model_depth(self, outputs: dict, focal_model: float) -> np.ndarray | None:
         """(T, H, W) metres in model pixels, NaN outside [min_depth, max_depth]; None without a depth

@@ -112,19 +112,63 @@ def sample_nearest(image: np.ndarray, x: np.ndarray, y: np.ndarray, fill) -> np.
     return out
 
 
-def image_texture(video: np.ndarray) -> np.ndarray:
-    """video: (T, H, W, 3) float in [0, 1], model images -> (T,) texture: the 90th percentile of
-    the gradient magnitude of the grey image smoothed by a Gaussian (sigma 1.5 px), in grey
-    levels (0-255) per model pixel. The smoothing takes out sensor noise, which has no structure
-    to track; the percentile asks for texture on a tenth of the image at least. Measured:
-    real frames of 21 recordings 5.6 or more; a covered lens 0.06, a uniform grey 0.09, a room at
-    5 % of its light 0.6-0.85 (model card, session 22)."""
+def texture_map(video: np.ndarray) -> np.ndarray:
+    """video: (T, H, W, 3) float in [0, 1], model images -> (T, H, W) float32: the gradient
+    magnitude of the grey image smoothed by a Gaussian (sigma 1.5 px), in grey levels (0-255) per
+    model pixel. The smoothing takes out sensor noise, which has no structure to track."""
     grey = np.asarray(video, np.float32) @ np.float32([0.299 * 255, 0.587 * 255, 0.114 * 255])  # (T, H, W)
     magnitude = np.empty_like(grey)
     for t, frame in enumerate(grey):
         smooth = cv2.GaussianBlur(frame, (0, 0), 1.5)
         # Sobel's 3x3 kernel weighs the central difference by 8: /8 gives grey levels per pixel.
-        magnitude[t] = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
-    flat = magnitude.reshape(len(grey), -1)
-    k = int(0.9 * (flat.shape[1] - 1))  # the 90th percentile's rank (lower)
-    return np.partition(flat, k, axis=1)[:, k] / np.float32(8)
+        magnitude[t] = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
+    return magnitude
+
+
+def _cells(x: np.ndarray, cells: int) -> np.ndarray:
+    """(T, H, W) -> (T, cells, cells, N): the values of each cell (the rows and columns that do
+    not divide evenly are left out)."""
+    t_len, h, w = x.shape
+    ch, cw = h // cells, w // cells
+    grid = x[:, :ch * cells, :cw * cells].reshape(t_len, cells, ch, cells, cw)
+    return grid.transpose(0, 1, 3, 2, 4).reshape(t_len, cells, cells, ch * cw)
+
+
+def texture_of(magnitude: np.ndarray, cells: int = 1) -> np.ndarray:
+    """magnitude: (T, H, W) texture_map -> texture, the 90th percentile (lower rank) of each frame
+    ((T,), cells=1) or of each of its cells x cells cells ((T, cells, cells)). The percentile
+    asks for texture on a tenth of the area at least."""
+    flat = _cells(magnitude, cells)
+    k = int(0.9 * (flat.shape[-1] - 1))  # the 90th percentile's rank (lower)
+    texture = np.partition(flat, k, axis=-1)[..., k]
+    return texture[:, 0, 0] if cells == 1 else texture
+
+
+def image_texture(video: np.ndarray) -> np.ndarray:
+    """video: (T, H, W, 3) float in [0, 1], model images -> (T,) texture of each whole frame
+    (texture_of(texture_map(video))). Measured: real frames of 21 recordings 5.6 or more; a
+    covered lens 0.06, a uniform grey 0.09, a room at 5 % of its light 0.6-0.85 (model card,
+    session 22)."""
+    return texture_of(texture_map(video))
+
+
+# A frame is partly blind when this share of its cells (PARTLY_BLIND_CELLS x PARTLY_BLIND_CELLS)
+# has less than half the texture a frame needs (InputSettings.min_image_texture). Measured on
+# 1,528 real frames (TUM, the kitchen, the HoloLens walk, 18 videos; model card, session 24): at
+# most 12 % of the cells were below half (sky, blank walls: up to 31 % below the full
+# threshold); the lower half of the lens covered makes 50 %.
+PARTLY_BLIND_CELLS = 4
+PARTLY_BLIND_SHARE = 0.25
+
+
+def partly_blind(magnitude: np.ndarray, min_texture: float, ignored: np.ndarray | None = None) -> np.ndarray:
+    """magnitude: (T, H, W) texture_map; ignored: (H, W) bool model pixels whose cells do not
+    count (exclude_boxes: the robot's own body) -> (T,) bool: PARTLY_BLIND_SHARE or more of the
+    counted cells have texture below min_texture / 2."""
+    cells = texture_of(magnitude, PARTLY_BLIND_CELLS) < min_texture / 2  # (T, c, c)
+    counted = np.ones(cells.shape[1:], bool)
+    if ignored is not None:  # a cell mostly on the robot's body is not the camera's view
+        counted = _cells(ignored[None], PARTLY_BLIND_CELLS)[0].mean(-1) <= 0.5
+    if not counted.any():
+        return np.zeros(len(magnitude), bool)
+    return cells[:, counted].mean(1) >= PARTLY_BLIND_SHARE

@@ -147,7 +147,9 @@ class InputSettings(_Group):
         covered for 0.7 s: 0.3-0.9 m of phantom odometry), invents depth and calls its tracks visible.
         Measured: real frames of 21 recordings 5.6 or more (2.1 or more under a 121 px motion blur),
         a covered lens 0.06, a room at 5 % of its light 0.6-0.85 (models/fourds_default/README.md,
-        sessions 22-23). 0: off.""",
+        sessions 22-23). A frame with a quarter of its view or more below half this texture (a part of
+        the lens covered: preprocess.partly_blind) keeps its outputs, which degrade, and is counted as
+        frames_partly_blind, WARN view_partly_blind. 0: off.""",
                                        param="min_image_texture", low=0.0)
     image_rotation: int = setting(0, """The camera mounted rolled about its optical axis: the counter-clockwise turn, in
         degrees (0 | 90 | 180 | 270), that makes its images upright. The node turns each image upright

@@ -202,8 +202,8 @@ class PerceptionNode(LifecycleNode):
             if self.worker is not None and self.worker.running:
                 self.health.warn("publish", f"publishing failed: {type(exc).__name__}: {exc}")
             return
-        self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s,
-                                time.perf_counter() - t_start, blind=result.blind)
+        self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t_start,
+                                blind=result.blind, partly_blind=result.partly_blind)
 
     def publish_diagnostics(self) -> None:
         if not self.context.ok():  # a timer firing while the process shuts down

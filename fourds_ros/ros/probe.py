@@ -7,7 +7,7 @@ The plan is a list of steps run in order; the probe publishes `image` (raw or co
 diagnostics...) as JSON summaries: type, stamp, frame_id, sizes, encodings, fields.
 
 Steps:
-  {"frames": N, "rate": HZ, "source": "synthetic"|"black"|DIR (7-Scenes style *.color.jpg),
+  {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (7-Scenes style *.color.jpg),
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
    "stamp_offset_s": 0.0, "corrupt": null|"length", "skip": [I, ...], "late_at": null|I}
                                (skip: frames not sent, as if lost in transport; late_at:  frame I's stamp is 1.5
@@ -68,13 +68,15 @@ def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np
     size_k = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]])  # 60 degrees wide
     if source == "black":  # a covered lens
         return [np.zeros((h, w, 3), np.uint8)] * count, size_k
-    if source == "synthetic":
+    if source in ("synthetic", "half_black"):  # half_black: the lower half of the lens covered
         rows, cols = np.mgrid[0:h, 0:w]
         frames = []
         for i in range(count):  # a moving gradient with a bright square: deterministic, textured
             img = np.stack([(cols + 4 * i) % 256, (rows * 2) % 256, np.full_like(rows, 128)], axis=2).astype(np.uint8)
             y, x = (h // 4 + 2 * i) % (h - 20), (w // 3 + 3 * i) % (w - 20)
             img[y:y + 20, x:x + 20] = 255
+            if source == "half_black":
+                img[h // 2:] = 0
             frames.append(img)
         return frames, size_k
     import cv2
