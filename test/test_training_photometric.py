@@ -109,3 +109,25 @@ def test_photometric_training_moves_the_depth_head_and_never_the_shipped_pose_he
     moved = {k.split(".")[1] if k.startswith("heads.") else k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}
     assert moved == {"depth"}, moved
     assert f"--photometric, training/photometric.py): {video} (weight 1.0, 2 clips" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("finetune", [False, True])
+def test_the_photometric_term_reaches_the_encoder_only_when_it_trains(tiny_model_dir, finetune):
+    """With --finetune the view-synthesis loss trains the encoder as well (what a GPU run of it is
+    for); on a frozen encoder it reaches the depth head and the pose head's copy only."""
+    import copy
+
+    from training.readouts_model import photometric_losses
+
+    model = load_checkpoint(tiny_model_dir).float()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    pose_copy = copy.deepcopy(model.heads["pose"])
+    batch = {"video": torch.rand(2, 4, 32, 32, 3),
+             "intrinsics": torch.tensor([[28.0, 0, 15.5], [0, 28.0, 15.5], [0, 0, 1]]).expand(2, 3, 3)}
+    loss, _ = photometric_losses(model, pose_copy, batch, finetune)
+    loss.backward()
+    def reached(module):
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    assert reached(model.heads["depth"]) and reached(pose_copy)
+    assert reached(model.encoder) == finetune and not reached(model.heads["pose"])

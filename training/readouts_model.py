@@ -106,16 +106,24 @@ def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: fl
     return loss, parts
 
 
-def photometric_losses(model: FourDS, pose_head: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+def clip_features(model: FourDS, batch: dict, finetune: bool) -> torch.Tensor:
+    """The encoder's readout features of the batch's clips: the cached ones when the batch holds
+    them, else an encoder pass (with gradients only when the encoder trains)."""
+    if "features" in batch:
+        return batch["features"].float()
+    if finetune:
+        return model.features(batch["video"])
+    with torch.no_grad():
+        return model.features(batch["video"])
+
+
+def photometric_losses(model: FourDS, pose_head: torch.nn.Module, batch: dict,
+                       finetune: bool = False) -> tuple[torch.Tensor, dict]:
     """The depth head's view-synthesis loss on unlabelled clips (training/photometric.py): depth
     in metres for each clip's camera, poses from `pose_head` (the throw-away copy of the model's
-    pose head that --photometric trains beside the depth head). batch: video, intrinsics and,
-    when cached, features."""
-    if "features" in batch:
-        feats = batch["features"].float()
-    else:
-        with torch.no_grad():
-            feats = model.features(batch["video"])
+    pose head that --photometric trains beside the depth head); with finetune it reaches the
+    encoder too. batch: video, intrinsics and, when cached, features."""
+    feats = clip_features(model, batch, finetune)
     depth = model.heads["depth"](feats) * metric_factor(model, batch)
     pose = pose_head(feats)
     return photometric_loss(batch["video"], depth, pose["rotation"], pose["translation"], batch["intrinsics"])
@@ -130,13 +138,7 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] 
     the pose head's translation direction term (losses.pose_loss)."""
     heads = list(model.heads) if heads is None else heads
     video = batch["video"]
-    if "features" in batch:
-        feats = batch["features"].float()
-    elif finetune:
-        feats = model.features(video)
-    else:
-        with torch.no_grad():
-            feats = model.features(video)
+    feats = clip_features(model, batch, finetune)
     total = video.new_zeros(())
     logs: dict[str, float] = {}
     if "depth" in heads:

@@ -97,7 +97,7 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.trained_heads),
                                      cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight)
             if pose_copy is not None:
-                photo, _ = photometric_losses(model, pose_copy, next_batch.unlabelled())
+                photo, _ = photometric_losses(model, pose_copy, next_batch.unlabelled(), cfg.finetune)
                 loss = loss + cfg.photometric_weight * photo
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
