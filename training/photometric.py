@@ -104,7 +104,7 @@ def photometric_loss(video: Tensor, depth: Tensor, rotation: Tensor, translation
     its `neighbours` (frame offsets) inside the clip; per-pixel minimum over them, auto-masked,
     plus SMOOTHNESS_WEIGHT x edge-aware smoothness. -> (loss, {"photo_error", "photo_masked"})
     where photo_masked is the share of pixels the auto-mask and the image border left out."""
-    b, t_len = video.shape[:2]
+    t_len = video.shape[1]
     images = rearrange(video.float(), "b t h w c -> b t c h w")
     # Each clip's depth in units of its own geometric mean: the term teaches the depth's shape and
     # never its scale, which the poses of unlabelled video (any speed, a guessed focal length)

@@ -90,7 +90,7 @@ class ReadoutsConfig:
                               "--real-appearance and --photometric-weight must be >= 0")
 
     def _check_recordings(self) -> None:
-        """--real, --still-clips, --pseudo-tracks and --select-on fit together."""
+        """--real, --still-clips, --pseudo-tracks, --photometric and --select-on fit together."""
         if self.still_clips and not self.real:
             raise ConfigError("--still-clips holds the frames of the --real clips: give --real")
         if self.photometric and ("depth" not in self.trained_heads or "pose" not in self.heads):

@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 import torch
 
-from fourds_ros.evaluation.datasets import default_K
 from fourds_ros.perception.track_refine import lk_step
 
 from .video import SquareClips
@@ -103,6 +102,5 @@ class PseudoTrackClips(SquareClips):
             "tracks_known": f(known.astype(np.float32)),
             "pose_rotation": torch.eye(3).repeat(t, 1, 1),
             "pose_translation": torch.zeros((t, 3)),
-            # no calibration: a 60-degree pinhole, read only by the depth head (not trained on these clips)
-            "intrinsics": f(default_K(size, size).astype(np.float32)),
+            "intrinsics": self.intrinsics(),  # read only by the depth head, not trained on these clips
         }

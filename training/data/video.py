@@ -148,11 +148,14 @@ class SquareClips(Dataset):
     def resized(self, frames: np.ndarray, size: int) -> np.ndarray:
         return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
 
-    def __getitem__(self, index: int) -> dict:
+    def intrinsics(self) -> torch.Tensor:
+        """(3, 3) the model image's K: no calibration, a 60-degree pinhole."""
         size = self.image_size[0]
-        video = self.resized(self.square_frames(index), size)
-        return {"video": torch.from_numpy(video.astype(np.float32) / 255),
-                "intrinsics": torch.from_numpy(default_K(size, size).astype(np.float32))}
+        return torch.from_numpy(default_K(size, size).astype(np.float32))
+
+    def __getitem__(self, index: int) -> dict:
+        video = self.resized(self.square_frames(index), self.image_size[0])
+        return {"video": torch.from_numpy(video.astype(np.float32) / 255), "intrinsics": self.intrinsics()}
 
 
 class VideoClips:
