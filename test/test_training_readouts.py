@@ -194,6 +194,49 @@ def test_cached_features_train_the_heads_like_the_encoder_pass(tmp_path, tiny_mo
     assert "frozen encoder" in capsys.readouterr().err
 
 
+def test_the_cached_trunk_through_the_tuned_blocks_is_the_encoder_pass():
+    """--finetune-blocks N caches the tokens before the last N blocks the readout uses; those
+    blocks on the cache give the features of the whole encoder pass, for every N."""
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights
+    from training.readouts_model import features_from_trunk, trunk_tokens
+
+    model = init_weights(FourDS(ModelConfig(size="tiny", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8),
+                                            heads=default_heads(64, 2))), seed=1).eval()
+    assert model.readout_blocks == 2 < len(model.encoder.blocks)  # the readout skips the last blocks
+    video = torch.rand(2, 4, 32, 32, 3)
+    with torch.no_grad():
+        whole = model.features(video)
+        for n in range(model.readout_blocks + 1):
+            trunk = trunk_tokens(model, video, n)
+            torch.testing.assert_close(features_from_trunk(model, trunk, n), whole)
+        # and the trunk is what it says: the input of the tuned blocks, not the readout state
+        assert not torch.allclose(model.encoder_to_readout(trunk_tokens(model, video, 1)), whole)
+
+
+def test_finetune_blocks_trains_only_the_last_blocks_on_a_cached_trunk(tmp_path, capsys):
+    """--finetune-blocks 1 --cache-features: the last block the readout uses and the heads move;
+    the tubelet embedding, the earlier blocks and the blocks past the readout keep their weights;
+    the first step's loss is the one of the per-step encoder pass (float16 cache)."""
+    first = tmp_path / "first"
+    train(parse_args(COMMON + ["--steps", "1", "--lr", "0", "--out", str(first)]))
+    start = load_checkpoint(first)
+    argv = COMMON + ["--init", str(first), "--steps", "2", "--finetune-blocks", "1"]
+    plain = train(parse_args(argv + ["--lr", "0", "--out", str(tmp_path / "plain")]))
+    cached = train(parse_args(argv + ["--cache-features", "--out", str(tmp_path / "cached")]))
+    assert cached["loss"][0] == pytest.approx(plain["loss"][0], rel=1e-2)
+    model = load_checkpoint(tmp_path / "cached")
+    moved = {name for name, w in model.state_dict().items() if not torch.equal(w, start.state_dict()[name])}
+    assert {n.split(".")[2] for n in moved if n.startswith("encoder.blocks.")} == {"1"}
+    assert not any(n.startswith("encoder.") and not n.startswith("encoder.blocks.") for n in moved)
+    assert any(n.startswith("heads.depth.") for n in moved) and any(n.startswith("heads.pose.") for n in moved)
+    assert "last 1 readout blocks" in (tmp_path / "cached" / "README.md").read_text()
+    for bad, said in [(["--finetune-blocks", "1", "--finetune"], "give one"),
+                      (["--finetune-blocks", "3"], "the readout uses 2 encoder blocks"),
+                      (["--finetune-blocks", "1", "--train-heads", "depth"], "frozen encoder")]:
+        assert main(COMMON + ["--init", str(first), "--steps", "1", "--out", str(tmp_path / "x")] + bad) == 2
+        assert said in capsys.readouterr().err
+
+
 def test_softargmax_temperature_changes_the_config_not_the_weights(tmp_path):
     """--softargmax-temperature with --init: the trained weights in a model whose tracks head
     config carries the new temperature (lr 0: every weight unchanged)."""

@@ -48,6 +48,19 @@ def photometric_words(args: ReadoutsConfig) -> str:
             f"step, every {args.photometric_stride} frames; poses from a copy of the pose head, not saved)")
 
 
+def encoder_words(args: ReadoutsConfig) -> str:
+    if args.finetune_blocks:
+        return f"frozen but for its last {args.finetune_blocks} readout blocks, fine-tuned (--finetune-blocks)"
+    return "fine-tuned" if args.finetune else "frozen"
+
+
+def cache_words(args: ReadoutsConfig) -> str:
+    if not args.cache_features:
+        return ""
+    what = "the tokens before the tuned blocks" if args.finetune_blocks else "their encoder features"
+    return f" and caching {what} (--cache-features)"
+
+
 def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, metrics: dict,
                command: str, seconds: float, data_seconds: float, hardware: str,
                real_clips: list[int], selection: dict | None = None) -> str:
@@ -55,7 +68,7 @@ def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, me
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
     return f"""# {name}
 
-4DS-{cfg.size} encoder ({'fine-tuned' if args.finetune else 'frozen'}) with readout heads: {', '.join(cfg.heads)}.
+4DS-{cfg.size} encoder ({encoder_words(args)}) with readout heads: {', '.join(cfg.heads)}.
 Clip {cfg.num_frames}x{cfg.image_size[0]}x{cfg.image_size[1]}, tubelets {cfg.patch_size}.
 Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`.
 
@@ -72,8 +85,8 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 
 ## Training
 - Steps: {len(history)}, batch {args.batch_size} ({args.real_fraction:.0%} real when --real is given),
-  AdamW lr {args.lr} ({f'encoder x{args.encoder_lr_scale}' if args.finetune else 'encoder frozen'}), mirror augmentation {'on' if args.flip else 'off'}.
-- Hardware: {hardware}. Wall: {data_seconds:.0f} s rendering clips{' and caching their encoder features (--cache-features)' if args.cache_features else ''}, {seconds:.0f} s training.
+  AdamW lr {args.lr} ({f'encoder x{args.encoder_lr_scale}' if args.trains_encoder else 'encoder frozen'}), mirror augmentation {'on' if args.flip else 'off'}.
+- Hardware: {hardware}. Wall: {data_seconds:.0f} s rendering clips{cache_words(args)}, {seconds:.0f} s training.
 - Losses: depth {depth_terms(args, model)}; tracks Huber + correlation cross-entropy + visibility and
   confidence BCE; pose geodesic + translation + NLL.
 - Command: `{command}`

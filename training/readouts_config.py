@@ -23,6 +23,7 @@ class ReadoutsConfig:
     patch_size: tuple[int, int, int] = (2, 8, 8)
     heads: tuple[str, ...] = ("depth", "tracks", "pose")
     finetune: bool = False
+    finetune_blocks: int = 0
     readout_width: int = 64
     readout_heads: int = 2
     steps: int = 200
@@ -69,11 +70,15 @@ class ReadoutsConfig:
     def __post_init__(self):
         check_heads(self.heads)
         if self.cache_features and self.finetune:
-            raise ConfigError("--cache-features needs a frozen encoder: drop --finetune")
+            raise ConfigError("--cache-features needs a frozen encoder: drop --finetune (--finetune-blocks N "
+                              "caches the input of the last N blocks instead)")
+        if self.finetune_blocks < 0 or (self.finetune_blocks and self.finetune):
+            raise ConfigError("--finetune-blocks N (>= 0) trains the last N encoder blocks, --finetune all of it: "
+                              "give one")
         if self.train_heads is not None:
             if not set(self.train_heads) <= set(self.heads):
                 raise ConfigError(f"--train-heads {list(self.train_heads)}: the model has heads {sorted(self.heads)}")
-            if self.finetune and set(self.train_heads) != set(self.heads):
+            if self.trains_encoder and set(self.train_heads) != set(self.heads):
                 raise ConfigError("--train-heads needs a frozen encoder: the other heads would see it move")
         if min(self.steps, self.batch_size, self.train_clips, self.val_clips, self.workers) < 1:
             raise ConfigError("--steps, --batch-size, --train-clips, --val-clips and --workers must be >= 1")
@@ -104,6 +109,11 @@ class ReadoutsConfig:
         if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
+
+    @property
+    def trains_encoder(self) -> bool:
+        """The encoder trains, wholly (--finetune) or its last blocks (--finetune-blocks)."""
+        return self.finetune or self.finetune_blocks > 0
 
     @property
     def trained_heads(self) -> tuple[str, ...]:
@@ -178,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, nargs=3, default=[2, 8, 8])
     p.add_argument("--heads", nargs="+", default=["depth", "tracks", "pose"])
     p.add_argument("--finetune", action="store_true", help="unfreeze the encoder")
+    p.add_argument("--finetune-blocks", type=int, default=0, metavar="N",
+                   help="unfreeze only the last N encoder blocks the readout uses (with --cache-features, "
+                        "their input is cached: a CPU can afford it)")
     p.add_argument("--readout-width", type=int, default=64)
     p.add_argument("--readout-heads", type=int, default=2)
     p.add_argument("--steps", type=int, default=200)

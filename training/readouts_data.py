@@ -18,6 +18,7 @@ from .data.pseudo_tracks import PseudoTrackClips
 from .data.video import SquareClips
 from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig
+from .readouts_model import trunk_tokens
 
 VAL_SEED_OFFSET = 10_000_000  # held-aside scenes never overlap the training seeds
 
@@ -47,18 +48,24 @@ def materialize(dataset, workers: int, device: torch.device) -> dict[str, torch.
 
 
 @torch.no_grad()
-def cache_features(model: FourDS, bank: dict[str, torch.Tensor], flip: bool, chunk: int = 8) -> dict[str, torch.Tensor]:
+def cache_features(model: FourDS, bank: dict[str, torch.Tensor], flip: bool, chunk: int = 8,
+                   tuned_blocks: int = 0) -> dict[str, torch.Tensor]:
     """The bank with the frozen encoder's readout features of every clip (float16), so that the
     heads train without an encoder pass per step: on a CPU that pass is most of a step. With
-    flip, the bank is doubled by its mirror image (labels included) instead of mirroring
-    batches at random, since mirrored clips have features of their own."""
+    tuned_blocks (--finetune-blocks), the tokens at the input of the last tuned_blocks blocks
+    ("trunk") instead, which the step runs through those blocks. With flip, the bank is doubled
+    by its mirror image (labels included) instead of mirroring batches at random, since mirrored
+    clips have features of their own."""
     if flip:
         bank = concat_banks([bank, mirror(bank, torch.ones(bank["video"].shape[0], dtype=torch.bool,
                                                             device=bank["video"].device))])
     model.encoder.eval()
-    feats = [model.features(bank["video"][i:i + chunk].float() / 255).half()
-             for i in range(0, bank["video"].shape[0], chunk)]
-    return bank | {"features": torch.cat(feats)}
+    if tuned_blocks:
+        key, encode = "trunk", functools.partial(trunk_tokens, model, tuned_blocks=tuned_blocks)
+    else:
+        key, encode = "features", model.features
+    cached = [encode(bank["video"][i:i + chunk].float() / 255).half() for i in range(0, bank["video"].shape[0], chunk)]
+    return bank | {key: torch.cat(cached)}
 
 
 def take(bank: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -211,15 +218,15 @@ def load_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> Bank
     reals = real_banks(cfg, model, device)
     real_clips = [b["video"].shape[0] for b in reals]
     if cfg.cache_features:
-        synthetic = cache_features(model, synthetic, cfg.flip)
-        reals = [cache_features(model, b, cfg.flip) for b in reals]
+        synthetic = cache_features(model, synthetic, cfg.flip, tuned_blocks=cfg.finetune_blocks)
+        reals = [cache_features(model, b, cfg.flip, tuned_blocks=cfg.finetune_blocks) for b in reals]
     unlabelled = None
     if cfg.photometric:
         clips = SquareClips(list(cfg.photometric), model.config.num_frames, model.config.image_size,
                             stride=cfg.photometric_stride)
         unlabelled = materialize(clips, cfg.workers, device)
         if cfg.cache_features:
-            unlabelled = cache_features(model, unlabelled, cfg.flip)
+            unlabelled = cache_features(model, unlabelled, cfg.flip, tuned_blocks=cfg.finetune_blocks)
     val = materialize(SyntheticLabelledClips(model.config, scene, cfg.val_clips, offset=VAL_SEED_OFFSET),
                       cfg.workers, device)
     real_sizes = [b["video"].shape[0] for b in reals]

@@ -9,10 +9,12 @@ import numpy as np
 import torch
 
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint
+from fourds_ros.model.blocks import run_blocks
 
 from .photometric import photometric_loss
 from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss, translation_cosine
 from .readouts_config import ReadoutsConfig, check_heads
+from .typed_config import ConfigError
 
 
 def with_head_config(model: FourDS, name: str, **changes) -> FourDS:
@@ -79,14 +81,19 @@ def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], hea
 
 
 def model_for(cfg: ReadoutsConfig) -> FourDS:
-    """build_model for a run, with only the trained parts (encoder with --finetune, the
-    --train-heads) requiring gradients."""
+    """build_model for a run, with only the trained parts (encoder with --finetune, its last
+    blocks with --finetune-blocks, the --train-heads) requiring gradients."""
     model = build_model(cfg.backbone, cfg.size, cfg.clip, list(cfg.heads), cfg.readout_width,
                         cfg.readout_heads, cfg.patch_size, seed=cfg.seed, init=cfg.init,
                         softargmax_temperature=cfg.softargmax_temperature,
                         canonical_focal_px=cfg.canonical_focal_px)
     for p in model.encoder.parameters():
         p.requires_grad_(cfg.finetune)
+    if cfg.finetune_blocks:
+        used = model.readout_blocks
+        if cfg.finetune_blocks > used:
+            raise ConfigError(f"--finetune-blocks {cfg.finetune_blocks}: the readout uses {used} encoder blocks")
+        model.encoder.blocks[used - cfg.finetune_blocks:used].requires_grad_(True)
     for name, head in model.heads.items():
         for p in head.parameters():
             p.requires_grad_(name in cfg.trained_heads)
@@ -106,24 +113,44 @@ def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: fl
     return loss, parts
 
 
-def clip_features(model: FourDS, batch: dict, finetune: bool) -> torch.Tensor:
+def trunk_tokens(model: FourDS, video: torch.Tensor, tuned_blocks: int) -> torch.Tensor:
+    """video: (B, T, H, W, 3) in [0, 1] -> (B, N, D) tokens at the input of the last `tuned_blocks`
+    blocks the readout uses (--finetune-blocks): the frozen part of the encoder, run once per clip
+    by --cache-features."""
+    with torch.no_grad():
+        tokens, _ = model.encoder.embed(video)
+        return run_blocks(model.encoder.blocks[:model.readout_blocks - tuned_blocks], tokens, False)
+
+
+def features_from_trunk(model: FourDS, tokens: torch.Tensor, tuned_blocks: int) -> torch.Tensor:
+    """trunk_tokens' output (B, N, D) -> readout features (B, T, h*w, D), through the tuned blocks
+    (gradients reach them); features_from_trunk(trunk_tokens(v)) equals model.features(v)."""
+    used = model.readout_blocks
+    return model.encoder_to_readout(run_blocks(model.encoder.blocks[used - tuned_blocks:used], tokens, False))
+
+
+def clip_features(model: FourDS, batch: dict, finetune: bool, tuned_blocks: int = 0) -> torch.Tensor:
     """The encoder's readout features of the batch's clips: the cached ones when the batch holds
-    them, else an encoder pass (with gradients only when the encoder trains)."""
+    them, the cached trunk through the `tuned_blocks` last blocks (--finetune-blocks), else an
+    encoder pass (with gradients only when the encoder trains, wholly or its last blocks)."""
     if "features" in batch:
         return batch["features"].float()
-    if finetune:
+    if "trunk" in batch:
+        return features_from_trunk(model, batch["trunk"].float(), tuned_blocks)
+    if finetune or tuned_blocks:
         return model.features(batch["video"])
     with torch.no_grad():
         return model.features(batch["video"])
 
 
 def photometric_losses(model: FourDS, pose_head: torch.nn.Module, batch: dict,
-                       finetune: bool = False) -> tuple[torch.Tensor, dict]:
+                       finetune: bool = False, tuned_blocks: int = 0) -> tuple[torch.Tensor, dict]:
     """The depth head's view-synthesis loss on unlabelled clips (training/photometric.py): depth
     in metres for each clip's camera, poses from `pose_head` (the throw-away copy of the model's
     pose head that --photometric trains beside the depth head); with finetune it reaches the
-    encoder too. batch: video, intrinsics and, when cached, features."""
-    feats = clip_features(model, batch, finetune)
+    encoder too (its last tuned_blocks with --finetune-blocks). batch: video, intrinsics and,
+    when cached, features or trunk."""
+    feats = clip_features(model, batch, finetune, tuned_blocks)
     depth = model.heads["depth"](feats) * metric_factor(model, batch)
     pose = pose_head(feats)
     return photometric_loss(batch["video"], depth, pose["rotation"], pose["translation"], batch["intrinsics"])
@@ -131,14 +158,15 @@ def photometric_losses(model: FourDS, pose_head: torch.nn.Module, batch: dict,
 
 def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None,
                    ssi_weight: float = 0.0, grad_weight: float = 0.5,
-                   direction_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
-    """batch["features"], when present, are the frozen encoder's cached readout features. heads:
+                   direction_weight: float = 0.0, tuned_blocks: int = 0) -> tuple[torch.Tensor, dict]:
+    """batch["features"], when present, are the frozen encoder's cached readout features (or
+    batch["trunk"] its cached tokens before the last tuned_blocks blocks, clip_features). heads:
     the heads to train (default: all of the model's); the others are not even run.
     ssi_weight, grad_weight: the depth head's relative terms (depth_losses); direction_weight:
     the pose head's translation direction term (losses.pose_loss)."""
     heads = list(model.heads) if heads is None else heads
     video = batch["video"]
-    feats = clip_features(model, batch, finetune)
+    feats = clip_features(model, batch, finetune, tuned_blocks)
     total = video.new_zeros(())
     logs: dict[str, float] = {}
     if "depth" in heads:

@@ -95,9 +95,11 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             model.encoder.eval()
         with autocast:
             loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.trained_heads),
-                                     cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight)
+                                     cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight,
+                                     tuned_blocks=cfg.finetune_blocks)
             if pose_copy is not None:
-                photo, _ = photometric_losses(model, pose_copy, next_batch.unlabelled(), cfg.finetune)
+                photo, _ = photometric_losses(model, pose_copy, next_batch.unlabelled(), cfg.finetune,
+                                              cfg.finetune_blocks)
                 loss = loss + cfg.photometric_weight * photo
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -132,7 +134,11 @@ def output_dir(cfg: ReadoutsConfig) -> Path:
 def save_progress(model: FourDS, cfg: ReadoutsConfig, steps: int) -> None:
     """A loadable checkpoint of the run so far in OUT/checkpoint (a long background run that is
     stopped keeps its last one); the model keeps training in place."""
-    save_checkpoint(model, output_dir(cfg) / "checkpoint", metadata={"steps": steps, "finetune": cfg.finetune})
+    save_checkpoint(model, output_dir(cfg) / "checkpoint", metadata=checkpoint_metadata(cfg, steps))
+
+
+def checkpoint_metadata(cfg: ReadoutsConfig, steps: int) -> dict:
+    return {"steps": steps, "finetune": cfg.finetune, "finetune_blocks": cfg.finetune_blocks}
 
 
 def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, seconds: float,
@@ -141,7 +147,7 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
     out = output_dir(cfg)
     model = model.float().cpu().eval()
     steps = log["selection"]["selected_step"] if "selection" in log else len(log["loss"])
-    save_checkpoint(model, out, metadata={"steps": steps, "finetune": cfg.finetune})
+    save_checkpoint(model, out, metadata=checkpoint_metadata(cfg, steps))
     command = "python -m training.train_readouts " + " ".join(shlex.quote(a) for a in cfg.argv)
     device = next(iter(banks.val.values())).device
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"

@@ -65,6 +65,12 @@ class FourDS(nn.Module):
         return self.encoder_to_readout.state_index(self.encoder.num_states)
 
     @property
+    def readout_blocks(self) -> int:
+        """How many encoder blocks the readout state is the output of (states[i], i >= 2, is
+        block i-2's output; states[0] and states[1] are the embedded tokens): 10 of 12 for 4DS-S/B."""
+        return max(0, self.readout_state_index - 1)
+
+    @property
     def output_names(self) -> list[str]:
         return list(head_outputs(self.heads))
 
