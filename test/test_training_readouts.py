@@ -627,3 +627,54 @@ def test_still_clips_join_as_one_more_real_bank(tmp_path, capsys):
     assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
     # 30 frames, 4-frame clips, hop 2: 14 clips, and as many held still.
     assert "Still camera (--still-clips, readouts_data.still_bank): 14 clips" in (out / "README.md").read_text()
+
+
+def test_covered_clips_hide_one_side_of_the_view_and_only_its_labels():
+    """A covered clip of a real clip: one side of the view (a quarter to a half) dark in every frame,
+    the same pixels in each; the rest of the image, the motion and the visible tracks unchanged;
+    no depth target and no visible track under the cover, and a track queried there is not known."""
+    from training.readouts_data import COVERED_LEVEL, covered_bank
+
+    from .conftest import SHARED_DATA, require
+    from training.data import RGBDClips
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    clips = RGBDClips(str(seq), 4, (32, 32), num_tracks=16, hop=4)
+    items = [clips[i] for i in range(6)]
+    bank = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    bank["video"] = (bank["video"] * 255).round().to(torch.uint8)
+    covered = covered_bank(bank, 0)
+    changed = (covered["video"] != bank["video"]).any(-1)  # (B, T, H, W)
+    hidden = covered["video"].float().mean(-1) < 255 * COVERED_LEVEL[1] + 8
+    for b in range(6):
+        cover = hidden[b].all(0) & changed[b].any(0)  # dark in every frame
+        share = cover.float().mean()
+        assert 0.2 < share < 0.55, share
+        rows, cols = cover.any(1), cover.any(0)  # a side: full rows or full columns
+        assert cover[rows].all() or cover[:, cols].all()
+        assert not changed[b][:, ~cover].any()  # the rest of the view untouched
+        assert not covered["depth"][b][:, cover].any()
+        assert torch.equal(covered["depth"][b][:, ~cover], bank["depth"][b][:, ~cover])
+        x, y = bank["tracks_xy"][b, ..., 0].round().long().clamp(0, 31), bank["tracks_xy"][b, ..., 1].round().long().clamp(0, 31)
+        under = cover[y, x]  # (Q, T)
+        assert not covered["tracks_visible"][b][under].any()
+        assert torch.equal(covered["tracks_visible"][b][~under], bank["tracks_visible"][b][~under])
+    for key in ("pose_rotation", "pose_translation", "tracks_xy", "query_points", "intrinsics"):
+        assert torch.equal(covered[key], bank[key]), key
+    assert (covered["tracks_known"] <= bank["tracks_known"]).all()
+    assert (covered["tracks_known"] < bank["tracks_known"]).any()  # some queries fell under a cover
+
+
+def test_covered_clips_join_as_one_more_real_bank(tmp_path, capsys):
+    from .conftest import SHARED_DATA, require
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    assert main(COMMON + ["--covered-clips", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--covered-clips" in capsys.readouterr().err
+    out = tmp_path / "covered"
+    argv = COMMON + ["--still-clips", "--covered-clips", "--real", str(seq), "--steps", "2", "--out", str(out)]
+    result = train(parse_args(argv))
+    assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
+    card = (out / "README.md").read_text()  # 30 frames, 4-frame clips, hop 2: 14 clips each
+    assert "Still camera (--still-clips, readouts_data.still_bank): 14 clips" in card
+    assert "A part of the lens covered (--covered-clips, readouts_data.covered_bank): 14 clips" in card

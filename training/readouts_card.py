@@ -80,7 +80,8 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
   (geometric tracks from depth + pose; 7-Scenes depth registered to RGB on read since session 17).
 - Unlabelled video with LK track labels (--pseudo-tracks, training/data/pseudo_tracks.py): {pseudo_words(args, real_clips)}
 - Unlabelled video for the depth head's photometric loss (--photometric, training/photometric.py): {photometric_words(args)}
-- Still camera (--still-clips, readouts_data.still_bank): {f"{real_clips[-1]} clips" if args.still_clips else "none"}
+- Still camera (--still-clips, readouts_data.still_bank): {f"{real_clips[-1 - args.covered_clips]} clips" if args.still_clips else "none"}
+- A part of the lens covered (--covered-clips, readouts_data.covered_bank): {f"{real_clips[-1]} clips" if args.covered_clips else "none"}
 - Held-aside: {args.val_clips} synthetic clips from seed {VAL_SEED_OFFSET}.
 
 ## Training

@@ -188,12 +188,55 @@ def still_bank(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
     }
 
 
+COVERED_SHARE = (0.25, 0.5)  # the share of the view a covered part of the lens hides
+COVERED_LEVEL = (2.0 / 255, 20.0 / 255)  # how dark it is: a hand, a lens cap, a mud splash
+
+
+def covered_bank(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
+    """A part of the lens covered, from real clips: in each clip one side of the view (bottom,
+    top, left or right, COVERED_SHARE of it, drawn per clip) is dark (COVERED_LEVEL) with sensor
+    noise in every frame, the same part in every frame, as a hand or a cap over the lens would
+    be. The camera moves as before; the depth there is unknown (0: not a target) and the tracks
+    there are not visible (a track queried there is not known). The node counts such frames
+    (preprocess.partly_blind) and they cost the shipped model most of its odometry (model card,
+    session 24): these clips teach the model to read what the rest of the view shows."""
+    rng = np.random.default_rng(seed)
+    video = bank["video"].cpu().numpy().astype(np.float32) / 255
+    n, t_len, h, w, _ = video.shape
+    covered = np.zeros((n, h, w), bool)
+    for i in range(n):
+        side, share = rng.integers(4), rng.uniform(*COVERED_SHARE)
+        rows, cols = round(h * share), round(w * share)
+        covered[i, h - rows:] = side == 0
+        covered[i, :rows] |= side == 1
+        covered[i, :, :cols] |= side == 2
+        covered[i, :, w - cols:] |= side == 3
+        dark = np.full((t_len, int(covered[i].sum()), 3), rng.uniform(*COVERED_LEVEL), np.float32)
+        video[i][:, covered[i]] = appearance.sensor_noise(dark, STILL_SHOT_NOISE, rng.uniform(*STILL_READ_NOISE), rng)
+    mask = torch.from_numpy(covered).to(bank["depth"].device)
+    xy = bank["tracks_xy"]  # (B, Q, T, 2) model pixels (x, y)
+    col = xy[..., 0].round().long().clamp(0, w - 1)
+    row = xy[..., 1].round().long().clamp(0, h - 1)
+    hidden = mask[torch.arange(n, device=mask.device)[:, None, None], row, col]  # (B, Q, T)
+    q = bank["query_points"]  # (B, Q, 3) (t, y, x)
+    query_hidden = hidden.gather(2, q[..., 0].round().long().clamp(0, t_len - 1)[..., None])[..., 0]
+    return bank | {
+        "video": torch.from_numpy((np.clip(video, 0, 1) * 255).round().astype(np.uint8)).to(bank["video"].device),
+        "depth": bank["depth"].masked_fill(mask[:, None], 0.0),
+        "tracks_visible": bank["tracks_visible"] * ~hidden,
+        "tracks_known": bank["tracks_known"] * ~query_hidden[..., None],
+    }
+
+
 def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
     """One bank per --real PATH[:STRIDE]: overlapping clips (every --real-hop frames) of a real
     RGB-D sequence; one of every --pseudo-tracks video's clips with LK track labels; and last, with
-    --still-clips, one of the --real clips held still (still_bank), as likely as one sequence."""
+    --still-clips, one of the --real clips held still (still_bank), and with --covered-clips one of
+    them with a part of the lens covered (covered_bank), each as likely as one sequence."""
     banks = [rgbd_bank(spec, cfg, model, device) for spec in cfg.real]
     still = [concat_banks([still_bank(b, [cfg.seed, 7, i]) for i, b in enumerate(banks)])] if cfg.still_clips else []
+    if cfg.covered_clips:
+        still.append(concat_banks([covered_bank(b, [cfg.seed, 11, i]) for i, b in enumerate(banks)]))
     if cfg.pseudo_tracks:  # one bank for all the unlabelled video: as likely as one RGB-D sequence
         pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), model.config.num_frames, model.config.image_size, num_tracks=cfg.num_tracks, seed=cfg.seed)
         banks.append(materialize(pseudo, cfg.workers, device))
