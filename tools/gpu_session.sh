@@ -14,6 +14,8 @@
 #          BADJA clip) for PRETRAIN_SECONDS, then the readouts on that encoder for TRAIN_SECONDS.
 # --still-clips (session 21): the pose head reads a still camera as fast motion, and on the CPU's
 # frozen features still clips did not teach it otherwise; with the encoder fine-tuned they may.
+# --covered-clips (session 25): a part of the lens covered costs the shipped model most of its
+# odometry (session 24), and only a trained encoder can learn to read the rest of the view.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
 # `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
 set -uo pipefail
@@ -57,7 +59,7 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
-  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips \
+  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
   --select-on /tmp/gpudata/tum_fr1_rpy_half --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed 21 --no-progress 2>&1 | tee "$OUT/train.log"
