@@ -424,7 +424,7 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path, capsys):
     """--select-on scores the model on a validation recording at step 0, every --save-every step
     and at the end; the run writes the best-scoring weights and logs every candidate, and prints
     each save step's score (a background run's progress)."""
-    from training.selection import selection_score
+    from training.selection import SELECTION_METRICS, selection_score
 
     from .conftest import SHARED_DATA, require
 
@@ -437,7 +437,11 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path, capsys):
     assert steps == [0, 2, 4, 6]
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in printed] == ["2/6", "4/6", "6/6"]
-    assert float(printed[0].split("selection score ")[1]) == pytest.approx(log["candidates"][1]["score"], abs=1e-4)
+    score, metrics = printed[0].split("selection score ")[1].split(" (", 1)
+    assert float(score) == pytest.approx(log["candidates"][1]["score"], abs=1e-4)
+    shown = dict(item.rsplit(" ", 1) for item in metrics.rstrip(")").split(", "))  # each metric, by name
+    assert set(shown) == set(SELECTION_METRICS) and all(
+        float(v) == pytest.approx(log["candidates"][1][k], abs=1e-3) for k, v in shown.items())
     assert log["candidates"][0]["score"] == pytest.approx(1.0)  # step 0 is the reference
     # ... and, its heads freshly initialised (no --init), never the choice
     assert [c["candidate"] for c in log["candidates"]] == [False, True, True, True]

@@ -69,6 +69,11 @@ class CheckpointSelection:
         self.seconds = time.perf_counter() - start
         return score
 
+    def summary(self) -> str:
+        """The last scoring's metrics, e.g. "depth_abs_rel_scaled 0.249, ...", for a progress line."""
+        last = self.history[-1] if self.history else {}
+        return ", ".join(f"{k} {last[k]:.3f}" for k in self.keys if k in last)
+
     def restore_best(self, model: FourDS) -> int:
         """Load the best weights into `model`; returns their step."""
         if self.best_state is None:

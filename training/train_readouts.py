@@ -120,7 +120,7 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             save_progress(model, cfg, len(history))
             line = f"step {len(history)}/{schedule.total} loss {np.mean(history[-cfg.save_every:]):.4f}"
             if selection is not None:
-                line += f" selection score {selection.consider(model, len(history)):.4f}"
+                line += f" selection score {selection.consider(model, len(history)):.4f} ({selection.summary()})"
             # A background run's only sign of progress (tqdm is off under --no-progress).
             print(line, flush=True)
     bar.close()
