@@ -131,3 +131,26 @@ def test_the_photometric_term_reaches_the_encoder_only_when_it_trains(tiny_model
         return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
     assert reached(model.heads["depth"]) and reached(pose_copy)
     assert reached(model.encoder) == finetune and not reached(model.heads["pose"])
+
+
+def test_the_photometric_term_reaches_the_tuned_blocks_through_a_cached_trunk():
+    """--finetune-blocks with --cache-features: the unlabelled clips' cached trunk runs through the
+    tuned block, which the view-synthesis loss trains; the blocks before it get nothing."""
+    import copy
+
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights
+    from training.readouts_model import photometric_losses, trunk_tokens
+
+    model = init_weights(FourDS(ModelConfig(size="tiny", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8),
+                                            heads=default_heads(64, 2))), seed=0)
+    model.requires_grad_(False)
+    model.encoder.blocks[1].requires_grad_(True)  # the last of the 2 blocks the readout uses
+    model.heads["depth"].requires_grad_(True)
+    video = torch.rand(2, 4, 32, 32, 3)
+    batch = {"video": video, "trunk": trunk_tokens(model, video, 1).half(),
+             "intrinsics": torch.tensor([[28.0, 0, 15.5], [0, 28.0, 15.5], [0, 0, 1]]).expand(2, 3, 3)}
+    loss, _ = photometric_losses(model, copy.deepcopy(model.heads["pose"]).requires_grad_(True), batch, False, 1)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.blocks[1].parameters()
+               if p.ndim > 1)
+    assert all(p.grad is None for p in model.encoder.blocks[0].parameters())
