@@ -234,13 +234,13 @@ def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list
     --still-clips, one of the --real clips held still (still_bank), and with --covered-clips one of
     them with a part of the lens covered (covered_bank), each as likely as one sequence."""
     banks = [rgbd_bank(spec, cfg, model, device) for spec in cfg.real]
-    still = [concat_banks([still_bank(b, [cfg.seed, 7, i]) for i, b in enumerate(banks)])] if cfg.still_clips else []
+    made = [concat_banks([still_bank(b, [cfg.seed, 7, i]) for i, b in enumerate(banks)])] if cfg.still_clips else []
     if cfg.covered_clips:
-        still.append(concat_banks([covered_bank(b, [cfg.seed, 11, i]) for i, b in enumerate(banks)]))
+        made.append(concat_banks([covered_bank(b, [cfg.seed, 11, i]) for i, b in enumerate(banks)]))
     if cfg.pseudo_tracks:  # one bank for all the unlabelled video: as likely as one RGB-D sequence
         pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), model.config.num_frames, model.config.image_size, num_tracks=cfg.num_tracks, seed=cfg.seed)
         banks.append(materialize(pseudo, cfg.workers, device))
-    return banks + still
+    return banks + made
 
 
 def synthetic_scene(cfg: ReadoutsConfig) -> dict:
