@@ -192,9 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, nargs=3, default=[2, 8, 8])
     p.add_argument("--heads", nargs="+", default=["depth", "tracks", "pose"])
     p.add_argument("--finetune", action="store_true", help="unfreeze the encoder")
-    p.add_argument("--finetune-blocks", type=int, default=0, metavar="N",
-                   help="unfreeze only the last N encoder blocks the readout uses (with --cache-features, "
-                        "their input is cached: a CPU can afford it)")
+    p.add_argument("--finetune-blocks", type=int, default=0, metavar="N", help="unfreeze only the last N "
+                   "encoder blocks the readout uses (--cache-features caches their input: a CPU can afford it)")
     p.add_argument("--readout-width", type=int, default=64)
     p.add_argument("--readout-heads", type=int, default=2)
     p.add_argument("--steps", type=int, default=200)
