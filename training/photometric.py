@@ -112,6 +112,8 @@ def photometric_loss(video: Tensor, depth: Tensor, rotation: Tensor, translation
     # the labelled clips (a first run without this moved TUM's metric AbsRel 1.13 -> 1.31).
     depth = depth.float() / torch.exp(torch.log(depth.float().clamp_min(1e-3)).mean((1, 2, 3), keepdim=True))
     errors, masks = [], []
+    # The un-warped error of a pair of frames is symmetric (SSIM and L1 are): each pair once.
+    identity_of: dict[tuple[int, int], Tensor] = {}
     for target in range(t_len):
         reprojected, identity = [], []
         for offset in neighbours:
@@ -122,7 +124,10 @@ def photometric_loss(video: Tensor, depth: Tensor, rotation: Tensor, translation
             warped, inside = warp(images[:, source], depth[:, target], k.float(), r, t)
             err = photometric_error(warped, images[:, target])
             reprojected.append(torch.where(inside, err, torch.full_like(err, float("inf"))))
-            identity.append(photometric_error(images[:, source], images[:, target]))
+            pair = (min(source, target), max(source, target))
+            if pair not in identity_of:
+                identity_of[pair] = photometric_error(images[:, source], images[:, target])
+            identity.append(identity_of[pair])
         best, _ = torch.stack(reprojected).min(0)
         # A tiny offset breaks ties in favour of the warp on textureless regions (Monodepth2).
         still, _ = torch.stack(identity).min(0)
