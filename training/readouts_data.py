@@ -295,9 +295,7 @@ class BatchSampler:
         if self.real_per_batch:
             ridx = balanced_indices(banks.real_sizes, self.real_per_batch, gen)
             parts.append(take(banks.real, ridx.to(device)))
-        batch = concat_banks(parts)
-        if cfg.flip and not cfg.cache_features:
-            batch = mirror(batch, (torch.rand(cfg.batch_size, generator=gen) < 0.5).to(device))
+        batch = self._mirrored(concat_banks(parts))
         if cfg.first_frame_queries:
             chosen = torch.rand(batch["query_points"].shape[:2], generator=gen) < cfg.first_frame_queries
             batch = requery_first_frame(batch, chosen.to(device))
@@ -308,10 +306,15 @@ class BatchSampler:
         their mirror images are cached)."""
         cfg, bank = self.cfg, self.banks.unlabelled
         idx = torch.randint(0, bank["video"].shape[0], (cfg.photometric_batch,), generator=self.gen)
-        batch = take(bank, idx.to(self.device))
-        if cfg.flip and not cfg.cache_features:
-            batch = mirror(batch, (torch.rand(cfg.photometric_batch, generator=self.gen) < 0.5).to(self.device))
-        return batch
+        return self._mirrored(take(bank, idx.to(self.device)))
+
+    def _mirrored(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """With --flip, half the batch's clips mirrored at random, unless the banks are cached
+        (cache_features doubled them with their mirror images instead)."""
+        if not self.cfg.flip or self.cfg.cache_features:
+            return batch
+        n = batch["video"].shape[0]
+        return mirror(batch, (torch.rand(n, generator=self.gen) < 0.5).to(self.device))
 
 
 def in_batches(bank: dict[str, torch.Tensor], batch_size: int) -> list[dict[str, torch.Tensor]]:
