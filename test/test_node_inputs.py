@@ -122,3 +122,23 @@ def test_a_mount_that_rolls_the_camera_upside_down_says_which_image_rotation_to_
     values = run.last_diagnostics()["values"]
     assert int(values["errors_image_rotation"]) >= 1 and values["frames_out"] == "6", values
     assert run.node_log.count("image_rotation: 180") == 1, run.node_log
+
+
+def test_reference_odometry_reaches_the_metric_scale_and_bad_poses_are_counted(tiny_model_dir, ros_env, tmp_path):
+    """metric_scale_source: reference_odometry subscribes to reference_odom (nav_msgs/Odometry), and
+    /diagnostics show the scale and how many clips the reference covered; a pose with an all-zero
+    orientation is refused, logged and counted, and the node keeps going."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info", "reference_odom"], "timeout": 60},
+                    {"frames": 10, "rate": 15, "size": [120, 160], "reference_odom": 1.5, "reference_bad_at": 3},
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "metric_scale_source": "reference_odometry",
+              "metric_scale_min_clips": 1, "metric_scale_min_distance_m": 0.0}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["errors_reference_odometry"] == "1", values
+    assert "unit quaternion" in run.node_log, run.node_log
+    # Clips of 4 frames at hop 2 over 10 frames: 4 clips, each inside the reference's stamps; every
+    # clip counts (no distance gate; the reference does not turn), and the scale leaves the model's 1.
+    assert int(values["metric_scale_clips_seen"]) >= 3 and values["frames_out"] == "10", values
+    assert int(values["metric_scale_clips_used"]) >= 1 and float(values["metric_scale"]) != 1.0, values

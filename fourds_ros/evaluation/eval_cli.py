@@ -79,6 +79,9 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     model_dir = resolve_model(model_dir)
     if pose_starts > 1 and not offline:
         raise BagError("pose over several start frames needs the offline path (--offline)")
+    if (params or {}).get("metric_scale_source") == "reference_odometry" and not offline:
+        raise BagError("metric_scale_source reference_odometry: the replay publishes no reference_odom; --offline "
+                       "feeds the bag's ground-truth poses as the reference")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bag = read_bag(bag_path, max_frames=max_frames)
@@ -97,7 +100,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     peers = run_peers(bag, model)
     meta = {"mode": "offline" if offline else "dds", "model": str(model_dir), "backend": backend,
             "rate": rate if not offline else None, "hop": hop, "params": dict(params or {}),
-            "eval_wall_s": time.perf_counter() - t0}
+            "eval_wall_s": time.perf_counter() - t0, "pipeline_status": model.status}
     report = build_report(bag, model, peers, erode_px, out_dir, meta)
     if pose_starts > 1:
         from .pose_starts import pose_over_starts

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from .bag import CAMERA_FRAME, BagData
+from .bag import CAMERA_FRAME, BagData, BagError
 from .predictions import Predictions
 
 
@@ -35,9 +35,12 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
 
     Latency per frame: wall time from pushing the frame until the push that returned its result
     (clip buffering included, exactly what a subscriber to the node sees minus transport).
+    With metric_scale_source: reference_odometry, the bag's ground-truth camera poses stand in for
+    the robot's odometry (each pushed just before its frame).
     """
     from ..engine import create_engine
     from ..perception import PerceptionPipeline
+    from ..perception.odometry import quat_xyzw
 
     engine = create_engine(model_dir, backend)
     pipeline = PerceptionPipeline(engine, settings)
@@ -49,8 +52,15 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
         for result in results:
             result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
 
+    reference = pipeline.reference_scale is not None
+    if reference and not bag.gt_pose:
+        raise BagError(f"{bag.path}: metric_scale_source reference_odometry needs a reference; offline it is the "
+                       "bag's ground-truth poses, and this bag has none")
     t0 = time.perf_counter()
     for stamp in bag.stamps:
+        if reference and stamp in bag.gt_pose:  # odom_from_base = world_from_camera @ camera_from_base
+            odom_from_base = bag.gt_pose[stamp] @ pipeline.odometry.camera_from_base
+            pipeline.add_reference_odometry(stamp, odom_from_base[:3, 3], quat_xyzw(odom_from_base[:3, :3]))
         pushed_at[stamp] = time.perf_counter_ns()
         record(pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp)))
     clip = pipeline.flush()  # the end of the bag: the node flushes once its input is idle
@@ -59,4 +69,5 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     preds.wall_s = time.perf_counter() - t0
     describable = len(bag.stamps) if len(bag.stamps) >= pipeline.clip_length else 0
     preds.dropped = max(0, describable - len(preds.output_stamps()))
+    preds.status = pipeline.status()
     return preds

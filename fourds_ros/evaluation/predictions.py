@@ -20,7 +20,8 @@ class Predictions:
     poses:  stamp -> (4, 4) odom_from_camera (any fixed world frame; aligned with Sim(3) to score)
     latency_ms: stamp -> input-to-output latency (ms), where measured
     wall_s: wall time spent producing all outputs; frames_in: frames fed; dropped: frames fed that
-    never got an output.
+    never got an output; status: the pipeline's counters at the end (offline: PerceptionPipeline.status(),
+    e.g. the metric scale with a reference odometry).
     """
 
     name: str = "fourds"
@@ -32,6 +33,7 @@ class Predictions:
     wall_s: float | None = None
     frames_in: int = 0
     dropped: int | None = None
+    status: dict = field(default_factory=dict)
 
     def output_stamps(self) -> set[int]:
         return set(self.depth) | set(self.tracks) | set(self.poses)

@@ -239,6 +239,10 @@ def markdown(report: dict) -> str:
     if "metric" in report.get("depth", {}):
         m = report["depth"]["metric"]
         lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
+    status = report.get("meta", {}).get("pipeline_status", {})
+    if "metric_scale" in status:  # metric_scale_source: reference_odometry (offline: the ground truth)
+        lines += [f"Metric scale from the reference odometry: {status['metric_scale']} (clips counted: "
+                  f"{status['metric_scale_clips_used']} of {status['metric_scale_clips_seen']} it covered).", ""]
     lines += _badja_lines(report)
     lines += ["## Performance", "", "| " + " | ".join(PERF_KEYS) + " |", "|---" * len(PERF_KEYS) + "|",
               "| " + " | ".join(_fmt(report["performance"].get(k)) for k in PERF_KEYS) + " |", ""]

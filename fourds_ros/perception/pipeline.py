@@ -29,6 +29,7 @@ import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .exclusion import box_list, excluded_model_pixels
+from .metric_scale import ReferenceScale
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
     upright_turns,
@@ -111,6 +112,9 @@ class PerceptionPipeline:
         self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
         self.odometry = OdometryChain(self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)),
                                       s.pose.rotation_var_floor, s.pose.translation_var_floor)
+        # The model's metres rescaled by the robot's own odometry (metric_scale.py), or None.
+        self.reference_scale = (ReferenceScale(s.scale.min_distance_m, s.scale.max_rotation_deg, s.scale.window,
+                                               s.scale.min_clips) if s.scale.source == "reference_odometry" else None)
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
@@ -168,9 +172,18 @@ class PerceptionPipeline:
                       for tid, uv in trails.items()}
         return trails
 
-    def status(self) -> dict[str, int]:
-        """Counters for diagnostics."""
-        return {"pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
+    def add_reference_odometry(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray) -> str | None:
+        """One pose of the base in odom from the robot's own odometry (metric_scale_source:
+        reference_odometry; any thread). -> why it was refused, or None. Ignored with
+        metric_scale_source: model."""
+        if self.reference_scale is None:
+            return None
+        return self.reference_scale.add(stamp_ns, position, quaternion_xyzw)
+
+    def status(self) -> dict:
+        """Counters for diagnostics (and the metric scale with a reference odometry)."""
+        scale = self.reference_scale.status() if self.reference_scale is not None else {}
+        return {**scale, "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
@@ -236,9 +249,11 @@ class PerceptionPipeline:
         output_t = list(range(len(frames) - clip.new_frames, len(frames)))
         results = [self._frame_result(frames[t]) for t in output_t]
         k_model = pmap.transform_k(self._input_k(frames[0]))  # the clip's camera in model pixels
-        model_depth = self._model_depth(outputs, k_model[0, 0])
-        if model_depth is not None and excluded is not None:
-            model_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
+        own_depth = self._model_depth(outputs, k_model[0, 0])  # the model's own metres: the pose solves in them
+        if own_depth is not None and excluded is not None:
+            own_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
+        scale = self.reference_scale.scale if self.reference_scale is not None else 1.0  # fixed for the clip
+        model_depth = self._scaled(own_depth, scale)  # the published metres
         blind, partly = self._blindness(video, excluded)
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
         self.frames_blind += n_blind
@@ -255,7 +270,7 @@ class PerceptionPipeline:
             xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
-            poses = self._poses(outputs, model_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0])
+            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0], scale)
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
@@ -320,6 +335,15 @@ class PerceptionPipeline:
         depth[~np.isfinite(depth) | (depth < s.min_depth) | (depth > s.max_depth)] = np.nan
         return depth
 
+    def _scaled(self, depth: np.ndarray | None, scale: float) -> np.ndarray | None:
+        """The model's metres in the reference odometry's (metric_scale.py; scale 1: as they are),
+        NaN outside [min_depth, max_depth]."""
+        if depth is None or scale == 1.0:
+            return depth
+        out = depth * np.float32(scale)
+        out[(out < self.settings.depth.min_depth) | (out > self.settings.depth.max_depth)] = np.nan
+        return out
+
     def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded) -> np.ndarray:
         """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions.
         blind: (T,) bool, frames too dark or flat to see: no track visible there, no xyz. excluded:
@@ -336,10 +360,13 @@ class PerceptionPipeline:
             r.tracks = ts
         return xy
 
-    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen) -> list[PoseEstimate]:
+    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen, scale
+               ) -> list[PoseEstimate]:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry.
-        unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen)."""
+        unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen).
+        model_depth: in the model's own metres, in which the motion is solved; scale: the clip's
+        reference scale (metric_scale.py), applied to the solved translations and their variances."""
         source = self.settings.pose.source
         stamps_ns = [f.stamp_ns for f in frames]
         usable = slot_ids >= 0 if slot_ids is not None else None
@@ -349,6 +376,9 @@ class PerceptionPipeline:
             smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen)
         if geo is not None:
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
+        if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
+            self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
+            translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
         return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
                                       output_t)
 

@@ -294,6 +294,36 @@ class PoseSettings(_Group):
 
 
 @dataclass(frozen=True)
+class ScaleSettings(_Group):
+    """metric scale (perception/metric_scale.py)"""
+
+    source: str = setting("model", """Where the metres of depth, points, track xyz and odometry come from:
+        model (the depth head's own metric scale: right on the scenes it was trained on, about 2.4x too far
+        on the validation scene's desk, TUM fr1/rpy) | reference_odometry (the model's metres rescaled
+        by the robot's own odometry on the reference_odom topic, nav_msgs/Odometry of base_frame, e.g.
+        the wheels: per clip, the camera's travel by the reference over the model's, the median of the
+        last metric_scale_window clips; the model's own until metric_scale_min_clips counted). Needs
+        enable_pose.""", param="metric_scale_source", choices=("model", "reference_odometry"))
+    min_distance_m: float = setting(0.05, """reference_odometry: a clip counts when the reference moved the
+        camera at least this far between its first and last frame (a short travel is mostly the
+        reference's and the model's noise; 5 cm: a robot at 0.2 m/s over an 8-frame clip at 30 Hz).""",
+                                    param="metric_scale_min_distance_m", low=0.0)
+    max_rotation_deg: float = setting(5.0, """reference_odometry: ... and turned it at most this much: over a
+        short clip a turning camera's translation trades against its rotation, and the model's translation
+        is then mostly that ambiguity (docs/results/pose_error_budget).""",
+                                      param="metric_scale_max_rotation_deg", low=0.0, high=180.0)
+    window: int = setting(30, "reference_odometry: the scale is the median ratio of this many last counted clips.",
+                          param="metric_scale_window", low=1, high=100000)
+    min_clips: int = setting(5, """reference_odometry: clips that must count before the scale leaves 1 (the
+        model's own metres).""", param="metric_scale_min_clips", low=1, high=100000)
+
+    def check_consistency(self) -> None:
+        if self.min_clips > self.window:
+            raise ValueError(f"metric_scale_min_clips ({self.min_clips}) must not exceed metric_scale_window "
+                             f"({self.window})")
+
+
+@dataclass(frozen=True)
 class DiagnosticsSettings(_Group):
     """diagnostics"""
 
@@ -315,7 +345,13 @@ class PerceptionSettings:
     depth: DepthSettings = field(default_factory=DepthSettings)
     tracks: TrackSettings = field(default_factory=TrackSettings)
     pose: PoseSettings = field(default_factory=PoseSettings)
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
+
+    def __post_init__(self):  # rules between groups
+        if self.scale.source == "reference_odometry" and not self.pose.enable:
+            raise ValueError("metric_scale_source: reference_odometry needs enable_pose: true (it compares each "
+                             "clip's motion with the reference's)")
 
     @classmethod
     def from_params(cls, values: dict[str, Any] | None = None, **overrides) -> PerceptionSettings:
@@ -344,7 +380,8 @@ class PerceptionSettings:
 
 
 _GROUPS = {"model": ModelSettings, "clip": ClipSettings, "inputs": InputSettings, "depth": DepthSettings,
-           "tracks": TrackSettings, "pose": PoseSettings, "diagnostics": DiagnosticsSettings}
+           "tracks": TrackSettings, "pose": PoseSettings, "scale": ScaleSettings,
+           "diagnostics": DiagnosticsSettings}
 
 
 def _check_mount(values: list) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, Pose, PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
@@ -141,6 +142,22 @@ def odometry(est, stamp_ns: int, odom_frame: str, base_frame: str) -> Odometry:
     msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.linear.z = (float(v) for v in est.twist[:3])
     msg.twist.twist.angular.x, msg.twist.twist.angular.y, msg.twist.twist.angular.z = (float(v) for v in est.twist[3:])
     msg.twist.covariance = np.asarray(est.twist_covariance, float).ravel().tolist()
+    return msg
+
+
+def odometry_pose(msg: Odometry) -> tuple[int, np.ndarray, np.ndarray]:
+    """nav_msgs/Odometry -> (stamp ns, position (3,), orientation (4,) x y z w), as received."""
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    return stamp_to_ns(msg.header.stamp), np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+
+
+def diagnostics(name: str, level: int, message: str, hardware_id: str, values: dict[str, str], stamp
+                ) -> DiagnosticArray:
+    """One DiagnosticStatus (level 0 OK, 1 WARN, 2 ERROR) with its key-value pairs, stamped."""
+    status = DiagnosticStatus(name=name, level=bytes([level]), message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    msg = DiagnosticArray(status=[status])
+    msg.header.stamp = stamp
     return msg
 
 

@@ -1,10 +1,9 @@
 """`fourds_perception` (`ros2 run fourds_ros perception_node`): a lifecycle node that wires ROS to the perception modules.
 
-configure: settings, engine + pipeline, publishers, inference worker (FAILURE with the reason on a bad model or parameter;
-  the process stays up and /diagnostics says why). activate: subscriptions to the image (one transport), camera_info
-  [, track_queries], /tf_static, and the bond nav2_lifecycle_manager waits for. deactivate / cleanup: undo them.
-The logic is in rclpy-free modules: perception/{settings,pipeline,intake,worker,health}.py, ros/outputs.py.
-"""
+configure: settings, engine + pipeline, publishers, inference worker (FAILURE with the reason; the process stays up and
+  /diagnostics says why). activate: subscriptions to the image (one transport), camera_info [, track_queries]
+  [, reference_odom], /tf_static, the bond nav2_lifecycle_manager waits for. deactivate / cleanup: undo them.
+The logic is in rclpy-free modules: perception/{settings,pipeline,intake,worker,health}.py, ros/outputs.py."""
 
 from __future__ import annotations
 
@@ -12,7 +11,8 @@ import sys
 import time
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import SingleThreadedExecutor
@@ -89,6 +89,8 @@ class PerceptionNode(LifecycleNode):
         self.subscriptions_ = [image, sub(CameraInfo, "camera_info", self.on_camera_info, qos)]
         if s.tracks.query_mode == "topic":
             self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10))
+        if s.scale.source == "reference_odometry":  # the robot's own odometry, for the metric scale
+            self.subscriptions_.append(sub(Odometry, "reference_odom", self.on_reference_odometry, 50))
         self.mount = CameraMount(self, s.pose)
         if s.clip.camera_info_wait_s > 0:  # only waiting images need releasing when overdue
             self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady))
@@ -176,6 +178,10 @@ class PerceptionNode(LifecycleNode):
         except ValueError as exc:
             self.health.warn("track_queries", str(exc))
 
+    def on_reference_odometry(self, msg: Odometry) -> None:
+        if self.pipeline and (refused := self.pipeline.add_reference_odometry(*convert.odometry_pose(msg))):
+            self.health.warn("reference_odometry", f"{refused}: not used for the metric scale")
+
     def on_reset(self, request, response):
         if self.intake is not None:
             self.intake.reset("manual")
@@ -217,12 +223,8 @@ class PerceptionNode(LifecycleNode):
         level, message, values = self.health.report(state)
         values["camera_mount"] = self.mount.state if self.mount is not None else "not looked up (inactive)"
         values["manager_bond"] = self.bond.state
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: perception", level=bytes([level]),
-                                  message=message, hardware_id=self.backend_text or "none",
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(convert.diagnostics(f"{self.get_fully_qualified_name()}: perception", level, message,
+                                                  self.backend_text or "none", values, self.get_clock().now().to_msg()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,13 @@ diagnostics...) as JSON summaries: type, stamp, frame_id, sizes, encodings, fiel
 Steps:
   {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (7-Scenes style *.color.jpg),
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
-   "stamp_offset_s": 0.0, "corrupt": null|"length", "skip": [I, ...], "late_at": null|I}
+   "stamp_offset_s": 0.0, "corrupt": null|"length", "skip": [I, ...], "late_at": null|I,
+   "reference_odom": null|SPEED, "reference_bad_at": null|I}
                                (skip: frames not sent, as if lost in transport; late_at:  frame I's stamp is 1.5
-                               periods ahead, so frame I+1 arrives with an older stamp than it)
+                               periods ahead, so frame I+1 arrives with an older stamp than it;
+                               reference_odom: with each frame, a nav_msgs/Odometry on reference_odom of
+                               the base moving along x at SPEED m/s, stamped as the frame, the one at
+                               reference_bad_at with an all-zero orientation)
   {"tf_static": [{"parent": P, "child": C, "translation": [x, y, z], "rotation": [x, y, z, w]}]}
                                latched on /tf_static (as robot_state_publisher does from a URDF)
   {"wait": SECONDS}            keep recording
@@ -99,6 +103,14 @@ def back_and_forth(frames: list, i: int):
     return frames[j] if j < len(frames) else frames[cycle - j]
 
 
+def reference_odometry(stamp_ns: int, x: float, bad: bool = False) -> Odometry:
+    """The base at (x, 0, 0), not turned (bad: an all-zero orientation, as a driver that never set it)."""
+    msg = Odometry(header=convert.header(stamp_ns, "odom"), child_frame_id="base_link")
+    msg.pose.pose.position.x = x
+    msg.pose.pose.orientation.w = 0.0 if bad else 1.0
+    return msg
+
+
 def summarise(topic: str, msg) -> dict:
     out = {"topic": topic, "type": type(msg).__name__, "recv_ns": time.time_ns()}
     if hasattr(msg, "header"):
@@ -180,6 +192,7 @@ class Probe(Node):
         self.compressed_pub = self.create_publisher(CompressedImage, pre + "image/compressed", camera)
         self.info_pub = self.create_publisher(CameraInfo, pre + "camera_info", camera)
         self.queries_pub = self.create_publisher(PointCloud2, pre + "track_queries", camera)
+        self.reference_pub = self.create_publisher(Odometry, pre + "reference_odom", camera)
         outputs = dict(OUTPUTS.values())  # topic -> type, as the node publishes them
         record = set(topics) if topics else set(outputs) | {"/diagnostics", "/tf"}
         for topic, kind in outputs.items():
@@ -231,6 +244,9 @@ class Probe(Node):
             if i in step.get("skip", ()):
                 self.spin_for(max(0.0, start + (i + 1) / rate - time.monotonic()))
                 continue
+            if step.get("reference_odom") is not None:
+                self.reference_pub.publish(reference_odometry(stamp_ns, float(step["reference_odom"]) * i / rate,
+                                                              i == step.get("reference_bad_at")))
             if step.get("camera_info", True) and k is not None:
                 self.info_pub.publish(convert.camera_info(k, rgb.shape[0], rgb.shape[1], stamp_ns, "camera_optical"))
             if step.get("compressed"):
@@ -330,7 +346,8 @@ class Probe(Node):
 
     def _wait_for_subscribers(self, step: dict) -> None:
         publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
-                      "camera_info": self.info_pub, "track_queries": self.queries_pub}
+                      "camera_info": self.info_pub, "track_queries": self.queries_pub,
+                      "reference_odom": self.reference_pub}
         wanted = [publishers[t] for t in step["wait_for_subscribers"]]
         end = time.monotonic() + float(step.get("timeout", 60))
         # ...and our recorders must have matched the node's output publishers too (discovery is not

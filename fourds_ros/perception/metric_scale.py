@@ -1,0 +1,140 @@
+"""The metric scale of depth and odometry from a reference odometry (`metric_scale_source:
+reference_odometry`): a robot's wheel odometry, or any other odometry of the same body.
+
+Why: the model's metric depth holds on the scenes it was trained on, not on a new one. On the
+validation scene (TUM fr1/rpy, never trained on) it reads the desk at about 2.4x its depth (metric
+AbsRel 1.43; models/fourds_default/README.md), while its relative depth beats a constant. A costmap
+needs metres, and an EKF fusing the node's odometry with the wheels needs the same metres as the
+wheels. One number per scene fixes both: the scale of the model's metres.
+
+How: for each clip, the distance the camera travelled between the clip's first and last frame by
+the reference (camera centre = odom_from_base @ base_from_camera, so a camera mounted off the
+robot's centre is measured where it is) against the model's own (the clip's pose, before scaling).
+A clip counts when the reference moved at least `min_distance_m`, the model moved at all, and the
+reference turned at most `max_rotation_deg`: over a short clip a turning camera's translation
+trades against its rotation, and the model's translation is then mostly that ambiguity (the pose
+error budget, docs/results/pose_error_budget). The scale is the median ratio over the last
+`window` clips that counted, once `min_clips` did; until then 1 (the model's own metres).
+
+No rclpy: the node hands in the poses of nav_msgs/Odometry messages; the offline evaluator hands in
+the recording's ground truth as a stand-in for wheel odometry.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections import deque
+
+import numpy as np
+import transforms3d.quaternions as quaternions
+
+# Reference samples kept: enough to cover a clip waiting for inference under overload.
+HISTORY_NS = 20 * 10**9
+# A reference stamp this far behind the newest is time going backwards (a bag loop): start over.
+BACKWARDS_NS = 10**9
+# Two reference samples further apart than this do not bracket a frame: no measurement there.
+MAX_BRACKET_NS = 5 * 10**8
+# A frame this little after the newest sample takes it (the clip's last frame often arrives before
+# the reference sample after it; at 50 Hz wheel odometry the camera moves a few mm meanwhile).
+MAX_HOLD_NS = 10**8
+# A unit quaternion as published in float32 is within this of norm 1.
+QUATERNION_TOLERANCE = 1e-2
+# A ratio outside [1/x, x] is no scale error but a failed clip (a lost track, a reset).
+MAX_RATIO = 20.0
+
+
+def rotation_angle(rotation: np.ndarray) -> float:
+    """Angle (rad) of a 3x3 rotation."""
+    return math.acos(max(-1.0, min(1.0, (float(np.trace(rotation)) - 1.0) / 2.0)))
+
+
+class ReferenceScale:
+    """Reference odometry in (`add`, any thread); per clip, `observe` the model's travel; `scale`
+    multiplies the model's metres (depth, points, translations) from the next clip on."""
+
+    def __init__(self, min_distance_m: float, max_rotation_deg: float, window: int, min_clips: int):
+        self.min_distance_m, self.max_rotation = min_distance_m, math.radians(max_rotation_deg)
+        self.min_clips = min_clips
+        self._lock = threading.Lock()  # add() runs on the executor thread, observe() on inference's
+        self._stamps: list[int] = []
+        self._samples: list[tuple[np.ndarray, np.ndarray]] = []  # (odom_from_base rotation, position)
+        self.ratios: deque = deque(maxlen=window)
+        self.scale = 1.0
+        self.rejected = 0  # reference messages refused: non-finite, or out of order
+        self.clips_seen = 0  # clips the reference covered
+        self.clips_used = 0  # of them, those that moved enough and turned little enough
+
+    def add(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray) -> str | None:
+        """One reference pose of the base in odom (nav_msgs/Odometry pose: x y z, qx qy qz qw).
+        -> why it was refused, or None."""
+        position, q = np.asarray(position, float).reshape(3), np.asarray(quaternion_xyzw, float).reshape(4)
+        with self._lock:
+            if not (np.isfinite(position).all() and np.isfinite(q).all()):
+                self.rejected += 1
+                return "a non-finite reference odometry pose"
+            if abs(float(np.linalg.norm(q)) - 1.0) > QUATERNION_TOLERANCE:  # e.g. all zeros: never set
+                self.rejected += 1
+                return f"a reference odometry orientation of norm {np.linalg.norm(q):.3f}, not a unit quaternion"
+            if self._stamps and stamp_ns <= self._stamps[-1]:
+                if stamp_ns > self._stamps[-1] - BACKWARDS_NS:
+                    self.rejected += 1
+                    return "a reference odometry stamp not after the previous one"
+                self._stamps, self._samples = [], []  # time went backwards: a new recording
+            self._stamps.append(int(stamp_ns))
+            self._samples.append((quaternions.quat2mat([q[3], q[0], q[1], q[2]]), position))  # transforms3d: w first
+            old = bisect.bisect_left(self._stamps, self._stamps[-1] - HISTORY_NS)
+            del self._stamps[:old], self._samples[:old]
+        return None
+
+    def _at(self, stamp_ns: int, base_from_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(odom_from_base rotation of the nearer sample, camera centre in odom interpolated
+        between the two samples around stamp_ns), or None when no two close samples bracket it and
+        the newest is not just before it."""
+        i = bisect.bisect_left(self._stamps, stamp_ns)
+        exact = i < len(self._stamps) and self._stamps[i] == stamp_ns
+        if exact or (i == len(self._stamps) and i and stamp_ns - self._stamps[-1] <= MAX_HOLD_NS):
+            r, p = self._samples[i if exact else -1]
+            return r, r @ base_from_camera[:3, 3] + p
+        if i == 0 or i == len(self._stamps) or self._stamps[i] - self._stamps[i - 1] > MAX_BRACKET_NS:
+            return None
+        (r0, p0), (r1, p1) = self._samples[i - 1], self._samples[i]
+        w = (stamp_ns - self._stamps[i - 1]) / (self._stamps[i] - self._stamps[i - 1])
+        c0, c1 = r0 @ base_from_camera[:3, 3] + p0, r1 @ base_from_camera[:3, 3] + p1
+        return (r0 if w < 0.5 else r1), (1 - w) * c0 + w * c1
+
+    def camera_travel(self, t0_ns: int, t1_ns: int, base_from_camera: np.ndarray) -> tuple[float, float] | None:
+        """(distance in m, rotation in rad) of the camera from t0 to t1 by the reference; None where
+        the reference does not cover both stamps."""
+        mount = np.asarray(base_from_camera, float)
+        with self._lock:
+            a, b = self._at(int(t0_ns), mount), self._at(int(t1_ns), mount)
+        if a is None or b is None:
+            return None
+        return float(np.linalg.norm(b[1] - a[1])), rotation_angle(a[0].T @ b[0])
+
+    def observe(self, t0_ns: int, t1_ns: int, model_translation: np.ndarray, base_from_camera: np.ndarray) -> bool:
+        """The clip's first and last frame stamps and the model's unscaled camera translation
+        between them (3,). -> whether the clip counted; `scale` follows."""
+        travel = self.camera_travel(t0_ns, t1_ns, base_from_camera)
+        if travel is None:
+            return False
+        self.clips_seen += 1
+        distance, turned = travel
+        model_distance = float(np.linalg.norm(model_translation))
+        if distance < self.min_distance_m or turned > self.max_rotation or not model_distance > 1e-4:
+            return False
+        ratio = distance / model_distance
+        if not 1 / MAX_RATIO <= ratio <= MAX_RATIO:
+            return False
+        self.ratios.append(ratio)
+        self.clips_used += 1
+        if len(self.ratios) >= self.min_clips:
+            self.scale = float(np.median(self.ratios))
+        return True
+
+    def status(self) -> dict:
+        """For diagnostics (the node counts refused reference messages as errors_reference_odometry)."""
+        return {"metric_scale": round(self.scale, 4), "metric_scale_clips_used": self.clips_used,
+                "metric_scale_clips_seen": self.clips_seen}

@@ -1,0 +1,145 @@
+"""The metric scale from a reference odometry (perception/metric_scale.py): the camera's travel by
+the reference (lever arm, interpolation, gaps), which clips count, the scale they give, bad
+reference input; and, on real frames with the shipped model, that the pipeline's depth and clip
+motion are the unscaled ones times the scale in effect."""
+
+import math
+
+import numpy as np
+import pytest
+import transforms3d.euler as euler
+
+from fourds_ros.perception.metric_scale import MAX_BRACKET_NS, MAX_HOLD_NS, ReferenceScale
+from fourds_ros.perception.odometry import default_base_from_camera, quat_xyzw
+
+from .conftest import SHARED_DATA, require
+
+MS = 10**6
+UNIT = np.array([0.0, 0.0, 0.0, 1.0])
+
+
+def scale_of(**kw) -> ReferenceScale:
+    return ReferenceScale(**{"min_distance_m": 0.05, "max_rotation_deg": 5.0, "window": 5, "min_clips": 2, **kw})
+
+
+def mount(x: float) -> np.ndarray:
+    """The REP-103 camera mounted x metres ahead of the base's centre."""
+    m = default_base_from_camera()
+    m[0, 3] = x
+    return m
+
+
+def test_travel_is_the_camera_centre_so_a_base_turning_in_place_moves_an_offset_camera():
+    ref = scale_of()
+    ref.add(0, [0, 0, 0], UNIT)
+    ref.add(100 * MS, [0, 0, 0], quat_xyzw(euler.euler2mat(0, 0, math.pi / 2)))  # yaw 90 degrees in place
+    distance, turned = ref.camera_travel(0, 100 * MS, mount(0.5))
+    assert distance == pytest.approx(0.5 * math.sqrt(2)) and turned == pytest.approx(math.pi / 2)
+    distance, _ = ref.camera_travel(0, 100 * MS, mount(0.0))
+    assert distance == pytest.approx(0.0, abs=1e-12)
+
+
+def test_travel_is_interpolated_between_samples_and_held_only_briefly_after_the_newest():
+    ref = scale_of()
+    for i in range(5):  # 1 m/s along x, a sample every 100 ms
+        ref.add(i * 100 * MS, [0.1 * i, 0, 0], UNIT)
+    assert ref.camera_travel(50 * MS, 250 * MS, mount(0))[0] == pytest.approx(0.2)
+    # The clip's last frame a little after the newest sample: the newest stands in for it.
+    assert ref.camera_travel(0, 400 * MS + MAX_HOLD_NS, mount(0))[0] == pytest.approx(0.4)
+    assert ref.camera_travel(0, 400 * MS + MAX_HOLD_NS + 1, mount(0)) is None
+    assert ref.camera_travel(-1, 100 * MS, mount(0)) is None  # before the first sample
+    ref.add(400 * MS + MAX_BRACKET_NS + 1, [9, 0, 0], UNIT)  # a gap in the reference: no measurement inside it
+    assert ref.camera_travel(0, 500 * MS, mount(0)) is None
+
+
+def test_scale_is_the_median_ratio_of_the_clips_that_moved_enough_and_turned_little():
+    ref = scale_of()
+    for i in range(40):
+        ref.add(i * 100 * MS, [0.1 * i, 0, 0], UNIT)  # 1 m/s straight ahead
+    model = np.array([0.0, 0.0, 0.1])  # the model's camera moved 0.1 m forward where the reference moved 0.2
+    assert ref.observe(0, 200 * MS, model, mount(0)) and ref.scale == 1.0  # 1 of min_clips 2: still the model's
+    assert ref.observe(200 * MS, 400 * MS, model, mount(0)) and ref.scale == pytest.approx(2.0)
+    assert ref.observe(400 * MS, 600 * MS, model * 0.8, mount(0))  # 2.5
+    assert ref.scale == pytest.approx(2.0)  # the median, not the mean
+    # Not counted: a reference travel below min_distance_m; the model did not move; a ratio no
+    # scale error explains; stamps the reference does not cover.
+    assert not ref.observe(0, 40 * MS, model, mount(0))
+    assert not ref.observe(0, 200 * MS, np.zeros(3), mount(0))
+    assert not ref.observe(0, 200 * MS, model / 100, mount(0))
+    assert not ref.observe(0, 10**10, model, mount(0))
+    assert ref.clips_used == 3 and ref.clips_seen == 6 and ref.scale == pytest.approx(2.0)
+
+
+def test_a_turning_clip_does_not_count():
+    ref = scale_of()
+    for i in range(3):  # 0.2 m ahead while turning 10 degrees over the clip
+        ref.add(i * 100 * MS, [0.1 * i, 0, 0], quat_xyzw(euler.euler2mat(0, 0, math.radians(5 * i))))
+    assert not ref.observe(0, 200 * MS, np.array([0, 0, 0.1]), mount(0))
+    wide = scale_of(max_rotation_deg=11.0)
+    for i in range(3):
+        wide.add(i * 100 * MS, [0.1 * i, 0, 0], quat_xyzw(euler.euler2mat(0, 0, math.radians(5 * i))))
+    assert wide.observe(0, 200 * MS, np.array([0, 0, 0.1]), mount(0))
+
+
+def test_bad_reference_poses_are_refused_with_a_reason_and_counted():
+    ref = scale_of()
+    assert ref.add(0, [0, 0, 0], UNIT) is None
+    assert "non-finite" in ref.add(10 * MS, [np.nan, 0, 0], UNIT)
+    assert "unit quaternion" in ref.add(20 * MS, [0, 0, 0], np.zeros(4))
+    assert "not after" in ref.add(0, [0, 0, 0], UNIT)
+    assert ref.rejected == 3
+    # Time going back by more than a second is a new recording (a bag loop): the reference restarts.
+    ref.add(5 * 10**9, [1, 0, 0], UNIT)
+    assert ref.add(10 * MS, [0, 0, 0], UNIT) is None and ref.rejected == 3
+    assert ref.camera_travel(0, 5 * 10**9, mount(0)) is None
+
+
+def test_settings_refuse_a_reference_scale_without_the_pose():
+    from fourds_ros.perception.settings import PerceptionSettings
+
+    with pytest.raises(ValueError, match="enable_pose"):
+        PerceptionSettings.from_params(metric_scale_source="reference_odometry", enable_pose=False)
+    with pytest.raises(ValueError, match="metric_scale_min_clips"):
+        PerceptionSettings.from_params(metric_scale_min_clips=10, metric_scale_window=5)
+
+
+def test_pipeline_depth_and_clip_motion_are_the_unscaled_ones_times_the_scale():
+    """Real frames (TUM fr1/rpy, the first 22), the shipped model: one run with the model's metres,
+    one with the ground truth as the reference odometry and the gates open. Each clip's depth and
+    the motion between its frames are the first run's times the scale in effect for that clip."""
+    from fourds_ros.engine import create_engine
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+    from fourds_ros.rgbd import read_sequence
+
+    seq = read_sequence(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    common = {"track_image_fallback": False, "track_refinement": "none"}
+    model = PerceptionSettings().model.resolved_path()
+    plain = PerceptionPipeline(create_engine(model, "onnxruntime"), PerceptionSettings.from_params(**common))
+    scaled = PerceptionPipeline(create_engine(model, "onnxruntime"), PerceptionSettings.from_params(
+        **common, metric_scale_source="reference_odometry", metric_scale_min_distance_m=0.0,
+        metric_scale_max_rotation_deg=180.0, metric_scale_min_clips=1))
+    in_effect = []
+    for i in range(22):
+        stamp, rgb = int(i * 1e9 / 30), seq.rgb(i)
+        odom_from_base = seq.camera_to_world[i] @ scaled.odometry.camera_from_base
+        scaled.add_reference_odometry(stamp, odom_from_base[:3, 3], quat_xyzw(odom_from_base[:3, :3]))
+        clip_a, _ = plain.add_frame(rgb, stamp, "camera", seq.intrinsics)
+        clip_b, _ = scaled.add_frame(rgb, stamp, "camera", seq.intrinsics)
+        if clip_a is None:
+            continue
+        in_effect.append(scaled.reference_scale.scale)
+        a, b = plain.process(clip_a).frames, scaled.process(clip_b).frames
+        assert np.nanmedian(b[-1].depth / a[-1].depth) == pytest.approx(in_effect[-1], rel=1e-4)
+        step = [np.linalg.inv(r[0].pose.odom_from_camera) @ r[-1].pose.odom_from_camera for r in (a, b)]
+        np.testing.assert_allclose(step[1][:3, :3], step[0][:3, :3], atol=1e-4)
+        np.testing.assert_allclose(step[1][:3, 3], in_effect[-1] * step[0][:3, 3], atol=2e-4)
+    assert len(in_effect) == 3 and in_effect[0] == 1.0 and in_effect[1] != 1.0
+
+
+def test_the_dds_replay_refuses_a_reference_scale_it_cannot_feed(tmp_path):
+    from fourds_ros.evaluation.bag import BagError
+    from fourds_ros.evaluation.eval_cli import evaluate
+
+    with pytest.raises(BagError, match="--offline"):
+        evaluate(tmp_path / "no_bag", None, tmp_path / "out", offline=False,
+                 params={"metric_scale_source": "reference_odometry"})
