@@ -4,7 +4,7 @@
         camera_info_topic:=/camera/color/camera_info
 
 Arguments: params_file, namespace, use_sim_time, log_level, autostart, model, image_topic,
-camera_info_topic, image_transport, rviz. All logic is in fourds_ros.ros.launch_logic
+camera_info_topic, image_transport, reference_odom_topic, rviz. All logic is in fourds_ros.ros.launch_logic
 (perception_node_plan, rviz_plan: plain unit-tested functions); this file only maps plans to
 launch_ros actions.
 """
@@ -21,6 +21,8 @@ ARGUMENTS = {
     "image_topic": ("image", "input image topic (raw; <image_topic>/compressed for compressed)"),
     "camera_info_topic": ("camera_info", "input sensor_msgs/CameraInfo topic"),
     "image_transport": ("", "raw or compressed (default: from params_file)"),
+    "reference_odom_topic": ("", "the robot's own nav_msgs/Odometry (e.g. the wheels): depth and odometry in its "
+                             "metres (metric_scale_source: reference_odometry); empty: the model's metres"),
     "rviz": ("false", "also start rviz2 with config/fourds.rviz"),
 }
 NODE_ARGUMENTS = [k for k in ARGUMENTS if k != "rviz"]

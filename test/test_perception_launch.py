@@ -31,6 +31,14 @@ def test_plan_defaults_and_remaps(tiny_model_dir):
     argv = command_line(plan)
     assert argv[:2] == ["perception_node", "--ros-args"]
     assert "__ns:=/robot" in argv and "autostart:=false" in argv and argv[-2:] == ["--log-level", "warn"]
+    assert "metric_scale_source" not in plan["parameters"][1]  # the model's metres unless a reference is named
+
+
+def test_a_reference_odometry_topic_turns_on_the_metric_scale_and_is_remapped():
+    plan = perception_node_plan(reference_odom_topic="/wheel/odometry")
+    assert plan["parameters"][1]["metric_scale_source"] == "reference_odometry"
+    assert ("reference_odom", "/wheel/odometry") in plan["remappings"]
+    assert "reference_odom:=/wheel/odometry" in command_line(plan)
 
 
 @pytest.mark.parametrize("kwargs, word", [
@@ -85,7 +93,7 @@ def test_launch_file_statically():
     tree = ast.parse(LAUNCH_FILE.read_text())
     names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     for arg in ("params_file", "namespace", "use_sim_time", "log_level", "autostart", "model",
-                "image_topic", "camera_info_topic", "image_transport", "rviz"):
+                "image_topic", "camera_info_topic", "image_transport", "reference_odom_topic", "rviz"):
         assert arg in names
     spec = importlib.util.spec_from_file_location("perception_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)

@@ -97,9 +97,11 @@ def node_plan(params_files=(), overrides: dict | None = None, namespace: str = "
 def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="false",
                          log_level: str = "info", autostart="true", model: str = "",
                          image_topic: str = "image", camera_info_topic: str = "camera_info",
-                         image_transport: str = "") -> dict:
+                         image_transport: str = "", reference_odom_topic: str = "") -> dict:
     """Launch arguments (strings, as launch gives them) -> the node to run. Raises ValueError
-    naming the bad argument. Empty model / image_transport leave the params file's value."""
+    naming the bad argument. Empty model / image_transport leave the params file's value. A
+    reference_odom_topic (the robot's own odometry, e.g. the wheels) sets metric_scale_source:
+    reference_odometry and remaps reference_odom to it."""
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
         raise ValueError(f"params_file {str(params)!r} does not exist")
@@ -112,7 +114,11 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
         if image_transport not in IMAGE_TRANSPORTS:
             raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}, got {image_transport!r}")
         overrides["image_transport"] = image_transport
-    return node_plan([params], overrides, namespace, topic_remappings(image_topic, camera_info_topic), log_level)
+    remappings = topic_remappings(image_topic, camera_info_topic)
+    if reference_odom_topic:
+        overrides["metric_scale_source"] = "reference_odometry"
+        remappings.append(("reference_odom", reference_odom_topic))
+    return node_plan([params], overrides, namespace, remappings, log_level)
 
 
 def rviz_plan(rviz="false", namespace: str = "", use_sim_time="false", config: str = "") -> dict | None:
