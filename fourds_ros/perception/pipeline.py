@@ -29,11 +29,11 @@ import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .exclusion import box_list, excluded_model_pixels
-from .metric_scale import ReferenceScale
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
     upright_turns,
 )
+from .metric_scale import ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import clip_pose
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
