@@ -30,6 +30,8 @@ from collections import deque
 import numpy as np
 import transforms3d.quaternions as quaternions
 
+from .odometry import rotation_vector
+
 # Reference samples kept: enough to cover a clip waiting for inference under overload.
 HISTORY_NS = 20 * 10**9
 # A reference stamp this far behind the newest is time going backwards (a bag loop): start over.
@@ -43,11 +45,6 @@ MAX_HOLD_NS = 10**8
 QUATERNION_TOLERANCE = 1e-2
 # A ratio outside [1/x, x] is no scale error but a failed clip (a lost track, a reset).
 MAX_RATIO = 20.0
-
-
-def rotation_angle(rotation: np.ndarray) -> float:
-    """Angle (rad) of a 3x3 rotation."""
-    return math.acos(max(-1.0, min(1.0, (float(np.trace(rotation)) - 1.0) / 2.0)))
 
 
 class ReferenceScale:
@@ -112,7 +109,7 @@ class ReferenceScale:
             a, b = self._at(int(t0_ns), mount), self._at(int(t1_ns), mount)
         if a is None or b is None:
             return None
-        return float(np.linalg.norm(b[1] - a[1])), rotation_angle(a[0].T @ b[0])
+        return float(np.linalg.norm(b[1] - a[1])), float(np.linalg.norm(rotation_vector(a[0].T @ b[0])))
 
     def observe(self, t0_ns: int, t1_ns: int, model_translation: np.ndarray, base_from_camera: np.ndarray) -> bool:
         """The clip's first and last frame stamps and the model's unscaled camera translation
