@@ -308,9 +308,10 @@ class ScaleSettings(_Group):
         camera at least this far between its first and last frame (a short travel is mostly the
         reference's and the model's noise; 5 cm: a robot at 0.2 m/s over an 8-frame clip at 30 Hz).""",
                                     param="metric_scale_min_distance_m", low=0.0)
-    max_rotation_deg: float = setting(5.0, """reference_odometry: ... and turned it at most this much: over a
-        short clip a turning camera's translation trades against its rotation, and the model's translation
-        is then mostly that ambiguity (docs/results/pose_error_budget).""",
+    max_rotation_deg: float = setting(5.0, """reference_odometry: a clip counts only when the reference turned
+        the camera at most this much between its first and last frame: over a short clip a turning camera's
+        translation trades against its rotation, and the model's translation is then mostly that ambiguity
+        (docs/results/pose_error_budget).""",
                                       param="metric_scale_max_rotation_deg", low=0.0, high=180.0)
     window: int = setting(30, "reference_odometry: the scale is the median ratio of this many last counted clips.",
                           param="metric_scale_window", low=1, high=100000)
