@@ -59,7 +59,7 @@ class ReferenceScale:
         self._samples: list[tuple[np.ndarray, np.ndarray]] = []  # (odom_from_base rotation, position)
         self.ratios: deque = deque(maxlen=window)
         self.scale = 1.0
-        self.rejected = 0  # reference messages refused: non-finite, or out of order
+        self.rejected = 0  # reference messages refused: non-finite, not a unit quaternion, or out of order
         self.clips_seen = 0  # clips the reference covered
         self.clips_used = 0  # of them, those that moved enough and turned little enough
 
@@ -89,17 +89,19 @@ class ReferenceScale:
         """(odom_from_base rotation of the nearer sample, camera centre in odom interpolated
         between the two samples around stamp_ns), or None when no two close samples bracket it and
         the newest is not just before it."""
+        def centre(j: int) -> np.ndarray:  # the camera's centre in odom at sample j
+            r, p = self._samples[j]
+            return r @ base_from_camera[:3, 3] + p
+
         i = bisect.bisect_left(self._stamps, stamp_ns)
         exact = i < len(self._stamps) and self._stamps[i] == stamp_ns
         if exact or (i == len(self._stamps) and i and stamp_ns - self._stamps[-1] <= MAX_HOLD_NS):
-            r, p = self._samples[i if exact else -1]
-            return r, r @ base_from_camera[:3, 3] + p
+            j = i if exact else -1
+            return self._samples[j][0], centre(j)
         if i == 0 or i == len(self._stamps) or self._stamps[i] - self._stamps[i - 1] > MAX_BRACKET_NS:
             return None
-        (r0, p0), (r1, p1) = self._samples[i - 1], self._samples[i]
         w = (stamp_ns - self._stamps[i - 1]) / (self._stamps[i] - self._stamps[i - 1])
-        c0, c1 = r0 @ base_from_camera[:3, 3] + p0, r1 @ base_from_camera[:3, 3] + p1
-        return (r0 if w < 0.5 else r1), (1 - w) * c0 + w * c1
+        return self._samples[i - 1 if w < 0.5 else i][0], (1 - w) * centre(i - 1) + w * centre(i)
 
     def camera_travel(self, t0_ns: int, t1_ns: int, base_from_camera: np.ndarray) -> tuple[float, float] | None:
         """(distance in m, rotation in rad) of the camera from t0 to t1 by the reference; None where

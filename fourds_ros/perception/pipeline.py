@@ -329,9 +329,12 @@ class PerceptionPipeline:
         depth as that camera would see it, so metric depth scales with focal_model / canonical."""
         if "depth" not in outputs:
             return None
-        s = self.settings.depth
         scale = self.engine.config.heads["depth"].metric_scale(float(focal_model))
-        depth = (outputs["depth"][0] * scale).astype(np.float32, copy=True)
+        return self._in_range((outputs["depth"][0] * scale).astype(np.float32, copy=True))
+
+    def _in_range(self, depth: np.ndarray) -> np.ndarray:
+        """depth (metres, float32), NaN where not finite or outside [min_depth, max_depth]; in place."""
+        s = self.settings.depth
         depth[~np.isfinite(depth) | (depth < s.min_depth) | (depth > s.max_depth)] = np.nan
         return depth
 
@@ -340,9 +343,7 @@ class PerceptionPipeline:
         NaN outside [min_depth, max_depth]."""
         if depth is None or scale == 1.0:
             return depth
-        out = depth * np.float32(scale)
-        out[(out < self.settings.depth.min_depth) | (out > self.settings.depth.max_depth)] = np.nan
-        return out
+        return self._in_range(depth * np.float32(scale))
 
     def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded) -> np.ndarray:
         """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions.
