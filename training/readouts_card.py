@@ -113,7 +113,7 @@ def selection_words(args: ReadoutsConfig, selection: dict | None) -> str:
     return f"""
 ## Checkpoint choice (validation: {', '.join(args.select_on)})
 These weights are step {selection['selected_step']}'s, the best score below (mean ratio to step 0's
-metrics over those of the trained heads ({', '.join(args.trained_heads)}): depth AbsRel
+metrics over those of the heads whose losses train ({', '.join(args.loss_heads)}): depth AbsRel
 median-scaled and metric, track end-point error, pose rotation and translation error and
 translation direction; lower is better). Step 0 is a candidate only when the run starts from
 trained heads (--init).

@@ -76,11 +76,8 @@ class ReadoutsConfig:
         if self.finetune_blocks < 0 or (self.finetune_blocks and self.finetune):
             raise ConfigError("--finetune-blocks N (>= 0) trains the last N encoder blocks, --finetune all of it: "
                               "give one")
-        if self.train_heads is not None:
-            if not set(self.train_heads) <= set(self.heads):
-                raise ConfigError(f"--train-heads {list(self.train_heads)}: the model has heads {sorted(self.heads)}")
-            if self.trains_encoder and set(self.train_heads) != set(self.heads):
-                raise ConfigError("--train-heads needs a frozen encoder: the other heads would see it move")
+        if self.train_heads is not None and not set(self.train_heads) <= set(self.heads):
+            raise ConfigError(f"--train-heads {list(self.train_heads)}: the model has heads {sorted(self.heads)}")
         if min(self.steps, self.batch_size, self.train_clips, self.val_clips, self.workers) < 1:
             raise ConfigError("--steps, --batch-size, --train-clips, --val-clips and --workers must be >= 1")
         if not 0.0 <= self.real_fraction <= 1.0 or not 0.0 <= self.first_frame_queries <= 1.0:
@@ -104,7 +101,7 @@ class ReadoutsConfig:
                               "the model needs a pose head and --train-heads must include depth")
         if self.photometric and min(self.photometric_batch, self.photometric_stride) < 1:
             raise ConfigError("--photometric-batch and --photometric-stride must be >= 1")
-        if self.pseudo_tracks and set(self.trained_heads) != {"tracks"}:
+        if self.pseudo_tracks and set(self.loss_heads) != {"tracks"}:
             raise ConfigError("--pseudo-tracks labels tracks only (no depth or pose): add --train-heads tracks")
         trained_on = {spec.partition(":")[0].rstrip("/") for spec in self.real}
         if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
@@ -120,6 +117,13 @@ class ReadoutsConfig:
     def trained_heads(self) -> tuple[str, ...]:
         """The heads whose weights train (--train-heads, default all)."""
         return self.heads if self.train_heads is None else self.train_heads
+
+    @property
+    def loss_heads(self) -> tuple[str, ...]:
+        """The heads whose losses train the model: every head when the encoder trains (a head
+        held out of --train-heads keeps its weights, and its loss keeps the moving encoder serving
+        it), else the trained heads (the others are not even run)."""
+        return self.heads if self.trains_encoder else self.trained_heads
 
 
 def check_heads(heads) -> None:
@@ -219,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move this share of training queries to frame 0 where their point is visible "
                         "(the node's query frame under its default hop); validation is unchanged")
     p.add_argument("--train-heads", nargs="+", default=None,
-                   help="train only these heads (frozen encoder); the rest keep their weights")
+                   help="train only these heads; the rest keep their weights (with --finetune or "
+                        "--finetune-blocks their losses still train the encoder, so it keeps serving them)")
     p.add_argument("--softargmax-temperature", type=float, default=None,
                    help="tracks head: temperature of its windowed soft-argmax (0: the learned matching one)")
     p.add_argument("--canonical-focal-px", type=float, default=None,

@@ -94,7 +94,7 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         if not cfg.finetune:
             model.encoder.eval()
         with autocast:
-            loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.trained_heads),
+            loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.loss_heads),
                                      cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight,
                                      tuned_blocks=cfg.finetune_blocks)
             if pose_copy is not None:
@@ -165,7 +165,7 @@ def train(cfg: ReadoutsConfig) -> dict:
     banks = load_banks(cfg, model, device)
     data_seconds = time.perf_counter() - t_data
     val = val_batches(cfg, banks)
-    selection = (CheckpointSelection(selection_batches(cfg, model, device), cfg.trained_heads,
+    selection = (CheckpointSelection(selection_batches(cfg, model, device), cfg.loss_heads,
                                      start_is_candidate=cfg.init is not None) if cfg.select_on else None)
     if selection is not None:
         selection.consider(model, 0)
