@@ -252,6 +252,7 @@ def test_a_head_held_out_of_train_heads_keeps_its_weights_and_still_trains_the_t
     assert any(not torch.equal(w, start[n]) for n, w in model.items() if n.startswith("heads.depth."))
     block = [n for n in model if n.startswith("encoder.blocks.1.")]
     assert any(not torch.equal(model[n], start[n]) for n in block)
+    assert "tracks held" in (tmp_path / "held" / "README.md").read_text()
     both = train(parse_args(argv + ["--out", str(tmp_path / "all")]))  # same start and batches, tracks trained too
     assert held["loss"][0] == pytest.approx(both["loss"][0], rel=1e-6)  # step 1: the same three losses
     without = parse_args(COMMON + ["--init", str(first), "--steps", "2", "--lr", "0", "--train-heads", "depth",

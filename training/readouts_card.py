@@ -54,6 +54,12 @@ def encoder_words(args: ReadoutsConfig) -> str:
     return "fine-tuned" if args.finetune else "frozen"
 
 
+def held_words(args: ReadoutsConfig) -> str:
+    """The heads that keep their --init weights while their loss trains the tuned encoder, or ''."""
+    held = [h for h in args.loss_heads if h not in args.trained_heads]
+    return f" ({', '.join(held)} held: weights as --init gave them, loss still training the encoder)" if held else ""
+
+
 def cache_words(args: ReadoutsConfig) -> str:
     if not args.cache_features:
         return ""
@@ -68,7 +74,7 @@ def model_card(name: str, args: ReadoutsConfig, model: FourDS, history: list, me
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
     return f"""# {name}
 
-4DS-{cfg.size} encoder ({encoder_words(args)}) with readout heads: {', '.join(cfg.heads)}.
+4DS-{cfg.size} encoder ({encoder_words(args)}) with readout heads: {', '.join(cfg.heads)}{held_words(args)}.
 Clip {cfg.num_frames}x{cfg.image_size[0]}x{cfg.image_size[1]}, tubelets {cfg.patch_size}.
 Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`.
 
