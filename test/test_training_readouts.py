@@ -258,6 +258,8 @@ def test_a_head_held_out_of_train_heads_keeps_its_weights_and_still_trains_the_t
     without = parse_args(COMMON + ["--init", str(first), "--steps", "2", "--lr", "0", "--train-heads", "depth",
                                    "pose", "--out", str(tmp_path / "frozen")])
     assert without.loss_heads == ("depth", "pose")  # a frozen encoder: only the trained heads run
+    with pytest.raises(ValueError, match="give --init"):  # a random head must not shape the encoder
+        parse_args(COMMON + ["--finetune-blocks", "1", "--train-heads", "depth", "--out", str(tmp_path / "x")])
 
 
 def test_softargmax_temperature_changes_the_config_not_the_weights(tmp_path):

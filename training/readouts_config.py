@@ -78,6 +78,9 @@ class ReadoutsConfig:
                               "give one")
         if self.train_heads is not None and not set(self.train_heads) <= set(self.heads):
             raise ConfigError(f"--train-heads {list(self.train_heads)}: the model has heads {sorted(self.heads)}")
+        if set(self.loss_heads) != set(self.trained_heads) and self.init is None:
+            raise ConfigError("a head held out of --train-heads while the encoder trains keeps its weights and "
+                              "shapes the encoder: give --init, so that they are trained weights")
         if min(self.steps, self.batch_size, self.train_clips, self.val_clips, self.workers) < 1:
             raise ConfigError("--steps, --batch-size, --train-clips, --val-clips and --workers must be >= 1")
         if not 0.0 <= self.real_fraction <= 1.0 or not 0.0 <= self.first_frame_queries <= 1.0:
