@@ -226,8 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move this share of training queries to frame 0 where their point is visible "
                         "(the node's query frame under its default hop); validation is unchanged")
     p.add_argument("--train-heads", nargs="+", default=None,
-                   help="train only these heads; the rest keep their weights (with --finetune or "
-                        "--finetune-blocks their losses still train the encoder, so it keeps serving them)")
+                   help="train only these heads; the rest keep their weights (their losses still train a tuned encoder)")
     p.add_argument("--softargmax-temperature", type=float, default=None,
                    help="tracks head: temperature of its windowed soft-argmax (0: the learned matching one)")
     p.add_argument("--canonical-focal-px", type=float, default=None,
