@@ -30,7 +30,7 @@ def score_badja(src: str | Path | BadjaClip | dict, tracker: Tracker | None = No
     """Run `tracker` (default: the LK peer) on one clip from its first annotated frame's joints
     and score PCK on the later annotated frames. `src`: a BadjaClip, a folder (+ `clip` when it
     holds several) or a clip already read by datasets.load_badja. Returns pck, pck_3px, points,
-    area_source and per_frame PCK."""
+    area_source, per_frame PCK and, for a flow tracker, tracker_counts (model_tracker)."""
     from .peers import lk_tracks
 
     tracker = tracker or lk_tracks
@@ -52,6 +52,8 @@ def score_badja(src: str | Path | BadjaClip | dict, tracker: Tracker | None = No
     area = badja["mask_area"][1:]
     out = pck(pred_xy, badja["joints_xy"][1:], gt_vis, area, alpha)
     out["area_source"] = badja["area_source"]
+    if preds.status:  # the flow tracker's counts: track steps, LK losses, head positions taken
+        out["tracker_counts"] = preds.status
     out["per_frame"] = {int(f): pck(pred_xy[a:a + 1], badja["joints_xy"][1 + a:2 + a], gt_vis[a:a + 1],
                                     area[a:a + 1], alpha)["pck"] for a, f in enumerate(later)}
     return out
@@ -106,9 +108,9 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
     cfg = engine.config
     num_frames, capacity = cfg.num_frames, engine.spec.num_queries
     pre = Preprocessor(tuple(cfg.image_size), crop_policy)
-    refiner = make_refiner(track_refinement)
 
     def track(stamps, images, queries):
+        refiner = make_refiner(track_refinement)  # one per clip: its counts are the clip's
         ids = list(queries)
         start = min(stamps.index(queries[i][0]) for i in ids)
         if any(stamps.index(queries[i][0]) != start for i in ids):
@@ -143,6 +145,8 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
                 uv = head
                 preds.tracks[st] = {"ids": np.array(ids), "uv": uv.copy(), "visible": vis[:, k] > 0.5}
             s += len(window) - 1
+        if refiner is not None and refiner.flow:
+            preds.status = dict(refiner.counts)
         return preds
 
     return track

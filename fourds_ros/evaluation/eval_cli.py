@@ -38,7 +38,8 @@ def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
 def add_badja(report: dict, folders, model_dir, backend: str = "torch", track_refinement: str | None = None) -> None:
     """Human-annotated tracks (BADJA): PCK@0.2 of the model's tracks head and of LK on every clip
     in `folders` (one folder or several). tracks.badja_pck is the mean over clips (unchanged key);
-    tracks.badja_per_clip holds each clip's pck, pck_3px, points and area source.
+    tracks.badja_per_clip holds each clip's pck, pck_3px, points, area source and, with the flow
+    refinement, tracker_counts (track steps, LK losses, head positions taken).
     track_refinement: the node's setting (default: its default), so BADJA scores what the node runs."""
     from ..perception.settings import TrackSettings
     from .badja import model_tracker, score_badja_folders

@@ -78,6 +78,8 @@ class TemplateRefiner:
         self.half_size = int(half_size)
         self.search_radius = int(search_radius)
         self.min_score = float(min_score)
+        # flow: what decided each track step (follow): how much of a track the head really places.
+        self.counts = {"track_steps": 0, "lk_lost": 0, "head_taken": 0}
 
     def _inside(self, image: np.ndarray, u: float, v: float, reach: int) -> bool:
         h, w = image.shape
@@ -130,6 +132,8 @@ class TemplateRefiner:
         moved, tracked = lk_step(previous, image, uv_previous, match_exposure=True)
         out[tracked] = moved[tracked]
         lost = np.flatnonzero(~tracked)
+        self.counts["track_steps"] += len(out)
+        self.counts["lk_lost"] += len(lost)
         if not len(lost):
             return out
         confirmed = np.zeros(len(out), bool)
@@ -138,6 +142,7 @@ class TemplateRefiner:
                 u, v, score = self.refine(image, templates[j], out[j, 0], out[j, 1])
                 if score >= self.confirm_score:
                     out[j], confirmed[j] = (u, v), True
+        self.counts["head_taken"] += int(confirmed.sum())
         rest = lost[~confirmed[lost]]
         if len(rest) and tracked.any():
             start = np.asarray(uv_previous, np.float64)[rest]
