@@ -237,15 +237,16 @@ def test_finetune_blocks_trains_only_the_last_blocks_on_a_cached_trunk(tmp_path,
 
 
 def test_a_head_held_out_of_train_heads_keeps_its_weights_and_still_trains_the_tuned_blocks(tmp_path):
-    """--finetune-blocks 1 --train-heads depth pose: the tracks head keeps its weights bit for bit,
-    yet its loss still reaches the tuned block (the same run without the tracks head's loss, i.e.
-    a model without that head, moves the block differently)."""
+    """--finetune-blocks 1 --train-heads depth pose: the tracks head keeps its weights bit for bit
+    while the depth head and the tuned block move, and its loss still counts (the first step's loss
+    equals that of the run training every head); a held head needs --init."""
     first = tmp_path / "first"
     train(parse_args(COMMON + ["--steps", "1", "--lr", "0", "--out", str(first)]))
     start = load_checkpoint(first).state_dict()
     argv = COMMON + ["--init", str(first), "--steps", "2", "--finetune-blocks", "1", "--cache-features"]
     cfg = parse_args(argv + ["--train-heads", "depth", "pose", "--out", str(tmp_path / "held")])
     assert cfg.trained_heads == ("depth", "pose") and set(cfg.loss_heads) == {"depth", "tracks", "pose"}
+    assert cfg.held_heads == ("tracks",)
     held = train(cfg)
     model = load_checkpoint(tmp_path / "held").state_dict()
     assert all(torch.equal(w, start[n]) for n, w in model.items() if n.startswith("heads.tracks."))

@@ -46,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         model = average_models(load_checkpoint(args.start), load_checkpoint(args.finetuned), args.alpha)
-    except (ValueError, CheckpointError) as e:
+    except ValueError as e:  # CheckpointError included
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = save_checkpoint(model, args.out, metadata={"averaged": f"{1 - args.alpha:g} x {args.start} + "
-                                                                  f"{args.alpha:g} x {args.finetuned}"})
-    print(f"wrote {out}: {1 - args.alpha:g} x {args.start} + {args.alpha:g} x {args.finetuned}")
+    averaged = f"{1 - args.alpha:g} x {args.start} + {args.alpha:g} x {args.finetuned}"
+    out = save_checkpoint(model, args.out, metadata={"averaged": averaged})
+    print(f"wrote {out}: {averaged}")
     return 0
 
 

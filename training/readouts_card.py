@@ -56,7 +56,7 @@ def encoder_words(args: ReadoutsConfig) -> str:
 
 def held_words(args: ReadoutsConfig) -> str:
     """The heads that keep their --init weights while their loss trains the tuned encoder, or ''."""
-    held = [h for h in args.loss_heads if h not in args.trained_heads]
+    held = args.held_heads
     return f" ({', '.join(held)} held: weights as --init gave them, loss still training the encoder)" if held else ""
 
 

@@ -78,7 +78,7 @@ class ReadoutsConfig:
                               "give one")
         if self.train_heads is not None and not set(self.train_heads) <= set(self.heads):
             raise ConfigError(f"--train-heads {list(self.train_heads)}: the model has heads {sorted(self.heads)}")
-        if set(self.loss_heads) != set(self.trained_heads) and self.init is None:
+        if self.held_heads and self.init is None:
             raise ConfigError("a head held out of --train-heads while the encoder trains keeps its weights and "
                               "shapes the encoder: give --init, so that they are trained weights")
         if min(self.steps, self.batch_size, self.train_clips, self.val_clips, self.workers) < 1:
@@ -127,6 +127,11 @@ class ReadoutsConfig:
         held out of --train-heads keeps its weights, and its loss keeps the moving encoder serving
         it), else the trained heads (the others are not even run)."""
         return self.heads if self.trains_encoder else self.trained_heads
+
+    @property
+    def held_heads(self) -> tuple[str, ...]:
+        """The heads whose losses train the encoder while their weights stay as --init gave them."""
+        return tuple(h for h in self.loss_heads if h not in self.trained_heads)
 
 
 def check_heads(heads) -> None:
