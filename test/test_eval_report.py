@@ -93,6 +93,10 @@ def test_dds_eval_writes_every_report_key(reports, short_bag):
     node_counts = timing["node_diagnostics"]
     assert node_counts["frames_in"] == "12" and node_counts["frames_out"] == "12"
     assert node_counts["clips"] == "4" and node_counts["clips_flushed"] == "1"
+    # What placed the track steps (flow refinement, the default): LK's failures and the head's
+    # confirmed positions are parts of the steps.
+    steps, lost, taken = (int(node_counts[k]) for k in ("track_steps", "track_steps_lk_lost", "track_steps_head_taken"))
+    assert steps > 0 and 0 <= taken <= lost <= steps
     assert report["unscored"] == [] and report["meta"]["mode"] == "dds"
     # the node's outputs were recorded; they read back as a bag with the scored topics
     recorded = open_reader(out / "outputs.mcap")
@@ -199,3 +203,19 @@ def test_offline_eval_reports_the_pose_over_start_frames(short_bag, tiny_model_d
     with pytest.raises(SystemExit) as exc:
         cli(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r2"), "--pose-starts", "2"])
     assert exc.value.code == 2 and "--pose-starts needs --offline" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("num_queries", [4, 64])
+def test_offline_runs_the_engine_with_the_num_queries_parameter(short_bag, tiny_model_dir, num_queries):
+    """`--param num_queries=N` offline is what the node runs: N engine queries, so no more than N
+    tracks a frame whatever max_tracks (64) allows."""
+    from fourds_ros.evaluation.bag import read_bag
+    from fourds_ros.evaluation.offline import run_offline
+    from fourds_ros.perception.settings import PerceptionSettings
+
+    settings = PerceptionSettings.from_params(num_queries=num_queries)
+    preds = run_offline(read_bag(short_bag), tiny_model_dir, settings=settings)
+    most = max(len(t["ids"]) for t in preds.tracks.values())
+    assert most <= num_queries
+    if num_queries == 64:  # the kitchen seeds more than 4 tracks, so 4 queries is a real bound
+        assert most > 4

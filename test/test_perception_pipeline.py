@@ -65,6 +65,23 @@ def test_every_frame_described_once_with_its_stamp(engine):
     assert np.allclose(results[0].pose.odom_from_camera[:3, :3], [[0, 0, 1], [-1, 0, 0], [0, -1, 0]], atol=1e-5)
 
 
+@pytest.mark.parametrize("refinement", ["flow", "template"])
+def test_status_counts_what_placed_the_track_steps_with_flow_refinement(engine, refinement):
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=3, max_tracks=12,
+                                                                     track_refinement=refinement))
+    frames, k = scenes_frames(7)
+    for i, rgb in enumerate(frames):
+        pipe.push(rgb, i * 33_000_000, "kitchen_optical", k)
+    status = pipe.status()
+    if refinement != "flow":  # no LK steps to count: the keys are absent, not zero
+        assert "track_steps" not in status
+        return
+    # Two 4-frame clips: at most 3 steps a clip for each of the 12 tracks (those the image can
+    # follow), LK's failures among them, and the head's confirmed positions among those.
+    assert 0 < status["track_steps"] <= 2 * 3 * 12
+    assert 0 <= status["track_steps_head_taken"] <= status["track_steps_lk_lost"] <= status["track_steps"]
+
+
 def test_camera_resolution_depth_and_disabled_heads(engine):
     pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=4, depth_output_resolution="camera",
                                                        enable_tracks=False, enable_pose=False))

@@ -185,7 +185,7 @@ class PerceptionPipeline:
         scale = self.reference_scale.status() if self.reference_scale is not None else {}
         return {**scale, "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
-                "tracks_live": len(self.tracks.tracks),
+                "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
 
     # -- half 1: the clip buffer -------------------------------------------------------------

@@ -95,6 +95,18 @@ class TrackManager:
     def reset(self) -> None:
         self.tracks.clear()
 
+    def step_counts(self) -> dict[str, int]:
+        """What placed the track steps so far, for /diagnostics (flow refinement only; else {}):
+        track_steps, of them track_steps_lk_lost (LK failed) and track_steps_head_taken (the
+        head's position, confirmed by the template, replaced a lost LK step). Why: on a scene
+        unlike the training data the head may place almost none, and a team should see that the
+        published tracks are then LK's (models/fourds_default/README.md, session 27)."""
+        if self.refiner is None or not self.refiner.flow:
+            return {}
+        c = self.refiner.counts
+        return {"track_steps": c["track_steps"], "track_steps_lk_lost": c["lk_lost"],
+                "track_steps_head_taken": c["head_taken"]}
+
     def add_topic_queries(self, uv: np.ndarray) -> None:
         """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic')."""
         self.pending_topic_queries.extend(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
