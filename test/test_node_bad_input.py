@@ -33,6 +33,9 @@ def test_bad_frames_are_counted_and_logged_once(tiny_model_dir, ros_env, tmp_pat
     # Logged once per kind (throttled), however often it happened.
     assert run.node_log.count("[unsupported_encoding]") == 1 and run.node_log.count("[size]") == 1, run.node_log
     assert run.node_log.count("[no_camera_info]") == 1
+    # The last step's stamps are 100 s behind the node's clock: another clock, not a latency.
+    assert int(values["errors_stamps_off_clock"]) == 6 and run.node_log.count("[stamps_off_clock]") == 1, values
+    assert float(values["latency_p95_ms"]) < 30_000, values
     # Still producing after the bad frames: outputs stamped from the last (time-shifted) step.
     last_step = {p["stamp_ns"] for p in run.result["published"][-6:]}
     depth = run.records("depth/image")

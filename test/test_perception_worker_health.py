@@ -571,3 +571,35 @@ def test_partly_blind_frames_warn_with_their_count_and_the_remedy():
     level, message = health.level(state())
     assert level == WARN and "view_partly_blind" in message and health.errors["view_partly_blind"] == 1
     assert len(logs) == 1 and "2 of 2 frames" in logs[0] and "exclude_boxes" in logs[0]
+
+
+def test_stamps_off_the_node_clock_are_counted_and_kept_out_of_the_latency():
+    """A bag played without --clock: stamps hours from the node's clock. The frames are described
+    (frames_out), the offset is bad input of kind stamps_off_clock, logged with the remedy, and the
+    latency windows keep only the frames on the node's clock, so latency_warn_ms judges real delays."""
+    now = [10**18]
+    logs = []
+    health = NodeHealth(logs.append, now_ns=lambda: now[0])
+    health.latency_warn_ms = 1000.0
+    bag = [3 * 3600 * 10**9 + i * HZ30 for i in range(4)]  # a recording from 1970, 3 h after epoch
+    for stamp in bag:
+        health.frame_received(stamp)
+    health.record_clip(bag, 0.01, 0.02)
+    level, message = health.level(state())
+    assert level == WARN and "stamps_off_clock: 4" in message and "latency p95" not in message
+    assert len(logs) == 1 and "--clock" in logs[0] and "use_sim_time" in logs[0]
+    values = health.report(state())[2]
+    assert values["frames_out"] == "4" and values["errors_stamps_off_clock"] == "4"
+    assert values["latency_p95_ms"] == "nan" and values["input_transport_ms"] == "nan"
+    assert values["clip_latency_p50_ms"] == "nan"
+    # Stamps on the clock again (the bag replayed with --clock): measured as before.
+    live = [now[0] - 200 * MS + i * HZ30 for i in range(4)]
+    for stamp in live:
+        health.frame_received(stamp)
+    health.record_clip(live, 0.01, 0.02)
+    values = health.report(state())[2]
+    assert float(values["latency_p50_ms"]) == pytest.approx(150.0, abs=51.0)
+    assert health.errors["stamps_off_clock"] == 4  # the live frames added none
+    # 29 s late is still a latency (over latency_warn_ms), not another clock.
+    health.record_clip([now[0] - 29 * 10**9] * 40, 0.01, 0.02)
+    assert "latency p95" in health.level(state())[1]

@@ -35,6 +35,14 @@ WARN_FRACTION = 0.05  # of the input: dropped by the node, or lost before our ca
 # after it was last seen: long enough for a 1 Hz diagnostics reader to see it, short enough that
 # one pause at start-up does not leave the node WARN for the rest of its run.
 BAD_INPUT_WARN_S = 30.0
+# A stamp further than this from the node's clock is on another clock, not late: a bag played
+# without --clock (or use_sim_time unset), or a camera whose clock is not synchronised. Its
+# "latency" would be the clocks' offset (hours, or 1.8e12 ms for a bag stamped from 0), reported as
+# the node's latency and turning /diagnostics WARN for the wrong reason. Such frames are still
+# described; they are counted as bad input of kind stamps_off_clock and left out of the latency
+# windows. 30 s: far above the node's worst real latency (its queue holds at most
+# max_waiting_clips clips; 1.5 s p95 at 60 Hz on 2 cores, docs/benchmarks.md).
+STAMP_OFF_CLOCK_S = 30.0
 
 
 @dataclass
@@ -157,7 +165,13 @@ class NodeHealth:
             if last is not None and sequence > last + 1:
                 self.counts["frames_missing_by_sequence"] += sequence - last - 1
             self._sequences[publisher] = sequence if last is None else max(last, sequence)
-        self.transport_ms.append((self.now_ns() - stamp_ns) / 1e6)
+        offset_s = (self.now_ns() - stamp_ns) / 1e9
+        if abs(offset_s) > STAMP_OFF_CLOCK_S:
+            self.warn("stamps_off_clock", f"an image stamp is {offset_s:+.0f} s from this node's clock (a bag played "
+                      "without --clock, use_sim_time unset, or the camera's clock not synchronised): frames are "
+                      "described, their latency is not measured")
+        else:
+            self.transport_ms.append(offset_s * 1e3)
         self.last_in = time.monotonic()
 
     def frames_lost(self, info) -> None:
@@ -189,9 +203,12 @@ class NodeHealth:
         now_ns = self.now_ns()
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)
-        self.latency_ms.extend((now_ns - s) / 1e6 for s in stamps_ns)
+        latencies = [(now_ns - s) / 1e6 for s in stamps_ns]
+        on_clock = [ms for ms in latencies if abs(ms) <= STAMP_OFF_CLOCK_S * 1e3]  # see STAMP_OFF_CLOCK_S
+        self.latency_ms.extend(on_clock)
         if stamps_ns:
-            self.clip_latency_ms.append((now_ns - stamps_ns[-1]) / 1e6)
+            if len(on_clock) == len(latencies):
+                self.clip_latency_ms.append(latencies[-1])
             self.counts["frames_out"] += len(stamps_ns)
             self.last_out = time.monotonic()
 
