@@ -4,7 +4,7 @@ model image, no depth invented, odometry held with an unknown-motion covariance.
 import numpy as np
 
 from fourds_ros.perception.pose_geometry import UNSEEN_VARIANCE, clip_pose, hold_unseen
-from fourds_ros.perception.preprocess import Preprocessor, image_texture, partly_blind, texture_map
+from fourds_ros.perception.preprocess import Preprocessor, partly_blind, texture_map, texture_of
 from fourds_ros.rgbd import read_sequence
 
 from .test_default_model import SAMPLE, default_pipeline, noisy_frames
@@ -19,7 +19,7 @@ def model_images(frames: list[np.ndarray]) -> np.ndarray:
 def test_texture_tells_a_real_frame_from_a_covered_lens_a_blank_view_and_a_dark_room():
     real = read_sequence(SAMPLE).rgb(12).astype(float)
     views = [real, real * 0, real * 0 + 128, real * 0.05]
-    texture = image_texture(model_images(list(noisy_frames(lambda i: views[i], len(views)))))
+    texture = texture_of(texture_map(model_images(list(noisy_frames(lambda i: views[i], len(views))))))
     seen, black, grey, dark = texture
     assert seen > 5.0 and black < 0.2 and grey < 0.2 and dark < 1.0, texture
 

@@ -81,16 +81,15 @@ def test_a_turning_clip_does_not_count():
     assert wide.observe(0, 200 * MS, np.array([0, 0, 0.1]), mount(0))
 
 
-def test_bad_reference_poses_are_refused_with_a_reason_and_counted():
+def test_bad_reference_poses_are_refused_with_a_reason():
     ref = scale_of()
     assert ref.add(0, [0, 0, 0], UNIT) is None
     assert "non-finite" in ref.add(10 * MS, [np.nan, 0, 0], UNIT)
     assert "unit quaternion" in ref.add(20 * MS, [0, 0, 0], np.zeros(4))
     assert "not after" in ref.add(0, [0, 0, 0], UNIT)
-    assert ref.rejected == 3
     # Time going back by more than a second is a new recording (a bag loop): the reference restarts.
     ref.add(5 * 10**9, [1, 0, 0], UNIT)
-    assert ref.add(10 * MS, [0, 0, 0], UNIT) is None and ref.rejected == 3
+    assert ref.add(10 * MS, [0, 0, 0], UNIT) is None
     assert ref.camera_travel(0, 5 * 10**9, mount(0)) is None
 
 

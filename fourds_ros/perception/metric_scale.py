@@ -59,24 +59,20 @@ class ReferenceScale:
         self._samples: list[tuple[np.ndarray, np.ndarray]] = []  # (odom_from_base rotation, position)
         self.ratios: deque = deque(maxlen=window)
         self.scale = 1.0
-        self.rejected = 0  # reference messages refused: non-finite, not a unit quaternion, or out of order
         self.clips_seen = 0  # clips the reference covered
         self.clips_used = 0  # of them, those that moved enough and turned little enough
 
     def add(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray) -> str | None:
         """One reference pose of the base in odom (nav_msgs/Odometry pose: x y z, qx qy qz qw).
-        -> why it was refused, or None."""
+        -> why it was refused, or None (the node counts refusals as errors_reference_odometry)."""
         position, q = np.asarray(position, float).reshape(3), np.asarray(quaternion_xyzw, float).reshape(4)
         with self._lock:
             if not (np.isfinite(position).all() and np.isfinite(q).all()):
-                self.rejected += 1
                 return "a non-finite reference odometry pose"
             if abs(float(np.linalg.norm(q)) - 1.0) > QUATERNION_TOLERANCE:  # e.g. all zeros: never set
-                self.rejected += 1
                 return f"a reference odometry orientation of norm {np.linalg.norm(q):.3f}, not a unit quaternion"
             if self._stamps and stamp_ns <= self._stamps[-1]:
                 if stamp_ns > self._stamps[-1] - BACKWARDS_NS:
-                    self.rejected += 1
                     return "a reference odometry stamp not after the previous one"
                 self._stamps, self._samples = [], []  # time went backwards: a new recording
             self._stamps.append(int(stamp_ns))

@@ -139,7 +139,7 @@ class InputSettings(_Group):
         are dropped and counted before any decoding, so a hostile or broken header cannot allocate
         gigabytes. Default: 4K UHD.""", param="max_input_pixels", low=1, high=2**31 - 1)
     min_image_texture: float = setting(1.0, """A frame whose model image has less texture than this is blind
-        (preprocess.image_texture: the 90th percentile of the smoothed image gradient, grey levels per
+        (preprocess.texture_of: the 90th percentile of the smoothed image gradient, grey levels per
         model pixel): a covered lens, a dark room, a blank wall at arm's length. Its depth is published
         as NaN, no track is visible on it (none is seeded there), and its odometry holds the last pose
         seen, with a covariance that says any motion could have happened (1 m^2, 1 rad^2); counted as
