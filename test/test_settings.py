@@ -106,3 +106,13 @@ def test_runtime_parameter_changes_are_refused_with_the_reason_or_accepted_when_
     assert "pose_source" in parameter_change_refusal(current, {"pose_source": "magic"}, configured=False)
     for name in READ_AT_START:  # never re-read: refused in every state
         assert parameter_change_refusal(current, {name: current[name]}, configured=False).startswith(name)
+
+
+def test_the_engine_settings_name_what_the_engine_factory_accepts():
+    """settings.py stays free of the engine's imports (torch), so it repeats two of the engine's
+    names; this keeps them one definition in effect."""
+    from fourds_ros.engine import BACKENDS, DEFAULT_NUM_QUERIES
+    from fourds_ros.perception import settings
+
+    assert settings.BACKENDS == BACKENDS
+    assert settings.ModelSettings().num_queries == DEFAULT_NUM_QUERIES

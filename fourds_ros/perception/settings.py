@@ -28,7 +28,7 @@ from .image_rotation import quarter_turns
 from .pose_geometry import GATE_CHI2_999
 
 QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")  # engine.BACKENDS (test_settings checks)
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
