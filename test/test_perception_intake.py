@@ -43,7 +43,10 @@ class Rig:
                                                        max_waiting_clips=max_waiting_clips)
         self.pipeline = PerceptionPipeline(engine, self.settings)
         self.logged: list[str] = []
-        self.health = NodeHealth(self.logged.append)
+        # The node's clock under use_sim_time with a bag's /clock: the newest stamp taken in (the
+        # tests' stamps start near 0, hours from the wall clock).
+        self.clock_ns = 0
+        self.health = NodeHealth(self.logged.append, now_ns=lambda: self.clock_ns)
         self.results = []
         self.restarted: list[bool] = []  # ClipResult.odometry_restarted, per clip run
         self.worker_errors = []
@@ -69,6 +72,7 @@ class Rig:
         no clip is superseded; otherwise frames come as fast as the test pushes them."""
         if info is not None:
             self.intake.push_info(stamp_ns, info)
+        self.clock_ns = max(self.clock_ns, stamp_ns)
         self.health.frame_received(stamp_ns)
         self.intake.push_image(stamp_ns, frame_id, decode or (lambda: rgb), "rgb8")
         if paced and self.worker.running:

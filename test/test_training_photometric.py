@@ -61,7 +61,9 @@ def test_the_loss_is_blind_to_the_depth_scale_and_pulls_its_shape_to_the_truth(c
     nothing. Its shape is taught: one step on a depth with its contrast exaggerated
     (log depth 1.4x as far from its mean) points back to the truth."""
     depth = clips["depth"]
-    assert abs(_loss(clips, depth=depth * 3.0) - _loss(clips)) < 1e-6
+    # float32 rounding only (1.6e-6 on an AVX2 CPU, less with AVX-512); a loss that saw the scale
+    # would move by orders of magnitude more, since 3x the depth moves every warped pixel.
+    assert abs(_loss(clips, depth=depth * 3.0) - _loss(clips)) < 1e-5
     log_depth = torch.log(depth)
     mean = log_depth.mean((1, 2, 3), keepdim=True)
     contrast = torch.tensor(0.4, requires_grad=True)
