@@ -93,6 +93,11 @@ def test_dds_eval_writes_every_report_key(reports, short_bag):
     node_counts = timing["node_diagnostics"]
     assert node_counts["frames_in"] == "12" and node_counts["frames_out"] == "12"
     assert node_counts["clips"] == "4" and node_counts["clips_flushed"] == "1"
+    # The replay gives the node the bag's time on /clock (use_sim_time), as `ros2 bag play --clock`:
+    # the stamps are on the node's clock, so its latency is the bag time a frame waited (a frame
+    # every 0.1 s here: up to a clip's hop plus inference), not the hours since 1970.
+    assert "errors_stamps_off_clock" not in node_counts, node_counts
+    assert 0.0 <= float(node_counts["latency_p50_ms"]) < 5_000, node_counts
     # What placed the track steps (flow refinement, the default): LK's failures and the head's
     # confirmed positions are parts of the steps.
     steps, lost, taken = (int(node_counts[k]) for k in ("track_steps", "track_steps_lk_lost", "track_steps_head_taken"))

@@ -100,6 +100,9 @@ class Replayer:
         self.image_pub = node.create_publisher(_load_ros_type(image_type), ns + image_topic, reliable)
         self.info_pub = node.create_publisher(_load_ros_type("sensor_msgs/msg/CameraInfo"), ns + CAMERA_INFO_TOPIC,
                                               reliable)
+        # The bag's time, as `ros2 bag play --clock` gives it to a node with use_sim_time (node_command):
+        # the node measures its latency against the stamps it is sent (health.STAMP_OFF_CLOCK_S).
+        self.clock_pub = node.create_publisher(_load_ros_type("rosgraph_msgs/msg/Clock"), clock_topic(ns), reliable)
         self.received: list[tuple[str, int, bytes]] = []
         self.arrivals: dict[int, int] = {}  # input stamp -> wall ns of the first scored output for it
         for topic, msgtype in RECORDED.items():
@@ -135,9 +138,16 @@ class Replayer:
                 raise ReplayError(f"the perception node did not come up within {timeout_s:.0f} s "
                                   "(no subscriber on the image topic); see node.log")
 
-    def prime(self, camera_info: bytes | None) -> None:
+    def publish_clock(self, stamp_ns: int) -> None:
+        msg = _load_ros_type("rosgraph_msgs/msg/Clock")()
+        msg.clock.sec, msg.clock.nanosec = stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
+        self.clock_pub.publish(msg)
+
+    def prime(self, camera_info: bytes | None, first_stamp: int) -> None:
         """The node keeps the latest camera_info and its callbacks may run in any order: the first
-        frame's camera_info first, so that no frame is processed with assumed intrinsics."""
+        frame's camera_info first, so that no frame is processed with assumed intrinsics. The
+        clock first too, so that no frame meets a node clock still at 0."""
+        self.publish_clock(first_stamp)
         for _ in range(3 if camera_info is not None else 0):
             self.info_pub.publish(camera_info)
             self.spin(0.05)
@@ -209,6 +219,7 @@ def publish_frames(rp: Replayer, frames: list, rate: str, schedule: ClipSchedule
             due = t0 + ((stamp - stamp0) / 1e9 if rate == "bag" else i / float(rate))
             while time.monotonic() < due:
                 rp.spin(max(0.0, min(0.002, due - time.monotonic())))
+        rp.publish_clock(stamp)
         if info is not None:
             rp.info_pub.publish(info)
         rp.image_pub.publish(img)
@@ -250,7 +261,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     frames, image_type = load_replay_frames(bag_path, max_frames)
     rp = Replayer(image_type, namespace, stall_s)
     rp.wait_ready(ready_timeout_s)
-    rp.prime(frames[0][2])
+    rp.prime(frames[0][2], frames[0][0])
     diagnostics = NodeDiagnostics(rp.node, rp.ns)
     t0 = time.monotonic()
     published, order = publish_frames(rp, frames, rate, ClipSchedule(clip_length, hop), loops, timeout_s)
@@ -361,11 +372,19 @@ def node_command(model_dir, backend: str = "torch", hop: int = 0, extra: dict | 
     from ..ros.launch_logic import command_line, module_command, node_plan, topic_remappings
 
     ns = ("/" + namespace.strip("/")) if namespace.strip("/") else ""
-    params = {"model": str(model_dir), "autostart": True, "backend": backend, "hop": hop,
+    params = {"model": str(model_dir), "autostart": True, "backend": backend, "hop": hop, "use_sim_time": True,
               "image_qos": "DEFAULT", "image_transport": "compressed" if compressed else "raw", **(extra or {})}
-    plan = node_plan(overrides=params, namespace=namespace,
-                     remappings=topic_remappings(ns + IMAGE_TOPIC, ns + CAMERA_INFO_TOPIC))
+    remappings = topic_remappings(ns + IMAGE_TOPIC, ns + CAMERA_INFO_TOPIC)
+    if clock_topic(ns) != "/clock":  # the replay's own clock, so runs on one domain do not share one
+        remappings.append(("/clock", clock_topic(ns)))
+    plan = node_plan(overrides=params, namespace=namespace, remappings=remappings)
     return command_line(plan, executable=module_command())
+
+
+def clock_topic(ns: str) -> str:
+    """The replay's /clock: under the run's namespace ("/ns"), since runs on one ROS domain each keep
+    their own bag time."""
+    return ns + "/clock" if ns else "/clock"
 
 
 def ros_environment(env: dict | None = None) -> dict:
