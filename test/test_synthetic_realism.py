@@ -23,8 +23,9 @@ def fingerprint(clip) -> dict[str, tuple[float, float]]:
     return out
 
 
-# Fingerprints of the default clips, as the generator rendered them before any realism option
-# existed (389a16d; these values from 2026-12-02, equal to its clips up to rounding). Not hashes:
+# Fingerprints of the default clips, as the generator renders them since before any realism option
+# existed (389a16d; sha256 hashes until 2026-12-02, these values measured then on an AVX2 CPU with
+# the code and pinned libraries of those hashes). Not hashes:
 # the same code renders other low bits on another x86-64 CPU (numpy's and Embree's AVX-512 and
 # AVX2 kernels round differently), while a change of the default config (one more random draw, a
 # new option on by default) renders another scene and moves these by far more than the tolerance.
