@@ -126,6 +126,13 @@ def test_offline_and_dds_paths_agree(reports):
         for key in keys:
             assert get(offline["peers"][peer], key) == pytest.approx(get(dds["peers"][peer], key), rel=1e-4, abs=1e-6)
     assert offline["performance"]["frames_out"] == dds["performance"]["frames_out"]
+    # What placed the track steps: the pipeline's counters offline, the node's /diagnostics over
+    # DDS, the same clips either way; report.md says it in words.
+    counts = [{k: r["meta"]["pipeline_status"][k] for k in ("track_steps", "track_steps_lk_lost",
+                                                             "track_steps_head_taken")} for r in (offline, dds)]
+    assert counts[0] == counts[1] and counts[0]["track_steps"] > 0
+    for mode in ("dds", "offline"):
+        assert "Track steps: " in (reports[mode][0] / "report.md").read_text()
 
 
 def test_bag_without_ground_truth_reports_what_was_not_scored(tmp_path, tiny_model_dir):

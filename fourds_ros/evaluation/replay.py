@@ -478,7 +478,12 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
     with NodeProcess(command, env, out_dir / "node.log") as node:
         timing = replay_subprocess(bag_path, out_mcap, out_dir / "replay_timing.json", env, rate, clip_length,
                                    hop_eff, timeout_s, max_frames=len(bag.stamps), node=node, namespace=namespace)
-    return predictions_from_outputs(out_mcap, timing)
+    preds = predictions_from_outputs(out_mcap, timing)
+    # The node's counters that the offline path reads from PerceptionPipeline.status() (the rest
+    # of its /diagnostics stays in replay_timing.json).
+    diagnostics = timing.get("node_diagnostics") or {}
+    preds.status = {k: int(v) for k, v in diagnostics.items() if k.startswith("track_steps") and v.isdigit()}
+    return preds
 
 
 def main(argv: list[str] | None = None) -> int:

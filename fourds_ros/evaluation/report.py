@@ -243,6 +243,12 @@ def markdown(report: dict) -> str:
     if "metric_scale" in status:  # metric_scale_source: reference_odometry (offline: the ground truth)
         lines += [f"Metric scale from the reference odometry: {status['metric_scale']} (clips counted: "
                   f"{status['metric_scale_clips_used']} of {status['metric_scale_clips_seen']} it covered).", ""]
+    if "track_steps" in status:  # track_refinement: flow (offline: the pipeline's; DDS: the node's /diagnostics)
+        steps = max(int(status["track_steps"]), 1)
+        lost, taken = int(status["track_steps_lk_lost"]), int(status["track_steps_head_taken"])
+        lines += [f"Track steps: {status['track_steps']}; LK lost the point on {lost} ({100 * lost / steps:.1f} %), "
+                  f"where the tracks head's position was taken on {taken} ({100 * taken / steps:.1f} %) and "
+                  "the neighbours' motion on the rest.", ""]
     lines += _badja_lines(report)
     lines += ["## Performance", "", "| " + " | ".join(PERF_KEYS) + " |", "|---" * len(PERF_KEYS) + "|",
               "| " + " | ".join(_fmt(report["performance"].get(k)) for k in PERF_KEYS) + " |", ""]
