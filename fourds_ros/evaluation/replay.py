@@ -102,7 +102,8 @@ class Replayer:
                                               reliable)
         # The bag's time, as `ros2 bag play --clock` gives it to a node with use_sim_time (node_command):
         # the node measures its latency against the stamps it is sent (health.STAMP_OFF_CLOCK_S).
-        self.clock_pub = node.create_publisher(_load_ros_type("rosgraph_msgs/msg/Clock"), clock_topic(ns), reliable)
+        self.clock_type = _load_ros_type("rosgraph_msgs/msg/Clock")
+        self.clock_pub = node.create_publisher(self.clock_type, clock_topic(ns), reliable)
         self.received: list[tuple[str, int, bytes]] = []
         self.arrivals: dict[int, int] = {}  # input stamp -> wall ns of the first scored output for it
         for topic, msgtype in RECORDED.items():
@@ -139,7 +140,7 @@ class Replayer:
                                   "(no subscriber on the image topic); see node.log")
 
     def publish_clock(self, stamp_ns: int) -> None:
-        msg = _load_ros_type("rosgraph_msgs/msg/Clock")()
+        msg = self.clock_type()
         msg.clock.sec, msg.clock.nanosec = stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
         self.clock_pub.publish(msg)
 

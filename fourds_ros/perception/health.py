@@ -41,7 +41,7 @@ BAD_INPUT_WARN_S = 30.0
 # the node's latency and turning /diagnostics WARN for the wrong reason. Such frames are still
 # described; they are counted as bad input of kind stamps_off_clock and left out of the latency
 # windows. 30 s: far above the node's worst real latency (its queue holds at most
-# max_waiting_clips clips; 1.5 s p95 at 60 Hz on 2 cores, docs/benchmarks.md).
+# max_waiting_clips clips; at most 1.5 s at 60 Hz on 2 cores, docs/benchmarks.md).
 STAMP_OFF_CLOCK_S = 30.0
 
 
