@@ -38,14 +38,14 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     With metric_scale_source: reference_odometry, the bag's ground-truth camera poses stand in for
     the robot's odometry (each pushed just before its frame).
     """
-    from ..engine import DEFAULT_NUM_QUERIES, create_engine
-    from ..perception import PerceptionPipeline
+    from ..engine import create_engine
+    from ..perception import PerceptionPipeline, PerceptionSettings
     from ..perception.odometry import quat_xyzw
 
+    settings = settings or PerceptionSettings()
     # The engine's query count is a node parameter like the others (num_queries), so an offline
     # run with --param num_queries=N runs what the node would.
-    num_queries = settings.model.num_queries if settings is not None else DEFAULT_NUM_QUERIES
-    engine = create_engine(model_dir, backend, num_queries=num_queries)
+    engine = create_engine(model_dir, backend, num_queries=settings.model.num_queries)
     pipeline = PerceptionPipeline(engine, settings)
     preds = Predictions(name="fourds", frames_in=len(bag.stamps))
     pushed_at: dict[int, int] = {}

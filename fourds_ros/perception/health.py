@@ -45,6 +45,11 @@ BAD_INPUT_WARN_S = 30.0
 STAMP_OFF_CLOCK_S = 30.0
 
 
+def on_node_clock(offset_ms: float) -> bool:
+    """Whether a stamp this far from the node's clock (now - stamp) is a latency (STAMP_OFF_CLOCK_S)."""
+    return abs(offset_ms) <= STAMP_OFF_CLOCK_S * 1e3
+
+
 @dataclass
 class NodeState:
     """What the node knows that the counters do not."""
@@ -165,13 +170,13 @@ class NodeHealth:
             if last is not None and sequence > last + 1:
                 self.counts["frames_missing_by_sequence"] += sequence - last - 1
             self._sequences[publisher] = sequence if last is None else max(last, sequence)
-        offset_s = (self.now_ns() - stamp_ns) / 1e9
-        if abs(offset_s) > STAMP_OFF_CLOCK_S:
-            self.warn("stamps_off_clock", f"an image stamp is {offset_s:+.0f} s from this node's clock (a bag played "
-                      "without --clock, use_sim_time unset, or the camera's clock not synchronised): frames are "
-                      "described, their latency is not measured")
+        offset_ms = (self.now_ns() - stamp_ns) / 1e6
+        if on_node_clock(offset_ms):
+            self.transport_ms.append(offset_ms)
         else:
-            self.transport_ms.append(offset_s * 1e3)
+            self.warn("stamps_off_clock", f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock (a bag "
+                      "played without --clock, use_sim_time unset, or the camera's clock not synchronised): frames "
+                      "are described, their latency is not measured")
         self.last_in = time.monotonic()
 
     def frames_lost(self, info) -> None:
@@ -204,7 +209,7 @@ class NodeHealth:
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)
         latencies = [(now_ns - s) / 1e6 for s in stamps_ns]
-        on_clock = [ms for ms in latencies if abs(ms) <= STAMP_OFF_CLOCK_S * 1e3]  # see STAMP_OFF_CLOCK_S
+        on_clock = [ms for ms in latencies if on_node_clock(ms)]
         self.latency_ms.extend(on_clock)
         if stamps_ns:
             if len(on_clock) == len(latencies):
