@@ -97,7 +97,14 @@ def test_eval_suite_marks_train_and_validation_rows(tmp_path, tiny_model_dir):
                 "orb_ate", "ate_still_camera"):
         assert isinstance(rows["tum"][key], float), key
     assert targets["depth"] == (rows["tum"]["depth_abs_rel"] <= 0.9 * rows["tum"]["constant_abs_rel"])
+    # the ratio the target judges, with no interval: 6 frames are less than two blocks of one clip
+    depth = rows["tum"]["intervals"]["depth"]
+    assert depth["ratio"] == pytest.approx(rows["tum"]["depth_abs_rel"] / rows["tum"]["constant_abs_rel"])
+    assert depth["interval"] is None
     table = (out / "suite.md").read_text()
+    assert "| tum | validation | " + f"{depth['ratio']:.2f} |" in table
+    assert f"depth / constant {depth['ratio']:.3f} (too few frames for an interval)" in (
+        out / "tum" / "report.md").read_text()
     assert "| holo | train |" in table and "| tum | validation |" in table
     assert f"[{rows['tum']['ate_still_camera']:.3f}]" in table
     assert (out / "tum" / "report.json").exists() and (out / "bags" / "tum" / "metadata.yaml").exists()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .bag import BagError, write_bag
 from .datasets import iter_dataset
+from .uncertainty import BLOCK_FRAMES, LEVEL
 
 log = logging.getLogger("fourds_ros.eval_suite")
 
@@ -149,6 +150,23 @@ def _target(value, peer, factor: float, higher_is_better: bool = False) -> bool 
     return value >= factor * peer if higher_is_better else value <= factor * peer
 
 
+def _intervals(report: dict) -> dict:
+    """Each target's ratio to its peer with how far it moves (uncertainty.py): depth, metric depth
+    and AJ with their bootstrap interval; the pose, where measured over start frames, with the
+    range of the per-start ratios (ATE over ORB VO's from the same start)."""
+    out = {k: {"ratio": v["ratio"], "interval": v["interval"]}
+           for k, v in (report.get("uncertainty") or {}).items() if isinstance(v, dict)}
+    ours, orb = _get(report, "pose_over_starts", "fourds", "ate"), _get(report, "pose_over_starts", "orb_vo", "ate")
+    if ours and orb:
+        ratios = [a / b for a, b in zip(ours, orb) if a is not None and b]
+        mean_ours, mean_orb = _get(report, "pose_over_starts", "fourds", "ate_mean"), _get(
+            report, "pose_over_starts", "orb_vo", "ate_mean")
+        if ratios and mean_ours is not None and mean_orb:
+            out["pose"] = {"ratio": mean_ours / mean_orb, "interval": (min(ratios), max(ratios)),
+                           "over": "start frames"}
+    return out
+
+
 def suite_row(rec: Recording, role: str, report: dict, report_dir: str) -> dict:
     """One table row from one report.json (eval_cli.evaluate's dict)."""
     peers = report.get("peers", {})
@@ -166,6 +184,7 @@ def suite_row(rec: Recording, role: str, report: dict, report_dir: str) -> dict:
            "pose_starts": _get(report, "pose_over_starts", "starts"),
            "ate_starts": _get(report, "pose_over_starts", "fourds", "ate_mean"),
            "orb_ate_starts": _get(report, "pose_over_starts", "orb_vo", "ate_mean")}
+    row["intervals"] = _intervals(report)
     row["targets"] = None
     if role == "validation":
         targets = {"depth": _target(row["depth_abs_rel"], row["constant_abs_rel"], DEPTH_FACTOR),
@@ -272,11 +291,33 @@ def suite_markdown(suite: dict) -> str:
                      f"| {_f(r['aj'])} ({_f(r['lk_aj'])}) | {_f(r['ate'])} ({_f(r['orb_ate'])}){_starts(r)} [{_f(r.get('ate_still_camera'))}] "
                      f"| {_f(r['rotation_ratio'], 2)} ({_f(r['orb_rotation_ratio'], 2)}) | " + " | ".join(marks) + " |")
     val = [r for r in suite["rows"] if r["role"] == "validation"]
-    lines += ["", f"Validation rows meeting every target: {sum(r['targets']['all'] for r in val)} of {len(val)}.",
+    lines += ["", f"Validation rows meeting every target: {sum(r['targets']['all'] for r in val)} of {len(val)}.", "",
+              *_interval_lines(suite["rows"]),
               "[still camera]: the ATE of a camera that never moves (Sim(3) alignment gives every estimate "
               "at most this); an ATE near it measured little translation.",
               "Each row's full report: `<recording>/report.md` beside this file when the suite was run.", ""]
     return "\n".join(lines)
+
+
+def _interval_lines(rows: list[dict]) -> list[str]:
+    """How sure each ratio is: the table of uncertainty.py's intervals (and the pose's range over
+    start frames)."""
+    def cell(row: dict, target: str) -> str:
+        v = (row.get("intervals") or {}).get(target)
+        if not v:
+            return "–"
+        interval = v.get("interval")
+        return _f(v["ratio"], 2) + (f" [{_f(interval[0], 2)}, {_f(interval[1], 2)}]" if interval else "")
+
+    if not any(r.get("intervals") for r in rows):
+        return []
+    lines = [f"Ratios to the peers [{round(100 * LEVEL)} % bootstrap interval: frames in blocks of "
+             f"{BLOCK_FRAMES} for depth, points for AJ; the pose: the range over start frames]. Targets: depth "
+             f"and metric <= {DEPTH_FACTOR}, AJ >= {AJ_FACTOR}, ATE <= {ATE_FACTOR}; an interval that straddles "
+             "its target is a pass or a FAIL within what one recording can tell.", "",
+             "| recording | role | depth / constant | metric / constant | AJ / LK | ATE / ORB VO |", "|---" * 6 + "|"]
+    lines += [f"| {r['recording']} | {r['role']} | " + " | ".join(cell(r, t) for t in TARGETS) + " |" for r in rows]
+    return lines + [""]
 
 
 def write_suite(suite: dict, out: str | Path) -> None:
