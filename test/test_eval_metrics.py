@@ -332,4 +332,5 @@ def test_flow_tracker_is_lk_wherever_lk_holds_and_the_head_elsewhere(tiny_model_
     assert compared > 100 and not held.all()  # most joints compared, and LK lost some on this clip
     counts = flow.status  # what decided each step: LK, or the head where LK lost the joint
     assert counts["track_steps"] == len(ids) * (len(stamps) - 1)
-    assert 0 < counts["lk_lost"] < counts["track_steps"] and 0 <= counts["head_taken"] <= counts["lk_lost"]
+    assert 0 < counts["track_steps_lk_lost"] < counts["track_steps"]
+    assert 0 <= counts["track_steps_head_taken"] <= counts["track_steps_lk_lost"]

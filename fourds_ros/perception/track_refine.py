@@ -79,7 +79,7 @@ class TemplateRefiner:
         self.search_radius = int(search_radius)
         self.min_score = float(min_score)
         # flow: what decided each track step (follow): how much of a track the head really places.
-        self.counts = {"track_steps": 0, "lk_lost": 0, "head_taken": 0}
+        self.counts = {"track_steps": 0, "track_steps_lk_lost": 0, "track_steps_head_taken": 0}
 
     def _inside(self, image: np.ndarray, u: float, v: float, reach: int) -> bool:
         h, w = image.shape
@@ -133,7 +133,7 @@ class TemplateRefiner:
         out[tracked] = moved[tracked]
         lost = np.flatnonzero(~tracked)
         self.counts["track_steps"] += len(out)
-        self.counts["lk_lost"] += len(lost)
+        self.counts["track_steps_lk_lost"] += len(lost)
         if not len(lost):
             return out
         confirmed = np.zeros(len(out), bool)
@@ -142,7 +142,7 @@ class TemplateRefiner:
                 u, v, score = self.refine(image, templates[j], out[j, 0], out[j, 1])
                 if score >= self.confirm_score:
                     out[j], confirmed[j] = (u, v), True
-        self.counts["head_taken"] += int(confirmed.sum())
+        self.counts["track_steps_head_taken"] += int(confirmed.sum())
         rest = lost[~confirmed[lost]]
         if len(rest) and tracked.any():
             start = np.asarray(uv_previous, np.float64)[rest]

@@ -103,9 +103,7 @@ class TrackManager:
         published tracks are then LK's (models/fourds_default/README.md, session 27)."""
         if self.refiner is None or not self.refiner.flow:
             return {}
-        c = self.refiner.counts
-        return {"track_steps": c["track_steps"], "track_steps_lk_lost": c["lk_lost"],
-                "track_steps_head_taken": c["head_taken"]}
+        return dict(self.refiner.counts)
 
     def add_topic_queries(self, uv: np.ndarray) -> None:
         """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic')."""
