@@ -198,7 +198,7 @@ def test_badja_per_clip_pck_and_mean_in_the_report(tiny_model_dir):
     """`eval --badja DIR DIR` scores every clip with the model and LK; report.json's badja_pck is
     the mean over clips and badja_per_clip holds each clip's PCK."""
     from fourds_ros.evaluation.eval_cli import add_badja
-    from fourds_ros.evaluation.report import markdown
+    from fourds_ros.evaluation.report import _json_ready, markdown
 
     dirs = [require(SHARED_DATA / d) for d in BADJA_DIRS]
     report = {"tracks": {}, "peers": {"lk": {"tracks": {}}}, "bag": {"path": "x", "frames": 0},
@@ -210,8 +210,16 @@ def test_badja_per_clip_pck_and_mean_in_the_report(tiny_model_dir):
         assert sorted(per_clip) == sorted(BADJA_CLIPS)
         assert all(0.0 <= r["pck"] <= 1.0 and r["points"] > 50 for r in per_clip.values())
         assert section["badja_pck"] == pytest.approx(np.mean([r["pck"] for r in per_clip.values()]))
+    for clip, ours in report["tracks"]["badja_per_clip"].items():  # each clip's target ratio, paired with LK's
+        lk = report["peers"]["lk"]["tracks"]["badja_per_clip"][clip]
+        ratio = ours["ratio_to_lk"]
+        assert ratio["ratio"] == pytest.approx(ours["pck"] / lk["pck"])
+        assert ratio["interval"][0] <= ratio["interval"][1] and ratio["n"] >= 8  # annotated frames after the first
     text = markdown(report)
     assert "## BADJA PCK@0.2 per clip" in text and "| bear |" in text and "joint hull" in text
+    bear = report["tracks"]["badja_per_clip"]["bear"]["ratio_to_lk"]
+    assert f"| {bear['ratio']:.2f} [{bear['interval'][0]:.2f}, {bear['interval'][1]:.2f}] |" in text
+    assert "_per_frame" not in json.dumps(_json_ready(report))  # the frames stay out of report.json
 
 
 def test_badja_oracle_scores_one_on_every_clip_including_the_maskless_one():

@@ -96,3 +96,15 @@ def test_the_report_pairs_model_and_constant_by_stamp_and_the_suite_shows_it():
     # the pose: the mean ratio, and the range of the per-start ratios that could be formed
     assert row["intervals"]["pose"]["ratio"] == pytest.approx(0.025 / 0.0217)
     assert row["intervals"]["pose"]["interval"] == pytest.approx((0.8, 1.5))
+
+
+def test_pck_ratio_pools_the_clip_points_and_pairs_the_frames():
+    from fourds_ros.evaluation.uncertainty import pck_ratio_interval
+
+    model = {f: {"pck": p, "points": n} for f, p, n in [(5, 1.0, 10), (10, 0.5, 20), (15, 0.0, 0), (20, 0.8, 10)]}
+    peer = {f: {"pck": p, "points": n} for f, p, n in [(5, 0.5, 10), (10, 0.5, 20), (15, None, 0), (20, 0.4, 10)]}
+    r = pck_ratio_interval(model, peer)
+    # frames 5, 10, 20 (frame 15 scored no point): (10 + 10 + 8) / (5 + 10 + 4) correct points
+    assert r["n"] == 3 and r["ratio"] == pytest.approx(28 / 19)
+    assert r["interval"][0] <= r["ratio"] <= r["interval"][1]
+    assert pck_ratio_interval(model, {}) is None

@@ -30,7 +30,8 @@ def score_badja(src: str | Path | BadjaClip | dict, tracker: Tracker | None = No
     """Run `tracker` (default: the LK peer) on one clip from its first annotated frame's joints
     and score PCK on the later annotated frames. `src`: a BadjaClip, a folder (+ `clip` when it
     holds several) or a clip already read by datasets.load_badja. Returns pck, pck_3px, points,
-    area_source, per_frame PCK and, for a flow tracker, tracker_counts (model_tracker)."""
+    area_source, per_frame ({annotated frame: its pck, pck_3px and points}) and, for a flow
+    tracker, tracker_counts (model_tracker)."""
     from .peers import lk_tracks
 
     tracker = tracker or lk_tracks
@@ -55,7 +56,7 @@ def score_badja(src: str | Path | BadjaClip | dict, tracker: Tracker | None = No
     if preds.status:  # the flow tracker's counts: track steps, LK losses, head positions taken
         out["tracker_counts"] = preds.status
     out["per_frame"] = {int(f): pck(pred_xy[a:a + 1], badja["joints_xy"][1 + a:2 + a], gt_vis[a:a + 1],
-                                    area[a:a + 1], alpha)["pck"] for a, f in enumerate(later)}
+                                    area[a:a + 1], alpha) for a, f in enumerate(later)}
     return out
 
 
@@ -81,7 +82,7 @@ def score_badja_folders(folders, trackers: dict[str, Tracker | None], alpha: flo
         badja = load_badja(clip)
         for name, tracker in trackers.items():
             result = score_badja(badja, tracker, alpha)
-            result.pop("per_frame")
+            result["_per_frame"] = result.pop("per_frame")  # for the paired interval; not in report.json
             per_clip[name][clip.name] = result
 
     def mean(results, key):

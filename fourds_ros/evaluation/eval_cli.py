@@ -39,10 +39,12 @@ def add_badja(report: dict, folders, model_dir, backend: str = "torch", track_re
     """Human-annotated tracks (BADJA): PCK@0.2 of the model's tracks head and of LK on every clip
     in `folders` (one folder or several). tracks.badja_pck is the mean over clips (unchanged key);
     tracks.badja_per_clip holds each clip's pck, pck_3px, points, area source and, with the flow
-    refinement, tracker_counts (track steps, LK losses, head positions taken).
+    refinement, tracker_counts (track steps, LK losses, head positions taken), and ratio_to_lk: the
+    clip's PCK over LK's with its paired bootstrap interval over annotated frames (uncertainty.py).
     track_refinement: the node's setting (default: its default), so BADJA scores what the node runs."""
     from ..perception.settings import TrackSettings
     from .badja import model_tracker, score_badja_folders
+    from .uncertainty import pck_ratio_interval
 
     refinement = track_refinement or TrackSettings().refinement
     results = score_badja_folders(folders, {"fourds": model_tracker(model_dir, backend, track_refinement=refinement),
@@ -52,6 +54,8 @@ def add_badja(report: dict, folders, model_dir, backend: str = "torch", track_re
                             (report["peers"].setdefault("lk", {}).setdefault("tracks", {}), results["lk"])):
         section["badja_pck"] = result["pck"]
         section["badja_per_clip"] = result["per_clip"]
+    for clip, ours in results["fourds"]["per_clip"].items():  # each clip's target ratio, with its interval
+        ours["ratio_to_lk"] = pck_ratio_interval(ours["_per_frame"], results["lk"]["per_clip"][clip]["_per_frame"])
 
 
 def resolve_model(model_dir) -> str:

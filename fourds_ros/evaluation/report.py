@@ -236,12 +236,17 @@ def _badja_lines(report: dict) -> list[str]:
     if not ours:
         return []
     lk = report["peers"].get("lk", {}).get("tracks", {}).get("badja_per_clip") or {}
-    lines = ["## BADJA PCK@0.2 per clip", "", "| clip | 4DS | LK | points | area from |", "|---|---|---|---|---|"]
+    lines = ["## BADJA PCK@0.2 per clip", "", "| clip | 4DS | LK | 4DS / LK [90 % interval] | points | area from |",
+             "|---|---|---|---|---|---|"]
     for name, r in ours.items():
-        lines.append(f"| {name} | {_fmt(r['pck'])} | {_fmt(lk.get(name, {}).get('pck'))} | {r['points']} "
+        ratio = r.get("ratio_to_lk") or {}
+        interval = ratio.get("interval")
+        shown = "–" if not ratio else f"{ratio['ratio']:.2f}" + (
+            f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+        lines.append(f"| {name} | {_fmt(r['pck'])} | {_fmt(lk.get(name, {}).get('pck'))} | {shown} | {r['points']} "
                      f"| {r['area_source']} |")
     mean_ours, mean_lk = report["tracks"].get("badja_pck"), report["peers"]["lk"]["tracks"].get("badja_pck")
-    return lines + [f"| mean over clips | {_fmt(mean_ours)} | {_fmt(mean_lk)} | | |", ""]
+    return lines + [f"| mean over clips | {_fmt(mean_ours)} | {_fmt(mean_lk)} | | | |", ""]
 
 
 def _interval_lines(uncertainty: dict) -> list[str]:

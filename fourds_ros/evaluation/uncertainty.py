@@ -10,7 +10,8 @@ How: the bootstrap resamples what the score averages over and recomputes the rat
 - depth (median-scaled and metric): frames, in blocks of BLOCK_FRAMES consecutive frames (a moving
   block bootstrap), because neighbouring frames share a clip and a view, and their errors move
   together; resampling single frames would pretend 80 frames are 80 independent views;
-- tracks (AJ): query points, each with its whole track (TAP-Vid's AJ pools its points).
+- tracks (AJ): query points, each with its whole track (TAP-Vid's AJ pools its points);
+- BADJA PCK: annotated frames (a clip has 9-17, several frames apart).
 The model and its peer are resampled together (paired): a hard stretch of frames weighs on both,
 as it does in the ratio itself. The percentile interval at LEVEL is reported beside the ratio;
 the targets themselves stay judged on the ratio (the issue's definition).
@@ -98,3 +99,14 @@ def aj_ratio_interval(model: dict, peer: dict) -> dict | None:
 
     return {"ratio": float(ours / theirs), "interval": bootstrap_interval(ratio, n), "resampled": "points",
             "block": 1, "n": int(n)}
+
+
+def pck_ratio_interval(model: dict, peer: dict) -> dict | None:
+    """model, peer: one BADJA clip's per annotated frame {frame: {pck, points}} (badja.score_badja),
+    the same joints scored in both. -> the ratio of the clip's PCKs (pooled over its points) and its
+    interval over resampled frames; None when the peer scored nothing."""
+    frames = sorted(f for f in set(model) & set(peer) if model[f]["points"] and peer[f]["points"])
+    def correct(d):
+        return np.array([d[f]["pck"] * d[f]["points"] for f in frames], float)
+
+    return mean_ratio_interval(correct(model), correct(peer), block=1) if frames else None
