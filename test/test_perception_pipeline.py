@@ -214,3 +214,16 @@ def test_depth_first_sends_depth_once_and_leaves_it_to_the_rest_when_sending_fai
         publishers["depth"].fail = False
         outputs.publish(result, {}, publishers, parts=send_depth.rest)
         assert sent.count("depth") == 4 and sent.count("odometry") == 4  # each frame's depth sent exactly once
+
+
+@pytest.mark.parametrize("source", ["model", "reference_odometry"])
+def test_configure_says_whose_metres_the_outputs_are_in(tiny_model_dir, source):
+    """With the model's own metres the team is told, once, that they hold on scenes like the
+    training rooms only and how to take the wheels' instead; /diagnostics carries the source."""
+    from fourds_ros.perception.pipeline import MODEL_METRES_NOTE, create_pipeline
+
+    said = []
+    pipe, _ = create_pipeline(PerceptionSettings.from_params(model=str(tiny_model_dir), backend="torch",
+                                                             metric_scale_source=source), log=said.append)
+    assert (MODEL_METRES_NOTE in said) == (source == "model")
+    assert pipe.status()["metres_from"] == source

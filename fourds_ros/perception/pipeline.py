@@ -65,6 +65,14 @@ class ClipResult:
     partly_blind: int = 0  # of `frames`, those that see nothing on a part of the view (preprocess.partly_blind)
 
 
+# Said once at configure with metric_scale_source: model, because a costmap or an EKF takes the metres
+# as they come: the default model read a desk it never saw at 2.4x its depth (models/fourds_default/README.md).
+MODEL_METRES_NOTE = ("depth, points and odometry are in the model's own metres (metric_scale_source: model): "
+                     "they hold on scenes like the model's training rooms, and on the validation scene the depth "
+                     "read 2.4x too far; a robot with wheel odometry should set metric_scale_source: "
+                     "reference_odometry (launch: reference_odom_topic:=/odom)")
+
+
 def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
     """The engine the settings name (empty model: the installed default), warmed up with one
     inference, in a pipeline. -> (pipeline, description of the backend). Raises on a bad model or
@@ -87,6 +95,8 @@ def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[Perception
     t0 = time.perf_counter()
     engine(inputs)
     log(f"model {path}: warm-up inference {(time.perf_counter() - t0) * 1e3:.1f} ms")
+    if settings.scale.source == "model" and (settings.depth.enable or settings.pose.enable):
+        log(MODEL_METRES_NOTE)
     return PerceptionPipeline(engine, settings), engine.describe()
 
 
@@ -183,7 +193,8 @@ class PerceptionPipeline:
     def status(self) -> dict:
         """Counters for diagnostics (and the metric scale with a reference odometry)."""
         scale = self.reference_scale.status() if self.reference_scale is not None else {}
-        return {**scale, "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
+        return {**scale, "metres_from": self.settings.scale.source,  # whose metres the outputs are in
+                "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
