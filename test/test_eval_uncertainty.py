@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fourds_ros.evaluation.metrics import tapvid_from_counts, tapvid_metrics, tapvid_point_counts
 from fourds_ros.evaluation.uncertainty import (aj_ratio_interval, block_indices, bootstrap_interval,
                                                mean_ratio_interval)
 
@@ -58,21 +59,31 @@ def test_unpaired_frames_are_left_out():
     assert mean_ratio_interval([np.nan], [0.2]) is None
 
 
-def _tracks(n, t, noise_px, rng):
-    gt_xy = rng.uniform(20, 200, (n, 1, 2)) + np.cumsum(rng.normal(0, 2, (n, t, 2)), axis=1)
+def _counts(gt_xy, noise_px, rng):
+    n, t = gt_xy.shape[:2]
     occluded = np.zeros((n, t), bool)
-    return {"query_t": np.zeros(n, int), "gt_occluded": occluded, "gt_xy": gt_xy, "pred_occluded": occluded,
-            "pred_xy": gt_xy + rng.normal(0, noise_px, gt_xy.shape), "image_size": (256, 256)}
+    pred = gt_xy + rng.normal(0, noise_px, gt_xy.shape)
+    return tapvid_point_counts(np.zeros(n, int), occluded, gt_xy, occluded, pred) | {"query_t": np.zeros(n, int)}
 
 
 def test_aj_ratio_interval_pairs_the_points():
     rng = np.random.default_rng(4)
-    good = _tracks(60, 10, 1.0, rng)
-    bad = dict(good, pred_xy=good["gt_xy"] + rng.normal(0, 6.0, good["gt_xy"].shape))
+    gt_xy = rng.uniform(20, 200, (60, 1, 2)) + np.cumsum(rng.normal(0, 2, (60, 10, 2)), axis=1)
+    good, bad = _counts(gt_xy, 1.0, rng), _counts(gt_xy, 6.0, rng)
     r = aj_ratio_interval(good, bad)
     assert r["ratio"] > 1.5 and r["interval"][0] > 1.2 and r["n"] == 60
     with pytest.raises(ValueError, match="same queries"):
-        aj_ratio_interval(good, _tracks(30, 10, 1.0, rng))
+        aj_ratio_interval(good, _counts(gt_xy[:30], 1.0, rng))
+
+
+def test_summed_point_counts_score_a_subset_as_tapvid_metrics_does():
+    rng = np.random.default_rng(6)
+    n, t = 25, 12
+    args = (rng.integers(0, t, n), rng.random((n, t)) < 0.3, rng.uniform(0, 256, (n, t, 2)), rng.random((n, t)) < 0.3)
+    pred = args[2] + rng.normal(0, 5, (n, t, 2))
+    rows = rng.integers(0, n, n)  # a bootstrap resample: points repeated and left out
+    subset = tapvid_metrics(*(a[rows] for a in args), pred[rows])
+    assert tapvid_from_counts(tapvid_point_counts(*args, pred), rows) == pytest.approx(subset)
 
 
 def test_the_report_pairs_model_and_constant_by_stamp_and_the_suite_shows_it():

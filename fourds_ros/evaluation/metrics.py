@@ -103,6 +103,47 @@ def mean_depth_errors(per_frame: list[dict | None]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- tracks
+def tapvid_point_counts(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.ndarray,
+                        pred_occluded: np.ndarray, pred_xy: np.ndarray, image_size: tuple[int, int] | None = None,
+                        thresholds=TAPVID_THRESHOLDS) -> dict:
+    """What each point adds to the TAP-Vid metrics ("query first" mode; arguments as
+    tapvid_metrics): per point (N,) the evaluated frames, the visible ones and the frames whose
+    visibility is predicted right; per point and threshold (N, K) the true positives, false
+    positives and visible frames predicted within the threshold. AJ, delta_avg and OA are ratios
+    of these sums (tapvid_from_counts), so a subset of points is scored by summing its rows."""
+    gt_xy = np.asarray(gt_xy, np.float64)
+    pred_xy = np.asarray(pred_xy, np.float64)
+    if image_size is not None:
+        s = np.array([TAPVID_SIZE[1] / image_size[1], TAPVID_SIZE[0] / image_size[0]])
+        gt_xy, pred_xy = gt_xy * s, pred_xy * s
+    t = gt_occluded.shape[1]
+    evaluation = np.arange(t)[None, :] > np.asarray(query_t)[:, None]
+    gt_vis, pred_vis = ~gt_occluded.astype(bool), ~pred_occluded.astype(bool)
+    dist2 = np.sum((pred_xy - gt_xy) ** 2, axis=-1)
+    dist2 = np.where(np.isfinite(dist2), dist2, np.inf)
+    within = np.stack([dist2 < k * k for k in thresholds], axis=-1)  # (N, T, K)
+    seen, predicted, scored = (gt_vis & evaluation)[..., None], (pred_vis & evaluation)[..., None], evaluation[..., None]
+    return {"thresholds": tuple(thresholds), "evaluated": evaluation.sum(1), "visible": (gt_vis & evaluation).sum(1),
+            "occlusion_right": ((gt_vis == pred_vis) & evaluation).sum(1),
+            "within": (within & seen).sum(1), "tp": (within & predicted & seen).sum(1),
+            "fp": (((~within & seen) | (~gt_vis[..., None] & scored)) & predicted).sum(1)}
+
+
+def tapvid_from_counts(counts: dict, rows: np.ndarray | None = None) -> dict:
+    """TAP-Vid metrics of the points `rows` (all when None) from tapvid_point_counts."""
+    c = counts if rows is None else {k: v if k == "thresholds" else v[rows] for k, v in counts.items()}
+    out = {"points": int(len(c["evaluated"])), "evaluated": int(c["evaluated"].sum())}
+    visible = int(c["visible"].sum())
+    if not out["evaluated"] or not visible:
+        return out | {"aj": None, "delta_avg": None, "oa": None}
+    out["oa"] = float(c["occlusion_right"].sum() / out["evaluated"])
+    within, jaccard = c["within"].sum(0) / visible, c["tp"].sum(0) / (visible + c["fp"].sum(0))
+    for k, w, j in zip(c["thresholds"], within, jaccard):
+        out[f"pts_within_{k}"], out[f"jaccard_{k}"] = float(w), float(j)
+    out["aj"], out["delta_avg"] = float(np.mean(jaccard)), float(np.mean(within))
+    return out
+
+
 def tapvid_metrics(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.ndarray,
                    pred_occluded: np.ndarray, pred_xy: np.ndarray, image_size: tuple[int, int] | None = None,
                    thresholds=TAPVID_THRESHOLDS) -> dict:
@@ -113,34 +154,8 @@ def tapvid_metrics(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.ndarr
     rescaled to 256x256 first (None: already at 256x256). Evaluated on frames t > query_t.
     Returns aj, delta_avg, oa, per-threshold jaccard_<k> / pts_within_<k>, and the point count.
     """
-    gt_xy = np.asarray(gt_xy, np.float64)
-    pred_xy = np.asarray(pred_xy, np.float64)
-    if image_size is not None:
-        s = np.array([TAPVID_SIZE[1] / image_size[1], TAPVID_SIZE[0] / image_size[0]])
-        gt_xy, pred_xy = gt_xy * s, pred_xy * s
-    n, t = gt_occluded.shape
-    evaluation = np.arange(t)[None, :] > np.asarray(query_t)[:, None]
-    gt_vis, pred_vis = ~gt_occluded.astype(bool), ~pred_occluded.astype(bool)
-    out = {"points": int(n), "evaluated": int(evaluation.sum())}
-    if not evaluation.any() or not (gt_vis & evaluation).any():
-        return out | {"aj": None, "delta_avg": None, "oa": None}
-    out["oa"] = float(np.sum((gt_vis == pred_vis) & evaluation) / np.sum(evaluation))
-    dist2 = np.sum((pred_xy - gt_xy) ** 2, axis=-1)
-    dist2 = np.where(np.isfinite(dist2), dist2, np.inf)
-    within_all, jac_all = [], []
-    for k in thresholds:
-        within = dist2 < k * k
-        correct = within & gt_vis
-        within_all.append(np.sum(correct & evaluation) / np.sum(gt_vis & evaluation))
-        tp = np.sum(within & pred_vis & gt_vis & evaluation)
-        gt_pos = np.sum(gt_vis & evaluation)
-        fp = np.sum(((gt_vis & pred_vis & ~within) | (~gt_vis & pred_vis)) & evaluation)
-        jac_all.append(tp / (gt_pos + fp))
-        out[f"pts_within_{k}"] = float(within_all[-1])
-        out[f"jaccard_{k}"] = float(jac_all[-1])
-    out["aj"] = float(np.mean(jac_all))
-    out["delta_avg"] = float(np.mean(within_all))
-    return out
+    return tapvid_from_counts(tapvid_point_counts(query_t, gt_occluded, gt_xy, pred_occluded, pred_xy, image_size,
+                                                  thresholds))
 
 
 def pck(pred_xy: np.ndarray, gt_xy: np.ndarray, gt_visible: np.ndarray, mask_area: np.ndarray,

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .bag import BagData
-from .metrics import depth_errors, geometric_tracks, mean_depth_errors, pose_errors, tapvid_metrics
+from .metrics import (depth_errors, geometric_tracks, mean_depth_errors, pose_errors, tapvid_from_counts,
+                      tapvid_point_counts)
 from .predictions import Predictions, track_queries
 from .uncertainty import LEVEL, aj_ratio_interval, mean_ratio_interval
 from ..model.registry import get_head
@@ -130,11 +131,11 @@ def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int,
                 pred_occ[i, j] = not vis
     keep = gt["valid"]
     h, w = bag.image_hw
-    out = tapvid_metrics(query_t[keep], gt["occluded"][keep], gt["xy"][keep], pred_occ[keep], pred_xy[keep],
-                         image_size=(h, w))
-    # The arrays scored, for the paired AJ interval against a peer on the same queries (uncertainty.py).
-    out["_arrays"] = {"query_t": query_t[keep], "gt_occluded": gt["occluded"][keep], "gt_xy": gt["xy"][keep],
-                      "pred_occluded": pred_occ[keep], "pred_xy": pred_xy[keep], "image_size": (h, w)}
+    counts = tapvid_point_counts(query_t[keep], gt["occluded"][keep], gt["xy"][keep], pred_occ[keep],
+                                 pred_xy[keep], image_size=(h, w))
+    out = tapvid_from_counts(counts)
+    # Each point's share, for the paired AJ interval against a peer on the same queries (uncertainty.py).
+    out["_point_counts"] = counts | {"query_t": query_t[keep]}
     out["queries_without_gt"] = int((~keep).sum())
     out["gt_source"] = "/gt/tracks" if bag.gt_tracks else "geometric (depth + pose)"
     if out.get("aj") is None:
@@ -207,8 +208,8 @@ def target_intervals(report: dict) -> dict:
         if interval is not None:
             out[target] = interval
     model_tracks, lk_tracks = report.get("tracks", {}), peers.get("lk", {}).get("tracks", {})
-    if "_arrays" in model_tracks and "_arrays" in lk_tracks:
-        interval = aj_ratio_interval(model_tracks["_arrays"], lk_tracks["_arrays"])
+    if "_point_counts" in model_tracks and "_point_counts" in lk_tracks:
+        interval = aj_ratio_interval(model_tracks["_point_counts"], lk_tracks["_point_counts"])
         if interval is not None:
             out["tracks"] = interval
     return out

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .metrics import tapvid_metrics
+from .metrics import tapvid_from_counts
 
 LEVEL = 0.9  # the interval's coverage
 RESAMPLES = 1000  # enough for the 5th and 95th percentiles to two digits
@@ -77,26 +77,21 @@ def mean_ratio_interval(model: np.ndarray, peer: np.ndarray, block: int = BLOCK_
 
 
 def aj_ratio_interval(model: dict, peer: dict) -> dict | None:
-    """model, peer: the same queries' TAP-Vid inputs (score_tracks' `_arrays`: query_t, gt_occluded,
-    gt_xy, pred_occluded, pred_xy, image_size; rows are the same points). The ratio of AJs and
-    its interval over resampled points. None when either AJ is undefined."""
-    def aj(arrays: dict, rows: np.ndarray) -> float | None:
-        return tapvid_metrics(arrays["query_t"][rows], arrays["gt_occluded"][rows], arrays["gt_xy"][rows],
-                              arrays["pred_occluded"][rows], arrays["pred_xy"][rows],
-                              image_size=arrays["image_size"])["aj"]
-
-    n = len(model["query_t"])
-    if n != len(peer["query_t"]) or not np.array_equal(model["query_t"], peer["query_t"]):
+    """model, peer: the same queries' per-point TAP-Vid counts (score_tracks' `_point_counts`:
+    metrics.tapvid_point_counts plus each point's query_t; rows are the same points). The ratio of
+    AJs and its interval over resampled points, each resample a sum of rows. None when either AJ
+    is undefined."""
+    if not np.array_equal(model["query_t"], peer["query_t"]):
         raise ValueError("AJ ratio interval: the model and the peer were not scored on the same queries")
-    every = np.arange(n)
-    ours, theirs = aj(model, every), aj(peer, every)
+    ours, theirs = tapvid_from_counts(model)["aj"], tapvid_from_counts(peer)["aj"]
     if ours is None or theirs is None or not theirs > 0:
         return None
 
     def ratio(rows):
-        a, b = aj(model, rows), aj(peer, rows)
+        a, b = tapvid_from_counts(model, rows)["aj"], tapvid_from_counts(peer, rows)["aj"]
         return None if a is None or b is None else _ratio(a, b)
 
+    n = len(model["query_t"])
     return {"ratio": float(ours / theirs), "interval": bootstrap_interval(ratio, n), "resampled": "points",
             "block": 1, "n": int(n)}
 
