@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
+from .epipolar import essential_motion, follow_corners, turn_translations
 from .exclusion import box_list, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
@@ -39,7 +40,7 @@ from .pose_geometry import clip_pose
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
 from .settings import PerceptionSettings
 from .track_refine import gray
-from .tracks import ClipImages, TrackManager, TrackSet
+from .tracks import ClipImages, TrackManager, TrackSet, on_robot
 
 
 @dataclass
@@ -129,6 +130,7 @@ class PerceptionPipeline:
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
+        self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
         self.frames_blind = 0  # output frames too dark or flat to see (InputSettings.min_image_texture)
         self.frames_partly_blind = 0  # output frames blind on a part of the view (preprocess.partly_blind)
         # The first buffer sequence whose clips restart odometry (after a manual reset or time going
@@ -195,6 +197,7 @@ class PerceptionPipeline:
         scale = self.reference_scale.status() if self.reference_scale is not None else {}
         return {**scale, "metres_from": self.settings.scale.source,  # whose metres the outputs are in
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
+                "pose_epipolar_clips": self.pose_epipolar_clips,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
@@ -281,7 +284,8 @@ class PerceptionPipeline:
             xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
-            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0], scale)
+            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0], scale,
+                                (pmap, excluded))
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
@@ -372,13 +376,14 @@ class PerceptionPipeline:
             r.tracks = ts
         return xy
 
-    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen, scale
+    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen, scale, view
                ) -> list[PoseEstimate]:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry.
         unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen).
         model_depth: in the model's own metres, in which the motion is solved; scale: the clip's
-        reference scale (metric_scale.py), applied to the solved translations and their variances."""
+        reference scale (metric_scale.py), applied to the solved translations and their variances.
+        view: (PixelMap, exclude_boxes' model-pixel mask or None), for the epipolar direction."""
         source = self.settings.pose.source
         stamps_ns = [f.stamp_ns for f in frames]
         usable = slot_ids >= 0 if slot_ids is not None else None
@@ -388,11 +393,33 @@ class PerceptionPipeline:
             smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen)
         if geo is not None:
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
+            translation = self._epipolar(rotation[-1], translation, geo, frames, unseen, *view)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
             translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
         return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
                                       output_t)
+
+    def _epipolar(self, rotation_last: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
+                  unseen: np.ndarray, pmap: PixelMap, excluded: np.ndarray | None) -> np.ndarray:
+        """The clip's (T, 3) translations turned to the direction the essential matrix of its first
+        and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
+        measure one: not where a frame is blind, nor where the geometry found the last frame still
+        or rotation-only, nor where the two views' rotation disagrees with rotation_last (3x3, the
+        solved first_from_last). Sizes and rotations unchanged."""
+        corners = self.settings.pose.epipolar_corners
+        if not corners or unseen.any() or geo.still[-1] or geo.rotation_only[-1]:
+            return translation
+        images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
+        x0, x1 = follow_corners([images.gray(t) for t in range(len(frames))], corners)
+        if excluded is not None and len(x0):  # the robot's own body moves with the camera
+            free = ~on_robot(excluded, np.stack(pmap.to_model(x0[:, 0], x0[:, 1]), axis=-1))
+            x0, x1 = x0[free], x1[free]
+        motion = essential_motion(x0, x1, self._input_k(frames[0]), rotation_last)
+        if motion is None:
+            return translation
+        self.pose_epipolar_clips += 1
+        return turn_translations(translation, motion.direction)
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

@@ -1,0 +1,132 @@
+"""The direction in which a clip's camera moved, from the epipolar geometry of its first and last
+frames. No rclpy.
+
+Why: the pose solver (pose_geometry.py) finds each frame's motion by PnP on the model's own depth,
+and where that depth's shape is wrong (a scene the model never saw: relative AbsRel 0.23 on the
+validation desk) PnP trades the translation against the rotation. Rotation is right (with true
+rotations the validation ATE does not move); the direction of the translation is what misses
+(with true directions it would fall to 0.61x ORB VO's; docs/results/pose_error_budget). Two views
+fix a translation's direction without any depth: the essential matrix. ORB VO does this frame to
+frame; a clip's first and last frames are 7 frames apart, a wider baseline.
+
+How: Shi-Tomasi corners of the clip's first camera image (not on the robot itself), followed frame
+by frame to the last by pyramidal LK (the tracks' settings, track_refine.lk_step), then the
+five-point essential matrix (OpenCV's USAC MAGSAC: it measured twice as many of the validation
+recording's clips as RANSAC, more accurately) and cv2.recoverPose (cheirality). The direction is used
+only when the two views measure it: at least MIN_INLIERS inliers that cv2.recoverPose finds in
+front of both cameras within 50 baselines (its default distanceThresh: a point further away shows
+under about a degree of parallax and is not counted), and a median translational
+parallax (what is left of an inlier's motion once the recovered rotation is undone) of at least
+MIN_PARALLAX_PX (a camera that only turns has none, and its essential matrix is noise), and the
+two views' rotation within MAX_ROTATION_DISAGREEMENT_DEG of the pose solver's own: the solver's
+rotation is right (see above), and the one wild essential matrix measured (a direction 112 degrees
+off) had a rotation 21 degrees off, where every other clip's was within 2.6. The pipeline
+turns the clip's translations so that the last frame's points this way; their sizes (the model's
+metres) and the rotations stay. Measured on every recording in models/fourds_default/README.md
+(session 29).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .track_refine import _as_uint8, lk_step
+
+# The essential matrix's inlier threshold, camera pixels: LK's precision on a sharp corner.
+RANSAC_PX = 1.0
+# Fewer inliers than this and the five-point solution is one of many that fit.
+MIN_INLIERS = 30
+# Below this median translational parallax (camera pixels) the translation is not measured.
+MIN_PARALLAX_PX = 1.0
+# The two views' rotation may differ from the pose solver's by this much (both right: within 2.6
+# degrees on every clip of the three labelled recordings; the wrong solution: 21 degrees).
+MAX_ROTATION_DISAGREEMENT_DEG = 5.0
+# Shi-Tomasi: corners at least this many camera pixels apart, quality 1 % of the best corner.
+MIN_CORNER_DISTANCE_PX = 8
+CORNER_QUALITY = 0.01
+
+
+@dataclass
+class EpipolarMotion:
+    direction: np.ndarray  # (3,) unit: the last frame's camera centre in the first frame's camera frame
+    rotation: np.ndarray  # (3, 3) first_from_last, from the essential matrix (reported, not used)
+    inliers: int
+    parallax_px: float
+
+
+def follow_corners(grays: list[np.ndarray], corners: int, keep: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """grays: the clip's (H, W) gray camera images; corners: how many to seed in the first;
+    keep: optional (H, W) bool, where a corner may be seeded. -> ((M, 2) first-frame and (M, 2)
+    last-frame camera pixels) of the corners LK followed through every frame."""
+    first = _as_uint8(grays[0])
+    seeds = cv2.goodFeaturesToTrack(first, corners, CORNER_QUALITY, MIN_CORNER_DISTANCE_PX,
+                                    mask=None if keep is None else keep.astype(np.uint8))
+    if seeds is None:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    start = seeds.reshape(-1, 2).astype(np.float64)
+    at, alive = start.copy(), np.ones(len(start), bool)
+    for previous, image in zip(grays[:-1], grays[1:]):
+        rows = np.flatnonzero(alive)
+        if not len(rows):
+            break
+        moved, ok = lk_step(previous, image, at[rows])
+        at[rows] = moved
+        alive[rows[~ok]] = False
+    return start[alive], at[alive]
+
+
+def essential_motion(x0: np.ndarray, x1: np.ndarray, k: np.ndarray, expected_rotation: np.ndarray | None = None
+                     ) -> EpipolarMotion | None:
+    """(M, 2) camera pixels of the same points in two views, K 3x3 -> the motion's direction and
+    rotation, or None where the views do not measure a translation (too few inliers, too little
+    parallax) or their rotation disagrees with expected_rotation (3x3 first_from_last, e.g. the
+    pose solver's) by more than MAX_ROTATION_DISAGREEMENT_DEG."""
+    if len(x0) < MIN_INLIERS:
+        return None
+    k = np.asarray(k, np.float64)
+    essential, inliers = cv2.findEssentialMat(x0, x1, k, method=cv2.USAC_MAGSAC, prob=0.999,
+                                              threshold=RANSAC_PX)
+    if essential is None or essential.shape != (3, 3):  # several solutions come stacked: ambiguous
+        return None
+    _, r, t, mask = cv2.recoverPose(essential, x0, x1, k, mask=inliers)
+    used = mask.ravel() > 0
+    if used.sum() < MIN_INLIERS:
+        return None
+    # Undo the rotation (the infinite homography K R K^-1): what is left of each point's motion is
+    # the translation's parallax.
+    derotated = (k @ r @ np.linalg.inv(k) @ np.c_[x0[used], np.ones(used.sum())].T).T
+    parallax = float(np.median(np.linalg.norm(x1[used] - derotated[:, :2] / derotated[:, 2:], axis=1)))
+    if not parallax >= MIN_PARALLAX_PX:
+        return None
+    if expected_rotation is not None:  # r is last_from_first; expected is first_from_last
+        disagreement = np.degrees(np.linalg.norm(cv2.Rodrigues(r @ np.asarray(expected_rotation, np.float64))[0]))
+        if disagreement > MAX_ROTATION_DISAGREEMENT_DEG:
+            return None
+    # recoverPose: x_last = R x_first + t; the last camera's centre in the first frame is -R^T t.
+    centre = -r.T @ t.ravel()
+    return EpipolarMotion(centre / np.linalg.norm(centre), r.T, int(used.sum()), parallax)
+
+
+def turn_translations(translation: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """(T, 3) first_from_t translations turned by the one rotation that takes the last frame's
+    direction onto `direction` (3,) (a unit vector); sizes unchanged. Unchanged where the last
+    translation is zero."""
+    translation = np.asarray(translation, np.float64)
+    last = translation[-1]
+    size = float(np.linalg.norm(last))
+    if not size > 0:
+        return translation
+    a, b = last / size, np.asarray(direction, np.float64) / np.linalg.norm(direction)
+    axis, cos = np.cross(a, b), float(a @ b)
+    if np.linalg.norm(axis) < 1e-12:
+        if cos > 0:
+            return translation
+        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])  # any axis normal to a
+        turn = cv2.Rodrigues(axis / np.linalg.norm(axis) * np.pi)[0]
+    else:
+        turn = cv2.Rodrigues(axis / np.linalg.norm(axis) * np.arctan2(np.linalg.norm(axis), cos))[0]
+    return translation @ turn.T
