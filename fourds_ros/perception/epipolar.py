@@ -21,8 +21,8 @@ MIN_PARALLAX_PX (a camera that only turns has none, and its essential matrix is 
 two views' rotation within MAX_ROTATION_DISAGREEMENT_DEG of the pose solver's own: the solver's
 rotation is right (see above), and the one wild essential matrix measured (a direction 112 degrees
 off) had a rotation 21 degrees off, where every other clip's was within 2.6. The pipeline
-turns the clip's translations so that the last frame's points this way; their sizes (the model's
-metres) and the rotations stay. Measured on every recording in models/fourds_default/README.md
+turns the clip's translations so that the last frame's points in that direction; their sizes (the
+model's metres) and the rotations stay. Measured on every recording in models/fourds_default/README.md
 (session 29).
 """
 
