@@ -280,12 +280,16 @@ class PerceptionPipeline:
             if on_depth is not None:
                 on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly))
         xy = None
+        # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
+        # refinement and the pose's epipolar direction alike.
+        images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         if self.enabled["tracks"] and slot_ids is not None:
-            xy = self._tracks(results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded)
+            xy = self._tracks(results, outputs, slot_ids, frames, images, output_t, model_depth, pmap, blind,
+                              excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0], scale,
-                                (pmap, excluded))
+                                (images, pmap, excluded))
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
@@ -360,12 +364,12 @@ class PerceptionPipeline:
             return depth
         return self._in_range(depth * np.float32(scale))
 
-    def _tracks(self, results, outputs, slot_ids, frames, output_t, model_depth, pmap, blind, excluded) -> np.ndarray:
+    def _tracks(self, results, outputs, slot_ids, frames, images, output_t, model_depth, pmap, blind, excluded
+                ) -> np.ndarray:
         """Tracks of the output frames into `results`; -> the refined (Q, T, 2) model-pixel positions.
         blind: (T,) bool, frames too dark or flat to see: no track visible there, no xyz. excluded:
         (H, W) bool model pixels showing the robot itself, or None."""
         visibility = outputs["track_visibility"][0]
-        images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         indices = [f.index for f in frames]
         xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
         sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
@@ -383,7 +387,7 @@ class PerceptionPipeline:
         unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen).
         model_depth: in the model's own metres, in which the motion is solved; scale: the clip's
         reference scale (metric_scale.py), applied to the solved translations and their variances.
-        view: (PixelMap, exclude_boxes' model-pixel mask or None), for the epipolar direction."""
+        view: (ClipImages, PixelMap, exclude_boxes' model-pixel mask or None), for the epipolar direction."""
         source = self.settings.pose.source
         stamps_ns = [f.stamp_ns for f in frames]
         usable = slot_ids >= 0 if slot_ids is not None else None
@@ -401,7 +405,7 @@ class PerceptionPipeline:
                                       output_t)
 
     def _epipolar(self, rotation_last: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
-                  unseen: np.ndarray, pmap: PixelMap, excluded: np.ndarray | None) -> np.ndarray:
+                  unseen: np.ndarray, images: ClipImages, pmap: PixelMap, excluded: np.ndarray | None) -> np.ndarray:
         """The clip's (T, 3) translations turned to the direction the essential matrix of its first
         and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
         measure one: not where a frame is blind, nor where the geometry found the last frame still
@@ -410,7 +414,6 @@ class PerceptionPipeline:
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1] or geo.rotation_only[-1]:
             return translation
-        images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         x0, x1 = follow_corners([images.gray(t) for t in range(len(frames))], corners)
         if excluded is not None and len(x0):  # the robot's own body moves with the camera
             free = ~on_robot(excluded, np.stack(pmap.to_model(x0[:, 0], x0[:, 1]), axis=-1))
