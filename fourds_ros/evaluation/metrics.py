@@ -121,12 +121,16 @@ def tapvid_point_counts(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.
     gt_vis, pred_vis = ~gt_occluded.astype(bool), ~pred_occluded.astype(bool)
     dist2 = np.sum((pred_xy - gt_xy) ** 2, axis=-1)
     dist2 = np.where(np.isfinite(dist2), dist2, np.inf)
-    within = np.stack([dist2 < k * k for k in thresholds], axis=-1)  # (N, T, K)
-    seen, predicted, scored = (gt_vis & evaluation)[..., None], (pred_vis & evaluation)[..., None], evaluation[..., None]
-    return {"thresholds": tuple(thresholds), "evaluated": evaluation.sum(1), "visible": (gt_vis & evaluation).sum(1),
+    seen, predicted = gt_vis & evaluation, pred_vis & evaluation
+    within, tp, fp = [], [], []
+    for k in thresholds:  # one (N, T) mask at a time: a long bag's (N, T, K) would not fit
+        close = dist2 < k * k
+        within.append((close & seen).sum(1))
+        tp.append((close & predicted & seen).sum(1))
+        fp.append(((~close & seen & predicted) | (~gt_vis & predicted)).sum(1))
+    return {"thresholds": tuple(thresholds), "evaluated": evaluation.sum(1), "visible": seen.sum(1),
             "occlusion_right": ((gt_vis == pred_vis) & evaluation).sum(1),
-            "within": (within & seen).sum(1), "tp": (within & predicted & seen).sum(1),
-            "fp": (((~within & seen) | (~gt_vis[..., None] & scored)) & predicted).sum(1)}
+            "within": np.stack(within, 1), "tp": np.stack(tp, 1), "fp": np.stack(fp, 1)}
 
 
 def tapvid_from_counts(counts: dict, rows: np.ndarray | None = None) -> dict:
