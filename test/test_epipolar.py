@@ -72,6 +72,15 @@ def test_corners_are_followed_through_real_frames_and_kept_off_a_mask():
     x0, x1 = follow_corners(frames, 300, keep)
     assert len(x0) > 50 and (x0[:, 0] < 320).all()
     np.testing.assert_allclose(np.median(x1 - x0, axis=0), [14.0, 0.0], atol=0.1)
+    # over every second frame (0, 2, 4, 6 and the last, 7): the same corners, the same 14 px
+    y0, y1 = follow_corners(frames, 300, keep, stride=2)
+    assert len(y0) > 50
+    np.testing.assert_allclose(np.median(y1 - y0, axis=0), [14.0, 0.0], atol=0.1)
+    # a stride past the clip's length follows from the first frame straight to the last
+    z0, z1 = follow_corners(frames, 300, keep, stride=100)
+    np.testing.assert_allclose(np.median(z1 - z0, axis=0), [14.0, 0.0], atol=0.1)
+    with pytest.raises(ValueError, match="stride"):
+        follow_corners(frames, 300, keep, stride=0)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ with the camera, does not read as a still camera."""
 import numpy as np
 import pytest
 
-from fourds_ros.perception.exclusion import box_list, excluded_model_pixels
+from fourds_ros.perception.exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from fourds_ros.perception.preprocess import Preprocessor
 from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
 from fourds_ros.perception.tracks import TrackManager, on_robot
@@ -75,3 +75,25 @@ def test_the_robot_in_view_no_longer_freezes_the_odometry():
     0.77, ATE 0.111 m, against 0.071 m without the patch; model card, session 23)."""
     assert _path_ratio({}, 0.45) < 0.1
     assert _path_ratio({"exclude_boxes": [0.0, 0.55, 1.0, 1.0]}, 0.45) > 0.5
+
+
+def test_epipolar_corners_are_seeded_off_the_robot_in_camera_pixels():
+    """pose_epipolar_corners seeds its corners where exclude_boxes is not: the mask over the whole
+    upright camera image (outside the model's window too), turned with image_rotation."""
+    bottom = box_list([0.0, 0.75, 1.0, 1.0])
+    on = excluded_input_pixels(bottom, (480, 640))
+    assert on[360:].all() and not on[:360].any()
+    # image_rotation 90: the camera's bottom rows are a side of the upright view, the same side as
+    # the model-pixel mask's when the model sees the whole image at its own size
+    turned = excluded_input_pixels(bottom, (640, 480), turns=1)
+    assert turned.shape == (640, 480) and turned[:, 360:].all() and not turned[:, :360].any()
+    identity = Preprocessor((640, 480), "resize").pixel_map((640, 480))
+    assert np.array_equal(turned, excluded_model_pixels(bottom, (640, 480), identity, 1, (640, 480)))
+    assert excluded_input_pixels(box_list([0.0, 0.0, 0.0, 0.0]), (480, 640)) is None
+    from fourds_ros.perception.pipeline import create_pipeline
+
+    pipe, _ = create_pipeline(PerceptionSettings.from_params(
+        {"model": str(DEFAULT_MODEL), "backend": "torch", "exclude_boxes": [0.0, 0.75, 1.0, 1.0]}),
+        log=lambda *_: None)
+    keep = pipe._off_robot_pixels((480, 640))
+    assert np.array_equal(keep, ~on) and keep is pipe._off_robot_pixels((480, 640))  # cached

@@ -47,6 +47,9 @@ MAX_ROTATION_DISAGREEMENT_DEG = 5.0
 # Shi-Tomasi: corners at least this many camera pixels apart, quality 1 % of the best corner.
 MIN_CORNER_DISTANCE_PX = 8
 CORNER_QUALITY = 0.01
+# LK follows the corners over every FOLLOW_STRIDE-th frame (and the last): its work is most of this
+# direction's cost (docs/results/session30).
+FOLLOW_STRIDE = 1
 
 
 @dataclass
@@ -57,11 +60,16 @@ class EpipolarMotion:
     parallax_px: float
 
 
-def follow_corners(grays: list[np.ndarray], corners: int, keep: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def follow_corners(grays: list[np.ndarray], corners: int, keep: np.ndarray | None = None,
+                   stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """grays: the clip's (H, W) gray camera images; corners: how many to seed in the first;
-    keep: optional (H, W) bool, where a corner may be seeded. -> ((M, 2) first-frame and (M, 2)
-    last-frame camera pixels) of the corners LK followed through every frame."""
+    keep: optional (H, W) bool, where a corner may be seeded; stride: LK from frame to frame
+    `stride` apart (and to the last; default FOLLOW_STRIDE). -> ((M, 2) first-frame and (M, 2)
+    last-frame camera pixels) of the corners LK followed through those frames."""
+    stride = FOLLOW_STRIDE if stride is None else stride
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    grays = [grays[t] for t in sorted(set(range(0, len(grays), stride)) | {len(grays) - 1})]
     first = _as_uint8(grays[0])
     seeds = cv2.goodFeaturesToTrack(first, corners, CORNER_QUALITY, MIN_CORNER_DISTANCE_PX,
                                     mask=None if keep is None else keep.astype(np.uint8))

@@ -28,14 +28,26 @@ def excluded_model_pixels(boxes: np.ndarray, model_hw: tuple[int, int], pmap: Pi
     image_rotation's quarter turns, undone to reach the camera's own image."""
     if not len(boxes):
         return None
-    h, w = model_hw
-    ys, xs = np.mgrid[0:h, 0:w].astype(float)
-    u, v = pmap.to_input(xs, ys)
+    ys, xs = np.mgrid[0:model_hw[0], 0:model_hw[1]].astype(float)
+    return _in_boxes(boxes, *pmap.to_input(xs, ys), turns, upright_hw)
+
+
+def excluded_input_pixels(boxes: np.ndarray, upright_hw: tuple[int, int], turns: int = 0) -> np.ndarray | None:
+    """(H, W) bool over the upright input image of upright_hw, True where a pixel's centre falls in a
+    box of the camera's image (also outside the model's window), or None when there is no box."""
+    if not len(boxes):
+        return None
+    v, u = np.mgrid[0:upright_hw[0], 0:upright_hw[1]].astype(float)
+    return _in_boxes(boxes, u, v, turns, upright_hw)
+
+
+def _in_boxes(boxes: np.ndarray, u: np.ndarray, v: np.ndarray, turns: int, upright_hw: tuple[int, int] | None
+              ) -> np.ndarray:
+    """Upright input pixels (u, v) -> bool of their shape: inside a box of the camera's own image."""
     u, v = camera_pixels(u, v, turns, upright_hw)
     hw = camera_hw(upright_hw, turns)
     fx, fy = (u + 0.5) / hw[1], (v + 0.5) / hw[0]  # pixel centres as fractions of the camera image
-    inside = np.zeros((h, w), bool)
+    inside = np.zeros(np.shape(u), bool)
     for x0, y0, x1, y1 in boxes:
         inside |= (fx >= x0) & (fx < x1) & (fy >= y0) & (fy < y1)
     return inside
-

@@ -29,7 +29,7 @@ import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .epipolar import essential_motion, follow_corners, turn_translations
-from .exclusion import box_list, excluded_model_pixels
+from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
     upright_turns,
@@ -40,7 +40,7 @@ from .pose_geometry import clip_pose
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
 from .settings import PerceptionSettings
 from .track_refine import gray
-from .tracks import ClipImages, TrackManager, TrackSet, on_robot
+from .tracks import ClipImages, TrackManager, TrackSet
 
 
 @dataclass
@@ -120,6 +120,7 @@ class PerceptionPipeline:
         self.turns = quarter_turns(s.inputs.image_rotation)
         self.exclude_boxes = box_list(s.inputs.exclude_boxes)  # the robot itself in view (exclusion.py)
         self._excluded: dict[tuple[int, int], np.ndarray | None] = {}  # model-pixel masks by input size
+        self._off_robot: dict[tuple[int, int], np.ndarray | None] = {}  # camera-pixel masks by input size
         self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
         self.odometry = OdometryChain(self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)),
                                       s.pose.rotation_var_floor, s.pose.translation_var_floor)
@@ -289,7 +290,7 @@ class PerceptionPipeline:
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0], scale,
-                                (images, pmap, excluded))
+                                images)
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
@@ -300,6 +301,15 @@ class PerceptionPipeline:
         if key not in self._excluded:
             self._excluded[key] = excluded_model_pixels(self.exclude_boxes, self.model_hw, pmap, self.turns, key)
         return self._excluded[key]
+
+    def _off_robot_pixels(self, upright_hw: tuple[int, int]) -> np.ndarray | None:
+        """(H, W) bool upright camera pixels not on the robot itself (exclude_boxes), cached by size;
+        None without boxes. The robot's body moves with the camera, so corners are seeded off it."""
+        key = tuple(upright_hw)
+        if key not in self._off_robot:
+            on = excluded_input_pixels(self.exclude_boxes, key, self.turns)
+            self._off_robot[key] = None if on is None else ~on
+        return self._off_robot[key]
 
     def _in_camera(self, results: list[FrameResult], frames: list[Frame]) -> list[FrameResult]:
         """Results of the upright view in the camera's own image and frame (image_rotation)."""
@@ -380,14 +390,14 @@ class PerceptionPipeline:
             r.tracks = ts
         return xy
 
-    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen, scale, view
-               ) -> list[PoseEstimate]:
+    def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen, scale,
+               images: ClipImages) -> list[PoseEstimate]:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry.
         unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen).
         model_depth: in the model's own metres, in which the motion is solved; scale: the clip's
         reference scale (metric_scale.py), applied to the solved translations and their variances.
-        view: (ClipImages, PixelMap, exclude_boxes' model-pixel mask or None), for the epipolar direction."""
+        images: the clip's camera images, for the epipolar direction."""
         source = self.settings.pose.source
         stamps_ns = [f.stamp_ns for f in frames]
         usable = slot_ids >= 0 if slot_ids is not None else None
@@ -397,7 +407,7 @@ class PerceptionPipeline:
             smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen)
         if geo is not None:
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
-            translation = self._epipolar(rotation[-1], translation, geo, frames, unseen, *view)
+            translation = self._epipolar(rotation[-1], translation, geo, frames, unseen, images)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
             translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
@@ -405,7 +415,7 @@ class PerceptionPipeline:
                                       output_t)
 
     def _epipolar(self, rotation_last: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
-                  unseen: np.ndarray, images: ClipImages, pmap: PixelMap, excluded: np.ndarray | None) -> np.ndarray:
+                  unseen: np.ndarray, images: ClipImages) -> np.ndarray:
         """The clip's (T, 3) translations turned to the direction the essential matrix of its first
         and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
         measure one: not where a frame is blind, nor where the geometry found the last frame still
@@ -414,10 +424,8 @@ class PerceptionPipeline:
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1] or geo.rotation_only[-1]:
             return translation
-        x0, x1 = follow_corners([images.gray(t) for t in range(len(frames))], corners)
-        if excluded is not None and len(x0):  # the robot's own body moves with the camera
-            free = ~on_robot(excluded, np.stack(pmap.to_model(x0[:, 0], x0[:, 1]), axis=-1))
-            x0, x1 = x0[free], x1[free]
+        keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
+        x0, x1 = follow_corners([images.gray(t) for t in range(len(frames))], corners, keep)
         motion = essential_motion(x0, x1, self._input_k(frames[0]), rotation_last)
         if motion is None:
             return translation
