@@ -69,11 +69,11 @@ def test_corners_are_followed_through_real_frames_and_kept_off_a_mask():
               for t in range(8)]
     keep = np.zeros((480, 640), bool)
     keep[40:440, 40:320] = True  # left half only, away from the borders the shift uncovers
-    x0, x1 = follow_corners(frames, 300, keep)
+    x0, x1 = follow_corners(frames, 300, keep, stride=1)
     assert len(x0) > 50 and (x0[:, 0] < 320).all()
     np.testing.assert_allclose(np.median(x1 - x0, axis=0), [14.0, 0.0], atol=0.1)
-    # over every second frame (0, 2, 4, 6 and the last, 7): the same corners, the same 14 px
-    y0, y1 = follow_corners(frames, 300, keep, stride=2)
+    # over every second frame (0, 2, 4, 6 and the last, 7; the default): the same 14 px
+    y0, y1 = follow_corners(frames, 300, keep)
     assert len(y0) > 50
     np.testing.assert_allclose(np.median(y1 - y0, axis=0), [14.0, 0.0], atol=0.1)
     # a stride past the clip's length follows from the first frame straight to the last
@@ -92,15 +92,16 @@ def shipped_engine():
 
 def test_pipeline_takes_the_epipolar_direction_on_a_real_moving_camera(shipped_engine):
     """TUM fr1/rpy's first two clips (validation; the camera turns and moves about 2 cm a clip):
-    with pose_epipolar_corners the clips' translations are turned (counted on the status) and their
-    sizes kept; with 0 the solver's own direction stands and nothing is counted."""
+    with pose_epipolar_corners (the default, 200) the clips' translations are turned (counted on the
+    status) and their sizes kept; with 0 the solver's own direction stands and nothing is counted."""
     from fourds_ros.perception.pipeline import PerceptionPipeline
     from fourds_ros.perception.settings import PerceptionSettings
     from fourds_ros.rgbd import read_tum
 
     seq = read_tum(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
     poses = {}
-    for corners in (300, 0):
+    for corners in (PerceptionSettings().pose.epipolar_corners, 0):
+        assert corners == 200 or corners == 0
         settings = PerceptionSettings.from_params({"pose_epipolar_corners": corners})
         pipe = PerceptionPipeline(shipped_engine, settings)
         out = [r for i in range(15) for r in pipe.push(seq.rgb(i), i * 33_333_333, "cam", seq.intrinsics)]
@@ -108,7 +109,7 @@ def test_pipeline_takes_the_epipolar_direction_on_a_real_moving_camera(shipped_e
         used = pipe.status()["pose_epipolar_clips"]
         assert (1 <= used <= 2) if corners else used == 0
     sizes = [np.linalg.norm(np.diff(p, axis=0), axis=1) for p in poses.values()]
-    assert not np.allclose(poses[300], poses[0], atol=1e-4)  # the direction changed
+    assert not np.allclose(poses[200], poses[0], atol=1e-4)  # the direction changed
     np.testing.assert_allclose(sizes[0][:7], sizes[1][:7], rtol=1e-6)  # the first clip's steps keep their sizes
 
 

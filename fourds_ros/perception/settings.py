@@ -267,15 +267,15 @@ class PoseSettings(_Group):
         4 degrees apart) rotation error rises 1.77 -> 2.33 deg a frame (models/fourds_default/README.md,
         session 18).""",
                                    param="pose_smoothing_order", low=0, high=4)
-    epipolar_corners: int = setting(0, """pose_source geometry|fused: corners of each clip's first camera image
-        followed by LK to its last, whose essential matrix gives the direction of the clip's
-        translation (the model's metres keep its size; perception/epipolar.py), where those two views
-        measure one (30 inliers, 1 px of parallax, a rotation within 5 degrees of the solver's). Why:
-        PnP on the model's own depth trades translation against rotation on a scene it never saw.
-        300 on the validation scene (TUM fr1/rpy, 6 start frames): ATE 0.0286 -> 0.0227 m (ORB VO
-        0.0255); training rows kitchen 0.059 -> 0.063, HoloLens unchanged. It costs 39 ms a clip on
-        the 2-core CPU, so 0 (off) by default; set 300 where the engine runs on a GPU
-        (models/fourds_default/README.md, session 29: the third candidate on those recordings).""",
+    epipolar_corners: int = setting(200, """pose_source geometry|fused: corners of each clip's first camera image
+        followed by LK (over every second frame) to its last, whose essential matrix gives the
+        direction of the clip's translation (the model's metres keep its size; perception/epipolar.py),
+        where those two views measure one (30 inliers, 1 px of parallax, a rotation within 5 degrees
+        of the solver's); 0: off. Why: PnP on the model's own depth trades translation against
+        rotation on a scene it never saw. 200 on the validation scene (TUM fr1/rpy, 6 start
+        frames): ATE 0.0286 -> 0.0239 m (ORB VO 0.0255); training rows kitchen 0.059 -> 0.051,
+        HoloLens unchanged; 23 ms a clip on the 2-core CPU (300 corners over every frame: 0.0227 m,
+        47 ms; docs/results/session30, rule 7).""",
                                     param="pose_epipolar_corners", low=0, high=5000)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
