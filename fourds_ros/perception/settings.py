@@ -274,8 +274,8 @@ class PoseSettings(_Group):
         of the solver's); 0: off. Why: PnP on the model's own depth trades translation against
         rotation on a scene it never saw. 200 on the validation scene (TUM fr1/rpy, 6 start
         frames): ATE 0.0286 -> 0.0239 m (ORB VO 0.0255); training rows kitchen 0.059 -> 0.051,
-        HoloLens unchanged; 23 ms a clip on the 2-core CPU (300 corners over every frame: 0.0227 m,
-        47 ms; docs/results/session30, rule 7).""",
+        HoloLens unchanged; 23 ms a clip on the 2-core CPU. 300: 0.0226 m at 34 ms a clip, for a
+        node whose engine leaves the CPU free (docs/results/session30, rules 6-7).""",
                                     param="pose_epipolar_corners", low=0, high=5000)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
