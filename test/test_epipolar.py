@@ -108,6 +108,14 @@ def test_pipeline_takes_the_epipolar_direction_on_a_real_moving_camera(shipped_e
         poses[corners] = np.array([r.pose.odom_from_camera[:3, 3] for r in out])
         used = pipe.status()["pose_epipolar_clips"]
         assert (1 <= used <= 2) if corners else used == 0
+    # a node behind its camera (a newer clip waiting) skips the direction and counts it: the
+    # solver's own poses, as with the direction off
+    pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params({}))
+    pipe.behind = lambda: True
+    out = [r for i in range(15) for r in pipe.push(seq.rgb(i), i * 33_333_333, "cam", seq.intrinsics)]
+    np.testing.assert_allclose([r.pose.odom_from_camera[:3, 3] for r in out], poses[0], atol=1e-9)
+    assert pipe.status()["pose_epipolar_clips"] == 0 and pipe.status()["pose_epipolar_skipped"] >= 1
+
     sizes = [np.linalg.norm(np.diff(p, axis=0), axis=1) for p in poses.values()]
     assert not np.allclose(poses[200], poses[0], atol=1e-4)  # the direction changed
     np.testing.assert_allclose(sizes[0][:7], sizes[1][:7], rtol=1e-6)  # the first clip's steps keep their sizes

@@ -76,6 +76,7 @@ def test_stream_synthetic_and_real_frames(tiny_model_dir, ros_env, tmp_path):
         assert key in values
     assert values["model"] == str(tiny_model_dir) and int(values["frames_in"]) == 26
     assert values["metres_from"] == "model"  # the model's own metres, said on /diagnostics
+    assert int(values["pose_epipolar_clips"]) >= 0 and int(values["pose_epipolar_skipped"]) >= 0
     assert int(values["frames_out"]) == len(depth) and values["camera_info"] == "yes"
     assert 0 <= int(values["frames_without_own_camera_info"]) < 26
     # rgb8 -> bgr8 resets the buffer; the manual reset empties it, so jpeg after it does not

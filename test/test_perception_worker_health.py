@@ -105,6 +105,23 @@ def test_burst_queued_in_order_while_a_clip_runs(make_worker):
     assert worker.counts["clips_dropped"] == 0
 
 
+def test_clip_waiting_says_when_a_newer_clip_waits_behind_the_running_one(make_worker):
+    """What the pipeline reads (pipeline.behind) to skip its optional work: false while clip 1 runs
+    alone, true once clip 2 is queued behind it, false again once the queue has drained."""
+    seen = []
+    run = GatedRun(gated={1})
+    worker = make_worker(lambda clip: (seen.append(worker.clip_waiting()), run(clip)))
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    assert worker.clip_waiting() is False and seen == [False]
+    worker.submit(make_clip(2, 2))
+    assert worker.clip_waiting() is True
+    run.release_all()
+    assert wait_for(lambda: len(run.ran) == 2)
+    assert seen == [False, False] and worker.clip_waiting() is False  # clip 2 ran with none behind it
+
+
 def test_by_default_a_frame_waits_behind_at_most_one_clip():
     """max_waiting_clips' default (1): while clip 1 runs, each newer clip replaces the waiting one, so
     the clip run next is always the newest (latency bounded by one clip in inference + one waiting)."""

@@ -206,7 +206,7 @@ def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
     last = [s for t, s in diags if t < t1_ns][-1:] or [{"values": {}, "level": None, "message": ""}]
     after = last[0]["values"]
     keys = ("frames_in", "frames_out", "frames_dropped", "clips_dropped", "frames_lost_in_transport",
-            "frames_missing_by_stamp")
+            "frames_missing_by_stamp", "pose_epipolar_clips", "pose_epipolar_skipped")
     out = {k: int(after.get(k, 0)) - int(before[-1].get(k, 0)) for k in keys}
     out.update(frames_unaccounted=int(after.get("frames_unaccounted", 0)), level=last[0]["level"],
                message=last[0]["message"])

@@ -132,6 +132,11 @@ class PerceptionPipeline:
         self._sequence = -1
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
+        self.pose_epipolar_skipped = 0  # clips that skipped it because a newer clip was waiting (behind)
+        # Says whether a newer clip already waits for inference (the node sets its worker's): then
+        # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
+        # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.
+        self.behind: Callable[[], bool] | None = None
         self.frames_blind = 0  # output frames too dark or flat to see (InputSettings.min_image_texture)
         self.frames_partly_blind = 0  # output frames blind on a part of the view (preprocess.partly_blind)
         # The first buffer sequence whose clips restart odometry (after a manual reset or time going
@@ -198,7 +203,7 @@ class PerceptionPipeline:
         scale = self.reference_scale.status() if self.reference_scale is not None else {}
         return {**scale, "metres_from": self.settings.scale.source,  # whose metres the outputs are in
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
-                "pose_epipolar_clips": self.pose_epipolar_clips,
+                "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
@@ -423,6 +428,9 @@ class PerceptionPipeline:
         solved first_from_last). Sizes and rotations unchanged."""
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1] or geo.rotation_only[-1]:
+            return translation
+        if self.behind is not None and self.behind():  # a newer clip waits: the solver's own direction
+            self.pose_epipolar_skipped += 1
             return translation
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
         x0, x1 = follow_corners([images.gray(t) for t in range(len(frames))], corners, keep)

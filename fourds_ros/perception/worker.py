@@ -69,6 +69,11 @@ class InferenceWorker:
             self.counts["frames_dropped"] += lost
             self.cv.notify()
 
+    def clip_waiting(self) -> bool:
+        """A clip waits in the queue behind the one in inference (the node is behind its camera)."""
+        with self.cv:
+            return bool(self.queue)
+
     def touch(self) -> None:
         """Input arrived: the idle-flush clock restarts."""
         self.last_activity = time.monotonic()

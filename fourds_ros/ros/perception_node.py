@@ -73,6 +73,7 @@ class PerceptionNode(LifecycleNode):
         self.outputs = OutputMessages(s)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
                                       self.health.counts, s.clip.max_waiting_clips)
+        self.pipeline.behind = self.worker.clip_waiting  # a newer clip waits: optional work is skipped
         self.intake = FrameIntake(self.pipeline, self.worker, self.health, s,
                                   lambda frame_id: self.mount.resolve(frame_id) if self.mount else None)
         self.worker.start()
@@ -131,8 +132,7 @@ class PerceptionNode(LifecycleNode):
 
     def _release(self) -> None:
         if self.pipeline is not None:  # its counters end with it: keep their totals
-            status = self.pipeline.status()
-            self.health.counts.update({k: status[k] for k in PIPELINE_COUNTED})
+            self.health.counts.update({k: v for k, v in self.pipeline.status().items() if k in PIPELINE_COUNTED})
         if self.worker is not None:
             self.worker.stop(timeout_s=10)
             discarded = self.worker.discard()
