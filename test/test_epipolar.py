@@ -128,3 +128,18 @@ def test_an_essential_matrix_whose_rotation_disagrees_with_the_solver_is_refused
     assert essential_motion(x0, x1, K, solver) is not None
     assert essential_motion(x0, x1, K, cv2.Rodrigues(rotvec + [0.0, np.radians(3), 0.0])[0]) is not None
     assert essential_motion(x0, x1, K, cv2.Rodrigues(rotvec + [0.0, np.radians(8), 0.0])[0]) is None
+
+
+def test_clip_images_make_grays_only_for_the_frames_followed():
+    """follow_corners reads every second frame of a clip (and the last): ClipImages, passed as the
+    sequence of grays, converts only those."""
+    from fourds_ros.perception.tracks import ClipImages
+
+    root = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    rgb = cv2.cvtColor(cv2.imread(str(sorted((root / "rgb").glob("*.jpg"))[10])), cv2.COLOR_BGR2RGB)
+    frames = [np.ascontiguousarray(np.roll(rgb, 2 * t, axis=1)) for t in range(8)]
+    images = ClipImages(frames)
+    x0, x1 = follow_corners(images, 200)
+    assert len(images) == 8 and sorted(images._gray) == [0, 2, 4, 6, 7]
+    assert len(x0) > 50
+    np.testing.assert_allclose(np.median(x1 - x0, axis=0), [14.0, 0.0], atol=0.1)

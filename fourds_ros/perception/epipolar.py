@@ -28,6 +28,7 @@ model's metres) and the rotations stay. Measured on every recording in models/fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -61,9 +62,9 @@ class EpipolarMotion:
     parallax_px: float
 
 
-def follow_corners(grays: list[np.ndarray], corners: int, keep: np.ndarray | None = None,
+def follow_corners(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
                    stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """grays: the clip's (H, W) gray camera images; corners: how many to seed in the first;
+    """grays: the clip's (H, W) gray camera images (only the frames followed are read); corners: how many to seed in the first;
     keep: optional (H, W) bool, where a corner may be seeded; stride: LK from frame to frame
     `stride` apart (and to the last; default FOLLOW_STRIDE). -> ((M, 2) first-frame and (M, 2)
     last-frame camera pixels) of the corners LK followed through those frames."""

@@ -433,7 +433,7 @@ class PerceptionPipeline:
             self.pose_epipolar_skipped += 1
             return translation
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
-        x0, x1 = follow_corners([images.gray(t) for t in range(len(frames))], corners, keep)
+        x0, x1 = follow_corners(images, corners, keep)
         motion = essential_motion(x0, x1, self._input_k(frames[0]), rotation_last)
         if motion is None:
             return translation

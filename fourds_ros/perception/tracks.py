@@ -377,6 +377,14 @@ class ClipImages:
             self._gray[t] = gray(self.frames[t])
         return self._gray[t]
 
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        """images[t] is gray(t): a sequence of grays made only for the frames read (as
+        epipolar.follow_corners reads every second one)."""
+        return self.gray(t)
+
 
 # A track within this many model pixels of the window's edge is out of the model's view: one cell
 # of the tracks head's matching map (stride 4), whose features there see mostly padding.
