@@ -126,8 +126,9 @@ def test_an_essential_matrix_whose_rotation_disagrees_with_the_solver_is_refused
     x0, x1 = views(rotvec, centre)
     solver = cv2.Rodrigues(rotvec)[0]  # first_from_last, as the pose solver gives it
     assert essential_motion(x0, x1, K, solver) is not None
-    assert essential_motion(x0, x1, K, cv2.Rodrigues(rotvec + [0.0, np.radians(3), 0.0])[0]) is not None
-    assert essential_motion(x0, x1, K, cv2.Rodrigues(rotvec + [0.0, np.radians(8), 0.0])[0]) is None
+    assert essential_motion(x0, x1, K, cv2.Rodrigues(rotvec + [0.0, np.radians(8), 0.0])[0]) is not None
+    # the wild solutions measured disagreed by 11.9-21 degrees (session 31)
+    assert essential_motion(x0, x1, K, cv2.Rodrigues(rotvec + [0.0, np.radians(12), 0.0])[0]) is None
 
 
 def test_clip_images_make_grays_only_for_the_frames_followed():
@@ -143,3 +144,32 @@ def test_clip_images_make_grays_only_for_the_frames_followed():
     assert len(images) == 8 and sorted(images._gray) == [0, 2, 4, 6, 7]
     assert len(x0) > 50
     np.testing.assert_allclose(np.median(x1 - x0, axis=0), [14.0, 0.0], atol=0.1)
+
+
+def test_the_two_views_decide_where_the_geometry_calls_a_clip_rotation_only(shipped_engine, monkeypatch):
+    """TUM fr1/rpy (validation): the PnP geometry, reading the model's depth (2.5x off on this desk),
+    calls some clips rotation-only although the camera moved 2-3 cm in each. The essential matrix's
+    own parallax test decides there: at least one such clip takes its direction."""
+    from fourds_ros.perception import pipeline as pipeline_module
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_tum
+
+    seq = read_tum(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    flags = []
+    solve = pipeline_module.clip_pose
+
+    def recording(*args, **kwargs):
+        out = solve(*args, **kwargs)
+        flags.append(out[3] is not None and bool(out[3].rotation_only[-1]) and not out[3].still[-1])
+        return out
+
+    monkeypatch.setattr(pipeline_module, "clip_pose", recording)
+    pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params({}))
+    taken = []
+    for i in range(1, 80):  # start 1: clips 5 and 6 are called rotation-only (docs/results/session31)
+        before = pipe.status()["pose_epipolar_clips"]
+        if pipe.push(seq.rgb(i), i * 33_333_333, "cam", seq.intrinsics):
+            taken.append(pipe.status()["pose_epipolar_clips"] > before)
+    assert len(taken) == len(flags) and any(flags)
+    assert any(t and f for t, f in zip(taken, flags))

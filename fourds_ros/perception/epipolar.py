@@ -19,8 +19,11 @@ under about a degree of parallax and is not counted), and a median translational
 parallax (what is left of an inlier's motion once the recovered rotation is undone) of at least
 MIN_PARALLAX_PX (a camera that only turns has none, and its essential matrix is noise), and the
 two views' rotation within MAX_ROTATION_DISAGREEMENT_DEG of the pose solver's own: the solver's
-rotation is right (see above), and the one wild essential matrix measured (a direction 112 degrees
-off) had a rotation 21 degrees off, where every other clip's was within 2.6. The pipeline
+rotation is right (see above), and the wild essential matrices measured (directions 35-119 degrees
+off) had rotations 11.9-21 degrees off (docs/results/session31). The pipeline asks for the direction
+also where its PnP geometry calls the clip rotation-only: that test reads the model's depth, this
+one the camera's own images (on the validation desk, every clip the geometry called rotation-only
+had moved 2-3 cm). The pipeline
 turns the clip's translations so that the last frame's points in that direction; their sizes (the
 model's metres) and the rotations stay. Measured on every recording in models/fourds_default/README.md
 (session 29).
@@ -42,9 +45,10 @@ RANSAC_PX = 1.0
 MIN_INLIERS = 30
 # Below this median translational parallax (camera pixels) the translation is not measured.
 MIN_PARALLAX_PX = 1.0
-# The two views' rotation may differ from the pose solver's by this much (both right: within 2.6
-# degrees on every clip of the three labelled recordings; the wrong solution: 21 degrees).
-MAX_ROTATION_DISAGREEMENT_DEG = 5.0
+# The two views' rotation may differ from the pose solver's by this much. Right directions came
+# with up to 7.8 degrees of disagreement on the validation desk, the wrong ones measured with 11.9-21
+# (session 31, rule 8: 5 degrees refused a third of the desk's measured directions).
+MAX_ROTATION_DISAGREEMENT_DEG = 10.0
 # Shi-Tomasi: corners at least this many camera pixels apart, quality 1 % of the best corner.
 MIN_CORNER_DISTANCE_PX = 8
 CORNER_QUALITY = 0.01

@@ -423,11 +423,12 @@ class PerceptionPipeline:
                   unseen: np.ndarray, images: ClipImages) -> np.ndarray:
         """The clip's (T, 3) translations turned to the direction the essential matrix of its first
         and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
-        measure one: not where a frame is blind, nor where the geometry found the last frame still
-        or rotation-only, nor where the two views' rotation disagrees with rotation_last (3x3, the
-        solved first_from_last). Sizes and rotations unchanged."""
+        measure one: not where a frame is blind, nor where the geometry found the last frame still,
+        nor where the two views' rotation disagrees with rotation_last (3x3, the solved
+        first_from_last). Where the geometry called the clip rotation-only, the two views' own
+        parallax test decides (epipolar.py). Sizes and rotations unchanged."""
         corners = self.settings.pose.epipolar_corners
-        if not corners or unseen.any() or geo.still[-1] or geo.rotation_only[-1]:
+        if not corners or unseen.any() or geo.still[-1]:
             return translation
         if self.behind is not None and self.behind():  # a newer clip waits: the solver's own direction
             self.pose_epipolar_skipped += 1
