@@ -270,12 +270,12 @@ class PoseSettings(_Group):
     epipolar_corners: int = setting(200, """pose_source geometry|fused: corners of each clip's first camera image
         followed by LK (over every second frame) to its last, whose essential matrix gives the
         direction of the clip's translation (the model's metres keep its size; perception/epipolar.py),
-        where those two views measure one (30 inliers, 1 px of parallax, a rotation within 5 degrees
-        of the solver's); 0: off. Why: PnP on the model's own depth trades translation against
-        rotation on a scene it never saw. 200 on the validation scene (TUM fr1/rpy, 6 start
-        frames): ATE 0.0286 -> 0.0239 m (ORB VO 0.0255); training rows kitchen 0.059 -> 0.051,
-        HoloLens unchanged; 23 ms a clip on the 2-core CPU. 300: 0.0226 m at 34 ms a clip, for a
-        node whose engine leaves the CPU free (docs/results/session30, rules 6-7).""",
+        where those two views measure one (30 inliers, 1 px of parallax, a rotation within 10
+        degrees of the solver's), also on clips the PnP geometry calls rotation-only; 0: off. Why:
+        PnP on the model's own depth trades translation against rotation on a scene it never saw.
+        200 on the validation scene (TUM fr1/rpy, 6 start frames): ATE 0.0286 -> 0.0188 m (ORB VO
+        0.0255); training rows kitchen 0.059 -> 0.051, HoloLens unchanged; 23 ms a clip on the
+        2-core CPU (docs/results/session30 rules 6-7, session31 rule 8).""",
                                     param="pose_epipolar_corners", low=0, high=5000)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
