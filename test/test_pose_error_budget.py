@@ -71,3 +71,5 @@ def test_the_direction_replacement_keeps_the_estimated_size():
     gt_translation = np.array([[0.0, 0, 0], [0, 0, 0.1], [0.05, 0, 0]])
     _, out = tool.replace("ground-truth direction", rotation, translation, rotation, gt_translation)
     np.testing.assert_allclose(out, [[0, 0, 0], [0, 0, 0.2], [0.4, 0, 0]], atol=1e-9)
+    _, out = tool.replace("ground-truth size", rotation, translation, rotation, gt_translation)
+    np.testing.assert_allclose(out, [[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0]], atol=1e-9)

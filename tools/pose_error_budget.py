@@ -12,7 +12,8 @@ with each clip's motion:
   estimate                   as the node published it (the check: equals the eval's ATE);
   ground-truth rotation      rotations from the ground truth, translations the model's;
   ground-truth translation   translations from the ground truth, rotations the model's;
-  ground-truth direction     the ground truth's translation direction, the model's magnitude.
+  ground-truth direction     the ground truth's translation direction, the model's magnitude;
+  ground-truth size          the ground truth's translation magnitude, the model's direction.
 ATE (Sim(3)-aligned, fourds_ros.evaluation.metrics.pose_errors) is averaged over the starts. What
 a replacement takes off the ATE is what that part of the motion costs. Writes budget.json and
 budget.md to --out.
@@ -33,7 +34,8 @@ from fourds_ros.perception.odometry import OdometryChain
 from fourds_ros.perception.settings import PerceptionSettings, add_param_argument, params_from_args
 from fourds_ros.rgbd import relative_poses
 
-VARIANTS = ("estimate", "ground-truth rotation", "ground-truth translation", "ground-truth direction")
+VARIANTS = ("estimate", "ground-truth rotation", "ground-truth translation", "ground-truth direction",
+            "ground-truth size")
 
 
 def record_clips(bag, engine, settings: PerceptionSettings, start: int) -> list[tuple]:
@@ -75,6 +77,10 @@ def replace(variant: str, rotation: np.ndarray, translation: np.ndarray, gt_rota
         size = np.linalg.norm(translation, axis=1, keepdims=True)
         gt_size = np.linalg.norm(gt_translation, axis=1, keepdims=True)
         return rotation, gt_translation / np.maximum(gt_size, 1e-12) * size
+    if variant == "ground-truth size":
+        size = np.linalg.norm(translation, axis=1, keepdims=True)
+        gt_size = np.linalg.norm(gt_translation, axis=1, keepdims=True)
+        return rotation, translation / np.maximum(size, 1e-12) * gt_size
     return rotation, translation
 
 
