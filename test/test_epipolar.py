@@ -173,3 +173,23 @@ def test_the_two_views_decide_where_the_geometry_calls_a_clip_rotation_only(ship
             taken.append(pipe.status()["pose_epipolar_clips"] > before)
     assert len(taken) == len(flags) and any(flags)
     assert any(t and f for t, f in zip(taken, flags))
+
+
+def test_a_camera_that_only_turns_takes_no_direction_in_the_pipeline(shipped_engine):
+    """A robot spinning in place: a real TUM image turned 1 degree a frame about the camera's
+    vertical axis (a pure rotation is the homography K R K^-1). Whatever the PnP geometry makes of
+    the model's depth, the two views' own tests refuse every clip (with no baseline, cv2.recoverPose
+    finds no point within 50 baselines, and no parallax is left): no direction is taken."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_tum
+
+    seq = read_tum(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    first, k = seq.rgb(10), np.asarray(seq.intrinsics, float)
+    pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params({}))
+    out = []
+    for i in range(22):
+        turn = k @ cv2.Rodrigues(np.array([0.0, np.radians(i), 0.0]))[0] @ np.linalg.inv(k)
+        frame = cv2.warpPerspective(first, turn, (first.shape[1], first.shape[0]))
+        out += pipe.push(frame, i * 33_333_333, "cam", seq.intrinsics)
+    assert len(out) >= 15 and pipe.status()["pose_epipolar_clips"] == 0
