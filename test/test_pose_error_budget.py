@@ -73,3 +73,34 @@ def test_the_direction_replacement_keeps_the_estimated_size():
     np.testing.assert_allclose(out, [[0, 0, 0], [0, 0, 0.2], [0.4, 0, 0]], atol=1e-9)
     _, out = tool.replace("ground-truth size", rotation, translation, rotation, gt_translation)
     np.testing.assert_allclose(out, [[0, 0, 0], [0.1, 0, 0], [0, 0.05, 0]], atol=1e-9)
+
+
+def with_log_variance(calls: list[tuple], rotation_var: float, translation_var: float) -> list[tuple]:
+    return [(i, s, r, t, np.tile(np.log([rotation_var, translation_var]), (len(r), 1)), o)
+            for i, s, r, t, _, o in calls]
+
+
+def test_nees_reads_honest_variances_as_chi_square_and_flags_overconfident_ones():
+    """Clip motions perturbed with known noise: variances equal to the noise give a NEES near 3
+    (chi-square, 3 degrees of freedom) with about 95 % of clips within the bound; variances 100x too
+    small give a NEES 100x larger, and a translation off by one global scale is read after it."""
+    tool = load_tool()
+    gt = trajectory(frames=701)  # 100 clips
+    calls = clip_calls(tool, gt, 0.01, 0.004, seed=3)
+    honest = tool.nees(with_log_variance(calls, 0.01 ** 2, 0.004 ** 2), gt)
+    assert honest["clips"] == 100
+    for part in ("rotation", "translation"):
+        assert 2.2 < honest[part]["mean"] < 4.0 and honest[part]["within_95"] > 0.85
+    assert abs(honest["scale"] - 1.0) < 0.1
+    overconfident = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt)
+    for part in ("rotation", "translation"):
+        assert overconfident[part]["mean"] > 50 * honest[part]["mean"] and overconfident[part]["within_95"] < 0.2
+    # the model's metres 3x the truth's, and its variance in its own metres: the same translation NEES
+    scaled = [(i, s, r, 3.0 * t, lv, o) for i, s, r, t, lv, o in with_log_variance(calls, 0.01 ** 2, (3 * 0.004) ** 2)]
+    again = tool.nees(scaled, gt)
+    assert abs(again["scale"] - 1 / 3) < 0.05
+    assert abs(again["translation"]["mean"] - honest["translation"]["mean"]) < 0.3 * honest["translation"]["mean"]
+    # the chain's floor is applied as the chain applies it
+    floored = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt, rotation_var_floor=0.01 ** 2,
+                        translation_var_floor=0.004 ** 2)
+    assert np.isclose(floored["rotation"]["mean"], honest["rotation"]["mean"], rtol=1e-9)

@@ -15,8 +15,9 @@ with each clip's motion:
   ground-truth direction     the ground truth's translation direction, the model's magnitude;
   ground-truth size          the ground truth's translation magnitude, the model's direction.
 ATE (Sim(3)-aligned, fourds_ros.evaluation.metrics.pose_errors) is averaged over the starts. What
-a replacement takes off the ATE is what that part of the motion costs. Writes budget.json and
-budget.md to --out.
+a replacement takes off the ATE is what that part of the motion costs. It also checks the variances
+the chain publishes as covariances (robot_localization weighs the odometry by them) against the
+clips' true errors: `nees`. Writes budget.json and budget.md to --out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fourds_ros.evaluation.bag import CAMERA_FRAME, read_bag
@@ -102,15 +104,60 @@ def chained_ate(calls: list[tuple], gt_pose: dict, variant: str) -> float | None
     return pose_errors(used, [poses[s] for s in used], [gt_pose[s] for s in used]).get("ate_rmse")
 
 
+# 95 % of a chi-square with 3 degrees of freedom: a right variance puts 95 % of the NEES below it.
+CHI2_3DOF_95 = 7.815
+
+
+def nees(calls: list[tuple], gt_pose: dict, rotation_var_floor: float = 0.0,
+         translation_var_floor: float = 0.0) -> dict | None:
+    """How honest the variances handed to the odometry chain are. Per clip, its last frame's
+    motion error squared over its variance (floored as the chain floors it): the normalised
+    estimation error squared (NEES), chi-square with 3 degrees of freedom (mean 3, 95 % below
+    CHI2_3DOF_95) when the variance is right. Rotation: the angle of R_true^T R_est (rad).
+    Translation: after one scale for the whole recording, the median of true over estimated clip
+    lengths (monocular metres are off by a factor, which Sim(3) alignment removes too), with the
+    variance scaled alike; `scale` reports that factor. None without a scorable clip."""
+    rotation_nees, errors, variances, ratios = [], [], [], []
+    for _, stamps_ns, rotation, translation, log_variance, _ in calls:
+        if not all(s in gt_pose for s in stamps_ns):
+            continue
+        gt_rotation, gt_translation = ground_truth_motion(gt_pose, stamps_ns)
+        var_r, var_t = np.exp(np.clip(log_variance[-1], -30, 10))
+        angle = cv2.Rodrigues(gt_rotation[-1].T @ rotation[-1])[0].ravel()
+        rotation_nees.append(float(angle @ angle) / max(var_r, rotation_var_floor))
+        errors.append((translation[-1], gt_translation[-1]))
+        variances.append(max(var_t, translation_var_floor))
+        size = np.linalg.norm(translation[-1])
+        if size > 0:
+            ratios.append(np.linalg.norm(gt_translation[-1]) / size)
+    if not rotation_nees:
+        return None
+    scale = float(np.median(ratios)) if ratios else 1.0
+    translation_nees = [float(np.sum((scale * est - gt) ** 2)) / (scale ** 2 * var)
+                        for (est, gt), var in zip(errors, variances)]
+
+    def summary(values: list[float]) -> dict:
+        values = np.asarray(values)
+        return {"mean": float(values.mean()), "median": float(np.median(values)),
+                "within_95": float(np.mean(values <= CHI2_3DOF_95))}
+
+    return {"clips": len(rotation_nees), "rotation": summary(rotation_nees),
+            "translation": summary(translation_nees), "scale": scale}
+
+
 def budget(bag, engine, settings: PerceptionSettings, starts: int) -> dict:
     per_start = {v: [] for v in VARIANTS}
+    every_call = []
     for start in range(min(starts, max(1, len(bag.stamps) - 2))):
         calls = record_clips(bag, engine, settings, start)
+        every_call += calls
         for variant in VARIANTS:
             per_start[variant].append(chained_ate(calls, bag.gt_pose, variant))
     mean = {v: float(np.mean([a for a in ates if a is not None])) if any(a is not None for a in ates) else None
             for v, ates in per_start.items()}
-    return {"starts": len(per_start["estimate"]), "ate_mean": mean, "ate_per_start": per_start}
+    return {"starts": len(per_start["estimate"]), "ate_mean": mean, "ate_per_start": per_start,
+            "nees": nees(every_call, bag.gt_pose, settings.pose.rotation_var_floor,
+                         settings.pose.translation_var_floor)}
 
 
 def markdown(result: dict, bag_path: str, model: str) -> str:
@@ -123,6 +170,15 @@ def markdown(result: dict, bag_path: str, model: str) -> str:
         ate = result["ate_mean"][variant]
         share = f"{ate / base:.2f}" if ate is not None and base else "n/a"
         lines.append(f"| {variant} | {'n/a' if ate is None else f'{ate:.4f}'} | {share} |")
+    consistency = result.get("nees")
+    if consistency:
+        lines += ["", f"Variances against errors over {consistency['clips']} clips (NEES, 3 degrees of freedom: "
+                  f"mean 3 and 95 % within {CHI2_3DOF_95} when honest; translation after one scale, "
+                  f"{consistency['scale']:.3g} true metres per model metre):", "",
+                  "| motion | mean NEES | median NEES | clips within the 95 % bound |", "| --- | --- | --- | --- |"]
+        for part in ("rotation", "translation"):
+            c = consistency[part]
+            lines.append(f"| {part} | {c['mean']:.3g} | {c['median']:.3g} | {100 * c['within_95']:.0f} % |")
     return "\n".join(lines) + "\n"
 
 
