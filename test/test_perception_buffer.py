@@ -304,6 +304,28 @@ def test_odometry_chains_overlapping_clips_exactly():
     assert np.all(cov[-1] > cov[1]) and np.isclose(cov[1][0], 1e-3)  # accumulates from the floor
 
 
+def test_odometry_variance_scales_multiply_the_published_covariance_and_leave_the_poses():
+    """pose_rotation_var_scale / pose_translation_var_scale: each clip's variances times the factors
+    (before the floors), so every covariance and twist covariance scales; no pose moves."""
+    step = transform_from_xyz_quat([0.02, 0.0, 0.1, 0.0, 0.01, 0.0, 1.0])
+    rot, trans = constant_motion(8, step)
+    logvar = np.tile(np.log([1e-4, 1e-3]), (8, 1))
+    runs = {}
+    for scales in ((1.0, 1.0), (10.0, 5.0)):
+        chain = OdometryChain(rotation_var_floor=0.0, translation_var_floor=0.0, rotation_var_scale=scales[0],
+                              translation_var_scale=scales[1])
+        runs[scales] = [e for start in (0, 7) for e in chain.add_clip(
+            list(range(start, start + 8)), [i * 33 * MS for i in range(start, start + 8)], rot, trans, logvar,
+            list(range(8)) if start == 0 else list(range(1, 8)))]
+    plain, scaled = runs[(1.0, 1.0)], runs[(10.0, 5.0)]
+    for a, b in zip(plain, scaled):
+        np.testing.assert_allclose(a.odom_from_base, b.odom_from_base, atol=1e-12)
+        np.testing.assert_allclose(a.twist, b.twist, atol=1e-12)
+    # the camera's covariance in the base frame: translation block x5, rotation block x10
+    np.testing.assert_allclose(np.diag(scaled[-1].covariance), np.diag(plain[-1].covariance) * [5, 5, 5, 10, 10, 10],
+                               rtol=1e-9)
+
+
 def test_odometry_gap_continues_from_newest_pose():
     chain = OdometryChain()
     rot, trans = constant_motion(4, transform_from_xyz_quat([0, 0, 0.1, 0, 0, 0, 1]))

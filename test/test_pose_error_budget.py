@@ -104,3 +104,9 @@ def test_nees_reads_honest_variances_as_chi_square_and_flags_overconfident_ones(
     floored = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt, rotation_var_floor=0.01 ** 2,
                         translation_var_floor=0.004 ** 2)
     assert np.isclose(floored["rotation"]["mean"], honest["rotation"]["mean"], rtol=1e-9)
+
+    # the chain's factors on the variances, as the chain applies them: x100 variance, NEES / 100
+    scaled = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt, rotation_var_scale=100.0,
+                       translation_var_scale=100.0)
+    for part in ("rotation", "translation"):
+        assert np.isclose(scaled[part]["mean"], honest[part]["mean"], rtol=1e-9)

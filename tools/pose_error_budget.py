@@ -109,9 +109,10 @@ CHI2_3DOF_95 = 7.815
 
 
 def nees(calls: list[tuple], gt_pose: dict, rotation_var_floor: float = 0.0,
-         translation_var_floor: float = 0.0) -> dict | None:
-    """How honest the variances handed to the odometry chain are. Per clip, its last frame's
-    motion error squared over its variance (floored as the chain floors it): the normalised
+         translation_var_floor: float = 0.0, rotation_var_scale: float = 1.0,
+         translation_var_scale: float = 1.0) -> dict | None:
+    """How honest the variances the odometry chain publishes are. Per clip, its last frame's
+    motion error squared over its variance (scaled and floored as the chain does): the normalised
     estimation error squared (NEES), chi-square with 3 degrees of freedom (mean 3, 95 % below
     CHI2_3DOF_95) when the variance is right. Rotation: the angle of R_true^T R_est (rad).
     Translation: after one scale for the whole recording, the median of true over estimated clip
@@ -124,9 +125,9 @@ def nees(calls: list[tuple], gt_pose: dict, rotation_var_floor: float = 0.0,
         gt_rotation, gt_translation = ground_truth_motion(gt_pose, stamps_ns)
         var_r, var_t = np.exp(np.clip(log_variance[-1], -30, 10))
         angle = cv2.Rodrigues(gt_rotation[-1].T @ rotation[-1])[0].ravel()
-        rotation_nees.append(float(angle @ angle) / max(var_r, rotation_var_floor))
+        rotation_nees.append(float(angle @ angle) / max(var_r * rotation_var_scale, rotation_var_floor))
         errors.append((translation[-1], gt_translation[-1]))
-        variances.append(max(var_t, translation_var_floor))
+        variances.append(max(var_t * translation_var_scale, translation_var_floor))
         size = np.linalg.norm(translation[-1])
         if size > 0:
             ratios.append(np.linalg.norm(gt_translation[-1]) / size)
@@ -156,8 +157,8 @@ def budget(bag, engine, settings: PerceptionSettings, starts: int) -> dict:
     mean = {v: float(np.mean([a for a in ates if a is not None])) if any(a is not None for a in ates) else None
             for v, ates in per_start.items()}
     return {"starts": len(per_start["estimate"]), "ate_mean": mean, "ate_per_start": per_start,
-            "nees": nees(every_call, bag.gt_pose, settings.pose.rotation_var_floor,
-                         settings.pose.translation_var_floor)}
+            "nees": nees(every_call, bag.gt_pose, settings.pose.rotation_var_floor, settings.pose.translation_var_floor,
+                         settings.pose.rotation_var_scale, settings.pose.translation_var_scale)}
 
 
 def markdown(result: dict, bag_path: str, model: str) -> str:

@@ -77,10 +77,15 @@ class PoseEstimate:
 
 class OdometryChain:
     def __init__(self, base_from_camera: np.ndarray | None = None, rotation_var_floor: float = 1e-6,
-                 translation_var_floor: float = 1e-6, history: int = 256):
+                 translation_var_floor: float = 1e-6, history: int = 256, rotation_var_scale: float = 1.0,
+                 translation_var_scale: float = 1.0):
+        """*_var_scale: factors on each clip's variances before the floors, so that the published
+        covariances match the errors measured (PoseSettings.rotation_var_scale); poses ignore them."""
         self.set_base_from_camera(default_base_from_camera() if base_from_camera is None else base_from_camera)
         self.rotation_var_floor = rotation_var_floor
         self.translation_var_floor = translation_var_floor
+        self.rotation_var_scale = rotation_var_scale
+        self.translation_var_scale = translation_var_scale
         self.history = history
         self.reset()
 
@@ -128,8 +133,8 @@ class OdometryChain:
                 _, chain, cov = self.poses[indices[t]]
             else:
                 chain = anchor @ first_from(t)
-                var_r = max(float(variance[t, 0]), self.rotation_var_floor)
-                var_t = max(float(variance[t, 1]), self.translation_var_floor)
+                var_r = max(float(variance[t, 0]) * self.rotation_var_scale, self.rotation_var_floor)
+                var_t = max(float(variance[t, 1]) * self.translation_var_scale, self.translation_var_floor)
                 cov = anchor_cov + np.diag([var_t] * 3 + [var_r] * 3)
             previous = next(reversed(self.poses.items()), None) if self.poses else None
             self.poses[indices[t]] = (stamps_ns[t], chain, cov)

@@ -123,7 +123,9 @@ class PerceptionPipeline:
         self._off_robot: dict[tuple[int, int], np.ndarray | None] = {}  # camera-pixel masks by input size
         self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
         self.odometry = OdometryChain(self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)),
-                                      s.pose.rotation_var_floor, s.pose.translation_var_floor)
+                                      s.pose.rotation_var_floor, s.pose.translation_var_floor,
+                                      rotation_var_scale=s.pose.rotation_var_scale,
+                                      translation_var_scale=s.pose.translation_var_scale)
         # The model's metres rescaled by the robot's own odometry (metric_scale.py), or None.
         self.reference_scale = (ReferenceScale(s.scale.min_distance_m, s.scale.max_rotation_deg, s.scale.window,
                                                s.scale.min_clips) if s.scale.source == "reference_odometry" else None)
