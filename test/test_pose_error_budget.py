@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fourds_ros.perception.odometry import OdometryChain
+
 from .tool_module import load_tool as _load
 
 
@@ -101,12 +103,13 @@ def test_nees_reads_honest_variances_as_chi_square_and_flags_overconfident_ones(
     assert abs(again["scale"] - 1 / 3) < 0.05
     assert abs(again["translation"]["mean"] - honest["translation"]["mean"]) < 0.3 * honest["translation"]["mean"]
     # the chain's floor is applied as the chain applies it
-    floored = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt, rotation_var_floor=0.01 ** 2,
-                        translation_var_floor=0.004 ** 2)
+    floored = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt,
+                        OdometryChain(rotation_var_floor=0.01 ** 2, translation_var_floor=0.004 ** 2))
     assert np.isclose(floored["rotation"]["mean"], honest["rotation"]["mean"], rtol=1e-9)
 
     # the chain's factors on the variances, as the chain applies them: x100 variance, NEES / 100
-    scaled = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt, rotation_var_scale=100.0,
-                       translation_var_scale=100.0)
+    scaled = tool.nees(with_log_variance(calls, 0.001 ** 2, 0.0004 ** 2), gt,
+                       OdometryChain(rotation_var_floor=0.0, translation_var_floor=0.0, rotation_var_scale=100.0,
+                                     translation_var_scale=100.0))
     for part in ("rotation", "translation"):
         assert np.isclose(scaled[part]["mean"], honest[part]["mean"], rtol=1e-9)

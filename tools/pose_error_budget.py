@@ -75,13 +75,11 @@ def replace(variant: str, rotation: np.ndarray, translation: np.ndarray, gt_rota
         return gt_rotation, translation
     if variant == "ground-truth translation":
         return rotation, gt_translation
-    if variant == "ground-truth direction":
+    if variant in ("ground-truth direction", "ground-truth size"):
         size = np.linalg.norm(translation, axis=1, keepdims=True)
         gt_size = np.linalg.norm(gt_translation, axis=1, keepdims=True)
-        return rotation, gt_translation / np.maximum(gt_size, 1e-12) * size
-    if variant == "ground-truth size":
-        size = np.linalg.norm(translation, axis=1, keepdims=True)
-        gt_size = np.linalg.norm(gt_translation, axis=1, keepdims=True)
+        if variant == "ground-truth direction":
+            return rotation, gt_translation / np.maximum(gt_size, 1e-12) * size
         return rotation, translation / np.maximum(size, 1e-12) * gt_size
     return rotation, translation
 
@@ -108,26 +106,26 @@ def chained_ate(calls: list[tuple], gt_pose: dict, variant: str) -> float | None
 CHI2_3DOF_95 = 7.815
 
 
-def nees(calls: list[tuple], gt_pose: dict, rotation_var_floor: float = 0.0,
-         translation_var_floor: float = 0.0, rotation_var_scale: float = 1.0,
-         translation_var_scale: float = 1.0) -> dict | None:
+def nees(calls: list[tuple], gt_pose: dict, chain: OdometryChain | None = None) -> dict | None:
     """How honest the variances the odometry chain publishes are. Per clip, its last frame's
-    motion error squared over its variance (scaled and floored as the chain does): the normalised
+    motion error squared over its variance as `chain` publishes it (OdometryChain.published_variances;
+    default: a chain without floors or factors): the normalised
     estimation error squared (NEES), chi-square with 3 degrees of freedom (mean 3, 95 % below
     CHI2_3DOF_95) when the variance is right. Rotation: the angle of R_true^T R_est (rad).
     Translation: after one scale for the whole recording, the median of true over estimated clip
     lengths (monocular metres are off by a factor, which Sim(3) alignment removes too), with the
     variance scaled alike; `scale` reports that factor. None without a scorable clip."""
+    chain = OdometryChain(rotation_var_floor=0.0, translation_var_floor=0.0) if chain is None else chain
     rotation_nees, errors, variances, ratios = [], [], [], []
     for _, stamps_ns, rotation, translation, log_variance, _ in calls:
         if not all(s in gt_pose for s in stamps_ns):
             continue
         gt_rotation, gt_translation = ground_truth_motion(gt_pose, stamps_ns)
-        var_r, var_t = np.exp(np.clip(log_variance[-1], -30, 10))
+        var_r, var_t = chain.published_variances(np.exp(np.clip(log_variance[-1], -30, 10)))
         angle = cv2.Rodrigues(gt_rotation[-1].T @ rotation[-1])[0].ravel()
-        rotation_nees.append(float(angle @ angle) / max(var_r * rotation_var_scale, rotation_var_floor))
+        rotation_nees.append(float(angle @ angle) / var_r)
         errors.append((translation[-1], gt_translation[-1]))
-        variances.append(max(var_t * translation_var_scale, translation_var_floor))
+        variances.append(var_t)
         size = np.linalg.norm(translation[-1])
         if size > 0:
             ratios.append(np.linalg.norm(gt_translation[-1]) / size)
@@ -157,8 +155,7 @@ def budget(bag, engine, settings: PerceptionSettings, starts: int) -> dict:
     mean = {v: float(np.mean([a for a in ates if a is not None])) if any(a is not None for a in ates) else None
             for v, ates in per_start.items()}
     return {"starts": len(per_start["estimate"]), "ate_mean": mean, "ate_per_start": per_start,
-            "nees": nees(every_call, bag.gt_pose, settings.pose.rotation_var_floor, settings.pose.translation_var_floor,
-                         settings.pose.rotation_var_scale, settings.pose.translation_var_scale)}
+            "nees": nees(every_call, bag.gt_pose, OdometryChain.from_settings(settings.pose))}
 
 
 def markdown(result: dict, bag_path: str, model: str) -> str:

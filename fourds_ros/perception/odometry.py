@@ -89,6 +89,19 @@ class OdometryChain:
         self.history = history
         self.reset()
 
+    @classmethod
+    def from_settings(cls, pose, base_from_camera: np.ndarray | None = None) -> OdometryChain:
+        """The chain with PoseSettings `pose`'s variance floors and factors (the node's and the
+        pose error budget's alike)."""
+        return cls(base_from_camera, pose.rotation_var_floor, pose.translation_var_floor,
+                   rotation_var_scale=pose.rotation_var_scale, translation_var_scale=pose.translation_var_scale)
+
+    def published_variances(self, variance: np.ndarray) -> tuple[float, float]:
+        """One frame's (rotation, translation) variance as the clip gives it -> as published:
+        times the factors, at least the floors."""
+        return (max(float(variance[0]) * self.rotation_var_scale, self.rotation_var_floor),
+                max(float(variance[1]) * self.translation_var_scale, self.translation_var_floor))
+
     def set_base_from_camera(self, base_from_camera: np.ndarray) -> None:
         """The camera's mount (4x4); later estimates use it (the chain itself is in camera frames)."""
         self.base_from_camera = np.asarray(base_from_camera, float)
@@ -133,8 +146,7 @@ class OdometryChain:
                 _, chain, cov = self.poses[indices[t]]
             else:
                 chain = anchor @ first_from(t)
-                var_r = max(float(variance[t, 0]) * self.rotation_var_scale, self.rotation_var_floor)
-                var_t = max(float(variance[t, 1]) * self.translation_var_scale, self.translation_var_floor)
+                var_r, var_t = self.published_variances(variance[t])
                 cov = anchor_cov + np.diag([var_t] * 3 + [var_r] * 3)
             previous = next(reversed(self.poses.items()), None) if self.poses else None
             self.poses[indices[t]] = (stamps_ns[t], chain, cov)

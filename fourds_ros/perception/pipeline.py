@@ -122,10 +122,8 @@ class PerceptionPipeline:
         self._excluded: dict[tuple[int, int], np.ndarray | None] = {}  # model-pixel masks by input size
         self._off_robot: dict[tuple[int, int], np.ndarray | None] = {}  # camera-pixel masks by input size
         self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
-        self.odometry = OdometryChain(self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)),
-                                      s.pose.rotation_var_floor, s.pose.translation_var_floor,
-                                      rotation_var_scale=s.pose.rotation_var_scale,
-                                      translation_var_scale=s.pose.translation_var_scale)
+        self.odometry = OdometryChain.from_settings(s.pose,
+                                                    self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
         # The model's metres rescaled by the robot's own odometry (metric_scale.py), or None.
         self.reference_scale = (ReferenceScale(s.scale.min_distance_m, s.scale.max_rotation_deg, s.scale.window,
                                                s.scale.min_clips) if s.scale.source == "reference_odometry" else None)
@@ -428,7 +426,8 @@ class PerceptionPipeline:
         measure one: not where a frame is blind, nor where the geometry found the last frame still,
         nor where the two views' rotation disagrees with rotation_last (3x3, the solved
         first_from_last). Where the geometry called the clip rotation-only, the two views' own
-        parallax test decides (epipolar.py). Sizes and rotations unchanged."""
+        tests decide (essential_motion: inliers in front of both cameras, parallax). Sizes and
+        rotations unchanged."""
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1]:
             return translation
