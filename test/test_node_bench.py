@@ -26,7 +26,11 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
         assert row["odometry_latency_ms_p50"] > 0 and row["odometry_latency_ms_max"] >= row["odometry_latency_ms_p95"]
         assert row["frames_unaccounted"] == 0, row
     assert data["summary"]["params"] == {"model": str(tiny_model_dir), "num_queries": 16}
-    assert data["summary"]["pipeline"]["pipeline_ms_p50"] > data["summary"]["pipeline"]["refine_ms_p50"] >= 0
+    pipeline = data["summary"]["pipeline"]
+    assert pipeline["pipeline_ms_p50"] > pipeline["refine_ms_p50"] >= 0 and pipeline["pipeline_ms_p50_after"] > 0
+    # The overhead is taken against the mean of the reference timed before and after the node's runs.
+    for row in data["rows"]:
+        assert abs(row["node_adds_pct"] - 100 * (row["clip_latency_ms_p50"] / pipeline["reference_ms"] - 1)) < 1e-9
     # The reference timed beside the camera's process: every frame of its 2 s streamed, clips timed inside it.
     beside = data["summary"]["pipeline_beside_camera"]
     assert beside["camera_frames"] == 60 and beside["clips"] >= 1 and beside["pipeline_ms_p50"] > 0, beside
@@ -50,3 +54,17 @@ def test_summary_says_when_the_peak_rate_was_not_measured():
     assert "raw none of the steps" in summary_lines(summary, [live, failed])
     summary["peak_rate_hz"]["raw"] = 45.0
     assert "raw 45 Hz" in summary_lines(summary, [live, failed])
+
+
+def test_the_reference_brackets_the_node_runs_so_host_drift_is_not_read_as_overhead():
+    """A host 20 % slower after the runs than before: the reference is the mean of the two
+    timings, and the summary shows both."""
+    from fourds_ros.bench.node import bracket_reference, summary_lines
+
+    before = {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 140.0, "engine_ms_p50": 90.0,
+              "refine_ms_p50": 12.0, "tracks_update_ms_p50": 5.0, "pose_ms_p50": 27.0}
+    assert bracket_reference(before, dict(before, pipeline_ms_p50=168.0)) == 154.0
+    assert before["pipeline_ms_p50_after"] == 168.0 and before["reference_ms"] == 154.0
+    live = {"transport": "raw", "step": "live", "clip_latency_ms_p50": 170.0, "node_adds_pct": 10.4}
+    text = summary_lines({"params": {}, "peak_rate_hz": {"raw": None}, "pipeline": before}, [live])
+    assert "168 ms after the node's runs" in text and "their mean, 154 ms" in text
