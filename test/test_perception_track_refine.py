@@ -10,7 +10,8 @@ import pytest
 from fourds_ros.engine import create_engine
 from fourds_ros.perception.pipeline import PerceptionPipeline
 from fourds_ros.perception.preprocess import Preprocessor
-from fourds_ros.perception.track_refine import TemplateRefiner, gray, lk_step, make_refiner, neighbour_steps
+from fourds_ros.perception.track_refine import (TemplateRefiner, forward_backward_agrees, gray, lk_step, make_refiner,
+                                                neighbour_steps)
 from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
 from fourds_ros.perception.tracks import VIEW_MARGIN, ClipImages, TrackManager, in_window, scene_motion
 
@@ -201,6 +202,41 @@ def test_follow_takes_lk_where_it_holds_and_the_template_near_the_head_where_it_
     # A point the head calls invisible, with LK failing, keeps the head's position.
     hidden = ~visible
     assert np.array_equal(flow.follow(noise, moved, points, head, hidden, templates), head)
+
+
+def test_the_forward_backward_check_refuses_a_step_that_does_not_lead_back(frame):
+    """LK's true steps of a (3.3, -2.6) px shift lead back to where they started; a step that
+    landed 12 px off (on other content) does not; rows LK did not follow never agree."""
+    first = gray(frame)
+    moved = gray(shifted(frame, 3.3, -2.6))
+    points = textured_points(first, 10, 40)
+    end, ok = lk_step(first, moved, points)
+    assert ok.all() and forward_backward_agrees(first, moved, points, end, ok, 1.0).all()
+    assert not forward_backward_agrees(first, moved, points, end + (12.0, 0.0), ok, 1.0).any()
+    assert not forward_backward_agrees(first, moved, points, end, np.zeros(len(points), bool), 1.0).any()
+
+
+def test_flow_with_the_lk_check_treats_a_refused_step_as_lk_lost(frame, monkeypatch):
+    """track_lk_check_px: where every step leads back the tracks are LK's, as without the check;
+    a step the check refuses goes the way of an LK failure (here: the neighbours' step), and is
+    counted with them."""
+    import fourds_ros.perception.track_refine as track_refine
+
+    first = gray(frame)
+    moved = gray(shifted(frame, 2.0, 1.0))
+    points = textured_points(first, 12, 60)
+    head, visible = points + (6.0, 1.0), np.ones(len(points), bool)
+    checked, plain = make_refiner("flow", lk_check_px=1.0), make_refiner("flow")
+    assert checked.lk_check_px == 1.0 and plain.lk_check_px == 0.0
+    no_templates = [None] * len(points)
+    out = checked.follow(first, moved, points, head, visible, no_templates)
+    np.testing.assert_array_equal(out, plain.follow(first, moved, points, head, visible, no_templates))
+    assert checked.counts["track_steps_lk_lost"] == 0
+    refuse_first = lambda previous, image, uv, moved, tracked, max_px: tracked & (np.arange(len(tracked)) > 0)  # noqa: E731
+    monkeypatch.setattr(track_refine, "forward_backward_agrees", refuse_first)
+    out = checked.follow(first, moved, points, head, visible, no_templates)
+    assert checked.counts["track_steps_lk_lost"] == 1
+    assert np.hypot(*(out[0] - (points[0] + (2.0, 1.0)))) < 0.3  # the neighbours' step, not the head's
 
 
 def test_flow_moves_an_unconfirmed_lost_track_with_its_neighbours(frame):

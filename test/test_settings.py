@@ -56,6 +56,8 @@ def test_from_params_sets_the_nested_field_and_round_trips():
     ({"base_from_camera": [0, 0, 0, 1]}, "base_from_camera"),
     ({"min_depth": 5.0, "max_depth": 1.0}, "max_depth"),
     ({"track_refinement": "none"}, "track_image_fallback"),  # the fallback needs the templates
+    ({"track_lk_check_px": 1.0, "track_refinement": "template"}, "track_lk_check_px"),  # checks LK's steps
+    ({"track_lk_check_px": -1.0}, "track_lk_check_px"),
     ({"no_such_parameter": 1}, "no_such_parameter"),
 ])
 def test_bad_values_are_refused_naming_the_parameter(params, name):

@@ -94,12 +94,12 @@ def score_badja_folders(folders, trackers: dict[str, Tracker | None], alpha: flo
 
 
 def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: str = "resize",
-                  track_refinement: str = "template") -> Tracker:
+                  track_refinement: str = "template", lk_check_px: float = 0.0) -> Tracker:
     """The 4DS tracks head as a BADJA tracker: clips of T frames, each starting where the last one
     ended, queried with the previous clip's final positions (the node's own chaining, without its
     re-seeding, so every joint keeps one track), and refined on the image as the node does
-    (`track_refinement`: flow | template | none; TemplateRefiner.follow, with each joint's
-    query-frame template). `resize` keeps the whole frame in view; the node's default centre crop
+    (`track_refinement`: flow | template | none, and `lk_check_px`, the node's track_lk_check_px;
+    TemplateRefiner.follow, with each joint's query-frame template). `resize` keeps the whole frame in view; the node's default centre crop
     would cut off the horse at 854x480."""
     from ..engine import create_engine
     from ..perception.preprocess import Preprocessor
@@ -111,7 +111,7 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
     pre = Preprocessor(tuple(cfg.image_size), crop_policy)
 
     def track(stamps, images, queries):
-        refiner = make_refiner(track_refinement)  # one per clip: its counts are the clip's
+        refiner = make_refiner(track_refinement, lk_check_px)  # one per clip: its counts are the clip's
         ids = list(queries)
         start = min(stamps.index(queries[i][0]) for i in ids)
         if any(stamps.index(queries[i][0]) != start for i in ids):

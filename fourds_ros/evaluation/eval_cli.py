@@ -35,21 +35,21 @@ def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
     }
 
 
-def add_badja(report: dict, folders, model_dir, backend: str = "torch", track_refinement: str | None = None) -> None:
+def add_badja(report: dict, folders, model_dir, backend: str = "torch", tracks=None) -> None:
     """Human-annotated tracks (BADJA): PCK@0.2 of the model's tracks head and of LK on every clip
     in `folders` (one folder or several). tracks.badja_pck is the mean over clips (unchanged key);
     tracks.badja_per_clip holds each clip's pck, pck_3px, points, area source and, with the flow
     refinement, tracker_counts (track steps, LK losses, head positions taken), and ratio_to_lk: the
     clip's PCK over LK's with its paired bootstrap interval over annotated frames (uncertainty.py).
-    track_refinement: the node's setting (default: its default), so BADJA scores what the node runs."""
+    tracks: the node's TrackSettings (default: its defaults), so BADJA scores what the node runs."""
     from ..perception.settings import TrackSettings
     from .badja import model_tracker, score_badja_folders
     from .uncertainty import pck_ratio_interval
 
-    refinement = track_refinement or TrackSettings().refinement
-    results = score_badja_folders(folders, {"fourds": model_tracker(model_dir, backend, track_refinement=refinement),
-                                            "lk": None})
-    report.setdefault("tracks", {})["badja_refinement"] = refinement
+    tracks = tracks or TrackSettings()
+    tracker = model_tracker(model_dir, backend, track_refinement=tracks.refinement, lk_check_px=tracks.lk_check_px)
+    results = score_badja_folders(folders, {"fourds": tracker, "lk": None})
+    report.setdefault("tracks", {}).update(badja_refinement=tracks.refinement, badja_lk_check_px=tracks.lk_check_px)
     for section, result in ((report.setdefault("tracks", {}), results["fourds"]),
                             (report["peers"].setdefault("lk", {}).setdefault("tracks", {}), results["lk"])):
         section["badja_pck"] = result["pck"]
@@ -91,11 +91,12 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     out_dir.mkdir(parents=True, exist_ok=True)
     bag = read_bag(bag_path, max_frames=max_frames)
     t0 = time.perf_counter()
+    from ..perception import PerceptionSettings
+
+    settings = PerceptionSettings.from_params(params, hop=hop)  # offline's pipeline and BADJA's tracker
     if offline:
-        from ..perception import PerceptionSettings
         from .offline import run_offline
 
-        settings = PerceptionSettings.from_params(params, hop=hop)
         model = run_offline(bag, model_dir, backend, settings)
     else:
         from .replay import run_dds
@@ -113,7 +114,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         report["pose_over_starts"] = pose_over_starts(bag, model_dir, backend, settings, pose_starts, model,
                                                       peers["orb_vo"])
     if badja:
-        add_badja(report, badja, model_dir, backend, (params or {}).get("track_refinement"))
+        add_badja(report, badja, model_dir, backend, settings.tracks)
     write_report(report, out_dir, bag, model, peers)
     return report
 

@@ -222,6 +222,14 @@ class TrackSettings(_Group):
         usually after its own left the image; it is invisible from there and re-seeded. 0: off. Points on
         objects moving this fast across the image are retired too (perception/tracks.py).""",
                                       param="track_max_deviation_px", low=0.0)
+    lk_check_px: float = setting(0.0, """track_refinement flow: an LK step counts only where LK run back from
+        where it landed ends within this many camera pixels of where it started (the forward-backward
+        check); a step that fails goes the way of one LK lost. 0: off (the default). 1.0 suits rigid
+        scenes: tracks AJ 1.32x -> 1.48x LK on TUM fr1/rpy (validation), 7-Scenes kitchen 0.265 -> 0.323
+        (train); on animals (BADJA, validation) PCK 0.593 -> 0.553, since a bending leg's failed step
+        then takes its neighbours' motion. Costs a second LK pass a frame: refinement 11 -> 23 ms a clip on
+        a 2-core CPU (models/fourds_default/README.md, session 32).""", param="track_lk_check_px",
+        low=0.0, high=100.0)
     image_fallback: bool = setting(True, """Tracks the model loses (it calls the point invisible, or the point
         leaves the model's centre crop but not the camera image) are followed on the camera image: moved
         by the motion of the model's visible tracks and matched against their template; visible where it
@@ -232,6 +240,8 @@ class TrackSettings(_Group):
                                 low=1, high=1000)
 
     def check_consistency(self) -> None:
+        if self.lk_check_px > 0 and self.refinement != "flow":
+            raise ValueError("track_lk_check_px checks LK's steps: it needs track_refinement: flow")
         if self.image_fallback and self.refinement == "none":
             raise ValueError("track_image_fallback needs track_refinement: template or flow (it matches each track's "
                              "template); set track_image_fallback: false to run without refinement")

@@ -63,7 +63,7 @@ def _quadratic_peak(scores: np.ndarray, row: int, col: int) -> tuple[float, floa
 
 class TemplateRefiner:
     def __init__(self, half_size: int = 10, search_radius: int = 12, min_score: float = 0.6, flow: bool = False,
-                 neighbours: int = 8, confirm_score: float = 0.8):
+                 neighbours: int = 8, confirm_score: float = 0.8, lk_check_px: float = 0.0):
         if half_size < 1 or search_radius < 1 or neighbours < 1:
             raise ValueError(f"half_size, search_radius and neighbours must be >= 1, got {half_size}, "
                              f"{search_radius}, {neighbours}")
@@ -75,6 +75,9 @@ class TemplateRefiner:
         # min_score, since here the alternative is the neighbours' motion, not the raw head: chosen on
         # the validation recordings (0.6 / 0.8: BADJA PCK 0.561 / 0.592, TUM AJ in the model card).
         self.confirm_score = float(confirm_score)
+        # flow: an LK step counts only where LK run back lands within this many pixels (0: off;
+        # the track_lk_check_px setting says what it gains and costs).
+        self.lk_check_px = float(lk_check_px)
         self.half_size = int(half_size)
         self.search_radius = int(search_radius)
         self.min_score = float(min_score)
@@ -130,6 +133,8 @@ class TemplateRefiner:
                     out[j, 0], out[j, 1], _ = self.refine(image, templates[j], out[j, 0], out[j, 1])
             return out
         moved, tracked = lk_step(previous, image, uv_previous, match_exposure=True)
+        if self.lk_check_px > 0:  # a step that does not lead back is treated as one LK lost
+            tracked &= forward_backward_agrees(previous, image, uv_previous, moved, tracked, self.lk_check_px)
         out[tracked] = moved[tracked]
         lost = np.flatnonzero(~tracked)
         self.counts["track_steps"] += len(out)
@@ -150,6 +155,22 @@ class TemplateRefiner:
             ok = np.isfinite(step).all(1)
             out[rest[ok]] = start[ok] + step[ok]
         return out
+
+
+def forward_backward_agrees(previous: np.ndarray, image: np.ndarray, uv_previous: np.ndarray, moved: np.ndarray,
+                            tracked: np.ndarray, max_px: float) -> np.ndarray:
+    """(N,) bool: LK run back from `moved` in `image` into `previous` ends within `max_px` camera
+    pixels of `uv_previous`, for the `tracked` rows (False elsewhere). Why: LK accepts a step on
+    its status and residual, and a step that slid onto the background or along an edge keeps a low
+    residual; run backwards, such a step does not return to where it started."""
+    agrees = np.zeros(len(tracked), bool)
+    rows = np.flatnonzero(tracked)
+    if not len(rows):
+        return agrees
+    back, ok = lk_step(image, previous, np.asarray(moved, np.float64)[rows], match_exposure=True)
+    error = np.linalg.norm(back - np.asarray(uv_previous, np.float64)[rows], axis=1)
+    agrees[rows] = ok & (error <= max_px)
+    return agrees
 
 
 def neighbour_steps(points: np.ndarray, uv_previous: np.ndarray, moved: np.ndarray, tracked: np.ndarray,
@@ -241,9 +262,10 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
 REFINEMENTS = ("flow", "template", "none")
 
 
-def make_refiner(track_refinement: str) -> TemplateRefiner | None:
-    """The `track_refinement` setting ("flow" | "template" | "none") -> a refiner with the
-    defaults, or None."""
+def make_refiner(track_refinement: str, lk_check_px: float = 0.0) -> TemplateRefiner | None:
+    """The `track_refinement` setting ("flow" | "template" | "none") and `track_lk_check_px` -> a
+    refiner with the defaults otherwise, or None."""
     if track_refinement not in REFINEMENTS:
         raise ValueError(f"track_refinement must be one of {REFINEMENTS}, got {track_refinement!r}")
-    return None if track_refinement == "none" else TemplateRefiner(flow=track_refinement == "flow")
+    return None if track_refinement == "none" else TemplateRefiner(flow=track_refinement == "flow",
+                                                                    lk_check_px=lk_check_px)

@@ -79,7 +79,7 @@ class TrackManager:
         self.mode = settings.query_mode
         self.min_visibility = settings.min_visibility
         self.trail_length = settings.trail_length
-        self.refiner = make_refiner(settings.refinement)
+        self.refiner = make_refiner(settings.refinement, settings.lk_check_px)
         self.max_deviation = settings.max_deviation_px
         self.image_fallback = settings.image_fallback
         self.uses_images = self.refiner is not None  # needs the frames' gray (the fallback needs the refiner)
