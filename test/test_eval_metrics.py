@@ -334,3 +334,7 @@ def test_flow_tracker_is_lk_wherever_lk_holds_and_the_head_elsewhere(tiny_model_
     assert counts["track_steps"] == len(ids) * (len(stamps) - 1)
     assert 0 < counts["track_steps_lk_lost"] < counts["track_steps"]
     assert 0 <= counts["track_steps_head_taken"] <= counts["track_steps_lk_lost"]
+    # track_lk_check_px reaches BADJA's tracker: the forward-backward check refuses more steps.
+    checked = model_tracker(tiny_model_dir, track_refinement="flow", lk_check_px=1.0)(stamps, images, queries)
+    assert checked.status["track_steps"] == counts["track_steps"]
+    assert checked.status["track_steps_lk_lost"] > counts["track_steps_lk_lost"]

@@ -99,8 +99,8 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
     ended, queried with the previous clip's final positions (the node's own chaining, without its
     re-seeding, so every joint keeps one track), and refined on the image as the node does
     (`track_refinement`: flow | template | none, and `lk_check_px`, the node's track_lk_check_px;
-    TemplateRefiner.follow, with each joint's query-frame template). `resize` keeps the whole frame in view; the node's default centre crop
-    would cut off the horse at 854x480."""
+    TemplateRefiner.follow, with each joint's query-frame template). `resize` keeps the whole frame
+    in view; the node's default centre crop would cut off the horse at 854x480."""
     from ..engine import create_engine
     from ..perception.preprocess import Preprocessor
     from ..perception.track_refine import gray, make_refiner
