@@ -10,6 +10,7 @@ BENCHMARKS = {
     "encoder": ("fourds_ros.bench.encoder:main", "parameters, FLOPs and CPU latency per size"),
     "engines": ("fourds_ros.bench.engines:main", "backends: latency, clips/s, FLOP/s"),
     "node": ("fourds_ros.bench.node:main", "end-to-end node latency vs bare inference"),
+    "soak": ("fourds_ros.bench.soak:main", "the node under a live camera for minutes: latency and memory per window"),
     "train": ("training.bench:main", "MAE step time at mask 0.95 vs 0.0"),
     "replay": ("fourds_ros.bench.replay:main", "ros2_benchmark-style bag replay"),
 }

@@ -42,10 +42,11 @@ def source() -> str:
 
 class CpuSampler:
     """The node's CPU time (user + system, from /proc) sampled with wall-clock stamps, so a step's
-    share can be read off between its first and last frame."""
+    share can be read off between its first and last frame; and its resident memory (VmRSS, kB)."""
 
     def __init__(self, period_s: float = 0.25):
         self.samples: list[tuple[int, float]] = []
+        self.rss_kb: list[tuple[int, int]] = []
         self.period_s, self.stop = period_s, threading.Event()
         self.tick = os.sysconf("SC_CLK_TCK")
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -63,6 +64,8 @@ class CpuSampler:
         return None
 
     def _run(self) -> None:
+        from ..ros.probe import node_rss_kb
+
         pid = None
         while not self.stop.is_set():
             pid = pid or self._node_pid()
@@ -70,9 +73,15 @@ class CpuSampler:
                 try:
                     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
                     self.samples.append((time.time_ns(), (int(fields[11]) + int(fields[12])) / self.tick))
+                    self.rss_kb.append((time.time_ns(), node_rss_kb(pid)))
                 except OSError:
                     pid = None
             self.stop.wait(self.period_s)
+
+    def rss_mb_at(self, t_ns: int) -> float:
+        """The node's resident memory (MB) at the last sample before t (nan when unsampled)."""
+        before = [kb for t, kb in self.rss_kb if t <= t_ns and kb > 0]
+        return before[-1] / 1024 if before else float("nan")
 
     def cores(self, t0_ns: int, t1_ns: int) -> float:
         """Mean cores busy between two wall-clock times (nan when unsampled)."""
