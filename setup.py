@@ -33,7 +33,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
-        *data_files_keeping_folders("launch/*.py", "config/*.yaml", "config/*.rviz", "models/**/*"),
+        *data_files_keeping_folders("launch/*.py", "config/*.yaml", "config/*.rviz", "config/*.xml", "models/**/*"),
     ],
     install_requires=["setuptools"],
     # colcon test runs pytest only when the package names it as a test dependency; setuptools

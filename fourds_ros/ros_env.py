@@ -25,11 +25,13 @@ def _append(env: dict, key: str, path: str) -> None:
 
 
 def ros_environment(domain_id: int | None = None, base: dict | None = None,
-                    package_prefix: str | Path | None = None) -> dict:
+                    package_prefix: str | Path | None = None, fastdds_profile: str | None = "") -> dict:
     """A copy of `base` (default os.environ) with loopback-only discovery, `domain_id` when given
     and unbuffered Python output. This interpreter's prefix is appended to AMENT_PREFIX_PATH (the
     pip ROS wheels and the venv's share/fourds_ros are found there), after any ROS install or
-    colcon install tree the caller already has on it.
+    colcon install tree the caller already has on it. fastdds_profile: as the launch file's argument
+    (launch_logic.fastdds_environment: "" the package's large-frames profile unless one is set,
+    "none" Fast DDS's defaults, or a path); None leaves the environment's as it is.
 
     package_prefix: a colcon install prefix of one package (install/fourds_ros), put first the way
     `source install/setup.bash` does: AMENT_PREFIX_PATH, PYTHONPATH (its site-packages), PATH."""
@@ -45,4 +47,10 @@ def ros_environment(domain_id: int | None = None, base: dict | None = None,
         _prepend(env, "PYTHONPATH", site)
         _prepend(env, "PATH", str(prefix / "bin"))
     env["PYTHONUNBUFFERED"] = "1"
+    if fastdds_profile is not None:  # the node's and the camera's, as the launch file and README set them
+        from .ros.launch_logic import FASTDDS_PROFILE_VARIABLE, fastdds_environment
+
+        if fastdds_profile == "none":
+            env.pop(FASTDDS_PROFILE_VARIABLE, None)
+        env.update(fastdds_environment(env, fastdds_profile))
     return env

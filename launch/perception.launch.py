@@ -4,7 +4,7 @@
         camera_info_topic:=/camera/color/camera_info
 
 Arguments: params_file, namespace, use_sim_time, log_level, autostart, model, image_topic,
-camera_info_topic, image_transport, reference_odom_topic, rviz. All logic is in fourds_ros.ros.launch_logic
+camera_info_topic, image_transport, reference_odom_topic, fastdds_profile, rviz. All logic is in fourds_ros.ros.launch_logic
 (perception_node_plan, rviz_plan: plain unit-tested functions); this file only maps plans to
 launch_ros actions.
 """
@@ -23,6 +23,8 @@ ARGUMENTS = {
     "image_transport": ("", "raw or compressed (default: from params_file)"),
     "reference_odom_topic": ("", "the robot's own nav_msgs/Odometry (e.g. the wheels): depth and odometry in its "
                              "metres (metric_scale_source: reference_odometry); empty: the model's metres"),
+    "fastdds_profile": ("", "Fast DDS profile file for the node ('' the package's config/fastdds_large_frames.xml "
+                        "unless FASTDDS_DEFAULT_PROFILES_FILE is set; 'none': Fast DDS defaults)"),
     "rviz": ("false", "also start rviz2 with config/fourds.rviz"),
 }
 NODE_ARGUMENTS = [k for k in ARGUMENTS if k != "rviz"]
@@ -36,7 +38,7 @@ def _actions(context):
     actions = [LifecycleNode(package=plan["package"], executable=plan["executable"], name=plan["name"],
                              namespace=plan["namespace"], parameters=plan["parameters"],
                              remappings=plan["remappings"], ros_arguments=plan["ros_arguments"],
-                             output="screen")]
+                             additional_env=plan["env"], output="screen")]
     rviz = rviz_plan(args["rviz"], args["namespace"], args["use_sim_time"])
     if rviz:
         actions.append(Node(package=rviz["package"], executable=rviz["executable"], name=rviz["name"],

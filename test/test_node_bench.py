@@ -12,7 +12,7 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
         monkeypatch.setenv(key, ros_env[key])
     markdown = tmp_path / "benchmarks.md"
     assert main(["--transports", "raw", "--seconds", "2", "--steps", "20", "--step-seconds", "1",
-                 "--beside-seconds", "2", "--param", f"model={tiny_model_dir}", "--param", "num_queries=16",
+                 "--beside-seconds", "2", "--beside-subscriber", "--param", f"model={tiny_model_dir}", "--param", "num_queries=16",
                  "--domain", ros_env["ROS_DOMAIN_ID"], "--json-dir", str(tmp_path), "--markdown", str(markdown)]) == 0
     data = json.loads((tmp_path / "node.json").read_text())
     live, step = data["rows"]
@@ -35,9 +35,13 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     beside = data["summary"]["pipeline_beside_camera"]
     assert beside["camera_frames"] == 60 and beside["clips"] >= 1 and beside["pipeline_ms_p50"] > 0, beside
     assert all("node_adds_pct_beside_camera" in row for row in data["rows"])
+    # ...and beside a third process that receives every one of those frames and does nothing else.
+    delivery = data["summary"]["pipeline_beside_camera_and_subscriber"]
+    assert delivery["subscriber_frames"] == delivery["camera_frames"] == 60 and delivery["clips"] >= 1, delivery
+    assert all("node_adds_pct_beside_subscriber" in row for row in data["rows"])
     text = markdown.read_text()
     assert "<!-- bench:node -->" in text and "| raw | 30 |" in text and "Peak rate" in text
-    assert "beside the 30 Hz camera's process" in text
+    assert "beside the 30 Hz camera's process" in text and "a process that only receives its frames (60 of 60" in text
 
 
 def test_summary_says_when_the_peak_rate_was_not_measured():

@@ -3,6 +3,8 @@
 import ast
 import importlib.util
 import shutil
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -53,6 +55,38 @@ def test_plan_rejects_bad_arguments(kwargs, word):
         perception_node_plan(**kwargs)
 
 
+def test_the_node_gets_the_large_frames_fastdds_profile_unless_one_is_set(tmp_path):
+    """Fast DDS's 512 KB shared-memory segments hold no camera frame (session 33: frames then waited
+    ~300 ms after minute 6): the node gets the package's profile, but a team's own profile file
+    stands, 'none' leaves Fast DDS's defaults, and a missing file is refused by name."""
+    from fourds_ros.ros.launch_logic import FASTDDS_PROFILE_VARIABLE, fastdds_environment
+
+    env = perception_node_plan(environ={})["env"]
+    profile = Path(env[FASTDDS_PROFILE_VARIABLE])
+    assert profile.name == "fastdds_large_frames.xml" and profile.is_file()
+    segment = ElementTree.parse(profile).find(".//{http://www.eprosima.com}segment_size")
+    assert int(segment.text) >= 10 * 640 * 480 * 4  # ten of the node's 32FC1 depth images
+    assert perception_node_plan(environ={FASTDDS_PROFILE_VARIABLE: "/team/profile.xml"})["env"] == {}
+    assert perception_node_plan(fastdds_profile="none", environ={})["env"] == {}
+    own = tmp_path / "own.xml"
+    own.write_text("<dds/>")
+    assert fastdds_environment({FASTDDS_PROFILE_VARIABLE: "/team/profile.xml"}, str(own)) == {
+        FASTDDS_PROFILE_VARIABLE: str(own)}  # named on the command line: it wins
+    with pytest.raises(ValueError, match="fastdds_profile"):
+        perception_node_plan(fastdds_profile=str(tmp_path / "missing.xml"))
+
+
+def test_test_and_benchmark_processes_get_the_same_profile_as_the_node():
+    from fourds_ros.ros.launch_logic import FASTDDS_PROFILE_VARIABLE
+    from fourds_ros.ros_env import ros_environment
+
+    assert ros_environment(base={})[FASTDDS_PROFILE_VARIABLE].endswith("fastdds_large_frames.xml")
+    assert FASTDDS_PROFILE_VARIABLE not in ros_environment(base={FASTDDS_PROFILE_VARIABLE: "/x.xml"},
+                                                           fastdds_profile="none")
+    assert ros_environment(base={FASTDDS_PROFILE_VARIABLE: "/x.xml"})[FASTDDS_PROFILE_VARIABLE] == "/x.xml"
+    assert ros_environment(base={}, fastdds_profile=None).get(FASTDDS_PROFILE_VARIABLE) is None
+
+
 def test_image_transport_argument_is_passed_only_when_given():
     assert "image_transport" not in perception_node_plan()["parameters"][1]
     assert perception_node_plan(image_transport="compressed")["parameters"][1]["image_transport"] == "compressed"
@@ -93,8 +127,10 @@ def test_launch_file_statically():
     tree = ast.parse(LAUNCH_FILE.read_text())
     names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     for arg in ("params_file", "namespace", "use_sim_time", "log_level", "autostart", "model",
-                "image_topic", "camera_info_topic", "image_transport", "reference_odom_topic", "rviz"):
+                "image_topic", "camera_info_topic", "image_transport", "reference_odom_topic", "fastdds_profile",
+                "rviz"):
         assert arg in names
+    assert "additional_env" in LAUNCH_FILE.read_text()  # the plan's Fast DDS profile reaches the node's process
     spec = importlib.util.spec_from_file_location("perception_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # imports launch/launch_ros lazily

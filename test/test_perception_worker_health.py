@@ -577,6 +577,23 @@ def test_publication_sequence_gaps_count_frames_lost_per_publisher():
     assert health.counts["frames_missing_by_sequence"] == 2
 
 
+def test_time_in_the_subscription_queue_is_reported_from_the_middlewares_reception_time():
+    """A frame the middleware received 80 ms before its callback ran waited 80 ms in the node's own
+    queue (an executor thread that falls behind), whatever the camera's stamp says; frames from a
+    middleware without reception times add nothing."""
+    import time
+
+    health = NodeHealth(lambda message: None)
+    assert health.report(state())[2]["input_queue_p50_ms"] == "nan"
+    for i in range(5):
+        health.frame_received(10**12 + i * HZ30, "a", i + 1, received_ns=time.time_ns() - 80 * MS)
+    health.frame_received(10**12 + 5 * HZ30, "a", 6, received_ns=None)
+    values = health.report(state())[2]
+    assert len(health.queue_ms) == 5
+    assert float(values["input_queue_p50_ms"]) == pytest.approx(80.0, abs=20.0)
+    assert float(values["input_queue_p95_ms"]) >= float(values["input_queue_p50_ms"])
+
+
 def test_partly_blind_frames_warn_with_their_count_and_the_remedy():
     """A clip with frames that see nothing on a part of the view: WARN of kind view_partly_blind,
     logged once with what to do; a clip without any adds nothing."""

@@ -120,12 +120,15 @@ def bracket_reference(before: dict, after: dict) -> float:
     return before["reference_ms"]
 
 
-def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir: Path, env: dict) -> dict:
+def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir: Path, env: dict,
+                              subscriber: bool = False) -> dict:
     """The same in-process pipeline, clips back to back, while the live camera's process (the probe:
     640x480 rgb8 at `rate` Hz, stamps = now) publishes next to it with nobody subscribed. On a
     2-core computer whatever CPU the camera's process takes, it takes whether or not a node runs:
     what the node adds is its clip time over this reference. Only clips started and finished while
-    the camera was streaming count (clips 0 and NaN times when none did)."""
+    the camera was streaming count (clips 0 and NaN times when none did).
+    subscriber: a third process receives every frame as the node would (bench/bare_subscriber.py)
+    and does nothing with them: what DDS delivery costs on this computer, whoever receives."""
     import json
     import subprocess
     import sys
@@ -135,6 +138,12 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
     pipe, _, _ = _timed_pipeline(params)
     images, k = _frames(64)
     plan = [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8"}]
+    bare = None
+    if subscriber:  # matched before the first frame, so it receives the whole stream
+        bare = subprocess.Popen([sys.executable, "-m", "fourds_ros.bench.bare_subscriber", "--seconds", "600",
+                                 "--qos", str(params.get("image_qos", "DEFAULT"))], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        plan.insert(0, {"wait_for_subscribers": ["image", "camera_info"], "outputs": False, "timeout": 60})
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "plan.json").write_text(json.dumps(plan))
     out = workdir / "camera.json"
@@ -150,14 +159,30 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
             i += 1
     finally:
         _, err = camera.communicate(timeout=60)
+        received = _stop_bare_subscriber(bare)
     if camera.returncode != 0 or not out.exists():
         raise RuntimeError(f"camera process failed ({camera.returncode}): {err[-2000:]}")
     sent = json.loads(out.read_text())["published"]
     first, last = sent[0]["stamp_ns"], sent[-1]["stamp_ns"]
     inside = [c for c in clips if first <= c[0] and c[0] + c[1] * 1e9 <= last]
     ms = lambda v: latency_stats(v)["latency_ms_p50"] if v else float("nan")  # noqa: E731
-    return {"camera_hz": rate, "camera_frames": len(sent), "clips": len(inside),
+    return {"camera_hz": rate, "camera_frames": len(sent), "clips": len(inside), **received,
             "pipeline_ms_p50": ms([c[1] for c in inside]), "engine_ms_p50": ms([c[2] for c in inside])}
+
+
+def _stop_bare_subscriber(bare) -> dict:
+    """SIGINT to the bare subscriber (never SIGKILL: DDS shared memory) -> {"subscriber_frames": N}."""
+    import json
+    import signal
+
+    if bare is None:
+        return {}
+    bare.send_signal(signal.SIGINT)
+    out, err = bare.communicate(timeout=30)
+    try:
+        return {"subscriber_frames": int(json.loads(out.strip().splitlines()[-1])["image"])}
+    except (ValueError, IndexError, KeyError) as exc:
+        raise RuntimeError(f"bare subscriber failed ({bare.returncode}): {err[-2000:]}") from exc
 
 
 def _timed_pipeline(params: dict):
@@ -232,7 +257,8 @@ def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
     out.update(frames_unaccounted=int(after.get("frames_unaccounted", 0)), level=last[0]["level"],
                message=last[0]["message"])
     for key, name in (("clip_latency_p50_ms", "clip_latency_ms_p50"), ("process_publish_ms", "process_publish_ms"),
-                      ("inference_latency_ms", "node_inference_ms"), ("input_transport_ms", "input_transport_ms")):
+                      ("inference_latency_ms", "node_inference_ms"), ("input_transport_ms", "input_transport_ms"),
+                      ("input_queue_p50_ms", "input_queue_ms_p50"), ("input_queue_p95_ms", "input_queue_ms_p95")):
         out[name] = float(after.get(key, "nan"))
     return out
 
@@ -300,25 +326,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=8.0)
     parser.add_argument("--beside-seconds", type=float, default=12.0,
                         help="the in-process pipeline timed this long beside a --rate Hz camera process (0: skip)")
+    parser.add_argument("--beside-subscriber", action="store_true",
+                        help="also time it beside the camera and a process that only receives its frames (what DDS "
+                             "delivery costs, whoever receives)")
     add_param_argument(parser, "over the shipped defaults")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
+    parser.add_argument("--fastdds-profile", default="",
+                        help="Fast DDS profile of the node and the camera process: '' the package's "
+                             "config/fastdds_large_frames.xml (unless FASTDDS_DEFAULT_PROFILES_FILE is set), "
+                             "'none' Fast DDS's defaults, or a file")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     from ..ros.harness import ros_env
 
     params = params_from_args(parser, args.param)
     clip = pipeline_clip_ms(params, 64)
+    env = ros_env(args.domain, args.fastdds_profile)
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         beside = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "beside",
-                                            ros_env(args.domain)) if args.beside_seconds > 0 else None)
-        rows = [r for t in args.transports for r in run_transport(t, steps, params, Path(tmp), ros_env(args.domain))]
+                                            env) if args.beside_seconds > 0 else None)
+        delivery = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "delivery",
+                                              env, subscriber=True)
+                    if args.beside_subscriber and args.beside_seconds > 0 else None)
+        rows = [r for t in args.transports for r in run_transport(t, steps, params, Path(tmp), env)]
     reference_ms = bracket_reference(clip, pipeline_clip_ms(params, 64))
     for row in rows:
         row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / reference_ms - 1)
         if beside is not None:
             row["node_adds_pct_beside_camera"] = 100 * (row["clip_latency_ms_p50"] / beside["pipeline_ms_p50"] - 1)
-    summary = {"params": params, "pipeline": clip, "pipeline_beside_camera": beside,
+        if delivery is not None:
+            row["node_adds_pct_beside_subscriber"] = 100 * (row["clip_latency_ms_p50"] / delivery["pipeline_ms_p50"] - 1)
+    summary = {"params": params, "fastdds_profile": env.get("FASTDDS_DEFAULT_PROFILES_FILE", "Fast DDS defaults"),
+               "pipeline": clip, "pipeline_beside_camera": beside,
+               "pipeline_beside_camera_and_subscriber": delivery,
                "peak_rate_hz": {t: peak_rate([r for r in rows if r["transport"] == t]) for t in args.transports}}
     table = markdown_table(rows, COLUMNS) + "\n\n" + summary_lines(summary, rows)
     write_results("node", {"summary": summary, "rows": rows}, table,
@@ -339,9 +380,16 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
     if b:
         lines.append(f"Pipeline per clip in-process beside the {b['camera_hz']:.0f} Hz camera's process (nobody "
                      f"subscribed; {b['clips']} clips): p50 {b['pipeline_ms_p50']:.0f} ms (engine {b['engine_ms_p50']:.0f}).")
+    d = summary.get("pipeline_beside_camera_and_subscriber")
+    if d:
+        lines.append(f"Pipeline per clip in-process beside the camera's process and a process that only receives its "
+                     f"frames ({d['subscriber_frames']} of {d['camera_frames']}; {d['clips']} clips): p50 "
+                     f"{d['pipeline_ms_p50']:.0f} ms (engine {d['engine_ms_p50']:.0f}).")
     lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
               f"{r['node_adds_pct']:+.0f} %" + (f", pipeline beside the camera {r['node_adds_pct_beside_camera']:+.0f} %"
-                                                if b else "") + "." for r in live]
+                                                if b else "")
+              + (f", pipeline beside the camera and a bare subscriber {r['node_adds_pct_beside_subscriber']:+.0f} %"
+                 if d else "") + "." for r in live]
     if not any(r["step"] != "live" for r in rows):  # --steps with no rates: nothing to report
         lines.append("Peak rate: not measured (no stepped rates).")
     else:

@@ -56,6 +56,14 @@ def windows(published: list[dict], rate: float, window_s: float) -> list[list[di
     return cuts
 
 
+def last_diagnostics(result: dict, t_ns: int) -> dict:
+    """Every key-value of the node's last /diagnostics status received before t (its full state at
+    a window's end, for comparing windows)."""
+    last = [r["status"][0] for r in result["records"]
+            if r["topic"] == "/diagnostics" and r["status"] and r["recv_ns"] < t_ns][-1:]
+    return dict(last[0]["values"]) if last else {}
+
+
 def summarise(rows: list[dict], whole: dict, final: dict, streamed: int) -> dict:
     """rows: the windows; whole: step_stats over the reported frames; final: the node's counters at
     the end; streamed: every frame sent, the unreported last second included (the counters' span)."""
@@ -106,8 +114,16 @@ def run_soak(transport: str, rate: float, seconds: float, window_s: float, param
         counters = counters_between(run.result, t0, t1 + int(1e9 / rate))
         row = {"transport": transport, "window": i, "minute": (t1 - t_start) / 60e9,
                **step_stats(run.result, sent, rate, cpu),
-               **{k: counters[k] for k in ("level", "message", "node_inference_ms", "process_publish_ms")}}
+               **{k: counters[k] for k in ("level", "message", "node_inference_ms", "process_publish_ms",
+                                           "clip_latency_ms_p50", "input_transport_ms", "input_queue_ms_p50",
+                                           "input_queue_ms_p95")}}
         row["rss_mb"] = cpu.rss_mb_at(t1)
+        row["diagnostics"] = last_diagnostics(run.result, t1)
+        # The camera's own stalls: a camera process that pauses (its host, its garbage collector)
+        # then sends a burst, which reads as the node's latency and loss.
+        gaps_ms = np.diff([f["stamp_ns"] for f in sent]) / 1e6
+        row["camera_gap_max_ms"] = float(gaps_ms.max()) if gaps_ms.size else 0.0
+        row["camera_gaps_over_3_periods"] = int((gaps_ms > 3e3 / rate).sum())
         row["meets_live_targets"] = meets_live_targets(row)
         rows.append(row)
     end_ns = max(r["recv_ns"] for r in run.result["records"])
@@ -123,7 +139,10 @@ COLUMNS = [
     ("described_pct_depth", "depth %", ".1f"), ("described_pct_odometry", "odometry %", ".1f"),
     ("latency_ms_p50", "depth latency p50 ms", ".0f"), ("latency_ms_p95", "p95 ms", ".0f"),
     ("latency_ms_max", "max ms", ".0f"), ("odometry_latency_ms_p95", "odometry p95 ms", ".0f"),
+    ("input_transport_ms", "stamp to callback ms", ".0f"), ("input_queue_ms_p95", "in the node's queue p95 ms", ".0f"),
+    ("clip_latency_ms_p50", "node clip p50 ms", ".0f"),
     ("node_inference_ms", "engine in node ms", ".0f"), ("node_cpu_cores", "node CPU cores", ".2f"),
+    ("camera_gap_max_ms", "camera's longest gap ms", ".0f"),
     ("rss_mb", "node RSS MB", ".0f"), ("level", "diag level", ""), ("meets_live_targets", "targets met", ""),
 ]
 
@@ -132,7 +151,8 @@ def summary_lines(s: dict, params: dict) -> str:
     slope = s["rss_slope_mb_per_hour"]
     return "\n".join([
         f"Shipped defaults{' + ' + str(params) if params else ''}; {s['transport']} at {s['rate_hz']:.0f} Hz for "
-        f"{s['minutes']:g} min in one unbroken stream, cut into {s['window_s']:g} s windows.",
+        f"{s['minutes']:g} min in one unbroken stream, cut into {s['window_s']:g} s windows; Fast DDS profile of the "
+        f"node and the camera: {Path(s['fastdds_profile']).name if s['fastdds_profile'].endswith('.xml') else s['fastdds_profile']}.",
         f"Windows meeting issue #19's live targets (>= 95 % described, depth latency p50 <= 300 ms, p95 <= 450 ms): "
         f"{s['windows_meeting_live_targets']} of {s['windows']}.",
         f"Whole run: {s['sent']} frames reported, {s['described_pct_depth']:.1f} % described; of the {s['streamed']} "
@@ -156,13 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-seconds", type=float, default=60.0, help="the stream is reported in windows this long")
     add_param_argument(parser, "over the shipped defaults")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
+    parser.add_argument("--fastdds-profile", default="",
+                        help="Fast DDS profile of the node and the camera process: '' the package's "
+                             "config/fastdds_large_frames.xml (unless FASTDDS_DEFAULT_PROFILES_FILE is set), "
+                             "'none' Fast DDS's defaults, or a file")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     params = params_from_args(parser, args.param)
+    env = ros_env(args.domain, args.fastdds_profile)
     with tempfile.TemporaryDirectory(prefix="bench_soak_") as tmp:
         rows, summary = run_soak(args.transport, args.rate, args.minutes * 60, args.window_seconds, params,
-                                 Path(tmp), ros_env(args.domain))
+                                 Path(tmp), env)
     summary["params"] = params
+    summary["fastdds_profile"] = env.get("FASTDDS_DEFAULT_PROFILES_FILE", "Fast DDS defaults")
     table = markdown_table(rows, COLUMNS) + "\n\n" + summary_lines(summary, params)
     write_results("soak", {"summary": summary, "rows": rows}, table,
                   "Perception node: a live camera for minutes (soak)", **output_arguments(args))

@@ -152,6 +152,9 @@ class NodeHealth:
         # newest frame of a clip: its stamp -> all of the clip published (buffer wait excluded)
         self.clip_latency_ms: deque = deque(maxlen=200)
         self.transport_ms: deque = deque(maxlen=200)  # input stamp -> subscription callback
+        # DDS reception -> subscription callback (wall clock, both ends in this process): how long a
+        # frame waited in the node's own subscription queue for the executor thread.
+        self.queue_ms: deque = deque(maxlen=200)
         self.process_ms: deque = deque(maxlen=200)  # pipeline.process + publish, per clip
         self._last_rates: tuple[float, int, int] | None = None
         self.gaps = StampGaps()
@@ -160,10 +163,14 @@ class NodeHealth:
         self.stall_warn_s = 0.0
         self.last_in = self.last_out = self.started = time.monotonic()
 
-    def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None) -> None:
+    def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
+                       received_ns: int | None = None) -> None:
         """A frame reached the callback. publisher, sequence: the DDS writer and its publication
-        sequence number (rclpy's MessageInfo), which count reliable-QoS loss exactly."""
+        sequence number (rclpy's MessageInfo), which count reliable-QoS loss exactly. received_ns:
+        when the middleware received it (MessageInfo's received_timestamp, system clock)."""
         self.counts["frames_in"] += 1
+        if received_ns:
+            self.queue_ms.append((time.time_ns() - received_ns) / 1e6)
         self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
         if sequence is not None:
             last = self._sequences.get(publisher)
@@ -273,6 +280,7 @@ class NodeHealth:
             "clip_latency_p50_ms": percentile(self.clip_latency_ms, 50),
             "clip_latency_p95_ms": percentile(self.clip_latency_ms, 95),
             "input_transport_ms": percentile(self.transport_ms, 50),
+            "input_queue_p50_ms": percentile(self.queue_ms, 50), "input_queue_p95_ms": percentile(self.queue_ms, 95),
             "process_publish_ms": percentile(self.process_ms, 50),
             **{k: c[k] for k in ("frames_in", "clips", "frames_lost_in_transport", "frames_missing_by_sequence",
                                  "frames_missing_by_stamp",

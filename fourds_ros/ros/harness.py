@@ -76,5 +76,7 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
     return NodeRun(json.loads(out_path.read_text()), log_path.read_text(), node.returncode, alive)
 
 
-def ros_env(domain_id: int) -> dict:
-    return ros_environment(domain_id)
+def ros_env(domain_id: int, fastdds_profile: str = "") -> dict:
+    """The environment of the node and the probe (the camera): both get the same Fast DDS profile
+    (ros_env.ros_environment)."""
+    return ros_environment(domain_id, fastdds_profile=fastdds_profile)

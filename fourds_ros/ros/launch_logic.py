@@ -51,6 +51,23 @@ def default_rviz_config() -> Path:
     return share_file("config", "fourds.rviz")
 
 
+FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def fastdds_environment(environ, profile: str = "") -> dict[str, str]:
+    """What the node's process (and, in tests and benchmarks, the camera's) adds to its environment
+    for Fast DDS. profile "" (default): the package's config/fastdds_large_frames.xml (shared-memory
+    segments larger than a camera frame; why in that file) unless `environ` already names a
+    profile file, which then stands; "none": nothing (Fast DDS's own defaults); else a file path.
+    Raises ValueError for a path that does not exist."""
+    if profile == "none" or (not profile and environ.get(FASTDDS_PROFILE_VARIABLE)):
+        return {}
+    path = Path(profile) if profile else share_file("config", "fastdds_large_frames.xml")
+    if not path.is_file():
+        raise ValueError(f"fastdds_profile {str(path)!r} does not exist")
+    return {FASTDDS_PROFILE_VARIABLE: str(path)}
+
+
 def module_command() -> list[str]:
     """The node run from this interpreter's fourds_ros (tests and evaluation, where the
     installed console script may belong to another prefix)."""
@@ -97,11 +114,13 @@ def node_plan(params_files=(), overrides: dict | None = None, namespace: str = "
 def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="false",
                          log_level: str = "info", autostart="true", model: str = "",
                          image_topic: str = "image", camera_info_topic: str = "camera_info",
-                         image_transport: str = "", reference_odom_topic: str = "") -> dict:
+                         image_transport: str = "", reference_odom_topic: str = "", fastdds_profile: str = "",
+                         environ=None) -> dict:
     """Launch arguments (strings, as launch gives them) -> the node to run. Raises ValueError
     naming the bad argument. Empty model / image_transport leave the params file's value. A
     reference_odom_topic (the robot's own odometry, e.g. the wheels) sets metric_scale_source:
-    reference_odometry and remaps reference_odom to it."""
+    reference_odometry and remaps reference_odom to it. fastdds_profile: see fastdds_environment
+    (environ: the launch's environment, default os.environ); the plan's "env" holds the result."""
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
         raise ValueError(f"params_file {str(params)!r} does not exist")
@@ -118,7 +137,11 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     if reference_odom_topic:
         overrides["metric_scale_source"] = "reference_odometry"
         remappings.append(("reference_odom", reference_odom_topic))
-    return node_plan([params], overrides, namespace, remappings, log_level)
+    import os
+
+    plan = node_plan([params], overrides, namespace, remappings, log_level)
+    plan["env"] = fastdds_environment(os.environ if environ is None else environ, fastdds_profile)
+    return plan
 
 
 def rviz_plan(rviz="false", namespace: str = "", use_sim_time="false", config: str = "") -> dict | None:

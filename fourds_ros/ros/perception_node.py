@@ -162,8 +162,8 @@ class PerceptionNode(LifecycleNode):
 
     def _on_frame(self, msg, info, decode, encoding: str) -> None:
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
-        gid = info.get("publisher_gid") or {}
-        self.health.frame_received(stamp_ns, str(gid.get("data", "")), info.get("publication_sequence_number"))
+        self.health.frame_received(stamp_ns, str((info.get("publisher_gid") or {}).get("data", "")),
+                                   info.get("publication_sequence_number"), info.get("received_timestamp"))
         intake = self.intake
         if intake is None:
             self.health.counts["frames_ignored"] += 1

@@ -25,7 +25,8 @@ Steps:
   {"wait_for_subscribers": ["image", "camera_info", ...], "timeout": S}  until the node's
                                subscriptions and its depth publisher are matched (DDS does not
                                deliver samples sent before that; the node subscribes only once
-                               configured + active)
+                               configured + active); "outputs": false: the subscriptions only
+                               (a subscriber that is not the node publishes no depth)
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}  {"signal": "SIGTERM"} (to the node)
   {"set_parameters": {name: value}}  (rcl_interfaces/SetParameters, as `ros2 param set`; the event
@@ -353,7 +354,8 @@ class Probe(Node):
         # ...and our recorders must have matched the node's output publishers too (discovery is not
         # symmetric; outputs sent before that are lost), then a moment to settle.
         ok = self._spin_until(lambda: all(p.get_subscription_count() for p in wanted), end - time.monotonic()) \
-            and self._spin_until(lambda: self.count_publishers(self.depth_topic), end - time.monotonic())
+            and (not step.get("outputs", True)
+                 or self._spin_until(lambda: self.count_publishers(self.depth_topic), end - time.monotonic()))
         if not ok:
             raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} or no depth publisher within the timeout")
         self.spin_for(0.5)
