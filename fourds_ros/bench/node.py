@@ -314,9 +314,29 @@ COLUMNS = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..perception.settings import add_param_argument, params_from_args
+def add_node_process_arguments(parser) -> None:
+    """How the node and the camera process run, the same for bench node and bench soak: --param,
+    --domain, --fastdds-profile, and the output options."""
+    from ..perception.settings import add_param_argument
 
+    add_param_argument(parser, "over the shipped defaults")
+    parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
+    parser.add_argument("--fastdds-profile", default="",
+                        help="Fast DDS profile of the node and the camera process: '' the package's "
+                             "config/fastdds_large_frames.xml (unless FASTDDS_DEFAULT_PROFILES_FILE is set), "
+                             "'none' Fast DDS's defaults, or a file")
+    add_output_arguments(parser)
+
+
+def node_process_settings(parser, args) -> tuple[dict, dict]:
+    """-> (the node's parameters over the shipped defaults, the environment of node and camera)."""
+    from ..perception.settings import params_from_args
+    from ..ros.harness import ros_env
+
+    return params_from_args(parser, args.param), ros_env(args.domain, args.fastdds_profile)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench node", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transports", nargs="+", default=["raw", "jpeg"], choices=["raw", "jpeg"])
     parser.add_argument("--rate", type=float, default=30.0, help="the live camera's rate (Hz)")
@@ -329,19 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beside-subscriber", action="store_true",
                         help="also time it beside the camera and a process that only receives its frames (what DDS "
                              "delivery costs, whoever receives)")
-    add_param_argument(parser, "over the shipped defaults")
-    parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
-    parser.add_argument("--fastdds-profile", default="",
-                        help="Fast DDS profile of the node and the camera process: '' the package's "
-                             "config/fastdds_large_frames.xml (unless FASTDDS_DEFAULT_PROFILES_FILE is set), "
-                             "'none' Fast DDS's defaults, or a file")
-    add_output_arguments(parser)
+    add_node_process_arguments(parser)
     args = parser.parse_args(argv)
-    from ..ros.harness import ros_env
-
-    params = params_from_args(parser, args.param)
+    params, env = node_process_settings(parser, args)
     clip = pipeline_clip_ms(params, 64)
-    env = ros_env(args.domain, args.fastdds_profile)
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         beside = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "beside",

@@ -15,14 +15,14 @@ whether every frame the node received is accounted for at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .node import OUTPUTS, CpuSampler, counters_between, source, step_stats
-from .report import add_output_arguments, markdown_table, output_arguments, write_results
+from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, node_process_settings, source,
+                   step_stats)
+from .report import markdown_table, output_arguments, write_results
 
 LIVE_TARGETS = {"described_pct_depth": 95.0, "latency_ms_p50": 300.0, "latency_ms_p95": 450.0}  # issue #19
 
@@ -166,24 +166,14 @@ def summary_lines(s: dict, params: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..perception.settings import add_param_argument, params_from_args
-    from ..ros.harness import ros_env
-
     parser = argparse.ArgumentParser(prog="fourds-ros bench soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transport", default="raw", choices=["raw", "jpeg"])
     parser.add_argument("--rate", type=float, default=30.0, help="the live camera's rate (Hz)")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the unbroken stream")
     parser.add_argument("--window-seconds", type=float, default=60.0, help="the stream is reported in windows this long")
-    add_param_argument(parser, "over the shipped defaults")
-    parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
-    parser.add_argument("--fastdds-profile", default="",
-                        help="Fast DDS profile of the node and the camera process: '' the package's "
-                             "config/fastdds_large_frames.xml (unless FASTDDS_DEFAULT_PROFILES_FILE is set), "
-                             "'none' Fast DDS's defaults, or a file")
-    add_output_arguments(parser)
+    add_node_process_arguments(parser)
     args = parser.parse_args(argv)
-    params = params_from_args(parser, args.param)
-    env = ros_env(args.domain, args.fastdds_profile)
+    params, env = node_process_settings(parser, args)
     with tempfile.TemporaryDirectory(prefix="bench_soak_") as tmp:
         rows, summary = run_soak(args.transport, args.rate, args.minutes * 60, args.window_seconds, params,
                                  Path(tmp), env)
