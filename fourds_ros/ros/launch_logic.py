@@ -15,6 +15,7 @@ This is the one way the node's command line is built: the launch file, the test 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -137,8 +138,6 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     if reference_odom_topic:
         overrides["metric_scale_source"] = "reference_odometry"
         remappings.append(("reference_odom", reference_odom_topic))
-    import os
-
     plan = node_plan([params], overrides, namespace, remappings, log_level)
     plan["env"] = fastdds_environment(os.environ if environ is None else environ, fastdds_profile)
     return plan
