@@ -24,7 +24,7 @@ ARGUMENTS = {
     "reference_odom_topic": ("", "the robot's own nav_msgs/Odometry (e.g. the wheels): depth and odometry in its "
                              "metres (metric_scale_source: reference_odometry); empty: the model's metres"),
     "fastdds_profile": ("", "Fast DDS profile file for the node ('' the package's config/fastdds_large_frames.xml "
-                        "unless FASTDDS_DEFAULT_PROFILES_FILE is set; 'none': Fast DDS defaults)"),
+                        "unless FASTDDS_DEFAULT_PROFILES_FILE is set; 'none': none added)"),
     "rviz": ("false", "also start rviz2 with config/fourds.rviz"),
 }
 NODE_ARGUMENTS = [k for k in ARGUMENTS if k != "rviz"]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ros.launch_logic import FASTDDS_PROFILE_VARIABLE
 from .report import add_output_arguments, latency_stats, markdown_table, output_arguments, write_results
 
 SCENES = Path(__file__).resolve().parents[3] / "shared" / "data" / "7scenes_redkitchen_f000-299"
@@ -244,18 +245,24 @@ def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> 
     return row
 
 
+def last_status(result: dict, t_ns: int) -> dict:
+    """The node's last /diagnostics status received before t (level, message, values; an empty one
+    with level None when none came)."""
+    last = [r["status"][0] for r in result["records"]
+            if r["topic"] == "/diagnostics" and r["status"] and r["recv_ns"] < t_ns][-1:]
+    return last[0] if last else {"values": {}, "level": None, "message": ""}
+
+
 def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
     """Node counters accumulated from t0 to t1 (from the /diagnostics received before each), and
     the last status before t1."""
-    diags = [(r["recv_ns"], r["status"][0]) for r in result["records"] if r["topic"] == "/diagnostics" and r["status"]]
-    before = [s["values"] for t, s in diags if t < t0_ns] or [{}]
-    last = [s for t, s in diags if t < t1_ns][-1:] or [{"values": {}, "level": None, "message": ""}]
-    after = last[0]["values"]
+    before, last = last_status(result, t0_ns)["values"], last_status(result, t1_ns)
+    after = last["values"]
     keys = ("frames_in", "frames_out", "frames_dropped", "clips_dropped", "frames_lost_in_transport",
             "frames_missing_by_stamp", "pose_epipolar_clips", "pose_epipolar_skipped")
-    out = {k: int(after.get(k, 0)) - int(before[-1].get(k, 0)) for k in keys}
-    out.update(frames_unaccounted=int(after.get("frames_unaccounted", 0)), level=last[0]["level"],
-               message=last[0]["message"])
+    out = {k: int(after.get(k, 0)) - int(before.get(k, 0)) for k in keys}
+    out.update(frames_unaccounted=int(after.get("frames_unaccounted", 0)), level=last["level"],
+               message=last["message"])
     for key, name in (("clip_latency_p50_ms", "clip_latency_ms_p50"), ("process_publish_ms", "process_publish_ms"),
                       ("inference_latency_ms", "node_inference_ms"), ("input_transport_ms", "input_transport_ms"),
                       ("input_queue_p50_ms", "input_queue_ms_p50"), ("input_queue_p95_ms", "input_queue_ms_p95")):
@@ -368,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             row["node_adds_pct_beside_camera"] = 100 * (row["clip_latency_ms_p50"] / beside["pipeline_ms_p50"] - 1)
         if delivery is not None:
             row["node_adds_pct_beside_subscriber"] = 100 * (row["clip_latency_ms_p50"] / delivery["pipeline_ms_p50"] - 1)
-    summary = {"params": params, "fastdds_profile": env.get("FASTDDS_DEFAULT_PROFILES_FILE", "Fast DDS defaults"),
+    summary = {"params": params, "fastdds_profile": env.get(FASTDDS_PROFILE_VARIABLE, "Fast DDS defaults"),
                "pipeline": clip, "pipeline_beside_camera": beside,
                "pipeline_beside_camera_and_subscriber": delivery,
                "peak_rate_hz": {t: peak_rate([r for r in rows if r["transport"] == t]) for t in args.transports}}

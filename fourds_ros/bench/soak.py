@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, node_process_settings, source,
-                   step_stats)
+from ..ros.launch_logic import FASTDDS_PROFILE_VARIABLE
+from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, last_status, node_process_settings,
+                   source, step_stats)
 from .report import markdown_table, output_arguments, write_results
 
 LIVE_TARGETS = {"described_pct_depth": 95.0, "latency_ms_p50": 300.0, "latency_ms_p95": 450.0}  # issue #19
@@ -54,14 +55,6 @@ def windows(published: list[dict], rate: float, window_s: float) -> list[list[di
         tail = cuts.pop()
         cuts[-1] = cuts[-1] + tail
     return cuts
-
-
-def last_diagnostics(result: dict, t_ns: int) -> dict:
-    """Every key-value of the node's last /diagnostics status received before t (its full state at
-    a window's end, for comparing windows)."""
-    last = [r["status"][0] for r in result["records"]
-            if r["topic"] == "/diagnostics" and r["status"] and r["recv_ns"] < t_ns][-1:]
-    return dict(last[0]["values"]) if last else {}
 
 
 def summarise(rows: list[dict], whole: dict, final: dict, streamed: int) -> dict:
@@ -118,7 +111,7 @@ def run_soak(transport: str, rate: float, seconds: float, window_s: float, param
                                            "clip_latency_ms_p50", "input_transport_ms", "input_queue_ms_p50",
                                            "input_queue_ms_p95")}}
         row["rss_mb"] = cpu.rss_mb_at(t1)
-        row["diagnostics"] = last_diagnostics(run.result, t1)
+        row["diagnostics"] = dict(last_status(run.result, t1)["values"])  # its full state, to compare windows
         # The camera's own stalls: a camera process that pauses (its host, its garbage collector)
         # then sends a burst, which reads as the node's latency and loss.
         gaps_ms = np.diff([f["stamp_ns"] for f in sent]) / 1e6
@@ -178,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, summary = run_soak(args.transport, args.rate, args.minutes * 60, args.window_seconds, params,
                                  Path(tmp), env)
     summary["params"] = params
-    summary["fastdds_profile"] = env.get("FASTDDS_DEFAULT_PROFILES_FILE", "Fast DDS defaults")
+    summary["fastdds_profile"] = env.get(FASTDDS_PROFILE_VARIABLE, "Fast DDS defaults")
     table = markdown_table(rows, COLUMNS) + "\n\n" + summary_lines(summary, params)
     write_results("soak", {"summary": summary, "rows": rows}, table,
                   "Perception node: a live camera for minutes (soak)", **output_arguments(args))

@@ -59,7 +59,8 @@ def fastdds_environment(environ, profile: str = "") -> dict[str, str]:
     """What the node's process (and, in tests and benchmarks, the camera's) adds to its environment
     for Fast DDS. profile "" (default): the package's config/fastdds_large_frames.xml (shared-memory
     segments larger than a camera frame; why in that file) unless `environ` already names a
-    profile file, which then stands; "none": nothing (Fast DDS's own defaults); else a file path.
+    profile file, which then stands; "none": nothing added (Fast DDS's own defaults unless the
+    environment names a profile); else a file path.
     Raises ValueError for a path that does not exist."""
     if profile == "none" or (not profile and environ.get(FASTDDS_PROFILE_VARIABLE)):
         return {}
