@@ -594,6 +594,30 @@ def test_time_in_the_subscription_queue_is_reported_from_the_middlewares_recepti
     assert float(values["input_queue_p95_ms"]) >= float(values["input_queue_p50_ms"])
 
 
+def test_level_warn_when_frames_wait_in_the_subscription_queue_longer_than_queue_warn_ms():
+    """Frames that waited in the node's own queue past queue_warn_ms (p95) turn the level WARN, and the
+    message names the remedy for the Fast DDS cause (session 33's soak); the limits come from the
+    settings, as the node sets them at configure."""
+    import time
+
+    from fourds_ros.perception.settings import DiagnosticsSettings
+
+    health = NodeHealth(lambda message: None)
+    health.set_limits(DiagnosticsSettings(queue_warn_ms=100.0))
+    assert (health.latency_warn_ms, health.queue_warn_ms, health.stall_warn_s) == (1000.0, 100.0, 5.0)
+    t0 = time.time_ns()  # stamps on the node's clock: latency, not another clock
+    for i in range(20):  # 3 ms in the queue: a reader that keeps up
+        health.frame_received(t0 + i * HZ30, "a", i + 1, received_ns=time.time_ns() - 3 * MS)
+    assert health.level(state())[0] == OK
+    for i in range(20, 30):  # a third of the window waited 300 ms: p95 far over the limit
+        health.frame_received(t0 + i * HZ30, "a", i + 1, received_ns=time.time_ns() - 300 * MS)
+    level, message = health.level(state())
+    assert level == WARN and "in the subscription queue > 100" in message
+    assert "config/fastdds_large_frames.xml" in message
+    health.set_limits(DiagnosticsSettings(queue_warn_ms=0.0))  # off
+    assert health.level(state())[0] == OK
+
+
 def test_partly_blind_frames_warn_with_their_count_and_the_remedy():
     """A clip with frames that see nothing on a part of the view: WARN of kind view_partly_blind,
     logged once with what to do; a clip without any adds nothing."""

@@ -9,7 +9,8 @@ windows and the rules that set the status level.
 Levels: ERROR while the node is unusable (configure failed). WARN when input was bad within the
 last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong now), more
 than WARN_FRACTION of the input was dropped (shed under overload, or its clip failed) or lost
-before the callback, latency p95 is over latency_warn_ms, or frames arrive but none was described
+before the callback, latency p95 is over latency_warn_ms, frames wait in the subscription queue longer
+than queue_warn_ms (p95), or frames arrive but none was described
 for stall_warn_s. OK otherwise: a few frames shed at a burst are counted, not a fault (issue #20:
 WARN when more than 5 % of input is lost or dropped).
 
@@ -43,6 +44,11 @@ BAD_INPUT_WARN_S = 30.0
 # windows. 30 s: far above the node's worst real latency (its queue holds at most
 # max_waiting_clips clips; at most 1.5 s at 60 Hz on 2 cores, docs/benchmarks.md).
 STAMP_OFF_CLOCK_S = 30.0
+# What makes frames wait in the node's own subscription queue (docs/benchmarks.md, session 33): with
+# Fast DDS's default 512 KB shared-memory segment, 640x480 rgb8 frames waited 57-155 ms (p50) from
+# minute 6 of a stream; with the camera's segment larger than a frame, 1-3 ms.
+QUEUE_WAIT_CAUSES = ("the executor thread is starved of CPU, or the camera sends frames larger than its Fast DDS "
+                     "shared-memory segment: give the camera driver config/fastdds_large_frames.xml")
 
 
 def on_node_clock(offset_ms: float) -> bool:
@@ -159,9 +165,14 @@ class NodeHealth:
         self._last_rates: tuple[float, int, int] | None = None
         self.gaps = StampGaps()
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
-        self.latency_warn_ms = 0.0  # set at configure (settings.diagnostics)
-        self.stall_warn_s = 0.0
+        self.latency_warn_ms = self.queue_warn_ms = self.stall_warn_s = 0.0  # set_limits, at configure
         self.last_in = self.last_out = self.started = time.monotonic()
+
+    def set_limits(self, diagnostics) -> None:
+        """The WARN limits of a settings.DiagnosticsSettings (0 turns one off)."""
+        self.latency_warn_ms = diagnostics.latency_warn_ms
+        self.queue_warn_ms = diagnostics.queue_warn_ms
+        self.stall_warn_s = diagnostics.stall_warn_s
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
                        received_ns: int | None = None) -> None:
@@ -244,6 +255,10 @@ class NodeHealth:
         p95 = float(np.percentile(list(self.latency_ms), 95)) if self.latency_warn_ms > 0 and self.latency_ms else 0.0
         if p95 > self.latency_warn_ms > 0:
             problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
+        queue_p95 = float(np.percentile(list(self.queue_ms), 95)) if self.queue_warn_ms > 0 and self.queue_ms else 0.0
+        if queue_p95 > self.queue_warn_ms > 0:
+            problems.append(f"frames wait {queue_p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
+                            f" ({QUEUE_WAIT_CAUSES})")
         if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
                 now - max(self.last_out, self.started) > self.stall_warn_s:
             problems.append(f"no frame described for {now - self.last_out:.0f} s while input arrives")

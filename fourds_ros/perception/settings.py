@@ -363,6 +363,10 @@ class DiagnosticsSettings(_Group):
                               low=0.01, high=3600.0)
     latency_warn_ms: float = setting(1000.0, """WARN while the 95th percentile of frame latency (image stamp to
         its outputs published) is above this. 0: off.""", param="latency_warn_ms", low=0.0)
+    queue_warn_ms: float = setting(100.0, """WARN while the 95th percentile of the time frames wait in the node's
+        own subscription queue (DDS reception to callback) is above this: the executor thread is starved, or
+        (Fast DDS) the camera sends frames larger than its shared-memory segment. 0: off.""",
+                                   param="queue_warn_ms", low=0.0)
     stall_warn_s: float = setting(5.0, """WARN when frames arrive but none has been described for this long.
         0: off.""", param="stall_warn_s", low=0.0)
     debug_inference_delay_ms: float = setting(0.0, """TEST ONLY: wraps the engine in SlowEngine, sleeping

@@ -68,7 +68,7 @@ class PerceptionNode(LifecycleNode):
         self.settings = s = read_settings(self)
         self.pipeline, self.backend_text = create_pipeline(s, log=self.get_logger().info)
         self.model_text = s.model.resolved_path()
-        self.health.latency_warn_ms, self.health.stall_warn_s = s.diagnostics.latency_warn_ms, s.diagnostics.stall_warn_s
+        self.health.set_limits(s.diagnostics)
         self.publishers_, self.tf_publish, tf_text = create_publishers(self, s)
         self.outputs = OutputMessages(s)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
