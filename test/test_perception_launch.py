@@ -87,6 +87,18 @@ def test_test_and_benchmark_processes_get_the_same_profile_as_the_node():
     assert ros_environment(base={}, fastdds_profile=None).get(FASTDDS_PROFILE_VARIABLE) is None
 
 
+def test_node_and_probe_processes_keep_the_benchmarks_fastdds_choice():
+    """run_node's processes keep what ros_env chose: `bench --fastdds-profile none` measures Fast DDS's
+    defaults, not the package profile added back (session 34 found it added back), and the default
+    choice still reaches node and probe."""
+    from fourds_ros.ros.harness import process_environment, ros_env
+    from fourds_ros.ros.launch_logic import FASTDDS_PROFILE_VARIABLE
+
+    assert FASTDDS_PROFILE_VARIABLE not in process_environment(ros_env(5, "none"))
+    assert process_environment(ros_env(5))[FASTDDS_PROFILE_VARIABLE].endswith("fastdds_large_frames.xml")
+    assert process_environment(ros_env(5))["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+
+
 def test_image_transport_argument_is_passed_only_when_given():
     assert "image_transport" not in perception_node_plan()["parameters"][1]
     assert perception_node_plan(image_transport="compressed")["parameters"][1]["image_transport"] == "compressed"

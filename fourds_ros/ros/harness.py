@@ -44,7 +44,7 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
     cmd: the node's argv prefix instead of `python -m fourds_ros.ros.perception_node` (the plan's
     ROS arguments are appended; a second --ros-args block is valid)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = ros_environment(base=env)
+    env = process_environment(env)
     files = [params_file] if params_file else []
     if params:
         files.append(write_params(workdir / "params.yaml", params))
@@ -74,6 +74,13 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
                 node.terminate()  # SIGTERM, still lets DDS clean up
                 node.wait(timeout=20)
     return NodeRun(json.loads(out_path.read_text()), log_path.read_text(), node.returncode, alive)
+
+
+def process_environment(env: dict) -> dict:
+    """The environment run_node gives the node and the probe: `env` (from ros_env) made
+    loopback-only, its Fast DDS profile choice kept as it is. (Applying the default profile again
+    here made `ros_env(..., "none")` measure the large-frames profile: session 34.)"""
+    return ros_environment(base=env, fastdds_profile=None)
 
 
 def ros_env(domain_id: int, fastdds_profile: str = "") -> dict:
