@@ -142,3 +142,22 @@ def test_reference_odometry_reaches_the_metric_scale_and_bad_poses_are_counted(t
     # clip counts (no distance gate; the reference does not turn), and the scale leaves the model's 1.
     assert int(values["metric_scale_clips_seen"]) >= 3 and values["frames_out"] == "10", values
     assert int(values["metric_scale_clips_used"]) >= 1 and float(values["metric_scale"]) != 1.0, values
+
+
+def test_frames_waiting_in_the_subscription_queue_turn_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
+    """queue_warn_ms reaches the node's /diagnostics: a limit below any real wait (1 us) turns the level
+    WARN with the Fast DDS remedy in the message, beside the measured queue times. (The failure it is
+    for, frames waiting 300 ms after minute 6 of a 30 Hz stream on Fast DDS's default segment, takes
+    minutes: `fourds-ros bench soak --fastdds-profile none`, docs/benchmarks.md, session 34.)"""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 6, "rate": 15, "size": [120, 160]},
+                    {"wait_idle": True, "timeout": 30},
+                    {"wait": 1.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "queue_warn_ms": 0.001,
+              "diagnostics_period_s": 0.5}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    diag = run.last_diagnostics()
+    assert float(diag["values"]["input_queue_p95_ms"]) > 0.001, diag["values"]
+    assert diag["level"] == 1 and "in the subscription queue > 0.001" in diag["message"], diag
+    assert "config/fastdds_large_frames.xml" in diag["message"], diag
