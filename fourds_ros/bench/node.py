@@ -335,6 +335,11 @@ def add_node_process_arguments(parser) -> None:
     add_output_arguments(parser)
 
 
+def fastdds_profile_of(env: dict) -> str:
+    """The Fast DDS profile file that node and camera run with, for the results ("Fast DDS defaults")."""
+    return env.get(FASTDDS_PROFILE_VARIABLE, "Fast DDS defaults")
+
+
 def node_process_settings(parser, args) -> tuple[dict, dict]:
     """-> (the node's parameters over the shipped defaults, the environment of node and camera)."""
     from ..perception.settings import params_from_args
@@ -375,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             row["node_adds_pct_beside_camera"] = 100 * (row["clip_latency_ms_p50"] / beside["pipeline_ms_p50"] - 1)
         if delivery is not None:
             row["node_adds_pct_beside_subscriber"] = 100 * (row["clip_latency_ms_p50"] / delivery["pipeline_ms_p50"] - 1)
-    summary = {"params": params, "fastdds_profile": env.get(FASTDDS_PROFILE_VARIABLE, "Fast DDS defaults"),
+    summary = {"params": params, "fastdds_profile": fastdds_profile_of(env),
                "pipeline": clip, "pipeline_beside_camera": beside,
                "pipeline_beside_camera_and_subscriber": delivery,
                "peak_rate_hz": {t: peak_rate([r for r in rows if r["transport"] == t]) for t in args.transports}}

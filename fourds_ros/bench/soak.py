@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ros.launch_logic import FASTDDS_PROFILE_VARIABLE
-from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, last_status, node_process_settings,
-                   source, step_stats)
+from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, fastdds_profile_of, last_status,
+                   node_process_settings, source, step_stats)
 from .report import markdown_table, output_arguments, write_results
 
 LIVE_TARGETS = {"described_pct_depth": 95.0, "latency_ms_p50": 300.0, "latency_ms_p95": 450.0}  # issue #19
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, summary = run_soak(args.transport, args.rate, args.minutes * 60, args.window_seconds, params,
                                  Path(tmp), env)
     summary["params"] = params
-    summary["fastdds_profile"] = env.get(FASTDDS_PROFILE_VARIABLE, "Fast DDS defaults")
+    summary["fastdds_profile"] = fastdds_profile_of(env)
     table = markdown_table(rows, COLUMNS) + "\n\n" + summary_lines(summary, params)
     write_results("soak", {"summary": summary, "rows": rows}, table,
                   "Perception node: a live camera for minutes (soak)", **output_arguments(args))

@@ -142,6 +142,15 @@ def percentile(window, q: float) -> str:
     return f"{np.percentile(list(window), q):.2f}" if window else "nan"
 
 
+def p95_over(window, limit: float) -> float | None:
+    """The window's 95th percentile where it is above `limit`, else None (also for an empty window,
+    and for limit 0: that WARN is off)."""
+    if limit <= 0 or not window:
+        return None
+    p95 = float(np.percentile(list(window), 95))
+    return p95 if p95 > limit else None
+
+
 class NodeHealth:
     def __init__(self, log_warning: Callable[[str], None], log_every_s: float = LOG_EVERY_S,
                  now_ns: Callable[[], int] = time.time_ns):
@@ -252,12 +261,10 @@ class NodeHealth:
             problems.append(f"dropped {dropped} of {c['frames_in']} frames")
         if sent and lost > WARN_FRACTION * sent:
             problems.append(f"lost {lost} of {sent} frames before the callback")
-        p95 = float(np.percentile(list(self.latency_ms), 95)) if self.latency_warn_ms > 0 and self.latency_ms else 0.0
-        if p95 > self.latency_warn_ms > 0:
+        if (p95 := p95_over(self.latency_ms, self.latency_warn_ms)) is not None:
             problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
-        queue_p95 = float(np.percentile(list(self.queue_ms), 95)) if self.queue_warn_ms > 0 and self.queue_ms else 0.0
-        if queue_p95 > self.queue_warn_ms > 0:
-            problems.append(f"frames wait {queue_p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
+        if (p95 := p95_over(self.queue_ms, self.queue_warn_ms)) is not None:
+            problems.append(f"frames wait {p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
                             f" ({QUEUE_WAIT_CAUSES})")
         if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
                 now - max(self.last_out, self.started) > self.stall_warn_s:
