@@ -12,6 +12,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
+# Set in an environment made with fastdds_profile "none", so that passing it through
+# ros_environment again (replay and harness helpers do) keeps Fast DDS's defaults instead of adding
+# the package profile back (session 34 found a benchmark measuring the profile that way).
+FASTDDS_CHOICE_VARIABLE = "FOURDS_ROS_FASTDDS_PROFILE"
+
 
 def _prepend(env: dict, key: str, *paths: str) -> None:
     old = [p for p in env.get(key, "").split(os.pathsep) if p and p not in paths]
@@ -31,7 +36,8 @@ def ros_environment(domain_id: int | None = None, base: dict | None = None,
     pip ROS wheels and the venv's share/fourds_ros are found there), after any ROS install or
     colcon install tree the caller already has on it. fastdds_profile: as the launch file's argument
     (launch_logic.fastdds_environment: "" the package's large-frames profile unless one is set,
-    "none" Fast DDS's defaults, or a path); None leaves the environment's as it is.
+    "none" Fast DDS's defaults, or a path); None leaves the environment's as it is. "" keeps an
+    earlier "none" of `base` (FASTDDS_CHOICE_VARIABLE).
 
     package_prefix: a colcon install prefix of one package (install/fourds_ros), put first the way
     `source install/setup.bash` does: AMENT_PREFIX_PATH, PYTHONPATH (its site-packages), PATH."""
@@ -50,7 +56,11 @@ def ros_environment(domain_id: int | None = None, base: dict | None = None,
     if fastdds_profile is not None:  # the node's and the camera's, as the launch file and README set them
         from .ros.launch_logic import FASTDDS_PROFILE_VARIABLE, fastdds_environment
 
+        if not fastdds_profile and env.get(FASTDDS_CHOICE_VARIABLE) == "none":
+            fastdds_profile = "none"
+        env.pop(FASTDDS_CHOICE_VARIABLE, None)
         if fastdds_profile == "none":
             env.pop(FASTDDS_PROFILE_VARIABLE, None)
+            env[FASTDDS_CHOICE_VARIABLE] = "none"
         env.update(fastdds_environment(env, fastdds_profile))
     return env

@@ -87,6 +87,23 @@ def test_test_and_benchmark_processes_get_the_same_profile_as_the_node():
     assert ros_environment(base={}, fastdds_profile=None).get(FASTDDS_PROFILE_VARIABLE) is None
 
 
+def test_an_environment_made_without_a_profile_keeps_that_choice_through_a_second_pass(tmp_path):
+    """Helpers pass an environment through ros_environment again (evaluation.replay, the bench
+    harness): Fast DDS's defaults chosen once stay chosen, and a profile named later still wins."""
+    from fourds_ros.evaluation.replay import ros_environment as replay_environment
+    from fourds_ros.ros.launch_logic import FASTDDS_PROFILE_VARIABLE
+    from fourds_ros.ros_env import ros_environment
+
+    defaults = ros_environment(base={}, fastdds_profile="none")
+    assert FASTDDS_PROFILE_VARIABLE not in ros_environment(base=defaults)
+    assert FASTDDS_PROFILE_VARIABLE not in replay_environment(defaults)
+    own = tmp_path / "own.xml"
+    own.write_text("<dds/>")
+    named = ros_environment(base=defaults, fastdds_profile=str(own))
+    assert named[FASTDDS_PROFILE_VARIABLE] == str(own)
+    assert ros_environment(base=named)[FASTDDS_PROFILE_VARIABLE] == str(own)
+
+
 def test_node_and_probe_processes_keep_the_benchmarks_fastdds_choice():
     """run_node's processes keep what ros_env chose: `bench --fastdds-profile none` measures Fast DDS's
     defaults, not the package profile added back (session 34 found it added back), and the default
