@@ -57,3 +57,11 @@ def wait_for(predicate, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.002)
     return predicate()
+
+
+@pytest.fixture(scope="session")
+def shipped_engine():
+    """The shipped default model on the torch backend, for the pipeline tests on real frames."""
+    from fourds_ros.engine import create_engine
+
+    return create_engine(REPO / "models" / "fourds_default", backend="torch")

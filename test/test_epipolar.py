@@ -8,7 +8,7 @@ import pytest
 from fourds_ros.perception.epipolar import (MIN_INLIERS, essential_motion, follow_corners,
                                             turn_translations)
 
-from .conftest import REPO, SHARED_DATA, require
+from .conftest import SHARED_DATA, require
 
 K = np.array([[525.0, 0, 320], [0, 525.0, 240], [0, 0, 1]])
 
@@ -81,13 +81,6 @@ def test_corners_are_followed_through_real_frames_and_kept_off_a_mask():
     np.testing.assert_allclose(np.median(z1 - z0, axis=0), [14.0, 0.0], atol=0.1)
     with pytest.raises(ValueError, match="stride"):
         follow_corners(frames, 300, keep, stride=0)
-
-
-@pytest.fixture(scope="module")
-def shipped_engine():
-    from fourds_ros.engine import create_engine
-
-    return create_engine(REPO / "models" / "fourds_default", backend="torch")
 
 
 def test_pipeline_takes_the_epipolar_direction_on_a_real_moving_camera(shipped_engine):

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fourds_ros.perception.pose_geometry import (clip_pose, fuse, kabsch_rotation, smooth_clip_motion,
-                                                  solve_clip_motion)
+from fourds_ros.perception.pose_geometry import (clip_pose, fuse, kabsch_rotation, relink_lost_frames,
+                                                  smooth_clip_motion, solve_clip_motion)
 
 H = W = 128
 K = np.array([[110.0, 0, 63.5], [0, 110.0, 63.5], [0, 0, 1]])
@@ -164,6 +164,71 @@ def test_clip_pose_falls_back_to_the_head_where_degenerate():
     assert head_only[3] is None and np.array_equal(head_only[1], outputs["pose_translation"][0])
     with pytest.raises(ValueError):
         clip_pose(outputs, K, mode="bundle")
+
+
+def pair_step(truth, fails=()):
+    """relink_lost_frames' step(t) on synthetic pairs: fresh points in front of frame t-1 (depth_map
+    seen from it), moved by the true T_(t-1)_from_t, solved by the clip solver; None for t in fails."""
+    def step(t):
+        if t in fails:
+            return None
+        depth, xy, vis, _ = make_clip([np.eye(4), np.linalg.inv(truth[t - 1]) @ truth[t]], seed=t)
+        return solve_clip_motion(depth, xy[:, :2], vis[:, :2], K)
+    return step
+
+
+def lost_outputs(truth, lost_from: int):
+    """Engine outputs of a clip whose first frame's tracks are gone from frame lost_from on, with a
+    head that turns 11 degrees whatever the camera does."""
+    depth, xy, vis, _ = make_clip(truth)
+    vis[:, lost_from:] = False
+    return {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None],
+            "track_visibility": vis[None].astype(np.float32),
+            "pose_rotation": np.tile(cv2.Rodrigues(np.array([0.0, 0.2, 0.0]))[0], (1, T_LEN, 1, 1)),
+            "pose_translation": np.full((1, T_LEN, 3), 5.0), "pose_log_variance": np.zeros((1, T_LEN, 2))}
+
+
+def wandering_poses(deg_per_frame: float, step_m) -> list[np.ndarray]:
+    """T_first_from_t of a camera whose axis of turn changes every frame (steps in its own frame),
+    so that composing two steps in the wrong order shows."""
+    out = [np.eye(4)]
+    for t in range(1, T_LEN):
+        step = np.eye(4)
+        axis = np.array([np.sin(t), 1.0, 0.5 * np.cos(t)])
+        step[:3, :3] = cv2.Rodrigues(axis / np.linalg.norm(axis) * np.radians(deg_per_frame))[0]
+        step[:3, 3] = step_m
+        out.append(out[-1] @ step)
+    return out
+
+
+@pytest.mark.parametrize("per_frame_m", [[0.0, 0.0, 0.0], [0.03, -0.01, 0.02]], ids=["pure_rotation", "general"])
+def test_frames_lost_from_the_first_frame_are_relinked_from_the_frame_before(per_frame_m):
+    truth = wandering_poses(4.0, per_frame_m)  # a slow camera: 28 degrees over the clip
+    outputs = lost_outputs(truth, 4)
+    rotation, translation, _, geo = clip_pose(outputs, K, mode="geometry", relink=pair_step(truth))
+    assert geo.valid.all() and geo.relinked[4:].all() and not geo.relinked[:4].any()
+    for t in range(1, T_LEN):
+        assert angle_deg(rotation[t], truth[t][:3, :3]) < 0.5
+        assert np.linalg.norm(translation[t] - truth[t][:3, 3]) < 0.01
+    assert (np.diff(geo.variance[3:], axis=0) > 0).all()  # each link adds its own uncertainty
+    assert (np.diff(np.trace(geo.covariance[3:, 3:, 3:], axis1=1, axis2=2)) > 0).all()
+    unlinked = clip_pose(outputs, K, mode="geometry")[0]  # without: the head's turn, 17 degrees off
+    assert angle_deg(unlinked[-1], truth[-1][:3, :3]) > 10
+
+
+def test_a_frame_that_cannot_be_relinked_breaks_the_chain_and_held_frames_stay_held():
+    truth = poses(4.0, [0.03, 0.0, 0.0])
+    outputs = lost_outputs(truth, 4)
+    geo = clip_pose(outputs, K, mode="geometry", relink=pair_step(truth, fails={6}))[3]
+    assert geo.relinked.tolist() == [False] * 4 + [True, True, False, False]  # 7 has no frame before it
+    assert not geo.valid[6:].any()
+    unseen = np.zeros(T_LEN, bool)
+    unseen[5] = True  # a blind frame: its motion is held, not measured
+    geo = clip_pose(outputs, K, mode="geometry", relink=pair_step(truth), unseen=unseen)[3]
+    assert geo.relinked.tolist() == [False] * 4 + [True, False, False, False]
+    calls = []
+    relink_lost_frames(solve_clip_motion(*make_clip(truth)[:3], K), lambda t: calls.append(t), np.zeros(T_LEN, bool))
+    assert calls == []  # nothing lost, nothing solved again
 
 
 def test_kabsch_recovers_a_rotation_of_unit_vectors():

@@ -4,7 +4,8 @@ with every Nth frame (`fourds-ros bag convert --stride N`, stamps kept, so 15 Hz
 OUT/README.md (a table; the reading is in the model card, session 23).
 
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST .venv/bin/python tools/frame_rate_study.py \
-        --data-root ../shared/data --out docs/results/frame_rate [--strides 1 2 3] [--pose-starts 6]
+        --data-root ../shared/data --out docs/results/frame_rate [--strides 1 2 3] [--pose-starts 6] \
+        [--param NAME=VALUE ...]
 
 Why: the pose head and the tracks head learned 30 Hz video (and the HoloLens walk's keyframes);
 a robot's camera is often set to 15 Hz or less to save bandwidth.
@@ -67,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strides", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--pose-starts", type=int, default=6, help="validation rows only (the ATE of one "
                         "start depends on where its clips fall)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a node parameter for every eval (`fourds-ros eval --param`), e.g. a candidate's")
     args = parser.parse_args(argv)
+    params = [a for p in args.param for a in ("--param", p)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, fmt, folder, role, extra in RECORDINGS:
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run([*CLI, "bag", "convert", "--format", fmt, str(args.data_root / folder), str(bag),
                                 "--stride", str(stride)], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
                 starts = ["--pose-starts", str(args.pose_starts)] if role == "validation" and args.pose_starts > 1 else []
-                subprocess.run([*CLI, "eval", str(bag), "--offline", "--out", str(out), *extra, *starts],
+                subprocess.run([*CLI, "eval", str(bag), "--offline", "--out", str(out), *extra, *starts, *params],
                                check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 report = json.loads((out / "report.json").read_text())
                 rows.append({"recording": name, "role": role, "stride": stride, "hz": 30.0 / stride, **row(report)})
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "# The shipped node on slower cameras\n\n"
         "`python tools/frame_rate_study.py --data-root ../shared/data --out docs/results/frame_rate` "
         f"(strides {' '.join(map(str, args.strides))}: every Nth frame of a 30 Hz recording, stamps kept; node "
-        "defaults; `fourds-ros eval --offline`, the peers on the same frames). TUM fr1/rpy is the shipped "
+        f"defaults{' with ' + ', '.join(args.param) if args.param else ''}; `fourds-ros eval --offline`, the "
+        "peers on the same frames). TUM fr1/rpy is the shipped "
         "model's validation scene, the 7-Scenes kitchen a training scene. The reading is in "
         "models/fourds_default/README.md (session 23).\n\n" + table(rows) + "\n")
     return 0

@@ -36,7 +36,7 @@ from .image_rotation import (
 )
 from .metric_scale import ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
-from .pose_geometry import clip_pose
+from .pose_geometry import GeometryPose, clip_pose, solve_clip_motion
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
 from .settings import PerceptionSettings
 from .track_refine import gray
@@ -133,6 +133,8 @@ class PerceptionPipeline:
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
         self.pose_epipolar_skipped = 0  # clips that skipped it because a newer clip was waiting (behind)
+        self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
+        self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
         # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.
@@ -204,6 +206,7 @@ class PerceptionPipeline:
         return {**scale, "metres_from": self.settings.scale.source,  # whose metres the outputs are in
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
+                "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
@@ -295,7 +298,7 @@ class PerceptionPipeline:
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0], scale,
-                                images)
+                                images, pmap)
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
@@ -396,28 +399,52 @@ class PerceptionPipeline:
         return xy
 
     def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen, scale,
-               images: ClipImages) -> list[PoseEstimate]:
+               images: ClipImages, pmap: PixelMap) -> list[PoseEstimate]:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry.
         unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen).
         model_depth: in the model's own metres, in which the motion is solved; scale: the clip's
         reference scale (metric_scale.py), applied to the solved translations and their variances.
-        images: the clip's camera images, for the epipolar direction."""
+        images: the clip's camera images, for the epipolar direction and the relinked frames."""
         source = self.settings.pose.source
         stamps_ns = [f.stamp_ns for f in frames]
         usable = slot_ids >= 0 if slot_ids is not None else None
+        outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
         rotation, translation, log_variance, geo = clip_pose(
-            outputs if model_depth is None else {**outputs, "depth": model_depth[None]}, k_model, source, usable,
-            track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
-            smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen)
+            outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
+            smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
+            relink=self._relink_step(outputs, frames, images, k_model, pmap))
         if geo is not None:
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
+            self.pose_relinked += 0 if geo.relinked is None else int(geo.relinked[output_t].sum())
             translation = self._epipolar(rotation[-1], translation, geo, frames, unseen, images)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
             translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
         return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
                                       output_t)
+
+    def _relink_step(self, outputs, frames: list[Frame], images: ClipImages, k_model: np.ndarray, pmap: PixelMap
+                     ) -> Callable[[int], GeometryPose | None] | None:
+        """pose_geometry.relink_lost_frames' step(t): the motion from clip frame t-1 to t by PnP on
+        fresh corners of t-1's camera image followed to t, with the depth of t-1 (outputs["depth"],
+        the model's metres), about 9 ms a frame on the 2-core CPU. None when pose_relink_corners is
+        0; a node behind its camera skips it (counted)."""
+        corners = self.settings.pose.relink_corners
+        if not corners or "depth" not in outputs:
+            return None
+        keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
+
+        def step(t: int) -> GeometryPose | None:
+            if self.behind is not None and self.behind():  # a newer clip waits: the head's, as without
+                self.pose_relink_skipped += 1
+                return None
+            x0, x1 = follow_corners([images[t - 1], images[t]], corners, keep, stride=1)
+            if not len(x0):
+                return None
+            xy = np.stack([np.stack(pmap.to_model(x[:, 0], x[:, 1]), axis=1) for x in (x0, x1)], axis=1)
+            return solve_clip_motion(outputs["depth"][0, t - 1], xy, np.ones(xy.shape[:2], bool), k_model)
+        return step
 
     def _epipolar(self, rotation_last: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
                   unseen: np.ndarray, images: ClipImages) -> np.ndarray:

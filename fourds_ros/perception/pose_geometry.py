@@ -43,6 +43,7 @@ Solver, per frame t of the clip:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -80,6 +81,7 @@ class GeometryPose:
     valid: np.ndarray  # (T,) bool: False where the geometry is degenerate or gated
     gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose)
     still: np.ndarray  # (T,) bool: no image motion measured (solve_clip_motion's still test)
+    relinked: np.ndarray | None = None  # (T,) bool: lost from frame 0, solved from frame t-1 (relink_lost_frames)
 
 
 @dataclass
@@ -289,6 +291,38 @@ def _collect(frames: dict, points: np.ndarray, still: np.ndarray, t_len: int, k_
     return out
 
 
+def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | None], held: np.ndarray
+                       ) -> np.ndarray:
+    """Frames the clip's geometry lost (not valid: degenerate or gated; not still, not held) solved
+    from the frame before them instead of from frame 0, in place: T_first_from_t =
+    T_first_from_(t-1) T_(t-1)_from_t, where frame t-1 has a geometric pose (frame 0 always, or one
+    relinked). step(t) -> the two-frame GeometryPose of frames (t-1, t) (e.g. PnP on fresh corners
+    of t-1 followed to t), or None. Covariances and variances add (the step's carried into frame 0's
+    axes). -> (T,) bool, the frames relinked.
+
+    Why: on a slow camera (10 Hz) a clip spans 0.8 s and turns 25-33 degrees on the validation desk;
+    the tracks that frame 0 seeded are gone by its last frames (PnP inliers 0 by frame 7), which then
+    took the pose head's rotation, a quarter of the camera's at that rate (docs/results/session35)."""
+    relinked = np.zeros(len(geo.valid), bool)
+    for t in range(1, len(geo.valid)):
+        if geo.valid[t] or geo.still[t] or held[t] or not geo.valid[t - 1]:
+            continue
+        pair = step(t)
+        if pair is None or not pair.valid[1]:
+            continue
+        before = geo.rotation[t - 1]
+        geo.rotation[t] = before @ pair.rotation[1]
+        geo.translation[t] = geo.translation[t - 1] + before @ pair.translation[1]
+        axes = np.kron(np.eye(2), before)  # ROS order: (x y z) and (rx ry rz) both turn with frame t-1
+        geo.covariance[t] = geo.covariance[t - 1] + axes @ pair.covariance[1] @ axes.T
+        geo.variance[t] = geo.variance[t - 1] + pair.variance[1]
+        geo.inliers[t], geo.points[t], geo.rmse_px[t] = pair.inliers[1], pair.points[1], pair.rmse_px[1]
+        geo.rotation_only[t] = pair.rotation_only[1]
+        geo.valid[t], geo.gated[t], relinked[t] = True, False, True
+    geo.relinked = relinked
+    return relinked
+
+
 def gate_outliers(head_rotation: np.ndarray, head_variance: np.ndarray, geo: GeometryPose,
                   chi2_max: float) -> np.ndarray:
     """(T,) bool: the valid geometry frames whose rotation differs from the head's by more than
@@ -381,7 +415,8 @@ def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndar
 
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
-              stamps_ns: np.ndarray | None = None, unseen: np.ndarray | None = None, **solver
+              stamps_ns: np.ndarray | None = None, unseen: np.ndarray | None = None,
+              relink: Callable[[int], GeometryPose | None] | None = None, **solver
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
@@ -394,6 +429,7 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     unseen: (T,) bool, frames whose motion from the clip's first frame the images cannot show (a
     blind camera): held (hold_unseen) in every mode, whatever the head or PnP made of them, and
     left out of the smoothing.
+    relink: step(t) of relink_lost_frames (frames lost from frame 0 solved from frame t-1), or None.
     Returns (rotation (T,3,3), translation (T,3), log_variance (T,2), GeometryPose or None): the
     OdometryChain.add_clip inputs. `geometry` uses the head where the geometry is degenerate."""
     if mode not in MODES:
@@ -415,6 +451,8 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     # reads a still camera's clips as fast motion, and with confidence (model card, session 21).
     geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2) & ~geo.still
     geo.valid = geo.valid & ~geo.gated
+    if relink is not None:
+        relink_lost_frames(geo, relink, held)
     if mode == "geometry":  # the geometry's own values, the head's only where it is degenerate
         valid = geo.valid
         rotation = np.where(valid[:, None, None], geo.rotation, head_r)

@@ -287,6 +287,17 @@ class PoseSettings(_Group):
         0.0255); training rows kitchen 0.059 -> 0.051, HoloLens unchanged; 23 ms a clip on the
         2-core CPU (docs/results/session30 rules 6-7, session31 rule 8).""",
                                     param="pose_epipolar_corners", low=0, high=5000)
+    relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
+        (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
+        instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the
+        model's depth there, composed with the frame before's motion (pose_geometry.relink_lost_frames;
+        about 9 ms a frame relinked, skipped while the node is behind its camera); 0: off. Why: on a
+        camera at 10 Hz a clip spans 0.8 s, its first frame's tracks are gone by its last frames,
+        which then took the pose head's rotation (a quarter of the camera's at that rate). 200 on the
+        validation scene (TUM fr1/rpy, 6 start frames) at 10 / 15 Hz: ATE 0.0295 -> 0.0239 / 0.0321
+        -> 0.0314 m (ORB VO 0.0274 / 0.0161), rotation error 6.42 -> 2.50 / 2.89 -> 2.13 deg a frame;
+        30 Hz unchanged (no frame lost); docs/results/session35 rule 17.""",
+                                  param="pose_relink_corners", low=0, high=5000)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
     odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
