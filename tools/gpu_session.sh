@@ -16,6 +16,9 @@
 # frozen features still clips did not teach it otherwise; with the encoder fine-tuned they may.
 # --covered-clips (session 25): a part of the lens covered costs the shipped model most of its
 # odometry (session 24), and only a trained encoder can learn to read the rest of the view.
+# The kitchen at strides 1, 2 and 3 (30, 15 and 10 Hz clips; :3 since session 35, not yet run on a
+# GPU): at 10 Hz the pose head turns a quarter as far as the camera, at 15 Hz 0.44 of it
+# (docs/results/session35); the geometry now covers the frames it loses, not the ones it keeps.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
 # `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
 set -uo pipefail
@@ -59,7 +62,7 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
-  samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
+  /tmp/gpudata/7scenes_redkitchen_half:3 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
   --select-on /tmp/gpudata/tum_fr1_rpy_half --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed 21 --no-progress 2>&1 | tee "$OUT/train.log"
