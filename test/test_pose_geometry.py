@@ -226,6 +226,10 @@ def test_a_frame_that_cannot_be_relinked_breaks_the_chain_and_held_frames_stay_h
     unseen[5] = True  # a blind frame: its motion is held, not measured
     geo = clip_pose(outputs, K, mode="geometry", relink=pair_step(truth), unseen=unseen)[3]
     assert geo.relinked.tolist() == [False] * 4 + [True, False, False, False]
+    unseen[:] = False
+    unseen[3] = True  # solved from frame 0, but blind: frame 4 is not chained from its held pose
+    geo = clip_pose(outputs, K, mode="geometry", relink=pair_step(truth), unseen=unseen)[3]
+    assert geo.valid[3] and not geo.relinked.any()
     calls = []
     relink_lost_frames(solve_clip_motion(*make_clip(truth)[:3], K), lambda t: calls.append(t), np.zeros(T_LEN, bool))
     assert calls == []  # nothing lost, nothing solved again

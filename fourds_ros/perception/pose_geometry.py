@@ -296,7 +296,7 @@ def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | N
     """Frames the clip's geometry lost (not valid: degenerate or gated; not still, not held) solved
     from the frame before them instead of from frame 0, in place: T_first_from_t =
     T_first_from_(t-1) T_(t-1)_from_t, where frame t-1 has a geometric pose (frame 0 always, or one
-    relinked). step(t) -> the two-frame GeometryPose of frames (t-1, t) (e.g. PnP on fresh corners
+    relinked) and is not held. step(t) -> the two-frame GeometryPose of frames (t-1, t) (e.g. PnP on fresh corners
     of t-1 followed to t), or None. Covariances and variances add (the step's carried into frame 0's
     axes). -> (T,) bool, the frames relinked.
 
@@ -305,8 +305,8 @@ def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | N
     took the pose head's rotation, a quarter of the camera's at that rate (docs/results/session35)."""
     relinked = np.zeros(len(geo.valid), bool)
     for t in range(1, len(geo.valid)):
-        if geo.valid[t] or geo.still[t] or held[t] or not geo.valid[t - 1]:
-            continue
+        if geo.valid[t] or geo.still[t] or held[t] or held[t - 1] or not geo.valid[t - 1]:
+            continue  # never from a frame the images cannot show (its pose is held, not measured)
         pair = step(t)
         if pair is None or not pair.valid[1]:
             continue
