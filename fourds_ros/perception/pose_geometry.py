@@ -296,9 +296,9 @@ def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | N
     """Frames the clip's geometry lost (not valid: degenerate or gated; not still, not held) solved
     from the frame before them instead of from frame 0, in place: T_first_from_t =
     T_first_from_(t-1) T_(t-1)_from_t, where frame t-1 has a geometric pose (frame 0 always, or one
-    relinked) and is not held. step(t) -> the two-frame GeometryPose of frames (t-1, t) (e.g. PnP on fresh corners
-    of t-1 followed to t), or None. Covariances and variances add (the step's carried into frame 0's
-    axes). -> (T,) bool, the frames relinked.
+    relinked) and is not held. step(t) -> the two-frame GeometryPose of frames (t-1, t) (e.g. PnP
+    on fresh corners of t-1 followed to t), or None. Covariances and variances add (the step's
+    carried into frame 0's axes). -> (T,) bool, the frames relinked.
 
     Why: on a slow camera (10 Hz) a clip spans 0.8 s and turns 25-33 degrees on the validation desk;
     the tracks that frame 0 seeded are gone by its last frames (PnP inliers 0 by frame 7), which then
