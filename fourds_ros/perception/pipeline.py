@@ -416,7 +416,7 @@ class PerceptionPipeline:
             relink=self._relink_step(outputs, frames, images, k_model, pmap))
         if geo is not None:
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
-            self.pose_relinked += 0 if geo.relinked is None else int(geo.relinked[output_t].sum())
+            self.pose_relinked += int(geo.relinked[output_t].sum())
             translation = self._epipolar(rotation[-1], translation, geo, frames, unseen, images)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)

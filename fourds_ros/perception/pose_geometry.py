@@ -81,7 +81,7 @@ class GeometryPose:
     valid: np.ndarray  # (T,) bool: False where the geometry is degenerate or gated
     gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose)
     still: np.ndarray  # (T,) bool: no image motion measured (solve_clip_motion's still test)
-    relinked: np.ndarray | None = None  # (T,) bool: lost from frame 0, solved from frame t-1 (relink_lost_frames)
+    relinked: np.ndarray  # (T,) bool: lost from frame 0, solved from frame t-1 (relink_lost_frames)
 
 
 @dataclass
@@ -276,7 +276,8 @@ def _collect(frames: dict, points: np.ndarray, still: np.ndarray, t_len: int, k_
     """GeometryPose (T_first_from_t, covariances) from the chosen per-frame solutions."""
     out = GeometryPose(np.tile(np.eye(3), (t_len, 1, 1)), np.zeros((t_len, 3)), np.zeros((t_len, 6, 6)),
                        np.zeros((t_len, 2)), np.zeros(t_len, int), points, np.zeros(t_len),
-                       np.zeros(t_len, bool), np.zeros(t_len, bool), np.zeros(t_len, bool), still)
+                       np.zeros(t_len, bool), np.zeros(t_len, bool), np.zeros(t_len, bool), still,
+                       np.zeros(t_len, bool))
     out.valid[0] = True  # frame 0 is the clip's origin by definition
     out.inliers[0] = points[0]
     for t, (sol, obj, img) in frames.items():
@@ -291,19 +292,17 @@ def _collect(frames: dict, points: np.ndarray, still: np.ndarray, t_len: int, k_
     return out
 
 
-def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | None], held: np.ndarray
-                       ) -> np.ndarray:
+def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | None], held: np.ndarray) -> None:
     """Frames the clip's geometry lost (not valid: degenerate or gated; not still, not held) solved
     from the frame before them instead of from frame 0, in place: T_first_from_t =
     T_first_from_(t-1) T_(t-1)_from_t, where frame t-1 has a geometric pose (frame 0 always, or one
     relinked) and is not held. step(t) -> the two-frame GeometryPose of frames (t-1, t) (e.g. PnP
     on fresh corners of t-1 followed to t), or None. Covariances and variances add (the step's
-    carried into frame 0's axes). -> (T,) bool, the frames relinked.
+    carried into frame 0's axes). The frames relinked are marked in geo.relinked.
 
     Why: on a slow camera (10 Hz) a clip spans 0.8 s and turns 25-33 degrees on the validation desk;
     the tracks that frame 0 seeded are gone by its last frames (PnP inliers 0 by frame 7), which then
     took the pose head's rotation, a quarter of the camera's at that rate (docs/results/session35)."""
-    relinked = np.zeros(len(geo.valid), bool)
     for t in range(1, len(geo.valid)):
         if geo.valid[t] or geo.still[t] or held[t] or held[t - 1] or not geo.valid[t - 1]:
             continue  # never from a frame the images cannot show (its pose is held, not measured)
@@ -318,9 +317,7 @@ def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | N
         geo.variance[t] = geo.variance[t - 1] + pair.variance[1]
         geo.inliers[t], geo.points[t], geo.rmse_px[t] = pair.inliers[1], pair.points[1], pair.rmse_px[1]
         geo.rotation_only[t] = pair.rotation_only[1]
-        geo.valid[t], geo.gated[t], relinked[t] = True, False, True
-    geo.relinked = relinked
-    return relinked
+        geo.valid[t], geo.gated[t], geo.relinked[t] = True, False, True
 
 
 def gate_outliers(head_rotation: np.ndarray, head_variance: np.ndarray, geo: GeometryPose,
