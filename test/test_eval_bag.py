@@ -50,6 +50,23 @@ def test_7scenes_round_trip(tmp_path, storage):
     np.testing.assert_allclose(data.K[s], seven_scenes_rgb_intrinsics(src))
 
 
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bag_directory_named_dot_bag(tmp_path, storage):
+    """`ros2 bag record -o run.bag` makes a rosbag2 directory named *.bag, which rosbags alone
+    takes for a ROS 1 bag file ("Is a directory"); it reads like any other directory."""
+    src = require(HOLO)
+    out = tmp_path / "run.bag"
+    assert cli(["bag", "convert", "--format", "hololens", str(src), str(out), "--storage", storage,
+                "--max-frames", "3"]) == 0
+    assert out.is_dir()
+    data = read_bag(out)
+    assert len(data.stamps) == 3 and len(data.images) == 3 and len(data.gt_pose) == 3
+    ros1 = tmp_path / "old.bag"  # a ROS 1 bag file is still refused, with a clear error
+    ros1.write_bytes(b"#ROSBAG V2.0\n" + b"\0" * 64)
+    with pytest.raises(BagError, match="not a rosbag2 directory"):
+        open_reader(ros1)
+
+
 def test_compressed_keeps_original_bytes(tmp_path):
     src = require(HOLO)
     out = tmp_path / "bag"

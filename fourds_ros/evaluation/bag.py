@@ -335,6 +335,13 @@ def open_reader(path: str | Path):
             raise BagError(f"{path}: not a rosbag2 directory or .mcap file (metadata.yaml missing next to it)")
     try:
         reader = AnyReader([path], default_typestore=typestore())
+        if path.is_dir() and not reader.is2:
+            # rosbags takes every path named *.bag for a ROS 1 bag file, so a rosbag2 directory
+            # named run.bag (`ros2 bag record -o run.bag`, or `fourds-ros bag convert SRC run.bag`)
+            # failed with "Is a directory". A directory is never a ROS 1 bag.
+            from rosbags.rosbag2 import Reader as Rosbag2Reader
+
+            reader.is2, reader.readers = True, [Rosbag2Reader(path)]
         reader.open()
     except Exception as exc:  # rosbags raises several error types for corrupt input
         raise BagError(f"{path}: cannot open bag: {exc}") from exc
