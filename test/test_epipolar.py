@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fourds_ros.perception.epipolar import (MIN_INLIERS, essential_motion, follow_corners,
-                                            turn_translations)
+from fourds_ros.perception.epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners,
+                                            stepwise_direction, turn_translations)
 
 from .conftest import SHARED_DATA, require
 
@@ -186,3 +186,99 @@ def test_a_camera_that_only_turns_takes_no_direction_in_the_pipeline(shipped_eng
         frame = cv2.warpPerspective(first, turn, (first.shape[1], first.shape[0]))
         out += pipe.push(frame, i * 33_333_333, "cam", seq.intrinsics)
     assert len(out) >= 15 and pipe.status()["pose_epipolar_clips"] == 0
+
+
+def _clip_motion(turn_per_frame, step_per_frame, frames=8):
+    """first_from_t rotations (T, 3, 3) and translations (T, 3) of a camera turning by
+    `turn_per_frame` (rotation vector) and moving `step_per_frame` (in its own axes) each frame."""
+    rotation, translation = [np.eye(3)], [np.zeros(3)]
+    step_turn = cv2.Rodrigues(np.asarray(turn_per_frame, float))[0]
+    for _ in range(1, frames):
+        translation.append(translation[-1] + rotation[-1] @ np.asarray(step_per_frame, float))
+        rotation.append(rotation[-1] @ step_turn)
+    return np.array(rotation), np.array(translation)
+
+
+def _steps_of(rotation, translation, followed=(0, 2, 4, 6, 7), n=200, seed=0, noise_px=0.2):
+    """CornerSteps.steps of a synthetic clip: the same points seen in each followed pair of frames."""
+    rng = np.random.default_rng(seed)
+    pts = np.c_[rng.uniform(-1.5, 1.5, (n, 2)), rng.uniform(1.0, 4.0, n)]  # in frame 0
+
+    def project(t):
+        p = (pts - translation[t]) @ rotation[t]  # R_t^T (p - c_t) for every row
+        x = p @ K.T
+        return x[:, :2] / x[:, 2:] + rng.normal(0, noise_px, (n, 2))
+    return [(a, b, project(a), project(b)) for a, b in zip(followed[:-1], followed[1:])]
+
+
+def test_stepwise_direction_recovers_a_walk_that_the_solver_got_wrong():
+    """A camera walking forward while turning (axes change every frame): the solver's rotations
+    right, its translations pointing 40 degrees off with the right sizes. The sum of the steps'
+    essential matrices points the clip where it went; the sizes come from the solver."""
+    rotation, translation = _clip_motion([0.0, 0.03, 0.01], [0.0, 0.0, 0.05])
+    wrong = translation @ cv2.Rodrigues(np.array([0.0, np.radians(40), 0.0]))[0].T
+    direction = stepwise_direction(_steps_of(rotation, translation), K, rotation, wrong)
+    truth = translation[-1] / np.linalg.norm(translation[-1])
+    assert np.degrees(np.arccos(np.clip(direction @ truth, -1, 1))) < 3.0
+    turned = turn_translations(wrong, direction)
+    assert np.degrees(np.arccos(np.clip(turned[-1] @ truth / np.linalg.norm(turned[-1]), -1, 1))) < 3.0
+
+
+def test_stepwise_direction_needs_half_of_the_steps_measured():
+    """A camera that only turns measures no step's direction: no direction, whatever the solver
+    says; a walk of which only one step of four has parallax is not enough either."""
+    rotation, translation = _clip_motion([0.0, 0.03, 0.0], [0.0, 0.0, 0.0])
+    solved = np.cumsum(np.tile([0.0, 0.0, 0.01], (8, 1)), axis=0) - [0.0, 0.0, 0.01]
+    assert stepwise_direction(_steps_of(rotation, translation), K, rotation, solved) is None
+    moving = translation.copy()
+    moving[7:] += [0.0, 0.0, 0.05]  # only the last step (6 -> 7) moves
+    assert stepwise_direction(_steps_of(rotation, moving), K, rotation, solved) is None
+    assert stepwise_direction([], K, rotation, solved) is None
+
+
+def test_corner_steps_are_replenished_where_too_few_last():
+    """A real TUM frame shifted 2 px a frame, whose content changes to another scene (the frame
+    turned upside down and mirrored) at frame 4: the first frame's corners are lost on the way to frame 4. Replenished, the steps 4 -> 6 -> 7 are
+    followed on fresh corners (4 and 2 px); the first-last corners are the same either way (none
+    lasted)."""
+    root = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    files = sorted((root / "rgb").glob("*.jpg"))
+    gray = cv2.cvtColor(cv2.imread(str(files[10])), cv2.COLOR_BGR2GRAY)
+    grays = [gray, np.ascontiguousarray(gray[::-1, ::-1])]
+    frames = [cv2.warpAffine(grays[t >= 4], np.float32([[1, 0, 2 * t], [0, 1, 0]]), (640, 480)).astype(np.float32)
+              for t in range(8)]
+    plain = follow_corner_steps(frames, 200)
+    fed = follow_corner_steps(frames, 200, replenish_below=MIN_INLIERS)
+    assert len(plain.first) == len(fed.first) < MIN_INLIERS
+    assert [s[:2] for s in fed.steps] == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    for a, b, xa, xb in fed.steps[2:]:
+        assert len(xa) >= 50
+        np.testing.assert_allclose(np.median(xb - xa, axis=0), [2.0 * (b - a), 0.0], atol=0.1)
+    assert all(len(s[2]) < MIN_INLIERS for s in plain.steps[2:])  # without: too few for a step
+    first, last = follow_corners(frames, 200)
+    np.testing.assert_array_equal(first, plain.first)
+    np.testing.assert_array_equal(last, plain.last)
+
+
+def test_pipeline_sums_the_steps_where_the_first_and_last_frames_measure_nothing(shipped_engine):
+    """The HoloLens walk (low frame rate, walking; train scene): no clip keeps enough of its first
+    frame's corners for the first-last direction, and with pose_epipolar_steps (the default) the
+    steps give it (counted); off, the solver's own direction stands. Sizes are kept either way."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_hololens
+
+    seq = read_hololens(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
+    assert PerceptionSettings().pose.epipolar_steps is True
+    poses, counts = {}, {}
+    for steps in (True, False):
+        pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params({"pose_epipolar_steps": steps}))
+        out = [r for i in range(15) for r in pipe.push(seq.rgb(i), i * 100_000_000, "cam", seq.intrinsics)]
+        poses[steps] = np.array([r.pose.odom_from_camera[:3, 3] for r in out])
+        counts[steps] = (pipe.status()["pose_epipolar_clips"], pipe.status()["pose_epipolar_stepwise"])
+    assert counts[True][0] == counts[False][0] == 0  # first and last never measure here
+    assert counts[True][1] >= 1 and counts[False][1] == 0
+    assert not np.allclose(poses[True], poses[False], atol=1e-4)
+    first_clip = slice(0, 8)
+    np.testing.assert_allclose(np.linalg.norm(np.diff(poses[True][first_clip], axis=0), axis=1),
+                               np.linalg.norm(np.diff(poses[False][first_clip], axis=0), axis=1), rtol=1e-6)

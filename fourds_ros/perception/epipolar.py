@@ -66,31 +66,65 @@ class EpipolarMotion:
     parallax_px: float
 
 
-def follow_corners(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
-                   stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """grays: the clip's (H, W) gray camera images (only the frames followed are read); corners: how many to seed in the first;
-    keep: optional (H, W) bool, where a corner may be seeded; stride: LK from frame to frame
-    `stride` apart (and to the last; default FOLLOW_STRIDE). -> ((M, 2) first-frame and (M, 2)
-    last-frame camera pixels) of the corners LK followed through those frames."""
+@dataclass
+class CornerSteps:
+    """Corners followed through a clip. first, last: (M, 2) camera pixels, in the first and the last
+    frame, of the first frame's corners that lasted the clip. steps: each step LK took, (frame a,
+    frame b, (N, 2) pixels in a, (N, 2) in b) of every corner it followed there, those seeded on
+    the way included."""
+
+    first: np.ndarray
+    last: np.ndarray
+    steps: list[tuple[int, int, np.ndarray, np.ndarray]]
+
+
+def _seed_corners(gray: np.ndarray, corners: int, keep: np.ndarray | None) -> np.ndarray:
+    """(M, 2) Shi-Tomasi corners of one (H, W) gray image, where `keep` allows; (0, 2) when none."""
+    seeds = cv2.goodFeaturesToTrack(_as_uint8(gray), corners, CORNER_QUALITY, MIN_CORNER_DISTANCE_PX,
+                                    mask=None if keep is None else keep.astype(np.uint8))
+    return np.zeros((0, 2)) if seeds is None else seeds.reshape(-1, 2).astype(np.float64)
+
+
+def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
+                        stride: int | None = None, replenish_below: int = 0) -> CornerSteps:
+    """grays: the clip's (H, W) gray camera images (only the frames followed are read); corners: how
+    many to seed in the first; keep: optional (H, W) bool, where a corner may be seeded; stride: LK
+    from frame to frame `stride` apart (and to the last; default FOLLOW_STRIDE). replenish_below:
+    where fewer corners than this are still followed at the start of a step, fresh ones are seeded
+    there (0: never), so that every step can measure its own motion; they never count for first and
+    last. Why: at a low frame rate or a fast walk, the first frame's corners are gone within a few
+    frames (the HoloLens walk: no clip kept enough for the first and last frames' direction)."""
     stride = FOLLOW_STRIDE if stride is None else stride
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    grays = [grays[t] for t in sorted(set(range(0, len(grays), stride)) | {len(grays) - 1})]
-    first = _as_uint8(grays[0])
-    seeds = cv2.goodFeaturesToTrack(first, corners, CORNER_QUALITY, MIN_CORNER_DISTANCE_PX,
-                                    mask=None if keep is None else keep.astype(np.uint8))
-    if seeds is None:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    start = seeds.reshape(-1, 2).astype(np.float64)
-    at, alive = start.copy(), np.ones(len(start), bool)
-    for previous, image in zip(grays[:-1], grays[1:]):
+    followed = sorted(set(range(0, len(grays), stride)) | {len(grays) - 1})
+    images = {t: grays[t] for t in followed}
+    start = _seed_corners(images[followed[0]], corners, keep)
+    at, alive, original = start.copy(), np.ones(len(start), bool), np.ones(len(start), bool)
+    steps = []
+    for a, b in zip(followed[:-1], followed[1:]):
+        if replenish_below and alive.sum() < replenish_below:
+            fresh = _seed_corners(images[a], corners, keep)
+            start, at = np.concatenate([start, fresh]), np.concatenate([at, fresh])
+            alive = np.concatenate([alive, np.ones(len(fresh), bool)])
+            original = np.concatenate([original, np.zeros(len(fresh), bool)])
         rows = np.flatnonzero(alive)
         if not len(rows):
             break
-        moved, ok = lk_step(previous, image, at[rows])
+        moved, ok = lk_step(images[a], images[b], at[rows])
+        steps.append((a, b, at[rows[ok]].copy(), moved[ok].copy()))
         at[rows] = moved
         alive[rows[~ok]] = False
-    return start[alive], at[alive]
+    lasted = alive & original
+    return CornerSteps(start[lasted], at[lasted], steps)
+
+
+def follow_corners(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
+                   stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """follow_corner_steps without replenishing -> ((M, 2) first-frame and (M, 2) last-frame camera
+    pixels) of the corners LK followed through the clip."""
+    chain = follow_corner_steps(grays, corners, keep, stride)
+    return chain.first, chain.last
 
 
 def essential_motion(x0: np.ndarray, x1: np.ndarray, k: np.ndarray, expected_rotation: np.ndarray | None = None
@@ -144,3 +178,26 @@ def turn_translations(translation: np.ndarray, direction: np.ndarray) -> np.ndar
     else:
         turn = cv2.Rodrigues(axis / np.linalg.norm(axis) * np.arctan2(np.linalg.norm(axis), cos))[0]
     return translation @ turn.T
+
+
+def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]], k: np.ndarray,
+                       rotation: np.ndarray, translation: np.ndarray) -> np.ndarray | None:
+    """The direction of a clip's last frame from its first, summed over the steps its corners were
+    followed (CornerSteps.steps): each step's essential matrix (essential_motion, the solved rotation
+    between its two frames expected) gives that step's direction, the solved motion its length; a
+    step that measures none keeps the solved step. rotation (T, 3, 3), translation (T, 3):
+    first_from_t, as solved. -> (3,) unit vector in the first frame, or None when fewer than half
+    of the steps measured a direction or the sum is zero. Why: ORB VO measures each pair of frames
+    on its own; where the first and last frames share too few corners, the steps still do."""
+    total, measured = np.zeros(3), 0
+    for a, b, xa, xb in steps:
+        own = rotation[a].T @ (translation[b] - translation[a])  # the solved step, in frame a's axes
+        motion = essential_motion(xa, xb, k, rotation[a].T @ rotation[b])
+        if motion is not None:
+            measured += 1
+            own = motion.direction * np.linalg.norm(own)
+        total += rotation[a] @ own
+    size = float(np.linalg.norm(total))
+    if not steps or 2 * measured < len(steps) or not size > 0:
+        return None
+    return total / size

@@ -287,6 +287,16 @@ class PoseSettings(_Group):
         0.0255); training rows kitchen 0.059 -> 0.051, HoloLens unchanged; 23 ms a clip on the
         2-core CPU (docs/results/session30 rules 6-7, session31 rule 8).""",
                                     param="pose_epipolar_corners", low=0, high=5000)
+    epipolar_steps: bool = setting(True, """pose_epipolar_corners > 0: where a clip's first and last camera images
+        measure no direction, the steps its corners were followed over (every second frame) each
+        measure their own by the essential matrix, and their sum turns the clip's translations (used
+        when at least half of the steps measured one; fresh corners are seeded where fewer than 30
+        are still followed). Why: on a walk or a slow camera the first frame's corners do not last
+        the clip (the HoloLens walk: none of its clips measured a first-last direction). The
+        HoloLens walk played backwards (images the model saw, a motion it did not learn): ATE 0.286
+        -> 0.168 m (ORB VO 0.109); TUM fr1/rpy (validation) at 30 / 15 / 10 Hz and the kitchen
+        (train) unchanged; about 0-11 ms a clip where it runs (docs/results/session36, rule 23).""",
+                                   param="pose_epipolar_steps")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
         instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the
