@@ -67,6 +67,24 @@ def test_bag_directory_named_dot_bag(tmp_path, storage):
         open_reader(ros1)
 
 
+def test_reverse_plays_the_frames_backwards_with_rising_stamps(tmp_path):
+    """`bag convert --reverse`: the same stamps in the same order, each carrying the frame (image,
+    depth, pose) that was at the mirrored place."""
+    src = require(HOLO)
+    bags = {}
+    for flag in ([], ["--reverse"]):
+        out = tmp_path / ("backwards" if flag else "forwards")
+        assert cli(["bag", "convert", "--format", "hololens", str(src), str(out), "--max-frames", "4", *flag]) == 0
+        bags[bool(flag)] = read_bag(out)
+    forwards, backwards = bags[False], bags[True]
+    assert backwards.stamps == forwards.stamps and backwards.stamps == sorted(backwards.stamps)
+    for s, mirrored in zip(backwards.stamps, reversed(forwards.stamps)):
+        np.testing.assert_array_equal(backwards.images[s], forwards.images[mirrored])
+        np.testing.assert_array_equal(backwards.gt_pose[s], forwards.gt_pose[mirrored])
+        np.testing.assert_array_equal(backwards.gt_depth[s], forwards.gt_depth[mirrored])
+    assert not np.array_equal(backwards.images[backwards.stamps[0]], forwards.images[forwards.stamps[0]])
+
+
 def test_compressed_keeps_original_bytes(tmp_path):
     src = require(HOLO)
     out = tmp_path / "bag"

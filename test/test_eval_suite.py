@@ -24,7 +24,10 @@ def test_split_file_parses_and_every_fold_is_a_partition_of_the_scenes():
 
     split = load_split(SPLIT)
     scenes = split.scenes
-    assert len(scenes) == 3 and len(split.recordings) == 3
+    assert len(scenes) == 3 and len(split.recordings) == 5
+    # each scene once as recorded; the HoloLens walk and TUM also played backwards (same scene)
+    assert sorted(r.scene for r in split.recordings if not r.reverse) == sorted(scenes)
+    assert sorted(r.scene for r in split.recordings if r.reverse) == ["hololens_dvmvs_000", "tum_fr1_desk"]
     for fold in split.folds:
         assert not set(fold.train) & set(fold.validation), fold.name
         assert set(fold.train) | set(fold.validation) == scenes, fold.name
@@ -55,6 +58,15 @@ def test_split_rejects_folds_that_leak_or_leave_out_scenes(tmp_path, bad, messag
     (tmp_path / "split.yaml").write_text(recordings + bad + "\n")
     with pytest.raises(SplitError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_split(tmp_path / "split.yaml")
+
+
+def test_split_rejects_a_reverse_that_is_not_a_boolean(tmp_path):
+    from fourds_ros.evaluation.suite import SplitError, load_split
+
+    (tmp_path / "s.yaml").write_text("recordings:\n  - {name: a, format: tum, path: a, scene: a, reverse: yes please}\n"
+                                     "folds: [{name: f, train: [], validation: [a]}]\n")
+    with pytest.raises(SplitError, match="reverse must be true or false"):
+        load_split(tmp_path / "s.yaml")
 
 
 def test_split_rejects_an_unknown_format(tmp_path):

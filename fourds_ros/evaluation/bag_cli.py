@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from .bag import STORAGES, BagError, write_bag
-from .datasets import FORMATS, iter_dataset
+from .datasets import FORMATS, iter_dataset, played_backwards
 
 
 def main(argv: list[str]) -> int:
@@ -25,6 +25,9 @@ def main(argv: list[str]) -> int:
     conv.add_argument("--start", type=int, default=0)
     conv.add_argument("--stride", type=int, default=1)
     conv.add_argument("--max-frames", type=int, default=None)
+    conv.add_argument("--reverse", action="store_true",
+                      help="the frames played backwards, stamps still rising (a proxy for motion a model never "
+                           "learned on images it saw; datasets.played_backwards)")
     conv.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None)
     args = parser.parse_args(argv)
     K = None
@@ -34,6 +37,8 @@ def main(argv: list[str]) -> int:
     try:
         frames = iter_dataset(args.format, args.src, fps=args.fps, start=args.start, stride=args.stride,
                               max_frames=args.max_frames, K=K)
+        if args.reverse:
+            frames = played_backwards(frames)
         n = write_bag(frames, args.out, storage=args.storage, compressed=args.compressed)
     except (BagError, OSError, ValueError) as exc:  # unreadable source, undecodable frame, full disk
         print(f"fourds-ros bag convert: {exc}", file=sys.stderr)

@@ -18,8 +18,9 @@ Formats (see ../shared/data/*/README.md):
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +143,18 @@ def iter_mp4(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
             kept += 1
             yield Frame(stamp_ns=round(t * NS), K=K if K is not None else default_K(img.shape[1], img.shape[0]),
                         image=img)
+
+
+def played_backwards(frames: Iterable[Frame]) -> list[Frame]:
+    """The same frames in reverse order, each with the stamp of the frame whose place it takes, so
+    that time still runs forward at the recording's own pace (ground truth stays with its image).
+    Why: every image is one that a model trained on the recording saw, and every motion one it
+    did not learn: a proxy for unseen frames of a training scene, which issue #17's acceptance
+    recordings include (the pose head is sure of the motion it memorised; model card, session 36).
+    Holds every frame in memory."""
+    frames = list(frames)
+    stamps = [f.stamp_ns for f in frames]
+    return [dataclasses.replace(f, stamp_ns=s) for f, s in zip(reversed(frames), stamps)]
 
 
 def iter_dataset(fmt: str, src: str | Path, **kw) -> Iterator[Frame]:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .bag import BagError, write_bag
-from .datasets import iter_dataset
+from .datasets import iter_dataset, played_backwards
 from .uncertainty import BLOCK_FRAMES, LEVEL
 
 log = logging.getLogger("fourds_ros.eval_suite")
@@ -46,6 +46,7 @@ class Recording:
     path: str
     scene: str
     erode_px: int = 0
+    reverse: bool = False  # played backwards (datasets.played_backwards): a proxy for unlearned motion
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,15 @@ def _recording(entry, index: int) -> Recording:
     if not isinstance(entry, dict):
         raise SplitError(f"recordings[{index}] must be a mapping, got {type(entry).__name__}")
     missing = [k for k in ("name", "format", "path", "scene") if not entry.get(k)]
-    unknown = set(entry) - {"name", "format", "path", "scene", "erode_px"}
+    unknown = set(entry) - {"name", "format", "path", "scene", "erode_px", "reverse"}
     if missing or unknown:
         raise SplitError(f"recordings[{index}]: missing {missing}, unknown keys {sorted(unknown)}")
     if entry["format"] not in SUITE_FORMATS:
         raise SplitError(f"recordings[{index}] ({entry['name']}): format must be one of {SUITE_FORMATS}")
+    if not isinstance(entry.get("reverse", False), bool):
+        raise SplitError(f"recordings[{index}] ({entry['name']}): reverse must be true or false")
     return Recording(str(entry["name"]), entry["format"], str(entry["path"]), str(entry["scene"]),
-                     int(entry.get("erode_px", 0)))
+                     int(entry.get("erode_px", 0)), bool(entry.get("reverse", False)))
 
 
 def _fold(entry, index: int, scenes: set[str]) -> Fold:
@@ -133,7 +136,7 @@ def convert_recording(rec: Recording, data_root: Path, bag_path: Path, max_frame
         shutil.rmtree(bag_path)
     bag_path.parent.mkdir(parents=True, exist_ok=True)
     frames = iter_dataset(rec.format, data_root / rec.path, max_frames=max_frames)
-    return write_bag(frames, bag_path, compressed=True)
+    return write_bag(played_backwards(frames) if rec.reverse else frames, bag_path, compressed=True)
 
 
 def _get(report: dict, *keys):
@@ -240,7 +243,7 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
         log.info("%s (%s): %d frames converted, evaluating", rec.name, role, n)
         report = evaluate(out / "bags" / rec.name, model_dir, out / rec.name, offline=offline, backend=backend,
                           erode_px=rec.erode_px, params=params,
-                          pose_starts=pose_starts if role == "validation" else 0)
+                          pose_starts=pose_starts if role == "validation" or rec.reverse else 0)
         rows.append(suite_row(rec, role, report, rec.name))
         rows[-1]["wall_s"] = time.perf_counter() - t0
     suite = {"fold": asdict(fold), "model": _shown(model_dir), "model_is_default": model_arg is None,
