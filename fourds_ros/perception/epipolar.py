@@ -180,24 +180,62 @@ def turn_translations(translation: np.ndarray, direction: np.ndarray) -> np.ndar
     return translation @ turn.T
 
 
-def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]], k: np.ndarray,
-                       rotation: np.ndarray, translation: np.ndarray) -> np.ndarray | None:
+def step_motions(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]], k: np.ndarray,
+                 rotation: np.ndarray) -> list[EpipolarMotion | None]:
+    """Each step's (CornerSteps.steps) essential matrix (essential_motion, with the solved rotation
+    between its two frames expected; rotation (T, 3, 3) first_from_t as solved), or None where it
+    measures none."""
+    return [essential_motion(xa, xb, k, rotation[a].T @ rotation[b]) for a, b, xa, xb in steps]
+
+
+def rotations_from_steps(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
+                         motions: Sequence[EpipolarMotion | None], rotation: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) first_from_t with each step's rotation its essential matrix's where it measured one
+    (motions, from step_motions), composed step by step from frame 0; a step that measured none
+    keeps the solved rotation between its frames. A frame between a step's two frames keeps its
+    solved rotation, corrected by the correction of the frames around it interpolated on the
+    geodesic; frames after the last step keep the last correction. Why: the essential matrix needs
+    no depth, and where a step measures (enough inliers, parallax) its rotation was 4-16x closer to
+    the truth than the solver's on the HoloLens walk, whose solver reads the model's depth
+    (docs/results/session36, rule 25)."""
+    rotation = np.asarray(rotation, np.float64)
+    fixed = {0: rotation[0]}
+    for (a, b, *_), motion in zip(steps, motions):
+        relative = rotation[a].T @ rotation[b] if motion is None else motion.rotation
+        fixed[b] = fixed[a] @ relative
+    # the correction of each followed frame, applied on the left (in frame 0's axes)
+    correction = {t: fixed[t] @ rotation[t].T for t in fixed}
+    out = rotation.copy()
+    followed = sorted(fixed)
+    for t in range(len(rotation)):
+        before = max(f for f in followed if f <= t)
+        after = min((f for f in followed if f >= t), default=before)
+        c = correction[before]
+        if after != before:
+            share = (t - before) / (after - before)
+            c = c @ cv2.Rodrigues(share * cv2.Rodrigues(c.T @ correction[after])[0])[0]
+        out[t] = c @ rotation[t]
+    return out
+
+
+def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
+                       motions: Sequence[EpipolarMotion | None], rotation: np.ndarray,
+                       translation: np.ndarray) -> np.ndarray | None:
     """The direction of a clip's last frame from its first, summed over the steps its corners were
-    followed (CornerSteps.steps): each step's essential matrix (essential_motion, the solved rotation
-    between its two frames expected) gives that step's direction, the solved motion its length; a
-    step that measures none keeps the solved step. rotation (T, 3, 3), translation (T, 3):
-    first_from_t, as solved. -> (3,) unit vector in the first frame, or None when fewer than half
-    of the steps measured a direction or the sum is zero. Why: ORB VO measures each pair of frames
-    on its own; where the first and last frames share too few corners, the steps still do."""
+    followed (CornerSteps.steps): each step's essential matrix (motions, from step_motions) gives
+    that step's direction, the solved motion its length; a step that measures none keeps the
+    solved step. rotation (T, 3, 3), translation (T, 3): first_from_t. -> (3,) unit vector in the
+    first frame, or None when fewer than half of the steps measured a direction or the sum is
+    zero. Why: ORB VO measures each pair of frames on its own; where the first and last frames
+    share too few corners, the steps still do."""
     total, measured = np.zeros(3), 0
-    for a, b, xa, xb in steps:
+    for (a, b, *_), motion in zip(steps, motions):
         own = rotation[a].T @ (translation[b] - translation[a])  # the solved step, in frame a's axes
-        motion = essential_motion(xa, xb, k, rotation[a].T @ rotation[b])
         if motion is not None:
             measured += 1
             own = motion.direction * np.linalg.norm(own)
         total += rotation[a] @ own
     size = float(np.linalg.norm(total))
-    if not steps or 2 * measured < len(steps) or not size > 0:
+    if not len(steps) or 2 * measured < len(steps) or not size > 0:
         return None
     return total / size
