@@ -188,36 +188,6 @@ def step_motions(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]], k: np
     return [essential_motion(xa, xb, k, rotation[a].T @ rotation[b]) for a, b, xa, xb in steps]
 
 
-def rotations_from_steps(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
-                         motions: Sequence[EpipolarMotion | None], rotation: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) first_from_t with each step's rotation its essential matrix's where it measured one
-    (motions, from step_motions), composed step by step from frame 0; a step that measured none
-    keeps the solved rotation between its frames. A frame between a step's two frames keeps its
-    solved rotation, corrected by the correction of the frames around it interpolated on the
-    geodesic; frames after the last step keep the last correction. Why: the essential matrix needs
-    no depth, and where a step measures (enough inliers, parallax) its rotation was 4-16x closer to
-    the truth than the solver's on the HoloLens walk, whose solver reads the model's depth
-    (docs/results/session36, rule 25)."""
-    rotation = np.asarray(rotation, np.float64)
-    fixed = {0: rotation[0]}
-    for (a, b, *_), motion in zip(steps, motions):
-        relative = rotation[a].T @ rotation[b] if motion is None else motion.rotation
-        fixed[b] = fixed[a] @ relative
-    # the correction of each followed frame, applied on the left (in frame 0's axes)
-    correction = {t: fixed[t] @ rotation[t].T for t in fixed}
-    out = rotation.copy()
-    followed = sorted(fixed)
-    for t in range(len(rotation)):
-        before = max(f for f in followed if f <= t)
-        after = min((f for f in followed if f >= t), default=before)
-        c = correction[before]
-        if after != before:
-            share = (t - before) / (after - before)
-            c = c @ cv2.Rodrigues(share * cv2.Rodrigues(c.T @ correction[after])[0])[0]
-        out[t] = c @ rotation[t]
-    return out
-
-
 def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
                        motions: Sequence[EpipolarMotion | None], rotation: np.ndarray,
                        translation: np.ndarray) -> np.ndarray | None:

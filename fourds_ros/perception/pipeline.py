@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
-from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotations_from_steps,
-                       step_motions, stepwise_direction, turn_translations)
+from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, step_motions,
+                       stepwise_direction, turn_translations)
 from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
@@ -135,7 +135,6 @@ class PerceptionPipeline:
         self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
         self.pose_epipolar_skipped = 0  # clips that skipped it because a newer clip was waiting (behind)
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
-        self.pose_epipolar_rotated = 0  # steps whose rotation their essential matrix gave (pose_epipolar_rotation)
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
@@ -209,7 +208,7 @@ class PerceptionPipeline:
         return {**scale, "metres_from": self.settings.scale.source,  # whose metres the outputs are in
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
-                "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_rotated": self.pose_epipolar_rotated,
+                "pose_epipolar_stepwise": self.pose_epipolar_stepwise,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
@@ -421,7 +420,7 @@ class PerceptionPipeline:
         if geo is not None:
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
             self.pose_relinked += int(geo.relinked[output_t].sum())
-            rotation, translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
+            translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
             translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
@@ -451,44 +450,37 @@ class PerceptionPipeline:
         return step
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
-                  unseen: np.ndarray, images: ClipImages) -> tuple[np.ndarray, np.ndarray]:
-        """The clip's motion checked against its camera images' epipolar geometry (epipolar.py;
-        pose_epipolar_corners > 0): rotation (T, 3, 3) and translation (T, 3) first_from_t as solved
-        -> the same, where the images measure. With pose_epipolar_rotation, each step the corners were
-        followed over takes its essential matrix's rotation (epipolar.rotations_from_steps). The
-        translations are turned to the direction the essential matrix of the first and last images
-        gives, where those views measure one (not where the two views' rotation disagrees with the
-        clip's first_from_last); where they measure none, with pose_epipolar_steps, the steps' sum
-        does (epipolar.stepwise_direction; corners replenished where too few lasted). Where the
-        geometry called the clip rotation-only, the two views' own tests decide (essential_motion:
-        inliers in front of both cameras, parallax). Nothing changes where a frame is blind or the
-        geometry found the last frame still. Sizes unchanged."""
+                  unseen: np.ndarray, images: ClipImages) -> np.ndarray:
+        """The clip's (T, 3) translations turned to the direction the essential matrix of its first
+        and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
+        measure one: not where a frame is blind, nor where the geometry found the last frame still,
+        nor where the two views' rotation disagrees with the solved first_from_last (rotation:
+        (T, 3, 3) first_from_t). Where the geometry called the clip rotation-only, the two views' own
+        tests decide (essential_motion: inliers in front of both cameras, parallax). Where the first
+        and last views measure none, with pose_epipolar_steps the steps the corners were followed
+        over do, summed (epipolar.stepwise_direction; corners replenished where too few lasted).
+        Sizes and rotations unchanged."""
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1]:
-            return rotation, translation
-        if self.behind is not None and self.behind():  # a newer clip waits: the solver's own motion
+            return translation
+        if self.behind is not None and self.behind():  # a newer clip waits: the solver's own direction
             self.pose_epipolar_skipped += 1
-            return rotation, translation
-        steps, rotate = self.settings.pose.epipolar_steps, self.settings.pose.epipolar_rotation
+            return translation
+        steps = self.settings.pose.epipolar_steps
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
-        chain = follow_corner_steps(images, corners, keep, replenish_below=MIN_INLIERS if steps or rotate else 0)
+        chain = follow_corner_steps(images, corners, keep, replenish_below=MIN_INLIERS if steps else 0)
         k = self._input_k(frames[0])
-        motions = step_motions(chain.steps, k, rotation) if rotate else None
-        if rotate:
-            rotation = rotations_from_steps(chain.steps, motions, rotation)
-            self.pose_epipolar_rotated += sum(m is not None for m in motions)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is not None:
             self.pose_epipolar_clips += 1
-            return rotation, turn_translations(translation, motion.direction)
+            return turn_translations(translation, motion.direction)
         if not steps:
-            return rotation, translation
-        motions = step_motions(chain.steps, k, rotation) if motions is None else motions
-        direction = stepwise_direction(chain.steps, motions, rotation, translation)
+            return translation
+        direction = stepwise_direction(chain.steps, step_motions(chain.steps, k, rotation), rotation, translation)
         if direction is None:
-            return rotation, translation
+            return translation
         self.pose_epipolar_stepwise += 1
-        return rotation, turn_translations(translation, direction)
+        return turn_translations(translation, direction)
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

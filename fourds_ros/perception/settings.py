@@ -297,12 +297,6 @@ class PoseSettings(_Group):
         -> 0.168 m (ORB VO 0.109); TUM fr1/rpy (validation) at 30 / 15 / 10 Hz and the kitchen
         (train) unchanged; about 0-11 ms a clip where it runs (docs/results/session36, rule 23).""",
                                    param="pose_epipolar_steps")
-    epipolar_rotation: bool = setting(False, """pose_epipolar_corners > 0: each step the corners are followed over
-        (every second frame) takes its rotation from its essential matrix where that measures one
-        (30 inliers, 1 px of parallax, within 10 degrees of the solved rotation), composed from the
-        clip's first frame; the frames between take the correction interpolated. Candidate,
-        docs/results/session36 rule 25.""",
-                                      param="pose_epipolar_rotation")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
         instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the
