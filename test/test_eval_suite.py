@@ -92,6 +92,7 @@ def test_eval_suite_marks_train_and_validation_rows(tmp_path, tiny_model_dir):
     split.write_text("recordings:\n"
                      "  - {name: holo, format: hololens, path: holo, scene: hololens}\n"
                      "  - {name: tum, format: tum, path: tum, scene: tum_desk}\n"
+                     "  - {name: holo_back, format: hololens, path: holo, scene: hololens, reverse: true}\n"
                      "folds: [{name: hold_tum, train: [hololens], validation: [tum_desk]}]\n")
     out = tmp_path / "suite"
     rc = main(["eval-suite", "--split", str(split), "--fold", "hold_tum", "--data-root", str(root),
@@ -102,6 +103,13 @@ def test_eval_suite_marks_train_and_validation_rows(tmp_path, tiny_model_dir):
     assert rows["holo"]["role"] == "train" and rows["tum"]["role"] == "validation"
     assert rows["holo"]["frames"] == rows["tum"]["frames"] == 6
     assert rows["holo"]["targets"] is None  # targets are judged on validation scenes only
+    # played backwards: the same scene and role, the same frames in the other order
+    assert rows["holo_back"]["role"] == "train" and rows["holo_back"]["frames"] == 6
+    from fourds_ros.evaluation.bag import read_bag
+
+    holo, back = read_bag(out / "bags" / "holo"), read_bag(out / "bags" / "holo_back")
+    assert back.stamps == holo.stamps
+    np.testing.assert_array_equal(back.images[back.stamps[0]], holo.images[holo.stamps[-1]])
     targets = rows["tum"]["targets"]
     assert set(targets) == {"depth", "metric_depth", "tracks", "pose", "all"}
     # every column the issue asks for was scored (a micro random model still makes outputs)
