@@ -137,7 +137,6 @@ class PerceptionPipeline:
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
-        self.pose_relink_essential = 0  # relinked frames whose rotation the essential matrix gave
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
         # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.
@@ -211,7 +210,6 @@ class PerceptionPipeline:
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
-                "pose_relink_essential": self.pose_relink_essential,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
@@ -448,13 +446,7 @@ class PerceptionPipeline:
             if not len(x0):
                 return None
             xy = np.stack([np.stack(pmap.to_model(x[:, 0], x[:, 1]), axis=1) for x in (x0, x1)], axis=1)
-            geo = solve_clip_motion(outputs["depth"][0, t - 1], xy, np.ones(xy.shape[:2], bool), k_model)
-            if self.settings.pose.relink_essential and geo.valid[1]:  # the same corners' rotation, no depth read
-                motion = essential_motion(x0, x1, self._input_k(frames[0]), geo.rotation[1])
-                if motion is not None:
-                    geo.rotation[1] = motion.rotation
-                    self.pose_relink_essential += 1
-            return geo
+            return solve_clip_motion(outputs["depth"][0, t - 1], xy, np.ones(xy.shape[:2], bool), k_model)
         return step
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],

@@ -308,10 +308,6 @@ class PoseSettings(_Group):
         -> 0.0314 m (ORB VO 0.0274 / 0.0161), rotation error 6.42 -> 2.50 / 2.89 -> 2.13 deg a frame;
         30 Hz unchanged (no frame lost); docs/results/session35 rule 17.""",
                                   param="pose_relink_corners", low=0, high=5000)
-    relink_essential: bool = setting(False, """pose_relink_corners > 0: a relinked frame's rotation from the frame
-        before comes from the essential matrix of its own corners where that measures one (30 inliers,
-        1 px of parallax, within 10 degrees of the PnP's rotation); the PnP's camera centre stays.
-        Candidate, docs/results/session36 rule 26.""", param="pose_relink_essential")
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
     odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
