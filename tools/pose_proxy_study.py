@@ -47,12 +47,6 @@ def table_line(r: dict) -> str:
             f"{r['rotation_ratio']:.2f} |")
 
 
-def table(rows: list[dict], starts: int) -> str:
-    header = [f"| recording | role | frames | ATE m, mean of {starts} starts (ORB VO) | / ORB VO | "
-              "rotation RPE deg/frame (ORB VO) | rotation ratio |", "|" + " --- |" * 7]
-    return "\n".join(header + [table_line(r) for r in rows])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, required=True)
@@ -80,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"recording": name, "role": role, **row(report),
                          "pose_counters": {k: v for k, v in status.items() if k.startswith("pose_")}})
             print(table_line(rows[-1]), flush=True)
+    header = [f"| recording | role | frames | ATE m, mean of {args.pose_starts} starts (ORB VO) | / ORB VO | "
+              "rotation RPE deg/frame (ORB VO) | rotation ratio |", "|" + " --- |" * 7]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pose_proxies.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / "README.md").write_text(
@@ -89,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "ORB VO on the same frames). TUM fr1/rpy is the shipped model's validation scene; the HoloLens walk "
         "and the 7-Scenes kitchen are training scenes, here with motion it never learned (played "
         "backwards, or every second frame). The reading is in models/fourds_default/README.md (session 36).\n\n"
-        + table(rows, args.pose_starts) + "\n")
+        + "\n".join(header + [table_line(r) for r in rows]) + "\n")
     return 0
 
 
