@@ -48,6 +48,17 @@ def row(report: dict) -> dict:
     }
 
 
+def convert_and_eval(src: Path, fmt: str, bag: Path, convert_args: list[str], eval_args: list[str]) -> dict:
+    """`fourds-ros bag convert --format fmt src bag *convert_args`, then `fourds-ros eval bag
+    --offline *eval_args` into bag's sibling `<bag>_report` -> its report.json."""
+    out = bag.with_name(f"{bag.name}_report")
+    subprocess.run([*CLI, "bag", "convert", "--format", fmt, str(src), str(bag), *convert_args], check=True,
+                   cwd=REPO, stdout=subprocess.DEVNULL)
+    subprocess.run([*CLI, "eval", str(bag), "--offline", "--out", str(out), *eval_args], check=True, cwd=REPO,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads((out / "report.json").read_text())
+
+
 def table_line(r: dict) -> str:
     starts = f" mean of {r['ate_starts']} starts" if r["ate_starts"] > 1 else ""
     return (f"| {r['recording']} | {r['role']} | {r['hz']:.0f} | {r['frames']} | {r['depth_abs_rel']:.3f} "
@@ -76,13 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, fmt, folder, role, extra in RECORDINGS:
             for stride in args.strides:
-                bag, out = Path(tmp) / f"{name}_s{stride}", Path(tmp) / f"{name}_s{stride}_report"
-                subprocess.run([*CLI, "bag", "convert", "--format", fmt, str(args.data_root / folder), str(bag),
-                                "--stride", str(stride)], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
                 starts = ["--pose-starts", str(args.pose_starts)] if role == "validation" and args.pose_starts > 1 else []
-                subprocess.run([*CLI, "eval", str(bag), "--offline", "--out", str(out), *extra, *starts, *params],
-                               check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                report = json.loads((out / "report.json").read_text())
+                report = convert_and_eval(args.data_root / folder, fmt, Path(tmp) / f"{name}_s{stride}",
+                                          ["--stride", str(stride)], [*extra, *starts, *params])
                 rows.append({"recording": name, "role": role, "stride": stride, "hz": 30.0 / stride, **row(report)})
                 print(table_line(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from frame_rate_study import CLI, REPO, row
+from frame_rate_study import convert_and_eval, row
 
 # name, `bag convert --format`, folder under --data-root, role in the shipped model's fold,
 # extra `bag convert` arguments, extra `eval` arguments
@@ -63,13 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, fmt, folder, role, convert, extra in RECORDINGS:
             if args.only and name not in args.only:
                 continue
-            bag, out = Path(tmp) / name, Path(tmp) / f"{name}_report"
-            subprocess.run([*CLI, "bag", "convert", "--format", fmt, str(args.data_root / folder), str(bag),
-                            *convert], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-            subprocess.run([*CLI, "eval", str(bag), "--offline", "--out", str(out), "--pose-starts",
-                            str(args.pose_starts), *extra, *params],
-                           check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            report = json.loads((out / "report.json").read_text())
+            report = convert_and_eval(args.data_root / folder, fmt, Path(tmp) / name, convert,
+                                      ["--pose-starts", str(args.pose_starts), *extra, *params])
             status = report.get("meta", {}).get("pipeline_status", {})
             rows.append({"recording": name, "role": role, **row(report),
                          "pose_counters": {k: v for k, v in status.items() if k.startswith("pose_")}})
