@@ -124,6 +124,47 @@ def test_mirroring_keeps_the_labels_consistent():
     assert concat_banks([batch, batch])["video"].shape[0] == 4
 
 
+def test_clips_played_backwards_keep_the_labels_consistent():
+    """A clip played backwards: its tracks still follow from its depth, intrinsics and re-expressed
+    poses; its motion is that of the ground truth's camera poses in reverse order; twice is the clip."""
+    from fourds_ros.model import ModelConfig
+    from fourds_ros.rgbd import relative_poses
+    from training.data import SyntheticLabelledClips
+    from training.readouts_data import materialize, played_backwards, take
+
+    cfg = ModelConfig(size="tiny", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8))
+    clips = SyntheticLabelledClips(cfg, {"num_tracks": 16}, 2, offset=7)
+    bank = materialize(clips, 1, torch.device("cpu"))
+    batch = take(bank, torch.arange(2))
+    backwards = played_backwards(batch)
+    for b in (0, 1):
+        pred, target = _reproject(backwards, b)
+        assert (pred - target).norm(dim=-1).quantile(0.8) < 0.01
+        c2w = clips.generator.generate(7 + b).camera_to_world
+        rotation, translation = relative_poses(c2w[::-1].copy())
+        assert torch.allclose(backwards["pose_rotation"][b], torch.from_numpy(rotation).float(), atol=1e-4)
+        assert torch.allclose(backwards["pose_translation"][b], torch.from_numpy(translation).float(), atol=1e-4)
+        # It moved: a wrong re-expression (the old poses reversed) would not match.
+        assert not torch.allclose(backwards["pose_translation"][b], batch["pose_translation"][b].flip(0), atol=1e-3)
+    assert torch.equal(backwards["video"][:, 0], batch["video"][:, -1])
+    twice = played_backwards(backwards)
+    for key in batch:
+        assert torch.allclose(twice[key], batch[key], atol=1e-5), key
+
+
+def test_reverse_doubles_each_real_sequence(tmp_path, capsys):
+    from .conftest import SHARED_DATA, require
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    assert main(COMMON + ["--reverse", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--reverse" in capsys.readouterr().err
+    out = tmp_path / "reverse"
+    result = train(parse_args(COMMON + ["--reverse", "--real", str(seq), "--steps", "2", "--out", str(out)]))
+    assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
+    card = (out / "README.md").read_text()  # 30 frames, 4-frame clips, hop 2: 14 clips, and 14 backwards
+    assert f"{seq} (28 clips)" in card and "played backwards too (--reverse" in card
+
+
 def test_first_frame_queries_move_only_points_visible_in_frame_0():
     from training.readouts_data import requery_first_frame
 

@@ -51,6 +51,7 @@ class ReadoutsConfig:
     real_appearance: int = 0
     still_clips: bool = False
     covered_clips: bool = False
+    reverse: bool = False
     encoder_lr_scale: float = 1.0
     flip: bool = False
     first_frame_queries: float = 0.0
@@ -96,9 +97,9 @@ class ReadoutsConfig:
                               "--real-appearance and --photometric-weight must be >= 0")
 
     def _check_recordings(self) -> None:
-        """--real, --still-clips, --covered-clips, --pseudo-tracks, --photometric and --select-on fit together."""
-        if (self.still_clips or self.covered_clips) and not self.real:
-            raise ConfigError("--still-clips and --covered-clips are made of the --real clips: give --real")
+        """--real, --still-clips, --covered-clips, --reverse, --pseudo-tracks, --photometric and --select-on fit together."""
+        if (self.still_clips or self.covered_clips or self.reverse) and not self.real:
+            raise ConfigError("--still-clips, --covered-clips and --reverse are made of the --real clips: give --real")
         if self.photometric and ("depth" not in self.trained_heads or "pose" not in self.heads):
             raise ConfigError("--photometric trains the depth head through the model's pose head's copy: "
                               "the model needs a pose head and --train-heads must include depth")
@@ -161,6 +162,10 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                         "fresh sensor noise in every frame, identity motion and tracks that stay put (a "
                         "camera standing still, which the pose head otherwise reads as fast motion; "
                         "readouts_data.still_bank)")
+    p.add_argument("--reverse", action="store_true",
+                   help="each --real sequence's clips also played backwards, labels included (twice as many "
+                        "clips; readouts_data.played_backwards): the same images with the opposite motion, so "
+                        "that the pose head reads motion instead of recalling its recordings'")
     p.add_argument("--covered-clips", action="store_true",
                    help="one more real bank: the --real clips with a side of the view dark (a part of the lens "
                         "covered; no depth or visible track there), as likely as one sequence")
