@@ -19,6 +19,9 @@
 # The kitchen at strides 1, 2 and 3 (30, 15 and 10 Hz clips; :3 since session 35, not yet run on a
 # GPU): at 10 Hz the pose head turns a quarter as far as the camera, at 15 Hz 0.44 of it
 # (docs/results/session35); the geometry now covers the frames it loses, not the ones it keeps.
+# --reverse (session 37, not in the recipe below): each real clip also played backwards. On the
+# CPU's frozen features the pose head alone improved on TUM forward and lost more backwards; with
+# the encoder fine-tuned and more real scenes it may read motion instead of recalling it.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
 # `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
 set -uo pipefail
