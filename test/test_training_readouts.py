@@ -152,16 +152,23 @@ def test_clips_played_backwards_keep_the_labels_consistent():
         assert torch.allclose(twice[key], batch[key], atol=1e-5), key
 
 
-def test_reverse_doubles_each_real_sequence(tmp_path, capsys):
+def _train_on_the_walk_with(flag: str, tmp_path, capsys) -> tuple[str, str]:
+    """`flag` refused without --real, then 2 steps on the HoloLens walk with it -> (the walk's path,
+    the run's model card)."""
     from .conftest import SHARED_DATA, require
 
     seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
-    assert main(COMMON + ["--reverse", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
-    assert "--reverse" in capsys.readouterr().err
-    out = tmp_path / "reverse"
-    result = train(parse_args(COMMON + ["--reverse", "--real", str(seq), "--steps", "2", "--out", str(out)]))
+    assert main(COMMON + [flag, "--steps", "1", "--out", str(tmp_path / "x")]) == 2
+    assert flag in capsys.readouterr().err
+    out = tmp_path / flag.strip("-")
+    result = train(parse_args(COMMON + [flag, "--real", str(seq), "--steps", "2", "--out", str(out)]))
     assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
-    card = (out / "README.md").read_text()  # 30 frames, 4-frame clips, hop 2: 14 clips, and 14 backwards
+    return str(seq), (out / "README.md").read_text()
+
+
+def test_reverse_doubles_each_real_sequence(tmp_path, capsys):
+    seq, card = _train_on_the_walk_with("--reverse", tmp_path, capsys)
+    # 30 frames, 4-frame clips, hop 2: 14 clips, and 14 backwards.
     assert f"{seq} (28 clips)" in card and "played backwards too (--reverse" in card
 
 
@@ -685,16 +692,9 @@ def test_still_clips_hold_the_first_frame_with_identity_motion():
 
 
 def test_still_clips_join_as_one_more_real_bank(tmp_path, capsys):
-    from .conftest import SHARED_DATA, require
-
-    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
-    assert main(COMMON + ["--still-clips", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
-    assert "--still-clips" in capsys.readouterr().err
-    out = tmp_path / "still"
-    result = train(parse_args(COMMON + ["--still-clips", "--real", str(seq), "--steps", "2", "--out", str(out)]))
-    assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
+    _, card = _train_on_the_walk_with("--still-clips", tmp_path, capsys)
     # 30 frames, 4-frame clips, hop 2: 14 clips, and as many held still.
-    assert "Still camera (--still-clips, readouts_data.still_bank): 14 clips" in (out / "README.md").read_text()
+    assert "Still camera (--still-clips, readouts_data.still_bank): 14 clips" in card
 
 
 def test_covered_clips_hide_one_side_of_the_view_and_only_its_labels():
