@@ -156,7 +156,8 @@ def played_backwards(bank: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     R_{T-1-i} and t'_i = R_L^T (t_{T-1-i} - t_L). Why: the pose head memorises the motion of its few
     real recordings (model card, session 36: the HoloLens walk played backwards, images it saw
     and a motion it did not, cost it 2.6x ORB VO's ATE); the same images with the opposite motion
-    make it read the motion from the frames' order instead of recalling it."""
+    are meant to make it read the motion from the frames' order instead of recalling it (on the
+    CPU's frozen features they did not: session 37, rule 27)."""
     t_len = bank["video"].shape[1]
     rotation, translation = bank["pose_rotation"].flip(1), bank["pose_translation"].flip(1)
     last_r_t = bank["pose_rotation"][:, -1].transpose(-1, -2)  # (B, 3, 3): R_L^T
@@ -171,7 +172,7 @@ def played_backwards(bank: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "tracks_visible": bank["tracks_visible"].flip(2),
         "tracks_known": bank["tracks_known"].flip(2),
         "pose_rotation": last_r_t[:, None] @ rotation,
-        "pose_translation": ((translation - last_t[:, None])[..., None, :] @ last_r_t[:, None].transpose(-1, -2))[..., 0, :],
+        "pose_translation": torch.einsum("bij,btj->bti", last_r_t, translation - last_t[:, None]),
     }
 
 
