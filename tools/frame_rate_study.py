@@ -5,7 +5,7 @@ OUT/README.md (a table; the reading is in the model card, session 23).
 
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST .venv/bin/python tools/frame_rate_study.py \
         --data-root ../shared/data --out docs/results/frame_rate [--strides 1 2 3] [--pose-starts 6] \
-        [--param NAME=VALUE ...]
+        [--param NAME=VALUE ...] [--model CANDIDATE_DIR]
 
 Why: the pose head and the tracks head learned 30 Hz video (and the HoloLens walk's keyframes);
 a robot's camera is often set to 15 Hz or less to save bandwidth.
@@ -48,6 +48,24 @@ def row(report: dict) -> dict:
     }
 
 
+def add_candidate_arguments(parser: argparse.ArgumentParser) -> None:
+    """--param and --model: what a candidate changes, for every eval of a study."""
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a node parameter for every eval (`fourds-ros eval --param`), e.g. a candidate's")
+    parser.add_argument("--model", default=None, help="a model folder for every eval (`fourds-ros eval "
+                        "--model`), e.g. a candidate's weights; default: the shipped default model")
+
+
+def candidate_eval_args(args: argparse.Namespace) -> list[str]:
+    """The `fourds-ros eval` arguments of add_candidate_arguments' options."""
+    return [a for p in args.param for a in ("--param", p)] + (["--model", args.model] if args.model else [])
+
+
+def candidate_words(args: argparse.Namespace) -> str:
+    """The candidate's options as they were given, for a study's README."""
+    return "".join(f" --param {p}" for p in args.param) + (f" --model {args.model}" if args.model else "")
+
+
 def convert_and_eval(src: Path, fmt: str, bag: Path, convert_args: list[str], eval_args: list[str]) -> dict:
     """`fourds-ros bag convert --format fmt src bag *convert_args`, then `fourds-ros eval bag
     --offline *eval_args` into bag's sibling `<bag>_report` -> its report.json."""
@@ -79,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strides", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--pose-starts", type=int, default=6, help="validation rows only (the ATE of one "
                         "start depends on where its clips fall)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a node parameter for every eval (`fourds-ros eval --param`), e.g. a candidate's")
+    add_candidate_arguments(parser)
     args = parser.parse_args(argv)
-    params = [a for p in args.param for a in ("--param", p)]
+    params = candidate_eval_args(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, fmt, folder, role, extra in RECORDINGS:
@@ -96,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "frame_rate.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / "README.md").write_text(
         "# The shipped node on slower cameras\n\n"
-        "`python tools/frame_rate_study.py --data-root ../shared/data --out docs/results/frame_rate` "
+        f"`python tools/frame_rate_study.py --data-root ../shared/data --out docs/results/frame_rate{candidate_words(args)}` "
         f"(strides {' '.join(map(str, args.strides))}: every Nth frame of a 30 Hz recording, stamps kept; node "
-        f"defaults{' with ' + ', '.join(args.param) if args.param else ''}; `fourds-ros eval --offline`, the "
+        "defaults otherwise; `fourds-ros eval --offline`, the "
         "peers on the same frames). TUM fr1/rpy is the shipped "
         "model's validation scene, the 7-Scenes kitchen a training scene. The reading is in "
         "models/fourds_default/README.md (session 23).\n\n" + table(rows) + "\n")

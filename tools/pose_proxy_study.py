@@ -5,7 +5,7 @@ frames. Writes OUT/pose_proxies.json and OUT/README.md (a table).
 
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST .venv/bin/python tools/pose_proxy_study.py \
         --data-root ../shared/data --out docs/results/pose_proxies [--pose-starts 6] \
-        [--param NAME=VALUE ...] [--only NAME ...]
+        [--param NAME=VALUE ...] [--model CANDIDATE_DIR] [--only NAME ...]
 
 Why: the pose head memorised the motion of its training recordings (the HoloLens walk: head alone
 ATE 0.021 m against ORB VO's 0.075) and its variances there are far too narrow, so the training
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from frame_rate_study import convert_and_eval, row
+from frame_rate_study import add_candidate_arguments, candidate_eval_args, candidate_words, convert_and_eval, row
 
 # name, `bag convert --format`, folder under --data-root, role in the shipped model's fold,
 # extra `bag convert` arguments, extra `eval` arguments
@@ -58,12 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--pose-starts", type=int, default=6)
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a node parameter for every eval (`fourds-ros eval --param`), e.g. a candidate's")
+    add_candidate_arguments(parser)
     parser.add_argument("--only", nargs="+", choices=[r[0] for r in RECORDINGS], default=None,
                         help="these rows only")
     args = parser.parse_args(argv)
-    params = [a for p in args.param for a in ("--param", p)]
+    params = candidate_eval_args(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, fmt, folder, role, convert, extra in RECORDINGS:
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "README.md").write_text(
         "# The odometry on motion the model never learned\n\n"
         f"`python tools/pose_proxy_study.py --data-root ../shared/data --out OUT --pose-starts {args.pose_starts}"
-        f"{''.join(' --param ' + p for p in args.param)}` (node defaults otherwise; `fourds-ros eval --offline`, "
+        f"{candidate_words(args)}` (node defaults otherwise; `fourds-ros eval --offline`, "
         "ORB VO on the same frames). TUM fr1/rpy is the shipped model's validation scene; the HoloLens walk "
         "and the 7-Scenes kitchen are training scenes, here with motion it never learned (played "
         "backwards, or every second frame). The geometry-only row stands in for the walk's unseen frames. The reading is in models/fourds_default/README.md (sessions 36-37).\n\n"
