@@ -285,4 +285,3 @@ def test_pipeline_sums_the_steps_where_the_first_and_last_frames_measure_nothing
     first_clip = slice(0, 8)
     np.testing.assert_allclose(np.linalg.norm(np.diff(poses[True][first_clip], axis=0), axis=1),
                                np.linalg.norm(np.diff(poses[False][first_clip], axis=0), axis=1), rtol=1e-6)
-

@@ -66,6 +66,14 @@ def candidate_words(args: argparse.Namespace) -> str:
     return "".join(f" --param {p}" for p in args.param) + (f" --model {args.model}" if args.model else "")
 
 
+def write_study(out: Path, json_name: str, rows: list[dict], markdown: str) -> None:
+    """A study's rows as OUT/json_name and its README (markdown, the title, the command and the
+    table), the layout of every docs/results study folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / json_name).write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "README.md").write_text(markdown + "\n")
+
+
 def convert_and_eval(src: Path, fmt: str, bag: Path, convert_args: list[str], eval_args: list[str]) -> dict:
     """`fourds-ros bag convert --format fmt src bag *convert_args`, then `fourds-ros eval bag
     --offline *eval_args` into bag's sibling `<bag>_report` -> its report.json."""
@@ -109,16 +117,14 @@ def main(argv: list[str] | None = None) -> int:
                                           ["--stride", str(stride)], [*extra, *starts, *params])
                 rows.append({"recording": name, "role": role, "stride": stride, "hz": 30.0 / stride, **row(report)})
                 print(table_line(rows[-1]), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "frame_rate.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / "README.md").write_text(
+    write_study(args.out, "frame_rate.json", rows,
         "# The shipped node on slower cameras\n\n"
         f"`python tools/frame_rate_study.py --data-root ../shared/data --out docs/results/frame_rate{candidate_words(args)}` "
         f"(strides {' '.join(map(str, args.strides))}: every Nth frame of a 30 Hz recording, stamps kept; node "
         "defaults otherwise; `fourds-ros eval --offline`, the "
         "peers on the same frames). TUM fr1/rpy is the shipped "
         "model's validation scene, the 7-Scenes kitchen a training scene. The reading is in "
-        "models/fourds_default/README.md (session 23).\n\n" + table(rows) + "\n")
+        "models/fourds_default/README.md (session 23).\n\n" + table(rows))
     return 0
 
 

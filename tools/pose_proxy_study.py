@@ -20,12 +20,12 @@ memorised motion to give (session 37).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-from frame_rate_study import add_candidate_arguments, candidate_eval_args, candidate_words, convert_and_eval, row
+from frame_rate_study import (add_candidate_arguments, candidate_eval_args, candidate_words, convert_and_eval, row,
+                              write_study)
 
 # name, `bag convert --format`, folder under --data-root, role in the shipped model's fold,
 # extra `bag convert` arguments, extra `eval` arguments
@@ -76,16 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             print(table_line(rows[-1]), flush=True)
     header = [f"| recording | role | frames | ATE m, mean of {args.pose_starts} starts (ORB VO) | / ORB VO | "
               "rotation RPE deg/frame (ORB VO) | rotation ratio |", "|" + " --- |" * 7]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pose_proxies.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / "README.md").write_text(
+    write_study(args.out, "pose_proxies.json", rows,
         "# The odometry on motion the model never learned\n\n"
         f"`python tools/pose_proxy_study.py --data-root ../shared/data --out OUT --pose-starts {args.pose_starts}"
         f"{candidate_words(args)}` (node defaults otherwise; `fourds-ros eval --offline`, "
         "ORB VO on the same frames). TUM fr1/rpy is the shipped model's validation scene; the HoloLens walk "
         "and the 7-Scenes kitchen are training scenes, here with motion it never learned (played "
         "backwards, or every second frame). The geometry-only row stands in for the walk's unseen frames. The reading is in models/fourds_default/README.md (sessions 36-37).\n\n"
-        + "\n".join(header + [table_line(r) for r in rows]) + "\n")
+        + "\n".join(header + [table_line(r) for r in rows]))
     return 0
 
 
