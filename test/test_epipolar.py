@@ -285,3 +285,28 @@ def test_pipeline_sums_the_steps_where_the_first_and_last_frames_measure_nothing
     first_clip = slice(0, 8)
     np.testing.assert_allclose(np.linalg.norm(np.diff(poses[True][first_clip], axis=0), axis=1),
                                np.linalg.norm(np.diff(poses[False][first_clip], axis=0), axis=1), rtol=1e-6)
+
+
+def test_corners_turned_farther_than_lk_reaches_are_followed_from_where_the_rotation_moves_them():
+    """A real TUM frame seen by a camera turning 6 degrees a frame (the infinite homography of each
+    rotation): LK from where each corner was loses most of them over the two frames it jumps;
+    started where the clip's rotation moves them (rotation_guess), it follows them to the last
+    frame where the rotation puts them. A guess from a rotation that is far off leaves LK where the
+    plain start does or worse, never ahead of it."""
+    from fourds_ros.perception.epipolar import rotation_guess
+
+    root = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    gray = cv2.cvtColor(cv2.imread(str(sorted((root / "rgb").glob("*.jpg"))[10])), cv2.COLOR_BGR2GRAY)
+    rotation = np.stack([cv2.Rodrigues(np.array([0.0, np.radians(6.0) * t, 0.0]))[0] for t in range(8)])
+    k_inv = np.linalg.inv(K)
+    # frame t shows what the first camera saw, turned by rotation[t] (first_from_t): x_t = K R_t^T K^-1 x_0
+    frames = [cv2.warpPerspective(gray, K @ r.T @ k_inv, (640, 480)).astype(np.float32) for r in rotation]
+    keep = np.zeros((480, 640), bool)
+    keep[60:420, 200:600] = True  # where the turn keeps the view inside the last frame
+    plain = follow_corner_steps(frames, 200, keep)
+    guided = follow_corner_steps(frames, 200, keep, predict=rotation_guess(K, rotation))
+    assert len(guided.first) >= 50 and len(guided.first) > 2 * len(plain.first)
+    expected = rotation_guess(K, rotation)(0, 7, guided.first)
+    assert np.median(np.linalg.norm(guided.last - expected, axis=1)) < 1.5  # resampled by the warps
+    wrong = rotation_guess(K, rotation[::-1].copy())  # turning the other way
+    assert len(follow_corner_steps(frames, 200, keep, predict=wrong).first) <= max(len(plain.first), 10)

@@ -31,7 +31,7 @@ model's metres) and the rotations stay. Measured on every recording in models/fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -86,7 +86,8 @@ def _seed_corners(gray: np.ndarray, corners: int, keep: np.ndarray | None) -> np
 
 
 def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
-                        stride: int | None = None, replenish_below: int = 0) -> CornerSteps:
+                        stride: int | None = None, replenish_below: int = 0,
+                        predict: Callable[[int, int, np.ndarray], np.ndarray] | None = None) -> CornerSteps:
     """grays: the clip's (H, W) gray camera images (only the frames followed are read); corners: how
     many to seed in the first; keep: optional (H, W) bool, where a corner may be seeded; stride: LK
     from frame to frame `stride` apart (and to the last; default FOLLOW_STRIDE). replenish_below:
@@ -111,12 +112,31 @@ def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndar
         rows = np.flatnonzero(alive)
         if not len(rows):
             break
-        moved, ok = lk_step(images[a], images[b], at[rows])
+        moved, ok = lk_step(images[a], images[b], at[rows],
+                            guess=None if predict is None else predict(a, b, at[rows]))
         steps.append((a, b, at[rows[ok]].copy(), moved[ok].copy()))
         at[rows] = moved
         alive[rows[~ok]] = False
     lasted = alive & original
     return CornerSteps(start[lasted], at[lasted], steps)
+
+
+def rotation_guess(k: np.ndarray, rotation: np.ndarray) -> Callable[[int, int, np.ndarray], np.ndarray]:
+    """predict for follow_corner_steps: where the camera's rotation alone moves each pixel from
+    frame a to frame b, through the infinite homography K R_b^T R_a K^-1 (k: 3x3 camera matrix of
+    the images; rotation: (T, 3, 3) first_from_t, as solved). Why: LK searches a window around
+    where it starts; at a low frame rate or a fast turn (the HoloLens walk: 4 degrees a frame, 8
+    between the frames followed) the corners move farther than its pyramid reaches, while the
+    clip's solved rotation says where most of that motion takes them."""
+    k = np.asarray(k, np.float64)
+    k_inv = np.linalg.inv(k)
+
+    def predict(a: int, b: int, xy: np.ndarray) -> np.ndarray:
+        h = k @ np.asarray(rotation[b], np.float64).T @ np.asarray(rotation[a], np.float64) @ k_inv
+        moved = np.c_[np.asarray(xy, np.float64).reshape(-1, 2), np.ones(len(xy))] @ h.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(moved[:, 2:] > 0, moved[:, :2] / moved[:, 2:], np.nan)
+    return predict
 
 
 def follow_corners(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
-from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, step_motions,
+from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_guess, step_motions,
                        stepwise_direction, turn_translations)
 from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
@@ -133,7 +133,8 @@ class PerceptionPipeline:
         self._sequence = -1
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
-        self.pose_epipolar_skipped = 0  # clips that skipped it because a newer clip was waiting (behind)
+        self.pose_epipolar_skipped = 0  # clips that skipped it, or its guided pass, because a newer clip was waiting (behind)
+        self.pose_epipolar_guided = 0  # clips whose corners were followed again from the solved rotation's guess
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
@@ -208,7 +209,7 @@ class PerceptionPipeline:
         return {**scale, "metres_from": self.settings.scale.source,  # whose metres the outputs are in
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
-                "pose_epipolar_stepwise": self.pose_epipolar_stepwise,
+                "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
@@ -468,9 +469,18 @@ class PerceptionPipeline:
             return translation
         steps = self.settings.pose.epipolar_steps
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
-        chain = follow_corner_steps(images, corners, keep, replenish_below=MIN_INLIERS if steps else 0)
         k = self._input_k(frames[0])
+        replenish = MIN_INLIERS if steps else 0
+        chain = follow_corner_steps(images, corners, keep, replenish_below=replenish)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
+        if motion is None and self.settings.pose.epipolar_rotation_guess:
+            if self.behind is not None and self.behind():
+                self.pose_epipolar_skipped += 1
+            else:  # followed again, LK started where the solved rotation moves each corner
+                self.pose_epipolar_guided += 1
+                chain = follow_corner_steps(images, corners, keep, replenish_below=replenish,
+                                            predict=rotation_guess(k, rotation))
+                motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is not None:
             self.pose_epipolar_clips += 1
             return turn_translations(translation, motion.direction)

@@ -297,6 +297,9 @@ class PoseSettings(_Group):
         -> 0.168 m (ORB VO 0.109); TUM fr1/rpy (validation) at 30 / 15 / 10 Hz and the kitchen
         (train) unchanged; about 0-11 ms a clip where it runs (docs/results/session36, rule 23).""",
                                    param="pose_epipolar_steps")
+    epipolar_rotation_guess: bool = setting(False, """pose_epipolar_corners > 0: LK starts each corner where the clip's solved
+        rotation moves it (epipolar.rotation_guess) instead of where it was (candidate, session 37).""",
+                                            param="pose_epipolar_rotation_guess")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
         instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the

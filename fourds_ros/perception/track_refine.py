@@ -201,13 +201,15 @@ _LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 
 def lk_step(previous: np.ndarray, image: np.ndarray, uv: np.ndarray, window: int = LK_WINDOW,
             levels: int = LK_LEVELS, max_residual: float = LK_MAX_RESIDUAL,
-            match_exposure: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            match_exposure: bool = False, guess: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pyramidal LK of (N, 2) camera pixels from `previous` to `image` ((H, W) gray, float32 0-255
     or uint8) -> (moved (N, 2) float64, ok (N,) bool). Not ok: LK's status, a residual above
     max_residual, a non-finite start or an end outside the image (moved keeps the start there).
     match_exposure: `image` first brought to `previous`'s exposure (match_exposure_of), because
     LK assumes that a point keeps its brightness, and a camera's exposure or the room's light
-    changing between two frames changes every point's."""
+    changing between two frames changes every point's.
+    guess: optional (N, 2) camera pixels in `image` where LK starts its search instead of at uv
+    (e.g. where the camera's rotation moves them); a non-finite guess starts at uv."""
     if match_exposure:
         image = match_exposure_of(image, previous)
     uv = np.asarray(uv, np.float64).reshape(-1, 2)
@@ -216,9 +218,14 @@ def lk_step(previous: np.ndarray, image: np.ndarray, uv: np.ndarray, window: int
     if not ok.any():
         return moved, ok
     start = uv[ok].astype(np.float32).reshape(-1, 1, 2)
+    initial, flags = None, 0
+    if guess is not None:
+        initial = np.asarray(guess, np.float64).reshape(-1, 2)[ok]
+        initial = np.where(np.isfinite(initial), initial, uv[ok]).astype(np.float32).reshape(-1, 1, 2)
+        flags = cv2.OPTFLOW_USE_INITIAL_FLOW
     end, status, residual = cv2.calcOpticalFlowPyrLK(
-        _as_uint8(previous), _as_uint8(image), start, None, winSize=(window, window), maxLevel=levels,
-        criteria=_LK_CRITERIA)
+        _as_uint8(previous), _as_uint8(image), start, initial, winSize=(window, window), maxLevel=levels,
+        criteria=_LK_CRITERIA, flags=flags)
     end = end.reshape(-1, 2).astype(np.float64)
     h, w = image.shape[:2]
     good = (status.reshape(-1) == 1) & (residual.reshape(-1) < max_residual) & np.isfinite(end).all(1)
