@@ -266,7 +266,9 @@ def test_corner_steps_are_replenished_where_too_few_last():
 def test_pipeline_sums_the_steps_where_the_first_and_last_frames_measure_nothing(shipped_engine):
     """The HoloLens walk (low frame rate, walking; train scene): no clip keeps enough of its first
     frame's corners for the first-last direction, and with pose_epipolar_steps (the default) the
-    steps give it (counted); off, the solver's own direction stands. Sizes are kept either way."""
+    steps give it (counted); off, the solver's own direction stands. Sizes are kept either way.
+    The corners are followed from where they were (pose_epipolar_rotation_guess off), so that it is
+    the steps that measure."""
     from fourds_ros.perception.pipeline import PerceptionPipeline
     from fourds_ros.perception.settings import PerceptionSettings
     from fourds_ros.rgbd import read_hololens
@@ -275,7 +277,8 @@ def test_pipeline_sums_the_steps_where_the_first_and_last_frames_measure_nothing
     assert PerceptionSettings().pose.epipolar_steps is True
     poses, counts = {}, {}
     for steps in (True, False):
-        pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params({"pose_epipolar_steps": steps}))
+        pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(
+            {"pose_epipolar_steps": steps, "pose_epipolar_rotation_guess": False}))
         out = [r for i in range(15) for r in pipe.push(seq.rgb(i), i * 100_000_000, "cam", seq.intrinsics)]
         poses[steps] = np.array([r.pose.odom_from_camera[:3, 3] for r in out])
         counts[steps] = (pipe.status()["pose_epipolar_clips"], pipe.status()["pose_epipolar_stepwise"])
@@ -310,3 +313,36 @@ def test_corners_turned_farther_than_lk_reaches_are_followed_from_where_the_rota
     assert np.median(np.linalg.norm(guided.last - expected, axis=1)) < 1.5  # resampled by the warps
     wrong = rotation_guess(K, rotation[::-1].copy())  # turning the other way
     assert len(follow_corner_steps(frames, 200, keep, predict=wrong).first) <= max(len(plain.first), 10)
+
+
+def test_pipeline_follows_the_corners_again_from_the_rotation_only_where_they_measured_nothing(shipped_engine):
+    """pose_epipolar_rotation_guess (the default). The HoloLens walk (train scene; 4 degrees and 10 cm
+    between frames): the plain corners' first and last frames measure no direction, so every clip
+    that asks for one is followed again from where its solved rotation moves the corners (counted),
+    and then first and last measure. TUM fr1/rpy at 30 Hz, its first two clips: the plain corners
+    measure them, they are not followed again, and their poses are the same as with the switch off."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_hololens, read_tum
+
+    assert PerceptionSettings().pose.epipolar_rotation_guess is True
+    walk = read_hololens(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
+    tum = read_tum(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    for seq, frames, period in ((walk, len(walk), 100_000_000), (tum, 16, 33_333_333)):
+        poses, status = {}, {}
+        for guess in (True, False):
+            pipe = PerceptionPipeline(shipped_engine,
+                                      PerceptionSettings.from_params({"pose_epipolar_rotation_guess": guess}))
+            out = [r for i in range(frames) for r in pipe.push(seq.rgb(i), i * period, "cam", seq.intrinsics)]
+            poses[guess] = np.array([r.pose.odom_from_camera[:3, 3] for r in out])
+            status[guess] = pipe.status()
+        if seq is walk:
+            assert status[False]["pose_epipolar_clips"] == 0 and status[False]["pose_epipolar_guided"] == 0
+            assert status[True]["pose_epipolar_guided"] >= 3  # of its 4 clips
+            assert status[True]["pose_epipolar_clips"] >= 1
+            assert not np.allclose(poses[True], poses[False], atol=1e-4)
+        else:
+            assert status[False]["pose_epipolar_clips"] == status[True]["pose_epipolar_clips"] == 2
+            assert status[True]["pose_epipolar_guided"] == 0
+            np.testing.assert_array_equal(poses[True], poses[False])
+
