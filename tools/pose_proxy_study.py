@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{candidate_words(args)}` (node defaults otherwise; `fourds-ros eval --offline`, "
         "ORB VO on the same frames). TUM fr1/rpy is the shipped model's validation scene; the HoloLens walk "
         "and the 7-Scenes kitchen are training scenes, here with motion it never learned (played "
-        "backwards, or every second frame). The geometry-only row stands in for the walk's unseen frames. The reading is in models/fourds_default/README.md (sessions 36-37).\n\n"
+        "backwards, or every second frame). The geometry-only row stands in for the walk's unseen frames. The reading is in models/fourds_default/README.md (sessions 36-38).\n\n"
         + "\n".join(header + [table_line(r) for r in rows]))
     return 0
 
