@@ -460,6 +460,8 @@ class PerceptionPipeline:
         tests decide (essential_motion: inliers in front of both cameras, parallax). Where the first
         and last views measure none, with pose_epipolar_steps the steps the corners were followed
         over do, summed (epipolar.stepwise_direction; corners replenished where too few lasted).
+        With pose_epipolar_rotation_guess, where the first and last views measure none, the corners
+        are first followed again from where the solved rotation moves them, and that chain is used.
         Sizes and rotations unchanged."""
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1]:
