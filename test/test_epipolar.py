@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fourds_ros.perception.epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners,
-                                            step_motions, stepwise_direction, turn_translations)
+                                            rotation_guess, step_motions, stepwise_direction, turn_translations)
 
 from .conftest import SHARED_DATA, require
 
@@ -296,8 +296,6 @@ def test_corners_turned_farther_than_lk_reaches_are_followed_from_where_the_rota
     started where the clip's rotation moves them (rotation_guess), it follows them to the last
     frame where the rotation puts them. A guess from a rotation that is far off leaves LK where the
     plain start does or worse, never ahead of it."""
-    from fourds_ros.perception.epipolar import rotation_guess
-
     root = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
     gray = cv2.cvtColor(cv2.imread(str(sorted((root / "rgb").glob("*.jpg"))[10])), cv2.COLOR_BGR2GRAY)
     rotation = np.stack([cv2.Rodrigues(np.array([0.0, np.radians(6.0) * t, 0.0]))[0] for t in range(8)])
@@ -346,3 +344,32 @@ def test_pipeline_follows_the_corners_again_from_the_rotation_only_where_they_me
             assert status[True]["pose_epipolar_guided"] == 0
             np.testing.assert_array_equal(poses[True], poses[False])
 
+
+
+def test_passes_over_the_same_images_share_their_corners_and_follow_them_as_alone(monkeypatch):
+    """follow_corner_steps(seeded=...): a second pass (here LK started from a guess) reuses the
+    corners the first one detected, in the first frame and where it replenished, and follows
+    exactly what it would have followed on its own."""
+    import fourds_ros.perception.epipolar as epipolar
+
+    root = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    grays = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY).astype(np.float32)
+             for p in sorted((root / "rgb").glob("*.jpg"))[:8]]
+    detect, calls = epipolar._seed_corners, []
+    monkeypatch.setattr(epipolar, "_seed_corners", lambda *a: calls.append(1) or detect(*a))
+    rotation = np.stack([np.eye(3)] * 8)
+    alone = follow_corner_steps(grays, 200, replenish_below=500, predict=rotation_guess(K, rotation))
+    detected = len(calls)
+    assert detected >= 2  # the first frame and at least one replenishment (500 > 200 corners)
+    seeded = {}
+    follow_corner_steps(grays, 200, replenish_below=500, seeded=seeded)
+    calls.clear()
+    shared = follow_corner_steps(grays, 200, replenish_below=500, predict=rotation_guess(K, rotation), seeded=seeded)
+    assert not calls
+    np.testing.assert_array_equal(shared.first, alone.first)
+    np.testing.assert_array_equal(shared.last, alone.last)
+    assert len(shared.steps) == len(alone.steps)
+    for (a, b, xa, xb), (a2, b2, xa2, xb2) in zip(shared.steps, alone.steps):
+        assert (a, b) == (a2, b2)
+        np.testing.assert_array_equal(xa, xa2)
+        np.testing.assert_array_equal(xb, xb2)

@@ -87,25 +87,37 @@ def _seed_corners(gray: np.ndarray, corners: int, keep: np.ndarray | None) -> np
 
 def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
                         stride: int | None = None, replenish_below: int = 0,
-                        predict: Callable[[int, int, np.ndarray], np.ndarray] | None = None) -> CornerSteps:
+                        predict: Callable[[int, int, np.ndarray], np.ndarray] | None = None,
+                        seeded: dict[int, np.ndarray] | None = None) -> CornerSteps:
     """grays: the clip's (H, W) gray camera images (only the frames followed are read); corners: how
     many to seed in the first; keep: optional (H, W) bool, where a corner may be seeded; stride: LK
     from frame to frame `stride` apart (and to the last; default FOLLOW_STRIDE). replenish_below:
     where fewer corners than this are still followed at the start of a step, fresh ones are seeded
     there (0: never), so that every step can measure its own motion; they never count for first and
     last. Why: at a low frame rate or a fast walk, the first frame's corners are gone within a few
-    frames (the HoloLens walk: no clip kept enough for the first and last frames' direction)."""
+    frames (the HoloLens walk: no clip kept enough for the first and last frames' direction).
+    predict: optional (frame a, frame b, (N, 2) pixels in a) -> (N, 2) pixels in b where LK starts
+    its search (e.g. rotation_guess). seeded: optional {frame: (M, 2) corners} shared by passes over
+    the same images and settings, which reuse each other's corners instead of detecting them again
+    (Shi-Tomasi is about half of a pass's time at 640x480)."""
     stride = FOLLOW_STRIDE if stride is None else stride
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     followed = sorted(set(range(0, len(grays), stride)) | {len(grays) - 1})
     images = {t: grays[t] for t in followed}
-    start = _seed_corners(images[followed[0]], corners, keep)
+    seeded = {} if seeded is None else seeded
+
+    def seed(t: int) -> np.ndarray:
+        if t not in seeded:
+            seeded[t] = _seed_corners(images[t], corners, keep)
+        return seeded[t]
+
+    start = seed(followed[0])
     at, alive, original = start.copy(), np.ones(len(start), bool), np.ones(len(start), bool)
     steps = []
     for a, b in zip(followed[:-1], followed[1:]):
         if replenish_below and alive.sum() < replenish_below:
-            fresh = _seed_corners(images[a], corners, keep)
+            fresh = seed(a)
             start, at = np.concatenate([start, fresh]), np.concatenate([at, fresh])
             alive = np.concatenate([alive, np.ones(len(fresh), bool)])
             original = np.concatenate([original, np.zeros(len(fresh), bool)])

@@ -472,8 +472,8 @@ class PerceptionPipeline:
         steps = self.settings.pose.epipolar_steps
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
         k = self._input_k(frames[0])
-        replenish = MIN_INLIERS if steps else 0
-        chain = follow_corner_steps(images, corners, keep, replenish_below=replenish)
+        replenish, seeded = MIN_INLIERS if steps else 0, {}
+        chain = follow_corner_steps(images, corners, keep, replenish_below=replenish, seeded=seeded)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is None and self.settings.pose.epipolar_rotation_guess:
             if self.behind is not None and self.behind():
@@ -481,7 +481,7 @@ class PerceptionPipeline:
             else:  # followed again, LK started where the solved rotation moves each corner
                 self.pose_epipolar_guided += 1
                 chain = follow_corner_steps(images, corners, keep, replenish_below=replenish,
-                                            predict=rotation_guess(k, rotation))
+                                            predict=rotation_guess(k, rotation), seeded=seeded)
                 motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is not None:
             self.pose_epipolar_clips += 1

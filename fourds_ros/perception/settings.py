@@ -305,7 +305,7 @@ class PoseSettings(_Group):
         nothing, because where they did, the guess flipped some good directions. The HoloLens walk
         played backwards (a motion the head never learned): ATE 0.168 -> 0.129 m (ORB VO 0.109); TUM
         fr1/rpy (validation) 30 Hz 0.0201 -> 0.0202, backwards 0.0259 -> 0.0227; 15 / 10 Hz and the
-        kitchen (train) within 1 %; 0-17 ms a clip where it runs (docs/results/session38, rule 29).""",
+        kitchen (train) within 1 %; about 10 ms a clip where it runs (docs/results/session38, rule 29).""",
                                             param="pose_epipolar_rotation_guess")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it

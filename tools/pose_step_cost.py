@@ -1,0 +1,104 @@
+"""The pose step's time in process, the node's defaults against a candidate's parameters: every
+clip's PerceptionPipeline._poses and its _epipolar timed (the shipped model on ONNX Runtime, frames pushed as a 30 Hz
+camera's), on TUM fr1/rpy and the HoloLens walk, the two configurations in turn (ABBA) --repeats times.
+Writes OUT/pose_step_cost.json and OUT/README.md (a table).
+
+    .venv/bin/python tools/pose_step_cost.py --data-root ../shared/data --out OUT \
+        --param pose_epipolar_rotation_guess=false [--repeats 2]
+
+Run it on idle cores and compare the columns of one run: absolute times hold only on one machine
+and one phase of a shared host. Why a tool: every pose change since session 35 had its cost
+measured this way, each by its own scratch copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from frame_rate_study import write_study
+
+REPO = Path(__file__).resolve().parents[1]
+
+# name, reader (fourds_ros.rgbd), folder under --data-root, role in the shipped model's fold
+RECORDINGS = (
+    ("tum_fr1_rpy", "read_tum", "tum_fr1_rpy_f000-079", "validation"),
+    ("hololens_walk", "read_hololens", "hololens_dvmvs_000_f00305-00334", "train"),
+)
+COUNTERS = ("pose_epipolar_clips", "pose_epipolar_stepwise", "pose_epipolar_guided", "pose_relinked")
+
+
+def time_pose_step(engine, settings, images: list[np.ndarray], k: np.ndarray) -> tuple[dict, dict]:
+    """images pushed as a 30 Hz camera's -> ({step: seconds of every clip's call} for the pose step
+    (_poses) and its epipolar direction (_epipolar, part of it), the pipeline's counters in COUNTERS)."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+
+    pipe = PerceptionPipeline(engine, settings)
+    times = {"pose": [], "epipolar": []}
+
+    def timed(step: str, method):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            result = method(*args, **kwargs)
+            times[step].append(time.perf_counter() - start)
+            return result
+        return call
+
+    pipe._poses, pipe._epipolar = timed("pose", pipe._poses), timed("epipolar", pipe._epipolar)
+    for i, image in enumerate(images):
+        pipe.push(image, i * 33_333_333, "cam", k)
+    status = pipe.status()
+    return times, {name: status[name] for name in COUNTERS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fourds_ros import rgbd
+    from fourds_ros.engine import create_engine
+    from fourds_ros.perception.settings import PerceptionSettings, params_from_args
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", required=True,
+                        help="the candidate's node parameter (repeatable; value read as YAML)")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    candidate = params_from_args(parser, args.param)
+    engine = create_engine(str(REPO / "models" / "fourds_default"), backend="onnxruntime")
+    configurations = {"defaults": PerceptionSettings(), "candidate": PerceptionSettings.from_params(candidate)}
+    rows = []
+    for name, reader, folder, role in RECORDINGS:
+        seq = getattr(rgbd, reader)(args.data_root / folder)
+        images = [seq.rgb(i) for i in range(len(seq))]
+        for repeat in range(args.repeats):
+            # ABBA: which configuration runs first alternates, so that warming up favours neither
+            for configuration, settings in list(configurations.items())[::1 if repeat % 2 == 0 else -1]:
+                times, counters = time_pose_step(engine, settings, images, seq.intrinsics)
+                rows.append({"recording": name, "role": role, "repeat": repeat, "configuration": configuration,
+                             "clips": len(times["pose"]),
+                             **{f"{step}_ms_{stat}": 1000 * float(f(times[step]) if times[step] else np.nan)
+                                for step in times for stat, f in (("p50", np.median), ("mean", np.mean))},
+                             **counters})
+                print(f"{name} repeat {repeat} {configuration}: pose step {rows[-1]['pose_ms_p50']:.1f} ms", flush=True)
+    words = "".join(f" --param {p}" for p in args.param)
+    lines = ["# The pose step's time in process: the node's defaults against a candidate", "",
+             f"`python tools/pose_step_cost.py --data-root ../shared/data --out OUT{words} --repeats {args.repeats}` "
+             "(ONNX Runtime, the shipped model; PerceptionPipeline._poses and, within it, _epipolar timed per "
+             "clip). Compare the configurations of one run, repeat by repeat.", "",
+             "| recording | role | repeat | configuration | clips | pose step ms p50 | mean | its epipolar "
+             "direction ms p50 | mean | " + " | ".join(COUNTERS) + " |",
+             "| --- " * (9 + len(COUNTERS)) + "|"]
+    lines += [f"| {r['recording']} | {r['role']} | {r['repeat']} | {r['configuration']} | {r['clips']} | "
+              f"{r['pose_ms_p50']:.1f} | {r['pose_ms_mean']:.1f} | {r['epipolar_ms_p50']:.1f} | "
+              f"{r['epipolar_ms_mean']:.1f} | " + " | ".join(str(r[c]) for c in COUNTERS) + " |" for r in rows]
+    write_study(args.out, "pose_step_cost.json", rows, "\n".join(lines))
+    print(f"pose_step_cost: {args.out / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
