@@ -1,7 +1,8 @@
 """The pose step's time in process, the node's defaults against a candidate's parameters: every
-clip's PerceptionPipeline._poses and its _epipolar timed (the shipped model on ONNX Runtime, frames pushed as a 30 Hz
-camera's), on TUM fr1/rpy and the HoloLens walk, the two configurations in turn (ABBA) --repeats times.
-Writes OUT/pose_step_cost.json and OUT/README.md (a table).
+clip's pose step and its epipolar direction timed (bench.node.timed_pipeline: the node's pipeline,
+model and backend), frames pushed as a 30 Hz camera's, on TUM fr1/rpy and the HoloLens walk, the
+two configurations in turn (ABBA) --repeats times. Writes OUT/pose_step_cost.json and OUT/README.md
+(a table).
 
     .venv/bin/python tools/pose_step_cost.py --data-root ../shared/data --out OUT \
         --param pose_epipolar_rotation_guess=false [--repeats 2]
@@ -15,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from frame_rate_study import write_study
-
-REPO = Path(__file__).resolve().parents[1]
 
 # name, reader (fourds_ros.rgbd), folder under --data-root, role in the shipped model's fold
 RECORDINGS = (
@@ -32,33 +30,22 @@ RECORDINGS = (
 COUNTERS = ("pose_epipolar_clips", "pose_epipolar_stepwise", "pose_epipolar_guided", "pose_relinked")
 
 
-def time_pose_step(engine, settings, images: list[np.ndarray], k: np.ndarray) -> tuple[dict, dict]:
-    """images pushed as a 30 Hz camera's -> ({step: seconds of every clip's call} for the pose step
-    (_poses) and its epipolar direction (_epipolar, part of it), the pipeline's counters in COUNTERS)."""
-    from fourds_ros.perception.pipeline import PerceptionPipeline
+def time_pose_step(params: dict, images: list[np.ndarray], k: np.ndarray) -> tuple[dict, dict]:
+    """images pushed as a 30 Hz camera's into the node's pipeline with params over its defaults ->
+    ({step: seconds of every clip's call} for the pose step and its epipolar direction, the
+    pipeline's counters in COUNTERS)."""
+    from fourds_ros.bench.node import timed_pipeline
 
-    pipe = PerceptionPipeline(engine, settings)
-    times = {"pose": [], "epipolar": []}
-
-    def timed(step: str, method):
-        def call(*args, **kwargs):
-            start = time.perf_counter()
-            result = method(*args, **kwargs)
-            times[step].append(time.perf_counter() - start)
-            return result
-        return call
-
-    pipe._poses, pipe._epipolar = timed("pose", pipe._poses), timed("epipolar", pipe._epipolar)
+    pipe, _, shares = timed_pipeline(params)
     for i, image in enumerate(images):
         pipe.push(image, i * 33_333_333, "cam", k)
     status = pipe.status()
-    return times, {name: status[name] for name in COUNTERS}
+    return {step: shares[step] for step in ("pose", "epipolar")}, {name: status[name] for name in COUNTERS}
 
 
 def main(argv: list[str] | None = None) -> int:
     from fourds_ros import rgbd
-    from fourds_ros.engine import create_engine
-    from fourds_ros.perception.settings import PerceptionSettings, params_from_args
+    from fourds_ros.perception.settings import params_from_args
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, required=True)
@@ -67,17 +54,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the candidate's node parameter (repeatable; value read as YAML)")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
-    candidate = params_from_args(parser, args.param)
-    engine = create_engine(str(REPO / "models" / "fourds_default"), backend="onnxruntime")
-    configurations = {"defaults": PerceptionSettings(), "candidate": PerceptionSettings.from_params(candidate)}
+    configurations = {"defaults": {}, "candidate": params_from_args(parser, args.param)}
     rows = []
     for name, reader, folder, role in RECORDINGS:
         seq = getattr(rgbd, reader)(args.data_root / folder)
         images = [seq.rgb(i) for i in range(len(seq))]
         for repeat in range(args.repeats):
             # ABBA: which configuration runs first alternates, so that warming up favours neither
-            for configuration, settings in list(configurations.items())[::1 if repeat % 2 == 0 else -1]:
-                times, counters = time_pose_step(engine, settings, images, seq.intrinsics)
+            for configuration, params in list(configurations.items())[::1 if repeat % 2 == 0 else -1]:
+                times, counters = time_pose_step(params, images, seq.intrinsics)
                 rows.append({"recording": name, "role": role, "repeat": repeat, "configuration": configuration,
                              "clips": len(times["pose"]),
                              **{f"{step}_ms_{stat}": 1000 * float(f(times[step]) if times[step] else np.nan)
@@ -87,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     words = "".join(f" --param {p}" for p in args.param)
     lines = ["# The pose step's time in process: the node's defaults against a candidate", "",
              f"`python tools/pose_step_cost.py --data-root ../shared/data --out OUT{words} --repeats {args.repeats}` "
-             "(ONNX Runtime, the shipped model; PerceptionPipeline._poses and, within it, _epipolar timed per "
-             "clip). Compare the configurations of one run, repeat by repeat.", "",
+             "(the node's pipeline, model and backend, bench.node.timed_pipeline: the pose step and, within it, "
+             "the epipolar direction timed per clip). Compare the configurations of one run, repeat by repeat.", "",
              "| recording | role | repeat | configuration | clips | pose step ms p50 | mean | its epipolar "
              "direction ms p50 | mean | " + " | ".join(COUNTERS) + " |",
              "| --- " * (9 + len(COUNTERS)) + "|"]

@@ -95,7 +95,7 @@ class CpuSampler:
 def pipeline_clip_ms(params: dict, frames: int) -> dict:
     """PerceptionPipeline.process per clip in-process (the node's settings, same frames), with the
     engine's and the tracks' shares: what the node's clip latency is compared against."""
-    pipe, backend, shares = _timed_pipeline(params)
+    pipe, backend, shares = timed_pipeline(params)
     images, k = _frames(frames)
     process, engine = [], []
     for i, rgb in enumerate(images):
@@ -136,7 +136,7 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
 
     from ..ros.probe import back_and_forth
 
-    pipe, _, _ = _timed_pipeline(params)
+    pipe, _, _ = timed_pipeline(params)
     images, k = _frames(64)
     plan = [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8"}]
     bare = None
@@ -186,13 +186,14 @@ def _stop_bare_subscriber(bare) -> dict:
         raise RuntimeError(f"bare subscriber failed ({bare.returncode}): {err[-2000:]}") from exc
 
 
-def _timed_pipeline(params: dict):
-    """(pipeline with the node's settings, backend, per-clip seconds of refine / update / pose)."""
+def timed_pipeline(params: dict):
+    """(pipeline with the node's settings, backend, per-clip seconds of refine / update / pose and,
+    within pose, its epipolar direction)."""
     from ..perception.pipeline import create_pipeline
     from ..perception.settings import PerceptionSettings
 
     pipe, backend = create_pipeline(PerceptionSettings.from_params(params), log=lambda *_: None)
-    shares = {"refine": [], "update": [], "pose": []}
+    shares = {"refine": [], "update": [], "pose": [], "epipolar": []}
 
     def timed(name, method):
         def call(*args, **kwargs):
@@ -204,6 +205,7 @@ def _timed_pipeline(params: dict):
 
     pipe.tracks.refine, pipe.tracks.update = timed("refine", pipe.tracks.refine), timed("update", pipe.tracks.update)
     pipe._poses = timed("pose", pipe._poses)  # the head's or the geometry's pose, chained into odometry
+    pipe._epipolar = timed("epipolar", pipe._epipolar)
     return pipe, backend, shares
 
 
