@@ -345,7 +345,6 @@ def test_pipeline_follows_the_corners_again_from_the_rotation_only_where_they_me
             np.testing.assert_array_equal(poses[True], poses[False])
 
 
-
 def test_passes_over_the_same_images_share_their_corners_and_follow_them_as_alone(monkeypatch):
     """follow_corner_steps(seeded=...): a second pass (here LK started from a guess) reuses the
     corners the first one detected, in the first frame and where it replenished, and follows
