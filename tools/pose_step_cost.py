@@ -5,7 +5,7 @@ two configurations in turn (ABBA) --repeats times. Writes OUT/pose_step_cost.jso
 (a table).
 
     .venv/bin/python tools/pose_step_cost.py --data-root ../shared/data --out OUT \
-        --param pose_epipolar_rotation_guess=false [--repeats 2]
+        --param pose_epipolar_rotation_guess=false [--model CANDIDATE_DIR] [--repeats 2]
 
 Run it on idle cores and compare the columns of one run: absolute times hold only on one machine
 and one phase of a shared host. Why a tool: every pose change since session 35 had its cost
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frame_rate_study import write_study
+from frame_rate_study import add_candidate_arguments, candidate_words, write_study
 
 # name, reader (fourds_ros.rgbd), folder under --data-root, role in the shipped model's fold
 RECORDINGS = (
@@ -50,11 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", required=True,
-                        help="the candidate's node parameter (repeatable; value read as YAML)")
+    add_candidate_arguments(parser)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
-    configurations = {"defaults": {}, "candidate": params_from_args(parser, args.param)}
+    if not args.param and not args.model:
+        parser.error("the candidate is missing: give --param NAME=VALUE or --model CANDIDATE_DIR")
+    candidate = {**params_from_args(parser, args.param), **({"model": args.model} if args.model else {})}
+    configurations = {"defaults": {}, "candidate": candidate}
     rows = []
     for name, reader, folder, role in RECORDINGS:
         seq = getattr(rgbd, reader)(args.data_root / folder)
@@ -69,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                                 for step in times for stat, f in (("p50", np.median), ("mean", np.mean))},
                              **counters})
                 print(f"{name} repeat {repeat} {configuration}: pose step {rows[-1]['pose_ms_p50']:.1f} ms", flush=True)
-    words = "".join(f" --param {p}" for p in args.param)
     lines = ["# The pose step's time in process: the node's defaults against a candidate", "",
-             f"`python tools/pose_step_cost.py --data-root ../shared/data --out OUT{words} --repeats {args.repeats}` "
+             f"`python tools/pose_step_cost.py --data-root ../shared/data --out OUT{candidate_words(args)} --repeats {args.repeats}` "
              "(the node's pipeline, model and backend, bench.node.timed_pipeline: the pose step and, within it, "
              "the epipolar direction timed per clip). Compare the configurations of one run, repeat by repeat.", "",
              "| recording | role | repeat | configuration | clips | pose step ms p50 | mean | its epipolar "
