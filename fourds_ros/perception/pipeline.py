@@ -428,6 +428,10 @@ class PerceptionPipeline:
         return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
                                       output_t)
 
+    def _newer_clip_waits(self) -> bool:
+        """The behind hook's answer (False where none is set): optional pose work is skipped then."""
+        return self.behind is not None and self.behind()
+
     def _relink_step(self, outputs, frames: list[Frame], images: ClipImages, k_model: np.ndarray, pmap: PixelMap
                      ) -> Callable[[int], GeometryPose | None] | None:
         """pose_geometry.relink_lost_frames' step(t): the motion from clip frame t-1 to t by PnP on
@@ -440,7 +444,7 @@ class PerceptionPipeline:
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
 
         def step(t: int) -> GeometryPose | None:
-            if self.behind is not None and self.behind():  # a newer clip waits: the head's, as without
+            if self._newer_clip_waits():  # the head's motion stands, as without relinking
                 self.pose_relink_skipped += 1
                 return None
             x0, x1 = follow_corners([images[t - 1], images[t]], corners, keep, stride=1)
@@ -466,7 +470,7 @@ class PerceptionPipeline:
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1]:
             return translation
-        if self.behind is not None and self.behind():  # a newer clip waits: the solver's own direction
+        if self._newer_clip_waits():  # the solver's own direction stands
             self.pose_epipolar_skipped += 1
             return translation
         steps = self.settings.pose.epipolar_steps
@@ -476,7 +480,7 @@ class PerceptionPipeline:
         chain = follow_corner_steps(images, corners, keep, replenish_below=replenish, seeded=seeded)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is None and self.settings.pose.epipolar_rotation_guess:
-            if self.behind is not None and self.behind():
+            if self._newer_clip_waits():
                 self.pose_epipolar_skipped += 1
             else:  # followed again, LK started where the solved rotation moves each corner
                 self.pose_epipolar_guided += 1
