@@ -191,25 +191,29 @@ def essential_motion(x0: np.ndarray, x1: np.ndarray, k: np.ndarray, expected_rot
     return EpipolarMotion(centre / np.linalg.norm(centre), r.T, int(used.sum()), parallax)
 
 
+def turn_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The 3x3 rotation that takes the direction of (3,) `a` onto that of (3,) `b` about their common
+    normal (identity where either is zero; a half turn about any normal where they are opposite)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if not (na > 0 and nb > 0):
+        return np.eye(3)
+    a, b = a / na, b / nb
+    axis, cos = np.cross(a, b), float(a @ b)
+    if np.linalg.norm(axis) < 1e-12:
+        if cos > 0:
+            return np.eye(3)
+        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])  # any axis normal to a
+        return cv2.Rodrigues(axis / np.linalg.norm(axis) * np.pi)[0]
+    return cv2.Rodrigues(axis / np.linalg.norm(axis) * np.arctan2(np.linalg.norm(axis), cos))[0]
+
+
 def turn_translations(translation: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """(T, 3) first_from_t translations turned by the one rotation that takes the last frame's
     direction onto `direction` (3,) (a unit vector); sizes unchanged. Unchanged where the last
     translation is zero."""
     translation = np.asarray(translation, np.float64)
-    last = translation[-1]
-    size = float(np.linalg.norm(last))
-    if not size > 0:
-        return translation
-    a, b = last / size, np.asarray(direction, np.float64) / np.linalg.norm(direction)
-    axis, cos = np.cross(a, b), float(a @ b)
-    if np.linalg.norm(axis) < 1e-12:
-        if cos > 0:
-            return translation
-        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])  # any axis normal to a
-        turn = cv2.Rodrigues(axis / np.linalg.norm(axis) * np.pi)[0]
-    else:
-        turn = cv2.Rodrigues(axis / np.linalg.norm(axis) * np.arctan2(np.linalg.norm(axis), cos))[0]
-    return translation @ turn.T
+    return translation @ turn_onto(translation[-1], direction).T
 
 
 def step_motions(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]], k: np.ndarray,
@@ -241,3 +245,28 @@ def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
     if not len(steps) or 2 * measured < len(steps) or not size > 0:
         return None
     return total / size
+
+
+def stepwise_translations(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
+                          motions: Sequence[EpipolarMotion | None], rotation: np.ndarray,
+                          translation: np.ndarray) -> np.ndarray:
+    """(T, 3) first_from_t translations rebuilt step by step (CornerSteps.steps, in order from frame
+    0): each step's solved motion, in the axes of its first frame a, is turned onto that step's
+    measured direction (motions, from step_motions; a step that measures none keeps its solved
+    motion), and the frames a+1..b of the step take the same turn of their solved motion from a;
+    the steps are chained from frame 0. Frames after the last step keep their solved motion from
+    the last step's end. Lengths and rotations as solved. rotation (T, 3, 3), translation (T, 3):
+    first_from_t. Why: where a clip's first and last frames share too few corners, turning the
+    whole clip by one rotation (turn_translations of stepwise_direction) gives its last frame the
+    steps' direction and leaves each frame inside the clip with the solver's."""
+    translation = np.asarray(translation, np.float64)
+    out = translation.copy()
+    end = 0
+    for (a, b, *_), motion in zip(steps, motions):
+        own = rotation[a].T @ (translation[b] - translation[a])  # the solved step, in frame a's axes
+        turn = np.eye(3) if motion is None else turn_onto(own, motion.direction)
+        for t in range(a + 1, b + 1):
+            out[t] = out[a] + rotation[a] @ turn @ rotation[a].T @ (translation[t] - translation[a])
+        end = b
+    out[end + 1:] = out[end] + translation[end + 1:] - translation[end]
+    return out
