@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fourds_ros.perception.epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners,
-                                            rotation_guess, step_motions, stepwise_direction, turn_translations)
+                                            rotation_guess, step_motions, stepwise_direction, turn_onto,
+                                            turn_translations)
 
 from .conftest import SHARED_DATA, require
 
@@ -237,6 +238,17 @@ def test_stepwise_direction_needs_half_of_the_steps_measured():
     steps = _steps_of(rotation, moving)
     assert stepwise_direction(steps, step_motions(steps, K, rotation), rotation, solved) is None
     assert stepwise_direction([], [], rotation, solved) is None
+
+
+def test_turn_onto_takes_one_direction_onto_another():
+    rng = np.random.default_rng(4)
+    for a, b in [rng.normal(size=(2, 3)), (np.array([0.0, 0, 1]), np.array([0.0, 0, -2])),
+                 (np.array([1.0, 0, 0]), np.array([3.0, 0, 0]))]:
+        turn = turn_onto(a, b)
+        np.testing.assert_allclose(turn @ turn.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(turn) == pytest.approx(1.0)
+        np.testing.assert_allclose(turn @ a / np.linalg.norm(a), b / np.linalg.norm(b), atol=1e-9)
+    assert np.array_equal(turn_onto(np.zeros(3), np.array([0.0, 0, 1])), np.eye(3))
 
 
 def test_corner_steps_are_replenished_where_too_few_last():

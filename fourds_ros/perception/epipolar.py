@@ -246,27 +246,3 @@ def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
         return None
     return total / size
 
-
-def stepwise_translations(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
-                          motions: Sequence[EpipolarMotion | None], rotation: np.ndarray,
-                          translation: np.ndarray) -> np.ndarray:
-    """(T, 3) first_from_t translations rebuilt step by step (CornerSteps.steps, in order from frame
-    0): each step's solved motion, in the axes of its first frame a, is turned onto that step's
-    measured direction (motions, from step_motions; a step that measures none keeps its solved
-    motion), and the frames a+1..b of the step take the same turn of their solved motion from a;
-    the steps are chained from frame 0. Frames after the last step keep their solved motion from
-    the last step's end. Lengths and rotations as solved. rotation (T, 3, 3), translation (T, 3):
-    first_from_t. Why: where a clip's first and last frames share too few corners, turning the
-    whole clip by one rotation (turn_translations of stepwise_direction) gives its last frame the
-    steps' direction and leaves each frame inside the clip with the solver's."""
-    translation = np.asarray(translation, np.float64)
-    out = translation.copy()
-    end = 0
-    for (a, b, *_), motion in zip(steps, motions):
-        own = rotation[a].T @ (translation[b] - translation[a])  # the solved step, in frame a's axes
-        turn = np.eye(3) if motion is None else turn_onto(own, motion.direction)
-        for t in range(a + 1, b + 1):
-            out[t] = out[a] + rotation[a] @ turn @ rotation[a].T @ (translation[t] - translation[a])
-        end = b
-    out[end + 1:] = out[end] + translation[end + 1:] - translation[end]
-    return out

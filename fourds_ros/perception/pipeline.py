@@ -29,7 +29,7 @@ import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_guess, step_motions,
-                       stepwise_direction, stepwise_translations, turn_translations)
+                       stepwise_direction, turn_translations)
 from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
@@ -492,13 +492,10 @@ class PerceptionPipeline:
             return turn_translations(translation, motion.direction)
         if not steps:
             return translation
-        motions = step_motions(chain.steps, k, rotation)
-        direction = stepwise_direction(chain.steps, motions, rotation, translation)
+        direction = stepwise_direction(chain.steps, step_motions(chain.steps, k, rotation), rotation, translation)
         if direction is None:
             return translation
         self.pose_epipolar_stepwise += 1
-        if self.settings.pose.epipolar_step_directions:
-            return stepwise_translations(chain.steps, motions, rotation, translation)
         return turn_translations(translation, direction)
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,

@@ -307,14 +307,6 @@ class PoseSettings(_Group):
         fr1/rpy (validation) 30 Hz 0.0201 -> 0.0202, backwards 0.0259 -> 0.0227; 15 / 10 Hz and the
         kitchen (train) within 1 %; about 10 ms a clip where it runs (docs/results/session38, rule 29).""",
                                             param="pose_epipolar_rotation_guess")
-    epipolar_step_directions: bool = setting(False, """pose_epipolar_steps: where a clip's direction comes from its
-        steps (its first and last frames measured none), each step's own measured direction is given
-        to the frames of that step, chained from the clip's first frame (epipolar.stepwise_translations),
-        instead of turning the whole clip by the one rotation that points its last frame along the
-        steps' sum. Each step keeps its solved length; a step that measures none keeps its solved
-        motion. Why: on the HoloLens walk the frames inside a clip miss their direction as much as the
-        last one (docs/results/pose_error_budget). Candidate of docs/results/session39, rule 30.""",
-                                             param="pose_epipolar_step_directions")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
         instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the

@@ -44,7 +44,9 @@ def recording(self, rotation, translation, geo, frames, unseen, images):
         for t in range(1, len(stamps)):
             if np.linalg.norm(gt[t]) >= MIN_M:
                 rows.append({"start": start, "stamp": stamps[0], "t": t, "path": path,
-                             "solved_deg": angle(translation[t], gt[t]), "after_deg": angle(turned[t], gt[t])})
+                             "solved_deg": angle(translation[t], gt[t]), "after_deg": angle(turned[t], gt[t]),
+                             "solved_size": float(np.linalg.norm(translation[t]) / np.linalg.norm(gt[t])),
+                             "after_size": float(np.linalg.norm(turned[t]) / np.linalg.norm(gt[t]))})
     return turned
 
 
@@ -57,4 +59,7 @@ for p in ("first-last", "stepwise", "none"):
     if r:
         b = np.array([x["solved_deg"] for x in r]); a = np.array([x["after_deg"] for x in r])
         last = np.array([x["after_deg"] for x in r if x["t"] == max(y["t"] for y in r if y["stamp"] == x["stamp"] and y["start"] == x["start"])])
+        ls = np.array([x["solved_size"] for x in r if x["t"] == 7]); la = np.array([x["after_size"] for x in r if x["t"] == 7])
+        if len(ls):
+            print(f"  {p} frame 7 size / true: solved median {np.median(ls):.2f}, after median {np.median(la):.2f}; log-ratio spread {np.std(np.log(ls)):.2f} / {np.std(np.log(la)):.2f}")
         print(f"{p}: {len(r)} frames; solved median {np.median(b):.1f} mean {b.mean():.1f}; after median {np.median(a):.1f} mean {a.mean():.1f}; last frames after mean {last.mean():.1f}")
