@@ -32,7 +32,7 @@ model's metres) and the rotations stay. Measured on every recording in models/fo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -76,9 +76,6 @@ class CornerSteps:
     first: np.ndarray
     last: np.ndarray
     steps: list[tuple[int, int, np.ndarray, np.ndarray]]
-    # For each followed frame b after the first: (b, (N, 2) first-frame pixels, (N, 2) pixels in b) of
-    # the first frame's corners still followed at b (the last entry is first and last).
-    along: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 def _seed_corners(gray: np.ndarray, corners: int, keep: np.ndarray | None) -> np.ndarray:
@@ -117,7 +114,7 @@ def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndar
 
     start = seed(followed[0])
     at, alive, original = start.copy(), np.ones(len(start), bool), np.ones(len(start), bool)
-    steps, along = [], []
+    steps = []
     for a, b in zip(followed[:-1], followed[1:]):
         if replenish_below and alive.sum() < replenish_below:
             fresh = seed(a)
@@ -132,9 +129,8 @@ def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndar
         steps.append((a, b, at[rows[ok]].copy(), moved[ok].copy()))
         at[rows] = moved
         alive[rows[~ok]] = False
-        along.append((b, start[alive & original], at[alive & original]))
     lasted = alive & original
-    return CornerSteps(start[lasted], at[lasted], steps, along)
+    return CornerSteps(start[lasted], at[lasted], steps)
 
 
 def rotation_guess(k: np.ndarray, rotation: np.ndarray) -> Callable[[int, int, np.ndarray], np.ndarray]:
@@ -250,29 +246,3 @@ def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
         return None
     return total / size
 
-
-
-def frame_directions(along: Sequence[tuple[int, np.ndarray, np.ndarray]], k: np.ndarray, rotation: np.ndarray,
-                     translation: np.ndarray) -> tuple[np.ndarray, int]:
-    """(T, 3) first_from_t translations whose frames inside the clip take the direction of their
-    own essential matrix with the first frame (CornerSteps.along: the first frame's corners followed
-    to each followed frame b; essential_motion with the solved rotation first_from_b expected), where
-    it measures one. A frame between followed frames takes the turn of the next followed frame that
-    measured (the last frame: none, its direction already the clip's). Sizes and rotations as given.
-    -> (translations, frames that measured their own). Why: turning the whole clip by one rotation
-    points its last frame right and leaves each frame inside with the solver's shape; on the
-    validation desk those frames missed their direction by 37 degrees on average against 14 for the
-    last (docs/results/session39)."""
-    translation = np.asarray(translation, np.float64)
-    last = len(translation) - 1
-    turns = {last: np.eye(3)}
-    for b, xa, xb in along:
-        if 0 < b < last:
-            motion = essential_motion(xa, xb, k, rotation[b])
-            if motion is not None:
-                turns[b] = turn_onto(translation[b], motion.direction)
-    measured = sorted(turns)
-    out = translation.copy()
-    for t in range(1, last):
-        out[t] = turns[next(b for b in measured if b >= t)] @ translation[t]
-    return out, len(turns) - 1

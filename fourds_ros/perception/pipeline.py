@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
-from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, frame_directions,
-                       rotation_guess, step_motions, stepwise_direction, turn_translations)
+from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_guess, step_motions,
+                       stepwise_direction, turn_translations)
 from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
@@ -136,7 +136,6 @@ class PerceptionPipeline:
         self.pose_epipolar_skipped = 0  # clips that skipped it, or its guided pass, because a newer clip was waiting (behind)
         self.pose_epipolar_guided = 0  # clips whose corners were followed again from the solved rotation's guess
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
-        self.pose_epipolar_frames = 0  # frames inside a clip whose own essential matrix with its first frame gave theirs
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
@@ -211,7 +210,6 @@ class PerceptionPipeline:
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
-                "pose_epipolar_frames": self.pose_epipolar_frames,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
@@ -491,11 +489,7 @@ class PerceptionPipeline:
                 motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is not None:
             self.pose_epipolar_clips += 1
-            translation = turn_translations(translation, motion.direction)
-            if self.settings.pose.epipolar_frame_directions:
-                translation, frames = frame_directions(chain.along, k, rotation, translation)
-                self.pose_epipolar_frames += frames
-            return translation
+            return turn_translations(translation, motion.direction)
         if not steps:
             return translation
         direction = stepwise_direction(chain.steps, step_motions(chain.steps, k, rotation), rotation, translation)

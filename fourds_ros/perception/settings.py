@@ -307,13 +307,6 @@ class PoseSettings(_Group):
         fr1/rpy (validation) 30 Hz 0.0201 -> 0.0202, backwards 0.0259 -> 0.0227; 15 / 10 Hz and the
         kitchen (train) within 1 %; about 10 ms a clip where it runs (docs/results/session38, rule 29).""",
                                             param="pose_epipolar_rotation_guess")
-    epipolar_frame_directions: bool = setting(False, """pose_epipolar_corners > 0: where a clip's first and last camera
-        images give its direction, each followed frame inside the clip whose own essential matrix with
-        the first frame measures a direction takes it, and the frames between take the next measured
-        frame's turn (epipolar.frame_directions; sizes and rotations unchanged; counted as
-        pose_epipolar_frames). Why: the one turn that points the clip's last frame leaves the frames
-        inside with the solver's shape. Candidate of docs/results/session39, rule 31.""",
-                                              param="pose_epipolar_frame_directions")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
         instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the
