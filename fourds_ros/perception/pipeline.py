@@ -136,6 +136,7 @@ class PerceptionPipeline:
         self.pose_epipolar_skipped = 0  # clips that skipped it, or its guided pass, because a newer clip was waiting (behind)
         self.pose_epipolar_guided = 0  # clips whose corners were followed again from the solved rotation's guess
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
+        self.pose_epipolar_held = 0  # clips held in place: their lasting corners measured no direction
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
@@ -210,6 +211,7 @@ class PerceptionPipeline:
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
+                "pose_epipolar_held": self.pose_epipolar_held,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
@@ -466,7 +468,9 @@ class PerceptionPipeline:
         over do, summed (epipolar.stepwise_direction; corners replenished where too few lasted).
         With pose_epipolar_rotation_guess, where the first and last views measure none, the corners
         are first followed again from where the solved rotation moves them, and that chain is used.
-        Sizes and rotations unchanged."""
+        With pose_epipolar_hold_unmeasured, where at least MIN_INLIERS of the first frame's corners
+        lasted the clip and still nothing measured a direction, the translations are zero. Sizes and
+        rotations otherwise unchanged."""
         corners = self.settings.pose.epipolar_corners
         if not corners or unseen.any() or geo.still[-1]:
             return translation
@@ -479,9 +483,12 @@ class PerceptionPipeline:
         replenish, seeded = MIN_INLIERS if steps else 0, {}
         chain = follow_corner_steps(images, corners, keep, replenish_below=replenish, seeded=seeded)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
+        # The clip's first corners lasted it: had the camera moved, the views would measure it.
+        lasted = len(chain.first) >= MIN_INLIERS
         if motion is None and self.settings.pose.epipolar_rotation_guess:
             if self._newer_clip_waits():
                 self.pose_epipolar_skipped += 1
+                lasted = False  # not every test was made
             else:  # followed again, LK started where the solved rotation moves each corner
                 self.pose_epipolar_guided += 1
                 chain = follow_corner_steps(images, corners, keep, replenish_below=replenish,
@@ -490,13 +497,15 @@ class PerceptionPipeline:
         if motion is not None:
             self.pose_epipolar_clips += 1
             return turn_translations(translation, motion.direction)
-        if not steps:
-            return translation
-        direction = stepwise_direction(chain.steps, step_motions(chain.steps, k, rotation), rotation, translation)
-        if direction is None:
-            return translation
-        self.pose_epipolar_stepwise += 1
-        return turn_translations(translation, direction)
+        direction = (stepwise_direction(chain.steps, step_motions(chain.steps, k, rotation), rotation, translation)
+                     if steps else None)
+        if direction is not None:
+            self.pose_epipolar_stepwise += 1
+            return turn_translations(translation, direction)
+        if self.settings.pose.epipolar_hold_unmeasured and lasted:
+            self.pose_epipolar_held += 1
+            return np.zeros_like(translation)
+        return translation
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

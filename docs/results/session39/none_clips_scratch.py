@@ -43,7 +43,7 @@ def why(x0, x1, k, expected=None):
         dis2 = np.degrees(np.linalg.norm(cv2.Rodrigues(r2 @ expected)[0])) if expected is not None else 0.0
         c = -r2.T @ t2.ravel()
         far.append((int(u2.sum()), par2, dis2, c / np.linalg.norm(c)))
-        return f"inliers {int(used.sum())}"
+        return f"inliers {int(used.sum())} of {int(inl.sum())} E inliers of {len(x0)} corners"
     d = (k @ r @ np.linalg.inv(k) @ np.c_[x0[used], np.ones(used.sum())].T).T
     par = float(np.median(np.linalg.norm(x1[used] - d[:, :2] / d[:, 2:], axis=1)))
     if not par >= epipolar.MIN_PARALLAX_PX:
