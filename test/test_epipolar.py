@@ -251,6 +251,34 @@ def test_turn_onto_takes_one_direction_onto_another():
     assert np.array_equal(turn_onto(np.zeros(3), np.array([0.0, 0, 1])), np.eye(3))
 
 
+def test_a_clip_whose_lasting_corners_measure_no_direction_is_held_in_place(shipped_engine):
+    """pose_epipolar_hold_unmeasured (the default). TUM fr1/rpy from its frame 1 (validation; the camera turns
+    fast): the first clip's corners last it, and no essential matrix measures its direction, in
+    the plain pass, the guided pass or the steps. Held: its frames keep the first frame's position
+    (counted), their rotations stay as solved; off, the solver's translation stands. The second clip
+    measures its direction and is the same either way, apart from where it starts."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_tum
+
+    assert PerceptionSettings().pose.epipolar_hold_unmeasured is True
+    tum = read_tum(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    poses, status = {}, {}
+    for hold in (True, False):
+        pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params({"pose_epipolar_hold_unmeasured": hold}))
+        out = [r for i in range(1, 16) for r in pipe.push(tum.rgb(i), i * 33_333_333, "cam", tum.intrinsics)]
+        poses[hold] = np.array([r.pose.odom_from_camera for r in out])
+        status[hold] = pipe.status()
+    assert len(poses[True]) == 15
+    assert status[True]["pose_epipolar_held"] == 1 and status[False]["pose_epipolar_held"] == 0
+    assert status[True]["pose_epipolar_clips"] == status[False]["pose_epipolar_clips"] == 1  # the second clip
+    np.testing.assert_allclose(poses[True][:8, :3, 3], poses[True][:1, :3, 3].repeat(8, 0), atol=1e-12)
+    assert np.linalg.norm(poses[False][7, :3, 3] - poses[False][0, :3, 3]) > 0.01  # the solver moved it
+    np.testing.assert_allclose(poses[True][:, :3, :3], poses[False][:, :3, :3], atol=1e-9)
+    second = [np.linalg.inv(p[7]) @ p[8:] for p in (poses[True], poses[False])]  # from the second clip's start
+    np.testing.assert_allclose(second[0], second[1], atol=1e-9)
+
+
 def test_corner_steps_are_replenished_where_too_few_last():
     """A real TUM frame shifted 2 px a frame, whose content changes to another scene (the frame
     turned upside down and mirrored) at frame 4: the first frame's corners are lost on the way to frame 4. Replenished, the steps 4 -> 6 -> 7 are
@@ -280,7 +308,8 @@ def test_pipeline_sums_the_steps_where_the_first_and_last_frames_measure_nothing
     frame's corners for the first-last direction, and with pose_epipolar_steps (the default) the
     steps give it (counted); off, the solver's own direction stands. Sizes are kept either way.
     The corners are followed from where they were (pose_epipolar_rotation_guess off), so that it is
-    the steps that measure."""
+    the steps that measure, and a clip they do not measure keeps its translation
+    (pose_epipolar_hold_unmeasured off)."""
     from fourds_ros.perception.pipeline import PerceptionPipeline
     from fourds_ros.perception.settings import PerceptionSettings
     from fourds_ros.rgbd import read_hololens
@@ -290,7 +319,7 @@ def test_pipeline_sums_the_steps_where_the_first_and_last_frames_measure_nothing
     poses, counts = {}, {}
     for steps in (True, False):
         pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(
-            {"pose_epipolar_steps": steps, "pose_epipolar_rotation_guess": False}))
+            {"pose_epipolar_steps": steps, "pose_epipolar_rotation_guess": False, "pose_epipolar_hold_unmeasured": False}))
         out = [r for i in range(15) for r in pipe.push(seq.rgb(i), i * 100_000_000, "cam", seq.intrinsics)]
         poses[steps] = np.array([r.pose.odom_from_camera[:3, 3] for r in out])
         counts[steps] = (pipe.status()["pose_epipolar_clips"], pipe.status()["pose_epipolar_stepwise"])
