@@ -226,6 +226,38 @@ def test_still_camera_ate_bounds_every_estimate():
     assert pose_errors(stamps, ref, ref)["ate_rmse"] < 1e-6 < floor
 
 
+def test_an_estimate_that_never_moved_scores_as_the_still_camera():
+    """Odometry that held every clip in place (pose_epipolar_hold_unmeasured) has no Sim(3)
+    alignment to solve: it scores the still camera's ATE (the best alignment, at scale 0), not None,
+    its rotation errors as usual, and every relative step misses the reference's."""
+    ref = _look_at_poses(12)
+    stamps = [i * 33_000_000 for i in range(12)]
+    held = [np.block([[T[:3, :3], np.zeros((3, 1))], [np.zeros((1, 3)), np.ones((1, 1))]]) for T in ref]
+    m = pose_errors(stamps, held, ref)
+    assert m["ate_rmse"] == pytest.approx(m["ate_still_camera"]) and m["ate_rmse"] > 0.01
+    assert m["sim3_scale"] == 0.0 and m["rotation_ratio"] == pytest.approx(1.0)
+    assert m["rpe_rot_deg"] == pytest.approx(0.0, abs=1e-6)
+    steps = np.linalg.norm(np.diff([T[:3, 3] for T in ref], axis=0), axis=1)
+    assert m["rpe_trans"] == pytest.approx(np.sqrt(np.mean(steps ** 2)))
+    # a hair of motion along a line (evo refuses it too) is aligned, and scores no worse than still
+    nudged = [T.copy() for T in held]
+    nudged[5][:3, 3] = 1e-6
+    assert pose_errors(stamps, nudged, ref)["ate_rmse"] <= m["ate_rmse"] + 1e-9
+
+
+def test_degenerate_sim3_is_umeyamas_alignment_where_evo_computes_one():
+    from evo.core.geometry import umeyama_alignment
+
+    from fourds_ros.evaluation.metrics import degenerate_sim3
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(20, 3))
+    rotation = transforms3d.euler.euler2mat(0.3, -0.2, 0.5)
+    y = 2.5 * x @ rotation.T + [1.0, -2.0, 0.5] + rng.normal(0, 0.01, (20, 3))
+    for ours, evos in zip(degenerate_sim3(x, y), umeyama_alignment(x.T, y.T, True)):
+        np.testing.assert_allclose(ours, evos, atol=1e-9)
+
+
 def test_pose_errors_too_short():
     m = pose_errors([0, 1], [np.eye(4)] * 2, [np.eye(4)] * 2)
     assert m["ate_rmse"] is None and "fewer" in m["error"]

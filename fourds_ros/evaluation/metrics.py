@@ -283,6 +283,8 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     import copy
 
     from evo.core import metrics
+    from evo.core.geometry import GeometryException
+    from evo.core.lie_algebra import se3
     from evo.core.units import Unit
     from evo.tools import file_interface
 
@@ -297,9 +299,13 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     aligned = copy.deepcopy(traj_est)
     try:
         r, t, s = aligned.align(traj_ref, correct_scale=True)
-    except Exception as exc:  # degenerate (e.g. constant) trajectories cannot be aligned
-        return {"ate_rmse": None, "rpe_trans": None, "rpe_rot_deg": None, "rotation_ratio": None, "frames": len(stamps_ns),
-                "error": f"Sim(3) alignment failed: {exc}"}
+    except GeometryException:
+        # evo refuses an estimate whose positions span less than a plane: one that never moved, or
+        # moved along a line only (odometry whose clips were held in place, pose_epipolar_hold_unmeasured).
+        # Its best Sim(3) alignment still exists; scoring it None would drop it from every mean.
+        r, t, s = degenerate_sim3(traj_est.positions_xyz, traj_ref.positions_xyz)
+        aligned.scale(s)
+        aligned.transform(se3(r, t))
     ape = metrics.APE(metrics.PoseRelation.translation_part)
     ape.process_data((traj_ref, aligned))
     rpe_t = metrics.RPE(metrics.PoseRelation.translation_part, delta=1, delta_unit=Unit.frames,
@@ -315,6 +321,23 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
             "rotation_ratio": total_rotation_deg(traj_est.poses_se3) / turned_ref if turned_ref > 0 else None,
             "sim3_scale": float(s), "ate_still_camera": still_camera_ate(traj_ref.positions_xyz),
             "frames": len(stamps_ns), "aligned_xyz": aligned.positions_xyz.tolist()}
+
+
+def degenerate_sim3(est_xyz: np.ndarray, ref_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(N, 3) estimated and reference positions -> (R 3x3, t (3,), scale) of the least-squares Sim(3)
+    taking the estimate onto the reference (Umeyama 1991, eqs. 34-43), also where the estimate's
+    spread has rank 0 or 1, which evo refuses: the optimum is then not unique in its rotation, but
+    its error is. An estimate that never moved gets scale 0 at the reference's mean (the still camera)."""
+    x, y = np.asarray(est_xyz, float), np.asarray(ref_xyz, float)
+    mean_x, mean_y = x.mean(0), y.mean(0)
+    variance = float(np.mean(np.sum((x - mean_x) ** 2, axis=1)))
+    if not variance > 1e-24:
+        return np.eye(3), mean_y, 0.0
+    u, d, vt = np.linalg.svd((y - mean_y).T @ (x - mean_x) / len(x))
+    sign = np.diag([1.0, 1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rotation = u @ sign @ vt
+    scale = float(np.trace(np.diag(d) @ sign) / variance)
+    return rotation, mean_y - scale * rotation @ mean_x, scale
 
 
 def still_camera_ate(positions: np.ndarray) -> float:
