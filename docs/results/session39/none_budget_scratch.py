@@ -17,10 +17,10 @@ sys.path.insert(0, "/work/main/tools")
 sys.path.insert(0, "/work/main")
 import pose_error_budget as peb  # noqa: E402
 from fourds_ros.engine import create_engine  # noqa: E402
-from fourds_ros.evaluation.bag import CAMERA_FRAME, read_bag  # noqa: E402
+from fourds_ros.evaluation.bag import read_bag  # noqa: E402
 from fourds_ros.evaluation.eval_cli import resolve_model  # noqa: E402
 from fourds_ros.evaluation.metrics import pose_errors  # noqa: E402
-from fourds_ros.perception import PerceptionPipeline, pipeline as pl  # noqa: E402
+from fourds_ros.perception import pipeline as pl  # noqa: E402
 from fourds_ros.perception.epipolar import turn_translations  # noqa: E402
 from fourds_ros.perception.odometry import OdometryChain  # noqa: E402
 from fourds_ros.perception.settings import PerceptionSettings  # noqa: E402
@@ -29,6 +29,8 @@ bag = read_bag(sys.argv[1])
 starts = int(sys.argv[2])
 engine = create_engine(resolve_model(None), backend="torch")
 MIN_LASTED = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+# The code before rule 32: its held clips are what this measures.
+SETTINGS = PerceptionSettings.from_params({"pose_epipolar_hold_unmeasured": False})
 path = ["n/a"]
 orig = pl.PerceptionPipeline._epipolar
 lasted = []
@@ -56,23 +58,24 @@ def tagging(self, rotation, translation, geo, frames, unseen, images):
 pl.PerceptionPipeline._epipolar = tagging
 
 
+paths = []  # the path of each clip handed to the odometry chain, in order
+chain_add = OdometryChain.add_clip
+
+
+def tagged_add(self, *args, **kwargs):
+    paths.append(path[0])
+    path[0] = "n/a"
+    return chain_add(self, *args, **kwargs)
+
+
+OdometryChain.add_clip = tagged_add
+
+
 def record(start):
-    pipeline = PerceptionPipeline(engine, PerceptionSettings())
-    calls, add_clip = [], pipeline.odometry.add_clip
-
-    def rec(indices, stamps_ns, rotation, translation, log_variance, output_t):
-        calls.append((list(indices), list(stamps_ns), np.array(rotation), np.array(translation),
-                      np.array(log_variance), list(output_t), path[0]))
-        path[0] = "n/a"
-        return add_clip(indices, stamps_ns, rotation, translation, log_variance, output_t)
-
-    pipeline.odometry.add_clip = rec
-    for stamp in bag.stamps[start:]:
-        pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp))
-    clip = pipeline.flush()
-    if clip is not None:
-        pipeline.process(clip)
-    return calls
+    """pose_error_budget.record_clips's calls, each with its clip's path appended."""
+    paths.clear()
+    calls = peb.record_clips(bag, engine, SETTINGS, start)
+    return [(*call, p) for call, p in zip(calls, paths, strict=True)]
 
 
 def ate(calls, variant):
