@@ -1,5 +1,7 @@
 """PerceptionPipeline on a real (tiny, random) checkpoint and real 7-Scenes frames."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -177,6 +179,14 @@ def test_depth_is_handed_over_before_tracks_and_pose_and_the_messages_split_by_p
     assert "path" in keys(("tracks", "pose")) and "depth" not in keys(("tracks", "pose"))
     with pytest.raises(ValueError, match="unknown output parts"):
         keys(("depth", "colour"))
+    # the path, up to path_max_length poses, is sent only while someone subscribes, and keeps its
+    # poses meanwhile: a subscriber that comes later gets all of them
+    outputs = OutputMessages(settings)
+    unwatched = [key for key, _ in outputs.build(b, {}, lambda key: key != "path")]
+    assert "path" not in unwatched and unwatched.count("odometry") == 4
+    assert b.odometry_restarted  # the first clip starts the path; a next clip of the same chain adds to it
+    watched = dict(outputs.build(dataclasses.replace(b, odometry_restarted=False), {}, lambda key: True))
+    assert len(watched["path"].poses) == 8
 
 
 def test_depth_first_sends_depth_once_and_leaves_it_to_the_rest_when_sending_fails(engine):

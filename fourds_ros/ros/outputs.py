@@ -5,8 +5,9 @@ per frame from contiguous numpy buffers (convert.py).
     for key, msg in outputs.build(result, trails, wanted=lambda key: subscribers[key] > 0):
         publishers[key].publish(msg)      # key "tf" carries a list of TransformStamped
 
-Costly outputs (depth/points, tracks/markers) are built only while `wanted(key)`; the path is
-sent once per clip, not per frame, because a long Path is costly to serialise.
+Costly outputs (depth/points, tracks/markers, the path) are built or sent only while `wanted(key)`;
+the path is sent once per clip, not per frame, and only while someone subscribes, because a long
+Path (up to path_max_length poses) is costly to serialise.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class OutputMessages:
                 yield from self._pose(r)
         if with_pose:
             del self.path.poses[: max(0, len(self.path.poses) - self.pose.path_max_length)]
-            yield "path", self.path
+            if wanted("path"):  # the poses are kept either way, so a later subscriber gets the whole path
+                yield "path", self.path
 
     def _depth(self, r, wanted) -> Iterator[tuple[str, object]]:
         h, w = r.depth.shape
