@@ -245,4 +245,3 @@ def stepwise_direction(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]],
     if not len(steps) or 2 * measured < len(steps) or not size > 0:
         return None
     return total / size
-
