@@ -480,7 +480,7 @@ class PerceptionPipeline:
         steps = self.settings.pose.epipolar_steps
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
         k = self._input_k(frames[0])
-        replenish, seeded = MIN_INLIERS if steps else 0, {}
+        replenish, seeded = self.settings.pose.epipolar_replenish_below if steps else 0, {}
         chain = follow_corner_steps(images, corners, keep, replenish_below=replenish, seeded=seeded)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         # The clip's first corners lasted it: had the camera moved, the views would measure it.

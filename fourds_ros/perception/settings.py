@@ -297,6 +297,11 @@ class PoseSettings(_Group):
         -> 0.168 m (ORB VO 0.109); TUM fr1/rpy (validation) at 30 / 15 / 10 Hz and the kitchen
         (train) unchanged; about 0-11 ms a clip where it runs (docs/results/session36, rule 23).""",
                                    param="pose_epipolar_steps")
+    epipolar_replenish_below: int = setting(30, """pose_epipolar_steps: fresh corners are seeded at a followed frame
+        where fewer than this many are still followed there, so that each step has corners of its own
+        to measure its direction (epipolar.follow_corner_steps). Never fewer than 30 (an essential
+        matrix's minimum inliers). Candidate of docs/results/session39, rule 33.""",
+                                            param="pose_epipolar_replenish_below", low=30, high=5000)
     epipolar_rotation_guess: bool = setting(True, """pose_epipolar_corners > 0: where a clip's first and last camera images
         measure no direction, its corners are followed again with LK started where the clip's solved
         rotation moves each of them (epipolar.rotation_guess), and that chain gives the first-last or
