@@ -279,6 +279,34 @@ def test_a_clip_whose_lasting_corners_measure_no_direction_is_held_in_place(ship
     np.testing.assert_allclose(second[0], second[1], atol=1e-9)
 
 
+def test_the_pipeline_replenishes_corners_below_its_setting(shipped_engine, monkeypatch):
+    """pose_epipolar_replenish_below reaches the corner chain (with pose_epipolar_steps; without
+    steps nothing is replenished), and fewer than an essential matrix's minimum is refused."""
+    from fourds_ros.perception import pipeline as pl
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_hololens
+
+    seq = read_hololens(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
+    asked = []
+    real = pl.follow_corner_steps
+
+    def follow(*args, replenish_below=0, **kwargs):
+        asked.append(replenish_below)
+        return real(*args, replenish_below=replenish_below, **kwargs)
+
+    monkeypatch.setattr(pl, "follow_corner_steps", follow)
+    for params, expected in (({}, PerceptionSettings().pose.epipolar_replenish_below),
+                             ({"pose_epipolar_replenish_below": 150}, 150),
+                             ({"pose_epipolar_replenish_below": 150, "pose_epipolar_steps": False}, 0)):
+        asked.clear()
+        pipe = pl.PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(params))
+        for i in range(8):
+            pipe.push(seq.rgb(i), i * 100_000_000, "cam", seq.intrinsics)
+        assert asked and set(asked) == {expected}
+    with pytest.raises(ValueError):
+        PerceptionSettings.from_params({"pose_epipolar_replenish_below": MIN_INLIERS - 1})
+
+
 def test_corner_steps_are_replenished_where_too_few_last():
     """A real TUM frame shifted 2 px a frame, whose content changes to another scene (the frame
     turned upside down and mirrored) at frame 4: the first frame's corners are lost on the way to frame 4. Replenished, the steps 4 -> 6 -> 7 are
