@@ -337,13 +337,17 @@ def gate_outliers(head_rotation: np.ndarray, head_variance: np.ndarray, geo: Geo
 
 def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance: np.ndarray,
          geo_rotation: np.ndarray, geo_translation: np.ndarray, geo_variance: np.ndarray,
-         geo_valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         geo_valid: np.ndarray | None = None, keep_sizes: bool = False
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse-variance fusion of two T_first_from_t sequences, frame by frame.
 
     rotations (T, 3, 3), translations (T, 3), variances (T, 2) (rotation rad^2, translation m^2,
     isotropic). Rotation: the head's rotation moved toward the geometry's along the geodesic, by
     the geometry's weight var_head / (var_head + var_geo) (a weighted mean on the tangent space);
-    translation: the weighted mean. Frames where geo_valid is False keep the head's values.
+    translation: the weighted mean; with keep_sizes, the weighted mean's direction at the weighted
+    mean of the two sizes (two translations pointing different ways average to a shorter one than
+    either measured, and a camera does not move less because its two estimates disagree on where).
+    Frames where geo_valid is False keep the head's values.
     Returns (rotation, translation, variance) with the fused variance 1 / (1/var_h + 1/var_g)."""
     head_variance = np.asarray(head_variance, float)
     geo_variance = np.maximum(np.asarray(geo_variance, float), 1e-12)
@@ -356,6 +360,10 @@ def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance:
         delta = cv2.Rodrigues(np.asarray(head_rotation[t], float).T @ geo_rotation[t])[0]
         rotation[t] = head_rotation[t] @ cv2.Rodrigues(weight[t, 0] * delta)[0]
         translation[t] = (1 - weight[t, 1]) * head_translation[t] + weight[t, 1] * geo_translation[t]
+        size = float(np.linalg.norm(translation[t]))
+        if keep_sizes and size > 0:
+            translation[t] *= ((1 - weight[t, 1]) * np.linalg.norm(head_translation[t])
+                               + weight[t, 1] * np.linalg.norm(geo_translation[t])) / size
         variance[t] = head_variance[t] * geo_variance[t] / (head_variance[t] + geo_variance[t])
     return rotation, translation, variance
 
@@ -413,7 +421,7 @@ def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndar
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
               stamps_ns: np.ndarray | None = None, unseen: np.ndarray | None = None,
-              relink: Callable[[int], GeometryPose | None] | None = None, **solver
+              relink: Callable[[int], GeometryPose | None] | None = None, fuse_sizes: bool = False, **solver
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
@@ -457,7 +465,7 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
         variance = np.where(valid[:, None], geo.variance, head_var)
     else:
         rotation, translation, variance = fuse(head_r, head_t, head_var, geo.rotation, geo.translation,
-                                               geo.variance, geo.valid)
+                                               geo.variance, geo.valid, keep_sizes=fuse_sizes)
         # Where the image did not move, the geometry's (near) identity alone: blended by variance,
         # a confident head's phantom motion would still leak in (8 cm in 3 s on a real still frame).
         own = geo.still & geo.valid

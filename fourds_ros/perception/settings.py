@@ -332,6 +332,11 @@ class PoseSettings(_Group):
         through a scene where most corners move on their own (a crowd) could be held wrongly: the count
         says when.""",
                                              param="pose_epipolar_hold_unmeasured")
+    fuse_sizes: bool = setting(False, """pose_source fused: each frame's fused translation keeps the weighted mean
+        of the head's and the geometry's sizes, in the direction of their weighted mean (false: the
+        weighted mean vector, shorter than either where the two point different ways; on motion the
+        head never learned, such as the HoloLens walk played backwards, they are 140 degrees apart).
+        Candidate of docs/results/session40 rule 35.""", param="pose_fuse_sizes")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
         instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the
