@@ -147,6 +147,22 @@ def test_fusion_follows_the_lower_variance_source():
     assert np.array_equal(invalid[0], head_r) and np.array_equal(invalid[1], head_t)
 
 
+def test_fusion_keeps_the_sizes_where_the_sources_disagree():
+    """keep_sizes: two 1 m translations 127 degrees apart fuse to 1 m (the plain weighted mean is
+    0.57 m) in the plain mean's direction; where they point the same way nothing changes."""
+    eye = np.tile(np.eye(3), (2, 1, 1))
+    head_t, geo_t = np.array([[0, 0, 0], [0, 0, 1.0]]), np.array([[0, 0, 0], [0.6, 0, -0.8]])
+    head_var, geo_var = np.ones((2, 2)), np.full((2, 2), 1 / 3)  # the geometry weighs 0.75
+    plain = fuse(eye, head_t, head_var, eye, geo_t, geo_var)[1][1]
+    kept = fuse(eye, head_t, head_var, eye, geo_t, geo_var, keep_sizes=True)[1][1]
+    assert np.linalg.norm(plain) == pytest.approx(np.hypot(0.45, 0.35))
+    assert np.linalg.norm(kept) == pytest.approx(1.0)
+    assert kept / np.linalg.norm(kept) == pytest.approx(plain / np.linalg.norm(plain))
+    along = np.array([[0, 0, 0], [0, 0, 2.0]])
+    assert np.allclose(fuse(eye, head_t, head_var, eye, along, geo_var, keep_sizes=True)[1],
+                       fuse(eye, head_t, head_var, eye, along, geo_var)[1])
+
+
 def test_clip_pose_falls_back_to_the_head_where_degenerate():
     truth = poses(1.5, [0.03, 0.0, 0.0])
     depth, xy, vis, _ = make_clip(truth)

@@ -332,11 +332,17 @@ class PoseSettings(_Group):
         through a scene where most corners move on their own (a crowd) could be held wrongly: the count
         says when.""",
                                              param="pose_epipolar_hold_unmeasured")
-    fuse_sizes: bool = setting(False, """pose_source fused: each frame's fused translation keeps the weighted mean
-        of the head's and the geometry's sizes, in the direction of their weighted mean (false: the
-        weighted mean vector, shorter than either where the two point different ways; on motion the
-        head never learned, such as the HoloLens walk played backwards, they are 140 degrees apart).
-        Candidate of docs/results/session40 rule 35.""", param="pose_fuse_sizes")
+    fuse_sizes: bool = setting(True, """pose_source fused: each frame's fused translation keeps the weighted mean
+        of the head's and the geometry's sizes, in the direction of their weighted mean; false: the
+        weighted mean vector itself. Why: two translations pointing different ways average to a
+        shorter one than either measured, and the epipolar direction then turns that shortened
+        vector; on motion the pose head never learned they point far apart (the HoloLens walk played
+        backwards: 140 degrees, the fused size down to 0.31x). Walk backwards (training images,
+        unlearned motion; ATE mean of 6 starts) 0.1265 -> 0.0957 m (ORB VO 0.1091), kitchen backwards
+        0.0530 -> 0.0493; TUM fr1/rpy (validation) 30 Hz 0.0180 -> 0.0180, backwards 0.0214 -> 0.0211,
+        15 / 10 Hz 0.0293 / 0.0233 -> 0.0292 / 0.0229; the kitchen forward (train, 6 starts) within
+        1 % at 30 / 15 / 10 Hz; no extra work (docs/results/session40, rules 35-36).""",
+                               param="pose_fuse_sizes")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
         instead: this many fresh corners of that frame's camera image followed by LK to it, PnP on the
