@@ -1,7 +1,5 @@
 #!/bin/bash
 # Scoring of rule 34 (session 40): bash score.sh NAME=VALUE OUT, e.g. pose_source=geometry; as session 39's rules 30-33
-# rule 31: pose_epipolar_frame_directions=true, rule 32: pose_epipolar_hold_unmeasured=true, rule 33:
-# pose_epipolar_replenish_below=100; the
 # switches of rules 30-31 are gone, see their diffs). Bags as in session 37:
 # fourds-ros bag convert --format tum|hololens|7scenes SRC /tmp/s37/bags/NAME [--stride N] [--reverse].
 # Today the same rows come from tools/pose_proxy_study.py and tools/frame_rate_study.py with --param.
