@@ -1,6 +1,6 @@
 #!/bin/bash
 # Scoring of rule 34 (session 40): bash score.sh NAME=VALUE OUT, e.g. pose_source=geometry; as session 39's rules 30-33
-# switches of rules 30-31 are gone, see their diffs). Bags as in session 37:
+# (rules 34-35: pose_source=geometry, pose_fuse_sizes=true). Bags as in session 37:
 # fourds-ros bag convert --format tum|hololens|7scenes SRC /tmp/s37/bags/NAME [--stride N] [--reverse].
 # Today the same rows come from tools/pose_proxy_study.py and tools/frame_rate_study.py with --param.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST AMENT_PREFIX_PATH=/work/main/.venv
