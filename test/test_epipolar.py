@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fourds_ros.perception.epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners,
-                                            rotation_guess, size_along, step_motions, stepwise_direction,
-                                            turn_onto, turn_translations)
+                                            rotation_guess, step_motions, stepwise_direction, turn_onto,
+                                            turn_translations)
 
 from .conftest import SHARED_DATA, require
 
@@ -46,32 +46,6 @@ def test_a_camera_that_only_turns_or_sees_too_little_gives_no_direction():
     # 2 cm against points 3-4 m away: every point is more than 50 baselines off, where
     # cv2.recoverPose counts none (its distanceThresh), so the direction is not measured
     assert essential_motion(*views([0.0, 0.25, 0.0], np.array([0.02, 0, 0]), depth=(3.0, 4.0)), K) is None
-
-
-@pytest.mark.parametrize("rotvec, centre", [
-    ([0.0, 0.25, 0.0], [0.04, 0.0, 0.0]),     # turning 14 degrees while moving 4 cm sideways
-    ([0.05, -0.1, 0.02], [0.0, 0.05, 0.3]),   # walking forward 30 cm
-])
-def test_the_size_along_a_known_direction_is_recovered(rotvec, centre):
-    """size_along: the distance moved, from the first view's depth, the rotation and the direction,
-    also with a fifth of the points mismatched and 3 % noise on the depth."""
-    rng = np.random.default_rng(2)
-    pts = np.c_[rng.uniform(-1.5, 1.5, (200, 2)), rng.uniform(1.0, 4.0, 200)]
-    r, centre = cv2.Rodrigues(np.asarray(rotvec, float))[0], np.asarray(centre, float)
-    def project(p):
-        x = p @ K.T
-        return x[:, :2] / x[:, 2:] + rng.normal(0, 0.2, (len(p), 2))
-    x0, x1 = project(pts), project((pts - centre) @ r)
-    x1[:40] = rng.uniform(0, 640, (40, 2))  # mismatched corners
-    depth = pts[:, 2] * rng.normal(1.0, 0.03, 200)
-    size = size_along(x0, x1, depth, K, r, centre / np.linalg.norm(centre))
-    assert size == pytest.approx(np.linalg.norm(centre), rel=0.05)
-    # half the depth: half the distance (the size is in the depth's units)
-    assert size_along(x0, x1, depth / 2, K, r, centre / np.linalg.norm(centre)) == pytest.approx(size / 2, rel=1e-6)
-    # too few points with a depth, or the camera moving away from the measured direction: none
-    assert size_along(x0, x1, np.where(np.arange(200) < MIN_INLIERS - 1, depth, np.nan), K, r,
-                      centre / np.linalg.norm(centre)) is None
-    assert size_along(x0, x1, depth, K, r, -centre / np.linalg.norm(centre)) is None
 
 
 def test_turn_translations_points_the_last_frame_and_keeps_every_size():

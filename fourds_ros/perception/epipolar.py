@@ -216,44 +216,6 @@ def turn_translations(translation: np.ndarray, direction: np.ndarray) -> np.ndar
     return translation @ turn_onto(translation[-1], direction).T
 
 
-def size_along(x0: np.ndarray, x1: np.ndarray, depth0: np.ndarray, k: np.ndarray, first_from_last: np.ndarray,
-               direction: np.ndarray) -> float | None:
-    """How far the camera moved along a known direction: (M, 2) camera pixels of the same points in
-    the first and the last view, (M,) their depth in the first view (NaN unknown), K 3x3, the
-    rotation first_from_last and the unit direction of the last camera's centre in the first
-    frame -> the distance, in the depth's units, or None where fewer than MIN_INLIERS points have a
-    depth or the distance is not positive. Why: PnP solves rotation and translation together, and
-    on a narrow view a sideways translation trades against a turn, so its size is noisy; with the
-    rotation and the direction known, the size is one unknown that every point measures along its
-    epipolar line. Each point's back-projection X moves to R^T (X - s d) in the last camera; its
-    two image equations are linear in s. Least squares over the points, after dropping those more
-    than 3 median residuals from the points' median s."""
-    x0, x1 = np.asarray(x0, np.float64).reshape(-1, 2), np.asarray(x1, np.float64).reshape(-1, 2)
-    z = np.asarray(depth0, np.float64).reshape(-1)
-    usable = np.isfinite(z) & (z > 0) & np.isfinite(x0).all(1) & np.isfinite(x1).all(1)
-    if usable.sum() < MIN_INLIERS:
-        return None
-    k_inv = np.linalg.inv(np.asarray(k, np.float64))
-    last_from_first = np.asarray(first_from_last, np.float64).T
-    points = (np.c_[x0[usable], np.ones(usable.sum())] @ k_inv.T) * z[usable, None]  # X, first camera
-    y = points @ last_from_first.T  # R^T X
-    e = last_from_first @ np.asarray(direction, np.float64)  # R^T d
-    n = np.c_[x1[usable], np.ones(usable.sum())] @ k_inv.T  # normalised last-view rays
-    # n_x (Y_z - s e_z) = Y_x - s e_x, and the same in y: a s = b per equation.
-    a = np.stack([e[0] - n[:, 0] * e[2], e[1] - n[:, 1] * e[2]], 1)
-    b = np.stack([y[:, 0] - n[:, 0] * y[:, 2], y[:, 1] - n[:, 1] * y[:, 2]], 1)
-    norm = np.sum(a * a, 1)
-    ok = norm > 1e-12
-    if ok.sum() < MIN_INLIERS:
-        return None
-    a, b, norm = a[ok], b[ok], norm[ok]
-    each = np.sum(a * b, 1) / norm
-    residual = np.linalg.norm(a * np.median(each) - b, axis=1)
-    kept = residual <= 3 * np.median(residual) + 1e-12
-    size = float(np.sum(a[kept] * b[kept]) / np.sum(norm[kept]))
-    return size if np.isfinite(size) and size > 0 else None
-
-
 def step_motions(steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]], k: np.ndarray,
                  rotation: np.ndarray) -> list[EpipolarMotion | None]:
     """Each step's (CornerSteps.steps) essential matrix (essential_motion, with the solved rotation

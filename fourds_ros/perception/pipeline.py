@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
-from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_guess, size_along,
-                       step_motions, stepwise_direction, turn_translations)
+from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_guess, step_motions,
+                       stepwise_direction, turn_translations)
 from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
@@ -423,8 +423,7 @@ class PerceptionPipeline:
         if geo is not None:
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
             self.pose_relinked += int(geo.relinked[output_t].sum())
-            translation = self._epipolar(rotation, translation, geo, frames, unseen, images,
-                                         None if model_depth is None else model_depth[0], pmap)
+            translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
             translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
@@ -458,8 +457,7 @@ class PerceptionPipeline:
         return step
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
-                  unseen: np.ndarray, images: ClipImages, depth0: np.ndarray | None = None,
-                  pmap: PixelMap | None = None) -> np.ndarray:
+                  unseen: np.ndarray, images: ClipImages) -> np.ndarray:
         """The clip's (T, 3) translations turned to the direction the essential matrix of its first
         and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
         measure one: not where a frame is blind, nor where the geometry found the last frame still,
@@ -498,15 +496,7 @@ class PerceptionPipeline:
                 motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is not None:
             self.pose_epipolar_clips += 1
-            turned = turn_translations(translation, motion.direction)
-            if self.settings.pose.epipolar_size and depth0 is not None and pmap is not None:
-                mx, my = pmap.to_model(chain.first[:, 0], chain.first[:, 1])
-                size = size_along(chain.first, chain.last, sample_nearest(depth0, mx, my, np.nan), k, rotation[-1],
-                                  motion.direction)
-                moved = float(np.linalg.norm(turned[-1]))
-                if size is not None and moved > 0:
-                    turned = turned * (size / moved)
-            return turned
+            return turn_translations(translation, motion.direction)
         direction = (stepwise_direction(chain.steps, step_motions(chain.steps, k, rotation), rotation, translation)
                      if steps else None)
         if direction is not None:

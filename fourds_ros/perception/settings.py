@@ -332,11 +332,6 @@ class PoseSettings(_Group):
         through a scene where most corners move on their own (a crowd) could be held wrongly: the count
         says when.""",
                                              param="pose_epipolar_hold_unmeasured")
-    epipolar_size: bool = setting(False, """pose_epipolar_corners > 0: where the first and last frames measure the
-        clip's direction, its size too: the distance along that direction that the first frame's
-        model depth at the lasting corners and the clip's rotation explain best (epipolar.size_along)
-        replaces the solved size, every frame of the clip scaled alike. Candidate of
-        docs/results/session40 rule 37.""", param="pose_epipolar_size")
     fuse_sizes: bool = setting(True, """pose_source fused: each frame's fused translation keeps the weighted mean
         of the head's and the geometry's sizes, in the direction of their weighted mean; false: the
         weighted mean vector itself. Why: two translations pointing different ways average to a
