@@ -1,6 +1,8 @@
 """Pose from geometry (fourds_ros/perception/pose_geometry.py) on synthetic clips with known motion:
 a known depth map and K, 3-D points projected with known per-frame poses plus pixel noise."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -413,3 +415,29 @@ def test_a_camera_turning_after_its_subject_is_not_still():
     geo = solve_clip_motion(depth, xy, vis, K)
     assert not geo.still[1:].any(), geo.still
     assert angle_deg(geo.rotation[-1], truth[-1][:3, :3]) < 0.3
+
+
+def test_motion_the_head_never_learned_is_counted_and_keeps_its_size(shipped_engine):
+    """The HoloLens walk shipped in samples/ (a training recording) played backwards: the pose head
+    predicts the forward walk it learned, so on most clips its translation points against the
+    geometry's (pose_head_overruled, on /diagnostics), and with pose_fuse_sizes (the default) the
+    fused path is longer than the weighted mean vectors make it. Forwards the head is not overruled."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_hololens
+
+    assert PerceptionSettings().pose.fuse_sizes is True
+    walk = read_hololens(Path(__file__).resolve().parents[1] / "samples" / "hololens_000")
+
+    def run(order, **params):
+        pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(params))
+        out = [r for j, i in enumerate(order) for r in pipe.push(walk.rgb(i), (j + 1) * 33_333_333, "cam",
+                                                                  walk.intrinsics)]
+        path = np.array([r.pose.odom_from_camera[:3, 3] for r in out])
+        return pipe.status()["pose_head_overruled"], float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
+
+    backwards = range(len(walk) - 1, -1, -1)
+    overruled, kept = run(backwards)
+    assert overruled >= 2  # of the walk's 4 clips
+    assert run(range(len(walk)))[0] == 0
+    assert kept > 1.05 * run(backwards, pose_fuse_sizes=False)[1]

@@ -37,7 +37,7 @@ from .image_rotation import (
 )
 from .metric_scale import ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
-from .pose_geometry import GeometryPose, clip_pose, solve_clip_motion
+from .pose_geometry import GeometryPose, clip_pose, head_overruled, solve_clip_motion
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
 from .settings import PerceptionSettings
 from .track_refine import gray
@@ -137,6 +137,9 @@ class PerceptionPipeline:
         self.pose_epipolar_guided = 0  # clips whose corners were followed again from the solved rotation's guess
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
         self.pose_epipolar_held = 0  # clips held in place: their lasting corners measured no direction
+        # pose_source fused: clips whose head translation (last frame) points more than 90 degrees from the
+        # geometry's: motion the pose head did not learn (pose_geometry.head_overruled)
+        self.pose_head_overruled = 0
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
@@ -211,7 +214,7 @@ class PerceptionPipeline:
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
-                "pose_epipolar_held": self.pose_epipolar_held,
+                "pose_epipolar_held": self.pose_epipolar_held, "pose_head_overruled": self.pose_head_overruled,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
@@ -421,6 +424,7 @@ class PerceptionPipeline:
             smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
             relink=self._relink_step(outputs, frames, images, k_model, pmap), fuse_sizes=self.settings.pose.fuse_sizes)
         if geo is not None:
+            self.pose_head_overruled += int(source == "fused" and head_overruled(outputs, geo))
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
             self.pose_relinked += int(geo.relinked[output_t].sum())
             translation = self._epipolar(rotation, translation, geo, frames, unseen, images)

@@ -368,6 +368,18 @@ def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance:
     return rotation, translation, variance
 
 
+def head_overruled(outputs: dict, geo: GeometryPose) -> bool:
+    """Whether the pose head's translation of the clip's last frame (outputs pose_translation
+    (1, T, 3)) points more than 90 degrees away from the geometry's, where the geometry solved that
+    frame and both moved. Why: the head is a prior learned from its training recordings' motion;
+    pointing against the geometry, it is describing motion it learned, not this one (the HoloLens
+    walk played backwards: 140 degrees on most clips), and a team should see how often fusion
+    overrules it (pose_head_overruled on /diagnostics)."""
+    head = np.asarray(outputs["pose_translation"][0][-1], float)
+    solved = np.asarray(geo.translation[-1], float)
+    return bool(geo.valid[-1] and np.linalg.norm(head) > 0 and np.linalg.norm(solved) > 0 and head @ solved < 0)
+
+
 def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, order: int,
                        stamps_ns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A clip's T_first_from_t (rotation (T, 3, 3), translation (T, 3)) replaced by the polynomial of

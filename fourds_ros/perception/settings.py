@@ -341,7 +341,8 @@ class PoseSettings(_Group):
         unlearned motion; ATE mean of 6 starts) 0.1265 -> 0.0957 m (ORB VO 0.1091), kitchen backwards
         0.0530 -> 0.0493; TUM fr1/rpy (validation) 30 Hz 0.0180 -> 0.0180, backwards 0.0214 -> 0.0211,
         15 / 10 Hz 0.0293 / 0.0233 -> 0.0292 / 0.0229; the kitchen forward (train, 6 starts) within
-        1 % at 30 / 15 / 10 Hz; no extra work (docs/results/session40, rules 35-36).""",
+        1 % at 30 / 15 / 10 Hz; no extra work (docs/results/session40, rules 35-36). Clips whose head
+        translation points against the geometry's are counted as pose_head_overruled.""",
                                param="pose_fuse_sizes")
     relink_corners: int = setting(200, """pose_source geometry|fused: a frame whose motion the clip's geometry lost
         (its tracks from the clip's first frame gone, or PnP gated) is solved from the frame before it
