@@ -1,6 +1,6 @@
 #!/bin/bash
-# Rule 37 (session 40): score.sh's rows, the kitchen's forward rows over 6 starts as in rule 36
-# (bash score37.sh NAME=VALUE OUT). Bags as in score.sh.
+# Rule 37 (session 40): ../session39/score.sh's rows, the kitchen's forward rows over 6 starts as in rule 36
+# (bash score37.sh NAME=VALUE OUT). Bags as in ../session39/score.sh.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST AMENT_PREFIX_PATH=/work/main/.venv
 cd /work/main
 P="--param $1"

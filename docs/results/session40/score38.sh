@@ -1,6 +1,6 @@
 #!/bin/bash
 # Rule 38 (session 40): bash score38.sh OUT. Both settings of pose_epipolar_follow_every_frame_below_hz
-# (0, 20) on the rows the rule names, every row over 6 starts. Bags as in score.sh.
+# (0, 20) on the rows the rule names, every row over 6 starts. Bags as in ../session39/score.sh.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST AMENT_PREFIX_PATH=/work/main/.venv
 cd /work/main
 OUT=$1
