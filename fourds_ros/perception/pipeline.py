@@ -485,8 +485,7 @@ class PerceptionPipeline:
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
         k = self._input_k(frames[0])
         replenish, seeded = self.settings.pose.epipolar_replenish_below if steps else 0, {}
-        stride = self._follow_stride(frames)
-        chain = follow_corner_steps(images, corners, keep, stride, replenish_below=replenish, seeded=seeded)
+        chain = follow_corner_steps(images, corners, keep, replenish_below=replenish, seeded=seeded)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         # The clip's first corners lasted it: had the camera moved, the views would measure it.
         lasted = len(chain.first) >= MIN_INLIERS
@@ -496,7 +495,7 @@ class PerceptionPipeline:
                 lasted = False  # not every test was made
             else:  # followed again, LK started where the solved rotation moves each corner
                 self.pose_epipolar_guided += 1
-                chain = follow_corner_steps(images, corners, keep, stride, replenish_below=replenish,
+                chain = follow_corner_steps(images, corners, keep, replenish_below=replenish,
                                             predict=rotation_guess(k, rotation), seeded=seeded)
                 motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is not None:
@@ -511,16 +510,6 @@ class PerceptionPipeline:
             self.pose_epipolar_held += 1
             return np.zeros_like(translation)
         return translation
-
-    def _follow_stride(self, frames: list[Frame]) -> int | None:
-        """The frames apart that the epipolar corners are followed: 1 where the clip's frames are
-        further apart than pose_epipolar_follow_every_frame_below_hz allows (the median of its stamp
-        intervals), else None (epipolar.FOLLOW_STRIDE)."""
-        below_hz = self.settings.pose.epipolar_follow_every_frame_below_hz
-        if not below_hz or len(frames) < 2:
-            return None
-        interval_s = float(np.median(np.diff([f.stamp_ns for f in frames]))) * 1e-9
-        return 1 if interval_s > 1.0 / below_hz else None
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

@@ -318,12 +318,6 @@ class PoseSettings(_Group):
         fr1/rpy (validation) 30 Hz 0.0201 -> 0.0202, backwards 0.0259 -> 0.0227; 15 / 10 Hz and the
         kitchen (train) within 1 %; about 10 ms a clip where it runs (docs/results/session38, rule 29).""",
                                             param="pose_epipolar_rotation_guess")
-    epipolar_follow_every_frame_below_hz: float = setting(0.0, """pose_epipolar_corners > 0: where a clip's frames
-        come slower than this (the median of its stamp intervals), its corners are followed over every
-        frame instead of every second one (epipolar.FOLLOW_STRIDE, chosen at 30 Hz), in the plain and
-        the guided pass; 0: never. Candidate of docs/results/session40 rule 38.""",
-                                                          param="pose_epipolar_follow_every_frame_below_hz", low=0.0,
-                                                          high=1000.0)
     epipolar_hold_unmeasured: bool = setting(True, """pose_epipolar_corners > 0: where at least 30 of a clip's first
         corners lasted to its last frame and still no essential matrix measured its direction (first
         and last frames, the guided pass, the steps), the clip's translations are zero and its
