@@ -1,5 +1,6 @@
 """Pose from geometry (fourds_ros/perception/pose_geometry.py) on synthetic clips with known motion:
-a known depth map and K, 3-D points projected with known per-frame poses plus pixel noise."""
+a known depth map and K, 3-D points projected with known per-frame poses plus pixel noise; and the
+fusion on the HoloLens walk sample shipped in samples/."""
 
 from pathlib import Path
 
