@@ -360,8 +360,8 @@ def fuse(head_rotation: np.ndarray, head_translation: np.ndarray, head_variance:
         delta = cv2.Rodrigues(np.asarray(head_rotation[t], float).T @ geo_rotation[t])[0]
         rotation[t] = head_rotation[t] @ cv2.Rodrigues(weight[t, 0] * delta)[0]
         translation[t] = (1 - weight[t, 1]) * head_translation[t] + weight[t, 1] * geo_translation[t]
-        size = float(np.linalg.norm(translation[t]))
-        if keep_sizes and size > 0:
+        size = float(np.linalg.norm(translation[t])) if keep_sizes else 0.0
+        if size > 0:
             translation[t] *= ((1 - weight[t, 1]) * np.linalg.norm(head_translation[t])
                                + weight[t, 1] * np.linalg.norm(geo_translation[t])) / size
         variance[t] = head_variance[t] * geo_variance[t] / (head_variance[t] + geo_variance[t])

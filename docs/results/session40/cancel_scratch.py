@@ -15,8 +15,8 @@ bag = read_bag(sys.argv[1]); starts = int(sys.argv[2])
 engine = create_engine(resolve_model(None), backend="torch")
 rows = []
 orig = pg.fuse
-def fuse(hr, ht, hv, gr, gt, gv, valid=None):
-    r, t, v = orig(hr, ht, hv, gr, gt, gv, valid)
+def fuse(hr, ht, hv, gr, gt, gv, valid=None, **kw):
+    r, t, v = orig(hr, ht, hv, gr, gt, gv, valid, **kw)
     w = hv[-1, 1] / (hv[-1, 1] + max(gv[-1, 1], 1e-12))
     a, b = np.linalg.norm(ht[-1]), np.linalg.norm(gt[-1])
     if a > 0 and b > 0 and (valid is None or valid[-1]):

@@ -8,9 +8,7 @@ import pose_error_budget as peb
 from fourds_ros.engine import create_engine
 from fourds_ros.evaluation.bag import CAMERA_FRAME, read_bag
 from fourds_ros.evaluation.eval_cli import resolve_model
-from fourds_ros.evaluation.metrics import pose_errors
 from fourds_ros.perception import pipeline as pl
-from fourds_ros.perception.odometry import OdometryChain
 from fourds_ros.perception.settings import PerceptionSettings
 
 bag = read_bag(sys.argv[1]); starts = int(sys.argv[2])
@@ -25,12 +23,7 @@ def hook(self, outputs, model_depth, xy, slot_ids, frames, *a, **k):
 pl.PerceptionPipeline._poses = hook
 
 def ate(calls):
-    chain, poses = OdometryChain(), {}
-    for idx, st, rot, tr, lv, ot in calls:
-        for t, e in zip(ot, chain.add_clip(idx, st, rot, tr, lv, ot)):
-            poses[st[t]] = e.odom_from_camera
-    used = [s for s in sorted(poses) if s in bag.gt_pose]
-    return pose_errors(used, [poses[s] for s in used], [bag.gt_pose[s] for s in used]).get("ate_rmse")
+    return peb.chained_ate(calls, bag.gt_pose, "estimate")
 
 de, rr, a0, a1 = [], [], [], []
 for start in range(starts):
