@@ -19,9 +19,9 @@
 # The kitchen at strides 1, 2 and 3 (30, 15 and 10 Hz clips; :3 since session 35, not yet run on a
 # GPU): at 10 Hz the pose head turns a quarter as far as the camera, at 15 Hz 0.44 of it
 # (docs/results/session35); the geometry now covers the frames it loses, not the ones it keeps.
-# --reverse (session 37, not in the recipe below): each real clip also played backwards. On the
-# CPU's frozen features the pose head alone improved on TUM forward and lost more backwards; with
-# the encoder fine-tuned and more real scenes it may read motion instead of recalling it.
+# REVERSE=1 adds --reverse (session 37; first run on a GPU in session 41): each real clip also
+# played backwards. On the CPU's frozen features the pose head alone improved on TUM forward and
+# lost more backwards; with the encoder fine-tuned it may read motion instead of recalling it.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
 # `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
 set -uo pipefail
@@ -66,9 +66,10 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
   /tmp/gpudata/7scenes_redkitchen_half:3 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
+  ${REVERSE:+--reverse} \
   --select-on /tmp/gpudata/tum_fr1_rpy_half --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
-  --out "$RUN/model" --seed 21 --no-progress 2>&1 | tee "$OUT/train.log"
+  --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log"
 python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2
 cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/"  # 8 files at most
 split -b 16000000 "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-"  # 3 parts
