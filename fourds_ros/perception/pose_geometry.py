@@ -380,35 +380,8 @@ def head_overruled(outputs: dict, geo: GeometryPose) -> bool:
     return bool(geo.valid[-1] and np.linalg.norm(head) > 0 and np.linalg.norm(solved) > 0 and head @ solved < 0)
 
 
-def _weighted_fit(basis: np.ndarray, values: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, float]:
-    """The least-squares fit of values (T, 3) on basis (T, k) over frames 1.. weighted by 1/var, and
-    its weighted residual sum of squares."""
-    w = np.sqrt(1.0 / np.maximum(np.asarray(var, float), 1e-12))[1:, None]
-    coef = np.linalg.lstsq(basis[1:] * w, values[1:] * w, rcond=None)[0]
-    return basis @ coef, float(np.sum(((basis[1:] @ coef - values[1:]) * w) ** 2))
-
-
-def _tested_fit(steps: np.ndarray, values: np.ndarray, var: np.ndarray, order: int, max_order: int,
-                level: float) -> np.ndarray:
-    """The fit of degree `order`, raised one degree at a time up to max_order while the nested-model
-    F-test says the frames call for it at `level`."""
-    from scipy.stats import f as f_dist
-    basis = lambda k: np.stack([steps ** (p + 1) for p in range(k)], axis=1)  # noqa: E731
-    fitted, rss = _weighted_fit(basis(order), values, var)
-    n = len(steps) - 1
-    while order < max_order and n - (order + 1) >= 1:
-        up, rss_up = _weighted_fit(basis(order + 1), values, var)
-        dof = values.shape[1] * (n - (order + 1))
-        stat = ((rss - rss_up) / values.shape[1]) / max(rss_up / dof, 1e-300)
-        if stat <= f_dist.ppf(level, values.shape[1], dof):
-            break
-        fitted, rss, order = up, rss_up, order + 1
-    return fitted
-
-
 def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, order: int,
-                       stamps_ns: np.ndarray | None = None, max_order: int = 0, level: float = 0.99
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       stamps_ns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A clip's T_first_from_t (rotation (T, 3, 3), translation (T, 3)) replaced by the polynomial of
     degree `order` in t through the origin (frame 0 is the identity) that fits the per-frame values
     best, each frame weighted by its inverse variance (variance (T, 2): rotation rad^2, translation
@@ -427,9 +400,13 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
     if stamps_ns is not None and np.all(np.diff(np.asarray(stamps_ns, np.int64)) > 0):
         steps = (np.asarray(stamps_ns, np.int64) - int(stamps_ns[0])).astype(float)
     steps /= steps[-1]
+    basis = np.stack([steps ** (p + 1) for p in range(order)], axis=1)  # (T, order): 0 at t = 0
     rotvec = np.stack([cv2.Rodrigues(np.asarray(r, float))[0].ravel() for r in rotation])
-    fitted = [_tested_fit(steps, values, var, order, max(order, max_order), level)
-              for values, var in ((rotvec, variance[:, 0]), (np.asarray(translation, float), variance[:, 1]))]
+    fitted = []
+    for values, var in ((rotvec, variance[:, 0]), (np.asarray(translation, float), variance[:, 1])):
+        w = np.sqrt(1.0 / np.maximum(np.asarray(var, float), 1e-12))[1:, None]
+        coef = np.linalg.lstsq(basis[1:] * w, values[1:] * w, rcond=None)[0]
+        fitted.append(basis @ coef)
     return np.stack([cv2.Rodrigues(v)[0] for v in fitted[0]]), fitted[1]
 
 
@@ -456,8 +433,7 @@ def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndar
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
               stamps_ns: np.ndarray | None = None, unseen: np.ndarray | None = None,
-              relink: Callable[[int], GeometryPose | None] | None = None, fuse_sizes: bool = False,
-              smoothing_max_order: int = 0, **solver
+              relink: Callable[[int], GeometryPose | None] | None = None, fuse_sizes: bool = False, **solver
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
@@ -511,7 +487,6 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     # Unseen frames held before the smoothing (their variance gives them no weight) and after it
     # (at the smoothed pose of the last frame seen).
     rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
-    rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns,
-                                               smoothing_max_order)
+    rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns)
     rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
     return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo
