@@ -22,6 +22,8 @@
 # REVERSE=1 adds --reverse (session 37; first run on a GPU in session 41): each real clip also
 # played backwards. On the CPU's frozen features the pose head alone improved on TUM forward and
 # lost more backwards; with the encoder fine-tuned it may read motion instead of recalling it.
+# Prepare the carries here with `bash tools/gpu_session_prepare.sh` (wheels for the device's Python
+# 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
 # `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
 set -uo pipefail

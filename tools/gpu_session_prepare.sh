@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prepares the two carries of tools/gpu_session.sh on this (CPU) machine, or undoes it:
+#   bash tools/gpu_session_prepare.sh [--no-mae-frames]   .gpu/ (data + wheels), .gpum/ (the model),
+#                                                         the tracked weights moved out of the tree
+#   bash tools/gpu_session_prepare.sh restore             the tracked weights put back
+# Why: a device call carries 64 MiB at most, the tree included, and the weights alone are 47 MB; the
+# device has no network, so the wheels are fetched here, for the device's Python (3.12 on the H200
+# image in session 41: a cp311 wheel of embreex cost one failed call). Versions: requirements.txt.
+# Then (model card, session 41): `run` carry [".gpu"] `SMOKE=0 bash tools/gpu_session.sh setup`, at once
+# carry [".gpum"] `... bash tools/gpu_session.sh train|scratch`, then restore.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PARKED=${PARKED:-/tmp/fourds_weights_parked}
+WEIGHTS=models/fourds_default/model.safetensors
+if [ "${1:-}" = restore ]; then
+  [ -f "$PARKED/model.safetensors" ] && mv "$PARKED/model.safetensors" "$WEIGHTS"
+  git diff --quiet -- "$WEIGHTS" && echo "weights restored (unchanged)"
+  exit 0
+fi
+PY=${PYTHON:-.venv/bin/python}
+DEVICE_PY=${DEVICE_PY:-3.12}
+rm -rf .gpu .gpum
+"$PY" tools/gpu_session_data.py ../shared/data .gpu/data "$@"
+pins=$(grep -E '^(trimesh|transforms3d|embreex)==' requirements.txt)
+# shellcheck disable=SC2086
+"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "$DEVICE_PY" \
+  --platform manylinux_2_28_x86_64 -d .gpu/whl $pins
+mkdir -p .gpum "$PARKED"
+cp -r models/fourds_default .gpum/
+mv "$WEIGHTS" "$PARKED/"
+du -sh .gpu .gpum
