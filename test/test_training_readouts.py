@@ -746,3 +746,39 @@ def test_covered_clips_join_as_one_more_real_bank(tmp_path, capsys):
     card = (out / "README.md").read_text()  # 30 frames, 4-frame clips, hop 2: 14 clips each
     assert "Still camera (--still-clips, readouts_data.still_bank): 14 clips" in card
     assert "A part of the lens covered (--covered-clips, readouts_data.covered_bank): 14 clips" in card
+
+
+def test_depth_teacher_loss_is_the_mean_log_ratio_and_trains_only_the_student():
+    from training.losses import depth_teacher_loss
+
+    teacher = torch.rand(2, 4, 8, 8) + 0.5
+    assert float(depth_teacher_loss(teacher, teacher)[0]) == 0.0
+    pred = (2.0 * teacher).requires_grad_(True)
+    loss, parts = depth_teacher_loss(pred, teacher)
+    assert torch.isclose(loss, torch.log(torch.tensor(2.0))) and torch.isclose(parts["depth_teacher"], loss)
+    loss.backward()
+    assert (pred.grad > 0).all()  # too far everywhere: every pixel pulled nearer
+
+
+def test_depth_teacher_holds_the_depth_while_the_encoder_trains(tmp_path, capsys):
+    """--depth-teacher (the --init model, frozen): with the encoder fine-tuned at a high rate, the
+    depth of a clip no label covers moves less from the start's than without the teacher; the
+    option needs a trained encoder and depth among the trained heads, and is named in the card."""
+    start = tmp_path / "start"
+    train(parse_args(COMMON + ["--steps", "2", "--out", str(start)]))
+    clip = torch.rand(1, *load_checkpoint(start).config.clip_shape, generator=torch.Generator().manual_seed(5))
+
+    def drift(extra: list[str], out: str) -> float:
+        assert main(COMMON + ["--init", str(start), "--finetune", "--steps", "4", "--lr", "1e-2", "--seed", "3",
+                              "--out", str(tmp_path / out)] + extra) == 0
+        with torch.no_grad():
+            before, after = (m.heads["depth"](m.features(clip)) for m in
+                             (load_checkpoint(d).eval() for d in (start, tmp_path / out)))
+        return float((torch.log(after) - torch.log(before)).abs().mean())
+
+    free = drift([], "free")
+    held = drift(["--depth-teacher", str(start), "--depth-teacher-weight", "50"], "held")
+    assert held < 0.5 * free, (held, free)
+    assert "frozen teacher" in (tmp_path / "held" / "README.md").read_text()
+    assert main(COMMON + ["--init", str(start), "--depth-teacher", str(start), "--out", str(tmp_path / "x")]) == 2
+    assert "--depth-teacher keeps" in capsys.readouterr().err

@@ -22,6 +22,9 @@
 # REVERSE=1 adds --reverse (session 37; first run on a GPU in session 41): each real clip also
 # played backwards. On the CPU's frozen features the pose head alone improved on TUM forward and
 # lost more backwards; with the encoder fine-tuned it may read motion instead of recalling it.
+# TEACHER=1 (train mode) adds --depth-teacher (session 41): the depth head held to the starting model's depth on
+# every training clip while the encoder trains; session 41's run (rule 39) gained the translation
+# direction and the tracks and lost depth on the validation scene, relative and metric.
 # Prepare the carries here with `bash tools/gpu_session_prepare.sh` (wheels for the device's Python
 # 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
@@ -68,7 +71,7 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
   /tmp/gpudata/7scenes_redkitchen_half:3 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
-  ${REVERSE:+--reverse} \
+  ${REVERSE:+--reverse} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}"} \
   --select-on /tmp/gpudata/tum_fr1_rpy_half --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log"

@@ -24,6 +24,16 @@ def depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, si_wei
     return si_weight * si + l1_weight * l1, {"depth_si": si.detach(), "depth_l1": l1.detach()}
 
 
+def depth_teacher_loss(pred: Tensor, teacher: Tensor) -> tuple[Tensor, dict]:
+    """Mean |log pred - log teacher| over every pixel: the depth head held to a frozen model's depth
+    (--depth-teacher) where the clip has no label as well as where it has. Log, so that near and far
+    pixels count alike and the term holds scale (metric depth) and shape (relative depth) at once.
+    pred, teacher: (B, T, H, W) in one unit (metres, or the canonical camera's)."""
+    g = torch.log(pred.float().clamp_min(1e-3)) - torch.log(teacher.float().clamp_min(1e-3))
+    loss = g.abs().mean()
+    return loss, {"depth_teacher": loss.detach()}
+
+
 def _per_image(x: Tensor) -> Tensor:
     """(B, T, H, W) -> (B*T, H, W): every frame is one image for the per-image alignment."""
     return x.reshape(-1, *x.shape[-2:])

@@ -27,6 +27,8 @@ def depth_terms(args: ReadoutsConfig, model: FourDS) -> str:
     if args.depth_ssi_weight > 0:
         terms += (f" + {args.depth_ssi_weight} x (scale-and-shift-invariant inverse depth"
                   f" + {args.depth_grad_weight} x multi-scale gradient matching)")
+    if args.depth_teacher:
+        terms += f" + {args.depth_teacher_weight} x |log depth - log depth of {args.depth_teacher}| (frozen teacher)"
     head = model.config.heads.get("depth")
     if head is not None and head.canonical_focal_px is not None:
         terms += f", metric target in a canonical camera of fx {head.canonical_focal_px} model px"

@@ -62,6 +62,8 @@ class ReadoutsConfig:
     synthetic_realism: tuple[str, ...] | None = None
     depth_ssi_weight: float = 0.0
     depth_grad_weight: float = 0.5
+    depth_teacher: str | None = None
+    depth_teacher_weight: float = 1.0
     pose_direction_weight: float = 0.0
     save_every: int = 0
     cache_features: bool = False
@@ -92,9 +94,13 @@ class ReadoutsConfig:
             raise ConfigError("--canonical-focal-px must be > 0")
         self._check_recordings()
         if min(self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
-               self.real_appearance, self.photometric_weight) < 0:
+               self.real_appearance, self.photometric_weight, self.depth_teacher_weight) < 0:
             raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every, "
-                              "--real-appearance and --photometric-weight must be >= 0")
+                              "--real-appearance, --photometric-weight and --depth-teacher-weight must be >= 0")
+        if self.depth_teacher is not None and (not (self.finetune or self.finetune_blocks)
+                                               or "depth" not in self.loss_heads):
+            raise ConfigError("--depth-teacher keeps the depth head's output while the encoder trains: it needs "
+                              "--finetune or --finetune-blocks, and depth in --train-heads")
 
     def _check_recordings(self) -> None:
         """--real, --still-clips, --covered-clips, --reverse, --pseudo-tracks, --photometric and --select-on fit together."""
@@ -247,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the scale-and-shift-invariant inverse-depth loss (0: off)")
     p.add_argument("--depth-grad-weight", type=float, default=0.5,
                    help="multi-scale gradient-matching term, relative to the SSI loss")
+    p.add_argument("--depth-teacher", default=None, metavar="MODEL_DIR",
+                   help="a frozen model (usually the --init one) whose depth on every training clip the depth "
+                        "head is also held to (training/losses.depth_teacher_loss): what the encoder learns for "
+                        "tracks and pose must not cost depth where no label says so (session 41's GPU run did)")
+    p.add_argument("--depth-teacher-weight", type=float, default=1.0,
+                   help="weight of the --depth-teacher term")
     p.add_argument("--pose-direction-weight", type=float, default=0.0,
                    help="weight of the pose head's translation-direction term, 1 - cos on frames that "
                         "moved 5 mm or more (0: off)")

@@ -12,7 +12,8 @@ from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, l
 from fourds_ros.model.blocks import run_blocks
 
 from .photometric import photometric_loss
-from .losses import depth_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss, translation_cosine
+from .losses import (depth_loss, depth_teacher_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss,
+                     translation_cosine)
 from .readouts_config import ReadoutsConfig, check_heads
 from .typed_config import ConfigError
 
@@ -101,16 +102,40 @@ def model_for(cfg: ReadoutsConfig) -> FourDS:
 
 
 def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: float = 0.0,
-                 grad_weight: float = 0.5) -> tuple[torch.Tensor, dict]:
+                 grad_weight: float = 0.5, teacher: FourDS | None = None, teacher_weight: float = 1.0
+                 ) -> tuple[torch.Tensor, dict]:
     """The depth head's loss: scale-invariant log + L1 against the metric target (in the
     canonical camera when the head has a canonical focal), plus ssi_weight x (scale-and-shift-
-    invariant inverse-depth loss + grad_weight x gradient matching) when ssi_weight > 0."""
+    invariant inverse-depth loss + grad_weight x gradient matching) when ssi_weight > 0, plus
+    teacher_weight x depth_teacher_loss against a frozen `teacher`'s depth of the same clips."""
     pred = model.heads["depth"](feats)
     loss, parts = depth_loss(pred, batch["depth"] / metric_factor(model, batch))
     if ssi_weight > 0:
         ssi, ssi_parts = ssi_depth_loss(pred, batch["depth"], grad_weight=grad_weight)
         loss, parts = loss + ssi_weight * ssi, {**parts, **ssi_parts}
+    if teacher is not None:
+        kept, kept_parts = depth_teacher_loss(pred, teacher_depth(teacher, model, batch))
+        loss, parts = loss + teacher_weight * kept, {**parts, **kept_parts}
     return loss, parts
+
+
+def teacher_depth(teacher: FourDS, model: FourDS, batch: dict) -> torch.Tensor:
+    """A frozen teacher's depth of the batch's clips, (B, T, H, W) in the unit of `model`'s depth
+    head (the two canonical cameras may differ: metres are the common ground)."""
+    with torch.no_grad():
+        depth = teacher.heads["depth"](teacher.features(batch["video"]))
+        return depth * metric_factor(teacher, batch) / metric_factor(model, batch)
+
+
+def load_teacher(path: str, model: FourDS) -> FourDS:
+    """--depth-teacher: the frozen model, on `model`'s device, in eval mode."""
+    teacher = load_checkpoint(path).float()
+    if "depth" not in teacher.heads:
+        raise ValueError(f"--depth-teacher {path} has no depth head")
+    if teacher.config.clip_shape != model.config.clip_shape:
+        raise ValueError(f"--depth-teacher {path} reads clips of {teacher.config.clip_shape}, the model "
+                         f"{model.config.clip_shape}")
+    return teacher.to(next(model.parameters()).device).eval().requires_grad_(False)
 
 
 def trunk_tokens(model: FourDS, video: torch.Tensor, tuned_blocks: int) -> torch.Tensor:
@@ -158,19 +183,21 @@ def photometric_losses(model: FourDS, pose_head: torch.nn.Module, batch: dict,
 
 def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None,
                    ssi_weight: float = 0.0, grad_weight: float = 0.5,
-                   direction_weight: float = 0.0, tuned_blocks: int = 0) -> tuple[torch.Tensor, dict]:
+                   direction_weight: float = 0.0, tuned_blocks: int = 0, teacher: FourDS | None = None,
+                   teacher_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
     """batch["features"], when present, are the frozen encoder's cached readout features (or
     batch["trunk"] its cached tokens before the last tuned_blocks blocks, clip_features). heads:
     the heads to train (default: all of the model's); the others are not even run.
     ssi_weight, grad_weight: the depth head's relative terms (depth_losses); direction_weight:
-    the pose head's translation direction term (losses.pose_loss)."""
+    the pose head's translation direction term (losses.pose_loss); teacher, teacher_weight: the
+    depth head also held to a frozen model's depth (--depth-teacher, depth_losses)."""
     heads = list(model.heads) if heads is None else heads
     video = batch["video"]
     feats = clip_features(model, batch, finetune, tuned_blocks)
     total = video.new_zeros(())
     logs: dict[str, float] = {}
     if "depth" in heads:
-        loss, parts = depth_losses(model, feats, batch, ssi_weight, grad_weight)
+        loss, parts = depth_losses(model, feats, batch, ssi_weight, grad_weight, teacher, teacher_weight)
         total, logs = total + loss, {**logs, **parts}
     if "tracks" in heads:
         head = model.heads["tracks"]

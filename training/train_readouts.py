@@ -36,7 +36,7 @@ from .budget import BudgetProbe
 from .readouts_card import model_card
 from .readouts_config import ReadoutsConfig, parse_args
 from .readouts_data import Banks, BatchSampler, load_banks, selection_batches, val_batches
-from .readouts_model import compute_losses, evaluate, model_for, photometric_losses
+from .readouts_model import compute_losses, evaluate, load_teacher, model_for, photometric_losses
 from .selection import CheckpointSelection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +77,7 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
     # beside the depth head and is never saved, so the shipped pose head stays as it is.
     pose_copy = copy.deepcopy(model.heads["pose"]).requires_grad_(True) if cfg.photometric else None
     optimizer, params = make_optimizer(model, cfg, pose_copy)
+    teacher = load_teacher(cfg.depth_teacher, model) if cfg.depth_teacher else None
     schedule = WarmupCosine(cfg.steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     device = next(model.parameters()).device
@@ -96,7 +97,8 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         with autocast:
             loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.loss_heads),
                                      cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight,
-                                     tuned_blocks=cfg.finetune_blocks)
+                                     tuned_blocks=cfg.finetune_blocks, teacher=teacher,
+                                     teacher_weight=cfg.depth_teacher_weight)
             if pose_copy is not None:
                 photo, _ = photometric_losses(model, pose_copy, next_batch.unlabelled(), cfg.finetune,
                                               cfg.finetune_blocks)
