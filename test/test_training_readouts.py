@@ -782,3 +782,29 @@ def test_depth_teacher_holds_the_depth_while_the_encoder_trains(tmp_path, capsys
     assert "frozen teacher" in (tmp_path / "held" / "README.md").read_text()
     assert main(COMMON + ["--init", str(start), "--depth-teacher", str(start), "--out", str(tmp_path / "x")]) == 2
     assert "--depth-teacher keeps" in capsys.readouterr().err
+
+
+def test_select_no_worse_keeps_a_step_that_worsens_a_named_metric_out(monkeypatch, tmp_path, capsys):
+    """Step 10 has the best mean ratio but worse metric depth than the start: with
+    --select-no-worse depth_abs_rel it is not chosen (session 41's run chose such a step), step 20
+    (no worse) is; an unknown metric or a guard without --select-on is a config error."""
+    from training.selection import CheckpointSelection
+
+    def run(no_worse):
+        scores = iter([{"depth_abs_rel_scaled": 0.30, "depth_abs_rel": 1.40},
+                       {"depth_abs_rel_scaled": 0.15, "depth_abs_rel": 1.50},
+                       {"depth_abs_rel_scaled": 0.27, "depth_abs_rel": 1.30}])
+        monkeypatch.setattr("training.selection.evaluate", lambda model, batches: next(scores))
+        selection = CheckpointSelection([], heads=("depth",), no_worse=no_worse)
+        for step in (0, 10, 20):
+            selection.consider(torch.nn.Linear(1, 1), step)
+        return selection
+
+    assert run(()).best_step == 10
+    guarded = run(("depth_abs_rel",))
+    assert guarded.best_step == 20 and [c["candidate"] for c in guarded.history] == [True, False, True]
+    with pytest.raises(ValueError, match="not among"):
+        CheckpointSelection([], no_worse=("depth_rmse",))
+    for argv in (["--select-no-worse", "depth_abs_rel"], ["--select-on", str(tmp_path), "--select-no-worse", "x"]):
+        assert main(COMMON + argv + ["--out", str(tmp_path / "x")]) == 2
+        assert "--select-no-worse takes metrics" in capsys.readouterr().err

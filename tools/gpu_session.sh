@@ -57,6 +57,10 @@ RUN=/tmp/gpurun
 BATCH=${BATCH:-64}
 LR=${LR:-2e-4}
 START=(--init .gpum/fourds_default)
+# From a trained model the run may choose only a step whose validation depth (relative and metric)
+# is no worse than the start's, as the shipping rules ask (session 41: the unguarded mean chose a
+# step that lost 13 % of metric depth). Not from scratch: fresh heads start as no reference.
+GUARD=(--select-no-worse depth_abs_rel_scaled depth_abs_rel)
 if [ "$MODE" = scratch ]; then
   rm -rf /tmp/mae
   # shellcheck disable=SC2086
@@ -65,6 +69,7 @@ if [ "$MODE" = scratch ]; then
     "time_budget_s=${PRETRAIN_SECONDS:-200}" "num_workers=$WORKERS" ${MAE_OVERRIDES:-} 2>&1 | tee "$OUT/pretrain.log" || exit 1
   START=(--backbone /tmp/mae/encoder --readout-width 192 --readout-heads 6 --softargmax-temperature 15)
   LR=${LR_SCRATCH:-3e-4}  # fresh heads: stage 2's rate
+  GUARD=()
 fi
 python3 -m training.train_readouts "${START[@]}" --finetune \
   --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
@@ -72,7 +77,7 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
   /tmp/gpudata/7scenes_redkitchen_half:3 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
   ${REVERSE:+--reverse} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}"} \
-  --select-on /tmp/gpudata/tum_fr1_rpy_half --save-every "${SAVE_EVERY:-400}" \
+  --select-on /tmp/gpudata/tum_fr1_rpy_half "${GUARD[@]}" --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log"
 python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2

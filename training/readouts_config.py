@@ -39,6 +39,7 @@ class ReadoutsConfig:
     photometric_batch: int = 2
     photometric_stride: int = 2
     select_on: tuple[str, ...] = ()
+    select_no_worse: tuple[str, ...] = ()
     num_tracks: int = 32
     eval_every: int = 0
     name: str = "readouts"
@@ -97,6 +98,15 @@ class ReadoutsConfig:
                self.real_appearance, self.photometric_weight, self.depth_teacher_weight) < 0:
             raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every, "
                               "--real-appearance, --photometric-weight and --depth-teacher-weight must be >= 0")
+        self._check_what_is_kept()
+
+    def _check_what_is_kept(self) -> None:
+        """--select-no-worse and --depth-teacher: what a run must not lose, and what it needs for that."""
+        if self.select_no_worse:
+            from .selection import SELECTION_METRICS  # here: selection imports this module
+
+            if not self.select_on or not set(self.select_no_worse) <= set(SELECTION_METRICS):
+                raise ConfigError(f"--select-no-worse takes metrics of {list(SELECTION_METRICS)} and needs --select-on")
         if self.depth_teacher is not None and (not (self.finetune or self.finetune_blocks)
                                                or "depth" not in self.loss_heads):
             raise ConfigError("--depth-teacher keeps the depth head's output while the encoder trains: it needs "
@@ -191,6 +201,9 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                    help="validation RGB-D recordings (never --real): the model is scored on their clips "
                         "at every --save-every step and at the end, and the run writes the weights that "
                         "scored best, the starting ones included (training/selection.py)")
+    p.add_argument("--select-no-worse", nargs="*", metavar="METRIC", default=[],
+                   help="--select-on: a checkpoint is chosen only where these metrics are no worse than the "
+                        "start's, e.g. depth_abs_rel_scaled depth_abs_rel (training/selection.py)")
 
 
 def _add_synthetic_args(p: argparse.ArgumentParser) -> None:
@@ -278,7 +291,7 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
     ConfigError, a ValueError, names a value that does not fit)."""
     ns = vars(build_parser().parse_args(argv))
     ns["clip"] = parse_clip(ns["clip"])
-    for key in ("patch_size", "heads", "real", "pseudo_tracks", "photometric", "select_on"):
+    for key in ("patch_size", "heads", "real", "pseudo_tracks", "photometric", "select_on", "select_no_worse"):
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
     ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])

@@ -10,7 +10,12 @@ trained (--init): a freshly initialised head is the reference, never the choice.
 label-free encoder (tools/leave_one_out.sh) a random depth head's near-constant output scored a
 metric AbsRel of 0.56 on TUM against 1.1-1.4 for the trained head (whose median-scaled AbsRel was
 0.28 against the random head's 0.62), and step 0 won; the frozen heads' metrics, always 1.0,
-only diluted the score."""
+only diluted the score.
+
+`--select-no-worse METRIC ...` makes a checkpoint a candidate only where each named metric is no
+worse than the start's. Why: the mean of ratios let session 41's GPU run choose a step whose pose
+direction had gained 37 % while the validation scene's metric depth lost 13 %, a checkpoint the
+shipping rule then refused; the guard makes the run's own choice respect what the rule will ask."""
 
 from __future__ import annotations
 
@@ -41,9 +46,14 @@ class CheckpointSelection:
     state on the model's device) with the score of every candidate step."""
 
     def __init__(self, batches: list[dict[str, torch.Tensor]], heads: tuple[str, ...] = tuple(HEAD_METRICS),
-                 start_is_candidate: bool = True):
+                 start_is_candidate: bool = True, no_worse: tuple[str, ...] = ()):
         """heads: the heads the run trains (their metrics make the score); start_is_candidate:
-        whether the weights at step 0 may be chosen (trained heads, not freshly initialised)."""
+        whether the weights at step 0 may be chosen (trained heads, not freshly initialised);
+        no_worse: metrics (of SELECTION_METRICS) a later step must not worsen to be chosen."""
+        unknown = set(no_worse) - set(SELECTION_METRICS)
+        if unknown:
+            raise ValueError(f"--select-no-worse {sorted(unknown)}: not among {list(SELECTION_METRICS)}")
+        self.no_worse = tuple(no_worse)
         self.batches = batches
         self.keys = tuple(m for h in heads for m in HEAD_METRICS.get(h, ()))
         self.start_is_candidate = start_is_candidate
@@ -61,7 +71,8 @@ class CheckpointSelection:
         if self.reference is None:
             self.reference = metrics
         score = selection_score(metrics, self.reference, self.keys)
-        candidate = step > 0 or self.start_is_candidate
+        candidate = (step > 0 or self.start_is_candidate) and all(
+            metrics[k] <= self.reference[k] for k in self.no_worse if k in metrics and k in self.reference)
         self.history.append({"step": step, "score": score, "candidate": candidate, **metrics})
         if candidate and score < self.best_score:
             self.best_step, self.best_score = step, score

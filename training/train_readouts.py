@@ -168,7 +168,8 @@ def train(cfg: ReadoutsConfig) -> dict:
     data_seconds = time.perf_counter() - t_data
     val = val_batches(cfg, banks)
     selection = (CheckpointSelection(selection_batches(cfg, model, device), cfg.loss_heads,
-                                     start_is_candidate=cfg.init is not None) if cfg.select_on else None)
+                                     start_is_candidate=cfg.init is not None, no_worse=cfg.select_no_worse)
+                 if cfg.select_on else None)
     if selection is not None:
         selection.consider(model, 0)
     start = time.perf_counter()
