@@ -206,6 +206,23 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                         "start's, e.g. depth_abs_rel_scaled depth_abs_rel (training/selection.py)")
 
 
+def _add_loss_args(p: argparse.ArgumentParser) -> None:
+    """The loss terms beyond each head's own: depth's relative terms and teacher, pose's direction."""
+    p.add_argument("--depth-ssi-weight", type=float, default=0.0,
+                   help="weight of the scale-and-shift-invariant inverse-depth loss (0: off)")
+    p.add_argument("--depth-grad-weight", type=float, default=0.5,
+                   help="multi-scale gradient-matching term, relative to the SSI loss")
+    p.add_argument("--depth-teacher", default=None, metavar="MODEL_DIR",
+                   help="a frozen model (usually the --init one) whose depth on every training clip the depth "
+                        "head is also held to (training/losses.depth_teacher_loss): what the encoder learns for "
+                        "tracks and pose must not cost depth where no label says so (session 41's GPU run did)")
+    p.add_argument("--depth-teacher-weight", type=float, default=1.0,
+                   help="weight of the --depth-teacher term")
+    p.add_argument("--pose-direction-weight", type=float, default=0.0,
+                   help="weight of the pose head's translation-direction term, 1 - cos on frames that "
+                        "moved 5 mm or more (0: off)")
+
+
 def _add_synthetic_args(p: argparse.ArgumentParser) -> None:
     """How the synthetic training clips look and move."""
     p.add_argument("--synthetic-fov", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -262,19 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="depth head: predict depth as a camera of this fx (model pixels) sees it; metric "
                         "depth is rescaled by each camera's fx (default: the model's config, else off)")
     _add_synthetic_args(p)
-    p.add_argument("--depth-ssi-weight", type=float, default=0.0,
-                   help="weight of the scale-and-shift-invariant inverse-depth loss (0: off)")
-    p.add_argument("--depth-grad-weight", type=float, default=0.5,
-                   help="multi-scale gradient-matching term, relative to the SSI loss")
-    p.add_argument("--depth-teacher", default=None, metavar="MODEL_DIR",
-                   help="a frozen model (usually the --init one) whose depth on every training clip the depth "
-                        "head is also held to (training/losses.depth_teacher_loss): what the encoder learns for "
-                        "tracks and pose must not cost depth where no label says so (session 41's GPU run did)")
-    p.add_argument("--depth-teacher-weight", type=float, default=1.0,
-                   help="weight of the --depth-teacher term")
-    p.add_argument("--pose-direction-weight", type=float, default=0.0,
-                   help="weight of the pose head's translation-direction term, 1 - cos on frames that "
-                        "moved 5 mm or more (0: off)")
+    _add_loss_args(p)
     p.add_argument("--save-every", type=int, default=0,
                    help="steps between checkpoints in OUT/checkpoint (0: only the final model)")
     p.add_argument("--cache-features", action="store_true",
