@@ -808,3 +808,26 @@ def test_select_no_worse_keeps_a_step_that_worsens_a_named_metric_out(monkeypatc
     for argv in (["--select-no-worse", "depth_abs_rel"], ["--select-on", str(tmp_path), "--select-no-worse", "x"]):
         assert main(COMMON + argv + ["--out", str(tmp_path / "x")]) == 2
         assert "--select-no-worse takes metrics" in capsys.readouterr().err
+
+
+def test_depth_teacher_shares_the_cached_trunk_only_where_its_frozen_part_is_the_students(tmp_path):
+    """With --finetune-blocks and a cached trunk, the teacher (the --init model) runs only the tuned
+    blocks on the student's trunk, and its depth equals its whole encoder pass; a teacher whose
+    frozen part differs runs its own encoder."""
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
+    from training.readouts_model import load_teacher, teacher_depth, trunk_tokens
+
+    model = init_weights(FourDS(ModelConfig(size="tiny", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8),
+                                            heads=default_heads(64, 2))), seed=1).eval()
+    tiny_model_dir = save_checkpoint(model, tmp_path / "tiny")
+    assert model.readout_blocks == 2
+    video = torch.rand(2, *model.config.clip_shape, generator=torch.Generator().manual_seed(1))
+    batch = {"video": video, "trunk": trunk_tokens(model, video, 1),
+             "intrinsics": torch.eye(3).repeat(2, 1, 1) * 30}
+    teacher = load_teacher(str(tiny_model_dir), model, tuned_blocks=1)
+    assert teacher.trunk_blocks == 1
+    full = teacher_depth(teacher, model, {k: v for k, v in batch.items() if k != "trunk"})
+    assert torch.allclose(teacher_depth(teacher, model, batch), full, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        next(model.encoder.parameters()).add_(0.1)  # the student's frozen part is no longer the teacher's
+    assert load_teacher(str(tiny_model_dir), model, tuned_blocks=1).trunk_blocks == 0

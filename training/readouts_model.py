@@ -102,7 +102,7 @@ def model_for(cfg: ReadoutsConfig) -> FourDS:
 
 
 def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: float = 0.0,
-                 grad_weight: float = 0.5, teacher: FourDS | None = None, teacher_weight: float = 1.0
+                 grad_weight: float = 0.5, teacher: DepthTeacher | None = None, teacher_weight: float = 1.0
                  ) -> tuple[torch.Tensor, dict]:
     """The depth head's loss: scale-invariant log + L1 against the metric target (in the
     canonical camera when the head has a canonical focal), plus ssi_weight x (scale-and-shift-
@@ -119,23 +119,43 @@ def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: fl
     return loss, parts
 
 
-def teacher_depth(teacher: FourDS, model: FourDS, batch: dict) -> torch.Tensor:
+@dataclasses.dataclass
+class DepthTeacher:
+    """--depth-teacher: a frozen model; trunk_blocks > 0 where its encoder below the last
+    trunk_blocks readout blocks is the student's own frozen part (the teacher is the --init model),
+    so that a cached trunk serves it too and a step runs those blocks instead of the whole encoder."""
+
+    model: FourDS
+    trunk_blocks: int = 0
+
+
+def teacher_depth(teacher: DepthTeacher, model: FourDS, batch: dict) -> torch.Tensor:
     """A frozen teacher's depth of the batch's clips, (B, T, H, W) in the unit of `model`'s depth
     head (the two canonical cameras may differ: metres are the common ground)."""
     with torch.no_grad():
-        depth = teacher.heads["depth"](teacher.features(batch["video"]))
-        return depth * metric_factor(teacher, batch) / metric_factor(model, batch)
+        if teacher.trunk_blocks and "trunk" in batch:
+            feats = features_from_trunk(teacher.model, batch["trunk"].float(), teacher.trunk_blocks)
+        else:
+            feats = teacher.model.features(batch["video"])
+        depth = teacher.model.heads["depth"](feats)
+        return depth * metric_factor(teacher.model, batch) / metric_factor(model, batch)
 
 
-def load_teacher(path: str, model: FourDS) -> FourDS:
-    """--depth-teacher: the frozen model, on `model`'s device, in eval mode."""
+def load_teacher(path: str, model: FourDS, tuned_blocks: int = 0) -> DepthTeacher:
+    """--depth-teacher: the frozen model, on `model`'s device, in eval mode; tuned_blocks: the
+    student's --finetune-blocks (the trunk is shared where the parts below them are equal)."""
     teacher = load_checkpoint(path).float()
     if "depth" not in teacher.heads:
         raise ValueError(f"--depth-teacher {path} has no depth head")
     if teacher.config.clip_shape != model.config.clip_shape:
         raise ValueError(f"--depth-teacher {path} reads clips of {teacher.config.clip_shape}, the model "
                          f"{model.config.clip_shape}")
-    return teacher.to(next(model.parameters()).device).eval().requires_grad_(False)
+    teacher = teacher.to(next(model.parameters()).device).eval().requires_grad_(False)
+    first_tuned = model.readout_blocks - tuned_blocks
+    own, theirs = model.encoder.state_dict(), teacher.encoder.state_dict()
+    frozen = [k for k in own if not (k.startswith("blocks.") and int(k.split(".")[1]) >= first_tuned)]
+    shared = bool(tuned_blocks) and own.keys() == theirs.keys() and all(torch.equal(own[k], theirs[k]) for k in frozen)
+    return DepthTeacher(teacher, tuned_blocks if shared else 0)
 
 
 def trunk_tokens(model: FourDS, video: torch.Tensor, tuned_blocks: int) -> torch.Tensor:
@@ -183,7 +203,7 @@ def photometric_losses(model: FourDS, pose_head: torch.nn.Module, batch: dict,
 
 def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] | None = None,
                    ssi_weight: float = 0.0, grad_weight: float = 0.5,
-                   direction_weight: float = 0.0, tuned_blocks: int = 0, teacher: FourDS | None = None,
+                   direction_weight: float = 0.0, tuned_blocks: int = 0, teacher: DepthTeacher | None = None,
                    teacher_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
     """batch["features"], when present, are the frozen encoder's cached readout features (or
     batch["trunk"] its cached tokens before the last tuned_blocks blocks, clip_features). heads:
