@@ -13,10 +13,18 @@ cd "$(dirname "$0")/.."
 PARKED=${PARKED:-/tmp/fourds_weights_parked}
 WEIGHTS=models/fourds_default/model.safetensors
 if [ "${1:-}" = restore ]; then
-  [ -f "$PARKED/model.safetensors" ] && mv "$PARKED/model.safetensors" "$WEIGHTS"
-  git diff --quiet -- "$WEIGHTS" && echo "weights restored (unchanged)"
+  if [ -f "$PARKED/model.safetensors" ]; then
+    mv "$PARKED/model.safetensors" "$WEIGHTS"
+  elif [ ! -f "$WEIGHTS" ]; then
+    echo "no weights parked in $PARKED and none in $WEIGHTS: git checkout -- $WEIGHTS" >&2
+    exit 1
+  fi
+  git diff --quiet -- "$WEIGHTS" || { echo "$WEIGHTS differs from the committed weights" >&2; exit 1; }
+  echo "weights restored (unchanged)"
   exit 0
 fi
+# Parked already (a second run): .gpum would be copied without them.
+[ -f "$WEIGHTS" ] || { echo "$WEIGHTS is not in the tree (parked in $PARKED?): run restore first" >&2; exit 1; }
 PY=${PYTHON:-.venv/bin/python}
 DEVICE_PY=${DEVICE_PY:-3.12}
 rm -rf .gpu .gpum
