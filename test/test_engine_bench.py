@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
-from fourds_ros.bench.engines import main
+import numpy as np
+
+from fourds_ros.bench.engines import SAMPLE_FRAMES, build_case, main, real_clip_inputs
+from fourds_ros.engine import EngineSpec
+from fourds_ros.model import save_checkpoint
 
 
 def test_bench_engines_writes_json_and_markdown(tmp_path):
@@ -19,6 +23,37 @@ def test_bench_engines_writes_json_and_markdown(tmp_path):
     assert rows[0]["max_rel_l2_vs_torch_fp32"] == 0.0
     assert rows[1]["max_rel_l2_vs_torch_fp32"] <= 1e-5 and rows[2]["max_rel_l2_vs_torch_fp32"] <= 1e-5
     assert all(r["gflops_per_clip"] > 0 and r["latency_ms_p95"] >= r["latency_ms_p50"] > 0 for r in rows)
+    # Every output's error is kept and the worst one is named, so a precision's cost is traceable.
+    int8 = rows[-1]
+    assert set(int8["rel_l2_vs_torch_fp32"]) >= {"depth", "track_xy", "pose_rotation"}
+    assert int8["max_rel_l2_vs_torch_fp32"] == max(int8["rel_l2_vs_torch_fp32"].values()) > 0
+    assert int8["rel_l2_vs_torch_fp32"][int8["worst_output"]] == int8["max_rel_l2_vs_torch_fp32"]
     text = markdown.read_text()
     assert "<!-- bench:engines -->" in text and "| micro | 4x32x32 | onnxruntime | int8 |" in text
-    assert "pending a GPU session" in text
+    assert "`fourds-ros bench engines` on " in text and "random weights on a random clip" in text
+
+
+def test_real_clip_inputs_are_the_sample_frames_resized_with_queries_on_frame_0():
+    spec = EngineSpec(build_case("micro@4x32x48").config, num_queries=7)
+    inputs = real_clip_inputs(spec, SAMPLE_FRAMES)
+    video, queries = inputs["video"], inputs["query_points"]
+    assert video.shape == (1, 4, 32, 48, 3) and video.dtype == np.float32
+    assert 0.0 <= video.min() and video.max() <= 1.0 and video.std() > 0.05  # a real image, not a constant
+    assert not np.allclose(video[0, 0], video[0, 3])  # four different frames
+    assert queries.shape == (1, 7, 3) and np.all(queries[..., 0] == 0)
+    assert np.all((queries[..., 1] >= 0) & (queries[..., 1] <= 31) & (queries[..., 2] >= 0) & (queries[..., 2] <= 47))
+
+
+def test_bench_engines_on_a_trained_checkpoint_names_it_and_its_command(tmp_path):
+    model_dir = save_checkpoint(build_case("micro@4x32x32", seed=3), tmp_path / "mymodel")
+    markdown = tmp_path / "benchmarks.md"
+    argv = ["--model", str(model_dir), "--backends", "torch:fp32", "onnxruntime:fp32", "--repeats", "2",
+            "--num-queries", "4", "--json-dir", str(tmp_path), "--markdown", str(markdown),
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "engines-trained.json").read_text())
+    assert result["model"] == str(model_dir)
+    assert [r["case"] for r in result["rows"]] == ["mymodel (trained)"] * 2
+    assert result["rows"][1]["max_rel_l2_vs_torch_fp32"] <= 1e-5
+    text = markdown.read_text()
+    assert "<!-- bench:engines-trained -->" in text and f"`fourds-ros bench engines --model {model_dir}` on " in text

@@ -9,8 +9,13 @@ CUDA (--device cuda): torch fp32/bf16/fp16 with flash SDPA, eager and CUDA graph
 the FLOP floor at --peak-tflops; TensorRT fp16 when importable; ONNX Runtime's CUDA provider
 when present.
 
-Models are randomly initialised (latency and numerical error do not depend on trained weights);
-heads read out at the encoder's width.
+Cases (--cases SIZE@TxHxW) are randomly initialised models, heads read out at the encoder's width,
+fed a random clip: their latency is a trained model's, but not their error, since a random tracks
+head's soft-argmax is flat and small changes move it far (session 42: torch bf16 on the CPU, track_xy
+0.65 with random weights against 0.19 with the shipped ones). --model DIR benches a trained
+checkpoint on a real clip (the first frames of --frames, by default the embedded HoloLens sample);
+its errors are the ones that decide a precision. Each row keeps every output's error and names the
+worst.
 """
 
 from __future__ import annotations
@@ -18,14 +23,19 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from ..engine import EngineError, EngineSpec, create_engine
 from ..engine.export import ONNX_FILE, compare_outputs, example_inputs
 from ..engine.onnxruntime_backend import OnnxRuntimeEngine
-from ..model import FourDS, ModelConfig, count_parameters, default_heads, init_weights, save_checkpoint
+from ..model import (
+    FourDS, ModelConfig, count_parameters, default_heads, init_weights, load_checkpoint, save_checkpoint,
+)
 from .report import (
     add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
 )
@@ -40,6 +50,8 @@ CPU_RUNS = [("torch", "fp32"), ("onnxruntime", "fp32-unfused"), ("onnxruntime", 
             ("onnxruntime", "int8")]
 CUDA_TORCH_PRECISIONS = ("fp32", "bf16", "fp16")
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_FRAMES = REPO / "samples" / "hololens_000" / "images"
 
 
 def build_case(case: str, seed: int = 0) -> FourDS:
@@ -52,10 +64,55 @@ def build_case(case: str, seed: int = 0) -> FourDS:
     return init_weights(FourDS(cfg), seed=seed).eval()
 
 
+def real_clip_inputs(spec: EngineSpec, frames_dir: Path) -> dict[str, np.ndarray]:
+    """The first T frames of frames_dir (sorted by name), resized to the model's input, and queries on a
+    grid of frame 0: video (1, T, H, W, 3) float32 in [0, 1], query_points (1, Q, 3) as (t, y, x)."""
+    t, h, w = spec.config.num_frames, *spec.config.image_size
+    paths = sorted(p for p in Path(frames_dir).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if len(paths) < t:
+        raise SystemExit(f"fourds-ros bench engines: {frames_dir} holds {len(paths)} images, the model needs {t}")
+    frames = [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA)
+              for p in paths[:t]]
+    video = (np.stack(frames)[None] / 255.0).astype(np.float32)
+    side = int(np.ceil(np.sqrt(spec.num_queries)))
+    ys, xs = np.meshgrid(np.linspace(0.1, 0.9, side) * (h - 1), np.linspace(0.1, 0.9, side) * (w - 1), indexing="ij")
+    grid = np.stack([np.zeros(side * side), ys.ravel(), xs.ravel()], -1)[: spec.num_queries]
+    return {"video": video, "query_points": grid[None].astype(np.float32)}
+
+
+@dataclass
+class BenchCase:
+    """One model to bench: its name in the table, the model, the inputs its error is measured on, its
+    FLOPs, and the checkpoint the exported engines are built from."""
+
+    name: str
+    model: FourDS
+    spec: EngineSpec
+    inputs: dict[str, np.ndarray]
+    flops: int
+    model_dir: Path
+
+
+def prepare_case(case: str, num_queries: int, cache_dir: Path, model_dir: Path | None = None,
+                 frames_dir: Path = SAMPLE_FRAMES) -> BenchCase:
+    """A random model for `case` (SIZE@TxHxW) on a random clip, or the trained checkpoint model_dir on
+    the real clip of frames_dir (`case` is then the table's name for it)."""
+    if model_dir is None:
+        model = build_case(case)
+    else:
+        model = load_checkpoint(model_dir).float().eval()
+    spec = EngineSpec(model.config, num_queries)
+    inputs = example_inputs(spec, seed=1) if model_dir is None else real_clip_inputs(spec, frames_dir)
+    flops = count_flops(model, torch.from_numpy(inputs["video"]), torch.from_numpy(inputs["query_points"]))
+    saved = save_checkpoint(model, cache_dir / "models" / case.replace("@", "_").replace("/", "_"))
+    return BenchCase(case, model, spec, inputs, flops, saved)
+
+
 def _row(case: str, model: FourDS, backend: str, precision: str, device: str, times: list[float],
-         flops: int, error: float | None, variant: str = "", peak_tflops: float | None = None) -> dict:
+         flops: int, errors: dict[str, float], variant: str = "", peak_tflops: float | None = None) -> dict:
     stats = latency_stats(times)
     cfg = model.config
+    worst = max(errors, key=errors.get)
     row = {
         "case": case, "size": cfg.size, "clip": "x".join(map(str, (cfg.num_frames, *cfg.image_size))),
         "backend": backend + (f" {variant}" if variant else ""), "precision": precision, "device": device,
@@ -63,7 +120,9 @@ def _row(case: str, model: FourDS, backend: str, precision: str, device: str, ti
         "gflops_per_clip": flops / 1e9,
         "clips_per_s": 1e3 / stats["latency_ms_p50"],
         "achieved_gflops": flops / 1e9 / (stats["latency_ms_p50"] / 1e3),
-        "max_rel_l2_vs_torch_fp32": error,
+        "max_rel_l2_vs_torch_fp32": errors[worst],
+        "worst_output": worst,
+        "rel_l2_vs_torch_fp32": {k: float(v) for k, v in errors.items()},
         **stats,
     }
     if peak_tflops:
@@ -72,29 +131,25 @@ def _row(case: str, model: FourDS, backend: str, precision: str, device: str, ti
     return row
 
 
-def bench_cpu_case(case: str, runs, repeats: int, num_queries: int, cache_dir: Path) -> list[dict]:
-    model = build_case(case)
-    spec = EngineSpec(model.config, num_queries)
-    inputs = example_inputs(spec, seed=1)
-    flops = count_flops(model, torch.from_numpy(inputs["video"]), torch.from_numpy(inputs["query_points"]))
-    model_dir = save_checkpoint(model, cache_dir / "models" / case.replace("@", "_"))
-    rows, reference = [], None
+def bench_cpu_case(case: BenchCase, runs, repeats: int, cache_dir: Path) -> list[dict]:
+    rows, reference, inputs = [], None, case.inputs
     for backend, precision in runs:
         try:
-            engine = create_engine(model_dir, backend, "cpu", precision.removesuffix("-unfused"), num_queries,
-                                   cache_dir=cache_dir)
+            engine = create_engine(case.model_dir, backend, "cpu", precision.removesuffix("-unfused"),
+                                   case.spec.num_queries, cache_dir=cache_dir)
             if precision.endswith("-unfused"):
-                engine = OnnxRuntimeEngine(engine.onnx_path.with_name(ONNX_FILE), spec, precision=precision)
+                engine = OnnxRuntimeEngine(engine.onnx_path.with_name(ONNX_FILE), case.spec, precision=precision)
         except EngineError as e:
-            log.warning("%s: skipping %s %s: %s", case, backend, precision, e)
+            log.warning("%s: skipping %s %s: %s", case.name, backend, precision, e)
             continue
         out = engine(inputs)
         if reference is None:
             reference = out
-        error = max(compare_outputs(out, reference).values())
+        errors = compare_outputs(out, reference)
         times = time_call(lambda engine=engine: engine(inputs), warmup=1, repeats=repeats)
-        rows.append(_row(case, model, backend, precision, "cpu", times, flops, error))
-        log.info("%s %s %s: p50 %.1f ms, error %.1e", case, backend, precision, rows[-1]["latency_ms_p50"], error)
+        rows.append(_row(case.name, case.model, backend, precision, "cpu", times, case.flops, errors))
+        log.info("%s %s %s: p50 %.1f ms, error %.1e (%s)", case.name, backend, precision,
+                 rows[-1]["latency_ms_p50"], rows[-1]["max_rel_l2_vs_torch_fp32"], rows[-1]["worst_output"])
     return rows
 
 
@@ -136,13 +191,9 @@ def _cuda_torch_runner(model: FourDS, video: torch.Tensor, query_points: torch.T
     return replay
 
 
-def bench_cuda_case(case: str, repeats: int, num_queries: int, cache_dir: Path, peak_tflops: float,
+def bench_cuda_case(case: BenchCase, repeats: int, cache_dir: Path, peak_tflops: float,
                     cuda_graphs: bool) -> list[dict]:
-    model = build_case(case)
-    spec = EngineSpec(model.config, num_queries)
-    inputs = example_inputs(spec, seed=1)
-    flops = count_flops(model, torch.from_numpy(inputs["video"]), torch.from_numpy(inputs["query_points"]))
-    model_dir = save_checkpoint(model, cache_dir / "models" / case.replace("@", "_"))
+    model, inputs, flops = case.model, case.inputs, case.flops
     model = model.cuda()
     video = torch.from_numpy(inputs["video"]).cuda()
     queries = torch.from_numpy(inputs["query_points"]).cuda()
@@ -155,21 +206,23 @@ def bench_cuda_case(case: str, repeats: int, num_queries: int, cache_dir: Path, 
                 call = _cuda_torch_runner(model, video, queries, precision, graphs)
                 out = {k: v.float().cpu().numpy() for k, v in call().items()}
                 times = time_call(call, warmup=3, repeats=max(repeats, 20), min_seconds=1.0)
-            error = max(compare_outputs(out, reference).values())
+            errors = compare_outputs(out, reference)
             variant = "flash SDPA" + (" + CUDA graph" if graphs else "")
-            rows.append(_row(case, model, "torch", precision, "cuda", times, flops, error, variant, peak_tflops))
+            rows.append(_row(case.name, model, "torch", precision, "cuda", times, flops, errors, variant,
+                             peak_tflops))
     model.cpu()
     torch.cuda.empty_cache()
     for backend, precision in (("tensorrt", "fp16"), ("onnxruntime", "fp32")):
         try:
-            engine = create_engine(model_dir, backend, "cuda", precision, num_queries, cache_dir=cache_dir)
+            engine = create_engine(case.model_dir, backend, "cuda", precision, case.spec.num_queries,
+                                   cache_dir=cache_dir)
         except EngineError as e:
-            log.warning("%s: skipping %s %s: %s", case, backend, precision, e)
+            log.warning("%s: skipping %s %s: %s", case.name, backend, precision, e)
             continue
-        error = max(compare_outputs(engine(inputs), reference).values())
+        errors = compare_outputs(engine(inputs), reference)
         # Host-to-device copies included: this is what the node pays per clip.
         times = time_call(lambda engine=engine: engine(inputs), warmup=3, repeats=max(repeats, 20), min_seconds=1.0)
-        rows.append(_row(case, model, backend, precision, "cuda", times, flops, error,
+        rows.append(_row(case.name, model, backend, precision, "cuda", times, flops, errors,
                          "(host I/O incl.)", peak_tflops))
     return rows
 
@@ -179,6 +232,7 @@ COLUMNS = [
     ("gflops_per_clip", "GFLOP/clip", ".1f"), ("latency_ms_p50", "p50 ms", ".2f"),
     ("latency_ms_p95", "p95 ms", ".2f"), ("clips_per_s", "clips/s", ".2f"),
     ("achieved_gflops", "GFLOP/s", ".1f"), ("max_rel_l2_vs_torch_fp32", "rel. L2 vs torch fp32", ".1e"),
+    ("worst_output", "worst output", ""),
 ]
 
 
@@ -193,6 +247,10 @@ def main(argv: list[str]) -> int:
                         help="dense bf16 peak for the FLOP floor (H100 ~790)")
     parser.add_argument("--no-cuda-graphs", action="store_true")
     parser.add_argument("--cache-dir", default=None, help="engine cache (default: a temporary directory)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="bench this trained checkpoint on a real clip instead of --cases' random models")
+    parser.add_argument("--frames", type=Path, default=SAMPLE_FRAMES,
+                        help="--model: the images of the real clip (default: the embedded HoloLens sample)")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -201,34 +259,48 @@ def main(argv: list[str]) -> int:
         print("fourds-ros bench engines: --device cuda but torch.cuda.is_available() is False")
         return 1
     runs = [tuple(b.split(":")) for b in args.backends] if args.backends else CPU_RUNS
+    if args.model is not None:
+        names = [f"{args.model.name} (trained)"]
+    else:
+        names = args.cases or (CUDA_CASES if args.device == "cuda" else CPU_CASES)
     with tempfile.TemporaryDirectory(prefix="fourds-bench-") as tmp:
         cache_dir = Path(args.cache_dir) if args.cache_dir else Path(tmp)
         rows = []
-        for case in args.cases or (CUDA_CASES if args.device == "cuda" else CPU_CASES):
+        for name in names:
+            case = prepare_case(name, args.num_queries, cache_dir, args.model, args.frames)
             if args.device == "cuda":
-                rows += bench_cuda_case(case, args.repeats, args.num_queries, cache_dir,
-                                        args.peak_tflops, not args.no_cuda_graphs)
+                rows += bench_cuda_case(case, args.repeats, cache_dir, args.peak_tflops, not args.no_cuda_graphs)
             else:
-                rows += bench_cpu_case(case, runs, args.repeats, args.num_queries, cache_dir)
+                rows += bench_cpu_case(case, runs, args.repeats, cache_dir)
 
     columns = list(COLUMNS)
     if args.device == "cuda":
         columns += [("floor_ms", f"floor ms @{args.peak_tflops:.0f} TF", ".3f"),
                     ("fraction_of_peak", "of peak", ".0%")]
+    frames = args.frames.resolve()
+    frames = frames.relative_to(REPO) if frames.is_relative_to(REPO) else frames
+    weights = (f"the trained checkpoint {args.model} on the first frames of {frames}" if args.model
+               else "random weights on a random clip (latency only: a random tracks head's error is not a "
+               "trained one's)")
     notes = [
         "",
-        f"Whole model (encoder + depth, tracks ({args.num_queries} queries), pose heads), random weights, "
-        "one clip per call, inputs and outputs as host numpy arrays except where noted. FLOPs by "
-        "torch's FlopCounterMode (2 per multiply-add). Error: max over the named outputs of "
-        "||out - ref|| / ||ref|| against torch fp32 eager.",
-        "onnxruntime fp16 is the fp16-encoder graph that TensorRT's strongly typed build uses "
-        "(heads stay fp32); on the CPU its latency is not meaningful, its error is.",
+        f"Whole model (encoder + depth, tracks ({args.num_queries} queries), pose heads), {weights}, "
+        "one clip per call, inputs and outputs as host numpy arrays except where noted (torch CUDA rows: "
+        "on the device). FLOPs by torch's FlopCounterMode (2 per multiply-add). Error: max over the named "
+        "outputs of ||out - ref|| / ||ref|| against torch fp32 (eager, same device); every output's in the JSON.",
     ]
     if args.device == "cpu":
-        notes.append("GPU numbers (torch fp32/bf16/fp16 with flash SDPA and CUDA graphs, TensorRT) are "
-                     "pending a GPU session: `fourds-ros bench engines --device cuda`.")
-    name = "engines" if args.device == "cpu" else "engines-cuda"
+        notes.append("onnxruntime fp16 is the fp16-encoder graph that TensorRT's strongly typed build uses "
+                     "(heads stay fp32); on the CPU its latency is not meaningful, its error is. GPU rows: "
+                     "the (CUDA) sections, `fourds-ros bench engines --device cuda [--model DIR]`.")
+    suffix = "" if args.device == "cpu" else "-cuda"
+    name = ("engines" if args.model is None else "engines-trained") + suffix
     title = "Inference engines: latency, throughput, error" + (" (CUDA)" if args.device == "cuda" else " (CPU)")
+    if args.model is not None:
+        title += ", trained model on a real clip"
+    command = "fourds-ros bench engines" + (" --device cuda" if args.device == "cuda" else "") + (
+        f" --model {args.model}" if args.model else "")
     table = markdown_table(rows, columns) + "\n" + "\n".join(notes)
-    write_results(name, {"device": args.device, "rows": rows}, table, title, **output_arguments(args))
+    write_results(name, {"device": args.device, "model": str(args.model) if args.model else None, "rows": rows},
+                  table, title, command=command, **output_arguments(args))
     return 0

@@ -100,7 +100,10 @@ def write_results(
     title: str,
     json_dir: Path | str = DEFAULT_JSON_DIR,
     markdown: Path | str | None = DEFAULT_MARKDOWN,
+    command: str | None = None,
 ) -> Path:
+    """Write results as JSON_DIR/name.json and replace (or append) the markdown section `name`, headed by
+    the command that made it (default `fourds-ros bench name`)."""
     json_dir = Path(json_dir)
     json_dir.mkdir(parents=True, exist_ok=True)
     results = {"benchmark": name, "machine": machine(), **results}
@@ -110,7 +113,7 @@ def write_results(
         markdown = Path(markdown)
         text = markdown.read_text() if markdown.exists() else "# Benchmarks\n\nWritten by `fourds-ros bench <name>`; each section is replaced on rerun.\n"
         section = (
-            f"<!-- bench:{name} -->\n## {title}\n\n`fourds-ros bench {name}` on "
+            f"<!-- bench:{name} -->\n## {title}\n\n`{command or f'fourds-ros bench {name}'}` on "
             f"{results['machine']['cpu']}, {results['machine']['torch_threads']} torch threads "
             f"(JSON: `{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`).\n\n"
             f"{table}\n<!-- /bench:{name} -->"

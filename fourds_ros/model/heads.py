@@ -138,7 +138,8 @@ class TrackHead(nn.Module):
         fmap = self.feature_map(features, video)  # (B, T, P, C)
         b, _, p, c = fmap.shape
         q = query_points.shape[1]
-        start = query_points[..., [2, 1]]  # (B, Q, 2) as (x, y)
+        # (B, Q, 2) as (x, y). A slice, not a list index: CUDA graph capture refuses a host index tensor.
+        start = query_points[..., 1:3].flip(-1)
         frames = torch.arange(t, device=video.device, dtype=query_points.dtype)
         frame_weights = F.relu(1.0 - (query_points[..., 0:1] - frames).abs())  # (B, Q, T)
         weights = frame_weights[..., None] * self.spatial_weights(start)[:, :, None, :]  # (B, Q, T, P)
