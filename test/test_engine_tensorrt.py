@@ -146,3 +146,28 @@ def test_build_engine_cli_with_the_double_reports_no_gpu(tiny_model_dir, tmp_pat
         pytest.skip("this machine has a GPU; the no-GPU message cannot be checked")
     assert main(["--model", str(tiny_model_dir), "--cache-dir", str(tmp_path)]) == 1
     assert "CUDA GPU" in capsys.readouterr().err
+
+
+def test_precision_auto_is_fp16_for_tensorrt_and_fp32_for_the_cpu_backends(tiny_model_dir, tmp_path, monkeypatch):
+    """A GPU robot's TensorRT engine (backend auto) is built from the fp16 export without any
+    parameter; the CPU backends keep fp32; an explicit precision wins."""
+    from fourds_ros.engine import tensorrt_backend
+    from fourds_ros.engine.factory import resolve_precision
+
+    assert resolve_precision("auto", "tensorrt", "cuda") == "fp16"
+    assert resolve_precision("auto", "torch", "cuda:1") == "fp16"
+    assert resolve_precision("auto", "torch", "cpu") == "fp32"
+    assert resolve_precision("auto", "onnxruntime", "cuda") == "fp32"
+    assert resolve_precision("bf16", "tensorrt", "cuda") == "bf16"  # the backend refuses it, by name
+    monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT("10.3.0"))
+    monkeypatch.setattr(tensorrt_backend, "cuda_gpu", lambda device: GPU)
+    engine = create_engine(tiny_model_dir, "auto", device="cpu", num_queries=Q, cache_dir=tmp_path)
+    assert engine.backend == "tensorrt" and engine.precision == "fp16"
+    explicit = create_engine(tiny_model_dir, "tensorrt", device="cpu", precision="fp32", num_queries=Q,
+                             cache_dir=tmp_path)
+    assert explicit.precision == "fp32" and explicit.engine_path != engine.engine_path
+    with pytest.raises(EngineError, match="tensorrt precision"):
+        create_engine(tiny_model_dir, "tensorrt", device="cpu", precision="int8", num_queries=Q, cache_dir=tmp_path)
+    assert create_engine(tiny_model_dir, "torch", num_queries=Q).precision == "fp32"
+    with pytest.raises(EngineError, match="precision must be one of"):
+        create_engine(tiny_model_dir, "torch", precision="fp8", num_queries=Q)

@@ -114,7 +114,9 @@ def test_the_engine_settings_name_what_the_engine_factory_accepts():
     """settings.py stays free of the engine's imports (torch), so it repeats two of the engine's
     names; this keeps them one definition in effect."""
     from fourds_ros.engine import BACKENDS, DEFAULT_NUM_QUERIES
+    from fourds_ros.engine.factory import PRECISIONS
     from fourds_ros.perception import settings
 
     assert settings.BACKENDS == BACKENDS
+    assert settings.PRECISIONS == PRECISIONS
     assert settings.ModelSettings().num_queries == DEFAULT_NUM_QUERIES

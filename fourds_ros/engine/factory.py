@@ -18,6 +18,19 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # each backend accepts a subset and says so
+
+
+def resolve_precision(precision: str, backend: str, device: str) -> str:
+    """"auto" -> fp16 where a GPU runs the model (TensorRT; torch on CUDA), fp32 elsewhere; any
+    other name is returned as is (the backend checks it). Why fp16 and not bf16: on the shipped
+    model and a real clip, the fp16-encoder graph TensorRT builds is 2.2e-4 from fp32 at worst, and
+    torch autocast moves track positions by 0.0018 in fp16 against 0.054 in bf16 (relative L2;
+    docs/benchmarks.md, session 42). On a CPU neither is faster (ONNX Runtime, same table), so fp32."""
+    if precision != "auto":
+        return precision
+    on_gpu = backend == "tensorrt" or (backend == "torch" and str(device).startswith("cuda"))
+    return "fp16" if on_gpu else "fp32"
 
 def resolve_device(device: str) -> str:
     """"auto" -> "cuda" when torch sees a GPU, else "cpu"; any other name is returned as is."""
@@ -32,7 +45,7 @@ def create_engine(
     model_dir: str | Path,
     backend: str = "auto",
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     num_queries: int = DEFAULT_NUM_QUERIES,
     cache_dir: str | Path | None = None,
     force_engine_update: bool = False,
@@ -41,7 +54,8 @@ def create_engine(
 ) -> InferenceEngine:
     """Load the checkpoint in model_dir and wrap it in the requested backend.
 
-    precision: torch fp32/bf16/fp16; onnxruntime fp32/fp16/int8; tensorrt fp32/fp16.
+    precision: auto (resolve_precision: fp16 on a GPU, fp32 on a CPU) | torch fp32/bf16/fp16;
+    onnxruntime fp32/fp16/int8; tensorrt fp32/fp16.
     cache_dir: exported ONNX graphs and TensorRT engines (default $FOURDS_ROS_CACHE_DIR or
     ~/.cache/fourds_ros/engines). Raises CheckpointError for a bad checkpoint and EngineError
     when the backend cannot run. threads: CPU threads of the engine (None or 0: every core we may
@@ -54,6 +68,8 @@ def create_engine(
         logger.info("device auto: %s", device)
     if backend not in BACKENDS:
         raise EngineError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     spec = EngineSpec(load_config(model_dir), num_queries)  # ValueError for num_queries < 1
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if backend != "torch":
@@ -83,7 +99,8 @@ class _Builder:
         return self.model
 
     def __call__(self, name: str) -> InferenceEngine:
-        common = (self.model_dir, self.spec, self.cache_dir, self.device, self.precision, self.force)
+        precision = resolve_precision(self.precision, name, self.device)
+        common = (self.model_dir, self.spec, self.cache_dir, self.device, precision, self.force)
         if name == "tensorrt":
             from .tensorrt_backend import create_tensorrt_engine, cuda_gpu, import_tensorrt
 
@@ -97,7 +114,7 @@ class _Builder:
                                              threads=self.threads)
         from .torch_backend import TorchEngine
 
-        return TorchEngine(self.checkpoint(), self.spec, device=self.device, precision=self.precision,
+        return TorchEngine(self.checkpoint(), self.spec, device=self.device, precision=precision,
                            threads=self.threads)
 
 

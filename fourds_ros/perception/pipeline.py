@@ -83,8 +83,8 @@ def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[Perception
 
     m = settings.model
     path = m.resolved_path()
-    engine = create_engine(path, backend=m.backend, device=m.device, num_queries=m.num_queries,
-                           threads=m.inference_threads)
+    engine = create_engine(path, backend=m.backend, device=m.device, precision=m.precision,
+                           num_queries=m.num_queries, threads=m.inference_threads)
     if settings.diagnostics.debug_inference_delay_ms > 0:
         from .slow_engine import SlowEngine
 

@@ -29,6 +29,7 @@ from .pose_geometry import GATE_CHI2_999
 
 QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")  # engine.BACKENDS (test_settings checks)
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # engine.factory.PRECISIONS (test_settings checks)
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
@@ -67,6 +68,11 @@ class ModelSettings(_Group):
     device: str = setting("auto", """Inference device: auto (cuda when a GPU is visible, else cpu) | cpu |
         cuda | cuda:N. TensorRT needs a CUDA device; ONNX Runtime uses its CUDA provider when
         installed.""", param="device")
+    precision: str = setting("auto", """Inference precision: auto (fp16 where a GPU runs the model: TensorRT, torch
+        on CUDA; fp32 elsewhere: on the shipped model the fp16 encoder moves no output by more than 2.2e-4,
+        relative L2, docs/benchmarks.md) | fp32 | fp16 | bf16 (torch) | int8 (ONNX Runtime; moves the pose
+        translation by 0.23, not for use). A backend that cannot run the precision fails configure with the
+        reason (backend auto: skipped).""", param="precision", choices=PRECISIONS)
     num_queries: int = setting(64, """Number of query points the tracks head runs per clip (a fixed engine
         input shape).""", param="num_queries", low=1, high=4096)
     inference_threads: int = setting(0, """CPU threads of the inference engine (ONNX Runtime intra-op pool,
