@@ -173,6 +173,10 @@ def test_depth_is_handed_over_before_tracks_and_pose_and_the_messages_split_by_p
         return [key for key, _ in OutputMessages(settings).build(b, {}, lambda key: True, parts)]
 
     everything = keys(PARTS)
+    assert everything.count("tracks") == 4 and everything.count("markers") == 1  # markers: the newest frame's
+    one_trail = {0: np.zeros((2, 2))}  # track 0's recent input pixels
+    markers = dict(OutputMessages(settings).build(b, one_trail, lambda key: True))["markers"].markers
+    assert len(markers) == 2 and markers[1].header.stamp.nanosec == b.frames[-1].stamp_ns % 10**9
     depth_first = keys(("depth",)) + keys(("tracks", "pose"))
     assert sorted(depth_first) == sorted(everything)
     assert set(keys(("depth",))) == {"depth", "depth_info", "depth_points"}

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "soak": ("fourds_ros.bench.soak:main", "the node under a live camera for minutes: latency and memory per window"),
     "train": ("training.bench:main", "MAE step time at mask 0.95 vs 0.0"),
     "replay": ("fourds_ros.bench.replay:main", "ros2_benchmark-style bag replay"),
+    "outputs": ("fourds_ros.bench.outputs:main", "build cost of each output message per clip"),
 }
 
 

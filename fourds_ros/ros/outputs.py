@@ -72,12 +72,16 @@ class OutputMessages:
         with_pose = "pose" in parts and any(r.pose is not None for r in result.frames)
         if with_pose and result.odometry_restarted:
             self.path.poses = []
-        for r in result.frames:
+        # Markers for the clip's newest tracked frame only: a clip's frames go out together, and each
+        # marker set clears the one before, so a viewer shows the last either way, while building one
+        # per frame cost 18 ms a clip (64 tracks, 7 frames; session 42), a fifth of the pipeline's time.
+        marked = max((i for i, r in enumerate(result.frames) if r.tracks is not None), default=None)
+        for i, r in enumerate(result.frames):
             if r.depth is not None and "depth" in parts:
                 yield from self._depth(r, wanted)
             if r.tracks is not None and "tracks" in parts:
                 yield "tracks", convert.tracks_cloud(r.tracks, r.stamp_ns, r.frame_id)
-                if wanted("markers"):
+                if i == marked and wanted("markers"):
                     yield "markers", convert.track_markers(trails_xyz(trails, r.tracks, r.k), r.stamp_ns, r.frame_id)
             if r.pose is not None and "pose" in parts:
                 yield from self._pose(r)
