@@ -11,8 +11,8 @@ when present.
 
 Cases (--cases SIZE@TxHxW) are randomly initialised models, heads read out at the encoder's width,
 fed a random clip: their latency is a trained model's, but not their error, since a random tracks
-head's soft-argmax is flat and small changes move it far (session 42: torch bf16 on the CPU, track_xy
-0.65 with random weights against 0.19 with the shipped ones). --model DIR benches a trained
+head's soft-argmax is flat and small changes move it far (session 42, torch bf16 on the CPU: track_xy
+0.65 for a random S model, 0.054 for the shipped one on a real clip). --model DIR benches a trained
 checkpoint on a real clip (the first frames of --frames, by default the embedded HoloLens sample);
 its errors are the ones that decide a precision. Each row keeps every output's error and names the
 worst.
