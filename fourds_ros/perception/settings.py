@@ -69,8 +69,8 @@ class ModelSettings(_Group):
         cuda | cuda:N. TensorRT needs a CUDA device; ONNX Runtime uses its CUDA provider when
         installed.""", param="device")
     precision: str = setting("auto", """Inference precision: auto (fp16 where a GPU runs the model: TensorRT, torch
-        on CUDA; fp32 elsewhere: on the shipped model the fp16 encoder moves no output by more than 2.2e-4,
-        relative L2, docs/benchmarks.md) | fp32 | fp16 | bf16 (torch) | int8 (ONNX Runtime; moves the pose
+        on CUDA; fp32 elsewhere: on the shipped model and a real clip fp16 moves no output by more than
+        0.0051, relative L2, bf16 the track positions by 0.054; docs/benchmarks.md) | fp32 | fp16 | bf16 (torch) | int8 (ONNX Runtime; moves the pose
         translation by 0.23, not for use). A backend that cannot run the precision fails configure with the
         reason (backend auto: skipped).""", param="precision", choices=PRECISIONS)
     num_queries: int = setting(64, """Number of query points the tracks head runs per clip (a fixed engine
