@@ -6,7 +6,8 @@ each backend against torch fp32 eager (max over the named outputs).
 CPU (default): torch eager fp32, ONNX Runtime fp32, ONNX Runtime fp16-encoder export (error of
 the graph TensorRT builds from) and ONNX Runtime int8 dynamic quantisation.
 CUDA (--device cuda): torch fp32/bf16/fp16 with flash SDPA, eager and CUDA graphs, each against
-the FLOP floor at --peak-tflops; TensorRT fp16 when importable; ONNX Runtime's CUDA provider
+the FLOP floor at --peak-tflops; then the engines the node builds (host I/O included): TensorRT
+fp16 when importable, the torch engine in fp16 (`precision: auto`), ONNX Runtime's CUDA provider
 when present.
 
 Cases (--cases SIZE@TxHxW) are randomly initialised models, heads read out at the encoder's width,
@@ -212,7 +213,8 @@ def bench_cuda_case(case: BenchCase, repeats: int, cache_dir: Path, peak_tflops:
                              peak_tflops))
     model.cpu()
     torch.cuda.empty_cache()
-    for backend, precision in (("tensorrt", "fp16"), ("onnxruntime", "fp32")):
+    # The engines the node would build on this GPU (precision auto: fp16), host I/O included.
+    for backend, precision in (("tensorrt", "fp16"), ("torch", "fp16"), ("onnxruntime", "fp32")):
         try:
             engine = create_engine(case.model_dir, backend, "cuda", precision, case.spec.num_queries,
                                    cache_dir=cache_dir)
