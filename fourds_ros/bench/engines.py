@@ -274,7 +274,12 @@ def main(argv: list[str]) -> int:
                 rows += bench_cuda_case(case, args.repeats, cache_dir, args.peak_tflops, not args.no_cuda_graphs)
             else:
                 rows += bench_cpu_case(case, runs, args.repeats, cache_dir)
+    write_engine_results(args, rows)
+    return 0
 
+
+def write_engine_results(args, rows: list[dict]) -> None:
+    """The JSON and the markdown section of one run: engines / engines-trained, -cuda on a GPU."""
     columns = list(COLUMNS)
     if args.device == "cuda":
         columns += [("floor_ms", f"floor ms @{args.peak_tflops:.0f} TF", ".3f"),
@@ -305,4 +310,3 @@ def main(argv: list[str]) -> int:
     table = markdown_table(rows, columns) + "\n" + "\n".join(notes)
     write_results(name, {"device": args.device, "model": str(args.model) if args.model else None, "rows": rows},
                   table, title, command=command, **output_arguments(args))
-    return 0
