@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One device call: the CUDA engine benchmark of the shipped model (its own errors on a real clip)
+# and of random models (latency at the paper's clip size). Session 42 ran the random cases only
+# (docs/benchmarks.md, "Inference engines (CUDA)"); the trained model's GPU errors, and the torch
+# engine the node builds with `precision: auto` (fp16), were left for this call.
+#   run: command `bash tools/gpu_bench.sh`, timeout_s 300, no carry: the tracked weights travel with
+#   the tree (57 MB of the call's 64 MiB), and the device's image has torch, OpenCV, ONNX Runtime,
+#   safetensors and einops. Then copy $OUT's engines-trained-cuda.json / engines-cuda.json into
+#   docs/benchmarks/ and its benchmarks.md sections into docs/benchmarks.md.
+# DEVICE=cpu runs the same calls on the CPU (a dry run of this script; CASES to keep it short).
+set -uo pipefail
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+DEVICE=${DEVICE:-cuda}
+OUT=${OUT:?set OUT (the device tool sets it)}
+CASES=${CASES:-S@8x128x128 S@16x224x224 B@16x224x224}
+cp docs/benchmarks.md "$OUT/benchmarks.md"
+if [ "$DEVICE" = cuda ]; then
+  nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$OUT/gpu.txt"
+fi
+bench() {
+  # H100 / H200 SXM: 989 dense bf16 TFLOP/s.
+  timeout "${STEP_TIMEOUT:-130}" python3 -m fourds_ros bench engines --device "$DEVICE" \
+    --peak-tflops "${PEAK_TFLOPS:-989}" --json-dir "$OUT" --markdown "$OUT/benchmarks.md" "$@" 2>&1 | tail -25
+}
+# shellcheck disable=SC2086
+bench --model models/fourds_default && bench --cases $CASES
