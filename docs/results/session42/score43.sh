@@ -1,6 +1,6 @@
 #!/bin/bash
-# Rule 43: the pose rows with the candidate (bash score43.sh OUT [--param NAME=VALUE ...]; default the
-# candidate's two switches). Bags as in session 37: fourds-ros bag convert --format tum|hololens|7scenes
+# Rules 43-44: the pose rows with a candidate (bash score43.sh OUT [--param NAME=VALUE ...]; default rule
+# 43's two switches, which the code no longer has: rule 44 passes its own). Bags as in session 37: fourds-ros bag convert --format tum|hololens|7scenes
 # SRC /tmp/s37/bags/NAME [--stride N] [--reverse] (names below; tum15/kitchen15 stride 2, tum10/kitchen10 stride 3).
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST AMENT_PREFIX_PATH=/work/main/.venv ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-153}
 cd /work/main
