@@ -422,9 +422,7 @@ class PerceptionPipeline:
         rotation, translation, log_variance, geo = clip_pose(
             outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
             smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
-            relink=self._relink_step(outputs, frames, images, k_model, pmap), fuse_sizes=self.settings.pose.fuse_sizes,
-            smoothing_max_order=self.settings.pose.smoothing_max_order,
-            smoothing_errors=self.settings.pose.smoothing_errors)
+            relink=self._relink_step(outputs, frames, images, k_model, pmap), fuse_sizes=self.settings.pose.fuse_sizes)
         if geo is not None:
             self.pose_head_overruled += int(source == "fused" and head_overruled(outputs, geo))
             self.pose_geometry_gated += int(geo.gated[output_t].sum())

@@ -380,53 +380,8 @@ def head_overruled(outputs: dict, geo: GeometryPose) -> bool:
     return bool(geo.valid[-1] and np.linalg.norm(head) > 0 and np.linalg.norm(solved) > 0 and head @ solved < 0)
 
 
-# The per-frame noise of the clip's solves against their accumulating part, as variances: from the lag-1
-# correlation of the solves' error increments on TUM fr1/rpy at 30 Hz (validation), -0.29 = -w / (1 + 2 w).
-WHITE_TO_WALK = 0.7
-
-
-def _fit(basis: np.ndarray, values: np.ndarray, var: np.ndarray, errors: str) -> tuple[np.ndarray, float, int]:
-    """Generalised least squares of values (T, 3) on basis (T, k) over frames 1.. -> (fitted (T, 3), whitened
-    residual sum of squares, residual count). errors: independent (each frame's variance on its own) |
-    mixed (session 42: each frame is solved against the clip's first, so its error is the frame before's plus
-    a new part, a random walk, plus per-frame noise, WHITE_TO_WALK; within a clip the errors correlate
-    0.5-0.9 from one frame to the next while their increments hardly do); the frames' variances scale it."""
-    n = len(values) - 1
-    sd = np.sqrt(np.maximum(np.asarray(var[1:], float), 1e-12))
-    if errors == "mixed":
-        steps = np.arange(1, n + 1)
-        corr = WHITE_TO_WALK * np.eye(n) + np.minimum.outer(steps, steps)
-        corr /= np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
-        chol = np.linalg.cholesky(corr * np.outer(sd, sd))
-        rows, y = np.linalg.solve(chol, basis[1:]), np.linalg.solve(chol, values[1:])
-    else:
-        rows, y = basis[1:] / sd[:, None], values[1:] / sd[:, None]
-    coef = np.linalg.lstsq(rows, y, rcond=None)[0]
-    return basis @ coef, float(np.sum((rows @ coef - y) ** 2)), n
-
-
-def _fit_with_order_test(steps: np.ndarray, values: np.ndarray, var: np.ndarray, order: int, max_order: int,
-                         errors: str, level: float = 0.99) -> np.ndarray:
-    """The fit of degree `order` in steps, raised one degree at a time up to max_order while the nested-model
-    F-test at `level` says the frames call for the added term."""
-    from scipy.stats import f as f_dist
-
-    basis = lambda k: np.stack([steps ** (p + 1) for p in range(k)], axis=1)  # noqa: E731
-    var = np.asarray(var, float)
-    fitted, rss, n = _fit(basis(order), values, var, errors)
-    dims = values.shape[1]
-    while order < max_order and n - (order + 1) >= 1:
-        up, rss_up, _ = _fit(basis(order + 1), values, var, errors)
-        dof = dims * (n - (order + 1))
-        if ((rss - rss_up) / dims) / max(rss_up / dof, 1e-300) <= f_dist.ppf(level, dims, dof):
-            break
-        fitted, rss, order = up, rss_up, order + 1
-    return fitted
-
-
 def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, order: int,
-                       stamps_ns: np.ndarray | None = None, max_order: int = 0, errors: str = "independent"
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       stamps_ns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A clip's T_first_from_t (rotation (T, 3, 3), translation (T, 3)) replaced by the polynomial of
     degree `order` in t through the origin (frame 0 is the identity) that fits the per-frame values
     best, each frame weighted by its inverse variance (variance (T, 2): rotation rad^2, translation
@@ -445,9 +400,13 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
     if stamps_ns is not None and np.all(np.diff(np.asarray(stamps_ns, np.int64)) > 0):
         steps = (np.asarray(stamps_ns, np.int64) - int(stamps_ns[0])).astype(float)
     steps /= steps[-1]
+    basis = np.stack([steps ** (p + 1) for p in range(order)], axis=1)  # (T, order): 0 at t = 0
     rotvec = np.stack([cv2.Rodrigues(np.asarray(r, float))[0].ravel() for r in rotation])
-    fitted = [_fit_with_order_test(steps, values, var, order, max(order, max_order), errors)
-              for values, var in ((rotvec, variance[:, 0]), (np.asarray(translation, float), variance[:, 1]))]
+    fitted = []
+    for values, var in ((rotvec, variance[:, 0]), (np.asarray(translation, float), variance[:, 1])):
+        w = np.sqrt(1.0 / np.maximum(np.asarray(var, float), 1e-12))[1:, None]
+        coef = np.linalg.lstsq(basis[1:] * w, values[1:] * w, rcond=None)[0]
+        fitted.append(basis @ coef)
     return np.stack([cv2.Rodrigues(v)[0] for v in fitted[0]]), fitted[1]
 
 
@@ -474,16 +433,16 @@ def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndar
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
               stamps_ns: np.ndarray | None = None, unseen: np.ndarray | None = None,
-              relink: Callable[[int], GeometryPose | None] | None = None, fuse_sizes: bool = False,
-              smoothing_max_order: int = 0, smoothing_errors: str = "independent", **solver
+              relink: Callable[[int], GeometryPose | None] | None = None, fuse_sizes: bool = False, **solver
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
     outputs: depth (1, T, H, W), track_xy (1, Q, T, 2), track_visibility (1, Q, T),
     pose_rotation (1, T, 3, 3), pose_translation (1, T, 3), pose_log_variance (1, T, 2).
-    track_xy: optional (Q, T, 2) replacement (e.g. the pipeline's refined tracks). gate_chi2: the outlier
-    gate (gate_outliers); gated frames count as degenerate (geo.gated). smoothing_*, stamps_ns: the motion
-    smoothed over the clip's frames in time (smooth_clip_motion's order, max_order, errors); 0: as solved.
+    track_xy: optional (Q, T, 2) replacement (e.g. the pipeline's refined tracks).
+    gate_chi2: the outlier gate (gate_outliers); gated frames count as degenerate (geo.gated).
+    smoothing_order, stamps_ns: the resulting motion smoothed over the clip's frames in time
+    (smooth_clip_motion); 0: as solved.
     unseen: (T,) bool, frames whose motion from the clip's first frame the images cannot show (a
     blind camera): held (hold_unseen) in every mode, whatever the head or PnP made of them, and
     left out of the smoothing.
@@ -495,7 +454,8 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     head_r, head_t = outputs["pose_rotation"][0], outputs["pose_translation"][0]
     head_logvar = np.asarray(outputs["pose_log_variance"][0], float)
     head_var = np.exp(np.clip(head_logvar, -30, 10))
-    held = np.asarray(np.zeros(len(head_r)) if unseen is None else unseen, bool) & (np.arange(len(head_r)) > 0)
+    held = np.zeros(len(head_r), bool) if unseen is None else np.asarray(unseen, bool).copy()
+    held[0] = False
     if mode == "head" or "depth" not in outputs or "track_xy" not in outputs:
         if not held.any():
             return head_r, head_t, head_logvar, None
@@ -527,7 +487,6 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     # Unseen frames held before the smoothing (their variance gives them no weight) and after it
     # (at the smoothed pose of the last frame seen).
     rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
-    rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns,
-                                               smoothing_max_order, smoothing_errors)
+    rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns)
     rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
     return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo

@@ -283,13 +283,6 @@ class PoseSettings(_Group):
         4 degrees apart) rotation error rises 1.77 -> 2.33 deg a frame (models/fourds_default/README.md,
         session 18).""",
                                    param="pose_smoothing_order", low=0, high=4)
-    smoothing_errors: str = setting("independent", """Candidate (session 42): the clip smoothing's error model.
-        independent: each frame's error on its own (today's). mixed: errors that add up frame on frame plus
-        per-frame noise, as measured on the validation scene (pose_geometry.WHITE_TO_WALK).""",
-                                    param="pose_smoothing_errors", choices=("independent", "mixed"))
-    smoothing_max_order: int = setting(0, """Candidate (session 42): pose_smoothing_order raised per clip, one
-        degree at a time up to this, while a nested-model F-test (99 %) says the clip's frames call for it.
-        0: off.""", param="pose_smoothing_max_order", low=0, high=5)
     epipolar_corners: int = setting(200, """pose_source geometry|fused: corners of each clip's first camera image
         followed by LK (over every second frame) to its last, whose essential matrix gives the
         direction of the clip's translation (the model's metres keep its size; perception/epipolar.py),
