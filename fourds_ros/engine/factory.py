@@ -22,17 +22,18 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # each backend accepts a 
 
 
 def resolve_precision(precision: str, backend: str, device: str) -> str:
-    """"auto" -> fp16 where a GPU runs the model (TensorRT; torch on CUDA), fp32 elsewhere; any
-    other name is returned as is (the backend checks it). Why fp16 and not bf16: on the shipped
-    model and a real clip, the fp16-encoder graph TensorRT builds is 2.2e-4 from fp32 at worst in ONNX
-    Runtime (whose CPU kernels may compute some fp16 ops in fp32), and torch autocast, which does run the
-    matmuls in half precision, moves no output by more than 0.0051 in fp16 (track confidence; positions 0.0018)
-    against 0.054 in bf16 (relative L2;
-    docs/benchmarks.md, session 42). On a CPU neither is faster (ONNX Runtime, same table), so fp32."""
+    """"auto" -> fp16 where a GPU runs the model (TensorRT; torch on CUDA), fp32 elsewhere; any other
+    name is returned as is (the backend checks it). Why fp16 and not bf16: on the shipped model and a
+    real clip (docs/benchmarks.md, session 42), torch autocast, which runs the matmuls in half
+    precision, moves no output by more than 0.0051 relative L2 in fp16 (track positions 0.0018)
+    against 0.054 on the track positions in bf16; the fp16-encoder graph TensorRT builds is 2.2e-4
+    from fp32 in ONNX Runtime. Why fp32 on a CPU: ONNX Runtime's fp16 graph is not reliably faster
+    there (57 against 63 ms a clip in one run, 111 against 91 in another)."""
     if precision != "auto":
         return precision
     on_gpu = backend == "tensorrt" or (backend == "torch" and str(device).startswith("cuda"))
     return "fp16" if on_gpu else "fp32"
+
 
 def resolve_device(device: str) -> str:
     """"auto" -> "cuda" when torch sees a GPU, else "cpu"; any other name is returned as is."""

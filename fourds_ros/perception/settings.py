@@ -68,11 +68,12 @@ class ModelSettings(_Group):
     device: str = setting("auto", """Inference device: auto (cuda when a GPU is visible, else cpu) | cpu |
         cuda | cuda:N. TensorRT needs a CUDA device; ONNX Runtime uses its CUDA provider when
         installed.""", param="device")
-    precision: str = setting("auto", """Inference precision: auto (fp16 where a GPU runs the model: TensorRT, torch
-        on CUDA; fp32 elsewhere: on the shipped model and a real clip fp16 moves no output by more than
-        0.0051, relative L2, bf16 the track positions by 0.054; docs/benchmarks.md) | fp32 | fp16 | bf16 (torch) | int8 (ONNX Runtime; moves the pose
-        translation by 0.23, not for use). A backend that cannot run the precision fails configure with the
-        reason (backend auto: skipped).""", param="precision", choices=PRECISIONS)
+    precision: str = setting("auto", """Inference precision: auto (fp16 where a GPU runs the model: TensorRT,
+        torch on CUDA; fp32 elsewhere: on the shipped model and a real clip fp16 moves no output by more
+        than 0.0051, relative L2, and bf16 the track positions by 0.054; docs/benchmarks.md) | fp32 | fp16 |
+        bf16 (torch) | int8 (ONNX Runtime; moves the pose translation by 0.23, not for use). A backend that
+        cannot run the precision fails configure with the reason (backend auto: skipped).""",
+                             param="precision", choices=PRECISIONS)
     num_queries: int = setting(64, """Number of query points the tracks head runs per clip (a fixed engine
         input shape).""", param="num_queries", low=1, high=4096)
     inference_threads: int = setting(0, """CPU threads of the inference engine (ONNX Runtime intra-op pool,
