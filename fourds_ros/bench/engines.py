@@ -37,6 +37,7 @@ from ..engine.onnxruntime_backend import OnnxRuntimeEngine
 from ..model import (
     FourDS, ModelConfig, count_parameters, default_heads, init_weights, load_checkpoint, save_checkpoint,
 )
+from ..perception.preprocess import Preprocessor
 from .report import (
     add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
 )
@@ -72,9 +73,10 @@ def real_clip_inputs(spec: EngineSpec, frames_dir: Path) -> dict[str, np.ndarray
     paths = sorted(p for p in Path(frames_dir).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if len(paths) < t:
         raise SystemExit(f"fourds-ros bench engines: {frames_dir} holds {len(paths)} images, the model needs {t}")
-    frames = [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA)
-              for p in paths[:t]]
-    video = (np.stack(frames)[None] / 255.0).astype(np.float32)
+    # The node's own preprocessing, with the whole frame resized (the sample's 4:3 frames squeezed)
+    # rather than the node's default centre crop, as session 42's committed figures were measured.
+    to_model = Preprocessor((h, w), "resize")
+    video = np.stack([to_model(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)) for p in paths[:t]])[None]
     side = int(np.ceil(np.sqrt(spec.num_queries)))
     ys, xs = np.meshgrid(np.linspace(0.1, 0.9, side) * (h - 1), np.linspace(0.1, 0.9, side) * (w - 1), indexing="ij")
     grid = np.stack([np.zeros(side * side), ys.ravel(), xs.ravel()], -1)[: spec.num_queries]
@@ -96,17 +98,17 @@ class BenchCase:
 
 def prepare_case(case: str, num_queries: int, cache_dir: Path, model_dir: Path | None = None,
                  frames_dir: Path = SAMPLE_FRAMES) -> BenchCase:
-    """A random model for `case` (SIZE@TxHxW) on a random clip, or the trained checkpoint model_dir on
-    the real clip of frames_dir (`case` is then the table's name for it)."""
-    if model_dir is None:
-        model = build_case(case)
-    else:
-        model = load_checkpoint(model_dir).float().eval()
+    """A random model for `case` (SIZE@TxHxW) on a random clip, saved to cache_dir for the engines to
+    build from, or the trained checkpoint model_dir (built from where it is) on the real clip of
+    frames_dir (`case` is then the table's name for it)."""
+    trained = model_dir is not None
+    model = load_checkpoint(model_dir).float().eval() if trained else build_case(case)
+    if not trained:
+        model_dir = save_checkpoint(model, cache_dir / "models" / case.replace("@", "_"))
     spec = EngineSpec(model.config, num_queries)
-    inputs = example_inputs(spec, seed=1) if model_dir is None else real_clip_inputs(spec, frames_dir)
+    inputs = real_clip_inputs(spec, frames_dir) if trained else example_inputs(spec, seed=1)
     flops = count_flops(model, torch.from_numpy(inputs["video"]), torch.from_numpy(inputs["query_points"]))
-    saved = save_checkpoint(model, cache_dir / "models" / case.replace("@", "_").replace("/", "_"))
-    return BenchCase(case, model, spec, inputs, flops, saved)
+    return BenchCase(case, model, spec, inputs, flops, Path(model_dir))
 
 
 def _row(case: str, model: FourDS, backend: str, precision: str, device: str, times: list[float],
