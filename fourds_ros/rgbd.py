@@ -72,14 +72,15 @@ class LensUndistortion:
     with calibrated distortion (perception.calibration.undistortion_maps: the pinhole view of only
     valid pixels, so K changes): colour bilinear, depth nearest (a depth image registered to the
     raw colour image moves with it, and depths must not be blended across an edge).
-    k, d: the raw camera's K and plumb_bob coefficients at (width, height)."""
+    k, d: the raw camera's K and distortion coefficients at (width, height); model: a camera_info
+    distortion_model the node undoes (plumb_bob, rational_polynomial, equidistant)."""
 
-    def __init__(self, k: np.ndarray, d: np.ndarray, width: int, height: int):
-        from .perception.calibration import undistortion_maps  # only readers of distorted data pay for it
+    def __init__(self, k: np.ndarray, d: np.ndarray, width: int, height: int, model: str = "plumb_bob"):
+        from .perception.calibration import check_distortion, undistortion_maps  # only distorted data pays for it
 
-        self.map1, self.map2, self.intrinsics = undistortion_maps(np.asarray(k, np.float64), np.asarray(d, np.float64),
-                                                                  "plumb_bob", width, height)
-        self.distortion = np.asarray(d, np.float64)  # plumb_bob d0-d4, the same at any resolution
+        self.raw_k = np.asarray(k, np.float64)
+        self.distortion = check_distortion(model, d)  # the same at any resolution
+        self.map1, self.map2, self.intrinsics = undistortion_maps(self.raw_k, self.distortion, model, width, height)
         self.size = (width, height)
         self.map_x, self.map_y = cv2.convertMaps(self.map1, self.map2, cv2.CV_32FC1)
 

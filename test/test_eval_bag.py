@@ -61,10 +61,14 @@ def test_bag_directory_named_dot_bag(tmp_path, storage):
     assert out.is_dir()
     data = read_bag(out)
     assert len(data.stamps) == 3 and len(data.images) == 3 and len(data.gt_pose) == 3
-    ros1 = tmp_path / "old.bag"  # a ROS 1 bag file is still refused, with a clear error
+    ros1 = tmp_path / "old.bag"  # a ROS 1 bag file is read as one (test_bag_import.py); a broken one is refused
     ros1.write_bytes(b"#ROSBAG V2.0\n" + b"\0" * 64)
-    with pytest.raises(BagError, match="not a rosbag2 directory"):
+    with pytest.raises(BagError, match="cannot open bag"):
         open_reader(ros1)
+    db3 = tmp_path / "lone.db3"  # a rosbag2 storage file away from its metadata.yaml
+    db3.write_bytes(b"\0" * 64)
+    with pytest.raises(BagError, match="not a rosbag2 directory"):
+        open_reader(db3)
 
 
 def test_reverse_plays_the_frames_backwards_with_rising_stamps(tmp_path):

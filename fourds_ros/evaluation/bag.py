@@ -322,17 +322,19 @@ def _write_pose(put, ts, gt_pose: np.ndarray, t: int) -> None:
 
 
 def open_reader(path: str | Path):
-    """AnyReader on a rosbag2 directory or a bare .mcap file, with clear errors."""
+    """AnyReader on a rosbag2 directory, a bare .mcap file or a ROS 1 .bag file, with clear errors."""
     from rosbags.highlevel import AnyReader
 
     path = Path(path)
     if not path.exists():
         raise BagError(f"{path}: no such bag")
-    if path.is_file() and path.suffix != ".mcap":  # rosbags reads a bare .mcap, but a .db3 needs its directory
+    # rosbags reads a bare .mcap and a ROS 1 .bag (message definitions inside), but a .db3 needs its directory
+    if path.is_file() and path.suffix not in (".mcap", ".bag"):
         if (path.parent / "metadata.yaml").exists():
             path = path.parent
         else:
-            raise BagError(f"{path}: not a rosbag2 directory or .mcap file (metadata.yaml missing next to it)")
+            raise BagError(f"{path}: not a rosbag2 directory, .mcap or ROS 1 .bag file (metadata.yaml missing next "
+                           "to it)")
     try:
         reader = AnyReader([path], default_typestore=typestore())
         if path.is_dir() and not reader.is2:

@@ -1,4 +1,6 @@
-"""`fourds-ros bag convert --format FMT SRC OUT`: a dataset to a rosbag2 (mcap or sqlite3)."""
+"""`fourds-ros bag convert --format FMT SRC OUT`: a dataset to a rosbag2 (mcap or sqlite3).
+`fourds-ros bag import SRC OUT --image-topic T ...`: a team's own recording to the same layout
+(bag_import.py), for `fourds-ros eval`."""
 
 from __future__ import annotations
 
@@ -29,7 +31,10 @@ def main(argv: list[str]) -> int:
                       help="the frames played backwards, stamps still rising (a proxy for motion a model never "
                            "learned on images it saw; datasets.played_backwards)")
     conv.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None)
+    _add_import_parser(sub)
     args = parser.parse_args(argv)
+    if args.cmd == "import":
+        return _import(args)
     K = None
     if args.intrinsics:
         fx, fy, cx, cy = args.intrinsics
@@ -42,6 +47,45 @@ def main(argv: list[str]) -> int:
         n = write_bag(frames, args.out, storage=args.storage, compressed=args.compressed)
     except (BagError, OSError, ValueError) as exc:  # unreadable source, undecodable frame, full disk
         print(f"fourds-ros bag convert: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {n} frames to {args.out} ({args.storage})")
+    return 0 if n else 1
+
+
+
+def _add_import_parser(sub) -> None:
+    imp = sub.add_parser("import", help="a recording of your own camera (RGB-D depth, a pose from /tf) -> the "
+                                        "layout `fourds-ros eval` scores (fourds_ros/evaluation/bag_import.py)")
+    imp.add_argument("src", help="rosbag2 directory or .mcap, or a ROS 1 .bag")
+    imp.add_argument("out", help="new bag directory")
+    imp.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage")
+    imp.add_argument("--camera-info-topic", default=None, help="default: the image topic's sibling camera_info")
+    imp.add_argument("--depth-topic", default=None,
+                     help="depth registered to the colour image, 16UC1 mm or 32FC1 m (e.g. aligned_depth_to_color)")
+    imp.add_argument("--world-frame", default=None,
+                     help="ground-truth pose: this frame -> the image's frame_id, from /tf, /tf_static and --pose-topic")
+    imp.add_argument("--pose-topic", action="append", default=[], metavar="TOPIC[:CHILD_FRAME]",
+                     help="PoseStamped / PoseWithCovarianceStamped / Odometry / TransformStamped, added to the "
+                          "transforms (repeatable; a PoseStamped needs :CHILD_FRAME)")
+    imp.add_argument("--max-dt", type=float, default=0.02, help="seconds between an image and its depth or pose")
+    imp.add_argument("--rectified", action="store_true", help="the image topic is rectified: K = camera_info P")
+    imp.add_argument("--start", type=int, default=0)
+    imp.add_argument("--stride", type=int, default=1)
+    imp.add_argument("--max-frames", type=int, default=None)
+    imp.add_argument("--storage", default="mcap", choices=STORAGES)
+
+
+def _import(args) -> int:
+    from .bag_import import ImportSpec, import_bag
+
+    spec = ImportSpec(image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+                      depth_topic=args.depth_topic, world_frame=args.world_frame, pose_topics=tuple(args.pose_topic),
+                      max_dt_s=args.max_dt, rectified=args.rectified, start=args.start, stride=args.stride,
+                      max_frames=args.max_frames)
+    try:
+        n = import_bag(args.src, args.out, spec, storage=args.storage)
+    except (BagError, OSError, ValueError) as exc:
+        print(f"fourds-ros bag import: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {n} frames to {args.out} ({args.storage})")
     return 0 if n else 1

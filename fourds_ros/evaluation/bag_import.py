@@ -1,0 +1,286 @@
+"""A team's own recording -> the evaluation layout of bag.py, so that `fourds-ros eval` scores the
+model on the team's camera and rooms. No rclpy.
+
+    fourds-ros bag import SRC OUT --image-topic /camera/color/image_raw \
+        --depth-topic /camera/aligned_depth_to_color/image_raw --world-frame odom
+
+SRC: any bag rosbags reads (a rosbag2 directory or .mcap, or a ROS 1 .bag). What it takes:
+  images       --image-topic: sensor_msgs/Image (every encoding the node reads) or CompressedImage.
+  intrinsics   --camera-info-topic (default: the image topic's sibling `camera_info`): K and the
+               lens distortion, which is removed from colour and depth exactly as the node removes
+               it (rgbd.LensUndistortion); `--rectified` for an image_rect topic: K = P, no distortion.
+               One calibration per recording (a camera_info that changes is refused).
+  depth        --depth-topic (optional): an RGB-D camera's depth registered to the colour image
+               (same size: e.g. RealSense `aligned_depth_to_color`), 16UC1 millimetres or 32FC1
+               metres, 0 / NaN invalid, paired with the image nearest in stamp within --max-dt.
+  pose         --world-frame (optional): each image's camera pose, world_frame -> the image's
+               header.frame_id (its optical frame, REP-103/104), from the recording's /tf and
+               /tf_static (a motion-capture rig, or a robot's odometry with its URDF's static mount)
+               and any --pose-topic (PoseStamped / PoseWithCovarianceStamped / Odometry /
+               TransformStamped, added as transforms: TOPIC or TOPIC:CHILD_FRAME, since a
+               PoseStamped names no child frame). Looked up as tf2 does (transform_tree.py).
+Stamps are the messages' header stamps (the sensor's time, not the recorder's). An image whose
+depth or pose is missing keeps the rest: the scorer counts only what has ground truth.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..perception.calibration import DistortionError
+from ..rgbd import LensUndistortion
+from .bag import BagError, Frame, camera_image_from_msg, image_from_msg, open_reader, pose_from_msg, stamp_of, write_bag
+from .transform_tree import TransformError, TransformTree
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+POSE_TYPES = ("geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped", "nav_msgs/msg/Odometry",
+              "geometry_msgs/msg/TransformStamped")
+TF_TOPICS = ("/tf", "/tf_static")
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    image_topic: str
+    camera_info_topic: str | None = None  # None: the image topic's sibling camera_info
+    depth_topic: str | None = None
+    world_frame: str | None = None
+    pose_topics: tuple[str, ...] = ()  # TOPIC or TOPIC:CHILD_FRAME
+    max_dt_s: float = 0.02
+    rectified: bool = False
+    start: int = 0
+    stride: int = 1
+    max_frames: int | None = None
+
+    @property
+    def info_topic(self) -> str:
+        if self.camera_info_topic:
+            return self.camera_info_topic
+        base = self.image_topic.removesuffix("/compressed").rsplit("/", 1)[0]
+        return f"{base}/camera_info"
+
+
+@dataclass
+class Calibration:
+    """What the frames are scored with: K of the (undistorted) images and the undistortion, if any."""
+
+    K: np.ndarray
+    size: tuple[int, int]  # (width, height)
+    undistortion: LensUndistortion | None
+
+
+def import_bag(src: str | Path, out: str | Path, spec: ImportSpec, storage: str = "mcap") -> int:
+    """SRC -> a new evaluation bag at OUT (bag.write_bag). Returns the frame count."""
+    return write_bag(import_frames(src, spec), out, storage=storage)
+
+
+def import_frames(src: str | Path, spec: ImportSpec) -> Iterator[Frame]:
+    """The frames of SRC in stamp order, each with K, and its depth and pose where SRC has them."""
+    reader = open_reader(src)
+    try:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        _check_topics(src, spec, topics)
+        calibration, tree, image_stamps, depth_stamps = _unbroken(src, _first_pass, reader, spec, topics)
+    finally:
+        reader.close()
+    chosen = _select(image_stamps, spec)
+    depth_for = {s: _nearest(depth_stamps, s, spec.max_dt_s) for s in chosen}
+    yield from _second_pass(src, spec, calibration, tree, set(chosen), depth_for)
+
+
+def _unbroken(src, read, *args):
+    """read(*args), with what a corrupt or truncated bag raises in rosbags turned into a BagError."""
+    try:
+        return read(*args)
+    except (BagError, TransformError):
+        raise
+    except Exception as exc:  # rosbags raises several error types for corrupt input
+        raise BagError(f"{src}: bag is corrupt or truncated: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
+    def need(topic: str, types: tuple[str, ...], what: str) -> None:
+        if topic not in topics:
+            raise BagError(f"{src}: no {what} topic {topic!r}; topics: {sorted(topics) or 'none'}")
+        if topics[topic] not in types:
+            raise BagError(f"{src}: {topic} is {topics[topic]}, not {' or '.join(types)}")
+
+    need(spec.image_topic, IMAGE_TYPES, "image")
+    need(spec.info_topic, ("sensor_msgs/msg/CameraInfo",), "camera_info (--camera-info-topic)")
+    if spec.depth_topic:
+        need(spec.depth_topic, ("sensor_msgs/msg/Image",), "depth")
+    for entry in spec.pose_topics:
+        need(entry.split(":", 1)[0], POSE_TYPES, "pose")
+
+
+def _first_pass(reader, spec: ImportSpec, topics: dict[str, str]):
+    """The calibration, the transforms, and the stamps of every image and depth image."""
+    pose_children = {e.split(":", 1)[0]: (e.split(":", 1)[1] if ":" in e else None) for e in spec.pose_topics}
+    wanted = {spec.image_topic, spec.info_topic, spec.depth_topic, *pose_children, *TF_TOPICS} & set(topics)
+    tree, calibration, image_stamps, depth_stamps = TransformTree(int(spec.max_dt_s * 1e9)), None, [], []
+    for conn, _, raw in reader.messages(connections=[c for c in reader.connections if c.topic in wanted]):
+        msg = reader.deserialize(raw, conn.msgtype)
+        if conn.topic == spec.image_topic:
+            image_stamps.append(stamp_of(msg.header))
+        elif conn.topic == spec.depth_topic:
+            depth_stamps.append(stamp_of(msg.header))
+        elif conn.topic == spec.info_topic:
+            calibration = _calibration(msg, spec.rectified, calibration)
+        elif conn.topic in TF_TOPICS:
+            for tf in msg.transforms:
+                _add_transform(tree, tf, static=conn.topic == "/tf_static")
+        else:
+            _add_pose(tree, conn.msgtype, msg, pose_children[conn.topic], conn.topic)
+    if calibration is None:
+        raise BagError(f"{spec.info_topic} has no messages: intrinsics are needed to score")
+    return calibration, tree, sorted(image_stamps), sorted(depth_stamps)
+
+
+def _calibration(msg, rectified: bool, before: Calibration | None) -> Calibration:
+    """The camera_info's K (undistorted view, or P for a rectified topic); one per recording."""
+    width, height = int(msg.width), int(msg.height)
+    d = np.asarray(_field(msg, "d"), np.float64)
+    k = (np.asarray(_field(msg, "p"), np.float64).reshape(3, 4)[:, :3] if rectified else
+         np.asarray(_field(msg, "k"), np.float64).reshape(3, 3))
+    if before is not None:
+        if before.size != (width, height) or not np.allclose(before.K if before.undistortion is None else
+                                                             before.undistortion.raw_k, k):
+            raise BagError(f"camera_info changed during the recording (K {k.ravel().tolist()}, {width}x{height}): "
+                           "import each calibration's part on its own (--start / --max-frames)")
+        return before
+    if not k[0, 0] > 0 or not k[1, 1] > 0:
+        raise BagError(f"camera_info has no calibration (K {k.ravel().tolist()}): a labelled recording needs one")
+    if rectified or not np.any(d):
+        return Calibration(k, (width, height), None)
+    try:
+        undistortion = LensUndistortion(k, d, width, height, model=msg.distortion_model or "plumb_bob")
+    except DistortionError as exc:
+        raise BagError(f"camera_info's lens cannot be undone ({exc.kind}): {exc}") from exc
+    return Calibration(undistortion.intrinsics, (width, height), undistortion)
+
+
+def _field(msg, name: str):
+    """A CameraInfo field: ROS 2 names them d, k, p; ROS 1 (a .bag) D, K, P."""
+    return getattr(msg, name) if hasattr(msg, name) else getattr(msg, name.upper())
+
+
+def _add_transform(tree: TransformTree, tf, static: bool) -> None:
+    t, r = tf.transform.translation, tf.transform.rotation
+    try:
+        tree.add(tf.header.frame_id, tf.child_frame_id, stamp_of(tf.header), pose_from_msg(t, r), static=static)
+    except TransformError as exc:
+        raise BagError(str(exc)) from exc
+
+
+def _add_pose(tree: TransformTree, msgtype: str, msg, child: str | None, topic: str) -> None:
+    """A pose message as the transform header.frame_id -> child."""
+    if msgtype.endswith("TransformStamped"):
+        _add_transform(tree, msg, static=False)
+        return
+    child = child or getattr(msg, "child_frame_id", "")
+    if not child:
+        raise BagError(f"{topic} ({msgtype}) names no child frame: give it as --pose-topic {topic}:CHILD_FRAME")
+    pose = msg.pose.pose if msgtype.endswith(("Odometry", "PoseWithCovarianceStamped")) else msg.pose
+    try:
+        tree.add(msg.header.frame_id, child, stamp_of(msg.header), pose_from_msg(pose.position, pose.orientation))
+    except TransformError as exc:
+        raise BagError(f"{topic}: {exc}") from exc
+
+
+def _select(stamps: list[int], spec: ImportSpec) -> list[int]:
+    chosen = stamps[spec.start::max(1, spec.stride)]
+    return chosen if spec.max_frames is None else chosen[:spec.max_frames]
+
+
+def _nearest(stamps: list[int], stamp: int, max_dt_s: float) -> int | None:
+    i = bisect.bisect_left(stamps, stamp)
+    near = [s for s in stamps[max(0, i - 1):i + 1] if abs(s - stamp) <= max_dt_s * 1e9]
+    return min(near, key=lambda s: abs(s - stamp)) if near else None
+
+
+def _second_pass(src, spec: ImportSpec, calibration: Calibration, tree: TransformTree, chosen: set[int],
+                 depth_for: dict[int, int | None]) -> Iterator[Frame]:
+    """Images and their depth, read again in the recording's order; a frame is yielded once its
+    depth (if it has one) has been read, so that only a few frames are held at a time."""
+    wanted_depth = {d for d in depth_for.values() if d is not None}
+    depth: dict[int, np.ndarray] = {}
+    waiting: list[Frame] = []
+    reader = open_reader(src)
+    try:
+        conns = [c for c in reader.connections if c.topic in (spec.image_topic, spec.depth_topic)]
+        for conn, raw in _messages(src, reader, conns):
+            msg = _unbroken(src, reader.deserialize, raw, conn.msgtype)
+            stamp = stamp_of(msg.header)
+            if conn.topic == spec.image_topic and stamp in chosen:
+                chosen.discard(stamp)  # a stamp sent twice is one frame
+                waiting.append(_frame(msg, conn.msgtype, stamp, calibration, tree, spec.world_frame))
+            elif conn.topic == spec.depth_topic and stamp in wanted_depth:
+                depth[stamp] = _depth(msg, calibration)
+            waiting = yield from _release(waiting, depth, depth_for)
+    finally:
+        reader.close()
+    yield from sorted(waiting, key=lambda f: f.stamp_ns)  # their depth never came (a truncated bag)
+
+
+def _messages(src, reader, conns) -> Iterator:
+    """(connection, raw) of the connections' messages, in the recording's order, one at a time."""
+    messages = reader.messages(connections=conns)
+    while True:
+        try:
+            conn, _, raw = next(messages)
+        except StopIteration:
+            return
+        except Exception as exc:  # rosbags raises several error types for corrupt input
+            raise BagError(f"{src}: bag is corrupt or truncated: {type(exc).__name__}: {exc}") from exc
+        yield conn, raw
+
+
+def _release(waiting: list[Frame], depth: dict[int, np.ndarray], depth_for: dict[int, int | None]):
+    """Yield the frames whose depth is in hand (or who have none); return those still waiting."""
+    still = []
+    for frame in waiting:
+        key = depth_for[frame.stamp_ns]
+        if key is None or key in depth:
+            frame.gt_depth = None if key is None else depth[key]
+            yield frame
+        else:
+            still.append(frame)
+    return still
+
+
+def _frame(msg, msgtype: str, stamp: int, calibration: Calibration, tree: TransformTree, world: str | None) -> Frame:
+    if msgtype.endswith("CompressedImage"):
+        from .bag import decode_image
+
+        rgb = decode_image(np.asarray(msg.data, np.uint8).tobytes())
+    else:
+        rgb = camera_image_from_msg(msg)
+    if rgb.shape[1::-1] != calibration.size:
+        raise BagError(f"a {rgb.shape[1]}x{rgb.shape[0]} image, but camera_info is for "
+                       f"{calibration.size[0]}x{calibration.size[1]}")
+    if calibration.undistortion is not None:
+        rgb = calibration.undistortion.rgb(rgb)
+    pose = None
+    if world:
+        try:
+            pose = tree.lookup(world, msg.header.frame_id, stamp)
+        except TransformError as exc:
+            raise BagError(f"the camera's pose ({world} -> {msg.header.frame_id!r}): {exc}") from exc
+    return Frame(stamp_ns=stamp, K=calibration.K.copy(), image=rgb, gt_pose=pose)
+
+
+def _depth(msg, calibration: Calibration) -> np.ndarray:
+    """(H, W) float32 metres, 0 where invalid, on the scored (undistorted) grid."""
+    depth = image_from_msg(msg)
+    if depth.ndim != 2:
+        raise BagError(f"depth image in {msg.encoding}: expected 16UC1 (mm) or 32FC1 (m)")
+    if depth.shape[::-1] != calibration.size:
+        raise BagError(f"a {depth.shape[1]}x{depth.shape[0]} depth image for {calibration.size[0]}x"
+                       f"{calibration.size[1]} colour images: record depth registered to the colour camera "
+                       "(e.g. RealSense aligned_depth_to_color)")
+    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+    return depth if calibration.undistortion is None else calibration.undistortion.depth(depth)

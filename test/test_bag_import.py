@@ -1,0 +1,256 @@
+"""`fourds-ros bag import`: a recording laid out as a camera driver and a pose source publish it
+(colour with its lens distortion, registered depth in millimetres at its own stamps, the pose on
+/tf through a static mount) becomes the evaluation layout, equal to what the dataset reader makes
+of the same real frames (TUM fr1/rpy). Also the transform tree (transform_tree.py) on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import transforms3d
+
+from fourds_ros.cli import main as cli
+from fourds_ros.evaluation.bag import (BagError, image_msg, open_reader, pose_to_msg_fields, read_bag, stamp_of,
+                                       typestore)
+from fourds_ros.evaluation.bag_import import ImportSpec, import_bag
+from fourds_ros.evaluation.datasets import iter_dataset
+from fourds_ros.evaluation.transform_tree import TransformError, TransformTree, interpolate
+from fourds_ros.rgbd import TUM_FR1_DISTORTION, TUM_FR1_INTRINSICS, read_list, tum_frames
+
+from .conftest import SHARED_DATA, require
+
+TUM = SHARED_DATA / "tum_fr1_rpy_f000-079"
+OPTICAL = "camera_color_optical_frame"
+FRAMES = 10
+
+
+def rigid(axis, angle_deg: float, t) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = transforms3d.axangles.axangle2mat(axis, np.radians(angle_deg))
+    out[:3, 3] = t
+    return out
+
+
+# The rig the motion capture follows, and the colour camera's optical frame on it (a URDF's static joint).
+RIG_FROM_OPTICAL = rigid([0.2, 1.0, -0.3], 35.0, [0.05, -0.02, 0.11])
+
+
+def _transform(ts, parent: str, child: str, stamp_ns: int, matrix: np.ndarray):
+    position, q = pose_to_msg_fields(ts, matrix)
+    T = ts.types
+    return T["geometry_msgs/msg/TransformStamped"](
+        header=_header(ts, stamp_ns, parent), child_frame_id=child,
+        transform=T["geometry_msgs/msg/Transform"](
+            translation=T["geometry_msgs/msg/Vector3"](x=position[0], y=position[1], z=position[2]), rotation=q))
+
+
+def _header(ts, stamp_ns: int, frame_id: str):
+    return ts.types["std_msgs/msg/Header"](
+        stamp=ts.types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
+
+
+def write_driver_bag(out: Path, frames, pose_as: str = "tf", compressed: bool = False) -> None:
+    """TUM frames as a driver records them: /camera/color/image_raw bgr8 (raw, distorted),
+    camera_info with the Freiburg 1 plumb_bob lens, 16UC1 depth in mm at the depth images' own
+    stamps, and the pose: world -> rig on /tf (pose_as "tf") or a PoseStamped on /mocap/rig
+    ("pose"), with rig -> optical on /tf_static. compressed: the colour images as PNG on
+    /camera/color/image_raw/compressed instead."""
+    from rosbags.rosbag2 import Writer
+
+    ts = typestore()
+    depth_stamp = {row[1]: round(float(row[0]) * 1e9) for row in read_list(TUM / "depth.txt")}
+    with Writer(out, version=9) as writer:
+        conns = {}
+
+        def put(topic, msgtype, msg, stamp):
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, msgtype, typestore=ts)
+            writer.write(conns[topic], stamp, ts.serialize_cdr(msg, msgtype))
+
+        TF = ts.types["tf2_msgs/msg/TFMessage"]
+        put("/tf_static", "tf2_msgs/msg/TFMessage", TF(transforms=[_transform(ts, "rig", OPTICAL, 0, RIG_FROM_OPTICAL)]), 1)
+        k = TUM_FR1_INTRINSICS
+        info = ts.types["sensor_msgs/msg/CameraInfo"](
+            header=_header(ts, 0, OPTICAL), height=480, width=640, distortion_model="plumb_bob",
+            d=np.asarray(TUM_FR1_DISTORTION, float), k=k.reshape(9), r=np.eye(3).reshape(9),
+            p=np.hstack([k, np.zeros((3, 1))]).reshape(12), binning_x=0, binning_y=0,
+            roi=ts.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+        for f in frames:
+            t = round(f.stamp_s * 1e9)
+            world_from_rig = f.camera_to_world @ np.linalg.inv(RIG_FROM_OPTICAL)
+            if pose_as == "tf":
+                put("/tf", "tf2_msgs/msg/TFMessage", TF(transforms=[_transform(ts, "world", "rig", t, world_from_rig)]), t)
+            else:
+                position, q = pose_to_msg_fields(ts, world_from_rig)
+                T = ts.types
+                pose = T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](
+                    x=position[0], y=position[1], z=position[2]), orientation=q)
+                put("/mocap/rig", "geometry_msgs/msg/PoseStamped",
+                    T["geometry_msgs/msg/PoseStamped"](header=_header(ts, t, "world"), pose=pose), t)
+            bgr = cv2.imread(str(f.rgb_path), cv2.IMREAD_COLOR)
+            if compressed:
+                png = np.frombuffer(cv2.imencode(".png", bgr)[1].tobytes(), np.uint8)
+                put("/camera/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage",
+                    ts.types["sensor_msgs/msg/CompressedImage"](header=_header(ts, t, OPTICAL),
+                                                                format="bgr8; png compressed bgr8", data=png), t)
+            else:
+                image = image_msg(ts, t, OPTICAL, bgr)
+                image.encoding = "bgr8"
+                put("/camera/color/image_raw", "sensor_msgs/msg/Image", image, t)
+            info.header = _header(ts, t, OPTICAL)
+            put("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", info, t)
+            raw = cv2.imread(str(f.depth_path), cv2.IMREAD_UNCHANGED)  # 5000 units a metre
+            mm = np.round(raw.astype(np.float64) / 5.0).astype("<u2")
+            d_t = depth_stamp[f.depth_path.relative_to(TUM).as_posix()]
+            depth = ts.types["sensor_msgs/msg/Image"](
+                header=_header(ts, d_t, OPTICAL), height=480, width=640, encoding="16UC1", is_bigendian=0,
+                step=640 * 2, data=np.frombuffer(mm.tobytes(), np.uint8))
+            put("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image", depth, d_t)
+
+
+@pytest.fixture(scope="module")
+def tum_frames_with_labels():
+    require(TUM)
+    return [f for f in tum_frames(TUM) if f.depth_path is not None and f.camera_to_world is not None][:FRAMES]
+
+
+def _spec(**kw) -> ImportSpec:
+    kw = {"image_topic": "/camera/color/image_raw", "depth_topic": "/camera/aligned_depth_to_color/image_raw",
+          "world_frame": "world", **kw}
+    return ImportSpec(**kw)
+
+
+def _compare_with_reader(imported, frames) -> None:
+    reference = list(iter_dataset("tum", TUM, max_frames=len(frames)))
+    assert imported.stamps == [r.stamp_ns for r in reference]
+    for r in reference:
+        s = r.stamp_ns
+        np.testing.assert_array_equal(imported.images[s], r.rgb())  # the same undistortion, bilinear
+        np.testing.assert_allclose(imported.K[s], r.K, atol=1e-9)
+        want = np.nan_to_num(r.gt_depth, nan=0.0)
+        got = np.nan_to_num(imported.gt_depth[s], nan=0.0)
+        np.testing.assert_array_equal(got > 0, want > 0)
+        assert np.abs(got - want).max() <= 0.0005 + 1e-6  # millimetres against TUM's 0.2 mm units
+        np.testing.assert_allclose(imported.gt_pose[s], r.gt_pose, atol=1e-9)
+
+
+def test_a_driver_recording_imports_as_the_dataset_reader_reads_it(tmp_path, tum_frames_with_labels):
+    src = tmp_path / "driver"
+    write_driver_bag(src, tum_frames_with_labels)
+    n = import_bag(src, tmp_path / "imported", _spec())
+    assert n == FRAMES
+    _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels)
+
+
+def test_a_pose_topic_stands_in_for_tf_and_the_cli_imports(tmp_path, tum_frames_with_labels):
+    src = tmp_path / "driver"
+    write_driver_bag(src, tum_frames_with_labels[:4], pose_as="pose")
+    rc = cli(["bag", "import", str(src), str(tmp_path / "imported"), "--image-topic", "/camera/color/image_raw",
+              "--depth-topic", "/camera/aligned_depth_to_color/image_raw", "--world-frame", "world",
+              "--pose-topic", "/mocap/rig:rig"])
+    assert rc == 0
+    _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels[:4])
+    with pytest.raises(BagError, match="names no child frame"):  # a PoseStamped without its child frame
+        import_bag(src, tmp_path / "again", _spec(pose_topics=("/mocap/rig",)))
+
+
+def test_a_ros1_bag_imports_the_same(tmp_path, tum_frames_with_labels):
+    """ROS 1 recordings (many public datasets) are read too: CameraInfo's fields are D, K, P there."""
+    from rosbags.convert import convert
+    from rosbags.typesys import Stores, get_typestore
+
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:3])
+    ros1 = tmp_path / "driver.bag"
+    convert([tmp_path / "driver"], ros1, dst_storage="sqlite3", dst_version=None, compress=None, compress_mode="file",
+            default_typestore=None, typestore=get_typestore(Stores.ROS1_NOETIC), exclude_topics=[], include_topics=[],
+            exclude_msgtypes=[], include_msgtypes=[])
+    assert ros1.is_file()
+    assert import_bag(ros1, tmp_path / "imported", _spec()) == 3
+    _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels[:3])
+
+
+def test_compressed_images_import_the_same(tmp_path, tum_frames_with_labels):
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:3], compressed=True)
+    spec = _spec(image_topic="/camera/color/image_raw/compressed")  # camera_info: /camera/color/camera_info
+    assert spec.info_topic == "/camera/color/camera_info"
+    assert import_bag(tmp_path / "driver", tmp_path / "imported", spec) == 3
+    _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels[:3])
+
+
+def test_frames_without_a_depth_or_pose_in_time_keep_the_rest(tmp_path, tum_frames_with_labels):
+    src = tmp_path / "driver"
+    write_driver_bag(src, tum_frames_with_labels[:4])
+    # depth within 1 ns of an image: TUM's depth images are 2-20 ms off theirs, so none pairs.
+    import_bag(src, tmp_path / "tight", _spec(max_dt_s=1e-9))
+    tight = read_bag(tmp_path / "tight")
+    assert len(tight.stamps) == 4 and not tight.gt_depth and len(tight.gt_pose) == 4  # poses sit on the image stamps
+    import_bag(src, tmp_path / "nopose", _spec(world_frame=None, stride=2))
+    nopose = read_bag(tmp_path / "nopose")
+    assert len(nopose.stamps) == 2 and not nopose.gt_pose and len(nopose.gt_depth) == 2
+
+
+def test_bad_recordings_are_refused_with_a_reason(tmp_path, tum_frames_with_labels):
+    src = tmp_path / "driver"
+    write_driver_bag(src, tum_frames_with_labels[:2])
+    cases = [(_spec(world_frame="map"), "not joined by any transform"),
+             (ImportSpec(image_topic="/camera/image"), "no image topic '/camera/image'"),
+             (_spec(depth_topic="/camera/color/camera_info"), "not sensor_msgs/msg/Image"),
+             (ImportSpec(image_topic="/camera/color/image_raw", camera_info_topic="/missing"), "camera_info")]
+    for i, (spec, reason) in enumerate(cases):
+        with pytest.raises(BagError, match=reason):
+            import_bag(src, tmp_path / f"out{i}", spec)
+        assert not (tmp_path / f"out{i}").exists()  # nothing half-written
+    storage = next(p for p in src.iterdir() if p.name != "metadata.yaml")
+    storage.write_bytes(storage.read_bytes()[: storage.stat().st_size // 2])  # a recording cut off (a full disk)
+    with pytest.raises(BagError, match="cannot open bag|corrupt or truncated"):
+        import_bag(src, tmp_path / "cut", _spec())
+    assert not (tmp_path / "cut").exists()
+
+
+def test_depth_not_registered_to_the_colour_image_is_refused(tmp_path, tum_frames_with_labels):
+    from rosbags.rosbag2 import Writer
+
+    src = tmp_path / "driver"
+    write_driver_bag(src, tum_frames_with_labels[:2])
+    # The same recording with its depth at the depth sensor's own 320x240 (not aligned to colour).
+    reader, ts = open_reader(src), typestore()
+    small = tmp_path / "small_depth"
+    with Writer(small, version=9) as writer:
+        conns = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=ts) for c in reader.connections}
+        for conn, stamp, raw in reader.messages():
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic.endswith("aligned_depth_to_color/image_raw"):
+                half = np.frombuffer(bytes(msg.data), "<u2").reshape(480, 640)[::2, ::2].copy()
+                msg.height, msg.width, msg.step, msg.data = 240, 320, 640, np.frombuffer(half.tobytes(), np.uint8)
+                assert stamp_of(msg.header) > 0
+            writer.write(conns[conn.topic], stamp, ts.serialize_cdr(msg, conn.msgtype))
+    reader.close()
+    with pytest.raises(BagError, match="registered to the colour camera"):
+        import_bag(small, tmp_path / "out", _spec())
+
+
+def test_the_transform_tree_composes_interpolates_and_refuses():
+    tree = TransformTree(max_extrapolation_ns=5)
+    a, b = rigid([0, 0, 1], 10, [1, 0, 0]), rigid([0, 0, 1], 50, [3, 2, 0])
+    tree.add("odom", "base", 100, a)
+    tree.add("odom", "base", 200, b)
+    mount = rigid([1, 0, 0], -90, [0.2, 0, 0.5])
+    tree.add("base", "camera", 0, mount, static=True)
+    tree.add("odom", "marker", 0, rigid([0, 1, 0], 20, [0, 0, 1]), static=True)
+    np.testing.assert_allclose(tree.lookup("odom", "camera", 100), a @ mount, atol=1e-12)  # on a sample
+    halfway = tree.lookup("odom", "camera", 150)
+    np.testing.assert_allclose(halfway, rigid([0, 0, 1], 30, [2, 1, 0]) @ mount, atol=1e-12)  # slerp + lerp
+    np.testing.assert_allclose(interpolate(a, b, 0.25)[:3, 3], [1.5, 0.5, 0], atol=1e-12)
+    # two branches under one root: marker_from_camera = inv(odom_from_marker) @ odom_from_camera
+    np.testing.assert_allclose(tree.lookup("marker", "camera", 200),
+                               np.linalg.inv(rigid([0, 1, 0], 20, [0, 0, 1])) @ b @ mount, atol=1e-12)
+    np.testing.assert_allclose(tree.lookup("camera", "odom", 200), np.linalg.inv(b @ mount), atol=1e-12)
+    assert tree.lookup("odom", "camera", 204) is not None  # within the 5 ns allowed past the last sample
+    assert tree.lookup("odom", "camera", 206) is None and tree.lookup("odom", "camera", 94) is None
+    with pytest.raises(TransformError, match="not joined"):
+        tree.lookup("map", "camera", 150)
+    with pytest.raises(TransformError, match="two parents"):
+        tree.add("map", "base", 100, np.eye(4))
