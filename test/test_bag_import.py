@@ -254,3 +254,32 @@ def test_the_transform_tree_composes_interpolates_and_refuses():
         tree.lookup("map", "camera", 150)
     with pytest.raises(TransformError, match="two parents"):
         tree.add("map", "base", 100, np.eye(4))
+
+
+def test_an_imported_bag_can_be_cut_again_and_listed_in_a_split(tmp_path, tum_frames_with_labels):
+    """`bag convert --format bag` re-cuts a bag (a slower camera, the frames backwards) and a split
+    lists an imported recording as `format: bag`, so a team's recordings take part in eval-suite."""
+    from fourds_ros.evaluation.suite import load_split
+
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:4])
+    import_bag(tmp_path / "driver", tmp_path / "imported", _spec())
+    full = read_bag(tmp_path / "imported")
+    assert cli(["bag", "convert", "--format", "bag", str(tmp_path / "imported"), str(tmp_path / "every2nd"),
+                "--stride", "2"]) == 0
+    cut = read_bag(tmp_path / "every2nd")
+    assert cut.stamps == full.stamps[::2]
+    for s in cut.stamps:
+        np.testing.assert_array_equal(cut.images[s], full.images[s])
+        np.testing.assert_array_equal(np.isnan(cut.gt_depth[s]), np.isnan(full.gt_depth[s]))
+        np.testing.assert_allclose(cut.gt_pose[s], full.gt_pose[s], atol=1e-12)
+    assert cli(["bag", "convert", "--format", "bag", str(tmp_path / "imported"), str(tmp_path / "back"),
+                "--reverse"]) == 0
+    back = read_bag(tmp_path / "back")
+    assert back.stamps == full.stamps  # the stamps still rise; the frames come last to first
+    np.testing.assert_array_equal(back.images[back.stamps[0]], full.images[full.stamps[-1]])
+    split = tmp_path / "split.yaml"
+    split.write_text("recordings:\n"
+                     "  - {name: mine, format: bag, path: imported, scene: my_lab}\n"
+                     "  - {name: desk, format: tum, path: tum_fr1_rpy_f000-079, scene: tum_fr1_desk}\n"
+                     "folds:\n  - {name: holdout_my_lab, train: [tum_fr1_desk], validation: [my_lab]}\n")
+    assert load_split(split).recordings[0].format == "bag"

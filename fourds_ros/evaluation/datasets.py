@@ -12,6 +12,8 @@ Formats (see ../shared/data/*/README.md):
             the Freiburg 1 lens distortion removed from colour and depth (fourds_ros.rgbd).
   frames    a folder of .jpg/.png images in sorted order; stamps index / fps; optional K.
   mp4       any video PyAV reads; stamps from frame pts.
+  bag       a bag in the evaluation layout (`bag convert` or `bag import`, bag.py) read back, to cut it
+            again (--stride, --reverse) or to list it in a split (suite.py).
   badja     DAVIS frames (JPEG folder or mp4) + BADJA keypoint json, one or more clips per folder
             (not a bag format: used by the tracks PCK scorer, badja.py).
 """
@@ -31,7 +33,7 @@ from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7sce
                     tum_frames, tum_intrinsics, tum_undistortion)
 from .bag import BagError, Frame
 
-FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4")
+FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4", "bag")
 NS = 1_000_000_000
 
 
@@ -157,12 +159,22 @@ def played_backwards(frames: Iterable[Frame]) -> list[Frame]:
     return [dataclasses.replace(f, stamp_ns=s) for f, s in zip(reversed(frames), stamps)]
 
 
+def iter_bag(src: Path, start: int = 0, stride: int = 1, max_frames: int | None = None) -> Iterator[Frame]:
+    """The frames of an evaluation-layout bag, with whatever ground truth it holds."""
+    from .bag import read_bag
+
+    data = read_bag(src)
+    for s in _select(data.stamps, start, stride, max_frames):
+        yield Frame(stamp_ns=s, K=data.intrinsics(s), image=data.images[s], gt_depth=data.gt_depth.get(s),
+                    gt_pose=data.gt_pose.get(s), gt_tracks=data.gt_tracks.get(s))
+
+
 def iter_dataset(fmt: str, src: str | Path, **kw) -> Iterator[Frame]:
     src = Path(src)
     if not src.exists():
         raise BagError(f"{src}: no such file or folder")
     readers = {"7scenes": iter_7scenes, "hololens": iter_hololens, "tum": iter_tum,
-               "frames": iter_frames, "mp4": iter_mp4}
+               "frames": iter_frames, "mp4": iter_mp4, "bag": iter_bag}
     if fmt not in readers:
         raise BagError(f"format must be one of {FORMATS}, got {fmt!r}")
     import inspect

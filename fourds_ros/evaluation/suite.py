@@ -30,7 +30,8 @@ from .uncertainty import BLOCK_FRAMES, LEVEL
 
 log = logging.getLogger("fourds_ros.eval_suite")
 
-SUITE_FORMATS = ("7scenes", "hololens", "tum")  # the labelled formats: depth + pose ground truth
+# the labelled formats: depth + pose ground truth ("bag": a recording brought in by `bag import`)
+SUITE_FORMATS = ("7scenes", "hololens", "tum", "bag")
 DEPTH_FACTOR, AJ_FACTOR, ATE_FACTOR = 0.9, 1.05, 0.9
 TARGETS = ("depth", "metric_depth", "tracks", "pose")
 
