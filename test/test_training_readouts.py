@@ -82,6 +82,36 @@ def test_real_sequences_join_the_training_set(tmp_path):
     assert f"{seq} (14 clips)" in (out / "README.md").read_text()
 
 
+def test_a_bag_trains_as_the_recording_it_was_made_from(tmp_path):
+    """--real and --select-on also take a bag in the evaluation layout (`bag convert`, or `bag
+    import` of a team's own RGB-D camera): its clips equal those of the folder it came from."""
+    import numpy as np
+
+    from fourds_ros.cli import main as cli
+    from training.data.datasets import BagSequence, RGBDClips
+
+    from .conftest import SHARED_DATA, require
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    bag = tmp_path / "walk_bag"
+    assert cli(["bag", "convert", "--format", "hololens", str(seq), str(bag)]) == 0
+    assert isinstance(RGBDClips(str(bag), 4, (32, 32)).seq, BagSequence)
+    from_folder, from_bag = (RGBDClips(str(p), 4, (32, 32), hop=5, num_tracks=8, seed=3) for p in (seq, bag))
+    assert len(from_folder) == len(from_bag) == 6
+    for i in (0, 5):
+        a, b = from_folder[i], from_bag[i]
+        assert a.keys() == b.keys()
+        for key in a:
+            # 1e-3: the bag stores each pose as a quaternion, which moves projected track positions by ~1e-4 px
+            np.testing.assert_allclose(np.asarray(a[key], np.float64), np.asarray(b[key], np.float64), atol=1e-3,
+                                       err_msg=key)
+    out = tmp_path / "real"
+    result = train(parse_args(["--steps", "2", "--train-clips", "1", "--val-clips", "1", "--batch-size", "2",
+                               "--real", str(bag), "--out", str(out), "--no-progress"]))
+    assert len(result["loss"]) == 2 and all(torch.isfinite(torch.tensor(result["loss"])))
+    assert f"{bag} (14 clips)" in (out / "README.md").read_text()
+
+
 def _reproject(batch: dict, b: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Track positions predicted from the labels themselves: each query pixel back-projected with
     its depth, moved by T_first_from_t and projected into every frame. Returns (pred, target)

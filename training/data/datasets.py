@@ -6,13 +6,15 @@ and resumed runs equal uninterrupted ones: no data-loader state has to be saved.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from fourds_ros.model import make_mask
 
-from fourds_ros.rgbd import RGBDSequence, read_sequence, relative_poses, resize_frames
+from fourds_ros.rgbd import DatasetFormatError, RGBDSequence, read_sequence, relative_poses, resize_frames
 from .synthetic import SceneConfig, SceneGenerator
 from .tracks import geometric_tracks
 from .video import VideoClips
@@ -116,14 +118,54 @@ class SyntheticLabelledClips(Dataset):
         return self.cache[index]
 
 
+class BagSequence:
+    """A labelled recording in the evaluation layout (`fourds-ros bag convert` or `bag import` of a
+    team's own RGB-D camera, fourds_ros.evaluation.bag) as an RGB-D sequence: the frames that carry
+    both depth and a pose, with the recording's one K. What RGBDClips reads of an RGBDSequence:
+    len, rgb(i), depth(i) (metres, 0 invalid), intrinsics, camera_to_world, name."""
+
+    def __init__(self, path: str | Path):
+        from fourds_ros.evaluation.bag import read_bag
+
+        data = read_bag(path)
+        self.stamps = [s for s in data.stamps if s in data.gt_depth and s in data.gt_pose]
+        if not self.stamps:
+            raise DatasetFormatError(f"{path}: no frame has both depth (/gt/depth) and a pose (/gt/pose)")
+        self.intrinsics = data.intrinsics(self.stamps[0])
+        if any(not np.allclose(data.intrinsics(s), self.intrinsics) for s in self.stamps):
+            raise DatasetFormatError(f"{path}: the camera_info K changes within the recording; train on each part")
+        self.camera_to_world = np.stack([data.gt_pose[s] for s in self.stamps])
+        self._data, self.name = data, Path(path).name
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def rgb(self, i: int) -> np.ndarray:
+        return self._data.images[self.stamps[i]]
+
+    def depth(self, i: int) -> np.ndarray:
+        depth = self._data.gt_depth[self.stamps[i]]
+        return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+
+
+def open_sequence(path: str | Path) -> RGBDSequence | BagSequence:
+    """A labelled recording: a bag in the evaluation layout (a folder with metadata.yaml, an .mcap
+    or a ROS 1 .bag), else a 7-Scenes, HoloLens or TUM folder (fourds_ros.rgbd.read_sequence)."""
+    path = Path(path)
+    if (path / "metadata.yaml").is_file() or (path.is_file() and path.suffix in (".mcap", ".bag")):
+        return BagSequence(path)
+    return read_sequence(path)
+
+
 class RGBDClips(Dataset):
-    """Labelled clips cut from a real static RGB-D sequence (7-Scenes, HoloLens, TUM); tracks are
+    """Labelled clips cut from a real static RGB-D sequence (7-Scenes, HoloLens, TUM, or a bag:
+    open_sequence); tracks are
     geometric (training.data.tracks). 7-Scenes depth is not registered to RGB, so its labels
     are approximate on RGB."""
 
     def __init__(self, sequence: RGBDSequence | str, num_frames: int, image_size, stride: int = 1,
                  num_tracks: int = 64, seed: int = 0, hop: int | None = None):
-        self.seq = read_sequence(sequence) if isinstance(sequence, str) else sequence
+        self.seq = open_sequence(sequence) if isinstance(sequence, str | Path) else sequence
         self.num_frames, self.image_size, self.stride = num_frames, tuple(image_size), stride
         self.num_tracks, self.seed = num_tracks, seed
         span = (num_frames - 1) * stride + 1
