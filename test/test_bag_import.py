@@ -180,6 +180,21 @@ def test_compressed_images_import_the_same(tmp_path, tum_frames_with_labels):
     _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels[:3])
 
 
+def test_intrinsics_stand_in_for_a_missing_camera_info(tmp_path, tum_frames_with_labels):
+    """--intrinsics: a pinhole K for a recording without camera_info; the images are taken as they are."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:2])
+    spec = _spec(camera_info_topic="/no/camera_info", intrinsics=(500.0, 501.0, 320.5, 240.5))
+    assert import_bag(tmp_path / "driver", tmp_path / "imported", spec) == 2
+    data = read_bag(tmp_path / "imported")
+    for s, f in zip(data.stamps, tum_frames_with_labels[:2]):
+        np.testing.assert_array_equal(data.K[s], [[500.0, 0, 320.5], [0, 501.0, 240.5], [0, 0, 1]])
+        np.testing.assert_array_equal(data.images[s], cv2.cvtColor(cv2.imread(str(f.rgb_path)), cv2.COLOR_BGR2RGB))
+    with pytest.raises(BagError, match="positive focal"):
+        import_bag(tmp_path / "driver", tmp_path / "bad", _spec(intrinsics=(0.0, 1.0, 2.0, 3.0)))
+    with pytest.raises(BagError, match="or --intrinsics"):
+        import_bag(tmp_path / "driver", tmp_path / "none", _spec(camera_info_topic="/no/camera_info"))
+
+
 def test_frames_without_a_depth_or_pose_in_time_keep_the_rest(tmp_path, tum_frames_with_labels):
     src = tmp_path / "driver"
     write_driver_bag(src, tum_frames_with_labels[:4])

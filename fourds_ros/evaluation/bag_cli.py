@@ -69,6 +69,8 @@ def _add_import_parser(sub) -> None:
                           "transforms (repeatable; a PoseStamped needs :CHILD_FRAME)")
     imp.add_argument("--max-dt", type=float, default=0.02, help="seconds between an image and its depth or pose")
     imp.add_argument("--rectified", action="store_true", help="the image topic is rectified: K = camera_info P")
+    imp.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None,
+                     help="a pinhole K for a recording without camera_info")
     imp.add_argument("--start", type=int, default=0)
     imp.add_argument("--stride", type=int, default=1)
     imp.add_argument("--max-frames", type=int, default=None)
@@ -80,7 +82,8 @@ def _import(args) -> int:
 
     spec = ImportSpec(image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
                       depth_topic=args.depth_topic, world_frame=args.world_frame, pose_topics=tuple(args.pose_topic),
-                      max_dt_s=args.max_dt, rectified=args.rectified, start=args.start, stride=args.stride,
+                      max_dt_s=args.max_dt, rectified=args.rectified,
+                      intrinsics=tuple(args.intrinsics) if args.intrinsics else None, start=args.start, stride=args.stride,
                       max_frames=args.max_frames)
     try:
         n = import_bag(args.src, args.out, spec, storage=args.storage)

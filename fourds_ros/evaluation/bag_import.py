@@ -9,7 +9,8 @@ SRC: any bag rosbags reads (a rosbag2 directory or .mcap, or a ROS 1 .bag). What
   intrinsics   --camera-info-topic (default: the image topic's sibling `camera_info`): K and the
                lens distortion, which is removed from colour and depth exactly as the node removes
                it (rgbd.LensUndistortion); `--rectified` for an image_rect topic: K = P, no distortion.
-               One calibration per recording (a camera_info that changes is refused).
+               One calibration per recording (a camera_info that changes is refused). A recording
+               without camera_info takes `--intrinsics FX FY CX CY` (a pinhole camera).
   depth        --depth-topic (optional): an RGB-D camera's depth registered to the colour image
                (same size: e.g. RealSense `aligned_depth_to_color`), 16UC1 millimetres or 32FC1
                metres, 0 / NaN invalid, paired with the image nearest in stamp within --max-dt.
@@ -52,6 +53,7 @@ class ImportSpec:
     pose_topics: tuple[str, ...] = ()  # TOPIC or TOPIC:CHILD_FRAME
     max_dt_s: float = 0.02
     rectified: bool = False
+    intrinsics: tuple[float, float, float, float] | None = None  # FX FY CX CY: instead of camera_info
     start: int = 0
     stride: int = 1
     max_frames: int | None = None
@@ -69,7 +71,7 @@ class Calibration:
     """What the frames are scored with: K of the (undistorted) images and the undistortion, if any."""
 
     K: np.ndarray
-    size: tuple[int, int]  # (width, height)
+    size: tuple[int, int] | None  # (width, height); None: the images' own (--intrinsics)
     undistortion: LensUndistortion | None
 
 
@@ -110,7 +112,8 @@ def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
             raise BagError(f"{src}: {topic} is {topics[topic]}, not {' or '.join(types)}")
 
     need(spec.image_topic, IMAGE_TYPES, "image")
-    need(spec.info_topic, ("sensor_msgs/msg/CameraInfo",), "camera_info (--camera-info-topic)")
+    if spec.intrinsics is None:
+        need(spec.info_topic, ("sensor_msgs/msg/CameraInfo",), "camera_info (--camera-info-topic, or --intrinsics)")
     if spec.depth_topic:
         need(spec.depth_topic, ("sensor_msgs/msg/Image",), "depth")
     for entry in spec.pose_topics:
@@ -120,8 +123,10 @@ def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
 def _first_pass(reader, spec: ImportSpec, topics: dict[str, str]):
     """The calibration, the transforms, and the stamps of every image and depth image."""
     pose_children = {e.split(":", 1)[0]: (e.split(":", 1)[1] if ":" in e else None) for e in spec.pose_topics}
-    wanted = {spec.image_topic, spec.info_topic, spec.depth_topic, *pose_children, *TF_TOPICS} & set(topics)
-    tree, calibration, image_stamps, depth_stamps = TransformTree(int(spec.max_dt_s * 1e9)), None, [], []
+    wanted = {spec.image_topic, spec.depth_topic, *pose_children, *TF_TOPICS} & set(topics)
+    if spec.intrinsics is None:
+        wanted.add(spec.info_topic)
+    tree, calibration, image_stamps, depth_stamps = TransformTree(int(spec.max_dt_s * 1e9)), _pinhole(spec), [], []
     for conn, _, raw in reader.messages(connections=[c for c in reader.connections if c.topic in wanted]):
         msg = reader.deserialize(raw, conn.msgtype)
         if conn.topic == spec.image_topic:
@@ -138,6 +143,16 @@ def _first_pass(reader, spec: ImportSpec, topics: dict[str, str]):
     if calibration is None:
         raise BagError(f"{spec.info_topic} has no messages: intrinsics are needed to score")
     return calibration, tree, sorted(image_stamps), sorted(depth_stamps)
+
+
+def _pinhole(spec: ImportSpec) -> Calibration | None:
+    """--intrinsics: a pinhole K, the image size taken from the images themselves."""
+    if spec.intrinsics is None:
+        return None
+    fx, fy, cx, cy = spec.intrinsics
+    if not (fx > 0 and fy > 0):
+        raise BagError(f"--intrinsics needs positive focal lengths, got {spec.intrinsics}")
+    return Calibration(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64), None, None)
 
 
 def _calibration(msg, rectified: bool, before: Calibration | None) -> Calibration:
@@ -259,7 +274,7 @@ def _frame(msg, msgtype: str, stamp: int, calibration: Calibration, tree: Transf
         rgb = decode_image(np.asarray(msg.data, np.uint8).tobytes())
     else:
         rgb = camera_image_from_msg(msg)
-    if rgb.shape[1::-1] != calibration.size:
+    if calibration.size is not None and rgb.shape[1::-1] != calibration.size:
         raise BagError(f"a {rgb.shape[1]}x{rgb.shape[0]} image, but camera_info is for "
                        f"{calibration.size[0]}x{calibration.size[1]}")
     if calibration.undistortion is not None:
@@ -278,7 +293,7 @@ def _depth(msg, calibration: Calibration) -> np.ndarray:
     depth = image_from_msg(msg)
     if depth.ndim != 2:
         raise BagError(f"depth image in {msg.encoding}: expected 16UC1 (mm) or 32FC1 (m)")
-    if depth.shape[::-1] != calibration.size:
+    if calibration.size is not None and depth.shape[::-1] != calibration.size:
         raise BagError(f"a {depth.shape[1]}x{depth.shape[0]} depth image for {calibration.size[0]}x"
                        f"{calibration.size[1]} colour images: record depth registered to the colour camera "
                        "(e.g. RealSense aligned_depth_to_color)")
