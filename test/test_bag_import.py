@@ -52,12 +52,35 @@ def _header(ts, stamp_ns: int, frame_id: str):
         stamp=ts.types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
 
 
-def write_driver_bag(out: Path, frames, pose_as: str = "tf", compressed: bool = False) -> None:
+DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
+
+
+def compressed_depth_payload(mm: np.ndarray, encoding: str) -> bytes:
+    """What compressed_depth_image_transport publishes (the test's own encoder of its format): the
+    12-byte ConfigHeader (format, depthParam a, b), then a 16-bit PNG: the millimetres (16UC1), or
+    q = a / depth + b (32FC1, with the transport's default quantisation 100 and max depth 10 m)."""
+    import struct
+
+    if encoding == "16UC1":
+        a = b = 0.0
+        plane = mm
+    else:
+        a = 100.0 * 101.0
+        b = 1.0 - a / 10.0
+        metres = mm.astype(np.float64) / 1000.0
+        with np.errstate(divide="ignore"):
+            q = np.where(metres > 0, a / metres + b, 0.0)
+        plane = np.where((q >= 1) & (q < 65535), np.round(q), 0).astype(np.uint16)
+    return struct.pack("<iff", 0, a, b) + cv2.imencode(".png", plane.astype(np.uint16))[1].tobytes()
+
+
+def write_driver_bag(out: Path, frames, pose_as: str = "tf", compressed: bool = False, depth_as: str = "raw") -> None:
     """TUM frames as a driver records them: /camera/color/image_raw bgr8 (raw, distorted),
     camera_info with the Freiburg 1 plumb_bob lens, 16UC1 depth in mm at the depth images' own
     stamps, and the pose: world -> rig on /tf (pose_as "tf") or a PoseStamped on /mocap/rig
     ("pose"), with rig -> optical on /tf_static. compressed: the colour images as PNG on
-    /camera/color/image_raw/compressed instead."""
+    /camera/color/image_raw/compressed instead. depth_as "16UC1" / "32FC1": the depth as
+    compressed_depth_image_transport records it, on DEPTH_TOPIC/compressedDepth."""
     from rosbags.rosbag2 import Writer
 
     ts = typestore()
@@ -105,10 +128,16 @@ def write_driver_bag(out: Path, frames, pose_as: str = "tf", compressed: bool = 
             raw = cv2.imread(str(f.depth_path), cv2.IMREAD_UNCHANGED)  # 5000 units a metre
             mm = np.round(raw.astype(np.float64) / 5.0).astype("<u2")
             d_t = depth_stamp[f.depth_path.relative_to(TUM).as_posix()]
-            depth = ts.types["sensor_msgs/msg/Image"](
-                header=_header(ts, d_t, OPTICAL), height=480, width=640, encoding="16UC1", is_bigendian=0,
-                step=640 * 2, data=np.frombuffer(mm.tobytes(), np.uint8))
-            put("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image", depth, d_t)
+            if depth_as == "raw":
+                depth = ts.types["sensor_msgs/msg/Image"](
+                    header=_header(ts, d_t, OPTICAL), height=480, width=640, encoding="16UC1", is_bigendian=0,
+                    step=640 * 2, data=np.frombuffer(mm.tobytes(), np.uint8))
+                put(DEPTH_TOPIC, "sensor_msgs/msg/Image", depth, d_t)
+            else:
+                payload = np.frombuffer(compressed_depth_payload(mm, depth_as), np.uint8)
+                depth = ts.types["sensor_msgs/msg/CompressedImage"](
+                    header=_header(ts, d_t, OPTICAL), format=f"{depth_as}; compressedDepth png", data=payload)
+                put(DEPTH_TOPIC + "/compressedDepth", "sensor_msgs/msg/CompressedImage", depth, d_t)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +152,7 @@ def _spec(**kw) -> ImportSpec:
     return ImportSpec(**kw)
 
 
-def _compare_with_reader(imported, frames) -> None:
+def _compare_with_reader(imported, frames, depth_atol: float = 0.0005) -> None:
     reference = list(iter_dataset("tum", TUM, max_frames=len(frames)))
     assert imported.stamps == [r.stamp_ns for r in reference]
     for r in reference:
@@ -133,7 +162,7 @@ def _compare_with_reader(imported, frames) -> None:
         want = np.nan_to_num(r.gt_depth, nan=0.0)
         got = np.nan_to_num(imported.gt_depth[s], nan=0.0)
         np.testing.assert_array_equal(got > 0, want > 0)
-        assert np.abs(got - want).max() <= 0.0005 + 1e-6  # millimetres against TUM's 0.2 mm units
+        assert np.abs(got - want).max() <= depth_atol + 1e-6  # millimetres against TUM's 0.2 mm units
         np.testing.assert_allclose(imported.gt_pose[s], r.gt_pose, atol=1e-9)
 
 
@@ -178,6 +207,21 @@ def test_compressed_images_import_the_same(tmp_path, tum_frames_with_labels):
     assert spec.info_topic == "/camera/color/camera_info"
     assert import_bag(tmp_path / "driver", tmp_path / "imported", spec) == 3
     _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels[:3])
+
+
+@pytest.mark.parametrize("encoding,atol", [("16UC1", 0.0005), ("32FC1", 0.002)])
+def test_compressed_depth_imports_as_raw_depth(tmp_path, tum_frames_with_labels, encoding, atol):
+    """Depth recorded through compressed_depth_image_transport; 32FC1's inverse-depth quantisation
+    costs up to depth^2 / 2a (0.4 mm at 3 m)."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:3], depth_as=encoding)
+    assert import_bag(tmp_path / "driver", tmp_path / "imported", _spec(depth_topic=DEPTH_TOPIC + "/compressedDepth")) == 3
+    _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels[:3], depth_atol=atol)
+    from fourds_ros.evaluation.bag_import import compressed_depth
+
+    with pytest.raises(BagError, match="only compressedDepth png"):
+        compressed_depth("16UC1; compressedDepth rvl", b"\0" * 20)
+    with pytest.raises(BagError, match="neither PNG nor JPEG"):
+        compressed_depth("16UC1; compressedDepth png", b"\0" * 40)
 
 
 def test_intrinsics_stand_in_for_a_missing_camera_info(tmp_path, tum_frames_with_labels):

@@ -13,7 +13,9 @@ SRC: any bag rosbags reads (a rosbag2 directory or .mcap, or a ROS 1 .bag). What
                without camera_info takes `--intrinsics FX FY CX CY` (a pinhole camera).
   depth        --depth-topic (optional): an RGB-D camera's depth registered to the colour image
                (same size: e.g. RealSense `aligned_depth_to_color`), 16UC1 millimetres or 32FC1
-               metres, 0 / NaN invalid, paired with the image nearest in stamp within --max-dt.
+               metres, 0 / NaN invalid, paired with the image nearest in stamp within --max-dt; raw,
+               or as compressed_depth_image_transport records it (`.../compressedDepth`: a 12-byte
+               header, then a PNG of the millimetres, or of 32FC1's quantised inverse depth).
   pose         --world-frame (optional): each image's camera pose, world_frame -> the image's
                header.frame_id (its optical frame, REP-103/104), from the recording's /tf and
                /tf_static (a motion-capture rig, or a robot's odometry with its URDF's static mount)
@@ -27,10 +29,12 @@ depth or pose is missing keeps the rest: the scorer counts only what has ground 
 from __future__ import annotations
 
 import bisect
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..perception.calibration import DistortionError
@@ -115,7 +119,7 @@ def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
     if spec.intrinsics is None:
         need(spec.info_topic, ("sensor_msgs/msg/CameraInfo",), "camera_info (--camera-info-topic, or --intrinsics)")
     if spec.depth_topic:
-        need(spec.depth_topic, ("sensor_msgs/msg/Image",), "depth")
+        need(spec.depth_topic, IMAGE_TYPES, "depth")
     for entry in spec.pose_topics:
         need(entry.split(":", 1)[0], POSE_TYPES, "pose")
 
@@ -267,6 +271,42 @@ def _release(waiting: list[Frame], depth: dict[int, np.ndarray], depth_for: dict
     return still
 
 
+COMPRESSED_DEPTH_HEADER = struct.Struct("<iff")  # compressed_depth_image_transport's ConfigHeader
+
+
+def compressed_depth(fmt: str, data: bytes) -> np.ndarray:
+    """A compressedDepth payload -> (H, W) float32 metres, 0 invalid. fmt: "16UC1; compressedDepth png"
+    (a PNG of millimetres) or "32FC1; compressedDepth png" (a PNG of q = a / depth + b, the header's
+    depthParam (a, b); q = 0 is no depth). The PNG's declared size is checked before it is decoded,
+    as the node checks a camera's (perception.image)."""
+    from ..perception.image import DEFAULT_MAX_INPUT_PIXELS
+    from ..perception.image_header import ImageHeaderError, read_compressed_header
+
+    encoding = fmt.split(";")[0].strip().upper()
+    if "compresseddepth" not in fmt.lower() or encoding not in ("16UC1", "32FC1") or "rvl" in fmt.lower():
+        raise BagError(f"depth in a CompressedImage of format {fmt!r}: only compressedDepth png of 16UC1 or 32FC1 "
+                       "is read")
+    if len(data) < COMPRESSED_DEPTH_HEADER.size:
+        raise BagError(f"compressedDepth payload of {len(data)} bytes has no header")
+    _, a, b = COMPRESSED_DEPTH_HEADER.unpack_from(data)
+    png = data[COMPRESSED_DEPTH_HEADER.size:]
+    try:
+        header = read_compressed_header(png)
+    except ImageHeaderError as exc:
+        raise BagError(f"compressedDepth ({fmt!r}): {exc}") from exc
+    if header.width * header.height > DEFAULT_MAX_INPUT_PIXELS:
+        raise BagError(f"compressedDepth declares {header.width}x{header.height}, above {DEFAULT_MAX_INPUT_PIXELS} pixels")
+    raw = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16 or raw.ndim != 2:
+        raise BagError(f"compressedDepth ({fmt!r}) is not a one-channel 16-bit PNG")
+    if encoding == "16UC1":
+        return raw.astype(np.float32) / 1000.0
+    q = raw.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(q > 0, a / (q - b), 0.0)
+    return np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
+
+
 def _frame(msg, msgtype: str, stamp: int, calibration: Calibration, tree: TransformTree, world: str | None) -> Frame:
     if msgtype.endswith("CompressedImage"):
         from .bag import decode_image
@@ -290,7 +330,8 @@ def _frame(msg, msgtype: str, stamp: int, calibration: Calibration, tree: Transf
 
 def _depth(msg, calibration: Calibration) -> np.ndarray:
     """(H, W) float32 metres, 0 where invalid, on the scored (undistorted) grid."""
-    depth = image_from_msg(msg)
+    depth = compressed_depth(msg.format, np.asarray(msg.data, np.uint8).tobytes()) if hasattr(msg, "format") else \
+        image_from_msg(msg)
     if depth.ndim != 2:
         raise BagError(f"depth image in {msg.encoding}: expected 16UC1 (mm) or 32FC1 (m)")
     if calibration.size is not None and depth.shape[::-1] != calibration.size:
