@@ -269,26 +269,43 @@ def test_bad_recordings_are_refused_with_a_reason(tmp_path, tum_frames_with_labe
     assert not (tmp_path / "cut").exists()
 
 
-def test_depth_not_registered_to_the_colour_image_is_refused(tmp_path, tum_frames_with_labels):
+def rewrite_bag(src: Path, dst: Path, edit) -> None:
+    """A copy of the bag with edit(topic, msg) applied to every message (in place)."""
     from rosbags.rosbag2 import Writer
 
-    src = tmp_path / "driver"
-    write_driver_bag(src, tum_frames_with_labels[:2])
-    # The same recording with its depth at the depth sensor's own 320x240 (not aligned to colour).
     reader, ts = open_reader(src), typestore()
-    small = tmp_path / "small_depth"
-    with Writer(small, version=9) as writer:
+    with Writer(dst, version=9) as writer:
         conns = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=ts) for c in reader.connections}
         for conn, stamp, raw in reader.messages():
             msg = reader.deserialize(raw, conn.msgtype)
-            if conn.topic.endswith("aligned_depth_to_color/image_raw"):
-                half = np.frombuffer(bytes(msg.data), "<u2").reshape(480, 640)[::2, ::2].copy()
-                msg.height, msg.width, msg.step, msg.data = 240, 320, 640, np.frombuffer(half.tobytes(), np.uint8)
-                assert stamp_of(msg.header) > 0
+            edit(conn.topic, msg)
             writer.write(conns[conn.topic], stamp, ts.serialize_cdr(msg, conn.msgtype))
     reader.close()
+
+
+def test_depth_not_registered_to_the_colour_image_is_refused(tmp_path, tum_frames_with_labels):
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:2])
+
+    def halve_depth(topic, msg):  # the depth at the depth sensor's own 320x240, not aligned to colour
+        if topic == DEPTH_TOPIC:
+            half = np.frombuffer(bytes(msg.data), "<u2").reshape(480, 640)[::2, ::2].copy()
+            msg.height, msg.width, msg.step, msg.data = 240, 320, 640, np.frombuffer(half.tobytes(), np.uint8)
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "small_depth", halve_depth)
     with pytest.raises(BagError, match="registered to the colour camera"):
-        import_bag(small, tmp_path / "out", _spec())
+        import_bag(tmp_path / "small_depth", tmp_path / "out", _spec())
+
+
+def test_a_calibration_that_changes_is_refused(tmp_path, tum_frames_with_labels):
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:3])
+
+    def zoom_later(topic, msg):  # the last frame's camera_info with another focal length
+        if topic.endswith("camera_info") and stamp_of(msg.header) == round(tum_frames_with_labels[2].stamp_s * 1e9):
+            msg.k = msg.k * np.array([1.1, 1, 1, 1, 1.1, 1, 1, 1, 1])
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "zoomed", zoom_later)
+    with pytest.raises(BagError, match="camera_info changed"):
+        import_bag(tmp_path / "zoomed", tmp_path / "out", _spec())
 
 
 def test_the_transform_tree_composes_interpolates_and_refuses():

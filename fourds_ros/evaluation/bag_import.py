@@ -169,7 +169,7 @@ def _calibration(msg, rectified: bool, before: Calibration | None) -> Calibratio
         if before.size != (width, height) or not np.allclose(before.K if before.undistortion is None else
                                                              before.undistortion.raw_k, k):
             raise BagError(f"camera_info changed during the recording (K {k.ravel().tolist()}, {width}x{height}): "
-                           "import each calibration's part on its own (--start / --max-frames)")
+                           "frames are scored with one calibration; split the recording where it changes")
         return before
     if not k[0, 0] > 0 or not k[1, 1] > 0:
         raise BagError(f"camera_info has no calibration (K {k.ravel().tolist()}): a labelled recording needs one")
