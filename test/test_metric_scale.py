@@ -142,3 +142,58 @@ def test_the_dds_replay_refuses_a_reference_scale_it_cannot_feed(tmp_path):
     with pytest.raises(BagError, match="--offline"):
         evaluate(tmp_path / "no_bag", None, tmp_path / "out", offline=False,
                  params={"metric_scale_source": "reference_odometry"})
+
+
+def test_a_calibrated_factor_scales_depth_and_motion_and_starts_the_reference_scale():
+    """metric_scale_factor: with the model's metres, each clip's depth and its motion are the
+    unscaled ones times the factor (rotations unchanged), diagnostics say so; reference_odometry
+    starts from it instead of 1 until it has measured (real frames: TUM fr1/rpy, shipped model)."""
+    from fourds_ros.engine import create_engine
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+    from fourds_ros.rgbd import read_sequence
+
+    seq = read_sequence(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    common = {"track_image_fallback": False, "track_refinement": "none"}
+    engine = create_engine(PerceptionSettings().model.resolved_path(), "onnxruntime")
+    plain = PerceptionPipeline(engine, PerceptionSettings.from_params(**common))
+    factored = PerceptionPipeline(engine, PerceptionSettings.from_params(**common, metric_scale_factor=0.4))
+    for i in range(15):
+        stamp, rgb = int(i * 1e9 / 30), seq.rgb(i)
+        clip_a, _ = plain.add_frame(rgb, stamp, "camera", seq.intrinsics)
+        clip_b, _ = factored.add_frame(rgb, stamp, "camera", seq.intrinsics)
+        if clip_a is None:
+            continue
+        a, b = plain.process(clip_a).frames, factored.process(clip_b).frames
+        assert np.nanmedian(b[-1].depth / a[-1].depth) == pytest.approx(0.4, rel=1e-5)
+        step = [np.linalg.inv(r[0].pose.odom_from_camera) @ r[-1].pose.odom_from_camera for r in (a, b)]
+        np.testing.assert_allclose(step[1][:3, :3], step[0][:3, :3], atol=1e-4)
+        np.testing.assert_allclose(step[1][:3, 3], 0.4 * step[0][:3, 3], atol=2e-4)
+    assert factored.status()["metric_scale"] == 0.4 and "metric_scale" not in plain.status()
+    assert (factored.status()["metres_from"], plain.status()["metres_from"]) == ("metric_scale_factor", "model")
+    reference = PerceptionPipeline(engine, PerceptionSettings.from_params(
+        metric_scale_source="reference_odometry", metric_scale_factor=0.4))
+    assert reference.reference_scale.scale == 0.4
+
+
+def test_calibrate_scale_finds_the_factor_that_eval_then_applies(tmp_path):
+    """`fourds-ros calibrate-scale` on real frames of a scene the model never trained on (TUM
+    fr1/rpy, validation) finds the desk's factor, and `eval --param metric_scale_factor` with it
+    scores the recording's metres as calibrate-scale said."""
+    import json
+
+    from fourds_ros.cli import main as cli
+
+    bag = tmp_path / "desk"
+    assert cli(["bag", "convert", "--format", "tum", str(require(SHARED_DATA / "tum_fr1_rpy_f000-079")), str(bag),
+                "--max-frames", "15"]) == 0
+    assert cli(["calibrate-scale", str(bag), "--json", str(tmp_path / "scale.json")]) == 0
+    result = json.loads((tmp_path / "scale.json").read_text())
+    assert 0.2 < result["factor"] < 0.7  # the desk reads 1.4-5x too far in the model's own metres
+    assert result["metric_abs_rel_after"] < 0.5 * result["metric_abs_rel_before"]
+    assert result["frame_scale_p10"] <= result["factor"] <= result["frame_scale_p90"]
+    report = tmp_path / "report"
+    assert cli(["eval", str(bag), "--offline", "--out", str(report), "--param",
+                f"metric_scale_factor={result['factor']}"]) == 0
+    scored = json.loads((report / "report.json").read_text())["depth"]
+    assert scored["metric"]["abs_rel"] == pytest.approx(result["metric_abs_rel_after"], rel=1e-6)
+    assert scored["abs_rel"] == pytest.approx(result["abs_rel"], rel=1e-6)  # relative depth: untouched

@@ -287,9 +287,11 @@ def markdown(report: dict) -> str:
         lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
     lines += _interval_lines(report.get("uncertainty") or {})
     status = report.get("meta", {}).get("pipeline_status", {})
-    if "metric_scale" in status:  # metric_scale_source: reference_odometry (offline: the ground truth)
+    if "metric_scale_clips_used" in status:  # metric_scale_source: reference_odometry (offline: the ground truth)
         lines += [f"Metric scale from the reference odometry: {status['metric_scale']} (clips counted: "
                   f"{status['metric_scale_clips_used']} of {status['metric_scale_clips_seen']} it covered).", ""]
+    elif "metric_scale" in status:  # a site's calibrated metric_scale_factor
+        lines += [f"Metric scale: the model's metres times metric_scale_factor {status['metric_scale']}.", ""]
     if "track_steps" in status:  # track_refinement: flow (offline: the pipeline's; DDS: the node's /diagnostics)
         steps = max(int(status["track_steps"]), 1)
         lost, taken = int(status["track_steps_lk_lost"]), int(status["track_steps_head_taken"])

@@ -14,7 +14,8 @@ A clip counts when the reference moved at least `min_distance_m`, the model move
 reference turned at most `max_rotation_deg`: over a short clip a turning camera's translation
 trades against its rotation, and the model's translation is then mostly that ambiguity (the pose
 error budget, docs/results/pose_error_budget). The scale is the median ratio over the last
-`window` clips that counted, once `min_clips` did; until then 1 (the model's own metres).
+`window` clips that counted, once `min_clips` did; until then `initial` (metric_scale_factor: 1, the
+model's own metres, unless a site's factor was calibrated).
 
 No rclpy: the node hands in the poses of nav_msgs/Odometry messages; the offline evaluator hands in
 the recording's ground truth as a stand-in for wheel odometry.
@@ -51,14 +52,15 @@ class ReferenceScale:
     """Reference odometry in (`add`, any thread); per clip, `observe` the model's travel; `scale`
     multiplies the model's metres (depth, points, translations) from the next clip on."""
 
-    def __init__(self, min_distance_m: float, max_rotation_deg: float, window: int, min_clips: int):
+    def __init__(self, min_distance_m: float, max_rotation_deg: float, window: int, min_clips: int,
+                 initial: float = 1.0):
         self.min_distance_m, self.max_rotation = min_distance_m, math.radians(max_rotation_deg)
         self.min_clips = min_clips
         self._lock = threading.Lock()  # add() runs on the executor thread, observe() on inference's
         self._stamps: list[int] = []
         self._samples: list[tuple[np.ndarray, np.ndarray]] = []  # (odom_from_base rotation, position)
         self.ratios: deque = deque(maxlen=window)
-        self.scale = 1.0
+        self.scale = float(initial)
         self.clips_seen = 0  # clips the reference covered
         self.clips_used = 0  # of them, those that moved enough and turned little enough
 

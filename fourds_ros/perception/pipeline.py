@@ -72,7 +72,8 @@ class ClipResult:
 MODEL_METRES_NOTE = ("depth, points and odometry are in the model's own metres (metric_scale_source: model): "
                      "they hold on scenes like the model's training rooms, and on the validation scene the depth "
                      "read 2.4x too far; a robot with wheel odometry should set metric_scale_source: "
-                     "reference_odometry (launch: reference_odom_topic:=/odom)")
+                     "reference_odometry (launch: reference_odom_topic:=/odom), or metric_scale_factor from "
+                     "`fourds-ros calibrate-scale` on an RGB-D recording of its site")
 
 
 def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
@@ -98,7 +99,8 @@ def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[Perception
     engine(inputs)
     log(f"model {path}: warm-up inference {(time.perf_counter() - t0) * 1e3:.1f} ms")
     if settings.scale.source == "model" and (settings.depth.enable or settings.pose.enable):
-        log(MODEL_METRES_NOTE)
+        log(MODEL_METRES_NOTE if settings.scale.factor == 1.0 else
+            f"depth, points and odometry are the model's metres times metric_scale_factor {settings.scale.factor}")
     return PerceptionPipeline(engine, settings), engine.describe()
 
 
@@ -127,7 +129,8 @@ class PerceptionPipeline:
                                                     self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
         # The model's metres rescaled by the robot's own odometry (metric_scale.py), or None.
         self.reference_scale = (ReferenceScale(s.scale.min_distance_m, s.scale.max_rotation_deg, s.scale.window,
-                                               s.scale.min_clips) if s.scale.source == "reference_odometry" else None)
+                                               s.scale.min_clips, s.scale.factor)
+                                if s.scale.source == "reference_odometry" else None)
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
@@ -209,8 +212,11 @@ class PerceptionPipeline:
 
     def status(self) -> dict:
         """Counters for diagnostics (and the metric scale with a reference odometry)."""
-        scale = self.reference_scale.status() if self.reference_scale is not None else {}
-        return {**scale, "metres_from": self.settings.scale.source,  # whose metres the outputs are in
+        factor = self.settings.scale.factor  # a site's calibrated metric_scale_factor, when one is set
+        scale = (self.reference_scale.status() if self.reference_scale is not None else
+                 {"metric_scale": factor} if factor != 1.0 else {})
+        source = self.settings.scale.source  # whose metres the outputs are in
+        return {**scale, "metres_from": "metric_scale_factor" if source == "model" and factor != 1.0 else source,
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
@@ -284,7 +290,8 @@ class PerceptionPipeline:
         own_depth = self._model_depth(outputs, k_model[0, 0])  # the model's own metres: the pose solves in them
         if own_depth is not None and excluded is not None:
             own_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
-        scale = self.reference_scale.scale if self.reference_scale is not None else 1.0  # fixed for the clip
+        # fixed for the clip: reference_odometry's measured scale, else the calibrated metric_scale_factor
+        scale = self.reference_scale.scale if self.reference_scale is not None else self.settings.scale.factor
         model_depth = self._scaled(own_depth, scale)  # the published metres
         blind, partly = self._blindness(video, excluded)
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
@@ -385,7 +392,7 @@ class PerceptionPipeline:
         return depth
 
     def _scaled(self, depth: np.ndarray | None, scale: float) -> np.ndarray | None:
-        """The model's metres in the reference odometry's (metric_scale.py; scale 1: as they are),
+        """The model's metres in the reference odometry's or a calibrated factor's (scale 1: as they are),
         NaN outside [min_depth, max_depth]."""
         if depth is None or scale == 1.0:
             return depth
@@ -413,7 +420,8 @@ class PerceptionPipeline:
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry.
         unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen).
         model_depth: in the model's own metres, in which the motion is solved; scale: the clip's
-        reference scale (metric_scale.py), applied to the solved translations and their variances.
+        metric scale (metric_scale.py's, or metric_scale_factor), applied to the solved translations
+        and their variances.
         images: the clip's camera images, for the epipolar direction and the relinked frames."""
         source = self.settings.pose.source
         stamps_ns = [f.stamp_ns for f in frames]
@@ -430,6 +438,7 @@ class PerceptionPipeline:
             translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
+        if scale != 1.0:
             translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
         return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
                                       output_t)

@@ -421,8 +421,15 @@ class ScaleSettings(_Group):
                                       param="metric_scale_max_rotation_deg", low=0.0, high=180.0)
     window: int = setting(30, "reference_odometry: the scale is the median ratio of this many last counted clips.",
                           param="metric_scale_window", low=1, high=100000)
-    min_clips: int = setting(5, """reference_odometry: clips that must count before the scale leaves 1 (the
-        model's own metres).""", param="metric_scale_min_clips", low=1, high=100000)
+    min_clips: int = setting(5, """reference_odometry: clips that must count before the scale leaves
+        metric_scale_factor.""", param="metric_scale_min_clips", low=1, high=100000)
+    factor: float = setting(1.0, """The model's metres times this: the scale with metric_scale_source model, and
+        reference_odometry's until it has measured one. 1: the depth head's own. A site's factor comes from a
+        short RGB-D recording there (`fourds-ros calibrate-scale BAG`, after `fourds-ros bag import`): on TUM
+        fr1/rpy (validation) the factor of its first 40 frames took the next 40 frames' metric AbsRel from 1.36
+        to 0.34 (0.68x the oracle constant's), that of the second 40 the first 40's from 1.56 to 0.31 (1.26x;
+        docs/results/session43/calibrate_scale_halves.sh).""",
+                            param="metric_scale_factor", low=1e-3, high=1e3)
 
     def check_consistency(self) -> None:
         if self.min_clips > self.window:
