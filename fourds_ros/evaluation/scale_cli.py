@@ -1,4 +1,4 @@
-"""`fourds-ros calibrate-scale BAG [--model DIR] [--param NAME=VALUE ...]`: a site's
+"""`fourds-ros calibrate-scale BAG [--check OTHER_BAG] [--model DIR] [--param NAME=VALUE ...]`: a site's
 metric_scale_factor from a labelled recording there. No rclpy.
 
 Why: the depth head's metres hold on the rooms it was trained on and drift on others (the
@@ -17,13 +17,15 @@ How: the node's pipeline runs offline on BAG with the model's own metres (factor
 with ground-truth depth gives the scale median(true) / median(model) over its valid pixels (the
 prediction brought onto the ground truth's grid as the scorer does); the factor is their
 geometric median. It also reports how far single frames stray from it (a wide spread means the
-site's metres will stay rough) and the bag's metric AbsRel before and after: numbers on the
-recording the factor was fitted on, so the factor's real test is another recording of the site.
+site's metres will stay rough) and the bag's metric AbsRel before and after, beside the oracle
+constant's: numbers on the recording the factor was fitted on. Its real test is another recording
+of the site, `--check OTHER_BAG`, scored the same way with the factor.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -33,22 +35,43 @@ import numpy as np
 from .bag import BagError
 
 
-def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend: str = "onnxruntime",
-              params: dict | None = None) -> dict:
-    """-> {factor, frames, frame_scale_p10 / p90, metric_abs_rel_before / after, abs_rel (median-scaled)}."""
+def _run(bag_path, model_dir, backend: str, params: dict | None):
+    """The labelled bag and the pipeline's predictions on it in the model's own metres (factor 1)."""
     from ..perception import PerceptionSettings
     from .bag import read_bag
     from .eval_cli import resolve_model
-    from .metrics import depth_errors
     from .offline import run_offline
-    from .report import score_depth
 
     bag = read_bag(bag_path)
     if not bag.gt_depth:
         raise BagError(f"{bag_path}: no /gt/depth; record an RGB-D camera's depth (fourds-ros bag import --depth-topic)")
     settings = PerceptionSettings.from_params(**{**(params or {}), "metric_scale_source": "model",
                                                  "metric_scale_factor": 1.0})
-    preds = run_offline(bag, resolve_model(model_dir), backend, settings)
+    return bag, run_offline(bag, resolve_model(model_dir), backend, settings)
+
+
+def _metric(bag, preds, factor: float) -> dict:
+    """Metric AbsRel of the predictions times `factor`, the median-scaled AbsRel, and the oracle
+    constant's metric AbsRel on the same pixels (peers.constant_depth)."""
+    from .peers import constant_depth
+    from .report import score_depth
+
+    scaled = copy.copy(preds)
+    scaled.depth = {s: d * factor for s, d in preds.depth.items()}
+    out, _ = score_depth(bag, scaled)
+    constant, _ = score_depth(bag, constant_depth(bag.stamps, bag.gt_depth, like=preds))
+    return {"metric_abs_rel": out["metric"]["abs_rel"], "abs_rel": out["abs_rel"],
+            "constant_metric_abs_rel": constant["metric"]["abs_rel"]}
+
+
+def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend: str = "onnxruntime",
+              params: dict | None = None, check: str | Path | None = None) -> dict:
+    """-> {factor, frames, frame_scale_p10 / p90, fitted: {before, after} on BAG, and with `check`
+    (another labelled recording of the site) checked: the same there, where the factor is a
+    prediction, not a fit}."""
+    from .metrics import depth_errors
+
+    bag, preds = _run(bag_path, model_dir, backend, params)
     scales = []
     for s in sorted(set(preds.depth) & set(bag.gt_depth)):
         pred_k = preds.depth_K.get(s)
@@ -59,13 +82,21 @@ def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend
     if not scales:
         raise BagError(f"{bag_path}: no frame has model depth over valid ground-truth depth")
     factor = float(np.exp(np.median(np.log(scales))))
-    before, _ = score_depth(bag, preds)
-    preds.depth = {s: d * factor for s, d in preds.depth.items()}
-    after, _ = score_depth(bag, preds)
-    return {"bag": str(bag_path), "factor": factor, "frames": len(scales),
-            "frame_scale_p10": float(np.percentile(scales, 10)), "frame_scale_p90": float(np.percentile(scales, 90)),
-            "metric_abs_rel_before": before["metric"]["abs_rel"], "metric_abs_rel_after": after["metric"]["abs_rel"],
-            "abs_rel": before["abs_rel"]}
+    result = {"bag": str(bag_path), "factor": factor, "frames": len(scales),
+              "frame_scale_p10": float(np.percentile(scales, 10)), "frame_scale_p90": float(np.percentile(scales, 90)),
+              "fitted": {"before": _metric(bag, preds, 1.0), "after": _metric(bag, preds, factor)}}
+    if check is not None:
+        other, other_preds = _run(check, model_dir, backend, params)
+        result["checked"] = {"bag": str(check), "before": _metric(other, other_preds, 1.0),
+                             "after": _metric(other, other_preds, factor)}
+    return result
+
+
+def _say(name: str, part: dict) -> str:
+    b, a = part["before"], part["after"]
+    return (f"{name}: metric AbsRel {b['metric_abs_rel']:.3f} -> {a['metric_abs_rel']:.3f} (oracle constant "
+            f"{a['constant_metric_abs_rel']:.3f}: {a['metric_abs_rel'] / a['constant_metric_abs_rel']:.2f}x; "
+            f"median-scaled {a['abs_rel']:.3f})")
 
 
 def main(argv: list[str]) -> int:
@@ -75,17 +106,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("bag", help="a labelled recording of the site (bag convert / bag import, with /gt/depth)")
     parser.add_argument("--model", default=None, help="model directory; default: the shipped one, as the node")
     parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--check", default=None, metavar="OTHER_BAG",
+                        help="another labelled recording of the site, scored with the factor (its real test)")
     parser.add_argument("--json", default=None, help="also write the result here")
     add_param_argument(parser)
     args = parser.parse_args(argv)
     try:
-        result = calibrate(args.bag, args.model, args.backend, params_from_args(parser, args.param))
+        result = calibrate(args.bag, args.model, args.backend, params_from_args(parser, args.param), args.check)
     except (BagError, OSError, ValueError) as exc:
         print(f"fourds-ros calibrate-scale: {exc}", file=sys.stderr)
         return 1
-    print(f"{result['frames']} frames: single frames' scale {result['frame_scale_p10']:.3f}-{result['frame_scale_p90']:.3f} "
-          f"(10th-90th percentile); metric AbsRel on this recording {result['metric_abs_rel_before']:.3f} -> "
-          f"{result['metric_abs_rel_after']:.3f} (median-scaled {result['abs_rel']:.3f}); check it on another one")
+    print(f"{result['frames']} frames; single frames' scale {result['frame_scale_p10']:.3f}-"
+          f"{result['frame_scale_p90']:.3f} (10th-90th percentile)")
+    print(_say(f"{args.bag} (fitted on)", result["fitted"]))
+    print(_say(f"{args.check} (checked)", result["checked"]) if args.check else
+          "check the factor on another recording of the site: --check OTHER_BAG")
     print(f"metric_scale_factor: {result['factor']:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

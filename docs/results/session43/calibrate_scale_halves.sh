@@ -19,3 +19,7 @@ print(f'$1 with factor $2: metric AbsRel {m:.3f} (oracle constant {c:.3f}, {m / 
 fa=$(.venv/bin/python -c "import json; print(round(json.load(open('$OUT/scale_first.json'))['factor'], 4))")
 fb=$(.venv/bin/python -c "import json; print(round(json.load(open('$OUT/scale_second.json'))['factor'], 4))")
 score second 1.0; score second $fa; score first 1.0; score first $fb
+# The factor's views (model card, session 43): the first half's factor on frames 40-54 (the floor) and 55-79 (the desk).
+.venv/bin/fourds-ros bag convert --format tum $TUM "$OUT/f40-54" --start 40 --max-frames 15 > /dev/null
+.venv/bin/fourds-ros bag convert --format tum $TUM "$OUT/f55-79" --start 55 > /dev/null
+for c in f40-54 f55-79; do .venv/bin/fourds-ros calibrate-scale "$OUT/first" --check "$OUT/$c" | grep checked; done
