@@ -4,7 +4,7 @@
         camera_info_topic:=/camera/color/camera_info
 
 Arguments: params_file, namespace, use_sim_time, log_level, autostart, model, image_topic,
-camera_info_topic, image_transport, reference_odom_topic, fastdds_profile, rviz. All logic is in fourds_ros.ros.launch_logic
+camera_info_topic, image_transport, reference_odom_topic, reference_depth_topic, fastdds_profile, rviz. All logic is in fourds_ros.ros.launch_logic
 (perception_node_plan, rviz_plan: plain unit-tested functions); this file only maps plans to
 launch_ros actions.
 """
@@ -23,6 +23,8 @@ ARGUMENTS = {
     "image_transport": ("", "raw or compressed (default: from params_file)"),
     "reference_odom_topic": ("", "the robot's own nav_msgs/Odometry (e.g. the wheels): depth and odometry in its "
                              "metres (metric_scale_source: reference_odometry); empty: the model's metres"),
+    "reference_depth_topic": ("", "an RGB-D camera's depth registered to the colour image (e.g. aligned_depth_to_color):"
+                              " depth and odometry in its metres (metric_scale_source: reference_depth)"),
     "fastdds_profile": ("", "Fast DDS profile file for the node ('' the package's config/fastdds_large_frames.xml "
                         "unless FASTDDS_DEFAULT_PROFILES_FILE is set; 'none': none added)"),
     "rviz": ("false", "also start rviz2 with config/fourds.rviz"),

@@ -203,3 +203,55 @@ def test_calibrate_scale_finds_the_factor_that_eval_then_applies(tmp_path):
     assert scored["depth"]["metric"]["abs_rel"] == pytest.approx(checked["after"]["metric_abs_rel"], rel=1e-6)
     constant = scored["peers"]["constant_depth"]["depth"]["metric"]["abs_rel"]
     assert constant == pytest.approx(checked["after"]["constant_metric_abs_rel"], rel=1e-6)
+
+
+def test_depth_reference_scale_is_each_clips_median_ratio_where_both_have_depth():
+    from fourds_ros.perception.metric_scale import DepthReferenceScale
+
+    rng = np.random.default_rng(0)
+    own = rng.uniform(1.0, 4.0, (3, 16, 16))
+    scale = DepthReferenceScale(initial=0.7)
+    assert not scale.measure([0, 1, 2], own) and scale.scale == 0.7  # no reference yet: the factor holds
+    for t in range(3):
+        ref = own[t] * 0.5
+        ref[:8] = 0.0  # the sensor sees nothing on half the view (glass, range): those pixels do not count
+        scale.add(t * 33_000_000, ref)
+    assert scale.measure([0, 33_000_000, 66_000_000], own) and scale.scale == pytest.approx(0.5)
+    scale.add(100_000_000, own[0] * 100)  # a glitch: 200x the last measured scale
+    assert not scale.measure([100_000_000], own[:1]) and scale.scale == pytest.approx(0.5)
+    sparse = np.zeros((16, 16))
+    sparse[0, :5] = 1.0  # 2 % of the view
+    scale.add(200_000_000, sparse)
+    assert not scale.measure([200_000_000], own[:1])
+    assert not scale.measure([200_000_000 + 30_000_000], own[:1])  # 30 ms from the nearest reference: none
+    assert scale.status() == {"metric_scale": 0.5, "metric_scale_clips_used": 1, "metric_scale_clips_seen": 5}
+
+
+def test_reference_depth_puts_the_new_scene_in_metres_offline(tmp_path):
+    """metric_scale_source: reference_depth on real frames of the validation desk, its ground-truth
+    depth standing in for an RGB-D camera's: the metres come right where the model's own are 1.5-6x
+    too far, relative depth and tracks untouched; a depth image of another size is refused."""
+    import json
+
+    from fourds_ros.cli import main as cli
+    from fourds_ros.engine import create_engine
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+
+    bag = tmp_path / "desk"
+    assert cli(["bag", "convert", "--format", "tum", str(require(SHARED_DATA / "tum_fr1_rpy_f000-079")), str(bag),
+                "--max-frames", "15"]) == 0
+    reports = {}
+    for source in ("model", "reference_depth"):
+        out = tmp_path / source
+        assert cli(["eval", str(bag), "--offline", "--out", str(out), "--param", f"metric_scale_source={source}"]) == 0
+        reports[source] = json.loads((out / "report.json").read_text())
+    own, ref = (reports[k]["depth"] for k in ("model", "reference_depth"))
+    assert ref["metric"]["abs_rel"] < 0.5 * own["metric"]["abs_rel"]
+    assert ref["metric"]["abs_rel"] < 1.3 * ref["abs_rel"]  # about as good as a per-frame median scale
+    assert ref["abs_rel"] == pytest.approx(own["abs_rel"])
+    assert reports["reference_depth"]["tracks"]["aj"] == pytest.approx(reports["model"]["tracks"]["aj"])
+    pipeline = PerceptionPipeline(create_engine(PerceptionSettings().model.resolved_path(), "onnxruntime"),
+                                  PerceptionSettings.from_params(metric_scale_source="reference_depth"))
+    pipeline.add_frame(np.zeros((480, 640, 3), np.uint8), 0, "camera")
+    assert "registered to the colour image" in pipeline.add_reference_depth(0, np.ones((240, 320)))
+    assert pipeline.add_reference_depth(0, np.ones((480, 640))) is None

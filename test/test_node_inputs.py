@@ -1,6 +1,8 @@
 """The node's inputs on real DDS: one image transport, every frame accounted for (late frames,
 resets, a slow camera), the camera mount from /tf_static, and a warning for transport loss."""
 
+import numpy as np
+
 from fourds_ros.ros.harness import run_node
 
 START = [{"wait_for": "/diagnostics", "timeout": 60}]
@@ -122,6 +124,26 @@ def test_a_mount_that_rolls_the_camera_upside_down_says_which_image_rotation_to_
     values = run.last_diagnostics()["values"]
     assert int(values["errors_image_rotation"]) >= 1 and values["frames_out"] == "6", values
     assert run.node_log.count("image_rotation: 180") == 1, run.node_log
+
+
+def test_reference_depth_reaches_the_metric_scale_and_bad_images_are_counted(tiny_model_dir, ros_env, tmp_path):
+    """metric_scale_source: reference_depth subscribes to reference_depth (an RGB-D camera's depth,
+    sensor_msgs/Image) and rescales the model's metres to it over DDS: an all-2-metre reference
+    makes the published depth's median 2 m; an image in an encoding no depth has is refused,
+    logged and counted, and the node keeps going."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info", "reference_depth"], "timeout": 60},
+                    {"frames": 10, "rate": 15, "size": [120, 160], "reference_depth": 2.0, "reference_bad_at": 3},
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "metric_scale_source": "reference_depth"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["errors_reference_depth"] == "1" and "8UC1" in run.node_log, values
+    assert values["metres_from"] == "reference_depth" and values["frames_out"] == "10", values
+    assert int(values["metric_scale_clips_used"]) >= 3 and float(values["metric_scale"]) != 1.0, values
+    depth = [r for r in run.result["records"] if r["topic"] == "depth/image"]
+    assert len(depth) == 10 and all(r["finite"] > 0 for r in depth)
+    assert 1.6 < np.median([r["median"] for r in depth]) < 2.5, [r["median"] for r in depth]
 
 
 def test_reference_odometry_reaches_the_metric_scale_and_bad_poses_are_counted(tiny_model_dir, ros_env, tmp_path):

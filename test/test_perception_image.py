@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from .conftest import SHARED_DATA, require
-from fourds_ros.perception.image import ENCODINGS, ImageDecodeError, decode_compressed, decode_raw, encode_raw
+from fourds_ros.perception.image import ENCODINGS, ImageDecodeError, decode_compressed, decode_depth, decode_raw, encode_raw
 from fourds_ros.perception.preprocess import Preprocessor
 
 SCENES = SHARED_DATA / "7scenes_redkitchen_f000-299"
@@ -85,3 +85,20 @@ def test_preprocess_real_frame():
     out = Preprocessor((128, 96), "center_crop")(frame)
     assert out.shape == (128, 96, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0 and out.std() > 0.02
+
+
+def test_depth_images_decode_to_metres_and_bad_ones_are_refused_by_kind():
+    """perception.image.decode_depth (metric_scale_source: reference_depth's images): 32FC1 metres,
+    16UC1 / mono16 millimetres in either byte order and with row padding; no depth is 0."""
+    metres = np.array([[1.5, np.nan], [np.inf, -1.0]], "<f4")
+    np.testing.assert_array_equal(decode_depth("32FC1", 2, 2, 8, metres.tobytes()), [[1.5, 0], [0, 0]])
+    mm = np.array([[1000, 0], [2500, 65535]], ">u2")
+    padded = np.zeros((2, 6), np.uint8)  # a step of 6 bytes for 4 of pixels
+    padded[:, :4] = mm.view(np.uint8).reshape(2, 4)
+    got = decode_depth("16UC1", 2, 2, 6, padded.tobytes(), is_bigendian=True)
+    np.testing.assert_allclose(got, [[1.0, 0], [2.5, 65.535]], rtol=1e-6)
+    for args, kind in ((("8UC1", 2, 2, 2, bytes(4)), "unsupported_encoding"), (("mono16", 2, 2, 4, bytes(7)), "size"),
+                       (("32FC1", 5000, 5000, 20000, b""), "too_large")):
+        with pytest.raises(ImageDecodeError) as err:
+            decode_depth(*args, max_input_pixels=10_000_000)
+        assert err.value.kind == kind

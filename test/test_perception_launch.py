@@ -36,6 +36,14 @@ def test_plan_defaults_and_remaps(tiny_model_dir):
     assert "metric_scale_source" not in plan["parameters"][1]  # the model's metres unless a reference is named
 
 
+def test_a_reference_depth_topic_turns_on_the_metric_scale_and_is_remapped():
+    plan = perception_node_plan(reference_depth_topic="/camera/aligned_depth_to_color/image_raw")
+    assert plan["parameters"][1]["metric_scale_source"] == "reference_depth"
+    assert ("reference_depth", "/camera/aligned_depth_to_color/image_raw") in plan["remappings"]
+    with pytest.raises(ValueError, match="give one source of metres"):
+        perception_node_plan(reference_odom_topic="/odom", reference_depth_topic="/depth")
+
+
 def test_a_reference_odometry_topic_turns_on_the_metric_scale_and_is_remapped():
     plan = perception_node_plan(reference_odom_topic="/wheel/odometry")
     assert plan["parameters"][1]["metric_scale_source"] == "reference_odometry"

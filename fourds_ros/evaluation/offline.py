@@ -36,7 +36,8 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     Latency per frame: wall time from pushing the frame until the push that returned its result
     (clip buffering included, exactly what a subscriber to the node sees minus transport).
     With metric_scale_source: reference_odometry, the bag's ground-truth camera poses stand in for
-    the robot's odometry (each pushed just before its frame).
+    the robot's odometry (each pushed just before its frame); with reference_depth, its ground-truth
+    depth stands in for an RGB-D camera's.
     """
     from ..engine import create_engine
     from ..perception import PerceptionPipeline, PerceptionSettings
@@ -59,11 +60,16 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     if reference and not bag.gt_pose:
         raise BagError(f"{bag.path}: metric_scale_source reference_odometry needs a reference; offline it is the "
                        "bag's ground-truth poses, and this bag has none")
+    if pipeline.reference_depth is not None and not bag.gt_depth:
+        raise BagError(f"{bag.path}: metric_scale_source reference_depth needs a reference; offline it is the "
+                       "bag's ground-truth depth, and this bag has none")
     t0 = time.perf_counter()
     for stamp in bag.stamps:
         if reference and stamp in bag.gt_pose:  # odom_from_base = world_from_camera @ camera_from_base
             odom_from_base = bag.gt_pose[stamp] @ pipeline.odometry.camera_from_base
             pipeline.add_reference_odometry(stamp, odom_from_base[:3, 3], quat_xyzw(odom_from_base[:3, :3]))
+        if pipeline.reference_depth is not None and stamp in bag.gt_depth:  # the RGB-D camera's depth
+            pipeline.add_reference_depth(stamp, bag.gt_depth[stamp])
         pushed_at[stamp] = time.perf_counter_ns()
         record(pipeline.push(bag.images[stamp], stamp, CAMERA_FRAME, bag.intrinsics(stamp)))
     clip = pipeline.flush()  # the end of the bag: the node flushes once its input is idle

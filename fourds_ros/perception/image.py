@@ -171,6 +171,30 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: bytes | 
         raise ImageDecodeError("decode_failed", f"OpenCV cannot convert {encoding} {width}x{height}: {exc}") from exc
 
 
+# Depth images (REP-118 32FC1 metres; 16UC1 / mono16 millimetres, as OpenNI and RealSense publish them):
+# encoding -> (layout, metres per unit). to_rgb is unused: depth stays one channel.
+_DEPTH_LAYOUTS = {"32FC1": (_Layout("f4", 1, None), 1.0), "16UC1": (_Layout("u2", 1, None), 1e-3),
+                  "mono16": (_Layout("u2", 1, None), 1e-3)}
+
+
+def decode_depth(encoding: str, height: int, width: int, step: int, data: bytes | memoryview, *,
+                 is_bigendian: bool = False, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """A depth sensor_msgs/Image payload -> (height, width) float32 metres, 0 where the sensor has
+    none (0, NaN or inf). ImageDecodeError as decode_raw: 'unsupported_encoding', 'too_large', 'size'."""
+    if encoding not in _DEPTH_LAYOUTS:
+        raise ImageDecodeError("unsupported_encoding",
+                               f"unsupported depth encoding {encoding!r}; supported: {', '.join(_DEPTH_LAYOUTS)}")
+    layout, metres = _DEPTH_LAYOUTS[encoding]
+    rows = _check_geometry(encoding, layout, height, width, step, max_input_pixels)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if buf.size != rows * step:
+        raise ImageDecodeError("size", f"data length {buf.size} != {rows} rows x step {step} = {rows * step}")
+    row_bytes = buf.reshape(rows, step)[:, : width * np.dtype(layout.dtype).itemsize]
+    values = np.ascontiguousarray(row_bytes).view((">" if is_bigendian else "<") + layout.dtype)
+    depth = values.astype(np.float32) * np.float32(metres)
+    return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(0))
+
+
 def decode_compressed(fmt: str, data: bytes | memoryview, *,
                       max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """A sensor_msgs/CompressedImage payload (JPEG or PNG, told apart by their magic bytes; `fmt` is

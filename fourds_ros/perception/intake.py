@@ -63,6 +63,20 @@ class FrameIntake:
         with self.sync_lock:
             self._add_all(self.sync.push_image(stamp_ns, (stamp_ns, frame_id, decode, encoding), time.monotonic()))
 
+    def push_reference_odometry(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray) -> None:
+        """metric_scale_source: reference_odometry: one pose of the robot's own odometry; a refused one is counted."""
+        if refused := self.pipeline.add_reference_odometry(stamp_ns, position, quaternion_xyzw):
+            self.health.warn("reference_odometry", f"{refused}: not used for the metric scale")
+
+    def push_reference_depth(self, stamp_ns: int, decode: Callable[[], np.ndarray]) -> None:
+        """metric_scale_source: reference_depth: one depth image of an RGB-D camera; a refused one is counted."""
+        try:
+            refused = self.pipeline.add_reference_depth(stamp_ns, decode())
+        except ImageDecodeError as exc:
+            refused = f"{exc.kind}: {exc}"
+        if refused:
+            self.health.warn("reference_depth", f"{refused}: not used for the metric scale")
+
     def release_overdue(self) -> None:
         """Images whose camera_info is overdue go on with the latest one."""
         with self.sync_lock:

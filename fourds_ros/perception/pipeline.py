@@ -35,7 +35,7 @@ from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
     upright_turns,
 )
-from .metric_scale import ReferenceScale
+from .metric_scale import DepthReferenceScale, ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import GeometryPose, clip_pose, head_overruled, solve_clip_motion
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
@@ -131,6 +131,8 @@ class PerceptionPipeline:
         self.reference_scale = (ReferenceScale(s.scale.min_distance_m, s.scale.max_rotation_deg, s.scale.window,
                                                s.scale.min_clips, s.scale.factor)
                                 if s.scale.source == "reference_odometry" else None)
+        # The model's metres rescaled by an RGB-D camera's registered depth (metric_scale.py), or None.
+        self.reference_depth = DepthReferenceScale(s.scale.factor) if s.scale.source == "reference_depth" else None
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
@@ -213,8 +215,8 @@ class PerceptionPipeline:
     def status(self) -> dict:
         """Counters for diagnostics (and the metric scale with a reference odometry)."""
         factor = self.settings.scale.factor  # a site's calibrated metric_scale_factor, when one is set
-        scale = (self.reference_scale.status() if self.reference_scale is not None else
-                 {"metric_scale": factor} if factor != 1.0 else {})
+        reference = self.reference_scale or self.reference_depth
+        scale = reference.status() if reference is not None else {"metric_scale": factor} if factor != 1.0 else {}
         source = self.settings.scale.source  # whose metres the outputs are in
         return {**scale, "metres_from": "metric_scale_factor" if source == "model" and factor != 1.0 else source,
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
@@ -290,8 +292,7 @@ class PerceptionPipeline:
         own_depth = self._model_depth(outputs, k_model[0, 0])  # the model's own metres: the pose solves in them
         if own_depth is not None and excluded is not None:
             own_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
-        # fixed for the clip: reference_odometry's measured scale, else the calibrated metric_scale_factor
-        scale = self.reference_scale.scale if self.reference_scale is not None else self.settings.scale.factor
+        scale = self._clip_scale(frames, output_t, own_depth)
         model_depth = self._scaled(own_depth, scale)  # the published metres
         blind, partly = self._blindness(video, excluded)
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
@@ -318,6 +319,33 @@ class PerceptionPipeline:
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
+
+    def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None) -> float:
+        """The clip's metric scale: reference_odometry's from the clips before, reference_depth's
+        measured on this clip's output frames, else the calibrated metric_scale_factor."""
+        if self.reference_scale is not None:
+            return self.reference_scale.scale
+        if self.reference_depth is not None and own_depth is not None:
+            self.reference_depth.measure([frames[t].stamp_ns for t in output_t], own_depth[output_t])
+            return self.reference_depth.scale
+        return self.settings.scale.factor
+
+    def add_reference_depth(self, stamp_ns: int, depth: np.ndarray) -> str | None:
+        """An RGB-D camera's depth (H, W) in metres (0 / NaN: none), registered to the colour image
+        (metric_scale_source: reference_depth; any thread). -> why it was refused, or None. Ignored
+        otherwise. Turned upright and cut to the model's view as the colour frames are."""
+        if self.reference_depth is None:
+            return None
+        depth = np.asarray(depth, np.float32)
+        if self.turns:
+            depth = rotate_image(depth, self.turns)
+        if depth.ndim != 2 or (self._upright_hw is not None and depth.shape != tuple(self._upright_hw)):
+            return (f"a {depth.shape[1::-1] if depth.ndim == 2 else depth.shape} reference depth for "
+                    f"{tuple(self._upright_hw or ())[::-1]} colour frames: it must be registered to the colour image")
+        y0, y1, x0, x1 = self.preprocess.crop_box(depth.shape)
+        h, w = self.model_hw
+        self.reference_depth.add(stamp_ns, cv2.resize(depth[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_NEAREST))
+        return None
 
     def _excluded_pixels(self, upright_hw: tuple[int, int], pmap: PixelMap) -> np.ndarray | None:
         """The model-pixel mask of exclude_boxes for inputs of this (upright) size, cached."""

@@ -408,8 +408,12 @@ class ScaleSettings(_Group):
         on the validation scene's desk, TUM fr1/rpy) | reference_odometry (the model's metres rescaled
         by the robot's own odometry on the reference_odom topic, nav_msgs/Odometry of base_frame, e.g.
         the wheels: per clip, the camera's travel by the reference over the model's, the median of the
-        last metric_scale_window clips; the model's own until metric_scale_min_clips counted). Needs
-        enable_pose.""", param="metric_scale_source", choices=("model", "reference_odometry"))
+        last metric_scale_window clips; the model's own until metric_scale_min_clips counted; needs
+        enable_pose) | reference_depth (the model's metres rescaled by an RGB-D camera's depth on the
+        reference_depth topic, sensor_msgs/Image 16UC1 mm or 32FC1 m registered to the colour image, e.g.
+        RealSense aligned_depth_to_color: per clip, the median over its frames of the reference over the
+        model's depth where both have one; the model's depth fills what the sensor misses; needs
+        enable_depth).""", param="metric_scale_source", choices=("model", "reference_odometry", "reference_depth"))
     min_distance_m: float = setting(0.05, """reference_odometry: a clip counts when the reference moved the
         camera at least this far between its first and last frame (a short travel is mostly the
         reference's and the model's noise; 5 cm: a robot at 0.2 m/s over an 8-frame clip at 30 Hz).""",
@@ -424,8 +428,8 @@ class ScaleSettings(_Group):
     min_clips: int = setting(5, """reference_odometry: clips that must count before the scale leaves
         metric_scale_factor.""", param="metric_scale_min_clips", low=1, high=100000)
     factor: float = setting(1.0, """The model's metres times this: the scale with metric_scale_source model, and
-        reference_odometry's until it has measured one. 1: the depth head's own. A site's factor comes from a
-        short RGB-D recording there (`fourds-ros calibrate-scale BAG`, after `fourds-ros bag import`): on TUM
+        reference_odometry's or reference_depth's until it has measured one. 1: the depth head's own. A
+        site's factor comes from a short RGB-D recording there (`fourds-ros calibrate-scale BAG`, after `fourds-ros bag import`): on TUM
         fr1/rpy (validation) the factor of its first 40 frames took the next 40 frames' metric AbsRel from 1.36
         to 0.34 (0.68x the oracle constant's), that of the second 40 the first 40's from 1.56 to 0.31 (1.26x;
         docs/results/session43/calibrate_scale_halves.sh).""",
@@ -470,6 +474,9 @@ class PerceptionSettings:
         if self.scale.source == "reference_odometry" and not self.pose.enable:
             raise ValueError("metric_scale_source: reference_odometry needs enable_pose: true (it compares each "
                              "clip's motion with the reference's)")
+        if self.scale.source == "reference_depth" and not self.depth.enable:
+            raise ValueError("metric_scale_source: reference_depth needs enable_depth: true (it compares each "
+                             "clip's depth with the reference's)")
 
     @classmethod
     def from_params(cls, values: dict[str, Any] | None = None, **overrides) -> PerceptionSettings:

@@ -13,7 +13,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..perception.camera import Calibration
-from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed, decode_raw
+from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed, decode_depth, decode_raw
 from ..perception.odometry import quat_xyzw
 from ..perception.preprocess import backproject
 
@@ -39,6 +39,13 @@ def image_to_rgb(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB; ImageDecodeError on bad input."""
     return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data),
                       is_bigendian=bool(msg.is_bigendian), max_input_pixels=max_input_pixels)
+
+
+def depth_to_metres(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """A depth sensor_msgs/Image (32FC1 m, 16UC1 / mono16 mm) -> (H, W) float32 metres, 0 where none;
+    ImageDecodeError on bad input."""
+    return decode_depth(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data),
+                        is_bigendian=bool(msg.is_bigendian), max_input_pixels=max_input_pixels)
 
 
 def compressed_to_rgb(msg, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:

@@ -116,12 +116,14 @@ def node_plan(params_files=(), overrides: dict | None = None, namespace: str = "
 def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="false",
                          log_level: str = "info", autostart="true", model: str = "",
                          image_topic: str = "image", camera_info_topic: str = "camera_info",
-                         image_transport: str = "", reference_odom_topic: str = "", fastdds_profile: str = "",
-                         environ=None) -> dict:
+                         image_transport: str = "", reference_odom_topic: str = "", reference_depth_topic: str = "",
+                         fastdds_profile: str = "", environ=None) -> dict:
     """Launch arguments (strings, as launch gives them) -> the node to run. Raises ValueError
     naming the bad argument. Empty model / image_transport leave the params file's value. A
     reference_odom_topic (the robot's own odometry, e.g. the wheels) sets metric_scale_source:
-    reference_odometry and remaps reference_odom to it. fastdds_profile: see fastdds_environment
+    reference_odometry and remaps reference_odom to it; a reference_depth_topic (an RGB-D camera's
+    depth registered to the colour image) sets reference_depth and remaps reference_depth to it
+    (not both). fastdds_profile: see fastdds_environment
     (environ: the launch's environment, default os.environ); the plan's "env" holds the result."""
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
@@ -136,9 +138,14 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
             raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}, got {image_transport!r}")
         overrides["image_transport"] = image_transport
     remappings = topic_remappings(image_topic, camera_info_topic)
+    if reference_odom_topic and reference_depth_topic:
+        raise ValueError("reference_odom_topic and reference_depth_topic: give one source of metres")
     if reference_odom_topic:
         overrides["metric_scale_source"] = "reference_odometry"
         remappings.append(("reference_odom", reference_odom_topic))
+    if reference_depth_topic:
+        overrides["metric_scale_source"] = "reference_depth"
+        remappings.append(("reference_depth", reference_depth_topic))
     plan = node_plan([params], overrides, namespace, remappings, log_level)
     plan["env"] = fastdds_environment(os.environ if environ is None else environ, fastdds_profile)
     return plan

@@ -91,7 +91,11 @@ class PerceptionNode(LifecycleNode):
         if s.tracks.query_mode == "topic":
             self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10))
         if s.scale.source == "reference_odometry":  # the robot's own odometry, for the metric scale
-            self.subscriptions_.append(sub(Odometry, "reference_odom", self.on_reference_odometry, 50))
+            self.subscriptions_.append(sub(Odometry, "reference_odom", lambda m: self.intake.push_reference_odometry(
+                *convert.odometry_pose(m)), 50))
+        if s.scale.source == "reference_depth":  # an RGB-D camera's registered depth, for the metric scale
+            self.subscriptions_.append(sub(Image, "reference_depth", lambda m: self.intake.push_reference_depth(
+                convert.stamp_to_ns(m.header.stamp), lambda: convert.depth_to_metres(m, s.inputs.max_input_pixels)), qos))
         self.mount = CameraMount(self, s.pose)
         if s.clip.camera_info_wait_s > 0:  # only waiting images need releasing when overdue
             self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady))
@@ -177,10 +181,6 @@ class PerceptionNode(LifecycleNode):
                 pipeline.add_track_queries(convert.track_query_uv(msg))
         except ValueError as exc:
             self.health.warn("track_queries", str(exc))
-
-    def on_reference_odometry(self, msg: Odometry) -> None:
-        if self.pipeline and (refused := self.pipeline.add_reference_odometry(*convert.odometry_pose(msg))):
-            self.health.warn("reference_odometry", f"{refused}: not used for the metric scale")
 
     def on_reset(self, request, response):
         if self.intake is not None:

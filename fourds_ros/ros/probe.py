@@ -10,12 +10,14 @@ Steps:
   {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (7-Scenes style *.color.jpg),
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
    "stamp_offset_s": 0.0, "corrupt": null|"length", "skip": [I, ...], "late_at": null|I,
-   "reference_odom": null|SPEED, "reference_bad_at": null|I}
+   "reference_odom": null|SPEED, "reference_bad_at": null|I, "reference_depth": null|METRES}
                                (skip: frames not sent, as if lost in transport; late_at:  frame I's stamp is 1.5
                                periods ahead, so frame I+1 arrives with an older stamp than it;
                                reference_odom: with each frame, a nav_msgs/Odometry on reference_odom of
                                the base moving along x at SPEED m/s, stamped as the frame, the one at
-                               reference_bad_at with an all-zero orientation)
+                               reference_bad_at with an all-zero orientation; reference_depth: with each
+                               frame, a 16UC1 depth image of the frame's size, all at METRES, on
+                               reference_depth, the one at reference_bad_at in an unsupported encoding)
   {"tf_static": [{"parent": P, "child": C, "translation": [x, y, z], "rotation": [x, y, z, w]}]}
                                latched on /tf_static (as robot_state_publisher does from a URDF)
   {"wait": SECONDS}            keep recording
@@ -104,6 +106,18 @@ def back_and_forth(frames: list, i: int):
     return frames[j] if j < len(frames) else frames[cycle - j]
 
 
+def reference_depth(stamp_ns: int, hw: tuple[int, int], metres: float, bad: bool = False) -> Image:
+    """An RGB-D camera's depth registered to the frame: 16UC1 millimetres, all at `metres` (bad: a
+    1-channel 8-bit encoding no depth has)."""
+    h, w = hw
+    mm = np.full((h, w), round(metres * 1000), "<u2")
+    if bad:
+        return Image(header=convert.header(stamp_ns, "camera_optical"), height=h, width=w, encoding="8UC1",
+                     is_bigendian=0, step=w, data=np.zeros(h * w, np.uint8).tobytes())
+    return Image(header=convert.header(stamp_ns, "camera_optical"), height=h, width=w, encoding="16UC1",
+                 is_bigendian=0, step=w * 2, data=mm.tobytes())
+
+
 def reference_odometry(stamp_ns: int, x: float, bad: bool = False) -> Odometry:
     """The base at (x, 0, 0), not turned (bad: an all-zero orientation, as a driver that never set it)."""
     msg = Odometry(header=convert.header(stamp_ns, "odom"), child_frame_id="base_link")
@@ -123,6 +137,8 @@ def summarise(topic: str, msg) -> dict:
                    data_len=len(msg.data))
         if depth is not None:
             out["finite"] = int(np.isfinite(depth).sum())
+            sample = depth[::16]  # a cheap median (the node benchmark receives 30 of these a second)
+            out["median"] = float(np.median(sample[np.isfinite(sample)])) if np.isfinite(sample).any() else None
     elif isinstance(msg, CameraInfo):
         out.update(height=msg.height, width=msg.width, k=list(msg.k))
     elif isinstance(msg, PointCloud2):
@@ -194,6 +210,7 @@ class Probe(Node):
         self.info_pub = self.create_publisher(CameraInfo, pre + "camera_info", camera)
         self.queries_pub = self.create_publisher(PointCloud2, pre + "track_queries", camera)
         self.reference_pub = self.create_publisher(Odometry, pre + "reference_odom", camera)
+        self.reference_depth_pub = self.create_publisher(Image, pre + "reference_depth", camera)
         outputs = dict(OUTPUTS.values())  # topic -> type, as the node publishes them
         record = set(topics) if topics else set(outputs) | {"/diagnostics", "/tf"}
         for topic, kind in outputs.items():
@@ -248,6 +265,9 @@ class Probe(Node):
             if step.get("reference_odom") is not None:
                 self.reference_pub.publish(reference_odometry(stamp_ns, float(step["reference_odom"]) * i / rate,
                                                               i == step.get("reference_bad_at")))
+            if step.get("reference_depth") is not None:
+                self.reference_depth_pub.publish(reference_depth(stamp_ns, rgb.shape[:2], float(step["reference_depth"]),
+                                                                 i == step.get("reference_bad_at")))
             if step.get("camera_info", True) and k is not None:
                 self.info_pub.publish(convert.camera_info(k, rgb.shape[0], rgb.shape[1], stamp_ns, "camera_optical"))
             if step.get("compressed"):
@@ -348,7 +368,7 @@ class Probe(Node):
     def _wait_for_subscribers(self, step: dict) -> None:
         publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
                       "camera_info": self.info_pub, "track_queries": self.queries_pub,
-                      "reference_odom": self.reference_pub}
+                      "reference_odom": self.reference_pub, "reference_depth": self.reference_depth_pub}
         wanted = [publishers[t] for t in step["wait_for_subscribers"]]
         end = time.monotonic() + float(step.get("timeout", 60))
         # ...and our recorders must have matched the node's output publishers too (discovery is not
