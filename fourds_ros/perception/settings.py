@@ -429,10 +429,11 @@ class ScaleSettings(_Group):
         metric_scale_factor.""", param="metric_scale_min_clips", low=1, high=100000)
     factor: float = setting(1.0, """The model's metres times this: the scale with metric_scale_source model, and
         reference_odometry's or reference_depth's until it has measured one. 1: the depth head's own. A
-        site's factor comes from a short RGB-D recording there (`fourds-ros calibrate-scale BAG`, after `fourds-ros bag import`): on TUM
-        fr1/rpy (validation) the factor of its first 40 frames took the next 40 frames' metric AbsRel from 1.36
-        to 0.34 (0.68x the oracle constant's), that of the second 40 the first 40's from 1.56 to 0.31 (1.26x;
-        docs/results/session43/calibrate_scale_halves.sh).""",
+        site's factor comes from a short RGB-D recording there (`fourds-ros calibrate-scale BAG`, after
+        `fourds-ros bag import`): on TUM fr1/rpy (validation) the factor of its first 40 frames took the next
+        40 frames' metric AbsRel from 1.36 to 0.34 (0.68x the oracle constant's), that of the second 40 the
+        first 40's from 1.56 to 0.31 (1.26x; docs/results/session43/calibrate_scale_halves.sh). It holds for
+        the views it was measured on.""",
                             param="metric_scale_factor", low=1e-3, high=1e3)
 
     def check_consistency(self) -> None:
