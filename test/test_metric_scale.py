@@ -224,7 +224,14 @@ def test_depth_reference_scale_is_each_clips_median_ratio_where_both_have_depth(
     scale.add(200_000_000, sparse)
     assert not scale.measure([200_000_000], own[:1])
     assert not scale.measure([200_000_000 + 30_000_000], own[:1])  # 30 ms from the nearest reference: none
-    assert scale.status() == {"metric_scale": 0.5, "metric_scale_clips_used": 1, "metric_scale_clips_seen": 5}
+    assert scale.status() == {"metric_scale": 0.5, "metric_scale_motion": 0.5, "metric_scale_clips_used": 1,
+                              "metric_scale_clips_seen": 5}
+    windowed = DepthReferenceScale(initial=1.0, window=3)  # the motion's scale: the median of the last 3 clips
+    assert windowed.motion_scale == 1.0
+    for t, ratio in enumerate((0.4, 0.8, 0.5, 0.9)):
+        windowed.add(t, own[0] * ratio)
+        assert windowed.measure([t], own[:1]) and windowed.scale == pytest.approx(ratio)
+    assert windowed.motion_scale == pytest.approx(0.8)  # median of 0.8, 0.5, 0.9
 
 
 def test_reference_depth_puts_the_new_scene_in_metres_offline(tmp_path):

@@ -149,17 +149,20 @@ DEPTH_MIN_SHARE = 0.05
 class DepthReferenceScale:
     """metric_scale_source: reference_depth. An RGB-D camera's depth, registered to the colour image
     and already on the model's pixel grid, `add`ed by stamp (any thread); per clip, `measure` takes
-    the median over its frames of median(reference / model) on the pixels both have, and `scale` is
-    that clip's, or the last measured one where a clip has no reference (initial: `initial`,
-    metric_scale_factor). Why the clip's own and not a window's median, as with odometry: the
-    model's metres drift with the view within one scene (TUM fr1/rpy, validation: 0.3-0.8 of the
-    truth from a desk to a floor view), and on TUM a window of 1 / 3 / 10 clips scored metric AbsRel
-    0.235 / 0.285 / 0.307 (the kitchen and the walk, train: within 0.012; docs/results/session43)."""
+    the median over its frames of median(reference / model) on the pixels both have. `scale`, for
+    the clip's depth, is that clip's (or the last measured one where a clip has no reference;
+    initial: `initial`, metric_scale_factor); `motion_scale`, for its motion, is the median of the
+    last `window` clips' (metric_scale_window). Why two: the model's metres drift with the view
+    within one scene (TUM fr1/rpy, validation: 0.3-0.8 of the truth from a desk to a floor view), so
+    the depth takes the clip's own (on TUM a window of 1 / 3 / 10 clips scored metric AbsRel 0.235 /
+    0.285 / 0.307; the kitchen and the walk, train: within 0.012), while an odometry whose scale
+    jumped from clip to clip bent its path (ATE over 6 starts up to 26 % worse; docs/results/session43)."""
 
-    def __init__(self, initial: float = 1.0):
+    def __init__(self, initial: float = 1.0, window: int = 30):
         self._lock = threading.Lock()
         self._depth: dict[int, np.ndarray] = {}
-        self.scale = float(initial)
+        self.ratios: deque = deque(maxlen=window)
+        self.initial = self.scale = float(initial)
         self.clips_seen = 0  # clips measured
         self.clips_used = 0  # of them, those with a reference on enough of the view
 
@@ -194,8 +197,13 @@ class DepthReferenceScale:
         if not 1 / MAX_RATIO <= ratio / self.scale <= MAX_RATIO and self.clips_used:
             return False  # a sensor glitch, not a change of view
         self.scale, self.clips_used = ratio, self.clips_used + 1
+        self.ratios.append(ratio)
         return True
 
+    @property
+    def motion_scale(self) -> float:
+        return float(np.median(self.ratios)) if self.ratios else self.initial
+
     def status(self) -> dict:
-        return {"metric_scale": round(self.scale, 4), "metric_scale_clips_used": self.clips_used,
-                "metric_scale_clips_seen": self.clips_seen}
+        return {"metric_scale": round(self.scale, 4), "metric_scale_motion": round(self.motion_scale, 4),
+                "metric_scale_clips_used": self.clips_used, "metric_scale_clips_seen": self.clips_seen}

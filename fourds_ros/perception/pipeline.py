@@ -132,7 +132,8 @@ class PerceptionPipeline:
                                                s.scale.min_clips, s.scale.factor)
                                 if s.scale.source == "reference_odometry" else None)
         # The model's metres rescaled by an RGB-D camera's registered depth (metric_scale.py), or None.
-        self.reference_depth = DepthReferenceScale(s.scale.factor) if s.scale.source == "reference_depth" else None
+        self.reference_depth = (DepthReferenceScale(s.scale.factor, s.scale.window)
+                                if s.scale.source == "reference_depth" else None)
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
@@ -292,7 +293,7 @@ class PerceptionPipeline:
         own_depth = self._model_depth(outputs, k_model[0, 0])  # the model's own metres: the pose solves in them
         if own_depth is not None and excluded is not None:
             own_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
-        scale = self._clip_scale(frames, output_t, own_depth)
+        scale, motion_scale = self._clip_scale(frames, output_t, own_depth)
         model_depth = self._scaled(own_depth, scale)  # the published metres
         blind, partly = self._blindness(video, excluded)
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
@@ -314,21 +315,24 @@ class PerceptionPipeline:
                               excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
-            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0], scale,
-                                images, pmap)
+            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],
+                                motion_scale, images, pmap)
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
 
-    def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None) -> float:
-        """The clip's metric scale: reference_odometry's from the clips before, reference_depth's
-        measured on this clip's output frames, else the calibrated metric_scale_factor."""
+    def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None
+                    ) -> tuple[float, float]:
+        """The clip's metric scale for its depth and for its motion: reference_odometry's from the
+        clips before (both); reference_depth's measured on this clip's output frames for the depth,
+        the median of the last metric_scale_window clips' for the motion (an odometry whose scale
+        jumped with the view would bend the path); else the calibrated metric_scale_factor."""
         if self.reference_scale is not None:
-            return self.reference_scale.scale
+            return self.reference_scale.scale, self.reference_scale.scale
         if self.reference_depth is not None and own_depth is not None:
             self.reference_depth.measure([frames[t].stamp_ns for t in output_t], own_depth[output_t])
-            return self.reference_depth.scale
-        return self.settings.scale.factor
+            return self.reference_depth.scale, self.reference_depth.motion_scale
+        return self.settings.scale.factor, self.settings.scale.factor
 
     def add_reference_depth(self, stamp_ns: int, depth: np.ndarray) -> str | None:
         """An RGB-D camera's depth (H, W) in metres (0 / NaN: none), registered to the colour image

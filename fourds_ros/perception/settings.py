@@ -423,7 +423,8 @@ class ScaleSettings(_Group):
         translation trades against its rotation, and the model's translation is then mostly that ambiguity
         (docs/results/pose_error_budget).""",
                                       param="metric_scale_max_rotation_deg", low=0.0, high=180.0)
-    window: int = setting(30, "reference_odometry: the scale is the median ratio of this many last counted clips.",
+    window: int = setting(30, """reference_odometry: the scale is the median ratio of this many last counted clips;
+        reference_depth: the odometry's is (the depth takes each clip's own).""",
                           param="metric_scale_window", low=1, high=100000)
     min_clips: int = setting(5, """reference_odometry: clips that must count before the scale leaves
         metric_scale_factor.""", param="metric_scale_min_clips", low=1, high=100000)
