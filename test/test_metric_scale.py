@@ -139,9 +139,9 @@ def test_the_dds_replay_refuses_a_reference_scale_it_cannot_feed(tmp_path):
     from fourds_ros.evaluation.bag import BagError
     from fourds_ros.evaluation.eval_cli import evaluate
 
-    with pytest.raises(BagError, match="--offline"):
-        evaluate(tmp_path / "no_bag", None, tmp_path / "out", offline=False,
-                 params={"metric_scale_source": "reference_odometry"})
+    for source in ("reference_odometry", "reference_depth"):
+        with pytest.raises(BagError, match="--offline"):
+            evaluate(tmp_path / "no_bag", None, tmp_path / "out", offline=False, params={"metric_scale_source": source})
 
 
 def test_a_calibrated_factor_scales_depth_and_motion_and_starts_the_reference_scale():

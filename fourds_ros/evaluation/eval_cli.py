@@ -84,9 +84,10 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     model_dir = resolve_model(model_dir)
     if pose_starts > 1 and not offline:
         raise BagError("pose over several start frames needs the offline path (--offline)")
-    if (params or {}).get("metric_scale_source") == "reference_odometry" and not offline:
-        raise BagError("metric_scale_source reference_odometry: the replay publishes no reference_odom; --offline "
-                       "feeds the bag's ground-truth poses as the reference")
+    source = (params or {}).get("metric_scale_source")
+    if source in ("reference_odometry", "reference_depth") and not offline:
+        raise BagError(f"metric_scale_source {source}: the replay publishes no reference; --offline feeds the bag's "
+                       "ground truth (poses, depth) as the reference")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bag = read_bag(bag_path, max_frames=max_frames)
