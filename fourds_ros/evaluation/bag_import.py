@@ -38,8 +38,9 @@ import cv2
 import numpy as np
 
 from ..perception.calibration import DistortionError
+from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
-from .bag import BagError, Frame, camera_image_from_msg, image_from_msg, open_reader, pose_from_msg, stamp_of, write_bag
+from .bag import BagError, Frame, camera_image_from_msg, open_reader, pose_from_msg, stamp_of, write_bag
 from .transform_tree import TransformError, TransformTree
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -71,8 +72,8 @@ class ImportSpec:
 
 
 @dataclass
-class Calibration:
-    """What the frames are scored with: K of the (undistorted) images and the undistortion, if any."""
+class ImportedCamera:
+    """The camera the frames are scored with: K of the (undistorted) images and the undistortion, if any."""
 
     K: np.ndarray
     size: tuple[int, int] | None  # (width, height); None: the images' own (--intrinsics)
@@ -149,17 +150,17 @@ def _first_pass(reader, spec: ImportSpec, topics: dict[str, str]):
     return calibration, tree, sorted(image_stamps), sorted(depth_stamps)
 
 
-def _pinhole(spec: ImportSpec) -> Calibration | None:
+def _pinhole(spec: ImportSpec) -> ImportedCamera | None:
     """--intrinsics: a pinhole K, the image size taken from the images themselves."""
     if spec.intrinsics is None:
         return None
     fx, fy, cx, cy = spec.intrinsics
     if not (fx > 0 and fy > 0):
         raise BagError(f"--intrinsics needs positive focal lengths, got {spec.intrinsics}")
-    return Calibration(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64), None, None)
+    return ImportedCamera(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64), None, None)
 
 
-def _calibration(msg, rectified: bool, before: Calibration | None) -> Calibration:
+def _calibration(msg, rectified: bool, before: ImportedCamera | None) -> ImportedCamera:
     """The camera_info's K (undistorted view, or P for a rectified topic); one per recording."""
     width, height = int(msg.width), int(msg.height)
     d = np.asarray(_field(msg, "d"), np.float64)
@@ -174,12 +175,12 @@ def _calibration(msg, rectified: bool, before: Calibration | None) -> Calibratio
     if not k[0, 0] > 0 or not k[1, 1] > 0:
         raise BagError(f"camera_info has no calibration (K {k.ravel().tolist()}): a labelled recording needs one")
     if rectified or not np.any(d):
-        return Calibration(k, (width, height), None)
+        return ImportedCamera(k, (width, height), None)
     try:
         undistortion = LensUndistortion(k, d, width, height, model=msg.distortion_model or "plumb_bob")
     except DistortionError as exc:
         raise BagError(f"camera_info's lens cannot be undone ({exc.kind}): {exc}") from exc
-    return Calibration(undistortion.intrinsics, (width, height), undistortion)
+    return ImportedCamera(undistortion.intrinsics, (width, height), undistortion)
 
 
 def _field(msg, name: str):
@@ -221,7 +222,7 @@ def _nearest(stamps: list[int], stamp: int, max_dt_s: float) -> int | None:
     return min(near, key=lambda s: abs(s - stamp)) if near else None
 
 
-def _second_pass(src, spec: ImportSpec, calibration: Calibration, tree: TransformTree, chosen: set[int],
+def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: TransformTree, chosen: set[int],
                  depth_for: dict[int, int | None]) -> Iterator[Frame]:
     """Images and their depth, read again in the recording's order; a frame is yielded once its
     depth (if it has one) has been read, so that only a few frames are held at a time."""
@@ -307,7 +308,7 @@ def compressed_depth(fmt: str, data: bytes) -> np.ndarray:
     return np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
 
 
-def _frame(msg, msgtype: str, stamp: int, calibration: Calibration, tree: TransformTree, world: str | None) -> Frame:
+def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: TransformTree, world: str | None) -> Frame:
     if msgtype.endswith("CompressedImage"):
         from .bag import decode_image
 
@@ -328,15 +329,20 @@ def _frame(msg, msgtype: str, stamp: int, calibration: Calibration, tree: Transf
     return Frame(stamp_ns=stamp, K=calibration.K.copy(), image=rgb, gt_pose=pose)
 
 
-def _depth(msg, calibration: Calibration) -> np.ndarray:
-    """(H, W) float32 metres, 0 where invalid, on the scored (undistorted) grid."""
-    depth = compressed_depth(msg.format, np.asarray(msg.data, np.uint8).tobytes()) if hasattr(msg, "format") else \
-        image_from_msg(msg)
-    if depth.ndim != 2:
-        raise BagError(f"depth image in {msg.encoding}: expected 16UC1 (mm) or 32FC1 (m)")
+def _depth(msg, calibration: ImportedCamera) -> np.ndarray:
+    """(H, W) float32 metres, 0 where invalid, on the scored (undistorted) grid. A raw image goes
+    through the node's own depth decoder (perception.image.decode_depth: geometry and size checked)."""
+    data = np.asarray(msg.data, np.uint8).tobytes()
+    if hasattr(msg, "format"):
+        depth = compressed_depth(msg.format, data)
+    else:
+        try:
+            depth = decode_depth(msg.encoding, int(msg.height), int(msg.width), int(msg.step), data,
+                                 is_bigendian=bool(msg.is_bigendian))
+        except ImageDecodeError as exc:
+            raise BagError(f"depth image ({msg.encoding!r}, {msg.width}x{msg.height}): {exc}") from exc
     if calibration.size is not None and depth.shape[::-1] != calibration.size:
         raise BagError(f"a {depth.shape[1]}x{depth.shape[0]} depth image for {calibration.size[0]}x"
                        f"{calibration.size[1]} colour images: record depth registered to the colour camera "
                        "(e.g. RealSense aligned_depth_to_color)")
-    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
     return depth if calibration.undistortion is None else calibration.undistortion.depth(depth)
