@@ -13,8 +13,8 @@ import pytest
 import transforms3d
 
 from fourds_ros.cli import main as cli
-from fourds_ros.evaluation.bag import (BagError, image_msg, open_reader, pose_to_msg_fields, read_bag, stamp_of,
-                                       typestore)
+from fourds_ros.evaluation.bag import (BagError, _header, image_msg, open_reader, pose_to_msg_fields, read_bag,
+                                       stamp_of, typestore)
 from fourds_ros.evaluation.bag_import import ImportSpec, import_bag
 from fourds_ros.evaluation.datasets import iter_dataset
 from fourds_ros.evaluation.transform_tree import TransformError, TransformTree, interpolate
@@ -45,11 +45,6 @@ def _transform(ts, parent: str, child: str, stamp_ns: int, matrix: np.ndarray):
         header=_header(ts, stamp_ns, parent), child_frame_id=child,
         transform=T["geometry_msgs/msg/Transform"](
             translation=T["geometry_msgs/msg/Vector3"](x=position[0], y=position[1], z=position[2]), rotation=q))
-
-
-def _header(ts, stamp_ns: int, frame_id: str):
-    return ts.types["std_msgs/msg/Header"](
-        stamp=ts.types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
 
 
 DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"

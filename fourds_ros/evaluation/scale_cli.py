@@ -50,18 +50,22 @@ def _run(bag_path, model_dir, backend: str, params: dict | None):
     return bag, run_offline(bag, resolve_model(model_dir), backend, settings)
 
 
-def _metric(bag, preds, factor: float) -> dict:
-    """Metric AbsRel of the predictions times `factor`, the median-scaled AbsRel, and the oracle
-    constant's metric AbsRel on the same pixels (peers.constant_depth)."""
+def _scores(bag, preds, factor: float) -> dict:
+    """{before, after}: metric AbsRel of the predictions as they are and times `factor`, the
+    median-scaled AbsRel, and the oracle constant's metric AbsRel on the same pixels
+    (peers.constant_depth, scored once)."""
     from .peers import constant_depth
     from .report import score_depth
 
-    scaled = copy.copy(preds)
-    scaled.depth = {s: d * factor for s, d in preds.depth.items()}
-    out, _ = score_depth(bag, scaled)
     constant, _ = score_depth(bag, constant_depth(bag.stamps, bag.gt_depth, like=preds))
-    return {"metric_abs_rel": out["metric"]["abs_rel"], "abs_rel": out["abs_rel"],
-            "constant_metric_abs_rel": constant["metric"]["abs_rel"]}
+    out = {}
+    for name, f in (("before", 1.0), ("after", factor)):
+        scaled = copy.copy(preds)
+        scaled.depth = {s: d * f for s, d in preds.depth.items()}
+        scored, _ = score_depth(bag, scaled)
+        out[name] = {"metric_abs_rel": scored["metric"]["abs_rel"], "abs_rel": scored["abs_rel"],
+                     "constant_metric_abs_rel": constant["metric"]["abs_rel"]}
+    return out
 
 
 def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend: str = "onnxruntime",
@@ -84,11 +88,10 @@ def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend
     factor = float(np.exp(np.median(np.log(scales))))
     result = {"bag": str(bag_path), "factor": factor, "frames": len(scales),
               "frame_scale_p10": float(np.percentile(scales, 10)), "frame_scale_p90": float(np.percentile(scales, 90)),
-              "fitted": {"before": _metric(bag, preds, 1.0), "after": _metric(bag, preds, factor)}}
+              "fitted": _scores(bag, preds, factor)}
     if check is not None:
         other, other_preds = _run(check, model_dir, backend, params)
-        result["checked"] = {"bag": str(check), "before": _metric(other, other_preds, 1.0),
-                             "after": _metric(other, other_preds, factor)}
+        result["checked"] = {"bag": str(check), **_scores(other, other_preds, factor)}
     return result
 
 
