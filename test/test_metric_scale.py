@@ -257,6 +257,7 @@ def test_reference_depth_puts_the_new_scene_in_metres_offline(tmp_path):
     assert ref["metric"]["abs_rel"] < 1.3 * ref["abs_rel"]  # about as good as a per-frame median scale
     assert ref["abs_rel"] == pytest.approx(own["abs_rel"])
     assert reports["reference_depth"]["tracks"]["aj"] == pytest.approx(reports["model"]["tracks"]["aj"])
+    assert "Metric scale from the reference depth" in (tmp_path / "reference_depth" / "report.md").read_text()
     pipeline = PerceptionPipeline(create_engine(PerceptionSettings().model.resolved_path(), "onnxruntime"),
                                   PerceptionSettings.from_params(metric_scale_source="reference_depth"))
     pipeline.add_frame(np.zeros((480, 640, 3), np.uint8), 0, "camera")

@@ -287,8 +287,10 @@ def markdown(report: dict) -> str:
         lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
     lines += _interval_lines(report.get("uncertainty") or {})
     status = report.get("meta", {}).get("pipeline_status", {})
-    if "metric_scale_clips_used" in status:  # metric_scale_source: reference_odometry (offline: the ground truth)
-        lines += [f"Metric scale from the reference odometry: {status['metric_scale']} (clips counted: "
+    if "metric_scale_clips_used" in status:  # metric_scale_source: reference_odometry / reference_depth (offline:
+        # the ground truth stands in for the reference)
+        source = {"reference_depth": "the reference depth"}.get(status.get("metres_from"), "the reference odometry")
+        lines += [f"Metric scale from {source}: {status['metric_scale']} (clips counted: "
                   f"{status['metric_scale_clips_used']} of {status['metric_scale_clips_seen']} it covered).", ""]
     elif "metric_scale" in status:  # a site's calibrated metric_scale_factor
         lines += [f"Metric scale: the model's metres times metric_scale_factor {status['metric_scale']}.", ""]
