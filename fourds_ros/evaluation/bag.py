@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -380,6 +380,23 @@ def _add_label(data: BagData, topic: str, msg) -> None:
                                  "visible": f["visible"].astype(bool)}
 
 
+def bag_messages(src, reader, connections) -> Iterator:
+    """(connection, deserialised message) of the connections' messages, in the recording's order,
+    one at a time. What rosbags raises for a corrupt or truncated bag (several error types)
+    becomes a BagError naming the bag; errors of the caller's own handling of a message are not
+    caught here, so they keep their own type and message."""
+    messages = reader.messages(connections=connections)
+    while True:
+        try:
+            conn, _, raw = next(messages)
+            msg = reader.deserialize(raw, conn.msgtype)
+        except StopIteration:
+            return
+        except Exception as exc:  # rosbags raises several error types for corrupt input
+            raise BagError(f"{src}: bag is corrupt or truncated: {type(exc).__name__}: {exc}") from exc
+        yield conn, msg
+
+
 def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True) -> BagData:
     """Read images, camera info and ground truth back, keyed by stamp (ns).
 
@@ -398,17 +415,15 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
         data.compressed = image_topic == COMPRESSED_TOPIC
         wanted = {image_topic, CAMERA_INFO_TOPIC, GT_DEPTH_TOPIC, GT_POSE_TOPIC, GT_TRACKS_TOPIC}
         conns = [c for c in reader.connections if c.topic in wanted]
-        try:
-            for conn, _, raw in reader.messages(connections=conns):
-                msg = reader.deserialize(raw, conn.msgtype)
+        for conn, msg in bag_messages(path, reader, conns):
+            try:
                 if conn.topic == image_topic:
                     _add_image(data, msg, max_frames, images)
                 else:
                     _add_label(data, conn.topic, msg)
-        except BagError:
-            raise
-        except Exception as exc:
-            raise BagError(f"{path}: bag is corrupt or truncated after {len(data.stamps)} frames: {exc}") from exc
+            except (ValueError, KeyError) as exc:  # a message rosbags read, with content we cannot use
+                raise BagError(f"{path}: unusable {conn.topic} message after {len(data.stamps)} frames: "
+                               f"{type(exc).__name__}: {exc}") from exc
     finally:
         reader.close()
     data.stamps.sort()

@@ -40,7 +40,8 @@ import numpy as np
 from ..perception.calibration import DistortionError
 from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
-from .bag import BagError, Frame, camera_image_from_msg, open_reader, pose_from_msg, stamp_of, write_bag
+from .bag import (BagError, Frame, bag_messages, camera_image_from_msg, open_reader, pose_from_msg, stamp_of,
+                  write_bag)
 from .transform_tree import TransformError, TransformTree
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -91,22 +92,12 @@ def import_frames(src: str | Path, spec: ImportSpec) -> Iterator[Frame]:
     try:
         topics = {c.topic: c.msgtype for c in reader.connections}
         _check_topics(src, spec, topics)
-        calibration, tree, image_stamps, depth_stamps = _unbroken(src, _first_pass, reader, spec, topics)
+        calibration, tree, image_stamps, depth_stamps = _first_pass(src, reader, spec, topics)
     finally:
         reader.close()
     chosen = _select(image_stamps, spec)
     depth_for = {s: _nearest(depth_stamps, s, spec.max_dt_s) for s in chosen}
     yield from _second_pass(src, spec, calibration, tree, set(chosen), depth_for)
-
-
-def _unbroken(src, read, *args):
-    """read(*args), with what a corrupt or truncated bag raises in rosbags turned into a BagError."""
-    try:
-        return read(*args)
-    except (BagError, TransformError):
-        raise
-    except Exception as exc:  # rosbags raises several error types for corrupt input
-        raise BagError(f"{src}: bag is corrupt or truncated: {type(exc).__name__}: {exc}") from exc
 
 
 def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
@@ -125,15 +116,14 @@ def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
         need(entry.split(":", 1)[0], POSE_TYPES, "pose")
 
 
-def _first_pass(reader, spec: ImportSpec, topics: dict[str, str]):
+def _first_pass(src, reader, spec: ImportSpec, topics: dict[str, str]):
     """The calibration, the transforms, and the stamps of every image and depth image."""
     pose_children = {e.split(":", 1)[0]: (e.split(":", 1)[1] if ":" in e else None) for e in spec.pose_topics}
     wanted = {spec.image_topic, spec.depth_topic, *pose_children, *TF_TOPICS} & set(topics)
     if spec.intrinsics is None:
         wanted.add(spec.info_topic)
     tree, calibration, image_stamps, depth_stamps = TransformTree(int(spec.max_dt_s * 1e9)), _pinhole(spec), [], []
-    for conn, _, raw in reader.messages(connections=[c for c in reader.connections if c.topic in wanted]):
-        msg = reader.deserialize(raw, conn.msgtype)
+    for conn, msg in bag_messages(src, reader, [c for c in reader.connections if c.topic in wanted]):
         if conn.topic == spec.image_topic:
             image_stamps.append(stamp_of(msg.header))
         elif conn.topic == spec.depth_topic:
@@ -232,8 +222,7 @@ def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: Trans
     reader = open_reader(src)
     try:
         conns = [c for c in reader.connections if c.topic in (spec.image_topic, spec.depth_topic)]
-        for conn, raw in _messages(src, reader, conns):
-            msg = _unbroken(src, reader.deserialize, raw, conn.msgtype)
+        for conn, msg in bag_messages(src, reader, conns):
             stamp = stamp_of(msg.header)
             if conn.topic == spec.image_topic and stamp in chosen:
                 chosen.discard(stamp)  # a stamp sent twice is one frame
@@ -244,19 +233,6 @@ def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: Trans
     finally:
         reader.close()
     yield from sorted(waiting, key=lambda f: f.stamp_ns)  # their depth never came (a truncated bag)
-
-
-def _messages(src, reader, conns) -> Iterator:
-    """(connection, raw) of the connections' messages, in the recording's order, one at a time."""
-    messages = reader.messages(connections=conns)
-    while True:
-        try:
-            conn, _, raw = next(messages)
-        except StopIteration:
-            return
-        except Exception as exc:  # rosbags raises several error types for corrupt input
-            raise BagError(f"{src}: bag is corrupt or truncated: {type(exc).__name__}: {exc}") from exc
-        yield conn, raw
 
 
 def _release(waiting: list[Frame], depth: dict[int, np.ndarray], depth_for: dict[int, int | None]):
