@@ -347,8 +347,8 @@ def test_unreadable_camera_encoding_is_a_clear_eval_error(tmp_path, grey_frames,
     bag = tmp_path / "bag"
     depthlike = [g.astype("<f4").tobytes() for g in grey_frames]
     write_camera_bag(bag, "32FC1", depthlike, 96, 144, 576)  # a depth stream recorded as the camera
-    with pytest.raises(BagError, match=f"unusable {IMAGE_TOPIC} message after 0 frames: .*'32FC1'"):
-        read_bag(bag)  # a message rosbags reads, with content the camera reader refuses
+    with pytest.raises(BagError, match="'32FC1'"):
+        read_bag(bag)
     assert cli(["eval", str(bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "report"), "--offline"]) == 1
     err = capsys.readouterr().err
     assert "32FC1" in err and "unsupported image encoding" in err and "Traceback" not in err
