@@ -92,11 +92,12 @@ class CpuSampler:
         return (inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) / 1e9)
 
 
-def pipeline_clip_ms(params: dict, frames: int) -> dict:
-    """PerceptionPipeline.process per clip in-process (the node's settings, same frames), with the
-    engine's and the tracks' shares: what the node's clip latency is compared against."""
+def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = (480, 640)) -> dict:
+    """PerceptionPipeline.process per clip in-process (the node's settings, same frames of
+    size (H, W)), with the engine's and the tracks' shares: what the node's clip latency is
+    compared against."""
     pipe, backend, shares = timed_pipeline(params)
-    images, k = _frames(frames)
+    images, k = _frames(frames, size)
     process, engine = [], []
     for i, rgb in enumerate(images):
         timing = _push(pipe, rgb, i, k)
@@ -122,7 +123,7 @@ def bracket_reference(before: dict, after: dict) -> float:
 
 
 def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir: Path, env: dict,
-                              subscriber: bool = False) -> dict:
+                              subscriber: bool = False, size: tuple[int, int] = (480, 640)) -> dict:
     """The same in-process pipeline, clips back to back, while the live camera's process (the probe:
     640x480 rgb8 at `rate` Hz, stamps = now) publishes next to it with nobody subscribed. On a
     2-core computer whatever CPU the camera's process takes, it takes whether or not a node runs:
@@ -137,8 +138,9 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
     from ..ros.probe import back_and_forth
 
     pipe, _, _ = timed_pipeline(params)
-    images, k = _frames(64)
-    plan = [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8"}]
+    images, k = _frames(64, size)
+    plan = [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8",
+             "size": list(size)}]
     bare = None
     if subscriber:  # matched before the first frame, so it receives the whole stream
         bare = subprocess.Popen([sys.executable, "-m", "fourds_ros.bench.bare_subscriber", "--seconds", "600",
@@ -209,10 +211,10 @@ def timed_pipeline(params: dict):
     return pipe, backend, shares
 
 
-def _frames(count: int):
+def _frames(count: int, size: tuple[int, int]):
     from ..ros.probe import load_frames
 
-    return load_frames(source(), (480, 640), count)
+    return load_frames(source(), size, count)
 
 
 def _push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float] | None:
@@ -272,8 +274,10 @@ def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
     return out
 
 
-def run_transport(transport: str, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict) -> list[dict]:
-    """One node process; steps (rate Hz, seconds) streamed in order, each followed by catching up."""
+def run_transport(transport: str, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,
+                  size: tuple[int, int] = (480, 640)) -> list[dict]:
+    """One node process; steps (rate Hz, seconds) of frames of size (H, W) streamed in order, each
+    followed by catching up."""
     from ..ros.harness import run_node
 
     compressed = transport == "jpeg"
@@ -281,7 +285,7 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
             {"wait_for_subscribers": ["image/compressed" if compressed else "image", "camera_info"], "timeout": 120}]
     for rate, seconds in steps:
         plan += [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8",
-                  "compressed": compressed}, {"wait_idle": True, "timeout": 30}]
+                  "compressed": compressed, "size": list(size)}, {"wait_idle": True, "timeout": 30}]
     node_params = {**params, "image_transport": "compressed" if compressed else "raw", "diagnostics_period_s": 0.5}
     cpu = CpuSampler()
     cpu.thread.start()
@@ -295,7 +299,8 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
         sent = published[start:start + int(round(rate * seconds))]
         start += len(sent)
         end = published[start]["stamp_ns"] if start < len(published) else time.time_ns()
-        row = {"transport": transport, "step": "live" if i == 0 else "step", **step_stats(run.result, sent, rate, cpu),
+        row = {"transport": transport, "size": f"{size[1]}x{size[0]}", "step": "live" if i == 0 else "step",
+               **step_stats(run.result, sent, rate, cpu),
                **counters_between(run.result, sent[0]["stamp_ns"], end)}
         row["lost_before_callback"] = len(sent) - row["frames_in"]
         row["load_average_1min"] = os.getloadavg()[0]
@@ -310,7 +315,7 @@ def peak_rate(rows: list[dict]) -> float | None:
 
 
 COLUMNS = [
-    ("transport", "transport", ""), ("rate_hz", "input Hz", ".0f"), ("sent", "sent", "d"),
+    ("transport", "transport", ""), ("size", "frames", ""), ("rate_hz", "input Hz", ".0f"), ("sent", "sent", "d"),
     ("described_pct_depth", "depth %", ".1f"), ("described_pct_tracks", "tracks %", ".1f"),
     ("described_pct_odometry", "odometry %", ".1f"), ("lost_before_callback", "lost before callback", "d"),
     ("frames_dropped", "shed (counted)", "d"), ("latency_ms_p50", "depth latency p50 ms", ".0f"),
@@ -350,6 +355,17 @@ def node_process_settings(parser, args) -> tuple[dict, dict]:
     return params_from_args(parser, args.param), ros_env(args.domain, args.fastdds_profile)
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (720, 1280), (H, W) as the probe's plan takes it."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1280x720)") from None
+    if not (16 <= w <= 7680 and 16 <= h <= 4320):
+        raise argparse.ArgumentTypeError(f"{text!r}: width 16-7680 and height 16-4320")
+    return h, w
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench node", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transports", nargs="+", default=["raw", "jpeg"], choices=["raw", "jpeg"])
@@ -358,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
                         help="stepped rates (Hz) for the peak rate; none: skip")
     parser.add_argument("--step-seconds", type=float, default=8.0)
+    parser.add_argument("--size", type=frame_size, default=(480, 640), metavar="WxH",
+                        help="the camera's frames (default 640x480, issue #19's camera; e.g. 1280x720, a RealSense "
+                             "colour stream's default): the recording's centre cropped to that aspect and scaled")
     parser.add_argument("--beside-seconds", type=float, default=12.0,
                         help="the in-process pipeline timed this long beside a --rate Hz camera process (0: skip)")
     parser.add_argument("--beside-subscriber", action="store_true",
@@ -366,16 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     add_node_process_arguments(parser)
     args = parser.parse_args(argv)
     params, env = node_process_settings(parser, args)
-    clip = pipeline_clip_ms(params, 64)
+    clip = pipeline_clip_ms(params, 64, args.size)
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         beside = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "beside",
-                                            env) if args.beside_seconds > 0 else None)
+                                            env, size=args.size) if args.beside_seconds > 0 else None)
         delivery = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "delivery",
-                                              env, subscriber=True)
+                                              env, subscriber=True, size=args.size)
                     if args.beside_subscriber and args.beside_seconds > 0 else None)
-        rows = [r for t in args.transports for r in run_transport(t, steps, params, Path(tmp), env)]
-    reference_ms = bracket_reference(clip, pipeline_clip_ms(params, 64))
+        rows = [r for t in args.transports for r in run_transport(t, steps, params, Path(tmp), env, args.size)]
+    reference_ms = bracket_reference(clip, pipeline_clip_ms(params, 64, args.size))
     for row in rows:
         row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / reference_ms - 1)
         if beside is not None:

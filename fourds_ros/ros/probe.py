@@ -95,7 +95,31 @@ def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np
     frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
     # A 7-Scenes folder: its camera-intrinsics.txt is the depth camera's (fourds_ros.rgbd)
     k = seven_scenes_rgb_intrinsics(root) if (root / "camera-intrinsics.txt").exists() else None
-    return frames, k
+    return fit_frames(frames, k, size)
+
+
+def fit_frames(frames: list[np.ndarray], k: np.ndarray | None, size: tuple[int, int]):
+    """Real frames as a camera of another resolution sends them: the centre cropped to the size's
+    aspect, then scaled to it (one factor on both axes, so K stays a pinhole with square pixels):
+    a 640x480 recording becomes a 1280x720 camera's frames. -> (frames, K or None)."""
+    import cv2
+
+    h, w = size
+    if not frames or frames[0].shape[:2] == (h, w):
+        return frames, k
+    fh, fw = frames[0].shape[:2]
+    ch, cw = (fh, round(fh * w / h)) if fw * h > fh * w else (round(fw * h / w), fw)  # the crop, at size's aspect
+    y0, x0 = (fh - ch) // 2, (fw - cw) // 2
+    scale = w / cw
+    fitted = [cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (w, h), interpolation=cv2.INTER_AREA if scale < 1
+                         else cv2.INTER_LINEAR) for f in frames]
+    if k is not None:
+        k = np.asarray(k, float).copy()
+        k[0, 2] -= x0
+        k[1, 2] -= y0
+        k[:2] *= scale
+        k[:2, 2] += (scale - 1) / 2  # OpenCV's resize maps pixel centres: x' = (x + 0.5) s - 0.5
+    return fitted, k
 
 
 def back_and_forth(frames: list, i: int):
