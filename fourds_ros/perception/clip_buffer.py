@@ -38,6 +38,8 @@ class Frame:
     index: int = 0  # running input index, set by the buffer
     model_rgb: np.ndarray | None = None  # (h, w, 3) float32 [0, 1] model input, made once on arrival
     gray: np.ndarray | None = None  # (H, W) float32 for the tracks' image matching, made once on arrival
+    # The camera image's (H, W) when rgb (and k) are its scaled-down working copy (work_image.py)
+    camera_hw: tuple[int, int] | None = None
 
 
 @dataclass
@@ -163,7 +165,7 @@ class ClipBuffer:
         if not self.frames:
             return None
         last = self.frames[-1]
-        if frame.rgb.shape != last.rgb.shape:
+        if frame.rgb.shape != last.rgb.shape or frame.camera_hw != last.camera_hw:
             return "resolution"
         if frame.encoding != last.encoding:
             return "encoding"

@@ -42,6 +42,7 @@ from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics,
 from .settings import PerceptionSettings
 from .track_refine import gray
 from .tracks import ClipImages, TrackManager, TrackSet
+from .work_image import WorkImage
 
 
 @dataclass
@@ -125,6 +126,10 @@ class PerceptionPipeline:
         self._excluded: dict[tuple[int, int], np.ndarray | None] = {}  # model-pixel masks by input size
         self._off_robot: dict[tuple[int, int], np.ndarray | None] = {}  # camera-pixel masks by input size
         self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
+        # The last frame's working image (a large camera's scaled down, work_image.py), and track
+        # queries that came before any frame, placed in it when the first one comes.
+        self._work: WorkImage | None = None
+        self._early_queries: list[np.ndarray] = []
         self.odometry = OdometryChain.from_settings(s.pose,
                                                     self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
         # The model's metres rescaled by the robot's own odometry (metric_scale.py), or None.
@@ -188,18 +193,28 @@ class PerceptionPipeline:
 
     def add_track_queries(self, uv: np.ndarray) -> None:
         """(N, 2) input-image pixels to track from the next clip (track_query_mode: topic). ValueError
-        with image_rotation before the first image (the image's size places them upright)."""
+        with image_rotation before the first image (the image's size places them upright); without,
+        queries before the first image are placed in its working image when it comes."""
         uv = np.asarray(uv, float).reshape(-1, 2)
         if self.turns:
             if self._upright_hw is None:
                 raise ValueError("track queries before the first image: with image_rotation they need its size")
             hw = camera_hw(self._upright_hw, self.turns)
             uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, hw), axis=1)
-        self.tracks.add_topic_queries(uv)
+        if self._work is None:
+            self._early_queries.append(uv)
+        else:
+            self._add_upright_queries(uv)
+
+    def _add_upright_queries(self, uv: np.ndarray) -> None:
+        """(N, 2) upright camera pixels -> queries in the working image."""
+        self.tracks.add_topic_queries(np.stack(self._work.pixels_to_work(uv[:, 0], uv[:, 1]), axis=1))
 
     def trails(self) -> dict[int, np.ndarray]:
         """{track id: (L, 2) recent (u, v) input pixels} of the live tracks with 2+ points."""
         trails = {tid: np.asarray(uv, float) for tid, uv in self.tracks.trails().items()}
+        if self._work is not None and self._work.scaled:
+            trails = {tid: np.stack(self._work.pixels_to_camera(uv[:, 0], uv[:, 1]), axis=1) for tid, uv in trails.items()}
         if self.turns and self._upright_hw is not None:
             trails = {tid: np.stack(camera_pixels(uv[:, 0], uv[:, 1], self.turns, self._upright_hw), axis=1)
                       for tid, uv in trails.items()}
@@ -243,9 +258,16 @@ class PerceptionPipeline:
             k = None if k is None else rotate_k(np.asarray(k, float).reshape(3, 3), self.turns, rgb.shape[:2])
             rgb = rotate_image(rgb, self.turns)
         self._upright_hw = rgb.shape[:2]
-        frame = Frame(rgb, int(stamp_ns), frame_id, None if k is None else np.asarray(k, float).reshape(3, 3),
-                      encoding, model_rgb=self.preprocess(rgb),
-                      gray=gray(rgb) if self.enabled["tracks"] and self.tracks.uses_images else None)
+        k = None if k is None else np.asarray(k, float).reshape(3, 3)
+        self._work = work = WorkImage.for_size(rgb.shape[:2], self.settings.inputs.work_image_max_pixels)
+        if work.scaled:
+            rgb, k = work.image(rgb), work.k_to_work(k)
+        for uv in self._early_queries:
+            self._add_upright_queries(uv)
+        self._early_queries.clear()
+        frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
+                      gray=gray(rgb) if self.enabled["tracks"] and self.tracks.uses_images else None,
+                      camera_hw=work.camera_hw if work.scaled else None)
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
             self._restart_from = self.buffer.sequence
@@ -368,8 +390,15 @@ class PerceptionPipeline:
         return self._off_robot[key]
 
     def _in_camera(self, results: list[FrameResult], frames: list[Frame]) -> list[FrameResult]:
-        """Results of the upright view in the camera's own image and frame (image_rotation)."""
-        return [to_camera(r, self.turns, frames[-1].rgb.shape[:2]) for r in results] if self.turns else results
+        """Results of the working, upright view in the camera's own pixels and frame
+        (work_image_max_pixels, image_rotation)."""
+        last = frames[-1]
+        if last.camera_hw is not None:
+            work = WorkImage(last.camera_hw, last.rgb.shape[:2])
+            at_camera = self.settings.depth.output_resolution == "camera"
+            results = [work.result_to_camera(r, at_camera) for r in results]
+        upright_hw = last.camera_hw or last.rgb.shape[:2]
+        return [to_camera(r, self.turns, upright_hw) for r in results] if self.turns else results
 
     def _start_sequence(self, clip: Clip) -> bool:
         """A new sequence (first clip, or after a buffer reset) shares no frames with the previous

@@ -114,11 +114,12 @@ def fit_frames(frames: list[np.ndarray], k: np.ndarray | None, size: tuple[int, 
     fitted = [cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (w, h), interpolation=cv2.INTER_AREA if scale < 1
                          else cv2.INTER_LINEAR) for f in frames]
     if k is not None:
+        from ..perception.work_image import scaled_k
+
         k = np.asarray(k, float).copy()
         k[0, 2] -= x0
         k[1, 2] -= y0
-        k[:2] *= scale
-        k[:2, 2] += (scale - 1) / 2  # OpenCV's resize maps pixel centres: x' = (x + 0.5) s - 0.5
+        k = scaled_k(k, scale, scale)
     return fitted, k
 
 

@@ -1,0 +1,138 @@
+"""A large camera's frames scaled down for the classical steps (work_image_max_pixels): the mapping
+itself, and the pipeline on real frames of a 1280x720 camera against the same frames unscaled."""
+
+import cv2
+import numpy as np
+import pytest
+
+from fourds_ros.perception.pipeline import PerceptionPipeline
+from fourds_ros.perception.settings import PerceptionSettings
+from fourds_ros.perception.work_image import WorkImage
+from fourds_ros.rgbd import seven_scenes_rgb_intrinsics
+
+from .conftest import SHARED_DATA, require
+
+SCENES = SHARED_DATA / "7scenes_redkitchen_f000-299"
+DEFAULT_BUDGET = PerceptionSettings().inputs.work_image_max_pixels
+
+
+def test_only_images_over_the_budget_are_scaled_and_keep_their_aspect():
+    assert not WorkImage.for_size((480, 640), DEFAULT_BUDGET).scaled
+    assert not WorkImage.for_size((480, 854), DEFAULT_BUDGET).scaled  # DAVIS 480p, the largest measured
+    assert not WorkImage.for_size((2160, 3840), 0).scaled  # 0: never
+    for hw in ((720, 1280), (1080, 1920), (1200, 1600), (1920, 1080)):
+        work = WorkImage.for_size(hw, DEFAULT_BUDGET)
+        h, w = work.work_hw
+        assert work.scaled and abs(h * w - DEFAULT_BUDGET) < 0.01 * DEFAULT_BUDGET, (hw, work.work_hw)
+        assert abs(w / h - hw[1] / hw[0]) < 2 / h  # the aspect, to within a pixel's rounding
+
+
+def test_points_land_on_the_same_pixels_through_either_camera():
+    """A 3D point projected with the working K lands where the camera's pixel maps to; K and
+    pixels make the round trip."""
+    work = WorkImage.for_size((1080, 1920), DEFAULT_BUDGET)
+    k = np.array([[1380.0, 0, 955.3], [0, 1377.0, 541.2], [0, 0, 1]])
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform([-1, -0.6, 1], [1, 0.6, 6], (50, 3))
+    uv = (xyz @ k.T)[:, :2] / xyz[:, 2:]
+    uv_work = (xyz @ work.k_to_work(k).T)[:, :2] / xyz[:, 2:]
+    np.testing.assert_allclose(np.stack(work.pixels_to_work(uv[:, 0], uv[:, 1]), 1), uv_work, atol=1e-9)
+    np.testing.assert_allclose(work.k_to_camera(work.k_to_work(k)), k, atol=1e-9)
+    np.testing.assert_allclose(np.stack(work.pixels_to_camera(*work.pixels_to_work(uv[:, 0], uv[:, 1])), 1), uv,
+                               atol=1e-9)
+    # ...and the working image shows there what the camera's image shows at uv (a real frame).
+    rgb = cv2.resize(cv2.imread(str(require(SCENES) / "frame-000040.color.jpg")), (1920, 1080))
+    small = work.image(rgb)
+    assert small.shape[:2] == work.work_hw
+    inside = (uv_work[:, 0] > 4) & (uv_work[:, 0] < work.work_hw[1] - 5) & (uv_work[:, 1] > 4) & \
+             (uv_work[:, 1] < work.work_hw[0] - 5)
+    blurred = cv2.GaussianBlur(rgb, (0, 0), 1.0)  # the camera image at the working image's pixel size
+    at = lambda img, p: cv2.remap(img, p[:, :1].astype(np.float32), p[:, 1:].astype(np.float32),  # noqa: E731
+                                  cv2.INTER_LINEAR).reshape(-1, 3).astype(float)
+    err = np.abs(at(small, uv_work[inside]) - at(blurred, uv[inside])).mean()
+    shifted = np.abs(at(small, uv_work[inside] + [3.0, 0]) - at(blurred, uv[inside])).mean()
+    assert err < 2 and shifted > 4 * err + 1, (err, shifted)  # a 3-pixel error would show
+
+
+def camera_720p_frames(n: int):
+    """Real 7-Scenes frames as a 1280x720 camera sends them: the 640x480 view's middle 640x360,
+    scaled 2x, with its K (the probe's fit_frames, as `bench node --size 1280x720` streams them)."""
+    from fourds_ros.ros.probe import fit_frames
+
+    root = require(SCENES)
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(root.glob("*.color.jpg"))[:n]]
+    return fit_frames(frames, seven_scenes_rgb_intrinsics(root), (720, 1280))
+
+
+def run(engine, frames, k, **params):
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(**params))
+    results = []
+    for i, rgb in enumerate(frames):
+        results += pipe.push(rgb, 1_000_000_000 + i * 33_333_333, "camera_optical", k)
+    return pipe, results
+
+
+def test_under_the_budget_nothing_changes(tiny_model_dir):
+    from fourds_ros.engine import create_engine
+
+    engine = create_engine(tiny_model_dir, backend="torch", num_queries=16)
+    root = require(SCENES)
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(root.glob("*.color.jpg"))[:10]]
+    k = seven_scenes_rgb_intrinsics(root)
+    _, default = run(engine, frames, k, hop=3, max_tracks=12)
+    _, never = run(engine, frames, k, hop=3, max_tracks=12, work_image_max_pixels=0)
+    for a, b in zip(default, never, strict=True):
+        np.testing.assert_array_equal(a.depth, b.depth)
+        np.testing.assert_array_equal(a.tracks.u, b.tracks.u)
+        np.testing.assert_array_equal(a.pose.odom_from_camera, b.pose.odom_from_camera)
+
+
+@pytest.fixture(scope="module")
+def scaled_and_full(shipped_engine):
+    """The shipped model on 16 frames of a 1280x720 camera: worked at 1024x576 (the default) and
+    at the camera's own pixels (budget 0)."""
+    frames, k = camera_720p_frames(16)
+    scaled = run(shipped_engine, frames, k)
+    full = run(shipped_engine, frames, k, work_image_max_pixels=0)
+    return frames, k, scaled, full
+
+
+def test_a_large_camera_gets_its_results_in_its_own_pixels(scaled_and_full):
+    frames, k, (pipe, scaled), (_, full) = scaled_and_full
+    assert len(scaled) == len(full) >= 14
+    for s, f in zip(scaled, full, strict=True):
+        np.testing.assert_allclose(s.k, k, atol=1e-9)  # the camera's K, not the working one
+        np.testing.assert_allclose(s.depth_k, f.depth_k, rtol=2e-3)  # depth at the model's resolution
+        # The tracks, in camera pixels: the same points, followed by LK at 0.8x the pixels.
+        assert np.array_equal(s.tracks.ids, f.tracks.ids)
+        both = s.tracks.visible & f.tracks.visible
+        apart = np.hypot(s.tracks.u - f.tracks.u, s.tracks.v - f.tracks.v)[both]
+        assert both.sum() >= 0.5 * len(s.tracks) and np.median(apart) < 1.5, np.median(apart)
+        assert np.all((s.tracks.u > -1) & (s.tracks.u < 1280) & (s.tracks.v > -1) & (s.tracks.v < 720))
+        ratio = s.depth / f.depth  # the model's input made from the working image: about the same
+        assert abs(np.nanmedian(ratio) - 1) < 0.02 and np.nanmedian(np.abs(ratio - 1)) < 0.03
+    last_s, last_f = scaled[-1].pose.odom_from_camera, full[-1].pose.odom_from_camera
+    assert np.linalg.norm(last_s[:3, 3] - last_f[:3, 3]) < 0.2 * max(np.linalg.norm(last_f[:3, 3]), 0.01)
+    trails = pipe.trails()  # for the markers, also in camera pixels
+    last = scaled[-1].tracks
+    ends = {int(i): (u, v) for i, u, v, seen in zip(last.ids, last.u, last.v, last.visible) if seen}
+    assert len(set(trails) & set(ends)) >= 0.5 * len(last)  # a trail grows where its track is seen
+    assert all(np.allclose(t[-1], ends[tid], atol=1e-3) for tid, t in trails.items() if tid in ends)
+
+
+def test_depth_at_camera_resolution_and_queries_in_camera_pixels(shipped_engine):
+    frames, k = camera_720p_frames(9)
+    pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(depth_output_resolution="camera",
+                                                                             track_query_mode="topic"))
+    queries = np.array([[700.0, 300.0], [400.5, 500.25]])
+    pipe.add_track_queries(queries)  # before any image: placed when the first one says its size
+    results = []
+    for i, rgb in enumerate(frames):
+        results += pipe.push(rgb, i * 33_333_333, "camera_optical", k)
+    first = results[0]
+    assert first.depth.shape == (720, 1280) and first.depth_rgb.shape == (720, 1280, 3)
+    np.testing.assert_allclose(first.depth_k, k, atol=1e-9)
+    assert np.isfinite(first.depth[:, 280:1000]).mean() > 0.9 and np.isnan(first.depth[:, :270]).all()
+    uv = np.stack([first.tracks.u, first.tracks.v], 1)
+    for q in queries:  # a query is its track's position in the frame it was given for
+        assert np.min(np.hypot(*(uv - q).T)) < 1e-3, (q, uv)
