@@ -145,13 +145,14 @@ class InputSettings(_Group):
     max_input_pixels: int = setting(DEFAULT_MAX_INPUT_PIXELS, """Frames declaring more pixels (width x height)
         are dropped and counted before any decoding, so a hostile or broken header cannot allocate
         gigabytes. Default: 4K UHD.""", param="max_input_pixels", low=1, high=2**31 - 1)
-    work_image_max_pixels: int = setting(589_824, """Camera images with more pixels than this are scaled down
-        on arrival (one factor, aspect kept) for the steps that work on the camera's pixels: the
-        tracks' LK steps and templates, the pose's corners and relinking, whose cost grows with the
-        pixels (2-core CPU, in process: 166 ms a clip of a 1920x1080 camera unscaled, 94 ms scaled;
-        a clip comes every 233 ms at 30 Hz). Tracks, K and depth are still published in the camera's
-        own pixels; the model's input is 128x128 either way. Default 1024x576: above every recording
-        the package was measured on (854x480), whose figures it leaves unchanged. 0: never scale
+    work_image_max_pixels: int = setting(589_824, """Camera images with more pixels than this are divided on
+        arrival by the smallest whole number that brings them under it (1280x720 -> 640x360,
+        1920x1080 -> 960x540) for the steps that work on the camera's pixels: the tracks' LK steps
+        and templates, the pose's corners and relinking, whose cost grows with the pixels (2-core
+        CPU, in process: 166 ms a clip of a 1920x1080 camera unscaled; a clip comes every 233 ms at
+        30 Hz). Tracks, K and depth are still published in the camera's own pixels; the model's
+        input is 128x128 either way. Default 1024x576: above every recording the package was
+        measured on (854x480), whose figures it leaves unchanged. 0: never scale
         (perception/work_image.py; docs/benchmarks.md, session 44).""",
         param="work_image_max_pixels", low=0, high=2**31 - 1)
     min_image_texture: float = setting(1.0, """A frame whose model image has less texture than this is blind

@@ -5,12 +5,12 @@ tracks' LK steps and templates, the image fallback, the pose's corners, its reli
 camera's own pixels, and their cost grows with them: on the 2-core CPU the track refinement took
 8 / 17 / 57 ms a clip and the pose 21 / 42 / 57 ms at 640x480 / 1280x720 / 1920x1080, so that a
 1080p camera left the node at its 233 ms budget per clip (docs/benchmarks.md, session 44).
-A frame larger than the budget is scaled down (one factor, aspect kept, area interpolation) with its
-K, the pipeline runs on that working image, and its results are mapped back into the camera's
+A frame larger than the budget is divided by the smallest whole number that brings it under (area
+interpolation) with its K, the pipeline runs on that working image, and its results are mapped back into the camera's
 pixels (tracks' u v, K, depth at camera resolution) here. Every recording the package was measured
 on is at most 854x480, under the default budget, so none of its figures changed.
 
-    work = WorkImage.for_size((1080, 1920), 589_824)   # -> 576 x 1024
+    work = WorkImage.for_size((1080, 1920), 589_824)   # -> 540 x 960, half of each side
     rgb, k = work.image(rgb), work.k_to_work(k)
     result = work.result_to_camera(result, depth_at_camera_resolution=False)
 """
@@ -35,12 +35,17 @@ class WorkImage:
     @classmethod
     def for_size(cls, camera_hw: tuple[int, int], max_pixels: int) -> WorkImage:
         """The working size of a camera image: itself when it has at most max_pixels (0: no limit),
-        else scaled by one factor to about max_pixels."""
+        else divided by the smallest whole number that brings it to at most max_pixels. Whole
+        numbers because OpenCV's area interpolation has a fast path for them: 1280x720 -> 640x360
+        took 0.1 ms, -> 1024x576 3.5 ms, more than the 1.3 ms all of a 720p frame's intake took
+        unscaled (2-core CPU; docs/benchmarks.md, session 44)."""
         h, w = (int(v) for v in camera_hw)
         if max_pixels <= 0 or h * w <= max_pixels:
             return cls((h, w), (h, w))
-        s = math.sqrt(max_pixels / (h * w))
-        return cls((h, w), (max(1, round(h * s)), max(1, round(w * s))))
+        n = math.ceil(math.sqrt(h * w / max_pixels))
+        while round(h / n) * round(w / n) > max_pixels:
+            n += 1
+        return cls((h, w), (max(1, round(h / n)), max(1, round(w / n))))
 
     @property
     def scaled(self) -> bool:
