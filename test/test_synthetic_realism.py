@@ -9,6 +9,8 @@ import pytest
 
 from training.data.synthetic import SceneConfig, SceneGenerator, clip_room_size
 
+from .conftest import SHARED_DATA, require
+
 LABELS = ("depth", "intrinsics", "camera_to_world", "object_ids", "query_points", "tracks_xy",
           "tracks_visible", "tracks_static", "tracks_world")
 
@@ -442,3 +444,41 @@ def test_redeveloped_real_clips_keep_their_labels_and_change_their_look():
     assert parse_args([]).real_appearance == 0 and parse_args(["--real-appearance", "2"]).real_appearance == 2
     with pytest.raises(ConfigError):
         parse_args(["--real-appearance", "-1"])
+
+
+def test_recoloured_real_clips_keep_their_labels_brightness_and_shapes():
+    """--real-colour N: a real clip in another camera's colours (one white balance and saturation
+    per clip, grey in some clips); brightness and everything but colour kept, labels the same."""
+    import cv2
+    import torch
+
+    from training.data.appearance import recolour
+    from training.readouts_config import ConfigError, parse_args
+    from training.readouts_data import recoloured
+
+    root = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
+    frames = [cv2.cvtColor(cv2.imread(str(root / f"frame-{i:06d}.color.jpg")), cv2.COLOR_BGR2RGB)[::4, ::4]
+              for i in (0, 10, 20, 30)]
+    video = np.stack(frames)  # (T, H, W, 3) uint8, real colours
+    luma = lambda v: v.astype(float) @ [0.299, 0.587, 0.114]  # noqa: E731
+    clips = [recolour(video, np.random.default_rng(s)) for s in range(40)]
+    assert all(c.shape == video.shape and c.dtype == np.uint8 for c in clips)
+    assert np.array_equal(clips[3], recolour(video, np.random.default_rng(3)))  # seeded
+    for c in clips:  # the same brightness pixel by pixel (but where a channel clipped)
+        assert np.abs(luma(c) - luma(video)).mean() < 8
+        # ...and the same image structure: the edges of its grey are the video's
+        edges = [cv2.Sobel(luma(v[0]), cv2.CV_64F, 1, 0) for v in (c, video)]
+        assert np.corrcoef(edges[0].ravel(), edges[1].ravel())[0, 1] > 0.95
+    spread = [float(c.astype(float).std(axis=3).mean()) for c in clips]  # colourfulness
+    grey = [s < 0.6 for s in spread]
+    assert 4 <= sum(grey) <= 18, sum(grey)  # a quarter of 40, give or take the draw
+    assert max(spread) > 1.1 * float(video.astype(float).std(axis=3).mean())  # more saturated too
+    channel_means = np.array([c.reshape(-1, 3).mean(0) / c.mean() for c, g in zip(clips, grey) if not g])
+    assert channel_means.std(axis=0).min() > 0.03  # white balance varies clip to clip
+    bank = {"video": torch.from_numpy(np.stack([video, video[:, :, ::-1].copy()])),
+            "depth": torch.ones((2, 4, 8, 8))}
+    copy = recoloured(bank, [0, 1])
+    assert copy["depth"] is bank["depth"] and not torch.equal(copy["video"], bank["video"])
+    assert parse_args([]).real_colour == 0 and parse_args(["--real-colour", "2"]).real_colour == 2
+    with pytest.raises(ConfigError):
+        parse_args(["--real-colour", "-1"])

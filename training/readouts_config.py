@@ -50,6 +50,7 @@ class ReadoutsConfig:
     real_fraction: float = 0.25
     real_hop: int = 0
     real_appearance: int = 0
+    real_colour: int = 0
     still_clips: bool = False
     covered_clips: bool = False
     reverse: bool = False
@@ -95,9 +96,10 @@ class ReadoutsConfig:
             raise ConfigError("--canonical-focal-px must be > 0")
         self._check_recordings()
         if min(self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
-               self.real_appearance, self.photometric_weight, self.depth_teacher_weight) < 0:
+               self.real_appearance, self.real_colour, self.photometric_weight, self.depth_teacher_weight) < 0:
             raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every, "
-                              "--real-appearance, --photometric-weight and --depth-teacher-weight must be >= 0")
+                              "--real-appearance, --real-colour, --photometric-weight and --depth-teacher-weight "
+                              "must be >= 0")
         self._check_what_is_kept()
 
     def _check_what_is_kept(self) -> None:
@@ -173,6 +175,10 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                    help="add N copies of each --real sequence's clips, each clip developed again with its "
                         "own exposure, motion blur, sensor noise and JPEG (training/data/appearance.py "
                         "redevelop; labels unchanged)")
+    p.add_argument("--real-colour", type=int, default=0, metavar="N",
+                   help="add N copies of each --real sequence's clips, each clip in another camera's colours: "
+                        "a white balance and a saturation, grey in a quarter of them (training/data/appearance.py "
+                        "recolour; labels unchanged)")
     p.add_argument("--still-clips", action="store_true",
                    help="one more real bank: each --real clip's first frame held for the whole clip, with "
                         "fresh sensor noise in every frame, identity motion and tracks that stay put (a "

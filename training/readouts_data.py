@@ -145,7 +145,8 @@ def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.devic
     hop = cfg.real_hop or max(1, frames * stride // 2)
     real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
     bank = materialize(real, cfg.workers, device)
-    bank = concat_banks([bank] + [redeveloped(bank, [cfg.seed, copy]) for copy in range(1, cfg.real_appearance + 1)])
+    bank = concat_banks([bank] + [redeveloped(bank, [cfg.seed, copy]) for copy in range(1, cfg.real_appearance + 1)]
+                        + [recoloured(bank, [cfg.seed, 1000 + copy]) for copy in range(1, cfg.real_colour + 1)])
     return concat_banks([bank, played_backwards(bank)]) if cfg.reverse else bank
 
 
@@ -182,6 +183,14 @@ def redeveloped(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng(seed)
     video = bank["video"].cpu().numpy()
     out = np.stack([appearance.redevelop(clip, rng, REALISTIC) for clip in video])
+    return bank | {"video": torch.from_numpy(out).to(bank["video"].device)}
+
+
+def recoloured(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
+    """The bank with every clip's video in another camera's colours (appearance.recolour, one draw
+    per clip from `seed`); the labels are the same tensors."""
+    rng = np.random.default_rng(seed)
+    out = np.stack([appearance.recolour(clip, rng) for clip in bank["video"].cpu().numpy()])
     return bank | {"video": torch.from_numpy(out).to(bank["video"].device)}
 
 
