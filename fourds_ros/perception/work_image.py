@@ -3,12 +3,14 @@
 The model sees an 8x128x128 clip whatever the camera sends, but the pipeline's classical steps (the
 tracks' LK steps and templates, the image fallback, the pose's corners, its relinking) work on the
 camera's own pixels, and their cost grows with them: on the 2-core CPU the track refinement took
-8 / 17 / 57 ms a clip and the pose 21 / 42 / 57 ms at 640x480 / 1280x720 / 1920x1080, so that a
+8 / 17 / 57 ms a clip and the pose 24 / 42 / 57 ms at 640x480 / 1280x720 / 1920x1080, so that a
 1080p camera left the node at its 233 ms budget per clip (docs/benchmarks.md, session 44).
 A frame larger than the budget is divided by the smallest whole number that brings it under (area
-interpolation) with its K, the pipeline runs on that working image, and its results are mapped back into the camera's
-pixels (tracks' u v, K, depth at camera resolution) here. Every recording the package was measured
-on is at most 854x480, under the default budget, so none of its figures changed.
+interpolation) with its K, the pipeline runs on that working image, and its results are mapped
+back into the camera's pixels (tracks' u v, K, depth at camera resolution) here. Every recording
+the package was measured on is at most 854x480, under the default budget, so none of its figures
+changed. Still at the camera's size, before this: JPEG decoding and lens undistortion (camera.py),
+about 6 and 4 ms a 1080p frame.
 
     work = WorkImage.for_size((1080, 1920), 589_824)   # -> 540 x 960, half of each side
     rgb, k = work.image(rgb), work.k_to_work(k)
