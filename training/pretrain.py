@@ -239,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         first, last = result["losses"][0], result["losses"][-1]
         print(f"steps {first[0]}..{last[0]}: loss {first[1]:.6f} -> {last[1]:.6f}")
     if torch.distributed.is_initialized():
+        # Every rank's collectives done before any rank tears the group down: a rank that left
+        # first once aborted in Gloo's teardown ("terminate called without an active exception",
+        # SIGABRT, test_torchrun_two_processes_equal_one in one CI run of session 44).
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return 0
 

@@ -180,17 +180,19 @@ def played_backwards(bank: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def redeveloped(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
     """The bank with every clip's video developed again (appearance.redevelop, one draw per clip
     from `seed`); the labels are the same tensors."""
-    rng = np.random.default_rng(seed)
-    video = bank["video"].cpu().numpy()
-    out = np.stack([appearance.redevelop(clip, rng, REALISTIC) for clip in video])
-    return bank | {"video": torch.from_numpy(out).to(bank["video"].device)}
+    return _each_video(bank, seed, lambda clip, rng: appearance.redevelop(clip, rng, REALISTIC))
 
 
 def recoloured(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]:
     """The bank with every clip's video in another camera's colours (appearance.recolour, one draw
     per clip from `seed`); the labels are the same tensors."""
+    return _each_video(bank, seed, appearance.recolour)
+
+
+def _each_video(bank: dict[str, torch.Tensor], seed, rewrite) -> dict[str, torch.Tensor]:
+    """rewrite(clip (T, H, W, 3) uint8, rng) -> the clip's new video, for every clip of the bank."""
     rng = np.random.default_rng(seed)
-    out = np.stack([appearance.recolour(clip, rng) for clip in bank["video"].cpu().numpy()])
+    out = np.stack([rewrite(clip, rng) for clip in bank["video"].cpu().numpy()])
     return bank | {"video": torch.from_numpy(out).to(bank["video"].device)}
 
 
