@@ -125,9 +125,9 @@ class PerceptionPipeline:
         self.exclude_boxes = box_list(s.inputs.exclude_boxes)  # the robot itself in view (exclusion.py)
         self._excluded: dict[tuple[int, int], np.ndarray | None] = {}  # model-pixel masks by input size
         self._off_robot: dict[tuple[int, int], np.ndarray | None] = {}  # camera-pixel masks by input size
-        self._upright_hw: tuple[int, int] | None = None  # the last frame's, turned upright
-        # The last frame's working image (a large camera's scaled down, work_image.py), and track
-        # queries that came before any frame, placed in it when the first one comes.
+        # The last frame's working image (a large camera's scaled down, work_image.py; its camera_hw
+        # is the frame's size turned upright), and track queries that came before any frame, placed
+        # in it when the first one comes.
         self._work: WorkImage | None = None
         self._early_queries: list[np.ndarray] = []
         self.odometry = OdometryChain.from_settings(s.pose,
@@ -186,6 +186,11 @@ class PerceptionPipeline:
         return (f"the camera mount has the camera rolled so that its images need image_rotation: {90 * turns} "
                 f"(set: {90 * self.turns}); the model learned upright views (a camera turned 180 degrees lost a "
                 "quarter of its depth accuracy on the validation scene)")
+
+    @property
+    def _upright_hw(self) -> tuple[int, int] | None:
+        """The last frame's (H, W), turned upright (None before the first)."""
+        return None if self._work is None else self._work.camera_hw
 
     def _upright_mount(self, base_from_camera: np.ndarray) -> np.ndarray:
         """T_base_camera -> T_base_upright, the upright view's mount (the camera's with no image_rotation)."""
@@ -257,7 +262,6 @@ class PerceptionPipeline:
         if self.turns:  # upright for the model; results are turned back in `process`
             k = None if k is None else rotate_k(np.asarray(k, float).reshape(3, 3), self.turns, rgb.shape[:2])
             rgb = rotate_image(rgb, self.turns)
-        self._upright_hw = rgb.shape[:2]
         k = None if k is None else np.asarray(k, float).reshape(3, 3)
         self._work = work = WorkImage.for_size(rgb.shape[:2], self.settings.inputs.work_image_max_pixels)
         if work.scaled:
