@@ -35,6 +35,7 @@ from .report import add_output_arguments, latency_stats, markdown_table, output_
 SCENES = Path(__file__).resolve().parents[3] / "shared" / "data" / "7scenes_redkitchen_f000-299"
 OUTPUTS = ("depth/image", "tracks", "odometry")
 SHED_LIMIT = 0.05  # the ros2_benchmark criterion: under 5 % dropped
+CAMERA_HW = (480, 640)  # (H, W) of the live camera unless --size says otherwise: issue #19's 640x480
 
 
 def source() -> str:
@@ -92,7 +93,7 @@ class CpuSampler:
         return (inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) / 1e9)
 
 
-def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = (480, 640)) -> dict:
+def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = CAMERA_HW) -> dict:
     """PerceptionPipeline.process per clip in-process (the node's settings, same frames of
     size (H, W)), with the engine's and the tracks' shares: what the node's clip latency is
     compared against."""
@@ -123,7 +124,7 @@ def bracket_reference(before: dict, after: dict) -> float:
 
 
 def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir: Path, env: dict,
-                              subscriber: bool = False, size: tuple[int, int] = (480, 640)) -> dict:
+                              subscriber: bool = False, size: tuple[int, int] = CAMERA_HW) -> dict:
     """The same in-process pipeline, clips back to back, while the live camera's process (the probe:
     640x480 rgb8 at `rate` Hz, stamps = now) publishes next to it with nobody subscribed. On a
     2-core computer whatever CPU the camera's process takes, it takes whether or not a node runs:
@@ -275,7 +276,7 @@ def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
 
 
 def run_transport(transport: str, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,
-                  size: tuple[int, int] = (480, 640)) -> list[dict]:
+                  size: tuple[int, int] = CAMERA_HW) -> list[dict]:
     """One node process; steps (rate Hz, seconds) of frames of size (H, W) streamed in order, each
     followed by catching up."""
     from ..ros.harness import run_node
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
                         help="stepped rates (Hz) for the peak rate; none: skip")
     parser.add_argument("--step-seconds", type=float, default=8.0)
-    parser.add_argument("--size", type=frame_size, default=(480, 640), metavar="WxH",
+    parser.add_argument("--size", type=frame_size, default=CAMERA_HW, metavar="WxH",
                         help="the camera's frames (default 640x480, issue #19's camera; e.g. 1280x720, a RealSense "
                              "colour stream's default): the recording's centre cropped to that aspect and scaled")
     parser.add_argument("--beside-seconds", type=float, default=12.0,
