@@ -74,7 +74,7 @@ class Rig:
             self.intake.push_info(stamp_ns, info)
         self.clock_ns = max(self.clock_ns, stamp_ns)
         self.health.frame_received(stamp_ns)
-        self.intake.push_image(stamp_ns, frame_id, decode or (lambda: rgb), "rgb8")
+        self.intake.push_image(stamp_ns, frame_id, decode or (lambda budget: (rgb, rgb.shape[:2])), "rgb8")
         if paced and self.worker.running:
             self.wait_idle()
 
@@ -175,7 +175,7 @@ def test_overload_accounts_for_every_frame(rig):
 def test_decode_error_counts_a_rejected_frame(rig):
     r = rig()
 
-    def bad():
+    def bad(budget):
         raise ImageDecodeError("size", "data length 100 != step 192 * height 64")
 
     ss = stamps(5)
@@ -251,6 +251,38 @@ def test_plumb_bob_image_is_undistorted_before_the_pipeline(rig):
     r.pipeline.add_frame = spy
     r.image(T0, raw, info=calib)
     assert len(seen) == 1 and seen[0].shape == raw.shape and not np.array_equal(seen[0], raw)
+
+
+@pytest.mark.parametrize("transport", ["raw", "jpeg"])
+def test_a_large_camera_is_divided_before_its_undistortion(rig, transport):
+    """A 1280x720 camera with lens distortion: the pipeline gets the 640x360 working image (a JPEG
+    decoded at that size), undistorted there, and the results carry the undistorted camera's K."""
+    from fourds_ros.perception.image import decode_compressed_for_work
+
+    r = rig()
+    k = TUM_K * [[2], [2], [1]] + [[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]  # TUM's camera at twice its size
+    calib = Calibration(k, TUM_D, "plumb_bob", 1280, 720)
+    seen = []
+    add_frame = r.pipeline.add_frame
+
+    def spy(rgb, *args, **kw):
+        seen.append((rgb.shape[:2], kw.get("camera_hw")))
+        return add_frame(rgb, *args, **kw)
+
+    r.pipeline.add_frame = spy
+    for i, s in enumerate(stamps(4)):
+        rgb = cv2.resize(image(360, 640, i), (1280, 720))
+        data = cv2.imencode(".jpg", rgb)[1].tobytes()
+        decode = (lambda b, rgb=rgb: (rgb, rgb.shape[:2])) if transport == "raw" else \
+            (lambda b, data=data: decode_compressed_for_work("jpeg", data, b))
+        r.image(s, decode=decode, info=calib)
+    r.wait_idle()
+    assert seen == [((360, 640), (720, 1280))] * 4 and r.health.errors == {}
+    expected, _ = cv2.getOptimalNewCameraMatrix(k, np.array(TUM_D), (1280, 720), 0.0, (1280, 720))
+    assert len(r.results) == 4
+    for x in r.results:  # the camera's undistorted K, made at the working size: within a pixel
+        np.testing.assert_allclose(x.k, expected, atol=1.0)
+        assert not np.allclose(x.k, k, atol=5.0)
 
 
 def test_k_calibrated_at_twice_the_resolution_is_scaled(rig):
@@ -396,7 +428,7 @@ def test_rejected_frames_are_not_asked_for_a_camera_mount(rig):
     asked = []
     r = rig(camera_mount=lambda f: asked.append(f))
 
-    def bad():
+    def bad(budget):
         raise ImageDecodeError("unsupported_encoding", "bayer_xyz16")
 
     r.image(T0, decode=bad)

@@ -139,3 +139,77 @@ def test_depth_at_camera_resolution_and_queries_in_camera_pixels(shipped_engine)
     uv = np.stack([first.tracks.u, first.tracks.v], 1)
     for q in queries:  # a query is its track's position in the frame it was given for
         assert np.min(np.hypot(*(uv - q).T)) < 1e-3, (q, uv)
+
+
+# -- the node divides first: JPEG decoded at the working size, undistortion on the working image --
+
+def jpeg(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
+    return cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def test_a_jpeg_above_the_budget_is_decoded_at_its_working_size():
+    from fourds_ros.perception.image import decode_compressed, decode_compressed_for_work
+
+    frames, _ = camera_720p_frames(1)
+    for hw in ((720, 1280), (1080, 1920)):
+        data = jpeg(cv2.resize(frames[0], hw[::-1]))
+        work = WorkImage.for_size(hw, DEFAULT_BUDGET)
+        rgb, camera_hw = decode_compressed_for_work("jpeg", data, DEFAULT_BUDGET)
+        assert rgb.shape == (*work.work_hw, 3) and camera_hw == hw
+        divided = work.image(decode_compressed("jpeg", data)).astype(float)
+        err = np.abs(rgb - divided).mean()
+        shifted = np.abs(rgb[:, 2:] - divided[:, :-2]).mean()  # a 2-pixel shift would show
+        assert err < 1.0 and shifted > 4 * err, (hw, err, shifted)
+        full, camera_hw = decode_compressed_for_work("jpeg", data, 0)  # budget 0: the camera's image
+        assert camera_hw == hw and np.array_equal(full, decode_compressed("jpeg", data))
+    # Where libjpeg cannot reach the working size (a third of each side; odd halves) or the image
+    # is a PNG, it comes at its own size, for the intake to divide.
+    for hw, ext in (((1440, 2560), ".jpg"), ((721, 1281), ".jpg"), ((720, 1280), ".png")):
+        data = jpeg(cv2.resize(frames[0], hw[::-1]), ext)
+        rgb, camera_hw = decode_compressed_for_work(ext[1:], data, DEFAULT_BUDGET)
+        assert rgb.shape[:2] == camera_hw == hw, (hw, ext)
+
+
+def test_undistorting_the_working_image_matches_dividing_the_undistorted_one():
+    """camera_info describes the camera's image; the intake undistorts its working image with K
+    brought to it: the same view and K as undistorting at full size and dividing after."""
+    from fourds_ros.perception.camera import Calibration, CameraIntake
+
+    frames, k = camera_720p_frames(1)
+    calibration = Calibration(k, (0.2624, -0.9531, -0.0054, 0.0026, 1.1633), "plumb_bob", 1280, 720)  # TUM fr1
+    work = WorkImage.for_size((720, 1280), DEFAULT_BUDGET)
+    full, k_full, problem = CameraIntake()(frames[0], calibration)
+    small, k_small, problem_small = CameraIntake()(work.image(frames[0]), calibration, camera_hw=(720, 1280))
+    assert problem == problem_small == "" and small.shape[:2] == work.work_hw
+    np.testing.assert_allclose(k_small, work.k_to_work(k_full), rtol=2e-4, atol=0.01)
+    divided = work.image(full).astype(float)
+    err = np.abs(small - divided).mean()
+    assert err < 1.5 and np.abs(small[:, 2:] - divided[:, :-2]).mean() > 4 * err, err
+    # camera_info's K stays the camera's: without calibrated width and height it is read at camera_hw.
+    unsized = Calibration(k, calibration.d, "plumb_bob")
+    np.testing.assert_allclose(CameraIntake()(work.image(frames[0]), unsized, camera_hw=(720, 1280))[1], k_small)
+
+
+@pytest.mark.parametrize("turns", [0, 1])
+def test_a_frame_divided_before_the_pipeline_gives_the_same_results(tiny_model_dir, turns):
+    """add_frame(working image, its K, camera_hw) is add_frame(camera image, K), also with image_rotation."""
+    from fourds_ros.engine import create_engine
+
+    engine = create_engine(tiny_model_dir, backend="torch", num_queries=16)
+    frames, k = camera_720p_frames(9)
+    work = WorkImage.for_size((720, 1280), DEFAULT_BUDGET)
+    params = PerceptionSettings.from_params(hop=3, max_tracks=12, image_rotation=90 * turns)
+    whole, divided = PerceptionPipeline(engine, params), PerceptionPipeline(engine, params)
+    for i, rgb in enumerate(frames):
+        stamp = 1_000_000_000 + i * 33_333_333
+        clip_a, _ = whole.add_frame(rgb, stamp, "camera_optical", k)
+        clip_b, _ = divided.add_frame(work.image(rgb), stamp, "camera_optical", work.k_to_work(k), camera_hw=(720, 1280))
+        assert (clip_a is None) == (clip_b is None)
+        if clip_a is not None:
+            for a, b in zip(whole.process(clip_a).frames, divided.process(clip_b).frames, strict=True):
+                np.testing.assert_array_equal(a.depth, b.depth)
+                np.testing.assert_allclose(a.k, b.k, atol=1e-9)
+                np.testing.assert_array_equal(a.tracks.u, b.tracks.u)
+                np.testing.assert_array_equal(a.pose.odom_from_camera, b.pose.odom_from_camera)
+    with pytest.raises(ValueError, match="neither the camera's"):
+        divided.add_frame(cv2.resize(frames[0], (500, 300)), 2_000_000_000, "camera_optical", k, camera_hw=(720, 1280))

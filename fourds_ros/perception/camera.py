@@ -2,6 +2,7 @@
 
     camera = CameraIntake()
     rgb, k, problem = camera(rgb, Calibration(k, d, "plumb_bob", 640, 480))
+    rgb, k, problem = camera(work_rgb, calibration, camera_hw=(1080, 1920))  # a divided image
     # k: the K of the returned (undistorted) image, or None (use the default field of view);
     # problem: '' or 'camera_info_<kind>: <detail>' (kinds: non_finite, size_mismatch, bad_distortion, ...)
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calibration import DistortionError, Undistorter, validate_intrinsics
+from .work_image import scaled_k
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,21 @@ class CameraIntake:
     def __init__(self):
         self.undistort = Undistorter()
 
-    def __call__(self, rgb: np.ndarray, calibration: Calibration | None
+    def __call__(self, rgb: np.ndarray, calibration: Calibration | None, camera_hw: tuple[int, int] | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
-        """rgb: (H, W, 3) uint8. -> (image for the pipeline, its 3x3 K or None, problem) where problem
-        is '' or 'camera_info_<kind>: <detail>' (count by the part before the colon)."""
+        """rgb: (H, W, 3) uint8, the camera's image or, given the camera image's (H, W) camera_hw, its
+        working image (work_image.py). -> (image for the pipeline, its 3x3 K or None, problem) where
+        problem is '' or 'camera_info_<kind>: <detail>' (count by the part before the colon).
+        camera_info describes the camera's image; a working image is undistorted at its own size
+        (4.0 ms a 1920x1080 frame against 0.7 ms at 960x540 on the 2-core CPU)."""
         if calibration is None:
             return rgb, None, ""
-        height, width = rgb.shape[:2]
+        height, width = camera_hw or rgb.shape[:2]
         k, reason = validate_intrinsics(calibration.k, width, height, calibration.width, calibration.height)
         if k is None:
             return rgb, None, f"camera_info_{reason}"
+        if (height, width) != rgb.shape[:2]:
+            k = scaled_k(k, rgb.shape[1] / width, rgb.shape[0] / height)
         try:
             rgb, k = self.undistort(rgb, k, calibration.d, calibration.model)
         except DistortionError as exc:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from .image_header import ImageHeaderError, KindError, read_compressed_header
+from .work_image import WorkImage
 
 # About 4K UHD (3840 x 2160): the default cap on declared width * height of one input frame. At
 # this size a decoded frame is 25 MB (RGB uint8); a 20000 x 20000 PNG would be 1.2 GB.
@@ -204,6 +205,22 @@ def decode_compressed(fmt: str, data: bytes | memoryview, *,
     (malformed, zero size, odd channels or bit depth) and 'too_large' (declared width * height >
     max_input_pixels) are raised before cv2.imdecode runs; any decoder failure is 'decode_failed'.
     """
+    return decode_compressed_for_work(fmt, data, 0, max_input_pixels=max_input_pixels)[0]
+
+
+# libjpeg's scaled inverse DCT decodes straight to 1/2, 1/4 or 1/8 of each side (ceil).
+_JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_compressed_for_work(fmt: str, data: bytes | memoryview, work_max_pixels: int, *,
+                               max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+                               ) -> tuple[np.ndarray, tuple[int, int]]:
+    """decode_compressed for a pipeline that works on at most work_max_pixels (work_image.py) ->
+    (RGB, the image's own (H, W)). A JPEG above the budget whose working size is 1/2, 1/4 or 1/8 of
+    each side comes decoded at that size (libjpeg skips the detail the division would average away:
+    a 1920x1080 frame took 3.5 ms against 8.7 ms to decode and divide on the 2-core CPU, within 0.2
+    grey levels of the divided image on average; docs/benchmarks.md, session 45); any other image comes
+    at its own size, for the caller to divide. Errors as decode_compressed."""
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         header = read_compressed_header(data if isinstance(data, bytes) else bytes(data))
@@ -212,15 +229,27 @@ def decode_compressed(fmt: str, data: bytes | memoryview, *,
     if header.width * header.height > max_input_pixels:
         raise ImageDecodeError("too_large", f"{header.format} declares {header.width}x{header.height} = "
                                f"{header.width * header.height} pixels, above max_input_pixels {max_input_pixels}")
+    camera_hw = (header.height, header.width)
+    work = WorkImage.for_size(camera_hw, work_max_pixels)
+    divisor = round(header.width / work.work_hw[1])
+    reduced = (header.format == "jpeg" and divisor in _JPEG_REDUCED
+               and work.work_hw == (-(-header.height // divisor), -(-header.width // divisor)))
     try:
-        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(buf, _JPEG_REDUCED[divisor] if reduced else cv2.IMREAD_COLOR)
     except Exception as exc:  # cv2.error, or anything else the codec raises: one counted kind
         raise ImageDecodeError("decode_failed", f"cannot decode {header.format} ({buf.size} bytes): {exc}") from exc
     if image is None or image.ndim != 3 or image.shape[2] != 3:
         raise ImageDecodeError("decode_failed", f"cannot decode compressed image (format {fmt!r}, {buf.size} bytes)")
-    if image.shape[0] * image.shape[1] > max_input_pixels:  # defence in depth: the header lied
-        raise ImageDecodeError("too_large", f"decoded {image.shape[1]}x{image.shape[0]} exceeds max_input_pixels")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if not reduced:
+        camera_hw = image.shape[:2]
+    elif image.shape[:2] != work.work_hw:  # the decoder turned it (EXIF orientation), or the header lied
+        if image.shape[:2] != work.work_hw[::-1]:
+            raise ImageDecodeError("decode_failed", f"decoded {image.shape[1]}x{image.shape[0]} at 1/{divisor} "
+                                   f"of a {header.width}x{header.height} {header.format}")
+        camera_hw = camera_hw[::-1]
+    if camera_hw[0] * camera_hw[1] > max_input_pixels:  # defence in depth: the header lied
+        raise ImageDecodeError("too_large", f"decoded {camera_hw[1]}x{camera_hw[0]} exceeds max_input_pixels")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), tuple(camera_hw)
 
 
 def encode_raw(rgb: np.ndarray, encoding: str) -> tuple[bytes, int]:

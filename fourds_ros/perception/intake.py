@@ -4,7 +4,7 @@ inference worker. Every frame taken in is counted in exactly one way (health.py)
 
     intake = FrameIntake(pipeline, worker, health, settings)
     intake.push_info(stamp_ns, calibration)                      # camera_info (Calibration or None)
-    intake.push_image(stamp_ns, frame_id, decode, encoding)      # decode() -> (H, W, 3) uint8 RGB
+    intake.push_image(stamp_ns, frame_id, decode, encoding)      # decode(work_max_pixels) -> (rgb, camera_hw)
     intake.release_overdue(); intake.flush_if_idle()             # from timers
     intake.pending_frames()                                      # for diagnostics
 
@@ -28,7 +28,10 @@ from .image import ImageDecodeError
 from .odometry import transform_from_xyz_quat
 from .pipeline import PerceptionPipeline
 from .settings import PerceptionSettings
+from .work_image import WorkImage
 from .worker import InferenceWorker
+
+Decode = Callable[[int], tuple[np.ndarray, tuple[int, int]]]
 
 
 class FrameIntake:
@@ -58,7 +61,9 @@ class FrameIntake:
         with self.sync_lock:
             self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic()))
 
-    def push_image(self, stamp_ns: int, frame_id: str, decode: Callable[[], np.ndarray], encoding: str) -> None:
+    def push_image(self, stamp_ns: int, frame_id: str, decode: Decode, encoding: str) -> None:
+        """decode(work_image_max_pixels) -> ((H, W, 3) uint8 RGB, the camera image's (H, W)): the RGB at
+        the camera's size or, where the decoder can do it cheaply (JPEG), already at its working size."""
         # With camera_info_wait_s > 0 an image may wait for its own camera_info: camera_info_sync.py.
         with self.sync_lock:
             self._add_all(self.sync.push_image(stamp_ns, (stamp_ns, frame_id, decode, encoding), time.monotonic()))
@@ -117,19 +122,25 @@ class FrameIntake:
 
     def _add(self, paired: Paired) -> None:
         stamp_ns, frame_id, decode, encoding = paired.item
+        budget = self.settings.inputs.work_image_max_pixels
         try:
-            rgb = decode()
+            rgb, camera_hw = decode(budget)
         except ImageDecodeError as exc:
             self.health.counts["frames_rejected"] += 1
             self.health.warn(exc.kind, f"dropping frame: {exc}")
             return
-        rgb, k = self._camera(rgb, paired)
+        # Divided first (raw images here; a JPEG may come divided from its decoder), so that the
+        # undistortion and everything after it work on the fewer pixels.
+        work = WorkImage.for_size(camera_hw, budget)
+        if rgb.shape[:2] != work.work_hw:
+            rgb = work.image(rgb)
+        rgb, k = self._camera(rgb, paired, camera_hw)
         mount = self.camera_mount(frame_id)
         with self.lock:
             if mount is not None:
                 self.pipeline.set_camera_mount(mount)
                 self._advise_rotation(mount)
-            clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding)
+            clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding, camera_hw=camera_hw)
             self.worker.touch()
         if reason == OUT_OF_ORDER:
             self.health.warn(reason, "dropping a frame older than the one before it")
@@ -139,9 +150,10 @@ class FrameIntake:
         if clip is not None:
             self.worker.submit(clip)
 
-    def _camera(self, rgb: np.ndarray, paired: Paired) -> tuple[np.ndarray, np.ndarray | None]:
+    def _camera(self, rgb: np.ndarray, paired: Paired, camera_hw: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray | None]:
         """The image and K the pipeline gets; a rejected camera_info is counted, then ignored."""
-        rgb, k, problem = self.camera(rgb, paired.k)
+        rgb, k, problem = self.camera(rgb, paired.k, camera_hw)
         if problem:
             self.health.warn(problem.split(":")[0], f"{problem}; using the default intrinsics")
         elif paired.k is None:

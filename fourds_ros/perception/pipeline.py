@@ -251,21 +251,27 @@ class PerceptionPipeline:
 
     # -- half 1: the clip buffer -------------------------------------------------------------
     def add_frame(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
-                  encoding: str = "rgb8") -> tuple[Clip | None, str | None]:
-        """rgb: (H, W, 3) uint8. Returns (clip ready for `process` or None, reset reason or None).
+                  encoding: str = "rgb8", camera_hw: tuple[int, int] | None = None) -> tuple[Clip | None, str | None]:
+        """rgb: (H, W, 3) uint8, the camera's image, or its working image (WorkImage) given the camera
+        image's (H, W) camera_hw (the node divides on decoding); k: rgb's K. Returns (clip ready for
+        `process` or None, reset reason or None).
 
         The frame is preprocessed here, once (frames appear in T / hop overlapping clips), so in the
         node that cost is paid on the subscription thread, not on the inference path; so is its
         gray image when the tracks match on the camera image."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        camera_hw = rgb.shape[:2] if camera_hw is None else tuple(camera_hw)
         if self.turns:  # upright for the model; results are turned back in `process`
             k = None if k is None else rotate_k(np.asarray(k, float).reshape(3, 3), self.turns, rgb.shape[:2])
-            rgb = rotate_image(rgb, self.turns)
+            rgb, camera_hw = rotate_image(rgb, self.turns), camera_hw[::-1] if self.turns % 2 else camera_hw
         k = None if k is None else np.asarray(k, float).reshape(3, 3)
-        self._work = work = WorkImage.for_size(rgb.shape[:2], self.settings.inputs.work_image_max_pixels)
-        if work.scaled:
+        self._work = work = WorkImage.for_size(camera_hw, self.settings.inputs.work_image_max_pixels)
+        if rgb.shape[:2] == work.camera_hw:
             rgb, k = work.image(rgb), work.k_to_work(k)
+        elif rgb.shape[:2] != work.work_hw:
+            raise ValueError(f"rgb is {rgb.shape[1]}x{rgb.shape[0]}: neither the camera's {camera_hw[1]}x"
+                             f"{camera_hw[0]} nor its working image {work.work_hw[1]}x{work.work_hw[0]}")
         for uv in self._early_queries:
             self._add_upright_queries(uv)
         self._early_queries.clear()

@@ -9,8 +9,8 @@ A frame larger than the budget is divided by the smallest whole number that brin
 interpolation) with its K, the pipeline runs on that working image, and its results are mapped
 back into the camera's pixels (tracks' u v, K, depth at camera resolution) here. Every recording
 the package was measured on is at most 854x480, under the default budget, so none of its figures
-changed. Still at the camera's size, before this: JPEG decoding and lens undistortion (camera.py),
-about 6 and 4 ms a 1080p frame.
+changed. In the node the division comes first: a JPEG is decoded at its working size where libjpeg
+can (image.decode_compressed_for_work), and lens undistortion (camera.py) runs on the working image.
 
     work = WorkImage.for_size((1080, 1920), 589_824)   # -> 540 x 960, half of each side
     rgb, k = work.image(rgb), work.k_to_work(k)
@@ -75,7 +75,7 @@ class WorkImage:
         return (np.asarray(u, float) + 0.5) / sx - 0.5, (np.asarray(v, float) + 0.5) / sy - 0.5
 
     def k_to_work(self, k: np.ndarray | None) -> np.ndarray | None:
-        return None if k is None or not self.scaled else scaled_k(k, *self.scale_xy)
+        return k if k is None or not self.scaled else scaled_k(k, *self.scale_xy)
 
     def k_to_camera(self, k: np.ndarray) -> np.ndarray:
         sx, sy = self.scale_xy

@@ -13,7 +13,8 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..perception.camera import Calibration
-from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed, decode_depth, decode_raw
+from ..perception.image import (DEFAULT_MAX_INPUT_PIXELS, decode_compressed, decode_compressed_for_work, decode_depth,
+                               decode_raw)
 from ..perception.odometry import quat_xyzw
 from ..perception.preprocess import backproject
 
@@ -50,6 +51,20 @@ def depth_to_metres(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
 
 def compressed_to_rgb(msg, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     return decode_compressed(msg.format, bytes(msg.data), max_input_pixels=max_input_pixels)
+
+
+# The node's decoders for FrameIntake.push_image: (RGB, the camera image's (H, W)).
+def image_for_work(msg: Image, work_max_pixels: int,
+                   max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
+    """A raw image comes at its own size (the intake divides it: 0.1 ms a 1080p frame)."""
+    rgb = image_to_rgb(msg, max_input_pixels)
+    return rgb, rgb.shape[:2]
+
+
+def compressed_for_work(msg, work_max_pixels: int,
+                        max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
+    """A JPEG above work_max_pixels comes decoded at its working size where libjpeg can."""
+    return decode_compressed_for_work(msg.format, bytes(msg.data), work_max_pixels, max_input_pixels=max_input_pixels)
 
 
 def depth_image(depth: np.ndarray, stamp_ns: int, frame_id: str) -> Image:

@@ -157,11 +157,11 @@ class PerceptionNode(LifecycleNode):
                          f"{self.settings.inputs.image_qos} (a best-effort camera needs SENSOR_DATA): no frames arrive")
 
     def on_image(self, msg: Image, info) -> None:  # two arguments: rclpy passes the MessageInfo
-        self._on_frame(msg, info, lambda: convert.image_to_rgb(msg, self.settings.inputs.max_input_pixels),
+        self._on_frame(msg, info, lambda budget: convert.image_for_work(msg, budget, self.settings.inputs.max_input_pixels),
                        msg.encoding)
 
     def on_compressed(self, msg: CompressedImage, info) -> None:
-        self._on_frame(msg, info, lambda: convert.compressed_to_rgb(msg, self.settings.inputs.max_input_pixels),
+        self._on_frame(msg, info, lambda budget: convert.compressed_for_work(msg, budget, self.settings.inputs.max_input_pixels),
                        f"compressed:{msg.format}")
 
     def _on_frame(self, msg, info, decode, encoding: str) -> None:
