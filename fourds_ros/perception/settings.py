@@ -147,7 +147,8 @@ class InputSettings(_Group):
         gigabytes. Default: 4K UHD.""", param="max_input_pixels", low=1, high=2**31 - 1)
     work_image_max_pixels: int = setting(589_824, """Camera images with more pixels than this are divided on
         arrival by the smallest whole number that brings them under it (1280x720 -> 640x360,
-        1920x1080 -> 960x540) for the steps that work on the camera's pixels: the tracks' LK steps
+        1920x1080 -> 960x540; a JPEG decoded at that size where libjpeg can, the lens undistorted
+        after) for the steps that work on the camera's pixels: the tracks' LK steps
         and templates, the pose's corners and relinking, whose cost grows with the pixels (2-core
         CPU, in process: 166 ms a clip of a 1920x1080 camera unscaled; a clip comes every 233 ms at
         30 Hz). Tracks, K and depth are still published in the camera's own pixels; the model's
