@@ -183,3 +183,29 @@ def test_frames_waiting_in_the_subscription_queue_turn_diagnostics_warn(tiny_mod
     assert float(diag["values"]["input_queue_p95_ms"]) > 0.001, diag["values"]
     assert diag["level"] == 1 and "in the subscription queue > 0.001" in diag["message"], diag
     assert "config/fastdds_large_frames.xml" in diag["message"], diag
+
+
+def test_a_1280x720_jpeg_camera_is_described_in_its_own_pixels(tiny_model_dir, ros_env, tmp_path):
+    """A camera above work_image_max_pixels over DDS: its JPEGs are decoded at the working size
+    (640x360) and every output is still in the camera's pixels: depth and its camera_info at
+    1280x720 (depth_output_resolution: camera) with the camera's K, tracks inside the image."""
+    plan = START + [{"wait_for_subscribers": ["image/compressed", "camera_info"], "timeout": 60},
+                    {"frames": 8, "rate": 15, "compressed": True, "size": [720, 1280]},
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "max_tracks": 12,
+              "image_transport": "compressed", "depth_output_resolution": "camera"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    depth = run.records("depth/image")
+    assert len(depth) == 8 and all((d["height"], d["width"]) == (720, 1280) for d in depth), run.node_log
+    f = 1280 / (2 * np.tan(np.radians(30)))  # the probe's 60-degree camera at 1280x720
+    for info in run.records("depth/camera_info"):
+        assert (info["height"], info["width"]) == (720, 1280)
+        np.testing.assert_allclose(np.reshape(info["k"], (3, 3)), [[f, 0, 639.5], [0, f, 359.5], [0, 0, 1]], atol=1e-6)
+    tracks = run.records("tracks")
+    assert len(tracks) == 8 and all(len(t["u"]) == 12 for t in tracks)
+    u, v = np.concatenate([t["u"] for t in tracks]), np.concatenate([t["v"] for t in tracks])
+    assert u.min() > -1 and u.max() < 1280 and v.min() > -1 and v.max() < 720
+    assert u.max() > 640 or v.max() > 360  # not the working image's pixels
+    values = run.last_diagnostics()["values"]
+    assert values["frames_unaccounted"] == "0" and values.get("frames_rejected", "0") == "0", values
