@@ -13,8 +13,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..perception.camera import Calibration
-from ..perception.image import (DEFAULT_MAX_INPUT_PIXELS, decode_compressed, decode_compressed_for_work, decode_depth,
-                               decode_raw)
+from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed_for_work, decode_depth, decode_raw
 from ..perception.odometry import quat_xyzw
 from ..perception.preprocess import backproject
 
@@ -47,10 +46,6 @@ def depth_to_metres(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
     ImageDecodeError on bad input."""
     return decode_depth(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data),
                         is_bigendian=bool(msg.is_bigendian), max_input_pixels=max_input_pixels)
-
-
-def compressed_to_rgb(msg, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
-    return decode_compressed(msg.format, bytes(msg.data), max_input_pixels=max_input_pixels)
 
 
 # The node's decoders for FrameIntake.push_image: (RGB, the camera image's (H, W)).

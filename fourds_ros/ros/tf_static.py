@@ -5,7 +5,7 @@ lookup, StaticTransformBroadcaster for publishing. Without it (the PyPI ROS whee
 tf2_ros) a small listener on /tf_static (tf2_msgs/TFMessage, transient_local + reliable, depth 100
 as tf2 uses) stores the static transforms and composes chains itself (`chain_transform`).
 
-    lookup_camera_mount(node, "base_link", "camera_color_optical_frame", timeout_s=2.0) -> 4x4 | None
+    lookup_static(node, "base_link", "camera_color_optical_frame", timeout_s=2.0) -> 4x4 | None
     publish_static(node, [make_transform("base_link", "camera_link", T)]) -> keep the result alive
 
 Matrices are 4x4 numpy arrays T_parent_child: they map points in the child frame into the parent
@@ -196,12 +196,6 @@ def lookup_static(node, parent: str, child: str, timeout_s: float = 2.0) -> np.n
         executor.remove_node(helper)
         executor.shutdown()
         helper.destroy_node()
-
-
-def lookup_camera_mount(node, base_frame: str, camera_frame: str, timeout_s: float) -> np.ndarray | None:
-    """T_base_camera (the camera's mount on the robot) from /tf_static, or None after timeout_s
-    (the caller falls back to its base_from_camera parameter and says so)."""
-    return lookup_static(node, base_frame, camera_frame, timeout_s)
 
 
 def _cli(argv: list[str]) -> argparse.Namespace:
