@@ -154,7 +154,9 @@ class InputSettings(_Group):
         30 Hz). Tracks, K and depth are still published in the camera's own pixels; the model's
         input is 128x128 either way. Default 1024x576: above every recording the package was
         measured on (854x480), whose figures it leaves unchanged. 0: never scale
-        (perception/work_image.py; docs/benchmarks.md, session 44).""",
+        (perception/work_image.py; docs/benchmarks.md, session 44). 76800 works a 640x480 camera at
+        320x240: 0.89x the pipeline's time, tracks AJ +9 % and the pose's ATE 1.21x on TUM fr1/rpy
+        (validation; model card, session 45, rule 46).""",
         param="work_image_max_pixels", low=0, high=2**31 - 1)
     min_image_texture: float = setting(1.0, """A frame whose model image has less texture than this is blind
         (preprocess.texture_of: the 90th percentile of the smoothed image gradient, grey levels per
