@@ -1,7 +1,7 @@
 """Scratch (session 45, no rule): FB check (track_lk_check_px) only for tracks whose LK step is an inlier of the frame's dominant
 2D motion (RANSAC similarity over all LK steps, INLIER px).
     FB_INLIER=3 python fb_check_on_scene_motion_scratch.py badja
-    python fb_check_on_scene_motion_scratch.py eval -- ARGS (fourds-ros eval)"""
+    python fb_check_on_scene_motion_scratch.py cli eval BAG --offline ... (fourds-ros eval)"""
 import os, sys
 import cv2
 import numpy as np
