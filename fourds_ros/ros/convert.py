@@ -49,9 +49,9 @@ def depth_to_metres(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
 
 
 # The node's decoders for FrameIntake.push_image: (RGB, the camera image's (H, W)).
-def image_for_work(msg: Image, work_max_pixels: int,
-                   max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
-    """A raw image comes at its own size (the intake divides it: 0.1 ms a 1080p frame)."""
+def image_for_work(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
+    """A raw image comes at its own size, whatever the working budget (the intake divides it: 0.1 ms
+    a 1080p frame)."""
     rgb = image_to_rgb(msg, max_input_pixels)
     return rgb, rgb.shape[:2]
 
