@@ -213,3 +213,22 @@ def test_a_frame_divided_before_the_pipeline_gives_the_same_results(tiny_model_d
                 np.testing.assert_array_equal(a.pose.odom_from_camera, b.pose.odom_from_camera)
     with pytest.raises(ValueError, match="neither the camera's"):
         divided.add_frame(cv2.resize(frames[0], (500, 300)), 2_000_000_000, "camera_optical", k, camera_hw=(720, 1280))
+
+
+def test_a_jpeg_turned_by_its_exif_orientation_keeps_its_turned_size():
+    """OpenCV applies a JPEG's EXIF orientation when it decodes, reduced or not: the camera size
+    returned is the turned image's, so the intake divides and maps back the image it got."""
+    import struct
+
+    from fourds_ros.perception.image import decode_compressed_for_work
+
+    frames, _ = camera_720p_frames(1)
+    data = jpeg(cv2.resize(frames[0], (1920, 1080)))
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x0112, 3, 1, 6) + struct.pack("<I", 0)
+    app1 = b"Exif\x00\x00" + tiff  # one IFD entry: Orientation 6, turned 90 degrees clockwise to show
+    turned = data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
+    full, full_hw = decode_compressed_for_work("jpeg", turned, 0)
+    small, small_hw = decode_compressed_for_work("jpeg", turned, DEFAULT_BUDGET)
+    assert full.shape[:2] == full_hw == small_hw == (1920, 1080) and small.shape[:2] == (960, 540)
+    divided = WorkImage.for_size(full_hw, DEFAULT_BUDGET).image(full).astype(float)
+    assert np.abs(small - divided).mean() < 1.0
