@@ -209,3 +209,28 @@ def test_a_1280x720_jpeg_camera_is_described_in_its_own_pixels(tiny_model_dir, r
     assert u.max() > 640 or v.max() > 360  # not the working image's pixels
     values = run.last_diagnostics()["values"]
     assert values["frames_unaccounted"] == "0" and values.get("frames_rejected", "0") == "0", values
+
+
+def test_a_1280x720_camera_with_a_lens_is_undistorted_on_its_working_image(tiny_model_dir, ros_env, tmp_path):
+    """camera_info declares a plumb_bob lens (TUM fr1's) for a 1280x720 raw camera: the node divides
+    each frame, undistorts the working image, and publishes the undistorted camera's K at 1280x720."""
+    import cv2
+
+    lens = [0.2624, -0.9531, -0.0054, 0.0026, 1.1633]
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 6, "rate": 15, "size": [720, 1280], "distortion": lens},
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "max_tracks": 12,
+              "depth_output_resolution": "camera"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    f = 1280 / (2 * np.tan(np.radians(30)))
+    k = np.array([[f, 0, 639.5], [0, f, 359.5], [0, 0, 1]])
+    undistorted, _ = cv2.getOptimalNewCameraMatrix(k, np.array(lens), (1280, 720), 0.0, (1280, 720))
+    infos = run.records("depth/camera_info")
+    assert len(infos) == 6, run.node_log
+    for info in infos:  # made at the working size and brought back: within a pixel of the full-size one
+        assert (info["height"], info["width"]) == (720, 1280)
+        np.testing.assert_allclose(np.reshape(info["k"], (3, 3)), undistorted, atol=1.0)
+        assert not np.allclose(np.reshape(info["k"], (3, 3)), k, atol=5.0)
+    assert run.last_diagnostics()["values"]["frames_unaccounted"] == "0"

@@ -276,9 +276,11 @@ def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
 
 
 def run_transport(transport: str, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,
-                  size: tuple[int, int] = CAMERA_HW) -> list[dict]:
+                  size: tuple[int, int] = CAMERA_HW, distortion: tuple = ()) -> list[dict]:
     """One node process; steps (rate Hz, seconds) of frames of size (H, W) streamed in order, each
-    followed by catching up."""
+    followed by catching up. distortion: the plumb_bob lens camera_info declares (the node then
+    undistorts every frame, as it would a real lens's; the recording's frames are pinhole already,
+    so this measures the cost, not the accuracy)."""
     from ..ros.harness import run_node
 
     compressed = transport == "jpeg"
@@ -286,7 +288,8 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
             {"wait_for_subscribers": ["image/compressed" if compressed else "image", "camera_info"], "timeout": 120}]
     for rate, seconds in steps:
         plan += [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8",
-                  "compressed": compressed, "size": list(size)}, {"wait_idle": True, "timeout": 30}]
+                  "compressed": compressed, "size": list(size), "distortion": list(distortion or (0.0,) * 5)},
+                 {"wait_idle": True, "timeout": 30}]
     node_params = {**params, "image_transport": "compressed" if compressed else "raw", "diagnostics_period_s": 0.5}
     cpu = CpuSampler()
     cpu.thread.start()
@@ -300,7 +303,8 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
         sent = published[start:start + int(round(rate * seconds))]
         start += len(sent)
         end = published[start]["stamp_ns"] if start < len(published) else time.time_ns()
-        row = {"transport": transport, "size": f"{size[1]}x{size[0]}", "step": "live" if i == 0 else "step",
+        row = {"transport": transport, "size": f"{size[1]}x{size[0]}", "lens": "plumb_bob" if any(distortion) else "pinhole",
+               "step": "live" if i == 0 else "step",
                **step_stats(run.result, sent, rate, cpu),
                **counters_between(run.result, sent[0]["stamp_ns"], end)}
         row["lost_before_callback"] = len(sent) - row["frames_in"]
@@ -378,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=frame_size, default=CAMERA_HW, metavar="WxH",
                         help="the camera's frames (default 640x480, issue #19's camera; e.g. 1280x720, a RealSense "
                              "colour stream's default): the recording's centre cropped to that aspect and scaled")
+    parser.add_argument("--lens", type=float, nargs=5, default=(), metavar=("K1", "K2", "P1", "P2", "K3"),
+                        help="camera_info declares this plumb_bob lens, so the node undistorts every frame (a cost "
+                             "measurement: the frames are pinhole already); e.g. TUM fr1's 0.2624 -0.9531 -0.0054 "
+                             "0.0026 1.1633")
     parser.add_argument("--beside-seconds", type=float, default=12.0,
                         help="the in-process pipeline timed this long beside a --rate Hz camera process (0: skip)")
     parser.add_argument("--beside-subscriber", action="store_true",
@@ -394,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         delivery = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "delivery",
                                               env, subscriber=True, size=args.size)
                     if args.beside_subscriber and args.beside_seconds > 0 else None)
-        rows = [r for t in args.transports for r in run_transport(t, steps, params, Path(tmp), env, args.size)]
+        rows = [r for t in args.transports
+                for r in run_transport(t, steps, params, Path(tmp), env, args.size, tuple(args.lens))]
     reference_ms = bracket_reference(clip, pipeline_clip_ms(params, 64, args.size))
     for row in rows:
         row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / reference_ms - 1)
