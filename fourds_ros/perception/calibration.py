@@ -17,6 +17,8 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
+from .work_image import scaled_k
+
 # The kind a validate_intrinsics reason starts with ("<kind>: <detail>"), for counting.
 INTRINSICS_REASONS = {
     "scaled": "accepted: K scaled from the calibration size to the image size",
@@ -63,9 +65,7 @@ def validate_intrinsics(k, width: int, height: int, calib_width: int = 0,
         if not np.isclose(height / calib_height, scale, rtol=1e-9, atol=0.0):
             return None, (f"size_mismatch: calibrated at {calib_width}x{calib_height}, image is {width}x{height} "
                           f"(x{scale:.4g} in width, x{height / calib_height:.4g} in height)")
-        # Pixel i covers [i - 0.5, i + 0.5): scale about the image corner (-0.5, -0.5).
-        to_image = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1]])
-        k = to_image @ k
+        k = scaled_k(k, scale, scale)  # pixel i covers [i - 0.5, i + 0.5): about the image corner
         reason = f"scaled: calibrated at {calib_width}x{calib_height}, image {width}x{height} (x{scale:.4g})"
     cx, cy = k[0, 2], k[1, 2]
     if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
