@@ -288,7 +288,7 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
             {"wait_for_subscribers": ["image/compressed" if compressed else "image", "camera_info"], "timeout": 120}]
     for rate, seconds in steps:
         plan += [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8",
-                  "compressed": compressed, "size": list(size), "distortion": list(distortion or (0.0,) * 5)},
+                  "compressed": compressed, "size": list(size), "distortion": list(distortion) or None},
                  {"wait_idle": True, "timeout": 30}]
     node_params = {**params, "image_transport": "compressed" if compressed else "raw", "diagnostics_period_s": 0.5}
     cpu = CpuSampler()

@@ -71,13 +71,14 @@ def depth_image(depth: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
 
 
 def camera_info(k: np.ndarray, height: int, width: int, stamp_ns: int, frame_id: str,
-                distortion: tuple = (0.0,) * 5) -> CameraInfo:
-    """distortion: plumb_bob's k1 k2 p1 p2 k3 (zero: a pinhole image, as every output is)."""
+                distortion: list[float] | None = None) -> CameraInfo:
+    """distortion: plumb_bob's k1 k2 p1 p2 k3; None: a pinhole image (zeros), as every output is."""
     k = np.asarray(k, float)
     p = np.zeros((3, 4))
     p[:, :3] = k
+    d = [0.0] * 5 if distortion is None else [float(v) for v in distortion]
     return CameraInfo(header=header(stamp_ns, frame_id), height=height, width=width,
-                      distortion_model="plumb_bob", d=[float(v) for v in distortion], k=k.ravel().tolist(),
+                      distortion_model="plumb_bob", d=d, k=k.ravel().tolist(),
                       r=np.eye(3).ravel().tolist(), p=p.ravel().tolist())
 
 

@@ -9,7 +9,8 @@ diagnostics...) as JSON summaries: type, stamp, frame_id, sizes, encodings, fiel
 Steps:
   {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (7-Scenes style *.color.jpg),
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
-   "distortion": [K1, K2, P1, P2, K3] (camera_info's plumb_bob lens; default none), "stamp_offset_s": 0.0, "corrupt": null|"length", "skip": [I, ...], "late_at": null|I,
+   "distortion": null|[K1, K2, P1, P2, K3] (camera_info's plumb_bob lens), "stamp_offset_s": 0.0,
+   "corrupt": null|"length", "skip": [I, ...], "late_at": null|I,
    "reference_odom": null|SPEED, "reference_bad_at": null|I, "reference_depth": null|METRES}
                                (skip: frames not sent, as if lost in transport; late_at:  frame I's stamp is 1.5
                                periods ahead, so frame I+1 arrives with an older stamp than it;
@@ -295,7 +296,7 @@ class Probe(Node):
                                                                  i == step.get("reference_bad_at")))
             if step.get("camera_info", True) and k is not None:
                 self.info_pub.publish(convert.camera_info(k, rgb.shape[0], rgb.shape[1], stamp_ns, "camera_optical",
-                                                          step.get("distortion", (0.0,) * 5)))
+                                                          step.get("distortion")))
             if step.get("compressed"):
                 import cv2
 
