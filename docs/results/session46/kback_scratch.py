@@ -1,6 +1,7 @@
 """Scratch (session 46): BADJA (validation) with each flow step also aligned straight from the frame K
 steps back (fewer LK links, less drift), taken where it lands within D px of the chained step.
-python kback_scratch.py K D [mode]   mode: take (default) | mean"""
+python kback_scratch.py K D [mode [R]]   mode: take (default) | mean; R: the direct step's LK residual bound
+(grey levels; default lk_step's 30): a step whose patch changed its look over K frames keeps the chain"""
 import sys
 from collections import deque
 import numpy as np
@@ -8,6 +9,7 @@ import fourds_ros.perception.track_refine as tr
 
 K, D = int(sys.argv[1]), float(sys.argv[2])
 MODE = sys.argv[3] if len(sys.argv) > 3 else "take"
+R = float(sys.argv[4]) if len(sys.argv) > 4 else tr.LK_MAX_RESIDUAL
 
 
 class KBack(tr.TemplateRefiner):
@@ -22,7 +24,7 @@ class KBack(tr.TemplateRefiner):
         out = super().follow(previous, image, uv_previous, uv_head, head_visible, templates)
         if K > 1 and len(self.history) == K:
             old_img, old_uv = self.history[0]
-            direct, ok = tr.lk_step(old_img, image, old_uv, match_exposure=True, guess=out)
+            direct, ok = tr.lk_step(old_img, image, old_uv, max_residual=R, match_exposure=True, guess=out)
             close = ok & (np.linalg.norm(direct - out, axis=1) <= D)
             self.used += int(close.sum())
             out[close] = direct[close] if MODE == "take" else 0.5 * (direct[close] + out[close])
@@ -36,4 +38,4 @@ from fourds_ros.evaluation.badja import model_tracker, score_badja_folders  # no
 from fourds_ros.model.default import default_model_dir  # noqa: E402
 t = model_tracker(default_model_dir(), track_refinement="flow")
 r = score_badja_folders(["../shared/data/badja_camel_dog_bear", "../shared/data/davis_horsejump-high_badja"], {"fourds": t})["fourds"]
-print(K, D, MODE, round(r["pck"], 4), {c: round(v["pck"], 4) for c, v in r["per_clip"].items()}, flush=True)
+print(K, D, MODE, R, round(r["pck"], 4), {c: round(v["pck"], 4) for c, v in r["per_clip"].items()}, flush=True)
