@@ -2,7 +2,10 @@
 # One device call: the CUDA engine benchmark of the shipped model (its own errors on a real clip)
 # and of random models (latency at the paper's clip size). Session 42 ran the random cases only
 # (docs/benchmarks.md, "Inference engines (CUDA)"); the trained model's GPU errors, and the torch
-# engine the node builds with `precision: auto` (fp16), were left for this call.
+# engine the node builds with `precision: auto` (fp16), were left for this call. Since session 46
+# that torch engine captures a CUDA graph on its first clip: its row names the engine ("torch (cuda,
+# fp16, CUDA graph)", or no graph where capture failed or disagreed with eager, which it logs) and
+# gives its errors against the eager fp32 reference, the first check of that path on a GPU.
 #   run: command `bash tools/gpu_bench.sh`, timeout_s 300, no carry: the tracked weights travel with
 #   the tree (57 MB of the call's 64 MiB), and the device's image has torch, OpenCV, ONNX Runtime,
 #   safetensors and einops. Then copy $OUT's engines-trained-cuda.json / engines-cuda.json into
