@@ -31,6 +31,11 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
         assert 0 < row["described_pct_depth"] <= 100 and row["latency_ms_p50"] > 0, row
         assert row["odometry_latency_ms_p50"] > 0 and row["odometry_latency_ms_max"] >= row["odometry_latency_ms_p95"]
         assert row["frames_unaccounted"] == 0, row
+        # The node's CPU by thread: the executor and the inference worker (named for the OS) both
+        # worked, and the groups add up to the process's CPU, both read from /proc.
+        by = row["node_cpu_cores_by_thread"]
+        assert set(by) == {"executor", "inference", "other", "dds"} and by["executor"] > 0 and by["inference"] > 0, by
+        assert abs(sum(by.values()) - row["node_cpu_cores"]) <= 0.1 + 0.2 * row["node_cpu_cores"], (by, row)
     assert data["summary"]["params"] == {"model": str(tiny_model_dir), "num_queries": 16}
     pipeline = data["summary"]["pipeline"]
     assert pipeline["pipeline_ms_p50"] > pipeline["refine_ms_p50"] >= 0 and pipeline["pipeline_ms_p50_after"] > 0
@@ -48,6 +53,7 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     text = markdown.read_text()
     assert "<!-- bench:node -->" in text and "| raw | 320x240 | 30 |" in text and "Peak rate" in text
     assert "beside the 30 Hz camera's process" in text and "a process that only receives its frames (60 of 60" in text
+    assert "Node CPU by thread (cores): executor" in text
 
 
 def test_summary_says_when_the_peak_rate_was_not_measured():

@@ -661,3 +661,20 @@ def test_stamps_off_the_node_clock_are_counted_and_kept_out_of_the_latency():
     # 29 s late is still a latency (over latency_warn_ms), not another clock.
     health.record_clip([now[0] - 29 * 10**9] * 40, 0.01, 0.02)
     assert "latency p95" in health.level(state())[1]
+
+
+def test_the_inference_thread_carries_its_name_for_the_operating_system():
+    """top -H and /proc show the worker as fourds_infer (bench node's per-thread CPU reads it)."""
+    from pathlib import Path
+
+    from fourds_ros.perception.worker import INFERENCE_THREAD_NAME
+
+    ran = threading.Event()
+    worker = InferenceWorker(lambda clip: ran.set(), lambda exc: None)
+    worker.start()
+    try:
+        comm = Path(f"/proc/self/task/{worker.thread.native_id}/comm")
+        assert wait_for(lambda: comm.read_text().strip() == INFERENCE_THREAD_NAME), comm.read_text()
+        assert Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip() != INFERENCE_THREAD_NAME
+    finally:
+        worker.stop()

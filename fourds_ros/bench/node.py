@@ -42,12 +42,43 @@ def source() -> str:
     return str(SCENES) if SCENES.exists() else "synthetic"
 
 
+def thread_group(pid: int, tid: int, comm: str) -> str:
+    """Which of the node's threads a task of its process is: executor (the main thread, which spins
+    rclpy), inference (the worker: the pipeline's Python and ONNX Runtime's calling thread), dds
+    (Fast DDS's), other (ONNX Runtime's and OpenCV's pools, rclpy's)."""
+    from ..perception.worker import INFERENCE_THREAD_NAME
+
+    if tid == pid:
+        return "executor"
+    if comm == INFERENCE_THREAD_NAME:
+        return "inference"
+    return "dds" if comm.startswith("dds.") else "other"
+
+
+THREAD_GROUPS = ("executor", "inference", "other", "dds")
+
+
+def task_cpu_s(pid: int, tick: int) -> dict[int, tuple[str, float]]:
+    """{tid: (thread_group, CPU seconds so far)} of every thread of process `pid` (from /proc)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(tid)] = (thread_group(pid, int(tid), comm), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
 class CpuSampler:
     """The node's CPU time (user + system, from /proc) sampled with wall-clock stamps, so a step's
-    share can be read off between its first and last frame; and its resident memory (VmRSS, kB)."""
+    share can be read off between its first and last frame, also per thread (THREAD_GROUPS); and its
+    resident memory (VmRSS, kB)."""
 
     def __init__(self, period_s: float = 0.25):
         self.samples: list[tuple[int, float]] = []
+        self.thread_samples: list[tuple[int, dict[int, tuple[str, float]]]] = []
         self.rss_kb: list[tuple[int, int]] = []
         self.period_s, self.stop = period_s, threading.Event()
         self.tick = os.sysconf("SC_CLK_TCK")
@@ -75,6 +106,7 @@ class CpuSampler:
                 try:
                     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
                     self.samples.append((time.time_ns(), (int(fields[11]) + int(fields[12])) / self.tick))
+                    self.thread_samples.append((time.time_ns(), task_cpu_s(pid, self.tick)))
                     self.rss_kb.append((time.time_ns(), node_rss_kb(pid)))
                 except OSError:
                     pid = None
@@ -91,6 +123,20 @@ class CpuSampler:
         if len(inside) < 2:
             return float("nan")
         return (inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) / 1e9)
+
+
+    def cores_by_thread(self, t0_ns: int, t1_ns: int) -> dict[str, float]:
+        """Mean cores busy per THREAD_GROUPS between two wall-clock times, over the threads alive at
+        both ends (nan when unsampled)."""
+        inside = [s for s in self.thread_samples if t0_ns <= s[0] <= t1_ns]
+        if len(inside) < 2:
+            return {g: float("nan") for g in THREAD_GROUPS}
+        (ta, first), (tb, last) = inside[0], inside[-1]
+        busy = dict.fromkeys(THREAD_GROUPS, 0.0)
+        for tid, (group, seconds) in last.items():
+            if tid in first:
+                busy[group] += seconds - first[tid][1]
+        return {g: v / ((tb - ta) / 1e9) for g, v in busy.items()}
 
 
 def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = CAMERA_HW) -> dict:
@@ -247,6 +293,7 @@ def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> 
         if topic == "depth/image":
             row["out_fps"] = len(got) / max(1e-9, (t1 - t0) / 1e9 + 1 / rate)
     row["node_cpu_cores"] = cpu.cores(t0, t1 + 2e9)
+    row["node_cpu_cores_by_thread"] = cpu.cores_by_thread(t0, t1 + 2e9)
     return row
 
 
@@ -421,6 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def thread_cpu_text(row: dict) -> str:
+    """' Node CPU by thread: executor 0.07, ...' (cores), or '' for a row without it."""
+    by = row.get("node_cpu_cores_by_thread")
+    if not by:
+        return ""
+    return " Node CPU by thread (cores): " + ", ".join(f"{g} {by[g]:.2f}" for g in THREAD_GROUPS) + "."
+
+
 def summary_lines(summary: dict, rows: list[dict]) -> str:
     c = summary["pipeline"]
     live = [r for r in rows if r["step"] == "live"]
@@ -443,7 +498,7 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
               f"{r['node_adds_pct']:+.0f} %" + (f", pipeline beside the camera {r['node_adds_pct_beside_camera']:+.0f} %"
                                                 if b else "")
               + (f", pipeline beside the camera and a bare subscriber {r['node_adds_pct_beside_subscriber']:+.0f} %"
-                 if d else "") + "." for r in live]
+                 if d else "") + "." + thread_cpu_text(r) for r in live]
     if not any(r["step"] != "live" for r in rows):  # --steps with no rates: nothing to report
         lines.append("Peak rate: not measured (no stepped rates).")
     else:

@@ -24,6 +24,22 @@ from collections.abc import Callable
 from .clip_buffer import Clip, ClipQueue
 
 
+# The worker's name in the operating system (top -H, /proc/PID/task/*/comm; 15 bytes at most), so
+# that its CPU can be told from the executor's and the engine pool's (bench node's per-thread CPU).
+INFERENCE_THREAD_NAME = "fourds_infer"
+
+
+def name_os_thread(name: str) -> None:
+    """Name the calling thread for the operating system (Linux prctl PR_SET_NAME; a no-op elsewhere).
+    Python 3.11's threading names threads for Python only."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(15, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):  # no libc prctl (not Linux)
+        pass
+
+
 class InferenceWorker:
     """run_clip(clip) is called on the worker thread, one clip at a time. Its exceptions are
     passed to on_error(exc) (the thread keeps running). counts: shared counters; the worker adds
@@ -106,6 +122,7 @@ class InferenceWorker:
             return clip
 
     def _loop(self) -> None:
+        name_os_thread(INFERENCE_THREAD_NAME)
         while (clip := self._next()) is not None:
             try:
                 self.run_clip(clip)
