@@ -44,8 +44,9 @@ def source() -> str:
 
 def thread_group(pid: int, tid: int, comm: str) -> str:
     """Which of the node's threads a task of its process is: executor (the main thread, which spins
-    rclpy), inference (the worker: the pipeline's Python and ONNX Runtime's calling thread), dds
-    (Fast DDS's), other (ONNX Runtime's and OpenCV's pools, rclpy's)."""
+    rclpy), inference (the worker: the pipeline's Python and ONNX Runtime's calling thread, and any
+    thread it starts, which inherits its name), dds (Fast DDS's), other (ONNX Runtime's pool, started
+    at configure, OpenCV's, started by the first frame's intake, and rclpy's)."""
     from ..perception.worker import INFERENCE_THREAD_NAME
 
     if tid == pid:
@@ -123,7 +124,6 @@ class CpuSampler:
         if len(inside) < 2:
             return float("nan")
         return (inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) / 1e9)
-
 
     def cores_by_thread(self, t0_ns: int, t1_ns: int) -> dict[str, float]:
         """Mean cores busy per THREAD_GROUPS between two wall-clock times, over the threads alive at
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def thread_cpu_text(row: dict) -> str:
-    """' Node CPU by thread: executor 0.07, ...' (cores), or '' for a row without it."""
+    """' Node CPU by thread (cores): executor 0.06, inference 0.29, ...', or '' for a row without it."""
     by = row.get("node_cpu_cores_by_thread")
     if not by:
         return ""
