@@ -88,15 +88,19 @@ class TorchEngine(InferenceEngine):
 
     @torch.inference_mode()
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tensors = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
-        if self.graphed is None:
-            out = self._forward(tensors)
-        else:
-            check_video(torch.from_numpy(inputs["video"]), self.config)  # on the host: no sync in the graph
+        host = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        if self.graphed is not None:
+            check_video(host["video"], self.config)  # on the host: no sync in the graph
             if self.graphed == "pending":
-                self.graphed = self._capture(tensors)
-            out = self.graphed(tensors) if self.graphed is not None else self._forward(tensors)
+                self.graphed = self._capture(self._on_device(host))
+        if isinstance(self.graphed, GraphedForward):
+            out = self.graphed(host)  # copied from the host straight into the tensors the graph reads
+        else:
+            out = self._forward(self._on_device(host))
         return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+    def _on_device(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in tensors.items()}
 
     def _capture(self, tensors: dict[str, torch.Tensor]) -> GraphedForward | None:
         """The graph of this engine's forward, checked against the eager forward on the first clip;
