@@ -180,3 +180,14 @@ def test_synthetic_fov_option_reaches_the_training_clips():
     for bad in (["--synthetic-fov", "100", "45"], ["--canonical-focal-px", "0"], ["--depth-ssi-weight", "-1"]):
         with pytest.raises(ConfigError):
             parse_args(bad)
+
+
+def test_real_zoom_option_needs_real_clips_and_a_range():
+    from training.readouts_config import ConfigError, parse_args
+
+    cfg = parse_args(["--real", "samples/hololens_000", "--real-zoom", "1.25", "2.5"])
+    assert cfg.real_zoom == (1.25, 2.5) and parse_args([]).real_zoom is None
+    for bad in (["--real-zoom", "1.25", "2.5"], ["--real", "samples/hololens_000", "--real-zoom", "2.5", "1.25"],
+                ["--real", "samples/hololens_000", "--real-zoom", "0.5", "2"]):
+        with pytest.raises(ConfigError, match="--real-zoom"):
+            parse_args(bad)

@@ -285,3 +285,49 @@ def test_track_loss_reads_nothing_where_the_label_is_unknown():
         assert bool(torch.isclose(loss, base)) != changes
     full, _ = track_loss(out, xy, visible, weights)
     assert torch.isclose(full, track_loss(out, xy, visible, weights, known=torch.ones(b, q, t))[0])
+
+
+def test_zoom_window_is_the_same_camera_with_a_longer_lens():
+    """--real-zoom: a window of 1/z of the frames keeps every pixel's ray (K's principal point moves with
+    the window, the focal length in pixels stays), and resized to the model's input the focal length is
+    z times longer: a canonical-focal depth head's target is z times nearer."""
+    from fourds_ros.rgbd import resize_frames
+    from training.data.datasets import zoom_window
+
+    t, h, w = 2, 60, 80
+    rgb = np.random.default_rng(0).integers(0, 255, (t, h, w, 3), dtype=np.uint8)
+    depth = (np.arange(t * h * w, dtype=np.float32).reshape(t, h, w) + 1) / 1000
+    k = np.array([[70.0, 0, 39.5], [0, 70.0, 29.5], [0, 0, 1]])
+    rgb_z, depth_z, k_z = zoom_window(rgb, depth, k, np.random.default_rng(3), 2.0, 2.0)
+    assert depth_z.shape == (t, 30, 40) and rgb_z.shape == (t, 30, 40, 3)
+    y0, x0 = np.argwhere(depth[0] == depth_z[0, 0, 0])[0]  # where the window sits (depth values are unique)
+    np.testing.assert_array_equal(depth_z, depth[:, y0:y0 + 30, x0:x0 + 40])
+    np.testing.assert_array_equal(rgb_z, rgb[:, y0:y0 + 30, x0:x0 + 40])
+    u, v = 7.0, 11.0  # a window pixel and the frame pixel it was: the same ray
+    ray_z = np.linalg.solve(k_z, [u, v, 1.0])
+    ray = np.linalg.solve(k, [u + x0, v + y0, 1.0])
+    np.testing.assert_allclose(ray_z, ray, atol=1e-12)
+    _, _, k_model = resize_frames(rgb, depth, k, (24, 32))
+    _, _, k_model_z = resize_frames(rgb_z, depth_z, k_z, (24, 32))
+    np.testing.assert_allclose(k_model_z[0, 0] / k_model[0, 0], 2.0, rtol=1e-9)
+    # z is drawn per clip in [low, high], and the window's place with it
+    sizes = {zoom_window(rgb, depth, k, np.random.default_rng(s), 1.25, 2.5)[1].shape for s in range(20)}
+    assert len(sizes) > 5 and all(24 <= hh <= 48 and 32 <= ww <= 64 for _, hh, ww in sizes)
+
+
+def test_zoomed_real_clips_keep_their_labels_consistent():
+    """RGBDClips(zoom=...) on the shipped HoloLens sample: the model-input focal length doubles at z = 2,
+    every query is visible at its own pixel in its own frame, and the depth is the same metres (a window
+    of the same scene, not a rescaled one)."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "hololens_000"
+    seq = read_sequence(sample)
+    plain = RGBDClips(seq, num_frames=4, image_size=(64, 96), num_tracks=32)[0]
+    zoomed = RGBDClips(seq, num_frames=4, image_size=(64, 96), num_tracks=32, zoom=(2.0, 2.0))[0]
+    np.testing.assert_allclose(zoomed["intrinsics"][0, 0] / plain["intrinsics"][0, 0], 2.0, rtol=0.02)
+    qt, idx = zoomed["query_points"][:, 0].long(), np.arange(32)
+    assert zoomed["tracks_visible"][idx, qt].all()
+    np.testing.assert_allclose(zoomed["tracks_xy"][idx, qt], zoomed["query_points"][:, [2, 1]], atol=1e-3)
+    d_plain, d_zoom = plain["depth"][plain["depth"] > 0], zoomed["depth"][zoomed["depth"] > 0]
+    assert d_zoom.min() >= d_plain.min() - 1e-6 and d_zoom.max() <= d_plain.max() + 1e-6

@@ -86,6 +86,7 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
   {cfg.num_frames} frames, {args.num_tracks} tracks per clip, horizontal field of view {fov_words(args)}.
 - Real: {', '.join(f'{p} ({n} clips)' for p, n in zip(args.real, real_clips)) or 'none'}
   (geometric tracks from depth + pose; 7-Scenes depth registered to RGB on read since session 17){'; each counts its clips played backwards too (--reverse, readouts_data.played_backwards)' if args.reverse else ''}.
+- Zoomed real views (--real-zoom, training/data/datasets.zoom_window): {f"each --real clip also as a window of 1/z of its frames, z in [{args.real_zoom[0]}, {args.real_zoom[1]}] (counted in the clips above)" if args.real_zoom else "none"}
 - Unlabelled video with LK track labels (--pseudo-tracks, training/data/pseudo_tracks.py): {pseudo_words(args, real_clips)}
 - Unlabelled video for the depth head's photometric loss (--photometric, training/photometric.py): {photometric_words(args)}
 - Still camera (--still-clips, readouts_data.still_bank): {f"{real_clips[-1 - args.covered_clips]} clips" if args.still_clips else "none"}

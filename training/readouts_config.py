@@ -51,6 +51,7 @@ class ReadoutsConfig:
     real_hop: int = 0
     real_appearance: int = 0
     real_colour: int = 0
+    real_zoom: tuple[float, float] | None = None
     still_clips: bool = False
     covered_clips: bool = False
     reverse: bool = False
@@ -90,6 +91,8 @@ class ReadoutsConfig:
             raise ConfigError("--steps, --batch-size, --train-clips, --val-clips and --workers must be >= 1")
         if not 0.0 <= self.real_fraction <= 1.0 or not 0.0 <= self.first_frame_queries <= 1.0:
             raise ConfigError("--real-fraction and --first-frame-queries must be in [0, 1]")
+        if self.real_zoom is not None and not (self.real and 1.0 <= self.real_zoom[0] <= self.real_zoom[1] <= 8.0):
+            raise ConfigError("--real-zoom LOW HIGH needs --real and 1 <= LOW <= HIGH <= 8")
         if self.synthetic_fov is not None and not 0 < self.synthetic_fov[0] <= self.synthetic_fov[1] < 180:
             raise ConfigError("--synthetic-fov LOW HIGH needs 0 < LOW <= HIGH < 180 degrees")
         if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
@@ -179,6 +182,10 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                    help="add N copies of each --real sequence's clips, each clip in another camera's colours: "
                         "a white balance and a saturation, grey in a quarter of them (training/data/appearance.py "
                         "recolour; labels unchanged)")
+    p.add_argument("--real-zoom", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="each --real sequence's clips also as zoomed views: a window of 1/z of the frame, z "
+                        "drawn per clip in [LOW, HIGH], e.g. 1.25 2.5 (training/data/datasets.zoom_window): "
+                        "with --canonical-focal-px the depth head sees near-looking views of the far rooms")
     p.add_argument("--still-clips", action="store_true",
                    help="one more real bank: each --real clip's first frame held for the whole clip, with "
                         "fresh sensor noise in every frame, identity motion and tracks that stay put (a "
@@ -306,6 +313,7 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
     ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])
+    ns["real_zoom"] = None if ns["real_zoom"] is None else tuple(ns["real_zoom"])
     ns["synthetic_realism"] = None if ns["synthetic_realism"] is None else tuple(ns["synthetic_realism"])
     known = {f.name for f in dataclasses.fields(ReadoutsConfig)}
     return ReadoutsConfig(**{k: v for k, v in ns.items() if k in known}, argv=tuple(argv))

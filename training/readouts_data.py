@@ -145,6 +145,10 @@ def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.devic
     hop = cfg.real_hop or max(1, frames * stride // 2)
     real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
     bank = materialize(real, cfg.workers, device)
+    if cfg.real_zoom is not None:  # the same clips again, each as a zoomed view
+        zoomed = RGBDClips(real.seq, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop,
+                           zoom=cfg.real_zoom)
+        bank = concat_banks([bank, materialize(zoomed, cfg.workers, device)])
     bank = concat_banks([bank] + [redeveloped(bank, [cfg.seed, copy]) for copy in range(1, cfg.real_appearance + 1)]
                         + [recoloured(bank, [cfg.seed, 1000 + copy]) for copy in range(1, cfg.real_colour + 1)])
     return concat_banks([bank, played_backwards(bank)]) if cfg.reverse else bank

@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 
 from fourds_ros.model import make_mask
 
-from fourds_ros.rgbd import DatasetFormatError, RGBDSequence, read_sequence, relative_poses, resize_frames
+from fourds_ros.rgbd import (DatasetFormatError, RGBDSequence, crop_resize_intrinsics, read_sequence, relative_poses,
+                             resize_frames)
 from .synthetic import SceneConfig, SceneGenerator
 from .tracks import geometric_tracks
 from .video import VideoClips
@@ -157,6 +158,21 @@ def open_sequence(path: str | Path) -> RGBDSequence | BagSequence:
     return read_sequence(path)
 
 
+def zoom_window(rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
+                low: float, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A window of 1/z of the frames' width and height, z drawn in [low, high], at a random place,
+    the same for every frame: rgb (T, H, W, 3), depth (T, H, W) -> the windows and their intrinsics.
+    Resized to the model's input, the window is what a camera with a z times longer focal length
+    sees, at the same depths: with a canonical-focal depth head (--canonical-focal-px) its target is
+    z times nearer, so the head learns depth from how large things look, in a room that is far."""
+    z = rng.uniform(low, high)
+    h, w = rgb.shape[1:3]
+    ch, cw = max(1, round(h / z)), max(1, round(w / z))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    window = (slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
+    return rgb[window], depth[window], crop_resize_intrinsics(intrinsics, x0, y0, 1.0, 1.0)
+
+
 class RGBDClips(Dataset):
     """Labelled clips cut from a real static RGB-D sequence (7-Scenes, HoloLens, TUM, or a bag:
     open_sequence); tracks are
@@ -164,10 +180,14 @@ class RGBDClips(Dataset):
     are approximate on RGB."""
 
     def __init__(self, sequence: RGBDSequence | str, num_frames: int, image_size, stride: int = 1,
-                 num_tracks: int = 64, seed: int = 0, hop: int | None = None):
+                 num_tracks: int = 64, seed: int = 0, hop: int | None = None,
+                 zoom: tuple[float, float] | None = None):
+        """zoom: (low, high): each clip is a window of 1/z of its frames' width and height, z drawn per
+        clip in [low, high], at a random place: the same camera with a z times longer focal length
+        (zoom_window). None: the whole frames."""
         self.seq = open_sequence(sequence) if isinstance(sequence, str | Path) else sequence
         self.num_frames, self.image_size, self.stride = num_frames, tuple(image_size), stride
-        self.num_tracks, self.seed = num_tracks, seed
+        self.num_tracks, self.seed, self.zoom = num_tracks, seed, zoom
         span = (num_frames - 1) * stride + 1
         if len(self.seq) < span:
             raise ValueError(f"sequence {self.seq.name} has {len(self.seq)} frames, a clip needs {span}")
@@ -181,7 +201,10 @@ class RGBDClips(Dataset):
         idx = list(range(self.starts[index], self.starts[index] + self.num_frames * self.stride, self.stride))
         rgb = np.stack([self.seq.rgb(i) for i in idx])
         depth = np.stack([self.seq.depth(i) for i in idx])
-        rgb, depth, k = resize_frames(rgb, depth, self.seq.intrinsics, self.image_size)
+        k = self.seq.intrinsics
+        if self.zoom is not None:
+            rgb, depth, k = zoom_window(rgb, depth, k, np.random.default_rng([self.seed, index, 1]), *self.zoom)
+        rgb, depth, k = resize_frames(rgb, depth, k, self.image_size)
         c2w = self.seq.camera_to_world[idx]
         rng = np.random.default_rng([self.seed, index])
         t, h, w = depth.shape
