@@ -537,8 +537,9 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path, capsys):
     steps = [c["step"] for c in log["candidates"]]
     assert steps == [0, 2, 4, 6]
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
-    assert [line.split()[1] for line in printed] == ["2/6", "4/6", "6/6"]
-    score, metrics = printed[0].split("selection score ")[1].split(" (", 1)
+    assert [line.split()[1] for line in printed] == ["0", "2/6", "4/6", "6/6"]  # the start's, then each save's
+    assert float(printed[0].split("selection score ")[1].split(" (")[0]) == pytest.approx(1.0)
+    score, metrics = printed[1].split("selection score ")[1].split(" (", 1)
     assert float(score) == pytest.approx(log["candidates"][1]["score"], abs=1e-4)
     shown = dict(item.rsplit(" ", 1) for item in metrics.rstrip(")").split(", "))  # each metric, by name
     assert set(shown) == set(SELECTION_METRICS) and all(

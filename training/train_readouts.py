@@ -170,8 +170,8 @@ def train(cfg: ReadoutsConfig) -> dict:
     selection = (CheckpointSelection(selection_batches(cfg, model, device), cfg.loss_heads,
                                      start_is_candidate=cfg.init is not None, no_worse=cfg.select_no_worse)
                  if cfg.select_on else None)
-    if selection is not None:
-        selection.consider(model, 0)
+    if selection is not None:  # the start's scores: what every later progress line is compared with
+        print(f"step 0 selection score {selection.consider(model, 0):.4f} ({selection.summary()})", flush=True)
     start = time.perf_counter()
     history, evals = fit(model, cfg, BatchSampler(cfg, banks, device), val, selection)
     log: dict = {"loss": history, "evals": evals}
