@@ -30,6 +30,11 @@
 # rooms lost their depth (kitchen 0.120 -> 0.223) and the new desk did not (0.227 -> 0.218): the
 # trained encoder reads the rooms' colours. The CPU stage (two readout blocks, rule 45) could not
 # relearn that; an encoder fine-tuned with it may.
+# REAL_ZOOM="LOW HIGH" (train mode) adds --real-zoom LOW HIGH (session 47): each real clip also as a
+# zoomed view (a window of 1/z of its frames, the same camera with a z times longer lens), so the
+# canonical-focal depth head sees near-looking views of the far rooms. On the CPU's frozen features
+# (rules 50-51) it moved TUM's metric depth 2.36 -> 1.57 in 200 steps, and the head alone lost relative
+# depth at every step; with the encoder fine-tuned (and TEACHER=1 holding relative depth) it may not.
 # Prepare the carries here with `bash tools/gpu_session_prepare.sh` (wheels for the device's Python
 # 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
@@ -81,7 +86,7 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
   /tmp/gpudata/7scenes_redkitchen_half:3 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
-  ${REVERSE:+--reverse} ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}"} \
+  ${REVERSE:+--reverse} ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${REAL_ZOOM:+--real-zoom $REAL_ZOOM} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}"} \
   --select-on /tmp/gpudata/tum_fr1_rpy_half "${GUARD[@]}" --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log"
