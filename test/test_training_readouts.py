@@ -862,3 +862,25 @@ def test_depth_teacher_shares_the_cached_trunk_only_where_its_frozen_part_is_the
     with torch.no_grad():
         next(model.encoder.parameters()).add_(0.1)  # the student's frozen part is no longer the teacher's
     assert load_teacher(str(tiny_model_dir), model, tuned_blocks=1).trunk_blocks == 0
+
+
+def test_selection_scores_the_validation_recording_as_recorded():
+    """--select-on clips are the recording's own: the training copies of --real-zoom, --real-appearance,
+    --real-colour and --reverse go to the --real banks only (until session 47 the selection's validation
+    clips were zoomed, redeveloped, recoloured and reversed with them)."""
+    from training.data import RGBDClips
+    from training.readouts_config import parse_args
+    from training.readouts_data import rgbd_bank, selection_batches
+    from training.readouts_model import model_for
+
+    from .conftest import SHARED_DATA, require
+
+    seq = str(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
+    augmented = ["--real", seq, "--real-zoom", "2", "2", "--real-appearance", "1", "--real-colour", "1", "--reverse"]
+    cfg = parse_args(COMMON + augmented + ["--select-on", "samples/hololens_000"])
+    model = model_for(cfg)
+    chosen_on = torch.cat([b["video"] for b in selection_batches(cfg, model, torch.device("cpu"))])
+    plain = RGBDClips("samples/hololens_000", 4, (32, 32), num_tracks=16, seed=cfg.seed, hop=2)  # --real-hop 0: half a clip
+    assert len(chosen_on) == len(plain) and torch.equal(chosen_on[0], torch.as_tensor(plain[0]["video"]))
+    # the training bank of the same options holds the copies: 2 (zoom) x 3 (appearance, colour) x 2 (reverse)
+    assert len(rgbd_bank(seq, cfg, model, torch.device("cpu"))["video"]) == 12 * len(RGBDClips(seq, 4, (32, 32), hop=2))

@@ -136,15 +136,20 @@ class Banks:
     unlabelled: dict[str, torch.Tensor] | None = None  # --photometric clips: video, intrinsics
 
 
-def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> dict[str, torch.Tensor]:
+def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.device,
+              augment: bool = True) -> dict[str, torch.Tensor]:
     """The clips of one real RGB-D sequence PATH[:STRIDE], a clip starting every --real-hop
-    frames (0: half a clip)."""
+    frames (0: half a clip). augment: also the training copies the options ask for (--real-zoom,
+    --real-appearance, --real-colour, --reverse); False: the recording's clips as they are (a
+    validation recording is scored as a robot records it)."""
     frames, size = model.config.num_frames, model.config.image_size
     path, _, stride = spec.partition(":")
     stride = int(stride or 1)
     hop = cfg.real_hop or max(1, frames * stride // 2)
     real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
     bank = materialize(real, cfg.workers, device)
+    if not augment:
+        return bank
     if cfg.real_zoom is not None:  # the same clips again, each as a zoomed view
         zoomed = RGBDClips(real.seq, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop,
                            zoom=cfg.real_zoom)
@@ -371,5 +376,8 @@ def val_batches(cfg: ReadoutsConfig, banks: Banks) -> list[dict[str, torch.Tenso
 
 
 def selection_batches(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
-    """Every clip of the --select-on recordings, in batches of --batch-size."""
-    return [b for spec in cfg.select_on for b in in_batches(rgbd_bank(spec, cfg, model, device), cfg.batch_size)]
+    """Every clip of the --select-on recordings as recorded (none of the training copies: before
+    session 47 they were zoomed, redeveloped, recoloured and reversed with the --real clips), in
+    batches of --batch-size."""
+    return [b for spec in cfg.select_on
+            for b in in_batches(rgbd_bank(spec, cfg, model, device, augment=False), cfg.batch_size)]
