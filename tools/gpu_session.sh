@@ -33,8 +33,9 @@
 # REAL_ZOOM="LOW HIGH" (train mode) adds --real-zoom LOW HIGH (session 47): each real clip also as a
 # zoomed view (a window of 1/z of its frames, the same camera with a z times longer lens), so the
 # canonical-focal depth head sees near-looking views of the far rooms. On the CPU's frozen features
-# (rules 50-51) it moved TUM's metric depth 2.36 -> 1.57 in 200 steps, and the head alone lost relative
-# depth at every step; with the encoder fine-tuned (and TEACHER=1 holding relative depth) it may not.
+# (rule 52) it moved TUM's metric depth 1.39 -> 0.86 in 200 steps (1.45 -> 1.27 without it), and the
+# head alone lost relative depth at every step, with or without it; with the encoder fine-tuned (and
+# TEACHER=1 holding relative depth) it may not.
 # Prepare the carries here with `bash tools/gpu_session_prepare.sh` (wheels for the device's Python
 # 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
