@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.replay import proc_cpu_seconds
 from ..ros.launch_logic import FASTDDS_PROFILE_VARIABLE
 from .report import add_output_arguments, latency_stats, markdown_table, output_arguments, write_results
 
@@ -65,10 +66,10 @@ def task_cpu_s(pid: int, tick: int) -> dict[int, tuple[str, float]]:
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()
+            seconds = proc_cpu_seconds(f"/proc/{pid}/task/{tid}/stat", tick)
         except OSError:  # the thread ended meanwhile
             continue
-        out[int(tid)] = (thread_group(pid, int(tid), comm), (int(fields[11]) + int(fields[12])) / tick)
+        out[int(tid)] = (thread_group(pid, int(tid), comm), seconds)
     return out
 
 
@@ -105,8 +106,7 @@ class CpuSampler:
             pid = pid or self._node_pid()
             if pid is not None:
                 try:
-                    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-                    self.samples.append((time.time_ns(), (int(fields[11]) + int(fields[12])) / self.tick))
+                    self.samples.append((time.time_ns(), proc_cpu_seconds(f"/proc/{pid}/stat", self.tick)))
                     self.thread_samples.append((time.time_ns(), task_cpu_s(pid, self.tick)))
                     self.rss_kb.append((time.time_ns(), node_rss_kb(pid)))
                 except OSError:

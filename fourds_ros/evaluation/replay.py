@@ -422,6 +422,14 @@ def ros_environment(env: dict | None = None) -> dict:
     return env
 
 
+def proc_cpu_seconds(stat_path: str | Path, tick: int | None = None) -> float:
+    """user + system CPU seconds so far of a process or thread, from its Linux /proc stat file
+    (/proc/PID/stat or /proc/PID/task/TID/stat; fields after the parenthesised command name).
+    Raises OSError when it has gone. tick: clock ticks a second (default SC_CLK_TCK)."""
+    fields = Path(stat_path).read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / (tick or os.sysconf("SC_CLK_TCK"))
+
+
 class NodeProcess:
     """The perception node as a subprocess; stopped with SIGINT (then SIGTERM), never SIGKILL."""
 
@@ -433,8 +441,7 @@ class NodeProcess:
     def cpu_seconds(self) -> float:
         """user + system CPU time of the node so far (Linux /proc)."""
         try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return proc_cpu_seconds(f"/proc/{self.proc.pid}/stat")
         except (OSError, IndexError, ValueError):
             return float("nan")
 
