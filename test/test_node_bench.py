@@ -19,9 +19,11 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     markdown = tmp_path / "benchmarks.md"
     assert main(["--transports", "raw", "--seconds", "2", "--steps", "20", "--step-seconds", "1", "--size", "320x240",
                  "--beside-seconds", "2", "--beside-subscriber", "--param", f"model={tiny_model_dir}", "--param", "num_queries=16",
-                 "--domain", ros_env["ROS_DOMAIN_ID"], "--json-dir", str(tmp_path), "--markdown", str(markdown)]) == 0
+                 "--rounds", "2", "--domain", ros_env["ROS_DOMAIN_ID"], "--json-dir", str(tmp_path),
+                 "--markdown", str(markdown)]) == 0
     data = json.loads((tmp_path / "node.json").read_text())
-    live, step = data["rows"]
+    assert [(r["round"], r["step"]) for r in data["rows"]] == [(1, "live"), (1, "step"), (2, "live"), (2, "step")]
+    live, step = data["rows"][:2]
     assert (live["step"], live["rate_hz"], live["sent"], live["size"]) == ("live", 30.0, 60, "320x240")
     assert (step["step"], step["rate_hz"], step["sent"]) == ("step", 20.0, 20)
     for row in data["rows"]:
@@ -38,10 +40,17 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
         assert abs(sum(by.values()) - row["node_cpu_cores"]) <= 0.1 + 0.2 * row["node_cpu_cores"], (by, row)
     assert data["summary"]["params"] == {"model": str(tiny_model_dir), "num_queries": 16}
     pipeline = data["summary"]["pipeline"]
-    assert pipeline["pipeline_ms_p50"] > pipeline["refine_ms_p50"] >= 0 and pipeline["pipeline_ms_p50_after"] > 0
-    # The overhead is taken against the faster of the references timed before and after the node's runs.
+    assert pipeline["pipeline_ms_p50"] > pipeline["refine_ms_p50"] >= 0
+    # Each node run is compared with the faster of the references timed just before and just after
+    # it: one transport, two rounds, so three timings, the middle one shared.
+    refs = pipeline["references_ms"]
+    assert len(refs) == 3 and min(refs) > 0
     for row in data["rows"]:
-        assert abs(row["node_adds_pct"] - 100 * (row["clip_latency_ms_p50"] / pipeline["reference_ms"] - 1)) < 1e-9
+        assert row["reference_ms"] == min(refs[row["round"] - 1], refs[row["round"]]), (row, refs)
+        assert abs(row["node_adds_pct"] - 100 * (row["clip_latency_ms_p50"] / row["reference_ms"] - 1)) < 1e-9
+    over = data["summary"]["node_adds_over_rounds"]["raw"]
+    adds = sorted(r["node_adds_pct"] for r in data["rows"] if r["step"] == "live")
+    assert over["rounds"] == 2 and (over["node_adds_pct_min"], over["node_adds_pct_max"]) == (adds[0], adds[1])
     # The reference timed beside the camera's process: every frame of its 2 s streamed, clips timed inside it.
     beside = data["summary"]["pipeline_beside_camera"]
     assert beside["camera_frames"] == 60 and beside["clips"] >= 1 and beside["pipeline_ms_p50"] > 0, beside
@@ -54,6 +63,7 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     assert "<!-- bench:node -->" in text and "| raw | 320x240 | 30 |" in text and "Peak rate" in text
     assert "beside the 30 Hz camera's process" in text and "a process that only receives its frames (60 of 60" in text
     assert "Node CPU by thread (cores): executor" in text
+    assert "Live raw (round 2)" in text and "Over 2 rounds, raw: the node's clip over the pipeline around it" in text
 
 
 def test_summary_says_when_the_peak_rate_was_not_measured():
@@ -64,7 +74,7 @@ def test_summary_says_when_the_peak_rate_was_not_measured():
     summary = {"params": {}, "peak_rate_hz": {"raw": None},
                "pipeline": {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 120.0, "engine_ms_p50": 85.0,
                             "refine_ms_p50": 16.0, "tracks_update_ms_p50": 4.0, "pose_ms_p50": 12.0}}
-    live = {"transport": "raw", "step": "live", "clip_latency_ms_p50": 132.0, "node_adds_pct": 10.0}
+    live = {"transport": "raw", "step": "live", "clip_latency_ms_p50": 132.0, "reference_ms": 120.0, "node_adds_pct": 10.0}
     assert "Peak rate: not measured" in summary_lines(summary, [live])
     failed = dict(live, step="step")
     assert "raw none of the steps" in summary_lines(summary, [live, failed])
@@ -72,19 +82,54 @@ def test_summary_says_when_the_peak_rate_was_not_measured():
     assert "raw 45 Hz" in summary_lines(summary, [live, failed])
 
 
-def test_the_reference_brackets_the_node_runs_so_host_drift_is_not_read_as_overhead():
-    """A host 20 % slower after the runs than before: the reference is the faster of the two
-    timings (a slow stretch never makes the node look cheap), and the summary shows both."""
-    from fourds_ros.bench.node import bracket_reference, summary_lines
+def test_each_run_is_bracketed_by_its_own_references_so_host_drift_is_not_read_as_overhead():
+    """A host 20 % slower after a run than before it: the run's reference is the faster of the two
+    timings around it (a slow stretch never makes the node look cheap), and each run has its own:
+    a run in a slow stretch is not compared with a reference from a fast one."""
+    from fourds_ros.bench.node import bracket_references
 
-    before = {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 140.0, "engine_ms_p50": 90.0,
-              "refine_ms_p50": 12.0, "tracks_update_ms_p50": 5.0, "pose_ms_p50": 27.0}
-    assert bracket_reference(before, dict(before, pipeline_ms_p50=168.0)) == 140.0
-    assert before["pipeline_ms_p50_after"] == 168.0 and before["reference_ms"] == 140.0
-    assert bracket_reference(dict(before), dict(before, pipeline_ms_p50=120.0)) == 120.0
-    live = {"transport": "raw", "step": "live", "clip_latency_ms_p50": 170.0, "node_adds_pct": 10.4}
-    text = summary_lines({"params": {}, "peak_rate_hz": {"raw": None}, "pipeline": before}, [live])
-    assert "168 ms after the node's runs" in text and "the faster, 140 ms" in text
+    fast, slow, slower = {"pipeline_ms_p50": 140.0}, {"pipeline_ms_p50": 168.0}, {"pipeline_ms_p50": 200.0}
+    first = [{"clip_latency_ms_p50": 154.0}, {"clip_latency_ms_p50": 210.0}]
+    bracket_references(first, fast, slow)
+    assert [r["reference_ms"] for r in first] == [140.0, 140.0]
+    assert abs(first[0]["node_adds_pct"] - 10.0) < 1e-9 and abs(first[1]["node_adds_pct"] - 50.0) < 1e-9
+    second = [{"clip_latency_ms_p50": 184.8}]
+    bracket_references(second, slower, slow)
+    assert second[0]["reference_ms"] == 168.0 and abs(second[0]["node_adds_pct"] - 10.0) < 1e-9
+
+
+def test_rounds_give_the_overhead_median_and_range_and_a_peak_rate_every_round_held():
+    """--rounds: the summary gives, per transport, the median, lowest and highest overhead of its
+    live rows over the rounds, and the peak rate is one that every round held."""
+    from fourds_ros.bench.node import peak_rate, rounds_summary, summary_lines
+
+    def live(t, round_, adds):
+        return {"transport": t, "step": "live", "round": round_, "clip_latency_ms_p50": 100.0 * (1 + adds / 100),
+                "reference_ms": 100.0, "node_adds_pct": adds}
+
+    def step(round_, rate, pct):
+        return {"transport": "raw", "step": "step", "round": round_, "rate_hz": rate, "described_pct_depth": pct}
+
+    rows = [live("raw", 1, 12.0), live("jpeg", 1, 30.0), live("raw", 2, 4.0), live("jpeg", 2, 8.0),
+            live("raw", 3, 26.0)]
+    over = rounds_summary(rows, ["raw", "jpeg"])
+    assert over["raw"] == {"rounds": 3, "node_adds_pct_median": 12.0, "node_adds_pct_min": 4.0, "node_adds_pct_max": 26.0}
+    assert over["jpeg"]["rounds"] == 2 and over["jpeg"]["node_adds_pct_median"] == 19.0
+    # Round 1 held 60 Hz, round 2 only 45 Hz: the peak is 45; a round that held none gives none.
+    steps = [step(1, 45.0, 100.0), step(1, 60.0, 99.0), step(2, 45.0, 97.0), step(2, 60.0, 80.0)]
+    assert peak_rate(steps) == 45.0
+    assert peak_rate(steps + [step(3, 45.0, 50.0), step(3, 60.0, 40.0)]) is None
+    assert peak_rate([dict(r, round=1) for r in steps[:2]]) == 60.0
+    summary = {"params": {}, "rounds": 3, "peak_rate_hz": {"raw": 45.0, "jpeg": None}, "node_adds_over_rounds": over,
+               "pipeline": {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 100.0, "engine_ms_p50": 50.0,
+                            "refine_ms_p50": 8.0, "tracks_update_ms_p50": 3.0, "pose_ms_p50": 20.0,
+                            "references_ms": [100.0, 98.0, 103.0, 100.0, 99.0, 101.0]}}
+    text = summary_lines(summary, rows)
+    assert "Live raw (round 2): node clip p50 104 ms = pipeline (100 ms around it) +4 %" in text
+    assert "Over 3 rounds, raw: the node's clip over the pipeline around it, median +12 % (lowest +4 %, highest +26 %)" in text
+    assert "timed before and after each node run: 100, 98, 103, 100, 99, 101 ms" in text
+    one_round = dict(summary, rounds=1)
+    assert "(round" not in summary_lines(one_round, rows[:1]) and "Over " not in summary_lines(one_round, rows[:1])
 
 
 @pytest.mark.parametrize("size", [(720, 1280), (240, 320), (480, 480)])

@@ -13,9 +13,10 @@ Per step: frames described (% of sent with depth, tracks and odometry), lost bef
 stamp) p50/p95/max of depth and of odometry (sent after the tracks, the last output of a clip),
 out fps, the node's CPU (cores busy, from /proc) and the load average.
 "per clip" compares the node's clip latency (newest frame stamp -> clip published) with the
-pipeline's own time for a clip measured in-process on the same frames just before, idle and
-beside the camera's process (--beside-seconds; nobody subscribed), so that the CPU a camera takes
-is not counted as the node's.
+pipeline's own time for a clip measured in-process on the same frames just before and just after
+each node run (the faster of the two), idle, and beside the camera's process (--beside-seconds;
+nobody subscribed), so that the CPU a camera takes is not counted as the node's. --rounds N runs
+the transports N times in turn and gives that overhead's median and range over the rounds.
 """
 
 from __future__ import annotations
@@ -157,16 +158,29 @@ def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = CAMERA_H
             "pose_ms_p50": ms(shares["pose"])}
 
 
-def bracket_reference(before: dict, after: dict) -> float:
-    """The in-process pipeline timed before and after the node's runs -> the reference (ms) the
-    node's clip is compared against: the faster of the two. Why both: this shared host's speed
-    drifts by 10-20 % within minutes (142-174 ms a clip in session 32's runs, docs/benchmarks.md),
-    and one timing made in a slow stretch would make the node look cheap (session 32's make demo:
-    145 ms before, 188 ms after); the faster one never credits the node with the host's slowness.
-    `before` gains the second timing and the reference, so the summary shows both."""
-    before["pipeline_ms_p50_after"] = after["pipeline_ms_p50"]
-    before["reference_ms"] = min(before["pipeline_ms_p50"], after["pipeline_ms_p50"])
-    return before["reference_ms"]
+def bracket_references(rows: list[dict], before: dict, after: dict) -> None:
+    """Each of one node run's rows (one transport) against the in-process pipeline timed just before
+    and just after that run: row["reference_ms"] is the faster of the two and row["node_adds_pct"]
+    the node's clip over it. Why both, and why around each run: this shared host's speed drifts by
+    10-40 % within minutes (the engine alone at 40 or 50 ms a clip for seconds at a time, session
+    47; 142-174 ms a clip in session 32's runs, docs/benchmarks.md), so a reference timed far from
+    a run compares two speeds of the host, and one timed in a slow stretch would make the node look
+    cheap; the faster of its two neighbours never credits the node with the host's slowness."""
+    reference = min(before["pipeline_ms_p50"], after["pipeline_ms_p50"])
+    for row in rows:
+        row["reference_ms"] = reference
+        row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / reference - 1)
+
+
+def rounds_summary(rows: list[dict], transports: list[str]) -> dict[str, dict]:
+    """transport -> the median, lowest and highest node_adds_pct of its live rows over the rounds."""
+    out = {}
+    for t in transports:
+        adds = [r["node_adds_pct"] for r in rows if r["transport"] == t and r["step"] == "live"]
+        if adds:
+            out[t] = {"rounds": len(adds), "node_adds_pct_median": float(np.median(adds)),
+                      "node_adds_pct_min": float(min(adds)), "node_adds_pct_max": float(max(adds))}
+    return out
 
 
 def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir: Path, env: dict,
@@ -361,9 +375,14 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
 
 
 def peak_rate(rows: list[dict]) -> float | None:
-    """The highest stepped rate with under SHED_LIMIT of the frames sent left without depth."""
-    ok = [r["rate_hz"] for r in rows if r["step"] == "step" and r["described_pct_depth"] >= 100 * (1 - SHED_LIMIT)]
-    return max(ok) if ok else None
+    """The highest stepped rate with under SHED_LIMIT of the frames sent left without depth; over
+    several rounds, the lowest round's (a rate every round held)."""
+    peaks = []
+    for round_ in sorted({r.get("round", 1) for r in rows}):
+        ok = [r["rate_hz"] for r in rows if r.get("round", 1) == round_ and r["step"] == "step"
+              and r["described_pct_depth"] >= 100 * (1 - SHED_LIMIT)]
+        peaks.append(max(ok) if ok else None)
+    return None if not peaks or None in peaks else min(peaks)
 
 
 COLUMNS = [
@@ -438,29 +457,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beside-subscriber", action="store_true",
                         help="also time it beside the camera and a process that only receives its frames (what DDS "
                              "delivery costs, whoever receives)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the transports this many times in turn, each node run between two timings of the "
+                             "in-process pipeline; the summary gives the overhead's median and range over the rounds "
+                             "(this host's speed drifts by 10-40 %% within minutes, so one run says little)")
     add_node_process_arguments(parser)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     params, env = node_process_settings(parser, args)
-    clip = pipeline_clip_ms(params, 64, args.size)
+    references = [pipeline_clip_ms(params, 64, args.size)]
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         beside = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "beside",
                                             env, size=args.size) if args.beside_seconds > 0 else None)
         delivery = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "delivery",
                                               env, subscriber=True, size=args.size)
                     if args.beside_subscriber and args.beside_seconds > 0 else None)
-        rows = [r for t in args.transports
-                for r in run_transport(t, steps, params, Path(tmp), env, args.size, tuple(args.lens))]
-    reference_ms = bracket_reference(clip, pipeline_clip_ms(params, 64, args.size))
+        for round_ in range(1, args.rounds + 1):
+            for t in args.transports:
+                run = run_transport(t, steps, params, Path(tmp) / f"round{round_}", env, args.size, tuple(args.lens))
+                references.append(pipeline_clip_ms(params, 64, args.size))
+                bracket_references(run, references[-2], references[-1])
+                rows += [dict(r, round=round_) for r in run]
     for row in rows:
-        row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / reference_ms - 1)
         if beside is not None:
             row["node_adds_pct_beside_camera"] = 100 * (row["clip_latency_ms_p50"] / beside["pipeline_ms_p50"] - 1)
         if delivery is not None:
             row["node_adds_pct_beside_subscriber"] = 100 * (row["clip_latency_ms_p50"] / delivery["pipeline_ms_p50"] - 1)
-    summary = {"params": params, "fastdds_profile": fastdds_profile_of(env),
+    clip = dict(references[0], references_ms=[r["pipeline_ms_p50"] for r in references])
+    summary = {"params": params, "fastdds_profile": fastdds_profile_of(env), "rounds": args.rounds,
                "pipeline": clip, "pipeline_beside_camera": beside,
                "pipeline_beside_camera_and_subscriber": delivery,
+               "node_adds_over_rounds": rounds_summary(rows, args.transports),
                "peak_rate_hz": {t: peak_rate([r for r in rows if r["transport"] == t]) for t in args.transports}}
     table = markdown_table(rows, COLUMNS) + "\n\n" + summary_lines(summary, rows)
     write_results("node", {"summary": summary, "rows": rows}, table,
@@ -476,15 +506,20 @@ def thread_cpu_text(row: dict) -> str:
     return " Node CPU by thread (cores): " + ", ".join(f"{g} {by[g]:.2f}" for g in THREAD_GROUPS) + "."
 
 
+def round_text(row: dict) -> str:
+    return f" (round {row['round']})"
+
+
 def summary_lines(summary: dict, rows: list[dict]) -> str:
     c = summary["pipeline"]
     live = [r for r in rows if r["step"] == "live"]
     lines = [f"Shipped defaults{' + ' + str(summary['params']) if summary['params'] else ''}: {c['backend']}, hop {c['hop']}. "
              f"Pipeline per clip in-process: p50 {c['pipeline_ms_p50']:.0f} ms (engine {c['engine_ms_p50']:.0f}, "
              f"track refinement {c['refine_ms_p50']:.0f}, tracks update + image fallback {c['tracks_update_ms_p50']:.0f}, "
-             f"pose {c['pose_ms_p50']:.0f})" + (f"; {c['pipeline_ms_p50_after']:.0f} ms after the node's runs: the "
-                                                 f"reference is the faster, {c['reference_ms']:.0f} ms"
-                                                 if "reference_ms" in c else "") + "."]
+             f"pose {c['pose_ms_p50']:.0f})" + (f"; timed before and after each node run: "
+                                                 f"{', '.join(f'{v:.0f}' for v in c['references_ms'])} ms, each run "
+                                                 f"against the faster of the two around it"
+                                                 if "references_ms" in c else "") + "."]
     b = summary.get("pipeline_beside_camera")
     if b:
         lines.append(f"Pipeline per clip in-process beside the {b['camera_hz']:.0f} Hz camera's process (nobody "
@@ -494,11 +529,16 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
         lines.append(f"Pipeline per clip in-process beside the camera's process and a process that only receives its "
                      f"frames ({d['subscriber_frames']} of {d['camera_frames']}; {d['clips']} clips): p50 "
                      f"{d['pipeline_ms_p50']:.0f} ms (engine {d['engine_ms_p50']:.0f}).")
-    lines += [f"Live {r['transport']}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = pipeline "
-              f"{r['node_adds_pct']:+.0f} %" + (f", pipeline beside the camera {r['node_adds_pct_beside_camera']:+.0f} %"
+    several = summary.get("rounds", 1) > 1
+    lines += [f"Live {r['transport']}{round_text(r) if several else ''}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = "
+              f"pipeline ({r['reference_ms']:.0f} ms around it) {r['node_adds_pct']:+.0f} %" + (f", pipeline beside the camera {r['node_adds_pct_beside_camera']:+.0f} %"
                                                 if b else "")
               + (f", pipeline beside the camera and a bare subscriber {r['node_adds_pct_beside_subscriber']:+.0f} %"
                  if d else "") + "." + thread_cpu_text(r) for r in live]
+    if several:
+        lines += [f"Over {v['rounds']} rounds, {t}: the node's clip over the pipeline around it, median "
+                  f"{v['node_adds_pct_median']:+.0f} % (lowest {v['node_adds_pct_min']:+.0f} %, highest "
+                  f"{v['node_adds_pct_max']:+.0f} %)." for t, v in summary["node_adds_over_rounds"].items()]
     if not any(r["step"] != "live" for r in rows):  # --steps with no rates: nothing to report
         lines.append("Peak rate: not measured (no stepped rates).")
     else:
