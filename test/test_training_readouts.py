@@ -791,6 +791,27 @@ def test_depth_teacher_loss_is_the_mean_log_ratio_and_trains_only_the_student():
     assert (pred.grad > 0).all()  # too far everywhere: every pixel pulled nearer
 
 
+def test_a_teacher_that_holds_shape_leaves_each_frames_scale_to_the_labels():
+    """--depth-teacher-holds shape: a prediction that is the teacher's depth times any factor per
+    frame costs nothing (the labels, e.g. --real-zoom's nearer views, set the scale); a change of
+    shape costs as in the default, and pulls the far half nearer and the near half farther."""
+    from training.losses import depth_teacher_loss
+
+    teacher = torch.rand(2, 4, 8, 8) + 0.5
+    per_frame = torch.tensor([0.5, 1.0, 2.0, 3.0]).repeat(2, 1)[..., None, None]
+    assert float(depth_teacher_loss(teacher * per_frame, teacher, "shape")[0]) < 1e-6
+    assert float(depth_teacher_loss(teacher * per_frame, teacher)[0]) > 0.3  # the default holds the scale too
+    ramp = torch.ones(8, 8)
+    ramp[:, 4:] = 2.0  # the right half twice as far as the teacher says, the left as it says
+    pred = (teacher * ramp).requires_grad_(True)
+    loss, _ = depth_teacher_loss(pred, teacher, "shape")
+    assert torch.isclose(loss, torch.log(torch.tensor(2.0)) / 2)
+    loss.backward()
+    assert (pred.grad[..., 4:] > 0).all() and (pred.grad[..., :4] < 0).all()
+    with pytest.raises(ValueError, match="holds must be one of"):
+        depth_teacher_loss(pred, teacher, "scale")
+
+
 def test_depth_teacher_holds_the_depth_while_the_encoder_trains(tmp_path, capsys):
     """--depth-teacher (the --init model, frozen): with the encoder fine-tuned at a high rate, the
     depth of a clip no label covers moves less from the start's than without the teacher; the
@@ -810,7 +831,10 @@ def test_depth_teacher_holds_the_depth_while_the_encoder_trains(tmp_path, capsys
     free = drift([], "free")
     held = drift(["--depth-teacher", str(start), "--depth-teacher-weight", "50"], "held")
     assert held < 0.5 * free, (held, free)
-    assert "frozen teacher" in (tmp_path / "held" / "README.md").read_text()
+    assert "frozen teacher, holds depth" in (tmp_path / "held" / "README.md").read_text()
+    drift(["--depth-teacher", str(start), "--depth-teacher-holds", "shape"], "shape")
+    assert "each frame's mean log ratio taken out (frozen teacher, holds shape)" in (
+        tmp_path / "shape" / "README.md").read_text()
     assert main(COMMON + ["--init", str(start), "--depth-teacher", str(start), "--out", str(tmp_path / "x")]) == 2
     assert "--depth-teacher keeps" in capsys.readouterr().err
 
@@ -862,6 +886,27 @@ def test_depth_teacher_shares_the_cached_trunk_only_where_its_frozen_part_is_the
     with torch.no_grad():
         next(model.encoder.parameters()).add_(0.1)  # the student's frozen part is no longer the teacher's
     assert load_teacher(str(tiny_model_dir), model, tuned_blocks=1).trunk_blocks == 0
+
+
+def test_the_teacher_term_holds_what_depth_teacher_holds_names(tmp_path):
+    """--depth-teacher-holds reaches the loss (load_teacher -> depth_losses): a student whose depth is
+    the teacher's at twice the distance pays log 2 with a teacher that holds depth and nothing with
+    one that holds shape."""
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
+    from training.readouts_model import depth_losses, load_teacher
+
+    model = init_weights(FourDS(ModelConfig(size="tiny", num_frames=4, image_size=(32, 32), patch_size=(2, 8, 8),
+                                            heads=default_heads(64, 2))), seed=1).eval()
+    teacher_dir = save_checkpoint(model, tmp_path / "teacher")
+    with torch.no_grad():  # the student: the same model, its depth twice as far
+        model.heads["depth"].register_forward_hook(lambda module, args, out: 2.0 * out)
+    video = torch.rand(2, *model.config.clip_shape, generator=torch.Generator().manual_seed(1))
+    batch = {"video": video, "depth": torch.full((2, *model.config.clip_shape[:3]), 2.0),
+             "intrinsics": torch.eye(3).repeat(2, 1, 1) * 30}
+    feats = model.features(video)
+    kept = {holds: float(depth_losses(model, feats, batch, teacher=load_teacher(str(teacher_dir), model, holds=holds)
+                                      )[1]["depth_teacher"]) for holds in ("depth", "shape")}
+    assert abs(kept["depth"] - float(torch.log(torch.tensor(2.0)))) < 1e-4 and kept["shape"] < 1e-4, kept
 
 
 def test_selection_scores_the_validation_recording_as_recorded():

@@ -35,7 +35,9 @@
 # canonical-focal depth head sees near-looking views of the far rooms. On the CPU's frozen features
 # (rule 52) it moved TUM's metric depth 1.39 -> 0.86 in 200 steps (1.45 -> 1.27 without it), and the
 # head alone lost relative depth at every step, with or without it; with the encoder fine-tuned (and
-# TEACHER=1 holding relative depth) it may not.
+# TEACHER=1 holding relative depth) it may not. With REAL_ZOOM the teacher holds the depth's shape
+# only (TEACHER_HOLDS=shape, session 48: a teacher that holds its metres would undo what the zoomed
+# views teach); without it, its metres and shape (TEACHER_HOLDS=depth, as in sessions 41-42).
 # Prepare the carries here with `bash tools/gpu_session_prepare.sh` (wheels for the device's Python
 # 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
@@ -67,6 +69,7 @@ CLIPS=${CLIPS:-2000}
 RUN=/tmp/gpurun
 BATCH=${BATCH:-64}
 LR=${LR:-2e-4}
+TEACHER_HOLDS=${TEACHER_HOLDS:-$([ -n "${REAL_ZOOM:-}" ] && echo shape || echo depth)}
 START=(--init .gpum/fourds_default)
 # From a trained model the run may choose only a step whose validation depth (relative and metric)
 # is no worse than the start's, as the shipping rules ask (session 41: the unguarded mean chose a
@@ -87,7 +90,7 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
   /tmp/gpudata/7scenes_redkitchen_half:3 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
-  ${REVERSE:+--reverse} ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${REAL_ZOOM:+--real-zoom $REAL_ZOOM} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}"} \
+  ${REVERSE:+--reverse} ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${REAL_ZOOM:+--real-zoom $REAL_ZOOM} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}" --depth-teacher-holds "$TEACHER_HOLDS"} \
   --select-on /tmp/gpudata/tum_fr1_rpy_half "${GUARD[@]}" --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log"

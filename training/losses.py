@@ -24,12 +24,22 @@ def depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, si_wei
     return si_weight * si + l1_weight * l1, {"depth_si": si.detach(), "depth_l1": l1.detach()}
 
 
-def depth_teacher_loss(pred: Tensor, teacher: Tensor) -> tuple[Tensor, dict]:
+TEACHER_HOLDS = ("depth", "shape")
+
+
+def depth_teacher_loss(pred: Tensor, teacher: Tensor, holds: str = "depth") -> tuple[Tensor, dict]:
     """Mean |log pred - log teacher| over every pixel: the depth head held to a frozen model's depth
     (--depth-teacher) where the clip has no label as well as where it has. Log, so that near and far
-    pixels count alike and the term holds scale (metric depth) and shape (relative depth) at once.
+    pixels count alike. holds "depth": the term holds scale (metric depth) and shape (relative
+    depth) at once; "shape": each frame's mean log ratio is taken out first, so the term holds the
+    teacher's depth up to one factor a frame and leaves the scale to the labels (--real-zoom's
+    nearer views teach a scale the teacher does not have, session 47).
     pred, teacher: (B, T, H, W) in one unit (metres, or the canonical camera's)."""
+    if holds not in TEACHER_HOLDS:
+        raise ValueError(f"holds must be one of {TEACHER_HOLDS}, not {holds!r}")
     g = torch.log(pred.float().clamp_min(1e-3)) - torch.log(teacher.float().clamp_min(1e-3))
+    if holds == "shape":
+        g = g - g.mean(dim=(-2, -1), keepdim=True)
     loss = g.abs().mean()
     return loss, {"depth_teacher": loss.detach()}
 

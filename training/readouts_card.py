@@ -28,7 +28,9 @@ def depth_terms(args: ReadoutsConfig, model: FourDS) -> str:
         terms += (f" + {args.depth_ssi_weight} x (scale-and-shift-invariant inverse depth"
                   f" + {args.depth_grad_weight} x multi-scale gradient matching)")
     if args.depth_teacher:
-        terms += f" + {args.depth_teacher_weight} x |log depth - log depth of {args.depth_teacher}| (frozen teacher)"
+        kept = "" if args.depth_teacher_holds == "depth" else ", each frame's mean log ratio taken out"
+        terms += (f" + {args.depth_teacher_weight} x |log depth - log depth of {args.depth_teacher}|{kept} "
+                  f"(frozen teacher, holds {args.depth_teacher_holds})")
     head = model.config.heads.get("depth")
     if head is not None and head.canonical_focal_px is not None:
         terms += f", metric target in a canonical camera of fx {head.canonical_focal_px} model px"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fourds_ros.model.config import HEAD_TYPES
 
+from .losses import TEACHER_HOLDS
 from .typed_config import ConfigError
 
 
@@ -67,6 +68,7 @@ class ReadoutsConfig:
     depth_grad_weight: float = 0.5
     depth_teacher: str | None = None
     depth_teacher_weight: float = 1.0
+    depth_teacher_holds: str = "depth"
     pose_direction_weight: float = 0.0
     save_every: int = 0
     cache_features: bool = False
@@ -231,6 +233,10 @@ def _add_loss_args(p: argparse.ArgumentParser) -> None:
                         "tracks and pose must not cost depth where no label says so (session 41's GPU run did)")
     p.add_argument("--depth-teacher-weight", type=float, default=1.0,
                    help="weight of the --depth-teacher term")
+    p.add_argument("--depth-teacher-holds", choices=TEACHER_HOLDS, default="depth",
+                   help="what the --depth-teacher term holds: depth (its metres and shape) or shape (its depth up "
+                        "to one factor a frame, so that the labels teach the scale: with --real-zoom, whose nearer "
+                        "views teach a scale the teacher does not have)")
     p.add_argument("--pose-direction-weight", type=float, default=0.0,
                    help="weight of the pose head's translation-direction term, 1 - cos on frames that "
                         "moved 5 mm or more (0: off)")

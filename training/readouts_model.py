@@ -114,7 +114,7 @@ def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: fl
         ssi, ssi_parts = ssi_depth_loss(pred, batch["depth"], grad_weight=grad_weight)
         loss, parts = loss + ssi_weight * ssi, {**parts, **ssi_parts}
     if teacher is not None:
-        kept, kept_parts = depth_teacher_loss(pred, teacher_depth(teacher, model, batch))
+        kept, kept_parts = depth_teacher_loss(pred, teacher_depth(teacher, model, batch), teacher.holds)
         loss, parts = loss + teacher_weight * kept, {**parts, **kept_parts}
     return loss, parts
 
@@ -127,6 +127,7 @@ class DepthTeacher:
 
     model: FourDS
     trunk_blocks: int = 0
+    holds: str = "depth"  # losses.depth_teacher_loss: "depth" (scale and shape) or "shape" (up to a factor a frame)
 
 
 def teacher_depth(teacher: DepthTeacher, model: FourDS, batch: dict) -> torch.Tensor:
@@ -141,9 +142,10 @@ def teacher_depth(teacher: DepthTeacher, model: FourDS, batch: dict) -> torch.Te
         return depth * metric_factor(teacher.model, batch) / metric_factor(model, batch)
 
 
-def load_teacher(path: str, model: FourDS, tuned_blocks: int = 0) -> DepthTeacher:
+def load_teacher(path: str, model: FourDS, tuned_blocks: int = 0, holds: str = "depth") -> DepthTeacher:
     """--depth-teacher: the frozen model, on `model`'s device, in eval mode; tuned_blocks: the
-    student's --finetune-blocks (the trunk is shared where the parts below them are equal)."""
+    student's --finetune-blocks (the trunk is shared where the parts below them are equal); holds:
+    --depth-teacher-holds (losses.depth_teacher_loss)."""
     teacher = load_checkpoint(path).float()
     if "depth" not in teacher.heads:
         raise ValueError(f"--depth-teacher {path} has no depth head")
@@ -155,7 +157,7 @@ def load_teacher(path: str, model: FourDS, tuned_blocks: int = 0) -> DepthTeache
     own, theirs = model.encoder.state_dict(), teacher.encoder.state_dict()
     frozen = [k for k in own if not (k.startswith("blocks.") and int(k.split(".")[1]) >= first_tuned)]
     shared = bool(tuned_blocks) and own.keys() == theirs.keys() and all(torch.equal(own[k], theirs[k]) for k in frozen)
-    return DepthTeacher(teacher, tuned_blocks if shared else 0)
+    return DepthTeacher(teacher, tuned_blocks if shared else 0, holds)
 
 
 def trunk_tokens(model: FourDS, video: torch.Tensor, tuned_blocks: int) -> torch.Tensor:

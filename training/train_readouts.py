@@ -77,7 +77,8 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
     # beside the depth head and is never saved, so the shipped pose head stays as it is.
     pose_copy = copy.deepcopy(model.heads["pose"]).requires_grad_(True) if cfg.photometric else None
     optimizer, params = make_optimizer(model, cfg, pose_copy)
-    teacher = load_teacher(cfg.depth_teacher, model, cfg.finetune_blocks) if cfg.depth_teacher else None
+    teacher = (load_teacher(cfg.depth_teacher, model, cfg.finetune_blocks, cfg.depth_teacher_holds)
+               if cfg.depth_teacher else None)
     schedule = WarmupCosine(cfg.steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     device = next(model.parameters()).device
