@@ -37,7 +37,9 @@
 # head alone lost relative depth at every step, with or without it; with the encoder fine-tuned (and
 # TEACHER=1 holding relative depth) it may not. With REAL_ZOOM the teacher holds the depth's shape
 # only (TEACHER_HOLDS=shape, session 48: a teacher that holds its metres would undo what the zoomed
-# views teach); without it, its metres and shape (TEACHER_HOLDS=depth, as in sessions 41-42).
+# views teach); without it, its metres and shape (TEACHER_HOLDS=depth, as in sessions 41-42). On the
+# CPU (rule 54: depth head and top 2 blocks) the shape teacher at TEACHER_WEIGHT=10 held TUM's
+# relative depth while the metric depth fell 37 %; at weight 1 (rule 53) it did not hold it.
 # Prepare the carries here with `bash tools/gpu_session_prepare.sh` (wheels for the device's Python
 # 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
