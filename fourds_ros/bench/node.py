@@ -506,8 +506,17 @@ def thread_cpu_text(row: dict) -> str:
     return " Node CPU by thread (cores): " + ", ".join(f"{g} {by[g]:.2f}" for g in THREAD_GROUPS) + "."
 
 
-def round_text(row: dict) -> str:
-    return f" (round {row['round']})"
+def live_line(row: dict, several_rounds: bool, beside: bool, delivery: bool) -> str:
+    """One live row's sentence: the node's clip against the references around its run (and beside
+    the camera, and beside a bare subscriber, where those were timed) and its CPU by thread."""
+    name = row["transport"] + (f" (round {row['round']})" if several_rounds else "")
+    text = (f"Live {name}: node clip p50 {row['clip_latency_ms_p50']:.0f} ms = pipeline "
+            f"({row['reference_ms']:.0f} ms around it) {row['node_adds_pct']:+.0f} %")
+    if beside:
+        text += f", pipeline beside the camera {row['node_adds_pct_beside_camera']:+.0f} %"
+    if delivery:
+        text += f", pipeline beside the camera and a bare subscriber {row['node_adds_pct_beside_subscriber']:+.0f} %"
+    return text + "." + thread_cpu_text(row)
 
 
 def summary_lines(summary: dict, rows: list[dict]) -> str:
@@ -530,11 +539,7 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
                      f"frames ({d['subscriber_frames']} of {d['camera_frames']}; {d['clips']} clips): p50 "
                      f"{d['pipeline_ms_p50']:.0f} ms (engine {d['engine_ms_p50']:.0f}).")
     several = summary.get("rounds", 1) > 1
-    lines += [f"Live {r['transport']}{round_text(r) if several else ''}: node clip p50 {r['clip_latency_ms_p50']:.0f} ms = "
-              f"pipeline ({r['reference_ms']:.0f} ms around it) {r['node_adds_pct']:+.0f} %" + (f", pipeline beside the camera {r['node_adds_pct_beside_camera']:+.0f} %"
-                                                if b else "")
-              + (f", pipeline beside the camera and a bare subscriber {r['node_adds_pct_beside_subscriber']:+.0f} %"
-                 if d else "") + "." + thread_cpu_text(r) for r in live]
+    lines += [live_line(r, several, bool(b), bool(d)) for r in live]
     if several:
         lines += [f"Over {v['rounds']} rounds, {t}: the node's clip over the pipeline around it, median "
                   f"{v['node_adds_pct_median']:+.0f} % (lowest {v['node_adds_pct_min']:+.0f} %, highest "
