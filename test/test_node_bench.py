@@ -119,7 +119,7 @@ def test_rounds_give_the_overhead_median_and_range_and_a_peak_rate_every_round_h
     steps = [step(1, 45.0, 100.0), step(1, 60.0, 99.0), step(2, 45.0, 97.0), step(2, 60.0, 80.0)]
     assert peak_rate(steps) == 45.0
     assert peak_rate(steps + [step(3, 45.0, 50.0), step(3, 60.0, 40.0)]) is None
-    assert peak_rate([dict(r, round=1) for r in steps[:2]]) == 60.0
+    assert peak_rate(steps[:2]) == 60.0
     summary = {"params": {}, "rounds": 3, "peak_rate_hz": {"raw": 45.0, "jpeg": None}, "node_adds_over_rounds": over,
                "pipeline": {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 100.0, "engine_ms_p50": 50.0,
                             "refine_ms_p50": 8.0, "tracks_update_ms_p50": 3.0, "pose_ms_p50": 20.0,

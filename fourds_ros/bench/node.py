@@ -378,8 +378,8 @@ def peak_rate(rows: list[dict]) -> float | None:
     """The highest stepped rate with under SHED_LIMIT of the frames sent left without depth; over
     several rounds, the lowest round's (a rate every round held)."""
     peaks = []
-    for round_ in sorted({r.get("round", 1) for r in rows}):
-        ok = [r["rate_hz"] for r in rows if r.get("round", 1) == round_ and r["step"] == "step"
+    for round_ in sorted({r["round"] for r in rows}):
+        ok = [r["rate_hz"] for r in rows if r["round"] == round_ and r["step"] == "step"
               and r["described_pct_depth"] >= 100 * (1 - SHED_LIMIT)]
         peaks.append(max(ok) if ok else None)
     return None if not peaks or None in peaks else min(peaks)
