@@ -40,7 +40,8 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
         assert abs(sum(by.values()) - row["node_cpu_cores"]) <= 0.1 + 0.2 * row["node_cpu_cores"], (by, row)
     assert data["summary"]["params"] == {"model": str(tiny_model_dir), "num_queries": 16}
     pipeline = data["summary"]["pipeline"]
-    assert pipeline["pipeline_ms_p50"] > pipeline["refine_ms_p50"] >= 0
+    assert pipeline["pipeline_ms_p50"] > pipeline["refine_ms_p50"] > 0
+    assert pipeline["pipeline_ms_p50"] > pipeline["engine_ms_p50"] > 0 and pipeline["pose_ms_p50"] > 0
     # Each node run is compared with the faster of the references timed just before and just after
     # it: one transport, two rounds, so three timings, the middle one shared.
     refs = pipeline["references_ms"]
@@ -48,6 +49,12 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     for row in data["rows"]:
         assert row["reference_ms"] == min(refs[row["round"] - 1], refs[row["round"]]), (row, refs)
         assert abs(row["node_adds_pct"] - 100 * (row["clip_latency_ms_p50"] / row["reference_ms"] - 1)) < 1e-9
+        # Where the node's clip time goes, from its /diagnostics (<stage>_p50_ms) against the reference:
+        # the engine and every stage were timed in the node, sending and arrival took time.
+        parts = row["node_adds_ms_by_part"]
+        assert {"engine", "refine", "tracks_update", "pose", "send", "arrival"} <= set(parts), parts
+        assert row["node_engine_ms"] > 0 and row["node_pose_ms"] > 0 and row["node_refine_ms"] > 0, row
+        assert parts["send"] == row["node_send_ms"] > 0 and parts["arrival"] > 0, parts
     over = data["summary"]["node_adds_over_rounds"]["raw"]
     adds = sorted(r["node_adds_pct"] for r in data["rows"] if r["step"] == "live")
     assert over["rounds"] == 2 and (over["node_adds_pct_min"], over["node_adds_pct_max"]) == (adds[0], adds[1])
@@ -62,7 +69,7 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     text = markdown.read_text()
     assert "<!-- bench:node -->" in text and "| raw | 320x240 | 30 |" in text and "Peak rate" in text
     assert "beside the 30 Hz camera's process" in text and "a process that only receives its frames (60 of 60" in text
-    assert "Node CPU by thread (cores): executor" in text
+    assert "Node CPU by thread (cores): executor" in text and "Over the pipeline by part (ms): engine " in text
     assert "Live raw (round 2)" in text and "Over 2 rounds, raw: the node's clip over the pipeline around it" in text
 
 
@@ -73,7 +80,8 @@ def test_summary_says_when_the_peak_rate_was_not_measured():
 
     summary = {"params": {}, "peak_rate_hz": {"raw": None},
                "pipeline": {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 120.0, "engine_ms_p50": 85.0,
-                            "refine_ms_p50": 16.0, "tracks_update_ms_p50": 4.0, "pose_ms_p50": 12.0}}
+                            "refine_ms_p50": 16.0, "tracks_update_ms_p50": 4.0, "pose_ms_p50": 12.0,
+                            "epipolar_ms_p50": 6.0}}
     live = {"transport": "raw", "step": "live", "clip_latency_ms_p50": 132.0, "reference_ms": 120.0, "node_adds_pct": 10.0}
     assert "Peak rate: not measured" in summary_lines(summary, [live])
     failed = dict(live, step="step")
@@ -88,14 +96,41 @@ def test_each_run_is_bracketed_by_its_own_references_so_host_drift_is_not_read_a
     a run in a slow stretch is not compared with a reference from a fast one."""
     from fourds_ros.bench.node import bracket_references
 
+    from fourds_ros.bench.node import NODE_PARTS
+
+    def row(clip_ms):  # a node row: its clip latency, and its stages as its /diagnostics gave them
+        return {"clip_latency_ms_p50": clip_ms, "process_publish_ms": clip_ms - 4,
+                **{f"node_{part}_ms": 1.0 for part in NODE_PARTS}}
+
     fast, slow, slower = {"pipeline_ms_p50": 140.0}, {"pipeline_ms_p50": 168.0}, {"pipeline_ms_p50": 200.0}
-    first = [{"clip_latency_ms_p50": 154.0}, {"clip_latency_ms_p50": 210.0}]
+    first = [row(154.0), row(210.0)]
     bracket_references(first, fast, slow)
     assert [r["reference_ms"] for r in first] == [140.0, 140.0]
     assert abs(first[0]["node_adds_pct"] - 10.0) < 1e-9 and abs(first[1]["node_adds_pct"] - 50.0) < 1e-9
-    second = [{"clip_latency_ms_p50": 184.8}]
+    second = [row(184.8)]
     bracket_references(second, slower, slow)
     assert second[0]["reference_ms"] == 168.0 and abs(second[0]["node_adds_pct"] - 10.0) < 1e-9
+
+
+def test_the_node_adds_by_part_against_the_faster_reference():
+    """The ledger of a node row: each stage in the node (its /diagnostics) minus the same stage in
+    the faster of the two references around the run, sending (the reference sends nothing) and
+    arrival (stamp to clip start: the clip's latency beyond process + publish)."""
+    from fourds_ros.bench.node import NODE_PARTS, bracket_references, parts_text
+
+    def reference(total, engine):
+        return {"pipeline_ms_p50": total, "engine_ms_p50": engine, "refine_ms_p50": 10.0,
+                "tracks_update_ms_p50": 4.0, "pose_ms_p50": 22.0, "epipolar_ms_p50": 14.0}
+
+    row = {"clip_latency_ms_p50": 150.0, "process_publish_ms": 146.0, "node_engine_ms": 92.0, "node_refine_ms": 12.5,
+           "node_tracks_update_ms": 4.0, "node_pose_ms": 25.0, "node_epipolar_ms": float("nan"), "node_send_ms": 4.5}
+    assert set(NODE_PARTS) == {part[5:-3] for part in row if part.startswith("node_")}
+    bracket_references([row], reference(130.0, 85.0), reference(122.0, 80.0))  # the second is the faster
+    parts = row["node_adds_ms_by_part"]
+    assert parts["engine"] == 12.0 and parts["refine"] == 2.5 and parts["tracks_update"] == 0.0 and parts["pose"] == 3.0
+    assert parts["send"] == 4.5 and parts["arrival"] == 4.0 and np.isnan(parts["epipolar"])  # the node never ran it
+    assert " Over the pipeline by part (ms): engine +12.0, refine +2.5," in parts_text(row)
+    assert "epipolar +nan (within pose)" in parts_text(row) and parts_text({}) == ""
 
 
 def test_rounds_give_the_overhead_median_and_range_and_a_peak_rate_every_round_held():
@@ -122,7 +157,7 @@ def test_rounds_give_the_overhead_median_and_range_and_a_peak_rate_every_round_h
     assert peak_rate(steps[:2]) == 60.0
     summary = {"params": {}, "rounds": 3, "peak_rate_hz": {"raw": 45.0, "jpeg": None}, "node_adds_over_rounds": over,
                "pipeline": {"backend": "onnxruntime", "hop": 7, "pipeline_ms_p50": 100.0, "engine_ms_p50": 50.0,
-                            "refine_ms_p50": 8.0, "tracks_update_ms_p50": 3.0, "pose_ms_p50": 20.0,
+                            "refine_ms_p50": 8.0, "tracks_update_ms_p50": 3.0, "pose_ms_p50": 20.0, "epipolar_ms_p50": 9.0,
                             "references_ms": [100.0, 98.0, 103.0, 100.0, 99.0, 101.0]}}
     text = summary_lines(summary, rows)
     assert "Live raw (round 2): node clip p50 104 ms = pipeline (100 ms around it) +4 %" in text

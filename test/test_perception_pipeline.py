@@ -230,6 +230,37 @@ def test_depth_first_sends_depth_once_and_leaves_it_to_the_rest_when_sending_fai
         assert sent.count("depth") == 4 and sent.count("odometry") == 4  # each frame's depth sent exactly once
 
 
+def test_each_clip_says_how_long_its_stages_took(engine):
+    """ClipResult.stage_s: the seconds of the CPU stages after the engine (what /diagnostics and
+    `bench node` report per stage). Each timed stage ran, took time, and they fit inside the clip's
+    own time; the epipolar direction is part of the pose; a disabled head's stage is not timed."""
+    import time
+
+    from fourds_ros.perception.pipeline import STAGES
+
+    frames, k = scenes_frames(7)
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(max_tracks=12, hop=3))
+    timed = []
+    for i, rgb in enumerate(frames):
+        clip, _ = pipe.add_frame(rgb, i * 33_000_000, "cam", k)
+        if clip is not None:
+            t0 = time.perf_counter()
+            result = pipe.process(clip)
+            timed.append((time.perf_counter() - t0, result))
+    assert len(timed) == 2
+    for wall_s, result in timed:
+        assert {"refine", "tracks_update", "pose"} <= set(result.stage_s) <= set(STAGES), result.stage_s
+        assert all(v > 0 for v in result.stage_s.values()), result.stage_s
+        after_engine = sum(v for name, v in result.stage_s.items() if name != "epipolar")
+        assert after_engine + result.inference_s <= wall_s, (result.stage_s, wall_s)
+        assert result.stage_s.get("epipolar", 0.0) <= result.stage_s["pose"]
+    assert timed[0][1].stage_s is not timed[1][1].stage_s  # each clip its own
+    no_tracks = PerceptionPipeline(engine, PerceptionSettings.from_params(enable_tracks=False, hop=3))
+    for i, rgb in enumerate(frames[:4]):
+        clip, _ = no_tracks.add_frame(rgb, i * 33_000_000, "cam", k)
+    assert set(no_tracks.process(clip).stage_s) <= {"pose", "epipolar"}
+
+
 @pytest.mark.parametrize("source", ["model", "reference_odometry"])
 def test_configure_says_whose_metres_the_outputs_are_in(tiny_model_dir, source):
     """With the model's own metres the team is told, once, that they hold on scenes like the

@@ -499,6 +499,19 @@ def test_report_values_without_pipeline_and_errors_keys():
     assert level == WARN and message.startswith("inactive")
 
 
+def test_report_gives_each_stage_of_the_clips_as_its_median():
+    """record_clip's stage seconds (the engine, the pipeline's stages, the node's sending) are
+    reported per stage as <name>_p50_ms over the recent clips; a stage no clip reported is absent."""
+    health = NodeHealth(lambda m: None)
+    for i, ms in enumerate((10.0, 30.0, 20.0)):
+        health.record_clip([10**12 + i], 0.05, 0.09, stage_s={"engine": 0.05, "pose": ms / 1e3, "send": 0.004})
+    _, _, values = health.report(NodeState("active"))
+    assert values["pose_p50_ms"] == "20.00" and values["engine_p50_ms"] == "50.00" and values["send_p50_ms"] == "4.00"
+    assert "refine_p50_ms" not in values
+    health.record_clip([10**12 + 5], 0.05, 0.09)  # a caller that times no stage changes nothing
+    assert health.report(NodeState("active"))[2]["pose_p50_ms"] == "20.00"
+
+
 # -- StampGaps -------------------------------------------------------------------------------------------
 
 def test_stamp_gaps_steady_30hz_counts_nothing():

@@ -1,6 +1,6 @@
 """The pose step's time in process, the node's defaults against a candidate's parameters: every
-clip's pose step and its epipolar direction timed (bench.node.timed_pipeline: the node's pipeline,
-model and backend), frames pushed as a 30 Hz camera's, on TUM fr1/rpy and the HoloLens walk, the
+clip's pose step and its epipolar direction timed (ClipResult.stage_s of the node's pipeline,
+model and backend: bench.node.node_pipeline), frames pushed as a 30 Hz camera's, on TUM fr1/rpy and the HoloLens walk, the
 two configurations in turn (ABBA) --repeats times. Writes OUT/pose_step_cost.json and OUT/README.md
 (a table).
 
@@ -34,13 +34,19 @@ def time_pose_step(params: dict, images: list[np.ndarray], k: np.ndarray) -> tup
     """images pushed as a 30 Hz camera's into the node's pipeline with params over its defaults ->
     ({step: seconds of every clip's call} for the pose step and its epipolar direction, the
     pipeline's counters in COUNTERS)."""
-    from fourds_ros.bench.node import timed_pipeline
+    from fourds_ros.bench.node import node_pipeline
 
-    pipe, _, shares = timed_pipeline(params)
+    pipe, _ = node_pipeline(params)
+    seconds: dict[str, list[float]] = {"pose": [], "epipolar": []}
     for i, image in enumerate(images):
-        pipe.push(image, i * 33_333_333, "cam", k)
+        clip, _ = pipe.add_frame(image, i * 33_333_333, "cam", k)
+        if clip is not None:
+            stage_s = pipe.process(clip).stage_s
+            for step, values in seconds.items():
+                if step in stage_s:  # the epipolar direction runs only where the geometry solved the clip
+                    values.append(stage_s[step])
     status = pipe.status()
-    return {step: shares[step] for step in ("pose", "epipolar")}, {name: status[name] for name in COUNTERS}
+    return seconds, {name: status[name] for name in COUNTERS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} repeat {repeat} {configuration}: pose step {rows[-1]['pose_ms_p50']:.1f} ms", flush=True)
     lines = ["# The pose step's time in process: the node's defaults against a candidate", "",
              f"`python tools/pose_step_cost.py --data-root ../shared/data --out OUT{candidate_words(args)} --repeats {args.repeats}` "
-             "(the node's pipeline, model and backend, bench.node.timed_pipeline: the pose step and, within it, "
+             "(the node's pipeline, model and backend, bench.node.node_pipeline: the pose step and, within it, "
              "the epipolar direction timed per clip). Compare the configurations of one run, repeat by repeat.", "",
              "| recording | role | repeat | configuration | clips | pose step ms p50 | mean | its epipolar "
              "direction ms p50 | mean | " + " | ".join(COUNTERS) + " |",

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.replay import proc_cpu_seconds
+from ..perception.pipeline import STAGES
 from ..ros.launch_logic import FASTDDS_PROFILE_VARIABLE
 from .report import add_output_arguments, latency_stats, markdown_table, output_arguments, write_results
 
@@ -59,6 +60,8 @@ def thread_group(pid: int, tid: int, comm: str) -> str:
 
 
 THREAD_GROUPS = ("executor", "inference", "other", "dds")
+# The parts of a node's clip it reports on /diagnostics as <part>_p50_ms (the node's record_clip stages).
+NODE_PARTS = ("engine", *STAGES, "send")
 
 
 def task_cpu_s(pid: int, tick: int) -> dict[int, tuple[str, float]]:
@@ -142,20 +145,16 @@ class CpuSampler:
 
 def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = CAMERA_HW) -> dict:
     """PerceptionPipeline.process per clip in-process (the node's settings, same frames of
-    size (H, W)), with the engine's and the tracks' shares: what the node's clip latency is
-    compared against."""
-    pipe, backend, shares = timed_pipeline(params)
+    size (H, W)), with the engine's and each later stage's share (pipeline.STAGES): what the node's
+    clip latency is compared against."""
+    pipe, backend = node_pipeline(params)
     images, k = _frames(frames, size)
-    process, engine = [], []
-    for i, rgb in enumerate(images):
-        timing = _push(pipe, rgb, i, k)
-        if timing is not None:
-            process.append(timing[1])
-            engine.append(timing[2])
-    ms = lambda v: latency_stats(v[1:] or v)["latency_ms_p50"]  # noqa: E731  (first clip seeds tracks)
-    return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms(process), "engine_ms_p50": ms(engine),
-            "refine_ms_p50": ms(shares["refine"]), "tracks_update_ms_p50": ms(shares["update"]),
-            "pose_ms_p50": ms(shares["pose"])}
+    clips = [c for i, rgb in enumerate(images) if (c := _push(pipe, rgb, i, k)) is not None]
+    clips = clips[1:] or clips  # the first clip seeds the tracks
+    ms = lambda v: latency_stats(v)["latency_ms_p50"] if v else float("nan")  # noqa: E731
+    return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms([c[1] for c in clips]),
+            "engine_ms_p50": ms([c[2] for c in clips]),
+            **{f"{name}_ms_p50": ms([c[3][name] for c in clips if name in c[3]]) for name in STAGES}}
 
 
 def bracket_references(rows: list[dict], before: dict, after: dict) -> None:
@@ -166,10 +165,24 @@ def bracket_references(rows: list[dict], before: dict, after: dict) -> None:
     47; 142-174 ms a clip in session 32's runs, docs/benchmarks.md), so a reference timed far from
     a run compares two speeds of the host, and one timed in a slow stretch would make the node look
     cheap; the faster of its two neighbours never credits the node with the host's slowness."""
-    reference = min(before["pipeline_ms_p50"], after["pipeline_ms_p50"])
+    faster = min(before, after, key=lambda r: r["pipeline_ms_p50"])
     for row in rows:
-        row["reference_ms"] = reference
-        row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / reference - 1)
+        row["reference_ms"] = faster["pipeline_ms_p50"]
+        row["node_adds_pct"] = 100 * (row["clip_latency_ms_p50"] / row["reference_ms"] - 1)
+        row["node_adds_ms_by_part"] = node_adds_by_part(row, faster)
+
+
+def node_adds_by_part(row: dict, reference: dict) -> dict[str, float]:
+    """Where a node row's clip time goes beyond the in-process pipeline's, in ms (issue #19's
+    ledger): each of the engine's and the later stages' p50 in the node (its /diagnostics) minus the
+    same stage's in the reference; "send", building and publishing the clip's messages, which the
+    reference does not do; "arrival", from the newest frame's stamp to the clip's start (the camera's
+    serialising, DDS, the subscription callback, handing the clip to the inference thread). Each a
+    median of its own, so they need not add up to the clip's excess. Session 49 read engine +12,
+    refine +2, pose +3, send 5, arrival 5 ms on this host (docs/benchmarks.md)."""
+    parts = {part: row[f"node_{part}_ms"] - reference.get(f"{part}_ms_p50", float("nan")) for part in NODE_PARTS
+             if part != "send"}
+    return {**parts, "send": row["node_send_ms"], "arrival": row["clip_latency_ms_p50"] - row["process_publish_ms"]}
 
 
 def rounds_summary(rows: list[dict], transports: list[str]) -> dict[str, dict]:
@@ -198,7 +211,7 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
 
     from ..ros.probe import back_and_forth
 
-    pipe, _, _ = timed_pipeline(params)
+    pipe, _ = node_pipeline(params)
     images, k = _frames(64, size)
     plan = [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8",
              "size": list(size)}]
@@ -249,27 +262,12 @@ def _stop_bare_subscriber(bare) -> dict:
         raise RuntimeError(f"bare subscriber failed ({bare.returncode}): {err[-2000:]}") from exc
 
 
-def timed_pipeline(params: dict):
-    """(pipeline with the node's settings, backend, per-clip seconds of refine / update / pose and,
-    within pose, its epipolar direction)."""
+def node_pipeline(params: dict):
+    """(pipeline with the node's settings over its defaults, backend description)."""
     from ..perception.pipeline import create_pipeline
     from ..perception.settings import PerceptionSettings
 
-    pipe, backend = create_pipeline(PerceptionSettings.from_params(params), log=lambda *_: None)
-    shares = {"refine": [], "update": [], "pose": [], "epipolar": []}
-
-    def timed(name, method):
-        def call(*args, **kwargs):
-            t0 = time.perf_counter()
-            out = method(*args, **kwargs)
-            shares[name].append(time.perf_counter() - t0)
-            return out
-        return call
-
-    pipe.tracks.refine, pipe.tracks.update = timed("refine", pipe.tracks.refine), timed("update", pipe.tracks.update)
-    pipe._poses = timed("pose", pipe._poses)  # the head's or the geometry's pose, chained into odometry
-    pipe._epipolar = timed("epipolar", pipe._epipolar)
-    return pipe, backend, shares
+    return create_pipeline(PerceptionSettings.from_params(params), log=lambda *_: None)
 
 
 def _frames(count: int, size: tuple[int, int]):
@@ -278,14 +276,15 @@ def _frames(count: int, size: tuple[int, int]):
     return load_frames(source(), size, count)
 
 
-def _push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float] | None:
-    """Frame i into the pipeline; for a completed clip -> (start time ns, process s, engine s)."""
+def _push(pipe, rgb: np.ndarray, i: int, k):
+    """Frame i into the pipeline; for a completed clip -> (start time ns, process s, engine s, the
+    clip's stage seconds: ClipResult.stage_s), not the result itself (a clip's depth images are MBs)."""
     clip, _ = pipe.add_frame(rgb, i * 33_333_333, "camera_optical", k)
     if clip is None:
         return None
     start, t0 = time.time_ns(), time.perf_counter()
     result = pipe.process(clip)
-    return start, time.perf_counter() - t0, result.inference_s
+    return start, time.perf_counter() - t0, result.inference_s, result.stage_s
 
 
 def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> dict:
@@ -331,7 +330,8 @@ def counters_between(result: dict, t0_ns: int, t1_ns: int) -> dict:
                message=last["message"])
     for key, name in (("clip_latency_p50_ms", "clip_latency_ms_p50"), ("process_publish_ms", "process_publish_ms"),
                       ("inference_latency_ms", "node_inference_ms"), ("input_transport_ms", "input_transport_ms"),
-                      ("input_queue_p50_ms", "input_queue_ms_p50"), ("input_queue_p95_ms", "input_queue_ms_p95")):
+                      ("input_queue_p50_ms", "input_queue_ms_p50"), ("input_queue_p95_ms", "input_queue_ms_p95"),
+                      *((f"{part}_p50_ms", f"node_{part}_ms") for part in NODE_PARTS)):
         out[name] = float(after.get(key, "nan"))
     return out
 
@@ -516,7 +516,17 @@ def live_line(row: dict, several_rounds: bool, beside: bool, delivery: bool) -> 
         text += f", pipeline beside the camera {row['node_adds_pct_beside_camera']:+.0f} %"
     if delivery:
         text += f", pipeline beside the camera and a bare subscriber {row['node_adds_pct_beside_subscriber']:+.0f} %"
-    return text + "." + thread_cpu_text(row)
+    return text + "." + parts_text(row) + thread_cpu_text(row)
+
+
+def parts_text(row: dict) -> str:
+    """' Over the pipeline by part (ms): engine +11.5, ...', or '' for a row without the ledger."""
+    parts = row.get("node_adds_ms_by_part")
+    if not parts:
+        return ""
+    return (" Over the pipeline by part (ms): " + ", ".join(
+        f"{part} {value:+.1f}" + (" (within pose)" if part == "epipolar" else "") for part, value in parts.items())
+        + ".")
 
 
 def summary_lines(summary: dict, rows: list[dict]) -> str:
@@ -525,7 +535,7 @@ def summary_lines(summary: dict, rows: list[dict]) -> str:
     lines = [f"Shipped defaults{' + ' + str(summary['params']) if summary['params'] else ''}: {c['backend']}, hop {c['hop']}. "
              f"Pipeline per clip in-process: p50 {c['pipeline_ms_p50']:.0f} ms (engine {c['engine_ms_p50']:.0f}, "
              f"track refinement {c['refine_ms_p50']:.0f}, tracks update + image fallback {c['tracks_update_ms_p50']:.0f}, "
-             f"pose {c['pose_ms_p50']:.0f})" + (f"; timed before and after each node run: "
+             f"pose {c['pose_ms_p50']:.0f}, of which its epipolar direction {c['epipolar_ms_p50']:.0f})" + (f"; timed before and after each node run: "
                                                  f"{', '.join(f'{v:.0f}' for v in c['references_ms'])} ms, each run "
                                                  f"against the faster of the two around it"
                                                  if "references_ms" in c else "") + "."]

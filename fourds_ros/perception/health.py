@@ -171,6 +171,8 @@ class NodeHealth:
         # frame waited in the node's own subscription queue for the executor thread.
         self.queue_ms: deque = deque(maxlen=200)
         self.process_ms: deque = deque(maxlen=200)  # pipeline.process + publish, per clip
+        # stage name -> its ms per clip (the engine, pipeline.STAGES, sending the outputs): where a clip's time goes
+        self.stage_ms: dict[str, deque] = {}
         self._last_rates: tuple[float, int, int] | None = None
         self.gaps = StampGaps()
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
@@ -219,12 +221,13 @@ class NodeHealth:
             self.log_warning(f"[{kind}] {message} (seen {self.errors[kind]}x)")
 
     def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float, blind: int = 0,
-                    partly_blind: int = 0) -> None:
+                    partly_blind: int = 0, stage_s: dict[str, float] | None = None) -> None:
         """A clip's frames were published: latencies of each frame and of the clip as a whole.
         Counted together, so a diagnostics message never sees a clip's frames out without its
         clip latency. blind: how many of them were too dark or flat to see (ClipResult.blind),
         a problem of kind camera_blind; partly_blind: how many saw nothing on a part of the view
-        (ClipResult.partly_blind), of kind view_partly_blind."""
+        (ClipResult.partly_blind), of kind view_partly_blind. stage_s: seconds of the clip's stages by
+        name (ClipResult.stage_s and the node's own), reported as <name>_p50_ms."""
         if blind:
             self.warn("camera_blind", f"{blind} of {len(stamps_ns)} frames too dark or flat to see (min_image_texture): "
                       "depth published as NaN, odometry held with an unknown-motion covariance")
@@ -235,6 +238,8 @@ class NodeHealth:
         now_ns = self.now_ns()
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)
+        for name, seconds in (stage_s or {}).items():
+            self.stage_ms.setdefault(name, deque(maxlen=200)).append(seconds * 1e3)
         latencies = [(now_ns - s) / 1e6 for s in stamps_ns]
         on_clock = [ms for ms in latencies if on_node_clock(ms)]
         self.latency_ms.extend(on_clock)
@@ -304,6 +309,7 @@ class NodeHealth:
             "input_transport_ms": percentile(self.transport_ms, 50),
             "input_queue_p50_ms": percentile(self.queue_ms, 50), "input_queue_p95_ms": percentile(self.queue_ms, 95),
             "process_publish_ms": percentile(self.process_ms, 50),
+            **{f"{name}_p50_ms": percentile(window, 50) for name, window in self.stage_ms.items()},
             **{k: c[k] for k in ("frames_in", "clips", "frames_lost_in_transport", "frames_missing_by_sequence",
                                  "frames_missing_by_stamp",
                                  "clips_dropped", "clips_flushed")},

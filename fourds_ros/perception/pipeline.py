@@ -21,8 +21,9 @@ dropped under overload. Disabled outputs (`enable_*`) are None.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -66,6 +67,28 @@ class ClipResult:
     odometry_restarted: bool = False  # this clip starts a new odometry chain at identity
     blind: int = 0  # of `frames`, those too dark or flat to see (depth NaN, odometry held)
     partly_blind: int = 0  # of `frames`, those that see nothing on a part of the view (preprocess.partly_blind)
+    # Seconds of the clip's CPU stages after the engine (STAGES; absent: the stage did not run): where
+    # a node's clip time goes beside its engine's (/diagnostics, `fourds-ros bench node`).
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+
+# The timed stages of PerceptionPipeline.process after the engine call; epipolar is part of pose.
+STAGES = ("refine", "tracks_update", "pose", "epipolar")
+
+
+class StageClock:
+    """Seconds spent in named stages of one clip: `with clock("pose"): ...`; a stage entered twice adds up."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 # Said once at configure with metric_scale_source: model, because a costmap or an EKF takes the metres
@@ -142,6 +165,7 @@ class PerceptionPipeline:
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
         self._sequence = -1
+        self._clock = StageClock()  # the current clip's, a new one each process() call
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
         self.pose_epipolar_skipped = 0  # clips that skipped it, or its guided pass, because a newer clip was waiting (behind)
@@ -301,6 +325,7 @@ class PerceptionPipeline:
         results holding only depth, so that a node can send depth, which a costmap waits for,
         that much earlier (docs/benchmarks.md)."""
         odometry_restarted = self._start_sequence(clip)
+        self._clock = StageClock()
         frames = clip.frames
         pmap = self.preprocess.pixel_map(frames[-1].rgb.shape[:2])
         video = np.stack([self.preprocess(f.rgb) if f.model_rgb is None else f.model_rgb
@@ -337,7 +362,8 @@ class PerceptionPipeline:
                 if blind[t]:  # what the model invents for a frame it cannot see is no measurement
                     r.depth = np.full_like(r.depth, np.nan)
             if on_depth is not None:
-                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly))
+                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly,
+                                    dict(self._clock.seconds)))
         xy = None
         # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
         # refinement and the pose's epipolar direction alike.
@@ -347,11 +373,13 @@ class PerceptionPipeline:
                               excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
-            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],
-                                motion_scale, images, pmap)
+            with self._clock("pose"):
+                poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],
+                                    motion_scale, images, pmap)
             for r, p in zip(results, poses):
                 r.pose = p
-        return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly)
+        return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly,
+                          self._clock.seconds)
 
     def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None
                     ) -> tuple[float, float]:
@@ -476,9 +504,11 @@ class PerceptionPipeline:
         (H, W) bool model pixels showing the robot itself, or None."""
         visibility = outputs["track_visibility"][0]
         indices = [f.index for f in frames]
-        xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
-        sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
-                                  output_t, pmap, images, unseen=blind, excluded=excluded)
+        with self._clock("refine"):
+            xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
+        with self._clock("tracks_update"):
+            sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
+                                      output_t, pmap, images, unseen=blind, excluded=excluded)
         for r, t, ts in zip(results, output_t, sets):
             if model_depth is not None and not blind[t]:
                 ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)
@@ -506,7 +536,8 @@ class PerceptionPipeline:
             self.pose_head_overruled += int(source == "fused" and head_overruled(outputs, geo))
             self.pose_geometry_gated += int(geo.gated[output_t].sum())
             self.pose_relinked += int(geo.relinked[output_t].sum())
-            translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
+            with self._clock("epipolar"):
+                translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
         if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
             self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
         if scale != 1.0:

@@ -12,6 +12,7 @@ Path (up to path_max_length poses) is costly to serialise.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -119,10 +120,14 @@ class DepthFirst:
     def __init__(self, outputs: OutputMessages, publishers: dict, warn: Callable[[str, str], None]):
         self.outputs, self.publishers, self.warn = outputs, publishers, warn
         self.rest = PARTS
+        self.seconds = 0.0  # spent building and sending the depth
 
     def __call__(self, partial) -> None:
+        t0 = time.perf_counter()
         try:
             self.outputs.publish(partial, {}, self.publishers, parts=("depth",))
             self.rest = tuple(p for p in PARTS if p != "depth")
         except Exception as exc:
             self.warn("publish", f"publishing depth failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.seconds += time.perf_counter() - t0
