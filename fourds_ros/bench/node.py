@@ -178,8 +178,9 @@ def node_adds_by_part(row: dict, reference: dict) -> dict[str, float]:
     same stage's in the reference; "send", building and publishing the clip's messages, which the
     reference does not do; "arrival", from the newest frame's stamp to the clip's start (the camera's
     serialising, DDS, the subscription callback, handing the clip to the inference thread). Each a
-    median of its own, so they need not add up to the clip's excess. Session 49 read engine +12,
-    refine +2, pose +3, send 5, arrival 5 ms on this host (docs/benchmarks.md)."""
+    median of its own, so they need not add up to the clip's excess. Session 49's six runs on this
+    host: send 5 and arrival 5 ms in every run, the engine's excess -18 to +32 ms with the host's
+    phase (docs/benchmarks.md)."""
     parts = {part: row[f"node_{part}_ms"] - reference.get(f"{part}_ms_p50", float("nan")) for part in NODE_PARTS
              if part != "send"}
     return {**parts, "send": row["node_send_ms"], "arrival": row["clip_latency_ms_p50"] - row["process_publish_ms"]}
@@ -276,7 +277,7 @@ def _frames(count: int, size: tuple[int, int]):
     return load_frames(source(), size, count)
 
 
-def _push(pipe, rgb: np.ndarray, i: int, k):
+def _push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float, dict[str, float]] | None:
     """Frame i into the pipeline; for a completed clip -> (start time ns, process s, engine s, the
     clip's stage seconds: ClipResult.stage_s), not the result itself (a clip's depth images are MBs)."""
     clip, _ = pipe.add_frame(rgb, i * 33_333_333, "camera_optical", k)

@@ -362,8 +362,7 @@ class PerceptionPipeline:
                 if blind[t]:  # what the model invents for a frame it cannot see is no measurement
                     r.depth = np.full_like(r.depth, np.nan)
             if on_depth is not None:
-                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly,
-                                    dict(self._clock.seconds)))
+                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly))
         xy = None
         # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
         # refinement and the pose's epipolar direction alike.
