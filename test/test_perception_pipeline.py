@@ -226,8 +226,12 @@ def test_depth_first_sends_depth_once_and_leaves_it_to_the_rest_when_sending_fai
         else:
             assert warnings and warnings[0][0] == "publish" and "publisher gone" in warnings[0][1]
         publishers["depth"].fail = False
-        outputs.publish(result, {}, publishers, parts=send_depth.rest)
+        depth_s = send_depth.seconds
+        send_depth.send_rest(result, {})
         assert sent.count("depth") == 4 and sent.count("odometry") == 4  # each frame's depth sent exactly once
+        # the sending is timed, the depth's and the rest's together, and reported with the clip's stages
+        assert 0 < depth_s < send_depth.seconds
+        assert send_depth.stages(result) == {**result.stage_s, "send": send_depth.seconds} and "pose" in result.stage_s
 
 
 def test_each_clip_says_how_long_its_stages_took(engine):

@@ -227,7 +227,8 @@ class NodeHealth:
         clip latency. blind: how many of them were too dark or flat to see (ClipResult.blind),
         a problem of kind camera_blind; partly_blind: how many saw nothing on a part of the view
         (ClipResult.partly_blind), of kind view_partly_blind. stage_s: seconds of the clip's stages by
-        name (ClipResult.stage_s and the node's own), reported as <name>_p50_ms."""
+        name (ClipResult.stage_s and the node's sending), reported as <name>_p50_ms with the engine's
+        (inference_s) as engine_p50_ms."""
         if blind:
             self.warn("camera_blind", f"{blind} of {len(stamps_ns)} frames too dark or flat to see (min_image_texture): "
                       "depth published as NaN, odometry held with an unknown-motion covariance")
@@ -238,7 +239,7 @@ class NodeHealth:
         now_ns = self.now_ns()
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)
-        for name, seconds in (stage_s or {}).items():
+        for name, seconds in {"engine": inference_s, **(stage_s or {})}.items():
             self.stage_ms.setdefault(name, deque(maxlen=200)).append(seconds * 1e3)
         latencies = [(now_ns - s) / 1e6 for s in stamps_ns]
         on_clock = [ms for ms in latencies if on_node_clock(ms)]

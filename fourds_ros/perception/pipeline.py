@@ -325,8 +325,7 @@ class PerceptionPipeline:
         results holding only depth, so that a node can send depth, which a costmap waits for,
         that much earlier (docs/benchmarks.md)."""
         odometry_restarted = self._start_sequence(clip)
-        self._clock = StageClock()
-        frames = clip.frames
+        frames, self._clock = clip.frames, StageClock()  # a new clock for each clip
         pmap = self.preprocess.pixel_map(frames[-1].rgb.shape[:2])
         video = np.stack([self.preprocess(f.rgb) if f.model_rgb is None else f.model_rgb
                           for f in frames])  # (T, H, W, 3) float32
@@ -372,9 +371,8 @@ class PerceptionPipeline:
                               excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
-            with self._clock("pose"):
-                poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],
-                                    motion_scale, images, pmap)
+            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],
+                                motion_scale, images, pmap)
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly,
@@ -523,26 +521,29 @@ class PerceptionPipeline:
         metric scale (metric_scale.py's, or metric_scale_factor), applied to the solved translations
         and their variances.
         images: the clip's camera images, for the epipolar direction and the relinked frames."""
-        source = self.settings.pose.source
-        stamps_ns = [f.stamp_ns for f in frames]
-        usable = slot_ids >= 0 if slot_ids is not None else None
-        outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
-        rotation, translation, log_variance, geo = clip_pose(
-            outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
-            smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
-            relink=self._relink_step(outputs, frames, images, k_model, pmap), fuse_sizes=self.settings.pose.fuse_sizes)
-        if geo is not None:
-            self.pose_head_overruled += int(source == "fused" and head_overruled(outputs, geo))
-            self.pose_geometry_gated += int(geo.gated[output_t].sum())
-            self.pose_relinked += int(geo.relinked[output_t].sum())
-            with self._clock("epipolar"):
-                translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
-        if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
-            self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1], self.odometry.base_from_camera)
-        if scale != 1.0:
-            translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
-        return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
-                                      output_t)
+        with self._clock("pose"):  # the clip's pose stage (STAGES), its epipolar direction within it
+            source = self.settings.pose.source
+            stamps_ns = [f.stamp_ns for f in frames]
+            usable = slot_ids >= 0 if slot_ids is not None else None
+            outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
+            rotation, translation, log_variance, geo = clip_pose(
+                outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
+                smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
+                relink=self._relink_step(outputs, frames, images, k_model, pmap),
+                fuse_sizes=self.settings.pose.fuse_sizes)
+            if geo is not None:
+                self.pose_head_overruled += int(source == "fused" and head_overruled(outputs, geo))
+                self.pose_geometry_gated += int(geo.gated[output_t].sum())
+                self.pose_relinked += int(geo.relinked[output_t].sum())
+                with self._clock("epipolar"):
+                    translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
+            if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
+                self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1],
+                                             self.odometry.base_from_camera)
+            if scale != 1.0:
+                translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
+            return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
+                                          output_t)
 
     def _newer_clip_waits(self) -> bool:
         """The behind hook's answer (False where none is set): optional pose work is skipped then."""

@@ -113,14 +113,14 @@ class OutputMessages:
 
 class DepthFirst:
     """pipeline.process's on_depth for a node: sends a clip's depth ahead of its tracks and pose;
-    `rest` is then the parts still to send. On failure the reason goes to warn(category, text)
-    and the depth is left to go out with the rest (frames sent before the failure then get their
-    depth twice: a duplicate rather than a loss)."""
+    `rest` is then the parts still to send (send_rest). On failure the reason goes to warn(category,
+    text) and the depth is left to go out with the rest (frames sent before the failure then get
+    their depth twice: a duplicate rather than a loss). `seconds`: the time spent sending."""
 
     def __init__(self, outputs: OutputMessages, publishers: dict, warn: Callable[[str, str], None]):
         self.outputs, self.publishers, self.warn = outputs, publishers, warn
         self.rest = PARTS
-        self.seconds = 0.0  # spent building and sending the depth
+        self.seconds = 0.0  # building and publishing this clip's messages, depth and rest
 
     def __call__(self, partial) -> None:
         t0 = time.perf_counter()
@@ -131,3 +131,16 @@ class DepthFirst:
             self.warn("publish", f"publishing depth failed: {type(exc).__name__}: {exc}")
         finally:
             self.seconds += time.perf_counter() - t0
+
+    def send_rest(self, result, trails: dict[int, np.ndarray], tf_publish=None) -> None:
+        """The clip's parts not sent yet (all of them when its depth could not go first); raises as
+        OutputMessages.publish does."""
+        t0 = time.perf_counter()
+        try:
+            self.outputs.publish(result, trails, self.publishers, tf_publish, self.rest)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def stages(self, result) -> dict[str, float]:
+        """The clip's stage seconds (ClipResult.stage_s) with its sending ("send")."""
+        return {**result.stage_s, "send": self.seconds}

@@ -201,19 +201,15 @@ class PerceptionNode(LifecycleNode):
             self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
         self.health.counts["clips"] += 1
-        t_send = time.perf_counter()
         try:
-            self.outputs.publish(result, pipeline.trails(), self.publishers_, self.tf_publish, send_depth.rest)
+            send_depth.send_rest(result, pipeline.trails(), self.tf_publish)
         except Exception as exc:
             self.health.counts["frames_failed"] += len(result.frames)
             if self.worker is not None and self.worker.running:
                 self.health.warn("publish", f"publishing failed: {type(exc).__name__}: {exc}")
             return
-        t_end = time.perf_counter()
-        # send: building and publishing the clip's messages, its depth (sent from inside process) included
-        stages = {"engine": result.inference_s, **result.stage_s, "send": send_depth.seconds + t_end - t_send}
-        self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s, t_end - t_start,
-                                blind=result.blind, partly_blind=result.partly_blind, stage_s=stages)
+        self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t_start,
+                                blind=result.blind, partly_blind=result.partly_blind, stage_s=send_depth.stages(result))
 
     def publish_diagnostics(self) -> None:
         if not self.context.ok():  # a timer firing while the process shuts down
