@@ -102,7 +102,10 @@ def test_each_run_is_bracketed_by_its_own_references_so_host_drift_is_not_read_a
         return {"clip_latency_ms_p50": clip_ms, "process_publish_ms": clip_ms - 4,
                 **{f"node_{part}_ms": 1.0 for part in NODE_PARTS}}
 
-    fast, slow, slower = {"pipeline_ms_p50": 140.0}, {"pipeline_ms_p50": 168.0}, {"pipeline_ms_p50": 200.0}
+    def reference(ms):  # an in-process timing: the clip and each part (pipeline_clip_ms)
+        return {"pipeline_ms_p50": ms, **{f"{part}_ms_p50": 1.0 for part in NODE_PARTS if part != "send"}}
+
+    fast, slow, slower = reference(140.0), reference(168.0), reference(200.0)
     first = [row(154.0), row(210.0)]
     bracket_references(first, fast, slow)
     assert [r["reference_ms"] for r in first] == [140.0, 140.0]

@@ -181,8 +181,7 @@ def node_adds_by_part(row: dict, reference: dict) -> dict[str, float]:
     median of its own, so they need not add up to the clip's excess. Session 49's six runs on this
     host: send 5 and arrival 5 ms in every run, the engine's excess -18 to +32 ms with the host's
     phase (docs/benchmarks.md)."""
-    parts = {part: row[f"node_{part}_ms"] - reference.get(f"{part}_ms_p50", float("nan")) for part in NODE_PARTS
-             if part != "send"}
+    parts = {part: row[f"node_{part}_ms"] - reference[f"{part}_ms_p50"] for part in NODE_PARTS if part != "send"}
     return {**parts, "send": row["node_send_ms"], "arrival": row["clip_latency_ms_p50"] - row["process_publish_ms"]}
 
 

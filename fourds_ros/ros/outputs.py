@@ -12,7 +12,6 @@ Path (up to path_max_length poses) is costly to serialise.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -21,6 +20,7 @@ from nav_msgs.msg import Odometry, Path as PathMsg
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from ..perception.pipeline import StageClock
 from ..perception.preprocess import backproject
 from ..perception.settings import PerceptionSettings
 from . import convert
@@ -120,27 +120,26 @@ class DepthFirst:
     def __init__(self, outputs: OutputMessages, publishers: dict, warn: Callable[[str, str], None]):
         self.outputs, self.publishers, self.warn = outputs, publishers, warn
         self.rest = PARTS
-        self.seconds = 0.0  # building and publishing this clip's messages, depth and rest
+        self.clock = StageClock()  # "send": building and publishing this clip's messages, depth and rest
+
+    @property
+    def seconds(self) -> float:
+        return self.clock.seconds.get("send", 0.0)
 
     def __call__(self, partial) -> None:
-        t0 = time.perf_counter()
-        try:
-            self.outputs.publish(partial, {}, self.publishers, parts=("depth",))
-            self.rest = tuple(p for p in PARTS if p != "depth")
-        except Exception as exc:
-            self.warn("publish", f"publishing depth failed: {type(exc).__name__}: {exc}")
-        finally:
-            self.seconds += time.perf_counter() - t0
+        with self.clock("send"):
+            try:
+                self.outputs.publish(partial, {}, self.publishers, parts=("depth",))
+                self.rest = tuple(p for p in PARTS if p != "depth")
+            except Exception as exc:
+                self.warn("publish", f"publishing depth failed: {type(exc).__name__}: {exc}")
 
     def send_rest(self, result, trails: dict[int, np.ndarray], tf_publish=None) -> None:
         """The clip's parts not sent yet (all of them when its depth could not go first); raises as
         OutputMessages.publish does."""
-        t0 = time.perf_counter()
-        try:
+        with self.clock("send"):
             self.outputs.publish(result, trails, self.publishers, tf_publish, self.rest)
-        finally:
-            self.seconds += time.perf_counter() - t0
 
     def stages(self, result) -> dict[str, float]:
         """The clip's stage seconds (ClipResult.stage_s) with its sending ("send")."""
-        return {**result.stage_s, "send": self.seconds}
+        return {**result.stage_s, **self.clock.seconds}
