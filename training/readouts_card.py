@@ -44,6 +44,13 @@ def pseudo_words(args: ReadoutsConfig, real_clips: list[int]) -> str:
     return f"{', '.join(args.pseudo_tracks)} ({real_clips[len(args.real)]} clips)"
 
 
+def sfm_words(args: ReadoutsConfig, real_clips: list[int]) -> str:
+    """The --sfm-depth sources and their clip count (the bank after the --pseudo-tracks one), or 'none'."""
+    if not args.sfm_depth:
+        return "none"
+    return f"{', '.join(args.sfm_depth)} ({real_clips[len(args.real) + bool(args.pseudo_tracks)]} clips)"
+
+
 def photometric_words(args: ReadoutsConfig) -> str:
     """The --photometric sources, weight, clips per step and frame stride, or 'none'."""
     if not args.photometric:
@@ -90,6 +97,7 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
   (geometric tracks from depth + pose; 7-Scenes depth registered to RGB on read since session 17){'; each counts its clips played backwards too (--reverse, readouts_data.played_backwards)' if args.reverse else ''}.
 - Zoomed real views (--real-zoom, training/data/datasets.zoom_window): {f"each --real clip also as a window of 1/z of its frames, z in [{args.real_zoom[0]}, {args.real_zoom[1]}] (counted in the clips above)" if args.real_zoom else "none"}
 - Unlabelled video with LK track labels (--pseudo-tracks, training/data/pseudo_tracks.py): {pseudo_words(args, real_clips)}
+- Unlabelled video with triangulated relative depth (--sfm-depth, training/data/sfm_depth.py): {sfm_words(args, real_clips)}
 - Unlabelled video for the depth head's photometric loss (--photometric, training/photometric.py): {photometric_words(args)}
 - Still camera (--still-clips, readouts_data.still_bank): {f"{real_clips[-1 - args.covered_clips]} clips" if args.still_clips else "none"}
 - A part of the lens covered (--covered-clips, readouts_data.covered_bank): {f"{real_clips[-1]} clips" if args.covered_clips else "none"}

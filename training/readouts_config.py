@@ -35,6 +35,7 @@ class ReadoutsConfig:
     val_clips: int = 8
     real: tuple[str, ...] = ()
     pseudo_tracks: tuple[str, ...] = ()
+    sfm_depth: tuple[str, ...] = ()
     photometric: tuple[str, ...] = ()
     photometric_weight: float = 1.0
     photometric_batch: int = 2
@@ -130,6 +131,9 @@ class ReadoutsConfig:
             raise ConfigError("--photometric-batch and --photometric-stride must be >= 1")
         if self.pseudo_tracks and set(self.loss_heads) != {"tracks"}:
             raise ConfigError("--pseudo-tracks labels tracks only (no depth or pose): add --train-heads tracks")
+        if self.sfm_depth and (set(self.loss_heads) != {"depth"} or self.depth_ssi_weight <= 0):
+            raise ConfigError("--sfm-depth labels relative depth only (no metres, tracks or pose): add "
+                              "--train-heads depth and --depth-ssi-weight > 0")
         trained_on = {spec.partition(":")[0].rstrip("/") for spec in self.real}
         if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
@@ -204,6 +208,11 @@ def _add_recording_args(p: argparse.ArgumentParser) -> None:
                    help="unlabelled real video (mp4 files or frame folders, or folders of them) with LK "
                         "track labels (training/data/pseudo_tracks.py), one more real bank; needs "
                         "--train-heads tracks")
+    p.add_argument("--sfm-depth", nargs="*", metavar="PATH", default=[],
+                   help="unlabelled real video (mp4 files or frame folders, or folders of them) with sparse depth "
+                        "triangulated from its own parallax (training/data/sfm_depth.py), one more real bank, "
+                        "learnt through the scale-and-shift-invariant terms only; needs --train-heads depth and "
+                        "--depth-ssi-weight > 0")
     p.add_argument("--photometric", nargs="*", metavar="PATH", default=[],
                    help="unlabelled real video (mp4 files or frame folders, or folders of them): the depth "
                         "head also learns from view synthesis on their clips (training/photometric.py), "
@@ -315,7 +324,7 @@ def parse_args(argv: list[str]) -> ReadoutsConfig:
     ConfigError, a ValueError, names a value that does not fit)."""
     ns = vars(build_parser().parse_args(argv))
     ns["clip"] = parse_clip(ns["clip"])
-    for key in ("patch_size", "heads", "real", "pseudo_tracks", "photometric", "select_on", "select_no_worse"):
+    for key in ("patch_size", "heads", "real", "pseudo_tracks", "sfm_depth", "photometric", "select_on", "select_no_worse"):
         ns[key] = tuple(ns[key])
     ns["train_heads"] = None if ns["train_heads"] is None else tuple(ns["train_heads"])
     ns["synthetic_fov"] = None if ns["synthetic_fov"] is None else tuple(ns["synthetic_fov"])

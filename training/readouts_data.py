@@ -15,6 +15,7 @@ from fourds_ros.model import FourDS
 
 from .data import RGBDClips, SyntheticLabelledClips, appearance
 from .data.pseudo_tracks import PseudoTrackClips
+from .data.sfm_depth import SfmDepthClips
 from .data.video import SquareClips
 from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig
@@ -278,7 +279,8 @@ def covered_bank(bank: dict[str, torch.Tensor], seed) -> dict[str, torch.Tensor]
 
 def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list[dict[str, torch.Tensor]]:
     """One bank per --real PATH[:STRIDE]: overlapping clips (every --real-hop frames) of a real
-    RGB-D sequence; one of every --pseudo-tracks video's clips with LK track labels; and last, with
+    RGB-D sequence; one of every --pseudo-tracks video's clips with LK track labels; one of every
+    --sfm-depth video's clips with triangulated relative depth; and last, with
     --still-clips, one of the --real clips held still (still_bank), and with --covered-clips one of
     them with a part of the lens covered (covered_bank), each as likely as one sequence."""
     banks = [rgbd_bank(spec, cfg, model, device) for spec in cfg.real]
@@ -288,6 +290,10 @@ def real_banks(cfg: ReadoutsConfig, model: FourDS, device: torch.device) -> list
     if cfg.pseudo_tracks:  # one bank for all the unlabelled video: as likely as one RGB-D sequence
         pseudo = PseudoTrackClips(list(cfg.pseudo_tracks), model.config.num_frames, model.config.image_size, num_tracks=cfg.num_tracks, seed=cfg.seed)
         banks.append(materialize(pseudo, cfg.workers, device))
+    if cfg.sfm_depth:  # likewise one bank, of triangulated relative depth
+        sfm = SfmDepthClips(list(cfg.sfm_depth), model.config.num_frames, model.config.image_size,
+                            num_tracks=cfg.num_tracks)
+        banks.append(materialize(sfm, cfg.workers, device))
     return banks + made
 
 

@@ -107,9 +107,14 @@ def depth_losses(model: FourDS, feats: torch.Tensor, batch: dict, ssi_weight: fl
     """The depth head's loss: scale-invariant log + L1 against the metric target (in the
     canonical camera when the head has a canonical focal), plus ssi_weight x (scale-and-shift-
     invariant inverse-depth loss + grad_weight x gradient matching) when ssi_weight > 0, plus
-    teacher_weight x depth_teacher_loss against a frozen `teacher`'s depth of the same clips."""
+    teacher_weight x depth_teacher_loss against a frozen `teacher`'s depth of the same clips.
+    Clips whose batch["depth_metric"] is 0 (triangulated labels, up to a scale a frame) count in
+    the relative terms only."""
     pred = model.heads["depth"](feats)
-    loss, parts = depth_loss(pred, batch["depth"] / metric_factor(model, batch))
+    metric = batch["depth"] > 0
+    if "depth_metric" in batch:
+        metric = metric & (batch["depth_metric"] > 0.5)[:, None, None, None]
+    loss, parts = depth_loss(pred, batch["depth"] / metric_factor(model, batch), metric)
     if ssi_weight > 0:
         ssi, ssi_parts = ssi_depth_loss(pred, batch["depth"], grad_weight=grad_weight)
         loss, parts = loss + ssi_weight * ssi, {**parts, **ssi_parts}

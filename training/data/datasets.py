@@ -86,6 +86,7 @@ def _labels(video_u8, depth, k, c2w, query_points, tracks_xy, visible) -> dict:
     return {
         "video": f(np.ascontiguousarray(video_u8)).float() / 255,
         "depth": f(np.nan_to_num(depth).astype(np.float32)),
+        "depth_metric": torch.ones(()),  # the depth is in metres (sfm_depth.py's is up to a scale)
         "query_points": f(query_points.astype(np.float32)),
         "tracks_xy": f(np.nan_to_num(tracks_xy).astype(np.float32)),
         "tracks_visible": f(visible.astype(np.float32)),

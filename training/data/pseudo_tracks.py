@@ -96,6 +96,7 @@ class PseudoTrackClips(SquareClips):
         return {
             "video": f(video.astype(np.float32) / 255),
             "depth": torch.zeros((t, size, size)),
+            "depth_metric": torch.zeros(()),
             "query_points": f(query),
             "tracks_xy": f(np.nan_to_num(xy).astype(np.float32)),
             "tracks_visible": f(known.astype(np.float32)),
