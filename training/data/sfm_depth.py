@@ -214,10 +214,11 @@ class SfmDepthClips(SquareClips):
                  label_every: int = 1, settings: SfmSettings = SfmSettings()):
         super().__init__(roots, num_frames, image_size, stride, hop)
         self.num_tracks = num_tracks
-        self.labels = {}
+        self.labels, self.frame_hw = {}, {}
         for source in self.sources:
-            n = count_frames(source)
-            self.labels[source] = video_labels(read_frames(source, list(range(n))), range(0, n, label_every), settings)
+            frames = read_frames(source, list(range(count_frames(source))))
+            self.frame_hw[source] = frames.shape[1:3]
+            self.labels[source] = video_labels(frames, range(0, len(frames), label_every), settings)
         span = range(0, num_frames * stride, stride)
         self.clips = [(s, start) for s, start in self.clips if any(start + i in self.labels[s] for i in span)]
         if not self.clips:
@@ -230,7 +231,7 @@ class SfmDepthClips(SquareClips):
         source, start = self.clips[index]
         square = self.square_frames(index)
         size, t = self.image_size[0], self.num_frames
-        h, w = read_frames(source, [start]).shape[1:3]
+        h, w = self.frame_hw[source]
         side = min(h, w)
         y0, x0 = (h - side) // 2, (w - side) // 2
         depth = np.zeros((t, size, size), np.float32)
