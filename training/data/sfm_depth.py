@@ -231,20 +231,20 @@ class SfmDepthClips(SquareClips):
         source, start = self.clips[index]
         square = self.square_frames(index)
         size, t = self.image_size[0], self.num_frames
-        h, w = self.frame_hw[source]
-        side = min(h, w)
-        y0, x0 = (h - side) // 2, (w - side) // 2
+        y0, x0, side = self.crop_box(*self.frame_hw[source])
         depth = np.zeros((t, size, size), np.float32)
         for i in range(t):
             label = self.labels[source].get(start + i * self.stride)
             if label is not None:
                 depth[i] = rasterised(*label, x0, y0, side, size)
         q = self.num_tracks
+        query = torch.zeros((q, 3))
+        query[:, 1:] = (size - 1) / 2  # a valid point at frame 0, never scored (no track is known)
         return {
             "video": torch.from_numpy(self.resized(square, size).astype(np.float32) / 255),
             "depth": torch.from_numpy(depth),
             "depth_metric": torch.zeros(()),
-            "query_points": torch.full((q, 3), (size - 1) / 2).index_fill_(1, torch.tensor([0]), 0.0),
+            "query_points": query,
             "tracks_xy": torch.zeros((q, t, 2)),
             "tracks_visible": torch.zeros((q, t)),
             "tracks_known": torch.zeros((q, t)),

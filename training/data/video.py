@@ -137,12 +137,16 @@ class SquareClips(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
+    @staticmethod
+    def crop_box(h: int, w: int) -> tuple[int, int, int]:
+        """(y0, x0, side) of the centred square crop of an (h, w) frame."""
+        side = min(h, w)
+        return (h - side) // 2, (w - side) // 2, side
+
     def square_frames(self, index: int) -> np.ndarray:
         source, start = self.clips[index]
         frames = read_frames(Path(source), list(range(start, start + self.num_frames * self.stride, self.stride)))
-        h, w = frames.shape[1:3]
-        side = min(h, w)
-        y0, x0 = (h - side) // 2, (w - side) // 2
+        y0, x0, side = self.crop_box(*frames.shape[1:3])
         return frames[:, y0:y0 + side, x0:x0 + side]
 
     def resized(self, frames: np.ndarray, size: int) -> np.ndarray:
