@@ -1,6 +1,6 @@
 """The pose step's time in process, the node's defaults against a candidate's parameters: every
 clip's pose step and its epipolar direction timed (ClipResult.stage_s of the node's pipeline,
-model and backend: bench.node.node_pipeline), frames pushed as a 30 Hz camera's, on TUM fr1/rpy and the HoloLens walk, the
+model and backend: bench.node.node_pipeline and timed_push), frames pushed as a 30 Hz camera's, on TUM fr1/rpy and the HoloLens walk, the
 two configurations in turn (ABBA) --repeats times. Writes OUT/pose_step_cost.json and OUT/README.md
 (a table).
 
@@ -34,14 +34,13 @@ def time_pose_step(params: dict, images: list[np.ndarray], k: np.ndarray) -> tup
     """images pushed as a 30 Hz camera's into the node's pipeline with params over its defaults ->
     ({step: seconds of every clip's call} for the pose step and its epipolar direction, the
     pipeline's counters in COUNTERS)."""
-    from fourds_ros.bench.node import node_pipeline
+    from fourds_ros.bench.node import node_pipeline, timed_push
 
     pipe, _ = node_pipeline(params)
     seconds: dict[str, list[float]] = {"pose": [], "epipolar": []}
     for i, image in enumerate(images):
-        clip, _ = pipe.add_frame(image, i * 33_333_333, "cam", k)
-        if clip is not None:
-            stage_s = pipe.process(clip).stage_s
+        if (timed := timed_push(pipe, image, i, k)) is not None:
+            stage_s = timed[3]
             for step, values in seconds.items():
                 if step in stage_s:  # the epipolar direction runs only where the geometry solved the clip
                     values.append(stage_s[step])

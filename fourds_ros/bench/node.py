@@ -149,7 +149,7 @@ def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = CAMERA_H
     clip latency is compared against."""
     pipe, backend = node_pipeline(params)
     images, k = _frames(frames, size)
-    clips = [c for i, rgb in enumerate(images) if (c := _push(pipe, rgb, i, k)) is not None]
+    clips = [c for i, rgb in enumerate(images) if (c := timed_push(pipe, rgb, i, k)) is not None]
     clips = clips[1:] or clips  # the first clip seeds the tracks
     ms = lambda v: latency_stats(v)["latency_ms_p50"] if v else float("nan")  # noqa: E731
     return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms([c[1] for c in clips]),
@@ -230,7 +230,7 @@ def pipeline_beside_camera_ms(params: dict, rate: float, seconds: float, workdir
     clips, i = [], 0
     try:
         while camera.poll() is None:
-            timing = _push(pipe, back_and_forth(images, i), i, k)  # as the probe plays a short folder
+            timing = timed_push(pipe, back_and_forth(images, i), i, k)  # as the probe plays a short folder
             if timing is not None:
                 clips.append(timing)
             i += 1
@@ -276,7 +276,7 @@ def _frames(count: int, size: tuple[int, int]):
     return load_frames(source(), size, count)
 
 
-def _push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float, dict[str, float]] | None:
+def timed_push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float, dict[str, float]] | None:
     """Frame i into the pipeline; for a completed clip -> (start time ns, process s, engine s, the
     clip's stage seconds: ClipResult.stage_s), not the result itself (a clip's depth images are MBs)."""
     clip, _ = pipe.add_frame(rgb, i * 33_333_333, "camera_optical", k)
