@@ -220,13 +220,11 @@ def test_a_1280x720_camera_with_a_lens_is_undistorted_on_its_working_image(tiny_
     plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
                     {"frames": 6, "rate": 15, "size": [720, 1280], "distortion": lens},
                     {"wait_idle": True, "timeout": 30}]
-    # Each image waits for its own camera_info: with the default (no wait) the first image's callback
-    # can run before its camera_info's, and that frame goes out with the default pinhole K (a CI run
-    # in session 50), which is the startup behaviour the parameter documents, not what this test is
-    # about. Reliable input, so all six frames arrive.
+    # The shipped waits: the first image's callback can run before the first camera_info's, and
+    # without camera_info_startup_wait_s that frame went out with the default pinhole K (1 run in 6,
+    # and one CI run, in session 50). Reliable input, so all six frames arrive.
     params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "max_tracks": 12,
-              "depth_output_resolution": "camera", "camera_info_wait_s": 3.0, "max_waiting_clips": 8,
-              "image_qos": "DEFAULT"}
+              "depth_output_resolution": "camera", "max_waiting_clips": 8, "image_qos": "DEFAULT"}
     run = run_node(plan, params, tmp_path, ros_env)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     f = 1280 / (2 * np.tan(np.radians(30)))
@@ -239,3 +237,30 @@ def test_a_1280x720_camera_with_a_lens_is_undistorted_on_its_working_image(tiny_
         np.testing.assert_allclose(np.reshape(info["k"], (3, 3)), undistorted, atol=1.0)
         assert not np.allclose(np.reshape(info["k"], (3, 3)), k, atol=5.0)
     assert run.last_diagnostics()["values"]["frames_unaccounted"] == "0"
+
+
+def test_a_first_image_ahead_of_its_camera_info_is_described_with_the_cameras_k(tiny_model_dir, ros_env, tmp_path):
+    """At startup the first image arrives 0.25 s before any camera_info (the two subscriptions
+    deliver independently). With the shipped camera_info_startup_wait_s it waits for it, and every
+    depth image carries the camera's K; with the wait off, the first goes out with the default
+    intrinsics (a 90 degree pinhole here, so the two can be told apart)."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 4, "rate": 15, "size": [120, 160], "first_info_after_s": 0.25},
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "max_tracks": 12,
+              "default_hfov_deg": 90.0, "depth_output_resolution": "camera", "max_waiting_clips": 8,
+              "image_qos": "DEFAULT"}
+    camera_fx, default_fx = 80 / np.tan(np.radians(30)), 80 / np.tan(np.radians(45))  # the probe's: 60 deg
+    fx = {}
+    for name, extra in (("shipped", {}), ("off", {"camera_info_startup_wait_s": 0.0})):
+        run = run_node(plan, {**params, **extra}, tmp_path / name, ros_env)
+        assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+        infos = sorted(run.records("depth/camera_info"), key=lambda r: r["stamp_ns"])
+        assert len(infos) == 4, run.node_log
+        fx[name] = np.array([np.reshape(i["k"], (3, 3))[0, 0] for i in infos])
+        assert run.last_diagnostics()["values"]["frames_unaccounted"] == "0"
+    np.testing.assert_allclose(fx["shipped"], camera_fx, rtol=0.02)
+    # Off: the first frame (and a frame whose image callback ran before the camera_info's) is
+    # described with the default K.
+    np.testing.assert_allclose(fx["off"][0], default_fx, rtol=0.02)
+    np.testing.assert_allclose(fx["off"][-1], camera_fx, rtol=0.02)

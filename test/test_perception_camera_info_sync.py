@@ -52,7 +52,7 @@ def test_stamp_zero_is_a_stamp():
 
 
 def test_no_camera_info_stream_never_delays_images():
-    sync = CameraInfoSync(wait_s=0.2)
+    sync = CameraInfoSync(wait_s=0.2)  # no startup wait
     assert released(sync.push_image(1, "a", 0.0)) == [("a", None, False)]
     off = CameraInfoSync(wait_s=0.0)
     off.push_info(0, K(100), 0.0)
@@ -68,3 +68,32 @@ def test_waiting_is_bounded_and_clear_releases_everything():
     assert [p.item for p in out] == [1, 2]  # beyond 3 waiting, the oldest go on
     assert [p.item for p in sync.clear()] == [3, 4, 5]
     assert sync.clear() == []
+
+
+def test_at_startup_an_image_ahead_of_the_first_camera_info_waits_for_it():
+    """The first image overtakes the first camera_info (the subscriptions deliver independently):
+    with the node's default wait_s 0 it still takes its own K, not the default intrinsics."""
+    sync = CameraInfoSync(wait_s=0.0, startup_wait_s=0.5)
+    assert sync.push_image(1, "a", 0.0) == [] and sync.push_image(2, "b", 0.03) == []
+    assert sync.release(0.2) == []  # still within the startup wait
+    assert released(sync.push_info(1, K(101), 0.25)) == [("a", 101, True), ("b", 101, False)]
+    # From then on wait_s 0 rules: nothing waits.
+    assert released(sync.push_image(3, "c", 0.3)) == [("c", 101, False)]
+
+
+def test_a_camera_without_camera_info_is_delayed_once_by_the_startup_wait():
+    sync = CameraInfoSync(wait_s=0.2, startup_wait_s=0.5)
+    assert sync.push_image(1, "a", 0.0) == [] and sync.push_image(2, "b", 0.3) == []
+    assert released(sync.release(0.5)) == [("a", None, False), ("b", None, False)]
+    # The startup wait is spent: later images go on at once with the default intrinsics.
+    assert released(sync.push_image(3, "c", 0.6)) == [("c", None, False)]
+    assert released(sync.push_image(4, "d", 5.0)) == [("d", None, False)]
+    # An image arriving after the wait releases the ones still waiting first, in order.
+    late = CameraInfoSync(startup_wait_s=0.5)
+    assert late.push_image(1, "a", 0.0) == []
+    assert [p.item for p in late.push_image(2, "b", 0.7)] == ["a", "b"]
+    # A camera_info that starts later: from then on images pair by stamp, under wait_s.
+    assert released(sync.push_info(6, K(106), 6.0)) == []
+    assert released(sync.push_image(6, "e", 6.1)) == [("e", 106, True)]
+    assert sync.push_image(7, "f", 6.1) == []
+    assert released(sync.push_info(7, K(107), 6.12)) == [("f", 107, True)]

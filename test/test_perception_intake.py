@@ -37,10 +37,12 @@ def engine(tiny_model_dir):
 class Rig:
     """The node's wiring of intake, pipeline, worker and health, with the published results kept."""
 
-    def __init__(self, engine, camera_mount=None, start=True, max_waiting_clips=1):
-        # flush_after_s small so that a test can flush after a short idle (the pipeline ignores it)
+    def __init__(self, engine, camera_mount=None, start=True, max_waiting_clips=1, camera_info_startup_wait_s=0.0):
+        # flush_after_s small so that a test can flush after a short idle (the pipeline ignores it);
+        # no startup wait unless a test asks, so that frames pushed without camera_info go through at once
         self.settings = PerceptionSettings.from_params(hop=2, max_tracks=4, flush_after_s=FLUSH_S,
-                                                       max_waiting_clips=max_waiting_clips)
+                                                       max_waiting_clips=max_waiting_clips,
+                                                       camera_info_startup_wait_s=camera_info_startup_wait_s)
         self.pipeline = PerceptionPipeline(engine, self.settings)
         self.logged: list[str] = []
         # The node's clock under use_sim_time with a bag's /clock: the newest stamp taken in (the
@@ -219,6 +221,24 @@ def test_no_camera_info_warns_and_uses_default_intrinsics(rig):
     r.wait_idle()
     assert r.health.errors["no_camera_info"] == 4 and not r.intake.has_camera_info
     assert all(np.allclose(x.k, default_intrinsics((48, 64), 60.0)) for x in r.results) and len(r.results) == 4
+
+
+def test_at_startup_a_frame_ahead_of_the_first_camera_info_is_described_with_it(rig):
+    """The node's default startup wait: the first frames arrive before any camera_info (the two
+    subscriptions deliver independently) and are described with the camera's K once it comes, not
+    with the default intrinsics; frames that come later without their own camera_info take it too."""
+    r = rig(camera_info_startup_wait_s=PerceptionSettings().clip.camera_info_startup_wait_s)
+    assert r.settings.clip.camera_info_startup_wait_s > 0
+    first = stamps(4)
+    for i, s in enumerate(first[:2]):
+        r.image(s, image(64, 64, i))
+    assert r.intake.pending_frames() == 2 and not r.results  # waiting, not described with a default K
+    r.intake.push_info(first[0], Calibration(square_k(), (), "", 64, 64))
+    for i, s in enumerate(first[2:], start=2):
+        r.image(s, image(64, 64, i))
+    r.wait_idle()
+    assert len(r.results) == 4 and all(x.has_camera_info and np.allclose(x.k, square_k()) for x in r.results)
+    assert r.health.errors["no_camera_info"] == 0 and r.values()["frames_unaccounted"] == "0"
 
 
 def test_plumb_bob_distortion_gives_the_undistorted_k(rig):

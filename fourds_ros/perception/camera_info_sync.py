@@ -8,9 +8,15 @@ frames stay in order) until:
   - its camera_info arrives (exact pairing),
   - a camera_info with a later stamp arrives (its own was lost or never sent), or
   - it has waited `wait_s` (the stream stalled, or its stamps never match the images'),
-and then takes the latest K. Before any camera_info has arrived nothing waits: a camera without
-camera_info is not delayed. wait_s 0 (the node's default) never waits: own K if it has arrived,
+and then takes the latest K. wait_s 0 (the node's default) never waits: own K if it has arrived,
 else the latest.
+
+Startup is the exception: before any camera_info has arrived, images wait up to `startup_wait_s`
+(counted from the first image) for the first one, whatever wait_s is. The two subscriptions match
+their publishers and deliver independently, so a stream's first image can come before its
+camera_info and would otherwise be described with the default intrinsics. The wait happens once: a
+camera that sends no camera_info has its first `startup_wait_s` of images delayed, then released
+with the default intrinsics, and is never delayed again.
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ class Paired:
 class CameraInfoSync:
     """Not thread-safe: the node serialises calls with a lock (released images must stay in order)."""
 
-    def __init__(self, wait_s: float = 0.0, cache: int = 30, max_waiting: int = 30):
+    def __init__(self, wait_s: float = 0.0, startup_wait_s: float = 0.0, cache: int = 30, max_waiting: int = 30):
         self.wait_s = wait_s
+        self.startup_wait_s = startup_wait_s
+        self.first_image_s: float | None = None  # the first image's arrival opens the startup wait
         self.cache = cache
         self.max_waiting = max_waiting
         self.k_by_stamp: OrderedDict[int, np.ndarray | None] = OrderedDict()
@@ -52,7 +60,9 @@ class CameraInfoSync:
 
     def push_image(self, stamp_ns: int, item: Any, now_s: float) -> list[Paired]:
         """An image arrived. -> images released, in order (this one among them unless it waits)."""
-        if self.latest_stamp is None or self.wait_s <= 0:
+        if self.first_image_s is None:
+            self.first_image_s = now_s
+        if not self._waits(now_s):
             return [*self.release(now_s, flush=True), self._pair(stamp_ns, item)]
         self.waiting.append((stamp_ns, now_s, item))
         return self.release(now_s)
@@ -63,14 +73,22 @@ class CameraInfoSync:
         out = []
         while self.waiting:
             stamp, arrived, item = self.waiting[0]
-            newer_info = self.latest_stamp is not None and stamp <= self.latest_stamp
-            ready = (flush or stamp in self.k_by_stamp or newer_info
-                     or now_s - arrived >= self.wait_s or len(self.waiting) > self.max_waiting)
+            if self.latest_stamp is None:  # waiting at startup for the first camera_info
+                ready = flush or not self._waits(now_s) or len(self.waiting) > self.max_waiting
+            else:
+                ready = (flush or stamp in self.k_by_stamp or stamp <= self.latest_stamp
+                         or now_s - arrived >= self.wait_s or len(self.waiting) > self.max_waiting)
             if not ready:
                 break
             self.waiting.popleft()
             out.append(self._pair(stamp, item))
         return out
+
+    def _waits(self, now_s: float) -> bool:
+        """Whether an image arriving now waits for camera_info."""
+        if self.latest_stamp is not None:
+            return self.wait_s > 0
+        return self.first_image_s is not None and now_s - self.first_image_s < self.startup_wait_s
 
     def clear(self) -> list[Paired]:
         """Release everything still waiting (deactivation)."""

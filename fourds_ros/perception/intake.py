@@ -40,7 +40,8 @@ class FrameIntake:
         """camera_mount(frame_id) -> T_base_camera when newly known (e.g. from TF), else None."""
         self.pipeline, self.worker, self.health, self.settings = pipeline, worker, health, settings
         self.camera_mount = camera_mount
-        self.sync = CameraInfoSync(wait_s=settings.clip.camera_info_wait_s)
+        self.sync = CameraInfoSync(wait_s=settings.clip.camera_info_wait_s,
+                                   startup_wait_s=settings.clip.camera_info_startup_wait_s)
         self.camera = CameraIntake()
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
@@ -64,7 +65,7 @@ class FrameIntake:
     def push_image(self, stamp_ns: int, frame_id: str, decode: Decode, encoding: str) -> None:
         """decode(work_image_max_pixels) -> ((H, W, 3) uint8 RGB, the camera image's (H, W)): the RGB at
         the camera's size or, where the decoder can do it cheaply (JPEG), already at its working size."""
-        # With camera_info_wait_s > 0 an image may wait for its own camera_info: camera_info_sync.py.
+        # An image may wait for camera_info (camera_info_wait_s, camera_info_startup_wait_s): camera_info_sync.py.
         with self.sync_lock:
             self._add_all(self.sync.push_image(stamp_ns, (stamp_ns, frame_id, decode, encoding), time.monotonic()))
 

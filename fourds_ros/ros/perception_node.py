@@ -97,7 +97,7 @@ class PerceptionNode(LifecycleNode):
             self.subscriptions_.append(sub(Image, "reference_depth", lambda m: self.intake.push_reference_depth(
                 convert.stamp_to_ns(m.header.stamp), lambda: convert.depth_to_metres(m, s.inputs.max_input_pixels)), qos))
         self.mount = CameraMount(self, s.pose)
-        if s.clip.camera_info_wait_s > 0:  # only waiting images need releasing when overdue
+        if s.clip.camera_info_wait_s > 0 or s.clip.camera_info_startup_wait_s > 0:  # waiting images, released when overdue
             self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady))
         if s.clip.flush_after_s > 0:
             self.timers_.append(self.create_timer(min(0.1, s.clip.flush_after_s / 4), self.intake.flush_if_idle,

@@ -11,9 +11,12 @@ Steps:
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
    "distortion": null|[K1, K2, P1, P2, K3] (camera_info's plumb_bob lens), "stamp_offset_s": 0.0,
    "corrupt": null|"length", "skip": [I, ...], "late_at": null|I,
-   "reference_odom": null|SPEED, "reference_bad_at": null|I, "reference_depth": null|METRES}
+   "reference_odom": null|SPEED, "reference_bad_at": null|I, "reference_depth": null|METRES,
+   "first_info_after_s": null|S}
                                (skip: frames not sent, as if lost in transport; late_at:  frame I's stamp is 1.5
                                periods ahead, so frame I+1 arrives with an older stamp than it;
+                               first_info_after_s: the first frame's camera_info is sent S seconds after
+                               its image, as when the camera_info subscription matches or is served late;
                                reference_odom: with each frame, a nav_msgs/Odometry on reference_odom of
                                the base moving along x at SPEED m/s, stamped as the frame, the one at
                                reference_bad_at with an all-zero orientation; reference_depth: with each
@@ -294,9 +297,11 @@ class Probe(Node):
             if step.get("reference_depth") is not None:
                 self.reference_depth_pub.publish(reference_depth(stamp_ns, rgb.shape[:2], float(step["reference_depth"]),
                                                                  i == step.get("reference_bad_at")))
-            if step.get("camera_info", True) and k is not None:
-                self.info_pub.publish(convert.camera_info(k, rgb.shape[0], rgb.shape[1], stamp_ns, "camera_optical",
-                                                          step.get("distortion")))
+            info = (convert.camera_info(k, rgb.shape[0], rgb.shape[1], stamp_ns, "camera_optical", step.get("distortion"))
+                    if step.get("camera_info", True) and k is not None else None)
+            info_after_s = step.get("first_info_after_s") if i == 0 else None
+            if info is not None and info_after_s is None:
+                self.info_pub.publish(info)
             if step.get("compressed"):
                 import cv2
 
@@ -315,6 +320,9 @@ class Probe(Node):
                 msg = Image(header=convert.header(stamp_ns, "camera_optical"), height=rgb.shape[0],
                             width=rgb.shape[1], encoding=encoding, step=row_step, data=data)
                 self.image_pub.publish(msg)
+            if info is not None and info_after_s is not None:
+                self.spin_for(float(info_after_s))
+                self.info_pub.publish(info)
             self.published.append({"stamp_ns": stamp_ns, "encoding": encoding, "size": list(rgb.shape[:2])})
             self.spin_for(max(0.0, start + (i + 1) / rate - time.monotonic()))
 
