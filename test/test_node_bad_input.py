@@ -95,3 +95,33 @@ def test_a_bad_track_setting_fails_configure_with_its_name(name, value, tiny_mod
     diag = run.last_diagnostics()
     assert diag["level"] == 2 and name in diag["message"], diag
     assert "Traceback" not in run.node_log
+
+
+def test_whole_numbers_for_decimal_parameters_are_taken(tiny_model_dir, ros_env, tmp_path):
+    """YAML reads `flush_after_s: 1` as an integer; rclpy refused it for a parameter declared with a
+    decimal default by raising in the node's constructor, and the process died before it could say
+    why. Such values are now taken, and the node runs."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"get_state": True},
+            {"get_parameters": ["flush_after_s"]}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "flush_after_s": 1, "default_hfov_deg": 70,
+              "base_from_camera": [0, 0, 0, 0, 0, 0, 1], "diagnostics_period_s": 1}
+    run = run_node(plan, params, tmp_path / "run", ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert run.result["events"][0]["state"] == "active", run.node_log
+    assert run.result["events"][1]["parameters"] == {"flush_after_s": 1}
+    assert run.last_diagnostics()["level"] == 0, run.last_diagnostics()
+
+
+@pytest.mark.parametrize("name, value", [("flush_after_s", "soon"), ("hop", 2.5), ("enable_depth", "yes"),
+                                         ("exclude_boxes", ["a", "b", "c", "d"]),
+                                         # read when the process starts: "false" would have read as true
+                                         ("autostart", "false"), ("diagnostics_period_s", "fast")])
+def test_a_value_of_the_wrong_type_fails_configure_with_its_name(name, value, tiny_model_dir, ros_env, tmp_path):
+    """It killed the process at construction (rclpy's own type check); now configure fails with the
+    parameter's name on /diagnostics and the process stays up."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"get_state": True}, {"wait": 0.5}]
+    run = run_node(plan, {"model": str(tiny_model_dir), name: value}, tmp_path / "run", ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert run.result["events"][0]["state"] == "unconfigured"
+    diag = run.last_diagnostics()
+    assert diag["level"] == 2 and name in diag["message"], diag

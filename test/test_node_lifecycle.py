@@ -83,3 +83,47 @@ def test_launch_plan_runs_node_in_namespace(tiny_model_dir, ros_env, tmp_path):
     # The params file reaches the node in its namespace (a plain node-name key did not).
     assert run.result["events"][-1] == {"parameters": {"image_qos": "DEFAULT"}}
     assert len(run.records("depth/image")) >= 4  # received on /robot/depth
+
+
+def test_deactivation_describes_every_frame_it_took_in(tiny_model_dir, ros_env, tmp_path):
+    """Deactivated while images wait for a first camera_info (a camera that sends none, within the
+    startup wait) and the camera mount is still being looked up: the transition succeeds, and every
+    frame taken in is described, those after the last clip by a clip of the last frames, so none is
+    left uncounted after cleanup. (The mount was destroyed before the waiting images were drained,
+    which asked it and raised: the transition failed and left the node half released.)"""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60},
+            {"wait_for_subscribers": ["image"], "timeout": 60},
+            {"frames": 10, "rate": 20, "size": [120, 160], "camera_info": False},
+            {"wait": 0.5},
+            {"lifecycle": "deactivate"}, {"get_state": True},
+            {"wait_for": "depth/image", "count": 10, "timeout": 30},
+            {"lifecycle": "cleanup"}, {"get_state": True}, {"wait": 1.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 4, "camera_info_startup_wait_s": 60.0,
+              "camera_mount_timeout_s": 60.0, "max_waiting_clips": 8, "image_qos": "DEFAULT"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    events = run.result["events"]
+    assert [e["success"] for e in events if "lifecycle" in e] == [True, True], run.node_log
+    assert [e["state"] for e in events if "state" in e] == ["inactive", "unconfigured"]
+    sent = {p["stamp_ns"] for p in run.result["published"]}
+    assert {d["stamp_ns"] for d in run.records("depth/image")} == sent
+    values = run.last_diagnostics()["values"]
+    assert values["frames_in"] == "10" and values["frames_out"] == "10", values
+    assert values["frames_unaccounted"] == "0", values
+
+
+def test_the_published_camera_mount_has_one_publisher_whatever_the_activations(tiny_model_dir, ros_env, tmp_path):
+    """publish_camera_mount: the mount goes out on /tf_static from one publisher while active, none
+    while inactive; each activation used to add one, and late subscribers got every one's message."""
+    frames = [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+              {"frames": 4, "rate": 20, "size": [120, 160]}, {"wait": 1.0},
+              {"count_publishers": "/tf_static"}]
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, *frames,
+            {"lifecycle": "deactivate"}, {"count_publishers": "/tf_static"},
+            {"lifecycle": "activate"}, *frames]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 4, "publish_camera_mount": True,
+              "image_qos": "DEFAULT"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    counts = [e["publishers"]["/tf_static"] for e in run.result["events"] if "publishers" in e]
+    assert counts == [1, 0, 1], counts

@@ -158,6 +158,26 @@ def test_every_frame_described_once_and_accounted(rig):
     assert r.health.counts["clips_flushed"] == 1
 
 
+def test_drain_describes_the_frames_after_the_last_clip_and_those_waiting_for_camera_info(rig):
+    """Deactivation (FrameIntake.drain): nothing taken in is left undescribed, whatever the idle
+    flush would have done: frames still waiting for a first camera_info and frames after the last
+    clip both go out."""
+    r = rig(camera_info_startup_wait_s=60.0)
+    calib = Calibration(square_k(), (), "", 64, 64)
+    first, later = stamps(11)[:2], stamps(11)[2:]
+    for i, s in enumerate(first):  # no camera_info yet: they wait
+        r.image(s, image(64, 64, i))
+    for i, s in enumerate(later, start=2):
+        r.image(s, image(64, 64, i), info=calib)
+    r.wait_idle()
+    assert r.intake.pending_frames() == 1  # frame 10 waits for the next hop
+    r.intake.drain()
+    r.wait_idle()
+    assert [x.stamp_ns for x in r.results] == stamps(11)
+    assert r.intake.pending_frames() == 0 and r.values()["frames_unaccounted"] == "0"
+    assert r.health.counts["clips_flushed"] == 1
+
+
 def test_overload_accounts_for_every_frame(rig):
     """Frames pushed faster than inference: clips are superseded, and each frame is described once
     or counted as dropped (frames described by no clip), never both and never lost."""

@@ -89,15 +89,20 @@ class FrameIntake:
             self._add_all(self.sync.release(time.monotonic()))
 
     def drain(self) -> None:
-        """Inputs stop (deactivation): images waiting for camera_info are still described."""
+        """Inputs stop (deactivation): images waiting for camera_info, and the frames buffered after
+        the last clip, are still described (a clip of the last frames), so none is left uncounted
+        when the node is cleaned up."""
         with self.sync_lock:
             self._add_all(self.sync.clear())
+        self._flush()
 
     def flush_if_idle(self) -> None:
         """Input idle with nothing in inference: a clip of the last frames describes the ones after
         the last clip, which would otherwise wait for the next hop or be dropped by a gap reset."""
-        if not self.worker.flush_due(self.settings.clip.flush_after_s):
-            return
+        if self.worker.flush_due(self.settings.clip.flush_after_s):
+            self._flush()
+
+    def _flush(self) -> None:
         with self.lock:
             clip = self.pipeline.flush()
         if clip is not None:

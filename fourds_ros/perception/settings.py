@@ -394,7 +394,8 @@ class PoseSettings(_Group):
         optical-to-body rotation (z forward, x right, y down -> x forward, y left, z up).""",
                                      param="base_from_camera")
     publish_camera_mount: bool = setting(False, """Publish base_from_camera on /tf_static as base_frame -> the
-        images' frame_id, for a robot without a URDF (then no lookup is made).""",
+        images' frame_id, for a robot without a URDF (then no lookup is made); from the first frame of each
+        activation until deactivation, from one publisher.""",
                                          param="publish_camera_mount")
     rotation_var_floor: float = setting(1e-6, "Lower bound of the per-frame rotation variance (rad^2).",
                                         param="pose_rotation_var_floor", low=0.0)

@@ -4,7 +4,10 @@ descriptions and allowed values, and read back into one PerceptionSettings.
 Ranges are stated in the descriptor's additional_constraints and checked at configure
 (PerceptionSettings.from_params), not enforced by rclpy at declaration: an out-of-range value in a
 params file must fail configure with the parameter's name on /diagnostics, not kill the process
-before it can report anything.
+before it can report anything. Types likewise: every parameter is declared with dynamic typing,
+since rclpy refuses an override of another type than the default's by raising in the node's
+constructor (`flush_after_s: 1` in a params file is an integer in YAML, and killed the process);
+from_params takes a whole number for a decimal setting and refuses any other type by name.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable
 
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 
-from ..perception.settings import PerceptionSettings, parameter_change_refusal, parameter_specs
+from ..perception.settings import READ_AT_START, PerceptionSettings, parameter_change_refusal, parameter_specs
 
 
 def declare_parameters(node, configured: Callable[[], bool]) -> None:
@@ -24,7 +27,7 @@ def declare_parameters(node, configured: Callable[[], bool]) -> None:
     names = {spec.name for spec in parameter_specs()}
     for spec in parameter_specs():
         node.declare_parameter(spec.name, spec.default, ParameterDescriptor(
-            description=spec.description, additional_constraints=spec.constraints))
+            description=spec.description, additional_constraints=spec.constraints, dynamic_typing=True))
 
     def guard(parameters) -> SetParametersResult:
         changes = {p.name: p.value for p in parameters if p.name in names}  # use_sim_time etc. pass
@@ -41,3 +44,18 @@ def read_settings(node) -> PerceptionSettings:
     """ValueError naming the parameter when a value is invalid."""
     return PerceptionSettings.from_params({spec.name: node.get_parameter(spec.name).value
                                            for spec in parameter_specs()})
+
+
+def read_at_start(node) -> PerceptionSettings:
+    """The settings read when the process starts (READ_AT_START: autostart, diagnostics_period_s),
+    each invalid one at its default: the process must come up to say so, and configure then fails
+    naming it (a string "false" for autostart would otherwise read as true)."""
+    valid = {}
+    for name in READ_AT_START:
+        value = node.get_parameter(name).value
+        try:
+            PerceptionSettings.from_params({name: value})
+            valid[name] = value
+        except ValueError:
+            pass  # configure reports it
+    return PerceptionSettings.from_params(valid)

@@ -29,7 +29,7 @@ from . import convert
 from .launch_logic import NODE_NAME
 from .manager_bond import ManagerBond
 from .outputs import DepthFirst, OutputMessages
-from .parameters import declare_parameters, read_settings
+from .parameters import declare_parameters, read_at_start, read_settings
 from .spin import spin_until_shutdown
 from .transforms import CameraMount, create_publishers
 
@@ -47,8 +47,9 @@ class PerceptionNode(LifecycleNode):
         # flush or the diagnostics.
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diag_timer = self.create_timer(float(self.get_parameter("diagnostics_period_s").value),
-                                            self.publish_diagnostics, clock=self.steady)
+        at_start = read_at_start(self)
+        self.autostart = at_start.model.autostart
+        self.diag_timer = self.create_timer(at_start.diagnostics.period_s, self.publish_diagnostics, clock=self.steady)
         self.reset_srv = self.create_service(Trigger, "~/reset", self.on_reset)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -129,10 +130,11 @@ class PerceptionNode(LifecycleNode):
         for timer in self.timers_:
             self.destroy_timer(timer)
         self.subscriptions_, self.timers_ = [], []
+        if self.intake is not None:  # before the mount goes: the frames it describes may ask for it
+            self.intake.drain()
         if self.mount is not None:
             self.mount.destroy()
-        if self.intake is not None:
-            self.intake.drain()
+            self.mount = None
 
     def _release(self) -> None:
         if self.pipeline is not None:  # its counters end with it: keep their totals
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     # One thread (inference has its own): a second one's wait sets held the GIL and starved inference.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+    if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     try:
         spin_until_shutdown(executor.spin, node.context)

@@ -47,6 +47,7 @@ Steps:
                                not yet in the node's /diagnostics frames_in (+ counted loss): reliable
                                QoS keeps 10, so a slow node then loses nothing
   {"node_rss": LABEL}          the node's VmRSS (kB) from /proc (harness passes --node-pid) into events
+  {"count_publishers": TOPIC}  how many publishers TOPIC has now (the graph's count), into events
 """
 
 from __future__ import annotations
@@ -365,7 +366,7 @@ class Probe(Node):
     # Plan steps by key, each a method `_<key>(step) -> event dict or None`.
     STEPS = ("frames", "wait_for_subscribers", "wait_for", "wait_idle", "wait", "lifecycle", "get_state",
              "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters", "set_parameters",
-             "signal")
+             "signal", "count_publishers")
 
     def run(self, plan: list[dict]) -> dict:
         events = []
@@ -425,6 +426,10 @@ class Probe(Node):
         req.transition.id = ids[step["lifecycle"]]
         res = self.call(ChangeState, self.node_path + "/change_state", req)
         return {"lifecycle": step["lifecycle"], "success": bool(res.success), "t_ns": time.time_ns()}
+
+    def _count_publishers(self, step: dict) -> dict:
+        self.spin_for(0.5)  # the graph learns of a new or destroyed publisher by discovery
+        return {"publishers": {step["count_publishers"]: self.count_publishers(step["count_publishers"])}}
 
     def _get_state(self, step: dict) -> dict:
         from lifecycle_msgs.srv import GetState

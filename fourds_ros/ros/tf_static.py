@@ -138,6 +138,13 @@ class StaticBroadcaster:
         self.publisher.publish(self._message_type(transforms=list(self._by_child.values())))
 
 
+def release_broadcaster(node, broadcaster) -> None:
+    """Destroy a broadcaster's /tf_static publisher (ours: `publisher`; tf2_ros's: `pub_tf`)."""
+    publisher = getattr(broadcaster, "publisher", None) or getattr(broadcaster, "pub_tf", None)
+    if publisher is not None:
+        node.destroy_publisher(publisher)
+
+
 def publish_static(node, transforms, broadcaster=None):
     """Publish TransformStamped messages on /tf_static; returns the broadcaster, which must stay
     referenced (pass it back to add transforms to the same latched message)."""

@@ -95,9 +95,15 @@ class CameraMount:
         return None
 
     def destroy(self) -> None:
+        """Deactivation: the lookup stops, and the published mount's /tf_static publisher goes (each
+        activation publishes it again at its first frame, so activations do not add publishers)."""
         if self.listener is not None:
             self.listener.destroy(self.node)
             self.listener = None
+        if self.broadcaster is not None:
+            tf_static.release_broadcaster(self.node, self.broadcaster)
+            self.broadcaster = None
+        self.state = "released"
 
 
 class _Tf2Listener:
