@@ -15,7 +15,8 @@ import transforms3d
 from fourds_ros.cli import main as cli
 from fourds_ros.evaluation.bag import (BagError, _header, image_msg, open_reader, pose_to_msg_fields, read_bag,
                                        stamp_of, typestore)
-from fourds_ros.evaluation.bag_import import ImportSpec, import_bag
+from fourds_ros.evaluation import bag_import
+from fourds_ros.evaluation.bag_import import ImportReport, ImportSpec, import_bag
 from fourds_ros.evaluation.datasets import iter_dataset
 from fourds_ros.evaluation.transform_tree import TransformError, TransformTree, interpolate
 from fourds_ros.rgbd import TUM_FR1_DISTORTION, TUM_FR1_INTRINSICS, read_list, tum_frames
@@ -234,13 +235,30 @@ def test_intrinsics_stand_in_for_a_missing_camera_info(tmp_path, tum_frames_with
         import_bag(tmp_path / "driver", tmp_path / "none", _spec(camera_info_topic="/no/camera_info"))
 
 
-def test_frames_without_a_depth_or_pose_in_time_keep_the_rest(tmp_path, tum_frames_with_labels):
+def test_frames_without_a_depth_or_pose_in_time_keep_the_rest(tmp_path, tum_frames_with_labels, capsys):
     src = tmp_path / "driver"
     write_driver_bag(src, tum_frames_with_labels[:4])
     # depth within 1 ns of an image: TUM's depth images are 2-20 ms off theirs, so none pairs.
-    import_bag(src, tmp_path / "tight", _spec(max_dt_s=1e-9))
+    report = ImportReport()
+    import_bag(src, tmp_path / "tight", _spec(max_dt_s=1e-9), report=report)
     tight = read_bag(tmp_path / "tight")
     assert len(tight.stamps) == 4 and not tight.gt_depth and len(tight.gt_pose) == 4  # poses sit on the image stamps
+    # ... and the import says so, with how far the nearest depth was (none paired at all: a clock problem).
+    assert (report.frames, report.with_depth, report.with_pose) == (4, 0, 4)
+    assert 1e-9 < report.nearest_depth_s < 0.05
+    [warning] = report.warnings(_spec(max_dt_s=1e-9))
+    assert "no frame got a depth image" in warning and f"nearest is {report.nearest_depth_s:.3g} s" in warning
+    # The CLI prints the pairing and the warning; a pose source on another clock warns too.
+    rc = cli(["bag", "import", str(src), str(tmp_path / "cli"), "--image-topic", "/camera/color/image_raw",
+              "--depth-topic", DEPTH_TOPIC, "--world-frame", "world"])
+    out = capsys.readouterr()
+    assert rc == 0 and "depth 4 / 4, pose 4 / 4" in out.out and "warning" not in out.err
+    late = tmp_path / "late_tf"
+    rewrite_bag(src, late, lambda topic, msg: _shift_tf(topic, msg, 500_000_000))
+    rc = cli(["bag", "import", str(late), str(tmp_path / "cli_late"), "--image-topic", "/camera/color/image_raw",
+              "--depth-topic", DEPTH_TOPIC, "--world-frame", "world"])
+    out = capsys.readouterr()
+    assert rc == 0 and "pose 0 / 4" in out.out and "no frame got a pose world" in out.err, out
     import_bag(src, tmp_path / "nopose", _spec(world_frame=None, stride=2))
     nopose = read_bag(tmp_path / "nopose")
     assert len(nopose.stamps) == 2 and not nopose.gt_pose and len(nopose.gt_depth) == 2
@@ -354,3 +372,84 @@ def test_an_imported_bag_can_be_cut_again_and_listed_in_a_split(tmp_path, tum_fr
                      "  - {name: desk, format: tum, path: tum_fr1_rpy_f000-079, scene: tum_fr1_desk}\n"
                      "folds:\n  - {name: holdout_my_lab, train: [tum_fr1_desk], validation: [my_lab]}\n")
     assert load_split(split).recordings[0].format == "bag"
+
+
+def _shift_tf(topic, msg, offset_ns: int) -> None:
+    """/tf stamped by another clock, offset_ns behind the camera's."""
+    if topic == "/tf":
+        for tf in msg.transforms:
+            t = stamp_of(tf.header) - offset_ns
+            tf.header.stamp.sec, tf.header.stamp.nanosec = divmod(t, 1_000_000_000)
+
+
+def test_depth_in_the_depth_cameras_own_frame_is_refused(tmp_path, tum_frames_with_labels):
+    """Same size as the colour image but in the depth camera's frame (a RealSense recorded without
+    align_depth): not registered, so it is refused rather than scored as if it were; a depth that is
+    registered under another frame name imports with --depth-registered."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:2])
+
+    def depth_frame(topic, msg):
+        if topic == DEPTH_TOPIC:
+            msg.header.frame_id = "camera_depth_optical_frame"
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "unaligned", depth_frame)
+    with pytest.raises(BagError, match="'camera_depth_optical_frame', the images in 'camera_color_optical_frame'"):
+        import_bag(tmp_path / "unaligned", tmp_path / "out", _spec())
+    assert not (tmp_path / "out").exists()
+    assert import_bag(tmp_path / "unaligned", tmp_path / "ok", _spec(depth_registered=True)) == 2
+
+
+def test_depth_of_another_size_is_refused_with_intrinsics_too(tmp_path, tum_frames_with_labels):
+    """--intrinsics has no camera_info size to check the depth against: each depth is checked against
+    its own frame's image."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:2])
+
+    def halve_depth(topic, msg):
+        if topic == DEPTH_TOPIC:
+            half = np.frombuffer(bytes(msg.data), "<u2").reshape(480, 640)[::2, ::2].copy()
+            msg.height, msg.width, msg.step, msg.data = 240, 320, 640, np.frombuffer(half.tobytes(), np.uint8)
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "small_depth", halve_depth)
+    spec = _spec(camera_info_topic="/no/camera_info", intrinsics=(500.0, 501.0, 320.5, 240.5))
+    with pytest.raises(BagError, match="320x240 depth image for 640x480 colour images"):
+        import_bag(tmp_path / "small_depth", tmp_path / "out", spec)
+
+
+def test_an_invalid_rotation_in_tf_skips_that_sample_only(tmp_path, tum_frames_with_labels):
+    """One all-zero quaternion on /tf (a motion-capture body that lost tracking) aborted the whole
+    import; it is skipped and counted, as tf2 drops it, and only its frame goes without a pose."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:4])
+    first = round(tum_frames_with_labels[0].stamp_s * 1e9)
+
+    def lose_tracking(topic, msg):
+        if topic == "/tf" and stamp_of(msg.transforms[0].header) == first:
+            r = msg.transforms[0].transform.rotation
+            r.x = r.y = r.z = r.w = 0.0
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "lost", lose_tracking)
+    report = ImportReport()
+    assert import_bag(tmp_path / "lost", tmp_path / "out", _spec(), report=report) == 4
+    assert report.skipped_transforms == {("/tf", "world", "rig"): 1}
+    assert (report.with_pose, report.with_depth) == (3, 4)
+    assert first not in read_bag(tmp_path / "out").gt_pose
+    assert "1 transform(s) world -> rig with an invalid rotation skipped" in report.warnings(_spec())[0]
+
+
+def test_depth_images_are_let_go_once_their_frames_are_written(tmp_path, tum_frames_with_labels, monkeypatch):
+    """The import holds a few frames at a time: a depth image was kept to the end of the recording
+    (11 GB for five minutes of 640x480 at 30 Hz)."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels)
+    held = []
+    release = bag_import._release
+
+    def watched(waiting, depth, depth_for, uses):
+        out = yield from release(waiting, depth, depth_for, uses)
+        held.append(len(depth))
+        return out
+
+    monkeypatch.setattr(bag_import, "_release", watched)
+    assert import_bag(tmp_path / "driver", tmp_path / "out", _spec()) == FRAMES
+    assert max(held) <= 2 and held[-1] == 0, held
+    # Reading it back for `eval --max-frames`: the labels of the frames left out are not held either.
+    first = read_bag(tmp_path / "out", max_frames=3)
+    assert len(first.stamps) == 3 and set(first.gt_depth) == set(first.gt_pose) == set(first.stamps)

@@ -415,11 +415,14 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
         data.compressed = image_topic == COMPRESSED_TOPIC
         wanted = {image_topic, CAMERA_INFO_TOPIC, GT_DEPTH_TOPIC, GT_POSE_TOPIC, GT_TRACKS_TOPIC}
         conns = [c for c in reader.connections if c.topic in wanted]
+        last_kept = None  # with max_frames, once that many are read: the newest kept frame's stamp
         for conn, msg in bag_messages(path, reader, conns):
             try:
                 if conn.topic == image_topic:
                     _add_image(data, msg, max_frames, images)
-                else:
+                    if last_kept is None and max_frames is not None and len(data.stamps) >= max_frames:
+                        last_kept = max(data.stamps)
+                elif last_kept is None or stamp_of(msg.header) <= last_kept:  # labels of frames not kept: not held
                     _add_label(data, conn.topic, msg)
             except (ValueError, KeyError) as exc:  # a message rosbags read, with content we cannot use
                 raise BagError(f"{path}: unusable {conn.topic} message after {len(data.stamps)} frames: "

@@ -67,6 +67,8 @@ def _add_import_parser(sub) -> None:
     imp.add_argument("--pose-topic", action="append", default=[], metavar="TOPIC[:CHILD_FRAME]",
                      help="PoseStamped / PoseWithCovarianceStamped / Odometry / TransformStamped, added to the "
                           "transforms (repeatable; a PoseStamped needs :CHILD_FRAME)")
+    imp.add_argument("--depth-registered", action="store_true",
+                     help="the depth is registered to the colour image although its frame_id is not the images'")
     imp.add_argument("--max-dt", type=float, default=0.02, help="seconds between an image and its depth or pose")
     imp.add_argument("--rectified", action="store_true", help="the image topic is rectified: K = camera_info P")
     imp.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None,
@@ -78,19 +80,22 @@ def _add_import_parser(sub) -> None:
 
 
 def _import(args) -> int:
-    from .bag_import import ImportSpec, import_bag
+    from .bag_import import ImportReport, ImportSpec, import_bag
 
     spec = ImportSpec(image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
                       depth_topic=args.depth_topic, world_frame=args.world_frame, pose_topics=tuple(args.pose_topic),
                       max_dt_s=args.max_dt, rectified=args.rectified,
                       intrinsics=tuple(args.intrinsics) if args.intrinsics else None, start=args.start, stride=args.stride,
-                      max_frames=args.max_frames)
+                      max_frames=args.max_frames, depth_registered=args.depth_registered)
+    report = ImportReport()
     try:
-        n = import_bag(args.src, args.out, spec, storage=args.storage)
+        n = import_bag(args.src, args.out, spec, storage=args.storage, report=report)
     except (BagError, OSError, ValueError) as exc:
         print(f"fourds-ros bag import: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {n} frames to {args.out} ({args.storage})")
+    for warning in report.warnings(spec):
+        print(f"fourds-ros bag import: warning: {warning}", file=sys.stderr)
+    print(f"wrote {n} frames to {args.out} ({args.storage}): depth {report.with_depth} / {n}, pose {report.with_pose} / {n}")
     return 0 if n else 1
 
 

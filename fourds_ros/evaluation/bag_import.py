@@ -23,15 +23,20 @@ SRC: any bag rosbags reads (a rosbag2 directory or .mcap, or a ROS 1 .bag). What
                TransformStamped, added as transforms: TOPIC or TOPIC:CHILD_FRAME, since a
                PoseStamped names no child frame). Looked up as tf2 does (transform_tree.py).
 Stamps are the messages' header stamps (the sensor's time, not the recorder's). An image whose
-depth or pose is missing keeps the rest: the scorer counts only what has ground truth.
+depth or pose is missing keeps the rest: the scorer counts only what has ground truth; ImportReport
+says how many frames got each (the CLI prints it, and warns when none did), and which transforms were
+skipped for an invalid rotation (one bad sample, e.g. a motion-capture body that lost tracking, is
+dropped as tf2 drops it, not the whole import). Depth whose frame_id is not the images' is refused
+(a depth camera's own frame: not registered to the colour image) unless --depth-registered says it is.
 """
 
 from __future__ import annotations
 
 import bisect
 import struct
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -63,6 +68,7 @@ class ImportSpec:
     start: int = 0
     stride: int = 1
     max_frames: int | None = None
+    depth_registered: bool = False  # the depth is registered to the colour image though its frame_id differs
 
     @property
     def info_topic(self) -> str:
@@ -81,23 +87,57 @@ class ImportedCamera:
     undistortion: LensUndistortion | None
 
 
-def import_bag(src: str | Path, out: str | Path, spec: ImportSpec, storage: str = "mcap") -> int:
-    """SRC -> a new evaluation bag at OUT (bag.write_bag). Returns the frame count."""
-    return write_bag(import_frames(src, spec), out, storage=storage)
+@dataclass
+class ImportReport:
+    """What an import paired: frames written, how many got depth and a pose, and the transforms
+    skipped for an invalid rotation ((topic, parent, child) -> samples)."""
+
+    frames: int = 0
+    with_depth: int = 0
+    with_pose: int = 0
+    skipped_transforms: Counter = field(default_factory=Counter)
+    nearest_depth_s: float | None = None  # set when no image had a depth within max_dt: the closest one
+
+    def warnings(self, spec: ImportSpec) -> list[str]:
+        out = []
+        if spec.depth_topic and self.frames and not self.with_depth:
+            near = "" if self.nearest_depth_s is None else f" (the nearest is {self.nearest_depth_s:.3g} s from its image)"
+            out.append(f"no frame got a depth image from {spec.depth_topic} within --max-dt {spec.max_dt_s} s{near}: "
+                       "are the depth and colour stamped by the same clock?")
+        if spec.world_frame and self.frames and not self.with_pose:
+            out.append(f"no frame got a pose {spec.world_frame} -> its frame_id within --max-dt {spec.max_dt_s} s: "
+                       "are the pose source and the camera stamped by the same (synchronised) clock?")
+        for (topic, parent, child), n in sorted(self.skipped_transforms.items()):
+            out.append(f"{topic}: {n} transform(s) {parent} -> {child} with an invalid rotation skipped")
+        return out
 
 
-def import_frames(src: str | Path, spec: ImportSpec) -> Iterator[Frame]:
+def import_bag(src: str | Path, out: str | Path, spec: ImportSpec, storage: str = "mcap",
+               report: ImportReport | None = None) -> int:
+    """SRC -> a new evaluation bag at OUT (bag.write_bag). Returns the frame count; `report`, when
+    given, is filled."""
+    return write_bag(import_frames(src, spec, report), out, storage=storage)
+
+
+def import_frames(src: str | Path, spec: ImportSpec, report: ImportReport | None = None) -> Iterator[Frame]:
     """The frames of SRC in stamp order, each with K, and its depth and pose where SRC has them."""
+    report = ImportReport() if report is None else report
     reader = open_reader(src)
     try:
         topics = {c.topic: c.msgtype for c in reader.connections}
         _check_topics(src, spec, topics)
-        calibration, tree, image_stamps, depth_stamps = _first_pass(src, reader, spec, topics)
+        calibration, tree, image_stamps, depth_stamps = _first_pass(src, reader, spec, topics, report)
     finally:
         reader.close()
     chosen = _select(image_stamps, spec)
     depth_for = {s: _nearest(depth_stamps, s, spec.max_dt_s) for s in chosen}
-    yield from _second_pass(src, spec, calibration, tree, set(chosen), depth_for)
+    if depth_stamps and chosen and not any(d is not None for d in depth_for.values()):
+        report.nearest_depth_s = min(abs(_nearest(depth_stamps, s, float("inf")) - s) for s in chosen) / 1e9
+    for frame in _second_pass(src, spec, calibration, tree, set(chosen), depth_for):
+        report.frames += 1
+        report.with_depth += frame.gt_depth is not None
+        report.with_pose += frame.gt_pose is not None
+        yield frame
 
 
 def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
@@ -116,28 +156,43 @@ def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
         need(entry.split(":", 1)[0], POSE_TYPES, "pose")
 
 
-def _first_pass(src, reader, spec: ImportSpec, topics: dict[str, str]):
+def _first_pass(src, reader, spec: ImportSpec, topics: dict[str, str], report: ImportReport):
     """The calibration, the transforms, and the stamps of every image and depth image."""
     pose_children = {e.split(":", 1)[0]: (e.split(":", 1)[1] if ":" in e else None) for e in spec.pose_topics}
     wanted = {spec.image_topic, spec.depth_topic, *pose_children, *TF_TOPICS} & set(topics)
     if spec.intrinsics is None:
         wanted.add(spec.info_topic)
     tree, calibration, image_stamps, depth_stamps = TransformTree(int(spec.max_dt_s * 1e9)), _pinhole(spec), [], []
+    frame_ids: dict[str, str] = {}  # topic -> the first message's frame_id
     for conn, msg in bag_messages(src, reader, [c for c in reader.connections if c.topic in wanted]):
         if conn.topic == spec.image_topic:
             image_stamps.append(stamp_of(msg.header))
+            frame_ids.setdefault(conn.topic, msg.header.frame_id)
         elif conn.topic == spec.depth_topic:
             depth_stamps.append(stamp_of(msg.header))
+            frame_ids.setdefault(conn.topic, msg.header.frame_id)
         elif conn.topic == spec.info_topic:
             calibration = _calibration(msg, spec.rectified, calibration)
         elif conn.topic in TF_TOPICS:
             for tf in msg.transforms:
-                _add_transform(tree, tf, static=conn.topic == "/tf_static")
+                _add_transform(tree, tf, conn.topic, report, static=conn.topic == "/tf_static")
         else:
-            _add_pose(tree, conn.msgtype, msg, pose_children[conn.topic], conn.topic)
+            _add_pose(tree, conn.msgtype, msg, pose_children[conn.topic], conn.topic, report)
     if calibration is None:
         raise BagError(f"{spec.info_topic} has no messages: intrinsics are needed to score")
+    _check_depth_frame(spec, frame_ids)
     return calibration, tree, sorted(image_stamps), sorted(depth_stamps)
+
+
+def _check_depth_frame(spec: ImportSpec, frame_ids: dict[str, str]) -> None:
+    """Depth registered to the colour image carries the colour camera's frame_id (RealSense
+    aligned_depth_to_color, Azure Kinect depth_to_rgb, openni depth_registered); a depth camera's own
+    frame means it is not, and scoring it against the colour image would be wrong with no error."""
+    image, depth = (frame_ids.get(t, "").lstrip("/") for t in (spec.image_topic, spec.depth_topic))
+    if spec.depth_topic and image and depth and image != depth and not spec.depth_registered:
+        raise BagError(f"the depth ({spec.depth_topic}) is in frame {depth!r}, the images in {image!r}: record depth "
+                       "registered to the colour camera (e.g. RealSense aligned_depth_to_color), or pass "
+                       "--depth-registered if it is registered under another frame name")
 
 
 def _pinhole(spec: ImportSpec) -> ImportedCamera | None:
@@ -178,25 +233,32 @@ def _field(msg, name: str):
     return getattr(msg, name) if hasattr(msg, name) else getattr(msg, name.upper())
 
 
-def _add_transform(tree: TransformTree, tf, static: bool) -> None:
-    t, r = tf.transform.translation, tf.transform.rotation
-    try:
-        tree.add(tf.header.frame_id, tf.child_frame_id, stamp_of(tf.header), pose_from_msg(t, r), static=static)
-    except TransformError as exc:
-        raise BagError(str(exc)) from exc
+def _add_transform(tree: TransformTree, tf, topic: str, report: ImportReport, static: bool = False) -> None:
+    _add(tree, topic, report, tf.header.frame_id, tf.child_frame_id, stamp_of(tf.header), tf.transform.translation,
+         tf.transform.rotation, static)
 
 
-def _add_pose(tree: TransformTree, msgtype: str, msg, child: str | None, topic: str) -> None:
+def _add_pose(tree: TransformTree, msgtype: str, msg, child: str | None, topic: str, report: ImportReport) -> None:
     """A pose message as the transform header.frame_id -> child."""
     if msgtype.endswith("TransformStamped"):
-        _add_transform(tree, msg, static=False)
+        _add_transform(tree, msg, topic, report)
         return
     child = child or getattr(msg, "child_frame_id", "")
     if not child:
         raise BagError(f"{topic} ({msgtype}) names no child frame: give it as --pose-topic {topic}:CHILD_FRAME")
     pose = msg.pose.pose if msgtype.endswith(("Odometry", "PoseWithCovarianceStamped")) else msg.pose
+    _add(tree, topic, report, msg.header.frame_id, child, stamp_of(msg.header), pose.position, pose.orientation)
+
+
+def _add(tree: TransformTree, topic: str, report: ImportReport, parent: str, child: str, stamp: int, position,
+         orientation, static: bool = False) -> None:
     try:
-        tree.add(msg.header.frame_id, child, stamp_of(msg.header), pose_from_msg(pose.position, pose.orientation))
+        transform = pose_from_msg(position, orientation)
+    except BagError:  # one bad sample (an all-zero or NaN quaternion) is skipped and counted, as tf2 drops it
+        report.skipped_transforms[(topic, parent, child)] += 1
+        return
+    try:
+        tree.add(parent, child, stamp, transform, static=static)
     except TransformError as exc:
         raise BagError(f"{topic}: {exc}") from exc
 
@@ -216,7 +278,7 @@ def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: Trans
                  depth_for: dict[int, int | None]) -> Iterator[Frame]:
     """Images and their depth, read again in the recording's order; a frame is yielded once its
     depth (if it has one) has been read, so that only a few frames are held at a time."""
-    wanted_depth = {d for d in depth_for.values() if d is not None}
+    uses = Counter(d for d in depth_for.values() if d is not None)  # a depth image may serve several frames
     depth: dict[int, np.ndarray] = {}
     waiting: list[Frame] = []
     reader = open_reader(src)
@@ -227,25 +289,40 @@ def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: Trans
             if conn.topic == spec.image_topic and stamp in chosen:
                 chosen.discard(stamp)  # a stamp sent twice is one frame
                 waiting.append(_frame(msg, conn.msgtype, stamp, calibration, tree, spec.world_frame))
-            elif conn.topic == spec.depth_topic and stamp in wanted_depth:
+            elif conn.topic == spec.depth_topic and stamp in uses and stamp not in depth:
                 depth[stamp] = _depth(msg, calibration)
-            waiting = yield from _release(waiting, depth, depth_for)
+            waiting = yield from _release(waiting, depth, depth_for, uses)
     finally:
         reader.close()
     yield from sorted(waiting, key=lambda f: f.stamp_ns)  # their depth never came (a truncated bag)
 
 
-def _release(waiting: list[Frame], depth: dict[int, np.ndarray], depth_for: dict[int, int | None]):
-    """Yield the frames whose depth is in hand (or who have none); return those still waiting."""
+def _release(waiting: list[Frame], depth: dict[int, np.ndarray], depth_for: dict[int, int | None], uses: Counter):
+    """Yield the frames whose depth is in hand (or who have none); return those still waiting. A
+    depth image is let go once every frame it serves has it, so that memory stays bounded."""
     still = []
     for frame in waiting:
         key = depth_for[frame.stamp_ns]
         if key is None or key in depth:
-            frame.gt_depth = None if key is None else depth[key]
+            frame.gt_depth = None if key is None else _registered(depth[key], frame)
+            if key is not None:
+                uses[key] -= 1
+                if uses[key] == 0:
+                    del depth[key]
             yield frame
         else:
             still.append(frame)
     return still
+
+
+def _registered(depth: np.ndarray, frame: Frame) -> np.ndarray:
+    """The depth on the frame's own pixel grid (checked here too for --intrinsics, which has no
+    camera_info size to check against)."""
+    if depth.shape != frame.image.shape[:2]:
+        raise BagError(f"a {depth.shape[1]}x{depth.shape[0]} depth image for {frame.image.shape[1]}x"
+                       f"{frame.image.shape[0]} colour images: record depth registered to the colour camera "
+                       "(e.g. RealSense aligned_depth_to_color)")
+    return depth
 
 
 COMPRESSED_DEPTH_HEADER = struct.Struct("<iff")  # compressed_depth_image_transport's ConfigHeader
