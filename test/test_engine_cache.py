@@ -242,3 +242,45 @@ def test_temp_folders_left_by_a_killed_export_are_swept(tmp_path):
         os.utime(path, (past, past))
     assert set(sweep_stale_temps(tmp_path)) == {old_dir, old_file}
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.onnx.new"]
+
+
+def test_a_prebuilt_cache_on_a_read_only_filesystem_is_used(tiny_model_dir, tmp_path, monkeypatch):
+    """Engines built ahead (`fourds-ros build-engine`) into an image run read-only (docker
+    --read-only, systemd ProtectSystem): reading the cache needs no write. Only an export does, and
+    then the refusal is an EngineError, so backend auto goes on to torch. (Root ignores file modes,
+    so the read-only filesystem is stood in for by its error where the cache would write.)"""
+    from fourds_ros.engine import create_engine, engine_cache, export
+
+    create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")  # prebuilt
+
+    def read_only(path):
+        raise CacheDirError(f"engine cache directory {path} is not writable: Read-only file system")
+
+    monkeypatch.setattr(export, "ensure_writable_dir", read_only)
+    monkeypatch.setattr(engine_cache, "ensure_writable_dir", read_only)
+    monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")
+    assert engine.backend == "onnxruntime"
+    # Another num_queries is not in the prebuilt cache: it must be exported, which fails by name...
+    with pytest.raises(CacheDirError, match="Read-only file system"):
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q + 1, cache_dir=tmp_path / "cache")
+    # ...and auto goes on to torch.
+    assert create_engine(tiny_model_dir, "auto", num_queries=Q + 1, cache_dir=tmp_path / "cache").backend == "torch"
+
+
+def test_a_full_disk_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    """The export's write fails for want of space (the first start after an update, rosbags filling
+    the disk): an EngineError naming the graph and the cause, so auto runs torch, which needs no disk."""
+    import errno
+
+    from fourds_ros.engine import EngineError, create_engine, export
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "export_onnx", full_disk)
+    with pytest.raises(EngineError, match="cannot write the exported ONNX graph .*No space left on device"):
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")
+    caplog.set_level(logging.WARNING)
+    assert create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=tmp_path / "cache").backend == "torch"
+    assert "No space left on device" in caplog.text

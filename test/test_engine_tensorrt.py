@@ -171,3 +171,26 @@ def test_precision_auto_is_fp16_for_tensorrt_and_fp32_for_the_cpu_backends(tiny_
     assert create_engine(tiny_model_dir, "torch", num_queries=Q).precision == "fp32"
     with pytest.raises(EngineError, match="precision must be one of"):
         create_engine(tiny_model_dir, "torch", precision="fp8", num_queries=Q)
+
+
+def test_a_full_disk_keeps_the_engine_it_built(tiny_model_dir, spec, tmp_path, caplog, monkeypatch):
+    """Writing the engine (or the timing cache) fails for want of space: the engine just built is
+    used from memory, with a warning, instead of being thrown away with configure failing."""
+    import errno
+
+    from fourds_ros.engine import tensorrt_backend
+
+    first = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT())  # exports the graph; the disk fills after
+    first.engine_path.unlink()
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tensorrt_backend, "atomic_write_bytes", full_disk)
+    caplog.set_level(logging.WARNING)
+    engine = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT())
+    assert engine.rebuilt and not engine.engine_path.exists()
+    assert "cannot cache the TensorRT engine" in caplog.text and "cannot write the TensorRT timing cache" in caplog.text
+    inputs = example_inputs(spec, seed=3)
+    errors = compare_outputs(engine(inputs), create_engine(tiny_model_dir, "torch", num_queries=Q)(inputs))
+    assert max(errors.values()) < 1e-2, errors

@@ -90,8 +90,12 @@ def secure_cache_dir(path: str | Path, logger: logging.Logger | None = None) -> 
     """The cache root to use for `path`: created 0700 when missing and returned when private;
     when it is group/world-writable or owned by another user (anyone could plant a graph there),
     a private temporary directory (removed at exit) is returned instead, with a WARNING.
-    Raises CacheDirError when `path` cannot be created or written at all."""
-    path = ensure_writable_dir(path)
+    An existing one need not be writable: a prebuilt cache on a read-only filesystem is read, and
+    what must be written checks its own folder (ensure_writable_dir). Raises CacheDirError when
+    `path` is missing and cannot be created."""
+    path = Path(path)
+    if not path.is_dir():
+        path = ensure_writable_dir(path)
     reason = unsafe_dir_reason(path)
     if reason is None:
         return path

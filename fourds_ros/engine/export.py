@@ -212,22 +212,25 @@ def cached_onnx(
     logger = logger or log
     check_num_queries(num_queries)
     key = checkpoint_key(model_dir, precision, num_queries)
-    key_dir = ensure_writable_dir(secure_cache_dir(cache_dir, logger) / "onnx" / key)
-    sweep_stale_temps(key_dir)
+    key_dir = secure_cache_dir(cache_dir, logger) / "onnx" / key
     path = key_dir / ONNX_FILE
     if path.exists() and not force:
         problem = sidecar_problem(path)
         if problem is None:
-            return path
+            return path  # nothing to write: a prebuilt cache may be read-only
         logger.warning("cached ONNX graph %s %s; exporting it again", path, problem)
+    ensure_writable_dir(key_dir)
+    sweep_stale_temps(key_dir)
     try:
         model = model if model is not None else load_checkpoint(model_dir)
         logger.info("exporting %s to ONNX (%s) at %s", model_dir, precision, path)
         export_onnx(model, path, num_queries=num_queries, precision=precision)
         write_sidecar(path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             key_dir.rmdir()  # only when empty: a failed first export leaves no folder behind
+        if isinstance(exc, OSError):  # a full disk: this backend cannot be made here (auto tries the next)
+            raise EngineError(f"cannot write the exported ONNX graph {path}: {exc.strerror or exc}") from exc
         raise
     return path
 

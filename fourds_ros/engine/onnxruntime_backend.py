@@ -66,7 +66,10 @@ def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging
         logger.warning("cached %s graph %s %s; making it again", suffix, out, problem)
     if force or not out.exists() or problem:
         logger.info("making the %s graph of %s", suffix, source)
-        make(source, out)
+        try:
+            make(source, out)
+        except OSError as exc:  # a full disk or a read-only cache
+            raise EngineError(f"cannot write the {suffix} graph {out}: {exc.strerror or exc}") from exc
     return out
 
 

@@ -110,7 +110,10 @@ def build_serialized_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log)")
-    atomic_write_bytes(timing_cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
+    try:
+        atomic_write_bytes(timing_cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
+    except OSError as exc:  # a full disk: the engine is built all the same
+        logger.warning("cannot write the TensorRT timing cache %s (%s)", timing_cache_path, exc.strerror or exc)
     return bytes(memoryview(serialized))
 
 
@@ -146,7 +149,7 @@ class TensorRTEngine(InferenceEngine):
         self.device = torch.device(device)
         gpu_name, capability = gpu if gpu is not None else cuda_gpu(device)
         self.gpu_name = gpu_name
-        engine_dir = ensure_writable_dir(secure_cache_dir(cache_dir, self.log) / "tensorrt")
+        engine_dir = secure_cache_dir(cache_dir, self.log) / "tensorrt"  # written only when building
         key = tensorrt_engine_key(onnx_path, trt.__version__, gpu_name, capability, precision)
         self.engine_path = engine_dir / f"{key}.engine"
         gpu_key = digest(trt.__version__, gpu_name, "{}.{}".format(*capability))[:16]
@@ -158,9 +161,14 @@ class TensorRTEngine(InferenceEngine):
             self.log.info("force_engine_update: rebuilding %s", self.engine_path)
         self.rebuilt = engine is None
         if engine is None:
+            ensure_writable_dir(engine_dir)
             data = build_serialized_engine(trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log)
-            atomic_write_bytes(self.engine_path, data)
-            write_sidecar(self.engine_path)
+            try:
+                atomic_write_bytes(self.engine_path, data)
+                write_sidecar(self.engine_path)
+            except OSError as exc:  # a full disk: this run uses the engine it built; the next builds again
+                self.log.warning("cannot cache the TensorRT engine at %s (%s): using it from memory, it is built "
+                                 "again at the next start", self.engine_path, exc.strerror or exc)
             engine = self._deserialize(data)
             if engine is None:
                 raise EngineError(f"TensorRT cannot deserialize the engine it just built ({self.engine_path})")
