@@ -334,6 +334,31 @@ def test_odometry_gap_continues_from_newest_pose():
     later = chain.add_clip([8, 9, 10, 11], [8, 9, 10, 11], rot, trans, logvar, [0, 1, 2, 3])
     assert chain.gaps == 1
     assert np.allclose(later[0].odom_from_camera, first[-1].odom_from_camera)
+    # The first frame after the gap has no measured motion: its twist is unknown (it read zero with
+    # the clip's confidence, and an EKF fusing it braked the robot); the next is measured again.
+    assert np.allclose(later[0].twist_covariance, np.diag([1e3] * 6)) and not later[0].twist.any()
+    assert later[1].twist[0] > 0  # 0.1 m a frame forward (the base's x)
+
+
+def test_the_twist_is_the_bases_own_for_a_camera_mounted_ahead_of_it():
+    """A camera 0.3 m ahead of base_link on a robot turning on the spot at 1 rad/s: the base does
+    not move, so its twist is (0, 0, 0, 0, 0, 1). The camera's velocity rotated into the base's axes
+    read vy 0.3 m/s, which robot_localization (config/robot_localization_ekf.yaml fuses vx vy vz)
+    took for the robot sliding sideways at every turn."""
+    mount = default_base_from_camera()
+    mount[:3, 3] = (0.3, 0.0, 0.2)  # forward of and above base_link
+    dt, rate = 0.1, 1.0
+    turn = np.eye(4)
+    turn[:3, :3] = euler.euler2mat(0.0, 0.0, rate * dt)  # the base turning about its z
+    step = np.linalg.inv(mount) @ turn @ mount  # the same motion seen from the camera
+    rot, trans = constant_motion(4, step)
+    chain = OdometryChain()
+    chain.set_base_from_camera(mount)
+    out = chain.add_clip([0, 1, 2, 3], [round(i * dt * 1e9) for i in range(4)], rot, trans, np.zeros((4, 2)),
+                         [0, 1, 2, 3])
+    for est in out[1:]:
+        np.testing.assert_allclose(est.twist, [0, 0, 0, 0, 0, rate], atol=1e-9)
+        np.testing.assert_allclose(est.odom_from_base[:3, 3], 0.0, atol=1e-9)  # turning on the spot
 
 
 def test_odometry_aligns_a_clip_on_the_frames_it_shares_with_the_trajectory():

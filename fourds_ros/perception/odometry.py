@@ -128,6 +128,7 @@ class OdometryChain:
         # is the clip's first frame. Anchoring at the first frame alone put the head's
         # whole-clip error on the seam between clips (one 43-degree step on the HoloLens sample).
         known = [t for t in range(min(output_t, default=0)) if indices[t] in self.poses]
+        across_gap = False  # the clip shares no frame with the trajectory: its first step's motion is not known
         if known:
             anchors = [self.poses[indices[k]][1] @ np.linalg.inv(first_from(k)) for k in known]
             anchor = np.eye(4)
@@ -137,6 +138,7 @@ class OdometryChain:
         elif self.poses:
             self.gaps += 1
             _, anchor, anchor_cov = next(reversed(self.poses.values()))
+            across_gap = True
         else:
             anchor, anchor_cov = np.eye(4), np.zeros((6, 6))
         variance = np.exp(np.clip(log_variance, -30, 10))
@@ -148,7 +150,8 @@ class OdometryChain:
                 chain = anchor @ first_from(t)
                 var_r, var_t = self.published_variances(variance[t])
                 cov = anchor_cov + np.diag([var_t] * 3 + [var_r] * 3)
-            previous = next(reversed(self.poses.items()), None) if self.poses else None
+            previous = next(reversed(self.poses.items()), None) if self.poses and not across_gap else None
+            across_gap = False  # the twist across the gap is unknown, not zero; from the next frame on it is measured
             self.poses[indices[t]] = (stamps_ns[t], chain, cov)
             while len(self.poses) > self.history:
                 self.poses.popitem(last=False)
@@ -163,9 +166,12 @@ class OdometryChain:
         if previous is not None and previous[0] != index and stamp_ns > previous[1][0]:
             prev_stamp, prev_chain, prev_cov = previous[1]
             dt = (stamp_ns - prev_stamp) * 1e-9
-            delta = np.linalg.inv(prev_chain) @ chain  # camera motion in the camera frame
+            # The base's own motion in the base frame (REP-105's twist in child_frame_id): the camera's
+            # motion seen from the base, b @ delta @ b^-1, which for a camera mounted off the base's
+            # origin includes the lever arm of a turn (rotating the camera's velocity alone gave a
+            # turning robot a sideways velocity).
+            delta = b @ np.linalg.inv(prev_chain) @ chain @ b_inv
             twist = np.concatenate([delta[:3, 3], rotation_vector(delta[:3, :3])]) / dt
-            twist = rot @ twist
             twist_cov = rot @ (np.abs(cov - prev_cov) + np.diag(
                 [self.translation_var_floor] * 3 + [self.rotation_var_floor] * 3)) @ rot.T / dt**2
         return PoseEstimate(b @ chain, b @ chain @ b_inv, rot @ cov @ rot.T, twist, twist_cov)
