@@ -234,6 +234,28 @@ def test_depth_reference_scale_is_each_clips_median_ratio_where_both_have_depth(
     assert windowed.motion_scale == pytest.approx(0.8)  # median of 0.8, 0.5, 0.9
 
 
+def test_depth_reference_scale_refuses_a_wrong_first_clip_and_follows_time_going_back():
+    """A first reference clip in the wrong units (millimetres published as 32FC1 metres) was taken
+    unchecked, and every right clip after it refused against it: the depth went out 1000x too far
+    (NaN beyond max_depth). And after time went back (a bag loop), new reference depth was evicted
+    as the oldest stamp as soon as it came, leaving the scale frozen."""
+    from fourds_ros.perception.metric_scale import DepthReferenceScale
+
+    own = np.random.default_rng(1).uniform(1.0, 4.0, (1, 16, 16))
+    scale = DepthReferenceScale(initial=1.0)
+    scale.add(0, own[0] * 1000)
+    assert not scale.measure([0], own) and scale.scale == 1.0
+    scale.add(33_000_000, own[0] * 0.6)
+    assert scale.measure([33_000_000], own) and scale.scale == pytest.approx(0.6)
+    looped = DepthReferenceScale(initial=1.0)
+    second = 1_000_000_000
+    for i in range(100):  # 100 frames at 30 Hz, ten seconds in: every store slot filled
+        looped.add(10 * second + i * 33_000_000, own[0] * 0.5)
+    assert looped.measure([10 * second + 99 * 33_000_000], own) and looped.scale == pytest.approx(0.5)
+    looped.add(5_000_000, own[0] * 0.25)  # the recording starts again
+    assert looped.measure([5_000_000], own) and looped.scale == pytest.approx(0.25)
+
+
 def test_reference_depth_puts_the_new_scene_in_metres_offline(tmp_path):
     """metric_scale_source: reference_depth on real frames of the validation desk, its ground-truth
     depth standing in for an RGB-D camera's: the metres come right where the model's own are 1.5-6x

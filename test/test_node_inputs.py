@@ -164,6 +164,9 @@ def test_reference_odometry_reaches_the_metric_scale_and_bad_poses_are_counted(t
     # clip counts (no distance gate; the reference does not turn), and the scale leaves the model's 1.
     assert int(values["metric_scale_clips_seen"]) >= 3 and values["frames_out"] == "10", values
     assert int(values["metric_scale_clips_used"]) >= 1 and float(values["metric_scale"]) != 1.0, values
+    # The reference is odom -> base_link, which this node also publishes on /tf (publish_tf, the
+    # default): two sources of one transform, which tf2 lookups jump between; said and counted.
+    assert int(values["errors_tf_conflict"]) >= 1 and "set publish_tf: false" in run.node_log, values
 
 
 def test_frames_waiting_in_the_subscription_queue_turn_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):

@@ -63,6 +63,17 @@ def test_a_late_frame_is_dropped_and_counted_without_a_reset():
     assert [[f.stamp_ns // MS for f in c.frames] for c in clips] == [[0, 33, 100, 133], [100, 133, 166, 200]]
 
 
+def test_a_repeated_stamp_is_dropped_and_counted_without_a_reset():
+    """A driver that sends a frame twice with one stamp: described twice, it gave two different
+    odom -> base_link transforms of one stamp (tf2 keeps the first and warns TF_REPEATED_DATA)."""
+    buf = ClipBuffer(4, 2, max_gap_s=1.0)
+    results = [buf.push(frame(s)) for s in [0, 33, 66, 66, 100, 133, 166]]
+    assert results[3] == (None, OUT_OF_ORDER)
+    assert buf.frames_out_of_order == 1 and sum(buf.resets.values()) == 0
+    clips = [c for c, _ in results if c]
+    assert [[f.stamp_ns // MS for f in c.frames] for c in clips] == [[0, 33, 66, 100], [66, 100, 133, 166]]
+
+
 def test_frames_dropped_by_a_reset_are_counted_and_pending_frames_known():
     buf = ClipBuffer(4, 2, max_gap_s=1.0)
     for i in range(3):
@@ -136,6 +147,23 @@ def test_track_ids_continue_across_overlap_and_lost_tracks_are_reseeded():
     # No overlap at all: nothing continues.
     _, ids3 = manager.make_queries([10, 11, 12, 13], image, pmap)
     assert not set(ids3[ids3 >= 0]) & set(ids2[ids2 >= 0])
+
+
+def test_track_ids_wrap_within_uint32_past_the_live_ones():
+    """Ids are published as uint32: counting past 2^32 (months of a covered lens reseeding every
+    clip) made every clip fail to pack them. They wrap, skipping ids still in use."""
+    pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
+    manager = TrackManager(6, (32, 32), track_settings(max_tracks=4, query_mode="grid"))
+    image = np.zeros((32, 32, 3), np.float32)
+    manager.next_id = 2**32 - 2
+    _, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
+    assert list(ids[:4]) == [2**32 - 2, 2**32 - 1, 0, 1]
+    xy = np.zeros((6, 4, 2))
+    sets = manager.update(ids, xy, np.ones((6, 4)), np.full((6, 4), 0.9), [0, 1, 2, 3], [0, 1, 2, 3], pmap)
+    assert list(sets[0].ids) == [2**32 - 2, 2**32 - 1, 0, 1]
+    manager.next_id = 2**32 - 1  # the next free ids, past the three still live: 2, 3
+    manager.tracks.pop(2**32 - 2)
+    assert [manager._new_id() for _ in range(2)] == [2, 3]
 
 
 def camera_pan(n=6, t=5, step=(2.0, -1.0), seed=0):

@@ -276,3 +276,16 @@ def test_configure_says_whose_metres_the_outputs_are_in(tiny_model_dir, source):
                                                              metric_scale_source=source), log=said.append)
     assert (MODEL_METRES_NOTE in said) == (source == "model")
     assert pipe.status()["metres_from"] == source
+
+
+def test_track_queries_before_the_first_image_are_bounded_and_the_newest_kept(engine):
+    """track_query_mode topic, queries arriving while the camera is down: only the newest
+    num_queries can be seeded, and no more are kept (every message was, for as long as it lasted)."""
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(track_query_mode="topic", max_tracks=16))
+    for i in range(1000):
+        pipe.add_track_queries(np.full((5, 2), float(i)))
+    kept = np.concatenate(pipe._early_queries)
+    assert 16 <= len(kept) < 16 + 5 and kept[-1, 0] == 999.0
+    frames, k = scenes_frames(1)
+    pipe.push(frames[0], 1_000_000_000, "kitchen_optical", k)
+    assert not pipe._early_queries and len(pipe.tracks.pending_topic_queries) == 16

@@ -62,7 +62,7 @@ def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:
     return replace(newer, new_frames=newer.new_frames + covered), waiting.new_frames - covered
 
 
-OUT_OF_ORDER = "out_of_order"  # ClipBuffer.push's reason for a dropped late frame (no reset)
+OUT_OF_ORDER = "out_of_order"  # ClipBuffer.push's reason for a dropped late or repeated-stamp frame (no reset)
 OUT_OF_ORDER_NS = 1_000_000_000  # a frame at most this much older than the last one is late, not a new recording
 
 
@@ -169,9 +169,10 @@ class ClipBuffer:
             return "resolution"
         if frame.encoding != last.encoding:
             return "encoding"
-        if frame.stamp_ns < last.stamp_ns:
-            # Swapped stamps (a late frame) lose that frame only; a large step back is a new
-            # recording (a bag loop) and restarts the sequence.
+        if frame.stamp_ns <= last.stamp_ns:
+            # Swapped stamps (a late frame) lose that frame only, and so does a repeated stamp (two
+            # poses of one stamp: tf2 keeps the first and warns TF_REPEATED_DATA); a large step back
+            # is a new recording (a bag loop) and restarts the sequence.
             return OUT_OF_ORDER if last.stamp_ns - frame.stamp_ns <= OUT_OF_ORDER_NS else "time_backwards"
         if self.max_gap_ns > 0 and frame.stamp_ns - last.stamp_ns > self.max_gap_ns:
             return "gap"

@@ -69,8 +69,17 @@ class FrameIntake:
         with self.sync_lock:
             self._add_all(self.sync.push_image(stamp_ns, (stamp_ns, frame_id, decode, encoding), time.monotonic()))
 
-    def push_reference_odometry(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray) -> None:
-        """metric_scale_source: reference_odometry: one pose of the robot's own odometry; a refused one is counted."""
+    def push_reference_odometry(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray,
+                                frames: tuple[str, str] = ("", "")) -> None:
+        """metric_scale_source: reference_odometry: one pose of the robot's own odometry; a refused one is counted.
+        frames: its (header.frame_id, child_frame_id)."""
+        pose = self.settings.pose
+        if pose.publish_tf and tuple(f.lstrip("/") for f in frames) == (pose.odom_frame, pose.base_frame):
+            # A base controller that publishes its odometry usually publishes this very transform on
+            # /tf too: two sources of odom -> base_link (REP-105), between which tf2 lookups jump.
+            self.health.warn("tf_conflict", f"reference_odom is {pose.odom_frame} -> {pose.base_frame}, the transform "
+                             "this node publishes on /tf: set publish_tf: false (or other odom_frame / base_frame "
+                             "names) so that one source publishes it")
         if refused := self.pipeline.add_reference_odometry(stamp_ns, position, quaternion_xyzw):
             self.health.warn("reference_odometry", f"{refused}: not used for the metric scale")
 
@@ -149,7 +158,7 @@ class FrameIntake:
             clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding, camera_hw=camera_hw)
             self.worker.touch()
         if reason == OUT_OF_ORDER:
-            self.health.warn(reason, "dropping a frame older than the one before it")
+            self.health.warn(reason, "dropping a frame not newer than the one before it (a late or repeated stamp)")
         elif reason:
             self.health.counts[f"reset_{reason}"] += 1
             self.health.warn(f"reset_{reason}", f"clip buffer reset ({reason}) at frame stamp {stamp_ns} ns")

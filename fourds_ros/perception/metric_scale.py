@@ -169,6 +169,8 @@ class DepthReferenceScale:
     def add(self, stamp_ns: int, depth: np.ndarray) -> None:
         """(h, w) metres on the model's grid, 0 / NaN where the sensor has none."""
         with self._lock:
+            if self._depth and stamp_ns < max(self._depth) - BACKWARDS_NS:
+                self._depth.clear()  # time went backwards (a bag loop, a simulator reset): a new recording
             self._depth[int(stamp_ns)] = depth
             while len(self._depth) > DEPTH_HISTORY:
                 del self._depth[min(self._depth)]
@@ -194,8 +196,11 @@ class DepthReferenceScale:
         if not ratios:
             return False
         ratio = float(np.median(ratios))
-        if not 1 / MAX_RATIO <= ratio / self.scale <= MAX_RATIO and self.clips_used:
-            return False  # a sensor glitch, not a change of view
+        # Against the window's median (the configured factor before any clip): a sensor glitch or a
+        # unit error (millimetres published as metres), not a change of view. The first clip was
+        # taken unchecked, and every right one after a wrong first was then refused against it.
+        if not 1 / MAX_RATIO <= ratio / self.motion_scale <= MAX_RATIO:
+            return False
         self.scale, self.clips_used = ratio, self.clips_used + 1
         self.ratios.append(ratio)
         return True

@@ -230,8 +230,10 @@ class PerceptionPipeline:
                 raise ValueError("track queries before the first image: with image_rotation they need its size")
             hw = camera_hw(self._upright_hw, self.turns)
             uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, hw), axis=1)
-        if self._work is None:
+        if self._work is None:  # only the newest num_queries are ever seeded: keep no more
             self._early_queries.append(uv)
+            while len(self._early_queries) > 1 and sum(map(len, self._early_queries[1:])) >= self.tracks.num_queries:
+                self._early_queries.pop(0)
         else:
             self._add_upright_queries(uv)
 

@@ -36,6 +36,7 @@ from .preprocess import PixelMap, sample_nearest
 from .settings import TrackSettings
 from .track_refine import gray, make_refiner
 
+TRACK_ID_LIMIT = 2**32  # track ids are published as uint32 (PointCloud2 track_id)
 
 
 @dataclass
@@ -105,6 +106,15 @@ class TrackManager:
             return {}
         return dict(self.refiner.counts)
 
+    def _new_id(self) -> int:
+        """The next id not in use, wrapping within uint32 (the published track_id): counting on, the
+        ids passed 2^32 after months of a covered lens seeding new tracks every clip (hours with 4096
+        tracks at hop 1), and every clip then failed to pack them."""
+        while self.next_id in self.tracks:
+            self.next_id = (self.next_id + 1) % TRACK_ID_LIMIT
+        new, self.next_id = self.next_id, (self.next_id + 1) % TRACK_ID_LIMIT
+        return new
+
     def add_topic_queries(self, uv: np.ndarray) -> None:
         """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic')."""
         self.pending_topic_queries.extend(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
@@ -171,9 +181,7 @@ class TrackManager:
                 break
             if n_live and (((live[:n_live] - (x, y)) ** 2).sum(axis=1) < spacing2).any():
                 continue
-            track = Track(self.next_id, float(x), float(y), clip_indices[0],
-                          deque(maxlen=self.trail_length))
-            self.next_id += 1
+            track = Track(self._new_id(), float(x), float(y), clip_indices[0], deque(maxlen=self.trail_length))
             self.tracks[track.id] = track
             queries.append((0, y, x))
             ids.append(track.id)

@@ -47,9 +47,8 @@ class PerceptionNode(LifecycleNode):
         # flush or the diagnostics.
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        at_start = read_at_start(self)
-        self.autostart = at_start.model.autostart
-        self.diag_timer = self.create_timer(at_start.diagnostics.period_s, self.publish_diagnostics, clock=self.steady)
+        self.at_start = read_at_start(self)  # autostart, diagnostics_period_s
+        self.diag_timer = self.create_timer(self.at_start.diagnostics.period_s, self.publish_diagnostics, clock=self.steady)
         self.reset_srv = self.create_service(Trigger, "~/reset", self.on_reset)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -93,7 +92,7 @@ class PerceptionNode(LifecycleNode):
             self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10))
         if s.scale.source == "reference_odometry":  # the robot's own odometry, for the metric scale
             self.subscriptions_.append(sub(Odometry, "reference_odom", lambda m: self.intake.push_reference_odometry(
-                *convert.odometry_pose(m)), 50))
+                *convert.odometry_pose(m), frames=(m.header.frame_id, m.child_frame_id)), 50))
         if s.scale.source == "reference_depth":  # an RGB-D camera's registered depth, for the metric scale
             self.subscriptions_.append(sub(Image, "reference_depth", lambda m: self.intake.push_reference_depth(
                 convert.stamp_to_ns(m.header.stamp), lambda: convert.depth_to_metres(m, s.inputs.max_input_pixels)), qos))
@@ -134,7 +133,6 @@ class PerceptionNode(LifecycleNode):
             self.intake.drain()
         if self.mount is not None:
             self.mount.destroy()
-            self.mount = None
 
     def _release(self) -> None:
         if self.pipeline is not None:  # its counters end with it: keep their totals
@@ -235,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     # One thread (inference has its own): a second one's wait sets held the GIL and starved inference.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+    if node.at_start.model.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     try:
         spin_until_shutdown(executor.spin, node.context)

@@ -103,7 +103,8 @@ class CameraMount:
         if self.broadcaster is not None:
             tf_static.release_broadcaster(self.node, self.broadcaster)
             self.broadcaster = None
-        self.state = "released"
+        if self.state.startswith("pending"):  # resolve() asks nothing any more
+            self.state = "not found before deactivation"
 
 
 class _Tf2Listener:
