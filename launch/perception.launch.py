@@ -14,9 +14,9 @@ from fourds_ros.ros.launch_logic import perception_node_plan, rviz_plan
 ARGUMENTS = {
     "params_file": ("", "parameter YAML (default: the package's config/perception.yaml)"),
     "namespace": ("", "namespace of the node and its topics"),
-    "use_sim_time": ("false", "use /clock"),
+    "use_sim_time": ("", "use /clock (default: from params_file, else false)"),
     "log_level": ("info", "debug, info, warn, error or fatal"),
-    "autostart": ("true", "configure and activate at start-up"),
+    "autostart": ("", "configure and activate at start-up (default: from params_file, else true)"),
     "model": ("", "checkpoint directory (default: from params_file, else the installed default)"),
     "image_topic": ("image", "input image topic (raw; <image_topic>/compressed for compressed)"),
     "camera_info_topic": ("camera_info", "input sensor_msgs/CameraInfo topic"),

@@ -284,3 +284,14 @@ def test_a_full_disk_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeyp
     caplog.set_level(logging.WARNING)
     assert create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=tmp_path / "cache").backend == "torch"
     assert "No space left on device" in caplog.text
+
+
+def test_a_missing_module_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch):
+    """A ROS install without onnx (it was missing from requirements-ros-system.txt): the export's
+    import failed with ModuleNotFoundError, which auto did not catch, and configure failed."""
+    import sys
+
+    from fourds_ros.engine import create_engine
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    assert create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=tmp_path / "cache").backend == "torch"

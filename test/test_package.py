@@ -58,7 +58,7 @@ def test_pip_only_requirements_leave_numpy_to_the_distribution():
     """A ROS user pip-installs only what apt/rosdep lacks (the issue's list), never numpy."""
     lines = (REPO / "requirements-ros-system.txt").read_text().splitlines()
     names = {line.split(">")[0].split("=")[0].strip() for line in lines if line.strip() and not line.startswith("#")}
-    assert names == {"torch", "onnxruntime", "safetensors", "einops", "rosbags"}
+    assert names == {"torch", "onnxruntime", "onnx", "safetensors", "einops", "rosbags"}  # onnx: the export
 
 
 def test_colcon_finds_pytest_as_test_dependency():

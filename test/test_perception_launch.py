@@ -34,6 +34,9 @@ def test_plan_defaults_and_remaps(tiny_model_dir):
     assert argv[:2] == ["perception_node", "--ros-args"]
     assert "__ns:=/robot" in argv and "autostart:=false" in argv and argv[-2:] == ["--log-level", "warn"]
     assert "metric_scale_source" not in plan["parameters"][1]  # the model's metres unless a reference is named
+    # Not given, autostart and use_sim_time are the params file's: a launch default overrode a file's
+    # `autostart: false` (for a lifecycle manager) and the node activated itself.
+    assert perception_node_plan()["parameters"] == [str(default_params_file())]
 
 
 def test_a_reference_depth_topic_turns_on_the_metric_scale_and_is_remapped():
@@ -125,7 +128,7 @@ def test_node_and_probe_processes_keep_the_benchmarks_fastdds_choice():
 
 
 def test_image_transport_argument_is_passed_only_when_given():
-    assert "image_transport" not in perception_node_plan()["parameters"][1]
+    assert perception_node_plan()["parameters"] == [str(default_params_file())]  # no overrides
     assert perception_node_plan(image_transport="compressed")["parameters"][1]["image_transport"] == "compressed"
 
 
@@ -207,3 +210,13 @@ def test_launch_file_runs_with_launch_service(ros_env, monkeypatch):
 def test_the_nav2_and_robot_localization_configs_parse():
     for cfg in ("nav2_obstacle_layer.yaml", "robot_localization_ekf.yaml", "nav2_lifecycle_manager.yaml"):
         assert yaml.safe_load((REPO / "config" / cfg).read_text())
+    # Their topics are the node's outputs in the namespace the README's launch line gives it (they
+    # read /fourds/... while the launch line gave none: the EKF and the costmap got nothing).
+    costmap = yaml.safe_load((REPO / "config" / "nav2_obstacle_layer.yaml").read_text())
+    ekf = yaml.safe_load((REPO / "config" / "robot_localization_ekf.yaml").read_text())
+    layer = costmap["local_costmap"]["local_costmap"]["ros__parameters"]["obstacle_layer"]
+    namespace = "fourds"
+    assert layer["fourds_depth"]["topic"] == f"/{namespace}/depth/points"
+    assert ekf["ekf_filter_node"]["ros__parameters"]["odom0"] == f"/{namespace}/odometry"
+    launch_line = (REPO / "README.md").read_text().split("ros2 launch fourds_ros perception.launch.py", 1)[1][:200]
+    assert f"namespace:={namespace}" in launch_line

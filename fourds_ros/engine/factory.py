@@ -127,7 +127,7 @@ def _first_that_runs(build, logger: logging.Logger) -> InferenceEngine:
     for name in AUTO_ORDER:
         try:
             engine = build(name)
-        except EngineError as e:
+        except (EngineError, ImportError) as e:  # ImportError: a module this backend needs is missing
             reasons.append(f"{name}: {e}")
             level = logging.INFO if name == "tensorrt" and "not importable" in str(e) else logging.WARNING
             logger.log(level, "backend auto: skipping %s: %s", name, e)

@@ -113,13 +113,15 @@ def node_plan(params_files=(), overrides: dict | None = None, namespace: str = "
     }
 
 
-def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="false",
-                         log_level: str = "info", autostart="true", model: str = "",
+def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="",
+                         log_level: str = "info", autostart="", model: str = "",
                          image_topic: str = "image", camera_info_topic: str = "camera_info",
                          image_transport: str = "", reference_odom_topic: str = "", reference_depth_topic: str = "",
                          fastdds_profile: str = "", environ=None) -> dict:
     """Launch arguments (strings, as launch gives them) -> the node to run. Raises ValueError
-    naming the bad argument. Empty model / image_transport leave the params file's value. A
+    naming the bad argument. Empty model / image_transport / use_sim_time / autostart leave the
+    params file's value (a launch default would override it: `autostart: false` in the file, for a
+    lifecycle manager, was overridden by the launch's true and the node activated itself). A
     reference_odom_topic (the robot's own odometry, e.g. the wheels) sets metric_scale_source:
     reference_odometry and remaps reference_odom to it; a reference_depth_topic (an RGB-D camera's
     depth registered to the colour image) sets reference_depth and remaps reference_depth to it
@@ -128,7 +130,8 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
         raise ValueError(f"params_file {str(params)!r} does not exist")
-    overrides = {"use_sim_time": as_bool(use_sim_time), "autostart": as_bool(autostart)}
+    overrides = {name: as_bool(value) for name, value in (("use_sim_time", use_sim_time), ("autostart", autostart))
+                 if str(value).strip()}
     if model:
         if not (Path(model) / "config.json").exists():
             raise ValueError(f"model {model!r} is not a checkpoint directory (no config.json)")
@@ -151,7 +154,7 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     return plan
 
 
-def rviz_plan(rviz="false", namespace: str = "", use_sim_time="false", config: str = "") -> dict | None:
+def rviz_plan(rviz="false", namespace: str = "", use_sim_time="", config: str = "") -> dict | None:
     """The rviz2 node of `rviz:=true` (None when false), showing config/fourds.rviz. It runs in
     the perception node's namespace so that the config's relative topic names find its outputs."""
     if not as_bool(rviz):
@@ -161,7 +164,7 @@ def rviz_plan(rviz="false", namespace: str = "", use_sim_time="false", config: s
         raise ValueError(f"rviz config {str(path)!r} does not exist")
     return {"package": "rviz2", "executable": "rviz2", "name": "rviz2", "namespace": namespace.strip("/"),
             "arguments": ["-d", str(path)],
-            "parameters": [{"use_sim_time": as_bool(use_sim_time)}]}
+            "parameters": [{"use_sim_time": as_bool(use_sim_time or "false")}]}
 
 
 def _parameter_value(value) -> str:
