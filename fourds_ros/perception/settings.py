@@ -125,12 +125,14 @@ class ClipSettings(_Group):
         wait (seen in bag replay: rclpy left queued camera_info samples untaken until the next one
         came). Images released together by a late camera_info are a burst of clips: raise
         max_waiting_clips to describe them all.""", param="camera_info_wait_s", low=0.0)
-    camera_info_startup_wait_s: float = setting(0.5, """Seconds the first images may wait for the first
-        camera_info, once, at startup. The image and camera_info subscriptions match and deliver
-        independently, so a stream's first image can arrive before any camera_info and would be
-        described with the default intrinsics (for a lens camera, not undistorted). After this long
-        with no camera_info (a camera that sends none) the waiting images go on with the default
-        intrinsics and no image waits again. 0: never wait.""", param="camera_info_startup_wait_s", low=0.0)
+    camera_info_startup_wait_s: float = setting(0.1, """Seconds the first images may wait for the first
+        camera_info, once, at startup. The image and camera_info subscriptions deliver independently: a
+        stream's first image can be handled just before its camera_info and would be described with the
+        default intrinsics (for a lens camera, not undistorted). Short on purpose: the images that wait
+        are released together, and a longer wait (0.5 s: 10 frames at 20 Hz) made a burst of clips that
+        shed frames under max_waiting_clips 1; a camera_info that starts later than this (its
+        subscription matched late) leaves the first frames with the default intrinsics, counted. After
+        the wait no image waits again. 0: never wait.""", param="camera_info_startup_wait_s", low=0.0)
 
 
 @dataclass(frozen=True)
