@@ -370,3 +370,19 @@ def test_flow_tracker_is_lk_wherever_lk_holds_and_the_head_elsewhere(tiny_model_
     checked = model_tracker(tiny_model_dir, track_refinement="flow", lk_check_px=1.0)(stamps, images, queries)
     assert checked.status["track_steps"] == counts["track_steps"]
     assert checked.status["track_steps_lk_lost"] > counts["track_steps_lk_lost"]
+
+
+def test_orb_vo_keeps_the_steps_of_a_turning_camera():
+    """TUM fr1/rpy turns 1-4 degrees a step and moves millimetres: with recoverPose's default
+    distance limit (50 baselines) almost no point counted as in front of both cameras, so steps with
+    hundreds of inliers were refused and the camera held still (24 of 79 steps; the peer turned
+    0.71x as far as the camera). The peer now keeps them and turns as far as the camera."""
+    from fourds_ros.evaluation.datasets import iter_dataset
+    from fourds_ros.evaluation.peers import orb_vo
+
+    frames = list(iter_dataset("tum", require(SHARED_DATA / "tum_fr1_rpy_f000-079"), max_frames=30))
+    stamps = [f.stamp_ns for f in frames]
+    vo = orb_vo(stamps, {f.stamp_ns: f.rgb() for f in frames}, frames[0].K)
+    assert vo.vo_failures == 0
+    pm = pose_errors(stamps, [vo.poses[s] for s in stamps], [f.gt_pose for f in frames])
+    assert 0.85 < pm["rotation_ratio"] < 1.15, pm
