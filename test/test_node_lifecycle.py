@@ -117,9 +117,9 @@ def test_the_published_camera_mount_has_one_publisher_whatever_the_activations(t
     while inactive; each activation used to add one, and late subscribers got every one's message."""
     frames = [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
               {"frames": 4, "rate": 20, "size": [120, 160]}, {"wait": 1.0},
-              {"count_publishers": "/tf_static"}]
+              {"count_publishers": "/tf_static", "expect": 1}]
     plan = [{"wait_for": "/diagnostics", "timeout": 60}, *frames,
-            {"lifecycle": "deactivate"}, {"count_publishers": "/tf_static"},
+            {"lifecycle": "deactivate"}, {"count_publishers": "/tf_static", "expect": 0},
             {"lifecycle": "activate"}, *frames]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 4, "publish_camera_mount": True,
               "image_qos": "DEFAULT"}

@@ -47,7 +47,9 @@ Steps:
                                not yet in the node's /diagnostics frames_in (+ counted loss): reliable
                                QoS keeps 10, so a slow node then loses nothing
   {"node_rss": LABEL}          the node's VmRSS (kB) from /proc (harness passes --node-pid) into events
-  {"count_publishers": TOPIC}  how many publishers TOPIC has now (the graph's count), into events
+  {"count_publishers": TOPIC, "expect": N, "timeout": S}  how many publishers TOPIC has (the graph's
+                               count), into events: once it is N (discovery takes a moment to see a
+                               publisher come or go), or after S seconds (default 5) whatever it is
 """
 
 from __future__ import annotations
@@ -428,8 +430,10 @@ class Probe(Node):
         return {"lifecycle": step["lifecycle"], "success": bool(res.success), "t_ns": time.time_ns()}
 
     def _count_publishers(self, step: dict) -> dict:
-        self.spin_for(0.5)  # the graph learns of a new or destroyed publisher by discovery
-        return {"publishers": {step["count_publishers"]: self.count_publishers(step["count_publishers"])}}
+        topic, expect = step["count_publishers"], step.get("expect")
+        self._spin_until(lambda: expect is not None and self.count_publishers(topic) == expect,
+                         float(step.get("timeout", 5)))
+        return {"publishers": {topic: self.count_publishers(topic)}}
 
     def _get_state(self, step: dict) -> dict:
         from lifecycle_msgs.srv import GetState
