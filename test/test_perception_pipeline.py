@@ -284,8 +284,8 @@ def test_track_queries_before_the_first_image_are_bounded_and_the_newest_kept(en
     pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(track_query_mode="topic", max_tracks=16))
     for i in range(1000):
         pipe.add_track_queries(np.full((5, 2), float(i)))
-    kept = np.concatenate(pipe._early_queries)
+    kept = pipe._early_queries
     assert 16 <= len(kept) < 16 + 5 and kept[-1, 0] == 999.0
     frames, k = scenes_frames(1)
     pipe.push(frames[0], 1_000_000_000, "kitchen_optical", k)
-    assert not pipe._early_queries and len(pipe.tracks.pending_topic_queries) == 16
+    assert not len(pipe._early_queries) and len(pipe.tracks.pending_topic_queries) == 16

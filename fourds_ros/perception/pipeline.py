@@ -152,7 +152,7 @@ class PerceptionPipeline:
         # is the frame's size turned upright), and track queries that came before any frame, placed
         # in it when the first one comes.
         self._work: WorkImage | None = None
-        self._early_queries: list[np.ndarray] = []
+        self._early_queries = np.empty((0, 2))  # (N, 2) upright camera pixels, the newest num_queries
         self.odometry = OdometryChain.from_settings(s.pose,
                                                     self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
         # The model's metres rescaled by the robot's own odometry (metric_scale.py), or None.
@@ -230,10 +230,9 @@ class PerceptionPipeline:
                 raise ValueError("track queries before the first image: with image_rotation they need its size")
             hw = camera_hw(self._upright_hw, self.turns)
             uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, hw), axis=1)
-        if self._work is None:  # only the newest num_queries are ever seeded: keep no more
-            self._early_queries.append(uv)
-            while len(self._early_queries) > 1 and sum(map(len, self._early_queries[1:])) >= self.tracks.num_queries:
-                self._early_queries.pop(0)
+        if self._work is None:  # only the newest num_queries are ever seeded (add_topic_queries): keep no more
+            early = np.concatenate([self._early_queries, uv])
+            self._early_queries = early[max(0, len(early) - self.tracks.num_queries):]
         else:
             self._add_upright_queries(uv)
 
@@ -298,9 +297,9 @@ class PerceptionPipeline:
         elif rgb.shape[:2] != work.work_hw:
             raise ValueError(f"rgb is {rgb.shape[1]}x{rgb.shape[0]}: neither the camera's {camera_hw[1]}x"
                              f"{camera_hw[0]} nor its working image {work.work_hw[1]}x{work.work_hw[0]}")
-        for uv in self._early_queries:
-            self._add_upright_queries(uv)
-        self._early_queries.clear()
+        if len(self._early_queries):
+            self._add_upright_queries(self._early_queries)
+            self._early_queries = np.empty((0, 2))
         frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
                       gray=gray(rgb) if self.enabled["tracks"] and self.tracks.uses_images else None,
                       camera_hw=work.camera_hw if work.scaled else None)
