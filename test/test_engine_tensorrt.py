@@ -194,3 +194,45 @@ def test_a_full_disk_keeps_the_engine_it_built(tiny_model_dir, spec, tmp_path, c
     inputs = example_inputs(spec, seed=3)
     errors = compare_outputs(engine(inputs), create_engine(tiny_model_dir, "torch", num_queries=Q)(inputs))
     assert max(errors.values()) < 1e-2, errors
+
+
+def test_tensorrt_works_inside_the_configured_devices_scope(tiny_model_dir, spec, tmp_path, monkeypatch):
+    """TensorRT builds, deserializes and runs on the *current* CUDA device, not on one it is given:
+    every TensorRT call must happen while the engine's device is current (device_scope), or
+    `cuda:1` builds on GPU 0 and runs against buffers on GPU 1. The double records each call; the
+    scope is recorded around them (this CPU has no CUDA device to switch to)."""
+    import contextlib
+
+    from fourds_ros.engine import tensorrt_backend
+
+    trt = FakeTensorRT()
+
+    @contextlib.contextmanager
+    def recorded_scope(device):
+        trt.calls.append(f"enter {device}")
+        yield
+        trt.calls.append(f"exit {device}")
+
+    monkeypatch.setattr(tensorrt_backend, "device_scope", recorded_scope)
+    engine = _engine(tiny_model_dir, spec, tmp_path, trt)
+    engine(example_inputs(spec, seed=5))
+    inside, outside = False, []
+    for call in trt.calls:
+        if call.startswith(("enter", "exit")):
+            inside = call.startswith("enter")
+            assert call.endswith(" cpu")
+        elif not inside:
+            outside.append(call)
+    assert outside == [], outside
+    assert "deserialize_cuda_engine" in trt.calls and trt.calls[-2] == "execute_async_v3"
+
+
+def test_a_cuda_index_this_machine_lacks_is_an_engine_error(monkeypatch):
+    """`device: cuda:3` on a one-GPU robot: an EngineError (so `auto` goes on to the next backend),
+    not torch's own exception."""
+    from fourds_ros.engine import tensorrt_backend
+
+    monkeypatch.setattr(tensorrt_backend.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(tensorrt_backend.torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(EngineError, match="1 CUDA device"):
+        tensorrt_backend.cuda_gpu("cuda:3")

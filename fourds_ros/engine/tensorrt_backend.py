@@ -58,6 +58,8 @@ def cuda_gpu(device: str = "cuda") -> tuple[str, tuple[int, int]]:
     if not torch.cuda.is_available():
         raise EngineError("TensorRT needs a CUDA GPU, but torch.cuda.is_available() is False")
     index = torch.device(device).index or 0
+    if index >= torch.cuda.device_count():  # torch would raise its own error, which `auto` does not pass over
+        raise EngineError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index))
 
 
@@ -117,6 +119,13 @@ def build_serialized_engine(
     return bytes(memoryview(serialized))
 
 
+def device_scope(device: torch.device):
+    """The CUDA device current while TensorRT builds, deserializes, binds and runs: TensorRT works on
+    the current device, not on a device it is given, so without this `cuda:1` built and ran the
+    engine on GPU 0 against buffers on GPU 1."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 class TensorRTEngine(InferenceEngine):
     """Engine from `onnx_path`, cached in `cache_dir`/tensorrt/<key>.engine.
 
@@ -154,7 +163,12 @@ class TensorRTEngine(InferenceEngine):
         self.engine_path = engine_dir / f"{key}.engine"
         gpu_key = digest(trt.__version__, gpu_name, "{}.{}".format(*capability))[:16]
         self.timing_cache_path = engine_dir / f"timing-{gpu_key}.cache"
+        with device_scope(self.device):
+            self._open(onnx_path, engine_dir, force_engine_update, workspace_bytes)
 
+    def _open(self, onnx_path: str | Path, engine_dir: Path, force_engine_update: bool, workspace_bytes: int):
+        """The engine (cached, or built and cached), its context, stream and bound buffers."""
+        trt = self.trt
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         engine = None if force_engine_update else self._load_cached()
         if force_engine_update:
@@ -230,7 +244,7 @@ class TensorRTEngine(InferenceEngine):
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         stream_context = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
-        with stream_context, torch.inference_mode():
+        with device_scope(self.device), stream_context, torch.inference_mode():
             for name in self.input_names:
                 self.buffers[name].copy_(torch.from_numpy(inputs[name]))
             handle = self.stream.cuda_stream if self.stream is not None else 0
