@@ -253,6 +253,37 @@ def test_ground_truth_tracks_round_trip_and_score(tmp_path):
     assert score_tracks(data, shifted)["delta_avg"] == pytest.approx(0.6)
 
 
+def test_geometric_track_ground_truth_leaves_depth_holes_out_of_the_score(tmp_path):
+    """Track GT from /gt/depth + /gt/pose (a static wall, the camera sliding): where the depth camera
+    saw nothing under a point, the score leaves that frame out for the method (and so for its peers,
+    which score_tracks scores the same way) and says how many it left out."""
+    from fourds_ros.evaluation.metrics import geometric_tracks
+    from fourds_ros.evaluation.predictions import Predictions
+    from fourds_ros.evaluation.report import score_tracks
+
+    K = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])
+    frames = []
+    for i in range(4):
+        depth = np.full((48, 64), 2.0, np.float32)
+        if i == 2:
+            depth[:, 30:40] = np.nan  # the depth camera saw nothing there in frame 2
+        pose = np.eye(4)
+        pose[0, 3] = -0.02 * i  # 1 px right a frame at 2 m
+        frames.append(Frame(stamp_ns=i * 33_000_000, K=K, image=np.zeros((48, 64, 3), np.uint8), gt_depth=depth,
+                            gt_pose=pose))
+    write_bag(frames, tmp_path / "wall", storage="sqlite3")
+    data = read_bag(tmp_path / "wall")
+    query = np.array([[32.0, 24.0], [10.0, 10.0]])
+    gt = geometric_tracks(query, np.zeros(2, int), [f.gt_depth for f in frames], [f.gt_pose for f in frames], K)
+    follows = Predictions()  # follows both points exactly and calls them visible throughout
+    for f, xy in zip(frames, gt["xy"].transpose(1, 0, 2)):
+        follows.tracks[f.stamp_ns] = {"ids": np.array([5, 6]), "uv": xy, "visible": np.array([True, True])}
+    m = score_tracks(data, follows)
+    assert m["gt_source"] == "geometric (depth + pose)" and m["points"] == 2
+    assert m["frames_unknown"] == 1 and m["evaluated"] == 5
+    assert m["aj"] == 1.0 and m["oa"] == 1.0
+
+
 # --- Issue #20: bag tools fail cleanly (no traceback, no partial output).
 
 SAMPLE_FRAMES = REPO / "samples" / "hololens_000" / "images"

@@ -177,6 +177,29 @@ def test_geometric_tracks_out_of_view_and_missing_depth():
     assert gt["occluded"][0, 1]
 
 
+def test_a_depth_hole_leaves_visibility_unknown_and_unscored():
+    """A Kinect sees nothing on dark, shiny or oblique surfaces: a static point that projects into
+    such a hole is in view, but the ground truth cannot tell whether it is visible. Scored as
+    occluded, every tracker that (rightly) keeps following it was marked wrong there."""
+    K = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])
+    wall = np.full((48, 64), 2.0, np.float32)
+    holed = wall.copy()
+    holed[20:28, 28:36] = 0.0  # frame 1: no depth where the first point lands
+    moved = np.eye(4)
+    moved[:3, 3] = [-0.1, 0, 0]  # every point shifts 5 px right
+    gt = geometric_tracks(np.array([[32.0, 24.0], [10.0, 10.0]]), np.array([0, 0]), [wall, wall, holed],
+                          [np.eye(4), moved, np.eye(4)], K)
+    assert gt["unknown"].tolist() == [[False, False, True], [False, False, False]]
+    assert gt["occluded"][0, 2]  # never a visible label (training reads occluded)
+    # A tracker that follows both points exactly and calls them visible everywhere.
+    pred_occ = np.zeros((2, 3), bool)
+    without = tapvid_metrics(np.zeros(2, int), gt["occluded"], gt["xy"], pred_occ, gt["xy"])
+    with_unknown = tapvid_metrics(np.zeros(2, int), gt["occluded"], gt["xy"], pred_occ, gt["xy"],
+                                  gt_unknown=gt["unknown"])
+    assert without["aj"] < 1.0 and without["oa"] == 0.75  # the hole counted as its mistake
+    assert with_unknown["aj"] == 1.0 and with_unknown["oa"] == 1.0 and with_unknown["evaluated"] == 3
+
+
 # ------------------------------------------------------------------------------------ pose
 def test_pose_errors_sim3_invariant_and_detects_noise(tmp_path):
     ref = _look_at_poses(12)

@@ -105,12 +105,15 @@ def mean_depth_errors(per_frame: list[dict | None]) -> dict:
 # ---------------------------------------------------------------------------------------- tracks
 def tapvid_point_counts(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.ndarray,
                         pred_occluded: np.ndarray, pred_xy: np.ndarray, image_size: tuple[int, int] | None = None,
-                        thresholds=TAPVID_THRESHOLDS) -> dict:
+                        thresholds=TAPVID_THRESHOLDS, gt_unknown: np.ndarray | None = None) -> dict:
     """What each point adds to the TAP-Vid metrics ("query first" mode; arguments as
     tapvid_metrics): per point (N,) the evaluated frames, the visible ones and the frames whose
     visibility is predicted right; per point and threshold (N, K) the true positives, false
     positives and visible frames predicted within the threshold. AJ, delta_avg and OA are ratios
-    of these sums (tapvid_from_counts), so a subset of points is scored by summing its rows."""
+    of these sums (tapvid_from_counts), so a subset of points is scored by summing its rows.
+    gt_unknown: (N, T) bool, frames whose ground truth cannot tell visible from occluded
+    (geometric_tracks' depth holes); they are not evaluated, so neither a method that calls such
+    a point visible nor one that calls it occluded is marked wrong there."""
     gt_xy = np.asarray(gt_xy, np.float64)
     pred_xy = np.asarray(pred_xy, np.float64)
     if image_size is not None:
@@ -118,6 +121,8 @@ def tapvid_point_counts(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.
         gt_xy, pred_xy = gt_xy * s, pred_xy * s
     t = gt_occluded.shape[1]
     evaluation = np.arange(t)[None, :] > np.asarray(query_t)[:, None]
+    if gt_unknown is not None:
+        evaluation = evaluation & ~np.asarray(gt_unknown, bool)
     gt_vis, pred_vis = ~gt_occluded.astype(bool), ~pred_occluded.astype(bool)
     dist2 = np.sum((pred_xy - gt_xy) ** 2, axis=-1)
     dist2 = np.where(np.isfinite(dist2), dist2, np.inf)
@@ -150,16 +155,17 @@ def tapvid_from_counts(counts: dict, rows: np.ndarray | None = None) -> dict:
 
 def tapvid_metrics(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.ndarray,
                    pred_occluded: np.ndarray, pred_xy: np.ndarray, image_size: tuple[int, int] | None = None,
-                   thresholds=TAPVID_THRESHOLDS) -> dict:
+                   thresholds=TAPVID_THRESHOLDS, gt_unknown: np.ndarray | None = None) -> dict:
     """TAP-Vid metrics for one video, "query first" mode.
 
     query_t: (N,) int frame index of each query; gt_occluded, pred_occluded: (N, T) bool;
     gt_xy, pred_xy: (N, T, 2) pixel (x, y). image_size: (H, W) of those pixels; coordinates are
-    rescaled to 256x256 first (None: already at 256x256). Evaluated on frames t > query_t.
+    rescaled to 256x256 first (None: already at 256x256). Evaluated on frames t > query_t, except
+    where gt_unknown (N, T) is set (tapvid_point_counts).
     Returns aj, delta_avg, oa, per-threshold jaccard_<k> / pts_within_<k>, and the point count.
     """
     return tapvid_from_counts(tapvid_point_counts(query_t, gt_occluded, gt_xy, pred_occluded, pred_xy, image_size,
-                                                  thresholds))
+                                                  thresholds, gt_unknown))
 
 
 def pck(pred_xy: np.ndarray, gt_xy: np.ndarray, gt_visible: np.ndarray, mask_area: np.ndarray,
@@ -195,12 +201,17 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
     and projected into every frame. A point is occluded in a frame when it is behind the camera,
     leaves the image, the observed depth there is invalid, or the observed depth is nearer than
     the projected depth by more than occlusion_rel_tol (relative).
-    Returns xy (N, T, 2), occluded (N, T) bool, valid (N,) bool (query depth available).
+    Returns xy (N, T, 2), occluded (N, T) bool, valid (N,) bool (query depth available), and
+    unknown (N, T) bool: in view and in front of the camera where the depth camera saw nothing (a
+    Kinect's holes: dark, shiny or oblique surfaces, and the shadow beside a depth edge), so its
+    visibility cannot be told; such frames are occluded too (never a visible label to train on)
+    and the evaluation leaves them out (tapvid_point_counts' gt_unknown).
     """
     depth_K = K if depth_K is None else depth_K
     n, t = len(query_uv), len(poses)
     xy = np.full((n, t, 2), np.nan)
     occluded = np.ones((n, t), bool)
+    unknown = np.zeros((n, t), bool)
     valid = np.zeros(n, bool)
     world = np.full((n, 3), np.nan)
     K_inv = np.linalg.inv(K)
@@ -234,13 +245,15 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
         cols = np.clip(np.nan_to_num(np.round(duv[:, 0])), 0, w - 1).astype(int)
         rows = np.clip(np.nan_to_num(np.round(duv[:, 1])), 0, h - 1).astype(int)
         observed = depth[rows, cols]
-        seen = inside & np.isfinite(observed) & (observed > 0) & (observed > z * (1 - occlusion_rel_tol))
+        measured = np.isfinite(observed) & (observed > 0)
+        seen = inside & measured & (observed > z * (1 - occlusion_rel_tol))
         occluded[:, f] = ~seen
+        unknown[:, f] = inside & ~measured
     for i, q in enumerate(query_frame):  # the query itself is visible by definition
         if valid[i]:
             occluded[i, q] = False
             xy[i, q] = query_uv[i]
-    return {"xy": xy, "occluded": occluded, "valid": valid}
+    return {"xy": xy, "occluded": occluded, "valid": valid, "unknown": unknown}
 
 
 # ------------------------------------------------------------------------------------------ pose

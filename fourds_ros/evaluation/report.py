@@ -131,9 +131,13 @@ def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int,
                 pred_occ[i, j] = not vis
     keep = gt["valid"]
     h, w = bag.image_hw
+    unknown = gt["unknown"][keep] if "unknown" in gt else None
     counts = tapvid_point_counts(query_t[keep], gt["occluded"][keep], gt["xy"][keep], pred_occ[keep],
-                                 pred_xy[keep], image_size=(h, w))
+                                 pred_xy[keep], image_size=(h, w), gt_unknown=unknown)
     out = tapvid_from_counts(counts)
+    # Point-frames after their query whose visibility the depth camera could not tell (left out).
+    after_query = np.arange(t)[None, :] > query_t[keep][:, None]
+    out["frames_unknown"] = 0 if unknown is None else int((unknown & after_query).sum())
     # Each point's share, for the paired AJ interval against a peer on the same queries (uncertainty.py).
     out["_point_counts"] = counts | {"query_t": query_t[keep]}
     out["queries_without_gt"] = int((~keep).sum())
@@ -277,6 +281,10 @@ def markdown(report: dict) -> str:
     if still is not None:
         lines += [f"A camera that never moves scores ATE {_fmt(still)} m here (the floor a method must beat "
                   "to show it measured translation).", ""]
+    unknown = report.get("tracks", {}).get("frames_unknown")
+    if unknown:
+        lines += [f"Tracks: {unknown} point-frames where the depth camera saw nothing at the point are left out "
+                  "of every method's score (their visibility cannot be told).", ""]
     starts = report.get("pose_over_starts")
     if starts:
         ours, orb = starts["fourds"], starts["orb_vo"]
