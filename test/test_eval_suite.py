@@ -214,6 +214,69 @@ def _assert_joints_on_the_animal(clip, badja):
     assert inside >= 0.95 * total, (clip.name, inside, total)
 
 
+def _camel_copy(tmp_path, frames=12):
+    """camel's first frames, annotations and masks in a new DAVIS-layout folder."""
+    import shutil
+
+    src = require(SHARED_DATA / "badja_camel_dog_bear")
+    dst = tmp_path / "badja"
+    for sub in ("JPEGImages/480p/camel", "Annotations/480p/camel", "badja_joint_annotations"):
+        (dst / sub).mkdir(parents=True)
+    for i in range(frames):
+        shutil.copy(src / f"JPEGImages/480p/camel/{i:05d}.jpg", dst / f"JPEGImages/480p/camel/{i:05d}.jpg")
+        shutil.copy(src / f"Annotations/480p/camel/{i:05d}.png", dst / f"Annotations/480p/camel/{i:05d}.png")
+    entries = [e for e in json.loads((src / "badja_joint_annotations/camel.json").read_text())
+               if int(Path(e["image_path"]).stem) < frames]
+    (dst / "badja_joint_annotations/camel.json").write_text(json.dumps(entries))
+    return dst
+
+
+def test_badja_masks_in_davis_2017s_palette_with_a_second_object_give_the_animals_area(tmp_path):
+    """DAVIS 2017 (which BADJA points to) stores masks as palette PNGs, object 1 in (128, 0, 0):
+    read as grey (38) and counted above 127, every area was 0, every PCK threshold 0 and PCK 0,
+    labelled "mask". The area is now the object under the joints, a rider or handler left out."""
+    from PIL import Image
+
+    from fourds_ros.evaluation.datasets import find_badja_clips, load_badja
+
+    dst = _camel_copy(tmp_path)
+    davis_2016 = load_badja(find_badja_clips(dst)[0])
+    for path in sorted((dst / "Annotations/480p/camel").glob("*.png")):
+        camel = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127
+        index = np.where(camel, 1, 0).astype(np.uint8)
+        index[:40, :80] = 2  # a second object (a handler) away from the camel
+        palette = Image.fromarray(index, mode="P")
+        palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+        palette.save(path)
+    assert cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).max() < 128  # what the grey reading saw
+    davis_2017 = load_badja(find_badja_clips(dst)[0])
+    assert davis_2017["area_source"] == "mask"
+    np.testing.assert_array_equal(davis_2017["mask_area"], davis_2016["mask_area"])
+    # A mask that misses the animal altogether: its joint hull stands in, and the source says so.
+    first = int(davis_2016["annotated"][0])
+    Image.fromarray(np.zeros_like(index), mode="P").save(dst / f"Annotations/480p/camel/{first:05d}.png")
+    missing = load_badja(find_badja_clips(dst)[0])
+    assert missing["area_source"] == "mask (joint hull on 1 frames)" and missing["mask_area"][0] > 1000
+
+
+def test_a_badja_clip_is_not_read_from_another_clips_video(tmp_path):
+    """BADJA has `dog` and `dog-agility`: found by the name's prefix, dog.mp4 and dog-agility.mp4
+    refused the whole folder, and dog-agility.mp4 alone was read as dog's frames."""
+    from fourds_ros.evaluation.datasets import BadjaError, find_badja_clips
+
+    (tmp_path / "badja_joint_annotations").mkdir()
+    for name in ("dog", "dog-agility"):
+        (tmp_path / "badja_joint_annotations" / f"{name}.json").write_text("[]")
+        (tmp_path / f"{name}.mp4").write_bytes(b"")
+    assert {c.name: c.frames.name for c in find_badja_clips(tmp_path)} == {
+        "dog": "dog.mp4", "dog-agility": "dog-agility.mp4"}
+    (tmp_path / "dog.mp4").unlink()
+    with pytest.raises(BadjaError, match="'dog'"):
+        find_badja_clips(tmp_path)
+    (tmp_path / "dog_480p.mp4").write_bytes(b"")  # a suffix of its own is still dog's
+    assert {c.name: c.frames.name for c in find_badja_clips(tmp_path)}["dog"] == "dog_480p.mp4"
+
+
 def test_badja_per_clip_pck_and_mean_in_the_report(tiny_model_dir):
     """`eval --badja DIR DIR` scores every clip with the model and LK; report.json's badja_pck is
     the mean over clips and badja_per_clip holds each clip's PCK."""

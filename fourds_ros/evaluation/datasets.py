@@ -11,7 +11,7 @@ Formats (see ../shared/data/*/README.md):
             world_from_camera), depth PNG uint16 / 5000 m; real stamps; nearest-stamp association;
             the Freiburg 1 lens distortion removed from colour and depth (fourds_ros.rgbd).
   frames    a folder of .jpg/.png images in sorted order; stamps index / fps; optional K.
-  mp4       any video PyAV reads; stamps from frame pts.
+  mp4       any video PyAV reads; stamps from frame pts (at the stream's rate where they do not rise).
   bag       a bag in the evaluation layout (`bag convert` or `bag import`, bag.py) read back, to cut it
             again (--stride, --reverse) or to list it in a split (suite.py).
   badja     DAVIS frames (JPEG folder or mp4) + BADJA keypoint json, one or more clips per folder
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,14 @@ import cv2
 import numpy as np
 
 from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, read_depth, read_hololens,
-                    tum_frames, tum_intrinsics, tum_undistortion)
+                    natural_order, tum_frames, tum_intrinsics, tum_undistortion)
 from .bag import BagError, Frame
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("7scenes", "hololens", "tum", "frames", "mp4", "bag")
 NS = 1_000_000_000
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
 
 
 def _select(items: list, start: int, stride: int, max_frames: int | None) -> list:
@@ -111,7 +115,7 @@ def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
 
 def iter_frames(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
                 max_frames: int | None = None, K: np.ndarray | None = None) -> Iterator[Frame]:
-    images = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    images = sorted((p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")), key=natural_order)
     if not images:
         raise BagError(f"{src}: no .jpg/.png images")
     for i, path in enumerate(_select(images, start, stride, max_frames)):
@@ -125,7 +129,7 @@ def iter_frames(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
 
 
 def iter_mp4(src: Path, start: int = 0, stride: int = 1, max_frames: int | None = None,
-             K: np.ndarray | None = None) -> Iterator[Frame]:
+             K: np.ndarray | None = None, fps: float | None = None) -> Iterator[Frame]:
     import av
 
     try:
@@ -134,14 +138,23 @@ def iter_mp4(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
         raise BagError(f"{src}: cannot open video: {exc}") from exc
     with container:
         stream = container.streams.video[0]
-        kept = 0
+        # guessed_rate: some muxers write an average_rate of 1200 for a 24 Hz video
+        period = 1.0 / float(fps or stream.guessed_rate or stream.average_rate or 30)
+        kept, last_i, last_t = 0, None, None
         for i, frame in enumerate(container.decode(stream)):
+            # Stamps from the frame's pts while they rise; a file without them (every pts 0, as
+            # some encoders write) goes on at the stream's rate, so no two frames share a stamp.
+            t = frame.time
+            if last_t is not None and (t is None or t <= last_t):
+                t = last_t + (i - last_i) * period
+            elif t is None:
+                t = i * period
+            last_i, last_t = i, t
             if i < start or (i - start) % max(1, stride):
                 continue
             if max_frames is not None and kept >= max_frames:
                 break
             img = frame.to_ndarray(format="rgb24")
-            t = frame.time if frame.time is not None else i / float(stream.average_rate or 30)
             kept += 1
             yield Frame(stamp_ns=round(t * NS), K=K if K is not None else default_K(img.shape[1], img.shape[0]),
                         image=img)
@@ -180,7 +193,13 @@ def iter_dataset(fmt: str, src: str | Path, **kw) -> Iterator[Frame]:
     import inspect
 
     accepted = inspect.signature(readers[fmt]).parameters
-    return readers[fmt](src, **{k: v for k, v in kw.items() if k in accepted and v is not None})
+    given = {k: v for k, v in kw.items() if v is not None}
+    ignored = [k for k in given if k not in accepted]
+    if ignored:  # a K or frame rate that the format would not use is refused, not dropped unsaid
+        flags = {"K": "--intrinsics", "fps": "--fps"}
+        raise BagError(f"{', '.join(flags.get(k, k) for k in ignored)}: not for --format {fmt} "
+                       "(it reads the recording's own)")
+    return readers[fmt](src, **given)
 
 
 class BadjaError(BagError):
@@ -214,11 +233,17 @@ def find_badja_clips(src: str | Path) -> list[BadjaClip]:
     if not src.is_dir():
         raise BadjaError(f"{src}: no such BADJA folder")
     clips = []
-    for ann in sorted((src / "badja_joint_annotations").glob("*.json")):
+    annotations = sorted((src / "badja_joint_annotations").glob("*.json"))
+    names = {ann.stem for ann in annotations}
+    for ann in annotations:
         name = ann.stem
         frames = _first_existing_dir(src / "JPEGImages" / "480p" / name)
         if frames is None:
-            videos = sorted(p for p in src.glob(f"{name}*") if p.suffix.lower() in (".mp4", ".mov", ".mkv", ".avi"))
+            videos = sorted(p for p in src.glob(f"{name}*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            # dog.mp4 is dog's; dog-agility.mp4 is another annotated clip's (BADJA has both)
+            own = [v for v in videos if v.stem == name]
+            videos = own or [v for v in videos if not any(
+                other != name and other.startswith(name) and v.stem.startswith(other) for other in names)]
             if len(videos) != 1:
                 raise BadjaError(f"{src}: clip {name!r} needs JPEGImages/480p/{name}/ or exactly one {name}*.mp4; "
                                  f"found {[v.name for v in videos]}")
@@ -258,17 +283,42 @@ def _mask_areas(clip: BadjaClip, annotated: np.ndarray, joints_xy: np.ndarray, v
     here, mask area / hull area is 0.84 (horsejump-high), 0.84 (camel), 1.29 (dog) in the median,
     so sqrt(area), and the threshold, move by under 15 %. Frames with < 3 visible joints take the
     clip's median hull."""
-    if clip.masks is not None:
-        areas = []
-        for f in annotated:
-            mask = cv2.imread(str(clip.masks / f"{int(f):05d}.png"), cv2.IMREAD_GRAYSCALE)
-            if mask is None or mask.shape != shape:
-                raise BadjaError(f"{clip.masks}: mask {int(f):05d}.png missing or not {shape[1]}x{shape[0]}")
-            areas.append(float((mask > 127).sum()))
-        return np.asarray(areas), "mask"
     hulls = np.array([_joint_hull_area(j, v) for j, v in zip(joints_xy, visible)])
     fallback = float(np.median(hulls[hulls > 0])) if (hulls > 0).any() else 0.0
-    return np.where(hulls > 0, hulls, fallback), "joint hull"
+    hulls = np.where(hulls > 0, hulls, fallback)
+    if clip.masks is None:
+        return hulls, "joint hull"
+    areas = []
+    for f, joints, seen in zip(annotated, joints_xy, visible):
+        mask = cv2.imread(str(clip.masks / f"{int(f):05d}.png"), cv2.IMREAD_UNCHANGED)
+        if mask is None or mask.shape[:2] != shape:
+            raise BadjaError(f"{clip.masks}: mask {int(f):05d}.png missing or not {shape[1]}x{shape[0]}")
+        areas.append(_animal_area(mask, joints[seen]))
+    areas = np.asarray(areas)
+    empty = areas == 0  # a mask that misses the animal: its threshold would be 0 and every joint wrong
+    if empty.any():
+        log.warning("%s: %d of %d masks hold none of the animal's joints; their joint hull stands in",
+                    clip.masks, int(empty.sum()), len(areas))
+        return np.where(empty, hulls, areas), f"mask (joint hull on {int(empty.sum())} frames)"
+    return areas, "mask"
+
+
+def _animal_area(mask: np.ndarray, joints_xy: np.ndarray) -> float:
+    """Pixels of the object that holds most of the visible joints, in a DAVIS mask read unchanged:
+    DAVIS 2016's are 0 / 255 grey, DAVIS 2017's palette PNGs (read as colours: object 1 (128, 0, 0)
+    is grey 38) may hold several objects, the animal and a rider or handler. 0 when no joint is on
+    an object."""
+    labels = mask.reshape(mask.shape[0], mask.shape[1], -1).astype(np.int64)
+    labels = (labels << (8 * np.arange(labels.shape[2]))).sum(axis=2)  # one integer per colour
+    h, w = labels.shape
+    cols = np.clip(np.round(joints_xy[:, 0]).astype(int), 0, w - 1)
+    rows = np.clip(np.round(joints_xy[:, 1]).astype(int), 0, h - 1)
+    on = labels[rows, cols]
+    on = on[on != 0]
+    if not on.size:
+        return 0.0
+    values, counts = np.unique(on, return_counts=True)
+    return float((labels == values[np.argmax(counts)]).sum())
 
 
 def load_badja(src: str | Path | BadjaClip, clip: str | None = None) -> dict:
