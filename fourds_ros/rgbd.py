@@ -22,6 +22,8 @@ where the sensor gave nothing.
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,14 +31,25 @@ import cv2
 import numpy as np
 import transforms3d
 
-# TUM RGB-D Freiburg 1 colour camera (vision.in.tum.de/data/datasets/rgbd-dataset/file_formats),
-# at 640x480: K and its plumb_bob lens distortion d0-d4 (the same calibration row). TUM does not
-# undistort the images: read with K alone, a pixel near the edge of the model's centre crop is up to
-# 15 px (median 4 px) from where a pinhole camera would put it, which ORB VO's essential matrix
-# feels (ATE 0.028 -> 0.025 m on fr1/rpy 000-079 once undistorted; model card, session 19).
+log = logging.getLogger(__name__)
+
+# TUM RGB-D's published calibration of its three Kinects' colour cameras
+# (vision.in.tum.de/data/datasets/rgbd-dataset/file_formats), for their 640x480 images: K and its
+# plumb_bob lens distortion d0-d4; a sequence's folder name says which one recorded it
+# (rgbd_dataset_freiburg2_desk; tum_camera). TUM does not undistort freiburg1/2's images:
+# read with K alone, a Freiburg 1 pixel near the edge of the model's centre crop is up to 15 px
+# (median 4 px) from where a pinhole camera would put it, which ORB VO's essential matrix feels
+# (ATE 0.028 -> 0.025 m on fr1/rpy 000-079 once undistorted; model card, session 19).
 TUM_FR1_INTRINSICS = np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]])
 TUM_FR1_DISTORTION = np.array([0.2624, -0.9531, -0.0054, 0.0026, 1.1633])
-TUM_FR1_SIZE = (640, 480)  # (width, height) of that calibration
+TUM_CAMERAS = {
+    "freiburg1": (TUM_FR1_INTRINSICS, TUM_FR1_DISTORTION),
+    "freiburg2": (np.array([[520.9, 0, 325.1], [0, 521.0, 249.7], [0, 0, 1]]),
+                  np.array([0.2312, -0.7849, -0.0033, -0.0001, 0.9172])),
+    # freiburg3's images are published undistorted: a pinhole camera
+    "freiburg3": (np.array([[535.4, 0, 320.1], [0, 539.2, 247.6], [0, 0, 1]]), np.zeros(5)),
+}
+TUM_CALIBRATION_SIZE = (640, 480)  # (width, height) of those calibrations
 TUM_DEPTH_SCALE = 1 / 5000  # metres per stored unit
 
 
@@ -230,9 +243,15 @@ def read_7scenes(root: str | Path) -> RGBDSequence:
                         camera, root.name)
 
 
+def natural_order(path: Path) -> list:
+    """Sort key of a frame file: its name's numbers as numbers, so 2.png comes before 10.png."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
 def read_hololens(root: str | Path) -> RGBDSequence:
     root = Path(root)
-    images = sorted(p for p in (root / "images").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    images = sorted((p for p in (root / "images").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")),
+                    key=natural_order)
     if not images:
         raise DatasetFormatError(f"{root}: no images/*.png|jpg (not a DeepVideoMVS HoloLens scene)")
     depth = [root / "depth" / (p.stem + ".png") for p in images]
@@ -298,31 +317,49 @@ def tum_frames(root: str | Path, max_dt: float = 0.02) -> list[TumFrame]:
     return frames
 
 
+def tum_camera(root: str | Path) -> str:
+    """Which of TUM's Kinects recorded a sequence (a TUM_CAMERAS key), from its folder name:
+    rgbd_dataset_freiburg3_long_office_household, tum_fr2_desk. freiburg1 when the name says
+    none, with a WARNING: a sequence of another camera must then carry camera-intrinsics.txt."""
+    name = Path(root).resolve().name.lower()
+    found = re.search(r"(?:freiburg|fr)([123])(?!\d)", name)
+    if found is None:
+        log.warning("%s: the folder name does not say which TUM camera (freiburg1/2/3) recorded it; reading it "
+                    "as freiburg1 (add camera-intrinsics.txt, and camera-distortion.txt, for another camera)", root)
+        return "freiburg1"
+    return f"freiburg{found.group(1)}"
+
+
 def tum_intrinsics(root: str | Path) -> np.ndarray:
     """The sequence's `camera-intrinsics.txt` (3x3) when it has one (a copy at another
-    resolution must carry its own), else the freiburg1 Kinect's published values."""
+    resolution must carry its own), else the published K of the camera its name says (tum_camera)."""
     k_path = Path(root) / "camera-intrinsics.txt"
-    return _read_matrix(k_path, (3, 3)) if k_path.is_file() else TUM_FR1_INTRINSICS
+    return _read_matrix(k_path, (3, 3)) if k_path.is_file() else TUM_CAMERAS[tum_camera(root)][0]
 
 
 def tum_undistortion(root: str | Path, k: np.ndarray, first_image: Path) -> LensUndistortion | None:
     """The lens of a TUM sequence, or None for pinhole images: `camera-distortion.txt` (plumb_bob
     d0-d4) when the sequence has one (a copy at another resolution must carry it, with its own K),
-    else the Freiburg 1 camera's distortion when its images have that camera's K and size."""
+    else the published distortion of the camera its name says, when the images have that camera's
+    K (freiburg3's are published undistorted). Raises DatasetFormatError for images of another size
+    than that calibration's, which would otherwise be read with a K that is not theirs."""
     d_path = Path(root) / "camera-distortion.txt"
     if d_path.is_file():
         d = _read_matrix(d_path, (5,))
-    elif np.allclose(k, TUM_FR1_INTRINSICS):
-        d = TUM_FR1_DISTORTION
     else:
-        return None
+        camera = tum_camera(root)
+        camera_k, d = TUM_CAMERAS[camera]
+        if not np.allclose(k, camera_k):
+            return None  # a K of its own (camera-intrinsics.txt or given) and no lens file: pinhole
     image = cv2.imread(str(first_image), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DatasetFormatError(f"cannot read image {first_image}")
     height, width = image.shape[:2]
-    if not d_path.is_file() and (width, height) != TUM_FR1_SIZE:
-        return None  # the Freiburg 1 calibration is for 640x480; other images are not that camera's
-    return LensUndistortion(k, d, width, height)
+    if not d_path.is_file() and (width, height) != TUM_CALIBRATION_SIZE:
+        raise DatasetFormatError(
+            f"{root}: {width}x{height} images read with the {camera} camera's 640x480 calibration; a copy at "
+            "another size needs its own camera-intrinsics.txt (and camera-distortion.txt)")
+    return LensUndistortion(k, d, width, height) if np.any(d) else None
 
 
 def read_tum(root: str | Path, intrinsics: np.ndarray | None = None, max_dt: float = 0.02) -> RGBDSequence:

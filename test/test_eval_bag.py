@@ -157,14 +157,49 @@ def test_frames_mp4_and_tum_sources(tmp_path):
     # The last image has no depth within 20 ms: it stays in the bag, without /gt/depth.
     (tum / "depth.txt").write_text("\n".join(depth_lines[:-1]) + "\n")
     (tum / "groundtruth.txt").write_text("# timestamp tx ty tz qx qy qz qw\n" + "\n".join(gt_lines) + "\n")
-    assert cli(["bag", "convert", "--format", "tum", str(tum), str(tmp_path / "tb")]) == 0
+    # 540x360 images in a folder that names no TUM camera: TUM's 640x480 calibrations are not theirs
+    assert cli(["bag", "convert", "--format", "tum", str(tum), str(tmp_path / "tb")]) == 1
+    assert cli(["bag", "convert", "--format", "tum", str(tum), str(tmp_path / "tb"),
+                "--intrinsics", "495.6", "495.5", "270", "180"]) == 0
     tb = read_bag(tmp_path / "tb")
+    assert tb.K[tb.stamps[0]][0, 0] == 495.6
     assert tb.stamps[0] == round(1305031102.175304 * 1e9)
     np.testing.assert_allclose(tb.gt_pose[tb.stamps[2]], poses[2], atol=1e-5)
     mm = cv2.imread(str(src / "depth" / images[2].name), cv2.IMREAD_UNCHANGED)
     ok = mm > 0
     np.testing.assert_allclose(tb.gt_depth[tb.stamps[2]][ok], mm[ok] / 1000.0, rtol=1e-4)
     assert len(tb.stamps) == len(images) and tb.stamps[-1] not in tb.gt_depth and tb.stamps[-1] in tb.gt_pose
+
+
+def test_a_video_without_timestamps_gets_one_stamp_per_frame_at_its_rate(tmp_path):
+    """blackswan.mp4 (and five more of davis2016_val_subset) carries pts 0 on every frame and an
+    average_rate of 1200: every frame was stamped 0, and the bag held one image for 50 frames."""
+    src = require(SHARED_DATA / "davis2016_val_subset" / "blackswan.mp4")
+    assert cli(["bag", "convert", "--format", "mp4", str(src), str(tmp_path / "swan"), "--max-frames", "20"]) == 0
+    swan = read_bag(tmp_path / "swan")
+    assert len(swan.stamps) == 20 and len(swan.images) == 20
+    np.testing.assert_allclose(np.diff(swan.stamps), 1e9 / 24, atol=1)  # the stream's guessed 24 Hz
+    assert cli(["bag", "convert", "--format", "mp4", str(src), str(tmp_path / "swan10"), "--max-frames", "3",
+                "--fps", "10"]) == 0
+    assert read_bag(tmp_path / "swan10").stamps == [0, 100_000_000, 200_000_000]
+
+
+def test_options_a_format_does_not_use_are_refused(tmp_path, capsys):
+    """`--intrinsics` on a HoloLens folder (which reads its own K.txt) was dropped unsaid."""
+    src = require(HOLO)
+    assert cli(["bag", "convert", "--format", "hololens", str(src), str(tmp_path / "h"),
+                "--intrinsics", "400", "400", "270", "180"]) == 1
+    assert "--intrinsics: not for --format hololens" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()
+
+
+def test_unpadded_frame_names_are_read_in_number_order(tmp_path):
+    """1.png, 2.png, ..., 10.png: sorted as text, frame 10 came second."""
+    for i in range(1, 12):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    from fourds_ros.evaluation.datasets import iter_frames
+
+    assert [int(f.rgb()[0, 0, 0]) for f in iter_frames(tmp_path)] == list(range(1, 12))
 
 
 def _tiny_frames(n=3):

@@ -12,8 +12,8 @@ import transforms3d
 from fourds_ros.cli import main as cli
 from fourds_ros.evaluation.bag import read_bag
 from fourds_ros.perception.calibration import Undistorter
-from fourds_ros.rgbd import (TUM_FR1_DISTORTION, TUM_FR1_INTRINSICS, LensUndistortion, read_sequence,
-                             read_tum)
+from fourds_ros.rgbd import (TUM_CAMERAS, TUM_FR1_DISTORTION, TUM_FR1_INTRINSICS, DatasetFormatError,
+                             LensUndistortion, read_sequence, read_tum)
 
 from .conftest import SHARED_DATA, require
 
@@ -115,6 +115,33 @@ def test_tum_folders_are_undistorted_in_training_and_in_bags(tmp_path):
     assert read_tum(tmp_path / "pinhole").undistortion is None
     write_tum(tmp_path / "own", rgb, depth, intrinsics=TUM_FR1_INTRINSICS, distortion=TUM_FR1_DISTORTION)
     assert np.allclose(read_tum(tmp_path / "own").intrinsics, lens.intrinsics)
+
+
+@pytest.mark.parametrize("camera", ["freiburg2", "freiburg3"])
+def test_a_tum_sequence_is_read_with_the_camera_its_name_says(tmp_path, camera):
+    """TUM ships no intrinsics file: rgbd_dataset_freiburg2_desk was read with Freiburg 1's K and
+    warped by Freiburg 1's lens (rays off by 8 px in the median for freiburg3, whose images are
+    published undistorted). Its name says the camera; freiburg3's is a pinhole camera."""
+    k, d = TUM_CAMERAS[camera]
+    points, rgb, depth = dots_scene(k, d)
+    root = tmp_path / f"rgbd_dataset_{camera}_desk"
+    write_tum(root, rgb, depth)
+    seq = read_tum(root)
+    if camera == "freiburg3":
+        assert seq.undistortion is None and np.array_equal(seq.intrinsics, k)
+        expected = cv2.projectPoints(points, np.zeros(3), np.zeros(3), k, None)[0].reshape(-1, 2)
+    else:
+        assert np.array_equal(seq.undistortion.distortion, d)
+        expected = cv2.projectPoints(points, np.zeros(3), np.zeros(3), seq.intrinsics, None)[0].reshape(-1, 2)
+    assert nearest_error(centroids(seq.rgb(0)[..., 0]), expected) < 1.0
+
+
+def test_a_tum_copy_at_another_size_without_its_own_k_is_refused(tmp_path):
+    """The published K is for 640x480: a 320x240 copy read with it would be off by 2x, silently."""
+    _, rgb, depth = dots_scene(TUM_FR1_INTRINSICS, TUM_FR1_DISTORTION)
+    write_tum(tmp_path / "rgbd_dataset_freiburg1_small", rgb[::2, ::2], depth[::2, ::2])
+    with pytest.raises(DatasetFormatError, match="320x240"):
+        read_tum(tmp_path / "rgbd_dataset_freiburg1_small")
 
 
 def test_the_tum_validation_recording_is_read_undistorted():
