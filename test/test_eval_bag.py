@@ -319,6 +319,37 @@ def test_geometric_track_ground_truth_leaves_depth_holes_out_of_the_score(tmp_pa
     assert m["aj"] == 1.0 and m["oa"] == 1.0
 
 
+def test_the_pose_of_the_model_and_of_orb_vo_are_scored_on_the_same_frames(tmp_path):
+    """The node may shed frames: the model's ATE over the first half of a drifting path, against
+    ORB VO's over all of it, passed the 0.9x target with the very same estimate (0.71x on TUM fr1/rpy)."""
+    from fourds_ros.evaluation.predictions import Predictions
+    from fourds_ros.evaluation.report import build_report
+
+    K = np.array([[50.0, 0, 16], [0, 50, 12], [0, 0, 1]])
+    frames, estimate = [], {}
+    for i in range(40):
+        truth, drifted = np.eye(4), np.eye(4)
+        a = 0.02 * i  # turning as it goes
+        truth[:2, :2] = drifted[:2, :2] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+        truth[:3, 3] = [0.02 * i, 0.01 * np.sin(i / 5), 0]
+        drifted[:3, 3] = truth[:3, 3] + [0, 0.0005 * i * i / 40, 0.0003 * i]  # the error grows along the path
+        frames.append(Frame(stamp_ns=i * 33_000_000, K=K, image=np.zeros((24, 32, 3), np.uint8), gt_pose=truth))
+        estimate[i * 33_000_000] = drifted
+    write_bag(frames, tmp_path / "path", storage="sqlite3")
+    data = read_bag(tmp_path / "path")
+    model, orb = Predictions(name="fourds"), Predictions(name="orb_vo")
+    orb.poses = dict(estimate)
+    model.poses = {s: p for s, p in estimate.items() if s < 20 * 33_000_000}  # shed the second half
+    report = build_report(data, model, {"orb_vo": orb})
+    ours, theirs = report["pose"], report["peers"]["orb_vo"]["pose"]
+    assert ours["frames"] == theirs["frames"] == 20
+    assert ours["ate_rmse"] == pytest.approx(theirs["ate_rmse"])
+    from fourds_ros.evaluation.pose_starts import pose_over_starts
+
+    starts = pose_over_starts(data, None, "torch", None, 1, model, orb)  # start 0 only: no re-run
+    assert starts["fourds"]["ate"] == pytest.approx(starts["orb_vo"]["ate"])
+
+
 # --- Issue #20: bag tools fail cleanly (no traceback, no partial output).
 
 SAMPLE_FRAMES = REPO / "samples" / "hololens_000" / "images"

@@ -147,10 +147,14 @@ def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int,
     return out
 
 
-def score_pose(bag: BagData, preds: Predictions, tum_dir: Path | None = None, name: str = "estimate") -> dict:
+def score_pose(bag: BagData, preds: Predictions, tum_dir: Path | None = None, name: str = "estimate",
+               stamps_of: set[int] | None = None) -> dict:
+    """ATE, RPE and rotation ratio at the frames with a pose and ground truth, and only those of
+    `stamps_of` when given (build_report: the frames every method placed, so that a method that
+    skipped frames is not compared over a shorter path)."""
     if not bag.gt_pose:
         return dict.fromkeys(POSE_KEYS) | {"error": "bag has no /gt/pose"}
-    stamps = sorted(set(preds.poses) & set(bag.gt_pose))
+    stamps = sorted(set(preds.poses) & set(bag.gt_pose) & (set(preds.poses) if stamps_of is None else stamps_of))
     if not stamps:
         return dict.fromkeys(POSE_KEYS) | {"error": "no pose output at a ground-truth stamp"}
     return pose_errors(stamps, [preds.poses[s] for s in stamps], [bag.gt_pose[s] for s in stamps],
@@ -158,15 +162,16 @@ def score_pose(bag: BagData, preds: Predictions, tum_dir: Path | None = None, na
 
 
 def score(bag: BagData, preds: Predictions, erode_px: int = 0, queries=None, tum_dir: Path | None = None,
-          parts=("depth", "tracks", "pose")) -> dict:
-    """Score one method. Returns {depth, tracks, pose, performance} (only the requested parts)."""
+          parts=("depth", "tracks", "pose"), pose_stamps: set[int] | None = None) -> dict:
+    """Score one method. Returns {depth, tracks, pose, performance} (only the requested parts);
+    the pose at pose_stamps only, when given (score_pose)."""
     out: dict = {}
     if "depth" in parts:
         out["depth"], out["_depth_per_frame"] = score_depth(bag, preds, erode_px)
     if "tracks" in parts:
         out["tracks"] = score_tracks(bag, preds, queries)
     if "pose" in parts:
-        out["pose"] = score_pose(bag, preds, tum_dir, preds.name)
+        out["pose"] = score_pose(bag, preds, tum_dir, preds.name, pose_stamps)
     out["performance"] = preds.performance()
     return out
 
@@ -176,11 +181,14 @@ def build_report(bag: BagData, model: Predictions, peers: dict[str, Predictions]
     """report dict with model metrics at the top level and peers under report['peers']."""
     tum_dir = out_dir / "trajectories" if out_dir is not None else None
     queries = (track_queries(model.tracks, bag.image_hw) if model.tracks else None) or None
-    report = score(bag, model, erode_px, queries, tum_dir)
+    # The pose of the model and of ORB VO on the frames both placed (the node may shed frames)
+    pose_stamps = (set(model.poses) & set(peers["orb_vo"].poses)) if "orb_vo" in peers else set()
+    pose_stamps = pose_stamps or None  # none shared: each alone (there is then no pair to compare)
+    report = score(bag, model, erode_px, queries, tum_dir, pose_stamps=pose_stamps)
     report["peers"] = {}
     parts = {"constant_depth": ("depth",), "lk": ("tracks",), "orb_vo": ("pose",)}
     for name, p in peers.items():
-        report["peers"][name] = score(bag, p, erode_px, queries, tum_dir, parts[name])
+        report["peers"][name] = score(bag, p, erode_px, queries, tum_dir, parts[name], pose_stamps)
     report["uncertainty"] = target_intervals(report)
     for peer in report["peers"].values():
         peer.pop("_depth_per_frame", None)
