@@ -184,7 +184,34 @@ def test_mixed_pretraining_source_alternates_synthetic_and_video():
     synthetic = PretrainClips(cfg, {"source": "synthetic"}, "random", 0.5, seed=0)
     video = PretrainClips(cfg, {"source": "video", "root": [str(holo)]}, "random", 0.5, seed=0)
     assert torch.equal(data[0]["video"], synthetic[0]["video"])
-    assert torch.equal(data[1]["video"], video[1]["video"])
+    assert torch.equal(data[1]["video"], video[0]["video"])  # each kind counts its own items
+    assert torch.equal(data[2]["video"], synthetic[1]["video"])
+    assert torch.equal(data[3]["video"], video[1]["video"])
+
+
+def test_mixed_pretraining_draws_every_source_and_every_scene():
+    """gpu_session.sh scratch's recipe (mixed, num_scenes 256, every 2nd item synthetic) over 20
+    sources: video items came from odd indices wrapped at 256, so 128 clips in all and, with an
+    even number of sources, only every second source (the 7-Scenes kitchen never)."""
+    from types import SimpleNamespace
+
+    from fourds_ros.model import ModelConfig
+    from training.data import PretrainClips
+
+    from .conftest import SHARED_DATA, require
+
+    holo = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32))
+    data = PretrainClips(cfg, {"source": "mixed", "root": [str(holo)], "synthetic_every": 2, "num_scenes": 256},
+                         "random", 0.5, seed=0)
+    clips, scenes = [], []
+    blank = np.zeros((4, 32, 32, 3), np.float32)
+    data.clips.clip = lambda i: clips.append(i) or blank
+    data.generator.generate = lambda seed: scenes.append(seed) or SimpleNamespace(rgb=blank.astype(np.uint8))
+    for i in range(2048):
+        data[i]
+    assert sorted(clips) == list(range(1024))  # sources are clip % len(sources): every one of them
+    assert len(set(scenes)) == 256  # the synthetic half cycles through all 256 scenes (rendered once each)
 
 
 def test_synthetic_scene_as_a_bag_with_true_tracks(tmp_path):

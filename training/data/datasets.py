@@ -30,7 +30,8 @@ class PretrainClips(Dataset):
     """Unlabelled clips plus their MAE token mask.
 
     data_cfg: {"source": "synthetic"|"video"|"mixed", "root": folder or list of folders (video),
-    "num_scenes": N (synthetic: cycle through N scenes; 0 = a new scene per sample), "stride",
+    "num_scenes": N (synthetic items cycle through N scenes; 0 = a new scene per sample; video clips
+    never cycle), "stride",
     "crop_scale", "synthetic_every": k (mixed: sample i is synthetic when i % k == 0, else video)}.
     Items: video (T, H, W, 3) float32 in [0, 1]; ids_keep (K,), ids_restore (N,), masked (N,) bool.
     """
@@ -58,10 +59,17 @@ class PretrainClips(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        scene = index % self.num_scenes if self.num_scenes else index
         synthetic = self.source == "synthetic" or (
             self.source == "mixed" and index % self.synthetic_every == 0
         )
+        # Each kind counts its own items densely. Counting both by `index` (and wrapping videos with
+        # num_scenes) drew mixed runs' video clips from odd indices only: 128 clips of 256, and with
+        # an even number of sources only every second source (the 7-Scenes kitchen never).
+        nth = index
+        if self.source == "mixed":
+            k = self.synthetic_every
+            nth = index // k if synthetic else index - (index + k - 1) // k
+        scene = nth % self.num_scenes if synthetic and self.num_scenes else nth
         if synthetic and scene in self._cache:
             video = self._cache[scene]
         elif synthetic:
