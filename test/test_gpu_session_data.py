@@ -82,3 +82,35 @@ def test_half_tum_keeps_depth_poses_and_the_camera(tmp_path):
     both = (d_half > 0) & (d_full[::2, ::2] > 0)
     assert both.mean() > 0.5
     assert np.median(np.abs(d_half[both] / d_full[::2, ::2][both] - 1)) < 0.01
+
+
+def test_a_failed_training_call_returns_no_model(tmp_path):
+    """On a warm machine the last call's model stays in /tmp/gpurun: a `train` call whose training
+    failed converted, split and returned that model with exit status 0, as if this call made it.
+    The script runs here with its /tmp paths moved into the test's folder and a python3 whose
+    train_readouts fails."""
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "machine"
+    script = (repo / "tools" / "gpu_session.sh").read_text().replace("/tmp/", f"{root}/")
+    (tmp_path / "gpu_session.sh").write_text(script)
+    (root / "site").mkdir(parents=True)
+    stale = root / "gpurun" / "model"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"an earlier call's weights")
+    for name in ("config.json", "training_log.json", "README.md"):
+        (stale / name).write_text("{}")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text('#!/bin/sh\necho "training failed" >&2\nexit 2\n')
+    (bin_dir / "python3").chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out)}
+    done = subprocess.run(["bash", str(tmp_path / "gpu_session.sh"), "train"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert not list(out.glob("model.safetensors.part-*")) and not (out / "config.json").exists()
+    assert not stale.exists()

@@ -69,6 +69,7 @@ fi
 TRAIN_SECONDS=${TRAIN_SECONDS:-300}
 CLIPS=${CLIPS:-2000}
 RUN=/tmp/gpurun
+rm -rf "$RUN"  # a warm machine keeps the last call's model: a failed run must not return it
 BATCH=${BATCH:-64}
 LR=${LR:-2e-4}
 TEACHER_HOLDS=${TEACHER_HOLDS:-$([ -n "${REAL_ZOOM:-}" ] && echo shape || echo depth)}
@@ -95,8 +96,8 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   ${REVERSE:+--reverse} ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${REAL_ZOOM:+--real-zoom $REAL_ZOOM} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}" --depth-teacher-holds "$TEACHER_HOLDS"} \
   --select-on /tmp/gpudata/tum_fr1_rpy_half "${GUARD[@]}" --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
-  --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log"
-python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2
-cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/"  # 8 files at most
+  --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log" || exit 1
+python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2 || exit 1
+cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/" || exit 1  # 8 files at most
 split -b 16000000 "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-"  # 3 parts
 sha256sum "$RUN/model/model.safetensors"
