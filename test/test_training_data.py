@@ -60,7 +60,9 @@ def test_generator_tracks_reproject_with_zero_error(clip):
 def test_geometric_tracks_match_generator_on_static_points(clip):
     static = clip.tracks_static
     assert static.sum() >= 10
-    xy, visible, valid = geometric_tracks(clip.depth, clip.intrinsics, clip.camera_to_world, clip.query_points[static])
+    xy, visible, valid, known = geometric_tracks(clip.depth, clip.intrinsics, clip.camera_to_world,
+                                                 clip.query_points[static])
+    assert known.all()  # a rendered scene's depth has no holes
     assert valid.all()
     both = visible & clip.tracks_visible[static]
     assert both.sum() > 0.5 * clip.tracks_visible[static].sum()
@@ -75,7 +77,7 @@ def test_geometric_tracks_reject_bad_input(clip):
         geometric_tracks(clip.depth, clip.intrinsics, clip.camera_to_world, np.array([[99, 0, 0]]))
     depth = clip.depth.copy()
     depth[0] = 0  # invalid depth at the query -> invalid, never visible
-    _, visible, valid = geometric_tracks(depth, clip.intrinsics, clip.camera_to_world, np.array([[0, 5, 5]]))
+    _, visible, valid, _ = geometric_tracks(depth, clip.intrinsics, clip.camera_to_world, np.array([[0, 5, 5]]))
     assert not valid[0] and not visible.any()
 
 
@@ -99,6 +101,28 @@ def test_real_7scenes_and_hololens_readers():
     idx = np.arange(32)
     assert sample["tracks_visible"][idx, qt].all()
     np.testing.assert_allclose(sample["tracks_xy"][idx, qt], sample["query_points"][:, [2, 1]], atol=1e-3)
+
+
+def test_real_track_labels_over_depth_holes_are_unknown_not_occluded():
+    """Where a point is in view over a hole in the depth camera's image, its visibility cannot be
+    told: the evaluator leaves such frames out, so training must not label them occluded (13 % of
+    the HoloLens walk's visible-or-hole labels were "occluded" there)."""
+    from fourds_ros.evaluation.metrics import geometric_tracks as evaluator_tracks
+
+    holo = read_hololens(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
+    clips = RGBDClips(holo, num_frames=8, image_size=(128, 128), num_tracks=64)
+    holes = 0
+    for sample in (clips[0], clips[1], clips[2]):
+        q = sample["query_points"].numpy()
+        first_from_t = np.tile(np.eye(4), (8, 1, 1))  # the clip's poses relative to its first frame
+        first_from_t[:, :3, :3], first_from_t[:, :3, 3] = sample["pose_rotation"], sample["pose_translation"]
+        gt = evaluator_tracks(q[:, [2, 1]], q[:, 0].round().astype(int), list(sample["depth"].numpy()),
+                              list(first_from_t), sample["intrinsics"].numpy())
+        unknown = torch.from_numpy(gt["unknown"])
+        holes += int(unknown.sum())
+        assert (sample["tracks_known"][unknown] == 0).all() and (sample["tracks_known"][~unknown] == 1).all()
+        assert (sample["tracks_visible"][unknown] == 0).all()
+    assert holes > 20
 
 
 def test_reader_errors_are_clear(tmp_path):

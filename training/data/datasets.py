@@ -88,7 +88,9 @@ class PretrainClips(Dataset):
         }
 
 
-def _labels(video_u8, depth, k, c2w, query_points, tracks_xy, visible) -> dict:
+def _labels(video_u8, depth, k, c2w, query_points, tracks_xy, visible, known=None) -> dict:
+    """known: (Q, T) where the track labels hold (default: everywhere; geometric_tracks: not over
+    depth holes)."""
     rotation, translation = relative_poses(c2w)
     f = torch.from_numpy
     return {
@@ -98,7 +100,7 @@ def _labels(video_u8, depth, k, c2w, query_points, tracks_xy, visible) -> dict:
         "query_points": f(query_points.astype(np.float32)),
         "tracks_xy": f(np.nan_to_num(tracks_xy).astype(np.float32)),
         "tracks_visible": f(visible.astype(np.float32)),
-        "tracks_known": torch.ones(visible.shape),  # every label is known (pseudo_tracks.py: not all)
+        "tracks_known": torch.ones(visible.shape) if known is None else f(known.astype(np.float32)),
         "pose_rotation": f(rotation.astype(np.float32)),
         "pose_translation": f(translation.astype(np.float32)),
         "intrinsics": f(k.astype(np.float32)),
@@ -221,5 +223,5 @@ class RGBDClips(Dataset):
         cand = np.argwhere(depth > 0)
         pick = cand[rng.choice(len(cand), size=min(self.num_tracks, len(cand)), replace=False)]
         query = pick.astype(np.float32)
-        xy, visible, _ = geometric_tracks(depth, k, c2w, query)
-        return _labels(rgb, depth, k, c2w, query, xy, visible)
+        xy, visible, _, known = geometric_tracks(depth, k, c2w, query)
+        return _labels(rgb, depth, k, c2w, query, xy, visible, known)

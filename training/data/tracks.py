@@ -19,14 +19,16 @@ def geometric_tracks(
     camera_to_world: np.ndarray,
     query_points: np.ndarray,
     depth_tolerance: float = 0.05,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Point tracks of a static scene.
 
     depth: (T, H, W) metres, 0 or non-finite = invalid; intrinsics: (3, 3);
     camera_to_world: (T, 4, 4); query_points: (Q, 3) as (t, y, x), pixel centres at integers.
     depth_tolerance: how much nearer (relative) the observed depth may be before the point counts
     as occluded. Returns xy (Q, T, 2) pixel (x, y), visible (Q, T) bool, valid (Q,) bool (the
-    query pixel had valid depth; invalid queries are never visible).
+    query pixel had valid depth; invalid queries are never visible) and known (Q, T) bool: False
+    where the point is in view over a depth hole, whose visibility cannot be told (the evaluator
+    leaves those frames out; a label there would teach "occluded" on points in view).
     """
     depth = np.asarray(depth, dtype=np.float64)
     t = depth.shape[0]
@@ -41,4 +43,4 @@ def geometric_tracks(
     valid = gt["valid"]
     visible = ~gt["occluded"] & valid[:, None]
     xy = np.where(valid[:, None, None], gt["xy"], np.nan)
-    return xy, visible, valid
+    return xy, visible, valid, ~gt["unknown"]
