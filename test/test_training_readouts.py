@@ -863,6 +863,11 @@ def test_select_no_worse_keeps_a_step_that_worsens_a_named_metric_out(monkeypatc
     for argv in (["--select-no-worse", "depth_abs_rel"], ["--select-on", str(tmp_path), "--select-no-worse", "x"]):
         assert main(COMMON + argv + ["--out", str(tmp_path / "x")]) == 2
         assert "--select-no-worse takes metrics" in capsys.readouterr().err
+    # Without --init the start is no candidate: a run where no step passed the guard crashed after
+    # all its training with RuntimeError, writing no model. Refused before it starts.
+    argv = ["--select-on", str(tmp_path), "--select-no-worse", "depth_abs_rel"]
+    assert main(COMMON + argv + ["--out", str(tmp_path / "x")]) == 2
+    assert "give --init" in capsys.readouterr().err
 
 
 def test_depth_teacher_shares_the_cached_trunk_only_where_its_frozen_part_is_the_students(tmp_path):

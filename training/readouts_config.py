@@ -115,6 +115,8 @@ class ReadoutsConfig:
 
             if not self.select_on or not set(self.select_no_worse) <= set(SELECTION_METRICS):
                 raise ConfigError(f"--select-no-worse takes metrics of {list(SELECTION_METRICS)} and needs --select-on")
+            if self.init is None:  # the start is then no candidate: a run where no step passes has nothing to keep
+                raise ConfigError("--select-no-worse keeps no step worse than the --init model's: give --init")
         if self.depth_teacher is not None and (not (self.finetune or self.finetune_blocks)
                                                or "depth" not in self.loss_heads):
             raise ConfigError("--depth-teacher keeps the depth head's output while the encoder trains: it needs "
