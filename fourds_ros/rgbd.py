@@ -413,7 +413,10 @@ def resize_frames(
     dh, dw = depth.shape[1:3]
     if (dh, dw) != (h, w):
         raise ValueError(f"depth {dh}x{dw} must match rgb {h}x{w}")
-    out_depth = np.stack([cv2.resize(d[y0:y0 + ch, x0:x0 + cw], (tw, th), interpolation=cv2.INTER_NEAREST) for d in depth])
+    # NEAREST_EXACT samples each output pixel's centre, as K does; NEAREST took the source pixel at its
+    # corner, and a 3.75x reduction put every depth label 0.47 model px off its colour and K.
+    out_depth = np.stack([cv2.resize(d[y0:y0 + ch, x0:x0 + cw], (tw, th), interpolation=cv2.INTER_NEAREST_EXACT)
+                          for d in depth])
     return out_rgb, out_depth, crop_resize_intrinsics(intrinsics, x0, y0, tw / cw, th / ch)
 
 

@@ -406,7 +406,9 @@ class PerceptionPipeline:
                     f"{tuple(self._upright_hw or ())[::-1]} colour frames: it must be registered to the colour image")
         y0, y1, x0, x1 = self.preprocess.crop_box(depth.shape)
         h, w = self.model_hw
-        self.reference_depth.add(stamp_ns, cv2.resize(depth[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_NEAREST))
+        # NEAREST_EXACT: each model pixel takes the depth at its centre (rgbd.resize_frames)
+        self.reference_depth.add(stamp_ns, cv2.resize(depth[y0:y1, x0:x1], (w, h),
+                                                      interpolation=cv2.INTER_NEAREST_EXACT))
         return None
 
     def _excluded_pixels(self, upright_hw: tuple[int, int], pmap: PixelMap) -> np.ndarray | None:
@@ -638,7 +640,7 @@ class PerceptionPipeline:
         # Camera resolution: the model window scaled back into the input frame, NaN outside it.
         y0, y1, x0, x1 = self.preprocess.crop_box(input_rgb.shape[:2])
         full = np.full(input_rgb.shape[:2], np.nan, np.float32)
-        full[y0:y1, x0:x1] = cv2.resize(depth, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        full[y0:y1, x0:x1] = cv2.resize(depth, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST_EXACT)
         return full, np.asarray(k, float), input_rgb
 
     @staticmethod

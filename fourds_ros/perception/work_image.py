@@ -92,7 +92,7 @@ class WorkImage:
         changes = {"k": self.k_to_camera(result.k)}
         if result.depth is not None and depth_at_camera_resolution:
             h, w = self.camera_hw
-            changes.update(depth=cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_NEAREST),
+            changes.update(depth=cv2.resize(result.depth, (w, h), interpolation=cv2.INTER_NEAREST_EXACT),
                            depth_k=self.k_to_camera(result.depth_k),
                            depth_rgb=None if result.depth_rgb is None
                            else cv2.resize(result.depth_rgb, (w, h), interpolation=cv2.INTER_LINEAR))
