@@ -207,3 +207,37 @@ def test_failed_checkpoint_save_leaves_the_old_one_and_no_temp_file(tmp_path, mo
         train(cfg, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "config.yaml", "losses.json"]
+
+
+def test_a_resumed_time_budgeted_run_keeps_its_fitted_schedule(tmp_path, monkeypatch):
+    """The fitted length of a time-budgeted schedule lived in a closure the checkpoint did not
+    save: an interrupted run resumed at the config's full length (the learning rate back near its
+    peak), and a finished one trained on past its end, rewriting encoder/. The probe is replaced
+    by one that fits the schedule to 6 steps after 2 (and to 40 if it were asked again)."""
+    import training.pretrain as pretrain
+    from training.resume import load_resume
+
+    class Probe:
+        fits = iter([6, 40])
+
+        def __init__(self, budget_s, overhead_per_step_s=0.0):
+            pass
+
+        def after_step(self, steps_run, done, total_steps):
+            return next(self.fits) if steps_run == 2 else None
+
+    monkeypatch.setattr(pretrain, "BudgetProbe", Probe)
+    cfg = tiny(**{"optim.steps": 50, "optim.warmup_steps": 1, "save_every": 1, "tensorboard": False,
+                  "time_budget_s": 60})
+    run = tmp_path / "run"
+    assert train(cfg, run, stop_after=4, progress=False)["step"] == 4  # interrupted at 4 of the fitted 6
+    assert load_resume(run / "checkpoint.pt").total_steps == 6
+    resumed = train(cfg, run, progress=False)
+    assert resumed["step"] == 6 and [s for s, _ in resumed["losses"]] == [5, 6]
+    state = load_resume(run / "checkpoint.pt")
+    expected = cfg.optim.peak_lr(cfg.batch_size) * lr_lambda(1, 6, cfg.optim.min_lr_ratio)(6)
+    assert state.scheduler["_last_lr"][0] == pytest.approx(expected)  # the end of the fitted schedule
+    encoder = (run / "encoder" / "model.safetensors").read_bytes()
+    again = train(cfg, run, progress=False)  # a finished run: nothing more to train
+    assert again["step"] == 6 and again["losses"] == []
+    assert (run / "encoder" / "model.safetensors").read_bytes() == encoder

@@ -61,6 +61,7 @@ class Run:
     total_steps: int
     stop: int
     out_dir: Path
+    fitted: bool = False  # total_steps fitted to the time budget (here or by the run this one resumes)
 
 
 def batch_sizes(cfg: PretrainConfig, world: int) -> tuple[int, int]:
@@ -80,15 +81,18 @@ def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: in
     optimizer = torch.optim.AdamW(param_groups(mae, opt.weight_decay), lr=opt.peak_lr(cfg.batch_size),
                                   betas=opt.betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(opt.warmup_steps, opt.steps, opt.min_lr_ratio))
-    start = 0
+    start, total, fitted = 0, opt.steps, False
     ckpt_path = out_dir / "checkpoint.pt"
     if cfg.resume and ckpt_path.is_file():
         state = load_resume(ckpt_path)
         load_full_state_dicts(mae, optimizer, state.model, state.optimizer, fsdp)
         scheduler.load_state_dict(state.scheduler)
         start = state.step
-    stop = opt.steps if stop_after is None else min(opt.steps, stop_after)
-    return Run(cfg, process, mae, model, fsdp, optimizer, scheduler, start, opt.steps, stop, out_dir)
+        if state.total_steps is not None:  # the schedule a time budget fitted goes on as it was
+            total, fitted = min(state.total_steps, opt.steps), True
+            scheduler.lr_lambdas[0] = lr_lambda(opt.warmup_steps, total, opt.min_lr_ratio)
+    stop = total if stop_after is None else min(total, stop_after)
+    return Run(cfg, process, mae, model, fsdp, optimizer, scheduler, start, total, stop, out_dir, fitted)
 
 
 def make_loader(run: Run, micro: int) -> DataLoader:
@@ -156,7 +160,7 @@ def optimizer_step(run: Run) -> None:
 def fit_time_budget(run: Run, total_steps: int) -> None:
     """Shorten the schedule to the time budget once the step time is known (BudgetProbe)."""
     opt = run.cfg.optim
-    run.total_steps = total_steps
+    run.total_steps, run.fitted = total_steps, True
     run.stop = min(run.stop, run.total_steps)
     run.scheduler.lr_lambdas[0] = lr_lambda(opt.warmup_steps, run.total_steps, opt.min_lr_ratio)
 
@@ -167,7 +171,7 @@ def save(run: Run) -> None:
     model_state, optim_state = full_state_dicts(run.mae, run.optimizer, run.fsdp)
     if run.process.main:
         save_resume(run.out_dir / "checkpoint.pt", model_state, optim_state, run.scheduler.state_dict(),
-                    run.step, run.cfg.to_dict())
+                    run.step, run.cfg.to_dict(), run.total_steps if run.fitted else None)
         if run.step == run.total_steps:
             prefix = "encoder."
             encoder_state = {k[len(prefix):]: v for k, v in model_state.items() if k.startswith(prefix)}
@@ -207,7 +211,7 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
         losses.append((run.step, float(mean_over_processes(running, process))))
         running.zero_()
         micro_index = 0
-        fitted = budget.after_step(run.step - start, run.step, run.total_steps)
+        fitted = None if run.fitted else budget.after_step(run.step - start, run.step, run.total_steps)
         if fitted is not None:
             fit_time_budget(run, fitted)
         log.step(run, losses[-1][1])

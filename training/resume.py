@@ -32,6 +32,7 @@ class ResumeState:
     scheduler: dict
     step: int
     config: dict
+    total_steps: int | None = None  # the schedule's length once fitted to a time budget (None: not fitted)
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor | list[torch.Tensor]], dict]:
@@ -58,9 +59,12 @@ def set_rng_state(tensors: dict, scalars: dict) -> None:
         torch.cuda.set_rng_state_all(tensors["cuda"])
 
 
-def save_resume(path: Path, model: dict, optimizer: dict, scheduler: dict, step: int, config: dict) -> None:
+def save_resume(path: Path, model: dict, optimizer: dict, scheduler: dict, step: int, config: dict,
+                total_steps: int | None = None) -> None:
+    """total_steps: the schedule's length when a time budget fitted it (the scheduler's state
+    holds its step, not its length), so that a resumed run goes on with the same schedule."""
     rng_tensors, rng_scalars = rng_state()
-    meta = json.dumps({"step": step, "config": config, "rng": rng_scalars})
+    meta = json.dumps({"step": step, "config": config, "rng": rng_scalars, "total_steps": total_steps})
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "rng": rng_tensors, "meta": meta}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
@@ -72,8 +76,9 @@ def load_resume(path: Path) -> ResumeState:
         state = torch.load(path, map_location="cpu", weights_only=True)
         meta = json.loads(state["meta"])
         set_rng_state(state["rng"], meta["rng"])
+        total = meta.get("total_steps")
         return ResumeState(state["model"], state["optimizer"], state["scheduler"], int(meta["step"]),
-                           meta["config"])
+                           meta["config"], None if total is None else int(total))
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as e:
         raise ResumeError(f"{path}: not a weights-only training checkpoint, refusing to resume from it "
                           f"(delete it to start afresh): {e}") from e
