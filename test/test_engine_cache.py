@@ -286,6 +286,23 @@ def test_a_full_disk_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeyp
     assert "No space left on device" in caplog.text
 
 
+def test_a_model_that_cannot_be_exported_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    """A head with an operator ONNX has no form for (torch.fft.rfft: torch.onnx raises
+    UnsupportedOperatorError, a RuntimeError): the error escaped `auto`, which never reached torch,
+    though torch runs the model."""
+    from fourds_ros.engine import EngineError, create_engine, export
+
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("Exporting the operator 'aten::fft_rfft' to ONNX opset version 18 is not supported")
+
+    monkeypatch.setattr(export, "export_onnx", unsupported)
+    with pytest.raises(EngineError, match="cannot export .* to ONNX: RuntimeError: .*fft_rfft"):
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")
+    caplog.set_level(logging.WARNING)
+    assert create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=tmp_path / "cache").backend == "torch"
+    assert "fft_rfft" in caplog.text
+
+
 def test_a_missing_module_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch):
     """A ROS install without onnx (it was missing from requirements-ros-system.txt): the export's
     import failed with ModuleNotFoundError, which auto did not catch, and configure failed."""

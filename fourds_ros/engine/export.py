@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..model import FourDS
+from ..model import CheckpointError, FourDS
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, check_num_queries
 from .engine_cache import (
     checkpoint_key, ensure_writable_dir, onnx_files, secure_cache_dir, sidecar_problem, sweep_stale_temps,
@@ -205,7 +205,8 @@ def cached_onnx(
     cache_dir goes through secure_cache_dir (a group/world-writable or foreign one is replaced by a
     private temporary directory, with a WARNING). A cached graph whose bytes do not match its
     SHA-256 sidecar is exported again, with a WARNING. Raises ValueError for num_queries < 1 (before
-    anything is written) and CacheDirError when cache_dir cannot be created or written.
+    anything is written), CacheDirError when cache_dir cannot be created or written, and
+    EngineError when the graph cannot be written or the model cannot be exported.
     """
     from ..model import load_checkpoint
 
@@ -231,6 +232,10 @@ def cached_onnx(
             key_dir.rmdir()  # only when empty: a failed first export leaves no folder behind
         if isinstance(exc, OSError):  # a full disk: this backend cannot be made here (auto tries the next)
             raise EngineError(f"cannot write the exported ONNX graph {path}: {exc.strerror or exc}") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, (CheckpointError, EngineError)):
+            # torch.onnx raises assorted types (an operator with no ONNX form: RuntimeError), and the
+            # graph backends cannot be made from this model; the torch backend may still run it
+            raise EngineError(f"cannot export {model_dir} to ONNX: {type(exc).__name__}: {exc}") from exc
         raise
     return path
 
@@ -246,7 +251,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")
     args = parser.parse_args(argv)
 
-    from ..model import CheckpointError, load_checkpoint
+    from ..model import load_checkpoint
 
     try:
         model = load_checkpoint(args.model)
