@@ -72,6 +72,27 @@ def test_corrupt_and_missing_files(tiny_model_dir, tmp_path):
         load_checkpoint(bad)
 
 
+@pytest.mark.parametrize("edit", [
+    lambda c: c.__setitem__("heads", ["depth"]),                    # AttributeError before
+    lambda c: c["heads"].__setitem__("depth", None),                 # AttributeError
+    lambda c: c.__setitem__("patch_size", [0, 16, 16]),              # ZeroDivisionError
+    lambda c: c["heads"]["depth"].__setitem__("num_params", 32.5),   # TypeError from the model's build
+], ids=["heads_a_list", "a_head_null", "patch_size_0", "fractional_width"])
+def test_a_malformed_config_is_a_checkpoint_error(tiny_model_dir, tmp_path, edit):
+    """An edited or foreign config.json: each of these escaped as another exception type, which
+    the node's configure and create_engine do not report as a bad model directory."""
+    import json
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    config = json.loads((bad / "config.json").read_text())
+    edit(config)
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="config"):
+        load_checkpoint(bad)
+
+
 def _flax_backbone(tmp_path):
     """A backbone-only file keyed like scaling4d_dist_b.npz (params/encoder, params/processor)."""
     ref = np.load(require(REFERENCE / "ti_depth.npz"))
@@ -113,6 +134,15 @@ def test_import_official_rejects_bad_files(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable .npz"):
         import_official(tmp_path / "junk.npz")
     assert cli(["import-official", str(tmp_path / "junk.npz"), str(tmp_path / "o")]) == 1
+    np.save(tmp_path / "one.npy", np.zeros(3, np.float32))  # a traceback (TypeError) before
+    with pytest.raises(CheckpointError, match="not a readable .npz"):
+        import_official(tmp_path / "one.npy")
+    # A backbone + readout file with a third tree under params/: it was dropped without a word.
+    ref = dict(np.load(require(REFERENCE / "ti_depth.npz")))
+    ref["params/layers_3/head/kernel"] = np.zeros((2, 2), np.float32)
+    np.savez(tmp_path / "stray.npz", **ref)
+    with pytest.raises(CheckpointError, match="unrecognised official keys.*layers_3"):
+        import_official(tmp_path / "stray.npz")
 
 
 def test_half_precision_checkpoint_loads_as_float32(tiny_model_dir, tmp_path):

@@ -105,8 +105,10 @@ def load_config(directory: str | Path) -> ModelConfig:
         raise CheckpointError(f"{directory}: no {CONFIG_FILE} (expected a fourds_ros model dir)")
     try:
         return ModelConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: invalid model config: {e}") from e
+    # AttributeError, KeyError, ZeroDivisionError: a field of the wrong kind ("heads" a list, a patch
+    # size of 0) fails inside the checks; it is still the file's fault, said as one
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError) as e:
+        raise CheckpointError(f"{path}: invalid model config: {type(e).__name__}: {e}") from e
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> FourDS:
@@ -122,7 +124,10 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         state = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({e})") from e
-    model = FourDS(config)
+    try:
+        model = FourDS(config)
+    except (TypeError, ValueError, RuntimeError) as e:  # e.g. a whole number given as 32.0
+        raise CheckpointError(f"{directory / CONFIG_FILE}: describes a model that cannot be built: {e}") from e
     expected = {k: v.shape for k, v in model.state_dict().items()}
     check_state_dict(expected, state, str(weights))
     for key, value in state.items():

@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """All arrays of an official .npz, float32. Raises CheckpointError when unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one array, no keys
+            raise ValueError("one array, not a .npz archive of named arrays")
+        with loaded as z:
             arrays = {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({e})") from e
@@ -46,6 +49,11 @@ def _params(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]
 def split_official(arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """-> (encoder arrays, readout arrays) with their Flax prefixes stripped."""
     if any(k.startswith("params/layers_0/") for k in arrays):
+        # layers_0 the backbone, layers_2 the readout; anything else under params/ would be dropped unsaid
+        stray = [k for k in arrays if k.startswith("params/")
+                 and not k.startswith(("params/layers_0/", "params/layers_2/"))]
+        if stray:
+            raise CheckpointError(f"unrecognised official keys: {stray[:5]}")
         return _params(arrays, "params/layers_0/"), _params(arrays, "params/layers_2/")
     encoder = _params(arrays, "params/")
     stray = [k for k in encoder if not k.startswith(("encoder/", "processor/"))]
