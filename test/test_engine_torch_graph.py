@@ -25,8 +25,11 @@ from fourds_ros.engine.torch_backend import GraphedForward, TorchEngine
 class FakeCudaGraphs:
     """TEST DOUBLE of torch.cuda's graph API: Stream, current_stream, stream, CUDAGraph, graph."""
 
-    def __init__(self, fail_capture: bool = False, corrupt_replay: bool = False):
-        self.fail_capture, self.corrupt_replay = fail_capture, corrupt_replay
+    def __init__(self, fail_capture: bool = False, corrupt_replay: bool = False, empty_capture: bool = False):
+        """empty_capture: the capture records no kernel (a model on another device than the current
+        one: its kernels run eagerly on that device's stream), so replay leaves the outputs as the
+        capture wrote them, for the captured clip."""
+        self.fail_capture, self.corrupt_replay, self.empty_capture = fail_capture, corrupt_replay, empty_capture
         self.warmup_calls = self.captures = self.replays = 0
 
     class Stream:
@@ -57,6 +60,8 @@ class FakeCudaGraphs:
 
         def rerun():
             self.replays += 1
+            if self.empty_capture:
+                return
             with torch.inference_mode():
                 fresh = forward(graphed.inputs)
             for name, t in graphed.outputs.items():
@@ -115,7 +120,7 @@ def test_a_captured_engine_gives_the_eager_outputs_clip_after_clip(torch_engine_
         engine(bad)
 
 
-@pytest.mark.parametrize("failure", ["fail_capture", "corrupt_replay"])
+@pytest.mark.parametrize("failure", ["fail_capture", "corrupt_replay", "empty_capture"])
 def test_an_engine_whose_graph_fails_or_disagrees_runs_eager_and_says_so(torch_engine_inputs, failure, caplog):
     eager, inputs, other = torch_engine_inputs
     cuda = FakeCudaGraphs(**{failure: True})

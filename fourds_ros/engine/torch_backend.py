@@ -5,12 +5,13 @@ Why a graph on CUDA: at these clip sizes a GPU waits on kernel launches, not ari
 H200, eager torch took 8.6-9.3 ms a 16x224x224 S clip in every precision, the same model replayed
 as one CUDA graph 2.61 ms in fp16 (docs/benchmarks.md, "Inference engines (CUDA)"). Capture needs
 fixed shapes (the engine's are) and no host syncs in the forward (the model's input checks, which
-run on the host copy instead). Where capture fails, or the first replay disagrees with the eager
-forward on the same clip, the engine says so and stays eager.
+run on the host copy instead). Where capture fails, or a replay of another clip than the captured
+one disagrees with the eager forward, the engine says so and stays eager.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -103,13 +104,20 @@ class TorchEngine(InferenceEngine):
         return {k: v.to(self.device) for k, v in tensors.items()}
 
     def _capture(self, tensors: dict[str, torch.Tensor]) -> GraphedForward | None:
-        """The graph of this engine's forward, checked against the eager forward on the first clip;
-        None (eager from now on, said once) where capture fails or the two disagree."""
-        eager = self._forward(tensors)
+        """The graph of this engine's forward, captured on the first clip and checked against the
+        eager forward on another (the first clip inverted): a graph that recorded nothing still
+        holds the capture's own outputs, so a check on the captured clip passes it. None (eager
+        from now on, said once) where capture fails or the two disagree."""
+        probe = {k: 1.0 - v if k == "video" else v for k, v in tensors.items()}
+        eager = self._forward(probe)
         self.model.check_inputs = False  # the graph must not sync the host; run() checks the host copy
         try:
-            graphed = GraphedForward(self._forward, tensors, self.cuda)
-            replayed = graphed(tensors)
+            # The capture stream is made on the current device: cuda:1's model captured from device
+            # 0 recorded none of its kernels (they ran eagerly on device 1's own stream).
+            scope = self.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+            with scope:
+                graphed = GraphedForward(self._forward, tensors, self.cuda)
+            replayed = graphed(probe)
         except Exception as exc:  # capture refuses some ops; eager still works
             self.model.check_inputs = True
             log.warning("torch engine: CUDA graph capture failed (%s: %s); running eager", type(exc).__name__, exc)
@@ -118,8 +126,8 @@ class TorchEngine(InferenceEngine):
                           (torch.linalg.vector_norm(eager[k].float()) + 1e-12)) for k in eager)
         if not worst <= GRAPH_PARITY_TOLERANCE:
             self.model.check_inputs = True
-            log.warning("torch engine: the CUDA graph's first replay differs from the eager forward by %.2g "
-                        "(relative L2); running eager", worst)
+            log.warning("torch engine: the CUDA graph's replay of another clip differs from the eager forward by "
+                        "%.2g (relative L2); running eager", worst)
             return None
         log.info("torch engine: CUDA graph captured (first replay within %.1g of eager)", worst)
         return graphed
