@@ -188,6 +188,21 @@ def test_a_toy_head_input_is_named_by_its_entry(toy_heads):
         model(video, toy_bais=torch.ones(2, 2))
 
 
+def test_a_toy_head_input_reaches_the_head_on_every_backend(toy_heads, tmp_path):
+    """The torch engine passed the model query_points only: a head's own input (toy_bias) never
+    arrived, and the same spec that ran in ONNX Runtime raised in torch."""
+    pytest.importorskip("onnxruntime")
+    from fourds_ros.engine.export import example_inputs, export_onnx, onnxruntime_outputs
+    from fourds_ros.engine.torch_backend import TorchEngine
+
+    model = init_weights(FourDS(ModelConfig(**TINY, heads={"toy_biased": ToyConfig()})), seed=0).eval()
+    spec = EngineSpec(model.config)
+    inputs = example_inputs(spec, seed=2)
+    graph = onnxruntime_outputs(export_onnx(model, tmp_path / "toy.onnx"), inputs)
+    torch_out = TorchEngine(model, spec)(inputs)
+    np.testing.assert_allclose(torch_out["toy_biased_score"], graph["toy_biased_score"], atol=1e-5)
+
+
 def test_registration_rejects_clashes_and_bad_entries(toy_heads):
     with pytest.raises(ValueError, match="'toy' is already registered"):
         register_head(TOY)

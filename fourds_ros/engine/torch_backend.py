@@ -85,7 +85,8 @@ class TorchEngine(InferenceEngine):
         dtype = DTYPES[self.precision]
         # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture.
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32, cache_enabled=False):
-            return self.model(tensors["video"], tensors.get("query_points"))
+            # every input the spec names (query_points and any other head's), as the graphs get them
+            return self.model(tensors["video"], **{k: v for k, v in tensors.items() if k != "video"})
 
     @torch.inference_mode()
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
