@@ -90,8 +90,8 @@ def test_per_head_config_checks_come_from_the_entries():
     heads = default_heads(64, 2)
     with pytest.raises(ValueError, match="depth decoding_patch_size must divide"):
         ModelConfig(**TINY, heads={"depth": heads["depth"].__class__(64, 2, decoding_patch_size=(3, 8, 8))})
-    with pytest.raises(ValueError, match="tracks feature_stride 5 must divide the image size 32x48"):
-        ModelConfig(**TINY, heads={"tracks": heads["tracks"].__class__(feature_stride=5)})
+    with pytest.raises(ValueError, match="tracks feature_stride 6 must divide the image size 32x48"):
+        ModelConfig(**TINY, heads={"tracks": heads["tracks"].__class__(feature_stride=6)})
     with pytest.raises(TypeError, match="head 'pose' needs a PoseHeadConfig"):
         ModelConfig(**TINY, heads={"pose": heads["tracks"]})
 
@@ -218,3 +218,28 @@ def test_registration_rejects_clashes_and_bad_entries(toy_heads):
     with pytest.raises(TypeError, match="config must be a dataclass"):
         HeadEntry("toy2", dict, TOY.build, {"toy2_out": ("B,T", "")})
     assert "toy2" not in HEADS
+
+
+@pytest.mark.parametrize("stride", [2, 4, 8])
+def test_every_tracks_stride_a_config_accepts_runs(stride):
+    cfg = ModelConfig(**TINY, heads={"tracks": default_heads(64, 2)["tracks"].__class__(feature_stride=stride)})
+    model = init_weights(FourDS(cfg), seed=0).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 4, 32, 48, 3), torch.zeros(1, 3, 3))
+    assert out and all(v.shape[:2] == (1, 3) and torch.isfinite(v).all() for v in out.values())
+
+
+def test_configs_that_could_not_run_are_refused_when_made():
+    """Accepted before, then failed at the first forward (or, in `auto`, inside the ONNX export):
+    an odd tracks stride (the stem halves the image, then strides by stride // 2) and a
+    readout_depth that selects no encoder state."""
+    tracks = default_heads(64, 2)["tracks"].__class__
+    with pytest.raises(ValueError, match="even number"):
+        ModelConfig(**TINY, heads={"tracks": tracks(feature_stride=3)})
+    with pytest.raises(ValueError, match="even number"):
+        ModelConfig(**TINY, heads={"tracks": tracks(feature_stride=1)})
+    with pytest.raises(ValueError, match="selects no state"):
+        ModelConfig(**{**TINY, "readout_depth": 0.05})
+    smallest = ModelConfig(**{**TINY, "readout_depth": 0.34})  # the first state that exists, of tiny's
+    with torch.no_grad():
+        init_weights(FourDS(smallest), seed=0).eval()(torch.rand(1, 4, 32, 48, 3))

@@ -140,6 +140,9 @@ class ModelConfig:
             )
         if not 0.0 < self.readout_depth <= 1.0:
             raise ValueError(f"readout_depth must be in (0, 1], got {self.readout_depth}")
+        from .readout import readout_state_index  # here: readout imports the encoder, which imports this
+
+        readout_state_index(self.encoder.depth + 1, self.readout_depth)  # raises when it selects no state
         for name, head in self.heads.items():
             entry = get_head(name)
             if not isinstance(head, entry.config):

@@ -248,6 +248,8 @@ def _check_tracks(cfg: TrackHeadConfig, clip: tuple[int, int, int]) -> None:
     # The feature map has one cell per stride x stride pixels of the model input.
     _, h, w = clip
     stride = cfg.feature_stride
+    if stride < 2 or stride % 2:  # the stem halves the image, then strides by feature_stride // 2
+        raise ValueError(f"tracks feature_stride must be an even number >= 2, got {stride}")
     if h % stride or w % stride:
         raise ValueError(f"tracks feature_stride {stride} must divide the image size {h}x{w}")
 
