@@ -268,39 +268,35 @@ def test_a_prebuilt_cache_on_a_read_only_filesystem_is_used(tiny_model_dir, tmp_
     assert create_engine(tiny_model_dir, "auto", num_queries=Q + 1, cache_dir=tmp_path / "cache").backend == "torch"
 
 
-def test_a_full_disk_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch, caplog):
-    """The export's write fails for want of space (the first start after an update, rosbags filling
-    the disk): an EngineError naming the graph and the cause, so auto runs torch, which needs no disk."""
-    import errno
+EXPORT_FAILURES = {
+    # The write fails for want of space (the first start after an update, rosbags filling the disk).
+    "full_disk": (OSError(28, "No space left on device"),
+                  "cannot write the exported ONNX graph .*No space left on device"),
+    # A head with an operator ONNX has no form for (torch.fft.rfft: torch.onnx raises
+    # UnsupportedOperatorError, a RuntimeError), which escaped `auto`: it never reached torch.
+    "unsupported_operator": (RuntimeError("Exporting the operator 'aten::fft_rfft' to ONNX opset version 18 is "
+                                          "not supported"), "cannot export .* to ONNX: RuntimeError: .*fft_rfft"),
+}
 
+
+@pytest.mark.parametrize("failure", sorted(EXPORT_FAILURES))
+def test_a_graph_that_cannot_be_made_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch, caplog,
+                                                                failure):
+    """The export fails: an EngineError naming the graph and the cause, so auto runs torch, which
+    needs neither the disk nor the exporter."""
     from fourds_ros.engine import EngineError, create_engine, export
 
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    error, message = EXPORT_FAILURES[failure]
 
-    monkeypatch.setattr(export, "export_onnx", full_disk)
-    with pytest.raises(EngineError, match="cannot write the exported ONNX graph .*No space left on device"):
+    def failing_export(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(export, "export_onnx", failing_export)
+    with pytest.raises(EngineError, match=message):
         create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")
     caplog.set_level(logging.WARNING)
     assert create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=tmp_path / "cache").backend == "torch"
-    assert "No space left on device" in caplog.text
-
-
-def test_a_model_that_cannot_be_exported_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch, caplog):
-    """A head with an operator ONNX has no form for (torch.fft.rfft: torch.onnx raises
-    UnsupportedOperatorError, a RuntimeError): the error escaped `auto`, which never reached torch,
-    though torch runs the model."""
-    from fourds_ros.engine import EngineError, create_engine, export
-
-    def unsupported(*args, **kwargs):
-        raise RuntimeError("Exporting the operator 'aten::fft_rfft' to ONNX opset version 18 is not supported")
-
-    monkeypatch.setattr(export, "export_onnx", unsupported)
-    with pytest.raises(EngineError, match="cannot export .* to ONNX: RuntimeError: .*fft_rfft"):
-        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")
-    caplog.set_level(logging.WARNING)
-    assert create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=tmp_path / "cache").backend == "torch"
-    assert "fft_rfft" in caplog.text
+    assert str(error.args[-1]) in caplog.text
 
 
 def test_a_missing_module_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, monkeypatch):

@@ -150,7 +150,12 @@ def test_tum_reader_round_trip(tmp_path, clip):
         gt_lines.append(f"{t - 0.003:.6f} {tx} {ty} {tz} {x} {y} {z} {w}")
     for name, lines in (("rgb.txt", rgb_lines), ("depth.txt", depth_lines), ("groundtruth.txt", gt_lines)):
         (tmp_path / name).write_text("\n".join(lines) + "\n")
+    # 64x48 frames are no TUM camera's: without their own K they are refused (session 52)
+    with pytest.raises(DatasetFormatError, match="needs its own camera-intrinsics.txt"):
+        read_sequence(tmp_path, kind=None)
+    np.savetxt(tmp_path / "camera-intrinsics.txt", clip.intrinsics)
     seq = read_sequence(tmp_path, kind=None)
+    np.testing.assert_allclose(seq.intrinsics, clip.intrinsics)
     assert len(seq) == len(clip.rgb)
     np.testing.assert_allclose(seq.camera_to_world, clip.camera_to_world, atol=1e-6)
     np.testing.assert_allclose(seq.depth(2), clip.depth[2], atol=2e-4)
