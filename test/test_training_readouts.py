@@ -592,14 +592,35 @@ def test_select_on_refuses_a_recording_the_run_trains_on(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_median_scaled_abs_rel_ignores_scale_and_invalid_pixels():
-    from training.readouts_model import median_scaled_abs_rel
+def test_selection_depth_metrics_score_each_frame_as_the_evaluator_does():
+    """`fourds-ros eval` scales relative depth per frame and averages AbsRel per frame; the
+    selection scaled per clip and pooled metric AbsRel over pixels, so a checkpoint whose scale
+    drifted from frame to frame read 0.15 where the evaluator reads 0 (review, session 52)."""
+    from fourds_ros.evaluation.metrics import depth_errors, mean_depth_errors
+    from training.readouts_model import frame_abs_rel
 
+    torch.manual_seed(0)
     target = torch.rand(2, 3, 4, 4) + 0.5
     target[0, 0, 0, 0] = 0  # invalid
-    assert median_scaled_abs_rel(3.0 * target, target) == pytest.approx(0.0, abs=1e-6)
+    drifting = target * torch.tensor([0.75, 1.0, 1.33])[None, :, None, None]  # the right shape, scale per frame
+    assert frame_abs_rel(drifting, target, median_scaled=True) == pytest.approx(0.0, abs=1e-6)
     noisy = target * (1 + 0.1 * torch.randn_like(target))
-    assert 0.02 < median_scaled_abs_rel(7.0 * noisy, target) < 0.2
+    for scaled in (True, False):
+        expected = mean_depth_errors([depth_errors(p.numpy(), t.numpy(), median_scale=scaled)
+                                      for p, t in zip(noisy.flatten(0, 1), target.flatten(0, 1))])["abs_rel"]
+        assert frame_abs_rel(noisy, target, median_scaled=scaled) == pytest.approx(expected, rel=1e-5)
+
+
+def test_selection_track_metrics_score_the_frames_after_each_query():
+    """At its own frame a track returns its query (error 0) and frames before it are tracked
+    backwards; the evaluator scores the frames after the query only (TAP-Vid "query first")."""
+    from training.readouts_model import batch_metrics
+
+    xy = torch.zeros(1, 1, 4, 2)
+    batch = {"tracks_xy": xy, "tracks_visible": torch.ones(1, 1, 4), "query_points": torch.tensor([[[1.0, 0, 0]]])}
+    out = {"track_xy": xy.clone(), "track_visibility": torch.ones(1, 1, 4)}
+    out["track_xy"][0, 0, 2:, 0] = 10.0  # exact up to and at the query (frame 1), 10 px off after it
+    assert batch_metrics(out, batch)["track_epe_px"] == pytest.approx(10.0)
 
 
 def test_pose_direction_is_the_angle_to_the_true_translation_where_the_camera_moved():

@@ -239,18 +239,20 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] 
     return total, {k: float(v) for k, v in logs.items()}
 
 
-def median_scaled_abs_rel(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """AbsRel after scaling each clip's prediction by median(target) / median(pred) over its
-    valid pixels (target > 0): relative depth, as `fourds-ros eval` scores it.
-    pred, target: (B, T, H, W) metres."""
+def frame_abs_rel(pred: torch.Tensor, target: torch.Tensor, median_scaled: bool) -> float:
+    """AbsRel over each frame's valid pixels (target > 0), averaged over the frames that have
+    any, as `fourds-ros eval` scores depth (metrics.depth_errors, mean_depth_errors); with
+    median_scaled, each frame's prediction first scaled by median(target) / median(pred): relative
+    depth. pred, target: (B, T, H, W) metres."""
     rels = []
-    for p, t in zip(pred, target):
+    for p, t in zip(pred.flatten(0, 1), target.flatten(0, 1)):
         valid = t > 0
         if not bool(valid.any()):
             continue
         p, t = p[valid].float(), t[valid].float()
-        scaled = p * (t.median() / p.median().clamp_min(1e-6))
-        rels.append(((scaled - t).abs() / t).mean())
+        if median_scaled:  # quantile: the mean of the middle two, as numpy's median (torch's takes the lower)
+            p = p * (t.quantile(0.5) / p.quantile(0.5).clamp_min(1e-6))
+        rels.append(((p - t).abs() / t).mean())
     return float(torch.stack(rels).mean()) if rels else float("nan")
 
 
@@ -258,16 +260,19 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
     """One batch's held-aside metrics (see evaluate)."""
     metrics = {}
     if "depth" in out:
-        valid = batch["depth"] > 0
-        rel = ((out["depth"] - batch["depth"]).abs() / batch["depth"].clamp_min(1e-3))[valid]
-        metrics["depth_abs_rel"] = float(rel.mean())
-        metrics["depth_abs_rel_scaled"] = median_scaled_abs_rel(out["depth"], batch["depth"])
+        metrics["depth_abs_rel"] = frame_abs_rel(out["depth"], batch["depth"], median_scaled=False)
+        metrics["depth_abs_rel_scaled"] = frame_abs_rel(out["depth"], batch["depth"], median_scaled=True)
     if "track_xy" in out:
-        vis = batch["tracks_visible"] > 0.5
+        # The frames after each query, where the evaluator scores (TAP-Vid "query first"): at its own
+        # frame a track returns its query, and the node tracks forward from frame 0.
+        frames = torch.arange(batch["tracks_xy"].shape[2], device=batch["tracks_xy"].device)
+        after = frames[None, None, :] > batch["query_points"][:, :, None, 0].round()
+        vis = (batch["tracks_visible"] > 0.5) & after
         metrics["track_epe_px"] = float((out["track_xy"] - batch["tracks_xy"]).norm(dim=-1)[vis].mean())
         still = batch["query_points"][:, :, None, [2, 1]].expand_as(batch["tracks_xy"])
         metrics["track_epe_stay_still_px"] = float((still - batch["tracks_xy"]).norm(dim=-1)[vis].mean())
-        metrics["visibility_accuracy"] = float(((out["track_visibility"] > 0.5) == vis).float().mean())
+        agree = (out["track_visibility"] > 0.5) == (batch["tracks_visible"] > 0.5)
+        metrics["visibility_accuracy"] = float(agree[after].float().mean())
     if "pose_rotation" in out:
         angle = geodesic_angle(out["pose_rotation"], batch["pose_rotation"])[:, 1:]
         metrics["pose_rotation_deg"] = float(torch.rad2deg(angle).mean())
