@@ -63,9 +63,48 @@ def test_least_squares_scale_and_shift_known_answer():
     target = 2.5 * pred - 0.75
     s, t = align_scale_shift(pred, target, torch.ones_like(pred, dtype=torch.bool))
     assert torch.allclose(s, torch.full((3,), 2.5), atol=1e-4) and torch.allclose(t, torch.full((3,), -0.75), atol=1e-4)
-    # A constant prediction has no least-squares scale: s = t = 0, the loss stays finite.
+    # A constant prediction has no least-squares fit: the scale of the means, no shift, finite.
     s, t = align_scale_shift(torch.ones(1, 8, 8), target[:1], torch.ones(1, 8, 8, dtype=torch.bool))
-    assert float(s) == 0.0 and float(t) == 0.0
+    assert float(s) == pytest.approx(float(target[0].mean())) and float(t) == 0.0
+
+
+def test_a_far_nearly_flat_prediction_still_learns_structure():
+    """A prediction 40 units away with 2 % of relief (a street at the canonical focal): the fit's
+    absolute bound called it singular and set s = t = 0, so the loss did not depend on the
+    prediction and taught nothing (review, session 52)."""
+    target = scene_depth()
+    relief = torch.rand(target.shape, generator=torch.Generator().manual_seed(3))
+    pred = (40.0 * (1 + 0.02 * relief)).requires_grad_(True)
+    loss, _ = ssi_depth_loss(pred, target)
+    loss.backward()
+    assert float(loss.detach()) > 0.05 and float(pred.grad.abs().sum()) > 0
+    flat = torch.full(target.shape, 40.0, requires_grad=True)  # no relief at all: still a gradient
+    ssi_depth_loss(flat, target)[0].backward()
+    assert float(flat.grad.abs().sum()) > 0
+
+
+def test_every_labelled_frame_counts_alike_however_few_its_labels():
+    """Pooled over pixels, a sparse clip (--sfm-depth: a few dozen triangulated points) weighed
+    0.02 % of a batch of dense clips instead of its share; and the scale-invariant term charged two
+    frames' opposite scale errors as variance. Each term is now each frame's mean, averaged."""
+    from training.losses import depth_loss
+
+    dense = scene_depth(shape=(7, 2, 24, 32))
+    sparse = scene_depth(seed=5, shape=(1, 2, 24, 32))
+    keep = torch.zeros_like(sparse, dtype=torch.bool)
+    keep[..., ::6, ::8] = True  # 16 labelled pixels a frame
+    sparse = torch.where(keep, sparse, torch.zeros_like(sparse))
+    target = torch.cat([dense, sparse])
+    wrong = target.flip(-1).flip(-2).clamp_min(0.5)
+    pred = torch.cat([dense, wrong[7:]])  # the dense clips exact, the sparse one wrong
+    batch, _ = ssi_depth_loss(pred, target)
+    clips = [float(ssi_depth_loss(pred[i:i + 1], target[i:i + 1])[0]) for i in range(8)]
+    assert float(batch) == pytest.approx(sum(clips) / 8, rel=1e-4) and clips[7] > 0.05
+    # Scale-invariant log: a frame 0.2 too far in log and one 0.2 too near are each scale errors only.
+    truth = scene_depth(shape=(2, 1, 24, 32))
+    scaled = truth * torch.tensor([np.exp(0.2), np.exp(-0.2)], dtype=truth.dtype)[:, None, None, None]
+    _, parts = depth_loss(scaled, truth, l1_weight=0.0)
+    assert float(parts["depth_si"]) == pytest.approx((1 - 0.85) * 0.04, rel=1e-3)
 
 
 def test_gradient_matching_known_answer():

@@ -9,19 +9,28 @@ from torch import Tensor
 
 def depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, si_weight: float = 1.0,
                l1_weight: float = 1.0, variance_focus: float = 0.85) -> tuple[Tensor, dict]:
-    """Scale-invariant log loss (Eigen et al. 2014) + L1 on metric depth, over valid pixels.
+    """Scale-invariant log loss (Eigen et al. 2014) + L1 on metric depth, each over an image's
+    (frame's) valid pixels, then averaged over the images that have any: every labelled frame
+    counts alike, and one frame's scale error is not cancelled by another's of the other sign.
 
     pred, target: (B, T, H, W) metres; valid: (B, T, H, W) bool (default: target > 0)."""
     if valid is None:
         valid = target > 0
-    valid = valid & torch.isfinite(target)
-    n = valid.float().sum().clamp_min(1.0)
-    p = pred.float().clamp_min(1e-3)
-    g = torch.log(target.clamp_min(1e-3)) - torch.log(p)
-    g = torch.where(valid, g, torch.zeros_like(g))
-    si = (g**2).sum() / n - variance_focus * (g.sum() / n) ** 2
-    l1 = (torch.where(valid, (p - target).abs(), torch.zeros_like(p))).sum() / n
+    valid = _per_image(valid & torch.isfinite(target))
+    p = _per_image(pred.float()).clamp_min(1e-3)
+    target = _per_image(target.float())
+    g = torch.where(valid, torch.log(target.clamp_min(1e-3)) - torch.log(p), torch.zeros_like(p))
+    n = valid.float().sum((1, 2))
+    si = (g**2).sum((1, 2)) / n.clamp_min(1.0) - variance_focus * (g.sum((1, 2)) / n.clamp_min(1.0)) ** 2
+    l1 = torch.where(valid, (p - target).abs(), torch.zeros_like(p)).sum((1, 2)) / n.clamp_min(1.0)
+    si, l1 = _mean_over_labelled(si, n), _mean_over_labelled(l1, n)
     return si_weight * si + l1_weight * l1, {"depth_si": si.detach(), "depth_l1": l1.detach()}
+
+
+def _mean_over_labelled(per_image: Tensor, pixels: Tensor) -> Tensor:
+    """Mean of (N,) per-image values over the images with at least one labelled pixel (0 when none)."""
+    labelled = (pixels > 0).float()
+    return (per_image * labelled).sum() / labelled.sum().clamp_min(1.0)
 
 
 TEACHER_HOLDS = ("depth", "shape")
@@ -52,15 +61,18 @@ def _per_image(x: Tensor) -> Tensor:
 def align_scale_shift(pred: Tensor, target: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
     """Per-image least-squares scale s and shift t minimising sum over valid pixels of
     (s * pred + t - target)^2 (MiDaS, Ranftl et al. 2020). pred, target, valid: (N, H, W);
-    -> s, t: (N,). An image whose normal equations are singular (fewer than two distinct valid
-    predictions) gets s = t = 0, so its residual is the target and it teaches structure again."""
+    -> s, t: (N,). An image whose normal equations are singular (a flat prediction, or fewer than
+    two valid pixels) gets the scale of the means and no shift, so that its residual still depends
+    on the prediction and teaches it the target's structure."""
     m = valid.float()
     a00, a01, a11 = (m * pred * pred).sum((1, 2)), (m * pred).sum((1, 2)), m.sum((1, 2))
     b0, b1 = (m * pred * target).sum((1, 2)), (m * target).sum((1, 2))
     det = a00 * a11 - a01 * a01
-    ok = det > 1e-6 * a11.clamp_min(1.0) ** 2
+    # Singular relative to the prediction's own size (variance under 1e-6 of its mean squared): an
+    # absolute bound refused a far, nearly flat prediction (disparity 1/40 +- 2 %) and cut its gradient.
+    ok = det > 1e-6 * a01 * a01
     safe = torch.where(ok, det, torch.ones_like(det))
-    s = torch.where(ok, (a11 * b0 - a01 * b1) / safe, torch.zeros_like(det))
+    s = torch.where(ok, (a11 * b0 - a01 * b1) / safe, b1 / a01.clamp_min(1e-12))
     t = torch.where(ok, (-a01 * b0 + a00 * b1) / safe, torch.zeros_like(det))
     return s, t
 
@@ -77,7 +89,9 @@ def normalized_disparity(depth: Tensor, valid: Tensor) -> Tensor:
 def gradient_matching(residual: Tensor, valid: Tensor, scales: int = 4) -> Tensor:
     """MiDaS multi-scale gradient-matching term: mean |d/dx| + |d/dy| of the aligned residual
     over pairs of valid neighbours, at `scales` resolutions (stride 1, 2, 4, ...), so edges
-    and planes come out where the truth has them. residual, valid: (N, H, W) -> scalar."""
+    and planes come out where the truth has them, each image's mean then averaged over the images
+    with any such pair (every labelled frame counts alike, as in ssi_depth_loss).
+    residual, valid: (N, H, W) -> scalar."""
     total = residual.new_zeros(())
     for k in range(scales):
         step = 2**k
@@ -85,9 +99,10 @@ def gradient_matching(residual: Tensor, valid: Tensor, scales: int = 4) -> Tenso
         if min(r.shape[1:]) < 2:
             break
         mx, my = m[:, :, 1:] * m[:, :, :-1], m[:, 1:] * m[:, :-1]
-        gx = ((r[:, :, 1:] - r[:, :, :-1]).abs() * mx).sum()
-        gy = ((r[:, 1:] - r[:, :-1]).abs() * my).sum()
-        total = total + (gx + gy) / (mx.sum() + my.sum()).clamp_min(1.0)
+        gx = ((r[:, :, 1:] - r[:, :, :-1]).abs() * mx).sum((1, 2))
+        gy = ((r[:, 1:] - r[:, :-1]).abs() * my).sum((1, 2))
+        pairs = mx.sum((1, 2)) + my.sum((1, 2))
+        total = total + _mean_over_labelled((gx + gy) / pairs.clamp_min(1.0), pairs)
     return total
 
 
@@ -113,7 +128,10 @@ def ssi_depth_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None, gr
     s, t = align_scale_shift(pred_disp, target_disp, valid)
     residual = torch.where(valid, s[:, None, None] * pred_disp + t[:, None, None] - target_disp,
                            torch.zeros_like(pred_disp))
-    ssi = residual.abs().sum() / valid.float().sum().clamp_min(1.0)
+    # Each image's mean, then the mean over labelled images: pooled over pixels, a sparse clip
+    # (--sfm-depth: about 79 points on a few frames) weighed 0.02 % of the batch against 1/8.
+    pixels = valid.float().sum((1, 2))
+    ssi = _mean_over_labelled(residual.abs().sum((1, 2)) / pixels.clamp_min(1.0), pixels)
     grad = gradient_matching(residual, valid, scales)
     return ssi + grad_weight * grad, {"depth_ssi": ssi.detach(), "depth_grad": grad.detach()}
 
