@@ -33,6 +33,10 @@ def test_bench_replay_writes_json(tmp_path, tiny_model_dir):
     for key in ("fps", "latency_ms_mean", "latency_ms_p95", "jitter_ms", "node_cpu_percent"):
         assert isinstance(fixed[key], float) and fixed[key] >= 0, key
     assert 0 <= fixed["dropped_fraction"] <= 1
+    # The warm-up ran ahead in time: the first run's frames are not dropped as older than its last
+    # (they were, clip_length + hop of them, and the 30 Hz run then read over 5 % dropped).
+    first_run = json.loads((tmp_path / "work" / "timing_30.json").read_text())
+    assert first_run["node_diagnostics"]["frames_out_of_order"] == "0"
     assert len(result["runs"]) == 3  # the fixed run and two search steps
     assert result["peak_rate_hz"] is None or result["peak_rate_hz"] > 0
     assert "ros2_benchmark" in md.read_text() and "<!-- bench:replay -->" in md.read_text()
@@ -54,3 +58,33 @@ def test_peak_search_brackets_the_rate_where_drops_start():
     assert ok < 47 <= bad and bad / ok < 1.15
     runs, ok, bad = search_peak(measure, 60.0, max_steps=10)  # failing at first: halve
     assert measured[len(measured) - len(runs) + 1] == 30.0 and ok < 47 <= bad
+
+
+def test_a_node_that_died_mid_run_is_an_error_not_a_measurement(tmp_path):
+    """`eval` (DDS) and `bench replay` checked only the replay process: a node that crashed mid-run
+    was scored, and passed, on the frames it described before it died."""
+    import pytest
+
+    from fourds_ros.evaluation.replay import NodeProcess, ReplayError
+
+    crashing = [sys.executable, "-c", "import sys; print('Segmentation fault (a stand-in)'); sys.exit(139)"]
+    with NodeProcess(crashing, dict(os.environ), tmp_path / "node.log") as node:
+        node.proc.wait(timeout=30)
+        with pytest.raises(ReplayError, match=r"exited \(139\) before the run ended(.|\n)*Segmentation fault"):
+            node.check_alive()
+    running = [sys.executable, "-c", "import time; time.sleep(30)"]
+    with NodeProcess(running, dict(os.environ), tmp_path / "node2.log") as node:
+        node.check_alive()  # alive: nothing to say
+
+
+def test_each_replayed_image_gets_the_camera_info_nearest_in_time():
+    """A driver's camera_info rarely carries its image's exact stamp: matched exactly, such a bag was
+    replayed with no camera_info at all and the node ran on its default field of view, while the
+    offline path (BagData.intrinsics) took the nearest."""
+    from fourds_ros.evaluation.replay import nearest_info
+
+    infos = {1_000: b"a", 34_000: b"b", 67_000: b"c"}
+    stamps = sorted(infos)
+    assert [nearest_info(infos, stamps, s) for s in (0, 1_000, 17_000, 18_000, 60_000, 99_000)] == [
+        b"a", b"a", b"a", b"b", b"c", b"c"]
+    assert nearest_info({}, [], 5) is None

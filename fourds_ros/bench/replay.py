@@ -28,6 +28,7 @@ from ..evaluation.replay import NodeProcess, ReplayError, clip_geometry, node_co
 from .report import add_output_arguments, markdown_table, output_arguments, write_results
 
 DROP_LIMIT = 0.05
+WARMUP_SHIFT_S = 10.0  # more than the node's out-of-order window (1 s) beyond the warm-up's own span
 
 
 def measure(timing: dict, cpu_s: float) -> dict:
@@ -97,12 +98,19 @@ def measure_bag(args, bag, clip_length: int, hop: int, workdir: Path) -> tuple[l
     namespace = unique_namespace()  # other nodes on this ROS domain cannot mix into the measurement
     command = node_command(args.model, args.backend, args.hop, namespace=namespace, compressed=bag.compressed)
     with NodeProcess(command, env, workdir / "node.log") as node:
-        # warm-up (model load, first inference, discovery) so it is not billed to the first run
+        # warm-up (model load, first inference, discovery) so it is not billed to the first run; its
+        # stamps WARMUP_SHIFT_S ahead, so the first run goes back in time far enough that the node
+        # starts afresh (from the same stamps it dropped the run's first frames as out of order)
         replay_subprocess(args.bag, workdir / "warmup.mcap", workdir / "warmup.json", env, "max", clip_length,
                           hop, timeout_s=120.0, max_frames=min(n_bag, clip_length + hop), node=node,
-                          namespace=namespace)
-        return search_peak(lambda rate: run_rate(Path(args.bag), node, env, rate, args.frames, n_bag, clip_length,
-                                                 hop, workdir, namespace), args.rate, args.max_steps)
+                          namespace=namespace, shift_s=WARMUP_SHIFT_S)
+        def measured(rate: float) -> dict:
+            result = run_rate(Path(args.bag), node, env, rate, args.frames, n_bag, clip_length, hop, workdir,
+                              namespace)
+            node.check_alive()  # a node that died mid-run measured nothing
+            return result
+
+        return search_peak(measured, args.rate, args.max_steps)
 
 
 def main(argv: list[str]) -> int:

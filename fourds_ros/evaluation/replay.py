@@ -19,6 +19,7 @@ Timing (publish and arrival wall time per input stamp) goes to a JSON file.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import shutil
@@ -82,7 +83,20 @@ def load_replay_frames(bag_path: str, max_frames: int | None = None) -> tuple[li
     if not frames:
         raise BagError(f"{bag_path}: no frames to replay")
     image_type = "sensor_msgs/msg/CompressedImage" if image_topic == COMPRESSED_TOPIC else "sensor_msgs/msg/Image"
-    return [(s, img, infos.get(s)) for s, img, _ in frames], image_type
+    info_stamps = sorted(infos)
+    return [(s, img, nearest_info(infos, info_stamps, s)) for s, img, _ in frames], image_type
+
+
+def nearest_info(infos: dict[int, bytes], info_stamps: list[int], stamp: int) -> bytes | None:
+    """The camera_info nearest in time to an image (info_stamps: infos' stamps, sorted), as
+    BagData.intrinsics takes it offline: a driver's camera_info rarely carries the image's exact
+    stamp, and by exact stamp such a bag was replayed with none, the node falling back to its
+    default field of view."""
+    if not info_stamps:
+        return None
+    i = bisect.bisect_left(info_stamps, stamp)
+    near = min(info_stamps[max(0, i - 1): i + 1], key=lambda t: abs(t - stamp))
+    return infos[near]
 
 
 class Replayer:
@@ -211,8 +225,9 @@ class Replayer:
 
 
 def publish_frames(rp: Replayer, frames: list, rate: str, schedule: ClipSchedule, loops: int,
-                   timeout_s: float) -> tuple[dict[int, int], list[int]]:
-    """Publish every frame (`loops` times, later loops restamped) at `rate`: "max" with
+                   timeout_s: float, shift_ns: int = 0) -> tuple[dict[int, int], list[int]]:
+    """Publish every frame (`loops` times, later loops restamped; every stamp moved by shift_ns) at
+    `rate`: "max" with
     back-pressure (a clip-completing frame waits until every earlier clip is answered on every
     scored topic (Replayer.answered), and at most
     rp.history frames are in flight), "bag" (the bag's timing) or a number of Hz.
@@ -232,7 +247,7 @@ def publish_frames(rp: Replayer, frames: list, rate: str, schedule: ClipSchedule
     # The bar goes to stderr, which the caller inherits: `make demo` shows replay progress.
     for i, (stamp, img, info) in enumerate(tqdm(plan, desc="replay", unit="frame",
                                                 disable=not os.environ.get("FOURDS_PROGRESS"))):
-        shift = (i // len(frames)) * period  # later loops: new stamps, or the node sees time going back
+        shift = shift_ns + (i // len(frames)) * period  # later loops: new stamps, or the node sees time going back
         img, info, stamp = rp.restamped(img, rp.image_type, shift), rp.restamped(
             info, "sensor_msgs/msg/CameraInfo", shift), stamp + shift
         completes = schedule.push() > 0
@@ -281,18 +296,21 @@ def write_recording(received: list[tuple[str, int, bytes]], out_mcap: str | Path
 
 def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str = "max", clip_length: int = 16,
                       hop: int = 8, timeout_s: float = 300.0, stall_s: float = 30.0, ready_timeout_s: float = 120.0,
-                      max_frames: int | None = None, loops: int = 1, namespace: str = "") -> dict:
+                      max_frames: int | None = None, loops: int = 1, namespace: str = "", shift_s: float = 0.0
+                      ) -> dict:
     """In this process: publish the bag's images + camera_info, record the node's outputs.
+    shift_s: seconds added to every stamp (a warm-up ahead of the measured runs, bench/replay.py).
     namespace: the node's namespace; inputs and outputs live under it so that other nodes on the
     same ROS domain cannot mix in (outputs are recorded under their plain names).
     Returns the timing summary (also written to timing_json)."""
     frames, image_type = load_replay_frames(bag_path, max_frames)
     rp = Replayer(image_type, namespace, stall_s)
     rp.wait_ready(ready_timeout_s)
-    rp.prime(frames[0][2], frames[0][0])
+    rp.prime(frames[0][2], frames[0][0] + round(shift_s * 1e9))
     diagnostics = NodeDiagnostics(rp.node, rp.ns)
     t0 = time.monotonic()
-    published, order = publish_frames(rp, frames, rate, ClipSchedule(clip_length, hop), loops, timeout_s)
+    published, order = publish_frames(rp, frames, rate, ClipSchedule(clip_length, hop), loops, timeout_s,
+                                      round(shift_s * 1e9))
     rp.drain(order[-1] if len(order) >= clip_length else None)  # fewer frames than a clip: never described
     wall_s = time.monotonic() - t0
     diagnostics_after = diagnostics.wait_fresh(rp.node, timeout_s=3.0)  # the node's own counts
@@ -438,6 +456,15 @@ class NodeProcess:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
+    def check_alive(self) -> None:
+        """ReplayError when the node ended before it was stopped (a crash mid-run): what it
+        described until then is not the run's measurement."""
+        rc = self.proc.poll()
+        if rc is not None:
+            self.log.flush()
+            tail = self.log_path.read_text()[-3000:]
+            raise ReplayError(f"the node exited ({rc}) before the run ended; node log tail:\n{tail}")
+
     def cpu_seconds(self) -> float:
         """user + system CPU time of the node so far (Linux /proc)."""
         try:
@@ -465,10 +492,10 @@ class NodeProcess:
 
 def replay_subprocess(bag_path, out_mcap: Path, timing_json: Path, env: dict, rate: str, clip_length: int,
                       hop: int, timeout_s: float, max_frames: int | None = None, loops: int = 1,
-                      node: NodeProcess | None = None, namespace: str = "") -> dict:
+                      node: NodeProcess | None = None, namespace: str = "", shift_s: float = 0.0) -> dict:
     cmd = [sys.executable, "-m", "fourds_ros.evaluation.replay", "--bag", str(bag_path), "--out", str(out_mcap),
            "--timing", str(timing_json), "--rate", str(rate), "--clip-length", str(clip_length), "--hop", str(hop),
-           "--timeout", str(timeout_s), "--loops", str(loops), "--namespace", namespace]
+           "--timeout", str(timeout_s), "--loops", str(loops), "--namespace", namespace, "--shift-s", str(shift_s)]
     if max_frames is not None:
         cmd += ["--max-frames", str(max_frames)]
     # FOURDS_PROGRESS=1 (make demo): the child's progress bar goes straight to our stderr.
@@ -513,6 +540,7 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
     with NodeProcess(command, env, out_dir / "node.log") as node:
         timing = replay_subprocess(bag_path, out_mcap, out_dir / "replay_timing.json", env, rate, clip_length,
                                    hop_eff, timeout_s, max_frames=len(bag.stamps), node=node, namespace=namespace)
+        node.check_alive()  # a node that crashed mid-run: no report scored on what it managed before
     preds = predictions_from_outputs(out_mcap, timing)
     # The node's counters that the offline path reads from PerceptionPipeline.status() (the rest
     # of its /diagnostics stays in replay_timing.json).
@@ -534,10 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--loops", type=int, default=1)
     parser.add_argument("--namespace", default="")
+    parser.add_argument("--shift-s", type=float, default=0.0, help="seconds added to every stamp")
     args = parser.parse_args(argv)
     try:
         t = replay_and_record(args.bag, args.out, args.timing, args.rate, args.clip_length, args.hop,
-                              args.timeout, max_frames=args.max_frames, loops=args.loops, namespace=args.namespace)
+                              args.timeout, max_frames=args.max_frames, loops=args.loops, namespace=args.namespace,
+                              shift_s=args.shift_s)
     except (BagError, ReplayError) as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return 1
