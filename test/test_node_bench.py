@@ -27,8 +27,11 @@ def test_bench_node_writes_json_and_table(tiny_model_dir, ros_env, tmp_path, mon
     assert (live["step"], live["rate_hz"], live["sent"], live["size"]) == ("live", 30.0, 60, "320x240")
     assert (step["step"], step["rate_hz"], step["sent"]) == ("step", 20.0, 20)
     for row in data["rows"]:
-        # Every frame sent is received, described, shed (counted) or lost before the callback (counted).
-        assert row["frames_in"] + row["lost_before_callback"] == row["sent"], row
+        # One more second streamed than reported (its clips complete the reported frames' last one;
+        # reported, the idle flush a second later was every row's max latency).
+        assert row["streamed"] == row["sent"] + round(row["rate_hz"]), row
+        # Every frame streamed is received, described, shed (counted) or lost before the callback (counted).
+        assert row["frames_in"] + row["lost_before_callback"] == row["streamed"], row
         assert row["frames_out"] + row["frames_dropped"] <= row["frames_in"], row
         assert 0 < row["described_pct_depth"] <= 100 and row["latency_ms_p50"] > 0, row
         assert row["odometry_latency_ms_p50"] > 0 and row["odometry_latency_ms_max"] >= row["odometry_latency_ms_p95"]

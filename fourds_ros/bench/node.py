@@ -287,6 +287,12 @@ def timed_push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float, dic
     return start, time.perf_counter() - t0, result.inference_s, result.stage_s
 
 
+def tail_frames(rate: float) -> int:
+    """Frames streamed after a step's reported ones (one second's), so that every reported frame's
+    clip completes while frames still come (bench node, bench soak)."""
+    return int(round(rate))
+
+
 def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> dict:
     """One stream step: `sent` is its slice of the probe's published frames."""
     stamps = {p["stamp_ns"] for p in sent}
@@ -348,8 +354,12 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
     plan = [{"wait_for": "/diagnostics", "timeout": 180},
             {"wait_for_subscribers": ["image/compressed" if compressed else "image", "camera_info"], "timeout": 120}]
     for rate, seconds in steps:
-        plan += [{"frames": int(round(rate * seconds)), "rate": rate, "source": source(), "encoding": "rgb8",
-                  "compressed": compressed, "size": list(size), "distortion": list(distortion) or None},
+        # One more second is streamed and not reported, as in the soak: a step's last frames wait for a
+        # clip that never completes and are described by the idle flush a second later (the end of
+        # the test, not the node's latency: every row's max read 1.1-1.3 s for it).
+        plan += [{"frames": int(round(rate * seconds)) + tail_frames(rate), "rate": rate, "source": source(),
+                  "encoding": "rgb8", "compressed": compressed, "size": list(size),
+                  "distortion": list(distortion) or None},
                  {"wait_idle": True, "timeout": 30}]
     node_params = {**params, "image_transport": "compressed" if compressed else "raw", "diagnostics_period_s": 0.5}
     cpu = CpuSampler()
@@ -361,14 +371,16 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
         cpu.stop.set()
     published, rows, start = run.result["published"], [], 0
     for i, (rate, seconds) in enumerate(steps):
-        sent = published[start:start + int(round(rate * seconds))]
-        start += len(sent)
+        streamed = published[start:start + int(round(rate * seconds)) + tail_frames(rate)]
+        sent = streamed[:int(round(rate * seconds))]  # the reported frames: the tail is not
+        start += len(streamed)
         end = published[start]["stamp_ns"] if start < len(published) else time.time_ns()
         row = {"transport": transport, "size": f"{size[1]}x{size[0]}", "lens": "plumb_bob" if any(distortion) else "pinhole",
                "step": "live" if i == 0 else "step",
                **step_stats(run.result, sent, rate, cpu),
                **counters_between(run.result, sent[0]["stamp_ns"], end)}
-        row["lost_before_callback"] = len(sent) - row["frames_in"]
+        row["streamed"] = len(streamed)
+        row["lost_before_callback"] = len(streamed) - row["frames_in"]
         row["load_average_1min"] = os.getloadavg()[0]
         rows.append(row)
     return rows

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, fastdds_profile_of, last_status,
-                   node_process_settings, source, step_stats)
+                   node_process_settings, source, step_stats, tail_frames)
 from .report import markdown_table, output_arguments, write_results
 
 LIVE_TARGETS = {"described_pct_depth": 95.0, "latency_ms_p50": 300.0, "latency_ms_p95": 450.0}  # issue #19
@@ -83,7 +83,7 @@ def run_soak(transport: str, rate: float, seconds: float, window_s: float, param
     frames = int(round(rate * seconds))
     # One more second is streamed and not reported: a stream's last frames wait for a clip that
     # never completes, which is the end of the test, not of the node's behaviour.
-    tail = int(round(rate))
+    tail = tail_frames(rate)
     plan = [{"wait_for": "/diagnostics", "timeout": 180},
             {"wait_for_subscribers": ["image/compressed" if compressed else "image", "camera_info"], "timeout": 120},
             {"frames": frames + tail, "rate": rate, "source": source(), "encoding": "rgb8", "compressed": compressed},
