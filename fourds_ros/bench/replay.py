@@ -37,8 +37,11 @@ def measure(timing: dict, cpu_s: float) -> dict:
     order = sorted(pub, key=pub.get)
     describable = order[: int(timing.get("frames_describable", len(order)))]
     dropped = sum(1 for s in describable if s not in arr)
-    lat = np.array([(arr[s] - pub[s]) / 1e6 for s in describable if s in arr])
-    out_times = np.sort(np.array(list(arr.values()), float)) / 1e9
+    # Latency and output rate over the frames a clip completed while frames were coming; the rest are
+    # described by the idle flush a second after the last (replay.frames_in_clips).
+    in_clips = order[: int(timing.get("frames_in_clips", len(order)))]
+    lat = np.array([(arr[s] - pub[s]) / 1e6 for s in in_clips if s in arr])
+    out_times = np.sort(np.array([arr[s] for s in in_clips if s in arr], float)) / 1e9
     intervals = np.diff(out_times)
     span = out_times[-1] - out_times[0] if len(out_times) > 1 else float("nan")
     wall = float(timing["wall_s"])
