@@ -213,3 +213,23 @@ def test_frame_size_reads_width_by_height():
     for bad in ("1280", "axb", "8x8", "100000x10"):
         with pytest.raises(argparse.ArgumentTypeError):
             frame_size(bad)
+
+
+def test_another_nodes_diagnostics_do_not_read_as_the_nodes():
+    """On a robot a camera driver publishes /diagnostics too: its status, arriving last, was read
+    as the node's (status[0] of any message), so a step's frames_in read 0 and all 240 frames
+    "lost before the callback"."""
+    from fourds_ros.bench.node import counters_between
+    from fourds_ros.ros.probe import is_idle
+
+    def diagnostics(t, name, **values):
+        return {"topic": "/diagnostics", "recv_ns": t,
+                "status": [{"name": name, "level": 0, "message": "", "values": {k: str(v) for k, v in values.items()}}]}
+
+    ours = "/fourds_perception: perception"
+    records = [diagnostics(1, ours, frames_in=0, frames_out=0), diagnostics(5, ours, frames_in=240, frames_out=238),
+               diagnostics(6, "realsense2_camera: Camera", fps=30)]
+    counts = counters_between({"records": records}, 2, 10)
+    assert counts["frames_in"] == 240 and counts["frames_out"] == 238
+    quiet = [diagnostics(t * 1_000_000_000, ours, frames_in=240, frames_out=238, frames_pending=0) for t in (1, 3)]
+    assert is_idle(quiet + [diagnostics(4_000_000_000, "realsense2_camera: Camera", fps=30)])

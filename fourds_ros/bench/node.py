@@ -32,6 +32,7 @@ import numpy as np
 
 from ..evaluation.replay import proc_cpu_seconds
 from ..perception.pipeline import STAGES
+from ..ros.harness import perception_status
 from ..ros.launch_logic import FASTDDS_PROFILE_VARIABLE
 from .report import add_output_arguments, latency_stats, markdown_table, output_arguments, write_results
 
@@ -319,8 +320,8 @@ def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> 
 def last_status(result: dict, t_ns: int) -> dict:
     """The node's last /diagnostics status received before t (level, message, values; an empty one
     with level None when none came)."""
-    last = [r["status"][0] for r in result["records"]
-            if r["topic"] == "/diagnostics" and r["status"] and r["recv_ns"] < t_ns][-1:]
+    last = [status for r in result["records"] if r["topic"] == "/diagnostics" and r["recv_ns"] < t_ns
+            for status in [perception_status(r)] if status is not None][-1:]
     return last[0] if last else {"values": {}, "level": None, "message": ""}
 
 

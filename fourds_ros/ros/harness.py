@@ -28,8 +28,16 @@ class NodeRun:
         return [r for r in self.result["records"] if r["topic"] == topic]
 
     def last_diagnostics(self) -> dict:
-        diags = [s for r in self.records("/diagnostics") for s in r["status"]]
+        diags = [s for s in map(perception_status, self.records("/diagnostics")) if s is not None]
         return diags[-1] if diags else {}
+
+
+def perception_status(record: dict) -> dict | None:
+    """The perception node's status in a probe's /diagnostics record (named '<the node's full
+    name>: perception', whatever the node is called), None in another node's message: on a robot
+    a camera driver publishes /diagnostics too, and its status read as the node's made the counts
+    drop to 0 mid-run."""
+    return next((s for s in record.get("status") or [] if s["name"].endswith(": perception")), None)
 
 
 def write_params(path: Path, params: dict, node: str = PARAMS_KEY) -> Path:

@@ -71,6 +71,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ..perception.image import encode_raw
 from . import convert
+from .harness import perception_status
 from .launch_logic import NODE_NAME
 from .outputs import OUTPUTS
 
@@ -204,9 +205,10 @@ def is_idle(diagnostics: list[dict], quiet_s: float = 1.0) -> bool:
     quiet_s apart with the same frames_in and frames_out and nothing pending. (Not input_rate_hz:
     two timer callbacks run back to back after a stall report 0 Hz over a few milliseconds.)"""
     def counts(record):
-        values = record["status"][0]["values"] if record["status"] else {}
+        values = (perception_status(record) or {}).get("values", {})
         return values.get("frames_in"), values.get("frames_out"), values.get("frames_pending")
 
+    diagnostics = [r for r in diagnostics if perception_status(r) is not None]
     if len(diagnostics) < 2:
         return False
     last = counts(diagnostics[-1])
@@ -360,8 +362,9 @@ class Probe(Node):
         """Frames published on `topic` that the node's latest /diagnostics has not counted in."""
         sent = sum(p.get("topic") == topic for p in self.published)
         for r in reversed(self.records):
-            if r["topic"] == "/diagnostics" and r["status"]:
-                values = r["status"][0]["values"]
+            status = perception_status(r) if r["topic"] == "/diagnostics" else None
+            if status is not None:
+                values = status["values"]
                 return sent - int(values.get("frames_in", 0)) - int(values.get("frames_missing_by_stamp", 0))
         return sent
 
