@@ -94,6 +94,10 @@ class SceneConfig:
     turn_rate_deg: tuple[float, float] = (1.5, 3.0)  # fast turn: yaw per frame (3 = 90 deg/s at 30 Hz)
     shake_rotation_deg: float = 0.6  # hand-held shake: largest jitter rotation
     shake_translation_m: float = 0.006  # and translation, around the smooth path
+    # The look-at height drifts linearly from the first frame's draw to the last's. False (the clips
+    # of recorded training commands): drawn afresh each frame, a pitch that jumps up to 2.3 degrees
+    # a frame in every motion kind, which no robot or hand-held camera does (review, session 52).
+    smooth_nod: bool = False
 
     def __post_init__(self):
         for name in _TUPLE_FIELDS:  # YAML gives lists; tuples keep the config hashable
@@ -242,6 +246,7 @@ REALISTIC = {
     "motion_weights": (0.4, 0.15, 0.2, 0.25),
     "room_size_range": (3.0, 8.0),
     "object_depth_range": (0.7, 5.0),
+    "smooth_nod": True,
 }
 
 def clip_fov_deg(config: SceneConfig, seed: int) -> float:
@@ -377,7 +382,10 @@ class SceneGenerator:
         velocity = rng.normal(size=3) * np.array([1, 1, 0.2])
         velocity *= cfg.camera_speed / max(np.linalg.norm(velocity), 1e-9)
         turn = np.radians(cfg.camera_turn_deg) * rng.choice([-1, 1])
-        draws = _PathDraws(eye, yaw0, velocity, turn, [rng.uniform(-0.02, 0.02) - 0.15 for _ in range(t)])
+        nods = [rng.uniform(-0.02, 0.02) - 0.15 for _ in range(t)]  # drawn either way: the stream stays
+        if cfg.smooth_nod:
+            nods = list(np.linspace(nods[0], nods[-1], t))
+        draws = _PathDraws(eye, yaw0, velocity, turn, nods)
         smooth = _path(draws, velocity, turn)
         kind = clip_motion(cfg, seed)
         cameras = smooth if kind == "smooth" else camera_path(
