@@ -578,12 +578,20 @@ class SceneGenerator:
         return out
 
     def _query_tracks(self, rng, objects, ids, hit_world):
-        """num_tracks random query pixels (frame, pixel) of the (t, h*w) object-id image, those on
-        an object kept: (query frame, query pixel, owner id, world track (Q, t, 3))."""
+        """num_tracks random query pixels (frame, pixel) of the (t, h*w) object-id image, each on
+        an object: (query frame, query pixel, owner id, world track (Q, t, 3))."""
         t, hw = ids.shape
         query_t = rng.integers(0, t, self.config.num_tracks)
         query_pix = rng.integers(0, hw, self.config.num_tracks)
         valid = ids[query_t, query_pix] >= 0
+        hit_t, hit_pix = np.nonzero(ids >= 0)
+        if not valid.all() and len(hit_t):
+            # Rays that met nothing (a camera that drove out of a small room in a 16-frame clip):
+            # those queries drawn again on pixels that show something, so every clip has num_tracks
+            # (fewer, and stacking a batch failed).
+            pick = rng.integers(0, len(hit_t), int((~valid).sum()))
+            query_t[~valid], query_pix[~valid] = hit_t[pick], hit_pix[pick]
+            valid = ids[query_t, query_pix] >= 0
         query_t, query_pix = query_t[valid], query_pix[valid]
         owner_q = ids[query_t, query_pix]
         world_q = hit_world[query_t, query_pix]
