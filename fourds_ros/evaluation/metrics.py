@@ -212,22 +212,7 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
     xy = np.full((n, t, 2), np.nan)
     occluded = np.ones((n, t), bool)
     unknown = np.zeros((n, t), bool)
-    valid = np.zeros(n, bool)
-    world = np.full((n, 3), np.nan)
-    K_inv = np.linalg.inv(K)
-    for i, ((u, v), q) in enumerate(zip(query_uv, query_frame)):
-        depth = depths[q]
-        if depth is None:
-            continue
-        c, r = int(round(u)), int(round(v))
-        if not (0 <= r < depth.shape[0] and 0 <= c < depth.shape[1]):
-            continue
-        z = depth[r, c]
-        if not (np.isfinite(z) and z > 0):
-            continue
-        p_cam = z * (K_inv @ np.array([u, v, 1.0]))
-        world[i] = (poses[q] @ np.append(p_cam, 1.0))[:3]
-        valid[i] = True
+    world, valid = _query_points_in_world(query_uv, query_frame, depths, poses, K)
     for f in range(t):
         cam = (np.linalg.inv(poses[f]) @ np.c_[world, np.ones(n)].T).T[:, :3]
         z = cam[:, 2]
@@ -254,6 +239,29 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
             occluded[i, q] = False
             xy[i, q] = query_uv[i]
     return {"xy": xy, "occluded": occluded, "valid": valid, "unknown": unknown}
+
+
+def _query_points_in_world(query_uv: np.ndarray, query_frame: np.ndarray, depths: list[np.ndarray | None],
+                           poses: list[np.ndarray], K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each query pixel back-projected with the depth at its (rounded) pixel and moved to the world:
+    (world (N, 3), NaN where not valid; valid (N,) bool: depth available at the query)."""
+    n = len(query_uv)
+    world, valid = np.full((n, 3), np.nan), np.zeros(n, bool)
+    K_inv = np.linalg.inv(K)
+    for i, ((u, v), q) in enumerate(zip(query_uv, query_frame)):
+        depth = depths[q]
+        if depth is None:
+            continue
+        c, r = int(round(u)), int(round(v))
+        if not (0 <= r < depth.shape[0] and 0 <= c < depth.shape[1]):
+            continue
+        z = depth[r, c]
+        if not (np.isfinite(z) and z > 0):
+            continue
+        p_cam = z * (K_inv @ np.array([u, v, 1.0]))
+        world[i] = (poses[q] @ np.append(p_cam, 1.0))[:3]
+        valid[i] = True
+    return world, valid
 
 
 # ------------------------------------------------------------------------------------------ pose
