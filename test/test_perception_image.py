@@ -102,3 +102,19 @@ def test_depth_images_decode_to_metres_and_bad_ones_are_refused_by_kind():
         with pytest.raises(ImageDecodeError) as err:
             decode_depth(*args, max_input_pixels=10_000_000)
         assert err.value.kind == kind
+
+
+@pytest.mark.parametrize("hw", [(480, 641), (481, 640), (480, 640), (720, 1280), (333, 517)])
+def test_the_pixel_map_is_the_window_the_model_is_fed(hw):
+    """The model is fed crop_box's whole-pixel window; the map (and so K, tracks back in camera
+    pixels, depth placed at camera resolution) put the window's corner exactly in the middle: half
+    an input pixel off wherever the margin was odd (641 x 480, or a division of a camera)."""
+    from fourds_ros.perception.preprocess import Preprocessor
+
+    pre = Preprocessor((128, 128))
+    y0, y1, x0, x1 = pre.crop_box(hw)
+    pmap = pre.pixel_map(hw)
+    # the window's first and last pixels land on the model image's first and last
+    np.testing.assert_allclose(pmap.to_model(np.array([x0, x1 - 1.0]), np.array([y0, y1 - 1.0])),
+                               [[-0.5 + 0.5 * 128 / (x1 - x0), 127.5 - 0.5 * 128 / (x1 - x0)],
+                                [-0.5 + 0.5 * 128 / (y1 - y0), 127.5 - 0.5 * 128 / (y1 - y0)]], atol=1e-9)

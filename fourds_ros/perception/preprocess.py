@@ -53,12 +53,13 @@ class Preprocessor:
         self.policy = policy
 
     def pixel_map(self, input_hw: tuple[int, int]) -> PixelMap:
-        h_in, w_in = input_hw
+        """The map of the window __call__ feeds the model (crop_box, resized to the model size):
+        taken from that window's whole-pixel corner, so K and the pixels agree even where the
+        window cannot sit exactly in the middle (an odd margin: half an input pixel off before)."""
+        y0, y1, x0, x1 = self.crop_box(input_hw)
         h, w = self.model_hw
-        if self.policy == "resize":
-            return PixelMap(w / w_in, h / h_in, 0.0, 0.0)
-        scale = max(h / h_in, w / w_in)  # the crop window fills the model image
-        return PixelMap(scale, scale, (w - scale * w_in) / 2, (h - scale * h_in) / 2)
+        sx, sy = w / (x1 - x0), h / (y1 - y0)
+        return PixelMap(sx, sy, -x0 * sx, -y0 * sy)
 
     def crop_box(self, input_hw: tuple[int, int]) -> tuple[int, int, int, int]:
         """(y0, y1, x0, x1) of the input window that the model sees."""
