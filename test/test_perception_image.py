@@ -118,3 +118,11 @@ def test_the_pixel_map_is_the_window_the_model_is_fed(hw):
     np.testing.assert_allclose(pmap.to_model(np.array([x0, x1 - 1.0]), np.array([y0, y1 - 1.0])),
                                [[-0.5 + 0.5 * 128 / (x1 - x0), 127.5 - 0.5 * 128 / (x1 - x0)],
                                 [-0.5 + 0.5 * 128 / (y1 - y0), 127.5 - 0.5 * 128 / (y1 - y0)]], atol=1e-9)
+
+
+def test_8uc3_is_read_as_the_bgr_frame_cv_bridge_passthrough_publishes():
+    """cv_bridge.cv2_to_imgmsg(frame) (encoding "passthrough") publishes an OpenCV BGR frame as 8UC3;
+    read as RGB, red came out blue."""
+    bgr_red = np.zeros((2, 2, 3), np.uint8)
+    bgr_red[..., 2] = 255
+    assert decode_raw("8UC3", 2, 2, 6, bgr_red.tobytes())[0, 0].tolist() == [255, 0, 0]

@@ -100,7 +100,9 @@ _LAYOUTS: dict[str, _Layout] = {
     "bgr8": _Layout("u1", 3, _cv(cv2.COLOR_BGR2RGB)),
     "rgba8": _Layout("u1", 4, _cv(cv2.COLOR_RGBA2RGB)),
     "bgra8": _Layout("u1", 4, _cv(cv2.COLOR_BGRA2RGB)),
-    "8UC3": _Layout("u1", 3, _copy()),  # no colour order given: taken as RGB
+    # No colour order given: taken as OpenCV's BGR, since cv_bridge.cv2_to_imgmsg(frame) with its
+    # default "passthrough" publishes an OpenCV frame so (red came out blue when taken as RGB).
+    "8UC3": _Layout("u1", 3, _cv(cv2.COLOR_BGR2RGB)),
     "rgb16": _Layout("u2", 3, _copy(True)),
     "bgr16": _Layout("u2", 3, _cv(cv2.COLOR_BGR2RGB, True)),
     "rgba16": _Layout("u2", 4, _cv(cv2.COLOR_RGBA2RGB, True)),
