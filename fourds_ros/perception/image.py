@@ -7,7 +7,7 @@ against `max_input_pixels`: for compressed frames the JPEG/PNG header is read fi
 so a small file that declares a huge image is refused before the decoder sees it.
 
 Encodings follow ROS's sensor_msgs/image_encodings names:
-- 8-bit colour rgb8/bgr8/rgba8/bgra8 (8UC3 taken as RGB), 16-bit rgb16/bgr16/rgba16/bgra16;
+- 8-bit colour rgb8/bgr8/rgba8/bgra8 (8UC3 taken as OpenCV's BGR), 16-bit rgb16/bgr16/rgba16/bgra16;
 - mono8/8UC1, mono16/16UC1 (grey, repeated into three channels);
 - Bayer bayer_{rggb,bggr,gbrg,grbg}{8,16}, demosaiced with OpenCV (edge-aware bilinear);
 - YUV 4:2:2 uyvy (= ROS "yuv422") and yuyv (= ROS "yuv422_yuy2"), YUV 4:2:0 nv12 and nv21
@@ -259,9 +259,9 @@ def encode_raw(rgb: np.ndarray, encoding: str) -> tuple[bytes, int]:
     of decode_raw for those (for tests and the stream publisher)."""
     if encoding in ("mono8", "8UC1"):
         out = rgb.mean(axis=2).round().astype(np.uint8)[..., None]
-    elif encoding in ("rgb8", "8UC3"):
+    elif encoding == "rgb8":
         out = rgb
-    elif encoding == "bgr8":
+    elif encoding in ("bgr8", "8UC3"):  # 8UC3: OpenCV's order, as decode_raw reads it
         out = rgb[..., ::-1]
     elif encoding in ("rgba8", "bgra8"):
         colour = rgb if encoding == "rgba8" else rgb[..., ::-1]
