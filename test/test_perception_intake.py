@@ -37,12 +37,14 @@ def engine(tiny_model_dir):
 class Rig:
     """The node's wiring of intake, pipeline, worker and health, with the published results kept."""
 
-    def __init__(self, engine, camera_mount=None, start=True, max_waiting_clips=1, camera_info_startup_wait_s=0.0):
+    def __init__(self, engine, camera_mount=None, start=True, max_waiting_clips=1, camera_info_startup_wait_s=0.0,
+                 image_rectified=False):
         # flush_after_s small so that a test can flush after a short idle (the pipeline ignores it);
         # no startup wait unless a test asks, so that frames pushed without camera_info go through at once
         self.settings = PerceptionSettings.from_params(hop=2, max_tracks=4, flush_after_s=FLUSH_S,
                                                        max_waiting_clips=max_waiting_clips,
-                                                       camera_info_startup_wait_s=camera_info_startup_wait_s)
+                                                       camera_info_startup_wait_s=camera_info_startup_wait_s,
+                                                       image_rectified=image_rectified)
         self.pipeline = PerceptionPipeline(engine, self.settings)
         self.logged: list[str] = []
         # The node's clock under use_sim_time with a bag's /clock: the newest stamp taken in (the
@@ -292,6 +294,28 @@ def test_plumb_bob_image_is_undistorted_before_the_pipeline(rig):
     assert len(seen) == 1 and seen[0].shape == raw.shape and not np.array_equal(seen[0], raw)
 
 
+def test_a_rectified_image_takes_p_and_is_not_undistorted_again(rig):
+    """image_proc's image_rect comes with the raw camera's camera_info (its distortion, and P for the
+    rectified image): undistorted a second time, features moved 17-21 px, silently."""
+    p = cv2.getOptimalNewCameraMatrix(TUM_K, np.array(TUM_D), (640, 480), 0.0, (640, 480))[0]
+    calib = Calibration(TUM_K, TUM_D, "plumb_bob", 640, 480, p=p)
+    for rectified in (False, True):
+        r = rig(image_rectified=rectified)
+        seen = []
+
+        def spy(rgb, *args, add_frame=r.pipeline.add_frame, seen=seen, **kw):
+            seen.append(rgb)
+            return add_frame(rgb, *args, **kw)
+
+        r.pipeline.add_frame = spy
+        rect = image(480, 640, 11)
+        for s in stamps(4):
+            r.image(s, rect, info=calib)
+        r.wait_idle()
+        assert np.array_equal(seen[0], rect) == rectified  # not warped again when rectified
+        assert np.allclose(r.results[0].k, p, atol=1e-6)  # P either way: undistorting raw gives P's view too
+
+
 @pytest.mark.parametrize("transport", ["raw", "jpeg"])
 def test_a_large_camera_is_divided_before_its_undistortion(rig, transport):
     """A 1280x720 camera with lens distortion: the pipeline gets the 640x360 working image (a JPEG
@@ -493,3 +517,28 @@ def test_a_rolled_mount_parameter_advises_image_rotation_at_configure(engine, im
     FrameIntake(PerceptionPipeline(engine, settings), worker, health, settings)
     assert (health.errors["image_rotation"] == 1) == advised, (health.errors, logged)
     assert any("image_rotation: 180" in line for line in logged) == advised
+
+
+def test_camera_info_roi_and_binning_bring_k_to_the_image_sent():
+    """REP-104: K and P are of the full, unbinned sensor; roi and binning say which pixels the
+    image holds. Ignored, an ROI of the calibration's aspect read as a resize (fx halved: depth,
+    points and odometry 2x off) and binning refused the calibration (default field of view)."""
+    from sensor_msgs.msg import CameraInfo
+
+    from fourds_ros.ros.convert import calibration
+
+    k = [1000.0, 0, 639.5, 0, 1000.0, 479.5, 0, 0, 1]
+    msg = CameraInfo(width=1280, height=960, k=k, p=k[:3] + [0] + k[3:6] + [0] + k[6:] + [0])
+    full = calibration(msg)
+    assert (full.width, full.height) == (1280, 960) and np.allclose(full.k, np.reshape(k, (3, 3)))
+    msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = 320, 240, 640, 480
+    cut = calibration(msg)
+    assert (cut.width, cut.height) == (640, 480)
+    np.testing.assert_allclose(cut.k, [[1000, 0, 319.5], [0, 1000, 239.5], [0, 0, 1]])
+    np.testing.assert_allclose(cut.p, cut.k)
+    msg.roi.width = msg.roi.height = 0  # the whole sensor, binned 2 x 1
+    msg.binning_x, msg.binning_y = 2, 1
+    binned = calibration(msg)
+    assert (binned.width, binned.height) == (640, 960)
+    np.testing.assert_allclose(binned.k, [[500, 0, 319.5], [0, 1000, 479.5], [0, 0, 1]])
+    assert calibration(CameraInfo(width=640, height=480)) is None  # uncalibrated: K all zero

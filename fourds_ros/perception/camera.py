@@ -25,13 +25,20 @@ from .work_image import scaled_k
 @dataclass(frozen=True)
 class Calibration:
     """sensor_msgs/CameraInfo's intrinsics. k: 3x3; d: distortion coefficients (may be empty);
-    width, height: the calibration's image size (0: unset, taken as the image's)."""
+    width, height: the calibration's image size (0: unset, taken as the image's); p: the 3x3 left
+    of its projection matrix P (the rectified image's intrinsics), None when P is all zero."""
 
     k: np.ndarray
     d: tuple = ()
     model: str = ""
     width: int = 0
     height: int = 0
+    p: np.ndarray | None = None
+
+    def rectified(self) -> Calibration:
+        """The calibration of the rectified image (image_proc's image_rect): P's intrinsics and no
+        distortion; K's where P is unset."""
+        return Calibration(self.k if self.p is None else self.p, (), "", self.width, self.height)
 
 
 class CameraIntake:

@@ -59,6 +59,8 @@ class FrameIntake:
     def push_info(self, stamp_ns: int, calibration: Calibration | None) -> None:
         if calibration is None:
             self.health.warn("camera_info", "camera_info has an empty K; using the default intrinsics")
+        elif self.settings.inputs.image_rectified:  # image_rect: P's intrinsics, undistorted already
+            calibration = calibration.rectified()
         with self.sync_lock:
             self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic()))
 

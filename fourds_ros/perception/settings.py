@@ -179,6 +179,10 @@ class InputSettings(_Group):
         the lens covered: preprocess.partly_blind) keeps its outputs, which degrade, and is counted as
         frames_partly_blind, WARN view_partly_blind. 0: off.""",
                                        param="min_image_texture", low=0.0)
+    image_rectified: bool = setting(False, """The image topic is already rectified (image_proc's image_rect,
+        beside the raw camera's camera_info): its intrinsics are camera_info's projection matrix P and it
+        has no lens distortion (REP-104). Off, an image_rect with a distorting camera's camera_info was
+        undistorted a second time: features moved by 17-21 px, silently.""", param="image_rectified")
     image_rotation: int = setting(0, """The camera mounted rolled about its optical axis: the counter-clockwise turn, in
         degrees (0 | 90 | 180 | 270), that makes its images upright. The node turns each image upright
         before the model (quarter turns are exact) and publishes every output in the camera's own image and

@@ -84,12 +84,34 @@ def camera_info(k: np.ndarray, height: int, width: int, stamp_ns: int, frame_id:
 
 def calibration(msg: CameraInfo) -> Calibration | None:
     """None for an uncalibrated camera (K all zero, as REP-104 says); otherwise everything, good
-    or bad, for CameraIntake to check against the image."""
-    k = np.asarray(msg.k, float)
+    or bad, for CameraIntake to check against the image, P's intrinsics too (image_rectified). As
+    REP-104 says, K and P are of the full, unbinned sensor: a region of interest (roi) and binning
+    bring them to the image the camera sends (they were ignored: an ROI of the calibration's aspect
+    read as a resize, fx halved; binning refused the calibration)."""
+    k = np.asarray(msg.k, float).reshape(3, 3)
     if not np.any(k):
         return None
-    return Calibration(k.reshape(3, 3), tuple(float(v) for v in msg.d), msg.distortion_model, int(msg.width),
-                       int(msg.height))
+    p = np.asarray(msg.p, float).reshape(3, 4)[:, :3]
+    p = p if np.any(p) else None
+    width, height = int(msg.width), int(msg.height)
+    bx, by = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
+    roi = msg.roi
+    if roi.width and roi.height or bx > 1 or by > 1:
+        offset = (int(roi.x_offset), int(roi.y_offset)) if roi.width and roi.height else (0, 0)
+        width, height = ((int(roi.width), int(roi.height)) if roi.width and roi.height else (width, height))
+        width, height = width // bx, height // by
+        k, p = (None if m is None else sensor_to_image(m, offset, (bx, by)) for m in (k, p))
+    return Calibration(k, tuple(float(v) for v in msg.d), msg.distortion_model, width, height, p)
+
+
+def sensor_to_image(k: np.ndarray, offset: tuple[int, int], binning: tuple[int, int]) -> np.ndarray:
+    """Intrinsics of the full sensor brought to an image cut at `offset` (x, y) and binned, pixel
+    centres at integers (a binned pixel's centre is the middle of the b sensor pixels it covers)."""
+    k = np.array(k, float)
+    for axis, (o, b) in enumerate(zip(offset, binning)):
+        k[axis, 2] = (k[axis, 2] - o + 0.5) / b - 0.5
+        k[axis, :2] = k[axis, :2] / b
+    return k
 
 
 def point_cloud(columns: dict[str, np.ndarray], types: list[tuple[str, int]], stamp_ns: int,
