@@ -542,3 +542,19 @@ def test_camera_info_roi_and_binning_bring_k_to_the_image_sent():
     assert (binned.width, binned.height) == (640, 960)
     np.testing.assert_allclose(binned.k, [[500, 0, 319.5], [0, 1000, 479.5], [0, 0, 1]])
     assert calibration(CameraInfo(width=640, height=480)) is None  # uncalibrated: K all zero
+
+
+def test_a_12_bit_camera_fills_the_grey_range_with_its_own_bit_depth():
+    """A 12-bit camera publishing mono16 fills 0-4095: divided by 65535 it read 16x too dark (a
+    frame's texture under min_image_texture: called blind). image_16bit_max is the sensor's range."""
+    from sensor_msgs.msg import Image
+
+    from fourds_ros.ros.convert import image_for_work
+
+    values = np.array([[0, 1024], [2048, 4095]], np.uint16)
+    msg = Image(height=2, width=2, encoding="mono16", step=4)
+    msg.data = values.tobytes()
+    for full_range, bright in ((65535, 16), (4095, 255)):
+        inputs = PerceptionSettings.from_params(image_16bit_max=full_range).inputs
+        rgb, hw = image_for_work(msg, inputs)
+        assert hw == (2, 2) and rgb[1, 1].tolist() == [bright] * 3

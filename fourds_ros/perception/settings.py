@@ -179,6 +179,11 @@ class InputSettings(_Group):
         the lens covered: preprocess.partly_blind) keeps its outputs, which degrade, and is counted as
         frames_partly_blind, WARN view_partly_blind. 0: off.""",
                                        param="min_image_texture", low=0.0)
+    image_16bit_max: int = setting(65535, """The largest value of a 16-bit image's pixels (mono16, rgb16, bayer
+        16): 8-bit grey is value x 255 / this. 65535, or the sensor's own: a 12-bit camera publishing
+        mono16 (GenICam Mono12, camera_aravis) fills only 0-4095 and read 16x too dark, its texture
+        under min_image_texture (blind); 4095 for it, 1023 for a 10-bit one.""",
+                                   param="image_16bit_max", low=1, high=65535)
     image_rectified: bool = setting(False, """The image topic is already rectified (image_proc's image_rect,
         beside the raw camera's camera_info): its intrinsics are camera_info's projection matrix P and it
         has no lens distortion (REP-104). Off, an image_rect with a distorting camera's camera_info was

@@ -35,10 +35,12 @@ def header(stamp_ns: int, frame_id: str) -> Header:
     return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
 
 
-def image_to_rgb(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+def image_to_rgb(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, sixteen_bit_max: int = 65535
+                 ) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB; ImageDecodeError on bad input."""
     return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data),
-                      is_bigendian=bool(msg.is_bigendian), max_input_pixels=max_input_pixels)
+                      is_bigendian=bool(msg.is_bigendian), max_input_pixels=max_input_pixels,
+                      sixteen_bit_max=sixteen_bit_max)
 
 
 def depth_to_metres(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
@@ -49,10 +51,10 @@ def depth_to_metres(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
 
 
 # The node's decoders for FrameIntake.push_image: (RGB, the camera image's (H, W)).
-def image_for_work(msg: Image, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
+def image_for_work(msg: Image, inputs) -> tuple[np.ndarray, tuple[int, int]]:
     """A raw image comes at its own size, whatever the working budget (the intake divides it: 0.1 ms
-    a 1080p frame)."""
-    rgb = image_to_rgb(msg, max_input_pixels)
+    a 1080p frame); inputs: the node's settings.InputSettings (max_input_pixels, image_16bit_max)."""
+    rgb = image_to_rgb(msg, inputs.max_input_pixels, inputs.image_16bit_max)
     return rgb, rgb.shape[:2]
 
 

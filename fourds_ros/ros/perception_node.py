@@ -157,8 +157,7 @@ class PerceptionNode(LifecycleNode):
                          f"{self.settings.inputs.image_qos} (a best-effort camera needs SENSOR_DATA): no frames arrive")
 
     def on_image(self, msg: Image, info) -> None:  # two arguments: rclpy passes the MessageInfo
-        self._on_frame(msg, info, lambda _budget: convert.image_for_work(msg, self.settings.inputs.max_input_pixels),
-                       msg.encoding)
+        self._on_frame(msg, info, lambda _budget: convert.image_for_work(msg, self.settings.inputs), msg.encoding)
 
     def on_compressed(self, msg: CompressedImage, info) -> None:
         self._on_frame(msg, info, lambda budget: convert.compressed_for_work(msg, budget, self.settings.inputs.max_input_pixels),
