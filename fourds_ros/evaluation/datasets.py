@@ -306,8 +306,8 @@ def _mask_areas(clip: BadjaClip, annotated: np.ndarray, joints_xy: np.ndarray, v
 def _animal_area(mask: np.ndarray, joints_xy: np.ndarray) -> float:
     """Pixels of the object that holds most of the visible joints, in a DAVIS mask read unchanged:
     DAVIS 2016's are 0 / 255 grey, DAVIS 2017's palette PNGs (read as colours: object 1 (128, 0, 0)
-    is grey 38) may hold several objects, the animal and a rider or handler. 0 when no joint is on
-    an object."""
+    is grey 38) may hold several objects, the animal and a rider or handler. With no visible joint on
+    an object, the mask's only object, or 0 when it has none or several."""
     labels = mask.reshape(mask.shape[0], mask.shape[1], -1).astype(np.int64)
     labels = (labels << (8 * np.arange(labels.shape[2]))).sum(axis=2)  # one integer per colour
     h, w = labels.shape
@@ -315,8 +315,9 @@ def _animal_area(mask: np.ndarray, joints_xy: np.ndarray) -> float:
     rows = np.clip(np.round(joints_xy[:, 1]).astype(int), 0, h - 1)
     on = labels[rows, cols]
     on = on[on != 0]
-    if not on.size:
-        return 0.0
+    if not on.size:  # no visible joint on an object (all hidden, or just off a tight mask): the one object
+        objects = np.unique(labels[labels != 0])
+        return float((labels == objects[0]).sum()) if len(objects) == 1 else 0.0
     values, counts = np.unique(on, return_counts=True)
     return float((labels == values[np.argmax(counts)]).sum())
 
