@@ -490,7 +490,7 @@ def test_objects_stand_inside_the_room_and_clear_of_the_camera():
     enclose the camera (4 clips in 1000 showed an object's inside)."""
     gen = SceneGenerator(SceneConfig.realistic(num_frames=4, image_size=(16, 16)))
     outside = inside_object = 0
-    for seed in list(range(60)) + [477, 575, 597]:
+    for seed in list(range(300)) + [328, 477, 575, 597]:
         objects, cameras, _ = gen._build(np.random.default_rng(seed), seed)
         half = clip_room_size(gen.config, seed) / 2
         for obj in objects[1:]:  # objects[0] is the room

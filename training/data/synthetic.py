@@ -98,6 +98,10 @@ class SceneConfig:
     # of recorded training commands): drawn afresh each frame, a pitch that jumps up to 2.3 degrees
     # a frame in every motion kind, which no robot or hand-held camera does (review, session 52).
     smooth_nod: bool = False
+    # Objects inside the room and clear of the camera. False (the clips of recorded training
+    # commands): drawn 0.7-5 m ahead of a camera 1-2 m from a wall, in 3-4 m rooms most stood behind
+    # the walls (1.8 of 5 seen), and a near one could enclose the camera (review, session 52).
+    objects_in_room: bool = False
 
     def __post_init__(self):
         for name in _TUPLE_FIELDS:  # YAML gives lists; tuples keep the config hashable
@@ -247,6 +251,7 @@ REALISTIC = {
     "room_size_range": (3.0, 8.0),
     "object_depth_range": (0.7, 5.0),
     "smooth_nod": True,
+    "objects_in_room": True,
 }
 
 def clip_fov_deg(config: SceneConfig, seed: int) -> float:
@@ -406,14 +411,18 @@ class SceneGenerator:
         # Inside the room, clear of the camera: drawn up to 5 m ahead of a camera 1-2 m from a wall,
         # most objects of a 3-4 m room stood behind its walls (1.8 of 5 seen), and a near one could
         # enclose the camera (4 clips in 1000 showed an object's inside).
-        radius = float(np.linalg.norm(mesh.extents)) / 2
-        local[2] = max(local[2], radius + 0.3)
+        radius = float(np.linalg.norm(mesh.extents)) / 2  # the bounding box's: every shape within it
+        if cfg.objects_in_room:
+            local[2] = max(local[2], radius + 0.3)
         centre = view[:3, :3] @ local + view[:3, 3]
-        half = room_size / 2
-        centre[:2] = np.clip(centre[:2], -half + radius, half - radius)
+        if cfg.objects_in_room:
+            half = room_size / 2
+            centre[:2] = np.clip(centre[:2], -half + radius, half - radius)
+            eye = view[:3, 3]
+            gap = float(np.linalg.norm(centre - eye))
+            if gap < radius + 0.3:  # a wall brought it back onto the camera (a big object, a small room):
+                mesh.apply_scale(max(gap - 0.3, 0.1) / radius)  # smaller, so that the camera stays outside
         centre[2] = np.clip(centre[2], 0.6, room_size - 1.0)
-        if np.linalg.norm(centre - view[:3, 3]) < radius + 0.3:  # brought back onto the camera by a wall
-            centre = view[:3, 3] + view[:3, 2] * (radius + 0.3)
         axis0 = rng.normal(size=3)
         start = _rotation(axis0, rng.uniform(0, 2 * np.pi))
         start[:3, 3] = centre
