@@ -621,6 +621,10 @@ def test_selection_track_metrics_score_the_frames_after_each_query():
     out = {"track_xy": xy.clone(), "track_visibility": torch.ones(1, 1, 4)}
     out["track_xy"][0, 0, 2:, 0] = 10.0  # exact up to and at the query (frame 1), 10 px off after it
     assert batch_metrics(out, batch)["track_epe_px"] == pytest.approx(10.0)
+    # A frame over a depth hole (tracks_known 0, labelled not visible) is not scored for visibility.
+    batch["tracks_visible"][0, 0, 3], batch["tracks_known"] = 0.0, torch.ones(1, 1, 4)
+    batch["tracks_known"][0, 0, 3] = 0.0
+    assert batch_metrics(out, batch)["visibility_accuracy"] == pytest.approx(1.0)
 
 
 def test_pose_direction_is_the_angle_to_the_true_translation_where_the_camera_moved():

@@ -272,7 +272,8 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
         still = batch["query_points"][:, :, None, [2, 1]].expand_as(batch["tracks_xy"])
         metrics["track_epe_stay_still_px"] = float((still - batch["tracks_xy"]).norm(dim=-1)[vis].mean())
         agree = (out["track_visibility"] > 0.5) == (batch["tracks_visible"] > 0.5)
-        metrics["visibility_accuracy"] = float(agree[after].float().mean())
+        known = batch["tracks_known"] > 0.5 if "tracks_known" in batch else torch.ones_like(agree)
+        metrics["visibility_accuracy"] = float(agree[after & known].float().mean())  # not over depth holes
     if "pose_rotation" in out:
         angle = geodesic_angle(out["pose_rotation"], batch["pose_rotation"])[:, 1:]
         metrics["pose_rotation_deg"] = float(torch.rad2deg(angle).mean())
