@@ -289,9 +289,10 @@ def timed_push(pipe, rgb: np.ndarray, i: int, k) -> tuple[int, float, float, dic
 
 
 def tail_frames(rate: float) -> int:
-    """Frames streamed after a step's reported ones (one second's), so that every reported frame's
-    clip completes while frames still come (bench node, bench soak)."""
-    return int(round(rate))
+    """Frames streamed after a step's reported ones (a second's, and at least a hop of the longest
+    clips, 16 frames), so that every reported frame's clip completes while frames still come
+    (bench node, bench soak)."""
+    return max(int(round(rate)), 16)
 
 
 def step_stats(result: dict, sent: list[dict], rate: float, cpu: CpuSampler) -> dict:
