@@ -453,3 +453,42 @@ def test_depth_images_are_let_go_once_their_frames_are_written(tmp_path, tum_fra
     # Reading it back for `eval --max-frames`: the labels of the frames left out are not held either.
     first = read_bag(tmp_path / "out", max_frames=3)
     assert len(first.stamps) == 3 and set(first.gt_depth) == set(first.gt_pose) == set(first.stamps)
+
+
+def test_a_binned_camera_imports_with_the_intrinsics_of_the_image_it_sent(tmp_path, tum_frames_with_labels):
+    """REP-104: a driver that bins 2 x 2 keeps the full sensor's K in camera_info (1280 x 960 here) and
+    says so in binning_x/y; the import refused it (a 640 x 480 image for a 1280 x 960 camera_info),
+    where the node takes such a camera. Binning undone, it imports as the unbinned recording does."""
+    from fourds_ros.evaluation.bag import read_bag
+
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:2])
+
+    def full_sensor(topic, msg):  # the same camera described as its 1280 x 960 sensor, binned 2 x 2
+        if topic.endswith("camera_info"):
+            k = msg.k.reshape(3, 3).copy()
+            k[:2, :2] *= 2
+            k[:2, 2] = (k[:2, 2] + 0.5) * 2 - 0.5
+            msg.k, msg.p = k.ravel(), np.c_[k, np.zeros(3)].ravel()
+            msg.width, msg.height, msg.binning_x, msg.binning_y = 1280, 960, 2, 2
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "binned", full_sensor)
+    import_bag(tmp_path / "driver", tmp_path / "plain", _spec())
+    import_bag(tmp_path / "binned", tmp_path / "out", _spec())
+    plain, binned = read_bag(tmp_path / "plain"), read_bag(tmp_path / "out")
+    stamp = plain.stamps[0]
+    np.testing.assert_allclose(binned.intrinsics(stamp), plain.intrinsics(stamp), atol=1e-9)
+    assert np.array_equal(binned.images[stamp], plain.images[stamp])
+
+
+def test_a_12_bit_cameras_images_import_with_its_bit_depth():
+    """bag import stores rgb8: a 12-bit camera's mono16 imported 16x too dark, whatever the node's
+    image_16bit_max; --image-16bit-max (ImportSpec.sixteen_bit_max) is the same setting for it."""
+    from types import SimpleNamespace
+
+    from fourds_ros.evaluation.bag import camera_image_from_msg
+
+    msg = SimpleNamespace(encoding="mono16", height=1, width=2, step=4, is_bigendian=0,
+                          data=np.frombuffer(np.array([[1024, 4095]], "<u2").tobytes(), np.uint8))
+    assert camera_image_from_msg(msg)[0, 1].tolist() == [16] * 3
+    assert camera_image_from_msg(msg, ImportSpec(image_topic="x", sixteen_bit_max=4095).sixteen_bit_max)[0, 1].tolist() \
+        == [255] * 3

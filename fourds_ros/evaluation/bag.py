@@ -85,14 +85,16 @@ def decode_image(data: bytes) -> np.ndarray:
         raise BagError(f"image bytes cannot be used ({exc.kind}): {exc}") from exc
 
 
-def camera_image_from_msg(msg) -> np.ndarray:
+def camera_image_from_msg(msg, sixteen_bit_max: int = 65535) -> np.ndarray:
     """A camera sensor_msgs/Image -> (H, W, 3) uint8 RGB in every encoding the node reads (Bayer,
-    YUV, mono16 and the rest: perception.image.decode_raw); BagError naming the encoding otherwise."""
+    YUV, mono16 and the rest: perception.image.decode_raw, 16 bits scaled by sixteen_bit_max as the
+    node's image_16bit_max); BagError naming the encoding otherwise."""
     from ..perception.image import ImageDecodeError, decode_raw
 
     try:
         return decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
-                          np.asarray(msg.data, np.uint8).tobytes(), is_bigendian=bool(msg.is_bigendian))
+                          np.asarray(msg.data, np.uint8).tobytes(), is_bigendian=bool(msg.is_bigendian),
+                          sixteen_bit_max=sixteen_bit_max)
     except ImageDecodeError as exc:
         raise BagError(f"camera image ({msg.encoding!r}, {msg.width}x{msg.height}) cannot be read: {exc}") from exc
 

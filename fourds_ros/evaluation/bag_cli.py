@@ -73,6 +73,8 @@ def _add_import_parser(sub) -> None:
     imp.add_argument("--rectified", action="store_true", help="the image topic is rectified: K = camera_info P")
     imp.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None,
                      help="a pinhole K for a recording without camera_info")
+    imp.add_argument("--image-16bit-max", type=int, default=65535,
+                     help="a 16-bit image's largest value, as the node's image_16bit_max (4095 for a 12-bit camera)")
     imp.add_argument("--start", type=int, default=0)
     imp.add_argument("--stride", type=int, default=1)
     imp.add_argument("--max-frames", type=int, default=None)
@@ -86,7 +88,8 @@ def _import(args) -> int:
                       depth_topic=args.depth_topic, world_frame=args.world_frame, pose_topics=tuple(args.pose_topic),
                       max_dt_s=args.max_dt, rectified=args.rectified,
                       intrinsics=tuple(args.intrinsics) if args.intrinsics else None, start=args.start, stride=args.stride,
-                      max_frames=args.max_frames, depth_registered=args.depth_registered)
+                      max_frames=args.max_frames, depth_registered=args.depth_registered,
+                      sixteen_bit_max=args.image_16bit_max)
     report = ImportReport()
     try:
         n = import_bag(args.src, args.out, spec, storage=args.storage, report=report)

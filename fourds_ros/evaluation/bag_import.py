@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from ..perception.calibration import DistortionError
+from ..perception.camera import camera_info_window, sensor_to_image
 from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
 from .bag import (BagError, Frame, bag_messages, camera_image_from_msg, open_reader, pose_from_msg, stamp_of,
@@ -69,6 +70,7 @@ class ImportSpec:
     stride: int = 1
     max_frames: int | None = None
     depth_registered: bool = False  # the depth is registered to the colour image though its frame_id differs
+    sixteen_bit_max: int = 65535  # a 16-bit image's largest value (the node's image_16bit_max: 4095 for 12 bits)
 
     @property
     def info_topic(self) -> str:
@@ -206,11 +208,16 @@ def _pinhole(spec: ImportSpec) -> ImportedCamera | None:
 
 
 def _calibration(msg, rectified: bool, before: ImportedCamera | None) -> ImportedCamera:
-    """The camera_info's K (undistorted view, or P for a rectified topic); one per recording."""
+    """The camera_info's K (undistorted view, or P for a rectified topic), brought from the full
+    sensor to the image by its roi and binning as the node brings it (REP-104); one per recording."""
     width, height = int(msg.width), int(msg.height)
     d = np.asarray(_field(msg, "d"), np.float64)
     k = (np.asarray(_field(msg, "p"), np.float64).reshape(3, 4)[:, :3] if rectified else
          np.asarray(_field(msg, "k"), np.float64).reshape(3, 3))
+    window = camera_info_window(msg)
+    if window is not None:
+        offset, binning, (width, height) = window
+        k = sensor_to_image(k, offset, binning)
     if before is not None:
         if before.size != (width, height) or not np.allclose(before.K if before.undistortion is None else
                                                              before.undistortion.raw_k, k):
@@ -288,7 +295,8 @@ def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: Trans
             stamp = stamp_of(msg.header)
             if conn.topic == spec.image_topic and stamp in chosen:
                 chosen.discard(stamp)  # a stamp sent twice is one frame
-                waiting.append(_frame(msg, conn.msgtype, stamp, calibration, tree, spec.world_frame))
+                waiting.append(_frame(msg, conn.msgtype, stamp, calibration, tree, spec.world_frame,
+                                      spec.sixteen_bit_max))
             elif conn.topic == spec.depth_topic and stamp in uses and stamp not in depth:
                 depth[stamp] = _depth(msg, calibration)
             waiting = yield from _release(waiting, depth, depth_for, uses)
@@ -361,13 +369,14 @@ def compressed_depth(fmt: str, data: bytes) -> np.ndarray:
     return np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
 
 
-def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: TransformTree, world: str | None) -> Frame:
+def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: TransformTree, world: str | None,
+           sixteen_bit_max: int = 65535) -> Frame:
     if msgtype.endswith("CompressedImage"):
         from .bag import decode_image
 
         rgb = decode_image(np.asarray(msg.data, np.uint8).tobytes())
     else:
-        rgb = camera_image_from_msg(msg)
+        rgb = camera_image_from_msg(msg, sixteen_bit_max)
     if calibration.size is not None and rgb.shape[1::-1] != calibration.size:
         raise BagError(f"a {rgb.shape[1]}x{rgb.shape[0]} image, but camera_info is for "
                        f"{calibration.size[0]}x{calibration.size[1]}")

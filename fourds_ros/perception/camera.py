@@ -41,6 +41,31 @@ class Calibration:
         return Calibration(self.k if self.p is None else self.p, (), "", self.width, self.height)
 
 
+def sensor_to_image(k: np.ndarray, offset: tuple[int, int], binning: tuple[int, int]) -> np.ndarray:
+    """Intrinsics of the full sensor brought to an image cut at `offset` (x, y) and binned, pixel
+    centres at integers (a binned pixel's centre is the middle of the b sensor pixels it covers)."""
+    k = np.array(k, float)
+    for axis, (o, b) in enumerate(zip(offset, binning)):
+        k[axis, 2] = (k[axis, 2] - o + 0.5) / b - 0.5
+        k[axis, :2] = k[axis, :2] / b
+    return k
+
+
+def camera_info_window(msg) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+    """A CameraInfo's region of interest and binning, REP-104: (offset (x, y), binning (x, y), the
+    image's (width, height)), or None for the full sensor unbinned. K and P are the full sensor's;
+    sensor_to_image brings them to the image. (A ROS 2 or ROS 1 message, or any object with its fields.)"""
+    width, height = int(msg.width), int(msg.height)
+    bx, by = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
+    roi = msg.roi
+    cut = bool(roi.width and roi.height)
+    if not cut and bx == 1 and by == 1:
+        return None
+    offset = (int(roi.x_offset), int(roi.y_offset)) if cut else (0, 0)
+    width, height = (int(roi.width), int(roi.height)) if cut else (width, height)
+    return offset, (bx, by), (width // bx, height // by)
+
+
 class CameraIntake:
     def __init__(self):
         self.undistort = Undistorter()

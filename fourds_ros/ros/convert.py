@@ -12,7 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..perception.camera import Calibration
+from ..perception.camera import Calibration, camera_info_window, sensor_to_image
 from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed_for_work, decode_depth, decode_raw
 from ..perception.odometry import quat_xyzw
 from ..perception.preprocess import backproject
@@ -96,24 +96,11 @@ def calibration(msg: CameraInfo) -> Calibration | None:
     p = np.asarray(msg.p, float).reshape(3, 4)[:, :3]
     p = p if np.any(p) else None
     width, height = int(msg.width), int(msg.height)
-    bx, by = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
-    roi = msg.roi
-    if roi.width and roi.height or bx > 1 or by > 1:
-        offset = (int(roi.x_offset), int(roi.y_offset)) if roi.width and roi.height else (0, 0)
-        width, height = ((int(roi.width), int(roi.height)) if roi.width and roi.height else (width, height))
-        width, height = width // bx, height // by
-        k, p = (None if m is None else sensor_to_image(m, offset, (bx, by)) for m in (k, p))
+    window = camera_info_window(msg)
+    if window is not None:
+        offset, binning, (width, height) = window
+        k, p = (None if m is None else sensor_to_image(m, offset, binning) for m in (k, p))
     return Calibration(k, tuple(float(v) for v in msg.d), msg.distortion_model, width, height, p)
-
-
-def sensor_to_image(k: np.ndarray, offset: tuple[int, int], binning: tuple[int, int]) -> np.ndarray:
-    """Intrinsics of the full sensor brought to an image cut at `offset` (x, y) and binned, pixel
-    centres at integers (a binned pixel's centre is the middle of the b sensor pixels it covers)."""
-    k = np.array(k, float)
-    for axis, (o, b) in enumerate(zip(offset, binning)):
-        k[axis, 2] = (k[axis, 2] - o + 0.5) / b - 0.5
-        k[axis, :2] = k[axis, :2] / b
-    return k
 
 
 def point_cloud(columns: dict[str, np.ndarray], types: list[tuple[str, int]], stamp_ns: int,
