@@ -57,3 +57,19 @@ def test_bench_engines_on_a_trained_checkpoint_names_it_and_its_command(tmp_path
     assert result["rows"][1]["max_rel_l2_vs_torch_fp32"] <= 1e-5
     text = markdown.read_text()
     assert "<!-- bench:engines-trained -->" in text and f"`fourds-ros bench engines --model {model_dir}` on " in text
+
+
+def test_the_engine_bench_imports_on_a_gpu_machines_image():
+    """tools/gpu_bench.sh runs `fourds-ros bench engines` on the GPU machine with no carry, where the
+    image has torch, OpenCV, ONNX Runtime, safetensors and einops but not transforms3d (nor trimesh,
+    embreex, rosbags or rclpy): importing perception.preprocess loaded the whole package, odometry
+    and its transforms3d with it, and the call failed before any GPU work."""
+    import subprocess
+    import sys
+
+    blocked = ("transforms3d", "trimesh", "embreex", "rosbags", "rclpy")
+    code = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
+            "import fourds_ros.bench.engines\nfrom fourds_ros.cli import main\n"
+            "main(['bench', 'engines', '--help'])\n")  # argparse's --help exits 0
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
