@@ -35,5 +35,17 @@ pins=$(grep -E '^(trimesh|transforms3d|embreex)==' requirements.txt)
   --platform manylinux_2_28_x86_64 -d .gpu/whl $pins
 mkdir -p .gpum "$PARKED"
 cp -r models/fourds_default .gpum/
+# Each call carries the tree (tracked and untracked files git does not ignore, the weights parked) and
+# one carry: over 64 MiB the call is refused on the device, after its start (the default data with
+# the MAE frames came to about 67 MB in session 52's review).
+tree=$(git ls-files -co --exclude-standard -z | grep -zv "^$WEIGHTS\$" | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1 || true)
+for carry in .gpu .gpum; do
+  total=$(( tree + $(du -sb "$carry" | cut -f1) ))
+  echo "call with $carry: $(( total / 1048576 )) MiB of 64"
+  if [ "$total" -gt $(( 64 * 1048576 )) ]; then
+    echo "over 64 MiB: prepare again with --no-mae-frames (the weights are still in the tree)" >&2
+    exit 1
+  fi
+done
 mv "$WEIGHTS" "$PARKED/"
-du -sh .gpu .gpum
+echo "weights parked in $PARKED: bash tools/gpu_session_prepare.sh restore when the session is done"
