@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fourds_ros.perception.pose_geometry import (clip_pose, fuse, kabsch_rotation, relink_lost_frames,
+from fourds_ros.perception.pose_geometry import (RELINK_PARALLAX_PX, clip_pose, fuse, kabsch_rotation, relink_lost_frames,
                                                   smooth_clip_motion, solve_clip_motion)
 
 H = W = 128
@@ -192,7 +192,7 @@ def pair_step(truth, fails=()):
         if t in fails:
             return None
         depth, xy, vis, _ = make_clip([np.eye(4), np.linalg.inv(truth[t - 1]) @ truth[t]], seed=t)
-        return solve_clip_motion(depth, xy[:, :2], vis[:, :2], K)
+        return solve_clip_motion(depth, xy[:, :2], vis[:, :2], K, parallax_px=RELINK_PARALLAX_PX)  # as the pipeline
     return step
 
 
@@ -233,6 +233,17 @@ def test_frames_lost_from_the_first_frame_are_relinked_from_the_frame_before(per
     assert (np.diff(np.trace(geo.covariance[3:, 3:, 3:], axis1=1, axis2=2)) > 0).all()
     unlinked = clip_pose(outputs, K, mode="geometry")[0]  # without: the head's turn, 17 degrees off
     assert angle_deg(unlinked[-1], truth[-1][:3, :3]) > 10
+
+
+def test_relinked_steps_keep_a_translation_too_small_for_the_clips_parallax_bar():
+    """A 10 Hz-like camera turning 4 degrees and moving 2 cm forward a frame, frame 0's tracks gone
+    from frame 4: one frame step moves few points half a pixel, so with the clip's 0.5 px parallax
+    bar every relinked step was rotation-only and lost its 2 cm (the last frame 7.9 cm short;
+    rule 57)."""
+    truth = wandering_poses(4.0, [0.0, 0.0, 0.02])
+    _, translation, _, geo = clip_pose(lost_outputs(truth, 4), K, mode="geometry", relink=pair_step(truth))
+    assert geo.relinked[4:].all()
+    assert np.linalg.norm(translation[-1] - truth[-1][:3, 3]) < 0.02
 
 
 def test_a_frame_that_cannot_be_relinked_breaks_the_chain_and_held_frames_stay_held():

@@ -38,7 +38,7 @@ from .image_rotation import (
 )
 from .metric_scale import DepthReferenceScale, ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
-from .pose_geometry import GeometryPose, clip_pose, head_overruled, solve_clip_motion
+from .pose_geometry import RELINK_PARALLAX_PX, GeometryPose, clip_pose, head_overruled, solve_clip_motion
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
 from .settings import PerceptionSettings
 from .track_refine import gray
@@ -571,7 +571,8 @@ class PerceptionPipeline:
             if not len(x0):
                 return None
             xy = np.stack([np.stack(pmap.to_model(x[:, 0], x[:, 1]), axis=1) for x in (x0, x1)], axis=1)
-            return solve_clip_motion(outputs["depth"][0, t - 1], xy, np.ones(xy.shape[:2], bool), k_model)
+            return solve_clip_motion(outputs["depth"][0, t - 1], xy, np.ones(xy.shape[:2], bool), k_model,
+                                     parallax_px=RELINK_PARALLAX_PX)
         return step
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],

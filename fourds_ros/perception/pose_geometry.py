@@ -59,6 +59,9 @@ GATE_CHI2_999 = 16.27
 # that moves the points less is taken as none (rotation-only), and the outlier gate does not
 # discard a geometry frame whose tracks moved less.
 PARALLAX_PX = 0.5
+# A relinked frame's one-frame step (relink_lost_frames): a single step rarely moves the points
+# PARALLAX_PX, so its rotation-only call is the F test's alone (rule 57).
+RELINK_PARALLAX_PX = 0.0
 # Variance of one frame's motion that could not be seen (rotation rad^2, translation m^2): a blind
 # camera may have moved anything a robot or a hand moves in a frame or a few.
 UNSEEN_VARIANCE = (1.0, 1.0)
