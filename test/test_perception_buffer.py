@@ -427,3 +427,20 @@ def test_flush_describes_the_frames_after_the_last_clip_once():
     # The stream goes on: the next clip comes a hop after the flushed one and describes only its new frames.
     clips = [buf.push(frame(i))[0] for i in (6, 7, 8)]
     assert clips[:2] == [None, None] and clips[2].new_frames == 3
+
+
+def test_an_invisible_track_has_no_xyz():
+    """An occluded track's pixel shows the occluder: back-projected there, it was published 2 m in
+    front of the wall point it tracks (a point cloud consumer does not read the visible field)."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.preprocess import default_intrinsics
+    from fourds_ros.perception.tracks import TrackSet
+
+    pmap = Preprocessor((128, 128), "center_crop").pixel_map((480, 640))
+    depth = np.full((128, 128), 3.0, np.float32)
+    depth[40:90, 40:90] = 1.0  # an occluder at 1 m over the tracked wall point at 3 m
+    u, v = pmap.to_input(np.array([64.0, 64.0]), np.array([64.0, 64.0]))
+    ts = TrackSet(np.array([7, 8], np.uint32), u.astype(np.float32), v.astype(np.float32),
+                  np.full((2, 3), np.nan, np.float32), np.array([False, True]), np.array([0.1, 0.9], np.float32))
+    xyz = PerceptionPipeline._track_xyz(ts, depth, default_intrinsics((480, 640)), pmap)
+    assert np.isnan(xyz[0]).all() and xyz[1, 2] == pytest.approx(1.0)

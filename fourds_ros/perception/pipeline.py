@@ -646,7 +646,9 @@ class PerceptionPipeline:
 
     @staticmethod
     def _track_xyz(ts: TrackSet, depth: np.ndarray, k: np.ndarray, pmap: PixelMap) -> np.ndarray:
-        """Back-project tracks with the model depth at their position; NaN where unknown."""
+        """Back-project tracks with the model depth at their position; NaN where unknown, and where
+        the track is not visible: the depth there is whatever covers its point (an occluder's surface),
+        and a point cloud consumer does not read the visible field."""
         mx, my = pmap.to_model(ts.u.astype(float), ts.v.astype(float))
-        z = sample_nearest(depth, mx, my, np.nan)
+        z = np.where(ts.visible, sample_nearest(depth, mx, my, np.nan), np.nan)
         return backproject(ts.u, ts.v, z, k).astype(np.float32)

@@ -54,7 +54,8 @@ class Track:
 @dataclass
 class TrackSet:
     """Tracks in one frame. ids (N,) uint32; u, v (N,) float32 input pixels; xyz (N, 3) float32
-    camera optical frame (NaN where depth is unknown); visible (N,) bool; confidence (N,) float32."""
+    camera optical frame (NaN where depth is unknown or the track is not visible); visible (N,) bool;
+    confidence (N,) float32."""
 
     ids: np.ndarray
     u: np.ndarray
