@@ -109,7 +109,8 @@ def tapvid_point_counts(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.
     """What each point adds to the TAP-Vid metrics ("query first" mode; arguments as
     tapvid_metrics): per point (N,) the evaluated frames, the visible ones and the frames whose
     visibility is predicted right; per point and threshold (N, K) the true positives, false
-    positives and visible frames predicted within the threshold. AJ, delta_avg and OA are ratios
+    positives and visible frames predicted within the threshold; per point (N,) also the frames
+    after its query left out as gt_unknown. AJ, delta_avg and OA are ratios
     of these sums (tapvid_from_counts), so a subset of points is scored by summing its rows.
     gt_unknown: (N, T) bool, frames whose ground truth cannot tell visible from occluded
     (geometric_tracks' depth holes); they are not evaluated, so neither a method that calls such
@@ -120,9 +121,9 @@ def tapvid_point_counts(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.
         s = np.array([TAPVID_SIZE[1] / image_size[1], TAPVID_SIZE[0] / image_size[0]])
         gt_xy, pred_xy = gt_xy * s, pred_xy * s
     t = gt_occluded.shape[1]
-    evaluation = np.arange(t)[None, :] > np.asarray(query_t)[:, None]
-    if gt_unknown is not None:
-        evaluation = evaluation & ~np.asarray(gt_unknown, bool)
+    after = np.arange(t)[None, :] > np.asarray(query_t)[:, None]
+    unknown = after & (False if gt_unknown is None else np.asarray(gt_unknown, bool))
+    evaluation = after & ~unknown
     gt_vis, pred_vis = ~gt_occluded.astype(bool), ~pred_occluded.astype(bool)
     dist2 = np.sum((pred_xy - gt_xy) ** 2, axis=-1)
     dist2 = np.where(np.isfinite(dist2), dist2, np.inf)
@@ -133,7 +134,8 @@ def tapvid_point_counts(query_t: np.ndarray, gt_occluded: np.ndarray, gt_xy: np.
         within.append((close & seen).sum(1))
         tp.append((close & predicted & seen).sum(1))
         fp.append(((~close & seen & predicted) | (~gt_vis & predicted)).sum(1))
-    return {"thresholds": tuple(thresholds), "evaluated": evaluation.sum(1), "visible": seen.sum(1),
+    return {"thresholds": tuple(thresholds), "evaluated": evaluation.sum(1), "unknown": unknown.sum(1),
+            "visible": seen.sum(1),
             "occlusion_right": ((gt_vis == pred_vis) & evaluation).sum(1),
             "within": np.stack(within, 1), "tp": np.stack(tp, 1), "fp": np.stack(fp, 1)}
 

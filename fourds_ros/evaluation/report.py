@@ -136,8 +136,7 @@ def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int,
                                  pred_xy[keep], image_size=(h, w), gt_unknown=unknown)
     out = tapvid_from_counts(counts)
     # Point-frames after their query whose visibility the depth camera could not tell (left out).
-    after_query = np.arange(t)[None, :] > query_t[keep][:, None]
-    out["frames_unknown"] = 0 if unknown is None else int((unknown & after_query).sum())
+    out["frames_unknown"] = int(counts["unknown"].sum())
     # Each point's share, for the paired AJ interval against a peer on the same queries (uncertainty.py).
     out["_point_counts"] = counts | {"query_t": query_t[keep]}
     out["queries_without_gt"] = int((~keep).sum())
