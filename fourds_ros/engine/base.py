@@ -9,6 +9,7 @@ fourds_ros.model.OUTPUTS as float32 numpy arrays.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -116,3 +117,14 @@ class InferenceEngine(ABC):
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Inputs already checked. Returns every name in output_names as float32 numpy."""
+
+
+def device_scope(device, cuda=None):
+    """The CUDA device `device` current (or nothing, off CUDA): TensorRT's build, deserialization and
+    runs, and a CUDA graph's capture stream, work on the current device, not on one they are given,
+    so `cuda:1` worked on GPU 0 without it. cuda: torch.cuda, or a test double of its graph API."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    return (cuda or torch.cuda).device(device)

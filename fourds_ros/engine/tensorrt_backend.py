@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, InferenceEngine
+from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, InferenceEngine, device_scope
 from .engine_cache import (
     atomic_write_bytes,
     default_cache_dir,
@@ -117,13 +117,6 @@ def build_serialized_engine(
     except OSError as exc:  # a full disk: the engine is built all the same
         logger.warning("cannot write the TensorRT timing cache %s (%s)", timing_cache_path, exc.strerror or exc)
     return bytes(memoryview(serialized))
-
-
-def device_scope(device: torch.device):
-    """The CUDA device current while TensorRT builds, deserializes, binds and runs: TensorRT works on
-    the current device, not on a device it is given, so without this `cuda:1` built and ran the
-    engine on GPU 0 against buffers on GPU 1."""
-    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 class TensorRTEngine(InferenceEngine):

@@ -11,7 +11,6 @@ one disagrees with the eager forward, the engine says so and stays eager.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 
 from ..model import FourDS
 from ..model.fourds import check_video
-from .base import EngineError, EngineSpec, InferenceEngine
+from .base import EngineError, EngineSpec, InferenceEngine, device_scope
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # The first replay against the eager forward, as relative L2 per output. Half precision alone moves
@@ -115,8 +114,7 @@ class TorchEngine(InferenceEngine):
         try:
             # The capture stream is made on the current device: cuda:1's model captured from device
             # 0 recorded none of its kernels (they ran eagerly on device 1's own stream).
-            scope = self.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
-            with scope:
+            with device_scope(self.device, self.cuda):
                 graphed = GraphedForward(self._forward, tensors, self.cuda)
             replayed = graphed(probe)
         except Exception as exc:  # capture refuses some ops; eager still works
