@@ -593,11 +593,11 @@ class SceneGenerator:
         query_t = rng.integers(0, t, self.config.num_tracks)
         query_pix = rng.integers(0, hw, self.config.num_tracks)
         valid = ids[query_t, query_pix] >= 0
-        hit_t, hit_pix = np.nonzero(ids >= 0)
-        if not valid.all() and len(hit_t):
+        if not valid.all() and (ids >= 0).any():
             # Rays that met nothing (a camera that drove out of a small room in a 16-frame clip):
             # those queries drawn again on pixels that show something, so every clip has num_tracks
             # (fewer, and stacking a batch failed).
+            hit_t, hit_pix = np.nonzero(ids >= 0)
             pick = rng.integers(0, len(hit_t), int((~valid).sum()))
             query_t[~valid], query_pix[~valid] = hit_t[pick], hit_pix[pick]
             valid = ids[query_t, query_pix] >= 0
