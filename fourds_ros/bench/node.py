@@ -373,8 +373,9 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
         cpu.stop.set()
     published, rows, start = run.result["published"], [], 0
     for i, (rate, seconds) in enumerate(steps):
-        streamed = published[start:start + int(round(rate * seconds)) + tail_frames(rate)]
-        sent = streamed[:int(round(rate * seconds))]  # the reported frames: the tail is not
+        reported = int(round(rate * seconds))
+        streamed = published[start:start + reported + tail_frames(rate)]
+        sent = streamed[:reported]  # the reported frames: the tail is not
         start += len(streamed)
         end = published[start]["stamp_ns"] if start < len(published) else time.time_ns()
         row = {"transport": transport, "size": f"{size[1]}x{size[0]}", "lens": "plumb_bob" if any(distortion) else "pinhole",
