@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from fourds_ros.evaluation.metrics import depth_errors, mean_depth_errors
 from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, load_checkpoint
 from fourds_ros.model.blocks import run_blocks
 
@@ -240,20 +241,13 @@ def compute_losses(model: FourDS, batch: dict, finetune: bool, heads: list[str] 
 
 
 def frame_abs_rel(pred: torch.Tensor, target: torch.Tensor, median_scaled: bool) -> float:
-    """AbsRel over each frame's valid pixels (target > 0), averaged over the frames that have
-    any, as `fourds-ros eval` scores depth (metrics.depth_errors, mean_depth_errors); with
-    median_scaled, each frame's prediction first scaled by median(target) / median(pred): relative
-    depth. pred, target: (B, T, H, W) metres."""
-    rels = []
-    for p, t in zip(pred.flatten(0, 1), target.flatten(0, 1)):
-        valid = t > 0
-        if not bool(valid.any()):
-            continue
-        p, t = p[valid].float(), t[valid].float()
-        if median_scaled:  # quantile: the mean of the middle two, as numpy's median (torch's takes the lower)
-            p = p * (t.quantile(0.5) / p.quantile(0.5).clamp_min(1e-6))
-        rels.append(((p - t).abs() / t).mean())
-    return float(torch.stack(rels).mean()) if rels else float("nan")
+    """AbsRel over each frame's valid pixels, averaged over the frames that have any, by the
+    evaluator's own code (metrics.depth_errors, mean_depth_errors: what `fourds-ros eval` reports);
+    with median_scaled, each frame's prediction first scaled by median(target) / median(pred):
+    relative depth. pred, target: (B, T, H, W) metres (target 0 where unlabelled)."""
+    frames = zip(pred.detach().flatten(0, 1).float().cpu().numpy(), target.flatten(0, 1).float().cpu().numpy())
+    value = mean_depth_errors([depth_errors(p, t, median_scale=median_scaled) for p, t in frames])["abs_rel"]
+    return float("nan") if value is None else value
 
 
 def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
