@@ -444,3 +444,27 @@ def test_an_invisible_track_has_no_xyz():
                   np.full((2, 3), np.nan, np.float32), np.array([False, True]), np.array([0.1, 0.9], np.float32))
     xyz = PerceptionPipeline._track_xyz(ts, depth, default_intrinsics((480, 640)), pmap)
     assert np.isnan(xyz[0]).all() and xyz[1, 2] == pytest.approx(1.0)
+
+
+def test_topic_queries_that_are_not_seeded_are_counted_by_why():
+    """track_query_mode topic: a point a client asked to track is seeded or counted on /diagnostics
+    (before, a query outside the image, on the robot, on a live track, over max_tracks or over the
+    engine's query count vanished without a trace)."""
+    pmap = Preprocessor((32, 32), "resize").pixel_map((32, 32))
+    image = np.zeros((32, 32, 3), np.float32)
+    topic = TrackManager(16, (32, 32), track_settings(max_tracks=4, query_mode="topic"))
+    assert set(topic.query_counts().values()) == {0}
+    topic.add_topic_queries(np.array([[-5.0, 3.0], [40.0, 2.0], [10.0, 10.0], [10.2, 10.1]]))  # 2 outside, 1 twin
+    excluded = np.zeros((32, 32), bool)
+    excluded[25:, :] = True  # the robot's bumper along the bottom
+    topic.add_topic_queries(np.array([[5.0, 28.0], [3.0, 3.0], [20.0, 3.0], [3.0, 20.0], [20.0, 20.0]]))
+    _, ids = topic.make_queries([0, 1], image, pmap, excluded)
+    counts = topic.query_counts()
+    assert (ids >= 0).sum() == 4
+    assert counts["track_queries_refused_outside_image"] == 2
+    assert counts["track_queries_refused_near_a_live_track"] == 1
+    assert counts["track_queries_refused_on_robot"] == 1
+    assert counts["track_queries_refused_over_max_tracks"] == 1
+    topic.add_topic_queries(np.zeros((20, 2)))  # the engine takes 16
+    assert topic.query_counts()["track_queries_refused_over_capacity"] == 4
+    assert TrackManager(8, (32, 32), track_settings(max_tracks=4, query_mode="grid")).query_counts() == {}

@@ -289,3 +289,4 @@ def test_track_queries_before_the_first_image_are_bounded_and_the_newest_kept(en
     frames, k = scenes_frames(1)
     pipe.push(frames[0], 1_000_000_000, "kitchen_optical", k)
     assert not len(pipe._early_queries) and len(pipe.tracks.pending_topic_queries) == 16
+    assert pipe.status()["track_queries_refused_over_capacity"] == 5000 - 16  # counted, not silently gone

@@ -232,7 +232,9 @@ class PerceptionPipeline:
             uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, hw), axis=1)
         if self._work is None:  # only the newest num_queries are ever seeded (add_topic_queries): keep no more
             early = np.concatenate([self._early_queries, uv])
-            self._early_queries = early[max(0, len(early) - self.tracks.num_queries):]
+            over = max(0, len(early) - self.tracks.num_queries)
+            self.tracks.queries_refused["over_capacity"] += over
+            self._early_queries = early[over:]
         else:
             self._add_upright_queries(uv)
 
@@ -271,7 +273,7 @@ class PerceptionPipeline:
                 "pose_epipolar_held": self.pose_epipolar_held, "pose_head_overruled": self.pose_head_overruled,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
-                "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(),
+                "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(), **self.tracks.query_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
 
     # -- half 1: the clip buffer -------------------------------------------------------------

@@ -26,7 +26,7 @@ Coordinates: queries are (t, y, x) in model-input pixels; published u, v are inp
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -89,6 +89,9 @@ class TrackManager:
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
         self.pending_topic_queries: list[tuple[float, float]] = []  # (u, v) input pixels
+        # Topic queries not seeded, by why (mode 'topic', on /diagnostics): a point a client asked to
+        # track and never sees tracked is otherwise a silent loss.
+        self.queries_refused: Counter[str] = Counter()
         self.lost = 0
         # Min distance between seeds and live tracks, model pixels.
         h, w = model_hw
@@ -107,6 +110,16 @@ class TrackManager:
             return {}
         return dict(self.refiner.counts)
 
+    def query_counts(self) -> dict[str, int]:
+        """Topic queries not seeded so far, by why, for /diagnostics (mode 'topic'; else {}):
+        over_capacity (more were pending than the engine's num_queries: the oldest went),
+        outside_image, on_robot (exclude_boxes), near_a_live_track (within track_spacing: already
+        tracked), over_max_tracks."""
+        if self.mode != "topic":
+            return {}
+        reasons = ("over_capacity", "outside_image", "on_robot", "near_a_live_track", "over_max_tracks")
+        return {f"track_queries_refused_{r}": self.queries_refused[r] for r in reasons}
+
     def _new_id(self) -> int:
         """The next id not in use, wrapping within uint32 (the published track_id): counting on, the
         ids passed 2^32 after months of a covered lens seeding new tracks every clip (hours with 4096
@@ -119,7 +132,9 @@ class TrackManager:
     def add_topic_queries(self, uv: np.ndarray) -> None:
         """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic')."""
         self.pending_topic_queries.extend(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
-        del self.pending_topic_queries[: max(0, len(self.pending_topic_queries) - self.num_queries)]
+        over = max(0, len(self.pending_topic_queries) - self.num_queries)
+        self.queries_refused["over_capacity"] += over  # only the newest num_queries can be seeded
+        del self.pending_topic_queries[:over]
 
     def _seed_candidates(self, first_frame: np.ndarray, pmap: PixelMap, allowed_fraction: float = 1.0) -> np.ndarray:
         """(N, 2) (x, y) model pixels, best first. first_frame: (H, W, 3) float32 model image;
@@ -174,13 +189,16 @@ class TrackManager:
         allowed = 1.0 if excluded is None else 1.0 - float(excluded.mean())
         candidates = self._seed_candidates(first_frame, pmap, allowed).reshape(-1, 2)
         inside = in_window(candidates, self.model_hw)
-        if excluded is not None:
-            inside &= ~on_robot(excluded, candidates)
+        robot = np.zeros(len(candidates), bool) if excluded is None else inside & on_robot(excluded, candidates)
         spacing2 = self.spacing ** 2 * allowed  # max_tracks share the allowed part of the image
-        for x, y in candidates[inside]:
+        refused = Counter(outside_image=int((~inside).sum()), on_robot=int(robot.sum()))
+        kept = candidates[inside & ~robot]
+        for i, (x, y) in enumerate(kept):
             if n_live >= self.max_tracks:
+                refused["over_max_tracks"] += len(kept) - i
                 break
             if n_live and (((live[:n_live] - (x, y)) ** 2).sum(axis=1) < spacing2).any():
+                refused["near_a_live_track"] += 1
                 continue
             track = Track(self._new_id(), float(x), float(y), clip_indices[0], deque(maxlen=self.trail_length))
             self.tracks[track.id] = track
@@ -188,6 +206,8 @@ class TrackManager:
             ids.append(track.id)
             live[n_live] = (x, y)
             n_live += 1
+        if self.mode == "topic":  # grid and corner seeds are candidates, not requests: only these count
+            self.queries_refused.update(refused)
         slot_ids = np.full(self.num_queries, -1, dtype=np.int64)
         slot_ids[: len(ids)] = ids
         points = np.zeros((self.num_queries, 3), dtype=np.float32)
