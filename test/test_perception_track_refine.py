@@ -311,13 +311,16 @@ def test_scene_motion_is_the_similarity_of_the_tracks_ignoring_outliers():
     assert scene_motion(before[:3], after[:3]) is None  # too few tracks to tell the scene's motion
 
 
-def panning_clip(frame, pmap, manager, seeds_uv, first, step, t_len=8):
+def panning_clip(frame, pmap, manager, seeds_uv, first, step, t_len=8, unseen=None):
     """The camera pans: frame t is the sample moved by step * (first + t) px in x. The head is
     faked (what cannot run here without a model): it returns every query's true position while
     the point is at least VIEW_MARGIN inside the model window; beyond, it latches onto the
-    window's edge and still calls the point visible, as the real head can. -> (sets, slot_ids,
+    window's edge and still calls the point visible, as the real head can. unseen: (T,) bool,
+    frames that come black (the head calls nothing visible there). -> (sets, slot_ids,
     true_u (Q, T), true_v (Q, T))."""
-    images = ClipImages([shifted(frame, step * (first + t), 0.0) for t in range(t_len)])
+    unseen = np.zeros(t_len, bool) if unseen is None else np.asarray(unseen, bool)
+    images = ClipImages([np.zeros_like(frame) if unseen[t] else shifted(frame, step * (first + t), 0.0)
+                         for t in range(t_len)])
     indices = list(range(first, first + t_len))
     if seeds_uv is not None:
         manager.add_topic_queries(seeds_uv)
@@ -329,10 +332,38 @@ def panning_clip(frame, pmap, manager, seeds_uv, first, step, t_len=8):
     head_xy = np.stack(pmap.to_model(true_u, true_v), axis=-1).astype(np.float32)
     head_xy[..., 0] = np.minimum(head_xy[..., 0], 127.0 - VIEW_MARGIN)
     visibility = np.ones(head_xy.shape[:2], np.float32)
+    visibility[:, unseen] = 0.0
     xy = manager.refine(slot_ids, head_xy, visibility, images, indices, pmap)
     sets = manager.update(slot_ids, xy, visibility, np.full_like(visibility, 0.9), indices,
-                          list(range(1, t_len)), pmap, images)
+                          list(range(1, t_len)), pmap, images, unseen=unseen)
     return sets, slot_ids, true_u, true_v
+
+
+@pytest.mark.parametrize("refinement", ["template", "flow"])
+def test_one_dark_frame_mid_clip_leaves_the_tracks_with_the_model(frame, refinement):
+    """A frame that comes black in the middle of a clip (a flicker, a dropped exposure) while the
+    camera pans 14 px a frame: the model sees the frames after it, so its tracks stay its own,
+    visible again on their true positions, and queried by the next clip. Before, every track was
+    handed to the image there: followed without the scene's motion, most were lost, and those
+    left on the image took the next clip's query slots."""
+    h, w = frame.shape[:2]
+    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
+    points = textured_points(gray(frame), 100, 30)
+    middle = points[(points[:, 1] > 40) & (points[:, 1] < h - 40) & (points[:, 0] > 130) & (points[:, 0] < 300)][:12]
+    assert len(middle) >= 8
+    manager = TrackManager(16, (128, 128), track_settings(max_tracks=16, query_mode="topic", refinement=refinement,
+                                                          image_fallback=True))
+    unseen = np.arange(8) == 3
+    sets, slot_ids, true_u, true_v = panning_clip(frame, pmap, manager, middle, 0, 14.0, unseen=unseen)
+    assert not sets[2].visible.any()  # frame 3: nothing is seen on a black frame
+    for t, ts in enumerate(sets[3:], 4):
+        inside = in_window(np.stack(pmap.to_model(true_u[:, t], true_v[:, t]), -1), (128, 128), VIEW_MARGIN)
+        rows = np.flatnonzero(inside[: len(ts.ids)])
+        assert ts.visible[rows].all(), t
+        assert np.hypot(ts.u[rows] - true_u[rows, t], ts.v[rows] - true_v[rows, t]).max() < 0.5, t
+    assert not any(track.on_image for track in manager.tracks.values())
+    _, next_slots, _, _ = panning_clip(frame, pmap, manager, None, 7, 14.0)
+    assert set(next_slots[next_slots >= 0]) == set(manager.tracks)  # every live track queried again
 
 
 def test_a_track_that_leaves_the_models_view_is_followed_on_the_image_and_dropped_off_it(frame):

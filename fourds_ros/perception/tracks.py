@@ -306,7 +306,7 @@ class TrackManager:
             for row, track in enumerate(on_image, n_model):
                 xy[row, query_t[row]] = (track.x, track.y)
                 visible[row, query_t[row]] = True  # it was matched there, or it would have been dropped
-            dropped = self._follow_on_image(tracks, n_model, query_t, xy, visible, conf, images, pmap)
+            dropped = self._follow_on_image(tracks, n_model, query_t, xy, visible, conf, images, pmap, unseen)
         visible[:, unseen] = visible[void] = False  # no template match on sensor noise counts either
         visible &= ~on_robot(excluded, xy)  # nor one on the robot (the fallback moved some tracks)
         conf[:, unseen] = conf[void] = 0.0
@@ -340,8 +340,8 @@ class TrackManager:
                 self.lost += 1
 
     def _follow_on_image(self, tracks: list[Track | None], n_model: int, query_t: np.ndarray, xy: np.ndarray,
-                         visible: np.ndarray, conf: np.ndarray, images: ClipImages, pmap: PixelMap
-                         ) -> np.ndarray:
+                         visible: np.ndarray, conf: np.ndarray, images: ClipImages, pmap: PixelMap,
+                         unseen: np.ndarray) -> np.ndarray:
         """Follow the tracks the model lost on the camera image, in place of its outputs.
 
         A model track is lost at frame t when it was seen at t - 1 and at t the model calls it
@@ -351,14 +351,20 @@ class TrackManager:
         fitted to the model's visible tracks), refined against the track's template; the track is
         visible where the template matches. It is dropped when it leaves the image or goes
         unmatched for more than max_unmatched frames.
-        xy: (N, T, 2) model pixels, visible, conf: (N, T); rows [0, n_model) are the model's.
-        -> dropped (N,) bool."""
+        An unseen frame (too dark or flat: `update`) loses no model track: the model, which sees
+        the frames after it, keeps them, and a track counts as seen before it where it was seen
+        before the unseen run. (One dark frame mid-clip handed every track to the image, where
+        they lagged the scene, were lost near the border, and took the next clip's query slots.)
+        Only unseen frames to the clip's end hand them over: the model cannot show them again.
+        xy: (N, T, 2) model pixels, visible, conf: (N, T); rows [0, n_model) are the model's;
+        unseen: (T,) bool. -> dropped (N,) bool."""
         n_frames = xy.shape[1]
         h_in, w_in = images.frames[0].shape[:2]
         rows = np.arange(len(tracks))
         followed = rows >= n_model
         dropped = np.zeros(len(tracks), bool)
         has_template = np.array([t is not None and t.template is not None for t in tracks], bool)
+        was_seen = np.zeros(len(tracks), bool)
         for t in range(1, n_frames):
             seen = np.flatnonzero(~followed[:n_model] & visible[:n_model, t - 1] & visible[:n_model, t]
                                   & (query_t[:n_model] < t))  # the model's tracks in both frames
@@ -368,7 +374,10 @@ class TrackManager:
             if motion is not None:
                 u, v = motion @ np.stack([u, v, np.ones_like(u)])
             active = has_template & ~dropped & (t > query_t)
-            lost = ~followed & (rows < n_model) & (visible[:, t - 1] | (query_t == t - 1)) & \
+            if not unseen[t - 1]:
+                was_seen = visible[:, t - 1] | (query_t == t - 1)
+            kept_by_model = unseen[t] and not unseen[t:].all()
+            lost = ~followed & (rows < n_model) & was_seen & (not kept_by_model) & \
                 ~(visible[:, t] & in_window(np.stack(pmap.to_model(u, v), -1), self.model_hw, VIEW_MARGIN))
             for i in np.flatnonzero(active & lost):
                 followed[i], tracks[i].on_image, tracks[i].unmatched = True, True, 0
