@@ -97,3 +97,38 @@ def test_epipolar_corners_are_seeded_off_the_robot_in_camera_pixels():
         log=lambda *_: None)
     keep = pipe._off_robot_pixels((480, 640))
     assert np.array_equal(keep, ~on) and keep is pipe._off_robot_pixels((480, 640))  # cached
+
+
+def test_a_track_the_image_fallback_follows_onto_the_robot_outside_the_models_window_is_dropped():
+    """The model sees the centre 240x240 of a 360x240 camera; the robot's bumper fills the bottom
+    quarter of the whole image. A track the fallback follows on the image, left of the model's
+    window and on the bumper, was published visible and kept: the model-pixel mask ends at the
+    window. The camera-pixel mask (the same boxes) now covers the whole image."""
+    from collections import deque
+
+    import cv2
+
+    from fourds_ros.perception.tracks import ClipImages, Track
+
+    in_hw, model_hw, t_len = (240, 360), (128, 128), 8
+    pmap = Preprocessor(model_hw).pixel_map(in_hw)
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, in_hw).astype(np.float32), (0, 0), 1.5)
+    still = np.repeat(cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)[..., None], 3, 2)
+    images = ClipImages([still] * t_len)
+    boxes = box_list([0.0, 0.75, 1.0, 1.0])
+    excluded, on = excluded_model_pixels(boxes, model_hw, pmap, 0, in_hw), excluded_input_pixels(boxes, in_hw, 0)
+    results = {}
+    for off_robot in (None, ~on):
+        manager = TrackManager(8, model_hw, TrackSettings())  # flow refinement and the image fallback: the defaults
+        x, y = pmap.to_model(30.0, 200.0)  # left of the window (x 60-300), on the bumper
+        template = manager.refiner.template(images.gray(0), 30.0, 200.0)
+        manager.tracks[0] = Track(0, float(x), float(y), 0, deque(maxlen=8), template, on_image=True)
+        manager.next_id = 1
+        empty = np.zeros((8, t_len))
+        sets = manager.update(np.full(8, -1), np.zeros((8, t_len, 2)), empty, empty, list(range(t_len)),
+                              list(range(1, t_len)), pmap, images, unseen=np.zeros(t_len, bool), excluded=excluded,
+                              off_robot=off_robot)
+        results[off_robot is None] = [bool(s.visible[0]) for s in sets], 0 in manager.tracks
+    assert results[True] == ([True] * 7, True)  # without the camera-pixel mask: matched, published, kept
+    assert results[False] == ([False] * 7, False)

@@ -510,7 +510,8 @@ class PerceptionPipeline:
             xy = self.tracks.refine(slot_ids, outputs["track_xy"][0], visibility, images, indices, pmap)
         with self._clock("tracks_update"):
             sets = self.tracks.update(slot_ids, xy, visibility, outputs["track_confidence"][0], indices,
-                                      output_t, pmap, images, unseen=blind, excluded=excluded)
+                                      output_t, pmap, images, unseen=blind, excluded=excluded,
+                                      off_robot=self._off_robot_pixels(frames[-1].rgb.shape[:2]))
         for r, t, ts in zip(results, output_t, sets):
             if model_depth is not None and not blind[t]:
                 ts.xyz = self._track_xyz(ts, model_depth[t], r.k, pmap)

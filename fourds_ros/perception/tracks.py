@@ -268,7 +268,7 @@ class TrackManager:
     def update(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
                confidence: np.ndarray, clip_indices: list[int], output_t: list[int], pmap: PixelMap,
                images: ClipImages | None = None, unseen: np.ndarray | None = None,
-               excluded: np.ndarray | None = None) -> list[TrackSet]:
+               excluded: np.ndarray | None = None, off_robot: np.ndarray | None = None) -> list[TrackSet]:
         """Engine outputs for one clip -> a TrackSet (xyz still NaN) for each frame in output_t.
 
         xy: (Q, T, 2) model pixels (x, y); visibility, confidence: (Q, T); images: the clip's
@@ -276,7 +276,10 @@ class TrackManager:
         to see (a covered lens): no track is visible there, and a track queried on one is no
         point at all (invisible throughout, so it is lost and re-seeded on a frame that shows
         something). Left to the model, a covered lens kept 62 of 63 tracks "visible". excluded:
-        (H, W) bool model pixels showing the robot itself: a track there is invisible."""
+        (H, W) bool model pixels showing the robot itself: a track there is invisible. off_robot:
+        (H_in, W_in) bool input pixels off the robot (the same boxes), for the tracks the image
+        fallback follows outside the model's window, where `excluded` has no pixels: one there on
+        the robot is invisible and dropped."""
         if self.image_fallback and images is None:
             raise ValueError("update needs the clip's images to follow tracks on the image")
         n_frames = len(clip_indices)
@@ -308,10 +311,13 @@ class TrackManager:
                 visible[row, query_t[row]] = True  # it was matched there, or it would have been dropped
             dropped = self._follow_on_image(tracks, n_model, query_t, xy, visible, conf, images, pmap, unseen)
         visible[:, unseen] = visible[void] = False  # no template match on sensor noise counts either
-        visible &= ~on_robot(excluded, xy)  # nor one on the robot (the fallback moved some tracks)
         conf[:, unseen] = conf[void] = 0.0
         dropped |= void
         u, v = pmap.to_input(xy[..., 0], xy[..., 1])
+        if off_robot is not None:  # nor one on the robot: the fallback moved some, out of the model's window too
+            robot = ~sample_nearest(off_robot, u, v, True)
+            visible &= ~robot
+            dropped |= robot[:, -1]
         out = []
         for t in output_t:
             for i, track in enumerate(tracks):
