@@ -349,9 +349,15 @@ def test_odometry_variance_scales_multiply_the_published_covariance_and_leave_th
     for a, b in zip(plain, scaled):
         np.testing.assert_allclose(a.odom_from_base, b.odom_from_base, atol=1e-12)
         np.testing.assert_allclose(a.twist, b.twist, atol=1e-12)
-    # the camera's covariance in the base frame: translation block x5, rotation block x10
-    np.testing.assert_allclose(np.diag(scaled[-1].covariance), np.diag(plain[-1].covariance) * [5, 5, 5, 10, 10, 10],
+    # the camera's covariance in the base frame: translation block x5, rotation block x10 while no rotation
+    # variance is carried yet (the first clip) and in the twist (frame 8: the second clip's first step)
+    factors = [5, 5, 5, 10, 10, 10]
+    np.testing.assert_allclose(np.diag(scaled[7].covariance), np.diag(plain[7].covariance) * factors, rtol=1e-9)
+    np.testing.assert_allclose(np.diag(scaled[8].twist_covariance), np.diag(plain[8].twist_covariance) * factors,
                                rtol=1e-9)
+    # later the position block also carries the rotation variance of the poses before it (x10)
+    ratio = np.diag(scaled[-1].covariance) / np.diag(plain[-1].covariance)
+    assert np.all((ratio[:3] > 5) & (ratio[:3] < 10)) and np.allclose(ratio[3:], 10, rtol=1e-9)
 
 
 def test_odometry_gap_continues_from_newest_pose():
@@ -461,7 +467,7 @@ def test_topic_queries_that_are_not_seeded_are_counted_by_why():
     _, ids = topic.make_queries([0, 1], image, pmap, excluded)
     counts = topic.query_counts()
     assert (ids >= 0).sum() == 4
-    assert counts["track_queries_refused_outside_image"] == 2
+    assert counts["track_queries_refused_outside_model_window"] == 2
     assert counts["track_queries_refused_near_a_live_track"] == 1
     assert counts["track_queries_refused_on_robot"] == 1
     assert counts["track_queries_refused_over_max_tracks"] == 1

@@ -11,7 +11,9 @@ and counts it in `gaps`.
 The odom frame is the base frame at the first frame (REP-105 style): with the camera mounted as
 base_from_camera (4x4), odom_from_camera = B @ chain and odom_from_base = B @ chain @ B^-1.
 Covariances (6x6, order x y z rx ry rz, as in ROS) accumulate the head's variances along the
-chain, each at least the configured floor.
+chain, each at least the configured floor, and carry each pose's rotation uncertainty into the
+position of every pose chained after it (`carried_covariance`): a heading error swings all later
+translation steps, so position error grows with the distance travelled times the heading's sd.
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ def default_base_from_camera() -> np.ndarray:
 def rotation_vector(rotation: np.ndarray) -> np.ndarray:
     axis, angle = axangles.mat2axangle(rotation, unit_thresh=1e-3)
     return np.asarray(axis) * angle
+
+
+def skew(v: np.ndarray) -> np.ndarray:
+    """[v]x: skew(v) @ w == cross(v, w)."""
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def carried_covariance(cov: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+    """6x6 covariance (ROS order) of a pose, carried to a point `displacement` (3,) away from it,
+    both in the frame whose axes the errors are expressed in.
+
+    Convention (the chain's, and what a ROS pose covariance means): errors in the parent frame's
+    axes, position additive (p_true = p + dp) and rotation on the left (R_true = Exp(dth) R). The
+    point p + d moves by dp + dth x d, so the position block gains [d]x Sigma_rot [d]x^T and the
+    position-rotation cross terms; for T_new = T_prev @ T_step (d = R_prev t_step) this is the
+    right-perturbation Ad(T_step^-1) Sigma Ad(T_step^-1)^T written in the parent frame's axes."""
+    jac = np.eye(6)
+    jac[:3, 3:] = -skew(np.asarray(displacement, float))
+    return jac @ cov @ jac.T
 
 
 def orthonormalise(rotation: np.ndarray) -> np.ndarray:
@@ -97,8 +118,9 @@ class OdometryChain:
                    rotation_var_scale=pose.rotation_var_scale, translation_var_scale=pose.translation_var_scale)
 
     def published_variances(self, variance: np.ndarray) -> tuple[float, float]:
-        """One frame's (rotation, translation) variance as the clip gives it -> as published:
-        times the factors, at least the floors."""
+        """One frame's (rotation, translation) variance as the clip gives it -> as the chain adds it for
+        that clip's motion: times the factors, at least the floors. (The published position block also
+        carries the rotation variance of the poses before it: carried_covariance.)"""
         return (max(float(variance[0]) * self.rotation_var_scale, self.rotation_var_floor),
                 max(float(variance[1]) * self.translation_var_scale, self.translation_var_floor))
 
@@ -108,8 +130,10 @@ class OdometryChain:
         self.camera_from_base = np.linalg.inv(self.base_from_camera)
 
     def reset(self) -> None:
-        # frame index -> (stamp_ns, chain 4x4 camera0_from_camera, 6x6 covariance in camera frame)
-        self.poses: OrderedDict[int, tuple[int, np.ndarray, np.ndarray]] = OrderedDict()
+        # frame index -> (stamp_ns, chain 4x4 camera0_from_camera, 6x6 covariance in camera0's axes,
+        # 6x6 sum of the clips' variances alone). The sum is kept for the twist: the motion between two
+        # frames does not depend on the heading, which swings only where that motion takes the pose.
+        self.poses: OrderedDict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self.gaps = 0
 
     def add_clip(self, indices: list[int], stamps_ns: list[int], rotation: np.ndarray,
@@ -134,37 +158,42 @@ class OdometryChain:
             anchor = np.eye(4)
             anchor[:3, :3] = orthonormalise(np.mean([a[:3, :3] for a in anchors], axis=0))
             anchor[:3, 3] = np.mean([a[:3, 3] for a in anchors], axis=0)
-            anchor_cov = self.poses[indices[known[0]]][2]
+            # the covariance is carried from the first shared frame's pose, whose variances the clip's add to
+            _, from_pose, anchor_cov, anchor_sum = self.poses[indices[known[0]]]
         elif self.poses:
             self.gaps += 1
-            _, anchor, anchor_cov = next(reversed(self.poses.values()))
-            across_gap = True
+            _, anchor, anchor_cov, anchor_sum = next(reversed(self.poses.values()))
+            from_pose, across_gap = anchor, True
         else:
-            anchor, anchor_cov = np.eye(4), np.zeros((6, 6))
+            anchor, anchor_cov, anchor_sum = np.eye(4), np.zeros((6, 6)), np.zeros((6, 6))
+            from_pose = anchor
         variance = np.exp(np.clip(log_variance, -30, 10))
         out = []
         for t in output_t:
             if indices[t] in self.poses:  # already published by an earlier clip: keep it
-                _, chain, cov = self.poses[indices[t]]
+                _, chain, cov, var_sum = self.poses[indices[t]]
             else:
                 chain = anchor @ first_from(t)
                 var_r, var_t = self.published_variances(variance[t])
-                cov = anchor_cov + np.diag([var_t] * 3 + [var_r] * 3)
+                # isotropic per block, so the same in any frame's axes
+                clip_var = np.diag([var_t] * 3 + [var_r] * 3)
+                cov = carried_covariance(anchor_cov, chain[:3, 3] - from_pose[:3, 3]) + clip_var
+                var_sum = anchor_sum + clip_var
             previous = next(reversed(self.poses.items()), None) if self.poses and not across_gap else None
             across_gap = False  # the twist across the gap is unknown, not zero; from the next frame on it is measured
-            self.poses[indices[t]] = (stamps_ns[t], chain, cov)
+            self.poses[indices[t]] = (stamps_ns[t], chain, cov, var_sum)
             while len(self.poses) > self.history:
                 self.poses.popitem(last=False)
-            out.append(self._estimate(chain, cov, previous, stamps_ns[t], indices[t]))
+            out.append(self._estimate(chain, cov, var_sum, previous, stamps_ns[t], indices[t]))
         return out
 
-    def _estimate(self, chain, cov, previous, stamp_ns, index) -> PoseEstimate:
+    def _estimate(self, chain, cov, var_sum, previous, stamp_ns, index) -> PoseEstimate:
         b, b_inv = self.base_from_camera, self.camera_from_base
         rot = np.zeros((6, 6))
         rot[:3, :3] = rot[3:, 3:] = b[:3, :3]
         twist, twist_cov = np.zeros(6), np.diag([1e3] * 6)  # unknown until two frames
         if previous is not None and previous[0] != index and stamp_ns > previous[1][0]:
-            prev_stamp, prev_chain, prev_cov = previous[1]
+            prev_stamp, prev_chain, _, prev_sum = previous[1]
             dt = (stamp_ns - prev_stamp) * 1e-9
             # The base's own motion in the base frame (REP-105's twist in child_frame_id): the camera's
             # motion seen from the base, b @ delta @ b^-1, which for a camera mounted off the base's
@@ -172,6 +201,9 @@ class OdometryChain:
             # turning robot a sideways velocity).
             delta = b @ np.linalg.inv(prev_chain) @ chain @ b_inv
             twist = np.concatenate([delta[:3, 3], rotation_vector(delta[:3, :3])]) / dt
-            twist_cov = rot @ (np.abs(cov - prev_cov) + np.diag(
+            twist_cov = rot @ (np.abs(var_sum - prev_sum) + np.diag(
                 [self.translation_var_floor] * 3 + [self.rotation_var_floor] * 3)) @ rot.T / dt**2
-        return PoseEstimate(b @ chain, b @ chain @ b_inv, rot @ cov @ rot.T, twist, twist_cov)
+        # The base's origin sits at the lever arm chain_R @ camera_from_base_t from the camera: the
+        # camera's rotation uncertainty swings it too (nothing for a mount at the base's origin).
+        base_cov = carried_covariance(cov, chain[:3, :3] @ b_inv[:3, 3])
+        return PoseEstimate(b @ chain, b @ chain @ b_inv, rot @ base_cov @ rot.T, twist, twist_cov)

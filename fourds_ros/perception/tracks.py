@@ -113,11 +113,12 @@ class TrackManager:
     def query_counts(self) -> dict[str, int]:
         """Topic queries not seeded so far, by why, for /diagnostics (mode 'topic'; else {}):
         over_capacity (more were pending than the engine's num_queries: the oldest went),
-        outside_image, on_robot (exclude_boxes), near_a_live_track (within track_spacing: already
-        tracked), over_max_tracks."""
+        outside_model_window (the model sees the centre crop of a wider image: a query beside it
+        is in the image but not seeded), on_robot (exclude_boxes), near_a_live_track (within
+        track_spacing: already tracked), over_max_tracks."""
         if self.mode != "topic":
             return {}
-        reasons = ("over_capacity", "outside_image", "on_robot", "near_a_live_track", "over_max_tracks")
+        reasons = ("over_capacity", "outside_model_window", "on_robot", "near_a_live_track", "over_max_tracks")
         return {f"track_queries_refused_{r}": self.queries_refused[r] for r in reasons}
 
     def _new_id(self) -> int:
@@ -191,7 +192,7 @@ class TrackManager:
         inside = in_window(candidates, self.model_hw)
         robot = np.zeros(len(candidates), bool) if excluded is None else inside & on_robot(excluded, candidates)
         spacing2 = self.spacing ** 2 * allowed  # max_tracks share the allowed part of the image
-        refused = Counter(outside_image=int((~inside).sum()), on_robot=int(robot.sum()))
+        refused = Counter(outside_model_window=int((~inside).sum()), on_robot=int(robot.sum()))
         kept = candidates[inside & ~robot]
         for i, (x, y) in enumerate(kept):
             if n_live >= self.max_tracks:
