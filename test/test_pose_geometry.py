@@ -453,3 +453,51 @@ def test_motion_the_head_never_learned_is_counted_and_keeps_its_size(shipped_eng
     assert overruled >= 2  # of the walk's 4 clips
     assert run(range(len(walk)))[0] == 0
     assert kept > 1.05 * run(backwards, pose_fuse_sizes=False)[1]
+
+
+def far_view(far_m: float, horizon: float) -> np.ndarray:
+    """A view whose top `horizon` of the image is far_m away (+- 2 m) and whose rest is a floor 3 m
+    (at the horizon) to 1.5 m (at the bottom) away."""
+    ys, xs = np.mgrid[0:H, 0:W].astype(float)
+    floor = 3.0 - 1.5 * (ys - horizon * H) / max((1 - horizon) * H, 1e-9)
+    return np.where(ys < horizon * H, far_m + 2 * np.sin(xs / 7), floor).astype(np.float32)
+
+
+@pytest.mark.parametrize("far_m, step_m", [(10.0, 0.01), (25.0, 0.017)])
+def test_a_forward_drive_with_a_far_background_is_measured(monkeypatch, far_m, step_m):
+    """A robot driving forward at 0.3-0.5 m/s (30 Hz) with 60 % of its view far away: most tracks move
+    under half a pixel in a clip, and the frames were called still, translation 0, overruling a
+    head that read the motion right (0.000 m of 1.003 m over 2 s, session 52). One motion keeps the
+    far tracks still and moves the floor's apart: measured (rule 58)."""
+    monkeypatch.setitem(globals(), "depth_map", lambda: far_view(far_m, 0.6))
+    truth = poses(0.0, [0.0, 0.0, step_m])
+    depth, xy, vis, _ = make_clip(truth, noise_px=0.1)
+    geo = solve_clip_motion(depth, xy, vis, K)
+    assert not geo.still[-1] and not geo.rotation_only[-1]
+    assert np.linalg.norm(geo.translation[-1] - truth[-1][:3, 3]) < 0.05 * np.linalg.norm(truth[-1][:3, 3])
+
+
+@pytest.mark.parametrize("walk", ["slides_past", "walks_up"])
+@pytest.mark.parametrize("horizon", [1.0, 0.6])
+def test_a_person_before_a_far_view_does_not_move_a_still_camera(monkeypatch, walk, horizon):
+    """The other side of the test above: a still camera looking at a view 25 m away, with a person
+    2 m from it (18-24 tracks) sliding past at 0.5 px a frame or walking up at 1 m/s, with a floor
+    in view or none. Without a floor a camera motion explains the person's tracks as well (the
+    geometry cannot tell them apart); the rules that hold it still: one image shift is one thing
+    moving, and a camera's near scene spans the view, a person's does not."""
+    monkeypatch.setitem(globals(), "depth_map", lambda: far_view(25.0, horizon))
+    for seed in range(4):
+        depth, xy, vis, _ = make_clip(poses(0.0, [0.0, 0.0, 0.0]), noise_px=0.1, seed=seed)
+        grid = np.arange(len(xy)).reshape(12, 12)
+        person = np.zeros(len(xy), bool)
+        person[grid[1:9, 3:6].ravel()] = True
+        depth = depth.copy()
+        for x, y in xy[person, 0].round().astype(int):
+            depth[max(0, y - 6): y + 7, max(0, x - 6): x + 7] = 2.0
+        if walk == "slides_past":
+            xy[person] += np.arange(T_LEN)[None, :, None] * np.array([0.5, 0.0])
+        else:
+            z = 2.0 - 0.033 * np.arange(T_LEN)  # the person's depth frame by frame
+            xy[person] = K[:2, 2] + (xy[person, :1] - K[:2, 2]) * (2.0 / z)[None, :, None]
+        geo = solve_clip_motion(depth, xy, vis, K)
+        assert np.abs(geo.translation).max() < 1e-9, (seed, geo.still)

@@ -25,7 +25,10 @@ Solver, per frame t of the clip:
      or when the identity explains the tracks that stayed as well as PnP's motion explains the
      ones that moved: something moved through a still camera's view, and its tracks (and the
      background tracks it dragged along) outnumber the still ones. The frame's pose is then
-     solved on the tracks that stayed, and a clip that ends so is still throughout.
+     solved on the tracks that stayed, and a clip that ends so is still throughout. A frame most
+     of whose tracks stayed is measured after all when one motion keeps the far ones still and
+     moves the near ones apart across the view (`_one_motion_moves_some`: a robot driving
+     forward with the far background in most of its view read 0 m, rule 58).
   4. Covariance: sigma^2 (J^T J)^-1 from the reprojection Jacobian at the solution (sigma^2 the
      residual variance), carried to T_first_from_t's parameters by a numeric Jacobian. This is
      what the solver measures; it knows nothing of a depth scale error, which moves every point
@@ -62,6 +65,13 @@ PARALLAX_PX = 0.5
 # A relinked frame's one-frame step (relink_lost_frames): a single step rarely moves the points
 # PARALLAX_PX, so its rotation-only call is the F test's alone (rule 57).
 RELINK_PARALLAX_PX = 0.0
+# A frame most of whose tracks stayed is still unless one motion fitted to MOTION_FIT_PX keeps
+# STAYED_KEPT of them and moves min_inliers others by MOTION_SEEN_PX (rule 58).
+MOTION_FIT_PX = 1.0
+MOTION_SEEN_PX = 1.0
+STAYED_KEPT = 0.9
+MOVED_SPAN = 0.5  # of the image width, spanned by the tracks that moved
+PARALLAX_QUANTILE = 90  # of the points' parallax under a frame's translation
 # Variance of one frame's motion that could not be seen (rotation rad^2, translation m^2): a blind
 # camera may have moved anything a robot or a hand moves in a frame or a few.
 UNSEEN_VARIANCE = (1.0, 1.0)
@@ -140,7 +150,9 @@ def _rotation_fit(obj, img, xy0, rvec, tvec, k_model) -> tuple[np.ndarray, float
     res_rot, _ = _reprojection(obj, img, rvec_rot, np.zeros(3), k_model)
     with_t = cv2.projectPoints(obj, rvec, tvec, k_model, None)[0].reshape(-1, 2)
     without_t = cv2.projectPoints(obj, rvec, np.zeros(3), k_model, None)[0].reshape(-1, 2)
-    parallax = float(np.median(np.linalg.norm(with_t - without_t, axis=1)))
+    # A high quantile, not the median: a scene of near and far points (a floor before a far
+    # background) shows a translation on its near points only (rule 58).
+    parallax = float(np.percentile(np.linalg.norm(with_t - without_t, axis=1), PARALLAX_QUANTILE))
     return rvec_rot, float(res_full @ res_full), float(res_rot @ res_rot), parallax
 
 
@@ -179,8 +191,8 @@ def _solve_frame(obj, img, xy0, k_model, ransac_px, min_inliers) -> _FrameSoluti
     return _FrameSolution(rvec.ravel(), tvec.ravel(), fit[0], inl, *fit[1:])
 
 
-def _still(obj: np.ndarray, img: np.ndarray, stayed: np.ndarray, sol: _FrameSolution | None, k_model,
-           parallax_px: float, min_inliers: int) -> str:
+def _still(obj: np.ndarray, img: np.ndarray, xy0: np.ndarray, stayed: np.ndarray, sol: _FrameSolution | None,
+           k_model, parallax_px: float, min_inliers: int, width: int) -> str:
     """Whether this frame's image motion is measured (obj, img: its 3-D/2-D pairs; stayed: which
     of them moved less than parallax_px from frame 0; sol: PnP on all of them).
     "identity": at least min_inliers tracks stayed, and PnP's motion rests on fewer than
@@ -196,7 +208,41 @@ def _still(obj: np.ndarray, img: np.ndarray, stayed: np.ndarray, sol: _FrameSolu
         missed = int((stayed & (np.linalg.norm(proj - img, axis=1) > 3 * parallax_px)).sum())
         if moved_inliers < min_inliers or missed >= max(min_inliers, moved_inliers):
             return "identity"
-    return "most_stayed" if 2 * stayed.sum() > len(stayed) else ""
+    if 2 * stayed.sum() <= len(stayed):
+        return ""
+    return "" if _one_motion_moves_some(obj, img, xy0, stayed, k_model, parallax_px, min_inliers, width) else "most_stayed"
+
+
+def _one_motion_moves_some(obj, img, xy0, stayed, k_model, parallax_px: float, min_inliers: int, width: int) -> bool:
+    """Whether a frame most of whose tracks stayed shows a camera moving past a far background (a
+    robot driving forward: the floor near it flows, most of the view does not), which the rule
+    "most tracks stayed" reads as still (rule 58). All must hold:
+    - one motion fitted to MOTION_FIT_PX keeps STAYED_KEPT of the stayed tracks and moves
+      min_inliers others by MOTION_SEEN_PX or more (a still camera's jitter, or something moving
+      through its view together with the background, fits no one motion);
+    - the stayed tracks stay because they are far, not because a turn cancels the translation's
+      image motion there (a near object sliding past a background a few metres away fits a
+      translation and the turn that holds the background);
+    - the moved tracks do not all slide by one image shift (a person walking past a still camera
+      whose view is far fits a sideways translation as well; a moving camera's near scene flows
+      apart, by each point's place and depth);
+    - they span MOVED_SPAN of the image width (the near floor or wall a moving camera sees spans
+      the view; a person walking up to a still camera, whose tracks flow apart too, does not)."""
+    sol = _solve_frame(obj, img, xy0, k_model, MOTION_FIT_PX, min_inliers)
+    if sol is None:
+        return False
+    inlier = np.zeros(len(obj), bool)
+    inlier[sol.inliers] = True
+    moved = inlier & (np.linalg.norm(img - xy0, axis=1) >= MOTION_SEEN_PX)
+    if (inlier & stayed).sum() < STAYED_KEPT * stayed.sum() or moved.sum() < min_inliers:
+        return False
+    with_t = cv2.projectPoints(obj[stayed], sol.rvec, sol.tvec, k_model, None)[0].reshape(-1, 2)
+    without_t = cv2.projectPoints(obj[stayed], sol.rvec, np.zeros(3), k_model, None)[0].reshape(-1, 2)
+    if np.median(np.linalg.norm(with_t - without_t, axis=1)) >= parallax_px:
+        return False
+    flow = (img - xy0)[moved]
+    spread = np.sqrt(((flow - flow.mean(axis=0)) ** 2).sum(axis=1).mean())
+    return spread >= 0.5 * np.linalg.norm(flow, axis=1).mean() and np.ptp(xy0[moved, 0]) >= MOVED_SPAN * width
 
 
 def _first_from_t(params: np.ndarray) -> np.ndarray:
@@ -249,7 +295,8 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
         points[t] = int(sel.sum())
         stayed = sel & (moved[:, t] < parallax_px)
         sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
-        reason = _still(pts[sel], xy[sel, t], stayed[sel], sol, k_model, parallax_px, min_inliers)
+        reason = _still(pts[sel], xy[sel, t], xy[sel, 0], stayed[sel], sol, k_model, parallax_px, min_inliers,
+                        depth0.shape[1])
         still[t] = bool(reason)
         if reason == "identity":  # the frame's pose is the stayed tracks', not PnP's consensus
             sel = stayed
