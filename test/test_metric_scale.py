@@ -39,17 +39,38 @@ def test_travel_is_the_camera_centre_so_a_base_turning_in_place_moves_an_offset_
     assert distance == pytest.approx(0.0, abs=1e-12)
 
 
-def test_travel_is_interpolated_between_samples_and_held_only_briefly_after_the_newest():
+def test_travel_is_interpolated_between_samples_and_extrapolated_only_briefly_after_the_newest():
     ref = scale_of()
     for i in range(5):  # 1 m/s along x, a sample every 100 ms
         ref.add(i * 100 * MS, [0.1 * i, 0, 0], UNIT)
     assert ref.camera_travel(50 * MS, 250 * MS, mount(0))[0] == pytest.approx(0.2)
-    # The clip's last frame a little after the newest sample: the newest stands in for it.
-    assert ref.camera_travel(0, 400 * MS + MAX_HOLD_NS, mount(0))[0] == pytest.approx(0.4)
+    # The clip's last frame a little after the newest sample: it goes on at the last step's speed,
+    # 0.5 m at 1 m/s. This was 0.4, the newest sample standing in: every clip ending so came out
+    # short by speed x lag, the same way each time, and the median scale with it (-4 % at 50 Hz).
+    assert ref.camera_travel(0, 400 * MS + MAX_HOLD_NS, mount(0))[0] == pytest.approx(0.5)
     assert ref.camera_travel(0, 400 * MS + MAX_HOLD_NS + 1, mount(0)) is None
     assert ref.camera_travel(-1, 100 * MS, mount(0)) is None  # before the first sample
     ref.add(400 * MS + MAX_BRACKET_NS + 1, [9, 0, 0], UNIT)  # a gap in the reference: no measurement inside it
     assert ref.camera_travel(0, 500 * MS, mount(0)) is None
+    # After a gap the last step is no velocity (here 17 m/s): the newest sample is held as before.
+    newest = 400 * MS + MAX_BRACKET_NS + 1
+    assert ref.camera_travel(newest, newest + MAX_HOLD_NS, mount(0))[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_clip_ending_after_the_newest_reference_sample_keeps_its_scale():
+    """Wheel odometry at 50 and 20 Hz, 8-frame clips at 30 Hz each processed before the sample after
+    its last frame arrived, the model's travel exact: the scale is 1 (it was 0.967 and 0.902 with
+    the newest sample standing in for the last frame)."""
+    for odom_hz in (50, 20):
+        ref = scale_of(min_clips=1, window=40)
+        period, speed, added = 10**9 // odom_hz, 0.5, -(10**9 // odom_hz)  # 0.5 m/s straight ahead
+        for t0 in np.sort(np.random.default_rng(odom_hz).uniform(1e9, 9e9, 40)).astype(int):
+            t1 = t0 + 7 * 10**9 // 30
+            while added + period <= t1:  # the samples up to the clip's last frame, not the one after it
+                added += period
+                ref.add(added, [speed * added / 1e9, 0, 0], UNIT)
+            assert ref.observe(t0, t1, np.array([0, 0, speed * (t1 - t0) / 1e9]), mount(0))
+        assert ref.clips_used == 40 and ref.scale == pytest.approx(1.0, abs=1e-9)
 
 
 def test_scale_is_the_median_ratio_of_the_clips_that_moved_enough_and_turned_little():
@@ -133,6 +154,40 @@ def test_pipeline_depth_and_clip_motion_are_the_unscaled_ones_times_the_scale():
         np.testing.assert_allclose(step[1][:3, :3], step[0][:3, :3], atol=1e-4)
         np.testing.assert_allclose(step[1][:3, 3], in_effect[-1] * step[0][:3, 3], atol=2e-4)
     assert len(in_effect) == 3 and in_effect[0] == 1.0 and in_effect[1] != 1.0
+
+
+def test_min_and_max_depth_cut_the_published_metres_and_the_pose_is_as_without_a_scale():
+    """The range is in the published metres: a factor 0.5 with min_depth 1.5 / max_depth 2.6
+    publishes what the model's metres in [3, 5.2] are, halved (0.5 is exact in float32: the cut
+    matches to the bit). It was cut in the model's metres first ([1.5, 2.6]) and then scaled, so a
+    model reading 2.4x too far lost true 2.1-5 m to max_depth 5 under the reference scale 1/2.4. The
+    pose still solves in the model's metres on the pixels it would without a scale ([1.5, 2.6]
+    here): the reference scale is measured on its travel. Real frames (TUM fr1/rpy, the first 10;
+    the model's depth 1.9-3.7 m there), the shipped model."""
+    from fourds_ros.engine import create_engine
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+    from fourds_ros.rgbd import read_sequence
+
+    seq = read_sequence(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    engine = create_engine(PerceptionSettings().model.resolved_path(), "onnxruntime")
+
+    def run(**params):
+        pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(
+            track_image_fallback=False, track_refinement="none", **params))
+        return [r for i in range(10) for r in pipe.push(seq.rgb(i), int(i * 1e9 / 30), "camera", seq.intrinsics)]
+
+    scaled = run(metric_scale_factor=0.5, min_depth=1.5, max_depth=2.6)
+    depth_as = run(min_depth=3.0, max_depth=5.2)  # the published range in the model's metres
+    pose_as = run(min_depth=1.5, max_depth=2.6)  # the same range in the model's metres: the pose's
+    assert len(scaled) == len(depth_as) == 8  # one clip of 8 frames
+    for part in (depth_as, pose_as):  # each range cuts part of the view
+        assert 0.05 < np.isfinite(np.stack([r.depth for r in part])).mean() < 0.95
+    for r, d, p in zip(scaled, depth_as, pose_as):
+        np.testing.assert_array_equal(r.depth, d.depth * np.float32(0.5))  # NaN where NaN
+        np.testing.assert_array_equal(r.tracks.xyz, d.tracks.xyz * 0.5)
+        np.testing.assert_allclose(r.pose.odom_from_camera[:3, 3], 0.5 * p.pose.odom_from_camera[:3, 3], atol=1e-6)
+    moved = [np.linalg.norm(part[-1].pose.odom_from_camera[:3, 3]) for part in (pose_as, depth_as)]
+    assert min(moved) > 0.02 and abs(moved[0] - moved[1]) > 1e-3  # the pose moves, and with the pixels it has
 
 
 def test_the_dds_replay_refuses_a_reference_scale_it_cannot_feed(tmp_path):

@@ -478,13 +478,18 @@ class PerceptionPipeline:
         return blind, partly_blind(magnitude, min_texture, excluded) & ~blind
 
     def _model_depth(self, outputs: dict, focal_model: float) -> np.ndarray | None:
-        """(T, H, W) metres in model pixels, NaN outside [min_depth, max_depth]; None without a depth
+        """(T, H, W) metres in model pixels, NaN where not finite or not positive; None without a depth
         head. focal_model: the clip's fx in model pixels; a head with a canonical focal predicts
-        depth as that camera would see it, so metric depth scales with focal_model / canonical."""
+        depth as that camera would see it, so metric depth scales with focal_model / canonical.
+        Not yet cut to [min_depth, max_depth]: the range is in the published metres, known only once
+        the clip's scale is (_scaled). Cut here, in the model's metres, a model reading 2.4x too far
+        lost true 2.1-5 m to max_depth 5 before the reference scale 1/2.4 could bring them in."""
         if "depth" not in outputs:
             return None
         scale = self.engine.config.heads["depth"].metric_scale(float(focal_model))
-        return self._in_range((outputs["depth"][0] * scale).astype(np.float32, copy=True))
+        depth = (outputs["depth"][0] * scale).astype(np.float32, copy=True)
+        depth[~(np.isfinite(depth) & (depth > 0))] = np.nan  # no depth: nothing for a scale or the pose either
+        return depth
 
     def _in_range(self, depth: np.ndarray) -> np.ndarray:
         """depth (metres, float32), NaN where not finite or outside [min_depth, max_depth]; in place."""
@@ -493,11 +498,19 @@ class PerceptionPipeline:
         return depth
 
     def _scaled(self, depth: np.ndarray | None, scale: float) -> np.ndarray | None:
-        """The model's metres in the reference odometry's or a calibrated factor's (scale 1: as they are),
-        NaN outside [min_depth, max_depth]."""
-        if depth is None or scale == 1.0:
-            return depth
-        return self._in_range(depth * np.float32(scale))
+        """The published metres: the model's (`depth`, _model_depth's) times the reference's or a
+        calibrated factor's scale, NaN outside [min_depth, max_depth] of these published metres.
+        `depth` itself, for the pose, is cut in place to that range in the model's own metres, as
+        before: the pose solves on the pixels it would without a scale (the reference scale is
+        measured on its travel, which must not move with the scale), and with scale 1 the published
+        array is `depth` itself, so every output at scale 1 is unchanged."""
+        if depth is None:
+            return None
+        if scale == 1.0:
+            return self._in_range(depth)
+        published = self._in_range(depth * np.float32(scale))
+        self._in_range(depth)
+        return published
 
     def _tracks(self, results, outputs, slot_ids, frames, images, output_t, model_depth, pmap, blind, excluded
                 ) -> np.ndarray:
