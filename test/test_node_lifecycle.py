@@ -112,6 +112,23 @@ def test_deactivation_describes_every_frame_it_took_in(tiny_model_dir, ros_env, 
     assert values["frames_unaccounted"] == "0", values
 
 
+def test_cleanup_before_a_first_clip_counts_the_buffered_frames_as_discarded(tiny_model_dir, ros_env, tmp_path):
+    """3 frames in, a clip takes 4: no clip describes them, and deactivation's flush has none to make.
+    Cleanup drops them with the pipeline: counted as discarded at release (they were left in
+    frames_unaccounted, 3)."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60},
+            {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+            {"frames": 3, "rate": 20, "size": [120, 160]}, {"wait": 1.0},
+            {"lifecycle": "deactivate"}, {"lifecycle": "cleanup"}, {"get_state": True}, {"wait": 1.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "image_qos": "DEFAULT"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert [e["state"] for e in run.result["events"] if "state" in e] == ["unconfigured"], run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["frames_in"] == "3" and values["frames_out"] == "0", values
+    assert values["frames_discarded_at_release"] == "3" and values["frames_unaccounted"] == "0", values
+
+
 def test_the_published_camera_mount_has_one_publisher_whatever_the_activations(tiny_model_dir, ros_env, tmp_path):
     """publish_camera_mount: the mount goes out on /tf_static from one publisher while active, none
     while inactive; each activation used to add one, and late subscribers got every one's message."""

@@ -13,8 +13,9 @@ import pytest
 
 from .conftest import wait_for
 from fourds_ros.perception import health as health_module
-from fourds_ros.perception.clip_buffer import Clip, Frame, supersede
-from fourds_ros.perception.health import BAD_INPUT_WARN_S, ERROR, OK, PIPELINE_COUNTED, WARN, NodeHealth, NodeState, StampGaps
+from fourds_ros.perception.clip_buffer import OUT_OF_ORDER_NS, Clip, Frame, supersede
+from fourds_ros.perception.health import (BAD_INPUT_WARN_S, ERROR, OK, PIPELINE_COUNTED, RECENT_S, WARN, NodeHealth,
+                                          NodeState, StampGaps)
 from fourds_ros.perception.worker import InferenceWorker
 
 MS = 1_000_000
@@ -450,6 +451,91 @@ def test_stall_warn_while_input_arrives_but_nothing_is_described(clock):
     assert health.level(state())[0] == OK  # off
 
 
+def test_stall_clock_starts_when_input_restarts(clock):
+    """A camera paused longer than stall_warn_s, or a node activated that long after it was
+    constructed: the first frames are not a stall (its clock ran from the last output, or from the
+    construction, and WARNed on the first frame). stall_warn_s of steady input with no output is."""
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    health.stall_warn_s = 5.0
+    clock.t += 60.0  # configured and activated a minute after construction
+    stamp = 10**12
+    for _ in range(30):  # 1 s of input, no clip yet
+        health.frame_received(stamp)
+        assert health.level(state())[0] == OK
+        clock.t, stamp = clock.t + 1 / 30, stamp + HZ30
+    health.record_clip([stamp - HZ30], 0.01, 0.02)
+    clock.t += 60.0  # the camera paused a minute
+    for _ in range(150):  # 5 s of input back: nothing described yet, still within stall_warn_s
+        health.frame_received(stamp)
+        assert health.level(state())[0] == OK
+        clock.t, stamp = clock.t + 1 / 30, stamp + HZ30
+    clock.t += 0.2
+    health.frame_received(stamp)
+    level, message = health.level(state())  # 5.2 s of input, no output: a stall
+    assert level == WARN and "no frame described" in message
+
+
+def test_dropped_and_lost_rules_judge_the_last_minute(clock):
+    """WARN_FRACTION applies to the input of the last RECENT_S, not to lifetime totals: after 10 h
+    healthy at 30 Hz, 50 % shed WARNs within a minute (it stayed OK for an hour), and an overload at
+    start-up stops WARNing a minute after it ended. The reported counts stay totals."""
+    health = NodeHealth(lambda m: None)
+    health.counts.update(frames_in=30 * 36000, frames_out=30 * 36000)
+    for _ in range(36000):  # 10 h healthy, reported at 1 Hz
+        clock.t += 1.0
+        assert health.level(state())[0] == OK
+    for _ in range(30):  # then half of the input shed, for 30 s
+        clock.t += 1.0
+        health.counts["frames_in"] += 30
+        health.counts["frames_out"] += 15
+        health.counts["frames_dropped"] += 15
+        level, message = health.level(state())
+    assert level == WARN and "dropped 450 of 900 frames in the last 60 s" in message, message
+    values = health.report(state())[2]
+    assert values["frames_dropped"] == "450" and values["frames_in"] == str(30 * 36030)
+    for key in ("frames_dropped", "frames_missing_by_stamp"):  # an overload at start-up, then healthy
+        health = NodeHealth(lambda m: None)
+        health.counts.update({"frames_in": 3000, "frames_out": 2000, key: 1000})
+        assert health.level(state())[0] == WARN  # since the start before a minute has passed
+        for _ in range(int(RECENT_S) + 1):
+            clock.t += 1.0
+            health.counts["frames_in"] += 30
+            health.counts["frames_out"] += 30
+            level, message = health.level(state())
+        assert level == OK, message
+        assert health.report(state())[2][key] == "1000"
+
+
+def test_report_survives_keys_added_while_it_iterates():
+    """warn, record_clip and the worker's counts run on the inference thread and add keys (a new
+    error kind, stage or count) while report() iterates those dicts on the executor's: "dictionary
+    changed size during iteration" killed the executor. The other thread's turn is taken here at a
+    fixed point, whenever report() formats or tests one of these keys."""
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    added = iter(range(10**6))
+
+    def inference_thread():
+        n = next(added)
+        health.warn(f"kind{n}", "x")
+        health.counts[f"reset_k{n}"] += 1
+        health.record_clip([10**12], 0.01, 0.02, stage_s={f"stage{n}": 0.001})
+
+    class Key(str):
+        def __format__(self, spec):
+            inference_thread()
+            return super().__format__(spec)
+
+        def startswith(self, *args):
+            inference_thread()
+            return super().startswith(*args)
+
+    health.warn(Key("camera_blind"), "x")
+    health.counts[Key("reset_gap")] += 1
+    health.record_clip([10**12], 0.01, 0.02, stage_s={Key("pose"): 0.001})
+    values = health.report(state())[2]
+    assert values["errors_camera_blind"] == "1" and values["resets_gap"] == "1" and "pose_p50_ms" in values
+
+
 def balanced_health() -> tuple[NodeHealth, NodeState]:
     health = NodeHealth(lambda m: None)
     health.counts.update({"frames_in": 20, "frames_out": 9, "frames_rejected": 2, "frames_dropped": 1,
@@ -569,6 +655,35 @@ def test_stamp_gaps_a_lower_camera_rate_is_not_loss(slower):
     t += 2 * slower * HZ30  # one frame lost at the new rate
     assert gaps.add(t) == 0
     assert gaps.add(t + slower * HZ30) == 1
+
+
+def test_stamp_gaps_a_late_frame_is_jitter_and_a_lost_one_still_counts():
+    """A frame stamped 0.6 interval late and the next on time (intervals 1.6, 0.4) lost nothing: the
+    gap's closing frame was late (round(1.6) - 1 counted one). One frame lost counts 1, whether the
+    frame after it is on time or late."""
+    for late in (0.55, 0.6, 0.9):
+        stamps = [10**12 + i * HZ30 for i in range(20)]
+        stamps[10] += int(late * HZ30)
+        gaps = StampGaps()
+        assert sum(gaps.add(t) for t in stamps) == 0, late
+    for late in (0.0, 0.3, 0.5, 0.6):
+        stamps = [10**12 + i * HZ30 for i in range(20) if i != 10]
+        stamps[10] += int(late * HZ30)  # frame 11, after the lost one
+        gaps = StampGaps()
+        assert sum(gaps.add(t) for t in stamps) == 1, late
+
+
+def test_stamp_gaps_a_looped_bag_starts_a_new_timeline():
+    """`ros2 bag play --loop` repeats the stamps: a step back further than OUT_OF_ORDER_NS starts a
+    new timeline, as the clip buffer's time_backwards reset does (the newest stamp ever seen made
+    every later loop "late" and no loss was counted again); a frame less late is still just late."""
+    gaps = StampGaps()
+    per_loop = [sum(gaps.add(10**12 + i * HZ30) for i in range(300) if i not in (50, 51)) for _ in range(3)]
+    assert per_loop == [2, 2, 2]
+    gaps, t_last = steady_stamp_gaps()
+    assert gaps.add(t_last - OUT_OF_ORDER_NS) == 0  # late, not a new recording
+    assert gaps.add(t_last + 2 * HZ30) == 0
+    assert gaps.add(t_last + 3 * HZ30) == 1  # measured from the newest stamp still
 
 
 def test_stamp_gaps_needs_a_few_intervals_before_counting():

@@ -8,11 +8,11 @@ windows and the rules that set the status level.
 
 Levels: ERROR while the node is unusable (configure failed). WARN when input was bad within the
 last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong now), more
-than WARN_FRACTION of the input was dropped (shed under overload, or its clip failed) or lost
-before the callback, latency p95 is over latency_warn_ms, frames wait in the subscription queue longer
-than queue_warn_ms (p95), or frames arrive but none was described
-for stall_warn_s. OK otherwise: a few frames shed at a burst are counted, not a fault (issue #20:
-WARN when more than 5 % of input is lost or dropped).
+than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or its clip
+failed) or lost before the callback, latency p95 is over latency_warn_ms, frames wait in the
+subscription queue longer than queue_warn_ms (p95), or frames arrive but none was described for
+stall_warn_s (timed from when input last started). OK otherwise: a few frames shed at a burst are
+counted, not a fault (issue #20: WARN when more than 5 % of input is lost or dropped).
 
 Frame accounting: every frame taken in (frames_in) ends as exactly one of described (frames_out),
 rejected (bad input), dropped (superseded under overload, or its clip failed), reset (dropped by a
@@ -29,9 +29,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .clip_buffer import OUT_OF_ORDER_NS
+
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 LOG_EVERY_S = 10.0  # bad-input warnings: once per kind, then at most every 10 s
 WARN_FRACTION = 0.05  # of the input: dropped by the node, or lost before our callback
+# The dropped and lost WARN rules judge the input of the last RECENT_S (since the start until then), the
+# reported counts stay totals. Over lifetime totals, 50 % shed after 10 h at 30 Hz stayed OK for an hour,
+# and an overload at start-up kept the node WARN long after it ended. 60 s: 1800 frames at 30 Hz, enough
+# that a frame or two shed at a burst is not a fault; 60 reports at the usual 1 Hz diagnostics period.
+RECENT_S = 60.0
 # Bad input (an undecodable frame, a buffer reset after a camera pause) sets WARN for this long
 # after it was last seen: long enough for a 1 Hz diagnostics reader to see it, short enough that
 # one pause at start-up does not leave the node WARN for the rest of its run.
@@ -78,8 +85,12 @@ class StampGaps:
     A gap is counted when the next interval shows the old spacing again (one frame later). When
     the gap's spacing repeats RATE_CHANGE_REPEATS times instead, the camera changed its rate
     (auto-exposure in low light halves it) and nothing is counted; a late frame that lands inside
-    a pending gap fills it. Stamps alone cannot tell a steady 50 % loss from a halved rate:
-    message-lost events and publication sequence numbers still count that."""
+    a pending gap fills it. A gap closed by a late frame (the next interval short instead) is
+    jitter: the late frame counts as one of the gap's, so it is loss only when the gap and that
+    short interval together span more than two intervals. A step back in time further than a late
+    frame (OUT_OF_ORDER_NS: `ros2 bag play --loop` repeats the stamps) starts a new timeline. Stamps
+    alone cannot tell a steady 50 % loss from a halved rate: message-lost events and publication
+    sequence numbers still count that."""
 
     MAX_GAP_INTERVALS = 10
     RATE_CHANGE_REPEATS = 3
@@ -91,6 +102,12 @@ class StampGaps:
 
     def add(self, stamp_ns: int) -> int:
         """-> frames found missing with this stamp (those of a gap confirmed by it)."""
+        if self.last_ns is not None and self.last_ns - stamp_ns > OUT_OF_ORDER_NS:
+            # A new recording (a bag loop) or a clock stepped back, as ClipBuffer's time_backwards
+            # reset: start a new timeline. Kept, the old loop's newest stamp made every later frame
+            # "late" and no gap was counted again. The camera's spacing (intervals) stays.
+            self.last_ns, self.pending = stamp_ns, []
+            return 0
         last, self.last_ns = self.last_ns, stamp_ns if self.last_ns is None else max(self.last_ns, stamp_ns)
         if last is None or stamp_ns <= last:
             self._fill(stamp_ns)
@@ -103,7 +120,9 @@ class StampGaps:
                 self.intervals.extend(p[2] for p in self.pending)
                 self.pending = []
             return 0
-        confirmed = self._confirm()
+        # A short interval after a gap: the gap's closing frame was late (jitter), not a frame after a loss.
+        late_by = dt if self.pending and dt < 0.75 * float(np.median(self.intervals)) else 0
+        confirmed = self._confirm(late_by)
         if len(self.intervals) >= 5:
             median = float(np.median(self.intervals))
             if 1.5 * median < dt <= self.MAX_GAP_INTERVALS * median:
@@ -113,12 +132,18 @@ class StampGaps:
         self.intervals.append(dt)
         return confirmed
 
-    def _confirm(self) -> int:
-        """The pending gaps were loss: -> their missing frames, in median intervals."""
+    def _confirm(self, late_by: int = 0) -> int:
+        """The pending gaps were loss: -> their missing frames, in median intervals. late_by: the
+        short interval after the last gap, whose closing frame was late: that gap reaches to the next
+        frame with one more frame inside (a 1.6 + 0.4 interval late frame: 2 intervals, 2 frames, none
+        missing; round(1.6) - 1 counted one)."""
         if not self.pending:
             return 0
         median = float(np.median(self.intervals))
-        missing = sum(max(0, round((end - start) / median) - 1) for start, end, _ in self.pending)
+        spans = [(end - start, 1) for start, end, _ in self.pending]  # (ns, frames received across it)
+        if late_by:
+            spans[-1] = (spans[-1][0] + late_by, 2)
+        missing = sum(max(0, round(span / median) - frames) for span, frames in spans)
         self.intervals.extend(p[2] for p in self.pending)
         self.pending = []
         return missing
@@ -178,6 +203,12 @@ class NodeHealth:
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
         self.latency_warn_ms = self.queue_warn_ms = self.stall_warn_s = 0.0  # set_limits, at configure
         self.last_in = self.last_out = self.started = time.monotonic()
+        # When input last (re)started after a pause of stall_warn_s or more: the stall clock starts
+        # there, not at the last output (a camera paused for a minute WARNed on its first frame back).
+        self.input_since = self.started
+        # (monotonic s, frames_in, dropped, lost) at most every RECENT_S / 100 (bounded whatever the
+        # report rate): the dropped and lost rules compare with the newest sample at least RECENT_S old.
+        self._recent: deque = deque([(self.started, 0, 0, 0)])
 
     def set_limits(self, diagnostics) -> None:
         """The WARN limits of a settings.DiagnosticsSettings (0 turns one off)."""
@@ -190,6 +221,9 @@ class NodeHealth:
         """A frame reached the callback. publisher, sequence: the DDS writer and its publication
         sequence number (rclpy's MessageInfo), which count reliable-QoS loss exactly. received_ns:
         when the middleware received it (MessageInfo's received_timestamp, system clock)."""
+        now = time.monotonic()
+        if now - self.last_in >= self.stall_warn_s:  # no input as far as the stall rule saw: it restarts
+            self.input_since = now
         self.counts["frames_in"] += 1
         if received_ns:
             self.queue_ms.append((time.time_ns() - received_ns) / 1e6)
@@ -206,7 +240,7 @@ class NodeHealth:
             self.warn("stamps_off_clock", f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock (a bag "
                       "played without --clock, use_sim_time unset, or the camera's clock not synchronised): frames "
                       "are described, their latency is not measured")
-        self.last_in = time.monotonic()
+        self.last_in = now
 
     def frames_lost(self, info) -> None:
         """DDS's message-lost event (rclpy's QoSMessageLostInfo): frames lost before the callback."""
@@ -258,26 +292,39 @@ class NodeHealth:
         # reliable readers whose history overflowed), stamp gaps (when the middleware gives no
         # sequence numbers).
         lost = max(c["frames_lost_in_transport"], c["frames_missing_by_sequence"], c["frames_missing_by_stamp"])
-        sent = c["frames_in"] + lost
         now = time.monotonic()
+        # sorted() copies the items before the loop: warn() on the inference thread adds kinds
         problems = [f"{k}: {v}" for k, v in sorted(self.errors.items())
                     if now - self._last_seen.get(k, now) < BAD_INPUT_WARN_S]
-        dropped = c["frames_dropped"] + c["frames_failed"]
-        if dropped > WARN_FRACTION * c["frames_in"]:
-            problems.append(f"dropped {dropped} of {c['frames_in']} frames")
+        (frames_in, dropped, lost), span = self._recent_increase(now, c["frames_in"],
+                                                                 c["frames_dropped"] + c["frames_failed"], lost)
+        sent = frames_in + lost
+        if dropped > WARN_FRACTION * frames_in:
+            problems.append(f"dropped {dropped} of {frames_in} frames{span}")
         if sent and lost > WARN_FRACTION * sent:
-            problems.append(f"lost {lost} of {sent} frames before the callback")
+            problems.append(f"lost {lost} of {sent} frames before the callback{span}")
         if (p95 := p95_over(self.latency_ms, self.latency_warn_ms)) is not None:
             problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
         if (p95 := p95_over(self.queue_ms, self.queue_warn_ms)) is not None:
             problems.append(f"frames wait {p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
                             f" ({QUEUE_WAIT_CAUSES})")
         if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
-                now - max(self.last_out, self.started) > self.stall_warn_s:
+                now - max(self.last_out, self.input_since) > self.stall_warn_s:
             problems.append(f"no frame described for {now - self.last_out:.0f} s while input arrives")
         if problems:
             return WARN, f"{state.state}; " + ", ".join(problems)
         return OK, state.state
+
+    def _recent_increase(self, now: float, *totals: int) -> tuple[list[int], str]:
+        """-> (how much each total grew since the newest sample at least RECENT_S old, or since the
+        start before there is one; " in the last N s" in the first case, else "")."""
+        if now - self._recent[-1][0] >= RECENT_S / 100:
+            self._recent.append((now, *totals))
+        while len(self._recent) > 1 and self._recent[1][0] <= now - RECENT_S:
+            self._recent.popleft()
+        since, *base = self._recent[0]
+        span = f" in the last {now - since:.0f} s" if since > self.started else ""
+        return [t - b for t, b in zip(totals, base)], span
 
     def unaccounted(self, state: NodeState) -> int:
         """frames_in minus every way a frame can end or wait (0 when the accounting balances)."""
@@ -299,30 +346,35 @@ class NodeHealth:
         """-> (level, message, key-value pairs) for one DiagnosticStatus."""
         level, message = self.level(state)
         in_rate, out_rate = self.rates()
+        # The inference thread (record_clip, warn, the worker's counts) adds keys while this runs on the
+        # executor's: iterate copies, which list() takes in one step under the GIL. Iterating the dicts
+        # raised "dictionary changed size during iteration" and killed the executor.
+        errors, stages = list(self.errors.items()), list(self.stage_ms.items())
+        resets = [(k, v) for k, v in list(self.counts.items()) if k.startswith("reset_")]
         c = self.counts
         values = {
             "state": state.state, "backend": state.backend, "model": state.model,
             "input_rate_hz": f"{in_rate:.2f}", "output_rate_hz": f"{out_rate:.2f}",
-            "inference_latency_ms": f"{np.mean(self.inference_ms):.2f}" if self.inference_ms else "nan",
+            "inference_latency_ms": f"{np.mean(list(self.inference_ms)):.2f}" if self.inference_ms else "nan",
             "latency_p50_ms": percentile(self.latency_ms, 50), "latency_p95_ms": percentile(self.latency_ms, 95),
             "clip_latency_p50_ms": percentile(self.clip_latency_ms, 50),
             "clip_latency_p95_ms": percentile(self.clip_latency_ms, 95),
             "input_transport_ms": percentile(self.transport_ms, 50),
             "input_queue_p50_ms": percentile(self.queue_ms, 50), "input_queue_p95_ms": percentile(self.queue_ms, 95),
             "process_publish_ms": percentile(self.process_ms, 50),
-            **{f"{name}_p50_ms": percentile(window, 50) for name, window in self.stage_ms.items()},
+            **{f"{name}_p50_ms": percentile(window, 50) for name, window in stages},
             **{k: c[k] for k in ("frames_in", "clips", "frames_lost_in_transport", "frames_missing_by_sequence",
                                  "frames_missing_by_stamp",
                                  "clips_dropped", "clips_flushed")},
             **{k: self.total(k, state) for k in ACCOUNTED},
             "frames_pending": state.frames_pending,  # 0 once the node has caught up with its input
             "frames_unaccounted": self.unaccounted(state),
-            "resets": sum(v for k, v in c.items() if k.startswith("reset_")),
+            "resets": sum(v for _, v in resets),
             "image_publishers": state.image_publishers,  # publishers discovered on the image topic
             "camera_info": "yes" if state.has_camera_info else "no (default intrinsics)",
             "frames_without_own_camera_info": c["frames_without_own_camera_info"],
         }
-        values.update({f"resets_{k[6:]}": v for k, v in c.items() if k.startswith("reset_")})
-        values.update({f"errors_{k}": v for k, v in self.errors.items()})
+        values.update({f"resets_{k[6:]}": v for k, v in resets})
+        values.update({f"errors_{k}": v for k, v in errors})
         values.update({k: v for k, v in (state.pipeline_status or {}).items() if k not in PIPELINE_COUNTED})
         return level, message, {k: str(v) for k, v in values.items()}

@@ -135,14 +135,15 @@ class PerceptionNode(LifecycleNode):
             self.mount.destroy()
 
     def _release(self) -> None:
+        discarded = self.pipeline.pending_frames if self.pipeline is not None else 0  # buffered: flush had no clip
         if self.pipeline is not None:  # its counters end with it: keep their totals
             self.health.counts.update({k: v for k, v in self.pipeline.status().items() if k in PIPELINE_COUNTED})
         if self.worker is not None:
             self.worker.stop(timeout_s=10)
-            discarded = self.worker.discard()
-            self.health.counts["frames_discarded_at_release"] += discarded
-            if discarded:  # shutdown or cleanup with clips still queued: say so, they are not described
-                self.get_logger().warning(f"released with {discarded} frames queued for inference: discarded")
+            discarded += self.worker.discard()
+        self.health.counts["frames_discarded_at_release"] += discarded  # buffered ones were left unaccounted
+        if discarded:  # shutdown or cleanup with frames not described: say so
+            self.get_logger().warning(f"released with {discarded} frames queued for inference: discarded")
         for p in self.publishers_.values():
             self.destroy_publisher(p)
         self.publishers_ = {}
