@@ -72,6 +72,9 @@ MOTION_SEEN_PX = 1.0
 STAYED_KEPT = 0.9
 MOVED_SPAN = 0.5  # of the image width, spanned by the tracks that moved
 PARALLAX_QUANTILE = 90  # of the points' parallax under a frame's translation
+# A second rigid motion among the tracks PnP's consensus left out counts when it holds this share
+# of the frame's points (rule 60): then the pose head picks the camera's.
+SECOND_MOTION_SHARE = 0.25
 # Variance of one frame's motion that could not be seen (rotation rad^2, translation m^2): a blind
 # camera may have moved anything a robot or a hand moves in a frame or a few.
 UNSEEN_VARIANCE = (1.0, 1.0)
@@ -245,6 +248,30 @@ def _one_motion_moves_some(obj, img, xy0, stayed, k_model, parallax_px: float, m
     return spread >= 0.5 * np.linalg.norm(flow, axis=1).mean() and np.ptp(xy0[moved, 0]) >= MOVED_SPAN * width
 
 
+def _motion_nearer_the_prior(sol: _FrameSolution | None, obj, img, xy0, k_model, ransac_px: float,
+                             min_inliers: int, prior: tuple[np.ndarray, np.ndarray, np.ndarray]) -> _FrameSolution | None:
+    """PnP's consensus, or a second rigid motion that the tracks it left out agree on, whichever is
+    nearer the prior (the pose head's T_first_from_t of this frame: rotation (3, 3), translation (3,),
+    variance (rotation rad^2, translation m^2)), when that second motion holds SECOND_MOTION_SHARE of
+    the points too. Something moving through the view that holds most tracks (a bus passing, a
+    crowd) is PnP's consensus, and its motion passed the rotation gate (rule 60)."""
+    n = len(obj)
+    if sol is None or n - len(sol.inliers) < max(min_inliers, SECOND_MOTION_SHARE * n):
+        return sol
+    rest = np.setdiff1d(np.arange(n), sol.inliers)
+    other = _solve_frame(obj[rest], img[rest], xy0[rest], k_model, ransac_px, min_inliers)
+    if other is None or len(other.inliers) < max(min_inliers, SECOND_MOTION_SHARE * n):
+        return sol
+    other.inliers = rest[other.inliers]
+
+    def distance(s: _FrameSolution) -> float:
+        r = cv2.Rodrigues(s.rvec)[0]
+        turn = cv2.Rodrigues(prior[0].T @ r.T)[0].ravel()
+        return float(turn @ turn / prior[2][0] + np.sum((-r.T @ s.tvec - prior[1]) ** 2) / prior[2][1])
+
+    return other if distance(other) < distance(sol) else sol
+
+
 def _first_from_t(params: np.ndarray) -> np.ndarray:
     """(rvec, tvec) of T_t_from_first -> (t, rotation vector) of T_first_from_t (ROS order)."""
     r = cv2.Rodrigues(params[:3])[0]
@@ -270,13 +297,16 @@ def _covariance(obj, img, sol: _FrameSolution, k_model, min_sigma_px: float) -> 
 def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k_model: np.ndarray,
                       usable: np.ndarray | None = None, ransac_px: float = 3.0, min_inliers: int = 8,
                       parallax_px: float = PARALLAX_PX, f_threshold: float = 3.0, rotation_test: str = "frame",
-                      min_sigma_px: float = 0.25, visibility_threshold: float = 0.5) -> GeometryPose:
+                      min_sigma_px: float = 0.25, visibility_threshold: float = 0.5,
+                      prior: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> GeometryPose:
     """depth0: (H, W) metres of the clip's first frame (NaN/<=0 invalid); xy: (Q, T, 2) track
     positions (model px, x y); visible: (Q, T) bool or probability; k_model: 3x3 K of the model
     image; usable: (Q,) bool, False for padding queries. rotation_test: "frame" decides
     rotation-only for each frame; "clip" once for the whole clip on the pooled residuals (it keeps
     the translation from switching on and off frame to frame, but measured no better on the
-    validation scene and worse on 7-Scenes: docs/results/pose_geometry). Returns T_first_from_t."""
+    validation scene and worse on 7-Scenes: docs/results/pose_geometry). prior: the pose head's
+    (rotation (T, 3, 3), translation (T, 3), variance (T, 2)), which picks between two rigid motions
+    the tracks hold (_motion_nearer_the_prior), or None. Returns T_first_from_t."""
     xy = np.asarray(xy, np.float64)
     q, t_len = xy.shape[:2]
     vis = np.asarray(visible) >= visibility_threshold if np.asarray(visible).dtype != bool else np.asarray(visible)
@@ -301,6 +331,9 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
         if reason == "identity":  # the frame's pose is the stayed tracks', not PnP's consensus
             sel = stayed
             sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
+        elif not reason and prior is not None:
+            sol = _motion_nearer_the_prior(sol, pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers,
+                                           (prior[0][t], prior[1][t], prior[2][t]))
         if sol is not None:
             frames[t] = (sol, pts[sel], xy[sel, t])
     # A clip whose last frame the identity explains best is still throughout, on the tracks that
@@ -512,8 +545,9 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
         rotation, translation, variance = hold_unseen(head_r, head_t, head_var, held)
         return rotation, translation, np.log(variance), None
     xy = outputs["track_xy"][0] if track_xy is None else track_xy
+    prior = (head_r, head_t, head_var) if mode == "fused" else None
     geo = solve_clip_motion(outputs["depth"][0, 0], xy, outputs["track_visibility"][0], k_model, usable,
-                            **solver)
+                            prior=prior, **solver)
     # A frame whose tracks did not move is not a PnP failure, whatever the head says: the pose head
     # reads a still camera's clips as fast motion, and with confidence (model card, session 21).
     geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2) & ~geo.still
