@@ -105,3 +105,24 @@ def test_the_bases_position_covariance_includes_the_lever_arm_of_the_cameras_rot
     expected = v * (lever @ lever * np.eye(3) - np.outer(lever, lever)) + var_t * np.eye(3)
     np.testing.assert_allclose(est.covariance[:3, :3], expected, rtol=1e-9)
     np.testing.assert_allclose(est.covariance[3:, 3:], v * np.eye(3), rtol=1e-9)
+
+
+def test_the_twist_covariance_includes_the_lever_arm_of_the_cameras_rotation():
+    """A still robot whose camera sits 0.3 m ahead of and 0.2 m above the base: one frame step with
+    rotation noise 0.3 degrees and translation noise 1 mm. The base's linear velocity moves with the
+    camera's rotation error times the lever arm; the published twist covariance left it out (up to
+    4.5x too small; the twist is what config/robot_localization_ekf.yaml fuses). It now matches the
+    spread of 1500 draws within 20 % on every axis."""
+    mount, var_r, var_t, dt_ns = mounted_ahead(), np.radians(0.3) ** 2, 1e-6, 100_000_000
+    log_var = np.log([[1e-12, 1e-12], [var_r, var_t]])
+    twists = []
+    for seed in range(1500):
+        rng = np.random.default_rng(seed)
+        chain = OdometryChain(mount, rotation_var_floor=0.0, translation_var_floor=0.0)
+        rotation = np.stack([np.eye(3), cv2.Rodrigues(rng.normal(0, np.sqrt(var_r), 3))[0]])
+        translation = np.stack([np.zeros(3), rng.normal(0, np.sqrt(var_t), 3)])
+        estimate = chain.add_clip([0, 1], [0, dt_ns], rotation, translation, log_var, [0, 1])[1]
+        twists.append(estimate.twist)
+    spread = np.diag(np.cov(np.array(twists).T))
+    published = np.diag(estimate.twist_covariance)
+    assert np.all(np.abs(published / spread - 1) < 0.2), (published, spread)

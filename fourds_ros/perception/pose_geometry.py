@@ -58,9 +58,10 @@ MODES = ("head", "geometry", "fused")
 # The 99.9 % quantile of chi-square with 3 degrees of freedom: a rotation difference this unlikely
 # under the two sources' own variances is an outlier, not noise.
 GATE_CHI2_999 = 16.27
-# Image motion (model px, median over tracks) below which a motion is not measured: a translation
-# that moves the points less is taken as none (rotation-only), and the outlier gate does not
-# discard a geometry frame whose tracks moved less.
+# Image motion (model px) below which a motion is not measured: a translation that moves the
+# points less (its PARALLAX_QUANTILE over them) is taken as none (rotation-only), a track that
+# moved less from frame 0 stayed (the still test), and the outlier gate does not discard a
+# geometry frame whose tracks moved less.
 PARALLAX_PX = 0.5
 # A relinked frame's one-frame step (relink_lost_frames): a single step rarely moves the points
 # PARALLAX_PX, so its rotation-only call is the F test's alone (rule 57).
@@ -75,6 +76,9 @@ PARALLAX_QUANTILE = 90  # of the points' parallax under a frame's translation
 # A second rigid motion among the tracks PnP's consensus left out counts when it holds this share
 # of the frame's points (rule 60): then the pose head picks the camera's.
 SECOND_MOTION_SHARE = 0.25
+# ... and only when the consensus is this unlikely under the head's variances (chi-square, 6 dof,
+# 99.9 %): a consensus that agrees with the head needs no other.
+SECOND_MOTION_GATE_CHI2 = 22.46
 # Variance of one frame's motion that could not be seen (rotation rad^2, translation m^2): a blind
 # camera may have moved anything a robot or a hand moves in a frame or a few.
 UNSEEN_VARIANCE = (1.0, 1.0)
@@ -108,7 +112,7 @@ class _FrameSolution:
     inliers: np.ndarray  # indices into the frame's points
     ss_full: float  # squared reprojection residuals of each model on the inliers
     ss_rotation: float
-    parallax_px: float  # median image motion that the full pose's translation causes
+    parallax_px: float  # image motion the full pose's translation causes (PARALLAX_QUANTILE over the points)
     rotation_only: bool = False
 
     def pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +151,7 @@ def _reprojection(obj: np.ndarray, img: np.ndarray, rvec, tvec, k_model) -> tupl
 def _rotation_fit(obj, img, xy0, rvec, tvec, k_model) -> tuple[np.ndarray, float, float, float]:
     """The rotation fitted to the inliers' bearing vectors (Kabsch), and what tells it from the
     full pose: (rvec of the rotation, squared residuals of the full pose, of the rotation, and
-    the median parallax in px that the full pose's translation causes)."""
+    the parallax in px that the full pose's translation causes, its PARALLAX_QUANTILE over the points)."""
     rvec_rot = cv2.Rodrigues(kabsch_rotation(bearings(xy0, k_model), bearings(img, k_model)))[0].ravel()
     res_full, _ = _reprojection(obj, img, rvec, tvec, k_model)
     res_rot, _ = _reprojection(obj, img, rvec_rot, np.zeros(3), k_model)
@@ -231,12 +235,15 @@ def _one_motion_moves_some(obj, img, xy0, stayed, k_model, parallax_px: float, m
       apart, by each point's place and depth);
     - they span MOVED_SPAN of the image width (the near floor or wall a moving camera sees spans
       the view; a person walking up to a still camera, whose tracks flow apart too, does not)."""
+    shifted = np.linalg.norm(img - xy0, axis=1) >= MOTION_SEEN_PX
+    if shifted.sum() < min_inliers:  # too few moved to be measured: no PnP (a still camera's frames)
+        return False
     sol = _solve_frame(obj, img, xy0, k_model, MOTION_FIT_PX, min_inliers)
     if sol is None:
         return False
     inlier = np.zeros(len(obj), bool)
     inlier[sol.inliers] = True
-    moved = inlier & (np.linalg.norm(img - xy0, axis=1) >= MOTION_SEEN_PX)
+    moved = inlier & shifted
     if (inlier & stayed).sum() < STAYED_KEPT * stayed.sum() or moved.sum() < min_inliers:
         return False
     with_t = cv2.projectPoints(obj[stayed], sol.rvec, sol.tvec, k_model, None)[0].reshape(-1, 2)
@@ -258,18 +265,23 @@ def _motion_nearer_the_prior(sol: _FrameSolution | None, obj, img, xy0, k_model,
     n = len(obj)
     if sol is None or n - len(sol.inliers) < max(min_inliers, SECOND_MOTION_SHARE * n):
         return sol
-    rest = np.setdiff1d(np.arange(n), sol.inliers)
-    other = _solve_frame(obj[rest], img[rest], xy0[rest], k_model, ransac_px, min_inliers)
-    if other is None or len(other.inliers) < max(min_inliers, SECOND_MOTION_SHARE * n):
-        return sol
-    other.inliers = rest[other.inliers]
 
     def distance(s: _FrameSolution) -> float:
         r = cv2.Rodrigues(s.rvec)[0]
         turn = cv2.Rodrigues(prior[0].T @ r.T)[0].ravel()
         return float(turn @ turn / prior[2][0] + np.sum((-r.T @ s.tvec - prior[1]) ** 2) / prior[2][1])
 
-    return other if distance(other) < distance(sol) else sol
+    # The consensus agrees with the head: no second search (on noisy clips whose outliers share no
+    # motion it ran all its RANSAC iterations for nothing, 20 -> 63 ms a clip of the pose stage).
+    near = distance(sol)
+    if near < SECOND_MOTION_GATE_CHI2:
+        return sol
+    rest = np.setdiff1d(np.arange(n), sol.inliers)
+    other = _solve_frame(obj[rest], img[rest], xy0[rest], k_model, ransac_px, min_inliers)
+    if other is None or len(other.inliers) < max(min_inliers, SECOND_MOTION_SHARE * n):
+        return sol
+    other.inliers = rest[other.inliers]
+    return other if distance(other) < near else sol
 
 
 def _first_from_t(params: np.ndarray) -> np.ndarray:

@@ -113,8 +113,8 @@ class TrackManager:
     def query_counts(self) -> dict[str, int]:
         """Topic queries not seeded so far, by why, for /diagnostics (mode 'topic'; else {}):
         over_capacity (more were pending than the engine's num_queries: the oldest went),
-        outside_model_window (the model sees the centre crop of a wider image: a query beside it
-        is in the image but not seeded), on_robot (exclude_boxes), near_a_live_track (within
+        outside_model_window (outside the image, or beside the model's window: the model sees the
+        centre crop of a wider image), on_robot (exclude_boxes), near_a_live_track (within
         track_spacing: already tracked), over_max_tracks."""
         if self.mode != "topic":
             return {}

@@ -143,7 +143,7 @@ class PerceptionNode(LifecycleNode):
             discarded += self.worker.discard()
         self.health.counts["frames_discarded_at_release"] += discarded  # buffered ones were left unaccounted
         if discarded:  # shutdown or cleanup with frames not described: say so
-            self.get_logger().warning(f"released with {discarded} frames queued for inference: discarded")
+            self.get_logger().warning(f"released with {discarded} frames buffered or queued for inference: discarded")
         for p in self.publishers_.values():
             self.destroy_publisher(p)
         self.publishers_ = {}
