@@ -279,8 +279,11 @@ def test_depth_reference_scale_is_each_clips_median_ratio_where_both_have_depth(
     scale.add(200_000_000, sparse)
     assert not scale.measure([200_000_000], own[:1])
     assert not scale.measure([200_000_000 + 30_000_000], own[:1])  # 30 ms from the nearest reference: none
-    assert scale.status() == {"metric_scale": 0.5, "metric_scale_motion": 0.5, "metric_scale_clips_used": 1,
-                              "metric_scale_clips_seen": 5}
+    status = scale.status()
+    assert {k: status[k] for k in ("metric_scale", "metric_scale_motion", "metric_scale_clips_used",
+                                   "metric_scale_clips_seen")} == {"metric_scale": 0.5, "metric_scale_motion": 0.5,
+                                                                   "metric_scale_clips_used": 1,
+                                                                   "metric_scale_clips_seen": 5}
     windowed = DepthReferenceScale(initial=1.0, window=3)  # the motion's scale: the median of the last 3 clips
     assert windowed.motion_scale == 1.0
     for t, ratio in enumerate((0.4, 0.8, 0.5, 0.9)):
@@ -340,3 +343,174 @@ def test_reference_depth_puts_the_new_scene_in_metres_offline(tmp_path):
     pipeline.add_frame(np.zeros((480, 640, 3), np.uint8), 0, "camera")
     assert "registered to the colour image" in pipeline.add_reference_depth(0, np.ones((240, 320)))
     assert pipeline.add_reference_depth(0, np.ones((480, 640))) is None
+
+
+class FakeClock:
+    def __init__(self, t: float = 100.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_each_reference_reports_its_age_and_whether_its_scale_is_in_effect():
+    """/diagnostics' metric_scale_reference_age_s: seconds since the reference's last sample was taken
+    (odometry: a pose not refused; depth: an image added), nan before any; in_effect once the clips its
+    scale needs counted (odometry: metric_scale_min_clips; depth: one)."""
+    from fourds_ros.perception.metric_scale import DepthReferenceScale
+
+    clock = FakeClock()
+    ref = scale_of(clock=clock)
+    status = ref.status()
+    assert math.isnan(status["metric_scale_reference_age_s"]) and not ref.in_effect
+    assert (status["metric_scale_min_clips"], status["metric_scale_clips_described"]) == (2, 0)
+    for i in range(10):
+        ref.add(i * 100 * MS, [0.1 * i, 0, 0], UNIT)
+    clock.t += 3.5
+    assert ref.add(10**9, [np.nan, 0, 0], UNIT) is not None  # refused: no sample taken
+    assert ref.status()["metric_scale_reference_age_s"] == 3.5
+    assert not ref.observe(0, 10 * MS, np.array([0, 0, 0.1]), mount(0))  # too short: described, not counted
+    assert ref.observe(0, 200 * MS, np.array([0, 0, 0.1]), mount(0)) and not ref.in_effect  # 1 of 2
+    assert ref.observe(200 * MS, 400 * MS, np.array([0, 0, 0.1]), mount(0)) and ref.in_effect
+    assert ref.status()["metric_scale_clips_described"] == 3
+    depth = DepthReferenceScale(clock=clock)
+    own = np.full((1, 8, 8), 2.4)
+    assert math.isnan(depth.status()["metric_scale_reference_age_s"])
+    depth.add(0, np.full((8, 8), 1000.0))  # a 32FC1 depth in mm: taken, and refused per clip
+    clock.t += 1.25
+    assert not depth.measure([0], own) and not depth.in_effect
+    status = depth.status()
+    assert (status["metric_scale_reference_age_s"], status["metric_scale_min_clips"],
+            status["metric_scale_clips_described"]) == (1.25, 1, 1)
+    depth.add(10**8, np.full((8, 8), 1.0))
+    assert depth.measure([10**8], own) and depth.in_effect
+    assert depth.status()["metric_scale_reference_age_s"] == 0.0
+
+
+def shipped_onnx():
+    from fourds_ros.engine import create_engine
+    from fourds_ros.perception import PerceptionSettings
+
+    return create_engine(PerceptionSettings().model.resolved_path(), "onnxruntime")
+
+
+def test_metres_from_is_a_reference_only_once_its_scale_is_in_effect():
+    """metres_from said reference_odometry from configure on, while the outputs were in the model's
+    metres until metric_scale_min_clips clips counted (or for good: no reference message, no clip
+    through the gates, every reference depth refused). It says whose metres are in effect, and how far
+    the reference is; metric_scale_source says which was asked for."""
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+
+    def pipeline(**params) -> PerceptionPipeline:
+        return PerceptionPipeline(engine, PerceptionSettings.from_params(**params))
+
+    engine = shipped_onnx()
+    odom = pipeline(metric_scale_source="reference_odometry", metric_scale_min_clips=2)
+    assert odom.status()["metres_from"] == "model (reference_odometry: 0 of 2 clips counted yet)"
+    assert odom.status()["metric_scale_source"] == "reference_odometry"
+    factored = pipeline(metric_scale_source="reference_odometry", metric_scale_factor=0.4)
+    assert factored.status()["metres_from"] == "metric_scale_factor (reference_odometry: 0 of 5 clips counted yet)"
+    for i in range(10):
+        odom.add_reference_odometry(i * 100 * MS, np.array([0.1 * i, 0, 0]), UNIT)
+    base_from_camera = odom.odometry.base_from_camera
+    assert odom.reference_scale.observe(0, 200 * MS, np.array([0, 0, 0.1]), base_from_camera)
+    assert odom.status()["metres_from"] == "model (reference_odometry: 1 of 2 clips counted yet)"
+    assert odom.reference_scale.observe(200 * MS, 400 * MS, np.array([0, 0, 0.1]), base_from_camera)
+    assert odom.status()["metres_from"] == "reference_odometry" and odom.status()["metric_scale"] == 2.0
+    depth = pipeline(metric_scale_source="reference_depth")
+    depth.reference_depth.add(0, np.full((8, 8), 1000.0))  # a 32FC1 depth in mm: every clip refuses it
+    assert not depth.reference_depth.measure([0], np.full((1, 8, 8), 2.4))
+    assert depth.status()["metres_from"] == "model (reference_depth: 0 of 1 clips counted yet)"
+    depth.reference_depth.add(10**8, np.full((8, 8), 1.2))
+    assert depth.reference_depth.measure([10**8], np.full((1, 8, 8), 2.4))
+    assert depth.status()["metres_from"] == "reference_depth"
+    plain = pipeline().status()  # the model's metres: as before, nothing about a reference
+    assert plain["metres_from"] == "model" and not any(k.startswith("metric_scale") for k in plain)
+
+
+@pytest.fixture
+def node_clock(monkeypatch):
+    """The node's monotonic clock as health.py and metric_scale.py see it (the time module left alone)."""
+    from types import SimpleNamespace
+
+    from fourds_ros.perception import health as health_module
+    from fourds_ros.perception import metric_scale as scale_module
+
+    clock = FakeClock()
+    monkeypatch.setattr(health_module, "time", SimpleNamespace(monotonic=clock, time_ns=lambda: 10**12))
+    monkeypatch.setattr(scale_module, "time", SimpleNamespace(monotonic=clock))
+    return clock
+
+
+def described(engine, clock: FakeClock, source: str, clips: int, reference=None):
+    """-> (pipeline, its node's health) after `clips` clips of 7 new frames at 30 Hz, the model's
+    camera 0.1 m ahead in each, the frames arriving meanwhile; reference(pipeline, stamp_ns) feeds a
+    reference sample with each frame."""
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+    from fourds_ros.perception.health import NodeHealth
+
+    p = PerceptionPipeline(engine, PerceptionSettings.from_params(metric_scale_source=source))
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    for k in range(clips):
+        for i in range(7):
+            stamp = (k * 7 + i) * 33_333_333
+            clock.t += 1 / 30
+            health.frame_received(10**12 + stamp)
+            if reference is not None:
+                reference(p, stamp)
+        if p.reference_scale is not None:  # as _poses does for each clip
+            t0 = (k * 7 - 7) * 33_333_333
+            p.reference_scale.observe(t0, t0 + 233_333_333, np.array([0, 0, 0.1]), p.odometry.base_from_camera)
+        if p.reference_depth is not None:  # as _clip_scale does (the model reads 2.4 m)
+            p.reference_depth.measure([k * 7 * 33_333_333], np.full((1, 8, 8), 2.4))
+    return p, health
+
+
+def level(p, health) -> tuple[int, str]:
+    from fourds_ros.perception.health import NodeState
+
+    return health.level(NodeState("active", pipeline_status=p.status()))
+
+
+def test_diagnostics_warn_while_the_reference_odometry_is_not_heard_or_has_gone_silent(node_clock):
+    """The reviewer's cases, the pipeline's status read by the node's health: reference_odom
+    remapped wrong (nothing ever arrives) while 40 clips are described; the reference stopping while
+    the camera goes on (its last scale was kept for good, silently). Both were OK with metres_from
+    naming the reference. The model's own metres, on the same input: OK."""
+    from fourds_ros.perception.health import OK, WARN
+
+    engine = shipped_onnx()
+    assert level(*described(engine, node_clock, "model", 40)) == (OK, "active")
+    result = level(*described(engine, node_clock, "reference_odometry", 40))  # remapped wrong: nothing arrives
+    assert result[0] == WARN and "metres from model (reference_odometry: 0 of 5 clips counted yet) after 40 " \
+        "clips (nothing received on reference_odom" in result[1], result
+
+    def wheels(p, stamp: int) -> None:  # 0.6 m/s straight ahead, a sample with each frame
+        p.add_reference_odometry(stamp, np.array([0.6 * stamp / 1e9, 0, 0]), UNIT)
+
+    p, health = described(engine, node_clock, "reference_odometry", 40, wheels)
+    assert p.status()["metres_from"] == "reference_odometry" and level(p, health) == (OK, "active")
+    stopped_at = node_clock.t
+    for _ in range(120):  # the wheels' publisher stops; the camera goes on for 4 s
+        node_clock.t += 1 / 30
+        health.frame_received(10**12)
+    result = level(p, health)
+    assert result[0] == WARN and "reference_odometry silent for 4 s" in result[1], result
+    assert p.status()["metric_scale_reference_age_s"] == pytest.approx(node_clock.t - stopped_at, abs=0.01)
+
+
+def test_diagnostics_warn_while_every_reference_depth_is_refused(node_clock):
+    """A 32FC1 reference depth published in millimetres: taken, fresh, and refused by every clip
+    (1000x off); the outputs stayed in the model's metres with /diagnostics OK and metres_from
+    reference_depth."""
+    from fourds_ros.perception.health import WARN
+
+    def millimetres(p, stamp: int) -> None:
+        p.reference_depth.add(stamp, np.full((8, 8), 1000.0))
+
+    p, health = described(shipped_onnx(), node_clock, "reference_depth", 40, millimetres)
+    assert p.reference_depth.clips_seen == 40 and p.reference_depth.clips_used == 0
+    result = level(p, health)
+    assert result[0] == WARN and "metres from model (reference_depth: 0 of 1 clips counted yet)" in result[1], result
+    assert "in mm" in result[1]
+    assert p.status()["metric_scale_reference_age_s"] < 0.1  # heard, and not silent

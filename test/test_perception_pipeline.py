@@ -275,7 +275,10 @@ def test_configure_says_whose_metres_the_outputs_are_in(tiny_model_dir, source):
     pipe, _ = create_pipeline(PerceptionSettings.from_params(model=str(tiny_model_dir), backend="torch",
                                                              metric_scale_source=source), log=said.append)
     assert (MODEL_METRES_NOTE in said) == (source == "model")
-    assert pipe.status()["metres_from"] == source
+    status = pipe.status()
+    assert status.get("metric_scale_source", status["metres_from"]) == source
+    # a reference's metres are in effect only once it has counted clips: until then the model's
+    assert status["metres_from"] == source if source == "model" else status["metres_from"].startswith("model (")
 
 
 def test_track_queries_before_the_first_image_are_bounded_and_the_newest_kept(engine):

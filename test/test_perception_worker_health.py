@@ -14,8 +14,9 @@ import pytest
 from .conftest import wait_for
 from fourds_ros.perception import health as health_module
 from fourds_ros.perception.clip_buffer import OUT_OF_ORDER_NS, Clip, Frame, supersede
-from fourds_ros.perception.health import (BAD_INPUT_WARN_S, ERROR, OK, PIPELINE_COUNTED, RECENT_S, WARN, NodeHealth,
-                                          NodeState, StampGaps)
+from fourds_ros.perception.health import (BAD_INPUT_WARN_S, ERROR, OK, PIPELINE_COUNTED, RECENT_S,
+                                          REFERENCE_SILENT_S, REFERENCE_WARN_AFTER_CLIPS, WARN, NodeHealth, NodeState,
+                                          StampGaps)
 from fourds_ros.perception.worker import InferenceWorker
 
 MS = 1_000_000
@@ -534,6 +535,63 @@ def test_report_survives_keys_added_while_it_iterates():
     health.record_clip([10**12], 0.01, 0.02, stage_s={Key("pose"): 0.001})
     values = health.report(state())[2]
     assert values["errors_camera_blind"] == "1" and values["resets_gap"] == "1" and "pose_p50_ms" in values
+
+
+def reference_state(source: str = "reference_odometry", used: int = 0, needed: int = 5, described: int = 0,
+                    age: float = 0.1, seen: int = 0) -> NodeState:
+    """PerceptionPipeline.status() with a reference for the metric scale (its metric_scale keys)."""
+    metres_from = source if used >= needed else f"model ({source}: {used} of {needed} clips counted yet)"
+    return state(pipeline_status={"metric_scale": 0.42 if used >= needed else 1.0, "metric_scale_clips_used": used,
+                                  "metric_scale_clips_seen": seen, "metric_scale_clips_described": described,
+                                  "metric_scale_min_clips": needed, "metric_scale_reference_age_s": age,
+                                  "metres_from": metres_from, "metric_scale_source": source, "pose_gaps": 0})
+
+
+def test_warn_while_a_reference_scale_is_not_in_effect_after_the_clips_it_had_time_for():
+    """metric_scale_source reference_odometry / reference_depth with the outputs still in the model's
+    metres after REFERENCE_WARN_AFTER_CLIPS clips beyond those the reference needs: its topic remapped
+    wrong (nothing heard), no clip through the gates (TUM: 0 of 12), or every reference depth refused.
+    It was OK, with metres_from naming the reference. The model's own metres, or a factor: no WARN."""
+    health = NodeHealth(lambda m: None)
+    last = 5 + REFERENCE_WARN_AFTER_CLIPS - 1
+    assert health.level(reference_state(described=last, age=float("nan"))) == (OK, "active")
+    level, message = health.level(reference_state(described=last + 1, age=float("nan")))
+    assert level == WARN and message == (f"active; metres from model (reference_odometry: 0 of 5 clips counted yet) "
+                                         f"after {last + 1} clips (nothing received on reference_odom: is it "
+                                         "remapped to the robot's odometry?)")
+    level, message = health.level(reference_state(used=3, described=200, seen=190))  # heard; few clips count
+    assert level == WARN and "3 of 5 clips counted yet" in message and "covered 190 of them" in message
+    assert health.level(reference_state(used=5, described=200)) == (OK, "active")  # in effect
+    level, message = health.level(reference_state("reference_depth", needed=1, described=1 + REFERENCE_WARN_AFTER_CLIPS))
+    assert level == WARN and "reference_depth: 0 of 1" in message and "32FC1 depth in mm" in message
+    assert health.level(reference_state("reference_depth", used=1, needed=1, described=200)) == (OK, "active")
+    for status in ({"metres_from": "model", "pose_gaps": 0}, {"metric_scale": 0.4, "metres_from": "metric_scale_factor"}):
+        assert health.level(state(pipeline_status=status)) == (OK, "active")
+        values = health.report(state(pipeline_status=status))[2]
+        assert not any(k.startswith("metric_scale_") for k in values), values
+
+
+def test_warn_while_frames_arrive_and_the_reference_is_silent(clock):
+    """The reference's publisher stops and the camera goes on: the last scale was held for good,
+    silently. WARN once frames came more than REFERENCE_SILENT_S after its last sample (odometry 2 s,
+    depth 5 s), listed until BAD_INPUT_WARN_S after the last frame; both stopping together is no
+    silence, however long the inference backlog."""
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    in_effect = {"used": 5, "described": 100}
+    assert REFERENCE_SILENT_S == {"reference_odometry": 2.0, "reference_depth": 5.0}
+    health.frame_received(10**12)
+    assert health.level(reference_state(age=1.9, **in_effect)) == (OK, "active")
+    level, message = health.level(reference_state(age=2.6, **in_effect))
+    assert level == WARN and message == ("active; reference_odometry silent for 3 s, frames arriving 3 s after its "
+                                         "last sample: metric_scale 0.42 held, no longer measured")
+    assert health.level(reference_state("reference_depth", needed=1, age=4.0, **in_effect))[0] == OK
+    assert health.level(reference_state("reference_depth", needed=1, age=5.5, **in_effect))[0] == WARN
+    clock.t += 10.0  # no frame since: both stopped 0.5 s apart, the reference first
+    assert health.level(reference_state(age=10.5, **in_effect)) == (OK, "active")
+    assert health.level(reference_state(age=13.0, **in_effect))[0] == WARN  # frames came 3 s after its last
+    clock.t += BAD_INPUT_WARN_S
+    assert health.level(reference_state(age=43.0, **in_effect)) == (OK, "active")  # input stopped 40 s ago
+    assert health.level(reference_state(age=float("nan"), **in_effect)) == (OK, "active")  # nothing heard yet
 
 
 def balanced_health() -> tuple[NodeHealth, NodeState]:

@@ -304,7 +304,8 @@ def markdown(report: dict) -> str:
     status = report.get("meta", {}).get("pipeline_status", {})
     if "metric_scale_clips_used" in status:  # metric_scale_source: reference_odometry / reference_depth (offline:
         # the ground truth stands in for the reference)
-        source = {"reference_depth": "the reference depth"}.get(status.get("metres_from"), "the reference odometry")
+        asked = status.get("metric_scale_source", status.get("metres_from"))  # metres_from: what is in effect
+        source = {"reference_depth": "the reference depth"}.get(asked, "the reference odometry")
         lines += [f"Metric scale from {source}: {status['metric_scale']} (clips counted: "
                   f"{status['metric_scale_clips_used']} of {status['metric_scale_clips_seen']} it covered).", ""]
     elif "metric_scale" in status:  # a site's calibrated metric_scale_factor

@@ -11,7 +11,9 @@ last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what 
 than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or its clip
 failed) or lost before the callback, latency p95 is over latency_warn_ms, frames wait in the
 subscription queue longer than queue_warn_ms (p95), or frames arrive but none was described for
-stall_warn_s (timed from when input last started). OK otherwise: a few frames shed at a burst are
+stall_warn_s (timed from when input last started), or, with a reference for the metric scale, its
+scale is still not in effect after REFERENCE_WARN_AFTER_CLIPS clips or frames kept arriving
+REFERENCE_SILENT_S after its last sample. OK otherwise: a few frames shed at a burst are
 counted, not a fault (issue #20: WARN when more than 5 % of input is lost or dropped).
 
 Frame accounting: every frame taken in (frames_in) ends as exactly one of described (frames_out),
@@ -51,6 +53,33 @@ BAD_INPUT_WARN_S = 30.0
 # windows. 30 s: far above the node's worst real latency (its queue holds at most
 # max_waiting_clips clips; at most 1.5 s at 60 Hz on 2 cores, docs/benchmarks.md).
 STAMP_OFF_CLOCK_S = 30.0
+# metric_scale_source reference_odometry / reference_depth: WARN once the node has described this many
+# clips more than the reference needs counted (metric_scale_min_clips; reference_depth: 1) and the
+# metres are still not the reference's (pipeline status metres_from): its topic remapped wrong or never
+# published, or no clip passing the scale gates (a camera that only turns: TUM fr1/rpy counted 0 of 12).
+# 30 clips: about 7 s at 30 Hz with 8-frame clips at hop 7, time for a robot to start driving; a robot
+# still standing then is in the model's metres, which is what the WARN says.
+REFERENCE_WARN_AFTER_CLIPS = 30
+# WARN when frames kept arriving for longer than this after the reference's last sample: its publisher
+# stopped, and the last scale is held from then on. Odometry: samples further apart than 0.5 s measure
+# no clip (metric_scale.MAX_BRACKET_NS), so 2 s is 4 such gaps, and 20 messages missed at 10 Hz (wheel
+# odometry publishes at 10-100 Hz): no jitter. Depth: an RGB-D camera's images (600 KB at 640x480) can
+# stall behind a small shared-memory segment or a USB hiccup, and each clip measures its own, so more
+# slack. Timed against the frames' arrival, not their description: an inference backlog after both
+# streams stopped together is no silence. On the monotonic clock: a bag played at 1/20 speed or slower
+# reads 10 Hz odometry as silent.
+REFERENCE_SILENT_S = {"reference_odometry": 2.0, "reference_depth": 5.0}
+# Why a reference's scale is not in effect, by what it got (metric_scale_source, reference heard or not).
+REFERENCE_HINTS = {
+    ("reference_odometry", False): "nothing received on reference_odom: is it remapped to the robot's odometry?",
+    ("reference_depth", False): "nothing received on reference_depth: is it remapped to the RGB-D camera's "
+                                "registered depth?",
+    ("reference_odometry", True): "the reference covered {seen} of them (its stamps must bracket the clip's); "
+                                  "one counts when the camera moved metric_scale_min_distance_m and turned at most "
+                                  "metric_scale_max_rotation_deg",
+    ("reference_depth", True): "no clip's reference depth matched the model's: within 20 ms of a frame, registered "
+                               "to the colour image, in metres (a 32FC1 depth in mm is 1000x off)",
+}
 # What makes frames wait in the node's own subscription queue (docs/benchmarks.md, session 33): with
 # Fast DDS's default 512 KB shared-memory segment, 640x480 rgb8 frames waited 57-155 ms (p50) from
 # minute 6 of a stream; with the camera's segment larger than a frame, 1-3 ms.
@@ -311,9 +340,29 @@ class NodeHealth:
         if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
                 now - max(self.last_out, self.input_since) > self.stall_warn_s:
             problems.append(f"no frame described for {now - self.last_out:.0f} s while input arrives")
+        problems += self._reference_problems(state.pipeline_status or {}, now)
         if problems:
             return WARN, f"{state.state}; " + ", ".join(problems)
         return OK, state.state
+
+    def _reference_problems(self, status: dict, now: float) -> list[str]:
+        """With a reference for the metric scale (status: PerceptionPipeline.status): its scale still not
+        in effect after REFERENCE_WARN_AFTER_CLIPS clips beyond those it needs, and its silence while
+        frames arrive (REFERENCE_SILENT_S; listed, as bad input, until BAD_INPUT_WARN_S after the last)."""
+        source = status.get("metric_scale_source")
+        if source not in REFERENCE_SILENT_S:  # metric_scale_source: model (and no pipeline): nothing to judge
+            return []
+        problems = []
+        age = float(status["metric_scale_reference_age_s"])  # nan before any sample
+        described, needed = int(status["metric_scale_clips_described"]), int(status["metric_scale_min_clips"])
+        if status["metres_from"] != source and described >= needed + REFERENCE_WARN_AFTER_CLIPS:
+            hint = REFERENCE_HINTS[source, not np.isnan(age)].format(seen=status.get("metric_scale_clips_seen"))
+            problems.append(f"metres from {status['metres_from']} after {described} clips ({hint})")
+        silent_s = age - (now - self.last_in)  # how long frames kept arriving after the reference's last sample
+        if silent_s > REFERENCE_SILENT_S[source] and now - self.last_in < BAD_INPUT_WARN_S:
+            problems.append(f"{source} silent for {age:.0f} s, frames arriving {silent_s:.0f} s after its last "
+                            f"sample: metric_scale {status['metric_scale']} held, no longer measured")
+        return problems
 
     def _recent_increase(self, now: float, *totals: int) -> tuple[list[int], str]:
         """-> (how much each total grew since the newest sample at least RECENT_S old, or since the

@@ -26,7 +26,9 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 import transforms3d.quaternions as quaternions
@@ -50,19 +52,28 @@ QUATERNION_TOLERANCE = 1e-2
 MAX_RATIO = 20.0
 
 
+def monotonic() -> float:
+    """The clock of the references' ages: health.py's (looked up at each call)."""
+    return time.monotonic()
+
+
 class ReferenceScale:
     """Reference odometry in (`add`, any thread); per clip, `observe` the model's travel; `scale`
     multiplies the model's metres (depth, points, translations) from the next clip on."""
 
     def __init__(self, min_distance_m: float, max_rotation_deg: float, window: int, min_clips: int,
-                 initial: float = 1.0):
+                 initial: float = 1.0, clock: Callable[[], float] | None = None):
         self.min_distance_m, self.max_rotation = min_distance_m, math.radians(max_rotation_deg)
         self.min_clips = min_clips
+        # for the reference's age on /diagnostics: monotonic (a stopped /clock stops no age), health.py's clock
+        self.clock = clock or monotonic
+        self.last_added: float | None = None  # clock() when the last sample was taken, None before any
         self._lock = threading.Lock()  # add() runs on the executor thread, observe() on inference's
         self._stamps: list[int] = []
         self._samples: list[tuple[np.ndarray, np.ndarray]] = []  # (odom_from_base rotation, position)
         self.ratios: deque = deque(maxlen=window)
         self.scale = float(initial)
+        self.clips_offered = 0  # clips described (observe calls), covered or not
         self.clips_seen = 0  # clips the reference covered
         self.clips_used = 0  # of them, those that moved enough and turned little enough
 
@@ -81,6 +92,7 @@ class ReferenceScale:
                 self._stamps, self._samples = [], []  # time went backwards: a new recording
             self._stamps.append(int(stamp_ns))
             self._samples.append((quaternions.quat2mat([q[3], q[0], q[1], q[2]]), position))  # transforms3d: w first
+            self.last_added = self.clock()
             old = bisect.bisect_left(self._stamps, self._stamps[-1] - HISTORY_NS)
             del self._stamps[:old], self._samples[:old]
         return None
@@ -123,6 +135,7 @@ class ReferenceScale:
     def observe(self, t0_ns: int, t1_ns: int, model_translation: np.ndarray, base_from_camera: np.ndarray) -> bool:
         """The clip's first and last frame stamps and the model's unscaled camera translation
         between them (3,). -> whether the clip counted; `scale` follows."""
+        self.clips_offered += 1
         travel = self.camera_travel(t0_ns, t1_ns, base_from_camera)
         if travel is None:
             return False
@@ -140,10 +153,24 @@ class ReferenceScale:
             self.scale = float(np.median(self.ratios))
         return True
 
+    @property
+    def in_effect(self) -> bool:
+        """Whether `scale` is the reference's (min_clips counted), not still `initial`."""
+        return len(self.ratios) >= self.min_clips
+
     def status(self) -> dict:
         """For diagnostics (the node counts refused reference messages as errors_reference_odometry)."""
         return {"metric_scale": round(self.scale, 4), "metric_scale_clips_used": self.clips_used,
-                "metric_scale_clips_seen": self.clips_seen}
+                "metric_scale_clips_seen": self.clips_seen, **reference_status(self)}
+
+
+def reference_status(reference: ReferenceScale | DepthReferenceScale) -> dict:
+    """What both references report for health.level's rules: the clips described since the reference
+    started (configure), the clips it needs counted, and its age: seconds since its last sample was
+    taken (nan before any: the topic remapped wrong, or nothing published on it)."""
+    last = reference.last_added
+    return {"metric_scale_clips_described": reference.clips_offered, "metric_scale_min_clips": reference.min_clips,
+            "metric_scale_reference_age_s": float("nan") if last is None else round(reference.clock() - last, 2)}
 
 
 # An RGB-D camera's depth image pairs with the colour frame nearest in stamp within this (aligned
@@ -167,13 +194,17 @@ class DepthReferenceScale:
     0.285 / 0.307; the kitchen and the walk, train: within 0.012), while an odometry whose scale
     jumped from clip to clip bent its path (ATE over 6 starts up to 26 % worse; docs/results/session43)."""
 
-    def __init__(self, initial: float = 1.0, window: int = 30):
+    min_clips = 1  # the depth takes the first clip counted's scale
+
+    def __init__(self, initial: float = 1.0, window: int = 30, clock: Callable[[], float] | None = None):
         self._lock = threading.Lock()
         self._depth: dict[int, np.ndarray] = {}
         self.ratios: deque = deque(maxlen=window)
         self.initial = self.scale = float(initial)
         self.clips_seen = 0  # clips measured
         self.clips_used = 0  # of them, those with a reference on enough of the view
+        self.clock = clock or monotonic  # for the reference's age on /diagnostics, as ReferenceScale's
+        self.last_added: float | None = None  # clock() when the last depth image was taken, None before any
 
     def add(self, stamp_ns: int, depth: np.ndarray) -> None:
         """(h, w) metres on the model's grid, 0 / NaN where the sensor has none."""
@@ -183,6 +214,7 @@ class DepthReferenceScale:
             self._depth[int(stamp_ns)] = depth
             while len(self._depth) > DEPTH_HISTORY:
                 del self._depth[min(self._depth)]
+            self.last_added = self.clock()
 
     def _nearest(self, stamp_ns: int) -> np.ndarray | None:
         with self._lock:
@@ -218,6 +250,16 @@ class DepthReferenceScale:
     def motion_scale(self) -> float:
         return float(np.median(self.ratios)) if self.ratios else self.initial
 
+    @property
+    def in_effect(self) -> bool:
+        """Whether `scale` is the reference's (a clip counted), not still `initial`."""
+        return self.clips_used >= self.min_clips
+
+    @property
+    def clips_offered(self) -> int:  # every clip described is measured
+        return self.clips_seen
+
     def status(self) -> dict:
         return {"metric_scale": round(self.scale, 4), "metric_scale_motion": round(self.motion_scale, 4),
-                "metric_scale_clips_used": self.clips_used, "metric_scale_clips_seen": self.clips_seen}
+                "metric_scale_clips_used": self.clips_used, "metric_scale_clips_seen": self.clips_seen,
+                **reference_status(self)}

@@ -261,12 +261,8 @@ class PerceptionPipeline:
         return self.reference_scale.add(stamp_ns, position, quaternion_xyzw)
 
     def status(self) -> dict:
-        """Counters for diagnostics (and the metric scale with a reference odometry)."""
-        factor = self.settings.scale.factor  # a site's calibrated metric_scale_factor, when one is set
-        reference = self.reference_scale or self.reference_depth
-        scale = reference.status() if reference is not None else {"metric_scale": factor} if factor != 1.0 else {}
-        source = self.settings.scale.source  # whose metres the outputs are in
-        return {**scale, "metres_from": "metric_scale_factor" if source == "model" and factor != 1.0 else source,
+        """Counters for diagnostics (and the metric scale, with where its metres come from)."""
+        return {**self._scale_status(),
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
@@ -275,6 +271,21 @@ class PerceptionPipeline:
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(), **self.tracks.query_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
+
+    def _scale_status(self) -> dict:
+        """metric_scale (with a reference, its counts and age: metric_scale.reference_status) and
+        metres_from, whose metres the outputs are in now: a reference's only once it has counted the
+        clips its scale needs (metric_scale_min_clips; reference_depth: one); until then the model's,
+        or metric_scale_factor's, which the reference starts from, saying how far the reference is."""
+        factor = self.settings.scale.factor  # a site's calibrated metric_scale_factor, when one is set
+        own = "metric_scale_factor" if factor != 1.0 else "model"
+        reference = self.reference_scale or self.reference_depth
+        if reference is None:
+            return {"metric_scale": factor, "metres_from": own} if factor != 1.0 else {"metres_from": own}
+        source = self.settings.scale.source
+        metres_from = source if reference.in_effect else \
+            f"{own} ({source}: {reference.clips_used} of {reference.min_clips} clips counted yet)"
+        return {**reference.status(), "metres_from": metres_from, "metric_scale_source": source}
 
     # -- half 1: the clip buffer -------------------------------------------------------------
     def add_frame(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
