@@ -319,14 +319,7 @@ class TrackManager:
             robot = ~sample_nearest(off_robot, u, v, True)
             visible &= ~robot
             dropped |= robot[:, -1]
-        out = []
-        for t in output_t:
-            for i, track in enumerate(tracks):
-                if track is not None and visible[i, t]:
-                    track.trail.append((float(u[i, t]), float(v[i, t])))
-            out.append(TrackSet(ids.copy(), u[:, t].astype(np.float32), v[:, t].astype(np.float32),
-                                np.full((ids.size, 3), np.nan, np.float32), visible[:, t].copy(),
-                                conf[:, t].astype(np.float32)))
+        out = _track_sets(tracks, ids, u, v, visible, conf, output_t)
         self._carry_or_lose(tracks, xy[:, -1], visible[:, -1], dropped, clip_indices[-1])
         return out
 
@@ -407,6 +400,21 @@ class TrackManager:
     def trails(self) -> dict[int, list[tuple[float, float]]]:
         """Recent (u, v) input pixels per live track id, oldest first."""
         return {tid: list(t.trail) for tid, t in self.tracks.items() if len(t.trail) >= 2}
+
+
+def _track_sets(tracks: list, ids: np.ndarray, u: np.ndarray, v: np.ndarray, visible: np.ndarray, conf: np.ndarray,
+                output_t: list[int]) -> list[TrackSet]:
+    """A TrackSet (xyz still NaN) for each frame in output_t (u, v: (N, T) input pixels; visible,
+    conf: (N, T)); each track seen there extends its trail."""
+    out = []
+    for t in output_t:
+        for i, track in enumerate(tracks):
+            if track is not None and visible[i, t]:
+                track.trail.append((float(u[i, t]), float(v[i, t])))
+        out.append(TrackSet(ids.copy(), u[:, t].astype(np.float32), v[:, t].astype(np.float32),
+                            np.full((ids.size, 3), np.nan, np.float32), visible[:, t].copy(),
+                            conf[:, t].astype(np.float32)))
+    return out
 
 
 class ClipImages:
