@@ -331,7 +331,7 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
     still = np.zeros(t_len, bool)
     still[0] = True
     moved = np.linalg.norm(xy - xy[:, :1], axis=2)  # (Q, T) model px from frame 0
-    reason = ""
+    reason, most_stayed = "", []
     for t in range(1, t_len):
         sel = has_point & vis[:, t] & np.isfinite(xy[:, t]).all(axis=1)
         points[t] = int(sel.sum())
@@ -340,6 +340,7 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
         reason = _still(pts[sel], xy[sel, t], xy[sel, 0], stayed[sel], sol, k_model, parallax_px, min_inliers,
                         depth0.shape[1])
         still[t] = bool(reason)
+        most_stayed += [t] if reason == "most_stayed" else []
         if reason == "identity":  # the frame's pose is the stayed tracks', not PnP's consensus
             sel = stayed
             sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
@@ -351,6 +352,11 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
     # A clip whose last frame the identity explains best is still throughout, on the tracks that
     # stayed in every frame: in its first frames a mover's few pixels fit, within ransac_px, a
     # motion halfway between it and the background, so that neither set is left out.
+    # A clip whose last frame is measured moved from its start: its earlier frames where most tracks
+    # had not yet moved half a pixel are measured too (rule 61). Held still, they anchored the next
+    # clip steps behind (a forward drive read +18 %) and clips flipped between still and moving.
+    if not reason and t_len - 1 in frames:
+        still[most_stayed] = False
     anchored = has_point & (moved[:, 1:] < parallax_px).all(axis=1)
     if reason == "identity" and anchored.sum() >= min_inliers:
         for t in np.flatnonzero(~still):
@@ -358,13 +364,19 @@ def solve_clip_motion(depth0: np.ndarray, xy: np.ndarray, visible: np.ndarray, k
             sol = _solve_frame(pts[sel], xy[sel, t], xy[sel, 0], k_model, ransac_px, min_inliers)
             if sol is not None:
                 still[t], frames[t] = True, (sol, pts[sel], xy[sel, t])
+    _mark_rotation_only(frames, still, rotation_test, parallax_px, f_threshold)
+    return _collect(frames, points, still, t_len, k_model, min_sigma_px)
+
+
+def _mark_rotation_only(frames: dict, still: np.ndarray, rotation_test: str, parallax_px: float,
+                        f_threshold: float) -> None:
+    """Each frame solution's rotation_only, in place: per frame, or once on the clip's pooled residuals."""
     if rotation_test not in ("clip", "frame"):
         raise ValueError(f"rotation_test must be clip or frame, got {rotation_test!r}")
     for t, (sol, _, _) in frames.items():
         group = [f[0] for f in frames.values()] if rotation_test == "clip" else [sol]
         # Tracks that did not move measure no translation, however PnP trades it against rotation.
         sol.rotation_only = bool(still[t]) or _is_rotation_only(group, parallax_px, f_threshold)
-    return _collect(frames, points, still, t_len, k_model, min_sigma_px)
 
 
 def _collect(frames: dict, points: np.ndarray, still: np.ndarray, t_len: int, k_model, min_sigma_px) -> GeometryPose:
@@ -557,9 +569,8 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
         rotation, translation, variance = hold_unseen(head_r, head_t, head_var, held)
         return rotation, translation, np.log(variance), None
     xy = outputs["track_xy"][0] if track_xy is None else track_xy
-    prior = (head_r, head_t, head_var) if mode == "fused" else None
     geo = solve_clip_motion(outputs["depth"][0, 0], xy, outputs["track_visibility"][0], k_model, usable,
-                            prior=prior, **solver)
+                            prior=(head_r, head_t, head_var) if mode == "fused" else None, **solver)
     # A frame whose tracks did not move is not a PnP failure, whatever the head says: the pose head
     # reads a still camera's clips as fast motion, and with confidence (model card, session 21).
     geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2) & ~geo.still
