@@ -3,7 +3,7 @@
     ros2 launch fourds_ros perception.launch.py image_topic:=/camera/color/image_raw \
         camera_info_topic:=/camera/color/camera_info
 
-Arguments: params_file, namespace, use_sim_time, log_level, autostart, model, image_topic,
+Arguments: params_file, namespace, use_sim_time, log_level, autostart, publish_tf, model, image_topic,
 camera_info_topic, image_transport, reference_odom_topic, reference_depth_topic, fastdds_profile, rviz. All logic is in fourds_ros.ros.launch_logic
 (perception_node_plan, rviz_plan: plain unit-tested functions); this file only maps plans to
 launch_ros actions.
@@ -17,6 +17,8 @@ ARGUMENTS = {
     "use_sim_time": ("", "use /clock (default: from params_file, else false)"),
     "log_level": ("info", "debug, info, warn, error or fatal"),
     "autostart": ("", "configure and activate at start-up (default: from params_file, else true)"),
+    "publish_tf": ("", "publish odom -> base_link on /tf (default: from params_file, else true); false when "
+                   "robot_localization's EKF owns it"),
     "model": ("", "checkpoint directory (default: from params_file, else the installed default)"),
     "image_topic": ("image", "input image topic (raw; <image_topic>/compressed for compressed)"),
     "camera_info_topic": ("camera_info", "input sensor_msgs/CameraInfo topic"),

@@ -39,6 +39,16 @@ def test_plan_defaults_and_remaps(tiny_model_dir):
     assert perception_node_plan()["parameters"] == [str(default_params_file())]
 
 
+def test_publish_tf_can_be_turned_off_from_the_launch_line():
+    """The README's robot_localization recipe runs the node with publish_tf false so that the EKF
+    owns odom -> base_link; the launch file had no such argument, and `publish_tf:=false` on the
+    launch line did nothing: both published the transform. Not given, the params file's value."""
+    assert perception_node_plan(publish_tf="false")["parameters"][1] == {"publish_tf": False}
+    assert "publish_tf:=false" in command_line(perception_node_plan(publish_tf="false"))
+    assert perception_node_plan(publish_tf="")["parameters"] == [str(default_params_file())]
+    assert "publish_tf" in LAUNCH_FILE.read_text()
+
+
 def test_a_reference_depth_topic_turns_on_the_metric_scale_and_is_remapped():
     plan = perception_node_plan(reference_depth_topic="/camera/aligned_depth_to_color/image_raw")
     assert plan["parameters"][1]["metric_scale_source"] == "reference_depth"
@@ -166,7 +176,7 @@ def test_launch_file_statically():
     argument the issue names, and the executable and config it uses exist."""
     tree = ast.parse(LAUNCH_FILE.read_text())
     names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-    for arg in ("params_file", "namespace", "use_sim_time", "log_level", "autostart", "model",
+    for arg in ("params_file", "namespace", "use_sim_time", "log_level", "autostart", "publish_tf", "model",
                 "image_topic", "camera_info_topic", "image_transport", "reference_odom_topic", "fastdds_profile",
                 "rviz"):
         assert arg in names

@@ -680,7 +680,7 @@ YAML_HEADER = """\
 # listed with its default. Topics (relative, so a namespace applies):
 #   in:  image (sensor_msgs/Image rgb8|bgr8|rgba8|bgra8|mono8), image/compressed (jpeg|png),
 #        camera_info (latest is cached), track_queries (PointCloud2 u, v; track_query_mode: topic)
-#   out: depth (32FC1, metres, NaN invalid), depth/camera_info, depth/points (only while
+#   out: depth/image (32FC1, metres, NaN invalid), depth/camera_info, depth/points (only while
 #        subscribed), tracks (PointCloud2 x y z u v track_id visible confidence), tracks/markers,
 #        odometry, pose, path, /tf, /diagnostics; service ~/reset (std_srvs/Trigger).
 # The key matches the node in any namespace (a plain "fourds_perception" only at the root).

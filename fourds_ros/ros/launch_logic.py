@@ -114,12 +114,12 @@ def node_plan(params_files=(), overrides: dict | None = None, namespace: str = "
 
 
 def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="",
-                         log_level: str = "info", autostart="", model: str = "",
+                         log_level: str = "info", autostart="", publish_tf="", model: str = "",
                          image_topic: str = "image", camera_info_topic: str = "camera_info",
                          image_transport: str = "", reference_odom_topic: str = "", reference_depth_topic: str = "",
                          fastdds_profile: str = "", environ=None) -> dict:
     """Launch arguments (strings, as launch gives them) -> the node to run. Raises ValueError
-    naming the bad argument. Empty model / image_transport / use_sim_time / autostart leave the
+    naming the bad argument. Empty model / image_transport / use_sim_time / autostart / publish_tf leave the
     params file's value (a launch default would override it: `autostart: false` in the file, for a
     lifecycle manager, was overridden by the launch's true and the node activated itself). A
     reference_odom_topic (the robot's own odometry, e.g. the wheels) sets metric_scale_source:
@@ -130,8 +130,8 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
         raise ValueError(f"params_file {str(params)!r} does not exist")
-    overrides = {name: as_bool(value) for name, value in (("use_sim_time", use_sim_time), ("autostart", autostart))
-                 if str(value).strip()}
+    overrides = {name: as_bool(value) for name, value in (("use_sim_time", use_sim_time), ("autostart", autostart),
+                                                          ("publish_tf", publish_tf)) if str(value).strip()}
     if model:
         if not (Path(model) / "config.json").exists():
             raise ValueError(f"model {model!r} is not a checkpoint directory (no config.json)")
