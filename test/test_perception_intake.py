@@ -487,6 +487,20 @@ def test_camera_mount_reaches_the_odometry(rig):
     assert asked == ["cam_optical"] * 3
 
 
+def test_an_image_without_a_frame_id_is_described_in_camera_frame_and_counted(rig):
+    """A driver that leaves header.frame_id empty: its outputs had an empty frame that rviz, Nav2 and
+    TF cannot place (tf2 refuses a transform to ''). They are now in camera_frame, and the frames are
+    counted and logged as bad input."""
+    asked = []
+    r = rig(camera_mount=lambda f: asked.append(f))
+    for i, stamp in enumerate(stamps(4)):
+        r.image(stamp, image(64, 64, i), frame_id="")
+    r.flush()
+    assert r.results and {res.frame_id for res in r.results} == {"camera_optical_frame"}
+    assert set(asked) == {"camera_optical_frame"}
+    assert r.health.errors["no_frame_id"] == 4 and any("header.frame_id" in line for line in r.logged)
+
+
 def test_rejected_frames_are_not_asked_for_a_camera_mount(rig):
     asked = []
     r = rig(camera_mount=lambda f: asked.append(f))
@@ -558,3 +572,15 @@ def test_a_12_bit_camera_fills_the_grey_range_with_its_own_bit_depth():
         inputs = PerceptionSettings.from_params(image_16bit_max=full_range).inputs
         rgb, hw = image_for_work(msg, inputs)
         assert hw == (2, 2) and rgb[1, 1].tolist() == [bright] * 3
+
+
+def test_track_markers_outlive_the_clip_period_of_a_slow_camera():
+    """The trail markers are sent once a clip; they expired after 0.5 s while a 10 Hz camera's clips
+    (hop 7) come every 0.7 s, so rviz showed no trails for a third of the time. The set's first
+    marker (DELETEALL) replaces the previous set; the lifetime only clears them after the node stops."""
+    from fourds_ros.ros.convert import track_markers
+
+    markers = track_markers({3: np.zeros((2, 3)), 4: np.ones((3, 3))}, T0, "cam").markers
+    assert markers[0].action == markers[0].DELETEALL
+    hop_period_10hz_s = 7 / 10
+    assert all(m.lifetime.sec + m.lifetime.nanosec / 1e9 > 2 * hop_period_10hz_s for m in markers[1:])

@@ -152,6 +152,10 @@ class FrameIntake:
         if rgb.shape[:2] != work.work_hw:
             rgb = work.image(rgb)
         rgb, k = self._camera(rgb, paired, camera_hw)
+        if not frame_id:
+            frame_id = self.settings.pose.camera_frame
+            self.health.warn("no_frame_id", f"an image without header.frame_id: its outputs are in {frame_id!r} "
+                             "(camera_frame)")
         mount = self.camera_mount(frame_id)
         with self.lock:
             if mount is not None:

@@ -396,6 +396,10 @@ class PoseSettings(_Group):
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
     odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
     base_frame: str = setting("base_link", "Child frame of odometry and TF.", param="base_frame")
+    camera_frame: str = setting("camera_optical_frame", """Frame of the outputs of an image whose header has no
+        frame_id (counted as bad input no_frame_id): with none, depth, points, tracks and markers had an
+        empty frame that rviz, Nav2 and TF cannot place, and tf2 refused the camera mount.""",
+                                param="camera_frame")
     camera_mount_timeout_s: float = setting(2.0, """The camera's mount, base_frame -> the images' frame_id, is
         looked up on /tf_static (from the robot's URDF) for up to this long after activation; without
         it, base_from_camera is used with a warning. 0: use base_from_camera without looking.""",

@@ -207,9 +207,11 @@ def transform_stamped(transform: np.ndarray, stamp_ns: int, parent: str, child: 
 
 
 def track_markers(trails_xyz: dict[int, np.ndarray], stamp_ns: int, frame_id: str,
-                  lifetime_s: float = 0.5) -> MarkerArray:
+                  lifetime_s: float = 2.0) -> MarkerArray:
     """One LINE_STRIP per track through its recent positions, trails_xyz[id]: (N, 3) camera
-    optical frame, oldest first. The first marker clears the previous set."""
+    optical frame, oldest first. The first marker clears the previous set; lifetime_s only clears
+    them once the node stops sending (0.5 s, they blinked out between clips of a 10 Hz camera, one
+    every 0.7 s)."""
     out = MarkerArray()
     out.markers.append(Marker(header=header(stamp_ns, frame_id), ns="tracks", action=Marker.DELETEALL))
     for tid, points in trails_xyz.items():
