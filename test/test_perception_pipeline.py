@@ -259,10 +259,31 @@ def test_each_clip_says_how_long_its_stages_took(engine):
         assert after_engine + result.inference_s <= wall_s, (result.stage_s, wall_s)
         assert result.stage_s.get("epipolar", 0.0) <= result.stage_s["pose"]
     assert timed[0][1].stage_s is not timed[1][1].stage_s  # each clip its own
-    no_tracks = PerceptionPipeline(engine, PerceptionSettings.from_params(enable_tracks=False, hop=3))
+    no_tracks = PerceptionPipeline(engine, PerceptionSettings.from_params(enable_tracks=False, pose_source="head", hop=3))
     for i, rgb in enumerate(frames[:4]):
         clip, _ = no_tracks.add_frame(rgb, i * 33_000_000, "cam", k)
     assert set(no_tracks.process(clip).stage_s) <= {"pose", "epipolar"}
+
+
+def test_the_pose_geometry_solves_on_tracks_that_enable_tracks_false_does_not_publish(engine):
+    """enable_tracks false with the geometric pose (the default fused): the tracks are made for the
+    pose and not published. Before, the engine's placeholder queries (every one at pixel (0, 0))
+    were the pose's tracks: PnP failed on every frame and relinked steps stood in for it."""
+    frames, k = scenes_frames(7)
+    results = {}
+    for enable in (True, False):
+        pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(enable_tracks=enable, hop=3))
+        solved = []
+        for i, rgb in enumerate(frames):
+            clip, _ = pipe.add_frame(rgb, i * 33_000_000, "cam", k)
+            if clip is not None:
+                out = pipe.process(clip)
+                solved += [f.pose.odom_from_camera for f in out.frames]
+                published = [f.tracks for f in out.frames]
+        results[enable] = solved, published, pipe.pose_relinked
+    assert all(t is not None for t in results[True][1]) and all(t is None for t in results[False][1])
+    assert results[False][2] == results[True][2]  # no more relinked steps than with tracks published
+    np.testing.assert_allclose(results[False][0], results[True][0], atol=1e-9)  # the same pose either way
 
 
 @pytest.mark.parametrize("source", ["model", "reference_odometry"])

@@ -560,3 +560,31 @@ def test_a_forward_drive_chained_clip_by_clip_keeps_its_length(monkeypatch):
     travel = step * (len(xs) - 1)
     assert abs(xs[-1] / travel - 1) < 0.1, (xs[-1], travel)
     assert (np.diff(xs) > -1e-4).all()
+
+
+@pytest.mark.parametrize("mode", ["head", "fused"])
+def test_a_pose_head_frame_of_nan_is_no_motion_of_unknown_size_not_a_lost_clip(mode):
+    """fp16 on a GPU can overflow: one frame's NaN in the head, on a frame the geometry could not
+    solve either, gave NaN poses or made the odometry's SVD raise, and the clip's pose and tracks
+    were lost. The frame is taken as no motion with the largest variance, and counted."""
+    from fourds_ros.perception.odometry import OdometryChain
+    from fourds_ros.perception.pose_geometry import finite_head
+
+    truth = poses(1.0, [0.01, 0.0, 0.01])
+    depth, xy, vis, _ = make_clip(truth)
+    vis[:, 5] = False  # the geometry cannot solve frame 5 either
+    outputs = still_head_outputs(depth, xy, vis, head_deg=8.0, head_m=0.08)
+    outputs["pose_rotation"][0, 5] = outputs["pose_log_variance"][0, 5, 0] = np.nan
+    outputs["pose_log_variance"][0, 6, 1] = np.inf
+
+    def chained(engine_outputs):
+        rotation, translation, log_var, _ = clip_pose(engine_outputs, K, mode=mode, smoothing_order=2)
+        estimates = OdometryChain().add_clip(list(range(T_LEN)), [i * 33_000_000 for i in range(T_LEN)], rotation,
+                                             translation, log_var, list(range(T_LEN)))
+        return np.stack([e.odom_from_camera for e in estimates])
+
+    with pytest.raises(np.linalg.LinAlgError):  # before: the fusion's smoothing, or the odometry, raised
+        chained(outputs)
+    fixed, replaced = finite_head(outputs)
+    assert replaced == 2 and finite_head(fixed)[1] == 0
+    assert np.isfinite(chained(fixed)).all()

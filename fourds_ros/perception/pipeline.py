@@ -38,7 +38,8 @@ from .image_rotation import (
 )
 from .metric_scale import DepthReferenceScale, ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
-from .pose_geometry import RELINK_PARALLAX_PX, GeometryPose, clip_pose, head_overruled, solve_clip_motion
+from .pose_geometry import (RELINK_PARALLAX_PX, GeometryPose, clip_pose, finite_head, head_overruled,
+                            solve_clip_motion)
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
 from .settings import PerceptionSettings
 from .track_refine import gray
@@ -100,6 +101,15 @@ MODEL_METRES_NOTE = ("depth, points and odometry are in the model's own metres (
                      "`fourds-ros calibrate-scale` on an RGB-D recording of its site")
 
 
+def reference_scales(scale) -> tuple[ReferenceScale | None, DepthReferenceScale | None]:
+    """The model's metres rescaled by the robot's own odometry, or by an RGB-D camera's registered
+    depth (metric_scale.py), for a settings.ScaleSettings; None for a source not chosen."""
+    odometry = (ReferenceScale(scale.min_distance_m, scale.max_rotation_deg, scale.window, scale.min_clips,
+                               scale.factor) if scale.source == "reference_odometry" else None)
+    depth = DepthReferenceScale(scale.factor, scale.window) if scale.source == "reference_depth" else None
+    return odometry, depth
+
+
 def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
     """The engine the settings name (empty model: the installed default), warmed up with one
     inference, in a pipeline. -> (pipeline, description of the backend). Raises on a bad model or
@@ -155,15 +165,14 @@ class PerceptionPipeline:
         self._early_queries = np.empty((0, 2))  # (N, 2) upright camera pixels, the newest num_queries
         self.odometry = OdometryChain.from_settings(s.pose,
                                                     self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
-        # The model's metres rescaled by the robot's own odometry (metric_scale.py), or None.
-        self.reference_scale = (ReferenceScale(s.scale.min_distance_m, s.scale.max_rotation_deg, s.scale.window,
-                                               s.scale.min_clips, s.scale.factor)
-                                if s.scale.source == "reference_odometry" else None)
-        # The model's metres rescaled by an RGB-D camera's registered depth (metric_scale.py), or None.
-        self.reference_depth = (DepthReferenceScale(s.scale.factor, s.scale.window)
-                                if s.scale.source == "reference_depth" else None)
+        self.reference_scale, self.reference_depth = reference_scales(s.scale)
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
+        # The pose's geometry solves on the tracks: they are made with enable_tracks false too, only not
+        # published (without them the engine's placeholder queries, 64 copies of pixel (0, 0), were its
+        # "tracks": PnP failed on every frame and the costlier relinked steps stood in).
+        self.tracks_made = self.enabled["tracks"] or (self.enabled["pose"] and s.pose.source != "head"
+                                                       and "tracks" in self.heads)
         self._sequence = -1
         self._clock = StageClock()  # the current clip's, a new one each process() call
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
@@ -176,6 +185,7 @@ class PerceptionPipeline:
         # geometry's: motion the pose head did not learn (pose_geometry.head_overruled)
         self.pose_head_overruled = 0
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
+        self.pose_head_nonfinite = 0  # clip frames whose pose head gave NaN or inf: taken as no motion, unknown
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
@@ -268,6 +278,7 @@ class PerceptionPipeline:
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
                 "pose_epipolar_held": self.pose_epipolar_held, "pose_head_overruled": self.pose_head_overruled,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
+                "pose_head_nonfinite": self.pose_head_nonfinite,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(), **self.tracks.query_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
@@ -314,7 +325,7 @@ class PerceptionPipeline:
             self._add_upright_queries(self._early_queries)
             self._early_queries = np.empty((0, 2))
         frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
-                      gray=gray(rgb) if self.enabled["tracks"] and self.tracks.uses_images else None,
+                      gray=gray(rgb) if self.tracks_made and self.tracks.uses_images else None,
                       camera_hw=work.camera_hw if work.scaled else None)
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
@@ -348,7 +359,7 @@ class PerceptionPipeline:
         slot_ids = None
         excluded = self._excluded_pixels(frames[-1].rgb.shape[:2], pmap)
         if self.takes_queries:
-            if self.enabled["tracks"]:
+            if self.tracks_made:
                 queries, slot_ids = self.tracks.make_queries(indices, video[0], pmap, excluded)
             else:  # the engine's fixed inputs still need query points; outputs are ignored
                 queries = np.zeros((self.tracks.num_queries, 3), np.float32)
@@ -380,9 +391,9 @@ class PerceptionPipeline:
         # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
         # refinement and the pose's epipolar direction alike.
         images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
-        if self.enabled["tracks"] and slot_ids is not None:
-            xy = self._tracks(results, outputs, slot_ids, frames, images, output_t, model_depth, pmap, blind,
-                              excluded)
+        if self.tracks_made and slot_ids is not None:  # published only with enable_tracks
+            xy = self._tracks(results if self.enabled["tracks"] else [], outputs, slot_ids, frames, images, output_t,
+                              model_depth, pmap, blind, excluded)
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],
@@ -556,6 +567,8 @@ class PerceptionPipeline:
             stamps_ns = [f.stamp_ns for f in frames]
             usable = slot_ids >= 0 if slot_ids is not None else None
             outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
+            outputs, nonfinite = finite_head(outputs)
+            self.pose_head_nonfinite += nonfinite
             rotation, translation, log_variance, geo = clip_pose(
                 outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
                 smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
