@@ -55,10 +55,14 @@ def test_wheel_installs_data_files_and_console_scripts(tmp_path):
 
 
 def test_pip_only_requirements_leave_numpy_to_the_distribution():
-    """A ROS user pip-installs only what apt/rosdep lacks (the issue's list), never numpy."""
+    """A ROS user pip-installs only what apt/rosdep lacks (the issue's list), never numpy; with what
+    `fourds-ros eval` and `bag convert --format mp4` import (evo, matplotlib, tqdm, av: without them
+    the README's "measure it on your own camera" stopped with ModuleNotFoundError on a ROS install)."""
     lines = (REPO / "requirements-ros-system.txt").read_text().splitlines()
     names = {line.split(">")[0].split("=")[0].strip() for line in lines if line.strip() and not line.startswith("#")}
-    assert names == {"torch", "onnxruntime", "onnx", "safetensors", "einops", "rosbags"}  # onnx: the export
+    assert names == {"torch", "onnxruntime", "onnx", "safetensors", "einops", "rosbags",  # onnx: the export
+                     "evo", "matplotlib", "tqdm", "av"}
+    assert "numpy" not in names and "opencv-python" not in names
 
 
 def test_colcon_finds_pytest_as_test_dependency():
