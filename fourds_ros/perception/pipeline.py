@@ -568,7 +568,7 @@ class PerceptionPipeline:
             usable = slot_ids >= 0 if slot_ids is not None else None
             outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
             outputs, nonfinite = finite_head(outputs)
-            self.pose_head_nonfinite += nonfinite
+            self.pose_head_nonfinite += int(nonfinite[output_t].sum())
             rotation, translation, log_variance, geo = clip_pose(
                 outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
                 smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,

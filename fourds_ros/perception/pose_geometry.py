@@ -537,19 +537,21 @@ def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndar
     return rotation, translation, variance
 
 
-def finite_head(outputs: dict) -> tuple[dict, int]:
+def finite_head(outputs: dict) -> tuple[dict, np.ndarray]:
     """outputs with the pose head's non-finite frames (a NaN or inf in pose_rotation, pose_translation
-    or pose_log_variance, batch 1) replaced by no motion with the largest variance (log 10, as
-    clip_pose clips it), so that the geometry, or a hold, decides them; -> (outputs, frames replaced).
-    One NaN frame (fp16 on a GPU can overflow) made the fusion's smoothing or the odometry's SVD raise,
-    and the clip's pose and tracks were lost."""
-    r, t, lv = (np.asarray(outputs[k][0], float) for k in ("pose_rotation", "pose_translation", "pose_log_variance"))
+    or pose_log_variance, batch 1) held at the frame before them (frame 0: the clip's origin) with the
+    largest variance (log 10, as clip_pose clips it), so that the geometry decides them where it can and
+    a hold where it cannot; -> (outputs, (T,) bool frames replaced). One NaN frame (fp16 on a GPU can
+    overflow) made the fusion's smoothing or the odometry's SVD raise, and the clip's pose and tracks
+    were lost; as no motion from the clip's first frame it sent the camera back to that frame."""
+    r, t, lv = (np.array(outputs[k][0], float) for k in ("pose_rotation", "pose_translation", "pose_log_variance"))
     bad = ~(np.isfinite(r).all(axis=(1, 2)) & np.isfinite(t).all(axis=1) & np.isfinite(lv).all(axis=1))
     if not bad.any():
-        return outputs, 0
-    return {**outputs, "pose_rotation": np.where(bad[:, None, None], np.eye(3), r)[None],
-            "pose_translation": np.where(bad[:, None], 0.0, t)[None],
-            "pose_log_variance": np.where(bad[:, None], 10.0, lv)[None]}, int(bad.sum())
+        return outputs, bad
+    for i in np.flatnonzero(bad):  # in order: a run of bad frames holds the last good one
+        r[i], t[i] = (r[i - 1], t[i - 1]) if i else (np.eye(3), np.zeros(3))
+        lv[i] = 10.0
+    return {**outputs, "pose_rotation": r[None], "pose_translation": t[None], "pose_log_variance": lv[None]}, bad
 
 
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
