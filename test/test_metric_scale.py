@@ -514,3 +514,32 @@ def test_diagnostics_warn_while_every_reference_depth_is_refused(node_clock):
     assert result[0] == WARN and "metres from model (reference_depth: 0 of 1 clips counted yet)" in result[1], result
     assert "in mm" in result[1]
     assert p.status()["metric_scale_reference_age_s"] < 0.1  # heard, and not silent
+
+
+def test_a_reference_with_a_model_that_lacks_the_head_it_is_compared_with_is_refused(tmp_path):
+    """reference_odometry compares the reference's travel with the model's pose, reference_depth its
+    depth with the model's. (The settings refuse enable_pose / enable_depth false.) A model without that
+    head was accepted, its reference never counted a clip, and nothing said why. Refused at configure."""
+    from fourds_ros.engine import create_engine
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+
+    for source, head in (("reference_odometry", "pose"), ("reference_depth", "depth")):
+        heads = {name: h for name, h in default_heads(32, 2).items() if name != head}
+        cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32), patch_size=(2, 16, 16), heads=heads)
+        engine = create_engine(save_checkpoint(init_weights(FourDS(cfg), seed=0), tmp_path / head), backend="torch",
+                               num_queries=4)
+        with pytest.raises(ValueError, match=f"{source} compares the reference with the model's {head}"):
+            PerceptionPipeline(engine, PerceptionSettings.from_params(metric_scale_source=source))
+        PerceptionPipeline(engine, PerceptionSettings())  # the model's own metres: fine
+
+
+def test_the_report_names_the_reference_asked_for_while_its_scale_is_not_in_effect():
+    """report.md names the reference from metric_scale_source (what was asked); metres_from says what
+    is in effect, the model's while no clip has counted, and a depth reference read as odometry."""
+    from fourds_ros.evaluation.report import scale_lines
+
+    status = {"metric_scale": 1.0, "metric_scale_clips_used": 0, "metric_scale_clips_seen": 0,
+              "metres_from": "model (reference_depth: 0 of 1 clips counted yet)", "metric_scale_source": "reference_depth"}
+    assert scale_lines(status)[0] == "Metric scale from the reference depth: 1.0 (clips counted: 0 of 0 it covered)."
+    assert scale_lines({"metres_from": "model"}) == []

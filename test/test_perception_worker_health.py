@@ -538,13 +538,14 @@ def test_report_survives_keys_added_while_it_iterates():
 
 
 def reference_state(source: str = "reference_odometry", used: int = 0, needed: int = 5, described: int = 0,
-                    age: float = 0.1, seen: int = 0) -> NodeState:
+                    age: float = 0.1, seen: int = 0, longest_m: float = 0.0) -> NodeState:
     """PerceptionPipeline.status() with a reference for the metric scale (its metric_scale keys)."""
     metres_from = source if used >= needed else f"model ({source}: {used} of {needed} clips counted yet)"
     return state(pipeline_status={"metric_scale": 0.42 if used >= needed else 1.0, "metric_scale_clips_used": used,
                                   "metric_scale_clips_seen": seen, "metric_scale_clips_described": described,
                                   "metric_scale_min_clips": needed, "metric_scale_reference_age_s": age,
-                                  "metres_from": metres_from, "metric_scale_source": source, "pose_gaps": 0})
+                                  "metres_from": metres_from, "metric_scale_source": source, "pose_gaps": 0,
+                                  "metric_scale_longest_clip_m": longest_m, "metric_scale_min_distance_m": 0.05})
 
 
 def test_warn_while_a_reference_scale_is_not_in_effect_after_the_clips_it_had_time_for():
@@ -559,8 +560,10 @@ def test_warn_while_a_reference_scale_is_not_in_effect_after_the_clips_it_had_ti
     assert level == WARN and message == (f"active; metres from model (reference_odometry: 0 of 5 clips counted yet) "
                                          f"after {last + 1} clips (nothing received on reference_odom: is it "
                                          "remapped to the robot's odometry?)")
-    level, message = health.level(reference_state(used=3, described=200, seen=190))  # heard; few clips count
+    level, message = health.level(reference_state(used=3, described=200, seen=190, longest_m=0.031))  # few count
     assert level == WARN and "3 of 5 clips counted yet" in message and "covered 190 of them" in message
+    # what a standing or crawling robot's clips measured, against what one needs (it read as a stamp problem)
+    assert "moved the camera at most 0.031 m in one, of the 0.05 m" in message and "standing" in message
     assert health.level(reference_state(used=5, described=200)) == (OK, "active")  # in effect
     level, message = health.level(reference_state("reference_depth", needed=1, described=1 + REFERENCE_WARN_AFTER_CLIPS))
     assert level == WARN and "reference_depth: 0 of 1" in message and "32FC1 depth in mm" in message
@@ -569,6 +572,24 @@ def test_warn_while_a_reference_scale_is_not_in_effect_after_the_clips_it_had_ti
         assert health.level(state(pipeline_status=status)) == (OK, "active")
         values = health.report(state(pipeline_status=status))[2]
         assert not any(k.startswith("metric_scale_") for k in values), values
+
+
+def test_a_reference_whose_every_message_is_refused_is_named_so_not_unheard_or_silent(clock):
+    """Odometry arriving with an unset orientation (all zeros) is refused message by message: the hint
+    blamed the remapping ("nothing received") and the silence rule called it silent. It now says the
+    messages were refused, and refused messages are no silence (they WARN as bad input of their own)."""
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    health.frame_received(10**12)
+    for _ in range(280):
+        health.warn("reference_odometry", "quaternion not unit: not used for the metric scale")
+    level, message = health.level(reference_state(described=5 + REFERENCE_WARN_AFTER_CLIPS, age=float("nan")))
+    assert level == WARN and "every reference_odometry message taken in so far refused (280)" in message
+    assert "nothing received" not in message
+    level, message = health.level(reference_state(used=5, described=100, age=3.0))  # in effect, then refused
+    assert "silent" not in message
+    clock.t += REFERENCE_SILENT_S["reference_odometry"] + 0.1  # the refusals stopped too: now it is silent
+    health.frame_received(10**12)
+    assert "silent" in health.level(reference_state(used=5, described=100, age=5.2))[1]
 
 
 def test_warn_while_frames_arrive_and_the_reference_is_silent(clock):

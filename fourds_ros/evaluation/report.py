@@ -273,6 +273,19 @@ def _interval_lines(uncertainty: dict) -> list[str]:
             f"(evaluation/uncertainty.py): {'; '.join(cells)}.", ""]
 
 
+def scale_lines(status: dict) -> list[str]:
+    """report.md's line on the metres (status: the pipeline's): from a reference (offline, the ground
+    truth stands in for it), a site's factor, or nothing for the model's own."""
+    if "metric_scale_clips_used" in status:  # metric_scale_source: reference_odometry / reference_depth
+        asked = status.get("metric_scale_source", status.get("metres_from"))  # metres_from: what is in effect
+        source = {"reference_depth": "the reference depth"}.get(asked, "the reference odometry")
+        return [f"Metric scale from {source}: {status['metric_scale']} (clips counted: "
+                f"{status['metric_scale_clips_used']} of {status['metric_scale_clips_seen']} it covered).", ""]
+    if "metric_scale" in status:  # a site's calibrated metric_scale_factor
+        return [f"Metric scale: the model's metres times metric_scale_factor {status['metric_scale']}.", ""]
+    return []
+
+
 def markdown(report: dict) -> str:
     rows = [("4DS (this package)", report)] + [(f"peer: {n}", d) for n, d in report["peers"].items()]
     lines = ["# Evaluation report", "", f"Bag: `{report['bag']['path']}` ({report['bag']['frames']} frames)", ""]
@@ -302,14 +315,7 @@ def markdown(report: dict) -> str:
         lines += ["Metric depth (no scaling): " + ", ".join(f"{k} {_fmt(m.get(k))}" for k in DEPTH_KEYS), ""]
     lines += _interval_lines(report.get("uncertainty") or {})
     status = report.get("meta", {}).get("pipeline_status", {})
-    if "metric_scale_clips_used" in status:  # metric_scale_source: reference_odometry / reference_depth (offline:
-        # the ground truth stands in for the reference)
-        asked = status.get("metric_scale_source", status.get("metres_from"))  # metres_from: what is in effect
-        source = {"reference_depth": "the reference depth"}.get(asked, "the reference odometry")
-        lines += [f"Metric scale from {source}: {status['metric_scale']} (clips counted: "
-                  f"{status['metric_scale_clips_used']} of {status['metric_scale_clips_seen']} it covered).", ""]
-    elif "metric_scale" in status:  # a site's calibrated metric_scale_factor
-        lines += [f"Metric scale: the model's metres times metric_scale_factor {status['metric_scale']}.", ""]
+    lines += scale_lines(status)
     if "track_steps" in status:  # track_refinement: flow (offline: the pipeline's; DDS: the node's /diagnostics)
         steps = max(int(status["track_steps"]), 1)
         lost, taken = int(status["track_steps_lk_lost"]), int(status["track_steps_head_taken"])

@@ -74,9 +74,11 @@ REFERENCE_HINTS = {
     ("reference_odometry", False): "nothing received on reference_odom: is it remapped to the robot's odometry?",
     ("reference_depth", False): "nothing received on reference_depth: is it remapped to the RGB-D camera's "
                                 "registered depth?",
-    ("reference_odometry", True): "the reference covered {seen} of them (its stamps must bracket the clip's); "
-                                  "one counts when the camera moved metric_scale_min_distance_m and turned at most "
-                                  "metric_scale_max_rotation_deg",
+    ("reference_odometry", True): "the reference covered {seen} of them (its stamps must bracket the clip's) and "
+                                  "moved the camera at most {longest} m in one, of the {needed} m "
+                                  "(metric_scale_min_distance_m) a clip needs, turning at most "
+                                  "metric_scale_max_rotation_deg: a robot standing, or slower than that a clip, "
+                                  "stays in the model's metres",
     ("reference_depth", True): "no clip's reference depth matched the model's: within 20 ms of a frame, registered "
                                "to the colour image, in metres (a 32FC1 depth in mm is 1000x off)",
 }
@@ -355,11 +357,17 @@ class NodeHealth:
         problems = []
         age = float(status["metric_scale_reference_age_s"])  # nan before any sample
         described, needed = int(status["metric_scale_clips_described"]), int(status["metric_scale_min_clips"])
+        # Messages that arrive and are refused are no silence: they are bad input, logged and counted as such.
+        refused = now - self._last_seen.get(source, -np.inf) < REFERENCE_SILENT_S[source]
         if status["metres_from"] != source and described >= needed + REFERENCE_WARN_AFTER_CLIPS:
-            hint = REFERENCE_HINTS[source, not np.isnan(age)].format(seen=status.get("metric_scale_clips_seen"))
+            hint = (f"every {source} message taken in so far refused ({self.errors[source]}): see the log's "
+                    f"[{source}] lines" if np.isnan(age) and self.errors.get(source) else
+                    REFERENCE_HINTS[source, not np.isnan(age)].format(
+                        seen=status.get("metric_scale_clips_seen"), longest=status.get("metric_scale_longest_clip_m"),
+                        needed=status.get("metric_scale_min_distance_m")))
             problems.append(f"metres from {status['metres_from']} after {described} clips ({hint})")
         silent_s = age - (now - self.last_in)  # how long frames kept arriving after the reference's last sample
-        if silent_s > REFERENCE_SILENT_S[source] and now - self.last_in < BAD_INPUT_WARN_S:
+        if silent_s > REFERENCE_SILENT_S[source] and now - self.last_in < BAD_INPUT_WARN_S and not refused:
             problems.append(f"{source} silent for {age:.0f} s, frames arriving {silent_s:.0f} s after its last "
                             f"sample: metric_scale {status['metric_scale']} held, no longer measured")
         return problems

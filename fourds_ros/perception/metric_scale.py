@@ -75,6 +75,7 @@ class ReferenceScale:
         self.scale = float(initial)
         self.clips_offered = 0  # clips described (observe calls), covered or not
         self.clips_seen = 0  # clips the reference covered
+        self.longest_m = 0.0  # the longest camera travel the reference measured over a clip
         self.clips_used = 0  # of them, those that moved enough and turned little enough
 
     def add(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray) -> str | None:
@@ -141,6 +142,7 @@ class ReferenceScale:
             return False
         self.clips_seen += 1
         distance, turned = travel
+        self.longest_m = max(self.longest_m, distance)  # a standing robot's clips never reach min_distance_m
         model_distance = float(np.linalg.norm(model_translation))
         if distance < self.min_distance_m or turned > self.max_rotation or not model_distance > 1e-4:
             return False
@@ -161,7 +163,8 @@ class ReferenceScale:
     def status(self) -> dict:
         """For diagnostics (the node counts refused reference messages as errors_reference_odometry)."""
         return {"metric_scale": round(self.scale, 4), "metric_scale_clips_used": self.clips_used,
-                "metric_scale_clips_seen": self.clips_seen, **reference_status(self)}
+                "metric_scale_clips_seen": self.clips_seen, "metric_scale_longest_clip_m": round(self.longest_m, 3),
+                "metric_scale_min_distance_m": self.min_distance_m, **reference_status(self)}
 
 
 def reference_status(reference: ReferenceScale | DepthReferenceScale) -> dict:

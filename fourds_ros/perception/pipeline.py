@@ -101,9 +101,15 @@ MODEL_METRES_NOTE = ("depth, points and odometry are in the model's own metres (
                      "`fourds-ros calibrate-scale` on an RGB-D recording of its site")
 
 
-def reference_scales(scale) -> tuple[ReferenceScale | None, DepthReferenceScale | None]:
+def reference_scales(scale, enabled: dict) -> tuple[ReferenceScale | None, DepthReferenceScale | None]:
     """The model's metres rescaled by the robot's own odometry, or by an RGB-D camera's registered
-    depth (metric_scale.py), for a settings.ScaleSettings; None for a source not chosen."""
+    depth (metric_scale.py), for a settings.ScaleSettings; None for a source not chosen. ValueError
+    where the model or the settings lack the output the reference is compared with (enabled: the
+    pipeline's heads in use): it never counted a clip, and said so nowhere."""
+    needs = {"reference_odometry": "pose", "reference_depth": "depth"}.get(scale.source)
+    if needs and not enabled[needs]:
+        raise ValueError(f"metric_scale_source {scale.source} compares the reference with the model's {needs}: "
+                         f"this model or enable_{needs} gives none")
     odometry = (ReferenceScale(scale.min_distance_m, scale.max_rotation_deg, scale.window, scale.min_clips,
                                scale.factor) if scale.source == "reference_odometry" else None)
     depth = DepthReferenceScale(scale.factor, scale.window) if scale.source == "reference_depth" else None
@@ -165,9 +171,9 @@ class PerceptionPipeline:
         self._early_queries = np.empty((0, 2))  # (N, 2) upright camera pixels, the newest num_queries
         self.odometry = OdometryChain.from_settings(s.pose,
                                                     self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
-        self.reference_scale, self.reference_depth = reference_scales(s.scale)
         # A head's outputs are used when the model has it and its settings group enables it.
         self.enabled = {name: getattr(s, name).enable and name in self.heads for name in ("depth", "tracks", "pose")}
+        self.reference_scale, self.reference_depth = reference_scales(s.scale, self.enabled)
         # The pose's geometry solves on the tracks: they are made with enable_tracks false too, only not
         # published (without them the engine's placeholder queries, 64 copies of pixel (0, 0), were its
         # "tracks": PnP failed on every frame and the costlier relinked steps stood in).
