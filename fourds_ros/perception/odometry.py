@@ -25,6 +25,8 @@ import numpy as np
 import transforms3d.axangles as axangles
 import transforms3d.quaternions as quaternions
 
+from .pose_geometry import LOG_VARIANCE_LIMITS
+
 # REP-103: optical frame (x right, y down, z forward) inside a body frame (x forward, y left, z up).
 OPTICAL_IN_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
@@ -167,7 +169,7 @@ class OdometryChain:
         else:
             anchor, anchor_cov, anchor_sum = np.eye(4), np.zeros((6, 6)), np.zeros((6, 6))
             from_pose = anchor
-        variance = np.exp(np.clip(log_variance, -30, 10))
+        variance = np.exp(np.clip(log_variance, *LOG_VARIANCE_LIMITS))
         out = []
         for t in output_t:
             if indices[t] in self.poses:  # already published by an earlier clip: keep it

@@ -191,7 +191,7 @@ class PerceptionPipeline:
         # geometry's: motion the pose head did not learn (pose_geometry.head_overruled)
         self.pose_head_overruled = 0
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
-        self.pose_head_nonfinite = 0  # clip frames whose pose head gave NaN or inf: taken as no motion, unknown
+        self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a

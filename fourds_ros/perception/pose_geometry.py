@@ -82,6 +82,9 @@ SECOND_MOTION_GATE_CHI2 = 22.46
 # Variance of one frame's motion that could not be seen (rotation rad^2, translation m^2): a blind
 # camera may have moved anything a robot or a hand moves in a frame or a few.
 UNSEEN_VARIANCE = (1.0, 1.0)
+# A log-variance is read within these (the pose head's and a clip's; exp(10): "unknown", exp(-30):
+# exact), so that an extreme output neither overflows nor claims certainty.
+LOG_VARIANCE_LIMITS = (-30.0, 10.0)
 
 
 @dataclass
@@ -148,6 +151,14 @@ def _reprojection(obj: np.ndarray, img: np.ndarray, rvec, tvec, k_model) -> tupl
     return (proj.reshape(-1, 2) - img).ravel(), jac[:, :6]
 
 
+def _translation_flow(obj: np.ndarray, rvec, tvec, k_model) -> np.ndarray:
+    """(N,) px each point of obj (N, 3) moves in the image by the pose's translation alone (the
+    pose's projection with and without it)."""
+    with_t = cv2.projectPoints(obj, rvec, tvec, k_model, None)[0].reshape(-1, 2)
+    without_t = cv2.projectPoints(obj, rvec, np.zeros(3), k_model, None)[0].reshape(-1, 2)
+    return np.linalg.norm(with_t - without_t, axis=1)
+
+
 def _rotation_fit(obj, img, xy0, rvec, tvec, k_model) -> tuple[np.ndarray, float, float, float]:
     """The rotation fitted to the inliers' bearing vectors (Kabsch), and what tells it from the
     full pose: (rvec of the rotation, squared residuals of the full pose, of the rotation, and
@@ -155,11 +166,9 @@ def _rotation_fit(obj, img, xy0, rvec, tvec, k_model) -> tuple[np.ndarray, float
     rvec_rot = cv2.Rodrigues(kabsch_rotation(bearings(xy0, k_model), bearings(img, k_model)))[0].ravel()
     res_full, _ = _reprojection(obj, img, rvec, tvec, k_model)
     res_rot, _ = _reprojection(obj, img, rvec_rot, np.zeros(3), k_model)
-    with_t = cv2.projectPoints(obj, rvec, tvec, k_model, None)[0].reshape(-1, 2)
-    without_t = cv2.projectPoints(obj, rvec, np.zeros(3), k_model, None)[0].reshape(-1, 2)
     # A high quantile, not the median: a scene of near and far points (a floor before a far
     # background) shows a translation on its near points only (rule 58).
-    parallax = float(np.percentile(np.linalg.norm(with_t - without_t, axis=1), PARALLAX_QUANTILE))
+    parallax = float(np.percentile(_translation_flow(obj, rvec, tvec, k_model), PARALLAX_QUANTILE))
     return rvec_rot, float(res_full @ res_full), float(res_rot @ res_rot), parallax
 
 
@@ -246,9 +255,7 @@ def _one_motion_moves_some(obj, img, xy0, stayed, k_model, parallax_px: float, m
     moved = inlier & shifted
     if (inlier & stayed).sum() < STAYED_KEPT * stayed.sum() or moved.sum() < min_inliers:
         return False
-    with_t = cv2.projectPoints(obj[stayed], sol.rvec, sol.tvec, k_model, None)[0].reshape(-1, 2)
-    without_t = cv2.projectPoints(obj[stayed], sol.rvec, np.zeros(3), k_model, None)[0].reshape(-1, 2)
-    if np.median(np.linalg.norm(with_t - without_t, axis=1)) >= parallax_px:
+    if np.median(_translation_flow(obj[stayed], sol.rvec, sol.tvec, k_model)) >= parallax_px:
         return False
     flow = (img - xy0)[moved]
     spread = np.sqrt(((flow - flow.mean(axis=0)) ** 2).sum(axis=1).mean())
@@ -540,7 +547,7 @@ def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndar
 def finite_head(outputs: dict) -> tuple[dict, np.ndarray]:
     """outputs with the pose head's non-finite frames (a NaN or inf in pose_rotation, pose_translation
     or pose_log_variance, batch 1) held at the frame before them (frame 0: the clip's origin) with the
-    largest variance (log 10, as clip_pose clips it), so that the geometry decides them where it can and
+    largest variance (LOG_VARIANCE_LIMITS' upper), so that the geometry decides them where it can and
     a hold where it cannot; -> (outputs, (T,) bool frames replaced). One NaN frame (fp16 on a GPU can
     overflow) made the fusion's smoothing or the odometry's SVD raise, and the clip's pose and tracks
     were lost; as no motion from the clip's first frame it sent the camera back to that frame."""
@@ -550,7 +557,7 @@ def finite_head(outputs: dict) -> tuple[dict, np.ndarray]:
         return outputs, bad
     for i in np.flatnonzero(bad):  # in order: a run of bad frames holds the last good one
         r[i], t[i] = (r[i - 1], t[i - 1]) if i else (np.eye(3), np.zeros(3))
-        lv[i] = 10.0
+        lv[i] = LOG_VARIANCE_LIMITS[1]
     return {**outputs, "pose_rotation": r[None], "pose_translation": t[None], "pose_log_variance": lv[None]}, bad
 
 
@@ -577,7 +584,7 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
         raise ValueError(f"pose mode must be one of {MODES}, got {mode!r}")
     head_r, head_t = outputs["pose_rotation"][0], outputs["pose_translation"][0]
     head_logvar = np.asarray(outputs["pose_log_variance"][0], float)
-    head_var = np.exp(np.clip(head_logvar, -30, 10))
+    head_var = np.exp(np.clip(head_logvar, *LOG_VARIANCE_LIMITS))
     held = np.zeros(len(head_r), bool) if unseen is None else np.asarray(unseen, bool).copy()
     held[0] = False
     if mode == "head" or "depth" not in outputs or "track_xy" not in outputs:
