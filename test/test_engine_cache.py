@@ -308,3 +308,19 @@ def test_a_missing_module_makes_auto_go_on_to_torch(tiny_model_dir, tmp_path, mo
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
     assert create_engine(tiny_model_dir, "auto", num_queries=Q, cache_dir=tmp_path / "cache").backend == "torch"
+
+
+def test_checkpoint_key_follows_the_code_that_defines_the_graph(tiny_model_dir, monkeypatch):
+    """A package upgrade that changes the model's forward pass leaves the checkpoint's bytes as they
+    were: the key must change with the code, or both graph backends serve the old graph."""
+    from fourds_ros.engine import engine_cache
+
+    sources = engine_cache.graph_sources()
+    assert "engine/export.py" in sources and "model/fourds.py" in sources and "model/heads.py" in sources
+    key = checkpoint_key(tiny_model_dir, "fp32", 8)
+    monkeypatch.setattr(engine_cache, "graph_sources", lambda: dict(sources))
+    assert checkpoint_key(tiny_model_dir, "fp32", 8) == key  # the bytes make the key, not the call
+    for name in ("model/fourds.py", "engine/export.py"):
+        changed = {**sources, name: sources[name].replace(b"return", b"return  ", 1)}
+        monkeypatch.setattr(engine_cache, "graph_sources", lambda changed=changed: changed)
+        assert checkpoint_key(tiny_model_dir, "fp32", 8) != key, name

@@ -154,3 +154,73 @@ def test_device_auto_resolves_to_what_is_present(tiny_model_dir, caplog):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert engine.device.type == expected
     assert f"device auto: {expected}" in caplog.text
+
+
+def _read_only(*_args, **_kwargs):
+    """tempfile.mkstemp on a read-only filesystem: every atomic write of the cache starts with it."""
+    import errno
+
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+def _fused_and_int8(tiny_model_dir, cache_dir):
+    return {p: create_engine(tiny_model_dir, "onnxruntime", precision=p, num_queries=Q, cache_dir=cache_dir).onnx_path
+            for p in ("int8", "fp32")}
+
+
+def test_a_copied_read_only_cache_uses_its_fused_and_int8_graphs(tiny_model_dir, tmp_path, monkeypatch):
+    """A prebuilt cache copied with cp -r or scp keeps no mtimes: model.onnx can come out newer than
+    the graphs made from it. Judged by mtime, on a read-only image int8 failed configure and fp32 ran
+    unfused; the graphs were made from these very bytes, so they are used as they are."""
+    import os
+    import tempfile
+    import time
+
+    from fourds_ros.engine import onnxruntime_backend
+
+    built = _fused_and_int8(tiny_model_dir, tmp_path)
+    assert [g.name for g in built.values()] == ["model.int8.onnx", "model.fused.onnx"]
+    future = time.time() + 10
+    os.utime(built["fp32"].with_name("model.onnx"), (future, future))
+    monkeypatch.setattr(tempfile, "mkstemp", _read_only)
+    for name in ("quantize_int8", "fuse_graph"):
+        monkeypatch.setattr(onnxruntime_backend, name, lambda *_a, name=name: pytest.fail(f"{name} called"))
+    for precision, graph in built.items():
+        engine = create_engine(tiny_model_dir, "onnxruntime", precision=precision, num_queries=Q, cache_dir=tmp_path)
+        assert engine.onnx_path == graph
+
+
+def test_derived_graphs_are_made_again_when_their_source_changes(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    """model.onnx with other bytes (whatever its mtime) makes the fused and int8 graphs again. Where
+    they cannot be written, that is said: int8 fails by name, fp32 runs the plain graph."""
+    import os
+    import tempfile
+
+    import onnx
+
+    from fourds_ros.engine import onnxruntime_backend
+    from fourds_ros.engine.engine_cache import write_sidecar
+
+    built = _fused_and_int8(tiny_model_dir, tmp_path)
+    source = built["fp32"].with_name("model.onnx")
+    graph = onnx.load(str(source))
+    graph.doc_string += " (exported again)"
+    onnx.save_model(graph, str(source))
+    write_sidecar(source)
+    past = built["fp32"].stat().st_mtime - 60  # older than the graphs made from it: mtimes do not decide
+    os.utime(source, (past, past))
+    with monkeypatch.context() as read_only:
+        read_only.setattr(tempfile, "mkstemp", _read_only)
+        with caplog.at_level(logging.WARNING):
+            plain = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path)
+        assert plain.onnx_path == source
+        assert "cannot write the fused graph" in caplog.text and "optimizer failed" not in caplog.text
+        with pytest.raises(EngineError, match="cannot write the int8 graph .*Read-only file system"):
+            create_engine(tiny_model_dir, "onnxruntime", precision="int8", num_queries=Q, cache_dir=tmp_path)
+    made = []
+    for name in ("quantize_int8", "fuse_graph"):
+        real = getattr(onnxruntime_backend, name)
+        monkeypatch.setattr(onnxruntime_backend, name, lambda src, out, real=real: made.append(out.name) or real(src, out))
+    for _ in range(2):  # made again once, then reused
+        assert _fused_and_int8(tiny_model_dir, tmp_path) == built
+    assert made == ["model.int8.onnx", "model.fused.onnx"]

@@ -236,3 +236,49 @@ def test_a_cuda_index_this_machine_lacks_is_an_engine_error(monkeypatch):
     monkeypatch.setattr(tensorrt_backend.torch.cuda, "device_count", lambda: 1)
     with pytest.raises(EngineError, match="1 CUDA device"):
         tensorrt_backend.cuda_gpu("cuda:3")
+
+
+@pytest.mark.parametrize("factory", ["Builder", "Runtime"])
+def test_a_tensorrt_that_cannot_start_makes_auto_run_onnxruntime(tiny_model_dir, tmp_path, monkeypatch, caplog,
+                                                                  factory):
+    """TensorRT imports but cannot start (a CUDA driver older than its runtime): its pybind layer
+    raises TypeError from trt.Builder or trt.Runtime. That escaped `auto` and failed configure;
+    it is an EngineError, so auto runs ONNX Runtime and an explicit tensorrt says why."""
+    from fourds_ros.engine import tensorrt_backend
+
+    trt = FakeTensorRT()
+
+    class CannotStart:
+        def __init__(self, logger):
+            raise TypeError("pybind11::init(): factory function returned nullptr")
+
+    setattr(trt, factory, CannotStart)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(tensorrt_backend, "cuda_gpu", lambda device: GPU)
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "auto", device="cpu", num_queries=Q, cache_dir=tmp_path)
+    assert engine.backend == "onnxruntime"
+    assert "skipping tensorrt: TensorRT cannot run: TypeError" in caplog.text
+    with pytest.raises(EngineError, match="TensorRT cannot run: TypeError: pybind11::init") as raised:
+        create_engine(tiny_model_dir, "tensorrt", device="cpu", num_queries=Q, cache_dir=tmp_path)
+    assert isinstance(raised.value.__cause__, TypeError)
+
+
+def test_force_engine_update_exports_the_graph_again(tiny_model_dir, spec, tmp_path, monkeypatch):
+    """`build-engine --force` after an upgrade must not build the new engine from the old cached
+    graph: like the ONNX Runtime backend, it exports the graph again."""
+    from fourds_ros.engine import export
+
+    exported = []
+    real_export = export.export_onnx
+
+    def counting_export(*args, **kwargs):
+        exported.append(args[1])
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(export, "export_onnx", counting_export)
+    _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="fp32")
+    assert not _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="fp32").rebuilt
+    assert len(exported) == 1
+    forced = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="fp32", force_engine_update=True)
+    assert forced.rebuilt and len(exported) == 2

@@ -5,7 +5,9 @@ Layout under the cache directory:
   onnx/<checkpoint key>/model.onnx (+ model.onnx.data for large models, + model.fused.onnx, model.int8.onnx)
   tensorrt/<engine key>.engine and tensorrt/timing-<gpu key>.cache
 Every graph and engine has a sidecar `<file>.sha256` (sha256sum format: one "<hex>  <name>" line per
-file, the graph's external data included) written after it and checked before it is used.
+file, the graph's external data included) written after it and checked before it is used. A graph made
+from model.onnx (model.fused.onnx, model.int8.onnx) also has `<file>.source`: a copy of model.onnx's
+sidecar when it was made, so it is made again only when model.onnx's bytes changed.
 
 What is in the cache gets executed (a graph decides what the node publishes), so the cache root
 must be private: secure_cache_dir creates it 0700 and refuses one that is group- or world-writable
@@ -31,8 +33,6 @@ from .base import EngineError
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "FOURDS_ROS_CACHE_DIR"
-# Bumped when the export changes in a way that makes old cached graphs wrong.
-EXPORT_FORMAT_VERSION = 1
 
 
 class CacheDirError(EngineError):
@@ -214,17 +214,54 @@ def sidecar_problem(path: str | Path, data: bytes | None = None) -> str | None:
     return None
 
 
+def source_record_path(derived: str | Path) -> Path:
+    derived = Path(derived)
+    return derived.with_name(derived.name + ".source")
+
+
+def write_source_record(derived: str | Path, source: str | Path) -> Path:
+    """Record beside `derived` which `source` it was made from: a copy of source's SHA-256 sidecar. By
+    content, not by mtime: a cache copied with cp -r or scp loses its mtimes, and a read-only one
+    judged stale by them cannot be made again."""
+    return atomic_write_bytes(source_record_path(derived), sidecar_path(source).read_bytes())
+
+
+def source_record_problem(derived: str | Path, source: str | Path) -> str | None:
+    """None when `derived` was made from the `source` whose sidecar is there now, else why not."""
+    record = source_record_path(derived)
+    try:
+        recorded = record.read_bytes()
+    except OSError:
+        return f"has no record {record.name} of the graph it was made from"
+    try:
+        current = sidecar_path(source).read_bytes()
+    except OSError:
+        return f"cannot be matched to {Path(source).name}, which has no SHA-256 sidecar"
+    return None if recorded == current else f"was made from another {Path(source).name} ({record.name})"
+
+
+def graph_sources() -> dict[str, bytes]:
+    """The bytes of the package's sources that define the exported graph (the model's code and the
+    exporter), by path inside the package, sorted by it."""
+    package = Path(__file__).resolve().parent.parent
+    files = sorted([*package.glob("model/*.py"), package / "engine" / "export.py"])
+    return {f.relative_to(package).as_posix(): f.read_bytes() for f in files}
+
+
 def checkpoint_key(model_dir: str | Path, precision: str, num_queries: int) -> str:
-    """Key of an exported graph: checkpoint bytes, export precision, query count, exporter."""
+    """Key of an exported graph: checkpoint bytes, export precision, query count, exporter versions and
+    the code that defines the graph. The code is in the key because the checkpoint's bytes do not change
+    when a package upgrade changes the forward pass, and the old graph would be served silently."""
     import onnx
     import torch
 
     from ..model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
     model_dir = Path(model_dir)
+    code = [part for name, data in graph_sources().items() for part in (name, data)]
     return digest(
         f"precision={precision}", f"num_queries={num_queries}",
-        f"torch={torch.__version__}", f"onnx={onnx.__version__}", f"format={EXPORT_FORMAT_VERSION}",
+        f"torch={torch.__version__}", f"onnx={onnx.__version__}", *code,
         files=(model_dir / CONFIG_FILE, model_dir / WEIGHTS_FILE),
     )[:32]
 

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from .base import EngineError, EngineSpec, InferenceEngine
-from .engine_cache import atomic_path, secure_cache_dir, sidecar_problem, write_sidecar
+from .engine_cache import (
+    atomic_path, secure_cache_dir, sidecar_problem, source_record_problem, write_sidecar, write_source_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ _ORT_FLOAT = "tensor(float)"
 def fuse_graph(fp32_onnx: str | Path, out: str | Path | None = None) -> Path:
     """onnxruntime.transformers' operator fusions (FastGelu, LayerNormalization) of an fp32 graph,
     written atomically beside it as model.fused.onnx unless `out` is given. Raises EngineError
-    when the optimizer fails."""
+    when the optimizer fails, OSError when the fused graph cannot be written."""
     from onnxruntime.transformers import optimizer
 
     fp32_onnx = Path(fp32_onnx)
@@ -47,6 +49,8 @@ def fuse_graph(fp32_onnx: str | Path, out: str | Path | None = None) -> Path:
                                              opt_level=0)
         with atomic_path(out) as tmp:
             fused.save_model_to_file(str(tmp))
+    except OSError:
+        raise  # a full disk or a read-only cache, not the optimizer: _derived_graph says it cannot write
     except Exception as e:  # the optimizer raises assorted types on graphs it cannot handle
         raise EngineError(f"onnxruntime.transformers optimizer failed on {fp32_onnx}: {e}") from e
     finally:
@@ -57,17 +61,17 @@ def fuse_graph(fp32_onnx: str | Path, out: str | Path | None = None) -> Path:
 
 def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging.Logger) -> Path:
     """source -> source.<suffix>.onnx made by make(source, out), reused while it matches its
-    SHA-256 sidecar and is newer than the source (a re-exported source invalidates it)."""
+    SHA-256 sidecar and its record of the source's SHA-256 (a source with other bytes invalidates it;
+    mtimes do not, as a cache copied with cp -r or scp does not keep them)."""
     out = source.with_name(f"{source.stem}.{suffix}.onnx")
-    problem = None if force or not out.exists() else sidecar_problem(out)
-    if not problem and out.exists() and out.stat().st_mtime_ns < source.stat().st_mtime_ns:
-        problem = f"is older than {source.name}"
+    problem = None if force or not out.exists() else sidecar_problem(out) or source_record_problem(out, source)
     if problem:
         logger.warning("cached %s graph %s %s; making it again", suffix, out, problem)
     if force or not out.exists() or problem:
         logger.info("making the %s graph of %s", suffix, source)
         try:
             make(source, out)
+            write_source_record(out, source)  # after the graph: a record never vouches for a half-made one
         except OSError as exc:  # a full disk or a read-only cache
             raise EngineError(f"cannot write the {suffix} graph {out}: {exc.strerror or exc}") from exc
     return out

@@ -262,17 +262,28 @@ def create_tensorrt_engine(
     gpu: tuple[str, tuple[int, int]] | None = None,
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
 ) -> TensorRTEngine:
-    """Import TensorRT and find the GPU first (cheap failures), then export and build."""
+    """Import TensorRT and find the GPU first (cheap failures), then export and build. Any failure of
+    TensorRT itself is an EngineError. force_engine_update: export the graph and build the engine again."""
     from .export import cached_onnx
 
     if precision not in TRT_PRECISIONS:
         raise EngineError(f"tensorrt precision must be one of {TRT_PRECISIONS}, got {precision!r}")
     trt = tensorrt if tensorrt is not None else import_tensorrt()
     gpu = gpu if gpu is not None else cuda_gpu(device)
-    onnx_path = cached_onnx(model_dir, cache_dir, precision, spec.num_queries, model=model, logger=logger)
-    return TensorRTEngine(onnx_path, spec, cache_dir, precision=precision, device=device,
-                          force_engine_update=force_engine_update, workspace_bytes=workspace_bytes,
-                          logger=logger, tensorrt=trt, gpu=gpu)
+    # force_engine_update exports the graph again too: after an upgrade the cached graph may be the stale part.
+    onnx_path = cached_onnx(model_dir, cache_dir, precision, spec.num_queries, model=model,
+                            force=force_engine_update, logger=logger)
+    try:
+        return TensorRTEngine(onnx_path, spec, cache_dir, precision=precision, device=device,
+                              force_engine_update=force_engine_update, workspace_bytes=workspace_bytes,
+                              logger=logger, tensorrt=trt, gpu=gpu)
+    except EngineError:
+        raise
+    except Exception as e:
+        # A TensorRT that imports but cannot start (a CUDA driver older than its runtime, an unsupported
+        # GPU) fails in its pybind layer: trt.Builder/trt.Runtime raise TypeError "factory function
+        # returned nullptr". As an EngineError it lets `auto` go on to ONNX Runtime instead of failing.
+        raise EngineError(f"TensorRT cannot run: {type(e).__name__}: {e}") from e
 
 
 def main(argv: list[str]) -> int:
