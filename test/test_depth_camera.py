@@ -188,6 +188,20 @@ def test_pipeline_rescales_by_the_real_focal_length():
     assert np.allclose(pipeline_depth(None, 64.0), 2.0) and np.allclose(pipeline_depth(None, 128.0), 2.0)
 
 
+def test_a_clip_after_a_late_camera_info_takes_the_depth_scale_of_its_k():
+    """camera_info later than the first images: a clip that began with frames of the default K
+    took its metric depth scale from it, its later frames' depth off by the focal lengths' ratio
+    (1.85x on the default model). The buffer resets at the new K instead."""
+    pipe = PerceptionPipeline(ConstantDepthEngine(16.0), PerceptionSettings.from_params(hop=3, min_image_texture=0.0))
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    k = np.array([[128.0, 0, 31.5], [0, 128.0, 31.5], [0, 0, 1]])
+    results = [r for i in range(8) for r in pipe.push(rgb, i * 10**8, "cam", None if i < 4 else k)]
+    with_k = [r for r in results if r.has_camera_info]
+    assert [np.nanmedian(r.depth) for r in with_k] == pytest.approx([np.nanmedian(pipeline_depth(16.0, 128.0))] * 4,
+                                                                    rel=0.01)
+    assert pipe.buffer.resets == {"camera": 1}
+
+
 def test_synthetic_fields_of_view_span_45_to_100_degrees():
     cfg = SceneConfig(num_frames=2, image_size=(16, 16), fov_range_deg=WORLD_FOV_RANGE_DEG)
     fovs = np.array([clip_fov_deg(cfg, seed) for seed in range(400)])

@@ -245,9 +245,12 @@ def test_a_1280x720_camera_with_a_lens_is_undistorted_on_its_working_image(tiny_
 def test_a_first_image_ahead_of_its_camera_info_is_described_with_the_cameras_k(tiny_model_dir, ros_env, tmp_path):
     """At startup the first image arrives 0.25 s before any camera_info (the two subscriptions
     deliver independently). With camera_info_startup_wait_s longer than that it waits for it, and
-    every depth image carries the camera's K; with the wait off, the first goes out with the default
-    intrinsics (a 90 degree pinhole here, so the two can be told apart). (The shipped 0.1 s covers
-    the callbacks' order, ms apart: the lens test below runs with it.)"""
+    every depth image carries the camera's K. With the wait off, the frames before it go through
+    with the default intrinsics (a 90 degree pinhole here, so the two can be told apart) and the
+    camera_info that follows resets the buffer (`camera`, counted): none of them shares a clip,
+    and so a depth scale, with the camera's K (session 54: such a clip read its depth with the first
+    frame's focal length). (The shipped 0.1 s covers the callbacks' order, ms apart: the lens test
+    below runs with it.)"""
     plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
                     {"frames": 4, "rate": 15, "size": [120, 160], "first_info_after_s": 0.25},
                     {"wait_idle": True, "timeout": 30}]
@@ -255,16 +258,22 @@ def test_a_first_image_ahead_of_its_camera_info_is_described_with_the_cameras_k(
               "default_hfov_deg": 90.0, "depth_output_resolution": "camera", "max_waiting_clips": 8,
               "image_qos": "DEFAULT"}
     camera_fx, default_fx = 80 / np.tan(np.radians(30)), 80 / np.tan(np.radians(45))  # the probe's: 60 deg
-    fx = {}
+    fx, counts = {}, {}
     for name, extra in (("waits", {"camera_info_startup_wait_s": 1.0}), ("off", {"camera_info_startup_wait_s": 0.0})):
         run = run_node(plan, {**params, **extra}, tmp_path / name, ros_env)
         assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
         infos = sorted(run.records("depth/camera_info"), key=lambda r: r["stamp_ns"])
-        assert len(infos) == 4, run.node_log
         fx[name] = np.array([np.reshape(i["k"], (3, 3))[0, 0] for i in infos])
-        assert run.last_diagnostics()["values"]["frames_unaccounted"] == "0"
+        counts[name] = values = {k: int(float(v)) for k, v in run.last_diagnostics()["values"].items()
+                                 if k in ("frames_out", "frames_reset", "frames_pending", "frames_unaccounted",
+                                          "resets_camera")}
+        assert values["frames_unaccounted"] == 0 and len(infos) == values["frames_out"], (values, run.node_log)
+    assert len(fx["waits"]) == 4 and counts["waits"]["frames_reset"] == 0
     np.testing.assert_allclose(fx["waits"], camera_fx, rtol=0.02)
-    # Off: the first frame (and a frame whose image callback ran before the camera_info's) is
-    # described with the default K.
-    np.testing.assert_allclose(fx["off"][0], default_fx, rtol=0.02)
-    np.testing.assert_allclose(fx["off"][-1], camera_fx, rtol=0.02)
+    # Off: the frames before the camera_info (at least the first) were reset when it came, and
+    # counted; every frame described carries the camera's K, none the default.
+    off = counts["off"]
+    assert off["resets_camera"] >= 1 and off["frames_reset"] >= 1, off
+    assert off["frames_out"] + off["frames_reset"] + off["frames_pending"] == 4, off
+    np.testing.assert_allclose(fx["off"], camera_fx, rtol=0.02)
+    assert not np.isclose(camera_fx, default_fx, rtol=0.02)

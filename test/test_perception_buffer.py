@@ -18,8 +18,8 @@ def track_settings(**kw) -> TrackSettings:
     return TrackSettings(**{"refinement": "none", "image_fallback": False, "max_deviation_px": 0.0, **kw})
 
 
-def frame(stamp_ms, shape=(4, 6, 3), encoding="rgb8"):
-    return Frame(np.zeros(shape, np.uint8), stamp_ms * MS, "cam", encoding=encoding)
+def frame(stamp_ms, shape=(4, 6, 3), encoding="rgb8", frame_id="cam", k=None):
+    return Frame(np.zeros(shape, np.uint8), stamp_ms * MS, frame_id, k, encoding=encoding)
 
 
 def test_clips_every_hop_frames_with_overlap():
@@ -50,6 +50,29 @@ def test_resets(bad, reason):
     assert buf.resets[reason] == 1 and len(buf.frames) == 1 and buf.sequence == 1
     outs = [buf.push(frame(bad.stamp_ns // MS + 33 * (i + 1), bad.rgb.shape, bad.encoding))[0] for i in range(3)]
     assert outs[-1] is not None and outs[-1].new_frames == 4 and outs[-1].sequence == 1
+
+
+K = np.array([[5.0, 0, 2.5], [0, 5.0, 1.5], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("before, after", [
+    ({}, {"k": K}),  # camera_info arriving after the first images (they had the default K)
+    ({"k": K}, {"k": K * [[1.01], [1.01], [1]]}),  # another K
+    ({"k": K}, {}),  # camera_info refused from here on: the default K
+    ({}, {"frame_id": "rear"}),  # a topic mux switching cameras
+])
+def test_a_camera_change_resets_and_float_noise_in_k_does_not(before, after):
+    """A clip takes its depth scale and the pose's camera from its first frame's K: a clip mixing
+    the default K with camera_info's (camera_info later than the first images) had the later
+    frames' depth off by 1.85x, and a mux's clip mixed two cameras."""
+    buf = ClipBuffer(4, 2)
+    for i in range(3):  # K recomputed per message: float noise is the same camera
+        noisy = {**before, "k": before["k"] * (1 + 1e-6 * i)} if "k" in before else before
+        assert buf.push(frame(i * 33, **noisy)) == (None, None)
+    assert buf.push(frame(100, **after)) == (None, "camera")
+    assert buf.resets == {"camera": 1} and buf.frames_reset == 3 and buf.sequence == 1
+    clip = [buf.push(frame(133 + 33 * i, **after)) for i in range(3)][-1][0]
+    assert [f.stamp_ns // MS for f in clip.frames] == [100, 133, 166, 199] and clip.new_frames == 4
 
 
 def test_a_late_frame_is_dropped_and_counted_without_a_reset():

@@ -148,6 +148,21 @@ def test_rational_polynomial_point_maps_to_its_undistorted_projection():
     check_round_trip(Undistorter(), k, d, "rational_polynomial", 1280, 720, distorted[:, 0], points)
 
 
+def test_rational_polynomial_with_thin_prism_and_tilt_terms_is_undistorted():
+    """12 (thin prism s1-s4) and 14 (tilt tx ty) coefficients, as OpenCV's calibration writes them
+    and image_geometry reads them, were refused (the default intrinsics used instead)."""
+    d8 = np.array([0.55, -2.6, 0.0008, -0.0003, 1.55, 0.43, -2.42, 1.47])
+    k = np.array([[605.0, 0, 639.2], [0, 604.8, 366.1], [0, 0, 1]])
+    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    expected, expected_k = Undistorter()(frame, k, d8, "rational_polynomial")
+    out, new_k = Undistorter()(frame, k, np.r_[d8, np.zeros(6)], "rational_polynomial")
+    assert np.array_equal(new_k, expected_k) and np.array_equal(out, expected)
+    d12 = np.r_[d8, 0.01, -0.002, 0.005, 0.001]  # moves points by up to 5 px against d8
+    points = scene_points(k, 1280, 720, 0.15)
+    distorted, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), k, d12)
+    check_round_trip(Undistorter(), k, d12, "rational_polynomial", 1280, 720, distorted[:, 0], points)
+
+
 def test_equidistant_fisheye_point_maps_to_its_undistorted_projection():
     # A wide fisheye (848x800, ~170 deg) like a RealSense T265's: the equidistant (Kannala-Brandt) model.
     k = np.array([[285.7, 0, 418.9], [0, 285.9, 405.0], [0, 0, 1]])

@@ -262,6 +262,22 @@ def test_at_startup_a_frame_ahead_of_the_first_camera_info_is_described_with_it(
     assert r.health.errors["no_camera_info"] == 0 and r.values()["frames_unaccounted"] == "0"
 
 
+def test_camera_info_after_the_first_images_starts_a_new_clip_counted_as_a_reset(rig):
+    """camera_info later than the startup wait: the frames before it had the default K, and a clip
+    mixing them with the K'd frames took its depth scale and the pose's camera from the default K
+    (test_depth_camera.py). The buffer resets there, its dropped frames counted as any reset's."""
+    calib = Calibration(square_k(), (), "", 64, 64)
+    r = rig()
+    for i, s in enumerate(stamps(9)):  # a clip at frame 3; frame 4 buffered when camera_info comes
+        r.image(s, image(64, 64, i), info=calib if i >= 5 else None)
+    r.wait_idle()
+    assert [x.stamp_ns for x in r.results] == stamps(4) + stamps(9)[5:]
+    assert all(x.has_camera_info == (x.stamp_ns >= stamps(9)[5]) for x in r.results)
+    values = r.values()
+    assert values["resets_camera"] == "1" and values["frames_reset"] == "1", values  # frame 4
+    assert values["frames_unaccounted"] == "0"
+
+
 def test_plumb_bob_distortion_gives_the_undistorted_k(rig):
     r = rig()
     calib = Calibration(TUM_K, TUM_D, "plumb_bob", 640, 480)
@@ -572,6 +588,24 @@ def test_a_12_bit_camera_fills_the_grey_range_with_its_own_bit_depth():
         inputs = PerceptionSettings.from_params(image_16bit_max=full_range).inputs
         rgb, hw = image_for_work(msg, inputs)
         assert hw == (2, 2) and rgb[1, 1].tolist() == [bright] * 3
+
+
+def test_a_12_bit_camera_over_png_takes_its_bit_depth_as_over_raw_images():
+    """image_transport's png of a mono16 frame is a 16-bit PNG: decoded to 8 bit by OpenCV (/256),
+    image_16bit_max was ignored and a 12-bit camera came 16x too dark over compressed."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from fourds_ros.ros.convert import compressed_for_work, image_for_work
+
+    ramp = np.tile(np.linspace(0, 4095, 640).round().astype(np.uint16), (48, 1))
+    raw = Image(height=48, width=640, encoding="mono16", step=1280)
+    raw.data = ramp.tobytes()
+    png = CompressedImage(format="mono16; png compressed ")
+    png.data = cv2.imencode(".png", ramp)[1].tobytes()
+    inputs = PerceptionSettings.from_params(image_16bit_max=4095).inputs
+    (expected, _), (got, hw) = image_for_work(raw, inputs), compressed_for_work(png, 0, inputs)
+    assert hw == (48, 640) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected).max() <= 1 and got.max() == 255
 
 
 def test_track_markers_outlive_the_clip_period_of_a_slow_camera():

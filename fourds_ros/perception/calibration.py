@@ -5,7 +5,7 @@ image; a K calibrated at another resolution is scaled when the image is that cal
 one ratio in x and y (1280x960 -> 640x480), and refused otherwise.
 
 Undistorter: sensor_msgs/CameraInfo distortion models plumb_bob (k1 k2 p1 p2 k3), rational_polynomial
-(k1 k2 p1 p2 k3 k4 k5 k6) and equidistant (fisheye k1 k2 k3 k4, cv2.fisheye) -> an undistorted
+(k1 k2 p1 p2 k3 k4 k5 k6 [s1 s2 s3 s4 [tx ty]]) and equidistant (fisheye k1 k2 k3 k4, cv2.fisheye) -> an undistorted
 image and its pinhole K, through cv2.remap maps cached per (model, K, D, size). All-zero distortion
 skips the remap. Pixel coordinates follow CameraInfo: pixel (0, 0)'s centre is (0, 0).
 """
@@ -28,8 +28,10 @@ INTRINSICS_REASONS = {
     "principal_point_outside": "(cx, cy) is not on the image",
     "size_mismatch": "calibration size differs from the image by no single clean ratio",
 }
-# Distortion coefficients each model reads (sensor_msgs/distortion_models.hpp).
-DISTORTION_LENGTHS = {"plumb_bob": (4, 5), "rational_polynomial": (8,), "equidistant": (4,)}
+# Distortion coefficients each model reads (sensor_msgs/distortion_models.hpp). rational_polynomial
+# may go on with the thin prism (s1-s4: 12) and tilt (tx ty: 14) terms, as OpenCV's calibration
+# writes them and image_geometry reads them.
+DISTORTION_LENGTHS = {"plumb_bob": (4, 5), "rational_polynomial": (8, 12, 14), "equidistant": (4,)}
 # An undistorted view whose focal length is more than this factor off the calibrated one shows a
 # sliver of the image blown up (or the image shrunk to a dot): coefficients no real lens has (the
 # fuzz test sent k1 = 1e30, which made fx 1e32). The TUM and fisheye lenses in the tests stay within 1.5.

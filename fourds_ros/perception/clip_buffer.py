@@ -1,10 +1,11 @@
 """Bounded clip buffer: frames in, overlapping fixed-length clips out every `hop` frames.
 
 The buffer holds at most `clip_length` frames (drop-oldest). It resets, dropping what it holds,
-when the resolution or encoding changes, when time jumps backwards (a bag loop) and when the gap
-between frames exceeds `max_gap_s`; each reset reason is counted. `flush` describes the frames
-after the last clip when the stream stops (the node calls it once its input has been idle for
-`flush_after_s`, before a gap reset would drop them; the offline evaluator at the end of the bag).
+when the resolution or encoding changes, when the camera changes (frame_id or K: `same_camera`),
+when time jumps backwards (a bag loop) and when the gap between frames exceeds `max_gap_s`; each
+reset reason is counted. `flush` describes the frames after the last clip when the stream stops
+(the node calls it once its input has been idle for `flush_after_s`, before a gap reset would drop
+them; the offline evaluator at the end of the bag).
 """
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:
         return newer, waiting.new_frames
     covered = min(waiting.new_frames, len(newer.frames) - newer.new_frames)
     return replace(newer, new_frames=newer.new_frames + covered), waiting.new_frames - covered
+
+
+def same_camera(a: Frame, b: Frame) -> bool:
+    """One camera and one K: a clip takes its metric depth scale and the pose's camera from its first
+    frame's K, so a clip mixing cameras, or frames before a late camera_info (the default K) with
+    those after it, had the later frames' depth off by the focal lengths' ratio (1.85x measured).
+    rtol 1e-3: a K recomputed per message (float noise) is the same camera."""
+    if a.frame_id != b.frame_id or (a.k is None) != (b.k is None):
+        return False
+    return a.k is None or bool(np.allclose(a.k, b.k, rtol=1e-3))
 
 
 OUT_OF_ORDER = "out_of_order"  # ClipBuffer.push's reason for a dropped late or repeated-stamp frame (no reset)
@@ -169,6 +180,8 @@ class ClipBuffer:
             return "resolution"
         if frame.encoding != last.encoding:
             return "encoding"
+        if not same_camera(frame, last):
+            return "camera"
         if frame.stamp_ns <= last.stamp_ns:
             # Swapped stamps (a late frame) lose that frame only, and so does a repeated stamp (two
             # poses of one stamp: tf2 keeps the first and warns TF_REPEATED_DATA); a large step back

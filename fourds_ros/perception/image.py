@@ -215,14 +215,15 @@ _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8
 
 
 def decode_compressed_for_work(fmt: str, data: bytes | memoryview, work_max_pixels: int, *,
-                               max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+                               max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, sixteen_bit_max: int = 65535
                                ) -> tuple[np.ndarray, tuple[int, int]]:
     """decode_compressed for a pipeline that works on at most work_max_pixels (work_image.py) ->
     (RGB, the image's own (H, W)). A JPEG above the budget whose working size is 1/2, 1/4 or 1/8 of
     each side comes decoded at that size (libjpeg skips the detail the division would average away:
     a 1920x1080 frame took 3.5 ms against 8.7 ms to decode and divide on the 2-core CPU, within 0.2
     grey levels of the divided image on average; docs/benchmarks.md, session 45); any other image comes
-    at its own size, for the caller to divide. Errors as decode_compressed."""
+    at its own size, for the caller to divide. A 16-bit PNG (mono16 through image_transport's png)
+    becomes 8 bit as decode_raw does, by sixteen_bit_max. Errors as decode_compressed."""
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         header = read_compressed_header(data if isinstance(data, bytes) else bytes(data))
@@ -237,7 +238,9 @@ def decode_compressed_for_work(fmt: str, data: bytes | memoryview, work_max_pixe
     reduced = (header.format == "jpeg" and divisor in _JPEG_REDUCED
                and work.work_hw == (-(-header.height // divisor), -(-header.width // divisor)))
     try:
-        image = cv2.imdecode(buf, _JPEG_REDUCED[divisor] if reduced else cv2.IMREAD_COLOR)
+        # ANYDEPTH: IMREAD_COLOR alone divides 16 bit by 256, ignoring the camera's own range (a
+        # 12-bit camera came 16x too dark).
+        image = cv2.imdecode(buf, _JPEG_REDUCED[divisor] if reduced else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except Exception as exc:  # cv2.error, or anything else the codec raises: one counted kind
         raise ImageDecodeError("decode_failed", f"cannot decode {header.format} ({buf.size} bytes): {exc}") from exc
     if image is None or image.ndim != 3 or image.shape[2] != 3:
@@ -251,6 +254,8 @@ def decode_compressed_for_work(fmt: str, data: bytes | memoryview, work_max_pixe
         camera_hw = camera_hw[::-1]
     if camera_hw[0] * camera_hw[1] > max_input_pixels:  # defence in depth: the header lied
         raise ImageDecodeError("too_large", f"decoded {camera_hw[1]}x{camera_hw[0]} exceeds max_input_pixels")
+    if image.dtype == np.uint16:
+        image = _to_8bit(image, sixteen_bit_max)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), tuple(camera_hw)
 
 

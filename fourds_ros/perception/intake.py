@@ -71,6 +71,13 @@ class FrameIntake:
         with self.sync_lock:
             self._add_all(self.sync.push_image(stamp_ns, (stamp_ns, frame_id, decode, encoding), time.monotonic()))
 
+    def add_track_queries(self, uv: np.ndarray) -> None:
+        """(N, 2) pixels of the camera's own image to track (track_query_mode: topic), brought into the
+        undistorted view the pipeline works on (the latest frame's lens; as given before any frame,
+        or for a camera without distortion). ValueError: refused (pipeline.add_track_queries)."""
+        lens = self.camera.lens
+        self.pipeline.add_track_queries(uv if lens is None else lens.to_undistorted(uv))
+
     def push_reference_odometry(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray,
                                 frames: tuple[str, str] = ("", "")) -> None:
         """metric_scale_source: reference_odometry: one pose of the robot's own odometry; a refused one is counted.

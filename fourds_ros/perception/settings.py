@@ -180,7 +180,7 @@ class InputSettings(_Group):
         frames_partly_blind, WARN view_partly_blind. 0: off.""",
                                        param="min_image_texture", low=0.0)
     image_16bit_max: int = setting(65535, """The largest value of a 16-bit image's pixels (mono16, rgb16, bayer
-        16): 8-bit grey is value x 255 / this. 65535, or the sensor's own: a 12-bit camera publishing
+        16, a 16-bit PNG CompressedImage): 8-bit grey is value x 255 / this. 65535, or the sensor's own: a 12-bit camera publishing
         mono16 (GenICam Mono12, camera_aravis) fills only 0-4095 and read 16x too dark, its texture
         under min_image_texture (blind); 4095 for it, 1023 for a 10-bit one.""",
                                    param="image_16bit_max", low=1, high=65535)
@@ -198,7 +198,8 @@ class InputSettings(_Group):
 
     exclude_boxes: list = setting([0.0, 0.0, 0.0, 0.0], """Parts of the camera's image that show the robot itself
         (a bumper, an arm, the chassis), as boxes [x0, y0, x1, y1, ...] in fractions of the image's width and
-        height (0-1, the image as published, before image_rotation); a box of zero area is none. No track is
+        height (0-1, the image as published, before image_rotation; with lens distortion, of its undistorted
+        view); a box of zero area is none. No track is
         seeded or kept there and their depth is NaN: points that move with the camera tell the pose solver
         the camera stood still (a still body over the bottom 45 % of TUM fr1/rpy froze the odometry: 97 % of
         frames read still), and a costmap would mark the robot as its own obstacle.""",
@@ -242,8 +243,8 @@ class TrackSettings(_Group):
     max_tracks: int = setting(64, """At most this many tracks (<= num_queries), those followed on the image
         included; lost tracks are re-seeded with new ids.""", param="max_tracks", low=0, high=4096)
     query_mode: str = setting("grid", """Where new query points come from: grid | features (OpenCV
-        Shi-Tomasi corners) | topic (track_queries, PointCloud2 with float32 u, v in input-image
-        pixels).""", param="track_query_mode", choices=("grid", "features", "topic"))
+        Shi-Tomasi corners) | topic (track_queries, PointCloud2 with float32 u, v in pixels of the
+        camera's own image).""", param="track_query_mode", choices=("grid", "features", "topic"))
     min_visibility: float = setting(0.5, """A track whose visibility falls below this in a clip's last frame
         is lost.""", param="track_min_visibility", low=0.0, high=1.0)
     refinement: str = setting("flow", """flow: follow each track from its position in the previous frame with

@@ -58,10 +58,11 @@ def image_for_work(msg: Image, inputs) -> tuple[np.ndarray, tuple[int, int]]:
     return rgb, rgb.shape[:2]
 
 
-def compressed_for_work(msg, work_max_pixels: int,
-                        max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
-    """A JPEG above work_max_pixels comes decoded at its working size where libjpeg can."""
-    return decode_compressed_for_work(msg.format, bytes(msg.data), work_max_pixels, max_input_pixels=max_input_pixels)
+def compressed_for_work(msg, work_max_pixels: int, inputs) -> tuple[np.ndarray, tuple[int, int]]:
+    """A JPEG above work_max_pixels comes decoded at its working size where libjpeg can; inputs as
+    image_for_work's (a 16-bit PNG takes image_16bit_max as a raw 16-bit image does)."""
+    return decode_compressed_for_work(msg.format, bytes(msg.data), work_max_pixels,
+                                      max_input_pixels=inputs.max_input_pixels, sixteen_bit_max=inputs.image_16bit_max)
 
 
 def depth_image(depth: np.ndarray, stamp_ns: int, frame_id: str) -> Image:

@@ -12,6 +12,7 @@ Path (up to path_max_length poses) is costly to serialise.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -20,6 +21,7 @@ from nav_msgs.msg import Odometry, Path as PathMsg
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from ..perception.camera import Lens
 from ..perception.pipeline import StageClock
 from ..perception.preprocess import backproject
 from ..perception.settings import PerceptionSettings
@@ -46,7 +48,9 @@ def trails_xyz(trails: dict[int, np.ndarray], tracks, k: np.ndarray) -> dict[int
 
 
 class OutputMessages:
-    def __init__(self, settings: PerceptionSettings):
+    def __init__(self, settings: PerceptionSettings, lens: Callable[[], Lens | None] = lambda: None):
+        """lens() -> the lens the frames were undistorted for (FrameIntake's), or None."""
+        self.lens = lens
         self.depth = settings.depth
         self.pose = settings.pose
         self.path = PathMsg()
@@ -81,7 +85,7 @@ class OutputMessages:
             if r.depth is not None and "depth" in parts:
                 yield from self._depth(r, wanted)
             if r.tracks is not None and "tracks" in parts:
-                yield "tracks", convert.tracks_cloud(r.tracks, r.stamp_ns, r.frame_id)
+                yield "tracks", convert.tracks_cloud(self._on_camera_image(r.tracks), r.stamp_ns, r.frame_id)
                 if i == marked and wanted("markers"):
                     yield "markers", convert.track_markers(trails_xyz(trails, r.tracks, r.k), r.stamp_ns, r.frame_id)
             if r.pose is not None and "pose" in parts:
@@ -90,6 +94,17 @@ class OutputMessages:
             del self.path.poses[: max(0, len(self.path.poses) - self.pose.path_max_length)]
             if wanted("path"):  # the poses are kept either way, so a later subscriber gets the whole path
                 yield "path", self.path
+
+    def _on_camera_image(self, tracks):
+        """The tracks with u, v in the camera's own image. Why: the pipeline works on the undistorted
+        view, and a client overlays the tracks on the image the camera publishes (and its queries
+        are pixels of that image: FrameIntake.add_track_queries). xyz, the markers and the depth stay
+        in the undistorted view, which depth/camera_info describes."""
+        lens = self.lens()
+        if lens is None or not len(tracks):
+            return tracks
+        uv = lens.to_raw(np.stack([tracks.u, tracks.v], axis=1))
+        return dataclasses.replace(tracks, u=uv[:, 0].astype(np.float32), v=uv[:, 1].astype(np.float32))
 
     def _depth(self, r, wanted) -> Iterator[tuple[str, object]]:
         h, w = r.depth.shape

@@ -70,7 +70,7 @@ class PerceptionNode(LifecycleNode):
         self.model_text = s.model.resolved_path()
         self.health.set_limits(s.diagnostics)
         self.publishers_, self.tf_publish, tf_text = create_publishers(self, s)
-        self.outputs = OutputMessages(s)
+        self.outputs = OutputMessages(s, lens=lambda: self.intake.camera.lens if self.intake else None)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
                                       self.health.counts, s.clip.max_waiting_clips)
         self.pipeline.behind = self.worker.clip_waiting  # a newer clip waits: optional work is skipped
@@ -161,7 +161,7 @@ class PerceptionNode(LifecycleNode):
         self._on_frame(msg, info, lambda _budget: convert.image_for_work(msg, self.settings.inputs), msg.encoding)
 
     def on_compressed(self, msg: CompressedImage, info) -> None:
-        self._on_frame(msg, info, lambda budget: convert.compressed_for_work(msg, budget, self.settings.inputs.max_input_pixels),
+        self._on_frame(msg, info, lambda budget: convert.compressed_for_work(msg, budget, self.settings.inputs),
                        f"compressed:{msg.format}")
 
     def _on_frame(self, msg, info, decode, encoding: str) -> None:
@@ -175,10 +175,10 @@ class PerceptionNode(LifecycleNode):
         intake.push_image(stamp_ns, msg.header.frame_id, decode, encoding)
 
     def on_track_queries(self, msg: PointCloud2) -> None:
-        pipeline = self.pipeline
+        intake = self.intake
         try:
-            if pipeline is not None:  # bad clouds, or (image_rotation) queries before any image: refused
-                pipeline.add_track_queries(convert.track_query_uv(msg))
+            if intake is not None:  # bad clouds, or (image_rotation) queries before any image: refused
+                intake.add_track_queries(convert.track_query_uv(msg))
         except ValueError as exc:
             self.health.warn("track_queries", str(exc))
 

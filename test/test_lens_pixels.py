@@ -1,0 +1,134 @@
+"""Track pixels on a lens camera: the pipeline works on the undistorted view, while the tracks'
+published u, v and the track queries a client sends are pixels of the camera's own image.
+
+Reproduced (session 54 review): with TUM's plumb_bob lens a query at raw (100, 80) was tracked at
+the point drawn at (94.5, 72.9), and the published u, v read off the raw image by as much; on a
+wide lens (k1 = -0.28, 1920x1080) by about 29 px.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fourds_ros.engine import create_engine
+from fourds_ros.perception.camera import Calibration, CameraIntake
+from fourds_ros.perception.pipeline import PerceptionPipeline
+from fourds_ros.perception.settings import PerceptionSettings
+
+TUM_K = np.array([[517.3, 0.0, 318.6], [0.0, 516.5, 255.3], [0.0, 0.0, 1.0]])
+LENSES = {
+    "plumb_bob_tum": ("plumb_bob", (0.2624, -0.9531, -0.0054, 0.0026, 1.1633)),
+    "plumb_bob_wide": ("plumb_bob", (-0.35, 0.12, 0.0, 0.0, 0.0)),
+    "rational_polynomial": ("rational_polynomial", (-0.3, 0.1, 0.001, 0.002, 0.0, 0.05, 0.01, 0.0)),
+    "equidistant": ("equidistant", (0.1, -0.05, 0.01, 0.0)),
+}
+
+
+def dot_centre(gray: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(gray > 0)
+    w = gray[ys, xs].astype(float)
+    return np.array([np.sum(xs * w), np.sum(ys * w)]) / w.sum()
+
+
+@pytest.mark.parametrize("name", sorted(LENSES))
+@pytest.mark.parametrize("raw", [(200, 150), (600, 450), (320, 240)])
+def test_the_lens_maps_a_camera_pixel_to_where_the_undistorted_view_shows_it(name, raw):
+    model, d = LENSES[name]
+    image = np.zeros((480, 640, 3), np.uint8)
+    cv2.circle(image, raw, 3, (255, 255, 255), -1)
+    camera = CameraIntake()
+    undistorted, k, problem = camera(image, Calibration(TUM_K, d, model, 640, 480))
+    assert problem == "" and camera.lens is not None
+    shown = dot_centre(undistorted[..., 0])
+    mapped = camera.lens.to_undistorted(np.array([raw], float))[0]
+    assert np.linalg.norm(mapped - shown) < 0.1, (mapped, shown)
+    assert np.linalg.norm(camera.lens.to_raw(mapped[None])[0] - raw) < 1e-4
+    assert np.allclose(camera.lens.pinhole_k, k)
+
+
+def test_the_lens_of_a_working_image_maps_the_cameras_pixels():
+    """A frame undistorted at half its size (work_image.py): the lens still maps the camera's pixels."""
+    model, d = LENSES["plumb_bob_wide"]
+    half = np.zeros((240, 320, 3), np.uint8)
+    cv2.circle(half, (100, 75), 2, (255, 255, 255), -1)  # raw camera pixel (200.5, 150.5)
+    camera = CameraIntake()
+    undistorted, _, problem = camera(half, Calibration(TUM_K, d, model, 640, 480), camera_hw=(480, 640))
+    assert problem == ""
+    shown_on_camera = (dot_centre(undistorted[..., 0]) + 0.5) * 2 - 0.5
+    mapped = camera.lens.to_undistorted(np.array([[200.5, 150.5]]))[0]
+    assert np.linalg.norm(mapped - shown_on_camera) < 0.2, (mapped, shown_on_camera)
+
+
+def test_no_lens_without_distortion_and_nan_stays_nan():
+    camera = CameraIntake()
+    image = np.zeros((480, 640, 3), np.uint8)
+    camera(image, Calibration(TUM_K, (), "", 640, 480))
+    assert camera.lens is None
+    model, d = LENSES["plumb_bob_tum"]
+    camera(image, Calibration(TUM_K, d, model, 640, 480))
+    out = camera.lens.to_raw(np.array([[np.nan, np.nan], [320.0, 240.0]]))
+    assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+    camera(image, None)  # a frame without camera_info: no lens is left over from the one before
+    assert camera.lens is None
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return create_engine(tiny_model_dir, backend="torch", num_queries=8)
+
+
+def test_published_track_pixels_are_the_camera_image_pixels_of_their_points(engine):
+    """The tracks cloud's u, v are where the ray each track follows in the undistorted view (the
+    pipeline's u, v with the frame's pinhole K) meets the camera's own image, through its lens:
+    what an overlay on the camera's image needs. The markers and xyz stay in the undistorted view."""
+    from fourds_ros.ros.convert import read_cloud
+    from fourds_ros.ros.outputs import OutputMessages
+
+    model, d = LENSES["plumb_bob_wide"]
+    calibration = Calibration(TUM_K, d, model, 640, 480)
+    camera = CameraIntake()
+    settings = PerceptionSettings.from_params(max_tracks=8)
+    pipeline = PerceptionPipeline(engine, settings)
+    rng = np.random.default_rng(0)
+    clip = None
+    for i in range(pipeline.clip_length):
+        rgb, k, problem = camera(rng.integers(0, 255, (480, 640, 3), np.uint8), calibration)
+        assert problem == ""
+        clip, _ = pipeline.add_frame(rgb, i * 33_000_000, "cam", k)
+    result = pipeline.process(clip)
+    clouds = [msg for key, msg in OutputMessages(settings, lens=lambda: camera.lens).build(
+        result, {}, lambda key: True, ("tracks",)) if key == "tracks"]
+    assert len(clouds) == len(result.frames)
+    for cloud, frame in zip(clouds, result.frames):
+        points = read_cloud(cloud)
+        published = np.stack([points["u"], points["v"]], 1).astype(float)
+        tracked = np.stack([frame.tracks.u, frame.tracks.v, np.ones(len(frame.tracks))], 1).astype(float)
+        rays = tracked @ np.linalg.inv(frame.k).T
+        on_camera = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), TUM_K, np.array(d))[0].reshape(-1, 2)
+        assert np.abs(on_camera - published).max() < 0.05
+        assert np.abs(tracked[:, :2] - published).max() > 1.0  # on this lens the two views differ
+
+
+def test_a_queried_camera_pixel_is_tracked_at_its_point_in_the_undistorted_view(engine):
+    """FrameIntake.add_track_queries brings a pixel of the camera's image into the undistorted view."""
+    from fourds_ros.perception.health import NodeHealth
+    from fourds_ros.perception.intake import FrameIntake
+    from fourds_ros.perception.worker import InferenceWorker
+
+    settings = PerceptionSettings.from_params(max_tracks=8, track_query_mode="topic")
+    pipeline = PerceptionPipeline(engine, settings)
+    health = NodeHealth(lambda line: None)
+    worker = InferenceWorker(lambda clip: None, lambda exc: None, health.counts, 1)  # not started: no clip runs
+    intake = FrameIntake(pipeline, worker, health, settings)
+    model, d = LENSES["plumb_bob_wide"]
+    intake.push_info(0, Calibration(TUM_K, d, model, 640, 480))
+    image = np.zeros((480, 640, 3), np.uint8)
+    intake.push_image(0, "cam", lambda budget: (image, image.shape[:2]), "rgb8")
+    query = np.array([[100.0, 80.0]])
+    intake.add_track_queries(query)
+    queued = np.array(pipeline.tracks.pending_topic_queries)  # working-image pixels (here the camera's size)
+    expected = intake.camera.lens.to_undistorted(query)
+    assert np.linalg.norm(queued - expected) < 1e-6
+    assert np.linalg.norm(expected - query) > 5  # this lens moves that pixel
