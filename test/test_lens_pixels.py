@@ -132,3 +132,52 @@ def test_a_queried_camera_pixel_is_tracked_at_its_point_in_the_undistorted_view(
     expected = intake.camera.lens.to_undistorted(query)
     assert np.linalg.norm(queued - expected) < 1e-6
     assert np.linalg.norm(expected - query) > 5  # this lens moves that pixel
+
+
+@pytest.mark.parametrize("name", ["plumb_bob_tum", "equidistant"])
+def test_a_registered_depth_is_undistorted_as_the_colour_frames_are(name):
+    """A depth registered to the colour image (metric_scale_source: reference_depth) comes into the
+    undistorted view with the colour frames' lens: a depth edge lands where the lens maps its
+    pixels, nearest (no depth between the two surfaces)."""
+    model, d = LENSES[name]
+    camera = CameraIntake()
+    camera(np.zeros((480, 640, 3), np.uint8), Calibration(TUM_K, d, model, 640, 480))
+    depth = np.full((480, 640), 1.0, np.float32)
+    depth[:, 200:] = 2.0  # an edge at raw column 199.5
+    out = camera.undistort_depth(depth)
+    assert set(np.unique(out[np.isfinite(out)])) <= {1.0, 2.0}
+    for row in (60.0, 240.0, 420.0):
+        edge = camera.lens.to_undistorted(np.array([[199.5, row]]))[0]
+        v = int(round(edge[1]))
+        far = np.flatnonzero(out[v] == 2.0)
+        assert abs(far.min() - 0.5 - edge[0]) < 1.0, (row, far.min(), edge)
+    assert camera.undistort_depth(depth[:240]) is not None  # another size: passed on for the pipeline to refuse
+    camera(np.zeros((480, 640, 3), np.uint8), Calibration(TUM_K, (), "", 640, 480))
+    assert camera.undistort_depth(depth) is depth  # no lens: as it came
+
+
+def test_the_reference_depth_reaches_the_pipeline_undistorted(engine):
+    from fourds_ros.perception.health import NodeHealth
+    from fourds_ros.perception.intake import FrameIntake
+    from fourds_ros.perception.worker import InferenceWorker
+
+    settings = PerceptionSettings.from_params(max_tracks=8, metric_scale_source="reference_depth")
+    pipeline = PerceptionPipeline(engine, settings)
+    health = NodeHealth(lambda line: None)
+    worker = InferenceWorker(lambda clip: None, lambda exc: None, health.counts, 1)  # not started: no clip runs
+    intake = FrameIntake(pipeline, worker, health, settings)
+    model, d = LENSES["plumb_bob_wide"]
+    intake.push_info(0, Calibration(TUM_K, d, model, 640, 480))
+    image = np.zeros((480, 640, 3), np.uint8)
+    intake.push_image(0, "cam", lambda budget: (image, image.shape[:2]), "rgb8")
+    depth = np.full((480, 640), 1.0, np.float32)
+    depth[:, 200:] = 2.0
+    intake.push_reference_depth(0, lambda: depth)
+    pipeline_as_given = PerceptionPipeline(engine, settings)
+    pipeline_as_given.add_frame(intake.camera(image, Calibration(TUM_K, d, model, 640, 480))[0], 0, "cam", None)
+    pipeline_as_given.add_reference_depth(0, depth)
+    received, as_given = pipeline.reference_depth._depth[0], pipeline_as_given.reference_depth._depth[0]
+    pipeline_as_given.reference_depth._depth.clear()
+    pipeline_as_given.add_reference_depth(0, intake.camera.undistort_depth(depth))
+    np.testing.assert_array_equal(received, pipeline_as_given.reference_depth._depth[0])
+    assert not np.array_equal(received, as_given, equal_nan=True)  # this lens moves the edge

@@ -54,6 +54,7 @@ class Lens:
     d: np.ndarray
     model: str
     pinhole_k: np.ndarray
+    size: tuple[int, int]  # the camera image's (width, height)
 
     def to_undistorted(self, uv: np.ndarray) -> np.ndarray:
         """(N, 2) pixels of the camera's image -> the same points in the undistorted view (NaN stays NaN)."""
@@ -64,6 +65,19 @@ class Lens:
             # distorted corner off by more than one.
             return cv2.undistortPoints(points, self.k, self.d, R=None, P=self.pinhole_k, criteria=_UNDISTORT_CRITERIA)
         return _map_finite(uv, undistort)
+
+    def same_as(self, other: Lens | None) -> bool:
+        return (other is not None and self.model == other.model and self.size == other.size
+                and np.array_equal(self.k, other.k)
+                and np.array_equal(self.d, other.d) and np.array_equal(self.pinhole_k, other.pinhole_k))
+
+    def depth_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """cv2.remap maps (float32) that bring an image of the camera's own pixels (a depth registered to
+        the colour image) into the undistorted view."""
+        if self.model == "equidistant":
+            return cv2.fisheye.initUndistortRectifyMap(self.k, self.d, np.eye(3), self.pinhole_k, self.size,
+                                                       cv2.CV_32FC1)
+        return cv2.initUndistortRectifyMap(self.k, self.d, None, self.pinhole_k, self.size, cv2.CV_32FC1)
 
     def to_raw(self, uv: np.ndarray) -> np.ndarray:
         """(N, 2) pixels of the undistorted view -> the same points in the camera's image (NaN stays NaN)."""
@@ -122,6 +136,21 @@ class CameraIntake:
         # and the queried ones with it. Set per frame, read by the inference thread: one reference,
         # replaced whole.
         self.lens: Lens | None = None
+        self._depth_maps: tuple[Lens, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def undistort_depth(self, depth: np.ndarray) -> np.ndarray:
+        """(H, W) metres registered to the camera's colour image -> the same in the undistorted view the
+        colour frames are in (the latest frame's lens; unchanged without one). Nearest, not linear: a
+        depth interpolated across an edge is a surface that is not there. Why: the reference depth
+        (metric_scale_source: reference_depth) is compared with the model's depth pixel by pixel, and
+        off by TUM's lens it read a slanted floor's depth 1 % off."""
+        lens = self.lens
+        if lens is None or depth.shape != lens.size[::-1]:  # another size: the pipeline refuses it, saying why
+            return depth
+        if self._depth_maps is None or self._depth_maps[0] is not lens:
+            self._depth_maps = lens, lens.depth_maps()
+        map_x, map_y = self._depth_maps[1]
+        return cv2.remap(depth, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
 
     def __call__(self, rgb: np.ndarray, calibration: Calibration | None, camera_hw: tuple[int, int] | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -130,20 +159,28 @@ class CameraIntake:
         problem is '' or 'camera_info_<kind>: <detail>' (count by the part before the colon).
         camera_info describes the camera's image; a working image is undistorted at its own size
         (4.0 ms a 1920x1080 frame against 0.7 ms at 960x540 on the 2-core CPU)."""
-        self.lens = None
+        rgb, k, problem, lens = self._undistorted(rgb, calibration, camera_hw)
+        # Replaced whole, once per frame (the inference thread reads it), and kept while the same lens
+        # comes again, so that what is cached for it (undistort_depth's maps) stays valid.
+        self.lens = self.lens if lens is not None and lens.same_as(self.lens) else lens
+        return rgb, k, problem
+
+    def _undistorted(self, rgb: np.ndarray, calibration: Calibration | None, camera_hw: tuple[int, int] | None
+                     ) -> tuple[np.ndarray, np.ndarray | None, str, Lens | None]:
         if calibration is None:
-            return rgb, None, ""
+            return rgb, None, "", None
         height, width = camera_hw or rgb.shape[:2]
         camera_k, reason = validate_intrinsics(calibration.k, width, height, calibration.width, calibration.height)
         if camera_k is None:
-            return rgb, None, f"camera_info_{reason}"
+            return rgb, None, f"camera_info_{reason}", None
         sx, sy = rgb.shape[1] / width, rgb.shape[0] / height
         k = scaled_k(camera_k, sx, sy) if (sx, sy) != (1, 1) else camera_k
         try:
             undistorted, pinhole_k = self.undistort(rgb, k, calibration.d, calibration.model)
         except DistortionError as exc:
-            return rgb, None, f"camera_info_{exc.kind}: {exc}"
-        if undistorted is not rgb:  # undistorted: the lens, at the camera's size
-            self.lens = Lens(camera_k, np.asarray(calibration.d, np.float64), calibration.model,
-                             scaled_k(pinhole_k, 1 / sx, 1 / sy))
-        return undistorted, pinhole_k, ""
+            return rgb, None, f"camera_info_{exc.kind}: {exc}", None
+        if undistorted is rgb:  # no distortion: no lens
+            return rgb, pinhole_k, "", None
+        lens = Lens(camera_k, np.asarray(calibration.d, np.float64), calibration.model,
+                    scaled_k(pinhole_k, 1 / sx, 1 / sy), (width, height))
+        return undistorted, pinhole_k, "", lens

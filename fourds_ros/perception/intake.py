@@ -93,9 +93,10 @@ class FrameIntake:
             self.health.warn("reference_odometry", f"{refused}: not used for the metric scale")
 
     def push_reference_depth(self, stamp_ns: int, decode: Callable[[], np.ndarray]) -> None:
-        """metric_scale_source: reference_depth: one depth image of an RGB-D camera; a refused one is counted."""
+        """metric_scale_source: reference_depth: one depth image of an RGB-D camera, registered to the colour
+        image (undistorted as the colour frames are); a refused one is counted."""
         try:
-            refused = self.pipeline.add_reference_depth(stamp_ns, decode())
+            refused = self.pipeline.add_reference_depth(stamp_ns, self.camera.undistort_depth(decode()))
         except ImageDecodeError as exc:
             refused = f"{exc.kind}: {exc}"
         if refused:
