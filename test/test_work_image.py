@@ -123,6 +123,25 @@ def test_a_large_camera_gets_its_results_in_its_own_pixels(scaled_and_full):
     assert all(np.allclose(t[-1], ends[tid], atol=1e-3) for tid, t in trails.items() if tid in ends)
 
 
+def test_trails_stay_in_their_clips_pixels_when_a_frame_of_another_size_comes(shipped_engine):
+    """The node reads trails() after process(), while frames keep coming: a frame of another size
+    between the two (a camera switching resolution) made one clip's markers read the old trails with
+    the new image's scale (session 53's left item)."""
+    frames, k = camera_720p_frames(8)
+    pipe = PerceptionPipeline(shipped_engine, PerceptionSettings())
+    clip = None
+    for i, rgb in enumerate(frames):
+        clip, _ = pipe.add_frame(rgb, i * 33_333_333, "camera_optical", k)
+    pipe.process(clip)
+    before = pipe.trails()
+    assert before
+    small = cv2.resize(frames[-1], (640, 360), interpolation=cv2.INTER_AREA)
+    pipe.add_frame(small, 8 * 33_333_333, "camera_optical", None)  # a smaller camera: not divided
+    after = pipe.trails()
+    assert after.keys() == before.keys()
+    assert all(np.allclose(after[tid], before[tid]) for tid in before)
+
+
 def test_depth_at_camera_resolution_and_queries_in_camera_pixels(shipped_engine):
     frames, k = camera_720p_frames(9)
     pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(depth_output_resolution="camera",

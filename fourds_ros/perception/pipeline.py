@@ -168,6 +168,7 @@ class PerceptionPipeline:
         # is the frame's size turned upright), and track queries that came before any frame, placed
         # in it when the first one comes.
         self._work: WorkImage | None = None
+        self._trails_frame: Frame | None = None  # the last frame `process` described: trails() are in its pixels
         self._early_queries = np.empty((0, 2))  # (N, 2) upright camera pixels, the newest num_queries
         self.odometry = OdometryChain.from_settings(s.pose,
                                                     self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
@@ -261,10 +262,13 @@ class PerceptionPipeline:
     def trails(self) -> dict[int, np.ndarray]:
         """{track id: (L, 2) recent (u, v) input pixels} of the live tracks with 2+ points."""
         trails = {tid: np.asarray(uv, float) for tid, uv in self.tracks.trails().items()}
-        if self._work is not None and self._work.scaled:
-            trails = {tid: np.stack(self._work.pixels_to_camera(uv[:, 0], uv[:, 1]), axis=1) for tid, uv in trails.items()}
-        if self.turns and self._upright_hw is not None:
-            trails = {tid: np.stack(camera_pixels(uv[:, 0], uv[:, 1], self.turns, self._upright_hw), axis=1)
+        last = self._trails_frame
+        if last is not None and last.camera_hw is not None:  # as _in_camera maps the clip's results
+            work = WorkImage(last.camera_hw, last.rgb.shape[:2])
+            trails = {tid: np.stack(work.pixels_to_camera(uv[:, 0], uv[:, 1]), axis=1) for tid, uv in trails.items()}
+        if self.turns and last is not None:
+            upright_hw = last.camera_hw or last.rgb.shape[:2]
+            trails = {tid: np.stack(camera_pixels(uv[:, 0], uv[:, 1], self.turns, upright_hw), axis=1)
                       for tid, uv in trails.items()}
         return trails
 
@@ -357,12 +361,12 @@ class PerceptionPipeline:
         that much earlier (docs/benchmarks.md)."""
         odometry_restarted = self._start_sequence(clip)
         frames, self._clock = clip.frames, StageClock()  # a new clock for each clip
+        self._trails_frame = frames[-1]  # not the newest frame's: the node reads trails() after process
         pmap = self.preprocess.pixel_map(frames[-1].rgb.shape[:2])
         video = np.stack([self.preprocess(f.rgb) if f.model_rgb is None else f.model_rgb
                           for f in frames])  # (T, H, W, 3) float32
         indices = [f.index for f in frames]
-        inputs = {"video": video[None]}
-        slot_ids = None
+        inputs, slot_ids = {"video": video[None]}, None
         excluded = self._excluded_pixels(frames[-1].rgb.shape[:2], pmap)
         if self.takes_queries:
             if self.tracks_made:
