@@ -1,7 +1,9 @@
 """Lifecycle transitions and parameters from YAML on real DDS; the launch plan's command line."""
 
 import shutil
+import sys
 
+import pytest
 import yaml
 
 from fourds_ros.ros.harness import run_node
@@ -144,3 +146,96 @@ def test_the_published_camera_mount_has_one_publisher_whatever_the_activations(t
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     counts = [e["publishers"]["/tf_static"] for e in run.result["events"] if "publishers" in e]
     assert counts == [1, 0, 1], counts
+
+
+# The node run as `python -m fourds_ros.ros.perception_node` does, after a set-up line (run_node's cmd).
+def node_command(setup: str) -> list[str]:
+    return [sys.executable, "-c", f"import sys\n{setup}\nfrom fourds_ros.ros.perception_node import main\nsys.exit(main())"]
+
+
+# An install that skipped tools/build_tf2_msgs.sh: configure allows it (TF is then not published).
+WITHOUT_TF2_MSGS = 'sys.modules["tf2_msgs"] = sys.modules["tf2_msgs.msg"] = None'
+
+
+@pytest.mark.parametrize("publish_camera_mount", [False, True])
+def test_without_tf2_msgs_the_mount_is_base_from_camera_and_the_node_runs(tiny_model_dir, ros_env, tmp_path,
+                                                                         publish_camera_mount):
+    """Looking the mount up (camera_mount_timeout_s) or publishing it (publish_camera_mount) needs
+    tf2_msgs: its ImportError made activation fail with the inputs it had made left alive (a second
+    configure then doubled the worker and the publishers), and, publishing, ended the executor in the
+    first image callback. Now the mount is the base_from_camera parameter, and /diagnostics says why."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"lifecycle": "configure"}, {"lifecycle": "activate"},
+            {"get_state": True}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+            {"frames": 8, "rate": 20, "size": [120, 160]}, {"wait_for": "odometry", "count": 4, "timeout": 20},
+            {"wait": 1.5}, {"get_state": True}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 4, "autostart": False, "image_qos": "DEFAULT",
+              "camera_mount_timeout_s": 2.0, "publish_camera_mount": publish_camera_mount}
+    run = run_node(plan, params, tmp_path, ros_env, cmd=node_command(WITHOUT_TF2_MSGS))
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    events = run.result["events"]
+    assert [e["success"] for e in events if "lifecycle" in e] == [True, True], run.node_log
+    assert [e["state"] for e in events if "state" in e] == ["active", "active"], run.node_log
+    assert len(run.records("odometry")) >= 4, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["camera_mount"] == "base_from_camera parameter (tf2_msgs missing: run tools/build_tf2_msgs.sh)", \
+        values
+    assert run.node_log.count("using base_from_camera (tf2_msgs missing") == 1, run.node_log
+
+
+# The first activation fails where it builds the camera mount, after it has subscribed to the inputs.
+FIRST_MOUNT_FAILS = """\
+from fourds_ros.ros import perception_node
+real_mount, mounts = perception_node.CameraMount, []
+def first_fails(*args):
+    mounts.append(args)
+    if len(mounts) == 1:
+        raise RuntimeError("injected mount failure")
+    return real_mount(*args)
+perception_node.CameraMount = first_fails"""
+
+
+def test_a_failed_activation_undoes_its_inputs_and_a_second_one_works(tiny_model_dir, ros_env, tmp_path):
+    """An exception half-way through activation went to rclpy (ERROR: back to unconfigured) with the
+    subscriptions it had made alive, and the node described and published frames while not active.
+    Now the transition returns FAILURE: the node stays inactive, says why, takes in no frame, and
+    activates on the next try."""
+    burst = {"frames": 6, "rate": 20, "size": [120, 160]}
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"lifecycle": "configure"}, {"lifecycle": "activate"},
+            {"get_state": True}, {"wait": 2.0}, burst, {"wait": 1.5},  # time to match a subscription left behind
+            {"lifecycle": "activate"}, {"get_state": True},
+            {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60}, burst,
+            {"wait_for": "odometry", "count": 2, "timeout": 20}, {"count_publishers": "/odometry", "expect": 1},
+            {"wait": 1.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "autostart": False, "image_qos": "DEFAULT"}
+    run = run_node(plan, params, tmp_path, ros_env, cmd=node_command(FIRST_MOUNT_FAILS))
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    events = run.result["events"]
+    assert [e["success"] for e in events if "lifecycle" in e] == [True, False, True], run.node_log
+    assert [e["state"] for e in events if "state" in e] == ["inactive", "active"], run.node_log
+    assert "activate failed: RuntimeError: injected mount failure" in run.node_log, run.node_log
+    failed = [s for r in run.records("/diagnostics") for s in r["status"] if "activate failed" in s["message"]]
+    assert failed and all(s["level"] == 2 for s in failed), failed  # ERROR, with the reason, while inactive
+    second = {p["stamp_ns"] for p in run.result["published"][6:]}
+    odometry = run.records("odometry")
+    assert odometry and {o["stamp_ns"] for o in odometry} <= second, odometry  # nothing of the first burst
+    assert [e["publishers"]["/odometry"] for e in events if "publishers" in e] == [1]
+    diag = run.last_diagnostics()
+    assert diag["level"] < 2 and diag["values"]["frames_in"] == "6", diag  # the first burst reached no callback
+
+
+def test_a_params_file_with_two_bad_values_is_fixed_one_ros2_param_set_at_a_time(tiny_model_dir, ros_env, tmp_path):
+    """Configure fails naming the first bad value; `ros2 param set` of it was refused because of the
+    other one, so the node could not be fixed without a restart. A change that breaks a valid set is
+    still refused."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"lifecycle": "configure"},
+            {"set_parameters": {"hop": 3}}, {"set_parameters": {"max_depth": 100.0}}, {"lifecycle": "configure"},
+            {"lifecycle": "cleanup"}, {"set_parameters": {"max_depth": -5.0}}, {"get_parameters": ["hop", "max_depth"]}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "autostart": False, "hop": -1, "max_depth": -5.0}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    events = run.result["events"]
+    assert [e["success"] for e in events if "lifecycle" in e] == [False, True, True], run.node_log
+    fix_hop, fix_depth, break_depth = [e["set_parameters"] for e in events if "set_parameters" in e]
+    assert fix_hop["hop"]["successful"] and fix_depth["max_depth"]["successful"], (fix_hop, fix_depth)
+    assert not break_depth["max_depth"]["successful"] and "max_depth" in break_depth["max_depth"]["reason"]
+    assert events[-1] == {"parameters": {"hop": 3, "max_depth": 100.0}}

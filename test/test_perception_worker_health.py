@@ -476,6 +476,34 @@ def test_stall_clock_starts_when_input_restarts(clock):
     assert level == WARN and "no frame described" in message
 
 
+def test_image_publishers_that_deliver_no_frame_warn_after_the_qos_event_is_old(clock):
+    """An incompatible QoS is reported once, at discovery: its bad-input WARN ended after
+    BAD_INPUT_WARN_S and /diagnostics read OK while no frame ever arrived. Active with image
+    publishers and no frame for stall_warn_s (since the activation, or the last frame) is WARN,
+    naming the QoS when it was seen; frames flowing make it OK."""
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    health.stall_warn_s = 5.0
+    health.warn("incompatible_qos", "the image publisher's QoS does not match")
+    clock.t += BAD_INPUT_WARN_S + 1
+    level, message = health.level(state(image_publishers=1))
+    assert level == WARN and "1 image publisher(s) but no frame arrived for 31 s" in message, message
+    assert "QoS is incompatible" in message and health.report(state(image_publishers=1))[2]["frames_in"] == "0"
+    assert health.level(state())[0] == OK  # no publisher: no frame expected
+    assert health.level(NodeState("inactive", image_publishers=1))[0] == OK  # no subscription
+    stamp = 10**12
+    for _ in range(30):  # frames flow and are described
+        health.frame_received(stamp)
+        clock.t, stamp = clock.t + 1 / 30, stamp + HZ30
+    health.record_clip([stamp - HZ30], 0.01, 0.02)
+    assert health.level(state(image_publishers=1)) == (OK, "active")
+    clock.t += 60.0  # deactivated a minute, activated again: timed from the activation, not the last frame
+    health.activated()
+    clock.t += 4.0
+    assert health.level(state(image_publishers=1)) == (OK, "active")
+    clock.t += 2.0
+    assert "but no frame arrived for 6 s" in health.level(state(image_publishers=1))[1]
+
+
 def test_dropped_and_lost_rules_judge_the_last_minute(clock):
     """WARN_FRACTION applies to the input of the last RECENT_S, not to lifetime totals: after 10 h
     healthy at 30 Hz, 50 % shed WARNs within a minute (it stayed OK for an hour), and an overload at

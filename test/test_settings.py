@@ -110,6 +110,32 @@ def test_runtime_parameter_changes_are_refused_with_the_reason_or_accepted_when_
         assert parameter_change_refusal(current, {name: current[name]}, configured=False).startswith(name)
 
 
+def test_a_set_with_two_bad_values_is_fixed_one_change_at_a_time():
+    """A params file with two bad values fails configure; each `ros2 param set` fixing one of them was
+    refused for the other one's error. A change is refused only when it makes things worse: a value
+    bad itself, an error that names it, or a valid set broken."""
+    current = {**{spec.name: spec.default for spec in parameter_specs()}, "hop": -1, "max_depth": -5.0}
+    assert parameter_change_refusal(current, {"hop": 3}, configured=False) is None
+    assert "max_depth" in parameter_change_refusal(current, {"max_depth": -6.0}, configured=False)  # bad itself
+    boxes = {"exclude_boxes": [0.5, 0.0, 0.1, 1.0]}  # x0 > x1: each number fine, the box is not
+    assert "exclude_boxes" in parameter_change_refusal({**current, "hop": 3}, boxes, configured=False)
+    current["hop"] = 3
+    assert parameter_change_refusal(current, {"max_depth": 100.0}, configured=False) is None
+    current["max_depth"] = 100.0
+    PerceptionSettings.from_params(current)  # valid: configure takes it
+    assert "min_depth" in parameter_change_refusal(current, {"min_depth": 500.0}, configured=False)  # breaks it
+
+
+def test_image_rotation_declares_the_quarter_turns_it_takes():
+    """Its declared range read 'in [0, 270]' (config/perception.yaml, `ros2 param describe`) while 45 was refused."""
+    spec = next(spec for spec in parameter_specs() if spec.name == "image_rotation")
+    assert spec.constraints == "one of 0, 90, 180, 270"
+    for turn in (0, 90, 180, 270):
+        assert PerceptionSettings.from_params(image_rotation=turn).inputs.image_rotation == turn
+    with pytest.raises(ValueError, match=r"image_rotation must be one of \(0, 90, 180, 270\), got 45"):
+        PerceptionSettings.from_params(image_rotation=45)
+
+
 def test_the_engine_settings_name_what_the_engine_factory_accepts():
     """settings.py stays free of the engine's imports (torch), so it repeats two of the engine's
     names; this keeps them one definition in effect."""

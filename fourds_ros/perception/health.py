@@ -6,15 +6,17 @@ windows and the rules that set the status level.
     health.warn("bad_encoding", "dropping frame: ...")   # counted; logged at most every 10 s per kind
     level, message, values = health.report(state)         # level: OK | WARN | ERROR
 
-Levels: ERROR while the node is unusable (configure failed). WARN when input was bad within the
-last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong now), more
-than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or its clip
-failed) or lost before the callback, latency p95 is over latency_warn_ms, frames wait in the
-subscription queue longer than queue_warn_ms (p95), or frames arrive but none was described for
-stall_warn_s (timed from when input last started), or, with a reference for the metric scale, its
-scale is still not in effect after REFERENCE_WARN_AFTER_CLIPS clips or frames kept arriving
-REFERENCE_SILENT_S after its last sample. OK otherwise: a few frames shed at a burst are
-counted, not a fault (issue #20: WARN when more than 5 % of input is lost or dropped).
+Levels: ERROR while the node is unusable (configure or activate failed). WARN when input was bad
+within the last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong
+now), more than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or
+its clip failed) or lost before the callback, latency p95 is over latency_warn_ms, frames wait in the
+subscription queue longer than queue_warn_ms (p95), frames are expected and none was described for
+stall_warn_s (input arriving, timed from when it last started; or, active with image publishers
+discovered, no frame arriving, timed from the last frame or the activation: an incompatible QoS or a
+stopped camera), or, with a reference for the metric scale, its scale is still not in effect after
+REFERENCE_WARN_AFTER_CLIPS clips or frames kept arriving REFERENCE_SILENT_S after its last sample. OK
+otherwise: a few frames shed at a burst are counted, not a fault (issue #20: WARN when more than 5 %
+of input is lost or dropped).
 
 Frame accounting: every frame taken in (frames_in) ends as exactly one of described (frames_out),
 rejected (bad input), dropped (superseded under overload, or its clip failed), reset (dropped by a
@@ -236,7 +238,7 @@ class NodeHealth:
         self.last_in = self.last_out = self.started = time.monotonic()
         # When input last (re)started after a pause of stall_warn_s or more: the stall clock starts
         # there, not at the last output (a camera paused for a minute WARNed on its first frame back).
-        self.input_since = self.started
+        self.input_since = self.active_since = self.started  # active_since: activated(), the last activation
         # (monotonic s, frames_in, dropped, lost) at most every RECENT_S / 100 (bounded whatever the
         # report rate): the dropped and lost rules compare with the newest sample at least RECENT_S old.
         self._recent: deque = deque([(self.started, 0, 0, 0)])
@@ -246,6 +248,11 @@ class NodeHealth:
         self.latency_warn_ms = diagnostics.latency_warn_ms
         self.queue_warn_ms = diagnostics.queue_warn_ms
         self.stall_warn_s = diagnostics.stall_warn_s
+
+    def activated(self) -> None:
+        """The node subscribed to its input: the no-frame stall clock starts now (a node activated long
+        after it was constructed would otherwise WARN before the first frame could arrive)."""
+        self.active_since = time.monotonic()
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
                        received_ns: int | None = None) -> None:
@@ -339,13 +346,28 @@ class NodeHealth:
         if (p95 := p95_over(self.queue_ms, self.queue_warn_ms)) is not None:
             problems.append(f"frames wait {p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
                             f" ({QUEUE_WAIT_CAUSES})")
-        if self.stall_warn_s > 0 and now - self.last_in < self.stall_warn_s and \
-                now - max(self.last_out, self.input_since) > self.stall_warn_s:
-            problems.append(f"no frame described for {now - self.last_out:.0f} s while input arrives")
+        problems += self._stall_problems(state, now)
         problems += self._reference_problems(state.pipeline_status or {}, now)
         if problems:
             return WARN, f"{state.state}; " + ", ".join(problems)
         return OK, state.state
+
+    def _stall_problems(self, state: NodeState, now: float) -> list[str]:
+        """stall_warn_s (0: off): frames expected and none described for that long. Expected when input
+        arrives (timed from when it last started), or while active with image publishers discovered
+        (timed from the last frame or the activation): an incompatible QoS is reported once, at
+        discovery, and its bad-input WARN ended after BAD_INPUT_WARN_S while still no frame came."""
+        if self.stall_warn_s <= 0:
+            return []
+        if now - self.last_in < self.stall_warn_s:
+            if now - max(self.last_out, self.input_since) > self.stall_warn_s:
+                return [f"no frame described for {now - self.last_out:.0f} s while input arrives"]
+            return []
+        silent_s = now - max(self.last_in, self.active_since)
+        if state.state != "active" or not state.image_publishers or silent_s <= self.stall_warn_s:
+            return []
+        cause = " (their QoS is incompatible with image_qos)" if self.errors["incompatible_qos"] else ""
+        return [f"{state.image_publishers} image publisher(s) but no frame arrived for {silent_s:.0f} s{cause}"]
 
     def _reference_problems(self, status: dict, now: float) -> list[str]:
         """With a reference for the metric scale (status: PerceptionPipeline.status): its scale still not

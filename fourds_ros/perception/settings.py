@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Iterator
 
 from .image import DEFAULT_MAX_INPUT_PIXELS
-from .image_rotation import quarter_turns
 from .pose_geometry import GATE_CHI2_999
 
 QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT", "BEST_AVAILABLE")
@@ -194,7 +194,7 @@ class InputSettings(_Group):
         optical frame; the camera mount (TF or base_from_camera) stays the camera's. Why: the model learned
         upright views; TUM fr1/rpy (validation) turned 180 / 90 degrees read depth AbsRel 0.297 / 0.306
         against 0.235 upright (constant 0.253; perception/image_rotation.py). default_hfov_deg then means
-        the upright image's horizontal field of view.""", param="image_rotation", low=0, high=270)
+        the upright image's horizontal field of view.""", param="image_rotation", choices=(0, 90, 180, 270))
 
     exclude_boxes: list = setting([0.0, 0.0, 0.0, 0.0], """Parts of the camera's image that show the robot itself
         (a bumper, an arm, the chassis), as boxes [x0, y0, x1, y1, ...] in fractions of the image's width and
@@ -206,7 +206,6 @@ class InputSettings(_Group):
                                   param="exclude_boxes")
 
     def check_consistency(self) -> None:
-        quarter_turns(self.image_rotation)  # ValueError unless 0, 90, 180 or 270
         boxes = self.exclude_boxes
         if len(boxes) % 4 or not all(0.0 <= v <= 1.0 for v in boxes):
             raise ValueError(f"exclude_boxes must be [x0, y0, x1, y1, ...] in [0, 1], got {boxes}")
@@ -491,8 +490,9 @@ class DiagnosticsSettings(_Group):
         own subscription queue (DDS reception to callback) is above this: the executor thread is starved, or
         (Fast DDS) the camera sends frames larger than its shared-memory segment. 0: off.""",
                                    param="queue_warn_ms", low=0.0)
-    stall_warn_s: float = setting(5.0, """WARN when frames arrive but none has been described for this long.
-        0: off.""", param="stall_warn_s", low=0.0)
+    stall_warn_s: float = setting(5.0, """WARN when frames arrive but none has been described for this long,
+        and when, active, the image topic has publishers but no frame has arrived for this long (an
+        incompatible image_qos, a stopped camera). 0: off.""", param="stall_warn_s", low=0.0)
     debug_inference_delay_ms: float = setting(0.0, """TEST ONLY: wraps the engine in SlowEngine, sleeping
         this long per clip (overload tests). 0: off.""", param="debug_inference_delay_ms", low=0.0)
 
@@ -580,7 +580,7 @@ class ParameterSpec:
     def constraints(self) -> str:
         """Human-readable allowed values ('' when any value of the type is allowed)."""
         if self.choices:
-            return "one of " + ", ".join(self.choices)
+            return "one of " + ", ".join(map(str, self.choices))
         if self.low is not None or self.high is not None:
             lo = "-inf" if self.low is None else f"{self.low:g}"
             hi = "inf" if self.high is None else f"{self.high:g}"
@@ -662,16 +662,34 @@ def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], c
     current: every parameter's value now; changes: the new values of some of them. Every setting is
     read at configure, so while the node is configured a change would be accepted and do nothing
     until the next configure: refused, saying how to apply it. Unconfigured, the change is checked
-    as configure will check it (type, range, choices, conflicts), so a bad value is refused with
-    the parameter's name instead of failing the next configure."""
+    as configure will check it (type, range, choices, conflicts) and refused when it makes things
+    worse: a value that is bad itself or breaks a valid set, named. A set already invalid (a params
+    file with two bad values) takes a change that leaves its remaining errors elsewhere: refusing
+    it made the set impossible to fix one `ros2 param set` at a time."""
     fixed = sorted(set(changes) & set(READ_AT_START))
     if fixed:
         return f"{', '.join(fixed)}: read when the process starts; set it in the params file or on the command line"
     if configured:
         return (f"{', '.join(sorted(changes))}: read at configure; deactivate and clean up the node, set it, "
                 "then configure and activate again")
+    specs = {spec.name: spec for spec in parameter_specs()}
     try:
-        PerceptionSettings.from_params({**current, **changes})
+        for name, value in changes.items():
+            if name in specs:  # an unknown name is refused by name below
+                specs[name].check(value)
+    except ValueError as exc:
+        return str(exc)
+    after = settings_error({**current, **changes})
+    if after is None:
+        return None
+    names_a_change = any(re.search(rf"\b{re.escape(name)}\b", after) for name in changes)
+    return after if names_a_change or settings_error(current) is None else None
+
+
+def settings_error(params: dict[str, Any]) -> str | None:
+    """Why PerceptionSettings.from_params refuses these parameter values (the first error), or None."""
+    try:
+        PerceptionSettings.from_params(params)
     except ValueError as exc:
         return str(exc)
     return None

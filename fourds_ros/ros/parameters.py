@@ -22,8 +22,9 @@ from ..perception.settings import READ_AT_START, PerceptionSettings, parameter_c
 def declare_parameters(node, configured: Callable[[], bool]) -> None:
     """Declare every setting, then guard runtime changes (`ros2 param set`): refused with the reason
     while the node is configured (they would silently do nothing until the next configure) and
-    when invalid (settings.parameter_change_refusal). Values from a params file or the command line
-    are applied at declaration, before the guard: a bad one fails configure, on /diagnostics."""
+    when they make the set worse (settings.parameter_change_refusal). Values from a params file or
+    the command line are applied at declaration, before the guard: a bad one fails configure, on
+    /diagnostics."""
     names = {spec.name for spec in parameter_specs()}
     for spec in parameter_specs():
         node.declare_parameter(spec.name, spec.default, ParameterDescriptor(

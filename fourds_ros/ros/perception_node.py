@@ -2,7 +2,8 @@
 
 configure: settings, engine + pipeline, publishers, inference worker (FAILURE with the reason; the process stays up and
   /diagnostics says why). activate: subscriptions to the image (one transport), camera_info [, track_queries]
-  [, reference_odom], /tf_static, the bond nav2_lifecycle_manager waits for. deactivate / cleanup: undo them.
+  [, reference_odom], /tf_static, the bond nav2_lifecycle_manager waits for (FAILURE, with the reason, undoes
+  them). deactivate / cleanup: undo them.
 The logic is in rclpy-free modules: perception/{settings,pipeline,intake,worker,health}.py, ros/outputs.py."""
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSPresetProfiles
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 
@@ -31,7 +29,7 @@ from .manager_bond import ManagerBond
 from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
 from .spin import spin_until_shutdown
-from .transforms import CameraMount, create_publishers
+from .transforms import CameraMount, create_publishers, create_subscriptions
 
 
 class PerceptionNode(LifecycleNode):
@@ -80,31 +78,28 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info(f"configured: backend {self.backend_text}, hop {self.pipeline.hop}, TF {tf_text}")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        s, sub = self.settings, self.create_subscription  # callbacks run one at a time (one executor thread)
-        qos = QoSPresetProfiles[s.inputs.image_qos].value
-        # Frames the middleware lost before our callback (best-effort under load) are counted too.
-        events = SubscriptionEventCallbacks(message_lost=self.health.frames_lost, incompatible_qos=self.on_incompatible_qos)
-        image = (sub(Image, "image", self.on_image, qos, event_callbacks=events)
-                 if s.inputs.image_transport == "raw" else
-                 sub(CompressedImage, "image/compressed", self.on_compressed, qos, event_callbacks=events))
-        self.subscriptions_ = [image, sub(CameraInfo, "camera_info", self.on_camera_info, qos)]
-        if s.tracks.query_mode == "topic":
-            self.subscriptions_.append(sub(PointCloud2, "track_queries", self.on_track_queries, 10))
-        if s.scale.source == "reference_odometry":  # the robot's own odometry, for the metric scale
-            self.subscriptions_.append(sub(Odometry, "reference_odom", lambda m: self.intake.push_reference_odometry(
-                *convert.odometry_pose(m), frames=(m.header.frame_id, m.child_frame_id)), 50))
-        if s.scale.source == "reference_depth":  # an RGB-D camera's registered depth, for the metric scale
-            self.subscriptions_.append(sub(Image, "reference_depth", lambda m: self.intake.push_reference_depth(
-                convert.stamp_to_ns(m.header.stamp), lambda: convert.depth_to_metres(m, s.inputs.max_input_pixels)), qos))
+        try:
+            self._activate()
+        except Exception as exc:  # raised to rclpy, the inputs made so far fed a node it had put back to unconfigured
+            self.failure = f"activate failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(self.failure)
+            self._stop_inputs()
+            self.state_text = "inactive (activate failed)"
+            return TransitionCallbackReturn.FAILURE
+        self.failure, self.state_text = "", "active"
+        self.bond.start()  # last: nav2_lifecycle_manager forms it once activation has returned
+        return super().on_activate(state)
+
+    def _activate(self) -> None:
+        s = self.settings
+        create_subscriptions(self, s, self.subscriptions_)  # the image's first: publish_diagnostics counts its publishers
         self.mount = CameraMount(self, s.pose)
         if s.clip.camera_info_wait_s > 0 or s.clip.camera_info_startup_wait_s > 0:  # waiting images, released when overdue
             self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady))
         if s.clip.flush_after_s > 0:
             self.timers_.append(self.create_timer(min(0.1, s.clip.flush_after_s / 4), self.intake.flush_if_idle,
                                                   clock=self.steady))
-        self.state_text = "active"
-        self.bond.start()  # last: nav2_lifecycle_manager forms it once activation has returned
-        return super().on_activate(state)
+        self.health.activated()
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_inputs()

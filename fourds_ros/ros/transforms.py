@@ -1,5 +1,5 @@
-"""The node's output publishers and TF: odom -> base on /tf, and the camera's mount (base ->
-camera) from /tf_static.
+"""The node's input subscriptions, output publishers and TF: odom -> base on /tf, and the camera's
+mount (base -> camera) from /tf_static.
 
 Why look the mount up: a base_from_camera parameter that disagrees with the robot's URDF moves
 every odometry pose without any error; Isaac ROS Visual SLAM reads the mount from TF the same way.
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..perception.odometry import transform_from_xyz_quat
 from ..perception.settings import PerceptionSettings, PoseSettings
-from . import tf_static
+from . import convert, tf_static
 from .outputs import OUTPUTS
 
 
@@ -54,11 +54,43 @@ def create_publishers(node, settings: PerceptionSettings) -> tuple[dict, object,
     return publishers, tf_publish, tf_text
 
 
+def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None:
+    """The node's inputs, at activation, appended to `made` one by one (so that a failure half-way
+    leaves nothing the caller cannot destroy): the image (one transport) first, camera_info
+    [, track_queries] [, reference_odom | reference_depth]. Their callbacks run one at a time (one
+    executor thread)."""
+    from nav_msgs.msg import Odometry
+    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.qos import QoSPresetProfiles
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+    s = settings
+    qos = QoSPresetProfiles[s.inputs.image_qos].value
+    # Frames the middleware lost before our callback (best-effort under load) are counted too.
+    events = SubscriptionEventCallbacks(message_lost=node.health.frames_lost, incompatible_qos=node.on_incompatible_qos)
+    wanted = [(Image, "image", node.on_image, qos, events) if s.inputs.image_transport == "raw" else
+              (CompressedImage, "image/compressed", node.on_compressed, qos, events),
+              (CameraInfo, "camera_info", node.on_camera_info, qos, None)]
+    if s.tracks.query_mode == "topic":
+        wanted.append((PointCloud2, "track_queries", node.on_track_queries, 10, None))
+    if s.scale.source == "reference_odometry":  # the robot's own odometry, for the metric scale
+        wanted.append((Odometry, "reference_odom", lambda m: node.intake.push_reference_odometry(
+            *convert.odometry_pose(m), frames=(m.header.frame_id, m.child_frame_id)), 50, None))
+    if s.scale.source == "reference_depth":  # an RGB-D camera's registered depth, for the metric scale
+        wanted.append((Image, "reference_depth", lambda m: node.intake.push_reference_depth(
+            convert.stamp_to_ns(m.header.stamp), lambda: convert.depth_to_metres(m, s.inputs.max_input_pixels)),
+            qos, None))
+    for kind, topic, callback, qos_or_depth, event_callbacks in wanted:
+        made.append(node.create_subscription(kind, topic, callback, qos_or_depth, event_callbacks=event_callbacks))
+
+
 class CameraMount:
     """base_frame -> the images' frame_id: looked up on /tf_static for camera_mount_timeout_s after
     activation (frames keep flowing meanwhile, with base_from_camera), or published from
     base_from_camera when publish_camera_mount is set. `resolve(frame_id)` is called per frame and
-    returns a 4x4 T_base_camera the first time TF provides one, else None."""
+    returns a 4x4 T_base_camera the first time TF provides one, else None. Without tf2_msgs (an
+    install that skipped tools/build_tf2_msgs.sh, which configure allows: TF is then not published)
+    the mount is base_from_camera, and `state` says why."""
 
     def __init__(self, node, settings: PoseSettings):
         self.node, self.base = node, settings.base_frame
@@ -69,9 +101,11 @@ class CameraMount:
         if self.publish:
             self.state = "pending (publishing base_from_camera)"
         elif settings.camera_mount_timeout_s > 0:
-            # tf2_ros where installed (it also follows /tf); else our listener on /tf_static
-            self.listener = _Tf2Listener(node) if tf_static.have_tf2_ros() else tf_static.StaticTransformListener(node)
             self.state = "pending (looking up /tf_static)"
+            try:  # tf2_ros where installed (it also follows /tf); else our listener on /tf_static
+                self.listener = _Tf2Listener(node) if tf_static.have_tf2_ros() else tf_static.StaticTransformListener(node)
+            except ImportError as exc:
+                self._without_tf2_msgs(exc)
         else:
             self.state = "base_from_camera parameter"
 
@@ -79,8 +113,12 @@ class CameraMount:
         if not self.state.startswith("pending"):
             return None
         if self.publish:
-            self.broadcaster = tf_static.publish_static(
-                self.node, [tf_static.make_transform(self.base, frame_id, self.parameter)])
+            try:
+                self.broadcaster = tf_static.publish_static(
+                    self.node, [tf_static.make_transform(self.base, frame_id, self.parameter)])
+            except ImportError as exc:  # raised here, in the image callback, it ended the executor
+                self._without_tf2_msgs(exc)
+                return None
             self.state = f"base_from_camera parameter, published as {self.base} -> {frame_id}"
             return None
         found = self.listener.lookup(self.base, frame_id)
@@ -93,6 +131,14 @@ class CameraMount:
             self.node.get_logger().warning(f"no {self.base} -> {frame_id} on /tf_static after the mount timeout: "
                                            "using the base_from_camera parameter")
         return None
+
+    def _without_tf2_msgs(self, exc: ImportError) -> None:
+        """No /tf_static without tf2_msgs: the mount is the parameter from now on (resolve() stops
+        asking, so this is said once an activation)."""
+        self.state = "base_from_camera parameter (tf2_msgs missing: run tools/build_tf2_msgs.sh)"
+        self.node.get_logger().warning(f"camera mount not {'published' if self.publish else 'looked up'} on "
+                                       f"/tf_static: {type(exc).__name__}: {exc}; using base_from_camera "
+                                       "(tf2_msgs missing: run tools/build_tf2_msgs.sh)")
 
     def destroy(self) -> None:
         """Deactivation: the lookup stops, and the published mount's /tf_static publisher goes (each
