@@ -1,9 +1,15 @@
 """The node's inputs on real DDS: one image transport, every frame accounted for (late frames,
 resets, a slow camera), the camera mount from /tf_static, and a warning for transport loss."""
 
+import dataclasses
+
 import numpy as np
 
+from fourds_ros.perception.odometry import default_base_from_camera
+from fourds_ros.perception.settings import PoseSettings
+from fourds_ros.ros import tf_static
 from fourds_ros.ros.harness import run_node
+from fourds_ros.ros.transforms import CameraMount
 
 START = [{"wait_for": "/diagnostics", "timeout": 60}]
 
@@ -277,3 +283,31 @@ def test_a_first_image_ahead_of_its_camera_info_is_described_with_the_cameras_k(
     assert off["frames_out"] + off["frames_reset"] + off["frames_pending"] == 4, off
     np.testing.assert_allclose(fx["off"], camera_fx, rtol=0.02)
     assert not np.isclose(camera_fx, default_fx, rtol=0.02)
+
+
+def test_another_camera_is_looked_up_not_given_the_first_ones_mount(monkeypatch):
+    """The images' frame_id changes (a camera switch; the clip buffer resets): the second camera's
+    mount is looked up as the first one's was. Once one camera resolved, every later frame_id got
+    None, and the second camera's forward motion was read through the first's mount as backward."""
+    front, rear = default_base_from_camera(), default_base_from_camera()
+    front[:3, 3], rear[:3, 3] = (0.3, 0.0, 0.2), (-0.3, 0.0, 0.2)
+    rear[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ rear[:3, :3]  # facing backwards
+    known = {"cam_front": front, "cam_rear": rear}
+
+    class Listener:  # /tf_static as StaticTransformListener gives it: T_parent_child or None
+        def __init__(self, node):
+            pass
+
+        def lookup(self, parent, child):
+            return known.get(child) if parent == "base_link" else None
+
+    monkeypatch.setattr(tf_static, "have_tf2_ros", lambda: False)
+    monkeypatch.setattr(tf_static, "StaticTransformListener", Listener)
+    mount = CameraMount(None, dataclasses.replace(PoseSettings(), camera_mount_timeout_s=60.0))
+    assert mount.resolve("cam_front") is front and mount.resolve("cam_front") is None
+    assert mount.resolve("cam_rear") is rear and mount.state == "/tf_static base_link -> cam_rear"
+    # a camera TF does not know yet: the parameter meanwhile (not the rear's mount), and the state says so
+    np.testing.assert_allclose(mount.resolve("cam_side"), mount.parameter)
+    assert mount.resolve("cam_side") is None and mount.state.startswith("pending")
+    known["cam_side"] = front
+    assert mount.resolve("cam_side") is front and mount.state == "/tf_static base_link -> cam_side"

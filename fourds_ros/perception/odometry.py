@@ -9,7 +9,13 @@ length) the chain continues from the newest known pose, i.e. it assumes no motio
 and counts it in `gaps`.
 
 The odom frame is the base frame at the first frame (REP-105 style): with the camera mounted as
-base_from_camera (4x4), odom_from_camera = B @ chain and odom_from_base = B @ chain @ B^-1.
+base_from_camera (4x4), odom_from_camera = B @ chain and odom_from_base = B @ chain @ B^-1. A new
+mount (TF's, up to camera_mount_timeout_s after the first frames, or another camera's) re-expresses
+the stored chain so that the last base pose stays where it was published and later motion is read
+with the new mount: REP-105 wants odom continuous, and B @ chain @ B^-1 with the old chain moved the
+whole past trajectory (0.42 m in one frame for a camera 0.3 m ahead of the base, pitched 20 degrees).
+The twist is the SE(3) logarithm of the base's motion between two frames over their interval: the
+chord between them gave a turning robot a sideways velocity v sin(w dt / 2).
 Covariances (6x6, order x y z rx ry rz, as in ROS) accumulate the head's variances along the
 chain, each at least the configured floor, and carry each pose's rotation uncertainty into the
 position of every pose chained after it (`carried_covariance`): a heading error swings all later
@@ -22,7 +28,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-import transforms3d.axangles as axangles
 import transforms3d.quaternions as quaternions
 
 from .pose_geometry import LOG_VARIANCE_LIMITS
@@ -54,13 +59,50 @@ def default_base_from_camera() -> np.ndarray:
 
 
 def rotation_vector(rotation: np.ndarray) -> np.ndarray:
-    axis, angle = axangles.mat2axangle(rotation, unit_thresh=1e-3)
-    return np.asarray(axis) * angle
+    """3x3 rotation -> its rotation vector (axis * angle, angle in [0, pi]), through the unit quaternion.
+    Not transforms3d's mat2axangle: for rotations under about 1.5e-3 rad (a frame's turn at 30 Hz below
+    2.6 deg/s: a robot driving straight) it takes an eigenvector of the wrong eigenvalue in about a
+    quarter of cases, and the published angular twist was off by up to 0.5 rad/s on those frames."""
+    q = quaternions.mat2quat(rotation)  # w, x, y, z
+    q = -q if q[0] < 0 else q
+    sine = float(np.linalg.norm(q[1:]))
+    if sine < 1e-12:  # 2 * xyz to first order
+        return 2 * q[1:]
+    return q[1:] * (2 * np.arctan2(sine, q[0]) / sine)
 
 
 def skew(v: np.ndarray) -> np.ndarray:
     """[v]x: skew(v) @ w == cross(v, w)."""
     return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def rotated_covariance(cov: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """6x6 covariance (ROS order) in the axes of a frame rotated by `rotation` (3x3) from its own:
+    additive position and left rotation errors turn with the axes, the frame's origin aside."""
+    rot = np.zeros((6, 6))
+    rot[:3, :3] = rot[3:, 3:] = rotation
+    return rot @ cov @ rot.T
+
+
+def twist_and_jacobian(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """4x4 motion -> its SE(3) logarithm (6,) as a ROS twist times dt (v then w, v = V(w)^-1 t: the
+    constant body velocity that moves along the arc to delta), and the 6x6 first-order Jacobian of
+    that logarithm for delta's errors in carried_covariance's convention (additive translation dt,
+    left rotation dth: the SE(3) left perturbation is (dt + t x dth, dth), whose logarithm moves by
+    J_l^-1 ~ I - ad(xi) / 2; steps between frames turn little, so the first order holds)."""
+    w = rotation_vector(delta[:3, :3])
+    theta, w_x = float(np.linalg.norm(w)), skew(w)
+    # V(w)^-1 = I - W/2 + (1 - (theta/2) cot(theta/2)) / theta^2 W^2; the factor's series near 0 is
+    # 1/12 + theta^2/720. Written out, not scipy's RigidTransform: ROS installs' python3-scipy
+    # (Ubuntu 24.04: 1.11) predates it.
+    factor = 1 / 12 + theta**2 / 720 if theta < 1e-3 else (1 - theta / 2 / np.tan(theta / 2)) / theta**2
+    xi = np.concatenate([(np.eye(3) - w_x / 2 + factor * w_x @ w_x) @ delta[:3, 3], w])
+    ad = np.zeros((6, 6))
+    ad[:3, :3] = ad[3:, 3:] = skew(xi[3:])
+    ad[:3, 3:] = skew(xi[:3])
+    to_left = np.eye(6)
+    to_left[:3, 3:] = skew(delta[:3, 3])
+    return xi, (np.eye(6) - ad / 2) @ to_left
 
 
 def carried_covariance(cov: np.ndarray, displacement: np.ndarray) -> np.ndarray:
@@ -104,13 +146,13 @@ class OdometryChain:
                  translation_var_scale: float = 1.0):
         """*_var_scale: factors on each clip's variances before the floors, so that the published
         covariances match the errors measured (PoseSettings.rotation_var_scale); poses ignore them."""
-        self.set_base_from_camera(default_base_from_camera() if base_from_camera is None else base_from_camera)
         self.rotation_var_floor = rotation_var_floor
         self.translation_var_floor = translation_var_floor
         self.rotation_var_scale = rotation_var_scale
         self.translation_var_scale = translation_var_scale
         self.history = history
         self.reset()
+        self.set_base_from_camera(default_base_from_camera() if base_from_camera is None else base_from_camera)
 
     @classmethod
     def from_settings(cls, pose, base_from_camera: np.ndarray | None = None) -> OdometryChain:
@@ -127,9 +169,19 @@ class OdometryChain:
                 max(float(variance[1]) * self.translation_var_scale, self.translation_var_floor))
 
     def set_base_from_camera(self, base_from_camera: np.ndarray) -> None:
-        """The camera's mount (4x4); later estimates use it (the chain itself is in camera frames)."""
-        self.base_from_camera = np.asarray(base_from_camera, float)
-        self.camera_from_base = np.linalg.inv(self.base_from_camera)
+        """The camera's mount (4x4); later estimates use it. The stored chain is moved by one rigid
+        transform L (its relative motions, which later clips are aligned on, unchanged) so that the
+        newest pose's base stays where it was published: B_new @ L @ chain @ B_new^-1 = B @ chain @ B^-1."""
+        new = np.asarray(base_from_camera, float)
+        if self.poses:
+            newest = next(reversed(self.poses.values()))[1]
+            published = self.base_from_camera @ newest @ self.camera_from_base
+            move = np.linalg.inv(new) @ published @ new @ np.linalg.inv(newest)
+            # the variance sums are isotropic per block, the same in any axes: only the covariances turn
+            self.poses = OrderedDict((index, (stamp, move @ chain, rotated_covariance(cov, move[:3, :3]), var_sum))
+                                     for index, (stamp, chain, cov, var_sum) in self.poses.items())
+        self.base_from_camera = new
+        self.camera_from_base = np.linalg.inv(new)
 
     def reset(self) -> None:
         # frame index -> (stamp_ns, chain 4x4 camera0_from_camera, 6x6 covariance in camera0's axes,
@@ -191,8 +243,6 @@ class OdometryChain:
 
     def _estimate(self, chain, cov, var_sum, previous, stamp_ns, index) -> PoseEstimate:
         b, b_inv = self.base_from_camera, self.camera_from_base
-        rot = np.zeros((6, 6))
-        rot[:3, :3] = rot[3:, 3:] = b[:3, :3]
         twist, twist_cov = np.zeros(6), np.diag([1e3] * 6)  # unknown until two frames
         if previous is not None and previous[0] != index and stamp_ns > previous[1][0]:
             prev_stamp, prev_chain, _, prev_sum = previous[1]
@@ -203,14 +253,16 @@ class OdometryChain:
             # turning robot a sideways velocity).
             step = np.linalg.inv(prev_chain) @ chain
             delta = b @ step @ b_inv
-            twist = np.concatenate([delta[:3, 3], rotation_vector(delta[:3, :3])]) / dt
+            twist, log_jacobian = twist_and_jacobian(delta)
+            twist = twist / dt
             # The step's rotation uncertainty swings the base's origin (at step_R @ c from the camera,
             # c the base in the camera's frame) as the pose's does: without it a camera 0.3 m ahead of
             # the base published a linear twist variance up to 4.5x too small, and the twist is what
             # the EKF config fuses. (The clips' variances are isotropic: the same in any axes.)
             step_var = np.abs(var_sum - prev_sum) + np.diag([self.translation_var_floor] * 3 + [self.rotation_var_floor] * 3)
-            twist_cov = rot @ carried_covariance(step_var, step[:3, :3] @ b_inv[:3, 3]) @ rot.T / dt**2
+            delta_cov = rotated_covariance(carried_covariance(step_var, step[:3, :3] @ b_inv[:3, 3]), b[:3, :3])
+            twist_cov = log_jacobian @ delta_cov @ log_jacobian.T / dt**2
         # The base's origin sits at the lever arm chain_R @ camera_from_base_t from the camera: the
         # camera's rotation uncertainty swings it too (nothing for a mount at the base's origin).
         base_cov = carried_covariance(cov, chain[:3, :3] @ b_inv[:3, 3])
-        return PoseEstimate(b @ chain, b @ chain @ b_inv, rot @ base_cov @ rot.T, twist, twist_cov)
+        return PoseEstimate(b @ chain, b @ chain @ b_inv, rotated_covariance(base_cov, b[:3, :3]), twist, twist_cov)

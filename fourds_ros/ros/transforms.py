@@ -88,15 +88,19 @@ class CameraMount:
     """base_frame -> the images' frame_id: looked up on /tf_static for camera_mount_timeout_s after
     activation (frames keep flowing meanwhile, with base_from_camera), or published from
     base_from_camera when publish_camera_mount is set. `resolve(frame_id)` is called per frame and
-    returns a 4x4 T_base_camera the first time TF provides one, else None. Without tf2_msgs (an
-    install that skipped tools/build_tf2_msgs.sh, which configure allows: TF is then not published)
-    the mount is base_from_camera, and `state` says why."""
+    returns a 4x4 T_base_camera the first time TF provides one, else None. Another frame_id (a camera
+    switch) is looked up (or published) anew, for camera_mount_timeout_s from its first frame, and its
+    frames use base_from_camera meanwhile: the first camera's mount, kept, read the second's forward
+    motion as backward. Without tf2_msgs (an install that skipped tools/build_tf2_msgs.sh, which
+    configure allows: TF is then not published) the mount is base_from_camera, and `state` says why."""
 
     def __init__(self, node, settings: PoseSettings):
         self.node, self.base = node, settings.base_frame
         self.parameter = transform_from_xyz_quat(settings.base_from_camera)
         self.publish = settings.publish_camera_mount
-        self.deadline = time.monotonic() + settings.camera_mount_timeout_s
+        self.timeout_s = settings.camera_mount_timeout_s
+        self.deadline = time.monotonic() + self.timeout_s
+        self.frame_id: str | None = None  # the camera the state is about
         self.listener = self.broadcaster = None
         if self.publish:
             self.state = "pending (publishing base_from_camera)"
@@ -110,12 +114,29 @@ class CameraMount:
             self.state = "base_from_camera parameter"
 
     def resolve(self, frame_id: str) -> np.ndarray | None:
+        switched = self._switch(frame_id)
+        found = self._resolve(frame_id)
+        # while the new camera's mount is unknown its frames use the parameter, as the first camera's did
+        return self.parameter if found is None and switched else found
+
+    def _switch(self, frame_id: str) -> bool:
+        """Another camera than the one the state is about goes back to pending, as the first one was.
+        -> whether the odometry holds TF's mount of the previous camera (to be replaced meanwhile)."""
+        previous, self.frame_id = self.frame_id, frame_id
+        if previous in (None, frame_id) or not (self.publish or self.listener is not None):
+            return False  # the first camera, the same one, or no TF (the parameter for every camera)
+        from_tf = self.state.startswith("/tf_static")
+        self.state = "pending (publishing base_from_camera)" if self.publish else "pending (looking up /tf_static)"
+        self.deadline = time.monotonic() + self.timeout_s
+        return from_tf
+
+    def _resolve(self, frame_id: str) -> np.ndarray | None:
         if not self.state.startswith("pending"):
             return None
         if self.publish:
-            try:
+            try:  # the same broadcaster: one latched message with every camera's mount
                 self.broadcaster = tf_static.publish_static(
-                    self.node, [tf_static.make_transform(self.base, frame_id, self.parameter)])
+                    self.node, [tf_static.make_transform(self.base, frame_id, self.parameter)], self.broadcaster)
             except ImportError as exc:  # raised here, in the image callback, it ended the executor
                 self._without_tf2_msgs(exc)
                 return None
@@ -139,6 +160,7 @@ class CameraMount:
         self.node.get_logger().warning(f"camera mount not {'published' if self.publish else 'looked up'} on "
                                        f"/tf_static: {type(exc).__name__}: {exc}; using base_from_camera "
                                        "(tf2_msgs missing: run tools/build_tf2_msgs.sh)")
+        self.publish = False  # nothing to publish without tf2_msgs, for this camera or another
 
     def destroy(self) -> None:
         """Deactivation: the lookup stops, and the published mount's /tf_static publisher goes (each
