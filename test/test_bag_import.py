@@ -182,6 +182,32 @@ def test_a_pose_topic_stands_in_for_tf_and_the_cli_imports(tmp_path, tum_frames_
         import_bag(src, tmp_path / "again", _spec(pose_topics=("/mocap/rig",)))
 
 
+def test_a_pose_topic_not_given_is_named_where_the_frames_are_not_joined(tmp_path, tum_frames_with_labels):
+    """The pose only on a PoseStamped (or a robot's Odometry) topic and no --pose-topic: the import
+    stopped with 'not joined by any transform' and the frames, not the fix. It now names the topic and
+    the option that takes it."""
+    src = tmp_path / "driver"
+    write_driver_bag(src, tum_frames_with_labels[:2], pose_as="pose")
+    with pytest.raises(BagError, match="not joined by any transform") as refused:
+        import_bag(src, tmp_path / "imported", _spec())
+    assert ("the recording has /mocap/rig (PoseStamped): pass --pose-topic /mocap/rig:CHILD_FRAME, the frame it "
+            "poses") in str(refused.value)
+    assert not (tmp_path / "imported").exists()
+
+
+def test_eval_and_calibrate_scale_on_a_camera_bag_not_yet_imported_say_to_import_it(tmp_path, tum_frames_with_labels,
+                                                                                    capsys):
+    """A team's first `fourds-ros eval` is often its camera's own bag: it was told only that no
+    /camera/image_raw was found. Both commands now say to run `bag import` first."""
+    src = tmp_path / "driver"
+    write_driver_bag(src, tum_frames_with_labels[:2])
+    for command in (["eval", str(src), "--out", str(tmp_path / "report"), "--offline"], ["calibrate-scale", str(src)]):
+        assert cli(command) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert "no camera images" in err and "A recording of your own camera: run `fourds-ros bag import` first " \
+            "(README: Evaluation with rosbags, Your own recordings)" in err, err
+
+
 def test_a_ros1_bag_imports_the_same(tmp_path, tum_frames_with_labels):
     """ROS 1 recordings (many public datasets) are read too: CameraInfo's fields are D, K, P there."""
     from rosbags.convert import convert

@@ -350,6 +350,41 @@ def test_the_pose_of_the_model_and_of_orb_vo_are_scored_on_the_same_frames(tmp_p
     assert starts["fourds"]["ate"] == pytest.approx(starts["orb_vo"]["ate"])
 
 
+def test_the_tracks_of_the_model_and_of_lk_are_scored_on_the_same_frames(tmp_path):
+    """`eval --rate bag` where the node shed frames: LK answered every frame, the model not, and the
+    AJ ratio's interval raised ('not scored on the same queries'), so no report was written. Both
+    are now scored on the frames both answered, and the ratio is paired point by point."""
+    from fourds_ros.evaluation.predictions import Predictions
+    from fourds_ros.evaluation.report import build_report, markdown
+
+    K = np.array([[50.0, 0, 32], [0, 50, 24], [0, 0, 1]])
+    rng = np.random.default_rng(7)
+    start = rng.uniform(8, 40, (12, 2))
+    frames = []
+    for i in range(10):
+        uv = start + [1.5 * i, 0.5 * i]
+        frames.append(Frame(stamp_ns=i * 33_000_000, K=K, image=np.zeros((48, 64, 3), np.uint8),
+                            gt_tracks={"ids": np.arange(12), "uv": uv, "visible": np.ones(12, bool)}))
+    write_bag(frames, tmp_path / "syn", storage="sqlite3")
+    data = read_bag(tmp_path / "syn")
+    model, lk = Predictions(name="fourds"), Predictions(name="lk")
+    for i, f in enumerate(frames):
+        rows = slice(0, 12 if i >= 5 else 6)  # half the points seeded on frame 0, half on frame 5
+        noise = rng.normal(0, 1.0, (12, 2)) if i not in (0, 5) else 0.0  # the query frames exact, as a query is
+        track = {"ids": np.arange(100, 112)[rows], "uv": (f.gt_tracks["uv"] + noise)[rows],
+                 "visible": np.ones(12, bool)[rows]}
+        lk.tracks[f.stamp_ns] = track
+        if i not in (3, 6):  # the node shed frames 3 and 6
+            model.tracks[f.stamp_ns] = track
+    report = build_report(data, model, {"lk": lk})
+    ours, theirs = report["tracks"], report["peers"]["lk"]["tracks"]
+    # the frames both answered after each query: 7 (frames 1-9 but 3 and 6) and 3 (frames 7-9)
+    assert ours["evaluated"] == theirs["evaluated"] == 6 * 7 + 6 * 3
+    assert ours["aj"] == pytest.approx(theirs["aj"])  # the same outputs on the same frames
+    assert report["uncertainty"]["tracks"]["ratio"] == pytest.approx(1.0) and report["uncertainty"]["tracks"]["n"] == 12
+    assert "AJ / LK 1.000" in markdown(report)
+
+
 # --- Issue #20: bag tools fail cleanly (no traceback, no partial output).
 
 SAMPLE_FRAMES = REPO / "samples" / "hololens_000" / "images"

@@ -140,6 +140,44 @@ def test_offline_and_dds_paths_agree(reports):
         assert "Track steps: " in (reports[mode][0] / "report.md").read_text()
 
 
+def test_eval_runs_the_nodes_default_backend_and_says_which_ran(reports):
+    """The README says eval runs the model as the node does; it ran torch, the node's last resort
+    (backend auto: TensorRT with a GPU, else ONNX Runtime). Without --backend both paths now run the
+    node's auto, and the report names the engine that ran (auto names none)."""
+    for mode in ("dds", "offline"):
+        out, report = reports[mode]
+        assert report["meta"]["backend"] == "auto"
+        assert report["meta"]["engine"].startswith("onnxruntime (CPU")  # no GPU here: ONNX Runtime
+        assert f"Inference: {report['meta']['engine']} (--backend auto)." in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("command", ["eval", "eval-suite", "calibrate-scale"])
+def test_every_evaluation_command_defaults_to_the_nodes_backend(command, monkeypatch, capsys):
+    """eval and eval-suite defaulted to torch and calibrate-scale to onnxruntime; all three now take
+    the node's default (auto), and say so in --help."""
+    from fourds_ros.cli import main as cli
+    from fourds_ros.evaluation import eval_cli, scale_cli, suite
+    from fourds_ros.evaluation.bag import BagError
+    from fourds_ros.perception.settings import PerceptionSettings
+
+    asked, position = [], {"eval": 4, "eval-suite": 7, "calibrate-scale": 2}[command]  # of the backend argument
+
+    def record(*args, **kwargs):  # the command's work, stopped once the backend it was given is known
+        asked.append(args[position])
+        raise BagError("stop")
+
+    monkeypatch.setattr(eval_cli, "evaluate", record)
+    monkeypatch.setattr(suite, "run_suite", record)
+    monkeypatch.setattr(suite, "load_split", lambda path: type("Split", (), {"fold": lambda self, name: None})())
+    monkeypatch.setattr(scale_cli, "calibrate", record)
+    args = {"eval": ["eval", "BAG", "--out", "OUT"], "calibrate-scale": ["calibrate-scale", "BAG"],
+            "eval-suite": ["eval-suite", "--split", "S", "--data-root", "D", "--out", "OUT"]}[command]
+    assert cli(args) == 1 and asked == [PerceptionSettings().model.backend] == ["auto"]
+    with pytest.raises(SystemExit):
+        cli([command, "--help"])
+    assert "default auto, the node's" in " ".join(capsys.readouterr().out.split())
+
+
 def test_bag_without_ground_truth_reports_what_was_not_scored(tmp_path, tiny_model_dir):
     from fourds_ros.evaluation.eval_cli import evaluate
 

@@ -102,6 +102,27 @@ def test_a_turning_clip_does_not_count():
     assert wide.observe(0, 200 * MS, np.array([0, 0, 0.1]), mount(0))
 
 
+def test_the_diagnostics_hint_names_the_turn_gate_when_it_refused_the_clips():
+    """A robot driving 0.2 m a clip while turning 10 degrees (metric_scale_max_rotation_deg 5): every
+    clip refused for its turn. The WARN told it 'a robot standing, or slower than that a clip'; it
+    now counts the clips the turn gate refused and names the gate and the largest turn."""
+    from fourds_ros.perception.health import REFERENCE_WARN_AFTER_CLIPS, WARN, NodeHealth, NodeState
+
+    ref = scale_of(min_clips=5)
+    clips = 5 + REFERENCE_WARN_AFTER_CLIPS
+    for i in range(2 * clips + 1):  # 1 m/s ahead, turning 50 degrees a second
+        ref.add(i * 100 * MS, [0.1 * i, 0, 0], quat_xyzw(euler.euler2mat(0, 0, math.radians(5 * i))))
+    for c in range(clips):
+        assert not ref.observe(2 * c * 100 * MS, 2 * (c + 1) * 100 * MS, np.array([0, 0, 0.1]), mount(0))
+    status = {**ref.status(), "metric_scale_source": "reference_odometry",
+              "metres_from": "model (reference_odometry: 0 of 5 clips counted yet)"}  # as the pipeline adds them
+    assert status["metric_scale_clips_turned"] == clips and status["metric_scale_largest_turn_deg"] == 10.0
+    level, message = NodeHealth(lambda m: None).level(NodeState("active", pipeline_status=status))
+    assert level == WARN and "standing" not in message
+    assert (f"covered {clips} of them (its stamps must bracket the clip's), and {clips} turned more than the 5.0 "
+            "degrees a clip may (metric_scale_max_rotation_deg), up to 10.0 in one (the longest moved 0.2 m") in message
+
+
 def test_bad_reference_poses_are_refused_with_a_reason():
     ref = scale_of()
     assert ref.add(0, [0, 0, 0], UNIT) is None

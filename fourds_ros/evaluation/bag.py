@@ -412,8 +412,10 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
         image_topic = IMAGE_TOPIC if IMAGE_TOPIC in data.topics else (
             COMPRESSED_TOPIC if COMPRESSED_TOPIC in data.topics else None)
         if image_topic is None:
+            # A team's first try is often its camera's own bag, which is not yet in the layout scored here.
             raise BagError(f"{path}: no camera images (expected {IMAGE_TOPIC} or {COMPRESSED_TOPIC}); "
-                           f"topics: {sorted(data.topics) or 'none'}")
+                           f"topics: {sorted(data.topics) or 'none'}. A recording of your own camera: run "
+                           "`fourds-ros bag import` first (README: Evaluation with rosbags, Your own recordings)")
         data.compressed = image_topic == COMPRESSED_TOPIC
         wanted = {image_topic, CAMERA_INFO_TOPIC, GT_DEPTH_TOPIC, GT_POSE_TOPIC, GT_TRACKS_TOPIC}
         conns = [c for c in reader.connections if c.topic in wanted]

@@ -135,7 +135,7 @@ def import_frames(src: str | Path, spec: ImportSpec, report: ImportReport | None
     depth_for = {s: _nearest(depth_stamps, s, spec.max_dt_s) for s in chosen}
     if depth_stamps and chosen and not any(d is not None for d in depth_for.values()):
         report.nearest_depth_s = min(abs(_nearest(depth_stamps, s, float("inf")) - s) for s in chosen) / 1e9
-    for frame in _second_pass(src, spec, calibration, tree, set(chosen), depth_for):
+    for frame in _second_pass(src, spec, calibration, tree, set(chosen), depth_for, _pose_topic_hint(spec, topics)):
         report.frames += 1
         report.with_depth += frame.gt_depth is not None
         report.with_pose += frame.gt_pose is not None
@@ -156,6 +156,23 @@ def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
         need(spec.depth_topic, IMAGE_TYPES, "depth")
     for entry in spec.pose_topics:
         need(entry.split(":", 1)[0], POSE_TYPES, "pose")
+
+
+def _pose_topic_hint(spec: ImportSpec, topics: dict[str, str]) -> str:
+    """What to add where the world frame is not joined to the camera's: the recording's pose topics
+    not given as --pose-topic (a robot's odometry on nav_msgs/Odometry is not on /tf unless its driver
+    broadcasts it, and the error named only the frames)."""
+    given = {e.split(":", 1)[0] for e in spec.pose_topics}
+    unused = sorted(t for t, kind in topics.items() if kind in POSE_TYPES and t not in given)
+    if not unused:
+        return ""
+    named = ", ".join(f"{t} ({topics[t].rsplit('/', 1)[-1]})" for t in unused)
+    first = unused[0]
+    if topics[first].endswith(("/PoseStamped", "/PoseWithCovarianceStamped")):  # no child_frame_id in the message
+        return (f"; the recording has {named}: pass --pose-topic {first}:CHILD_FRAME, the frame it poses, joined to "
+                "the camera's by /tf or /tf_static")
+    return (f"; the recording has {named}: pass --pose-topic {first} (its child frame joined to the camera's by /tf "
+            "or /tf_static)")
 
 
 def _first_pass(src, reader, spec: ImportSpec, topics: dict[str, str], report: ImportReport):
@@ -282,9 +299,10 @@ def _nearest(stamps: list[int], stamp: int, max_dt_s: float) -> int | None:
 
 
 def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: TransformTree, chosen: set[int],
-                 depth_for: dict[int, int | None]) -> Iterator[Frame]:
+                 depth_for: dict[int, int | None], pose_hint: str = "") -> Iterator[Frame]:
     """Images and their depth, read again in the recording's order; a frame is yielded once its
-    depth (if it has one) has been read, so that only a few frames are held at a time."""
+    depth (if it has one) has been read, so that only a few frames are held at a time. pose_hint:
+    added to a camera pose the transforms cannot give (_pose_topic_hint)."""
     uses = Counter(d for d in depth_for.values() if d is not None)  # a depth image may serve several frames
     depth: dict[int, np.ndarray] = {}
     waiting: list[Frame] = []
@@ -296,7 +314,7 @@ def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: Trans
             if conn.topic == spec.image_topic and stamp in chosen:
                 chosen.discard(stamp)  # a stamp sent twice is one frame
                 waiting.append(_frame(msg, conn.msgtype, stamp, calibration, tree, spec.world_frame,
-                                      spec.sixteen_bit_max))
+                                      spec.sixteen_bit_max, pose_hint))
             elif conn.topic == spec.depth_topic and stamp in uses and stamp not in depth:
                 depth[stamp] = _depth(msg, calibration)
             waiting = yield from _release(waiting, depth, depth_for, uses)
@@ -370,7 +388,7 @@ def compressed_depth(fmt: str, data: bytes) -> np.ndarray:
 
 
 def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: TransformTree, world: str | None,
-           sixteen_bit_max: int = 65535) -> Frame:
+           sixteen_bit_max: int = 65535, pose_hint: str = "") -> Frame:
     if msgtype.endswith("CompressedImage"):
         from .bag import decode_image
 
@@ -387,7 +405,7 @@ def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: Tra
         try:
             pose = tree.lookup(world, msg.header.frame_id, stamp)
         except TransformError as exc:
-            raise BagError(f"the camera's pose ({world} -> {msg.header.frame_id!r}): {exc}") from exc
+            raise BagError(f"the camera's pose ({world} -> {msg.header.frame_id!r}): {exc}{pose_hint}") from exc
     return Frame(stamp_ns=stamp, K=calibration.K.copy(), image=rgb, gt_pose=pose)
 
 

@@ -14,10 +14,21 @@ import sys
 import time
 from pathlib import Path
 
+from ..perception.settings import BACKENDS, ModelSettings
 from .bag import BagError, read_bag
 from .predictions import Predictions, grid_queries, track_queries
 
 log = logging.getLogger("fourds_ros.eval")
+# eval, eval-suite and calibrate-scale run the model as the node does: on the node's default backend
+# (auto), not one of their own (they ran torch, which the node runs only where nothing else can).
+NODE_BACKEND = ModelSettings().backend
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """--backend, the same for every evaluation command (NODE_BACKEND)."""
+    parser.add_argument("--backend", default=NODE_BACKEND, choices=BACKENDS,
+                        help=f"inference backend; default {NODE_BACKEND}, the node's: TensorRT with a GPU, then ONNX "
+                             "Runtime, then torch (the report names the one that ran)")
 
 
 def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
@@ -70,7 +81,7 @@ def resolve_model(model_dir) -> str:
     return found
 
 
-def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = "torch", erode_px: int = 0,
+def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = NODE_BACKEND, erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
              ros_env: dict | None = None, badja: str | Path | None = None, params: dict | None = None,
              pose_starts: int = 0) -> dict:
@@ -105,7 +116,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         model = run_dds(bag, bag_path, model_dir, out_dir / "outputs.mcap", backend=backend, rate=rate,
                         hop=hop, timeout_s=timeout_s, env=ros_env, params=params)
     peers = run_peers(bag, model)
-    meta = {"mode": "offline" if offline else "dds", "model": str(model_dir), "backend": backend,
+    meta = {"mode": "offline" if offline else "dds", "model": str(model_dir), "backend": backend, "engine": model.engine,
             "rate": rate if not offline else None, "hop": hop, "params": dict(params or {}),
             "eval_wall_s": time.perf_counter() - t0, "pipeline_status": model.status}
     report = build_report(bag, model, peers, erode_px, out_dir, meta)
@@ -130,7 +141,7 @@ def main(argv: list[str]) -> int:
                              "models/fourds_default, as the node")
     parser.add_argument("--out", required=True, help="report directory")
     parser.add_argument("--offline", action="store_true", help="no DDS: push frames into the pipeline directly")
-    parser.add_argument("--backend", default="torch")
+    add_backend_argument(parser)
     parser.add_argument("--erode", type=int, default=0, metavar="PX",
                         help="ignore depth within PX pixels of depth edges (7-Scenes: depth from a second camera)")
     parser.add_argument("--rate", default="max", help="DDS replay: 'max' (back-pressure, no drops) or 'bag'")

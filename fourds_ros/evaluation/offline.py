@@ -79,4 +79,5 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     describable = len(bag.stamps) if len(bag.stamps) >= pipeline.clip_length else 0
     preds.dropped = max(0, describable - len(preds.output_stamps()))
     preds.status = pipeline.status()
+    preds.engine = engine.describe()
     return preds

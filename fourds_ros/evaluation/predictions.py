@@ -21,7 +21,8 @@ class Predictions:
     latency_ms: stamp -> input-to-output latency (ms), where measured
     wall_s: wall time spent producing all outputs; frames_in: frames fed; dropped: frames fed that
     never got an output; status: the pipeline's counters at the end (offline: PerceptionPipeline.status(),
-    e.g. the metric scale with a reference odometry).
+    e.g. the metric scale with a reference odometry); engine: the inference engine that ran, as it
+    describes itself (e.g. "onnxruntime (CPU, fp32)"; backend auto names no backend), "" for a peer.
     """
 
     name: str = "fourds"
@@ -34,6 +35,7 @@ class Predictions:
     frames_in: int = 0
     dropped: int | None = None
     status: dict = field(default_factory=dict)
+    engine: str = ""
 
     def output_stamps(self) -> set[int]:
         return set(self.depth) | set(self.tracks) | set(self.poses)

@@ -557,6 +557,7 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
     diagnostics = timing.get("node_diagnostics") or {}
     preds.status = {k: int(v) for k, v in diagnostics.items()
                     if k.startswith(("track_steps", "pose_epipolar")) and v.isdigit()}
+    preds.engine = diagnostics.get("backend", "")  # the engine the node runs (engine.describe())
     return preds
 
 

@@ -106,10 +106,14 @@ def track_ground_truth(bag: BagData, stamps: list[int], queries: dict[int, tuple
     return ids, query_t, gt
 
 
-def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int, float, float]] | None = None) -> dict:
+def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int, float, float]] | None = None,
+                 stamps_of: set[int] | None = None) -> dict:
+    """TAP-Vid metrics at the frames with a track output, and only those of `stamps_of` when given
+    (build_report: the frames the model and LK both answered, so that both are scored on the same
+    queries and frames and the AJ ratio pairs them point by point)."""
     if not preds.tracks:
         return dict.fromkeys(TRACK_KEYS) | {"error": "no track outputs"}
-    stamps = sorted(s for s in bag.stamps if s in preds.tracks)
+    stamps = sorted(s for s in bag.stamps if s in preds.tracks and (stamps_of is None or s in stamps_of))
     queries = queries if queries is not None else track_queries(preds.tracks, bag.image_hw)
     queries = {t: q for t, q in queries.items() if q[0] in set(stamps)}
     if not queries:
@@ -161,16 +165,17 @@ def score_pose(bag: BagData, preds: Predictions, tum_dir: Path | None = None, na
 
 
 def score(bag: BagData, preds: Predictions, erode_px: int = 0, queries=None, tum_dir: Path | None = None,
-          parts=("depth", "tracks", "pose"), pose_stamps: set[int] | None = None) -> dict:
+          parts=("depth", "tracks", "pose"), paired: dict[str, set[int] | None] | None = None) -> dict:
     """Score one method. Returns {depth, tracks, pose, performance} (only the requested parts);
-    the pose at pose_stamps only, when given (score_pose)."""
+    paired: part ("tracks", "pose") -> the only stamps that part is scored at (score_tracks, score_pose)."""
     out: dict = {}
+    paired = paired or {}
     if "depth" in parts:
         out["depth"], out["_depth_per_frame"] = score_depth(bag, preds, erode_px)
     if "tracks" in parts:
-        out["tracks"] = score_tracks(bag, preds, queries)
+        out["tracks"] = score_tracks(bag, preds, queries, paired.get("tracks"))
     if "pose" in parts:
-        out["pose"] = score_pose(bag, preds, tum_dir, preds.name, pose_stamps)
+        out["pose"] = score_pose(bag, preds, tum_dir, preds.name, paired.get("pose"))
     out["performance"] = preds.performance()
     return out
 
@@ -180,14 +185,18 @@ def build_report(bag: BagData, model: Predictions, peers: dict[str, Predictions]
     """report dict with model metrics at the top level and peers under report['peers']."""
     tum_dir = out_dir / "trajectories" if out_dir is not None else None
     queries = (track_queries(model.tracks, bag.image_hw) if model.tracks else None) or None
-    # The pose of the model and of ORB VO on the frames both placed (the node may shed frames)
-    pose_stamps = (set(model.poses) & set(peers["orb_vo"].poses)) if "orb_vo" in peers else set()
-    pose_stamps = pose_stamps or None  # none shared: each alone (there is then no pair to compare)
-    report = score(bag, model, erode_px, queries, tum_dir, pose_stamps=pose_stamps)
+    # The tracks of the model and of LK, and the pose of the model and of ORB VO, on the frames both
+    # answered: the node may shed frames (--rate bag) where the peers answer every one, and a method
+    # scored over other frames is compared over another recording (the AJ ratio then paired nothing).
+    paired = {}
+    for part, outputs, peer in (("tracks", "tracks", "lk"), ("pose", "poses", "orb_vo")):
+        shared = set(getattr(model, outputs)) & set(getattr(peers[peer], outputs)) if peer in peers else set()
+        paired[part] = shared or None  # none shared: each alone (there is then no pair to compare)
+    report = score(bag, model, erode_px, queries, tum_dir, paired=paired)
     report["peers"] = {}
     parts = {"constant_depth": ("depth",), "lk": ("tracks",), "orb_vo": ("pose",)}
     for name, p in peers.items():
-        report["peers"][name] = score(bag, p, erode_px, queries, tum_dir, parts[name], pose_stamps)
+        report["peers"][name] = score(bag, p, erode_px, queries, tum_dir, parts[name], paired)
     report["uncertainty"] = target_intervals(report)
     for peer in report["peers"].values():
         peer.pop("_depth_per_frame", None)
@@ -289,6 +298,9 @@ def scale_lines(status: dict) -> list[str]:
 def markdown(report: dict) -> str:
     rows = [("4DS (this package)", report)] + [(f"peer: {n}", d) for n, d in report["peers"].items()]
     lines = ["# Evaluation report", "", f"Bag: `{report['bag']['path']}` ({report['bag']['frames']} frames)", ""]
+    meta = report.get("meta") or {}
+    if meta.get("engine"):  # what ran: meta.backend is what was asked for, and auto names no backend
+        lines += [f"Inference: {meta['engine']} (--backend {meta.get('backend')}).", ""]
     for title, section, keys in [("Depth (median-scaled per frame)", "depth", DEPTH_KEYS),
                                  ("Tracks (TAP-Vid, 256x256)", "tracks", TRACK_KEYS),
                                  ("Pose (evo, Sim(3)-aligned)", "pose", POSE_KEYS)]:

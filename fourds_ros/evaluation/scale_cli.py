@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .bag import BagError
+from .eval_cli import NODE_BACKEND, add_backend_argument
 
 
 def _run(bag_path, model_dir, backend: str, params: dict | None):
@@ -68,7 +69,7 @@ def _scores(bag, preds, factor: float) -> dict:
     return out
 
 
-def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend: str = "onnxruntime",
+def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend: str = NODE_BACKEND,
               params: dict | None = None, check: str | Path | None = None) -> dict:
     """-> {factor, frames, frame_scale_p10 / p90, fitted: {before, after} on BAG, and with `check`
     (another labelled recording of the site) checked: the same there, where the factor is a
@@ -108,7 +109,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros calibrate-scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("bag", help="a labelled recording of the site (bag convert / bag import, with /gt/depth)")
     parser.add_argument("--model", default=None, help="model directory; default: the shipped one, as the node")
-    parser.add_argument("--backend", default="onnxruntime")
+    add_backend_argument(parser)
     parser.add_argument("--check", default=None, metavar="OTHER_BAG",
                         help="another labelled recording of the site, scored with the factor (its real test)")
     parser.add_argument("--json", default=None, help="also write the result here")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .bag import BagError, write_bag
 from .datasets import iter_dataset, played_backwards
+from .eval_cli import NODE_BACKEND, add_backend_argument
 from .uncertainty import BLOCK_FRAMES, LEVEL
 
 log = logging.getLogger("fourds_ros.eval_suite")
@@ -223,7 +224,7 @@ def _honesty_note(split: Split, fold: Fold, model_dir: str | None) -> str | None
 
 
 def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, offline: bool = False,
-              model_dir: str | None = None, max_frames: int | None = None, backend: str = "torch",
+              model_dir: str | None = None, max_frames: int | None = None, backend: str = NODE_BACKEND,
               params: dict | None = None, validation_only: bool = False, pose_starts: int = 0) -> dict:
     """Evaluate one model on every recording of the split (validation_only: only the fold's
     validation scenes); returns the suite dict (also written). params: node parameters.
@@ -343,7 +344,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="output folder: bags/, <recording>/report.*, suite.md/json")
     parser.add_argument("--offline", action="store_true", help="no DDS: push frames into the pipeline directly")
     parser.add_argument("--model", default=None, help="model directory (default: the shipped models/fourds_default)")
-    parser.add_argument("--backend", default="torch")
+    add_backend_argument(parser)
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each recording")
     add_param_argument(parser, "for every recording")
     parser.add_argument("--validation-only", action="store_true", help="evaluate the fold's validation scenes only")

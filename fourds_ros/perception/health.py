@@ -83,6 +83,13 @@ REFERENCE_HINTS = {
                                   "stays in the model's metres",
     ("reference_depth", True): "no clip's reference depth matched the model's: within 20 ms of a frame, registered "
                                "to the colour image, in metres (a 32FC1 depth in mm is 1000x off)",
+    # Taken in place of ("reference_odometry", True) once the turn gate refused a clip: a robot turning on
+    # the spot was told it stood still.
+    ("reference_odometry", "turned"): "the reference covered {seen} of them (its stamps must bracket the clip's), and "
+                                      "{turned} turned more than the {max_turn} degrees a clip may "
+                                      "(metric_scale_max_rotation_deg), up to {largest_turn} in one (the longest moved "
+                                      "{longest} m, of the {needed} m a clip needs): a robot turning faster than that "
+                                      "a clip stays in the model's metres until it drives straighter",
 }
 # What makes frames wait in the node's own subscription queue (docs/benchmarks.md, session 33): with
 # Fast DDS's default 512 KB shared-memory segment, 640x480 rgb8 frames waited 57-155 ms (p50) from
@@ -382,17 +389,24 @@ class NodeHealth:
         # Messages that arrive and are refused are no silence: they are bad input, logged and counted as such.
         refused = now - self._last_seen.get(source, -np.inf) < REFERENCE_SILENT_S[source]
         if status["metres_from"] != source and described >= needed + REFERENCE_WARN_AFTER_CLIPS:
-            hint = (f"every {source} message taken in so far refused ({self.errors[source]}): see the log's "
-                    f"[{source}] lines" if np.isnan(age) and self.errors.get(source) else
-                    REFERENCE_HINTS[source, not np.isnan(age)].format(
-                        seen=status.get("metric_scale_clips_seen"), longest=status.get("metric_scale_longest_clip_m"),
-                        needed=status.get("metric_scale_min_distance_m")))
-            problems.append(f"metres from {status['metres_from']} after {described} clips ({hint})")
+            problems.append(f"metres from {status['metres_from']} after {described} clips "
+                            f"({self._reference_hint(source, status, age)})")
         silent_s = age - (now - self.last_in)  # how long frames kept arriving after the reference's last sample
         if silent_s > REFERENCE_SILENT_S[source] and now - self.last_in < BAD_INPUT_WARN_S and not refused:
             problems.append(f"{source} silent for {age:.0f} s, frames arriving {silent_s:.0f} s after its last "
                             f"sample: metric_scale {status['metric_scale']} held, no longer measured")
         return problems
+
+    def _reference_hint(self, source: str, status: dict, age: float) -> str:
+        """Why the reference's scale is not in effect yet, by what it got (REFERENCE_HINTS): every
+        message refused, nothing heard, or what refused the clips it covered."""
+        if np.isnan(age) and self.errors.get(source):
+            return f"every {source} message taken in so far refused ({self.errors[source]}): see the log's [{source}] lines"
+        turned = status.get("metric_scale_clips_turned", 0)  # a clip measured: the reference was heard
+        return REFERENCE_HINTS[source, "turned" if turned else not np.isnan(age)].format(
+            seen=status.get("metric_scale_clips_seen"), longest=status.get("metric_scale_longest_clip_m"),
+            needed=status.get("metric_scale_min_distance_m"), turned=turned,
+            max_turn=status.get("metric_scale_max_rotation_deg"), largest_turn=status.get("metric_scale_largest_turn_deg"))
 
     def _recent_increase(self, now: float, *totals: int) -> tuple[list[int], str]:
         """-> (how much each total grew since the newest sample at least RECENT_S old, or since the

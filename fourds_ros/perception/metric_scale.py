@@ -76,6 +76,11 @@ class ReferenceScale:
         self.clips_offered = 0  # clips described (observe calls), covered or not
         self.clips_seen = 0  # clips the reference covered
         self.longest_m = 0.0  # the longest camera travel the reference measured over a clip
+        # Clips refused for turning more than max_rotation_deg, and the largest turn over a clip: a robot
+        # that turns on the spot stays in the model's metres as a standing one does, and health's hint
+        # must name the gate that refused its clips, not tell it that it stood still.
+        self.clips_turned = 0
+        self.largest_turn = 0.0  # rad
         self.clips_used = 0  # of them, those that moved enough and turned little enough
 
     def add(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray) -> str | None:
@@ -143,6 +148,8 @@ class ReferenceScale:
         self.clips_seen += 1
         distance, turned = travel
         self.longest_m = max(self.longest_m, distance)  # a standing robot's clips never reach min_distance_m
+        self.largest_turn = max(self.largest_turn, turned)
+        self.clips_turned += int(turned > self.max_rotation)
         model_distance = float(np.linalg.norm(model_translation))
         if distance < self.min_distance_m or turned > self.max_rotation or not model_distance > 1e-4:
             return False
@@ -164,7 +171,9 @@ class ReferenceScale:
         """For diagnostics (the node counts refused reference messages as errors_reference_odometry)."""
         return {"metric_scale": round(self.scale, 4), "metric_scale_clips_used": self.clips_used,
                 "metric_scale_clips_seen": self.clips_seen, "metric_scale_longest_clip_m": round(self.longest_m, 3),
-                "metric_scale_min_distance_m": self.min_distance_m, **reference_status(self)}
+                "metric_scale_min_distance_m": self.min_distance_m, "metric_scale_clips_turned": self.clips_turned,
+                "metric_scale_largest_turn_deg": round(math.degrees(self.largest_turn), 1),
+                "metric_scale_max_rotation_deg": round(math.degrees(self.max_rotation), 1), **reference_status(self)}
 
 
 def reference_status(reference: ReferenceScale | DepthReferenceScale) -> dict:
