@@ -61,13 +61,14 @@ class Rig:
         if start:
             self.worker.start()
 
-    def run_clip(self, clip) -> None:  # as PerceptionNode._run_clip, without the messages
+    def run_clip(self, clip) -> None:  # as PerceptionNode._run_clip, without the messages (node_run_clip: with)
         t0 = time.perf_counter()
         result = self.pipeline.process(clip)
         self.health.counts["clips"] += 1
         self.results.extend(result.frames)
         self.restarted.append(result.odometry_restarted)
-        self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t0)
+        self.worker.settle(lambda: self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s,
+                                                           time.perf_counter() - t0))
 
     def image(self, stamp_ns: int, rgb=None, decode=None, frame_id: str = "cam", info: Calibration | None = None,
               paced: bool = True):
@@ -93,22 +94,80 @@ class Rig:
         self.wait_idle()
 
     def state(self) -> NodeState:
-        return NodeState("active", frames_pending=self.intake.pending_frames(),
-                         has_camera_info=self.intake.has_camera_info, pipeline_status=self.pipeline.status())
+        """What publish_diagnostics knows beside the counters (FrameIntake.report fills in the rest)."""
+        return NodeState("active", has_camera_info=self.intake.has_camera_info)
 
     def values(self) -> dict[str, str]:
-        return self.health.report(self.state())[2]
+        return self.intake.report(self.state())[2]
 
     def stop(self) -> None:
         self.worker.stop(timeout_s=WAIT_S)
 
 
 
+class Publisher:
+    """Keeps what is published; the two methods of a publisher that OutputMessages calls."""
+
+    def __init__(self):
+        self.msgs = []
+
+    def get_subscription_count(self) -> int:
+        return 1
+
+    def publish(self, msg) -> None:
+        self.msgs.append(msg)
+
+
+def node_run_clip(r: Rig) -> dict[str, Publisher]:
+    """r's clips run through PerceptionNode._run_clip itself (its counting, DepthFirst, OutputMessages)
+    into recording publishers, before r.worker starts. -> the publishers by output key, and "tf"."""
+    from types import SimpleNamespace
+
+    from fourds_ros.ros.outputs import OUTPUTS, OutputMessages
+    from fourds_ros.ros.perception_node import PerceptionNode
+
+    publishers = {key: Publisher() for key in (*OUTPUTS, "tf")}
+    node = SimpleNamespace(pipeline=r.pipeline, worker=r.worker, health=r.health, outputs=OutputMessages(r.settings),
+                           publishers_=publishers, tf_publish=publishers["tf"].publish)
+    r.worker.run_clip = lambda clip: PerceptionNode._run_clip(node, clip)
+    return publishers
+
+
+def sent(publishers: dict[str, Publisher], key: str) -> list[int]:
+    """The stamps (ns) of the messages sent on an output ("path": the poses on the last path)."""
+    msgs = publishers[key].msgs
+    if key == "path":
+        msgs = msgs[-1].poses if msgs else []
+    elif key == "tf":
+        msgs = [t for transforms in msgs for t in transforms]
+    return [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in msgs]
+
+
+class HeldEngine:
+    """The engine, each call of which sets `entered`, then waits for `go` (set: runs at once), and
+    raises instead once `fail` is set (then clears it): inference held or failed at a chosen clip."""
+
+    def __init__(self, engine):
+        self.engine, self.entered, self.go, self.fail = engine, threading.Event(), threading.Event(), False
+        self.go.set()
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def __call__(self, inputs):
+        self.entered.set()
+        assert self.go.wait(WAIT_S), "the test never released the engine"
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("CUDA error: transient")
+        return self.engine(inputs)
+
+
 @pytest.fixture
 def rig(engine):
     rigs = []
 
-    def make(**kw):
+    def make(engine=engine, **kw):
         r = Rig(engine, **kw)
         rigs.append(r)
         return r
@@ -444,11 +503,14 @@ def test_manual_reset_restarts_odometry_at_the_next_sequence(rig):
 
 
 @pytest.mark.parametrize("reset", ["manual", "time_backwards"])
-def test_reset_while_the_first_clip_waits_restarts_odometry_after_it(rig, reset):
-    """The intake keeps a clip already waiting at a reset ('described in the old chain; the reset
-    applies from the next frame on'). When that waiting clip is itself the first of its sequence,
-    the post-reset clips must still restart odometry."""
+def test_reset_while_the_first_clip_waits_sends_its_depth_but_no_pose(rig, reset):
+    """A clip already waiting at a reset (~/reset, or a bag loop's time going backwards) is still
+    described: its frames came before the reset, and their depth and tracks go out. Their poses do
+    not: they would continue the odometry chain the reset ended, on odometry, TF and the path, after
+    the reset returned. The clips after the reset restart odometry at identity, also when that
+    waiting clip was itself the first of its sequence."""
     r = rig(start=False, max_waiting_clips=2)  # inference behind: the first clip waits in the queue
+    publishers = node_run_clip(r)
     for i, s in enumerate(stamps(4)):
         r.image(s, image(64, 64, i))
     assert len(r.worker.queue) == 1
@@ -462,10 +524,104 @@ def test_reset_while_the_first_clip_waits_restarts_odometry_after_it(rig, reset)
     assert r.health.counts[f"reset_{reset}"] == 1
     r.worker.start()
     r.wait_idle()
-    assert [x.stamp_ns for x in r.results] == stamps(4) + after
-    assert r.values()["frames_unaccounted"] == "0"
-    assert r.restarted == [True, True]
+    assert sent(publishers, "depth") == sent(publishers, "tracks") == stamps(4) + after
+    assert sent(publishers, "odometry") == sent(publishers, "tf") == sent(publishers, "path") == after
+    first = publishers["odometry"].msgs[0].pose.pose.position
+    assert np.allclose([first.x, first.y, first.z], 0.0, atol=1e-6)  # restarted at identity
+    values = r.values()
+    assert values["frames_out"] == "8" and values["frames_unaccounted"] == "0"  # described all the same
     assert r.pipeline.status()["pose_gaps"] == 0
+
+
+def test_after_a_reset_returns_no_pose_of_the_old_chain_is_published(rig, engine):
+    """~/reset with one clip in inference and one waiting: both were sent whole after the reset had
+    said 'odometry and tracks reset', two clips of the old chain on odometry, TF and the path. Their
+    depth and tracks still go out; the first clip after the reset starts the path at identity."""
+    held = HeldEngine(engine)
+    r = rig(engine=held, start=False)
+    publishers = node_run_clip(r)
+    r.worker.start()
+    ss = stamps(16)
+    for i in range(8):  # clips of frames 0-3, 2-5 and 4-7: the old chain
+        r.image(ss[i], image(64, 64, i))
+    held.go.clear()
+    held.entered.clear()
+    for i in (8, 9):  # the clip of frames 6-9 goes to inference, held there
+        r.image(ss[i], image(64, 64, i), paced=False)
+    assert held.entered.wait(WAIT_S)
+    for i in (10, 11):  # the clip of frames 8-11 waits behind it
+        r.image(ss[i], image(64, 64, i), paced=False)
+    assert len(r.worker.queue) == 1
+    r.intake.reset("manual")
+    held.go.set()
+    r.wait_idle()
+    for i in range(12, 16):  # the first clip after the reset
+        r.image(ss[i], image(64, 64, i))
+    r.wait_idle()
+    assert sent(publishers, "depth") == sent(publishers, "tracks") == ss
+    assert sent(publishers, "odometry") == sent(publishers, "pose") == sent(publishers, "tf") == ss[:8] + ss[12:]
+    assert sent(publishers, "path") == ss[12:]
+    first = publishers["odometry"].msgs[8].pose.pose.position
+    assert np.allclose([first.x, first.y, first.z], 0.0, atol=1e-6)
+    values = r.values()
+    assert values["frames_out"] == "16" and values["frames_unaccounted"] == "0"
+
+
+def test_the_path_starts_again_when_the_first_clip_after_a_reset_fails(rig, engine):
+    """The path was cleared only by the result that restarted odometry: when that clip's inference
+    failed, the next clips of the new chain were appended to the old chain's path (frames 0-7, then
+    12-15). The path follows the odometry chain each result belongs to."""
+    failing = HeldEngine(engine)
+    r = rig(engine=failing, start=False)
+    publishers = node_run_clip(r)
+    r.worker.start()
+    ss = stamps(16)
+    for i in range(8):
+        r.image(ss[i], image(64, 64, i))
+    assert sent(publishers, "path") == ss[:8]
+    r.intake.reset("manual")
+    failing.fail = True  # the clip of frames 8-11, the first of the new chain
+    for i in range(8, 16):
+        r.image(ss[i], image(64, 64, i))
+    r.wait_idle()
+    assert r.health.counts["frames_failed"] == 4 and r.health.errors["inference"] == 1
+    assert sent(publishers, "path") == sent(publishers, "odometry")[8:] == ss[12:]
+    assert r.values()["frames_unaccounted"] == "0"
+
+
+def test_a_report_never_sees_a_clip_counted_and_still_in_inference(rig):
+    """The node counted a clip's frames (frames_out, or frames_failed) before the worker took them
+    out of inference, and /diagnostics read the pending frames and the counters apart: a report in
+    between read frames_unaccounted -4. Now the frames move in one step (InferenceWorker.settle) and
+    FrameIntake.report reads under the same lock: here the worker stops right after counting, while
+    the diagnostics (another thread) report."""
+    r = rig(start=False)
+    node_run_clip(r)
+    counted, resume = threading.Event(), threading.Event()
+    record_clip = r.health.record_clip
+
+    def record_then_hold(*args, **kw):
+        record_clip(*args, **kw)
+        counted.set()
+        assert resume.wait(WAIT_S)
+
+    r.health.record_clip = record_then_hold
+    r.worker.start()
+    for i, s in enumerate(stamps(4)):  # one clip, four frames
+        r.image(s, image(64, 64, i), paced=False)
+    assert counted.wait(WAIT_S)
+    seen = []
+    diagnostics = threading.Thread(target=lambda: seen.append(r.values()["frames_unaccounted"]))
+    diagnostics.start()
+    # Time for a report that does not wait for the clip to read it half-moved; one that waits reads
+    # the same either way.
+    diagnostics.join(0.5)
+    resume.set()
+    diagnostics.join(WAIT_S)
+    r.wait_idle()
+    assert seen == ["0"]
+    values = r.values()
+    assert values["frames_out"] == "4" and values["frames_pending"] == "0" and values["frames_unaccounted"] == "0"
 
 
 def test_reset_before_the_first_clip_counts_every_buffered_frame(rig):

@@ -128,6 +128,56 @@ def test_reset_keeps_a_clip_already_cut(engine):
     assert np.allclose(after[0].frames[0].pose.odom_from_base, np.eye(4), atol=1e-6)
 
 
+def test_a_reset_landing_anywhere_in_the_start_of_a_sequence_still_restarts_odometry(engine):
+    """The ~/reset service runs on the executor's thread while the worker may be starting a clip's
+    sequence (_start_sequence), which read the restart request and cleared it after: a reset landing
+    in between was erased, and odometry never restarted. Here a second reset lands before each line of
+    _start_sequence in turn (a trace hook, deterministic): the clip after it restarts every time."""
+    import sys
+
+    code = PerceptionPipeline._start_sequence.__code__
+
+    def run(land_at: int | None):
+        """-> (the lines of _start_sequence run, whether the reset landed, the clip after it)."""
+        pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=2))
+        stamps = iter(range(10**9, 2 * 10**9, 33_000_000))
+
+        def clip_of(n: int):  # n more frames -> the clip they complete
+            for stamp in (next(stamps) for _ in range(n)):
+                rgb = np.random.default_rng(stamp).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                clip, _ = pipe.add_frame(rgb, stamp, "cam")
+            return clip
+
+        pipe.process(clip_of(4))
+        pipe.reset("manual")
+        clip, lines, landed = clip_of(4), set(), []
+
+        def line(frame, event, arg):
+            if event == "line":
+                lines.add(frame.f_lineno)
+                if frame.f_lineno == land_at and not landed:
+                    pipe.reset("manual")
+                    landed.append(land_at)
+            return line
+
+        previous = sys.gettrace()
+        sys.settrace(lambda frame, event, arg: line if frame.f_code is code else None)
+        try:
+            pipe.process(clip)
+        finally:
+            sys.settrace(previous)
+        return lines, bool(landed), pipe.process(clip_of(4))
+
+    lines, _, _ = run(None)
+    not_restarted = []
+    for at in sorted(lines):
+        _, landed, after = run(at)
+        assert landed
+        if not (after.odometry_restarted and np.allclose(after.frames[0].pose.odom_from_base, np.eye(4), atol=1e-6)):
+            not_restarted.append(at - code.co_firstlineno)
+    assert len(lines) >= 5 and not_restarted == [], "a reset landing at these lines of _start_sequence was lost"
+
+
 @pytest.mark.parametrize(("refinement", "fallback", "made"), [("template", True, True), ("template", False, True),
                                                               ("none", False, False)])
 def test_gray_made_once_on_arrival_only_when_the_tracks_match_on_images(engine, refinement, fallback, made):

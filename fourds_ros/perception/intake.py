@@ -6,7 +6,8 @@ inference worker. Every frame taken in is counted in exactly one way (health.py)
     intake.push_info(stamp_ns, calibration)                      # camera_info (Calibration or None)
     intake.push_image(stamp_ns, frame_id, decode, encoding)      # decode(work_max_pixels) -> (rgb, camera_hw)
     intake.release_overdue(); intake.flush_if_idle()             # from timers
-    intake.pending_frames()                                      # for diagnostics
+    intake.pending_frames()
+    level, message, values = intake.report(NodeState("active"))  # /diagnostics, pending frames filled in
 
 Not tied to a thread: the node calls it from its one executor thread; `lock` guards the pipeline's
 buffer against the reset service, `sync_lock` the camera_info pairing against deactivation.
@@ -14,6 +15,7 @@ buffer against the reset service, `sync_lock` the camera_info pairing against de
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +25,7 @@ import numpy as np
 from .camera import Calibration, CameraIntake
 from .camera_info_sync import CameraInfoSync, Paired
 from .clip_buffer import OUT_OF_ORDER
-from .health import NodeHealth
+from .health import NodeHealth, NodeState
 from .image import ImageDecodeError
 from .odometry import transform_from_xyz_quat
 from .pipeline import PerceptionPipeline
@@ -44,7 +46,7 @@ class FrameIntake:
                                    startup_wait_s=settings.clip.camera_info_startup_wait_s)
         self.camera = CameraIntake()
         self.lock = threading.Lock()
-        self.sync_lock = threading.Lock()
+        self.sync_lock = threading.RLock()  # reentrant: report holds it around pending_frames
         self._advise_rotation(transform_from_xyz_quat(settings.pose.base_from_camera))  # TF may replace it
 
     def _advise_rotation(self, base_from_camera: np.ndarray) -> None:
@@ -129,8 +131,9 @@ class FrameIntake:
             self.worker.submit(clip)
 
     def reset(self, reason: str = "manual") -> None:
-        # A clip already waiting for inference is kept: its frames arrived before the reset and
-        # are still described (in the old chain); the reset applies from the next frame on.
+        # A clip already waiting for inference is kept: its frames arrived before the reset and are
+        # still described, their depth and tracks sent; their poses, of the chain the reset ends, are
+        # not (PerceptionPipeline.odometry_current). The reset applies from the next frame on.
         with self.lock:
             self.pipeline.reset(reason)
         self.health.counts[f"reset_{reason}"] += 1
@@ -138,8 +141,15 @@ class FrameIntake:
     def pending_frames(self) -> int:
         """Waiting for their camera_info, buffered for a clip, or waiting for or in inference."""
         with self.sync_lock:
-            waiting = len(self.sync.waiting)
-        return waiting + self.pipeline.pending_frames + self.worker.pending_frames()
+            return len(self.sync.waiting) + self.pipeline.pending_frames + self.worker.pending_frames()
+
+    def report(self, state: NodeState) -> tuple[int, str, dict[str, str]]:
+        """health.report(state) with the pending frames and the pipeline's counters filled in, read with
+        the counters under the worker's lock (the order push_image takes the two locks in): a clip
+        settling meanwhile (InferenceWorker.settle) is seen pending or counted, never half of each."""
+        with self.sync_lock, self.worker.cv:
+            return self.health.report(dataclasses.replace(state, frames_pending=self.pending_frames(),
+                                                          pipeline_status=self.pipeline.status()))
 
     def _add_all(self, paired: list[Paired]) -> None:
         for p in paired:

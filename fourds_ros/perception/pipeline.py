@@ -20,6 +20,7 @@ dropped under overload. Disabled outputs (`enable_*`) are None.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,10 @@ class ClipResult:
     frames: list[FrameResult]
     inference_s: float
     odometry_restarted: bool = False  # this clip starts a new odometry chain at identity
+    # The odometry chain the poses belong to: the buffer sequence it started at, so it grows at each
+    # odometry reset. A path of poses from two chains is no path (OutputMessages starts a new one), and
+    # a chain a reset has ended since is not published (PerceptionPipeline.odometry_current).
+    odometry_chain: int = 0
     blind: int = 0  # of `frames`, those too dark or flat to see (depth NaN, odometry held)
     partly_blind: int = 0  # of `frames`, those that see nothing on a part of the view (preprocess.partly_blind)
     # Seconds of the clip's CPU stages after the engine (STAGES; absent: the stage did not run): where
@@ -180,7 +185,7 @@ class PerceptionPipeline:
         # "tracks": PnP failed on every frame and the costlier relinked steps stood in).
         self.tracks_made = self.enabled["tracks"] or (self.enabled["pose"] and s.pose.source != "head"
                                                        and "tracks" in self.heads)
-        self._sequence = -1
+        self._sequence, self._odometry_chain = -1, 0  # the last clip's buffer sequence, and its ClipResult's chain
         self._clock = StageClock()  # the current clip's, a new one each process() call
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
@@ -200,10 +205,11 @@ class PerceptionPipeline:
         self.behind: Callable[[], bool] | None = None
         self.frames_blind = 0  # output frames too dark or flat to see (InputSettings.min_image_texture)
         self.frames_partly_blind = 0  # output frames blind on a part of the view (preprocess.partly_blind)
-        # The first buffer sequence whose clips restart odometry (after a manual reset or time going
-        # backwards). A sequence number, not a flag: a clip of an older sequence still waiting for
-        # inference at the reset must not take the restart.
+        # The first buffer sequence whose clips restart odometry (a manual reset, time going backwards): a
+        # clip of an older sequence waiting at the reset must not take it. Only reset and add_frame write it:
+        # the worker compares sequences (_start_sequence); clearing it erased a reset landing meanwhile.
         self._restart_from: int | None = None
+        self._reset_lock = threading.Lock()  # held while a clip's poses are published: odometry_current
 
     @property
     def hop(self) -> int:
@@ -339,7 +345,8 @@ class PerceptionPipeline:
                       camera_hw=work.camera_hw if work.scaled else None)
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
-            self._restart_from = self.buffer.sequence
+            with self._reset_lock:
+                self._restart_from = self.buffer.sequence
         return clip, reason
 
     def flush(self) -> Clip | None:
@@ -347,9 +354,19 @@ class PerceptionPipeline:
         return self.buffer.flush()
 
     def reset(self, reason: str = "manual") -> None:
-        """Drop buffered frames, tracks and the odometry chain (restarts at identity)."""
+        """Drop buffered frames, tracks and the odometry chain (restarts at identity). Waits while a
+        clip's poses are being published (odometry_current): none of the old chain follows its return."""
         self.buffer.reset(reason)
-        self._restart_from = self.buffer.sequence
+        with self._reset_lock:
+            self._restart_from = self.buffer.sequence
+
+    @contextmanager
+    def odometry_current(self, result: ClipResult) -> Iterator[bool]:
+        """Whether `result`'s poses may be published: False once a reset (reset, or time going backwards)
+        came after its frames, whose chain it ended; published, they continued the old chain after the
+        reset had returned. Held for the block, in which the node publishes them: a reset waits for it."""
+        with self._reset_lock:
+            yield self._restart_from is None or result.odometry_chain >= self._restart_from
 
     # -- half 2: one engine call per clip ------------------------------------------------------
     def process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None = None) -> ClipResult:
@@ -359,7 +376,7 @@ class PerceptionPipeline:
         (their refinement and PnP take ~40 ms a clip on the 2-core CPU), with the same frame
         results holding only depth, so that a node can send depth, which a costmap waits for,
         that much earlier (docs/benchmarks.md)."""
-        odometry_restarted = self._start_sequence(clip)
+        restarted, chain = self._start_sequence(clip)
         frames, self._clock = clip.frames, StageClock()  # a new clock for each clip
         self._trails_frame = frames[-1]  # not the newest frame's: the node reads trails() after process
         pmap = self.preprocess.pixel_map(frames[-1].rgb.shape[:2])
@@ -396,7 +413,7 @@ class PerceptionPipeline:
                 if blind[t]:  # what the model invents for a frame it cannot see is no measurement
                     r.depth = np.full_like(r.depth, np.nan)
             if on_depth is not None:
-                on_depth(ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly))
+                on_depth(ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly))
         xy = None
         # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
         # refinement and the pose's epipolar direction alike.
@@ -410,7 +427,7 @@ class PerceptionPipeline:
                                 motion_scale, images, pmap)
             for r, p in zip(results, poses):
                 r.pose = p
-        return ClipResult(self._in_camera(results, frames), inference_s, odometry_restarted, n_blind, n_partly,
+        return ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
                           self._clock.seconds)
 
     def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None
@@ -472,21 +489,22 @@ class PerceptionPipeline:
         upright_hw = last.camera_hw or last.rgb.shape[:2]
         return [to_camera(r, self.turns, upright_hw) for r in results] if self.turns else results
 
-    def _start_sequence(self, clip: Clip) -> bool:
+    def _start_sequence(self, clip: Clip) -> tuple[bool, int]:
         """A new sequence (first clip, or after a buffer reset) shares no frames with the previous
         clip: tracks restart, and odometry too after a manual reset or time going backwards.
-        -> the odometry chain restarted at identity."""
+        -> (the odometry chain restarted at identity, the chain's ClipResult.odometry_chain)."""
         if clip.sequence == self._sequence:
-            return False
+            return False, self._odometry_chain
         self.tracks.reset()
-        requested = self._restart_from is not None and clip.sequence >= self._restart_from
-        if requested:
-            self._restart_from = None
-        restart = self._sequence < 0 or requested
+        restart_from = self._restart_from  # read once: a reset may set it meanwhile
+        # A restart asked for after the last clip's sequence and not after this clip's. Compared, never
+        # cleared here: a reset landing while this runs is served by the first clip of its own sequence.
+        restart = self._sequence < 0 or (restart_from is not None and self._sequence < restart_from <= clip.sequence)
         if restart:
             self.odometry.reset()
+            self._odometry_chain = clip.sequence
         self._sequence = clip.sequence
-        return restart
+        return restart, self._odometry_chain
 
     def _input_k(self, frame: Frame) -> np.ndarray:
         """The frame's 3x3 K: its camera_info's, or the default field of view's."""

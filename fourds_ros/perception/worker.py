@@ -5,6 +5,7 @@ the idle-flush decision, and the accounting of frames in flight.
     worker.start()
     worker.submit(clip)          # from the subscription thread; never blocks on inference
     worker.pending_frames()      # queued + in inference, not yet counted out or dropped
+    worker.settle(count)         # in run_clip: count() the running clip's frames as they leave inference
     worker.stop()
 
 Why a bounded queue (max_waiting_clips, default 1) and supersede: under sustained overload latency
@@ -41,9 +42,10 @@ def name_os_thread(name: str) -> None:
 
 
 class InferenceWorker:
-    """run_clip(clip) is called on the worker thread, one clip at a time. Its exceptions are
-    passed to on_error(exc) (the thread keeps running). counts: shared counters; the worker adds
-    clips_dropped and frames_dropped."""
+    """run_clip(clip) is called on the worker thread, one clip at a time, and counts the clip's frames
+    through settle. Its exceptions are passed to on_error(exc) (the thread keeps running). counts:
+    shared counters; the worker adds clips_dropped and frames_dropped. `cv` guards the frames pending
+    here and the counts settle and submit make: a report read under it sees each frame in one place."""
 
     def __init__(self, run_clip: Callable[[Clip], None], on_error: Callable[[Exception], None],
                  counts: Counter | None = None, capacity: int = 1):
@@ -111,6 +113,14 @@ class InferenceWorker:
         with self.cv:
             return self.frames_in_inference + sum(c.new_frames for c in self.queue.clips)
 
+    def settle(self, count: Callable[[], None]) -> None:
+        """count() adds the running clip's frames to the counters (described or failed); they leave
+        frames_in_inference in the same step. Counted first and cleared after, a report in between
+        had them in both places (frames_unaccounted -4 for a moment)."""
+        with self.cv:
+            count()
+            self.frames_in_inference = 0
+
     def _next(self) -> Clip | None:
         with self.cv:
             while self.running and not self.queue:
@@ -128,7 +138,7 @@ class InferenceWorker:
                 self.run_clip(clip)
             except Exception as exc:  # keep running; the next clip may be fine
                 self.on_error(exc)
-            finally:
+            finally:  # a run_clip that raised, or returned without counting, settled nothing
                 with self.cv:
                     self.frames_in_inference = 0
                 self.touch()

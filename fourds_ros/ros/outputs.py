@@ -55,6 +55,7 @@ class OutputMessages:
         self.pose = settings.pose
         self.path = PathMsg()
         self.path.header.frame_id = settings.pose.odom_frame
+        self.path_chain: int | None = None  # ClipResult.odometry_chain of the poses on the path
 
     def publish(self, result, trails: dict[int, np.ndarray], publishers: dict, tf_publish=None,
                 parts: tuple[str, ...] = PARTS) -> None:
@@ -75,8 +76,10 @@ class OutputMessages:
         if unknown:
             raise ValueError(f"unknown output parts {sorted(unknown)}; known: {PARTS}")
         with_pose = "pose" in parts and any(r.pose is not None for r in result.frames)
-        if with_pose and result.odometry_restarted:
-            self.path.poses = []
+        # Another chain's poses start a new path. Not on odometry_restarted alone: a chain's first clip
+        # may never be sent (its inference or sending failed), and the path then joined two chains.
+        if with_pose and result.odometry_chain != self.path_chain:
+            self.path.poses, self.path_chain = [], result.odometry_chain
         # Markers for the clip's newest tracked frame only: a clip's frames go out together, and each
         # marker set clears the one before, so a viewer shows the last either way, while building one
         # per frame cost 18 ms a clip (64 tracks, 7 frames; session 42), a fifth of the pipeline's time.
@@ -149,11 +152,13 @@ class DepthFirst:
             except Exception as exc:
                 self.warn("publish", f"publishing depth failed: {type(exc).__name__}: {exc}")
 
-    def send_rest(self, result, trails: dict[int, np.ndarray], tf_publish=None) -> None:
-        """The clip's parts not sent yet (all of them when its depth could not go first); raises as
+    def send_rest(self, result, trails: dict[int, np.ndarray], tf_publish=None, pose: bool = True) -> None:
+        """The clip's parts not sent yet (all of them when its depth could not go first), its pose (odometry,
+        pose, TF, path) only with `pose` (PerceptionPipeline.odometry_current); raises as
         OutputMessages.publish does."""
         with self.clock("send"):
-            self.outputs.publish(result, trails, self.publishers, tf_publish, self.rest)
+            self.outputs.publish(result, trails, self.publishers, tf_publish,
+                                 self.rest if pose else tuple(p for p in self.rest if p != "pose"))
 
     def stages(self, result) -> dict[str, float]:
         """The clip's stage seconds (ClipResult.stage_s) with its sending ("send")."""

@@ -185,37 +185,39 @@ class PerceptionNode(LifecycleNode):
         return response
 
     def _run_clip(self, clip) -> None:
-        pipeline, t_start = self.pipeline, time.perf_counter()
-        if pipeline is None:
+        # Frames are counted through worker.settle, which takes them out of inference in the same step:
+        # /diagnostics never sees them pending and counted at once (frames_unaccounted below 0).
+        pipeline, worker, counts, t_start = self.pipeline, self.worker, self.health.counts, time.perf_counter()
+        if pipeline is None or worker is None:
             return
         send_depth = DepthFirst(self.outputs, self.publishers_, self.health.warn)  # a costmap waits for depth
         try:
             result = pipeline.process(clip, on_depth=send_depth)
         except Exception as exc:  # keep running; the next clip may be fine
-            self.health.counts["frames_failed"] += clip.new_frames
+            worker.settle(lambda: counts.update(frames_failed=clip.new_frames))
             self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
-        self.health.counts["clips"] += 1
+        counts["clips"] += 1
         try:
-            send_depth.send_rest(result, pipeline.trails(), self.tf_publish)
+            with pipeline.odometry_current(result) as current:  # a ~/reset waits until these poses are out
+                send_depth.send_rest(result, pipeline.trails(), self.tf_publish, pose=current)
         except Exception as exc:
-            self.health.counts["frames_failed"] += len(result.frames)
-            if self.worker is not None and self.worker.running:
+            worker.settle(lambda: counts.update(frames_failed=len(result.frames)))
+            if worker.running:
                 self.health.warn("publish", f"publishing failed: {type(exc).__name__}: {exc}")
             return
-        self.health.record_clip([r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t_start,
-                                blind=result.blind, partly_blind=result.partly_blind, stage_s=send_depth.stages(result))
+        worker.settle(lambda: self.health.record_clip(
+            [r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t_start,
+            blind=result.blind, partly_blind=result.partly_blind, stage_s=send_depth.stages(result)))
 
     def publish_diagnostics(self) -> None:
         if not self.context.ok():  # a timer firing while the process shuts down
             return
-        intake, pipeline = self.intake, self.pipeline
-        state = NodeState(self.state_text, self.failure, self.backend_text, self.model_text,
-                          intake.pending_frames() if intake is not None else 0,
-                          self.count_publishers(self.subscriptions_[0].topic_name) if self.subscriptions_ else 0,
-                          intake is not None and intake.has_camera_info,
-                          pipeline.status() if pipeline is not None else None)
-        level, message, values = self.health.report(state)
+        intake = self.intake  # configured: it fills in the pending frames and the pipeline's counters
+        publishers = self.count_publishers(self.subscriptions_[0].topic_name) if self.subscriptions_ else 0
+        state = NodeState(self.state_text, self.failure, self.backend_text, self.model_text, image_publishers=publishers,
+                          has_camera_info=intake is not None and intake.has_camera_info)
+        level, message, values = intake.report(state) if intake is not None else self.health.report(state)
         values["camera_mount"] = self.mount.state if self.mount is not None else "not looked up (inactive)"
         values["manager_bond"] = self.bond.state
         self.diag_pub.publish(convert.diagnostics(f"{self.get_fully_qualified_name()}: perception", level, message,
