@@ -111,21 +111,28 @@ def test_published_track_pixels_are_the_camera_image_pixels_of_their_points(engi
         assert np.abs(tracked[:, :2] - published).max() > 1.0  # on this lens the two views differ
 
 
-def test_a_queried_camera_pixel_is_tracked_at_its_point_in_the_undistorted_view(engine):
-    """FrameIntake.add_track_queries brings a pixel of the camera's image into the undistorted view."""
+def intake_after_one_lens_frame(engine, settings: PerceptionSettings):
+    """The node's FrameIntake (its worker not started: no clip runs) after one frame of a camera whose
+    camera_info declares the wide lens. -> (intake, its pipeline, the frame)."""
     from fourds_ros.perception.health import NodeHealth
     from fourds_ros.perception.intake import FrameIntake
     from fourds_ros.perception.worker import InferenceWorker
 
-    settings = PerceptionSettings.from_params(max_tracks=8, track_query_mode="topic")
     pipeline = PerceptionPipeline(engine, settings)
     health = NodeHealth(lambda line: None)
-    worker = InferenceWorker(lambda clip: None, lambda exc: None, health.counts, 1)  # not started: no clip runs
-    intake = FrameIntake(pipeline, worker, health, settings)
+    intake = FrameIntake(pipeline, InferenceWorker(lambda clip: None, lambda exc: None, health.counts, 1), health,
+                         settings)
     model, d = LENSES["plumb_bob_wide"]
     intake.push_info(0, Calibration(TUM_K, d, model, 640, 480))
     image = np.zeros((480, 640, 3), np.uint8)
     intake.push_image(0, "cam", lambda budget: (image, image.shape[:2]), "rgb8")
+    return intake, pipeline, image
+
+
+def test_a_queried_camera_pixel_is_tracked_at_its_point_in_the_undistorted_view(engine):
+    """FrameIntake.add_track_queries brings a pixel of the camera's image into the undistorted view."""
+    intake, pipeline, _ = intake_after_one_lens_frame(
+        engine, PerceptionSettings.from_params(max_tracks=8, track_query_mode="topic"))
     query = np.array([[100.0, 80.0]])
     intake.add_track_queries(query)
     queued = np.array(pipeline.tracks.pending_topic_queries)  # working-image pixels (here the camera's size)
@@ -157,19 +164,9 @@ def test_a_registered_depth_is_undistorted_as_the_colour_frames_are(name):
 
 
 def test_the_reference_depth_reaches_the_pipeline_undistorted(engine):
-    from fourds_ros.perception.health import NodeHealth
-    from fourds_ros.perception.intake import FrameIntake
-    from fourds_ros.perception.worker import InferenceWorker
-
     settings = PerceptionSettings.from_params(max_tracks=8, metric_scale_source="reference_depth")
-    pipeline = PerceptionPipeline(engine, settings)
-    health = NodeHealth(lambda line: None)
-    worker = InferenceWorker(lambda clip: None, lambda exc: None, health.counts, 1)  # not started: no clip runs
-    intake = FrameIntake(pipeline, worker, health, settings)
+    intake, pipeline, image = intake_after_one_lens_frame(engine, settings)
     model, d = LENSES["plumb_bob_wide"]
-    intake.push_info(0, Calibration(TUM_K, d, model, 640, 480))
-    image = np.zeros((480, 640, 3), np.uint8)
-    intake.push_image(0, "cam", lambda budget: (image, image.shape[:2]), "rgb8")
     depth = np.full((480, 640), 1.0, np.float32)
     depth[:, 200:] = 2.0
     intake.push_reference_depth(0, lambda: depth)
