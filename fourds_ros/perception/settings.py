@@ -401,8 +401,9 @@ class PoseSettings(_Group):
         empty frame that rviz, Nav2 and TF cannot place, and tf2 refused the camera mount.""",
                                 param="camera_frame")
     camera_mount_timeout_s: float = setting(2.0, """The camera's mount, base_frame -> the images' frame_id, is
-        looked up on /tf_static (from the robot's URDF) for up to this long after activation; without
-        it, base_from_camera is used with a warning. 0: use base_from_camera without looking.""",
+        looked up on /tf_static (from the robot's URDF) for up to this long after activation (and after the
+        first frame of another frame_id); without it, base_from_camera is used with a warning. 0: use
+        base_from_camera without looking.""",
                                             param="camera_mount_timeout_s", low=0.0)
     base_from_camera: list = setting([0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5], """Camera optical frame in the
         base frame, [x, y, z, qx, qy, qz, qw], used when TF has no mount. Default: REP-103
