@@ -518,3 +518,17 @@ def test_a_12_bit_cameras_images_import_with_its_bit_depth():
     assert camera_image_from_msg(msg)[0, 1].tolist() == [16] * 3
     assert camera_image_from_msg(msg, ImportSpec(image_topic="x", sixteen_bit_max=4095).sixteen_bit_max)[0, 1].tolist() \
         == [255] * 3
+
+
+def test_a_12_bit_cameras_png_images_import_with_its_bit_depth():
+    """The same camera over image_transport's png (a 16-bit CompressedImage): the import decoded it with
+    OpenCV's /256 whatever --image-16bit-max said, 16x too dark, while the node reads it by image_16bit_max."""
+    from types import SimpleNamespace
+
+    ramp = np.tile(np.linspace(0, 4095, 64).astype(np.uint16), (8, 1))
+    ok, png = cv2.imencode(".png", ramp)
+    assert ok
+    msg = SimpleNamespace(data=np.frombuffer(png.tobytes(), np.uint8), header=SimpleNamespace(frame_id="cam"))
+    camera = bag_import.ImportedCamera(np.eye(3), None, None)
+    frame = bag_import._frame(msg, "sensor_msgs/msg/CompressedImage", 0, camera, None, None, sixteen_bit_max=4095)
+    assert frame.image.max() == 255 and abs(int(frame.image[0, 32, 0]) - round(int(ramp[0, 32]) * 255 / 4095)) <= 1

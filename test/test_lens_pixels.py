@@ -96,10 +96,11 @@ def test_published_track_pixels_are_the_camera_image_pixels_of_their_points(engi
     for i in range(pipeline.clip_length):
         rgb, k, problem = camera(rng.integers(0, 255, (480, 640, 3), np.uint8), calibration)
         assert problem == ""
-        clip, _ = pipeline.add_frame(rgb, i * 33_000_000, "cam", k)
+        clip, _ = pipeline.add_frame(rgb, i * 33_000_000, "cam", k, lens=camera.lens)
     result = pipeline.process(clip)
-    clouds = [msg for key, msg in OutputMessages(settings, lens=lambda: camera.lens).build(
-        result, {}, lambda key: True, ("tracks",)) if key == "tracks"]
+    camera(rng.integers(0, 255, (480, 640, 3), np.uint8), None)  # a newer frame without the lens: not the clip's
+    clouds = [msg for key, msg in OutputMessages(settings).build(result, {}, lambda key: True, ("tracks",))
+              if key == "tracks"]
     assert len(clouds) == len(result.frames)
     for cloud, frame in zip(clouds, result.frames):
         points = read_cloud(cloud)
@@ -109,6 +110,32 @@ def test_published_track_pixels_are_the_camera_image_pixels_of_their_points(engi
         on_camera = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), TUM_K, np.array(d))[0].reshape(-1, 2)
         assert np.abs(on_camera - published).max() < 0.05
         assert np.abs(tracked[:, :2] - published).max() > 1.0  # on this lens the two views differ
+
+
+def test_a_clip_undistorted_with_no_lens_is_published_as_tracked_whatever_lens_came_since(engine):
+    """camera_info with a lens arriving after a clip's frames (or another camera's frames): the clip's
+    tracks were mapped through the newest frame's lens, 20 px off on the wide lens (diff review)."""
+    from fourds_ros.ros.convert import read_cloud
+    from fourds_ros.ros.outputs import OutputMessages
+
+    settings = PerceptionSettings.from_params(max_tracks=8)
+    pipeline = PerceptionPipeline(engine, settings)
+    rng = np.random.default_rng(1)
+    for i in range(pipeline.clip_length):
+        clip, _ = pipeline.add_frame(rng.integers(0, 255, (480, 640, 3), np.uint8), i * 33_000_000, "cam", None)
+    result = pipeline.process(clip)
+    camera = CameraIntake()
+    model, d = LENSES["plumb_bob_wide"]
+    camera(rng.integers(0, 255, (480, 640, 3), np.uint8), Calibration(TUM_K, d, model, 640, 480))
+    assert camera.lens is not None and result.lens is None
+    clouds = [msg for key, msg in OutputMessages(settings).build(result, {}, lambda key: True, ("tracks",))
+              if key == "tracks"]
+    assert len(clouds) == len(result.frames)
+    for msg in clouds:
+        frame = next(r for r in result.frames if r.stamp_ns == msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+        points = read_cloud(msg)
+        np.testing.assert_array_equal(points["u"], frame.tracks.u)
+        np.testing.assert_array_equal(points["v"], frame.tracks.v)
 
 
 def intake_after_one_lens_frame(engine, settings: PerceptionSettings):

@@ -194,3 +194,42 @@ def test_a_new_camera_mount_leaves_the_published_pose_continuous():
     assert step < 1.5 * dt, step  # 1 m/s
     for i in range(36, 50):
         np.testing.assert_allclose(after[i].twist, [1, 0, 0, 0, 0, 0], atol=1e-6)
+
+
+def test_a_mount_arriving_while_a_clip_is_chained_waits_for_it():
+    """The mount comes on the image thread (TF) while the worker may be inside add_clip: rewriting the
+    chain meanwhile left the clip's later poses offset by 0.10 m (or raised in the image callback). The
+    mount now waits for the clip and the path stays continuous."""
+    import threading
+
+    dt = 1 / 30
+    mount = mounted_ahead()
+    mount[:3, :3] = euler.euler2mat(0.0, np.radians(20.0), 0.0) @ mount[:3, :3]
+    camera = [base_pose(i, dt, 0.0) @ mount for i in range(60)]
+    chain = OdometryChain()
+    exact_clips(chain, camera, dt, range(0, 35, 7))
+    inside, release = threading.Event(), threading.Event()
+    estimate = chain._estimate
+
+    def paused_estimate(*args):  # the clip's first frame chained, then wait inside add_clip
+        inside.set()
+        release.wait(5.0)
+        return estimate(*args)
+
+    chain._estimate = paused_estimate
+    clip = threading.Thread(target=lambda: results.update(exact_clips(chain, camera, dt, [35])))
+    results: dict = {}
+    clip.start()
+    assert inside.wait(5.0)
+    mounting = threading.Thread(target=chain.set_base_from_camera, args=(mount,))
+    mounting.start()
+    mounting.join(0.2)
+    assert mounting.is_alive()  # waits for the clip being chained
+    release.set()
+    clip.join(5.0)
+    mounting.join(5.0)
+    chain._estimate = estimate
+    after = exact_clips(chain, camera, dt, [42])
+    steps = [np.linalg.norm(after[i + 1].odom_from_base[:3, 3] - after[i].odom_from_base[:3, 3]) for i in range(43, 49)]
+    step_in = np.linalg.norm(after[43].odom_from_base[:3, 3] - results[42].odom_from_base[:3, 3])
+    assert step_in < 1.5 * dt and max(steps) < 1.5 * dt, (step_in, steps)

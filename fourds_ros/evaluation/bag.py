@@ -73,14 +73,15 @@ class Frame:
         return self.image
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def decode_image(data: bytes, sixteen_bit_max: int = 65535) -> np.ndarray:
     """JPEG/PNG bytes -> (H, W, 3) uint8 RGB, through the node's safe decoder: the header is checked
     against DEFAULT_MAX_INPUT_PIXELS before OpenCV decodes anything (a PNG declaring 60000x60000
-    is a BagError, not a crash or a 10 GB allocation)."""
+    is a BagError, not a crash or a 10 GB allocation). A 16-bit PNG becomes 8 bit by sixteen_bit_max,
+    as the node's image_16bit_max does."""
     from ..perception.image import ImageDecodeError, decode_compressed
 
     try:
-        return decode_compressed("jpeg/png", data)
+        return decode_compressed("jpeg/png", data, sixteen_bit_max=sixteen_bit_max)
     except ImageDecodeError as exc:
         raise BagError(f"image bytes cannot be used ({exc.kind}): {exc}") from exc
 

@@ -392,7 +392,7 @@ def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: Tra
     if msgtype.endswith("CompressedImage"):
         from .bag import decode_image
 
-        rgb = decode_image(np.asarray(msg.data, np.uint8).tobytes())
+        rgb = decode_image(np.asarray(msg.data, np.uint8).tobytes(), sixteen_bit_max)
     else:
         rgb = camera_image_from_msg(msg, sixteen_bit_max)
     if calibration.size is not None and rgb.shape[1::-1] != calibration.size:

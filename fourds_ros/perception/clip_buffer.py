@@ -10,10 +10,15 @@ them; the offline evaluator at the end of the bag).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .camera import Lens
 
 
 def default_hop(clip_length: int) -> int:
@@ -41,6 +46,9 @@ class Frame:
     gray: np.ndarray | None = None  # (H, W) float32 for the tracks' image matching, made once on arrival
     # The camera image's (H, W) when rgb (and k) are its scaled-down working copy (work_image.py)
     camera_hw: tuple[int, int] | None = None
+    # The camera.Lens the image was undistorted with (None: none): the tracks' published pixels go back
+    # through the lens of the frames they were tracked on, not of whichever frame came last.
+    lens: Lens | None = None
 
 
 @dataclass

@@ -198,8 +198,8 @@ def decode_depth(encoding: str, height: int, width: int, step: int, data: bytes 
     return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(0))
 
 
-def decode_compressed(fmt: str, data: bytes | memoryview, *,
-                      max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+def decode_compressed(fmt: str, data: bytes | memoryview, *, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                      sixteen_bit_max: int = 65535) -> np.ndarray:
     """A sensor_msgs/CompressedImage payload (JPEG or PNG, told apart by their magic bytes; `fmt` is
     only quoted in errors) -> (H, W, 3) uint8 RGB.
 
@@ -207,7 +207,8 @@ def decode_compressed(fmt: str, data: bytes | memoryview, *,
     (malformed, zero size, odd channels or bit depth) and 'too_large' (declared width * height >
     max_input_pixels) are raised before cv2.imdecode runs; any decoder failure is 'decode_failed'.
     """
-    return decode_compressed_for_work(fmt, data, 0, max_input_pixels=max_input_pixels)[0]
+    return decode_compressed_for_work(fmt, data, 0, max_input_pixels=max_input_pixels,
+                                      sixteen_bit_max=sixteen_bit_max)[0]
 
 
 # libjpeg's scaled inverse DCT decodes straight to 1/2, 1/4 or 1/8 of each side (ceil).

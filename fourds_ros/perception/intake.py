@@ -179,7 +179,8 @@ class FrameIntake:
             if mount is not None:
                 self.pipeline.set_camera_mount(mount)
                 self._advise_rotation(mount)
-            clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding, camera_hw=camera_hw)
+            clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding, camera_hw=camera_hw,
+                                                   lens=self.camera.lens)
             self.worker.touch()
         if reason == OUT_OF_ORDER:
             self.health.warn(reason, "dropping a frame not newer than the one before it (a late or repeated stamp)")

@@ -24,6 +24,7 @@ translation steps, so position error grows with the distance travelled times the
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -151,6 +152,10 @@ class OdometryChain:
         self.rotation_var_scale = rotation_var_scale
         self.translation_var_scale = translation_var_scale
         self.history = history
+        # A mount arrives on the image thread (TF, pipeline.set_camera_mount) while the worker may be in
+        # add_clip: set_base_from_camera rewrites the stored chain, and a pose written between the two
+        # carried an offset (or the image callback raised 'OrderedDict mutated during iteration').
+        self._lock = threading.RLock()
         self.reset()
         self.set_base_from_camera(default_base_from_camera() if base_from_camera is None else base_from_camera)
 
@@ -172,7 +177,10 @@ class OdometryChain:
         """The camera's mount (4x4); later estimates use it. The stored chain is moved by one rigid
         transform L (its relative motions, which later clips are aligned on, unchanged) so that the
         newest pose's base stays where it was published: B_new @ L @ chain @ B_new^-1 = B @ chain @ B^-1."""
-        new = np.asarray(base_from_camera, float)
+        with self._lock:
+            self._set_mount(np.asarray(base_from_camera, float))
+
+    def _set_mount(self, new: np.ndarray) -> None:
         if self.poses:
             newest = next(reversed(self.poses.values()))[1]
             published = self.base_from_camera @ newest @ self.camera_from_base
@@ -187,14 +195,19 @@ class OdometryChain:
         # frame index -> (stamp_ns, chain 4x4 camera0_from_camera, 6x6 covariance in camera0's axes,
         # 6x6 sum of the clips' variances alone). The sum is kept for the twist: the motion between two
         # frames does not depend on the heading, which swings only where that motion takes the pose.
-        self.poses: OrderedDict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
-        self.gaps = 0
+        with self._lock:
+            self.poses: OrderedDict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+            self.gaps = 0
 
     def add_clip(self, indices: list[int], stamps_ns: list[int], rotation: np.ndarray,
                  translation: np.ndarray, log_variance: np.ndarray, output_t: list[int]
                  ) -> list[PoseEstimate]:
         """rotation (T, 3, 3), translation (T, 3), log_variance (T, 2) from the pose head for the
         clip frames `indices`; returns estimates for the frames at positions output_t."""
+        with self._lock:
+            return self._add_clip(indices, stamps_ns, rotation, translation, log_variance, output_t)
+
+    def _add_clip(self, indices, stamps_ns, rotation, translation, log_variance, output_t) -> list[PoseEstimate]:
         def first_from(t: int) -> np.ndarray:  # the head's T_first_from_t
             out = np.eye(4)
             out[:3, :3] = orthonormalise(rotation[t])

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .camera import Lens
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_guess, step_motions,
                        stepwise_direction, turn_translations)
@@ -76,6 +77,9 @@ class ClipResult:
     # Seconds of the clip's CPU stages after the engine (STAGES; absent: the stage did not run): where
     # a node's clip time goes beside its engine's (/diagnostics, `fourds-ros bench node`).
     stage_s: dict[str, float] = field(default_factory=dict)
+    # The camera.Lens the clip's frames were undistorted with (None: none): the node maps the tracks'
+    # pixels back to the camera's own image with it (outputs.py).
+    lens: Lens | None = None
 
 
 # The timed stages of PerceptionPipeline.process after the engine call; epipolar is part of pose.
@@ -316,10 +320,12 @@ class PerceptionPipeline:
 
     # -- half 1: the clip buffer -------------------------------------------------------------
     def add_frame(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
-                  encoding: str = "rgb8", camera_hw: tuple[int, int] | None = None) -> tuple[Clip | None, str | None]:
+                  encoding: str = "rgb8", camera_hw: tuple[int, int] | None = None,
+                  lens: Lens | None = None) -> tuple[Clip | None, str | None]:
         """rgb: (H, W, 3) uint8, the camera's image, or its working image (WorkImage) given the camera
-        image's (H, W) camera_hw (the node divides on decoding); k: rgb's K. Returns (clip ready for
-        `process` or None, reset reason or None).
+        image's (H, W) camera_hw (the node divides on decoding); k: rgb's K; lens: the camera.Lens rgb
+        was undistorted with (ClipResult.lens). Returns (clip ready for `process` or None, reset reason
+        or None).
 
         The frame is preprocessed here, once (frames appear in T / hop overlapping clips), so in the
         node that cost is paid on the subscription thread, not on the inference path; so is its
@@ -342,7 +348,7 @@ class PerceptionPipeline:
             self._early_queries = np.empty((0, 2))
         frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
                       gray=gray(rgb) if self.tracks_made and self.tracks.uses_images else None,
-                      camera_hw=work.camera_hw if work.scaled else None)
+                      camera_hw=work.camera_hw if work.scaled else None, lens=lens)
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
             with self._reset_lock:
@@ -405,15 +411,15 @@ class PerceptionPipeline:
         model_depth = self._scaled(own_depth, scale)  # the published metres
         blind, partly = self._blindness(video, excluded)
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
-        self.frames_blind += n_blind
-        self.frames_partly_blind += n_partly
+        self.frames_blind, self.frames_partly_blind = self.frames_blind + n_blind, self.frames_partly_blind + n_partly
         if self.enabled["depth"]:
             for r, t in zip(results, output_t):
                 r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
                 if blind[t]:  # what the model invents for a frame it cannot see is no measurement
                     r.depth = np.full_like(r.depth, np.nan)
             if on_depth is not None:
-                on_depth(ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly))
+                on_depth(ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
+                                    lens=frames[-1].lens))
         xy = None
         # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
         # refinement and the pose's epipolar direction alike.
@@ -428,7 +434,7 @@ class PerceptionPipeline:
             for r, p in zip(results, poses):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
-                          self._clock.seconds)
+                          self._clock.seconds, lens=frames[-1].lens)
 
     def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None
                     ) -> tuple[float, float]:

@@ -48,9 +48,7 @@ def trails_xyz(trails: dict[int, np.ndarray], tracks, k: np.ndarray) -> dict[int
 
 
 class OutputMessages:
-    def __init__(self, settings: PerceptionSettings, lens: Callable[[], Lens | None] = lambda: None):
-        """lens() -> the lens the frames were undistorted for (FrameIntake's), or None."""
-        self.lens = lens
+    def __init__(self, settings: PerceptionSettings):
         self.depth = settings.depth
         self.pose = settings.pose
         self.path = PathMsg()
@@ -88,7 +86,8 @@ class OutputMessages:
             if r.depth is not None and "depth" in parts:
                 yield from self._depth(r, wanted)
             if r.tracks is not None and "tracks" in parts:
-                yield "tracks", convert.tracks_cloud(self._on_camera_image(r.tracks), r.stamp_ns, r.frame_id)
+                yield "tracks", convert.tracks_cloud(self._on_camera_image(r.tracks, result.lens), r.stamp_ns,
+                                                     r.frame_id)
                 if i == marked and wanted("markers"):
                     yield "markers", convert.track_markers(trails_xyz(trails, r.tracks, r.k), r.stamp_ns, r.frame_id)
             if r.pose is not None and "pose" in parts:
@@ -98,12 +97,13 @@ class OutputMessages:
             if wanted("path"):  # the poses are kept either way, so a later subscriber gets the whole path
                 yield "path", self.path
 
-    def _on_camera_image(self, tracks):
-        """The tracks with u, v in the camera's own image. Why: the pipeline works on the undistorted
+    @staticmethod
+    def _on_camera_image(tracks, lens: Lens | None):
+        """The tracks with u, v in the camera's own image, through `lens`, the one the clip's frames were
+        undistorted with (ClipResult.lens; a newer frame's may differ). Why: the pipeline works on the undistorted
         view, and a client overlays the tracks on the image the camera publishes (and its queries
         are pixels of that image: FrameIntake.add_track_queries). xyz, the markers and the depth stay
         in the undistorted view, which depth/camera_info describes."""
-        lens = self.lens()
         if lens is None or not len(tracks):
             return tracks
         uv = lens.to_raw(np.stack([tracks.u, tracks.v], axis=1))

@@ -68,7 +68,7 @@ class PerceptionNode(LifecycleNode):
         self.model_text = s.model.resolved_path()
         self.health.set_limits(s.diagnostics)
         self.publishers_, self.tf_publish, tf_text = create_publishers(self, s)
-        self.outputs = OutputMessages(s, lens=lambda: self.intake.camera.lens if self.intake else None)
+        self.outputs = OutputMessages(s)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
                                       self.health.counts, s.clip.max_waiting_clips)
         self.pipeline.behind = self.worker.clip_waiting  # a newer clip waits: optional work is skipped
