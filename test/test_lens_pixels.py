@@ -205,3 +205,27 @@ def test_the_reference_depth_reaches_the_pipeline_undistorted(engine):
     pipeline_as_given.add_reference_depth(0, intake.camera.undistort_depth(depth))
     np.testing.assert_array_equal(received, pipeline_as_given.reference_depth._depth[0])
     assert not np.array_equal(received, as_given, equal_nan=True)  # this lens moves the edge
+
+
+def test_queries_before_the_first_frame_are_brought_in_with_its_lens(engine):
+    """A client may send queries before the camera's first image: they wait in the pipeline and were
+    placed unmapped, while the same pixel sent after it went through the lens."""
+    from fourds_ros.perception.health import NodeHealth
+    from fourds_ros.perception.intake import FrameIntake
+    from fourds_ros.perception.worker import InferenceWorker
+
+    settings = PerceptionSettings.from_params(max_tracks=8, track_query_mode="topic")
+    late = intake_after_one_lens_frame(engine, settings)[0]
+    pipeline = PerceptionPipeline(engine, settings)
+    health = NodeHealth(lambda line: None)
+    early = FrameIntake(pipeline, InferenceWorker(lambda clip: None, lambda exc: None, health.counts, 1), health,
+                        settings)
+    query = np.array([[100.0, 80.0]])
+    early.add_track_queries(query)  # no frame yet
+    model, d = LENSES["plumb_bob_wide"]
+    early.push_info(0, Calibration(TUM_K, d, model, 640, 480))
+    image = np.zeros((480, 640, 3), np.uint8)
+    early.push_image(0, "cam", lambda budget: (image, image.shape[:2]), "rgb8")
+    late.add_track_queries(query)
+    np.testing.assert_allclose(pipeline.tracks.pending_topic_queries, late.pipeline.tracks.pending_topic_queries)
+    assert np.linalg.norm(np.array(pipeline.tracks.pending_topic_queries) - query) > 5

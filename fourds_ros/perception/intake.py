@@ -75,8 +75,8 @@ class FrameIntake:
 
     def add_track_queries(self, uv: np.ndarray) -> None:
         """(N, 2) pixels of the camera's own image to track (track_query_mode: topic), brought into the
-        undistorted view the pipeline works on (the latest frame's lens; as given before any frame,
-        or for a camera without distortion). ValueError: refused (pipeline.add_track_queries)."""
+        undistorted view the pipeline works on (the latest frame's lens; before any frame, the first
+        frame's: pipeline.add_frame). ValueError: refused (pipeline.add_track_queries)."""
         lens = self.camera.lens
         self.pipeline.add_track_queries(uv if lens is None else lens.to_undistorted(uv))
 

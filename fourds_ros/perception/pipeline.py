@@ -343,8 +343,8 @@ class PerceptionPipeline:
         elif rgb.shape[:2] != work.work_hw:
             raise ValueError(f"rgb is {rgb.shape[1]}x{rgb.shape[0]}: neither the camera's {camera_hw[1]}x"
                              f"{camera_hw[0]} nor its working image {work.work_hw[1]}x{work.work_hw[0]}")
-        if len(self._early_queries):
-            self._add_upright_queries(self._early_queries)
+        if len(self._early_queries):  # pixels of the camera's own image: through this frame's lens
+            self._add_upright_queries(self._early_queries if lens is None else lens.to_undistorted(self._early_queries))
             self._early_queries = np.empty((0, 2))
         frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
                       gray=gray(rgb) if self.tracks_made and self.tracks.uses_images else None,
