@@ -364,3 +364,27 @@ def test_track_queries_before_the_first_image_are_bounded_and_the_newest_kept(en
     pipe.push(frames[0], 1_000_000_000, "kitchen_optical", k)
     assert not len(pipe._early_queries) and len(pipe.tracks.pending_topic_queries) == 16
     assert pipe.status()["track_queries_refused_over_capacity"] == 5000 - 16  # counted, not silently gone
+
+
+def test_a_mount_given_while_a_clip_of_earlier_frames_waits_applies_from_the_frames_after_it(engine):
+    """The node gives TF's mount (or another camera's) on the image thread while a clip of earlier
+    frames may still wait for inference: that clip's odometry read the new mount (review of session
+    54's diff). A clip's odometry now reads the mount its frames came with."""
+    from fourds_ros.perception.odometry import default_base_from_camera
+
+    frames, k = scenes_frames(12)
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=4))
+    clips = []
+    for i, rgb in enumerate(frames):
+        clip, _ = pipe.add_frame(rgb, i * 33_333_333, "cam", k)
+        if clip is not None:
+            clips.append(clip)
+        if i == 4:  # after the first clip's frames, before it runs
+            ahead = default_base_from_camera()
+            ahead[:3, 3] = (0.3, 0.0, 0.2)
+            pipe.set_camera_mount(ahead)
+    assert len(clips) >= 2
+    pipe.process(clips[0])
+    np.testing.assert_allclose(pipe.odometry.base_from_camera, default_base_from_camera())  # its frames' mount
+    pipe.process(clips[1])
+    np.testing.assert_allclose(pipe.odometry.base_from_camera[:3, 3], (0.3, 0.0, 0.2))

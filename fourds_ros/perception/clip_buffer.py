@@ -49,6 +49,9 @@ class Frame:
     # The camera.Lens the image was undistorted with (None: none): the tracks' published pixels go back
     # through the lens of the frames they were tracked on, not of whichever frame came last.
     lens: Lens | None = None
+    # The camera's (upright) mount, T_base_camera, known when the frame came (None: none given yet): a
+    # clip's odometry reads its frames' mount, not one that came with later frames (another camera's).
+    mount: np.ndarray | None = None
 
 
 @dataclass

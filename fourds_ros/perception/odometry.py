@@ -152,9 +152,9 @@ class OdometryChain:
         self.rotation_var_scale = rotation_var_scale
         self.translation_var_scale = translation_var_scale
         self.history = history
-        # A mount arrives on the image thread (TF, pipeline.set_camera_mount) while the worker may be in
-        # add_clip: set_base_from_camera rewrites the stored chain, and a pose written between the two
-        # carried an offset (or the image callback raised 'OrderedDict mutated during iteration').
+        # set_base_from_camera rewrites the stored chain: called from another thread than add_clip's (the
+        # node's image thread did, before the pipeline applied mounts per clip), a pose written between
+        # the two carried an offset, or the caller raised 'OrderedDict mutated during iteration'.
         self._lock = threading.RLock()
         self.reset()
         self.set_base_from_camera(default_base_from_camera() if base_from_camera is None else base_from_camera)

@@ -177,6 +177,7 @@ class PerceptionPipeline:
         # is the frame's size turned upright), and track queries that came before any frame, placed
         # in it when the first one comes.
         self._work: WorkImage | None = None
+        self._mount = self._mount_in_use = None  # set_camera_mount's newest (upright), and the odometry's
         self._trails_frame: Frame | None = None  # the last frame `process` described: trails() are in its pixels
         self._early_queries = np.empty((0, 2))  # (N, 2) upright camera pixels, the newest num_queries
         self.odometry = OdometryChain.from_settings(s.pose,
@@ -197,9 +198,7 @@ class PerceptionPipeline:
         self.pose_epipolar_guided = 0  # clips whose corners were followed again from the solved rotation's guess
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
         self.pose_epipolar_held = 0  # clips held in place: their lasting corners measured no direction
-        # pose_source fused: clips whose head translation (last frame) points more than 90 degrees from the
-        # geometry's: motion the pose head did not learn (pose_geometry.head_overruled)
-        self.pose_head_overruled = 0
+        self.pose_head_overruled = 0  # fused: clips whose head moved > 90 deg off the geometry (head_overruled)
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
@@ -225,8 +224,16 @@ class PerceptionPipeline:
         return self.buffer.pending
 
     def set_camera_mount(self, base_from_camera: np.ndarray) -> None:
-        """4x4 T_base_camera, e.g. from TF; odometry uses it from the next clip on."""
-        self.odometry.set_base_from_camera(self._upright_mount(base_from_camera))
+        """4x4 T_base_camera, e.g. from TF: the frames that come after it carry it, and the odometry of
+        their clips reads it (_use_mount); clips of earlier frames still waiting keep theirs."""
+        self._mount = self._upright_mount(base_from_camera)
+
+    def _use_mount(self, frames: list[Frame]) -> None:
+        """The odometry takes the clip's frames' mount (its newest frame's), where one was given."""
+        mount = frames[-1].mount
+        if mount is not None and mount is not self._mount_in_use:
+            self.odometry.set_base_from_camera(mount)
+            self._mount_in_use = mount
 
     def rotation_advice(self, base_from_camera: np.ndarray) -> str | None:
         """What to set when the camera's mount says its images do not stand upright with the
@@ -348,7 +355,7 @@ class PerceptionPipeline:
             self._early_queries = np.empty((0, 2))
         frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
                       gray=gray(rgb) if self.tracks_made and self.tracks.uses_images else None,
-                      camera_hw=work.camera_hw if work.scaled else None, lens=lens)
+                      camera_hw=work.camera_hw if work.scaled else None, lens=lens, mount=self._mount)
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
             with self._reset_lock:
@@ -597,6 +604,7 @@ class PerceptionPipeline:
         and their variances.
         images: the clip's camera images, for the epipolar direction and the relinked frames."""
         with self._clock("pose"):  # the clip's pose stage (STAGES), its epipolar direction within it
+            self._use_mount(frames)
             source = self.settings.pose.source
             stamps_ns = [f.stamp_ns for f in frames]
             usable = slot_ids >= 0 if slot_ids is not None else None
