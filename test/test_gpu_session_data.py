@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from fourds_ros.rgbd import read_sequence
 
@@ -114,3 +115,57 @@ def test_a_failed_training_call_returns_no_model(tmp_path):
     assert done.returncode != 0, done.stdout + done.stderr
     assert not list(out.glob("model.safetensors.part-*")) and not (out / "config.json").exists()
     assert not stale.exists()
+
+
+def _session_script(tmp_path: Path, python3: str) -> tuple[Path, dict, Path]:
+    """gpu_session.sh with its /tmp paths moved into tmp_path/machine, and a python3 stub (sh body).
+    -> (the script, its environment, its $OUT)."""
+    import os
+
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "machine"
+    script = tmp_path / "gpu_session.sh"
+    script.write_text((repo / "tools" / "gpu_session.sh").read_text().replace("/tmp/", f"{root}/"))
+    (root / "site").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text("#!/bin/sh\n" + python3)
+    (bin_dir / "python3").chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    return script, {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out)}, out
+
+
+@pytest.mark.parametrize("value, passed", [("1", True), ("0", False), ("", False)])
+def test_teacher_and_reverse_are_on_at_1_only(tmp_path, value, passed):
+    """TEACHER=0 (SMOKE's convention for off) passed --depth-teacher: any value turned it on."""
+    import subprocess
+
+    script, env, _ = _session_script(tmp_path, f'echo "$@" >> {tmp_path}/args\nexit 3\n')
+    done = subprocess.run(["bash", str(script), "train"], cwd=Path(__file__).resolve().parents[1],
+                          env={**env, "TEACHER": value, "REVERSE": value}, capture_output=True, text=True, timeout=60)
+    args = (tmp_path / "args").read_text()
+    assert done.returncode != 0 and "training.train_readouts" in args
+    assert ("--depth-teacher" in args) is passed and ("--reverse" in args) is passed, args
+
+
+def test_restore_does_not_overwrite_weights_adopted_before_it(tmp_path):
+    """restore moved the parked weights over models/fourds_default without looking: a model adopted
+    from the GPU run before restore was silently replaced by the old one."""
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    tree = tmp_path / "tree"
+    (tree / "tools").mkdir(parents=True)
+    (tree / "tools" / "gpu_session_prepare.sh").write_text((repo / "tools" / "gpu_session_prepare.sh").read_text())
+    weights = tree / "models" / "fourds_default" / "model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"the GPU run's weights")
+    parked = tmp_path / "parked"
+    parked.mkdir()
+    (parked / "model.safetensors").write_bytes(b"the committed weights")
+    done = subprocess.run(["bash", "tools/gpu_session_prepare.sh", "restore"], cwd=tree,
+                          env={**os.environ, "PARKED": str(parked)}, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "differs from the parked" in done.stderr, done.stdout + done.stderr
+    assert weights.read_bytes() == b"the GPU run's weights" and (parked / "model.safetensors").exists()

@@ -52,15 +52,17 @@ if [ "$MODE" = setup ]; then
   rm -rf /tmp/site /tmp/gpudata
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
   cp -r .gpu/data /tmp/gpudata
+  # The import check runs with SMOKE=0 too, and fails the call: a setup that returned 0 on a broken
+  # install sent the long train call onto it.
+  python3 -c "import torch, trimesh, embreex, transforms3d, cv2; print('torch', torch.__version__, torch.cuda.is_available())" || exit 1
   [ "${SMOKE:-1}" = 1 ] || exit 0
   nvidia-smi --query-gpu=name,memory.total --format=csv
-  python3 -c "import torch, trimesh, embreex, transforms3d, cv2; print('torch', torch.__version__, torch.cuda.is_available())"
   start=$(date +%s)
   timeout 240 python3 -m training.train_readouts --size S --clip 8x128x128 --finetune \
     --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
     --depth-grad-weight 0.5 --num-tracks 64 --train-clips 150 --val-clips 16 --batch-size 64 \
     --real /tmp/gpudata/7scenes_redkitchen_half:1 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 \
-    --steps 60 --workers "$WORKERS" --name smoke --out /tmp/smoke --seed 0 --no-progress 2>&1 | tee "$OUT/setup.log"
+    --steps 60 --workers "$WORKERS" --name smoke --out /tmp/smoke --seed 0 --no-progress 2>&1 | tee "$OUT/setup.log" || exit 1
   echo "setup run: $(( $(date +%s) - start )) s"
   grep -i "wall\|steps" /tmp/smoke/README.md | head -5
   exit 0
@@ -79,6 +81,8 @@ START=(--init .gpum/fourds_default)
 # step that lost 13 % of metric depth). Not from scratch: fresh heads start as no reference.
 GUARD=(--select-no-worse depth_abs_rel_scaled depth_abs_rel)
 if [ "$MODE" = scratch ]; then
+  # prepare ships the MAE frames only without --no-mae-frames, and then over 64 MiB: say so before a start is spent
+  [ -d /tmp/gpudata/frames ] || { echo "no /tmp/gpudata/frames: scratch needs the MAE frames (prepare without --no-mae-frames)"; exit 2; }
   rm -rf /tmp/mae
   # shellcheck disable=SC2086
   python3 -m training.pretrain --config default --out /tmp/mae --no-progress \
@@ -88,12 +92,17 @@ if [ "$MODE" = scratch ]; then
   LR=${LR_SCRATCH:-3e-4}  # fresh heads: stage 2's rate
   GUARD=()
 fi
+# On/off switches are on at 1 only, as SMOKE is (TEACHER=0 turned the teacher on when any value did).
+REVERSE_ARGS=() TEACHER_ARGS=()
+[ "${REVERSE:-0}" = 1 ] && REVERSE_ARGS=(--reverse)
+[ "${TEACHER:-0}" = 1 ] && TEACHER_ARGS=(--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}"
+                                         --depth-teacher-holds "$TEACHER_HOLDS")
 python3 -m training.train_readouts "${START[@]}" --finetune \
   --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
   --batch-size "$BATCH" --real /tmp/gpudata/7scenes_redkitchen_half:1 /tmp/gpudata/7scenes_redkitchen_half:2 \
   /tmp/gpudata/7scenes_redkitchen_half:3 samples/hololens_000:1 --real-hop 1 --real-fraction 0.5 --lr "$LR" --encoder-lr-scale 0.3 --flip --still-clips --covered-clips \
-  ${REVERSE:+--reverse} ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${REAL_ZOOM:+--real-zoom $REAL_ZOOM} ${TEACHER:+--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}" --depth-teacher-holds "$TEACHER_HOLDS"} \
+  "${REVERSE_ARGS[@]}" ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${REAL_ZOOM:+--real-zoom $REAL_ZOOM} "${TEACHER_ARGS[@]}" \
   --select-on /tmp/gpudata/tum_fr1_rpy_half "${GUARD[@]}" --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log" || exit 1

@@ -13,7 +13,11 @@ cd "$(dirname "$0")/.."
 PARKED=${PARKED:-/tmp/fourds_weights_parked}
 WEIGHTS=models/fourds_default/model.safetensors
 if [ "${1:-}" = restore ]; then
-  if [ -f "$PARKED/model.safetensors" ]; then
+  if [ -f "$PARKED/model.safetensors" ] && [ -f "$WEIGHTS" ] && ! cmp -s "$PARKED/model.safetensors" "$WEIGHTS"; then
+    # a model adopted from the GPU run before restore: the parked copy must not overwrite it
+    echo "$WEIGHTS differs from the parked $PARKED/model.safetensors: keep one, remove the other, restore again" >&2
+    exit 1
+  elif [ -f "$PARKED/model.safetensors" ]; then
     mv "$PARKED/model.safetensors" "$WEIGHTS"
   elif [ ! -f "$WEIGHTS" ]; then
     echo "no weights parked in $PARKED and none in $WEIGHTS: git checkout -- $WEIGHTS" >&2
