@@ -133,6 +133,16 @@ class Undistorter:
         return out, new_k.copy()
 
 
+def remap_to_pinhole(k: np.ndarray, d: np.ndarray, model: str, new_k: np.ndarray, size: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps (float32) from an image of `size` (width, height) taken through the lens (k, d,
+    model) to the pinhole view of new_k: the colour frames' (undistortion_maps) and a depth registered
+    to them (camera.Lens.depth_maps) alike."""
+    if model == "equidistant":
+        return cv2.fisheye.initUndistortRectifyMap(k, d, np.eye(3), new_k, size, cv2.CV_32FC1)
+    return cv2.initUndistortRectifyMap(k, d, None, new_k, size, cv2.CV_32FC1)
+
+
 def undistortion_maps(k: np.ndarray, d: np.ndarray, model: str, width: int, height: int):
     """Fixed-point remap maps and the new pinhole K: the node's undistortion (Undistorter), also used
     by the dataset readers (fourds_ros.rgbd) so that a recording is scored as the node sees it.
@@ -152,10 +162,9 @@ def undistortion_maps(k: np.ndarray, d: np.ndarray, model: str, width: int, heig
     try:
         if model == "equidistant":
             new_k = k.copy()
-            map_x, map_y = cv2.fisheye.initUndistortRectifyMap(k, d, np.eye(3), new_k, size, cv2.CV_32FC1)
         else:
             new_k, _ = cv2.getOptimalNewCameraMatrix(k, d, size, 0.0, size)
-            map_x, map_y = cv2.initUndistortRectifyMap(k, d, None, new_k, size, cv2.CV_32FC1)
+        map_x, map_y = remap_to_pinhole(k, d, model, new_k, size)
     except cv2.error as exc:
         raise DistortionError("bad_distortion", f"OpenCV cannot undistort {model} D={d.tolist()}: {exc}") from exc
     new_k = np.asarray(new_k, dtype=np.float64)

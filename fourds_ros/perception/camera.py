@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .calibration import DistortionError, Undistorter, validate_intrinsics
+from .calibration import DistortionError, Undistorter, remap_to_pinhole, validate_intrinsics
 from .work_image import scaled_k
 
 
@@ -74,10 +74,7 @@ class Lens:
     def depth_maps(self) -> tuple[np.ndarray, np.ndarray]:
         """cv2.remap maps (float32) that bring an image of the camera's own pixels (a depth registered to
         the colour image) into the undistorted view."""
-        if self.model == "equidistant":
-            return cv2.fisheye.initUndistortRectifyMap(self.k, self.d, np.eye(3), self.pinhole_k, self.size,
-                                                       cv2.CV_32FC1)
-        return cv2.initUndistortRectifyMap(self.k, self.d, None, self.pinhole_k, self.size, cv2.CV_32FC1)
+        return remap_to_pinhole(self.k, self.d, self.model, self.pinhole_k, self.size)
 
     def to_raw(self, uv: np.ndarray) -> np.ndarray:
         """(N, 2) pixels of the undistorted view -> the same points in the camera's image (NaN stays NaN)."""

@@ -10,10 +10,9 @@ them; the offline evaluator at the end of the bag).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from collections import Counter, deque
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
