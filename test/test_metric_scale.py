@@ -141,7 +141,8 @@ def test_settings_refuse_a_reference_scale_without_the_pose():
     with pytest.raises(ValueError, match="enable_pose"):
         PerceptionSettings.from_params(metric_scale_source="reference_odometry", enable_pose=False)
     with pytest.raises(ValueError, match="metric_scale_min_clips"):
-        PerceptionSettings.from_params(metric_scale_min_clips=10, metric_scale_window=5)
+        PerceptionSettings.from_params(metric_scale_source="reference_odometry", metric_scale_min_clips=10,
+                                       metric_scale_window=5)
 
 
 def test_pipeline_depth_and_clip_motion_are_the_unscaled_ones_times_the_scale():
@@ -564,3 +565,117 @@ def test_the_report_names_the_reference_asked_for_while_its_scale_is_not_in_effe
               "metres_from": "model (reference_depth: 0 of 1 clips counted yet)", "metric_scale_source": "reference_depth"}
     assert scale_lines(status)[0] == "Metric scale from the reference depth: 1.0 (clips counted: 0 of 0 it covered)."
     assert scale_lines({"metres_from": "model"}) == []
+
+
+# Blind frames (too dark or flat to see: InputSettings.min_image_texture) against a reference. A fake
+# engine of 8 frames at 32x32: depth 2.0 m where a frame is seen, and a pose head moving the camera
+# 0.1 m forward a frame, the truth in both.
+FAKE_T, FAKE_HW, FAKE_STEP = 8, 32, 0.1
+
+
+class BlindingEngine:
+    """2.0 m on frames it sees, `invented` m on black ones (a model's guess in the dark); the pose head's
+    camera 0.1 m further forward (optical z) each frame."""
+
+    def __init__(self, invented: float = 2.0):
+        from types import SimpleNamespace
+
+        from fourds_ros.model import DepthHeadConfig, ModelConfig, PoseHeadConfig
+
+        self.invented = invented
+        self.config = ModelConfig(size="micro", num_frames=FAKE_T, image_size=(FAKE_HW, FAKE_HW),
+                                  patch_size=(2, 8, 8),
+                                  heads={"depth": DepthHeadConfig(32, 2), "pose": PoseHeadConfig(32, 2)})
+        self.spec = SimpleNamespace(input_shapes={"video": (1, FAKE_T, FAKE_HW, FAKE_HW, 3)}, num_queries=0)
+
+    def __call__(self, inputs):
+        video = inputs["video"][0]
+        seen = video.reshape(len(video), -1).max(axis=1) > 0
+        translation = np.zeros((1, FAKE_T, 3), np.float32)
+        translation[0, :, 2] = FAKE_STEP * np.arange(FAKE_T)
+        depth = np.where(seen, 2.0, self.invented).astype(np.float32)[None, :, None, None]
+        return {"depth": depth * np.ones((1, FAKE_T, FAKE_HW, FAKE_HW), np.float32),
+                "pose_rotation": np.broadcast_to(np.eye(3, dtype=np.float32), (1, FAKE_T, 3, 3)).copy(),
+                "pose_translation": translation, "pose_log_variance": np.full((1, FAKE_T, 2), -4.0, np.float32)}
+
+
+def blinding_run(p, blind, reference) -> list:
+    """The clips' results for frames i (blind[i]: black, else random texture, 64x64) at 30 Hz;
+    reference(p, i, stamp_ns) feeds the reference with each frame."""
+    rng = np.random.default_rng(0)
+    k = np.array([[40.0, 0, 31.5], [0, 40.0, 31.5], [0, 0, 1]])
+    results = []
+    for i, dark in enumerate(blind):
+        stamp = i * 33_000_000
+        reference(p, i, stamp)
+        rgb = np.zeros((64, 64, 3), np.uint8) if dark else rng.integers(0, 255, (64, 64, 3), np.uint8)
+        clip, _ = p.add_frame(rgb, stamp, "cam", k)
+        if clip is not None:
+            results.append(p.process(clip))
+    return results
+
+
+def test_reference_odometry_measures_a_clip_going_blind_only_up_to_its_last_frame_seen():
+    """The clip's last 4 of 8 frames black: its motion is held at frame 3, 0.3 m, while the reference's
+    travel was taken over the whole clip, 0.7 m: the scale counted was 2.33 for a truth of 1, and the
+    next clip's depth was published at 4.67 m for 2 m. A clip that sees only its first frame measures
+    no travel, and is not offered."""
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+
+    def wheels(p, i, stamp):  # the base 0.1 m a frame straight ahead (the camera's optical z)
+        p.add_reference_odometry(stamp, np.array([FAKE_STEP * i, 0, 0]), UNIT)
+
+    def pipeline():
+        return PerceptionPipeline(BlindingEngine(), PerceptionSettings.from_params(
+            hop=FAKE_T, pose_source="head", metric_scale_source="reference_odometry", metric_scale_min_clips=1,
+            metric_scale_window=2))
+
+    p = pipeline()
+    first, second = blinding_run(p, [4 <= i < FAKE_T for i in range(2 * FAKE_T)], wheels)
+    assert first.blind == 4 and second.blind == 0
+    assert list(p.reference_scale.ratios) == [pytest.approx(1.0, rel=1e-6)] * 2  # the blind clip's first
+    assert p.reference_scale.scale == pytest.approx(1.0, rel=1e-6)
+    assert [float(np.nanmedian(r.depth)) for r in second.frames] == [pytest.approx(2.0, rel=1e-6)] * FAKE_T
+    p = pipeline()
+    (only_first,) = blinding_run(p, [i >= 1 for i in range(FAKE_T)], wheels)
+    assert only_first.blind == FAKE_T - 1
+    assert p.reference_scale.clips_offered == 0 and not p.reference_scale.ratios and p.reference_scale.scale == 1.0
+
+
+def test_reference_depth_is_measured_on_the_frames_seen_only():
+    """An RGB-D sensor measures in the dark; the model's depth of a black frame is its invention (8 m
+    here, published NaN). Measured too, it set the seen frames' metres (the median over the clip's frames):
+    0.625 m and 0.25 m published for 1 m with 4 and 6 of 8 frames black. A clip with no frame seen measures nothing: the scale stays."""
+    from fourds_ros.perception import PerceptionPipeline, PerceptionSettings
+
+    def sensor(p, i, stamp):  # the truth: 1 m everywhere, dark or not
+        p.add_reference_depth(stamp, np.full((64, 64), 1.0, np.float32))
+
+    for n_blind in (0, 4, 6):
+        p = PerceptionPipeline(BlindingEngine(invented=8.0), PerceptionSettings.from_params(
+            hop=FAKE_T, pose_source="head", metric_scale_source="reference_depth"))
+        (result,) = blinding_run(p, [i >= FAKE_T - n_blind for i in range(FAKE_T)], sensor)
+        assert result.blind == n_blind
+        assert p.reference_depth.scale == pytest.approx(0.5, rel=1e-6), n_blind
+        seen = [float(np.nanmedian(r.depth)) for r in result.frames if np.isfinite(r.depth).any()]
+        assert seen == [pytest.approx(1.0, rel=1e-6)] * (FAKE_T - n_blind), n_blind
+    p = PerceptionPipeline(BlindingEngine(invented=8.0), PerceptionSettings.from_params(
+        hop=FAKE_T, pose_source="head", metric_scale_source="reference_depth"))
+    _, dark = blinding_run(p, [i >= FAKE_T for i in range(2 * FAKE_T)], sensor)  # the first clip seen
+    assert dark.blind == FAKE_T and p.reference_depth.clips_used == 1
+    assert p.reference_depth.scale == pytest.approx(0.5, rel=1e-6)
+    assert p.reference_depth.motion_scale == pytest.approx(0.5, rel=1e-6)
+
+
+def test_metric_scale_min_clips_is_checked_against_the_window_for_reference_odometry_only():
+    """metric_scale_min_clips is reference_odometry's (reference_depth takes its first clip's scale), yet
+    it was checked against metric_scale_window for every source: reference_depth with a window of 1 or
+    3 (under the default min_clips 5) failed to configure."""
+    from fourds_ros.perception import PerceptionSettings
+
+    for window in (1, 3):
+        settings = PerceptionSettings.from_params(metric_scale_source="reference_depth", metric_scale_window=window)
+        assert settings.scale.window == window and settings.scale.min_clips == 5
+    with pytest.raises(ValueError, match=r"metric_scale_min_clips \(5\) must not exceed metric_scale_window \(3\)"):
+        PerceptionSettings.from_params(metric_scale_source="reference_odometry", metric_scale_window=3,
+                                       metric_scale_min_clips=5)

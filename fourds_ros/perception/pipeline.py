@@ -414,9 +414,9 @@ class PerceptionPipeline:
         own_depth = self._model_depth(outputs, k_model[0, 0])  # the model's own metres: the pose solves in them
         if own_depth is not None and excluded is not None:
             own_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
-        scale, motion_scale = self._clip_scale(frames, output_t, own_depth)
+        blind, partly = self._blindness(video, excluded)  # first: a blind frame's depth measures no scale
+        scale, motion_scale = self._clip_scale(frames, output_t, own_depth, blind)
         model_depth = self._scaled(own_depth, scale)  # the published metres
-        blind, partly = self._blindness(video, excluded)
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
         self.frames_blind, self.frames_partly_blind = self.frames_blind + n_blind, self.frames_partly_blind + n_partly
         if self.enabled["depth"]:
@@ -443,16 +443,22 @@ class PerceptionPipeline:
         return ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
                           self._clock.seconds, lens=frames[-1].lens)
 
-    def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None
-                    ) -> tuple[float, float]:
+    def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None,
+                    blind: np.ndarray) -> tuple[float, float]:
         """The clip's metric scale for its depth and for its motion: reference_odometry's from the
         clips before (both); reference_depth's measured on this clip's output frames for the depth,
         the median of the last metric_scale_window clips' for the motion (an odometry whose scale
-        jumped with the view would bend the path); else the calibrated metric_scale_factor."""
+        jumped with the view would bend the path); else the calibrated metric_scale_factor.
+        blind: (T,) bool, frames too dark or flat to see (_blindness): not measured."""
         if self.reference_scale is not None:
             return self.reference_scale.scale, self.reference_scale.scale
         if self.reference_depth is not None and own_depth is not None:
-            self.reference_depth.measure([frames[t].stamp_ns for t in output_t], own_depth[output_t])
+            # A blind frame's depth is the model's invention (published NaN), while an RGB-D sensor
+            # still measures in the dark: their ratio set the seen frames' metres. No frame
+            # seen: nothing measured, the scale in effect stays.
+            seen = [t for t in output_t if not blind[t]]
+            if seen:
+                self.reference_depth.measure([frames[t].stamp_ns for t in seen], own_depth[seen])
             return self.reference_depth.scale, self.reference_depth.motion_scale
         return self.settings.scale.factor, self.settings.scale.factor
 
@@ -622,8 +628,12 @@ class PerceptionPipeline:
                 self.pose_relinked += int(geo.relinked[output_t].sum())
                 with self._clock("epipolar"):
                     translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
-            if self.reference_scale is not None:  # the model's own travel over the clip, for the next clips' scale
-                self.reference_scale.observe(stamps_ns[0], stamps_ns[-1], translation[-1],
+            # The model's own travel, for the next clips' scale, to the clip's last frame seen: past it
+            # clip_pose holds the motion, and the reference's travel over the whole clip inflated the
+            # ratio by (T - 1) / (last seen); no frame seen after the first: no travel measured.
+            seen = np.flatnonzero(~np.asarray(unseen, bool))
+            if self.reference_scale is not None and len(seen) and seen[-1] > 0:
+                self.reference_scale.observe(stamps_ns[0], stamps_ns[seen[-1]], translation[seen[-1]],
                                              self.odometry.base_from_camera)
             if scale != 1.0:
                 translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])

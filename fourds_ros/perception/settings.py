@@ -474,7 +474,9 @@ class ScaleSettings(_Group):
                             param="metric_scale_factor", low=1e-3, high=1e3)
 
     def check_consistency(self) -> None:
-        if self.min_clips > self.window:
+        # Only reference_odometry counts min_clips (reference_depth takes its first clip's): checked for
+        # every source, reference_depth with a window under the default min_clips failed to configure.
+        if self.source == "reference_odometry" and self.min_clips > self.window:
             raise ValueError(f"metric_scale_min_clips ({self.min_clips}) must not exceed metric_scale_window "
                              f"({self.window})")
 
