@@ -812,6 +812,66 @@ def test_publication_sequence_gaps_count_frames_lost_per_publisher():
     assert health.counts["frames_missing_by_sequence"] == 2
 
 
+@pytest.mark.parametrize("inactive_frames", [300, 4])
+def test_frames_the_camera_sent_while_the_node_was_inactive_are_not_lost(inactive_frames):
+    """Deactivated, the node has no subscription and the camera goes on publishing: its sequence
+    numbers and stamps jump by the frames sent meanwhile, which no subscription was there to lose.
+    Kept across activations, 10 s inactive (300 frames) read as 300 "lost before the callback" and
+    /diagnostics WARN; a short pause (4 frames) by stamp as well. A gap within one activation still counts."""
+    health = NodeHealth(lambda message: None)
+    t0 = time.time_ns()
+
+    def frames(first: int, last: int) -> None:  # sequence numbers first..last of one publisher, at 30 Hz
+        for i in range(first, last + 1):
+            health.frame_received(t0 + i * HZ30, "camera", i)
+
+    health.activated()
+    frames(1, 300)
+    health.activated()  # after a deactivation, while the camera published on
+    first = 301 + inactive_frames
+    frames(first, first + 29)
+    assert (health.counts["frames_missing_by_sequence"], health.counts["frames_missing_by_stamp"]) == (0, 0)
+    assert health.level(state(image_publishers=1)) == (OK, "active")
+    frames(first + 33, first + 50)  # 3 frames lost while subscribed
+    assert (health.counts["frames_missing_by_sequence"], health.counts["frames_missing_by_stamp"]) == (3, 3)
+
+
+def test_latency_and_queue_rules_judge_only_input_of_the_last_recent_s(clock):
+    """The latency and queue windows keep their last samples however old: a slow stretch just before
+    the camera stopped (or the node was deactivated) kept /diagnostics WARN for good, while the
+    dropped and lost rules let go after RECENT_S. Judged while frames are described (received, for
+    the queue) within RECENT_S; the values stay reported; slow frames again WARN again."""
+    node_ns = [10**15]
+    health = NodeHealth(lambda message: None, now_ns=lambda: node_ns[0])
+    health.set_limits(SimpleNamespace(latency_warn_ms=1000.0, queue_warn_ms=100.0, stall_warn_s=5.0))
+    health.activated()
+
+    def slow_clips(n: int) -> None:  # frames 300 ms in the queue, each clip out 1.5 s after its newest frame
+        for _ in range(n):
+            stamps = [node_ns[0] + i * HZ30 for i in range(7)]
+            for stamp in stamps:
+                node_ns[0], clock.t = stamp, clock.t + HZ30 / 1e9
+                health.frame_received(stamp, received_ns=time.time_ns() - 300 * MS)
+            node_ns[0] = stamps[-1] + 1500 * MS
+            health.record_clip(stamps, 0.1, 0.1)
+
+    slow_clips(10)
+    level, message = health.level(state())
+    assert level == WARN and "latency p95" in message and "in the subscription queue" in message, message
+    clock.t += RECENT_S - 1  # the camera stopped: still the last minute's input
+    node_ns[0] += int((RECENT_S - 1) * 1e9)
+    assert health.level(state())[0] == WARN
+    clock.t += 1.0
+    node_ns[0] += 10**9
+    assert health.level(state()) == (OK, "active")
+    assert health.level(NodeState("inactive")) == (OK, "inactive")
+    values = health.report(state())[2]
+    assert float(values["latency_p95_ms"]) > 1000 and float(values["input_queue_p95_ms"]) > 100  # still reported
+    slow_clips(1)
+    level, message = health.level(state())
+    assert level == WARN and "latency p95" in message and "in the subscription queue" in message, message
+
+
 def test_time_in_the_subscription_queue_is_reported_from_the_middlewares_reception_time():
     """A frame the middleware received 80 ms before its callback ran waited 80 ms in the node's own
     queue (an executor thread that falls behind), whatever the camera's stamp says; frames from a

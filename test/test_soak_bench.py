@@ -23,8 +23,11 @@ def test_bench_soak_writes_windows_memory_and_a_balanced_account(tiny_model_dir,
     assert all(0 < r["described_pct_depth"] <= 100 and r["latency_ms_p95"] >= r["latency_ms_p50"] > 0 for r in rows)
     # The node's own view of each window: its full diagnostics, and how long frames waited in its
     # subscription queue (DDS reception -> callback).
-    assert all(int(r["diagnostics"]["frames_in"]) > 0 and r["input_queue_ms_p95"] >= r["input_queue_ms_p50"] >= 0
-               for r in rows)
+    assert all(int(r["diagnostics"]["frames_in"]) > 0 for r in rows)
+    # The queue's figures are a window of the node's last 200 frames: given for a row only where they
+    # are its own (the first row here, whose frames are the node's first), left out after.
+    assert rows[0]["input_queue_ms_p95"] >= rows[0]["input_queue_ms_p50"] >= 0
+    assert all(r["input_queue_ms_p50"] is None and r["input_queue_ms_p95"] is None for r in rows[1:])
     # Memory is read from /proc of the node's process at each window's end.
     assert all(r["rss_mb"] > 50 for r in rows), [r["rss_mb"] for r in rows]
     assert summary["rss_growth_mb_after_first_window"] == pytest.approx(rows[-1]["rss_mb"] - rows[0]["rss_mb"])

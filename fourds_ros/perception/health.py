@@ -9,14 +9,14 @@ windows and the rules that set the status level.
 Levels: ERROR while the node is unusable (configure or activate failed). WARN when input was bad
 within the last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong
 now), more than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or
-its clip failed) or lost before the callback, latency p95 is over latency_warn_ms, frames wait in the
-subscription queue longer than queue_warn_ms (p95), frames are expected and none was described for
-stall_warn_s (input arriving, timed from when it last started; or, active with image publishers
-discovered, no frame arriving, timed from the last frame or the activation: an incompatible QoS or a
-stopped camera), or, with a reference for the metric scale, its scale is still not in effect after
-REFERENCE_WARN_AFTER_CLIPS clips or frames kept arriving REFERENCE_SILENT_S after its last sample. OK
-otherwise: a few frames shed at a burst are counted, not a fault (issue #20: WARN when more than 5 %
-of input is lost or dropped).
+its clip failed) or lost before the callback, latency p95 is over latency_warn_ms or frames wait in the
+subscription queue longer than queue_warn_ms (p95; both only while frames were described, or received,
+within RECENT_S), frames are expected and none was described for stall_warn_s (input arriving, timed
+from when it last started; or, active with image publishers discovered, no frame arriving, timed from
+the last frame or the activation: an incompatible QoS or a stopped camera), or, with a reference for
+the metric scale, its scale is still not in effect after REFERENCE_WARN_AFTER_CLIPS clips or frames
+kept arriving REFERENCE_SILENT_S after its last sample. OK otherwise: a few frames shed at a burst are
+counted, not a fault (issue #20: WARN when more than 5 % of input is lost or dropped).
 
 Frame accounting: every frame taken in (frames_in) ends as exactly one of described (frames_out),
 rejected (bad input), dropped (superseded under overload, or its clip failed), reset (dropped by a
@@ -98,6 +98,14 @@ QUEUE_WAIT_CAUSES = ("the executor thread is starved of CPU, or the camera sends
                      "shared-memory segment: give the camera driver config/fastdds_large_frames.xml")
 
 
+# The rolling windows the timing figures of /diagnostics are read from, by what fills them. Named, as bench
+# node reads a step's figure only when the step alone filled its window (a shorter step's figure is mostly
+# the steps' before it).
+INFERENCE_WINDOW_CLIPS = 50  # inference_latency_ms: the engine's mean over the last 50 clips
+CLIP_WINDOW_CLIPS = 200  # clip_latency_p50/p95_ms, process_publish_ms, <stage>_p50_ms
+FRAME_WINDOW_FRAMES = 200  # latency_p50/p95_ms (frames described), input_transport_ms, input_queue_* (received)
+
+
 def on_node_clock(offset_ms: float) -> bool:
     """Whether a stamp this far from the node's clock (now - stamp) is a latency (STAMP_OFF_CLOCK_S)."""
     return abs(offset_ms) <= STAMP_OFF_CLOCK_S * 1e3
@@ -172,6 +180,11 @@ class StampGaps:
         self.intervals.append(dt)
         return confirmed
 
+    def restart(self) -> None:
+        """A new subscription (re-activation): the next stamp starts a new timeline, its distance from
+        the last one is no gap. Unconfirmed gaps go with it. The camera's spacing (intervals) stays."""
+        self.last_ns, self.pending = None, []
+
     def _confirm(self, late_by: int = 0) -> int:
         """The pending gaps were loss: -> their missing frames, in median intervals. late_by: the
         short interval after the last gap, whose closing frame was late: that gap reaches to the next
@@ -227,15 +240,15 @@ class NodeHealth:
         self.errors: Counter[str] = Counter()  # bad input per kind
         self._last_log: dict[str, float] = {}
         self._last_seen: dict[str, float] = {}  # error kind -> when it was last counted (monotonic)
-        self.inference_ms: deque = deque(maxlen=50)
-        self.latency_ms: deque = deque(maxlen=200)  # input stamp -> publish, wall clock
+        self.inference_ms: deque = deque(maxlen=INFERENCE_WINDOW_CLIPS)
+        self.latency_ms: deque = deque(maxlen=FRAME_WINDOW_FRAMES)  # input stamp -> publish, wall clock
         # newest frame of a clip: its stamp -> all of the clip published (buffer wait excluded)
-        self.clip_latency_ms: deque = deque(maxlen=200)
-        self.transport_ms: deque = deque(maxlen=200)  # input stamp -> subscription callback
+        self.clip_latency_ms: deque = deque(maxlen=CLIP_WINDOW_CLIPS)
+        self.transport_ms: deque = deque(maxlen=FRAME_WINDOW_FRAMES)  # input stamp -> subscription callback
         # DDS reception -> subscription callback (wall clock, both ends in this process): how long a
         # frame waited in the node's own subscription queue for the executor thread.
-        self.queue_ms: deque = deque(maxlen=200)
-        self.process_ms: deque = deque(maxlen=200)  # pipeline.process + publish, per clip
+        self.queue_ms: deque = deque(maxlen=FRAME_WINDOW_FRAMES)
+        self.process_ms: deque = deque(maxlen=CLIP_WINDOW_CLIPS)  # pipeline.process + publish, per clip
         # stage name -> its ms per clip (the engine, pipeline.STAGES, sending the outputs): where a clip's time goes
         self.stage_ms: dict[str, deque] = {}
         self._last_rates: tuple[float, int, int] | None = None
@@ -258,8 +271,13 @@ class NodeHealth:
 
     def activated(self) -> None:
         """The node subscribed to its input: the no-frame stall clock starts now (a node activated long
-        after it was constructed would otherwise WARN before the first frame could arrive)."""
+        after it was constructed would otherwise WARN before the first frame could arrive). The camera
+        went on publishing while the node was inactive, unsubscribed: its sequence numbers and stamps
+        jump by the frames sent meanwhile, which no subscription was there to lose. Kept, a node
+        inactive for 10 s counted 300 frames "lost before the callback" on its first frame back, WARN."""
         self.active_since = time.monotonic()
+        self._sequences.clear()
+        self.gaps.restart()
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
                        received_ns: int | None = None) -> None:
@@ -319,7 +337,7 @@ class NodeHealth:
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)
         for name, seconds in {"engine": inference_s, **(stage_s or {})}.items():
-            self.stage_ms.setdefault(name, deque(maxlen=200)).append(seconds * 1e3)
+            self.stage_ms.setdefault(name, deque(maxlen=CLIP_WINDOW_CLIPS)).append(seconds * 1e3)
         latencies = [(now_ns - s) / 1e6 for s in stamps_ns]
         on_clock = [ms for ms in latencies if on_node_clock(ms)]
         self.latency_ms.extend(on_clock)
@@ -348,9 +366,12 @@ class NodeHealth:
             problems.append(f"dropped {dropped} of {frames_in} frames{span}")
         if sent and lost > WARN_FRACTION * sent:
             problems.append(f"lost {lost} of {sent} frames before the callback{span}")
-        if (p95 := p95_over(self.latency_ms, self.latency_warn_ms)) is not None:
+        # The windows keep their last samples however old: judged only while frames are described
+        # (received, for the queue) within RECENT_S, as the dropped and lost rules. Judged always, a
+        # slow stretch before the camera stopped (or the node was deactivated) kept the node WARN for good.
+        if now - self.last_out < RECENT_S and (p95 := p95_over(self.latency_ms, self.latency_warn_ms)) is not None:
             problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
-        if (p95 := p95_over(self.queue_ms, self.queue_warn_ms)) is not None:
+        if now - self.last_in < RECENT_S and (p95 := p95_over(self.queue_ms, self.queue_warn_ms)) is not None:
             problems.append(f"frames wait {p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
                             f" ({QUEUE_WAIT_CAUSES})")
         problems += self._stall_problems(state, now)
