@@ -223,6 +223,22 @@ def test_a_failed_activation_undoes_its_inputs_and_a_second_one_works(tiny_model
     assert diag["level"] < 2 and diag["values"]["frames_in"] == "6", diag  # the first burst reached no callback
 
 
+
+def test_a_failed_activation_is_no_error_once_the_node_is_cleaned_up(tiny_model_dir, ros_env, tmp_path):
+    """After a failed activation and a cleanup, /diagnostics still said ERROR "activate failed" on an
+    unconfigured node, which nothing was wrong with any more (session 55's review)."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"lifecycle": "configure"}, {"lifecycle": "activate"},
+            {"wait": 1.5}, {"lifecycle": "cleanup"}, {"get_state": True}, {"wait": 2.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "autostart": False}
+    run = run_node(plan, params, tmp_path, ros_env, cmd=node_command(FIRST_MOUNT_FAILS))
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    events = run.result["events"]
+    assert [e["success"] for e in events if "lifecycle" in e] == [True, False, True], run.node_log
+    assert [s["level"] for r in run.records("/diagnostics") for s in r["status"]
+            if "activate failed" in s["message"]], run.node_log  # the failure was reported while it held
+    diag = run.last_diagnostics()
+    assert diag["level"] < 2 and "activate failed" not in diag["message"], diag
+
 def test_a_params_file_with_two_bad_values_is_fixed_one_ros2_param_set_at_a_time(tiny_model_dir, ros_env, tmp_path):
     """Configure fails naming the first bad value; `ros2 param set` of it was refused because of the
     other one, so the node could not be fixed without a restart. A change that breaks a valid set is

@@ -108,7 +108,7 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
-        self.state_text = "unconfigured"
+        self.failure, self.state_text = "", "unconfigured"  # a failed activation is no longer what is wrong
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
