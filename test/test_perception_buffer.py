@@ -8,7 +8,7 @@ from fourds_ros.perception.clip_buffer import OUT_OF_ORDER, ClipBuffer, ClipQueu
 from fourds_ros.perception.odometry import OdometryChain, default_base_from_camera, transform_from_xyz_quat
 from fourds_ros.perception.preprocess import Preprocessor
 from fourds_ros.perception.settings import TrackSettings
-from fourds_ros.perception.tracks import TrackManager, motion_outliers
+from fourds_ros.perception.tracks import TRACK_ID_LIMIT, TrackManager, motion_outliers
 
 MS = 1_000_000
 
@@ -172,20 +172,21 @@ def test_track_ids_continue_across_overlap_and_lost_tracks_are_reseeded():
     assert not set(ids3[ids3 >= 0]) & set(ids2[ids2 >= 0])
 
 
-def test_track_ids_wrap_within_uint32_past_the_live_ones():
-    """Ids are published as uint32: counting past 2^32 (months of a covered lens reseeding every
-    clip) made every clip fail to pack them. They wrap, skipping ids still in use."""
+def test_track_ids_wrap_below_the_id_limit_past_the_live_ones():
+    """Ids are published as uint32 (track_id) and int32 (Marker.id): counting past 2^32 (months of a
+    covered lens reseeding every clip) made every clip fail to pack them. They wrap at TRACK_ID_LIMIT
+    (2^31, which both hold), skipping ids still in use."""
     pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
     manager = TrackManager(6, (32, 32), track_settings(max_tracks=4, query_mode="grid"))
     image = np.zeros((32, 32, 3), np.float32)
-    manager.next_id = 2**32 - 2
+    manager.next_id = TRACK_ID_LIMIT - 2
     _, ids = manager.make_queries([0, 1, 2, 3], image, pmap)
-    assert list(ids[:4]) == [2**32 - 2, 2**32 - 1, 0, 1]
+    assert list(ids[:4]) == [TRACK_ID_LIMIT - 2, TRACK_ID_LIMIT - 1, 0, 1]
     xy = np.zeros((6, 4, 2))
     sets = manager.update(ids, xy, np.ones((6, 4)), np.full((6, 4), 0.9), [0, 1, 2, 3], [0, 1, 2, 3], pmap)
-    assert list(sets[0].ids) == [2**32 - 2, 2**32 - 1, 0, 1]
-    manager.next_id = 2**32 - 1  # the next free ids, past the three still live: 2, 3
-    manager.tracks.pop(2**32 - 2)
+    assert list(sets[0].ids) == [TRACK_ID_LIMIT - 2, TRACK_ID_LIMIT - 1, 0, 1]
+    manager.next_id = TRACK_ID_LIMIT - 1  # the next free ids, past the three still live: 2, 3
+    manager.tracks.pop(TRACK_ID_LIMIT - 2)
     assert [manager._new_id() for _ in range(2)] == [2, 3]
 
 

@@ -26,6 +26,7 @@ Coordinates: queries are (t, y, x) in model-input pixels; published u, v are inp
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -36,7 +37,10 @@ from .preprocess import PixelMap, sample_nearest
 from .settings import TrackSettings
 from .track_refine import gray, make_refiner
 
-TRACK_ID_LIMIT = 2**32  # track ids are published as uint32 (PointCloud2 track_id)
+# Track ids are published as uint32 (PointCloud2 track_id) and as int32 (the track's Marker.id): below
+# 2^31 they fit both, and a track's marker has its track_id (from 2^31 it went negative, and with
+# ROS_PYTHON_CHECK_FIELDS=1 the marker raised and the clip's outputs were lost).
+TRACK_ID_LIMIT = 2**31
 
 
 @dataclass
@@ -49,6 +53,9 @@ class Track:
     template: np.ndarray | None = None  # camera-image patch at the query (TemplateRefiner)
     on_image: bool = False  # the model lost it: followed on the camera image alone, not queried
     unmatched: int = 0  # consecutive frames its template did not match while on_image
+    # A topic query's (u, v) input pixels, from its seeding until first carried on: one seeded on an
+    # unseen frame is queued again (`update`), not lost.
+    request: tuple[float, float] | None = None
 
 
 @dataclass
@@ -89,6 +96,9 @@ class TrackManager:
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
         self.pending_topic_queries: list[tuple[float, float]] = []  # (u, v) input pixels
+        # add_topic_queries runs on the subscription thread, make_queries / update on the inference
+        # thread: a query appended between _seed_candidates' read and clear vanished, uncounted.
+        self._queries_lock = threading.Lock()
         # Topic queries not seeded, by why (mode 'topic', on /diagnostics): a point a client asked to
         # track and never sees tracked is otherwise a silent loss.
         self.queries_refused: Counter[str] = Counter()
@@ -122,30 +132,38 @@ class TrackManager:
         return {f"track_queries_refused_{r}": self.queries_refused[r] for r in reasons}
 
     def _new_id(self) -> int:
-        """The next id not in use, wrapping within uint32 (the published track_id): counting on, the
-        ids passed 2^32 after months of a covered lens seeding new tracks every clip (hours with 4096
-        tracks at hop 1), and every clip then failed to pack them."""
+        """The next id not in use, wrapping at TRACK_ID_LIMIT (the published track_id and Marker.id must
+        hold it): counting on, the ids passed 2^32 after months of a covered lens seeding new tracks
+        every clip (hours with 4096 tracks at hop 1), and every clip then failed to pack them."""
         while self.next_id in self.tracks:
             self.next_id = (self.next_id + 1) % TRACK_ID_LIMIT
         new, self.next_id = self.next_id, (self.next_id + 1) % TRACK_ID_LIMIT
         return new
 
-    def add_topic_queries(self, uv: np.ndarray) -> None:
-        """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic')."""
-        self.pending_topic_queries.extend(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
-        over = max(0, len(self.pending_topic_queries) - self.num_queries)
-        self.queries_refused["over_capacity"] += over  # only the newest num_queries can be seeded
-        del self.pending_topic_queries[:over]
+    def add_topic_queries(self, uv: np.ndarray, requeue: bool = False) -> None:
+        """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic'). requeue:
+        queries asked for before those pending (seeded on an unseen frame), put before them."""
+        queries = list(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
+        with self._queries_lock:
+            pending = self.pending_topic_queries
+            if requeue:
+                pending[:0] = queries
+            else:
+                pending.extend(queries)
+            over = max(0, len(pending) - self.num_queries)
+            self.queries_refused["over_capacity"] += over  # only the newest num_queries can be seeded
+            del pending[:over]
 
     def _seed_candidates(self, first_frame: np.ndarray, pmap: PixelMap, allowed_fraction: float = 1.0) -> np.ndarray:
         """(N, 2) (x, y) model pixels, best first. first_frame: (H, W, 3) float32 model image;
         allowed_fraction: of the image where tracks may be (the grid is that much denser)."""
         h, w = self.model_hw
         if self.mode == "topic":
-            if not self.pending_topic_queries:
+            with self._queries_lock:  # swapped out whole: one added meanwhile waits for the next clip
+                pending, self.pending_topic_queries = self.pending_topic_queries, []
+            if not pending:
                 return np.zeros((0, 2))
-            uv = np.array(self.pending_topic_queries)
-            self.pending_topic_queries.clear()
+            uv = np.array(pending)
             return np.stack(pmap.to_model(uv[:, 0], uv[:, 1]), axis=1)
         if self.mode == "features":
             import cv2
@@ -202,13 +220,16 @@ class TrackManager:
                 refused["near_a_live_track"] += 1
                 continue
             track = Track(self._new_id(), float(x), float(y), clip_indices[0], deque(maxlen=self.trail_length))
+            if self.mode == "topic":
+                track.request = tuple(float(c) for c in pmap.to_input(track.x, track.y))
             self.tracks[track.id] = track
             queries.append((0, y, x))
             ids.append(track.id)
             live[n_live] = (x, y)
             n_live += 1
         if self.mode == "topic":  # grid and corner seeds are candidates, not requests: only these count
-            self.queries_refused.update(refused)
+            with self._queries_lock:  # add_topic_queries counts on another thread
+                self.queries_refused.update(refused)
         slot_ids = np.full(self.num_queries, -1, dtype=np.int64)
         slot_ids[: len(ids)] = ids
         points = np.zeros((self.num_queries, 3), dtype=np.float32)
@@ -276,8 +297,9 @@ class TrackManager:
         camera images (required with image_fallback); unseen: (T,) bool, frames too dark or flat
         to see (a covered lens): no track is visible there, and a track queried on one is no
         point at all (invisible throughout, so it is lost and re-seeded on a frame that shows
-        something). Left to the model, a covered lens kept 62 of 63 tracks "visible". excluded:
-        (H, W) bool model pixels showing the robot itself: a track there is invisible. off_robot:
+        something; a topic query is queued again for that). Left to the model, a covered lens kept
+        62 of 63 tracks "visible". excluded: (H, W) bool model pixels showing the robot itself: a
+        track there is invisible. off_robot:
         (H_in, W_in) bool input pixels off the robot (the same boxes), for the tracks the image
         fallback follows outside the model's window, where `excluded` has no pixels: one there on
         the robot is invisible and dropped."""
@@ -314,6 +336,7 @@ class TrackManager:
         visible[:, unseen] = visible[void] = False  # no template match on sensor noise counts either
         conf[:, unseen] = conf[void] = 0.0
         dropped |= void
+        self._requeue([tracks[i] for i in np.flatnonzero(void)])
         u, v = pmap.to_input(xy[..., 0], xy[..., 1])
         if off_robot is not None:  # nor one on the robot: the fallback moved some, out of the model's window too
             robot = ~sample_nearest(off_robot, u, v, True)
@@ -322,6 +345,13 @@ class TrackManager:
         out = _track_sets(tracks, ids, u, v, visible, conf, output_t)
         self._carry_or_lose(tracks, xy[:, -1], visible[:, -1], dropped, clip_indices[-1])
         return out
+
+    def _requeue(self, void: list[Track | None]) -> None:
+        """Topic queries seeded on an unseen frame (void: no point to follow) are asked again next clip:
+        the frames after may show the point, and dropped they were neither tracked nor counted."""
+        requests = [t.request for t in void if t is not None and t.request is not None]
+        if requests:
+            self.add_topic_queries(np.array(requests), requeue=True)
 
     def _carry_or_lose(self, tracks: list[Track | None], xy_last: np.ndarray, visible_last: np.ndarray,
                        dropped: np.ndarray, last_index: int) -> None:
@@ -333,6 +363,7 @@ class TrackManager:
             if visible_last[i] or (track.on_image and not dropped[i]):
                 track.x, track.y = float(xy_last[i, 0]), float(xy_last[i, 1])
                 track.frame_index = last_index
+                track.request = None  # carried on: the query was served
                 if track.on_image and visible_last[i] and in_window(xy_last[i], self.model_hw, VIEW_MARGIN):
                     track.on_image = False  # matched in view again: the model takes it back next clip
             else:

@@ -21,6 +21,9 @@ TRACK_FIELDS = [("x", PointField.FLOAT32), ("y", PointField.FLOAT32), ("z", Poin
                 ("u", PointField.FLOAT32), ("v", PointField.FLOAT32), ("track_id", PointField.UINT32),
                 ("visible", PointField.UINT8), ("confidence", PointField.FLOAT32)]
 NUMPY_OF = {PointField.FLOAT32: "<f4", PointField.UINT32: "<u4", PointField.UINT8: "u1"}
+# PointField datatypes by name, for messages that refuse a field's type.
+_TYPE_NAME = {getattr(PointField, n): n for n in ("INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32",
+                                                   "FLOAT32", "FLOAT64")}
 
 
 def stamp_to_ns(stamp) -> int:
@@ -127,12 +130,33 @@ def read_cloud(msg: PointCloud2) -> np.ndarray:
 
 
 def track_query_uv(msg: PointCloud2) -> np.ndarray:
-    """track_queries -> (N, 2) float input pixels; ValueError without float32 fields u, v."""
-    try:
-        cloud = read_cloud(msg)
-        return np.stack([cloud["u"], cloud["v"]], axis=1).astype(float)
-    except Exception as exc:
-        raise ValueError(f"track_queries needs float32 fields u, v: {exc}") from exc
+    """track_queries -> (N, 2) float input pixels; ValueError without float32 fields u, v, or with data
+    short of height * row_step. Only u and v are read: a client's cloud may carry fields of any type
+    beside them, big-endian and with padded rows, as PointCloud2 allows (read_cloud refused the first
+    with a misleading message and read the others as garbage or (0, 0))."""
+    fields = {f.name: f for f in msg.fields}
+    missing = [n for n in ("u", "v") if n not in fields]
+    if missing:
+        raise ValueError(f"track_queries needs float32 fields u, v: no field {', '.join(missing)}")
+    wrong = [f"{n} is {_TYPE_NAME.get(fields[n].datatype, fields[n].datatype)} x {fields[n].count}"
+             for n in ("u", "v") if fields[n].datatype != PointField.FLOAT32 or fields[n].count != 1]
+    if wrong:
+        raise ValueError(f"track_queries needs float32 fields u, v: {'; '.join(wrong)}")
+    height, width, step, row_step = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
+    if height * width == 0:
+        return np.zeros((0, 2))
+    f4 = ">f4" if msg.is_bigendian else "<f4"
+    offsets = [int(fields["u"].offset), int(fields["v"].offset)]
+    if row_step < width * step or step < max(offsets) + 4:
+        raise ValueError(f"track_queries: point_step {step} or row_step {row_step} too small for "
+                         f"{width} points with u, v at offsets {offsets}")
+    data = bytes(msg.data)
+    if len(data) < height * row_step:
+        raise ValueError(f"track_queries: {len(data)} bytes of data, height * row_step needs {height * row_step}")
+    rows = np.frombuffer(data, np.uint8, count=height * row_step).reshape(height, row_step)[:, :width * step]
+    dtype = np.dtype({"names": ["u", "v"], "formats": [f4, f4], "offsets": offsets, "itemsize": step})
+    cloud = np.ascontiguousarray(rows).view(dtype).reshape(-1)
+    return np.stack([cloud["u"], cloud["v"]], axis=1).astype(float)
 
 
 def tracks_cloud(tracks, stamp_ns: int, frame_id: str) -> PointCloud2:
