@@ -267,7 +267,7 @@ class PerceptionPipeline:
         if self._work is None:  # only the newest num_queries are ever seeded (add_topic_queries): keep no more
             early = np.concatenate([self._early_queries, uv])
             over = max(0, len(early) - self.tracks.num_queries)
-            self.tracks.queries_refused["over_capacity"] += over
+            self.tracks.count_refused("over_capacity", over)  # on the subscription's thread
             self._early_queries = early[over:]
         else:
             self._add_upright_queries(uv)

@@ -154,6 +154,11 @@ class TrackManager:
             self.queries_refused["over_capacity"] += over  # only the newest num_queries can be seeded
             del pending[:over]
 
+    def count_refused(self, reason: str, n: int) -> None:
+        """n topic queries refused for `reason` (queries_refused), from any thread."""
+        with self._queries_lock:
+            self.queries_refused[reason] += n
+
     def _seed_candidates(self, first_frame: np.ndarray, pmap: PixelMap, allowed_fraction: float = 1.0) -> np.ndarray:
         """(N, 2) (x, y) model pixels, best first. first_frame: (H, W, 3) float32 model image;
         allowed_fraction: of the image where tracks may be (the grid is that much denser)."""
