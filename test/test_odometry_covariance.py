@@ -233,3 +233,97 @@ def test_a_mount_arriving_while_a_clip_is_chained_waits_for_it():
     steps = [np.linalg.norm(after[i + 1].odom_from_base[:3, 3] - after[i].odom_from_base[:3, 3]) for i in range(43, 49)]
     step_in = np.linalg.norm(after[43].odom_from_base[:3, 3] - results[42].odom_from_base[:3, 3])
     assert step_in < 1.5 * dt and max(steps) < 1.5 * dt, (step_in, steps)
+
+
+def blind_start_drive(hop: int, blind_clip: int, measured: bool) -> tuple[dict[int, PoseEstimate], OdometryChain]:
+    """A robot driving 0.1 m a frame forward at 30 Hz, in clips of 8 frames (the pose head's exact motion)
+    every `hop` frames; the clip starting at frame `blind_clip` has a blind first frame, so the pipeline's
+    unseen (blind | blind[0]) is every frame and clip_pose holds them all at the identity. measured: pass
+    ~unseen to add_clip, as the pipeline does (False: the call without it)."""
+    from fourds_ros.perception.pose_geometry import clip_pose
+
+    clip, dt_ns = 8, 33_333_333
+    head = {"pose_rotation": np.tile(np.eye(3), (1, clip, 1, 1)),
+            "pose_translation": (np.arange(clip)[:, None] * [0.0, 0.0, 0.1])[None],
+            "pose_log_variance": np.full((1, clip, 2), -10.0)}
+    chain, out = OdometryChain(), {}
+    for start in range(0, 3 * hop + 5, hop):
+        indices = list(range(start, start + clip))
+        unseen = np.full(clip, start == blind_clip)
+        rotation, translation, log_variance, _ = clip_pose(head, np.eye(3), "head", unseen=unseen)
+        output_t = [t for t, i in enumerate(indices) if i not in out]
+        extra = {"measured": ~unseen} if measured else {}
+        estimates = chain.add_clip(indices, [i * dt_ns for i in indices], rotation, translation, log_variance,
+                                   output_t, **extra)
+        out.update((indices[t], e) for t, e in zip(output_t, estimates))
+    return out, chain
+
+
+def test_a_clip_with_a_blind_first_frame_holds_at_the_newest_pose_and_later_clips_stay_true():
+    """Hop 2: the clip at frames 4-11 starts on a blind frame and holds all its frames. Its six frames
+    shared with the trajectory were each taken as an anchor, held or not: the camera jumped 0.25 m
+    back (twist -7.5 m/s), and the next clips, aligned on those held poses too, ran 0.13-0.18 m short
+    with the covariance of before the blindness (sd 0.01 m). Now the held frames stay at the newest
+    published pose with the unseen frames' covariance, and the clips after them, aligned on the
+    frames both measured, are back on the true path and never more confident than before the hold."""
+    out, chain = blind_start_drive(2, 4, measured=True)
+    x = {i: e.odom_from_base[0, 3] for i, e in out.items()}
+    var = {i: e.covariance[0, 0] for i, e in out.items()}
+    assert all(x[i + 1] >= x[i] - 1e-12 for i in range(max(x))), x  # no backward step
+    assert x[10] == pytest.approx(x[9], abs=1e-12) and x[11] == pytest.approx(x[9], abs=1e-12)
+    assert out[10].twist[0] == pytest.approx(0.0, abs=1e-9) and var[10] > var[9] + 1.0
+    for i in range(12, max(x) + 1):
+        assert abs(x[i] - 0.1 * i) < 3 * np.sqrt(var[i]), (i, x[i], np.sqrt(var[i]))
+        assert var[i] >= var[9] * (1 - 1e-9), (i, var[i], var[9])
+    assert chain.held == {10, 11}
+
+
+def test_the_default_hop_chains_a_blind_first_frame_as_before():
+    """Hop 7 shares one frame: the chain with `measured` is the chain without it, number for number."""
+    with_measured, _ = blind_start_drive(7, 7, measured=True)
+    without, _ = blind_start_drive(7, 7, measured=False)
+    assert with_measured.keys() == without.keys()
+    for i, e in with_measured.items():
+        for field in ("odom_from_camera", "odom_from_base", "covariance", "twist", "twist_covariance"):
+            np.testing.assert_array_equal(getattr(e, field), getattr(without[i], field))
+
+
+def gap_drive(gap_ns: int | None) -> tuple[PoseEstimate, list[PoseEstimate], OdometryChain]:
+    """Two 8-frame clips 0.1 m a frame forward at 30 Hz; the second starts gap_ns after the first's last
+    frame and shares no frame with it (None: it shares the first's last frame, hop 7)."""
+    clip, dt_ns = 8, 33_333_333
+    rotation, log_variance = np.tile(np.eye(3), (clip, 1, 1)), np.full((clip, 2), -10.0)
+    translation = np.arange(clip)[:, None] * [0.0, 0.0, 0.1]
+    chain = OdometryChain()
+    before = chain.add_clip(list(range(clip)), [i * dt_ns for i in range(clip)], rotation, translation,
+                            log_variance, list(range(clip)))[-1]
+    if gap_ns is None:
+        indices, stamps = list(range(7, 7 + clip)), [i * dt_ns for i in range(7, 7 + clip)]
+    else:
+        indices, stamps = list(range(100, 100 + clip)), [7 * dt_ns + gap_ns + i * dt_ns for i in range(clip)]
+    output_t = [t for t, i in enumerate(indices) if i not in chain.poses]
+    return before, chain.add_clip(indices, stamps, rotation, translation, log_variance, output_t), chain
+
+
+def test_a_stalled_stream_grows_the_covariance_as_unseen_frames_would():
+    """The stream stalls 3 s (max_gap_s resets the clip buffer) while the robot drives on: the clip after
+    the gap continues from the newest pose, which grew its position sd only 0.0067 -> 0.0095 m. It now
+    grows as the same 3 s held as unseen frames within a clip (hold_unseen) would; the twist after the
+    gap's first frame, the motion within the clip, is as confident as ever; a stream without a gap is
+    as it was."""
+    from fourds_ros.perception.pose_geometry import UNSEEN_VARIANCE, hold_unseen
+
+    before, after, chain = gap_drive(3_000_000_000)
+    assert chain.gaps == 1
+    frames = 90  # 3 s at 30 Hz
+    _, _, held = hold_unseen(np.tile(np.eye(3), (frames + 1, 1, 1)), np.zeros((frames + 1, 3)),
+                             np.full((frames + 1, 2), 1e-4), np.r_[False, np.ones(frames, bool)])
+    grown_r, grown_t = held[-1] - held[0]  # what 3 s of unseen frames add: rotation, translation
+    assert grown_t == pytest.approx(frames * UNSEEN_VARIANCE[1]) and grown_r == pytest.approx(frames * UNSEEN_VARIANCE[0])
+    growth = np.diag(after[0].covariance) - np.diag(before.covariance)
+    assert np.all(growth[:3] >= grown_t * (1 - 1e-9)) and np.all(growth[3:] >= grown_r * (1 - 1e-9)), growth
+    assert np.allclose(after[0].twist_covariance, np.diag([1e3] * 6))  # unknown across the gap
+    assert np.all(np.diag(after[1].twist_covariance) < 1.0)  # measured within the clip
+    no_gap_before, no_gap_after, no_gap_chain = gap_drive(None)
+    assert no_gap_chain.gaps == 0 and np.sqrt(no_gap_after[-1].covariance[0, 0]) < 0.02
+    np.testing.assert_array_equal(no_gap_before.covariance, before.covariance)

@@ -48,10 +48,12 @@ def record_clips(bag, engine, settings: PerceptionSettings, start: int) -> list[
     calls = []
     add_clip = pipeline.odometry.add_clip
 
-    def recording(indices, stamps_ns, rotation, translation, log_variance, output_t):
+    def recording(indices, stamps_ns, rotation, translation, log_variance, output_t, **options):
+        # options (measured: the frames a clip measured) only matter on blind frames, which the
+        # budget's recordings do not have: the replays chain what the clips measured
         calls.append((list(indices), list(stamps_ns), np.array(rotation), np.array(translation),
                       np.array(log_variance), list(output_t)))
-        return add_clip(indices, stamps_ns, rotation, translation, log_variance, output_t)
+        return add_clip(indices, stamps_ns, rotation, translation, log_variance, output_t, **options)
 
     pipeline.odometry.add_clip = recording
     for stamp in bag.stamps[start:]:

@@ -5,8 +5,10 @@ overlap, so the frames a new clip shares with earlier ones already have poses: t
 aligned to them (each shared frame k proposes T_odom_from_cam(first) = T_odom_from_cam(k) @
 T_first_from_k^-1; the proposals are averaged) and its new frames are T_odom_from_cam(first) @
 T_first_from_t. When no frame is shared (a clip was dropped under overload, or hop == clip
-length) the chain continues from the newest known pose, i.e. it assumes no motion over the gap,
-and counts it in `gaps`.
+length) the chain continues from the newest known pose, i.e. it assumes no motion over the gap, with
+the covariance of as many unseen frames (pose_geometry.UNSEEN_VARIANCE) as the gap lasted, and
+counts it in `gaps`. Frames a clip held (measured False: they or its first frame were blind) anchor
+no clip, that one or a later one, where a frame that both measured is shared.
 
 The odom frame is the base frame at the first frame (REP-105 style): with the camera mounted as
 base_from_camera (4x4), odom_from_camera = B @ chain and odom_from_base = B @ chain @ B^-1. A new
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import transforms3d.quaternions as quaternions
 
-from .pose_geometry import LOG_VARIANCE_LIMITS
+from .pose_geometry import LOG_VARIANCE_LIMITS, UNSEEN_VARIANCE
 
 # REP-103: optical frame (x right, y down, z forward) inside a body frame (x forward, y left, z up).
 OPTICAL_IN_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -120,6 +122,24 @@ def carried_covariance(cov: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     return jac @ cov @ jac.T
 
 
+def missed_steps(newest_stamp_ns: int, stamps_ns: list[int]) -> float:
+    """The frame steps between the newest stored stamp and a clip's first frame that no clip measured:
+    the gap's duration over the clip's frame interval (the median of its stamp steps), at least 1
+    (consecutive frames that no clip shares still hide one step's motion)."""
+    steps = np.diff(np.asarray(stamps_ns, np.int64))
+    steps = steps[steps > 0]
+    if not len(steps):  # no interval to measure the gap in
+        return 1.0
+    return max(1.0, float(int(stamps_ns[0]) - int(newest_stamp_ns)) / float(np.median(steps)))
+
+
+def unseen_covariance(steps: float) -> np.ndarray:
+    """6x6 (ROS order) of `steps` frames of motion no image showed: pose_geometry.UNSEEN_VARIANCE
+    (rotation, translation) per frame, as hold_unseen gives a blind frame within a clip."""
+    var_r, var_t = UNSEEN_VARIANCE
+    return np.diag([var_t * steps] * 3 + [var_r * steps] * 3)
+
+
 def orthonormalise(rotation: np.ndarray) -> np.ndarray:
     u, _, vt = np.linalg.svd(rotation)
     r = u @ vt
@@ -197,17 +217,21 @@ class OdometryChain:
         # frames does not depend on the heading, which swings only where that motion takes the pose.
         with self._lock:
             self.poses: OrderedDict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+            self.held: set[int] = set()  # the stored frames whose motion their clip did not measure (held)
             self.gaps = 0
 
     def add_clip(self, indices: list[int], stamps_ns: list[int], rotation: np.ndarray,
-                 translation: np.ndarray, log_variance: np.ndarray, output_t: list[int]
-                 ) -> list[PoseEstimate]:
+                 translation: np.ndarray, log_variance: np.ndarray, output_t: list[int],
+                 measured: np.ndarray | None = None) -> list[PoseEstimate]:
         """rotation (T, 3, 3), translation (T, 3), log_variance (T, 2) from the pose head for the
-        clip frames `indices`; returns estimates for the frames at positions output_t."""
+        clip frames `indices`; returns estimates for the frames at positions output_t.
+        measured: (T,) bool, the frames whose motion from the clip's first frame the clip measured
+        (False: held, pose_geometry.hold_unseen); None: all of them."""
         with self._lock:
-            return self._add_clip(indices, stamps_ns, rotation, translation, log_variance, output_t)
+            return self._add_clip(indices, stamps_ns, rotation, translation, log_variance, output_t, measured)
 
-    def _add_clip(self, indices, stamps_ns, rotation, translation, log_variance, output_t) -> list[PoseEstimate]:
+    def _add_clip(self, indices, stamps_ns, rotation, translation, log_variance, output_t,
+                  measured=None) -> list[PoseEstimate]:
         def first_from(t: int) -> np.ndarray:  # the head's T_first_from_t
             out = np.eye(4)
             out[:3, :3] = orthonormalise(rotation[t])
@@ -221,15 +245,20 @@ class OdometryChain:
         known = [t for t in range(min(output_t, default=0)) if indices[t] in self.poses]
         across_gap = False  # the clip shares no frame with the trajectory: its first step's motion is not known
         if known:
-            anchors = [self.poses[indices[k]][1] @ np.linalg.inv(first_from(k)) for k in known]
+            used = self._anchor_frames(indices, known, measured)
+            anchors = [self.poses[indices[k]][1] @ np.linalg.inv(first_from(k)) for k in used]
             anchor = np.eye(4)
             anchor[:3, :3] = orthonormalise(np.mean([a[:3, :3] for a in anchors], axis=0))
             anchor[:3, 3] = np.mean([a[:3, 3] for a in anchors], axis=0)
-            # the covariance is carried from the first shared frame's pose, whose variances the clip's add to
-            _, from_pose, anchor_cov, anchor_sum = self.poses[indices[known[0]]]
+            # the covariance is carried from the first anchor frame's pose, whose variances the clip's add to
+            _, from_pose, anchor_cov, anchor_sum = self.poses[indices[used[0]]]
         elif self.poses:
             self.gaps += 1
-            _, anchor, anchor_cov, anchor_sum = next(reversed(self.poses.values()))
+            stamp, anchor, anchor_cov, anchor_sum = next(reversed(self.poses.values()))
+            # The motion over the gap was not seen: the newest pose's covariance grows as over that many
+            # unseen frames (a 3 s stall grew the position sd 0.0067 -> 0.0095 m without this).
+            unseen = unseen_covariance(missed_steps(stamp, stamps_ns))
+            anchor_cov, anchor_sum = anchor_cov + unseen, anchor_sum + unseen
             from_pose, across_gap = anchor, True
         else:
             anchor, anchor_cov, anchor_sum = np.eye(4), np.zeros((6, 6)), np.zeros((6, 6))
@@ -248,11 +277,22 @@ class OdometryChain:
                 var_sum = anchor_sum + clip_var
             previous = next(reversed(self.poses.items()), None) if self.poses and not across_gap else None
             across_gap = False  # the twist across the gap is unknown, not zero; from the next frame on it is measured
+            if indices[t] not in self.poses and measured is not None and not measured[t]:
+                self.held.add(indices[t])
             self.poses[indices[t]] = (stamps_ns[t], chain, cov, var_sum)
             while len(self.poses) > self.history:
-                self.poses.popitem(last=False)
+                self.held.discard(self.poses.popitem(last=False)[0])
             out.append(self._estimate(chain, cov, var_sum, previous, stamps_ns[t], indices[t]))
         return out
+
+    def _anchor_frames(self, indices, known: list[int], measured) -> list[int]:
+        """The shared clip frames (positions in `known`) the clip is aligned on: those whose motion both
+        the clip and the trajectory measured. A held frame is no motion, not the camera's: held in the
+        clip (its first frame blind at hop 2) it pulled the clip 0.25 m back to where the camera had
+        been; held in the trajectory it pulled the next clip 0.05-0.18 m short, with the covariance of
+        the measured frames (sd 0.01 m). Without such a frame the newest shared one alone holds the clip
+        at the newest pose, as the one shared frame of the default hop does."""
+        return [k for k in known if (measured is None or measured[k]) and indices[k] not in self.held] or known[-1:]
 
     def _estimate(self, chain, cov, var_sum, previous, stamp_ns, index) -> PoseEstimate:
         b, b_inv = self.base_from_camera, self.camera_from_base

@@ -638,7 +638,7 @@ class PerceptionPipeline:
             if scale != 1.0:
                 translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
             return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
-                                          output_t)
+                                          output_t, measured=~np.asarray(unseen, bool))
 
     def _newer_clip_waits(self) -> bool:
         """The behind hook's answer (False where none is set): optional pose work is skipped then."""

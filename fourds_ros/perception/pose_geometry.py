@@ -494,12 +494,50 @@ def head_overruled(outputs: dict, geo: GeometryPose) -> bool:
     return bool(geo.valid[-1] and np.linalg.norm(head) > 0 and np.linalg.norm(solved) > 0 and head @ solved < 0)
 
 
+# How far (rad) a clip's unwrapped rotation vectors may step beyond the frame's own turn before the
+# smoothing leaves its rotations as solved: along a fixed axis the two are equal, noise adds a degree
+# or two; near a full turn a one-degree tilt steps them by tens of degrees.
+UNWRAP_TOLERANCE = np.radians(10.0)
+
+
+def unwrapped_rotation_vectors(rotation: np.ndarray) -> np.ndarray | None:
+    """(T, 3, 3) rotations -> their rotation vectors made continuous along the clip, or None where no
+    continuous sequence exists. Where a vector (angle in [0, pi]) jumps from the one before by more
+    than pi, it is replaced by the same rotation with 2 pi k added to its angle (v (1 + 2 pi k / |v|)),
+    k the whole number that puts it nearest the one before. A clip turning less than 180 degrees has
+    no such jump, and its vectors are returned as they are."""
+    out = np.stack([cv2.Rodrigues(np.asarray(r, float))[0].ravel() for r in rotation])
+    unwrapped = False
+    for t in range(1, len(out)):
+        if np.linalg.norm(out[t] - out[t - 1]) <= np.pi:  # (then the one before is not 0: |out[t]| <= pi)
+            continue
+        angle = float(np.linalg.norm(out[t]))
+        # The candidates sit on the axis at angle + 2 pi k. A full turn (the identity) has no axis of
+        # its own: the one before's keeps the clip's turn going (60 degrees a frame read 0 at frame 6).
+        axis = out[t] / angle if angle > 1e-9 else out[t - 1] / np.linalg.norm(out[t - 1])
+        k = round((float(axis @ out[t - 1]) - angle) / (2 * np.pi))
+        out[t], unwrapped = axis * (angle + 2 * np.pi * k), True
+    if unwrapped:
+        # Near a full turn the vectors are singular (a rotation a degree off the axis sits far from the
+        # axis' 2 pi): a step that is not about the frame's own turn leaves a kink no polynomial fits
+        # (a noisy clip at 60 degrees a frame came out 110 degrees off).
+        turns = [np.linalg.norm(cv2.Rodrigues(np.asarray(a, float).T @ np.asarray(b, float))[0])
+                 for a, b in zip(rotation[:-1], rotation[1:])]
+        if np.any(np.linalg.norm(np.diff(out, axis=0), axis=1) > np.asarray(turns) + UNWRAP_TOLERANCE):
+            return None
+    return out
+
+
 def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, order: int,
                        stamps_ns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A clip's T_first_from_t (rotation (T, 3, 3), translation (T, 3)) replaced by the polynomial of
     degree `order` in t through the origin (frame 0 is the identity) that fits the per-frame values
     best, each frame weighted by its inverse variance (variance (T, 2): rotation rad^2, translation
-    m^2). Rotations are fitted as rotation vectors, exact enough for the few degrees a clip turns.
+    m^2). Rotations are fitted as rotation vectors, exact enough for the few degrees a clip turns,
+    unwrapped along the clip first: a vector's angle wraps at pi, and a clip turning past 180 degrees
+    (26 degrees a frame: a fast spin, or a low frame rate) was fitted through the jump, up to 137
+    degrees off; where they cannot be made continuous (a frame near a full turn), the rotations are
+    kept as solved.
     Why: every frame is solved on its own, so its error is independent of its neighbours', while a
     camera's motion over a clip (8 frames, a quarter of a second at 30 Hz) is smooth; the error of
     the clip's last frame is carried into every later clip by the chain. order 0: unchanged.
@@ -515,13 +553,16 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
         steps = (np.asarray(stamps_ns, np.int64) - int(stamps_ns[0])).astype(float)
     steps /= steps[-1]
     basis = np.stack([steps ** (p + 1) for p in range(order)], axis=1)  # (T, order): 0 at t = 0
-    rotvec = np.stack([cv2.Rodrigues(np.asarray(r, float))[0].ravel() for r in rotation])
+    rotvec = unwrapped_rotation_vectors(rotation)
     fitted = []
     for values, var in ((rotvec, variance[:, 0]), (np.asarray(translation, float), variance[:, 1])):
+        if values is None:  # no continuous rotation vectors to fit: the rotations as solved
+            fitted.append(None)
+            continue
         w = np.sqrt(1.0 / np.maximum(np.asarray(var, float), 1e-12))[1:, None]
         coef = np.linalg.lstsq(basis[1:] * w, values[1:] * w, rcond=None)[0]
         fitted.append(basis @ coef)
-    return np.stack([cv2.Rodrigues(v)[0] for v in fitted[0]]), fitted[1]
+    return rotation if rotvec is None else np.stack([cv2.Rodrigues(v)[0] for v in fitted[0]]), fitted[1]
 
 
 def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, unseen: np.ndarray
