@@ -54,13 +54,14 @@ def ros_environment(domain_id: int | None = None, base: dict | None = None,
         _prepend(env, "PATH", str(prefix / "bin"))
     env["PYTHONUNBUFFERED"] = "1"
     if fastdds_profile is not None:  # the node's and the camera's, as the launch file and README set them
-        from .ros.launch_logic import FASTDDS_PROFILE_VARIABLE, fastdds_environment
+        from .ros.launch_logic import PROFILE_VARIABLES, fastdds_environment
 
         if not fastdds_profile and env.get(FASTDDS_CHOICE_VARIABLE) == "none":
             fastdds_profile = "none"
         env.pop(FASTDDS_CHOICE_VARIABLE, None)
         if fastdds_profile == "none":
-            env.pop(FASTDDS_PROFILE_VARIABLE, None)
+            for name in PROFILE_VARIABLES:  # either name applies a profile (Fast DDS 2 reads the legacy one)
+                env.pop(name, None)
             env[FASTDDS_CHOICE_VARIABLE] = "none"
         env.update(fastdds_environment(env, fastdds_profile))
     return env

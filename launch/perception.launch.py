@@ -28,7 +28,9 @@ ARGUMENTS = {
     "reference_depth_topic": ("", "an RGB-D camera's depth registered to the colour image (e.g. aligned_depth_to_color):"
                               " depth and odometry in its metres (metric_scale_source: reference_depth)"),
     "fastdds_profile": ("", "Fast DDS profile file for the node ('' the package's config/fastdds_large_frames.xml "
-                        "unless FASTDDS_DEFAULT_PROFILES_FILE is set; 'none': none added)"),
+                        "unless FASTDDS_DEFAULT_PROFILES_FILE or FASTRTPS_DEFAULT_PROFILES_FILE is set; 'none': "
+                        "none added), exported as FASTRTPS_DEFAULT_PROFILES_FILE before Kilted (ROS_DISTRO humble, "
+                        "jazzy: Fast DDS 2 reads only that), else FASTDDS_DEFAULT_PROFILES_FILE"),
     "rviz": ("false", "also start rviz2 with config/fourds.rviz"),
 }
 NODE_ARGUMENTS = [k for k in ARGUMENTS if k != "rviz"]

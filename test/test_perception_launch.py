@@ -97,6 +97,41 @@ def test_the_node_gets_the_large_frames_fastdds_profile_unless_one_is_set(tmp_pa
         perception_node_plan(fastdds_profile=str(tmp_path / "missing.xml"))
 
 
+LEGACY_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"  # spelled out: the old code has no constant for it
+CURRENT_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+@pytest.mark.parametrize("distro", ["humble", "jazzy", "Humble "])
+def test_before_kilted_the_profile_goes_in_the_legacy_variable_fast_dds_2_reads(distro):
+    """Fast DDS 2 (Humble 2.6, Jazzy 2.14) reads only FASTRTPS_DEFAULT_PROFILES_FILE: the new name
+    alone left the large-frames profile silently unused there."""
+    env = perception_node_plan(environ={"ROS_DISTRO": distro})["env"]
+    assert set(env) == {LEGACY_PROFILE_VARIABLE}
+    assert Path(env[LEGACY_PROFILE_VARIABLE]).name == "fastdds_large_frames.xml"
+
+
+@pytest.mark.parametrize("distro", ["kilted", "rolling", ""])
+def test_from_kilted_the_profile_goes_in_the_current_variable(distro):
+    """Fast DDS 3 reads FASTDDS_DEFAULT_PROFILES_FILE and warns on the legacy name; no ROS_DISTRO
+    (the pip wheels) takes the current name too."""
+    env = perception_node_plan(environ={"ROS_DISTRO": distro} if distro else {})["env"]
+    assert set(env) == {CURRENT_PROFILE_VARIABLE}
+
+
+@pytest.mark.parametrize("distro", ["humble", "jazzy", "kilted", "rolling"])
+@pytest.mark.parametrize("already", [LEGACY_PROFILE_VARIABLE, CURRENT_PROFILE_VARIABLE])
+def test_a_profile_already_set_under_either_name_stands_alone(distro, already):
+    """A robot's own profile under either name stands: on Kilted one set by the legacy name is
+    still read, so the package's added beside it would be loaded too."""
+    from fourds_ros.ros.launch_logic import fastdds_environment
+
+    environ = {"ROS_DISTRO": distro, already: "/robot/profile.xml"}
+    assert perception_node_plan(environ=environ)["env"] == {}
+    assert fastdds_environment(environ) == {}
+    # An empty value names no profile.
+    assert fastdds_environment({"ROS_DISTRO": distro, already: ""}) != {}
+
+
 def test_test_and_benchmark_processes_get_the_same_profile_as_the_node():
     from fourds_ros.ros.launch_logic import FASTDDS_PROFILE_VARIABLE
     from fourds_ros.ros_env import ros_environment
@@ -107,6 +142,22 @@ def test_test_and_benchmark_processes_get_the_same_profile_as_the_node():
     assert ros_environment(base={FASTDDS_PROFILE_VARIABLE: "/x.xml"})[FASTDDS_PROFILE_VARIABLE] == "/x.xml"
     assert ros_environment(base={}, fastdds_profile=None).get(FASTDDS_PROFILE_VARIABLE) is None
 
+
+
+def test_none_clears_a_legacy_profile_name_too_and_the_bench_reports_either_name():
+    """On Humble or Jazzy the profile travels in FASTRTPS_DEFAULT_PROFILES_FILE: 'none' removed only
+    the new name (the profile still applied), and `bench node` reported "Fast DDS defaults" with the
+    legacy name set (session 55's review)."""
+    from fourds_ros.bench.node import fastdds_profile_of
+    from fourds_ros.ros.launch_logic import FASTRTPS_PROFILE_VARIABLE, PROFILE_VARIABLES
+    from fourds_ros.ros_env import ros_environment
+
+    legacy = ros_environment(base={"ROS_DISTRO": "humble"})
+    assert legacy[FASTRTPS_PROFILE_VARIABLE].endswith("fastdds_large_frames.xml")
+    assert fastdds_profile_of(legacy) == legacy[FASTRTPS_PROFILE_VARIABLE]
+    cleared = ros_environment(base=legacy, fastdds_profile="none")
+    assert not any(name in cleared for name in PROFILE_VARIABLES)
+    assert fastdds_profile_of(cleared) == "Fast DDS defaults"
 
 def test_an_environment_made_without_a_profile_keeps_that_choice_through_a_second_pass(tmp_path):
     """Helpers pass an environment through ros_environment again (evaluation.replay, the bench

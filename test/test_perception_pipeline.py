@@ -388,3 +388,24 @@ def test_a_mount_given_while_a_clip_of_earlier_frames_waits_applies_from_the_fra
     np.testing.assert_allclose(pipe.odometry.base_from_camera, default_base_from_camera())  # its frames' mount
     pipe.process(clips[1])
     np.testing.assert_allclose(pipe.odometry.base_from_camera[:3, 3], (0.3, 0.0, 0.2))
+
+
+def test_out_of_range_depth_is_marked_only_in_the_published_image(engine):
+    """min_depth / max_depth cutting part of the view at each end: the published image marks those
+    pixels -inf / +inf (REP 117), while the tracks' xyz and the pose read them as no depth, as
+    before: no infinite xyz, and the same xyz and pose as with depth not published (at scale 1 the
+    pose solves on the very array the image is made from, so a mark written into it would move them)."""
+    frames, k = scenes_frames(7)
+    runs = {}
+    for enable in (True, False):
+        pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=3, min_depth=0.4, max_depth=0.9,
+                                                                         enable_depth=enable))
+        runs[enable] = [r for i, rgb in enumerate(frames) for r in pipe.push(rgb, i * 33_000_000, "cam", k)]
+    marked = np.stack([r.depth for r in runs[True]])
+    assert np.isneginf(marked).mean() > 0.05 and np.isposinf(marked).mean() > 0.05
+    assert all(r.depth is None for r in runs[False])
+    z = np.concatenate([r.tracks.xyz[:, 2] for r in runs[True]])
+    assert np.isnan(z).any() and not np.isinf(z).any()  # tracks out of range: unknown, as before
+    for a, b in zip(runs[True], runs[False], strict=True):
+        np.testing.assert_array_equal(a.tracks.xyz, b.tracks.xyz)
+        np.testing.assert_allclose(a.pose.odom_from_camera, b.pose.odom_from_camera, atol=1e-9)

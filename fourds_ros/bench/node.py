@@ -34,7 +34,7 @@ from ..evaluation.replay import proc_cpu_seconds
 from ..perception.health import CLIP_WINDOW_CLIPS, FRAME_WINDOW_FRAMES, INFERENCE_WINDOW_CLIPS
 from ..perception.pipeline import STAGES
 from ..ros.harness import perception_status
-from ..ros.launch_logic import FASTDDS_PROFILE_VARIABLE
+from ..ros.launch_logic import PROFILE_VARIABLES
 from .report import add_output_arguments, latency_stats, markdown_table, output_arguments, write_results
 
 SCENES = Path(__file__).resolve().parents[3] / "shared" / "data" / "7scenes_redkitchen_f000-299"
@@ -460,14 +460,14 @@ def add_node_process_arguments(parser) -> None:
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
     parser.add_argument("--fastdds-profile", default="",
                         help="Fast DDS profile of the node and the camera process: '' the package's "
-                             "config/fastdds_large_frames.xml (unless FASTDDS_DEFAULT_PROFILES_FILE is set), "
+                             "config/fastdds_large_frames.xml (unless FASTDDS_ or FASTRTPS_DEFAULT_PROFILES_FILE is set), "
                              "'none' Fast DDS's defaults, or a file")
     add_output_arguments(parser)
 
 
 def fastdds_profile_of(env: dict) -> str:
     """The Fast DDS profile file that node and camera run with, for the results ("Fast DDS defaults")."""
-    return env.get(FASTDDS_PROFILE_VARIABLE, "Fast DDS defaults")
+    return next((env[name] for name in PROFILE_VARIABLES if env.get(name)), "Fast DDS defaults")
 
 
 def node_process_settings(parser, args) -> tuple[dict, dict]:

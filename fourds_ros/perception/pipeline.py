@@ -4,7 +4,8 @@
     for rgb, stamp_ns in frames:               # rgb: (H, W, 3) uint8 RGB, stamp_ns: int
         for result in pipeline.push(rgb, stamp_ns, "camera", k):   # k: 3x3 or None
             result.stamp_ns, result.frame_id   # the input frame this result describes
-            result.depth, result.depth_k       # (H_out, W_out) float32 metres, NaN invalid; 3x3
+            result.depth, result.depth_k       # (H_out, W_out) float32 metres (REP 117: -inf/+inf below
+                                               # min_depth/above max_depth, NaN none); 3x3
             result.tracks                      # TrackSet: ids, u, v (input px), xyz, visible, confidence
             result.pose                        # PoseEstimate: odom_from_camera 4x4, covariance...
 
@@ -56,7 +57,7 @@ class FrameResult:
     index: int  # running input frame index
     k: np.ndarray  # 3x3 K of the input image (camera_info, or the assumed default)
     has_camera_info: bool
-    depth: np.ndarray | None = None  # (H_out, W_out) float32 metres, NaN invalid
+    depth: np.ndarray | None = None  # (H_out, W_out) float32 metres; -inf/+inf out of range, NaN none (_range_marked)
     depth_k: np.ndarray | None = None  # 3x3 K of the depth image
     depth_rgb: np.ndarray | None = None  # (H_out, W_out, 3) uint8 colour for depth/points
     tracks: TrackSet | None = None
@@ -151,6 +152,20 @@ def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[Perception
         log(MODEL_METRES_NOTE if settings.scale.factor == 1.0 else
             f"depth, points and odometry are the model's metres times metric_scale_factor {settings.scale.factor}")
     return PerceptionPipeline(engine, settings), engine.describe()
+
+
+def _range_marked(depth: np.ndarray, out_of_range: np.ndarray) -> np.ndarray:
+    """The published depth image of (H, W) NaN-cut metres: -inf where the reading was below
+    min_depth and +inf where above max_depth (out_of_range -1 / +1), as REP 117 (by way of REP 118)
+    has a range sensor's too-close and beyond-range readings; a consumer reads NaN as an error, so
+    NaN stays only where there is no depth (none from the model, a blind frame, excluded pixels).
+    A copy where anything is marked: `depth` stays NaN-cut for the tracks' xyz and the pose."""
+    if not out_of_range.any():
+        return depth
+    marked = depth.copy()
+    marked[out_of_range < 0] = -np.inf
+    marked[out_of_range > 0] = np.inf
+    return marked
 
 
 class PerceptionPipeline:
@@ -416,14 +431,11 @@ class PerceptionPipeline:
             own_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
         blind, partly = self._blindness(video, excluded)  # first: a blind frame's depth measures no scale
         scale, motion_scale = self._clip_scale(frames, output_t, own_depth, blind)
-        model_depth = self._scaled(own_depth, scale)  # the published metres
+        model_depth, out_of_range = self._scaled(own_depth, scale)  # the published metres
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
         self.frames_blind, self.frames_partly_blind = self.frames_blind + n_blind, self.frames_partly_blind + n_partly
         if self.enabled["depth"]:
-            for r, t in zip(results, output_t):
-                r.depth, r.depth_k, r.depth_rgb = self._depth_output(model_depth[t], video[t], frames[t].rgb, r.k, pmap)
-                if blind[t]:  # what the model invents for a frame it cannot see is no measurement
-                    r.depth = np.full_like(r.depth, np.nan)
+            self._depth_results(results, output_t, model_depth, out_of_range, video, frames, pmap, blind)
             if on_depth is not None:
                 on_depth(ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
                                     lens=frames[-1].lens))
@@ -560,21 +572,26 @@ class PerceptionPipeline:
         depth[~(np.isfinite(depth) & (depth > 0))] = np.nan  # no depth: nothing for a scale or the pose either
         return depth
 
-    def _in_range(self, depth: np.ndarray) -> np.ndarray:
-        """depth (metres, float32), NaN where not finite or outside [min_depth, max_depth]; in place."""
+    def _in_range(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """depth (metres, float32) cut in place: NaN where not finite or outside [min_depth,
+        max_depth], which the pose and the tracks' xyz read as no depth. -> (depth, out_of_range):
+        int8, -1 where it was below min_depth, +1 above max_depth, 0 elsewhere, for the published
+        image (_range_marked), where REP 117 tells those apart from no depth."""
         s = self.settings.depth
-        depth[~np.isfinite(depth) | (depth < s.min_depth) | (depth > s.max_depth)] = np.nan
-        return depth
+        below, above = depth < s.min_depth, depth > s.max_depth  # NaN compares False: it stays no depth
+        depth[~np.isfinite(depth) | below | above] = np.nan
+        return depth, above.view(np.int8) - below.view(np.int8)
 
-    def _scaled(self, depth: np.ndarray | None, scale: float) -> np.ndarray | None:
+    def _scaled(self, depth: np.ndarray | None, scale: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The published metres: the model's (`depth`, _model_depth's) times the reference's or a
-        calibrated factor's scale, NaN outside [min_depth, max_depth] of these published metres.
-        `depth` itself, for the pose, is cut in place to that range in the model's own metres, as
-        before: the pose solves on the pixels it would without a scale (the reference scale is
-        measured on its travel, which must not move with the scale), and with scale 1 the published
-        array is `depth` itself, so every output at scale 1 is unchanged."""
+        calibrated factor's scale, NaN outside [min_depth, max_depth] of these published metres,
+        with where each was out of range (_in_range). `depth` itself, for the pose, is cut in place
+        to that range in the model's own metres, as before: the pose solves on the pixels it would
+        without a scale (the reference scale is measured on its travel, which must not move with
+        the scale), and with scale 1 the published array is `depth` itself, so every output at
+        scale 1 is unchanged."""
         if depth is None:
-            return None
+            return None, None
         if scale == 1.0:
             return self._in_range(depth)
         published = self._in_range(depth * np.float32(scale))
@@ -725,6 +742,16 @@ class PerceptionPipeline:
         return self.process(clip).frames if clip is not None else []
 
     # -- helpers -------------------------------------------------------------------------------
+    def _depth_results(self, results, output_t, depth, out_of_range, video, frames, pmap, blind) -> None:
+        """The output frames' published depth images, their K and colour into `results`: the
+        out-of-range readings of `depth` (the NaN-cut published metres, _scaled) marked
+        (_range_marked), a blind frame's all NaN."""
+        for r, t in zip(results, output_t):
+            r.depth, r.depth_k, r.depth_rgb = self._depth_output(_range_marked(depth[t], out_of_range[t]), video[t],
+                                                                 frames[t].rgb, r.k, pmap)
+            if blind[t]:  # what the model invents for a frame it cannot see is no measurement
+                r.depth = np.full_like(r.depth, np.nan)
+
     def _depth_output(self, depth: np.ndarray, model_rgb: np.ndarray, input_rgb: np.ndarray,
                       k: np.ndarray, pmap: PixelMap):
         if self.settings.depth.output_resolution == "model":

@@ -221,10 +221,12 @@ class DepthSettings(_Group):
     output_resolution: str = setting("model", """Resolution of depth + depth/camera_info: model (the model
         input) | camera (the input image; NaN outside the cropped window).""",
                                      param="depth_output_resolution", choices=("model", "camera"))
-    min_depth: float = setting(0.01, "Depth below this (metres) is published as NaN.", param="min_depth",
-                               low=0.0)
-    max_depth: float = setting(100.0, "Depth above this (metres) is published as NaN.", param="max_depth",
-                               low=0.0)
+    min_depth: float = setting(0.01, """Depth below this (metres) is published as -inf (REP 117: too
+        close; NaN is no depth) and left out of depth/points and the tracks' xyz.""",
+                               param="min_depth", low=0.0)
+    max_depth: float = setting(100.0, """Depth above this (metres) is published as +inf (REP 117: no
+        return within range) and left out of depth/points and the tracks' xyz.""",
+                               param="max_depth", low=0.0)
     points_step: int = setting(2, "depth/points: use every Nth pixel in both directions.",
                                param="depth_points_step", low=1, high=64)
     points_rgb: bool = setting(True, "depth/points: add a packed rgb field.", param="depth_points_rgb")
@@ -706,9 +708,10 @@ YAML_HEADER = """\
 # listed with its default. Topics (relative, so a namespace applies):
 #   in:  image (sensor_msgs/Image rgb8|bgr8|rgba8|bgra8|mono8), image/compressed (jpeg|png),
 #        camera_info (latest is cached), track_queries (PointCloud2 u, v; track_query_mode: topic)
-#   out: depth/image (32FC1, metres, NaN invalid), depth/camera_info, depth/points (only while
-#        subscribed), tracks (PointCloud2 x y z u v track_id visible confidence), tracks/markers,
-#        odometry, pose, path, /tf, /diagnostics; service ~/reset (std_srvs/Trigger).
+#   out: depth/image (32FC1, metres; -inf/+inf below min_depth/above max_depth, NaN no depth: REP 117),
+#        depth/camera_info, depth/points (only while subscribed), tracks (PointCloud2 x y z u v
+#        track_id visible confidence), tracks/markers, odometry, pose, path, /tf, /diagnostics;
+#        service ~/reset (std_srvs/Trigger).
 # The key matches the node in any namespace (a plain "fourds_perception" only at the root).
 /**/fourds_perception:
   ros__parameters:

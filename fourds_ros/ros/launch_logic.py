@@ -52,22 +52,39 @@ def default_rviz_config() -> Path:
     return share_file("config", "fourds.rviz")
 
 
+# Fast DDS 3 (Kilted on) reads FASTDDS_DEFAULT_PROFILES_FILE and warns on the legacy name; Fast DDS 2
+# (Humble's 2.6, Jazzy's 2.14) reads only FASTRTPS_DEFAULT_PROFILES_FILE, so the new name alone left
+# the large-frames profile silently unused there (ros2_documentation#6098, rmw_fastrtps#862).
 FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+FASTRTPS_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
+PROFILE_VARIABLES = (FASTDDS_PROFILE_VARIABLE, FASTRTPS_PROFILE_VARIABLE)
+FIRST_FASTDDS3_DISTRO = "kilted"
+
+
+def profile_variable(environ) -> str:
+    """The profile variable the Fast DDS of `environ`'s ROS_DISTRO reads. ROS 2 names its distros in
+    alphabetical order ("rolling" sorts after all so far, and is on Fast DDS 3), so every name
+    before "kilted" is on Fast DDS 2; no ROS_DISTRO (the pip wheels here are Kilted's) takes the
+    current name."""
+    distro = str(environ.get("ROS_DISTRO", "")).strip().lower()
+    return FASTRTPS_PROFILE_VARIABLE if distro and distro < FIRST_FASTDDS3_DISTRO else FASTDDS_PROFILE_VARIABLE
 
 
 def fastdds_environment(environ, profile: str = "") -> dict[str, str]:
     """What the node's process (and, in tests and benchmarks, the camera's) adds to its environment
-    for Fast DDS. profile "" (default): the package's config/fastdds_large_frames.xml (shared-memory
-    segments larger than a camera frame; why in that file) unless `environ` already names a
-    profile file, which then stands; "none": nothing added (Fast DDS's own defaults unless the
-    environment names a profile); else a file path.
+    for Fast DDS, in the variable its distro's Fast DDS reads (profile_variable). profile ""
+    (default): the package's config/fastdds_large_frames.xml (shared-memory segments larger than a
+    camera frame; why in that file) unless `environ` already names a profile file under either
+    name, which then stands (a robot's own profile set by the legacy name is still read on Kilted,
+    and one beside it would be loaded too); "none": nothing added (Fast DDS's own defaults unless
+    the environment names a profile); else a file path.
     Raises ValueError for a path that does not exist."""
-    if profile == "none" or (not profile and environ.get(FASTDDS_PROFILE_VARIABLE)):
+    if profile == "none" or (not profile and any(environ.get(v) for v in PROFILE_VARIABLES)):
         return {}
     path = Path(profile) if profile else share_file("config", "fastdds_large_frames.xml")
     if not path.is_file():
         raise ValueError(f"fastdds_profile {str(path)!r} does not exist")
-    return {FASTDDS_PROFILE_VARIABLE: str(path)}
+    return {profile_variable(environ): str(path)}
 
 
 def module_command() -> list[str]:
@@ -126,7 +143,8 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     reference_odometry and remaps reference_odom to it; a reference_depth_topic (an RGB-D camera's
     depth registered to the colour image) sets reference_depth and remaps reference_depth to it
     (not both). fastdds_profile: see fastdds_environment
-    (environ: the launch's environment, default os.environ); the plan's "env" holds the result."""
+    (environ: the launch's environment, default os.environ, whose ROS_DISTRO picks the variable);
+    the plan's "env" holds the result."""
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
         raise ValueError(f"params_file {str(params)!r} does not exist")
