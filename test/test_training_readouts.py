@@ -4,6 +4,7 @@ the output dir is a node-loadable checkpoint with a model card."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -500,6 +501,74 @@ def test_time_budget_counts_the_selection_scorings(monkeypatch):
     banks = train_readouts.load_banks(cfg, model, torch.device("cpu"))
     train_readouts.fit(model, cfg, train_readouts.BatchSampler(cfg, banks, torch.device("cpu")), [], Selection())
     assert seen == [pytest.approx(0.75)]
+
+
+def _budget_run_factors(schedule, fitted: int, at: int = 25) -> list[float]:
+    """The LambdaLR factor of each step of a --time-budget run whose total is fitted after step `at`."""
+    factors = [schedule(i) for i in range(at + 1)]
+    schedule.fit(fitted, at)
+    return factors + [schedule(i) for i in range(at + 1, fitted)]
+
+
+def _assert_warms_up_without_a_jump(factors: list[float], largest_rise: float) -> None:
+    """Non-decreasing up to the peak, which is near the full rate, by at most `largest_rise` a step."""
+    rises = [b - a for a, b in zip(factors, factors[1:])]
+    peak = max(range(len(factors)), key=factors.__getitem__)
+    assert min(rises[:peak], default=0.0) >= 0 and max(rises) <= largest_rise + 1e-9, (peak, max(rises))
+    assert factors[peak] > 0.8
+
+
+@pytest.mark.parametrize("fitted", [105, 600, 4000])
+def test_a_time_budget_warms_up_without_a_jump(fitted):
+    """Warmed up over 5 % of the --steps placeholder (5000 of 100000) until BudgetProbe fitted the
+    total at step 25, steps 1-26 ran at 0.02-0.5 % of the peak rate and step 27 at 86 % (fitted 105)."""
+    from training.train_readouts import WarmupCosine
+
+    factors = _budget_run_factors(WarmupCosine(100_000, provisional=True), fitted)
+    # one warmup step's rise: the fitted warmup's, or the provisional one's before the fit
+    _assert_warms_up_without_a_jump(factors, max(1 / (fitted // 20), 1 / WarmupCosine.PROVISIONAL_WARMUP))
+    # The steps after the warmup are the plain schedule of the fitted total.
+    plain = WarmupCosine(fitted)
+    end = max(range(fitted), key=factors.__getitem__) + 1
+    assert factors[end:] == pytest.approx([plain(i) for i in range(end, fitted)], abs=1e-12)
+
+
+def test_a_run_without_a_time_budget_keeps_its_schedule():
+    from training.train_readouts import WarmupCosine
+
+    schedule = WarmupCosine(400)  # warmup 5 % (20 steps), cosine to 0 at the total
+    expected = [min(1.0, (i + 1) / 20) * 0.5 * (1 + math.cos(math.pi * i / 400)) for i in range(400)]
+    assert [schedule(i) for i in range(400)] == pytest.approx(expected, abs=1e-15)
+
+
+def test_the_training_loop_fits_the_schedule_without_a_jump(monkeypatch):
+    """fit() as --time-budget runs it, the learning rate of each step read from the optimizer:
+    the probe fits 105 steps after step 25 (the reviewer's run: 0.5 % of the peak, then 86 %)."""
+    from training import train_readouts
+
+    class Probe(train_readouts.BudgetProbe):
+        def after_step(self, steps_run, done, total_steps):
+            return 105 if steps_run == 25 else None
+
+    def cheap_loss(model, *args, **kwargs):  # the schedule only: no forward pass needed
+        return sum(p.sum() for p in model.heads.parameters()) * 0.0, {}
+
+    rates = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_readouts, "BudgetProbe", Probe)
+    monkeypatch.setattr(train_readouts, "compute_losses", cheap_loss)
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    cfg = parse_args(COMMON + ["--heads", "depth", "--steps", "100000", "--time-budget", "100"])
+    model = train_readouts.model_for(cfg)
+    banks = train_readouts.load_banks(cfg, model, torch.device("cpu"))
+    history, _ = train_readouts.fit(model, cfg, train_readouts.BatchSampler(cfg, banks, torch.device("cpu")), [])
+    assert len(history) == len(rates) == 105
+    _assert_warms_up_without_a_jump([r / cfg.lr for r in rates], 1 / 5)  # one step of 105 // 20
 
 
 def test_pseudo_tracks_join_as_one_real_bank_and_need_tracks_only(tmp_path, capsys):

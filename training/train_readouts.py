@@ -45,15 +45,50 @@ __all__ = ["main", "parse_args", "train"]
 
 
 class WarmupCosine:
-    """LambdaLR factor: linear warmup over 5 % of the steps, then cosine decay to 0 at `total`
-    (which --time-budget may shorten during the run)."""
+    """LambdaLR factor: linear warmup over 5 % of the steps, then cosine decay to 0 at `total`.
 
-    def __init__(self, total: int):
+    provisional: `total` is a placeholder (--steps under --time-budget) until `fit` sets the real
+    one (BudgetProbe, at step 25). Why: warmed up over 5 % of the placeholder (5000 of 100000
+    steps), steps 1-26 ran at 0.02-0.5 % of the peak rate and the fitted total then jumped it to
+    ~90 % of the peak at step 27. So until the fit the warmup spans PROVISIONAL_WARMUP steps at
+    most, and from the fit on the factor climbs from where it stands at the fitted warmup's rate
+    (1 / its steps; more gently where a straight line still meets the peak at the end of the
+    fitted warmup) into the fitted schedule: no jump, however long the run turns out to be."""
+
+    # About the warmup of the shortest GPU session runs (5 % of the 1700-6200 steps their budgets
+    # fitted, docs/results train logs), so that the fitted warmup mostly goes on more gently.
+    PROVISIONAL_WARMUP = 100
+
+    def __init__(self, total: int, provisional: bool = False):
         self.total = total
+        self.warmup = max(1, total // 20)
+        if provisional:  # the real total is at most the placeholder: so is its warmup
+            self.warmup = min(self.warmup, self.PROVISIONAL_WARMUP)
+        self.joint: tuple[int, float] | None = None  # (step, factor) where a fitted total took over
 
     def __call__(self, step: int) -> float:
-        warmup = max(1, self.total // 20)
-        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, step / self.total)))
+        if self.joint is not None and step > self.joint[0]:
+            return self._fitted(step)
+        return min(1.0, (step + 1) / self.warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, step / self.total)))
+
+    def fit(self, total: int, step: int) -> None:
+        """The real total, known at `step` (the scheduler's last step, whose factor is in use)."""
+        self.joint = (step, self(step))
+        self.total, self.warmup = total, max(1, total // 20)
+
+    def _decay(self, step: int) -> float:
+        return 0.5 * (1 + np.cos(np.pi * min(1.0, step / self.total)))
+
+    def _fitted(self, step: int) -> float:
+        start, factor = self.joint
+        peak = self.warmup - 1  # the plain schedule's first step at the full rate
+        top = self._decay(max(start, peak))
+        if factor > top:  # a total so short that its decay is below the rate in use: decay from there
+            return factor * 0.5 * (1 + np.cos(np.pi * min(1.0, (step - start) / max(1, self.total - start))))
+        rate = 1.0 / self.warmup
+        if peak > start:
+            rate = min(rate, (top - factor) / (peak - start))
+        return min(factor + (step - start) * rate, self._decay(max(step, peak)))
 
 
 def make_optimizer(model: FourDS, cfg: ReadoutsConfig, extra: torch.nn.Module | None = None
@@ -79,7 +114,7 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
     optimizer, params = make_optimizer(model, cfg, pose_copy)
     teacher = (load_teacher(cfg.depth_teacher, model, cfg.finetune_blocks, cfg.depth_teacher_holds)
                if cfg.depth_teacher else None)
-    schedule = WarmupCosine(cfg.steps)
+    schedule = WarmupCosine(cfg.steps, provisional=bool(cfg.time_budget))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     device = next(model.parameters()).device
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
@@ -116,7 +151,8 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         bar.set_postfix(loss=f"{history[-1]:.4f}")
         fitted = budget.after_step(len(history), len(history), cfg.steps)
         if fitted is not None:
-            schedule.total = bar.total = fitted
+            schedule.fit(fitted, scheduler.last_epoch)
+            bar.total = fitted
         if cfg.eval_every and len(history) % cfg.eval_every == 0:
             evals.append({"step": len(history), **evaluate(model, val)})
         if cfg.save_every and len(history) % cfg.save_every == 0:

@@ -16,10 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .video import VideoSourceError, find_sources, read_frames
+from .video import VideoSourceError, count_frames, find_sources, read_frames
 
-# Frames read from each texture source: a few per video, spread over its first seconds, so that
-# a pool of many videos loads in seconds (decoding stops at the last index) and stays small.
+# Frames read from each texture source: four per video, 12 frames apart (0.4 s at 30 fps, so the
+# camera has moved between them) within its first 37, so that a pool of many videos loads in seconds
+# (decoding stops at the last index) and stays small. A source holding fewer frames (a short clip,
+# or a folder of every 8th frame as tools/gpu_session_data.py writes them) gives as many spread
+# over the frames it has: read at these indices, each of the GPU session's 18 folders (5-28
+# frames) gave frame 0 only, 18 pool frames where the same videos give 72.
 TEXTURE_FRAMES = (0, 12, 24, 36)
 TEXTURE_MAX_SIDE = 320  # pool frames are shrunk to this: crops are resized to TEXTURE_SIZE anyway
 TEXTURE_SIZE = 128  # side of one texture crop, texels
@@ -40,10 +44,43 @@ def texture_pool(sources: tuple[str, ...]) -> tuple[np.ndarray, ...]:
 
 
 def _read_some(source: Path) -> np.ndarray:
+    if source.is_dir():
+        return read_frames(source, texture_indices(count_frames(source)))
+    return _read_video(source)
+
+
+def texture_indices(available: int) -> list[int]:
+    """The frames read from a source of `available` frames: TEXTURE_FRAMES when it has them all,
+    else min(available, len(TEXTURE_FRAMES)) frames spread over the ones it has."""
+    if available > max(TEXTURE_FRAMES):
+        return list(TEXTURE_FRAMES)
+    if available < 1:
+        raise ValueError(f"a texture source needs a frame, got {available}")
+    return sorted({int(i) for i in np.round(np.linspace(0, available - 1, len(TEXTURE_FRAMES)))})
+
+
+def _read_video(source: Path) -> np.ndarray:
+    """TEXTURE_FRAMES of a video in one decoding pass that stops at the last of them; a video that
+    ends before it is read again (a second pass as short) at texture_indices of its length.
+    Why not video.count_frames first: it decodes every frame of every pool video."""
+    import av  # only video files need PyAV
+
+    last, frames, seen = max(TEXTURE_FRAMES), {}, 0
     try:
-        return read_frames(source, list(TEXTURE_FRAMES))
-    except (VideoSourceError, IndexError):  # a clip or folder shorter than the last index
-        return read_frames(source, [0])
+        with av.open(str(source)) as container:
+            for frame in container.decode(video=0):
+                if seen in TEXTURE_FRAMES:
+                    frames[seen] = frame.to_ndarray(format="rgb24")
+                seen += 1
+                if seen > last:
+                    break
+    except (av.error.FFmpegError, IndexError) as e:
+        raise VideoSourceError(f"{source}: cannot decode ({e})") from e
+    if not seen:
+        raise VideoSourceError(f"{source}: no frame could be decoded")
+    if seen > last and len({f.shape for f in frames.values()}) == 1:
+        return np.stack([frames[i] for i in TEXTURE_FRAMES])
+    return read_frames(source, texture_indices(seen))  # also names a video of mixed frame sizes
 
 
 def _shrink(frame: np.ndarray) -> np.ndarray:

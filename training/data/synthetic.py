@@ -236,6 +236,11 @@ ROTATION_PITCH_DEG = 0.5  # pure rotation also tilts, up to this per frame
 # Metres one texture crop spans: the room's walls take wide crops, objects about their size.
 ROOM_TEXTURE_SPAN_M = (2.0, 5.0)
 OBJECT_TEXTURE_SPAN_M = (0.5, 1.5)
+# objects_in_room: metres between the camera and an object's bounding sphere at every frame (a
+# closer camera fills the image with one surface or enters it), and the draws of a placement
+# before an object that stays too close is shrunk instead.
+CAMERA_CLEARANCE_M = 0.3
+PLACEMENT_TRIES = 8
 
 # What SceneConfig.realistic() sets: ranges of phone, webcam and action cameras.
 REALISTIC = {
@@ -396,49 +401,63 @@ class SceneGenerator:
         cameras = smooth if kind == "smooth" else camera_path(
             draws, kind, cfg, np.random.default_rng([seed, MOTION_STREAM, 1]))
         # Objects in front of the smooth path's first camera (the same room whatever the motion).
-        objects.extend(self._random_object(rng, smooth[0], static=k < cfg.num_static, room_size=room_size)
+        objects.extend(self._random_object(rng, smooth[0], static=k < cfg.num_static, room_size=room_size,
+                                           eyes=cameras[:, :3, 3])
                        for k in range(cfg.num_static + cfg.num_moving))
         return objects, cameras, kind
 
     def _random_object(self, rng: np.random.Generator, view: np.ndarray, static: bool,
-                       room_size: float) -> _Object:
+                       room_size: float, eyes: np.ndarray) -> _Object:
         """A primitive object_depth_range in front of `view`, still or moving at object_speed
-        with a spin."""
+        with a spin. With objects_in_room: inside the room and CAMERA_CLEARANCE_M clear of the
+        camera at every frame (eyes: (T, 3) the camera centres)."""
+        cfg = self.config
+        mesh = _random_primitive(rng)
+        radius = float(np.linalg.norm(mesh.extents)) / 2  # the bounding box's: every shape and spin within it
+        # Cleared from the first camera only, a moving object (0.08 m a frame) and the moving camera
+        # met later in the clip: 5 frames in 1000 8-frame clips showed an object's inside. So the
+        # whole path is checked against every frame's camera, and a placement too close redrawn.
+        tries = []
+        for _ in range(PLACEMENT_TRIES if cfg.objects_in_room else 1):
+            poses = self._placement(rng, view, static, room_size, radius)
+            gap = float(np.linalg.norm(poses[:, :3, 3] - eyes, axis=1).min()) - radius
+            tries.append((gap, poses))
+            if gap >= CAMERA_CLEARANCE_M:
+                break
+        gap, poses = max(tries, key=lambda tried: tried[0])
+        if cfg.objects_in_room and gap < CAMERA_CLEARANCE_M:  # no try was clear (a big object, a small room):
+            mesh.apply_scale(max(gap + radius - CAMERA_CLEARANCE_M, 0.1) / radius)  # smaller, clear of it
+        return self._textured(rng, mesh, poses, static, rng.uniform(3.0, 8.0))
+
+    def _placement(self, rng: np.random.Generator, view: np.ndarray, static: bool, room_size: float,
+                   radius: float) -> np.ndarray:
+        """(T, 4, 4) object-to-world of one draw of where an object stands and how it moves."""
         cfg = self.config
         t = cfg.num_frames
-        mesh = _random_primitive(rng)
         local = np.array([rng.uniform(-1.5, 1.5), rng.uniform(-0.8, 0.6), rng.uniform(*cfg.object_depth_range)])
-        # Inside the room, clear of the camera: drawn up to 5 m ahead of a camera 1-2 m from a wall,
-        # most objects of a 3-4 m room stood behind its walls (1.8 of 5 seen), and a near one could
-        # enclose the camera (4 clips in 1000 showed an object's inside).
-        radius = float(np.linalg.norm(mesh.extents)) / 2  # the bounding box's: every shape within it
+        # Inside the room: drawn up to 5 m ahead of a camera 1-2 m from a wall, most objects of a
+        # 3-4 m room stood behind its walls (1.8 of 5 seen).
         if cfg.objects_in_room:
-            local[2] = max(local[2], radius + 0.3)
+            local[2] = max(local[2], radius + CAMERA_CLEARANCE_M)
         centre = view[:3, :3] @ local + view[:3, 3]
         if cfg.objects_in_room:
             half = room_size / 2
             centre[:2] = np.clip(centre[:2], -half + radius, half - radius)
-            eye = view[:3, 3]
-            gap = float(np.linalg.norm(centre - eye))
-            if gap < radius + 0.3:  # a wall brought it back onto the camera (a big object, a small room):
-                mesh.apply_scale(max(gap - 0.3, 0.1) / radius)  # smaller, so that the camera stays outside
         centre[2] = np.clip(centre[2], 0.6, room_size - 1.0)
         axis0 = rng.normal(size=3)
         start = _rotation(axis0, rng.uniform(0, 2 * np.pi))
         start[:3, 3] = centre
         if static:
-            poses = np.repeat(start[None], t, 0)
-        else:
-            v = rng.normal(size=3)
-            v *= cfg.object_speed / np.linalg.norm(v)
-            spin_axis, spin = rng.normal(size=3), rng.uniform(-0.15, 0.15)
-            poses = []
-            for i in range(t):
-                p = start @ _rotation(spin_axis, spin * i)
-                p[:3, 3] = centre + v * i
-                poses.append(p)
-            poses = np.stack(poses)
-        return self._textured(rng, mesh, poses, static, rng.uniform(3.0, 8.0))
+            return np.repeat(start[None], t, 0)
+        v = rng.normal(size=3)
+        v *= cfg.object_speed / np.linalg.norm(v)
+        spin_axis, spin = rng.normal(size=3), rng.uniform(-0.15, 0.15)
+        poses = []
+        for i in range(t):
+            p = start @ _rotation(spin_axis, spin * i)
+            p[:3, 3] = centre + v * i
+            poses.append(p)
+        return np.stack(poses)
 
     @staticmethod
     def _textured(rng, mesh, poses, static, frequency) -> _Object:
