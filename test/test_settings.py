@@ -1,6 +1,7 @@
 """Settings as data: one declaration per parameter (perception/settings.py), from which the node's
 declarations, the settings object and config/perception.yaml are generated."""
 
+import array
 import dataclasses
 import sys
 
@@ -101,13 +102,41 @@ def test_runtime_parameter_changes_are_refused_with_the_reason_or_accepted_when_
     configure: refused, saying how to apply it. Unconfigured, a value configure would refuse is
     refused at once, naming the parameter; a valid one is accepted."""
     current = {spec.name: spec.default for spec in parameter_specs()}
-    refusal = parameter_change_refusal(current, {"hop": 3}, configured=True)
+    refusal = parameter_change_refusal(current, {"hop": 3}, state="active")
     assert refusal and refusal.startswith("hop: read at configure") and "deactivate" in refusal
-    assert parameter_change_refusal(current, {"hop": 3}, configured=False) is None
-    assert "hop" in parameter_change_refusal(current, {"hop": -1}, configured=False)
-    assert "pose_source" in parameter_change_refusal(current, {"pose_source": "magic"}, configured=False)
-    for name in READ_AT_START:  # never re-read: refused in every state
-        assert parameter_change_refusal(current, {name: current[name]}, configured=False).startswith(name)
+    assert parameter_change_refusal(current, {"hop": 3}, state="unconfigured") is None
+    assert "hop" in parameter_change_refusal(current, {"hop": -1}, state="unconfigured")
+    assert "pose_source" in parameter_change_refusal(current, {"pose_source": "magic"}, state="unconfigured")
+    for name in READ_AT_START:  # never re-read: a change is refused in every state
+        other = {"diagnostics_period_s": 2.0, "autostart": not current["autostart"]}[name]
+        assert parameter_change_refusal(current, {name: other}, state="unconfigured").startswith(name)
+
+
+def test_the_refusal_while_configured_names_the_transitions_valid_from_the_state():
+    """Inactive, the reason said "deactivate and clean up the node": deactivate is no transition of an
+    inactive node (it fails). After shutdown no configure follows: the change was accepted and never
+    applied."""
+    current = {spec.name: spec.default for spec in parameter_specs()}
+    inactive = parameter_change_refusal(current, {"hop": 3}, state="inactive")
+    assert inactive == "hop: read at configure; clean up the node, set it, then configure (and activate) again"
+    assert "deactivate" in parameter_change_refusal(current, {"hop": 3}, state="active")
+    assert parameter_change_refusal(current, {"hop": 3}, state="finalized") == "hop: node finalized: restart the process"
+    assert "transition" in parameter_change_refusal(current, {"hop": 3}, state="configuring")
+
+
+@pytest.mark.parametrize("state", ["unconfigured", "inactive", "active", "finalized"])
+def test_a_change_to_the_current_value_is_accepted_in_every_state(state):
+    """`ros2 param load` of the node's own dump (`ros2 param dump`) on an active node failed: every
+    value, each equal to the current one, was refused as a change. Nothing changes: accepted. A value
+    of another type (1.0 for an integer) or another list is a change."""
+    current = {spec.name: spec.default for spec in parameter_specs()}
+    assert parameter_change_refusal(current, dict(current), state=state) is None
+    assert parameter_change_refusal(current, {"exclude_boxes": array.array("d", [0.0] * 4)}, state=state) is None
+    configured = state != "unconfigured"
+    assert (parameter_change_refusal(current, {"hop": 2}, state=state) is not None) == configured
+    assert parameter_change_refusal(current, {"hop": 0.0}, state=state)  # a double for an integer: refused
+    assert parameter_change_refusal(current, {"autostart": current["autostart"], "diagnostics_period_s": 2.0},
+                                    state=state).startswith("diagnostics_period_s")
 
 
 def test_a_set_with_two_bad_values_is_fixed_one_change_at_a_time():
@@ -115,15 +144,15 @@ def test_a_set_with_two_bad_values_is_fixed_one_change_at_a_time():
     refused for the other one's error. A change is refused only when it makes things worse: a value
     bad itself, an error that names it, or a valid set broken."""
     current = {**{spec.name: spec.default for spec in parameter_specs()}, "hop": -1, "max_depth": -5.0}
-    assert parameter_change_refusal(current, {"hop": 3}, configured=False) is None
-    assert "max_depth" in parameter_change_refusal(current, {"max_depth": -6.0}, configured=False)  # bad itself
+    assert parameter_change_refusal(current, {"hop": 3}, state="unconfigured") is None
+    assert "max_depth" in parameter_change_refusal(current, {"max_depth": -6.0}, state="unconfigured")  # bad itself
     boxes = {"exclude_boxes": [0.5, 0.0, 0.1, 1.0]}  # x0 > x1: each number fine, the box is not
-    assert "exclude_boxes" in parameter_change_refusal({**current, "hop": 3}, boxes, configured=False)
+    assert "exclude_boxes" in parameter_change_refusal({**current, "hop": 3}, boxes, state="unconfigured")
     current["hop"] = 3
-    assert parameter_change_refusal(current, {"max_depth": 100.0}, configured=False) is None
+    assert parameter_change_refusal(current, {"max_depth": 100.0}, state="unconfigured") is None
     current["max_depth"] = 100.0
     PerceptionSettings.from_params(current)  # valid: configure takes it
-    assert "min_depth" in parameter_change_refusal(current, {"min_depth": 500.0}, configured=False)  # breaks it
+    assert "min_depth" in parameter_change_refusal(current, {"min_depth": 500.0}, state="unconfigured")  # breaks it
 
 
 def test_image_rotation_declares_the_quarter_turns_it_takes():
@@ -146,3 +175,23 @@ def test_the_engine_settings_name_what_the_engine_factory_accepts():
     assert settings.BACKENDS == BACKENDS
     assert settings.PRECISIONS == PRECISIONS
     assert settings.ModelSettings().num_queries == DEFAULT_NUM_QUERIES
+
+
+def test_declared_constraints_say_what_configure_takes():
+    """hop was declared "in [0, 1024]" while configure takes 0 or 1..the model's clip length;
+    output_qos said "every output topic" while /tf stays DEFAULT; max_tracks said "<= num_queries"
+    while a larger value is taken and clamped to num_queries."""
+    specs = {spec.name: spec for spec in parameter_specs()}
+    assert specs["hop"].constraints == "0, or 1..the model's clip length T (8 for the shipped model), checked at configure"
+    with pytest.raises(ValueError, match=r"hop must be in \[0, 1024\], got -1"):  # the bound checked here
+        PerceptionSettings.from_params(hop=-1)
+    assert "every output topic but /tf, which stays reliable (DEFAULT)" in specs["output_qos"].description
+    assert "the smaller of this and num_queries is used" in specs["max_tracks"].description
+    assert PerceptionSettings.from_params(max_tracks=500, num_queries=64).tracks.max_tracks == 500
+    assert _shipped_clip_length() == 8  # the number the hop text gives
+
+
+def _shipped_clip_length() -> int:
+    import json
+
+    return json.loads((REPO / "models" / "fourds_default" / "config.json").read_text())["num_frames"]

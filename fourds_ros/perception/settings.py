@@ -34,10 +34,12 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
 def setting(default, description: str, *, param: str, low: float | None = None, high: float | None = None,
-            choices: tuple | None = None):
-    """A dataclass field that is also a ROS parameter. low/high: inclusive bounds (None: open)."""
+            choices: tuple | None = None, allowed: str | None = None):
+    """A dataclass field that is also a ROS parameter. low/high: inclusive bounds (None: open).
+    allowed: the allowed values as declared, where low/high only bound what configure then narrows
+    (hop: the model's clip length); the declared text must not promise values configure refuses."""
     meta = {"param": param, "description": " ".join(description.split()), "low": low, "high": high,
-            "choices": choices}
+            "choices": choices, "allowed": allowed}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -100,7 +102,8 @@ class ClipSettings(_Group):
 
     hop: int = setting(0, """Frames between inferences (overlapping windows). 0: the model's clip length -
         1, one shared frame (least compute, least drift; a frame waits up to hop frames for its clip).
-        1..T.""", param="hop", low=0, high=1024)
+        Else 1..T, the model's clip length.""", param="hop",
+        low=0, high=1024, allowed="0, or 1..the model's clip length T (8 for the shipped model), checked at configure")
     max_waiting_clips: int = setting(1, """Clips that may wait while one is in inference. When inference falls
         behind, the newest waiting clip is replaced by the next one (its frames still in the window
         carry over) and the rest are counted in frames_dropped. 1: a frame waits behind at most one clip
@@ -148,8 +151,8 @@ class InputSettings(_Group):
         arrives at camera rate, where best-effort SENSOR_DATA lost 40 % of 640x480 frames at 15 Hz on
         loopback. A best-effort camera needs SENSOR_DATA (an incompatible-QoS warning says so).""",
                              param="image_qos", choices=QOS_PRESETS)
-    output_qos: str = setting("DEFAULT", "QoS preset of every output topic.", param="output_qos",
-                              choices=QOS_PRESETS)
+    output_qos: str = setting("DEFAULT", """QoS preset of every output topic but /tf, which stays reliable
+        (DEFAULT), as tf2 listeners subscribe.""", param="output_qos", choices=QOS_PRESETS)
     max_input_pixels: int = setting(DEFAULT_MAX_INPUT_PIXELS, """Frames declaring more pixels (width x height)
         are dropped and counted before any decoding, so a hostile or broken header cannot allocate
         gigabytes. Default: 4K UHD.""", param="max_input_pixels", low=1, high=2**31 - 1)
@@ -241,8 +244,9 @@ class TrackSettings(_Group):
     """tracks"""
 
     enable: bool = setting(True, "Publish tracks and tracks/markers.", param="enable_tracks")
-    max_tracks: int = setting(64, """At most this many tracks (<= num_queries), those followed on the image
-        included; lost tracks are re-seeded with new ids.""", param="max_tracks", low=0, high=4096)
+    max_tracks: int = setting(64, """At most this many tracks (the smaller of this and num_queries is used),
+        those followed on the image included; lost tracks are re-seeded with new ids.""", param="max_tracks",
+        low=0, high=4096)
     query_mode: str = setting("grid", """Where new query points come from: grid | features (OpenCV
         Shi-Tomasi corners) | topic (track_queries, PointCloud2 with float32 u, v in pixels of the
         camera's own image).""", param="track_query_mode", choices=("grid", "features", "topic"))
@@ -574,18 +578,27 @@ class ParameterSpec:
     low: float | None
     high: float | None
     choices: tuple | None
+    allowed: str | None = None  # the declared text, where configure narrows low/high (setting())
 
     @classmethod
     def of(cls, f: dataclasses.Field) -> ParameterSpec:
         m = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        return cls(m["param"], default, type(default), m["description"], m["low"], m["high"], m["choices"])
+        return cls(m["param"], default, type(default), m["description"], m["low"], m["high"], m["choices"],
+                   m["allowed"])
 
     @property
     def constraints(self) -> str:
         """Human-readable allowed values ('' when any value of the type is allowed)."""
+        if self.allowed:
+            return self.allowed
         if self.choices:
             return "one of " + ", ".join(map(str, self.choices))
+        return self._range
+
+    @property
+    def _range(self) -> str:
+        """The bounds check() enforces ('' when open)."""
         if self.low is not None or self.high is not None:
             lo = "-inf" if self.low is None else f"{self.low:g}"
             hi = "inf" if self.high is None else f"{self.high:g}"
@@ -599,7 +612,7 @@ class ParameterSpec:
             raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
         if self.type in (int, float) and (not math.isfinite(value) or (self.low is not None and value < self.low)
                                           or (self.high is not None and value > self.high)):
-            raise ValueError(f"{self.name} must be {self.constraints}, got {value!r}")
+            raise ValueError(f"{self.name} must be {self._range}, got {value!r}")
         return value
 
     def _convert(self, value: Any) -> Any:
@@ -662,21 +675,28 @@ def parameter_specs() -> Iterator[ParameterSpec]:
 READ_AT_START = ("diagnostics_period_s", "autostart")
 
 
-def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], configured: bool) -> str | None:
+def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], state: str) -> str | None:
     """Why a runtime change of parameters (`ros2 param set`) must be refused, or None to accept it.
-    current: every parameter's value now; changes: the new values of some of them. Every setting is
-    read at configure, so while the node is configured a change would be accepted and do nothing
-    until the next configure: refused, saying how to apply it. Unconfigured, the change is checked
-    as configure will check it (type, range, choices, conflicts) and refused when it makes things
-    worse: a value that is bad itself or breaks a valid set, named. A set already invalid (a params
-    file with two bad values) takes a change that leaves its remaining errors elsewhere: refusing
-    it made the set impossible to fix one `ros2 param set` at a time."""
+    current: every parameter's value now; changes: the new values of some of them; state: the
+    node's lifecycle state (unconfigured, inactive, active, finalized, or a transition's). A value
+    equal to the current one changes nothing and is accepted in every state (`ros2 param load` of
+    the node's own dump). Every setting is read at configure, so while the node is configured a
+    change would be accepted and do nothing until the next configure: refused, saying how to apply
+    it from this state. Unconfigured, the change is checked as configure will check it (type, range,
+    choices, conflicts) and refused when it makes things worse: a value that is bad itself or
+    breaks a valid set, named. A set already invalid (a params file with two bad values) takes a
+    change that leaves its remaining errors elsewhere: refusing it made the set impossible to fix
+    one `ros2 param set` at a time."""
+    changes = {name: value for name, value in changes.items()
+               if name not in current or not _same_value(current[name], value)}
+    if not changes:
+        return None
+    names = ", ".join(sorted(changes))
     fixed = sorted(set(changes) & set(READ_AT_START))
     if fixed:
         return f"{', '.join(fixed)}: read when the process starts; set it in the params file or on the command line"
-    if configured:
-        return (f"{', '.join(sorted(changes))}: read at configure; deactivate and clean up the node, set it, "
-                "then configure and activate again")
+    if state != "unconfigured":
+        return f"{names}: {_HOW_TO_APPLY.get(state, f'the node is in transition ({state}); set it once it has ended')}"
     specs = {spec.name: spec for spec in parameter_specs()}
     try:
         for name, value in changes.items():
@@ -689,6 +709,25 @@ def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], c
         return None
     names_a_change = any(re.search(rf"\b{re.escape(name)}\b", after) for name in changes)
     return after if names_a_change or settings_error(current) is None else None
+
+
+# How a change reaches the settings from each configured state: deactivate is no transition of an
+# inactive node, and a finalized one takes none at all.
+_HOW_TO_APPLY = {
+    "inactive": "read at configure; clean up the node, set it, then configure (and activate) again",
+    "active": "read at configure; deactivate and clean up the node, set it, then configure and activate again",
+    "finalized": "node finalized: restart the process",
+}
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal in type and value (rclpy gives arrays as array.array, a list set as a list: compared
+    element by element); 1 and 1.0 differ, since the set would change the parameter's type."""
+    def norm(v):
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+            return type(v), v
+        return list, tuple(norm(x) for x in v)
+    return norm(a) == norm(b)
 
 
 def settings_error(params: dict[str, Any]) -> str | None:

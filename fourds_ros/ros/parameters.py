@@ -12,19 +12,18 @@ from_params takes a whole number for a decimal setting and refuses any other typ
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 
 from ..perception.settings import READ_AT_START, PerceptionSettings, parameter_change_refusal, parameter_specs
 
 
-def declare_parameters(node, configured: Callable[[], bool]) -> None:
-    """Declare every setting, then guard runtime changes (`ros2 param set`): refused with the reason
-    while the node is configured (they would silently do nothing until the next configure) and
-    when they make the set worse (settings.parameter_change_refusal). Values from a params file or
-    the command line are applied at declaration, before the guard: a bad one fails configure, on
-    /diagnostics."""
+def declare_parameters(node) -> None:
+    """Declare every setting, then guard runtime changes (`ros2 param set`) by the node's lifecycle
+    state: refused with the reason while the node is configured (they would silently do nothing
+    until the next configure) or finalized (no configure follows), and when they make the set worse
+    (settings.parameter_change_refusal); a value equal to the current one is accepted. Values from a
+    params file or the command line are applied at declaration, before the guard: a bad one fails
+    configure, on /diagnostics (one of READ_AT_START: its default instead, read_at_start)."""
     names = {spec.name for spec in parameter_specs()}
     for spec in parameter_specs():
         node.declare_parameter(spec.name, spec.default, ParameterDescriptor(
@@ -35,28 +34,45 @@ def declare_parameters(node, configured: Callable[[], bool]) -> None:
         if not changes:
             return SetParametersResult(successful=True)
         current = {name: node.get_parameter(name).value for name in names}
-        reason = parameter_change_refusal(current, changes, configured())
+        reason = parameter_change_refusal(current, changes, lifecycle_state(node))
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     node.add_on_set_parameters_callback(guard)
 
 
+def lifecycle_state(node) -> str:
+    """The node's lifecycle state label ("unconfigured", "inactive", "active", "finalized", or a
+    transition's). rclpy has no public getter; its own trigger_shutdown reads the state machine so.
+    The state, not whether the pipeline exists: after shutdown the pipeline is gone too, and a
+    change was accepted that no configure would ever read. Without that attribute (another rclpy),
+    the node's own state text's first word."""
+    machine = getattr(node, "_state_machine", None)
+    return machine.current_state[1] if machine is not None else node.state_text.split()[0]
+
+
 def read_settings(node) -> PerceptionSettings:
-    """ValueError naming the parameter when a value is invalid."""
-    return PerceptionSettings.from_params({spec.name: node.get_parameter(spec.name).value
-                                           for spec in parameter_specs()})
+    """ValueError naming the parameter when a value is invalid. READ_AT_START values are those in
+    effect (node.at_start): a bad one in the params file was replaced by its default when the
+    process started, and `ros2 param set` cannot change it, so checking it here failed every
+    configure until a restart."""
+    values = {spec.name: node.get_parameter(spec.name).value for spec in parameter_specs()}
+    in_effect = node.at_start.as_params()
+    return PerceptionSettings.from_params({**values, **{name: in_effect[name] for name in READ_AT_START}})
 
 
 def read_at_start(node) -> PerceptionSettings:
     """The settings read when the process starts (READ_AT_START: autostart, diagnostics_period_s),
-    each invalid one at its default: the process must come up to say so, and configure then fails
-    naming it (a string "false" for autostart would otherwise read as true)."""
+    each invalid one at a safe value, with a warning naming both: the process must come up, and
+    configure takes these values in effect. A bad autostart is false, not its default: a params
+    file that meant "false" (as a string) must not bring perception up by itself."""
     valid = {}
     for name in READ_AT_START:
         value = node.get_parameter(name).value
         try:
             PerceptionSettings.from_params({name: value})
             valid[name] = value
-        except ValueError:
-            pass  # configure reports it
+        except ValueError as exc:
+            default = False if name == "autostart" else PerceptionSettings().as_params()[name]
+            node.get_logger().warning(f"{exc}: using the default {name} {default!r} until the process restarts "
+                                      "with a valid value (it is read when the process starts)")
     return PerceptionSettings.from_params(valid)

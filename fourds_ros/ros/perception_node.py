@@ -35,7 +35,7 @@ from .transforms import CameraMount, create_publishers, create_subscriptions
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        declare_parameters(self, configured=lambda: self.pipeline is not None)
+        declare_parameters(self)
         self.health = NodeHealth(self.get_logger().warning, now_ns=lambda: self.get_clock().now().nanoseconds)
         self.state_text, self.failure, self.backend_text, self.model_text = "unconfigured", "", "", ""
         self.settings = self.pipeline = self.worker = self.intake = self.outputs = self.tf_publish = None
