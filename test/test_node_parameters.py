@@ -108,3 +108,13 @@ def test_a_bad_read_at_start_value_in_the_params_file_does_not_block_configure(r
     log = capfd.readouterr().err
     assert "diagnostics_period_s must be in [0.01, 3600], got 0.0: using the default diagnostics_period_s 1.0" \
         in log, log
+
+
+def test_a_bad_autostart_in_the_params_file_does_not_start_the_node(ros_env, base_params, tmp_path):
+    """autostart 'false' (a string) in a params file: the warning said false, but the process took the
+    setting's default, true, and configured and activated itself (the session's own review)."""
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump({PARAMS_KEY: {"ros__parameters": {**base_params, "autostart": "false"}}}))
+    with perception_node(ros_env, ["--params-file", str(params_file)]) as node:
+        assert node.get_parameter("autostart").value == "false"
+        assert node.at_start.model.autostart is False

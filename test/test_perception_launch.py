@@ -120,17 +120,26 @@ def test_from_kilted_the_profile_goes_in_the_current_variable(distro):
 
 @pytest.mark.parametrize("distro", ["humble", "jazzy", "kilted", "rolling"])
 @pytest.mark.parametrize("already", [LEGACY_PROFILE_VARIABLE, CURRENT_PROFILE_VARIABLE])
-def test_a_profile_already_set_under_either_name_stands_alone(distro, already):
-    """A robot's own profile under either name stands: on Kilted one set by the legacy name is
-    still read, so the package's added beside it would be loaded too."""
+def test_a_profile_the_distros_fast_dds_reads_stands_alone(distro, already):
+    """A robot's own profile stands where its Fast DDS reads it: from Kilted under either name (the
+    legacy one is still read, so the package's added beside it would be loaded too); before Kilted
+    only under the legacy name: a FASTDDS_ name there (what the README once said to export) is
+    ignored by Fast DDS 2, and standing for a profile it kept the package's out (the session's own
+    review)."""
     from fourds_ros.ros.launch_logic import fastdds_environment
 
     environ = {"ROS_DISTRO": distro, already: "/robot/profile.xml"}
-    assert perception_node_plan(environ=environ)["env"] == {}
-    assert fastdds_environment(environ) == {}
+    ignored = distro in ("humble", "jazzy") and already == CURRENT_PROFILE_VARIABLE
+    if ignored:
+        added = fastdds_environment(environ)
+        assert list(added) == [LEGACY_PROFILE_VARIABLE] and added[LEGACY_PROFILE_VARIABLE].endswith(
+            "fastdds_large_frames.xml")
+        assert perception_node_plan(environ=environ)["env"] == added
+    else:
+        assert perception_node_plan(environ=environ)["env"] == {}
+        assert fastdds_environment(environ) == {}
     # An empty value names no profile.
     assert fastdds_environment({"ROS_DISTRO": distro, already: ""}) != {}
-
 
 def test_test_and_benchmark_processes_get_the_same_profile_as_the_node():
     from fourds_ros.ros.launch_logic import FASTDDS_PROFILE_VARIABLE

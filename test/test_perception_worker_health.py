@@ -870,6 +870,18 @@ def test_latency_and_queue_rules_judge_only_input_of_the_last_recent_s(clock):
     slow_clips(1)
     level, message = health.level(state())
     assert level == WARN and "latency p95" in message and "in the subscription queue" in message, message
+    # A pause (deactivated 10 minutes), then fast frames: judged on them, not on the stretch before
+    # the pause, which the windows still hold (the first clip back read WARN on it).
+    clock.t += 600.0
+    node_ns[0] += 600 * 10**9
+    health.activated()
+    stamps = [node_ns[0] + i * HZ30 for i in range(7)]
+    for stamp in stamps:
+        node_ns[0], clock.t = stamp, clock.t + HZ30 / 1e9
+        health.frame_received(stamp, received_ns=time.time_ns() - 5 * MS)
+    node_ns[0] = stamps[-1] + 50 * MS
+    health.record_clip(stamps, 0.05, 0.05)
+    assert health.level(state()) == (OK, "active")
 
 
 def test_time_in_the_subscription_queue_is_reported_from_the_middlewares_reception_time():

@@ -220,6 +220,11 @@ def percentile(window, q: float) -> str:
     return f"{np.percentile(list(window), q):.2f}" if window else "nan"
 
 
+def recent(values, at, now: float) -> list[float]:
+    """The samples of `values` whose time in `at` (monotonic, one per sample) is within RECENT_S of now."""
+    return [v for v, t in zip(values, at) if now - t < RECENT_S]
+
+
 def p95_over(window, limit: float) -> float | None:
     """The window's 95th percentile where it is above `limit`, else None (also for an empty window,
     and for limit 0: that WARN is off)."""
@@ -248,6 +253,9 @@ class NodeHealth:
         # DDS reception -> subscription callback (wall clock, both ends in this process): how long a
         # frame waited in the node's own subscription queue for the executor thread.
         self.queue_ms: deque = deque(maxlen=FRAME_WINDOW_FRAMES)
+        # when each latency / queue sample came (monotonic): their WARNs judge the last RECENT_S only
+        self.latency_at: deque = deque(maxlen=FRAME_WINDOW_FRAMES)
+        self.queue_at: deque = deque(maxlen=FRAME_WINDOW_FRAMES)
         self.process_ms: deque = deque(maxlen=CLIP_WINDOW_CLIPS)  # pipeline.process + publish, per clip
         # stage name -> its ms per clip (the engine, pipeline.STAGES, sending the outputs): where a clip's time goes
         self.stage_ms: dict[str, deque] = {}
@@ -290,6 +298,7 @@ class NodeHealth:
         self.counts["frames_in"] += 1
         if received_ns:
             self.queue_ms.append((time.time_ns() - received_ns) / 1e6)
+            self.queue_at.append(now)
         self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
         if sequence is not None:
             last = self._sequences.get(publisher)
@@ -341,6 +350,7 @@ class NodeHealth:
         latencies = [(now_ns - s) / 1e6 for s in stamps_ns]
         on_clock = [ms for ms in latencies if on_node_clock(ms)]
         self.latency_ms.extend(on_clock)
+        self.latency_at.extend([time.monotonic()] * len(on_clock))
         if stamps_ns:
             if len(on_clock) == len(latencies):
                 self.clip_latency_ms.append(latencies[-1])
@@ -366,12 +376,13 @@ class NodeHealth:
             problems.append(f"dropped {dropped} of {frames_in} frames{span}")
         if sent and lost > WARN_FRACTION * sent:
             problems.append(f"lost {lost} of {sent} frames before the callback{span}")
-        # The windows keep their last samples however old: judged only while frames are described
-        # (received, for the queue) within RECENT_S, as the dropped and lost rules. Judged always, a
-        # slow stretch before the camera stopped (or the node was deactivated) kept the node WARN for good.
-        if now - self.last_out < RECENT_S and (p95 := p95_over(self.latency_ms, self.latency_warn_ms)) is not None:
+        # The windows keep their last samples however old (their reported figures): the WARNs judge the
+        # samples of the last RECENT_S only, as the dropped and lost rules. Judged on the whole window, a
+        # slow stretch before the camera stopped (or the node was deactivated) kept the node WARN for
+        # good, and the first clip after a pause was judged on the stretch before it.
+        if (p95 := p95_over(recent(self.latency_ms, self.latency_at, now), self.latency_warn_ms)) is not None:
             problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
-        if now - self.last_in < RECENT_S and (p95 := p95_over(self.queue_ms, self.queue_warn_ms)) is not None:
+        if (p95 := p95_over(recent(self.queue_ms, self.queue_at, now), self.queue_warn_ms)) is not None:
             problems.append(f"frames wait {p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
                             f" ({QUEUE_WAIT_CAUSES})")
         problems += self._stall_problems(state, now)

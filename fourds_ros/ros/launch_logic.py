@@ -70,16 +70,25 @@ def profile_variable(environ) -> str:
     return FASTRTPS_PROFILE_VARIABLE if distro and distro < FIRST_FASTDDS3_DISTRO else FASTDDS_PROFILE_VARIABLE
 
 
+def profile_already_set(environ) -> bool:
+    """Whether `environ` names a profile its distro's Fast DDS reads: either name from Kilted on (the
+    legacy one still read there), only the legacy one before (a FASTDDS_ name on Humble, which the
+    README once gave, is ignored by Fast DDS 2 and must not keep the package's profile out)."""
+    variable = profile_variable(environ)
+    names = PROFILE_VARIABLES if variable == FASTDDS_PROFILE_VARIABLE else (variable,)
+    return any(environ.get(name) for name in names)
+
+
 def fastdds_environment(environ, profile: str = "") -> dict[str, str]:
     """What the node's process (and, in tests and benchmarks, the camera's) adds to its environment
     for Fast DDS, in the variable its distro's Fast DDS reads (profile_variable). profile ""
     (default): the package's config/fastdds_large_frames.xml (shared-memory segments larger than a
-    camera frame; why in that file) unless `environ` already names a profile file under either
-    name, which then stands (a robot's own profile set by the legacy name is still read on Kilted,
-    and one beside it would be loaded too); "none": nothing added (Fast DDS's own defaults unless
+    camera frame; why in that file) unless `environ` already names a profile file its Fast DDS reads
+    (profile_already_set), which then stands (a robot's own profile set by the legacy name is still
+    read on Kilted, and one beside it would be loaded too); "none": nothing added (Fast DDS's own defaults unless
     the environment names a profile); else a file path.
     Raises ValueError for a path that does not exist."""
-    if profile == "none" or (not profile and any(environ.get(v) for v in PROFILE_VARIABLES)):
+    if profile == "none" or (not profile and profile_already_set(environ)):
         return {}
     path = Path(profile) if profile else share_file("config", "fastdds_large_frames.xml")
     if not path.is_file():

@@ -34,7 +34,9 @@ def declare_parameters(node) -> None:
         if not changes:
             return SetParametersResult(successful=True)
         current = {name: node.get_parameter(name).value for name in names}
-        reason = parameter_change_refusal(current, changes, lifecycle_state(node))
+        at_start = getattr(node, "at_start", None)  # configure reads these as they are in effect
+        in_effect = {name: at_start.as_params()[name] for name in READ_AT_START} if at_start is not None else None
+        reason = parameter_change_refusal(current, changes, lifecycle_state(node), in_effect)
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     node.add_on_set_parameters_callback(guard)
@@ -73,6 +75,8 @@ def read_at_start(node) -> PerceptionSettings:
             valid[name] = value
         except ValueError as exc:
             default = False if name == "autostart" else PerceptionSettings().as_params()[name]
+            if name == "autostart":  # a bad autostart is false: from_params would give its default, true
+                valid[name] = False
             node.get_logger().warning(f"{exc}: using the default {name} {default!r} until the process restarts "
                                       "with a valid value (it is read when the process starts)")
     return PerceptionSettings.from_params(valid)
