@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-import yaml
 
 from fourds_ros.perception.settings import parameter_specs
-from fourds_ros.ros.launch_logic import PARAMS_KEY
 
 
 @contextlib.contextmanager
@@ -86,35 +84,3 @@ def test_an_active_node_takes_its_own_values_back_and_refuses_others(ros_env, ba
         assert node.get_parameter("hop").value == 3
         node.trigger_deactivate()
         node.trigger_cleanup()
-
-
-def test_a_bad_read_at_start_value_in_the_params_file_does_not_block_configure(ros_env, base_params, tmp_path,
-                                                                                capfd):
-    """diagnostics_period_s 0.0 in a params file: the process ran with the default, but configure
-    checked the declared 0.0 and failed every time, and `ros2 param set` of it is refused (read when
-    the process starts): only a restart helped. Configure takes the value in effect; the fallback is
-    a warning naming the bad value and the default used."""
-    from rclpy.lifecycle import TransitionCallbackReturn
-
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump({PARAMS_KEY: {"ros__parameters": {
-        **base_params, "autostart": False, "diagnostics_period_s": 0.0}}}))
-    with perception_node(ros_env, ["--params-file", str(params_file)]) as node:
-        assert node.get_parameter("diagnostics_period_s").value == 0.0  # declared as the file says
-        assert node.at_start.diagnostics.period_s == 1.0 and node.at_start.model.autostart is False
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.failure
-        assert node.settings.diagnostics.period_s == 1.0 and node.settings.model.autostart is False
-        node.trigger_cleanup()
-    log = capfd.readouterr().err
-    assert "diagnostics_period_s must be in [0.01, 3600], got 0.0: using the default diagnostics_period_s 1.0" \
-        in log, log
-
-
-def test_a_bad_autostart_in_the_params_file_does_not_start_the_node(ros_env, base_params, tmp_path):
-    """autostart 'false' (a string) in a params file: the warning said false, but the process took the
-    setting's default, true, and configured and activated itself (the session's own review)."""
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump({PARAMS_KEY: {"ros__parameters": {**base_params, "autostart": "false"}}}))
-    with perception_node(ros_env, ["--params-file", str(params_file)]) as node:
-        assert node.get_parameter("autostart").value == "false"
-        assert node.at_start.model.autostart is False

@@ -140,17 +140,6 @@ def test_a_change_to_the_current_value_is_accepted_in_every_state(state):
 
 
 
-def test_a_bad_read_at_start_value_does_not_let_a_conflicting_change_through():
-    """A params file's bad autostart made every set look already invalid to the guard, which then
-    accepted a change that configure refused (configure reads the value in effect): checked with
-    the values in effect, it is refused at once, as with a clean file."""
-    current = {**PerceptionSettings().as_params(), "metric_scale_source": "reference_odometry", "autostart": "false"}
-    in_effect = {"autostart": False, "diagnostics_period_s": 1.0}
-    change = {"metric_scale_window": 2}
-    reason = parameter_change_refusal(current, change, "unconfigured", in_effect)
-    assert reason is not None and "metric_scale_window" in reason, reason
-    assert parameter_change_refusal(current, {"metric_scale_window": 10}, "unconfigured", in_effect) is None
-
 def test_a_set_with_two_bad_values_is_fixed_one_change_at_a_time():
     """A params file with two bad values fails configure; each `ros2 param set` fixing one of them was
     refused for the other one's error. A change is refused only when it makes things worse: a value

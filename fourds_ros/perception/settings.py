@@ -675,8 +675,7 @@ def parameter_specs() -> Iterator[ParameterSpec]:
 READ_AT_START = ("diagnostics_period_s", "autostart")
 
 
-def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], state: str,
-                             in_effect: dict[str, Any] | None = None) -> str | None:
+def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], state: str) -> str | None:
     """Why a runtime change of parameters (`ros2 param set`) must be refused, or None to accept it.
     current: every parameter's value now; changes: the new values of some of them; state: the
     node's lifecycle state (unconfigured, inactive, active, finalized, or a transition's). A value
@@ -687,9 +686,7 @@ def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], s
     choices, conflicts) and refused when it makes things worse: a value that is bad itself or
     breaks a valid set, named. A set already invalid (a params file with two bad values) takes a
     change that leaves its remaining errors elsewhere: refusing it made the set impossible to fix
-    one `ros2 param set` at a time. in_effect: values configure reads instead of `current`'s (those
-    of READ_AT_START in effect since the process started): a bad one in the params file made every
-    set look already invalid, so a change that configure then refused was accepted."""
+    one `ros2 param set` at a time."""
     changes = {name: value for name, value in changes.items()
                if name not in current or not _same_value(current[name], value)}
     if not changes:
@@ -707,12 +704,11 @@ def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], s
                 specs[name].check(value)
     except ValueError as exc:
         return str(exc)
-    base = {**current, **(in_effect or {})}
-    after = settings_error({**base, **changes})
+    after = settings_error({**current, **changes})
     if after is None:
         return None
     names_a_change = any(re.search(rf"\b{re.escape(name)}\b", after) for name in changes)
-    return after if names_a_change or settings_error(base) is None else None
+    return after if names_a_change or settings_error(current) is None else None
 
 
 # How a change reaches the settings from each configured state: deactivate is no transition of an

@@ -23,7 +23,8 @@ def declare_parameters(node) -> None:
     until the next configure) or finalized (no configure follows), and when they make the set worse
     (settings.parameter_change_refusal); a value equal to the current one is accepted. Values from a
     params file or the command line are applied at declaration, before the guard: a bad one fails
-    configure, on /diagnostics (one of READ_AT_START: its default instead, read_at_start)."""
+    configure, on /diagnostics (one of READ_AT_START too; the process runs on its default until then,
+    read_at_start)."""
     names = {spec.name for spec in parameter_specs()}
     for spec in parameter_specs():
         node.declare_parameter(spec.name, spec.default, ParameterDescriptor(
@@ -34,9 +35,7 @@ def declare_parameters(node) -> None:
         if not changes:
             return SetParametersResult(successful=True)
         current = {name: node.get_parameter(name).value for name in names}
-        at_start = getattr(node, "at_start", None)  # configure reads these as they are in effect
-        in_effect = {name: at_start.as_params()[name] for name in READ_AT_START} if at_start is not None else None
-        reason = parameter_change_refusal(current, changes, lifecycle_state(node), in_effect)
+        reason = parameter_change_refusal(current, changes, lifecycle_state(node))
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     node.add_on_set_parameters_callback(guard)
@@ -53,30 +52,23 @@ def lifecycle_state(node) -> str:
 
 
 def read_settings(node) -> PerceptionSettings:
-    """ValueError naming the parameter when a value is invalid. READ_AT_START values are those in
-    effect (node.at_start): a bad one in the params file was replaced by its default when the
-    process started, and `ros2 param set` cannot change it, so checking it here failed every
-    configure until a restart."""
-    values = {spec.name: node.get_parameter(spec.name).value for spec in parameter_specs()}
-    in_effect = node.at_start.as_params()
-    return PerceptionSettings.from_params({**values, **{name: in_effect[name] for name in READ_AT_START}})
+    """ValueError naming the parameter when a value is invalid (READ_AT_START ones too: a bad one in
+    the params file fails every configure, naming it, until the file is fixed and the process
+    restarted, which applying it needs anyway; test_node_bad_input.py)."""
+    return PerceptionSettings.from_params({spec.name: node.get_parameter(spec.name).value
+                                           for spec in parameter_specs()})
 
 
 def read_at_start(node) -> PerceptionSettings:
     """The settings read when the process starts (READ_AT_START: autostart, diagnostics_period_s),
-    each invalid one at a safe value, with a warning naming both: the process must come up, and
-    configure takes these values in effect. A bad autostart is false, not its default: a params
-    file that meant "false" (as a string) must not bring perception up by itself."""
+    each invalid one at its default: the process must come up to say so, and configure then fails
+    naming it (a string "false" for autostart would otherwise read as true)."""
     valid = {}
     for name in READ_AT_START:
         value = node.get_parameter(name).value
         try:
             PerceptionSettings.from_params({name: value})
             valid[name] = value
-        except ValueError as exc:
-            default = False if name == "autostart" else PerceptionSettings().as_params()[name]
-            if name == "autostart":  # a bad autostart is false: from_params would give its default, true
-                valid[name] = False
-            node.get_logger().warning(f"{exc}: using the default {name} {default!r} until the process restarts "
-                                      "with a valid value (it is read when the process starts)")
+        except ValueError:
+            pass  # configure reports it
     return PerceptionSettings.from_params(valid)
