@@ -846,16 +846,18 @@ def test_latency_and_queue_rules_judge_only_input_of_the_last_recent_s(clock):
     health.set_limits(SimpleNamespace(latency_warn_ms=1000.0, queue_warn_ms=100.0, stall_warn_s=5.0))
     health.activated()
 
-    def slow_clips(n: int) -> None:  # frames 300 ms in the queue, each clip out 1.5 s after its newest frame
+    def clips(n: int, queue_ms: int = 300, out_ms: int = 1500) -> None:
+        """n clips of 7 frames, each queue_ms in the subscription queue, each clip out out_ms after its
+        newest frame (by default slow on both)."""
         for _ in range(n):
             stamps = [node_ns[0] + i * HZ30 for i in range(7)]
             for stamp in stamps:
                 node_ns[0], clock.t = stamp, clock.t + HZ30 / 1e9
-                health.frame_received(stamp, received_ns=time.time_ns() - 300 * MS)
-            node_ns[0] = stamps[-1] + 1500 * MS
+                health.frame_received(stamp, received_ns=time.time_ns() - queue_ms * MS)
+            node_ns[0] = stamps[-1] + out_ms * MS
             health.record_clip(stamps, 0.1, 0.1)
 
-    slow_clips(10)
+    clips(10)
     level, message = health.level(state())
     assert level == WARN and "latency p95" in message and "in the subscription queue" in message, message
     clock.t += RECENT_S - 1  # the camera stopped: still the last minute's input
@@ -867,7 +869,7 @@ def test_latency_and_queue_rules_judge_only_input_of_the_last_recent_s(clock):
     assert health.level(NodeState("inactive")) == (OK, "inactive")
     values = health.report(state())[2]
     assert float(values["latency_p95_ms"]) > 1000 and float(values["input_queue_p95_ms"]) > 100  # still reported
-    slow_clips(1)
+    clips(1)
     level, message = health.level(state())
     assert level == WARN and "latency p95" in message and "in the subscription queue" in message, message
     # A pause (deactivated 10 minutes), then fast frames: judged on them, not on the stretch before
@@ -875,12 +877,7 @@ def test_latency_and_queue_rules_judge_only_input_of_the_last_recent_s(clock):
     clock.t += 600.0
     node_ns[0] += 600 * 10**9
     health.activated()
-    stamps = [node_ns[0] + i * HZ30 for i in range(7)]
-    for stamp in stamps:
-        node_ns[0], clock.t = stamp, clock.t + HZ30 / 1e9
-        health.frame_received(stamp, received_ns=time.time_ns() - 5 * MS)
-    node_ns[0] = stamps[-1] + 50 * MS
-    health.record_clip(stamps, 0.05, 0.05)
+    clips(1, queue_ms=5, out_ms=50)
     assert health.level(state()) == (OK, "active")
 
 
