@@ -20,10 +20,12 @@ from ..perception.preprocess import backproject
 TRACK_FIELDS = [("x", PointField.FLOAT32), ("y", PointField.FLOAT32), ("z", PointField.FLOAT32),
                 ("u", PointField.FLOAT32), ("v", PointField.FLOAT32), ("track_id", PointField.UINT32),
                 ("visible", PointField.UINT8), ("confidence", PointField.FLOAT32)]
-NUMPY_OF = {PointField.FLOAT32: "<f4", PointField.UINT32: "<u4", PointField.UINT8: "u1"}
-# PointField datatypes by name, for messages that refuse a field's type.
+# PointField datatype -> numpy type (byte order apart) and name, for every type PointCloud2 has.
+_NUMPY_TYPE = {PointField.INT8: "i1", PointField.UINT8: "u1", PointField.INT16: "i2", PointField.UINT16: "u2",
+               PointField.INT32: "i4", PointField.UINT32: "u4", PointField.FLOAT32: "f4", PointField.FLOAT64: "f8"}
 _TYPE_NAME = {getattr(PointField, n): n for n in ("INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32",
                                                    "FLOAT32", "FLOAT64")}
+NUMPY_OF = {t: "<" + _NUMPY_TYPE[t] for t in (PointField.FLOAT32, PointField.UINT32, PointField.UINT8)}  # what the node writes
 
 
 def stamp_to_ns(stamp) -> int:
@@ -121,41 +123,49 @@ def point_cloud(columns: dict[str, np.ndarray], types: list[tuple[str, int]], st
                        data=packed.tobytes(), is_dense=False)
 
 
-def read_cloud(msg: PointCloud2) -> np.ndarray:
-    """PointCloud2 -> structured numpy array (for tests and tools)."""
-    dtype = np.dtype({"names": [f.name for f in msg.fields],
-                      "formats": [NUMPY_OF[f.datatype] for f in msg.fields],
-                      "offsets": [f.offset for f in msg.fields], "itemsize": msg.point_step})
-    return np.frombuffer(bytes(msg.data), dtype=dtype, count=msg.width * msg.height)
+def read_cloud(msg: PointCloud2, names: tuple[str, ...] | None = None) -> np.ndarray:
+    """PointCloud2 -> (height * width,) structured numpy array of the fields `names` (None: all), in
+    the message's byte order and honouring padded rows (row_step), as PointCloud2 allows. ValueError
+    for a named field the cloud lacks or of an unknown type, a point_step or row_step too small for
+    the fields, or data short of height * row_step."""
+    fields = {f.name: f for f in msg.fields}
+    names = tuple(fields) if names is None else names
+    missing = [n for n in names if n not in fields]
+    if missing:
+        raise ValueError(f"no field {', '.join(missing)}")
+    order = ">" if msg.is_bigendian else "<"
+    try:
+        formats = [order + _NUMPY_TYPE[fields[n].datatype] for n in names]
+    except KeyError as exc:
+        raise ValueError(f"unknown PointField datatype {exc}") from None
+    dtype = np.dtype({"names": list(names), "formats": formats, "offsets": [int(fields[n].offset) for n in names],
+                      "itemsize": int(msg.point_step)})
+    height, width, row_step = int(msg.height), int(msg.width), int(msg.row_step)
+    if height * width == 0:
+        return np.zeros(0, dtype)
+    if row_step < width * dtype.itemsize:
+        raise ValueError(f"row_step {row_step} too small for {width} points of point_step {msg.point_step}")
+    data = bytes(msg.data)
+    if len(data) < height * row_step:
+        raise ValueError(f"{len(data)} bytes of data, height * row_step needs {height * row_step}")
+    rows = np.frombuffer(data, np.uint8, count=height * row_step).reshape(height, row_step)[:, :width * dtype.itemsize]
+    return np.ascontiguousarray(rows).view(dtype).reshape(-1)
 
 
 def track_query_uv(msg: PointCloud2) -> np.ndarray:
-    """track_queries -> (N, 2) float input pixels; ValueError without float32 fields u, v, or with data
-    short of height * row_step. Only u and v are read: a client's cloud may carry fields of any type
-    beside them, big-endian and with padded rows, as PointCloud2 allows (read_cloud refused the first
-    with a misleading message and read the others as garbage or (0, 0))."""
+    """track_queries -> (N, 2) float input pixels; ValueError without float32 fields u, v, or a cloud
+    read_cloud cannot read. Only u and v are read: a client's cloud may carry fields of any type
+    beside them, big-endian and with padded rows (the node refused the first with a misleading
+    message and read the others as garbage or (0, 0))."""
     fields = {f.name: f for f in msg.fields}
-    missing = [n for n in ("u", "v") if n not in fields]
-    if missing:
-        raise ValueError(f"track_queries needs float32 fields u, v: no field {', '.join(missing)}")
     wrong = [f"{n} is {_TYPE_NAME.get(fields[n].datatype, fields[n].datatype)} x {fields[n].count}"
-             for n in ("u", "v") if fields[n].datatype != PointField.FLOAT32 or fields[n].count != 1]
+             for n in ("u", "v") if n in fields and (fields[n].datatype != PointField.FLOAT32 or fields[n].count != 1)]
     if wrong:
         raise ValueError(f"track_queries needs float32 fields u, v: {'; '.join(wrong)}")
-    height, width, step, row_step = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
-    if height * width == 0:
-        return np.zeros((0, 2))
-    f4 = ">f4" if msg.is_bigendian else "<f4"
-    offsets = [int(fields["u"].offset), int(fields["v"].offset)]
-    if row_step < width * step or step < max(offsets) + 4:
-        raise ValueError(f"track_queries: point_step {step} or row_step {row_step} too small for "
-                         f"{width} points with u, v at offsets {offsets}")
-    data = bytes(msg.data)
-    if len(data) < height * row_step:
-        raise ValueError(f"track_queries: {len(data)} bytes of data, height * row_step needs {height * row_step}")
-    rows = np.frombuffer(data, np.uint8, count=height * row_step).reshape(height, row_step)[:, :width * step]
-    dtype = np.dtype({"names": ["u", "v"], "formats": [f4, f4], "offsets": offsets, "itemsize": step})
-    cloud = np.ascontiguousarray(rows).view(dtype).reshape(-1)
+    try:
+        cloud = read_cloud(msg, ("u", "v"))
+    except ValueError as exc:
+        raise ValueError(f"track_queries needs float32 fields u, v: {exc}") from None
     return np.stack([cloud["u"], cloud["v"]], axis=1).astype(float)
 
 
