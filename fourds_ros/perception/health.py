@@ -10,8 +10,8 @@ Levels: ERROR while the node is unusable (configure or activate failed). WARN wh
 within the last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong
 now), more than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or
 its clip failed) or lost before the callback, latency p95 is over latency_warn_ms or frames wait in the
-subscription queue longer than queue_warn_ms (p95; both only while frames were described, or received,
-within RECENT_S), frames are expected and none was described for stall_warn_s (input arriving, timed
+subscription queue longer than queue_warn_ms (p95; both over the samples of the last RECENT_S only),
+frames are expected and none was described for stall_warn_s (input arriving, timed
 from when it last started; or, active with image publishers discovered, no frame arriving, timed from
 the last frame or the activation: an incompatible QoS or a stopped camera), or, with a reference for
 the metric scale, its scale is still not in effect after REFERENCE_WARN_AFTER_CLIPS clips or frames
