@@ -589,6 +589,34 @@ def test_the_path_starts_again_when_the_first_clip_after_a_reset_fails(rig, engi
     assert r.values()["frames_unaccounted"] == "0"
 
 
+def test_a_pose_stage_that_raises_is_named_and_its_sent_depth_said(rig, monkeypatch):
+    """A clip whose pose stage raised was logged and counted as 'inference failed' (errors_inference),
+    though the engine had run and the clip's depth had gone out: a team read a failed engine. The
+    stage is named now, and the depth a costmap already has is said; the frames still count as failed
+    (no odometry for them)."""
+    r = rig(start=False)
+    publishers = node_run_clip(r)
+
+    def pose_raises(*args, **kwargs):
+        raise ValueError("a stage broke")
+
+    monkeypatch.setattr(r.pipeline, "_poses", pose_raises)
+    warnings = []
+    r.health.log_warning = warnings.append
+    r.worker.start()
+    ss = stamps(8)
+    for i in range(8):
+        r.image(ss[i], image(64, 64, i))
+    r.wait_idle()
+    described = ss[:8 - r.intake.pending_frames()]
+    assert r.health.errors["pose"] >= 2 and r.health.errors["inference"] == 0  # every clip, none an inference
+    assert r.health.counts["frames_failed"] == len(described) and sent(publishers, "depth") == described
+    assert sent(publishers, "odometry") == [] and sent(publishers, "tracks") == []
+    assert [w for w in warnings if w.startswith("[pose]")] == [
+        "[pose] pose failed: ValueError: a stage broke; its depth was sent (seen 1x)"]
+    assert r.values()["frames_unaccounted"] == "0"
+
+
 def test_a_report_never_sees_a_clip_counted_and_still_in_inference(rig):
     """The node counted a clip's frames (frames_out, or frames_failed) before the worker took them
     out of inference, and /diagnostics read the pending frames and the counters apart: a report in

@@ -102,6 +102,16 @@ class StageClock:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
+class ClipFailed(RuntimeError):
+    """PerceptionPipeline.process raised in `stage` ("inference": the frames' preprocessing and the
+    engine; then "depth", "tracks", "pose"), from the exception that did (__cause__): a node names the
+    stage, since a pose that raised is no failed inference."""
+
+    def __init__(self, stage: str, cause: Exception):
+        self.stage = stage
+        super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
+
+
 # Said once at configure with metric_scale_source: model, because a costmap or an EKF takes the metres
 # as they come: the default model read a desk it never saw at 2.4x its depth (models/fourds_default/README.md).
 MODEL_METRES_NOTE = ("depth, points and odometry are in the model's own metres (metric_scale_source: model): "
@@ -207,6 +217,7 @@ class PerceptionPipeline:
                                                        and "tracks" in self.heads)
         self._sequence, self._odometry_chain = -1, 0  # the last clip's buffer sequence, and its ClipResult's chain
         self._clock = StageClock()  # the current clip's, a new one each process() call
+        self._stage = "inference"  # the stage process() has reached in the current clip (ClipFailed)
         self.pose_geometry_gated = 0  # output frames whose geometric pose the outlier gate discarded
         self.pose_epipolar_clips = 0  # clips whose translation direction the essential matrix gave (epipolar.py)
         self.pose_epipolar_skipped = 0  # clips that skipped it, or its guided pass, because a newer clip was waiting (behind)
@@ -398,12 +409,20 @@ class PerceptionPipeline:
 
     # -- half 2: one engine call per clip ------------------------------------------------------
     def process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None = None) -> ClipResult:
-        """One engine call for the clip; results for its `new_frames` last frames.
+        """One engine call for the clip; results for its `new_frames` last frames. Raises ClipFailed,
+        naming the stage, from whatever a stage raised.
 
         on_depth(partial): called once the depth images are ready, before the tracks and the pose
         (their refinement and PnP take ~40 ms a clip on the 2-core CPU), with the same frame
         results holding only depth, so that a node can send depth, which a costmap waits for,
         that much earlier (docs/benchmarks.md)."""
+        try:
+            return self._process(clip, on_depth)
+        except Exception as exc:
+            raise ClipFailed(self._stage, exc) from exc
+
+    def _process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None) -> ClipResult:
+        self._stage = "inference"  # then each stage as _process reaches it
         restarted, chain = self._start_sequence(clip)
         frames, self._clock = clip.frames, StageClock()  # a new clock for each clip
         self._trails_frame = frames[-1]  # not the newest frame's: the node reads trails() after process
@@ -423,6 +442,7 @@ class PerceptionPipeline:
         outputs = self.engine(inputs)
         inference_s = time.perf_counter() - t0
 
+        self._stage = "depth"
         output_t = list(range(len(frames) - clip.new_frames, len(frames)))
         results = [self._frame_result(frames[t]) for t in output_t]
         k_model = pmap.transform_k(self._input_k(frames[0]))  # the clip's camera in model pixels
@@ -439,13 +459,14 @@ class PerceptionPipeline:
             if on_depth is not None:
                 on_depth(ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
                                     lens=frames[-1].lens))
-        xy = None
+        self._stage, xy = "tracks", None
         # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
         # refinement and the pose's epipolar direction alike.
         images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         if self.tracks_made and slot_ids is not None:  # published only with enable_tracks
             xy = self._tracks(results if self.enabled["tracks"] else [], outputs, slot_ids, frames, images, output_t,
                               model_depth, pmap, blind, excluded)
+        self._stage = "pose"
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],

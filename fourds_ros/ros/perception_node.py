@@ -21,7 +21,7 @@ from std_srvs.srv import Trigger
 
 from ..perception.health import PIPELINE_COUNTED, NodeHealth, NodeState
 from ..perception.intake import FrameIntake
-from ..perception.pipeline import create_pipeline
+from ..perception.pipeline import ClipFailed, create_pipeline
 from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
@@ -193,9 +193,10 @@ class PerceptionNode(LifecycleNode):
         send_depth = DepthFirst(self.outputs, self.publishers_, self.health.warn)  # a costmap waits for depth
         try:
             result = pipeline.process(clip, on_depth=send_depth)
-        except Exception as exc:  # keep running; the next clip may be fine
+        except ClipFailed as exc:  # keep running; the next clip may be fine
             worker.settle(lambda: counts.update(frames_failed=clip.new_frames))
-            self.health.warn("inference", f"inference failed: {type(exc).__name__}: {exc}")
+            sent = "" if "depth" in send_depth.rest else "; its depth was sent"  # a costmap has that much
+            self.health.warn(exc.stage, f"{exc}{sent}")
             return
         counts["clips"] += 1
         try:
