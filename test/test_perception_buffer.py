@@ -36,8 +36,8 @@ def test_clips_every_hop_frames_with_overlap():
 
 
 @pytest.mark.parametrize("bad, reason", [
-    (frame(400, shape=(8, 6, 3)), "resolution"),
-    (frame(400, encoding="bgr8"), "encoding"),
+    (frame(3100, shape=(8, 6, 3)), "resolution"),
+    (frame(3100, encoding="bgr8"), "encoding"),
     (frame(10), "time_backwards"),
     (frame(5000), "gap"),
 ])
@@ -110,6 +110,43 @@ def test_frames_dropped_by_a_reset_are_counted_and_pending_frames_known():
     buf.push(frame(5000))
     buf.push(frame(9000))  # a gap: the one frame of the new sequence is dropped undescribed
     assert buf.frames_reset == 2 and buf.resets["gap"] == 1
+
+
+@pytest.mark.parametrize("resumed", [frame(8000), frame(10), frame(3300, frame_id="rear")])
+def test_a_reset_describes_the_ended_sequences_frames_no_clip_had(resumed):
+    """A gap, a bag loop or a camera change dropped the frames after the last clip (frames_reset)
+    whenever the stream came back before the idle flush (1 s of wall clock): `ros2 bag play --loop`
+    lost each pass's tail, --rate 2 every pause of 1-2 s. The reset's push returns the clip that
+    describes them, as a flush does."""
+    buf = ClipBuffer(4, 2, max_gap_s=1.0)
+    clips = [buf.push(frame(3000 + i * 33))[0] for i in range(7)]  # clips at frames 3 and 5; frame 6 waits
+    assert [c.new_frames for c in clips if c] == [4, 2] and buf.pending == 1
+    ended, reason = buf.push(resumed)
+    assert reason in ("gap", "time_backwards", "camera") and buf.resets[reason] == 1
+    assert ended.sequence == 0 and ended.new_frames == 1
+    assert [f.stamp_ns // MS for f in ended.frames] == [3099, 3132, 3165, 3198]
+    assert buf.frames_reset == 0 and buf.sequence == 1 and len(buf.frames) == 1 and buf.pending == 1
+
+
+@pytest.mark.parametrize("stamp, reason", [(3165, OUT_OF_ORDER), (10, "time_backwards")])
+def test_a_step_back_in_time_is_judged_before_a_change_of_camera(stamp, reason):
+    """The stamp was checked after the camera: a mux switching to a hardware-synchronised camera
+    described a stamp twice (two odom -> base_link of one stamp), and a camera restarted with new
+    intrinsics and its clock at 0 glued the new trajectory onto the old odometry chain (a `camera`
+    reset, no restart). A frame not newer than the last is judged by its stamp first."""
+    buf = ClipBuffer(4, 2, max_gap_s=1.0)
+    for i in range(6):
+        buf.push(frame(3000 + i * 33))
+    assert buf.push(frame(stamp, frame_id="rear", k=np.eye(3)))[1] == reason
+
+
+def test_a_repeated_stamp_just_after_a_manual_reset_is_still_out_of_order():
+    buf = ClipBuffer(4, 2, max_gap_s=1.0)
+    for i in range(6):
+        buf.push(frame(i * 33))
+    buf.reset("manual")
+    assert buf.push(frame(165)) == (None, OUT_OF_ORDER) and buf.frames_out_of_order == 1
+    assert buf.push(frame(198)) == (None, None) and buf.pending == 1
 
 
 def test_a_newer_clip_describes_the_frames_of_the_clip_it_supersedes():

@@ -172,6 +172,9 @@ class ClipBuffer:
         self.count = 0  # frames pushed
         self.frames_reset = 0  # frames dropped undescribed by resets, all reasons
         self.frames_out_of_order = 0  # frames dropped for arriving after a newer one
+        # The newest stamp taken, kept through a manual reset: a late or repeated frame right after
+        # one is no newer than what the ended chain published.
+        self.last_stamp_ns: int | None = None
 
     def reset(self, reason: str = "manual") -> None:
         """Drop the buffered frames; those no clip has described are counted in frames_reset."""
@@ -183,6 +186,13 @@ class ClipBuffer:
 
     def check(self, frame: Frame) -> str | None:
         """The reset reason `frame` would cause, or None."""
+        if self.last_stamp_ns is not None and frame.stamp_ns <= self.last_stamp_ns:
+            # First, whatever else changed (a mux switching hardware-synchronised cameras, a camera
+            # restarting with new intrinsics): swapped stamps (a late frame) lose that frame only, and
+            # so does a repeated stamp (two poses of one stamp: tf2 keeps the first and warns
+            # TF_REPEATED_DATA); a large step back is a new recording (a bag loop, a camera's clock
+            # restarted) and restarts the sequence and the odometry.
+            return OUT_OF_ORDER if self.last_stamp_ns - frame.stamp_ns <= OUT_OF_ORDER_NS else "time_backwards"
         if not self.frames:
             return None
         last = self.frames[-1]
@@ -192,27 +202,29 @@ class ClipBuffer:
             return "encoding"
         if not same_camera(frame, last):
             return "camera"
-        if frame.stamp_ns <= last.stamp_ns:
-            # Swapped stamps (a late frame) lose that frame only, and so does a repeated stamp (two
-            # poses of one stamp: tf2 keeps the first and warns TF_REPEATED_DATA); a large step back
-            # is a new recording (a bag loop) and restarts the sequence.
-            return OUT_OF_ORDER if last.stamp_ns - frame.stamp_ns <= OUT_OF_ORDER_NS else "time_backwards"
         if self.max_gap_ns > 0 and frame.stamp_ns - last.stamp_ns > self.max_gap_ns:
             return "gap"
         return None
 
     def push(self, frame: Frame) -> tuple[Clip | None, str | None]:
-        """Add a frame. Returns (clip or None, reset reason or None)."""
+        """Add a frame. Returns (clip or None, reset reason or None). At a reset, the clip is the ended
+        sequence's last frames describing those no clip had (as `flush` does), when there are any: a
+        bag played on --loop, or faster than the input's idle flush, lost them at each reset."""
         reason = self.check(frame)
         if reason == OUT_OF_ORDER:
             self.frames_out_of_order += 1
             return None, reason
+        ended = None
         if reason:
+            ended = self.flush()
             self.reset(reason)
         frame.index = self.count
         self.count += 1
         self.frames.append(frame)
+        self.last_stamp_ns = frame.stamp_ns
         new = self.schedule.push()
+        if ended is not None:  # no clip of the new sequence yet: with clip_length 1 none is ever undescribed
+            return ended, reason
         return (Clip(list(self.frames), new, self.sequence) if new else None), reason
 
     @property
