@@ -5,13 +5,17 @@ was used on 640x480 images; fisheye and strong plumb_bob distortion were ignored
 """
 
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
 
 from fourds_ros.perception.calibration import (
-    INTRINSICS_REASONS, DistortionError, Undistorter, check_distortion, reason_kind, validate_intrinsics,
+    INTRINSICS_REASONS, DistortionError, Undistorter, check_distortion, reason_kind, remap_to_pinhole,
+    validate_intrinsics,
 )
+from fourds_ros.perception.camera import Calibration, CameraIntake, sensor_to_image
 
 from .conftest import SHARED_DATA, require
 
@@ -78,6 +82,44 @@ def test_k_for_twice_the_resolution_is_scaled_to_project_the_same_points():
     half = (k @ points.T).T
     full, half = full[:, :2] / full[:, 2:], half[:, :2] / half[:, 2:]
     assert np.allclose(half, (full + 0.5) / 2 - 0.5, atol=1e-9)
+
+
+def camera_info(width, height, roi=(0, 0, 0, 0), binning=(0, 0)):
+    """The CameraInfo fields camera.camera_info_window reads."""
+    x, y, w, h = roi
+    return SimpleNamespace(width=width, height=height, binning_x=binning[0], binning_y=binning[1],
+                           roi=SimpleNamespace(x_offset=x, y_offset=y, width=w, height=h))
+
+
+def test_principal_point_off_a_window_of_the_sensor_is_checked_against_the_sensor():
+    """REP-104: the roi may be any window of the sensor. A camera reading the lower strip of its
+    1280x960 sensor (the floor ahead) has its principal point above the image; checked against the
+    window, its good K was refused (principal_point_outside) and the 60 degree default used instead."""
+    from fourds_ros.perception.camera import sensor_extent
+
+    k_sensor = np.array([[1000.0, 0, 639.5], [0, 1000.0, 479.5], [0, 0, 1]])
+    strip = camera_info(1280, 960, roi=(0, 600, 1280, 360))
+    extent = sensor_extent(strip)
+    assert np.allclose(extent, (0.0, -600 / 360, 1.0, 1.0))
+    k = sensor_to_image(k_sensor, (0, 600), (1, 1))  # as ros.convert.calibration brings it to the window
+    accepted, reason = validate_intrinsics(k, 1280, 360, 1280, 360, extent)
+    assert reason == "" and np.array_equal(accepted, k)
+    half, reason = validate_intrinsics(k, 640, 180, 1280, 360, extent)  # the window resized: scaled, still on it
+    assert kinds_of(reason) == "scaled" and np.isclose(half[1, 2], (k[1, 2] + 0.5) / 2 - 0.5)
+    rgb = np.random.default_rng(0).integers(30, 255, (360, 1280, 3), np.uint8)
+    calibration = Calibration(k, (), "", 1280, 360, sensor_extent=extent)
+    assert np.array_equal(CameraIntake()(rgb, calibration)[1], k)
+    lens = Calibration(k, (-0.1, 0.02, 0.0, 0.0, 0.0), "plumb_bob", 1280, 360, sensor_extent=extent)
+    for image, camera_hw in ((rgb, None), (rgb[::2, ::2], (360, 1280))):  # undistorted at full and working size
+        out, new_k, problem = CameraIntake()(image, lens, camera_hw)
+        assert problem == "" and out.shape == image.shape and new_k[1, 2] < -0.5  # off the image, on the sensor
+    # Off the sensor too (above its top row): refused as before.
+    above = sensor_to_image(k_sensor + [[0, 0, 0], [0, 0, -530.0], [0, 0, 0]], (0, 600), (1, 1))
+    k_refused, reason = validate_intrinsics(above, 1280, 360, 1280, 360, extent)
+    assert k_refused is None and kinds_of(reason) == "principal_point_outside" and "sensor" in reason
+    # Binned, or no window: the sensor is the image.
+    assert sensor_extent(camera_info(1280, 960)) is None
+    assert np.allclose(sensor_extent(camera_info(1280, 960, binning=(2, 2))), (0, 0, 1, 1))
 
 
 @pytest.mark.parametrize("calib", [(1280, 720), (640, 481), (1000, 480)])
@@ -163,6 +205,54 @@ def test_rational_polynomial_with_thin_prism_and_tilt_terms_is_undistorted():
     check_round_trip(Undistorter(), k, d12, "rational_polynomial", 1280, 720, distorted[:, 0], points)
 
 
+def test_plumb_bob_with_8_12_or_14_coefficients_is_undistorted_as_opencv_reads_it():
+    """Orbbec's ROS 2 driver labels its lenses plumb_bob with 8 coefficients (k1 k2 p1 p2 k3 k4 k5 k6),
+    and image_geometry hands D to OpenCV at any length OpenCV reads. Refused, the camera_info's K
+    went too: the 60 degree default put metric depth 1.6x off on an 86 degree Gemini 2 class camera."""
+    k = np.array([[686.0, 0, 641.3], [0, 686.2, 362.8], [0, 0, 1]])
+    d5 = (0.08, -0.11, 0.0004, -0.0002, 0.045)
+    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    expected, expected_k, _ = CameraIntake()(frame, Calibration(k, d5, "plumb_bob", 1280, 720))
+    for model in ("plumb_bob", "rational_polynomial"):
+        for d in (d5, d5 + (0.0,) * 3, d5 + (0.0,) * 7, d5 + (0.0,) * 9):  # Orbbec fills k4..k6 with 0
+            out, new_k, problem = CameraIntake()(frame, Calibration(k, d, model, 1280, 720))
+            assert problem == "" and np.array_equal(new_k, expected_k) and np.array_equal(out, expected)
+    d8 = np.r_[d5, 0.02, -0.01, 0.01]  # k4..k6 read, not dropped: they move these points by up to 4.5 px
+    points = scene_points(k, 1280, 720, 0.15)
+    distorted, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), k, d8)
+    check_round_trip(Undistorter(), k, d8, "plumb_bob", 1280, 720, distorted[:, 0], points)
+
+
+def test_a_wide_barrel_lens_undistorts_to_valid_pixels_only():
+    """alpha 0 promises only valid pixels. On a wide barrel lens (1280x720, fx 500, k1 -0.35 k2 0.12)
+    cv2.getOptimalNewCameraMatrix's border undistortion (5 iterations) stopped short: fx 383, and
+    12.3 % of the frame (108 whole columns) was black border, fed to the model as image content."""
+    k = np.array([[500.0, 0, 639.5], [0, 500.0, 359.5], [0, 0, 1]])
+    d = np.array([-0.35, 0.12, 0.0, 0.0, 0.0])
+    frame = np.random.default_rng(0).integers(30, 256, (720, 1280, 3), dtype=np.uint8)  # never black
+    out, new_k = Undistorter()(frame, k, d, "plumb_bob")
+    black = out.max(axis=2) == 0
+    assert black.mean() < 0.005 and not black.all(axis=0).any()
+    # The largest view of only the image's pixels (from the border undistorted to convergence).
+    np.testing.assert_allclose([new_k[0, 0], new_k[1, 1]], 453.3, rtol=0.005)
+    map_x, map_y = remap_to_pinhole(k, d, "plumb_bob", new_k, (1280, 720))
+    assert map_x.min() >= -0.5 and map_x.max() < 1279.5 and map_y.min() >= -0.5 and map_y.max() < 719.5
+
+
+@pytest.mark.parametrize("model, k, d, size", [
+    ("plumb_bob", TUM_K, TUM_D, (640, 480)),
+    ("plumb_bob", TUM_K, (-0.35, 0.12, 0.0, 0.0, 0.0), (640, 480)),  # test_lens_pixels' plumb_bob_wide
+    ("rational_polynomial", np.array([[605.0, 0, 639.2], [0, 604.8, 366.1], [0, 0, 1]]),
+     (0.55, -2.6, 0.0008, -0.0003, 1.55, 0.43, -2.42, 1.47), (1280, 720)),
+])
+def test_lenses_opencv_undistorts_to_valid_pixels_keep_its_k(model, k, d, size):
+    """Where getOptimalNewCameraMatrix's view is all image, its K is kept bit for bit: no recording's
+    K, and so no evaluation figure, moves with the wide lens's fix."""
+    expected, _ = cv2.getOptimalNewCameraMatrix(k, np.array(d), size, 0.0, size)
+    _, new_k = Undistorter()(np.zeros((size[1], size[0], 3), np.uint8), k, d, model)
+    assert np.array_equal(new_k, expected)
+
+
 def test_equidistant_fisheye_point_maps_to_its_undistorted_projection():
     # A wide fisheye (848x800, ~170 deg) like a RealSense T265's: the equidistant (Kannala-Brandt) model.
     k = np.array([[285.7, 0, 418.9], [0, 285.9, 405.0], [0, 0, 1]])
@@ -209,6 +299,9 @@ def test_real_tum_frame_undistorts_without_black_border():
 @pytest.mark.parametrize("model, d, kind", [
     ("kannala_brandt8", [0.1] * 8, "unsupported_distortion_model"),
     ("plumb_bob", [0.1, 0.2, 0.3], "bad_distortion"),
+    ("plumb_bob", [0.1] * 6, "bad_distortion"),  # lengths OpenCV does not read
+    ("rational_polynomial", [0.1] * 9, "bad_distortion"),
+    ("plumb_bob", [0.1] * 15, "bad_distortion"),
     ("equidistant", [0.1] * 5, "bad_distortion"),
     ("plumb_bob", [0.1, np.nan, 0, 0, 0], "bad_distortion"),
 ])

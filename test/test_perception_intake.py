@@ -760,6 +760,27 @@ def test_camera_info_roi_and_binning_bring_k_to_the_image_sent():
     assert calibration(CameraInfo(width=640, height=480)) is None  # uncalibrated: K all zero
 
 
+def test_a_window_of_the_sensor_that_leaves_the_optical_centre_out_keeps_its_k():
+    """A camera reading the lower strip of its sensor (roi; REP-104 allows any window): its K, brought
+    to the window, has the principal point above the image, and the on-image check refused it (the
+    default 60-degree K instead: depth and odometry off). The point is checked on the sensor now."""
+    from sensor_msgs.msg import CameraInfo
+
+    from fourds_ros.perception.camera import CameraIntake
+    from fourds_ros.ros.convert import calibration
+
+    k = [1000.0, 0, 639.5, 0, 1000.0, 479.5, 0, 0, 1]
+    msg = CameraInfo(width=1280, height=960, k=k)
+    msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = 0, 600, 1280, 360
+    strip = calibration(msg)
+    rgb = np.zeros((360, 1280, 3), np.uint8)
+    _, used, problem = CameraIntake()(rgb, strip)
+    assert problem == "" and np.allclose(used, [[1000, 0, 639.5], [0, 1000, -120.5], [0, 0, 1]])
+    msg.roi.y_offset = 0  # the K of another sensor, whose centre is far below this one's
+    msg.k = [1000.0, 0, 639.5, 0, 1000.0, 1500.0, 0, 0, 1]
+    assert CameraIntake()(rgb, calibration(msg))[2].startswith("camera_info_principal_point_outside")
+
+
 def test_a_12_bit_camera_fills_the_grey_range_with_its_own_bit_depth():
     """A 12-bit camera publishing mono16 fills 0-4095: divided by 65535 it read 16x too dark (a
     frame's texture under min_image_texture: called blind). image_16bit_max is the sensor's range."""

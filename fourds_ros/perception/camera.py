@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .calibration import DistortionError, Undistorter, remap_to_pinhole, validate_intrinsics
+from .calibration import UNDISTORT_CRITERIA, DistortionError, Undistorter, remap_to_pinhole, validate_intrinsics
 from .work_image import scaled_k
 
 
@@ -27,7 +27,9 @@ from .work_image import scaled_k
 class Calibration:
     """sensor_msgs/CameraInfo's intrinsics. k: 3x3; d: distortion coefficients (may be empty);
     width, height: the calibration's image size (0: unset, taken as the image's); p: the 3x3 left
-    of its projection matrix P (the rectified image's intrinsics), None when P is all zero."""
+    of its projection matrix P (the rectified image's intrinsics), None when P is all zero;
+    sensor_extent: where the full sensor lies when the image is a window of it (sensor_extent()),
+    None when the image is the whole sensor."""
 
     k: np.ndarray
     d: tuple = ()
@@ -35,11 +37,13 @@ class Calibration:
     width: int = 0
     height: int = 0
     p: np.ndarray | None = None
+    sensor_extent: tuple[float, float, float, float] | None = None
 
     def rectified(self) -> Calibration:
         """The calibration of the rectified image (image_proc's image_rect): P's intrinsics and no
         distortion; K's where P is unset."""
-        return Calibration(self.k if self.p is None else self.p, (), "", self.width, self.height)
+        return Calibration(self.k if self.p is None else self.p, (), "", self.width, self.height,
+                           sensor_extent=self.sensor_extent)
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,7 @@ class Lens:
         def undistort(points):
             if self.model == "equidistant":
                 return cv2.fisheye.undistortPoints(points, self.k, self.d, P=self.pinhole_k)
-            # Iterated to convergence: OpenCV's default 5 iterations leave pixels near a strongly
-            # distorted corner off by more than one.
-            return cv2.undistortPoints(points, self.k, self.d, R=None, P=self.pinhole_k, criteria=_UNDISTORT_CRITERIA)
+            return cv2.undistortPoints(points, self.k, self.d, R=None, P=self.pinhole_k, criteria=UNDISTORT_CRITERIA)
         return _map_finite(uv, undistort)
 
     def same_as(self, other: Lens | None) -> bool:
@@ -86,9 +88,6 @@ class Lens:
             return cv2.projectPoints(cv2.convertPointsToHomogeneous(normalised), np.zeros(3), np.zeros(3), self.k,
                                      self.d)[0]
         return _map_finite(uv, distort)
-
-
-_UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-9)
 
 
 def _map_finite(uv: np.ndarray, mapping) -> np.ndarray:
@@ -124,6 +123,22 @@ def camera_info_window(msg) -> tuple[tuple[int, int], tuple[int, int], tuple[int
     offset = (int(roi.x_offset), int(roi.y_offset)) if cut else (0, 0)
     width, height = (int(roi.width), int(roi.height)) if cut else (width, height)
     return offset, (bx, by), (width // bx, height // by)
+
+
+def sensor_extent(msg) -> tuple[float, float, float, float] | None:
+    """The full sensor (CameraInfo's width x height) as (left, top, right, bottom) in units of the
+    width and height of the image its roi and binning cut (the image: (0, 0, 1, 1)), or None for the
+    whole sensor unbinned: Calibration.sensor_extent. Why: a window may leave the optical centre
+    out (a camera reading the strip of its sensor that sees the floor), so K's principal point is
+    checked against the sensor, not the image; in units of the image, it holds at any image scale."""
+    window = camera_info_window(msg)
+    if window is None:
+        return None
+    (ox, oy), (bx, by), (width, height) = window
+    if not (msg.width and msg.height and width and height):  # sizes unset: no sensor to place the image in
+        return None
+    span_x, span_y = width * bx, height * by  # the sensor pixels the image covers
+    return -ox / span_x, -oy / span_y, (int(msg.width) - ox) / span_x, (int(msg.height) - oy) / span_y
 
 
 class CameraIntake:
@@ -167,13 +182,14 @@ class CameraIntake:
         if calibration is None:
             return rgb, None, "", None
         height, width = camera_hw or rgb.shape[:2]
-        camera_k, reason = validate_intrinsics(calibration.k, width, height, calibration.width, calibration.height)
+        camera_k, reason = validate_intrinsics(calibration.k, width, height, calibration.width, calibration.height,
+                                               calibration.sensor_extent)
         if camera_k is None:
             return rgb, None, f"camera_info_{reason}", None
         sx, sy = rgb.shape[1] / width, rgb.shape[0] / height
         k = scaled_k(camera_k, sx, sy) if (sx, sy) != (1, 1) else camera_k
         try:
-            undistorted, pinhole_k = self.undistort(rgb, k, calibration.d, calibration.model)
+            undistorted, pinhole_k = self.undistort(rgb, k, calibration.d, calibration.model, calibration.sensor_extent)
         except DistortionError as exc:
             return rgb, None, f"camera_info_{exc.kind}: {exc}", None
         if undistorted is rgb:  # no distortion: no lens

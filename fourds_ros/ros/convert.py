@@ -12,7 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..perception.camera import Calibration, camera_info_window, sensor_to_image
+from ..perception.camera import Calibration, camera_info_window, sensor_extent, sensor_to_image
 from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed_for_work, decode_depth, decode_raw
 from ..perception.odometry import quat_xyzw
 from ..perception.preprocess import backproject
@@ -106,7 +106,7 @@ def calibration(msg: CameraInfo) -> Calibration | None:
     if window is not None:
         offset, binning, (width, height) = window
         k, p = (None if m is None else sensor_to_image(m, offset, binning) for m in (k, p))
-    return Calibration(k, tuple(float(v) for v in msg.d), msg.distortion_model, width, height, p)
+    return Calibration(k, tuple(float(v) for v in msg.d), msg.distortion_model, width, height, p, sensor_extent(msg))
 
 
 def point_cloud(columns: dict[str, np.ndarray], types: list[tuple[str, int]], stamp_ns: int,
