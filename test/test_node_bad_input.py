@@ -92,7 +92,9 @@ def test_corrupt_checkpoint_fails_configure_but_node_runs(ros_env, tmp_path):
                                          ("flush_after_s", "soon"), ("hop", 2.5), ("enable_depth", "yes"),
                                          ("exclude_boxes", ["a", "b", "c", "d"]),
                                          # read when the process starts: "false" would have read as true
-                                         ("autostart", "false"), ("diagnostics_period_s", "fast")])
+                                         ("autostart", "false"), ("diagnostics_period_s", "fast"),
+                                         # frames tf2 drops: a child equal to its parent, an empty one
+                                         ("base_frame", "odom"), ("odom_frame", "")])
 def test_a_bad_setting_fails_configure_with_its_name(name, value, tiny_model_dir, ros_env, tmp_path):
     plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"get_state": True}, {"wait": 0.5}]
     run = run_node(plan, {"model": str(tiny_model_dir), name: value}, tmp_path / "run", ros_env)

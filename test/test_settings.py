@@ -3,6 +3,7 @@ declarations, the settings object and config/perception.yaml are generated."""
 
 import array
 import dataclasses
+import re
 import sys
 
 import pytest
@@ -64,6 +65,25 @@ def test_from_params_sets_the_nested_field_and_round_trips():
 def test_bad_values_are_refused_naming_the_parameter(params, name):
     with pytest.raises(ValueError, match=name):
         PerceptionSettings.from_params(params)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"base_frame": "odom"}, "base_frame must differ from odom_frame, both are 'odom'"),  # TF_SELF_TRANSFORM
+    ({"odom_frame": ""}, "odom_frame must not be empty"),  # TF_NO_FRAME_ID
+    ({"base_frame": ""}, "base_frame must not be empty"),
+    ({"camera_frame": ""}, "camera_frame must not be empty"),
+    ({"odom_frame": "/odom"}, "odom_frame must not start with '/' (tf2 refuses it), got '/odom': use 'odom'"),
+    ({"base_frame": "/base_link"}, "base_frame must not start with '/'"),
+    ({"camera_frame": "/camera_optical_frame"}, "camera_frame must not start with '/'"),
+    ({"camera_frame": "base_link"}, "camera_frame must differ from base_frame"),  # the mount base -> base
+    ({"camera_frame": "odom"}, "camera_frame must differ from odom_frame"),
+])
+def test_frame_names_tf2_drops_or_refuses_fail_configure_naming_the_parameter(params, message):
+    """configure took them, and the node then published /tf, odometry and the camera mount in frames
+    tf2 drops (an empty frame, a child equal to its parent) or refuses in lookups (a leading '/')."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PerceptionSettings.from_params(params)
+    assert PerceptionSettings.from_params(odom_frame="map_odom", base_frame="robot/base").pose.base_frame == "robot/base"
 
 
 def test_groups_built_directly_are_validated_too():

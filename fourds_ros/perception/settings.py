@@ -400,16 +400,21 @@ class PoseSettings(_Group):
                                   param="pose_relink_corners", low=0, high=5000)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
         a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
-    odom_frame: str = setting("odom", "Parent frame of odometry, pose, path and TF.", param="odom_frame")
-    base_frame: str = setting("base_link", "Child frame of odometry and TF.", param="base_frame")
+    odom_frame: str = setting("odom", """Parent frame of odometry, pose, path and TF. odom_frame, base_frame and
+        camera_frame must be non-empty, distinct and without a leading '/' (tf2 drops or refuses such
+        frames): configure fails naming the parameter.""", param="odom_frame")
+    base_frame: str = setting("base_link", "Child frame of odometry and TF (a frame name as odom_frame says).",
+                              param="base_frame")
     camera_frame: str = setting("camera_optical_frame", """Frame of the outputs of an image whose header has no
         frame_id (counted as bad input no_frame_id): with none, depth, points, tracks and markers had an
-        empty frame that rviz, Nav2 and TF cannot place, and tf2 refused the camera mount.""",
+        empty frame that rviz, Nav2 and TF cannot place, and tf2 refused the camera mount. A frame name as
+        odom_frame says.""",
                                 param="camera_frame")
     camera_mount_timeout_s: float = setting(2.0, """The camera's mount, base_frame -> the images' frame_id, is
-        looked up on /tf_static (from the robot's URDF) for up to this long after activation (and after the
-        first frame of another frame_id); without it, base_from_camera is used with a warning. 0: use
-        base_from_camera without looking.""",
+        looked up on /tf_static (from the robot's URDF) for up to this long from the first frame of each
+        frame_id (each activation's first camera included: a camera or a bag started long after activation
+        whose /tf_static trails its first image still finds it); without it, base_from_camera is used with a
+        warning. 0: use base_from_camera without looking.""",
                                             param="camera_mount_timeout_s", low=0.0)
     base_from_camera: list = setting([0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5], """Camera optical frame in the
         base frame, [x, y, z, qx, qy, qz, qw], used when TF has no mount. Default: REP-103
@@ -417,7 +422,11 @@ class PoseSettings(_Group):
                                      param="base_from_camera")
     publish_camera_mount: bool = setting(False, """Publish base_from_camera on /tf_static as base_frame -> the
         images' frame_id, for a robot without a URDF (then no lookup is made); from the first frame of each
-        activation until deactivation, from one publisher.""",
+        activation until deactivation, from one publisher. Not where /tf_static gives that frame a parent
+        already (a camera driver's own tree, e.g. realsense2_camera's camera_link -> camera_color_frame ->
+        camera_color_optical_frame; withdrawn if that comes later): tf2 keeps one parent per frame, so a
+        second one broke one of the trees. It then warns: set the mount in the URDF (robot_state_publisher)
+        or publish base_frame -> the tree's root.""",
                                          param="publish_camera_mount")
     rotation_var_floor: float = setting(1e-6, "Lower bound of the per-frame rotation variance (rad^2).",
                                         param="pose_rotation_var_floor", low=0.0)
@@ -439,6 +448,21 @@ class PoseSettings(_Group):
 
     def check_consistency(self) -> None:
         _check_mount(self.base_from_camera)
+        # Frame names tf2 takes: it drops a transform with an empty frame (TF_NO_FRAME_ID) or from a
+        # frame to itself (TF_SELF_TRANSFORM), and its lookups refuse a leading '/'; configure accepted
+        # them, and /tf, odometry and the camera mount then carried frames no consumer could use.
+        seen: dict[str, str] = {}
+        for name, value in (("odom_frame", self.odom_frame), ("base_frame", self.base_frame),
+                            ("camera_frame", self.camera_frame)):
+            if not value:
+                raise ValueError(f"{name} must not be empty (tf2 drops a transform with an empty frame)")
+            if value.startswith("/"):
+                raise ValueError(f"{name} must not start with '/' (tf2 refuses it), got {value!r}: use "
+                                 f"{value.lstrip('/')!r}")
+            if value in seen:
+                raise ValueError(f"{name} must differ from {seen[value]}, both are {value!r} (TF would link the "
+                                 "frame to itself, which tf2 drops)")
+            seen[value] = name
 
 
 @dataclass(frozen=True)

@@ -104,17 +104,27 @@ def have_tf2_ros() -> bool:
     return True
 
 
+def ancestors(edges: dict, frame: str) -> list[str]:
+    """[frame, its parent, ..., the root of its tree] in `edges` {child_frame: (parent_frame, T)}."""
+    return [name for name, _ in _to_root(edges, frame)]
+
+
 class StaticTransformListener:
-    """The fallback listener: every transform seen on /tf_static, by child frame."""
+    """The fallback listener: every transform seen on /tf_static, by child frame. `edges` keeps the
+    latest one a child was given; `parents` every parent it was given (two publishers that give a
+    child different parents: tf2 keeps only the latest, and `edges` alone would hide the other)."""
 
     def __init__(self, node):
         from tf2_msgs.msg import TFMessage
 
         self.edges: dict = {}
+        self.parents: dict[str, set[str]] = {}
         self.subscription = node.create_subscription(TFMessage, TF_STATIC_TOPIC, self._on_message, static_qos())
 
     def _on_message(self, msg) -> None:
-        self.edges.update(_edge(t) for t in msg.transforms)
+        for child, edge in map(_edge, msg.transforms):
+            self.edges[child] = edge
+            self.parents.setdefault(child, set()).add(edge[0])
 
     def lookup(self, parent: str, child: str) -> np.ndarray | None:
         return chain_transform(self.edges, parent.lstrip("/"), child.lstrip("/"))

@@ -85,33 +85,41 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
 
 
 class CameraMount:
-    """base_frame -> the images' frame_id: looked up on /tf_static for camera_mount_timeout_s after
-    activation (frames keep flowing meanwhile, with base_from_camera), or published from
-    base_from_camera when publish_camera_mount is set. `resolve(frame_id)` is called per frame and
-    returns a 4x4 T_base_camera the first time TF provides one, else None. Another frame_id (a camera
-    switch) is looked up (or published) anew, for camera_mount_timeout_s from its first frame, and its
-    frames use base_from_camera meanwhile: the first camera's mount, kept, read the second's forward
-    motion as backward. Without tf2_msgs (an install that skipped tools/build_tf2_msgs.sh, which
-    configure allows: TF is then not published) the mount is base_from_camera, and `state` says why."""
+    """base_frame -> the images' frame_id: looked up on /tf_static for camera_mount_timeout_s from the
+    first frame of each frame_id (frames keep flowing meanwhile, with base_from_camera), or published
+    from base_from_camera when publish_camera_mount is set and /tf_static gives that frame no parent
+    (a camera driver's own tree does; tf2 keeps one parent per frame). `resolve(frame_id)` is called
+    per frame and returns a 4x4 T_base_camera the first time TF provides one, else None. Another
+    frame_id (a camera switch) is looked up (or published) anew, and its frames use base_from_camera
+    meanwhile: the first camera's mount, kept, read the second's forward motion as backward. Without
+    tf2_msgs (an install that skipped tools/build_tf2_msgs.sh, which configure allows: TF is then not
+    published) the mount is base_from_camera, and `state` says why."""
 
     def __init__(self, node, settings: PoseSettings):
         self.node, self.base = node, settings.base_frame
         self.parameter = transform_from_xyz_quat(settings.base_from_camera)
         self.publish = settings.publish_camera_mount
         self.timeout_s = settings.camera_mount_timeout_s
-        self.deadline = time.monotonic() + self.timeout_s
+        self.deadline = 0.0  # set at each frame_id's first frame (_switch)
         self.frame_id: str | None = None  # the camera the state is about
         self.listener = self.broadcaster = None
-        if self.publish:
-            self.state = "pending (publishing base_from_camera)"
-        elif settings.camera_mount_timeout_s > 0:
-            self.state = "pending (looking up /tf_static)"
-            try:  # tf2_ros where installed (it also follows /tf); else our listener on /tf_static
-                self.listener = _Tf2Listener(node) if tf_static.have_tf2_ros() else tf_static.StaticTransformListener(node)
+        self.published: dict = {}  # frame_id -> the TransformStamped published for it now
+        self.ours: set[str] = set()  # frame_ids given base_frame as parent by this node (it hears its own)
+        if self.publish or self.timeout_s > 0:
+            self.state = "pending (publishing base_from_camera)" if self.publish else "pending (looking up /tf_static)"
+            try:
+                self.listener = self._make_listener(node)
             except ImportError as exc:
                 self._without_tf2_msgs(exc)
         else:
             self.state = "base_from_camera parameter"
+
+    def _make_listener(self, node):
+        # Publishing needs our own listener, whose `parents` say whether the camera's frame has one
+        # already. Looking up: tf2_ros where installed (it also follows /tf); else our listener.
+        if not self.publish and tf_static.have_tf2_ros():
+            return _Tf2Listener(node)
+        return tf_static.StaticTransformListener(node)
 
     def resolve(self, frame_id: str) -> np.ndarray | None:
         switched = self._switch(frame_id)
@@ -120,27 +128,27 @@ class CameraMount:
         return self.parameter if found is None and switched else found
 
     def _switch(self, frame_id: str) -> bool:
-        """Another camera than the one the state is about goes back to pending, as the first one was.
-        -> whether the odometry holds TF's mount of the previous camera (to be replaced meanwhile)."""
+        """A camera's first frame starts its lookup window; another camera than the one the state is
+        about goes back to pending, as the first one was. -> whether the odometry holds TF's mount of
+        the previous camera (to be replaced meanwhile)."""
         previous, self.frame_id = self.frame_id, frame_id
-        if previous in (None, frame_id) or not (self.publish or self.listener is not None):
-            return False  # the first camera, the same one, or no TF (the parameter for every camera)
+        if previous == frame_id or not (self.publish or self.listener is not None):
+            return False  # the same camera, or no TF (the parameter for every camera)
+        # From the camera's first frame, not from activation: a camera (or `ros2 bag play`) started
+        # later than the timeout after activation got one lookup, and lost its mount for the whole run
+        # when its /tf_static came a few milliseconds after its first image.
+        self.deadline = time.monotonic() + self.timeout_s
+        if previous is None:
+            return False  # the first camera: pending since activation
         from_tf = self.state.startswith("/tf_static")
         self.state = "pending (publishing base_from_camera)" if self.publish else "pending (looking up /tf_static)"
-        self.deadline = time.monotonic() + self.timeout_s
         return from_tf
 
     def _resolve(self, frame_id: str) -> np.ndarray | None:
-        if not self.state.startswith("pending"):
-            return None
         if self.publish:
-            try:  # the same broadcaster: one latched message with every camera's mount
-                self.broadcaster = tf_static.publish_static(
-                    self.node, [tf_static.make_transform(self.base, frame_id, self.parameter)], self.broadcaster)
-            except ImportError as exc:  # raised here, in the image callback, it ended the executor
-                self._without_tf2_msgs(exc)
-                return None
-            self.state = f"base_from_camera parameter, published as {self.base} -> {frame_id}"
+            self._publish(frame_id)
+            return None
+        if not self.state.startswith("pending"):
             return None
         found = self.listener.lookup(self.base, frame_id)
         if found is not None:
@@ -152,6 +160,50 @@ class CameraMount:
             self.node.get_logger().warning(f"no {self.base} -> {frame_id} on /tf_static after the mount timeout: "
                                            "using the base_from_camera parameter")
         return None
+
+    def _publish(self, frame_id: str) -> None:
+        """base_frame -> frame_id from base_from_camera, published at the camera's first frame unless
+        /tf_static gives frame_id another parent, then or later (checked every frame: a driver's
+        /tf_static may come after its first image). tf2 keeps one parent per frame, whichever came
+        last: a second one broke the driver's tree (realsense2_camera: camera_link ->
+        camera_color_frame -> camera_color_optical_frame) for some listeners and this link for others."""
+        others = self.listener.parents.get(frame_id, set()) - ({self.base} if frame_id in self.ours else set())
+        if others:
+            if self.state.startswith("pending") or frame_id in self.published:  # once a camera
+                self._not_published(frame_id, sorted(others)[0])
+            return
+        if not self.state.startswith("pending"):
+            return
+        transform = tf_static.make_transform(self.base, frame_id, self.parameter)
+        try:  # the same broadcaster: one latched message with every camera's mount
+            self.broadcaster = tf_static.publish_static(self.node, [transform], self.broadcaster)
+        except ImportError as exc:  # raised here, in the image callback, it ended the executor
+            self._without_tf2_msgs(exc)
+            return
+        self.published[frame_id] = transform
+        self.ours.add(frame_id)
+        self.state = f"base_from_camera parameter, published as {self.base} -> {frame_id}"
+
+    def _not_published(self, frame_id: str, parent: str) -> None:
+        """frame_id has `parent` on /tf_static: base_frame -> frame_id is not published (withdrawn where
+        it was: late subscribers then get the driver's tree alone), the odometry keeps base_from_camera,
+        and the log says what to do, once a camera, like the other mount warnings."""
+        withdrawn = self.published.pop(frame_id, None) is not None
+        if withdrawn:
+            tf_static.release_broadcaster(self.node, self.broadcaster)  # its latched message goes with it
+            self.broadcaster = None
+            if self.published:  # the other cameras' mounts stay
+                self.broadcaster = tf_static.publish_static(self.node, list(self.published.values()))
+        tree = tf_static.ancestors(self.listener.edges, parent)
+        self.state = f"base_from_camera parameter (not published: {frame_id} has the parent {parent} on /tf_static)"
+        advice = (f"it reaches {self.base} there already: set publish_camera_mount: false to use that mount"
+                  if self.base in tree else f"set the camera's mount in the robot's URDF (robot_state_publisher), "
+                  f"or publish {self.base} -> {tree[-1]} (the root of the camera's tree)")
+        done = "withdrew" if withdrawn else "not publishing"
+        self.node.get_logger().warning(
+            f"publish_camera_mount: {frame_id} already has the parent {parent} on /tf_static (a camera driver's "
+            f"own tree?): {done} {self.base} -> {frame_id}, a second parent (tf2 keeps one, and one of the trees "
+            f"would break); the odometry uses base_from_camera. To place the camera on {self.base}, {advice}")
 
     def _without_tf2_msgs(self, exc: ImportError) -> None:
         """No /tf_static without tf2_msgs: the mount is the parameter from now on (resolve() stops
