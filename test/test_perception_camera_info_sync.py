@@ -97,3 +97,25 @@ def test_a_camera_without_camera_info_is_delayed_once_by_the_startup_wait():
     assert released(sync.push_image(6, "e", 6.1)) == [("e", 106, True)]
     assert sync.push_image(7, "f", 6.1) == []
     assert released(sync.push_info(7, K(107), 6.12)) == [("f", 107, True)]
+
+
+def test_after_time_goes_back_images_wait_for_their_own_camera_info_again():
+    """After a bag loop or a camera's clock restarting, the newest camera_info stamp stayed the old
+    timeline's: every later image counted as 'its camera_info is late' and was paired at once with
+    the previous camera's K (the first one after a restart with another K read the old one), and
+    wait_s never applied again."""
+    s = 1_000_000_000
+    sync = CameraInfoSync(wait_s=0.2)
+    for i in range(3):
+        sync.push_info(100 * s + i, K(500), float(i))
+        assert released(sync.push_image(100 * s + i, f"old{i}", float(i))) == [(f"old{i}", 500, True)]
+    assert sync.push_image(5 * s, "new0", 3.0) == []  # its own camera_info is not here yet: it waits
+    assert released(sync.push_info(5 * s, K(300), 3.01)) == [("new0", 300, True)]
+    assert sync.push_image(5 * s + 1, "new1", 3.02) == []
+    assert released(sync.push_info(5 * s + 1, K(301), 3.03)) == [("new1", 301, True)]
+    # A camera_info first, from the new timeline: the next images still pair by stamp.
+    sync = CameraInfoSync(wait_s=0.2)
+    sync.push_info(100 * s, K(500), 0.0)
+    sync.push_info(5 * s, K(300), 1.0)
+    assert sync.push_image(5 * s + 1, "a", 1.01) == []
+    assert released(sync.push_info(5 * s + 1, K(301), 1.02)) == [("a", 301, True)]

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .clip_buffer import OUT_OF_ORDER_NS
+
 
 @dataclass
 class Paired:
@@ -51,6 +53,7 @@ class CameraInfoSync:
 
     def push_info(self, stamp_ns: int, k: np.ndarray | None, now_s: float) -> list[Paired]:
         """A camera_info arrived (k None: it had an empty K). -> images released, in order."""
+        self._check_time(stamp_ns)
         self.k_by_stamp[stamp_ns] = k
         while len(self.k_by_stamp) > self.cache:
             self.k_by_stamp.popitem(last=False)
@@ -62,6 +65,7 @@ class CameraInfoSync:
         """An image arrived. -> images released, in order (this one among them unless it waits)."""
         if self.first_image_s is None:
             self.first_image_s = now_s
+        self._check_time(stamp_ns)
         if not self._waits(now_s):
             return [*self.release(now_s, flush=True), self._pair(stamp_ns, item)]
         self.waiting.append((stamp_ns, now_s, item))
@@ -83,6 +87,15 @@ class CameraInfoSync:
             self.waiting.popleft()
             out.append(self._pair(stamp, item))
         return out
+
+    def _check_time(self, stamp_ns: int) -> None:
+        """A stamp far behind the newest camera_info's: time went back (a bag loop, a camera's or a
+        simulator's clock restarted). The newest stamp starts over just before it, as ClipBuffer's
+        sequence does: kept, every later image counted as 'its camera_info is late' and was paired at
+        once with the previous camera's K, and wait_s never applied again."""
+        if self.latest_stamp is not None and self.latest_stamp - stamp_ns > OUT_OF_ORDER_NS:
+            self.k_by_stamp.clear()  # the old timeline's stamps name other frames now
+            self.latest_stamp = stamp_ns - 1
 
     def _waits(self, now_s: float) -> bool:
         """Whether an image arriving now waits for camera_info."""
