@@ -133,7 +133,9 @@ class Undistorter:
         if d.size == 0:
             return rgb, k
         height, width = rgb.shape[:2]
-        key = (model, k.tobytes(), d.tobytes(), width, height, sensor_extent)
+        # K to a millionth of a pixel: a driver that recomputes K for each message (float noise, the
+        # same camera to ClipBuffer) rebuilt the maps for every frame, 1.6 ms a 640x480 frame.
+        key = (model, np.round(k, 6).tobytes(), d.tobytes(), width, height, sensor_extent)
         if key in self.maps:
             self.maps.move_to_end(key)
         else:
