@@ -967,6 +967,17 @@ def test_stamps_off_the_node_clock_are_counted_and_kept_out_of_the_latency():
     assert "latency p95" in health.level(state())[1]
 
 
+def test_a_sim_time_clock_with_no_clock_topic_is_named_as_the_cause():
+    """use_sim_time true and nothing publishing /clock (a launch file reused on the live robot): the
+    node's clock reads 0, and the log blamed a bag played without --clock or use_sim_time unset, the
+    opposite of the fix."""
+    logs = []
+    health = NodeHealth(logs.append, now_ns=lambda: 0)
+    health.frame_received(1_700_000_000 * 10**9)
+    assert health.errors["stamps_off_clock"] == 1
+    assert len(logs) == 1 and "use_sim_time is true but no /clock has been received" in logs[0], logs
+
+
 def test_the_inference_thread_carries_its_name_for_the_operating_system():
     """top -H and /proc show the worker as fourds_infer (bench node's per-thread CPU reads it)."""
     from pathlib import Path

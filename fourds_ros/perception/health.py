@@ -305,13 +305,17 @@ class NodeHealth:
             if last is not None and sequence > last + 1:
                 self.counts["frames_missing_by_sequence"] += sequence - last - 1
             self._sequences[publisher] = sequence if last is None else max(last, sequence)
-        offset_ms = (self.now_ns() - stamp_ns) / 1e6
+        now_ns = self.now_ns()
+        offset_ms = (now_ns - stamp_ns) / 1e6
         if on_node_clock(offset_ms):
             self.transport_ms.append(offset_ms)
         else:
-            self.warn("stamps_off_clock", f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock (a bag "
-                      "played without --clock, use_sim_time unset, or the camera's clock not synchronised): frames "
-                      "are described, their latency is not measured")
+            # A clock at 0 is ROS time before any /clock: use_sim_time set with nothing publishing /clock (a
+            # launch file reused on the live robot), the opposite of the other causes' fix.
+            cause = ("use_sim_time is true but no /clock has been received" if now_ns == 0 else
+                     "a bag played without --clock, use_sim_time unset, or the camera's clock not synchronised")
+            self.warn("stamps_off_clock", f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock "
+                      f"({cause}): frames are described, their latency is not measured")
         self.last_in = now
 
     def frames_lost(self, info) -> None:
