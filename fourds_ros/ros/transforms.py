@@ -15,6 +15,7 @@ from ..perception.odometry import transform_from_xyz_quat
 from ..perception.settings import PerceptionSettings, PoseSettings
 from . import convert, tf_static
 from .outputs import OUTPUTS
+from .tf_conflict import TfConflictWatch
 
 
 def make_tf_publisher(node, qos):
@@ -41,7 +42,9 @@ def make_tf_publisher(node, qos):
 
 def create_publishers(node, settings: PerceptionSettings) -> tuple[dict, object, str]:
     """The node's output publishers (outputs.OUTPUTS, output_qos) and TF. -> (publishers by output
-    key, publish(list[TransformStamped]) or None, what publishes TF)."""
+    key, publish(list[TransformStamped]) or None, what publishes TF). TF's publish is a
+    tf_conflict.TfConflictWatch: it remembers the node's own odom -> base transforms, for the /tf watch
+    that create_subscriptions makes."""
     from rclpy.qos import QoSPresetProfiles
 
     qos = QoSPresetProfiles[settings.inputs.output_qos].value
@@ -51,14 +54,17 @@ def create_publishers(node, settings: PerceptionSettings) -> tuple[dict, object,
     tf_publish, tf_text, tf_pub = make_tf_publisher(node, QoSPresetProfiles.DEFAULT.value)
     if tf_pub is not None:
         publishers["tf"] = tf_pub
+    if tf_publish is not None:
+        tf_publish = TfConflictWatch(node, tf_publish, settings.pose.odom_frame, settings.pose.base_frame,
+                                     node.health.warn)
     return publishers, tf_publish, tf_text
 
 
 def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None:
     """The node's inputs, at activation, appended to `made` one by one (so that a failure half-way
     leaves nothing the caller cannot destroy): the image (one transport) first, camera_info
-    [, track_queries] [, reference_odom | reference_depth]. Their callbacks run one at a time (one
-    executor thread)."""
+    [, track_queries] [, reference_odom | reference_depth] [, /tf: publish_tf's watch for another source
+    of odom -> base]. Their callbacks run one at a time (one executor thread)."""
     from nav_msgs.msg import Odometry
     from rclpy.event_handler import SubscriptionEventCallbacks
     from rclpy.qos import QoSPresetProfiles
@@ -82,6 +88,8 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
             qos, None))
     for kind, topic, callback, qos_or_depth, event_callbacks in wanted:
         made.append(node.create_subscription(kind, topic, callback, qos_or_depth, event_callbacks=event_callbacks))
+    if isinstance(node.tf_publish, TfConflictWatch):  # made at configure when publish_tf is on
+        made.append(node.tf_publish.subscribe())
 
 
 class CameraMount:

@@ -1,0 +1,124 @@
+"""Another source of odom_frame -> base_frame on /tf while this node publishes it (publish_tf).
+
+tf2 keeps whichever odom -> base_link came last, so with two sources (a second instance of this node
+for a second camera, or the base's wheel controller: diff_drive_controller publishes odom -> base_link
+by default) base_link jumps between two estimates for every tf2 user, and nothing else says so.
+
+`TfConflictWatch` is the node's TF publish function: it remembers each odom -> base transform it
+publishes (stamp and pose, the last OWN_KEPT), then publishes it. While the node is active it also
+reads /tf, and an odom -> base transform that is not one of its own is counted and logged as
+health.warn("tf_conflict") with what to do. tf2_ros is not needed (the PyPI ROS wheels lack it), and
+rclpy gives no publisher its own gid, so a transform is told to be ours by its stamp and pose; a copy
+of one of ours, same stamp and same pose, is not told apart, and moves nothing for tf2 either.
+
+Cost per /tf message (a robot_state_publisher may send hundreds a second): messages arrive serialized
+(raw=True) and only those that hold both frame names (two substring tests, under 1 us) are
+deserialized (30 us for one transform, 160 us for six); robot_state_publisher's base_link -> wheel
+messages hold no odom frame and stop at the byte test.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import deque
+
+# How many of this node's own transforms are remembered. Our own messages wait at most in the /tf
+# subscription's queue (keep last 10 of the node's /tf QoS), so any of ours still to be read is among
+# our last 10 transforms; 256 (a few seconds of a 60 Hz camera) leaves room for bursts.
+OWN_KEPT = 256
+# The ROS graph is asked who publishes an unknown gid at most this often: an unnamed foreign
+# publisher (its node not yet discovered, or a plain DDS writer) must not cost a graph query per message.
+LOOKUP_EVERY_S = 1.0
+_KEY = struct.Struct("<q7d")  # stamp_ns, translation xyz, rotation xyzw: exact, NaN included
+
+
+def _key(transform) -> bytes:
+    s, t, r = transform.header.stamp, transform.transform.translation, transform.transform.rotation
+    return _KEY.pack(s.sec * 1_000_000_000 + s.nanosec, t.x, t.y, t.z, r.x, r.y, r.z, r.w)
+
+
+def _frames(transform) -> tuple[str, str]:
+    # tf2 strips a leading slash: "/odom" -> "/base_link" is the same transform to its users
+    return transform.header.frame_id.lstrip("/"), transform.child_frame_id.lstrip("/")
+
+
+class TfConflictWatch:
+    """publish(list[TransformStamped]) for the node (records its own odom -> base transforms, then sends
+    them with `publish`), and `subscribe()`: the /tf watch, made at activation. warn(kind, message): the
+    node's health.warn. The publish side runs on the inference thread, the watch on the executor's."""
+
+    def __init__(self, node, publish, odom_frame: str, base_frame: str, warn):
+        self.node, self.publish, self.warn = node, publish, warn
+        self.frames = (odom_frame, base_frame)
+        # CDR strings end with a NUL: "base_link\0" is not found in "base_link_inertia\0"
+        self.needles = (base_frame.encode() + b"\0", odom_frame.encode() + b"\0")
+        self.own_order: deque[bytes] = deque()
+        self.own: set[bytes] = set()
+        self.lock = threading.Lock()
+        self.names: dict[bytes, str] = {}  # publisher gid -> its node, from the last graph query
+        self.next_lookup = 0.0
+        self.deserialized = 0  # /tf messages that passed the byte test (for the cost, in tests)
+
+    def __call__(self, transforms) -> None:
+        keys = [_key(t) for t in transforms if _frames(t) == self.frames]
+        with self.lock:  # before publishing: our own message may be read back before publish() returns
+            for key in keys:
+                self.own.add(key)
+                self.own_order.append(key)
+            while len(self.own_order) > OWN_KEPT:
+                self.own.discard(self.own_order.popleft())
+        self.publish(transforms)
+
+    def subscribe(self):
+        """The /tf subscription (the caller destroys it at deactivation). The node's /tf QoS (reliable):
+        a best-effort /tf writer reaches no tf2 listener (they are reliable) and makes nothing jump."""
+        from rclpy.qos import QoSPresetProfiles
+        from tf2_msgs.msg import TFMessage
+
+        return self.node.create_subscription(TFMessage, "/tf", self.on_tf, QoSPresetProfiles.DEFAULT.value,
+                                             raw=True)
+
+    def on_tf(self, data: bytes, info) -> None:  # two arguments: rclpy passes the MessageInfo
+        base, odom = self.needles
+        if base not in data or odom not in data:
+            return
+        from rclpy.serialization import deserialize_message
+        from tf2_msgs.msg import TFMessage
+
+        self.deserialized += 1
+        for transform in deserialize_message(data, TFMessage).transforms:
+            if _frames(transform) != self.frames:
+                continue
+            with self.lock:
+                ours = _key(transform) in self.own
+            if not ours:
+                self._conflict(transform, (info.get("publisher_gid") or {}).get("data"))
+                return  # one count a message
+
+    def _conflict(self, transform, gid) -> None:
+        odom, base = self.frames
+        s = transform.header.stamp
+        self.warn("tf_conflict", f"{odom} -> {base} is also published on /tf by {self._publisher(gid)} (stamp "
+                  f"{s.sec}.{s.nanosec:09d} is not one of this node's): tf2 users see {base} jump between the "
+                  "two. Set publish_tf: false on all but one source (with an EKF such as robot_localization "
+                  "owning the transform, fuse each instance's `odometry` topic), or give each instance its own "
+                  "odom_frame / base_frame")
+
+    def _publisher(self, gid) -> str:
+        """Who publishes `gid` on /tf, in words, from the ROS graph (asked at most every LOOKUP_EVERY_S)."""
+        gid = bytes(gid) if gid is not None else b""
+        if gid and gid not in self.names and time.monotonic() >= self.next_lookup:
+            self.next_lookup = time.monotonic() + LOOKUP_EVERY_S
+            # replaced, not added to: bounded by the graph's /tf publishers
+            self.names = {bytes(e.endpoint_gid): f"{e.node_namespace.rstrip('/')}/{e.node_name}"
+                          for e in self.node.get_publishers_info_by_topic("/tf")}
+        name = self.names.get(gid)
+        if name is None:
+            return "another publisher"
+        if name == self.node.get_fully_qualified_name():  # two instances without their own namespaces
+            return f"another instance of this node of the same name (give each its own namespace), {name}"
+        if name.rsplit("/", 1)[-1] == self.node.get_name():
+            return f"another instance of this node, {name}"
+        return f"the node {name}"

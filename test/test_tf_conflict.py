@@ -1,0 +1,256 @@
+"""publish_tf's watch for another source of odom -> base_link on /tf (ros/tf_conflict.py): the node's own
+transforms are told apart by stamp and pose, other transforms on /tf are not counted, and on real DDS a
+second publisher (a wheel controller, or a second instance of this node) turns /diagnostics WARN with
+errors_tf_conflict and a log line that says what to do (publish_tf)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fourds_ros.ros.harness import perception_status, process_environment, run_node
+
+pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs missing: run tools/build_tf2_msgs.sh <venv>")
+
+START = [{"wait_for": "/diagnostics", "timeout": 60}]
+PARAMS = {"num_queries": 16, "hop": 2, "diagnostics_period_s": 0.5}
+
+# A base controller's /tf: argv[1] is a JSON list of messages, each a list of [parent, child] transforms,
+# sent in turn at 50 Hz, stamped now (as diff_drive_controller stamps odom -> base_link).
+TF_PUBLISHER = textwrap.dedent("""
+    import json
+    import sys
+
+    import rclpy
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.qos import QoSPresetProfiles
+    from tf2_msgs.msg import TFMessage
+
+    from fourds_ros.ros.spin import spin_until_shutdown
+
+    messages = json.loads(sys.argv[1])
+    rclpy.init()
+    node = rclpy.create_node("wheel_controller")
+    pub = node.create_publisher(TFMessage, "/tf", QoSPresetProfiles.DEFAULT.value)
+    sent = [0]
+
+    def tick():
+        transforms = []
+        for parent, child in messages[sent[0] % len(messages)]:
+            t = TransformStamped()
+            t.header.stamp = node.get_clock().now().to_msg()
+            t.header.frame_id, t.child_frame_id = parent, child
+            t.transform.translation.x = 0.01 * sent[0]
+            t.transform.rotation.w = 1.0
+            transforms.append(t)
+        pub.publish(TFMessage(transforms=transforms))
+        sent[0] += 1
+
+    node.create_timer(0.02, tick)
+    try:
+        spin_until_shutdown(lambda: rclpy.spin(node), node.context)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+""")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGINT, then SIGTERM; never SIGKILL (it leaks DDS shared memory)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def run_beside(tf_messages: list, params: dict, tmp_path, ros_env, frames: int = 10):
+    """The node (default publish_tf: true) described `frames` frames while another process published
+    `tf_messages` on /tf (none: the node alone)."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": frames, "rate": 15, "size": [120, 160]},
+                    {"wait_idle": True, "timeout": 30},
+                    {"wait": 1.0}]
+    other = None
+    if tf_messages:
+        other = subprocess.Popen([sys.executable, "-c", TF_PUBLISHER, json.dumps(tf_messages)],
+                                 env=process_environment(ros_env), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+    try:
+        run = run_node(plan, params, tmp_path, ros_env)
+    finally:
+        if other is not None:
+            stop(other)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    if other is not None:
+        assert other.returncode == 0, other.stderr.read()
+    return run
+
+
+def test_a_wheel_controller_publishing_odom_to_base_link_turns_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
+    """diff_drive_controller's default: odom -> base_link on /tf beside this node's (publish_tf: true):
+    tf2 users see base_link jump between the two, so the node counts it, WARNs and says what to do."""
+    run = run_beside([[["odom", "base_link"]]], {"model": str(tiny_model_dir), **PARAMS}, tmp_path, ros_env)
+    diag = run.last_diagnostics()
+    values = diag["values"]
+    assert int(values.get("errors_tf_conflict", 0)) > 0, values
+    assert diag["level"] == 1 and "tf_conflict" in diag["message"], diag
+    assert "[tf_conflict] odom -> base_link is also published on /tf by the node /wheel_controller" in run.node_log
+    assert "Set publish_tf: false on all but one source" in run.node_log, run.node_log
+    assert values["frames_out"] == "10", values  # the node keeps going
+
+
+def test_the_node_alone_reports_no_conflict_with_its_own_transforms(tiny_model_dir, ros_env, tmp_path):
+    """Its own odom -> base_link comes back through the /tf watch on every clip: never counted."""
+    run = run_beside([], {"model": str(tiny_model_dir), **PARAMS}, tmp_path, ros_env, frames=16)
+    values = run.last_diagnostics()["values"]
+    own = [t for r in run.records("/tf") for t in r["transforms"] if (t["parent"], t["child"]) == ("odom", "base_link")]
+    assert len(own) == 16 and values["frames_out"] == "16", (len(own), values)  # 7 clips of 4 frames at hop 2
+    assert "errors_tf_conflict" not in values and "tf_conflict" not in run.node_log, values
+
+
+def test_other_transforms_on_tf_do_not_count(tiny_model_dir, ros_env, tmp_path):
+    """robot_state_publisher's base_link -> wheel, alone and in one message with map -> odom (both frame
+    names in its bytes: deserialized, and still not odom -> base_link)."""
+    messages = [[["base_link", "wheel_left_link"], ["base_link", "wheel_right_link"]],
+                [["map", "odom"], ["base_link", "caster_link"]],
+                [["odom", "base_link_inertia"]]]
+    run = run_beside(messages, {"model": str(tiny_model_dir), **PARAMS}, tmp_path, ros_env)
+    values = run.last_diagnostics()["values"]
+    assert values["frames_out"] == "10" and "errors_tf_conflict" not in values, values
+    assert "tf_conflict" not in run.node_log, run.node_log
+
+
+def test_a_second_instance_of_the_node_on_the_same_tf_is_named(tiny_model_dir, ros_env, tmp_path):
+    """Two cameras, two instances (namespace rear for the second, as README's "Several cameras"), both
+    with publish_tf: true: each sees the other's odom -> base_link and names it. (Both take the probe's
+    frames here, so their stamps match; their poses differ with the rear camera's mount.)"""
+    from fourds_ros.ros.harness import write_params
+    from fourds_ros.ros.launch_logic import command_line, module_command, node_plan
+
+    rear_params = {"model": str(tiny_model_dir), **PARAMS, "base_from_camera": [-0.2, 0.0, 0.3, 0.0, 0.0, 1.0, 0.0]}
+    rear_plan = node_plan([write_params(tmp_path / "rear.yaml", rear_params)], namespace="rear",
+                          remappings=[("image", "/image"), ("camera_info", "/camera_info")])
+    log_path = tmp_path / "rear.log"
+    with open(log_path, "w") as log:
+        rear = subprocess.Popen(command_line(rear_plan, module_command()), env=process_environment(ros_env),
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "configured:" not in log_path.read_text() and time.monotonic() < deadline and rear.poll() is None:
+            time.sleep(0.1)
+        run = run_beside([], {"model": str(tiny_model_dir), **PARAMS}, tmp_path / "front", ros_env)
+    finally:
+        stop(rear)
+    statuses = [s for s in map(perception_status, run.records("/diagnostics")) if s is not None]
+    for name in ("/fourds_perception: perception", "/rear/fourds_perception: perception"):
+        last = [s for s in statuses if s["name"] == name][-1]
+        assert int(last["values"].get("errors_tf_conflict", 0)) > 0 and last["level"] == 1, last
+    assert "by another instance of this node, /rear/fourds_perception" in run.node_log, run.node_log
+    assert "by another instance of this node, /fourds_perception" in log_path.read_text()
+
+
+class FakeNode:
+    """What TfConflictWatch asks of its node: its names, and the ROS graph's /tf publishers."""
+
+    def __init__(self, publishers=()):
+        self.publishers = [SimpleNamespace(endpoint_gid=list(gid), node_name=name, node_namespace=ns)
+                           for gid, ns, name in publishers]
+
+    def get_name(self):
+        return "fourds_perception"
+
+    def get_fully_qualified_name(self):
+        return "/front/fourds_perception"
+
+    def get_publishers_info_by_topic(self, topic):
+        assert topic == "/tf"
+        return self.publishers
+
+
+def transform(parent: str, child: str, stamp_ns: int, x: float = 0.0):
+    from fourds_ros.ros import convert
+
+    matrix = np.eye(4)
+    matrix[0, 3] = x
+    return convert.transform_stamped(matrix, stamp_ns, parent, child)
+
+
+def serialized(*transforms) -> bytes:
+    from rclpy.serialization import serialize_message
+    from tf2_msgs.msg import TFMessage
+
+    return serialize_message(TFMessage(transforms=list(transforms)))
+
+
+def make_watch(publishers=()):
+    from fourds_ros.ros.tf_conflict import TfConflictWatch
+
+    sent, warned = [], []
+    watch = TfConflictWatch(FakeNode(publishers), sent.append, "odom", "base_link",
+                            lambda kind, message: warned.append((kind, message)))
+    return watch, sent, warned
+
+
+def info(gid: bytes) -> dict:
+    return {"publisher_gid": {"implementation_identifier": "rmw_fastrtps_cpp", "data": gid}}
+
+
+def test_own_transforms_are_told_apart_by_stamp_and_pose():
+    watch, sent, warned = make_watch()
+    own = transform("odom", "base_link", 1_000_000_123, x=0.5)
+    watch([own])
+    assert sent == [[own]]
+    watch.on_tf(serialized(own), info(b"\x01" * 16))
+    assert warned == []
+    # the same stamp with another pose (a second instance on the same camera), another stamp, "/odom"
+    for other in (transform("odom", "base_link", 1_000_000_123, x=0.6), transform("odom", "base_link", 2),
+                  transform("/odom", "/base_link", 3)):
+        watch.on_tf(serialized(other), info(b"\x02" * 16))
+    assert [kind for kind, _ in warned] == ["tf_conflict"] * 3, warned
+    assert "by another publisher" in warned[0][1] and "publish_tf: false" in warned[0][1]
+
+
+def test_only_messages_with_both_frame_names_are_deserialized():
+    watch, _, warned = make_watch()
+    for message in (serialized(transform("base_link", "wheel_left_link", 1)),  # robot_state_publisher
+                    serialized(transform("map", "odom", 1)),
+                    serialized(transform("odom", "base_link_inertia", 1))):  # "base_link\0" not in it
+        watch.on_tf(message, info(b"\x02" * 16))
+    assert watch.deserialized == 0
+    watch.on_tf(serialized(transform("map", "odom", 1), transform("base_link", "wheel_left_link", 1)), {})
+    assert watch.deserialized == 1 and warned == []
+
+
+def test_the_own_ledger_is_bounded():
+    from fourds_ros.ros.tf_conflict import OWN_KEPT
+
+    watch, _, warned = make_watch()
+    for i in range(OWN_KEPT + 50):
+        watch([transform("odom", "base_link", i)])
+    assert len(watch.own) == len(watch.own_order) == OWN_KEPT
+    watch.on_tf(serialized(transform("odom", "base_link", OWN_KEPT + 49)), info(b"\x01" * 16))
+    assert warned == []
+
+
+def test_the_other_publisher_is_named_from_the_ros_graph():
+    controller, rear, twin = b"\x03" * 16, b"\x04" * 16, b"\x05" * 16
+    watch, _, warned = make_watch([(controller, "/", "controller_manager"), (rear, "/rear", "fourds_perception"),
+                                   (twin, "/front", "fourds_perception")])
+    for gid in (controller, rear, twin):
+        watch.next_lookup = 0.0
+        watch.on_tf(serialized(transform("odom", "base_link", 7)), info(gid))
+    messages = [m for _, m in warned]
+    assert "by the node /controller_manager" in messages[0], messages
+    assert "by another instance of this node, /rear/fourds_perception" in messages[1], messages
+    assert "of the same name (give each its own namespace)" in messages[2], messages
