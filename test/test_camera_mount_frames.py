@@ -100,6 +100,29 @@ def test_the_lookup_window_starts_at_the_first_camera_frame_not_at_activation(tf
     assert mount.state == "/tf_static base_link -> camera_optical" and node.warnings == []
 
 
+def test_the_window_also_runs_in_the_frames_stamps_for_a_slowed_or_paused_bag(tf):
+    """The window ran on the steady clock alone: a bag played at --rate 0.5 (or paused) whose /tf_static
+    comes 1.5 s of its own time after its first image brought it 3 s later in wall time, after the
+    2 s window, and the URDF mount was lost for the run. It ends when both clocks have passed it."""
+    node, clock = Node(), tf.clock
+    mount = CameraMount(node, dataclasses.replace(PoseSettings(), camera_mount_timeout_s=2.0))
+    first = 10**12
+    assert mount.resolve("camera_optical", first) is None
+    clock.now += 2.5  # 2.5 s of wall time, 1.25 s of the bag's
+    assert mount.resolve("camera_optical", first + 1_250_000_000) is None and mount.state.startswith("pending")
+    clock.now += 0.5
+    tf.give("camera_optical", "base_link", default_base_from_camera())
+    found = mount.resolve("camera_optical", first + 1_500_000_000)
+    np.testing.assert_allclose(found, default_base_from_camera())
+    assert node.warnings == []
+    # Both passed: the window ends, as on the steady clock alone before.
+    other = CameraMount(node, dataclasses.replace(PoseSettings(), camera_mount_timeout_s=2.0))
+    assert other.resolve("cam_b", first) is None
+    clock.now += 2.5
+    assert other.resolve("cam_b", first + 2_100_000_000) is None
+    assert other.state == "base_from_camera parameter (base_link -> cam_b not on /tf_static)"
+
+
 def test_the_window_still_ends_camera_mount_timeout_s_after_the_first_frame(tf):
     node, clock = Node(), tf.clock
     mount = CameraMount(node, dataclasses.replace(PoseSettings(), camera_mount_timeout_s=2.0))

@@ -670,7 +670,7 @@ def test_camera_mount_reaches_the_odometry(rig):
     asked = []
     lock = threading.Lock()
 
-    def camera_mount(frame_id):
+    def camera_mount(frame_id, stamp_ns):
         with lock:
             asked.append(frame_id)
             return mount if len(asked) == 2 else None  # newly known at the second frame
@@ -694,7 +694,7 @@ def test_an_image_without_a_frame_id_is_described_in_camera_frame_and_counted(ri
     TF cannot place (tf2 refuses a transform to ''). They are now in camera_frame, and the frames are
     counted and logged as bad input."""
     asked = []
-    r = rig(camera_mount=lambda f: asked.append(f))
+    r = rig(camera_mount=lambda f, _stamp: asked.append(f))
     for i, stamp in enumerate(stamps(4)):
         r.image(stamp, image(64, 64, i), frame_id="")
     r.flush()
@@ -705,7 +705,7 @@ def test_an_image_without_a_frame_id_is_described_in_camera_frame_and_counted(ri
 
 def test_rejected_frames_are_not_asked_for_a_camera_mount(rig):
     asked = []
-    r = rig(camera_mount=lambda f: asked.append(f))
+    r = rig(camera_mount=lambda f, _stamp: asked.append(f))
 
     def bad(budget):
         raise ImageDecodeError("unsupported_encoding", "bayer_xyz16")

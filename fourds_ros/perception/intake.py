@@ -38,8 +38,9 @@ Decode = Callable[[int], tuple[np.ndarray, tuple[int, int]]]
 
 class FrameIntake:
     def __init__(self, pipeline: PerceptionPipeline, worker: InferenceWorker, health: NodeHealth,
-                 settings: PerceptionSettings, camera_mount: Callable[[str], np.ndarray | None] = lambda f: None):
-        """camera_mount(frame_id) -> T_base_camera when newly known (e.g. from TF), else None."""
+                 settings: PerceptionSettings,
+                 camera_mount: Callable[[str, int], np.ndarray | None] = lambda frame_id, stamp_ns: None):
+        """camera_mount(frame_id, stamp_ns) -> T_base_camera when newly known (e.g. from TF), else None."""
         self.pipeline, self.worker, self.health, self.settings = pipeline, worker, health, settings
         self.camera_mount = camera_mount
         self.sync = CameraInfoSync(wait_s=settings.clip.camera_info_wait_s,
@@ -174,7 +175,7 @@ class FrameIntake:
             frame_id = self.settings.pose.camera_frame
             self.health.warn("no_frame_id", f"an image without header.frame_id: its outputs are in {frame_id!r} "
                              "(camera_frame)")
-        mount = self.camera_mount(frame_id)
+        mount = self.camera_mount(frame_id, stamp_ns)
         with self.lock:
             if mount is not None:
                 self.pipeline.set_camera_mount(mount)

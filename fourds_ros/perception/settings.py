@@ -413,8 +413,9 @@ class PoseSettings(_Group):
     camera_mount_timeout_s: float = setting(2.0, """The camera's mount, base_frame -> the images' frame_id, is
         looked up on /tf_static (from the robot's URDF) for up to this long from the first frame of each
         frame_id (each activation's first camera included: a camera or a bag started long after activation
-        whose /tf_static trails its first image still finds it); without it, base_from_camera is used with a
-        warning. 0: use base_from_camera without looking.""",
+        whose /tf_static trails its first image still finds it), on the steady clock and in the frames'
+        stamps both (a bag played slower, or paused, is still looked up for this long of its own time);
+        without it, base_from_camera is used with a warning. 0: use base_from_camera without looking.""",
                                             param="camera_mount_timeout_s", low=0.0)
     base_from_camera: list = setting([0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5], """Camera optical frame in the
         base frame, [x, y, z, qx, qy, qz, qw], used when TF has no mount. Default: REP-103

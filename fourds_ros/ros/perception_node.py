@@ -2,8 +2,8 @@
 
 configure: settings, engine + pipeline, publishers, inference worker (FAILURE with the reason; the process stays up and
   /diagnostics says why). activate: subscriptions to the image (one transport), camera_info [, track_queries]
-  [, reference_odom], /tf_static, the bond nav2_lifecycle_manager waits for (FAILURE, with the reason, undoes
-  them). deactivate / cleanup: undo them.
+  [, reference_odom] [, /tf: publish_tf's watch for another odom -> base source], /tf_static, the bond
+  nav2_lifecycle_manager waits for (FAILURE, with the reason, undoes them). deactivate / cleanup: undo them.
 The logic is in rclpy-free modules: perception/{settings,pipeline,intake,worker,health}.py, ros/outputs.py."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class PerceptionNode(LifecycleNode):
                                       self.health.counts, s.clip.max_waiting_clips)
         self.pipeline.behind = self.worker.clip_waiting  # a newer clip waits: optional work is skipped
         self.intake = FrameIntake(self.pipeline, self.worker, self.health, s,
-                                  lambda frame_id: self.mount.resolve(frame_id) if self.mount else None)
+                                  lambda frame_id, stamp: self.mount.resolve(frame_id, stamp) if self.mount else None)
         self.worker.start()
         self.get_logger().info(f"configured: backend {self.backend_text}, hop {self.pipeline.hop}, TF {tf_text}")
 

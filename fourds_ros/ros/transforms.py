@@ -108,7 +108,8 @@ class CameraMount:
         self.parameter = transform_from_xyz_quat(settings.base_from_camera)
         self.publish = settings.publish_camera_mount
         self.timeout_s = settings.camera_mount_timeout_s
-        self.deadline = 0.0  # set at each frame_id's first frame (_switch)
+        self.deadline = 0.0  # set at each frame_id's first frame (_switch): steady clock
+        self.stamp_deadline: int | None = None  # and in the frames' stamps (ns)
         self.frame_id: str | None = None  # the camera the state is about
         self.listener = self.broadcaster = None
         self.published: dict = {}  # frame_id -> the TransformStamped published for it now
@@ -129,13 +130,17 @@ class CameraMount:
             return _Tf2Listener(node)
         return tf_static.StaticTransformListener(node)
 
-    def resolve(self, frame_id: str) -> np.ndarray | None:
-        switched = self._switch(frame_id)
-        found = self._resolve(frame_id)
+    def resolve(self, frame_id: str, stamp_ns: int | None = None) -> np.ndarray | None:
+        """stamp_ns: the frame's stamp; the lookup window ends when both camera_mount_timeout_s of the
+        steady clock and of the stamps have passed since the camera's first frame: a bag played at
+        --rate 0.5, or paused, brings its /tf_static later in wall time than in its own, and lost
+        the mount by the steady clock alone."""
+        switched = self._switch(frame_id, stamp_ns)
+        found = self._resolve(frame_id, stamp_ns)
         # while the new camera's mount is unknown its frames use the parameter, as the first camera's did
         return self.parameter if found is None and switched else found
 
-    def _switch(self, frame_id: str) -> bool:
+    def _switch(self, frame_id: str, stamp_ns: int | None) -> bool:
         """A camera's first frame starts its lookup window; another camera than the one the state is
         about goes back to pending, as the first one was. -> whether the odometry holds TF's mount of
         the previous camera (to be replaced meanwhile)."""
@@ -146,13 +151,14 @@ class CameraMount:
         # later than the timeout after activation got one lookup, and lost its mount for the whole run
         # when its /tf_static came a few milliseconds after its first image.
         self.deadline = time.monotonic() + self.timeout_s
+        self.stamp_deadline = None if stamp_ns is None else stamp_ns + int(self.timeout_s * 1e9)
         if previous is None:
             return False  # the first camera: pending since activation
         from_tf = self.state.startswith("/tf_static")
         self.state = "pending (publishing base_from_camera)" if self.publish else "pending (looking up /tf_static)"
         return from_tf
 
-    def _resolve(self, frame_id: str) -> np.ndarray | None:
+    def _resolve(self, frame_id: str, stamp_ns: int | None) -> np.ndarray | None:
         if self.publish:
             self._publish(frame_id)
             return None
@@ -162,7 +168,8 @@ class CameraMount:
         if found is not None:
             self.state = f"/tf_static {self.base} -> {frame_id}"
             return found
-        if time.monotonic() > self.deadline:
+        stamps_passed = self.stamp_deadline is None or stamp_ns is None or stamp_ns > self.stamp_deadline
+        if time.monotonic() > self.deadline and stamps_passed:
             self.state = f"base_from_camera parameter ({self.base} -> {frame_id} not on /tf_static)"
             # A log warning, not a diagnostics WARN: a robot without a URDF is a normal set-up.
             self.node.get_logger().warning(f"no {self.base} -> {frame_id} on /tf_static after the mount timeout: "
