@@ -1,11 +1,12 @@
 """Bounded clip buffer: frames in, overlapping fixed-length clips out every `hop` frames.
 
-The buffer holds at most `clip_length` frames (drop-oldest). It resets, dropping what it holds,
-when the resolution or encoding changes, when the camera changes (frame_id or K: `same_camera`),
-when time jumps backwards (a bag loop) and when the gap between frames exceeds `max_gap_s`; each
-reset reason is counted. `flush` describes the frames after the last clip when the stream stops
-(the node calls it once its input has been idle for `flush_after_s`, before a gap reset would drop
-them; the offline evaluator at the end of the bag).
+The buffer holds at most `clip_length` frames (drop-oldest). It resets when the resolution or
+encoding changes, when the camera changes (frame_id or K: `same_camera`), when time jumps backwards
+(a bag loop) and when the gap between frames exceeds `max_gap_s`; each reset reason is counted, and
+the frames after the ended sequence's last clip are described by a clip of its last frames (`push`
+returns it). `flush` describes the frames after the last clip when the stream stops for good (the
+node calls it once its input has been idle for `flush_after_s`, so that they do not wait for a next
+frame; the offline evaluator at the end of the bag).
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ class FrameIntake:
 
     def flush_if_idle(self) -> None:
         """Input idle with nothing in inference: a clip of the last frames describes the ones after
-        the last clip, which would otherwise wait for the next hop or be dropped by a gap reset."""
+        the last clip, which would otherwise wait for the next hop, or for the reset that ends them."""
         if self.worker.flush_due(self.settings.clip.flush_after_s):
             self._flush()
 
