@@ -47,6 +47,21 @@ def tiny_model_dir(tmp_path_factory):
     return save_checkpoint(model, tmp_path_factory.mktemp("models") / "micro")
 
 
+def stop_process(proc, timeout_s: float = 20.0) -> None:
+    """A ROS process started by a test: SIGINT, then SIGTERM; never SIGKILL (it leaks DDS shared memory)."""
+    import signal
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(timeout=timeout_s)
+
+
 def wait_for(predicate, timeout_s: float = 5.0) -> bool:
     """Poll predicate() until true or timeout_s has passed (threads under test on a loaded machine)."""
     import time

@@ -4,12 +4,13 @@ Run `tools/build_tf2_msgs.sh .venv` first.  Both ROS processes are
 subprocesses, so this test never initialises rclpy in the pytest process.
 """
 import random
-import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from .conftest import stop_process
 
 pytest.importorskip("rclpy")
 
@@ -74,18 +75,6 @@ def _ros_env():
     return ros_environment(random.randint(100, 200))
 
 
-def _stop(proc):
-    """SIGINT, then SIGTERM; never SIGKILL."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def test_tfmessage_imports():
     try:
         from tf2_msgs.msg import TFMessage
@@ -111,13 +100,13 @@ def test_tfmessage_pub_sub_across_processes():
         try:
             out, err = sub.communicate(timeout=25)
         except subprocess.TimeoutExpired:
-            _stop(sub)
+            stop_process(sub, 10)
             out, err = sub.communicate()
-        _stop(pub)
+        stop_process(pub, 10)
         pub_err = pub.stderr.read()
     finally:
-        _stop(sub)
-        _stop(pub)
+        stop_process(sub, 10)
+        stop_process(pub, 10)
     assert sub.returncode == 0, f"no TFMessage received on /tf\nsub: {err}\npub: {pub_err}"
     assert "RECEIVED world camera 1.5" in out
     assert pub.returncode == 0, f"publisher did not exit cleanly: {pub_err}"

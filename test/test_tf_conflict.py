@@ -6,7 +6,6 @@ errors_tf_conflict and a log line that says what to do (publish_tf)."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,8 @@ import numpy as np
 import pytest
 
 from fourds_ros.ros.harness import perception_status, process_environment, run_node
+
+from .conftest import stop_process
 
 pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs missing: run tools/build_tf2_msgs.sh <venv>")
 
@@ -63,17 +64,6 @@ TF_PUBLISHER = textwrap.dedent("""
 """)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGINT, then SIGTERM; never SIGKILL (it leaks DDS shared memory)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
 def run_beside(tf_messages: list, params: dict, tmp_path, ros_env, frames: int = 10):
     """The node (default publish_tf: true) described `frames` frames while another process published
     `tf_messages` on /tf (none: the node alone)."""
@@ -90,7 +80,7 @@ def run_beside(tf_messages: list, params: dict, tmp_path, ros_env, frames: int =
         run = run_node(plan, params, tmp_path, ros_env)
     finally:
         if other is not None:
-            stop(other)
+            stop_process(other)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     if other is not None:
         assert other.returncode == 0, other.stderr.read()
@@ -151,7 +141,7 @@ def test_a_second_instance_of_the_node_on_the_same_tf_is_named(tiny_model_dir, r
             time.sleep(0.1)
         run = run_beside([], {"model": str(tiny_model_dir), **PARAMS}, tmp_path / "front", ros_env)
     finally:
-        stop(rear)
+        stop_process(rear)
     statuses = [s for s in map(perception_status, run.records("/diagnostics")) if s is not None]
     for name in ("/fourds_perception: perception", "/rear/fourds_perception: perception"):
         last = [s for s in statuses if s["name"] == name][-1]
