@@ -4,7 +4,7 @@ model image, no depth invented, odometry held with an unknown-motion covariance.
 import numpy as np
 
 from fourds_ros.perception.pose_geometry import UNSEEN_VARIANCE, clip_pose, hold_unseen
-from fourds_ros.perception.preprocess import Preprocessor, partly_blind, texture_map, texture_of
+from fourds_ros.perception.preprocess import Preprocessor, partly_blind, texture_map, texture_of, view_texture
 from fourds_ros.rgbd import read_sequence
 
 from .test_default_model import SAMPLE, default_pipeline, noisy_frames
@@ -124,6 +124,24 @@ def test_partly_blind_tells_a_half_covered_lens_from_real_views_and_skips_the_ro
     body = np.zeros(magnitude.shape[1:], bool)
     body[magnitude.shape[1] // 2:] = True
     assert partly_blind(magnitude, 1.0, ignored=body).tolist() == [False, False, True]
+
+
+def test_a_blank_view_above_the_robots_textured_body_is_blind():
+    """A robot facing a blank wall (or its lens covered above the bumper) with its own textured chassis
+    in exclude_boxes: the blind test read the chassis's texture, so the frame was never blind (the
+    model's invented depth went out, and the head's phantom motion). The view outside the boxes is
+    what is measured now; a real view above the body is still seen."""
+    real = read_sequence(SAMPLE).rgb(12).astype(float)
+    chassis = real.copy()
+    chassis[: real.shape[0] * 55 // 100] = 128  # blank above, the real (textured) image as the chassis below
+    magnitude = texture_map(model_images(list(noisy_frames(lambda i: [chassis, real][i], 2))))
+    body = np.zeros(magnitude.shape[1:], bool)
+    rows = np.arange(magnitude.shape[1])
+    body[(rows + 0.5) / len(rows) >= 0.55] = True  # the box [0, 0.55, 1, 1] over the chassis (model pixel centres)
+    assert texture_of(magnitude)[0] >= 1.0  # the whole image: the chassis reads as texture
+    blank, seen = view_texture(magnitude, body)
+    assert blank < 1.0 <= seen, (blank, seen)
+    assert np.array_equal(view_texture(magnitude), texture_of(magnitude))  # no boxes: as before
 
 
 def test_default_pipeline_counts_frames_that_see_nothing_on_half_the_view():

@@ -132,3 +132,26 @@ def test_a_track_the_image_fallback_follows_onto_the_robot_outside_the_models_wi
         results[off_robot is None] = [bool(s.visible[0]) for s in sets], 0 in manager.tracks
     assert results[True] == ([True] * 7, True)  # without the camera-pixel mask: matched, published, kept
     assert results[False] == ([False] * 7, False)
+
+
+@pytest.mark.parametrize("turns_deg, work_pixels", [(0, 0), (90, 100_000)])
+def test_camera_resolution_depth_is_nan_over_the_whole_box(tiny_model_dir, turns_deg, work_pixels):
+    """depth_output_resolution: camera: the boxes were applied in model pixels only (a pixel counts when
+    its centre is in a box), so a model pixel straddling a box's edge, upsampled, put 2-5 rows of depth
+    inside the box (a line of points along the bumper for the costmap). Now NaN over the box in camera
+    pixels, in every rotation and with a divided work image."""
+    from fourds_ros.perception.pipeline import create_pipeline
+
+    box = [0.0, 0.71, 1.0, 1.0]  # an edge off the model grid
+    settings = PerceptionSettings.from_params({
+        "model": str(tiny_model_dir), "backend": "torch", "exclude_boxes": box, "image_rotation": turns_deg,
+        "work_image_max_pixels": work_pixels, "depth_output_resolution": "camera", "min_depth": 0.0,
+        "max_depth": 1e9, "min_image_texture": 0.0, "enable_pose": False, "enable_tracks": False})
+    pipe, _ = create_pipeline(settings, log=lambda *_: None)
+    rng = np.random.default_rng(0)
+    out = [r for i in range(4) for r in pipe.push(rng.integers(0, 255, (480, 640, 3), np.uint8), i * 33_000_000, "cam")]
+    depth = out[-1].depth
+    assert depth.shape == (480, 640)
+    in_box = ((np.arange(480) + 0.5) / 480 >= box[1])[:, None] & np.ones((1, 640), bool)
+    assert not np.isfinite(depth[in_box]).any(), np.nonzero(np.isfinite(depth) & in_box)[0][:5]
+    assert np.isfinite(depth[~in_box]).mean() > 0.5  # the view above the box keeps its depth

@@ -43,7 +43,7 @@ from .metric_scale import DepthReferenceScale, ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import (RELINK_PARALLAX_PX, GeometryPose, clip_pose, finite_head, head_overruled,
                             solve_clip_motion)
-from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, texture_of
+from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, view_texture
 from .settings import PerceptionSettings
 from .track_refine import gray
 from .tracks import ClipImages, TrackManager, TrackSet
@@ -534,11 +534,15 @@ class PerceptionPipeline:
         """Results of the working, upright view in the camera's own pixels and frame
         (work_image_max_pixels, image_rotation)."""
         last = frames[-1]
+        at_camera = self.settings.depth.output_resolution == "camera"
         if last.camera_hw is not None:
             work = WorkImage(last.camera_hw, last.rgb.shape[:2])
-            at_camera = self.settings.depth.output_resolution == "camera"
             results = [work.result_to_camera(r, at_camera) for r in results]
         upright_hw = last.camera_hw or last.rgb.shape[:2]
+        off_robot = self._off_robot_pixels(upright_hw) if at_camera else None
+        for r in results:  # the boxes in camera pixels: a model pixel straddling a box's edge, upsampled,
+            if off_robot is not None and r.depth is not None:  # put 2-5 rows of depth inside the box
+                r.depth = np.where(off_robot, r.depth, np.float32(np.nan))
         return [to_camera(r, self.turns, upright_hw) for r in results] if self.turns else results
 
     def _start_sequence(self, clip: Clip) -> tuple[bool, int]:
@@ -576,7 +580,7 @@ class PerceptionPipeline:
         if min_texture <= 0:
             return np.zeros(len(video), bool), np.zeros(len(video), bool)
         magnitude = texture_map(video)
-        blind = texture_of(magnitude) < min_texture
+        blind = view_texture(magnitude, excluded) < min_texture
         return blind, partly_blind(magnitude, min_texture, excluded) & ~blind
 
     def _model_depth(self, outputs: dict, focal_model: float) -> np.ndarray | None:

@@ -141,10 +141,24 @@ def texture_of(magnitude: np.ndarray, cells: int = 1) -> np.ndarray:
     asks for texture on a tenth of the area at least. Measured on whole model images: real frames
     of 21 recordings 5.6 or more; a covered lens 0.06, a uniform grey 0.09, a room at 5 % of its
     light 0.6-0.85 (model card, session 22)."""
-    flat = _cells(magnitude, cells)
-    k = int(0.9 * (flat.shape[-1] - 1))  # the 90th percentile's rank (lower)
-    texture = np.partition(flat, k, axis=-1)[..., k]
+    texture = _percentile_90(_cells(magnitude, cells))
     return texture[:, 0, 0] if cells == 1 else texture
+
+
+def _percentile_90(values: np.ndarray) -> np.ndarray:
+    """The 90th percentile (lower rank) over the last axis."""
+    k = int(0.9 * (values.shape[-1] - 1))
+    return np.partition(values, k, axis=-1)[..., k]
+
+
+def view_texture(magnitude: np.ndarray, ignored: np.ndarray | None = None) -> np.ndarray:
+    """magnitude: (T, H, W) texture_map; ignored: (H, W) bool model pixels that are not the camera's
+    view (exclude_boxes: the robot's own body) -> (T,) texture_of the rest. Measured with the body, a
+    robot facing a blank wall (or with its lens covered above the bumper) read its own textured
+    chassis and was never blind: the model's invented depth went out, the head's phantom motion too."""
+    if ignored is None or ignored.all():
+        return texture_of(magnitude)
+    return _percentile_90(magnitude[:, ~ignored])
 
 
 # A frame is partly blind when this share of its cells (PARTLY_BLIND_CELLS x PARTLY_BLIND_CELLS)
