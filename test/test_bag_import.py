@@ -461,6 +461,41 @@ def test_an_invalid_rotation_in_tf_skips_that_sample_only(tmp_path, tum_frames_w
     assert "1 transform(s) world -> rig with an invalid rotation skipped" in report.warnings(_spec())[0]
 
 
+def test_a_frame_with_two_parents_stops_the_import_only_on_the_cameras_chain(tmp_path, tum_frames_with_labels):
+    """A robot's tree with base_footprint under two parents (robot_state_publisher's rig -> base_footprint
+    on /tf_static, a second odometry node's world -> base_footprint on /tf), which tf2 accepts sample by
+    sample: the import stopped on it even for images and depth alone, and for the pose of a camera
+    whose chain never touches base_footprint. Only a camera pose through such a frame is refused."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:3])
+    ts = typestore()
+
+    def doubled(*pairs):
+        def edit(topic, msg):
+            if topic == "/tf_static":
+                msg.transforms = [*msg.transforms, _transform(ts, "rig", "base_footprint", 0, np.eye(4))]
+            if topic == "/tf":
+                t = stamp_of(msg.transforms[0].header)
+                msg.transforms = [*msg.transforms, *(_transform(ts, parent, child, t, np.eye(4))
+                                                     for parent, child in pairs)]
+        return edit
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "doubled", doubled(("world", "base_footprint")))
+    assert import_bag(tmp_path / "doubled", tmp_path / "images", _spec(world_frame=None)) == 3
+    assert len(read_bag(tmp_path / "images").gt_depth) == 3
+    report = ImportReport()
+    assert import_bag(tmp_path / "doubled", tmp_path / "posed", _spec(), report=report) == 3
+    assert (report.with_pose, report.with_depth) == (3, 3)
+    assert report.parent_conflicts == {("/tf", "base_footprint", "rig", "world"): 3}
+    assert report.warnings(_spec()) == ["/tf: 3 transform(s) world -> base_footprint ignored: base_footprint already "
+                                        "has the parent rig (not on the world -> camera chain, so no pose depends on it)"]
+    _compare_with_reader(read_bag(tmp_path / "posed"), tum_frames_with_labels[:3])
+    # rig, on the world -> camera chain, given a second parent: which one holds is the samples' order
+    rewrite_bag(tmp_path / "driver", tmp_path / "on_chain", doubled(("map", "rig")))
+    with pytest.raises(BagError, match="goes through frame 'rig', which has two parents, 'world' and 'map'"):
+        import_bag(tmp_path / "on_chain", tmp_path / "refused", _spec())
+    assert import_bag(tmp_path / "on_chain", tmp_path / "images2", _spec(world_frame=None)) == 3
+
+
 def test_depth_images_are_let_go_once_their_frames_are_written(tmp_path, tum_frames_with_labels, monkeypatch):
     """The import holds a few frames at a time: a depth image was kept to the end of the recording
     (11 GB for five minutes of 640x480 at 30 Hz)."""
@@ -530,5 +565,5 @@ def test_a_12_bit_cameras_png_images_import_with_its_bit_depth():
     assert ok
     msg = SimpleNamespace(data=np.frombuffer(png.tobytes(), np.uint8), header=SimpleNamespace(frame_id="cam"))
     camera = bag_import.ImportedCamera(np.eye(3), None, None)
-    frame = bag_import._frame(msg, "sensor_msgs/msg/CompressedImage", 0, camera, None, None, sixteen_bit_max=4095)
+    frame = bag_import._frame(msg, "sensor_msgs/msg/CompressedImage", 0, camera, None, sixteen_bit_max=4095)
     assert frame.image.max() == 255 and abs(int(frame.image[0, 32, 0]) - round(int(ramp[0, 32]) * 255 / 4095)) <= 1

@@ -21,7 +21,9 @@ SRC: any bag rosbags reads (a rosbag2 directory or .mcap, or a ROS 1 .bag). What
                /tf_static (a motion-capture rig, or a robot's odometry with its URDF's static mount)
                and any --pose-topic (PoseStamped / PoseWithCovarianceStamped / Odometry /
                TransformStamped, added as transforms: TOPIC or TOPIC:CHILD_FRAME, since a
-               PoseStamped names no child frame). Looked up as tf2 does (transform_tree.py).
+               PoseStamped names no child frame). Looked up as tf2 does (transform_tree.py). Read only
+               with --world-frame; a frame given two parents (a doubled base_footprint) is refused only
+               on the world -> camera chain, elsewhere noted and its second parent's samples ignored.
 Stamps are the messages' header stamps (the sensor's time, not the recorder's). An image whose
 depth or pose is missing keeps the rest: the scorer counts only what has ground truth; ImportReport
 says how many frames got each (the CLI prints it, and warns when none did), and which transforms were
@@ -48,7 +50,7 @@ from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
 from .bag import (BagError, Frame, bag_messages, camera_image_from_msg, open_reader, pose_from_msg, stamp_of,
                   write_bag)
-from .transform_tree import TransformError, TransformTree
+from .transform_tree import ParentConflict, TransformError, TransformTree
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 POSE_TYPES = ("geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped", "nav_msgs/msg/Odometry",
@@ -91,13 +93,15 @@ class ImportedCamera:
 
 @dataclass
 class ImportReport:
-    """What an import paired: frames written, how many got depth and a pose, and the transforms
-    skipped for an invalid rotation ((topic, parent, child) -> samples)."""
+    """What an import paired: frames written, how many got depth and a pose, the transforms
+    skipped for an invalid rotation ((topic, parent, child) -> samples), and those ignored for giving
+    a frame a second parent ((topic, child, parent kept, parent ignored) -> samples)."""
 
     frames: int = 0
     with_depth: int = 0
     with_pose: int = 0
     skipped_transforms: Counter = field(default_factory=Counter)
+    parent_conflicts: Counter = field(default_factory=Counter)
     nearest_depth_s: float | None = None  # set when no image had a depth within max_dt: the closest one
 
     def warnings(self, spec: ImportSpec) -> list[str]:
@@ -111,6 +115,9 @@ class ImportReport:
                        "are the pose source and the camera stamped by the same (synchronised) clock?")
         for (topic, parent, child), n in sorted(self.skipped_transforms.items()):
             out.append(f"{topic}: {n} transform(s) {parent} -> {child} with an invalid rotation skipped")
+        for (topic, child, kept, other), n in sorted(self.parent_conflicts.items()):
+            out.append(f"{topic}: {n} transform(s) {other} -> {child} ignored: {child} already has the parent {kept} "
+                       f"(not on the {spec.world_frame} -> camera chain, so no pose depends on it)")
         return out
 
 
@@ -135,7 +142,8 @@ def import_frames(src: str | Path, spec: ImportSpec, report: ImportReport | None
     depth_for = {s: _nearest(depth_stamps, s, spec.max_dt_s) for s in chosen}
     if depth_stamps and chosen and not any(d is not None for d in depth_for.values()):
         report.nearest_depth_s = min(abs(_nearest(depth_stamps, s, float("inf")) - s) for s in chosen) / 1e9
-    for frame in _second_pass(src, spec, calibration, tree, set(chosen), depth_for, _pose_topic_hint(spec, topics)):
+    poses = _PoseSource(tree, spec.world_frame, _pose_topic_hint(spec, topics), report.parent_conflicts)
+    for frame in _second_pass(src, spec, calibration, poses, set(chosen), depth_for):
         report.frames += 1
         report.with_depth += frame.gt_depth is not None
         report.with_pose += frame.gt_pose is not None
@@ -178,7 +186,10 @@ def _pose_topic_hint(spec: ImportSpec, topics: dict[str, str]) -> str:
 def _first_pass(src, reader, spec: ImportSpec, topics: dict[str, str], report: ImportReport):
     """The calibration, the transforms, and the stamps of every image and depth image."""
     pose_children = {e.split(":", 1)[0]: (e.split(":", 1)[1] if ":" in e else None) for e in spec.pose_topics}
-    wanted = {spec.image_topic, spec.depth_topic, *pose_children, *TF_TOPICS} & set(topics)
+    # The transforms only when a pose is asked for: a recording's tree (a doubled frame, a bad sample)
+    # stopped imports of images and depth alone.
+    pose_sources = {*pose_children, *TF_TOPICS} if spec.world_frame else set()
+    wanted = {spec.image_topic, spec.depth_topic, *pose_sources} & set(topics)
     if spec.intrinsics is None:
         wanted.add(spec.info_topic)
     tree, calibration, image_stamps, depth_stamps = TransformTree(int(spec.max_dt_s * 1e9)), _pinhole(spec), [], []
@@ -283,6 +294,8 @@ def _add(tree: TransformTree, topic: str, report: ImportReport, parent: str, chi
         return
     try:
         tree.add(parent, child, stamp, transform, static=static)
+    except ParentConflict as exc:  # refused by _PoseSource only where the camera's pose goes through it
+        report.parent_conflicts[(topic, exc.child, exc.kept, exc.other)] += 1
     except TransformError as exc:
         raise BagError(f"{topic}: {exc}") from exc
 
@@ -298,11 +311,36 @@ def _nearest(stamps: list[int], stamp: int, max_dt_s: float) -> int | None:
     return min(near, key=lambda s: abs(s - stamp)) if near else None
 
 
-def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: TransformTree, chosen: set[int],
-                 depth_for: dict[int, int | None], pose_hint: str = "") -> Iterator[Frame]:
+@dataclass
+class _PoseSource:
+    """Each image's camera pose, world -> its frame_id, from the recording's transforms (world None:
+    no pose). hint: added to a camera pose the transforms cannot give (_pose_topic_hint); conflicts:
+    ImportReport.parent_conflicts, the frames whose second parent was ignored."""
+
+    tree: TransformTree
+    world: str | None
+    hint: str = ""
+    conflicts: Counter = field(default_factory=Counter)
+
+    def pose(self, frame_id: str, stamp: int) -> np.ndarray | None:
+        if not self.world:
+            return None
+        try:
+            on_chain = self.tree.chain_frames(self.world, frame_id)
+            doubled = sorted(key for key in self.conflicts if key[1] in on_chain)
+            if doubled:  # which parent holds would depend on the samples' order: no pose to score against
+                topic, child, kept, other = doubled[0]
+                raise BagError(f"the camera's pose ({self.world} -> {frame_id!r}) goes through frame {child!r}, "
+                               f"which has two parents, {kept!r} and {other!r} ({topic}): give each frame one parent")
+            return self.tree.lookup(self.world, frame_id, stamp)
+        except TransformError as exc:
+            raise BagError(f"the camera's pose ({self.world} -> {frame_id!r}): {exc}{self.hint}") from exc
+
+
+def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, poses: _PoseSource, chosen: set[int],
+                 depth_for: dict[int, int | None]) -> Iterator[Frame]:
     """Images and their depth, read again in the recording's order; a frame is yielded once its
-    depth (if it has one) has been read, so that only a few frames are held at a time. pose_hint:
-    added to a camera pose the transforms cannot give (_pose_topic_hint)."""
+    depth (if it has one) has been read, so that only a few frames are held at a time."""
     uses = Counter(d for d in depth_for.values() if d is not None)  # a depth image may serve several frames
     depth: dict[int, np.ndarray] = {}
     waiting: list[Frame] = []
@@ -313,8 +351,7 @@ def _second_pass(src, spec: ImportSpec, calibration: ImportedCamera, tree: Trans
             stamp = stamp_of(msg.header)
             if conn.topic == spec.image_topic and stamp in chosen:
                 chosen.discard(stamp)  # a stamp sent twice is one frame
-                waiting.append(_frame(msg, conn.msgtype, stamp, calibration, tree, spec.world_frame,
-                                      spec.sixteen_bit_max, pose_hint))
+                waiting.append(_frame(msg, conn.msgtype, stamp, calibration, poses, spec.sixteen_bit_max))
             elif conn.topic == spec.depth_topic and stamp in uses and stamp not in depth:
                 depth[stamp] = _depth(msg, calibration)
             waiting = yield from _release(waiting, depth, depth_for, uses)
@@ -387,8 +424,8 @@ def compressed_depth(fmt: str, data: bytes) -> np.ndarray:
     return np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
 
 
-def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: TransformTree, world: str | None,
-           sixteen_bit_max: int = 65535, pose_hint: str = "") -> Frame:
+def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, poses: _PoseSource | None = None,
+           sixteen_bit_max: int = 65535) -> Frame:
     if msgtype.endswith("CompressedImage"):
         from .bag import decode_image
 
@@ -400,12 +437,7 @@ def _frame(msg, msgtype: str, stamp: int, calibration: ImportedCamera, tree: Tra
                        f"{calibration.size[0]}x{calibration.size[1]}")
     if calibration.undistortion is not None:
         rgb = calibration.undistortion.rgb(rgb)
-    pose = None
-    if world:
-        try:
-            pose = tree.lookup(world, msg.header.frame_id, stamp)
-        except TransformError as exc:
-            raise BagError(f"the camera's pose ({world} -> {msg.header.frame_id!r}): {exc}{pose_hint}") from exc
+    pose = None if poses is None else poses.pose(msg.header.frame_id, stamp)
     return Frame(stamp_ns=stamp, K=calibration.K.copy(), image=rgb, gt_pose=pose)
 
 

@@ -81,6 +81,24 @@ def resolve_model(model_dir) -> str:
     return found
 
 
+def check_model(model_dir) -> str:
+    """resolve_model, with its config read (CheckpointError when it cannot be): a mistyped --model is
+    said before a recording is converted or a node started, not after."""
+    from ..model.checkpoint import load_config
+
+    model_dir = resolve_model(model_dir)
+    load_config(model_dir)
+    return model_dir
+
+
+def reported(exc: BaseException) -> bool:
+    """Whether eval and eval-suite say `exc` in one line (its message names the problem): a bad bag or
+    report directory, a model that cannot be loaded, an engine that cannot run, a replay that failed."""
+    from ..model import CheckpointError
+
+    return isinstance(exc, (BagError, CheckpointError)) or type(exc).__name__ in ("EngineError", "ReplayError")
+
+
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = NODE_BACKEND, erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
              ros_env: dict | None = None, badja: str | Path | None = None, params: dict | None = None,
@@ -92,7 +110,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     frames, in report["pose_over_starts"] (pose_starts.py)."""
     from .report import build_report, write_report
 
-    model_dir = resolve_model(model_dir)
+    model_dir = check_model(model_dir)
     if pose_starts > 1 and not offline:
         raise BagError("pose over several start frames needs the offline path (--offline)")
     source = (params or {}).get("metric_scale_source")
@@ -100,7 +118,10 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         raise BagError(f"metric_scale_source {source}: the replay publishes no reference; --offline feeds the bag's "
                        "ground truth (poses, depth) as the reference")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # --out naming a file, or a path through one: a reason, not a traceback
+        raise BagError(f"the report directory {out_dir} cannot be made: {exc.strerror or exc}") from exc
     bag = read_bag(bag_path, max_frames=max_frames)
     t0 = time.perf_counter()
     from ..perception import PerceptionSettings
@@ -133,6 +154,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
 
 def main(argv: list[str]) -> int:
     from ..perception.settings import add_param_argument, params_from_args
+    from .replay import replay_rate
 
     parser = argparse.ArgumentParser(prog="fourds-ros eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("bag")
@@ -144,7 +166,8 @@ def main(argv: list[str]) -> int:
     add_backend_argument(parser)
     parser.add_argument("--erode", type=int, default=0, metavar="PX",
                         help="ignore depth within PX pixels of depth edges (7-Scenes: depth from a second camera)")
-    parser.add_argument("--rate", default="max", help="DDS replay: 'max' (back-pressure, no drops) or 'bag'")
+    parser.add_argument("--rate", default="max", type=replay_rate,
+                        help="DDS replay: 'max' (back-pressure, no drops), 'bag' (its own timing) or a rate in Hz")
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: the node default, clip length - 1)")
     parser.add_argument("--timeout", type=float, default=300.0, help="DDS replay: seconds before giving up")
@@ -165,16 +188,11 @@ def main(argv: list[str]) -> int:
         report = evaluate(args.bag, args.model, args.out, args.offline, args.backend, args.erode, args.rate,
                           args.max_frames, args.hop, args.timeout, badja=args.badja, params=params,
                           pose_starts=args.pose_starts)
-    except BagError as exc:
+    except Exception as exc:  # bag, model, engine and replay errors carry their own clear messages
+        if not reported(exc):
+            raise
         print(f"fourds-ros eval: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # model/engine errors carry their own clear messages
-        from ..model import CheckpointError
-
-        if isinstance(exc, CheckpointError) or type(exc).__name__ in ("EngineError", "ReplayError"):
-            print(f"fourds-ros eval: {exc}", file=sys.stderr)
-            return 1
-        raise
     from .report import markdown
 
     # The metrics tables against the peers (the same text as report.md, without the plots).

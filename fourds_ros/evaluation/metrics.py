@@ -190,24 +190,26 @@ def pck(pred_xy: np.ndarray, gt_xy: np.ndarray, gt_visible: np.ndarray, mask_are
 
 
 def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list[np.ndarray | None],
-                     poses: list[np.ndarray], K: np.ndarray, depth_K: np.ndarray | None = None,
+                     poses: list[np.ndarray | None], K: np.ndarray, depth_K: np.ndarray | None = None,
                      occlusion_rel_tol: float = 0.05) -> dict:
     """Ground-truth point tracks of a STATIC scene from depth + camera pose (the reusable one).
 
     query_uv: (N, 2) pixel (x, y) in the RGB image of frame query_frame[i] (int, (N,));
     depths: per frame (H, W) metres, NaN/0 invalid, same pixel grid as the RGB image (or a
     depth camera with intrinsics depth_K; 7-Scenes' depth arrives registered to RGB from
-    fourds_ros.rgbd); poses: per frame (4, 4) world_from_camera; K: (3, 3).
+    fourds_ros.rgbd); poses: per frame (4, 4) world_from_camera; K: (3, 3). A frame may have no
+    depth or no pose (None: a dropped message, depth at half the camera's rate).
 
     Each query pixel is back-projected with the depth at its (rounded) pixel, moved to the world
     and projected into every frame. A point is occluded in a frame when it is behind the camera,
     leaves the image, the observed depth there is invalid, or the observed depth is nearer than
     the projected depth by more than occlusion_rel_tol (relative).
-    Returns xy (N, T, 2), occluded (N, T) bool, valid (N,) bool (query depth available), and
+    Returns xy (N, T, 2), occluded (N, T) bool, valid (N,) bool (query depth and pose available), and
     unknown (N, T) bool: in view and in front of the camera where the depth camera saw nothing (a
-    Kinect's holes: dark, shiny or oblique surfaces, and the shadow beside a depth edge), so its
-    visibility cannot be told; such frames are occluded too (never a visible label to train on)
-    and the evaluation leaves them out (tapvid_point_counts' gt_unknown).
+    Kinect's holes: dark, shiny or oblique surfaces, and the shadow beside a depth edge; or the
+    frame has no depth image), or anywhere in a frame without a pose, so its visibility cannot be
+    told; such frames are occluded too (never a visible label to train on) and the evaluation
+    leaves them out (tapvid_point_counts' gt_unknown).
     """
     depth_K = K if depth_K is None else depth_K
     n, t = len(query_uv), len(poses)
@@ -215,27 +217,21 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
     occluded = np.ones((n, t), bool)
     unknown = np.zeros((n, t), bool)
     world, valid = _query_points_in_world(query_uv, query_frame, depths, poses, K)
+    # A frame without a depth image is in view over the same grid as the others (one depth camera).
+    grid = next((d.shape[:2] for d in depths if d is not None), None)
     for f in range(t):
+        if poses[f] is None:  # nowhere to project the points: none can be told visible or occluded
+            unknown[:, f] = valid
+            continue
         cam = (np.linalg.inv(poses[f]) @ np.c_[world, np.ones(n)].T).T[:, :3]
-        z = cam[:, 2]
         with np.errstate(invalid="ignore", divide="ignore"):
             uv = (K @ cam.T).T
             uv = uv[:, :2] / uv[:, 2:3]
             duv = (depth_K @ cam.T).T
             duv = duv[:, :2] / duv[:, 2:3]
         xy[:, f] = uv
-        depth = depths[f]
-        if depth is None:
-            continue
-        h, w = depth.shape
-        inside = valid & (z > 1e-6) & (duv[:, 0] >= 0) & (duv[:, 0] <= w - 1) & (duv[:, 1] >= 0) & (duv[:, 1] <= h - 1)
-        cols = np.clip(np.nan_to_num(np.round(duv[:, 0])), 0, w - 1).astype(int)
-        rows = np.clip(np.nan_to_num(np.round(duv[:, 1])), 0, h - 1).astype(int)
-        observed = depth[rows, cols]
-        measured = np.isfinite(observed) & (observed > 0)
-        seen = inside & measured & (observed > z * (1 - occlusion_rel_tol))
-        occluded[:, f] = ~seen
-        unknown[:, f] = inside & ~measured
+        if grid is not None:  # (no depth anywhere: no valid query either)
+            occluded[:, f], unknown[:, f] = _visibility(valid, cam[:, 2], duv, depths[f], grid, occlusion_rel_tol)
     for i, q in enumerate(query_frame):  # the query itself is visible by definition
         if valid[i]:
             occluded[i, q] = False
@@ -243,16 +239,32 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
     return {"xy": xy, "occluded": occluded, "valid": valid, "unknown": unknown}
 
 
+def _visibility(valid: np.ndarray, z: np.ndarray, duv: np.ndarray, depth: np.ndarray | None,
+                grid: tuple[int, int], occlusion_rel_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's (occluded (N,), unknown (N,)) for points at camera depth z and depth-image pixel
+    duv; depth None: the frame has no depth image, so a point in view is unknown, as over a hole."""
+    h, w = depth.shape if depth is not None else grid
+    inside = valid & (z > 1e-6) & (duv[:, 0] >= 0) & (duv[:, 0] <= w - 1) & (duv[:, 1] >= 0) & (duv[:, 1] <= h - 1)
+    if depth is None:
+        return np.ones(len(z), bool), inside
+    cols = np.clip(np.nan_to_num(np.round(duv[:, 0])), 0, w - 1).astype(int)
+    rows = np.clip(np.nan_to_num(np.round(duv[:, 1])), 0, h - 1).astype(int)
+    observed = depth[rows, cols]
+    measured = np.isfinite(observed) & (observed > 0)
+    seen = inside & measured & (observed > z * (1 - occlusion_rel_tol))
+    return ~seen, inside & ~measured
+
+
 def _query_points_in_world(query_uv: np.ndarray, query_frame: np.ndarray, depths: list[np.ndarray | None],
-                           poses: list[np.ndarray], K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                           poses: list[np.ndarray | None], K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each query pixel back-projected with the depth at its (rounded) pixel and moved to the world:
-    (world (N, 3), NaN where not valid; valid (N,) bool: depth available at the query)."""
+    (world (N, 3), NaN where not valid; valid (N,) bool: depth and pose available at the query)."""
     n = len(query_uv)
     world, valid = np.full((n, 3), np.nan), np.zeros(n, bool)
     K_inv = np.linalg.inv(K)
     for i, ((u, v), q) in enumerate(zip(query_uv, query_frame)):
         depth = depths[q]
-        if depth is None:
+        if depth is None or poses[q] is None:
             continue
         c, r = int(round(u)), int(round(v))
         if not (0 <= r < depth.shape[0] and 0 <= c < depth.shape[1]):

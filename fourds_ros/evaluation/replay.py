@@ -551,7 +551,10 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
         timing = replay_subprocess(bag_path, out_mcap, out_dir / "replay_timing.json", env, rate, clip_length,
                                    hop_eff, timeout_s, max_frames=len(bag.stamps), node=node, namespace=namespace)
         node.check_alive()  # a node that crashed mid-run: no report scored on what it managed before
-    preds = predictions_from_outputs(out_mcap, timing)
+    # /pose is the base's pose, made with the run's own mount (--param base_from_camera): turned back
+    # with the default one, a team's mounted camera was scored on a frame that is neither (offline
+    # scores the camera's).
+    preds = predictions_from_outputs(out_mcap, timing, base_from_camera=node_mount(params))
     # The node's counters that the offline path reads from PerceptionPipeline.status() (the rest
     # of its /diagnostics stays in replay_timing.json).
     diagnostics = timing.get("node_diagnostics") or {}
@@ -561,12 +564,36 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
     return preds
 
 
+def node_mount(params: dict | None) -> np.ndarray:
+    """The node's base_from_camera (4x4) under these node parameters, as the offline pipeline takes it
+    (the replay publishes no /tf_static, so the node's mount is its parameter)."""
+    from ..perception import PerceptionSettings
+    from ..perception.odometry import transform_from_xyz_quat
+
+    return transform_from_xyz_quat(PerceptionSettings.from_params(params).pose.base_from_camera)
+
+
+def replay_rate(value: str) -> str:
+    """An argparse type for --rate: 'max', 'bag' or a rate in Hz above 0, as given. Checked where the
+    option is given: the replay child parsed it once the node was up and its model loaded (a typo
+    was a child's traceback; 0 divided by zero)."""
+    if value in ("max", "bag"):
+        return value
+    try:
+        hz = float(value)
+    except ValueError:
+        hz = float("nan")
+    if not (np.isfinite(hz) and hz > 0):
+        raise argparse.ArgumentTypeError(f"{value!r} is not 'max', 'bag' or a rate in Hz above 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fourds_ros.evaluation.replay")
     parser.add_argument("--bag", required=True)
     parser.add_argument("--out", required=True, help="outputs .mcap to write")
     parser.add_argument("--timing", required=True)
-    parser.add_argument("--rate", default="max")
+    parser.add_argument("--rate", default="max", type=replay_rate)
     parser.add_argument("--clip-length", type=int, default=16)
     parser.add_argument("--hop", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300.0)

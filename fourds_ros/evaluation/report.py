@@ -4,7 +4,8 @@ No rclpy. The same `score` serves the model (offline or recorded over DDS) and e
 report.json (values null when something could not be scored; `unscored` says why):
   depth.{abs_rel, rmse, delta1}            median-scaled per frame (depth.metric.* without scaling)
   tracks.{aj, delta_avg, oa}               TAP-Vid, 256x256, query-first; GT from /gt/tracks, else
-                                           geometric tracks from /gt/depth + /gt/pose
+                                           geometric tracks from /gt/depth + /gt/pose; tracks.frames:
+                                           the frames scored, frames_without_gt: those left out
   tracks.badja_pck, tracks.badja_per_clip  with --badja: PCK@0.2 mean over clips, and per clip
                                            {pck, pck_3px, points, area_source} (LK's under peers.lk)
   pose.{ate_rmse, rpe_trans, rpe_rot_deg}  evo, Sim(3)-aligned; rotation_ratio (turned / camera turned)
@@ -89,21 +90,31 @@ def annotated_tracks(bag: BagData, stamps: list[int], query_uv: np.ndarray, quer
 def track_ground_truth(bag: BagData, stamps: list[int], queries: dict[int, tuple[int, float, float]]):
     """GT tracks for the query ids at `stamps`: the bag's /gt/tracks when it has them (annotated or
     synthetic), else geometric tracks from /gt/depth + /gt/pose (static scene,
-    metrics.geometric_tracks). Returns (ids, query frame index, gt dict) or raises ValueError
-    saying what is missing."""
+    metrics.geometric_tracks; a frame without depth or pose is unknown there, and a query on it has
+    no ground truth). Returns (ids, query frame index, gt dict) or raises ValueError saying what is
+    missing."""
     ids = np.array(sorted(queries), np.int64)
     index = {s: i for i, s in enumerate(stamps)}
     query_t = np.array([index[queries[t][0]] for t in ids])
     uv = np.array([queries[t][1:] for t in ids], float).reshape(-1, 2)
     if bag.gt_tracks:
         return ids, query_t, annotated_tracks(bag, stamps, uv, query_t)
-    missing = [s for s in stamps if s not in bag.gt_depth or s not in bag.gt_pose]
-    if missing:
-        raise ValueError(f"no /gt/tracks, and geometric track GT needs /gt/depth and /gt/pose at every frame; "
-                         f"{len(missing)} of {len(stamps)} frames lack them")
+    if not bag.gt_depth or not bag.gt_pose:
+        raise ValueError("no /gt/tracks, and geometric track GT needs /gt/depth and /gt/pose")
+    # Frames without depth or pose (one dropped message, depth at half the camera's rate) are left out
+    # as depth holes are, not the recording: refused whole, one missing depth image cost the tracks
+    # score of the model and of LK, while the import keeps such frames for the scorer to skip.
     K = bag.intrinsics(stamps[0])
-    gt = geometric_tracks(uv, query_t, [bag.gt_depth[s] for s in stamps], [bag.gt_pose[s] for s in stamps], K)
+    gt = geometric_tracks(uv, query_t, [bag.gt_depth.get(s) for s in stamps], [bag.gt_pose.get(s) for s in stamps], K)
     return ids, query_t, gt
+
+
+def frames_with_track_gt(bag: BagData, stamps: list[int]) -> int:
+    """How many of `stamps` have point-track ground truth: an annotation on /gt/tracks, else both
+    depth and pose (geometric tracks)."""
+    if bag.gt_tracks:
+        return sum(s in bag.gt_tracks for s in stamps)
+    return sum(s in bag.gt_depth and s in bag.gt_pose for s in stamps)
 
 
 def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int, float, float]] | None = None,
@@ -144,6 +155,9 @@ def score_tracks(bag: BagData, preds: Predictions, queries: dict[int, tuple[int,
     # Each point's share, for the paired AJ interval against a peer on the same queries (uncertainty.py).
     out["_point_counts"] = counts | {"query_t": query_t[keep]}
     out["queries_without_gt"] = int((~keep).sum())
+    # The frames scored (with a track output and ground truth), and those with an output but none.
+    out["frames"] = frames_with_track_gt(bag, stamps)
+    out["frames_without_gt"] = t - out["frames"]
     out["gt_source"] = "/gt/tracks" if bag.gt_tracks else "geometric (depth + pose)"
     if out.get("aj") is None:
         out["error"] = "no visible ground-truth point after its query frame"
@@ -270,6 +284,18 @@ def _badja_lines(report: dict) -> list[str]:
     return lines + [f"| mean over clips | {_fmt(mean_ours)} | {_fmt(mean_lk)} | | | |", ""]
 
 
+def _scored_frames_lines(report: dict) -> list[str]:
+    """How many frames the model's depth, pose and tracks were scored on (report.json's frames): a
+    recording whose depth or pose misses frames is scored on the rest, and a reader must see on how many."""
+    cells = [f"{part} {report[part]['frames']}" for part in ("depth", "pose", "tracks")
+             if isinstance(report.get(part), dict) and report[part].get("frames") is not None]
+    if not cells:
+        return []
+    left_out = (report.get("tracks") or {}).get("frames_without_gt")
+    note = f"; tracks left out {left_out} frame(s) that have no ground truth" if left_out else ""
+    return [f"Frames scored (of {report['bag']['frames']}): {', '.join(cells)}{note}.", ""]
+
+
 def _interval_lines(uncertainty: dict) -> list[str]:
     """The target ratios with their bootstrap intervals (target_intervals), one line."""
     names = {"depth": "depth / constant", "metric_depth": "metric depth / constant", "tracks": "AJ / LK"}
@@ -298,6 +324,7 @@ def scale_lines(status: dict) -> list[str]:
 def markdown(report: dict) -> str:
     rows = [("4DS (this package)", report)] + [(f"peer: {n}", d) for n, d in report["peers"].items()]
     lines = ["# Evaluation report", "", f"Bag: `{report['bag']['path']}` ({report['bag']['frames']} frames)", ""]
+    lines += _scored_frames_lines(report)
     meta = report.get("meta") or {}
     if meta.get("engine"):  # what ran: meta.backend is what was asked for, and auto names no backend
         lines += [f"Inference: {meta['engine']} (--backend {meta.get('backend')}).", ""]
@@ -315,8 +342,8 @@ def markdown(report: dict) -> str:
                   "to show it measured translation).", ""]
     unknown = report.get("tracks", {}).get("frames_unknown")
     if unknown:
-        lines += [f"Tracks: {unknown} point-frames where the depth camera saw nothing at the point are left out "
-                  "of every method's score (their visibility cannot be told).", ""]
+        lines += [f"Tracks: {unknown} point-frames where the depth camera saw nothing at the point (or the frame "
+                  "has no depth or pose) are left out of every method's score (their visibility cannot be told).", ""]
     starts = report.get("pose_over_starts")
     if starts:
         ours, orb = starts["fourds"], starts["orb_vo"]

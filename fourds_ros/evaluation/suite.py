@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .bag import BagError, write_bag
 from .datasets import iter_dataset, played_backwards
-from .eval_cli import NODE_BACKEND, add_backend_argument
+from .eval_cli import NODE_BACKEND, add_backend_argument, reported
 from .uncertainty import BLOCK_FRAMES, LEVEL
 
 log = logging.getLogger("fourds_ros.eval_suite")
@@ -230,11 +230,11 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
     validation scenes); returns the suite dict (also written). params: node parameters.
     pose_starts > 1: the validation rows' pose also from each of their first pose_starts frames
     (offline; the pose target then uses the mean, pose_starts.py)."""
-    from .eval_cli import evaluate, resolve_model
+    from .eval_cli import check_model, evaluate
 
     data_root, out = Path(data_root), Path(out)
     note, model_arg = _honesty_note(split, fold, model_dir), model_dir
-    model_dir = resolve_model(model_dir)
+    model_dir = check_model(model_dir)  # a mistyped --model before any recording is converted
     rows = []
     for rec in split.recordings:
         role = "validation" if rec.scene in fold.validation else "train"
@@ -359,7 +359,9 @@ def main(argv: list[str]) -> int:
         fold = split.fold(args.fold)
         suite = run_suite(split, fold, args.data_root, args.out, args.offline, args.model, args.max_frames,
                           args.backend, params, args.validation_only, args.pose_starts)
-    except (SplitError, BagError) as exc:
+    except Exception as exc:  # what `eval` says in one line (eval_cli.reported), and a bad split
+        if not (isinstance(exc, SplitError) or reported(exc)):
+            raise
         print(f"fourds-ros eval-suite: {exc}", file=sys.stderr)
         return 1
     print(suite_markdown(suite))

@@ -2,11 +2,13 @@
 
 tf2_ros's buffer does this on a ROS install; it has no PyPI wheel, and `fourds-ros bag import`
 (bag_import.py) must run without ROS. It follows tf2's rules where they matter for scoring a
-recording: a frame has one parent; a static transform holds at every stamp; a dynamic one is
-interpolated between the two samples around the stamp (translation linearly, rotation by slerp,
-scipy.spatial.transform.Slerp) however far apart they are, and, unlike tf2, it may be taken from
-the nearest sample up to `max_extrapolation_ns` beyond the first or last one (a pose source at 100
-Hz starts or stops a few milliseconds away from the camera's first or last frame).
+recording: a frame has one parent (tf2 takes each sample's own; a second one is refused here,
+ParentConflict, as a lookup through such a frame would depend on which came last); a static
+transform holds at every stamp; a dynamic one is interpolated between the two samples around the
+stamp (translation linearly, rotation by slerp, scipy.spatial.transform.Slerp) however far apart
+they are, and, unlike tf2, it may be taken from the nearest sample up to `max_extrapolation_ns`
+beyond the first or last one (a pose source at 100 Hz starts or stops a few milliseconds away from
+the camera's first or last frame).
 
 Matrices are 4x4 parent_from_child (a point in the child frame -> the parent frame), as
 geometry_msgs/TransformStamped carries them (header.frame_id = parent, child_frame_id = child).
@@ -22,6 +24,14 @@ import numpy as np
 
 class TransformError(ValueError):
     """Frames that cannot be joined (no common root) or a frame given two parents."""
+
+
+class ParentConflict(TransformError):
+    """A transform that gives `child` a second parent (`other`) besides the one it has (`kept`)."""
+
+    def __init__(self, child: str, kept: str, other: str):
+        super().__init__(f"frame {child!r} has two parents, {kept!r} and {other!r}")
+        self.child, self.kept, self.other = child, kept, other
 
 
 @dataclass
@@ -45,7 +55,7 @@ class TransformTree:
             raise TransformError(f"a transform from {child!r} to itself")
         edge = self._edges.setdefault(child, _Edge(parent))
         if edge.parent != parent:
-            raise TransformError(f"frame {child!r} has two parents, {edge.parent!r} and {parent!r}")
+            raise ParentConflict(child, edge.parent, parent)
         matrix = np.asarray(parent_from_child, np.float64)
         if static:
             edge.static = matrix
@@ -62,17 +72,28 @@ class TransformTree:
         """(4, 4) target_from_source at `stamp_ns`; None where a dynamic transform on the way has no
         sample near enough; TransformError where the two frames are not joined."""
         self._sort()
+        from_source, from_target = self._paths(target, source)
+        root_from_source = self._chain(from_source, stamp_ns)
+        root_from_target = self._chain(from_target, stamp_ns)
+        if root_from_source is None or root_from_target is None:
+            return None
+        return np.linalg.inv(root_from_target) @ root_from_source
+
+    def chain_frames(self, target: str, source: str) -> set[str]:
+        """The frames whose transform to their parent a lookup of target_from_source composes
+        (TransformError where the two are not joined): a frame's parent matters to it only there."""
+        from_source, from_target = self._paths(target, source)
+        return set(from_source) | set(from_target)
+
+    def _paths(self, target: str, source: str) -> tuple[list[str], list[str]]:
+        """The frames from source, and from target, up to (not including) their nearest common ancestor."""
         target, source = target.lstrip("/"), source.lstrip("/")
         up_target, up_source = self._ancestors(target), self._ancestors(source)
         common = next((f for f in up_source if f in up_target), None)
         if common is None:
             raise TransformError(f"frames {target!r} and {source!r} are not joined by any transform; frames "
                                  f"in the recording: {sorted(self.frames()) or 'none'}")
-        root_from_source = self._chain(up_source[:up_source.index(common)], stamp_ns)
-        root_from_target = self._chain(up_target[:up_target.index(common)], stamp_ns)
-        if root_from_source is None or root_from_target is None:
-            return None
-        return np.linalg.inv(root_from_target) @ root_from_source
+        return up_source[:up_source.index(common)], up_target[:up_target.index(common)]
 
     def _ancestors(self, frame: str) -> list[str]:
         """frame, its parent, its parent's parent, ... up to a root."""

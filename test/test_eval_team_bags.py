@@ -1,0 +1,196 @@
+"""`fourds-ros eval` on a team's own recording: the DDS path scores the camera with the node's own
+mount, a recording whose depth or pose misses frames keeps its tracks score on the rest, and the
+evaluation commands refuse a mistyped model, report directory or rate in one line, before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fourds_ros.evaluation.bag import Frame, read_bag, write_bag
+
+from .conftest import REPO
+
+# A camera mounted 0.3 m ahead and 0.4 m above the base, pitched down (as the reviewer's team bag):
+# [x, y, z, qx, qy, qz, qw], the node's base_from_camera parameter.
+MOUNT = [0.3, 0.0, 0.4, -0.579228, 0.579228, -0.405580, 0.405580]
+
+
+def test_dds_eval_turns_the_nodes_pose_back_into_the_camera_with_the_nodes_own_mount(tmp_path, monkeypatch):
+    """/pose is the base's pose, made with --param base_from_camera; run_dds turned it back into a
+    camera pose with the default mount, so a team's mounted camera was scored (over DDS only) on a
+    frame that is neither the base nor the camera. The node and the replay are stood in for: what
+    matters is what run_dds makes of the /pose messages the node sent."""
+    from fourds_ros.evaluation import replay
+    from fourds_ros.evaluation.bag import BagData, _header, pose_to_msg_fields, typestore
+    from fourds_ros.perception.odometry import transform_from_xyz_quat
+
+    ts, mount = typestore(), transform_from_xyz_quat(MOUNT)
+    stamps = [1_000_000_000 + i * 33_333_333 for i in range(3)]
+    odom_from_camera = {}
+    for i, s in enumerate(stamps):
+        pose = transform_from_xyz_quat([0.1 * i, 0.02 * i, 0.0, 0.0, 0.0, np.sin(0.05 * i), np.cos(0.05 * i)])
+        odom_from_camera[s] = mount @ pose  # the odom frame is the base at the first frame
+
+    def node_run(bag_path, out_mcap, timing_json, *args, **kwargs) -> dict:
+        T, received = ts.types, []
+        for s in stamps:  # what the node publishes: odom_from_base = odom_from_camera @ camera_from_base
+            position, q = pose_to_msg_fields(ts, odom_from_camera[s] @ np.linalg.inv(mount))
+            msg = T["geometry_msgs/msg/PoseStamped"](header=_header(ts, s, "odom"), pose=T["geometry_msgs/msg/Pose"](
+                position=T["geometry_msgs/msg/Point"](x=position[0], y=position[1], z=position[2]), orientation=q))
+            received.append(("/pose", s, bytes(ts.serialize_cdr(msg, "geometry_msgs/msg/PoseStamped"))))
+        replay.write_recording(received, out_mcap, ts)
+        return {"published_ns": {str(s): s for s in stamps}, "arrival_ns": {str(s): s + 1 for s in stamps},
+                "frames_published": len(stamps), "wall_s": 0.1}
+
+    class Node:
+        def __init__(self, *args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def check_alive(self):
+            pass
+
+    monkeypatch.setattr(replay, "NodeProcess", Node)
+    monkeypatch.setattr(replay, "replay_subprocess", node_run)
+    monkeypatch.setattr(replay, "clip_geometry", lambda model_dir, hop: (4, 3))
+    monkeypatch.setattr(replay, "node_command", lambda *args, **kwargs: ["node"])
+    bag = BagData(tmp_path / "bag", stamps=stamps)
+    preds = replay.run_dds(bag, tmp_path / "bag", tmp_path / "model", tmp_path / "outputs.mcap",
+                           params={"base_from_camera": MOUNT})
+    assert sorted(preds.poses) == stamps
+    for s in stamps:
+        np.testing.assert_allclose(preds.poses[s], odom_from_camera[s], atol=1e-6)
+
+
+def _wall_recording(tmp_path: Path, without_depth: int, without_pose: int):
+    """6 frames of a static wall 2 m ahead, the camera sliding 1 px a frame; one frame without
+    depth and one without pose (a dropped message, or a slower depth camera), as bag import keeps them."""
+    K = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])
+    frames = []
+    for i in range(6):
+        pose = np.eye(4)
+        pose[0, 3] = -0.02 * i
+        frames.append(Frame(stamp_ns=i * 33_000_000, K=K, image=np.zeros((48, 64, 3), np.uint8),
+                            gt_depth=None if i == without_depth else np.full((48, 64), 2.0, np.float32),
+                            gt_pose=None if i == without_pose else pose))
+    write_bag(frames, tmp_path / "wall", storage="sqlite3")
+    return read_bag(tmp_path / "wall")
+
+
+def test_track_ground_truth_leaves_out_the_frames_without_depth_or_pose_not_the_recording(tmp_path):
+    """One depth image or pose missing removed the tracks score of the model and of LK for the whole
+    recording ('needs /gt/depth and /gt/pose at every frame'), while bag import keeps such frames for
+    the scorer to skip. They are now unknown, as a depth hole is, and report.md says how many frames
+    each part was scored on."""
+    from fourds_ros.evaluation.predictions import Predictions
+    from fourds_ros.evaluation.report import build_report, markdown
+
+    data = _wall_recording(tmp_path, without_depth=3, without_pose=4)
+    assert len(data.gt_depth) == len(data.gt_pose) == 5
+    model, lk = Predictions(name="fourds"), Predictions(name="lk")
+    for i, s in enumerate(data.stamps):  # both follow two wall points exactly and call them visible
+        track = {"ids": np.array([5, 6]), "uv": np.array([[20.0 + i, 24.0], [40.0 + i, 10.0]]),
+                 "visible": np.array([True, True])}
+        model.tracks[s] = lk.tracks[s] = track
+    report = build_report(data, model, {"lk": lk})
+    for tracks in (report["tracks"], report["peers"]["lk"]["tracks"]):
+        assert "error" not in tracks, tracks.get("error")
+        assert tracks["aj"] == 1.0 and tracks["oa"] == 1.0
+        assert tracks["frames"] == 4 and tracks["frames_without_gt"] == 2
+        # the two points after their query frame: frames 1, 2 and 5 scored, 3 (no depth) and 4 (no pose) not
+        assert tracks["evaluated"] == 2 * 3 and tracks["frames_unknown"] == 2 * 2
+    assert not [u for u in report["unscored"] if "tracks" in u]
+    assert "Frames scored (of 6): " in markdown(report) and "tracks 4" in markdown(report)
+
+
+def test_geometric_tracks_without_a_frames_depth_or_pose_call_it_unknown():
+    """The ground truth itself: a frame without a depth image leaves a point in view unknown (as a
+    depth hole) and one out of view occluded; a frame without a pose leaves every point unknown; a
+    query on a frame without depth has no ground truth."""
+    from fourds_ros.evaluation.metrics import geometric_tracks
+
+    K = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])
+    wall = np.full((48, 64), 2.0, np.float32)
+    away = np.eye(4)
+    away[0, 3] = 3.0  # 3 m to the side: the wall point is out of view
+    gt = geometric_tracks(np.array([[32.0, 24.0], [10.0, 10.0]]), np.array([0, 1]), [wall, None, None, wall],
+                          [np.eye(4), np.eye(4), away, None], K)
+    assert gt["valid"].tolist() == [True, False]
+    assert gt["unknown"][0].tolist() == [False, True, False, True]
+    assert gt["occluded"][0].tolist() == [False, True, True, True]
+
+
+def test_eval_suite_refuses_a_mistyped_model_in_one_line_before_converting(tmp_path, capsys):
+    """A CheckpointError traceback came after the first recording had been converted."""
+    from fourds_ros.evaluation import suite
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "holo").symlink_to(REPO / "samples" / "hololens_000")
+    split = tmp_path / "split.yaml"
+    split.write_text("recordings:\n"
+                     "  - {name: a, format: hololens, path: holo, scene: lab}\n"
+                     "  - {name: b, format: hololens, path: holo, scene: office}\n"
+                     "folds: [{name: f, train: [office], validation: [lab]}]\n")
+    rc = suite.main(["--split", str(split), "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+                     "--offline", "--model", str(tmp_path / "no_such_model"), "--max-frames", "4"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert [line for line in err.splitlines() if not line.startswith("INFO")] == [
+        f"fourds-ros eval-suite: {tmp_path / 'no_such_model'}: no config.json (expected a fourds_ros model dir)"]
+    assert not (tmp_path / "out" / "bags").exists()
+
+
+def test_eval_out_naming_a_file_is_refused_in_one_line(tmp_path, tiny_model_dir, capsys):
+    from fourds_ros.evaluation import eval_cli
+
+    write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
+                     image=np.zeros((48, 64, 3), np.uint8)) for i in range(4)], tmp_path / "bag")
+    (tmp_path / "afile").write_text("")
+    rc = eval_cli.main([str(tmp_path / "bag"), "--model", str(tiny_model_dir), "--offline",
+                        "--out", str(tmp_path / "afile")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"fourds-ros eval: the report directory {tmp_path / 'afile'} cannot be "
+                                            "made: File exists")
+
+
+@pytest.mark.parametrize("rate", ["fsat", "0", "-5", "nan", "inf"])
+def test_eval_refuses_a_bad_rate_before_the_node_starts(rate, tmp_path, monkeypatch, capsys):
+    """--rate was parsed only in the replay child, after the node had started and loaded the model:
+    a typo was a child's traceback, and 0 divided by zero."""
+    from fourds_ros.evaluation import eval_cli
+
+    def started(*args, **kwargs):
+        raise AssertionError("the evaluation started with --rate " + rate)
+
+    monkeypatch.setattr(eval_cli, "evaluate", started)
+    with pytest.raises(SystemExit) as refused:
+        eval_cli.main(["BAG", "--out", str(tmp_path / "out"), "--rate", rate])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"fourds-ros eval: error: argument --rate: {rate!r} is not 'max', "
+                                            "'bag' or a rate in Hz above 0")
+
+
+@pytest.mark.parametrize("rate", ["max", "bag", "12.5"])
+def test_eval_takes_the_rates_the_replay_plays(rate, tmp_path, monkeypatch):
+    from fourds_ros.evaluation import eval_cli
+    from fourds_ros.evaluation.bag import BagError
+
+    seen = []
+
+    def evaluate(*args, **kwargs):  # stands in for the run: only the rate it is given matters
+        seen.append(args[6])
+        raise BagError("stand-in")
+
+    monkeypatch.setattr(eval_cli, "evaluate", evaluate)
+    assert eval_cli.main(["BAG", "--out", str(tmp_path / "out"), "--rate", rate]) == 1
+    assert seen == [rate]
