@@ -86,14 +86,18 @@ class LensUndistortion:
     valid pixels, so K changes): colour bilinear, depth nearest (a depth image registered to the
     raw colour image moves with it, and depths must not be blended across an edge).
     k, d: the raw camera's K and distortion coefficients at (width, height); model: a camera_info
-    distortion_model the node undoes (plumb_bob, rational_polynomial, equidistant)."""
+    distortion_model the node undoes (plumb_bob, rational_polynomial, equidistant); sensor_extent:
+    camera.sensor_extent, for an image that is a roi window of the sensor (its principal point is
+    checked on the sensor, as the node checks it)."""
 
-    def __init__(self, k: np.ndarray, d: np.ndarray, width: int, height: int, model: str = "plumb_bob"):
+    def __init__(self, k: np.ndarray, d: np.ndarray, width: int, height: int, model: str = "plumb_bob",
+                 sensor_extent: tuple[float, float, float, float] | None = None):
         from .perception.calibration import check_distortion, undistortion_maps  # only distorted data pays for it
 
         self.raw_k = np.asarray(k, np.float64)
         self.distortion = check_distortion(model, d)  # the same at any resolution
-        self.map1, self.map2, self.intrinsics = undistortion_maps(self.raw_k, self.distortion, model, width, height)
+        self.map1, self.map2, self.intrinsics = undistortion_maps(self.raw_k, self.distortion, model, width, height,
+                                                                  sensor_extent)
         self.size = (width, height)
         self.map_x, self.map_y = cv2.convertMaps(self.map1, self.map2, cv2.CV_32FC1)
 

@@ -567,3 +567,18 @@ def test_a_12_bit_cameras_png_images_import_with_its_bit_depth():
     camera = bag_import.ImportedCamera(np.eye(3), None, None)
     frame = bag_import._frame(msg, "sensor_msgs/msg/CompressedImage", 0, camera, None, sixteen_bit_max=4095)
     assert frame.image.max() == 255 and abs(int(frame.image[0, 32, 0]) - round(int(ramp[0, 32]) * 255 / 4095)) <= 1
+
+
+def test_a_roi_strip_with_a_lens_imports_with_its_k_checked_on_the_sensor():
+    """The node keeps the K of a roi window that leaves the optical centre out (a strip watching the
+    floor), checked on the sensor; the import's undistortion checked it on the window, and refused a
+    recording the node reads ("camera_info's lens cannot be undone")."""
+    from types import SimpleNamespace
+
+    k = [1000.0, 0, 639.5, 0, 1000.0, 479.5, 0, 0, 1]
+    msg = SimpleNamespace(width=1280, height=960, k=k, d=[-0.1, 0.02, 0.0, 0.0, 0.0], p=[0.0] * 12,
+                          distortion_model="plumb_bob", binning_x=0, binning_y=0,
+                          roi=SimpleNamespace(x_offset=0, y_offset=600, width=1280, height=360))
+    camera = bag_import._calibration(msg, rectified=False, before=None)
+    assert camera.size == (1280, 360) and camera.undistortion is not None
+    assert camera.K[1, 2] < -0.5  # above the strip, on the sensor

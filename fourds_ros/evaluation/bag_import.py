@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from ..perception.calibration import DistortionError
-from ..perception.camera import camera_info_window, sensor_to_image
+from ..perception.camera import camera_info_window, sensor_extent, sensor_to_image
 from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
 from .bag import (BagError, Frame, bag_messages, camera_image_from_msg, open_reader, pose_from_msg, stamp_of,
@@ -257,7 +257,8 @@ def _calibration(msg, rectified: bool, before: ImportedCamera | None) -> Importe
     if rectified or not np.any(d):
         return ImportedCamera(k, (width, height), None)
     try:
-        undistortion = LensUndistortion(k, d, width, height, model=msg.distortion_model or "plumb_bob")
+        undistortion = LensUndistortion(k, d, width, height, model=msg.distortion_model or "plumb_bob",
+                                        sensor_extent=sensor_extent(msg))
     except DistortionError as exc:
         raise BagError(f"camera_info's lens cannot be undone ({exc.kind}): {exc}") from exc
     return ImportedCamera(undistortion.intrinsics, (width, height), undistortion)
