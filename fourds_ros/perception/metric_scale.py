@@ -33,12 +33,11 @@ from collections.abc import Callable
 import numpy as np
 import transforms3d.quaternions as quaternions
 
+from .clip_buffer import OUT_OF_ORDER_NS
 from .odometry import rotation_vector
 
 # Reference samples kept: enough to cover a clip waiting for inference under overload.
 HISTORY_NS = 20 * 10**9
-# A reference stamp this far behind the newest is time going backwards (a bag loop): start over.
-BACKWARDS_NS = 10**9
 # Two reference samples further apart than this do not bracket a frame: no measurement there.
 MAX_BRACKET_NS = 5 * 10**8
 # A frame this little after the newest sample is measured from it (the clip's last frame often
@@ -93,7 +92,7 @@ class ReferenceScale:
             if abs(float(np.linalg.norm(q)) - 1.0) > QUATERNION_TOLERANCE:  # e.g. all zeros: never set
                 return f"a reference odometry orientation of norm {np.linalg.norm(q):.3f}, not a unit quaternion"
             if self._stamps and stamp_ns <= self._stamps[-1]:
-                if stamp_ns > self._stamps[-1] - BACKWARDS_NS:
+                if stamp_ns > self._stamps[-1] - OUT_OF_ORDER_NS:  # further back: time went back (a bag loop)
                     return "a reference odometry stamp not after the previous one"
                 self._stamps, self._samples = [], []  # time went backwards: a new recording
             self._stamps.append(int(stamp_ns))
@@ -223,7 +222,7 @@ class DepthReferenceScale:
     def add(self, stamp_ns: int, depth: np.ndarray) -> None:
         """(h, w) metres on the model's grid, 0 / NaN where the sensor has none."""
         with self._lock:
-            if self._depth and stamp_ns < max(self._depth) - BACKWARDS_NS:
+            if self._depth and stamp_ns < max(self._depth) - OUT_OF_ORDER_NS:
                 self._depth.clear()  # time went backwards (a bag loop, a simulator reset): a new recording
             self._depth[int(stamp_ns)] = depth
             while len(self._depth) > DEPTH_HISTORY:
