@@ -15,7 +15,7 @@ from fourds_ros.engine import create_engine
 from fourds_ros.perception.camera import Calibration
 from fourds_ros.perception.health import NodeHealth, NodeState
 from fourds_ros.perception.image import ImageDecodeError
-from fourds_ros.perception.intake import FrameIntake
+from fourds_ros.perception.intake import MAX_FRAME_ID_CHARS, FrameIntake, image_frame_id
 from fourds_ros.perception.pipeline import PerceptionPipeline
 from fourds_ros.perception.preprocess import default_intrinsics
 from fourds_ros.perception.settings import PerceptionSettings
@@ -701,6 +701,43 @@ def test_an_image_without_a_frame_id_is_described_in_camera_frame_and_counted(ri
     assert r.results and {res.frame_id for res in r.results} == {"camera_optical_frame"}
     assert set(asked) == {"camera_optical_frame"}
     assert r.health.errors["no_frame_id"] == 4 and any("header.frame_id" in line for line in r.logged)
+
+
+def test_a_frame_id_with_a_leading_slash_is_described_without_it_and_counted(rig):
+    """ROS 1 recordings and ros1_bridge carry '/openni_rgb_optical_frame': the outputs went out in a
+    frame tf2 refuses to look up (rviz and Nav2 could not place them), and the camera mount was never
+    found. tf2 drops the '/' from a transform's frames, so the outputs and the mount lookup do too."""
+    asked = []
+    r = rig(camera_mount=lambda f, _stamp: asked.append(f))
+    for i, stamp in enumerate(stamps(4)):
+        r.image(stamp, image(64, 64, i), frame_id="/cam_optical")
+    r.flush()
+    assert r.results and {res.frame_id for res in r.results} == {"cam_optical"}
+    assert set(asked) == {"cam_optical"}
+    assert r.health.errors["frame_id_slash"] == 4 and any("'/cam_optical'" in line for line in r.logged)
+
+
+@pytest.mark.parametrize("frame_id", ["x" * 100_000, "cam\x00optical", "cam\noptical"])
+def test_an_overlong_or_unprintable_frame_id_is_bad_input_and_not_copied_into_the_outputs(rig, frame_id):
+    """A 100 kB header.frame_id was copied into every output (tracks/markers once per track: 6.5 MB a
+    clip); a control character makes no frame name either."""
+    r = rig()
+    for i, stamp in enumerate(stamps(4)):
+        r.image(stamp, image(64, 64, i), frame_id=frame_id)
+    r.flush()
+    assert r.results and {res.frame_id for res in r.results} == {"camera_optical_frame"}
+    assert r.health.errors["bad_frame_id"] == 4
+    assert all(len(line) < 1000 for line in r.logged)
+
+
+def test_image_frame_id_keeps_a_plain_frame_and_says_why_it_changed_any_other():
+    assert image_frame_id("camera_color_optical_frame", "fallback") == ("camera_color_optical_frame", None)
+    assert image_frame_id("x" * MAX_FRAME_ID_CHARS, "fallback")[1] is None
+    assert image_frame_id("//a/b", "fallback")[0] == "a/b"
+    for bad, kind in (("", "no_frame_id"), ("/", "no_frame_id"), ("x" * (MAX_FRAME_ID_CHARS + 1), "bad_frame_id"),
+                      ("a\tb", "bad_frame_id"), ("/a\x7f", "bad_frame_id")):
+        frame, problem = image_frame_id(bad, "fallback")
+        assert frame == "fallback" and problem[0] == kind, bad
 
 
 def test_rejected_frames_are_not_asked_for_a_camera_mount(rig):

@@ -33,6 +33,30 @@ from .settings import PerceptionSettings
 from .work_image import WorkImage
 from .worker import InferenceWorker
 
+# A longer header.frame_id is no frame name: a 100 kB one was copied into every output message
+# (tracks/markers repeats it per track: 6.5 MB a clip at max_tracks 64).
+MAX_FRAME_ID_CHARS = 256
+
+
+def image_frame_id(frame_id: str, camera_frame: str) -> tuple[str, tuple[str, str] | None]:
+    """An image's header.frame_id -> (the frame its outputs are in, None or the bad input's
+    (kind, message)). A leading '/' (ROS 1 recordings, ros1_bridge) is dropped, as tf2 drops it
+    from a transform's frames and refuses it in a lookup: kept, rviz and Nav2 could not place the
+    outputs and the camera mount was never found. An empty, overlong or unprintable one becomes
+    camera_frame."""
+    if len(frame_id) > MAX_FRAME_ID_CHARS or not frame_id.isprintable():
+        shown = frame_id[:40].encode("unicode_escape").decode()
+        return camera_frame, ("bad_frame_id", f"an image's header.frame_id ({len(frame_id)} characters, {shown!r}"
+                              f"...) is no frame name: its outputs are in {camera_frame!r} (camera_frame)")
+    stripped = frame_id.lstrip("/")
+    if not stripped:
+        return camera_frame, ("no_frame_id", f"an image without header.frame_id ({frame_id!r}): its outputs are "
+                              f"in {camera_frame!r} (camera_frame)")
+    if stripped != frame_id:
+        return stripped, ("frame_id_slash", f"an image's header.frame_id {frame_id!r} starts with '/', which tf2 "
+                          f"refuses: its outputs are in {stripped!r}")
+    return frame_id, None
+
 Decode = Callable[[int], tuple[np.ndarray, tuple[int, int]]]
 
 
@@ -171,10 +195,9 @@ class FrameIntake:
         if rgb.shape[:2] != work.work_hw:
             rgb = work.image(rgb)
         rgb, k = self._camera(rgb, paired, camera_hw)
-        if not frame_id:
-            frame_id = self.settings.pose.camera_frame
-            self.health.warn("no_frame_id", f"an image without header.frame_id: its outputs are in {frame_id!r} "
-                             "(camera_frame)")
+        frame_id, problem = image_frame_id(frame_id, self.settings.pose.camera_frame)
+        if problem:
+            self.health.warn(*problem)
         mount = self.camera_mount(frame_id, stamp_ns)
         with self.lock:
             if mount is not None:
