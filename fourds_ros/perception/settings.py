@@ -255,7 +255,7 @@ class TrackSettings(_Group):
     refinement: str = setting("flow", """flow: follow each track from its position in the previous frame with
         pyramidal LK; where LK fails, take the head's position only where its template matches near it well,
         else move the track with its nearest LK-followed neighbours; follows points that deform (BADJA
-        PCK 0.592 vs 0.390 with template, validation; README). template: refine the head's
+        PCK 0.524 vs 0.390 with template, validation, session 13; models/fourds_default/README.md). template: refine the head's
         track positions to sub-pixel on the camera image, matching each track's patch from its query
         frame near the prediction (perception/track_refine.py). none: the head's positions as they are
         (then also set track_image_fallback: false, which needs the templates).""",
@@ -278,7 +278,7 @@ class TrackSettings(_Group):
         by the motion of the model's visible tracks and matched against their template; visible where it
         matches, given back to the model when matched in its view again, dropped after 8 unmatched frames
         or off the image. Needs track_refinement: template or flow. They count against max_tracks. Tracks AJ +0.02
-        / +0.09 on 7-Scenes / HoloLens (README).""", param="track_image_fallback")
+        / +0.09 on 7-Scenes / HoloLens (training scenes, 2026-11-25; models/fourds_default/README.md).""", param="track_image_fallback")
     trail_length: int = setting(8, "Points per trail in tracks/markers.", param="track_trail_length",
                                 low=1, high=1000)
 
@@ -333,8 +333,8 @@ class PoseSettings(_Group):
     epipolar_steps: bool = setting(True, """pose_epipolar_corners > 0: where a clip's first and last camera images
         measure no direction, the steps its corners were followed over (every second frame) each
         measure their own by the essential matrix, and their sum turns the clip's translations (used
-        when at least half of the steps measured one; fresh corners are seeded where fewer than 30
-        are still followed). Why: on a walk or a slow camera the first frame's corners do not last
+        when at least half of the steps measured one; fresh corners are seeded where fewer than
+        pose_epipolar_replenish_below are still followed). Why: on a walk or a slow camera the first frame's corners do not last
         the clip (the HoloLens walk: none of its clips measured a first-last direction). The
         HoloLens walk played backwards (images the model saw, a motion it did not learn): ATE 0.286
         -> 0.168 m (ORB VO 0.109); TUM fr1/rpy (validation) at 30 / 15 / 10 Hz and the kitchen
@@ -771,8 +771,10 @@ YAML_HEADER = """\
 # GENERATED from fourds_ros/perception/settings.py (`python -m fourds_ros.perception.settings >
 # config/perception.yaml`); test/test_settings.py fails when the two differ. Every parameter is
 # listed with its default. Topics (relative, so a namespace applies):
-#   in:  image (sensor_msgs/Image rgb8|bgr8|rgba8|bgra8|mono8), image/compressed (jpeg|png),
-#        camera_info (latest is cached), track_queries (PointCloud2 u, v; track_query_mode: topic)
+#   in:  image (sensor_msgs/Image rgb8, bgr8, mono8 and the other encodings of docs/perception_node.md),
+#        image/compressed (jpeg|png), camera_info (paired with each image by stamp), track_queries
+#        (PointCloud2 u, v; track_query_mode: topic), reference_odom / reference_depth (the metres;
+#        metric_scale_source), /tf_static (the camera's mount), /tf (publish_tf: other odom publishers)
 #   out: depth/image (32FC1, metres; -inf/+inf below min_depth/above max_depth, NaN no depth: REP 117),
 #        depth/camera_info, depth/points (only while subscribed), tracks (PointCloud2 x y z u v
 #        track_id visible confidence), tracks/markers, odometry, pose, path, /tf, /diagnostics;
