@@ -58,11 +58,22 @@ def test_pip_only_requirements_leave_numpy_to_the_distribution():
     """A ROS user pip-installs only what apt/rosdep lacks (the issue's list), never numpy; with what
     `fourds-ros eval` and `bag convert --format mp4` import (evo, matplotlib, tqdm, av: without them
     the README's "measure it on your own camera" stopped with ModuleNotFoundError on a ROS install)."""
+    from packaging.requirements import Requirement
+
     lines = (REPO / "requirements-ros-system.txt").read_text().splitlines()
-    names = {line.split(">")[0].split("=")[0].strip() for line in lines if line.strip() and not line.startswith("#")}
-    assert names == {"torch", "onnxruntime", "onnx", "safetensors", "einops", "rosbags",  # onnx: the export
-                     "evo", "matplotlib", "tqdm", "av"}
-    assert "numpy" not in names and "opencv-python" not in names
+    wanted = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+    def names(python: str) -> set[str]:
+        return {r.name for r in wanted if r.marker is None or r.marker.evaluate({"python_version": python})}
+
+    for python in ("3.12", "3.13"):  # Jazzy / Kilted and later: numpy and OpenCV stay apt's
+        assert names(python) == {"torch", "onnxruntime", "onnx", "safetensors", "einops", "rosbags",  # onnx: export
+                                 "evo", "matplotlib", "tqdm", "av"}
+    # Humble (3.10): apt's numpy 1.21 is older than onnx and onnxruntime take, so pip brings one; below 2,
+    # or apt's cv2, built against numpy 1.x, stops importing.
+    assert names("3.10") - names("3.12") == {"numpy"}
+    numpy = next(r for r in wanted if r.name == "numpy")
+    assert not numpy.specifier.contains("2.0.0") and numpy.specifier.contains("1.26.4")
 
 
 def test_colcon_finds_pytest_as_test_dependency():
