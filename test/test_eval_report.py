@@ -207,6 +207,21 @@ def test_corrupt_bag_and_bad_model_exit_with_a_message(tmp_path, tiny_model_dir,
     assert cli(["eval", str(short_bag), "--model", str(tmp_path), "--out", str(tmp_path / "r3"), "--offline"]) == 1
 
 
+def test_a_missing_badja_folder_is_said_before_any_inference(tmp_path, tiny_model_dir, short_bag, monkeypatch,
+                                                             capsys):
+    """`eval --badja DIR` looked at DIR only after the whole evaluation (minutes of replay lost, no
+    report); like --model, it is checked first: the model never runs."""
+    from fourds_ros.cli import main as cli
+    from fourds_ros.evaluation import offline
+
+    ran, run_offline = [], offline.run_offline
+    monkeypatch.setattr(offline, "run_offline", lambda *a, **kw: ran.append(1) or run_offline(*a, **kw))
+    assert cli(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--offline",
+                "--badja", str(tmp_path / "no_badja")]) == 1
+    assert f"{tmp_path / 'no_badja'}: no such BADJA folder" in capsys.readouterr().err
+    assert ran == []
+
+
 def test_dds_replay_never_bursts_past_the_node_image_history(short_bag, tmp_path):
     """8-frame clips at hop 4: the first clip's burst would be 8 + 4 - 1 = 11 frames, one more than
     the node's image history (KEEP_LAST 10), which overwrote frame 0 before the node's callback took

@@ -78,6 +78,18 @@ def test_split_rejects_an_unknown_format(tmp_path):
         load_split(tmp_path / "s.yaml")
 
 
+@pytest.mark.parametrize("name", ["../../victim", "/tmp/victim", "team/run1", "team\\run1", "..", "."])
+def test_split_rejects_a_recording_name_that_is_not_one_folder_name(tmp_path, name):
+    """The name makes OUT/bags/<name> (replaced when it holds a bag) and OUT/<name>: a name with '..', a
+    separator or an absolute path reached folders outside --out."""
+    from fourds_ros.evaluation.suite import SplitError, load_split
+
+    (tmp_path / "s.yaml").write_text(f"recordings: [{{name: '{name}', format: tum, path: x, scene: a}}]\n"
+                                     "folds: [{name: f, validation: [a]}]\n")
+    with pytest.raises(SplitError, match=r"recordings\[0\] .*one plain folder name"):
+        load_split(tmp_path / "s.yaml")
+
+
 # --------------------------------------------------------------------------- the suite command
 def test_eval_suite_marks_train_and_validation_rows(tmp_path, tiny_model_dir):
     """Two real recordings, a few frames each, through the real CLI: the sample HoloLens walk as
@@ -130,6 +142,47 @@ def test_eval_suite_marks_train_and_validation_rows(tmp_path, tiny_model_dir):
     assert (out / "tum" / "report.json").exists() and (out / "bags" / "tum" / "metadata.yaml").exists()
 
 
+def _victim_bag(folder: Path) -> Path:
+    """A folder that looks like a bag from an earlier suite run (what convert_recording replaces)."""
+    folder.mkdir(parents=True)
+    (folder / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
+    (folder / "run1_0.mcap").write_bytes(b"the team's only recording")
+    return folder
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_eval_suite_never_replaces_a_bag_outside_out(tmp_path, tiny_model_dir, capsys, absolute):
+    """A split naming a recording `../../team_bags/run1` or `/…/team_bags/run1` deleted that rosbag2
+    folder outside --out (the reviewer's repro): the split is refused, the folder is untouched."""
+    from fourds_ros.cli import main
+
+    victim = _victim_bag(tmp_path / "team_bags" / "run1")
+    (tmp_path / "out" / "bags").mkdir(parents=True)  # an earlier run's: the OS then walks the '..' out of it
+    name = str(victim) if absolute else "../../team_bags/run1"
+    (tmp_path / "split.yaml").write_text(f"recordings: [{{name: '{name}', format: hololens, path: holo, scene: a}}]\n"
+                                         "folds: [{name: f, validation: [a]}]\n")
+    rc = main(["eval-suite", "--split", str(tmp_path / "split.yaml"), "--data-root", str(tmp_path / "data"),
+               "--out", str(tmp_path / "out"), "--offline", "--model", str(tiny_model_dir)])
+    assert (victim / "run1_0.mcap").read_bytes() == b"the team's only recording"
+    assert rc == 1 and "one plain folder name" in capsys.readouterr().err
+
+
+def test_convert_recording_replaces_only_a_folder_in_the_bags_folder(tmp_path):
+    """convert_recording's own guard, for a Recording built without load_split: neither a name that
+    climbs out nor a link in OUT/bags to a bag elsewhere gets that bag deleted."""
+    from fourds_ros.evaluation.bag import BagError
+    from fourds_ros.evaluation.suite import Recording, convert_recording
+
+    victim = _victim_bag(tmp_path / "team_bags" / "run1")
+    bags = tmp_path / "out" / "bags"
+    bags.mkdir(parents=True)
+    (bags / "linked").symlink_to(victim)
+    for name in ("../../team_bags/run1", str(victim), "linked"):
+        with pytest.raises(BagError, match="is not a folder in"):
+            convert_recording(Recording(name, "hololens", "holo", "a"), tmp_path, bags, max_frames=2)
+    assert (victim / "run1_0.mcap").read_bytes() == b"the team's only recording"
+
+
 def test_suite_row_targets_from_a_report():
     from fourds_ros.evaluation.suite import Recording, suite_row
 
@@ -154,7 +207,7 @@ def test_pose_over_start_frames_agrees_with_the_single_start(tmp_path, tiny_mode
 
     bag = tmp_path / "tum"
     convert_recording(Recording("tum", "tum", "tum_fr1_rpy_f000-079", "tum_desk"),
-                      require(SHARED_DATA / "tum_fr1_rpy_f000-079").parent, bag, max_frames=20)
+                      require(SHARED_DATA / "tum_fr1_rpy_f000-079").parent, tmp_path, max_frames=20)
     report = evaluate(bag, tiny_model_dir, tmp_path / "out", offline=True, pose_starts=3)
     starts = report["pose_over_starts"]
     assert starts["starts"] == 3 and len(starts["fourds"]["ate"]) == len(starts["orb_vo"]["ate"]) == 3
@@ -344,6 +397,25 @@ def test_badja_folder_errors_name_the_problem(tmp_path):
         find_clips([same, same])
 
 
+def test_a_badja_frame_that_does_not_decode_is_named(tmp_path):
+    """A corrupt JPEG in a clip: cv2.imread gives None, which ended `eval --badja` in a cv2.error
+    traceback; the error names the file."""
+    from fourds_ros.evaluation.datasets import BadjaError, load_badja
+
+    frames = tmp_path / "JPEGImages" / "480p" / "clip"
+    frames.mkdir(parents=True)
+    image = np.zeros((48, 64, 3), np.uint8)
+    for k in range(3):
+        (frames / f"{k:05d}.jpg").write_bytes(cv2.imencode(".jpg", image)[1].tobytes())
+    (frames / "00001.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "badja_joint_annotations").mkdir()
+    (tmp_path / "badja_joint_annotations" / "clip.json").write_text(json.dumps(
+        [{"image_path": f"JPEGImages/480p/clip/{k:05d}.jpg", "joints": [[10, 10], [20, 30], [40, 20]],
+          "visibility": [1, 1, 1]} for k in (0, 2)]))
+    with pytest.raises(BadjaError, match=r"00001\.jpg: cannot read the frame"):
+        load_badja(tmp_path)
+
+
 # --------------------------------------------------------------------------- unlabelled video
 def test_video_reader_finds_and_decodes_the_real_unlabelled_mp4s(tmp_path):
     from training.data.video import VideoClips, VideoSourceError, count_frames, find_sources, read_frames
@@ -369,3 +441,20 @@ def test_video_reader_finds_and_decodes_the_real_unlabelled_mp4s(tmp_path):
     assert clips.lengths == [87, 50]
     clip = clips.clip(1)
     assert clip.shape == (4, 32, 48, 3) and clip.dtype == np.float32 and 0.0 <= clip.min() < clip.max() <= 1.0
+
+
+def test_a_video_without_a_video_stream_is_a_clear_error(tmp_path, capsys):
+    """`bag convert --format mp4` on an audio-only file ended in an IndexError traceback."""
+    import av
+
+    from fourds_ros.cli import main as cli
+
+    audio = tmp_path / "audio_only.mp4"
+    with av.open(str(audio), "w") as container:  # a 1024-sample AAC track, nothing else
+        stream = container.add_stream("aac", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    assert cli(["bag", "convert", "--format", "mp4", str(audio), str(tmp_path / "bag")]) == 1
+    assert f"{audio}: no video stream" in capsys.readouterr().err

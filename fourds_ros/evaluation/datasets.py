@@ -137,6 +137,8 @@ def iter_mp4(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
     except Exception as exc:
         raise BagError(f"{src}: cannot open video: {exc}") from exc
     with container:
+        if not container.streams.video:  # an audio-only file opens but holds nothing to convert
+            raise BagError(f"{src}: no video stream")
         stream = container.streams.video[0]
         # guessed_rate: some muxers write an average_rate of 1200 for a 24 Hz video
         period = 1.0 / float(fps or stream.guessed_rate or stream.average_rate or 30)
@@ -256,6 +258,14 @@ def find_badja_clips(src: str | Path) -> list[BadjaClip]:
     return sorted(clips, key=lambda c: c.name)
 
 
+def _read_jpeg(path: Path) -> np.ndarray:
+    """One BADJA frame as (H, W, 3) uint8 RGB; a file that does not decode is named, not a cv2 traceback."""
+    image = cv2.imread(str(path))
+    if image is None:
+        raise BadjaError(f"{path}: cannot read the frame (missing, corrupt or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def _badja_frames(clip: BadjaClip) -> list[np.ndarray]:
     """All frames of a clip as (H, W, 3) uint8 RGB; frame k is DAVIS frame NNNNN = k."""
     if clip.frames.is_file():
@@ -264,7 +274,7 @@ def _badja_frames(clip: BadjaClip) -> list[np.ndarray]:
         paths = sorted(clip.frames.glob("*.jpg"))
         if [int(p.stem) for p in paths if p.stem.isdigit()] != list(range(len(paths))):
             raise BadjaError(f"{clip.frames}: frames must be 00000.jpg, 00001.jpg, ... without gaps")
-        frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+        frames = [_read_jpeg(p) for p in paths]
     if not frames:
         raise BadjaError(f"{clip.frames}: no frames")
     return frames

@@ -87,7 +87,11 @@ def _recording(entry, index: int) -> Recording:
         raise SplitError(f"recordings[{index}] ({entry['name']}): format must be one of {SUITE_FORMATS}")
     if not isinstance(entry.get("reverse", False), bool):
         raise SplitError(f"recordings[{index}] ({entry['name']}): reverse must be true or false")
-    return Recording(str(entry["name"]), entry["format"], str(entry["path"]), str(entry["scene"]),
+    name = str(entry["name"])  # it names OUT/bags/<name> and OUT/<name>: one folder, never one outside OUT
+    if "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
+        raise SplitError(f"recordings[{index}] ({name!r}): a name must be one plain folder name, without '/', "
+                         "'\\', '.' or '..' (it names the recording's folders under --out)")
+    return Recording(name, entry["format"], str(entry["path"]), str(entry["scene"]),
                      int(entry.get("erode_px", 0)), bool(entry.get("reverse", False)))
 
 
@@ -129,9 +133,15 @@ def load_split(path: str | Path) -> Split:
     return split
 
 
-def convert_recording(rec: Recording, data_root: Path, bag_path: Path, max_frames: int | None) -> int:
-    """The `fourds-ros bag convert --compressed` path. A bag left by an earlier suite run in
-    OUT/bags is replaced (it may hold another --max-frames); anything else there is an error."""
+def convert_recording(rec: Recording, data_root: Path, bags_dir: Path, max_frames: int | None) -> int:
+    """The `fourds-ros bag convert --compressed` path, into bags_dir/<rec.name> (OUT/bags/<name>). A bag
+    left there by an earlier suite run is replaced (it may hold another --max-frames); anything else
+    there is an error."""
+    bag_path = bags_dir / rec.name
+    # behind load_split's check of the name (a Recording may be built directly): the folder that is
+    # replaced must lie in bags_dir, never one that a name with '..', an absolute path or a link reaches
+    if bag_path.resolve().parent != bags_dir.resolve():
+        raise BagError(f"recording {rec.name!r}: {bag_path} is not a folder in {bags_dir}; not writing there")
     if bag_path.exists():
         if not (bag_path / "metadata.yaml").exists():
             raise BagError(f"{bag_path} exists and is not a rosbag2 folder; not overwriting it")
@@ -241,7 +251,7 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
         if validation_only and role != "validation":
             continue
         t0 = time.perf_counter()
-        n = convert_recording(rec, data_root, out / "bags" / rec.name, max_frames)
+        n = convert_recording(rec, data_root, out / "bags", max_frames)
         log.info("%s (%s): %d frames converted, evaluating", rec.name, role, n)
         report = evaluate(out / "bags" / rec.name, model_dir, out / rec.name, offline=offline, backend=backend,
                           erode_px=rec.erode_px, params=params,
