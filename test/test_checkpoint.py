@@ -93,6 +93,37 @@ def test_a_malformed_config_is_a_checkpoint_error(tiny_model_dir, tmp_path, edit
         load_checkpoint(bad)
 
 
+LOAD_UNDER_A_MEMORY_LIMIT = r"""
+import re, resource, sys
+from fourds_ros.model import CheckpointError, load_checkpoint
+in_use = int(re.search(r"VmSize:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (in_use + (2 << 30), resource.RLIM_INFINITY))  # 2 GB more
+try:
+    load_checkpoint(sys.argv[1])
+except CheckpointError as e:
+    print(e)
+"""
+
+
+def test_a_config_of_a_larger_model_than_its_weights_fails_without_building_it(tiny_model_dir, tmp_path):
+    """Size "G" beside micro weights: the whole G model (7.4 GB of float32) was allocated before the
+    missing keys were found; under a 2 GB limit that failed as "cannot be built", on a robot as the
+    OOM killer. The keys and shapes are checked first, on a model that allocates nothing."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    big = tmp_path / "big"
+    shutil.copytree(tiny_model_dir, big)
+    config = json.loads((big / "config.json").read_text())
+    (big / "config.json").write_text(json.dumps({**config, "size": "G"}))
+    done = subprocess.run([sys.executable, "-c", LOAD_UNDER_A_MEMORY_LIMIT, str(big)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"{big / WEIGHTS_FILE}: missing keys: ['encoder.blocks."), done.stdout
+    assert "has shape" in done.stdout and "cannot be built" not in done.stdout
+
 def _flax_backbone(tmp_path):
     """A backbone-only file keyed like scaling4d_dist_b.npz (params/encoder, params/processor)."""
     ref = np.load(require(REFERENCE / "ti_depth.npz"))

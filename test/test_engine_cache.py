@@ -206,6 +206,65 @@ def test_cache_owned_by_another_user_is_refused(tmp_path, caplog):
     assert root != foreign and "owned by uid 65534" in caplog.text
 
 
+
+@pytest.fixture
+def runtime_user(monkeypatch):
+    """This process as an image's unprivileged runtime user (uid 1000) reading what root wrote at build
+    time. Only the uid is pretended: the files are really root's, so the test needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own the cache as root")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+
+
+@pytest.mark.parametrize("owner, mode, refusal", [(0, 0o755, None), (0, 0o775, "group- or world-writable"),
+                                                  (65534, 0o755, "owned by uid 65534")])
+def test_root_owned_cache_is_used_unless_writable_by_others(tmp_path, runtime_user, caplog, owner, mode, refusal):
+    """Root already owns the interpreter and the package: its cache is no new exposure. Another user's
+    still is, and a group-writable one of root's too."""
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=mode)
+    cache.chmod(mode)
+    os.chown(cache, owner, owner)
+    with caplog.at_level(logging.WARNING):
+        root = secure_cache_dir(cache)
+    if refusal is None:
+        assert root == cache and caplog.text == ""
+    else:
+        assert root != cache and refusal in caplog.text
+
+
+def test_a_cache_prebuilt_by_root_is_read_by_the_runtime_user(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    """`fourds-ros build-engine` in a Dockerfile's root RUN step (0755 folders, 0644 files), the node under
+    a USER line: the cache was refused for a temporary one and the graph exported (TensorRT: the engine
+    rebuilt, minutes) at every start. An entry it lacks cannot be written by that user: the export fails
+    by name and auto goes on to torch, as for a read-only filesystem (root ignores file modes, so the
+    refused write is stood in for by its error)."""
+    from fourds_ros.engine import engine_cache, export
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own the cache as root")
+    cache = tmp_path / "cache"
+    create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)  # the image's build step, as root
+    for folder, _, files in os.walk(cache):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # the runtime user (only the uid is pretended)
+
+    def not_ours(path):
+        raise CacheDirError(f"engine cache directory {path} cannot be created: Permission denied")
+
+    monkeypatch.setattr(export, "ensure_writable_dir", not_ours)
+    monkeypatch.setattr(engine_cache, "ensure_writable_dir", not_ours)
+    monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)
+    assert cache in engine.onnx_path.parents and caplog.text == ""
+    with pytest.raises(CacheDirError, match=f"{cache}/onnx/.* Permission denied"):  # a key it lacks
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q + 1, cache_dir=cache)
+    assert create_engine(tiny_model_dir, "auto", num_queries=Q + 1, cache_dir=cache).backend == "torch"
+
 @pytest.mark.parametrize("num_queries", [0, -1, True, 2.5])
 def test_num_queries_below_one_is_a_clear_error_before_export(tiny_model_dir, tmp_path, num_queries):
     """num_queries 0 crashed the ONNX export with SIGFPE and left a temp folder in the cache."""

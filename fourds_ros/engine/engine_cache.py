@@ -11,7 +11,9 @@ sidecar when it was made, so it is made again only when model.onnx's bytes chang
 
 What is in the cache gets executed (a graph decides what the node publishes), so the cache root
 must be private: secure_cache_dir creates it 0700 and refuses one that is group- or world-writable
-or owned by another user, falling back to a private temporary directory with a WARNING.
+or owned by another user, falling back to a private temporary directory with a WARNING. Root's is
+accepted (when not group- or world-writable): root already owns the interpreter and the package,
+and a cache prebuilt in a Docker image's root build step is read by the image's runtime user.
 """
 
 from __future__ import annotations
@@ -65,10 +67,10 @@ def ensure_writable_dir(path: str | Path) -> Path:
 
 
 def unsafe_dir_reason(path: str | Path) -> str | None:
-    """Why another local user could plant files in directory `path`, or None when only we can."""
+    """Why another local user could plant files in directory `path`, or None when only we (or root) can."""
     info = os.stat(path)
-    if info.st_uid != os.geteuid():
-        return f"owned by uid {info.st_uid}, not by this process's uid {os.geteuid()}"
+    if info.st_uid not in (os.geteuid(), 0):  # root can replace our code anyway; trusting its cache adds nothing
+        return f"owned by uid {info.st_uid}, not by this process's uid {os.geteuid()} or by root"
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return f"group- or world-writable (mode {stat.S_IMODE(info.st_mode):04o})"
     return None
@@ -88,11 +90,11 @@ def _private_fallback(refused: Path) -> Path:
 
 def secure_cache_dir(path: str | Path, logger: logging.Logger | None = None) -> Path:
     """The cache root to use for `path`: created 0700 when missing and returned when private;
-    when it is group/world-writable or owned by another user (anyone could plant a graph there),
-    a private temporary directory (removed at exit) is returned instead, with a WARNING.
-    An existing one need not be writable: a prebuilt cache on a read-only filesystem is read, and
-    what must be written checks its own folder (ensure_writable_dir). Raises CacheDirError when
-    `path` is missing and cannot be created."""
+    when it is group/world-writable or owned by another user than root (anyone could plant a graph
+    there), a private temporary directory (removed at exit) is returned instead, with a WARNING.
+    An existing one need not be writable: a prebuilt cache on a read-only filesystem or owned by
+    root is read, and what must be written checks its own folder (ensure_writable_dir). Raises
+    CacheDirError when `path` is missing and cannot be created."""
     path = Path(path)
     if not path.is_dir():
         path = ensure_writable_dir(path)

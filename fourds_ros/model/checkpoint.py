@@ -2,7 +2,9 @@
 
 Loading checks every key and shape against the config before anything is copied, and names the
 offending key, so a wrong or corrupt checkpoint fails with a message rather than a traceback
-deep inside torch.
+deep inside torch. The keys and shapes are compared first from the safetensors header and a
+model built on the meta device, so a config naming a larger model than its weights (a typo,
+a wrong file) fails by name instead of allocating that model first.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -111,6 +113,28 @@ def load_config(directory: str | Path) -> ModelConfig:
         raise CheckpointError(f"{path}: invalid model config: {type(e).__name__}: {e}") from e
 
 
+def _build(config: ModelConfig, config_path: Path) -> FourDS:
+    try:
+        return FourDS(config)
+    except (TypeError, ValueError, RuntimeError) as e:  # e.g. a whole number given as 32.0
+        raise CheckpointError(f"{config_path}: describes a model that cannot be built: {e}") from e
+
+
+def _read_weights(weights: Path, read: Callable[[], dict[str, Tensor]]) -> dict[str, Tensor]:
+    try:
+        return read()
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})") from e
+
+
+def _header_tensors(weights: Path) -> dict[str, Tensor]:
+    """The tensors in `weights` as meta tensors of their shapes, read from the header: nothing is loaded.
+    Float placeholders: the dtypes are checked on the loaded tensors."""
+    with safe_open(str(weights), framework="pt") as f:
+        keys = f.keys()  # a safe_open is not iterable
+        return {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in keys}
+
+
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> FourDS:
     """Build the model from config.json and load model.safetensors, validated key by key."""
     directory = Path(directory)
@@ -120,18 +144,17 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{directory}: no {WEIGHTS_FILE}")
-    try:
-        state = load_file(str(weights), device=str(device))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})") from e
-    try:
-        model = FourDS(config)
-    except (TypeError, ValueError, RuntimeError) as e:  # e.g. a whole number given as 32.0
-        raise CheckpointError(f"{directory / CONFIG_FILE}: describes a model that cannot be built: {e}") from e
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    check_state_dict(expected, state, str(weights))
+    # Keys and shapes first, from the header against a model on the meta device (no memory): a config
+    # describing a larger model than its weights would otherwise allocate all of it (GBs) before failing.
+    header = _read_weights(weights, lambda: _header_tensors(weights))
+    with torch.device("meta"):
+        expected = {k: v.shape for k, v in _build(config, directory / CONFIG_FILE).state_dict().items()}
+    check_state_dict(expected, header, str(weights))
+    state = _read_weights(weights, lambda: load_file(str(weights), device=str(device)))
+    check_state_dict(expected, state, str(weights))  # the dtypes
     for key, value in state.items():
         if not torch.isfinite(value).all():
             raise CheckpointError(f"{weights}: key {key!r} contains NaN or Inf")
+    model = _build(config, directory / CONFIG_FILE)
     model.load_state_dict(state)
     return model.to(device).eval()
