@@ -1,15 +1,16 @@
 """Lifecycle transitions and parameters from YAML on real DDS; the launch plan's command line."""
 
 import shutil
+import subprocess
 import sys
 
 import pytest
 import yaml
 
-from fourds_ros.ros.harness import run_node
-from fourds_ros.ros.launch_logic import PARAMS_KEY, command_line, perception_node_plan
+from fourds_ros.ros.harness import process_environment, run_node, write_params
+from fourds_ros.ros.launch_logic import PARAMS_KEY, command_line, node_plan, perception_node_plan
 
-from .conftest import REPO
+from .conftest import REPO, stop_process
 
 
 def test_lifecycle_transitions_with_yaml_params(tiny_model_dir, ros_env, tmp_path):
@@ -238,6 +239,65 @@ def test_a_failed_activation_is_no_error_once_the_node_is_cleaned_up(tiny_model_
             if "activate failed" in s["message"]], run.node_log  # the failure was reported while it held
     diag = run.last_diagnostics()
     assert diag["level"] < 2 and "activate failed" not in diag["message"], diag
+
+
+# The signal arrives while autostart's configure loads the model (a Ctrl-C or SIGTERM while the shipped
+# model warms up, which takes seconds). No pipeline comes back: with the context shut down, configure
+# fails at its first publisher, before it uses one (and the test does not wait for torch to load).
+SIGNAL_DURING_CONFIGURE = """\
+import os, signal
+from fourds_ros.ros import perception_node
+def signalled(*args, **kwargs):
+    print("injected: {name} during configure", flush=True)
+    os.kill(os.getpid(), signal.{name})
+    return None, "none"
+perception_node.create_pipeline = signalled"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_autostarts_configure_exits_cleanly(tiny_model_dir, ros_env, tmp_path, name):
+    """autostart's configure ran outside the protected spin: a Ctrl-C during it ended the process with a
+    KeyboardInterrupt traceback (exit code -2), and a SIGTERM logged ERROR "configure failed: RCLError ...
+    context is invalid" for a configure that the shutdown, not a fault, had ended."""
+    params_file = write_params(tmp_path / "params.yaml", {"model": str(tiny_model_dir), "num_queries": 16})
+    argv = command_line(node_plan([params_file]), executable=node_command(SIGNAL_DURING_CONFIGURE.format(name=name)))
+    with open(tmp_path / "node.log", "w") as log:  # no probe: the node stops itself
+        node = subprocess.Popen(argv, env=process_environment(ros_env), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            node.wait(timeout=60)
+        finally:
+            stop_process(node)
+    node_log = (tmp_path / "node.log").read_text()
+    assert f"injected: {name} during configure" in node_log and node.returncode == 0, node_log
+    assert "Traceback" not in node_log, node_log
+    assert not [line for line in node_log.splitlines() if "[ERROR]" in line and "configure failed" in line], node_log
+
+
+def test_a_clip_longer_than_cleanup_waits_is_dropped_not_reported_by_the_next_configuration(tiny_model_dir,
+                                                                                           ros_env, tmp_path):
+    """cleanup waits RELEASE_WAIT_S for the running clip (10 s; 0.5 s here). It used to go on silently, destroy
+    the publishers under the clip, and the clip's late failure (WARN "publishing depth failed", its frames
+    counted failed) came out in the next configuration. Now the timeout is logged, the clip's frames are
+    counted as discarded at release, and its results are dropped."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+            {"frames": 4, "rate": 20, "size": [120, 160]}, {"wait": 0.5},  # one clip, in inference for 2 s
+            {"lifecycle": "deactivate"}, {"lifecycle": "cleanup"},  # gives up on it after 0.5 s
+            {"lifecycle": "configure"}, {"lifecycle": "activate"},  # the clip ends during the 2 s warm-up
+            {"wait": 1.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 4, "image_qos": "DEFAULT",
+              "debug_inference_delay_ms": 2000.0}
+    run = run_node(plan, params, tmp_path, ros_env,
+                   cmd=node_command("from fourds_ros.ros import perception_node\nperception_node.RELEASE_WAIT_S = 0.5"))
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert [e["success"] for e in run.result["events"] if "lifecycle" in e] == [True] * 4, run.node_log
+    assert "the running clip did not end within 0.5 s" in run.node_log, run.node_log
+    late = run.node_log.split("the running clip did not end")[1]  # the old clip's end, and the new configuration
+    assert "publishing" not in late and "[worker]" not in late, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["state"] == "active" and values["frames_in"] == "4", values
+    assert values["frames_discarded_at_release"] == "4" and values["frames_failed"] == "0", values
+    assert values["frames_unaccounted"] == "0" and "errors_publish" not in values, values
+
 
 def test_a_params_file_with_two_bad_values_is_fixed_one_ros2_param_set_at_a_time(tiny_model_dir, ros_env, tmp_path):
     """Configure fails naming the first bad value; `ros2 param set` of it was refused because of the

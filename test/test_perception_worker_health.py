@@ -3,6 +3,8 @@ rules and frame accounting), without ROS."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -312,6 +314,54 @@ def test_stop_finishes_the_running_clip_and_leaves_waiting_ones(make_worker):
     assert [r[0] for r in run.ran] == [1]  # clip 2 was never run
     assert worker.pending_frames() == 2
     assert worker.discard() == 2  # what the node counts as frames_discarded_at_release
+
+
+def test_a_stop_interrupted_by_ctrl_c_waits_for_the_running_clip_when_called_again(make_worker):
+    """A second Ctrl-C while the node's release waits for the running clip, and the release tried again:
+    a KeyboardInterrupt inside Thread.join made CPython mark the still running thread stopped, so the
+    second stop() returned at once and the node destroyed its publishers under the clip (exit code -2,
+    DDS shared memory left in /dev/shm). A real SIGINT, as the node gets it."""
+    finished = threading.Event()
+
+    def slow_clip(clip: Clip) -> None:
+        time.sleep(1.0)
+        finished.set()
+
+    worker = make_worker(slow_clip)
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert wait_for(lambda: worker.pending_frames() == 4 and not worker.clip_waiting())  # in inference
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        worker.stop(timeout_s=WAIT_S)
+    assert not finished.is_set()
+    worker.stop(timeout_s=WAIT_S)  # as the node's release does after the interrupt
+    assert finished.is_set(), "the second stop returned while the clip still ran"
+    assert worker.loop_ended.is_set()
+
+
+def test_a_stop_that_times_out_abandons_the_running_clip_and_discard_counts_its_frames(make_worker):
+    """cleanup with a clip longer than it waits: the release goes on and counts the running clip's frames
+    with the queued ones as discarded; what the clip does later is counted nowhere (the next configuration
+    reported its late failure as its own)."""
+    gate = threading.Event()
+
+    def late_clip(clip: Clip) -> None:
+        assert gate.wait(WAIT_S)
+        worker.settle(lambda: worker.counts.update(frames_out=clip.new_frames))
+        raise RuntimeError("publisher destroyed")
+
+    worker = make_worker(late_clip)
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert wait_for(lambda: worker.pending_frames() == 4 and not worker.clip_waiting())  # in inference
+    worker.submit(make_clip(2, 2))
+    assert worker.stop(timeout_s=0.2) is False
+    assert worker.discard() == 6  # 4 in inference, 2 queued
+    gate.set()
+    assert worker.loop_ended.wait(WAIT_S)
+    assert worker.counts["frames_out"] == 0 and worker.errors == []
+    assert worker.discard() == 0
 
 
 # -- NodeHealth -----------------------------------------------------------------------------------------

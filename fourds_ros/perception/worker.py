@@ -57,27 +57,43 @@ class InferenceWorker:
         self.frames_in_inference = 0  # the running clip's new frames (guarded by cv)
         self.running = False
         self.thread: threading.Thread | None = None
+        self.loop_ended = threading.Event()  # set by the thread as its loop ends (stop waits on it)
+        self.abandoned = False  # stop gave up on the running clip: its results count nowhere (guarded by cv)
+        self.frames_abandoned = 0  # that clip's frames, for discard (guarded by cv)
         self.last_activity = time.monotonic()  # a frame buffered or a clip finished
 
     def start(self) -> None:
         self.running = True
+        self.loop_ended.clear()
         self.thread = threading.Thread(target=self._loop, name="fourds_inference", daemon=True)
         self.thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop after the running clip (if any); waiting clips are left in the queue."""
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop after the running clip (if any); waiting clips are left in the queue. -> whether the loop
+        ended within timeout_s; if not, the running clip is abandoned: settle no longer counts it, its
+        exceptions no longer reach on_error, and discard counts its frames.
+        Waits on an Event, not Thread.join: a KeyboardInterrupt (a second Ctrl-C) inside join makes CPython 3.11
+        mark the still running thread stopped (threading._wait_for_tstate_lock's bpo-45274 handling takes the
+        running thread's lock for one it acquired), and a second stop() then returned at once."""
         with self.cv:
             self.running = False
             self.cv.notify_all()
-        if self.thread is not None and self.thread is not threading.current_thread():
-            self.thread.join(timeout_s)
+        nothing_to_wait_for = self.thread is None or self.thread is threading.current_thread()
+        if not nothing_to_wait_for and not self.loop_ended.wait(timeout_s):
+            with self.cv:  # settled before this or never: its frames are counted once
+                self.abandoned, self.frames_abandoned = True, self.frames_in_inference
+            return False
         self.thread = None
+        return True
 
     def discard(self) -> int:
-        """Empty the queue (the node is being released). -> frames that no clip will describe."""
+        """Empty the queue (the node is being released). -> frames that no clip will describe: the queued
+        ones, and an abandoned clip's."""
         with self.cv:
             frames = sum(c.new_frames for c in self.queue.clips)
             self.queue.clear()
+            frames += self.frames_abandoned
+            self.frames_abandoned = 0
             return frames
 
     def submit(self, clip: Clip) -> None:
@@ -118,7 +134,8 @@ class InferenceWorker:
         frames_in_inference in the same step. Counted first and cleared after, a report in between
         had them in both places (frames_unaccounted -4 for a moment)."""
         with self.cv:
-            count()
+            if not self.abandoned:  # else discard has counted them
+                count()
             self.frames_in_inference = 0
 
     def _next(self) -> Clip | None:
@@ -132,13 +149,17 @@ class InferenceWorker:
             return clip
 
     def _loop(self) -> None:
-        name_os_thread(INFERENCE_THREAD_NAME)
-        while (clip := self._next()) is not None:
-            try:
-                self.run_clip(clip)
-            except Exception as exc:  # keep running; the next clip may be fine
-                self.on_error(exc)
-            finally:  # a run_clip that raised, or returned without counting, settled nothing
-                with self.cv:
-                    self.frames_in_inference = 0
-                self.touch()
+        try:
+            name_os_thread(INFERENCE_THREAD_NAME)
+            while (clip := self._next()) is not None:
+                try:
+                    self.run_clip(clip)
+                except Exception as exc:  # keep running; the next clip may be fine
+                    if not self.abandoned:
+                        self.on_error(exc)
+                finally:  # a run_clip that raised, or returned without counting, settled nothing
+                    with self.cv:
+                        self.frames_in_inference = 0
+                    self.touch()
+        finally:
+            self.loop_ended.set()

@@ -14,7 +14,6 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
@@ -26,10 +25,12 @@ from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
 from .manager_bond import ManagerBond
+from .node_lifetime import run_until_shutdown
 from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
-from .spin import spin_until_shutdown
 from .transforms import CameraMount, create_publishers, create_subscriptions
+
+RELEASE_WAIT_S = 10.0  # cleanup / shutdown waits this long for the running clip, then drops its results
 
 
 class PerceptionNode(LifecycleNode):
@@ -56,7 +57,10 @@ class PerceptionNode(LifecycleNode):
         except Exception as exc:  # a bad model or parameter must not crash the process
             self.failure = f"configure failed: {type(exc).__name__}: {exc}"
             self.state_text = "unconfigured (configure failed)"
-            self.get_logger().error(self.failure)
+            if self.context.ok():
+                self.get_logger().error(self.failure)
+            else:  # a SIGTERM during configure fails it at the next publisher it makes: no fault of the node's
+                self.get_logger().info(f"configure stopped by the shutdown ({type(exc).__name__})")
             self._release()
             return TransitionCallbackReturn.FAILURE
         self.failure, self.state_text = "", "inactive"
@@ -134,7 +138,8 @@ class PerceptionNode(LifecycleNode):
         if self.pipeline is not None:  # its counters end with it: keep their totals
             self.health.counts.update({k: v for k, v in self.pipeline.status().items() if k in PIPELINE_COUNTED})
         if self.worker is not None:
-            self.worker.stop(timeout_s=10)
+            if not self.worker.stop(timeout_s=RELEASE_WAIT_S):  # its late results are dropped (worker.abandoned)
+                self.get_logger().warning(f"the running clip did not end within {RELEASE_WAIT_S:g} s: dropped")
             discarded += self.worker.discard()
         self.health.counts["frames_discarded_at_release"] += discarded  # buffered ones were left unaccounted
         if discarded:  # shutdown or cleanup with frames not described: say so
@@ -187,25 +192,32 @@ class PerceptionNode(LifecycleNode):
     def _run_clip(self, clip) -> None:
         # Frames are counted through worker.settle, which takes them out of inference in the same step:
         # /diagnostics never sees them pending and counted at once (frames_unaccounted below 0).
-        pipeline, worker, counts, t_start = self.pipeline, self.worker, self.health.counts, time.perf_counter()
+        pipeline, worker, tf_publish, counts = self.pipeline, self.worker, self.tf_publish, self.health.counts
         if pipeline is None or worker is None:
             return
-        send_depth = DepthFirst(self.outputs, self.publishers_, self.health.warn)  # a costmap waits for depth
+        t_start = time.perf_counter()
+
+        def warn_unless_stopping(category: str, text: str) -> None:  # stopping: its publishers are going
+            if worker.running:
+                self.health.warn(category, text)
+        send_depth = DepthFirst(self.outputs, self.publishers_, warn_unless_stopping)  # a costmap waits for depth
         try:
             result = pipeline.process(clip, on_depth=send_depth)
         except ClipFailed as exc:  # keep running; the next clip may be fine
             worker.settle(lambda: counts.update(frames_failed=clip.new_frames))
             sent = "" if "depth" in send_depth.rest else "; its depth was sent"  # a costmap has that much
-            self.health.warn(exc.stage, f"{exc}{sent}")
+            if not worker.abandoned:
+                self.health.warn(exc.stage, f"{exc}{sent}")
+            return
+        if worker.abandoned:  # the release gave up on it: its frames are counted discarded, its publishers gone
             return
         counts["clips"] += 1
         try:
             with pipeline.odometry_current(result) as current:  # a ~/reset waits until these poses are out
-                send_depth.send_rest(result, pipeline.trails(), self.tf_publish, pose=current)
+                send_depth.send_rest(result, pipeline.trails(), tf_publish, pose=current)
         except Exception as exc:
             worker.settle(lambda: counts.update(frames_failed=len(result.frames)))
-            if worker.running:
-                self.health.warn("publish", f"publishing failed: {type(exc).__name__}: {exc}")
+            warn_unless_stopping("publish", f"publishing failed: {type(exc).__name__}: {exc}")
             return
         worker.settle(lambda: self.health.record_clip(
             [r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t_start,
@@ -228,18 +240,7 @@ class PerceptionNode(LifecycleNode):
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=sys.argv if argv is None else argv)
     node = PerceptionNode()
-    # One thread (inference has its own): a second one's wait sets held the GIL and starved inference.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    if node.at_start.model.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-        node.trigger_activate()
-    try:
-        spin_until_shutdown(executor.spin, node.context)
-    finally:
-        node._release()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+    run_until_shutdown(node, node.at_start.model.autostart)
     return 0
 
 

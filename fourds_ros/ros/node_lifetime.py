@@ -1,0 +1,44 @@
+"""The node process from start to exit: autostart, spinning until SIGINT/SIGTERM, and the release, whenever
+the signal comes (during autostart's configure, during the spin, or again while the release waits)."""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+
+from .spin import spin_until_shutdown
+
+
+def run_until_shutdown(node, autostart: bool) -> None:
+    """Spin `node` (configured and activated first with `autostart`) until shutdown, then release it
+    (node._release), destroy it and shut rclpy down."""
+    # One thread (inference has its own): a second one's wait sets held the GIL and starved inference.
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+
+    def start_and_spin() -> None:
+        # Inside the protected spin: configure can take many seconds (the model's warm-up), and a Ctrl-C
+        # during it is a shutdown like any other (it was a KeyboardInterrupt traceback, exit code -2).
+        if autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.context.ok():
+            node.trigger_activate()
+        executor.spin()
+
+    try:
+        spin_until_shutdown(start_and_spin, node.context)
+    finally:
+        release_until_done(node._release)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+
+
+def release_until_done(release) -> None:
+    """release(), again after each KeyboardInterrupt: a second Ctrl-C while it waits for the running clip
+    left the process with a traceback, exit code -2 and its DDS shared memory in /dev/shm."""
+    while True:
+        try:
+            release()
+            return
+        except KeyboardInterrupt:
+            continue
