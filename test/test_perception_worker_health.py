@@ -321,10 +321,10 @@ def test_a_stop_interrupted_by_ctrl_c_waits_for_the_running_clip_when_called_aga
     a KeyboardInterrupt inside Thread.join made CPython mark the still running thread stopped, so the
     second stop() returned at once and the node destroyed its publishers under the clip (exit code -2,
     DDS shared memory left in /dev/shm). A real SIGINT, as the node gets it."""
-    finished = threading.Event()
+    finished, release = threading.Event(), threading.Event()
 
     def slow_clip(clip: Clip) -> None:
-        time.sleep(1.0)
+        release.wait(60)  # runs until the test lets it end: the SIGINT lands in stop however late it fires
         finished.set()
 
     worker = make_worker(slow_clip)
@@ -333,8 +333,9 @@ def test_a_stop_interrupted_by_ctrl_c_waits_for_the_running_clip_when_called_aga
     assert wait_for(lambda: worker.pending_frames() == 4 and not worker.clip_waiting())  # in inference
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
-        worker.stop(timeout_s=WAIT_S)
+        worker.stop(timeout_s=60)
     assert not finished.is_set()
+    threading.Timer(0.3, release.set).start()
     worker.stop(timeout_s=WAIT_S)  # as the node's release does after the interrupt
     assert finished.is_set(), "the second stop returned while the clip still ran"
     assert worker.loop_ended.is_set()
@@ -358,10 +359,15 @@ def test_a_stop_that_times_out_abandons_the_running_clip_and_discard_counts_its_
     worker.submit(make_clip(2, 2))
     assert worker.stop(timeout_s=0.2) is False
     assert worker.discard() == 6  # 4 in inference, 2 queued
+    assert worker.stop(timeout_s=0.2) is False  # the release tried again (a second Ctrl-C)
+    assert worker.discard() == 0  # the running clip's frames are counted once
     gate.set()
     assert worker.loop_ended.wait(WAIT_S)
     assert worker.counts["frames_out"] == 0 and worker.errors == []
     assert worker.discard() == 0
+    worker.start()  # started again, its clips count again
+    assert not worker.abandoned
+    assert worker.stop(timeout_s=WAIT_S)
 
 
 # -- NodeHealth -----------------------------------------------------------------------------------------

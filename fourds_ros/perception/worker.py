@@ -64,6 +64,7 @@ class InferenceWorker:
 
     def start(self) -> None:
         self.running = True
+        self.abandoned = False  # a worker started again counts its clips again
         self.loop_ended.clear()
         self.thread = threading.Thread(target=self._loop, name="fourds_inference", daemon=True)
         self.thread.start()
@@ -80,8 +81,9 @@ class InferenceWorker:
             self.cv.notify_all()
         nothing_to_wait_for = self.thread is None or self.thread is threading.current_thread()
         if not nothing_to_wait_for and not self.loop_ended.wait(timeout_s):
-            with self.cv:  # settled before this or never: its frames are counted once
-                self.abandoned, self.frames_abandoned = True, self.frames_in_inference
+            with self.cv:  # settled before this or never: its frames are counted once, by the first stop that gave up
+                if not self.abandoned:
+                    self.abandoned, self.frames_abandoned = True, self.frames_in_inference
             return False
         self.thread = None
         return True
