@@ -502,6 +502,8 @@ class NodeHealth:
             "image_publishers": state.image_publishers,  # publishers discovered on the image topic
             "camera_info": "yes" if state.has_camera_info else "no (default intrinsics)",
             "frames_without_own_camera_info": c["frames_without_own_camera_info"],
+            # corrected as tf2 corrects it (intake.image_frame_id): counted, said once, no WARN
+            "frames_frame_id_slash": c["frames_frame_id_slash"],
         }
         values.update({f"resets_{k[6:]}": v for k, v in resets})
         values.update({f"errors_{k}": v for k, v in errors})

@@ -36,13 +36,14 @@ from .worker import InferenceWorker
 # A longer header.frame_id is no frame name: a 100 kB one was copied into every output message
 # (tracks/markers repeats it per track: 6.5 MB a clip at max_tracks 64).
 MAX_FRAME_ID_CHARS = 256
+FRAME_ID_SLASH = "frame_id_slash"
 
 
 def image_frame_id(frame_id: str, camera_frame: str) -> tuple[str, tuple[str, str] | None]:
     """An image's header.frame_id -> (the frame its outputs are in, None or the bad input's
     (kind, message)). A leading '/' (ROS 1 recordings, ros1_bridge) is dropped, as tf2 drops it
     from a transform's frames and refuses it in a lookup: kept, rviz and Nav2 could not place the
-    outputs and the camera mount was never found. An empty, overlong or unprintable one becomes
+    outputs. An empty, overlong or unprintable one becomes
     camera_frame."""
     if len(frame_id) > MAX_FRAME_ID_CHARS or not frame_id.isprintable():
         shown = frame_id[:40].encode("unicode_escape").decode()
@@ -53,7 +54,7 @@ def image_frame_id(frame_id: str, camera_frame: str) -> tuple[str, tuple[str, st
         return camera_frame, ("no_frame_id", f"an image without header.frame_id ({frame_id!r}): its outputs are "
                               f"in {camera_frame!r} (camera_frame)")
     if stripped != frame_id:
-        return stripped, ("frame_id_slash", f"an image's header.frame_id {frame_id!r} starts with '/', which tf2 "
+        return stripped, (FRAME_ID_SLASH, f"an image's header.frame_id {frame_id!r} starts with '/', which tf2 "
                           f"refuses: its outputs are in {stripped!r}")
     return frame_id, None
 
@@ -196,7 +197,11 @@ class FrameIntake:
             rgb = work.image(rgb)
         rgb, k = self._camera(rgb, paired, camera_hw)
         frame_id, problem = image_frame_id(frame_id, self.settings.pose.camera_frame)
-        if problem:
+        if problem and problem[0] == FRAME_ID_SLASH:  # every frame of a ROS 1 recording: no lasting WARN
+            self.health.counts[f"frames_{FRAME_ID_SLASH}"] += 1
+            if self.health.counts[f"frames_{FRAME_ID_SLASH}"] == 1:
+                self.health.log_warning(f"[{FRAME_ID_SLASH}] {problem[1]} (counted as frames_{FRAME_ID_SLASH})")
+        elif problem:
             self.health.warn(*problem)
         mount = self.camera_mount(frame_id, stamp_ns)
         with self.lock:

@@ -409,7 +409,7 @@ class PoseSettings(_Group):
         frame_id (counted as bad input no_frame_id; one over 256 characters or unprintable: bad_frame_id):
         with none, depth, points, tracks and markers had an empty frame that rviz, Nav2 and TF cannot
         place, and tf2 refused the camera mount. (A leading '/' is dropped from the image's frame_id,
-        counted as frame_id_slash.) A frame name as odom_frame says.""",
+        counted in /diagnostics as frames_frame_id_slash.) A frame name as odom_frame says.""",
                                 param="camera_frame")
     camera_mount_timeout_s: float = setting(2.0, """The camera's mount, base_frame -> the images' frame_id, is
         looked up on /tf_static (from the robot's URDF) for up to this long from the first frame of each
