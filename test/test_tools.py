@@ -43,3 +43,8 @@ def test_make_demo_sample_rewrites_the_committed_frames_and_keeps_the_licence(tm
             rel = path.relative_to(committed)
             assert (target / rel).read_bytes() == path.read_bytes(), rel
     assert not (target / "images" / "stale.jpg").exists()
+    fresh = tmp_path / "fresh"  # a new folder gets the sample's README and LICENSE too
+    assert tool.main(["--source", str(source), "--target", str(fresh)]) == 0
+    assert (fresh / "LICENSE").read_bytes() == (committed / "LICENSE").read_bytes()
+    assert tool.main(["--source", str(target), "--target", str(target)]) == 1  # never its own source
+    assert len(list((target / "images").glob("*.jpg"))) == len(list((committed / "images").glob("*.jpg")))

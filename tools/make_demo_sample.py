@@ -27,8 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.source.is_dir():
         print(f"{args.source} not found", file=sys.stderr)
         return 1
+    source, target = args.source.resolve(), args.target.resolve()
+    if target == source or source in target.parents or target in source.parents:
+        print(f"--target {args.target} overlaps --source {args.source}: not writing there", file=sys.stderr)
+        return 1
     # Only the data is rewritten: the sample's README.md and LICENSE (the MIT text the licence asks to
-    # ship with the frames) are committed beside it and kept.
+    # ship with the frames) are the committed ones, copied into a new target.
+    args.target.mkdir(parents=True, exist_ok=True)
+    for name in ("README.md", "LICENSE"):
+        if target != TARGET.resolve() and not (args.target / name).exists():
+            shutil.copyfile(TARGET / name, args.target / name)
     for folder in ("images", "depth"):
         shutil.rmtree(args.target / folder, ignore_errors=True)
         (args.target / folder).mkdir(parents=True)
