@@ -4,11 +4,17 @@ cache root, SHA-256 sidecars, num_queries validation and no leftovers after a fa
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -233,37 +239,149 @@ def test_root_owned_cache_is_used_unless_writable_by_others(tmp_path, runtime_us
         assert root != cache and refusal in caplog.text
 
 
-def test_a_cache_prebuilt_by_root_is_read_by_the_runtime_user(tiny_model_dir, tmp_path, monkeypatch, caplog):
-    """`fourds-ros build-engine` in a Dockerfile's root RUN step (0755 folders, 0644 files), the node under
-    a USER line: the cache was refused for a temporary one and the graph exported (TensorRT: the engine
-    rebuilt, minutes) at every start. An entry it lacks cannot be written by that user: the export fails
-    by name and auto goes on to torch, as for a read-only filesystem (root ignores file modes, so the
-    refused write is stood in for by its error)."""
-    from fourds_ros.engine import engine_cache, export
+RUNTIME_UID = 65534  # nobody: a Docker image's unprivileged runtime user (its USER line)
+GPU = ("Fake Orin", (8, 7))
+
+
+def as_runtime_user(work) -> dict:
+    """work() (returning JSON data) run by a forked child that really is uid and gid RUNTIME_UID, with the
+    WARNINGs it logged: {"result": ..., "warnings": [...]}. Forked, not started: here the interpreter and
+    its standard library are under root's 0700 home, but the child has every module the test (as root)
+    imported before, and a real uid makes the kernel refuse what it cannot read."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: it never returns into pytest
+        try:
+            os.close(read_end)
+            with open(write_end, "w") as out:
+                json.dump(_outcome(work), out, default=str)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with open(read_end) as child_output:
+        data = child_output.read()
+    os.waitpid(pid, 0)
+    outcome = json.loads(data or '{"error": "the child died without a word"}')
+    assert "error" not in outcome, outcome["error"]
+    return outcome
+
+
+def _outcome(work) -> dict:
+    import torch
+
+    try:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(120)  # a child that hangs dies, and the parent reads an empty pipe
+        torch.set_num_threads(1)  # the parent's OpenMP thread pool does not survive fork: its first op hung
+        os.setgroups([])
+        os.setgid(RUNTIME_UID)
+        os.setuid(RUNTIME_UID)
+        warnings = []
+        handler = logging.Handler(logging.WARNING)
+        handler.emit = lambda record: warnings.append(record.getMessage())
+        logging.getLogger().addHandler(handler)
+        return {"result": work(), "warnings": warnings}
+    except BaseException:
+        return {"error": traceback.format_exc()}
+
+
+@pytest.fixture
+def image(tiny_model_dir, monkeypatch):
+    """A folder like a Docker image's: the checkpoint, and an engine cache that its root build step filled
+    with `fourds-ros build-engine` (TensorRT: the test double) and an ONNX Runtime start. The modes the cache
+    gives (folders 0700, most files 0600) under a 0755 root (the Dockerfile's mkdir). Not in tmp_path: pytest
+    keeps that under a 0700 folder of root's."""
+    from fourds_ros.engine import tensorrt_backend
+
+    from .fake_tensorrt import FakeTensorRT
 
     if os.geteuid() != 0:
-        pytest.skip("needs root to own the cache as root")
-    cache = tmp_path / "cache"
-    create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)  # the image's build step, as root
-    for folder, _, files in os.walk(cache):
-        os.chmod(folder, 0o755)
-        for name in files:
-            os.chmod(os.path.join(folder, name), 0o644)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # the runtime user (only the uid is pretended)
+        pytest.skip("needs root to build the cache as root and to become the runtime user")
+    monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT())
+    monkeypatch.setattr(tensorrt_backend, "cuda_gpu", lambda device: GPU)
+    base = Path(tempfile.mkdtemp(prefix="fourds_ros-image-"))
+    try:
+        shutil.copytree(tiny_model_dir, base / "model")
+        for folder in (base, base / "cache", base / "tmp"):
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o1777 if folder.name == "tmp" else 0o755)
+        subprocess.run(["chmod", "-R", "a+rX", base / "model"], check=True)
+        for backend in ("tensorrt", "onnxruntime"):
+            create_engine(base / "model", backend, device="cpu", num_queries=Q, cache_dir=base / "cache")
+        monkeypatch.setattr(tempfile, "tempdir", str(base / "tmp"))  # the child's private fallback, removed below
+        yield base
+    finally:
+        shutil.rmtree(base)
 
-    def not_ours(path):
-        raise CacheDirError(f"engine cache directory {path} cannot be created: Permission denied")
 
-    monkeypatch.setattr(export, "ensure_writable_dir", not_ours)
-    monkeypatch.setattr(engine_cache, "ensure_writable_dir", not_ours)
+def engines_of_every_backend(image: Path, reference) -> dict[str, tuple[str, str, float]]:
+    """backend asked for -> (backend made, its engine or graph file, largest relative L2 error vs torch)."""
+    inputs, expected = reference
+    made = {}
+    for backend in ("tensorrt", "onnxruntime", "auto"):
+        engine = create_engine(image / "model", backend, device="cpu", num_queries=Q, cache_dir=image / "cache")
+        path = engine.engine_path if engine.backend == "tensorrt" else engine.onnx_path
+        made[backend] = (engine.backend, str(path), max(compare_outputs(engine(inputs), expected).values()))
+    return made
+
+
+@pytest.mark.parametrize("readable", ["nothing", "the ONNX graphs"])
+def test_a_root_cache_the_runtime_user_cannot_read_is_replaced_by_a_private_one(image, reference, readable):
+    """The cache as the package leaves it, or with only its graphs made readable: the read of a graph or of
+    the TensorRT engine raised PermissionError, which failed configure with every backend (`auto` did not
+    pass it over). It is refused like a cache others can write: a WARNING saying what to do, and the
+    engine exported and built in a private temporary directory."""
+    cache = image / "cache"
+    if readable == "the ONNX graphs":
+        subprocess.run(["chmod", "-R", "a+rX", cache / "onnx"], check=True)
+    outcome = as_runtime_user(lambda: engines_of_every_backend(image, reference))
+    for backend, (made, path, error) in outcome["result"].items():
+        assert made == backend.replace("auto", "tensorrt") and error < 1e-2, (backend, made, error)
+        assert cache not in Path(path).parents and (image / "tmp") in Path(path).parents, (backend, path)
+    refusals = [w for w in outcome["warnings"] if w.startswith(f"engine cache directory {cache} is root's")]
+    assert refusals and all(f"cannot be read by this process (uid {RUNTIME_UID})" in w for w in refusals)
+    assert f"build the cache as the runtime user, or make it readable with `chmod -R a+rX {cache}`" in refusals[0]
+
+
+def test_an_empty_root_cache_the_runtime_user_cannot_write_is_replaced_by_a_private_one(tmp_path):
+    """A Dockerfile's bare `mkdir /cache` (root's, 0755): nothing in it to read, and the runtime user cannot
+    write the export there; refused as before root's caches were read, not a failed configure."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become the runtime user")
+    base = Path(tempfile.mkdtemp(prefix="fourds_empty_cache_", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        (base / "cache").mkdir(mode=0o755)
+        outcome = as_runtime_user(lambda: str(secure_cache_dir(base / "cache")))
+        assert outcome["result"] != str(base / "cache")
+        assert any("empty and not writable" in w for w in outcome["warnings"]), outcome
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_root_cache_made_readable_is_used_by_the_runtime_user(image, reference, monkeypatch):
+    """The image's build step ran `chmod -R a+rX` on the cache: every backend reads it as it is, with
+    nothing exported or built again and no WARNING. An entry it lacks (another num_queries) cannot be
+    written by that user: the export fails by name and auto goes on to torch, as on a read-only filesystem."""
+    from fourds_ros.engine import export, tensorrt_backend
+
+    cache = image / "cache"
+    subprocess.run(["chmod", "-R", "a+rX", cache], check=True)
     monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)
-    assert cache in engine.onnx_path.parents and caplog.text == ""
-    with pytest.raises(CacheDirError, match=f"{cache}/onnx/.* Permission denied"):  # a key it lacks
-        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q + 1, cache_dir=cache)
-    assert create_engine(tiny_model_dir, "auto", num_queries=Q + 1, cache_dir=cache).backend == "torch"
+    monkeypatch.setattr(tensorrt_backend, "build_serialized_engine", lambda *a, **k: pytest.fail("built again"))
+    outcome = as_runtime_user(lambda: engines_of_every_backend(image, reference))
+    for backend, (made, path, error) in outcome["result"].items():
+        assert made == backend.replace("auto", "tensorrt") and error < 1e-2, (backend, made, error)
+        assert cache in Path(path).parents, (backend, path)
+    assert outcome["warnings"] == []
+
+    def another_num_queries():
+        with pytest.raises(CacheDirError, match=f"{cache}/onnx/.* Permission denied"):
+            create_engine(image / "model", "onnxruntime", num_queries=Q + 1, cache_dir=cache)
+        return create_engine(image / "model", "auto", device="cpu", num_queries=Q + 1, cache_dir=cache).backend
+
+    assert as_runtime_user(another_num_queries)["result"] == "torch"
+
 
 @pytest.mark.parametrize("num_queries", [0, -1, True, 2.5])
 def test_num_queries_below_one_is_a_clear_error_before_export(tiny_model_dir, tmp_path, num_queries):

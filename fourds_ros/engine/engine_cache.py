@@ -13,7 +13,9 @@ What is in the cache gets executed (a graph decides what the node publishes), so
 must be private: secure_cache_dir creates it 0700 and refuses one that is group- or world-writable
 or owned by another user, falling back to a private temporary directory with a WARNING. Root's is
 accepted (when not group- or world-writable): root already owns the interpreter and the package,
-and a cache prebuilt in a Docker image's root build step is read by the image's runtime user.
+and a cache prebuilt in a Docker image's root build step is read by the image's runtime user, once
+it is readable (`chmod -R a+rX`: the cache makes its folders 0700 and most files 0600); one with an
+entry this process cannot read falls back the same way.
 """
 
 from __future__ import annotations
@@ -76,6 +78,40 @@ def unsafe_dir_reason(path: str | Path) -> str | None:
     return None
 
 
+def unreadable_entry(root: str | Path) -> Path | None:
+    """The first folder (read and search) or file (read) at or under `root` that this process cannot
+    open, or None when it can open them all."""
+    root = Path(root)
+    if not os.access(root, os.R_OK | os.X_OK):
+        return root
+    for folder, dirs, files in os.walk(root):  # each folder is checked before the walk enters it
+        for name in dirs:
+            if not os.access(os.path.join(folder, name), os.R_OK | os.X_OK):
+                return Path(folder, name)
+        for name in files:
+            if not os.access(os.path.join(folder, name), os.R_OK):
+                return Path(folder, name)
+    return None
+
+
+def _refusal(path: Path) -> str | None:
+    """Why the existing cache root `path` is not used, and what to do about it; None when it is used."""
+    reason = unsafe_dir_reason(path)
+    if reason is not None:
+        return f"{reason}: not using it (a planted graph or engine would run)"
+    if os.stat(path).st_uid == os.geteuid():
+        return None
+    # Root's, prebuilt with the cache's own modes (folders 0700, most files 0600): reading an entry would raise
+    # PermissionError, which no backend (nor `auto`) passes over.
+    unreadable = unreadable_entry(path)
+    if unreadable is not None:
+        return (f"root's and {unreadable} cannot be read by this process (uid {os.geteuid()}): not using it (build "
+                f"the cache as the runtime user, or make it readable with `chmod -R a+rX {path}`)")
+    if not any(path.iterdir()) and not os.access(path, os.W_OK):  # an image's bare `mkdir`: nothing to read in it,
+        return f"root's, empty and not writable by this process (uid {os.geteuid()}): not using it"  # nor to write
+    return None
+
+
 # Refused cache directory -> the private temporary directory used instead, one per process.
 _FALLBACK_DIRS: dict[str, Path] = {}
 
@@ -91,19 +127,19 @@ def _private_fallback(refused: Path) -> Path:
 def secure_cache_dir(path: str | Path, logger: logging.Logger | None = None) -> Path:
     """The cache root to use for `path`: created 0700 when missing and returned when private;
     when it is group/world-writable or owned by another user than root (anyone could plant a graph
-    there), a private temporary directory (removed at exit) is returned instead, with a WARNING.
-    An existing one need not be writable: a prebuilt cache on a read-only filesystem or owned by
-    root is read, and what must be written checks its own folder (ensure_writable_dir). Raises
-    CacheDirError when `path` is missing and cannot be created."""
+    there), or root's with an entry this process cannot read, a private temporary directory (removed
+    at exit) is returned instead, with a WARNING. An existing one need not be writable: a prebuilt
+    cache on a read-only filesystem or owned by root is read, and what must be written checks its
+    own folder (ensure_writable_dir). Raises CacheDirError when `path` is missing and cannot be created."""
     path = Path(path)
     if not path.is_dir():
         path = ensure_writable_dir(path)
-    reason = unsafe_dir_reason(path)
-    if reason is None:
+    refusal = _refusal(path)
+    if refusal is None:
         return path
     fallback = _private_fallback(path)
-    (logger or log).warning("engine cache directory %s is %s: not using it (a planted graph or engine would "
-                            "run); exporting into the private temporary directory %s instead", path, reason, fallback)
+    (logger or log).warning("engine cache directory %s is %s; exporting into the private temporary directory %s "
+                            "instead", path, refusal, fallback)
     return fallback
 
 

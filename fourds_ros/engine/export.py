@@ -202,11 +202,11 @@ def cached_onnx(
 ) -> Path:
     """The exported graph of the checkpoint in model_dir, from the cache or exported into it.
 
-    cache_dir goes through secure_cache_dir (a group/world-writable or foreign one is replaced by a
-    private temporary directory, with a WARNING). A cached graph whose bytes do not match its
-    SHA-256 sidecar is exported again, with a WARNING. Raises ValueError for num_queries < 1 (before
-    anything is written), CacheDirError when cache_dir cannot be created or written, and
-    EngineError when the graph cannot be written or the model cannot be exported.
+    cache_dir goes through secure_cache_dir (a group/world-writable or foreign one, or root's with an
+    entry this process cannot read, is replaced by a private temporary directory, with a WARNING). A
+    cached graph whose bytes do not match its SHA-256 sidecar is exported again, with a WARNING. Raises
+    ValueError for num_queries < 1 (before anything is written), CacheDirError when cache_dir cannot be
+    created or written, and EngineError when the graph cannot be written or the model cannot be exported.
     """
     from ..model import load_checkpoint
 
