@@ -169,3 +169,64 @@ def test_restore_does_not_overwrite_weights_adopted_before_it(tmp_path):
                           env={**os.environ, "PARKED": str(parked)}, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "differs from the parked" in done.stderr, done.stdout + done.stderr
     assert weights.read_bytes() == b"the GPU run's weights" and (parked / "model.safetensors").exists()
+
+
+def test_training_asks_for_cuda_and_setup_refuses_a_machine_without_it(tmp_path):
+    """On a broken driver setup passed (it printed cuda False) and train_readouts' device 'auto' trained on
+    the device's 16 CPU cores, past the call's 600 s with nothing returned."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    # the stub: every import check passes, CUDA is absent, training records its arguments
+    script, env, _ = _session_script(tmp_path, f'case "$*" in *"else 1"*) exit 1;; *train_readouts*) '
+                                               f'echo "$@" >> {tmp_path}/args; exit 3;; esac\nexit 0\n')
+    gpu = tmp_path / "tree"
+    (gpu / ".gpu" / "whl").mkdir(parents=True)
+    (gpu / ".gpu" / "data").mkdir()
+    (gpu / ".gpu" / "whl" / "x.whl").write_text("")
+    setup = subprocess.run(["bash", str(script), "setup"], cwd=gpu, env={**env, "SMOKE": "0"},
+                           capture_output=True, text=True, timeout=60)
+    assert setup.returncode != 0 and "no CUDA" in setup.stdout, setup.stdout + setup.stderr
+    dry = subprocess.run(["bash", str(script), "setup"], cwd=gpu, env={**env, "SMOKE": "0", "ALLOW_CPU": "1"},
+                         capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    (tmp_path / "machine" / "site").mkdir(exist_ok=True)  # what the real pip install leaves
+    subprocess.run(["bash", str(script), "train"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    args = (tmp_path / "args").read_text()
+    assert "training.train_readouts" in args and "--device cuda" in args, args
+
+
+def test_a_failed_split_fails_the_training_call(tmp_path):
+    """The call's status was sha256sum's: a split that failed returned 0 with no model parts in $OUT."""
+    import subprocess
+
+    stub = (f'case "$*" in *train_readouts*) mkdir -p {tmp_path}/machine/gpurun/model && '
+            f'for f in model.safetensors config.json training_log.json README.md; do '
+            f'echo x > {tmp_path}/machine/gpurun/model/$f; done;; esac\nexit 0\n')
+    script, env, out = _session_script(tmp_path, stub)
+    (tmp_path / "bin" / "split").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "split").chmod(0o755)
+    done = subprocess.run(["bash", str(script), "train"], cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert (out / "config.json").exists()  # it got that far: the failure is the split's
+
+
+def test_the_bench_runs_the_model_it_is_given(tmp_path):
+    """After prepare parks the tracked weights, the bench runs on the .gpum copy (MODEL), so that bench,
+    setup and train follow one another on one warm machine."""
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/args\nexit 0\n')
+    (bin_dir / "python3").chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out), "DEVICE": "cpu",
+           "MODEL": ".gpum/fourds_default"}
+    done = subprocess.run(["bash", "tools/gpu_bench.sh"], cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--model .gpum/fourds_default" in (tmp_path / "args").read_text()

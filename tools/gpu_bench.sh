@@ -10,6 +10,9 @@
 #   the tree (57 MB of the call's 64 MiB), and the device's image has torch, OpenCV, ONNX Runtime,
 #   safetensors and einops. Then copy $OUT's engines-trained-cuda.json / engines-cuda.json into
 #   docs/benchmarks/ and its benchmarks.md sections into docs/benchmarks.md.
+#   After `gpu_session_prepare.sh` has parked the weights, run it as `MODEL=.gpum/fourds_default bash
+#   tools/gpu_bench.sh` with carry .gpum, so that the bench, setup and train calls follow one another on
+#   one warm machine (a prepare between the bench and setup let the machine go: a second start).
 # DEVICE=cpu runs the same calls on the CPU (a dry run of this script; CASES to keep it short).
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -22,7 +25,8 @@ if [ "$DEVICE" = cuda ]; then
 fi
 # The device's image has no transforms3d (nor the other training wheels): fail at once, not after the start.
 python3 -c 'import fourds_ros.bench.engines' || { echo "fourds_ros.bench.engines does not import here"; exit 2; }
-[ -s models/fourds_default/model.safetensors ] || echo "no trained weights in the tree (parked?): step 1 fails"
+MODEL=${MODEL:-models/fourds_default}
+[ -s "$MODEL/model.safetensors" ] || echo "no trained weights in $MODEL (parked? MODEL=.gpum/fourds_default): step 1 fails"
 bench() {
   # H100 / H200 SXM: 989 dense bf16 TFLOP/s. The whole log is kept in $OUT (the skip reasons and the
   # CUDA graph's capture warnings are in it, not in the JSON); its tail is shown.
@@ -33,7 +37,7 @@ bench() {
     | tee "$OUT/engines-$name.log" | tail -25
 }
 # Each step whatever the other did (the random cases need no weights); the status is the worse one's.
-bench trained --model models/fourds_default
+bench trained --model "$MODEL"
 trained=$?
 # shellcheck disable=SC2086
 bench random --cases $CASES

@@ -43,7 +43,8 @@
 # Prepare the carries here with `bash tools/gpu_session_prepare.sh` (wheels for the device's Python
 # 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
-# `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run).
+# `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run, which also needs
+# ALLOW_CPU=1 TRAIN_DEVICE=cpu).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
 MODE=$1
@@ -55,6 +56,10 @@ if [ "$MODE" = setup ]; then
   # The import check runs with SMOKE=0 too, and fails the call: a setup that returned 0 on a broken
   # install sent the long train call onto it.
   python3 -c "import torch, trimesh, embreex, transforms3d, cv2; print('torch', torch.__version__, torch.cuda.is_available())" || exit 1
+  # No CUDA (a broken driver, a bare start) would send the train call onto 16 CPU cores, past its 600 s with
+  # nothing returned: fail here. ALLOW_CPU=1 for a dry run on a machine without a GPU.
+  python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" || [ "${ALLOW_CPU:-0}" = 1 ] \
+    || { echo "no CUDA on this machine: not training here (ALLOW_CPU=1 for a CPU dry run)"; exit 1; }
   [ "${SMOKE:-1}" = 1 ] || exit 0
   nvidia-smi --query-gpu=name,memory.total --format=csv
   start=$(date +%s)
@@ -105,8 +110,8 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   "${REVERSE_ARGS[@]}" ${REAL_COLOUR:+--real-colour "$REAL_COLOUR"} ${REAL_ZOOM:+--real-zoom $REAL_ZOOM} "${TEACHER_ARGS[@]}" \
   --select-on /tmp/gpudata/tum_fr1_rpy_half "${GUARD[@]}" --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
-  --out "$RUN/model" --seed "${SEED:-21}" --no-progress 2>&1 | tee "$OUT/train.log" || exit 1
+  --out "$RUN/model" --seed "${SEED:-21}" --device "${TRAIN_DEVICE:-cuda}" --no-progress 2>&1 | tee "$OUT/train.log" || exit 1
 python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2 || exit 1
 cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/" || exit 1  # 8 files at most
-split -b 16000000 "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-"  # 3 parts
-sha256sum "$RUN/model/model.safetensors"
+split -b 16000000 "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-" || exit 1  # 3 parts
+sha256sum "$RUN/model/model.safetensors" | tee -a "$OUT/train.log"  # to check the rejoined parts against
