@@ -689,15 +689,21 @@ def test_camera_mount_reaches_the_odometry(rig):
     assert asked == ["cam_optical"] * 4
 
 
+def described_with_frame_id(rig, frame_id: str):
+    """Four frames whose header.frame_id is `frame_id`, flushed -> (the rig, the frames the mount was asked for)."""
+    asked = []
+    r = rig(camera_mount=lambda f, _stamp: asked.append(f))
+    for i, stamp in enumerate(stamps(4)):
+        r.image(stamp, image(64, 64, i), frame_id=frame_id)
+    r.flush()
+    return r, asked
+
+
 def test_an_image_without_a_frame_id_is_described_in_camera_frame_and_counted(rig):
     """A driver that leaves header.frame_id empty: its outputs had an empty frame that rviz, Nav2 and
     TF cannot place (tf2 refuses a transform to ''). They are now in camera_frame, and the frames are
     counted and logged as bad input."""
-    asked = []
-    r = rig(camera_mount=lambda f, _stamp: asked.append(f))
-    for i, stamp in enumerate(stamps(4)):
-        r.image(stamp, image(64, 64, i), frame_id="")
-    r.flush()
+    r, asked = described_with_frame_id(rig, "")
     assert r.results and {res.frame_id for res in r.results} == {"camera_optical_frame"}
     assert set(asked) == {"camera_optical_frame"}
     assert r.health.errors["no_frame_id"] == 4 and any("header.frame_id" in line for line in r.logged)
@@ -705,14 +711,10 @@ def test_an_image_without_a_frame_id_is_described_in_camera_frame_and_counted(ri
 
 def test_a_frame_id_with_a_leading_slash_is_described_without_it_and_counted(rig):
     """ROS 1 recordings and ros1_bridge carry '/openni_rgb_optical_frame': the outputs went out in a
-    frame tf2 refuses to look up (rviz and Nav2 could not place them), and the camera mount was never
-    found. tf2 drops the '/' from a transform's frames, so the outputs and the mount lookup do too. A
-    correction, not a fault: counted and said once, with no lasting WARN (every frame of such a recording has it)."""
-    asked = []
-    r = rig(camera_mount=lambda f, _stamp: asked.append(f))
-    for i, stamp in enumerate(stamps(4)):
-        r.image(stamp, image(64, 64, i), frame_id="/cam_optical")
-    r.flush()
+    frame tf2 refuses to look up (rviz and Nav2 could not place them). tf2 drops the '/' from a
+    transform's frames, so the outputs and the mount lookup do too. A correction, not a fault: counted
+    and said once, with no lasting WARN (every frame of such a recording has it)."""
+    r, asked = described_with_frame_id(rig, "/cam_optical")
     assert r.results and {res.frame_id for res in r.results} == {"cam_optical"}
     assert set(asked) == {"cam_optical"}
     assert r.values()["frames_frame_id_slash"] == "4" and "frame_id_slash" not in r.health.errors
@@ -724,10 +726,7 @@ def test_a_frame_id_with_a_leading_slash_is_described_without_it_and_counted(rig
 def test_an_overlong_or_unprintable_frame_id_is_bad_input_and_not_copied_into_the_outputs(rig, frame_id):
     """A 100 kB header.frame_id was copied into every output (tracks/markers once per track: 6.5 MB a
     clip); a control character makes no frame name either."""
-    r = rig()
-    for i, stamp in enumerate(stamps(4)):
-        r.image(stamp, image(64, 64, i), frame_id=frame_id)
-    r.flush()
+    r, _ = described_with_frame_id(rig, frame_id)
     assert r.results and {res.frame_id for res in r.results} == {"camera_optical_frame"}
     assert r.health.errors["bad_frame_id"] == 4
     assert all(len(line) < 1000 for line in r.logged)
