@@ -36,6 +36,9 @@ import numpy as np
 from .clip_buffer import OUT_OF_ORDER_NS
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+# Images whose frame_id had a leading '/', dropped as tf2 drops it (intake.image_frame_id): a correction,
+# counted and said once, no WARN.
+FRAMES_FRAME_ID_SLASH = "frames_frame_id_slash"
 LOG_EVERY_S = 10.0  # bad-input warnings: once per kind, then at most every 10 s
 WARN_FRACTION = 0.05  # of the input: dropped by the node, or lost before our callback
 # The dropped and lost WARN rules judge the input of the last RECENT_S (since the start until then), the
@@ -502,8 +505,7 @@ class NodeHealth:
             "image_publishers": state.image_publishers,  # publishers discovered on the image topic
             "camera_info": "yes" if state.has_camera_info else "no (default intrinsics)",
             "frames_without_own_camera_info": c["frames_without_own_camera_info"],
-            # corrected as tf2 corrects it (intake.image_frame_id): counted, said once, no WARN
-            "frames_frame_id_slash": c["frames_frame_id_slash"],
+            FRAMES_FRAME_ID_SLASH: c[FRAMES_FRAME_ID_SLASH],
         }
         values.update({f"resets_{k[6:]}": v for k, v in resets})
         values.update({f"errors_{k}": v for k, v in errors})

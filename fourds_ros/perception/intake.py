@@ -25,7 +25,7 @@ import numpy as np
 from .camera import Calibration, CameraIntake
 from .camera_info_sync import CameraInfoSync, Paired
 from .clip_buffer import OUT_OF_ORDER
-from .health import NodeHealth, NodeState
+from .health import FRAMES_FRAME_ID_SLASH, NodeHealth, NodeState
 from .image import ImageDecodeError
 from .odometry import transform_from_xyz_quat
 from .pipeline import PerceptionPipeline
@@ -198,9 +198,9 @@ class FrameIntake:
         rgb, k = self._camera(rgb, paired, camera_hw)
         frame_id, problem = image_frame_id(frame_id, self.settings.pose.camera_frame)
         if problem and problem[0] == FRAME_ID_SLASH:  # every frame of a ROS 1 recording: no lasting WARN
-            self.health.counts[f"frames_{FRAME_ID_SLASH}"] += 1
-            if self.health.counts[f"frames_{FRAME_ID_SLASH}"] == 1:
-                self.health.log_warning(f"[{FRAME_ID_SLASH}] {problem[1]} (counted as frames_{FRAME_ID_SLASH})")
+            self.health.counts[FRAMES_FRAME_ID_SLASH] += 1
+            if self.health.counts[FRAMES_FRAME_ID_SLASH] == 1:
+                self.health.log_warning(f"[{FRAME_ID_SLASH}] {problem[1]} (counted as {FRAMES_FRAME_ID_SLASH})")
         elif problem:
             self.health.warn(*problem)
         mount = self.camera_mount(frame_id, stamp_ns)
