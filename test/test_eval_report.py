@@ -15,7 +15,7 @@ import pytest
 
 from fourds_ros.evaluation.bag import Frame, open_reader, write_bag
 
-from .conftest import REPO, SHARED_DATA, require
+from .conftest import REPO, SHARED_DATA, require, stop_process
 
 REPORT_KEYS = ["depth.abs_rel", "depth.rmse", "depth.delta1", "tracks.aj", "tracks.delta_avg", "tracks.oa",
                "pose.ate_rmse", "pose.rpe_trans", "pose.rpe_rot_deg", "pose.rotation_ratio", "performance.fps",
@@ -315,3 +315,70 @@ def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path):
     assert status["dds"]["pose_epipolar_skipped"] == 0 and status["dds"]["pose_epipolar_clips"] >= 1
     assert status["dds"]["pose_epipolar_clips"] == status["offline"]["pose_epipolar_clips"]
     assert reports["dds"]["pose"]["ate_rmse"] == pytest.approx(reports["offline"]["pose"]["ate_rmse"], rel=1e-4)
+
+
+# A stand-in for the node's outputs in a child process: it answers the replay's one frame with its
+# depth at once and with the tracks, pose and odometry ANSWER_DELAY_S later, as the node does on a
+# loaded host (its pose comes after the clip's depth).
+LATE_ANSWER_NODE = """
+import sys, time
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+ns, delay = sys.argv[1], float(sys.argv[2])
+rclpy.init()
+node = rclpy.create_node("late_answer", namespace=ns)
+qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+got = []
+node.create_subscription(Image, "camera/image_raw", got.append, qos)
+node.create_subscription(CameraInfo, "camera/camera_info", lambda m: None, qos)
+pubs = {name: node.create_publisher(kind, name, qos) for name, kind in
+        (("depth/image", Image), ("tracks", PointCloud2), ("pose", PoseStamped), ("odometry", Odometry))}
+while not got or min(p.get_subscription_count() for p in pubs.values()) == 0:
+    rclpy.spin_once(node, timeout_sec=0.05)
+for name in ("depth/image", "tracks", "pose", "odometry"):
+    if name == "tracks":
+        time.sleep(delay)
+    msg = pubs[name].msg_type()
+    msg.header.stamp = got[0].header.stamp
+    pubs[name].publish(msg)
+time.sleep(2.0)  # reliable delivery before the process ends
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+REPLAY_ONE_FRAME = """
+import json, sys
+from sensor_msgs.msg import Image
+from fourds_ros.evaluation.replay import Replayer
+
+rp = Replayer("sensor_msgs/msg/Image", sys.argv[1], stall_s=20.0)
+rp.wait_ready(60.0)
+frame = Image()
+frame.header.stamp.sec = 7
+rp.image_pub.publish(frame)
+rp.drain(7_000_000_000)
+print(json.dumps(sorted(rp.answers.get(7_000_000_000, ()))))
+rp.close()
+"""
+
+
+def test_the_replay_drain_waits_for_the_last_frames_pose(ros_env):
+    """The last frame's tracks and pose come 1.5 s after its depth: the drain still records them, so
+    a DDS evaluation scores the same frames as offline (the drain that waited for depth and then 20
+    callbacks lost the last pose under load: TUM's ATE over 21 frames, CI of session 57)."""
+    from fourds_ros.evaluation.replay import SCORED
+
+    namespace = f"drain_{os.getpid()}"
+    node = subprocess.Popen([sys.executable, "-c", LATE_ANSWER_NODE, namespace, "1.5"], env=ros_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        replay = subprocess.run([sys.executable, "-c", REPLAY_ONE_FRAME, namespace], env=ros_env,
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert json.loads(replay.stdout.strip().splitlines()[-1]) == sorted(SCORED)
+    finally:
+        stop_process(node)
