@@ -314,6 +314,7 @@ def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path):
     status = {mode: r["meta"]["pipeline_status"] for mode, r in reports.items()}
     assert status["dds"]["pose_epipolar_skipped"] == 0 and status["dds"]["pose_epipolar_clips"] >= 1
     assert status["dds"]["pose_epipolar_clips"] == status["offline"]["pose_epipolar_clips"]
+    assert reports["dds"]["pose"]["frames"] == reports["offline"]["pose"]["frames"] == 22  # every pose recorded
     assert reports["dds"]["pose"]["ate_rmse"] == pytest.approx(reports["offline"]["pose"]["ate_rmse"], rel=1e-4)
 
 
