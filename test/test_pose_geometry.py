@@ -643,3 +643,86 @@ def test_a_pose_head_frame_of_nan_is_held_with_an_unknown_size_not_a_lost_clip(m
     # held where it was, not sent back to the clip's first frame (as "no motion" from it did)
     step_in = np.linalg.norm(path[5, :3, 3] - path[4, :3, 3])
     assert step_in <= np.linalg.norm(path[7, :3, 3] - path[4, :3, 3]) and np.linalg.norm(path[5, :3, 3]) > 0.02
+
+
+def noisy_rotations(truth, deg: float, seed: int = 1) -> np.ndarray:
+    """truth's rotations (first_from_t), each but frame 0 turned by `deg` about a random axis: a
+    fused pose whose every frame was solved on its own."""
+    rng = np.random.default_rng(seed)
+    out = [truth[0][:3, :3]]
+    for T in truth[1:]:
+        axis = rng.normal(size=3)
+        out.append(T[:3, :3] @ cv2.Rodrigues(axis / np.linalg.norm(axis) * np.radians(deg))[0])
+    return np.stack(out)
+
+
+def test_a_turning_cameras_rotation_steps_are_measured_by_the_bearings():
+    """Rule 66: a camera that only turns (2 degrees a frame), tracks with 0.1 px of noise and a fifth
+    of them wrong: each frame's rotation, given 1.5 degrees off, comes back within 0.1 degrees of the
+    truth from the bearings of consecutive frames, and every step is counted."""
+    from fourds_ros.perception.pose_geometry import rotation_from_bearing_steps
+
+    truth = poses(2.0, [0.0, 0.0, 0.0])
+    _, xy, vis, bad = make_clip(truth, outlier_fraction=0.2, seed=3)
+    assert bad.sum() >= 20
+    rotation, replaced = rotation_from_bearing_steps(noisy_rotations(truth, 1.5), xy, vis, K, max_px=2.0)
+    assert replaced == T_LEN - 1
+    for t in range(1, T_LEN):
+        assert angle_deg(rotation[t], truth[t][:3, :3]) < 0.1
+
+
+def test_a_translation_with_parallax_keeps_the_solved_rotation():
+    """A camera moving 15 cm a frame forward and sideways past points 2-3 m away: no turn explains
+    the tracks to 2 px, so every step stays as given; with a loose bound (50 px) the bearings take
+    over, and the parallax then turns the rotation far off."""
+    from fourds_ros.perception.pose_geometry import rotation_from_bearing_steps
+
+    truth = poses(0.5, [0.15, 0.0, 0.15])
+    _, xy, vis, _ = make_clip(truth)
+    given = noisy_rotations(truth, 0.3)
+    rotation, replaced = rotation_from_bearing_steps(given, xy, vis, K, max_px=2.0)
+    assert replaced == 0 and np.allclose(rotation, given)
+    loose, replaced = rotation_from_bearing_steps(given, xy, vis, K, max_px=50.0)
+    assert replaced == T_LEN - 1 and angle_deg(loose[-1], truth[-1][:3, :3]) > 5.0
+
+
+def test_bearing_steps_skip_unseen_frames_unusable_tracks_and_too_few_tracks():
+    """Steps into or out of an unseen frame, and steps seen by fewer than 8 usable tracks, keep the
+    given rotation; the others are measured."""
+    from fourds_ros.perception.pose_geometry import rotation_from_bearing_steps
+
+    truth = poses(2.0, [0.0, 0.0, 0.0])
+    _, xy, vis, _ = make_clip(truth)
+    given = noisy_rotations(truth, 1.5)
+    unseen = np.zeros(T_LEN, bool)
+    unseen[4] = True
+    _, replaced = rotation_from_bearing_steps(given, xy, vis, K, 2.0, skip=unseen)
+    assert replaced == T_LEN - 3  # steps 3->4 and 4->5 kept
+    vis[7:, 6:] = False  # from frame 6 on, 7 tracks seen
+    rotation, replaced = rotation_from_bearing_steps(given, xy, vis, K, 2.0)
+    assert replaced == 5  # steps 5->6 and 6->7 kept
+    assert np.allclose(rotation[5].T @ rotation[7], given[5].T @ given[7])
+    usable = np.zeros(len(xy), bool)
+    usable[:7] = True  # the engine's padding slots carry no track
+    assert rotation_from_bearing_steps(given, xy, np.ones_like(vis), K, 2.0, usable=usable)[1] == 0
+
+
+def test_clip_pose_measures_the_rotation_steps_where_the_geometry_found_no_translation():
+    """Rule 68: clip_pose with rotation_step_px > 0 (pose_rotation_step_px) measures the steps of the
+    fused and smoothed rotations by the bare bearings (rotation_from_bearing_steps) only between
+    frames the PnP geometry called rotation-only, and counts them in geo.rotation_steps; a camera
+    that also translates keeps its pose as fused; translations and variances are never changed."""
+    from fourds_ros.perception.pose_geometry import rotation_from_bearing_steps
+
+    for truth, steps in ((poses(2.0, [0.0, 0.0, 0.0]), T_LEN - 1), (poses(1.5, [0.03, -0.01, 0.02]), 0)):
+        depth, xy, vis, _ = make_clip(truth, noise_px=0.3, seed=5)
+        outputs = {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None], "track_visibility": vis[None],
+                   "pose_rotation": noisy_rotations(truth, 3.0)[None],
+                   "pose_translation": np.zeros((1, T_LEN, 3)), "pose_log_variance": np.full((1, T_LEN, 2), -4.0)}
+        off = clip_pose(outputs, K, "fused", smoothing_order=2)
+        on = clip_pose(outputs, K, "fused", smoothing_order=2, rotation_step_px=2.0)
+        assert off[3].rotation_steps == 0 and on[3].rotation_steps == steps
+        assert on[3].rotation_only[1:].all() == bool(steps)
+        expected = rotation_from_bearing_steps(off[0], xy, vis, K, 2.0)[0] if steps else off[0]
+        assert np.allclose(on[0], expected)
+        assert np.array_equal(on[1], off[1]) and np.array_equal(on[2], off[2])

@@ -183,8 +183,7 @@ class PerceptionPipeline:
         self.engine = engine
         self.settings = s = settings or PerceptionSettings()
         cfg = engine.config
-        self.clip_length = cfg.num_frames
-        self.model_hw = tuple(cfg.image_size)
+        self.clip_length, self.model_hw = cfg.num_frames, tuple(cfg.image_size)
         self.heads = set(cfg.heads)
         hop = s.clip.hop or default_hop(self.clip_length)
         self.buffer = ClipBuffer(self.clip_length, hop, s.clip.max_gap_s)
@@ -228,6 +227,7 @@ class PerceptionPipeline:
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
+        self.pose_rotation_steps = 0  # steps of clips' rotations measured by the tracks' bearings (rule 66)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
         # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.
@@ -331,6 +331,7 @@ class PerceptionPipeline:
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
                 "pose_epipolar_held": self.pose_epipolar_held, "pose_head_overruled": self.pose_head_overruled,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
+                "pose_rotation_steps": self.pose_rotation_steps,
                 "pose_head_nonfinite": self.pose_head_nonfinite,
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(), **self.tracks.query_counts(),
@@ -663,8 +664,9 @@ class PerceptionPipeline:
                 outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
                 smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
                 relink=self._relink_step(outputs, frames, images, k_model, pmap),
-                fuse_sizes=self.settings.pose.fuse_sizes)
+                fuse_sizes=self.settings.pose.fuse_sizes, rotation_step_px=self.settings.pose.rotation_step_px)
             if geo is not None:
+                self.pose_rotation_steps += geo.rotation_steps
                 self.pose_head_overruled += int(source == "fused" and head_overruled(outputs, geo))
                 self.pose_geometry_gated += int(geo.gated[output_t].sum())
                 self.pose_relinked += int(geo.relinked[output_t].sum())

@@ -105,6 +105,7 @@ class GeometryPose:
     gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose)
     still: np.ndarray  # (T,) bool: no image motion measured (solve_clip_motion's still test)
     relinked: np.ndarray  # (T,) bool: lost from frame 0, solved from frame t-1 (relink_lost_frames)
+    rotation_steps: int = 0  # steps of the clip's rotation measured by the bearings (clip_pose)
 
 
 @dataclass
@@ -565,6 +566,74 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
     return rotation if rotvec is None else np.stack([cv2.Rodrigues(v)[0] for v in fitted[0]]), fitted[1]
 
 
+# A step's rotation from the bearings is kept only where this quantile of its inliers' residual is under
+# pose_rotation_step_px (rule 66).
+ROTATION_STEP_QUANTILE = 90
+# Inliers of a bearing step: residual under this many times the median residual, and never under
+# ROTATION_STEP_FLOOR_PX (noise-free tracks would otherwise keep too few).
+ROTATION_STEP_SPREAD = 3.0
+ROTATION_STEP_FLOOR_PX = 0.5
+
+
+def bearing_step(xy_prev: np.ndarray, xy_next: np.ndarray, k_model: np.ndarray, max_px: float,
+                 min_tracks: int = 8) -> np.ndarray | None:
+    """The rotation prev_from_next (3, 3) of a camera that only turned between two frames, from the
+    bearings of the same tracks in both (xy_prev, xy_next: (N, 2) model pixels): Kabsch, refitted
+    twice on the tracks it explains (ROTATION_STEP_SPREAD x the median residual, at least
+    ROTATION_STEP_FLOOR_PX). None where fewer than min_tracks remain, or where the rotation does not
+    explain them: the ROTATION_STEP_QUANTILE of the inliers' residual (px, next frame) above max_px
+    (a translation's parallax, or tracks that disagree)."""
+    if len(xy_prev) < min_tracks:
+        return None
+    b_prev, b_next = bearings(xy_prev, k_model), bearings(xy_next, k_model)
+    keep = np.ones(len(b_prev), bool)
+    for _ in range(2):  # fit, select, refit, select: two passes of selection
+        rotation = kabsch_rotation(b_next[keep], b_prev[keep])
+        residual = _turned_residual(rotation, b_prev, xy_next, k_model)
+        keep = residual < max(ROTATION_STEP_SPREAD * np.median(residual), ROTATION_STEP_FLOOR_PX)
+        if keep.sum() < min_tracks:
+            return None
+    rotation = kabsch_rotation(b_next[keep], b_prev[keep])
+    residual = _turned_residual(rotation, b_prev[keep], xy_next[keep], k_model)
+    return rotation if np.percentile(residual, ROTATION_STEP_QUANTILE) < max_px else None
+
+
+def _turned_residual(prev_from_next: np.ndarray, b_prev: np.ndarray, xy_next: np.ndarray, k_model) -> np.ndarray:
+    """(N,) px between xy_next and the directions b_prev turned into the next camera and projected;
+    infinite where one falls behind it."""
+    projected = (k_model @ (prev_from_next.T @ b_prev.T)).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        residual = np.linalg.norm(projected[:, :2] / projected[:, 2:3] - xy_next, axis=1)
+    return np.where(projected[:, 2] > 0, residual, np.inf)
+
+
+def rotation_from_bearing_steps(rotation: np.ndarray, xy: np.ndarray, visible: np.ndarray, k_model: np.ndarray,
+                                max_px: float, usable: np.ndarray | None = None, skip: np.ndarray | None = None
+                                ) -> tuple[np.ndarray, int]:
+    """A clip's rotations first_from_t (T, 3, 3) with each step from frame t-1 to t replaced by the
+    bearing_step of the tracks visible in both (xy: (Q, T, 2) model pixels, visible: (Q, T) > 0.5,
+    usable: (Q,) bool or None), where one is measured and neither frame is in skip ((T,) bool);
+    the clip's rotations are then the chained steps. -> (rotations, steps replaced).
+    Why (rule 68): each frame's solved rotation rests on the model's depth and is noisy, while a
+    camera that only turns moves the tracks' bearings by the turn alone, which they measure without
+    depth. Only where a turn is all there is: a sideways translation moves the image as a turn does,
+    and bare bearings read it as one (rules 66-67, docs/results/session58/RULES.md)."""
+    rotation = np.asarray(rotation, float)
+    seen = np.asarray(visible) > 0.5
+    if usable is not None:
+        seen = seen & np.asarray(usable, bool)[:, None]
+    skip = np.zeros(len(rotation), bool) if skip is None else np.asarray(skip, bool)
+    out, replaced = [rotation[0]], 0
+    for t in range(1, len(rotation)):
+        step = rotation[t - 1].T @ rotation[t]
+        both = seen[:, t - 1] & seen[:, t]
+        measured = None if skip[t] or skip[t - 1] else bearing_step(xy[both, t - 1], xy[both, t], k_model, max_px)
+        if measured is not None:
+            step, replaced = measured, replaced + 1
+        out.append(out[-1] @ step)
+    return np.stack(out), replaced
+
+
 def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndarray, unseen: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """T_first_from_t (rotation (T, 3, 3), translation (T, 3), variance (T, 2)) with each unseen frame
@@ -602,11 +671,28 @@ def finite_head(outputs: dict) -> tuple[dict, np.ndarray]:
     return {**outputs, "pose_rotation": r[None], "pose_translation": t[None], "pose_log_variance": lv[None]}, bad
 
 
+def _combine(mode: str, head_r, head_t, head_var, geo: GeometryPose, fuse_sizes: bool
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """clip_pose's (rotation, translation, variance) of the head and the geometry in `mode`:
+    geometry | fused."""
+    if mode == "geometry":  # the geometry's own values, the head's only where it is degenerate
+        valid = geo.valid
+        return (np.where(valid[:, None, None], geo.rotation, head_r), np.where(valid[:, None], geo.translation, head_t),
+                np.where(valid[:, None], geo.variance, head_var))
+    rotation, translation, variance = fuse(head_r, head_t, head_var, geo.rotation, geo.translation,
+                                           geo.variance, geo.valid, keep_sizes=fuse_sizes)
+    # Where the image did not move, the geometry's (near) identity alone: blended by variance,
+    # a confident head's phantom motion would still leak in (8 cm in 3 s on a real still frame).
+    own = geo.still & geo.valid
+    return (np.where(own[:, None, None], geo.rotation, rotation), np.where(own[:, None], geo.translation, translation),
+            np.where(own[:, None], geo.variance, variance))
+
+
 def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: np.ndarray | None = None,
               track_xy: np.ndarray | None = None, gate_chi2: float = GATE_CHI2_999, smoothing_order: int = 0,
               stamps_ns: np.ndarray | None = None, unseen: np.ndarray | None = None,
-              relink: Callable[[int], GeometryPose | None] | None = None, fuse_sizes: bool = False, **solver
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
+              relink: Callable[[int], GeometryPose | None] | None = None, fuse_sizes: bool = False,
+              rotation_step_px: float = 0.0, **solver) -> tuple[np.ndarray, np.ndarray, np.ndarray, GeometryPose | None]:
     """The clip's pose from engine outputs (batch 1) in `mode`: head | geometry | fused.
 
     outputs: depth (1, T, H, W), track_xy (1, Q, T, 2), track_visibility (1, Q, T),
@@ -619,6 +705,9 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     blind camera): held (hold_unseen) in every mode, whatever the head or PnP made of them, and
     left out of the smoothing.
     relink: step(t) of relink_lost_frames (frames lost from frame 0 solved from frame t-1), or None.
+    rotation_step_px > 0: the rotation's steps between consecutive frames the geometry called
+    rotation-only then measured by the tracks' bearings where a turn explains them to this many px
+    (rotation_from_bearing_steps; their number in geo.rotation_steps); 0: as fused and smoothed.
     Returns (rotation (T,3,3), translation (T,3), log_variance (T,2), GeometryPose or None): the
     OdometryChain.add_clip inputs. `geometry` uses the head where the geometry is degenerate."""
     if mode not in MODES:
@@ -642,23 +731,15 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     geo.valid = geo.valid & ~geo.gated
     if relink is not None:
         relink_lost_frames(geo, relink, held)
-    if mode == "geometry":  # the geometry's own values, the head's only where it is degenerate
-        valid = geo.valid
-        rotation = np.where(valid[:, None, None], geo.rotation, head_r)
-        translation = np.where(valid[:, None], geo.translation, head_t)
-        variance = np.where(valid[:, None], geo.variance, head_var)
-    else:
-        rotation, translation, variance = fuse(head_r, head_t, head_var, geo.rotation, geo.translation,
-                                               geo.variance, geo.valid, keep_sizes=fuse_sizes)
-        # Where the image did not move, the geometry's (near) identity alone: blended by variance,
-        # a confident head's phantom motion would still leak in (8 cm in 3 s on a real still frame).
-        own = geo.still & geo.valid
-        rotation = np.where(own[:, None, None], geo.rotation, rotation)
-        translation = np.where(own[:, None], geo.translation, translation)
-        variance = np.where(own[:, None], geo.variance, variance)
+    rotation, translation, variance = _combine(mode, head_r, head_t, head_var, geo, fuse_sizes)
     # Unseen frames held before the smoothing (their variance gives them no weight) and after it
     # (at the smoothed pose of the last frame seen).
     rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
     rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns)
     rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
+    if rotation_step_px > 0:
+        turned = geo.rotation_only & geo.valid
+        turned[0] = True  # the clip's origin
+        rotation, geo.rotation_steps = rotation_from_bearing_steps(
+            rotation, xy, outputs["track_visibility"][0], k_model, rotation_step_px, usable, skip=held | ~turned)
     return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo
