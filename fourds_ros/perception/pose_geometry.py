@@ -738,7 +738,9 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
     rotation, translation = smooth_clip_motion(rotation, translation, variance, smoothing_order, stamps_ns)
     rotation, translation, variance = hold_unseen(rotation, translation, variance, held)
     if rotation_step_px > 0:
-        turned = geo.rotation_only & geo.valid
+        # Not where the geometry called the image still: its identity is its own decision there, and
+        # the tracks it overruled (something crossing the view) would be read as a turn (rule 68a).
+        turned = geo.rotation_only & geo.valid & ~geo.still
         turned[0] = True  # the clip's origin
         rotation, geo.rotation_steps = rotation_from_bearing_steps(
             rotation, xy, outputs["track_visibility"][0], k_model, rotation_step_px, usable, skip=held | ~turned)
