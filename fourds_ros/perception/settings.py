@@ -329,7 +329,7 @@ class PoseSettings(_Group):
         model's depth and is noisy. Validation scene (TUM fr1/rpy, 6 start frames), rotation error a
         frame 0.88 -> 0.85 degrees at 30 Hz, 2.10 -> 1.99 at 15 Hz, ATE 0.98x / 1.00x; on every step,
         not only rotation-only ones, 0.52 and 1.32, but a sideways translation is then read as a turn
-        (rules 66-68, docs/results/session58/RULES.md).""", param="pose_rotation_step_px", low=0.0, high=50.0)
+        (rules 66-68a, docs/results/session58/RULES.md).""", param="pose_rotation_step_px", low=0.0, high=50.0)
     epipolar_corners: int = setting(200, """pose_source geometry|fused: corners of each clip's first camera image
         followed by LK (over every second frame) to its last, whose essential matrix gives the
         direction of the clip's translation (the model's metres keep its size; perception/epipolar.py),
