@@ -318,9 +318,10 @@ def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path):
     assert reports["dds"]["pose"]["ate_rmse"] == pytest.approx(reports["offline"]["pose"]["ate_rmse"], rel=1e-4)
 
 
-# A stand-in for the node's outputs in a child process: it answers the replay's one frame with its
-# depth at once and with the tracks, pose and odometry ANSWER_DELAY_S later, as the node does on a
-# loaded host (its pose comes after the clip's depth).
+# A stand-in for the node's outputs in a child process: once the replay's `frames` frames have come, it
+# answers each with its depth at once and with the tracks, pose and odometry `delay` seconds later, as the
+# node does on a loaded host (its pose comes after the clip's depth); with `pose_last` 0 the last frame
+# gets no pose (a node whose pose stage failed, or after a reset).
 LATE_ANSWER_NODE = """
 import sys, time
 import rclpy
@@ -329,7 +330,7 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-ns, delay = sys.argv[1], float(sys.argv[2])
+ns, delay, frames, pose_last = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 rclpy.init()
 node = rclpy.create_node("late_answer", namespace=ns)
 qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -338,33 +339,55 @@ node.create_subscription(Image, "camera/image_raw", got.append, qos)
 node.create_subscription(CameraInfo, "camera/camera_info", lambda m: None, qos)
 pubs = {name: node.create_publisher(kind, name, qos) for name, kind in
         (("depth/image", Image), ("tracks", PointCloud2), ("pose", PoseStamped), ("odometry", Odometry))}
-while not got or min(p.get_subscription_count() for p in pubs.values()) == 0:
+while len(got) < frames or min(p.get_subscription_count() for p in pubs.values()) == 0:
     rclpy.spin_once(node, timeout_sec=0.05)
-for name in ("depth/image", "tracks", "pose", "odometry"):
-    if name == "tracks":
-        time.sleep(delay)
-    msg = pubs[name].msg_type()
-    msg.header.stamp = got[0].header.stamp
-    pubs[name].publish(msg)
+for i, image in enumerate(got):
+    for name in ("depth/image", "tracks", "pose", "odometry"):
+        if name == "tracks":
+            time.sleep(delay)
+        if name == "pose" and i == len(got) - 1 and not pose_last:
+            continue
+        msg = pubs[name].msg_type()
+        msg.header.stamp = image.header.stamp
+        pubs[name].publish(msg)
 time.sleep(2.0)  # reliable delivery before the process ends
 node.destroy_node()
 rclpy.shutdown()
 """
 
-REPLAY_ONE_FRAME = """
-import json, sys
+REPLAY_FRAMES = """
+import json, sys, time
 from sensor_msgs.msg import Image
 from fourds_ros.evaluation.replay import Replayer
 
 rp = Replayer("sensor_msgs/msg/Image", sys.argv[1], stall_s=20.0)
 rp.wait_ready(60.0)
-frame = Image()
-frame.header.stamp.sec = 7
-rp.image_pub.publish(frame)
-rp.drain(7_000_000_000)
-print(json.dumps(sorted(rp.answers.get(7_000_000_000, ()))))
+for sec in range(1, int(sys.argv[2]) + 1):
+    frame = Image()
+    frame.header.stamp.sec = sec
+    rp.image_pub.publish(frame)
+    rp.spin(0.05)
+t0 = time.monotonic()
+rp.drain(int(sys.argv[2]) * 1_000_000_000)
+print(json.dumps({"answers": sorted(rp.answers.get(int(sys.argv[2]) * 1_000_000_000, ())),
+                  "drain_s": time.monotonic() - t0, "stalled": rp.stalled}))
 rp.close()
 """
+
+
+def drain_replay(ros_env, frames: int, delay_s: float, pose_last: bool) -> dict:
+    """REPLAY_FRAMES against LATE_ANSWER_NODE: -> the last frame's answers, the drain's seconds, stalls."""
+    namespace = f"drain_{os.getpid()}_{frames}_{int(pose_last)}"
+    node = subprocess.Popen([sys.executable, "-c", LATE_ANSWER_NODE, namespace, str(delay_s), str(frames),
+                             "1" if pose_last else "0"], env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        replay = subprocess.run([sys.executable, "-c", REPLAY_FRAMES, namespace, str(frames)], env=ros_env,
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        return json.loads(replay.stdout.strip().splitlines()[-1])
+    finally:
+        stop_process(node)
 
 
 def test_the_replay_drain_waits_for_the_last_frames_pose(ros_env):
@@ -373,13 +396,16 @@ def test_the_replay_drain_waits_for_the_last_frames_pose(ros_env):
     callbacks lost the last pose under load: TUM's ATE over 21 frames, CI of session 57)."""
     from fourds_ros.evaluation.replay import SCORED
 
-    namespace = f"drain_{os.getpid()}"
-    node = subprocess.Popen([sys.executable, "-c", LATE_ANSWER_NODE, namespace, "1.5"], env=ros_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        replay = subprocess.run([sys.executable, "-c", REPLAY_ONE_FRAME, namespace], env=ros_env,
-                                capture_output=True, text=True, timeout=120)
-        assert replay.returncode == 0, replay.stdout + replay.stderr
-        assert json.loads(replay.stdout.strip().splitlines()[-1]) == sorted(SCORED)
-    finally:
-        stop_process(node)
+    result = drain_replay(ros_env, frames=1, delay_s=1.5, pose_last=True)
+    assert result["answers"] == sorted(SCORED) and result["stalled"] == 0
+
+
+def test_the_replay_drain_gives_up_on_a_pose_that_never_comes_after_the_grace(ros_env):
+    """The node sent pose for the first frame and none for the last (its pose stage failed, or a
+    reset): the drain records the rest and ends ANSWER_GRACE_S after the last frame's first answer,
+    not after the replay's stall timeout (20 s here)."""
+    from fourds_ros.evaluation.replay import ANSWER_GRACE_S
+
+    result = drain_replay(ros_env, frames=2, delay_s=0.0, pose_last=False)
+    assert result["answers"] == ["/depth/image", "/tracks"]
+    assert result["drain_s"] < ANSWER_GRACE_S + 5.0 and result["stalled"] == 0

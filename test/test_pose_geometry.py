@@ -726,3 +726,26 @@ def test_clip_pose_measures_the_rotation_steps_where_the_geometry_found_no_trans
         expected = rotation_from_bearing_steps(off[0], xy, vis, K, 2.0)[0] if steps else off[0]
         assert np.allclose(on[0], expected)
         assert np.array_equal(on[1], off[1]) and np.array_equal(on[2], off[2])
+
+
+def test_bearing_steps_leave_out_non_finite_tracks_and_bunched_ones():
+    """A visible track at NaN or inf is left out of a step, as PnP leaves it out (it made the SVD raise
+    and the clip's tracks and pose were lost); ten tracks bunched within a pixel leave the turn about
+    their ray unmeasured and fit to 0 px: no step (a review found one 96 degrees off)."""
+    from fourds_ros.perception.pose_geometry import bearing_step, rotation_from_bearing_steps
+
+    truth = poses(2.0, [0.0, 0.0, 0.0])
+    _, xy, vis, _ = make_clip(truth)
+    xy[3, 4], xy[5, 2] = np.nan, np.inf
+    rotation, replaced = rotation_from_bearing_steps(noisy_rotations(truth, 1.5), xy, vis, K, 2.0)
+    assert replaced == T_LEN - 1 and angle_deg(rotation[-1], truth[-1][:3, :3]) < 0.1
+    depth = depth_map()
+    outputs = {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None], "track_visibility": vis[None],
+               "pose_rotation": noisy_rotations(truth, 3.0)[None],
+               "pose_translation": np.zeros((1, T_LEN, 3)), "pose_log_variance": np.full((1, T_LEN, 2), -4.0)}
+    assert np.isfinite(clip_pose(outputs, K, "fused", rotation_step_px=2.0)[0]).all()
+    turn = cv2.Rodrigues(np.radians([0.0, 2.0, 0.0]))[0]  # prev_from_next: a 2-degree turn
+    prev = np.full((10, 2), 40.0) + np.random.default_rng(0).uniform(0, 0.5, (10, 2))
+    rays = (turn.T @ np.linalg.solve(K, np.c_[prev, np.ones(10)].T)).T
+    nxt = (K @ rays.T).T
+    assert bearing_step(prev, nxt[:, :2] / nxt[:, 2:3], K, 2.0) is None

@@ -212,13 +212,19 @@ class Replayer:
 
     def drain(self, last_stamp: int | None) -> None:
         """Wait until the last frame is answered on every scored topic (answered(); when no clip ends
-        there, the node describes it once its input has been idle for flush_after_s), then until no
-        message has come for DRAIN_QUIET_S (the /odometry and camera_info that trail them). Why: the
-        node sends a clip's tracks and pose after its depth, 0.3 s later on a loaded 2-core host; a
-        drain that waited for the depth and then 20 callbacks lost the last frame's pose, and TUM's
-        ATE over DDS was scored on 21 frames against offline's 22 (CI, session 57)."""
+        there, the node describes it once its input has been idle for flush_after_s), or, once it has
+        any answer, for ANSWER_GRACE_S at most (a node sends depth alone where its tracks or pose stage
+        failed, or no pose after a reset); then until no message has come for DRAIN_QUIET_S (the
+        /odometry and camera_info that trail them). Why: the node sends a clip's tracks and pose after
+        its depth, 0.3 s later on a loaded 2-core host; a drain that waited for the depth and then 20
+        callbacks lost the last frame's pose, and TUM's ATE over DDS was scored on 21 frames against
+        offline's 22 (CI, session 57)."""
         if last_stamp is not None:
-            self.wait_until(lambda: self.answered(last_stamp), self.answer_count)
+            def done() -> bool:
+                first = self.arrivals.get(last_stamp)
+                return self.answered(last_stamp) or (first is not None
+                                                     and time.time_ns() - first > ANSWER_GRACE_S * 1e9)
+            self.wait_until(done, self.answer_count)
         received, quiet_until = len(self.received), time.monotonic() + DRAIN_QUIET_S
         while time.monotonic() < quiet_until:
             self.spin(0.02)

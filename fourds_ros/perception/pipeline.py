@@ -227,7 +227,7 @@ class PerceptionPipeline:
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
-        self.pose_rotation_steps = 0  # steps of clips' rotations measured by the tracks' bearings (rule 66)
+        self.pose_rotation_steps = 0  # steps of every clip's rotation (overlaps included) measured by the bearings (rule 68a)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
         # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.

@@ -567,12 +567,16 @@ def smooth_clip_motion(rotation: np.ndarray, translation: np.ndarray, variance: 
 
 
 # A step's rotation from the bearings is kept only where this quantile of its inliers' residual is under
-# pose_rotation_step_px (rule 66).
+# pose_rotation_step_px (rule 68a).
 ROTATION_STEP_QUANTILE = 90
 # Inliers of a bearing step: residual under this many times the median residual, and never under
 # ROTATION_STEP_FLOOR_PX (noise-free tracks would otherwise keep too few).
 ROTATION_STEP_SPREAD = 3.0
 ROTATION_STEP_FLOOR_PX = 0.5
+# ... and only where its inliers span at least this many model pixels across their narrowest direction (RMS):
+# tracks bunched on one spot leave the turn about their ray unmeasured, and still fit to 0 px (a review
+# found a step 96 degrees off from ten tracks on one pixel).
+ROTATION_STEP_MIN_SPAN_PX = 4.0
 
 
 def bearing_step(xy_prev: np.ndarray, xy_next: np.ndarray, k_model: np.ndarray, max_px: float,
@@ -582,7 +586,8 @@ def bearing_step(xy_prev: np.ndarray, xy_next: np.ndarray, k_model: np.ndarray, 
     twice on the tracks it explains (ROTATION_STEP_SPREAD x the median residual, at least
     ROTATION_STEP_FLOOR_PX). None where fewer than min_tracks remain, or where the rotation does not
     explain them: the ROTATION_STEP_QUANTILE of the inliers' residual (px, next frame) above max_px
-    (a translation's parallax, or tracks that disagree)."""
+    (a translation's parallax, or tracks that disagree), or where they span less than
+    ROTATION_STEP_MIN_SPAN_PX."""
     if len(xy_prev) < min_tracks:
         return None
     b_prev, b_next = bearings(xy_prev, k_model), bearings(xy_next, k_model)
@@ -593,8 +598,11 @@ def bearing_step(xy_prev: np.ndarray, xy_next: np.ndarray, k_model: np.ndarray, 
         keep = residual < max(ROTATION_STEP_SPREAD * np.median(residual), ROTATION_STEP_FLOOR_PX)
         if keep.sum() < min_tracks:
             return None
+    kept = xy_next[keep]
+    if np.linalg.svd(kept - kept.mean(axis=0), compute_uv=False)[-1] / np.sqrt(len(kept)) < ROTATION_STEP_MIN_SPAN_PX:
+        return None
     rotation = kabsch_rotation(b_next[keep], b_prev[keep])
-    residual = _turned_residual(rotation, b_prev[keep], xy_next[keep], k_model)
+    residual = _turned_residual(rotation, b_prev[keep], kept, k_model)
     return rotation if np.percentile(residual, ROTATION_STEP_QUANTILE) < max_px else None
 
 
@@ -626,7 +634,7 @@ def rotation_from_bearing_steps(rotation: np.ndarray, xy: np.ndarray, visible: n
     out, replaced = [rotation[0]], 0
     for t in range(1, len(rotation)):
         step = rotation[t - 1].T @ rotation[t]
-        both = seen[:, t - 1] & seen[:, t]
+        both = seen[:, t - 1] & seen[:, t] & np.isfinite(xy[:, t - 1]).all(axis=1) & np.isfinite(xy[:, t]).all(axis=1)
         measured = None if skip[t] or skip[t - 1] else bearing_step(xy[both, t - 1], xy[both, t], k_model, max_px)
         if measured is not None:
             step, replaced = measured, replaced + 1
