@@ -622,7 +622,7 @@ def rotation_from_bearing_steps(rotation: np.ndarray, xy: np.ndarray, visible: n
     bearing_step of the tracks visible in both (xy: (Q, T, 2) model pixels, visible: (Q, T) > 0.5,
     usable: (Q,) bool or None), where one is measured and neither frame is in skip ((T,) bool);
     the clip's rotations are then the chained steps. -> (rotations, steps replaced).
-    Why (rule 68): each frame's solved rotation rests on the model's depth and is noisy, while a
+    Why (rules 68-68a): each frame's solved rotation rests on the model's depth and is noisy, while a
     camera that only turns moves the tracks' bearings by the turn alone, which they measure without
     depth. Only where a turn is all there is: a sideways translation moves the image as a turn does,
     and bare bearings read it as one (rules 66-67, docs/results/session58/RULES.md)."""

@@ -324,9 +324,9 @@ class PoseSettings(_Group):
         step of a clip's rotation between two frames the PnP geometry called rotation-only is measured
         by the tracks' viewing rays in the two frames (Kabsch, no depth;
         pose_geometry.rotation_from_bearing_steps) where a turn explains the tracks to this many model
-        pixels (the 90th percentile of its inliers' residual); elsewhere the solved step stays (the steps
-        measured, of every clip, overlapping ones included: pose_rotation_steps on /diagnostics). 0: off. Why: each frame's PnP rotation rests on the
-        model's depth and is noisy. Validation scene (TUM fr1/rpy, 6 start frames), rotation error a
+        pixels (the 90th percentile of its inliers' residual); elsewhere the solved step stays (the
+        steps measured, of every clip, overlapping ones included: pose_rotation_steps on
+        /diagnostics). 0: off. Why: each frame's PnP rotation rests on the model's depth and is noisy. Validation scene (TUM fr1/rpy, 6 start frames), rotation error a
         frame 0.88 -> 0.85 degrees at 30 Hz, 2.10 -> 1.99 at 15 Hz, ATE 0.98x / 1.00x; on every step,
         not only rotation-only ones, 0.52 and 1.32, but a sideways translation is then read as a turn
         (rules 66-68a, docs/results/session58/RULES.md).""", param="pose_rotation_step_px", low=0.0, high=50.0)
