@@ -656,6 +656,14 @@ def noisy_rotations(truth, deg: float, seed: int = 1) -> np.ndarray:
     return np.stack(out)
 
 
+def turning_head_outputs(truth, depth, xy, vis) -> dict:
+    """Engine outputs of a clip: its depth on every frame, its tracks, and a pose head whose rotations
+    are each 3 degrees off the truth and that moves nowhere (sd about 0.14)."""
+    return {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None], "track_visibility": vis[None],
+            "pose_rotation": noisy_rotations(truth, 3.0)[None],
+            "pose_translation": np.zeros((1, T_LEN, 3)), "pose_log_variance": np.full((1, T_LEN, 2), -4.0)}
+
+
 def test_a_turning_cameras_rotation_steps_are_measured_by_the_bearings():
     """Rule 66: a camera that only turns (2 degrees a frame), tracks with 0.1 px of noise and a fifth
     of them wrong: each frame's rotation, given 1.5 degrees off, comes back within 0.1 degrees of the
@@ -716,9 +724,7 @@ def test_clip_pose_measures_the_rotation_steps_where_the_geometry_found_no_trans
 
     for truth, steps in ((poses(2.0, [0.0, 0.0, 0.0]), T_LEN - 1), (poses(1.5, [0.03, -0.01, 0.02]), 0)):
         depth, xy, vis, _ = make_clip(truth, noise_px=0.3, seed=5)
-        outputs = {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None], "track_visibility": vis[None],
-                   "pose_rotation": noisy_rotations(truth, 3.0)[None],
-                   "pose_translation": np.zeros((1, T_LEN, 3)), "pose_log_variance": np.full((1, T_LEN, 2), -4.0)}
+        outputs = turning_head_outputs(truth, depth, xy, vis)
         off = clip_pose(outputs, K, "fused", smoothing_order=2)
         on = clip_pose(outputs, K, "fused", smoothing_order=2, rotation_step_px=2.0)
         assert off[3].rotation_steps == 0 and on[3].rotation_steps == steps
@@ -739,10 +745,7 @@ def test_bearing_steps_leave_out_non_finite_tracks_and_bunched_ones():
     xy[3, 4], xy[5, 2] = np.nan, np.inf
     rotation, replaced = rotation_from_bearing_steps(noisy_rotations(truth, 1.5), xy, vis, K, 2.0)
     assert replaced == T_LEN - 1 and angle_deg(rotation[-1], truth[-1][:3, :3]) < 0.1
-    depth = depth_map()
-    outputs = {"depth": depth[None, None].repeat(T_LEN, 1), "track_xy": xy[None], "track_visibility": vis[None],
-               "pose_rotation": noisy_rotations(truth, 3.0)[None],
-               "pose_translation": np.zeros((1, T_LEN, 3)), "pose_log_variance": np.full((1, T_LEN, 2), -4.0)}
+    outputs = turning_head_outputs(truth, depth_map(), xy, vis)
     assert np.isfinite(clip_pose(outputs, K, "fused", rotation_step_px=2.0)[0]).all()
     turn = cv2.Rodrigues(np.radians([0.0, 2.0, 0.0]))[0]  # prev_from_next: a 2-degree turn
     prev = np.full((10, 2), 40.0) + np.random.default_rng(0).uniform(0, 0.5, (10, 2))

@@ -160,8 +160,12 @@ class Replayer:
         topics = self.answers.get(stamp)
         if not topics or not self.kinds_seen <= topics:
             return False
-        return (len(self.kinds_seen) == len(SCORED)
-                or time.time_ns() - self.arrivals[stamp] > ANSWER_GRACE_S * 1e9)
+        return len(self.kinds_seen) == len(SCORED) or self.past_grace(stamp)
+
+    def past_grace(self, stamp: int) -> bool:
+        """ANSWER_GRACE_S have passed since the frame `stamp`'s first output (False before it has one)."""
+        first = self.arrivals.get(stamp)
+        return first is not None and time.time_ns() - first > ANSWER_GRACE_S * 1e9
 
     def answer_count(self) -> int:
         """Scored outputs received so far (progress for wait_until)."""
@@ -220,11 +224,7 @@ class Replayer:
         callbacks lost the last frame's pose, and TUM's ATE over DDS was scored on 21 frames against
         offline's 22 (CI, session 57)."""
         if last_stamp is not None:
-            def done() -> bool:
-                first = self.arrivals.get(last_stamp)
-                return self.answered(last_stamp) or (first is not None
-                                                     and time.time_ns() - first > ANSWER_GRACE_S * 1e9)
-            self.wait_until(done, self.answer_count)
+            self.wait_until(lambda: self.answered(last_stamp) or self.past_grace(last_stamp), self.answer_count)
         received, quiet_until = len(self.received), time.monotonic() + DRAIN_QUIET_S
         while time.monotonic() < quiet_until:
             self.spin(0.02)

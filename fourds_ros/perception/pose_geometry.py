@@ -627,14 +627,14 @@ def rotation_from_bearing_steps(rotation: np.ndarray, xy: np.ndarray, visible: n
     depth. Only where a turn is all there is: a sideways translation moves the image as a turn does,
     and bare bearings read it as one (rules 66-67, docs/results/session58/RULES.md)."""
     rotation = np.asarray(rotation, float)
-    seen = np.asarray(visible) > 0.5
+    seen = (np.asarray(visible) > 0.5) & np.isfinite(xy).all(axis=2)  # a NaN or inf position is no track
     if usable is not None:
         seen = seen & np.asarray(usable, bool)[:, None]
     skip = np.zeros(len(rotation), bool) if skip is None else np.asarray(skip, bool)
     out, replaced = [rotation[0]], 0
     for t in range(1, len(rotation)):
         step = rotation[t - 1].T @ rotation[t]
-        both = seen[:, t - 1] & seen[:, t] & np.isfinite(xy[:, t - 1]).all(axis=1) & np.isfinite(xy[:, t]).all(axis=1)
+        both = seen[:, t - 1] & seen[:, t]
         measured = None if skip[t] or skip[t - 1] else bearing_step(xy[both, t - 1], xy[both, t], k_model, max_px)
         if measured is not None:
             step, replaced = measured, replaced + 1
