@@ -362,11 +362,13 @@ def test_an_empty_root_cache_the_runtime_user_cannot_write_is_replaced_by_a_priv
 def test_a_root_cache_made_readable_is_used_by_the_runtime_user(image, reference, monkeypatch):
     """The image's build step ran `chmod -R a+rX` on the cache: every backend reads it as it is, with
     nothing exported or built again and no WARNING. An entry it lacks (another num_queries) cannot be
-    written by that user: the export fails by name and auto goes on to torch, as on a read-only filesystem."""
+    written there by that user: it is exported and built into a private temporary directory, with a WARNING
+    naming the cache (this failed configure with an explicit backend, and auto fell back to torch)."""
     from fourds_ros.engine import export, tensorrt_backend
 
     cache = image / "cache"
     subprocess.run(["chmod", "-R", "a+rX", cache], check=True)
+    real_export, real_build = export.export_onnx, tensorrt_backend.build_serialized_engine
     monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
     monkeypatch.setattr(tensorrt_backend, "build_serialized_engine", lambda *a, **k: pytest.fail("built again"))
     outcome = as_runtime_user(lambda: engines_of_every_backend(image, reference))
@@ -376,11 +378,20 @@ def test_a_root_cache_made_readable_is_used_by_the_runtime_user(image, reference
     assert outcome["warnings"] == []
 
     def another_num_queries():
-        with pytest.raises(CacheDirError, match=f"{cache}/onnx/.* Permission denied"):
-            create_engine(image / "model", "onnxruntime", num_queries=Q + 1, cache_dir=cache)
-        return create_engine(image / "model", "auto", device="cpu", num_queries=Q + 1, cache_dir=cache).backend
+        with monkeypatch.context() as undo:  # this entry is new: exported and built for real
+            undo.setattr(export, "export_onnx", real_export)
+            undo.setattr(tensorrt_backend, "build_serialized_engine", real_build)
+            return {backend: str(engine.engine_path if engine.backend == "tensorrt" else engine.onnx_path)
+                    for backend, engine in ((b, create_engine(image / "model", b, device="cpu", num_queries=Q + 1,
+                                                              cache_dir=cache)) for b in ("onnxruntime", "auto"))}
 
-    assert as_runtime_user(another_num_queries)["result"] == "torch"
+    outcome = as_runtime_user(another_num_queries)
+    for backend, path in outcome["result"].items():
+        assert cache not in Path(path).parents and (image / "tmp") in Path(path).parents, (backend, path)
+        assert Path(path).name.endswith(".engine" if backend == "auto" else ".onnx"), (backend, path)
+    lacking = [w for w in outcome["warnings"] if "the cache lacks this entry" in w]
+    assert all(str(cache) in w and "Permission denied" in w for w in lacking), lacking
+    assert {folder for w in lacking for folder in ("onnx", "tensorrt") if f"{cache}/{folder}" in w} == {"onnx", "tensorrt"}
 
 
 @pytest.mark.parametrize("num_queries", [0, -1, True, 2.5])
@@ -421,28 +432,36 @@ def test_temp_folders_left_by_a_killed_export_are_swept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.onnx.new"]
 
 
-def test_a_prebuilt_cache_on_a_read_only_filesystem_is_used(tiny_model_dir, tmp_path, monkeypatch):
+def test_a_prebuilt_cache_on_a_read_only_filesystem_is_used(tiny_model_dir, tmp_path, monkeypatch, caplog):
     """Engines built ahead (`fourds-ros build-engine`) into an image run read-only (docker
     --read-only, systemd ProtectSystem): reading the cache needs no write. Only an export does, and
-    then the refusal is an EngineError, so backend auto goes on to torch. (Root ignores file modes,
+    an entry the cache lacks (another num_queries) is exported into a private temporary directory with
+    a WARNING; until session 59 that failed configure with an explicit backend. (Root ignores file modes,
     so the read-only filesystem is stood in for by its error where the cache would write.)"""
     from fourds_ros.engine import create_engine, engine_cache, export
 
-    create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")  # prebuilt
+    cache = tmp_path / "cache"
+    create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)  # prebuilt
+    writable = engine_cache.ensure_writable_dir
 
     def read_only(path):
-        raise CacheDirError(f"engine cache directory {path} is not writable: Read-only file system")
+        if cache == Path(path) or cache in Path(path).parents:
+            raise CacheDirError(f"engine cache directory {path} is not writable: Read-only file system")
+        return writable(path)
 
-    monkeypatch.setattr(export, "ensure_writable_dir", read_only)
     monkeypatch.setattr(engine_cache, "ensure_writable_dir", read_only)
+    real_export = export.export_onnx
     monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
-    engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "cache")
-    assert engine.backend == "onnxruntime"
-    # Another num_queries is not in the prebuilt cache: it must be exported, which fails by name...
-    with pytest.raises(CacheDirError, match="Read-only file system"):
-        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q + 1, cache_dir=tmp_path / "cache")
-    # ...and auto goes on to torch.
-    assert create_engine(tiny_model_dir, "auto", num_queries=Q + 1, cache_dir=tmp_path / "cache").backend == "torch"
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)
+    assert engine.backend == "onnxruntime" and cache in engine.onnx_path.parents and caplog.text == ""
+    monkeypatch.setattr(export, "export_onnx", real_export)
+    with caplog.at_level(logging.WARNING):
+        other = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q + 1, cache_dir=cache)
+    assert other.spec.num_queries == Q + 1 and cache not in other.onnx_path.parents
+    assert "Read-only file system: the cache lacks this entry" in caplog.text
+    inputs = example_inputs(other.spec)
+    assert other(inputs)["track_xy"].shape[1] == Q + 1
 
 
 EXPORT_FAILURES = {

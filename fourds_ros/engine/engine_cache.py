@@ -143,6 +143,24 @@ def secure_cache_dir(path: str | Path, logger: logging.Logger | None = None) -> 
     return fallback
 
 
+def writable_entry_dir(path: str | Path, root: str | Path, logger: logging.Logger | None = None) -> Path:
+    """`path`, a folder under the cache root `root` (secure_cache_dir's) that an export or build writes into,
+    created and proven writable (ensure_writable_dir); where it cannot be (a prebuilt cache on a read-only
+    filesystem or of root's, lacking this entry: another num_queries, precision or GPU), the same folder
+    under this process's private temporary directory instead, with a WARNING naming the entry to prebuild.
+    Why: the entries the cache holds are still read from it, and a node asked for one more entry starts,
+    where it failed configure with an explicit backend. Raises CacheDirError when neither can be written."""
+    path, root = Path(path), Path(root)
+    try:
+        return ensure_writable_dir(path)
+    except CacheDirError as refused:
+        fallback = ensure_writable_dir(_private_fallback(root) / path.relative_to(root))
+        (logger or log).warning("%s: the cache lacks this entry and cannot take it; writing it into the private "
+                                "temporary directory %s instead (prebuild it into the cache with `fourds-ros build-engine` or a start of "
+                                "the node as the cache's owner)", refused, fallback)
+        return fallback
+
+
 # Temporary files and folders the cache writes start with "." and are renamed or removed when done;
 # one older than this was left by a process that died (SIGKILL, SIGFPE) and is swept.
 STALE_TEMP_S = 6 * 3600

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..model import CheckpointError, FourDS
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, check_num_queries
 from .engine_cache import (
-    checkpoint_key, ensure_writable_dir, onnx_files, secure_cache_dir, sidecar_problem, sweep_stale_temps,
+    checkpoint_key, onnx_files, secure_cache_dir, sidecar_problem, sweep_stale_temps, writable_entry_dir,
     write_sidecar,
 )
 
@@ -213,14 +213,19 @@ def cached_onnx(
     logger = logger or log
     check_num_queries(num_queries)
     key = checkpoint_key(model_dir, precision, num_queries)
-    key_dir = secure_cache_dir(cache_dir, logger) / "onnx" / key
+    root = secure_cache_dir(cache_dir, logger)
+    key_dir = root / "onnx" / key
     path = key_dir / ONNX_FILE
     if path.exists() and not force:
         problem = sidecar_problem(path)
         if problem is None:
             return path  # nothing to write: a prebuilt cache may be read-only
         logger.warning("cached ONNX graph %s %s; exporting it again", path, problem)
-    ensure_writable_dir(key_dir)
+    key_dir = writable_entry_dir(key_dir, root, logger)
+    if key_dir != path.parent:  # the private temporary directory: this process may have exported it there
+        path = key_dir / ONNX_FILE
+        if path.exists() and not force and sidecar_problem(path) is None:
+            return path
     sweep_stale_temps(key_dir)
     try:
         model = model if model is not None else load_checkpoint(model_dir)

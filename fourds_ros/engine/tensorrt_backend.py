@@ -29,10 +29,10 @@ from .engine_cache import (
     atomic_write_bytes,
     default_cache_dir,
     digest,
-    ensure_writable_dir,
     secure_cache_dir,
     sidecar_problem,
     tensorrt_engine_key,
+    writable_entry_dir,
     write_sidecar,
 )
 
@@ -151,7 +151,8 @@ class TensorRTEngine(InferenceEngine):
         self.device = torch.device(device)
         gpu_name, capability = gpu if gpu is not None else cuda_gpu(device)
         self.gpu_name = gpu_name
-        engine_dir = secure_cache_dir(cache_dir, self.log) / "tensorrt"  # written only when building
+        self.cache_root = secure_cache_dir(cache_dir, self.log)
+        engine_dir = self.cache_root / "tensorrt"  # written only when building
         key = tensorrt_engine_key(onnx_path, trt.__version__, gpu_name, capability, precision)
         self.engine_path = engine_dir / f"{key}.engine"
         gpu_key = digest(trt.__version__, gpu_name, "{}.{}".format(*capability))[:16]
@@ -168,7 +169,10 @@ class TensorRTEngine(InferenceEngine):
             self.log.info("force_engine_update: rebuilding %s", self.engine_path)
         self.rebuilt = engine is None
         if engine is None:
-            ensure_writable_dir(engine_dir)
+            written = writable_entry_dir(engine_dir, self.cache_root, self.log)
+            if written != engine_dir:  # a prebuilt cache without this engine: built into the private directory
+                self.engine_path = written / self.engine_path.name
+                self.timing_cache_path = written / self.timing_cache_path.name
             data = build_serialized_engine(trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log)
             try:
                 atomic_write_bytes(self.engine_path, data)
