@@ -291,6 +291,26 @@ def test_offline_runs_the_engine_with_the_num_queries_parameter(short_bag, tiny_
         assert most > 4
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_offline_runs_the_engine_in_the_precision_parameter(short_bag, tiny_model_dir, precision):
+    """`--param precision=bf16` offline runs the node's engine in bf16: the offline path made its engine
+    from the backend alone and scored fp32 whatever the parameter said (session 59). The depth it gives
+    differs from fp32's by bf16's rounding, not by nothing."""
+    from fourds_ros.evaluation.bag import read_bag
+    from fourds_ros.evaluation.offline import run_offline
+    from fourds_ros.perception.settings import PerceptionSettings
+
+    bag = read_bag(short_bag)
+    runs = {p: run_offline(bag, tiny_model_dir, "torch", PerceptionSettings.from_params(precision=p, device="cpu"))
+            for p in sorted({"fp32", precision})}
+    assert f"cpu, {precision}" in runs[precision].engine
+    if precision != "fp32":
+        stamp = sorted(runs["fp32"].depth)[-1]
+        ours, fp32 = runs[precision].depth[stamp], runs["fp32"].depth[stamp]
+        assert not np.allclose(ours, fp32, rtol=1e-5, equal_nan=True)
+        assert np.nanmedian(np.abs(ours / fp32 - 1)) < 0.05  # the same depth, rounded
+
+
 def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path):
     """The shipped model on TUM fr1/rpy's first 22 frames (validation; three clips) through the real
     node over DDS at "max" rate: the replay sends a clip's last frame only once the node has

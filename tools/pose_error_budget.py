@@ -183,7 +183,7 @@ def markdown(result: dict, bag_path: str, model: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fourds_ros.engine import create_engine
+    from fourds_ros.perception.pipeline import model_engine
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bag")
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve_model(args.model)
     if Path(model).is_relative_to(Path.cwd()):  # the reports name the model as the repo does
         model = str(Path(model).relative_to(Path.cwd()))
-    result = budget(bag, create_engine(model, args.backend), PerceptionSettings.from_params(params), args.starts)
+    settings = PerceptionSettings.from_params(params)
+    result = budget(bag, model_engine(settings, model, args.backend), settings, args.starts)
     result["params_note"] = "".join(f", {k}={v}" for k, v in params.items())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -94,18 +94,19 @@ def score_badja_folders(folders, trackers: dict[str, Tracker | None], alpha: flo
 
 
 def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: str = "resize",
-                  track_refinement: str = "template", lk_check_px: float = 0.0) -> Tracker:
+                  track_refinement: str = "template", lk_check_px: float = 0.0, engine=None) -> Tracker:
     """The 4DS tracks head as a BADJA tracker: clips of T frames, each starting where the last one
     ended, queried with the previous clip's final positions (the node's own chaining, without its
     re-seeding, so every joint keeps one track), and refined on the image as the node does
     (`track_refinement`: flow | template | none, and `lk_check_px`, the node's track_lk_check_px;
     TemplateRefiner.follow, with each joint's query-frame template). `resize` keeps the whole frame
-    in view; the node's default centre crop would cut off the horse at 854x480."""
+    in view; the node's default centre crop would cut off the horse at 854x480. engine: one already
+    made (pipeline.model_engine, as the node's settings name it) instead of model_dir's on `backend`."""
     from ..engine import create_engine
     from ..perception.preprocess import Preprocessor
     from ..perception.track_refine import gray, make_refiner
 
-    engine = create_engine(model_dir, backend=backend)
+    engine = engine if engine is not None else create_engine(model_dir, backend=backend)
     cfg = engine.config
     num_frames, capacity = cfg.num_frames, engine.spec.num_queries
     pre = Preprocessor(tuple(cfg.image_size), crop_policy)

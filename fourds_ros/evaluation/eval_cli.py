@@ -46,19 +46,23 @@ def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
     }
 
 
-def add_badja(report: dict, folders, model_dir, backend: str = "torch", tracks=None) -> None:
+def add_badja(report: dict, folders, model_dir, backend: str = "torch", settings=None) -> None:
     """Human-annotated tracks (BADJA): PCK@0.2 of the model's tracks head and of LK on every clip
     in `folders` (one folder or several). tracks.badja_pck is the mean over clips (unchanged key);
     tracks.badja_per_clip holds each clip's pck, pck_3px, points, area source and, with the flow
     refinement, tracker_counts (track steps, LK losses, head positions taken), and ratio_to_lk: the
     clip's PCK over LK's with its paired bootstrap interval over annotated frames (uncertainty.py).
-    tracks: the node's TrackSettings (default: its defaults), so BADJA scores what the node runs."""
-    from ..perception.settings import TrackSettings
+    settings: the node's PerceptionSettings (default: its defaults), so BADJA scores what the node runs: its
+    track refinement, and its engine (pipeline.model_engine: device, precision, threads)."""
+    from ..perception.pipeline import model_engine
+    from ..perception.settings import PerceptionSettings
     from .badja import model_tracker, score_badja_folders
     from .uncertainty import pck_ratio_interval
 
-    tracks = tracks or TrackSettings()
-    tracker = model_tracker(model_dir, backend, track_refinement=tracks.refinement, lk_check_px=tracks.lk_check_px)
+    settings = settings or PerceptionSettings()
+    tracks = settings.tracks
+    tracker = model_tracker(model_dir, backend, track_refinement=tracks.refinement, lk_check_px=tracks.lk_check_px,
+                            engine=model_engine(settings, model_dir, backend))
     results = score_badja_folders(folders, {"fourds": tracker, "lk": None})
     report.setdefault("tracks", {}).update(badja_refinement=tracks.refinement, badja_lk_check_px=tracks.lk_check_px)
     for section, result in ((report.setdefault("tracks", {}), results["fourds"]),
@@ -151,7 +155,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         report["pose_over_starts"] = pose_over_starts(bag, model_dir, backend, settings, pose_starts, model,
                                                       peers["orb_vo"])
     if badja:
-        add_badja(report, badja, model_dir, backend, settings.tracks)
+        add_badja(report, badja, model_dir, backend, settings)
     write_report(report, out_dir, bag, model, peers)
     return report
 

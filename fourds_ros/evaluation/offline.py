@@ -39,14 +39,14 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     the robot's odometry (each pushed just before its frame); with reference_depth, its ground-truth
     depth stands in for an RGB-D camera's.
     """
-    from ..engine import create_engine
     from ..perception import PerceptionPipeline, PerceptionSettings
     from ..perception.odometry import quat_xyzw
+    from ..perception.pipeline import model_engine
 
     settings = settings or PerceptionSettings()
-    # The engine's query count is a node parameter like the others (num_queries), so an offline
-    # run with --param num_queries=N runs what the node would.
-    engine = create_engine(model_dir, backend, num_queries=settings.model.num_queries)
+    # The engine's query count, device, precision and threads are node parameters like the others, so
+    # an offline run with --param precision=bf16 or num_queries=N runs what the node would.
+    engine = model_engine(settings, model_dir, backend)
     pipeline = PerceptionPipeline(engine, settings)
     preds = Predictions(name="fourds", frames_in=len(bag.stamps))
     pushed_at: dict[int, int] = {}

@@ -136,16 +136,24 @@ def reference_scales(scale, enabled: dict) -> tuple[ReferenceScale | None, Depth
     return odometry, depth
 
 
+def model_engine(settings: PerceptionSettings, model_dir=None, backend: str | None = None):
+    """The engine the settings' model parameters name (model, backend, device, precision, num_queries,
+    inference_threads), made as the node makes it. model_dir, backend: an evaluation command's --model and
+    --backend instead of the settings' (empty model: the installed default). Why one function: the offline
+    evaluator made its engine with the backend alone, so `--param precision=bf16` scored fp32."""
+    from ..engine import create_engine
+
+    m = settings.model
+    return create_engine(model_dir or m.resolved_path(), backend=backend or m.backend, device=m.device,
+                         precision=m.precision, num_queries=m.num_queries, threads=m.inference_threads)
+
+
 def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
     """The engine the settings name (empty model: the installed default), warmed up with one
     inference, in a pipeline. -> (pipeline, description of the backend). Raises on a bad model or
     backend, so that configure fails with the reason instead of the first clip."""
-    from ..engine import create_engine
-
-    m = settings.model
-    path = m.resolved_path()
-    engine = create_engine(path, backend=m.backend, device=m.device, precision=m.precision,
-                           num_queries=m.num_queries, threads=m.inference_threads)
+    path = settings.model.resolved_path()
+    engine = model_engine(settings, path)
     if settings.diagnostics.debug_inference_delay_ms > 0:
         from .slow_engine import SlowEngine
 
