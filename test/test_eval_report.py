@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -219,6 +220,30 @@ def test_a_missing_badja_folder_is_said_before_any_inference(tmp_path, tiny_mode
     assert cli(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--offline",
                 "--badja", str(tmp_path / "no_badja")]) == 1
     assert f"{tmp_path / 'no_badja'}: no such BADJA folder" in capsys.readouterr().err
+    assert ran == []
+
+
+def test_a_badja_clip_that_does_not_read_is_said_before_any_inference(tmp_path, tiny_model_dir, short_bag,
+                                                                     monkeypatch, capsys):
+    """A corrupt frame in a BADJA clip was found when BADJA was scored, after the bag's inference (session 57's
+    Left): every clip is read once first, and the model never runs."""
+    from fourds_ros.cli import main as cli
+    from fourds_ros.evaluation import offline
+
+    clip = tmp_path / "badja" / "JPEGImages" / "480p" / "clip"
+    clip.mkdir(parents=True)
+    for k in range(3):
+        (clip / f"{k:05d}.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes())
+    (clip / "00002.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "badja" / "badja_joint_annotations").mkdir()
+    (tmp_path / "badja" / "badja_joint_annotations" / "clip.json").write_text(json.dumps(
+        [{"image_path": f"JPEGImages/480p/clip/{k:05d}.jpg", "joints": [[10, 10], [20, 30], [40, 20]],
+          "visibility": [1, 1, 1]} for k in (0, 1)]))
+    ran, run_offline = [], offline.run_offline
+    monkeypatch.setattr(offline, "run_offline", lambda *a, **kw: ran.append(1) or run_offline(*a, **kw))
+    assert cli(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--offline",
+                "--badja", str(tmp_path / "badja")]) == 1
+    assert "00002.jpg: cannot read the frame" in capsys.readouterr().err
     assert ran == []
 
 

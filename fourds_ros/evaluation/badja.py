@@ -72,6 +72,16 @@ def find_clips(folders: str | Path | Iterable[str | Path]) -> list[BadjaClip]:
     return clips
 
 
+def check_clips(folders: str | Path | Iterable[str | Path]) -> list[BadjaClip]:
+    """find_clips, with every clip read once (datasets.load_badja: its frames decoded, its annotations and
+    masks checked) and dropped: a BadjaError names what does not read. Why: `eval --badja` read the clips
+    only after the bag's inference, so a corrupt frame cost minutes of replay and the report."""
+    clips = find_clips(folders)
+    for clip in clips:
+        load_badja(clip)
+    return clips
+
+
 def score_badja_folders(folders, trackers: dict[str, Tracker | None], alpha: float = 0.2) -> dict[str, dict]:
     """Score every clip in `folders` (see find_clips) with each tracker ({name: tracker}; None is
     LK), reading each clip once. Returns {name: {pck, pck_3px (means over clips: each clip weighs

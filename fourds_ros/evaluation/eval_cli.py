@@ -115,10 +115,10 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     from .report import build_report, write_report
 
     model_dir = check_model(model_dir)
-    if badja:  # a mistyped --badja, as --model, before minutes of inference rather than after them
-        from .badja import find_clips
+    if badja:  # a mistyped --badja, or a clip that does not read, as --model: before minutes of inference
+        from .badja import check_clips
 
-        find_clips(badja)
+        check_clips(badja)
     if pose_starts > 1 and not offline:
         raise BagError("pose over several start frames needs the offline path (--offline)")
     source = (params or {}).get("metric_scale_source")
