@@ -590,18 +590,19 @@ def test_the_path_starts_again_when_the_first_clip_after_a_reset_fails(rig, engi
     assert r.values()["frames_unaccounted"] == "0"
 
 
-def test_a_pose_stage_that_raises_is_named_and_its_sent_depth_said(rig, monkeypatch):
-    """A clip whose pose stage raised was logged and counted as 'inference failed' (errors_inference),
-    though the engine had run and the clip's depth had gone out: a team read a failed engine. The
-    stage is named now, and the depth a costmap already has is said; the frames still count as failed
-    (no odometry for them)."""
+@pytest.mark.parametrize("stage, other", [("pose", "tracks"), ("tracks", "odometry")])
+def test_a_stage_that_raises_is_named_and_the_clip_sends_the_rest(rig, monkeypatch, stage, other):
+    """A clip whose pose stage raised was logged as 'inference failed' (session 40: the stage is named), and its
+    tracks were lost with it: only the depth, sent first, went out. Now each stage stands on its own: a pose
+    that raises costs the clip's odometry only, tracks that raise its tracks only (the pose falls back to its
+    head); the stage is named on /diagnostics and the frames count as out."""
     r = rig(start=False)
     publishers = node_run_clip(r)
 
-    def pose_raises(*args, **kwargs):
+    def stage_raises(*args, **kwargs):
         raise ValueError("a stage broke")
 
-    monkeypatch.setattr(r.pipeline, "_poses", pose_raises)
+    monkeypatch.setattr(r.pipeline, {"pose": "_poses", "tracks": "_tracks"}[stage], stage_raises)
     warnings = []
     r.health.log_warning = warnings.append
     r.worker.start()
@@ -610,12 +611,15 @@ def test_a_pose_stage_that_raises_is_named_and_its_sent_depth_said(rig, monkeypa
         r.image(ss[i], image(64, 64, i))
     r.wait_idle()
     described = ss[:8 - r.intake.pending_frames()]
-    assert r.health.errors["pose"] >= 2 and r.health.errors["inference"] == 0  # every clip, none an inference
-    assert r.health.counts["frames_failed"] == len(described) and sent(publishers, "depth") == described
-    assert sent(publishers, "odometry") == [] and sent(publishers, "tracks") == []
-    assert [w for w in warnings if w.startswith("[pose]")] == [
-        "[pose] pose failed: ValueError: a stage broke; its depth was sent (seen 1x)"]
-    assert r.values()["frames_unaccounted"] == "0"
+    assert len(described) >= 4
+    assert r.health.errors[stage] >= 2 and r.health.errors["inference"] == 0  # every clip, none an inference
+    assert r.health.counts["frames_failed"] == 0 and r.health.counts["frames_out"] == len(described)
+    assert sent(publishers, "depth") == sent(publishers, other) == described
+    assert sent(publishers, "odometry" if stage == "pose" else "tracks") == []
+    assert [w for w in warnings if w.startswith(f"[{stage}]")] == [
+        f"[{stage}] {stage} failed: ValueError: a stage broke; the clip's other outputs were sent (seen 1x)"]
+    values = r.values()
+    assert values["frames_unaccounted"] == "0" and values[f"clips_{stage}_failed"] == str(r.health.errors[stage])
 
 
 def test_a_report_never_sees_a_clip_counted_and_still_in_inference(rig):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class ClipResult:
     # The camera.Lens the clip's frames were undistorted with (None: none): the node maps the tracks'
     # pixels back to the camera's own image with it (outputs.py).
     lens: Lens | None = None
+    # Stages that raised on this clip ("tracks", "pose") -> "ExceptionType: message": their outputs are absent
+    # (no tracks; no poses, so the odometry chain takes the next clip across a gap) and the rest goes out.
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 # The timed stages of PerceptionPipeline.process after the engine call; epipolar is part of pose.
@@ -104,8 +108,8 @@ class StageClock:
 
 class ClipFailed(RuntimeError):
     """PerceptionPipeline.process raised in `stage` ("inference": the frames' preprocessing and the
-    engine; then "depth", "tracks", "pose"), from the exception that did (__cause__): a node names the
-    stage, since a pose that raised is no failed inference."""
+    engine; then "depth"), from the exception that did (__cause__): a node names the stage. The tracks and
+    pose stages do not raise it: they fail on their own (ClipResult.failed, PerceptionPipeline._isolated)."""
 
     def __init__(self, stage: str, cause: Exception):
         self.stage = stage
@@ -233,6 +237,7 @@ class PerceptionPipeline:
         self.pose_epipolar_held = 0  # clips held in place: their lasting corners measured no direction
         self.pose_head_overruled = 0  # fused: clips whose head moved > 90 deg off the geometry (head_overruled)
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
+        self.stage_failures = Counter()  # clips whose tracks or pose stage raised (ClipResult.failed), by stage
         self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         self.pose_rotation_steps = 0  # steps of every clip's rotation (overlaps included) measured by the bearings (rule 68a)
@@ -240,8 +245,7 @@ class PerceptionPipeline:
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
         # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.
         self.behind: Callable[[], bool] | None = None
-        self.frames_blind = 0  # output frames too dark or flat to see (InputSettings.min_image_texture)
-        self.frames_partly_blind = 0  # output frames blind on a part of the view (preprocess.partly_blind)
+        self.frames_blind = self.frames_partly_blind = 0  # output frames too dark or flat to see, whole or in part
         # The first buffer sequence whose clips restart odometry (a manual reset, time going backwards): a
         # clip of an older sequence waiting at the reset must not take it. Only reset and add_frame write it:
         # the worker compares sequences (_start_sequence); clearing it erased a reset landing meanwhile.
@@ -341,6 +345,7 @@ class PerceptionPipeline:
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "pose_rotation_steps": self.pose_rotation_steps,
                 "pose_head_nonfinite": self.pose_head_nonfinite,
+                "clips_tracks_failed": self.stage_failures["tracks"], "clips_pose_failed": self.stage_failures["pose"],
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(), **self.tracks.query_counts(),
                 "frames_reset": self.buffer.frames_reset, "frames_out_of_order": self.buffer.frames_out_of_order}
@@ -468,22 +473,36 @@ class PerceptionPipeline:
             if on_depth is not None:
                 on_depth(ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
                                     lens=frames[-1].lens))
-        self._stage, xy = "tracks", None
+        self._stage, xy, failed = "tracks", None, {}
         # The clip's camera images, gray made once (on arrival, or here on first use) for the tracks'
         # refinement and the pose's epipolar direction alike.
         images = ClipImages([f.rgb for f in frames], [f.gray for f in frames])
         if self.tracks_made and slot_ids is not None:  # published only with enable_tracks
-            xy = self._tracks(results if self.enabled["tracks"] else [], outputs, slot_ids, frames, images, output_t,
-                              model_depth, pmap, blind, excluded)
+            xy = self._isolated("tracks", failed, results, self._tracks, results if self.enabled["tracks"] else [],
+                                outputs, slot_ids, frames, images, output_t, model_depth, pmap, blind, excluded)
         self._stage = "pose"
         if self.enabled["pose"]:
             # A frame's motion from the clip's first frame is unseen when either is blind.
-            poses = self._poses(outputs, own_depth, xy, slot_ids, frames, output_t, k_model, blind | blind[0],
-                                motion_scale, images, pmap)
-            for r, p in zip(results, poses):
+            poses = self._isolated("pose", failed, results, self._poses, outputs, own_depth, xy, slot_ids, frames,
+                                   output_t, k_model, blind | blind[0], motion_scale, images, pmap)
+            for r, p in zip(results, poses or []):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
-                          self._clock.seconds, lens=frames[-1].lens)
+                          self._clock.seconds, lens=frames[-1].lens, failed=failed)
+
+    def _isolated(self, stage: str, failed: dict[str, str], results: list[FrameResult], run, *args):
+        """run(*args), the clip's `stage`; None where it raises, with the stage's outputs taken off `results`
+        and the cause in `failed` (ClipResult.failed), counted in stage_failures. Why: a pose that raised took
+        the clip's tracks with it, and tracks that raised its poses; each stage's outputs stand on their own
+        (the pose without tracks falls back to its head)."""
+        try:
+            return run(*args)
+        except Exception as exc:
+            failed[stage] = f"{type(exc).__name__}: {exc}"
+            self.stage_failures[stage] += 1
+            for r in results:
+                setattr(r, stage, None)
+            return None
 
     def _clip_scale(self, frames: list[Frame], output_t: list[int], own_depth: np.ndarray | None,
                     blind: np.ndarray) -> tuple[float, float]:
