@@ -336,6 +336,27 @@ def test_offline_runs_the_engine_in_the_precision_parameter(short_bag, tiny_mode
         assert np.nanmedian(np.abs(ours / fp32 - 1)) < 0.05  # the same depth, rounded
 
 
+def test_a_node_parameter_given_by_param_is_the_one_that_runs(short_bag, tiny_model_dir, tmp_path, capsys):
+    """`eval --param backend=torch` ran ONNX Runtime (--backend's default won, silently) while the report's
+    params said torch. A parameter given by --param alone is what runs; a flag that says otherwise is an
+    error before any work."""
+    import json
+
+    from fourds_ros.cli import main as cli
+
+    out = tmp_path / "r"
+    assert cli(["eval", str(short_bag), "--out", str(out), "--offline", "--max-frames", "8",
+                "--param", f"model={tiny_model_dir}", "--param", "backend=torch", "--param", "hop=4"]) == 0
+    meta = json.loads((out / "report.json").read_text())["meta"]
+    assert meta["backend"] == "torch" and meta["engine"].startswith("torch") and meta["hop"] == 4
+    assert meta["model"] == str(tiny_model_dir)
+    for flag, param in ((["--backend", "onnxruntime"], "backend=torch"), (["--hop", "3"], "hop=4")):
+        with pytest.raises(SystemExit) as exc:
+            cli(["eval", str(short_bag), "--out", str(tmp_path / "x"), "--offline", *flag, "--param", param])
+        assert exc.value.code == 2 and "disagree: give one" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path):
     """The shipped model on TUM fr1/rpy's first 22 frames (validation; three clips) through the real
     node over DDS at "max" rate: the replay sends a clip's last frame only once the node has

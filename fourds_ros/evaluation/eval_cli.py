@@ -25,10 +25,34 @@ NODE_BACKEND = ModelSettings().backend
 
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
-    """--backend, the same for every evaluation command (NODE_BACKEND)."""
-    parser.add_argument("--backend", default=NODE_BACKEND, choices=BACKENDS,
+    """--backend, the same for every evaluation command (command_params gives it NODE_BACKEND when unset)."""
+    parser.add_argument("--backend", default=None, choices=BACKENDS,
                         help=f"inference backend; default {NODE_BACKEND}, the node's: TensorRT with a GPU, then ONNX "
-                             "Runtime, then torch (the report names the one that ran)")
+                             "Runtime, then torch (the report names the one that ran); the same as --param backend=")
+
+
+# An evaluation command's own flags for node parameters: (flag's attribute, parameter, the flag's unset value).
+PARAMETER_FLAGS = (("backend", "backend", None), ("model", "model", None), ("hop", "hop", 0))
+
+
+def command_params(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """The command's --param node parameters (params_from_args), and its own flags for the same parameters
+    (--backend, --model, --hop) reconciled with them: a parameter given by --param alone sets the flag, and
+    a flag and a --param that disagree are an error. Why: the flags won silently, so `--param backend=torch`
+    ran ONNX Runtime while the report's params said torch. An unset --backend is the node's (NODE_BACKEND)."""
+    from ..perception.settings import params_from_args
+
+    params = params_from_args(parser, args.param)
+    for attribute, name, unset in PARAMETER_FLAGS:
+        if not hasattr(args, attribute) or name not in params:
+            continue
+        flag = getattr(args, attribute)
+        if flag != unset and str(flag) != str(params[name]):
+            parser.error(f"--{attribute} {flag} and --param {name}={params[name]} disagree: give one")
+        setattr(args, attribute, params[name])
+    if getattr(args, "backend", None) is None:
+        args.backend = NODE_BACKEND
+    return params
 
 
 def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
@@ -161,7 +185,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
 
 
 def main(argv: list[str]) -> int:
-    from ..perception.settings import add_param_argument, params_from_args
+    from ..perception.settings import add_param_argument
     from .replay import replay_rate
 
     parser = argparse.ArgumentParser(prog="fourds-ros eval", description=__doc__.split("\n\n")[0])
@@ -188,7 +212,7 @@ def main(argv: list[str]) -> int:
                              "frames, and their mean ATE (a chained pose depends on where its clips fall)")
     add_param_argument(parser)
     args = parser.parse_args(argv)
-    params = params_from_args(parser, args.param)
+    params = command_params(parser, args)
     if args.pose_starts > 1 and not args.offline:
         parser.error("--pose-starts needs --offline")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .bag import BagError
-from .eval_cli import NODE_BACKEND, add_backend_argument
+from .eval_cli import NODE_BACKEND, add_backend_argument, command_params
 
 
 def _run(bag_path, model_dir, backend: str, params: dict | None):
@@ -104,7 +104,7 @@ def _say(name: str, part: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from ..perception.settings import add_param_argument, params_from_args
+    from ..perception.settings import add_param_argument
 
     parser = argparse.ArgumentParser(prog="fourds-ros calibrate-scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("bag", help="a labelled recording of the site (bag convert / bag import, with /gt/depth)")
@@ -115,8 +115,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", default=None, help="also write the result here")
     add_param_argument(parser)
     args = parser.parse_args(argv)
+    params = command_params(parser, args)
     try:
-        result = calibrate(args.bag, args.model, args.backend, params_from_args(parser, args.param), args.check)
+        result = calibrate(args.bag, args.model, args.backend, params, args.check)
     except (BagError, OSError, ValueError) as exc:
         print(f"fourds-ros calibrate-scale: {exc}", file=sys.stderr)
         return 1

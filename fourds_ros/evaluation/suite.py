@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .bag import BagError, write_bag
 from .datasets import iter_dataset, played_backwards
-from .eval_cli import NODE_BACKEND, add_backend_argument, reported
+from .eval_cli import NODE_BACKEND, add_backend_argument, command_params, reported
 from .uncertainty import BLOCK_FRAMES, LEVEL
 
 log = logging.getLogger("fourds_ros.eval_suite")
@@ -345,7 +345,7 @@ def write_suite(suite: dict, out: str | Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from ..perception.settings import add_param_argument, params_from_args
+    from ..perception.settings import add_param_argument
 
     parser = argparse.ArgumentParser(prog="fourds-ros eval-suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", required=True, help="split file (config/splits.yaml)")
@@ -362,7 +362,7 @@ def main(argv: list[str]) -> int:
                         help="with --offline: validation rows' pose (model and ORB VO) also from each of their "
                              "first N frames; the pose target uses the mean (0: one start)")
     args = parser.parse_args(argv)
-    params = params_from_args(parser, args.param)
+    params = command_params(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         split = load_split(args.split)
