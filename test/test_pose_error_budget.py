@@ -3,6 +3,8 @@ motion replaced by the ground truth, on a synthetic trajectory whose errors are 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -113,3 +115,29 @@ def test_nees_reads_honest_variances_as_chi_square_and_flags_overconfident_ones(
                                      translation_var_scale=100.0))
     for part in ("rotation", "translation"):
         assert np.isclose(scaled[part]["mean"], honest[part]["mean"], rtol=1e-9)
+
+
+def test_the_ate_spread_tool_perturbs_by_seed_and_scores_every_run(tiny_model_dir, tmp_path):
+    """tools/pose_ate_spread.py: a run's perturbation is its seed's (the same seed, the same outputs;
+    relative 0, the engine's own), about `relative` in size, and every run is scored over the starts."""
+    from fourds_ros.cli import main as cli
+    from fourds_ros.engine import create_engine
+    from fourds_ros.engine.export import example_inputs
+    from fourds_ros.evaluation.bag import read_bag
+    from fourds_ros.perception.settings import PerceptionSettings
+
+    tool = _load("pose_ate_spread.py")
+    engine = create_engine(tiny_model_dir, "torch")
+    inputs = example_inputs(engine.spec)
+    ref = engine(inputs)
+    once, again = tool.NoisyEngine(engine, 1e-3, 1)(inputs), tool.NoisyEngine(engine, 1e-3, 1)(inputs)
+    other, untouched = tool.NoisyEngine(engine, 1e-3, 2)(inputs), tool.NoisyEngine(engine, 0.0, 1)(inputs)
+    for name, value in ref.items():
+        assert np.array_equal(once[name], again[name]) and np.array_equal(untouched[name], value)
+        assert not np.array_equal(once[name], other[name])
+        assert 1e-4 < np.linalg.norm(once[name] - value) / np.linalg.norm(value) < 1e-2
+    sample = Path(__file__).resolve().parents[1] / "samples" / "hololens_000"
+    assert cli(["bag", "convert", "--format", "hololens", str(sample), str(tmp_path / "bag")]) == 0
+    result = tool.spread(read_bag(tmp_path / "bag"), engine, PerceptionSettings(), runs=2, relative=1e-3, starts=2)
+    assert result["untouched"] > 0 and len(result["runs"]) == 2 and all(a > 0 for a in result["runs"])
+    assert result["range"][0] <= result["range"][1] and result["sd"] >= 0
