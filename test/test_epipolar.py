@@ -280,29 +280,35 @@ def test_a_clip_whose_lasting_corners_measure_no_direction_is_held_in_place(ship
 
 
 def test_the_pipeline_replenishes_corners_below_its_setting(shipped_engine, monkeypatch):
-    """pose_epipolar_replenish_below reaches the corner chain (with pose_epipolar_steps; without
-    steps nothing is replenished), and fewer than an essential matrix's minimum is refused."""
+    """pose_epipolar_replenish_below reaches the direction's corner chain (with pose_epipolar_steps; without
+    steps nothing is replenished) and, with pose_epipolar_step_rotation, the step rotations' chain over every
+    frame (always), and fewer than an essential matrix's minimum is refused."""
     from fourds_ros.perception import pipeline as pl
     from fourds_ros.perception.settings import PerceptionSettings
     from fourds_ros.rgbd import read_hololens
 
     seq = read_hololens(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
-    asked = []
+    asked, every = [], []
     real = pl.follow_corner_steps
 
     def follow(*args, replenish_below=0, **kwargs):
-        asked.append(replenish_below)
+        (every if kwargs.get("stride") == 1 else asked).append(replenish_below)
         return real(*args, replenish_below=replenish_below, **kwargs)
 
     monkeypatch.setattr(pl, "follow_corner_steps", follow)
-    for params, expected in (({}, PerceptionSettings().pose.epipolar_replenish_below),
-                             ({"pose_epipolar_replenish_below": 150}, 150),
-                             ({"pose_epipolar_replenish_below": 150, "pose_epipolar_steps": False}, 0)):
+    default = PerceptionSettings().pose.epipolar_replenish_below
+    by_step = {"pose_epipolar_step_rotation": True}
+    for params, expected, every_asked in (({}, default, None), ({**by_step}, default, default),
+                                          ({"pose_epipolar_replenish_below": 150, **by_step}, 150, 150),
+                                          ({"pose_epipolar_replenish_below": 150, "pose_epipolar_steps": False,
+                                            **by_step}, 0, 150)):
         asked.clear()
+        every.clear()
         pipe = pl.PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(params))
         for i in range(8):
             pipe.push(seq.rgb(i), i * 100_000_000, "cam", seq.intrinsics)
         assert asked and set(asked) == {expected}
+        assert set(every) == (set() if every_asked is None else {every_asked})
     with pytest.raises(ValueError):
         PerceptionSettings.from_params({"pose_epipolar_replenish_below": MIN_INLIERS - 1})
 
@@ -441,3 +447,97 @@ def test_passes_over_the_same_images_share_their_corners_and_follow_them_as_alon
         assert (a, b) == (a2, b2)
         np.testing.assert_array_equal(xa, xa2)
         np.testing.assert_array_equal(xb, xb2)
+
+
+def _angle_deg(a, b):
+    return float(np.degrees(np.linalg.norm(cv2.Rodrigues(np.asarray(a).T @ np.asarray(b))[0])))
+
+
+def _noisy(rotation, degrees, seed=1):
+    """first_from_t rotations with each frame's own error of about `degrees` (the solver's noise)."""
+    rng = np.random.default_rng(seed)
+    out = [rotation[0]] + [r @ cv2.Rodrigues(rng.normal(0, np.radians(degrees), 3))[0] for r in rotation[1:]]
+    return np.array(out)
+
+
+@pytest.mark.parametrize("step, depth", [([0.0, 0.0, 0.0], (1.0, 4.0)), ([0.0, 0.0, 0.05], (1.0, 4.0)),
+                                         ([0.02, 0.0, 0.03], (1.0, 4.0))])
+def test_step_rotations_from_corners_recover_a_turn_the_solver_got_wrong(step, depth):
+    """Rule 69: a camera turning 2 degrees a frame (a fast hand-held turn), still, walking forward or
+    forward and sideways; the solver's rotations 1.5 degrees off a frame. Every step measured by the
+    corners (the turn where it explains them, else the essential matrix): each frame's rotation within
+    0.2 degrees, where the solved ones were off by about 1.5."""
+    from fourds_ros.perception.epipolar import rotation_from_steps
+
+    rotation, translation = _clip_motion([0.0, np.radians(2.0), np.radians(0.5)], step)
+    solved = _noisy(rotation, 1.5)
+    steps = _steps_of(rotation, translation, followed=tuple(range(8)))
+    out, measured = rotation_from_steps(solved, steps, K, np.zeros(8, bool))
+    assert measured == 7
+    assert max(_angle_deg(o, r) for o, r in zip(out, rotation)) < 0.2
+    assert max(_angle_deg(s, r) for s, r in zip(solved, rotation)) > 1.0
+
+
+def test_a_sideways_slide_read_as_a_turn_step_by_step_is_bent_back_by_the_clips_two_views():
+    """A camera sliding 1 cm a frame sideways past points 2-3 m away while turning 0.5 degrees a frame: frame
+    to frame a turn explains the corners to a pixel, and the steps read the slide as a turn (about 0.2
+    degrees a frame too much). The first and last views (7 cm apart) measure the translation, and their
+    rotation bends the chain back: the clip ends within 0.3 degrees of the truth (rule 69's test 4)."""
+    from fourds_ros.perception.epipolar import rotation_from_steps
+
+    rotation, translation = _clip_motion([0.0, np.radians(0.5), 0.0], [0.01, 0.0, 0.0])
+    rng = np.random.default_rng(3)
+    pts = np.c_[rng.uniform(-1.5, 1.5, (300, 2)), rng.uniform(2.0, 3.0, 300)]
+
+    def project(t):
+        x = ((pts - translation[t]) @ rotation[t]) @ K.T
+        return x[:, :2] / x[:, 2:] + rng.normal(0, 0.1, (len(pts), 2))
+    views = [project(t) for t in range(8)]
+    steps = [(t - 1, t, views[t - 1], views[t]) for t in range(1, 8)]
+    solved = rotation.copy()  # the solver's own rotation right: the steps alone would spoil it
+    unbent, measured = rotation_from_steps(solved, steps, K, np.zeros(8, bool))
+    assert measured == 7 and _angle_deg(unbent[-1], rotation[-1]) > 0.5
+    motion = essential_motion(views[0], views[7], K, rotation[-1])
+    assert motion is not None
+    bent, _ = rotation_from_steps(solved, steps, K, np.zeros(8, bool), motion.rotation)
+    assert _angle_deg(bent[-1], rotation[-1]) < 0.3
+
+
+def test_step_rotations_skip_still_frames_and_keep_the_solved_step_where_nothing_measures():
+    """No step into or out of a frame the geometry called still (its identity is its own decision there);
+    a step with too few corners keeps the solved step, and the frames after it follow with it."""
+    from fourds_ros.perception.epipolar import rotation_from_steps
+
+    rotation, translation = _clip_motion([0.0, np.radians(2.0), 0.0], [0.0, 0.0, 0.0])
+    solved = _noisy(rotation, 1.5)
+    steps = _steps_of(rotation, translation, followed=tuple(range(8)))
+    still = np.zeros(8, bool)
+    still[3] = True
+    out, measured = rotation_from_steps(solved, steps, K, still)
+    assert measured == 5  # 2 -> 3 and 3 -> 4 kept as solved
+    np.testing.assert_allclose(out[3].T @ out[2], solved[3].T @ solved[2], atol=1e-9)
+    few = [(a, b, xa[:10], xb[:10]) if a == 5 else (a, b, xa, xb) for a, b, xa, xb in steps]
+    out, measured = rotation_from_steps(solved, few, K, np.zeros(8, bool))
+    assert measured == 6
+    np.testing.assert_allclose(out[5].T @ out[6], solved[5].T @ solved[6], atol=1e-9)
+    short, _ = rotation_from_steps(solved, steps[:4], K, np.zeros(8, bool))  # every corner lost after frame 4
+    np.testing.assert_allclose(short[4].T @ short[7], solved[4].T @ solved[7], atol=1e-9)
+
+
+def test_the_pipeline_measures_rotation_steps_on_the_camera_images_only_when_asked(shipped_engine):
+    """pose_epipolar_step_rotation (off by default, rule 69a): on TUM fr1/rpy's first 15 frames (validation) the
+    steps are measured and counted, and the rotations change; off, nothing is counted and the path is the
+    shipped one."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_tum
+
+    assert PerceptionSettings().pose.epipolar_step_rotation is False
+    tum = read_tum(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
+    poses, status = {}, {}
+    for on in (False, True):
+        pipe = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params({"pose_epipolar_step_rotation": on}))
+        out = [r for i in range(15) for r in pipe.push(tum.rgb(i), i * 33_333_333, "cam", tum.intrinsics)]
+        poses[on], status[on] = np.array([r.pose.odom_from_camera for r in out]), pipe.status()
+    assert status[False]["pose_step_rotations"] == 0 and status[True]["pose_step_rotations"] >= 7
+    assert max(_angle_deg(a[:3, :3], b[:3, :3]) for a, b in zip(poses[False], poses[True])) > 0.05

@@ -56,6 +56,9 @@ CORNER_QUALITY = 0.01
 # direction's cost. With 300 corners, every second frame took 34 ms a clip against 47 ms for every
 # frame at the same accuracy on the three labelled recordings (docs/results/session30, rules 6-7).
 FOLLOW_STRIDE = 2
+# A step's turn (step_rotation) is taken where it explains the corners to this median residual (camera
+# pixels): LK's precision, as RANSAC_PX.
+TURN_FIT_PX = 1.0
 
 
 @dataclass
@@ -189,6 +192,91 @@ def essential_motion(x0: np.ndarray, x1: np.ndarray, k: np.ndarray, expected_rot
     # recoverPose: x_last = R x_first + t; the last camera's centre in the first frame is -R^T t.
     centre = -r.T @ t.ravel()
     return EpipolarMotion(centre / np.linalg.norm(centre), r.T, int(used.sum()), parallax)
+
+
+def _bearings(xy: np.ndarray, k_inv: np.ndarray) -> np.ndarray:
+    rays = np.c_[np.asarray(xy, np.float64), np.ones(len(xy))] @ k_inv.T
+    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+
+def _turn_fit(xa: np.ndarray, xb: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The turn (a_from_b, Kabsch on the bearings) that best takes the points xb of view b onto xa of
+    view a, refit twice on the points it explains (residual under 3x the median and at least 0.5 px),
+    and its inliers' median residual in camera pixels; None with fewer than MIN_INLIERS inliers."""
+    k_inv = np.linalg.inv(k)
+    ba, bb = _bearings(xa, k_inv), _bearings(xb, k_inv)
+
+    def kabsch(rows: np.ndarray) -> np.ndarray:  # ba ~ R bb
+        u, _, vt = np.linalg.svd(ba[rows].T @ bb[rows])
+        return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+
+    def residual(turn: np.ndarray) -> np.ndarray:
+        moved = (ba @ turn) @ k.T  # each ray of a, turned into b (b_from_a = turn^T), projected
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.linalg.norm(moved[:, :2] / moved[:, 2:] - xb, axis=1)
+
+    rows = np.ones(len(xa), bool)
+    turn = kabsch(rows)
+    for _ in range(2):
+        r = residual(turn)
+        rows = r < max(3 * float(np.nanmedian(r)), 0.5)
+        if rows.sum() < MIN_INLIERS:
+            return None
+        turn = kabsch(rows)
+    return turn, float(np.median(residual(turn)[rows]))
+
+
+def step_rotation(xa: np.ndarray, xb: np.ndarray, k: np.ndarray, solved: np.ndarray) -> np.ndarray | None:
+    """One step's rotation a_from_b from the same corners in two camera images (xa, xb: (N, 2) pixels;
+    k 3x3): the turn of their bearings where a turn explains them to TURN_FIT_PX (the camera turned, or
+    moved too little for its baseline to show), else the essential matrix's rotation (cv2.recoverPose:
+    at least MIN_INLIERS points in front of both cameras); None where neither measures, or where the
+    result is over MAX_ROTATION_DISAGREEMENT_DEG from `solved` (a_from_b as the pose solver has it: a
+    wrong essential matrix is far off, as for the clip's direction). Why (rule 69): the solved rotation
+    rests on the model's depth at model resolution, and is 2-3 times as wrong as ORB VO's frame to frame
+    on a fast walk; corners on the camera image measure a step without depth."""
+    if len(xa) < MIN_INLIERS:
+        return None
+    xa, xb, k = np.asarray(xa, np.float64), np.asarray(xb, np.float64), np.asarray(k, np.float64)
+    fit = _turn_fit(xa, xb, k)
+    turn = fit[0] if fit is not None and fit[1] < TURN_FIT_PX else None
+    if turn is None:
+        essential, inliers = cv2.findEssentialMat(xa, xb, k, method=cv2.USAC_MAGSAC, prob=0.999, threshold=RANSAC_PX)
+        if essential is not None and essential.shape == (3, 3):
+            used, r, _, _ = cv2.recoverPose(essential, xa, xb, k, mask=inliers)
+            turn = r.T if used >= MIN_INLIERS else None  # r: b_from_a
+    if turn is None or np.degrees(np.linalg.norm(cv2.Rodrigues(turn.T @ solved)[0])) > MAX_ROTATION_DISAGREEMENT_DEG:
+        return None
+    return turn
+
+
+def rotation_from_steps(rotation: np.ndarray, steps: Sequence[tuple[int, int, np.ndarray, np.ndarray]], k: np.ndarray,
+                        skip: np.ndarray, first_from_last: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """A clip's rotations first_from_t (T, 3, 3) with each step the corners were followed over
+    (CornerSteps.steps, frame to frame) measured by step_rotation where it measures one and neither
+    frame is in skip ((T,) bool: frames the geometry called still); the solved step elsewhere. A step
+    over several frames is spread over them evenly. first_from_last: the clip's first and last views'
+    own rotation (EpipolarMotion.rotation, where they measured a translation): the chained rotations are
+    then bent, evenly over the clip, to end there. Why: a turn also explains a small sideways move of a
+    far scene, frame to frame; over the whole clip the baseline is long enough for the essential matrix
+    to tell them apart. -> (rotations, steps measured)."""
+    rotation = np.asarray(rotation, np.float64)
+    out, measured, reached = rotation.copy(), 0, 0
+    for a, b, xa, xb in steps:
+        solved = rotation[a].T @ rotation[b]
+        turn = None if skip[a] or skip[b] else step_rotation(xa, xb, k, solved)
+        measured += turn is not None
+        correction = cv2.Rodrigues((turn if turn is not None else solved) @ solved.T)[0]
+        for t in range(a + 1, b + 1):
+            share = cv2.Rodrigues(correction * (t - a) / (b - a))[0]
+            out[t] = out[a] @ share @ rotation[a].T @ rotation[t]
+        reached = b
+    for t in range(reached + 1, len(out)):  # past the last step followed (every corner lost): the solved steps
+        out[t] = out[reached] @ rotation[reached].T @ rotation[t]
+    if first_from_last is not None and len(out) > 1:
+        bend = cv2.Rodrigues(np.asarray(first_from_last, np.float64) @ out[-1].T)[0]
+        out = np.stack([cv2.Rodrigues(bend * t / (len(out) - 1))[0] @ out[t] for t in range(len(out))])
+    return out, measured
 
 
 def turn_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:

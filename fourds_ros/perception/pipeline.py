@@ -33,8 +33,8 @@ import numpy as np
 
 from .camera import Lens
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
-from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_guess, step_motions,
-                       stepwise_direction, turn_translations)
+from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_from_steps,
+                       rotation_guess, step_motions, stepwise_direction, turn_translations)
 from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
@@ -240,7 +240,7 @@ class PerceptionPipeline:
         self.stage_failures = Counter()  # clips whose tracks or pose stage raised (ClipResult.failed), by stage
         self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
-        self.pose_rotation_steps = 0  # steps of every clip's rotation (overlaps included) measured by the bearings (rule 68a)
+        self.pose_rotation_steps = self.pose_step_rotations = 0  # rotation steps by bearings (68a), by corners (69)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
         # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.
@@ -343,7 +343,7 @@ class PerceptionPipeline:
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
                 "pose_epipolar_held": self.pose_epipolar_held, "pose_head_overruled": self.pose_head_overruled,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
-                "pose_rotation_steps": self.pose_rotation_steps,
+                "pose_rotation_steps": self.pose_rotation_steps, "pose_step_rotations": self.pose_step_rotations,
                 "pose_head_nonfinite": self.pose_head_nonfinite,
                 "clips_tracks_failed": self.stage_failures["tracks"], "clips_pose_failed": self.stage_failures["pose"],
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
@@ -698,7 +698,7 @@ class PerceptionPipeline:
                 self.pose_geometry_gated += int(geo.gated[output_t].sum())
                 self.pose_relinked += int(geo.relinked[output_t].sum())
                 with self._clock("epipolar"):
-                    translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
+                    rotation, translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
             # The model's own travel, for the next clips' scale, to the clip's last frame seen: past it
             # clip_pose holds the motion, and the reference's travel over the whole clip inflated the
             # ratio by (T - 1) / (last seen); no frame seen after the first: no travel measured.
@@ -739,8 +739,9 @@ class PerceptionPipeline:
         return step
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
-                  unseen: np.ndarray, images: ClipImages) -> np.ndarray:
-        """The clip's (T, 3) translations turned to the direction the essential matrix of its first
+                  unseen: np.ndarray, images: ClipImages) -> tuple[np.ndarray, np.ndarray]:
+        """-> (rotation, translation). With pose_epipolar_step_rotation, the clip's rotations measured step by
+        step on its camera images first (_step_rotations). The clip's (T, 3) translations turned to the direction the essential matrix of its first
         and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
         measure one: not where a frame is blind, nor where the geometry found the last frame still,
         nor where the two views' rotation disagrees with the solved first_from_last (rotation:
@@ -753,18 +754,24 @@ class PerceptionPipeline:
         With pose_epipolar_hold_unmeasured, where at least MIN_INLIERS of the first frame's corners
         lasted the clip and still nothing measured a direction, the translations are zero. Sizes and
         rotations otherwise unchanged."""
-        corners = self.settings.pose.epipolar_corners
+        corners, by_step = self.settings.pose.epipolar_corners, self.settings.pose.epipolar_step_rotation
         if not corners or unseen.any() or geo.still[-1]:
-            return translation
+            return rotation, translation
         if self._newer_clip_waits():  # the solver's own direction stands
             self.pose_epipolar_skipped += 1
-            return translation
+            return rotation, translation
         steps = self.settings.pose.epipolar_steps
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
         k = self._input_k(frames[0])
         replenish, seeded = self.settings.pose.epipolar_replenish_below if steps else 0, {}
         chain = follow_corner_steps(images, corners, keep, replenish_below=replenish, seeded=seeded)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
+        if by_step:  # a chain of its own over every frame: the direction's stays on every second (rule 69a)
+            every = follow_corner_steps(images, corners, keep, stride=1, seeded=seeded,
+                                        replenish_below=self.settings.pose.epipolar_replenish_below)
+            rotation, measured = rotation_from_steps(rotation, every.steps, k, geo.still,
+                                                     None if motion is None else motion.rotation)
+            self.pose_step_rotations += measured
         # The clip's first corners lasted it: had the camera moved, the views would measure it.
         lasted = len(chain.first) >= MIN_INLIERS
         if motion is None and self.settings.pose.epipolar_rotation_guess:
@@ -778,16 +785,16 @@ class PerceptionPipeline:
                 motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if motion is not None:
             self.pose_epipolar_clips += 1
-            return turn_translations(translation, motion.direction)
+            return rotation, turn_translations(translation, motion.direction)
         direction = (stepwise_direction(chain.steps, step_motions(chain.steps, k, rotation), rotation, translation)
                      if steps else None)
         if direction is not None:
             self.pose_epipolar_stepwise += 1
-            return turn_translations(translation, direction)
+            return rotation, turn_translations(translation, direction)
         if self.settings.pose.epipolar_hold_unmeasured and lasted:
             self.pose_epipolar_held += 1
-            return np.zeros_like(translation)
-        return translation
+            return rotation, np.zeros_like(translation)
+        return rotation, translation
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

@@ -340,6 +340,19 @@ class PoseSettings(_Group):
         0.0255); training rows kitchen 0.059 -> 0.051, HoloLens unchanged; 23 ms a clip on the
         2-core CPU (docs/results/session30 rules 6-7, session31 rule 8).""",
                                     param="pose_epipolar_corners", low=0, high=5000)
+    epipolar_step_rotation: bool = setting(False, """pose_epipolar_corners > 0: each step of a clip's rotation from
+        one frame to the next measured on the camera images, by corners followed over every frame on a chain
+        of their own: the turn of their bearings where a turn explains them to 1 px, else the essential
+        matrix's rotation, within 10 degrees of the solved step; the chained steps bent to end at the rotation
+        of the clip's first and last views where those measure a translation (a sideways move of a far scene
+        also looks like a turn frame to frame); not into or out of a frame the geometry called still
+        (epipolar.rotation_from_steps; steps measured: pose_step_rotations on /diagnostics). Off by default:
+        rule 69a (docs/results/session59/RULES.md) cut the rotation error a frame by 16-23 % on the validation
+        desk at 30 / 15 / 10 Hz (0.85 -> 0.67 degrees at 30 Hz) and by half on the training walk, which the
+        angular velocity of the odometry's twist carries, but it moved the ATE by 1.06x at 30 Hz, 1.07x on
+        the kitchen and 1.10x on the walk played backwards, over its bars. Costs a second LK pass over
+        every frame (the pose stage +28 to +32 ms a clip on this CPU).""",
+                                           param="pose_epipolar_step_rotation")
     epipolar_steps: bool = setting(True, """pose_epipolar_corners > 0: where a clip's first and last camera images
         measure no direction, the steps its corners were followed over (every second frame) each
         measure their own by the essential matrix, and their sum turns the clip's translations (used
