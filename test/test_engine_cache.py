@@ -381,11 +381,16 @@ def test_a_root_cache_made_readable_is_used_by_the_runtime_user(image, reference
         with monkeypatch.context() as undo:  # this entry is new: exported and built for real
             undo.setattr(export, "export_onnx", real_export)
             undo.setattr(tensorrt_backend, "build_serialized_engine", real_build)
-            return {backend: str(engine.engine_path if engine.backend == "tensorrt" else engine.onnx_path)
+            made = {backend: str(engine.engine_path if engine.backend == "tensorrt" else engine.onnx_path)
                     for backend, engine in ((b, create_engine(image / "model", b, device="cpu", num_queries=Q + 1,
                                                               cache_dir=cache)) for b in ("onnxruntime", "auto"))}
+            undo.setattr(tensorrt_backend, "build_serialized_engine", lambda *a, **k: pytest.fail("built again"))
+            again = create_engine(image / "model", "auto", device="cpu", num_queries=Q + 1, cache_dir=cache)
+            return {**made, "again": str(again.engine_path), "again_rebuilt": again.rebuilt}
 
     outcome = as_runtime_user(another_num_queries)
+    again, rebuilt = outcome["result"].pop("again"), outcome["result"].pop("again_rebuilt")
+    assert again == outcome["result"]["auto"] and rebuilt is False  # the private directory's engine, read again
     for backend, path in outcome["result"].items():
         assert cache not in Path(path).parents and (image / "tmp") in Path(path).parents, (backend, path)
         assert Path(path).name.endswith(".engine" if backend == "auto" else ".onnx"), (backend, path)
@@ -462,6 +467,10 @@ def test_a_prebuilt_cache_on_a_read_only_filesystem_is_used(tiny_model_dir, tmp_
     assert "Read-only file system: the cache lacks this entry" in caplog.text
     inputs = example_inputs(other.spec)
     assert other(inputs)["track_xy"].shape[1] == Q + 1
+    # a derived graph the cache lacks (int8, made from its model.onnx) is made in the private directory too
+    int8 = create_engine(tiny_model_dir, "onnxruntime", precision="int8", num_queries=Q, cache_dir=cache)
+    assert int8.onnx_path.name == "model.int8.onnx" and cache not in int8.onnx_path.parents
+    assert int8(example_inputs(int8.spec))["track_xy"].shape[1] == Q
 
 
 EXPORT_FAILURES = {

@@ -350,6 +350,8 @@ def test_a_node_parameter_given_by_param_is_the_one_that_runs(short_bag, tiny_mo
     meta = json.loads((out / "report.json").read_text())["meta"]
     assert meta["backend"] == "torch" and meta["engine"].startswith("torch") and meta["hop"] == 4
     assert meta["model"] == str(tiny_model_dir)
+    assert cli(["eval", str(short_bag), "--out", str(tmp_path / "same"), "--offline", "--max-frames", "8",
+                "--model", f"{tiny_model_dir}/.", "--param", f"model={tiny_model_dir}"]) == 0  # one folder, two names
     for flag, param in ((["--backend", "onnxruntime"], "backend=torch"), (["--hop", "3"], "hop=4")):
         with pytest.raises(SystemExit) as exc:
             cli(["eval", str(short_bag), "--out", str(tmp_path / "x"), "--offline", *flag, "--param", param])

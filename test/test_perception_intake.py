@@ -590,6 +590,24 @@ def test_the_path_starts_again_when_the_first_clip_after_a_reset_fails(rig, engi
     assert r.values()["frames_unaccounted"] == "0"
 
 
+def test_outside_a_node_a_stage_that_raises_fails_the_clip(engine, monkeypatch):
+    """Stage isolation is the node's (create_pipeline): offline evaluation, the tools and the tests get the
+    exception as ClipFailed naming the stage, so no score is made of the clips that survived."""
+    from fourds_ros.perception.pipeline import ClipFailed, PerceptionPipeline
+
+    pipeline = PerceptionPipeline(engine, PerceptionSettings())
+    assert pipeline.isolate_stages is False
+
+    def pose_raises(*args, **kwargs):
+        raise ValueError("a stage broke")
+
+    monkeypatch.setattr(pipeline, "_poses", pose_raises)
+    with pytest.raises(ClipFailed, match="pose failed: ValueError: a stage broke") as failed:
+        for i, stamp in enumerate(stamps(8)):
+            pipeline.push(image(64, 64, i), stamp, "cam")
+    assert failed.value.stage == "pose"
+
+
 @pytest.mark.parametrize("stage, other", [("pose", "tracks"), ("tracks", "odometry")])
 def test_a_stage_that_raises_is_named_and_the_clip_sends_the_rest(rig, monkeypatch, stage, other):
     """A clip whose pose stage raised was logged as 'inference failed' (session 40: the stage is named), and its
@@ -597,6 +615,7 @@ def test_a_stage_that_raises_is_named_and_the_clip_sends_the_rest(rig, monkeypat
     that raises costs the clip's odometry only, tracks that raise its tracks only (the pose falls back to its
     head); the stage is named on /diagnostics and the frames count as out."""
     r = rig(start=False)
+    r.pipeline.isolate_stages = True  # as create_pipeline makes the node's
     publishers = node_run_clip(r)
 
     def stage_raises(*args, **kwargs):

@@ -346,6 +346,7 @@ def test_configure_says_whose_metres_the_outputs_are_in(tiny_model_dir, source):
     pipe, _ = create_pipeline(PerceptionSettings.from_params(model=str(tiny_model_dir), backend="torch",
                                                              metric_scale_source=source), log=said.append)
     assert (MODEL_METRES_NOTE in said) == (source == "model")
+    assert pipe.isolate_stages  # the node's pipeline keeps a clip's other outputs when a stage raises
     status = pipe.status()
     assert status.get("metric_scale_source", status["metres_from"]) == source
     # a reference's metres are in effect only once it has counted clips: until then the model's

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pose_error_budget import chained_ate, record_clips  # noqa: E402
 
 from fourds_ros.evaluation.bag import read_bag  # noqa: E402
-from fourds_ros.evaluation.eval_cli import resolve_model  # noqa: E402
-from fourds_ros.perception.settings import PerceptionSettings, add_param_argument, params_from_args  # noqa: E402
+from fourds_ros.evaluation.eval_cli import command_params, resolve_model  # noqa: E402
+from fourds_ros.perception.settings import PerceptionSettings, add_param_argument  # noqa: E402
 
 
 class NoisyEngine:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     add_param_argument(parser)
     args = parser.parse_args(argv)
-    params = params_from_args(parser, args.param)
+    params = command_params(parser, args)
     settings = PerceptionSettings.from_params(params)
     engine = model_engine(settings, resolve_model(args.model), args.backend)
     results = {}

@@ -1,7 +1,7 @@
 """Where a recording's ATE comes from: the model's clip motions re-chained with parts of them replaced
 by the ground truth.
 
-    .venv/bin/python tools/pose_error_budget.py BAG [--model M] [--starts 6] [--param k=v ...] \
+    .venv/bin/python tools/pose_error_budget.py BAG [--model M] [--backend B] [--starts 6] [--param k=v ...] \
         --out docs/results/pose_error_budget
 
 BAG: a labelled bag (`fourds-ros bag convert`). The shipped pipeline (PerceptionPipeline, offline,
@@ -14,7 +14,9 @@ with each clip's motion:
   ground-truth translation   translations from the ground truth, rotations the model's;
   ground-truth direction     the ground truth's translation direction, the model's magnitude;
   ground-truth size          the ground truth's translation magnitude, the model's direction.
-ATE (Sim(3)-aligned, fourds_ros.evaluation.metrics.pose_errors) is averaged over the starts. What
+ATE (Sim(3)-aligned, fourds_ros.evaluation.metrics.pose_errors) is averaged over the starts.
+The engine is the node's (pipeline.model_engine; --backend and --param as `fourds-ros eval`: ONNX Runtime on
+a CPU; the budgets of sessions 19-58 ran torch). What
 a replacement takes off the ATE is what that part of the motion costs. It also checks the variances
 the chain publishes as covariances (robot_localization weighs the odometry by them) against the
 clips' true errors: `nees`. Writes budget.json and budget.md to --out.
@@ -30,10 +32,10 @@ import cv2
 import numpy as np
 
 from fourds_ros.evaluation.bag import CAMERA_FRAME, read_bag
-from fourds_ros.evaluation.eval_cli import resolve_model
+from fourds_ros.evaluation.eval_cli import command_params, resolve_model
 from fourds_ros.evaluation.metrics import pose_errors
 from fourds_ros.perception.odometry import OdometryChain
-from fourds_ros.perception.settings import PerceptionSettings, add_param_argument, params_from_args
+from fourds_ros.perception.settings import PerceptionSettings, add_param_argument
 from fourds_ros.rgbd import relative_poses
 
 VARIANTS = ("estimate", "ground-truth rotation", "ground-truth translation", "ground-truth direction",
@@ -188,12 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bag")
     parser.add_argument("--model", default=None, help="model folder (default: the shipped default model)")
-    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--backend", default=None, help="default: the node's (backend parameter)")
     parser.add_argument("--starts", type=int, default=6)
     parser.add_argument("--out", required=True)
     add_param_argument(parser)
     args = parser.parse_args(argv)
-    params = params_from_args(parser, args.param)
+    params = command_params(parser, args)
     bag = read_bag(args.bag)
     if not bag.gt_pose:
         parser.error(f"{args.bag} has no ground-truth poses")

@@ -23,7 +23,8 @@ import numpy as np
 
 from .base import EngineError, EngineSpec, InferenceEngine
 from .engine_cache import (
-    atomic_path, secure_cache_dir, sidecar_problem, source_record_problem, write_sidecar, write_source_record,
+    atomic_path, secure_cache_dir, sidecar_problem, source_record_problem, writable_entry_dir, write_sidecar,
+    write_source_record,
 )
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,17 @@ def fuse_graph(fp32_onnx: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
-def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging.Logger) -> Path:
+def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging.Logger,
+                   cache_root: Path | None = None) -> Path:
     """source -> source.<suffix>.onnx made by make(source, out), reused while it matches its
     SHA-256 sidecar and its record of the source's SHA-256 (a source with other bytes invalidates it;
-    mtimes do not, as a cache copied with cp -r or scp does not keep them)."""
+    mtimes do not, as a cache copied with cp -r or scp does not keep them). cache_root: the cache source
+    is in; where its folder cannot take the graph (a prebuilt read-only cache without it), the graph is
+    made in the process's private temporary directory (engine_cache.writable_entry_dir) and read there."""
     out = source.with_name(f"{source.stem}.{suffix}.onnx")
+    usable = not force and out.exists() and not (sidecar_problem(out) or source_record_problem(out, source))
+    if not usable and cache_root is not None and cache_root in source.parents:
+        out = writable_entry_dir(source.parent, cache_root, logger) / out.name
     problem = None if force or not out.exists() else sidecar_problem(out) or source_record_problem(out, source)
     if problem:
         logger.warning("cached %s graph %s %s; making it again", suffix, out, problem)
@@ -191,10 +198,10 @@ def create_onnxruntime_engine(
         path = cached_onnx(model_dir, cache_dir, export_precision, spec.num_queries,
                            model=model, force=force, logger=logger)
         if precision == "int8":  # from the plain export: the quantiser cannot type FastGelu's inputs
-            return _derived_graph(path, "int8", quantize_int8, force, logger)
+            return _derived_graph(path, "int8", quantize_int8, force, logger, cache_dir)
         if precision == "fp32":
             try:
-                return _derived_graph(path, "fused", fuse_graph, force, logger)
+                return _derived_graph(path, "fused", fuse_graph, force, logger, cache_dir)
             except EngineError as e:
                 logger.warning("%s; running the unfused graph", e)
         return path

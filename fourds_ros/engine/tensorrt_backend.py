@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -167,12 +168,12 @@ class TensorRTEngine(InferenceEngine):
         engine = None if force_engine_update else self._load_cached()
         if force_engine_update:
             self.log.info("force_engine_update: rebuilding %s", self.engine_path)
-        self.rebuilt = engine is None
         if engine is None:
             written = writable_entry_dir(engine_dir, self.cache_root, self.log)
-            if written != engine_dir:  # a prebuilt cache without this engine: built into the private directory
-                self.engine_path = written / self.engine_path.name
-                self.timing_cache_path = written / self.timing_cache_path.name
+            if written != engine_dir:  # a prebuilt cache without this engine: the private directory's
+                engine = self._from_private_directory(written, force_engine_update)
+        self.rebuilt = engine is None
+        if engine is None:
             data = build_serialized_engine(trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log)
             try:
                 atomic_write_bytes(self.engine_path, data)
@@ -190,6 +191,18 @@ class TensorRTEngine(InferenceEngine):
         # A dedicated stream: inference does not serialise with other torch work on the default one.
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.buffers = self._bind_buffers()
+
+    def _from_private_directory(self, private: Path, force_engine_update: bool):
+        """Move the engine's and the timing cache's paths into `private` (writable_entry_dir's fallback for a
+        prebuilt cache that lacks this engine) and load the engine this process may have built there
+        already; the prebuilt cache's timing cache is copied there first, so a build starts from it."""
+        prebuilt_timing = self.timing_cache_path
+        self.engine_path = private / self.engine_path.name
+        self.timing_cache_path = private / prebuilt_timing.name
+        if prebuilt_timing.is_file() and not self.timing_cache_path.exists():
+            with contextlib.suppress(OSError):
+                shutil.copyfile(prebuilt_timing, self.timing_cache_path)
+        return None if force_engine_update else self._load_cached()
 
     def _load_cached(self):
         """The cached engine when it exists, matches its SHA-256 sidecar and deserializes; else None

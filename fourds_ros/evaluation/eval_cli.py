@@ -35,6 +35,13 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
 PARAMETER_FLAGS = (("backend", "backend", None), ("model", "model", None), ("hop", "hop", 0))
 
 
+def _same_value(name: str, flag, param) -> bool:
+    """A flag's value and a --param's are the same: for model, the same folder however it is written."""
+    if name == "model":
+        return Path(flag or ".").resolve() == Path(param or ".").resolve()
+    return str(flag) == str(param)
+
+
 def command_params(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     """The command's --param node parameters (params_from_args), and its own flags for the same parameters
     (--backend, --model, --hop) reconciled with them: a parameter given by --param alone sets the flag, and
@@ -47,7 +54,7 @@ def command_params(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         if not hasattr(args, attribute) or name not in params:
             continue
         flag = getattr(args, attribute)
-        if flag != unset and str(flag) != str(params[name]):
+        if flag != unset and not _same_value(name, flag, params[name]):
             parser.error(f"--{attribute} {flag} and --param {name}={params[name]} disagree: give one")
         setattr(args, attribute, params[name])
     if getattr(args, "backend", None) is None:

@@ -173,7 +173,9 @@ def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[Perception
     if settings.scale.source == "model" and (settings.depth.enable or settings.pose.enable):
         log(MODEL_METRES_NOTE if settings.scale.factor == 1.0 else
             f"depth, points and odometry are the model's metres times metric_scale_factor {settings.scale.factor}")
-    return PerceptionPipeline(engine, settings), engine.describe()
+    pipeline = PerceptionPipeline(engine, settings)
+    pipeline.isolate_stages = True  # a node keeps a clip's other outputs when its tracks or pose stage raises
+    return pipeline, engine.describe()
 
 
 def _range_marked(depth: np.ndarray, out_of_range: np.ndarray) -> np.ndarray:
@@ -237,7 +239,7 @@ class PerceptionPipeline:
         self.pose_epipolar_held = 0  # clips held in place: their lasting corners measured no direction
         self.pose_head_overruled = 0  # fused: clips whose head moved > 90 deg off the geometry (head_overruled)
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
-        self.stage_failures = Counter()  # clips whose tracks or pose stage raised (ClipResult.failed), by stage
+        self.isolate_stages, self.stage_failures = False, Counter()  # a node's: _isolated; its failures by stage
         self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         self.pose_rotation_steps = self.pose_step_rotations = 0  # rotation steps by bearings (68a), by corners (69)
@@ -491,10 +493,14 @@ class PerceptionPipeline:
                           self._clock.seconds, lens=frames[-1].lens, failed=failed)
 
     def _isolated(self, stage: str, failed: dict[str, str], results: list[FrameResult], run, *args):
-        """run(*args), the clip's `stage`; None where it raises, with the stage's outputs taken off `results`
-        and the cause in `failed` (ClipResult.failed), counted in stage_failures. Why: a pose that raised took
-        the clip's tracks with it, and tracks that raised its poses; each stage's outputs stand on their own
-        (the pose without tracks falls back to its head)."""
+        """run(*args), the clip's `stage`. With isolate_stages (a node's pipeline: create_pipeline), None where
+        it raises, with the stage's outputs taken off `results` and the cause in `failed` (ClipResult.failed),
+        counted in stage_failures. Why: in a node, a pose that raised took the clip's tracks with it, and
+        tracks that raised its poses; each stage's outputs stand on their own (the pose without tracks falls
+        back to its head). Without it (offline evaluation, tools, tests) the exception goes on to process()
+        as ClipFailed: a score must not be made of the clips that survived."""
+        if not self.isolate_stages:
+            return run(*args)
         try:
             return run(*args)
         except Exception as exc:
