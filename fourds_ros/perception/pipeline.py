@@ -108,8 +108,9 @@ class StageClock:
 
 class ClipFailed(RuntimeError):
     """PerceptionPipeline.process raised in `stage` ("inference": the frames' preprocessing and the
-    engine; then "depth"), from the exception that did (__cause__): a node names the stage. The tracks and
-    pose stages do not raise it: they fail on their own (ClipResult.failed, PerceptionPipeline._isolated)."""
+    engine; then "depth", "tracks", "pose"), from the exception that did (__cause__): a node names the
+    stage. In a node's pipeline (isolate_stages) the tracks and pose stages fail on their own instead
+    (ClipResult.failed, PerceptionPipeline._isolated)."""
 
     def __init__(self, stage: str, cause: Exception):
         self.stage = stage
@@ -499,11 +500,11 @@ class PerceptionPipeline:
         tracks that raised its poses; each stage's outputs stand on their own (the pose without tracks falls
         back to its head). Without it (offline evaluation, tools, tests) the exception goes on to process()
         as ClipFailed: a score must not be made of the clips that survived."""
-        if not self.isolate_stages:
-            return run(*args)
         try:
             return run(*args)
         except Exception as exc:
+            if not self.isolate_stages:
+                raise
             failed[stage] = f"{type(exc).__name__}: {exc}"
             self.stage_failures[stage] += 1
             for r in results:
@@ -746,9 +747,10 @@ class PerceptionPipeline:
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
                   unseen: np.ndarray, images: ClipImages) -> tuple[np.ndarray, np.ndarray]:
-        """-> (rotation, translation). With pose_epipolar_step_rotation, the clip's rotations measured step by
-        step on its camera images first (_step_rotations). The clip's (T, 3) translations turned to the direction the essential matrix of its first
-        and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
+        """-> (rotation, translation). With pose_epipolar_step_rotation, the clip's rotations are first measured
+        step by step on its camera images (epipolar.rotation_from_steps, on a chain over every frame, bent to
+        the first and last views' rotation where those measure a translation). The clip's (T, 3) translations
+        turned to the direction the essential matrix of its first and last camera images gives (epipolar.py; pose_epipolar_corners > 0), where those views
         measure one: not where a frame is blind, nor where the geometry found the last frame still,
         nor where the two views' rotation disagrees with the solved first_from_last (rotation:
         (T, 3, 3) first_from_t). Where the geometry called the clip rotation-only, the two views' own
