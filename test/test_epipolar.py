@@ -10,6 +10,7 @@ from fourds_ros.perception.epipolar import (MIN_INLIERS, essential_motion, follo
                                             turn_translations)
 
 from .conftest import SHARED_DATA, require
+from .test_pose_geometry import angle_deg
 
 K = np.array([[525.0, 0, 320], [0, 525.0, 240], [0, 0, 1]])
 
@@ -449,10 +450,6 @@ def test_passes_over_the_same_images_share_their_corners_and_follow_them_as_alon
         np.testing.assert_array_equal(xb, xb2)
 
 
-def _angle_deg(a, b):
-    return float(np.degrees(np.linalg.norm(cv2.Rodrigues(np.asarray(a).T @ np.asarray(b))[0])))
-
-
 def _noisy(rotation, degrees, seed=1):
     """first_from_t rotations with each frame's own error of about `degrees` (the solver's noise)."""
     rng = np.random.default_rng(seed)
@@ -474,8 +471,8 @@ def test_step_rotations_from_corners_recover_a_turn_the_solver_got_wrong(step, d
     steps = _steps_of(rotation, translation, followed=tuple(range(8)))
     out, measured = rotation_from_steps(solved, steps, K, np.zeros(8, bool))
     assert measured == 7
-    assert max(_angle_deg(o, r) for o, r in zip(out, rotation)) < 0.2
-    assert max(_angle_deg(s, r) for s, r in zip(solved, rotation)) > 1.0
+    assert max(angle_deg(o, r) for o, r in zip(out, rotation)) < 0.2
+    assert max(angle_deg(s, r) for s, r in zip(solved, rotation)) > 1.0
 
 
 def test_a_sideways_slide_read_as_a_turn_step_by_step_is_bent_back_by_the_clips_two_views():
@@ -496,11 +493,11 @@ def test_a_sideways_slide_read_as_a_turn_step_by_step_is_bent_back_by_the_clips_
     steps = [(t - 1, t, views[t - 1], views[t]) for t in range(1, 8)]
     solved = rotation.copy()  # the solver's own rotation right: the steps alone would spoil it
     unbent, measured = rotation_from_steps(solved, steps, K, np.zeros(8, bool))
-    assert measured == 7 and _angle_deg(unbent[-1], rotation[-1]) > 0.5
+    assert measured == 7 and angle_deg(unbent[-1], rotation[-1]) > 0.5
     motion = essential_motion(views[0], views[7], K, rotation[-1])
     assert motion is not None
     bent, _ = rotation_from_steps(solved, steps, K, np.zeros(8, bool), motion.rotation)
-    assert _angle_deg(bent[-1], rotation[-1]) < 0.3
+    assert angle_deg(bent[-1], rotation[-1]) < 0.3
 
 
 def test_step_rotations_skip_still_frames_and_keep_the_solved_step_where_nothing_measures():
@@ -540,4 +537,4 @@ def test_the_pipeline_measures_rotation_steps_on_the_camera_images_only_when_ask
         out = [r for i in range(15) for r in pipe.push(tum.rgb(i), i * 33_333_333, "cam", tum.intrinsics)]
         poses[on], status[on] = np.array([r.pose.odom_from_camera for r in out]), pipe.status()
     assert status[False]["pose_step_rotations"] == 0 and status[True]["pose_step_rotations"] >= 7
-    assert max(_angle_deg(a[:3, :3], b[:3, :3]) for a, b in zip(poses[False], poses[True])) > 0.05
+    assert max(angle_deg(a[:3, :3], b[:3, :3]) for a, b in zip(poses[False], poses[True])) > 0.05

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .pose_geometry import fit_turn
 from .track_refine import _as_uint8, lk_step
 
 # The essential matrix's inlier threshold, camera pixels: LK's precision on a sharp corner.
@@ -194,38 +195,6 @@ def essential_motion(x0: np.ndarray, x1: np.ndarray, k: np.ndarray, expected_rot
     return EpipolarMotion(centre / np.linalg.norm(centre), r.T, int(used.sum()), parallax)
 
 
-def _bearings(xy: np.ndarray, k_inv: np.ndarray) -> np.ndarray:
-    rays = np.c_[np.asarray(xy, np.float64), np.ones(len(xy))] @ k_inv.T
-    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
-
-
-def _turn_fit(xa: np.ndarray, xb: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The turn (a_from_b, Kabsch on the bearings) that best takes the points xb of view b onto xa of
-    view a, refit twice on the points it explains (residual under 3x the median and at least 0.5 px),
-    and its inliers' median residual in camera pixels; None with fewer than MIN_INLIERS inliers."""
-    k_inv = np.linalg.inv(k)
-    ba, bb = _bearings(xa, k_inv), _bearings(xb, k_inv)
-
-    def kabsch(rows: np.ndarray) -> np.ndarray:  # ba ~ R bb
-        u, _, vt = np.linalg.svd(ba[rows].T @ bb[rows])
-        return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
-
-    def residual(turn: np.ndarray) -> np.ndarray:
-        moved = (ba @ turn) @ k.T  # each ray of a, turned into b (b_from_a = turn^T), projected
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.linalg.norm(moved[:, :2] / moved[:, 2:] - xb, axis=1)
-
-    rows = np.ones(len(xa), bool)
-    turn = kabsch(rows)
-    for _ in range(2):
-        r = residual(turn)
-        rows = r < max(3 * float(np.nanmedian(r)), 0.5)
-        if rows.sum() < MIN_INLIERS:
-            return None
-        turn = kabsch(rows)
-    return turn, float(np.median(residual(turn)[rows]))
-
-
 def step_rotation(xa: np.ndarray, xb: np.ndarray, k: np.ndarray, solved: np.ndarray) -> np.ndarray | None:
     """One step's rotation a_from_b from the same corners in two camera images (xa, xb: (N, 2) pixels;
     k 3x3): the turn of their bearings where a turn explains them to TURN_FIT_PX (the camera turned, or
@@ -238,8 +207,8 @@ def step_rotation(xa: np.ndarray, xb: np.ndarray, k: np.ndarray, solved: np.ndar
     if len(xa) < MIN_INLIERS:
         return None
     xa, xb, k = np.asarray(xa, np.float64), np.asarray(xb, np.float64), np.asarray(k, np.float64)
-    fit = _turn_fit(xa, xb, k)
-    turn = fit[0] if fit is not None and fit[1] < TURN_FIT_PX else None
+    fit = fit_turn(xa, xb, k, MIN_INLIERS)  # a_from_b: the turn of the bearings, as for the tracks' (rule 68a)
+    turn = fit[0] if fit is not None and np.median(fit[2][fit[1]]) < TURN_FIT_PX else None
     if turn is None:
         essential, inliers = cv2.findEssentialMat(xa, xb, k, method=cv2.USAC_MAGSAC, prob=0.999, threshold=RANSAC_PX)
         if essential is not None and essential.shape == (3, 3):

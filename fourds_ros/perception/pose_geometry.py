@@ -579,31 +579,40 @@ ROTATION_STEP_FLOOR_PX = 0.5
 ROTATION_STEP_MIN_SPAN_PX = 4.0
 
 
-def bearing_step(xy_prev: np.ndarray, xy_next: np.ndarray, k_model: np.ndarray, max_px: float,
-                 min_tracks: int = 8) -> np.ndarray | None:
-    """The rotation prev_from_next (3, 3) of a camera that only turned between two frames, from the
-    bearings of the same tracks in both (xy_prev, xy_next: (N, 2) model pixels): Kabsch, refitted
-    twice on the tracks it explains (ROTATION_STEP_SPREAD x the median residual, at least
-    ROTATION_STEP_FLOOR_PX). None where fewer than min_tracks remain, or where the rotation does not
-    explain them: the ROTATION_STEP_QUANTILE of the inliers' residual (px, next frame) above max_px
-    (a translation's parallax, or tracks that disagree), or where they span less than
-    ROTATION_STEP_MIN_SPAN_PX."""
-    if len(xy_prev) < min_tracks:
-        return None
-    b_prev, b_next = bearings(xy_prev, k_model), bearings(xy_next, k_model)
+def fit_turn(xy_prev: np.ndarray, xy_next: np.ndarray, k: np.ndarray, min_points: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The turn prev_from_next (3, 3) that best explains the same points in two frames (xy_prev, xy_next:
+    (N, 2) pixels of the camera k), from their bearings: Kabsch, refitted twice on the points it
+    explains (ROTATION_STEP_SPREAD x the median residual, at least ROTATION_STEP_FLOOR_PX). -> (turn,
+    keep: (N,) bool the points of the last selection, residual: (N,) px of every point in the next frame
+    under the turn, infinite behind it), or None where fewer than min_points remain."""
+    b_prev, b_next = bearings(xy_prev, k), bearings(xy_next, k)
     keep = np.ones(len(b_prev), bool)
     for _ in range(2):  # fit, select, refit, select: two passes of selection
         rotation = kabsch_rotation(b_next[keep], b_prev[keep])
-        residual = _turned_residual(rotation, b_prev, xy_next, k_model)
+        residual = _turned_residual(rotation, b_prev, xy_next, k)
         keep = residual < max(ROTATION_STEP_SPREAD * np.median(residual), ROTATION_STEP_FLOOR_PX)
-        if keep.sum() < min_tracks:
+        if keep.sum() < min_points:
             return None
+    rotation = kabsch_rotation(b_next[keep], b_prev[keep])
+    return rotation, keep, _turned_residual(rotation, b_prev, xy_next, k)
+
+
+def bearing_step(xy_prev: np.ndarray, xy_next: np.ndarray, k_model: np.ndarray, max_px: float,
+                 min_tracks: int = 8) -> np.ndarray | None:
+    """The rotation prev_from_next (3, 3) of a camera that only turned between two frames, from the
+    bearings of the same tracks in both (xy_prev, xy_next: (N, 2) model pixels): fit_turn. None where
+    fewer than min_tracks remain, or where the rotation does not explain them: the
+    ROTATION_STEP_QUANTILE of the inliers' residual (px, next frame) above max_px (a translation's
+    parallax, or tracks that disagree), or where they span less than ROTATION_STEP_MIN_SPAN_PX."""
+    fit = fit_turn(xy_prev, xy_next, k_model, min_tracks) if len(xy_prev) >= min_tracks else None
+    if fit is None:
+        return None
+    rotation, keep, residual = fit
     kept = xy_next[keep]
     if np.linalg.svd(kept - kept.mean(axis=0), compute_uv=False)[-1] / np.sqrt(len(kept)) < ROTATION_STEP_MIN_SPAN_PX:
         return None
-    rotation = kabsch_rotation(b_next[keep], b_prev[keep])
-    residual = _turned_residual(rotation, b_prev[keep], kept, k_model)
-    return rotation if np.percentile(residual, ROTATION_STEP_QUANTILE) < max_px else None
+    return rotation if np.percentile(residual[keep], ROTATION_STEP_QUANTILE) < max_px else None
 
 
 def _turned_residual(prev_from_next: np.ndarray, b_prev: np.ndarray, xy_next: np.ndarray, k_model) -> np.ndarray:
