@@ -67,11 +67,15 @@ def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging
     mtimes do not, as a cache copied with cp -r or scp does not keep them). cache_root: the cache source
     is in; where its folder cannot take the graph (a prebuilt read-only cache without it), the graph is
     made in the process's private temporary directory (engine_cache.writable_entry_dir) and read there."""
+    def problem_of(graph: Path) -> str | None:  # hashes the graph: once per place looked at
+        return None if force or not graph.exists() else sidecar_problem(graph) or source_record_problem(graph, source)
+
     out = source.with_name(f"{source.stem}.{suffix}.onnx")
-    usable = not force and out.exists() and not (sidecar_problem(out) or source_record_problem(out, source))
-    if not usable and cache_root is not None and cache_root in source.parents:
-        out = writable_entry_dir(source.parent, cache_root, logger) / out.name
-    problem = None if force or not out.exists() else sidecar_problem(out) or source_record_problem(out, source)
+    problem = problem_of(out)
+    if (force or not out.exists() or problem) and cache_root is not None and cache_root in source.parents:
+        private = writable_entry_dir(source.parent, cache_root, logger) / out.name
+        if private != out:
+            out, problem = private, problem_of(private)
     if problem:
         logger.warning("cached %s graph %s %s; making it again", suffix, out, problem)
     if force or not out.exists() or problem:
