@@ -181,7 +181,7 @@ def test_a_reset_landing_anywhere_in_the_start_of_a_sequence_still_restarts_odom
 @pytest.mark.parametrize(("refinement", "fallback", "made"), [("template", True, True), ("template", False, True),
                                                               ("none", False, False)])
 def test_gray_made_once_on_arrival_only_when_the_tracks_match_on_images(engine, refinement, fallback, made):
-    from fourds_ros.perception.track_refine import gray
+    from fourds_ros.perception.track_refine import gray, gray8
     from fourds_ros.perception.tracks import ClipImages
 
     frames, k = scenes_frames(1)
@@ -191,9 +191,10 @@ def test_gray_made_once_on_arrival_only_when_the_tracks_match_on_images(engine, 
     frame = pipe.buffer.frames[-1]
     assert (frame.gray is not None) == made
     if made:
-        assert np.array_equal(frame.gray, gray(frames[0]))
+        assert frame.gray.dtype == np.uint8 and np.array_equal(frame.gray, gray8(frames[0]))
         images = ClipImages([frames[0]], [frame.gray])
-        assert images.gray(0) is frame.gray  # used, not converted again
+        assert images.gray8(0) is frame.gray and images[0] is frame.gray  # used, not converted again
+        assert images.gray(0) is images.gray(0) and np.array_equal(images.gray(0), gray(frames[0]))  # float once
 
 
 def test_depth_is_handed_over_before_tracks_and_pose_and_the_messages_split_by_part(engine):

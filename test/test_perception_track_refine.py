@@ -10,8 +10,8 @@ import pytest
 from fourds_ros.engine import create_engine
 from fourds_ros.perception.pipeline import PerceptionPipeline
 from fourds_ros.perception.preprocess import Preprocessor
-from fourds_ros.perception.track_refine import (TemplateRefiner, forward_backward_agrees, gray, lk_step, make_refiner,
-                                                neighbour_steps)
+from fourds_ros.perception.track_refine import (TemplateRefiner, forward_backward_agrees, gray, gray8, lk_step,
+                                                make_refiner, neighbour_steps)
 from fourds_ros.perception.settings import PerceptionSettings, TrackSettings
 from fourds_ros.perception.tracks import VIEW_MARGIN, ClipImages, TrackManager, in_window, scene_motion
 
@@ -173,6 +173,30 @@ def test_lk_step_follows_a_shift_through_a_change_of_exposure(frame, exposure):
         end, ok = lk_step(first, moved, points)
         error = np.hypot(*(end - points - (2.2, -1.4)).T)
         assert ok.mean() < 0.9 or np.median(error[ok]) > 1.0, (ok.mean(), error)
+
+
+@pytest.mark.parametrize("exposure", [1.0, 0.6])
+def test_follow_gives_the_same_pixels_on_uint8_and_float32_grays(frame, exposure):
+    """A clip's grays are uint8 (ClipImages.gray8: no conversion in every LK step); follow must place every
+    track exactly where it did on float32 grays: LK, the exposure match (0.6: the light falls between the
+    frames), the template confirmation where LK fails (a noise frame before) and the neighbours' step."""
+    moved8 = np.clip(shifted(frame, 2.0, 1.0).astype(float) * exposure, 0, 255).round().astype(np.uint8)
+    first8, moved8 = gray8(frame), gray8(moved8)
+    points = textured_points(first8.astype(np.float32), 12, 60)
+    head = points + (6.0, 1.0)
+    refiner = make_refiner("flow")
+    templates = [refiner.template(gray(frame), u, v) for u, v in points]
+    assert sum(t is not None for t in templates) >= 6
+    noise8 = np.random.default_rng(1).uniform(0, 255, first8.shape).astype(np.uint8)
+    noise8[:, 320:] = first8[:, 320:]  # LK fails on the left half only: the rest fall back
+    for previous8 in (first8, noise8):
+        as_uint8 = refiner.follow(previous8, moved8, points, head, np.ones(len(points), bool), templates)
+        as_float = refiner.follow(previous8.astype(np.float32), moved8.astype(np.float32), points, head,
+                                  np.ones(len(points), bool), templates)
+        np.testing.assert_array_equal(as_uint8, as_float)
+    lk8, _ = lk_step(first8, moved8, points, match_exposure=True)
+    np.testing.assert_array_equal(lk8, lk_step(first8.astype(np.float32), moved8.astype(np.float32), points,
+                                               match_exposure=True)[0])
 
 
 def test_follow_takes_lk_where_it_holds_and_the_template_near_the_head_where_it_fails(frame):

@@ -43,7 +43,7 @@ class Frame:
     encoding: str = "rgb8"
     index: int = 0  # running input index, set by the buffer
     model_rgb: np.ndarray | None = None  # (h, w, 3) float32 [0, 1] model input, made once on arrival
-    gray: np.ndarray | None = None  # (H, W) float32 for the tracks' image matching, made once on arrival
+    gray: np.ndarray | None = None  # (H, W) uint8 (track_refine.gray8) for the tracks and corners, made once on arrival
     # The camera image's (H, W) when rgb (and k) are its scaled-down working copy (work_image.py)
     camera_hw: tuple[int, int] | None = None
     # The camera.Lens the image was undistorted with (None: none): the tracks' published pixels go back

@@ -46,7 +46,7 @@ from .pose_geometry import (RELINK_PARALLAX_PX, GeometryPose, clip_pose, finite_
                             solve_clip_motion)
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, view_texture
 from .settings import PerceptionSettings
-from .track_refine import gray
+from .track_refine import gray8
 from .tracks import ClipImages, TrackManager, TrackSet
 from .work_image import WorkImage
 
@@ -397,7 +397,7 @@ class PerceptionPipeline:
             self._add_upright_queries(self._early_queries if lens is None else lens.to_undistorted(self._early_queries))
             self._early_queries = np.empty((0, 2))
         frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
-                      gray=gray(rgb) if self.tracks_made and self.tracks.uses_images else None,
+                      gray=gray8(rgb) if self.tracks_made and self.tracks.uses_images else None,
                       camera_hw=work.camera_hw if work.scaled else None, lens=lens, mount=self._mount)
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain

@@ -37,9 +37,15 @@ import cv2
 import numpy as np
 
 
+def gray8(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) uint8 grayscale: what LK and the corner detector read."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
 def gray(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) float32 grayscale."""
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    """(H, W, 3) uint8 RGB -> (H, W) float32 grayscale (whole grey levels): what the templates are cut
+    from and matched on, to sub-pixel."""
+    return gray8(rgb).astype(np.float32)
 
 
 def _quadratic_peak(scores: np.ndarray, row: int, col: int) -> tuple[float, float]:
@@ -121,16 +127,18 @@ class TemplateRefiner:
         uv_previous: (N, 2) where each track was in `previous`; uv_head: (N, 2) the head's
         prediction in `image`; head_visible: (N,) bool; templates: N patches or None. Without
         flow: the head's prediction, refined against the template where the head calls the point
-        visible and the template matches. With flow: LK from uv_previous wherever it succeeds
+        visible and the template matches. previous and image may be uint8 or float32 gray (whole grey
+        levels): LK reads them as uint8, the templates match on float32. With flow: LK from uv_previous wherever it succeeds
         (lk_step); elsewhere the head's prediction where it is visible and its template matches
         near it, and otherwise uv_previous moved by its neighbours' LK steps (neighbour_steps;
         the head's prediction when no track was followed)."""
         out = np.array(uv_head, dtype=np.float64, copy=True)
         visible = np.asarray(head_visible, bool)
         if not self.flow or not len(out):
+            matched = np.asarray(image, np.float32)
             for j in np.flatnonzero(visible):
                 if templates[j] is not None:
-                    out[j, 0], out[j, 1], _ = self.refine(image, templates[j], out[j, 0], out[j, 1])
+                    out[j, 0], out[j, 1], _ = self.refine(matched, templates[j], out[j, 0], out[j, 1])
             return out
         moved, tracked = lk_step(previous, image, uv_previous, match_exposure=True)
         if self.lk_check_px > 0:  # a step that does not lead back is treated as one LK lost
@@ -142,9 +150,10 @@ class TemplateRefiner:
         if not len(lost):
             return out
         confirmed = np.zeros(len(out), bool)
+        matched = np.asarray(image, np.float32)
         for j in lost[visible[lost]]:
             if templates[j] is not None:
-                u, v, score = self.refine(image, templates[j], out[j, 0], out[j, 1])
+                u, v, score = self.refine(matched, templates[j], out[j, 0], out[j, 1])
                 if score >= self.confirm_score:
                     out[j], confirmed[j] = (u, v), True
         self.counts["track_steps_head_taken"] += int(confirmed.sum())
@@ -262,7 +271,9 @@ def match_exposure_of(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
-    """gray() is float32 holding whole grey levels (cvtColor of uint8); LK wants uint8."""
+    """A uint8 gray as it is; gray()'s float32 whole grey levels, or an exposure-matched image, as uint8 (LK
+    and the corner detector want it): a clip's images are gray8 already (ClipImages), since this conversion
+    of a 640x480 image, twice in every LK step, was about 7 ms of a clip's classical steps."""
     return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from .preprocess import PixelMap, sample_nearest
 from .settings import TrackSettings
-from .track_refine import gray, make_refiner
+from .track_refine import gray8, make_refiner
 
 # Track ids are published as uint32 (PointCloud2 track_id) and as int32 (the track's Marker.id): below
 # 2^31 they fit both, and a track's marker has its track_id (from 2^31 it went negative, and with
@@ -283,8 +283,8 @@ class TrackManager:
             act = np.flatnonzero(query_t < t)
             if not act.size:
                 continue
-            previous = images.gray(t - 1) if self.refiner.flow else None
-            uv[act, t] = self.refiner.follow(previous, images.gray(t), uv[act, t - 1],
+            previous = images.gray8(t - 1) if self.refiner.flow else None
+            uv[act, t] = self.refiner.follow(previous, images.gray8(t), uv[act, t - 1],
                                              np.stack([head_u[act, t], head_v[act, t]], -1),
                                              visibility[rows[act], t] >= self.min_visibility,
                                              [templates[i] for i in act])
@@ -454,25 +454,32 @@ def _track_sets(tracks: list, ids: np.ndarray, u: np.ndarray, v: np.ndarray, vis
 
 
 class ClipImages:
-    """A clip's camera images, (H, W, 3) uint8 RGB, converted to gray once and only when used.
-    grays: (H, W) float32 already made for some frames (None where not), e.g. on arrival."""
+    """A clip's camera images, (H, W, 3) uint8 RGB, converted to gray once and only when used: gray8(t)
+    (H, W) uint8 for LK and corners, gray(t) (H, W) float32 for the templates. grays: (H, W) uint8
+    (gray8) already made for some frames (None where not), e.g. on arrival."""
 
     def __init__(self, frames: list[np.ndarray], grays: list[np.ndarray | None] | None = None):
         self.frames = frames
-        self._gray: dict[int, np.ndarray] = {t: g for t, g in enumerate(grays or []) if g is not None}
+        self._gray8: dict[int, np.ndarray] = {t: g for t, g in enumerate(grays or []) if g is not None}
+        self._gray: dict[int, np.ndarray] = {}
+
+    def gray8(self, t: int) -> np.ndarray:
+        if t not in self._gray8:
+            self._gray8[t] = gray8(self.frames[t])
+        return self._gray8[t]
 
     def gray(self, t: int) -> np.ndarray:
         if t not in self._gray:
-            self._gray[t] = gray(self.frames[t])
+            self._gray[t] = self.gray8(t).astype(np.float32)
         return self._gray[t]
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, t: int) -> np.ndarray:
-        """images[t] is gray(t): a sequence of grays made only for the frames read (as
+        """images[t] is gray8(t): a sequence of grays made only for the frames read (as
         epipolar.follow_corners reads every second one)."""
-        return self.gray(t)
+        return self.gray8(t)
 
 
 # A track within this many model pixels of the window's edge is out of the model's view: one cell
