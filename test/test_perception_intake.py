@@ -239,6 +239,30 @@ def test_drain_describes_the_frames_after_the_last_clip_and_those_waiting_for_ca
     assert r.health.counts["clips_flushed"] == 1
 
 
+@pytest.mark.parametrize("max_gap_s", [1.0, 0.0])
+def test_frames_after_a_reactivation_start_a_sequence_of_their_own_with_no_reset_counted(rig, max_gap_s):
+    """Deactivation, a pause, re-activation (FrameIntake.drain between): no clip joins frames from both
+    sides of the pause (max_gap_s 0 never resets on a gap), and the pause the node was told to take is no
+    reset_gap (it was, WARN on /diagnostics after every re-activation)."""
+    r = rig()
+    r.pipeline.buffer.max_gap_ns = int(max_gap_s * 1e9)
+    calib = Calibration(square_k(), (), "", 64, 64)
+    before, after = stamps(5), [s + 120 * 10**9 for s in stamps(5)]
+    for i, s in enumerate(before):
+        r.image(s, image(64, 64, i), info=calib)
+    r.wait_idle()
+    r.intake.drain()
+    r.wait_idle()
+    for i, s in enumerate(after):
+        r.image(s, image(64, 64, i), info=calib)
+    r.intake.drain()
+    r.wait_idle()
+    assert [x.stamp_ns for x in r.results] == before + after  # every frame described, once
+    assert not [k for k in r.health.counts if k.startswith("reset_")] and r.health.errors == {}
+    assert r.health.level(r.state())[0] == 0
+    assert r.pipeline.buffer.sequence == 2 and not r.pipeline.buffer.resets
+
+
 def test_overload_accounts_for_every_frame(rig):
     """Frames pushed faster than inference: clips are superseded, and each frame is described once
     or counted as dropped (frames described by no clip), never both and never lost."""

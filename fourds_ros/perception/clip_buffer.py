@@ -179,9 +179,17 @@ class ClipBuffer:
 
     def reset(self, reason: str = "manual") -> None:
         """Drop the buffered frames; those no clip has described are counted in frames_reset."""
+        self.resets[reason] += 1
+        self.end_sequence()
+
+    def end_sequence(self) -> None:
+        """The next frame starts a new sequence, as after a reset, with no reset counted: the input stopped
+        (the node deactivated) and its frames were flushed. Why: kept, the first frame after re-activation
+        met the buffered ones across the pause, a reset_gap (WARN) for a pause the node was told to take,
+        and with max_gap_s 0 a clip joined frames from both sides of it. Frames no clip has described
+        (none after a flush) are counted in frames_reset."""
         self.frames_reset += self.pending
         self.frames.clear()
-        self.resets[reason] += 1
         self.sequence += 1
         self.schedule.restart()
 

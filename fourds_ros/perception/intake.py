@@ -138,10 +138,12 @@ class FrameIntake:
     def drain(self) -> None:
         """Inputs stop (deactivation): images waiting for camera_info, and the frames buffered after
         the last clip, are still described (a clip of the last frames), so none is left uncounted
-        when the node is cleaned up."""
+        when the node is cleaned up; the frames after a re-activation start a sequence of their own."""
         with self.sync_lock:
             self._add_all(self.sync.clear())
         self._flush()
+        with self.lock:
+            self.pipeline.end_sequence()
 
     def flush_if_idle(self) -> None:
         """Input idle with nothing in inference: a clip of the last frames describes the ones after

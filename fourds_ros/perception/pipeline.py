@@ -409,6 +409,11 @@ class PerceptionPipeline:
         """A clip for the buffered frames no clip has described yet, for `process` (None: none)."""
         return self.buffer.flush()
 
+    def end_sequence(self) -> None:
+        """The input stopped after a flush: the next frame starts a new sequence (ClipBuffer.end_sequence);
+        the odometry chain goes on across the pause as across a gap."""
+        self.buffer.end_sequence()
+
     def reset(self, reason: str = "manual") -> None:
         """Drop buffered frames, tracks and the odometry chain (restarts at identity). Waits while a
         clip's poses are being published (odometry_current): none of the old chain follows its return."""
