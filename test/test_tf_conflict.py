@@ -100,6 +100,19 @@ def test_a_wheel_controller_publishing_odom_to_base_link_turns_diagnostics_warn(
     assert values["frames_out"] == "10", values  # the node keeps going
 
 
+def test_a_node_without_poses_leaves_tf_to_the_wheels_and_reports_no_conflict(tiny_model_dir, ros_env, tmp_path):
+    """enable_pose: false (depth only; the wheel odometry owns odom -> base_link), publish_tf left at its
+    default: the node sends no transform, so the wheel controller's are no conflict (the watch counted
+    them, WARN and "set publish_tf: false", for a node that published nothing on /tf)."""
+    run = run_beside([[["odom", "base_link"]]], {"model": str(tiny_model_dir), **PARAMS, "enable_pose": False},
+                     tmp_path, ros_env)
+    diag = run.last_diagnostics()
+    values = diag["values"]
+    assert values["frames_out"] == "10" and "errors_tf_conflict" not in values, values
+    assert diag["level"] == 0 and "tf_conflict" not in run.node_log, diag
+    assert "TF off (no poses" in run.node_log, run.node_log
+
+
 def test_the_node_alone_reports_no_conflict_with_its_own_transforms(tiny_model_dir, ros_env, tmp_path):
     """Its own odom -> base_link comes back through the /tf watch on every clip: never counted."""
     run = run_beside([], {"model": str(tiny_model_dir), **PARAMS}, tmp_path, ros_env, frames=16)

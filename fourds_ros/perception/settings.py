@@ -422,7 +422,8 @@ class PoseSettings(_Group):
         30 Hz unchanged (no frame lost); docs/results/session35 rule 17.""",
                                   param="pose_relink_corners", low=0, high=5000)
     publish_tf: bool = setting(True, """Publish odom_frame -> base_frame on /tf (tf2_ros when importable, else
-        a TFMessage publisher). false: leave TF to robot_localization.""", param="publish_tf")
+        a TFMessage publisher). false: leave TF to robot_localization. Without poses (enable_pose false) nothing is
+        sent, whatever this says.""", param="publish_tf")
     odom_frame: str = setting("odom", """Parent frame of odometry, pose, path and TF. odom_frame, base_frame and
         camera_frame must be non-empty, distinct and without a leading '/' (tf2 drops or refuses such
         frames): configure fails naming the parameter.""", param="odom_frame")

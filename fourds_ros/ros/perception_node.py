@@ -71,7 +71,7 @@ class PerceptionNode(LifecycleNode):
         self.pipeline, self.backend_text = create_pipeline(s, log=self.get_logger().info)
         self.model_text = s.model.resolved_path()
         self.health.set_limits(s.diagnostics)
-        self.publishers_, self.tf_publish, tf_text = create_publishers(self, s)
+        self.publishers_, self.tf_publish, tf_text = create_publishers(self, s, self.pipeline.enabled["pose"])
         self.outputs = OutputMessages(s)
         self.worker = InferenceWorker(self._run_clip, lambda exc: self.health.warn("worker", repr(exc)),
                                       self.health.counts, s.clip.max_waiting_clips)

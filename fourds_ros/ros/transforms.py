@@ -40,17 +40,21 @@ def make_tf_publisher(node, qos):
             "/tf TFMessage publisher", publisher)
 
 
-def create_publishers(node, settings: PerceptionSettings) -> tuple[dict, object, str]:
+def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True) -> tuple[dict, object, str]:
     """The node's output publishers (outputs.OUTPUTS, output_qos) and TF. -> (publishers by output
     key, publish(list[TransformStamped]) or None, what publishes TF). TF's publish is a
     tf_conflict.TfConflictWatch: it remembers the node's own odom -> base transforms, for the /tf watch
-    that create_subscriptions makes."""
+    that create_subscriptions makes. pose_made: the pipeline makes poses (enable_pose and a pose head);
+    without them the node sends no odom -> base, so it has no TF to publish and no conflict to watch for
+    (the watch reported one, WARN, against the wheel odometry a depth-only node leaves TF to)."""
     from rclpy.qos import QoSPresetProfiles
 
     qos = QoSPresetProfiles[settings.inputs.output_qos].value
     publishers = {key: node.create_publisher(kind, topic, qos) for key, (topic, kind) in OUTPUTS.items()}
     if not settings.pose.publish_tf:
         return publishers, None, "off (publish_tf false)"
+    if not pose_made:
+        return publishers, None, "off (no poses: enable_pose false, or the model has no pose head)"
     tf_publish, tf_text, tf_pub = make_tf_publisher(node, QoSPresetProfiles.DEFAULT.value)
     if tf_pub is not None:
         publishers["tf"] = tf_pub
