@@ -319,6 +319,31 @@ def test_non_finite_k_is_counted_and_the_default_intrinsics_used(rig):
     assert r.values()["frames_unaccounted"] == "0"
 
 
+@pytest.mark.parametrize("kind", ["non_finite", "uncalibrated"])
+def test_a_camera_info_without_a_usable_k_is_counted_once_a_frame_and_not_called_in_use(rig, kind):
+    """A NaN K, or K all zero (REP-104's uncalibrated camera: convert.calibration gives None): each frame
+    is counted once, under its own cause (all zero was counted twice, also as "no camera_info received
+    yet", which was false), and /diagnostics says camera_info "no", since the default intrinsics are in
+    use (a NaN K said "yes"). A calibrated camera_info afterwards: "yes"."""
+    r = rig()
+    k = square_k()
+    k[0, 0] = np.nan
+    bad = Calibration(k, (), "", 64, 64) if kind == "non_finite" else None
+    for i, s in enumerate(stamps(4)):
+        if bad is None:
+            r.intake.push_info(s, None)
+        r.image(s, image(64, 64, i), info=bad)
+    r.wait_idle()
+    errors = dict(r.health.errors)
+    assert errors == {f"camera_info_{kind}": 4}, errors
+    assert r.values()["camera_info"] == "no (default intrinsics)" and not r.intake.has_camera_info
+    if kind == "uncalibrated":
+        assert any("uncalibrated camera" in m and "no camera_info received" not in m for m in r.logged), r.logged
+    r.image(stamps(5)[-1], image(64, 64, 4), info=Calibration(square_k(), (), "", 64, 64))
+    r.wait_idle()
+    assert r.values()["camera_info"] == "yes" and r.intake.has_camera_info
+
+
 def test_no_camera_info_warns_and_uses_default_intrinsics(rig):
     r = rig()
     for i, s in enumerate(stamps(4)):

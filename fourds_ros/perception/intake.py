@@ -71,6 +71,9 @@ class FrameIntake:
         self.sync = CameraInfoSync(wait_s=settings.clip.camera_info_wait_s,
                                    startup_wait_s=settings.clip.camera_info_startup_wait_s)
         self.camera = CameraIntake()
+        # The newest frame took its K from camera_info (not the default intrinsics): what /diagnostics calls
+        # camera_info "yes". A camera_info merely received (its K NaN, or all zero) is no K in use.
+        self.camera_k_in_use = False
         self.lock = threading.Lock()
         self.sync_lock = threading.RLock()  # reentrant: report holds it around pending_frames
         self._advise_rotation(transform_from_xyz_quat(settings.pose.base_from_camera))  # TF may replace it
@@ -82,12 +85,12 @@ class FrameIntake:
 
     @property
     def has_camera_info(self) -> bool:
-        return self.sync.latest_k is not None
+        return self.camera_k_in_use
 
     def push_info(self, stamp_ns: int, calibration: Calibration | None) -> None:
-        if calibration is None:
-            self.health.warn("camera_info", "camera_info has an empty K; using the default intrinsics")
-        elif self.settings.inputs.image_rectified:  # image_rect: P's intrinsics, undistorted already
+        """calibration None: an uncalibrated camera (K all zero): counted by the frames it leaves without a K
+        (_camera), once each, as every other camera_info problem is."""
+        if calibration is not None and self.settings.inputs.image_rectified:  # image_rect: P's intrinsics, undistorted already
             calibration = calibration.rectified()
         with self.sync_lock:
             self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic()))
@@ -225,11 +228,15 @@ class FrameIntake:
                 ) -> tuple[np.ndarray, np.ndarray | None]:
         """The image and K the pipeline gets; a rejected camera_info is counted, then ignored."""
         rgb, k, problem = self.camera(rgb, paired.k, camera_hw)
+        self.camera_k_in_use = k is not None
+        default = f"a {self.settings.clip.default_hfov_deg} deg horizontal field of view"
         if problem:
             self.health.warn(problem.split(":")[0], f"{problem}; using the default intrinsics")
+        elif paired.k is None and self.sync.latest_stamp is not None:  # received, with K all zero
+            self.health.warn("camera_info_uncalibrated", "camera_info has K all zero (an uncalibrated camera, "
+                             f"REP-104): assuming {default}; calibrate the camera for metric depth and pose")
         elif paired.k is None:
-            self.health.warn("no_camera_info", "no camera_info received yet: assuming a "
-                             f"{self.settings.clip.default_hfov_deg} deg horizontal field of view")
+            self.health.warn("no_camera_info", f"no camera_info received yet: assuming {default}")
         elif not paired.exact:
             self.health.counts["frames_without_own_camera_info"] += 1
         return rgb, k
