@@ -212,6 +212,24 @@ def test_declared_constraints_say_what_configure_takes():
     assert _shipped_clip_length() == 8  # the number the hop text gives
 
 
+def test_every_declared_range_takes_its_ends_and_refuses_what_it_leaves_out():
+    """Each number's declared constraint is what check() does: a closed end is taken, an open end (inf) and
+    non-finite values are refused, and the message names the same range (17 parameters said "in [0, inf]"
+    and refused inf)."""
+    numbers = [spec for spec in parameter_specs() if spec.type in (int, float) and not spec.allowed]
+    assert len(numbers) > 30
+    for spec in numbers:
+        text = spec.constraints
+        assert "inf]" not in text and "[-inf" not in text, (spec.name, text)
+        for bad in (float("inf"), float("-inf"), float("nan")):
+            expected = f"{spec.name} must be {text}" if spec.type is float else f"{spec.name} must be an integer"
+            with pytest.raises(ValueError, match=re.escape(expected)):
+                spec.check(bad)
+        for end in (spec.low, spec.high):
+            if end is not None:
+                assert spec.check(end) == end, spec.name
+
+
 def _shipped_clip_length() -> int:
     import json
 

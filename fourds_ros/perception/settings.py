@@ -648,12 +648,13 @@ class ParameterSpec:
 
     @property
     def _range(self) -> str:
-        """The bounds check() enforces ('' when open)."""
+        """The bounds check() enforces ('' when open). A number is always finite: an open end reads "inf)",
+        not "inf]" (max_depth was declared "in [0, inf]" and inf refused)."""
         if self.low is not None or self.high is not None:
-            lo = "-inf" if self.low is None else f"{self.low:g}"
-            hi = "inf" if self.high is None else f"{self.high:g}"
-            return f"in [{lo}, {hi}]"
-        return ""
+            lo = "(-inf" if self.low is None else f"[{self.low:g}"
+            hi = "inf)" if self.high is None else f"{self.high:g}]"
+            return f"in {lo}, {hi}"
+        return "finite" if self.type in (int, float) else ""
 
     def check(self, value: Any) -> Any:
         """The value converted to this parameter's type; ValueError naming the parameter otherwise."""
@@ -666,7 +667,8 @@ class ParameterSpec:
         return value
 
     def _convert(self, value: Any) -> Any:
-        wrong = ValueError(f"{self.name} must be a {self.type.__name__}, got {value!r}")
+        kind = {int: "an integer", float: "a number", bool: "a bool", str: "a string"}.get(self.type, self.type.__name__)
+        wrong = ValueError(f"{self.name} must be {kind}, got {value!r}")
         if self.type is bool:
             if not isinstance(value, bool):
                 raise wrong
