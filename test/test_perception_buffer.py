@@ -539,3 +539,43 @@ def test_topic_queries_that_are_not_seeded_are_counted_by_why():
     topic.add_topic_queries(np.zeros((20, 2)))  # the engine takes 16
     assert topic.query_counts()["track_queries_refused_over_capacity"] == 4
     assert TrackManager(8, (32, 32), track_settings(max_tracks=4, query_mode="grid")).query_counts() == {}
+
+
+def _stream(hold, stamps):
+    """Each stamp through the hold: -> (items taken, in order; outliers found)."""
+    taken, outliers = [], []
+    for s in stamps:
+        now, outlier = hold.push(s, s)
+        taken += now
+        if outlier is not None:
+            outliers.append(outlier)
+    return taken, outliers
+
+
+def test_stamp_hold_drops_a_frame_stamped_ahead_of_both_neighbours_and_takes_a_real_jump():
+    """StampHold: a steady 20 Hz stream passes untouched (nothing held); one frame stamped 0.8 s or 3 s ahead
+    is held and, when the next frame continues the stream, handed back as an outlier; a real jump (a pause:
+    the next frame continues after it) is taken with the next frame, in order; release() takes a held frame
+    when no next frame comes."""
+    from fourds_ros.perception.clip_buffer import StampHold
+
+    period, start = 50_000_000, 1_000_000_000_000
+    steady = [start + i * period for i in range(40)]
+    assert _stream(StampHold(), steady) == (steady, [])
+    for ahead_s in (0.8, 3.0):
+        stamps = list(steady)
+        stamps[8] += int(ahead_s * 1e9)
+        taken, outliers = _stream(StampHold(), stamps)
+        assert outliers == [stamps[8]] and taken == steady[:8] + steady[9:]
+    paused = steady[:10] + [s + 5 * 10**9 for s in steady[10:]]
+    hold = StampHold()
+    taken, outliers = _stream(hold, paused[:11])
+    assert taken == paused[:10] and not outliers and hold.held is not None  # waits for the next frame's word
+    taken, outliers = _stream(hold, paused[11:])
+    assert taken == paused[10:] and not outliers and hold.held is None
+    hold = StampHold()
+    _stream(hold, paused[:11])
+    assert hold.release() == [paused[10]] and hold.release() == [] and hold.held is None
+    late = StampHold()  # a frame late for both: taken as it comes (the buffer drops it), the held one judged next
+    taken, outliers = _stream(late, steady[:8] + [steady[8] + 10**9, steady[3], steady[8]])
+    assert outliers == [steady[8] + 10**9] and taken == steady[:8] + [steady[3], steady[8]]

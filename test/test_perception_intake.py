@@ -263,6 +263,29 @@ def test_frames_after_a_reactivation_start_a_sequence_of_their_own_with_no_reset
     assert r.pipeline.buffer.sequence == 2 and not r.pipeline.buffer.resets
 
 
+@pytest.mark.parametrize("ahead_s", [0.8, 3.0])
+def test_one_frame_stamped_ahead_costs_only_itself(rig, ahead_s):
+    """A 20 Hz camera, one frame (8 of 30) stamped 0.8 s or 3 s ahead (clip_buffer.StampHold): that frame is
+    dropped and counted (frames_rejected, stamp_outlier WARN), every other frame is described, no reset,
+    the odometry chain never restarts. Before, +0.8 s made the next 16 good frames "late" (dropped), and +3 s
+    reset the buffer twice (gap, time going backwards) and restarted the odometry at identity."""
+    r = rig()
+    calib = Calibration(square_k(), (), "", 64, 64)
+    good = [T0 + i * 50_000_000 for i in range(30)]
+    sent = list(good)
+    sent[8] += int(ahead_s * 1e9)
+    for i, s in enumerate(sent):
+        r.image(s, image(64, 64, i), info=calib)
+    r.intake.drain()
+    r.wait_idle()
+    assert [x.stamp_ns for x in r.results] == good[:8] + good[9:]
+    values = r.values()
+    assert values["frames_rejected"] == "1" and values["frames_out_of_order"] == "0", values
+    assert r.health.errors["stamp_outlier"] == 1 and values["frames_unaccounted"] == "0"
+    assert not [k for k in r.health.counts if k.startswith("reset_")], dict(r.health.counts)
+    assert r.restarted[0] and not any(r.restarted[1:]), r.restarted
+
+
 def test_overload_accounts_for_every_frame(rig):
     """Frames pushed faster than inference: clips are superseded, and each frame is described once
     or counted as dropped (frames described by no clip), never both and never lost."""

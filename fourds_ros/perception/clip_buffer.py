@@ -88,6 +88,60 @@ OUT_OF_ORDER = "out_of_order"  # ClipBuffer.push's reason for a dropped late or 
 OUT_OF_ORDER_NS = 1_000_000_000  # a frame at most this much older than the last one is late, not a new recording
 
 
+# A frame whose stamp runs ahead of the newest one taken by more than this, and by more than HOLD_PERIODS of the
+# stream's recent frame steps, is held until the next frame (StampHold).
+HOLD_MIN_STEP_NS = 250_000_000
+HOLD_PERIODS = 8
+
+
+class StampHold:
+    """One camera frame with a wrong stamp must cost only itself. A frame whose stamp jumps ahead (more than
+    HOLD_MIN_STEP_NS and HOLD_PERIODS of the stream's median step) is held until the next frame says which
+    timeline is right: a next frame between the newest one taken and the held one continues the stream, so
+    the held frame was an outlier (handed back to be counted and dropped); any other next frame confirms the
+    jump (a pause, a restarted clock) and both are taken, in order. Why: taken at once, one frame stamped
+    0.8 s ahead made the next 16 good frames "late" (dropped as out of order), and 3 s ahead reset the buffer
+    (gap), then again (time going backwards) and restarted the odometry at identity. A jump costs the held
+    frame one frame's wait. Items are opaque (the intake's camera frames); not thread-safe."""
+
+    def __init__(self, min_step_ns: int = HOLD_MIN_STEP_NS, periods: int = HOLD_PERIODS):
+        self.min_step_ns, self.periods = min_step_ns, periods
+        self.held: tuple[int, object] | None = None  # (stamp_ns, item)
+        self.newest_ns: int | None = None  # the newest stamp taken
+        self._steps: deque[int] = deque(maxlen=8)  # recent forward steps between stamps taken
+
+    def push(self, stamp_ns: int, item) -> tuple[list, object | None]:
+        """-> (the items to take now, in order; the held item found to be an outlier, or None)."""
+        if self.held is not None and self.newest_ns is not None and stamp_ns <= self.newest_ns:
+            return self._take([(stamp_ns, item)]), None  # late for both timelines (the buffer drops it): no word
+        held, self.held = self.held, None
+        if held is not None:
+            if self.newest_ns is not None and self.newest_ns < stamp_ns < held[0]:
+                return self._take([(stamp_ns, item)]), held[1]
+            return self._take([held, (stamp_ns, item)]), None
+        if self._jumps(stamp_ns):
+            self.held = (stamp_ns, item)
+            return [], None
+        return self._take([(stamp_ns, item)]), None
+
+    def release(self) -> list:
+        """The held item, taken without a next frame to judge it (the input stopped): [] when none."""
+        held, self.held = self.held, None
+        return [] if held is None else self._take([held])
+
+    def _jumps(self, stamp_ns: int) -> bool:
+        if self.newest_ns is None or len(self._steps) < 2:
+            return False
+        return stamp_ns - self.newest_ns > max(self.min_step_ns, self.periods * float(np.median(self._steps)))
+
+    def _take(self, stamped: list[tuple[int, object]]) -> list:
+        for stamp_ns, _ in stamped:
+            if self.newest_ns is not None and stamp_ns > self.newest_ns:
+                self._steps.append(stamp_ns - self.newest_ns)
+            self.newest_ns = stamp_ns if self.newest_ns is None else max(self.newest_ns, stamp_ns)
+        return [item for _, item in stamped]
+
+
 class ClipQueue:
     """Clips waiting for inference, at most `capacity`: bounded latency under overload (capacity 1:
     a frame waits behind at most one clip; more absorb a burst of frames released together, e.g.
@@ -180,18 +234,19 @@ class ClipBuffer:
     def reset(self, reason: str = "manual") -> None:
         """Drop the buffered frames; those no clip has described are counted in frames_reset."""
         self.resets[reason] += 1
-        self.end_sequence()
+        self.frames_reset += self.end_sequence()
 
-    def end_sequence(self) -> None:
+    def end_sequence(self) -> int:
         """The next frame starts a new sequence, as after a reset, with no reset counted: the input stopped
         (the node deactivated) and its frames were flushed. Why: kept, the first frame after re-activation
         met the buffered ones across the pause, a reset_gap (WARN) for a pause the node was told to take,
-        and with max_gap_s 0 a clip joined frames from both sides of it. Frames no clip has described
-        (none after a flush) are counted in frames_reset."""
-        self.frames_reset += self.pending
+        and with max_gap_s 0 a clip joined frames from both sides of it. -> the frames dropped that no clip
+        described (after a flush: fewer than a clip's worth, which no clip can), for the caller to count."""
+        dropped = self.pending
         self.frames.clear()
         self.sequence += 1
         self.schedule.restart()
+        return dropped
 
     def check(self, frame: Frame) -> str | None:
         """The reset reason `frame` would cause, or None."""

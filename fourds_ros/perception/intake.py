@@ -24,7 +24,7 @@ import numpy as np
 
 from .camera import Calibration, CameraIntake
 from .camera_info_sync import CameraInfoSync, Paired
-from .clip_buffer import OUT_OF_ORDER
+from .clip_buffer import OUT_OF_ORDER, StampHold
 from .health import FRAMES_FRAME_ID_SLASH, NodeHealth, NodeState
 from .image import ImageDecodeError
 from .odometry import transform_from_xyz_quat
@@ -71,6 +71,7 @@ class FrameIntake:
         self.sync = CameraInfoSync(wait_s=settings.clip.camera_info_wait_s,
                                    startup_wait_s=settings.clip.camera_info_startup_wait_s)
         self.camera = CameraIntake()
+        self.stamps = StampHold()  # a frame stamped far ahead waits for the next one's word (under sync_lock)
         # The newest frame took its K from camera_info (not the default intrinsics): what /diagnostics calls
         # camera_info "yes". A camera_info merely received (its K NaN, or all zero) is no K in use.
         self.camera_k_in_use = False
@@ -144,14 +145,20 @@ class FrameIntake:
         when the node is cleaned up; the frames after a re-activation start a sequence of their own."""
         with self.sync_lock:
             self._add_all(self.sync.clear())
+            self._add_all(self.stamps.release(), checked=True)
         self._flush()
         with self.lock:
-            self.pipeline.end_sequence()
+            discarded = self.pipeline.end_sequence()
+        if discarded:  # fewer than a clip since the last one: no clip or flush can describe them
+            self.health.counts["frames_discarded_at_release"] += discarded
+            self.health.log_warning(f"input stopped with {discarded} frames buffered, fewer than a clip: discarded")
 
     def flush_if_idle(self) -> None:
         """Input idle with nothing in inference: a clip of the last frames describes the ones after
         the last clip, which would otherwise wait for the next hop, or for the reset that ends them."""
         if self.worker.flush_due(self.settings.clip.flush_after_s):
+            with self.sync_lock:  # no next frame came to judge a held one: it is taken
+                self._add_all(self.stamps.release(), checked=True)
             self._flush()
 
     def _flush(self) -> None:
@@ -172,7 +179,8 @@ class FrameIntake:
     def pending_frames(self) -> int:
         """Waiting for their camera_info, buffered for a clip, or waiting for or in inference."""
         with self.sync_lock:
-            return len(self.sync.waiting) + self.pipeline.pending_frames + self.worker.pending_frames()
+            return (len(self.sync.waiting) + (self.stamps.held is not None) + self.pipeline.pending_frames
+                    + self.worker.pending_frames())
 
     def report(self, state: NodeState) -> tuple[int, str, dict[str, str]]:
         """health.report(state) with the pending frames and the pipeline's counters filled in, read with
@@ -182,9 +190,19 @@ class FrameIntake:
             return self.health.report(dataclasses.replace(state, frames_pending=self.pending_frames(),
                                                           pipeline_status=self.pipeline.status()))
 
-    def _add_all(self, paired: list[Paired]) -> None:
+    def _add_all(self, paired: list[Paired], checked: bool = False) -> None:
+        """Each frame past the stamp hold (StampHold; checked: they have been), then taken in (_add)."""
         for p in paired:
-            self._add(p)
+            if checked:
+                self._add(p)
+                continue
+            taken, outlier = self.stamps.push(p.item[0], p)
+            if outlier is not None:
+                self.health.counts["frames_rejected"] += 1
+                self.health.warn("stamp_outlier", f"dropping a frame stamped {outlier.item[0]} ns: ahead of the "
+                                 f"frames before it and of the one after it ({p.item[0]} ns), a wrong stamp")
+            for q in taken:
+                self._add(q)
 
     def _add(self, paired: Paired) -> None:
         stamp_ns, frame_id, decode, encoding = paired.item

@@ -409,10 +409,10 @@ class PerceptionPipeline:
         """A clip for the buffered frames no clip has described yet, for `process` (None: none)."""
         return self.buffer.flush()
 
-    def end_sequence(self) -> None:
+    def end_sequence(self) -> int:
         """The input stopped after a flush: the next frame starts a new sequence (ClipBuffer.end_sequence);
-        the odometry chain goes on across the pause as across a gap."""
-        self.buffer.end_sequence()
+        the odometry chain goes on across the pause as across a gap. -> the buffered frames dropped undescribed."""
+        return self.buffer.end_sequence()
 
     def reset(self, reason: str = "manual") -> None:
         """Drop buffered frames, tracks and the odometry chain (restarts at identity). Waits while a
