@@ -4,6 +4,7 @@ evaluation commands refuse a mistyped model, report directory or rate in one lin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,106 @@ def test_eval_takes_the_rates_the_replay_plays(rate, tmp_path, monkeypatch):
     monkeypatch.setattr(eval_cli, "evaluate", evaluate)
     assert eval_cli.main(["BAG", "--out", str(tmp_path / "out"), "--rate", rate]) == 1
     assert seen == [rate]
+
+
+def _team_split(tmp_path: Path, bag_format: bool = True) -> Path:
+    """A team's two recordings under tmp_path/ws: as rosbag2 folders in ws/bags/<name> (format: bag), or the
+    shipped HoloLens sample twice (format: hololens)."""
+    ws = tmp_path / "ws"
+    lines = []
+    for name, scene in (("site_a", "lab"), ("site_b", "office")):
+        if bag_format:
+            write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
+                             image=np.zeros((48, 64, 3), np.uint8)) for i in range(4)], ws / "bags" / name)
+            lines.append(f"  - {{name: {name}, format: bag, path: bags/{name}, scene: {scene}}}\n")
+        else:
+            ws.mkdir(exist_ok=True)
+            if not (ws / "holo").exists():
+                (ws / "holo").symlink_to(REPO / "samples" / "hololens_000")
+            lines.append(f"  - {{name: {name}, format: hololens, path: holo, scene: {scene}}}\n")
+    (tmp_path / "split.yaml").write_text("recordings:\n" + "".join(lines)
+                                         + "folds: [{name: f, train: [office], validation: [lab]}]\n")
+    return ws
+
+
+def test_eval_suite_refuses_an_out_whose_bags_folder_is_the_recordings_own(tmp_path, tiny_model_dir, capsys):
+    """A team's bags in ws/bags/<name>, the suite run with --data-root ws --out ws: OUT/bags/<name> is the
+    recording, which the first row deleted (a converted bag there is replaced). Refused before any work."""
+    from fourds_ros.evaluation import suite
+
+    ws = _team_split(tmp_path)
+    before = sorted(p.name for p in (ws / "bags" / "site_a").iterdir())
+    rc = suite.main(["--split", str(tmp_path / "split.yaml"), "--data-root", str(ws), "--out", str(ws), "--offline",
+                     "--model", str(tiny_model_dir)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "would replace or lie in the recording itself" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in (ws / "bags" / "site_a").iterdir()) == before and (ws / "bags" / "site_b").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--pose-starts", "3"], "needs the offline path (--offline)"),
+    (["--param", "metric_scale_source=reference_depth"], "the replay publishes no reference"),
+    (["--offline", "--param", "hop=9"], "a hop is 1..4"),
+])
+def test_eval_suite_refuses_options_that_cannot_run_before_converting(tmp_path, tiny_model_dir, capsys, options,
+                                                                      message):
+    """--pose-starts or a reference scale without --offline was found at the first validation row, after the
+    DDS replays before it, with no suite written; a hop past the model's clip length was a traceback."""
+    from fourds_ros.evaluation import suite
+
+    ws = _team_split(tmp_path, bag_format=False)
+    rc = suite.main(["--split", str(tmp_path / "split.yaml"), "--data-root", str(ws), "--out", str(tmp_path / "out"),
+                     "--model", str(tiny_model_dir), "--max-frames", "4", *options])
+    err = capsys.readouterr().err
+    assert rc == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "bags").exists()
+
+
+def test_eval_suite_runs_the_hop_its_param_gives(tmp_path, tiny_model_dir, monkeypatch):
+    """--param hop=H is the run's hop: evaluate's own hop flag (0) overrode it (PerceptionSettings.from_params
+    with hop=0), so the suite ran the default hop while its params said H."""
+    import fourds_ros.perception as perception
+    from fourds_ros.evaluation import suite
+
+    hops = []
+
+    class Recorded(perception.PerceptionPipeline):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            hops.append(self.hop)
+
+    monkeypatch.setattr(perception, "PerceptionPipeline", Recorded)
+    ws = _team_split(tmp_path, bag_format=False)
+    assert suite.main(["--split", str(tmp_path / "split.yaml"), "--data-root", str(ws), "--out", str(tmp_path / "out"),
+                       "--offline", "--model", str(tiny_model_dir), "--max-frames", "8", "--validation-only",
+                       "--param", "hop=2"]) == 0
+    report = json.loads((tmp_path / "out" / "site_a" / "report.json").read_text())
+    assert report["meta"]["hop"] == 2 and report["meta"]["params"]["hop"] == 2
+    assert hops == [2], hops  # the default for the 4-frame test model is 3
+
+
+def test_eval_refuses_a_hop_the_models_clips_cannot_take_in_one_line(tmp_path, tiny_model_dir, capsys):
+    from fourds_ros.evaluation import eval_cli
+
+    write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
+                     image=np.zeros((48, 64, 3), np.uint8)) for i in range(4)], tmp_path / "bag")
+    rc = eval_cli.main([str(tmp_path / "bag"), "--model", str(tiny_model_dir), "--offline", "--hop", "9",
+                        "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "hop 9: the model's clips are 4 frames" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("max_frames", [None, 3])
+def test_eval_refuses_a_recording_shorter_than_a_clip_in_one_line(tmp_path, tiny_model_dir, capsys, max_frames):
+    """A recording of fewer frames than the model's clip: no frame can be described. It read exit 0 with the
+    peers scored, no model output and dropped 0."""
+    from fourds_ros.evaluation import eval_cli
+
+    write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
+                     image=np.zeros((48, 64, 3), np.uint8)) for i in range(3 if max_frames is None else 6)],
+              tmp_path / "bag")
+    rc = eval_cli.main([str(tmp_path / "bag"), "--model", str(tiny_model_dir), "--offline", "--out",
+                        str(tmp_path / "rep"), *(["--max-frames", str(max_frames)] if max_frames else [])])
+    err = capsys.readouterr().err
+    assert rc == 1 and "3 frames" in err and "fewer than one clip of the model (4 frames)" in err, err
+    assert not (tmp_path / "rep" / "report.json").exists()

@@ -116,13 +116,25 @@ def resolve_model(model_dir) -> str:
     return found
 
 
-def check_model(model_dir) -> str:
-    """resolve_model, with its config read (CheckpointError when it cannot be): a mistyped --model is
-    said before a recording is converted or a node started, not after."""
+def check_model(model_dir, offline: bool = True, pose_starts: int = 0, params: dict | None = None, hop: int = 0) -> str:
+    """resolve_model, with its config read (CheckpointError when it cannot be), and the run's options checked
+    against it and each other (BagError): a mistyped --model, --pose-starts or a reference scale without
+    --offline, or a hop the model's clips cannot take, is said before a recording is converted or a node
+    started, not after (eval-suite found the first two at its first validation row, after the DDS replays
+    before it; a hop past the clip length was a traceback, or a node that never came up)."""
     from ..model.checkpoint import load_config
 
     model_dir = resolve_model(model_dir)
-    load_config(model_dir)
+    frames = load_config(model_dir).num_frames
+    if pose_starts > 1 and not offline:
+        raise BagError("pose over several start frames needs the offline path (--offline)")
+    source = (params or {}).get("metric_scale_source")
+    if source in ("reference_odometry", "reference_depth") and not offline:
+        raise BagError(f"metric_scale_source {source}: the replay publishes no reference; --offline feeds the bag's "
+                       "ground truth (poses, depth) as the reference")
+    if not 0 <= hop <= frames:
+        raise BagError(f"hop {hop}: the model's clips are {frames} frames, so a hop is 1..{frames} (0: the default, "
+                       f"{max(1, frames - 1)})")
     return model_dir
 
 
@@ -143,25 +155,27 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     params: node parameters (names as in config/perception.yaml) for both paths. pose_starts > 1
     (offline only): also the pose of the model and of ORB VO from each of the first pose_starts
     frames, in report["pose_over_starts"] (pose_starts.py)."""
+    from ..model.checkpoint import load_config
     from .report import build_report, write_report
 
-    model_dir = check_model(model_dir)
+    # A hop given as a parameter alone is the run's (eval-suite passes --param hop=H so): the flag's 0 overrode
+    # it offline (PerceptionSettings.from_params(params, hop=0)) and the DDS replay's schedule.
+    hop = hop or int((params or {}).get("hop", 0))
+    model_dir = check_model(model_dir, offline, pose_starts, params, hop)
     if badja:  # a mistyped --badja, or a clip that does not read, as --model: before minutes of inference
         from .badja import check_clips
 
         check_clips(badja)
-    if pose_starts > 1 and not offline:
-        raise BagError("pose over several start frames needs the offline path (--offline)")
-    source = (params or {}).get("metric_scale_source")
-    if source in ("reference_odometry", "reference_depth") and not offline:
-        raise BagError(f"metric_scale_source {source}: the replay publishes no reference; --offline feeds the bag's "
-                       "ground truth (poses, depth) as the reference")
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # --out naming a file, or a path through one: a reason, not a traceback
         raise BagError(f"the report directory {out_dir} cannot be made: {exc.strerror or exc}") from exc
     bag = read_bag(bag_path, max_frames=max_frames)
+    clip_length = load_config(model_dir).num_frames
+    if len(bag.stamps) < clip_length:  # the node describes none of them either: no score to make
+        raise BagError(f"{bag_path}: {len(bag.stamps)} frames{' (--max-frames)' if max_frames else ''}, fewer than one "
+                       f"clip of the model ({clip_length} frames): no frame can be described")
     t0 = time.perf_counter()
     from ..perception import PerceptionSettings
 
@@ -220,8 +234,6 @@ def main(argv: list[str]) -> int:
     add_param_argument(parser)
     args = parser.parse_args(argv)
     params = command_params(parser, args)
-    if args.pose_starts > 1 and not args.offline:
-        parser.error("--pose-starts needs --offline")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = evaluate(args.bag, args.model, args.out, args.offline, args.backend, args.erode, args.rate,

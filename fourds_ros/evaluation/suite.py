@@ -133,6 +133,17 @@ def load_split(path: str | Path) -> Split:
     return split
 
 
+def check_outputs_apart(split: Split, data_root: Path, out: Path) -> None:
+    """BagError where a recording's converted bag, OUT/bags/<name>, which an earlier run's is replaced by,
+    is the recording itself, or holds it or lies in it. Why: a team's own bags listed with format: bag under
+    --data-root X and the suite run with --out X: the first row deleted the recording it was to evaluate."""
+    for rec in split.recordings:
+        source, target = (data_root / rec.path).resolve(), (out / "bags" / rec.name).resolve()
+        if source == target or source.is_relative_to(target) or target.is_relative_to(source):
+            raise BagError(f"recording {rec.name!r}: its converted bag {out / 'bags' / rec.name} would replace or lie "
+                           f"in the recording itself ({data_root / rec.path}); give another --out")
+
+
 def convert_recording(rec: Recording, data_root: Path, bags_dir: Path, max_frames: int | None) -> int:
     """The `fourds-ros bag convert --compressed` path, into bags_dir/<rec.name> (OUT/bags/<name>). A bag
     left there by an earlier suite run is replaced (it may hold another --max-frames); anything else
@@ -244,7 +255,9 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
 
     data_root, out = Path(data_root), Path(out)
     note, model_arg = _honesty_note(split, fold, model_dir), model_dir
-    model_dir = check_model(model_dir)  # a mistyped --model before any recording is converted
+    # a mistyped --model, and options that cannot run together, before any recording is converted
+    model_dir = check_model(model_dir, offline, pose_starts, params, int((params or {}).get("hop", 0)))
+    check_outputs_apart(split, data_root, out)
     rows = []
     for rec in split.recordings:
         role = "validation" if rec.scene in fold.validation else "train"
