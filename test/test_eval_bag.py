@@ -484,3 +484,34 @@ def test_unreadable_camera_encoding_is_a_clear_eval_error(tmp_path, grey_frames,
     assert cli(["eval", str(bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "report"), "--offline"]) == 1
     err = capsys.readouterr().err
     assert "32FC1" in err and "unsupported image encoding" in err and "Traceback" not in err
+
+
+def test_one_file_of_a_split_bag_reads_the_whole_recording(tmp_path):
+    """A split rosbag2 folder (`ros2 bag record --max-bag-size`): two .mcap files under one metadata.yaml.
+    Given its first file, every frame of both is read, as for a .db3 (the .mcap was read alone: half the
+    frames, without a word); an .mcap the metadata does not list is still read alone."""
+    import yaml
+
+    k = np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]])
+    parts = [[Frame(stamp_ns=(6 * p + i) * 50_000_000, K=k, image=np.full((48, 64, 3), 6 * p + i, np.uint8))
+              for i in range(6)] for p in range(2)]
+    split = tmp_path / "split"
+    split.mkdir()
+    files, info = [], None
+    for p, frames in enumerate(parts):
+        write_bag(frames, tmp_path / f"part{p}")
+        meta = yaml.safe_load((tmp_path / f"part{p}" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        shutil.copy(tmp_path / f"part{p}" / f"part{p}.mcap", split / f"split_{p}.mcap")
+        meta["files"][0]["path"] = f"split_{p}.mcap"
+        files.append(meta["files"][0])
+        info = info or meta
+    info.update(relative_file_paths=[f["path"] for f in files], files=files,
+                message_count=sum(f["message_count"] for f in files))
+    for topic in info["topics_with_message_count"]:
+        topic["message_count"] = 12
+    (split / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}, sort_keys=False))
+    assert len(read_bag(split).stamps) == 12
+    assert len(read_bag(split / "split_0.mcap").stamps) == 12
+    assert len(read_bag(tmp_path / "part1" / "part1.mcap").stamps) == 6
+    shutil.copy(split / "split_1.mcap", tmp_path / "alone.mcap")
+    assert len(read_bag(tmp_path / "alone.mcap").stamps) == 6

@@ -324,6 +324,20 @@ def _write_pose(put, ts, gt_pose: np.ndarray, t: int) -> None:
     put(TF_TOPIC, "tf2_msgs/msg/TFMessage", TFMessage(transforms=[tf]), t)
 
 
+def _listed_in_metadata(path: Path) -> bool:
+    """Whether `path` is one of the files the rosbag2 metadata.yaml beside it lists. Why: given a split bag's
+    first .mcap, only that file was read (a sixth of the recording, without a word), while a .db3 file gave its
+    whole folder; an .mcap with no metadata.yaml, or one the metadata does not list, is read alone as before."""
+    import yaml
+
+    meta = path.parent / "metadata.yaml"
+    try:
+        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+        return path.name in [Path(p).name for p in info.get("relative_file_paths", [])]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return False
+
+
 def open_reader(path: str | Path):
     """AnyReader on a rosbag2 directory, a bare .mcap file or a ROS 1 .bag file, with clear errors."""
     from rosbags.highlevel import AnyReader
@@ -331,6 +345,8 @@ def open_reader(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise BagError(f"{path}: no such bag")
+    if path.is_file() and path.suffix == ".mcap" and _listed_in_metadata(path):
+        path = path.parent  # one file of a rosbag2 folder (a split bag's first): the whole recording, as a .db3
     # rosbags reads a bare .mcap and a ROS 1 .bag (message definitions inside), but a .db3 needs its directory
     if path.is_file() and path.suffix not in (".mcap", ".bag"):
         if (path.parent / "metadata.yaml").exists():
