@@ -582,3 +582,24 @@ def test_a_roi_strip_with_a_lens_imports_with_its_k_checked_on_the_sensor():
     camera = bag_import._calibration(msg, rectified=False, before=None)
     assert camera.size == (1280, 360) and camera.undistortion is not None
     assert camera.K[1, 2] < -0.5  # above the strip, on the sensor
+
+
+def test_images_that_repeat_a_stamp_are_counted_and_max_frames_counts_frames(tmp_path, tum_frames_with_labels, capsys):
+    """A camera that stamps two images alike (6 messages, 4 stamps): one frame a stamp, the first kept, as
+    before, now counted and said (they were left out without a word), and --max-frames 3 gives 3 frames (it
+    counted the repeats first: 6 asked, 4 written). A negative --max-frames or --stride is refused (-3 wrote
+    every frame but the last three)."""
+    f = tum_frames_with_labels
+    src = tmp_path / "driver"
+    write_driver_bag(src, [f[0], f[1], f[1], f[2], f[2], f[3]])
+    report = ImportReport()
+    assert import_bag(src, tmp_path / "all", _spec(), report=report) == 4 and report.repeated_stamps == 2
+    assert any("2 image(s) repeated an earlier image's header stamp" in w for w in report.warnings(_spec()))
+    report = ImportReport()
+    assert import_bag(src, tmp_path / "three", _spec(max_frames=3), report=report) == 3
+    assert read_bag(tmp_path / "three").stamps == [round(x.stamp_s * 1e9) for x in f[:3]]
+    for option in (["--max-frames", "-3"], ["--max-frames", "0"], ["--stride", "0"], ["--start", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            cli(["bag", "import", str(src), str(tmp_path / "neg"), "--image-topic", "/camera/color/image_raw", *option])
+        assert exc.value.code == 2 and "is below" in capsys.readouterr().err
+    assert not (tmp_path / "neg").exists()

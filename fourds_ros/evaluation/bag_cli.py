@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .bag import STORAGES, BagError, write_bag
+from .bag import STORAGES, BagError, frame_count, frame_index, write_bag
 from .datasets import FORMATS, iter_dataset, played_backwards
 
 
@@ -24,9 +24,9 @@ def main(argv: list[str]) -> int:
     conv.add_argument("--compressed", action="store_true",
                       help="write /camera/image_raw/compressed keeping the original JPEG/PNG bytes")
     conv.add_argument("--fps", type=float, default=None, help="stamp = index / fps where the source has no stamps")
-    conv.add_argument("--start", type=int, default=0)
-    conv.add_argument("--stride", type=int, default=1)
-    conv.add_argument("--max-frames", type=int, default=None)
+    conv.add_argument("--start", type=frame_index, default=0)
+    conv.add_argument("--stride", type=frame_count, default=1)
+    conv.add_argument("--max-frames", type=frame_count, default=None)
     conv.add_argument("--reverse", action="store_true",
                       help="the frames played backwards, stamps still rising (a proxy for motion a model never "
                            "learned on images it saw; datasets.played_backwards)")
@@ -75,9 +75,9 @@ def _add_import_parser(sub) -> None:
                      help="a pinhole K for a recording without camera_info")
     imp.add_argument("--image-16bit-max", type=int, default=65535,
                      help="a 16-bit image's largest value, as the node's image_16bit_max (4095 for a 12-bit camera)")
-    imp.add_argument("--start", type=int, default=0)
-    imp.add_argument("--stride", type=int, default=1)
-    imp.add_argument("--max-frames", type=int, default=None)
+    imp.add_argument("--start", type=frame_index, default=0)
+    imp.add_argument("--stride", type=frame_count, default=1)
+    imp.add_argument("--max-frames", type=frame_count, default=None)
     imp.add_argument("--storage", default="mcap", choices=STORAGES)
 
 

@@ -98,6 +98,7 @@ class ImportReport:
     a frame a second parent ((topic, child, parent kept, parent ignored) -> samples)."""
 
     frames: int = 0
+    repeated_stamps: int = 0  # images whose header stamp an earlier image had: one frame a stamp, the first kept
     with_depth: int = 0
     with_pose: int = 0
     skipped_transforms: Counter = field(default_factory=Counter)
@@ -113,6 +114,9 @@ class ImportReport:
         if spec.world_frame and self.frames and not self.with_pose:
             out.append(f"no frame got a pose {spec.world_frame} -> its frame_id within --max-dt {spec.max_dt_s} s: "
                        "are the pose source and the camera stamped by the same (synchronised) clock?")
+        if self.repeated_stamps:
+            out.append(f"{spec.image_topic}: {self.repeated_stamps} image(s) repeated an earlier image's header stamp and "
+                       "were left out (one frame a stamp, the first kept): is the camera stamping each frame?")
         for (topic, parent, child), n in sorted(self.skipped_transforms.items()):
             out.append(f"{topic}: {n} transform(s) {parent} -> {child} with an invalid rotation skipped")
         for (topic, child, kept, other), n in sorted(self.parent_conflicts.items()):
@@ -138,7 +142,10 @@ def import_frames(src: str | Path, spec: ImportSpec, report: ImportReport | None
         calibration, tree, image_stamps, depth_stamps = _first_pass(src, reader, spec, topics, report)
     finally:
         reader.close()
-    chosen = _select(image_stamps, spec)
+    # One frame a stamp, chosen among distinct stamps, so that --max-frames N gives N frames where stamps repeat.
+    distinct = sorted(set(image_stamps))
+    report.repeated_stamps = len(image_stamps) - len(distinct)
+    chosen = _select(distinct, spec)
     depth_for = {s: _nearest(depth_stamps, s, spec.max_dt_s) for s in chosen}
     if depth_stamps and chosen and not any(d is not None for d in depth_for.values()):
         report.nearest_depth_s = min(abs(_nearest(depth_stamps, s, float("inf")) - s) for s in chosen) / 1e9

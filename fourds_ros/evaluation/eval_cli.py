@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..perception.settings import BACKENDS, ModelSettings
-from .bag import BagError, read_bag
+from .bag import BagError, frame_count, read_bag
 from .predictions import Predictions, grid_queries, track_queries
 
 log = logging.getLogger("fourds_ros.eval")
@@ -221,7 +221,7 @@ def main(argv: list[str]) -> int:
                         help="ignore depth within PX pixels of depth edges (7-Scenes: depth from a second camera)")
     parser.add_argument("--rate", default="max", type=replay_rate,
                         help="DDS replay: 'max' (back-pressure, no drops), 'bag' (its own timing) or a rate in Hz")
-    parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--max-frames", type=frame_count, default=None)
     parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: the node default, clip length - 1)")
     parser.add_argument("--timeout", type=float, default=300.0, help="DDS replay: seconds before giving up")
     parser.add_argument("--badja", metavar="DIR", nargs="+",

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, image_from_msg, \
-    open_reader, pose_from_msg, stamp_of
+from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, frame_count, \
+    image_from_msg, open_reader, pose_from_msg, stamp_of
 from .. import ros_env
 from ..perception.clip_buffer import ClipSchedule, default_hop
 from .predictions import Predictions
@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-length", type=int, default=16)
     parser.add_argument("--hop", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--max-frames", type=frame_count, default=None)
     parser.add_argument("--loops", type=int, default=1)
     parser.add_argument("--namespace", default="")
     parser.add_argument("--shift-s", type=float, default=0.0, help="seconds added to every stamp")

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .bag import BagError, write_bag
+from .bag import BagError, frame_count, write_bag
 from .datasets import iter_dataset, played_backwards
 from .eval_cli import NODE_BACKEND, add_backend_argument, command_params, reported
 from .uncertainty import BLOCK_FRAMES, LEVEL
@@ -368,7 +368,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--offline", action="store_true", help="no DDS: push frames into the pipeline directly")
     parser.add_argument("--model", default=None, help="model directory (default: the shipped models/fourds_default)")
     add_backend_argument(parser)
-    parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each recording")
+    parser.add_argument("--max-frames", type=frame_count, default=None, help="only the first N frames of each recording")
     add_param_argument(parser, "for every recording")
     parser.add_argument("--validation-only", action="store_true", help="evaluate the fold's validation scenes only")
     parser.add_argument("--pose-starts", type=int, default=0, metavar="N",
