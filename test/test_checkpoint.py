@@ -148,6 +148,9 @@ def test_import_official_cli_backbone_and_depth(tmp_path, capsys):
     model = load_checkpoint(tmp_path / "depth")
     assert model.config.heads["depth"].decoding_patch_size == (2, 8, 8)
     assert "heads: depth" in capsys.readouterr().out
+    (tmp_path / "a_file").write_text("mine")  # an OUT that is a file: one line, the file kept (a traceback before)
+    assert cli(["import-official", str(path), str(tmp_path / "a_file")]) == 1
+    assert "is a file, not a model directory" in capsys.readouterr().err and (tmp_path / "a_file").read_text() == "mine"
 
 
 def test_import_official_rejects_bad_files(tmp_path):

@@ -477,3 +477,14 @@ def test_the_replay_drain_gives_up_on_a_pose_that_never_comes_after_the_grace(ro
     result = drain_replay(ros_env, frames=2, delay_s=0.0, pose_last=False)
     assert result["answers"] == ["/depth/image", "/tracks"]
     assert result["drain_s"] < ANSWER_GRACE_S + 5.0 and result["stalled"] == 0
+
+
+def test_calibrate_scale_refuses_a_json_path_in_a_missing_folder_before_the_work(tmp_path, monkeypatch, capsys):
+    """`calibrate-scale BAG --json missing/f.json` printed the factor after the run, then a traceback."""
+    from fourds_ros.evaluation import scale_cli
+
+    calls = []
+    monkeypatch.setattr(scale_cli, "calibrate", lambda *a, **k: calls.append(a))
+    with pytest.raises(SystemExit) as exc:
+        scale_cli.main(["BAG", "--json", str(tmp_path / "missing" / "f.json")])
+    assert exc.value.code == 2 and "its folder does not exist" in capsys.readouterr().err and not calls

@@ -116,6 +116,8 @@ def main(argv: list[str]) -> int:
     add_param_argument(parser)
     args = parser.parse_args(argv)
     params = command_params(parser, args)
+    if args.json and not Path(args.json).resolve().parent.is_dir():  # said before the minutes of inference
+        parser.error(f"--json {args.json}: its folder does not exist")
     try:
         result = calibrate(args.bag, args.model, args.backend, params, args.check)
     except (BagError, OSError, ValueError) as exc:
@@ -128,7 +130,11 @@ def main(argv: list[str]) -> int:
           "check the factor on another recording of the site: --check OTHER_BAG")
     print(f"metric_scale_factor: {result['factor']:.4f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        try:
+            Path(args.json).write_text(json.dumps(result, indent=1))
+        except OSError as exc:  # the factor is printed above: the run is not lost
+            print(f"fourds-ros calibrate-scale: --json {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     return 0
 
 

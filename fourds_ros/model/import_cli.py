@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .fourds import count_parameters
@@ -20,10 +22,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("out_dir", help="model directory to write (config.json + model.safetensors)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():  # said before the conversion
+        print(f"import-official: {args.out_dir} is a file, not a model directory", file=sys.stderr)
+        return 1
     try:
         model = import_official(args.npz, args.out_dir)
-    except CheckpointError as e:
-        print(f"import-official: {e}")
+    except (CheckpointError, OSError) as e:
+        print(f"import-official: {e}", file=sys.stderr)
         return 1
     cfg = model.config
     print(
