@@ -576,6 +576,13 @@ def test_stamp_hold_drops_a_frame_stamped_ahead_of_both_neighbours_and_takes_a_r
     hold = StampHold()
     _stream(hold, paused[:11])
     assert hold.release() == [paused[10]] and hold.release() == [] and hold.held is None
+    looped = StampHold()  # a bag loop: the new recording's stamps are watched from its start
+    loop = [s - 10**9 + 7 for s in steady[:20]]
+    taken, outliers = _stream(looped, steady[:20] + loop[:10] + [loop[10] + 3 * 10**9] + loop[11:])
+    assert outliers == [loop[10] + 3 * 10**9] and taken == steady[:20] + loop[:10] + loop[11:]
+    loop_after_jump = StampHold()  # a frame held when the recording loops: taken, unjudged, before the new one
+    taken, outliers = _stream(loop_after_jump, steady[:10] + [steady[10] + 5 * 10**9] + loop[:3])
+    assert not outliers and taken == steady[:10] + [steady[10] + 5 * 10**9] + loop[:3]
     late = StampHold()  # a frame late for both: taken as it comes (the buffer drops it), the held one judged next
     taken, outliers = _stream(late, steady[:8] + [steady[8] + 10**9, steady[3], steady[8]])
     assert outliers == [steady[8] + 10**9] and taken == steady[:8] + [steady[3], steady[8]]

@@ -112,6 +112,10 @@ class StampHold:
 
     def push(self, stamp_ns: int, item) -> tuple[list, object | None]:
         """-> (the items to take now, in order; the held item found to be an outlier, or None)."""
+        if self.newest_ns is not None and self.newest_ns - stamp_ns > OUT_OF_ORDER_NS:
+            # a new recording (a bag loop, a restarted clock; the buffer restarts too): a held frame, unjudged,
+            # ends the old one, and the new one's stamps are watched from here
+            return self.release() + self._take([(stamp_ns, item)]), None
         if self.held is not None and self.newest_ns is not None and stamp_ns <= self.newest_ns:
             return self._take([(stamp_ns, item)]), None  # late for both timelines (the buffer drops it): no word
         held, self.held = self.held, None
@@ -136,6 +140,9 @@ class StampHold:
 
     def _take(self, stamped: list[tuple[int, object]]) -> list:
         for stamp_ns, _ in stamped:
+            if self.newest_ns is not None and self.newest_ns - stamp_ns > OUT_OF_ORDER_NS:  # a new recording
+                self.newest_ns = None
+                self._steps.clear()
             if self.newest_ns is not None and stamp_ns > self.newest_ns:
                 self._steps.append(stamp_ns - self.newest_ns)
             self.newest_ns = stamp_ns if self.newest_ns is None else max(self.newest_ns, stamp_ns)
