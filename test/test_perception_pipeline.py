@@ -354,6 +354,27 @@ def test_configure_says_whose_metres_the_outputs_are_in(tiny_model_dir, source):
     assert status["metres_from"] == source if source == "model" else status["metres_from"].startswith("model (")
 
 
+def test_configure_says_which_backend_auto_chose_and_why_through_the_nodes_logger(tiny_model_dir, monkeypatch):
+    """backend auto: the factory's choice and each skip's reason reach the node's own logger (they went to Python
+    logging, which a ROS node does not show: a GPU robot's log never said why TensorRT was skipped). Here
+    TensorRT is made to fail as a broken install does; its reason is a warning, the choice an info line."""
+    from fourds_ros.engine import factory
+    from fourds_ros.perception.pipeline import create_pipeline
+
+    real = factory._Builder.__call__
+
+    def broken_tensorrt(self, name):
+        if name == "tensorrt":
+            raise factory.EngineError("libnvinfer.so.10: cannot open shared object file")
+        return real(self, name)
+
+    monkeypatch.setattr(factory._Builder, "__call__", broken_tensorrt)
+    info, warn = [], []
+    create_pipeline(PerceptionSettings.from_params(model=str(tiny_model_dir), backend="auto"), info.append, warn.append)
+    assert any("skipping tensorrt: libnvinfer.so.10" in m for m in warn), warn
+    assert any(m.startswith("backend auto chose onnxruntime") and "libnvinfer" in m for m in info), info
+
+
 def test_track_queries_before_the_first_image_are_bounded_and_the_newest_kept(engine):
     """track_query_mode topic, queries arriving while the camera is down: only the newest
     num_queries can be seeded, and no more are kept (every message was, for as long as it lasted)."""

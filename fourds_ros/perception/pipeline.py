@@ -21,6 +21,7 @@ dropped under overload. Disabled outputs (`enable_*`) are None.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -141,24 +142,48 @@ def reference_scales(scale, enabled: dict) -> tuple[ReferenceScale | None, Depth
     return odometry, depth
 
 
-def model_engine(settings: PerceptionSettings, model_dir=None, backend: str | None = None):
+def model_engine(settings: PerceptionSettings, model_dir=None, backend: str | None = None,
+                 logger: logging.Logger | None = None):
     """The engine the settings' model parameters name (model, backend, device, precision, num_queries,
     inference_threads), made as the node makes it. model_dir, backend: an evaluation command's --model and
     --backend instead of the settings' (empty model: the installed default). Why one function: the offline
-    evaluator made its engine with the backend alone, so `--param precision=bf16` scored fp32."""
+    evaluator made its engine with the backend alone, so `--param precision=bf16` scored fp32. logger: where
+    the engine factory says what it chose and why (default: Python logging's)."""
     from ..engine import create_engine
 
     m = settings.model
     return create_engine(model_dir or m.resolved_path(), backend=backend or m.backend, device=m.device,
-                         precision=m.precision, num_queries=m.num_queries, threads=m.inference_threads)
+                         precision=m.precision, num_queries=m.num_queries, threads=m.inference_threads, logger=logger)
 
 
-def create_pipeline(settings: PerceptionSettings, log=print) -> tuple[PerceptionPipeline, str]:
+class _CallbackHandler(logging.Handler):
+    """Python logging records as calls of a node's logger: info below WARNING, warn from it."""
+
+    def __init__(self, info: Callable[[str], None], warn: Callable[[str], None]):
+        super().__init__()
+        self.info, self.warn = info, warn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        (self.warn if record.levelno >= logging.WARNING else self.info)(record.getMessage())
+
+
+def callback_logger(info: Callable[[str], None], warn: Callable[[str], None] | None = None) -> logging.Logger:
+    """A logging.Logger (the engine factory's interface) that hands its records to `info` and `warn`. Why: the
+    node's log never said why backend auto skipped TensorRT (the factory's INFO records went to Python logging,
+    which a ROS node does not show), while on a GPU robot that reason is what a team needs."""
+    # Made, not got: getLogger would register one logger per pipeline for the life of the process.
+    logger = logging.Logger("fourds_ros.engine", logging.INFO)  # noqa: LOG001
+    logger.addHandler(_CallbackHandler(info, warn or info))
+    return logger
+
+
+def create_pipeline(settings: PerceptionSettings, log=print, warn=None) -> tuple[PerceptionPipeline, str]:
     """The engine the settings name (empty model: the installed default), warmed up with one
     inference, in a pipeline. -> (pipeline, description of the backend). Raises on a bad model or
-    backend, so that configure fails with the reason instead of the first clip."""
+    backend, so that configure fails with the reason instead of the first clip. log, warn: the node's
+    logger's info and warning; the engine factory's choice and its reasons go there too."""
     path = settings.model.resolved_path()
-    engine = model_engine(settings, path)
+    engine = model_engine(settings, path, logger=callback_logger(log, warn))
     if settings.diagnostics.debug_inference_delay_ms > 0:
         from .slow_engine import SlowEngine
 

@@ -68,7 +68,7 @@ class PerceptionNode(LifecycleNode):
 
     def _configure(self) -> None:
         self.settings = s = read_settings(self)
-        self.pipeline, self.backend_text = create_pipeline(s, log=self.get_logger().info)
+        self.pipeline, self.backend_text = create_pipeline(s, self.get_logger().info, self.get_logger().warning)
         self.model_text = s.model.resolved_path()
         self.health.set_limits(s.diagnostics)
         self.publishers_, self.tf_publish, tf_text = create_publishers(self, s, self.pipeline.enabled["pose"])
