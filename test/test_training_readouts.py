@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -655,8 +656,11 @@ def test_selection_scores_the_trained_heads_and_keeps_untrained_starts_out(monke
     assert resumed.best_step == 0
 
 
-def test_select_on_refuses_a_recording_the_run_trains_on(tmp_path, capsys):
-    assert main(COMMON + ["--real", "a/seq:2", "--select-on", "a/seq/", "--out", str(tmp_path / "x")]) == 2
+@pytest.mark.parametrize("spelled", ["a/seq/", "./a/seq", "a/seq/.", "a/../a/seq", "ABSOLUTE"])
+def test_select_on_refuses_a_recording_the_run_trains_on(tmp_path, capsys, spelled):
+    """However the folder is written (it was compared as a string: ./a/seq or an absolute path passed)."""
+    spelled = str(Path("a/seq").resolve()) if spelled == "ABSOLUTE" else spelled
+    assert main(COMMON + ["--real", "a/seq:2", "--select-on", spelled, "--out", str(tmp_path / "x")]) == 2
     assert "also trained on" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 

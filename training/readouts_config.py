@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from fourds_ros.model.config import HEAD_TYPES
 
@@ -136,8 +137,10 @@ class ReadoutsConfig:
         if self.sfm_depth and (set(self.loss_heads) != {"depth"} or self.depth_ssi_weight <= 0):
             raise ConfigError("--sfm-depth labels relative depth only (no metres, tracks or pose): add "
                               "--train-heads depth and --depth-ssi-weight > 0")
-        trained_on = {spec.partition(":")[0].rstrip("/") for spec in self.real}
-        if overlap := trained_on & {spec.partition(":")[0].rstrip("/") for spec in self.select_on}:
+        # Folders compared resolved: ./x, x/., an absolute path or a/../x are the folder x (as strings they were
+        # other recordings, and a checkpoint was chosen on frames the run trained on).
+        trained_on = {Path(spec.partition(":")[0]).resolve() for spec in self.real}
+        if overlap := [spec for spec in self.select_on if Path(spec.partition(":")[0]).resolve() in trained_on]:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
 
