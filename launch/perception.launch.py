@@ -9,7 +9,7 @@ camera_info_topic, image_transport, reference_odom_topic, reference_depth_topic,
 launch_ros actions.
 """
 
-from fourds_ros.ros.launch_logic import perception_node_plan, rviz_plan
+from fourds_ros.ros.launch_logic import node_use_sim_time, perception_node_plan, rviz_plan
 
 ARGUMENTS = {
     "params_file": ("", "parameter YAML (default: the package's config/perception.yaml)"),
@@ -45,7 +45,7 @@ def _actions(context):
                              namespace=plan["namespace"], parameters=plan["parameters"],
                              remappings=plan["remappings"], ros_arguments=plan["ros_arguments"],
                              additional_env=plan["env"], output="screen")]
-    rviz = rviz_plan(args["rviz"], args["namespace"], args["use_sim_time"])
+    rviz = rviz_plan(args["rviz"], args["namespace"], node_use_sim_time(plan))
     if rviz:
         actions.append(Node(package=rviz["package"], executable=rviz["executable"], name=rviz["name"],
                             namespace=rviz["namespace"], arguments=rviz["arguments"],

@@ -11,7 +11,7 @@ import yaml
 
 from fourds_ros.ros.launch_logic import (
     EXECUTABLE, command_line, default_params_file, default_rviz_config, module_command, node_plan,
-    perception_node_plan, rviz_plan,
+    node_use_sim_time, perception_node_plan, rviz_plan,
 )
 
 from .conftest import REPO
@@ -213,6 +213,21 @@ def test_rviz_plan_shows_the_installed_config_in_the_node_namespace():
     topics = {d["Topic"]["Value"] for d in rviz["Displays"] if "Topic" in d}
     assert topics == {"depth/image", "depth/points", "tracks", "tracks/markers", "path"}
     assert "rviz_default_plugins/TF" in {d["Class"] for d in rviz["Displays"]}
+
+
+@pytest.mark.parametrize("key", ["/**", "/**/fourds_perception", "fourds_perception"])
+def test_rviz_runs_on_the_nodes_clock_whether_the_argument_or_the_params_file_sets_it(tmp_path, key):
+    """use_sim_time set in params_file (the launch argument left empty): rviz got false while the node ran on
+    the bag's time. The argument, where given, wins for both."""
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({key: {"ros__parameters": {"use_sim_time": True, "hop": 3}}}))
+    assert node_use_sim_time(perception_node_plan(str(params))) is True
+    assert node_use_sim_time(perception_node_plan(str(params), use_sim_time="false")) is False
+    assert node_use_sim_time(perception_node_plan()) is False  # the shipped file leaves it to ROS: false
+    assert node_use_sim_time(perception_node_plan(use_sim_time="true")) is True
+    other = tmp_path / "other.yaml"  # another node's section does not count
+    other.write_text(yaml.safe_dump({"camera": {"ros__parameters": {"use_sim_time": True}}}))
+    assert node_use_sim_time(perception_node_plan(str(other))) is False
 
 
 def test_replay_builds_the_command_line_through_launch_logic(tmp_path):

@@ -181,9 +181,28 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     return plan
 
 
+def node_use_sim_time(plan: dict) -> bool:
+    """The perception node's use_sim_time as its plan gives it: the launch argument's override, else the last
+    params file that sets it for this node (under /**, or a key naming the node), else false. Why: `rviz:=true`
+    took the launch argument alone, so with use_sim_time set in the params file rviz ran on wall time beside a
+    node on a bag's time, and dropped its data and TF as too old."""
+    import yaml
+
+    value = False
+    for entry in plan["parameters"]:
+        if isinstance(entry, dict):
+            value = as_bool(entry.get("use_sim_time", value))
+            continue
+        for key, section in (yaml.safe_load(Path(entry).read_text()) or {}).items():
+            if key == "/**" or str(key).rstrip("/").endswith(NODE_NAME):
+                value = as_bool(((section or {}).get("ros__parameters") or {}).get("use_sim_time", value))
+    return value
+
+
 def rviz_plan(rviz="false", namespace: str = "", use_sim_time="", config: str = "") -> dict | None:
     """The rviz2 node of `rviz:=true` (None when false), showing config/fourds.rviz. It runs in
-    the perception node's namespace so that the config's relative topic names find its outputs."""
+    the perception node's namespace so that the config's relative topic names find its outputs.
+    use_sim_time: the node's (node_use_sim_time), so that both run on one clock."""
     if not as_bool(rviz):
         return None
     path = Path(config) if config else default_rviz_config()
