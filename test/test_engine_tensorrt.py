@@ -282,3 +282,23 @@ def test_force_engine_update_exports_the_graph_again(tiny_model_dir, spec, tmp_p
     assert len(exported) == 1
     forced = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="fp32", force_engine_update=True)
     assert forced.rebuilt and len(exported) == 2
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o700])
+def test_build_engine_fails_where_the_cache_refused_the_engine(tiny_model_dir, tmp_path, monkeypatch, capsys, mode):
+    """A deployment step `build-engine --cache-dir C` with C group-writable (a shared 0775 folder, which the
+    cache refuses: anyone could plant an engine there): the engine went to the private temporary directory,
+    removed at exit, and the command said "built", exit 0. Now it fails and says why; a private C builds."""
+    from fourds_ros.engine import tensorrt_backend
+
+    monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT())
+    monkeypatch.setattr(tensorrt_backend, "cuda_gpu", lambda device="cuda": ("Fake Orin", (8, 7)))
+    cache = tmp_path / "deploy"
+    cache.mkdir()
+    cache.chmod(mode)
+    rc = main(["--model", str(tiny_model_dir), "--cache-dir", str(cache), "--device", "cpu", "--num-queries", "8"])
+    out = capsys.readouterr()
+    if mode == 0o775:
+        assert rc == 1 and "not into the cache" in out.err and not list(cache.rglob("*.engine")), out
+    else:
+        assert rc == 0 and "(built)" in out.out and len(list(cache.rglob("*.engine"))) == 1, out

@@ -320,14 +320,22 @@ def main(argv: list[str]) -> int:
     from ..model import CheckpointError
     from ..model.checkpoint import load_config
 
+    cache = Path(args.cache_dir or default_cache_dir())
     try:
         spec = EngineSpec(load_config(args.model), args.num_queries)
         engine = create_tensorrt_engine(
-            args.model, spec, args.cache_dir or default_cache_dir(), device=args.device,
+            args.model, spec, cache, device=args.device,
             precision=args.precision, force_engine_update=args.force,
             workspace_bytes=int(args.workspace_gib * 2**30))
     except (CheckpointError, EngineError, OSError, ValueError) as e:
         print(f"fourds-ros build-engine: {e}", file=sys.stderr)
+        return 1
+    if not Path(engine.engine_path).resolve().is_relative_to(cache.resolve()):
+        # The cache refused it (not private, or not writable: the WARNING above says which) and the engine went
+        # to the process's private temporary directory, removed at exit: the deployment image would have none.
+        print(f"fourds-ros build-engine: the engine was written to {engine.engine_path}, a temporary directory "
+              f"removed at exit, not into the cache {cache}, which refused it (see the warning above): make the "
+              "cache private to this user (chmod 700) and writable, or give another --cache-dir", file=sys.stderr)
         return 1
     print(f"{engine.describe()}: {engine.engine_path} ({'built' if engine.rebuilt else 'cached, loads'})")
     return 0
