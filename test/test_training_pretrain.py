@@ -241,3 +241,22 @@ def test_a_resumed_time_budgeted_run_keeps_its_fitted_schedule(tmp_path, monkeyp
     again = train(cfg, run, progress=False)  # a finished run: nothing more to train
     assert again["step"] == 6 and again["losses"] == []
     assert (run / "encoder" / "model.safetensors").read_bytes() == encoder
+
+
+def test_a_run_is_resumed_only_with_its_own_settings(tmp_path, capsys):
+    """The same --out with another learning rate and mask ratio: it resumed, kept the old learning rate (the
+    restored schedule) and applied the new mask, while config.yaml and the checkpoint recorded the new settings.
+    Now refused, naming what differs; a longer optim.steps (how long, not what) still resumes."""
+    from training.pretrain import main
+
+    cfg = tiny(**{"optim.steps": 4, "save_every": 1, "tensorboard": False})
+    train(cfg, tmp_path / "run", stop_after=2, progress=False)
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    argv = ["--config", "tiny", "--out", str(tmp_path / "run"), "--no-progress", "optim.steps=4", "save_every=1",
+            "tensorboard=false"]
+    assert main(argv + ["optim.lr=1e-5", "mask.ratio=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "optim.lr: 0.001 -> 1e-05" in err and "mask.ratio: 0.75 -> 0.5" in err, err
+    assert (tmp_path / "run" / "config.yaml").read_text() == before
+    longer = train(tiny(**{"optim.steps": 6, "save_every": 1, "tensorboard": False}), tmp_path / "run", progress=False)
+    assert [s for s, _ in longer["losses"]] == [3, 4, 5, 6]

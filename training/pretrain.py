@@ -43,7 +43,7 @@ from .distributed import (
 from .mae import MAE, build_mae
 from .optim import lr_lambda, param_groups
 from .pretrain_config import PretrainConfig, load_config
-from .resume import load_resume, save_resume
+from .resume import ResumeError, load_resume, save_resume
 
 
 @dataclass
@@ -73,6 +73,28 @@ def batch_sizes(cfg: PretrainConfig, world: int) -> tuple[int, int]:
     return micro, local // micro
 
 
+# Settings a resumed run may change: how it runs and for how long, not what it trains (optim.steps lengthens or
+# shortens the schedule; micro_batch_size keeps the batch, accumulated differently).
+RESUME_FREE = {"micro_batch_size", "parallel", "activation_checkpointing", "num_workers", "save_every", "resume",
+               "tensorboard", "time_budget_s", "optim.steps"}
+
+
+def resume_conflicts(stored: dict, now: dict, prefix: str = "") -> list[str]:
+    """The settings (dotted keys) in which `now` differs from the checkpoint's `stored` config, outside
+    RESUME_FREE: "key: stored -> now" each."""
+    out = []
+    for key in sorted(set(stored) | set(now)):
+        name = prefix + str(key)
+        a, b = stored.get(key), now.get(key)
+        if name in RESUME_FREE:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += resume_conflicts(a, b, name + ".")
+        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            out.append(f"{name}: {a!r} -> {b!r}")
+    return out
+
+
 def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: int | None) -> Run:
     """Model, optimiser and schedule, resumed from `<out_dir>/checkpoint.pt` when there is one."""
     mae = build_mae(cfg).to(process.device)
@@ -85,6 +107,10 @@ def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: in
     ckpt_path = out_dir / "checkpoint.pt"
     if cfg.resume and ckpt_path.is_file():
         state = load_resume(ckpt_path)
+        if conflicts := resume_conflicts(state.config, cfg.to_dict()):
+            raise ResumeError(f"{ckpt_path} was trained with other settings ({'; '.join(conflicts)}): refusing to resume "
+                              "it with these (the restored schedule kept the old learning rate while config.yaml "
+                              "recorded the new one); give the run's own settings, or another --out")
         load_full_state_dicts(mae, optimizer, state.model, state.optimizer, fsdp)
         scheduler.load_state_dict(state.scheduler)
         start = state.step
