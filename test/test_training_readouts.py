@@ -1032,3 +1032,19 @@ def test_selection_scores_the_validation_recording_as_recorded():
     assert len(chosen_on) == len(plain) and torch.equal(chosen_on[0], torch.as_tensor(plain[0]["video"]))
     # the training bank of the same options holds the copies: 2 (zoom) x 3 (appearance, colour) x 2 (reverse)
     assert len(rgbd_bank(seq, cfg, model, torch.device("cpu"))["video"]) == 12 * len(RGBDClips(seq, 4, (32, 32), hop=2))
+
+
+def test_a_stopped_runs_progress_is_not_replaced_by_its_command_run_again(tmp_path, capsys):
+    """A run stopped after saving OUT/checkpoint (no training_log.json: it never finished), its command run
+    again: it started from step 0 and replaced the saved progress without a word. Now refused, saying how to
+    continue (--init OUT/checkpoint, which runs); a finished run's OUT is written over as before."""
+    out = tmp_path / "run"
+    assert main(COMMON + ["--steps", "2", "--save-every", "1", "--out", str(out)]) == 0
+    (out / "training_log.json").unlink()  # as a run stopped before its end leaves it
+    saved = (out / "checkpoint" / "model.safetensors").read_bytes()
+    assert main(COMMON + ["--steps", "3", "--save-every", "1", "--out", str(out)]) == 2
+    assert "holds a stopped run's progress" in capsys.readouterr().err
+    assert (out / "checkpoint" / "model.safetensors").read_bytes() == saved
+    assert main(COMMON + ["--init", str(out / "checkpoint"), "--steps", "1", "--out", str(out)]) == 0
+    assert (out / "training_log.json").exists()
+    assert main(COMMON + ["--steps", "1", "--out", str(out)]) == 0  # finished: a re-run starts over

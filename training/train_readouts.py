@@ -196,7 +196,24 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
     return out
 
 
+def check_stopped_run(cfg: ReadoutsConfig) -> None:
+    """ValueError where OUT holds a stopped run's progress (OUT/checkpoint without the finished run's
+    training_log.json) that this run would write over from step 0. Why: a long background run stopped and its
+    command run again started afresh and replaced the saved progress without a word; readout training saves
+    weights only (no optimiser or schedule), so a run continues with --init OUT/checkpoint, which is allowed."""
+    out = output_dir(cfg)
+    progress = out / "checkpoint"
+    if not (progress / "config.json").exists() or (out / "training_log.json").exists():
+        return
+    if cfg.init and Path(cfg.init).resolve() == progress.resolve():
+        return
+    raise ValueError(f"{out} holds a stopped run's progress ({progress}), which this run would replace "
+                     f"from step 0: continue it with --init {progress} (its weights; the optimiser and schedule start "
+                     "again), or move it away to start over")
+
+
 def train(cfg: ReadoutsConfig) -> dict:
+    check_stopped_run(cfg)
     torch.manual_seed(cfg.seed)
     device = torch.device(resolve_device(cfg.device))
     model = model_for(cfg).to(device)
