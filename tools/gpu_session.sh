@@ -63,6 +63,7 @@ if [ "$MODE" = setup ]; then
   [ "${SMOKE:-1}" = 1 ] || exit 0
   nvidia-smi --query-gpu=name,memory.total --format=csv
   start=$(date +%s)
+  rm -rf /tmp/smoke  # a smoke run a timeout stopped leaves progress that train_readouts will not start over on
   timeout 240 python3 -m training.train_readouts --size S --clip 8x128x128 --finetune \
     --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
     --depth-grad-weight 0.5 --num-tracks 64 --train-clips 150 --val-clips 16 --batch-size 64 \
