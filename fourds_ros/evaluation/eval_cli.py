@@ -116,7 +116,7 @@ def resolve_model(model_dir) -> str:
     return found
 
 
-def check_model(model_dir, offline: bool = True, pose_starts: int = 0, params: dict | None = None, hop: int = 0) -> str:
+def check_run(model_dir, offline: bool = True, pose_starts: int = 0, params: dict | None = None, hop: int = 0) -> str:
     """resolve_model, with its config read (CheckpointError when it cannot be), and the run's options checked
     against it and each other (BagError): a mistyped --model, --pose-starts or a reference scale without
     --offline, or a hop the model's clips cannot take, is said before a recording is converted or a node
@@ -161,7 +161,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     # A hop given as a parameter alone is the run's (eval-suite passes --param hop=H so): the flag's 0 overrode
     # it offline (PerceptionSettings.from_params(params, hop=0)) and the DDS replay's schedule.
     hop = hop or int((params or {}).get("hop", 0))
-    model_dir = check_model(model_dir, offline, pose_starts, params, hop)
+    model_dir = check_run(model_dir, offline, pose_starts, params, hop)
     if badja:  # a mistyped --badja, or a clip that does not read, as --model: before minutes of inference
         from .badja import check_clips
 

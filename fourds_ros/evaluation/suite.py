@@ -251,12 +251,12 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
     validation scenes); returns the suite dict (also written). params: node parameters.
     pose_starts > 1: the validation rows' pose also from each of their first pose_starts frames
     (offline; the pose target then uses the mean, pose_starts.py)."""
-    from .eval_cli import check_model, evaluate
+    from .eval_cli import check_run, evaluate
 
     data_root, out = Path(data_root), Path(out)
     note, model_arg = _honesty_note(split, fold, model_dir), model_dir
     # a mistyped --model, and options that cannot run together, before any recording is converted
-    model_dir = check_model(model_dir, offline, pose_starts, params, int((params or {}).get("hop", 0)))
+    model_dir = check_run(model_dir, offline, pose_starts, params, int((params or {}).get("hop", 0)))
     check_outputs_apart(split, data_root, out)
     rows = []
     for rec in split.recordings:
