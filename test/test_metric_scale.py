@@ -362,9 +362,14 @@ def test_reference_depth_puts_the_new_scene_in_metres_offline(tmp_path):
     assert "Metric scale from the reference depth" in (tmp_path / "reference_depth" / "report.md").read_text()
     pipeline = PerceptionPipeline(create_engine(PerceptionSettings().model.resolved_path(), "onnxruntime"),
                                   PerceptionSettings.from_params(metric_scale_source="reference_depth"))
+    # Before any colour frame there is no size to check against: not used (an unregistered 848x480 depth that
+    # came first was stored unchecked and could set the first clip's scale), counted on /diagnostics.
+    assert pipeline.add_reference_depth(0, np.ones((480, 848))) is None
+    assert not pipeline.reference_depth._depth and pipeline.status()["reference_depth_before_colour"] == 1
     pipeline.add_frame(np.zeros((480, 640, 3), np.uint8), 0, "camera")
     assert "registered to the colour image" in pipeline.add_reference_depth(0, np.ones((240, 320)))
     assert pipeline.add_reference_depth(0, np.ones((480, 640))) is None
+    assert list(pipeline.reference_depth._depth) == [0]
 
 
 class FakeClock:

@@ -218,6 +218,7 @@ class DepthReferenceScale:
         self.clips_used = 0  # of them, those with a reference on enough of the view
         self.clock = clock or monotonic  # for the reference's age on /diagnostics, as ReferenceScale's
         self.last_added: float | None = None  # clock() when the last depth image was taken, None before any
+        self.before_colour = 0  # depth images that came before any colour frame: unchecked, so not used
 
     def add(self, stamp_ns: int, depth: np.ndarray) -> None:
         """(h, w) metres on the model's grid, 0 / NaN where the sensor has none."""
@@ -272,4 +273,4 @@ class DepthReferenceScale:
     def status(self) -> dict:
         return {"metric_scale": round(self.scale, 4), "metric_scale_motion": round(self.motion_scale, 4),
                 "metric_scale_clips_used": self.clips_used, "metric_scale_clips_seen": self.clips_seen,
-                **reference_status(self)}
+                "reference_depth_before_colour": self.before_colour, **reference_status(self)}

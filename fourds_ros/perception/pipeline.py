@@ -566,12 +566,18 @@ class PerceptionPipeline:
         otherwise. Turned upright and cut to the model's view as the colour frames are."""
         if self.reference_depth is None:
             return None
+        if self._upright_hw is None:
+            # No colour frame yet, so no size to check it against: an unregistered depth (a RealSense's 848x480
+            # beside 640x480 colour) was stored unchecked and could set the first clip's scale, while every one
+            # after the first colour frame was refused. Not used; counted on /diagnostics.
+            self.reference_depth.before_colour += 1
+            return None
         depth = np.asarray(depth, np.float32)
         if self.turns:
             depth = rotate_image(depth, self.turns)
-        if depth.ndim != 2 or (self._upright_hw is not None and depth.shape != tuple(self._upright_hw)):
+        if depth.ndim != 2 or depth.shape != tuple(self._upright_hw):
             return (f"a {depth.shape[1::-1] if depth.ndim == 2 else depth.shape} reference depth for "
-                    f"{tuple(self._upright_hw or ())[::-1]} colour frames: it must be registered to the colour image")
+                    f"{tuple(self._upright_hw)[::-1]} colour frames: it must be registered to the colour image")
         y0, y1, x0, x1 = self.preprocess.crop_box(depth.shape)
         h, w = self.model_hw
         # NEAREST_EXACT: each model pixel takes the depth at its centre (rgbd.resize_frames)
