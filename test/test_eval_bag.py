@@ -515,3 +515,5 @@ def test_one_file_of_a_split_bag_reads_the_whole_recording(tmp_path):
     assert len(read_bag(tmp_path / "part1" / "part1.mcap").stamps) == 6
     shutil.copy(split / "split_1.mcap", tmp_path / "alone.mcap")
     assert len(read_bag(tmp_path / "alone.mcap").stamps) == 6
+    (split / "split_1.mcap").unlink()  # only the first part copied: the folder does not open, the file is read alone
+    assert len(read_bag(split / "split_0.mcap").stamps) == 6

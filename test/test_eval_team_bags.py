@@ -229,6 +229,13 @@ def test_eval_suite_refuses_an_out_whose_bags_folder_is_the_recordings_own(tmp_p
     err = capsys.readouterr().err
     assert rc == 1 and "would replace or lie in the recording itself" in err and "Traceback" not in err, err
     assert sorted(p.name for p in (ws / "bags" / "site_a").iterdir()) == before and (ws / "bags" / "site_b").exists()
+    # site_b trains (fold f): with --validation-only it is never converted, so only site_a's folder matters
+    (tmp_path / "split.yaml").write_text((tmp_path / "split.yaml").read_text().replace("path: bags/site_a",
+                                                                                     "path: bags/site_a_src"))
+    (ws / "bags" / "site_a").rename(ws / "bags" / "site_a_src")
+    assert suite.main(["--split", str(tmp_path / "split.yaml"), "--data-root", str(ws), "--out", str(ws),
+                       "--offline", "--model", str(tiny_model_dir), "--validation-only"]) == 0
+    assert (ws / "bags" / "site_b").exists() and (ws / "bags" / "site_a_src").exists()
 
 
 @pytest.mark.parametrize("options, message", [

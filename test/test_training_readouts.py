@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -1048,3 +1049,9 @@ def test_a_stopped_runs_progress_is_not_replaced_by_its_command_run_again(tmp_pa
     assert main(COMMON + ["--init", str(out / "checkpoint"), "--steps", "1", "--out", str(out)]) == 0
     assert (out / "training_log.json").exists()
     assert main(COMMON + ["--steps", "1", "--out", str(out)]) == 0  # finished: a re-run starts over
+    # A later run into the same OUT stopped after its progress: the earlier run's log says nothing of it
+    # (models/fourds_default ships a training_log.json, and training/default_model.sh writes there).
+    log = out / "training_log.json"
+    os.utime(log, (log.stat().st_atime, (out / "checkpoint" / "model.safetensors").stat().st_mtime - 60))
+    assert main(COMMON + ["--steps", "1", "--out", str(out)]) == 2
+    assert "holds a stopped run's progress" in capsys.readouterr().err

@@ -31,6 +31,7 @@ import torch
 
 from fourds_ros.engine.factory import resolve_device
 from fourds_ros.model import FourDS, save_checkpoint
+from fourds_ros.model.checkpoint import WEIGHTS_FILE
 
 from .budget import BudgetProbe
 from .readouts_card import model_card
@@ -202,8 +203,12 @@ def check_stopped_run(cfg: ReadoutsConfig) -> None:
     command run again started afresh and replaced the saved progress without a word; readout training saves
     weights only (no optimiser or schedule), so a run continues with --init OUT/checkpoint, which is allowed."""
     out = output_dir(cfg)
-    progress = out / "checkpoint"
-    if not (progress / "config.json").exists() or (out / "training_log.json").exists():
+    progress, log = out / "checkpoint", out / "training_log.json"
+    if not (progress / WEIGHTS_FILE).exists():
+        return
+    # A finished run writes its log after its last progress; progress newer than the log is a later run's, stopped
+    # (an earlier run's log in the same OUT, as the shipped model's in models/fourds_default, said nothing of it).
+    if log.exists() and log.stat().st_mtime >= (progress / WEIGHTS_FILE).stat().st_mtime:
         return
     if cfg.init and Path(cfg.init).resolve() == progress.resolve():
         return

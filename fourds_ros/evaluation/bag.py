@@ -348,17 +348,20 @@ def _whole(text: str, least: int) -> int:
 
 
 def _listed_in_metadata(path: Path) -> bool:
-    """Whether `path` is one of the files the rosbag2 metadata.yaml beside it lists. Why: given a split bag's
+    """Whether `path` is one of the files the rosbag2 metadata.yaml beside it lists, all of them there. Why: given a split bag's
     first .mcap, only that file was read (a sixth of the recording, without a word), while a .db3 file gave its
     whole folder; an .mcap with no metadata.yaml, or one the metadata does not list, is read alone as before."""
     import yaml
 
     meta = path.parent / "metadata.yaml"
     try:
-        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
-        return path.name in [Path(p).name for p in info.get("relative_file_paths", [])]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        listed = [Path(p).name for p in yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+                  .get("relative_file_paths", [])]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return False
+    # Only where the folder opens: with a listed file missing (the first part of a split recording copied
+    # alone) rosbags refuses the folder, and the named file is read alone, as before.
+    return path.name in listed and all((path.parent / name).is_file() for name in listed)
 
 
 def open_reader(path: str | Path):

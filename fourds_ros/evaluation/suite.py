@@ -133,11 +133,12 @@ def load_split(path: str | Path) -> Split:
     return split
 
 
-def check_outputs_apart(split: Split, data_root: Path, out: Path) -> None:
-    """BagError where a recording's converted bag, OUT/bags/<name>, which an earlier run's is replaced by,
-    is the recording itself, or holds it or lies in it. Why: a team's own bags listed with format: bag under
-    --data-root X and the suite run with --out X: the first row deleted the recording it was to evaluate."""
-    for rec in split.recordings:
+def check_outputs_apart(recordings: list[Recording], data_root: Path, out: Path) -> None:
+    """BagError where a recording the run converts has its converted bag, OUT/bags/<name>, which an earlier
+    run's is replaced by, in the recording itself, or holding it or lying in it. Why: a team's own bags listed
+    with format: bag under --data-root X and the suite run with --out X: the first row deleted the recording it
+    was to evaluate."""
+    for rec in recordings:
         source, target = (data_root / rec.path).resolve(), (out / "bags" / rec.name).resolve()
         if source == target or source.is_relative_to(target) or target.is_relative_to(source):
             raise BagError(f"recording {rec.name!r}: its converted bag {out / 'bags' / rec.name} would replace or lie "
@@ -257,12 +258,11 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
     note, model_arg = _honesty_note(split, fold, model_dir), model_dir
     # a mistyped --model, and options that cannot run together, before any recording is converted
     model_dir = check_run(model_dir, offline, pose_starts, params, int((params or {}).get("hop", 0)))
-    check_outputs_apart(split, data_root, out)
+    runs = [(rec, "validation" if rec.scene in fold.validation else "train") for rec in split.recordings]
+    runs = [(rec, role) for rec, role in runs if role == "validation" or not validation_only]
+    check_outputs_apart([rec for rec, _ in runs], data_root, out)
     rows = []
-    for rec in split.recordings:
-        role = "validation" if rec.scene in fold.validation else "train"
-        if validation_only and role != "validation":
-            continue
+    for rec, role in runs:
         t0 = time.perf_counter()
         n = convert_recording(rec, data_root, out / "bags", max_frames)
         log.info("%s (%s): %d frames converted, evaluating", rec.name, role, n)
