@@ -73,3 +73,14 @@ def test_the_engine_bench_imports_on_a_gpu_machines_image():
             "main(['bench', 'engines', '--help'])\n")  # argparse's --help exits 0
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_error_column_is_against_torch_fp32_whatever_the_backends_listed(tmp_path):
+    """`--backends onnxruntime:fp32 onnxruntime:int8`: the first run's output was the reference, so ONNX Runtime
+    fp32 read 0.0 and int8 was measured against it, under a column and key that say torch fp32."""
+    argv = ["--cases", "micro@4x32x32", "--repeats", "1", "--num-queries", "4", "--backends", "onnxruntime:fp32",
+            "onnxruntime:int8", "--json-dir", str(tmp_path), "--markdown", "", "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    ort, int8 = json.loads((tmp_path / "engines.json").read_text())["rows"]
+    assert 0.0 < ort["max_rel_l2_vs_torch_fp32"] <= 1e-5  # ONNX Runtime's own small difference, not 0
+    assert int8["max_rel_l2_vs_torch_fp32"] > ort["max_rel_l2_vs_torch_fp32"]

@@ -309,3 +309,31 @@ def test_another_nodes_diagnostics_do_not_read_as_the_nodes():
     assert counts["frames_in"] == 240 and counts["frames_out"] == 238
     quiet = [diagnostics(t * 1_000_000_000, ours, frames_in=240, frames_out=238, frames_pending=0) for t in (1, 3)]
     assert is_idle(quiet + [diagnostics(4_000_000_000, "realsense2_camera: Camera", fps=30)])
+
+
+def test_a_node_that_dies_during_a_run_fails_the_benchmark(monkeypatch, tmp_path):
+    """The node's exit was never looked at: a crash in step 3 gave later rows of 0 % described, a peak rate of the
+    earlier steps, and exit 0."""
+    from fourds_ros.bench import node as bench_node
+    from fourds_ros.ros import harness
+
+    dead = harness.NodeRun(result={"published": [], "records": [], "events": []}, node_log="...\nSegmentation fault",
+                           node_returncode=-11, node_alive_after_plan=False)
+    monkeypatch.setattr(harness, "run_node", lambda *args, **kwargs: dead)
+    with pytest.raises(bench_node.NodeDied, match=r"exit code -11\); the end of its log:\n...\nSegmentation fault"):
+        bench_node.run_transport("raw", [(30.0, 1.0)], {}, tmp_path, {})
+
+
+@pytest.mark.parametrize("frames, n_bag, per_loop, loops", [(120, 300, 120, 1), (120, 60, 60, 2), (100, 1000, 100, 1)])
+def test_bench_replay_plays_the_frames_asked_for(monkeypatch, tmp_path, frames, n_bag, per_loop, loops):
+    """--frames N: every run played the whole bag (N was only a loop count), and the time limit, sized from N, cut
+    a long bag's stream short at a low rate."""
+    from fourds_ros.bench import replay as bench_replay
+
+    asked = {}
+    monkeypatch.setattr(bench_replay, "replay_subprocess", lambda *args, **kwargs: asked.update(kwargs) or {})
+    monkeypatch.setattr(bench_replay, "measure", lambda timing, cpu: {})
+    node = type("Node", (), {"cpu_seconds": lambda self: 0.0})()
+    bench_replay.run_rate(tmp_path / "bag", node, {}, 15.0, frames, n_bag, 8, 7, tmp_path, "ns")
+    assert (asked["max_frames"], asked["loops"]) == (per_loop, loops)
+    assert asked["timeout_s"] >= 3 * per_loop * loops / 15.0

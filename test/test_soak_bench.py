@@ -62,3 +62,23 @@ def test_memory_slope_is_per_hour_and_ignores_unsampled_windows():
     assert rss_slope_mb_per_hour([1, 2, 3, 4], [500, 501, 502, 503]) == pytest.approx(60.0)
     assert rss_slope_mb_per_hour([1, 2, 3], [500, float("nan"), 500]) == pytest.approx(0.0, abs=1e-9)
     assert rss_slope_mb_per_hour([1], [500]) is None
+
+
+def test_a_soak_whose_node_described_nothing_keeps_its_json_and_one_whose_node_died_exits_1(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """No depth came back (latencies None): the summary's text raised on them, before the JSON was written, so a
+    failed soak left only a traceback. A node that died during the run exited 0 with its figures."""
+    from fourds_ros.bench import soak
+
+    summary = {"transport": "raw", "rate_hz": 30.0, "minutes": 1.0, "window_s": 60.0, "fastdds_profile": "off",
+               "windows_meeting_live_targets": 0, "windows": 1, "sent": 1800, "described_pct_depth": 0.0,
+               "streamed": 1830, "frames_dropped": 0, "lost_before_callback": 0, "frames_unaccounted": 0,
+               "latency_ms_p50": None, "latency_ms_p95": None, "latency_ms_max": None, "rss_mb_first_window": 600.0,
+               "rss_mb_last_window": 600.0, "rss_growth_mb_after_first_window": 0.0, "rss_slope_mb_per_hour": None,
+               "node_alive_at_end": False, "node_exit_code": -11}
+    assert "latency p50 –, p95 –, max –." in soak.summary_lines(summary, {})
+    monkeypatch.setattr(soak, "run_soak", lambda *args: ([], dict(summary)))
+    monkeypatch.setattr(soak, "markdown_table", lambda rows, columns: "")
+    assert soak.main(["--minutes", "1", "--json-dir", str(tmp_path), "--markdown", ""]) == 1
+    assert "the node died during the run (exit code -11)" in capsys.readouterr().err
+    assert json.loads((tmp_path / "soak.json").read_text())["summary"]["node_alive_at_end"] is False

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -375,6 +376,10 @@ def window_figure(before: dict, after: dict, key: str, count: str, size: int) ->
     return float(after.get(key, "nan")) if own >= min(total, size) else None
 
 
+class NodeDied(RuntimeError):
+    """The node process ended before the benchmark's plan did: what was measured after is no node's."""
+
+
 def run_transport(transport: str, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,
                   size: tuple[int, int] = CAMERA_HW, distortion: tuple = ()) -> list[dict]:
     """One node process; steps (rate Hz, seconds) of frames of size (H, W) streamed in order, each
@@ -402,6 +407,9 @@ def run_transport(transport: str, steps: list[tuple[float, float]], params: dict
                        probe_topics=[*OUTPUTS, "/diagnostics"])
     finally:
         cpu.stop.set()
+    if not run.node_alive_after_plan:  # later steps measured no node: rows of 0 % and a peak rate of the earlier
+        raise NodeDied(f"the node died during the {transport} run (exit code {run.node_returncode}); the end of its "
+                       "log:\n" + "\n".join(run.node_log.splitlines()[-15:]))
     published, rows, start = run.result["published"], [], 0
     for i, (rate, seconds) in enumerate(steps):
         reported = int(round(rate * seconds))
@@ -529,7 +537,12 @@ def main(argv: list[str] | None = None) -> int:
                     if args.beside_subscriber and args.beside_seconds > 0 else None)
         for round_ in range(1, args.rounds + 1):
             for t in args.transports:
-                run = run_transport(t, steps, params, Path(tmp) / f"round{round_}", env, args.size, tuple(args.lens))
+                try:
+                    run = run_transport(t, steps, params, Path(tmp) / f"round{round_}", env, args.size,
+                                        tuple(args.lens))
+                except NodeDied as exc:
+                    print(f"fourds-ros bench node: {exc}", file=sys.stderr)
+                    return 1
                 references.append(pipeline_clip_ms(params, 64, args.size))
                 bracket_references(run, references[-2], references[-1])
                 rows += [dict(r, round=round_) for r in run]

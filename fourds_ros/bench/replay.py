@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.bag import BagError, read_bag
+from ..evaluation.bag import BagError, frame_count, read_bag
 from ..evaluation.replay import NodeProcess, ReplayError, clip_geometry, node_command, replay_subprocess, \
     ros_environment, unique_namespace
 from .report import add_output_arguments, markdown_table, output_arguments, write_results
@@ -63,11 +63,14 @@ def measure(timing: dict, cpu_s: float) -> dict:
 
 def run_rate(bag: Path, node: NodeProcess, env: dict, rate: float, frames: int, n_bag: int, clip_length: int,
              hop: int, workdir: Path, namespace: str) -> dict:
-    loops = max(1, -(-frames // n_bag))
+    # N frames a run: the bag's first N, or the whole bag looped up to N rounded to whole loops. The bag was played
+    # whole however small N was, and the time limit, sized from N, cut a long bag's stream short at a low rate.
+    per_loop = min(frames, n_bag)
+    loops = max(1, -(-frames // per_loop))
     cpu0 = node.cpu_seconds()
     timing = replay_subprocess(bag, workdir / f"out_{rate:g}.mcap", workdir / f"timing_{rate:g}.json", env,
-                               f"{rate:g}", clip_length, hop, timeout_s=max(60.0, 3 * frames / rate),
-                               max_frames=None, loops=loops, node=node, namespace=namespace)
+                               f"{rate:g}", clip_length, hop, timeout_s=max(60.0, 3 * loops * per_loop / rate),
+                               max_frames=per_loop, loops=loops, node=node, namespace=namespace)
     return measure(timing, node.cpu_seconds() - cpu0)
 
 
@@ -123,7 +126,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--hop", type=int, default=0)
     parser.add_argument("--rate", type=float, default=30.0, help="fixed replay rate (Hz)")
-    parser.add_argument("--frames", type=int, default=120, help="frames per run (the bag is looped)")
+    parser.add_argument("--frames", type=frame_count, default=120,
+                        help="frames per run: the bag's first N, or the bag looped up to N (in whole loops)")
     parser.add_argument("--max-steps", type=int, default=6, help="peak search: runs after the fixed-rate one")
     add_output_arguments(parser)
     parser.add_argument("--workdir", default=None, help="keep node log and recordings here")

@@ -15,6 +15,7 @@ whether every frame the node received is accounted for at the end.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -139,6 +140,11 @@ COLUMNS = [
 ]
 
 
+def _ms(value) -> str:
+    """A latency for the text: '–' where none was measured (no depth came: it raised, and no JSON was kept)."""
+    return "–" if value is None else f"{value:.0f} ms"
+
+
 def summary_lines(s: dict, params: dict) -> str:
     slope = s["rss_slope_mb_per_hour"]
     return "\n".join([
@@ -150,7 +156,7 @@ def summary_lines(s: dict, params: dict) -> str:
         f"Whole run: {s['sent']} frames reported, {s['described_pct_depth']:.1f} % described; of the {s['streamed']} "
         f"streamed (one more second at the end), {s['frames_dropped']} shed (counted), {s['lost_before_callback']} lost "
         f"before the callback, {s['frames_unaccounted']} unaccounted; depth "
-        f"latency p50 {s['latency_ms_p50']:.0f} ms, p95 {s['latency_ms_p95']:.0f} ms, max {s['latency_ms_max']:.0f} ms.",
+        f"latency p50 {_ms(s['latency_ms_p50'])}, p95 {_ms(s['latency_ms_p95'])}, max {_ms(s['latency_ms_max'])}.",
         f"Node memory (RSS): {s['rss_mb_first_window']:.0f} MB after the first window, {s['rss_mb_last_window']:.0f} MB "
         f"after the last ({s['rss_growth_mb_after_first_window']:+.1f} MB); slope over the later windows "
         + (f"{slope:+.1f} MB an hour." if slope is not None else "not measured (too few windows)."),
@@ -175,4 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     write_results("soak", {"summary": summary, "rows": rows}, table,
                   "Perception node: a live camera for minutes (soak)", **output_arguments(args))
     print(summary_lines(summary, params))
+    if not summary.get("node_alive_at_end", True):  # the figures above measured a node that died: not a result
+        print(f"fourds-ros bench soak: the node died during the run (exit code {summary.get('node_exit_code')})",
+              file=sys.stderr)
+        return 1
     return 0
