@@ -497,6 +497,20 @@ def frame_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def run_rounds(args, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,
+               references: list[dict]) -> list[dict]:
+    """The transports run args.rounds times in turn, each node run followed by a timing of the in-process pipeline
+    (appended to `references`) and bracketed by the two around it. -> every round's rows. NodeDied: a node died."""
+    rows: list[dict] = []
+    for round_ in range(1, args.rounds + 1):
+        for t in args.transports:
+            run = run_transport(t, steps, params, workdir / f"round{round_}", env, args.size, tuple(args.lens))
+            references.append(pipeline_clip_ms(params, 64, args.size))
+            bracket_references(run, references[-2], references[-1])
+            rows += [dict(r, round=round_) for r in run]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench node", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transports", nargs="+", default=["raw", "jpeg"], choices=["raw", "jpeg"])
@@ -528,24 +542,17 @@ def main(argv: list[str] | None = None) -> int:
     params, env = node_process_settings(parser, args)
     references = [pipeline_clip_ms(params, 64, args.size)]
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
-    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         beside = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "beside",
                                             env, size=args.size) if args.beside_seconds > 0 else None)
         delivery = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "delivery",
                                               env, subscriber=True, size=args.size)
                     if args.beside_subscriber and args.beside_seconds > 0 else None)
-        for round_ in range(1, args.rounds + 1):
-            for t in args.transports:
-                try:
-                    run = run_transport(t, steps, params, Path(tmp) / f"round{round_}", env, args.size,
-                                        tuple(args.lens))
-                except NodeDied as exc:
-                    print(f"fourds-ros bench node: {exc}", file=sys.stderr)
-                    return 1
-                references.append(pipeline_clip_ms(params, 64, args.size))
-                bracket_references(run, references[-2], references[-1])
-                rows += [dict(r, round=round_) for r in run]
+        try:
+            rows = run_rounds(args, steps, params, Path(tmp), env, references)
+        except NodeDied as exc:
+            print(f"fourds-ros bench node: {exc}", file=sys.stderr)
+            return 1
     for row in rows:
         if beside is not None:
             row["node_adds_pct_beside_camera"] = over_pct(row["clip_latency_ms_p50"], beside["pipeline_ms_p50"])
