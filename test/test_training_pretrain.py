@@ -243,6 +243,33 @@ def test_a_resumed_time_budgeted_run_keeps_its_fitted_schedule(tmp_path, monkeyp
     assert (run / "encoder" / "model.safetensors").read_bytes() == encoder
 
 
+def test_a_schedule_fitted_within_its_warmup_still_decays(tmp_path, monkeypatch):
+    """A time budget that fits the total at or below the configured warmup (the default recipe's 100 steps,
+    on a CPU's tens of steps): the run was all ramp and ended part way up it (0.45 of the peak here),
+    never decaying. Now it ends at the schedule's floor, never climbs faster than the configured ramp, and a
+    total long enough for its warmup keeps the plain schedule."""
+    import training.pretrain as pretrain
+    from training.optim import fitted_lr_lambda
+    from training.resume import load_resume
+
+    class Probe:
+        def __init__(self, budget_s, overhead_per_step_s=0.0):
+            pass
+
+        def after_step(self, steps_run, done, total_steps):
+            return 8 if steps_run == 2 else None
+
+    monkeypatch.setattr(pretrain, "BudgetProbe", Probe)
+    cfg = tiny(**{"optim.steps": 50, "optim.warmup_steps": 20, "optim.min_lr_ratio": 0.1, "save_every": 100,
+                  "tensorboard": False, "time_budget_s": 60})
+    assert train(cfg, tmp_path / "run", progress=False)["step"] == 8
+    state = load_resume(tmp_path / "run" / "checkpoint.pt")
+    assert state.scheduler["_last_lr"][0] == pytest.approx(0.1 * cfg.optim.peak_lr(cfg.batch_size))
+    fitted = fitted_lr_lambda(20, 8, 0.1)
+    assert all(fitted(s) <= (s + 1) / 20 + 1e-12 for s in range(9))
+    assert [fitted_lr_lambda(20, 400, 0.1)(s) for s in range(400)] == [lr_lambda(20, 400, 0.1)(s) for s in range(400)]
+
+
 def test_a_run_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     """The same --out with another learning rate and mask ratio: it resumed, kept the old learning rate (the
     restored schedule) and applied the new mask, while config.yaml and the checkpoint recorded the new settings.

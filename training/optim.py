@@ -27,3 +27,14 @@ def lr_lambda(warmup: int, total: int, min_ratio: float = 0.0) -> Callable[[int]
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return f
+
+
+def fitted_lr_lambda(warmup: int, total: int, min_ratio: float = 0.0) -> Callable[[int], float]:
+    """lr_lambda for a total fitted to a time budget mid-run (or resumed with one): its warmup at most 5 % of
+    the fitted total, and the factor never above the configured warmup's ramp. Why: a total at or below the
+    configured warmup (the default recipe's 100 steps, on a CPU's tens of steps) was all ramp, and the run
+    ended part way up it, never decayed; the fit comes during the warmup, so a shorter warmup alone would jump
+    the rate up to its peak in one step. Where the configured warmup is 5 % of the total or less, this is
+    lr_lambda itself."""
+    shortened = lr_lambda(min(warmup, max(1, total // 20)), total, min_ratio)
+    return lambda step: min((step + 1) / warmup, shortened(step))

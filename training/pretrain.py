@@ -41,7 +41,7 @@ from .distributed import (
     mean_over_processes, no_sync, wrap_model,
 )
 from .mae import MAE, build_mae
-from .optim import lr_lambda, param_groups
+from .optim import fitted_lr_lambda, lr_lambda, param_groups
 from .pretrain_config import PretrainConfig, load_config
 from .resume import ResumeError, load_resume, save_resume
 
@@ -116,7 +116,7 @@ def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: in
         start = state.step
         if state.total_steps is not None:  # the schedule a time budget fitted goes on as it was
             total, fitted = min(state.total_steps, opt.steps), True
-            scheduler.lr_lambdas[0] = lr_lambda(opt.warmup_steps, total, opt.min_lr_ratio)
+            scheduler.lr_lambdas[0] = fitted_lr_lambda(opt.warmup_steps, total, opt.min_lr_ratio)
     stop = total if stop_after is None else min(total, stop_after)
     return Run(cfg, process, mae, model, fsdp, optimizer, scheduler, start, total, stop, out_dir, fitted)
 
@@ -188,7 +188,7 @@ def fit_time_budget(run: Run, total_steps: int) -> None:
     opt = run.cfg.optim
     run.total_steps, run.fitted = total_steps, True
     run.stop = min(run.stop, run.total_steps)
-    run.scheduler.lr_lambdas[0] = lr_lambda(opt.warmup_steps, run.total_steps, opt.min_lr_ratio)
+    run.scheduler.lr_lambdas[0] = fitted_lr_lambda(opt.warmup_steps, run.total_steps, opt.min_lr_ratio)
 
 
 def save(run: Run) -> None:
