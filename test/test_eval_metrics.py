@@ -3,12 +3,15 @@ track ground truth, evo pose metrics and the OpenCV peers on real data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import transforms3d
 
 from fourds_ros.evaluation.metrics import (depth_edge_mask, depth_errors, geometric_tracks, pck, pose_errors,
                                            tapvid_metrics)
+from fourds_ros.evaluation.peers import constant_depth
 
 from .conftest import SHARED_DATA, require
 
@@ -409,3 +412,48 @@ def test_orb_vo_keeps_the_steps_of_a_turning_camera():
     assert vo.vo_failures == 0
     pm = pose_errors(stamps, [vo.poses[s] for s in stamps], [f.gt_pose for f in frames])
     assert 0.85 < pm["rotation_ratio"] < 1.15, pm
+
+
+def test_a_reading_out_of_the_nodes_range_is_scored_at_its_bound():
+    """The node publishes depth below min_depth as -inf and above max_depth as +inf (REP 117). Scored as no
+    reading, every such pixel left the method's AbsRel (a team's max_depth 2 m took the desk's 0.227 to 0.074)
+    while the constant was scored on every pixel; now it is scored at the range's bound."""
+    gt = np.full((4, 4), 3.0)
+    pred = np.full((4, 4), 3.0)
+    pred[:2] = np.inf  # beyond a max_depth of 2 m
+    assert depth_errors(pred, gt)["abs_rel"] == 0.0  # dropped: a perfect score on half the pixels
+    scored = depth_errors(pred, gt, pred_range=(0.5, 2.0))
+    assert scored["valid_pixels"] == 16 and scored["abs_rel"] == pytest.approx(0.5 * (1.0 / 3.0))
+    pred[:2] = -np.inf  # closer than a min_depth of 0.5 m
+    assert depth_errors(pred, gt, pred_range=(0.5, 2.0))["abs_rel"] == pytest.approx(0.5 * (2.5 / 3.0))
+
+
+def test_the_constant_depth_is_scored_on_the_methods_frames_and_pixels():
+    """The method's frames without depth (a blind or shed frame) and pixels without (NaN) left its mean and
+    not the constant's: 40 of TUM's worst frames blank read the ratio 0.54 for 0.98. Now the constant answers
+    the method's stamps only, NaN where the method's depth is, so both are scored on the same pixels."""
+    from fourds_ros.evaluation.bag import BagData
+    from fourds_ros.evaluation.predictions import Predictions
+    from fourds_ros.evaluation.report import score_depth
+
+    stamps = [1, 2, 3, 4]
+    gt = {s: np.full((8, 8), float(s)) for s in stamps}
+    bag = BagData(Path("bag"), stamps=stamps, gt_depth=gt, K={s: np.eye(3) for s in stamps})
+    model = Predictions(depth={1: np.full((8, 8), 1.0, np.float32), 2: np.full((8, 8), np.nan, np.float32),
+                               3: np.full((8, 8), 3.0, np.float32)})
+    model.depth[3][:4] = np.nan
+    constant = constant_depth(stamps, gt, like=model)
+    assert sorted(constant.depth) == [1, 2, 3]  # stamp 4: no depth from the method, no pair
+    assert np.isnan(constant.depth[2]).all() and np.isnan(constant.depth[3][:4]).all()
+    assert np.isfinite(constant.depth[3][4:]).all()
+    ours, theirs = score_depth(bag, model)[0], score_depth(bag, constant)[0]
+    assert ours["frames"] == theirs["frames"] == 2
+    alone = constant_depth(stamps, gt, shape=(2, 2), like=Predictions())  # a method with no depth: every frame
+    assert sorted(alone.depth) == stamps
+
+
+def test_the_dds_path_reads_the_nodes_depth_range_from_its_parameters():
+    from fourds_ros.evaluation.replay import node_depth_range
+
+    assert node_depth_range(None) == (0.01, 100.0)
+    assert node_depth_range({"max_depth": 2.0, "min_depth": 0.3}) == (0.3, 2.0)

@@ -308,8 +308,9 @@ def test_offline_runs_the_engine_with_the_num_queries_parameter(short_bag, tiny_
     from fourds_ros.evaluation.offline import run_offline
     from fourds_ros.perception.settings import PerceptionSettings
 
-    settings = PerceptionSettings.from_params(num_queries=num_queries)
+    settings = PerceptionSettings.from_params(num_queries=num_queries, max_depth=50.0 + num_queries)
     preds = run_offline(read_bag(short_bag), tiny_model_dir, settings=settings)
+    assert preds.depth_range == (0.01, 50.0 + num_queries)  # what its depth's -inf / +inf stand for
     most = max(len(t["ids"]) for t in preds.tracks.values())
     assert most <= num_queries
     if num_queries == 64:  # the kitchen seeds more than 4 tracks, so 4 queries is a real bound

@@ -48,7 +48,8 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     # an offline run with --param precision=bf16 or num_queries=N runs what the node would.
     engine = model_engine(settings, model_dir, backend)
     pipeline = PerceptionPipeline(engine, settings)
-    preds = Predictions(name="fourds", frames_in=len(bag.stamps))
+    preds = Predictions(name="fourds", frames_in=len(bag.stamps),
+                        depth_range=(settings.depth.min_depth, settings.depth.max_depth))
     pushed_at: dict[int, int] = {}
 
     def record(results) -> None:

@@ -20,20 +20,25 @@ from .predictions import Predictions
 
 def constant_depth(stamps: list[int], gt_depth: dict[int, np.ndarray], shape: tuple[int, int] = (1, 1),
                    like: Predictions | None = None) -> Predictions:
-    """like: the method under test; its depth image size and K per stamp are copied so that the
-    constant is scored on exactly the same pixels (e.g. the model's centre crop)."""
+    """like: the method under test; its depth image size, K and pixels with no depth (NaN) per stamp are
+    copied, and only its stamps are answered, so that the constant is scored on exactly the same frames and
+    pixels (e.g. the model's centre crop). Why: scored on every frame and pixel while the method was scored
+    where it answered, a method's blind or shed frames left its mean and not the constant's (40 of TUM's
+    worst frames without depth read the ratio 0.54 against 0.98 paired). A method with no depth at all:
+    the constant alone, on `shape`."""
     values = [d[np.isfinite(d) & (d > 0)] for d in gt_depth.values()]
     values = np.concatenate(values) if values else np.zeros(0)
     preds = Predictions(name="constant_depth", frames_in=len(stamps))
     t0 = time.perf_counter()
     if values.size:
         median = float(np.median(values))
+        paired = like is not None and bool(like.depth)
         for s in stamps:
-            if like is not None and s in like.depth:
-                preds.depth[s] = np.full(like.depth[s].shape, median, np.float32)
+            if paired and s in like.depth:
+                preds.depth[s] = np.where(np.isnan(like.depth[s]), np.float32(np.nan), np.float32(median))
                 if s in like.depth_K:
                     preds.depth_K[s] = like.depth_K[s]
-            else:
+            elif not paired:
                 preds.depth[s] = np.full(shape, median, np.float32)
     preds.wall_s = time.perf_counter() - t0
     return preds

@@ -23,6 +23,8 @@ class Predictions:
     never got an output; status: the pipeline's counters at the end (offline: PerceptionPipeline.status(),
     e.g. the metric scale with a reference odometry); engine: the inference engine that ran, as it
     describes itself (e.g. "onnxruntime (CPU, fp32)"; backend auto names no backend), "" for a peer.
+    depth_range: (min_depth, max_depth) metres that the depth's -inf / +inf stand for (REP 117: a reading
+    below / above the node's range); None: the depth has no such marks.
     """
 
     name: str = "fourds"
@@ -36,6 +38,7 @@ class Predictions:
     dropped: int | None = None
     status: dict = field(default_factory=dict)
     engine: str = ""
+    depth_range: tuple[float, float] | None = None
 
     def output_stamps(self) -> set[int]:
         return set(self.depth) | set(self.tracks) | set(self.poses)

@@ -576,7 +576,16 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
     preds.status = {k: int(v) for k, v in diagnostics.items()
                     if k.startswith(("track_steps", "pose_epipolar")) and v.isdigit()}
     preds.engine = diagnostics.get("backend", "")  # the engine the node runs (engine.describe())
+    preds.depth_range = node_depth_range(params)
     return preds
+
+
+def node_depth_range(params: dict | None) -> tuple[float, float]:
+    """The node's (min_depth, max_depth) under these parameters: what its depth images' -inf / +inf mean."""
+    from ..perception import PerceptionSettings
+
+    depth = PerceptionSettings.from_params(params).depth
+    return depth.min_depth, depth.max_depth
 
 
 def node_mount(params: dict | None) -> np.ndarray:
