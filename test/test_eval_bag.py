@@ -288,6 +288,25 @@ def test_ground_truth_tracks_round_trip_and_score(tmp_path):
     assert score_tracks(data, shifted)["delta_avg"] == pytest.approx(0.6)
 
 
+def test_frames_without_a_track_annotation_are_left_out_not_scored_occluded(tmp_path):
+    """A team's labelled bag annotates every other frame. Those without a /gt/tracks message were scored as
+    'ground truth occluded' (a perfect tracker read AJ 0.44) while report.md said they were left out."""
+    from fourds_ros.evaluation.predictions import Predictions
+    from fourds_ros.evaluation.report import score_tracks
+
+    K = np.array([[50.0, 0, 32], [0, 50, 24], [0, 0, 1]])
+    frames, perfect = [], Predictions()
+    for i in range(10):
+        uv = np.array([[10.0 + 2 * i, 20.0], [40.0, 10.0 + i]])
+        annotation = {"ids": np.array([7, 8]), "uv": uv, "visible": np.ones(2, bool)} if i % 2 == 0 else None
+        frames.append(Frame(stamp_ns=i * 40_000_000, K=K, image=np.zeros((48, 64, 3), np.uint8), gt_tracks=annotation))
+        perfect.tracks[i * 40_000_000] = {"ids": np.array([100, 101]), "uv": uv, "visible": np.ones(2, bool)}
+    write_bag(frames, tmp_path / "sparse", storage="sqlite3")
+    m = score_tracks(read_bag(tmp_path / "sparse"), perfect)
+    assert m["aj"] == 1.0 and m["oa"] == 1.0
+    assert m["frames"] == 5 and m["frames_without_gt"] == 5 and m["frames_unknown"] == 2 * 5
+
+
 def test_geometric_track_ground_truth_leaves_depth_holes_out_of_the_score(tmp_path):
     """Track GT from /gt/depth + /gt/pose (a static wall, the camera sliding): where the depth camera
     saw nothing under a point, the score leaves that frame out for the method (and so for its peers,

@@ -62,11 +62,14 @@ def annotated_tracks(bag: BagData, stamps: list[int], query_uv: np.ndarray, quer
                      max_px: float = 2.0) -> dict:
     """GT from the bag's /gt/tracks (e.g. synthetic bags): each query is matched to the annotated
     track visible nearest to it in its query frame (within max_px); unmatched queries are invalid.
-    Returns xy (N, T, 2), occluded (N, T), valid (N,) like metrics.geometric_tracks."""
+    Returns xy (N, T, 2), occluded (N, T), valid (N,) and unknown (N, T) like metrics.geometric_tracks:
+    a frame with no /gt/tracks message is unknown, left out of the score as the report says (it was
+    scored as occluded: a team's annotations on every other frame read AJ 0.44 for a perfect tracker)."""
     n, t = len(query_uv), len(stamps)
     xy = np.full((n, t, 2), np.nan)
     occluded = np.ones((n, t), bool)
     valid = np.zeros(n, bool)
+    unknown = np.tile([s not in bag.gt_tracks for s in stamps], (n, 1))
     for i, (uv, q) in enumerate(zip(query_uv, query_t)):
         ann = bag.gt_tracks.get(stamps[q])
         if ann is None or not ann["visible"].any():
@@ -85,7 +88,7 @@ def annotated_tracks(bag: BagData, stamps: list[int], query_uv: np.ndarray, quer
             if k.size:
                 xy[i, f] = a["uv"][k[0]]
                 occluded[i, f] = not a["visible"][k[0]]
-    return {"xy": xy, "occluded": occluded, "valid": valid}
+    return {"xy": xy, "occluded": occluded, "valid": valid, "unknown": unknown}
 
 
 def track_ground_truth(bag: BagData, stamps: list[int], queries: dict[int, tuple[int, float, float]]):
