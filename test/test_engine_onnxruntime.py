@@ -112,6 +112,18 @@ def test_bad_inputs_get_a_clear_error(tiny_model_dir, cache_dir, reference, back
         engine({"video": inputs["video"]})
     with pytest.raises(EngineInputError, match="float32"):
         engine({**inputs, "query_points": inputs["query_points"].tolist()})
+    # Values: torch's model refused a 0-255 clip or a NaN while ONNX Runtime ran them into plausible wrong depth.
+    with pytest.raises(EngineInputError, match=r"in \[0, 1\]"):
+        engine({**inputs, "video": inputs["video"] * 255})
+    nan = inputs["video"].copy()
+    nan[0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(EngineInputError, match=r"in \[0, 1\]"):
+        engine({**inputs, "video": nan})
+    # A reversed view of the clip (negative strides) runs, as its copy does: torch.from_numpy refused it.
+    reversed_view = inputs["video"][:, ::-1]
+    out = engine({**inputs, "video": reversed_view})
+    same = engine({**inputs, "video": np.ascontiguousarray(reversed_view)})
+    assert all(np.array_equal(out[k], same[k]) for k in out)
 
 
 def test_auto_without_tensorrt_logs_why_and_picks_onnxruntime(tiny_model_dir, cache_dir, monkeypatch, caplog):

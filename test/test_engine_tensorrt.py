@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import numpy as np
 import pytest
 
 from fourds_ros.engine import EngineError, EngineInputError, EngineSpec, create_engine
@@ -54,6 +55,13 @@ def test_build_follows_the_strongly_typed_call_sequence_and_runs_by_name(tiny_mo
     assert trt.calls[-1] == "execute_async_v3"
     with pytest.raises(EngineInputError, match="shape"):
         engine({**inputs, "video": inputs["video"][0]})
+    with pytest.raises(EngineInputError, match=r"in \[0, 1\]"):  # it ran a 0-255 clip into wrong depth
+        engine({**inputs, "video": inputs["video"] * 255})
+    assert trt.calls[-1] == "execute_async_v3" and trt.calls.count("execute_async_v3") == 1
+    reversed_view = inputs["video"][:, ::-1]  # negative strides: torch.from_numpy refused them
+    errors = compare_outputs(engine({**inputs, "video": reversed_view}),
+                             torch_engine({**inputs, "video": np.ascontiguousarray(reversed_view)}))
+    assert max(errors.values()) < 1e-2, errors
 
 
 def test_cached_engine_loads_without_a_build_and_timing_cache_is_reused(tiny_model_dir, spec, tmp_path):

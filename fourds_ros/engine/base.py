@@ -96,12 +96,22 @@ class InferenceEngine(ABC):
     def describe(self) -> str:
         return self.backend
 
-    def check_inputs(self, inputs: dict[str, np.ndarray]) -> None:
+    def check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The inputs as every backend runs them (C-contiguous), or EngineInputError naming what is wrong: a
+        missing or extra name, dtype, shape, or a video outside [0, 1] or NaN. Why here: torch's model
+        checked the range and ONNX Runtime and TensorRT ran a 0-255 or NaN clip into plausible wrong depth,
+        so a team that tested on torch and deployed on `auto` got no error; and a reversed view
+        (video[:, ::-1]) ran on ONNX Runtime and was a raw error from torch.from_numpy on the others."""
+        import torch
+
+        from ..model.fourds import check_video
+
         expected = self.spec.input_shapes
         if set(inputs) != set(expected):
             raise EngineInputError(
                 f"{self.backend} engine takes inputs {sorted(expected)}, got {sorted(inputs)}"
             )
+        checked = {}
         for name, shape in expected.items():
             arr = inputs[name]
             if not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
@@ -109,10 +119,16 @@ class InferenceEngine(ABC):
                 raise EngineInputError(f"input {name!r} must be a float32 numpy array, got {got}")
             if tuple(arr.shape) != shape:
                 raise EngineInputError(f"input {name!r} must have shape {shape}, got {tuple(arr.shape)}")
+            checked[name] = np.ascontiguousarray(arr)
+        try:
+            if "video" in checked:
+                check_video(torch.from_numpy(checked["video"]), self.config)  # shares the memory
+        except ValueError as exc:
+            raise EngineInputError(f"input 'video': {exc}") from None
+        return checked
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.check_inputs(inputs)
-        return self.run(inputs)
+        return self.run(self.check_inputs(inputs))
 
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from ..model import FourDS
-from ..model.fourds import check_video
 from .base import EngineError, EngineSpec, InferenceEngine, device_scope
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -90,10 +89,8 @@ class TorchEngine(InferenceEngine):
     @torch.inference_mode()
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         host = {k: torch.from_numpy(v) for k, v in inputs.items()}
-        if self.graphed is not None:
-            check_video(host["video"], self.config)  # on the host: no sync in the graph
-            if self.graphed == "pending":
-                self.graphed = self._capture(self._on_device(host))
+        if self.graphed == "pending":  # the host copy was checked (check_inputs): no sync in the graph
+            self.graphed = self._capture(self._on_device(host))
         if isinstance(self.graphed, GraphedForward):
             out = self.graphed(host)  # copied from the host straight into the tensors the graph reads
         else:
@@ -110,7 +107,7 @@ class TorchEngine(InferenceEngine):
         from now on, said once) where capture fails or the two disagree."""
         probe = {k: 1.0 - v if k == "video" else v for k, v in tensors.items()}
         eager = self._forward(probe)
-        self.model.check_inputs = False  # the graph must not sync the host; run() checks the host copy
+        self.model.check_inputs = False  # the graph must not sync the host; check_inputs checked the host copy
         try:
             # The capture stream is made on the current device: cuda:1's model captured from device
             # 0 recorded none of its kernels (they ran eagerly on device 1's own stream).
