@@ -5,6 +5,8 @@ listed by EngineSpec and exported to ONNX with no other change."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,6 +229,26 @@ def test_every_tracks_stride_a_config_accepts_runs(stride):
     with torch.no_grad():
         out = model(torch.rand(1, 4, 32, 48, 3), torch.zeros(1, 3, 3))
     assert out and all(v.shape[:2] == (1, 3) and torch.isfinite(v).all() for v in out.values())
+
+
+@pytest.mark.parametrize("head, field, value, says", [
+    ("tracks", "window_radius", -1, ">= 0"),  # loaded, configured, and put out NaN tracks
+    ("tracks", "softargmax_temperature", "2", "finite number"),  # a TypeError at the first forward
+    ("tracks", "feature_stride", 4.0, "whole number"),
+    ("tracks", "softargmax_temperature", -1.0, ">= 0"),  # silently the learned temperature
+    ("depth", "num_heads", True, "whole number"),
+    ("depth", "decoding_patch_size", [2, 8], "3 whole numbers"),
+    ("pose", "num_params", 0, ">= 1"),
+])
+def test_a_hand_edited_head_config_is_refused_at_load_naming_its_key(tmp_path, head, field, value, says):
+    from fourds_ros.model import CheckpointError
+    from fourds_ros.model.checkpoint import load_config
+
+    config = ModelConfig(**TINY, heads=default_heads(64, 2)).to_dict()
+    config["heads"][head][field] = value
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"{field} must be .*{re.escape(says)}"):
+        load_config(tmp_path)
 
 
 def test_configs_that_could_not_run_are_refused_when_made():

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,12 +61,50 @@ def encoder_spec(size: str) -> EncoderSpec:
     return ENCODER_SIZES[key]
 
 
+# The least value of each numeric field of the head configs (a field not listed: any finite number).
+# (feature_stride: the tracks head's own check, which needs the image size.)
+HEAD_FIELD_MINIMUM = {"num_params": 1, "num_heads": 1, "decoding_patch_size": 1, "feature_dim": 1,
+                      "window_radius": 0, "softargmax_temperature": 0.0, "hidden": 1}
+
+
+def check_head_fields(config) -> None:
+    """Raise ValueError naming the field when a head config's value is not of its declared type (int, float,
+    str, a tuple of ints, None where allowed) or below HEAD_FIELD_MINIMUM. Why: config.json is edited by
+    hand, and window_radius -1 loaded, configured and put out NaN tracks (an empty soft-argmax window),
+    while a "2" failed at the first forward with a TypeError that named neither the file nor the key."""
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), typing.get_type_hints(type(config))[f.name]
+        options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else ()
+        if value is None and type(None) in options:
+            continue
+        kind = next((k for k in options if k is not type(None)), kind)
+        items = value if typing.get_origin(kind) is tuple else (value,)
+        item_kind = typing.get_args(kind)[0] if typing.get_origin(kind) is tuple else kind
+        if typing.get_origin(kind) is tuple and (not isinstance(value, tuple)
+                                                 or len(value) != len(typing.get_args(kind))):
+            raise ValueError(f"{f.name} must be {len(typing.get_args(kind))} whole numbers, got {value!r}")
+        for item in items:
+            if item_kind in (int, float):
+                whole = isinstance(item, int) and not isinstance(item, bool)
+                number = whole or (item_kind is float and isinstance(item, float) and math.isfinite(item))
+                if not number:
+                    raise ValueError(f"{f.name} must be {'a whole number' if item_kind is int else 'a finite number'}, "
+                                     f"got {value!r}")
+                if f.name in HEAD_FIELD_MINIMUM and item < HEAD_FIELD_MINIMUM[f.name]:
+                    raise ValueError(f"{f.name} must be >= {HEAD_FIELD_MINIMUM[f.name]}, got {value!r}")
+            elif not isinstance(item, item_kind):
+                raise ValueError(f"{f.name} must be a {item_kind.__name__}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class ReadoutConfig:
     """Cross-attention readout width. The official depth readout of 4DS-B uses 1024/16."""
 
     num_params: int
     num_heads: int
+
+    def __post_init__(self):
+        check_head_fields(self)
 
 
 @dataclass(frozen=True)
@@ -78,6 +119,7 @@ class DepthHeadConfig(ReadoutConfig):
     canonical_focal_px: float | None = None
 
     def __post_init__(self):
+        check_head_fields(self)
         if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
             raise ValueError(f"canonical_focal_px must be > 0 or None, got {self.canonical_focal_px}")
 
@@ -104,6 +146,9 @@ class TrackHeadConfig:
     softargmax_temperature: float = 0.0
     # Width of the MLP that refines positions and predicts visibility and confidence.
     hidden: int = 128
+
+    def __post_init__(self):
+        check_head_fields(self)
 
 
 @dataclass(frozen=True)
