@@ -84,3 +84,33 @@ def test_an_active_node_takes_its_own_values_back_and_refuses_others(ros_env, ba
         assert node.get_parameter("hop").value == 3
         node.trigger_deactivate()
         node.trigger_cleanup()
+
+
+def test_a_params_file_with_an_empty_list_and_a_misspelt_name(ros_env, tiny_model_dir, tmp_path, capfd):
+    """`exclude_boxes: []` in a params file failed configure ("must be a list of numbers, got None": rcl reads
+    an empty list as not set) while `ros2 param set` took it; a misspelt name was dropped without a word.
+    Now the empty list is no boxes, and the name is warned of at start."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    path = tmp_path / "params.yaml"
+    path.write_text(f"/**:\n  ros__parameters:\n    model: {tiny_model_dir}\n    num_queries: 16\n    backend: torch\n"
+                    "    autostart: false\n    exclude_boxes: []\n    metric_scale_sorce: reference_odometry\n")
+    with perception_node(ros_env, ["--params-file", str(path)]) as node:
+        assert node.get_parameter("exclude_boxes").value is None  # rcl's reading of []
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and state(node) == "inactive"
+        assert node.settings.inputs.exclude_boxes == []
+    err = capfd.readouterr().err
+    assert "['metric_scale_sorce']" in err and "none of this node's" in err
+
+
+def test_a_list_mixing_whole_numbers_and_decimals_is_one_line_not_a_traceback(ros_env):
+    """rcl refuses `base_from_camera: [0.1, 0, 0.3, ...]` (a list takes one type) before the node exists: the
+    process died with a traceback. Now one line says why and how to write it, exit code 2."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args", "-p",
+                           "base_from_camera:=[0.1, 0, 0.3, -0.5, 0.5, -0.5, 0.5]"],
+                          env=ros_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "write every number with a decimal point" in done.stderr

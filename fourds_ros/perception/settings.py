@@ -682,6 +682,8 @@ class ParameterSpec:
                 raise wrong
             return float(value)
         if self.type is list:  # rclpy gives double arrays as array.array
+            if value is None:  # rcl reads an empty YAML list (exclude_boxes: []) as a parameter not set
+                return []
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or \
                     not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
                 raise ValueError(f"{self.name} must be a list of numbers, got {value!r}")

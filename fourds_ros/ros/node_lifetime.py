@@ -3,11 +3,28 @@ the signal comes (during autostart's configure, during the spin, or again while 
 
 from __future__ import annotations
 
+import sys
+
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from .spin import spin_until_shutdown
+
+
+def init_ros(argv: list[str]) -> bool:
+    """rclpy.init(args=argv); False, with one line on stderr, where rcl refuses the arguments. Why: rcl reads
+    the params file and `-p` overrides itself, and refuses a list that mixes whole numbers and decimals
+    (base_from_camera: [0.1, 0, 0.3, ...]) before any node exists to fail configure with a reason: it was a
+    traceback, and the process was gone."""
+    try:
+        rclpy.init(args=argv)
+    except RuntimeError as exc:  # rclpy's RCLError
+        reason = str(exc).split(", at /")[0]  # rcl's own source locations follow
+        print(f"perception_node: ROS cannot read its arguments or parameters: {reason}. A list parameter "
+              "takes one type: write every number with a decimal point (0.0, not 0).", file=sys.stderr)
+        return False
+    return True
 
 
 def run_until_shutdown(node, autostart: bool) -> None:

@@ -39,6 +39,19 @@ def declare_parameters(node) -> None:
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     node.add_on_set_parameters_callback(guard)
+    if unknown := undeclared_overrides(node):
+        node.get_logger().warning(f"parameter(s) {unknown} given (params file or -p) are none of this node's and are "
+                                  "ignored: misspelt? `ros2 param list` names them all")
+
+
+def undeclared_overrides(node) -> list[str]:
+    """The names a params file or `-p` gives this node that it does not declare. Why: rclpy drops them
+    without a word, so a misspelt metric_scale_sorce left the outputs in the model's metres and the log
+    silent. Warned, not refused: one params file often serves several nodes (`/**:`). rclpy keeps the
+    overrides in Node._parameter_overrides (no public getter); QoS overrides are declared later, by the
+    publishers that read them."""
+    overrides = getattr(node, "_parameter_overrides", None) or {}
+    return sorted(name for name in overrides if not node.has_parameter(name) and not name.startswith("qos_overrides."))
 
 
 def lifecycle_state(node) -> str:

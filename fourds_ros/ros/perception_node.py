@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -25,7 +24,7 @@ from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
 from .manager_bond import ManagerBond
-from .node_lifetime import run_until_shutdown
+from .node_lifetime import init_ros, run_until_shutdown
 from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
 from .transforms import CameraMount, create_publishers, create_subscriptions
@@ -239,7 +238,8 @@ class PerceptionNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=sys.argv if argv is None else argv)
+    if not init_ros(sys.argv if argv is None else argv):
+        return 2
     node = PerceptionNode()
     run_until_shutdown(node, node.at_start.model.autostart)
     return 0
