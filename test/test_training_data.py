@@ -200,6 +200,24 @@ def test_label_images_are_not_taken_for_video():
     assert find_sources(davis) == [davis / "JPEGImages_480p"]
 
 
+def test_a_recording_named_after_its_segment_or_labels_is_still_video(tmp_path):
+    """Label words were matched anywhere in a folder's name: Waymo's segment-<id>_with_camera_labels/ of 20
+    frames was dropped (and, given alone, counted 0 frames). Now a folder is a label folder by its first
+    word, a file by any word of its name."""
+
+    from training.data.video import count_frames, find_sources
+
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for folder, name in (("segment-10017090168044687777_with_camera_labels", "0001.jpg"),
+                         ("Annotations_480p/clip", "00000.png"), ("masks", "0001.png"), ("drive", "0001.depth.png"),
+                         ("drive", "0001.color.png"), ("relabelled_run", "0001.jpg")):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / folder / name), frame)
+    segment = tmp_path / "segment-10017090168044687777_with_camera_labels"
+    assert find_sources(tmp_path) == [tmp_path / "drive", tmp_path / "relabelled_run", segment]
+    assert count_frames(segment) == 1 and count_frames(tmp_path / "drive") == 1
+
+
 def test_mixed_pretraining_source_alternates_synthetic_and_video():
     from fourds_ros.model import ModelConfig
     from training.data import PretrainClips

@@ -8,6 +8,7 @@ run, and every resumed run, sees exactly the same clips.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -26,21 +27,32 @@ class VideoSourceError(ValueError):
 
 
 # Dataset folders keep labels beside the frames (7-Scenes: frame-N.depth.png next to
-# frame-N.color.jpg; HoloLens: depth/; DAVIS: Annotations_480p/): those are not RGB video.
-NON_RGB_WORDS = ("depth", "mask", "annotation", "segment", "label")
+# frame-N.color.jpg; HoloLens and TUM: depth/; DAVIS: Annotations/ or Annotations_480p/): those are
+# not RGB video. A folder is a label folder when its name's first word is one of these, a file when
+# any word of its name is (words: the name split at anything but letters and digits). Why not any
+# substring: a recording folder named after its segment or its labels (Waymo's
+# segment-<id>_with_camera_labels) was dropped from the video without a word.
+NON_RGB_WORDS = frozenset({"depth", "mask", "masks", "annotation", "annotations", "segmentation",
+                           "segmentations", "label", "labels"})
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
 
 
 def is_rgb_frame(path: Path, root: Path | None = None) -> bool:
-    """An image that is a video frame, not a label: no NON_RGB_WORDS in its name or in any folder
-    between `root` and it (DAVIS masks sit in Annotations/480p/<clip>/, two levels down).
-    Without root, only the file and its parent folder are checked."""
+    """An image that is a video frame, not a label: no NON_RGB_WORDS as a word of its name, nor as
+    the first word of a folder between `root` and it (DAVIS masks sit in Annotations/480p/<clip>/,
+    two levels down). Without root, only the file and its parent folder are checked."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return False
     try:
-        names = path.relative_to(root).parts if root is not None else (path.parent.name, path.name)
+        folders = path.relative_to(root).parts[:-1] if root is not None else (path.parent.name,)
     except ValueError:  # not under root
-        names = (path.parent.name, path.name)
-    return not any(word in name.lower() for name in names for word in NON_RGB_WORDS)
+        folders = (path.parent.name,)
+    if any(word in NON_RGB_WORDS for word in _words(path.stem)):
+        return False
+    return not any((_words(folder) or [""])[0] in NON_RGB_WORDS for folder in folders)
 
 
 def find_sources(root: str | Path | list) -> list[Path]:
