@@ -421,3 +421,26 @@ def test_depth_labels_are_resized_onto_the_pixel_centres_their_intrinsics_descri
     # the source column under model pixel x: back through K_model to a ray, forward through K
     source = (x - k_model[0, 2]) / k_model[0, 0] * k[0, 0] + k[0, 2]
     assert abs(float(np.mean(depth[0, 64] - source))) < 0.05 * w / 128
+
+
+def test_a_video_with_a_display_rotation_is_read_upright(tmp_path):
+    """A phone's portrait video is stored as landscape frames with a 90 degree display rotation: read with
+    to_ndarray alone, it was trained on (and converted into bags) on its side. Every reader now turns it."""
+    from fourds_ros.evaluation.datasets import iter_mp4
+    from training.data.appearance import _read_video
+    from training.data.video import read_frames
+
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(90)  # shown turned a quarter counter-clockwise
+        for _ in range(40):
+            img = np.zeros((48, 64, 3), np.uint8)
+            img[:, :16] = 255  # a white band on the stored frame's left
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    shown = np.rot90(np.pad(np.full((48, 16), 255.0), ((0, 0), (0, 48))))  # the band at the bottom, 64 x 48
+    for frame in (read_frames(path, [0, 3])[1], next(iter_mp4(path)).image, _read_video(path)[0]):
+        assert frame.shape[:2] == (64, 48)
+        assert np.abs(frame.mean(axis=2) - shown).mean() < 10

@@ -156,10 +156,20 @@ def iter_mp4(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
                 continue
             if max_frames is not None and kept >= max_frames:
                 break
-            img = frame.to_ndarray(format="rgb24")
+            img = upright_rgb(frame)
             kept += 1
             yield Frame(stamp_ns=round(t * NS), K=K if K is not None else default_K(img.shape[1], img.shape[0]),
                         image=img)
+
+
+def upright_rgb(frame) -> np.ndarray:
+    """A decoded PyAV video frame as (H, W, 3) uint8 RGB, turned as its display matrix says it is shown
+    (frame.rotation: degrees counter-clockwise, to the nearest quarter turn). Why: a phone records portrait
+    video as landscape frames with a 90 degree display rotation, and to_ndarray alone gave the frames on
+    their side (trained on, and converted into bags, sideways, with no warning)."""
+    img = frame.to_ndarray(format="rgb24")
+    quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(img, quarter_turns)) if quarter_turns else img
 
 
 def played_backwards(frames: Iterable[Frame]) -> list[Frame]:

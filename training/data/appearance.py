@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fourds_ros.evaluation.datasets import upright_rgb
+
 from .video import VideoSourceError, count_frames, find_sources, read_frames
 
 # Frames read from each texture source: four per video, 12 frames apart (0.4 s at 30 fps, so the
@@ -70,7 +72,7 @@ def _read_video(source: Path) -> np.ndarray:
         with av.open(str(source)) as container:
             for frame in container.decode(video=0):
                 if seen in TEXTURE_FRAMES:
-                    frames[seen] = frame.to_ndarray(format="rgb24")
+                    frames[seen] = upright_rgb(frame)
                 seen += 1
                 if seen > last:
                     break

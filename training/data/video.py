@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fourds_ros.evaluation.datasets import default_K
+from fourds_ros.evaluation.datasets import default_K, upright_rgb
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -82,7 +82,7 @@ def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
         with av.open(str(path)) as container:
             for i, frame in enumerate(container.decode(video=0)):
                 if i in wanted:
-                    frames[i] = frame.to_ndarray(format="rgb24")
+                    frames[i] = upright_rgb(frame)
                 if i >= max(indices):
                     break
     except av.error.FFmpegError as e:
