@@ -143,9 +143,9 @@ def test_mirroring_keeps_the_labels_consistent():
     bank = materialize(SyntheticLabelledClips(cfg, {"num_tracks": 16}, 2, offset=7), 1, torch.device("cpu"))
     batch = take(bank, torch.arange(2))
     flipped = mirror(batch, torch.tensor([True, False]))
-    w = 32
-    flipped["intrinsics"] = batch["intrinsics"].clone()
-    flipped["intrinsics"][0, 0, 2] = w - 1 - batch["intrinsics"][0, 0, 2]
+    off_centre = {**batch, "intrinsics": batch["intrinsics"].clone()}
+    off_centre["intrinsics"][:, 0, 2] = 10.0  # a zoomed or real clip's principal point: mirrored with the clip
+    assert mirror(off_centre, torch.tensor([True, False]))["intrinsics"][:, 0, 2].tolist() == [32 - 1 - 10.0, 10.0]
     for b in (0, 1):
         # The labels are self-consistent (up to queries on depth edges, where the rounded pixel's
         # depth belongs to the other surface), and mirroring keeps them so.

@@ -90,13 +90,19 @@ def balanced_indices(sizes: list[int], n: int, gen: torch.Generator) -> torch.Te
 
 
 def mirror(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mirror the clips where flip (B,) is true, labels included: x -> W-1-x; in camera space
-    the reflection M = diag(-1, 1, 1) turns T_first_from_t (R, t) into (M R M, M t). Unlabelled
-    clips (no depth key) are video and a centred pinhole, which the mirror leaves as it is."""
+    """Mirror the clips where flip (B,) is true, labels included: x -> W-1-x, the principal point too; in
+    camera space the reflection M = diag(-1, 1, 1) turns T_first_from_t (R, t) into (M R M, M t). Unlabelled
+    clips (no depth key) are video and a centred pinhole, which the mirror leaves as it is. Why the principal
+    point: a zoomed or real clip's is off centre, and its mirror carried the unmirrored one (tracks
+    reprojected 10 px off on a zoomed HoloLens clip)."""
     w = batch["video"].shape[3]
     out = dict(batch)
     f4 = flip[:, None, None, None]
     out["video"] = torch.where(f4[..., None], batch["video"].flip(3), batch["video"])
+    if "intrinsics" in batch:
+        k = batch["intrinsics"].clone()
+        k[:, 0, 2] = torch.where(flip, w - 1 - k[:, 0, 2], k[:, 0, 2])
+        out["intrinsics"] = k
     if "depth" not in batch:
         return out
     out["depth"] = torch.where(f4, batch["depth"].flip(3), batch["depth"])
