@@ -432,3 +432,29 @@ def test_out_of_range_depth_is_marked_only_in_the_published_image(engine):
     for a, b in zip(runs[True], runs[False], strict=True):
         np.testing.assert_array_equal(a.tracks.xyz, b.tracks.xyz)
         np.testing.assert_allclose(a.pose.odom_from_camera, b.pose.odom_from_camera, atol=1e-9)
+
+
+def test_a_model_without_the_enabled_heads_fails_configure_or_says_what_is_not_published(tmp_path):
+    """A backbone-only model configured, reported healthy and published nothing (after ONNX Runtime refused
+    its graph with no output); one with a depth head only dropped tracks and pose without a word."""
+    from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
+    from fourds_ros.perception.pipeline import create_pipeline
+
+    def model(name, heads):
+        cfg = ModelConfig(size="micro", num_frames=4, image_size=(32, 32), patch_size=(2, 16, 16), heads=heads)
+        return save_checkpoint(init_weights(FourDS(cfg), seed=0), tmp_path / name)
+
+    settings = PerceptionSettings.from_params({"model": str(model("backbone", {})), "backend": "torch"})
+    with pytest.raises(ValueError, match="none of the enabled outputs' heads .* it would publish nothing"):
+        create_pipeline(settings, log=lambda _: None)
+    warned = []
+    depth_only = {"depth": default_heads(32, 2)["depth"]}
+    settings = PerceptionSettings.from_params({"model": str(model("depth", depth_only)), "backend": "torch"})
+    pipeline, _ = create_pipeline(settings, log=lambda _: None, warn=warned.append)
+    assert pipeline.enabled == {"depth": True, "tracks": False, "pose": False}
+    assert len(warned) == 1 and "no tracks or pose head" in warned[0] and "enable_tracks: false" in warned[0]
+    silent = []
+    settings = PerceptionSettings.from_params({"model": str(model("depth2", depth_only)), "backend": "torch",
+                                               "enable_tracks": False, "enable_pose": False})
+    create_pipeline(settings, log=lambda _: None, warn=silent.append)
+    assert silent == []  # what the settings asked for: nothing to say

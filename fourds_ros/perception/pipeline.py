@@ -177,12 +177,30 @@ def callback_logger(info: Callable[[str], None], warn: Callable[[str], None] | N
     return logger
 
 
+def heads_missing(settings: PerceptionSettings, heads) -> list[str]:
+    """The outputs the settings enable that the model has no head for (warned of); ValueError where it has
+    none of them. Why: a backbone-only import (`fourds-ros import-official` of a model without readouts)
+    configured, reported healthy and published nothing, after ONNX Runtime refused a graph with no output."""
+    enabled = [name for name in ("depth", "tracks", "pose") if getattr(settings, name).enable]
+    missing = [name for name in enabled if name not in heads]
+    if enabled and len(missing) == len(enabled):
+        raise ValueError(f"the model has none of the enabled outputs' heads ({', '.join(enabled)}; it has "
+                         f"{', '.join(heads) or 'none'}): it would publish nothing")
+    return missing
+
+
 def create_pipeline(settings: PerceptionSettings, log=print, warn=None) -> tuple[PerceptionPipeline, str]:
     """The engine the settings name (empty model: the installed default), warmed up with one
     inference, in a pipeline. -> (pipeline, description of the backend). Raises on a bad model or
     backend, so that configure fails with the reason instead of the first clip. log, warn: the node's
     logger's info and warning; the engine factory's choice and its reasons go there too."""
+    from ..model.checkpoint import load_config
+
     path = settings.model.resolved_path()
+    missing = heads_missing(settings, load_config(path).heads)  # before the engine: its export needs an output
+    if missing:
+        (warn or log)(f"model {path} has no {' or '.join(missing)} head: {', '.join(missing)} not published "
+                      f"({', '.join(f'enable_{name}: false' for name in missing)} says so)")
     engine = model_engine(settings, path, logger=callback_logger(log, warn))
     if settings.diagnostics.debug_inference_delay_ms > 0:
         from .slow_engine import SlowEngine
