@@ -236,3 +236,24 @@ def test_derived_graphs_are_made_again_when_their_source_changes(tiny_model_dir,
     for _ in range(2):  # made again once, then reused
         assert _fused_and_int8(tiny_model_dir, tmp_path) == built
     assert made == ["model.int8.onnx", "model.fused.onnx"]
+
+
+def test_derived_graphs_are_made_again_by_another_onnxruntime(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    """The fused and int8 graphs are ONNX Runtime's own (its optimizer, its quantizer), keyed on the source
+    graph only: after an ONNX Runtime upgrade the old version's were served. Now their record names the
+    version that made them, and another one makes them again, once."""
+    import onnxruntime
+
+    from fourds_ros.engine import onnxruntime_backend
+
+    built = _fused_and_int8(tiny_model_dir, tmp_path)
+    monkeypatch.setattr(onnxruntime, "__version__", onnxruntime.__version__ + ".next")
+    made = []
+    for name in ("quantize_int8", "fuse_graph"):
+        real = getattr(onnxruntime_backend, name)
+        monkeypatch.setattr(onnxruntime_backend, name, lambda src, out, real=real: made.append(out.name) or real(src, out))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):  # made again once, then reused
+            assert _fused_and_int8(tiny_model_dir, tmp_path) == built
+    assert made == ["model.int8.onnx", "model.fused.onnx"]
+    assert "made by another maker than onnxruntime" in caplog.text

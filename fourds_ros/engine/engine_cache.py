@@ -275,25 +275,34 @@ def source_record_path(derived: str | Path) -> Path:
     return derived.with_name(derived.name + ".source")
 
 
-def write_source_record(derived: str | Path, source: str | Path) -> Path:
-    """Record beside `derived` which `source` it was made from: a copy of source's SHA-256 sidecar. By
-    content, not by mtime: a cache copied with cp -r or scp loses its mtimes, and a read-only one
-    judged stale by them cannot be made again."""
-    return atomic_write_bytes(source_record_path(derived), sidecar_path(source).read_bytes())
+def write_source_record(derived: str | Path, source: str | Path, maker: str = "") -> Path:
+    """Record beside `derived` which `source` it was made from, and by what (`maker`, e.g. the ONNX Runtime
+    version whose optimizer fused it): a copy of source's SHA-256 sidecar, then the maker. By content, not
+    by mtime: a cache copied with cp -r or scp loses its mtimes, and a read-only one judged stale by them
+    cannot be made again. Why the maker: a graph fused by the last ONNX Runtime was served after an upgrade."""
+    return atomic_write_bytes(source_record_path(derived), _source_record(source, maker))
 
 
-def source_record_problem(derived: str | Path, source: str | Path) -> str | None:
-    """None when `derived` was made from the `source` whose sidecar is there now, else why not."""
+def _source_record(source: str | Path, maker: str) -> bytes:
+    return sidecar_path(source).read_bytes() + (f"\nmade by {maker}\n".encode() if maker else b"")
+
+
+def source_record_problem(derived: str | Path, source: str | Path, maker: str = "") -> str | None:
+    """None when `derived` was made from the `source` whose sidecar is there now, by `maker`, else why not."""
     record = source_record_path(derived)
     try:
         recorded = record.read_bytes()
     except OSError:
         return f"has no record {record.name} of the graph it was made from"
     try:
-        current = sidecar_path(source).read_bytes()
+        current = _source_record(source, maker)
     except OSError:
         return f"cannot be matched to {Path(source).name}, which has no SHA-256 sidecar"
-    return None if recorded == current else f"was made from another {Path(source).name} ({record.name})"
+    if recorded == current:
+        return None
+    if recorded.split(b"\nmade by ")[0] == current.split(b"\nmade by ")[0]:
+        return f"was made by another maker than {maker} ({record.name})"
+    return f"was made from another {Path(source).name} ({record.name})"
 
 
 def graph_sources() -> dict[str, bytes]:

@@ -67,8 +67,12 @@ def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging
     mtimes do not, as a cache copied with cp -r or scp does not keep them). cache_root: the cache source
     is in; where its folder cannot take the graph (a prebuilt read-only cache without it), the graph is
     made in the process's private temporary directory (engine_cache.writable_entry_dir) and read there."""
+    import onnxruntime as ort
+
+    maker = f"onnxruntime {ort.__version__}"  # its optimizer fused the graph, its quantizer made the int8 one
+
     def problem_of(graph: Path) -> str | None:  # hashes the graph: once per place looked at
-        return None if force or not graph.exists() else sidecar_problem(graph) or source_record_problem(graph, source)
+        return None if force or not graph.exists() else sidecar_problem(graph) or source_record_problem(graph, source, maker)
 
     out = source.with_name(f"{source.stem}.{suffix}.onnx")
     problem = problem_of(out)
@@ -82,7 +86,7 @@ def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging
         logger.info("making the %s graph of %s", suffix, source)
         try:
             make(source, out)
-            write_source_record(out, source)  # after the graph: a record never vouches for a half-made one
+            write_source_record(out, source, maker)  # after the graph: a record never vouches for a half-made one
         except OSError as exc:  # a full disk or a read-only cache
             raise EngineError(f"cannot write the {suffix} graph {out}: {exc.strerror or exc}") from exc
     return out
