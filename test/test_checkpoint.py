@@ -234,3 +234,28 @@ def test_failed_save_checkpoint_leaves_no_temp_file(tiny_model_dir, tmp_path, mo
     with pytest.raises(OSError, match="disk full"):
         checkpoint.save_checkpoint(model, tmp_path / "m")
     assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_converting_to_float16_refuses_weights_past_its_range_and_keeps_the_metadata(tiny_model_dir, tmp_path, capsys):
+    """convert_checkpoint wrote a weight of 1e5 as inf over its float32 source (exit 0; the model then failed to
+    load), and replaced the run's metadata (steps) with the dtype alone. Now it refuses, writing nothing, and a
+    conversion keeps the metadata."""
+    import shutil
+
+    from fourds_ros.model import save_checkpoint
+    from fourds_ros.model.checkpoint import read_metadata
+    from training.convert_checkpoint import main as convert
+
+    model = load_checkpoint(tiny_model_dir)
+    save_checkpoint(model, tmp_path / "run", metadata={"steps": 10})
+    assert convert([str(tmp_path / "run"), "--dtype", "float16"]) == 0
+    assert read_metadata(tmp_path / "run") == {"steps": "10", "stored_dtype": "float16"}
+    shutil.copytree(tmp_path / "run", tmp_path / "big")
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.ndim > 1)[0, 0] = 1e5
+    save_checkpoint(model, tmp_path / "big", metadata={"steps": 20})
+    before = (tmp_path / "big" / WEIGHTS_FILE).read_bytes()
+    assert convert([str(tmp_path / "big"), "--dtype", "float16"]) == 2
+    assert "past torch.float16's range" in capsys.readouterr().err
+    assert (tmp_path / "big" / WEIGHTS_FILE).read_bytes() == before  # the float32 source stays
+    load_checkpoint(tmp_path / "big")

@@ -12,6 +12,7 @@ import sys
 import torch
 
 from fourds_ros.model import load_checkpoint, save_checkpoint
+from fourds_ros.model.checkpoint import read_metadata
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -23,8 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output dir (default: in place)")
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model_dir)
-    out = save_checkpoint(model, args.out or args.model_dir, metadata={"stored_dtype": args.dtype},
-                          dtype=DTYPES[args.dtype])
+    # The run's own metadata (steps, fine-tuned blocks) stays: it was replaced by the dtype alone.
+    metadata = {**read_metadata(args.model_dir), "stored_dtype": args.dtype}
+    try:
+        out = save_checkpoint(model, args.out or args.model_dir, metadata=metadata, dtype=DTYPES[args.dtype])
+    except ValueError as exc:  # nothing written: the source stays as it was
+        print(f"convert_checkpoint: {args.model_dir} not converted: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {out} with {args.dtype} weights")
     return 0
 

@@ -87,11 +87,20 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
 def save_checkpoint(model: FourDS, directory: str | Path, metadata: dict | None = None,
                     dtype: torch.dtype | None = None) -> Path:
     """dtype: store floating-point weights in this type (float16 halves a shipped model; loading
-    casts back to the model's float32 parameters)."""
+    casts back to the model's float32 parameters). ValueError, with nothing written, where a finite weight
+    is not finite in `dtype` (float16 ends at 65504): such a file was written, then refused by
+    load_checkpoint, over the model it was converted from."""
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        lost = [k for k, v in state.items() if v.is_floating_point() and torch.isfinite(v).all()
+                and not torch.isfinite(cast[k]).all()]
+        if lost:
+            top = max(float(state[k].abs().max()) for k in lost)
+            raise ValueError(f"{len(lost)} weight tensor(s) ({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}) "
+                             f"hold values up to {top:.3g}, past {dtype}'s range ({torch.finfo(dtype).max:.3g})")
+        state = cast
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata=meta))
     atomic_write(
@@ -133,6 +142,17 @@ def _header_tensors(weights: Path) -> dict[str, Tensor]:
     with safe_open(str(weights), framework="pt") as f:
         keys = f.keys()  # a safe_open is not iterable
         return {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in keys}
+
+
+def read_metadata(directory: str | Path) -> dict[str, str]:
+    """The metadata stored in a model directory's weights file (training steps, stored dtype, ...)."""
+    weights = Path(directory) / WEIGHTS_FILE
+    return _read_weights(weights, lambda: _metadata(weights))
+
+
+def _metadata(weights: Path) -> dict[str, str]:
+    with safe_open(str(weights), framework="pt") as f:
+        return dict(f.metadata() or {})
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> FourDS:
