@@ -630,6 +630,13 @@ def test_select_on_writes_the_best_scored_checkpoint(tmp_path, capsys):
                                               torch.device("cpu")))
     assert selection_score(again, log["candidates"][0]) == pytest.approx(best["score"], rel=1e-3)
     assert f"step {best['step']}'s" in (out / "README.md").read_text()
+    # ... and kept on disk as soon as it scored best (OUT/selected), so that a stopped run keeps its choice.
+    from fourds_ros.model.checkpoint import read_metadata
+
+    kept = load_checkpoint(out / "selected")
+    assert read_metadata(out / "selected")["steps"] == str(best["step"])
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), model.state_dict().values()))
+    assert json.loads((out / "selected" / "selection.json").read_text())["selected_step"] == best["step"]
 
 
 def test_selection_scores_the_trained_heads_and_keeps_untrained_starts_out(monkeypatch):

@@ -161,6 +161,8 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
             line = f"step {len(history)}/{schedule.total} loss {np.mean(history[-cfg.save_every:]):.4f}"
             if selection is not None:
                 line += f" selection score {selection.consider(model, len(history)):.4f} ({selection.summary()})"
+                if selection.best_step == len(history):
+                    save_selected(model, cfg, selection)
             # A background run's only sign of progress (tqdm is off under --no-progress).
             print(line, flush=True)
     bar.close()
@@ -175,6 +177,16 @@ def save_progress(model: FourDS, cfg: ReadoutsConfig, steps: int) -> None:
     """A loadable checkpoint of the run so far in OUT/checkpoint (a long background run that is
     stopped keeps its last one); the model keeps training in place."""
     save_checkpoint(model, output_dir(cfg) / "checkpoint", metadata=checkpoint_metadata(cfg, steps))
+
+
+def save_selected(model: FourDS, cfg: ReadoutsConfig, selection: CheckpointSelection) -> None:
+    """The best-scored weights so far (the model as it is now) in OUT/selected, with the scorings in its
+    selection.json. Why: --select-on kept them in memory only, so a stopped run's OUT/checkpoint was its
+    last step's weights and the step it had chosen was lost (stage 20's were copied out by hand)."""
+    selected = output_dir(cfg) / "selected"
+    save_checkpoint(model, selected, metadata={**checkpoint_metadata(cfg, selection.best_step),
+                                               "selection_score": selection.best_score})
+    (selected / "selection.json").write_text(json.dumps(selection.log()) + "\n")
 
 
 def checkpoint_metadata(cfg: ReadoutsConfig, steps: int) -> dict:
@@ -212,7 +224,8 @@ def check_stopped_run(cfg: ReadoutsConfig) -> None:
         return
     if cfg.init and Path(cfg.init).resolve() == progress.resolve():
         return
-    raise ValueError(f"{out} holds a stopped run's progress ({progress}), which this run would replace "
+    chosen = f" (its best-scored weights so far, with --select-on: {out / 'selected'})" if (out / "selected").exists() else ""
+    raise ValueError(f"{out} holds a stopped run's progress ({progress}){chosen}, which this run would replace "
                      f"from step 0: continue it with --init {progress} (its weights; the optimiser and schedule start "
                      "again), or move it away to start over")
 
