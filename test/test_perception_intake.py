@@ -959,3 +959,19 @@ def test_track_markers_outlive_the_clip_period_of_a_slow_camera():
     assert markers[0].action == markers[0].DELETEALL
     hop_period_10hz_s = 7 / 10
     assert all(m.lifetime.sec + m.lifetime.nanosec / 1e9 > 2 * hop_period_10hz_s for m in markers[1:])
+
+
+def test_a_track_of_unknown_depth_gets_no_trail_marker():
+    """A trail was drawn at a made-up 1 m where its track's depth is unknown (not visible, out of range, a
+    blind frame): real-looking geometry in rviz where the tracks cloud says NaN. Now such a track has no trail."""
+    from fourds_ros.perception.tracks import TrackSet
+    from fourds_ros.ros.outputs import trails_xyz
+
+    k = np.array([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+    tracks = TrackSet(ids=np.array([1, 2], np.uint32), u=np.zeros(2, np.float32), v=np.zeros(2, np.float32),
+                      xyz=np.array([[0.0, 0.0, 2.5], [np.nan, np.nan, np.nan]], np.float32),
+                      visible=np.array([True, False]), confidence=np.ones(2, np.float32))
+    trails = {1: np.array([[32.0, 24.0], [42.0, 24.0]]), 2: np.array([[10.0, 10.0], [12.0, 10.0]])}
+    out = trails_xyz(trails, tracks, k)
+    assert list(out) == [1]
+    np.testing.assert_allclose(out[1], [[0.0, 0.0, 2.5], [0.25, 0.0, 2.5]])

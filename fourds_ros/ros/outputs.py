@@ -41,10 +41,12 @@ PARTS = ("depth", "tracks", "pose")
 
 
 def trails_xyz(trails: dict[int, np.ndarray], tracks, k: np.ndarray) -> dict[int, np.ndarray]:
-    """Trails (input pixels) of live tracks at each track's current depth (1 m when unknown)."""
+    """Trails (input pixels) of live tracks at each track's current depth; none for a track whose depth is
+    unknown (not visible, out of min_depth..max_depth, a blind frame). Why: such a trail was drawn at a made-up
+    1 m, real-looking geometry in rviz where the tracks cloud and the depth image said no depth."""
     depth_by_id = {int(i): float(z) for i, z in zip(tracks.ids, tracks.xyz[:, 2]) if np.isfinite(z)}
-    return {tid: backproject(uv[:, 0], uv[:, 1], np.full(len(uv), depth_by_id.get(tid, 1.0)), k)
-            for tid, uv in trails.items()}
+    return {tid: backproject(uv[:, 0], uv[:, 1], np.full(len(uv), depth_by_id[tid]), k)
+            for tid, uv in trails.items() if tid in depth_by_id}
 
 
 class OutputMessages:
