@@ -673,6 +673,18 @@ def test_select_on_refuses_a_recording_the_run_trains_on(tmp_path, capsys, spell
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("option, path", [("--photometric", "data"), ("--pseudo-tracks", "data/seq"),
+                                          ("--sfm-depth", "data/seq/rgb"), ("--synthetic-realism", "data/seq/rgb")])
+def test_select_on_refuses_a_recording_a_video_option_trains_on(tmp_path, capsys, option, path):
+    """Only --real was compared with --select-on: the same recording, its rgb/ folder or the data root holding it,
+    given to a video option, was trained on and chosen on."""
+    extra = ["--train-heads", "tracks"] if option == "--pseudo-tracks" else []
+    extra += ["--train-heads", "depth", "--depth-ssi-weight", "1"] if option == "--sfm-depth" else []
+    assert main(COMMON + [option, path, *extra, "--select-on", "data/seq", "--out", str(tmp_path / "x")]) == 2
+    assert "trains on the --select-on recording" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_selection_depth_metrics_score_each_frame_as_the_evaluator_does():
     """`fourds-ros eval` scales relative depth per frame and averages AbsRel per frame; the
     selection scaled per clip and pooled metric AbsRel over pixels, so a checkpoint whose scale

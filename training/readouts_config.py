@@ -143,6 +143,18 @@ class ReadoutsConfig:
         if overlap := [spec for spec in self.select_on if Path(spec.partition(":")[0]).resolve() in trained_on]:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
+        # The video options train on every source found under their paths (video.find_sources): a path in the
+        # recording (its rgb/), or one holding it (the data root), trained on the frames chosen on.
+        chosen = [Path(spec.partition(":")[0]).resolve() for spec in self.select_on]
+        videos = (("--pseudo-tracks", self.pseudo_tracks), ("--sfm-depth", self.sfm_depth),
+                  ("--photometric", self.photometric), ("--synthetic-realism", self.synthetic_realism or ()))
+        for option, paths in videos:
+            for path in paths:
+                video = Path(path).resolve()
+                if hit := next((c for c in chosen if video == c or c in video.parents or video in c.parents), None):
+                    raise ConfigError(f"{option} {path} trains on the --select-on recording {hit} (the same "
+                                      "folder, one in it, or one holding it): choose on recordings the run never "
+                                      "trains on")
 
     @property
     def trains_encoder(self) -> bool:
