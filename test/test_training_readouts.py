@@ -1074,3 +1074,14 @@ def test_a_stopped_runs_progress_is_not_replaced_by_its_command_run_again(tmp_pa
     os.utime(log, (log.stat().st_atime, (out / "checkpoint" / "model.safetensors").stat().st_mtime - 60))
     assert main(COMMON + ["--steps", "1", "--out", str(out)]) == 2
     assert "holds a stopped run's progress" in capsys.readouterr().err
+
+
+def test_the_card_gives_the_training_loss_of_the_step_it_ships():
+    """With --select-on the card called the last step's loss "final" beside the chosen step's weights."""
+    from training.readouts_card import loss_words
+
+    history = [9.0, 8.0, 7.0, 6.5]
+    assert loss_words(history, None) == "Training loss at the last step (4): 6.5000 (first: 9.0000)."
+    assert loss_words(history, {"selected_step": 4}) == loss_words(history, None)
+    assert loss_words(history, {"selected_step": 2}).endswith("The weights are step 2's: training loss there 8.0000.")
+    assert "step 0" in loss_words(history, {"selected_step": 0})

@@ -116,8 +116,19 @@ Loads unchanged with `fourds_ros.model.load_checkpoint` / the node's `model_dir`
 | --- | --- |
 {rows}
 
-Final training loss: {history[-1]:.4f} (first: {history[0]:.4f}).
+{loss_words(history, selection)}
 {selection_words(args, selection)}"""
+
+
+def loss_words(history: list[float], selection: dict | None) -> str:
+    """The training loss of the run's last step and, where --select-on chose another, of the step shipped. Why:
+    the card gave the last step's loss as "final" beside the weights of the step chosen."""
+    words = f"Training loss at the last step ({len(history)}): {history[-1]:.4f} (first: {history[0]:.4f})."
+    step = (selection or {}).get("selected_step", len(history))
+    if step != len(history):
+        words += (f" The weights are step {step}'s: training loss there {history[step - 1]:.4f}." if step >= 1 else
+                  " The weights are the start's (step 0), before any training step.")
+    return words
 
 
 def selection_words(args: ReadoutsConfig, selection: dict | None) -> str:
