@@ -280,6 +280,40 @@ def test_a_clip_whose_lasting_corners_measure_no_direction_is_held_in_place(ship
     np.testing.assert_allclose(second[0], second[1], atol=1e-9)
 
 
+def test_views_too_close_together_for_the_scene_say_nothing_of_the_travel():
+    """views_would_measure (rule 70a): essential_motion counts points within 50 baselines, so two views a
+    clip's solved travel apart measure it only where that travel is at least 1/50 of the scene's depth."""
+    from fourds_ros.perception.epipolar import views_would_measure
+
+    travel = np.zeros((8, 3))
+    travel[-1] = [0.0, 0.0, 0.023]  # a robot at 0.1 m/s, 8 frames at 30 Hz
+    room = np.full((24, 32), 4.0)  # walls about 4 m away
+    assert not views_would_measure(travel, room)
+    assert views_would_measure(travel * 5, room)  # 11.5 cm: the views would have seen it
+    assert views_would_measure(travel, room / 4)  # a desk 1 m away: so would they here
+    assert views_would_measure(travel, np.full((24, 32), np.nan)) and views_would_measure(travel, None)
+
+
+def test_a_slow_clip_the_views_could_not_measure_keeps_its_solved_travel(shipped_engine):
+    """The 7-Scenes kitchen (train) from frame 0: the camera moves 0.4 and 1.1 cm over the first two clips,
+    under 1/50 of the kitchen's depth, so the views count too few points to measure it. Both clips were held
+    still (published 0 cm); now the solved travel stands (counted as pose_epipolar_unrefuted)."""
+    from fourds_ros.perception.pipeline import PerceptionPipeline
+    from fourds_ros.perception.settings import PerceptionSettings
+    from fourds_ros.rgbd import read_7scenes
+
+    seq = read_7scenes(require(SHARED_DATA / "7scenes_redkitchen_f000-299"))
+    pipe = PerceptionPipeline(shipped_engine, PerceptionSettings())
+    out = {r.stamp_ns: r.pose.odom_from_camera
+           for i in range(15) for r in pipe.push(seq.rgb(i), i * 33_333_333, "cam", seq.intrinsics)}
+    status = pipe.status()
+    assert status["pose_epipolar_held"] == 0 and status["pose_epipolar_unrefuted"] == 2
+    for first, last in ((0, 7), (7, 14)):
+        published = np.linalg.norm(out[last * 33_333_333][:3, 3] - out[first * 33_333_333][:3, 3])
+        true = np.linalg.norm(seq.camera_to_world[last][:3, 3] - seq.camera_to_world[first][:3, 3])
+        assert 0.5 * true < published < 2.0 * true, (first, published, true)
+
+
 def test_the_pipeline_replenishes_corners_below_its_setting(shipped_engine, monkeypatch):
     """pose_epipolar_replenish_below reaches the direction's corner chain (with pose_epipolar_steps; without
     steps nothing is replenished) and, with pose_epipolar_step_rotation, the step rotations' chain over every

@@ -35,7 +35,7 @@ import numpy as np
 from .camera import Lens
 from .clip_buffer import Clip, ClipBuffer, Frame, default_hop
 from .epipolar import (MIN_INLIERS, essential_motion, follow_corner_steps, follow_corners, rotation_from_steps,
-                       rotation_guess, step_motions, stepwise_direction, turn_translations)
+                       rotation_guess, step_motions, stepwise_direction, turn_translations, views_would_measure)
 from .exclusion import box_list, excluded_input_pixels, excluded_model_pixels
 from .image_rotation import (
     camera_hw, camera_pixels, quarter_turns, rotate_image, rotate_k, rotate_pixels, to_camera, upright_from_camera,
@@ -280,7 +280,7 @@ class PerceptionPipeline:
         self.pose_epipolar_skipped = 0  # clips that skipped it, or its guided pass, because a newer clip was waiting (behind)
         self.pose_epipolar_guided = 0  # clips whose corners were followed again from the solved rotation's guess
         self.pose_epipolar_stepwise = 0  # clips whose direction the sum of their steps' essential matrices gave
-        self.pose_epipolar_held = 0  # clips held in place: their lasting corners measured no direction
+        self.pose_epipolar_held = self.pose_epipolar_unrefuted = 0  # lasting corners, no direction: held; too short to show: not
         self.pose_head_overruled = 0  # fused: clips whose head moved > 90 deg off the geometry (head_overruled)
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.isolate_stages, self.stage_failures = False, Counter()  # a node's: _isolated; its failures by stage
@@ -387,7 +387,8 @@ class PerceptionPipeline:
                 "pose_gaps": self.odometry.gaps, "pose_geometry_gated": self.pose_geometry_gated,
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
-                "pose_epipolar_held": self.pose_epipolar_held, "pose_head_overruled": self.pose_head_overruled,
+                "pose_epipolar_held": self.pose_epipolar_held, "pose_epipolar_unrefuted": self.pose_epipolar_unrefuted,
+                "pose_head_overruled": self.pose_head_overruled,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "pose_rotation_steps": self.pose_rotation_steps, "pose_step_rotations": self.pose_step_rotations,
                 "pose_head_nonfinite": self.pose_head_nonfinite,
@@ -759,7 +760,8 @@ class PerceptionPipeline:
                 self.pose_geometry_gated += int(geo.gated[output_t].sum())
                 self.pose_relinked += int(geo.relinked[output_t].sum())
                 with self._clock("epipolar"):
-                    rotation, translation = self._epipolar(rotation, translation, geo, frames, unseen, images)
+                    rotation, translation = self._epipolar(rotation, translation, geo, frames, unseen, images,
+                                                                 outputs["depth"][0, 0])
             # The model's own travel, for the next clips' scale, to the clip's last frame seen: past it
             # clip_pose holds the motion, and the reference's travel over the whole clip inflated the
             # ratio by (T - 1) / (last seen); no frame seen after the first: no travel measured.
@@ -800,7 +802,8 @@ class PerceptionPipeline:
         return step
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
-                  unseen: np.ndarray, images: ClipImages) -> tuple[np.ndarray, np.ndarray]:
+                  unseen: np.ndarray, images: ClipImages, first_depth: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """-> (rotation, translation). With pose_epipolar_step_rotation, the clip's rotations are first measured
         step by step on its camera images (epipolar.rotation_from_steps, on a chain over every frame, bent to
         the first and last views' rotation where those measure a translation). The clip's (T, 3) translations
@@ -813,9 +816,8 @@ class PerceptionPipeline:
         over do, summed (epipolar.stepwise_direction; corners replenished where too few lasted).
         With pose_epipolar_rotation_guess, where the first and last views measure none, the corners
         are first followed again from where the solved rotation moves them, and that chain is used.
-        With pose_epipolar_hold_unmeasured, where at least MIN_INLIERS of the first frame's corners
-        lasted the clip and still nothing measured a direction, the translations are zero. Sizes and
-        rotations otherwise unchanged."""
+        Where nothing measured a direction, _unmeasured (pose_epipolar_hold_unmeasured; first_depth: the
+        first frame's depth in the model's metres). Sizes and rotations otherwise unchanged."""
         corners, by_step = self.settings.pose.epipolar_corners, self.settings.pose.epipolar_step_rotation
         if not corners or unseen.any() or geo.still[-1]:
             return rotation, translation
@@ -853,10 +855,19 @@ class PerceptionPipeline:
         if direction is not None:
             self.pose_epipolar_stepwise += 1
             return rotation, turn_translations(translation, direction)
-        if self.settings.pose.epipolar_hold_unmeasured and lasted:
+        return rotation, self._unmeasured(translation, lasted, first_depth)
+
+    def _unmeasured(self, translation: np.ndarray, lasted: bool, first_depth: np.ndarray | None) -> np.ndarray:
+        """A clip's translations where nothing measured its direction: zero with pose_epipolar_hold_unmeasured
+        where the corners `lasted` and the views would have measured the solved travel (counted as held), else
+        as solved (counted as unrefuted where only the travel's shortness kept the hold off)."""
+        if not (self.settings.pose.epipolar_hold_unmeasured and lasted):
+            return translation
+        if views_would_measure(translation, first_depth):
             self.pose_epipolar_held += 1
-            return rotation, np.zeros_like(translation)
-        return rotation, translation
+            return np.zeros_like(translation)
+        self.pose_epipolar_unrefuted += 1
+        return translation
 
     def push(self, rgb: np.ndarray, stamp_ns: int, frame_id: str, k: np.ndarray | None = None,
              encoding: str = "rgb8") -> list[FrameResult]:

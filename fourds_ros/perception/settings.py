@@ -396,7 +396,11 @@ class PoseSettings(_Group):
         at 15 Hz 0.0830 -> 0.0859, backwards 0.0603 -> 0.0530; the HoloLens walk unchanged (its clips
         lose their corners instead); no extra work (docs/results/session39, rule 32). A camera moving
         through a scene where most corners move on their own (a crowd) could be held wrongly: the count
-        says when.""",
+        says when. Since session 61 (rule 70a) only where the two views would have measured the solved
+        travel (at least 1/50 of the first frame's median depth: the baseline within which they count
+        points); a shorter travel stands, counted as pose_epipolar_unrefuted (a robot driving 0.05-0.2 m/s
+        through a room 2-6 m deep was held still; the kitchen's first 11 clips held 5 -> 1, its ATE 0.972x,
+        TUM unchanged; docs/results/session61).""",
                                              param="pose_epipolar_hold_unmeasured")
     fuse_sizes: bool = setting(True, """pose_source fused: each frame's fused translation keeps the weighted mean
         of the head's and the geometry's sizes, in the direction of their weighted mean; false: the
