@@ -114,3 +114,18 @@ def test_a_list_mixing_whole_numbers_and_decimals_is_one_line_not_a_traceback(ro
                           env=ros_env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "write every number with a decimal point" in done.stderr
+
+
+def test_configure_goes_on_when_the_engine_factory_warns_after_an_info(ros_env, tiny_model_dir, tmp_path,
+                                                                      monkeypatch, capfd):
+    """The engine factory's log reached the node's logger from one line for both severities; rclpy keeps one
+    severity per calling line and raised at the first warning after an info ("Logger severity cannot be changed
+    between calls"): configure failed whenever the factory warned, e.g. of an engine cache it cannot create."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    monkeypatch.setenv("FOURDS_ROS_CACHE_DIR", "/proc/fourds_cache_cannot_be_made")
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "autostart": "false"}  # backend auto
+    with perception_node(ros_env, dash_p(params)) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and state(node) == "inactive"
+    err = capfd.readouterr().err
+    assert "[WARN]" in err and "severity cannot be changed" not in err

@@ -164,7 +164,12 @@ class _CallbackHandler(logging.Handler):
         self.info, self.warn = info, warn
 
     def emit(self, record: logging.LogRecord) -> None:
-        (self.warn if record.levelno >= logging.WARNING else self.info)(record.getMessage())
+        # One call site per severity: rclpy keeps one severity per calling line, and raised "Logger severity
+        # cannot be changed between calls" at the first warning after an info here, failing configure.
+        if record.levelno >= logging.WARNING:
+            self.warn(record.getMessage())
+        else:
+            self.info(record.getMessage())
 
 
 def callback_logger(info: Callable[[str], None], warn: Callable[[str], None] | None = None) -> logging.Logger:
