@@ -129,3 +129,19 @@ def test_configure_goes_on_when_the_engine_factory_warns_after_an_info(ros_env, 
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and state(node) == "inactive"
     err = capfd.readouterr().err
     assert "[WARN]" in err and "severity cannot be changed" not in err
+
+
+def test_camera_info_is_taken_before_the_image_that_arrives_with_it(ros_env, base_params):
+    """A single-threaded executor takes ready subscriptions in the order they were made; the image's was made
+    first, so a frame and its own camera_info arriving together were taken image first (16 of 20 frames of an
+    idle subscriber) and the first frame after a zoom got the old K. camera_info's is made first now, and the
+    node still finds the image's subscription first in its list (its publisher count on /diagnostics)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        made = [s.topic_name for s in node.subscriptions]
+        assert made.index("/camera_info") < made.index("/image")
+        assert node.subscriptions_[0].topic_name == "/image"
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS

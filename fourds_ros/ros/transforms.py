@@ -66,8 +66,8 @@ def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True
 
 def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None:
     """The node's inputs, at activation, appended to `made` one by one (so that a failure half-way
-    leaves nothing the caller cannot destroy): the image (one transport) first, camera_info
-    [, track_queries] [, reference_odom | reference_depth] [, /tf: publish_tf's watch for another source
+    leaves nothing the caller cannot destroy): the image (one transport) first in `made` though made
+    after camera_info (see below), camera_info [, track_queries] [, reference_odom | reference_depth] [, /tf: publish_tf's watch for another source
     of odom -> base]. Their callbacks run one at a time (one executor thread)."""
     from nav_msgs.msg import Odometry
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -78,9 +78,12 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
     qos = QoSPresetProfiles[s.inputs.image_qos].value
     # Frames the middleware lost before our callback (best-effort under load) are counted too.
     events = SubscriptionEventCallbacks(message_lost=node.health.frames_lost, incompatible_qos=node.on_incompatible_qos)
-    wanted = [(Image, "image", node.on_image, qos, events) if s.inputs.image_transport == "raw" else
-              (CompressedImage, "image/compressed", node.on_compressed, qos, events),
-              (CameraInfo, "camera_info", node.on_camera_info, qos, None)]
+    # camera_info's subscription first: a single-threaded executor takes the ready ones in the order they were
+    # made, and with the image's first a frame and its own camera_info arriving together were taken image
+    # first (16 of 20 frames of an idle subscriber), so the first frame after a zoom got the old K.
+    wanted = [(CameraInfo, "camera_info", node.on_camera_info, qos, None),
+              (Image, "image", node.on_image, qos, events) if s.inputs.image_transport == "raw" else
+              (CompressedImage, "image/compressed", node.on_compressed, qos, events)]
     if s.tracks.query_mode == "topic":
         wanted.append((PointCloud2, "track_queries", node.on_track_queries, 10, None))
     if s.scale.source == "reference_odometry":  # the robot's own odometry, for the metric scale
@@ -92,6 +95,7 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
             qos, None))
     for kind, topic, callback, qos_or_depth, event_callbacks in wanted:
         made.append(node.create_subscription(kind, topic, callback, qos_or_depth, event_callbacks=event_callbacks))
+    made[-len(wanted)], made[-len(wanted) + 1] = made[-len(wanted) + 1], made[-len(wanted)]  # the image's first in `made`
     if isinstance(node.tf_publish, TfConflictWatch):  # made at configure when publish_tf is on
         made.append(node.tf_publish.subscribe())
 
