@@ -297,7 +297,11 @@ def test_stop_joins_the_thread(make_worker):
     assert time.monotonic() - t0 < 1.5  # woken by notify, not by waiting out a timeout
 
 
-def test_stop_finishes_the_running_clip_and_leaves_waiting_ones(make_worker):
+def test_stop_finishes_the_running_clip_and_the_waiting_ones(make_worker):
+    """Stop left the clips waiting behind the running one to be discarded: deactivate queues a clip of the
+    frames after the last one, and cleanup right after it (as nav2's lifecycle manager sends them) discarded
+    it with time left. Now they run; where stop gives up on the running clip, none is taken after it and
+    discard counts them all."""
     run = GatedRun(gated={1})
     worker = make_worker(run)
     worker.start()
@@ -311,9 +315,20 @@ def test_stop_finishes_the_running_clip_and_leaves_waiting_ones(make_worker):
     run.release_all()
     stopper.join(WAIT_S)
     assert not stopper.is_alive() and not thread.is_alive()
-    assert [r[0] for r in run.ran] == [1]  # clip 2 was never run
-    assert worker.pending_frames() == 2
-    assert worker.discard() == 2  # what the node counts as frames_discarded_at_release
+    assert [r[0] for r in run.ran] == [1, 2]  # the waiting clip too
+    assert worker.pending_frames() == 0 and worker.discard() == 0
+
+    run = GatedRun(gated={1})
+    worker = make_worker(run)
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    worker.submit(make_clip(2, 2))
+    assert worker.stop(timeout_s=0.2) is False  # the running clip outlasts the release's wait
+    run.release_all()
+    assert worker.loop_ended.wait(WAIT_S)
+    assert [r[0] for r in run.ran] == [1]  # nothing taken after a clip given up on
+    assert worker.discard() == 4 + 2  # the abandoned clip's frames and the waiting one's
 
 
 def test_a_stop_interrupted_by_ctrl_c_waits_for_the_running_clip_when_called_again(make_worker):

@@ -70,9 +70,11 @@ class InferenceWorker:
         self.thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> bool:
-        """Stop after the running clip (if any); waiting clips are left in the queue. -> whether the loop
-        ended within timeout_s; if not, the running clip is abandoned: settle no longer counts it, its
-        exceptions no longer reach on_error, and discard counts its frames.
+        """Stop after the running clip (if any) and the clips waiting behind it. -> whether the loop ended
+        within timeout_s; if not, the running clip is abandoned: settle no longer counts it, its exceptions
+        no longer reach on_error, no waiting clip is taken after it, and discard counts its frames and
+        theirs. Why the waiting clips: deactivate queues a clip of the frames after the last one, which
+        cleanup right after it (as nav2's lifecycle manager sends them) discarded, with time left.
         Waits on an Event, not Thread.join: a KeyboardInterrupt (a second Ctrl-C) inside join makes CPython 3.11
         mark the still running thread stopped (threading._wait_for_tstate_lock's bpo-45274 handling takes the
         running thread's lock for one it acquired), and a second stop() then returned at once."""
@@ -144,7 +146,7 @@ class InferenceWorker:
         with self.cv:
             while self.running and not self.queue:
                 self.cv.wait(timeout=0.5)
-            if not self.running:
+            if not self.queue or self.abandoned:  # stopped with nothing waiting, or stop gave up
                 return None
             clip = self.queue.take()
             self.frames_in_inference = clip.new_frames

@@ -29,7 +29,7 @@ from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
 from .transforms import CameraMount, create_publishers, create_subscriptions
 
-RELEASE_WAIT_S = 10.0  # cleanup / shutdown waits this long for the running clip, then drops its results
+RELEASE_WAIT_S = 10.0  # cleanup / shutdown waits this long for the running and queued clips, then drops them
 
 
 class PerceptionNode(LifecycleNode):
