@@ -297,18 +297,24 @@ def test_stop_joins_the_thread(make_worker):
     assert time.monotonic() - t0 < 1.5  # woken by notify, not by waiting out a timeout
 
 
+def running_with_one_waiting(make_worker):
+    """A started worker running clip 1 (4 new frames, held until released) with clip 2 (2) waiting."""
+    run = GatedRun(gated={1})
+    worker = make_worker(run)
+    worker.start()
+    worker.submit(make_clip(1, 4))
+    assert run.started[1].wait(WAIT_S)
+    worker.submit(make_clip(2, 2))
+    return run, worker
+
+
 def test_stop_finishes_the_running_clip_and_the_waiting_ones(make_worker):
     """Stop left the clips waiting behind the running one to be discarded: deactivate queues a clip of the
     frames after the last one, and cleanup right after it (as nav2's lifecycle manager sends them) discarded
     it with time left. Now they run; where stop gives up on the running clip, none is taken after it and
     discard counts them all."""
-    run = GatedRun(gated={1})
-    worker = make_worker(run)
-    worker.start()
+    run, worker = running_with_one_waiting(make_worker)
     thread = worker.thread
-    worker.submit(make_clip(1, 4))
-    assert run.started[1].wait(WAIT_S)
-    worker.submit(make_clip(2, 2))
     stopper = threading.Thread(target=worker.stop, kwargs={"timeout_s": WAIT_S})
     stopper.start()
     assert wait_for(lambda: not worker.running)
@@ -318,12 +324,7 @@ def test_stop_finishes_the_running_clip_and_the_waiting_ones(make_worker):
     assert [r[0] for r in run.ran] == [1, 2]  # the waiting clip too
     assert worker.pending_frames() == 0 and worker.discard() == 0
 
-    run = GatedRun(gated={1})
-    worker = make_worker(run)
-    worker.start()
-    worker.submit(make_clip(1, 4))
-    assert run.started[1].wait(WAIT_S)
-    worker.submit(make_clip(2, 2))
+    run, worker = running_with_one_waiting(make_worker)
     assert worker.stop(timeout_s=0.2) is False  # the running clip outlasts the release's wait
     run.release_all()
     assert worker.loop_ended.wait(WAIT_S)
