@@ -311,8 +311,8 @@ def running_with_one_waiting(make_worker):
 def test_stop_finishes_the_running_clip_and_the_waiting_ones(make_worker):
     """Stop left the clips waiting behind the running one to be discarded: deactivate queues a clip of the
     frames after the last one, and cleanup right after it (as nav2's lifecycle manager sends them) discarded
-    it with time left. Now they run; where stop gives up on the running clip, none is taken after it and
-    discard counts them all."""
+    it with time left. Now they run, unless the node was signalled (its outputs could not be published);
+    where stop gives up on the running clip, none is taken after it and discard counts them all."""
     run, worker = running_with_one_waiting(make_worker)
     thread = worker.thread
     stopper = threading.Thread(target=worker.stop, kwargs={"timeout_s": WAIT_S})
@@ -323,6 +323,14 @@ def test_stop_finishes_the_running_clip_and_the_waiting_ones(make_worker):
     assert not stopper.is_alive() and not thread.is_alive()
     assert [r[0] for r in run.ran] == [1, 2]  # the waiting clip too
     assert worker.pending_frames() == 0 and worker.discard() == 0
+
+    run, worker = running_with_one_waiting(make_worker)  # at a signal: ROS is down, nothing could be published
+    stopper = threading.Thread(target=worker.stop, kwargs={"timeout_s": WAIT_S, "finish_waiting": False})
+    stopper.start()
+    assert wait_for(lambda: not worker.running)
+    run.release_all()
+    stopper.join(WAIT_S)
+    assert [r[0] for r in run.ran] == [1] and worker.discard() == 2  # the waiting clip left for discard
 
     run, worker = running_with_one_waiting(make_worker)
     assert worker.stop(timeout_s=0.2) is False  # the running clip outlasts the release's wait

@@ -268,6 +268,7 @@ def test_a_schedule_fitted_within_its_warmup_still_decays(tmp_path, monkeypatch)
     fitted = fitted_lr_lambda(20, 8, 0.1)
     assert all(fitted(s) <= (s + 1) / 20 + 1e-12 for s in range(9))
     assert [fitted_lr_lambda(20, 400, 0.1)(s) for s in range(400)] == [lr_lambda(20, 400, 0.1)(s) for s in range(400)]
+    assert [fitted_lr_lambda(0, 8, 0.1)(s) for s in range(9)] == [lr_lambda(0, 8, 0.1)(s) for s in range(9)]  # no warmup
 
 
 def test_a_run_is_resumed_only_with_its_own_settings(tmp_path, capsys):

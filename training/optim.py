@@ -36,5 +36,7 @@ def fitted_lr_lambda(warmup: int, total: int, min_ratio: float = 0.0) -> Callabl
     ended part way up it, never decayed; the fit comes during the warmup, so a shorter warmup alone would jump
     the rate up to its peak in one step. Where the configured warmup is 5 % of the total or less, this is
     lr_lambda itself."""
+    if warmup <= 0:  # no warmup to shorten (the config's default)
+        return lr_lambda(0, total, min_ratio)
     shortened = lr_lambda(min(warmup, max(1, total // 20)), total, min_ratio)
     return lambda step: min((step + 1) / warmup, shortened(step))

@@ -56,6 +56,7 @@ class InferenceWorker:
         self.cv = threading.Condition()
         self.frames_in_inference = 0  # the running clip's new frames (guarded by cv)
         self.running = False
+        self.finishing = False  # stopped, and running the clips still waiting (stop's finish_waiting)
         self.thread: threading.Thread | None = None
         self.loop_ended = threading.Event()  # set by the thread as its loop ends (stop waits on it)
         self.abandoned = False  # stop gave up on the running clip: its results count nowhere (guarded by cv)
@@ -69,17 +70,19 @@ class InferenceWorker:
         self.thread = threading.Thread(target=self._loop, name="fourds_inference", daemon=True)
         self.thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> bool:
-        """Stop after the running clip (if any) and the clips waiting behind it. -> whether the loop ended
-        within timeout_s; if not, the running clip is abandoned: settle no longer counts it, its exceptions
-        no longer reach on_error, no waiting clip is taken after it, and discard counts its frames and
-        theirs. Why the waiting clips: deactivate queues a clip of the frames after the last one, which
-        cleanup right after it (as nav2's lifecycle manager sends them) discarded, with time left.
+    def stop(self, timeout_s: float = 5.0, finish_waiting: bool = True) -> bool:
+        """Stop after the running clip (if any) and, with finish_waiting, the clips waiting behind it (else
+        they stay in the queue for discard). -> whether the loop ended within timeout_s; if not, the running
+        clip is abandoned: settle no longer counts it, its exceptions no longer reach on_error, no waiting
+        clip is taken after it, and discard counts its frames and theirs. Why the waiting clips: deactivate
+        queues a clip of the frames after the last one, which cleanup right after it (as nav2's lifecycle
+        manager sends them) discarded, with time left. Why not always: at a signal the node's outputs can
+        no longer be published, and the wait only brought the process nearer launch's SIGKILL.
         Waits on an Event, not Thread.join: a KeyboardInterrupt (a second Ctrl-C) inside join makes CPython 3.11
         mark the still running thread stopped (threading._wait_for_tstate_lock's bpo-45274 handling takes the
         running thread's lock for one it acquired), and a second stop() then returned at once."""
         with self.cv:
-            self.running = False
+            self.running, self.finishing = False, finish_waiting
             self.cv.notify_all()
         nothing_to_wait_for = self.thread is None or self.thread is threading.current_thread()
         if not nothing_to_wait_for and not self.loop_ended.wait(timeout_s):
@@ -146,8 +149,8 @@ class InferenceWorker:
         with self.cv:
             while self.running and not self.queue:
                 self.cv.wait(timeout=0.5)
-            if not self.queue or self.abandoned:  # stopped with nothing waiting, or stop gave up
-                return None
+            if not self.queue or self.abandoned or not (self.running or self.finishing):
+                return None  # stopped with nothing waiting (or none to finish), or stop gave up
             clip = self.queue.take()
             self.frames_in_inference = clip.new_frames
             return clip

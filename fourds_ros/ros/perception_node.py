@@ -29,7 +29,7 @@ from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
 from .transforms import CameraMount, create_publishers, create_subscriptions
 
-RELEASE_WAIT_S = 10.0  # cleanup / shutdown waits this long for the running and queued clips, then drops them
+RELEASE_WAIT_S = 10.0  # cleanup / shutdown waits this long for the running clip (and queued ones unless signalled)
 
 
 class PerceptionNode(LifecycleNode):
@@ -137,7 +137,7 @@ class PerceptionNode(LifecycleNode):
         if self.pipeline is not None:  # its counters end with it: keep their totals
             self.health.counts.update({k: v for k, v in self.pipeline.status().items() if k in PIPELINE_COUNTED})
         if self.worker is not None:
-            if not self.worker.stop(timeout_s=RELEASE_WAIT_S):  # its late results are dropped (worker.abandoned)
+            if not self.worker.stop(RELEASE_WAIT_S, self.context.ok()):  # no waiting clip once ROS shut down
                 self.get_logger().warning(f"the running clip did not end within {RELEASE_WAIT_S:g} s: dropped")
             discarded += self.worker.discard()
         self.health.counts["frames_discarded_at_release"] += discarded  # buffered ones were left unaccounted
