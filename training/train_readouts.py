@@ -157,16 +157,23 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         if cfg.eval_every and len(history) % cfg.eval_every == 0:
             evals.append({"step": len(history), **evaluate(model, val)})
         if cfg.save_every and len(history) % cfg.save_every == 0:
-            save_progress(model, cfg, len(history))
-            line = f"step {len(history)}/{schedule.total} loss {np.mean(history[-cfg.save_every:]):.4f}"
-            if selection is not None:
-                line += f" selection score {selection.consider(model, len(history)):.4f} ({selection.summary()})"
-                if selection.best_step == len(history):
-                    save_selected(model, cfg, selection)
-            # A background run's only sign of progress (tqdm is off under --no-progress).
-            print(line, flush=True)
+            save_and_report(model, cfg, history, schedule.total, selection)
     bar.close()
     return history, evals
+
+
+def save_and_report(model: FourDS, cfg: ReadoutsConfig, history: list[float], total: int,
+                    selection: CheckpointSelection | None) -> None:
+    """At a --save-every step: the progress checkpoint, the selection's scoring (and its best weights so
+    far, where this step is the best), and the progress line."""
+    save_progress(model, cfg, len(history))
+    line = f"step {len(history)}/{total} loss {np.mean(history[-cfg.save_every:]):.4f}"
+    if selection is not None:
+        line += f" selection score {selection.consider(model, len(history)):.4f} ({selection.summary()})"
+        if selection.best_step == len(history):
+            save_selected(model, cfg, selection)
+    # A background run's only sign of progress (tqdm is off under --no-progress).
+    print(line, flush=True)
 
 
 def output_dir(cfg: ReadoutsConfig) -> Path:
