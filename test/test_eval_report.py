@@ -360,6 +360,16 @@ def test_a_node_parameter_given_by_param_is_the_one_that_runs(short_bag, tiny_mo
     assert not (tmp_path / "x").exists()
 
 
+def test_a_replay_cut_short_by_its_timeout_is_an_error_not_a_report(short_bag, tiny_model_dir, tmp_path, ros_env):
+    """--timeout ended the stream after 9 of 20 frames and the report scored those 9 as the whole bag (exit 0,
+    "dropped 0"): a recording longer than 5 minutes at --rate bag was scored on its first part. Now an error."""
+    out = tmp_path / "r"
+    proc = fourds_ros(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(out), "--rate", "2",
+                       "--timeout", "3"], ros_env)
+    assert proc.returncode != 0 and "of the recording's 12 frames within --timeout 3 s" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (out / "report.json").exists()
+
+
 def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path):
     """The shipped model on TUM fr1/rpy's first 22 frames (validation; three clips) through the real
     node over DDS at "max" rate: the replay sends a clip's last frame only once the node has

@@ -223,7 +223,9 @@ def main(argv: list[str]) -> int:
                         help="DDS replay: 'max' (back-pressure, no drops), 'bag' (its own timing) or a rate in Hz")
     parser.add_argument("--max-frames", type=frame_count, default=None)
     parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: the node default, clip length - 1)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="DDS replay: seconds before giving up")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="DDS replay: seconds to stream the recording in; one not streamed whole within it is an "
+                             "error (no report of part of it)")
     parser.add_argument("--badja", metavar="DIR", nargs="+",
                         help="also score PCK@0.2 on every BADJA clip in DIR (DAVIS layout: JPEGImages/480p/<clip>/ "
                              "or <clip>*.mp4 + badja_joint_annotations/<clip>.json; or the older "

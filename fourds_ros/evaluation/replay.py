@@ -566,6 +566,10 @@ def run_dds(bag: BagData, bag_path, model_dir, out_mcap, backend: str = "torch",
         timing = replay_subprocess(bag_path, out_mcap, out_dir / "replay_timing.json", env, rate, clip_length,
                                    hop_eff, timeout_s, max_frames=len(bag.stamps), node=node, namespace=namespace)
         node.check_alive()  # a node that crashed mid-run: no report scored on what it managed before
+    if timing["frames_published"] < len(bag.stamps):  # --timeout ended the stream: a report of part of the bag
+        raise ReplayError(f"the replay published {timing['frames_published']} of the recording's {len(bag.stamps)} "
+                          f"frames within --timeout {timeout_s:g} s: give a longer --timeout (a recording at "
+                          "--rate bag takes its own length), or --max-frames")
     # /pose is the base's pose, made with the run's own mount (--param base_from_camera): turned back
     # with the default one, a team's mounted camera was scored on a frame that is neither (offline
     # scores the camera's).
