@@ -255,7 +255,7 @@ def test_intrinsics_stand_in_for_a_missing_camera_info(tmp_path, tum_frames_with
     for s, f in zip(data.stamps, tum_frames_with_labels[:2]):
         np.testing.assert_array_equal(data.K[s], [[500.0, 0, 320.5], [0, 501.0, 240.5], [0, 0, 1]])
         np.testing.assert_array_equal(data.images[s], cv2.cvtColor(cv2.imread(str(f.rgb_path)), cv2.COLOR_BGR2RGB))
-    with pytest.raises(BagError, match="positive focal"):
+    with pytest.raises(BagError, match="positive, finite focal"):
         import_bag(tmp_path / "driver", tmp_path / "bad", _spec(intrinsics=(0.0, 1.0, 2.0, 3.0)))
     with pytest.raises(BagError, match="or --intrinsics"):
         import_bag(tmp_path / "driver", tmp_path / "none", _spec(camera_info_topic="/no/camera_info"))

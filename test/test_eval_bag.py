@@ -536,3 +536,20 @@ def test_one_file_of_a_split_bag_reads_the_whole_recording(tmp_path):
     assert len(read_bag(tmp_path / "alone.mcap").stamps) == 6
     (split / "split_1.mcap").unlink()  # only the first part copied: the folder does not open, the file is read alone
     assert len(read_bag(split / "split_0.mcap").stamps) == 6
+
+
+def test_bag_convert_refuses_a_bad_k_or_rate_and_leaves_no_empty_bag(tmp_path, capsys):
+    """`bag convert --intrinsics 0 0 0 0` (or NaN) wrote the K, which eval --offline met as a singular matrix
+    (bag import already refused it); `--fps 0` was a ZeroDivisionError; `--start` past the end left an empty bag
+    that the rerun called "already exists"."""
+    src = require(HOLO) / "images"
+    for k in (["0", "0", "0", "0"], ["500", "nan", "270", "180"]):
+        assert cli(["bag", "convert", "--format", "frames", str(src), str(tmp_path / "k"), "--intrinsics", *k]) == 1
+        assert "--intrinsics needs positive, finite focal lengths" in capsys.readouterr().err
+        assert not (tmp_path / "k").exists()
+    with pytest.raises(SystemExit) as exc:
+        cli(["bag", "convert", "--format", "frames", str(src), str(tmp_path / "f"), "--fps", "0"])
+    assert exc.value.code == 2 and "not a finite number above 0" in capsys.readouterr().err
+    assert cli(["bag", "convert", "--format", "frames", str(src), str(tmp_path / "s"), "--fps", "10",
+                "--start", "1000"]) == 1
+    assert "no frames to write" in capsys.readouterr().err and not (tmp_path / "s").exists()

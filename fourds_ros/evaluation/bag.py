@@ -238,7 +238,9 @@ def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "mcap", c
     """Write frames to a new rosbag2 directory `out` (must not exist). Returns the frame count.
 
     The bag is written into a private temporary folder beside `out` and renamed to `out` only when
-    complete: a failure (a frame that cannot be decoded, a full disk, Ctrl-C) leaves nothing behind.
+    complete: a failure (a frame that cannot be decoded, a full disk, Ctrl-C) leaves nothing behind, and
+    so does a source with no frame to write (BagError: `bag convert --start` past its end left an empty
+    bag that its rerun then called "already exists").
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -255,14 +257,14 @@ def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "mcap", c
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         with Writer(staged, version=9, storage_plugin=plugin) as writer:
             count = _write_frames(writer, typestore(), frames, compressed)
+        if count == 0:
+            raise BagError(f"no frames to write to {out} (the source, --start, --stride or --max-frames select none)")
         try:
             os.rename(staged, out)  # atomic; fails rather than merging if `out` appeared meanwhile
         except OSError as exc:
             raise BagError(f"cannot move the finished bag to {out}: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if count == 0:
-        log.warning("%s: no frames written", out)
     return count
 
 
@@ -333,6 +335,19 @@ def frame_count(text: str) -> int:
 def frame_index(text: str) -> int:
     """argparse type of --start: a frame index, at least 0 (a negative one counted from the end)."""
     return _whole(text, 0)
+
+
+def positive_float(text: str) -> float:
+    """argparse type of a rate (--fps): a finite number above 0 (`--fps 0` was a ZeroDivisionError)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number above 0")
+    return value
 
 
 def _whole(text: str, least: int) -> int:

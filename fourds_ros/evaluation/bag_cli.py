@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
 
-from .bag import STORAGES, BagError, frame_count, frame_index, write_bag
+from .bag import STORAGES, BagError, frame_count, frame_index, positive_float, write_bag
+from .bag_import import pinhole_k
 from .datasets import FORMATS, iter_dataset, played_backwards
 
 
@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
     conv.add_argument("--storage", default="mcap", choices=STORAGES)
     conv.add_argument("--compressed", action="store_true",
                       help="write /camera/image_raw/compressed keeping the original JPEG/PNG bytes")
-    conv.add_argument("--fps", type=float, default=None, help="stamp = index / fps where the source has no stamps")
+    conv.add_argument("--fps", type=positive_float, default=None,
+                      help="stamp = index / fps where the source has no stamps")
     conv.add_argument("--start", type=frame_index, default=0)
     conv.add_argument("--stride", type=frame_count, default=1)
     conv.add_argument("--max-frames", type=frame_count, default=None)
@@ -35,11 +36,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "import":
         return _import(args)
-    K = None
-    if args.intrinsics:
-        fx, fy, cx, cy = args.intrinsics
-        K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
     try:
+        K = pinhole_k(args.intrinsics) if args.intrinsics else None
         frames = iter_dataset(args.format, args.src, fps=args.fps, start=args.start, stride=args.stride,
                               max_frames=args.max_frames, K=K)
         if args.reverse:

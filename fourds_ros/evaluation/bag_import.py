@@ -236,10 +236,16 @@ def _pinhole(spec: ImportSpec) -> ImportedCamera | None:
     """--intrinsics: a pinhole K, the image size taken from the images themselves."""
     if spec.intrinsics is None:
         return None
-    fx, fy, cx, cy = spec.intrinsics
-    if not (fx > 0 and fy > 0):
-        raise BagError(f"--intrinsics needs positive focal lengths, got {spec.intrinsics}")
-    return ImportedCamera(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64), None, None)
+    return ImportedCamera(pinhole_k(spec.intrinsics), None, None)
+
+
+def pinhole_k(intrinsics) -> np.ndarray:
+    """--intrinsics FX FY CX CY -> the 3x3 K; BagError unless the focal lengths are positive and all four finite
+    (`bag convert` wrote a K of zeros or NaN, which `eval --offline` then met as a singular matrix)."""
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    if not (fx > 0 and fy > 0 and np.isfinite([fx, fy, cx, cy]).all()):
+        raise BagError(f"--intrinsics needs positive, finite focal lengths and a finite centre, got {list(intrinsics)}")
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
 
 
 def _calibration(msg, rectified: bool, before: ImportedCamera | None) -> ImportedCamera:
