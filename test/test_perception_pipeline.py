@@ -447,6 +447,17 @@ def test_a_model_without_the_enabled_heads_fails_configure_or_says_what_is_not_p
     settings = PerceptionSettings.from_params({"model": str(model("backbone", {})), "backend": "torch"})
     with pytest.raises(ValueError, match="none of the enabled outputs' heads .* it would publish nothing"):
         create_pipeline(settings, log=lambda _: None)
+    from fourds_ros.engine import EngineError
+    from fourds_ros.engine.export import export_onnx
+    from fourds_ros.evaluation.bag import BagData
+    from fourds_ros.evaluation.offline import run_offline
+    from fourds_ros.model import CheckpointError, load_checkpoint
+
+    with pytest.raises(CheckpointError, match="it would publish nothing"):  # eval --offline: it scored nothing
+        run_offline(BagData(tmp_path / "bag"), tmp_path / "backbone", "torch", settings)
+    with pytest.raises(EngineError, match="no heads"):  # export-onnx wrote a graph of no output
+        export_onnx(load_checkpoint(tmp_path / "backbone"), tmp_path / "backbone.onnx")
+    assert not (tmp_path / "backbone.onnx").exists()
     warned = []
     depth_only = {"depth": default_heads(32, 2)["depth"]}
     settings = PerceptionSettings.from_params({"model": str(model("depth", depth_only)), "backend": "torch"})

@@ -108,6 +108,8 @@ def export_onnx(
         raise EngineError(f"ONNX export precision must be one of {EXPORT_PRECISIONS}, got {precision!r}")
     if opset < 17:
         raise EngineError(f"opset must be >= 17 (LayerNormalization), got {opset}")
+    if not model.config.heads:  # a graph with no output: it passed the checker, and ONNX Runtime refused it
+        raise EngineError("the model has no heads (a backbone-only import): a graph of it has no output to run")
     out = Path(out)
     spec = EngineSpec(model.config, num_queries)
     model = model.eval()

@@ -41,9 +41,11 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     """
     from ..perception import PerceptionPipeline, PerceptionSettings
     from ..perception.odometry import quat_xyzw
-    from ..perception.pipeline import model_engine
+    from ..model.checkpoint import load_config
+    from ..perception.pipeline import heads_missing, model_engine
 
     settings = settings or PerceptionSettings()
+    heads_missing(settings, load_config(model_dir).heads)  # as the node's configure: none of the enabled heads
     # The engine's query count, device, precision and threads are node parameters like the others, so
     # an offline run with --param precision=bf16 or num_queries=N runs what the node would.
     engine = model_engine(settings, model_dir, backend)

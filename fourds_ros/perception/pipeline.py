@@ -183,13 +183,15 @@ def callback_logger(info: Callable[[str], None], warn: Callable[[str], None] | N
 
 
 def heads_missing(settings: PerceptionSettings, heads) -> list[str]:
-    """The outputs the settings enable that the model has no head for (warned of); ValueError where it has
-    none of them. Why: a backbone-only import (`fourds-ros import-official` of a model without readouts)
+    """The outputs the settings enable that the model has no head for (warned of); CheckpointError where it
+    has none of them (eval --offline ran such a model and scored nothing). Why: a backbone-only import (`fourds-ros import-official` of a model without readouts)
     configured, reported healthy and published nothing, after ONNX Runtime refused a graph with no output."""
+    from ..model import CheckpointError
+
     enabled = [name for name in ("depth", "tracks", "pose") if getattr(settings, name).enable]
     missing = [name for name in enabled if name not in heads]
     if enabled and len(missing) == len(enabled):
-        raise ValueError(f"the model has none of the enabled outputs' heads ({', '.join(enabled)}; it has "
+        raise CheckpointError(f"the model has none of the enabled outputs' heads ({', '.join(enabled)}; it has "
                          f"{', '.join(heads) or 'none'}): it would publish nothing")
     return missing
 
