@@ -180,6 +180,10 @@ def test_a_pose_topic_stands_in_for_tf_and_the_cli_imports(tmp_path, tum_frames_
     _compare_with_reader(read_bag(tmp_path / "imported"), tum_frames_with_labels[:4])
     with pytest.raises(BagError, match="names no child frame"):  # a PoseStamped without its child frame
         import_bag(src, tmp_path / "again", _spec(pose_topics=("/mocap/rig",)))
+    # Without --world-frame the poses were left out without a word ("pose 0 / 4", exit 0).
+    with pytest.raises(BagError, match="--pose-topic needs --world-frame"):
+        import_bag(src, tmp_path / "again", _spec(pose_topics=("/mocap/rig:rig",), world_frame=None))
+    assert not (tmp_path / "again").exists()
 
 
 def test_a_pose_topic_not_given_is_named_where_the_frames_are_not_joined(tmp_path, tum_frames_with_labels):

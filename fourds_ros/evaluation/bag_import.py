@@ -135,6 +135,9 @@ def import_bag(src: str | Path, out: str | Path, spec: ImportSpec, storage: str 
 def import_frames(src: str | Path, spec: ImportSpec, report: ImportReport | None = None) -> Iterator[Frame]:
     """The frames of SRC in stamp order, each with K, and its depth and pose where SRC has them."""
     report = ImportReport() if report is None else report
+    if spec.pose_topics and not spec.world_frame:  # poses are world_frame -> the image's frame: read only then
+        raise BagError("--pose-topic needs --world-frame (the frame its poses are in); without it the poses were "
+                       "left out without a word")
     reader = open_reader(src)
     try:
         topics = {c.topic: c.msgtype for c in reader.connections}
