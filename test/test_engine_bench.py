@@ -84,3 +84,27 @@ def test_the_error_column_is_against_torch_fp32_whatever_the_backends_listed(tmp
     ort, int8 = json.loads((tmp_path / "engines.json").read_text())["rows"]
     assert 0.0 < ort["max_rel_l2_vs_torch_fp32"] <= 1e-5  # ONNX Runtime's own small difference, not 0
     assert int8["max_rel_l2_vs_torch_fp32"] > ort["max_rel_l2_vs_torch_fp32"]
+
+
+def test_a_bench_that_measures_nothing_writes_nothing_and_misuse_is_one_line(tmp_path, capsys):
+    """A typo in --backends measured nothing and replaced the committed table with an empty one (its defaults
+    are docs/benchmarks*); every misuse of `bench` was a traceback. Now one line and exit code 1 (2 for a bad
+    number), the files as they were."""
+    from fourds_ros.bench import main as bench
+
+    (tmp_path / "engines.json").write_text("{}\n")
+    markdown = tmp_path / "benchmarks.md"
+    markdown.write_text("# kept\n")
+    assert bench(["engines", "--cases", "micro@4x32x32", "--backends", "torch:fp8", "--json-dir", str(tmp_path),
+                  "--markdown", str(markdown), "--cache-dir", str(tmp_path / "cache")]) == 1
+    assert "no engines row was measured" in capsys.readouterr().err
+    assert (tmp_path / "engines.json").read_text() == "{}\n" and markdown.read_text() == "# kept\n"
+    assert bench(["engines", "--model", str(tmp_path / "missing"), "--json-dir", str(tmp_path), "--markdown", ""]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    for argv in (["node", "--rate", "0"], ["soak", "--minutes", "0"], ["encoder", "--repeats", "0"]):
+        try:
+            bench(argv)
+        except SystemExit as exc:
+            assert exc.code == 2, argv
+        else:
+            raise AssertionError(f"{argv} was taken")

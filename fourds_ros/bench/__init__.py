@@ -18,7 +18,13 @@ BENCHMARKS = {
 
 
 def main(argv: list[str]) -> int:
-    return dispatch(BENCHMARKS, argv, "fourds-ros bench")
+    """A bad model, case, path or measurement that cannot be made is one line and exit code 1, not a
+    traceback (every misuse of `bench` was one)."""
+    try:
+        return dispatch(BENCHMARKS, argv, "fourds-ros bench")
+    except (OSError, ValueError) as exc:  # CheckpointError and EngineInputError are ValueErrors
+        print(f"fourds-ros bench {argv[0]}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

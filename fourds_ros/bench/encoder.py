@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from ..evaluation.bag import frame_count
 from ..model import FourDS, ModelConfig, count_parameters
 from .report import (
     add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
@@ -46,7 +47,7 @@ def bench_case(case: str, repeats: int) -> dict:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench encoder")
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="SIZE@TxHxW")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=frame_count, default=5)  # a whole number >= 1
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     rows = [bench_case(c, args.repeats) for c in args.cases]

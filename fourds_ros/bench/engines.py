@@ -34,6 +34,7 @@ import torch
 from ..engine import EngineError, EngineSpec, create_engine
 from ..engine.export import ONNX_FILE, compare_outputs, example_inputs
 from ..engine.onnxruntime_backend import OnnxRuntimeEngine
+from ..evaluation.bag import frame_count
 from ..engine.torch_backend import GraphedForward
 from ..model import (
     FourDS, ModelConfig, count_parameters, default_heads, init_weights, load_checkpoint, save_checkpoint,
@@ -248,7 +249,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--cases", nargs="+", default=None, help="SIZE@TxHxW (default per device)")
     parser.add_argument("--backends", nargs="+", default=None, help="CPU runs as BACKEND:PRECISION")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=frame_count, default=5)  # a whole number >= 1
     parser.add_argument("--num-queries", type=int, default=64)
     parser.add_argument("--peak-tflops", type=float, default=790.0,
                         help="dense bf16 peak for the FLOP floor (H100 ~790)")

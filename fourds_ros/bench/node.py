@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.bag import positive_float
 from ..evaluation.replay import proc_cpu_seconds
 from ..perception.health import CLIP_WINDOW_CLIPS, FRAME_WINDOW_FRAMES, INFERENCE_WINDOW_CLIPS
 from ..perception.pipeline import STAGES
@@ -514,7 +515,7 @@ def run_rounds(args, steps: list[tuple[float, float]], params: dict, workdir: Pa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench node", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transports", nargs="+", default=["raw", "jpeg"], choices=["raw", "jpeg"])
-    parser.add_argument("--rate", type=float, default=30.0, help="the live camera's rate (Hz)")
+    parser.add_argument("--rate", type=positive_float, default=30.0, help="the live camera's rate (Hz)")
     parser.add_argument("--seconds", type=float, default=20.0, help="live stream length (s)")
     parser.add_argument("--steps", type=float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
                         help="stepped rates (Hz) for the peak rate; none: skip")

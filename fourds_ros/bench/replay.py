@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.bag import BagError, frame_count, read_bag
+from ..evaluation.bag import BagError, frame_count, positive_float, read_bag
 from ..evaluation.replay import NodeProcess, ReplayError, clip_geometry, node_command, replay_subprocess, \
     ros_environment, unique_namespace
 from .report import add_output_arguments, markdown_table, output_arguments, write_results
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--hop", type=int, default=0)
-    parser.add_argument("--rate", type=float, default=30.0, help="fixed replay rate (Hz)")
+    parser.add_argument("--rate", type=positive_float, default=30.0, help="fixed replay rate (Hz)")
     parser.add_argument("--frames", type=frame_count, default=120,
                         help="frames per run: the bag's first N, or the bag looped up to N (in whole loops)")
     parser.add_argument("--max-steps", type=int, default=6, help="peak search: runs after the fixed-rate one")

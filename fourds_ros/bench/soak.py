@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.bag import positive_float
 from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, fastdds_profile_of, last_status,
                    node_process_settings, source, step_stats, tail_frames)
 from .report import markdown_table, output_arguments, write_results
@@ -166,8 +167,8 @@ def summary_lines(s: dict, params: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transport", default="raw", choices=["raw", "jpeg"])
-    parser.add_argument("--rate", type=float, default=30.0, help="the live camera's rate (Hz)")
-    parser.add_argument("--minutes", type=float, default=10.0, help="length of the unbroken stream")
+    parser.add_argument("--rate", type=positive_float, default=30.0, help="the live camera's rate (Hz)")
+    parser.add_argument("--minutes", type=positive_float, default=10.0, help="length of the unbroken stream")
     parser.add_argument("--window-seconds", type=float, default=60.0, help="the stream is reported in windows this long")
     add_node_process_arguments(parser)
     args = parser.parse_args(argv)
