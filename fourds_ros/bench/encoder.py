@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from ..evaluation.bag import frame_count
+from ..argtypes import frame_count
 from ..model import FourDS, ModelConfig, count_parameters
 from .report import (
     add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,

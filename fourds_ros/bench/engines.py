@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 import torch
 
+from ..argtypes import frame_count
 from ..engine import EngineError, EngineSpec, create_engine
 from ..engine.export import ONNX_FILE, compare_outputs, example_inputs
 from ..engine.onnxruntime_backend import OnnxRuntimeEngine
-from ..evaluation.bag import frame_count
 from ..engine.torch_backend import GraphedForward
 from ..model import (
     FourDS, ModelConfig, count_parameters, default_heads, init_weights, load_checkpoint, save_checkpoint,

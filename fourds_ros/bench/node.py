@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.bag import positive_float
+from ..argtypes import positive_float
 from ..evaluation.replay import proc_cpu_seconds
 from ..perception.health import CLIP_WINDOW_CLIPS, FRAME_WINDOW_FRAMES, INFERENCE_WINDOW_CLIPS
 from ..perception.pipeline import STAGES

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.bag import BagError, frame_count, positive_float, read_bag
+from ..argtypes import frame_count, positive_float
+from ..evaluation.bag import BagError, read_bag
 from ..evaluation.replay import NodeProcess, ReplayError, clip_geometry, node_command, replay_subprocess, \
     ros_environment, unique_namespace
 from .report import add_output_arguments, markdown_table, output_arguments, write_results

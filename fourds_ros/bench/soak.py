@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.bag import positive_float
+from ..argtypes import positive_float
 from .node import (OUTPUTS, CpuSampler, add_node_process_arguments, counters_between, fastdds_profile_of, last_status,
                    node_process_settings, source, step_stats, tail_frames)
 from .report import markdown_table, output_arguments, write_results

@@ -8,7 +8,8 @@ import argparse
 import sys
 
 
-from .bag import STORAGES, BagError, frame_count, frame_index, positive_float, write_bag
+from ..argtypes import frame_count, frame_index, positive_float
+from .bag import STORAGES, BagError, write_bag
 from .bag_import import pinhole_k
 from .datasets import FORMATS, iter_dataset, played_backwards
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ..perception.settings import BACKENDS, ModelSettings
-from .bag import BagError, frame_count, read_bag
+from ..argtypes import frame_count
+from .bag import BagError, read_bag
 from .predictions import Predictions, grid_queries, track_queries
 
 log = logging.getLogger("fourds_ros.eval")

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, frame_count, \
+from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, BagData, BagError, cloud_fields, \
     image_from_msg, open_reader, pose_from_msg, stamp_of
 from .. import ros_env
+from ..argtypes import frame_count
 from ..perception.clip_buffer import ClipSchedule, default_hop
 from .predictions import Predictions
 

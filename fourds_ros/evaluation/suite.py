@@ -24,7 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .bag import BagError, frame_count, write_bag
+from ..argtypes import frame_count
+from .bag import BagError, write_bag
 from .datasets import iter_dataset, played_backwards
 from .eval_cli import NODE_BACKEND, add_backend_argument, command_params, reported
 from .uncertainty import BLOCK_FRAMES, LEVEL
