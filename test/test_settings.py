@@ -112,7 +112,7 @@ def test_the_param_option_types_values_as_declared_and_refuses_bad_ones():
     items = parser.parse_args(["--param", "latency_warn_ms=500", "--param", "pose_source=head"]).param
     assert params_from_args(parser, items) == {"latency_warn_ms": 500.0, "pose_source": "head"}
     assert type(params_from_args(parser, items)["latency_warn_ms"]) is float
-    for bad in (["nope=1"], ["num_queries=0"], ["pose_source"]):
+    for bad in (["nope=1"], ["num_queries=0"], ["pose_source"], ["exclude_boxes=[1"]):  # the last: a YAML traceback
         with pytest.raises(SystemExit):
             params_from_args(parser, bad)
 

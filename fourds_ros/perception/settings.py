@@ -713,7 +713,10 @@ def params_from_args(parser, items: list[str]) -> dict:
         name, sep, value = item.partition("=")
         if not sep or not name:
             parser.error(f"--param {item!r} is not NAME=VALUE")
-        params[name] = yaml.safe_load(value)
+        try:
+            params[name] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:  # "[1" was a ParserError traceback
+            parser.error(f"--param {item!r}: its value is not YAML ({exc.problem if hasattr(exc, 'problem') else exc})")
     try:
         settings = PerceptionSettings.from_params(params)
     except ValueError as exc:
