@@ -115,7 +115,10 @@ def test_a_large_camera_gets_its_results_in_its_own_pixels(scaled_and_full):
     np.testing.assert_allclose(scaled[0].tracks.u, full[0].tracks.u, atol=1e-3)
     np.testing.assert_allclose(scaled[0].tracks.v, full[0].tracks.v, atol=1e-3)
     last_s, last_f = scaled[-1].pose.odom_from_camera, full[-1].pose.odom_from_camera
-    assert np.linalg.norm(last_s[:3, 3] - last_f[:3, 3]) < 0.2 * max(np.linalg.norm(last_f[:3, 3]), 0.01)
+    # The pose from the working image's tracks and depth: within 35 % of the travel, which a K of the working
+    # image taken for the camera's would double. The kitchen's first two clips move 0.4 and 1.1 cm: held still
+    # at both sizes until rule 70a (session 61), two zeros compared; now solved, 2.5 and 2.3 cm apart by 25 %.
+    assert np.linalg.norm(last_s[:3, 3] - last_f[:3, 3]) < 0.35 * max(np.linalg.norm(last_f[:3, 3]), 0.01)
     trails = pipe.trails()  # for the markers, also in camera pixels
     last = scaled[-1].tracks
     ends = {int(i): (u, v) for i, u, v, seen in zip(last.ids, last.u, last.v, last.visible) if seen}
