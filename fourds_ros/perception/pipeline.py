@@ -184,15 +184,16 @@ def callback_logger(info: Callable[[str], None], warn: Callable[[str], None] | N
 
 def heads_missing(settings: PerceptionSettings, heads) -> list[str]:
     """The outputs the settings enable that the model has no head for (warned of); CheckpointError where it
-    has none of them (eval --offline ran such a model and scored nothing). Why: a backbone-only import (`fourds-ros import-official` of a model without readouts)
-    configured, reported healthy and published nothing, after ONNX Runtime refused a graph with no output."""
+    has none of them. Why: a backbone-only import (`fourds-ros import-official` of a model without readouts)
+    configured, reported healthy and published nothing, after ONNX Runtime refused a graph with no output;
+    eval --offline ran it and scored nothing."""
     from ..model import CheckpointError
 
     enabled = [name for name in ("depth", "tracks", "pose") if getattr(settings, name).enable]
     missing = [name for name in enabled if name not in heads]
     if enabled and len(missing) == len(enabled):
         raise CheckpointError(f"the model has none of the enabled outputs' heads ({', '.join(enabled)}; it has "
-                         f"{', '.join(heads) or 'none'}): it would publish nothing")
+                              f"{', '.join(heads) or 'none'}): it would publish nothing")
     return missing
 
 
@@ -767,8 +768,9 @@ class PerceptionPipeline:
                 self.pose_geometry_gated += int(geo.gated[output_t].sum())
                 self.pose_relinked += int(geo.relinked[output_t].sum())
                 with self._clock("epipolar"):
+                    first_depth = outputs["depth"][0, 0]  # the model's metres, as the translations
                     rotation, translation = self._epipolar(rotation, translation, geo, frames, unseen, images,
-                                                                 outputs["depth"][0, 0])
+                                                           first_depth)
             # The model's own travel, for the next clips' scale, to the clip's last frame seen: past it
             # clip_pose holds the motion, and the reference's travel over the whole clip inflated the
             # ratio by (T - 1) / (last seen); no frame seen after the first: no travel measured.
