@@ -308,6 +308,8 @@ def write_engine_results(args, rows: list[dict]) -> None:
                      "the (CUDA) sections, `fourds-ros bench engines --device cuda [--model DIR]`.")
     suffix = "" if args.device == "cpu" else "-cuda"
     name = ("engines" if args.model is None else "engines-trained") + suffix
+    if not rows:  # a typo in --backends measured nothing: the committed tables stand
+        raise ValueError(f"no {name} row was measured (see the warnings above): nothing written")
     title = "Inference engines: latency, throughput, error" + (" (CUDA)" if args.device == "cuda" else " (CPU)")
     if args.model is not None:
         title += ", trained model on a real clip"
