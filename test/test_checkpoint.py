@@ -259,3 +259,6 @@ def test_converting_to_float16_refuses_weights_past_its_range_and_keeps_the_meta
     assert "past torch.float16's range" in capsys.readouterr().err
     assert (tmp_path / "big" / WEIGHTS_FILE).read_bytes() == before  # the float32 source stays
     load_checkpoint(tmp_path / "big")
+    assert convert([str(tmp_path / "missing")]) == 2  # a traceback before
+    assert "not converted" in capsys.readouterr().err
+

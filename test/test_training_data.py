@@ -444,3 +444,16 @@ def test_a_video_with_a_display_rotation_is_read_upright(tmp_path):
     for frame in (read_frames(path, [0, 3])[1], next(iter_mp4(path)).image, _read_video(path)[0]):
         assert frame.shape[:2] == (64, 48)
         assert np.abs(frame.mean(axis=2) - shown).mean() < 10
+
+
+def test_a_synthetic_bag_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    """`python -m training.synthetic_bag` took --frames 0 and --size abc into tracebacks, and an OUT that exists."""
+    from training.synthetic_bag import main as synthetic_bag
+
+    assert synthetic_bag([str(tmp_path / "bag"), "--frames", "2", "--size", "32x48"]) == 0
+    assert synthetic_bag([str(tmp_path / "bag"), "--frames", "2"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    for bad in (["--frames", "0"], ["--size", "abc"], ["--fps", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            synthetic_bag([str(tmp_path / "other"), *bad])
+        assert exc.value.code == 2

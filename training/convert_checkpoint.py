@@ -23,12 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16")
     parser.add_argument("--out", help="output dir (default: in place)")
     args = parser.parse_args(argv)
-    model = load_checkpoint(args.model_dir)
-    # The run's own metadata (steps, fine-tuned blocks) stays: it was replaced by the dtype alone.
-    metadata = {**read_metadata(args.model_dir), "stored_dtype": args.dtype}
-    try:
+    try:  # a missing or broken model (CheckpointError), or a cast that overflows: nothing written
+        model = load_checkpoint(args.model_dir)
+        # The run's own metadata (steps, fine-tuned blocks) stays: it was replaced by the dtype alone.
+        metadata = {**read_metadata(args.model_dir), "stored_dtype": args.dtype}
         out = save_checkpoint(model, args.out or args.model_dir, metadata=metadata, dtype=DTYPES[args.dtype])
-    except ValueError as exc:  # nothing written: the source stays as it was
+    except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
         print(f"convert_checkpoint: {args.model_dir} not converted: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out} with {args.dtype} weights")

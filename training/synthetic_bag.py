@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 
-from fourds_ros.evaluation.bag import STORAGES, Frame, write_bag
+from fourds_ros.argtypes import frame_count, positive_float
+from fourds_ros.evaluation.bag import STORAGES, BagError, Frame, write_bag
 
 from .data.synthetic import SceneConfig, SceneGenerator
 
@@ -42,17 +43,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.synthetic_bag", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="new bag directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=int, default=32)
-    parser.add_argument("--size", default="240x320", help="HxW")
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--tracks", type=int, default=64)
+    parser.add_argument("--frames", type=frame_count, default=32)
+    parser.add_argument("--size", type=image_size, default="240x320", help="HxW")
+    parser.add_argument("--fps", type=positive_float, default=30.0)
+    parser.add_argument("--tracks", type=frame_count, default=64)
     parser.add_argument("--storage", choices=STORAGES, default="mcap")
     args = parser.parse_args(argv)
-    h, w = (int(v) for v in args.size.split("x"))
-    n = write_bag(synthetic_frames(args.seed, args.frames, (h, w), args.fps, args.tracks), args.out,
-                  storage=args.storage)
+    try:  # an OUT that exists, or a folder that cannot be written: one line, not a traceback
+        n = write_bag(synthetic_frames(args.seed, args.frames, args.size, args.fps, args.tracks), args.out,
+                      storage=args.storage)
+    except (BagError, OSError) as exc:
+        print(f"python -m training.synthetic_bag: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {n} synthetic frames to {args.out}")
     return 0
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type of --size HxW: two whole numbers of at least 16 pixels."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW (e.g. 240x320)") from None
+    if min(h, w) < 16:
+        raise argparse.ArgumentTypeError(f"{text}: each side at least 16 pixels")
+    return h, w
 
 
 if __name__ == "__main__":
