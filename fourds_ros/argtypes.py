@@ -37,3 +37,27 @@ def _whole(text: str, least: int) -> int:
     if value < least:
         raise argparse.ArgumentTypeError(f"{value} is below {least}")
     return value
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (720, 1280), (H, W) as the probe's plan takes it (bench node --size WxH)."""
+    w, h = _sides(text, "WIDTHxHEIGHT (e.g. 1280x720)")
+    if not (16 <= w <= 7680 and 16 <= h <= 4320):
+        raise argparse.ArgumentTypeError(f"{text!r}: width 16-7680 and height 16-4320")
+    return h, w
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type of --size HxW (training.synthetic_bag): two whole numbers of at least 16 pixels."""
+    h, w = _sides(text, "HxW (e.g. 240x320)")
+    if min(h, w) < 16:
+        raise argparse.ArgumentTypeError(f"{text}: each side at least 16 pixels")
+    return h, w
+
+
+def _sides(text: str, form: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {form}") from None
+    return a, b

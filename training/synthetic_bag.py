@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from fourds_ros.argtypes import frame_count, positive_float
+from fourds_ros.argtypes import frame_count, image_size, positive_float
 from fourds_ros.evaluation.bag import STORAGES, BagError, Frame, write_bag
 
 from .data.synthetic import SceneConfig, SceneGenerator
@@ -57,17 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {n} synthetic frames to {args.out}")
     return 0
-
-
-def image_size(text: str) -> tuple[int, int]:
-    """argparse type of --size HxW: two whole numbers of at least 16 pixels."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW (e.g. 240x320)") from None
-    if min(h, w) < 16:
-        raise argparse.ArgumentTypeError(f"{text}: each side at least 16 pixels")
-    return h, w
 
 
 if __name__ == "__main__":

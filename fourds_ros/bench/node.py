@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..argtypes import positive_float
+from ..argtypes import frame_size, positive_float
 from ..evaluation.replay import proc_cpu_seconds
 from ..perception.health import CLIP_WINDOW_CLIPS, FRAME_WINDOW_FRAMES, INFERENCE_WINDOW_CLIPS
 from ..perception.pipeline import STAGES
@@ -485,17 +485,6 @@ def node_process_settings(parser, args) -> tuple[dict, dict]:
     from ..ros.harness import ros_env
 
     return params_from_args(parser, args.param), ros_env(args.domain, args.fastdds_profile)
-
-
-def frame_size(text: str) -> tuple[int, int]:
-    """'1280x720' -> (720, 1280), (H, W) as the probe's plan takes it."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1280x720)") from None
-    if not (16 <= w <= 7680 and 16 <= h <= 4320):
-        raise argparse.ArgumentTypeError(f"{text!r}: width 16-7680 and height 16-4320")
-    return h, w
 
 
 def run_rounds(args, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 from ..argtypes import frame_count, frame_index, positive_float
 from .bag import STORAGES, BagError, write_bag
 from .bag_import import pinhole_k

@@ -72,8 +72,9 @@ def check_head_fields(config) -> None:
     str, a tuple of ints, None where allowed) or below HEAD_FIELD_MINIMUM. Why: config.json is edited by
     hand, and window_radius -1 loaded, configured and put out NaN tracks (an empty soft-argmax window),
     while a "2" failed at the first forward with a TypeError that named neither the file nor the key."""
+    hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
-        value, kind = getattr(config, f.name), typing.get_type_hints(type(config))[f.name]
+        value, kind = getattr(config, f.name), hints[f.name]
         options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else ()
         if value is None and type(None) in options:
             continue

@@ -66,9 +66,10 @@ def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True
 
 def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None:
     """The node's inputs, at activation, appended to `made` one by one (so that a failure half-way
-    leaves nothing the caller cannot destroy): the image (one transport) first in `made` though made
-    after camera_info (see below), camera_info [, track_queries] [, reference_odom | reference_depth] [, /tf: publish_tf's watch for another source
-    of odom -> base]. Their callbacks run one at a time (one executor thread)."""
+    leaves nothing the caller cannot destroy): the image (one transport) first in `made`, though made after
+    camera_info (see below), camera_info [, track_queries] [, reference_odom | reference_depth] [, /tf:
+    publish_tf's watch for another source of odom -> base]. Their callbacks run one at a time (one executor
+    thread)."""
     from nav_msgs.msg import Odometry
     from rclpy.event_handler import SubscriptionEventCallbacks
     from rclpy.qos import QoSPresetProfiles
@@ -93,9 +94,10 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
         wanted.append((Image, "reference_depth", lambda m: node.intake.push_reference_depth(
             convert.stamp_to_ns(m.header.stamp), lambda: convert.depth_to_metres(m, s.inputs.max_input_pixels)),
             qos, None))
+    start = len(made)
     for kind, topic, callback, qos_or_depth, event_callbacks in wanted:
         made.append(node.create_subscription(kind, topic, callback, qos_or_depth, event_callbacks=event_callbacks))
-    made[-len(wanted)], made[-len(wanted) + 1] = made[-len(wanted) + 1], made[-len(wanted)]  # the image's first in `made`
+    made.insert(start, made.pop(start + 1))  # the image's first in `made`: publish_diagnostics counts its publishers
     if isinstance(node.tf_publish, TfConflictWatch):  # made at configure when publish_tf is on
         made.append(node.tf_publish.subscribe())
 
