@@ -37,3 +37,11 @@ def test_models_of_different_configs_or_a_bad_alpha_are_refused(tmp_path, capsys
     assert main([str(a), str(a), "--alpha", "1.5", "--out", str(tmp_path / "x")]) == 2
     assert "alpha must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_an_out_it_cannot_write_is_one_line(tmp_path, capsys):
+    """An --out under a file (or /sys) was a NotADirectoryError / PermissionError traceback."""
+    a = save_checkpoint(_micro(0), tmp_path / "a")
+    (tmp_path / "a_file").write_text("")
+    assert main([str(a), str(a), "--out", str(tmp_path / "a_file" / "avg")]) == 2
+    assert "a_file" in capsys.readouterr().err

@@ -145,3 +145,23 @@ def test_camera_info_is_taken_before_the_image_that_arrives_with_it(ros_env, bas
         assert made.index("/camera_info") < made.index("/image")
         assert node.subscriptions_[0].topic_name == "/image"
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+
+
+def test_help_prints_every_parameter_and_starts_no_node(ros_env):
+    """`perception_node --help` started the node (rclpy ignores arguments outside --ros-args), which then
+    ran until a signal. Now it prints the usage and every parameter as a params file, and exits 0; a
+    `--help` inside --ros-args is ROS's, not ours (rcl refuses it: exit 2)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from fourds_ros.perception.settings import parameter_specs
+
+    done = subprocess.run([sys.executable, "-m", "fourds_ros.ros.perception_node", "--help"],
+                          env=ros_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    usage, _, params_file = done.stdout.partition("\n# ")
+    assert usage.startswith("usage: ros2 run fourds_ros perception_node")
+    declared = yaml.safe_load("# " + params_file)["/**/fourds_perception"]["ros__parameters"]
+    assert set(declared) == {spec.name for spec in parameter_specs()}

@@ -121,6 +121,15 @@ def test_bad_config_is_a_clear_error(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_an_out_it_cannot_write_is_one_line(tmp_path, capsys):
+    """An --out under a file (or /sys) was a PermissionError / NotADirectoryError traceback."""
+    from training.pretrain import main
+
+    (tmp_path / "a_file").write_text("")
+    assert main(["--config", "tiny", "--out", str(tmp_path / "a_file" / "run"), "--no-progress", "optim.steps=1"]) == 2
+    assert "a_file" in capsys.readouterr().err
+
+
 def test_mae_runs_the_encoders_masked_path():
     """One masked encoder path: the MAE's loss is the decoder on `Encoder(video, mask).output`,
     whose kept-tubelet embedding equals the full clip's embedding at the kept tokens."""

@@ -71,6 +71,13 @@ def test_bad_heads_are_a_clear_error(tmp_path, capsys):
     assert "heads must be" in capsys.readouterr().err
 
 
+def test_an_out_it_cannot_write_is_one_line(tmp_path, capsys):
+    """An --out under a file (or /sys) was a PermissionError / NotADirectoryError traceback."""
+    (tmp_path / "a_file").write_text("")
+    assert main(COMMON + ["--steps", "1", "--out", str(tmp_path / "a_file" / "out")]) == 2
+    assert "a_file" in capsys.readouterr().err
+
+
 def test_real_sequences_join_the_training_set(tmp_path):
     """--real adds overlapping clips of a real RGB-D sequence (with geometric tracks)."""
     from .conftest import SHARED_DATA, require

@@ -44,13 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.5, help="share of the fine-tuned weights (0: start, 1: it)")
     parser.add_argument("--out", required=True, help="output model dir")
     args = parser.parse_args(argv)
+    averaged = f"{1 - args.alpha:g} x {args.start} + {args.alpha:g} x {args.finetuned}"
     try:
         model = average_models(load_checkpoint(args.start), load_checkpoint(args.finetuned), args.alpha)
-    except ValueError as e:  # CheckpointError included
+        out = save_checkpoint(model, args.out, metadata={"averaged": averaged})
+    except (ValueError, OSError) as e:  # CheckpointError included; OSError: an --out it cannot write
         print(f"error: {e}", file=sys.stderr)
         return 2
-    averaged = f"{1 - args.alpha:g} x {args.start} + {args.alpha:g} x {args.finetuned}"
-    out = save_checkpoint(model, args.out, metadata={"averaged": averaged})
     print(f"wrote {out}: {averaged}")
     return 0
 

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         result = train(cfg, args.out, stop_after=args.stop_after, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError, yaml.YAMLError) as e:
+    except (OSError, ValueError, yaml.YAMLError) as e:  # OSError: a missing config, an --out it cannot write
         print(f"error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0 and result["losses"]:

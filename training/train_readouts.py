@@ -268,7 +268,7 @@ def train(cfg: ReadoutsConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     try:
         result = train(parse_args(sys.argv[1:] if argv is None else argv))
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, OSError, FloatingPointError) as e:  # OSError: a missing input, an --out it cannot write
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"saved {result['out']}; loss {result['loss'][0]:.4f} -> {result['loss'][-1]:.4f}; {result['metrics']}")

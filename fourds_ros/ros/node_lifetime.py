@@ -8,23 +8,35 @@ import sys
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.utilities import remove_ros_args
 
 from .spin import spin_until_shutdown
 
 
-def init_ros(argv: list[str]) -> bool:
-    """rclpy.init(args=argv); False, with one line on stderr, where rcl refuses the arguments. Why: rcl reads
-    the params file and `-p` overrides itself, and refuses a list that mixes whole numbers and decimals
-    (base_from_camera: [0.1, 0, 0.3, ...]) before any node exists to fail configure with a reason: it was a
-    traceback, and the process was gone."""
+NODE_USAGE = ("usage: ros2 run fourds_ros perception_node [--ros-args [--params-file FILE] [-p NAME:=VALUE ...] "
+              "[-r FROM:=TO ...]]\nEvery parameter with its default and description, as a params file:\n")
+
+
+def init_ros(argv: list[str]) -> int | None:
+    """rclpy.init(args=argv): None to go on, or the exit code where the process ends here.
+    - `--help` (outside --ros-args): the usage and every parameter, exit 0. Why: it started the node.
+    - rcl refuses the arguments: one line on stderr, exit 2. Why: rcl reads the params file and `-p`
+      overrides itself, and refuses a list that mixes whole numbers and decimals (base_from_camera:
+      [0.1, 0, 0.3, ...]) before any node exists to fail configure with a reason: it was a traceback, and
+      the process was gone."""
     try:
+        if {"-h", "--help"} & set(remove_ros_args(argv)[1:]):
+            from ..perception.settings import render_yaml
+
+            print(NODE_USAGE + render_yaml(), end="")
+            return 0
         rclpy.init(args=argv)
     except RuntimeError as exc:  # rclpy's RCLError
         reason = str(exc).split(", at /")[0]  # rcl's own source locations follow
         print(f"perception_node: ROS cannot read its arguments or parameters: {reason}. A list parameter "
               "takes one type: write every number with a decimal point (0.0, not 0).", file=sys.stderr)
-        return False
-    return True
+        return 2
+    return None
 
 
 def run_until_shutdown(node, autostart: bool) -> None:

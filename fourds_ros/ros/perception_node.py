@@ -238,8 +238,8 @@ class PerceptionNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    if not init_ros(sys.argv if argv is None else argv):
-        return 2
+    if (exit_code := init_ros(sys.argv if argv is None else argv)) is not None:
+        return exit_code
     node = PerceptionNode()
     run_until_shutdown(node, node.at_start.model.autostart)
     return 0
