@@ -374,6 +374,16 @@ def open_reader(path: str | Path):
     return reader
 
 
+def topic_types(reader) -> dict[str, str]:
+    """topic -> its message type; "A | B" for a topic recorded with several types, which no reader of one
+    type takes. Why: both types' messages were read as one stream (an Image and a CompressedImage on one
+    topic: a traceback in eval, twice the frames 1 ns apart in bag import)."""
+    types: dict[str, set[str]] = {}
+    for conn in reader.connections:
+        types.setdefault(conn.topic, set()).add(conn.msgtype)
+    return {topic: " | ".join(sorted(kinds)) for topic, kinds in types.items()}
+
+
 def _add_image(data: BagData, msg, max_frames: int | None, images: bool) -> None:
     """A camera frame into `data` (its stamp always; its pixels when `images`, or once to learn
     the size of a compressed stream)."""
@@ -388,11 +398,28 @@ def _add_image(data: BagData, msg, max_frames: int | None, images: bool) -> None
                               else camera_image_from_msg(msg))
 
 
+def _scored_intrinsics(msg) -> np.ndarray:
+    """A camera_info's K as eval scores with it; ValueError for one it cannot. Why: offline, K alone was
+    read, while the node over DDS undoes distortion and windows (the two paths and the peers scored
+    different images, without a word); an uncalibrated K (all zero, REP-104) or a NaN one failed after
+    the whole run (a singular matrix) or scored nothing, exit 0."""
+    from ..perception.camera import camera_info_window
+
+    if np.any(np.asarray(msg.d, float)) or camera_info_window(msg) is not None:
+        raise ValueError("the camera_info has lens distortion, a region of interest or binning, and eval scores "
+                         "undistorted full images: `fourds-ros bag import` the recording first (it undistorts)")
+    k = np.asarray(msg.k, float).reshape(3, 3)
+    if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0):
+        raise ValueError(f"the camera_info has no usable calibration (K {k.ravel().tolist()}): eval needs a "
+                         "calibrated camera (`fourds-ros bag import --intrinsics` gives one)")
+    return k
+
+
 def _add_label(data: BagData, topic: str, msg) -> None:
     """camera_info or a ground-truth message into `data`, keyed by stamp."""
     stamp = stamp_of(msg.header)
     if topic == CAMERA_INFO_TOPIC:
-        data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
+        data.K[stamp] = _scored_intrinsics(msg)
     elif topic == GT_DEPTH_TOPIC:
         data.gt_depth[stamp] = image_from_msg(msg)
     elif topic == GT_POSE_TOPIC:
@@ -421,6 +448,21 @@ def bag_messages(src, reader, connections) -> Iterator:
         yield conn, msg
 
 
+def _scored_image_topic(path, reader, topics: dict[str, str]) -> str:
+    """The bag's camera topic in eval's layout (raw, else compressed); a BagError naming what to do for any
+    other bag: a ROS 1 one (its fields are spelled otherwise, K and D: a traceback; and its bytes are not
+    CDR, which the DDS replay sent) or a camera's own."""
+    if not reader.is2:
+        raise BagError(f"{path}: a ROS 1 bag; eval reads rosbag2 bags in its layout: `fourds-ros bag import` it first")
+    for topic in (IMAGE_TOPIC, COMPRESSED_TOPIC):
+        if topic in topics:
+            return topic
+    # A team's first try is often its camera's own bag, which is not yet in the layout scored here.
+    raise BagError(f"{path}: no camera images (expected {IMAGE_TOPIC} or {COMPRESSED_TOPIC}); "
+                   f"topics: {sorted(topics) or 'none'}. A recording of your own camera: run "
+                   "`fourds-ros bag import` first (README: Evaluation with rosbags, Your own recordings)")
+
+
 def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True) -> BagData:
     """Read images, camera info and ground truth back, keyed by stamp (ns).
 
@@ -430,16 +472,14 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
     reader = open_reader(path)
     data = BagData(Path(path))
     try:
-        data.topics = {c.topic: c.msgtype for c in reader.connections}
-        image_topic = IMAGE_TOPIC if IMAGE_TOPIC in data.topics else (
-            COMPRESSED_TOPIC if COMPRESSED_TOPIC in data.topics else None)
-        if image_topic is None:
-            # A team's first try is often its camera's own bag, which is not yet in the layout scored here.
-            raise BagError(f"{path}: no camera images (expected {IMAGE_TOPIC} or {COMPRESSED_TOPIC}); "
-                           f"topics: {sorted(data.topics) or 'none'}. A recording of your own camera: run "
-                           "`fourds-ros bag import` first (README: Evaluation with rosbags, Your own recordings)")
+        data.topics = topic_types(reader)
+        image_topic = _scored_image_topic(path, reader, data.topics)
         data.compressed = image_topic == COMPRESSED_TOPIC
         wanted = {image_topic, CAMERA_INFO_TOPIC, GT_DEPTH_TOPIC, GT_POSE_TOPIC, GT_TRACKS_TOPIC}
+        mixed = sorted(t for t in wanted if " | " in data.topics.get(t, ""))
+        if mixed:
+            raise BagError(f"{path}: {mixed[0]} was recorded with several message types ({data.topics[mixed[0]]}); "
+                           "eval reads one type a topic")
         conns = [c for c in reader.connections if c.topic in wanted]
         last_kept = None  # with max_frames, once that many are read: the newest kept frame's stamp
         for conn, msg in bag_messages(path, reader, conns):
@@ -456,6 +496,10 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
     finally:
         reader.close()
     data.stamps.sort()
+    repeated = len(data.stamps) - len(set(data.stamps))
+    if repeated:  # the DDS replay and the offline path would keep different images of one stamp
+        raise BagError(f"{path}: {repeated} image(s) repeat an earlier image's header stamp; `fourds-ros bag import` "
+                       "keeps one frame a stamp (is the camera stamping each frame?)")
     if data.image_hw is None and data.images:
         data.image_hw = next(iter(data.images.values())).shape[:2]
     if not data.stamps:

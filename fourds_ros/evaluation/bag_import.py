@@ -49,7 +49,7 @@ from ..perception.camera import camera_info_window, sensor_extent, sensor_to_ima
 from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
 from .bag import (BagError, Frame, bag_messages, camera_image_from_msg, open_reader, pose_from_msg, stamp_of,
-                  write_bag)
+                  topic_types, write_bag)
 from .transform_tree import ParentConflict, TransformError, TransformTree
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -140,7 +140,7 @@ def import_frames(src: str | Path, spec: ImportSpec, report: ImportReport | None
                        "left out without a word")
     reader = open_reader(src)
     try:
-        topics = {c.topic: c.msgtype for c in reader.connections}
+        topics = topic_types(reader)
         _check_topics(src, spec, topics)
         calibration, tree, image_stamps, depth_stamps = _first_pass(src, reader, spec, topics, report)
     finally:
@@ -165,7 +165,8 @@ def _check_topics(src, spec: ImportSpec, topics: dict[str, str]) -> None:
         if topic not in topics:
             raise BagError(f"{src}: no {what} topic {topic!r}; topics: {sorted(topics) or 'none'}")
         if topics[topic] not in types:
-            raise BagError(f"{src}: {topic} is {topics[topic]}, not {' or '.join(types)}")
+            several = " (recorded with several types: one a topic is read)" if " | " in topics[topic] else ""
+            raise BagError(f"{src}: {topic} is {topics[topic]}, not {' or '.join(types)}{several}")
 
     need(spec.image_topic, IMAGE_TYPES, "image")
     if spec.intrinsics is None:

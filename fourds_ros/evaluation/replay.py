@@ -11,8 +11,9 @@ infers), so a clip never meets another one in the node's clip queue and the node
 that keeps up with its camera. "bag" keeps the bag's own timing; a number is a fixed rate in Hz. With "bag"
 or a fixed rate the node drops clips when it falls behind, and that is what gets measured.
 
-Outputs (depth, depth/camera_info, tracks, pose, odometry, /diagnostics) are recorded as the raw
-CDR bytes the node sent, stamped with their arrival time, into one .mcap (rosbags writer).
+Outputs (depth, depth/camera_info, tracks, pose, odometry; not /diagnostics, whose last values go to the
+timing JSON) are recorded as the raw CDR bytes the node sent, stamped with their arrival time, into one
+.mcap (rosbags writer).
 Timing (publish and arrival wall time per input stamp) goes to a JSON file.
 """
 
@@ -87,6 +88,7 @@ def load_replay_frames(bag_path: str, max_frames: int | None = None) -> tuple[li
         raise BagError(f"{bag_path}: no frames to replay")
     image_type = "sensor_msgs/msg/CompressedImage" if image_topic == COMPRESSED_TOPIC else "sensor_msgs/msg/Image"
     info_stamps = sorted(infos)
+    frames.sort(key=lambda frame: frame[0])  # in stamp order, as read_bag scores them (a recorder logs on arrival)
     return [(s, img, nearest_info(infos, info_stamps, s)) for s, img, _ in frames], image_type
 
 
