@@ -140,7 +140,7 @@ class RGBDSequence:
 
     def rgb(self, i: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB."""
-        image = cv2.imread(str(self.rgb_paths[i]), cv2.IMREAD_COLOR)
+        image = imread_checked(self.rgb_paths[i], cv2.IMREAD_COLOR)
         if image is None:
             raise DatasetFormatError(f"cannot read image {self.rgb_paths[i]}")
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -182,10 +182,32 @@ def register_depth(depth: np.ndarray, camera: DepthCamera, k_rgb: np.ndarray) ->
     return out
 
 
+def imread_checked(path: Path, flags: int, error: type[Exception] = DatasetFormatError) -> np.ndarray | None:
+    """cv2.imread, with a PNG's or JPEG's declared size checked first: `error` where it is over the node's
+    max_input_pixels default (3840x2160), None where the file is missing or does not decode (the caller
+    names it). Why: a 124 kB PNG declaring 8000x8000 16-bit took 2 GB in a dataset reader, and OpenCV's
+    own cap is 2^30 pixels (a 2 MB file, over 25 GB)."""
+    from .perception.image import DEFAULT_MAX_INPUT_PIXELS
+    from .perception.image_header import ImageHeaderError, read_compressed_header
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    try:
+        header = read_compressed_header(data)
+    except ImageHeaderError:
+        header = None  # another format, or a malformed header: OpenCV decides
+    if header is not None and header.width * header.height > DEFAULT_MAX_INPUT_PIXELS:
+        raise error(f"{path}: the image declares {header.width}x{header.height} pixels, more than "
+                    f"{DEFAULT_MAX_INPUT_PIXELS} (3840x2160)")
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+
+
 def read_depth(path: Path, scale: float) -> np.ndarray:
     """A depth image -> (H, W) float32 metres (stored value x scale), 0 = invalid (stored 0, and
     65535 which 7-Scenes uses for "no reading")."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw = imread_checked(path, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.ndim != 2:
         raise DatasetFormatError(f"cannot read single-channel depth {path}")
     depth = raw.astype(np.float32) * scale
@@ -314,6 +336,10 @@ def tum_frames(root: str | Path, max_dt: float = 0.02) -> list[TumFrame]:
             g = int(np.argmin(np.abs(gt_arr[:, 0] - t)))
             if abs(gt_arr[g, 0] - t) <= max_dt:
                 tx, ty, tz, qx, qy, qz, qw = gt_arr[g, 1:]
+                # transforms3d reads a zero quaternion as no rotation: a broken row became a false pose.
+                if not (np.isfinite(gt_arr[g, 1:]).all() and abs(np.linalg.norm([qx, qy, qz, qw]) - 1) < 0.01):
+                    raise DatasetFormatError(f"{root}: groundtruth.txt at {gt_arr[g, 0]:.4f} s is not a pose (position "
+                                             "finite, quaternion of unit length)")
                 pose = np.eye(4)
                 pose[:3, :3] = transforms3d.quaternions.quat2mat([qw, qx, qy, qz])  # w-first
                 pose[:3, 3] = [tx, ty, tz]
@@ -355,7 +381,7 @@ def tum_undistortion(root: str | Path, k: np.ndarray, first_image: Path) -> Lens
         camera_k, d = TUM_CAMERAS[camera]
         if not np.allclose(k, camera_k):
             return None  # a K of its own (camera-intrinsics.txt or given) and no lens file: pinhole
-    image = cv2.imread(str(first_image), cv2.IMREAD_UNCHANGED)
+    image = imread_checked(first_image, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DatasetFormatError(f"cannot read image {first_image}")
     height, width = image.shape[:2]

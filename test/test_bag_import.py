@@ -351,6 +351,19 @@ def test_a_calibration_that_changes_is_refused(tmp_path, tum_frames_with_labels)
         import_bag(tmp_path / "zoomed", tmp_path / "out", _spec())
 
 
+def test_a_nan_in_the_calibration_is_named_as_no_calibration(tmp_path, tum_frames_with_labels):
+    """A NaN principal point was refused as "camera_info changed during the recording" (NaN never equals itself)."""
+    write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:3])
+
+    def nan_centre(topic, msg):
+        if topic.endswith("camera_info"):
+            msg.k = msg.k * np.array([1, 1, np.nan, 1, 1, 1, 1, 1, 1])
+
+    rewrite_bag(tmp_path / "driver", tmp_path / "nan", nan_centre)
+    with pytest.raises(BagError, match="camera_info has no calibration"):
+        import_bag(tmp_path / "nan", tmp_path / "out", _spec())
+
+
 def test_the_transform_tree_composes_interpolates_and_refuses():
     tree = TransformTree(max_extrapolation_ns=5)
     a, b = rigid([0, 0, 1], 10, [1, 0, 0]), rigid([0, 0, 1], 50, [3, 2, 0])

@@ -553,3 +553,20 @@ def test_bag_convert_refuses_a_bad_k_or_rate_and_leaves_no_empty_bag(tmp_path, c
     assert cli(["bag", "convert", "--format", "frames", str(src), str(tmp_path / "s"), "--fps", "10",
                 "--start", "1000"]) == 1
     assert "no frames to write" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_a_tum_pose_that_is_not_a_rotation_is_refused(tmp_path):
+    """transforms3d reads a zero quaternion as no rotation: the frame's ground truth became the identity
+    rotation, and `bag convert` wrote it without a word."""
+    from fourds_ros.rgbd import DatasetFormatError, tum_frames
+
+    tum = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    for name in ("rgb.txt", "depth.txt"):
+        shutil.copy(tum / name, tmp_path / name)
+    rows = (tum / "groundtruth.txt").read_text().splitlines()
+    assert len(tum_frames(tum)) == 80
+    for broken in ("0 0 0 0", "0.5 0.5 0.5 nan"):  # every row: whichever the first frame is paired with
+        edited = [row if row.startswith("#") else " ".join(row.split()[:4]) + " " + broken for row in rows]
+        (tmp_path / "groundtruth.txt").write_text("\n".join(edited) + "\n")
+        with pytest.raises(DatasetFormatError, match="groundtruth.txt at .* is not a pose"):
+            tum_frames(tmp_path)

@@ -416,6 +416,62 @@ def test_a_badja_frame_that_does_not_decode_is_named(tmp_path):
         load_badja(tmp_path)
 
 
+def _badja_clip(root, annotations: list[dict], frames: int = 3):
+    clip = root / "JPEGImages" / "480p" / "clip"
+    clip.mkdir(parents=True)
+    for k in range(frames):
+        (clip / f"{k:05d}.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes())
+    (root / "badja_joint_annotations").mkdir()
+    (root / "badja_joint_annotations" / "clip.json").write_text(json.dumps(annotations))
+
+
+def _joints(frame: int, visibility=(1, 1, 1), name: str | None = None) -> dict:
+    return {"image_path": f"JPEGImages/480p/clip/{name or f'{frame:05d}'}.jpg",
+            "joints": [[10, 10], [20, 30], [40, 20]], "visibility": list(visibility)}
+
+
+@pytest.mark.parametrize("annotations, words", [
+    ([_joints(0, (0, 0, 0)), _joints(2)], "no joint is visible on the first annotated frame"),
+    ([_joints(0, name="-0002"), _joints(2)], "distinct and not negative"),
+    ([_joints(0), _joints(0)], "distinct and not negative"),
+])
+def test_badja_annotations_that_cannot_be_scored_are_refused_before_inference(tmp_path, annotations, words):
+    """The first annotated frame without a visible joint passed check_clips and failed scoring after the
+    bag's whole inference (min() of an empty sequence: a traceback, no report); frame -0002 was scored, PCK 0."""
+    from fourds_ros.evaluation.badja import check_clips
+    from fourds_ros.evaluation.datasets import BadjaError
+
+    _badja_clip(tmp_path, annotations)
+    with pytest.raises(BadjaError, match=words):
+        check_clips(tmp_path)
+
+
+def test_a_frame_declaring_a_huge_image_is_refused_before_it_is_decoded(tmp_path):
+    """A 124 kB PNG declaring 8000x8000 16-bit took 2 GB in a dataset reader (OpenCV's cap is 2^30 pixels):
+    its header is read first, in the RGB-D, BADJA and video readers alike."""
+    import struct
+    import zlib
+
+    from fourds_ros.evaluation.datasets import BadjaError, load_badja
+    from fourds_ros.rgbd import DatasetFormatError, read_depth
+    from training.data.video import VideoSourceError, read_frames
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 16, 0, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    (tmp_path / "depth.png").write_bytes(huge)
+    with pytest.raises(DatasetFormatError, match="declares 8000x8000 pixels"):
+        read_depth(tmp_path / "depth.png", 0.001)
+    _badja_clip(tmp_path / "badja", [_joints(0), _joints(2)])
+    (tmp_path / "badja" / "JPEGImages" / "480p" / "clip" / "00001.jpg").write_bytes(huge)
+    with pytest.raises(BadjaError, match="declares 8000x8000 pixels"):
+        load_badja(tmp_path / "badja")
+    with pytest.raises(VideoSourceError, match="declares 8000x8000 pixels"):
+        read_frames(tmp_path / "badja" / "JPEGImages" / "480p" / "clip", [0, 1])
+
+
 # --------------------------------------------------------------------------- unlabelled video
 def test_video_reader_finds_and_decodes_the_real_unlabelled_mp4s(tmp_path):
     from training.data.video import VideoClips, VideoSourceError, count_frames, find_sources, read_frames

@@ -263,14 +263,14 @@ def _calibration(msg, rectified: bool, before: ImportedCamera | None) -> Importe
     if window is not None:
         offset, binning, (width, height) = window
         k = sensor_to_image(k, offset, binning)
+    if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0):  # before the comparison: NaN read as "changed"
+        raise BagError(f"camera_info has no calibration (K {k.ravel().tolist()}): a labelled recording needs one")
     if before is not None:
         if before.size != (width, height) or not np.allclose(before.K if before.undistortion is None else
                                                              before.undistortion.raw_k, k):
             raise BagError(f"camera_info changed during the recording (K {k.ravel().tolist()}, {width}x{height}): "
                            "frames are scored with one calibration; split the recording where it changes")
         return before
-    if not k[0, 0] > 0 or not k[1, 1] > 0:
-        raise BagError(f"camera_info has no calibration (K {k.ravel().tolist()}): a labelled recording needs one")
     if rectified or not np.any(d):
         return ImportedCamera(k, (width, height), None)
     try:

@@ -30,8 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, read_depth, read_hololens,
-                    natural_order, tum_frames, tum_intrinsics, tum_undistortion)
+from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, imread_checked, read_depth,
+                    read_hololens, natural_order, tum_frames, tum_intrinsics, tum_undistortion)
 from .bag import BagError, Frame
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def find_badja_clips(src: str | Path) -> list[BadjaClip]:
 
 def _read_jpeg(path: Path) -> np.ndarray:
     """One BADJA frame as (H, W, 3) uint8 RGB; a file that does not decode is named, not a cv2 traceback."""
-    image = cv2.imread(str(path))
+    image = imread_checked(path, cv2.IMREAD_COLOR, BadjaError)
     if image is None:
         raise BadjaError(f"{path}: cannot read the frame (missing, corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -310,7 +310,7 @@ def _mask_areas(clip: BadjaClip, annotated: np.ndarray, joints_xy: np.ndarray, v
         return hulls, "joint hull"
     areas = []
     for f, joints, seen in zip(annotated, joints_xy, visible):
-        mask = cv2.imread(str(clip.masks / f"{int(f):05d}.png"), cv2.IMREAD_UNCHANGED)
+        mask = imread_checked(clip.masks / f"{int(f):05d}.png", cv2.IMREAD_UNCHANGED, BadjaError)
         if mask is None or mask.shape[:2] != shape:
             raise BadjaError(f"{clip.masks}: mask {int(f):05d}.png missing or not {shape[1]}x{shape[0]}")
         areas.append(_animal_area(mask, joints[seen]))
@@ -367,11 +367,17 @@ def load_badja(src: str | Path | BadjaClip, clip: str | None = None) -> dict:
         raise BadjaError(f"{src.annotations}: not BADJA joint annotations ({exc})") from exc
     if joints_rc.ndim != 3 or joints_rc.shape[2] != 2 or visible.shape != joints_rc.shape[:2]:
         raise BadjaError(f"{src.annotations}: joints must be (frames, J, 2) with (frames, J) visibility")
+    if annotated.min() < 0 or len(set(annotated.tolist())) != len(annotated):  # -0002.jpg was scored, PCK 0
+        raise BadjaError(f"{src.annotations}: annotated frame numbers must be distinct and not negative, got "
+                         f"{sorted(annotated.tolist())}")
     frames = _badja_frames(src)
     if annotated.max() >= len(frames):
         raise BadjaError(f"{src.name}: annotation on frame {annotated.max()} but only {len(frames)} frames")
     order = np.argsort(annotated)
     annotated, visible = annotated[order], visible[order]
+    if not visible[0].any():  # the joints are tracked from it: scoring failed after the bag's whole inference
+        raise BadjaError(f"{src.annotations}: no joint is visible on the first annotated frame ({annotated[0]}), "
+                         "where the tracks start")
     joints_xy = joints_rc[order][..., ::-1] * (frames[0].shape[0] / 1080.0)
     area, area_source = _mask_areas(src, annotated, joints_xy, visible, frames[0].shape[:2])
     return {"name": src.name, "frames": frames, "annotated": annotated, "joints_xy": joints_xy,

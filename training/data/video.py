@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fourds_ros.evaluation.datasets import default_K, upright_rgb
+from fourds_ros.rgbd import imread_checked
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -116,7 +117,7 @@ def read_frames(source: Path, indices: list[int]) -> np.ndarray:
         files = sorted(p for p in source.iterdir() if is_rgb_frame(p))
         frames = []
         for i in indices:
-            image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+            image = imread_checked(files[i], cv2.IMREAD_COLOR, VideoSourceError)
             if image is None:
                 raise VideoSourceError(f"cannot read image {files[i]}")
             frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
