@@ -48,3 +48,46 @@ def test_make_demo_sample_rewrites_the_committed_frames_and_keeps_the_licence(tm
     assert (fresh / "LICENSE").read_bytes() == (committed / "LICENSE").read_bytes()
     assert tool.main(["--source", str(target), "--target", str(target)]) == 1  # never its own source
     assert len(list((target / "images").glob("*.jpg"))) == len(list((committed / "images").glob("*.jpg")))
+
+
+@pytest.mark.parametrize("path", TOOLS, ids=[p.name for p in TOOLS])
+def test_tool_ends_on_the_packages_refusals_in_one_line(path):
+    """`python tools/pose_error_budget.py missing_bag` printed BagError's traceback: every tool's __main__
+    goes through script_errors.run_script."""
+    assert f'sys.exit(run_script(main, "{path.name}"))' in path.read_text()
+
+
+def test_run_script_says_the_packages_errors_in_one_line_and_keeps_a_bugs_traceback(capsys):
+    import subprocess
+
+    from fourds_ros.evaluation.bag import BagError
+    from fourds_ros.rgbd import DatasetFormatError
+    from fourds_ros.script_errors import run_script
+
+    def raising(exc):
+        def main():
+            raise exc
+        return main
+
+    for refusal in (BagError("x: no such bag"), DatasetFormatError("x: not a sequence"),
+                    FileNotFoundError(2, "No such file or directory", "x"),
+                    subprocess.CalledProcessError(1, ["fourds-ros", "bag", "convert"])):
+        assert run_script(raising(refusal), "tool.py") == 1
+        err = capsys.readouterr().err
+        assert err.startswith("tool.py: ") and err.count("\n") == 1 and "Traceback" not in err
+    for bug in (ValueError("a bug"), KeyError("k")):
+        with pytest.raises(type(bug)):
+            run_script(raising(bug), "tool.py")
+    assert run_script(lambda: None, "tool.py") == 0 and run_script(lambda: 3, "tool.py") == 3
+
+
+def test_a_tool_given_a_missing_bag_exits_1_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from .tool_module import TOOLS as tools_dir
+
+    done = subprocess.run([sys.executable, str(tools_dir / "pose_error_budget.py"), str(tmp_path / "missing"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == f"pose_error_budget.py: {tmp_path / 'missing'}: no such bag"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -123,4 +124,6 @@ def report(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from fourds_ros.script_errors import run_script
+
+    sys.exit(run_script(main, "fit_seven_scenes_rgb.py"))

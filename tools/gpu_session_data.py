@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -115,4 +116,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from fourds_ros.script_errors import run_script
+
+    sys.exit(run_script(main, "gpu_session_data.py"))

@@ -124,4 +124,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from fourds_ros.script_errors import run_script
+
+    sys.exit(run_script(main, "pose_ate_spread.py"))

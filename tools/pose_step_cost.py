@@ -92,4 +92,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fourds_ros.script_errors import run_script
+
+    sys.exit(run_script(main, "pose_step_cost.py"))

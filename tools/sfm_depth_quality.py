@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -82,4 +83,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from fourds_ros.script_errors import run_script
+
+    sys.exit(run_script(main, "sfm_depth_quality.py"))
