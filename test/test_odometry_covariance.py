@@ -327,3 +327,11 @@ def test_a_stalled_stream_grows_the_covariance_as_unseen_frames_would():
     no_gap_before, no_gap_after, no_gap_chain = gap_drive(None)
     assert no_gap_chain.gaps == 0 and np.sqrt(no_gap_after[-1].covariance[0, 0]) < 0.02
     np.testing.assert_array_equal(no_gap_before.covariance, before.covariance)
+
+
+def test_the_gaps_count_survives_a_reset_of_the_chain():
+    """pose_gaps on /diagnostics is a total; OdometryChain.reset (a ~/reset, a bag loop) set it back to 0."""
+    _, _, chain = gap_drive(3_000_000_000)
+    assert chain.gaps == 1
+    chain.reset()
+    assert chain.gaps == 1 and not chain.poses

@@ -16,7 +16,7 @@ import pytest
 from .conftest import wait_for
 from fourds_ros.perception import health as health_module
 from fourds_ros.perception.clip_buffer import OUT_OF_ORDER_NS, Clip, Frame, supersede
-from fourds_ros.perception.health import (BAD_INPUT_WARN_S, ERROR, OK, PIPELINE_COUNTED, RECENT_S,
+from fourds_ros.perception.health import (BAD_INPUT_WARN_S, ERROR, OK, RECENT_S,
                                           REFERENCE_SILENT_S, REFERENCE_WARN_AFTER_CLIPS, WARN, NodeHealth, NodeState,
                                           StampGaps)
 from fourds_ros.perception.worker import InferenceWorker
@@ -740,13 +740,27 @@ def test_report_frames_unaccounted_is_zero_when_the_counts_balance():
     level, message, values = health.report(st)
     assert values["frames_unaccounted"] == "0"
     assert values["frames_in"] == "20" and values["frames_out"] == "9" and values["frames_pending"] == "1"
-    # PIPELINE_COUNTED: counts (released pipelines) + the live pipeline, not the live value alone
-    assert set(PIPELINE_COUNTED) == {"frames_reset", "frames_out_of_order"}
+    # the pipeline's totals: counts (released pipelines) + the live pipeline, not the live value alone
     assert values["frames_reset"] == "2" and values["frames_out_of_order"] == "2"
-    assert values["pose_gaps"] == "3" and values["tracks_live"] == "4"  # other pipeline keys pass through
+    assert values["pose_gaps"] == "3" and values["tracks_live"] == "4"  # nothing released yet: the live values
     assert values["resets"] == "3" and values["resets_gap"] == "2" and values["resets_manual"] == "1"
     assert all(isinstance(v, str) for v in values.values())
     assert level == WARN and "dropped 2 of 20 frames" in message  # 1 dropped + 1 failed: 10 %
+
+
+def test_a_released_pipelines_totals_add_up_across_configures_and_gauges_do_not():
+    """pose_gaps, clips_*_failed and the other pipeline counts began again at 0 after cleanup and configure,
+    while /diagnostics says its counts are totals; frames_reset kept only the last released pipeline's.
+    Now each released pipeline's totals are added; the live tracks and the reference's state are not."""
+    health, st = balanced_health()
+    for _ in range(2):  # two pipelines released, each with 1 reset, 3 gaps, 4 live tracks
+        health.carry({"frames_reset": 1, "pose_gaps": 3, "tracks_live": 4, "clips_pose_failed": 2,
+                      "metric_scale_clips_used": 5, "metric_scale": 1.2, "metres_from": "model"})
+    st.pipeline_status["clips_pose_failed"] = 1
+    values = health.report(st)[2]
+    assert values["frames_reset"] == "4" and values["pose_gaps"] == "9"  # 1 + 2 released + 1 live; 2 x 3 + 3
+    assert values["clips_pose_failed"] == "5" and values["tracks_live"] == "4"
+    assert "metric_scale_clips_used" not in values and health.unaccounted(st) == -2  # 2 released resets, no frames
 
 
 def test_report_frames_unaccounted_nonzero_when_a_frame_is_missing():

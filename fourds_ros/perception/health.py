@@ -214,9 +214,15 @@ class StampGaps:
 
 ACCOUNTED = ("frames_out", "frames_rejected", "frames_dropped", "frames_failed", "frames_discarded_at_release",
              "frames_ignored", "frames_reset", "frames_out_of_order")
-# Counted by the live pipeline (PerceptionPipeline.status); the node adds them to `counts` when it
-# releases a pipeline, so totals survive cleanup and configure.
-PIPELINE_COUNTED = ("frames_reset", "frames_out_of_order")
+
+
+def pipeline_totals(status: dict) -> dict[str, int]:
+    """The counts of a pipeline's status (PerceptionPipeline.status) that are totals: every whole number but
+    the tracks alive now and the metric scale's reference state, which describes its reference since configure.
+    The node adds a released pipeline's to `counts` (NodeHealth.carry), so totals survive cleanup and configure:
+    pose_gaps and the rest began again at 0 there (and frames_reset kept only the last pipeline's)."""
+    return {k: v for k, v in status.items() if isinstance(v, int) and not isinstance(v, bool)
+            and k != "tracks_live" and not k.startswith(("metric_scale", "reference_depth"))}
 
 
 def percentile(window, q: float) -> str:
@@ -467,8 +473,11 @@ class NodeHealth:
         return self.counts["frames_in"] - sum(self.total(k, state) for k in ACCOUNTED) - state.frames_pending
 
     def total(self, key: str, state: NodeState) -> int:
-        live = (state.pipeline_status or {}).get(key, 0) if key in PIPELINE_COUNTED else 0
-        return self.counts[key] + live
+        return self.counts[key] + pipeline_totals(state.pipeline_status or {}).get(key, 0)
+
+    def carry(self, pipeline_status: dict) -> None:
+        """A pipeline's totals into `counts` as it is released (its counters end with it)."""
+        self.counts.update(pipeline_totals(pipeline_status))  # Counter.update adds
 
     def rates(self) -> tuple[float, float]:
         """Input and output frames per second since the last call."""
@@ -513,5 +522,7 @@ class NodeHealth:
         }
         values.update({f"resets_{k[6:]}": v for k, v in resets})
         values.update({f"errors_{k}": v for k, v in errors})
-        values.update({k: v for k, v in (state.pipeline_status or {}).items() if k not in PIPELINE_COUNTED})
+        status = state.pipeline_status or {}
+        totals = pipeline_totals(status)
+        values.update({k: self.counts[k] + v if k in totals else v for k, v in status.items() if k not in ACCOUNTED})
         return level, message, {k: str(v) for k, v in values.items()}

@@ -176,6 +176,9 @@ class OdometryChain:
         # node's image thread did, before the pipeline applied mounts per clip), a pose written between
         # the two carried an offset, or the caller raised 'OrderedDict mutated during iteration'.
         self._lock = threading.RLock()
+        # Clips dropped between chained ones, over the chain's life: a total on /diagnostics (pose_gaps), so not
+        # zeroed by reset (a ~/reset or a bag loop made the count go back to 0).
+        self.gaps = 0
         self.reset()
         self.set_base_from_camera(default_base_from_camera() if base_from_camera is None else base_from_camera)
 
@@ -218,7 +221,6 @@ class OdometryChain:
         with self._lock:
             self.poses: OrderedDict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
             self.held: set[int] = set()  # the stored frames whose motion their clip did not measure (held)
-            self.gaps = 0
 
     def add_clip(self, indices: list[int], stamps_ns: list[int], rotation: np.ndarray,
                  translation: np.ndarray, log_variance: np.ndarray, output_t: list[int],

@@ -17,7 +17,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from ..perception.health import PIPELINE_COUNTED, NodeHealth, NodeState
+from ..perception.health import NodeHealth, NodeState
 from ..perception.intake import FrameIntake
 from ..perception.pipeline import ClipFailed, create_pipeline
 from ..perception.worker import InferenceWorker
@@ -135,7 +135,7 @@ class PerceptionNode(LifecycleNode):
     def _release(self) -> None:
         discarded = self.pipeline.pending_frames if self.pipeline is not None else 0  # buffered: flush had no clip
         if self.pipeline is not None:  # its counters end with it: keep their totals
-            self.health.counts.update({k: v for k, v in self.pipeline.status().items() if k in PIPELINE_COUNTED})
+            self.health.carry(self.pipeline.status())
         if self.worker is not None:
             if not self.worker.stop(RELEASE_WAIT_S, self.context.ok()):  # no waiting clip once ROS shut down
                 self.get_logger().warning(f"the running clip did not end within {RELEASE_WAIT_S:g} s: dropped")
