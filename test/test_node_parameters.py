@@ -165,3 +165,33 @@ def test_help_prints_every_parameter_and_starts_no_node(ros_env):
     assert usage.startswith("usage: ros2 run fourds_ros perception_node")
     declared = yaml.safe_load("# " + params_file)["/**/fourds_perception"]["ros__parameters"]
     assert set(declared) == {spec.name for spec in parameter_specs()}
+
+
+def test_a_renamed_node_is_told_its_params_file_has_no_section_for_it(ros_env, tmp_path):
+    """`-r __node:=rear_perception` with a file keyed /**/fourds_perception: none of the file applied (another
+    model, publish_tf on) and nothing said so. Now the node names the file, its keys and its own name."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    params = tmp_path / "rear.yaml"
+    params.write_text("/**/fourds_perception:\n  ros__parameters:\n    autostart: false\n    publish_tf: false\n")
+    node = subprocess.Popen([sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args", "-r",
+                             "__ns:=/rear", "-r", "__node:=rear_perception", "--params-file", str(params)],
+                            env=ros_env, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(node.stderr.readline, "")), daemon=True)
+    reader.start()  # a thread: a node that never warns must fail the test, not block it on readline
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("has no section" in line for line in lines):
+            time.sleep(0.1)
+    finally:
+        node.send_signal(signal.SIGINT)
+        node.wait(timeout=30)
+        reader.join(timeout=5)
+    warning = next((line for line in list(lines) if "has no section" in line), "")
+    assert f"the params file {params} has no section for this node, /rear/rear_perception" in warning, lines
+    assert "['/**/fourds_perception']" in warning

@@ -305,3 +305,28 @@ def test_the_nav2_and_robot_localization_configs_parse():
     assert ekf["ekf_filter_node"]["ros__parameters"]["odom0"] == f"/{namespace}/odometry"
     launch_line = (REPO / "README.md").read_text().split("ros2 launch fourds_ros perception.launch.py", 1)[1][:200]
     assert f"namespace:={namespace}" in launch_line
+
+
+def test_rviz_takes_the_use_sim_time_of_this_instances_section_only(tmp_path):
+    """One params file with a section per instance: rviz of /front took the last section ending in the node's
+    name (/rear's), and keys such as /**/not_fourds_perception, while the node read its own."""
+    shared = tmp_path / "shared.yaml"
+    shared.write_text(yaml.safe_dump({"/front/fourds_perception": {"ros__parameters": {"use_sim_time": True}},
+                                      "/rear/fourds_perception": {"ros__parameters": {"use_sim_time": False}},
+                                      "/**/not_fourds_perception": {"ros__parameters": {"use_sim_time": False}}}))
+    assert node_use_sim_time(perception_node_plan(str(shared), namespace="front")) is True
+    assert node_use_sim_time(perception_node_plan(str(shared), namespace="rear")) is False
+    assert node_use_sim_time(perception_node_plan(str(shared))) is False  # no section for /fourds_perception
+
+
+@pytest.mark.parametrize("key, node, matches", [
+    ("/**", "/front/fourds_perception", True), ("/**/fourds_perception", "/fourds_perception", True),
+    ("/**/fourds_perception", "/a/b/fourds_perception", True), ("/**/fourds_perception", "/rear/rear_perception", False),
+    ("fourds_perception", "/fourds_perception", True), ("fourds_perception", "/front/fourds_perception", False),
+    ("/*/fourds_perception", "/front/fourds_perception", True), ("/*/fourds_perception", "/a/b/fourds_perception", False),
+    ("/**/fourds_*", "/x/fourds_perception", True), ("/**/not_fourds_perception", "/fourds_perception", False),
+])
+def test_params_keys_match_nodes_as_rcl_matches_them(key, node, matches):
+    from fourds_ros.ros.launch_logic import params_key_matches
+
+    assert params_key_matches(key, node) is matches

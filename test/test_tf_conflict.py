@@ -224,15 +224,26 @@ def test_own_transforms_are_told_apart_by_stamp_and_pose():
     assert "by another publisher" in warned[0][1] and "publish_tf: false" in warned[0][1]
 
 
-def test_only_messages_with_both_frame_names_are_deserialized():
+def test_only_messages_naming_the_base_frame_are_deserialized():
     watch, _, warned = make_watch()
-    for message in (serialized(transform("base_link", "wheel_left_link", 1)),  # robot_state_publisher
-                    serialized(transform("map", "odom", 1)),
+    for message in (serialized(transform("map", "odom", 1)),
                     serialized(transform("odom", "base_link_inertia", 1))):  # "base_link\0" not in it
         watch.on_tf(message, info(b"\x02" * 16))
     assert watch.deserialized == 0
     watch.on_tf(serialized(transform("map", "odom", 1), transform("base_link", "wheel_left_link", 1)), {})
-    assert watch.deserialized == 1 and warned == []
+    assert watch.deserialized == 1 and warned == []  # robot_state_publisher's: read, and no conflict
+
+
+def test_another_parent_of_the_base_frame_is_a_conflict():
+    """A second instance given its own odom_frame (the warning's old advice) published odom_front -> base_link:
+    base_link had two parents, which tf2 cannot hold, and neither node said so."""
+    watch, _, warned = make_watch()
+    watch.on_tf(serialized(transform("odom_front", "base_link", 1)), info(b"\x02" * 16))
+    watch.on_tf(serialized(transform("/base_footprint", "/base_link", 2)), info(b"\x02" * 16))
+    assert [kind for kind, _ in warned] == ["tf_conflict"] * 2, warned
+    assert "base_link is also given the parent odom_front on /tf" in warned[0][1]
+    assert "tf2 keeps one parent a frame" in warned[0][1] and "its own base_frame" in warned[0][1]
+    assert "the parent base_footprint" in warned[1][1]
 
 
 def test_the_own_ledger_is_bounded():

@@ -16,6 +16,7 @@ This is the one way the node's command line is built: the launch file, the test 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -189,14 +190,30 @@ def node_use_sim_time(plan: dict) -> bool:
     import yaml
 
     value = False
+    node = node_name(plan["namespace"], plan["name"])
     for entry in plan["parameters"]:
         if isinstance(entry, dict):
             value = as_bool(entry.get("use_sim_time", value))
             continue
         for key, section in (yaml.safe_load(Path(entry).read_text()) or {}).items():
-            if key == "/**" or str(key).rstrip("/").endswith(NODE_NAME):
+            if params_key_matches(key, node):  # another instance's section is not this node's
                 value = as_bool(((section or {}).get("ros__parameters") or {}).get("use_sim_time", value))
     return value
+
+
+def node_name(namespace: str, name: str) -> str:
+    """The fully qualified node name: ("front", "fourds_perception") -> "/front/fourds_perception"."""
+    return "/" + "/".join(part for part in (namespace.strip("/"), name) if part)
+
+
+def params_key_matches(key, node: str) -> bool:
+    """Whether a params file's top-level key applies to the node of fully qualified name `node`, as rcl
+    matches them: `**` any number of names, `*` any one (or part of one), a key without a leading slash at
+    the root. "/**/fourds_perception" matches the node in any namespace, and no node renamed."""
+    pattern = ""
+    for token in str(key).strip("/").split("/"):
+        pattern += r"(?:/[^/]+)*" if token == "**" else "/" + re.escape(token).replace(r"\*", "[^/]*")
+    return re.fullmatch(pattern, node) is not None
 
 
 def rviz_plan(rviz="false", namespace: str = "", use_sim_time="", config: str = "") -> dict | None:

@@ -12,6 +12,9 @@ from_params takes a whole number for a decimal setting and refuses any other typ
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 
 from ..perception.settings import READ_AT_START, PerceptionSettings, parameter_change_refusal, parameter_specs
@@ -42,6 +45,10 @@ def declare_parameters(node) -> None:
     if unknown := undeclared_overrides(node):
         node.get_logger().warning(f"parameter(s) {unknown} given (params file or -p) are none of this node's and are "
                                   "ignored: misspelt? `ros2 param list` names them all")
+    for path, keys in params_files_not_for(node.get_fully_qualified_name(), sys.argv):
+        node.get_logger().warning(f"the params file {path} has no section for this node, {node.get_fully_qualified_name()} "
+                                  f"(its keys: {keys}), so none of it applies: a renamed node needs a key of its own "
+                                  f"name, or `/**:`")
 
 
 def undeclared_overrides(node) -> list[str]:
@@ -52,6 +59,33 @@ def undeclared_overrides(node) -> list[str]:
     publishers that read them."""
     overrides = getattr(node, "_parameter_overrides", None) or {}
     return sorted(name for name in overrides if not node.has_parameter(name) and not name.startswith("qos_overrides."))
+
+
+def params_files_not_for(node: str, argv: list[str]) -> list[tuple[str, list[str]]]:
+    """(path, its keys) of each `--params-file` on the command line (inside --ros-args, where ros2 run and
+    launch put them) with no section that applies to the node of fully qualified name `node`. Why: a node
+    renamed with `-r __node:=front_perception` read none of a file keyed /**/fourds_perception and ran
+    on defaults (another model, publish_tf on) without a word; rcl gives the node no such file's values
+    to warn of."""
+    import yaml
+
+    from .launch_logic import params_key_matches
+
+    files, ros_args = [], False
+    for i, arg in enumerate(argv):
+        if arg in ("--ros-args", "--"):
+            ros_args = arg == "--ros-args"
+        elif ros_args and arg == "--params-file" and i + 1 < len(argv):
+            files.append(argv[i + 1])
+    unmatched = []
+    for path in files:
+        try:
+            keys = list(yaml.safe_load(Path(path).read_text()) or {})
+        except (OSError, yaml.YAMLError, AttributeError, TypeError):  # rcl has read it already, or refused it
+            continue
+        if not any(params_key_matches(key, node) for key in keys):
+            unmatched.append((path, [str(key) for key in keys]))
+    return unmatched
 
 
 def lifecycle_state(node) -> str:
