@@ -636,13 +636,37 @@ def test_a_pose_head_frame_of_nan_is_held_with_an_unknown_size_not_a_lost_clip(m
 
     with pytest.raises(np.linalg.LinAlgError):  # before: the fusion's smoothing, or the odometry, raised
         chained(outputs)
-    fixed, replaced = finite_head(outputs)
+    fixed, replaced, implausible = finite_head(outputs)
     assert replaced.tolist() == [False] * 5 + [True, True, False] and not finite_head(fixed)[1].any()
+    assert not implausible.any()
     path = chained(fixed)
     assert np.isfinite(path).all()
     # held where it was, not sent back to the clip's first frame (as "no motion" from it did)
     step_in = np.linalg.norm(path[5, :3, 3] - path[4, :3, 3])
     assert step_in <= np.linalg.norm(path[7, :3, 3] - path[4, :3, 3]) and np.linalg.norm(path[5, :3, 3]) > 0.02
+
+
+@pytest.mark.parametrize("fault", ["translation 65504", "zero rotation", "rank-1 rotation", "mirror"])
+def test_a_finite_pose_head_frame_that_is_no_motion_is_held_as_a_nan_one(fault):
+    """fp16 saturating at 65504, or an engine built wrong: with pose_source head the odometry jumped 93 km and
+    stayed there, and orthonormalise made a zero or rank-1 "rotation" into some rotation, none counted. Such a
+    frame is now held as a non-finite one and flagged apart from them."""
+    from fourds_ros.perception.pose_geometry import HEAD_MAX_TRANSLATION_M, finite_head
+
+    truth = poses(1.0, [0.01, 0.0, 0.01])
+    depth, xy, vis, _ = make_clip(truth)
+    outputs = still_head_outputs(depth, xy, vis, head_deg=8.0, head_m=0.08)
+    good = {k: v.copy() for k, v in outputs.items()}
+    bad = {"translation 65504": ("pose_translation", np.array([65504.0, 0, 0])),
+           "zero rotation": ("pose_rotation", np.zeros((3, 3))),
+           "rank-1 rotation": ("pose_rotation", np.outer([1.0, 0, 0], [1.0, 1.0, 0])),
+           "mirror": ("pose_rotation", np.diag([1.0, 1.0, -1.0]))}[fault]
+    outputs[bad[0]][0, 4] = bad[1]
+    fixed, nonfinite, implausible = finite_head(outputs)
+    assert implausible.tolist() == [False] * 4 + [True] + [False] * 3 and not nonfinite.any()
+    np.testing.assert_array_equal(fixed["pose_rotation"][0, 4], good["pose_rotation"][0, 3])  # held at frame 3
+    np.testing.assert_array_equal(fixed["pose_translation"][0, 4], good["pose_translation"][0, 3])
+    assert finite_head(good)[2].sum() == 0 and HEAD_MAX_TRANSLATION_M == 100.0
 
 
 def noisy_rotations(truth, deg: float, seed: int = 1) -> np.ndarray:

@@ -341,7 +341,7 @@ class NodeHealth:
 
     def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float, blind: int = 0,
                     partly_blind: int = 0, stage_s: dict[str, float] | None = None,
-                    failed: dict[str, str] | None = None) -> None:
+                    failed: dict[str, str] | None = None, warnings: dict[str, str] | None = None) -> None:
         """A clip's frames were published: latencies of each frame and of the clip as a whole.
         Counted together, so a diagnostics message never sees a clip's frames out without its
         clip latency. blind: how many of them were too dark or flat to see (ClipResult.blind),
@@ -349,9 +349,13 @@ class NodeHealth:
         (ClipResult.partly_blind), of kind view_partly_blind. stage_s: seconds of the clip's stages by
         name (ClipResult.stage_s and the node's sending), reported as <name>_p50_ms with the engine's
         (inference_s) as engine_p50_ms. failed: stages that raised on the clip (ClipResult.failed), each a
-        problem of its own kind ("tracks", "pose"); the frames count as out, with what the clip did send."""
+        problem of its own kind ("tracks", "pose"); the frames count as out, with what the clip did send.
+        warnings: what the clip's outputs carry (ClipResult.warnings: depth_empty, pose_head_unusable), each a
+        problem of its kind."""
         for stage, cause in (failed or {}).items():
             self.warn(stage, f"{stage} failed: {cause}; the clip's other outputs were sent")
+        for kind, message in (warnings or {}).items():
+            self.warn(kind, message)
         if blind:
             self.warn("camera_blind", f"{blind} of {len(stamps_ns)} frames too dark or flat to see (min_image_texture): "
                       "depth published as NaN, odometry held with an unknown-motion covariance")

@@ -43,7 +43,7 @@ from .image_rotation import (
 )
 from .metric_scale import DepthReferenceScale, ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
-from .pose_geometry import (RELINK_PARALLAX_PX, GeometryPose, clip_pose, finite_head, head_overruled,
+from .pose_geometry import (HEAD_MAX_TRANSLATION_M, RELINK_PARALLAX_PX, GeometryPose, clip_pose, finite_head, head_overruled,
                             solve_clip_motion)
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, view_texture
 from .settings import PerceptionSettings
@@ -86,6 +86,9 @@ class ClipResult:
     # Stages that raised on this clip ("tracks", "pose") -> "ExceptionType: message": their outputs are absent
     # (no tracks; no poses, so the odometry chain takes the next clip across a gap) and the rest goes out.
     failed: dict[str, str] = field(default_factory=dict)
+    # What the clip's outputs carry that a team must see (kind -> message): frames without any depth, a pose
+    # head that gave no motion. Warned on /diagnostics as the blind frames are (NodeHealth.record_clip).
+    warnings: dict[str, str] = field(default_factory=dict)
 
 
 # The timed stages of PerceptionPipeline.process after the engine call; epipolar is part of pose.
@@ -293,6 +296,9 @@ class PerceptionPipeline:
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.isolate_stages, self.stage_failures = False, Counter()  # a node's: _isolated; its failures by stage
         self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
+        self.pose_head_implausible = 0  # output frames whose finite head gave no motion (finite_head): held so
+        self.frames_without_depth = 0  # output frames, not blind, whose depth head gave no valid pixel
+        self._warnings: dict[str, str] = {}  # the clip's ClipResult.warnings
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         self.pose_rotation_steps = self.pose_step_rotations = 0  # rotation steps by bearings (68a), by corners (69)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
@@ -399,7 +405,8 @@ class PerceptionPipeline:
                 "pose_head_overruled": self.pose_head_overruled,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "pose_rotation_steps": self.pose_rotation_steps, "pose_step_rotations": self.pose_step_rotations,
-                "pose_head_nonfinite": self.pose_head_nonfinite,
+                "pose_head_nonfinite": self.pose_head_nonfinite, "pose_head_implausible": self.pose_head_implausible,
+                "frames_without_depth": self.frames_without_depth,
                 "clips_tracks_failed": self.stage_failures["tracks"], "clips_pose_failed": self.stage_failures["pose"],
                 "frames_blind": self.frames_blind, "frames_partly_blind": self.frames_partly_blind,
                 "tracks_live": len(self.tracks.tracks), **self.tracks.step_counts(), **self.tracks.query_counts(),
@@ -496,7 +503,7 @@ class PerceptionPipeline:
             raise ClipFailed(self._stage, exc) from exc
 
     def _process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None) -> ClipResult:
-        self._stage = "inference"  # then each stage as _process reaches it
+        self._stage, self._warnings = "inference", {}  # then each stage as _process reaches it
         restarted, chain = self._start_sequence(clip)
         frames, self._clock = clip.frames, StageClock()  # a new clock for each clip
         self._trails_frame = frames[-1]  # not the newest frame's: the node reads trails() after process
@@ -528,6 +535,7 @@ class PerceptionPipeline:
         model_depth, out_of_range = self._scaled(own_depth, scale)  # the published metres
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
         self.frames_blind, self.frames_partly_blind = self.frames_blind + n_blind, self.frames_partly_blind + n_partly
+        self._count_empty_depth(own_depth, output_t, blind)
         if self.enabled["depth"]:
             self._depth_results(results, output_t, model_depth, out_of_range, video, frames, pmap, blind)
             if on_depth is not None:
@@ -548,7 +556,18 @@ class PerceptionPipeline:
             for r, p in zip(results, poses or []):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
-                          self._clock.seconds, lens=frames[-1].lens, failed=failed)
+                          self._clock.seconds, lens=frames[-1].lens, failed=failed, warnings=self._warnings)
+
+    def _count_empty_depth(self, own_depth: np.ndarray | None, output_t: list[int], blind: np.ndarray) -> None:
+        """Output frames that see (not blind) and whose depth head gave no valid pixel: counted and warned.
+        Why: a head giving all zero, negative or NaN depth published all-NaN depth images with /diagnostics OK."""
+        if own_depth is None:
+            return
+        empty = [t for t in output_t if not blind[t] and not np.isfinite(own_depth[t]).any()]
+        if empty:
+            self.frames_without_depth += len(empty)
+            self._warnings["depth_empty"] = (f"{len(empty)} of {len(output_t)} frames have no valid depth (the depth "
+                                             "head gave no finite positive value): depth published as NaN")
 
     def _isolated(self, stage: str, failed: dict[str, str], results: list[FrameResult], run, *args):
         """run(*args), the clip's `stage`. With isolate_stages (a node's pipeline: create_pipeline), None where
@@ -755,8 +774,14 @@ class PerceptionPipeline:
             stamps_ns = [f.stamp_ns for f in frames]
             usable = slot_ids >= 0 if slot_ids is not None else None
             outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
-            outputs, nonfinite = finite_head(outputs)
+            outputs, nonfinite, implausible = finite_head(outputs)
             self.pose_head_nonfinite += int(nonfinite[output_t].sum())
+            self.pose_head_implausible += int(implausible[output_t].sum())
+            if (nonfinite | implausible)[output_t].any():
+                self._warnings["pose_head_unusable"] = (
+                    f"the pose head gave {int(nonfinite[output_t].sum())} non-finite and {int(implausible[output_t].sum())} "
+                    f"impossible frames of {len(output_t)} (no rotation, or over {HEAD_MAX_TRANSLATION_M:g} m): held, with "
+                    "an unknown-motion covariance, where the geometry does not place them")
             rotation, translation, log_variance, geo = clip_pose(
                 outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
                 smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,

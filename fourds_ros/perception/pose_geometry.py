@@ -671,21 +671,36 @@ def hold_unseen(rotation: np.ndarray, translation: np.ndarray, variance: np.ndar
     return rotation, translation, variance
 
 
-def finite_head(outputs: dict) -> tuple[dict, np.ndarray]:
-    """outputs with the pose head's non-finite frames (a NaN or inf in pose_rotation, pose_translation
-    or pose_log_variance, batch 1) held at the frame before them (frame 0: the clip's origin) with the
-    largest variance (LOG_VARIANCE_LIMITS' upper), so that the geometry decides them where it can and
-    a hold where it cannot; -> (outputs, (T,) bool frames replaced). One NaN frame (fp16 on a GPU can
-    overflow) made the fusion's smoothing or the odometry's SVD raise, and the clip's pose and tracks
-    were lost; as no motion from the clip's first frame it sent the camera back to that frame."""
+# A pose head frame beyond these is no motion of a camera within one clip (under 2 s): a wrong output
+# (fp16 saturates at 65504; an engine built wrong), held as a non-finite one is. 100 m in a clip is 180 km/h
+# for 2 s; the head's rotations come from a 6-D Gram-Schmidt, orthonormal to about 1e-3 in fp16.
+HEAD_MAX_TRANSLATION_M = 100.0
+HEAD_MAX_ROTATION_ERROR = 0.1  # max |R^T R - I| (and det R > 0.5)
+
+
+def finite_head(outputs: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """outputs with the pose head's unusable frames held at the frame before them (frame 0: the clip's
+    origin) with the largest variance (LOG_VARIANCE_LIMITS' upper), so that the geometry decides them where
+    it can and a hold where it cannot; -> (outputs, (T,) bool frames not finite (a NaN or inf in
+    pose_rotation, pose_translation or pose_log_variance, batch 1), (T,) bool frames finite but no motion:
+    a rotation that is none or a translation over HEAD_MAX_TRANSLATION_M). One NaN frame (fp16 on a GPU can
+    overflow) made the fusion's smoothing or the odometry's SVD raise, and the clip's pose and tracks were
+    lost; as no motion from the clip's first frame it sent the camera back to that frame. A finite 65504 m
+    went into the odometry, TF and path with pose_source head (a 93 km jump), and stayed there."""
     r, t, lv = (np.array(outputs[k][0], float) for k in ("pose_rotation", "pose_translation", "pose_log_variance"))
-    bad = ~(np.isfinite(r).all(axis=(1, 2)) & np.isfinite(t).all(axis=1) & np.isfinite(lv).all(axis=1))
+    nonfinite = ~(np.isfinite(r).all(axis=(1, 2)) & np.isfinite(t).all(axis=1) & np.isfinite(lv).all(axis=1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs(np.einsum("tji,tjk->tik", r, r) - np.eye(3)).max(axis=(1, 2))
+        implausible = ~nonfinite & ((error > HEAD_MAX_ROTATION_ERROR) | ~(np.linalg.det(np.nan_to_num(r)) > 0.5)
+                                    | (np.linalg.norm(t, axis=1) > HEAD_MAX_TRANSLATION_M))
+    bad = nonfinite | implausible
     if not bad.any():
-        return outputs, bad
+        return outputs, nonfinite, implausible
     for i in np.flatnonzero(bad):  # in order: a run of bad frames holds the last good one
         r[i], t[i] = (r[i - 1], t[i - 1]) if i else (np.eye(3), np.zeros(3))
         lv[i] = LOG_VARIANCE_LIMITS[1]
-    return {**outputs, "pose_rotation": r[None], "pose_translation": t[None], "pose_log_variance": lv[None]}, bad
+    outputs = {**outputs, "pose_rotation": r[None], "pose_translation": t[None], "pose_log_variance": lv[None]}
+    return outputs, nonfinite, implausible
 
 
 def _combine(mode: str, head_r, head_t, head_var, geo: GeometryPose, fuse_sizes: bool

@@ -221,7 +221,7 @@ class PerceptionNode(LifecycleNode):
         worker.settle(lambda: self.health.record_clip(
             [r.stamp_ns for r in result.frames], result.inference_s, time.perf_counter() - t_start,
             blind=result.blind, partly_blind=result.partly_blind, stage_s=send_depth.stages(result),
-            failed=result.failed))
+            failed=result.failed, warnings=result.warnings))
 
     def publish_diagnostics(self) -> None:
         if not self.context.ok():  # a timer firing while the process shuts down
