@@ -126,6 +126,23 @@ def test_bad_inputs_get_a_clear_error(tiny_model_dir, cache_dir, reference, back
     assert all(np.array_equal(out[k], same[k]) for k in out)
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_outputs_of_another_shape_than_the_models_are_an_engine_error(tiny_model_dir, cache_dir, reference, backend,
+                                                                      monkeypatch):
+    """An engine built for another model or size (a stale cache) gave depth of half the size, which the pipeline
+    published with the model grid's K, counting nothing. Its run is made to do so here."""
+    inputs, _ = reference
+    engine = create_engine(tiny_model_dir, backend, num_queries=Q, cache_dir=cache_dir)
+    right = engine(inputs)
+    run = engine.run
+    monkeypatch.setattr(engine, "run", lambda checked: {**run(checked), "depth": right["depth"][..., ::2, ::2]})
+    with pytest.raises(EngineError, match=r"output 'depth' is \(1, 4, 16, 16\), not the model's \(1, 4, 32, 32\)"):
+        engine(inputs)
+    monkeypatch.setattr(engine, "run", lambda checked: {k: v for k, v in run(checked).items() if k != "pose_rotation"})
+    with pytest.raises(EngineError, match="output 'pose_rotation' is missing"):
+        engine(inputs)
+
+
 def test_auto_without_tensorrt_logs_why_and_picks_onnxruntime(tiny_model_dir, cache_dir, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` raise ImportError
     with caplog.at_level(logging.INFO):

@@ -128,7 +128,19 @@ class InferenceEngine(ABC):
         return checked
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.run(self.check_inputs(inputs))
+        return self.check_outputs(self.run(self.check_inputs(inputs)))
+
+    def check_outputs(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs, or EngineError naming one missing or of another shape than the model's. Why: an
+        engine built for another model or size (a stale cache, a wrong file) gave depth of half the size,
+        and the pipeline published it with the model grid's K, counting nothing."""
+        for name, shape in self.spec.output_shapes.items():
+            got = outputs.get(name)
+            if got is None or tuple(got.shape) != shape:
+                raise EngineError(f"the {self.backend} engine's output {name!r} is "
+                                  f"{'missing' if got is None else tuple(got.shape)}, not the model's {shape}: "
+                                  "an engine built for another model?")
+        return outputs
 
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
