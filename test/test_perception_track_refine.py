@@ -504,3 +504,13 @@ def test_quadratic_peak_is_the_newton_step_of_the_2d_fit():
     saddle[:, 1] = [1.5, 1.0, 1.5]
     assert _quadratic_peak(saddle, 1, 1) == (0.0, 0.0)
     assert _quadratic_peak(saddle, 0, 1) == (0.0, 0.0)  # on the border: no neighbourhood
+
+
+def test_a_track_position_that_is_not_finite_is_published_as_nan_not_inf():
+    """A head giving inf put rows of inf u, v (invisible) into the tracks cloud."""
+    from fourds_ros.perception.tracks import _track_sets
+
+    u = np.array([[10.0, np.inf], [5.0, -np.inf]])
+    sets = _track_sets([None, None], np.array([1, 2], np.uint32), u, np.full((2, 2), 3.0), np.zeros((2, 2), bool),
+                       np.zeros((2, 2)), [0, 1])
+    assert sets[0].u.tolist() == [10.0, 5.0] and np.isnan(sets[1].u).all() and (sets[1].v == 3.0).all()

@@ -441,7 +441,9 @@ class TrackManager:
 def _track_sets(tracks: list, ids: np.ndarray, u: np.ndarray, v: np.ndarray, visible: np.ndarray, conf: np.ndarray,
                 output_t: list[int]) -> list[TrackSet]:
     """A TrackSet (xyz still NaN) for each frame in output_t (u, v: (N, T) input pixels; visible,
-    conf: (N, T)); each track seen there extends its trail."""
+    conf: (N, T)); each track seen there extends its trail. A position not finite is NaN, no position: a
+    head giving inf published rows of inf pixels (invisible, yet a consumer's projection met them)."""
+    u, v = (np.where(np.isfinite(a), a, np.nan) for a in (u, v))
     out = []
     for t in output_t:
         for i, track in enumerate(tracks):
