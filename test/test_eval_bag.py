@@ -494,6 +494,29 @@ def test_mono16_bag_evaluates_offline(tmp_path, grey_frames, tiny_model_dir, cap
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_eval_offline_reads_16_bit_images_by_the_runs_image_16bit_max(tmp_path, grey_frames, tiny_model_dir,
+                                                                     monkeypatch):
+    """A 12-bit camera's mono16 (values to 4095): `--param image_16bit_max=4095` scaled the node's images over
+    DDS, while offline read the bag at 65535, 16x too dark."""
+    from fourds_ros.evaluation import eval_cli
+
+    bag = tmp_path / "bag"
+    write_camera_bag(bag, "mono16", [(g.astype("<u2") * 16).tobytes() for g in grey_frames], 96, 144, 288)
+    assert read_bag(bag, sixteen_bit_max=4095).images[0].max() > 200 > 16 >= read_bag(bag).images[0].max()
+    seen = []
+
+    def reading(*args, **kwargs):
+        data = read_bag(*args, **kwargs)
+        seen.append(max(float(image.max()) for image in data.images.values()))
+        return data
+
+    monkeypatch.setattr(eval_cli, "read_bag", reading)
+    for value in (65535, 4095):
+        assert cli(["eval", str(bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / f"report_{value}"),
+                    "--offline", "--param", f"image_16bit_max={value}"]) == 0
+    assert seen[0] <= 16 and seen[1] > 200, seen
+
+
 def test_unreadable_camera_encoding_is_a_clear_eval_error(tmp_path, grey_frames, tiny_model_dir, capsys):
     bag = tmp_path / "bag"
     depthlike = [g.astype("<f4").tobytes() for g in grey_frames]

@@ -384,7 +384,7 @@ def topic_types(reader) -> dict[str, str]:
     return {topic: " | ".join(sorted(kinds)) for topic, kinds in types.items()}
 
 
-def _add_image(data: BagData, msg, max_frames: int | None, images: bool) -> None:
+def _add_image(data: BagData, msg, max_frames: int | None, images: bool, sixteen_bit_max: int = 65535) -> None:
     """A camera frame into `data` (its stamp always; its pixels when `images`, or once to learn
     the size of a compressed stream)."""
     if max_frames is not None and len(data.stamps) >= max_frames:
@@ -394,8 +394,8 @@ def _add_image(data: BagData, msg, max_frames: int | None, images: bool) -> None
     if data.image_hw is None and not data.compressed:
         data.image_hw = (int(msg.height), int(msg.width))
     if images or (data.image_hw is None and data.compressed):
-        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes()) if data.compressed
-                              else camera_image_from_msg(msg))
+        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes(), sixteen_bit_max) if data.compressed
+                              else camera_image_from_msg(msg, sixteen_bit_max))
 
 
 def _scored_intrinsics(msg) -> np.ndarray:
@@ -463,8 +463,11 @@ def _scored_image_topic(path, reader, topics: dict[str, str]) -> str:
                    "`fourds-ros bag import` first (README: Evaluation with rosbags, Your own recordings)")
 
 
-def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True) -> BagData:
-    """Read images, camera info and ground truth back, keyed by stamp (ns).
+def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True,
+             sixteen_bit_max: int = 65535) -> BagData:
+    """Read images, camera info and ground truth back, keyed by stamp (ns). sixteen_bit_max: a 16-bit
+    image's largest value, as the node's image_16bit_max (eval passes the run's: offline, a 12-bit camera
+    read 16x too dark, all blind, while the node over DDS read it right).
 
     Raises BagError for a missing/corrupt/truncated bag or one without any camera image topic.
     Ground-truth topics are optional; what is missing simply stays empty.
@@ -485,7 +488,7 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
         for conn, msg in bag_messages(path, reader, conns):
             try:
                 if conn.topic == image_topic:
-                    _add_image(data, msg, max_frames, images)
+                    _add_image(data, msg, max_frames, images, sixteen_bit_max)
                     if last_kept is None and max_frames is not None and len(data.stamps) >= max_frames:
                         last_kept = max(data.stamps)
                 elif last_kept is None or stamp_of(msg.header) <= last_kept:  # labels of frames not kept: not held

@@ -172,15 +172,15 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # --out naming a file, or a path through one: a reason, not a traceback
         raise BagError(f"the report directory {out_dir} cannot be made: {exc.strerror or exc}") from exc
-    bag = read_bag(bag_path, max_frames=max_frames)
+    from ..perception import PerceptionSettings
+
+    settings = PerceptionSettings.from_params(params, hop=hop)  # offline's pipeline and BADJA's tracker
+    bag = read_bag(bag_path, max_frames=max_frames, sixteen_bit_max=settings.inputs.image_16bit_max)
     clip_length = load_config(model_dir).num_frames
     if len(bag.stamps) < clip_length:  # the node describes none of them either: no score to make
         raise BagError(f"{bag_path}: {len(bag.stamps)} frames{' (--max-frames)' if max_frames else ''}, fewer than one "
                        f"clip of the model ({clip_length} frames): no frame can be described")
     t0 = time.perf_counter()
-    from ..perception import PerceptionSettings
-
-    settings = PerceptionSettings.from_params(params, hop=hop)  # offline's pipeline and BADJA's tracker
     if offline:
         from .offline import run_offline
 

@@ -1,5 +1,6 @@
 """The offline path: the bag's frames pushed straight into `PerceptionPipeline` (no DDS), the same
-algorithm code the node runs. No rclpy."""
+algorithm code the node runs. No rclpy. The node's intake parameters (max_input_pixels, flush_after_s,
+camera_info_*_wait_s, QoS) do not apply here: every frame of the bag goes in, and the last clip is flushed."""
 
 from __future__ import annotations
 
