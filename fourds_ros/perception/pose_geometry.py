@@ -102,7 +102,7 @@ class GeometryPose:
     rmse_px: np.ndarray  # (T,) reprojection RMSE on the inliers
     rotation_only: np.ndarray  # (T,) bool
     valid: np.ndarray  # (T,) bool: False where the geometry is degenerate or gated
-    gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose)
+    gated: np.ndarray  # (T,) bool: solved, but discarded by the outlier gate (clip_pose); relinked ones solved again after
     still: np.ndarray  # (T,) bool: no image motion measured (solve_clip_motion's still test)
     relinked: np.ndarray  # (T,) bool: lost from frame 0, solved from frame t-1 (relink_lost_frames)
     rotation_steps: int = 0  # steps of the clip's rotation measured by the bearings (clip_pose)
@@ -432,7 +432,7 @@ def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | N
         geo.variance[t] = geo.variance[t - 1] + pair.variance[1]
         geo.inliers[t], geo.points[t], geo.rmse_px[t] = pair.inliers[1], pair.points[1], pair.rmse_px[1]
         geo.rotation_only[t] = pair.rotation_only[1]
-        geo.valid[t], geo.gated[t], geo.relinked[t] = True, False, True
+        geo.valid[t], geo.relinked[t] = True, True  # gated stays: the gate fired (pose_geometry_gated counts it)
 
 
 def gate_outliers(head_rotation: np.ndarray, head_variance: np.ndarray, geo: GeometryPose,
