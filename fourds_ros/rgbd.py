@@ -182,12 +182,16 @@ def register_depth(depth: np.ndarray, camera: DepthCamera, k_rgb: np.ndarray) ->
     return out
 
 
+# Dataset images (recordings, BADJA frames, training video frames) declaring more pixels than this are refused
+# before decoding: 8192x8192 holds any camera's or photo's frame (an RGB one is 200 MB decoded), and a
+# crafted PNG of a few MB declaring 30000x30000 (over 25 GB decoded; OpenCV's own cap is 2^30 pixels) is not.
+DATASET_MAX_PIXELS = 8192 * 8192
+
+
 def imread_checked(path: Path, flags: int, error: type[Exception] = DatasetFormatError) -> np.ndarray | None:
-    """cv2.imread, with a PNG's or JPEG's declared size checked first: `error` where it is over the node's
-    max_input_pixels default (3840x2160), None where the file is missing or does not decode (the caller
-    names it). Why: a 124 kB PNG declaring 8000x8000 16-bit took 2 GB in a dataset reader, and OpenCV's
-    own cap is 2^30 pixels (a 2 MB file, over 25 GB)."""
-    from .perception.image import DEFAULT_MAX_INPUT_PIXELS
+    """cv2.imread, with a PNG's or JPEG's declared size checked first: `error` where it is over
+    DATASET_MAX_PIXELS, None where the file is missing or does not decode (the caller names it). Why: a
+    2 MB PNG declaring 30000x30000 took the machine's memory in a dataset reader."""
     from .perception.image_header import ImageHeaderError, read_compressed_header
 
     try:
@@ -198,9 +202,9 @@ def imread_checked(path: Path, flags: int, error: type[Exception] = DatasetForma
         header = read_compressed_header(data)
     except ImageHeaderError:
         header = None  # another format, or a malformed header: OpenCV decides
-    if header is not None and header.width * header.height > DEFAULT_MAX_INPUT_PIXELS:
-        raise error(f"{path}: the image declares {header.width}x{header.height} pixels, more than "
-                    f"{DEFAULT_MAX_INPUT_PIXELS} (3840x2160)")
+    if header is not None and header.width * header.height > DATASET_MAX_PIXELS:
+        raise error(f"{path}: the image declares {header.width}x{header.height} pixels, more than a dataset image's "
+                    f"{DATASET_MAX_PIXELS} (8192x8192)")
     return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
 
 
