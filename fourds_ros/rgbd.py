@@ -198,6 +198,8 @@ def imread_checked(path: Path, flags: int, error: type[Exception] = DatasetForma
         data = Path(path).read_bytes()
     except OSError:
         return None
+    if not data:  # an empty file (cv2.imdecode raises on an empty buffer: a traceback, not the caller's line)
+        return None
     try:
         header = read_compressed_header(data)
     except ImageHeaderError:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fourds_ros.evaluation.bag import (CAMERA_INFO_TOPIC, IMAGE_TOPIC, BagError, Frame, _header, open_reader,
-                                       read_bag, typestore, write_bag)
+from fourds_ros.evaluation.bag import (CAMERA_INFO_TOPIC, IMAGE_TOPIC, BagError, Frame, _header, check_scorable,
+                                       open_reader, read_bag, typestore, write_bag)
 
 
 def _frames(n: int = 4) -> list[Frame]:
@@ -58,20 +58,28 @@ def _info(edit):
     ("no calibration (REP-104)", lambda m: setattr(m, "k", np.zeros(9)), "no usable calibration"),
     ("a NaN centre", lambda m: setattr(m, "k", np.array([50.0, 0, np.nan, 0, 50, 12, 0, 0, 1])), "no usable calibration"),
 ])
-def test_a_camera_info_eval_cannot_score_with_is_one_line(eval_bag, tmp_path, what, edit, words):
+def test_a_camera_info_eval_cannot_score_with_is_one_line(eval_bag, tmp_path, what, edit, words, tiny_model_dir,
+                                                          capsys):
     """Offline read K alone while the node over DDS undid the lens (the paths scored different images,
-    without a word); an all-zero K failed after the whole run (a singular matrix), a NaN one scored nothing."""
+    without a word); an all-zero K failed after the whole run (a singular matrix), a NaN one scored nothing.
+    Refused by eval (check_scorable), not by the reader: `bench replay` and training read such bags."""
     _rewrite(eval_bag, tmp_path / "bad", _info(edit))
     with pytest.raises(BagError, match=words) as refused:
-        read_bag(tmp_path / "bad")
+        check_scorable(read_bag(tmp_path / "bad"))
     assert "bag import" in str(refused.value) or "calibrat" in str(refused.value), what
+    assert len(read_bag(tmp_path / "bad", images=False).stamps) == 4  # bench replay, training: still read
+    from fourds_ros.cli import main as cli
+
+    assert cli(["eval", str(tmp_path / "bad"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "report"),
+                "--offline"]) == 1
+    assert words in capsys.readouterr().err
 
 
 def test_images_repeating_a_stamp_are_refused(eval_bag, tmp_path):
     """The offline path kept the second image twice, the node the first: they scored different frames."""
     _rewrite(eval_bag, tmp_path / "repeat", order=[0, 1, 1, 2, 3])
     with pytest.raises(BagError, match="1 image\\(s\\) repeat an earlier image's header stamp"):
-        read_bag(tmp_path / "repeat")
+        check_scorable(read_bag(tmp_path / "repeat"))
 
 
 def test_a_topic_with_two_types_is_refused_by_eval_and_bag_import(eval_bag, tmp_path, capsys):
@@ -115,3 +123,16 @@ def test_the_dds_replay_publishes_in_stamp_order_as_offline_scores(eval_bag, tmp
     frames, _ = load_replay_frames(str(tmp_path / "arrival"))
     assert [stamp for stamp, _, _ in frames] == read_bag(tmp_path / "arrival").stamps == [1_000, 1_010, 1_020, 1_030]
     assert all(info is not None for _, _, info in frames)
+
+
+def test_eval_reads_a_bags_frames_under_the_runs_max_input_pixels(tmp_path):
+    """The node's cap on a frame's size: offline read every bag at the default whatever --param said."""
+    import cv2
+
+    frames = [Frame(stamp_ns=1_000 + 10 * i, K=np.array([[50.0, 0, 31.5], [0, 50, 23.5], [0, 0, 1]]),
+                    encoded=cv2.imencode(".png", np.full((48, 64, 3), 40 * i, np.uint8))[1].tobytes(), encoding="png")
+              for i in range(3)]
+    write_bag(frames, tmp_path / "png", compressed=True)
+    assert len(read_bag(tmp_path / "png").stamps) == 3
+    with pytest.raises(BagError, match="too_large"):
+        read_bag(tmp_path / "png", max_input_pixels=1000)

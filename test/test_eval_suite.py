@@ -464,6 +464,9 @@ def test_a_frame_declaring_a_huge_image_is_refused_before_it_is_decoded(tmp_path
     (tmp_path / "depth.png").write_bytes(huge)
     with pytest.raises(DatasetFormatError, match="declares 20000x20000 pixels"):
         read_depth(tmp_path / "depth.png", 0.001)
+    (tmp_path / "empty.png").write_bytes(b"")  # named by the reader, not cv2.imdecode's traceback
+    with pytest.raises(DatasetFormatError, match="cannot read single-channel depth"):
+        read_depth(tmp_path / "empty.png", 0.001)
     _badja_clip(tmp_path / "badja", [_joints(0), _joints(2)])
     (tmp_path / "badja" / "JPEGImages" / "480p" / "clip" / "00001.jpg").write_bytes(huge)
     with pytest.raises(BadjaError, match="declares 20000x20000 pixels"):

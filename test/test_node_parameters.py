@@ -195,3 +195,49 @@ def test_a_renamed_node_is_told_its_params_file_has_no_section_for_it(ros_env, t
     warning = next((line for line in list(lines) if "has no section" in line), "")
     assert f"the params file {params} has no section for this node, /rear/rear_perception" in warning, lines
     assert "['/**/fourds_perception']" in warning
+    from fourds_ros.ros.parameters import params_files_not_for
+
+    nested = tmp_path / "nested.yaml"  # rcl applies it to /rear/rear_perception: no warning
+    nested.write_text("rear:\n  rear_perception:\n    ros__parameters:\n      autostart: false\n")
+    argv = ["node", "--ros-args", "--params-file", str(nested), "--params-file", str(params)]
+    assert params_files_not_for("/rear/rear_perception", argv) == [(str(params), ["/**/fourds_perception"])]
+
+
+def test_a_released_pipelines_totals_include_the_clips_cleanup_ran(ros_env, tiny_model_dir):
+    """Cleanup right after deactivate runs the flush's clip (worker.stop); the pipeline's totals were carried
+    before it ran, so its track steps, gaps, blind frames... were lost from /diagnostics' totals."""
+    import numpy as np
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CameraInfo, Image
+
+    params = {"model": str(tiny_model_dir), "backend": "torch", "autostart": False, "hop": 2,
+              "debug_inference_delay_ms": 400}
+    with perception_node(ros_env, dash_p(params)) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        rng = np.random.default_rng(0)
+        for i in range(7):
+            info, image = CameraInfo(), Image()
+            for msg in (info, image):
+                msg.header.stamp.nanosec, msg.header.frame_id = 100_000_000 + i * 33_000_000, "camera"
+            info.width, info.height = 64, 64
+            info.k = [50.0, 0.0, 31.5, 0.0, 50.0, 31.5, 0.0, 0.0, 1.0]
+            image.width = image.height = 64
+            image.encoding, image.step = "rgb8", 64 * 3
+            image.data = rng.integers(0, 255, (64, 64, 3), np.uint8).tobytes()
+            node.on_camera_info(info)
+            node.on_image(image, {})
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        worker, pipeline, after_stop = node.worker, node.pipeline, {}
+        stop = worker.stop
+
+        def stopping(*args):
+            done = stop(*args)
+            after_stop.update(pipeline.status())
+            return done
+
+        worker.stop = stopping
+        before = pipeline.status()["track_steps"]
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert after_stop["track_steps"] > before  # the clips cleanup ran counted steps after deactivate
+    assert node.health.counts["track_steps"] == after_stop["track_steps"]

@@ -324,9 +324,23 @@ def test_rviz_takes_the_use_sim_time_of_this_instances_section_only(tmp_path):
     ("/**/fourds_perception", "/a/b/fourds_perception", True), ("/**/fourds_perception", "/rear/rear_perception", False),
     ("fourds_perception", "/fourds_perception", True), ("fourds_perception", "/front/fourds_perception", False),
     ("/*/fourds_perception", "/front/fourds_perception", True), ("/*/fourds_perception", "/a/b/fourds_perception", False),
-    ("/**/fourds_*", "/x/fourds_perception", True), ("/**/not_fourds_perception", "/fourds_perception", False),
+    ("/**/not_fourds_perception", "/fourds_perception", False), ("/*", "/fourds_perception", True),
 ])
 def test_params_keys_match_nodes_as_rcl_matches_them(key, node, matches):
     from fourds_ros.ros.launch_logic import params_key_matches
 
     assert params_key_matches(key, node) is matches
+
+
+def test_nested_namespaces_in_a_params_file_are_sections_as_rcl_reads_them(tmp_path):
+    """rcl reads `front:` / `fourds_perception:` / `ros__parameters:` as /front/fourds_perception: the node
+    warned such a file had no section for it, and rviz missed its use_sim_time."""
+    from fourds_ros.ros.launch_logic import params_sections
+
+    nested = {"front": {"fourds_perception": {"ros__parameters": {"use_sim_time": True}}},
+              "/**": {"ros__parameters": {"hop": 2}}}
+    assert params_sections(nested) == [("front/fourds_perception", {"use_sim_time": True}), ("/**", {"hop": 2})]
+    params = tmp_path / "nested.yaml"
+    params.write_text(yaml.safe_dump(nested))
+    assert node_use_sim_time(perception_node_plan(str(params), namespace="front")) is True
+    assert node_use_sim_time(perception_node_plan(str(params), namespace="rear")) is False

@@ -73,29 +73,31 @@ class Frame:
         return self.image
 
 
-def decode_image(data: bytes, sixteen_bit_max: int = 65535) -> np.ndarray:
+def decode_image(data: bytes, sixteen_bit_max: int = 65535, max_input_pixels: int | None = None) -> np.ndarray:
     """JPEG/PNG bytes -> (H, W, 3) uint8 RGB, through the node's safe decoder: the header is checked
     against DEFAULT_MAX_INPUT_PIXELS before OpenCV decodes anything (a PNG declaring 60000x60000
     is a BagError, not a crash or a 10 GB allocation). A 16-bit PNG becomes 8 bit by sixteen_bit_max,
-    as the node's image_16bit_max does."""
-    from ..perception.image import ImageDecodeError, decode_compressed
+    as the node's image_16bit_max does; max_input_pixels: the node's (None: its default)."""
+    from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, decode_compressed
 
     try:
-        return decode_compressed("jpeg/png", data, sixteen_bit_max=sixteen_bit_max)
+        return decode_compressed("jpeg/png", data, sixteen_bit_max=sixteen_bit_max,
+                                 max_input_pixels=max_input_pixels or DEFAULT_MAX_INPUT_PIXELS)
     except ImageDecodeError as exc:
         raise BagError(f"image bytes cannot be used ({exc.kind}): {exc}") from exc
 
 
-def camera_image_from_msg(msg, sixteen_bit_max: int = 65535) -> np.ndarray:
+def camera_image_from_msg(msg, sixteen_bit_max: int = 65535, max_input_pixels: int | None = None) -> np.ndarray:
     """A camera sensor_msgs/Image -> (H, W, 3) uint8 RGB in every encoding the node reads (Bayer,
     YUV, mono16 and the rest: perception.image.decode_raw, 16 bits scaled by sixteen_bit_max as the
-    node's image_16bit_max); BagError naming the encoding otherwise."""
-    from ..perception.image import ImageDecodeError, decode_raw
+    node's image_16bit_max; max_input_pixels: the node's, None its default); BagError naming the encoding
+    otherwise."""
+    from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, decode_raw
 
     try:
         return decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
                           np.asarray(msg.data, np.uint8).tobytes(), is_bigendian=bool(msg.is_bigendian),
-                          sixteen_bit_max=sixteen_bit_max)
+                          sixteen_bit_max=sixteen_bit_max, max_input_pixels=max_input_pixels or DEFAULT_MAX_INPUT_PIXELS)
     except ImageDecodeError as exc:
         raise BagError(f"camera image ({msg.encoding!r}, {msg.width}x{msg.height}) cannot be read: {exc}") from exc
 
@@ -114,6 +116,7 @@ class BagData:
     topics: dict[str, str] = field(default_factory=dict)  # topic -> msgtype
     compressed: bool = False
     image_hw: tuple[int, int] | None = None  # (H, W) of the camera images
+    unscorable: str | None = None  # why eval cannot score it (check_scorable), or None
 
     def intrinsics(self, stamp: int) -> np.ndarray:
         if stamp in self.K:
@@ -384,7 +387,7 @@ def topic_types(reader) -> dict[str, str]:
     return {topic: " | ".join(sorted(kinds)) for topic, kinds in types.items()}
 
 
-def _add_image(data: BagData, msg, max_frames: int | None, images: bool, sixteen_bit_max: int = 65535) -> None:
+def _add_image(data: BagData, msg, max_frames: int | None, images: bool, decoding: dict) -> None:
     """A camera frame into `data` (its stamp always; its pixels when `images`, or once to learn
     the size of a compressed stream)."""
     if max_frames is not None and len(data.stamps) >= max_frames:
@@ -394,32 +397,41 @@ def _add_image(data: BagData, msg, max_frames: int | None, images: bool, sixteen
     if data.image_hw is None and not data.compressed:
         data.image_hw = (int(msg.height), int(msg.width))
     if images or (data.image_hw is None and data.compressed):
-        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes(), sixteen_bit_max) if data.compressed
-                              else camera_image_from_msg(msg, sixteen_bit_max))
+        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes(), **decoding) if data.compressed
+                              else camera_image_from_msg(msg, **decoding))
 
 
-def _scored_intrinsics(msg) -> np.ndarray:
-    """A camera_info's K as eval scores with it; ValueError for one it cannot. Why: offline, K alone was
-    read, while the node over DDS undoes distortion and windows (the two paths and the peers scored
-    different images, without a word); an uncalibrated K (all zero, REP-104) or a NaN one failed after
-    the whole run (a singular matrix) or scored nothing, exit 0."""
+def _unscored_camera_info(msg) -> str | None:
+    """Why eval cannot score with this camera_info, or None. Why: offline, K alone was read, while the node
+    over DDS undoes distortion and windows (the two paths and the peers scored different images, without a
+    word); an uncalibrated K (all zero, REP-104) or a NaN one failed after the whole run (a singular matrix)
+    or scored nothing, exit 0."""
     from ..perception.camera import camera_info_window
 
     if np.any(np.asarray(msg.d, float)) or camera_info_window(msg) is not None:
-        raise ValueError("the camera_info has lens distortion, a region of interest or binning, and eval scores "
-                         "undistorted full images: `fourds-ros bag import` the recording first (it undistorts)")
+        return ("the camera_info has lens distortion, a region of interest or binning, and eval scores "
+                "undistorted full images: `fourds-ros bag import` the recording first (it undistorts)")
     k = np.asarray(msg.k, float).reshape(3, 3)
     if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0):
-        raise ValueError(f"the camera_info has no usable calibration (K {k.ravel().tolist()}): eval needs a "
-                         "calibrated camera (`fourds-ros bag import --intrinsics` gives one)")
-    return k
+        return (f"the camera_info has no usable calibration (K {k.ravel().tolist()}): eval needs a calibrated "
+                "camera (`fourds-ros bag import --intrinsics` gives one)")
+    return None
+
+
+def check_scorable(data: BagData) -> BagData:
+    """`data`, or BagError where eval (and what scores as it: calibrate-scale, bag convert of a bag) cannot
+    score it: BagData.unscorable. Not in read_bag itself: `bench replay` and training read such bags."""
+    if data.unscorable:
+        raise BagError(f"{data.path}: {data.unscorable}")
+    return data
 
 
 def _add_label(data: BagData, topic: str, msg) -> None:
     """camera_info or a ground-truth message into `data`, keyed by stamp."""
     stamp = stamp_of(msg.header)
     if topic == CAMERA_INFO_TOPIC:
-        data.K[stamp] = _scored_intrinsics(msg)
+        data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
+        data.unscorable = data.unscorable or _unscored_camera_info(msg)
     elif topic == GT_DEPTH_TOPIC:
         data.gt_depth[stamp] = image_from_msg(msg)
     elif topic == GT_POSE_TOPIC:
@@ -464,10 +476,11 @@ def _scored_image_topic(path, reader, topics: dict[str, str]) -> str:
 
 
 def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True,
-             sixteen_bit_max: int = 65535) -> BagData:
+             sixteen_bit_max: int = 65535, max_input_pixels: int | None = None) -> BagData:
     """Read images, camera info and ground truth back, keyed by stamp (ns). sixteen_bit_max: a 16-bit
     image's largest value, as the node's image_16bit_max (eval passes the run's: offline, a 12-bit camera
-    read 16x too dark, all blind, while the node over DDS read it right).
+    read 16x too dark, all blind, while the node over DDS read it right); max_input_pixels: the node's cap
+    on a frame's size (None: its default), a BagError above it.
 
     Raises BagError for a missing/corrupt/truncated bag or one without any camera image topic.
     Ground-truth topics are optional; what is missing simply stays empty.
@@ -488,7 +501,8 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
         for conn, msg in bag_messages(path, reader, conns):
             try:
                 if conn.topic == image_topic:
-                    _add_image(data, msg, max_frames, images, sixteen_bit_max)
+                    _add_image(data, msg, max_frames, images, {"sixteen_bit_max": sixteen_bit_max,
+                                                               "max_input_pixels": max_input_pixels})
                     if last_kept is None and max_frames is not None and len(data.stamps) >= max_frames:
                         last_kept = max(data.stamps)
                 elif last_kept is None or stamp_of(msg.header) <= last_kept:  # labels of frames not kept: not held
@@ -501,8 +515,9 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
     data.stamps.sort()
     repeated = len(data.stamps) - len(set(data.stamps))
     if repeated:  # the DDS replay and the offline path would keep different images of one stamp
-        raise BagError(f"{path}: {repeated} image(s) repeat an earlier image's header stamp; `fourds-ros bag import` "
-                       "keeps one frame a stamp (is the camera stamping each frame?)")
+        data.unscorable = data.unscorable or (f"{repeated} image(s) repeat an earlier image's header stamp; "
+                                              "`fourds-ros bag import` keeps one frame a stamp (is the camera "
+                                              "stamping each frame?)")
     if data.image_hw is None and data.images:
         data.image_hw = next(iter(data.images.values())).shape[:2]
     if not data.stamps:

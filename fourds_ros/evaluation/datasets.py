@@ -186,9 +186,9 @@ def played_backwards(frames: Iterable[Frame]) -> list[Frame]:
 
 def iter_bag(src: Path, start: int = 0, stride: int = 1, max_frames: int | None = None) -> Iterator[Frame]:
     """The frames of an evaluation-layout bag, with whatever ground truth it holds."""
-    from .bag import read_bag
+    from .bag import check_scorable, read_bag
 
-    data = read_bag(src)
+    data = check_scorable(read_bag(src))  # a bag cut again is scored as it: its K, one image a stamp
     for s in _select(data.stamps, start, stride, max_frames):
         yield Frame(stamp_ns=s, K=data.intrinsics(s), image=data.images[s], gt_depth=data.gt_depth.get(s),
                     gt_pose=data.gt_pose.get(s), gt_tracks=data.gt_tracks.get(s))

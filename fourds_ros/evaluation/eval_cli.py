@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..perception.settings import BACKENDS, ModelSettings
 from ..argtypes import frame_count
-from .bag import BagError, read_bag
+from .bag import BagError, check_scorable, read_bag
 from .predictions import Predictions, grid_queries, track_queries
 
 log = logging.getLogger("fourds_ros.eval")
@@ -175,7 +175,8 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     from ..perception import PerceptionSettings
 
     settings = PerceptionSettings.from_params(params, hop=hop)  # offline's pipeline and BADJA's tracker
-    bag = read_bag(bag_path, max_frames=max_frames, sixteen_bit_max=settings.inputs.image_16bit_max)
+    bag = check_scorable(read_bag(bag_path, max_frames=max_frames, sixteen_bit_max=settings.inputs.image_16bit_max,
+                                  max_input_pixels=settings.inputs.max_input_pixels))
     clip_length = load_config(model_dir).num_frames
     if len(bag.stamps) < clip_length:  # the node describes none of them either: no score to make
         raise BagError(f"{bag_path}: {len(bag.stamps)} frames{' (--max-frames)' if max_frames else ''}, fewer than one "

@@ -1,6 +1,7 @@
 """The offline path: the bag's frames pushed straight into `PerceptionPipeline` (no DDS), the same
-algorithm code the node runs. No rclpy. The node's intake parameters (max_input_pixels, flush_after_s,
-camera_info_*_wait_s, QoS) do not apply here: every frame of the bag goes in, and the last clip is flushed."""
+algorithm code the node runs. No rclpy. The node's intake parameters (flush_after_s, camera_info_*_wait_s,
+QoS) do not apply here: every frame of the bag goes in, and the last clip is flushed (max_input_pixels and
+image_16bit_max do, when eval reads the bag)."""
 
 from __future__ import annotations
 

@@ -195,10 +195,24 @@ def node_use_sim_time(plan: dict) -> bool:
         if isinstance(entry, dict):
             value = as_bool(entry.get("use_sim_time", value))
             continue
-        for key, section in (yaml.safe_load(Path(entry).read_text()) or {}).items():
+        for key, parameters in params_sections(yaml.safe_load(Path(entry).read_text())):
             if params_key_matches(key, node):  # another instance's section is not this node's
-                value = as_bool(((section or {}).get("ros__parameters") or {}).get("use_sim_time", value))
+                value = as_bool(parameters.get("use_sim_time", value))
     return value
+
+
+def params_sections(document) -> list[tuple[str, dict]]:
+    """A params file's (node key, its ros__parameters) sections, as rcl reads them: a key's namespaces may
+    also be nested (`front:` then `fourds_perception:` then `ros__parameters:` is /front/fourds_perception)."""
+    sections = []
+    for key, value in (document or {}).items() if isinstance(document, dict) else ():
+        if not isinstance(value, dict):
+            continue
+        if "ros__parameters" in value:
+            sections.append((str(key), value["ros__parameters"] or {}))
+        sections += [(f"{str(key).rstrip('/')}/{inner.lstrip('/')}", parameters)
+                     for inner, parameters in params_sections({k: v for k, v in value.items() if k != "ros__parameters"})]
+    return sections
 
 
 def node_name(namespace: str, name: str) -> str:
@@ -207,12 +221,12 @@ def node_name(namespace: str, name: str) -> str:
 
 
 def params_key_matches(key, node: str) -> bool:
-    """Whether a params file's top-level key applies to the node of fully qualified name `node`, as rcl
-    matches them: `**` any number of names, `*` any one (or part of one), a key without a leading slash at
-    the root. "/**/fourds_perception" matches the node in any namespace, and no node renamed."""
+    """Whether a params file's node key (params_sections') applies to the node of fully qualified name `node`,
+    as rcl matches them: a `**` token any number of names, a `*` token any one, a key without a leading slash
+    at the root. "/**/fourds_perception" matches the node in any namespace, and no node renamed."""
     pattern = ""
     for token in str(key).strip("/").split("/"):
-        pattern += r"(?:/[^/]+)*" if token == "**" else "/" + re.escape(token).replace(r"\*", "[^/]*")
+        pattern += {"**": r"(?:/[^/]+)*", "*": "/[^/]+"}.get(token, "/" + re.escape(token))
     return re.fullmatch(pattern, node) is not None
 
 

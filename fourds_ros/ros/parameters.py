@@ -69,7 +69,7 @@ def params_files_not_for(node: str, argv: list[str]) -> list[tuple[str, list[str
     to warn of."""
     import yaml
 
-    from .launch_logic import params_key_matches
+    from .launch_logic import params_key_matches, params_sections
 
     files, ros_args = [], False
     for i, arg in enumerate(argv):
@@ -80,8 +80,8 @@ def params_files_not_for(node: str, argv: list[str]) -> list[tuple[str, list[str
     unmatched = []
     for path in files:
         try:
-            keys = list(yaml.safe_load(Path(path).read_text()) or {})
-        except (OSError, yaml.YAMLError, AttributeError, TypeError):  # rcl has read it already, or refused it
+            keys = [key for key, _ in params_sections(yaml.safe_load(Path(path).read_text()))]
+        except (OSError, yaml.YAMLError):  # rcl has read it already, or refused it
             continue
         if not any(params_key_matches(key, node) for key in keys):
             unmatched.append((path, [str(key) for key in keys]))

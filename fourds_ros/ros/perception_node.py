@@ -134,12 +134,12 @@ class PerceptionNode(LifecycleNode):
 
     def _release(self) -> None:
         discarded = self.pipeline.pending_frames if self.pipeline is not None else 0  # buffered: flush had no clip
-        if self.pipeline is not None:  # its counters end with it: keep their totals
-            self.health.carry(self.pipeline.status())
         if self.worker is not None:
             if not self.worker.stop(RELEASE_WAIT_S, self.context.ok()):  # no waiting clip once ROS shut down
                 self.get_logger().warning(f"the running clip did not end within {RELEASE_WAIT_S:g} s: dropped")
             discarded += self.worker.discard()
+        if self.pipeline is not None:  # its counters end with it: their totals, after the clips stop() ran
+            self.health.carry(self.pipeline.status())
         self.health.counts["frames_discarded_at_release"] += discarded  # buffered ones were left unaccounted
         if discarded:  # shutdown or cleanup with frames not described: say so
             self.get_logger().warning(f"released with {discarded} frames buffered or queued for inference: discarded")
