@@ -204,3 +204,13 @@ def test_the_listener_keeps_every_parent_a_frame_was_given():
     assert tf_static.ancestors({OPTICAL: ("camera_color_frame", np.eye(4)),
                                 "camera_color_frame": ("camera_link", np.eye(4))}, OPTICAL) == \
         [OPTICAL, "camera_color_frame", "camera_link"]
+
+
+def test_cameras_alternating_on_one_topic_publish_their_mounts_once(tf):
+    """Two cameras' frames alternating on one topic: each switch went back to pending and sent the whole latched
+    /tf_static message again, every frame (30 Hz to every tf2 listener)."""
+    mount = publishing(Node())
+    for _ in range(50):
+        assert mount.resolve("cam_a") is None and mount.resolve("cam_b") is None
+    assert tf.published == [[("base_link", "cam_a")], [("base_link", "cam_b")]]
+    assert mount.state == "base_from_camera parameter, published as base_link -> cam_b"

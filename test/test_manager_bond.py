@@ -94,3 +94,40 @@ def test_bondpy_is_found_where_it_is_installed():
         assert bondpy_bond() is None
     else:
         assert bondpy_bond() is Bond
+
+
+class EntityBondTestDouble(BondpyBondTestDouble):
+    """As bondpy's Bond makes and drops its endpoints: a publisher and a subscription on the node, destroyed by
+    their own destroy() at shutdown."""
+
+    def start(self):
+        from std_msgs.msg import String
+
+        super().start()
+        self.pub = self.node.create_publisher(String, self.topic, 10)
+        self.sub = self.node.create_subscription(String, self.topic, lambda msg: None, 10)
+
+    def shutdown(self):
+        super().shutdown()
+        self.pub.destroy()
+        self.sub.destroy()
+
+
+def test_a_broken_bond_leaves_no_endpoint_on_the_node(ros_env):
+    """bondpy's own destroy() left its publisher and subscription in rclpy's node lists: one pair more at every
+    activation of a node the robot parks and wakes for weeks."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+    real = rclpy.create_node("fourds_perception", context=context)
+    try:
+        before = (len(list(real.publishers)), len(list(real.subscriptions)))
+        bond = ManagerBond(real, lambda message: None, EntityBondTestDouble)
+        for _ in range(5):
+            bond.start()
+            bond.stop()
+        assert (len(list(real.publishers)), len(list(real.subscriptions))) == before
+    finally:
+        real.destroy_node()
+        rclpy.try_shutdown(context=context)

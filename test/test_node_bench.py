@@ -337,3 +337,27 @@ def test_bench_replay_plays_the_frames_asked_for(monkeypatch, tmp_path, frames, 
     bench_replay.run_rate(tmp_path / "bag", node, {}, 15.0, frames, n_bag, 8, 7, tmp_path, "ns")
     assert (asked["max_frames"], asked["loops"]) == (per_loop, loops)
     assert asked["timeout_s"] >= 3 * per_loop * loops / 15.0
+
+
+def test_the_camera_frames_come_from_source_and_make_demo_gives_the_shipped_sample(capsys):
+    """`make demo`'s live row read ../shared's kitchen whenever it sat beside the checkout (the demo must run on
+    what the repo ships): --source picks the frames, and the demo gives samples/hololens_000."""
+    import argparse
+
+    from fourds_ros.bench import node
+
+    from .conftest import REPO
+
+    parser = argparse.ArgumentParser()
+    node.add_node_process_arguments(parser)
+    try:
+        node.node_process_settings(parser, parser.parse_args(["--source", str(REPO / "samples" / "hololens_000")]))
+        frames, k = node._frames(4, (480, 640))
+        assert node.source().endswith("samples/hololens_000") and len(frames) == 4 and frames[0].shape == (480, 640, 3)
+        with pytest.raises(SystemExit):
+            node.node_process_settings(parser, parser.parse_args(["--source", str(REPO / "docs")]))
+        assert "--source" in capsys.readouterr().err
+    finally:
+        node.FRAMES_SOURCE = None
+    demo = (REPO / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
+    assert "bench node" in demo and "--source samples/hololens_000" in demo and "shared" not in demo

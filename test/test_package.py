@@ -76,6 +76,25 @@ def test_pip_only_requirements_leave_numpy_to_the_distribution():
     assert not numpy.specifier.contains("2.0.0") and numpy.specifier.contains("1.26.4")
 
 
+def test_ros_system_ranges_hold_what_the_code_uses():
+    """rosbags>=0.9.20 let a ROS system keep a rosbags without rosbag2.StoragePlugin (0.10.9 added it), which
+    `fourds-ros eval` imports when it writes the recording: an ImportError after the replay. Each range also
+    takes the version the developer venv pins (requirements.txt), which the tests run."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    def read(name: str) -> list[Requirement]:
+        return [Requirement(line.split("#")[0]) for line in (REPO / name).read_text().splitlines()
+                if line.strip() and not line.startswith(("#", "-"))]
+
+    ranges = {r.name: r for r in read("requirements-ros-system.txt") if r.marker is None}
+    assert not ranges["rosbags"].specifier.contains("0.10.8") and ranges["rosbags"].specifier.contains("0.10.9")
+    pinned = {r.name: next(iter(r.specifier)).version for r in read("requirements.txt") if len(r.specifier) == 1}
+    for name, requirement in ranges.items():
+        if name in pinned:
+            assert requirement.specifier.contains(Version(pinned[name].split("+")[0])), (name, pinned[name])
+
+
 def test_colcon_finds_pytest_as_test_dependency():
     """colcon test runs pytest only when setup.py declares it as a test dependency; setuptools
     dropped tests_require, so it must be in extras_require["test"]. Read as colcon reads it."""

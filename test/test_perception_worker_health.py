@@ -906,6 +906,20 @@ def test_publication_sequence_gaps_count_frames_lost_per_publisher():
     assert health.counts["frames_missing_by_sequence"] == 2
 
 
+def test_sequence_numbers_are_kept_for_the_recent_publishers_only():
+    """Each camera driver respawn is a new DDS writer: one entry each, for the whole activation (100,000
+    respawns: 16.6 MB). The most recently seen are kept; the live camera's losses still count."""
+    from fourds_ros.perception.health import SEQUENCE_PUBLISHERS_KEPT
+
+    health = NodeHealth(lambda message: None)
+    stamp = 1_000_000_000
+    for respawn in range(1000):
+        health.frame_received(stamp + respawn * 33_000_000, f"writer{respawn}", 1)
+        health.frame_received(stamp + respawn * 33_000_000 + 1, "camera", 2 * respawn + 1)  # one lost each time
+    assert len(health._sequences) == SEQUENCE_PUBLISHERS_KEPT == 16
+    assert health.counts["frames_missing_by_sequence"] == 999
+
+
 @pytest.mark.parametrize("inactive_frames", [300, 4])
 def test_frames_the_camera_sent_while_the_node_was_inactive_are_not_lost(inactive_frames):
     """Deactivated, the node has no subscription and the camera goes on publishing: its sequence

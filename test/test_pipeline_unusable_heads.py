@@ -55,3 +55,15 @@ def test_good_heads_warn_of_nothing():
     pipeline, result = run(2.0, 0.4)
     assert result.warnings == {} and pipeline.status()["frames_without_depth"] == 0
     assert pipeline.status()["pose_head_implausible"] == 0
+
+
+def test_the_robots_masks_are_kept_for_the_last_image_size_only():
+    """exclude_boxes' masks were cached for every input size ever seen (500 sizes: 170 MB), never evicted."""
+    pipeline = PerceptionPipeline(BlindingEngine(), PerceptionSettings.from_params(
+        hop=FAKE_T, exclude_boxes=[0.0, 0.75, 1.0, 1.0]))
+    for width in range(64, 96, 4):
+        size = (48, width)
+        excluded = pipeline._excluded_pixels(size, pipeline.preprocess.pixel_map(size))
+        off_robot = pipeline._off_robot_pixels(size)
+        assert excluded.any() and off_robot.shape == size and not off_robot.all()
+    assert list(pipeline._excluded) == list(pipeline._off_robot) == [(48, 92)]

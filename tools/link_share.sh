@@ -5,7 +5,7 @@
 #     (ros2launch finds launch files with os.walk, which does not descend into directory links),
 #   share/fourds_ros/package.xml, share/ament_index/resource_index/packages/fourds_ros,
 #   lib/fourds_ros/{perception_node,fourds-ros}  links to the console scripts pip put in bin/.
-# Rerun after adding a file to launch/, config/ or models/ (make setup does when setup.py changes).
+# `make setup` runs it every time, so a file added to or removed from launch/, config/ or models/ is linked.
 set -euo pipefail
 venv=$(cd "$1" && pwd)
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -45,7 +45,14 @@ SHED_LIMIT = 0.05  # the ros2_benchmark criterion: under 5 % dropped
 CAMERA_HW = (480, 640)  # (H, W) of the live camera unless --size says otherwise: issue #19's 640x480
 
 
+# The camera's frames (--source): a 7-Scenes, HoloLens or TUM folder, or "synthetic". None: the kitchen of
+# ../shared beside the checkout where it is (docs/benchmarks.md's figures), else synthetic.
+FRAMES_SOURCE: str | None = None
+
+
 def source() -> str:
+    if FRAMES_SOURCE is not None:
+        return FRAMES_SOURCE
     return str(SCENES) if SCENES.exists() else "synthetic"
 
 
@@ -466,6 +473,10 @@ def add_node_process_arguments(parser) -> None:
     from ..perception.settings import add_param_argument
 
     add_param_argument(parser, "over the shipped defaults")
+    parser.add_argument("--source", default=None, metavar="DIR|synthetic",
+                        help="the camera's frames: a 7-Scenes, HoloLens or TUM folder, or synthetic (default: "
+                             "../shared's 7-Scenes kitchen beside the checkout where it is, else synthetic; `make demo` "
+                             "gives the shipped sample, samples/hololens_000)")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
     parser.add_argument("--fastdds-profile", default="",
                         help="Fast DDS profile of the node and the camera process: '' the package's "
@@ -482,8 +493,16 @@ def fastdds_profile_of(env: dict) -> str:
 def node_process_settings(parser, args) -> tuple[dict, dict]:
     """-> (the node's parameters over the shipped defaults, the environment of node and camera)."""
     from ..perception.settings import params_from_args
+    from ..rgbd import DatasetFormatError, read_sequence
     from ..ros.harness import ros_env
 
+    global FRAMES_SOURCE
+    if args.source not in (None, "synthetic"):
+        try:
+            read_sequence(args.source)
+        except DatasetFormatError as exc:
+            parser.error(f"--source: {exc}")
+    FRAMES_SOURCE = args.source
     return params_from_args(parser, args.param), ros_env(args.domain, args.fastdds_profile)
 
 

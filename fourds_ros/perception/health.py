@@ -225,6 +225,11 @@ def pipeline_totals(status: dict) -> dict[str, int]:
             and k != "tracks_live" and not k.startswith(("metric_scale", "reference_depth"))}
 
 
+# The image publishers (DDS writers) whose sequence numbers are kept, the most recently seen: each respawn of a
+# camera driver or replay of a bag is a new writer, and one entry each grew for the whole activation.
+SEQUENCE_PUBLISHERS_KEPT = 16
+
+
 def percentile(window, q: float) -> str:
     return f"{np.percentile(list(window), q):.2f}" if window else "nan"
 
@@ -310,10 +315,12 @@ class NodeHealth:
             self.queue_at.append(now)
         self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
         if sequence is not None:
-            last = self._sequences.get(publisher)
+            last = self._sequences.pop(publisher, None)  # put back last: the dict runs oldest-seen first
             if last is not None and sequence > last + 1:
                 self.counts["frames_missing_by_sequence"] += sequence - last - 1
             self._sequences[publisher] = sequence if last is None else max(last, sequence)
+            if len(self._sequences) > SEQUENCE_PUBLISHERS_KEPT:  # a driver respawned for weeks: one writer each
+                del self._sequences[next(iter(self._sequences))]
         now_ns = self.now_ns()
         offset_ms = (now_ns - stamp_ns) / 1e6
         if on_node_clock(offset_ms):

@@ -264,8 +264,7 @@ class PerceptionPipeline:
         # camera at the same place, and turns its results back into the camera's (image_rotation.py).
         self.turns = quarter_turns(s.inputs.image_rotation)
         self.exclude_boxes = box_list(s.inputs.exclude_boxes)  # the robot itself in view (exclusion.py)
-        self._excluded: dict[tuple[int, int], np.ndarray | None] = {}  # model-pixel masks by input size
-        self._off_robot: dict[tuple[int, int], np.ndarray | None] = {}  # camera-pixel masks by input size
+        self._excluded, self._off_robot = {}, {}  # exclude_boxes' model- and camera-pixel masks: the last input size's
         # The last frame's working image (a large camera's scaled down, work_image.py; its camera_hw
         # is the frame's size turned upright), and track queries that came before any frame, placed
         # in it when the first one comes.
@@ -295,17 +294,15 @@ class PerceptionPipeline:
         self.pose_head_overruled = 0  # fused: clips whose head moved > 90 deg off the geometry (head_overruled)
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.isolate_stages, self.stage_failures = False, Counter()  # a node's: _isolated; its failures by stage
-        self.pose_head_nonfinite = 0  # output frames whose pose head gave NaN or inf: held, of unknown size
-        self.pose_head_implausible = 0  # output frames whose finite head gave no motion (finite_head): held so
-        self.frames_without_depth = 0  # output frames, not blind, whose depth head gave no valid pixel
-        self._warnings: dict[str, str] = {}  # the clip's ClipResult.warnings
+        self.pose_head_nonfinite = self.pose_head_implausible = 0  # frames the head gave NaN / no motion: held
         self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
         self.pose_rotation_steps = self.pose_step_rotations = 0  # rotation steps by bearings (68a), by corners (69)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
         # node that cannot keep up sheds fewer frames. None (offline, tests): never behind.
         self.behind: Callable[[], bool] | None = None
-        self.frames_blind = self.frames_partly_blind = 0  # output frames too dark or flat to see, whole or in part
+        # output frames too dark or flat to see, whole or in part; and seeing ones whose depth head gave no valid pixel
+        self.frames_blind = self.frames_partly_blind = self.frames_without_depth = 0
         # The first buffer sequence whose clips restart odometry (a manual reset, time going backwards): a
         # clip of an older sequence waiting at the reset must not take it. Only reset and add_frame write it:
         # the worker compares sequences (_start_sequence); clearing it erased a reset landing meanwhile.
@@ -634,17 +631,17 @@ class PerceptionPipeline:
     def _excluded_pixels(self, upright_hw: tuple[int, int], pmap: PixelMap) -> np.ndarray | None:
         """The model-pixel mask of exclude_boxes for inputs of this (upright) size, cached."""
         key = tuple(upright_hw)
-        if key not in self._excluded:
-            self._excluded[key] = excluded_model_pixels(self.exclude_boxes, self.model_hw, pmap, self.turns, key)
+        if key not in self._excluded:  # the last size's only: one mask per size ever seen grew without bound
+            self._excluded = {key: excluded_model_pixels(self.exclude_boxes, self.model_hw, pmap, self.turns, key)}
         return self._excluded[key]
 
     def _off_robot_pixels(self, upright_hw: tuple[int, int]) -> np.ndarray | None:
         """(H, W) bool upright camera pixels not on the robot itself (exclude_boxes), cached by size;
         None without boxes. The robot's body moves with the camera, so corners are seeded off it."""
         key = tuple(upright_hw)
-        if key not in self._off_robot:
+        if key not in self._off_robot:  # the last size's only, as _excluded_pixels
             on = excluded_input_pixels(self.exclude_boxes, key, self.turns)
-            self._off_robot[key] = None if on is None else ~on
+            self._off_robot = {key: None if on is None else ~on}
         return self._off_robot[key]
 
     def _in_camera(self, results: list[FrameResult], frames: list[Frame]) -> list[FrameResult]:

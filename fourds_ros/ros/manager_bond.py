@@ -71,3 +71,8 @@ class ManagerBond:
         except Exception as exc:  # nor stop it from deactivating
             self.state = f"failed to break: {type(exc).__name__}: {exc}"
             self.warn(f"nav2_lifecycle_manager bond: {self.state}")
+        # bondpy's shutdown destroys its publisher and subscription by their own destroy(), which leaves them in
+        # the node's lists (rclpy 9): the node kept one pair more at every activation. Through the node they go.
+        for name, kind in (("pub", "publisher"), ("sub", "subscription")):
+            if getattr(bond, name, None) is not None:
+                getattr(self.node, f"destroy_{kind}")(getattr(bond, name))

@@ -7,7 +7,7 @@ The plan is a list of steps run in order; the probe publishes `image` (raw or co
 diagnostics...) as JSON summaries: type, stamp, frame_id, sizes, encodings, fields.
 
 Steps:
-  {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (7-Scenes style *.color.jpg),
+  {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (a 7-Scenes, HoloLens or TUM folder),
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
    "distortion": null|[K1, K2, P1, P2, K3] (camera_info's plumb_bob lens), "stamp_offset_s": 0.0,
    "corrupt": null|"length", "skip": [I, ...], "late_at": null|I,
@@ -94,16 +94,11 @@ def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np
                 img[h // 2:] = 0
             frames.append(img)
         return frames, size_k
-    import cv2
+    from ..rgbd import read_sequence
 
-    from ..rgbd import seven_scenes_rgb_intrinsics
-
-    root = Path(source)
-    paths = sorted(root.glob("*.color.jpg"))[:count]
-    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
-    # A 7-Scenes folder: its camera-intrinsics.txt is the depth camera's (fourds_ros.rgbd)
-    k = seven_scenes_rgb_intrinsics(root) if (root / "camera-intrinsics.txt").exists() else None
-    return fit_frames(frames, k, size)
+    sequence = read_sequence(source)  # a 7-Scenes, HoloLens or TUM folder: its RGB frames and their K
+    frames = [sequence.rgb(i) for i in range(min(count, len(sequence)))]
+    return fit_frames(frames, sequence.intrinsics, size)
 
 
 def fit_frames(frames: list[np.ndarray], k: np.ndarray | None, size: tuple[int, int]):

@@ -199,6 +199,9 @@ class CameraMount:
             return
         if not self.state.startswith("pending"):
             return
+        if frame_id in self.published:  # back to a camera already in the latched message: nothing to send
+            self.state = f"base_from_camera parameter, published as {self.base} -> {frame_id}"
+            return  # (two cameras alternating on one topic republished the whole message every frame)
         transform = tf_static.make_transform(self.base, frame_id, self.parameter)
         try:  # the same broadcaster: one latched message with every camera's mount
             self.broadcaster = tf_static.publish_static(self.node, [transform], self.broadcaster)
