@@ -361,3 +361,17 @@ def test_the_camera_frames_come_from_source_and_make_demo_gives_the_shipped_samp
         node.FRAMES_SOURCE = None
     demo = (REPO / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
     assert "bench node" in demo and "--source samples/hololens_000" in demo and "shared" not in demo
+
+
+def test_a_folder_of_color_frames_alone_is_a_source(tmp_path):
+    """--source took only a full RGB-D sequence after session 62's change (depth and poses for every frame): a
+    folder of frame-*.color.jpg, the probe's documented source, was refused."""
+    import shutil
+
+    from fourds_ros.ros.probe import load_frames
+
+    kitchen = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
+    for path in sorted(kitchen.glob("frame-*.color.*"))[:3]:
+        shutil.copy(path, tmp_path / path.name)
+    frames, k = load_frames(str(tmp_path), (480, 640), 5)
+    assert len(frames) == 3 and frames[0].shape == (480, 640, 3) and k is None

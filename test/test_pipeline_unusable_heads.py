@@ -57,8 +57,11 @@ def test_good_heads_warn_of_nothing():
     assert pipeline.status()["pose_head_implausible"] == 0
 
 
-def test_the_robots_masks_are_kept_for_the_last_image_size_only():
-    """exclude_boxes' masks were cached for every input size ever seen (500 sizes: 170 MB), never evicted."""
+def test_the_robots_masks_are_kept_for_the_last_two_image_sizes(monkeypatch):
+    """exclude_boxes' masks were cached for every input size ever seen (500 sizes: 170 MB), never evicted. A clip
+    asks for two sizes (the working image's and, with depth at camera resolution, the camera's): both stay."""
+    from fourds_ros.perception import pipeline as module
+
     pipeline = PerceptionPipeline(BlindingEngine(), PerceptionSettings.from_params(
         hop=FAKE_T, exclude_boxes=[0.0, 0.75, 1.0, 1.0]))
     for width in range(64, 96, 4):
@@ -66,4 +69,10 @@ def test_the_robots_masks_are_kept_for_the_last_image_size_only():
         excluded = pipeline._excluded_pixels(size, pipeline.preprocess.pixel_map(size))
         off_robot = pipeline._off_robot_pixels(size)
         assert excluded.any() and off_robot.shape == size and not off_robot.all()
-    assert list(pipeline._excluded) == list(pipeline._off_robot) == [(48, 92)]
+    assert list(pipeline._excluded) == list(pipeline._off_robot) == [(48, 88), (48, 92)]
+    made = []
+    monkeypatch.setattr(module, "excluded_input_pixels", lambda *args: made.append(args[1]))
+    for _ in range(4):  # the two sizes of every clip: computed once each, not once a call
+        pipeline._off_robot_pixels((36, 48))
+        pipeline._off_robot_pixels((72, 96))
+    assert made == [(36, 48), (72, 96)]

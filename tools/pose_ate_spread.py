@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pose_error_budget import chained_ate, record_clips  # noqa: E402
 
-from fourds_ros.evaluation.bag import read_bag  # noqa: E402
+from fourds_ros.evaluation.bag import check_scorable, read_bag  # noqa: E402
 from fourds_ros.evaluation.eval_cli import command_params, resolve_model  # noqa: E402
 from fourds_ros.perception.settings import PerceptionSettings, add_param_argument  # noqa: E402
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = model_engine(settings, resolve_model(args.model), args.backend)
     results = {}
     for path in args.bags:
-        bag = read_bag(path)
+        bag = check_scorable(read_bag(path))
         if not bag.gt_pose:
             parser.error(f"{path} has no ground-truth poses")
         results[Path(path).name] = spread(bag, engine, settings, args.runs, args.relative, args.starts)

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fourds_ros.evaluation.bag import CAMERA_FRAME, read_bag
+from fourds_ros.evaluation.bag import CAMERA_FRAME, check_scorable, read_bag
 from fourds_ros.evaluation.eval_cli import command_params, resolve_model
 from fourds_ros.evaluation.metrics import pose_errors
 from fourds_ros.perception.odometry import OdometryChain
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     add_param_argument(parser)
     args = parser.parse_args(argv)
     params = command_params(parser, args)
-    bag = read_bag(args.bag)
+    bag = check_scorable(read_bag(args.bag))
     if not bag.gt_pose:
         parser.error(f"{args.bag} has no ground-truth poses")
     model = resolve_model(args.model)

@@ -474,7 +474,7 @@ def add_node_process_arguments(parser) -> None:
 
     add_param_argument(parser, "over the shipped defaults")
     parser.add_argument("--source", default=None, metavar="DIR|synthetic",
-                        help="the camera's frames: a 7-Scenes, HoloLens or TUM folder, or synthetic (default: "
+                        help="the camera's frames: a 7-Scenes, HoloLens or TUM folder, *.color.jpg frames, or synthetic (default: "
                              "../shared's 7-Scenes kitchen beside the checkout where it is, else synthetic; `make demo` "
                              "gives the shipped sample, samples/hololens_000)")
     parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
@@ -493,13 +493,14 @@ def fastdds_profile_of(env: dict) -> str:
 def node_process_settings(parser, args) -> tuple[dict, dict]:
     """-> (the node's parameters over the shipped defaults, the environment of node and camera)."""
     from ..perception.settings import params_from_args
-    from ..rgbd import DatasetFormatError, read_sequence
+    from ..rgbd import DatasetFormatError
     from ..ros.harness import ros_env
+    from ..ros.probe import load_frames
 
     global FRAMES_SOURCE
     if args.source not in (None, "synthetic"):
         try:
-            read_sequence(args.source)
+            load_frames(args.source, CAMERA_HW, 1)
         except DatasetFormatError as exc:
             parser.error(f"--source: {exc}")
     FRAMES_SOURCE = args.source

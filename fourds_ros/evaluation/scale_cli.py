@@ -45,7 +45,8 @@ def _run(bag_path, model_dir, backend: str, params: dict | None):
 
     settings = PerceptionSettings.from_params(**{**(params or {}), "metric_scale_source": "model",
                                                  "metric_scale_factor": 1.0})
-    bag = check_scorable(read_bag(bag_path, sixteen_bit_max=settings.inputs.image_16bit_max))
+    bag = check_scorable(read_bag(bag_path, sixteen_bit_max=settings.inputs.image_16bit_max,
+                                  max_input_pixels=settings.inputs.max_input_pixels))
     if not bag.gt_depth:
         raise BagError(f"{bag_path}: no /gt/depth; record an RGB-D camera's depth (fourds-ros bag import --depth-topic)")
     return bag, run_offline(bag, resolve_model(model_dir), backend, settings)

@@ -91,6 +91,18 @@ class ClipResult:
     warnings: dict[str, str] = field(default_factory=dict)
 
 
+# Masks kept per image size (exclude_boxes): a clip asks for the working size and, with depth at camera
+# resolution, the camera's; one per size ever seen grew without bound (500 sizes: 170 MB).
+MASK_SIZES_KEPT = 2
+
+
+def _keep_last(cache: dict, key, value) -> None:
+    """cache[key] = value, the oldest entry dropped beyond MASK_SIZES_KEPT."""
+    if len(cache) >= MASK_SIZES_KEPT:
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
 # The timed stages of PerceptionPipeline.process after the engine call; epipolar is part of pose.
 STAGES = ("refine", "tracks_update", "pose", "epipolar")
 
@@ -264,7 +276,7 @@ class PerceptionPipeline:
         # camera at the same place, and turns its results back into the camera's (image_rotation.py).
         self.turns = quarter_turns(s.inputs.image_rotation)
         self.exclude_boxes = box_list(s.inputs.exclude_boxes)  # the robot itself in view (exclusion.py)
-        self._excluded, self._off_robot = {}, {}  # exclude_boxes' model- and camera-pixel masks: the last input size's
+        self._excluded, self._off_robot = {}, {}  # exclude_boxes' model- and camera-pixel masks: last sizes' (_keep_last)
         # The last frame's working image (a large camera's scaled down, work_image.py; its camera_hw
         # is the frame's size turned upright), and track queries that came before any frame, placed
         # in it when the first one comes.
@@ -631,17 +643,17 @@ class PerceptionPipeline:
     def _excluded_pixels(self, upright_hw: tuple[int, int], pmap: PixelMap) -> np.ndarray | None:
         """The model-pixel mask of exclude_boxes for inputs of this (upright) size, cached."""
         key = tuple(upright_hw)
-        if key not in self._excluded:  # the last size's only: one mask per size ever seen grew without bound
-            self._excluded = {key: excluded_model_pixels(self.exclude_boxes, self.model_hw, pmap, self.turns, key)}
+        if key not in self._excluded:
+            _keep_last(self._excluded, key, excluded_model_pixels(self.exclude_boxes, self.model_hw, pmap, self.turns, key))
         return self._excluded[key]
 
     def _off_robot_pixels(self, upright_hw: tuple[int, int]) -> np.ndarray | None:
         """(H, W) bool upright camera pixels not on the robot itself (exclude_boxes), cached by size;
         None without boxes. The robot's body moves with the camera, so corners are seeded off it."""
         key = tuple(upright_hw)
-        if key not in self._off_robot:  # the last size's only, as _excluded_pixels
+        if key not in self._off_robot:
             on = excluded_input_pixels(self.exclude_boxes, key, self.turns)
-            self._off_robot = {key: None if on is None else ~on}
+            _keep_last(self._off_robot, key, None if on is None else ~on)
         return self._off_robot[key]
 
     def _in_camera(self, results: list[FrameResult], frames: list[Frame]) -> list[FrameResult]:

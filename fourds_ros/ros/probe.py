@@ -7,7 +7,8 @@ The plan is a list of steps run in order; the probe publishes `image` (raw or co
 diagnostics...) as JSON summaries: type, stamp, frame_id, sizes, encodings, fields.
 
 Steps:
-  {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (a 7-Scenes, HoloLens or TUM folder),
+  {"frames": N, "rate": HZ, "source": "synthetic"|"black"|"half_black"|DIR (a 7-Scenes, HoloLens or TUM folder,
+   or *.color.jpg frames),
    "encoding": "rgb8", "compressed": false, "size": [H, W], "camera_info": true,
    "distortion": null|[K1, K2, P1, P2, K3] (camera_info's plumb_bob lens), "stamp_offset_s": 0.0,
    "corrupt": null|"length", "skip": [I, ...], "late_at": null|I,
@@ -94,9 +95,19 @@ def load_frames(source: str, size: tuple[int, int], count: int) -> tuple[list[np
                 img[h // 2:] = 0
             frames.append(img)
         return frames, size_k
-    from ..rgbd import read_sequence
+    import cv2
 
-    sequence = read_sequence(source)  # a 7-Scenes, HoloLens or TUM folder: its RGB frames and their K
+    from ..rgbd import DatasetFormatError, read_sequence, seven_scenes_rgb_intrinsics
+
+    try:
+        sequence = read_sequence(source)  # a 7-Scenes, HoloLens or TUM folder: its RGB frames and their K
+    except DatasetFormatError:  # a folder of frame-*.color.jpg alone (no depth or poses): its frames
+        root = Path(source)
+        frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(root.glob("*.color.jpg"))[:count]]
+        if not frames:
+            raise
+        k = seven_scenes_rgb_intrinsics(root) if (root / "camera-intrinsics.txt").exists() else None
+        return fit_frames(frames, k, size)
     frames = [sequence.rgb(i) for i in range(min(count, len(sequence)))]
     return fit_frames(frames, sequence.intrinsics, size)
 
