@@ -497,12 +497,12 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
             raise BagError(f"{path}: {mixed[0]} was recorded with several message types ({data.topics[mixed[0]]}); "
                            "eval reads one type a topic")
         conns = [c for c in reader.connections if c.topic in wanted]
+        decoding = {"sixteen_bit_max": sixteen_bit_max, "max_input_pixels": max_input_pixels}
         last_kept = None  # with max_frames, once that many are read: the newest kept frame's stamp
         for conn, msg in bag_messages(path, reader, conns):
             try:
                 if conn.topic == image_topic:
-                    _add_image(data, msg, max_frames, images, {"sixteen_bit_max": sixteen_bit_max,
-                                                               "max_input_pixels": max_input_pixels})
+                    _add_image(data, msg, max_frames, images, decoding)
                     if last_kept is None and max_frames is not None and len(data.stamps) >= max_frames:
                         last_kept = max(data.stamps)
                 elif last_kept is None or stamp_of(msg.header) <= last_kept:  # labels of frames not kept: not held

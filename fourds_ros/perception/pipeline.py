@@ -784,13 +784,14 @@ class PerceptionPipeline:
             usable = slot_ids >= 0 if slot_ids is not None else None
             outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
             outputs, nonfinite, implausible = finite_head(outputs)
-            self.pose_head_nonfinite += int(nonfinite[output_t].sum())
-            self.pose_head_implausible += int(implausible[output_t].sum())
-            if (nonfinite | implausible)[output_t].any():
+            n_nonfinite, n_implausible = int(nonfinite[output_t].sum()), int(implausible[output_t].sum())
+            self.pose_head_nonfinite += n_nonfinite
+            self.pose_head_implausible += n_implausible
+            if n_nonfinite or n_implausible:
                 self._warnings["pose_head_unusable"] = (
-                    f"the pose head gave {int(nonfinite[output_t].sum())} non-finite and {int(implausible[output_t].sum())} "
-                    f"impossible frames of {len(output_t)} (no rotation, or over {HEAD_MAX_TRANSLATION_M:g} m): held, with "
-                    "an unknown-motion covariance, where the geometry does not place them")
+                    f"the pose head gave {n_nonfinite} non-finite and {n_implausible} impossible frames of "
+                    f"{len(output_t)} (no rotation, or over {HEAD_MAX_TRANSLATION_M:g} m): held, with an "
+                    "unknown-motion covariance, where the geometry does not place them")
             rotation, translation, log_variance, geo = clip_pose(
                 outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
                 smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,

@@ -199,17 +199,17 @@ class CameraMount:
             return
         if not self.state.startswith("pending"):
             return
-        if frame_id in self.published:  # back to a camera already in the latched message: nothing to send
-            self.state = f"base_from_camera parameter, published as {self.base} -> {frame_id}"
-            return  # (two cameras alternating on one topic republished the whole message every frame)
-        transform = tf_static.make_transform(self.base, frame_id, self.parameter)
-        try:  # the same broadcaster: one latched message with every camera's mount
-            self.broadcaster = tf_static.publish_static(self.node, [transform], self.broadcaster)
-        except ImportError as exc:  # raised here, in the image callback, it ended the executor
-            self._without_tf2_msgs(exc)
-            return
-        self.published[frame_id] = transform
-        self.ours.add(frame_id)
+        # A camera already in the latched message (back to it, two cameras alternating on one topic) sends nothing:
+        # the whole message went out again at every frame.
+        if frame_id not in self.published:
+            transform = tf_static.make_transform(self.base, frame_id, self.parameter)
+            try:  # the same broadcaster: one latched message with every camera's mount
+                self.broadcaster = tf_static.publish_static(self.node, [transform], self.broadcaster)
+            except ImportError as exc:  # raised here, in the image callback, it ended the executor
+                self._without_tf2_msgs(exc)
+                return
+            self.published[frame_id] = transform
+            self.ours.add(frame_id)
         self.state = f"base_from_camera parameter, published as {self.base} -> {frame_id}"
 
     def _not_published(self, frame_id: str, parent: str) -> None:
