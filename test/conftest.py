@@ -18,6 +18,14 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """A selection that matches no test fails the run: colcon test counts pytest's "no tests collected"
+    as a pass, so `make test PYTEST_ARGS="-k typo"` used to pass having tested nothing."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("\nno test matched the selection (PYTEST_ARGS); failing instead of passing on nothing")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def require(path: Path) -> Path:
     """Skip when shared data is absent on a developer machine; in CI (CI=true) it must be there."""
     if not path.exists():

@@ -121,3 +121,13 @@ def test_every_ros_package_the_code_imports_is_declared():
             imported |= {n.split(".")[0] for n in names}
     ros = {n for n in imported if n in ros_like or n.endswith(("_msgs", "_srvs", "_interfaces"))}
     assert ros and ros <= depends, ros - depends
+
+
+def test_a_selection_matching_no_test_fails(tmp_path):
+    """`make test PYTEST_ARGS="-k typo"` must fail: colcon test treats pytest's exit code 5 as a pass."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:launch_testing", "-p", "no:cacheprovider",
+         "--rootdir", str(REPO), str(REPO / "test" / "test_package.py"), "-k", "no_test_has_this_name_xyz"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "no test matched the selection" in run.stdout

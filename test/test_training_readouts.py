@@ -1092,3 +1092,33 @@ def test_the_card_gives_the_training_loss_of_the_step_it_ships():
     assert loss_words(history, {"selected_step": 4}) == loss_words(history, None)
     assert loss_words(history, {"selected_step": 2}).endswith("The weights are step 2's: training loss there 8.0000.")
     assert "step 0" in loss_words(history, {"selected_step": 0})
+
+
+def test_a_continued_run_draws_other_batches_than_its_start(tmp_path):
+    """A stopped run continued with --init OUT/checkpoint and the same --seed replayed the stopped run's batches
+    from the first. Now its sampler is seeded with the steps the progress had trained (kept in its metadata,
+    summed over continuations); any other start draws as before."""
+    import dataclasses
+
+    from fourds_ros.model.checkpoint import read_metadata
+    from training import train_readouts
+
+    out = tmp_path / "run"
+    assert main(COMMON + ["--steps", "2", "--save-every", "1", "--out", str(out)]) == 0
+    (out / "training_log.json").unlink()  # stopped before its end
+    cont = parse_args(COMMON + ["--init", str(out / "checkpoint"), "--steps", "1", "--save-every", "1",
+                                "--out", str(out)])
+    assert train_readouts.continued_steps(cont) == 2
+    assert train_readouts.continued_steps(parse_args(COMMON + ["--out", str(out)])) == 0
+    cpu = torch.device("cpu")
+    fresh = parse_args(COMMON + ["--train-clips", "16", "--out", str(out)])
+    banks = train_readouts.load_banks(fresh, train_readouts.model_for(fresh), cpu)
+    first = train_readouts.BatchSampler(fresh, banks, cpu)()
+    assert torch.equal(first["video"], train_readouts.BatchSampler(fresh, banks, cpu)()["video"])  # seeded
+    continued = train_readouts.BatchSampler(dataclasses.replace(fresh, steps_before=2), banks, cpu)()
+    assert not torch.equal(first["video"], continued["video"])
+    assert main(COMMON + ["--init", str(out / "checkpoint"), "--steps", "1", "--save-every", "1",
+                          "--out", str(out)]) == 0
+    assert read_metadata(out)["steps_before"] == "2"
+    (out / "training_log.json").unlink()  # stopped again: a second continuation counts both runs
+    assert train_readouts.continued_steps(cont) == 3

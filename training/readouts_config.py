@@ -77,6 +77,7 @@ class ReadoutsConfig:
     time_budget: float = 0.0
     no_progress: bool = False
     argv: tuple[str, ...] = ()  # the command line, for the model card
+    steps_before: int = 0  # not an option: the steps a continued run's --init progress had trained (train())
 
     def __post_init__(self):
         check_heads(self.heads)

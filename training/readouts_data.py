@@ -346,7 +346,11 @@ class BatchSampler:
         self.cfg, self.banks, self.device = cfg, banks, device
         n_real = 0 if banks.real is None else banks.real["video"].shape[0]
         self.real_per_batch = 0 if not n_real else max(1, round(cfg.batch_size * cfg.real_fraction))
-        self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        # A stopped run continued (--init OUT/checkpoint) draws other batches than the ones its start drew: with
+        # the same --seed it replayed the stopped run's batches from the first.
+        seed = cfg.seed if not cfg.steps_before else int(np.random.SeedSequence([cfg.seed, cfg.steps_before])
+                                                         .generate_state(1)[0])
+        self.gen = torch.Generator(device="cpu").manual_seed(seed)
 
     def __call__(self) -> dict[str, torch.Tensor]:
         cfg, banks, gen, device = self.cfg, self.banks, self.gen, self.device

@@ -17,6 +17,7 @@ data training/readouts_data.py, the typed config training/readouts_config.py.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import copy
 import json
 import math
@@ -31,7 +32,7 @@ import torch
 
 from fourds_ros.engine.factory import resolve_device
 from fourds_ros.model import FourDS, save_checkpoint
-from fourds_ros.model.checkpoint import WEIGHTS_FILE
+from fourds_ros.model.checkpoint import WEIGHTS_FILE, read_metadata
 
 from .budget import BudgetProbe
 from .readouts_card import model_card
@@ -197,7 +198,20 @@ def save_selected(model: FourDS, cfg: ReadoutsConfig, selection: CheckpointSelec
 
 
 def checkpoint_metadata(cfg: ReadoutsConfig, steps: int) -> dict:
-    return {"steps": steps, "finetune": cfg.finetune, "finetune_blocks": cfg.finetune_blocks}
+    return {"steps": steps, "steps_before": cfg.steps_before, "finetune": cfg.finetune,
+            "finetune_blocks": cfg.finetune_blocks}
+
+
+def continued_steps(cfg: ReadoutsConfig) -> int:
+    """The steps already trained where --init is this OUT's own progress (a stopped run continued, which
+    check_stopped_run points to), summed over earlier continuations; 0 for any other start."""
+    if not cfg.init or Path(cfg.init).resolve() != (output_dir(cfg) / "checkpoint").resolve():
+        return 0
+    meta = read_metadata(cfg.init)
+    try:
+        return int(meta.get("steps_before", 0)) + int(meta.get("steps", 0))
+    except ValueError as e:
+        raise ValueError(f"{cfg.init}: its metadata's steps are not whole numbers ({e})") from None
 
 
 def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, seconds: float,
@@ -234,11 +248,12 @@ def check_stopped_run(cfg: ReadoutsConfig) -> None:
     chosen = f" (its best-scored weights so far, with --select-on: {out / 'selected'})" if (out / "selected").exists() else ""
     raise ValueError(f"{out} holds a stopped run's progress ({progress}){chosen}, which this run would replace "
                      f"from step 0: continue it with --init {progress} (its weights; the optimiser and schedule start "
-                     "again), or move it away to start over")
+                     "again, the batches go on from its steps), or move it away to start over")
 
 
 def train(cfg: ReadoutsConfig) -> dict:
     check_stopped_run(cfg)
+    cfg = dataclasses.replace(cfg, steps_before=continued_steps(cfg))
     torch.manual_seed(cfg.seed)
     device = torch.device(resolve_device(cfg.device))
     model = model_for(cfg).to(device)
