@@ -364,6 +364,41 @@ def test_model_tracker_on_badja(tiny_model_dir):
     assert 0.0 <= m["pck"] <= 1.0 and m["points"] > 0
 
 
+def test_model_tracker_runs_at_the_nodes_hop_and_visibility(tiny_model_dir):
+    """`eval --hop 2 --badja` scored BADJA at hop T-1 whatever the hop, and called a joint visible above 0.5
+    whatever track_min_visibility said. Now the clips start every hop frames, each joint queried at the
+    last frame it was tracked to (the node's chaining); a hop of T, sharing no frame, chains at T-1."""
+    from fourds_ros.engine import create_engine
+    from fourds_ros.evaluation.badja import model_tracker
+    from fourds_ros.evaluation.datasets import load_badja
+
+    engine = create_engine(tiny_model_dir, backend="torch")  # T = 4
+    query_frames = []
+
+    class Counting:
+        config, spec = engine.config, engine.spec
+
+        def __call__(self, inputs):
+            query_frames.append(float(inputs["query_points"][0, 0, 0]))
+            return engine(inputs)
+
+    badja = load_badja(require(SHARED_DATA / "davis_horsejump-high_badja"))
+    stamps = list(range(20))
+    images = {s: badja["frames"][s] for s in stamps}
+    ids = np.flatnonzero(badja["visible"][0])
+    queries = {int(j): (0, *map(float, badja["joints_xy"][0, j])) for j in ids}
+    model_tracker(tiny_model_dir, engine=Counting())(stamps, images, queries)
+    assert query_frames == [0.0] * 7  # hop 3: clips at 0, 3, ..., 18
+    query_frames.clear()
+    at_two = model_tracker(tiny_model_dir, engine=Counting(), hop=2)
+    preds = at_two(stamps, images, queries)
+    assert at_two.hop == 2 and sorted(preds.tracks) == stamps
+    assert query_frames == [0.0] + [1.0] * 8  # clips at 0, 2, ..., 16: queried at the last frame tracked
+    assert model_tracker(tiny_model_dir, engine=Counting(), hop=4).hop == 3
+    strict = model_tracker(tiny_model_dir, engine=Counting(), track_refinement="none", min_visibility=1.01)
+    assert not any(t["visible"].any() for s, t in strict(stamps, images, queries).tracks.items() if s > 0)
+
+
 def test_flow_tracker_is_lk_wherever_lk_holds_and_the_head_elsewhere(tiny_model_dir):
     """track_refinement flow on BADJA: each joint follows LK from its last position, so while the
     classical LK peer (same window, levels and residual bound) still holds a joint, the two agree

@@ -342,6 +342,7 @@ def test_badja_per_clip_pck_and_mean_in_the_report(tiny_model_dir):
     add_badja(report, dirs, tiny_model_dir)
     assert report["tracks"]["badja_refinement"] == "flow"  # the node's default refinement is what is scored
     assert report["tracks"]["badja_lk_check_px"] == 0.0  # and its LK check (off by default)
+    assert report["tracks"]["badja_hop"] == 3  # and its hop (the micro model's T - 1)
     for section in (report["tracks"], report["peers"]["lk"]["tracks"]):
         per_clip = section["badja_per_clip"]
         assert sorted(per_clip) == sorted(BADJA_CLIPS)

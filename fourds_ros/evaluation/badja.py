@@ -104,21 +104,27 @@ def score_badja_folders(folders, trackers: dict[str, Tracker | None], alpha: flo
 
 
 def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: str = "resize",
-                  track_refinement: str = "template", lk_check_px: float = 0.0, engine=None) -> Tracker:
-    """The 4DS tracks head as a BADJA tracker: clips of T frames, each starting where the last one
-    ended, queried with the previous clip's final positions (the node's own chaining, without its
-    re-seeding, so every joint keeps one track), and refined on the image as the node does
+                  track_refinement: str = "template", lk_check_px: float = 0.0, engine=None, hop: int = 0,
+                  min_visibility: float = 0.5) -> Tracker:
+    """The 4DS tracks head as a BADJA tracker: clips of T frames, one every `hop` frames (the node's hop;
+    0: T-1, each clip starting where the last one ended), each joint queried at the last frame it was
+    tracked to (the node's own chaining, without its re-seeding, so every joint keeps one track), visible
+    where the head's visibility reaches `min_visibility` (the node's track_min_visibility), and refined on
+    the image as the node does
     (`track_refinement`: flow | template | none, and `lk_check_px`, the node's track_lk_check_px;
     TemplateRefiner.follow, with each joint's query-frame template). `resize` keeps the whole frame
     in view; the node's default centre crop would cut off the horse at 854x480. engine: one already
     made (pipeline.model_engine, as the node's settings name it) instead of model_dir's on `backend`."""
     from ..engine import create_engine
+    from ..perception.clip_buffer import default_hop
     from ..perception.preprocess import Preprocessor
     from ..perception.track_refine import gray, make_refiner
 
     engine = engine if engine is not None else create_engine(model_dir, backend=backend)
     cfg = engine.config
     num_frames, capacity = cfg.num_frames, engine.spec.num_queries
+    # hop T shares no frame with the clip before (the node's tracks then end with each clip): joints chain at T-1
+    hop = min(hop or default_hop(num_frames), num_frames - 1)
     pre = Preprocessor(tuple(cfg.image_size), crop_policy)
 
     def track(stamps, images, queries):
@@ -133,8 +139,8 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
         templates = [refiner.template(previous, u, v) for u, v in uv] if refiner is not None else []
         preds = Predictions(name="fourds")
         preds.tracks[stamps[start]] = {"ids": np.array(ids), "uv": uv.copy(), "visible": np.ones(len(ids), bool)}
-        s = start
-        while s + 1 < len(stamps):
+        s, tracked = start, start  # the clip's first frame; the last frame the joints were tracked to
+        while tracked + 1 < len(stamps):
             window = stamps[s:s + num_frames]
             padded = window + [window[-1]] * (num_frames - len(window))
             video = np.stack([pre(images[st]) for st in padded])[None]  # float32 in [0, 1]
@@ -144,21 +150,23 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
             for c in range(0, len(ids), capacity):  # more joints than engine queries: in chunks
                 n = min(capacity, len(ids) - c)
                 q = np.zeros((1, capacity, 3), np.float32)
-                q[0, :n, 1], q[0, :n, 2] = my[c:c + n], mx[c:c + n]
+                q[0, :n, 0], q[0, :n, 1], q[0, :n, 2] = tracked - s, my[c:c + n], mx[c:c + n]
                 out = engine({"video": video, "query_points": q})
                 xy[c:c + n] = out["track_xy"][0, :n]
                 vis[c:c + n] = out["track_visibility"][0, :n]
-            for k, st in enumerate(window[1:], 1):
+            for k in range(tracked - s + 1, len(window)):  # the frames this clip adds
+                st, visible = window[k], vis[:, k] >= min_visibility
                 head = np.stack(pmap.to_input(xy[:, k, 0], xy[:, k, 1]), 1)
                 if refiner is not None:
                     frame = gray(images[st])
-                    head = refiner.follow(previous, frame, uv, head, vis[:, k] > 0.5, templates)
+                    head = refiner.follow(previous, frame, uv, head, visible, templates)
                     previous = frame
                 uv = head
-                preds.tracks[st] = {"ids": np.array(ids), "uv": uv.copy(), "visible": vis[:, k] > 0.5}
-            s += len(window) - 1
+                preds.tracks[st] = {"ids": np.array(ids), "uv": uv.copy(), "visible": visible}
+            s, tracked = s + hop, s + len(window) - 1
         if refiner is not None and refiner.flow:
             preds.status = dict(refiner.counts)
         return preds
 
+    track.hop = hop  # the hop the clips ran at, for the report
     return track

@@ -85,7 +85,8 @@ def add_badja(report: dict, folders, model_dir, backend: str = "torch", settings
     refinement, tracker_counts (track steps, LK losses, head positions taken), and ratio_to_lk: the
     clip's PCK over LK's with its paired bootstrap interval over annotated frames (uncertainty.py).
     settings: the node's PerceptionSettings (default: its defaults), so BADJA scores what the node runs: its
-    track refinement, and its engine (pipeline.model_engine: device, precision, threads)."""
+    hop, track refinement and visibility threshold, and its engine (pipeline.model_engine: device, precision,
+    threads); before, --hop changed the bag's rows and not BADJA's."""
     from ..perception.pipeline import model_engine
     from ..perception.settings import PerceptionSettings
     from .badja import model_tracker, score_badja_folders
@@ -94,9 +95,11 @@ def add_badja(report: dict, folders, model_dir, backend: str = "torch", settings
     settings = settings or PerceptionSettings()
     tracks = settings.tracks
     tracker = model_tracker(model_dir, backend, track_refinement=tracks.refinement, lk_check_px=tracks.lk_check_px,
-                            engine=model_engine(settings, model_dir, backend))
+                            engine=model_engine(settings, model_dir, backend), hop=settings.clip.hop,
+                            min_visibility=tracks.min_visibility)
     results = score_badja_folders(folders, {"fourds": tracker, "lk": None})
-    report.setdefault("tracks", {}).update(badja_refinement=tracks.refinement, badja_lk_check_px=tracks.lk_check_px)
+    report.setdefault("tracks", {}).update(badja_refinement=tracks.refinement, badja_lk_check_px=tracks.lk_check_px,
+                                           badja_hop=tracker.hop)
     for section, result in ((report.setdefault("tracks", {}), results["fourds"]),
                             (report["peers"].setdefault("lk", {}).setdefault("tracks", {}), results["lk"])):
         section["badja_pck"] = result["pck"]
