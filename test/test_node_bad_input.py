@@ -118,3 +118,19 @@ def test_whole_numbers_for_decimal_parameters_are_taken(tiny_model_dir, ros_env,
     assert run.result["events"][0]["state"] == "active", run.node_log
     assert run.result["events"][1]["parameters"] == {"flush_after_s": 1}
     assert run.last_diagnostics()["level"] == 0, run.last_diagnostics()
+
+
+def test_an_incompatible_camera_info_publisher_is_reported(tiny_model_dir, ros_env, tmp_path):
+    """A best-effort camera_info publisher beside a reliable image (image_qos DEFAULT): its mismatch went
+    unreported (only the image subscription had the event), and every frame was described on assumed
+    intrinsics with no word of QoS. Now counted as incompatible_qos, WARN, logged with the topic's name."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image"], "timeout": 60},
+            {"offer": "camera_info", "qos": "SENSOR_DATA"}, {"wait": 3.0}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
+              "diagnostics_period_s": 0.2}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    diag = run.last_diagnostics()
+    assert int(diag["values"].get("errors_incompatible_qos", 0)) >= 1, json.dumps(diag)
+    assert diag["level"] == 1, json.dumps(diag)
+    assert "[incompatible_qos] the camera_info publisher's QoS does not match image_qos DEFAULT" in run.node_log

@@ -103,6 +103,22 @@ def score_badja_folders(folders, trackers: dict[str, Tracker | None], alpha: flo
             for name, r in per_clip.items()}
 
 
+def head_tracks(engine, video: np.ndarray, query_t: int, mx: np.ndarray, my: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks head on one clip, every point queried at clip frame query_t, model pixels (mx, my): (N,)
+    each. video: (1, T, H, W, 3) float in [0, 1]. -> xy (N, T, 2) model pixels, visibility (N, T); more
+    points than the engine's queries run in chunks."""
+    capacity, n_points, num_frames = engine.spec.num_queries, len(mx), video.shape[1]
+    xy, vis = np.empty((n_points, num_frames, 2)), np.empty((n_points, num_frames))
+    for c in range(0, n_points, capacity):
+        n = min(capacity, n_points - c)
+        q = np.zeros((1, capacity, 3), np.float32)
+        q[0, :n, 0], q[0, :n, 1], q[0, :n, 2] = query_t, my[c:c + n], mx[c:c + n]
+        out = engine({"video": video, "query_points": q})
+        xy[c:c + n], vis[c:c + n] = out["track_xy"][0, :n], out["track_visibility"][0, :n]
+    return xy, vis
+
+
 def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: str = "resize",
                   track_refinement: str = "template", lk_check_px: float = 0.0, engine=None, hop: int = 0,
                   min_visibility: float = 0.5) -> Tracker:
@@ -122,7 +138,7 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
 
     engine = engine if engine is not None else create_engine(model_dir, backend=backend)
     cfg = engine.config
-    num_frames, capacity = cfg.num_frames, engine.spec.num_queries
+    num_frames = cfg.num_frames
     # hop T shares no frame with the clip before (the node's tracks then end with each clip): joints chain at T-1
     hop = min(hop or default_hop(num_frames), num_frames - 1)
     pre = Preprocessor(tuple(cfg.image_size), crop_policy)
@@ -144,16 +160,7 @@ def model_tracker(model_dir: str | Path, backend: str = "torch", crop_policy: st
             window = stamps[s:s + num_frames]
             padded = window + [window[-1]] * (num_frames - len(window))
             video = np.stack([pre(images[st]) for st in padded])[None]  # float32 in [0, 1]
-            mx, my = pmap.to_model(uv[:, 0], uv[:, 1])
-            xy = np.empty((len(ids), num_frames, 2))
-            vis = np.empty((len(ids), num_frames))
-            for c in range(0, len(ids), capacity):  # more joints than engine queries: in chunks
-                n = min(capacity, len(ids) - c)
-                q = np.zeros((1, capacity, 3), np.float32)
-                q[0, :n, 0], q[0, :n, 1], q[0, :n, 2] = tracked - s, my[c:c + n], mx[c:c + n]
-                out = engine({"video": video, "query_points": q})
-                xy[c:c + n] = out["track_xy"][0, :n]
-                vis[c:c + n] = out["track_visibility"][0, :n]
+            xy, vis = head_tracks(engine, video, tracked - s, *pmap.to_model(uv[:, 0], uv[:, 1]))
             for k in range(tracked - s + 1, len(window)):  # the frames this clip adds
                 st, visible = window[k], vis[:, k] >= min_visibility
                 head = np.stack(pmap.to_input(xy[:, k, 0], xy[:, k, 1]), 1)

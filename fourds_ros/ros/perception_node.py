@@ -152,10 +152,6 @@ class PerceptionNode(LifecycleNode):
         if self.intake is not None:
             self.intake.push_info(convert.stamp_to_ns(msg.header.stamp), convert.calibration(msg))
 
-    def on_incompatible_qos(self, info) -> None:
-        self.health.warn("incompatible_qos", "the image publisher's QoS does not match image_qos "
-                         f"{self.settings.inputs.image_qos} (a best-effort camera needs SENSOR_DATA): no frames arrive")
-
     def on_image(self, msg: Image, info) -> None:  # two arguments: rclpy passes the MessageInfo
         self._on_frame(msg, info, lambda _budget: convert.image_for_work(msg, self.settings.inputs), msg.encoding)
 

@@ -48,6 +48,9 @@ Steps:
                                not yet in the node's /diagnostics frames_in (+ counted loss): reliable
                                QoS keeps 10, so a slow node then loses nothing
   {"node_rss": LABEL}          the node's VmRSS (kB) from /proc (harness passes --node-pid) into events
+  {"offer": TOPIC, "qos": PRESET}  one more publisher on an input TOPIC (camera_info, image, track_queries,
+                               reference_odom, reference_depth) with a QoS preset (e.g. SENSOR_DATA), kept to
+                               the end: a camera driver whose QoS the node's subscription may not match
   {"count_publishers": TOPIC, "expect": N, "timeout": S}  how many publishers TOPIC has (the graph's
                                count), into events: once it is N (discovery takes a moment to see a
                                publisher come or go), or after S seconds (default 5) whatever it is
@@ -251,6 +254,7 @@ class Probe(Node):
         self.queries_pub = self.create_publisher(PointCloud2, pre + "track_queries", camera)
         self.reference_pub = self.create_publisher(Odometry, pre + "reference_odom", camera)
         self.reference_depth_pub = self.create_publisher(Image, pre + "reference_depth", camera)
+        self.prefix, self.offered = pre, []
         outputs = dict(OUTPUTS.values())  # topic -> type, as the node publishes them
         record = set(topics) if topics else set(outputs) | {"/diagnostics", "/tf"}
         for topic, kind in outputs.items():
@@ -377,7 +381,7 @@ class Probe(Node):
     # Plan steps by key, each a method `_<key>(step) -> event dict or None`.
     STEPS = ("frames", "wait_for_subscribers", "wait_for", "wait_idle", "wait", "lifecycle", "get_state",
              "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters", "set_parameters",
-             "signal", "count_publishers")
+             "signal", "count_publishers", "offer")
 
     def run(self, plan: list[dict]) -> dict:
         events = []
@@ -398,6 +402,12 @@ class Probe(Node):
 
     def _frames(self, step: dict) -> None:
         self.stream(step, {})
+
+    def _offer(self, step: dict) -> None:
+        kinds = {"camera_info": CameraInfo, "image": Image, "track_queries": PointCloud2, "reference_odom": Odometry,
+                 "reference_depth": Image}
+        self.offered.append(self.create_publisher(kinds[step["offer"]], self.prefix + step["offer"],
+                                                  QoSPresetProfiles[step["qos"]].value))
 
     def _wait(self, step: dict) -> None:
         self.spin_for(float(step["wait"]))

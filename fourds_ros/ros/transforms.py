@@ -77,29 +77,40 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
 
     s = settings
     qos = QoSPresetProfiles[s.inputs.image_qos].value
+    image_qos = f"image_qos {s.inputs.image_qos} (a best-effort camera needs SENSOR_DATA)"
     # Frames the middleware lost before our callback (best-effort under load) are counted too.
-    events = SubscriptionEventCallbacks(message_lost=node.health.frames_lost, incompatible_qos=node.on_incompatible_qos)
+    frame_events = {"message_lost": node.health.frames_lost}
     # camera_info's subscription first: a single-threaded executor takes the ready ones in the order they were
     # made, and with the image's first a frame and its own camera_info arriving together were taken image
     # first (16 of 20 frames of an idle subscriber), so the first frame after a zoom got the old K.
-    wanted = [(CameraInfo, "camera_info", node.on_camera_info, qos, None),
-              (Image, "image", node.on_image, qos, events) if s.inputs.image_transport == "raw" else
-              (CompressedImage, "image/compressed", node.on_compressed, qos, events)]
+    wanted = [(CameraInfo, "camera_info", node.on_camera_info, qos, image_qos, {}),
+              (Image, "image", node.on_image, qos, image_qos, frame_events) if s.inputs.image_transport == "raw" else
+              (CompressedImage, "image/compressed", node.on_compressed, qos, image_qos, frame_events)]
     if s.tracks.query_mode == "topic":
-        wanted.append((PointCloud2, "track_queries", node.on_track_queries, 10, None))
+        wanted.append((PointCloud2, "track_queries", node.on_track_queries, 10, "RELIABLE, depth 10", {}))
     if s.scale.source == "reference_odometry":  # the robot's own odometry, for the metric scale
         wanted.append((Odometry, "reference_odom", lambda m: node.intake.push_reference_odometry(
-            *convert.odometry_pose(m), frames=(m.header.frame_id, m.child_frame_id)), 50, None))
+            *convert.odometry_pose(m), frames=(m.header.frame_id, m.child_frame_id)), 50, "RELIABLE, depth 50", {}))
     if s.scale.source == "reference_depth":  # an RGB-D camera's registered depth, for the metric scale
         wanted.append((Image, "reference_depth", lambda m: node.intake.push_reference_depth(
             convert.stamp_to_ns(m.header.stamp), lambda: convert.depth_to_metres(m, s.inputs.max_input_pixels)),
-            qos, None))
+            qos, image_qos, {}))
     start = len(made)
-    for kind, topic, callback, qos_or_depth, event_callbacks in wanted:
-        made.append(node.create_subscription(kind, topic, callback, qos_or_depth, event_callbacks=event_callbacks))
+    for kind, topic, callback, qos_or_depth, asked, events in wanted:
+        # Every input reports a publisher it cannot match (its messages never arrive): camera_info's went
+        # unreported, and the node described every frame on assumed intrinsics with no word of the QoS.
+        made.append(node.create_subscription(kind, topic, callback, qos_or_depth, event_callbacks=SubscriptionEventCallbacks(
+            incompatible_qos=incompatible_qos_report(node, topic, asked), **events)))
     made.insert(start, made.pop(start + 1))  # the image's first in `made`: publish_diagnostics counts its publishers
     if isinstance(node.tf_publish, TfConflictWatch):  # made at configure when publish_tf is on
         made.append(node.tf_publish.subscribe())
+
+
+def incompatible_qos_report(node, topic: str, asked: str):
+    """The incompatible-QoS event callback of the subscription to `topic` (asked: its QoS, in words): counted as
+    incompatible_qos (/diagnostics WARN) and logged with the topic's name."""
+    return lambda _info: node.health.warn("incompatible_qos", f"the {topic} publisher's QoS does not match {asked}: "
+                                          f"no {topic} messages arrive")
 
 
 class CameraMount:
