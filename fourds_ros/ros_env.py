@@ -65,3 +65,19 @@ def ros_environment(domain_id: int | None = None, base: dict | None = None,
             env[FASTDDS_CHOICE_VARIABLE] = "none"
         env.update(fastdds_environment(env, fastdds_profile))
     return env
+
+
+def stop_ros_process(proc, timeout_s: float = 20.0) -> int | None:
+    """A ROS process this package started (the node, a replay, a probe): SIGINT, then SIGTERM after
+    timeout_s; never SIGKILL, which leaks its Fast DDS shared memory. -> its exit code."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait(timeout=timeout_s)
+    return proc.returncode

@@ -305,3 +305,78 @@ def test_eval_refuses_a_recording_shorter_than_a_clip_in_one_line(tmp_path, tiny
     err = capsys.readouterr().err
     assert rc == 1 and "3 frames" in err and "fewer than one clip of the model (4 frames)" in err, err
     assert not (tmp_path / "rep" / "report.json").exists()
+
+
+def test_eval_again_into_its_out_leaves_nothing_of_the_earlier_run(tmp_path, tiny_model_dir):
+    """A second eval into the same --out left the first run's plots, trajectories/ and DDS recording beside a
+    report that does not make them (an images-only bag here): evo_ape on trajectories/ scored the first run.
+    The files an eval writes are removed first; anything else in the folder stays."""
+    from fourds_ros.evaluation import eval_cli
+
+    out = tmp_path / "report"
+    out.mkdir()
+    earlier = ["depth.png", "trajectory.png", "outputs.mcap", "node.log", "replay_timing.json", "report.md"]
+    for name in earlier:
+        (out / name).write_text("earlier run")
+    (out / "trajectories").mkdir()
+    (out / "trajectories" / "fourds.tum").write_text("earlier run")
+    (out / "notes.txt").write_text("the team's own")
+    write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
+                     image=np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8)) for i in range(6)],
+              tmp_path / "frames")
+    assert eval_cli.main([str(tmp_path / "frames"), "--model", str(tiny_model_dir), "--offline", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    left = sorted(p.name for p in out.iterdir())
+    assert left == sorted({"report.json", "report.md", "notes.txt", *report["plots"]}), left
+    assert "earlier run" not in (out / "report.md").read_text()
+
+
+def test_eval_suite_out_naming_a_file_is_one_line_and_a_rerun_drops_the_old_summary(tmp_path, tiny_model_dir,
+                                                                                   capsys):
+    """eval-suite --out FILE gave a NotADirectoryError traceback; a rerun stopped before its end left the earlier
+    suite.json / suite.md looking whole beside reports of the new run. Both summaries go at the start."""
+    from fourds_ros.evaluation import suite
+
+    ws = _team_split(tmp_path)
+    (tmp_path / "afile").write_text("")
+    common = ["--split", str(tmp_path / "split.yaml"), "--data-root", str(ws), "--offline", "--model",
+              str(tiny_model_dir)]
+    assert suite.main(common + ["--out", str(tmp_path / "afile")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("fourds-ros eval-suite: ")
+    out = tmp_path / "out"
+    out.mkdir()
+    for summary in ("suite.json", "suite.md"):
+        (out / summary).write_text("an earlier suite")
+    (ws / "bags" / "site_a" / "metadata.yaml").unlink()  # the first row fails: the run ends there
+    assert suite.main(common + ["--out", str(out)]) == 1
+    assert "site_a" in capsys.readouterr().err
+    assert not (out / "suite.json").exists() and not (out / "suite.md").exists()
+
+
+def test_an_interrupted_eval_stops_its_replay(tmp_path, monkeypatch):
+    """Ctrl-C to `fourds-ros eval` alone (a supervisor's SIGINT) left its replay child, a DDS participant, running
+    for up to its ready timeout; it then wrote a recording after eval had exited. Now the child is stopped
+    (SIGINT, as the node is) on any exception while eval waits for it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from fourds_ros.evaluation import replay
+
+    children = []
+    real_popen = subprocess.Popen
+
+    def popen(cmd, **kwargs):  # the replay's place taken by a child that would wait a minute
+        children.append(real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(replay.subprocess, "Popen", popen)
+    # Ctrl-C while eval waits for the replay: to this process alone, not to its group
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        replay.replay_subprocess(tmp_path / "bag", tmp_path / "outputs.mcap", tmp_path / "timing.json", env={},
+                                 rate="max", clip_length=8, hop=7, timeout_s=60)
+    assert children and children[0].poll() is not None

@@ -1122,3 +1122,36 @@ def test_a_continued_run_draws_other_batches_than_its_start(tmp_path):
     assert read_metadata(out)["steps_before"] == "2"
     (out / "training_log.json").unlink()  # stopped again: a second continuation counts both runs
     assert train_readouts.continued_steps(cont) == 3
+
+
+def test_an_out_it_cannot_write_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    """--out through a file (or a read-only folder) was found at the first save: after the whole run."""
+    from training import train_readouts
+
+    def trained(*args, **kwargs):
+        raise AssertionError("training ran before --out was checked")
+
+    monkeypatch.setattr(train_readouts, "fit", trained)
+    (tmp_path / "afile").write_text("")
+    assert main(COMMON + ["--steps", "2", "--out", str(tmp_path / "afile" / "model")]) == 2
+    assert "Not a directory" in capsys.readouterr().err
+
+
+def test_a_stopped_runs_refusal_names_only_its_own_selected_weights(tmp_path, capsys):
+    """OUT/selected left by an earlier finished run (older than its training_log.json) was named as the stopped
+    run's best-scored weights, which a team could ship as that run's."""
+    out = tmp_path / "run"
+    assert main(COMMON + ["--steps", "2", "--save-every", "1", "--out", str(out)]) == 0
+    log, progress = out / "training_log.json", out / "checkpoint" / "model.safetensors"
+    (out / "selected").mkdir()
+    selected = out / "selected" / "model.safetensors"
+    selected.write_bytes(progress.read_bytes())
+    t = log.stat().st_mtime
+    os.utime(selected, (t - 60, t - 60))  # the earlier run's, chosen before its log
+    os.utime(progress, (t + 60, t + 60))  # a later run into OUT, stopped after saving progress
+    assert main(COMMON + ["--steps", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a stopped run's progress" in err and "selected" not in err
+    os.utime(selected, (t + 30, t + 30))  # the stopped run's own choice
+    assert main(COMMON + ["--steps", "1", "--out", str(out)]) == 2
+    assert "best-scored weights so far" in capsys.readouterr().err

@@ -17,13 +17,14 @@ data training/readouts_data.py, the typed config training/readouts_config.py.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import copy
+import dataclasses
 import json
 import math
 import os
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -245,14 +246,26 @@ def check_stopped_run(cfg: ReadoutsConfig) -> None:
         return
     if cfg.init and Path(cfg.init).resolve() == progress.resolve():
         return
-    chosen = f" (its best-scored weights so far, with --select-on: {out / 'selected'})" if (out / "selected").exists() else ""
+    # an earlier finished run's selected/ (older than its log) is not this stopped run's: it was named as if it were
+    selected = out / "selected" / WEIGHTS_FILE
+    ours = selected.exists() and (not log.exists() or selected.stat().st_mtime > log.stat().st_mtime)
+    chosen = f" (its best-scored weights so far, with --select-on: {out / 'selected'})" if ours else ""
     raise ValueError(f"{out} holds a stopped run's progress ({progress}){chosen}, which this run would replace "
                      f"from step 0: continue it with --init {progress} (its weights; the optimiser and schedule start "
                      "again, the batches go on from its steps), or move it away to start over")
 
 
+def check_writable(out: Path) -> None:
+    """OSError where OUT cannot be made or written: found at the first save, after the training (or its first
+    --save-every steps) had run for nothing."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):
+        pass
+
+
 def train(cfg: ReadoutsConfig) -> dict:
     check_stopped_run(cfg)
+    check_writable(output_dir(cfg))
     cfg = dataclasses.replace(cfg, steps_before=continued_steps(cfg))
     torch.manual_seed(cfg.seed)
     device = torch.device(resolve_device(cfg.device))

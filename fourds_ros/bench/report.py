@@ -79,15 +79,22 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str
 
 def add_output_arguments(parser) -> None:
     """--json-dir and --markdown, the same for every benchmark."""
-    parser.add_argument("--json-dir", default=None)
-    parser.add_argument("--markdown", default=None, help="markdown file to update ('' = none)")
+    parser.add_argument("--json-dir", default=None,
+                        help="folder for NAME.json (default: docs/benchmarks, the reference run, whose table in "
+                             "docs/benchmarks.md is then updated)")
+    parser.add_argument("--markdown", default=None,
+                        help="markdown file to update ('' = none; default: docs/benchmarks.md without --json-dir, "
+                             "none with it)")
 
 
 def output_arguments(args) -> dict:
-    """write_results keyword arguments from add_output_arguments' options (defaults when unset)."""
+    """write_results keyword arguments from add_output_arguments' options (defaults when unset). A run with
+    --json-dir is not the reference run: it updates no markdown unless --markdown names one (it replaced the
+    reference table in docs/benchmarks.md, of the checkout or of the installed package, with its own rows)."""
     kwargs = {}
     if args.json_dir is not None:
         kwargs["json_dir"] = args.json_dir
+        kwargs["markdown"] = None
     if args.markdown is not None:
         kwargs["markdown"] = args.markdown or None
     return kwargs

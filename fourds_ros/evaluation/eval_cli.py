@@ -150,6 +150,20 @@ def reported(exc: BaseException) -> bool:
     return isinstance(exc, (BagError, CheckpointError)) or type(exc).__name__ in ("EngineError", "ReplayError")
 
 
+def remove_previous_report(out_dir: Path) -> None:
+    """The files an earlier eval wrote into out_dir (nothing else in it): a run into the same --out left the
+    plots, trajectories/ and DDS recording a run of its own does not make beside its report.json, and
+    evo_ape on trajectories/ then scored the earlier run."""
+    import shutil
+
+    from .plots import PLOT_FILES
+
+    for name in ("report.json", "report.md", "outputs.mcap", "node.log", "replay_timing.json", *PLOT_FILES):
+        (out_dir / name).unlink(missing_ok=True)
+    if (out_dir / "trajectories").is_dir():
+        shutil.rmtree(out_dir / "trajectories")
+
+
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = NODE_BACKEND, erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
              ros_env: dict | None = None, badja: str | Path | None = None, params: dict | None = None,
@@ -173,6 +187,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_previous_report(out_dir)
     except OSError as exc:  # --out naming a file, or a path through one: a reason, not a traceback
         raise BagError(f"the report directory {out_dir} cannot be made: {exc.strerror or exc}") from exc
     from ..perception import PerceptionSettings

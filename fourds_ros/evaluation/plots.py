@@ -130,17 +130,19 @@ def _over_time(path: Path, report: dict, preds: Predictions) -> bool:
     return True
 
 
+PLOT_FILES = ("trajectory.png", "depth.png", "tracks.png", "metrics_over_time.png")
+
+
 def write_plots(out_dir: Path, bag: BagData, model: Predictions, peers: dict[str, Predictions], report: dict) -> list[str]:
     """Writes trajectory.png, depth.png, tracks.png, metrics_over_time.png where there is data;
     returns the file names written."""
     out_dir = Path(out_dir)
     written = []
     erode = (report.get("depth") or {}).get("erode_px", 0) or 0
-    jobs = [("trajectory.png", lambda p: _trajectory(p, report)),
-            ("depth.png", lambda p: _depth_maps(p, bag, model, erode)),
-            ("tracks.png", lambda p: _tracks(p, bag, {"4DS": model, **{n: q for n, q in peers.items() if q.tracks}})),
-            ("metrics_over_time.png", lambda p: _over_time(p, report, model))]
-    for name, job in jobs:
+    jobs = [lambda p: _trajectory(p, report), lambda p: _depth_maps(p, bag, model, erode),
+            lambda p: _tracks(p, bag, {"4DS": model, **{n: q for n, q in peers.items() if q.tracks}}),
+            lambda p: _over_time(p, report, model)]
+    for name, job in zip(PLOT_FILES, jobs, strict=True):
         if job(out_dir / name):
             written.append(name)
     return written

@@ -501,13 +501,7 @@ class NodeProcess:
             return float("nan")
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                self.proc.wait(timeout=20)
+        ros_env.stop_ros_process(self.proc)
         self.log.close()
         return self.proc.returncode
 
@@ -536,6 +530,9 @@ def replay_subprocess(bag_path, out_mcap: Path, timing_json: Path, env: dict, ra
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
         raise ReplayError(f"replay did not finish within {timeout_s + 180:.0f} s:\n{out[-2000:]}") from exc
+    except BaseException:  # Ctrl-C on eval alone, or any error here: the replay (a DDS participant) went on
+        ros_env.stop_ros_process(proc)  # for up to its ready timeout, and wrote a recording after eval had exited
+        raise
     if proc.returncode != 0:
         node_log = node.log_path.read_text()[-3000:] if node is not None else ""
         raise ReplayError(f"replay failed ({proc.returncode}):\n{out[-3000:]}\nnode log tail:\n{node_log}")

@@ -262,6 +262,8 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
     runs = [(rec, "validation" if rec.scene in fold.validation else "train") for rec in split.recordings]
     runs = [(rec, role) for rec, role in runs if role == "validation" or not validation_only]
     check_outputs_apart([rec for rec, _ in runs], data_root, out)
+    for summary in ("suite.json", "suite.md"):  # an earlier suite's, which a stopped rerun left looking whole
+        (out / summary).unlink(missing_ok=True)
     rows = []
     for rec, role in runs:
         t0 = time.perf_counter()
@@ -383,8 +385,8 @@ def main(argv: list[str]) -> int:
         fold = split.fold(args.fold)
         suite = run_suite(split, fold, args.data_root, args.out, args.offline, args.model, args.max_frames,
                           args.backend, params, args.validation_only, args.pose_starts)
-    except Exception as exc:  # what `eval` says in one line (eval_cli.reported), and a bad split
-        if not (isinstance(exc, SplitError) or reported(exc)):
+    except Exception as exc:  # what `eval` says in one line (eval_cli.reported), a bad split, an --out it cannot write
+        if not (isinstance(exc, (SplitError, OSError)) or reported(exc)):
             raise
         print(f"fourds-ros eval-suite: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,6 @@ discovery); the node is stopped with SIGINT, never SIGKILL (that leaks DDS share
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import subprocess
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..ros_env import ros_environment
+from ..ros_env import ros_environment, stop_ros_process
 from .launch_logic import PARAMS_KEY, command_line, module_command, node_plan
 
 
@@ -74,13 +73,7 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
                 raise RuntimeError(f"probe failed ({probe.returncode}):\n{probe.stdout}\n{probe.stderr}")
         finally:
             alive = node.poll() is None
-            if alive:
-                node.send_signal(signal.SIGINT)
-            try:
-                node.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                node.terminate()  # SIGTERM, still lets DDS clean up
-                node.wait(timeout=20)
+            stop_ros_process(node)
     return NodeRun(json.loads(out_path.read_text()), log_path.read_text(), node.returncode, alive)
 
 
