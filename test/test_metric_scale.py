@@ -684,3 +684,16 @@ def test_metric_scale_min_clips_is_checked_against_the_window_for_reference_odom
     with pytest.raises(ValueError, match=r"metric_scale_min_clips \(5\) must not exceed metric_scale_window \(3\)"):
         PerceptionSettings.from_params(metric_scale_source="reference_odometry", metric_scale_window=3,
                                        metric_scale_min_clips=5)
+
+
+def test_reference_depth_further_than_20_ms_is_not_paired():
+    """A depth image pairs with a frame within 20 ms (DEPTH_MAX_DT_NS): one a second older, paired, set a wrong
+    metric scale while the camera moved (session 63's mutation review)."""
+    from fourds_ros.perception.metric_scale import DepthReferenceScale
+
+    ms = 1_000_000
+    ref = DepthReferenceScale()
+    ref.add(0, np.full((8, 8), 2.0))
+    assert not ref.measure([1000 * ms + i * 33 * ms for i in range(4)], np.ones((4, 8, 8))) and ref.scale == 1.0
+    ref.add(1000 * ms + 15 * ms, np.full((8, 8), 2.0))
+    assert ref.measure([1000 * ms], np.ones((1, 8, 8))) and ref.scale == 2.0

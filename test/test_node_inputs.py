@@ -51,20 +51,35 @@ def test_every_frame_is_accounted_for_and_the_mount_comes_from_tf(tiny_model_dir
     run = run_node(plan, params, tmp_path, ros_env)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     values = run.last_diagnostics()["values"]
-    # The last slow frame waits for a clip that the next frame would complete: pending, not lost.
-    assert values["frames_in"] == "16" and values["frames_pending"] == "1", values
+    # Each slow frame, a sequence of one, is described by the idle flush (a clip ending on it held still; before
+    # session 63 none was, and the last stayed pending).
+    assert values["frames_in"] == "16" and values["frames_pending"] == "0", values
     assert values["frames_unaccounted"] == "0", values
     assert values["frames_out_of_order"] == "1" and "resets_time_backwards" not in values, values
     assert "errors_image_rotation" not in values, values  # an upright mount: no advice
     # The tiny model's clips are 4 frames. The 3-frame burst starts a new sequence (a gap after
-    # the idle wait) and is dropped by the manual reset before it fills a clip (3); the first two
-    # slow frames are dropped by gap resets (2). All counted, none lost silently.
+    # the idle wait) and the manual reset drops it, all 3, or 2 where the node's executor took the reset
+    # request before the burst's last image (sent just before it: the idle flush then describes that one
+    # alone); the slow frames come out one by one (3). All counted, none lost silently.
     assert values["resets_gap"] == "3" and values["resets_manual"] == "1", values
-    assert values["frames_reset"] == "5" and values["frames_out"] == "9", values
-    # While the slow camera sent frames and none came out, /diagnostics said so.
+    reset = int(values["frames_reset"])
+    assert reset in (2, 3) and int(values["frames_out"]) == 15 - reset, values
+    slow = {p["stamp_ns"] for p in run.result["published"][-3:]}
+    assert slow <= {d["stamp_ns"] for d in run.records("depth/image")}
+    assert values["camera_mount"] == "/tf_static base_link -> camera_optical", values
+
+
+def test_input_arriving_with_nothing_described_warns(tiny_model_dir, ros_env, tmp_path):
+    """Frames keep arriving and none comes out for longer than stall_warn_s (inference stuck): /diagnostics
+    says so, over real DDS."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 60, "rate": 15, "size": [120, 160]}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "stall_warn_s": 1.5,
+              "debug_inference_delay_ms": 6000.0, "diagnostics_period_s": 0.2}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     messages = [s["message"] for r in run.records("/diagnostics") for s in r["status"]]
     assert any("no frame described" in m for m in messages), messages[-3:]
-    assert values["camera_mount"] == "/tf_static base_link -> camera_optical", values
 
 
 def test_reliable_input_loss_is_seen_in_the_stamps_and_warns(tiny_model_dir, ros_env, tmp_path):
@@ -292,12 +307,13 @@ def test_a_first_image_ahead_of_its_camera_info_is_described_with_the_cameras_k(
         assert values["frames_unaccounted"] == 0 and len(infos) == values["frames_out"], (values, run.node_log)
     assert len(fx["waits"]) == 4 and counts["waits"]["frames_reset"] == 0
     np.testing.assert_allclose(fx["waits"], camera_fx, rtol=0.02)
-    # Off: the frames before the camera_info (at least the first) were reset when it came, and
-    # counted; every frame described carries the camera's K, none the default.
+    # Off: the frames before the camera_info (at least the first) went through with the default K; its
+    # arrival reset the buffer, and the ended sequence, shorter than a clip, was described with that K
+    # (before session 63 it was dropped). No clip mixes the two: each frame has one K or the other.
     off = counts["off"]
-    assert off["resets_camera"] >= 1 and off["frames_reset"] >= 1, off
-    assert off["frames_out"] + off["frames_reset"] + off["frames_pending"] == 4, off
-    np.testing.assert_allclose(fx["off"], camera_fx, rtol=0.02)
+    assert off["resets_camera"] >= 1 and off["frames_out"] == 4 and off["frames_reset"] == 0, off
+    assert np.isclose(fx["off"][0], default_fx, rtol=0.02) and np.isclose(fx["off"][-1], camera_fx, rtol=0.02)
+    assert all(np.isclose(f, default_fx, rtol=0.02) or np.isclose(f, camera_fx, rtol=0.02) for f in fx["off"])
     assert not np.isclose(camera_fx, default_fx, rtol=0.02)
 
 

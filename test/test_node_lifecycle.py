@@ -115,21 +115,23 @@ def test_deactivation_describes_every_frame_it_took_in(tiny_model_dir, ros_env, 
     assert values["frames_unaccounted"] == "0", values
 
 
-def test_cleanup_before_a_first_clip_counts_the_buffered_frames_as_discarded(tiny_model_dir, ros_env, tmp_path):
-    """3 frames in, a clip takes 4: no clip describes them, and deactivation's flush has none to make.
-    Cleanup drops them with the pipeline: counted as discarded at release (they were left in
-    frames_unaccounted, 3)."""
+def test_frames_fewer_than_a_clip_are_described_before_cleanup(tiny_model_dir, ros_env, tmp_path):
+    """3 frames in, a clip takes 4. No clip described them (and cleanup counted them as discarded at release,
+    session 51); since session 63 the flush (idle, or deactivation's) describes a sequence shorter than a clip,
+    its first frame standing in for the missing ones: each of the 3 gets its depth, none is discarded."""
     plan = [{"wait_for": "/diagnostics", "timeout": 60},
             {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
-            {"frames": 3, "rate": 20, "size": [120, 160]}, {"wait": 1.0},
-            {"lifecycle": "deactivate"}, {"lifecycle": "cleanup"}, {"get_state": True}, {"wait": 1.5}]
+            {"frames": 3, "rate": 20, "size": [120, 160]}, {"wait": 0.3},
+            {"lifecycle": "deactivate"}, {"wait_for": "depth/image", "count": 3, "timeout": 30},
+            {"lifecycle": "cleanup"}, {"get_state": True}, {"wait": 1.5}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "image_qos": "DEFAULT"}
     run = run_node(plan, params, tmp_path, ros_env)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     assert [e["state"] for e in run.result["events"] if "state" in e] == ["unconfigured"], run.node_log
+    assert {d["stamp_ns"] for d in run.records("depth/image")} == {p["stamp_ns"] for p in run.result["published"]}
     values = run.last_diagnostics()["values"]
-    assert values["frames_in"] == "3" and values["frames_out"] == "0", values
-    assert values["frames_discarded_at_release"] == "3" and values["frames_unaccounted"] == "0", values
+    assert values["frames_in"] == "3" and values["frames_out"] == "3", values
+    assert values["frames_discarded_at_release"] == "0" and values["frames_unaccounted"] == "0", values
 
 
 def test_the_published_camera_mount_has_one_publisher_whatever_the_activations(tiny_model_dir, ros_env, tmp_path):

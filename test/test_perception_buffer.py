@@ -46,7 +46,9 @@ def test_resets(bad, reason):
     for i in range(3):
         buf.push(frame(3000 + i * 33))
     clip, got = buf.push(bad)
-    assert got == reason and clip is None
+    # the ended sequence's 3 frames, fewer than a clip, described by a clip that ends on its last frame held still
+    assert got == reason and clip.new_frames == 3 and clip.sequence == 0 and buf.frames_reset == 0
+    assert [f.stamp_ns // MS for f in clip.frames] == [3000, 3033, 3066, 3066] and clip.output_t == [0, 1, 2]
     assert buf.resets[reason] == 1 and len(buf.frames) == 1 and buf.sequence == 1
     outs = [buf.push(frame(bad.stamp_ns // MS + 33 * (i + 1), bad.rgb.shape, bad.encoding))[0] for i in range(3)]
     assert outs[-1] is not None and outs[-1].new_frames == 4 and outs[-1].sequence == 1
@@ -69,8 +71,9 @@ def test_a_camera_change_resets_and_float_noise_in_k_does_not(before, after):
     for i in range(3):  # K recomputed per message: float noise is the same camera
         noisy = {**before, "k": before["k"] * (1 + 1e-6 * i)} if "k" in before else before
         assert buf.push(frame(i * 33, **noisy)) == (None, None)
-    assert buf.push(frame(100, **after)) == (None, "camera")
-    assert buf.resets == {"camera": 1} and buf.frames_reset == 3 and buf.sequence == 1
+    ended, reason = buf.push(frame(100, **after))
+    assert reason == "camera" and ended.new_frames == 3 and all(f.stamp_ns < 100 * MS for f in ended.frames)
+    assert buf.resets == {"camera": 1} and buf.frames_reset == 0 and buf.sequence == 1
     clip = [buf.push(frame(133 + 33 * i, **after)) for i in range(3)][-1][0]
     assert [f.stamp_ns // MS for f in clip.frames] == [100, 133, 166, 199] and clip.new_frames == 4
 
@@ -108,8 +111,9 @@ def test_frames_dropped_by_a_reset_are_counted_and_pending_frames_known():
     buf.reset("manual")
     assert buf.frames_reset == 1 and buf.pending == 0
     buf.push(frame(5000))
-    buf.push(frame(9000))  # a gap: the one frame of the new sequence is dropped undescribed
-    assert buf.frames_reset == 2 and buf.resets["gap"] == 1
+    ended, _ = buf.push(frame(9000))  # a gap: the one frame of the new sequence, described as the reset's clip
+    assert ended.new_frames == 1 and ended.frames[-1].stamp_ns == 5000 * MS
+    assert buf.frames_reset == 1 and buf.resets["gap"] == 1
 
 
 @pytest.mark.parametrize("resumed", [frame(8000), frame(10), frame(3300, frame_id="rear")])
@@ -487,8 +491,9 @@ def test_odometry_aligns_a_clip_on_the_frames_it_shares_with_the_trajectory():
 
 def test_flush_describes_the_frames_after_the_last_clip_once():
     buf = ClipBuffer(4, 3, max_gap_s=0)
-    assert all(buf.push(frame(i))[0] is None for i in range(3)) and buf.flush() is None  # no full clip yet
-    assert buf.push(frame(3))[0].new_frames == 4 and buf.flush() is None  # nothing after it
+    for i in range(4):
+        buf.push(frame(i))
+    assert buf.flush() is None  # the clip at frame 3 described all four: nothing after it
     for i in (4, 5):
         buf.push(frame(i))
     assert buf.pending == 2
@@ -498,6 +503,29 @@ def test_flush_describes_the_frames_after_the_last_clip_once():
     # The stream goes on: the next clip comes a hop after the flushed one and describes only its new frames.
     clips = [buf.push(frame(i))[0] for i in (6, 7, 8)]
     assert clips[:2] == [None, None] and clips[2].new_frames == 3
+
+
+def test_a_sequence_shorter_than_a_clip_is_described_by_the_flush():
+    """A camera that stopped after fewer frames than a clip (or a triggered camera's short burst): its frames
+    were never described and sat in frames_pending. The flush describes them with the last frame standing in,
+    still, for the frames after it (the first stays first, where a new chain starts); the stream then goes on a
+    hop after that clip, and a second short flush describes only the frames after the first."""
+    buf = ClipBuffer(4, 3, max_gap_s=0)
+    assert all(buf.push(frame(i))[0] is None for i in range(2)) and buf.pending == 2
+    clip = buf.flush()
+    assert [f.stamp_ns // MS for f in clip.frames] == [0, 1, 1, 1] and clip.output_t == [0, 1]
+    assert clip.frames[1] is clip.frames[3] and buf.pending == 0 and buf.flush() is None
+    buf.push(frame(2))
+    again = buf.flush()
+    assert [f.stamp_ns // MS for f in again.frames] == [0, 1, 2, 2] and again.output_t == [2]
+    assert supersede(clip, again)[0].output_t == [0, 1, 2]  # run late: the newer describes both
+    buf = ClipBuffer(4, 3, max_gap_s=0)
+    for i in range(2):
+        buf.push(frame(i))
+    buf.flush()
+    clips = [buf.push(frame(i))[0] for i in (2, 3, 4)]  # a hop (3) after the flushed clip
+    assert clips[:2] == [None, None] and [f.stamp_ns // MS for f in clips[2].frames] == [1, 2, 3, 4]
+    assert clips[2].new_frames == 3
 
 
 def test_an_invisible_track_has_no_xyz():
@@ -586,3 +614,54 @@ def test_stamp_hold_drops_a_frame_stamped_ahead_of_both_neighbours_and_takes_a_r
     late = StampHold()  # a frame late for both: taken as it comes (the buffer drops it), the held one judged next
     taken, outliers = _stream(late, steady[:8] + [steady[8] + 10**9, steady[3], steady[8]])
     assert outliers == [steady[8] + 10**9] and taken == steady[:8] + [steady[3], steady[8]]
+
+
+# Behaviours no test caught breaking (session 63's mutation review: each test fails on its mutant).
+
+
+def test_base_from_camera_parameter_is_x_y_z_qx_qy_qz_qw():
+    """The shipped mount's quaternion reordered is its own negative (the same rotation): only a mount without
+    that symmetry shows the order the parameter is documented in."""
+    import transforms3d.quaternions as tq
+
+    from fourds_ros.perception.odometry import quat_xyzw
+
+    q_wxyz = np.array([0.9, 0.1, -0.3, 0.2]) / np.linalg.norm([0.9, 0.1, -0.3, 0.2])
+    t = transform_from_xyz_quat([0.3, 0.0, 0.4, *q_wxyz[1:], q_wxyz[0]])
+    assert np.allclose(t[:3, :3], tq.quat2mat(q_wxyz)) and np.allclose(t[:3, 3], [0.3, 0, 0.4])
+    assert np.allclose(quat_xyzw(t[:3, :3]), [*q_wxyz[1:], q_wxyz[0]])
+
+
+def test_a_slow_steady_camera_is_never_held():
+    """A stamp counts as ahead of its neighbours past max(250 ms, 8 median steps): a steady 2 Hz camera's
+    frames are each taken at once (with 250 ms alone, every other frame waited half a second)."""
+    from fourds_ros.perception.clip_buffer import StampHold
+
+    hold, stamps = StampHold(), [i * 500 * MS for i in range(10)]
+    assert [hold.push(s, s) for s in stamps] == [([s], None) for s in stamps]
+
+
+def test_a_new_camera_size_with_the_same_working_image_resets():
+    """A 640x360 camera switched to 1280x720 (same frame_id and field of view) is divided to the same working
+    image and K: only the camera's size tells them apart, and a clip mixing them maps pixels back 2x off."""
+    from fourds_ros.perception.work_image import WorkImage
+
+    k360 = np.array([[300.0, 0, 319.5], [0, 300.0, 179.5], [0, 0, 1]])
+    work = WorkImage.for_size((720, 1280), 640 * 360)
+    buf, img = ClipBuffer(4, 3), np.zeros((360, 640, 3), np.uint8)
+    for i in range(3):
+        buf.push(Frame(img, i * 33 * MS, "cam", k360))
+    k720 = np.array([[600.0, 0, 639.5], [0, 600.0, 359.5], [0, 0, 1]])
+    _, reason = buf.push(Frame(img, 99 * MS, "cam", work.k_to_work(k720), camera_hw=(720, 1280)))
+    assert reason == "resolution"
+
+
+def test_shared_frames_anchor_the_clip_on_their_mean():
+    """With a hop below T - 1 a clip shares several frames with the chain: the anchor is their proposals' mean."""
+    chain = OdometryChain(base_from_camera=np.eye(4))
+    rot, lv = np.repeat(np.eye(3)[None], 4, 0), np.full((4, 2), -10.0)
+    chain.add_clip([0, 1, 2, 3], [i * 100 * MS for i in range(4)], rot,
+                   np.array([[0, 0, 0.1 * i] for i in range(4)]), lv, [0, 1, 2, 3])
+    out = chain.add_clip([2, 3, 4, 5], [i * 100 * MS for i in (2, 3, 4, 5)], rot,
+                         np.array([[0, 0, 0.0], [0, 0, 0.2], [0, 0, 0.3], [0, 0, 0.4]]), lv, [2, 3])
+    assert np.isclose(out[0].odom_from_camera[2, 3], 0.45)  # anchors 0.2 and 0.1 averaged: 0.15 + 0.3

@@ -57,11 +57,20 @@ class Frame:
 @dataclass
 class Clip:
     """clip_length consecutive frames. `new_frames`: how many at the end were not in the previous
-    clip (the ones this clip is the first to describe); `sequence`: the reset epoch it belongs to."""
+    clip (the ones this clip is the first to describe); `sequence`: the reset epoch it belongs to.
+    `padding`: how many of the frames, at the very end, repeat the last real one (a sequence of fewer
+    frames than a clip, ClipBuffer.flush): the new frames are the last before them."""
 
     frames: list[Frame]
     new_frames: int
     sequence: int
+    padding: int = 0
+
+    @property
+    def output_t(self) -> list[int]:
+        """The clip positions of the frames this clip describes."""
+        end = len(self.frames) - self.padding
+        return list(range(end - self.new_frames, end))
 
 
 def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:
@@ -70,7 +79,7 @@ def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:
     frames loses none. -> (the clip to run, frames that no clip will describe)."""
     if waiting.sequence != newer.sequence:  # a reset between them: no shared frames
         return newer, waiting.new_frames
-    covered = min(waiting.new_frames, len(newer.frames) - newer.new_frames)
+    covered = min(waiting.new_frames, len(newer.frames) - newer.padding - newer.new_frames)
     return replace(newer, new_frames=newer.new_frames + covered), waiting.new_frames - covered
 
 
@@ -215,10 +224,11 @@ class ClipSchedule:
         return self.since_clip if self.emitted else self.buffered
 
     def take_undescribed(self) -> int:
-        """A flush describes the frames after the last clip: -> how many (0 before the first clip)."""
-        new = self.since_clip if self.emitted else 0
+        """A flush describes the frames after the last clip, or all of a sequence that never filled a clip:
+        -> how many. Later clips come every hop frames after it, as after any clip."""
+        new = self.pending
         if new:
-            self.since_clip = 0
+            self.since_clip, self.emitted = 0, True
         return new
 
 
@@ -248,7 +258,7 @@ class ClipBuffer:
         (the node deactivated) and its frames were flushed. Why: kept, the first frame after re-activation
         met the buffered ones across the pause, a reset_gap (WARN) for a pause the node was told to take,
         and with max_gap_s 0 a clip joined frames from both sides of it. -> the frames dropped that no clip
-        described (after a flush: fewer than a clip's worth, which no clip can), for the caller to count."""
+        described (none after a flush), for the caller to count."""
         dropped = self.pending
         self.frames.clear()
         self.sequence += 1
@@ -305,7 +315,14 @@ class ClipBuffer:
 
     def flush(self) -> Clip | None:
         """The last clip_length frames as a clip for the frames that no clip has described yet (the
-        stream stopped before the next hop), or None when there are none or fewer than a clip's
-        worth of frames arrived. Later clips still come every `hop` frames after this one."""
+        stream stopped before the next hop), or None when there are none. A sequence of fewer frames
+        than a clip (a camera that stopped, or reset, after a few; a triggered camera's short bursts)
+        is described too: its last frame stands in, still, for the frames it lacks after it (Clip.padding;
+        the first frame stays the clip's first, where a new odometry chain starts). Why: those frames were
+        never described and sat in frames_pending, while the docs promised that a stopped camera loses
+        none. Later clips still come every `hop` frames after this one."""
         new = self.schedule.take_undescribed()
-        return Clip(list(self.frames), new, self.sequence) if new else None
+        if not new:
+            return None
+        frames, padding = list(self.frames), self.clip_length - len(self.frames)
+        return Clip(frames + [frames[-1]] * padding, new, self.sequence, padding)

@@ -149,7 +149,7 @@ class FrameIntake:
         self._flush()
         with self.lock:
             discarded = self.pipeline.end_sequence()
-        if discarded:  # fewer than a clip since the last one: no clip or flush can describe them
+        if discarded:  # none since the flush describes every buffered frame; counted, should that change
             self.health.counts["frames_discarded_at_release"] += discarded
             self.health.log_warning(f"input stopped with {discarded} frames buffered, fewer than a clip: discarded")
 

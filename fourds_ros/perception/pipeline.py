@@ -533,7 +533,7 @@ class PerceptionPipeline:
         inference_s = time.perf_counter() - t0
 
         self._stage = "depth"
-        output_t = list(range(len(frames) - clip.new_frames, len(frames)))
+        output_t = clip.output_t
         results = [self._frame_result(frames[t]) for t in output_t]
         k_model = pmap.transform_k(self._input_k(frames[0]))  # the clip's camera in model pixels
         own_depth = self._model_depth(outputs, k_model[0, 0])  # the model's own metres: the pose solves in them

@@ -173,7 +173,8 @@ class InputSettings(_Group):
         (preprocess.texture_of: the 90th percentile of the smoothed image gradient, grey levels per
         model pixel): a covered lens, a dark room, a blank wall at arm's length. Its depth is published
         as NaN, no track is visible on it (none is seeded there), and its odometry holds the last pose
-        seen, with a covariance that says any motion could have happened (1 m^2, 1 rad^2); counted as
+        seen, with a covariance that says any motion could have happened (1 m^2, 1 rad^2 a frame, times the
+        pose variance scales); counted as
         frames_blind, WARN on /diagnostics. The model reads such frames as confident motion (the lens
         covered for 0.7 s: 0.3-0.9 m of phantom odometry), invents depth and calls its tracks visible.
         Measured: real frames of 21 recordings 5.6 or more (2.1 or more under a 121 px motion blur),
