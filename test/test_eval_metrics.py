@@ -492,3 +492,68 @@ def test_the_dds_path_reads_the_nodes_depth_range_from_its_parameters():
 
     assert node_depth_range(None) == (0.01, 100.0)
     assert node_depth_range({"max_depth": 2.0, "min_depth": 0.3}) == (0.3, 2.0)
+
+
+# Behaviours no test caught breaking (session 63's mutation review of evaluation/: each fails on its mutant).
+
+
+def test_median_scaling_is_the_median_ratio():
+    """The headline depth score scales by the median ratio: one factor on every pixel cannot tell it from the mean."""
+    gt = np.full((10, 10), 2.0, np.float32)
+    pred = np.full((10, 10), 1.0, np.float32)
+    pred[:, :2] = 10.0  # a fifth of the pixels far off
+    m = depth_errors(pred, gt, median_scale=True)
+    assert m["scale"] == 2.0 and m["abs_rel"] == pytest.approx(1.8)
+
+
+def test_constant_peer_is_the_median_depth():
+    """Every depth target is judged against this peer: the recording's median true depth, not its mean."""
+    gt = {0: np.array([[1.0, 1.0, 1.0, 10.0]], np.float32)}
+    assert constant_depth([0], gt).depth[0][0, 0] == 1.0
+
+
+def test_tum_files_are_stamped_in_seconds(tmp_path):
+    """The TUM trajectory format (evo) wants seconds."""
+    stamps = [1_305_031_102_175_304_000 + i * 33_000_000 for i in range(4)]
+    poses = [np.eye(4) for _ in stamps]
+    for i, t in enumerate(poses):
+        t[:3, 3] = [np.cos(i), np.sin(i), 0.1 * i]
+    pose_errors(stamps, poses, poses, tum_dir=tmp_path, name="est")
+    first = float((tmp_path / "est.tum").read_text().split()[0])
+    assert first == pytest.approx(stamps[0] / 1e9, abs=1e-3)
+
+
+def test_resize_depth_blanks_rows_outside_a_vertical_crop():
+    """A portrait (or rotated) camera's rows outside the model's crop are not predicted: never scored."""
+    from fourds_ros.evaluation.metrics import resize_depth
+
+    gt_k = np.array([[20.0, 0, 3.5], [0, 20, 7.5], [0, 0, 1]])
+    a = np.array([[0.5, 0, -0.25], [0, 0.5, 0.5 * (0.5 - 4) - 0.5], [0, 0, 1]])
+    out = resize_depth(np.full((4, 4), 2.0, np.float32), (16, 8), a @ gt_k, gt_k)
+    assert np.isnan(out[:3]).all() and np.isnan(out[13:]).all() and np.isfinite(out[5:11]).all()
+
+
+def test_ground_truth_depth_in_millimetres_is_read_in_metres():
+    """A bag's 16UC1 /gt/depth holds millimetres (REP 118); scored in metres."""
+    from types import SimpleNamespace
+
+    from fourds_ros.evaluation.bag import image_from_msg
+
+    msg = SimpleNamespace(height=1, width=2, step=4, encoding="16UC1", is_bigendian=0,
+                          data=np.array([1500, 2000], "<u2").view(np.uint8))
+    np.testing.assert_allclose(image_from_msg(msg), [[1.5, 2.0]])
+
+
+def test_geometric_tracks_read_the_query_depth_where_the_depth_camera_sees_it():
+    """With a depth camera of its own intrinsics (depth_K), the query's depth was read at the RGB pixel's place
+    in the depth image: another point (here 1 m instead of 4 m), or past its edge (no track)."""
+    k = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])  # RGB 64x48
+    depth_k = np.array([[50.0, 0, 16], [0, 50, 12], [0, 0, 1]])  # depth camera 32x24, same centre
+    depth = np.full((24, 32), 4.0, np.float32)
+    depth[:, 16:] = 1.0  # the right half of the view is 1 m away, the left 4 m
+    moved = np.eye(4)
+    moved[:3, 3] = [0.1, 0, 0]  # 10 cm right: a 4 m point moves 2.5 px left
+    gt = geometric_tracks(np.array([[20.0, 10.0], [40.0, 24.0]]), np.array([0, 0]), [depth, depth],
+                          [np.eye(4), moved], k, depth_K=depth_k)
+    assert gt["valid"].all()
+    assert gt["xy"][0, 1, 0] == pytest.approx(17.5) and gt["xy"][1, 1, 0] == pytest.approx(30.0)

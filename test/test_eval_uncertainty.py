@@ -119,3 +119,10 @@ def test_pck_ratio_pools_the_clip_points_and_pairs_the_frames():
     assert r["n"] == 3 and r["ratio"] == pytest.approx(28 / 19)
     assert r["interval"][0] <= r["ratio"] <= r["interval"][1]
     assert pck_ratio_interval(model, {}) is None
+
+
+def test_interval_is_the_90_percent_one():
+    """report.md prints "90 %" from LEVEL: the tails cut must be 5 % each (an 80 % interval still passed the
+    width checks above)."""
+    lo, hi = bootstrap_interval(lambda i: float(i[0]), 1000)  # a uniform draw of 0..999
+    assert lo == pytest.approx(50, abs=20) and hi == pytest.approx(949, abs=20)

@@ -229,3 +229,23 @@ def test_queries_before_the_first_frame_are_brought_in_with_its_lens(engine):
     late.add_track_queries(query)
     np.testing.assert_allclose(pipeline.tracks.pending_topic_queries, late.pipeline.tracks.pending_topic_queries)
     assert np.linalg.norm(np.array(pipeline.tracks.pending_topic_queries) - query) > 5
+
+
+def test_path_and_points_follow_their_parameters():
+    """path_max_length caps the path; depth_points_rgb false leaves rgb out of the points (no test set either)."""
+    from types import SimpleNamespace as NS
+
+    from fourds_ros.ros.outputs import OutputMessages
+
+    def frame(i, h=6, w=8):
+        est = NS(odom_from_base=np.eye(4), covariance=np.eye(6), twist=np.zeros(6), twist_covariance=np.eye(6))
+        k = np.array([[10.0, 0, 3.5], [0, 10, 2.5], [0, 0, 1]])
+        return NS(depth=np.full((h, w), 2.0, np.float32), depth_k=k, depth_rgb=np.zeros((h, w, 3), np.uint8),
+                  tracks=None, pose=est, stamp_ns=i * 1000, frame_id="cam", k=k)
+
+    out = OutputMessages(PerceptionSettings.from_params(path_max_length=3, depth_points_rgb=False))
+    for c in range(3):
+        msgs = dict(out.build(NS(frames=[frame(2 * c), frame(2 * c + 1)], odometry_chain=0, lens=None), {},
+                              lambda key: True))
+    assert len(msgs["path"].poses) == 3
+    assert [f.name for f in msgs["depth_points"].fields] == ["x", "y", "z"]

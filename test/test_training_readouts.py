@@ -1155,3 +1155,13 @@ def test_a_stopped_runs_refusal_names_only_its_own_selected_weights(tmp_path, ca
     os.utime(selected, (t + 30, t + 30))  # the stopped run's own choice
     assert main(COMMON + ["--steps", "1", "--out", str(out)]) == 2
     assert "best-scored weights so far" in capsys.readouterr().err
+
+
+def test_depth_loss_averages_over_labelled_frames_only():
+    """Unlabelled frames (valid all False) must not dilute the depth loss, as losses.depth_loss says."""
+    from training.losses import depth_loss
+
+    t = torch.full((1, 2, 4, 4), 2.0)
+    valid = torch.zeros(1, 2, 4, 4, dtype=torch.bool)
+    valid[:, 0] = True
+    assert float(depth_loss(t * 1.5, t, valid=valid, si_weight=0.0)[1]["depth_l1"]) == pytest.approx(1.0)

@@ -222,7 +222,7 @@ def geometric_tracks(query_uv: np.ndarray, query_frame: np.ndarray, depths: list
     xy = np.full((n, t, 2), np.nan)
     occluded = np.ones((n, t), bool)
     unknown = np.zeros((n, t), bool)
-    world, valid = _query_points_in_world(query_uv, query_frame, depths, poses, K)
+    world, valid = _query_points_in_world(query_uv, query_frame, depths, poses, K, depth_K)
     # A frame without a depth image is in view over the same grid as the others (one depth camera).
     grid = next((d.shape[:2] for d in depths if d is not None), None)
     for f in range(t):
@@ -262,9 +262,11 @@ def _visibility(valid: np.ndarray, z: np.ndarray, duv: np.ndarray, depth: np.nda
 
 
 def _query_points_in_world(query_uv: np.ndarray, query_frame: np.ndarray, depths: list[np.ndarray | None],
-                           poses: list[np.ndarray | None], K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each query pixel back-projected with the depth at its (rounded) pixel and moved to the world:
-    (world (N, 3), NaN where not valid; valid (N,) bool: depth and pose available at the query)."""
+                           poses: list[np.ndarray | None], K: np.ndarray, depth_K: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Each query pixel back-projected with the depth at its (rounded) pixel in the depth image (depth_K's:
+    it read the RGB pixel's place, another point where the depth camera's intrinsics differ) and moved to the
+    world: (world (N, 3), NaN where not valid; valid (N,) bool: depth and pose available at the query)."""
     n = len(query_uv)
     world, valid = np.full((n, 3), np.nan), np.zeros(n, bool)
     K_inv = np.linalg.inv(K)
@@ -272,7 +274,8 @@ def _query_points_in_world(query_uv: np.ndarray, query_frame: np.ndarray, depths
         depth = depths[q]
         if depth is None or poses[q] is None:
             continue
-        c, r = int(round(u)), int(round(v))
+        du, dv, dw = depth_K @ K_inv @ np.array([u, v, 1.0])
+        c, r = int(round(du / dw)), int(round(dv / dw))
         if not (0 <= r < depth.shape[0] and 0 <= c < depth.shape[1]):
             continue
         z = depth[r, c]
