@@ -57,17 +57,9 @@ def tiny_model_dir(tmp_path_factory):
 
 def stop_process(proc, timeout_s: float = 20.0) -> None:
     """A ROS process started by a test: SIGINT, then SIGTERM; never SIGKILL (it leaks DDS shared memory)."""
-    import signal
-    import subprocess
+    from fourds_ros.ros_env import stop_ros_process
 
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.wait(timeout=timeout_s)
+    stop_ros_process(proc, timeout_s)
 
 
 def wait_for(predicate, timeout_s: float = 5.0) -> bool:
