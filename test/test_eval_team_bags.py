@@ -293,8 +293,8 @@ def test_eval_refuses_a_hop_the_models_clips_cannot_take_in_one_line(tmp_path, t
 
 @pytest.mark.parametrize("max_frames", [None, 3])
 def test_eval_refuses_a_recording_shorter_than_a_clip_in_one_line(tmp_path, tiny_model_dir, capsys, max_frames):
-    """A recording of fewer frames than the model's clip: no frame can be described. It read exit 0 with the
-    peers scored, no model output and dropped 0."""
+    """A recording of fewer frames than the model's clip is too short to score (the node describes it with one
+    padded clip, ClipBuffer.flush). It read exit 0 with the peers scored, no model output and dropped 0."""
     from fourds_ros.evaluation import eval_cli
 
     write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
@@ -303,7 +303,7 @@ def test_eval_refuses_a_recording_shorter_than_a_clip_in_one_line(tmp_path, tiny
     rc = eval_cli.main([str(tmp_path / "bag"), "--model", str(tiny_model_dir), "--offline", "--out",
                         str(tmp_path / "rep"), *(["--max-frames", str(max_frames)] if max_frames else [])])
     err = capsys.readouterr().err
-    assert rc == 1 and "3 frames" in err and "fewer than one clip of the model (4 frames)" in err, err
+    assert rc == 1 and "3 frames" in err and "fewer than one clip of the model (4 frames): too short" in err, err
     assert not (tmp_path / "rep" / "report.json").exists()
 
 
@@ -320,14 +320,21 @@ def test_eval_again_into_its_out_leaves_nothing_of_the_earlier_run(tmp_path, tin
         (out / name).write_text("earlier run")
     (out / "trajectories").mkdir()
     (out / "trajectories" / "fourds.tum").write_text("earlier run")
+    (out / "trajectories" / "aligned_by_hand.tum").write_text("the team's own")
     (out / "notes.txt").write_text("the team's own")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    # a run refused by its checks (a mistyped bag) leaves the earlier run as it was
+    assert eval_cli.main([str(tmp_path / "no_such_bag"), "--model", str(tiny_model_dir), "--offline",
+                          "--out", str(out)]) == 1
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
     write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
                      image=np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8)) for i in range(6)],
               tmp_path / "frames")
     assert eval_cli.main([str(tmp_path / "frames"), "--model", str(tiny_model_dir), "--offline", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     left = sorted(p.name for p in out.iterdir())
-    assert left == sorted({"report.json", "report.md", "notes.txt", *report["plots"]}), left
+    assert left == sorted({"report.json", "report.md", "notes.txt", "trajectories", *report["plots"]}), left
+    assert [p.name for p in (out / "trajectories").iterdir()] == ["aligned_by_hand.tum"]
     assert "earlier run" not in (out / "report.md").read_text()
 
 

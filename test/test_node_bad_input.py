@@ -131,6 +131,8 @@ def test_an_incompatible_camera_info_publisher_is_reported(tiny_model_dir, ros_e
     run = run_node(plan, params, tmp_path, ros_env)
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
     diag = run.last_diagnostics()
-    assert int(diag["values"].get("errors_incompatible_qos", 0)) >= 1, json.dumps(diag)
+    assert int(diag["values"].get("errors_incompatible_qos_camera_info", 0)) >= 1, json.dumps(diag)
+    assert "errors_incompatible_qos" not in diag["values"]  # the image's, which the stall warning blames
     assert diag["level"] == 1, json.dumps(diag)
-    assert "[incompatible_qos] the camera_info publisher's QoS does not match image_qos DEFAULT" in run.node_log
+    assert ("[incompatible_qos_camera_info] the camera_info publisher's QoS does not match image_qos DEFAULT"
+            in run.node_log)

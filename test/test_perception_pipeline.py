@@ -469,3 +469,26 @@ def test_a_model_without_the_enabled_heads_fails_configure_or_says_what_is_not_p
                                                "enable_tracks": False, "enable_pose": False})
     create_pipeline(settings, log=lambda _: None, warn=silent.append)
     assert silent == []  # what the settings asked for: nothing to say
+
+
+def test_a_short_sequences_padding_does_not_pull_its_motion(shipped_engine):
+    """A camera stopped after 3 frames: its flushed clip repeats the last frame 5 times. Fitted as real frames
+    by the motion smoothing (pose_smoothing_order 2), that padding pulled the last real frame's travel 41 %
+    short on the kitchen. The padding is unseen now: three real frames are fitted exactly by the smoothing's
+    polynomial, so the poses are those of no smoothing (order 0)."""
+    scenes = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
+    k = seven_scenes_rgb_intrinsics(scenes)
+    images = [cv2.cvtColor(cv2.imread(str(scenes / f"frame-{i * 4:06d}.color.jpg")), cv2.COLOR_BGR2RGB)
+              for i in range(3)]
+
+    def travel(order: int) -> np.ndarray:
+        pipeline = PerceptionPipeline(shipped_engine, PerceptionSettings.from_params(pose_smoothing_order=order))
+        for i, image in enumerate(images):
+            assert pipeline.push(image, (i + 1) * 132_000_000, "cam", k) == []
+        frames = pipeline.process(pipeline.flush()).frames
+        assert len(frames) == 3
+        return np.array([f.pose.odom_from_camera[:3, 3] for f in frames])
+
+    smoothed, unsmoothed = travel(2), travel(0)
+    assert np.linalg.norm(unsmoothed[2] - unsmoothed[0]) > 0.005  # the camera moved
+    np.testing.assert_allclose(smoothed, unsmoothed, atol=2e-4)

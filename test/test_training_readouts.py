@@ -1110,6 +1110,9 @@ def test_a_continued_run_draws_other_batches_than_its_start(tmp_path):
                                 "--out", str(out)])
     assert train_readouts.continued_steps(cont) == 2
     assert train_readouts.continued_steps(parse_args(COMMON + ["--out", str(out)])) == 0
+    elsewhere = ["--init", str(out / "checkpoint"), "--out", str(tmp_path / "continued")]
+    assert train_readouts.continued_steps(parse_args(COMMON + elsewhere)) == 2  # continued into another OUT
+    assert train_readouts.continued_steps(parse_args(COMMON + ["--init", str(out), "--out", str(tmp_path / "b")])) == 0
     cpu = torch.device("cpu")
     fresh = parse_args(COMMON + ["--train-clips", "16", "--out", str(out)])
     banks = train_readouts.load_banks(fresh, train_readouts.model_for(fresh), cpu)

@@ -204,9 +204,10 @@ def checkpoint_metadata(cfg: ReadoutsConfig, steps: int) -> dict:
 
 
 def continued_steps(cfg: ReadoutsConfig) -> int:
-    """The steps already trained where --init is this OUT's own progress (a stopped run continued, which
-    check_stopped_run points to), summed over earlier continuations; 0 for any other start."""
-    if not cfg.init or Path(cfg.init).resolve() != (output_dir(cfg) / "checkpoint").resolve():
+    """The steps already trained where --init is a run's progress (an OUT/checkpoint: a stopped run continued,
+    as check_stopped_run advises, into its own OUT or another), summed over earlier continuations; 0 for any
+    other start (a finished model, the shipped one), whose documented commands draw as they always did."""
+    if not cfg.init or Path(cfg.init).name != "checkpoint":
         return 0
     meta = read_metadata(cfg.init)
     try:

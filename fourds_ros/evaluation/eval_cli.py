@@ -151,17 +151,16 @@ def reported(exc: BaseException) -> bool:
 
 
 def remove_previous_report(out_dir: Path) -> None:
-    """The files an earlier eval wrote into out_dir (nothing else in it): a run into the same --out left the
-    plots, trajectories/ and DDS recording a run of its own does not make beside its report.json, and
-    evo_ape on trajectories/ then scored the earlier run."""
-    import shutil
-
+    """The files an earlier eval wrote into out_dir (nothing else in it, nor in its trajectories/), called once
+    the run's checks have passed: a run into the same --out left the plots, TUM trajectories and DDS recording
+    a run of its own does not make beside its report.json, and evo_ape on trajectories/ then scored the
+    earlier run."""
     from .plots import PLOT_FILES
 
     for name in ("report.json", "report.md", "outputs.mcap", "node.log", "replay_timing.json", *PLOT_FILES):
         (out_dir / name).unlink(missing_ok=True)
-    if (out_dir / "trajectories").is_dir():
-        shutil.rmtree(out_dir / "trajectories")
+    for method in ("groundtruth", "fourds", "orb_vo"):  # metrics.pose_errors' <name>.tum of each method scored
+        (out_dir / "trajectories" / f"{method}.tum").unlink(missing_ok=True)
 
 
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = NODE_BACKEND, erode_px: int = 0,
@@ -187,7 +186,6 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        remove_previous_report(out_dir)
     except OSError as exc:  # --out naming a file, or a path through one: a reason, not a traceback
         raise BagError(f"the report directory {out_dir} cannot be made: {exc.strerror or exc}") from exc
     from ..perception import PerceptionSettings
@@ -196,9 +194,13 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     bag = check_scorable(read_bag(bag_path, max_frames=max_frames, sixteen_bit_max=settings.inputs.image_16bit_max,
                                   max_input_pixels=settings.inputs.max_input_pixels))
     clip_length = load_config(model_dir).num_frames
-    if len(bag.stamps) < clip_length:  # the node describes none of them either: no score to make
+    if len(bag.stamps) < clip_length:  # one padded clip (ClipBuffer.flush) is no recording to score a method on
         raise BagError(f"{bag_path}: {len(bag.stamps)} frames{' (--max-frames)' if max_frames else ''}, fewer than one "
-                       f"clip of the model ({clip_length} frames): no frame can be described")
+                       f"clip of the model ({clip_length} frames): too short to score")
+    try:  # the run goes ahead: an earlier run's files must not stand beside its own
+        remove_previous_report(out_dir)
+    except OSError as exc:
+        raise BagError(f"the report directory {out_dir} cannot be written: {exc.strerror or exc}") from exc
     t0 = time.perf_counter()
     if offline:
         from .offline import run_offline

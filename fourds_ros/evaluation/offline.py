@@ -81,8 +81,7 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     if clip is not None:
         record(pipeline.process(clip).frames)
     preds.wall_s = time.perf_counter() - t0
-    describable = len(bag.stamps) if len(bag.stamps) >= pipeline.clip_length else 0
-    preds.dropped = max(0, describable - len(preds.output_stamps()))
+    preds.dropped = max(0, len(bag.stamps) - len(preds.output_stamps()))  # fewer than a clip too: a padded clip
     preds.status = pipeline.status()
     preds.engine = engine.describe()
     return preds

@@ -559,9 +559,11 @@ class PerceptionPipeline:
                                 outputs, slot_ids, frames, images, output_t, model_depth, pmap, blind, excluded)
         self._stage = "pose"
         if self.enabled["pose"]:
-            # A frame's motion from the clip's first frame is unseen when either is blind.
+            # A frame's motion from the clip's first frame is unseen when either is blind, and a short sequence's
+            # padding (its last frame repeated) is no motion: fitted as real frames, it pulled the real ones short.
+            unseen = blind | blind[0] | (np.arange(len(frames)) >= len(frames) - clip.padding)
             poses = self._isolated("pose", failed, results, self._poses, outputs, own_depth, xy, slot_ids, frames,
-                                   output_t, k_model, blind | blind[0], motion_scale, images, pmap)
+                                   output_t, k_model, unseen, motion_scale, images, pmap)
             for r, p in zip(results, poses or []):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,

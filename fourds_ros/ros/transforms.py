@@ -107,9 +107,11 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
 
 
 def incompatible_qos_report(node, topic: str, asked: str):
-    """The incompatible-QoS event callback of the subscription to `topic` (asked: its QoS, in words): counted as
-    incompatible_qos (/diagnostics WARN) and logged with the topic's name."""
-    return lambda _info: node.health.warn("incompatible_qos", f"the {topic} publisher's QoS does not match {asked}: "
+    """The incompatible-QoS event callback of the subscription to `topic` (asked: its QoS, in words): counted
+    (/diagnostics WARN) and logged with the topic's name; the image's as incompatible_qos, which the stall
+    warning names as the cause of no frame arriving, another input's as incompatible_qos_<topic>."""
+    kind = "incompatible_qos" if topic.startswith("image") else f"incompatible_qos_{topic}"
+    return lambda _info: node.health.warn(kind, f"the {topic} publisher's QoS does not match {asked}: "
                                           f"no {topic} messages arrive")
 
 
