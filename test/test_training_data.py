@@ -457,3 +457,92 @@ def test_a_synthetic_bag_refuses_bad_arguments_in_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             synthetic_bag([str(tmp_path / "other"), *bad])
         assert exc.value.code == 2
+
+
+# Behaviours no test caught breaking (session 63's mutation review of training/: each fails on its mutant).
+
+
+def test_pretraining_items_carry_the_configured_mask():
+    """mask.kind and mask.ratio reach the mask each item carries (a random mask at 0.5 instead went unseen)."""
+    from fourds_ros.model import ModelConfig
+    from training.data import PretrainClips
+
+    cfg = ModelConfig(size="micro", num_frames=4, image_size=(64, 64))  # token grid 2 x 4 x 4
+    t, h, w = cfg.token_grid
+    masked = PretrainClips(cfg, {"source": "synthetic", "num_scenes": 1}, "tube", 0.75, seed=0)[0]["masked"]
+    rows = masked.reshape(t, h * w)
+    assert all(torch.equal(row, rows[0]) for row in rows)  # a tube: the same pixels masked in every frame
+    assert abs(float(masked.float().mean()) - 0.75) <= 1 / (h * w)
+
+
+def test_the_mae_loss_scores_the_masked_tubelets_on_normalised_pixels():
+    """MSE on per-tubelet normalised pixels of the masked tubelets (training/mae.py): a perfect reconstruction
+    of the masked ones scores 0 whatever the kept ones read; the same for the kept ones does not."""
+    from training.mae import mae_loss, patchify
+
+    torch.manual_seed(0)
+    video, ps = torch.rand(1, 4, 32, 32, 3), (2, 16, 16)
+    target = patchify(video, ps)
+    target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True, unbiased=False) + 1e-6).sqrt()
+    masked = torch.zeros(1, target.shape[1], dtype=torch.bool)
+    masked[0, ::2] = True
+    perfect = torch.where(masked[..., None], target, torch.zeros_like(target))
+    assert float(mae_loss(perfect, video, masked, ps)) == pytest.approx(0.0, abs=1e-6)
+    assert float(mae_loss(perfect, video, ~masked, ps)) > 0.5
+
+
+def _tagged_bank(n: int, tag: float) -> dict:
+    """A labelled bank whose video is a left-to-right ramp (a mirrored clip shows) and whose translations carry
+    `tag` (which bank a clip came from)."""
+    video = torch.arange(8, dtype=torch.uint8).repeat(n, 2, 8, 1)[..., None].expand(n, 2, 8, 8, 3).contiguous()
+    return {"video": video, "intrinsics": torch.eye(3).repeat(n, 1, 1), "depth": torch.ones(n, 2, 8, 8),
+            "query_points": torch.zeros(n, 4, 3), "tracks_xy": torch.zeros(n, 4, 2, 2),
+            "tracks_visible": torch.ones(n, 4, 2), "tracks_known": torch.ones(n, 4, 2),
+            "pose_rotation": torch.eye(3).repeat(n, 2, 1, 1), "pose_translation": torch.full((n, 2, 3), tag)}
+
+
+def test_batches_take_the_real_fraction_and_mirror_half_with_flip(tmp_path):
+    """--real-fraction 0.75 of a batch of 8 is 6 real clips in every batch; --flip mirrors about half."""
+    from training.readouts_config import parse_args
+    from training.readouts_data import Banks, BatchSampler
+
+    cfg = parse_args(["--batch-size", "8", "--real-fraction", "0.75", "--flip", "--out", str(tmp_path)])
+    sampler = BatchSampler(cfg, Banks(_tagged_bank(16, 1.0), _tagged_bank(16, 2.0), [16], [16], _tagged_bank(2, 1.0)),
+                           torch.device("cpu"))
+    mirrored = 0
+    for _ in range(100):
+        batch = sampler()
+        assert int((batch["pose_translation"][:, 0, 1] == 2.0).sum()) == 6
+        mirrored += int((batch["video"][:, 0, 0, 0, 0] > batch["video"][:, 0, 0, -1, 0]).sum())
+    assert 0.4 < mirrored / 800 < 0.6
+
+
+def test_seven_scenes_rgb_poses_sit_beside_the_depth_camera():
+    """The RGB camera's centre is X_depth + (0.025, 0, 0) in the depth camera's axes (rgbd.read_7scenes); the
+    opposite sign put pose labels and ground truth 5 cm off."""
+    from fourds_ros.rgbd import read_7scenes
+
+    root = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
+    seq = read_7scenes(root)
+    pose = np.loadtxt(root / "frame-000100.pose.txt")
+    np.testing.assert_allclose(seq.camera_to_world[100][:3, 3], pose[:3, 3] + pose[:3, :3] @ [0.025, 0, 0], atol=1e-6)
+
+
+def test_tum_frames_need_a_pose_within_max_dt_and_65535_is_no_depth(tmp_path):
+    """A frame whose nearest motion-capture pose is seconds away has no pose (it took one from 2 s before);
+    7-Scenes' 65535 is no reading, not 65.5 m."""
+    from fourds_ros.rgbd import read_depth, read_tum
+
+    root = tmp_path / "rgbd_dataset_freiburg3_gap"
+    (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    stamps = [0.0, 1.0, 2.0]
+    for t in stamps:
+        cv2.imwrite(str(root / f"rgb/{t}.png"), np.zeros((480, 640, 3), np.uint8))  # freiburg3's calibration
+        cv2.imwrite(str(root / f"depth/{t}.png"), np.full((480, 640), 5000, np.uint16))
+    (root / "rgb.txt").write_text("".join(f"{t} rgb/{t}.png\n" for t in stamps))
+    (root / "depth.txt").write_text("".join(f"{t} depth/{t}.png\n" for t in stamps))
+    (root / "groundtruth.txt").write_text("0.0 0 0 0 0 0 0 1\n0.01 0 0 0 0 0 0 1\n")  # lost after 0.01 s
+    assert len(read_tum(root)) == 1
+    cv2.imwrite(str(tmp_path / "d.png"), np.array([[1000, 65535]], np.uint16))
+    assert read_depth(tmp_path / "d.png", 1e-3).tolist() == [[1.0, 0.0]]
