@@ -375,3 +375,29 @@ def test_a_folder_of_color_frames_alone_is_a_source(tmp_path):
         shutil.copy(path, tmp_path / path.name)
     frames, k = load_frames(str(tmp_path), (480, 640), 5)
     assert len(frames) == 3 and frames[0].shape == (480, 640, 3) and k is None
+
+
+def test_the_latency_and_rate_figures_hold_their_definitions():
+    """The p95 and out-fps columns of docs/benchmarks.md (session 63's mutation review: a p90, or the p50, or
+    an out fps 3 % high went unnoticed). latency_stats of 1..100 ms: numpy's linear p95; step_stats of 30 frames
+    at 30 Hz, all described, frame i answered 100 + 10 i ms after its stamp."""
+    from fourds_ros.bench.node import step_stats
+    from fourds_ros.bench.report import latency_stats
+
+    stats = latency_stats([i / 1000 for i in range(1, 101)])
+    assert stats["latency_ms_p95"] == pytest.approx(95.05) and stats["latency_ms_p50"] == pytest.approx(50.5)
+
+    class Cpu:
+        def cores(self, a, b):
+            return 0.5
+
+        def cores_by_thread(self, a, b):
+            return {}
+
+    period = 33_333_333
+    stamps = [10**18 + i * period for i in range(46)]
+    records = [{"topic": t, "stamp_ns": s, "recv_ns": s + (100 + 10 * i) * 1_000_000}
+               for i, s in enumerate(stamps) for t in ("depth/image", "tracks", "odometry")]
+    row = step_stats({"records": records}, [{"stamp_ns": s} for s in stamps[:30]], 30.0, Cpu())
+    assert row["out_fps"] == pytest.approx(30.0) and row["latency_ms_p95"] == pytest.approx(375.5)
+    assert row["described_pct_tracks"] == row["described_pct_odometry"] == 100.0
