@@ -330,6 +330,10 @@ def test_eval_again_into_its_out_leaves_nothing_of_the_earlier_run(tmp_path, tin
     write_bag([Frame(stamp_ns=i * 50_000_000, K=np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]]),
                      image=np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8)) for i in range(6)],
               tmp_path / "frames")
+    # and so does one the offline path refuses (a metric reference this bag lacks)
+    assert eval_cli.main([str(tmp_path / "frames"), "--model", str(tiny_model_dir), "--offline", "--out", str(out),
+                          "--param", "metric_scale_source=reference_depth"]) == 1
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
     assert eval_cli.main([str(tmp_path / "frames"), "--model", str(tiny_model_dir), "--offline", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     left = sorted(p.name for p in out.iterdir())

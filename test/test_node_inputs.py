@@ -60,10 +60,12 @@ def test_every_frame_is_accounted_for_and_the_mount_comes_from_tf(tiny_model_dir
     # The tiny model's clips are 4 frames. The 3-frame burst starts a new sequence (a gap after
     # the idle wait) and the manual reset drops it, all 3, or 2 where the node's executor took the reset
     # request before the burst's last image (sent just before it: the idle flush then describes that one
-    # alone); the slow frames come out one by one (3). All counted, none lost silently.
+    # alone), or none where the reset came after the idle flush (flush_after_s, 1 s: the probe's service
+    # client can take that long to find the node on a loaded host); the slow frames come out one by one (3).
+    # All counted, none lost silently.
     assert values["resets_gap"] == "3" and values["resets_manual"] == "1", values
     reset = int(values["frames_reset"])
-    assert reset in (2, 3) and int(values["frames_out"]) == 15 - reset, values
+    assert reset in (0, 2, 3) and int(values["frames_out"]) == 15 - reset, values
     slow = {p["stamp_ns"] for p in run.result["published"][-3:]}
     assert slow <= {d["stamp_ns"] for d in run.records("depth/image")}
     assert values["camera_mount"] == "/tf_static base_link -> camera_optical", values

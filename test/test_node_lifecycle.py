@@ -118,7 +118,7 @@ def test_deactivation_describes_every_frame_it_took_in(tiny_model_dir, ros_env, 
 def test_frames_fewer_than_a_clip_are_described_before_cleanup(tiny_model_dir, ros_env, tmp_path):
     """3 frames in, a clip takes 4. No clip described them (and cleanup counted them as discarded at release,
     session 51); since session 63 the flush (idle, or deactivation's) describes a sequence shorter than a clip,
-    its first frame standing in for the missing ones: each of the 3 gets its depth, none is discarded."""
+    its last frame held still for the missing ones: each of the 3 gets its depth, none is discarded."""
     plan = [{"wait_for": "/diagnostics", "timeout": 60},
             {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
             {"frames": 3, "rate": 20, "size": [120, 160]}, {"wait": 0.3},

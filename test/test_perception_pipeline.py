@@ -478,7 +478,7 @@ def test_a_short_sequences_padding_does_not_pull_its_motion(shipped_engine):
     polynomial, so the poses are those of no smoothing (order 0)."""
     scenes = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
     k = seven_scenes_rgb_intrinsics(scenes)
-    images = [cv2.cvtColor(cv2.imread(str(scenes / f"frame-{i * 4:06d}.color.jpg")), cv2.COLOR_BGR2RGB)
+    images = [cv2.cvtColor(cv2.imread(str(scenes / f"frame-{i * 12:06d}.color.jpg")), cv2.COLOR_BGR2RGB)
               for i in range(3)]
 
     def travel(order: int) -> np.ndarray:
@@ -487,8 +487,20 @@ def test_a_short_sequences_padding_does_not_pull_its_motion(shipped_engine):
             assert pipeline.push(image, (i + 1) * 132_000_000, "cam", k) == []
         frames = pipeline.process(pipeline.flush()).frames
         assert len(frames) == 3
+        # the padding is no blind frame: the epipolar direction still runs on the first and last views
+        assert pipeline.status()["pose_epipolar_clips"] == 1
         return np.array([f.pose.odom_from_camera[:3, 3] for f in frames])
 
     smoothed, unsmoothed = travel(2), travel(0)
     assert np.linalg.norm(unsmoothed[2] - unsmoothed[0]) > 0.005  # the camera moved
     np.testing.assert_allclose(smoothed, unsmoothed, atol=2e-4)
+
+
+def test_a_short_sequences_padding_is_stamped_on_at_the_real_step():
+    """The smoothing fits in time only where stamps increase: the padding's repeated stamp turned a short
+    sequence with a dropped frame into frame counts (16 % off). It goes on at the real frames' median step."""
+    from fourds_ros.perception.pipeline import padded_stamps
+
+    assert padded_stamps([0, 33, 66, 200, 233, 233, 233, 233], 3) == [0, 33, 66, 200, 233, 266, 299, 332]
+    assert padded_stamps([5, 5, 5], 2) == [5, 6, 7]  # one real frame: any increasing stamps
+    assert padded_stamps([0, 33, 66], 0) == [0, 33, 66]

@@ -163,6 +163,14 @@ def remove_previous_report(out_dir: Path) -> None:
         (out_dir / "trajectories" / f"{method}.tum").unlink(missing_ok=True)
 
 
+def clear_previous_report(out_dir: Path) -> None:
+    """remove_previous_report once the run goes ahead (a refused run leaves the earlier one as it was)."""
+    try:
+        remove_previous_report(out_dir)
+    except OSError as exc:
+        raise BagError(f"the report directory {out_dir} cannot be written: {exc.strerror or exc}") from exc
+
+
 def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str = NODE_BACKEND, erode_px: int = 0,
              rate: str = "max", max_frames: int | None = None, hop: int = 0, timeout_s: float = 300.0,
              ros_env: dict | None = None, badja: str | Path | None = None, params: dict | None = None,
@@ -197,18 +205,16 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     if len(bag.stamps) < clip_length:  # one padded clip (ClipBuffer.flush) is no recording to score a method on
         raise BagError(f"{bag_path}: {len(bag.stamps)} frames{' (--max-frames)' if max_frames else ''}, fewer than one "
                        f"clip of the model ({clip_length} frames): too short to score")
-    try:  # the run goes ahead: an earlier run's files must not stand beside its own
-        remove_previous_report(out_dir)
-    except OSError as exc:
-        raise BagError(f"the report directory {out_dir} cannot be written: {exc.strerror or exc}") from exc
     t0 = time.perf_counter()
     if offline:
         from .offline import run_offline
 
-        model = run_offline(bag, model_dir, backend, settings)
+        model = run_offline(bag, model_dir, backend, settings)  # its own refusals first (a reference it lacks)
+        clear_previous_report(out_dir)
     else:
         from .replay import run_dds
 
+        clear_previous_report(out_dir)  # before the node records into it
         model = run_dds(bag, bag_path, model_dir, out_dir / "outputs.mcap", backend=backend, rate=rate,
                         hop=hop, timeout_s=timeout_s, env=ros_env, params=params)
     peers = run_peers(bag, model)

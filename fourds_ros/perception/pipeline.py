@@ -259,6 +259,17 @@ def _range_marked(depth: np.ndarray, out_of_range: np.ndarray) -> np.ndarray:
     return marked
 
 
+def padded_stamps(stamps_ns: list[int], padding: int) -> list[int]:
+    """A clip's stamps with its last `padding` frames (the last real frame repeated, Clip.padding) placed on at the
+    real frames' median step, so that the pose's smoothing stays in time (repeated stamps fell back to frame
+    counts: a short sequence with a dropped frame was fitted 16 % off)."""
+    if not padding:
+        return list(stamps_ns)
+    real = [int(s) for s in stamps_ns[:len(stamps_ns) - padding]]
+    step = max(int(np.median(np.diff(real))), 1) if len(real) > 1 else 1
+    return real + [real[-1] + step * (k + 1) for k in range(padding)]
+
+
 class PerceptionPipeline:
     def __init__(self, engine, settings: PerceptionSettings | None = None):
         self.engine = engine
@@ -559,11 +570,9 @@ class PerceptionPipeline:
                                 outputs, slot_ids, frames, images, output_t, model_depth, pmap, blind, excluded)
         self._stage = "pose"
         if self.enabled["pose"]:
-            # A frame's motion from the clip's first frame is unseen when either is blind, and a short sequence's
-            # padding (its last frame repeated) is no motion: fitted as real frames, it pulled the real ones short.
-            unseen = blind | blind[0] | (np.arange(len(frames)) >= len(frames) - clip.padding)
+            # A frame's motion from the clip's first frame is unseen when either is blind.
             poses = self._isolated("pose", failed, results, self._poses, outputs, own_depth, xy, slot_ids, frames,
-                                   output_t, k_model, unseen, motion_scale, images, pmap)
+                                   output_t, k_model, blind | blind[0], motion_scale, images, pmap, clip.padding)
             for r, p in zip(results, poses or []):
                 r.pose = p
         return ClipResult(self._in_camera(results, frames), inference_s, restarted, chain, n_blind, n_partly,
@@ -771,7 +780,7 @@ class PerceptionPipeline:
         return xy
 
     def _poses(self, outputs, model_depth, xy, slot_ids, frames, output_t, k_model, unseen, scale,
-               images: ClipImages, pmap: PixelMap) -> list[PoseEstimate]:
+               images: ClipImages, pmap: PixelMap, padding: int = 0) -> list[PoseEstimate]:
         """The clip's camera motion (pose_source: the head, the geometry of the model's own depth
         and tracks, or both fused by their variances; pose_geometry.py), chained into odometry.
         unseen: (T,) bool, frames whose motion the images cannot show (held, pose_geometry.hold_unseen).
@@ -782,7 +791,10 @@ class PerceptionPipeline:
         with self._clock("pose"):  # the clip's pose stage (STAGES), its epipolar direction within it
             self._use_mount(frames)
             source = self.settings.pose.source
-            stamps_ns = [f.stamp_ns for f in frames]
+            stamps_ns, held = padded_stamps([f.stamp_ns for f in frames], padding), np.asarray(unseen, bool).copy()
+            # A short sequence's padding (its last frame repeated, Clip.padding) is no motion: fitted as real frames
+            # it pulled them short (0.59x the travel), so it is held; in time it goes on at the real frames' step.
+            held[len(frames) - padding:] = True
             usable = slot_ids >= 0 if slot_ids is not None else None
             outputs = outputs if model_depth is None else {**outputs, "depth": model_depth[None]}
             outputs, nonfinite, implausible = finite_head(outputs)
@@ -796,7 +808,7 @@ class PerceptionPipeline:
                     "unknown-motion covariance, where the geometry does not place them")
             rotation, translation, log_variance, geo = clip_pose(
                 outputs, k_model, source, usable, track_xy=xy, gate_chi2=self.settings.pose.geometry_gate_chi2,
-                smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=unseen,
+                smoothing_order=self.settings.pose.smoothing_order, stamps_ns=stamps_ns, unseen=held,
                 relink=self._relink_step(outputs, frames, images, k_model, pmap),
                 fuse_sizes=self.settings.pose.fuse_sizes, rotation_step_px=self.settings.pose.rotation_step_px)
             if geo is not None:
@@ -811,14 +823,14 @@ class PerceptionPipeline:
             # The model's own travel, for the next clips' scale, to the clip's last frame seen: past it
             # clip_pose holds the motion, and the reference's travel over the whole clip inflated the
             # ratio by (T - 1) / (last seen); no frame seen after the first: no travel measured.
-            seen = np.flatnonzero(~np.asarray(unseen, bool))
+            seen = np.flatnonzero(~held)
             if self.reference_scale is not None and len(seen) and seen[-1] > 0:
                 self.reference_scale.observe(stamps_ns[0], stamps_ns[seen[-1]], translation[seen[-1]],
                                              self.odometry.base_from_camera)
             if scale != 1.0:
                 translation, log_variance = translation * scale, log_variance + np.array([0.0, 2 * np.log(scale)])
             return self.odometry.add_clip([f.index for f in frames], stamps_ns, rotation, translation, log_variance,
-                                          output_t, measured=~np.asarray(unseen, bool))
+                                          output_t, measured=~held)
 
     def _newer_clip_waits(self) -> bool:
         """The behind hook's answer (False where none is set): optional pose work is skipped then."""
