@@ -152,21 +152,16 @@ def reported(exc: BaseException) -> bool:
 
 def remove_previous_report(out_dir: Path) -> None:
     """The files an earlier eval wrote into out_dir (nothing else in it, nor in its trajectories/), called once
-    the run's checks have passed: a run into the same --out left the plots, TUM trajectories and DDS recording
-    a run of its own does not make beside its report.json, and evo_ape on trajectories/ then scored the
-    earlier run."""
+    the run goes ahead (a refused run leaves the earlier one as it was): a run into the same --out left the
+    plots, TUM trajectories and DDS recording a run of its own does not make beside its report.json, and
+    evo_ape on trajectories/ then scored the earlier run. BagError where it cannot remove them."""
     from .plots import PLOT_FILES
 
-    for name in ("report.json", "report.md", "outputs.mcap", "node.log", "replay_timing.json", *PLOT_FILES):
-        (out_dir / name).unlink(missing_ok=True)
-    for method in ("groundtruth", "fourds", "orb_vo"):  # metrics.pose_errors' <name>.tum of each method scored
-        (out_dir / "trajectories" / f"{method}.tum").unlink(missing_ok=True)
-
-
-def clear_previous_report(out_dir: Path) -> None:
-    """remove_previous_report once the run goes ahead (a refused run leaves the earlier one as it was)."""
+    names = ["report.json", "report.md", "outputs.mcap", "node.log", "replay_timing.json", *PLOT_FILES]
+    names += [f"trajectories/{method}.tum" for method in ("groundtruth", "fourds", "orb_vo")]  # pose_errors' files
     try:
-        remove_previous_report(out_dir)
+        for name in names:
+            (out_dir / name).unlink(missing_ok=True)
     except OSError as exc:
         raise BagError(f"the report directory {out_dir} cannot be written: {exc.strerror or exc}") from exc
 
@@ -210,11 +205,11 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
         from .offline import run_offline
 
         model = run_offline(bag, model_dir, backend, settings)  # its own refusals first (a reference it lacks)
-        clear_previous_report(out_dir)
+        remove_previous_report(out_dir)
     else:
         from .replay import run_dds
 
-        clear_previous_report(out_dir)  # before the node records into it
+        remove_previous_report(out_dir)  # before the node records into it
         model = run_dds(bag, bag_path, model_dir, out_dir / "outputs.mcap", backend=backend, rate=rate,
                         hop=hop, timeout_s=timeout_s, env=ros_env, params=params)
     peers = run_peers(bag, model)
