@@ -498,7 +498,7 @@ def test_eval_offline_reads_16_bit_images_by_the_runs_image_16bit_max(tmp_path, 
                                                                      monkeypatch):
     """A 12-bit camera's mono16 (values to 4095): `--param image_16bit_max=4095` scaled the node's images over
     DDS, while offline read the bag at 65535, 16x too dark."""
-    from fourds_ros.evaluation import eval_cli
+    from fourds_ros.evaluation import bag as bag_module
 
     bag = tmp_path / "bag"
     write_camera_bag(bag, "mono16", [(g.astype("<u2") * 16).tobytes() for g in grey_frames], 96, 144, 288)
@@ -510,7 +510,7 @@ def test_eval_offline_reads_16_bit_images_by_the_runs_image_16bit_max(tmp_path, 
         seen.append(max(float(image.max()) for image in data.images.values()))
         return data
 
-    monkeypatch.setattr(eval_cli, "read_bag", reading)
+    monkeypatch.setattr(bag_module, "read_bag", reading)  # eval reads through read_scored_bag
     for value in (65535, 4095):
         assert cli(["eval", str(bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / f"report_{value}"),
                     "--offline", "--param", f"image_16bit_max={value}"]) == 0

@@ -426,6 +426,13 @@ def check_scorable(data: BagData) -> BagData:
     return data
 
 
+def read_scored_bag(path: str | Path, inputs, max_frames: int | None = None) -> BagData:
+    """The bag as eval and calibrate-scale score it: decoded as the node would under `inputs` (the run's
+    PerceptionSettings.inputs: its image_16bit_max and max_input_pixels), BagError where it cannot be scored."""
+    return check_scorable(read_bag(path, max_frames=max_frames, sixteen_bit_max=inputs.image_16bit_max,
+                                   max_input_pixels=inputs.max_input_pixels))
+
+
 def _add_label(data: BagData, topic: str, msg) -> None:
     """camera_info or a ground-truth message into `data`, keyed by stamp."""
     stamp = stamp_of(msg.header)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..perception.settings import BACKENDS, ModelSettings
 from ..argtypes import frame_count
-from .bag import BagError, check_scorable, read_bag
+from .bag import BagError, read_scored_bag
 from .predictions import Predictions, grid_queries, track_queries
 
 log = logging.getLogger("fourds_ros.eval")
@@ -194,8 +194,7 @@ def evaluate(bag_path, model_dir, out_dir, offline: bool = False, backend: str =
     from ..perception import PerceptionSettings
 
     settings = PerceptionSettings.from_params(params, hop=hop)  # offline's pipeline and BADJA's tracker
-    bag = check_scorable(read_bag(bag_path, max_frames=max_frames, sixteen_bit_max=settings.inputs.image_16bit_max,
-                                  max_input_pixels=settings.inputs.max_input_pixels))
+    bag = read_scored_bag(bag_path, settings.inputs, max_frames)
     clip_length = load_config(model_dir).num_frames
     if len(bag.stamps) < clip_length:  # one padded clip (ClipBuffer.flush) is no recording to score a method on
         raise BagError(f"{bag_path}: {len(bag.stamps)} frames{' (--max-frames)' if max_frames else ''}, fewer than one "

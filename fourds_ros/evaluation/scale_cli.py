@@ -39,14 +39,13 @@ from .eval_cli import NODE_BACKEND, add_backend_argument, command_params
 def _run(bag_path, model_dir, backend: str, params: dict | None):
     """The labelled bag and the pipeline's predictions on it in the model's own metres (factor 1)."""
     from ..perception import PerceptionSettings
-    from .bag import check_scorable, read_bag
+    from .bag import read_scored_bag
     from .eval_cli import resolve_model
     from .offline import run_offline
 
     settings = PerceptionSettings.from_params(**{**(params or {}), "metric_scale_source": "model",
                                                  "metric_scale_factor": 1.0})
-    bag = check_scorable(read_bag(bag_path, sixteen_bit_max=settings.inputs.image_16bit_max,
-                                  max_input_pixels=settings.inputs.max_input_pixels))
+    bag = read_scored_bag(bag_path, settings.inputs)
     if not bag.gt_depth:
         raise BagError(f"{bag_path}: no /gt/depth; record an RGB-D camera's depth (fourds-ros bag import --depth-topic)")
     return bag, run_offline(bag, resolve_model(model_dir), backend, settings)
