@@ -7,6 +7,7 @@ import math
 import signal
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 
@@ -17,6 +18,35 @@ S = math.sqrt(0.5)
 # the optical frame is z forward, x right, y down (REP 103), quaternion x, y, z, w.
 BASE_TO_LINK = ([0.1, 0.0, 0.2], [0.0, 0.0, S, S])
 LINK_TO_OPTICAL = ([0.0, 0.015, 0.0], [-0.5, 0.5, -0.5, 0.5])
+
+# A late subscriber to /tf_static (tf2's QoS) that prints the child frames of the first latched message
+# holding argv[1], then exits (1 when none came in argv[2] seconds). A static broadcaster must send every
+# transform it holds in each message: tf2 listeners and rosbag keep the latest message, and a lookup that
+# reads all 100 latched messages (ours, the test above) would not notice one that sent only the newest.
+LATE_SUBSCRIBER = textwrap.dedent("""
+    import json
+    import sys
+    import time
+
+    import rclpy
+    from tf2_msgs.msg import TFMessage
+
+    from fourds_ros.ros.tf_static import TF_STATIC_TOPIC, static_qos
+
+    rclpy.init()
+    node = rclpy.create_node("late_tf_static_subscriber")
+    found = []
+    node.create_subscription(TFMessage, TF_STATIC_TOPIC, lambda msg: found.append(
+        sorted(t.child_frame_id for t in msg.transforms)), static_qos())
+    deadline = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < deadline and not any(sys.argv[1] in children for children in found):
+        rclpy.spin_once(node, timeout_sec=0.1)
+    holding = [children for children in found if sys.argv[1] in children]
+    print(json.dumps(holding[0] if holding else None), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    sys.exit(0 if holding else 1)
+""")
 
 
 def test_ros_quaternions_are_xyzw():
@@ -82,6 +112,10 @@ def test_lookup_across_processes_on_real_dds(ros_env, tmp_path):
                                   "no_such_frame", "--timeout", "1"], env=ros_env, capture_output=True,
                                  text=True, timeout=60)
         assert missing.returncode == 1 and json.loads(missing.stdout)["matrix"] is None
+        late = subprocess.run([sys.executable, "-c", LATE_SUBSCRIBER, "camera_optical", "20"], env=ros_env,
+                              capture_output=True, text=True, timeout=60)
+        assert late.returncode == 0, late.stdout + late.stderr
+        assert json.loads(late.stdout.strip().splitlines()[-1]) == ["camera_link", "camera_optical"]
     finally:
         publisher.send_signal(signal.SIGINT)
         assert publisher.wait(timeout=20) == 0
