@@ -490,6 +490,17 @@ def test_level_warn_when_more_than_5_percent_lost_before_the_callback(key):
     assert health.level(state())[0] == OK
 
 
+def test_a_message_lost_event_counts_every_frame_it_reports():
+    """rclpy's message-lost event reports a burst of best-effort frames as one event: each frame counts (a
+    count of events read 20 frames lost at once as 1, and the node stayed OK at 17 % lost)."""
+    health = NodeHealth(lambda m: None)
+    health.counts["frames_in"] += 100
+    health.frames_lost(SimpleNamespace(total_count_change=20, total_count=20))
+    assert health.counts["frames_lost_in_transport"] == 20
+    level, message = health.level(state())
+    assert level == WARN and "lost 20 of 120 frames" in message, message
+
+
 def test_level_warn_when_latency_p95_over_latency_warn_ms():
     now = [10**12]
     health = NodeHealth(lambda m: None, now_ns=lambda: now[0])

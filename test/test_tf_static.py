@@ -119,3 +119,46 @@ def test_lookup_across_processes_on_real_dds(ros_env, tmp_path):
     finally:
         publisher.send_signal(signal.SIGINT)
         assert publisher.wait(timeout=20) == 0
+
+
+# A node releasing its camera mount: release_broadcaster destroys the latched /tf_static publisher (else a
+# withdrawn mount stays latched, and a listener started later sees two parents for the camera's frame). Then,
+# as an install without tf2_msgs (tools/build_tf2_msgs.sh skipped): CameraMount with publish_camera_mount
+# keeps giving None (the base_from_camera parameter) for every frame, warns once and says why in `state`.
+RELEASE_AND_NO_TF2_MSGS = textwrap.dedent("""
+    import dataclasses
+    import json
+    import sys
+
+    import numpy as np
+    import rclpy
+
+    from fourds_ros.perception.settings import PoseSettings
+    from fourds_ros.ros import tf_static
+
+    rclpy.init()
+    node = rclpy.create_node("mount_release_probe")
+    broadcaster = tf_static.publish_static(node, [tf_static.make_transform("base_link", "cam", np.eye(4))])
+    before = node.count_publishers(tf_static.TF_STATIC_TOPIC)
+    tf_static.release_broadcaster(node, broadcaster)
+    after = node.count_publishers(tf_static.TF_STATIC_TOPIC)
+    sys.modules["tf2_msgs"] = sys.modules["tf2_msgs.msg"] = None  # import tf2_msgs.msg now raises ImportError
+    from fourds_ros.ros.transforms import CameraMount
+
+    mount = CameraMount(node, dataclasses.replace(PoseSettings(), publish_camera_mount=True))
+    resolved = [mount.resolve(frame_id, 1) for frame_id in ("cam", "cam", "other_cam")]
+    print(json.dumps({"publishers": [before, after], "resolved": [r is None for r in resolved],
+                      "state": mount.state}), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+""")
+
+
+def test_a_released_mount_leaves_tf_static_and_no_tf2_msgs_keeps_the_parameter(ros_env):
+    run = subprocess.run([sys.executable, "-c", RELEASE_AND_NO_TF2_MSGS], env=ros_env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["publishers"] == [1, 0]
+    assert found["resolved"] == [True, True, True] and "tf2_msgs missing" in found["state"], found
+    assert run.stderr.count("camera mount not published") == 1, run.stderr  # warned once, not every frame
