@@ -117,6 +117,7 @@ class BagData:
     compressed: bool = False
     image_hw: tuple[int, int] | None = None  # (H, W) of the camera images
     unscorable: str | None = None  # why eval cannot score it (check_scorable), or None
+    info_size: dict[int, tuple[int, int]] = field(default_factory=dict)  # camera_info (width, height) by stamp
 
     def intrinsics(self, stamp: int) -> np.ndarray:
         if stamp in self.K:
@@ -397,8 +398,11 @@ def _add_image(data: BagData, msg, max_frames: int | None, images: bool, decodin
     if data.image_hw is None and not data.compressed:
         data.image_hw = (int(msg.height), int(msg.width))
     if images or (data.image_hw is None and data.compressed):
-        data.images[stamp] = (decode_image(np.asarray(msg.data).tobytes(), **decoding) if data.compressed
-                              else camera_image_from_msg(msg, **decoding))
+        image = (decode_image(np.asarray(msg.data).tobytes(), **decoding) if data.compressed
+                 else camera_image_from_msg(msg, **decoding))
+        data.image_hw = data.image_hw or image.shape[:2]
+        if images:
+            data.images[stamp] = image
 
 
 def _unscored_camera_info(msg) -> str | None:
@@ -438,6 +442,7 @@ def _add_label(data: BagData, topic: str, msg) -> None:
     stamp = stamp_of(msg.header)
     if topic == CAMERA_INFO_TOPIC:
         data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
+        data.info_size[stamp] = (int(msg.width), int(msg.height))
         data.unscorable = data.unscorable or _unscored_camera_info(msg)
     elif topic == GT_DEPTH_TOPIC:
         data.gt_depth[stamp] = image_from_msg(msg)
@@ -480,6 +485,24 @@ def _scored_image_topic(path, reader, topics: dict[str, str]) -> str:
     raise BagError(f"{path}: no camera images (expected {IMAGE_TOPIC} or {COMPRESSED_TOPIC}); "
                    f"topics: {sorted(topics) or 'none'}. A recording of your own camera: run "
                    "`fourds-ros bag import` first (README: Evaluation with rosbags, Your own recordings)")
+
+
+def _fit_intrinsics_to_images(data: BagData) -> None:
+    """K of a camera_info calibrated at another size than the images, scaled to them as the node scales it
+    (calibration.validate_intrinsics); unscorable where the node refuses it (another aspect)."""
+    from ..perception.calibration import validate_intrinsics
+
+    if data.image_hw is None:
+        return
+    h, w = data.image_hw
+    for s, (cw, ch) in data.info_size.items():
+        if cw and ch and (cw, ch) != (w, h) and s in data.K:
+            k, why = validate_intrinsics(data.K[s], w, h, cw, ch)
+            if k is None:
+                data.unscorable = data.unscorable or (f"the camera_info is for {cw}x{ch} images, the camera's are "
+                                                      f"{w}x{h}, and the node cannot use it ({why})")
+            else:
+                data.K[s] = k
 
 
 def read_bag(path: str | Path, max_frames: int | None = None, images: bool = True,
@@ -527,6 +550,7 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
                                               "stamping each frame?)")
     if data.image_hw is None and data.images:
         data.image_hw = next(iter(data.images.values())).shape[:2]
+    _fit_intrinsics_to_images(data)
     if not data.stamps:
         raise BagError(f"{path}: {image_topic} has no messages")
     if not data.K:
