@@ -697,3 +697,52 @@ def test_reference_depth_further_than_20_ms_is_not_paired():
     assert not ref.measure([1000 * ms + i * 33 * ms for i in range(4)], np.ones((4, 8, 8))) and ref.scale == 1.0
     ref.add(1000 * ms + 15 * ms, np.full((8, 8), 2.0))
     assert ref.measure([1000 * ms], np.ones((1, 8, 8))) and ref.scale == 2.0
+
+
+
+def test_the_turn_gate_reads_the_rotation_of_the_sample_nearer_the_clips_last_frame():
+    """Samples 400 ms apart (bracketing, under MAX_BRACKET_NS), the base turning 90 deg between them; a
+    clip from the first sample to 350 ms (nearer the second) turned 90 deg by the reference, not 0."""
+    ref = ReferenceScale(min_distance_m=0.0, max_rotation_deg=30.0, window=5, min_clips=1)
+    from transforms3d.quaternions import axangle2quat
+
+    q90 = axangle2quat([0, 0, 1], math.pi / 2)  # w x y z
+    assert ref.add(0, np.zeros(3), np.array([0.0, 0, 0, 1])) is None
+    assert ref.add(400 * MS, np.array([0.4, 0, 0]), np.r_[q90[1:], q90[0]]) is None
+    distance, turned = ref.camera_travel(0, 350 * MS, np.eye(4))
+    assert abs(distance - 0.35) < 1e-9
+    assert abs(math.degrees(turned) - 90.0) < 1e-6
+    assert not ref.observe(0, 350 * MS, np.array([0.35, 0, 0]), np.eye(4))  # over max_rotation_deg
+    assert ref.clips_turned == 1
+
+
+def test_a_clip_that_drives_straight_is_not_counted_as_turned():
+    """metric_scale_clips_turned (and health's hint that names the turn gate) counts only the clips
+    refused for turning more than max_rotation_deg."""
+    ref = ReferenceScale(min_distance_m=0.1, max_rotation_deg=30.0, window=5, min_clips=1)
+    for i in range(5):
+        assert ref.add(i * 100 * MS, np.array([0.1 * i, 0, 0]), np.array([0.0, 0, 0, 1])) is None
+    assert ref.observe(0, 400 * MS, np.array([0.2, 0, 0]), np.eye(4))
+    assert ref.clips_turned == 0 and ref.clips_used == 1 and abs(ref.scale - 2.0) < 1e-9
+    assert ref.status()["metric_scale_clips_turned"] == 0
+
+
+def test_a_depth_clip_is_checked_against_the_windows_scale_not_the_configured_factor():
+    """After clips that put the scene at 10x the model's metres (metric_scale_factor 1), a clip reading
+    0.2x (a glitch, 50x off the window) is refused, while a clip at 25x (2.5x off the window, 25x off
+    the factor) counts."""
+    from fourds_ros.perception.metric_scale import DepthReferenceScale
+
+    ref = DepthReferenceScale(initial=1.0, window=5)
+    own = np.ones((1, 8, 8), np.float32)
+    stamp = 0
+    for ratio in (8.0, 10.0, 12.0):
+        stamp += 100 * MS
+        ref.add(stamp, np.full((8, 8), ratio, np.float32))
+        assert ref.measure([stamp], own)
+    stamp += 100 * MS
+    ref.add(stamp, np.full((8, 8), 0.2, np.float32))
+    assert not ref.measure([stamp], own) and ref.motion_scale == 10.0
+    stamp += 100 * MS
+    ref.add(stamp, np.full((8, 8), 25.0, np.float32))
+    assert ref.measure([stamp], own) and ref.scale == 25.0

@@ -1006,3 +1006,40 @@ def test_a_track_of_unknown_depth_gets_no_trail_marker():
     out = trails_xyz(trails, tracks, k)
     assert list(out) == [1]
     np.testing.assert_allclose(out[1], [[0.0, 0.0, 2.5], [0.25, 0.0, 2.5]])
+
+
+def test_a_frame_held_for_its_stamp_is_pending_and_accounted(rig):
+    """A frame stamped ahead waits in the StampHold for the next frame's word: until then /diagnostics
+    counts it in frames_pending, so frames_unaccounted stays 0 (it read 1 while a frame was held)."""
+    r = rig()
+    calib = Calibration(square_k(), (), "", 64, 64)
+    for i in range(6):
+        r.image(T0 + i * 50_000_000, image(64, 64, i), info=calib)
+    r.image(T0 + 6 * 50_000_000 + 3 * 10**9, image(64, 64, 6), info=calib)  # held: 3 s ahead
+    assert r.intake.stamps.held is not None
+    values = r.values()
+    assert values["frames_unaccounted"] == "0", values
+    assert int(values["frames_pending"]) >= 1, values
+
+
+def test_a_frame_held_for_its_stamp_when_the_input_stops_is_described_at_drain(rig):
+    """The camera stops (deactivation) right after a frame that jumped ahead: no next frame will judge
+    it, so drain takes it (StampHold.release) and describes it with the others; none stays pending."""
+    r = rig()
+    calib = Calibration(square_k(), (), "", 64, 64)
+    sent = [T0 + i * 50_000_000 for i in range(6)] + [T0 + 5 * 50_000_000 + 3 * 10**9]
+    for i, s in enumerate(sent):
+        r.image(s, image(64, 64, i), info=calib)
+    r.intake.drain()
+    r.wait_idle()
+    assert [x.stamp_ns for x in r.results] == sent
+    values = r.values()
+    assert values["frames_pending"] == "0" and values["frames_unaccounted"] == "0", values
+
+
+def test_a_ros1_bridged_reference_odometry_on_the_published_transform_is_a_tf_conflict(rig):
+    """reference_odom stamped "/odom" -> "/base_link" (ros1_bridge) is the odom -> base_link this node
+    publishes (tf2 drops the slash): warned as tf_conflict, as the unslashed names are."""
+    r = rig()
+    r.intake.push_reference_odometry(T0, np.zeros(3), np.array([0.0, 0, 0, 1]), ("/odom", "/base_link"))
+    assert r.health.errors["tf_conflict"] == 1, dict(r.health.errors)
