@@ -126,6 +126,11 @@ class ReadoutsConfig:
 
     def _check_recordings(self) -> None:
         """--real, --still-clips, --covered-clips, --reverse, --pseudo-tracks, --photometric and --select-on fit together."""
+        for option, specs in (("--real", self.real), ("--select-on", self.select_on)):
+            for spec in specs:
+                _, colon, stride = spec.partition(":")
+                if colon and not (stride.isdigit() and int(stride) >= 1):  # 0 failed after rendering; -2 wrapped
+                    raise ConfigError(f"{option} {spec}: STRIDE must be an integer >= 1 (PATH[:STRIDE])")
         if (self.still_clips or self.covered_clips or self.reverse) and not self.real:
             raise ConfigError("--still-clips, --covered-clips and --reverse are made of the --real clips: give --real")
         if self.photometric and ("depth" not in self.trained_heads or "pose" not in self.heads):

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fourds_ros.evaluation.datasets import default_K, upright_rgb
-from fourds_ros.rgbd import imread_checked
+from fourds_ros.rgbd import imread_checked, natural_order
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -114,7 +114,8 @@ def count_frames(source: Path) -> int:
 def read_frames(source: Path, indices: list[int]) -> np.ndarray:
     """(len(indices), H, W, 3) uint8 RGB frames."""
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if is_rgb_frame(p))
+        # in frame order (2.png before 10.png: ffmpeg's %d), as eval's image-folder reader takes them
+        files = sorted((p for p in source.iterdir() if is_rgb_frame(p)), key=natural_order)
         frames = []
         for i in indices:
             image = imread_checked(files[i], cv2.IMREAD_COLOR, VideoSourceError)
