@@ -124,13 +124,18 @@ class ReadoutsConfig:
             raise ConfigError("--depth-teacher keeps the depth head's output while the encoder trains: it needs "
                               "--finetune or --finetune-blocks, and depth in --train-heads")
 
-    def _check_recordings(self) -> None:
-        """--real, --still-clips, --covered-clips, --reverse, --pseudo-tracks, --photometric and --select-on fit together."""
+    def _check_strides(self) -> None:
+        """--real and --select-on's PATH[:STRIDE]: 0 failed only after every clip was rendered; -2 trained on
+        clips wrapped from the recording's end."""
         for option, specs in (("--real", self.real), ("--select-on", self.select_on)):
             for spec in specs:
                 _, colon, stride = spec.partition(":")
-                if colon and not (stride.isdigit() and int(stride) >= 1):  # 0 failed after rendering; -2 wrapped
+                if colon and not (stride.isdigit() and int(stride) >= 1):
                     raise ConfigError(f"{option} {spec}: STRIDE must be an integer >= 1 (PATH[:STRIDE])")
+
+    def _check_recordings(self) -> None:
+        """--real, --still-clips, --covered-clips, --reverse, --pseudo-tracks, --photometric and --select-on fit together."""
+        self._check_strides()
         if (self.still_clips or self.covered_clips or self.reverse) and not self.real:
             raise ConfigError("--still-clips, --covered-clips and --reverse are made of the --real clips: give --real")
         if self.photometric and ("depth" not in self.trained_heads or "pose" not in self.heads):

@@ -28,6 +28,20 @@ class EngineError(RuntimeError):
 class EngineInputError(ValueError):
     """Inputs that do not match the engine's named, fixed-shape inputs."""
 
+def check_query_points(queries: np.ndarray, clip_thw: tuple[int, int, int]) -> None:
+    """EngineInputError unless every query (t, y, x) is finite, t a frame of the clip and (y, x) within one
+    image size of the image (a tracker carries a point the head put off the image into its next clip's
+    queries: eval's BADJA tracker does). Why: every backend ran NaN queries into NaN tracks, and a frame
+    past the clip or a pixel far off the image into plausible wrong ones."""
+    t, h, w = clip_thw
+    bounds = np.array([[0.0, -h, -w], [t - 1.0, 2.0 * h, 2.0 * w]], np.float32)
+    bad = ~(np.isfinite(queries) & (queries >= bounds[0]) & (queries <= bounds[1])).all(-1)
+    if bad.any():
+        first = np.argwhere(bad)[0]
+        raise EngineInputError(f"input 'query_points': {int(bad.sum())} queries not finite, or outside the clip's "
+                               f"frames 0..{t - 1} or pixels {-h}..{2 * h} (y), {-w}..{2 * w} (x); the first "
+                               f"(t, y, x): {queries[tuple(first)].tolist()}")
+
 
 def check_num_queries(num_queries) -> int:
     """num_queries as int, or ValueError: 0 queries crashed the ONNX export with SIGFPE (no log,
@@ -125,6 +139,8 @@ class InferenceEngine(ABC):
                 check_video(torch.from_numpy(checked["video"]), self.config)  # shares the memory
         except ValueError as exc:
             raise EngineInputError(f"input 'video': {exc}") from None
+        if "query_points" in checked:
+            check_query_points(checked["query_points"], self.config.clip_shape[:3])
         return checked
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -180,6 +180,11 @@ class ModelConfig:
         encoder_spec(self.size)
         pt, ph, pw = self.patch_size
         h, w = self.image_size
+        sizes = (self.num_frames, h, w, pt, ph, pw)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+            # 0 % pt == 0 passed the divisibility below, then a bare ZeroDivisionError in the readout
+            raise ValueError(f"num_frames, image_size and patch_size must be whole numbers >= 1, got clip "
+                             f"{self.num_frames}x{h}x{w}, patch {self.patch_size}")
         if self.num_frames % pt or h % ph or w % pw:
             raise ValueError(
                 f"clip {self.num_frames}x{h}x{w} is not divisible by patch size {self.patch_size}"
