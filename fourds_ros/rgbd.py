@@ -275,9 +275,13 @@ def read_7scenes(root: str | Path) -> RGBDSequence:
                         camera, root.name)
 
 
-def natural_order(path: Path) -> list:
-    """Sort key of a frame file: its name's numbers as numbers, so 2.png comes before 10.png."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+def natural_order(path: Path) -> tuple:
+    """Sort key of a frame file: a name that is a number (a frame index, or a stamp in seconds written by
+    str(float): 1700000000.1 before 1700000000.0333333 by digits) by its value; any other by its numbers as
+    numbers, so 2.png comes before 10.png."""
+    if re.fullmatch(r"\d+(\.\d+)?", path.stem):
+        return 0, float(path.stem), []
+    return 1, 0.0, [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def read_hololens(root: str | Path) -> RGBDSequence:

@@ -276,3 +276,47 @@ def test_a_videos_start_and_stride_pick_the_frames_the_other_readers_pick(tmp_pa
     assert len(every) == 7
     assert [f.stamp_ns for f in iter_mp4(path, start=1, stride=2)] == every[1::2]
     assert [f.stamp_ns for f in iter_mp4(path, start=1, stride=2, max_frames=2)] == every[1::2][:2]
+
+
+def test_a_camera_that_changes_its_resolution_keeps_each_frames_own_camera_info(tmp_path):
+    """Frames at 32x24 then 64x48 (a driver reconfigured mid-recording), each camera_info for its own frames:
+    the node uses each as it comes, and so does eval; scaled to the first frame's size, the later frames had
+    half their focal length."""
+    from rosbags.rosbag2 import Writer
+
+    from fourds_ros.evaluation.bag import CAMERA_INFO_TOPIC, IMAGE_TOPIC, camera_info_msg, check_scorable, image_msg
+    from fourds_ros.evaluation.bag import read_bag
+
+    ts = typestore()
+    with Writer(tmp_path / "bag", version=9) as writer:
+        ci = writer.add_connection(IMAGE_TOPIC, "sensor_msgs/msg/Image", typestore=ts)
+        cc = writer.add_connection(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", typestore=ts)
+        for i in range(4):
+            h, w = (24, 32) if i < 2 else (48, 64)
+            k = np.array([[2.0 * w, 0, (w - 1) / 2], [0, 2.0 * w, (h - 1) / 2], [0, 0, 1]])
+            t = 1_000 + 10 * i
+            writer.write(ci, t, ts.serialize_cdr(image_msg(ts, t, "camera", np.full((h, w, 3), 30 * i, np.uint8)),
+                                                 "sensor_msgs/msg/Image"))
+            writer.write(cc, t, ts.serialize_cdr(camera_info_msg(ts, t, "camera", k, w, h), "sensor_msgs/msg/CameraInfo"))
+    data = check_scorable(read_bag(tmp_path / "bag"))
+    assert [data.intrinsics(s)[0, 0] for s in data.stamps] == [64.0, 64.0, 128.0, 128.0]
+
+
+def test_ground_truth_depth_at_another_resolution_is_scored_with_its_own_k():
+    """/gt/depth registered to the camera at its calibrated 64x48 beside 32x24 images: the predictions are
+    mapped onto the ground truth's grid with K scaled to that grid (BagData.gt_intrinsics); with the images' K
+    a perfect prediction read AbsRel 0.19 on a quarter of the pixels."""
+    from pathlib import Path
+
+    from fourds_ros.evaluation.bag import BagData
+    from fourds_ros.evaluation.metrics import depth_errors
+    from fourds_ros.perception.calibration import validate_intrinsics
+
+    k_info = np.array([[128.0, 0, 31.5], [0, 128, 23.5], [0, 0, 1]])
+    k_image, _ = validate_intrinsics(k_info, 32, 24, 64, 48)
+    gt = (1.0 + np.mgrid[0:48, 0:64][1] / 64.0).astype(np.float32)  # depth ramps left to right
+    pred = (1.0 + (2 * np.mgrid[0:24, 0:32][1] + 0.5) / 64.0).astype(np.float32)  # perfect, at 32x24
+    data = BagData(Path("b"), K={1_000: k_image}, gt_depth={1_000: gt}, image_hw=(24, 32))
+    np.testing.assert_allclose(data.gt_intrinsics(1_000), k_info, atol=1e-9)
+    errors = depth_errors(pred, gt, pred_K=k_image, gt_K=data.gt_intrinsics(1_000))
+    assert errors["abs_rel"] < 1e-3 and errors["valid_pixels"] == 48 * 64

@@ -155,7 +155,7 @@ def test_each_zoomed_clip_draws_its_own_zoom_reproducibly():
     assert torch.equal(make(0)[3]["intrinsics"], clips[3]["intrinsics"])
 
 
-@pytest.mark.parametrize("stride", ["0", "-2", "x"])
+@pytest.mark.parametrize("stride", ["0", "-2", "x", "\u00b2"])
 def test_a_real_stride_that_is_no_positive_integer_is_refused_before_any_work(tmp_path, stride):
     """--real PATH:STRIDE and --select-on PATH:STRIDE: STRIDE 0 ended the run with "range() arg 3 must not be
     zero" after every synthetic clip was rendered; -2 trained silently on clips that wrap from frame 0 to the
@@ -166,6 +166,33 @@ def test_a_real_stride_that_is_no_positive_integer_is_refused_before_any_work(tm
     for option in ("--real", "--select-on"):
         with pytest.raises(ConfigError, match="STRIDE"):
             parse_args([option, f"{tmp_path}:{stride}", "--out", str(tmp_path / "o")])
+
+
+def test_a_recording_spec_takes_its_stride_after_the_last_colon():
+    """A path may hold colons (a run folder named by its ISO time); an empty stride or none is 1, as the data
+    reader took it before STRIDE was checked when parsed."""
+    from pathlib import Path
+
+    from training.readouts_config import recording_spec
+
+    assert recording_spec("/d/run_10:00:00/seq:3") == (Path("/d/run_10:00:00/seq"), 3)
+    assert recording_spec("/d/seq") == (Path("/d/seq"), 1)
+    assert recording_spec("/d/seq:") == (Path("/d/seq"), 1)
+    assert recording_spec("/d/seq: 2") == (Path("/d/seq"), 2)
+
+
+def test_a_frame_folder_named_by_float_stamps_is_read_in_time_order(tmp_path):
+    """Frames saved as f"{stamp}.png" with the stamp in seconds (str(float) drops trailing zeros, so the digits
+    after the point vary in length): by their value, not by their digits (.1 came before .0333333)."""
+    import cv2
+
+    from training.data.video import read_frames
+
+    folder = tmp_path / "stamps"
+    folder.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{1_700_000_000 + i / 30}.png"), np.full((8, 8, 3), 30 * i, np.uint8))
+    assert [int(f[0, 0, 0]) // 30 for f in read_frames(folder, list(range(8)))] == list(range(8))
 
 
 def test_real_zoom_adds_a_zoomed_copy_of_each_clip(tmp_path):

@@ -14,6 +14,21 @@ from .losses import TEACHER_HOLDS
 from .typed_config import ConfigError
 
 
+def recording_spec(spec: str, option: str = "--real") -> tuple[Path, int]:
+    """PATH[:STRIDE] -> (PATH, STRIDE): the last colon's part is the stride when it is a whole number (a path
+    may hold colons itself: a run named by its ISO time), else ConfigError; no colon or an empty stride: 1."""
+    path, colon, stride = spec.rpartition(":")
+    if not colon:
+        return Path(spec), 1
+    stride = stride.strip()
+    if not stride:
+        return Path(path), 1
+    if not (stride.isascii() and stride.isdigit() and int(stride) >= 1):
+        raise ConfigError(f"{option} {spec}: STRIDE must be an integer >= 1 (PATH[:STRIDE]; a PATH that holds ':' "
+                          "needs its :STRIDE, e.g. :1)")
+    return Path(path), int(stride)
+
+
 @dataclass(frozen=True)
 class ReadoutsConfig:
     """One readout-training run; each field is the command-line option of the same name."""
@@ -125,13 +140,11 @@ class ReadoutsConfig:
                               "--finetune or --finetune-blocks, and depth in --train-heads")
 
     def _check_strides(self) -> None:
-        """--real and --select-on's PATH[:STRIDE]: 0 failed only after every clip was rendered; -2 trained on
-        clips wrapped from the recording's end."""
+        """--real and --select-on's PATH[:STRIDE] (recording_spec): 0 failed only after every clip was rendered;
+        -2 trained on clips wrapped from the recording's end."""
         for option, specs in (("--real", self.real), ("--select-on", self.select_on)):
             for spec in specs:
-                _, colon, stride = spec.partition(":")
-                if colon and not (stride.isdigit() and int(stride) >= 1):
-                    raise ConfigError(f"{option} {spec}: STRIDE must be an integer >= 1 (PATH[:STRIDE])")
+                recording_spec(spec, option)
 
     def _check_recordings(self) -> None:
         """--real, --still-clips, --covered-clips, --reverse, --pseudo-tracks, --photometric and --select-on fit together."""
@@ -150,13 +163,13 @@ class ReadoutsConfig:
                               "--train-heads depth and --depth-ssi-weight > 0")
         # Folders compared resolved: ./x, x/., an absolute path or a/../x are the folder x (as strings they were
         # other recordings, and a checkpoint was chosen on frames the run trained on).
-        trained_on = {Path(spec.partition(":")[0]).resolve() for spec in self.real}
-        if overlap := [spec for spec in self.select_on if Path(spec.partition(":")[0]).resolve() in trained_on]:
+        trained_on = {recording_spec(spec)[0].resolve() for spec in self.real}
+        if overlap := [spec for spec in self.select_on if recording_spec(spec)[0].resolve() in trained_on]:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
         # The video options train on every source found under their paths (video.find_sources): a path in the
         # recording (its rgb/), or one holding it (the data root), trained on the frames chosen on.
-        chosen = [Path(spec.partition(":")[0]).resolve() for spec in self.select_on]
+        chosen = [recording_spec(spec)[0].resolve() for spec in self.select_on]
         videos = (("--pseudo-tracks", self.pseudo_tracks), ("--sfm-depth", self.sfm_depth),
                   ("--photometric", self.photometric), ("--synthetic-realism", self.synthetic_realism or ()))
         for option, paths in videos:

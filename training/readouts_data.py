@@ -18,7 +18,7 @@ from .data.pseudo_tracks import PseudoTrackClips
 from .data.sfm_depth import SfmDepthClips
 from .data.video import SquareClips
 from .data.synthetic import REALISTIC
-from .readouts_config import ReadoutsConfig
+from .readouts_config import ReadoutsConfig, recording_spec
 from .readouts_model import trunk_tokens
 
 VAL_SEED_OFFSET = 10_000_000  # held-aside scenes never overlap the training seeds
@@ -150,8 +150,7 @@ def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.devic
     --real-appearance, --real-colour, --reverse); False: the recording's clips as they are (a
     validation recording is scored as a robot records it)."""
     frames, size = model.config.num_frames, model.config.image_size
-    path, _, stride = spec.partition(":")
-    stride = int(stride or 1)
+    path, stride = recording_spec(spec)
     hop = cfg.real_hop or max(1, frames * stride // 2)
     real = RGBDClips(path, frames, size, stride=stride, num_tracks=cfg.num_tracks, seed=cfg.seed, hop=hop)
     bank = materialize(real, cfg.workers, device)

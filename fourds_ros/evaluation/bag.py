@@ -118,6 +118,7 @@ class BagData:
     image_hw: tuple[int, int] | None = None  # (H, W) of the camera images
     unscorable: str | None = None  # why eval cannot score it (check_scorable), or None
     info_size: dict[int, tuple[int, int]] = field(default_factory=dict)  # camera_info (width, height) by stamp
+    frame_sizes: set[tuple[int, int]] = field(default_factory=set)  # (width, height) of the raw frames read
 
     def intrinsics(self, stamp: int) -> np.ndarray:
         if stamp in self.K:
@@ -126,6 +127,17 @@ class BagData:
             raise BagError(f"{self.path}: no {CAMERA_INFO_TOPIC} messages")
         nearest = min(self.K, key=lambda s: abs(s - stamp))
         return self.K[nearest]
+
+    def gt_intrinsics(self, stamp: int) -> np.ndarray:
+        """K of /gt/depth at `stamp`: the camera's, scaled to the depth image where it was recorded at another
+        size (registered to the camera: the same view at another resolution)."""
+        k, gt = self.intrinsics(stamp), self.gt_depth.get(stamp)
+        if gt is None or self.image_hw is None or gt.shape[:2] == tuple(self.image_hw):
+            return k
+        from ..perception.work_image import scaled_k
+
+        (h, w), (gh, gw) = self.image_hw, gt.shape[:2]
+        return scaled_k(k, gw / w, gh / h)
 
 
 def typestore():
@@ -395,6 +407,8 @@ def _add_image(data: BagData, msg, max_frames: int | None, images: bool, decodin
         return
     stamp = stamp_of(msg.header)
     data.stamps.append(stamp)
+    if not data.compressed:
+        data.frame_sizes.add((int(msg.width), int(msg.height)))
     if data.image_hw is None and not data.compressed:
         data.image_hw = (int(msg.height), int(msg.width))
     if images or (data.image_hw is None and data.compressed):
@@ -489,14 +503,15 @@ def _scored_image_topic(path, reader, topics: dict[str, str]) -> str:
 
 def _fit_intrinsics_to_images(data: BagData) -> None:
     """K of a camera_info calibrated at another size than the images, scaled to them as the node scales it
-    (calibration.validate_intrinsics); unscorable where the node refuses it (another aspect)."""
+    (calibration.validate_intrinsics); unscorable where the node refuses it (another aspect). A camera_info of
+    a size some frames have (a camera that changed its resolution mid-recording) describes those frames: kept."""
     from ..perception.calibration import validate_intrinsics
 
     if data.image_hw is None:
         return
     h, w = data.image_hw
     for s, (cw, ch) in data.info_size.items():
-        if cw and ch and (cw, ch) != (w, h) and s in data.K:
+        if cw and ch and (cw, ch) != (w, h) and (cw, ch) not in data.frame_sizes and s in data.K:
             k, why = validate_intrinsics(data.K[s], w, h, cw, ch)
             if k is None:
                 data.unscorable = data.unscorable or (f"the camera_info is for {cw}x{ch} images, the camera's are "

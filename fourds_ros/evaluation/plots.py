@@ -50,7 +50,7 @@ def _depth_maps(path: Path, bag: BagData, preds: Predictions, erode_px: int) -> 
     for row, s in zip(axes, picks):
         gt = bag.gt_depth[s]
         pred = resize_depth(preds.depth[s], gt.shape, preds.depth_K.get(s),
-                            bag.intrinsics(s) if s in preds.depth_K else None)
+                            bag.gt_intrinsics(s) if s in preds.depth_K else None)
         valid = np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0)
         if erode_px:
             valid &= ~depth_edge_mask(gt, erode_px)

@@ -43,7 +43,7 @@ def score_depth(bag: BagData, preds: Predictions, erode_px: int = 0) -> tuple[di
         return dict.fromkeys(DEPTH_KEYS) | {"error": "no depth output at a ground-truth stamp"}, []
     def errors(s, scaled):
         return depth_errors(preds.depth[s], bag.gt_depth[s], median_scale=scaled, erode_px=erode_px,
-                            pred_K=preds.depth_K.get(s), gt_K=bag.intrinsics(s) if s in preds.depth_K else None,
+                            pred_K=preds.depth_K.get(s), gt_K=bag.gt_intrinsics(s) if s in preds.depth_K else None,
                             pred_range=preds.depth_range)
 
     scaled = [errors(s, True) for s in stamps]

@@ -81,7 +81,7 @@ def calibrate(bag_path: str | Path, model_dir: str | Path | None = None, backend
     for s in sorted(set(preds.depth) & set(bag.gt_depth)):
         pred_k = preds.depth_K.get(s)
         errors = depth_errors(preds.depth[s], bag.gt_depth[s], median_scale=True, pred_K=pred_k,
-                              gt_K=bag.intrinsics(s) if pred_k is not None else None)
+                              gt_K=bag.gt_intrinsics(s) if pred_k is not None else None)
         if errors is not None and np.isfinite(errors["scale"]) and errors["scale"] > 0:
             scales.append(errors["scale"])
     if not scales:
