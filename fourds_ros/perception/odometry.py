@@ -209,7 +209,12 @@ class OdometryChain:
             published = self.base_from_camera @ newest @ self.camera_from_base
             move = np.linalg.inv(new) @ published @ new @ np.linalg.inv(newest)
             # the variance sums are isotropic per block, the same in any axes: only the covariances turn
-            self.poses = OrderedDict((index, (stamp, move @ chain, rotated_covariance(cov, move[:3, :3]), var_sum))
+            turn = new[:3, :3].T @ self.base_from_camera[:3, :3]  # camera0's axes -> the new camera0's
+
+            def moved_cov(chain, cov):  # the errors stay in odom; the camera moved by its new mount
+                shift = (new @ move @ chain)[:3, 3] - (self.base_from_camera @ chain)[:3, 3]
+                return carried_covariance(rotated_covariance(cov, turn), new[:3, :3].T @ shift)
+            self.poses = OrderedDict((index, (stamp, move @ chain, moved_cov(chain, cov), var_sum))
                                      for index, (stamp, chain, cov, var_sum) in self.poses.items())
         self.base_from_camera = new
         self.camera_from_base = np.linalg.inv(new)
