@@ -241,3 +241,146 @@ def test_a_released_pipelines_totals_include_the_clips_cleanup_ran(ros_env, tiny
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert after_stop["track_steps"] > before  # the clips cleanup ran counted steps after deactivate
     assert node.health.counts["track_steps"] == after_stop["track_steps"]
+
+
+def test_ros_own_parameters_pass_the_guard_in_every_state(ros_env, base_params):
+    """use_sim_time is rclpy's, not a setting: `ros2 param set /fourds_perception use_sim_time true` (a bag
+    replay) must be taken whatever the lifecycle state; the guard refused it as an unknown setting or as
+    "read at configure"."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        assert set_one(node, "use_sim_time", True) == (True, "")
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and state(node) == "active"
+        assert set_one(node, "use_sim_time", False) == (True, "")
+        assert node.get_parameter("use_sim_time").value is False
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+
+
+def test_a_params_file_shared_by_several_nodes_is_not_warned_of(tmp_path):
+    """One file for the whole robot: a section per node. The perception node's own section applies, so
+    no warning that the file has none for it."""
+    from fourds_ros.ros.parameters import params_files_not_for
+
+    shared = tmp_path / "robot.yaml"
+    shared.write_text("controller_server:\n  ros__parameters:\n    a: 1\n"
+                      "/**/fourds_perception:\n  ros__parameters:\n    autostart: false\n")
+    argv = ["node", "--ros-args", "--params-file", str(shared)]
+    assert params_files_not_for("/fourds_perception", argv) == []
+    assert params_files_not_for("/rear/rear_perception", argv) == [(str(shared), ["controller_server",
+                                                                                   "/**/fourds_perception"])]
+
+
+def test_a_qos_override_the_node_does_not_read_is_warned_of(ros_env, base_params, capfd):
+    """`qos_overrides./image.subscription.reliability: best_effort` (ROS 2's own way to set a subscription's QoS)
+    is read by no publisher or subscription of this node (none is made with qos_overriding_options): the image
+    subscription stayed reliable, and the start-up check skipped every qos_overrides.* name, so nothing said so."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.qos import ReliabilityPolicy
+
+    override = "qos_overrides./image.subscription.reliability"
+    with perception_node(ros_env, [*dash_p(base_params), "-p", f"{override}:=best_effort"]) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        image = next(s for s in node.subscriptions_ if s.topic_name == "/image")
+        honoured = image.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+    err = capfd.readouterr().err
+    assert honoured or (override in err and "image_qos" in err), err
+
+
+def test_a_second_ctrl_c_during_the_release_releases_again():
+    """release_until_done: a KeyboardInterrupt while release() waits for the running clip must not end the
+    release (a traceback, exit code -2, DDS shared memory left in /dev/shm)."""
+    from fourds_ros.ros.node_lifetime import release_until_done
+
+    calls = []
+
+    def release():
+        calls.append(len(calls))
+        if len(calls) < 3:
+            raise KeyboardInterrupt
+
+    release_until_done(release)
+    assert calls == [0, 1, 2]
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_short_and_long_help_print_the_parameters_without_starting_ros(flag, capsys):
+    import rclpy
+
+    from fourds_ros.ros.node_lifetime import NODE_USAGE, init_ros
+
+    assert init_ros(["perception_node", flag]) == 0
+    assert capsys.readouterr().out.startswith(NODE_USAGE) and not rclpy.ok()
+
+
+def test_shutdown_of_an_active_node_undoes_its_inputs(ros_env, base_params):
+    """`ros2 lifecycle set /fourds_perception shutdown` from active: the image and camera_info subscriptions,
+    the timers and the bond must go with the pipeline (frames kept arriving into a finalized node)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert "/image" in [s.topic_name for s in node.subscriptions] and node.timers_
+        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS and state(node) == "finalized"
+        assert node.subscriptions_ == [] and node.timers_ == []
+        assert not {"/image", "/camera_info"} & {s.topic_name for s in node.subscriptions}
+        assert node.bond.bond is None
+
+
+def test_reset_says_whether_it_reset_anything(ros_env, base_params):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from std_srvs.srv import Trigger
+
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        unconfigured = node.on_reset(Trigger.Request(), Trigger.Response())
+        assert (unconfigured.success, unconfigured.message) == (False, "not configured")
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        configured = node.on_reset(Trigger.Request(), Trigger.Response())
+        assert (configured.success, configured.message) == (True, "odometry and tracks reset")
+
+
+def test_an_image_waiting_for_the_first_camera_info_is_released_by_the_timer(ros_env, base_params):
+    """camera_info_startup_wait_s (0.1 s by default, camera_info_wait_s 0): a camera that sends one image and
+    no camera_info (or one at 1 Hz) must have that image go on after the startup wait, not when the next
+    image comes."""
+    import time
+
+    import numpy as np
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import Image
+
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        image = Image()
+        image.header.frame_id, image.header.stamp.sec = "camera", 1
+        image.width = image.height = 64
+        image.encoding, image.step = "rgb8", 64 * 3
+        image.data = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8).tobytes()
+        node.on_image(image, {})
+        assert len(node.intake.sync.waiting) == 1  # waits for its camera_info
+        executor = SingleThreadedExecutor(context=node.context)
+        executor.add_node(node)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and node.intake.sync.waiting:
+            executor.spin_once(timeout_sec=0.05)
+        executor.remove_node(node)
+        assert not node.intake.sync.waiting
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+
+
+def test_diagnostics_period_s_sets_the_diagnostics_timer_and_a_bad_one_keeps_the_default(ros_env, base_params):
+    """diagnostics_period_s is read when the process starts (READ_AT_START): /diagnostics every 2.5 s; an
+    invalid one leaves the default 1 s for the process to come up and say so at configure."""
+    with perception_node(ros_env, dash_p({**base_params, "diagnostics_period_s": 2.5})) as node:
+        assert node.diag_timer.timer_period_ns == 2_500_000_000
+    with perception_node(ros_env, dash_p({**base_params, "diagnostics_period_s": 0.001})) as node:
+        assert node.diag_timer.timer_period_ns == 1_000_000_000

@@ -43,8 +43,10 @@ def declare_parameters(node) -> None:
 
     node.add_on_set_parameters_callback(guard)
     if unknown := undeclared_overrides(node):
+        qos = "; this node reads no qos_overrides.*: its QoS is image_qos and output_qos" if any(
+            name.startswith("qos_overrides.") for name in unknown) else ""
         node.get_logger().warning(f"parameter(s) {unknown} given (params file or -p) are none of this node's and are "
-                                  "ignored: misspelt? `ros2 param list` names them all")
+                                  f"ignored: misspelt? `ros2 param list` names them all{qos}")
     for path, keys in params_files_not_for(node.get_fully_qualified_name(), sys.argv):
         node.get_logger().warning(f"the params file {path} has no section for this node, {node.get_fully_qualified_name()} "
                                   f"(its keys: {keys}), so none of it applies: a renamed node needs a key of its own "
@@ -55,10 +57,11 @@ def undeclared_overrides(node) -> list[str]:
     """The names a params file or `-p` gives this node that it does not declare. Why: rclpy drops them
     without a word, so a misspelt metric_scale_sorce left the outputs in the model's metres and the log
     silent. Warned, not refused: one params file often serves several nodes (`/**:`). rclpy keeps the
-    overrides in Node._parameter_overrides (no public getter); QoS overrides are declared later, by the
-    publishers that read them."""
+    overrides in Node._parameter_overrides (no public getter). ROS 2's `qos_overrides.*` are among them: no
+    publisher or subscription of this node reads them (its QoS are the image_qos and output_qos presets), so a
+    `qos_overrides./image.subscription.reliability` left the subscription as it was without a word."""
     overrides = getattr(node, "_parameter_overrides", None) or {}
-    return sorted(name for name in overrides if not node.has_parameter(name) and not name.startswith("qos_overrides."))
+    return sorted(name for name in overrides if not node.has_parameter(name))
 
 
 def params_files_not_for(node: str, argv: list[str]) -> list[tuple[str, list[str]]]:
