@@ -69,6 +69,10 @@ class CheckpointSelection:
         start = time.perf_counter()
         metrics = evaluate(model, self.batches)
         if self.reference is None:
+            # a guard on a metric these clips never give (a head the model lacks) guarded nothing, silently
+            if missing := [k for k in self.no_worse if k not in metrics]:
+                raise ValueError(f"--select-no-worse {' '.join(missing)}: the --select-on clips give no such metric "
+                                 f"for this model (they give {' '.join(sorted(metrics))})")
             self.reference = metrics
         score = selection_score(metrics, self.reference, self.keys)
         candidate = (step > 0 or self.start_is_candidate) and all(
