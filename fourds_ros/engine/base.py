@@ -28,6 +28,7 @@ class EngineError(RuntimeError):
 class EngineInputError(ValueError):
     """Inputs that do not match the engine's named, fixed-shape inputs."""
 
+
 def check_query_points(queries: np.ndarray, clip_thw: tuple[int, int, int]) -> None:
     """EngineInputError unless every query (t, y, x) is finite, t a frame of the clip and (y, x) within one
     image size of the image (a tracker carries a point the head put off the image into its next clip's
