@@ -407,10 +407,9 @@ def _add_image(data: BagData, msg, max_frames: int | None, images: bool, decodin
         return
     stamp = stamp_of(msg.header)
     data.stamps.append(stamp)
-    if not data.compressed:
+    if not data.compressed:  # a raw frame says its size; a compressed one's is learnt by decoding it, below
         data.frame_sizes.add((int(msg.width), int(msg.height)))
-    if data.image_hw is None and not data.compressed:
-        data.image_hw = (int(msg.height), int(msg.width))
+        data.image_hw = data.image_hw or (int(msg.height), int(msg.width))
     if images or (data.image_hw is None and data.compressed):
         image = (decode_image(np.asarray(msg.data).tobytes(), **decoding) if data.compressed
                  else camera_image_from_msg(msg, **decoding))
@@ -563,8 +562,6 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
         data.unscorable = data.unscorable or (f"{repeated} image(s) repeat an earlier image's header stamp; "
                                               "`fourds-ros bag import` keeps one frame a stamp (is the camera "
                                               "stamping each frame?)")
-    if data.image_hw is None and data.images:
-        data.image_hw = next(iter(data.images.values())).shape[:2]
     _fit_intrinsics_to_images(data)
     if not data.stamps:
         raise BagError(f"{path}: {image_topic} has no messages")
