@@ -167,13 +167,15 @@ def track_loss(out: dict[str, Tensor], xy: Tensor, visible: Tensor, cell_weights
                    "track_visibility": visibility.detach()}
 
 
-def geodesic_angle(r1: Tensor, r2: Tensor) -> Tensor:
+def geodesic_angle(r1: Tensor, r2: Tensor, exact: bool = False) -> Tensor:
     """(..., 3, 3) x2 -> (...,) rotation angle of r1^T r2 in radians (numerically safe acos).
     In float32 whatever the inputs and autocast: under bfloat16 autocast an einsum comes out in
     bfloat16, where 1 - 1e-6 rounds to 1, acos' is infinite at the clamp, and one step of GPU
-    training turned every weight to NaN (2026-11-30)."""
-    trace = (r1.float() * r2.float()).sum((-2, -1))
-    cos = ((trace - 1) / 2).clamp(-1 + 1e-6, 1 - 1e-6)
+    training turned every weight to NaN (2026-11-30). exact: a metric, not a loss (no gradient
+    taken): float64 and no clamp margin, which read a perfect rotation as 0.0816 degrees."""
+    dtype, margin = (torch.float64, 0.0) if exact else (torch.float32, 1e-6)
+    trace = (r1.to(dtype) * r2.to(dtype)).sum((-2, -1))
+    cos = ((trace - 1) / 2).clamp(-1 + margin, 1 - margin)
     return torch.acos(cos)
 
 

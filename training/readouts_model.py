@@ -13,7 +13,7 @@ from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, l
 from fourds_ros.model.blocks import run_blocks
 
 from .photometric import photometric_loss
-from .losses import (depth_loss, depth_teacher_loss, pose_loss, ssi_depth_loss, track_loss,
+from .losses import (depth_loss, depth_teacher_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss,
                      translation_cosine)
 from .readouts_config import ReadoutsConfig, check_heads
 from .typed_config import ConfigError
@@ -269,10 +269,7 @@ def batch_metrics(out: dict, batch: dict) -> dict[str, float]:
         known = batch["tracks_known"] > 0.5 if "tracks_known" in batch else torch.ones_like(agree)
         metrics["visibility_accuracy"] = float(agree[after & known].float().mean())  # not over depth holes
     if "pose_rotation" in out:
-        # float64 without geodesic_angle's clamp margin (kept in the loss for its gradient): that margin read a
-        # perfect rotation as 0.0816 degrees, a floor under the selection's rotation metric
-        trace = (out["pose_rotation"].double() * batch["pose_rotation"].double()).sum((-2, -1))
-        angle = torch.acos(((trace - 1) / 2).clamp(-1.0, 1.0))[:, 1:]
+        angle = geodesic_angle(out["pose_rotation"], batch["pose_rotation"], exact=True)[:, 1:]
         metrics["pose_rotation_deg"] = float(torch.rad2deg(angle).mean())
         trans = (out["pose_translation"] - batch["pose_translation"]).norm(dim=-1)[:, 1:]
         metrics["pose_translation_m"] = float(trans.mean())
