@@ -29,7 +29,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import transforms3d
 
 log = logging.getLogger(__name__)
 
@@ -284,10 +283,17 @@ def natural_order(path: Path) -> tuple:
     return 1, 0.0, [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def image_files(folder: Path) -> list[Path]:
+    """A folder's .png/.jpg/.jpeg files in frame order (natural_order); none where the folder is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")), key=natural_order)
+
+
 def read_hololens(root: str | Path) -> RGBDSequence:
     root = Path(root)
-    images = sorted((p for p in (root / "images").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")),
-                    key=natural_order)
+    images = image_files(root / "images")
     if not images:
         raise DatasetFormatError(f"{root}: no images/*.png|jpg (not a DeepVideoMVS HoloLens scene)")
     depth = [root / "depth" / (p.stem + ".png") for p in images]
@@ -335,6 +341,9 @@ def tum_frames(root: str | Path, max_dt: float = 0.02) -> list[TumFrame]:
         rgb_files = [r[1] for r in rgb]
     except (ValueError, IndexError) as e:
         raise DatasetFormatError(f"{root}: malformed TUM list file ({e})") from e
+    import transforms3d  # here, not at the top: the engine bench reads frames through this module on a GPU
+    # machine whose image has no transforms3d (test_the_engine_bench_imports_on_a_gpu_machines_image)
+
     frames = []
     for t, name in zip(rgb_t, rgb_files):
         depth_path = pose = None

@@ -69,7 +69,10 @@ def test_the_engine_bench_imports_on_a_gpu_machines_image():
 
     blocked = ("transforms3d", "trimesh", "embreex", "rosbags", "rclpy")
     code = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
-            "import fourds_ros.bench.engines\nfrom fourds_ros.cli import main\n"
+            "from fourds_ros.bench.engines import SAMPLE_FRAMES, build_case, real_clip_inputs\n"
+            "from fourds_ros.engine import EngineSpec\n"  # the sample's frames are read there too
+            "real_clip_inputs(EngineSpec(build_case('micro@4x32x32').config, num_queries=4), SAMPLE_FRAMES)\n"
+            "from fourds_ros.cli import main\n"
             "main(['bench', 'engines', '--help'])\n")  # argparse's --help exits 0
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -108,3 +111,19 @@ def test_a_bench_that_measures_nothing_writes_nothing_and_misuse_is_one_line(tmp
             assert exc.code == 2, argv
         else:
             raise AssertionError(f"{argv} was taken")
+
+
+def test_real_clip_inputs_take_frames_in_frame_order_and_name_an_unreadable_one(tmp_path):
+    """A folder of 1.png ... 12.png read by name would start 1, 10, 11, 12, 2: the clip would jump in time.
+    Each frame here is one flat grey level equal to its number, so the clip's order shows in its values."""
+    import cv2
+    import pytest
+
+    spec = EngineSpec(build_case("micro@4x32x32").config, num_queries=4)
+    for i in range(1, 13):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 8, 3), 10 * i, np.uint8))
+    video = real_clip_inputs(spec, tmp_path)["video"][0]
+    assert np.allclose(video[:, 0, 0, 0] * 255, [10, 20, 30, 40], atol=1)
+    (tmp_path / "2.png").write_bytes(b"not a png")
+    with pytest.raises(SystemExit, match="cannot read image .*2.png"):
+        real_clip_inputs(spec, tmp_path)

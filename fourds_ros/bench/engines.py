@@ -40,6 +40,7 @@ from ..model import (
     FourDS, ModelConfig, count_parameters, default_heads, init_weights, load_checkpoint, save_checkpoint,
 )
 from ..perception.preprocess import Preprocessor
+from ..rgbd import image_files, imread_checked
 from .report import (
     add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
 )
@@ -69,16 +70,23 @@ def build_case(case: str, seed: int = 0) -> FourDS:
 
 
 def real_clip_inputs(spec: EngineSpec, frames_dir: Path) -> dict[str, np.ndarray]:
-    """The first T frames of frames_dir (sorted by name), resized to the model's input, and queries on a
-    grid of frame 0: video (1, T, H, W, 3) float32 in [0, 1], query_points (1, Q, 3) as (t, y, x)."""
+    """The first T frames of frames_dir (in frame order: 2.png before 10.png), resized to the model's input,
+    and queries on a grid of frame 0: video (1, T, H, W, 3) float32 in [0, 1], query_points (1, Q, 3) as
+    (t, y, x)."""
     t, h, w = spec.config.num_frames, *spec.config.image_size
-    paths = sorted(p for p in Path(frames_dir).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    paths = image_files(frames_dir)[:t]
     if len(paths) < t:
         raise SystemExit(f"fourds-ros bench engines: {frames_dir} holds {len(paths)} images, the model needs {t}")
     # The node's own preprocessing, with the whole frame resized (the sample's 4:3 frames squeezed)
     # rather than the node's default centre crop, as session 42's committed figures were measured.
     to_model = Preprocessor((h, w), "resize")
-    video = np.stack([to_model(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)) for p in paths[:t]])[None]
+    frames = []
+    for path in paths:
+        image = imread_checked(path, cv2.IMREAD_COLOR, SystemExit)
+        if image is None:
+            raise SystemExit(f"fourds-ros bench engines: cannot read image {path}")
+        frames.append(to_model(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+    video = np.stack(frames)[None]
     side = int(np.ceil(np.sqrt(spec.num_queries)))
     ys, xs = np.meshgrid(np.linspace(0.1, 0.9, side) * (h - 1), np.linspace(0.1, 0.9, side) * (w - 1), indexing="ij")
     grid = np.stack([np.zeros(side * side), ys.ravel(), xs.ravel()], -1)[: spec.num_queries]

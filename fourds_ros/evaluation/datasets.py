@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, imread_checked, read_depth,
-                    read_hololens, natural_order, tum_frames, tum_intrinsics, tum_undistortion)
+                    read_hololens, image_files, tum_frames, tum_intrinsics, tum_undistortion)
 from .bag import BagError, Frame
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
 
 def iter_frames(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
                 max_frames: int | None = None, K: np.ndarray | None = None) -> Iterator[Frame]:
-    images = sorted((p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")), key=natural_order)
+    images = image_files(src)
     if not images:
         raise BagError(f"{src}: no .jpg/.png images")
     for i, path in enumerate(_select(images, start, stride, max_frames)):
