@@ -160,3 +160,30 @@ def test_sfm_depth_needs_the_depth_head_alone_and_the_relative_terms():
     with pytest.raises(ConfigError, match="--sfm-depth"):
         ReadoutsConfig(sfm_depth=("v",), heads=("depth",), train_heads=("depth",))
     ReadoutsConfig(sfm_depth=("v",), heads=("depth",), train_heads=("depth",), depth_ssi_weight=2.0)
+
+
+def test_sfm_depth_clips_decode_a_frame_at_a_time_and_label_it_as_the_whole_video(tmp_path):
+    """A 1920x1440 recording (a frame folder here; an mp4 decodes through the same iterator): the labels are
+    video_labels of the whole video, but the video is never held whole. Why: read whole, a minute of 1080p
+    took about 11 GB before its frames were shrunk to the labelling size."""
+    import tracemalloc
+
+    from training.data.sfm_depth import video_labels
+    from training.data.video import read_frames
+
+    for t in range(12):
+        gray = cv2.resize(render(np.array([0.05 * t, 0.0, 0.0]), 0.0)[0], (1920, 1440), interpolation=cv2.INTER_LINEAR)
+        cv2.imwrite(str(tmp_path / f"{t}.jpg"), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    tracemalloc.start()
+    try:
+        clips = SfmDepthClips([tmp_path], num_frames=4, image_size=(32, 32), hop=4, label_every=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    whole = read_frames(tmp_path, list(range(12)))
+    assert clips.frame_hw[tmp_path] == (1440, 1920)
+    assert peak < whole.nbytes / 2, (peak, whole.nbytes)  # read whole: at least whole.nbytes
+    expected = video_labels(whole, range(0, 12, 3))
+    assert clips.labels[tmp_path].keys() == expected.keys() and expected
+    for j, (uv, depth) in expected.items():
+        assert np.array_equal(clips.labels[tmp_path][j][0], uv) and np.array_equal(clips.labels[tmp_path][j][1], depth)

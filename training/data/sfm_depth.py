@@ -25,6 +25,7 @@ depth a little (measured on the labelled recordings, `tools/sfm_depth_quality.py
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ import torch
 
 from fourds_ros.perception.track_refine import lk_step
 
-from .video import SquareClips, VideoSourceError, count_frames, read_frames
+from .video import SquareClips, VideoSourceError, iter_frames
 
 LK_WINDOW = 21
 LK_LEVELS = 3
@@ -175,16 +176,40 @@ def sparse_depth(gray: np.ndarray, k: np.ndarray, targets, s: SfmSettings = SfmS
 LABEL_WIDTH = 640  # long side the labels are triangulated at (the thresholds' pixels)
 
 
+def labelling_gray(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> the grey image the labels are triangulated on, LABEL_WIDTH on its long side."""
+    h, w = frame.shape[:2]
+    scale = LABEL_WIDTH / max(h, w)
+    return cv2.cvtColor(cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_RGB2GRAY)
+
+
+def gray_labels(gray: np.ndarray, frame_hw: tuple[int, int], targets,
+                s: SfmSettings = SfmSettings()) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """gray (N, h, w) labelling_gray of one video's (H, W) frames, without calibration -> sparse_depth of
+    the target frames, uv in the frames' own pixels (guessed K at the labelling size)."""
+    scale = LABEL_WIDTH / max(frame_hw)
+    labels = sparse_depth(gray, guessed_intrinsics(gray.shape[2], gray.shape[1]), targets, s)
+    return {j: ((uv + 0.5) / scale - 0.5, depth) for j, (uv, depth) in labels.items()}
+
+
 def video_labels(frames: np.ndarray, targets, s: SfmSettings = SfmSettings()) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """frames (N, H, W, 3) uint8 of one video without calibration -> sparse_depth of the target
     frames, uv in the frames' own pixels (labelled at LABEL_WIDTH long side, guessed K)."""
-    h, w = frames.shape[1:3]
-    scale = LABEL_WIDTH / max(h, w)
-    size = (round(w * scale), round(h * scale))
-    gray = np.stack([cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-                     for f in frames])
-    labels = sparse_depth(gray, guessed_intrinsics(*size), targets, s)
-    return {j: ((uv + 0.5) / scale - 0.5, depth) for j, (uv, depth) in labels.items()}
+    return gray_labels(np.stack([labelling_gray(f) for f in frames]), frames.shape[1:3], targets, s)
+
+
+def _source_labels(source: Path, label_every: int, s: SfmSettings) -> tuple[dict, tuple[int, int]]:
+    """One video's labels (gray_labels of every label_every-th frame) and its frame size, decoding a frame
+    at a time: only the small grey images are held."""
+    gray, shapes = [], set()
+    for frame in iter_frames(source):
+        shapes.add(frame.shape)
+        gray.append(labelling_gray(frame))
+    if len(shapes) != 1:
+        raise VideoSourceError(f"{source}: frames of different sizes {sorted(shapes)}")
+    frame_hw = next(iter(shapes))[:2]
+    return gray_labels(np.stack(gray), frame_hw, range(0, len(gray), label_every), s), frame_hw
 
 
 def rasterised(uv: np.ndarray, depth: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:
@@ -216,9 +241,7 @@ class SfmDepthClips(SquareClips):
         self.num_tracks = num_tracks
         self.labels, self.frame_hw = {}, {}
         for source in self.sources:
-            frames = read_frames(source, list(range(count_frames(source))))
-            self.frame_hw[source] = frames.shape[1:3]
-            self.labels[source] = video_labels(frames, range(0, len(frames), label_every), settings)
+            self.labels[source], self.frame_hw[source] = _source_labels(source, label_every, settings)
         span = range(0, num_frames * stride, stride)
         self.clips = [(s, start) for s, start in self.clips if any(start + i in self.labels[s] for i in span)]
         if not self.clips:

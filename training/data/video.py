@@ -9,6 +9,7 @@ run, and every resumed run, sees exactly the same clips.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -74,20 +75,26 @@ def find_sources(root: str | Path | list) -> list[Path]:
     return sources
 
 
-def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
-    wanted = set(indices)
-    frames = {}
+def _mp4_frames(path: Path) -> Iterator[np.ndarray]:
+    """A video's frames in order, decoded one at a time: (H, W, 3) uint8 RGB, upright."""
     import av  # only video files need PyAV; image folders do not
 
     try:
         with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i in wanted:
-                    frames[i] = upright_rgb(frame)
-                if i >= max(indices):
-                    break
+            for frame in container.decode(video=0):
+                yield upright_rgb(frame)
     except av.error.FFmpegError as e:
         raise VideoSourceError(f"{path}: cannot decode ({e})") from e
+
+
+def _decode_mp4(path: Path, indices: list[int]) -> list[np.ndarray]:
+    wanted = set(indices)
+    frames = {}
+    for i, frame in enumerate(_mp4_frames(path)):
+        if i in wanted:
+            frames[i] = frame
+        if i >= max(indices):
+            break
     if len(frames) < len(wanted):
         raise VideoSourceError(f"{path}: has fewer than {max(indices) + 1} frames")
     return [frames[i] for i in indices]
@@ -111,17 +118,32 @@ def count_frames(source: Path) -> int:
         raise VideoSourceError(f"{source}: cannot open video ({e})") from e
 
 
+def _frame_files(folder: Path) -> list[Path]:
+    # in frame order (2.png before 10.png: ffmpeg's %d), as eval's image-folder reader takes them
+    return sorted((p for p in folder.iterdir() if is_rgb_frame(p)), key=natural_order)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = imread_checked(path, cv2.IMREAD_COLOR, VideoSourceError)
+    if image is None:
+        raise VideoSourceError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def iter_frames(source: Path) -> Iterator[np.ndarray]:
+    """Every frame of a source in order, one at a time: (H, W, 3) uint8 RGB. Why not read_frames over
+    them all: a whole video held at once is about 11 GB a minute of 1080p."""
+    if source.is_dir():
+        yield from (_read_image(path) for path in _frame_files(source))
+    else:
+        yield from _mp4_frames(source)
+
+
 def read_frames(source: Path, indices: list[int]) -> np.ndarray:
     """(len(indices), H, W, 3) uint8 RGB frames."""
     if source.is_dir():
-        # in frame order (2.png before 10.png: ffmpeg's %d), as eval's image-folder reader takes them
-        files = sorted((p for p in source.iterdir() if is_rgb_frame(p)), key=natural_order)
-        frames = []
-        for i in indices:
-            image = imread_checked(files[i], cv2.IMREAD_COLOR, VideoSourceError)
-            if image is None:
-                raise VideoSourceError(f"cannot read image {files[i]}")
-            frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        files = _frame_files(source)
+        frames = [_read_image(files[i]) for i in indices]
     else:
         frames = _decode_mp4(source, indices)
     shapes = {f.shape for f in frames}
