@@ -33,8 +33,9 @@ def _errors(preds: Predictions, bag: BagData, stamps: list[int]) -> dict | None:
 def _summary(per_start: list[dict | None]) -> dict:
     scored = [e for e in per_start if e is not None]
 
-    def mean(key):
-        return float(np.mean([e[key] for e in scored])) if scored else None
+    def mean(key):  # over the starts that give it: a camera that never turns has no rotation ratio (None)
+        values = [e[key] for e in scored if e[key] is not None]
+        return float(np.mean(values)) if values else None
 
     return {"ate": [None if e is None else e["ate_rmse"] for e in per_start], "ate_mean": mean("ate_rmse"),
             "rpe_rot_deg_mean": mean("rpe_rot_deg"), "rpe_trans_mean": mean("rpe_trans"),
