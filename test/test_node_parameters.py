@@ -116,6 +116,18 @@ def test_a_list_mixing_whole_numbers_and_decimals_is_one_line_not_a_traceback(ro
     assert "Traceback" not in done.stderr and "write every number with a decimal point" in done.stderr
 
 
+def test_a_missing_params_file_is_one_line_without_the_mixed_list_advice(ros_env, tmp_path):
+    """A mistyped --params-file path (or a bad -r, -p without :=) is one line with rcl's reason, and no advice to
+    write decimal points: that advice is for a list mixing types alone."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args", "--params-file",
+                           str(tmp_path / "robot_typo.yaml")], env=ros_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "Error opening YAML file" in done.stderr and "decimal point" not in done.stderr, done.stderr
+
+
 def test_configure_goes_on_when_the_engine_factory_warns_after_an_info(ros_env, tiny_model_dir, tmp_path,
                                                                       monkeypatch, capfd):
     """The engine factory's log reached the node's logger from one line for both severities; rclpy keeps one

@@ -268,3 +268,17 @@ def test_the_other_publisher_is_named_from_the_ros_graph():
     assert "by the node /controller_manager" in messages[0], messages
     assert "by another instance of this node, /rear/fourds_perception" in messages[1], messages
     assert "of the same name (give each its own namespace)" in messages[2], messages
+
+
+def test_a_message_with_several_foreign_parents_counts_once():
+    """tf_conflict is counted per /tf message (its docstring: 'one count a message'): a wheel controller's message
+    carrying odom -> base_link and base_footprint -> base_link is one conflict, not two."""
+    watch, _, warned = make_watch()
+    watch.on_tf(serialized(transform("odom", "base_link", 5), transform("base_footprint", "base_link", 5),
+                           transform("odom_front", "base_link", 5)), info(b"\x02" * 16))
+    assert [kind for kind, _ in warned] == ["tf_conflict"]
+    own = transform("odom", "base_link", 9, x=0.25)
+    watch([own])  # ours first in the message: skipped, the foreign one after it counted once
+    watch.on_tf(serialized(own, transform("odom_front", "base_link", 9), transform("odom", "base_link", 10)),
+                info(b"\x02" * 16))
+    assert len(warned) == 2 and "odom_front" in warned[1][1]

@@ -176,7 +176,8 @@ class FuzzInputs:
             msg.width, msg.height = rng.choice([(w * 2, h * 2), (w * 4, h * 4), (w * 2, h * 3), (w + 1, h),
                                                 (1280, 960)])
         elif name == "k_last_row":
-            k[rng.choice([6, 7, 8])] = rng.choice([0.0, 2.0, -1.0])
+            index = rng.choice([6, 7, 8])  # a value the row's entry never has (0, 0, 1): always a broken K
+            k[index] = rng.choice([1.0, 2.0, -1.0] if index < 8 else [0.0, 2.0, -1.0])
         elif name == "info_size":
             msg.width, msg.height = rng.choice([(0, 0), (2**32 - 1, 2**32 - 1), (1, 1), (w, 0)])
         if name.startswith("distortion"):

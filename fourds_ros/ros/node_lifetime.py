@@ -33,8 +33,11 @@ def init_ros(argv: list[str]) -> int | None:
         rclpy.init(args=argv)
     except RuntimeError as exc:  # rclpy's RCLError
         reason = str(exc).split(", at /")[0]  # rcl's own source locations follow
-        print(f"perception_node: ROS cannot read its arguments or parameters: {reason}. A list parameter "
-              "takes one type: write every number with a decimal point (0.0, not 0).", file=sys.stderr)
+        # rcl's words for a list mixing types (from -p or a params file); other errors (a params file that
+        # is not there, a bad -r) need no advice on decimals
+        advice = (" A list parameter takes one type: write every number with a decimal point (0.0, not 0)."
+                  if "Sequence should be of same type" in reason else "")
+        print(f"perception_node: ROS cannot read its arguments or parameters: {reason}.{advice}", file=sys.stderr)
         return 2
     return None
 
