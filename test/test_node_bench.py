@@ -331,10 +331,10 @@ def test_bench_replay_plays_the_frames_asked_for(monkeypatch, tmp_path, frames, 
     from fourds_ros.bench import replay as bench_replay
 
     asked = {}
-    monkeypatch.setattr(bench_replay, "replay_subprocess", lambda *args, **kwargs: asked.update(kwargs) or {})
+    monkeypatch.setattr(bench_replay, "replay_subprocess",
+                        lambda *args, **kwargs: asked.update(kwargs) or {"node_cpu_s": 0.0})
     monkeypatch.setattr(bench_replay, "measure", lambda timing, cpu: {})
-    node = type("Node", (), {"cpu_seconds": lambda self: 0.0})()
-    bench_replay.run_rate(tmp_path / "bag", node, {}, 15.0, frames, n_bag, 8, 7, tmp_path, "ns")
+    bench_replay.run_rate(tmp_path / "bag", object(), {}, 15.0, frames, n_bag, 8, 7, tmp_path, "ns")
     assert (asked["max_frames"], asked["loops"]) == (per_loop, loops)
     assert asked["timeout_s"] >= 3 * per_loop * loops / 15.0
 

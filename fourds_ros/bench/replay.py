@@ -57,7 +57,7 @@ def measure(timing: dict, cpu_s: float) -> dict:
         "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else None,
         "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else None,
         "jitter_ms": float(intervals.std() * 1e3) if intervals.size > 1 else None,
-        "node_cpu_percent": 100.0 * cpu_s / wall if wall > 0 else None,
+        "node_cpu_percent": 100.0 * cpu_s / wall if wall > 0 and np.isfinite(cpu_s) else None,
         "wall_s": wall,
     }
 
@@ -68,11 +68,10 @@ def run_rate(bag: Path, node: NodeProcess, env: dict, rate: float, frames: int, 
     # whole however small N was, and the time limit, sized from N, cut a long bag's stream short at a low rate.
     per_loop = min(frames, n_bag)
     loops = max(1, -(-frames // per_loop))
-    cpu0 = node.cpu_seconds()
     timing = replay_subprocess(bag, workdir / f"out_{rate:g}.mcap", workdir / f"timing_{rate:g}.json", env,
                                f"{rate:g}", clip_length, hop, timeout_s=max(60.0, 3 * loops * per_loop / rate),
                                max_frames=per_loop, loops=loops, node=node, namespace=namespace)
-    return measure(timing, node.cpu_seconds() - cpu0)
+    return measure(timing, float(timing["node_cpu_s"]))
 
 
 def search_peak(measure, rate: float, max_steps: int) -> tuple[list[dict], float | None, float | None]:

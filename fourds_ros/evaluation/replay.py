@@ -321,10 +321,11 @@ def write_recording(received: list[tuple[str, int, bytes]], out_mcap: str | Path
 
 def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str = "max", clip_length: int = 16,
                       hop: int = 8, timeout_s: float = 300.0, stall_s: float = 30.0, ready_timeout_s: float = 120.0,
-                      max_frames: int | None = None, loops: int = 1, namespace: str = "", shift_s: float = 0.0
-                      ) -> dict:
+                      max_frames: int | None = None, loops: int = 1, namespace: str = "", shift_s: float = 0.0,
+                      cpu_pid: int | None = None) -> dict:
     """In this process: publish the bag's images + camera_info, record the node's outputs.
     shift_s: seconds added to every stamp (a warm-up ahead of the measured runs, bench/replay.py).
+    cpu_pid: the node's process; its CPU seconds over the timed stream are `node_cpu_s` (NaN if unreadable).
     namespace: the node's namespace; inputs and outputs live under it so that other nodes on the
     same ROS domain cannot mix in (outputs are recorded under their plain names).
     Returns the timing summary (also written to timing_json)."""
@@ -333,17 +334,21 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     rp.wait_ready(ready_timeout_s)
     rp.prime(frames[0][2], frames[0][0] + round(shift_s * 1e9))
     diagnostics = NodeDiagnostics(rp.node, rp.ns)
-    t0 = time.monotonic()
+    cpu0, t0 = _process_cpu_seconds(cpu_pid), time.monotonic()
     published, order = publish_frames(rp, frames, rate, ClipSchedule(clip_length, hop), loops, timeout_s,
                                       round(shift_s * 1e9))
     rp.drain(order[-1])  # fewer frames than a clip too: the node's idle flush describes them (a padded clip)
     wall_s = time.monotonic() - t0
+    # The node's CPU over wall_s alone: read around this whole process it also held start-up, discovery,
+    # priming and the wait for diagnostics, and CPU % over wall_s read 18-30 % high.
+    node_cpu_s = _process_cpu_seconds(cpu_pid) - cpu0
     diagnostics_after = diagnostics.wait_fresh(rp.node, timeout_s=3.0)  # the node's own counts
     rp.close()
     write_recording(rp.received, out_mcap, rp.ts)
     timing = {"published_ns": {str(k): v for k, v in published.items()},
               "arrival_ns": {str(k): v for k, v in rp.arrivals.items()},
-              "frames_published": len(order), "wall_s": wall_s, "rate": rate, "stalled": rp.stalled,
+              "frames_published": len(order), "wall_s": wall_s, "node_cpu_s": node_cpu_s, "rate": rate,
+              "stalled": rp.stalled,
               "clip_length": clip_length, "hop": hop, "messages_recorded": len(rp.received),
               # The node's own counts: frames_in below frames_published means frames were lost
               # before its image callback (the intermittent first-frame loss), not by the pipeline.
@@ -476,6 +481,14 @@ def proc_cpu_seconds(stat_path: str | Path, tick: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / (tick or os.sysconf("SC_CLK_TCK"))
 
 
+def _process_cpu_seconds(pid: int | None) -> float:
+    """proc_cpu_seconds of a process; NaN without a pid or once it has gone."""
+    try:
+        return proc_cpu_seconds(f"/proc/{pid}/stat") if pid is not None else float("nan")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 class NodeProcess:
     """The perception node as a subprocess; stopped with SIGINT (then SIGTERM), never SIGKILL."""
 
@@ -492,13 +505,6 @@ class NodeProcess:
             self.log.flush()
             tail = self.log_path.read_text()[-3000:]
             raise ReplayError(f"the node exited ({rc}) before the run ended; node log tail:\n{tail}")
-
-    def cpu_seconds(self) -> float:
-        """user + system CPU time of the node so far (Linux /proc)."""
-        try:
-            return proc_cpu_seconds(f"/proc/{self.proc.pid}/stat")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
 
     def stop(self) -> int | None:
         ros_env.stop_ros_process(self.proc)
@@ -520,6 +526,8 @@ def replay_subprocess(bag_path, out_mcap: Path, timing_json: Path, env: dict, ra
            "--timeout", str(timeout_s), "--loops", str(loops), "--namespace", namespace, "--shift-s", str(shift_s)]
     if max_frames is not None:
         cmd += ["--max-frames", str(max_frames)]
+    if node is not None:
+        cmd += ["--cpu-of-pid", str(node.proc.pid)]
     # FOURDS_PROGRESS=1 (make demo): the child's progress bar goes straight to our stderr.
     show_progress = bool(env.get("FOURDS_PROGRESS"))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
@@ -629,11 +637,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loops", type=int, default=1)
     parser.add_argument("--namespace", default="")
     parser.add_argument("--shift-s", type=float, default=0.0, help="seconds added to every stamp")
+    parser.add_argument("--cpu-of-pid", type=int, default=None, help="the node's pid: its CPU over the timed stream")
     args = parser.parse_args(argv)
     try:
         t = replay_and_record(args.bag, args.out, args.timing, args.rate, args.clip_length, args.hop,
                               args.timeout, max_frames=args.max_frames, loops=args.loops, namespace=args.namespace,
-                              shift_s=args.shift_s)
+                              shift_s=args.shift_s, cpu_pid=args.cpu_of_pid)
     except (BagError, ReplayError) as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return 1
