@@ -551,11 +551,11 @@ class PerceptionPipeline:
         if own_depth is not None and excluded is not None:
             own_depth[:, excluded] = np.nan  # the robot's own body: no obstacle, no point for the pose
         blind, partly = self._blindness(video, excluded)  # first: a blind frame's depth measures no scale
+        self._count_empty_depth(own_depth, output_t, blind)  # before _scaled cuts own_depth to the range
         scale, motion_scale = self._clip_scale(frames, output_t, own_depth, blind)
         model_depth, out_of_range = self._scaled(own_depth, scale)  # the published metres
         n_blind, n_partly = int(blind[output_t].sum()), int(partly[output_t].sum())
         self.frames_blind, self.frames_partly_blind = self.frames_blind + n_blind, self.frames_partly_blind + n_partly
-        self._count_empty_depth(own_depth, output_t, blind)
         if self.enabled["depth"]:
             self._depth_results(results, output_t, model_depth, out_of_range, video, frames, pmap, blind)
             if on_depth is not None:
