@@ -274,6 +274,9 @@ def main(argv: list[str]) -> int:
         errors = compare_outputs(onnxruntime_outputs(out, inputs), torch_reference(model, inputs))
         for name, err in errors.items():
             print(f"  {name}: relative L2 vs torch fp32 = {err:.2e}")
+        if not all(np.isfinite(err) for err in errors.values()):  # NaN > limit is False: a NaN graph passed
+            print("fourds-ros export-onnx: ONNX Runtime gives non-finite outputs", file=sys.stderr)
+            return 1
         limit = 1e-5 if args.precision == "fp32" else None
         if limit is not None and max(errors.values()) > limit:
             print(f"fourds-ros export-onnx: ONNX Runtime differs from torch by more than {limit}", file=sys.stderr)
