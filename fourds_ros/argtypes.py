@@ -18,24 +18,50 @@ def frame_index(text: str) -> int:
     return _whole(text, 0)
 
 
+def pixel_count(text: str) -> int:
+    """argparse type of a width in pixels (eval --erode): a whole number, 0 or more (-3 scored as 0 and was
+    reported as -3)."""
+    return _whole(text, 0)
+
+
+def sixteen_bit_max(text: str) -> int:
+    """argparse type of --image-16bit-max: 1 to 65535, as the node's image_16bit_max (0 was a ZeroDivisionError
+    at the first mono16 frame)."""
+    return _whole(text, 1, 65535)
+
+
 def positive_float(text: str) -> float:
-    """argparse type of a rate (--fps): a finite number above 0 (`--fps 0` was a ZeroDivisionError)."""
+    """argparse type of a rate (--fps) or a time limit: a finite number above 0 (`--fps 0` was a
+    ZeroDivisionError)."""
+    return _finite(text, 0.0, strictly=True)
+
+
+def seconds(text: str) -> float:
+    """argparse type of a time window (bag import --max-dt): a finite number of seconds, 0 or more (inf was a
+    traceback, and -0.02 paired nothing and blamed the clocks)."""
+    return _finite(text, 0.0, strictly=False)
+
+
+def _finite(text: str, least: float, strictly: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{value} is not a finite number above 0")
+    if not (math.isfinite(value) and (value > least if strictly else value >= least)):
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number " +
+                                         (f"above {least:g}" if strictly else f"of {least:g} or more"))
     return value
 
 
-def _whole(text: str, least: int) -> int:
+def _whole(text: str, least: int, most: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < least:
         raise argparse.ArgumentTypeError(f"{value} is below {least}")
+    if most is not None and value > most:
+        raise argparse.ArgumentTypeError(f"{value} is above {most}")
     return value
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..argtypes import frame_count, frame_index, positive_float
+from ..argtypes import frame_count, frame_index, positive_float, seconds, sixteen_bit_max
 from .bag import STORAGES, BagError, write_bag
 from .bag_import import pinhole_k
 from .datasets import FORMATS, iter_dataset, played_backwards
@@ -67,11 +67,11 @@ def _add_import_parser(sub) -> None:
                           "transforms (repeatable; a PoseStamped needs :CHILD_FRAME)")
     imp.add_argument("--depth-registered", action="store_true",
                      help="the depth is registered to the colour image although its frame_id is not the images'")
-    imp.add_argument("--max-dt", type=float, default=0.02, help="seconds between an image and its depth or pose")
+    imp.add_argument("--max-dt", type=seconds, default=0.02, help="seconds between an image and its depth or pose")
     imp.add_argument("--rectified", action="store_true", help="the image topic is rectified: K = camera_info P")
     imp.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), default=None,
                      help="a pinhole K for a recording without camera_info")
-    imp.add_argument("--image-16bit-max", type=int, default=65535,
+    imp.add_argument("--image-16bit-max", type=sixteen_bit_max, default=65535,
                      help="a 16-bit image's largest value, as the node's image_16bit_max (4095 for a 12-bit camera)")
     imp.add_argument("--start", type=frame_index, default=0)
     imp.add_argument("--stride", type=frame_count, default=1)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..perception.settings import BACKENDS, ModelSettings
-from ..argtypes import frame_count
+from ..argtypes import frame_count, pixel_count, positive_float
 from .bag import BagError, read_scored_bag
 from .predictions import Predictions, grid_queries, track_queries
 
@@ -239,13 +239,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="report directory")
     parser.add_argument("--offline", action="store_true", help="no DDS: push frames into the pipeline directly")
     add_backend_argument(parser)
-    parser.add_argument("--erode", type=int, default=0, metavar="PX",
+    parser.add_argument("--erode", type=pixel_count, default=0, metavar="PX",
                         help="ignore depth within PX pixels of depth edges (7-Scenes: depth from a second camera)")
     parser.add_argument("--rate", default="max", type=replay_rate,
                         help="DDS replay: 'max' (back-pressure, no drops), 'bag' (its own timing) or a rate in Hz")
     parser.add_argument("--max-frames", type=frame_count, default=None)
     parser.add_argument("--hop", type=int, default=0, help="frames between clips (0: the node default, clip length - 1)")
-    parser.add_argument("--timeout", type=float, default=300.0,
+    parser.add_argument("--timeout", type=positive_float, default=300.0,
                         help="DDS replay: seconds to stream the recording in; one not streamed whole within it is an "
                              "error (no report of part of it)")
     parser.add_argument("--badja", metavar="DIR", nargs="+",

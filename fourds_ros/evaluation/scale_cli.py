@@ -118,6 +118,8 @@ def main(argv: list[str]) -> int:
     params = command_params(parser, args)
     if args.json and not Path(args.json).resolve().parent.is_dir():  # said before the minutes of inference
         parser.error(f"--json {args.json}: its folder does not exist")
+    if args.check and not Path(args.check).exists():  # said before the fit, whose factor was lost with it
+        parser.error(f"--check {args.check}: no such bag")
     try:
         result = calibrate(args.bag, args.model, args.backend, params, args.check)
     except (BagError, OSError, ValueError) as exc:
