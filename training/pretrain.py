@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -237,6 +238,8 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
         losses.append((run.step, float(mean_over_processes(running, process))))
         running.zero_()
         micro_index = 0
+        if not math.isfinite(losses[-1][1]):  # the weights are lost from here; checkpoint.pt holds the last good save
+            raise FloatingPointError(f"non-finite MAE loss at step {run.step}: {losses[-1][1]} (lower optim.lr?)")
         fitted = None if run.fitted else budget.after_step(run.step - start, run.step, run.total_steps)
         if fitted is not None:
             fit_time_budget(run, fitted)
@@ -262,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         result = train(cfg, args.out, stop_after=args.stop_after, progress=not args.no_progress)
-    except (OSError, ValueError, yaml.YAMLError) as e:  # OSError: a missing config, an --out it cannot write
+    # OSError: a missing config, an --out it cannot write; FloatingPointError: a diverged run
+    except (OSError, ValueError, FloatingPointError, yaml.YAMLError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0 and result["losses"]:

@@ -117,9 +117,12 @@ class ReadoutsConfig:
             raise ConfigError("--synthetic-fov LOW HIGH needs 0 < LOW <= HIGH < 180 degrees")
         if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
             raise ConfigError("--canonical-focal-px must be > 0")
+        if not self.time_budget >= 0:  # NaN too: it crashed at step 25, a negative one ended the run there
+            raise ConfigError(f"--time-budget must be >= 0 seconds (0: off), got {self.time_budget}")
         self._check_recordings()
-        if min(self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
-               self.real_appearance, self.real_colour, self.photometric_weight, self.depth_teacher_weight) < 0:
+        weights = (self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
+                   self.real_appearance, self.real_colour, self.photometric_weight, self.depth_teacher_weight)
+        if not all(w >= 0 for w in weights):  # NaN too (min() let it through, by its place in the list)
             raise ConfigError("--depth-ssi-weight, --depth-grad-weight, --pose-direction-weight, --save-every, "
                               "--real-appearance, --real-colour, --photometric-weight and --depth-teacher-weight "
                               "must be >= 0")
