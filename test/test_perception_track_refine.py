@@ -514,3 +514,23 @@ def test_a_track_position_that_is_not_finite_is_published_as_nan_not_inf():
     sets = _track_sets([None, None], np.array([1, 2], np.uint32), u, np.full((2, 2), 3.0), np.zeros((2, 2), bool),
                        np.zeros((2, 2)), [0, 1])
     assert sets[0].u.tolist() == [10.0, 5.0] and np.isnan(sets[1].u).all() and (sets[1].v == 3.0).all()
+
+
+def _edge_and_middle_seeds(frame):
+    h, w = frame.shape[:2]
+    pmap = Preprocessor((128, 128), "center_crop").pixel_map((h, w))
+    points = textured_points(gray(frame), 100, 30)
+    rows = (points[:, 1] > 40) & (points[:, 1] < h - 40)
+    edge = points[rows & (points[:, 0] > 360) & (points[:, 0] < 400)][:1]
+    middle = points[rows & (points[:, 0] > 130) & (points[:, 0] < 300)][:12]
+    return pmap, np.concatenate([edge, middle])
+
+
+def test_dark_frames_to_the_clips_end_hand_the_tracks_to_the_image(frame):
+    """Frames 6 and 7 of 8 dark: the model cannot show the tracks again in this clip, so each is followed on the
+    image from there (a dark run in the middle of a clip leaves them with the model)."""
+    pmap, seeds = _edge_and_middle_seeds(frame)
+    manager = TrackManager(16, (128, 128), track_settings(max_tracks=16, query_mode="topic", refinement="template",
+                                                          image_fallback=True))
+    panning_clip(frame, pmap, manager, seeds[1:], 0, 14.0, unseen=np.arange(8) >= 6)
+    assert manager.tracks and all(t.on_image for t in manager.tracks.values())

@@ -1,0 +1,59 @@
+"""The node's publishers' QoS (outputs take output_qos, /tf stays reliable) and the order of its subscriptions
+(ros/transforms.py), with a recording stand-in for the node (no DDS)."""
+import dataclasses
+import types
+
+from rclpy.qos import ReliabilityPolicy
+
+from fourds_ros.perception.settings import PerceptionSettings
+from fourds_ros.ros.transforms import create_publishers, create_subscriptions
+
+
+class RecordingNode:
+    def __init__(self):
+        self.publishers, self.subscriptions = [], []
+        self.health = types.SimpleNamespace(warn=lambda *a: None, frames_lost=lambda *a: None)
+        self.on_camera_info = self.on_image = self.on_compressed = self.on_track_queries = lambda *a: None
+        self.tf_publish = None
+
+    def create_publisher(self, kind, topic, qos):
+        self.publishers.append((kind, topic, qos))
+        return (kind, topic, qos)
+
+    def create_subscription(self, kind, topic, callback, qos, event_callbacks=None):
+        self.subscriptions.append((kind, topic, qos))
+        return types.SimpleNamespace(topic_name=topic, qos=qos)
+
+
+def settings(**inputs):
+    s = PerceptionSettings()
+    return dataclasses.replace(s, inputs=dataclasses.replace(s.inputs, **inputs))
+
+
+def test_outputs_take_output_qos_and_tf_stays_reliable():
+    """output_qos SENSOR_DATA (a lossy link to RViz): every output best effort, /tf reliable as tf2 listens."""
+    node = RecordingNode()
+    publishers, tf_publish, _ = create_publishers(node, settings(output_qos="SENSOR_DATA", image_qos="DEFAULT"))
+    assert tf_publish is not None and "tf" in publishers
+    by_topic = {topic: qos for _, topic, qos in node.publishers}
+    assert by_topic.pop("/tf").reliability == ReliabilityPolicy.RELIABLE
+    assert by_topic and all(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in by_topic.values()), by_topic
+
+
+def test_the_image_subscription_is_first_in_made_for_every_transport():
+    """publish_diagnostics counts the publishers of made[0]'s topic as image_publishers."""
+    for transport, topic in (("raw", "image"), ("compressed", "image/compressed")):
+        node, made = RecordingNode(), []
+        create_subscriptions(node, settings(image_transport=transport), made)
+        assert made[0].topic_name == topic, [m.topic_name for m in made]
+        assert [t for _, t, _ in node.subscriptions][:2] == ["camera_info", topic]  # camera_info's made first
+
+
+def test_a_compressed_image_publisher_with_the_wrong_qos_counts_as_the_images():
+    """The stall warning names incompatible_qos as why no frame arrives: the compressed transport's too."""
+    from fourds_ros.ros.transforms import incompatible_qos_report
+    warned = []
+    node = types.SimpleNamespace(health=types.SimpleNamespace(warn=lambda kind, text: warned.append(kind)))
+    for topic in ("image", "image/compressed", "camera_info"):
+        incompatible_qos_report(node, topic, "DEFAULT")(None)
+    assert warned == ["incompatible_qos", "incompatible_qos", "incompatible_qos_camera_info"]
