@@ -11,7 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-official": ("fourds_ros.model.import_cli:main", "convert an official 4DS .npz"),
     "export-onnx": ("fourds_ros.engine.export:main", "export encoder + heads to ONNX"),
     "build-engine": ("fourds_ros.engine.tensorrt_backend:main", "build a TensorRT engine offline"),
-    "bench": ("fourds_ros.bench:main", "benchmarks: encoder, engines, node, train, replay"),
+    "bench": ("fourds_ros.bench:main", "benchmarks: encoder, engines, node, soak, train, replay, outputs"),
     "bag": ("fourds_ros.evaluation.bag_cli:main", "rosbag tools: convert a dataset, import your own recording"),
     "eval": ("fourds_ros.evaluation.eval_cli:main", "replay a bag through the node and score it"),
     "eval-suite": ("fourds_ros.evaluation.suite:main", "score a model on every recording of a split, train/validation"),

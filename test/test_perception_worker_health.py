@@ -1112,3 +1112,18 @@ def test_the_inference_thread_carries_its_name_for_the_operating_system():
         assert Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip() != INFERENCE_THREAD_NAME
     finally:
         worker.stop()
+
+
+def test_every_diagnostics_key_the_node_docs_list_is_reported():
+    """docs/perception_node.md's "Diagnostics keys" table is what a diagnostic_aggregator analyzer is written
+    against: each key it lists is in the report (tracks_live from the pipeline's status, which the node adds)."""
+    import re
+
+    from .conftest import REPO
+
+    doc = (REPO / "docs" / "perception_node.md").read_text()
+    table = doc[doc.index("### Diagnostics keys"):doc.index("## With Nav2 and robot_localization")]
+    listed = {key for row in table.splitlines() if row.startswith("| `")
+              for key in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])}
+    values = NodeHealth(lambda m: None).report(state())[2]
+    assert len(listed) >= 15 and listed - set(values) == {"tracks_live"}, listed - set(values)

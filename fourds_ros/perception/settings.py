@@ -111,7 +111,8 @@ class ClipSettings(_Group):
         by a late camera_info) at up to that many clips of extra latency.""", param="max_waiting_clips",
         low=1, high=64)
     max_gap_s: float = setting(1.0, """A gap between consecutive frames above this (seconds) resets the clip
-        buffer. 0: never.""", param="max_gap_s", low=0.0)
+        buffer (/diagnostics WARN for 30 s: a camera slower than one frame per max_gap_s resets at every frame;
+        set this above its frame period). 0: never.""", param="max_gap_s", low=0.0)
     flush_after_s: float = setting(1.0, """Input idle this long (seconds) with nothing in inference: the frames
         after the last clip are described by a clip of the last frames (a stopped camera, the end of a
         bag). 0: never.""", param="flush_after_s", low=0.0)
