@@ -254,3 +254,16 @@ def test_bench_outputs_percent_of_the_pipeline_and_the_robots_outputs(monkeypatc
     rows = {r["output"]: r for r in data["rows"]}
     assert rows["depth"]["pct_of_pipeline"] == pytest.approx(2.0)
     assert data["totals_ms"]["robot"] == pytest.approx(3.0) and data["totals_ms"]["everything"] == pytest.approx(7.0)
+
+
+def test_a_replay_without_the_nodes_cpu_reports_none_not_nan():
+    """The replay child writes node_cpu_s None where it could not read the node (no pid, or the node had gone):
+    NaN is no JSON, and the row says None rather than a number."""
+    from fourds_ros.bench.replay import measure
+    from fourds_ros.evaluation.replay import _process_cpu_seconds
+
+    assert np.isnan(_process_cpu_seconds(None))
+    pub = {str(i): T0 + i * 100_000_000 for i in range(4)}
+    timing = {"published_ns": pub, "arrival_ns": {k: v + 50_000_000 for k, v in pub.items()}, "rate": "10",
+              "wall_s": 0.4}
+    assert measure(timing, None)["node_cpu_percent"] is None

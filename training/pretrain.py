@@ -239,6 +239,7 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
         running.zero_()
         micro_index = 0
         if not math.isfinite(losses[-1][1]):  # the weights are lost from here; checkpoint.pt holds the last good save
+            write_losses(out_dir, losses, process)  # the curve that shows the divergence
             raise FloatingPointError(f"non-finite MAE loss at step {run.step}: {losses[-1][1]} (lower optim.lr?)")
         fitted = None if run.fitted else budget.after_step(run.step - start, run.step, run.total_steps)
         if fitted is not None:
@@ -248,10 +249,15 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
             save(run)
     if run.step == start and start < run.stop:
         raise RuntimeError("data loader produced no batches")
-    if process.main:  # this invocation's per-step losses (averaged over processes)
-        (out_dir / "losses.json").write_text(json.dumps(losses) + "\n")
+    write_losses(out_dir, losses, process)
     log.close(run, time.perf_counter() - t0)
     return {"step": run.step, "losses": losses, "out": str(out_dir)}
+
+
+def write_losses(out_dir: Path, losses: list[tuple[int, float]], process) -> None:
+    """This invocation's per-step losses (averaged over processes), by the main process."""
+    if process.main:
+        (out_dir / "losses.json").write_text(json.dumps(losses) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ Defaults are those of keys a YAML file leaves out."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +114,8 @@ class PretrainConfig:
             raise ConfigError(f"parallel must be one of {PARALLEL_MODES}, got {self.parallel!r}")
         if self.batch_size < 1 or (self.micro_batch_size is not None and self.micro_batch_size < 1):
             raise ConfigError("batch_size and micro_batch_size must be >= 1")
-        if self.save_every < 1 or self.num_workers < 0 or not self.time_budget_s >= 0:
-            raise ConfigError("save_every must be >= 1, num_workers and time_budget_s >= 0")
+        if self.save_every < 1 or self.num_workers < 0 or not 0 <= self.time_budget_s < math.inf:
+            raise ConfigError("save_every must be >= 1, num_workers >= 0 and time_budget_s a finite number >= 0")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PretrainConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,8 +118,8 @@ class ReadoutsConfig:
             raise ConfigError("--synthetic-fov LOW HIGH needs 0 < LOW <= HIGH < 180 degrees")
         if self.canonical_focal_px is not None and not self.canonical_focal_px > 0:
             raise ConfigError("--canonical-focal-px must be > 0")
-        if not self.time_budget >= 0:  # NaN too: it crashed at step 25, a negative one ended the run there
-            raise ConfigError(f"--time-budget must be >= 0 seconds (0: off), got {self.time_budget}")
+        if not 0 <= self.time_budget < math.inf:  # NaN and inf crashed at step 25, a negative one ended the run there
+            raise ConfigError(f"--time-budget must be a finite number of seconds >= 0 (0: off), got {self.time_budget}")
         self._check_recordings()
         weights = (self.depth_ssi_weight, self.depth_grad_weight, self.pose_direction_weight, self.save_every,
                    self.real_appearance, self.real_colour, self.photometric_weight, self.depth_teacher_weight)

@@ -32,7 +32,7 @@ DROP_LIMIT = 0.05
 WARMUP_SHIFT_S = 10.0  # more than the node's out-of-order window (1 s) beyond the warm-up's own span
 
 
-def measure(timing: dict, cpu_s: float) -> dict:
+def measure(timing: dict, cpu_s: float | None) -> dict:
     pub = {int(k): v for k, v in timing["published_ns"].items()}
     arr = {int(k): v for k, v in timing["arrival_ns"].items()}
     order = sorted(pub, key=pub.get)
@@ -57,7 +57,7 @@ def measure(timing: dict, cpu_s: float) -> dict:
         "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else None,
         "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else None,
         "jitter_ms": float(intervals.std() * 1e3) if intervals.size > 1 else None,
-        "node_cpu_percent": 100.0 * cpu_s / wall if wall > 0 and np.isfinite(cpu_s) else None,
+        "node_cpu_percent": 100.0 * cpu_s / wall if wall > 0 and cpu_s is not None else None,
         "wall_s": wall,
     }
 
@@ -71,7 +71,7 @@ def run_rate(bag: Path, node: NodeProcess, env: dict, rate: float, frames: int, 
     timing = replay_subprocess(bag, workdir / f"out_{rate:g}.mcap", workdir / f"timing_{rate:g}.json", env,
                                f"{rate:g}", clip_length, hop, timeout_s=max(60.0, 3 * loops * per_loop / rate),
                                max_frames=per_loop, loops=loops, node=node, namespace=namespace)
-    return measure(timing, float(timing["node_cpu_s"]))
+    return measure(timing, timing["node_cpu_s"])
 
 
 def search_peak(measure, rate: float, max_steps: int) -> tuple[list[dict], float | None, float | None]:

@@ -325,7 +325,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
                       cpu_pid: int | None = None) -> dict:
     """In this process: publish the bag's images + camera_info, record the node's outputs.
     shift_s: seconds added to every stamp (a warm-up ahead of the measured runs, bench/replay.py).
-    cpu_pid: the node's process; its CPU seconds over the timed stream are `node_cpu_s` (NaN if unreadable).
+    cpu_pid: the node's process; its CPU seconds over the timed stream are `node_cpu_s` (None if unreadable).
     namespace: the node's namespace; inputs and outputs live under it so that other nodes on the
     same ROS domain cannot mix in (outputs are recorded under their plain names).
     Returns the timing summary (also written to timing_json)."""
@@ -342,6 +342,7 @@ def replay_and_record(bag_path: str, out_mcap: str, timing_json: str, rate: str 
     # The node's CPU over wall_s alone: read around this whole process it also held start-up, discovery,
     # priming and the wait for diagnostics, and CPU % over wall_s read 18-30 % high.
     node_cpu_s = _process_cpu_seconds(cpu_pid) - cpu0
+    node_cpu_s = node_cpu_s if np.isfinite(node_cpu_s) else None  # no pid, or it had gone: JSON has no NaN
     diagnostics_after = diagnostics.wait_fresh(rp.node, timeout_s=3.0)  # the node's own counts
     rp.close()
     write_recording(rp.received, out_mcap, rp.ts)
