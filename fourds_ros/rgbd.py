@@ -139,10 +139,7 @@ class RGBDSequence:
 
     def rgb(self, i: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB."""
-        image = imread_checked(self.rgb_paths[i], cv2.IMREAD_COLOR)
-        if image is None:
-            raise DatasetFormatError(f"cannot read image {self.rgb_paths[i]}")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = read_rgb(self.rgb_paths[i])
         return image if self.undistortion is None else self.undistortion.rgb(image)
 
     def depth(self, i: int) -> np.ndarray:
@@ -207,6 +204,15 @@ def imread_checked(path: Path, flags: int, error: type[Exception] = DatasetForma
         raise error(f"{path}: the image declares {header.width}x{header.height} pixels, more than a dataset image's "
                     f"{DATASET_MAX_PIXELS} (8192x8192)")
     return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+
+
+def read_rgb(path: Path, error: type[Exception] = DatasetFormatError) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; `error` naming the file where it is missing or does not decode
+    (not a cv2 traceback), or declares more pixels than a dataset image (imread_checked)."""
+    image = imread_checked(path, cv2.IMREAD_COLOR, error)
+    if image is None:
+        raise error(f"{path}: cannot read the image (missing, corrupt or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_depth(path: Path, scale: float) -> np.ndarray:

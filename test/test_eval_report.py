@@ -243,7 +243,7 @@ def test_a_badja_clip_that_does_not_read_is_said_before_any_inference(tmp_path, 
     monkeypatch.setattr(offline, "run_offline", lambda *a, **kw: ran.append(1) or run_offline(*a, **kw))
     assert cli(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--offline",
                 "--badja", str(tmp_path / "badja")]) == 1
-    assert "00002.jpg: cannot read the frame" in capsys.readouterr().err
+    assert "00002.jpg: cannot read the image" in capsys.readouterr().err
     assert ran == []
 
 

@@ -414,7 +414,7 @@ def test_a_badja_frame_that_does_not_decode_is_named(tmp_path):
     (tmp_path / "badja_joint_annotations" / "clip.json").write_text(json.dumps(
         [{"image_path": f"JPEGImages/480p/clip/{k:05d}.jpg", "joints": [[10, 10], [20, 30], [40, 20]],
           "visibility": [1, 1, 1]} for k in (0, 2)]))
-    with pytest.raises(BadjaError, match=r"00001\.jpg: cannot read the frame"):
+    with pytest.raises(BadjaError, match=r"00001\.jpg: cannot read the image"):
         load_badja(tmp_path)
 
 

@@ -156,6 +156,20 @@ def node_command(setup: str) -> list[str]:
     return [sys.executable, "-c", f"import sys\n{setup}\nfrom fourds_ros.ros.perception_node import main\nsys.exit(main())"]
 
 
+def run_node_stopping_itself(setup: str, tiny_model_dir, ros_env, tmp_path, timeout_s: float) -> tuple[int, str]:
+    """The node (tiny model, autostart) with `setup` run first, which makes it stop itself (a signal it sends
+    itself): -> (its exit code, its log)."""
+    params_file = write_params(tmp_path / "params.yaml", {"model": str(tiny_model_dir), "num_queries": 16})
+    argv = command_line(node_plan([params_file]), executable=node_command(setup))
+    with open(tmp_path / "node.log", "w") as log:  # no probe: the node stops itself
+        node = subprocess.Popen(argv, env=process_environment(ros_env), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            node.wait(timeout=timeout_s)
+        finally:
+            stop_process(node)
+    return node.returncode, (tmp_path / "node.log").read_text()
+
+
 # An install that skipped tools/build_tf2_msgs.sh: configure allows it (TF is then not published).
 WITHOUT_TF2_MSGS = 'sys.modules["tf2_msgs"] = sys.modules["tf2_msgs.msg"] = None'
 
@@ -261,16 +275,9 @@ def test_a_signal_during_autostarts_configure_exits_cleanly(tiny_model_dir, ros_
     """autostart's configure ran outside the protected spin: a Ctrl-C during it ended the process with a
     KeyboardInterrupt traceback (exit code -2), and a SIGTERM logged ERROR "configure failed: RCLError ...
     context is invalid" for a configure that the shutdown, not a fault, had ended."""
-    params_file = write_params(tmp_path / "params.yaml", {"model": str(tiny_model_dir), "num_queries": 16})
-    argv = command_line(node_plan([params_file]), executable=node_command(SIGNAL_DURING_CONFIGURE.format(name=name)))
-    with open(tmp_path / "node.log", "w") as log:  # no probe: the node stops itself
-        node = subprocess.Popen(argv, env=process_environment(ros_env), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            node.wait(timeout=60)
-        finally:
-            stop_process(node)
-    node_log = (tmp_path / "node.log").read_text()
-    assert f"injected: {name} during configure" in node_log and node.returncode == 0, node_log
+    returncode, node_log = run_node_stopping_itself(SIGNAL_DURING_CONFIGURE.format(name=name), tiny_model_dir,
+                                                    ros_env, tmp_path, 60)
+    assert f"injected: {name} during configure" in node_log and returncode == 0, node_log
     assert "Traceback" not in node_log, node_log
     assert not [line for line in node_log.splitlines() if "[ERROR]" in line and "configure failed" in line], node_log
 

@@ -7,7 +7,7 @@ from fourds_ros.ros.harness import process_environment, write_params
 from fourds_ros.ros.launch_logic import command_line, node_plan
 
 from .conftest import stop_process
-from .test_node_lifecycle import node_command
+from .test_node_lifecycle import node_command, run_node_stopping_itself
 
 # The signal arrives after configure has done its work but before it returns SUCCESS (the model loaded,
 # the publishers made): autostart must not go on to activate a node whose context is shut down.
@@ -28,17 +28,9 @@ PerceptionNode.on_configure = signalled"""
 
 @pytest.mark.parametrize("name", ["SIGTERM"])
 def test_a_signal_just_after_autostarts_configure_activates_nothing(tiny_model_dir, ros_env, tmp_path, name):
-    params_file = write_params(tmp_path / "params.yaml", {"model": str(tiny_model_dir), "num_queries": 16})
-    argv = command_line(node_plan([params_file]), executable=node_command(SIGNAL_AFTER_CONFIGURE.format(name=name)))
-    with open(tmp_path / "node.log", "w") as log:
-        node = subprocess.Popen(argv, env=process_environment(ros_env), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            node.wait(timeout=90)
-        finally:
-            stop_process(node)
-    node_log = (tmp_path / "node.log").read_text()
-    print(node_log)
-    assert f"injected: {name} after configure" in node_log and node.returncode == 0, node_log
+    returncode, node_log = run_node_stopping_itself(SIGNAL_AFTER_CONFIGURE.format(name=name), tiny_model_dir,
+                                                    ros_env, tmp_path, 90)
+    assert f"injected: {name} after configure" in node_log and returncode == 0, node_log
     assert "Traceback" not in node_log, node_log
     # (rclpy's own "Failed to complete transition 1" for the configure the signal interrupted is known)
     errors = [line for line in node_log.splitlines() if "[ERROR]" in line and "Failed to complete transition 1" not in line]

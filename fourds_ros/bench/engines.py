@@ -27,7 +27,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -40,7 +39,7 @@ from ..model import (
     FourDS, ModelConfig, count_parameters, default_heads, init_weights, load_checkpoint, save_checkpoint,
 )
 from ..perception.preprocess import Preprocessor
-from ..rgbd import image_files, imread_checked
+from ..rgbd import image_files, read_rgb
 from .report import (
     add_output_arguments, count_flops, latency_stats, markdown_table, output_arguments, time_call, write_results,
 )
@@ -80,13 +79,7 @@ def real_clip_inputs(spec: EngineSpec, frames_dir: Path) -> dict[str, np.ndarray
     # The node's own preprocessing, with the whole frame resized (the sample's 4:3 frames squeezed)
     # rather than the node's default centre crop, as session 42's committed figures were measured.
     to_model = Preprocessor((h, w), "resize")
-    frames = []
-    for path in paths:
-        image = imread_checked(path, cv2.IMREAD_COLOR, SystemExit)
-        if image is None:
-            raise SystemExit(f"fourds-ros bench engines: cannot read image {path}")
-        frames.append(to_model(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
-    video = np.stack(frames)[None]
+    video = np.stack([to_model(read_rgb(path, SystemExit)) for path in paths])[None]
     side = int(np.ceil(np.sqrt(spec.num_queries)))
     ys, xs = np.meshgrid(np.linspace(0.1, 0.9, side) * (h - 1), np.linspace(0.1, 0.9, side) * (w - 1), indexing="ij")
     grid = np.stack([np.zeros(side * side), ys.ravel(), xs.ravel()], -1)[: spec.num_queries]

@@ -30,8 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, read_7scenes, imread_checked, read_depth,
-                    read_hololens, image_files, tum_frames, tum_intrinsics, tum_undistortion)
+from ..rgbd import (TUM_DEPTH_SCALE, DatasetFormatError, RGBDSequence, image_files, imread_checked, read_7scenes,
+                    read_depth, read_hololens, read_rgb, tum_frames, tum_intrinsics, tum_undistortion)
 from .bag import BagError, Frame
 
 log = logging.getLogger(__name__)
@@ -270,10 +270,7 @@ def find_badja_clips(src: str | Path) -> list[BadjaClip]:
 
 def _read_jpeg(path: Path) -> np.ndarray:
     """One BADJA frame as (H, W, 3) uint8 RGB; a file that does not decode is named, not a cv2 traceback."""
-    image = imread_checked(path, cv2.IMREAD_COLOR, BadjaError)
-    if image is None:
-        raise BadjaError(f"{path}: cannot read the frame (missing, corrupt or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_rgb(path, BadjaError)
 
 
 def _badja_frames(clip: BadjaClip) -> list[np.ndarray]:

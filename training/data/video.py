@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fourds_ros.evaluation.datasets import default_K, upright_rgb
-from fourds_ros.rgbd import imread_checked, natural_order
+from fourds_ros.rgbd import natural_order, read_rgb
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -123,18 +123,11 @@ def _frame_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_rgb_frame(p)), key=natural_order)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    image = imread_checked(path, cv2.IMREAD_COLOR, VideoSourceError)
-    if image is None:
-        raise VideoSourceError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def iter_frames(source: Path) -> Iterator[np.ndarray]:
     """Every frame of a source in order, one at a time: (H, W, 3) uint8 RGB. Why not read_frames over
     them all: a whole video held at once is about 11 GB a minute of 1080p."""
     if source.is_dir():
-        yield from (_read_image(path) for path in _frame_files(source))
+        yield from (read_rgb(path, VideoSourceError) for path in _frame_files(source))
     else:
         yield from _mp4_frames(source)
 
@@ -143,7 +136,7 @@ def read_frames(source: Path, indices: list[int]) -> np.ndarray:
     """(len(indices), H, W, 3) uint8 RGB frames."""
     if source.is_dir():
         files = _frame_files(source)
-        frames = [_read_image(files[i]) for i in indices]
+        frames = [read_rgb(files[i], VideoSourceError) for i in indices]
     else:
         frames = _decode_mp4(source, indices)
     shapes = {f.shape for f in frames}
