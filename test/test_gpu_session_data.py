@@ -149,6 +149,29 @@ def test_teacher_and_reverse_are_on_at_1_only(tmp_path, value, passed):
     assert ("--depth-teacher" in args) is passed and ("--reverse" in args) is passed, args
 
 
+@pytest.mark.parametrize("mode, seconds, refused", [("train", {"TRAIN_SECONDS": "420"}, False),
+                                                      ("train", {"TRAIN_SECONDS": "480"}, True),
+                                                      ("scratch", {}, True),
+                                                      ("scratch", {"PRETRAIN_SECONDS": "120", "TRAIN_SECONDS": "300"}, False)])
+def test_budgets_a_call_cannot_hold_are_refused_before_the_last_runs_weights_go(tmp_path, mode, seconds, refused):
+    """A call runs at most 600 s and one cut short returns no weights: scratch's defaults (200 s of MAE and 300 s of
+    training, plus about 130 s of rendering and a 10 % overshoot) ran past it. Refused before /tmp/gpurun, which
+    holds the last call's weights, is emptied; a budget that fits goes on to train."""
+    import subprocess
+
+    script, env, _ = _session_script(tmp_path, f'echo "$@" >> {tmp_path}/args\nexit 3\n')
+    (tmp_path / "machine" / "gpudata" / "frames").mkdir(parents=True)
+    last_run = tmp_path / "machine" / "gpurun" / "model" / "selected"
+    last_run.mkdir(parents=True)
+    done = subprocess.run(["bash", str(script), mode], cwd=Path(__file__).resolve().parents[1],
+                          env={**env, **seconds}, capture_output=True, text=True, timeout=60)
+    if refused:
+        assert done.returncode == 2 and "over the call's 600 s" in done.stdout, done.stdout + done.stderr
+        assert last_run.is_dir() and not (tmp_path / "args").exists()
+    else:
+        assert done.returncode != 0 and "training." in (tmp_path / "args").read_text()
+
+
 def test_restore_does_not_overwrite_weights_adopted_before_it(tmp_path):
     """restore moved the parked weights over models/fourds_default without looking: a model adopted
     from the GPU run before restore was silently replaced by the old one."""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Same eval numbers before and after a refactor: runs `fourds-ros eval --offline` on the shared
-# labelled recordings with the code at REV (a git worktree) and with the working tree, and compares
-# every number in the two report.json files (timings excluded) to 1e-6.
+# Same eval numbers before and after a refactor: converts the shared labelled recordings to bags and
+# runs `fourds-ros eval --offline` on them, each tree with its own code (the code at REV, a git worktree,
+# and the working tree: a change to the dataset readers or the conversion shows too), and compares
+# every number in the two report.json files (timings and the bag's path excluded) to 1e-6.
 #   bash tools/check_eval_parity.sh REV OUT_DIR [NEW_PARAM ...]
 # NEW_PARAMs (NAME=VALUE) go to the new code's `--param`, e.g. pose_source=head for a setting whose
 # default changed on purpose after REV.
@@ -18,10 +19,13 @@ trap 'git worktree remove --force "$OUT/old_tree"' EXIT
 declare -A FORMAT=([hololens]=hololens [tum]=tum [kitchen]=7scenes)
 declare -A SRC=([hololens]=samples/hololens_000 [tum]=$DATA/tum_fr1_rpy_f000-079 [kitchen]=$DATA/7scenes_redkitchen_f000-299)
 for name in hololens tum kitchen; do
-  .venv/bin/fourds-ros bag convert --format "${FORMAT[$name]}" "${SRC[$name]}" "$OUT/${name}_bag" >/dev/null
-  (cd "$OUT/old_tree" && PYTHONPATH=. "$ROOT/$PY" -m fourds_ros.cli eval "$OUT/${name}_bag" \
+  src=$(realpath -m "${SRC[$name]}")
+  (cd "$OUT/old_tree" && PYTHONPATH=. "$ROOT/$PY" -m fourds_ros.cli bag convert --format "${FORMAT[$name]}" "$src" \
+      "$OUT/old_${name}_bag" >/dev/null &&
+   PYTHONPATH=. "$ROOT/$PY" -m fourds_ros.cli eval "$OUT/old_${name}_bag" \
       --model "$ROOT/models/fourds_default" --out "$OUT/old_$name" --offline >/dev/null)
-  .venv/bin/fourds-ros eval "$OUT/${name}_bag" --model models/fourds_default --out "$OUT/new_$name" --offline \
+  .venv/bin/fourds-ros bag convert --format "${FORMAT[$name]}" "$src" "$OUT/new_${name}_bag" >/dev/null
+  .venv/bin/fourds-ros eval "$OUT/new_${name}_bag" --model models/fourds_default --out "$OUT/new_$name" --offline \
       "${PARAMS[@]}" >/dev/null
 done
 $PY - "$OUT" <<'PY'
@@ -35,7 +39,8 @@ def flat(d, p=""):
 out, bad = sys.argv[1], 0
 for name in ("hololens", "tum", "kitchen"):
     old, new = (flat(json.load(open(f"{out}/{w}_{name}/report.json"))) for w in ("old", "new"))
-    keys = [k for k in old if not k.startswith("meta") and not any(s in k for s in ("wall", "latency", "_ms", "fps"))]
+    keys = [k for k in old if not k.startswith(("meta", "bag.path"))
+            and not any(s in k for s in ("wall", "latency", "_ms", "fps"))]
     diff = [(k, old[k], new.get(k)) for k in keys if not (
         old[k] == new.get(k) or (isinstance(old[k], float) and isinstance(new.get(k), float) and abs(old[k] - new[k]) <= 1e-6))]
     bad += len(diff)

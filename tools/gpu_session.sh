@@ -75,6 +75,12 @@ if [ "$MODE" = setup ]; then
 fi
 [ -d /tmp/site ] || { echo "no /tmp/site: the setup call ran on another machine"; exit 2; }
 TRAIN_SECONDS=${TRAIN_SECONDS:-300}
+# A device call runs at most CALL_LIMIT_S (600 s), and one cut short returns no weights. Rendering the clips
+# (121-130 s on the H200 in sessions 41-42) and the training's overshoot of its budget (about 10 %) come on
+# top of the budgets: refuse what cannot fit before anything is spent.
+NEEDED=$(( TRAIN_SECONDS + 180 ))
+[ "$MODE" = scratch ] && NEEDED=$(( NEEDED + ${PRETRAIN_SECONDS:-200} ))
+[ "$NEEDED" -le "${CALL_LIMIT_S:-600}" ] || { echo "TRAIN_SECONDS (+ PRETRAIN_SECONDS) + 180 s of rendering and overshoot = $NEEDED s, over the call's ${CALL_LIMIT_S:-600} s: lower them"; exit 2; }
 CLIPS=${CLIPS:-2000}
 RUN=/tmp/gpurun
 rm -rf "$RUN"  # a warm machine keeps the last call's model: a failed run must not return it

@@ -24,6 +24,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export AMENT_PREFIX_PATH=${AMENT_PREFIX_PATH:-$PWD/.venv}
 PY=${PY:-.venv/bin/python}
 TEXTURES=$(ls -d .gpu/data/textures/* 2>/dev/null || true)
+[ -n "$TEXTURES" ] || echo "no .gpu/data/textures (tools/gpu_session_prepare.sh not run): synthetic clips untextured" >&2
 
 # One line per fold: name|training recordings (PATH:STRIDE ...)|validation recordings (PATH ...)
 FOLDS=$("$PY" - "$DATA" "$SPLIT" <<'EOF'
@@ -33,8 +34,11 @@ from fourds_ros.evaluation.suite import load_split
 
 split, root = load_split(sys.argv[2]), Path(sys.argv[1])
 for fold in split.folds:
-    train = [f"{root / r.path}:2" for r in split.recordings if r.scene in fold.train]
-    val = [str(root / r.path) for r in split.recordings if r.scene in fold.validation]
+    # Each recording once: a split's `reverse: true` entries (the same path played backwards) would weigh a
+    # recording twice in the real batches (each --real entry is drawn equally often) and be scored twice.
+    forwards = [r for r in split.recordings if not r.reverse]
+    train = [f"{root / r.path}:2" for r in forwards if r.scene in fold.train]
+    val = [str(root / r.path) for r in forwards if r.scene in fold.validation]
     print(f"{fold.name}|{' '.join(train)}|{' '.join(val)}")
 EOF
 )
