@@ -268,11 +268,6 @@ def find_badja_clips(src: str | Path) -> list[BadjaClip]:
     return sorted(clips, key=lambda c: c.name)
 
 
-def _read_jpeg(path: Path) -> np.ndarray:
-    """One BADJA frame as (H, W, 3) uint8 RGB; a file that does not decode is named, not a cv2 traceback."""
-    return read_rgb(path, BadjaError)
-
-
 def _badja_frames(clip: BadjaClip) -> list[np.ndarray]:
     """All frames of a clip as (H, W, 3) uint8 RGB; frame k is DAVIS frame NNNNN = k."""
     if clip.frames.is_file():
@@ -281,7 +276,7 @@ def _badja_frames(clip: BadjaClip) -> list[np.ndarray]:
         paths = sorted(clip.frames.glob("*.jpg"))
         if [int(p.stem) for p in paths if p.stem.isdigit()] != list(range(len(paths))):
             raise BadjaError(f"{clip.frames}: frames must be 00000.jpg, 00001.jpg, ... without gaps")
-        frames = [_read_jpeg(p) for p in paths]
+        frames = [read_rgb(p, BadjaError) for p in paths]  # a frame that does not decode is named
     if not frames:
         raise BadjaError(f"{clip.frames}: no frames")
     return frames
