@@ -221,6 +221,8 @@ def read_depth(path: Path, scale: float) -> np.ndarray:
     raw = imread_checked(path, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.ndim != 2:
         raise DatasetFormatError(f"cannot read single-channel depth {path}")
+    if raw.dtype == np.uint8:  # an 8-bit PNG read at a 16-bit format's scale: depth 0..0.255 m, said nowhere
+        raise DatasetFormatError(f"{path}: an 8-bit depth image; the format stores 16-bit depth (uint16)")
     depth = raw.astype(np.float32) * scale
     if raw.dtype == np.uint16:
         depth[raw == 65535] = 0.0
@@ -230,6 +232,12 @@ def read_depth(path: Path, scale: float) -> np.ndarray:
 def _check_poses(poses: np.ndarray, source: Path) -> np.ndarray:
     if poses.ndim != 3 or poses.shape[1:] != (4, 4) or not np.isfinite(poses).all():
         raise DatasetFormatError(f"{source}: poses must be finite 4x4 matrices")
+    r = poses[:, :3, :3]
+    bad = np.flatnonzero((np.abs(r.transpose(0, 2, 1) @ r - np.eye(3)).max(axis=(1, 2)) > 1e-2)  # 7-Scenes: up to 2e-4
+                         | (np.linalg.det(r) < 0) | (np.abs(poses[:, 3] - [0, 0, 0, 1]).max(axis=1) > 1e-6))
+    if bad.size:
+        raise DatasetFormatError(f"{source}: poses {bad[:5].tolist()} are not rigid transforms (a rotation and "
+                                 "a translation, last row 0 0 0 1)")
     return poses
 
 

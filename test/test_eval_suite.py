@@ -595,5 +595,6 @@ def test_a_played_backwards_training_row_gets_the_pose_starts(tmp_path, monkeypa
                          suite.Recording("val", "tum", "b", "room")), (suite.Fold("f", ("desk",), ("room",)),), "f")
     monkeypatch.setattr(suite, "suite_row", lambda rec, role, report, name: {"name": name})
     monkeypatch.setattr(suite, "write_suite", lambda s, out: None)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()  # the recordings' folders: run_suite checks them first
     suite.run_suite(split, split.folds[0], tmp_path, tmp_path / "o", offline=True, model_dir="m", pose_starts=6)
     assert asked == {"fwd": 0, "back": 6, "val": 6}

@@ -56,6 +56,7 @@ class Frame:
     gt_depth: (H', W') float32 metres, NaN/0 invalid (7-Scenes: registered to RGB on read).
     gt_pose: (4, 4) world_from_camera (camera-to-world), metres.
     gt_tracks: optional dict with ids (N,) int, uv (N, 2) float pixels, visible (N,) bool.
+    source: the file the image came from, named when its bytes do not decode ("" when none).
     """
 
     stamp_ns: int
@@ -66,10 +67,14 @@ class Frame:
     gt_depth: np.ndarray | None = None
     gt_pose: np.ndarray | None = None
     gt_tracks: dict | None = None
+    source: str = ""
 
     def rgb(self) -> np.ndarray:
         if self.image is None:
-            self.image = decode_image(self.encoded)
+            try:
+                self.image = decode_image(self.encoded)
+            except BagError as exc:  # the decoder sees bytes only: in a folder of 1000 frames, say which file
+                raise BagError(f"{self.source}: {exc}" if self.source else str(exc)) from exc
         return self.image
 
 
@@ -309,7 +314,7 @@ def _write_frame(put, ts, fr: Frame, compressed: bool) -> None:
         msg = Compressed(header=_header(ts, t, CAMERA_FRAME), format=f"rgb8; {fr.encoding} compressed bgr8",
                          data=np.frombuffer(fr.encoded, np.uint8))
         put(COMPRESSED_TOPIC, "sensor_msgs/msg/CompressedImage", msg, t)
-        h, w = fr.rgb().shape[:2] if fr.image is not None else decode_image(fr.encoded).shape[:2]
+        h, w = fr.rgb().shape[:2]
     else:
         img = fr.rgb()
         h, w = img.shape[:2]

@@ -65,7 +65,7 @@ def _iter_sequence(seq: RGBDSequence, stamps_s: list[float], encoding: str, star
         yield Frame(stamp_ns=round(stamps_s[i] * NS), K=seq.intrinsics, encoded=seq.rgb_paths[i].read_bytes(),
                     encoding="png" if seq.rgb_paths[i].suffix.lower() == ".png" else encoding,
                     gt_depth=_nan_where_invalid(depth),
-                    gt_pose=seq.camera_to_world[i])
+                    gt_pose=seq.camera_to_world[i], source=str(seq.rgb_paths[i]))
 
 
 def _read(reader, src: Path) -> RGBDSequence:
@@ -103,7 +103,7 @@ def iter_tum(src: Path, start: int = 0, stride: int = 1, max_frames: int | None 
     for f in _select(frames, start, stride, max_frames):
         fr = Frame(stamp_ns=round(f.stamp_s * NS), K=K, encoded=f.rgb_path.read_bytes(),
                    encoding="png" if f.rgb_path.suffix.lower() == ".png" else "jpeg",
-                   gt_pose=f.camera_to_world)
+                   gt_pose=f.camera_to_world, source=str(f.rgb_path))
         depth = read_depth(f.depth_path, TUM_DEPTH_SCALE) if f.depth_path is not None else None
         if lens is not None:  # re-encoded losslessly by the bag writer
             fr.image, fr.encoded, fr.encoding, fr.K = lens.rgb(fr.rgb()), None, None, lens.intrinsics
@@ -119,9 +119,8 @@ def iter_frames(src: Path, fps: float = 30.0, start: int = 0, stride: int = 1,
     if not images:
         raise BagError(f"{src}: no .jpg/.png images")
     for i, path in enumerate(_select(images, start, stride, max_frames)):
-        data = path.read_bytes()
-        fr = Frame(stamp_ns=round((start + i * max(1, stride)) * NS / fps), K=K, encoded=data,
-                   encoding="png" if path.suffix.lower() == ".png" else "jpeg")
+        fr = Frame(stamp_ns=round((start + i * max(1, stride)) * NS / fps), K=K, encoded=path.read_bytes(),
+                   encoding="png" if path.suffix.lower() == ".png" else "jpeg", source=str(path))
         if K is None:
             h, w = fr.rgb().shape[:2]
             fr.K = default_K(w, h)
@@ -279,6 +278,10 @@ def _badja_frames(clip: BadjaClip) -> list[np.ndarray]:
         frames = [read_rgb(p, BadjaError) for p in paths]  # a frame that does not decode is named
     if not frames:
         raise BadjaError(f"{clip.frames}: no frames")
+    odd = next((k for k, f in enumerate(frames) if f.shape != frames[0].shape), None)
+    if odd is not None:  # else LK's traceback in the scoring, after the bag's whole inference
+        (h0, w0), (h, w) = frames[0].shape[:2], frames[odd].shape[:2]
+        raise BadjaError(f"{clip.frames}: frame {odd:05d} is {w}x{h}, frame 00000 {w0}x{h0}: a clip's frames are one size")
     return frames
 
 
@@ -370,6 +373,8 @@ def load_badja(src: str | Path | BadjaClip, clip: str | None = None) -> dict:
     if not visible[0].any():  # the joints are tracked from it: scoring failed after the bag's whole inference
         raise BadjaError(f"{src.annotations}: no joint is visible on the first annotated frame ({annotated[0]}), "
                          "where the tracks start")
+    if not (visible[1:] & visible[0]).any():  # scored as None, and left out of the mean over clips unsaid
+        raise BadjaError(f"{src.annotations}: no later annotated frame shows a joint seen on the first: nothing to score")
     joints_xy = joints_rc[order][..., ::-1] * (frames[0].shape[0] / 1080.0)
     area, area_source = _mask_areas(src, annotated, joints_xy, visible, frames[0].shape[:2])
     return {"name": src.name, "frames": frames, "annotated": annotated, "joints_xy": joints_xy,

@@ -62,6 +62,8 @@ def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[in
     prev_gray = None
     for s in stamps:
         gray = _gray(images[s])
+        if prev_gray is not None and prev_gray.shape != gray.shape:  # the camera changed resolution: LK cannot follow
+            alive[:] = False
         if prev_gray is not None and alive.any():
             idx = np.flatnonzero(alive)
             new, ok = lk_step(prev_gray, gray, pts[idx], win, levels, max_error)

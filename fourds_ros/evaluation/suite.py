@@ -88,12 +88,15 @@ def _recording(entry, index: int) -> Recording:
         raise SplitError(f"recordings[{index}] ({entry['name']}): format must be one of {SUITE_FORMATS}")
     if not isinstance(entry.get("reverse", False), bool):
         raise SplitError(f"recordings[{index}] ({entry['name']}): reverse must be true or false")
+    erode = entry.get("erode_px", 0)
+    if isinstance(erode, bool) or not isinstance(erode, int) or erode < 0:
+        raise SplitError(f"recordings[{index}] ({entry['name']}): erode_px must be a whole number of pixels >= 0")
     name = str(entry["name"])  # it names OUT/bags/<name> and OUT/<name>: one folder, never one outside OUT
     if "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
         raise SplitError(f"recordings[{index}] ({name!r}): a name must be one plain folder name, without '/', "
                          "'\\', '.' or '..' (it names the recording's folders under --out)")
     return Recording(name, entry["format"], str(entry["path"]), str(entry["scene"]),
-                     int(entry.get("erode_px", 0)), bool(entry.get("reverse", False)))
+                     erode, bool(entry.get("reverse", False)))
 
 
 def _fold(entry, index: int, scenes: set[str]) -> Fold:
@@ -262,6 +265,9 @@ def run_suite(split: Split, fold: Fold, data_root: str | Path, out: str | Path, 
     runs = [(rec, "validation" if rec.scene in fold.validation else "train") for rec in split.recordings]
     runs = [(rec, role) for rec, role in runs if role == "validation" or not validation_only]
     check_outputs_apart([rec for rec, _ in runs], data_root, out)
+    missing = [f"{rec.name}: {data_root / rec.path}" for rec, _ in runs if not (data_root / rec.path).exists()]
+    if missing:
+        raise BagError(f"no such recording: {', '.join(missing)}")
     for summary in ("suite.json", "suite.md"):  # an earlier suite's, which a stopped rerun left looking whole
         (out / summary).unlink(missing_ok=True)
     rows = []
