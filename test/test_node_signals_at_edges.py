@@ -77,3 +77,69 @@ def test_a_second_ctrl_c_while_the_node_releases_is_no_traceback(tiny_model_dir,
     node_log = log_path.read_text()
     assert "injected: release waits" in node_log, node_log
     assert node.returncode == 0 and "Traceback" not in node_log, node_log
+
+
+# A clip that outlasts any wait (a slow CPU, a large model, a stuck engine): 30 s of inference.
+LONG_CLIP = """\
+import time
+from fourds_ros.ros.perception_node import PerceptionNode
+run = PerceptionNode._run_clip
+def slow(self, clip):
+    print("injected: a 30 s clip starts", flush=True)
+    time.sleep(30.0)
+    run(self, clip)
+PerceptionNode._run_clip = slow"""
+
+
+def _shared_memory(pid: int) -> set[str]:
+    """The Fast DDS shared-memory segments process pid maps (its ports' files aside: they are shared)."""
+    from pathlib import Path
+
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {line.split()[-1] for line in maps if "/dev/shm/fastdds_" in line and "port" not in line}
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_clip_that_will_not_end_exits_before_launchs_sigterm_and_frees_its_shared_memory(
+        tiny_model_dir, ros_env, tmp_path, name):
+    """At a signal the node waited 10 s for the running clip, past ros2 launch's SIGTERM (5 s) and near its
+    SIGKILL (10 s); then it exited 0, but the abandoned clip's thread still held the node, and rclpy's lifecycle
+    state machine (never destroyed) the DDS participant: its 35 MB of shared memory stayed in /dev/shm. And
+    the release's WARN came with rcl's "Failed to publish log message to rosout", which read as a fault."""
+    import json
+    import os
+    import signal
+    import sys
+    import time
+
+    params_file = write_params(tmp_path / "params.yaml", {"model": str(tiny_model_dir), "num_queries": 16, "hop": 4})
+    argv = command_line(node_plan([params_file]), executable=node_command(LONG_CLIP))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                                {"frames": 4, "rate": 20, "size": [120, 160]}, {"wait": 60}]))
+    env = process_environment(ros_env)
+    log_path = tmp_path / "node.log"
+    with open(log_path, "w") as log:
+        node = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        probe = subprocess.Popen([sys.executable, "-m", "fourds_ros.ros.probe", "--plan", str(plan), "--out",
+                                  str(tmp_path / "probe.json")], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while "injected: a 30 s clip starts" not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            node_only = _shared_memory(node.pid) - _shared_memory(probe.pid)
+            start = time.monotonic()
+            node.send_signal(getattr(signal, name))
+            node.wait(timeout=30)
+            took = time.monotonic() - start
+        finally:
+            stop_process(node)
+            stop_process(probe)
+    node_log = log_path.read_text()
+    assert "injected: a 30 s clip starts" in node_log and node.returncode == 0, node_log
+    assert took < 5.0, (took, node_log)
+    assert "the running clip did not end within 3 s: dropped" in node_log, node_log
+    assert "Failed to publish log message to rosout" not in node_log, node_log
+    assert node_only and not [path for path in node_only if os.path.exists(path)], (node_only, node_log)

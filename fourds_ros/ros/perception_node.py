@@ -24,12 +24,13 @@ from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
 from .manager_bond import ManagerBond
-from .node_lifetime import init_ros, run_until_shutdown
+from .node_lifetime import init_ros, release_warning, run_until_shutdown
 from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
 from .transforms import CameraMount, create_publishers, create_subscriptions
 
-RELEASE_WAIT_S = 10.0  # cleanup / shutdown waits this long for the running clip (and queued ones unless signalled)
+RELEASE_WAIT_S = 10.0  # cleanup / shutdown waits this long for the running clip and the queued ones
+SIGNAL_RELEASE_WAIT_S = 3.0  # at a signal, for the running clip only: launch SIGTERMs 5 s after its SIGINT
 
 
 class PerceptionNode(LifecycleNode):
@@ -135,14 +136,15 @@ class PerceptionNode(LifecycleNode):
     def _release(self) -> None:
         discarded = self.pipeline.pending_frames if self.pipeline is not None else 0  # buffered: flush had no clip
         if self.worker is not None:
-            if not self.worker.stop(RELEASE_WAIT_S, self.context.ok()):  # no waiting clip once ROS shut down
-                self.get_logger().warning(f"the running clip did not end within {RELEASE_WAIT_S:g} s: dropped")
+            wait_s = RELEASE_WAIT_S if self.context.ok() else SIGNAL_RELEASE_WAIT_S  # signalled: nothing to publish
+            if not self.worker.stop(wait_s, self.context.ok()):
+                release_warning(self, f"the running clip did not end within {wait_s:g} s: dropped")
             discarded += self.worker.discard()
         if self.pipeline is not None:  # its counters end with it: their totals, after the clips stop() ran
             self.health.carry(self.pipeline.status())
         self.health.counts["frames_discarded_at_release"] += discarded  # buffered ones were left unaccounted
         if discarded:  # shutdown or cleanup with frames not described: say so
-            self.get_logger().warning(f"released with {discarded} frames buffered or queued for inference: discarded")
+            release_warning(self, f"released with {discarded} frames buffered or queued for inference: discarded")
         for p in self.publishers_.values():
             self.destroy_publisher(p)
         self.publishers_ = {}
