@@ -18,6 +18,19 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    """SIGTERM (`timeout`, a CI job cancelled) ends the run as Ctrl-C does: the tests' `finally` blocks then
+    stop the nodes and probes they started. Python's default for SIGTERM ran none of them, and the node
+    spun on, reparented to init, holding its DDS shared memory."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupted)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A selection that matches no test fails the run: colcon test counts pytest's "no tests collected"
     as a pass, so `make test PYTEST_ARGS="-k typo"` used to pass having tested nothing."""

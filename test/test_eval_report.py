@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fourds_ros.evaluation.bag import Frame, open_reader, write_bag
+from fourds_ros.ros_env import run_ros_process
 
 from .conftest import REPO, SHARED_DATA, require, stop_process
 
@@ -35,9 +36,8 @@ def get(report: dict, dotted: str):
 
 
 def fourds_ros(args: list[str], env: dict, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([str(REPO / ".venv" / "bin" / "fourds-ros"), *args] if (REPO / ".venv").exists()
-                          else [sys.executable, "-m", "fourds_ros", *args],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return run_ros_process([str(REPO / ".venv" / "bin" / "fourds-ros"), *args] if (REPO / ".venv").exists()
+                           else [sys.executable, "-m", "fourds_ros", *args], env, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -461,8 +461,7 @@ def drain_replay(ros_env, frames: int, delay_s: float, pose_last: bool) -> dict:
                              "1" if pose_last else "0"], env=ros_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        replay = subprocess.run([sys.executable, "-c", REPLAY_FRAMES, namespace, str(frames)], env=ros_env,
-                                capture_output=True, text=True, timeout=120)
+        replay = run_ros_process([sys.executable, "-c", REPLAY_FRAMES, namespace, str(frames)], ros_env, 120)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         return json.loads(replay.stdout.strip().splitlines()[-1])
     finally:

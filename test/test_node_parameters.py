@@ -8,6 +8,7 @@ import contextlib
 import pytest
 
 from fourds_ros.perception.settings import parameter_specs
+from fourds_ros.ros_env import run_ros_process
 
 
 @contextlib.contextmanager
@@ -106,12 +107,10 @@ def test_a_params_file_with_an_empty_list_and_a_misspelt_name(ros_env, tiny_mode
 def test_a_list_mixing_whole_numbers_and_decimals_is_one_line_not_a_traceback(ros_env):
     """rcl refuses `base_from_camera: [0.1, 0, 0.3, ...]` (a list takes one type) before the node exists: the
     process died with a traceback. Now one line says why and how to write it, exit code 2."""
-    import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args", "-p",
-                           "base_from_camera:=[0.1, 0, 0.3, -0.5, 0.5, -0.5, 0.5]"],
-                          env=ros_env, capture_output=True, text=True, timeout=60)
+    done = run_ros_process([sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args", "-p",
+                           "base_from_camera:=[0.1, 0, 0.3, -0.5, 0.5, -0.5, 0.5]"], ros_env, 60)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "write every number with a decimal point" in done.stderr
 
@@ -119,11 +118,10 @@ def test_a_list_mixing_whole_numbers_and_decimals_is_one_line_not_a_traceback(ro
 def test_a_missing_params_file_is_one_line_without_the_mixed_list_advice(ros_env, tmp_path):
     """A mistyped --params-file path (or a bad -r, -p without :=) is one line with rcl's reason, and no advice to
     write decimal points: that advice is for a list mixing types alone."""
-    import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args", "--params-file",
-                           str(tmp_path / "robot_typo.yaml")], env=ros_env, capture_output=True, text=True, timeout=60)
+    done = run_ros_process([sys.executable, "-m", "fourds_ros.ros.perception_node", "--ros-args", "--params-file",
+                           str(tmp_path / "robot_typo.yaml")], ros_env, 60)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "Error opening YAML file" in done.stderr and "decimal point" not in done.stderr, done.stderr
 
@@ -163,15 +161,13 @@ def test_help_prints_every_parameter_and_starts_no_node(ros_env):
     """`perception_node --help` started the node (rclpy ignores arguments outside --ros-args), which then
     ran until a signal. Now it prints the usage and every parameter as a params file, and exits 0; a
     `--help` inside --ros-args is ROS's, not ours (rcl refuses it: exit 2)."""
-    import subprocess
     import sys
 
     import yaml
 
     from fourds_ros.perception.settings import parameter_specs
 
-    done = subprocess.run([sys.executable, "-m", "fourds_ros.ros.perception_node", "--help"],
-                          env=ros_env, capture_output=True, text=True, timeout=60)
+    done = run_ros_process([sys.executable, "-m", "fourds_ros.ros.perception_node", "--help"], ros_env, 60)
     assert done.returncode == 0, done.stderr
     usage, _, params_file = done.stdout.partition("\n# ")
     assert usage.startswith("usage: ros2 run fourds_ros perception_node")

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 
+from fourds_ros.ros_env import run_ros_process
 from fourds_ros.ros.tf_static import chain_transform, matrix_from_ros, ros_from_matrix
 
 S = math.sqrt(0.5)
@@ -101,19 +102,16 @@ def test_lookup_across_processes_on_real_dds(ros_env, tmp_path):
                                  env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert publisher.stdout.readline().strip() == "published"
-        lookup = subprocess.run([sys.executable, "-m", "fourds_ros.ros.tf_static", "lookup", "base_link",
-                                 "camera_optical", "--timeout", "20"], env=ros_env, capture_output=True,
-                                text=True, timeout=60)
+        lookup = run_ros_process([sys.executable, "-m", "fourds_ros.ros.tf_static", "lookup", "base_link",
+                                 "camera_optical", "--timeout", "20"], ros_env, 60)
         assert lookup.returncode == 0, lookup.stdout + lookup.stderr
         found = np.array(json.loads(lookup.stdout.strip().splitlines()[-1])["matrix"])
         expected = matrix_from_ros(*BASE_TO_LINK) @ matrix_from_ros(*LINK_TO_OPTICAL)
         np.testing.assert_allclose(found, expected, atol=1e-9)
-        missing = subprocess.run([sys.executable, "-m", "fourds_ros.ros.tf_static", "lookup", "base_link",
-                                  "no_such_frame", "--timeout", "1"], env=ros_env, capture_output=True,
-                                 text=True, timeout=60)
+        missing = run_ros_process([sys.executable, "-m", "fourds_ros.ros.tf_static", "lookup", "base_link",
+                                  "no_such_frame", "--timeout", "1"], ros_env, 60)
         assert missing.returncode == 1 and json.loads(missing.stdout)["matrix"] is None
-        late = subprocess.run([sys.executable, "-c", LATE_SUBSCRIBER, "camera_optical", "20"], env=ros_env,
-                              capture_output=True, text=True, timeout=60)
+        late = run_ros_process([sys.executable, "-c", LATE_SUBSCRIBER, "camera_optical", "20"], ros_env, 60)
         assert late.returncode == 0, late.stdout + late.stderr
         assert json.loads(late.stdout.strip().splitlines()[-1]) == ["camera_link", "camera_optical"]
     finally:
@@ -155,8 +153,7 @@ RELEASE_AND_NO_TF2_MSGS = textwrap.dedent("""
 
 
 def test_a_released_mount_leaves_tf_static_and_no_tf2_msgs_keeps_the_parameter(ros_env):
-    run = subprocess.run([sys.executable, "-c", RELEASE_AND_NO_TF2_MSGS], env=ros_env, capture_output=True,
-                         text=True, timeout=60)
+    run = run_ros_process([sys.executable, "-c", RELEASE_AND_NO_TF2_MSGS], ros_env, 60)
     assert run.returncode == 0, run.stdout + run.stderr
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["publishers"] == [1, 0]

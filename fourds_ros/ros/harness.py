@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..ros_env import ros_environment, stop_ros_process
+from ..ros_env import ros_environment, run_ros_process, stop_ros_process
 from .launch_logic import PARAMS_KEY, command_line, module_command, node_plan
 
 
@@ -68,7 +68,7 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
             probe_cmd = [sys.executable, "-m", "fourds_ros.ros.probe", "--plan", str(plan_path),
                          "--out", str(out_path), "--namespace", namespace,
                          "--topics", ",".join(probe_topics or []), "--node-pid", str(node.pid)]
-            probe = subprocess.run(probe_cmd, env=env, capture_output=True, text=True, timeout=probe_timeout_s)
+            probe = run_ros_process(probe_cmd, env, probe_timeout_s)
             if probe.returncode != 0:
                 raise RuntimeError(f"probe failed ({probe.returncode}):\n{probe.stdout}\n{probe.stderr}")
         finally:

@@ -1,0 +1,73 @@
+"""ROS processes this package starts and waits for are stopped with SIGINT, never SIGKILL: a SIGKILLed
+participant leaves its Fast DDS shared memory (35 MB) in /dev/shm for good."""
+import subprocess
+import sys
+
+import pytest
+
+from fourds_ros.ros_env import run_ros_process
+
+# Stands in for a ROS process: says when it is ready, and which signal stopped it.
+STOPPED_BY = """\
+import signal, sys, time
+def stopped(number, frame):
+    print("stopped by", signal.Signals(number).name, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGINT, stopped)
+signal.signal(signal.SIGTERM, stopped)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_process_past_its_timeout_is_stopped_by_sigint(tmp_path):
+    out = tmp_path / "out.txt"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_ros_process([sys.executable, "-c", STOPPED_BY.replace("flush=True", f"flush=True, file=open({str(out)!r}, 'a')")],
+                        {}, 5.0)
+    assert out.read_text().splitlines() == ["ready", "stopped by SIGINT"]
+
+
+def test_a_process_that_ends_gives_its_exit_code_and_output():
+    done = run_ros_process([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"],
+                           {}, 30.0)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+HOLDS_A_CHILD = """\
+import signal, subprocess, sys, time
+def test_holds_a_ros_process():
+    child = subprocess.Popen([sys.executable, "-c", {child!r}])
+    try:
+        time.sleep(120)
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.wait()
+"""
+
+
+def test_a_test_run_ended_by_sigterm_still_stops_the_processes_it_started(tmp_path):
+    """`timeout` or a cancelled CI job sends pytest SIGTERM: the tests' finally blocks must still stop what
+    they started (conftest's pytest_configure), not leave it running with its DDS shared memory."""
+    import os
+    import signal
+    import time
+
+    from .conftest import REPO
+
+    out = tmp_path / "child.txt"
+    child = STOPPED_BY.replace("flush=True", f"flush=True, file=open({str(out)!r}, 'a')").replace(
+        'print("ready"', 'print("ready", os.getpid()').replace("import signal", "import os, signal")
+    (tmp_path / "test_holder.py").write_text(HOLDS_A_CHILD.format(child=child))
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "test.conftest",
+                            str(tmp_path / "test_holder.py")], cwd=REPO, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_text().startswith("ready")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run.send_signal(signal.SIGTERM)
+    run.wait(timeout=60)
+    lines = out.read_text().splitlines()
+    if lines[-1].startswith("ready"):  # not stopped: this test's own clean-up of the orphan
+        os.kill(int(lines[0].split()[1]), signal.SIGINT)
+    assert lines[1:] == ["stopped by SIGINT"], lines
