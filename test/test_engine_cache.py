@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fourds_ros.engine import EngineSpec, create_engine
+from fourds_ros.engine import EngineSpec, create_engine, engine_cache
 from fourds_ros.engine.engine_cache import (
     STALE_TEMP_S,
     CacheDirError,
@@ -251,11 +251,14 @@ def as_runtime_user(work) -> dict:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: it never returns into pytest
+        parents = set(engine_cache._FALLBACK_DIRS.values())
         try:
             os.close(read_end)
             with open(write_end, "w") as out:
                 json.dump(_outcome(work), out, default=str)
         finally:
+            for folder in set(engine_cache._FALLBACK_DIRS.values()) - parents:  # os._exit runs no atexit removal
+                shutil.rmtree(folder, ignore_errors=True)
             os._exit(0)
     os.close(write_end)
     with open(read_end) as child_output:
@@ -529,3 +532,43 @@ def test_checkpoint_key_follows_the_code_that_defines_the_graph(tiny_model_dir, 
         changed = {**sources, name: sources[name].replace(b"return", b"return  ", 1)}
         monkeypatch.setattr(engine_cache, "graph_sources", lambda changed=changed: changed)
         assert checkpoint_key(tiny_model_dir, "fp32", 8) != key, name
+
+
+# A process that takes a private fallback folder (its cache directory refused) and then dies without its atexit
+# removal (SIGKILL, an unhandled SIGTERM, os._exit); argv: the refused folder, "exit" or "live".
+TAKES_A_FALLBACK = """\
+import os, sys, time
+from fourds_ros.engine.engine_cache import secure_cache_dir
+print(secure_cache_dir(sys.argv[1]), flush=True)
+if sys.argv[2] == "exit":
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def test_a_fallback_folder_left_by_a_dead_process_is_removed_by_the_next_one_and_a_live_ones_is_kept(
+        tmp_path, monkeypatch):
+    """Every process whose cache was refused and that ended without atexit left its folder in /tmp (25 of them
+    on the machine this was found on, an exported graph each where the engine was built)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    refused = tmp_path / "shared_cache"
+    refused.mkdir()
+    refused.chmod(0o777)  # world-writable: refused
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    dead = subprocess.run([sys.executable, "-c", TAKES_A_FALLBACK, str(refused), "exit"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    dead_folder = Path(dead.stdout.split()[0])
+    assert dead_folder.is_dir()
+    live = subprocess.Popen([sys.executable, "-c", TAKES_A_FALLBACK, str(refused), "live"], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        live_folder = Path(live.stdout.readline().strip())
+        assert live_folder.is_dir() and not dead_folder.exists()  # the next process removed it
+        monkeypatch.setattr(engine_cache, "_FALLBACK_DIRS", {})
+        ours = engine_cache.secure_cache_dir(refused)
+        assert live_folder.is_dir() and ours.is_dir() and ours != live_folder  # a living process's is kept
+    finally:
+        live.terminate()
+        live.wait(timeout=30)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -114,14 +115,42 @@ def _refusal(path: Path) -> str | None:
 
 # Refused cache directory -> the private temporary directory used instead, one per process.
 _FALLBACK_DIRS: dict[str, Path] = {}
+_FALLBACK_PREFIX = "fourds_ros-engines-"
+_OWNER_LOCK = ".owner.lock"  # flock'd by the process using the folder for as long as it lives
 
 
 def _private_fallback(refused: Path) -> Path:
     if str(refused) not in _FALLBACK_DIRS:
-        fallback = Path(tempfile.mkdtemp(prefix="fourds_ros-engines-"))  # mkdtemp: mode 0700
+        _remove_abandoned_fallbacks()
+        fallback = Path(tempfile.mkdtemp(prefix=_FALLBACK_PREFIX))  # mkdtemp: mode 0700
+        # Locked before it has its name, so that no sweep finds it free in between; kept open: the lock lives with it
+        lock = os.open(fallback / (_OWNER_LOCK + ".new"), os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.rename(fallback / (_OWNER_LOCK + ".new"), fallback / _OWNER_LOCK)
         atexit.register(shutil.rmtree, fallback, ignore_errors=True)
         _FALLBACK_DIRS[str(refused)] = fallback
     return _FALLBACK_DIRS[str(refused)]
+
+
+def _remove_abandoned_fallbacks() -> None:
+    """Remove this user's fallback folders whose process is gone. Its atexit removal runs on a normal exit
+    only: SIGKILL, an unhandled SIGTERM (`timeout`, `docker stop`) or os._exit left a folder (an exported
+    graph: tens of MB) in the temporary directory at every start. A free lock means no process holds it;
+    a lock, unlike a process id, holds across PID namespaces sharing /tmp."""
+    for folder in Path(tempfile.gettempdir()).glob(_FALLBACK_PREFIX + "*"):
+        try:
+            if folder.stat().st_uid != os.geteuid():
+                continue
+            lock = os.open(folder / _OWNER_LOCK, os.O_RDWR)
+        except OSError:  # gone meanwhile, or made before the lock was (left as it is)
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its process lives
+            continue
+        finally:
+            os.close(lock)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def secure_cache_dir(path: str | Path, logger: logging.Logger | None = None) -> Path:
