@@ -4,6 +4,7 @@ slow to import, and `fourds-ros --help` should not need either)."""
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 # name -> ("module:function", help). Each function takes argv (list[str]) and returns an exit code.
@@ -34,7 +35,15 @@ def dispatch(commands: dict[str, tuple[str, str]], argv: list[str], prog: str) -
     return int(getattr(importlib.import_module(module), func)(rest) or 0)
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the command itself (not a caller's in-process use): SIGTERM (`timeout`, `docker stop`,
+        # systemd) ends it as an exception does, running the `finally` blocks and atexit that stop the ROS
+        # processes it started and remove its temporary folders; Python's default for SIGTERM ran none of them.
+        signal.signal(signal.SIGTERM, _terminated)
     return dispatch(COMMANDS, sys.argv[1:] if argv is None else argv, "fourds-ros")
 
 

@@ -146,3 +146,24 @@ def test_eval_refuses_a_negative_erosion_or_a_time_limit_of_nothing_when_given(t
     with pytest.raises(SystemExit) as exc:
         cli(["eval", str(tmp_path / "bag"), "--out", str(tmp_path / "out"), *option])
     assert exc.value.code == 2 and option[0] in capsys.readouterr().err
+
+
+def test_sigterm_ends_a_command_through_its_finally_blocks(tmp_path):
+    """`timeout`, `docker stop` and systemd stop a command with SIGTERM; Python's default ran no `finally` and
+    no atexit, so an eval's replay and node, or a fallback engine cache, outlived it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "waits.py").write_text("import time\ndef run(argv):\n    try:\n        print('ready', flush=True)\n"
+                                       "        time.sleep(60)\n    finally:\n        print('finally ran', flush=True)\n")
+    command = ("import sys\nfrom fourds_ros import cli\ncli.COMMANDS['waits'] = ('waits:run', 'a command that waits')\n"
+               "sys.argv = ['fourds-ros', 'waits']\nsys.exit(cli.main())")
+    proc = subprocess.Popen([sys.executable, "-c", command], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert out.strip() == "finally ran" and proc.returncode == 128 + signal.SIGTERM, (out, proc.returncode)

@@ -107,3 +107,29 @@ def test_frames_the_idle_flush_describes_are_left_out_of_latency():
     result = measure(timing, cpu_s=0.5)
     assert result["dropped"] == 0 and result["frames_out"] == 24
     assert result["latency_ms_p95"] < 200 and result["fps"] > 25
+
+
+def test_without_workdir_the_runs_folder_is_removed_at_the_end(tmp_path, monkeypatch, tiny_model_dir):
+    """Without --workdir every run left a folder (the node's logs, three recordings) in the temporary
+    directory; --workdir keeps them where it says."""
+    import tempfile
+
+    from fourds_ros.bench import replay
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    used = []
+
+    def measured(args, bag, clip_length, hop, workdir):
+        used.append(workdir)
+        (workdir / "node.log").write_text("the node's log")
+        return [{"rate_hz": 30.0, "fps": 30.0}], 30.0, None
+
+    monkeypatch.setattr(replay, "read_bag", lambda path, images: None)
+    monkeypatch.setattr(replay, "measure_bag", measured)
+    common = ["bag", "--model", str(tiny_model_dir), "--json-dir", str(tmp_path / "json")]
+    assert replay.main(common) == 0
+    assert used[0].parent == tmp_path / "tmp" and not used[0].exists()
+    assert json.loads((tmp_path / "json" / "replay.json").read_text())["workdir"] is None
+    assert replay.main([*common, "--workdir", str(tmp_path / "kept")]) == 0
+    assert (tmp_path / "kept" / "node.log").read_text() == "the node's log"

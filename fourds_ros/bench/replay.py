@@ -16,6 +16,7 @@ with SIGINT. Results go to JSON (docs/benchmarks/replay.json) and a table in doc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -130,19 +131,22 @@ def main(argv: list[str]) -> int:
                         help="frames per run: the bag's first N, or the bag looped up to N (in whole loops)")
     parser.add_argument("--max-steps", type=int, default=6, help="peak search: runs after the fixed-rate one")
     add_output_arguments(parser)
-    parser.add_argument("--workdir", default=None, help="keep node log and recordings here")
+    parser.add_argument("--workdir", default=None,
+                        help="keep the node's logs and the recordings here (without it they are removed at the end)")
     args = parser.parse_args(argv)
     clip_length, hop = clip_geometry(args.model, args.hop)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fourds_bench_replay_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        runs, ok_rate, bad_rate = measure_bag(args, read_bag(args.bag, images=False), clip_length, hop, workdir)
-    except (BagError, ReplayError) as exc:
-        print(f"fourds-ros bench replay: {exc}", file=sys.stderr)
-        return 1
+    # Without --workdir, a folder of the run's own: every run left one (logs, three recordings) in /tmp.
+    with contextlib.ExitStack() as stack:
+        workdir = Path(args.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="fourds_bench_replay_")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            runs, ok_rate, bad_rate = measure_bag(args, read_bag(args.bag, images=False), clip_length, hop, workdir)
+        except (BagError, ReplayError) as exc:
+            print(f"fourds-ros bench replay: {exc}", file=sys.stderr)
+            return 1
     results = {"bag": str(args.bag), "model": str(args.model), "backend": args.backend, "clip_length": clip_length,
                "hop": hop, "fixed_rate": runs[0], "peak_rate_hz": ok_rate, "first_failing_rate_hz": bad_rate,
-               "drop_limit": DROP_LIMIT, "runs": runs, "workdir": str(workdir)}
+               "drop_limit": DROP_LIMIT, "runs": runs, "workdir": args.workdir}
     table = markdown_table(
         [dict(r, kind="fixed" if i == 0 else "search") for i, r in enumerate(runs)],
         [("kind", "run", ""), ("rate_hz", "rate Hz", ".1f"), ("fps", "out fps", ".1f"),
