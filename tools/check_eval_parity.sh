@@ -8,9 +8,16 @@
 # default changed on purpose after REV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+USAGE="usage: bash tools/check_eval_parity.sh REV OUT_DIR [NEW_PARAM ...] (NEW_PARAM: NAME=VALUE)"
+[ $# -ge 2 ] || { echo "$USAGE" >&2; exit 2; }
 REV=$1; OUT=$(realpath -m "$2"); shift 2
 ROOT=$(pwd)
-PARAMS=(); for p in "$@"; do PARAMS+=(--param "$p"); done
+PARAMS=(); for p in "$@"; do
+  [[ $p == ?*=* ]] || { echo "$p: not NAME=VALUE; $USAGE" >&2; exit 2; }
+  PARAMS+=(--param "$p")
+done
+# before anything in OUT_DIR is removed
+git rev-parse -q --verify "$REV^{commit}" >/dev/null || { echo "$REV: no such commit here; $USAGE" >&2; exit 2; }
 DATA=${DATA:-../shared/data}
 PY=.venv/bin/python
 rm -rf "$OUT"/old_tree "$OUT"/*_bag "$OUT"/old_* "$OUT"/new_* && mkdir -p "$OUT"

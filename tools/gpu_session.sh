@@ -6,12 +6,18 @@
 #   setup: CARRY=.gpu (wheels: trimesh, transforms3d, embreex; data from tools/gpu_session_data.py),
 #          the tracked weights moved out of the tree; installs into /tmp and times a short run.
 #   train: CARRY=.gpum (a copy of models/fourds_default); trains for TRAIN_SECONDS and returns the
-#          fp16 model in 16 MB parts (files come back at most 16 MiB each, 8 files at most). Every
-#          SAVE_EVERY steps the model is scored on the TUM validation recording (never trained on)
-#          and the best-scoring weights are the ones returned (training/selection.py).
-#   scratch: no carry after setup; the whole recipe from nothing in one call: MAE pre-training on
-#          every real video (7-Scenes, the HoloLens walk, the 18 unlabelled videos; never TUM or a
-#          BADJA clip) for PRETRAIN_SECONDS, then the readouts on that encoder for TRAIN_SECONDS.
+#          fp16 model in 16 MB parts with checkpoint.json (files come back at most 16 MiB each, 8 files
+#          at most; tools/gpu_session_weights.py). Every SAVE_EVERY steps the model is scored on the TUM
+#          validation recording (never trained on) and the best-scoring weights are the ones returned
+#          (training/selection.py); each new best goes to $OUT as it is saved, so a call killed at its
+#          limit returns its best so far.
+#   scratch: CARRY=.gpuf (the MAE frames, 13 MB: with .gpu's data and wheels they passed 64 MiB); the
+#          whole recipe from nothing in one call: MAE pre-training on every real video (7-Scenes, the
+#          HoloLens walk, the 18 unlabelled videos; never TUM or a BADJA clip) for PRETRAIN_SECONDS,
+#          then the readouts on that encoder for TRAIN_SECONDS.
+#   collect (here, not on the device): `bash tools/gpu_session.sh collect FILES_AT MODEL_DIR` installs
+#          the model a train or scratch call returned, finished or cut short, as MODEL_DIR (new), its
+#          parts checked against checkpoint.json; it refuses where the call returned none.
 # --still-clips (session 21): the pose head reads a still camera as fast motion, and on the CPU's
 # frozen features still clips did not teach it otherwise; with the encoder fine-tuned they may.
 # --covered-clips (session 25): a part of the lens covered costs the shipped model most of its
@@ -49,6 +55,9 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
 MODE=$1
 WORKERS=${WORKERS:-15}
+if [ "$MODE" = collect ]; then
+  exec "${PYTHON:-.venv/bin/python}" tools/gpu_session_weights.py collect "${@:2}"
+fi
 if [ "$MODE" = setup ]; then
   rm -rf /tmp/site /tmp/gpudata
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
@@ -73,14 +82,22 @@ if [ "$MODE" = setup ]; then
   grep -i "wall\|steps" /tmp/smoke/README.md | head -5
   exit 0
 fi
-[ -d /tmp/site ] || { echo "no /tmp/site: the setup call ran on another machine"; exit 2; }
-TRAIN_SECONDS=${TRAIN_SECONDS:-300}
-# A device call runs at most CALL_LIMIT_S (600 s), and one cut short returns no weights. Rendering the clips
-# (121-130 s on the H200 in sessions 41-42) and the training's overshoot of its budget (about 10 %) come on
-# top of the budgets: refuse what cannot fit before anything is spent.
+# A device call runs at most CALL_LIMIT_S (600 s), and one cut short returns only its best checkpoint so far.
+# Rendering the clips (121-130 s on the H200 in sessions 41-42) and the training's overshoot of its budget (about
+# 10 %) come on top of the budgets: refuse what cannot fit before anything is spent. Scratch's TRAIN_SECONDS
+# defaults to what the call has left after PRETRAIN_SECONDS (220 s with the defaults; 300 made it refuse itself).
+CALL_LIMIT_S=${CALL_LIMIT_S:-600}
+PRETRAIN_SECONDS=${PRETRAIN_SECONDS:-200}
+if [ "$MODE" = scratch ]; then
+  TRAIN_SECONDS=${TRAIN_SECONDS:-$(( CALL_LIMIT_S - 180 - PRETRAIN_SECONDS ))}
+else
+  TRAIN_SECONDS=${TRAIN_SECONDS:-300}
+fi
 NEEDED=$(( TRAIN_SECONDS + 180 ))
-[ "$MODE" = scratch ] && NEEDED=$(( NEEDED + ${PRETRAIN_SECONDS:-200} ))
-[ "$NEEDED" -le "${CALL_LIMIT_S:-600}" ] || { echo "TRAIN_SECONDS (+ PRETRAIN_SECONDS) + 180 s of rendering and overshoot = $NEEDED s, over the call's ${CALL_LIMIT_S:-600} s: lower them"; exit 2; }
+[ "$MODE" = scratch ] && NEEDED=$(( NEEDED + PRETRAIN_SECONDS ))
+[ "$NEEDED" -le "$CALL_LIMIT_S" ] || { echo "TRAIN_SECONDS (+ PRETRAIN_SECONDS) + 180 s of rendering and overshoot = $NEEDED s, over the call's $CALL_LIMIT_S s: lower them"; exit 2; }
+[ "${CHECK_BUDGET:-0}" = 1 ] && { echo "budget: $NEEDED of $CALL_LIMIT_S s"; exit 0; }  # a dry run of the check (tests, here)
+[ -d /tmp/site ] || { echo "no /tmp/site: the setup call ran on another machine"; exit 2; }
 CLIPS=${CLIPS:-2000}
 RUN=/tmp/gpurun
 rm -rf "$RUN"  # a warm machine keeps the last call's model: a failed run must not return it
@@ -93,13 +110,15 @@ START=(--init .gpum/fourds_default)
 # step that lost 13 % of metric depth). Not from scratch: fresh heads start as no reference.
 GUARD=(--select-no-worse depth_abs_rel_scaled depth_abs_rel)
 if [ "$MODE" = scratch ]; then
-  # prepare ships the MAE frames only without --no-mae-frames, and then over 64 MiB: say so before a start is spent
-  [ -d /tmp/gpudata/frames ] || { echo "no /tmp/gpudata/frames: scratch needs the MAE frames (prepare without --no-mae-frames)"; exit 2; }
+  # the MAE frames travel with this call (carry .gpuf; prepare without --no-mae-frames): say so before a start is spent
+  FRAMES=.gpuf/frames
+  [ -d "$FRAMES" ] || FRAMES=/tmp/gpudata/frames  # a .gpu/data made before the frames had their own carry
+  [ -d "$FRAMES" ] || { echo "no .gpuf/frames: scratch needs the MAE frames (prepare without --no-mae-frames, carry [\".gpuf\"])"; exit 2; }
   rm -rf /tmp/mae
   # shellcheck disable=SC2086
   python3 -m training.pretrain --config default --out /tmp/mae --no-progress \
-    "data.root=[/tmp/gpudata/7scenes_redkitchen_half, samples/hololens_000, /tmp/gpudata/frames]" \
-    "time_budget_s=${PRETRAIN_SECONDS:-200}" "num_workers=$WORKERS" ${MAE_OVERRIDES:-} 2>&1 | tee "$OUT/pretrain.log" || exit 1
+    "data.root=[/tmp/gpudata/7scenes_redkitchen_half, samples/hololens_000, $FRAMES]" \
+    "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS" ${MAE_OVERRIDES:-} 2>&1 | tee "$OUT/pretrain.log" || exit 1
   START=(--backbone /tmp/mae/encoder --readout-width 192 --readout-heads 6 --softargmax-temperature 15)
   LR=${LR_SCRATCH:-3e-4}  # fresh heads: stage 2's rate
   GUARD=()
@@ -109,6 +128,25 @@ REVERSE_ARGS=() TEACHER_ARGS=()
 [ "${REVERSE:-0}" = 1 ] && REVERSE_ARGS=(--reverse)
 [ "${TEACHER:-0}" = 1 ] && TEACHER_ARGS=(--depth-teacher .gpum/fourds_default --depth-teacher-weight "${TEACHER_WEIGHT:-1}"
                                          --depth-teacher-holds "$TEACHER_HOLDS")
+# Each new best-scored checkpoint (RUN/model/selected, written at a SAVE_EVERY step) goes to $OUT as soon as it is
+# saved, whole or not at all: a call cut short at its limit returned nothing of its run before. An export under
+# way when the training ends is finished before the final model replaces it (TERM waits for it).
+export_best() {  # run in the background (its own shell: the trap and variables stay there)
+  trap 'exit 0' TERM
+  local weights=$RUN/model/selected/model.safetensors stamp=$RUN/exported
+  while kill -0 $$ 2>/dev/null; do
+    if [ -f "$weights" ] && { [ ! -e "$stamp" ] || [ "$weights" -nt "$stamp" ]; }; then
+      touch -r "$weights" "$stamp"
+      python3 tools/gpu_session_weights.py export "$RUN/model/selected" "$OUT" || echo "export of $RUN/model/selected failed"
+    fi
+    sleep "${EXPORT_POLL_S:-2}" >/dev/null 2>&1 &
+    wait $!
+  done
+}
+mkdir -p "$RUN"
+export_best &
+EXPORTER=$!
+trap 'kill "$EXPORTER" 2>/dev/null; wait "$EXPORTER" 2>/dev/null' EXIT
 python3 -m training.train_readouts "${START[@]}" --finetune \
   --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
   --depth-grad-weight 0.5 --first-frame-queries 0.8 --num-tracks 64 --train-clips "$CLIPS" --val-clips "${VAL_CLIPS:-64}" \
@@ -118,7 +156,8 @@ python3 -m training.train_readouts "${START[@]}" --finetune \
   --select-on /tmp/gpudata/tum_fr1_rpy_half "${GUARD[@]}" --save-every "${SAVE_EVERY:-400}" \
   --steps 100000 --time-budget "$TRAIN_SECONDS" --workers "$WORKERS" --name fourds_default \
   --out "$RUN/model" --seed "${SEED:-21}" --device "${TRAIN_DEVICE:-cuda}" --no-progress 2>&1 | tee "$OUT/train.log" || exit 1
-python3 -m training.convert_checkpoint "$RUN/model" --dtype float16 2>&1 | tail -2 || exit 1
-cp "$RUN/model/config.json" "$RUN/model/training_log.json" "$RUN/model/README.md" "$OUT/" || exit 1  # 8 files at most
-split -b 16000000 "$RUN/model/model.safetensors" "$OUT/model.safetensors.part-" || exit 1  # 3 parts
-sha256sum "$RUN/model/model.safetensors" | tee -a "$OUT/train.log"  # to check the rejoined parts against
+kill "$EXPORTER" 2>/dev/null; wait "$EXPORTER" 2>/dev/null
+# The finished run's model in place of the last export: 3 parts, checkpoint.json, its card and log (8 files at most
+# with train.log and scratch's pretrain.log); `collect` here checks the parts against checkpoint.json's sha256.
+python3 tools/gpu_session_weights.py export "$RUN/model" "$OUT" --final --extras training_log.json README.md \
+  2>&1 | tee -a "$OUT/train.log" || exit 1

@@ -6,10 +6,13 @@ wide (`textures/`, texture sources for the realistic synthetic clips) and every 
 wide (`frames/`, MAE pre-training clips; the model sees 128x128 crops). The 7-Scenes training
 sequence is written at half resolution with its intrinsics scaled: the readouts resize every
 real frame to the model's 128 px anyway; so is the TUM validation recording (`tum_fr1_rpy_half`,
-read only to choose checkpoints). About 39 MB in all, 23 MB with --no-mae-frames.
+read only to choose checkpoints). About 39 MB in all (session 66: 7-Scenes 16.4 MB, TUM 4.4, textures
+5.0, MAE frames 12.7), 26 MB with --no-mae-frames. The MAE frames can go elsewhere (--frames-out): with the
+wheels and the tree, all of it came to 65 MiB, past a device call's 64, so tools/gpu_session_prepare.sh
+gives them a carry of their own (.gpuf), read by `gpu_session.sh scratch` alone.
 The folder is data, never committed (7-Scenes is non-commercial): put it under an ignored path.
 
-    python tools/gpu_session_data.py ../shared/data .gpu/data
+    python tools/gpu_session_data.py ../shared/data .gpu/data [--frames-out .gpuf/frames]
 """
 
 from __future__ import annotations
@@ -103,14 +106,15 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="../shared/data")
     parser.add_argument("out", type=Path)
     parser.add_argument("--no-mae-frames", action="store_true",
-                        help="skip frames/ (16 MB, read only by `gpu_session.sh scratch`): with the TUM "
-                             "copy, a `train` session's carry stays under 64 MiB")
+                        help="skip frames/ (13 MB, read only by `gpu_session.sh scratch`)")
+    parser.add_argument("--frames-out", type=Path,
+                        help="where the MAE frames go (default OUT/frames; prepare: .gpuf/frames, a carry of their own)")
     args = parser.parse_args()
     n = half_7scenes(args.data / "7scenes_redkitchen_f000-299", args.out / "7scenes_redkitchen_half")
     v = half_tum(args.data / "tum_fr1_rpy_f000-079", args.out / "tum_fr1_rpy_half")
     videos = sorted((args.data / "videos_unlabelled").glob("*.mp4")) + sorted((args.data / "davis2016_val_subset").glob("*.mp4"))
     m = frame_folders(videos, args.out / "textures")
-    f = 0 if args.no_mae_frames else frame_folders(videos, args.out / "frames", every=1, width=160)
+    f = 0 if args.no_mae_frames else frame_folders(videos, args.frames_out or args.out / "frames", every=1, width=160)
     print(f"7-Scenes: {n} frames at half resolution; TUM (validation): {v}; textures: {m} frames, "
           f"MAE: {f} frames, from {len(videos)} videos")
 
