@@ -36,6 +36,12 @@ def positive_float(text: str) -> float:
     return _finite(text, 0.0, strictly=True)
 
 
+def count(text: str) -> int:
+    """argparse type of a number of start frames (eval and eval-suite --pose-starts): a whole number, 0 or more
+    (`--pose-starts -2` ran as 0, unsaid)."""
+    return _whole(text, 0)
+
+
 def seconds(text: str) -> float:
     """argparse type of a time window (bag import --max-dt): a finite number of seconds, 0 or more (inf was a
     traceback, and -0.02 paired nothing and blamed the clocks)."""

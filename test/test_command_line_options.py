@@ -167,3 +167,28 @@ def test_sigterm_ends_a_command_through_its_finally_blocks(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert out.strip() == "finally ran" and proc.returncode == 128 + signal.SIGTERM, (out, proc.returncode)
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "BAG", "--offline", "--pose-starts", "-2"],
+    ["eval-suite", "--split", "S", "--data-root", "D", "--out", "O", "--pose-starts", "-1"],
+    ["bench", "node", "--seconds", "nan"],
+    ["bench", "node", "--steps", "15", "nan"],
+    ["bench", "node", "--step-seconds", "-8"],
+    ["bench", "node", "--beside-seconds", "-1"],
+    ["bench", "soak", "--window-seconds", "0"],
+], ids=lambda argv: " ".join(argv[:2] + argv[-2:]))
+def test_a_negative_or_not_finite_count_or_time_is_refused_where_given(argv, capsys):
+    """`eval --pose-starts -2` ran as 0 unsaid; NaN or negative seconds and rates reached the benchmarks' loops."""
+    with pytest.raises(SystemExit) as stop:
+        cli(argv)
+    flag = [arg for arg in argv if arg.startswith("--")][-1]
+    assert stop.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+def test_the_bare_subscriber_refuses_a_time_that_is_not_finite(capsys):
+    from fourds_ros.bench.bare_subscriber import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--seconds", "inf"])
+    assert stop.value.code == 2 and "--seconds" in capsys.readouterr().err

@@ -546,3 +546,22 @@ def test_tum_frames_need_a_pose_within_max_dt_and_65535_is_no_depth(tmp_path):
     assert len(read_tum(root)) == 1
     cv2.imwrite(str(tmp_path / "d.png"), np.array([[1000, 65535]], np.uint16))
     assert read_depth(tmp_path / "d.png", 1e-3).tolist() == [[1.0, 0.0]]
+
+
+@pytest.mark.parametrize("kind", ["VideoClips", "SquareClips"])
+def test_videos_too_short_for_a_clip_are_named_when_left_out(tmp_path, kind, caplog):
+    """A video shorter than a clip's span was dropped from training unsaid (a 5-frame clip beside real videos)."""
+    from training.data import video
+
+    for name, n in (("long", 12), ("short", 3)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / f"{name}/{i:04d}.png"), np.full((48, 64, 3), 10 * i, np.uint8))
+    with caplog.at_level("WARNING", logger=video.__name__):
+        if kind == "VideoClips":
+            clips = video.VideoClips(tmp_path, num_frames=4, image_size=(32, 32), stride=2)
+        else:
+            clips = video.SquareClips(tmp_path, num_frames=4, image_size=(32, 32), stride=2)
+    assert len(clips) >= 1
+    assert "1 of 2 videos are left out" in caplog.text and "short (3 frames)" in caplog.text
+    assert "long" not in caplog.text.split("left out")[1], caplog.text

@@ -14,6 +14,8 @@ import argparse
 import json
 import time
 
+from ..argtypes import positive_float
+
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     parser = argparse.ArgumentParser(prog="python -m fourds_ros.bench.bare_subscriber", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, required=True, help="how long to receive")
+    parser.add_argument("--seconds", type=positive_float, required=True, help="how long to receive")
     parser.add_argument("--transport", default="raw", choices=["raw", "jpeg"])
     parser.add_argument("--qos", default="DEFAULT", help="QoS preset, as the node's image_qos")
     args = parser.parse_args(argv)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import argtypes
 from ..argtypes import frame_size, positive_float
 from ..evaluation.replay import proc_cpu_seconds
 from ..perception.health import CLIP_WINDOW_CLIPS, FRAME_WINDOW_FRAMES, INFERENCE_WINDOW_CLIPS
@@ -525,10 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fourds-ros bench node", description=__doc__.split("\n\n")[0])
     parser.add_argument("--transports", nargs="+", default=["raw", "jpeg"], choices=["raw", "jpeg"])
     parser.add_argument("--rate", type=positive_float, default=30.0, help="the live camera's rate (Hz)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="live stream length (s)")
-    parser.add_argument("--steps", type=float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
+    parser.add_argument("--seconds", type=positive_float, default=20.0, help="live stream length (s)")
+    parser.add_argument("--steps", type=positive_float, nargs="*", default=[15.0, 30.0, 45.0, 60.0],
                         help="stepped rates (Hz) for the peak rate; none: skip")
-    parser.add_argument("--step-seconds", type=float, default=8.0)
+    parser.add_argument("--step-seconds", type=positive_float, default=8.0)
     parser.add_argument("--size", type=frame_size, default=CAMERA_HW, metavar="WxH",
                         help="the camera's frames (default 640x480, issue #19's camera; e.g. 1280x720, a RealSense "
                              "colour stream's default): the recording's centre cropped to that aspect and scaled")
@@ -536,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="camera_info declares this plumb_bob lens, so the node undistorts every frame (a cost "
                              "measurement: the frames are pinhole already); e.g. TUM fr1's 0.2624 -0.9531 -0.0054 "
                              "0.0026 1.1633")
-    parser.add_argument("--beside-seconds", type=float, default=12.0,
+    parser.add_argument("--beside-seconds", type=argtypes.seconds, default=12.0,
                         help="the in-process pipeline timed this long beside a --rate Hz camera process (0: skip)")
     parser.add_argument("--beside-subscriber", action="store_true",
                         help="also time it beside the camera and a process that only receives its frames (what DDS "

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transport", default="raw", choices=["raw", "jpeg"])
     parser.add_argument("--rate", type=positive_float, default=30.0, help="the live camera's rate (Hz)")
     parser.add_argument("--minutes", type=positive_float, default=10.0, help="length of the unbroken stream")
-    parser.add_argument("--window-seconds", type=float, default=60.0, help="the stream is reported in windows this long")
+    parser.add_argument("--window-seconds", type=positive_float, default=60.0, help="the stream is reported in windows this long")
     add_node_process_arguments(parser)
     args = parser.parse_args(argv)
     params, env = node_process_settings(parser, args)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..perception.settings import BACKENDS, ModelSettings
-from ..argtypes import frame_count, pixel_count, positive_float
+from ..argtypes import count, frame_count, pixel_count, positive_float
 from .bag import BagError, read_scored_bag
 from .predictions import Predictions, grid_queries, track_queries
 
@@ -252,7 +252,7 @@ def main(argv: list[str]) -> int:
                         help="also score PCK@0.2 on every BADJA clip in DIR (DAVIS layout: JPEGImages/480p/<clip>/ "
                              "or <clip>*.mp4 + badja_joint_annotations/<clip>.json; or the older "
                              "davis_horsejump-high_badja layout); several DIRs may follow")
-    parser.add_argument("--pose-starts", type=int, default=0, metavar="N",
+    parser.add_argument("--pose-starts", type=count, default=0, metavar="N",
                         help="with --offline: also the pose (model and ORB VO) from each of the bag's first N "
                              "frames, and their mean ATE (a chained pose depends on where its clips fall)")
     add_param_argument(parser)

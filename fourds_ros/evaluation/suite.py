@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..argtypes import frame_count
+from ..argtypes import count, frame_count
 from .bag import BagError, write_bag
 from .datasets import iter_dataset, played_backwards
 from .eval_cli import NODE_BACKEND, add_backend_argument, command_params, reported
@@ -380,7 +380,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-frames", type=frame_count, default=None, help="only the first N frames of each recording")
     add_param_argument(parser, "for every recording")
     parser.add_argument("--validation-only", action="store_true", help="evaluate the fold's validation scenes only")
-    parser.add_argument("--pose-starts", type=int, default=0, metavar="N",
+    parser.add_argument("--pose-starts", type=count, default=0, metavar="N",
                         help="with --offline: validation rows' pose (model and ORB VO) also from each of their "
                              "first N frames; the pose target uses the mean (0: one start)")
     args = parser.parse_args(argv)

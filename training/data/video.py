@@ -8,6 +8,7 @@ run, and every resumed run, sees exactly the same clips.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from torch.utils.data import Dataset
 
 from fourds_ros.evaluation.datasets import default_K, upright_rgb
 from fourds_ros.rgbd import natural_order, read_rgb
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -55,6 +58,14 @@ def is_rgb_frame(path: Path, root: Path | None = None) -> bool:
     if any(word in NON_RGB_WORDS for word in _words(path.stem)):
         return False
     return not any((_words(folder) or [""])[0] in NON_RGB_WORDS for folder in folders)
+
+
+def warn_too_short(sources: list[Path], lengths: list[int], span: int) -> None:
+    """Say which videos are left out for having fewer frames than a clip spans: they were dropped unsaid."""
+    short = [f"{source} ({n} frames)" for source, n in zip(sources, lengths) if n < span]
+    if short:
+        log.warning("%d of %d videos are left out, shorter than the %d frames a clip spans: %s",
+                    len(short), len(sources), span, ", ".join(short))
 
 
 def find_sources(root: str | Path | list) -> list[Path]:
@@ -159,7 +170,9 @@ class SquareClips(Dataset):
         if self.image_size[0] != self.image_size[1]:
             raise ValueError(f"{type(self).__name__} needs a square model input, got {self.image_size}")
         span = (num_frames - 1) * stride + 1
-        self.clips = [(s, start) for s in self.sources for start in range(0, count_frames(s) - span + 1, hop)]
+        lengths = [count_frames(s) for s in self.sources]
+        warn_too_short(self.sources, lengths, span)
+        self.clips = [(s, start) for s, n in zip(self.sources, lengths) for start in range(0, n - span + 1, hop)]
         if not self.clips:
             raise VideoSourceError(f"{roots}: no video has the {span} frames a clip needs")
 
@@ -200,6 +213,7 @@ class VideoClips:
         self.lengths = [count_frames(s) for s in self.sources]
         span = (num_frames - 1) * stride + 1
         self.usable = [i for i, n in enumerate(self.lengths) if n >= span]
+        warn_too_short(self.sources, self.lengths, span)
         if not self.usable:
             raise VideoSourceError(f"{root}: no video has the {span} frames a clip needs")
         self.num_frames, self.image_size, self.stride = num_frames, tuple(image_size), stride
