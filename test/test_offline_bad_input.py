@@ -135,3 +135,26 @@ def test_bag_convert_names_the_frame_that_does_not_decode(tmp_path, content, fmt
     root = root / "images" if fmt == "frames" else root
     with pytest.raises(BagError, match=bad.name):
         write_bag(iter_dataset(fmt, root), tmp_path / "bag")
+
+
+def test_orb_vo_holds_still_across_a_resolution_change_and_reads_each_frames_own_camera():
+    """ORB VO related a frame to the one before with the first frame's K whatever their sizes: after a camera
+    switched resolution its steps came from a K of another image."""
+    from fourds_ros.evaluation.peers import orb_vo
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (400, 560), np.uint8), (0, 0), 1.5)
+    frames = {i: cv2.cvtColor(scene[40:280, 40 + 4 * i:360 + 4 * i], cv2.COLOR_GRAY2RGB) for i in range(5)}
+    frames.update({i: cv2.resize(frames[i], (640, 480)) for i in (3, 4)})  # the camera switches to 640x480
+    small = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    large = np.array([[600.0, 0, 319.5], [0, 600.0, 239.5], [0, 0, 1]])
+    asked = []
+
+    def intrinsics(stamp):
+        asked.append(stamp)
+        return small if stamp < 3 else large
+
+    vo = orb_vo(list(frames), frames, intrinsics)
+    assert asked == list(frames)
+    np.testing.assert_array_equal(vo.poses[3], vo.poses[2])  # held still across the change
+    assert vo.vo_failures >= 1

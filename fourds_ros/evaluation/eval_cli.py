@@ -74,7 +74,7 @@ def run_peers(bag, model: Predictions) -> dict[str, Predictions]:
         "constant_depth": constant_depth(bag.stamps, bag.gt_depth, shape=(max(1, h // 16), max(1, w // 16)),
                                          like=model),
         "lk": lk_tracks(bag.stamps, bag.images, queries),
-        "orb_vo": orb_vo(bag.stamps, bag.images, bag.intrinsics(bag.stamps[0])),
+        "orb_vo": orb_vo(bag.stamps, bag.images, bag.intrinsics),
     }
 
 

@@ -88,11 +88,14 @@ def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[in
 VO_DISTANCE_THRESH = 1e6
 
 
-def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K: np.ndarray, n_features: int = 2000,
+def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K, n_features: int = 2000,
            min_matches: int = 15) -> Predictions:
     """Monocular VO: pose of each frame in the first camera's frame (odom_from_camera), unit steps.
+    K: (3, 3), or stamp -> (3, 3) for a camera whose calibration changes (bag.intrinsics).
     When a step fails (too few matches, degenerate essential matrix, too few points in front of both
-    cameras) the camera is held still."""
+    cameras, or the image size changed between the two frames: one K cannot relate them) the camera
+    is held still."""
+    K_at = K if callable(K) else (lambda _stamp: K)
     preds = Predictions(name="orb_vo", frames_in=len(stamps))
     t0 = time.perf_counter()
     orb = cv2.ORB_create(nfeatures=n_features)
@@ -101,8 +104,10 @@ def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K: np.ndarray, n_fe
     prev = None
     failures = 0
     for s in stamps:
-        kp, des = orb.detectAndCompute(_gray(images[s]), None)
-        if prev is not None and des is not None and prev[1] is not None:
+        gray = _gray(images[s])
+        kp, des = orb.detectAndCompute(gray, None)
+        K = K_at(s)
+        if prev is not None and des is not None and prev[1] is not None and prev[2] == gray.shape:
             matches = matcher.match(prev[1], des)
             step = None
             if len(matches) >= min_matches:
@@ -120,8 +125,10 @@ def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K: np.ndarray, n_fe
                 failures += 1
             else:
                 pose = pose @ step
+        elif prev is not None and prev[2] != gray.shape:
+            failures += 1
         preds.poses[s] = pose.copy()
-        prev = (kp, des)
+        prev = (kp, des, gray.shape)
     preds.wall_s = time.perf_counter() - t0
     preds.dropped = 0
     preds.vo_failures = failures  # type: ignore[attr-defined]

@@ -61,7 +61,7 @@ def pose_over_starts(bag: BagData, model_dir, backend: str, settings, starts: in
             ours, theirs = first_model, first_orb
         else:
             ours = run_offline(dataclasses.replace(bag, stamps=stamps), model_dir, backend, settings)
-            theirs = orb_vo(stamps, bag.images, bag.intrinsics(stamps[0]))
+            theirs = orb_vo(stamps, bag.images, bag.intrinsics)
         # Both on the frames both placed: a method that skipped frames is not scored on a shorter path
         shared = [s for s in stamps if s in ours.poses and s in theirs.poses]
         model.append(_errors(ours, bag, shared))
