@@ -17,6 +17,7 @@ import torch
 from fourds_ros.model import load_checkpoint, save_checkpoint
 from fourds_ros.model.checkpoint import read_metadata
 
+from .test_gpu_session_data import _session_script
 from .tool_module import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,21 +99,11 @@ def test_collect_writes_over_nothing(tool, tiny_model_dir, tmp_path):
 
 
 def _session(tmp_path: Path, train: str) -> tuple[Path, dict, Path, Path]:
-    """gpu_session.sh with its /tmp paths in tmp_path/machine; python3 runs gpu_session_weights.py for real and
+    """gpu_session.sh as _session_script makes it, its python3 running gpu_session_weights.py for real and
     `train` (sh) in place of train_readouts. -> (script, environment, $OUT, the run's model dir)."""
-    root = tmp_path / "machine"
-    script = tmp_path / "gpu_session.sh"
-    script.write_text((REPO / "tools" / "gpu_session.sh").read_text().replace("/tmp/", f"{root}/"))
-    (root / "site").mkdir(parents=True)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f'#!/bin/sh\ncase "$*" in *gpu_session_weights.py*) exec {sys.executable} "$@";;\n'
-                                     f'*train_readouts*) {train};;\nesac\nexit 0\n')
-    (bin_dir / "python3").chmod(0o755)
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out), "EXPORT_POLL_S": "0.2"}
-    return script, env, out, root / "gpurun" / "model"
+    script, env, out = _session_script(tmp_path, f'case "$*" in *gpu_session_weights.py*) exec {sys.executable} "$@";;\n'
+                                                 f'*train_readouts*) {train};;\nesac\nexit 0\n')
+    return script, {**env, "EXPORT_POLL_S": "0.2"}, out, tmp_path / "machine" / "gpurun" / "model"
 
 
 def test_a_call_killed_at_its_limit_returns_its_best_checkpoint(tiny_model_dir, tmp_path):
