@@ -1127,3 +1127,27 @@ def test_every_diagnostics_key_the_node_docs_list_is_reported():
               for key in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])}
     values = NodeHealth(lambda m: None).report(state())[2]
     assert len(listed) >= 15 and listed - set(values) == {"tracks_live"}, listed - set(values)
+
+
+def test_a_paused_bag_or_simulator_is_no_stalled_camera(clock):
+    """Under use_sim_time a paused `ros2 bag play` (or simulator) stops /clock and the images together: WARN
+    '1 image publisher(s) but no frame arrived' after stall_warn_s was a false alarm. A camera silent while
+    the clock runs still is one."""
+    sim = [1_765_000_000_000_000_000]
+    health = NodeHealth(lambda m: None, now_ns=lambda: sim[0])
+    health.stall_warn_s = 5.0
+    health.activated()
+    for _ in range(30):
+        health.frame_received(sim[0])
+        health.record_clip([sim[0]], 0.01, 0.02)
+        health.level(state(image_publishers=1))  # the diagnostics timer
+        clock.t += 0.1
+        sim[0] += 100_000_000
+    for _ in range(8):  # paused 8 s: neither frames nor /clock; the diagnostics timer (steady clock) goes on
+        clock.t += 1.0
+        assert health.level(state(image_publishers=1))[0] == OK
+    for _ in range(8):  # the clock runs again, the camera stays silent
+        clock.t += 1.0
+        sim[0] += 1_000_000_000
+        level, message = health.level(state(image_publishers=1))
+    assert level == WARN and "no frame arrived" in message, message

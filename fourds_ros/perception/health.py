@@ -284,6 +284,9 @@ class NodeHealth:
         # (monotonic s, frames_in, dropped, lost) at most every RECENT_S / 100 (bounded whatever the
         # report rate): the dropped and lost rules compare with the newest sample at least RECENT_S old.
         self._recent: deque = deque([(self.started, 0, 0, 0)])
+        # The node's clock as last sampled, and when (monotonic) it was last seen to move (None: never, as a
+        # fixed test clock): under use_sim_time a paused bag or simulator stops it together with the frames.
+        self._clock_seen, self._clock_moved_at = None, None
 
     def set_limits(self, diagnostics) -> None:
         """The WARN limits of a settings.DiagnosticsSettings (0 turns one off)."""
@@ -426,11 +429,17 @@ class NodeHealth:
         discovery, and its bad-input WARN ended after BAD_INPUT_WARN_S while still no frame came."""
         if self.stall_warn_s <= 0:
             return []
+        clock_ns = self.now_ns()
+        if self._clock_seen is not None and clock_ns != self._clock_seen:
+            self._clock_moved_at = now
+        self._clock_seen = clock_ns
         if now - self.last_in < self.stall_warn_s:
             if now - max(self.last_out, self.input_since) > self.stall_warn_s:
                 return [f"no frame described for {now - self.last_out:.0f} s while input arrives"]
             return []
         silent_s = now - max(self.last_in, self.active_since)
+        if self._clock_moved_at is not None and now - self._clock_moved_at > 1.0:  # /clock paused: no frame is due
+            return []
         if state.state != "active" or not state.image_publishers or silent_s <= self.stall_warn_s:
             return []
         cause = " (their QoS is incompatible with image_qos)" if self.errors["incompatible_qos"] else ""

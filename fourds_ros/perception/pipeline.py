@@ -330,6 +330,7 @@ class PerceptionPipeline:
         # clip of an older sequence waiting at the reset must not take it. Only reset and add_frame write it:
         # the worker compares sequences (_start_sequence); clearing it erased a reset landing meanwhile.
         self._restart_from: int | None = None
+        self._withhold_from: int | None = None  # ~/reset only: the old chain's poses are not published after it
         self._reset_lock = threading.Lock()  # held while a clip's poses are published: odometry_current
 
     @property
@@ -479,8 +480,8 @@ class PerceptionPipeline:
                       gray=gray8(rgb) if self.tracks_made and self.tracks.uses_images else None,
                       camera_hw=work.camera_hw if work.scaled else None, lens=lens, mount=self._mount)
         clip, reason = self.buffer.push(frame)
-        if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain
-            with self._reset_lock:
+        if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain; the old one's
+            with self._reset_lock:       # clips still queued are published first (the worker runs in order)
                 self._restart_from = self.buffer.sequence
         return clip, reason
 
@@ -498,7 +499,7 @@ class PerceptionPipeline:
         clip's poses are being published (odometry_current): none of the old chain follows its return."""
         self.buffer.reset(reason)
         with self._reset_lock:
-            self._restart_from = self.buffer.sequence
+            self._restart_from = self._withhold_from = self.buffer.sequence
 
     @contextmanager
     def odometry_current(self, result: ClipResult) -> Iterator[bool]:
@@ -506,7 +507,7 @@ class PerceptionPipeline:
         came after its frames, whose chain it ended; published, they continued the old chain after the
         reset had returned. Held for the block, in which the node publishes them: a reset waits for it."""
         with self._reset_lock:
-            yield self._restart_from is None or result.odometry_chain >= self._restart_from
+            yield self._withhold_from is None or result.odometry_chain >= self._withhold_from
 
     # -- half 2: one engine call per clip ------------------------------------------------------
     def process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None = None) -> ClipResult:

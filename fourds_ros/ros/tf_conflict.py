@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 
 # How many of this node's own transforms are remembered. Our own messages wait at most in the /tf
 # subscription's queue (keep last 10 of the node's /tf QoS), so any of ours still to be read is among
@@ -58,7 +58,7 @@ class TfConflictWatch:
         # CDR strings end with a NUL: "base_link\0" is not found in "base_link_inertia\0"
         self.needles = (base_frame.encode() + b"\0", odom_frame.encode() + b"\0")
         self.own_order: deque[bytes] = deque()
-        self.own: set[bytes] = set()
+        self.own: Counter[bytes] = Counter()  # a multiset: a bag loop publishes the same transforms again
         self.lock = threading.Lock()
         self.names: dict[bytes, str] = {}  # publisher gid -> its node, from the last graph query
         self.next_lookup = 0.0
@@ -68,10 +68,13 @@ class TfConflictWatch:
         keys = [_key(t) for t in transforms if _frames(t) == self.frames]
         with self.lock:  # before publishing: our own message may be read back before publish() returns
             for key in keys:
-                self.own.add(key)
+                self.own[key] += 1
                 self.own_order.append(key)
             while len(self.own_order) > OWN_KEPT:
-                self.own.discard(self.own_order.popleft())
+                old = self.own_order.popleft()
+                self.own[old] -= 1
+                if not self.own[old]:
+                    del self.own[old]
         self.publish(transforms)
 
     def subscribe(self):
