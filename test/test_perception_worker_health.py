@@ -1093,7 +1093,8 @@ def test_a_sim_time_clock_with_no_clock_topic_is_named_as_the_cause():
     logs = []
     health = NodeHealth(logs.append, now_ns=lambda: 0)
     health.frame_received(1_700_000_000 * 10**9)
-    assert health.errors["stamps_off_clock"] == 1
+    health.frame_received(1_700_000_000 * 10**9 + HZ30)  # a lone frame is not yet counted: the next one says
+    assert health.errors["stamps_off_clock"] == 2
     assert len(logs) == 1 and "use_sim_time is true but no /clock has been received" in logs[0], logs
 
 
@@ -1151,3 +1152,39 @@ def test_a_paused_bag_or_simulator_is_no_stalled_camera(clock):
         sim[0] += 1_000_000_000
         level, message = health.level(state(image_publishers=1))
     assert level == WARN and "no frame arrived" in message, message
+
+
+def test_one_frame_ahead_of_a_clock_that_jumps_with_it_is_not_off_clock():
+    """ros2 bag play publishes /clock and the image on two topics: at a loop or a seek the node may take the
+    image before the /clock message, and counted it as stamps_off_clock, WARN for 30 s, logging 'a bag
+    played without --clock' to a team that used --clock."""
+    clock = [1_765_000_001_400_000_000]
+    logs = []
+    health = NodeHealth(logs.append, now_ns=lambda: clock[0])
+    health.frame_received(clock[0] + 40_000_000_000)  # taken before the /clock callback
+    clock[0] += 40_000_000_000 + 100_000_000
+    for i in range(1, 5):
+        health.frame_received(clock[0] - 1_000_000 + i)
+        clock[0] += 100_000_000
+    assert health.errors["stamps_off_clock"] == 0 and logs == []
+
+
+def test_latency_of_frames_in_flight_at_a_clock_jump_is_not_measured():
+    """A /clock jump of 10 s (a seek, a bag gap skipped) with a clip in inference: its frames read 10 s
+    latency, latency_p95 10834 ms and WARN for a minute. The frames after the jump are measured."""
+    clock = [10**18]
+    health = NodeHealth(lambda m: None, now_ns=lambda: clock[0])
+    health.latency_warn_ms = 1000.0
+    in_flight = [clock[0] - i * HZ30 for i in range(8)][::-1]
+    for stamp in in_flight:
+        health.frame_received(stamp)
+    clock[0] += 10_000_000_000
+    health.clock_jumped()  # the node's jump callback
+    health.record_clip(in_flight, 0.1, 0.2)
+    assert health.level(state())[0] == OK
+    assert health.counts["frames_out"] == 8 and health.report(state())[2]["latency_p95_ms"] == "nan"
+    after = [clock[0] - 300 * MS + i * HZ30 for i in range(8)]
+    for stamp in after:
+        health.frame_received(stamp)
+    health.record_clip(after, 0.1, 0.2)
+    assert 250.0 < float(health.report(state())[2]["latency_p95_ms"]) <= 300.0  # 300 ms down to 67 ms

@@ -27,7 +27,7 @@ clip-buffer reset), out of order, discarded at release, ignored (no pipeline), o
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from collections.abc import Callable
 
@@ -287,6 +287,14 @@ class NodeHealth:
         # The node's clock as last sampled, and when (monotonic) it was last seen to move (None: never, as a
         # fixed test clock): under use_sim_time a paused bag or simulator stops it together with the frames.
         self._clock_seen, self._clock_moved_at = None, None
+        # Jumps of the node's clock so far (clock_jumped), and under which count each recent stamp came in: the
+        # latency of a frame taken in before a jump spans it (a seek of 10 s read 10 s latency, WARN for a minute).
+        self._clock_jumps = 0
+        self._came_in: OrderedDict[int, int] = OrderedDict()
+        # The message of a lone frame off the node's clock, not yet counted: under use_sim_time at a bag loop
+        # or seek the image can come before /clock's jump, and that one frame read as off the clock.
+        self._off_clock_held: str | None = None
+        self._off_clock_run = False  # the frame before was off the clock too: each one counts at once
 
     def set_limits(self, diagnostics) -> None:
         """The WARN limits of a settings.DiagnosticsSettings (0 turns one off)."""
@@ -324,18 +332,39 @@ class NodeHealth:
             self._sequences[publisher] = sequence if last is None else max(last, sequence)
             if len(self._sequences) > SEQUENCE_PUBLISHERS_KEPT:  # a driver respawned for weeks: one writer each
                 del self._sequences[next(iter(self._sequences))]
+        self._came_in[stamp_ns] = self._clock_jumps
+        self._came_in.move_to_end(stamp_ns)
+        if len(self._came_in) > FRAME_WINDOW_FRAMES:
+            self._came_in.popitem(last=False)
         now_ns = self.now_ns()
         offset_ms = (now_ns - stamp_ns) / 1e6
         if on_node_clock(offset_ms):
             self.transport_ms.append(offset_ms)
+            self._off_clock_held, self._off_clock_run = None, False
         else:
             # A clock at 0 is ROS time before any /clock: use_sim_time set with nothing publishing /clock (a
             # launch file reused on the live robot), the opposite of the other causes' fix.
             cause = ("use_sim_time is true but no /clock has been received" if now_ns == 0 else
                      "a bag played without --clock, use_sim_time unset, or the camera's clock not synchronised")
-            self.warn("stamps_off_clock", f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock "
-                      f"({cause}): frames are described, their latency is not measured")
+            self._off_clock(f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock "
+                            f"({cause}): frames are described, their latency is not measured")
         self.last_in = now
+
+    def clock_jumped(self) -> None:
+        """The node's clock jumped (rclpy's jump callback: a bag seek or loop under use_sim_time, a simulator
+        reset): the frames taken in before it are described, and their latency is not measured."""
+        self._clock_jumps += 1
+
+    def _off_clock(self, message: str) -> None:
+        """A frame off the node's clock: counted (stamps_off_clock) once the next one is off it too."""
+        if self._off_clock_run:
+            self.warn("stamps_off_clock", message)
+        elif self._off_clock_held is not None:
+            self.warn("stamps_off_clock", self._off_clock_held)
+            self.warn("stamps_off_clock", message)
+            self._off_clock_held, self._off_clock_run = None, True
+        else:
+            self._off_clock_held = message
 
     def frames_lost(self, info) -> None:
         """DDS's message-lost event (rclpy's QoSMessageLostInfo): frames lost before the callback."""
@@ -378,12 +407,13 @@ class NodeHealth:
         self.process_ms.append(process_s * 1e3)
         for name, seconds in {"engine": inference_s, **(stage_s or {})}.items():
             self.stage_ms.setdefault(name, deque(maxlen=CLIP_WINDOW_CLIPS)).append(seconds * 1e3)
-        latencies = [(now_ns - s) / 1e6 for s in stamps_ns]
+        after_jump = [s for s in stamps_ns if self._came_in.get(s, self._clock_jumps) == self._clock_jumps]
+        latencies = [(now_ns - s) / 1e6 for s in after_jump]
         on_clock = [ms for ms in latencies if on_node_clock(ms)]
         self.latency_ms.extend(on_clock)
         self.latency_at.extend([time.monotonic()] * len(on_clock))
         if stamps_ns:
-            if len(on_clock) == len(latencies):
+            if len(on_clock) == len(stamps_ns):
                 self.clip_latency_ms.append(latencies[-1])
             self.counts["frames_out"] += len(stamps_ns)
             self.last_out = time.monotonic()

@@ -70,6 +70,17 @@ def run_until_shutdown(node, autostart: bool) -> None:
             rclpy.try_shutdown()
 
 
+def watch_clock_jumps(node, on_jump):
+    """on_jump() at each jump of the node's clock by more than 1 s either way, or a change of its kind (a bag
+    seek or loop under use_sim_time, a simulator reset, /clock's first message). -> the handle, to keep."""
+    from rclpy.clock import JumpThreshold
+    from rclpy.duration import Duration
+
+    return node.get_clock().create_jump_callback(
+        JumpThreshold(min_forward=Duration(seconds=1), min_backward=Duration(seconds=-1)),
+        post_callback=lambda jump: on_jump())
+
+
 def release_warning(node, text: str) -> None:
     """A WARN while the node releases. After a signal ROS's context is gone, and rosout's publisher with it:
     the logger then printed rcl's "Failed to publish log message to rosout" under the line, which read as a

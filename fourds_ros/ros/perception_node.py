@@ -24,7 +24,7 @@ from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
 from .manager_bond import ManagerBond
-from .node_lifetime import init_ros, release_warning, run_until_shutdown
+from .node_lifetime import init_ros, release_warning, run_until_shutdown, watch_clock_jumps
 from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
 from .transforms import CameraMount, create_publishers, create_subscriptions
@@ -38,6 +38,7 @@ class PerceptionNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         declare_parameters(self)
         self.health = NodeHealth(self.get_logger().warning, now_ns=lambda: self.get_clock().now().nanoseconds)
+        self.clock_jumps = watch_clock_jumps(self, self.health.clock_jumped)
         self.state_text, self.failure, self.backend_text, self.model_text = "unconfigured", "", "", ""
         self.settings = self.pipeline = self.worker = self.intake = self.outputs = self.tf_publish = None
         self.mount, self.bond = None, ManagerBond(self, self.get_logger().warning)
