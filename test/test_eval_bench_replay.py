@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 
 from .conftest import SHARED_DATA, require
 
 
-def test_bench_replay_writes_json(tmp_path, tiny_model_dir):
+def test_bench_replay_writes_json(tmp_path, tiny_model_dir, ros_env):
     src = require(SHARED_DATA / "7scenes_redkitchen_f000-299")
     from fourds_ros.cli import main as cli
 
     bag = tmp_path / "bag"
     assert cli(["bag", "convert", "--format", "7scenes", str(src), str(bag), "--max-frames", "8", "--stride", "4"]) == 0
-    from fourds_ros.ros_env import ros_environment
-
-    env = ros_environment(random.Random(os.getpid() + 7).randint(1, 100))
+    env = ros_env
     md = tmp_path / "bench.md"
     proc = subprocess.run([sys.executable, "-m", "fourds_ros", "bench", "replay", str(bag), "--model",
                            str(tiny_model_dir), "--frames", "24", "--max-steps", "2", "--json-dir", str(tmp_path),

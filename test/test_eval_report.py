@@ -17,7 +17,7 @@ import pytest
 from fourds_ros.evaluation.bag import Frame, open_reader, write_bag
 from fourds_ros.ros_env import run_ros_process
 
-from .conftest import REPO, SHARED_DATA, require, stop_process
+from .conftest import REPO, SHARED_DATA, own_ros_domain, require, stop_process
 
 REPORT_KEYS = ["depth.abs_rel", "depth.rmse", "depth.delta1", "tracks.aj", "tracks.delta_avg", "tracks.oa",
                "pose.ate_rmse", "pose.rpe_trans", "pose.rpe_rot_deg", "pose.rotation_ratio", "performance.fps",
@@ -55,20 +55,20 @@ def short_bag(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reports(short_bag, tiny_model_dir, tmp_path_factory):
     """One DDS eval and one offline eval of the same bag and model."""
-    import random
 
     base = tmp_path_factory.mktemp("reports")
     from fourds_ros.ros_env import ros_environment
 
-    env = ros_environment(random.Random(os.getpid()).randint(101, 200))
     runs = {}
-    for mode, extra in (("dds", []), ("offline", ["--offline"])):
-        out = base / mode
-        proc = fourds_ros(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(out),
-                           "--erode", "4", "--timeout", "120", *extra], env)
-        assert proc.returncode == 0, proc.stdout + proc.stderr + (
-            (out / "node.log").read_text() if (out / "node.log").exists() else "")
-        runs[mode] = (out, json.loads((out / "report.json").read_text()))
+    with own_ros_domain() as domain:
+        env = ros_environment(domain)
+        for mode, extra in (("dds", []), ("offline", ["--offline"])):
+            out = base / mode
+            proc = fourds_ros(["eval", str(short_bag), "--model", str(tiny_model_dir), "--out", str(out),
+                               "--erode", "4", "--timeout", "120", *extra], env)
+            assert proc.returncode == 0, proc.stdout + proc.stderr + (
+                (out / "node.log").read_text() if (out / "node.log").exists() else "")
+            runs[mode] = (out, json.loads((out / "report.json").read_text()))
     return runs
 
 
@@ -247,20 +247,18 @@ def test_a_badja_clip_that_does_not_read_is_said_before_any_inference(tmp_path, 
     assert ran == []
 
 
-def test_dds_replay_never_bursts_past_the_node_image_history(short_bag, tmp_path):
+def test_dds_replay_never_bursts_past_the_node_image_history(short_bag, tmp_path, ros_env):
     """8-frame clips at hop 4: the first clip's burst would be 8 + 4 - 1 = 11 frames, one more than
     the node's image history (KEEP_LAST 10), which overwrote frame 0 before the node's callback took
     it. The replay's own timing shows that no frame was published while 10 others were unanswered."""
-    import random
 
     from fourds_ros.model import FourDS, ModelConfig, default_heads, init_weights, save_checkpoint
-    from fourds_ros.ros_env import ros_environment
 
     cfg = ModelConfig(size="micro", num_frames=8, image_size=(32, 32), patch_size=(2, 16, 16),
                       heads=default_heads(32, 2))
     model_dir = save_checkpoint(init_weights(FourDS(cfg), seed=0), tmp_path / "micro8")
     out = tmp_path / "report"
-    env = ros_environment(random.Random(os.getpid() + 1).randint(101, 200))
+    env = ros_env
     proc = fourds_ros(["eval", str(short_bag), "--model", str(model_dir), "--out", str(out), "--hop", "4",
                        "--timeout", "120"], env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -370,21 +368,19 @@ def test_a_replay_cut_short_by_its_timeout_is_an_error_not_a_report(short_bag, t
     assert "Traceback" not in proc.stderr and not (out / "report.json").exists()
 
 
-def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path):
+def test_dds_back_pressure_lets_the_node_keep_up_as_offline(tmp_path, ros_env):
     """The shipped model on TUM fr1/rpy's first 22 frames (validation; three clips) through the real
     node over DDS at "max" rate: the replay sends a clip's last frame only once the node has
     answered every earlier clip on every scored topic, pose included, so the node is never behind,
     never skips the epipolar direction, and its trajectory is the offline path's (session 31: with
     back-pressure released on depth, TUM's ATE read 0.023 over DDS against 0.014 offline)."""
-    import random
 
     from fourds_ros.cli import main as cli
-    from fourds_ros.ros_env import ros_environment
 
     src = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
     bag = tmp_path / "tum"
     assert cli(["bag", "convert", "--format", "tum", "--compressed", str(src), str(bag), "--max-frames", "22"]) == 0
-    env = ros_environment(random.Random(os.getpid() + 1).randint(101, 200))
+    env = ros_env
     reports = {}
     for mode, extra in (("dds", []), ("offline", ["--offline"])):
         proc = fourds_ros(["eval", str(bag), "--out", str(tmp_path / mode), "--timeout", "120", *extra], env)

@@ -71,3 +71,27 @@ def test_a_test_run_ended_by_sigterm_still_stops_the_processes_it_started(tmp_pa
     if lines[-1].startswith("ready"):  # not stopped: this test's own clean-up of the orphan
         os.kill(int(lines[0].split()[1]), signal.SIGINT)
     assert lines[1:] == ["stopped by SIGINT"], lines
+
+
+def test_a_tests_ros_domain_is_never_one_in_use_on_this_host(tmp_path, monkeypatch):
+    """Tests took a random domain of 1-200: one joined a soak's live node on domain 73 (its camera frames,
+    its wheel controller's TF and its resets reached that node). Never the environment's ROS_DOMAIN_ID, never
+    one with Fast DDS participants here, never one another test process holds."""
+    import tempfile
+
+    from . import conftest
+
+    (tmp_path / "locks").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "locks"))  # lock files of this test's own
+    monkeypatch.setattr(conftest, "SHARED_MEMORY", str(tmp_path))
+    monkeypatch.delenv("FOURDS_TEST_DOMAIN", raising=False)
+    monkeypatch.setenv("ROS_DOMAIN_ID", "73")
+    busy = set(range(1, 201)) - {73, 5, 6}  # participants on every domain but 5, 6 (and the live 73)
+    for domain in busy:
+        (tmp_path / f"fastdds_port{7400 + 250 * domain + 11}").touch()
+    with conftest.own_ros_domain() as first, conftest.own_ros_domain() as second:
+        assert {first, second} == {5, 6}
+        with pytest.raises(RuntimeError, match="no ROS domain id"), conftest.own_ros_domain():
+            pass
+    with conftest.own_ros_domain() as again:  # released at the end of the block
+        assert again in (5, 6)

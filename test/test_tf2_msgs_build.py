@@ -3,7 +3,6 @@
 Run `tools/build_tf2_msgs.sh .venv` first.  Both ROS processes are
 subprocesses, so this test never initialises rclpy in the pytest process.
 """
-import random
 import subprocess
 import sys
 import textwrap
@@ -69,12 +68,6 @@ SUBSCRIBER = textwrap.dedent("""
 """)
 
 
-def _ros_env():
-    from fourds_ros.ros_env import ros_environment
-
-    return ros_environment(random.randint(100, 200))
-
-
 def test_tfmessage_imports():
     try:
         from tf2_msgs.msg import TFMessage
@@ -89,9 +82,9 @@ def test_tfmessage_imports():
     assert msg.transforms[0].child_frame_id == "camera"
 
 
-def test_tfmessage_pub_sub_across_processes():
+def test_tfmessage_pub_sub_across_processes(ros_env):
     pytest.importorskip("tf2_msgs.msg", reason=BUILD_HINT)
-    env = _ros_env()
+    env = ros_env
     sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pub = subprocess.Popen([sys.executable, "-c", PUBLISHER], env=env,
