@@ -7,15 +7,76 @@ localhost; Kilted does that with ROS_AUTOMATIC_DISCOVERY_RANGE (its older switch
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import sys
 import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 # Set in an environment made with fastdds_profile "none", so that passing it through
 # ros_environment again (replay and harness helpers do) keeps Fast DDS's defaults instead of adding
 # the package profile back (session 34 found a benchmark measuring the profile that way).
 FASTDDS_CHOICE_VARIABLE = "FOURDS_ROS_FASTDDS_PROFILE"
+
+
+FASTDDS_PORT_BASE, FASTDDS_DOMAIN_PORTS = 7400, 250  # RTPS ports of domain d: 7400 + 250 d + (0..249)
+SHARED_MEMORY = "/dev/shm"  # where Fast DDS keeps a file per port in use (fastdds_portN)
+DOMAINS = range(1, 201)  # the ids handed out (ROS 2 allows 0-232 on Linux; 0 is every default's)
+
+
+def domain_in_use(domain: int) -> bool:
+    """Fast DDS participants of `domain` on this host: their shared-memory port files (fastdds_portN)."""
+    low = FASTDDS_PORT_BASE + FASTDDS_DOMAIN_PORTS * domain
+    try:
+        names = os.listdir(SHARED_MEMORY)
+    except OSError:
+        return False
+    ports = (name[len("fastdds_port"):].split("_")[0] for name in names if name.startswith("fastdds_port"))
+    return any(port.isdigit() and low <= int(port) < low + FASTDDS_DOMAIN_PORTS for port in ports)
+
+
+@contextlib.contextmanager
+def free_domain() -> Iterator[int]:
+    """A ROS domain id nothing else on this host uses, for processes this package starts and talks to alone:
+    not the environment's ROS_DOMAIN_ID (a live robot's), none with Fast DDS participants here, none another
+    of this package's processes holds (a lock file per id, held until the block ends). Loopback discovery
+    alone does not keep them apart: a bag replayed on the robot's own domain put its odom -> base_link on
+    the robot's /tf; a test's random id joined a soak's live node."""
+    import fcntl
+
+    live = os.environ.get("ROS_DOMAIN_ID", "")
+    for domain in random.Random(os.getpid() ^ time.time_ns()).sample(DOMAINS, len(DOMAINS)):
+        if str(domain) == live or domain_in_use(domain):
+            continue
+        lock = os.open(os.path.join(tempfile.gettempdir(), f"fourds_ros_domain_{domain}.lock"),
+                       os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another of this package's processes holds it
+            os.close(lock)
+            continue
+        try:
+            yield domain
+        finally:
+            os.close(lock)
+        return
+    raise RuntimeError(f"no ROS domain id of {DOMAINS.start}-{DOMAINS.stop - 1} is free on this host")
+
+
+_PRIVATE: list = []  # this process's private_domain: [(its id, the free_domain holding it)]
+
+
+def private_domain() -> int:
+    """A free_domain of this process's own, held until it exits: the domain of the node and the camera or
+    replay that `fourds-ros eval` and the benchmarks start and measure."""
+    if not _PRIVATE:
+        held = free_domain()
+        _PRIVATE.append((held.__enter__(), held))
+    return _PRIVATE[0][0]
 
 
 def _prepend(env: dict, key: str, *paths: str) -> None:

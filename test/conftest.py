@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import time
 from pathlib import Path
 
@@ -51,51 +50,17 @@ def require(path: Path) -> Path:
     return path
 
 
-FASTDDS_PORT_BASE, FASTDDS_DOMAIN_PORTS = 7400, 250  # RTPS ports of domain d: 7400 + 250 d + (0..249)
-SHARED_MEMORY = "/dev/shm"  # where Fast DDS keeps a file per port in use (fastdds_portN)
-
-
-def _domain_in_use(domain: int) -> bool:
-    """Fast DDS participants of `domain` on this host: their shared-memory port files (/dev/shm/fastdds_portN)."""
-    low = FASTDDS_PORT_BASE + FASTDDS_DOMAIN_PORTS * domain
-    try:
-        names = os.listdir(SHARED_MEMORY)
-    except OSError:
-        return False
-    return any(name.startswith("fastdds_port") and name[12:].split("_")[0].isdigit()
-               and low <= int(name[12:].split("_")[0]) < low + FASTDDS_DOMAIN_PORTS for name in names)
-
-
 @contextlib.contextmanager
 def own_ros_domain():
-    """A ROS domain id for one test's processes that nothing else on this host uses: not the environment's
-    ROS_DOMAIN_ID (a live robot's), none with Fast DDS participants here, none another test process holds
-    (a lock file per id, held until the block ends). A random id of 1-200 joined live systems: a soak's node
-    on domain 73 took a test's camera frames, its wheel controller's TF and its resets. FOURDS_TEST_DOMAIN
-    names one instead."""
-    import fcntl
-    import tempfile
+    """The domain id of one test's ROS processes: ros_env.free_domain (one nothing else on the host uses, so
+    the suite run on a robot's computer never reaches its live nodes), or FOURDS_TEST_DOMAIN."""
+    from fourds_ros.ros_env import free_domain
 
     if os.environ.get("FOURDS_TEST_DOMAIN"):
         yield int(os.environ["FOURDS_TEST_DOMAIN"])
         return
-    live = os.environ.get("ROS_DOMAIN_ID", "")
-    for domain in random.Random(os.getpid() ^ time.time_ns()).sample(range(1, 201), 200):
-        if str(domain) == live or _domain_in_use(domain):
-            continue
-        lock = os.open(os.path.join(tempfile.gettempdir(), f"fourds_ros_test_domain_{domain}.lock"),
-                       os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # another test process holds it
-            os.close(lock)
-            continue
-        try:
-            yield domain
-        finally:
-            os.close(lock)
-        return
-    raise RuntimeError("no ROS domain id of 1-200 is free on this host")
+    with free_domain() as domain:
+        yield domain
 
 
 @pytest.fixture
@@ -127,7 +92,6 @@ def stop_process(proc, timeout_s: float = 20.0) -> None:
 
 def wait_for(predicate, timeout_s: float = 5.0) -> bool:
     """Poll predicate() until true or timeout_s has passed (threads under test on a loaded machine)."""
-    import time
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

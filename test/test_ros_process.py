@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from fourds_ros import ros_env
 from fourds_ros.ros_env import run_ros_process
 
 # Stands in for a ROS process: says when it is ready, and which signal stopped it.
@@ -83,7 +84,7 @@ def test_a_tests_ros_domain_is_never_one_in_use_on_this_host(tmp_path, monkeypat
 
     (tmp_path / "locks").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "locks"))  # lock files of this test's own
-    monkeypatch.setattr(conftest, "SHARED_MEMORY", str(tmp_path))
+    monkeypatch.setattr(ros_env, "SHARED_MEMORY", str(tmp_path))
     monkeypatch.delenv("FOURDS_TEST_DOMAIN", raising=False)
     monkeypatch.setenv("ROS_DOMAIN_ID", "73")
     busy = set(range(1, 201)) - {73, 5, 6}  # participants on every domain but 5, 6 (and the live 73)
@@ -95,3 +96,20 @@ def test_a_tests_ros_domain_is_never_one_in_use_on_this_host(tmp_path, monkeypat
             pass
     with conftest.own_ros_domain() as again:  # released at the end of the block
         assert again in (5, 6)
+
+
+def test_eval_and_the_node_benchmark_run_on_a_domain_of_their_own(monkeypatch):
+    """`fourds-ros eval` kept the caller's ROS_DOMAIN_ID and `bench node` took it (else 0): on a robot's computer
+    the replayed bag's odom -> base_link went onto the robot's live /tf, its frames onto the robot's topics."""
+    import argparse
+
+    from fourds_ros.bench.node import node_process_settings
+    from fourds_ros.evaluation.replay import ros_environment
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", "7")  # the robot's
+    domain = ros_environment()["ROS_DOMAIN_ID"]
+    assert domain != "7" and ros_environment({"ROS_DOMAIN_ID": "7"})["ROS_DOMAIN_ID"] == domain
+    args = argparse.Namespace(source="synthetic", param=[], domain=None, fastdds_profile="")
+    assert node_process_settings(argparse.ArgumentParser(), args)[1]["ROS_DOMAIN_ID"] == domain
+    args.domain = 42  # --domain names one
+    assert node_process_settings(argparse.ArgumentParser(), args)[1]["ROS_DOMAIN_ID"] == "42"

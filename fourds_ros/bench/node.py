@@ -478,7 +478,9 @@ def add_node_process_arguments(parser) -> None:
                         help="the camera's frames: a 7-Scenes, HoloLens or TUM folder, *.color.jpg frames, or synthetic (default: "
                              "../shared's 7-Scenes kitchen beside the checkout where it is, else synthetic; `make demo` "
                              "gives the shipped sample, samples/hololens_000)")
-    parser.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
+    parser.add_argument("--domain", type=int, default=None,
+                        help="the ROS domain of the node and the camera (default: one of this run's own, never "
+                             "ROS_DOMAIN_ID's: a robot's live nodes are not reached)")
     parser.add_argument("--fastdds-profile", default="",
                         help="Fast DDS profile of the node and the camera process: '' the package's "
                              "config/fastdds_large_frames.xml (unless FASTDDS_ or FASTRTPS_DEFAULT_PROFILES_FILE is set), "
@@ -496,6 +498,7 @@ def node_process_settings(parser, args) -> tuple[dict, dict]:
     from ..perception.settings import params_from_args
     from ..rgbd import DatasetFormatError
     from ..ros.harness import ros_env
+    from ..ros_env import private_domain
     from ..ros.probe import load_frames
 
     global FRAMES_SOURCE
@@ -505,7 +508,8 @@ def node_process_settings(parser, args) -> tuple[dict, dict]:
         except DatasetFormatError as exc:
             parser.error(f"--source: {exc}")
     FRAMES_SOURCE = args.source
-    return params_from_args(parser, args.param), ros_env(args.domain, args.fastdds_profile)
+    domain = private_domain() if args.domain is None else args.domain
+    return params_from_args(parser, args.param), ros_env(domain, args.fastdds_profile)
 
 
 def run_rounds(args, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,

@@ -468,10 +468,10 @@ def clock_topic(ns: str) -> str:
 
 
 def ros_environment(env: dict | None = None) -> dict:
-    """Loopback-only discovery, our ament prefix; keeps the caller's ROS_DOMAIN_ID if set."""
-    env = ros_env.ros_environment(base=env)
-    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-    return env
+    """Loopback-only discovery, our ament prefix, and this process's private ROS domain (ros_env.private_domain),
+    never the caller's ROS_DOMAIN_ID: a bag replayed on a robot's computer put its odom -> base_link on the
+    robot's /tf, its frames on the robot's topics."""
+    return ros_env.ros_environment(ros_env.private_domain(), base=env)
 
 
 def proc_cpu_seconds(stat_path: str | Path, tick: int | None = None) -> float:
