@@ -215,7 +215,9 @@ def test_failed_checkpoint_save_leaves_the_old_one_and_no_temp_file(tmp_path, mo
     with pytest.raises(OSError, match="disk full"):
         train(cfg, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "config.yaml", "losses.json"]
+    # encoder/: the final step's, written before its checkpoint (a rerun trains that step again and rewrites it)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "config.yaml", "encoder",
+                                                                   "losses.json"]
 
 
 def test_a_resumed_time_budgeted_run_keeps_its_fitted_schedule(tmp_path, monkeypatch):
@@ -297,3 +299,56 @@ def test_a_run_is_resumed_only_with_its_own_settings(tmp_path, capsys):
     assert (tmp_path / "run" / "config.yaml").read_text() == before
     longer = train(tiny(**{"optim.steps": 6, "save_every": 1, "tensorboard": False}), tmp_path / "run", progress=False)
     assert [s for s, _ in longer["losses"]] == [3, 4, 5, 6]
+
+
+def test_a_signal_ends_pretraining_after_its_step_saved_and_the_rerun_keeps_every_steps_loss(tmp_path, monkeypatch):
+    """SIGTERM (or Ctrl-C) lost the steps since the last save (up to 999) and this invocation's losses.json,
+    and the resumed run's losses.json then held its own steps alone."""
+    import os
+    import signal
+
+    import training.pretrain as pretrain
+    from training.resume import load_resume
+
+    cfg = tiny(**{"optim.steps": 12, "save_every": 4, "tensorboard": "false"})
+    step = pretrain.optimizer_step
+
+    def signalled(run):
+        step(run)
+        if run.step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` or a job scheduler stops the run
+
+    monkeypatch.setattr(pretrain, "optimizer_step", signalled)
+    before = signal.getsignal(signal.SIGTERM)
+    stopped = pretrain.train(cfg, tmp_path / "run", progress=False)
+    assert stopped["stopped_by"] == signal.SIGTERM and stopped["step"] == 7
+    assert load_resume(tmp_path / "run" / "checkpoint.pt").step == 7  # saved at the step it stopped, not at 4
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler back
+    monkeypatch.setattr(pretrain, "optimizer_step", step)
+    done = pretrain.train(cfg, tmp_path / "run", progress=False)
+    assert done["stopped_by"] == 0 and [s for s, _ in done["losses"]] == list(range(8, 13))
+    assert [s for s, _ in json.loads((tmp_path / "run" / "losses.json").read_text())] == list(range(1, 13))
+    pretrain.train(cfg, tmp_path / "run", progress=False)  # a finished run rerun: nothing to do, nothing erased
+    assert len(json.loads((tmp_path / "run" / "losses.json").read_text())) == 12
+
+
+def test_a_kill_at_the_final_save_still_ends_with_an_encoder(tmp_path, monkeypatch):
+    """The final checkpoint was written before the encoder: a kill between them left a finished run that no
+    rerun completed (nothing left to train), and the next stage's --backbone RUN/encoder failed."""
+    import training.pretrain as pretrain
+
+    cfg = tiny(**{"optim.steps": 4, "save_every": 2, "tensorboard": "false"})
+    save_resume = pretrain.save_resume
+
+    def killed_at_the_end(path, *args, **kwargs):
+        if args[3] == 4:  # the final step's checkpoint
+            raise KeyboardInterrupt
+        return save_resume(path, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain, "save_resume", killed_at_the_end)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.train(cfg, tmp_path / "run", progress=False)
+    monkeypatch.setattr(pretrain, "save_resume", save_resume)
+    assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()  # written before the checkpoint
+    pretrain.train(cfg, tmp_path / "run", progress=False)  # reruns steps 3-4 and writes both
+    assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()

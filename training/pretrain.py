@@ -23,7 +23,9 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +129,42 @@ def make_loader(run: Run, micro: int) -> DataLoader:
     data = PretrainClips(run.mae.config, dict(cfg.data), cfg.mask.kind, cfg.mask.ratio, seed=cfg.seed)
     sampler = StepSampler(run.step, run.stop, cfg.batch_size, process.rank, process.world)
     return DataLoader(data, batch_size=micro, sampler=sampler, num_workers=cfg.num_workers,
-                      pin_memory=process.device.type == "cuda")
+                      pin_memory=process.device.type == "cuda", worker_init_fn=_ignore_ctrl_c)
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """A loader worker leaves Ctrl-C (sent to the terminal's whole process group) to the training process,
+    which saves and ends after its running step (StopSignals); a worker that died of it stopped the loader."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class StopSignals:
+    """SIGINT and SIGTERM while training end it after the running step, with a checkpoint: the steps since the
+    last save (up to save_every - 1: 999 for the S/B/L/G configs) and losses.json were lost, and a Ctrl-C
+    was a traceback. signum: the signal caught (0: none)."""
+
+    def __init__(self):
+        self.signum, self._previous = 0, {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # (only there can handlers be set)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._caught)
+        return self
+
+    def _caught(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def requested(self, process: Process) -> bool:
+        """Whether any process was signalled: all stop at the same step (saving is a collective)."""
+        if process.world == 1:
+            return self.signum != 0
+        flag = torch.tensor(float(self.signum != 0), device=process.device)
+        return bool(mean_over_processes(flag, process) > 0)
 
 
 class Progress:
@@ -197,19 +234,20 @@ def save(run: Run) -> None:
     calls it: gathering sharded state is a collective."""
     model_state, optim_state = full_state_dicts(run.mae, run.optimizer, run.fsdp)
     if run.process.main:
-        save_resume(run.out_dir / "checkpoint.pt", model_state, optim_state, run.scheduler.state_dict(),
-                    run.step, run.cfg.to_dict(), run.total_steps if run.fitted else None)
-        if run.step == run.total_steps:
-            prefix = "encoder."
+        if run.step == run.total_steps:  # the encoder first: the final checkpoint ends the run, and a kill
+            prefix = "encoder."          # between the two left a finished run without one, for good
             encoder_state = {k[len(prefix):]: v for k, v in model_state.items() if k.startswith(prefix)}
             save_checkpoint(run.mae.export_encoder(encoder_state), run.out_dir / "encoder",
                             metadata={"mae_steps": run.step})
+        save_resume(run.out_dir / "checkpoint.pt", model_state, optim_state, run.scheduler.state_dict(),
+                    run.step, run.cfg.to_dict(), run.total_steps if run.fitted else None)
     barrier()
 
 
 def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = None, progress: bool = True) -> dict:
     """Run (or resume) pre-training. stop_after: end after this global step, as if interrupted
-    (the checkpoint is written), for tests. Returns {"step", "losses": [(step, loss)], "out"}."""
+    (the checkpoint is written), for tests. SIGINT / SIGTERM end it after the running step, saved (StopSignals).
+    Returns {"step", "losses": [(step, loss)], "out", "stopped_by": the signal, 0 if none}."""
     out_dir = Path(out_dir)
     process = init_distributed()
     torch.manual_seed(cfg.seed)
@@ -226,38 +264,51 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
     micro_index, running = 0, torch.zeros((), device=process.device)
     t0 = time.perf_counter()
     budget = BudgetProbe(cfg.time_budget_s)
-    for batch in loader:
-        if run.step >= run.stop:
-            break
-        last = micro_index == accumulation - 1
-        running += accumulate(run, batch, accumulation, last)
-        micro_index += 1
-        if not last:
-            continue
-        optimizer_step(run)
-        losses.append((run.step, float(mean_over_processes(running, process))))
-        running.zero_()
-        micro_index = 0
-        if not math.isfinite(losses[-1][1]):  # the weights are lost from here; checkpoint.pt holds the last good save
-            write_losses(out_dir, losses, process)  # the curve that shows the divergence
-            raise FloatingPointError(f"non-finite MAE loss at step {run.step}: {losses[-1][1]} (lower optim.lr?)")
-        fitted = None if run.fitted else budget.after_step(run.step - start, run.step, run.total_steps)
-        if fitted is not None:
-            fit_time_budget(run, fitted)
-        log.step(run, losses[-1][1])
-        if run.step % cfg.save_every == 0 or run.step == run.stop:
-            save(run)
+    if start == run.total_steps and not (out_dir / "encoder").is_dir():
+        save(run)  # a finished run killed between its final checkpoint and encoder (before they swapped order)
+    with StopSignals() as signals:
+        for batch in loader:
+            if run.step >= run.stop:
+                break
+            last = micro_index == accumulation - 1
+            running += accumulate(run, batch, accumulation, last)
+            micro_index += 1
+            if not last:
+                continue
+            optimizer_step(run)
+            losses.append((run.step, float(mean_over_processes(running, process))))
+            running.zero_()
+            micro_index = 0
+            if not math.isfinite(losses[-1][1]):  # the weights are lost from here; checkpoint.pt holds the last good save
+                write_losses(out_dir, losses, process)  # the curve that shows the divergence
+                raise FloatingPointError(f"non-finite MAE loss at step {run.step}: {losses[-1][1]} (lower optim.lr?)")
+            fitted = None if run.fitted else budget.after_step(run.step - start, run.step, run.total_steps)
+            if fitted is not None:
+                fit_time_budget(run, fitted)
+            log.step(run, losses[-1][1])
+            stopping = signals.requested(process)
+            if stopping or run.step % cfg.save_every == 0 or run.step == run.stop:
+                save(run)
+            if stopping:
+                break
     if run.step == start and start < run.stop:
         raise RuntimeError("data loader produced no batches")
     write_losses(out_dir, losses, process)
     log.close(run, time.perf_counter() - t0)
-    return {"step": run.step, "losses": losses, "out": str(out_dir)}
+    return {"step": run.step, "losses": losses, "out": str(out_dir), "stopped_by": signals.signum}
 
 
 def write_losses(out_dir: Path, losses: list[tuple[int, float]], process) -> None:
-    """This invocation's per-step losses (averaged over processes), by the main process."""
-    if process.main:
-        (out_dir / "losses.json").write_text(json.dumps(losses) + "\n")
+    """losses.json: the run's per-step losses (averaged over processes), by the main process: this invocation's
+    after those of the invocations it resumed (a resumed run wrote its own steps alone; a finished one rerun,
+    []). An unreadable file is replaced by this invocation's."""
+    if not process.main or not losses:
+        return
+    path, earlier = out_dir / "losses.json", []
+    if path.is_file():
+        with contextlib.suppress(ValueError, TypeError, IndexError):
+            earlier = [list(e) for e in json.loads(path.read_text()) if e[0] < losses[0][0]]
+    path.write_text(json.dumps([*earlier, *map(list, losses)]) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,13 +329,16 @@ def main(argv: list[str] | None = None) -> int:
     if int(os.environ.get("RANK", "0")) == 0 and result["losses"]:
         first, last = result["losses"][0], result["losses"][-1]
         print(f"steps {first[0]}..{last[0]}: loss {first[1]:.6f} -> {last[1]:.6f}")
+    if result["stopped_by"] and int(os.environ.get("RANK", "0")) == 0:
+        print(f"stopped by {signal.Signals(result['stopped_by']).name} after step {result['step']}, saved: the same "
+              "command resumes it", file=sys.stderr)
     if torch.distributed.is_initialized():
         # Every rank's collectives done before any rank tears the group down: a rank that left
         # first once aborted in Gloo's teardown ("terminate called without an active exception",
         # SIGABRT, test_torchrun_two_processes_equal_one in one CI run of session 44).
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return 0
+    return 128 + result["stopped_by"] if result["stopped_by"] else 0
 
 
 if __name__ == "__main__":
