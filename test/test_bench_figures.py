@@ -29,7 +29,7 @@ class FakeCpu:
     def cores_by_thread(self, a, b):
         return {}
 
-    def rss_mb_at(self, t_ns):
+    def rss_mb_in(self, t0_ns, t_ns):
         minute = (t_ns - T0) / 60e9
         return 400.0 if minute < 1 else 500.0 + minute
 
@@ -122,7 +122,7 @@ def test_cpu_sampler_cores_and_memory_at_a_time():
     cpu.rss_kb = [(0, 500 * 1024), (10**9, 600 * 1024)]
     cpu.thread_samples = [(0, {1: ("executor", 1.0)}), (10**9, {1: ("executor", 1.25), 2: ("inference", 5.0)})]
     assert cpu.cores(0, 2 * 10**9) == pytest.approx(0.5)
-    assert cpu.rss_mb_at(5 * 10**8) == pytest.approx(500.0)
+    assert cpu.rss_mb_in(4 * 10**8, 5 * 10**8) == pytest.approx(500.0)  # no sample inside: the last before
     by = cpu.cores_by_thread(0, 10**9)
     assert by["executor"] == pytest.approx(0.25) and by["inference"] == 0.0
 

@@ -111,7 +111,7 @@ def run_soak(transport: str, rate: float, seconds: float, window_s: float, param
                **{k: counters[k] for k in ("level", "message", "node_inference_ms", "process_publish_ms",
                                            "clip_latency_ms_p50", "input_transport_ms", "input_queue_ms_p50",
                                            "input_queue_ms_p95")}}
-        row["rss_mb"] = cpu.rss_mb_at(t1)
+        row["rss_mb"] = cpu.rss_mb_in(t0, t1)
         row["diagnostics"] = dict(last_status(run.result, t1)["values"])  # its full state, to compare windows
         # The camera's own stalls: a camera process that pauses (its host, its garbage collector)
         # then sends a burst, which reads as the node's latency and loss.
