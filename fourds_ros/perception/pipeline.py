@@ -329,8 +329,7 @@ class PerceptionPipeline:
         # The first buffer sequence whose clips restart odometry (a manual reset, time going backwards): a
         # clip of an older sequence waiting at the reset must not take it. Only reset and add_frame write it:
         # the worker compares sequences (_start_sequence); clearing it erased a reset landing meanwhile.
-        self._restart_from: int | None = None
-        self._withhold_from: int | None = None  # ~/reset only: the old chain's poses are not published after it
+        self._restart_from = self._withhold_from = None  # _withhold_from: ~/reset's alone, not a bag loop's
         self._reset_lock = threading.Lock()  # held while a clip's poses are published: odometry_current
 
     @property
