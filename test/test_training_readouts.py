@@ -1063,7 +1063,8 @@ def test_selection_scores_the_validation_recording_as_recorded():
 
 def test_a_stopped_runs_progress_is_not_replaced_by_its_command_run_again(tmp_path, capsys):
     """A run stopped after saving OUT/checkpoint (no training_log.json: it never finished), its command run
-    again: it started from step 0 and replaced the saved progress without a word. Now refused, saying how to
+    again: it started from step 0 and replaced the saved progress without a word. Progress without a resume file
+    (saved before resume.pt was, as here: a finished run's OUT with its log removed) is refused, saying how to
     continue (--init OUT/checkpoint, which runs); a finished run's OUT is written over as before."""
     out = tmp_path / "run"
     assert main(COMMON + ["--steps", "2", "--save-every", "1", "--out", str(out)]) == 0
@@ -1168,3 +1169,139 @@ def test_depth_loss_averages_over_labelled_frames_only():
     valid = torch.zeros(1, 2, 4, 4, dtype=torch.bool)
     valid[:, 0] = True
     assert float(depth_loss(t * 1.5, t, valid=valid, si_weight=0.0)[1]["depth_l1"]) == pytest.approx(1.0)
+
+
+# Resuming a stopped run (OUT/resume.pt) and continuing from a model (--init).
+SAVED = COMMON + ["--save-every", "2"]
+SAMPLE = str(Path(__file__).resolve().parents[1] / "samples" / "hololens_000")
+
+
+def _stop_in_step(monkeypatch, n: int):
+    """A KeyboardInterrupt (SIGINT's default) where the n-th training batch is drawn; returns the undo."""
+    from training.readouts_data import BatchSampler
+
+    drawn, draw = [0], BatchSampler.__call__
+
+    def stopping(self):
+        drawn[0] += 1
+        if drawn[0] == n:
+            raise KeyboardInterrupt
+        return draw(self)
+
+    monkeypatch.setattr(BatchSampler, "__call__", stopping)
+    return lambda: monkeypatch.setattr(BatchSampler, "__call__", draw)
+
+
+def _stopped(monkeypatch, argv: list[str], in_step: int) -> None:
+    undo = _stop_in_step(monkeypatch, in_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(parse_args(argv))
+    undo()
+
+
+def test_a_stopped_run_resumes_by_its_own_command_as_if_never_stopped(tmp_path, monkeypatch):
+    """A stopped run's command run again was refused, and the advised --init OUT/checkpoint restarted the LR
+    schedule at its peak with fresh AdamW moments (weights 0.0126 off an uninterrupted run's). Now OUT/resume.pt
+    (optimiser, schedule, sampler and RNG state, losses) is saved at every --save-every step and the same command
+    resumes from it: the same learning rates, the same losses and bitwise the same weights on the CPU."""
+    rates, adamw_step = [], torch.optim.AdamW.step
+
+    def recording(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return adamw_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording)
+    full = train(parse_args(SAVED + ["--steps", "8", "--out", str(tmp_path / "full")]))
+    full_rates = rates[:]
+    argv = SAVED + ["--steps", "8", "--out", str(tmp_path / "split")]
+    _stopped(monkeypatch, argv, 6)  # in step 6: the last save was step 4's
+    assert (tmp_path / "split" / "resume.pt").is_file()
+    rates.clear()
+    resumed = train(parse_args(argv))
+    assert rates == full_rates[4:]
+    assert resumed["loss"] == full["loss"]
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "split")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not (tmp_path / "split" / "resume.pt").exists()  # finished: its command run again starts afresh
+
+
+def test_a_resumed_select_on_run_keeps_the_stopped_runs_choice_and_reference(tmp_path, monkeypatch):
+    """A continued --select-on run scored against the --init (progress) model as its new step 0: it forgot the step
+    the stopped run had chosen (and could ship a worse one), and --select-no-worse guarded against the progress,
+    not against the original start. Now the resumed run goes on with the stopped run's reference, scorings and best
+    weights: its choice and every scoring are an uninterrupted run's."""
+    start = tmp_path / "start"
+    train(parse_args(COMMON + ["--steps", "2", "--out", str(start)]))
+    argv = SAVED + ["--steps", "8", "--init", str(start), "--select-on", SAMPLE, "--select-no-worse",
+                    "track_epe_px"]
+    full = train(parse_args(argv + ["--out", str(tmp_path / "full")]))["selection"]
+    _stopped(monkeypatch, argv + ["--out", str(tmp_path / "split")], 7)  # in step 7: saved (and scored) step 6
+    resumed = train(parse_args(argv + ["--out", str(tmp_path / "split")]))["selection"]
+    # step 4, chosen before the stop: the later steps' track error is worse than the original start's
+    assert resumed["selected_step"] == full["selected_step"] == 4
+    assert [c["step"] for c in resumed["candidates"]] == [0, 2, 4, 6, 8]
+    assert resumed["candidates"] == full["candidates"]
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "split")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_resumed_run_refuses_changed_settings_and_damaged_state(tmp_path, monkeypatch, capsys):
+    """What resumes is what the card records: a setting outside the free list (--time-budget, --workers,
+    --save-every, --no-progress, --device) changed is refused by name, as pretraining does; a damaged or planted
+    resume file is refused (exit 2, saying to delete it), never unpickled into objects."""
+    out = tmp_path / "run"
+    argv = SAVED + ["--steps", "6", "--out", str(out)]
+    _stopped(monkeypatch, argv, 4)
+    assert main([a if a != "3e-3" else "1e-3" for a in argv]) == 2
+    assert "--lr: 0.003 -> 0.001" in capsys.readouterr().err
+    assert main(argv + ["--steps", "8"]) == 2 and "--steps: 6 -> 8" in capsys.readouterr().err
+    saved = (out / "resume.pt").read_bytes()
+    (out / "resume.pt").write_bytes(saved[:len(saved) // 2])  # cut short
+    assert main(argv) == 2
+    assert "delete it to start afresh" in capsys.readouterr().err
+    planted = tmp_path / "planted"
+
+    class Plant:
+        def __reduce__(self):
+            return (Path.touch, (planted,))
+
+    torch.save({"model": Plant()}, out / "resume.pt")
+    assert main(argv) == 2 and not planted.exists()
+    assert "delete it to start afresh" in capsys.readouterr().err
+    (out / "resume.pt").write_bytes(saved)
+    assert main(argv + ["--device", "cpu"]) == 0  # a free setting
+    assert len(json.loads((out / "training_log.json").read_text())["loss"]) == 6
+
+
+def test_continuing_from_a_runs_selected_or_renamed_progress_goes_on_from_its_steps(tmp_path):
+    """Progress was known by its folder's name (checkpoint) only: --init OUT/selected or a renamed copy of
+    OUT/checkpoint replayed the first run's batches from the first and recorded steps_before 0. Now the
+    checkpoints' metadata says what they are (kind progress or selected), wherever they lie."""
+    import shutil
+
+    from fourds_ros.model.checkpoint import read_metadata
+    from training.train_readouts import continued_steps
+
+    out = tmp_path / "a"
+    train(parse_args(SAVED + ["--steps", "4", "--select-on", SAMPLE, "--out", str(out)]))
+    chosen = json.loads((out / "selected" / "selection.json").read_text())["selected_step"]
+    assert read_metadata(out / "selected")["kind"] == "selected" and chosen > 0
+    shutil.copytree(out / "checkpoint", tmp_path / "renamed")
+    for init, steps in ((out / "selected", chosen), (tmp_path / "renamed", 4), (out, 0)):  # OUT: the finished model
+        assert continued_steps(parse_args(COMMON + ["--init", str(init), "--out", str(tmp_path / "b")])) == steps
+
+
+@pytest.mark.parametrize("option", [["--size", "small"], ["--clip", "4x64x64"], ["--readout-width", "32"],
+                                    ["--patch-size", "2", "16", "16"], ["--backbone", "BACKBONE"]])
+def test_init_refuses_options_its_model_would_ignore(tmp_path, tiny_model_dir, capsys, option):
+    """--init trains its model further as it is: a --size, --clip, --readout-width or --backbone that differed were
+    silently ignored, and the model card recorded a command that was not what ran. Now refused, naming them; the
+    model's own values, or none, are accepted."""
+    first = tmp_path / "first"
+    train(parse_args(COMMON + ["--steps", "1", "--out", str(first)]))
+    option = [str(tiny_model_dir) if a == "BACKBONE" else a for a in option]
+    argv = ["--steps", "1", "--init", str(first), "--out", str(tmp_path / "b")]
+    assert main(COMMON + option + argv) == 2
+    assert option[0] in capsys.readouterr().err
+    own = [a for a in COMMON if a not in ("--size", "tiny")] + ["--size", "tiny", "--readout-width", "64"]
+    assert main(own + argv) == 0

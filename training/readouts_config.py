@@ -312,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.train_readouts",
                                 description="Readout training: depth, point-track and camera-pose heads on a 4DS encoder.")
     p.add_argument("--backbone", help="model dir (ours or imported official); default: random init")
-    p.add_argument("--init", help="full model dir (encoder and heads) to train further; replaces --backbone")
+    p.add_argument("--init", help="full model dir (encoder and heads) to start a new run from; its model replaces --backbone, "
+                        "--size, --clip, --patch-size and --readout-width/-heads (given, they must match it). A "
+                        "stopped run resumes by its own command run again (OUT/resume.pt), not with --init")
     p.add_argument("--size", default="tiny", help="encoder size without --backbone")
     p.add_argument("--clip", default="4x32x32", help="TxHxW without --backbone")
     p.add_argument("--patch-size", type=int, nargs=3, default=[2, 8, 8])
@@ -354,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synthetic_args(p)
     _add_loss_args(p)
     p.add_argument("--save-every", type=int, default=0,
-                   help="steps between checkpoints in OUT/checkpoint (0: only the final model)")
+                   help="steps between checkpoints in OUT/checkpoint, with the run's resume state in "
+                        "OUT/resume.pt: the same command run again resumes a stopped run (0: only the final model)")
     p.add_argument("--cache-features", action="store_true",
                    help="run the frozen encoder once per clip and train the heads on its cached features")
     p.add_argument("--time-budget", type=float, default=0.0,
@@ -362,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "--select-on scorings included (0: off)")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def given_options(argv: tuple[str, ...] | list[str]) -> set[str]:
+    """The config fields that the command line `argv` gives (however abbreviated), not left at their defaults."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(list(argv))))
 
 
 def parse_args(argv: list[str]) -> ReadoutsConfig:

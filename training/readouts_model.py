@@ -15,7 +15,7 @@ from fourds_ros.model.blocks import run_blocks
 from .photometric import photometric_loss
 from .losses import (depth_loss, depth_teacher_loss, geodesic_angle, pose_loss, ssi_depth_loss, track_loss,
                      translation_cosine)
-from .readouts_config import ReadoutsConfig, check_heads
+from .readouts_config import ReadoutsConfig, check_heads, given_options
 from .typed_config import ConfigError
 
 
@@ -82,13 +82,39 @@ def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], hea
     return model
 
 
+def init_mismatches(cfg: ReadoutsConfig, model: FourDS) -> list[str]:
+    """The options of the command line that --init's model replaces and that differ from it: "--option value
+    (the --init model's: ...)" each. Options left at their defaults are not compared."""
+    given, config = given_options(cfg.argv), model.config
+    readouts = [h for h in config.heads.values() if hasattr(h, "num_params")]
+    theirs = {"size": config.size, "clip": (config.num_frames, *config.image_size),
+              "patch_size": tuple(config.patch_size),
+              "readout_width": sorted({h.num_params for h in readouts}) or None,
+              "readout_heads": sorted({h.num_heads for h in readouts}) or None}
+    ours = {"size": cfg.size, "clip": tuple(cfg.clip), "patch_size": tuple(cfg.patch_size),
+            "readout_width": [cfg.readout_width], "readout_heads": [cfg.readout_heads]}
+    found = [f"--{k.replace('_', '-')} {ours[k]} (the --init model's: {theirs[k]})"
+             for k in ours if k in given and theirs[k] is not None and ours[k] != theirs[k]]
+    if cfg.backbone:
+        encoder = load_checkpoint(cfg.backbone).encoder.state_dict()
+        own = model.encoder.state_dict()
+        if encoder.keys() != own.keys() or not all(torch.equal(v.float(), own[k]) for k, v in encoder.items()):
+            found.append(f"--backbone {cfg.backbone} (its encoder is not the --init model's)")
+    return found
+
+
 def model_for(cfg: ReadoutsConfig) -> FourDS:
     """build_model for a run, with only the trained parts (encoder with --finetune, its last
-    blocks with --finetune-blocks, the --train-heads) requiring gradients."""
+    blocks with --finetune-blocks, the --train-heads) requiring gradients. ConfigError where --init's
+    model differs from an option it replaces (init_mismatches): the model card recorded a command that was
+    not what ran."""
     model = build_model(cfg.backbone, cfg.size, cfg.clip, list(cfg.heads), cfg.readout_width,
                         cfg.readout_heads, cfg.patch_size, seed=cfg.seed, init=cfg.init,
                         softargmax_temperature=cfg.softargmax_temperature,
                         canonical_focal_px=cfg.canonical_focal_px)
+    if cfg.init and (mismatches := init_mismatches(cfg, model)):
+        raise ConfigError(f"--init {cfg.init} is trained further as it is, and these options say otherwise: "
+                          f"{'; '.join(mismatches)}; drop them or give the model's own")
     for p in model.encoder.parameters():
         p.requires_grad_(cfg.finetune)
     if cfg.finetune_blocks:

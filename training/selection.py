@@ -98,3 +98,16 @@ class CheckpointSelection:
 
     def log(self) -> dict:
         return {"selected_step": self.best_step, "selected_score": self.best_score, "candidates": self.history}
+
+    def state(self) -> dict:
+        """The choice so far, JSON-able, for a resume file (the best weights go beside it as tensors): a resumed
+        run goes on comparing with the original start's metrics and keeps the step the stopped run chose."""
+        return {"reference": self.reference, "history": self.history, "best_step": self.best_step,
+                "best_score": self.best_score, "seconds": self.seconds}
+
+    def restore(self, state: dict, best_state: dict[str, torch.Tensor] | None) -> None:
+        """state(), as saved; best_state: the best weights (None where no step was chosen yet)."""
+        self.reference, self.history = state["reference"], list(state["history"])
+        self.best_step, self.best_score = int(state["best_step"]), float(state["best_score"])
+        self.seconds = float(state.get("seconds", 0.0))
+        self.best_state = best_state

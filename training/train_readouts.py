@@ -10,6 +10,11 @@ official checkpoint (`fourds-ros import`). Without --backbone a randomly initial
 every --eval-every steps. The output `models/<name>/` holds model.safetensors + config.json
 (save_checkpoint, loadable by the node unchanged) and a README.md model card.
 
+With --save-every N the run saves its progress every N steps: OUT/checkpoint (a model dir, metadata kind
+"progress"), OUT/selected under --select-on (kind "selected") and OUT/resume.pt (readouts_resume.py: optimiser,
+schedule, sampler and RNG state, losses, selection). A stopped run's command run again resumes from resume.pt,
+as the uninterrupted run would have gone on; --init starts a new run from a model's weights.
+
 This file is the loop and command line; the model and loss are training/readouts_model.py, the
 data training/readouts_data.py, the typed config training/readouts_config.py.
 """
@@ -39,7 +44,9 @@ from .budget import BudgetProbe
 from .readouts_card import model_card
 from .readouts_config import ReadoutsConfig, parse_args
 from .readouts_data import Banks, BatchSampler, load_banks, selection_batches, val_batches
-from .readouts_model import compute_losses, evaluate, load_teacher, model_for, photometric_losses
+from .readouts_model import DepthTeacher, compute_losses, evaluate, load_teacher, model_for, photometric_losses
+from .readouts_resume import RESUME_FILE, ReadoutsResume, best_differences, load_resume, resume_conflicts, save_resume
+from .resume import ResumeError, set_rng_state
 from .selection import CheckpointSelection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,6 +86,15 @@ class WarmupCosine:
         self.joint = (step, self(step))
         self.total, self.warmup = total, max(1, total // 20)
 
+    def state(self) -> dict:
+        """Its parameters, JSON-able (a resume file's; the LambdaLR's own state holds only its step)."""
+        return {"total": self.total, "warmup": self.warmup,
+                "joint": None if self.joint is None else [self.joint[0], float(self.joint[1])]}
+
+    def load(self, state: dict) -> None:
+        self.total, self.warmup = int(state["total"]), int(state["warmup"])
+        self.joint = None if state["joint"] is None else (int(state["joint"][0]), float(state["joint"][1]))
+
     def _decay(self, step: int) -> float:
         return 0.5 * (1 + np.cos(np.pi * min(1.0, step / self.total)))
 
@@ -107,10 +123,27 @@ def make_optimizer(model: FourDS, cfg: ReadoutsConfig, extra: torch.nn.Module | 
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay), head_params + encoder_params
 
 
-def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[dict],
-        selection: CheckpointSelection | None = None) -> tuple[list[float], list[dict]]:
-    """The training steps: (loss per step, held-aside metrics every --eval-every steps); with a
-    selection, the model is also scored on the validation recordings every --save-every steps."""
+@dataclasses.dataclass
+class Loop:
+    """One invocation's training state (fit): what OUT/resume.pt saves at every --save-every step and a
+    resumed run restores (readouts_resume.py)."""
+
+    model: FourDS
+    cfg: ReadoutsConfig
+    sampler: BatchSampler
+    optimizer: torch.optim.AdamW
+    params: list[torch.nn.Parameter]
+    schedule: WarmupCosine
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    pose_copy: torch.nn.Module | None
+    teacher: DepthTeacher | None
+    selection: CheckpointSelection | None
+    history: list[float] = dataclasses.field(default_factory=list)
+    evals: list[dict] = dataclasses.field(default_factory=list)
+
+
+def make_loop(model: FourDS, cfg: ReadoutsConfig, sampler: BatchSampler,
+              selection: CheckpointSelection | None) -> Loop:
     # --photometric: the poses of unlabelled clips come from a copy of the pose head that learns
     # beside the depth head and is never saved, so the shipped pose head stays as it is.
     pose_copy = copy.deepcopy(model.heads["pose"]).requires_grad_(True) if cfg.photometric else None
@@ -119,49 +152,115 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
                if cfg.depth_teacher else None)
     schedule = WarmupCosine(cfg.steps, provisional=bool(cfg.time_budget))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return Loop(model, cfg, sampler, optimizer, params, schedule, scheduler, pose_copy, teacher, selection)
+
+
+def training_step(loop: Loop) -> float:
+    """One optimiser step on a batch; its loss."""
+    model, cfg = loop.model, loop.cfg
+    model.train()
+    if not cfg.finetune:
+        model.encoder.eval()
     device = next(model.parameters()).device
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    history: list[float] = []
-    evals: list[dict] = []
+    with autocast:
+        loss, _ = compute_losses(model, loop.sampler(), cfg.finetune, list(cfg.loss_heads),
+                                 cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight,
+                                 tuned_blocks=cfg.finetune_blocks, teacher=loop.teacher,
+                                 teacher_weight=cfg.depth_teacher_weight)
+        if loop.pose_copy is not None:
+            photo, _ = photometric_losses(model, loop.pose_copy, loop.sampler.unlabelled(), cfg.finetune,
+                                          cfg.finetune_blocks)
+            loss = loss + cfg.photometric_weight * photo
+    loop.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(loop.params, 1.0)
+    loop.optimizer.step()
+    loop.scheduler.step()
+    return float(loss.detach())
+
+
+def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[dict],
+        selection: CheckpointSelection | None = None, resumed: ReadoutsResume | None = None
+        ) -> tuple[list[float], list[dict]]:
+    """The training steps: (loss per step, held-aside metrics every --eval-every steps); with a
+    selection, the model is also scored on the validation recordings every --save-every steps.
+    resumed: a stopped run's resume file, whose state the loop goes on from (resume_loop)."""
+    loop = make_loop(model, cfg, next_batch, selection)
+    if resumed is not None:
+        resume_loop(loop, resumed)
+    history, schedule, start = loop.history, loop.schedule, len(loop.history)
     # The scorings on the validation recordings every --save-every steps spend the budget too.
     scoring_s = selection.seconds / cfg.save_every if selection is not None and cfg.save_every else 0.0
     budget = BudgetProbe(cfg.time_budget, overhead_per_step_s=scoring_s)
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, desc="readouts", disable=cfg.no_progress)
+    bar = tqdm(total=schedule.total, initial=start, desc="readouts", disable=cfg.no_progress)
     while len(history) < schedule.total:
-        model.train()
-        if not cfg.finetune:
-            model.encoder.eval()
-        with autocast:
-            loss, _ = compute_losses(model, next_batch(), cfg.finetune, list(cfg.loss_heads),
-                                     cfg.depth_ssi_weight, cfg.depth_grad_weight, cfg.pose_direction_weight,
-                                     tuned_blocks=cfg.finetune_blocks, teacher=teacher,
-                                     teacher_weight=cfg.depth_teacher_weight)
-            if pose_copy is not None:
-                photo, _ = photometric_losses(model, pose_copy, next_batch.unlabelled(), cfg.finetune,
-                                              cfg.finetune_blocks)
-                loss = loss + cfg.photometric_weight * photo
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        history.append(float(loss.detach()))
+        history.append(training_step(loop))
         if not math.isfinite(history[-1]):  # the weights are lost from here: stop, say where
             raise FloatingPointError(f"non-finite training loss at step {len(history)}: {history[-1]}")
         bar.update(1)
         bar.set_postfix(loss=f"{history[-1]:.4f}")
-        fitted = budget.after_step(len(history), len(history), cfg.steps)
+        # once: a resumed run whose schedule was fitted goes on with it (as pretrain's)
+        fitted = None if schedule.joint is not None else budget.after_step(len(history) - start, len(history),
+                                                                             cfg.steps)
         if fitted is not None:
-            schedule.fit(fitted, scheduler.last_epoch)
+            schedule.fit(fitted, loop.scheduler.last_epoch)
             bar.total = fitted
         if cfg.eval_every and len(history) % cfg.eval_every == 0:
-            evals.append({"step": len(history), **evaluate(model, val)})
+            loop.evals.append({"step": len(history), **evaluate(model, val)})
         if cfg.save_every and len(history) % cfg.save_every == 0:
             save_and_report(model, cfg, history, schedule.total, selection)
+            save_loop(loop)
     bar.close()
-    return history, evals
+    return history, loop.evals
+
+
+def save_loop(loop: Loop) -> None:
+    """OUT/resume.pt: the loop's state after this step (readouts_resume.py), after the progress checkpoint."""
+    model_state = {k: v.detach().cpu() for k, v in loop.model.state_dict().items()}
+    scheduler = {k: v for k, v in loop.scheduler.state_dict().items() if k != "lr_lambdas"}
+    state = {"model": model_state, "optimizer": loop.optimizer.state_dict(), "scheduler": scheduler,
+             "generator": loop.sampler.gen.get_state()}
+    if loop.pose_copy is not None:
+        state["extra"] = {k: v.detach().cpu() for k, v in loop.pose_copy.state_dict().items()}
+    meta = {"step": len(loop.history), "config": dataclasses.asdict(loop.cfg), "schedule": loop.schedule.state(),
+            "history": loop.history, "evals": loop.evals}
+    if loop.selection is not None:
+        best = loop.selection.best_state
+        state["best"] = best_differences(None if best is None else {k: v.cpu() for k, v in best.items()},
+                                         model_state)
+        meta["selection"] = {**loop.selection.state(), "has_best": best is not None,
+                             "best_weights": str(output_dir(loop.cfg) / "selected")}
+    save_resume(output_dir(loop.cfg) / RESUME_FILE, state, meta)
+
+
+def resume_loop(loop: Loop, resumed: ReadoutsResume) -> None:
+    """The stopped run's state into the loop: weights, optimiser, schedule, sampler, RNGs, losses, selection."""
+    path = output_dir(loop.cfg) / RESUME_FILE
+    device = next(loop.model.parameters()).device
+    try:
+        loop.model.load_state_dict(resumed.model)
+        if loop.pose_copy is not None:
+            loop.pose_copy.load_state_dict(resumed.extra)
+        loop.optimizer.load_state_dict(resumed.optimizer)
+        loop.scheduler.load_state_dict({**resumed.scheduler, "lr_lambdas": [None]})
+        loop.schedule.load(resumed.meta["schedule"])
+        loop.sampler.gen.set_state(resumed.generator)
+        loop.history[:], loop.evals[:] = [float(x) for x in resumed.meta["history"]], resumed.meta.get("evals", [])
+        if loop.selection is not None:
+            chosen = resumed.meta["selection"]
+            best = ({k: v.to(device) for k, v in {**resumed.model, **(resumed.best or {})}.items()}
+                    if chosen["has_best"] else None)
+            loop.selection.restore(chosen, best)
+        set_rng_state(resumed.rng_tensors, resumed.meta["rng"])
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ResumeError(f"{path}: does not fit this run's model ({type(e).__name__}: {e}); refusing to resume "
+                          "from it (delete it to start afresh)") from e
+    if len(loop.history) != resumed.step:
+        raise ResumeError(f"{path}: its loss history has {len(loop.history)} steps, its step is {resumed.step} "
+                          "(delete it to start afresh)")
 
 
 def save_and_report(model: FourDS, cfg: ReadoutsConfig, history: list[float], total: int,
@@ -184,8 +283,9 @@ def output_dir(cfg: ReadoutsConfig) -> Path:
 
 def save_progress(model: FourDS, cfg: ReadoutsConfig, steps: int) -> None:
     """A loadable checkpoint of the run so far in OUT/checkpoint (a long background run that is
-    stopped keeps its last one); the model keeps training in place."""
-    save_checkpoint(model, output_dir(cfg) / "checkpoint", metadata=checkpoint_metadata(cfg, steps))
+    stopped keeps its last one); the model keeps training in place. Its metadata's kind, "progress",
+    says what it is wherever it is copied (continued_steps)."""
+    save_checkpoint(model, output_dir(cfg) / "checkpoint", metadata=checkpoint_metadata(cfg, steps, "progress"))
 
 
 def save_selected(model: FourDS, cfg: ReadoutsConfig, selection: CheckpointSelection) -> None:
@@ -193,23 +293,32 @@ def save_selected(model: FourDS, cfg: ReadoutsConfig, selection: CheckpointSelec
     selection.json. Why: --select-on kept them in memory only, so a stopped run's OUT/checkpoint was its
     last step's weights and the step it had chosen was lost (stage 20's were copied out by hand)."""
     selected = output_dir(cfg) / "selected"
-    save_checkpoint(model, selected, metadata={**checkpoint_metadata(cfg, selection.best_step),
+    save_checkpoint(model, selected, metadata={**checkpoint_metadata(cfg, selection.best_step, "selected"),
                                                "selection_score": selection.best_score})
     (selected / "selection.json").write_text(json.dumps(selection.log()) + "\n")
 
 
-def checkpoint_metadata(cfg: ReadoutsConfig, steps: int) -> dict:
+# Checkpoint kinds in the metadata: a run's progress (OUT/checkpoint) and its best so far (OUT/selected) are
+# part-way through a run; "model" is a finished run's output.
+PART_WAY = ("progress", "selected")
+
+
+def checkpoint_metadata(cfg: ReadoutsConfig, steps: int, kind: str = "model") -> dict:
     return {"steps": steps, "steps_before": cfg.steps_before, "finetune": cfg.finetune,
-            "finetune_blocks": cfg.finetune_blocks}
+            "finetune_blocks": cfg.finetune_blocks, "kind": kind}
 
 
 def continued_steps(cfg: ReadoutsConfig) -> int:
-    """The steps already trained where --init is a run's progress (an OUT/checkpoint: a stopped run continued,
-    as check_stopped_run advises, into its own OUT or another), summed over earlier continuations; 0 for any
-    other start (a finished model, the shipped one), whose documented commands draw as they always did."""
-    if not cfg.init or Path(cfg.init).name != "checkpoint":
+    """The steps already trained where --init is a run's progress or best-so-far weights (metadata kind
+    "progress" or "selected", wherever they were copied or however renamed; checkpoints written before the
+    kinds: a folder named checkpoint), summed over earlier continuations; 0 for a finished model (the shipped
+    one), whose documented commands draw as they always did."""
+    if not cfg.init:
         return 0
     meta = read_metadata(cfg.init)
+    part_way = meta["kind"] in PART_WAY if "kind" in meta else Path(cfg.init).name == "checkpoint"
+    if not part_way:
+        return 0
     try:
         return int(meta.get("steps_before", 0)) + int(meta.get("steps", 0))
     except ValueError as e:
@@ -234,9 +343,9 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
 
 def check_stopped_run(cfg: ReadoutsConfig) -> None:
     """ValueError where OUT holds a stopped run's progress (OUT/checkpoint without the finished run's
-    training_log.json) that this run would write over from step 0. Why: a long background run stopped and its
-    command run again started afresh and replaced the saved progress without a word; readout training saves
-    weights only (no optimiser or schedule), so a run continues with --init OUT/checkpoint, which is allowed."""
+    training_log.json) but no resume file (resume_state): progress saved before resume files were, which this run
+    would write over from step 0. Why: a long background run stopped and its command run again started afresh and
+    replaced the saved progress without a word; such progress is weights only, so it continues with --init."""
     out = output_dir(cfg)
     progress, log = out / "checkpoint", out / "training_log.json"
     if not (progress / WEIGHTS_FILE).exists():
@@ -251,9 +360,27 @@ def check_stopped_run(cfg: ReadoutsConfig) -> None:
     selected = out / "selected" / WEIGHTS_FILE
     ours = selected.exists() and (not log.exists() or selected.stat().st_mtime > log.stat().st_mtime)
     chosen = f" (its best-scored weights so far, with --select-on: {out / 'selected'})" if ours else ""
-    raise ValueError(f"{out} holds a stopped run's progress ({progress}){chosen}, which this run would replace "
-                     f"from step 0: continue it with --init {progress} (its weights; the optimiser and schedule start "
-                     "again, the batches go on from its steps), or move it away to start over")
+    raise ValueError(f"{out} holds a stopped run's progress ({progress}){chosen} without its {RESUME_FILE}, which "
+                     f"this run would replace from step 0: continue it with --init {progress} (its weights; the "
+                     "optimiser and schedule start again, the batches go on from its steps), or move it away to "
+                     "start over")
+
+
+def resume_state(cfg: ReadoutsConfig) -> ReadoutsResume | None:
+    """OUT/resume.pt where OUT holds a stopped run's (no finished run's training_log.json written after it), loaded
+    and checked against this run's settings; None where there is none. ResumeError (a ValueError) where it is
+    damaged, or where a setting outside readouts_resume.RESUME_FREE differs: resumed, the steps already run would
+    have followed other settings than the model card records (pretrain's resume_conflicts, likewise)."""
+    out = output_dir(cfg)
+    path, log = out / RESUME_FILE, out / "training_log.json"
+    if not path.is_file() or (log.exists() and log.stat().st_mtime >= path.stat().st_mtime):
+        return None
+    resumed = load_resume(path)
+    if conflicts := resume_conflicts(resumed.meta["config"], dataclasses.asdict(cfg)):
+        raise ResumeError(f"{path} holds a stopped run trained with other settings ({'; '.join(conflicts)}): "
+                          "refusing to resume it with these; run its own command again to resume it, or give "
+                          f"another --out (or move {out} away) to start afresh")
+    return resumed
 
 
 def check_writable(out: Path) -> None:
@@ -265,9 +392,15 @@ def check_writable(out: Path) -> None:
 
 
 def train(cfg: ReadoutsConfig) -> dict:
-    check_stopped_run(cfg)
-    check_writable(output_dir(cfg))
+    """The run, or a stopped run's rest where OUT holds its resume file (resume_state): its command run again
+    resumes it."""
     cfg = dataclasses.replace(cfg, steps_before=continued_steps(cfg))
+    resumed = resume_state(cfg)
+    if resumed is None:
+        check_stopped_run(cfg)
+    check_writable(output_dir(cfg))
+    if resumed is None:  # a finished run's, left where its end was cut short: not this run's
+        (output_dir(cfg) / RESUME_FILE).unlink(missing_ok=True)
     torch.manual_seed(cfg.seed)
     device = torch.device(resolve_device(cfg.device))
     model = model_for(cfg).to(device)
@@ -278,10 +411,12 @@ def train(cfg: ReadoutsConfig) -> dict:
     selection = (CheckpointSelection(selection_batches(cfg, model, device), cfg.loss_heads,
                                      start_is_candidate=cfg.init is not None, no_worse=cfg.select_no_worse)
                  if cfg.select_on else None)
-    if selection is not None:  # the start's scores: what every later progress line is compared with
+    if resumed is not None:
+        print(f"resuming {output_dir(cfg) / RESUME_FILE} at step {resumed.step}", flush=True)
+    elif selection is not None:  # the start's scores: what every later progress line is compared with
         print(f"step 0 selection score {selection.consider(model, 0):.4f} ({selection.summary()})", flush=True)
     start = time.perf_counter()
-    history, evals = fit(model, cfg, BatchSampler(cfg, banks, device), val, selection)
+    history, evals = fit(model, cfg, BatchSampler(cfg, banks, device), val, selection, resumed)
     log: dict = {"loss": history, "evals": evals}
     if selection is not None:
         if selection.history[-1]["step"] != len(history):
@@ -291,6 +426,7 @@ def train(cfg: ReadoutsConfig) -> dict:
     metrics = evaluate(model, val)
     seconds = time.perf_counter() - start
     out = write_outputs(cfg, model, banks, {**log, "final": metrics}, seconds, data_seconds)
+    (out / RESUME_FILE).unlink(missing_ok=True)  # finished: its command run again starts afresh
     return {"out": str(out), "loss": history, "metrics": metrics, "evals": evals, "selection": log.get("selection")}
 
 
