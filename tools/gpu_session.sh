@@ -50,7 +50,9 @@
 # 3.12, data, .gpum; the tracked weights parked) and `... restore` after.
 # Usage on the device: bash tools/gpu_session.sh setup|train|scratch (see the model card for the
 # `run` calls; MAE_OVERRIDES adds pretrain config overrides, e.g. for a CPU dry run, which also needs
-# ALLOW_CPU=1 TRAIN_DEVICE=cpu).
+# ALLOW_CPU=1 TRAIN_DEVICE=cpu). TRAIN_SECONDS: 300 for train; for scratch what the call has left after
+# PRETRAIN_SECONDS (200) and 180 s of rendering and overshoot (220 s). CHECK_BUDGET=1 runs the budget check
+# alone and exits (here, before a call is spent).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
 MODE=$1
@@ -72,7 +74,7 @@ if [ "$MODE" = setup ]; then
   [ "${SMOKE:-1}" = 1 ] || exit 0
   nvidia-smi --query-gpu=name,memory.total --format=csv
   start=$(date +%s)
-  rm -rf /tmp/smoke  # a smoke run a timeout stopped leaves progress that train_readouts will not start over on
+  rm -rf /tmp/smoke  # a smoke run a timeout stopped leaves progress that train_readouts would resume
   timeout 240 python3 -m training.train_readouts --size S --clip 8x128x128 --finetune \
     --synthetic-realism /tmp/gpudata/textures/* --canonical-focal-px 156 --depth-ssi-weight 2 \
     --depth-grad-weight 0.5 --num-tracks 64 --train-clips 150 --val-clips 16 --batch-size 64 \

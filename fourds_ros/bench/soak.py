@@ -5,7 +5,8 @@
 stamps = now, --rate Hz, 640x480 rgb8 or JPEG, camera_info) for --minutes. The stream is cut into
 --window-seconds windows afterwards, and each window gets `bench node`'s figures (frames described,
 lost before the callback, shed, depth and odometry latency p50/p95/max, the node's CPU) plus the
-node's resident memory (VmRSS from /proc) at its end. The summary says in how many windows the
+node's resident memory (VmRSS from /proc), the median of its samples in the window (an allocator's spike is
+not read as growth). The summary says in how many windows the
 live targets of issue #19 held (>= 95 % described, depth latency p50 <= 300 ms, p95 <= 450 ms),
 the latency over the whole run, the memory's growth after the first window and its slope (MB an
 hour, least squares over the windows after the first: the first holds the engine's warm-up), and
@@ -158,8 +159,8 @@ def summary_lines(s: dict, params: dict) -> str:
         f"streamed (one more second at the end), {s['frames_dropped']} shed (counted), {s['lost_before_callback']} lost "
         f"before the callback, {s['frames_unaccounted']} unaccounted; depth "
         f"latency p50 {_ms(s['latency_ms_p50'])}, p95 {_ms(s['latency_ms_p95'])}, max {_ms(s['latency_ms_max'])}.",
-        f"Node memory (RSS): {s['rss_mb_first_window']:.0f} MB after the first window, {s['rss_mb_last_window']:.0f} MB "
-        f"after the last ({s['rss_growth_mb_after_first_window']:+.1f} MB); slope over the later windows "
+        f"Node memory (RSS, a window's median): {s['rss_mb_first_window']:.0f} MB in the first window, "
+        f"{s['rss_mb_last_window']:.0f} MB in the last ({s['rss_growth_mb_after_first_window']:+.1f} MB); slope over the later windows "
         + (f"{slope:+.1f} MB an hour." if slope is not None else "not measured (too few windows)."),
     ])
 
