@@ -52,8 +52,11 @@ def free_domain() -> Iterator[int]:
     for domain in random.Random(os.getpid() ^ time.time_ns()).sample(DOMAINS, len(DOMAINS)):
         if str(domain) == live or domain_in_use(domain):
             continue
-        lock = os.open(os.path.join(tempfile.gettempdir(), f"fourds_ros_domain_{domain}.lock"),
-                       os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            lock = os.open(os.path.join(tempfile.gettempdir(), f"fourds_ros_domain_{domain}.lock"),
+                           os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError:  # another user's (0600): taken as held
+            continue
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # another of this package's processes holds it

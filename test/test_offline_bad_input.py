@@ -158,3 +158,15 @@ def test_orb_vo_holds_still_across_a_resolution_change_and_reads_each_frames_own
     assert asked == list(frames)
     np.testing.assert_array_equal(vo.poses[3], vo.poses[2])  # held still across the change
     assert vo.vo_failures >= 1
+
+
+def test_a_compressed_bag_keeps_its_frames_bytes_only(tmp_path):
+    """Writing a compressed bag decoded each frame for its size and kept the image on the frame: a reversed
+    recording, whose frames are all held, took about 0.9 MB more a frame (675 MB against 420 MB for 300)."""
+    from fourds_ros.evaluation.bag import write_bag
+    from fourds_ros.evaluation.datasets import iter_dataset
+
+    frames = list(iter_dataset("hololens", HOLO, max_frames=3))
+    assert all(f.image is None and f.encoded for f in frames)
+    assert write_bag(frames, tmp_path / "bag", compressed=True) == 3
+    assert all(f.image is None for f in frames)

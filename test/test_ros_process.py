@@ -113,3 +113,31 @@ def test_eval_and_the_node_benchmark_run_on_a_domain_of_their_own(monkeypatch):
     assert node_process_settings(argparse.ArgumentParser(), args)[1]["ROS_DOMAIN_ID"] == domain
     args.domain = 42  # --domain names one
     assert node_process_settings(argparse.ArgumentParser(), args)[1]["ROS_DOMAIN_ID"] == "42"
+
+
+def test_another_users_domain_lock_is_taken_as_held(tmp_path, monkeypatch):
+    """The lock files stay in /tmp, 0600: on a host shared by two users (a CI runner, a robot where someone once
+    ran with sudo) opening another user's raised PermissionError out of eval, the benchmarks and every ROS test."""
+    import os
+    import tempfile
+
+    from . import conftest
+
+    (tmp_path / "locks").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "locks"))
+    monkeypatch.setattr(ros_env, "SHARED_MEMORY", str(tmp_path))
+    monkeypatch.delenv("FOURDS_TEST_DOMAIN", raising=False)
+    monkeypatch.delenv("ROS_DOMAIN_ID", raising=False)
+    for domain in set(range(1, 201)) - {5, 6}:
+        (tmp_path / f"fastdds_port{7400 + 250 * domain + 11}").touch()
+    real_open = os.open
+
+    def other_users(path, *args, **kwargs):
+        if str(path).endswith("fourds_ros_domain_5.lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", other_users)
+    for _ in range(5):
+        with conftest.own_ros_domain() as domain:
+            assert domain == 6

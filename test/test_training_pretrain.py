@@ -352,3 +352,43 @@ def test_a_kill_at_the_final_save_still_ends_with_an_encoder(tmp_path, monkeypat
     assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()  # written before the checkpoint
     pretrain.train(cfg, tmp_path / "run", progress=False)  # reruns steps 3-4 and writes both
     assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()
+
+
+# A pretraining run whose step 2 never ends (a stuck loader worker, a collective waiting on a dead rank).
+HANGING_STEP = """\
+import sys, time
+import training.pretrain as pretrain
+from training.pretrain_config import load_config
+step = pretrain.optimizer_step
+def hangs(run):
+    step(run)
+    if run.step == 2:
+        print("hanging", flush=True)
+        while True:
+            time.sleep(0.05)
+pretrain.optimizer_step = hangs
+pretrain.train(load_config("tiny", ["optim.steps=6", "tensorboard=false"]), sys.argv[1], progress=False)
+"""
+
+
+def test_a_second_ctrl_c_stops_a_step_that_never_ends(tmp_path):
+    """The first SIGINT only asks the run to stop after its step: a step that never ended could then be stopped by
+    SIGKILL alone (Ctrl-C, again, and SIGTERM did nothing)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = subprocess.Popen([sys.executable, "-c", HANGING_STEP, str(tmp_path / "run")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline().strip() == "hanging"
+        run.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert run.poll() is None  # the first asks for the end of a step that never comes
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode != 0 and "stopping after this step" in err and "KeyboardInterrupt" in err, err

@@ -1305,3 +1305,17 @@ def test_init_refuses_options_its_model_would_ignore(tmp_path, tiny_model_dir, c
     assert option[0] in capsys.readouterr().err
     own = [a for a in COMMON if a not in ("--size", "tiny")] + ["--size", "tiny", "--readout-width", "64"]
     assert main(own + argv) == 0
+
+
+def test_a_continuation_into_its_own_out_resumes_by_its_own_command(tmp_path, monkeypatch):
+    """A run continued with --init OUT/checkpoint into its own OUT (what a stopped run without a resume file is
+    told to do) and stopped again was refused by its own command: the steps --init's progress had trained read
+    as more once that run had written over the progress itself."""
+    out = tmp_path / "run"
+    _stopped(monkeypatch, SAVED + ["--steps", "8", "--out", str(out)], 4)  # progress at step 2
+    (out / "resume.pt").unlink()  # damaged ("delete it to start afresh"), or progress from before resume files
+    argv = SAVED + ["--steps", "8", "--init", str(out / "checkpoint"), "--out", str(out)]
+    _stopped(monkeypatch, argv, 6)  # stopped again: resume.pt and OUT/checkpoint at this run's step 4
+    assert (out / "resume.pt").is_file()
+    result = train(parse_args(argv))  # the same command again resumes it
+    assert len(result["loss"]) == 8

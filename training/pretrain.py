@@ -153,11 +153,18 @@ class StopSignals:
         return self
 
     def _caught(self, signum, frame) -> None:
+        if self.signum:  # the second: the step does not end (a stuck loader worker, a collective waiting on a
+            self.__exit__()  # dead rank), and the run stops at once, as before the first was caught
+            signal.raise_signal(signum)
+            return
         self.signum = signum
+        print(f"{signal.Signals(signum).name}: stopping after this step, saved (again to stop at once)",
+              file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        self._previous = {}
 
     def requested(self, process: Process) -> bool:
         """Whether any process was signalled: all stop at the same step (saving is a collective)."""

@@ -29,7 +29,9 @@ RESUME_FILE = "resume.pt"
 # Settings a resumed run may change: where and how fast it runs, how often it saves, not what it trains.
 # --out: the resume file is found in it (a folder spelt otherwise is the same one). --steps is not free: the
 # schedule's cosine decay is laid over it, and the steps already run followed the old one.
-RESUME_FREE = {"time_budget", "workers", "save_every", "no_progress", "device", "out", "argv"}
+# steps_before: no option, but read from --init (compared itself), which a run continued into its own OUT
+# writes over; the resumed run takes the stored one.
+RESUME_FREE = {"time_budget", "workers", "save_every", "no_progress", "device", "out", "argv", "steps_before"}
 
 
 @dataclasses.dataclass
@@ -59,8 +61,7 @@ def resume_conflicts(stored: dict, now: dict) -> list[str]:
     """The settings in which `now` differs from the resume file's `stored` config, outside RESUME_FREE:
     "--option: stored -> now" each (the options' own spelling, as the user typed them)."""
     stored, now = plain_config(stored), plain_config(now)
-    names = {"steps_before": "the steps --init's progress had trained"}  # not an option: read from --init
-    return [f"{names.get(k, '--' + k.replace('_', '-'))}: {stored.get(k)!r} -> {now.get(k)!r}"
+    return [f"--{k.replace('_', '-')}: {stored.get(k)!r} -> {now.get(k)!r}"
             for k in sorted(set(stored) | set(now)) if k not in RESUME_FREE and stored.get(k) != now.get(k)]
 
 

@@ -394,8 +394,11 @@ def check_writable(out: Path) -> None:
 def train(cfg: ReadoutsConfig) -> dict:
     """The run, or a stopped run's rest where OUT holds its resume file (resume_state): its command run again
     resumes it."""
-    cfg = dataclasses.replace(cfg, steps_before=continued_steps(cfg))
     resumed = resume_state(cfg)
+    # A resumed run goes on with the steps_before it started with: --init's progress, which the stopped run
+    # itself wrote over when it was continued into its own OUT, would read as more (and it was refused).
+    cfg = dataclasses.replace(cfg, steps_before=int(resumed.meta["config"].get("steps_before", 0)) if resumed
+                              else continued_steps(cfg))
     if resumed is None:
         check_stopped_run(cfg)
     check_writable(output_dir(cfg))

@@ -70,12 +70,20 @@ class Frame:
     source: str = ""
 
     def rgb(self) -> np.ndarray:
+        """The image, decoded once and kept."""
         if self.image is None:
-            try:
-                self.image = decode_image(self.encoded)
-            except BagError as exc:  # the decoder sees bytes only: in a folder of 1000 frames, say which file
-                raise BagError(f"{self.source}: {exc}" if self.source else str(exc)) from exc
+            self.image = self.decoded()
         return self.image
+
+    def decoded(self) -> np.ndarray:
+        """The image, decoded and not kept when only its bytes are (a reversed recording holds all its frames:
+        kept, each cost about 0.9 MB more)."""
+        if self.image is not None:
+            return self.image
+        try:
+            return decode_image(self.encoded)
+        except BagError as exc:  # the decoder sees bytes only: in a folder of 1000 frames, say which file
+            raise BagError(f"{self.source}: {exc}" if self.source else str(exc)) from exc
 
 
 def decode_image(data: bytes, sixteen_bit_max: int = 65535, max_input_pixels: int | None = None) -> np.ndarray:
@@ -314,7 +322,7 @@ def _write_frame(put, ts, fr: Frame, compressed: bool) -> None:
         msg = Compressed(header=_header(ts, t, CAMERA_FRAME), format=f"rgb8; {fr.encoding} compressed bgr8",
                          data=np.frombuffer(fr.encoded, np.uint8))
         put(COMPRESSED_TOPIC, "sensor_msgs/msg/CompressedImage", msg, t)
-        h, w = fr.rgb().shape[:2]
+        h, w = fr.decoded().shape[:2]
     else:
         img = fr.rgb()
         h, w = img.shape[:2]

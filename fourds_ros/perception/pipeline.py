@@ -501,12 +501,16 @@ class PerceptionPipeline:
             self._restart_from = self._withhold_from = self.buffer.sequence
 
     @contextmanager
-    def odometry_current(self, result: ClipResult) -> Iterator[bool]:
-        """Whether `result`'s poses may be published: False once a reset (reset, or time going backwards)
-        came after its frames, whose chain it ended; published, they continued the old chain after the
-        reset had returned. Held for the block, in which the node publishes them: a reset waits for it."""
+    def odometry_current(self, result: ClipResult) -> Iterator[tuple[bool, bool]]:
+        """(whether `result`'s poses may be published, whether on TF too). Its poses: not once a ~/reset came
+        after its frames, whose chain it ended (published, they continued the old chain after the reset had
+        returned); at a bag loop (time going backwards) they are, for the clips run in order still take them
+        ahead of the new chain's. Its TF: not once either ended its chain: after a loop's /clock jump back
+        tf2 keeps the old chain's transform, stamped near the bag's end, as its newest, and refuses the new
+        chain's as older than its cache. Held for the block, in which the node publishes them: a reset waits."""
         with self._reset_lock:
-            yield self._withhold_from is None or result.odometry_chain >= self._withhold_from
+            yield ((self._withhold_from is None or result.odometry_chain >= self._withhold_from),
+                   (self._restart_from is None or result.odometry_chain >= self._restart_from))
 
     # -- half 2: one engine call per clip ------------------------------------------------------
     def process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None = None) -> ClipResult:

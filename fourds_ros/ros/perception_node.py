@@ -211,8 +211,8 @@ class PerceptionNode(LifecycleNode):
             return
         counts["clips"] += 1
         try:
-            with pipeline.odometry_current(result) as current:  # a ~/reset waits until these poses are out
-                send_depth.send_rest(result, pipeline.trails(), tf_publish, pose=current)
+            with pipeline.odometry_current(result) as (pose, tf):  # a ~/reset waits until these poses are out
+                send_depth.send_rest(result, pipeline.trails(), tf_publish if tf else None, pose=pose)
         except Exception as exc:
             worker.settle(lambda: counts.update(frames_failed=len(result.frames)))
             warn_unless_stopping("publish", f"publishing failed: {type(exc).__name__}: {exc}")
