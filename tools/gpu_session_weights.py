@@ -180,4 +180,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fourds_ros.script_errors import run_script
+
+    sys.exit(run_script(main, "gpu_session_weights.py"))
