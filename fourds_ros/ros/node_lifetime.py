@@ -64,8 +64,10 @@ def run_until_shutdown(node, autostart: bool) -> None:
         node.destroy_node()
         # rclpy's LifecycleNode.destroy_node leaves its state machine, which holds the rcl node: with a clip
         # abandoned at release (its thread holds the node) the DDS participant outlived the process's end and
-        # its 35 MB of shared memory stayed in /dev/shm.
-        node._state_machine.destroy_when_not_in_use()
+        # its 35 MB of shared memory stayed in /dev/shm. (A private attribute: an rclpy without it is left as it is.)
+        state_machine = getattr(node, "_state_machine", None)
+        if state_machine is not None:
+            state_machine.destroy_when_not_in_use()
         if rclpy.ok():
             rclpy.try_shutdown()
 
