@@ -46,7 +46,7 @@ from .distributed import (
 from .mae import MAE, build_mae
 from .optim import fitted_lr_lambda, lr_lambda, param_groups
 from .pretrain_config import PretrainConfig, load_config
-from .resume import ResumeError, load_resume, save_resume
+from .resume import ResumeError, config_conflicts, load_resume, save_resume
 
 
 @dataclass
@@ -82,20 +82,10 @@ RESUME_FREE = {"micro_batch_size", "parallel", "activation_checkpointing", "num_
                "tensorboard", "time_budget_s", "optim.steps"}
 
 
-def resume_conflicts(stored: dict, now: dict, prefix: str = "") -> list[str]:
+def resume_conflicts(stored: dict, now: dict) -> list[str]:
     """The settings (dotted keys) in which `now` differs from the checkpoint's `stored` config, outside
     RESUME_FREE: "key: stored -> now" each."""
-    out = []
-    for key in sorted(set(stored) | set(now)):
-        name = prefix + str(key)
-        a, b = stored.get(key), now.get(key)
-        if name in RESUME_FREE:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += resume_conflicts(a, b, name + ".")
-        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
-            out.append(f"{name}: {a!r} -> {b!r}")
-    return out
+    return [f"{name}: {a!r} -> {b!r}" for name, a, b in config_conflicts(stored, now, RESUME_FREE)]
 
 
 def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: int | None) -> Run:

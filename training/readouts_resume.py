@@ -22,7 +22,7 @@ import torch
 
 from fourds_ros.model.checkpoint import atomic_write
 
-from .resume import ResumeError, rng_state
+from .resume import ResumeError, config_conflicts, rng_state
 
 RESUME_FILE = "resume.pt"
 
@@ -60,9 +60,8 @@ def plain_config(config: dict) -> dict:
 def resume_conflicts(stored: dict, now: dict) -> list[str]:
     """The settings in which `now` differs from the resume file's `stored` config, outside RESUME_FREE:
     "--option: stored -> now" each (the options' own spelling, as the user typed them)."""
-    stored, now = plain_config(stored), plain_config(now)
-    return [f"--{k.replace('_', '-')}: {stored.get(k)!r} -> {now.get(k)!r}"
-            for k in sorted(set(stored) | set(now)) if k not in RESUME_FREE and stored.get(k) != now.get(k)]
+    return [f"--{name.replace('_', '-')}: {a!r} -> {b!r}"
+            for name, a, b in config_conflicts(plain_config(stored), plain_config(now), RESUME_FREE)]
 
 
 def best_differences(best: dict[str, torch.Tensor] | None, model: dict[str, torch.Tensor]) -> dict:

@@ -35,6 +35,23 @@ class ResumeState:
     total_steps: int | None = None  # the schedule's length once fitted to a time budget (None: not fitted)
 
 
+def config_conflicts(stored: dict, now: dict, free: set[str], prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, stored value, current value) of each setting in which `now` differs from a resume file's
+    `stored` config, outside `free` (the dotted keys a resumed run may change); a list equals a tuple of the
+    same items. Pretraining's and readout training's refusals of a changed setting both read it."""
+    out = []
+    for key in sorted(set(stored) | set(now)):
+        name = prefix + str(key)
+        a, b = stored.get(key), now.get(key)
+        if name in free:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_conflicts(a, b, free, name + ".")
+        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            out.append((name, a, b))
+    return out
+
+
 def rng_state() -> tuple[dict[str, torch.Tensor | list[torch.Tensor]], dict]:
     """(tensors, JSON-able scalars) of the torch, CUDA, NumPy and Python RNGs."""
     _, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()

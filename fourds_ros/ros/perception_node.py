@@ -137,8 +137,9 @@ class PerceptionNode(LifecycleNode):
     def _release(self) -> None:
         discarded = self.pipeline.pending_frames if self.pipeline is not None else 0  # buffered: flush had no clip
         if self.worker is not None:
-            wait_s = RELEASE_WAIT_S if self.context.ok() else SIGNAL_RELEASE_WAIT_S  # signalled: nothing to publish
-            if not self.worker.stop(wait_s, self.context.ok()):
+            signalled = not self.context.ok()  # nothing to publish: the running clip alone, and not for long
+            wait_s = SIGNAL_RELEASE_WAIT_S if signalled else RELEASE_WAIT_S
+            if not self.worker.stop(wait_s, not signalled):
                 release_warning(self, f"the running clip did not end within {wait_s:g} s: dropped")
             discarded += self.worker.discard()
         if self.pipeline is not None:  # its counters end with it: their totals, after the clips stop() ran
