@@ -1307,6 +1307,20 @@ def test_init_refuses_options_its_model_would_ignore(tmp_path, tiny_model_dir, c
     assert main(own + argv) == 0
 
 
+@pytest.mark.parametrize("option", [["--size", "small"], ["--clip", "4x64x64"], ["--patch-size", "2", "8", "8"]])
+def test_a_backbone_refuses_a_size_or_clip_it_would_override(tmp_path, tiny_model_dir, capsys, option):
+    """Without --init, --backbone sets the encoder (size, clip, patch size): a --size, --clip or --patch-size that
+    differed from the backbone's were silently overridden, and the model card recorded a command that was not
+    what ran. Now refused, naming them; the backbone's own values, or none, are accepted."""
+    argv = ["--train-clips", "2", "--val-clips", "1", "--batch-size", "2", "--num-tracks", "16", "--no-progress",
+            "--steps", "1", "--backbone", str(tiny_model_dir), "--out", str(tmp_path / "b")]
+    assert main(argv + option) == 2
+    err = capsys.readouterr().err
+    assert option[0] in err and "--backbone" in err
+    assert main(argv + ["--size", "micro", "--clip", "4x32x32", "--patch-size", "2", "16", "16"]) == 0
+    assert main(argv) == 0
+
+
 def test_a_continuation_into_its_own_out_resumes_by_its_own_command(tmp_path, monkeypatch):
     """A run continued with --init OUT/checkpoint into its own OUT (what a stopped run without a resume file is
     told to do) and stopped again was refused by its own command: the steps --init's progress had trained read

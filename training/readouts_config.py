@@ -315,8 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="full model dir (encoder and heads) to start a new run from; its model replaces --backbone, "
                         "--size, --clip, --patch-size and --readout-width/-heads (given, they must match it). A "
                         "stopped run resumes by its own command run again (OUT/resume.pt), not with --init")
-    p.add_argument("--size", default="tiny", help="encoder size without --backbone")
-    p.add_argument("--clip", default="4x32x32", help="TxHxW without --backbone")
+    p.add_argument("--size", default="tiny", help="encoder size without --backbone (with it: the backbone's, or left out)")
+    p.add_argument("--clip", default="4x32x32", help="TxHxW without --backbone (with it: the backbone's, or left out)")
     p.add_argument("--patch-size", type=int, nargs=3, default=[2, 8, 8])
     p.add_argument("--heads", nargs="+", default=["depth", "tracks", "pose"])
     p.add_argument("--finetune", action="store_true", help="unfreeze the encoder")

@@ -82,10 +82,11 @@ def build_model(backbone: str | None, size: str, clip: tuple[int, int, int], hea
     return model
 
 
-def init_mismatches(cfg: ReadoutsConfig, model: FourDS) -> list[str]:
-    """The options of the command line that --init's model replaces and that differ from it: "--option value
-    (the --init model's: ...)" each. Options left at their defaults are not compared."""
-    given, config = given_options(cfg.argv), model.config
+def replaced_mismatches(cfg: ReadoutsConfig, config, by: str, options: tuple[str, ...]) -> list[str]:
+    """The `options` of the command line that the model `by` names (--init, --backbone) replaces and that differ
+    from its `config`: "--option value (the <by> model's: ...)" each. Options left at their defaults are not
+    compared."""
+    given = given_options(cfg.argv)
     readouts = [h for h in config.heads.values() if hasattr(h, "num_params")]
     theirs = {"size": config.size, "clip": (config.num_frames, *config.image_size),
               "patch_size": tuple(config.patch_size),
@@ -93,8 +94,15 @@ def init_mismatches(cfg: ReadoutsConfig, model: FourDS) -> list[str]:
               "readout_heads": sorted({h.num_heads for h in readouts}) or None}
     ours = {"size": cfg.size, "clip": tuple(cfg.clip), "patch_size": tuple(cfg.patch_size),
             "readout_width": [cfg.readout_width], "readout_heads": [cfg.readout_heads]}
-    found = [f"--{k.replace('_', '-')} {ours[k]} (the --init model's: {theirs[k]})"
-             for k in ours if k in given and theirs[k] is not None and ours[k] != theirs[k]]
+    return [f"--{k.replace('_', '-')} {ours[k]} (the {by} model's: {theirs[k]})"
+            for k in options if k in given and theirs[k] is not None and ours[k] != theirs[k]]
+
+
+def init_mismatches(cfg: ReadoutsConfig, model: FourDS) -> list[str]:
+    """The options of the command line that --init's model replaces and that differ from it
+    (replaced_mismatches), and a --backbone whose encoder is not the model's."""
+    found = replaced_mismatches(cfg, model.config, "--init",
+                                ("size", "clip", "patch_size", "readout_width", "readout_heads"))
     if cfg.backbone:
         encoder = load_checkpoint(cfg.backbone).encoder.state_dict()
         own = model.encoder.state_dict()
@@ -115,6 +123,12 @@ def model_for(cfg: ReadoutsConfig) -> FourDS:
     if cfg.init and (mismatches := init_mismatches(cfg, model)):
         raise ConfigError(f"--init {cfg.init} is trained further as it is, and these options say otherwise: "
                           f"{'; '.join(mismatches)}; drop them or give the model's own")
+    # Why: the backbone's encoder sets its size and clip; a differing --size or --clip was silently ignored, and
+    # the model card then recorded a command that was not what ran.
+    if cfg.backbone and not cfg.init and (mismatches := replaced_mismatches(cfg, model.config, "--backbone",
+                                                                            ("size", "clip", "patch_size"))):
+        raise ConfigError(f"--backbone {cfg.backbone} sets the encoder, and these options say otherwise: "
+                          f"{'; '.join(mismatches)}; drop them or give the backbone's own")
     for p in model.encoder.parameters():
         p.requires_grad_(cfg.finetune)
     if cfg.finetune_blocks:
