@@ -153,6 +153,46 @@ def test_world_writable_cache_with_planted_graph_is_not_used(tiny_model_dir, tmp
     assert planted.exists()  # we neither use nor touch other people's files
 
 
+@pytest.mark.parametrize("unsafe", ["world_writable_subfolder", "symlinked_entry"])
+def test_a_private_cache_with_an_unsafe_entry_under_it_is_not_used(tiny_model_dir, tmp_path, reference, caplog,
+                                                                    unsafe):
+    """Only the cache's root was checked: under a private root, an onnx/ that others can write (what an export
+    under umask 0 left) let anyone put a graph and its sidecar where the node reads, and it ran without a
+    warning; a symbolic link in the cache (which the cache never writes) pointed the check past its target.
+    Now every folder and file under the root is checked, and such a cache is refused for a private one."""
+    inputs, expected = reference
+    cache = tmp_path / "cache"
+    planted = plant(tiny_model_dir, cache, tmp_path / "honest", with_sidecar=True)
+    cache.chmod(0o700)
+    for folder in planted.relative_to(cache).parents:
+        (cache / folder).chmod(0o700)
+    if unsafe == "world_writable_subfolder":
+        (cache / "onnx").chmod(0o777)
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        shutil.move(planted.parent, elsewhere)
+        planted.parent.symlink_to(elsewhere)
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=cache)
+    assert "not using it" in caplog.text
+    assert ("world-writable" if unsafe == "world_writable_subfolder" else "symbolic link") in caplog.text
+    assert cache not in engine.onnx_path.parents
+    assert max(compare_outputs(engine(inputs), expected).values()) <= 1e-5  # not doubled
+
+
+def test_cache_folders_are_created_private_under_umask_0(tmp_path):
+    """Path.mkdir(parents=True) made the cache's parent folders 0777 & ~umask: under umask 0 (some containers,
+    systemd UMask=0000) onnx/ came out world-writable. Every folder the cache creates is 0700."""
+    old = os.umask(0)
+    try:
+        root = secure_cache_dir(tmp_path / "a" / "c")
+        entry = engine_cache.writable_entry_dir(root / "onnx" / "key", root)
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "a", root, root / "onnx", entry):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
 def test_graph_not_matching_its_sha256_is_exported_again(tiny_model_dir, tmp_path, reference, caplog):
     inputs, expected = reference
     cache = tmp_path / "cache"

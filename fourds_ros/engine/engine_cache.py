@@ -54,7 +54,7 @@ def ensure_writable_dir(path: str | Path) -> Path:
     """Create `path` (mode 0700) if needed and prove it is writable; raise CacheDirError saying why not."""
     path = Path(path)
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(path)
     except (FileExistsError, NotADirectoryError) as e:
         raise CacheDirError(f"engine cache directory {path} cannot be created: a path component is a file ({e})") from e
     except OSError as e:
@@ -67,6 +67,22 @@ def ensure_writable_dir(path: str | Path) -> Path:
     except OSError as e:
         raise CacheDirError(f"engine cache directory {path} is not writable: {e.strerror or e}") from e
     return path
+
+
+def make_private_dirs(path: Path) -> None:
+    """mkdir -p `path` with every folder it creates 0700 (less under a stricter umask). Why each one: Path.mkdir's
+    parents=True makes the parents 0777 & ~umask, so under umask 0 (some containers, systemd UMask=0000) a cache's
+    onnx/ came out world-writable and anyone could plant a graph there."""
+    missing = []
+    while not path.is_dir() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
 
 
 def unsafe_dir_reason(path: str | Path) -> str | None:
@@ -95,11 +111,33 @@ def unreadable_entry(root: str | Path) -> Path | None:
     return None
 
 
+def unsafe_entry(root: str | Path) -> tuple[Path, str] | None:
+    """The first folder or file at or under `root` that another local user could replace or change, with why
+    (unsafe_dir_reason's: not ours or root's, or group- or world-writable; or a symbolic link, which the cache
+    never writes and whose target this check would not see), or None. Why every one, not the root alone: a
+    writable onnx/ under a private root let anyone put their own graph and its sidecar where the node reads."""
+    root = Path(root)
+    if (reason := unsafe_dir_reason(root)) is not None:
+        return root, reason
+    for folder, dirs, files in os.walk(root):  # symbolic links to folders are listed in dirs, not entered
+        for name in (*dirs, *files):
+            entry = Path(folder, name)
+            try:
+                reason = "a symbolic link" if entry.is_symlink() else unsafe_dir_reason(entry)
+            except OSError:  # removed meanwhile (another process's temporary)
+                continue
+            if reason is not None:
+                return entry, reason
+    return None
+
+
 def _refusal(path: Path) -> str | None:
     """Why the existing cache root `path` is not used, and what to do about it; None when it is used."""
-    reason = unsafe_dir_reason(path)
-    if reason is not None:
-        return f"{reason}: not using it (a planted graph or engine would run)"
+    unsafe = unsafe_entry(path)
+    if unsafe is not None:
+        entry, reason = unsafe
+        where = "" if entry == path else f"unsafe: {entry.relative_to(path)} in it is "
+        return f"{where}{reason}: not using it (a planted graph or engine would run)"
     if os.stat(path).st_uid == os.geteuid():
         return None
     # Root's, prebuilt with the cache's own modes (folders 0700, most files 0600): reading an entry would raise
