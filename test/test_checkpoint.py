@@ -93,6 +93,27 @@ def test_a_malformed_config_is_a_checkpoint_error(tiny_model_dir, tmp_path, edit
         load_checkpoint(bad)
 
 
+def test_a_config_asking_for_a_huge_clip_is_refused_before_anything_is_built(tmp_path):
+    """A tracks-only model's weights fix no image size (its position grid is stored apart: posenc_grid), so a
+    downloaded config.json could ask for 32768x32768: it loaded (1.3 GB of the tracks head's buffers from a
+    784 KB folder) and the node was killed for memory at its first clip. Refused by name now."""
+    import json
+
+    from fourds_ros.model import FourDS, ModelConfig, save_checkpoint
+    from fourds_ros.model.config import TrackHeadConfig
+
+    config = ModelConfig(size="micro", num_frames=4, image_size=(64, 64), heads={"tracks": TrackHeadConfig()})
+    save_checkpoint(FourDS(config), tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved.update(posenc_grid=list(config.token_grid), image_size=[32768, 32768])
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(CheckpointError, match="image_size"):
+        load_checkpoint(tmp_path)
+    saved.update(image_size=[1024, 1024])  # large, and a size a model may run at
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert load_checkpoint(tmp_path).config.image_size == (1024, 1024)
+
+
 LOAD_UNDER_A_MEMORY_LIMIT = r"""
 import re, resource, sys
 from fourds_ros.model import CheckpointError, load_checkpoint
@@ -177,6 +198,46 @@ def test_import_official_rejects_bad_files(tmp_path):
     np.savez(tmp_path / "stray.npz", **ref)
     with pytest.raises(CheckpointError, match="unrecognised official keys.*layers_3"):
         import_official(tmp_path / "stray.npz")
+
+
+def _npz_with_header(path, header: dict, payload: bytes = b"") -> None:
+    """An .npz of one member whose .npy header says `header`, followed by `payload`."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("params/encoder/x.npy", buf.getvalue() + payload)
+
+
+def test_import_official_refuses_an_archive_whose_arrays_cannot_be_read(tmp_path):
+    """A member whose header claims a huge array (numpy asked for 36 TiB: MemoryError) or one of a structured
+    dtype (TypeError in the float32 conversion) crashed `fourds-ros import-official` with a traceback. Now a
+    CheckpointError naming the file, read from the headers before any array."""
+    from fourds_ros.model.official import load_npz
+
+    _npz_with_header(tmp_path / "huge.npz", {"descr": "<f4", "fortran_order": False, "shape": (10**7, 10**6)})
+    with pytest.raises(CheckpointError, match="huge.npz.*declares"):
+        load_npz(tmp_path / "huge.npz")
+    np.savez(tmp_path / "struct.npz", **{"params/encoder/x": np.zeros(3, dtype=[("a", "f4"), ("b", "i4")])})
+    with pytest.raises(CheckpointError, match="struct.npz.*not a numeric one"):
+        load_npz(tmp_path / "struct.npz")
+    assert cli(["import-official", str(tmp_path / "struct.npz"), str(tmp_path / "o")]) == 1
+
+
+def test_import_official_refuses_arrays_larger_than_the_memory_before_reading_them(tmp_path, monkeypatch):
+    """A compressed archive can hold far more than its own size (a zip bomb), and an official encoder at
+    float32 can outgrow a robot computer: the OOM killer ended the import with no message. The headers are
+    summed first and an archive beyond the computer's memory refused, saying how much it needs."""
+    from fourds_ros.model import official
+
+    np.savez_compressed(tmp_path / "big.npz", **{"params/encoder/x": np.zeros((1024, 1024), np.float32)})
+    monkeypatch.setattr(official.os, "sysconf", lambda name: 1024 if name == "SC_PHYS_PAGES" else 1024)  # 1 MiB
+    with pytest.raises(CheckpointError, match="big.npz.*take 0.0 GiB.*more than this computer's"):
+        official.load_npz(tmp_path / "big.npz")
+    monkeypatch.undo()
+    assert official.load_npz(tmp_path / "big.npz")["params/encoder/x"].shape == (1024, 1024)
 
 
 def test_half_precision_checkpoint_loads_as_float32(tiny_model_dir, tmp_path):

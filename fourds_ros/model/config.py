@@ -161,6 +161,12 @@ class PoseHeadConfig(ReadoutConfig):
 HEAD_TYPES = RegistryView(lambda: {name: entry.config for name, entry in HEADS.items()}, "HEAD_TYPES")
 
 
+# The largest clip a config may declare, num_frames x H x W: 64 frames at 1024x1024, 80x 4DS's own 16x224x224.
+# Why a cap: a downloaded config.json asking for 32768x32768 loaded from a 784 KB folder, took 1.3 GB to build its
+# tracks head's buffers and would have been killed for memory at its first clip, with no log line.
+MAX_CLIP_PIXELS = 64 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a 4DS model: encoder size, clip shape and readout heads."""
@@ -185,6 +191,9 @@ class ModelConfig:
             # 0 % pt == 0 passed the divisibility below, then a bare ZeroDivisionError in the readout
             raise ValueError(f"num_frames, image_size and patch_size must be whole numbers >= 1, got clip "
                              f"{self.num_frames}x{h}x{w}, patch {self.patch_size}")
+        if self.num_frames * h * w > MAX_CLIP_PIXELS:
+            raise ValueError(f"clip {self.num_frames}x{h}x{w} (num_frames x image_size) is over {MAX_CLIP_PIXELS} "
+                             "pixels: no 4DS model runs at that size, and building its buffers would exhaust the memory")
         if self.num_frames % pt or h % ph or w % pw:
             raise ValueError(
                 f"clip {self.num_frames}x{h}x{w} is not divisible by patch size {self.patch_size}"

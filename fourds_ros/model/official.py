@@ -10,6 +10,7 @@ EncoderToReadout, readout]) like `scaling4d_dist_b_depth.npz`, or the encoder al
 from __future__ import annotations
 
 import logging
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -27,15 +28,42 @@ from .readout import AttentionReadout
 log = logging.getLogger(__name__)
 
 
+def _declared(path: str | Path) -> int:
+    """Bytes the .npz's arrays take as float32, from each member's .npy header, before anything is read.
+    ValueError where a member is no plain numeric array (a structured or object dtype: nothing to convert),
+    or declares more bytes than the archive holds for it (its header lies: a crafted or cut file)."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+            if dtype.kind not in "biuf" or dtype.fields is not None:
+                raise ValueError(f"{info.filename} is a {dtype} array, not a numeric one")
+            count = int(np.prod(shape, dtype=object))
+            if count * dtype.itemsize > info.file_size:
+                raise ValueError(f"{info.filename} declares {count} values of {dtype} in {info.file_size} bytes")
+            total += count * 4
+    return total
+
+
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """All arrays of an official .npz, float32. Raises CheckpointError when unreadable."""
+    """All arrays of an official .npz, float32. Raises CheckpointError when unreadable, or when its arrays would
+    not fit this computer's memory (checked from their headers first: a crafted header asked numpy for 36 TiB,
+    and a compressed archive can hold far more than its size)."""
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one array, no keys
             raise ValueError("one array, not a .npz archive of named arrays")
-        with loaded as z:
+        loaded.close()
+        need, memory = _declared(path), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > memory:
+            raise ValueError(f"its arrays take {need / 2**30:.1f} GiB as float32, more than this computer's "
+                             f"{memory / 2**30:.1f} GiB of memory")
+        with np.load(path, allow_pickle=False) as z:
             arrays = {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as e:
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({e})") from e
     if not any(k.startswith("params/") for k in arrays):
         raise CheckpointError(f"{path}: no 'params/...' keys; is this an official 4DS checkpoint?")
