@@ -235,6 +235,31 @@ def test_pose_errors_sim3_invariant_and_detects_noise(tmp_path):
     assert pose_errors(stamps, unturned, ref)["rotation_ratio"] == pytest.approx(0, abs=1e-6)
 
 
+def test_pose_errors_also_score_the_published_metres_with_a_rigid_alignment():
+    """The ATE is taken after a Sim(3) alignment, which forgives any scale: an odometry travelling 2.5x too far
+    scored 0, and reports showed only that while the node publishes metric odometry (TUM fr1/rpy read 0.017 m
+    where a robot fusing it meets 0.29 m). ate_se3_rmse keeps the metres (a rigid alignment only): 0 for the
+    right metres in another frame, and as large as the error of the metres otherwise."""
+    ref = _look_at_poses(12)
+    stamps = [i * 33_000_000 for i in range(12)]
+    G = np.eye(4)
+    G[:3, :3] = transforms3d.euler.euler2mat(0.3, -0.2, 1.0)
+    G[:3, 3] = [1, 2, 3]
+    moved = [G @ T for T in ref]  # the right metres, in another odometry frame
+    m = pose_errors(stamps, moved, ref)
+    assert m["ate_se3_rmse"] == pytest.approx(0, abs=1e-6) and m["sim3_scale"] == pytest.approx(1, rel=1e-6)
+    too_far = [T.copy() for T in moved]
+    for T, E in zip(ref, too_far):
+        E[:3, 3] = G[:3, :3] @ (T[:3, 3] * 2.5) + G[:3, 3]
+    m = pose_errors(stamps, too_far, ref)
+    centres = np.array([T[:3, 3] for T in ref])
+    spread = np.sqrt(np.mean(np.sum((centres - centres.mean(0)) ** 2, 1)))
+    assert m["ate_rmse"] == pytest.approx(0, abs=1e-6)  # Sim(3): scaled away
+    assert m["ate_se3_rmse"] == pytest.approx(1.5 * spread, rel=1e-3)  # 2.5x the path about its centre, 1.5x off
+    still = [np.eye(4) for _ in ref]  # an estimate that never moved: evo refuses to align it; scored all the same
+    assert pose_errors(stamps, still, ref)["ate_se3_rmse"] == pytest.approx(spread, rel=1e-6)
+
+
 def test_still_camera_ate_bounds_every_estimate():
     ref = _look_at_poses(12)
     stamps = [i * 33_000_000 for i in range(12)]

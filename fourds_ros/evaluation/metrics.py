@@ -315,6 +315,9 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
 
     ATE: RMSE of translation after Sim(3) Umeyama alignment (monocular: scale is unobservable).
     RPE: consecutive-frame translation (m, after the same alignment) and rotation (deg) RMSE.
+    ate_se3_rmse: ATE after a rigid (SE(3)) alignment only: the odometry's own metres, as a robot fusing it
+    meets them (the node publishes metric odometry; Sim(3) alignment forgives any scale). sim3_scale: the
+    scale the Sim(3) alignment applied (1: the metres were right; 0.1: the estimate travelled 10x too far).
     rotation_ratio: how far the estimate turns (summed consecutive-frame rotation angles) over how
     far the camera turned; below 1 the method under-reports rotation (e.g. a pose head that
     regresses to "no motion"), independent of alignment and scale.
@@ -352,6 +355,8 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
         aligned.transform(se3(r, t))
     ape = metrics.APE(metrics.PoseRelation.translation_part)
     ape.process_data((traj_ref, aligned))
+    rigid = metrics.APE(metrics.PoseRelation.translation_part)
+    rigid.process_data((traj_ref, rigidly_aligned(traj_est, traj_ref)))
     rpe_t = metrics.RPE(metrics.PoseRelation.translation_part, delta=1, delta_unit=Unit.frames,
                         all_pairs=False)
     rpe_t.process_data((traj_ref, aligned))
@@ -363,8 +368,27 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     return {"ate_rmse": float(ape.get_statistic(rmse)), "rpe_trans": float(rpe_t.get_statistic(rmse)),
             "rpe_rot_deg": float(rpe_r.get_statistic(rmse)),
             "rotation_ratio": total_rotation_deg(traj_est.poses_se3) / turned_ref if turned_ref > 0 else None,
-            "sim3_scale": float(s), "ate_still_camera": still_camera_ate(traj_ref.positions_xyz),
+            "sim3_scale": float(s), "ate_se3_rmse": float(rigid.get_statistic(rmse)),
+            "ate_still_camera": still_camera_ate(traj_ref.positions_xyz),
             "frames": len(stamps_ns), "aligned_xyz": aligned.positions_xyz.tolist()}
+
+
+def rigidly_aligned(traj_est, traj_ref):
+    """A copy of evo trajectory traj_est moved onto traj_ref by the least-squares rigid motion, SE(3): its
+    metres kept, as a robot using the odometry gets them (Sim(3) alignment scales them away first)."""
+    import copy
+
+    from evo.core.geometry import GeometryException
+    from evo.core.lie_algebra import se3
+
+    aligned = copy.deepcopy(traj_est)
+    try:
+        aligned.align(traj_ref, correct_scale=False)
+    except GeometryException:  # a still or straight-line estimate: its rotation is not unique, its error is
+        r, _, _ = degenerate_sim3(traj_est.positions_xyz, traj_ref.positions_xyz)
+        t = traj_ref.positions_xyz.mean(0) - r @ traj_est.positions_xyz.mean(0)
+        aligned.transform(se3(r, t))
+    return aligned
 
 
 def degenerate_sim3(est_xyz: np.ndarray, ref_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
