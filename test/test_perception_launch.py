@@ -88,13 +88,46 @@ def test_the_node_gets_the_large_frames_fastdds_profile_unless_one_is_set(tmp_pa
     segment = ElementTree.parse(profile).find(".//{http://www.eprosima.com}segment_size")
     assert int(segment.text) >= 10 * 640 * 480 * 4  # ten of the node's 32FC1 depth images
     assert perception_node_plan(environ={FASTDDS_PROFILE_VARIABLE: "/team/profile.xml"})["env"] == {}
-    assert perception_node_plan(fastdds_profile="none", environ={})["env"] == {}
+    assert perception_node_plan(fastdds_profile="none", environ={})["env"] == {"FOURDS_ROS_FASTDDS_PROFILE": "none"}
     own = tmp_path / "own.xml"
     own.write_text("<dds/>")
     assert fastdds_environment({FASTDDS_PROFILE_VARIABLE: "/team/profile.xml"}, str(own)) == {
         FASTDDS_PROFILE_VARIABLE: str(own)}  # named on the command line: it wins
     with pytest.raises(ValueError, match="fastdds_profile"):
         perception_node_plan(fastdds_profile=str(tmp_path / "missing.xml"))
+
+
+NODE_PROFILE_PROBE = """
+import os, sys
+from fourds_ros.ros.node_lifetime import init_ros
+import rclpy
+assert init_ros(["perception_node"]) is None
+print(os.environ.get(sys.argv[1], "unset"))
+rclpy.shutdown()
+"""
+
+
+@pytest.mark.parametrize("environ, expected", [({}, "fastdds_large_frames.xml"),
+                                               ({"FASTDDS_DEFAULT_PROFILES_FILE": "/team/own.xml"}, "/team/own.xml"),
+                                               ({"FOURDS_ROS_FASTDDS_PROFILE": "none"}, "unset")],
+                         ids=["none_set", "a_teams_own", "none_chosen"])
+def test_a_node_started_without_the_launch_file_names_the_profile_itself(environ, expected):
+    """Only the launch file named the package profile: started by `ros2 run` or a team's own launch, the node
+    kept Fast DDS's 512 KB segment, and a clip's burst of outputs lost reliable depth/camera_info samples or
+    delivered them up to 0.5 s late (session 67's review). The node's process now names it before rclpy starts,
+    unless the environment names a profile or chose none (launch fastdds_profile:=none, bench)."""
+    import subprocess
+    import sys
+
+    from fourds_ros.ros.launch_logic import FASTDDS_PROFILE_VARIABLE, PROFILE_VARIABLES
+    from fourds_ros.ros_env import FASTDDS_CHOICE_VARIABLE, ros_environment
+
+    env = {k: v for k, v in ros_environment(fastdds_profile=None).items()
+           if k not in (*PROFILE_VARIABLES, FASTDDS_CHOICE_VARIABLE)}
+    out = subprocess.run([sys.executable, "-c", NODE_PROFILE_PROBE, FASTDDS_PROFILE_VARIABLE], env={**env, **environ},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(expected)
 
 
 LEGACY_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"  # spelled out: the old code has no constant for it

@@ -179,6 +179,10 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
         remappings.append(("reference_depth", reference_depth_topic))
     plan = node_plan([params], overrides, namespace, remappings, log_level)
     plan["env"] = fastdds_environment(os.environ if environ is None else environ, fastdds_profile)
+    if fastdds_profile == "none":  # kept by the node's process, which names the package profile otherwise
+        from ..ros_env import FASTDDS_CHOICE_VARIABLE
+
+        plan["env"][FASTDDS_CHOICE_VARIABLE] = "none"
     return plan
 
 

@@ -3,6 +3,7 @@ the signal comes (during autostart's configure, during the spin, or again while 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -18,6 +19,26 @@ NODE_USAGE = ("usage: ros2 run fourds_ros perception_node [--ros-args [--params-
               "[-r FROM:=TO ...]]\nEvery parameter with its default and description, as a params file:\n")
 
 
+def use_package_fastdds_profile(environ) -> None:
+    """Name the package's Fast DDS profile (launch_logic.fastdds_environment: config/fastdds_large_frames.xml,
+    unless `environ` already names one) in `environ`, before any participant exists. Why here and not only in
+    the launch file: started by `ros2 run` or a team's own launch, the node kept Fast DDS's 512 KB shared-memory
+    segment, which a clip's burst of outputs overflows: reliable depth/camera_info samples were lost or came up
+    to 0.5 s after their depth image (depth_image_proc pairs them by stamp). A profile that cannot be found
+    leaves Fast DDS's defaults, said on stderr; so does a choice of none (the launch file's fastdds_profile:=none,
+    `bench --fastdds-profile none`: ros_env.FASTDDS_CHOICE_VARIABLE)."""
+    from ..ros_env import FASTDDS_CHOICE_VARIABLE
+    from .launch_logic import fastdds_environment
+
+    if environ.get(FASTDDS_CHOICE_VARIABLE) == "none":
+        return
+    try:
+        environ.update(fastdds_environment(environ))
+    except ValueError as exc:  # the package's share folder is not installed (a bare checkout)
+        print(f"perception_node: {exc}: Fast DDS keeps its defaults (a clip's outputs may overflow its 512 KB "
+              "shared-memory segment)", file=sys.stderr)
+
+
 def init_ros(argv: list[str]) -> int | None:
     """rclpy.init(args=argv): None to go on, or the exit code where the process ends here.
     - `--help` (outside --ros-args): the usage and every parameter, exit 0. Why: it started the node.
@@ -31,6 +52,7 @@ def init_ros(argv: list[str]) -> int | None:
 
             print(NODE_USAGE + render_yaml(), end="")
             return 0
+        use_package_fastdds_profile(os.environ)
         rclpy.init(args=argv)
     except RuntimeError as exc:  # rclpy's RCLError
         reason = str(exc).split(", at /")[0]  # rcl's own source locations follow
