@@ -327,11 +327,8 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
     small for every method).
     tum_dir: also write <name>.tum and groundtruth.tum there (TUM trajectory format).
     """
-    import copy
 
     from evo.core import metrics
-    from evo.core.geometry import GeometryException
-    from evo.core.lie_algebra import se3
     from evo.core.units import Unit
     from evo.tools import file_interface
 
@@ -343,16 +340,7 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
         Path(tum_dir).mkdir(parents=True, exist_ok=True)
         file_interface.write_tum_trajectory_file(str(Path(tum_dir) / f"{name}.tum"), traj_est)
         file_interface.write_tum_trajectory_file(str(Path(tum_dir) / "groundtruth.tum"), traj_ref)
-    aligned = copy.deepcopy(traj_est)
-    try:
-        r, t, s = aligned.align(traj_ref, correct_scale=True)
-    except GeometryException:
-        # evo refuses an estimate whose positions span less than a plane: one that never moved, or
-        # moved along a line only (odometry whose clips were held in place, pose_epipolar_hold_unmeasured).
-        # Its best Sim(3) alignment still exists; scoring it None would drop it from every mean.
-        r, t, s = degenerate_sim3(traj_est.positions_xyz, traj_ref.positions_xyz)
-        aligned.scale(s)
-        aligned.transform(se3(r, t))
+    aligned, s = sim3_aligned(traj_est, traj_ref)
     ape = metrics.APE(metrics.PoseRelation.translation_part)
     ape.process_data((traj_ref, aligned))
     rigid = metrics.APE(metrics.PoseRelation.translation_part)
@@ -371,6 +359,26 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
             "sim3_scale": float(s), "ate_se3_rmse": float(rigid.get_statistic(rmse)),
             "ate_still_camera": still_camera_ate(traj_ref.positions_xyz),
             "frames": len(stamps_ns), "aligned_xyz": aligned.positions_xyz.tolist()}
+
+
+def sim3_aligned(traj_est, traj_ref):
+    """(a copy of evo trajectory traj_est moved onto traj_ref by the least-squares similarity, Sim(3), its scale)."""
+    import copy
+
+    from evo.core.geometry import GeometryException
+    from evo.core.lie_algebra import se3
+
+    aligned = copy.deepcopy(traj_est)
+    try:
+        _, _, s = aligned.align(traj_ref, correct_scale=True)
+    except GeometryException:
+        # evo refuses an estimate whose positions span less than a plane: one that never moved, or
+        # moved along a line only (odometry whose clips were held in place, pose_epipolar_hold_unmeasured).
+        # Its best Sim(3) alignment still exists; scoring it None would drop it from every mean.
+        r, t, s = degenerate_sim3(traj_est.positions_xyz, traj_ref.positions_xyz)
+        aligned.scale(s)
+        aligned.transform(se3(r, t))
+    return aligned, s
 
 
 def rigidly_aligned(traj_est, traj_ref):
