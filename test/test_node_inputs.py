@@ -345,3 +345,24 @@ def test_another_camera_is_looked_up_not_given_the_first_ones_mount(monkeypatch)
     assert mount.resolve("cam_side") is None and mount.state.startswith("pending")
     known["cam_side"] = front
     assert mount.resolve("cam_side") is front and mount.state == "/tf_static base_link -> cam_side"
+
+
+def test_a_short_bag_on_loop_is_described_at_every_loop(tiny_model_dir, ros_env, tmp_path):
+    """A bag of 1 s or less on `ros2 bag play --loop`: its stamps step back by under 1 s at each loop (here 0.53 s
+    of frames, then the same frames' span again from 0.93 s back). Every frame of the second loop was dropped as
+    out of order; now the loop is a new recording (time_backwards) and every frame is described."""
+    size = [120, 160]
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 8, "rate": 15, "size": size},
+                    # sent right after: each stamp 1 s before its send, all behind the first loop's newest
+                    {"frames": 8, "rate": 15, "size": size, "stamp_offset_s": -1.0},
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "image_qos": "DEFAULT"}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    sent = [p["stamp_ns"] for p in run.result["published"]]
+    assert len(sent) == 16 and max(sent[:8]) - 10**9 < min(sent[8:]) < max(sent[8:]) < max(sent[:8]), sent
+    values = run.last_diagnostics()["values"]
+    assert values["frames_in"] == "16" and values["frames_out"] == "16", values
+    assert values["frames_out_of_order"] == "0" and values["resets_time_backwards"] == "1", values
+    assert {d["stamp_ns"] for d in run.records("depth/image")} == set(sent)

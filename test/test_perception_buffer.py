@@ -616,6 +616,75 @@ def test_stamp_hold_drops_a_frame_stamped_ahead_of_both_neighbours_and_takes_a_r
     assert outliers == [steady[8] + 10**9] and taken == steady[:8] + [steady[3], steady[8]]
 
 
+def _starts(hold, stamps):
+    """Each stamp through the hold: -> (items taken, in order; outliers; the items that started a recording)."""
+    taken, outliers, starts = [], [], []
+    for s in stamps:
+        now, outlier = hold.push(s, s)
+        taken += now
+        outliers += [] if outlier is None else [outlier]
+        starts += [] if hold.recording_start is None else [hold.recording_start]
+    return taken, outliers, starts
+
+
+def test_stamp_hold_takes_a_short_bag_on_loop_as_new_recordings():
+    """A bag of 1 s or less on `ros2 bag play --loop` steps back by under 1 s (OUT_OF_ORDER_NS): every loop after
+    the first was dropped as late. Frames going on forward from the step back (BACK_CONFIRM_FRAMES in a row) are
+    a new recording, started at the first of them; none is lost, and the hold is empty after each loop."""
+    from fourds_ros.perception.clip_buffer import BACK_CONFIRM_FRAMES, StampHold
+
+    bag = [10**12 + i * 50 * MS for i in range(16)]  # 0.75 s at 20 Hz
+    hold = StampHold()
+    taken, outliers, starts = _starts(hold, bag)
+    assert taken == bag and not outliers and not starts
+    for _ in range(2):  # loops 2 and 3: found at their BACK_CONFIRM_FRAMES-th frame, then taken at once
+        taken, outliers, starts = _starts(hold, bag[:BACK_CONFIRM_FRAMES - 1])
+        assert taken == [] and hold.pending == BACK_CONFIRM_FRAMES - 1 and not starts
+        taken, outliers, starts = _starts(hold, bag[BACK_CONFIRM_FRAMES - 1:])
+        assert taken == bag and not outliers and starts == [bag[0]] and hold.pending == 0
+    clock_back = StampHold()  # a camera clock stepped back by 0.6 s and going on: a new recording too
+    stepped = bag[:10] + [s - 600 * MS for s in bag[10:]]
+    assert _starts(clock_back, stepped) == (stepped, [], [stepped[10]])
+    with pytest.raises(ValueError, match="back_confirm"):
+        StampHold(back_confirm=1)
+
+
+@pytest.mark.parametrize("late", [[5], [4, 5], [5, 4], [5, 4, 4], [0], [9]],
+                         ids=["one", "two_in_order", "two_swapped", "repeated", "first", "repeated_newest"])
+def test_stamp_hold_keeps_late_frames_late(late):
+    """Frames behind the newest one that the stream then leaves behind (the next frame is newer than the newest)
+    are late frames, handed on in their place for the buffer to drop and count: no new recording, whether one
+    frame, two, out of order among themselves, a repeated stamp, or one as old as the recording's first."""
+    from fourds_ros.perception.clip_buffer import StampHold
+
+    steady = [10**12 + i * 50 * MS for i in range(20)]
+    stream = steady[:10] + [steady[i] for i in late] + steady[10:]
+    assert _starts(StampHold(), stream) == (stream, [], [])
+    hold = StampHold()  # the input stops while they wait: release() takes them (late, the buffer drops them)
+    taken, outliers, starts = _starts(hold, stream[:10 + len(late)])
+    waiting = hold.pending
+    assert waiting >= 1 and not outliers and not starts
+    assert taken + hold.release() == stream[:10 + len(late)] and hold.pending == 0
+    assert waiting == 10 + len(late) - len(taken)  # held: the late frames not yet left behind
+
+
+def test_clip_buffer_told_of_a_new_recording_restarts_at_a_small_step_back():
+    """ClipBuffer.new_recording: the next frame not newer than the last restarts the sequence (time_backwards);
+    untold, the same 0.5 s step back is a late frame; told, a newer next frame restarts nothing."""
+    def frame(ms):
+        return Frame(np.zeros((8, 8, 3), np.uint8), 10**12 + ms * MS, "cam")
+
+    buf = ClipBuffer(4, 3)
+    for ms in range(0, 400, 50):
+        buf.push(frame(ms))
+    assert buf.push(frame(-150 + 400)) == (None, OUT_OF_ORDER)
+    buf.new_recording()
+    assert buf.push(frame(-150 + 400))[1] == "time_backwards" and buf.resets["time_backwards"] == 1
+    assert buf.push(frame(300)) == (None, None)
+    buf.new_recording()
+    assert buf.push(frame(350))[1] is None and buf.push(frame(200)) == (None, OUT_OF_ORDER)  # told once only
+
+
 # Behaviours no test caught breaking (session 63's mutation review: each test fails on its mutant).
 
 

@@ -571,6 +571,33 @@ def test_swapped_stamps_drop_one_frame_without_reset(rig):
     assert values["frames_in"] == "10" and values["frames_out"] == "9"
 
 
+def test_a_short_bag_on_loop_restarts_at_each_loop_and_a_late_frame_stays_late(rig):
+    """`ros2 bag play --loop` of a bag of 1 s or less steps back by under 1 s: every frame after the first
+    loop was dropped as out of order (WARN), none described. Each loop is a new recording now (time_backwards,
+    odometry restarted at identity), every frame described; a single frame as far back, between frames that
+    go on, is still one late frame (out_of_order), the odometry not restarted."""
+    r = rig()
+    bag = stamps(8)  # 0.27 s at 30 Hz
+    for loop in range(3):
+        for i, s in enumerate(bag):
+            r.image(s, image(64, 64, 8 * loop + i))
+    r.flush()
+    assert r.health.counts["reset_time_backwards"] == 2 and r.pipeline.status()["frames_out_of_order"] == 0
+    assert [x.stamp_ns for x in r.results] == bag * 3
+    assert r.restarted == [True, False, False, True, False, False, True, False, False]  # first clip of each loop
+    values = r.values()
+    assert values["frames_out"] == "24" and values["frames_unaccounted"] == "0" and values["frames_pending"] == "0"
+    late = rig()
+    ss = stamps(20)
+    order = ss[:15] + [ss[1]] + ss[15:]  # one frame 0.47 s late, back to the recording's second
+    for i, s in enumerate(order):
+        late.image(s, image(64, 64, i))
+    late.flush()
+    assert late.pipeline.status()["frames_out_of_order"] == 1 and late.health.errors["out_of_order"] == 1
+    assert not any(k.startswith("reset_") for k in late.health.counts)
+    assert [x.stamp_ns for x in late.results] == ss and late.restarted.count(True) == 1
+
+
 def test_manual_reset_counts_the_undescribed_buffered_frames(rig):
     r = rig()
     for i, s in enumerate(stamps(5)):  # clip at frame 3 (4 frames); frame 4 buffered

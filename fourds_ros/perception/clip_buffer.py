@@ -2,7 +2,7 @@
 
 The buffer holds at most `clip_length` frames (drop-oldest). It resets when the resolution or
 encoding changes, when the camera changes (frame_id or K: `same_camera`), when time jumps backwards
-(a bag loop) and when the gap between frames exceeds `max_gap_s`; each reset reason is counted, and
+(a bag loop: by more than OUT_OF_ORDER_NS, or as told by `new_recording`) and when the gap between frames exceeds `max_gap_s`; each reset reason is counted, and
 the frames after the ended sequence's last clip are described by a clip of its last frames (`push`
 returns it). `flush` describes the frames after the last clip when the stream stops for good (the
 node calls it once its input has been idle for `flush_after_s`, so that they do not wait for a next
@@ -101,6 +101,9 @@ OUT_OF_ORDER_NS = 1_000_000_000  # a frame at most this much older than the last
 # stream's recent frame steps, is held until the next frame (StampHold).
 HOLD_MIN_STEP_NS = 250_000_000
 HOLD_PERIODS = 8
+# Frames in a row behind the newest one taken (by at most OUT_OF_ORDER_NS), each newer than the one before it: a
+# new recording (a bag of 1 s or less on `ros2 bag play --loop`), not late frames (StampHold).
+BACK_CONFIRM_FRAMES = 3
 
 
 class StampHold:
@@ -111,36 +114,80 @@ class StampHold:
     jump (a pause, a restarted clock) and both are taken, in order. Why: taken at once, one frame stamped
     0.8 s ahead made the next 16 good frames "late" (dropped as out of order), and 3 s ahead reset the buffer
     (gap), then again (time going backwards) and restarted the odometry at identity. A jump costs the held
-    frame one frame's wait. Items are opaque (the intake's camera frames); not thread-safe."""
+    frame one frame's wait.
 
-    def __init__(self, min_step_ns: int = HOLD_MIN_STEP_NS, periods: int = HOLD_PERIODS):
-        self.min_step_ns, self.periods = min_step_ns, periods
+    Backwards, the mirror: a frame behind the newest one taken by at most OUT_OF_ORDER_NS (further back is a new
+    recording at once) is held with the frames after it while each is behind the newest and newer than the one
+    before it. BACK_CONFIRM_FRAMES of them make a new recording: taken, in order, the first named in
+    `recording_start` (the buffer must restart there, ClipBuffer.new_recording, and so must the odometry). Any
+    other next frame (one newer than the newest taken: the stream went on) finds them late: taken ahead of it
+    for the buffer to drop and count (frames_out_of_order), as before; so is a frame behind while one is held
+    ahead (late for both timelines), at once. Why: a bag of 1 s or less on
+    `ros2 bag play --loop` steps back by under 1 s, and every loop after the first was dropped as late. A
+    late frame costs its one frame's wait, a loop BACK_CONFIRM_FRAMES - 1 frames' wait (none is lost).
+    Items are opaque (the intake's camera frames); not thread-safe."""
+
+    def __init__(self, min_step_ns: int = HOLD_MIN_STEP_NS, periods: int = HOLD_PERIODS,
+                 back_confirm: int = BACK_CONFIRM_FRAMES):
+        if back_confirm < 2:
+            raise ValueError(f"back_confirm must be >= 2 (one frame behind is a late frame), got {back_confirm}")
+        self.min_step_ns, self.periods, self.back_confirm = min_step_ns, periods, back_confirm
         self.held: tuple[int, object] | None = None  # (stamp_ns, item)
+        self.behind: list[tuple[int, object]] = []  # frames behind the newest taken, each newer than the last
         self.newest_ns: int | None = None  # the newest stamp taken
+        self.recording_start: object | None = None  # the item, of those the last push took, that starts a recording
         self._steps: deque[int] = deque(maxlen=8)  # recent forward steps between stamps taken
+
+    @property
+    def pending(self) -> int:
+        """Frames held, waiting for a next frame's word."""
+        return (self.held is not None) + len(self.behind)
 
     def push(self, stamp_ns: int, item) -> tuple[list, object | None]:
         """-> (the items to take now, in order; the held item found to be an outlier, or None)."""
+        self.recording_start = None
         if self.newest_ns is not None and self.newest_ns - stamp_ns > OUT_OF_ORDER_NS:
             # a new recording (a bag loop, a restarted clock; the buffer restarts too): a held frame, unjudged,
             # ends the old one, and the new one's stamps are watched from here
             return self.release() + self._take([(stamp_ns, item)]), None
         if self.held is not None and self.newest_ns is not None and stamp_ns <= self.newest_ns:
             return self._take([(stamp_ns, item)]), None  # late for both timelines (the buffer drops it): no word
+        if self.newest_ns is not None and stamp_ns <= self.newest_ns:  # behind: a late frame, or a new recording
+            return self._back(stamp_ns, item), None
+        late, self.behind = self.behind, []  # the stream went on past them: late frames (the buffer drops them)
+        late = self._take(late)
         held, self.held = self.held, None
         if held is not None:
             if self.newest_ns is not None and self.newest_ns < stamp_ns < held[0]:
-                return self._take([(stamp_ns, item)]), held[1]
-            return self._take([held, (stamp_ns, item)]), None
+                return late + self._take([(stamp_ns, item)]), held[1]
+            return late + self._take([held, (stamp_ns, item)]), None
         if self._jumps(stamp_ns):
             self.held = (stamp_ns, item)
-            return [], None
-        return self._take([(stamp_ns, item)]), None
+            return late, None
+        return late + self._take([(stamp_ns, item)]), None
 
     def release(self) -> list:
-        """The held item, taken without a next frame to judge it (the input stopped): [] when none."""
-        held, self.held = self.held, None
-        return [] if held is None else self._take([held])
+        """The held items, taken without a next frame to judge them (the input stopped): [] when none.
+        Frames held behind the newest are taken as late (the buffer drops them)."""
+        held = ([] if self.held is None else [self.held]) + self.behind  # never both (push)
+        self.held, self.behind = None, []
+        return self._take(held)
+
+    def _back(self, stamp_ns: int, item) -> list:
+        """A frame behind the newest taken (none held ahead): held with the frames behind before it while it is
+        newer than the last of them, else it starts their run again (they were late). -> the items to take."""
+        late: list[tuple[int, object]] = []
+        if self.behind and stamp_ns <= self.behind[-1][0]:
+            late, self.behind = self.behind, []
+        self.behind.append((stamp_ns, item))
+        taken = self._take(late)
+        if len(self.behind) < self.back_confirm:
+            return taken
+        run, self.behind = self.behind, []
+        self.newest_ns = None  # a new recording: its stamps are watched from its start
+        self._steps.clear()
+        self.recording_start = run[0][1]
+        return taken + self._take(run)
 
     def _jumps(self, stamp_ns: int) -> bool:
         if self.newest_ns is None or len(self._steps) < 2:
@@ -247,6 +294,14 @@ class ClipBuffer:
         # The newest stamp taken, kept through a manual reset: a late or repeated frame right after
         # one is no newer than what the ended chain published.
         self.last_stamp_ns: int | None = None
+        self._new_recording = False  # told by new_recording(), until the next frame
+
+    def new_recording(self) -> None:
+        """The input's stamps went back to a new recording by less than OUT_OF_ORDER_NS (StampHold's backward
+        hold: a bag of 1 s or less on --loop): the next frame, when it is not newer than the last one taken,
+        restarts the sequence (time_backwards, as a step back of more than OUT_OF_ORDER_NS does) instead of being
+        dropped as late. Untold, such a step back is a late frame: alone, stamps cannot tell them apart."""
+        self._new_recording = True
 
     def reset(self, reason: str = "manual") -> None:
         """Drop the buffered frames; those no clip has described are counted in frames_reset."""
@@ -273,7 +328,9 @@ class ClipBuffer:
             # so does a repeated stamp (two poses of one stamp: tf2 keeps the first and warns
             # TF_REPEATED_DATA); a large step back is a new recording (a bag loop, a camera's clock
             # restarted) and restarts the sequence and the odometry.
-            return OUT_OF_ORDER if self.last_stamp_ns - frame.stamp_ns <= OUT_OF_ORDER_NS else "time_backwards"
+            # Told of a new recording (new_recording): restarts too, however small the step back.
+            late = self.last_stamp_ns - frame.stamp_ns <= OUT_OF_ORDER_NS and not self._new_recording
+            return OUT_OF_ORDER if late else "time_backwards"
         if not self.frames:
             return None
         last = self.frames[-1]
@@ -292,6 +349,7 @@ class ClipBuffer:
         sequence's last frames describing those no clip had (as `flush` does), when there are any: a
         bag played on --loop, or faster than the input's idle flush, lost them at each reset."""
         reason = self.check(frame)
+        self._new_recording = False  # for the next frame only: it restarted, or it was newer (nothing to restart)
         if reason == OUT_OF_ORDER:
             self.frames_out_of_order += 1
             return None, reason

@@ -71,7 +71,8 @@ class FrameIntake:
         self.sync = CameraInfoSync(wait_s=settings.clip.camera_info_wait_s,
                                    startup_wait_s=settings.clip.camera_info_startup_wait_s)
         self.camera = CameraIntake()
-        self.stamps = StampHold()  # a frame stamped far ahead waits for the next one's word (under sync_lock)
+        # A frame stamped far ahead, or a step back of under 1 s, waits for the next frames' word (under sync_lock)
+        self.stamps = StampHold()
         # The newest frame took its K from camera_info (not the default intrinsics): what /diagnostics calls
         # camera_info "yes". A camera_info merely received (its K NaN, or all zero) is no K in use.
         self.camera_k_in_use = False
@@ -179,7 +180,7 @@ class FrameIntake:
     def pending_frames(self) -> int:
         """Waiting for their camera_info, buffered for a clip, or waiting for or in inference."""
         with self.sync_lock:
-            return (len(self.sync.waiting) + (self.stamps.held is not None) + self.pipeline.pending_frames
+            return (len(self.sync.waiting) + self.stamps.pending + self.pipeline.pending_frames
                     + self.worker.pending_frames())
 
     def report(self, state: NodeState) -> tuple[int, str, dict[str, str]]:
@@ -202,7 +203,16 @@ class FrameIntake:
                 self.health.warn("stamp_outlier", f"dropping a frame stamped {outlier.item[0]} ns: ahead of the "
                                  f"frames before it and of the one after it ({p.item[0]} ns), a wrong stamp")
             for q in taken:
+                if q is self.stamps.recording_start:  # a short bag looped: the buffer and odometry restart there
+                    self._new_recording()
                 self._add(q)
+
+    def _new_recording(self) -> None:
+        """StampHold found a step back of under OUT_OF_ORDER_NS to be a new recording (frames going on from it):
+        the buffer restarts at its first frame (time_backwards), and the stamp gaps' timeline with it."""
+        with self.lock:
+            self.pipeline.new_recording()
+        self.health.gaps.restart()
 
     def _add(self, paired: Paired) -> None:
         stamp_ns, frame_id, decode, encoding = paired.item

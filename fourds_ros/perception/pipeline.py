@@ -484,6 +484,12 @@ class PerceptionPipeline:
                 self._restart_from = self.buffer.sequence
         return clip, reason
 
+    def new_recording(self) -> None:
+        """The input went back in time to a new recording by less than a late frame's second (a short bag on
+        --loop, found by the intake's StampHold): the next frame restarts the sequence and the odometry, as a
+        larger step back does (ClipBuffer.new_recording)."""
+        self.buffer.new_recording()
+
     def flush(self) -> Clip | None:
         """A clip for the buffered frames no clip has described yet, for `process` (None: none)."""
         return self.buffer.flush()
