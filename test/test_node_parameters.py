@@ -392,3 +392,79 @@ def test_diagnostics_period_s_sets_the_diagnostics_timer_and_a_bad_one_keeps_the
         assert node.diag_timer.timer_period_ns == 2_500_000_000
     with perception_node(ros_env, dash_p({**base_params, "diagnostics_period_s": 0.001})) as node:
         assert node.diag_timer.timer_period_ns == 1_000_000_000
+
+
+def test_a_setting_cannot_be_deleted(ros_env, base_params):
+    """`ros2 param delete` (a value of type PARAMETER_NOT_SET) of exclude_boxes was accepted: rclpy undeclared it,
+    and every later configure failed (ParameterNotDeclaredException) and every later set was refused until the
+    process restarted; a params file with `exclude_boxes: []` met it on an active node. Refused, every one."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from fourds_ros.perception.settings import parameter_specs
+
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        for spec in parameter_specs():
+            (result,) = node.set_parameters([Parameter(spec.name, Parameter.Type.NOT_SET)])
+            assert not result.successful and "cannot be deleted" in result.reason, spec.name
+            assert node.has_parameter(spec.name), spec.name
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        node.trigger_cleanup()
+
+
+def test_the_nodes_own_dump_loads_back_onto_it_active(ros_env, base_params):
+    """`ros2 param dump` writes 1e-06 as 1.0e-06, and `ros2 param load` (rclpy's parameter_dict_from_yaml_file)
+    sends str(1e-06), which YAML reads as the string "1e-06": on an active node pose_rotation_var_floor and
+    pose_translation_var_floor were refused as changes (and unconfigured, "must be a number"), so a saved tuning
+    could not be loaded back as the docs say. A float written as text is its number now."""
+    import yaml
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter, get_parameter_value
+
+    from fourds_ros.perception.settings import parameter_specs
+
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        refused, texts = [], 0
+        for spec in parameter_specs():
+            dumped = yaml.safe_load(yaml.dump(node.get_parameter(spec.name).value))
+            msg = ParameterMsg(name=spec.name, value=get_parameter_value(str(dumped)))
+            texts += isinstance(Parameter.from_parameter_msg(msg).value, str) and spec.type is float
+            (result,) = node.set_parameters([Parameter.from_parameter_msg(msg)])
+            if not result.successful:
+                refused.append((spec.name, result.reason))
+        changed = set_one(node, "pose_rotation_var_floor", "2e-06")  # another number is still a change
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+    assert refused == [] and texts >= 2  # the var floors came as text
+    assert changed[0] is False and "read at configure" in changed[1]
+
+
+def test_inference_threads_back_to_0_gives_torch_its_default_again(ros_env, base_params):
+    """torch's thread count is process-wide and was set only for a non-zero inference_threads: a node reconfigured
+    from 1 back to 0 ("every core") kept one thread until it restarted."""
+    import torch
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from fourds_ros.engine.torch_backend import TORCH_DEFAULT_THREADS
+
+    assert TORCH_DEFAULT_THREADS > 1  # else this test could not tell
+    with perception_node(ros_env, dash_p({**base_params, "inference_threads": 1})) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and torch.get_num_threads() == 1
+        node.trigger_cleanup()
+        assert set_one(node, "inference_threads", 0) == (True, "")
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert torch.get_num_threads() == TORCH_DEFAULT_THREADS
+        node.trigger_cleanup()
+
+
+@pytest.mark.parametrize("device", ["gpu", "", "CPU", "cuda:x"])
+def test_a_misspelt_device_is_refused_when_set(ros_env, base_params, device):
+    """device is free text: "gpu" was accepted and configure then failed with torch's list of device types,
+    naming none of the node's spellings. Refused at the set now, naming them."""
+    with perception_node(ros_env, dash_p(base_params)) as node:
+        ok, reason = set_one(node, "device", device)
+        assert not ok and "cuda:N" in reason
+        assert set_one(node, "device", "cuda:1") == (True, "")  # a spelling the node takes (GPU or not: configure's)

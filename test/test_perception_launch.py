@@ -67,9 +67,13 @@ def test_a_reference_odometry_topic_turns_on_the_metric_scale_and_is_remapped():
 @pytest.mark.parametrize("kwargs, word", [
     ({"params_file": "/nonexistent.yaml"}, "params_file"),
     ({"log_level": "loud"}, "log_level"),
-    ({"autostart": "maybe"}, "maybe"),
+    ({"autostart": "maybe"}, "autostart: expected true or false, got 'maybe'"),  # named: launch shows this line alone
+    ({"publish_tf": "maybe"}, "publish_tf:"),
+    ({"use_sim_time": "maybe"}, "use_sim_time:"),
     ({"model": "/nonexistent_model"}, "model"),
     ({"image_transport": "theora"}, "image_transport"),
+    # the compressed sibling's name: .../compressed/compressed was subscribed, nothing came, diagnostics OK
+    ({"image_topic": "/cam/image_raw/compressed", "image_transport": "compressed"}, "without /compressed"),
 ])
 def test_plan_rejects_bad_arguments(kwargs, word):
     with pytest.raises(ValueError, match=word):
@@ -233,6 +237,11 @@ def test_node_and_probe_processes_keep_the_benchmarks_fastdds_choice():
 def test_image_transport_argument_is_passed_only_when_given():
     assert perception_node_plan()["parameters"] == [str(default_params_file())]  # no overrides
     assert perception_node_plan(image_transport="compressed")["parameters"][1]["image_transport"] == "compressed"
+
+
+def test_a_bad_rviz_argument_is_refused_by_name():
+    with pytest.raises(ValueError, match="rviz: expected true or false, got 'maybe'"):
+        rviz_plan("maybe")
 
 
 def test_rviz_plan_shows_the_installed_config_in_the_node_namespace():

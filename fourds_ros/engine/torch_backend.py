@@ -53,6 +53,10 @@ class GraphedForward:
         return {name: t.clone() for name, t in self.outputs.items()}
 
 
+# torch's thread count before any engine set one (its default: the cores it may use).
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
 class TorchEngine(InferenceEngine):
     backend = "torch"
 
@@ -61,8 +65,9 @@ class TorchEngine(InferenceEngine):
         """cuda_graph: None (default) captures a CUDA graph on a CUDA device; False never; True also
         elsewhere, which only means something with `cuda`, a test double of torch.cuda's graph API."""
         super().__init__(spec)
-        if threads:  # process-wide in torch: the node has one engine
-            torch.set_num_threads(threads)
+        # Process-wide in torch (the node has one engine). 0 / None is torch's own default again: a node
+        # reconfigured from inference_threads 1 back to 0 kept one thread until it restarted.
+        torch.set_num_threads(threads or TORCH_DEFAULT_THREADS)
         if precision not in DTYPES:
             raise EngineError(f"torch precision must be one of {sorted(DTYPES)}, got {precision!r}")
         if device.startswith("cuda") and not torch.cuda.is_available():

@@ -86,6 +86,12 @@ class ModelSettings(_Group):
     autostart: bool = setting(True, """Run configure + activate at start-up. false: wait for a lifecycle
         manager.""", param="autostart")
 
+    def check_consistency(self) -> None:
+        # Why at the set, not only at configure: torch's own refusal named none of the spellings the node takes
+        # ("Expected one of cpu, cuda, ipu, xpu, mkldnn, ...: gpu"). Whether the GPU exists stays configure's.
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
     def resolved_path(self) -> str:
         """The checkpoint directory to load: `model`, or the installed default when empty."""
         from ..model.default import default_model_dir
@@ -685,6 +691,8 @@ class ParameterSpec:
                 raise wrong
             return value
         if self.type is float:
+            if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # rclpy reads "1e-06" as a string
+                value = float(value)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise wrong
             return float(value)
@@ -751,8 +759,9 @@ def parameter_change_refusal(current: dict[str, Any], changes: dict[str, Any], s
     breaks a valid set, named. A set already invalid (a params file with two bad values) takes a
     change that leaves its remaining errors elsewhere: refusing it made the set impossible to fix
     one `ros2 param set` at a time."""
+    specs = {spec.name: spec for spec in parameter_specs()}
     changes = {name: value for name, value in changes.items()
-               if name not in current or not _same_value(current[name], value)}
+               if name not in current or not _unchanged(specs.get(name), current[name], value)}
     if not changes:
         return None
     names = ", ".join(sorted(changes))
@@ -782,6 +791,24 @@ _HOW_TO_APPLY = {
     "active": "read at configure; deactivate and clean up the node, set it, then configure and activate again",
     "finalized": "node finalized: restart the process",
 }
+
+
+# A decimal number written out, as rclpy's `ros2 param load` sends a float YAML dumped without a point ("1e-06").
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _unchanged(spec: ParameterSpec | None, current: Any, new: Any) -> bool:
+    """Whether setting `new` over `current` changes nothing: the same value and type, or for a float parameter
+    the same number written as text (`ros2 param dump` writes 1.0e-06, which `ros2 param load` sends as the
+    string "1e-06": refused on an active node as a change, the node's own dump could not be loaded back)."""
+    if _same_value(current, new):
+        return True
+    if spec is None or spec.type is not float or not isinstance(new, str):
+        return False
+    try:
+        return spec.check(current) == spec.check(new)
+    except ValueError:
+        return False
 
 
 def _same_value(a: Any, b: Any) -> bool:

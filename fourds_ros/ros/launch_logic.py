@@ -103,7 +103,9 @@ def module_command() -> list[str]:
     return [sys.executable, "-m", "fourds_ros.ros.perception_node"]
 
 
-def as_bool(value) -> bool:
+def as_bool(value, name: str) -> bool:
+    """A launch argument or params-file value `name` read as a boolean; ValueError naming `name` (launch shows the
+    error's line alone: "expected true or false, got 'maybe'" named no argument)."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -111,13 +113,16 @@ def as_bool(value) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise ValueError(f"expected true or false, got {value!r}")
+    raise ValueError(f"{name}: expected true or false, got {value!r}")
 
 
 def topic_remappings(image_topic: str = "image", camera_info_topic: str = "camera_info") -> list[tuple[str, str]]:
     """Remappings of the node's inputs. The image topic is remapped with its image_transport
     sibling `<image_topic>/compressed`, so either transport follows one argument."""
     remappings = []
+    if image_topic.rstrip("/").endswith("/compressed"):  # it subscribed .../compressed/compressed: nothing came, OK
+        raise ValueError(f"image_topic {image_topic!r}: give the raw image's topic, without /compressed (image_transport"
+                         ":=compressed subscribes its /compressed sibling)")
     if image_topic and image_topic != "image":
         remappings += [("image", image_topic), ("image/compressed", image_topic.rstrip("/") + "/compressed")]
     if camera_info_topic and camera_info_topic != "camera_info":
@@ -158,7 +163,7 @@ def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_tim
     params = Path(params_file) if params_file else default_params_file()
     if not params.is_file():
         raise ValueError(f"params_file {str(params)!r} does not exist")
-    overrides = {name: as_bool(value) for name, value in (("use_sim_time", use_sim_time), ("autostart", autostart),
+    overrides = {name: as_bool(value, name) for name, value in (("use_sim_time", use_sim_time), ("autostart", autostart),
                                                           ("publish_tf", publish_tf)) if str(value).strip()}
     if model:
         if not (Path(model) / "config.json").exists():
@@ -197,11 +202,11 @@ def node_use_sim_time(plan: dict) -> bool:
     node = node_name(plan["namespace"], plan["name"])
     for entry in plan["parameters"]:
         if isinstance(entry, dict):
-            value = as_bool(entry.get("use_sim_time", value))
+            value = as_bool(entry.get("use_sim_time", value), "use_sim_time")
             continue
         for key, parameters in params_sections(yaml.safe_load(Path(entry).read_text())):
             if params_key_matches(key, node):  # another instance's section is not this node's
-                value = as_bool(parameters.get("use_sim_time", value))
+                value = as_bool(parameters.get("use_sim_time", value), f"use_sim_time in {entry}")
     return value
 
 
@@ -238,14 +243,14 @@ def rviz_plan(rviz="false", namespace: str = "", use_sim_time="", config: str = 
     """The rviz2 node of `rviz:=true` (None when false), showing config/fourds.rviz. It runs in
     the perception node's namespace so that the config's relative topic names find its outputs.
     use_sim_time: the node's (node_use_sim_time), so that both run on one clock."""
-    if not as_bool(rviz):
+    if not as_bool(rviz, "rviz"):
         return None
     path = Path(config) if config else default_rviz_config()
     if not path.is_file():
         raise ValueError(f"rviz config {str(path)!r} does not exist")
     return {"package": "rviz2", "executable": "rviz2", "name": "rviz2", "namespace": namespace.strip("/"),
             "arguments": ["-d", str(path)],
-            "parameters": [{"use_sim_time": as_bool(use_sim_time or "false")}]}
+            "parameters": [{"use_sim_time": as_bool(use_sim_time or "false", "use_sim_time")}]}
 
 
 def _parameter_value(value) -> str:

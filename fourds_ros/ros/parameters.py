@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.parameter import Parameter
 
 from ..perception.settings import READ_AT_START, PerceptionSettings, parameter_change_refusal, parameter_specs
 
@@ -35,6 +36,9 @@ def declare_parameters(node) -> None:
 
     def guard(parameters) -> SetParametersResult:
         changes = {p.name: p.value for p in parameters if p.name in names}  # use_sim_time etc. pass
+        if deleted := sorted(p.name for p in parameters if p.name in names and p.type_ == Parameter.Type.NOT_SET):
+            return SetParametersResult(successful=False, reason=f"{', '.join(deleted)}: a setting cannot be deleted "
+                                       "(configure reads every one); set its value instead")
         if not changes:
             return SetParametersResult(successful=True)
         current = {name: node.get_parameter(name).value for name in names}
