@@ -29,6 +29,10 @@ class MemoryPoolType(enum.IntEnum):
     WORKSPACE = 0
 
 
+class BuilderFlag(enum.IntEnum):
+    TF32 = 6  # "Enabled by default" (TensorRT's BuilderFlag docs): fp32 matmuls round inputs to 10 bits
+
+
 class TensorIOMode(enum.Enum):
     NONE = 0
     INPUT = 1
@@ -58,6 +62,7 @@ class FakeTensorRT(types.ModuleType):
         self.calls: list[str] = []
         self.NetworkDefinitionCreationFlag = NetworkDefinitionCreationFlag
         self.MemoryPoolType = MemoryPoolType
+        self.BuilderFlag = BuilderFlag
         self.TensorIOMode = TensorIOMode
         self.DataType = DataType
         fake = self
@@ -106,8 +111,6 @@ class FakeTensorRT(types.ModuleType):
 
         class TimingCache:
             def __init__(self, data: bytes):
-                if data and not data.startswith(b"FAKECACHE"):
-                    raise RuntimeError("timing cache is corrupt")
                 self.entries = int(data[9:] or 0) if data else 0
 
             def serialize(self):
@@ -116,16 +119,31 @@ class FakeTensorRT(types.ModuleType):
         class BuilderConfig:
             def __init__(self):
                 self.workspace, self.timing_cache = None, None
+                self.flags = {BuilderFlag.TF32}  # TensorRT's default
+
+            def set_flag(self, flag):
+                self.flags.add(BuilderFlag(flag))
+
+            def clear_flag(self, flag):
+                fake.calls.append(f"clear_flag({BuilderFlag(flag).name})")
+                self.flags.discard(BuilderFlag(flag))
+
+            def get_flag(self, flag):
+                return BuilderFlag(flag) in self.flags
 
             def set_memory_pool_limit(self, pool, size):
                 fake.calls.append(f"set_memory_pool_limit({MemoryPoolType(pool).name})")
                 self.workspace = size
 
             def create_timing_cache(self, data):
+                # As the real binding: bytes it cannot read give None (a nullptr from a noexcept C++ call), no raise
                 fake.calls.append(f"create_timing_cache({len(data)} bytes)")
-                return TimingCache(bytes(data))
+                data = bytes(data)
+                return None if data and not data.startswith(b"FAKECACHE") else TimingCache(data)
 
             def set_timing_cache(self, cache, ignore_mismatch):
+                if not isinstance(cache, TimingCache):  # bound to setTimingCache(ITimingCache const&, bool)
+                    raise TypeError("set_timing_cache(): incompatible function arguments")
                 fake.calls.append("set_timing_cache")
                 self.timing_cache = cache
                 return True
@@ -151,6 +169,7 @@ class FakeTensorRT(types.ModuleType):
                 if network.io is None or config.workspace is None or not strongly_typed:
                     return None
                 config.timing_cache.entries += 1
+                fake.built_flags = set(config.flags)
                 body = json.dumps({"version": fake.__version__, **network.io}).encode()
                 return MAGIC + body
 

@@ -310,3 +310,48 @@ def test_build_engine_fails_where_the_cache_refused_the_engine(tiny_model_dir, t
         assert rc == 1 and "not into the cache" in out.err and not list(cache.rglob("*.engine")), out
     else:
         assert rc == 0 and "(built)" in out.out and len(list(cache.rglob("*.engine"))) == 1, out
+
+
+def test_an_unreadable_timing_cache_is_started_afresh_not_fatal(tiny_model_dir, spec, tmp_path, caplog):
+    """TensorRT's create_timing_cache gives None for bytes it cannot read (a nullptr from a noexcept call; the
+    double used to raise instead, the one case the code handled): None went to set_timing_cache, whose TypeError
+    gave TensorRT up (backend auto: ONNX Runtime) at every start, the bad file never replaced."""
+    first = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="fp16")
+    first.engine_path.unlink()
+    first.timing_cache_path.write_bytes(b"\x00truncated")  # a cut copy of a prebuilt cache
+    with caplog.at_level(logging.WARNING):
+        engine = _engine(tiny_model_dir, spec, tmp_path, FakeTensorRT(), precision="fp16")
+    assert engine.rebuilt and "unreadable TensorRT timing cache" in caplog.text
+    assert engine.timing_cache_path.read_bytes().startswith(b"FAKECACHE")
+
+
+@pytest.mark.parametrize("precision, tf32", [("fp32", False), ("fp16", True)])
+def test_an_fp32_engine_is_built_without_tf32(tiny_model_dir, spec, tmp_path, precision, tf32):
+    """TensorRT's TF32 flag is on by default, so fp32 matmuls rounded their inputs to 10-bit mantissas (relative
+    error 2.9e-4 on one 384-wide matmul against fp32's promised 1e-5): precision fp32 clears it."""
+    from .fake_tensorrt import BuilderFlag
+
+    trt = FakeTensorRT()
+    _engine(tiny_model_dir, spec, tmp_path, trt, precision=precision)
+    assert (BuilderFlag.TF32 in trt.built_flags) is tf32
+
+
+def test_boards_of_one_name_and_capability_are_different_gpus(monkeypatch):
+    """Jetson AGX Orin, Orin NX and Orin Nano all report "Orin", sm_87: the engine key (name, capability) gave a
+    prebuilt cache's engine of one board to another, which TensorRT loads with a warning only. The identity
+    holds the SM count and memory too."""
+    import types
+
+    from fourds_ros.engine import tensorrt_backend
+
+    cuda = tensorrt_backend.torch.cuda
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(cuda, "get_device_name", lambda i=0: "Orin")
+    monkeypatch.setattr(cuda, "get_device_capability", lambda i=0: (8, 7))
+    names = set()
+    for sms, memory in ((16, 64 << 30), (8, 16 << 30), (8, 8 << 30)):
+        board = types.SimpleNamespace(multi_processor_count=sms, total_memory=memory)
+        monkeypatch.setattr(cuda, "get_device_properties", lambda i=0, p=board: p)
+        names.add(tensorrt_backend.cuda_gpu("cuda"))
+    assert len(names) == 3, names

@@ -61,7 +61,10 @@ def cuda_gpu(device: str = "cuda") -> tuple[str, tuple[int, int]]:
     index = torch.device(device).index or 0
     if index >= torch.cuda.device_count():  # torch would raise its own error, which `auto` does not pass over
         raise EngineError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index))
+    name = torch.cuda.get_device_name(index)
+    props = torch.cuda.get_device_properties(index)  # Jetson AGX Orin / Orin NX / Orin Nano: all "Orin", sm_87
+    name = f"{name} ({props.multi_processor_count} SMs, {props.total_memory >> 20} MiB)"
+    return name, tuple(torch.cuda.get_device_capability(index))
 
 
 def _torch_dtype(trt, dtype) -> torch.dtype:
@@ -80,6 +83,7 @@ def build_serialized_engine(
     timing_cache_path: str | Path,
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
     logger: logging.Logger | None = None,
+    precision: str = "fp16",
 ) -> bytes:
     """Parse the ONNX file into a strongly typed network and build a serialized engine.
 
@@ -97,13 +101,16 @@ def build_serialized_engine(
         raise EngineError(f"TensorRT cannot parse {onnx_path}: {errors or 'unknown error'}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
+    if precision == "fp32":  # TF32 is on by default: fp32 matmuls would round their inputs to 10-bit mantissas
+        config.clear_flag(trt.BuilderFlag.TF32)
 
     timing_cache_path = Path(timing_cache_path)
     previous = timing_cache_path.read_bytes() if timing_cache_path.exists() else b""
-    try:
-        timing_cache = config.create_timing_cache(previous)
-    except Exception as e:  # a truncated cache file: start from an empty one
-        logger.warning("ignoring unreadable TensorRT timing cache %s (%s)", timing_cache_path, e)
+    # Bytes TensorRT cannot read (a truncated copy) give None, not an exception (a nullptr from a noexcept call):
+    # passed on, set_timing_cache raised TypeError and TensorRT was given up at every start.
+    timing_cache = config.create_timing_cache(previous)
+    if timing_cache is None:
+        logger.warning("ignoring unreadable TensorRT timing cache %s; starting a new one", timing_cache_path)
         timing_cache = config.create_timing_cache(b"")
     if not config.set_timing_cache(timing_cache, ignore_mismatch=False):
         logger.warning("TensorRT timing cache %s does not match this GPU; starting a new one", timing_cache_path)
@@ -174,7 +181,8 @@ class TensorRTEngine(InferenceEngine):
                 engine = self._from_private_directory(written, force_engine_update)
         self.rebuilt = engine is None
         if engine is None:
-            data = build_serialized_engine(trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log)
+            data = build_serialized_engine(trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log,
+                                           self.precision)
             try:
                 atomic_write_bytes(self.engine_path, data)
                 write_sidecar(self.engine_path)
