@@ -122,6 +122,34 @@ def test_a_bag_trains_as_the_recording_it_was_made_from(tmp_path):
     assert f"{bag} (14 clips)" in (out / "README.md").read_text()
 
 
+def test_a_bag_eval_refuses_is_not_trained_on(tmp_path, monkeypatch):
+    """A team's raw recording whose camera_info declares lens distortion (or a roi window) is refused by eval
+    (`bag import` it first: it undistorts); --real trained on its distorted frames with K alone, labels 0.5 px
+    (median) to 2.9 px (outer band, p90) off at 128 px on TUM's lens, and images the node never sees. Refused,
+    with eval's reason."""
+    import numpy as np
+
+    import fourds_ros.evaluation.bag as bag
+    from fourds_ros.rgbd import DatasetFormatError
+    from training.data.datasets import open_sequence
+
+    plain = bag.camera_info_msg
+
+    def with_lens(*args, **kwargs):
+        msg = plain(*args, **kwargs)
+        msg.d = np.array([0.26, -0.95, -0.005, 0.003, 1.16])  # TUM fr1's Kinect
+        return msg
+    k = np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]])
+    frames = [bag.Frame(stamp_ns=i * 33_000_000, K=k, image=np.full((48, 64, 3), 100, np.uint8),
+                        gt_depth=np.full((48, 64), 2.0, np.float32), gt_pose=np.eye(4)) for i in range(3)]
+    bag.write_bag(frames, tmp_path / "pinhole")
+    assert np.allclose(open_sequence(tmp_path / "pinhole").intrinsics, k)
+    monkeypatch.setattr(bag, "camera_info_msg", with_lens)
+    bag.write_bag(frames, tmp_path / "distorted")
+    with pytest.raises(DatasetFormatError, match="distortion"):
+        open_sequence(tmp_path / "distorted")
+
+
 def _reproject(batch: dict, b: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Track positions predicted from the labels themselves: each query pixel back-projected with
     its depth, moved by T_first_from_t and projected into every frame. Returns (pred, target)

@@ -137,9 +137,12 @@ class BagSequence:
     len, rgb(i), depth(i) (metres, 0 invalid), intrinsics, camera_to_world, name."""
 
     def __init__(self, path: str | Path):
-        from fourds_ros.evaluation.bag import read_bag
+        from fourds_ros.evaluation.bag import BagError, check_scorable, read_bag
 
-        data = read_bag(path)
+        try:  # what eval cannot score (lens distortion, a roi window) is not trained on either
+            data = check_scorable(read_bag(path))
+        except BagError as exc:
+            raise DatasetFormatError(str(exc)) from exc
         self.stamps = [s for s in data.stamps if s in data.gt_depth and s in data.gt_pose]
         if not self.stamps:
             raise DatasetFormatError(f"{path}: no frame has both depth (/gt/depth) and a pose (/gt/pose)")
