@@ -94,6 +94,18 @@ def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[in
 VO_DISTANCE_THRESH = 1e6
 
 
+def essential_step(p0: np.ndarray, p1: np.ndarray, K: np.ndarray, min_good: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(N, 2) matched pixels of two frames -> (R, t (3,) of unit length, (N,) bool: the matches recoverPose kept)
+    with x1 = R x0 + t, or None where the essential matrix fails or fewer than min_good points lie in front of
+    both cameras."""
+    E, inliers = cv2.findEssentialMat(p0, p1, K, method=cv2.RANSAC, prob=0.999, threshold=1.0)
+    if E is None or E.shape != (3, 3):
+        return None
+    n_good, R, t, mask, _ = cv2.recoverPose(E, p0, p1, K, distanceThresh=VO_DISTANCE_THRESH, mask=inliers)
+    return (R, t.ravel(), mask.ravel() > 0) if n_good >= min_good else None
+
+
 def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K, n_features: int = 2000,
            min_matches: int = 15) -> Predictions:
     """Monocular VO: pose of each frame in the first camera's frame (odom_from_camera), unit steps.
@@ -119,14 +131,12 @@ def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K, n_features: int 
             if len(matches) >= min_matches:
                 p0 = np.float64([prev[0][m.queryIdx].pt for m in matches])
                 p1 = np.float64([kp[m.trainIdx].pt for m in matches])
-                E, inliers = cv2.findEssentialMat(p0, p1, K, method=cv2.RANSAC, prob=0.999, threshold=1.0)
-                if E is not None and E.shape == (3, 3):
-                    n_good, R, t, _, _ = cv2.recoverPose(E, p0, p1, K, distanceThresh=VO_DISTANCE_THRESH, mask=inliers)
-                    if n_good >= min_matches // 2:
-                        # recoverPose gives x1 = R x0 + t (camera0 -> camera1); invert for 0_from_1.
-                        c1_from_c0 = np.eye(4)
-                        c1_from_c0[:3, :3], c1_from_c0[:3, 3] = R, t.ravel()
-                        step = np.linalg.inv(c1_from_c0)
+                motion = essential_step(p0, p1, K, min_matches // 2)
+                if motion is not None:
+                    # recoverPose gives x1 = R x0 + t (camera0 -> camera1); invert for 0_from_1.
+                    c1_from_c0 = np.eye(4)
+                    c1_from_c0[:3, :3], c1_from_c0[:3, 3] = motion[0], motion[1]
+                    step = np.linalg.inv(c1_from_c0)
             if step is None:
                 failures += 1
             else:

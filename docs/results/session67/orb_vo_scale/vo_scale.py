@@ -8,7 +8,7 @@ import numpy as np
 
 from fourds_ros.evaluation.bag import read_bag
 from fourds_ros.evaluation.metrics import pose_errors
-from fourds_ros.evaluation.peers import VO_DISTANCE_THRESH, _gray, orb_vo
+from fourds_ros.evaluation.peers import _gray, essential_step, orb_vo
 
 
 def depths_in_first(p0, p1, K, R, t):
@@ -38,23 +38,21 @@ def orb_vo_scaled(stamps, images, K_at, n_features=2000, min_matches=15, min_sha
             if len(matches) >= min_matches:
                 p0 = np.float64([prev[0][m.queryIdx].pt for m in matches])
                 p1 = np.float64([kp[m.trainIdx].pt for m in matches])
-                E, inl = cv2.findEssentialMat(p0, p1, K, method=cv2.RANSAC, prob=0.999, threshold=1.0)
-                if E is not None and E.shape == (3, 3):
-                    n_good, R, t, mask, _ = cv2.recoverPose(E, p0, p1, K, distanceThresh=VO_DISTANCE_THRESH, mask=inl)
-                    if n_good >= min_matches // 2:
-                        good = mask.ravel() > 0
-                        za, zb = depths_in_first(p0[good], p1[good], K, R, t.ravel())
-                        idx0 = np.array([m.queryIdx for m in matches])[good]
-                        idx1 = np.array([m.trainIdx for m in matches])[good]
-                        ok = (za > 0) & (zb > 0) & np.isfinite(za) & np.isfinite(zb)
-                        if last_depth is not None:
-                            ratios = [last_depth[i] / z for i, z, o in zip(idx0, za, ok) if o and i in last_depth]
-                            if len(ratios) >= min_shared:
-                                scale = float(np.median(ratios))
-                        depth_here = {int(i): float(z) * scale for i, z, o in zip(idx1, zb, ok) if o}
-                        c1_from_c0 = np.eye(4)
-                        c1_from_c0[:3, :3], c1_from_c0[:3, 3] = R, t.ravel() * scale
-                        pose = pose @ np.linalg.inv(c1_from_c0)
+                motion = essential_step(p0, p1, K, min_matches // 2)  # the peer's own step
+                if motion is not None:
+                    R, t, good = motion
+                    za, zb = depths_in_first(p0[good], p1[good], K, R, t.ravel())
+                    idx0 = np.array([m.queryIdx for m in matches])[good]
+                    idx1 = np.array([m.trainIdx for m in matches])[good]
+                    ok = (za > 0) & (zb > 0) & np.isfinite(za) & np.isfinite(zb)
+                    if last_depth is not None:
+                        ratios = [last_depth[i] / z for i, z, o in zip(idx0, za, ok) if o and i in last_depth]
+                        if len(ratios) >= min_shared:
+                            scale = float(np.median(ratios))
+                    depth_here = {int(i): float(z) * scale for i, z, o in zip(idx1, zb, ok) if o}
+                    c1_from_c0 = np.eye(4)
+                    c1_from_c0[:3, :3], c1_from_c0[:3, 3] = R, t.ravel() * scale
+                    pose = pose @ np.linalg.inv(c1_from_c0)
         poses[s] = pose.copy()
         last_depth = depth_here
         prev = (kp, des, gray.shape)
