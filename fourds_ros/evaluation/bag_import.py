@@ -103,6 +103,7 @@ class ImportReport:
     with_pose: int = 0
     skipped_transforms: Counter = field(default_factory=Counter)
     parent_conflicts: Counter = field(default_factory=Counter)
+    ignored_transforms: Counter = field(default_factory=Counter)  # (topic, parent, child) that tf2 ignores too
     nearest_depth_s: float | None = None  # set when no image had a depth within max_dt: the closest one
 
     def warnings(self, spec: ImportSpec) -> list[str]:
@@ -119,6 +120,9 @@ class ImportReport:
                        "were left out (one frame a stamp, the first kept): is the camera stamping each frame?")
         for (topic, parent, child), n in sorted(self.skipped_transforms.items()):
             out.append(f"{topic}: {n} transform(s) {parent} -> {child} with an invalid rotation skipped")
+        for (topic, parent, child), n in sorted(self.ignored_transforms.items()):
+            out.append(f"{topic}: {n} transform(s) {parent!r} -> {child!r} ignored, as tf2 ignores them (an empty frame "
+                       "id, or a frame to itself)")
         for (topic, child, kept, other), n in sorted(self.parent_conflicts.items()):
             out.append(f"{topic}: {n} transform(s) {other} -> {child} ignored: {child} already has the parent {kept} "
                        f"(not on the {spec.world_frame} -> camera chain, so no pose depends on it)")
@@ -305,13 +309,16 @@ def _add_pose(tree: TransformTree, msgtype: str, msg, child: str | None, topic: 
 
 def _add(tree: TransformTree, topic: str, report: ImportReport, parent: str, child: str, stamp: int, position,
          orientation, static: bool = False) -> None:
+    if not parent.lstrip("/") or not child.lstrip("/") or parent.lstrip("/") == child.lstrip("/"):
+        report.ignored_transforms[(topic, parent, child)] += 1  # tf2: TF_NO_FRAME_ID / TF_SELF_TRANSFORM, ignored
+        return
     try:
         transform = pose_from_msg(position, orientation)
     except BagError:  # one bad sample (an all-zero or NaN quaternion) is skipped and counted, as tf2 drops it
         report.skipped_transforms[(topic, parent, child)] += 1
         return
     try:
-        tree.add(parent, child, stamp, transform, static=static)
+        tree.add(parent, child, stamp, transform, static=static, source=topic)
     except ParentConflict as exc:  # refused by _PoseSource only where the camera's pose goes through it
         report.parent_conflicts[(topic, exc.child, exc.kept, exc.other)] += 1
     except TransformError as exc:
@@ -350,6 +357,11 @@ class _PoseSource:
                 topic, child, kept, other = doubled[0]
                 raise BagError(f"the camera's pose ({self.world} -> {frame_id!r}) goes through frame {child!r}, "
                                f"which has two parents, {kept!r} and {other!r} ({topic}): give each frame one parent")
+            doubled = sorted(f for f in on_chain if len(self.tree.sources(f)) > 1)
+            if doubled:  # two pose sources of one frame, interleaved: neither's poses
+                raise BagError(f"the camera's pose ({self.world} -> {frame_id!r}) goes through frame {doubled[0]!r}, "
+                               f"whose pose comes from {' and '.join(sorted(self.tree.sources(doubled[0])))}: keep one "
+                               "(leave out the --pose-topic, or pass the other)")
             return self.tree.lookup(self.world, frame_id, stamp)
         except TransformError as exc:
             raise BagError(f"the camera's pose ({self.world} -> {frame_id!r}): {exc}{self.hint}") from exc

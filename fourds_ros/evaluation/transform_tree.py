@@ -40,15 +40,18 @@ class _Edge:
     static: np.ndarray | None = None
     stamps: list[int] = field(default_factory=list)
     matrices: list[np.ndarray] = field(default_factory=list)
+    sources: set = field(default_factory=set)  # the topics its dynamic samples came from
+    max_gap_ns: float = float("inf")  # a longer gap between two samples is a dropout: no pose inside it
 
 
 class TransformTree:
     def __init__(self, max_extrapolation_ns: int = 20_000_000):
         self.max_extrapolation_ns = int(max_extrapolation_ns)
         self._edges: dict[str, _Edge] = {}  # child -> its edge to its parent
-        self._sorted = True
+        self._sorted = False  # the gaps are measured on the first lookup
 
-    def add(self, parent: str, child: str, stamp_ns: int, parent_from_child: np.ndarray, static: bool = False) -> None:
+    def add(self, parent: str, child: str, stamp_ns: int, parent_from_child: np.ndarray, static: bool = False,
+            source: str = "") -> None:
         """One transform. TransformError when `child` already has another parent (not a tree)."""
         parent, child = parent.lstrip("/"), child.lstrip("/")  # tf2 drops a leading slash too
         if parent == child:
@@ -63,6 +66,7 @@ class TransformTree:
             if edge.stamps and stamp_ns < edge.stamps[-1]:
                 self._sorted = False
             edge.stamps.append(int(stamp_ns))
+            edge.sources.add(source)
             edge.matrices.append(matrix)
 
     def frames(self) -> set[str]:
@@ -125,16 +129,25 @@ class TransformTree:
             nearest = 0 if i == 0 else len(stamps) - 1
             close = abs(stamps[nearest] - stamp_ns) <= self.max_extrapolation_ns
             return edge.matrices[nearest] if close else None
+        if stamps[i] - stamps[i - 1] > edge.max_gap_ns:  # the source was silent here (a mocap dropout)
+            return None
         return interpolate(edge.matrices[i - 1], edge.matrices[i], (stamp_ns - stamps[i - 1]) / (stamps[i] - stamps[i - 1]))
+
+    def sources(self, child: str) -> set:
+        edge = self._edges.get(child.lstrip("/"))
+        return set() if edge is None or edge.static is not None else edge.sources
 
     def _sort(self) -> None:
         if self._sorted:
             return
+        self._sorted = True
         for edge in self._edges.values():
+            if len(edge.stamps) > 2:  # five of the source's own sample intervals, at least 2x the extrapolation
+                step = float(np.median(np.diff(np.sort(edge.stamps))))
+                edge.max_gap_ns = max(5 * step, 2 * self.max_extrapolation_ns)
             order = np.argsort(edge.stamps, kind="stable")
             edge.stamps = [edge.stamps[k] for k in order]
             edge.matrices = [edge.matrices[k] for k in order]
-        self._sorted = True
 
 
 def interpolate(a: np.ndarray, b: np.ndarray, fraction: float) -> np.ndarray:
