@@ -250,6 +250,18 @@ def test_compressed_depth_imports_as_raw_depth(tmp_path, tum_frames_with_labels,
         compressed_depth("16UC1; compressedDepth png", b"\0" * 40)
 
 
+def test_compressed_depth_of_mono16_reads_as_millimetres():
+    """compressed_depth_image_transport encodes any one-channel 16-bit image and names it "mono16; compressedDepth
+    png": refused, while the same depth raw as mono16 was read as millimetres."""
+    import cv2
+
+    from fourds_ros.evaluation.bag_import import COMPRESSED_DEPTH_HEADER, compressed_depth
+
+    mm = np.array([[0, 1000], [2500, 65000]], np.uint16)
+    payload = COMPRESSED_DEPTH_HEADER.pack(0, 0.0, 0.0) + cv2.imencode(".png", mm)[1].tobytes()
+    np.testing.assert_array_equal(compressed_depth("mono16; compressedDepth png", payload), mm / 1000.0)
+
+
 def test_intrinsics_stand_in_for_a_missing_camera_info(tmp_path, tum_frames_with_labels):
     """--intrinsics: a pinhole K for a recording without camera_info; the images are taken as they are."""
     write_driver_bag(tmp_path / "driver", tum_frames_with_labels[:2])

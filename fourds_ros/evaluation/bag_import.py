@@ -430,9 +430,11 @@ def compressed_depth(fmt: str, data: bytes) -> np.ndarray:
     from ..perception.image_header import ImageHeaderError, read_compressed_header
 
     encoding = fmt.split(";")[0].strip().upper()
-    if "compresseddepth" not in fmt.lower() or encoding not in ("16UC1", "32FC1") or "rvl" in fmt.lower():
-        raise BagError(f"depth in a CompressedImage of format {fmt!r}: only compressedDepth png of 16UC1 or 32FC1 "
-                       "is read")
+    # mono16: compressed_depth_image_transport encodes any one-channel 16-bit image, and names it so (millimetres,
+    # as a raw mono16 depth image is read)
+    if "compresseddepth" not in fmt.lower() or encoding not in ("16UC1", "MONO16", "32FC1") or "rvl" in fmt.lower():
+        raise BagError(f"depth in a CompressedImage of format {fmt!r}: only compressedDepth png of 16UC1 (mono16) or "
+                       "32FC1 is read")
     if len(data) < COMPRESSED_DEPTH_HEADER.size:
         raise BagError(f"compressedDepth payload of {len(data)} bytes has no header")
     _, a, b = COMPRESSED_DEPTH_HEADER.unpack_from(data)
@@ -446,7 +448,7 @@ def compressed_depth(fmt: str, data: bytes) -> np.ndarray:
     raw = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.dtype != np.uint16 or raw.ndim != 2:
         raise BagError(f"compressedDepth ({fmt!r}) is not a one-channel 16-bit PNG")
-    if encoding == "16UC1":
+    if encoding in ("16UC1", "MONO16"):
         return raw.astype(np.float32) / 1000.0
     q = raw.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
