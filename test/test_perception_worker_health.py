@@ -1188,3 +1188,37 @@ def test_latency_of_frames_in_flight_at_a_clock_jump_is_not_measured():
         health.frame_received(stamp)
     health.record_clip(after, 0.1, 0.2)
     assert 250.0 < float(health.report(state())[2]["latency_p95_ms"]) <= 300.0  # 300 ms down to 67 ms
+
+
+def test_a_report_while_a_clip_is_recorded_does_not_raise():
+    """level() zipped the live latency deques: a report not under the worker's lock, while the inference thread
+    recorded a clip, raised "deque mutated during iteration" (in the diagnostics timer, into rclpy). The node holds
+    the lock today; the report copies them anyway. 2 s of both threads, switching every microsecond."""
+    import sys
+    import threading
+    import time
+
+    from fourds_ros.perception.health import NodeHealth, NodeState
+
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12 + 10**8)
+    stop, errors = threading.Event(), []
+
+    def record():
+        while not stop.is_set():
+            health.record_clip([10**12] * 4, 0.01, 0.02)
+    thread = threading.Thread(target=record)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread.start()
+    try:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end and not errors:
+            try:
+                health.report(NodeState("active"))
+            except RuntimeError as exc:
+                errors.append(repr(exc))
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert not errors and health.counts["frames_out"] > 0

@@ -320,3 +320,22 @@ def test_stepwise_direction_and_the_bend_at_their_documented_boundaries():
     np.testing.assert_allclose(out[0], np.eye(3), atol=1e-12)
     np.testing.assert_allclose(out[1], cv2.Rodrigues(np.array([0.0, np.radians(3.0), 0.0]))[0], atol=1e-9)
     np.testing.assert_allclose(out[2], end, atol=1e-9)
+
+
+def test_a_non_finite_confidence_from_the_head_is_no_visible_track():
+    """The head's confidence was passed through as it was: a NaN (a fuzz of the engine's outputs, session 67)
+    was published on visible tracks, into a consumer's weighting. Such a point is not seen, and reads 0."""
+    from fourds_ros.perception.preprocess import Preprocessor
+    from fourds_ros.perception.settings import TrackSettings
+    from fourds_ros.perception.tracks import TrackManager
+
+    pmap = Preprocessor((32, 32), "resize").pixel_map((64, 64))
+    manager = TrackManager(8, (32, 32), TrackSettings(refinement="none", image_fallback=False, max_deviation_px=0.0,
+                                                      max_tracks=8, query_mode="grid"))
+    q, ids = manager.make_queries([0, 1], np.zeros((32, 32, 3), np.float32), pmap)
+    xy = np.repeat(q[:, None, [2, 1]], 2, axis=1)
+    confidence = np.ones((8, 2))
+    confidence[0, 1], confidence[1, 1] = np.nan, np.inf
+    sets = manager.update(ids, xy, np.ones((8, 2)), confidence, [0, 1], [0, 1], pmap)
+    assert np.isfinite(sets[1].confidence).all()
+    assert sets[0].visible[:2].all() and not sets[1].visible[:2].any() and sets[1].visible[2:].all()

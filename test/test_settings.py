@@ -234,3 +234,12 @@ def _shipped_clip_length() -> int:
     import json
 
     return json.loads((REPO / "models" / "fourds_default" / "config.json").read_text())["num_frames"]
+
+
+@pytest.mark.parametrize("name", ["pose_rotation_var_floor", "pose_translation_var_floor"])
+def test_a_zero_variance_floor_is_refused(name):
+    """The floors allowed 0: a still camera then published an all-zero twist covariance (a fuzz of the pose
+    stages, session 67), which an EKF takes as exact. At least 1e-12 now; the default stands."""
+    with pytest.raises(ValueError, match=name):
+        PerceptionSettings.from_params(**{name: 0.0})
+    assert PerceptionSettings.from_params(**{name: 1e-12}).pose.rotation_var_floor > 0

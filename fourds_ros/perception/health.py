@@ -235,8 +235,10 @@ def percentile(window, q: float) -> str:
 
 
 def recent(values, at, now: float) -> list[float]:
-    """The samples of `values` whose time in `at` (monotonic, one per sample) is within RECENT_S of now."""
-    return [v for v, t in zip(values, at) if now - t < RECENT_S]
+    """The samples of `values` whose time in `at` (monotonic, one per sample) is within RECENT_S of now. Each is
+    copied first (list() of a deque is one step under the GIL): zipping the live deques raised "deque mutated during
+    iteration" where the inference thread recorded a clip meanwhile (a report not under the worker's lock)."""
+    return [v for v, t in zip(list(values), list(at)) if now - t < RECENT_S]
 
 
 def p95_over(window, limit: float) -> float | None:

@@ -467,10 +467,11 @@ class PoseSettings(_Group):
         second one broke one of the trees. It then warns: set the mount in the URDF (robot_state_publisher)
         or publish base_frame -> the tree's root.""",
                                          param="publish_camera_mount")
-    rotation_var_floor: float = setting(1e-6, "Lower bound of the per-frame rotation variance (rad^2).",
-                                        param="pose_rotation_var_floor", low=0.0)
-    translation_var_floor: float = setting(1e-6, "Lower bound of the per-frame translation variance (m^2).",
-                                           param="pose_translation_var_floor", low=0.0)
+    # At least 1e-12: with 0, a still camera published an all-zero twist covariance, which an EKF takes as exact.
+    rotation_var_floor: float = setting(1e-6, "Lower bound of the per-frame rotation variance (rad^2), at least 1e-12.",
+                                        param="pose_rotation_var_floor", low=1e-12)
+    translation_var_floor: float = setting(1e-6, "Lower bound of the per-frame translation variance (m^2), at least "
+                                           "1e-12.", param="pose_translation_var_floor", low=1e-12)
     rotation_var_scale: float = setting(10.0, """Factor on each clip's rotation variance before it is published
         (pose and odometry covariances), so that a filter weighs the odometry by its real errors. Why:
         the variances of the fused head and PnP measured 10x smaller than the clips' true squared

@@ -321,7 +321,11 @@ class TrackManager:
         xy = np.concatenate([np.asarray(xy, np.float64)[used], np.full((len(on_image), n_frames, 2), np.nan)])
         vis = np.concatenate([visibility[used], np.zeros((len(on_image), n_frames))])
         conf = np.concatenate([confidence[used], np.zeros((len(on_image), n_frames))]).astype(np.float32)
-        visible = (vis >= self.min_visibility) & in_window(xy, self.model_hw) & np.isfinite(xy).all(-1)
+        # A head's non-finite confidence was published on visible tracks (NaN in a consumer's weighting): such a
+        # point is not seen, and its confidence reads 0.
+        sure = np.isfinite(conf)
+        conf = np.where(sure, conf, np.float32(0.0))
+        visible = (vis >= self.min_visibility) & in_window(xy, self.model_hw) & np.isfinite(xy).all(-1) & sure
         visible &= ~on_robot(excluded, xy)
         if self.max_deviation > 0:
             visible[:n_model] &= ~motion_outliers(xy[:n_model], visible[:n_model], query_t[:n_model],
