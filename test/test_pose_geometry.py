@@ -770,6 +770,28 @@ def test_clip_pose_measures_the_rotation_steps_where_the_geometry_found_no_trans
         assert np.array_equal(on[1], off[1]) and np.array_equal(on[2], off[2])
 
 
+def test_a_step_stamped_off_the_cameras_period_keeps_the_fit_in_stamp_time():
+    """A camera stamped on arrival bunches frames 1 ms apart: the bearing step measured the images' whole 2 degree
+    turn over that 1 ms, undoing the fit in stamp time, and the odometry's twist (step / dt) read a 33x yaw rate with
+    a small covariance. Steps off the clip's period (pose_geometry.off_period_frames) keep the fit; a regular
+    clip's are measured as before."""
+    from fourds_ros.perception.pose_geometry import off_period_frames
+
+    truth = poses(2.0, [0.0, 0.0, 0.0])
+    depth, xy, vis, _ = make_clip(truth, noise_px=0.3, seed=5)
+    outputs = turning_head_outputs(truth, depth, xy, vis)
+    regular = [int(i * 33_333_333) for i in range(T_LEN)]
+    bunched = list(regular)
+    bunched[2] = bunched[1] + 1_000_000  # frame 2 stamped 1 ms after frame 1
+    assert off_period_frames(regular, T_LEN).sum() == 0
+    assert list(np.flatnonzero(off_period_frames(bunched, T_LEN))) == [1, 2, 3]
+    on = clip_pose(outputs, K, "fused", smoothing_order=2, stamps_ns=regular, rotation_step_px=2.0)
+    assert on[3].rotation_steps == T_LEN - 1
+    rotation, *_ , geo = clip_pose(outputs, K, "fused", smoothing_order=2, stamps_ns=bunched, rotation_step_px=2.0)
+    assert geo.rotation_steps == T_LEN - 1 - 4  # the steps 0-1, 1-2, 2-3 and 3-4 touch frames 1-3; 4-5 on measured
+    assert angle_deg(rotation[1], rotation[2]) < 0.5  # 1 ms of a 60 deg/s turn, as the stamps say
+
+
 def test_bearing_steps_leave_out_non_finite_tracks_and_bunched_ones():
     """A visible track at NaN or inf is left out of a step, as PnP leaves it out (it made the SVD raise
     and the clip's tracks and pose were lost); ten tracks bunched within a pixel leave the turn about

@@ -44,7 +44,7 @@ from .image_rotation import (
 from .metric_scale import DepthReferenceScale, ReferenceScale
 from .odometry import OdometryChain, PoseEstimate, transform_from_xyz_quat
 from .pose_geometry import (HEAD_MAX_TRANSLATION_M, RELINK_PARALLAX_PX, GeometryPose, clip_pose, finite_head, head_overruled,
-                            solve_clip_motion)
+                            off_period_frames, solve_clip_motion)
 from .preprocess import PixelMap, Preprocessor, backproject, default_intrinsics, partly_blind, sample_nearest, texture_map, view_texture
 from .settings import PerceptionSettings
 from .track_refine import gray8
@@ -829,7 +829,7 @@ class PerceptionPipeline:
                 with self._clock("epipolar"):
                     first_depth = outputs["depth"][0, 0]  # the model's metres, as the translations
                     rotation, translation = self._epipolar(rotation, translation, geo, frames, unseen, images,
-                                                           first_depth)
+                                                           first_depth, stamps_ns)
             # The model's own travel, for the next clips' scale, to the clip's last frame seen: past it
             # clip_pose holds the motion, and the reference's travel over the whole clip inflated the
             # ratio by (T - 1) / (last seen); no frame seen after the first: no travel measured.
@@ -870,8 +870,8 @@ class PerceptionPipeline:
         return step
 
     def _epipolar(self, rotation: np.ndarray, translation: np.ndarray, geo, frames: list[Frame],
-                  unseen: np.ndarray, images: ClipImages, first_depth: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  unseen: np.ndarray, images: ClipImages, first_depth: np.ndarray | None = None,
+                  stamps_ns: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """-> (rotation, translation). With pose_epipolar_step_rotation, the clip's rotations are first measured
         step by step on its camera images (epipolar.rotation_from_steps, on a chain over every frame, bent to
         the first and last views' rotation where those measure a translation). The clip's (T, 3) translations
@@ -885,7 +885,8 @@ class PerceptionPipeline:
         With pose_epipolar_rotation_guess, where the first and last views measure none, the corners
         are first followed again from where the solved rotation moves them, and that chain is used.
         Where nothing measured a direction, _unmeasured (pose_epipolar_hold_unmeasured; first_depth: the
-        first frame's depth in the model's metres). Sizes and rotations otherwise unchanged."""
+        first frame's depth in the model's metres). Sizes and rotations otherwise unchanged. stamps_ns: the clip's stamps (padded):
+        a step off the camera's period is not measured by its images (pose_geometry.off_period_frames)."""
         corners, by_step = self.settings.pose.epipolar_corners, self.settings.pose.epipolar_step_rotation
         if not corners or unseen.any() or geo.still[-1]:
             return rotation, translation
@@ -901,7 +902,8 @@ class PerceptionPipeline:
         if by_step:  # a chain of its own over every frame: the direction's stays on every second (rule 69a)
             every = follow_corner_steps(images, corners, keep, stride=1, seeded=seeded,
                                         replenish_below=self.settings.pose.epipolar_replenish_below)
-            rotation, measured = rotation_from_steps(rotation, every.steps, k, geo.still,
+            skip = geo.still | off_period_frames(stamps_ns, len(geo.still))  # stamps_ns: the padded ones
+            rotation, measured = rotation_from_steps(rotation, every.steps, k, skip,
                                                      None if motion is None else motion.rotation)
             self.pose_step_rotations += measured
         # The clip's first corners lasted it: had the camera moved, the views would measure it.

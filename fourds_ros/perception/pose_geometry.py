@@ -624,6 +624,27 @@ def _turned_residual(prev_from_next: np.ndarray, b_prev: np.ndarray, xy_next: np
     return np.where(projected[:, 2] > 0, residual, np.inf)
 
 
+# A step between two frames whose stamps differ from the clip's median step by more than this share of it is off
+# the camera's period: stamps that cannot be the capture times. Why: a camera stamped on arrival bunches frames
+# 1 ms apart; the image's own rotation over such a step, divided by 1 ms, published a 33x yaw rate with a small
+# covariance. Ordinary jitter stays under it (TUM fr1's Kinect: at most 25 % off its 32 ms).
+OFF_PERIOD_SHARE = 0.5
+
+
+def off_period_frames(stamps_ns, frames: int) -> np.ndarray:
+    """(T,) bool: the frames at either end of a step whose stamps are off the clip's period (OFF_PERIOD_SHARE).
+    Steps measured from the images (bearing steps, step rotations) skip them, so that the fit in stamp time
+    stands there. All False without stamps or with fewer than 3."""
+    off = np.zeros(frames, bool)
+    if stamps_ns is None or len(stamps_ns) < 3:
+        return off
+    dt = np.diff(np.asarray(stamps_ns, np.int64)).astype(float)
+    step_off = np.abs(dt - np.median(dt)) > OFF_PERIOD_SHARE * np.median(dt)
+    off[1:] |= step_off
+    off[:-1] |= step_off
+    return off
+
+
 def rotation_from_bearing_steps(rotation: np.ndarray, xy: np.ndarray, visible: np.ndarray, k_model: np.ndarray,
                                 max_px: float, usable: np.ndarray | None = None, skip: np.ndarray | None = None
                                 ) -> tuple[np.ndarray, int]:
@@ -774,6 +795,7 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
         # the tracks it overruled (something crossing the view) would be read as a turn (rule 68a).
         turned = geo.rotation_only & geo.valid & ~geo.still
         turned[0] = True  # the clip's origin
+        skip = held | ~turned | off_period_frames(stamps_ns, len(turned))
         rotation, geo.rotation_steps = rotation_from_bearing_steps(
-            rotation, xy, outputs["track_visibility"][0], k_model, rotation_step_px, usable, skip=held | ~turned)
+            rotation, xy, outputs["track_visibility"][0], k_model, rotation_step_px, usable, skip=skip)
     return rotation, translation, np.log(np.maximum(variance, 1e-30)), geo
