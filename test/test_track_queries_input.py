@@ -122,7 +122,7 @@ def test_a_topic_query_seeded_on_an_unseen_frame_is_asked_again_next_clip():
     n_frames = 8
     _, slots = run_clip(tm, pmap, image, list(range(n_frames)), np.arange(n_frames) == 0)
     assert (slots >= 0).sum() == 1 and not tm.tracks  # voided on the dark frame, dropped
-    np.testing.assert_allclose(tm.pending_topic_queries, [[170.0, 120.0]])  # queued again, in input pixels
+    np.testing.assert_allclose(tm.pending_topic_queries, [[170.0, 120.0, 0]])  # queued again, in input pixels
     q, slots = run_clip(tm, pmap, image, list(range(n_frames - 1, 2 * n_frames - 1)), np.zeros(n_frames, bool))
     assert (slots >= 0).sum() == 1
     np.testing.assert_allclose(pmap.to_input(q[0, 2], q[0, 1]), (170.0, 120.0), atol=1e-3)  # float32 queries
@@ -135,7 +135,7 @@ def test_queries_queued_again_keep_the_pending_bound():
     tm = TrackManager(4, (32, 32), TrackSettings(max_tracks=4, query_mode="topic"))
     tm.add_topic_queries(np.arange(6.0).reshape(3, 2))
     tm.add_topic_queries(np.array([[10.0, 11.0], [12.0, 13.0]]), requeue=True)
-    assert tm.pending_topic_queries == [(12.0, 13.0), (0.0, 1.0), (2.0, 3.0), (4.0, 5.0)]
+    assert tm.pending_topic_queries == [(12.0, 13.0, 0), (0.0, 1.0, 0), (2.0, 3.0, 0), (4.0, 5.0, 0)]
     assert tm.query_counts()["track_queries_refused_over_capacity"] == 1
 
 
@@ -166,5 +166,34 @@ def test_a_query_added_while_the_clip_takes_the_pending_ones_is_not_lost(monkeyp
     assert raced, "the interleaving was not forced"
     seeded = [(round(t.x, 3), round(t.y, 3)) for t in tm.tracks.values()]
     assert seeded == [(5.0, 5.0)] and (slots >= 0).sum() == 1
-    assert tm.pending_topic_queries == [(25.0, 25.0)]  # B waits for the next clip
+    assert tm.pending_topic_queries == [(25.0, 25.0, 0)]  # B waits for the next clip
     assert not any(tm.query_counts().values())
+
+
+def test_a_stamped_topic_query_is_seeded_on_the_frame_it_was_asked_on():
+    """Every topic query was seeded on the next clip's first frame: 0-13 frames (0.43 s at 30 Hz) before the image
+    the client clicked, so on a moving camera the track followed another point for good (18 px off at 3 px a frame,
+    a review of threads, session 67). A query stamped with its image's stamp is seeded on that frame of the clip
+    (t), tracked from there on, not before; one stamped after the clip's newest frame waits for the next clip;
+    an unstamped one (0) keeps the clip's first frame."""
+    from fourds_ros.perception.tracks import query_frame
+
+    stamps = [1000 + 33 * i for i in range(8)]
+    assert [query_frame(stamps, s) for s in (0, 5, 1000, 1100, 1132, 1133, 1231, 10**6)] == [0, 0, 0, 3, 4, 4, 7, 7]
+    assert query_frame(None, 1100) == 0
+    pmap = Preprocessor((32, 32), "center_crop").pixel_map((32, 32))
+    tm = TrackManager(8, (32, 32), TrackSettings(max_tracks=8, query_mode="topic", refinement="none",
+                                                 image_fallback=False, max_deviation_px=0.0))
+    tm.add_topic_queries(np.array([[5.0, 5.0], [20.0, 20.0], [25.0, 10.0]]), stamps_ns=[stamps[5], 0, stamps[-1] + 33])
+    indices = list(range(10, 18))
+    q, slots = tm.make_queries(indices, np.zeros((32, 32, 3), np.float32), pmap, clip_stamps=stamps)
+    seeded = {(round(float(x)), round(float(y))): int(t) for t, y, x in q[slots >= 0]}
+    assert seeded == {(5, 5): 5, (20, 20): 0}
+    assert tm.pending_topic_queries == [(25.0, 10.0, stamps[-1] + 33)]  # the next clip's
+    track = next(t for t in tm.tracks.values() if round(t.x) == 5)
+    assert track.frame_index == indices[5]
+    xy = np.repeat(q[:, None, [2, 1]], 8, axis=1)
+    vis = np.ones((8, 8), np.float32)
+    sets = tm.update(slots, xy, vis, np.full_like(vis, 0.9), indices, list(range(8)), pmap)
+    asked_at_5 = [track.id in set(s.ids[s.visible].tolist()) for s in sets]
+    assert asked_at_5 == [False] * 5 + [True] * 3  # from the frame it was asked on

@@ -104,12 +104,12 @@ class FrameIntake:
         with self.sync_lock:
             self._add_all(self.sync.push_image(stamp_ns, (stamp_ns, frame_id, decode, encoding), time.monotonic()))
 
-    def add_track_queries(self, uv: np.ndarray) -> None:
-        """(N, 2) pixels of the camera's own image to track (track_query_mode: topic), brought into the
-        undistorted view the pipeline works on (the latest frame's lens; before any frame, the first
-        frame's: pipeline.add_frame). ValueError: refused (pipeline.add_track_queries)."""
+    def add_track_queries(self, uv: np.ndarray, stamp_ns: int = 0) -> None:
+        """(N, 2) pixels of the camera's own image to track (track_query_mode: topic), picked on the image stamped
+        stamp_ns (0: the next clip's first frame), brought into the undistorted view the pipeline works on (the latest frame's lens;
+        before any frame, the first frame's: pipeline.add_frame). ValueError: refused (pipeline.add_track_queries)."""
         lens = self.camera.lens
-        self.pipeline.add_track_queries(uv if lens is None else lens.to_undistorted(uv))
+        self.pipeline.add_track_queries(uv if lens is None else lens.to_undistorted(uv), stamp_ns)
 
     def push_reference_odometry(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray,
                                 frames: tuple[str, str] = ("", "")) -> None:

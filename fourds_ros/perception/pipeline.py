@@ -290,11 +290,11 @@ class PerceptionPipeline:
         self._excluded, self._off_robot = {}, {}  # exclude_boxes' model- and camera-pixel masks: last sizes' (_keep_last)
         # The last frame's working image (a large camera's scaled down, work_image.py; its camera_hw
         # is the frame's size turned upright), and track queries that came before any frame, placed
-        # in it when the first one comes.
+        # in it when the first one comes: (N, 2) upright camera pixels, the newest num_queries, and their (N,) stamps.
         self._work: WorkImage | None = None
         self._mount = self._mount_in_use = None  # set_camera_mount's newest (upright), and the odometry's
         self._trails_frame: Frame | None = None  # the last frame `process` described: trails() are in its pixels
-        self._early_queries = np.empty((0, 2))  # (N, 2) upright camera pixels, the newest num_queries
+        self._early_queries, self._early_stamps = np.empty((0, 2)), np.empty(0, np.int64)
         self.odometry = OdometryChain.from_settings(s.pose,
                                                     self._upright_mount(transform_from_xyz_quat(s.pose.base_from_camera)))
         # A head's outputs are used when the model has it and its settings group enables it.
@@ -372,8 +372,9 @@ class PerceptionPipeline:
         """T_base_camera -> T_base_upright, the upright view's mount (the camera's with no image_rotation)."""
         return np.asarray(base_from_camera, float) @ np.linalg.inv(upright_from_camera(self.turns))
 
-    def add_track_queries(self, uv: np.ndarray) -> None:
-        """(N, 2) input-image pixels to track from the next clip (track_query_mode: topic). ValueError
+    def add_track_queries(self, uv: np.ndarray, stamp_ns: int = 0) -> None:
+        """(N, 2) input-image pixels to track (track_query_mode: topic), from the frame stamped stamp_ns (the
+        image they were picked on; 0: the next clip's first frame; tracks.query_frame). ValueError
         with image_rotation before the first image (the image's size places them upright); without,
         queries before the first image are placed in its working image when it comes."""
         uv = np.asarray(uv, float).reshape(-1, 2)
@@ -382,17 +383,19 @@ class PerceptionPipeline:
                 raise ValueError("track queries before the first image: with image_rotation they need its size")
             hw = camera_hw(self._upright_hw, self.turns)
             uv = np.stack(rotate_pixels(uv[:, 0], uv[:, 1], self.turns, hw), axis=1)
+        stamps = np.full(len(uv), int(stamp_ns), np.int64)
         if self._work is None:  # only the newest num_queries are ever seeded (add_topic_queries): keep no more
             early = np.concatenate([self._early_queries, uv])
             over = max(0, len(early) - self.tracks.num_queries)
             self.tracks.count_refused("over_capacity", over)  # on the subscription's thread
-            self._early_queries = early[over:]
+            self._early_queries, self._early_stamps = early[over:], np.concatenate([self._early_stamps, stamps])[over:]
         else:
-            self._add_upright_queries(uv)
+            self._add_upright_queries(uv, stamps)
 
-    def _add_upright_queries(self, uv: np.ndarray) -> None:
-        """(N, 2) upright camera pixels -> queries in the working image."""
-        self.tracks.add_topic_queries(np.stack(self._work.pixels_to_work(uv[:, 0], uv[:, 1]), axis=1))
+    def _add_upright_queries(self, uv: np.ndarray, stamps_ns: np.ndarray) -> None:
+        """(N, 2) upright camera pixels, (N,) their stamps -> queries in the working image."""
+        self.tracks.add_topic_queries(np.stack(self._work.pixels_to_work(uv[:, 0], uv[:, 1]), axis=1),
+                                      stamps_ns=stamps_ns)
 
     def trails(self) -> dict[int, np.ndarray]:
         """{track id: (L, 2) recent (u, v) input pixels} of the live tracks with 2+ points."""
@@ -473,8 +476,9 @@ class PerceptionPipeline:
             raise ValueError(f"rgb is {rgb.shape[1]}x{rgb.shape[0]}: neither the camera's {camera_hw[1]}x"
                              f"{camera_hw[0]} nor its working image {work.work_hw[1]}x{work.work_hw[0]}")
         if len(self._early_queries):  # pixels of the camera's own image: through this frame's lens
-            self._add_upright_queries(self._early_queries if lens is None else lens.to_undistorted(self._early_queries))
-            self._early_queries = np.empty((0, 2))
+            self._add_upright_queries(self._early_queries if lens is None else lens.to_undistorted(self._early_queries),
+                                      self._early_stamps)
+            self._early_queries, self._early_stamps = np.empty((0, 2)), np.empty(0, np.int64)
         frame = Frame(rgb, int(stamp_ns), frame_id, k, encoding, model_rgb=self.preprocess(rgb),
                       gray=gray8(rgb) if self.tracks_made and self.tracks.uses_images else None,
                       camera_hw=work.camera_hw if work.scaled else None, lens=lens, mount=self._mount)
@@ -545,7 +549,8 @@ class PerceptionPipeline:
         excluded = self._excluded_pixels(frames[-1].rgb.shape[:2], pmap)
         if self.takes_queries:
             if self.tracks_made:
-                queries, slot_ids = self.tracks.make_queries(indices, video[0], pmap, excluded)
+                queries, slot_ids = self.tracks.make_queries(indices, video[0], pmap, excluded,
+                                                             [f.stamp_ns for f in frames])
             else:  # the engine's fixed inputs still need query points; outputs are ignored
                 queries = np.zeros((self.tracks.num_queries, 3), np.float32)
             inputs["query_points"] = queries[None]

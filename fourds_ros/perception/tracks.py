@@ -53,9 +53,20 @@ class Track:
     template: np.ndarray | None = None  # camera-image patch at the query (TemplateRefiner)
     on_image: bool = False  # the model lost it: followed on the camera image alone, not queried
     unmatched: int = 0  # consecutive frames its template did not match while on_image
-    # A topic query's (u, v) input pixels, from its seeding until first carried on: one seeded on an
-    # unseen frame is queued again (`update`), not lost.
-    request: tuple[float, float] | None = None
+    # A topic query's (u, v) input pixels and stamp (ns), from its seeding until first carried on: one seeded
+    # on an unseen frame is queued again (`update`), not lost.
+    request: tuple[float, float, int] | None = None
+
+
+def query_frame(clip_stamps: list[int] | None, stamp_ns: int) -> int:
+    """The clip frame a topic query stamped stamp_ns is seeded on: the newest frame stamped at or before it (the
+    image the client picked the pixel on); the first frame for one older than the clip, for stamp 0 (no image
+    named) and for a clip without stamps. Why: every query was seeded on the clip's first (oldest) frame, 0-13
+    frames before the image the client clicked, and on a moving camera the track followed another point for
+    good (18 px off at 3 px a frame, in a 64 px image)."""
+    if not clip_stamps or stamp_ns <= 0:
+        return 0
+    return max(0, int(np.searchsorted(np.asarray(clip_stamps, np.int64), stamp_ns, side="right")) - 1)
 
 
 @dataclass
@@ -95,7 +106,7 @@ class TrackManager:
         self.max_unmatched = int(max_unmatched)
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
-        self.pending_topic_queries: list[tuple[float, float]] = []  # (u, v) input pixels
+        self.pending_topic_queries: list[tuple[float, float, int]] = []  # (u, v) input pixels, stamp ns
         # add_topic_queries runs on the subscription thread, make_queries / update on the inference
         # thread: a query appended between _seed_candidates' read and clear vanished, uncounted.
         self._queries_lock = threading.Lock()
@@ -140,10 +151,14 @@ class TrackManager:
         new, self.next_id = self.next_id, (self.next_id + 1) % TRACK_ID_LIMIT
         return new
 
-    def add_topic_queries(self, uv: np.ndarray, requeue: bool = False) -> None:
-        """(N, 2) input-image pixels, seeded as new tracks at the next clip (mode 'topic'). requeue:
-        queries asked for before those pending (seeded on an unseen frame), put before them."""
-        queries = list(map(tuple, np.asarray(uv, dtype=float).reshape(-1, 2)))
+    def add_topic_queries(self, uv: np.ndarray, requeue: bool = False, stamps_ns=None) -> None:
+        """(N, 2) input-image pixels, seeded as new tracks (mode 'topic') on the frame each is stamped with
+        (stamps_ns: (N,) ns, the image the client picked them on; 0 or None: the next clip's first frame;
+        query_frame). requeue: queries asked for before those pending (seeded on an unseen frame), put before them."""
+        uv = np.asarray(uv, dtype=float).reshape(-1, 2)
+        stamps = np.zeros(len(uv), np.int64) if stamps_ns is None else np.broadcast_to(np.asarray(stamps_ns, np.int64),
+                                                                                        (len(uv),))
+        queries = [(float(u), float(v), int(stamp)) for (u, v), stamp in zip(uv, stamps)]
         with self._queries_lock:
             pending = self.pending_topic_queries
             if requeue:
@@ -159,17 +174,27 @@ class TrackManager:
         with self._queries_lock:
             self.queries_refused[reason] += n
 
+    def _topic_candidates(self, pmap: PixelMap, clip_stamps: list[int] | None) -> tuple[np.ndarray, np.ndarray, list]:
+        """The pending topic queries this clip can seed -> ((N, 2) (x, y) model pixels, (N,) clip frame of each
+        (query_frame), their (u, v, stamp) requests). A query stamped after the clip's newest frame stays pending
+        for a later clip."""
+        newest = clip_stamps[-1] if clip_stamps else None
+        with self._queries_lock:  # swapped out whole: one added meanwhile waits for the next clip
+            due, later = [], []
+            for query in self.pending_topic_queries:
+                (later if newest is not None and query[2] > newest else due).append(query)
+            self.pending_topic_queries = later
+        if not due:
+            return np.zeros((0, 2)), np.zeros(0, int), []
+        uv = np.array([q[:2] for q in due])
+        frames = np.array([query_frame(clip_stamps, q[2]) for q in due], int)
+        return np.stack(pmap.to_model(uv[:, 0], uv[:, 1]), axis=1), frames, due
+
     def _seed_candidates(self, first_frame: np.ndarray, pmap: PixelMap, allowed_fraction: float = 1.0) -> np.ndarray:
-        """(N, 2) (x, y) model pixels, best first. first_frame: (H, W, 3) float32 model image;
-        allowed_fraction: of the image where tracks may be (the grid is that much denser)."""
+        """(N, 2) (x, y) model pixels, best first (the grid or the corners: mode 'topic' seeds its queries,
+        _topic_candidates). first_frame: (H, W, 3) float32 model image; allowed_fraction: of the image where
+        tracks may be (the grid is that much denser)."""
         h, w = self.model_hw
-        if self.mode == "topic":
-            with self._queries_lock:  # swapped out whole: one added meanwhile waits for the next clip
-                pending, self.pending_topic_queries = self.pending_topic_queries, []
-            if not pending:
-                return np.zeros((0, 2))
-            uv = np.array(pending)
-            return np.stack(pmap.to_model(uv[:, 0], uv[:, 1]), axis=1)
         if self.mode == "features":
             import cv2
 
@@ -188,9 +213,11 @@ class TrackManager:
         return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
     def make_queries(self, clip_indices: list[int], first_frame: np.ndarray, pmap: PixelMap,
-                     excluded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     excluded: np.ndarray | None = None, clip_stamps: list[int] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """-> query_points (Q, 3) float32 (t, y, x) model pixels, slot_ids (Q,) int64 (-1: padding).
-        excluded: (H, W) bool model pixels where no track is seeded (the robot itself; exclusion.py)."""
+        excluded: (H, W) bool model pixels where no track is seeded (the robot itself; exclusion.py).
+        clip_stamps: the clip's frames' stamps (ns), which place topic queries on the frame they were asked on."""
         h, w = self.model_hw
         position = {idx: t for t, idx in enumerate(clip_indices)}
         queries, ids = [], []
@@ -204,37 +231,7 @@ class TrackManager:
                 continue
             queries.append((t, track.y, track.x))
             ids.append(track.id)
-        # (x, y) of live tracks, those followed on the image included, and of accepted seeds. The
-        # followed ones count against max_tracks too: it bounds the tracks published.
-        taken = [(q[2], q[1]) for q in queries] + [(t.x, t.y) for t in self.tracks.values() if t.on_image]
-        n_live = len(taken)
-        live = np.zeros((max(self.max_tracks, n_live), 2))
-        live[:n_live] = np.reshape(taken, (-1, 2))
-        allowed = 1.0 if excluded is None else 1.0 - float(excluded.mean())
-        candidates = self._seed_candidates(first_frame, pmap, allowed).reshape(-1, 2)
-        inside = in_window(candidates, self.model_hw)
-        robot = np.zeros(len(candidates), bool) if excluded is None else inside & on_robot(excluded, candidates)
-        spacing2 = self.spacing ** 2 * allowed  # max_tracks share the allowed part of the image
-        refused = Counter(outside_model_window=int((~inside).sum()), on_robot=int(robot.sum()))
-        kept = candidates[inside & ~robot]
-        for i, (x, y) in enumerate(kept):
-            if n_live >= self.max_tracks:
-                refused["over_max_tracks"] += len(kept) - i
-                break
-            if n_live and (((live[:n_live] - (x, y)) ** 2).sum(axis=1) < spacing2).any():
-                refused["near_a_live_track"] += 1
-                continue
-            track = Track(self._new_id(), float(x), float(y), clip_indices[0], deque(maxlen=self.trail_length))
-            if self.mode == "topic":
-                track.request = tuple(float(c) for c in pmap.to_input(track.x, track.y))
-            self.tracks[track.id] = track
-            queries.append((0, y, x))
-            ids.append(track.id)
-            live[n_live] = (x, y)
-            n_live += 1
-        if self.mode == "topic":  # grid and corner seeds are candidates, not requests: only these count
-            with self._queries_lock:  # add_topic_queries counts on another thread
-                self.queries_refused.update(refused)
+        self._seed(queries, ids, clip_indices, first_frame, pmap, excluded, clip_stamps)
         slot_ids = np.full(self.num_queries, -1, dtype=np.int64)
         slot_ids[: len(ids)] = ids
         points = np.zeros((self.num_queries, 3), dtype=np.float32)
@@ -242,6 +239,49 @@ class TrackManager:
         if queries:
             points[: len(queries)] = np.asarray(queries, dtype=np.float32)
         return points, slot_ids
+
+    def _seed(self, queries: list, ids: list, clip_indices: list[int], first_frame: np.ndarray, pmap: PixelMap,
+              excluded: np.ndarray | None, clip_stamps: list[int] | None) -> None:
+        """New tracks, appended to `queries` ((t, y, x)) and `ids` (the live tracks' so far), up to max_tracks and
+        apart from the live ones by the spacing: the topic's queries, or the grid's or the corners' candidates."""
+        # (x, y) of live tracks, those followed on the image included, and of accepted seeds. The
+        # followed ones count against max_tracks too: it bounds the tracks published.
+        taken = [(q[2], q[1]) for q in queries] + [(t.x, t.y) for t in self.tracks.values() if t.on_image]
+        n_live = len(taken)
+        live = np.zeros((max(self.max_tracks, n_live), 2))
+        live[:n_live] = np.reshape(taken, (-1, 2))
+        allowed = 1.0 if excluded is None else 1.0 - float(excluded.mean())
+        if self.mode == "topic":
+            candidates, seed_t, requests = self._topic_candidates(pmap, clip_stamps)
+        else:
+            candidates = self._seed_candidates(first_frame, pmap, allowed).reshape(-1, 2)
+            seed_t, requests = np.zeros(len(candidates), int), None
+        inside = in_window(candidates, self.model_hw)
+        robot = np.zeros(len(candidates), bool) if excluded is None else inside & on_robot(excluded, candidates)
+        spacing2 = self.spacing ** 2 * allowed  # max_tracks share the allowed part of the image
+        refused = Counter(outside_model_window=int((~inside).sum()), on_robot=int(robot.sum()))
+        keep = inside & ~robot
+        kept, kept_t = candidates[keep], seed_t[keep]
+        kept_requests = None if requests is None else [r for r, k in zip(requests, keep) if k]
+        for i, (x, y) in enumerate(kept):
+            if n_live >= self.max_tracks:
+                refused["over_max_tracks"] += len(kept) - i
+                break
+            if n_live and (((live[:n_live] - (x, y)) ** 2).sum(axis=1) < spacing2).any():
+                refused["near_a_live_track"] += 1
+                continue
+            t = int(kept_t[i])
+            track = Track(self._new_id(), float(x), float(y), clip_indices[t], deque(maxlen=self.trail_length))
+            if kept_requests is not None:
+                track.request = kept_requests[i]
+            self.tracks[track.id] = track
+            queries.append((t, y, x))
+            ids.append(track.id)
+            live[n_live] = (x, y)
+            n_live += 1
+        if self.mode == "topic":  # grid and corner seeds are candidates, not requests: only these count
+            with self._queries_lock:  # add_topic_queries counts on another thread
+                self.queries_refused.update(refused)
 
     def refine(self, slot_ids: np.ndarray, xy: np.ndarray, visibility: np.ndarray, images: ClipImages,
                clip_indices: list[int], pmap: PixelMap) -> np.ndarray:
@@ -321,12 +361,7 @@ class TrackManager:
         xy = np.concatenate([np.asarray(xy, np.float64)[used], np.full((len(on_image), n_frames, 2), np.nan)])
         vis = np.concatenate([visibility[used], np.zeros((len(on_image), n_frames))])
         conf = np.concatenate([confidence[used], np.zeros((len(on_image), n_frames))]).astype(np.float32)
-        # A head's non-finite confidence was published on visible tracks (NaN in a consumer's weighting): such a
-        # point is not seen, and its confidence reads 0.
-        sure = np.isfinite(conf)
-        conf = np.where(sure, conf, np.float32(0.0))
-        visible = (vis >= self.min_visibility) & in_window(xy, self.model_hw) & np.isfinite(xy).all(-1) & sure
-        visible &= ~on_robot(excluded, xy)
+        visible, conf = self._seen(tracks[:n_model], xy, vis, conf, query_t, excluded)
         if self.max_deviation > 0:
             visible[:n_model] &= ~motion_outliers(xy[:n_model], visible[:n_model], query_t[:n_model],
                                                   self.max_deviation)
@@ -355,12 +390,26 @@ class TrackManager:
         self._carry_or_lose(tracks, xy[:, -1], visible[:, -1], dropped, clip_indices[-1])
         return out
 
+    def _seen(self, model_tracks: list[Track | None], xy: np.ndarray, vis: np.ndarray, conf: np.ndarray,
+              query_t: np.ndarray, excluded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, T) visible and confidence of the clip's tracks (xy, vis, conf: (N, T[, 2]); the model's first):
+        the head's visibility, in the model's window, finite, off the robot. A non-finite confidence is no point
+        seen and reads 0 (NaN was published on visible tracks, into a consumer's weighting). A topic query seeded
+        this clip is tracked from the frame it was asked on (query_frame), not before it."""
+        sure = np.isfinite(conf)
+        conf = np.where(sure, conf, np.float32(0.0))
+        visible = (vis >= self.min_visibility) & in_window(xy, self.model_hw) & np.isfinite(xy).all(-1) & sure
+        visible &= ~on_robot(excluded, xy)
+        asked = np.flatnonzero([t is not None and t.request is not None for t in model_tracks])
+        visible[asked] &= np.arange(xy.shape[1])[None, :] >= query_t[asked, None]
+        return visible, conf
+
     def _requeue(self, void: list[Track | None]) -> None:
         """Topic queries seeded on an unseen frame (void: no point to follow) are asked again next clip:
         the frames after may show the point, and dropped they were neither tracked nor counted."""
         requests = [t.request for t in void if t is not None and t.request is not None]
         if requests:
-            self.add_topic_queries(np.array(requests), requeue=True)
+            self.add_topic_queries(np.array([r[:2] for r in requests]), requeue=True, stamps_ns=[r[2] for r in requests])
 
     def _carry_or_lose(self, tracks: list[Track | None], xy_last: np.ndarray, visible_last: np.ndarray,
                        dropped: np.ndarray, last_index: int) -> None:

@@ -177,7 +177,7 @@ class PerceptionNode(LifecycleNode):
         intake = self.intake
         try:
             if intake is not None:  # bad clouds, or (image_rotation) queries before any image: refused
-                intake.add_track_queries(convert.track_query_uv(msg))
+                intake.add_track_queries(convert.track_query_uv(msg), convert.stamp_to_ns(msg.header.stamp))
         except ValueError as exc:
             self.health.warn("track_queries", str(exc))
 
