@@ -193,6 +193,25 @@ def test_cache_folders_are_created_private_under_umask_0(tmp_path):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
+@pytest.mark.parametrize("umask", [0o002, 0o000])
+def test_the_cache_takes_its_own_export_again_under_any_umask(tiny_model_dir, tmp_path, caplog, umask):
+    """onnx.save_model made the graph 0666 & ~umask: under a login shell's umask 002 (Ubuntu's, Jetson's) it was
+    group-writable, and the cache, which refuses any file others can write, refused its own export at every start
+    after the first (a WARNING, an export into a temporary folder each time; TensorRT: a build each time). Every
+    file the cache writes is 0600."""
+    old = os.umask(umask)
+    try:
+        create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "c")
+        with caplog.at_level(logging.WARNING):
+            engine = create_engine(tiny_model_dir, "onnxruntime", num_queries=Q, cache_dir=tmp_path / "c")
+    finally:
+        os.umask(old)
+    assert "unsafe" not in caplog.text and engine_cache._refusal(tmp_path / "c") is None
+    assert (tmp_path / "c") in engine.onnx_path.parents
+    for path in (tmp_path / "c").rglob("*"):  # nothing another user could write
+        assert not stat.S_IMODE(path.lstat().st_mode) & 0o022, (path, oct(path.lstat().st_mode))
+
+
 def test_graph_not_matching_its_sha256_is_exported_again(tiny_model_dir, tmp_path, reference, caplog):
     inputs, expected = reference
     cache = tmp_path / "cache"

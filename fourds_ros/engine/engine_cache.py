@@ -137,7 +137,8 @@ def _refusal(path: Path) -> str | None:
     if unsafe is not None:
         entry, reason = unsafe
         where = "" if entry == path else f"unsafe: {entry.relative_to(path)} in it is "
-        return f"{where}{reason}: not using it (a planted graph or engine would run)"
+        return (f"{where}{reason}: not using it (a planted graph or engine would run; remove the cache, or "
+                f"`chmod -R go-w {path}` where only you could have written it)")
     if os.stat(path).st_uid == os.geteuid():
         return None
     # Root's, prebuilt with the cache's own modes (folders 0700, most files 0600): reading an entry would raise
@@ -254,12 +255,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.replace is atomic within one filesystem, so readers see the old file or the new one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o600)  # a writer that recreated the file (umask's mode) left it as mkstemp made it
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -34,8 +34,8 @@ from torch import Tensor, nn
 from ..model import CheckpointError, FourDS
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, check_num_queries
 from .engine_cache import (
-    checkpoint_key, onnx_files, secure_cache_dir, sidecar_problem, sweep_stale_temps, writable_entry_dir,
-    write_sidecar,
+    checkpoint_key, make_private_dirs, onnx_files, secure_cache_dir, sidecar_problem, sweep_stale_temps,
+    writable_entry_dir, write_sidecar,
 )
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def export_onnx(
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         external_data = weight_bytes > EXTERNAL_DATA_THRESHOLD
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(out.parent)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         traced = Path(tmp) / "traced" / out.name
         traced.parent.mkdir()
@@ -157,6 +157,11 @@ def _save_checked_and_move(graph, tmp: Path, out: Path, external_data: bool) -> 
         onnx.checker.check_model(str(staged))
     except onnx.checker.ValidationError as e:
         raise EngineError(f"exported ONNX graph fails the ONNX checker: {e}") from e
+    # Private, as every file the cache writes: onnx.save_model creates them 0666 & ~umask, so under a login shell's
+    # umask 002 they came out group-writable and the cache refused its own export at every later start.
+    for written in (staged, tmp / data_name):
+        if written.exists():
+            os.chmod(written, 0o600)
     # Data first, graph last: a reader that sees the new graph also sees its data.
     stale_data = out.with_name(data_name)
     if (tmp / data_name).exists():
