@@ -111,3 +111,18 @@ def test_transforms_tf2_ignores_do_not_stop_the_import(tmp_path):
     assert import_bag(tmp_path / "extra", tmp_path / "out", ImportSpec(image_topic="/cam/image_raw", world_frame="odom"),
                       report=report) == 80
     assert report.with_pose == 80
+
+
+def test_a_tf_source_repeating_its_stamps_keeps_its_poses():
+    """odom -> base_link at 10 Hz, each stamp sent twice (TF_REPEATED_DATA): the median step was 0, the gap
+    bound 2 x max_extrapolation (40 ms), and every frame between samples lost its pose (session 67's regression
+    review). The step is the median over distinct stamps."""
+    from fourds_ros.evaluation.transform_tree import TransformTree
+
+    tree = TransformTree()
+    for k in range(50):
+        m = np.eye(4)
+        m[0, 3] = 0.01 * k
+        tree.add("odom", "base_link", k * 100_000_000, m)
+        tree.add("odom", "base_link", k * 100_000_000, m)
+    assert all(tree.lookup("odom", "base_link", k * 100_000_000 + 50_000_000) is not None for k in range(49))

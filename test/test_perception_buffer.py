@@ -734,3 +734,25 @@ def test_shared_frames_anchor_the_clip_on_their_mean():
     out = chain.add_clip([2, 3, 4, 5], [i * 100 * MS for i in (2, 3, 4, 5)], rot,
                          np.array([[0, 0, 0.0], [0, 0, 0.2], [0, 0, 0.3], [0, 0, 0.4]]), lv, [2, 3])
     assert np.isclose(out[0].odom_from_camera[2, 3], 0.45)  # anchors 0.2 and 0.1 averaged: 0.15 + 0.3
+
+
+def test_one_frame_stamped_ahead_is_not_a_new_recording():
+    """A 30 Hz stream with one frame stamped 200 ms ahead (under HOLD_MIN_STEP_NS, so taken): the frames after
+    it are behind it but newer than the frames before it. Late frames (as before), not a bag loop: the backward
+    hold first took them for one and restarted the buffer and the odometry at identity (session 67's regression
+    review). A 0.5 s bag on --loop still starts a new recording at its loop."""
+    from fourds_ros.perception.clip_buffer import StampHold
+
+    period = 33_333_333
+    stamps = [k * period for k in range(20)]
+    stamps[10] += 200_000_000
+    hold, starts = StampHold(), []
+    for i, s in enumerate(stamps):
+        hold.push(s, i)
+        starts += [] if hold.recording_start is None else [hold.recording_start]
+    assert starts == []
+    loop, starts = StampHold(), []
+    for i, s in enumerate([k * period for k in range(15)] * 2):
+        loop.push(s, i)
+        starts += [] if loop.recording_start is None else [loop.recording_start]
+    assert starts == [15]

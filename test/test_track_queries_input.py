@@ -197,3 +197,24 @@ def test_a_stamped_topic_query_is_seeded_on_the_frame_it_was_asked_on():
     sets = tm.update(slots, xy, vis, np.full_like(vis, 0.9), indices, list(range(8)), pmap)
     asked_at_5 = [track.id in set(s.ids[s.visible].tolist()) for s in sets]
     assert asked_at_5 == [False] * 5 + [True] * 3  # from the frame it was asked on
+
+
+def test_a_topic_query_stamped_on_another_clock_is_seeded():
+    """A client stamping with its own now() (wall time) while the frames carry a bag's stamps: the query waited
+    for a frame newer than 2026 for ever, uncounted (two reviews, session 67). One stamped more than
+    STAMP_OFF_CLOCK_NS past the clip is seeded as an unstamped one is, and counted."""
+    import time
+
+    pmap = Preprocessor((32, 32), "center_crop").pixel_map((32, 32))
+    tm = TrackManager(8, (32, 32), TrackSettings(max_tracks=8, query_mode="topic", refinement="none",
+                                                 image_fallback=False, max_deviation_px=0.0))
+    tm.add_topic_queries(np.array([[16.0, 16.0]]), stamps_ns=[time.time_ns()])
+    bag0 = 1_305_031_102_175_304_000
+    seeded = 0
+    for clip in range(5):
+        stamps = [bag0 + (clip * 7 + i) * 33_333_333 for i in range(8)]
+        _, slots = tm.make_queries(list(range(clip * 7, clip * 7 + 8)), np.zeros((32, 32, 3), np.float32), pmap,
+                                   clip_stamps=stamps)
+        seeded += int((slots >= 0).sum())
+    assert seeded >= 1 and not tm.pending_topic_queries
+    assert tm.query_counts()["track_queries_stamp_off_clock"] == 1

@@ -135,6 +135,7 @@ class StampHold:
         self.held: tuple[int, object] | None = None  # (stamp_ns, item)
         self.behind: list[tuple[int, object]] = []  # frames behind the newest taken, each newer than the last
         self.newest_ns: int | None = None  # the newest stamp taken
+        self.before_newest_ns: int | None = None  # the newest stamp taken before it
         self.recording_start: object | None = None  # the item, of those the last push took, that starts a recording
         self._steps: deque[int] = deque(maxlen=8)  # recent forward steps between stamps taken
 
@@ -183,8 +184,14 @@ class StampHold:
         taken = self._take(late)
         if len(self.behind) < self.back_confirm:
             return taken
+        if self.before_newest_ns is not None and self.behind[0][0] > self.before_newest_ns:
+            # Newer than the frame taken before the newest: the newest was stamped ahead (by less than the forward
+            # hold catches), and these go on from the frames before it: late frames, not a new recording (taken as
+            # one, a single frame stamped 133-250 ms ahead restarted the odometry at identity).
+            late, self.behind = self.behind, []
+            return taken + self._take(late)
         run, self.behind = self.behind, []
-        self.newest_ns = None  # a new recording: its stamps are watched from its start
+        self.newest_ns = self.before_newest_ns = None  # a new recording: its stamps are watched from its start
         self._steps.clear()
         self.recording_start = run[0][1]
         return taken + self._take(run)
@@ -201,7 +208,8 @@ class StampHold:
                 self._steps.clear()
             if self.newest_ns is not None and stamp_ns > self.newest_ns:
                 self._steps.append(stamp_ns - self.newest_ns)
-            self.newest_ns = stamp_ns if self.newest_ns is None else max(self.newest_ns, stamp_ns)
+            if self.newest_ns is None or stamp_ns > self.newest_ns:
+                self.before_newest_ns, self.newest_ns = self.newest_ns, stamp_ns
         return [item for _, item in stamped]
 
 

@@ -58,6 +58,13 @@ class Track:
     request: tuple[float, float, int] | None = None
 
 
+# A topic query stamped this far past the clip's newest frame is on another clock than the camera's (a client's
+# wall-clock now() beside a bag's stamps, sim time on one side only): seeded as an unstamped one (0) and counted.
+# Why: it waited for a frame that never comes, uncounted. 10 s: past any clip's lateness (hop 7 at 5 Hz with a clip
+# waiting: 3 s).
+STAMP_OFF_CLOCK_NS = 10_000_000_000
+
+
 def query_frame(clip_stamps: list[int] | None, stamp_ns: int) -> int:
     """The clip frame a topic query stamped stamp_ns is seeded on: the newest frame stamped at or before it (the
     image the client picked the pixel on); the first frame for one older than the clip, for stamp 0 (no image
@@ -113,6 +120,7 @@ class TrackManager:
         # Topic queries not seeded, by why (mode 'topic', on /diagnostics): a point a client asked to
         # track and never sees tracked is otherwise a silent loss.
         self.queries_refused: Counter[str] = Counter()
+        self.queries_off_clock = 0  # topic queries stamped on another clock: seeded as unstamped (STAMP_OFF_CLOCK_NS)
         self.lost = 0
         # Min distance between seeds and live tracks, model pixels.
         h, w = model_hw
@@ -140,7 +148,8 @@ class TrackManager:
         if self.mode != "topic":
             return {}
         reasons = ("over_capacity", "outside_model_window", "on_robot", "near_a_live_track", "over_max_tracks")
-        return {f"track_queries_refused_{r}": self.queries_refused[r] for r in reasons}
+        return {**{f"track_queries_refused_{r}": self.queries_refused[r] for r in reasons},
+                "track_queries_stamp_off_clock": self.queries_off_clock}
 
     def _new_id(self) -> int:
         """The next id not in use, wrapping at TRACK_ID_LIMIT (the published track_id and Marker.id must
@@ -182,6 +191,9 @@ class TrackManager:
         with self._queries_lock:  # swapped out whole: one added meanwhile waits for the next clip
             due, later = [], []
             for query in self.pending_topic_queries:
+                if newest is not None and query[2] > newest + STAMP_OFF_CLOCK_NS:
+                    self.queries_off_clock += 1
+                    query = (*query[:2], 0)
                 (later if newest is not None and query[2] > newest else due).append(query)
             self.pending_topic_queries = later
         if not due:
