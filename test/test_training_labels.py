@@ -129,6 +129,7 @@ def test_a_bag_whose_K_changes_is_refused_and_its_invalid_depth_is_no_label(monk
         gt_pose = {1: np.eye(4), 2: np.eye(4)}
         images = {}
         k = {1: np.diag([100.0, 100.0, 1.0]), 2: np.diag([100.0, 100.0, 1.0])}
+        unscorable = None  # eval could score it (check_scorable, which training applies too)
 
         def intrinsics(self, stamp):
             return self.k[stamp]

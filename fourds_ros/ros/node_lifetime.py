@@ -80,7 +80,10 @@ def run_until_shutdown(node, autostart: bool) -> None:
         executor.spin()
 
     try:
-        spin_until_shutdown(start_and_spin, node.context)
+        # Read by the release (node._release): rclpy shuts the context down from its signal thread, and on a loaded
+        # host the KeyboardInterrupt came first: the release took the context for alive and waited 10 s for a clip
+        # that would not end, past launch's SIGTERM (CI, session 67).
+        node.stop_requested = spin_until_shutdown(start_and_spin, node.context)
     finally:
         release_until_done(node._release)
         node.destroy_node()

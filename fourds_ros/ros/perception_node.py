@@ -137,7 +137,7 @@ class PerceptionNode(LifecycleNode):
     def _release(self) -> None:
         discarded = self.pipeline.pending_frames if self.pipeline is not None else 0  # buffered: flush had no clip
         if self.worker is not None:
-            signalled = not self.context.ok()  # nothing to publish: the running clip alone, and not for long
+            signalled = getattr(self, "stop_requested", False) or not self.context.ok()  # run_until_shutdown's
             wait_s = SIGNAL_RELEASE_WAIT_S if signalled else RELEASE_WAIT_S
             if not self.worker.stop(wait_s, not signalled):
                 release_warning(self, f"the running clip did not end within {wait_s:g} s: dropped")
