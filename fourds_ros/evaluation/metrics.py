@@ -340,11 +340,11 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
         Path(tum_dir).mkdir(parents=True, exist_ok=True)
         file_interface.write_tum_trajectory_file(str(Path(tum_dir) / f"{name}.tum"), traj_est)
         file_interface.write_tum_trajectory_file(str(Path(tum_dir) / "groundtruth.tum"), traj_ref)
-    aligned, s = sim3_aligned(traj_est, traj_ref)
+    aligned, s = aligned_copy(traj_est, traj_ref)
     ape = metrics.APE(metrics.PoseRelation.translation_part)
     ape.process_data((traj_ref, aligned))
     rigid = metrics.APE(metrics.PoseRelation.translation_part)
-    rigid.process_data((traj_ref, rigidly_aligned(traj_est, traj_ref)))
+    rigid.process_data((traj_ref, aligned_copy(traj_est, traj_ref, with_scale=False)[0]))
     rpe_t = metrics.RPE(metrics.PoseRelation.translation_part, delta=1, delta_unit=Unit.frames,
                         all_pairs=False)
     rpe_t.process_data((traj_ref, aligned))
@@ -361,8 +361,10 @@ def pose_errors(stamps_ns: list[int], est: list[np.ndarray], ref: list[np.ndarra
             "frames": len(stamps_ns), "aligned_xyz": aligned.positions_xyz.tolist()}
 
 
-def sim3_aligned(traj_est, traj_ref):
-    """(a copy of evo trajectory traj_est moved onto traj_ref by the least-squares similarity, Sim(3), its scale)."""
+def aligned_copy(traj_est, traj_ref, with_scale: bool = True):
+    """(a copy of evo trajectory traj_est moved onto traj_ref by the least-squares similarity, Sim(3), or with
+    with_scale False by the rigid motion, SE(3), which keeps its metres as a robot using the odometry gets them;
+    the scale applied, 1.0 for SE(3))."""
     import copy
 
     from evo.core.geometry import GeometryException
@@ -370,33 +372,19 @@ def sim3_aligned(traj_est, traj_ref):
 
     aligned = copy.deepcopy(traj_est)
     try:
-        _, _, s = aligned.align(traj_ref, correct_scale=True)
+        _, _, s = aligned.align(traj_ref, correct_scale=with_scale)
     except GeometryException:
         # evo refuses an estimate whose positions span less than a plane: one that never moved, or
         # moved along a line only (odometry whose clips were held in place, pose_epipolar_hold_unmeasured).
-        # Its best Sim(3) alignment still exists; scoring it None would drop it from every mean.
+        # Its best alignment still exists (its rotation is not unique, its error is); scoring it None would
+        # drop it from every mean.
         r, t, s = degenerate_sim3(traj_est.positions_xyz, traj_ref.positions_xyz)
-        aligned.scale(s)
+        if with_scale:
+            aligned.scale(s)
+        else:
+            s, t = 1.0, traj_ref.positions_xyz.mean(0) - r @ traj_est.positions_xyz.mean(0)
         aligned.transform(se3(r, t))
     return aligned, s
-
-
-def rigidly_aligned(traj_est, traj_ref):
-    """A copy of evo trajectory traj_est moved onto traj_ref by the least-squares rigid motion, SE(3): its
-    metres kept, as a robot using the odometry gets them (Sim(3) alignment scales them away first)."""
-    import copy
-
-    from evo.core.geometry import GeometryException
-    from evo.core.lie_algebra import se3
-
-    aligned = copy.deepcopy(traj_est)
-    try:
-        aligned.align(traj_ref, correct_scale=False)
-    except GeometryException:  # a still or straight-line estimate: its rotation is not unique, its error is
-        r, _, _ = degenerate_sim3(traj_est.positions_xyz, traj_ref.positions_xyz)
-        t = traj_ref.positions_xyz.mean(0) - r @ traj_est.positions_xyz.mean(0)
-        aligned.transform(se3(r, t))
-    return aligned
 
 
 def degenerate_sim3(est_xyz: np.ndarray, ref_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
