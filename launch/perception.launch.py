@@ -21,7 +21,8 @@ ARGUMENTS = {
                    "robot_localization's EKF owns it"),
     "model": ("", "checkpoint directory (default: from params_file, else the installed default)"),
     "image_topic": ("image", "input image topic (raw; <image_topic>/compressed for compressed)"),
-    "camera_info_topic": ("camera_info", "input sensor_msgs/CameraInfo topic"),
+    "camera_info_topic": ("", "input sensor_msgs/CameraInfo topic (default: the image topic's sibling, "
+                          "/cam/image_raw -> /cam/camera_info, as image_transport pairs them)"),
     "image_transport": ("", "raw or compressed (default: from params_file)"),
     "reference_odom_topic": ("", "the robot's own nav_msgs/Odometry (e.g. the wheels): depth and odometry in its "
                              "metres (metric_scale_source: reference_odometry); empty: the model's metres"),

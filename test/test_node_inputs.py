@@ -366,3 +366,27 @@ def test_a_short_bag_on_loop_is_described_at_every_loop(tiny_model_dir, ros_env,
     assert values["frames_in"] == "16" and values["frames_out"] == "16", values
     assert values["frames_out_of_order"] == "0" and values["resets_time_backwards"] == "1", values
     assert {d["stamp_ns"] for d in run.records("depth/image")} == set(sent)
+
+
+def test_an_image_remapped_alone_takes_its_sibling_camera_info_and_an_image_rect_is_not_undistorted_silently(
+        tiny_model_dir, ros_env, tmp_path):
+    """A team remaps only its driver's image (`image:=/cam/image_rect`, the image_proc chain). As image_transport
+    pairs them, camera_info is the image's sibling (/cam/camera_info): the node subscribed /camera_info instead
+    and described every frame with the default intrinsics. The driver's camera_info declares a lens, and by its
+    name the image is rectified already: with image_rectified off it is undistorted a second time, now with a
+    counted warning (it was silent)."""
+    from fourds_ros.ros.launch_logic import module_command
+
+    lens = [0.2624, -0.9531, -0.0054, 0.0026, 1.1633]
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 6, "rate": 15, "size": [120, 160], "distortion": lens},
+                    {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "image_qos": "DEFAULT"}
+    run = run_node(plan, params, tmp_path, ros_env,
+                   cmd=module_command() + ["--ros-args", "-r", "image:=/cam/image_rect"],
+                   probe_ros_args=["--ros-args", "-r", "/image:=/cam/image_rect", "-r", "/camera_info:=/cam/camera_info"])
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["camera_info"] == "yes" and "errors_no_camera_info" not in values, values
+    assert int(values["errors_image_rect_undistorted_again"]) >= 1, values
+    assert values["frames_out"] == "6" and values["frames_unaccounted"] == "0", values

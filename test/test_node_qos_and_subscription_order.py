@@ -15,6 +15,10 @@ class RecordingNode:
         self.health = types.SimpleNamespace(warn=lambda *a: None, frames_lost=lambda *a: None)
         self.on_camera_info = self.on_image = self.on_compressed = self.on_track_queries = lambda *a: None
         self.tf_publish = None
+        self.intake = types.SimpleNamespace(subscribed=lambda image, info: None)
+
+    def resolve_topic_name(self, topic, only_expand=False):  # rclpy's, in the root namespace without remappings
+        return "/" + topic
 
     def create_publisher(self, kind, topic, qos):
         self.publishers.append((kind, topic, qos))
@@ -46,7 +50,8 @@ def test_the_image_subscription_is_first_in_made_for_every_transport():
         node, made = RecordingNode(), []
         create_subscriptions(node, settings(image_transport=transport), made)
         assert made[0].topic_name == topic, [m.topic_name for m in made]
-        assert [t for _, t, _ in node.subscriptions][:2] == ["camera_info", topic]  # camera_info's made first
+        # camera_info's made first, on the image's sibling
+        assert [t for _, t, _ in node.subscriptions][:2] == ["/camera_info", topic]
 
 
 def test_a_compressed_image_publisher_with_the_wrong_qos_counts_as_the_images():

@@ -119,3 +119,17 @@ def test_after_time_goes_back_images_wait_for_their_own_camera_info_again():
     sync.push_info(5 * s, K(300), 1.0)
     assert sync.push_image(5 * s + 1, "a", 1.01) == []
     assert released(sync.push_info(5 * s + 1, K(301), 1.02)) == [("a", 301, True)]
+
+
+def test_camera_info_is_the_image_topics_sibling_as_image_transport_names_it():
+    """getCameraInfoTopic's rule: the node and `bag import` pair a camera's image with its sibling camera_info."""
+    from fourds_ros.perception.camera_info_sync import looks_rectified, sibling_camera_info_topic
+
+    assert sibling_camera_info_topic("/camera/color/image_raw") == "/camera/color/camera_info"
+    assert sibling_camera_info_topic("/camera/color/image_raw/compressed") == "/camera/color/camera_info"
+    assert sibling_camera_info_topic("/fourds/image/") == "/fourds/camera_info"
+    assert sibling_camera_info_topic("/image") == "/camera_info"
+    assert sibling_camera_info_topic("cam/image_raw") == "cam/camera_info"
+    assert sibling_camera_info_topic("image") == "camera_info"
+    assert looks_rectified("/cam/image_rect") and looks_rectified("/cam/image_rect_color/")
+    assert not looks_rectified("/cam/image_raw") and not looks_rectified("/image_rect/image_raw")

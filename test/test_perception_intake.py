@@ -71,7 +71,7 @@ class Rig:
                                                            time.perf_counter() - t0))
 
     def image(self, stamp_ns: int, rgb=None, decode=None, frame_id: str = "cam", info: Calibration | None = None,
-              paced: bool = True):
+              paced: bool = True, encoding: str = "rgb8"):
         """One frame as the node takes it in: counted by health, its camera_info first (if any).
         paced: the next frame comes after inference caught up (a camera slower than the model), so
         no clip is superseded; otherwise frames come as fast as the test pushes them."""
@@ -79,7 +79,7 @@ class Rig:
             self.intake.push_info(stamp_ns, info)
         self.clock_ns = max(self.clock_ns, stamp_ns)
         self.health.frame_received(stamp_ns)
-        self.intake.push_image(stamp_ns, frame_id, decode or (lambda budget: (rgb, rgb.shape[:2])), "rgb8")
+        self.intake.push_image(stamp_ns, frame_id, decode or (lambda budget: (rgb, rgb.shape[:2])), encoding)
         if paced and self.worker.running:
             self.wait_idle()
 
@@ -493,6 +493,42 @@ def test_a_rectified_image_takes_p_and_is_not_undistorted_again(rig):
         r.wait_idle()
         assert np.array_equal(seen[0], rect) == rectified  # not warped again when rectified
         assert np.allclose(r.results[0].k, p, atol=1e-6)  # P either way: undistorting raw gives P's view too
+
+
+@pytest.mark.parametrize(("image_topic", "rectified", "warned"), [("/cam/image_rect", False, True),
+                                                                   ("/cam/image_rect", True, False),
+                                                                   ("/cam/image_raw", False, False)])
+def test_an_image_rect_with_a_lens_in_its_camera_info_is_warned_of_a_second_undistortion(rig, image_topic, rectified,
+                                                                                         warned):
+    """By its name the image is image_proc's rectified one, beside the driver's camera_info with its lens: with
+    image_rectified off it is undistorted a second time. Counted and named now; a raw image is not warned."""
+    calib = Calibration(TUM_K, TUM_D, "plumb_bob", 640, 480)
+    r = rig(image_rectified=rectified)
+    r.intake.subscribed(image_topic, "/cam/camera_info")
+    for s in stamps(4):
+        r.image(s, image(480, 640, 3), info=calib)
+    r.wait_idle()
+    assert bool(r.health.errors["image_rect_undistorted_again"]) == warned
+    assert any("set image_rectified: true" in m for m in r.logged) == warned
+
+
+@pytest.mark.parametrize(("encoding", "warned"), [("16UC1", 1), ("mono16", 0)])
+def test_a_16uc1_image_is_taken_as_grey_with_one_warning_that_it_may_be_a_depth_topic(rig, encoding, warned):
+    """A depth camera's topic given as the image read as a dark camera ("too dark or flat to see"), which sent a
+    team after its lens: the encoding depth cameras publish is named once."""
+    r = rig()
+    for s in stamps(4):
+        r.image(s, image(64, 64, 1), encoding=encoding)
+    r.wait_idle()
+    assert r.health.errors["depth_encoding_on_image"] == warned
+    assert len(r.results) == 4  # described either way
+
+
+def test_the_no_camera_info_warning_names_the_topic_listened_on(rig):
+    r = rig()
+    r.intake.subscribed("/cam/color/image_raw", "/cam/color/camera_info")
+    r.image(stamps(1)[0], image(64, 64, 1))
+    assert any("no camera_info received yet on /cam/color/camera_info" in m for m in r.logged), r.logged
 
 
 @pytest.mark.parametrize("transport", ["raw", "jpeg"])

@@ -30,6 +30,10 @@ def test_plan_defaults_and_remaps(tiny_model_dir):
     assert ("image", "/camera/image_raw") in plan["remappings"]
     assert ("image/compressed", "/camera/image_raw/compressed") in plan["remappings"]
     assert ("camera_info", "/camera/info") in plan["remappings"]
+    # camera_info not given: not remapped, the node takes the image's sibling (transforms.camera_info_topic); the
+    # launch default remapped nothing either, and the node then listened on camera_info beside no camera.
+    alone = perception_node_plan(image_topic="/camera/color/image_raw")["remappings"]
+    assert [r for r in alone if r[0] == "camera_info"] == [], alone
     argv = command_line(plan)
     assert argv[:2] == ["perception_node", "--ros-args"]
     assert "__ns:=/robot" in argv and "autostart:=false" in argv and argv[-2:] == ["--log-level", "warn"]

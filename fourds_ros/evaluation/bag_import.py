@@ -46,6 +46,7 @@ import numpy as np
 
 from ..perception.calibration import DistortionError
 from ..perception.camera import camera_info_window, sensor_extent, sensor_to_image
+from ..perception.camera_info_sync import sibling_camera_info_topic
 from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
 from .bag import (BagError, Frame, bag_messages, camera_image_from_msg, open_reader, pose_from_msg, stamp_of,
@@ -76,10 +77,7 @@ class ImportSpec:
 
     @property
     def info_topic(self) -> str:
-        if self.camera_info_topic:
-            return self.camera_info_topic
-        base = self.image_topic.removesuffix("/compressed").rsplit("/", 1)[0]
-        return f"{base}/camera_info"
+        return self.camera_info_topic or sibling_camera_info_topic(self.image_topic)
 
 
 @dataclass

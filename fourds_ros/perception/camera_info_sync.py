@@ -30,6 +30,19 @@ import numpy as np
 from .clip_buffer import OUT_OF_ORDER_NS
 
 
+def sibling_camera_info_topic(image_topic: str) -> str:
+    """The camera_info topic of a camera's image topic, by image_transport's rule (getCameraInfoTopic):
+    the image's sibling, `/cam/color/image_raw` -> `/cam/color/camera_info`; a transport's `/compressed`
+    is dropped first; a bare name (`image`) -> `camera_info`."""
+    head, sep, _ = image_topic.rstrip("/").removesuffix("/compressed").rpartition("/")
+    return f"{head}/camera_info" if sep else "camera_info"
+
+
+def looks_rectified(image_topic: str) -> bool:
+    """The topic is by its name image_proc's rectified image (`image_rect`, `image_rect_color`, ...)."""
+    return image_topic.rstrip("/").rpartition("/")[2].startswith("image_rect")
+
+
 @dataclass
 class Paired:
     item: Any  # whatever the caller pushed with the image

@@ -9,7 +9,7 @@ so a small file that declares a huge image is refused before the decoder sees it
 Encodings follow ROS's sensor_msgs/image_encodings names:
 - 8-bit colour rgb8/bgr8/rgba8/bgra8 (8UC3 taken as OpenCV's BGR), 16-bit rgb16/bgr16/rgba16/bgra16;
 - mono8/8UC1, mono16/16UC1 (grey, repeated into three channels);
-- Bayer bayer_{rggb,bggr,gbrg,grbg}{8,16}, demosaiced with OpenCV (edge-aware bilinear);
+- Bayer bayer_{rggb,bggr,gbrg,grbg}{8,16}, demosaiced with OpenCV (bilinear);
 - YUV 4:2:2 uyvy (= ROS "yuv422") and yuyv (= ROS "yuv422_yuy2"), YUV 4:2:0 nv12 and nv21
   (ITU-R BT.601 limited range, OpenCV's convention for these layouts).
 16-bit values become 8 bit linearly: v * 255 / sixteen_bit_max, rounded and clipped. The default
@@ -154,8 +154,9 @@ def decode_raw(encoding: str, height: int, width: int, step: int, data: bytes | 
     """
     layout = _LAYOUTS.get(encoding)
     if layout is None:
-        raise ImageDecodeError("unsupported_encoding",
-                               f"unsupported image encoding {encoding!r}; supported: {', '.join(_LAYOUTS)}")
+        depth = " (a depth image: remap `image` to the colour camera's topic)" if encoding in _DEPTH_LAYOUTS else ""
+        raise ImageDecodeError("unsupported_encoding", f"unsupported image encoding {encoding!r}{depth}; supported: "
+                               f"{', '.join(_LAYOUTS)}")
     rows = _check_geometry(encoding, layout, height, width, step, max_input_pixels)
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size != rows * step:

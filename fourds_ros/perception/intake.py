@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .camera import Calibration, CameraIntake
-from .camera_info_sync import CameraInfoSync, Paired
+from .camera_info_sync import CameraInfoSync, Paired, looks_rectified
 from .clip_buffer import OUT_OF_ORDER, StampHold
 from .health import FRAMES_FRAME_ID_SLASH, NodeHealth, NodeState
 from .image import ImageDecodeError
@@ -76,6 +76,8 @@ class FrameIntake:
         # The newest frame took its K from camera_info (not the default intrinsics): what /diagnostics calls
         # camera_info "yes". A camera_info merely received (its K NaN, or all zero) is no K in use.
         self.camera_k_in_use = False
+        # The resolved topics subscribed at activation (subscribed): named in warnings.
+        self.image_topic, self.camera_info_topic = "image", "camera_info"
         self.lock = threading.Lock()
         self.sync_lock = threading.RLock()  # reentrant: report holds it around pending_frames
         self._advise_rotation(transform_from_xyz_quat(settings.pose.base_from_camera))  # TF may replace it
@@ -84,6 +86,10 @@ class FrameIntake:
         advice = self.pipeline.rotation_advice(base_from_camera)
         if advice:
             self.health.warn("image_rotation", advice)
+
+    def subscribed(self, image_topic: str, camera_info_topic: str) -> None:
+        """The node subscribed these resolved topics (activation)."""
+        self.image_topic, self.camera_info_topic = image_topic, camera_info_topic
 
     @property
     def has_camera_info(self) -> bool:
@@ -94,6 +100,12 @@ class FrameIntake:
         (_camera), once each, as every other camera_info problem is."""
         if calibration is not None and self.settings.inputs.image_rectified:  # image_rect: P's intrinsics, undistorted already
             calibration = calibration.rectified()
+        elif calibration is not None and any(calibration.d) and looks_rectified(self.image_topic):
+            # image_proc publishes no camera_info of its own: its image_rect comes beside the driver's, whose
+            # distortion undistorted it a second time (TUM fr1's lens: K 517 -> 547, features moved 5-10 px).
+            self.health.warn("image_rect_undistorted_again", f"{self.image_topic} is a rectified image by its name, "
+                             "but image_rectified is false: its camera_info's distortion undistorts it a second "
+                             "time; set image_rectified: true (or name a raw image)")
         with self.sync_lock:
             self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic()))
 
@@ -223,6 +235,12 @@ class FrameIntake:
             self.health.counts["frames_rejected"] += 1
             self.health.warn(exc.kind, f"dropping frame: {exc}")
             return
+        if encoding == "16UC1" and not self.health.errors["depth_encoding_on_image"]:
+            # Taken as grey (a thermal camera may send it), but it is what depth cameras publish: a depth topic
+            # given as the image read as a dark camera ("too dark or flat to see") and sent teams after the lens.
+            self.health.warn("depth_encoding_on_image", "image encoding 16UC1 is what depth cameras publish (a grey "
+                             "camera sends mono16): taken as grey; if `image` is a depth topic, remap it to the colour "
+                             "image's")
         # Divided first (raw images here; a JPEG may come divided from its decoder), so that the
         # undistortion and everything after it work on the fewer pixels.
         work = WorkImage.for_size(camera_hw, budget)
@@ -264,7 +282,8 @@ class FrameIntake:
             self.health.warn("camera_info_uncalibrated", "camera_info has K all zero (an uncalibrated camera, "
                              f"REP-104): assuming {default}; calibrate the camera for metric depth and pose")
         elif paired.k is None:
-            self.health.warn("no_camera_info", f"no camera_info received yet: assuming {default}")
+            self.health.warn("no_camera_info", f"no camera_info received yet on {self.camera_info_topic}: assuming "
+                             f"{default}")
         elif not paired.exact:
             self.health.counts["frames_without_own_camera_info"] += 1
         return rgb, k

@@ -46,10 +46,11 @@ def write_params(path: Path, params: dict, node: str = PARAMS_KEY) -> Path:
 
 def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_file: Path | None = None,
              probe_timeout_s: float = 120.0, namespace: str = "", cmd: list[str] | None = None,
-             probe_topics: list[str] | None = None) -> NodeRun:
+             probe_topics: list[str] | None = None, probe_ros_args: list[str] = ()) -> NodeRun:
     """Start the node (params via a YAML params file), run `plan` in a probe process, stop both.
     cmd: the node's argv prefix instead of `python -m fourds_ros.ros.perception_node` (the plan's
-    ROS arguments are appended; a second --ros-args block is valid)."""
+    ROS arguments are appended; a second --ros-args block is valid). probe_ros_args: the probe's own ROS
+    arguments (e.g. remappings: a camera driver's topic names)."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = process_environment(env)
     files = [params_file] if params_file else []
@@ -67,7 +68,7 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
         try:
             probe_cmd = [sys.executable, "-m", "fourds_ros.ros.probe", "--plan", str(plan_path),
                          "--out", str(out_path), "--namespace", namespace,
-                         "--topics", ",".join(probe_topics or []), "--node-pid", str(node.pid)]
+                         "--topics", ",".join(probe_topics or []), "--node-pid", str(node.pid), *probe_ros_args]
             probe = run_ros_process(probe_cmd, env, probe_timeout_s)
             if probe.returncode != 0:
                 raise RuntimeError(f"probe failed ({probe.returncode}):\n{probe.stdout}\n{probe.stderr}")

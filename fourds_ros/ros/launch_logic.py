@@ -116,9 +116,10 @@ def as_bool(value, name: str) -> bool:
     raise ValueError(f"{name}: expected true or false, got {value!r}")
 
 
-def topic_remappings(image_topic: str = "image", camera_info_topic: str = "camera_info") -> list[tuple[str, str]]:
+def topic_remappings(image_topic: str = "image", camera_info_topic: str = "") -> list[tuple[str, str]]:
     """Remappings of the node's inputs. The image topic is remapped with its image_transport
-    sibling `<image_topic>/compressed`, so either transport follows one argument."""
+    sibling `<image_topic>/compressed`, so either transport follows one argument. camera_info is remapped
+    only when given: else the node takes the image's sibling (transforms.camera_info_topic)."""
     remappings = []
     if image_topic.rstrip("/").endswith("/compressed"):  # it subscribed .../compressed/compressed: nothing came, OK
         raise ValueError(f"image_topic {image_topic!r}: give the raw image's topic, without /compressed (image_transport"
@@ -147,7 +148,7 @@ def node_plan(params_files=(), overrides: dict | None = None, namespace: str = "
 
 def perception_node_plan(params_file: str = "", namespace: str = "", use_sim_time="",
                          log_level: str = "info", autostart="", publish_tf="", model: str = "",
-                         image_topic: str = "image", camera_info_topic: str = "camera_info",
+                         image_topic: str = "image", camera_info_topic: str = "",
                          image_transport: str = "", reference_odom_topic: str = "", reference_depth_topic: str = "",
                          fastdds_profile: str = "", environ=None) -> dict:
     """Launch arguments (strings, as launch gives them) -> the node to run. Raises ValueError

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..perception.camera_info_sync import sibling_camera_info_topic
 from ..perception.odometry import transform_from_xyz_quat
 from ..perception.settings import PerceptionSettings, PoseSettings
 from . import convert, tf_static
@@ -64,6 +65,16 @@ def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True
     return publishers, tf_publish, tf_text
 
 
+def camera_info_topic(node) -> str:
+    """camera_info's topic: where it was remapped to, else the image topic's sibling, as image_transport's
+    CameraSubscriber pairs them. Why: remapping the image alone (`image:=/camera/color/image_raw`) left
+    camera_info on /camera_info, and the node described every frame with the default intrinsics."""
+    info = node.resolve_topic_name("camera_info")
+    if info != node.resolve_topic_name("camera_info", only_expand=True):
+        return info
+    return sibling_camera_info_topic(node.resolve_topic_name("image"))
+
+
 def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None:
     """The node's inputs, at activation, appended to `made` one by one (so that a failure half-way
     leaves nothing the caller cannot destroy): the image (one transport) first in `made`, though made after
@@ -83,6 +94,8 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
     # camera_info's subscription first: a single-threaded executor takes the ready ones in the order they were
     # made, and with the image's first a frame and its own camera_info arriving together were taken image
     # first (16 of 20 frames of an idle subscriber), so the first frame after a zoom got the old K.
+    resolved = {"camera_info": camera_info_topic(node)}  # the others as remapped
+    node.intake.subscribed(node.resolve_topic_name("image"), resolved["camera_info"])
     wanted = [(CameraInfo, "camera_info", node.on_camera_info, qos, image_qos, {}),
               (Image, "image", node.on_image, qos, image_qos, frame_events) if s.inputs.image_transport == "raw" else
               (CompressedImage, "image/compressed", node.on_compressed, qos, image_qos, frame_events)]
@@ -99,8 +112,9 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
     for kind, topic, callback, qos_or_depth, asked, events in wanted:
         # Every input reports a publisher it cannot match (its messages never arrive): camera_info's went
         # unreported, and the node described every frame on assumed intrinsics with no word of the QoS.
-        made.append(node.create_subscription(kind, topic, callback, qos_or_depth, event_callbacks=SubscriptionEventCallbacks(
-            incompatible_qos=incompatible_qos_report(node, topic, asked), **events)))
+        made.append(node.create_subscription(
+            kind, resolved.get(topic, topic), callback, qos_or_depth, event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=incompatible_qos_report(node, topic, asked), **events)))
     made.insert(start, made.pop(start + 1))  # the image's first in `made`: publish_diagnostics counts its publishers
     if isinstance(node.tf_publish, TfConflictWatch):  # made at configure when publish_tf is on
         made.append(node.tf_publish.subscribe())
