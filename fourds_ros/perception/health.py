@@ -357,6 +357,12 @@ class NodeHealth:
         reset): the frames taken in before it are described, and their latency is not measured."""
         self._clock_jumps += 1
 
+    def clock_jumps_at(self, stamp_ns: int) -> tuple[int, int]:
+        """(the node's clock jumps so far, those counted when the frame stamped `stamp_ns` came in; so far for a
+        frame no longer remembered, beyond the last FRAME_WINDOW_FRAMES): for tf_stamps.TfStampGate."""
+        jumps = self._clock_jumps
+        return jumps, self._came_in.get(stamp_ns, jumps)
+
     def _off_clock(self, message: str) -> None:
         """A frame off the node's clock: counted (stamps_off_clock) once the next one is off it too."""
         if self._off_clock_run:

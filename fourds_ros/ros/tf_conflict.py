@@ -38,8 +38,13 @@ _KEY = struct.Struct("<q7d")  # stamp_ns, translation xyz, rotation xyzw: exact,
 
 
 def _key(transform) -> bytes:
-    s, t, r = transform.header.stamp, transform.transform.translation, transform.transform.rotation
-    return _KEY.pack(s.sec * 1_000_000_000 + s.nanosec, t.x, t.y, t.z, r.x, r.y, r.z, r.w)
+    t, r = transform.transform.translation, transform.transform.rotation
+    return _KEY.pack(_stamp_ns(transform), t.x, t.y, t.z, r.x, r.y, r.z, r.w)
+
+
+def _stamp_ns(transform) -> int:
+    s = transform.header.stamp
+    return s.sec * 1_000_000_000 + s.nanosec
 
 
 def _frames(transform) -> tuple[str, str]:
@@ -50,10 +55,12 @@ def _frames(transform) -> tuple[str, str]:
 class TfConflictWatch:
     """publish(list[TransformStamped]) for the node (records its own odom -> base transforms, then sends
     them with `publish`), and `subscribe()`: the /tf watch, made at activation. warn(kind, message): the
-    node's health.warn. The publish side runs on the inference thread, the watch on the executor's."""
+    node's health.warn. admit(stamp_ns) -> whether a transform may go out (None: each one; the node's: a
+    tf_stamps.TfStampGate, which withholds those that would rewrite the past tf2 holds, before they are
+    recorded). The publish side runs on the inference thread, the watch on the executor's."""
 
-    def __init__(self, node, publish, odom_frame: str, base_frame: str, warn):
-        self.node, self.publish, self.warn = node, publish, warn
+    def __init__(self, node, publish, odom_frame: str, base_frame: str, warn, admit=None):
+        self.node, self.publish, self.warn, self.admit = node, publish, warn, admit
         self.frames = (odom_frame, base_frame)
         # CDR strings end with a NUL: "base_link\0" is not found in "base_link_inertia\0"
         self.needles = (base_frame.encode() + b"\0", odom_frame.encode() + b"\0")
@@ -65,6 +72,10 @@ class TfConflictWatch:
         self.deserialized = 0  # /tf messages that passed the byte test (for the cost, in tests)
 
     def __call__(self, transforms) -> None:
+        if self.admit is not None:
+            transforms = [t for t in transforms if self.admit(_stamp_ns(t))]
+            if not transforms:
+                return
         keys = [_key(t) for t in transforms if _frames(t) == self.frames]
         with self.lock:  # before publishing: our own message may be read back before publish() returns
             for key in keys:

@@ -14,6 +14,7 @@ import numpy as np
 from ..perception.camera_info_sync import sibling_camera_info_topic
 from ..perception.odometry import transform_from_xyz_quat
 from ..perception.settings import PerceptionSettings, PoseSettings
+from ..perception.tf_stamps import TfStampGate
 from . import convert, tf_static
 from .outputs import OUTPUTS
 from .tf_conflict import TfConflictWatch
@@ -45,7 +46,8 @@ def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True
     """The node's output publishers (outputs.OUTPUTS, output_qos) and TF. -> (publishers by output
     key, publish(list[TransformStamped]) or None, what publishes TF). TF's publish is a
     tf_conflict.TfConflictWatch: it remembers the node's own odom -> base transforms, for the /tf watch
-    that create_subscriptions makes. pose_made: the pipeline makes poses (enable_pose and a pose head);
+    that create_subscriptions makes, and sends none that tf2 would take as a rewrite of its past (tf_stamps.TfStampGate:
+    a camera's stamps stepped back while the node's clock did not). pose_made: the pipeline makes poses (enable_pose and a pose head);
     without them the node sends no odom -> base, so it has no TF to publish and no conflict to watch for
     (the watch reported one, WARN, against the wheel odometry a depth-only node leaves TF to)."""
     from rclpy.qos import QoSPresetProfiles
@@ -60,8 +62,10 @@ def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True
     if tf_pub is not None:
         publishers["tf"] = tf_pub
     if tf_publish is not None:
-        tf_publish = TfConflictWatch(node, tf_publish, settings.pose.odom_frame, settings.pose.base_frame,
-                                     node.health.warn)
+        odom, base = settings.pose.odom_frame, settings.pose.base_frame
+        gate = TfStampGate(f"{odom} -> {base}", node.health.warn)  # a camera's stamps stepping back: not on /tf
+        tf_publish = TfConflictWatch(node, tf_publish, odom, base, node.health.warn,
+                                     lambda stamp_ns: gate.admit(stamp_ns, node.health.clock_jumps_at(stamp_ns)))
     return publishers, tf_publish, tf_text
 
 
