@@ -36,9 +36,11 @@ Solver, per frame t of the clip:
   5. Degenerate (fewer than `min_inliers` inliers, or RANSAC failure): valid False; the caller
      keeps the pose head's value for that frame.
   6. Outlier gate (clip_pose): a frame whose geometric rotation differs from the head's by more
-     than the two variances allow (a chi-square test, 3 dof) is discarded like a degenerate one.
+     than the two variances allow (a chi-square test, 3 dof) is discarded like a degenerate one;
+     so is one whose measured translation does (3 dof), with the frames of the clip before it.
      PnP can converge on a consistent wrong pose (49 degrees off in one frame of TUM fr1/rpy,
-     where the camera turned 2), and a wrong last frame of a clip anchors every later clip.
+     where the camera turned 2; a turn read as metres of translation on a small image spinning
+     fast), and a wrong last frame of a clip anchors every later clip.
      Except a still frame: no image motion is no PnP failure, while the pose head reads a still
      camera's clips as fast, confident motion. In the fused pose such a frame takes the
      geometry's motion alone (clip_pose).
@@ -436,17 +438,36 @@ def relink_lost_frames(geo: GeometryPose, step: Callable[[int], GeometryPose | N
 
 
 def gate_outliers(head_rotation: np.ndarray, head_variance: np.ndarray, geo: GeometryPose,
-                  chi2_max: float) -> np.ndarray:
+                  chi2_max: float, head_translation: np.ndarray | None = None) -> np.ndarray:
     """(T,) bool: the valid geometry frames whose rotation differs from the head's by more than
     chi2_max: |log(R_head^T R_geo)|^2 / (var_head + var_geo), rotation variances in rad^2 per axis
-    (isotropic), is chi-square with 3 dof when both are right. Frame 0 (the origin) is never gated;
-    chi2_max <= 0 gates nothing."""
+    (isotropic), is chi-square with 3 dof when both are right. With head_translation ((T, 3)), also
+    those whose measured translation (not rotation-only) differs from the head's by more than chi2_max:
+    |t_head - t_geo|^2 / (var_head + var_geo), translation variances in m^2 per axis, 3 dof; and then
+    every measured frame before the last one so gated. Frame 0 (the origin) is never gated;
+    chi2_max <= 0 gates nothing.
+    Why the translation: a camera spinning in place on a small image (128x96 at 240 deg/s): the tracks of
+    points leaving its view lag behind the turn, and PnP on the model's near-flat depth explained them by
+    a translation instead (1.8 m in a quarter of a second with 3 cm of its own sd; the head 4 cm, sd 19
+    cm) and a turn within the head's wide rotation variance, so the odometry read 4 m of travel at 27
+    sd (session 68). Why the frames before: each is solved from frame 0 on the same tracks, so the trade
+    grows with the motion and stays under the gate in the frames before the one it fails in (0.2 m at
+    frame 1, each sd 1 cm): the same wrong measurement, gated alone it still published 0.9 m at 7 sd."""
     gated = np.zeros(len(head_rotation), bool)
     if chi2_max <= 0:
         return gated
     for t in np.flatnonzero(geo.valid[1:]) + 1:
         angle = np.linalg.norm(cv2.Rodrigues(np.asarray(head_rotation[t], float).T @ geo.rotation[t])[0])
         gated[t] = angle ** 2 / max(float(head_variance[t, 0] + geo.variance[t, 0]), 1e-12) > chi2_max
+    if head_translation is None:
+        return gated
+    # A rotation-only frame's zero translation is no measurement: the geometry saw none above noise.
+    measured = geo.valid & ~geo.rotation_only
+    miss = np.sum((np.asarray(head_translation, float) - geo.translation) ** 2, axis=1)
+    spread = np.maximum(np.asarray(head_variance, float)[:, 1] + geo.variance[:, 1], 1e-12)
+    far = np.flatnonzero(measured[1:] & (miss[1:] / spread[1:] > chi2_max)) + 1
+    if len(far):
+        gated[1:far[-1] + 1] |= measured[1:far[-1] + 1]
     return gated
 
 
@@ -780,7 +801,7 @@ def clip_pose(outputs: dict, k_model: np.ndarray, mode: str = "fused", usable: n
                             prior=(head_r, head_t, head_var) if mode == "fused" else None, **solver)
     # A frame whose tracks did not move is not a PnP failure, whatever the head says: the pose head
     # reads a still camera's clips as fast motion, and with confidence (model card, session 21).
-    geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2) & ~geo.still
+    geo.gated = gate_outliers(head_r, head_var, geo, gate_chi2, head_t) & ~geo.still
     geo.valid = geo.valid & ~geo.gated
     if relink is not None:
         relink_lost_frames(geo, relink, held)

@@ -314,7 +314,10 @@ class PoseSettings(_Group):
         geometry's motion alone; session 21), also while something crosses the view (session 22).""", param="pose_source", choices=("head", "geometry", "fused"))
     geometry_gate_chi2: float = setting(GATE_CHI2_999, """pose_source geometry|fused: a frame whose geometric
         rotation differs from the head's by more than this chi-square (3 dof, the squared angle over
-        the two variances summed) is an outlier, counted (pose_geometry_gated on /diagnostics): the head's
+        the two variances summed), or whose measured translation does (3 dof, the squared distance over
+        the two translation variances; the clip's frames before it too: a fast spin on a 128x96 image
+        read 4 m of travel at 27 sd without it, session 68) is an outlier, counted (pose_geometry_gated
+        on /diagnostics): the head's
         pose is kept for it, or, with pose_relink_corners, it is solved again from the frame before
         (pose_relinked). 16.27: the 99.9 % quantile, not tuned. A safety net: with
         session 14's tracks it removed a 49-degree PnP jump on TUM fr1/rpy (validation; rotation RPE 4.96 ->
