@@ -123,3 +123,25 @@ def test_a_live_camera_stepping_back_3_s_publishes_no_tf_into_the_past(tiny_mode
     assert diag["values"]["errors_tf_stamps_back"] == str(len(withheld)), diag
     assert diag["level"] == 1 and "tf_stamps_back" in diag["message"], diag
     assert "[tf_stamps_back] odom -> base_link stamped" in run.node_log, run.node_log
+
+
+def test_a_clock_step_back_under_one_second_is_a_jump_as_tf2_takes_it():
+    """A bag of 1 s or less on `ros2 bag play --loop --clock`: /clock steps back by 0.8 s. tf2_ros's Buffer clears
+    at any step back, so the node's TF gate must forget its newest stamp there too: with a 1 s threshold it held
+    back odom -> base_link for every loop after the first, with a WARN blaming the camera."""
+    from rclpy.clock import ROSClock
+    from rclpy.time import Time
+
+    from fourds_ros.ros.node_lifetime import watch_clock_jumps
+
+    clock = ROSClock()
+    clock._set_ros_time_is_active(True)
+    clock.set_ros_time_override(Time(seconds=100))
+    jumps = []
+    node = types.SimpleNamespace(get_clock=lambda: clock)
+    handle = watch_clock_jumps(node, lambda: jumps.append(1))
+    clock.set_ros_time_override(Time(seconds=100, nanoseconds=800_000_000))  # the bag plays 0.8 s
+    assert jumps == []
+    clock.set_ros_time_override(Time(seconds=100))  # and loops
+    assert jumps == [1]
+    del handle

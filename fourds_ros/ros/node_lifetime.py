@@ -98,13 +98,15 @@ def run_until_shutdown(node, autostart: bool) -> None:
 
 
 def watch_clock_jumps(node, on_jump):
-    """on_jump() at each jump of the node's clock by more than 1 s either way, or a change of its kind (a bag
-    seek or loop under use_sim_time, a simulator reset, /clock's first message). -> the handle, to keep."""
+    """on_jump() at each jump of the node's clock forward by more than 1 s, back by any amount, or a change of its
+    kind (a bag seek or loop under use_sim_time, a simulator reset, /clock's first message). -> the handle, to
+    keep. Back by any amount, as tf2_ros's Buffer clears its transforms: with 1 s, a bag of 1 s or less on
+    `ros2 bag play --loop --clock` was no jump, and the TF gate (tf_stamps.py) withheld every loop after the first."""
     from rclpy.clock import JumpThreshold
     from rclpy.duration import Duration
 
     return node.get_clock().create_jump_callback(
-        JumpThreshold(min_forward=Duration(seconds=1), min_backward=Duration(seconds=-1)),
+        JumpThreshold(min_forward=Duration(seconds=1), min_backward=Duration(nanoseconds=-1)),
         post_callback=lambda jump: on_jump())
 
 
