@@ -392,3 +392,32 @@ def test_a_second_ctrl_c_stops_a_step_that_never_ends(tmp_path):
         if run.poll() is None:
             run.kill()
     assert run.returncode != 0 and "stopping after this step" in err and "KeyboardInterrupt" in err, err
+
+
+def test_pretraining_stopped_by_a_process_group_sigterm_saves_where_it_stopped(tmp_path):
+    """`timeout`, SLURM and systemd send SIGTERM to the whole process group: the loader worker died of it, the
+    loader raised a RuntimeError and the run ended with nothing saved (though it had printed "saved"). Now the
+    workers leave SIGTERM to the training process, which saves after its step and exits 128 + SIGTERM."""
+    import signal
+    import time
+
+    from training.resume import load_resume
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "training.pretrain", "--config", "tiny", "--out", str(out),
+                             "--no-progress", "optim.steps=100000", "save_every=100000", "num_workers=1",
+                             "tensorboard=false"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (out / "config.yaml").is_file() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(8)  # the worker started and steps ran
+        os.killpg(proc.pid, signal.SIGTERM)  # as `timeout` or a scheduler stops a job
+        log, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, log
+    assert load_resume(out / "checkpoint.pt").step > 0, log

@@ -1078,7 +1078,8 @@ def test_selection_scores_the_validation_recording_as_recorded():
 
     from .conftest import SHARED_DATA, require
 
-    seq = str(require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"))
+    # (not the HoloLens walk's shared copy: it is samples/hololens_000 itself, refused as --select-on beside it)
+    seq = str(require(SHARED_DATA / "tum_fr1_rpy_f000-079"))
     augmented = ["--real", seq, "--real-zoom", "2", "2", "--real-appearance", "1", "--real-colour", "1", "--reverse"]
     cfg = parse_args(COMMON + augmented + ["--select-on", "samples/hololens_000"])
     model = model_for(cfg)
@@ -1361,3 +1362,102 @@ def test_a_continuation_into_its_own_out_resumes_by_its_own_command(tmp_path, mo
     assert (out / "resume.pt").is_file()
     result = train(parse_args(argv))  # the same command again resumes it
     assert len(result["loss"]) == 8
+
+
+def test_a_stopped_run_resumes_whatever_the_mtime_of_an_earlier_runs_log(tmp_path, monkeypatch, capsys):
+    """An earlier finished run's training_log.json in OUT newer than a stopped run's resume.pt by modification time
+    (a `cp -r` of the folder, a checkout of models/fourds_default, which ships a log) had the resume.pt deleted and
+    the run started again from step 0 without a word. Now a run id ties them: resume.pt is the finished run's (and
+    discarded) only where the log carries its run id, as when a run's end is cut short before the unlink."""
+    out = tmp_path / "run"
+    train(parse_args(SAVED + ["--steps", "2", "--out", str(out)]))  # an earlier, finished run in OUT
+    argv = SAVED + ["--steps", "8", "--out", str(out)]
+    _stopped(monkeypatch, argv, 6)  # resume.pt at step 4
+    kept = (out / "resume.pt").read_bytes()
+    os.utime(out / "training_log.json")  # written after resume.pt, as a copy of the folder does
+    capsys.readouterr()
+    result = train(parse_args(argv))
+    assert "at step 4" in capsys.readouterr().out and len(result["loss"]) == 8
+    # Killed between writing its log and deleting resume.pt: its command run again starts afresh, as before.
+    (out / "resume.pt").write_bytes(kept)
+    train(parse_args(argv))
+    assert "resuming" not in capsys.readouterr().out
+
+
+def test_a_stop_signal_saves_the_readout_run_after_its_step_and_its_command_resumes_it(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in train_readouts was a KeyboardInterrupt traceback and SIGTERM an instant death: the steps since the
+    last --save-every (every step without it) were lost. Now the run stops after its step with OUT/checkpoint and
+    OUT/resume.pt saved, exits 128 + the signal, and the same command goes on as if never stopped."""
+    import signal
+
+    from fourds_ros.model.checkpoint import read_metadata
+    from training.readouts_data import BatchSampler
+
+    full = train(parse_args(SAVED + ["--steps", "6", "--out", str(tmp_path / "full")]))
+    drawn, draw = [0], BatchSampler.__call__
+
+    def signalled(self):
+        drawn[0] += 1
+        if drawn[0] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in step 3
+        return draw(self)
+
+    monkeypatch.setattr(BatchSampler, "__call__", signalled)
+    argv = SAVED + ["--steps", "6", "--out", str(tmp_path / "split")]
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:  # (as it was: caught here, or pytest takes it for the user's and ends the session)
+        code = None
+    assert code == 128 + signal.SIGINT
+    assert "stopped by SIGINT after step 3, saved" in capsys.readouterr().err
+    assert read_metadata(tmp_path / "split" / "checkpoint")["steps"] == "3"  # not step 2's save
+    monkeypatch.setattr(BatchSampler, "__call__", draw)
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "split" / "training_log.json").read_text())["loss"] == full["loss"]
+
+
+def test_init_refuses_its_own_output_folder(tmp_path, capsys):
+    """--init X --out X wrote the run's model over the one it started from, and the same command run again trained
+    on from its own output (training/default_model.sh's INIT=models/fourds_default with the default OUT)."""
+    first = tmp_path / "first"
+    train(parse_args(COMMON + ["--steps", "1", "--out", str(first)]))
+    before = (first / "model.safetensors").read_bytes()
+    assert main(COMMON + ["--init", str(first), "--steps", "1", "--out", str(first / ".")]) == 2
+    assert "is the output folder" in capsys.readouterr().err
+    assert (first / "model.safetensors").read_bytes() == before
+
+
+def test_select_on_refuses_a_training_recording_under_another_path(tmp_path, capsys):
+    """--select-on a copy of a --real recording (the HoloLens walk is both samples/hololens_000 and
+    ../shared/data/hololens_dvmvs_000_f00305-00334) chose the checkpoint on frames the run trained on. Recordings
+    are now compared by their poses and intrinsics as well as their folders."""
+    import shutil
+
+    copy = tmp_path / "hololens_copy"
+    shutil.copytree(SAMPLE, copy)
+    assert main(COMMON + ["--real", f"{SAMPLE}:1", "--select-on", str(copy), "--out", str(tmp_path / "x")]) == 2
+    assert "under another path" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    other = tmp_path / "other"
+    shutil.copytree(SAMPLE, other)
+    poses = (other / "poses.txt").read_text().splitlines()
+    (other / "poses.txt").write_text("\n".join(poses[::-1]) + "\n")  # another recording's poses
+    parse_args(COMMON + ["--real", f"{SAMPLE}:1", "--select-on", str(other)])  # accepted
+
+
+def test_a_resumed_run_says_its_new_time_budget_is_not_applied(tmp_path, monkeypatch, capsys):
+    """A stopped run whose schedule --time-budget had fitted, resumed with another --time-budget (a free setting),
+    went on with the fitted schedule and ignored the new budget without a word. Now it says so."""
+    from training import train_readouts
+
+    class Probe(train_readouts.BudgetProbe):
+        def after_step(self, steps_run, done, total_steps):
+            return 6 if done == 1 else None  # the schedule fitted to 6 steps after step 1
+
+    monkeypatch.setattr(train_readouts, "BudgetProbe", Probe)
+    argv = SAVED + ["--steps", "100", "--out", str(tmp_path / "run")]
+    _stopped(monkeypatch, argv + ["--time-budget", "100"], 4)  # resume.pt at step 2, its schedule fitted
+    capsys.readouterr()
+    result = train(parse_args(argv + ["--time-budget", "200"]))
+    out = capsys.readouterr().out
+    assert "fitted to --time-budget 100 s (6 steps)" in out and "--time-budget 200 s is not applied" in out
+    assert len(result["loss"]) == 6

@@ -173,3 +173,44 @@ def test_a_nan_loss_weight_is_refused_wherever_it_stands_in_the_list(tmp_path, c
         assert main(COMMON + ["--steps", "1", option, "nan", "--out", str(tmp_path / "x")]) == 2
         assert "must be >= 0" in capsys.readouterr().err
         assert not (tmp_path / "x").exists()
+
+
+def _recipe(tmp_path, **env):
+    """training/default_model.sh with a `python` that only records its command lines: (exit code, them)."""
+    import os
+    import subprocess
+
+    from .conftest import REPO
+
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "python").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls"}\n')
+    (fake / "python").chmod(0o755)
+    (tmp_path / "calls").write_text("")
+    run = subprocess.run(["bash", "training/default_model.sh", str(tmp_path / "data"), str(tmp_path / "model")],
+                         cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "RUN_DIR": str(tmp_path / "run"),
+                              **env})
+    return run.returncode, (tmp_path / "calls").read_text().splitlines(), run.stderr
+
+
+def test_the_recipe_run_again_resumes_its_stopped_stages(tmp_path):
+    """training/default_model.sh deleted RUN_DIR before pre-training, so a stopped pre-training run again started
+    from step 0 (pretrain had said "the same command resumes it"), and its readout stage saved nothing until the
+    end. Now RUN_DIR is deleted with FRESH=1 only, a finished pre-training is skipped, and the readouts save
+    (--save-every) to resume; INIT equal to the output folder is refused."""
+    stopped = tmp_path / "run" / "checkpoint.pt"
+    stopped.parent.mkdir()
+    stopped.write_bytes(b"a stopped pre-training")
+    code, calls, _ = _recipe(tmp_path)
+    assert code == 0 and stopped.is_file()
+    assert "training.pretrain" in calls[0] and "--save-every 200" in calls[1]
+    (tmp_path / "run" / "encoder").mkdir()
+    (tmp_path / "run" / "encoder" / "model.safetensors").write_bytes(b"its encoder")
+    code, calls, _ = _recipe(tmp_path, SAVE_EVERY="50")
+    assert code == 0 and not any("training.pretrain" in c for c in calls)  # done: skipped
+    assert f"--backbone {tmp_path / 'run' / 'encoder'}" in calls[0] and "--save-every 50" in calls[0]
+    code, calls, _ = _recipe(tmp_path, FRESH="1")
+    assert code == 0 and not stopped.exists() and "training.pretrain" in calls[0]
+    code, calls, err = _recipe(tmp_path, INIT=str(tmp_path / "model" / "."))
+    assert code == 2 and not calls and "output folder" in err

@@ -18,6 +18,9 @@
 #   a validation scene of config/splits.yaml, nor the BADJA clips that score tracks).
 # Each stage fits its step count to its budget once the step time is known (time_budget_s /
 # --time-budget); the model card records the steps actually run.
+# A stopped recipe run again goes on where it stopped: pre-training resumes from RUN_DIR (skipped once
+# its encoder is written; FRESH=1 deletes RUN_DIR and starts it again) and the readouts resume from
+# OUT_DIR/resume.pt, saved every SAVE_EVERY (200) steps and when stopped (Ctrl-C, SIGTERM).
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-models/fourds_default}
@@ -33,15 +36,27 @@ HOLOLENS=samples/hololens_000
 READOUT_LR=${READOUT_LR:-3e-4}
 SEED=${SEED:-0}
 if [ -n "${INIT:-}" ]; then
+  if [ "$(realpath -m "$INIT")" = "$(realpath -m "$OUT")" ]; then
+    echo "error: INIT $INIT is the output folder $OUT: the readouts would write over the model they start from;" \
+      "give another OUT_DIR" >&2
+    exit 2
+  fi
   START=(--init "$INIT")
 else
   if [ -z "${BACKBONE:-}" ]; then
-    echo "$(date +%T) MAE pre-training"
-    rm -rf "$RUN"  # a fresh run: the budget fits the schedule of a run started from step 0
-    ROOTS="$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p"
-    for v in ${PRETRAIN_VIDEO:-}; do ROOTS="$ROOTS, $v"; done
-    python -m training.pretrain --config default --out "$RUN" --no-progress "data.root=[$ROOTS]" \
-      "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS"
+    if [ "${FRESH:-0}" = 1 ]; then
+      rm -rf "$RUN"  # a fresh run: the budget fits the schedule of a run started from step 0
+    fi
+    if [ -f "$RUN/encoder/model.safetensors" ]; then  # written at the end of the schedule only
+      echo "$(date +%T) MAE pre-training: done in $RUN (FRESH=1 starts it again)"
+    else
+      echo "$(date +%T) MAE pre-training"
+      ROOTS="$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p"
+      for v in ${PRETRAIN_VIDEO:-}; do ROOTS="$ROOTS, $v"; done
+      # a stopped one resumes from $RUN/checkpoint.pt (its message: "the same command resumes it")
+      python -m training.pretrain --config default --out "$RUN" --no-progress "data.root=[$ROOTS]" \
+        "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS"
+    fi
     BACKBONE=$RUN/encoder
   fi
   START=(--backbone "$BACKBONE")
@@ -62,7 +77,9 @@ python -m training.train_readouts "${START[@]}" "${MODE[@]}" \
   --train-clips "$SYNTHETIC_CLIPS" --val-clips 64 --batch-size "$BATCH_SIZE" \
   --real "$SEVEN_SCENES:1" "$SEVEN_SCENES:2" "$HOLOLENS:1" --real-hop 1 --real-fraction 0.5 \
   --lr "$READOUT_LR" --encoder-lr-scale 0.3 --flip --steps 100000 --time-budget "$READOUT_SECONDS" \
-  --workers "$WORKERS" --name fourds_default --out "$OUT" --seed "$SEED" --no-progress
+  --workers "$WORKERS" --name fourds_default --out "$OUT" --seed "$SEED" --no-progress \
+  --save-every "${SAVE_EVERY:-200}"
+rm -rf "$OUT/checkpoint"  # the finished model is in OUT: its progress would ship beside it, in float32
 
 echo "$(date +%T) float16"
 python -m training.convert_checkpoint "$OUT" --dtype float16

@@ -123,9 +123,38 @@ def make_loader(run: Run, micro: int) -> DataLoader:
 
 
 def _ignore_ctrl_c(worker_id: int) -> None:
-    """A loader worker leaves Ctrl-C (sent to the terminal's whole process group) to the training process,
-    which saves and ends after its running step (StopSignals); a worker that died of it stopped the loader."""
+    """A loader worker leaves Ctrl-C (sent to the terminal's whole process group) and a process group's SIGTERM
+    (`timeout`, SLURM, systemd) to the training process, which saves and ends after its running step
+    (StopSignals); a worker that died of either stopped the loader, and the run ended unsaved."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _accumulated(run: Run, batch: dict, accumulation: int, last: bool, signals: StopSignals) -> torch.Tensor | None:
+    """accumulate's loss share; None where the loader failed while a stop signal was pending (torch raises a dead
+    worker's RuntimeError from its SIGCHLD handler, wherever the training process then is): the stop (_batches)."""
+    try:
+        return accumulate(run, batch, accumulation, last)
+    except RuntimeError as e:
+        if not signals.signum or "DataLoader worker" not in str(e):
+            raise
+        return None
+
+
+def _batches(loader: DataLoader, signals: StopSignals):
+    """The loader's batches, ending where it fails while a stop signal is pending: a worker that died of the
+    signal before it could ignore it (one still starting) is the stop, saved by the caller, not a crash."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except RuntimeError:
+            if not signals.signum:
+                raise
+            return
+        yield batch
 
 
 class StopSignals:
@@ -241,6 +270,13 @@ def save(run: Run) -> None:
     barrier()
 
 
+def save_if_stopped(run: Run, signals: StopSignals, saved: int) -> None:
+    """The last whole step saved where a stop signal ended the run before its save: the loader failed of it
+    (_batches, _accumulated) mid-step."""
+    if signals.signum and saved != run.step:
+        save(run)
+
+
 def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = None, progress: bool = True) -> dict:
     """Run (or resume) pre-training. stop_after: end after this global step, as if interrupted
     (the checkpoint is written), for tests. SIGINT / SIGTERM end it after the running step, saved (StopSignals).
@@ -258,17 +294,18 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
     log = Progress(run, progress)
     losses: list[tuple[int, float]] = []
     run.model.train()
-    micro_index, running = 0, torch.zeros((), device=process.device)
-    t0 = time.perf_counter()
-    budget = BudgetProbe(cfg.time_budget_s)
+    micro_index, running, saved = 0, torch.zeros((), device=process.device), start  # saved: the last step saved
+    t0, budget = time.perf_counter(), BudgetProbe(cfg.time_budget_s)
     if start == run.total_steps and not (out_dir / "encoder").is_dir():
         save(run)  # a finished run killed between its final checkpoint and encoder (before they swapped order)
     with StopSignals() as signals:
-        for batch in loader:
+        for batch in _batches(loader, signals):
             if run.step >= run.stop:
                 break
             last = micro_index == accumulation - 1
-            running += accumulate(run, batch, accumulation, last)
+            if (share := _accumulated(run, batch, accumulation, last, signals)) is None:
+                break  # the loader failed of a stop signal mid-step: the last whole step is saved below
+            running += share
             micro_index += 1
             if not last:
                 continue
@@ -286,9 +323,11 @@ def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = Non
             stopping = signals.requested(process)
             if stopping or run.step % cfg.save_every == 0 or run.step == run.stop:
                 save(run)
+                saved = run.step
             if stopping:
                 break
-    if run.step == start and start < run.stop:
+    save_if_stopped(run, signals, saved)
+    if run.step == start and start < run.stop and not signals.signum:
         raise RuntimeError("data loader produced no batches")
     write_losses(out_dir, losses, process)
     log.close(run, time.perf_counter() - t0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,24 @@ def recording_spec(spec: str, option: str = "--real") -> tuple[Path, int]:
         raise ConfigError(f"{option} {spec}: STRIDE must be an integer >= 1 (PATH[:STRIDE]; a PATH that holds ':' "
                           "needs its :STRIDE, e.g. :1)")
     return Path(path), int(stride)
+
+
+# The files that hold a recording's poses and intrinsics in fourds_ros.rgbd.read_sequence's formats (TUM,
+# HoloLens, 7-Scenes' camera-intrinsics.txt; its per-frame poses are frame-*.pose.txt, recording_fingerprint).
+POSE_FILES = ("groundtruth.txt", "poses.txt")
+INTRINSICS_FILES = ("K.txt", "camera-intrinsics.txt")
+
+
+def recording_fingerprint(root: Path) -> str | None:
+    """A hash of a recording's poses and intrinsics files: the same recording wherever it lies (a copy, another
+    mount); None where the folder holds no poses (not a recording, not there)."""
+    poses = [root / name for name in POSE_FILES if (root / name).is_file()] + sorted(root.glob("frame-*.pose.txt"))
+    if not poses:
+        return None
+    digest = hashlib.sha256()
+    for path in poses + [root / name for name in INTRINSICS_FILES if (root / name).is_file()]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ class ReadoutsConfig:
     no_progress: bool = False
     argv: tuple[str, ...] = ()  # the command line, for the model card
     steps_before: int = 0  # not an option: the steps a continued run's --init progress had trained (train())
+    run_id: str = ""  # not an option: the run's own id (train()), in its resume file, progress and log
 
     def __post_init__(self):
         check_heads(self.heads)
@@ -171,6 +191,7 @@ class ReadoutsConfig:
         if overlap := [spec for spec in self.select_on if recording_spec(spec)[0].resolve() in trained_on]:
             raise ConfigError(f"--select-on {sorted(overlap)} is also trained on (--real): choose on "
                               "recordings the run never trains on")
+        self._check_copies()
         # The video options train on every source found under their paths (video.find_sources): a path in the
         # recording (its rgb/), or one holding it (the data root), trained on the frames chosen on.
         chosen = [recording_spec(spec)[0].resolve() for spec in self.select_on]
@@ -183,6 +204,18 @@ class ReadoutsConfig:
                     raise ConfigError(f"{option} {path} trains on the --select-on recording {hit} (the same "
                                       "folder, one in it, or one holding it): choose on recordings the run never "
                                       "trains on")
+
+    def _check_copies(self) -> None:
+        """--select-on refused where it is a --real recording under another path (the same poses and intrinsics,
+        recording_fingerprint): samples/hololens_000 and ../shared/data/hololens_dvmvs_000_f00305-00334 hold the
+        same 30 frames, and a checkpoint was chosen on frames the run trained on."""
+        if not (self.real and self.select_on):
+            return
+        trained = {fp: spec for spec in self.real if (fp := recording_fingerprint(recording_spec(spec)[0]))}
+        for spec in self.select_on:
+            if (fp := recording_fingerprint(recording_spec(spec)[0])) in trained:
+                raise ConfigError(f"--select-on {spec} is the --real recording {trained[fp]} under another path (the "
+                                  "same poses and intrinsics): choose on recordings the run never trains on")
 
     @property
     def trains_encoder(self) -> bool:

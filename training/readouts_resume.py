@@ -30,8 +30,9 @@ RESUME_FILE = "resume.pt"
 # --out: the resume file is found in it (a folder spelt otherwise is the same one). --steps is not free: the
 # schedule's cosine decay is laid over it, and the steps already run followed the old one.
 # steps_before: no option, but read from --init (compared itself), which a run continued into its own OUT
-# writes over; the resumed run takes the stored one.
-RESUME_FREE = {"time_budget", "workers", "save_every", "no_progress", "device", "out", "argv", "steps_before"}
+# writes over; the resumed run takes the stored one. run_id: no option, made when a run starts, kept when it resumes.
+RESUME_FREE = {"time_budget", "workers", "save_every", "no_progress", "device", "out", "argv", "steps_before",
+               "run_id"}
 
 
 @dataclasses.dataclass

@@ -28,9 +28,11 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,7 @@ from fourds_ros.model import FourDS, save_checkpoint
 from fourds_ros.model.checkpoint import WEIGHTS_FILE, read_metadata
 
 from .budget import BudgetProbe
+from .pretrain import StopSignals
 from .readouts_card import model_card
 from .readouts_config import ReadoutsConfig, parse_args
 from .readouts_data import Banks, BatchSampler, load_banks, selection_batches, val_batches
@@ -196,6 +199,25 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
     from tqdm import tqdm
 
     bar = tqdm(total=schedule.total, initial=start, desc="readouts", disable=cfg.no_progress)
+    with StopSignals() as signals:
+        run_steps(loop, val, budget, start, bar, signals)
+    bar.close()
+    return history, loop.evals
+
+
+class Stopped(Exception):
+    """A stop signal (SIGINT, SIGTERM) ended the run after a step, its loop state and progress saved."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}")
+        self.signum, self.step = signum, step
+
+
+def run_steps(loop: Loop, val: list[dict], budget: BudgetProbe, start: int, bar, signals: StopSignals) -> None:
+    """fit's steps. A stop signal ends them after the running step with OUT/checkpoint and OUT/resume.pt saved
+    (Stopped), so the same command resumes there. Why: Ctrl-C was a KeyboardInterrupt traceback and SIGTERM
+    (`timeout`, SLURM, systemd) an instant death, the steps since the last --save-every lost (all without it)."""
+    model, cfg, history, schedule, selection = loop.model, loop.cfg, loop.history, loop.schedule, loop.selection
     while len(history) < schedule.total:
         history.append(training_step(loop))
         if not math.isfinite(history[-1]):  # the weights are lost from here: stop, say where
@@ -213,8 +235,11 @@ def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[
         if cfg.save_every and len(history) % cfg.save_every == 0:
             save_and_report(model, cfg, history, schedule.total, selection)
             save_loop(loop)
-    bar.close()
-    return history, loop.evals
+        elif signals.signum:
+            save_progress(model, cfg, len(history))
+            save_loop(loop)
+        if signals.signum:
+            raise Stopped(signals.signum, len(history))
 
 
 def save_loop(loop: Loop) -> None:
@@ -226,7 +251,7 @@ def save_loop(loop: Loop) -> None:
     if loop.pose_copy is not None:
         state["extra"] = {k: v.detach().cpu() for k, v in loop.pose_copy.state_dict().items()}
     meta = {"step": len(loop.history), "config": dataclasses.asdict(loop.cfg), "schedule": loop.schedule.state(),
-            "history": loop.history, "evals": loop.evals}
+            "history": loop.history, "evals": loop.evals, "run_id": loop.cfg.run_id}
     if loop.selection is not None:
         best = loop.selection.best_state
         state["best"] = best_differences(None if best is None else {k: v.cpu() for k, v in best.items()},
@@ -304,8 +329,11 @@ PART_WAY = ("progress", "selected")
 
 
 def checkpoint_metadata(cfg: ReadoutsConfig, steps: int, kind: str = "model") -> dict:
-    return {"steps": steps, "steps_before": cfg.steps_before, "finetune": cfg.finetune,
+    meta = {"steps": steps, "steps_before": cfg.steps_before, "finetune": cfg.finetune,
             "finetune_blocks": cfg.finetune_blocks, "kind": kind}
+    if kind in PART_WAY:  # which run's progress it is (a finished model's metadata stays as it was)
+        meta["run_id"] = cfg.run_id
+    return meta
 
 
 def continued_steps(cfg: ReadoutsConfig) -> int:
@@ -337,7 +365,7 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     (out / "README.md").write_text(model_card(cfg.name, cfg, model, log["loss"], log["final"], command, seconds,
                                               data_seconds, hardware, banks.real_clips, log.get("selection")))
-    (out / "training_log.json").write_text(json.dumps(log) + "\n")
+    (out / "training_log.json").write_text(json.dumps({**log, "run_id": cfg.run_id}) + "\n")
     return out
 
 
@@ -366,21 +394,45 @@ def check_stopped_run(cfg: ReadoutsConfig) -> None:
                      "start over")
 
 
+def logged_run_id(out: Path) -> str | None:
+    """The run id in OUT/training_log.json: the run that finished there last (None: no log, or one without)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return json.loads((out / "training_log.json").read_text()).get("run_id") or None
+    return None
+
+
 def resume_state(cfg: ReadoutsConfig) -> ReadoutsResume | None:
-    """OUT/resume.pt where OUT holds a stopped run's (no finished run's training_log.json written after it), loaded
-    and checked against this run's settings; None where there is none. ResumeError (a ValueError) where it is
-    damaged, or where a setting outside readouts_resume.RESUME_FREE differs: resumed, the steps already run would
-    have followed other settings than the model card records (pretrain's resume_conflicts, likewise)."""
+    """OUT/resume.pt where OUT holds a stopped run's, loaded and checked against this run's settings; None where
+    there is none, or where it is the finished run's whose training_log.json carries its run id (left where that
+    run's end was cut short). ResumeError (a ValueError) where it is damaged, or where a setting outside
+    readouts_resume.RESUME_FREE differs: resumed, the steps already run would have followed other settings than
+    the model card records (pretrain's resume_conflicts, likewise). Why the run id: an earlier finished run's log
+    newer than resume.pt by modification time (a `cp -r`, a checkout of models/fourds_default) had the stopped
+    run's resume.pt deleted and the run started again from step 0 without a word."""
     out = output_dir(cfg)
-    path, log = out / RESUME_FILE, out / "training_log.json"
-    if not path.is_file() or (log.exists() and log.stat().st_mtime >= path.stat().st_mtime):
+    path = out / RESUME_FILE
+    if not path.is_file():
         return None
     resumed = load_resume(path)
+    if resumed.meta.get("run_id") and resumed.meta["run_id"] == logged_run_id(out):
+        return None
     if conflicts := resume_conflicts(resumed.meta["config"], dataclasses.asdict(cfg)):
         raise ResumeError(f"{path} holds a stopped run trained with other settings ({'; '.join(conflicts)}): "
                           "refusing to resume it with these; run its own command again to resume it, or give "
                           f"another --out (or move {out} away) to start afresh")
     return resumed
+
+
+def resume_notice(cfg: ReadoutsConfig, resumed: ReadoutsResume) -> str:
+    """The line a resumed run prints: where it resumes and, where the stopped run's schedule was fitted to its
+    --time-budget and this command gives another, that this one's is not applied (it was ignored without a word:
+    the fitted schedule goes on, as pretrain's does)."""
+    line = f"resuming {output_dir(cfg) / RESUME_FILE} at step {resumed.step}"
+    stored = float(resumed.meta["config"].get("time_budget", 0.0))
+    if resumed.meta["schedule"].get("joint") is not None and cfg.time_budget != stored:
+        line += (f"; its schedule was fitted to --time-budget {stored:g} s ({resumed.meta['schedule']['total']} "
+                 f"steps) and goes on: this command's --time-budget {cfg.time_budget:g} s is not applied")
+    return line
 
 
 def check_writable(out: Path) -> None:
@@ -391,18 +443,28 @@ def check_writable(out: Path) -> None:
         pass
 
 
+def check_init_is_not_out(cfg: ReadoutsConfig) -> None:
+    """ValueError where --init is the output folder itself: the run writes its model over the one it starts from,
+    and the same command run again trains on from its own output (each run adding to the last, steps_before 0)."""
+    if cfg.init and Path(cfg.init).resolve() == output_dir(cfg).resolve():
+        raise ValueError(f"--init {cfg.init} is the output folder (--out {output_dir(cfg)}): the run would write "
+                         "over the model it starts from; give another --out")
+
+
 def train(cfg: ReadoutsConfig) -> dict:
     """The run, or a stopped run's rest where OUT holds its resume file (resume_state): its command run again
-    resumes it."""
+    resumes it. Stopped where a stop signal ended it (saved, resumable)."""
+    check_init_is_not_out(cfg)
     resumed = resume_state(cfg)
     # A resumed run goes on with the steps_before it started with: --init's progress, which the stopped run
     # itself wrote over when it was continued into its own OUT, would read as more (and it was refused).
     cfg = dataclasses.replace(cfg, steps_before=int(resumed.meta["config"].get("steps_before", 0)) if resumed
-                              else continued_steps(cfg))
+                              else continued_steps(cfg),
+                              run_id=(resumed and resumed.meta.get("run_id")) or uuid.uuid4().hex)
     if resumed is None:
         check_stopped_run(cfg)
     check_writable(output_dir(cfg))
-    if resumed is None:  # a finished run's, left where its end was cut short: not this run's
+    if resumed is None:  # none, or the finished run's (its log has its run id), left where its end was cut short
         (output_dir(cfg) / RESUME_FILE).unlink(missing_ok=True)
     torch.manual_seed(cfg.seed)
     device = torch.device(resolve_device(cfg.device))
@@ -415,7 +477,7 @@ def train(cfg: ReadoutsConfig) -> dict:
                                      start_is_candidate=cfg.init is not None, no_worse=cfg.select_no_worse)
                  if cfg.select_on else None)
     if resumed is not None:
-        print(f"resuming {output_dir(cfg) / RESUME_FILE} at step {resumed.step}", flush=True)
+        print(resume_notice(cfg, resumed), flush=True)
     elif selection is not None:  # the start's scores: what every later progress line is compared with
         print(f"step 0 selection score {selection.consider(model, 0):.4f} ({selection.summary()})", flush=True)
     start = time.perf_counter()
@@ -436,6 +498,9 @@ def train(cfg: ReadoutsConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     try:
         result = train(parse_args(sys.argv[1:] if argv is None else argv))
+    except Stopped as e:
+        print(f"{e}, saved: the same command resumes it", file=sys.stderr)
+        return 128 + e.signum
     except (ValueError, OSError, FloatingPointError) as e:  # OSError: a missing input, an --out it cannot write
         print(f"error: {e}", file=sys.stderr)
         return 2
