@@ -631,3 +631,27 @@ def test_a_fallback_folder_left_by_a_dead_process_is_removed_by_the_next_one_and
     finally:
         live.terminate()
         live.wait(timeout=30)
+
+
+def test_an_export_in_progress_or_killed_under_umask_002_does_not_make_the_cache_refuse_itself(tmp_path):
+    """Two nodes starting on a cold cache, or a node stopped by SIGTERM during its first export, under a login
+    shell's umask 002: export_onnx's staging folder (dot-named, never read) held a group-writable `traced/`, the
+    cache walked into it and refused itself as unsafe at every later start (TensorRT rebuilt its engine each boot).
+    A writer's dot-named temporaries are not checked; the staging folder is made private anyway."""
+    from fourds_ros.engine.engine_cache import secure_cache_dir
+
+    root = tmp_path / "cache"
+    key_dir = root / "onnx" / "k"
+    key_dir.mkdir(parents=True)
+    for folder in (root, root / "onnx", key_dir):
+        folder.chmod(0o700)
+    staging = key_dir / ".model.onnx.abcd1234"  # export_onnx's TemporaryDirectory (0700)
+    staging.mkdir(mode=0o700)
+    (staging / "traced").mkdir()
+    (staging / "traced").chmod(0o775)  # traced.parent.mkdir() under umask 002
+    (staging / "traced" / "model.onnx").write_bytes(b"x")
+    (staging / "traced" / "model.onnx").chmod(0o664)
+    assert secure_cache_dir(root) == root
+    (key_dir / "model.onnx").write_bytes(b"x")
+    (key_dir / "model.onnx").chmod(0o664)  # what the cache reads is still checked
+    assert secure_cache_dir(root) != root

@@ -120,7 +120,10 @@ def unsafe_entry(root: str | Path) -> tuple[Path, str] | None:
     if (reason := unsafe_dir_reason(root)) is not None:
         return root, reason
     for folder, dirs, files in os.walk(root):  # symbolic links to folders are listed in dirs, not entered
-        for name in (*dirs, *files):
+        # A writer's temporaries (dot-named, never read: another process's export in progress, or one a
+        # killed process left, made under its umask) are neither checked nor entered.
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in (*dirs, *(f for f in files if not f.startswith("."))):
             entry = Path(folder, name)
             try:
                 reason = "a symbolic link" if entry.is_symlink() else unsafe_dir_reason(entry)

@@ -125,7 +125,7 @@ def export_onnx(
     make_private_dirs(out.parent)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         traced = Path(tmp) / "traced" / out.name
-        traced.parent.mkdir()
+        traced.parent.mkdir(mode=0o700)
         with warnings.catch_warnings(), torch.no_grad():
             # The legacy-exporter deprecation notice and tracer warnings about the shape-constant
             # position-embedding branch are expected: shapes are fixed by design.
