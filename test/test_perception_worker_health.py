@@ -239,6 +239,33 @@ def test_flush_due_only_when_idle_for_flush_after_s(make_worker):
     assert worker.flush_due(0.05)  # real clock
 
 
+def test_flush_waits_for_a_slow_node_clock_and_not_for_a_stopped_one(make_worker):
+    """Under use_sim_time with /clock at 1/20 of real time (`ros2 bag play --rate 0.05`, a simulator at a real-time
+    factor of 0.05) a 10 Hz camera's frames come 2 s apart in steady time, 0.1 s on the node's clock: at
+    flush_after_s 1 every frame was flushed as a clip of its own. Due once the node's clock has passed flush_after_s
+    since the last input too, or stood still for flush_after_s of steady time (a bag that ended, a paused /clock)."""
+    worker = make_worker(GatedRun())  # not started: nothing in inference
+    sim = 100 * 10**9
+    for _ in range(3):  # a frame every 2 s; the flush timer reads the node's clock every 0.1 s, 5 ms of sim time
+        worker.touch(sim)
+        start = worker.last_activity
+        for k in range(1, 20):
+            assert not worker.flush_due(1.0, now=start + k * 0.1, node_ns=sim + k * 5 * MS), k
+        sim += 100 * MS
+    worker.touch(sim)  # the last frame; then the clock stops with it
+    start = worker.last_activity
+    assert not worker.flush_due(1.0, now=start + 0.5, node_ns=sim)
+    assert worker.flush_due(1.0, now=start + 1.05, node_ns=sim)  # stood still 1 s: the bag ended
+    worker.touch(sim)  # the clock runs on (a simulator whose camera stopped): due once it passed 1 s too
+    start = worker.last_activity
+    assert not worker.flush_due(1.0, now=start + 5.0, node_ns=sim + 900 * MS)
+    assert worker.flush_due(1.0, now=start + 5.1, node_ns=sim + 1000 * MS)
+    worker.touch(sim)  # a live system clock passes with the steady one
+    start = worker.last_activity
+    assert not worker.flush_due(1.0, now=start + 0.9, node_ns=sim + 900 * MS)
+    assert worker.flush_due(1.0, now=start + 1.05, node_ns=sim + 1050 * MS)
+
+
 def test_flush_not_due_while_a_clip_waits(make_worker):
     worker = make_worker(GatedRun())  # not started: the clip stays queued
     worker.submit(make_clip(1, 2))
@@ -565,6 +592,34 @@ def test_stall_clock_starts_when_input_restarts(clock):
     health.frame_received(stamp)
     level, message = health.level(state())  # 5.2 s of input, no output: a stall
     assert level == WARN and "no frame described" in message
+
+
+def test_a_slow_sim_clock_is_no_stall_and_a_stall_on_it_still_warns(clock):
+    """A 10 Hz camera on a /clock at 0.15x real time (a bag at --rate 0.15, a simulator at a real-time factor of
+    0.15): a frame every 0.67 s of steady time, a clip every 4 frames (2.7 s of steady time, 0.4 s of the node's
+    clock) keeps up, and read WARN "no frame described for 2 s while input arrives" at stall_warn_s 2. Frames that
+    stop being described for stall_warn_s of the node's clock (and of steady time) still WARN."""
+    sim = [100 * 10**9]
+    health = NodeHealth(lambda m: None, now_ns=lambda: sim[0])
+    health.stall_warn_s = 2.0
+    health.activated()
+    stamps = []
+    for i in range(16):
+        clock.t += 0.667
+        sim[0] += 100 * MS
+        health.frame_received(sim[0])
+        stamps.append(sim[0])
+        if i % 4 == 3:
+            health.record_clip(stamps[-4:], 0.01, 0.01)
+        level, message = health.level(state(image_publishers=1))
+        assert level == OK, (i, message)
+    for i in range(21):  # inference stuck: 2.1 s of the node's clock, 14 s of steady time
+        clock.t += 0.667
+        sim[0] += 100 * MS
+        health.frame_received(sim[0])
+        level, message = health.level(state(image_publishers=1))
+        assert level == OK or i == 20, (i, message)
+    assert level == WARN and "no frame described for 14 s while input arrives" in message, message
 
 
 def test_image_publishers_that_deliver_no_frame_warn_after_the_qos_event_is_old(clock):

@@ -289,6 +289,10 @@ class NodeHealth:
         # The node's clock as last sampled, and when (monotonic) it was last seen to move (None: never, as a
         # fixed test clock): under use_sim_time a paused bag or simulator stops it together with the frames.
         self._clock_seen, self._clock_moved_at = None, None
+        # The node's clock at the last output and when input last (re)started (None: not yet): the stall rule
+        # times those on it too (_stall_on_node_clock).
+        self._out_ns: int | None = None
+        self._input_since_ns: int | None = None
         # Jumps of the node's clock so far (clock_jumped), and under which count each recent stamp came in: the
         # latency of a frame taken in before a jump spans it (a seek of 10 s read 10 s latency, WARN for a minute).
         self._clock_jumps = 0
@@ -319,9 +323,11 @@ class NodeHealth:
         """A frame reached the callback. publisher, sequence: the DDS writer and its publication
         sequence number (rclpy's MessageInfo), which count reliable-QoS loss exactly. received_ns:
         when the middleware received it (MessageInfo's received_timestamp, system clock)."""
-        now = time.monotonic()
+        now, now_ns = time.monotonic(), self.now_ns()
         if now - self.last_in >= self.stall_warn_s:  # no input as far as the stall rule saw: it restarts
-            self.input_since = now
+            self.input_since, self._input_since_ns = now, now_ns
+        elif self._input_since_ns is None:  # the first frame, within stall_warn_s of the start
+            self._input_since_ns = now_ns
         self.counts["frames_in"] += 1
         if received_ns:
             self.queue_ms.append((time.time_ns() - received_ns) / 1e6)
@@ -338,7 +344,6 @@ class NodeHealth:
         self._came_in.move_to_end(stamp_ns)
         if len(self._came_in) > FRAME_WINDOW_FRAMES:
             self._came_in.popitem(last=False)
-        now_ns = self.now_ns()
         offset_ms = (now_ns - stamp_ns) / 1e6
         if on_node_clock(offset_ms):
             self.transport_ms.append(offset_ms)
@@ -424,7 +429,7 @@ class NodeHealth:
             if len(on_clock) == len(stamps_ns):
                 self.clip_latency_ms.append(latencies[-1])
             self.counts["frames_out"] += len(stamps_ns)
-            self.last_out = time.monotonic()
+            self._out_ns, self.last_out = now_ns, time.monotonic()  # the node's clock first: see _stall_on_node_clock
 
     def level(self, state: NodeState) -> tuple[int, str]:
         if state.failure:
@@ -472,7 +477,8 @@ class NodeHealth:
             self._clock_moved_at = now
         self._clock_seen = clock_ns
         if now - self.last_in < self.stall_warn_s:
-            if now - max(self.last_out, self.input_since) > self.stall_warn_s:
+            stalled = now - max(self.last_out, self.input_since) > self.stall_warn_s
+            if stalled and self._stall_on_node_clock(clock_ns, now):
                 return [f"no frame described for {now - self.last_out:.0f} s while input arrives"]
             return []
         silent_s = now - max(self.last_in, self.active_since)
@@ -482,6 +488,17 @@ class NodeHealth:
             return []
         cause = " (their QoS is incompatible with image_qos)" if self.errors["incompatible_qos"] else ""
         return [f"{state.image_publishers} image publisher(s) but no frame arrived for {silent_s:.0f} s{cause}"]
+
+    def _stall_on_node_clock(self, clock_ns: int, now: float) -> bool:
+        """Whether the node's clock has passed stall_warn_s too since the stall rule's start (the last output, or
+        when input started): under use_sim_time a /clock at a tenth of real time (a bag at --rate 0.1, a simulator
+        at a real-time factor of 0.1) described a clip every 0.7 s of its time, 7 s of steady time, and the node read
+        WARN while it kept up. A node's clock that is not moving (a paused /clock, none yet), stepped back (a bag
+        loop), or not read at that start says nothing: steady time alone. A live system clock passes with it."""
+        since_ns = self._out_ns if self.last_out > self.input_since else self._input_since_ns
+        if since_ns is None or self._clock_moved_at is None or now - self._clock_moved_at > 1.0:
+            return True
+        return not 0 <= clock_ns - since_ns <= self.stall_warn_s * 1e9
 
     def _reference_problems(self, status: dict, now: float) -> list[str]:
         """With a reference for the metric scale (status: PerceptionPipeline.status): its scale still not

@@ -169,7 +169,7 @@ class FrameIntake:
     def flush_if_idle(self) -> None:
         """Input idle with nothing in inference: a clip of the last frames describes the ones after
         the last clip, which would otherwise wait for the next hop, or for the reset that ends them."""
-        if self.worker.flush_due(self.settings.clip.flush_after_s):
+        if self.worker.flush_due(self.settings.clip.flush_after_s, node_ns=self.health.now_ns()):
             with self.sync_lock:  # no next frame came to judge a held one: it is taken
                 self._add_all(self.stamps.release(), checked=True)
             self._flush()
@@ -261,7 +261,7 @@ class FrameIntake:
                 self._advise_rotation(mount)
             clip, reason = self.pipeline.add_frame(rgb, stamp_ns, frame_id, k, encoding, camera_hw=camera_hw,
                                                    lens=self.camera.lens)
-            self.worker.touch()
+            self.worker.touch(self.health.now_ns())
         if reason == OUT_OF_ORDER:
             self.health.warn(reason, "dropping a frame not newer than the one before it (a late or repeated stamp)")
         elif reason:

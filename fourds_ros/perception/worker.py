@@ -62,6 +62,11 @@ class InferenceWorker:
         self.abandoned = False  # stop gave up on the running clip: its results count nowhere (guarded by cv)
         self.frames_abandoned = 0  # that clip's frames, for discard (guarded by cv)
         self.last_activity = time.monotonic()  # a frame buffered or a clip finished
+        # The node's clock (/clock under use_sim_time) at the last input, the value last seen, and when (monotonic)
+        # it was last seen to change: flush_due times the idle input on it too. None: not read yet.
+        self.input_ns: int | None = None
+        self._clock_seen: int | None = None
+        self._clock_moved_at = self.last_activity
 
     def start(self) -> None:
         self.running = True
@@ -115,21 +120,42 @@ class InferenceWorker:
         with self.cv:
             return bool(self.queue)
 
-    def touch(self) -> None:
-        """Input arrived: the idle-flush clock restarts."""
+    def touch(self, node_ns: int | None = None) -> None:
+        """Input arrived (node_ns: the node's clock then), or a clip finished: the idle-flush clock restarts."""
         self.last_activity = time.monotonic()
+        if node_ns is not None:
+            self.input_ns = node_ns
+            self._watch_clock(node_ns, self.last_activity)
 
     def idle(self) -> bool:
         """Nothing waiting for or in inference."""
         with self.cv:
             return not self.frames_in_inference and not self.queue
 
-    def flush_due(self, flush_after_s: float, now: float | None = None) -> bool:
+    def flush_due(self, flush_after_s: float, now: float | None = None, node_ns: int | None = None) -> bool:
         """The input has been idle for flush_after_s (> 0) and nothing is waiting for or in
         inference: the frames after the last clip should be described now (a stopped camera,
-        the end of a bag), not after the next hop."""
+        the end of a bag), not after the next hop. node_ns: the node's clock now, which must have
+        passed flush_after_s since the last input too (_idle_on_node_clock)."""
         now = time.monotonic() if now is None else now
-        return flush_after_s > 0 and now - self.last_activity >= flush_after_s and self.idle()
+        if node_ns is not None:
+            self._watch_clock(node_ns, now)
+        return (flush_after_s > 0 and now - self.last_activity >= flush_after_s
+                and self._idle_on_node_clock(flush_after_s, now, node_ns) and self.idle())
+
+    def _idle_on_node_clock(self, flush_after_s: float, now: float, node_ns: int | None) -> bool:
+        """Whether the node's clock has passed flush_after_s since the last input, or stood still for flush_after_s
+        of steady time (a bag that ended, a paused /clock, none yet): under use_sim_time a /clock at 1/20 of real
+        time brought a 10 Hz camera's frames 2 s apart in steady time, 0.1 s on the node's, and each frame was
+        flushed as a clip of its own (hop times the inference). A clock stepped back past the last input (a bag
+        loop), or not read, says nothing: steady time alone. A live system clock passes with the steady one."""
+        if node_ns is None or self.input_ns is None or now - self._clock_moved_at >= flush_after_s:
+            return True
+        return not 0 <= node_ns - self.input_ns < flush_after_s * 1e9
+
+    def _watch_clock(self, node_ns: int, now: float) -> None:
+        if node_ns != self._clock_seen:
+            self._clock_seen, self._clock_moved_at = node_ns, now
 
     def pending_frames(self) -> int:
         """Frames waiting for or in inference (not yet counted out or dropped)."""
