@@ -655,3 +655,101 @@ def test_an_export_in_progress_or_killed_under_umask_002_does_not_make_the_cache
     (key_dir / "model.onnx").write_bytes(b"x")
     (key_dir / "model.onnx").chmod(0o664)  # what the cache reads is still checked
     assert secure_cache_dir(root) != root
+
+
+# One process of test_two_processes_starting_at_once_build_once: the node's entry point (create_engine) on a
+# shared cache once both are ready; the export and the TensorRT build (test double) take 2 s longer, as a real
+# model's do, so that the other process looks into the cache while this one builds.
+BUILD_RACE_CHILD = r"""
+import logging, sys, time
+from pathlib import Path
+
+tag, model, cache, sync, backend = sys.argv[1:]
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
+from fourds_ros.engine import create_engine, export, tensorrt_backend
+from test.fake_tensorrt import FakeTensorRT
+
+
+def slow(build):
+    def slowly(*args, **kwargs):
+        time.sleep(2.0)
+        return build(*args, **kwargs)
+    return slowly
+
+
+export.export_onnx = slow(export.export_onnx)
+tensorrt_backend.build_serialized_engine = slow(tensorrt_backend.build_serialized_engine)
+sys.modules["tensorrt"] = FakeTensorRT()
+tensorrt_backend.cuda_gpu = lambda device: ("Fake Orin", (8, 7))
+Path(sync, tag).touch()
+while not Path(sync, "go").exists():
+    time.sleep(0.005)
+engine = create_engine(model, backend, device="cpu", precision="fp32", num_queries=8, cache_dir=cache)
+print("opened", engine.describe(), "rebuilt" if getattr(engine, "rebuilt", False) else "")
+"""
+
+
+@pytest.mark.parametrize("backend, builds", [
+    ("onnxruntime", ("exporting ", "making the fused graph")),
+    ("tensorrt", ("exporting ", "building TensorRT engine")),
+])
+def test_two_processes_starting_at_once_build_once(tiny_model_dir, tmp_path, backend, builds):
+    """Two nodes on one robot started together on an empty cache: both found it empty, and both exported and fused
+    the graph (16-20 s each on 2 cores against 3-4 s alone) and, with TensorRT, both built the engine on one GPU
+    (minutes and GBs on a Jetson). Now the first builds and the second waits for it, then takes what it made."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    children = [subprocess.Popen([sys.executable, "-c", BUILD_RACE_CHILD, tag, str(tiny_model_dir),
+                                  str(tmp_path / "cache"), str(sync), backend], cwd=repo, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for tag in "AB"]
+    try:
+        deadline = time.monotonic() + 120
+        while not all((sync / tag).exists() for tag in "AB") and time.monotonic() < deadline:
+            assert all(child.poll() is None for child in children), [child.communicate() for child in children]
+            time.sleep(0.01)
+        (sync / "go").touch()
+        outs = [child.communicate(timeout=120)[0] for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+                child.wait(timeout=30)
+    assert [child.returncode for child in children] == [0, 0], outs
+    for step in builds:
+        assert sum(out.count(step) for out in outs) == 1, (step, outs)
+    if backend == "tensorrt":
+        assert sorted(out.count(" rebuilt") for out in outs) == [0, 1], outs  # the other found it cached
+    assert all(out.count("waiting for another process's build of the ONNX graph") <= 1 for out in outs), outs
+    assert not list((tmp_path / "cache").rglob("*.lock")), "a lock file was left in the cache"
+
+
+def test_a_build_lock_is_waited_for_with_one_message_and_leaves_nothing(tmp_path, caplog):
+    """build_lock: an exclusive flock on a 0600 file, waited for (logged once) while another holder has it, and
+    removed when released (the cache's folders hold only what they held before)."""
+    import threading
+
+    from fourds_ros.engine.engine_cache import build_lock
+
+    from .conftest import wait_for
+
+    path = tmp_path / "onnx" / "key" / ".build.lock"
+    order = []
+
+    def second():
+        with build_lock(path, "the ONNX graph of key"):
+            order.append("second")
+
+    with caplog.at_level(logging.INFO, logger="fourds_ros.engine.engine_cache"):
+        with build_lock(path, "the ONNX graph of key"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_bytes() == b""
+            waiter = threading.Thread(target=second)
+            waiter.start()
+            assert wait_for(lambda: caplog.records, 10.0)  # the second holder waits, and says so
+            time.sleep(0.2)
+            order.append("first")
+        waiter.join(timeout=10)
+    assert order == ["first", "second"]
+    assert [r.getMessage() for r in caplog.records] == ["waiting for another process's build of the ONNX graph of key"]
+    assert list(path.parent.iterdir()) == []

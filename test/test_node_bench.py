@@ -311,6 +311,33 @@ def test_another_nodes_diagnostics_do_not_read_as_the_nodes():
     assert is_idle(quiet + [diagnostics(4_000_000_000, "realsense2_camera: Camera", fps=30)])
 
 
+def test_another_instance_of_the_nodes_diagnostics_do_not_read_as_its_own():
+    """Two instances of the node in one domain (/front and /rear cameras on one robot): /diagnostics is global,
+    and a run took any status named '<node>: perception' as its node's, so the front run reported the rear
+    node's counts, and waited for idle on the rear node while the front one still had frames pending."""
+    from fourds_ros.bench.node import last_status
+    from fourds_ros.ros.harness import NodeRun
+    from fourds_ros.ros.probe import is_idle
+
+    def diagnostics(t_s, node, **values):
+        return {"topic": "/diagnostics", "recv_ns": t_s * 1_000_000_000, "status": [
+            {"name": f"{node}: perception", "level": 0, "message": node, "values": {k: str(v) for k, v in values.items()}}]}
+
+    def result(ours):  # our node with frames still pending, then the rear one, idle
+        records = [diagnostics(t, ours, frames_in=100, frames_out=90, frames_pending=10) for t in (1, 3)]
+        records += [diagnostics(t, "/rear/fourds_perception", frames_in=50, frames_out=50, frames_pending=0)
+                    for t in (4, 6)]
+        return {"published": [], "records": records, "events": []}
+
+    root = result("/fourds_perception")  # the node at the root, as the benchmark runs it
+    assert NodeRun(root, "", None, True).last_diagnostics()["message"] == "/fourds_perception"
+    assert last_status(root, 10**10)["message"] == "/fourds_perception"
+    assert not is_idle(root["records"])
+    front = result("/front/fourds_perception")
+    assert NodeRun(front, "", None, True, namespace="front").last_diagnostics()["message"] == "/front/fourds_perception"
+    assert not is_idle(front["records"], namespace="front") and is_idle(front["records"], namespace="rear")
+
+
 def test_a_node_that_dies_during_a_run_fails_the_benchmark(monkeypatch, tmp_path):
     """The node's exit was never looked at: a crash in step 3 gave later rows of 0 % described, a peak rate of the
     earlier steps, and exit 0."""

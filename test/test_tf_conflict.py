@@ -155,9 +155,8 @@ def test_a_second_instance_of_the_node_on_the_same_tf_is_named(tiny_model_dir, r
         run = run_beside([], {"model": str(tiny_model_dir), **PARAMS}, tmp_path / "front", ros_env)
     finally:
         stop_process(rear)
-    statuses = [s for s in map(perception_status, run.records("/diagnostics")) if s is not None]
-    for name in ("/fourds_perception: perception", "/rear/fourds_perception: perception"):
-        last = [s for s in statuses if s["name"] == name][-1]
+    for namespace in ("", "rear"):
+        last = [s for r in run.records("/diagnostics") if (s := perception_status(r, namespace)) is not None][-1]
         assert int(last["values"].get("errors_tf_conflict", 0)) > 0 and last["level"] == 1, last
     assert "by another instance of this node, /rear/fourds_perception" in run.node_log, run.node_log
     assert "by another instance of this node, /fourds_perception" in log_path.read_text()

@@ -7,7 +7,9 @@ Layout under the cache directory:
 Every graph and engine has a sidecar `<file>.sha256` (sha256sum format: one "<hex>  <name>" line per
 file, the graph's external data included) written after it and checked before it is used. A graph made
 from model.onnx (model.fused.onnx, model.int8.onnx) also has `<file>.source`: a copy of model.onnx's
-sidecar when it was made, so it is made again only when model.onnx's bytes changed.
+sidecar when it was made, so it is made again only when model.onnx's bytes changed. A process that
+exports or builds one holds an flock on a dot-named lock file beside it (build_lock), so a second
+process starting at once waits for it and uses it instead of building it too.
 
 What is in the cache gets executed (a graph decides what the node publishes), so the cache root
 must be private: secure_cache_dir creates it 0700 and refuses one that is group- or world-writable
@@ -249,6 +251,63 @@ def sweep_stale_temps(directory: str | Path, max_age_s: float = STALE_TEMP_S) ->
                     entry.unlink()
                 removed.append(entry)
     return removed
+
+
+# A key folder's lock (onnx/<key>/.build.lock; tensorrt/.<key>.build.lock for an engine): dot-named, as a
+# writer's temporaries (unsafe_entry passes over them), and never read for content.
+BUILD_LOCK = ".build.lock"
+
+
+@contextlib.contextmanager
+def build_lock(path: str | Path, what: str, logger: logging.Logger | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on the lock file `path` (made 0600) while the caller looks for `what` in the
+    cache again and builds it when it is still missing. Why: two processes starting at once (two nodes on one
+    robot) both found the cache empty and both exported and fused the graph, and with TensorRT both built the
+    engine on one GPU (minutes and GBs on a Jetson); now the second waits (saying so once) and then finds the
+    first's. The file is removed before it is released, so a cache keeps none once its builds are done."""
+    path = Path(path)
+    fd = _locked(path, what, logger or log)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def _locked(path: Path, what: str, logger: logging.Logger) -> int:
+    """A descriptor of `path` holding its exclusive flock, waited for when another process holds it."""
+    said = False
+    while True:
+        make_private_dirs(path.parent)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        except FileNotFoundError:  # its folder went meanwhile (a failed first export removes it): made again
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not said:
+                    logger.info("waiting for another process's build of %s", what)
+                    said = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_file_at(fd, path):
+                os.utime(fd)  # sweep_stale_temps removes old dot-files: not a held lock a killed process left
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder removed that file when done: the lock is now the path's new file's
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 @contextlib.contextmanager

@@ -34,8 +34,8 @@ from torch import Tensor, nn
 from ..model import CheckpointError, FourDS
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, check_num_queries
 from .engine_cache import (
-    checkpoint_key, make_private_dirs, onnx_files, secure_cache_dir, sidecar_problem, sweep_stale_temps,
-    writable_entry_dir, write_sidecar,
+    BUILD_LOCK, build_lock, checkpoint_key, make_private_dirs, onnx_files, secure_cache_dir, sidecar_problem,
+    sweep_stale_temps, writable_entry_dir, write_sidecar,
 )
 
 log = logging.getLogger(__name__)
@@ -229,16 +229,16 @@ def cached_onnx(
             return path  # nothing to write: a prebuilt cache may be read-only
         logger.warning("cached ONNX graph %s %s; exporting it again", path, problem)
     key_dir = writable_entry_dir(key_dir, root, logger)
-    if key_dir != path.parent:  # the private temporary directory: this process may have exported it there
-        path = key_dir / ONNX_FILE
-        if path.exists() and not force and sidecar_problem(path) is None:
-            return path
-    sweep_stale_temps(key_dir)
+    path = key_dir / ONNX_FILE  # or in the private temporary directory, where this process may have exported it
     try:
-        model = model if model is not None else load_checkpoint(model_dir)
-        logger.info("exporting %s to ONNX (%s) at %s", model_dir, precision, path)
-        export_onnx(model, path, num_queries=num_queries, precision=precision)
-        write_sidecar(path)
+        with build_lock(key_dir / BUILD_LOCK, f"the ONNX graph {path}", logger):
+            if path.exists() and not force and sidecar_problem(path) is None:  # exported while this one waited
+                return path
+            sweep_stale_temps(key_dir)
+            model = model if model is not None else load_checkpoint(model_dir)
+            logger.info("exporting %s to ONNX (%s) at %s", model_dir, precision, path)
+            export_onnx(model, path, num_queries=num_queries, precision=precision)
+            write_sidecar(path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             key_dir.rmdir()  # only when empty: a failed first export leaves no folder behind

@@ -23,8 +23,8 @@ import numpy as np
 
 from .base import EngineError, EngineSpec, InferenceEngine
 from .engine_cache import (
-    atomic_path, secure_cache_dir, sidecar_problem, source_record_problem, writable_entry_dir, write_sidecar,
-    write_source_record,
+    BUILD_LOCK, atomic_path, build_lock, secure_cache_dir, sidecar_problem, source_record_problem, writable_entry_dir,
+    write_sidecar, write_source_record,
 )
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging
 
     maker = f"onnxruntime {ort.__version__}"  # its optimizer fused the graph, its quantizer made the int8 one
 
-    def problem_of(graph: Path) -> str | None:  # hashes the graph: once per place looked at
+    def problem_of(graph: Path) -> str | None:  # hashes the graph: once per place and look
         return None if force or not graph.exists() else sidecar_problem(graph) or source_record_problem(graph, source, maker)
 
     out = source.with_name(f"{source.stem}.{suffix}.onnx")
@@ -83,10 +83,13 @@ def _derived_graph(source: Path, suffix: str, make, force: bool, logger: logging
     if problem:
         logger.warning("cached %s graph %s %s; making it again", suffix, out, problem)
     if force or not out.exists() or problem:
-        logger.info("making the %s graph of %s", suffix, source)
         try:
-            make(source, out)
-            write_source_record(out, source, maker)  # after the graph: a record never vouches for a half-made one
+            with build_lock(out.parent / BUILD_LOCK, f"the {suffix} graph {out}", logger):
+                if not force and out.exists() and problem_of(out) is None:  # made while this process waited
+                    return out
+                logger.info("making the %s graph of %s", suffix, source)
+                make(source, out)
+                write_source_record(out, source, maker)  # after the graph: a record never vouches for a half-made one
         except OSError as exc:  # a full disk or a read-only cache
             raise EngineError(f"cannot write the {suffix} graph {out}: {exc.strerror or exc}") from exc
     return out

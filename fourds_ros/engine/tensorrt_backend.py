@@ -27,7 +27,9 @@ import torch
 
 from .base import DEFAULT_NUM_QUERIES, EngineError, EngineSpec, InferenceEngine, device_scope
 from .engine_cache import (
+    BUILD_LOCK,
     atomic_write_bytes,
+    build_lock,
     default_cache_dir,
     digest,
     secure_cache_dir,
@@ -179,19 +181,15 @@ class TensorRTEngine(InferenceEngine):
             written = writable_entry_dir(engine_dir, self.cache_root, self.log)
             if written != engine_dir:  # a prebuilt cache without this engine: the private directory's
                 engine = self._from_private_directory(written, force_engine_update)
-        self.rebuilt = engine is None
+        self.rebuilt = False
         if engine is None:
-            data = build_serialized_engine(trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log,
-                                           self.precision)
-            try:
-                atomic_write_bytes(self.engine_path, data)
-                write_sidecar(self.engine_path)
-            except OSError as exc:  # a full disk: this run uses the engine it built; the next builds again
-                self.log.warning("cannot cache the TensorRT engine at %s (%s): using it from memory, it is built "
-                                 "again at the next start", self.engine_path, exc.strerror or exc)
-            engine = self._deserialize(data)
-            if engine is None:
-                raise EngineError(f"TensorRT cannot deserialize the engine it just built ({self.engine_path})")
+            lock = self.engine_path.with_name(f".{self.engine_path.stem}{BUILD_LOCK}")
+            with build_lock(lock, f"the TensorRT engine {self.engine_path}", self.log):
+                # Looked for again under the lock: another process may have built it while this one waited.
+                engine = None if force_engine_update else self._load_cached(warn=False)
+                if engine is None:
+                    engine = self._build(onnx_path, workspace_bytes)
+                    self.rebuilt = True
         self.engine = engine
         self.context = engine.create_execution_context()
         if self.context is None:
@@ -199,6 +197,21 @@ class TensorRTEngine(InferenceEngine):
         # A dedicated stream: inference does not serialise with other torch work on the default one.
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.buffers = self._bind_buffers()
+
+    def _build(self, onnx_path: str | Path, workspace_bytes: int):
+        """Build the engine, cache it (with its sidecar) and deserialize it."""
+        data = build_serialized_engine(self.trt, onnx_path, self.timing_cache_path, workspace_bytes, self.log,
+                                       self.precision)
+        try:
+            atomic_write_bytes(self.engine_path, data)
+            write_sidecar(self.engine_path)
+        except OSError as exc:  # a full disk: this run uses the engine it built; the next builds again
+            self.log.warning("cannot cache the TensorRT engine at %s (%s): using it from memory, it is built "
+                             "again at the next start", self.engine_path, exc.strerror or exc)
+        engine = self._deserialize(data)
+        if engine is None:
+            raise EngineError(f"TensorRT cannot deserialize the engine it just built ({self.engine_path})")
+        return engine
 
     def _from_private_directory(self, private: Path, force_engine_update: bool):
         """Move the engine's and the timing cache's paths into `private` (writable_entry_dir's fallback for a
@@ -212,19 +225,21 @@ class TensorRTEngine(InferenceEngine):
                 shutil.copyfile(prebuilt_timing, self.timing_cache_path)
         return None if force_engine_update else self._load_cached()
 
-    def _load_cached(self):
+    def _load_cached(self, warn: bool = True):
         """The cached engine when it exists, matches its SHA-256 sidecar and deserializes; else None
-        (with a WARNING saying why). The bytes hashed are the bytes deserialized."""
+        (with a WARNING saying why, unless not `warn`: a second look, after the first said it). The bytes
+        hashed are the bytes deserialized."""
         if not self.engine_path.exists():
             return None
         data = self.engine_path.read_bytes()
+        say = self.log.warning if warn else self.log.debug
         problem = sidecar_problem(self.engine_path, data)
         if problem is not None:
-            self.log.warning("TensorRT engine %s %s; rebuilding it", self.engine_path, problem)
+            say("TensorRT engine %s %s; rebuilding it", self.engine_path, problem)
             return None
         engine = self._deserialize(data)
         if engine is None:
-            self.log.warning(
+            say(
                 "TensorRT engine %s cannot be deserialized (corrupt, or built by another TensorRT: "
                 "version tag does not match); rebuilding it", self.engine_path)
         return engine

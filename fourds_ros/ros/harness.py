@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from ..ros_env import ros_environment, run_ros_process, stop_ros_process
-from .launch_logic import PARAMS_KEY, command_line, module_command, node_plan
+from .launch_logic import NODE_NAME, PARAMS_KEY, command_line, module_command, node_name, node_plan
 
 
 @dataclass
@@ -22,21 +22,23 @@ class NodeRun:
     node_log: str
     node_returncode: int | None
     node_alive_after_plan: bool
+    namespace: str = ""  # the node's
 
     def records(self, topic: str) -> list[dict]:
         return [r for r in self.result["records"] if r["topic"] == topic]
 
     def last_diagnostics(self) -> dict:
-        diags = [s for s in map(perception_status, self.records("/diagnostics")) if s is not None]
+        diags = [s for r in self.records("/diagnostics") if (s := perception_status(r, self.namespace)) is not None]
         return diags[-1] if diags else {}
 
 
-def perception_status(record: dict) -> dict | None:
-    """The perception node's status in a probe's /diagnostics record (named '<the node's full
-    name>: perception', whatever the node is called), None in another node's message: on a robot
-    a camera driver publishes /diagnostics too, and its status read as the node's made the counts
-    drop to 0 mid-run."""
-    return next((s for s in record.get("status") or [] if s["name"].endswith(": perception")), None)
+def perception_status(record: dict, namespace: str = "") -> dict | None:
+    """The status of the perception node in `namespace` in a probe's /diagnostics record (named '<the node's
+    full name>: perception'), None in another node's message: on a robot a camera driver publishes
+    /diagnostics too, and its status read as the node's made the counts drop to 0 mid-run; and /diagnostics
+    is global, so with two instances of the node in one domain (/front, /rear) each run read the other's."""
+    name = f"{node_name(namespace, NODE_NAME)}: perception"
+    return next((s for s in record.get("status") or [] if s["name"] == name), None)
 
 
 def write_params(path: Path, params: dict, node: str = PARAMS_KEY) -> Path:
@@ -75,7 +77,7 @@ def run_node(plan: list[dict], params: dict, workdir: Path, env: dict, params_fi
         finally:
             alive = node.poll() is None
             stop_ros_process(node)
-    return NodeRun(json.loads(out_path.read_text()), log_path.read_text(), node.returncode, alive)
+    return NodeRun(json.loads(out_path.read_text()), log_path.read_text(), node.returncode, alive, namespace)
 
 
 def process_environment(env: dict) -> dict:

@@ -209,15 +209,15 @@ def summarise(topic: str, msg) -> dict:
     return out
 
 
-def is_idle(diagnostics: list[dict], quiet_s: float = 1.0) -> bool:
-    """/diagnostics records (oldest first) say the node has caught up: two messages at least
-    quiet_s apart with the same frames_in and frames_out and nothing pending. (Not input_rate_hz:
+def is_idle(diagnostics: list[dict], quiet_s: float = 1.0, namespace: str = "") -> bool:
+    """/diagnostics records (oldest first) say the node in `namespace` has caught up: two messages at
+    least quiet_s apart with the same frames_in and frames_out and nothing pending. (Not input_rate_hz:
     two timer callbacks run back to back after a stall report 0 Hz over a few milliseconds.)"""
     def counts(record):
-        values = (perception_status(record) or {}).get("values", {})
+        values = (perception_status(record, namespace) or {}).get("values", {})
         return values.get("frames_in"), values.get("frames_out"), values.get("frames_pending")
 
-    diagnostics = [r for r in diagnostics if perception_status(r) is not None]
+    diagnostics = [r for r in diagnostics if perception_status(r, namespace) is not None]
     if len(diagnostics) < 2:
         return False
     last = counts(diagnostics[-1])
@@ -271,7 +271,7 @@ class Probe(Node):
                 self.create_subscription(TFMessage, "/tf", lambda m: self.records.append(summarise("/tf", m)), 100)
         except ImportError:
             pass
-        self.node_path = pre + NODE_NAME
+        self.node_namespace, self.node_path = ns, pre + NODE_NAME  # the perception node's
         self.depth_topic = pre + OUTPUTS["depth"][0]
 
     def spin_for(self, seconds: float) -> None:
@@ -372,7 +372,7 @@ class Probe(Node):
         """Frames published on `topic` that the node's latest /diagnostics has not counted in."""
         sent = sum(p.get("topic") == topic for p in self.published)
         for r in reversed(self.records):
-            status = perception_status(r) if r["topic"] == "/diagnostics" else None
+            status = perception_status(r, self.node_namespace) if r["topic"] == "/diagnostics" else None
             if status is not None:
                 values = status["values"]
                 return sent - int(values.get("frames_in", 0)) - int(values.get("frames_missing_by_stamp", 0))
@@ -418,7 +418,8 @@ class Probe(Node):
 
     def _wait_idle(self, step: dict) -> None:
         start = len(self.records)
-        self._spin_until(lambda: is_idle([r for r in self.records[start:] if r["topic"] == "/diagnostics"]),
+        self._spin_until(lambda: is_idle([r for r in self.records[start:] if r["topic"] == "/diagnostics"],
+                                         namespace=self.node_namespace),
                          float(step.get("timeout", 30)))
         self.spin_for(0.5)  # outputs published just before that message, on other topics
 
