@@ -3,6 +3,8 @@
 import dataclasses
 import types
 
+import pytest
+
 from rclpy.qos import ReliabilityPolicy
 
 from fourds_ros.perception.settings import PerceptionSettings
@@ -62,3 +64,42 @@ def test_a_compressed_image_publisher_with_the_wrong_qos_counts_as_the_images():
     for topic in ("image", "image/compressed", "camera_info"):
         incompatible_qos_report(node, topic, "DEFAULT")(None)
     assert warned == ["incompatible_qos", "incompatible_qos", "incompatible_qos_camera_info"]
+
+
+@pytest.mark.parametrize(("args", "transport", "image", "info"), [
+    # the image remapped alone: camera_info is its sibling, as image_transport pairs them
+    (["-r", "image:=/cam/color/image_raw"], "raw", "/cam/color/image_raw", "/cam/color/camera_info"),
+    # `ros2 run ... -p image_transport:=compressed -r image/compressed:=...`: stayed on /camera_info
+    (["-r", "image/compressed:=/cam/image_raw/compressed"], "compressed", "/cam/image_raw/compressed",
+     "/cam/camera_info"),
+    # camera_info remapped on purpose to its own root name (`camera_info_topic:=/camera_info`): the node listened
+    # on /cam/camera_info (the regression review's catch)
+    (["-r", "image:=/cam/image_rect", "-r", "camera_info:=/camera_info"], "raw", "/cam/image_rect", "/camera_info"),
+    (["-r", "__ns:=/x", "-r", "image:=cam/image_raw"], "raw", "/x/cam/image_raw", "/x/cam/camera_info"),
+    ([], "raw", "/image", "/camera_info"),
+])
+def test_camera_info_follows_its_remapping_else_the_subscribed_images_sibling(ros_env, monkeypatch, args, transport,
+                                                                              image, info):
+    """A real rclpy node resolving the remappings as launch and `ros2 run` give them (the process's arguments)."""
+    import rclpy
+    from rclpy.node import Node
+
+    argv = ["perception_node", "--ros-args", *args]
+    monkeypatch.setattr("sys.argv", argv)
+    context = rclpy.Context()
+    rclpy.init(args=argv, context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+    node = Node("fourds_perception", context=context)
+    seen = {}
+    node.health = types.SimpleNamespace(warn=lambda *a: None, frames_lost=lambda *a: None)
+    node.on_camera_info = node.on_image = node.on_compressed = node.on_track_queries = lambda *a: None
+    node.tf_publish = None
+    node.intake = types.SimpleNamespace(subscribed=lambda image_topic, info_topic: seen.update(image=image_topic,
+                                                                                              info=info_topic))
+    try:
+        made = []
+        create_subscriptions(node, settings(image_transport=transport), made)
+        assert {m.topic_name for m in made} == {image, info}
+        assert seen == {"image": image.removesuffix("/compressed"), "info": info}
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

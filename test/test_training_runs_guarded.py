@@ -197,8 +197,10 @@ def _recipe(tmp_path, **env):
 def test_the_recipe_run_again_resumes_its_stopped_stages(tmp_path):
     """training/default_model.sh deleted RUN_DIR before pre-training, so a stopped pre-training run again started
     from step 0 (pretrain had said "the same command resumes it"), and its readout stage saved nothing until the
-    end. Now RUN_DIR is deleted with FRESH=1 only, a finished pre-training is skipped, and the readouts save
-    (--save-every) to resume; INIT equal to the output folder is refused."""
+    end. Now RUN_DIR is deleted with FRESH=1 only, pre-training is always called (it resumes, ends at once when
+    finished, or refuses other data: skipped once finished, a new PRETRAIN_VIDEO went unused without a word, the
+    regression review's catch), and the readouts save (--save-every) to resume; INIT equal to the output folder is
+    refused."""
     stopped = tmp_path / "run" / "checkpoint.pt"
     stopped.parent.mkdir()
     stopped.write_bytes(b"a stopped pre-training")
@@ -207,9 +209,9 @@ def test_the_recipe_run_again_resumes_its_stopped_stages(tmp_path):
     assert "training.pretrain" in calls[0] and "--save-every 200" in calls[1]
     (tmp_path / "run" / "encoder").mkdir()
     (tmp_path / "run" / "encoder" / "model.safetensors").write_bytes(b"its encoder")
-    code, calls, _ = _recipe(tmp_path, SAVE_EVERY="50")
-    assert code == 0 and not any("training.pretrain" in c for c in calls)  # done: skipped
-    assert f"--backbone {tmp_path / 'run' / 'encoder'}" in calls[0] and "--save-every 50" in calls[0]
+    code, calls, _ = _recipe(tmp_path, SAVE_EVERY="50", PRETRAIN_VIDEO="/data/new_site")
+    assert code == 0 and "training.pretrain" in calls[0] and "/data/new_site" in calls[0]  # pretrain decides
+    assert f"--backbone {tmp_path / 'run' / 'encoder'}" in calls[1] and "--save-every 50" in calls[1]
     code, calls, _ = _recipe(tmp_path, FRESH="1")
     assert code == 0 and not stopped.exists() and "training.pretrain" in calls[0]
     code, calls, err = _recipe(tmp_path, INIT=str(tmp_path / "model" / "."))

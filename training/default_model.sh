@@ -18,8 +18,8 @@
 #   a validation scene of config/splits.yaml, nor the BADJA clips that score tracks).
 # Each stage fits its step count to its budget once the step time is known (time_budget_s /
 # --time-budget); the model card records the steps actually run.
-# A stopped recipe run again goes on where it stopped: pre-training resumes from RUN_DIR (skipped once
-# its encoder is written; FRESH=1 deletes RUN_DIR and starts it again) and the readouts resume from
+# A stopped recipe run again goes on where it stopped: pre-training resumes from RUN_DIR (a finished one ends at
+# once; one with other data is refused; FRESH=1 deletes RUN_DIR and starts it again) and the readouts resume from
 # OUT_DIR/resume.pt, saved every SAVE_EVERY (200) steps and when stopped (Ctrl-C, SIGTERM).
 set -euo pipefail
 DATA=${1:-../shared/data}
@@ -47,16 +47,14 @@ else
     if [ "${FRESH:-0}" = 1 ]; then
       rm -rf "$RUN"  # a fresh run: the budget fits the schedule of a run started from step 0
     fi
-    if [ -f "$RUN/encoder/model.safetensors" ]; then  # written at the end of the schedule only
-      echo "$(date +%T) MAE pre-training: done in $RUN (FRESH=1 starts it again)"
-    else
-      echo "$(date +%T) MAE pre-training"
-      ROOTS="$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p"
-      for v in ${PRETRAIN_VIDEO:-}; do ROOTS="$ROOTS, $v"; done
-      # a stopped one resumes from $RUN/checkpoint.pt (its message: "the same command resumes it")
-      python -m training.pretrain --config default --out "$RUN" --no-progress "data.root=[$ROOTS]" \
-        "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS"
-    fi
+    echo "$(date +%T) MAE pre-training"
+    ROOTS="$SEVEN_SCENES, $HOLOLENS, $DATA/davis_horsejump-high_badja/JPEGImages_480p"
+    for v in ${PRETRAIN_VIDEO:-}; do ROOTS="$ROOTS, $v"; done
+    # Always called: a stopped run resumes from $RUN/checkpoint.pt, a finished one with the same settings ends at
+    # once, and one with other data (PRETRAIN_VIDEO, DATA) is refused, naming them (skipping a finished run
+    # trained the readouts on an encoder that never saw the new videos, without a word).
+    python -m training.pretrain --config default --out "$RUN" --no-progress "data.root=[$ROOTS]" \
+      "time_budget_s=$PRETRAIN_SECONDS" "num_workers=$WORKERS"
     BACKBONE=$RUN/encoder
   fi
   START=(--backbone "$BACKBONE")

@@ -126,7 +126,7 @@ def topic_remappings(image_topic: str = "image", camera_info_topic: str = "") ->
                          ":=compressed subscribes its /compressed sibling)")
     if image_topic and image_topic != "image":
         remappings += [("image", image_topic), ("image/compressed", image_topic.rstrip("/") + "/compressed")]
-    if camera_info_topic and camera_info_topic != "camera_info":
+    if camera_info_topic:  # even `camera_info` itself: the node then takes it as named (transforms.camera_info_topic)
         remappings.append(("camera_info", camera_info_topic))
     return remappings
 

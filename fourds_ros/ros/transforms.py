@@ -7,6 +7,7 @@ every odometry pose without any error; Isaac ROS Visual SLAM reads the mount fro
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -69,14 +70,27 @@ def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True
     return publishers, tf_publish, tf_text
 
 
-def camera_info_topic(node) -> str:
-    """camera_info's topic: where it was remapped to, else the image topic's sibling, as image_transport's
-    CameraSubscriber pairs them. Why: remapping the image alone (`image:=/camera/color/image_raw`) left
-    camera_info on /camera_info, and the node described every frame with the default intrinsics."""
+def image_topic(node, transport: str) -> str:
+    """The image topic the node subscribes, without the compressed transport's `/compressed`: its camera's base
+    topic, as image_transport names it."""
+    name = node.resolve_topic_name("image/compressed" if transport == "compressed" else "image")
+    return name.removesuffix("/compressed")
+
+
+def camera_info_topic(node, transport: str = "raw", argv: list[str] | None = None) -> str:
+    """camera_info's topic: where a remapping rule puts it (one naming it, even to its own name: `camera_info:=
+    /camera_info` at the root), else the sibling of the image topic subscribed, as image_transport's
+    CameraSubscriber pairs them. argv: the process's arguments (sys.argv), where launch and `ros2 run` put the
+    rules. Why: remapping the image alone (`image:=/camera/color/image_raw`, or `image/compressed:=...` for the
+    compressed transport) left camera_info on /camera_info, and the node described every frame with the default
+    intrinsics."""
+    argv = sys.argv if argv is None else argv
     info = node.resolve_topic_name("camera_info")
-    if info != node.resolve_topic_name("camera_info", only_expand=True):
+    expanded = node.resolve_topic_name("camera_info", only_expand=True)
+    rules = [argv[i + 1].split(":=")[0] for i, a in enumerate(argv[:-1]) if a in ("-r", "--remap")]
+    if info != expanded or any(rule.rsplit(":", 1)[-1] in ("camera_info", expanded) for rule in rules):
         return info
-    return sibling_camera_info_topic(node.resolve_topic_name("image"))
+    return sibling_camera_info_topic(image_topic(node, transport))
 
 
 def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None:
@@ -98,8 +112,8 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
     # camera_info's subscription first: a single-threaded executor takes the ready ones in the order they were
     # made, and with the image's first a frame and its own camera_info arriving together were taken image
     # first (16 of 20 frames of an idle subscriber), so the first frame after a zoom got the old K.
-    resolved = {"camera_info": camera_info_topic(node)}  # the others as remapped
-    node.intake.subscribed(node.resolve_topic_name("image"), resolved["camera_info"])
+    resolved = {"camera_info": camera_info_topic(node, s.inputs.image_transport)}  # the others as remapped
+    node.intake.subscribed(image_topic(node, s.inputs.image_transport), resolved["camera_info"])
     wanted = [(CameraInfo, "camera_info", node.on_camera_info, qos, image_qos, {}),
               (Image, "image", node.on_image, qos, image_qos, frame_events) if s.inputs.image_transport == "raw" else
               (CompressedImage, "image/compressed", node.on_compressed, qos, image_qos, frame_events)]
