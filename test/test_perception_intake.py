@@ -531,6 +531,19 @@ def test_the_no_camera_info_warning_names_the_topic_listened_on(rig):
     assert any("no camera_info received yet on /cam/color/camera_info" in m for m in r.logged), r.logged
 
 
+def test_the_no_publisher_warning_names_the_image_topic_subscribed(rig):
+    """A camera driver gone, or the image remapped to a topic nobody publishes: the WARN names the resolved topic
+    (FrameIntake.subscribed), which publish_diagnostics does not pass."""
+    r = rig()
+    r.intake.subscribed("/cam/color/image_raw", "/cam/color/camera_info")
+    r.health.stall_warn_s = 0.01
+    r.health.activated()
+    time.sleep(0.05)
+    level, message, _ = r.intake.report(r.state())
+    assert level == 1 and "no publisher on the image topic /cam/color/image_raw and no frame for 0 s" in message, \
+        message
+
+
 @pytest.mark.parametrize("transport", ["raw", "jpeg"])
 def test_a_large_camera_is_divided_before_its_undistortion(rig, transport):
     """A 1280x720 camera with lens distortion: the pipeline gets the 640x360 working image (a JPEG

@@ -563,8 +563,10 @@ def test_stall_warn_while_input_arrives_but_nothing_is_described(clock):
     clock.t += 2.0
     health.frame_received(10**12 + 3 * HZ30)
     assert health.level(state())[0] == WARN  # 6 s
-    clock.t += 30.0  # input stopped too: a stopped camera is not a stall
-    assert health.level(state())[0] == OK
+    clock.t += 30.0  # input stopped too: not this stall, and a camera with no publisher left is its own WARN
+    level, message = health.level(state())
+    assert level == WARN and "no frame described" not in message, message
+    assert "no publisher on the image topic and no frame for 30 s" in message, message
     health.stall_warn_s = 0.0
     health.frame_received(10**12 + 4 * HZ30)
     assert health.level(state())[0] == OK  # off
@@ -577,7 +579,7 @@ def test_stall_clock_starts_when_input_restarts(clock):
     health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
     health.stall_warn_s = 5.0
     clock.t += 60.0  # configured and activated a minute after construction
-    stamp = 10**12
+    stamp = 10**12 - 10 * 10**9  # behind the node's (fixed) clock to the last: stamps ahead of it WARN
     for _ in range(30):  # 1 s of input, no clip yet
         health.frame_received(stamp)
         assert health.level(state())[0] == OK
@@ -634,9 +636,10 @@ def test_image_publishers_that_deliver_no_frame_warn_after_the_qos_event_is_old(
     level, message = health.level(state(image_publishers=1))
     assert level == WARN and "1 image publisher(s) but no frame arrived for 31 s" in message, message
     assert "QoS is incompatible" in message and health.report(state(image_publishers=1))[2]["frames_in"] == "0"
-    assert health.level(state())[0] == OK  # no publisher: no frame expected
+    level, message = health.level(state())  # no publisher: a camera driver gone, or the topic remapped wrong
+    assert level == WARN and "no publisher on the image topic and no frame for 31 s" in message, message
     assert health.level(NodeState("inactive", image_publishers=1))[0] == OK  # no subscription
-    stamp = 10**12
+    stamp = 10**12 - 2 * 10**9  # behind the node's (fixed) clock: stamps ahead of it WARN
     for _ in range(30):  # frames flow and are described
         health.frame_received(stamp)
         clock.t, stamp = clock.t + 1 / 30, stamp + HZ30
@@ -993,7 +996,7 @@ def test_frames_the_camera_sent_while_the_node_was_inactive_are_not_lost(inactiv
     Kept across activations, 10 s inactive (300 frames) read as 300 "lost before the callback" and
     /diagnostics WARN; a short pause (4 frames) by stamp as well. A gap within one activation still counts."""
     health = NodeHealth(lambda message: None)
-    t0 = time.time_ns()
+    t0 = time.time_ns() - 700 * HZ30  # sent before now, as a camera's (stamps ahead of the node's clock WARN)
 
     def frames(first: int, last: int) -> None:  # sequence numbers first..last of one publisher, at 30 Hz
         for i in range(first, last + 1):
@@ -1017,7 +1020,8 @@ def test_latency_and_queue_rules_judge_only_input_of_the_last_recent_s(clock):
     the queue) within RECENT_S; the values stay reported; slow frames again WARN again."""
     node_ns = [10**15]
     health = NodeHealth(lambda message: None, now_ns=lambda: node_ns[0])
-    health.set_limits(SimpleNamespace(latency_warn_ms=1000.0, queue_warn_ms=100.0, stall_warn_s=5.0))
+    # No stall rule: a camera stopped for a minute WARNs on its own (no publisher on the image topic).
+    health.set_limits(SimpleNamespace(latency_warn_ms=1000.0, queue_warn_ms=100.0, stall_warn_s=0.0))
     health.activated()
 
     def clips(n: int, queue_ms: int = 300, out_ms: int = 1500) -> None:
@@ -1083,7 +1087,7 @@ def test_level_warn_when_frames_wait_in_the_subscription_queue_longer_than_queue
     health = NodeHealth(lambda message: None)
     health.set_limits(DiagnosticsSettings(queue_warn_ms=100.0))
     assert (health.latency_warn_ms, health.queue_warn_ms, health.stall_warn_s) == (1000.0, 100.0, 5.0)
-    t0 = time.time_ns()  # stamps on the node's clock: latency, not another clock
+    t0 = time.time_ns() - 30 * HZ30  # stamps on the node's clock (latency, not another clock), not ahead of it
     for i in range(20):  # 3 ms in the queue: a reader that keeps up
         health.frame_received(t0 + i * HZ30, "a", i + 1, received_ns=time.time_ns() - 3 * MS)
     assert health.level(state())[0] == OK
@@ -1277,3 +1281,114 @@ def test_a_report_while_a_clip_is_recorded_does_not_raise():
         thread.join()
         sys.setswitchinterval(interval)
     assert not errors and health.counts["frames_out"] > 0
+
+
+def test_no_publisher_on_the_image_topic_and_no_frame_warns_naming_the_topic(clock):
+    """A camera driver that died, or `image` remapped to a topic nobody publishes: with no publisher discovered the
+    stall rule said nothing, and /diagnostics read OK for ever. Active with no frame for stall_warn_s (timed from the
+    activation or the last frame) is WARN, naming the topic where known; inactive, or within stall_warn_s, OK."""
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    health.stall_warn_s = 5.0
+    health.activated()
+    clock.t += 4.0
+    assert health.level(state()) == (OK, "active")
+    clock.t += 596.0  # remapped to a topic nobody publishes: nothing for 10 minutes
+    assert health.level(state()) == (WARN, "active; no publisher on the image topic and no frame for 600 s")
+    assert health.level(state(image_topic="/camera/color/image_raw")) == \
+        (WARN, "active; no publisher on the image topic /camera/color/image_raw and no frame for 600 s")
+    assert health.level(NodeState("inactive")) == (OK, "inactive")  # no subscription: no frame expected
+    stamp = 10**12 - 2 * 10**9
+    for _ in range(30):  # remapped right: frames flow and are described
+        health.frame_received(stamp)
+        clock.t, stamp = clock.t + 1 / 30, stamp + HZ30
+    health.record_clip([stamp - HZ30], 0.01, 0.02)
+    assert health.level(state(image_publishers=1)) == (OK, "active")
+    clock.t += 4.0  # the driver died: within stall_warn_s of its last frame
+    assert health.level(state()) == (OK, "active")
+    clock.t += 56.0
+    assert health.level(state()) == (WARN, "active; no publisher on the image topic and no frame for 60 s")
+
+
+def test_an_engine_failing_on_every_clip_is_error_until_a_clip_is_described():
+    """An engine that raises on every clip (a CUDA fault) publishes nothing, and read WARN ("inference: N, dropped
+    ...") as a node shedding a few frames does. CLIPS_FAILING_ERROR clips failed in a row while active is ERROR,
+    naming the stage and the cause; a clip described ends it; each failure is still a problem of its kind."""
+    from fourds_ros.perception.health import CLIPS_FAILING_ERROR
+
+    health = NodeHealth(lambda m: None)
+    cause = "RuntimeError: CUDA error: an illegal memory access"
+    for _ in range(5):
+        health.clip_failed("inference", f"inference failed: {cause}")
+    assert health.level(state()) == (ERROR, f"active; inference failing on every clip: {cause}")
+    assert health.errors["inference"] == 5
+    assert health.level(NodeState("inactive"))[0] == WARN  # not active: its failures are bad input, as before
+    health.record_clip([10**12], 0.01, 0.02)
+    level, message = health.level(state())
+    assert level == WARN and "inference: 5" in message, message  # one clip described: below ERROR
+    for _ in range(CLIPS_FAILING_ERROR - 1):  # a clip or two failing (a corrupt frame) is no engine down
+        health.clip_failed("depth", "depth failed: ValueError: x; its depth was sent")
+    assert health.level(state())[0] == WARN
+    health.clip_failed("depth", "depth failed: ValueError: x; its depth was sent")
+    assert health.level(state()) == (ERROR, "active; depth failing on every clip: ValueError: x; its depth was sent")
+    health.activated()  # activated again (after a configure, maybe with another engine): judged anew
+    assert health.level(state())[0] == WARN
+
+
+def _stream_clips(health, node_ns: list, clock, clips: int, before_ms: float, out_ms: float) -> None:
+    """`clips` clips of 7 frames of a 30 Hz camera, each frame reaching the callback before_ms after its stamp (below
+    0: stamped ahead of the node's clock), each clip published out_ms after its newest frame's callback."""
+    stamp = node_ns[0]
+    for _ in range(clips):
+        stamps = []
+        for _ in range(7):
+            stamp, clock.t = stamp + HZ30, clock.t + HZ30 / 1e9
+            node_ns[0] = stamp + int(before_ms * MS)
+            stamps.append(stamp)
+            health.frame_received(stamp)
+        node_ns[0] += int(out_ms * MS)
+        health.record_clip(stamps, 0.01, 0.02)
+
+
+@pytest.mark.parametrize("before_ms, out_ms, expected", [
+    (-5000.0, 50.0, "active; image stamps 5000 ms ahead of this node's clock: the camera's clock is not synchronised "
+                    "(PTP/NTP)"),
+    (-100.0, 50.0, "active"),  # a bag under --clock at --rate 8: up to 25 ms x 8 short, no WARN
+    (3000.0, 50.0, "of which 3000 ms before the callback (a camera clock behind, or a slow link)"),
+    (10.0, 1500.0, "latency p95 1710 ms > 1000 (last 0 s ago)"),  # the node's own: nothing before the callback
+])
+def test_a_camera_clock_off_by_less_than_30_s_is_named(clock, before_ms, out_ms, expected):
+    """A camera clock off the node's by less than STAMP_OFF_CLOCK_S: ahead, its latency read below 0 and the node OK
+    (-4900 ms on /diagnostics); behind, its offset read as the node's latency ("latency p95 3088 ms > 1000"). Ahead
+    is WARN of its own; behind, the latency WARN says how much of it came before the callback."""
+    node_ns = [10**15]
+    health = NodeHealth(lambda m: None, now_ns=lambda: node_ns[0])
+    health.set_limits(SimpleNamespace(latency_warn_ms=1000.0, queue_warn_ms=0.0, stall_warn_s=5.0))
+    health.activated()
+    _stream_clips(health, node_ns, clock, 20, before_ms, out_ms)
+    level, message = health.level(state(image_publishers=1))
+    assert (level, message) == (OK, "active") if expected == "active" else level == WARN and expected in message, \
+        message
+    assert ("before the callback" in message) == (before_ms == 3000.0), message
+
+
+def test_the_last_minute_rules_hold_only_while_active_and_say_when_it_last_happened(clock):
+    """The dropped, lost, latency and queue rules judge the last RECENT_S and so held WARN a minute after the last
+    drop, reading like something happening now (in the first minute, like lifetime totals), and on while the node
+    was inactive, taking nothing in. They say when it last happened, and judge only while active."""
+    health = NodeHealth(lambda m: None)
+    health.counts.update(frames_in=100, frames_dropped=10)
+    assert health.level(state()) == (WARN, "active; dropped 10 of 100 frames (last 0 s ago)")
+    clock.t += 20.0
+    assert health.level(NodeState("inactive")) == (OK, "inactive")
+    health.counts["frames_missing_by_stamp"] += 10
+    assert health.level(state()) == \
+        (WARN, "active; dropped 10 of 100 frames (last 20 s ago), lost 10 of 110 frames before the callback "
+               "(last 0 s ago)")
+    node_ns = [10**15]
+    health = NodeHealth(lambda m: None, now_ns=lambda: node_ns[0])
+    health.set_limits(SimpleNamespace(latency_warn_ms=1000.0, queue_warn_ms=0.0, stall_warn_s=0.0))
+    _stream_clips(health, node_ns, clock, 3, 10.0, 1500.0)
+    clock.t += 30.0
+    assert health.level(NodeState("inactive")) == (OK, "inactive")
+    level, message = health.level(state())
+    assert level == WARN and message.endswith("ms > 1000 (last 30 s ago)"), message

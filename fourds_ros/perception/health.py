@@ -6,14 +6,18 @@ windows and the rules that set the status level.
     health.warn("bad_encoding", "dropping frame: ...")   # counted; logged at most every 10 s per kind
     level, message, values = health.report(state)         # level: OK | WARN | ERROR
 
-Levels: ERROR while the node is unusable (configure or activate failed). WARN when input was bad
+Levels: ERROR while the node is unusable (configure or activate failed), or, active, the last
+CLIPS_FAILING_ERROR clips or more all failed (ClipFailed: an engine failing on every clip publishes
+nothing). WARN when input was bad
 within the last BAD_INPUT_WARN_S (the errors_* counts stay cumulative; the level says what is wrong
-now), more than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or
+now); active, more than WARN_FRACTION of the input of the last RECENT_S was dropped (shed under overload, or
 its clip failed) or lost before the callback, latency p95 is over latency_warn_ms or frames wait in the
-subscription queue longer than queue_warn_ms (p95; both over the samples of the last RECENT_S only),
+subscription queue longer than queue_warn_ms (p95; both over the samples of the last RECENT_S only), each
+saying when it last happened, or the image stamps are ahead of the node's clock (STAMPS_AHEAD_WARN_MS);
 frames are expected and none was described for stall_warn_s (input arriving, timed
-from when it last started; or, active with image publishers discovered, no frame arriving, timed from
-the last frame or the activation: an incompatible QoS or a stopped camera), or, with a reference for
+from when it last started; or, active, no frame arriving, timed from the last frame or the activation: with
+image publishers discovered an incompatible QoS or a stopped camera, with none a camera driver gone or the
+image remapped to a topic nobody publishes), or, with a reference for
 the metric scale, its scale is still not in effect after REFERENCE_WARN_AFTER_CLIPS clips or frames
 kept arriving REFERENCE_SILENT_S after its last sample. OK otherwise: a few frames shed at a burst are
 counted, not a fault (issue #20: WARN when more than 5 % of input is lost or dropped).
@@ -58,6 +62,23 @@ BAD_INPUT_WARN_S = 30.0
 # windows. 30 s: far above the node's worst real latency (its queue holds at most
 # max_waiting_clips clips; at most 1.5 s at 60 Hz on 2 cores, docs/benchmarks.md).
 STAMP_OFF_CLOCK_S = 30.0
+# WARN when the median stamp-to-callback time of the last RECENT_S is below minus this: the image stamps are ahead
+# of the node's clock, a camera clock not synchronised (PTP/NTP) by less than STAMP_OFF_CLOCK_S. Unsaid before: its
+# latency read below 0 and never over latency_warn_ms, and any real latency under the offset was hidden. 250 ms:
+# under `ros2 bag play --clock` the node's clock moves in the player's 40 Hz steps, so a stamp reads up to 25 ms x
+# the play rate ahead (about half that at the median): a bag below --rate 20 stays clear of it. A bag played
+# without --clock is off the clock altogether (STAMP_OFF_CLOCK_S), and `fourds-ros eval`'s replay publishes /clock
+# at each frame's stamp before the frame.
+STAMPS_AHEAD_WARN_MS = 250.0
+# The latency WARN says how much of it came before the callback (the median stamp-to-callback time) when that is
+# more than this share of the p95: a camera clock behind the node's, or a slow link, not the node's own work (a
+# camera 3 s behind read "latency p95 3088 ms > 1000", blamed on the node).
+LATENCY_BEFORE_CALLBACK_SHARE = 0.5
+# ERROR, while active, once this many clips in a row failed (ClipFailed: the engine or the depth stage raised):
+# an engine failing on every clip (a CUDA fault, a model gone wrong) publishes nothing, and read WARN ("dropped ...")
+# as a node that sheds a few frames does. 3: a clip or two failing on a corrupt frame is WARN still; a clip that is
+# described (record_clip) starts the count again.
+CLIPS_FAILING_ERROR = 3
 # metric_scale_source reference_odometry / reference_depth: WARN once the node has described this many
 # clips more than the reference needs counted (metric_scale_min_clips; reference_depth: 1) and the
 # metres are still not the reference's (pipeline status metres_from): its topic remapped wrong or never
@@ -126,6 +147,7 @@ class NodeState:
     image_publishers: int = 0
     has_camera_info: bool = False
     pipeline_status: dict | None = None  # PerceptionPipeline.status()
+    image_topic: str = ""  # the image topic subscribed (resolved), named by the no-publisher WARN ("" unknown)
 
 
 class StampGaps:
@@ -250,6 +272,16 @@ def p95_over(window, limit: float) -> float | None:
     return p95 if p95 > limit else None
 
 
+def p95_recent(values, at, now: float, limit: float) -> tuple[float, float] | None:
+    """(p95, seconds since the newest sample over `limit`) of the samples of the last RECENT_S (recent) where their
+    p95 is over `limit`, else None (p95_over). The rules hold RECENT_S past the last slow sample: the age says
+    whether it is still happening."""
+    pairs = [(v, t) for v, t in zip(list(values), list(at)) if now - t < RECENT_S]
+    if (p95 := p95_over([v for v, _ in pairs], limit)) is None:
+        return None
+    return p95, now - max(t for v, t in pairs if v > limit)  # one is over: the p95 is at most the largest
+
+
 class NodeHealth:
     def __init__(self, log_warning: Callable[[str], None], log_every_s: float = LOG_EVERY_S,
                  now_ns: Callable[[], int] = time.time_ns):
@@ -266,6 +298,7 @@ class NodeHealth:
         # newest frame of a clip: its stamp -> all of the clip published (buffer wait excluded)
         self.clip_latency_ms: deque = deque(maxlen=CLIP_WINDOW_CLIPS)
         self.transport_ms: deque = deque(maxlen=FRAME_WINDOW_FRAMES)  # input stamp -> subscription callback
+        self.transport_at: deque = deque(maxlen=FRAME_WINDOW_FRAMES)  # when each came (monotonic): STAMPS_AHEAD_WARN_MS
         # DDS reception -> subscription callback (wall clock, both ends in this process): how long a
         # frame waited in the node's own subscription queue for the executor thread.
         self.queue_ms: deque = deque(maxlen=FRAME_WINDOW_FRAMES)
@@ -301,6 +334,10 @@ class NodeHealth:
         # or seek the image can come before /clock's jump, and that one frame read as off the clock.
         self._off_clock_held: str | None = None
         self._off_clock_run = False  # the frame before was off the clock too: each one counts at once
+        # (clips failed in a row since the last described, the stage and message of the last): CLIPS_FAILING_ERROR
+        self._failing: tuple[int, str, str] = (0, "", "")
+        # total name -> (its value, when it was last seen to grow: monotonic) at the reports: "last N s ago"
+        self._grown: dict[str, tuple[int, float]] = {}
 
     def set_limits(self, diagnostics) -> None:
         """The WARN limits of a settings.DiagnosticsSettings (0 turns one off)."""
@@ -317,6 +354,7 @@ class NodeHealth:
         self.active_since = time.monotonic()
         self._sequences.clear()
         self.gaps.restart()
+        self._failing = (0, "", "")  # failures of an earlier activation (or engine) say nothing of this one
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
                        received_ns: int | None = None) -> None:
@@ -347,6 +385,7 @@ class NodeHealth:
         offset_ms = (now_ns - stamp_ns) / 1e6
         if on_node_clock(offset_ms):
             self.transport_ms.append(offset_ms)
+            self.transport_at.append(now)
             self._off_clock_held, self._off_clock_run = None, False
         else:
             # A clock at 0 is ROS time before any /clock: use_sim_time set with nothing publishing /clock (a
@@ -391,6 +430,12 @@ class NodeHealth:
             self._last_log[kind] = now
             self.log_warning(f"[{kind}] {message} (seen {self.errors[kind]}x)")
 
+    def clip_failed(self, stage: str, message: str) -> None:
+        """A clip failed in `stage` (the node's ClipFailed; message: its text, "<stage> failed: <cause>"): a
+        problem of kind `stage`, and one more clip failed in a row (CLIPS_FAILING_ERROR)."""
+        self.warn(stage, message)
+        self._failing = (self._failing[0] + 1, stage, message)
+
     def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float, blind: int = 0,
                     partly_blind: int = 0, stage_s: dict[str, float] | None = None,
                     failed: dict[str, str] | None = None, warnings: dict[str, str] | None = None) -> None:
@@ -416,6 +461,7 @@ class NodeHealth:
                       "view or more (a covered or dirty lens, something against it, or the robot's own body: set "
                       "exclude_boxes): depth and odometry are published but degrade")
         now_ns = self.now_ns()
+        self._failing = (0, "", "")  # a clip described: the engine does not fail on every clip
         self.inference_ms.append(inference_s * 1e3)
         self.process_ms.append(process_s * 1e3)
         for name, seconds in {"engine": inference_s, **(stage_s or {})}.items():
@@ -434,36 +480,57 @@ class NodeHealth:
     def level(self, state: NodeState) -> tuple[int, str]:
         if state.failure:
             return ERROR, state.failure
-        c = self.counts
-        # Three views of one loss: DDS's lost events (best effort), writer sequence gaps (exact,
-        # reliable readers whose history overflowed), stamp gaps (when the middleware gives no
-        # sequence numbers).
-        lost = max(c["frames_lost_in_transport"], c["frames_missing_by_sequence"], c["frames_missing_by_stamp"])
         now = time.monotonic()
         # sorted() copies the items before the loop: warn() on the inference thread adds kinds
         problems = [f"{k}: {v}" for k, v in sorted(self.errors.items())
                     if now - self._last_seen.get(k, now) < BAD_INPUT_WARN_S]
-        (frames_in, dropped, lost), span = self._recent_increase(now, c["frames_in"],
-                                                                 c["frames_dropped"] + c["frames_failed"], lost)
-        sent = frames_in + lost
+        problems += self._recent_problems(state, now)
+        problems += self._stall_problems(state, now)
+        problems += self._reference_problems(state.pipeline_status or {}, now)
+        failing, stage, message = self._failing  # after the rules: they sample their counts at every report
+        if state.state == "active" and failing >= CLIPS_FAILING_ERROR:
+            return ERROR, f"{state.state}; {stage} failing on every clip: {message.removeprefix(f'{stage} failed: ')}"
+        if problems:
+            return WARN, f"{state.state}; " + ", ".join(problems)
+        return OK, state.state
+
+    def _recent_problems(self, state: NodeState, now: float) -> list[str]:
+        """The rules over the input of the last RECENT_S: dropped, lost, latency, queue wait (each saying when it
+        last happened: they hold RECENT_S past it), stamps ahead. Only while active: inactive, nothing is taken in
+        and a burst before the deactivation held WARN for a minute after it; the counts are sampled all the same."""
+        c = self.counts
+        # Three views of one loss: DDS's lost events (best effort), writer sequence gaps (exact,
+        # reliable readers whose history overflowed), stamp gaps (when the middleware gives no
+        # sequence numbers).
+        lost_total = max(c["frames_lost_in_transport"], c["frames_missing_by_sequence"], c["frames_missing_by_stamp"])
+        dropped_total = c["frames_dropped"] + c["frames_failed"]
+        (frames_in, dropped, lost), span = self._recent_increase(now, c["frames_in"], dropped_total, lost_total)
+        dropped_ago, lost_ago = self._grew_ago(now, dropped=dropped_total, lost=lost_total)
+        if state.state != "active":
+            return []
+        problems, sent = [], frames_in + lost
         if dropped > WARN_FRACTION * frames_in:
-            problems.append(f"dropped {dropped} of {frames_in} frames{span}")
+            problems.append(f"dropped {dropped} of {frames_in} frames{span} (last {dropped_ago:.0f} s ago)")
         if sent and lost > WARN_FRACTION * sent:
-            problems.append(f"lost {lost} of {sent} frames before the callback{span}")
+            problems.append(f"lost {lost} of {sent} frames before the callback{span} (last {lost_ago:.0f} s ago)")
         # The windows keep their last samples however old (their reported figures): the WARNs judge the
         # samples of the last RECENT_S only, as the dropped and lost rules. Judged on the whole window, a
         # slow stretch before the camera stopped (or the node was deactivated) kept the node WARN for
         # good, and the first clip after a pause was judged on the stretch before it.
-        if (p95 := p95_over(recent(self.latency_ms, self.latency_at, now), self.latency_warn_ms)) is not None:
-            problems.append(f"latency p95 {p95:.0f} ms > {self.latency_warn_ms:g}")
-        if (p95 := p95_over(recent(self.queue_ms, self.queue_at, now), self.queue_warn_ms)) is not None:
-            problems.append(f"frames wait {p95:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
-                            f" ({QUEUE_WAIT_CAUSES})")
-        problems += self._stall_problems(state, now)
-        problems += self._reference_problems(state.pipeline_status or {}, now)
-        if problems:
-            return WARN, f"{state.state}; " + ", ".join(problems)
-        return OK, state.state
+        transport = recent(self.transport_ms, self.transport_at, now)
+        before_ms = float(np.median(transport)) if transport else 0.0  # stamp to callback
+        if (late := p95_recent(self.latency_ms, self.latency_at, now, self.latency_warn_ms)) is not None:
+            before = (f", of which {before_ms:.0f} ms before the callback (a camera clock behind, or a slow link)"
+                      if before_ms > LATENCY_BEFORE_CALLBACK_SHARE * late[0] else "")
+            problems.append(f"latency p95 {late[0]:.0f} ms > {self.latency_warn_ms:g} (last {late[1]:.0f} s ago)"
+                            f"{before}")
+        if (waits := p95_recent(self.queue_ms, self.queue_at, now, self.queue_warn_ms)) is not None:
+            problems.append(f"frames wait {waits[0]:.0f} ms (p95) in the subscription queue > {self.queue_warn_ms:g}"
+                            f" (last {waits[1]:.0f} s ago; {QUEUE_WAIT_CAUSES})")
+        if before_ms < -STAMPS_AHEAD_WARN_MS:
+            problems.append(f"image stamps {-before_ms:.0f} ms ahead of this node's clock: the camera's clock is not "
+                            "synchronised (PTP/NTP)")
+        return problems
 
     def _stall_problems(self, state: NodeState, now: float) -> list[str]:
         """stall_warn_s (0: off): frames expected and none described for that long. Expected when input
@@ -484,8 +551,11 @@ class NodeHealth:
         silent_s = now - max(self.last_in, self.active_since)
         if self._clock_moved_at is not None and now - self._clock_moved_at > 1.0:  # /clock paused: no frame is due
             return []
-        if state.state != "active" or not state.image_publishers or silent_s <= self.stall_warn_s:
+        if state.state != "active" or silent_s <= self.stall_warn_s:
             return []
+        if not state.image_publishers:  # a camera driver gone, or the image remapped to a topic nobody publishes
+            topic = f" {state.image_topic}" if state.image_topic else ""
+            return [f"no publisher on the image topic{topic} and no frame for {silent_s:.0f} s"]
         cause = " (their QoS is incompatible with image_qos)" if self.errors["incompatible_qos"] else ""
         return [f"{state.image_publishers} image publisher(s) but no frame arrived for {silent_s:.0f} s{cause}"]
 
@@ -531,6 +601,18 @@ class NodeHealth:
             seen=status.get("metric_scale_clips_seen"), longest=status.get("metric_scale_longest_clip_m"),
             needed=status.get("metric_scale_min_distance_m"), turned=turned,
             max_turn=status.get("metric_scale_max_rotation_deg"), largest_turn=status.get("metric_scale_largest_turn_deg"))
+
+    def _grew_ago(self, now: float, **totals: int) -> list[float]:
+        """Seconds since each total was last seen to grow, at a report (RECENT_S's rules hold a minute past it; read at
+        the report period, 1 s by default); since the start for one never seen to."""
+        ago = []
+        for name, total in totals.items():
+            last, at = self._grown.get(name, (0, self.started))
+            if total != last:
+                self._grown[name] = (total, now)
+                at = now
+            ago.append(now - at)
+        return ago
 
     def _recent_increase(self, now: float, *totals: int) -> tuple[list[int], str]:
         """-> (how much each total grew since the newest sample at least RECENT_S old, or since the

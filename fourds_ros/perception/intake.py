@@ -201,7 +201,8 @@ class FrameIntake:
         settling meanwhile (InferenceWorker.settle) is seen pending or counted, never half of each."""
         with self.sync_lock, self.worker.cv:
             return self.health.report(dataclasses.replace(state, frames_pending=self.pending_frames(),
-                                                          pipeline_status=self.pipeline.status()))
+                                                          pipeline_status=self.pipeline.status(),
+                                                          image_topic=self.image_topic))
 
     def _add_all(self, paired: list[Paired], checked: bool = False) -> None:
         """Each frame past the stamp hold (StampHold; checked: they have been), then taken in (_add)."""

@@ -205,8 +205,8 @@ class PerceptionNode(LifecycleNode):
         except ClipFailed as exc:  # keep running; the next clip may be fine
             worker.settle(lambda: counts.update(frames_failed=clip.new_frames))
             sent = "" if "depth" in send_depth.rest else "; its depth was sent"  # a costmap has that much
-            if not worker.abandoned:
-                self.health.warn(exc.stage, f"{exc}{sent}")
+            if not worker.abandoned:  # counted in a row too: an engine failing on every clip is ERROR
+                self.health.clip_failed(exc.stage, f"{exc}{sent}")
             return
         if worker.abandoned:  # the release gave up on it: its frames are counted discarded, its publishers gone
             return
