@@ -1176,6 +1176,8 @@ def test_a_stopped_runs_refusal_names_only_its_own_selected_weights(tmp_path, ca
     out = tmp_path / "run"
     assert main(COMMON + ["--steps", "2", "--save-every", "1", "--out", str(out)]) == 0
     log, progress = out / "training_log.json", out / "checkpoint" / "model.safetensors"
+    # the log an earlier run's (another run id), the progress a later run's
+    log.write_text(json.dumps({**json.loads(log.read_text()), "run_id": "an-earlier-run"}))
     (out / "selected").mkdir()
     selected = out / "selected" / "model.safetensors"
     selected.write_bytes(progress.read_bytes())
@@ -1461,3 +1463,18 @@ def test_a_resumed_run_says_its_new_time_budget_is_not_applied(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "fitted to --time-budget 100 s (6 steps)" in out and "--time-budget 200 s is not applied" in out
     assert len(result["loss"]) == 6
+
+
+def test_a_copied_finished_runs_progress_is_its_own_whatever_the_modification_times(tmp_path):
+    """A `cp -r` (or a checkout) of a finished run's folder can leave OUT/checkpoint newer than its
+    training_log.json: its own command then refused to start, calling the finished run's progress a stopped run's
+    (the docs review's catch). The progress carries the run id its log does."""
+    from training.train_readouts import check_stopped_run
+
+    out = tmp_path / "run"
+    cfg = parse_args(SAVED + ["--steps", "2", "--out", str(out)])
+    train(cfg)
+    assert (out / "checkpoint" / "model.safetensors").exists()
+    later = (out / "training_log.json").stat().st_mtime + 60
+    os.utime(out / "checkpoint" / "model.safetensors", (later, later))
+    check_stopped_run(cfg)  # the finished run's own: no refusal

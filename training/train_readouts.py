@@ -378,6 +378,11 @@ def check_stopped_run(cfg: ReadoutsConfig) -> None:
     progress, log = out / "checkpoint", out / "training_log.json"
     if not (progress / WEIGHTS_FILE).exists():
         return
+    # The finished run's own progress by its run id (a `cp -r` or a checkout orders modification times anyhow);
+    # the times below judge progress saved before run ids were.
+    run_id = read_metadata(progress).get("run_id")
+    if run_id and run_id == logged_run_id(out):
+        return
     # A finished run writes its log after its last progress; progress newer than the log is a later run's, stopped
     # (an earlier run's log in the same OUT, as the shipped model's in models/fourds_default, said nothing of it).
     if log.exists() and log.stat().st_mtime >= (progress / WEIGHTS_FILE).stat().st_mtime:
