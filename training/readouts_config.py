@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_loss_args(p)
     p.add_argument("--save-every", type=int, default=0,
                    help="steps between checkpoints in OUT/checkpoint, with the run's resume state in "
-                        "OUT/resume.pt: the same command run again resumes a stopped run (0: only the final model)")
+                        "OUT/resume.pt: the same command run again resumes a stopped run (0: only the final model, and the progress when a stop signal ends the run)")
     p.add_argument("--cache-features", action="store_true",
                    help="run the frozen encoder once per clip and train the heads on its cached features")
     p.add_argument("--time-budget", type=float, default=0.0,

@@ -13,7 +13,8 @@ every --eval-every steps. The output `models/<name>/` holds model.safetensors + 
 With --save-every N the run saves its progress every N steps: OUT/checkpoint (a model dir, metadata kind
 "progress"), OUT/selected under --select-on (kind "selected") and OUT/resume.pt (readouts_resume.py: optimiser,
 schedule, sampler and RNG state, losses, selection). A stopped run's command run again resumes from resume.pt,
-as the uninterrupted run would have gone on; --init starts a new run from a model's weights.
+as the uninterrupted run would have gone on; --init starts a new run from a model's weights. SIGINT or SIGTERM
+ends the run after its running step with the same three saved, whatever --save-every is (exit 130 / 143).
 
 This file is the loop and command line; the model and loss are training/readouts_model.py, the
 data training/readouts_data.py, the typed config training/readouts_config.py.

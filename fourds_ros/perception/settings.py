@@ -121,7 +121,7 @@ class ClipSettings(_Group):
         set this above its frame period). 0: never.""", param="max_gap_s", low=0.0)
     flush_after_s: float = setting(1.0, """Input idle this long (seconds) with nothing in inference: the frames
         after the last clip are described by a clip of the last frames (a stopped camera, the end of a
-        bag). 0: never.""", param="flush_after_s", low=0.0)
+        bag); under use_sim_time, while /clock moves, its time must have passed this too. 0: never.""", param="flush_after_s", low=0.0)
     crop_policy: str = setting("center_crop", """Preprocessing: center_crop (largest centred window of the
         model's aspect ratio, then resize; no distortion) | resize (whole frame, anisotropic). Intrinsics
         are transformed to match.""", param="crop_policy", choices=("center_crop", "resize"))
@@ -321,7 +321,8 @@ class PoseSettings(_Group):
         pose is kept for it, or, with pose_relink_corners, it is solved again from the frame before
         (pose_relinked). 16.27: the 99.9 % quantile, not tuned. A safety net: with
         session 14's tracks it removed a 49-degree PnP jump on TUM fr1/rpy (validation; rotation RPE 4.96 ->
-        2.34 deg a frame); with today's it fires on no TUM frame (models/fourds_default/README.md). 0: no gate.""",
+        2.34 deg a frame); with today's it fires on no frame of TUM fr1/rpy forwards and on 6 of its 80 played backwards (the
+        translation test, session 68; models/fourds_default/README.md). 0: no gate.""",
                                         param="pose_geometry_gate_chi2", low=0.0)
     smoothing_order: int = setting(2, """pose_source geometry|fused: each clip's motion (8 frames) replaced by the
         polynomial of this degree in time that fits its frames best, weighted by their variances
@@ -567,8 +568,9 @@ class DiagnosticsSettings(_Group):
         (Fast DDS) the camera sends frames larger than its shared-memory segment. 0: off.""",
                                    param="queue_warn_ms", low=0.0)
     stall_warn_s: float = setting(5.0, """WARN when frames arrive but none has been described for this long,
-        and when, active, the image topic has publishers but no frame has arrived for this long (an
-        incompatible image_qos, a stopped camera). 0: off.""", param="stall_warn_s", low=0.0)
+        and when, active, no frame has arrived for this long: with publishers on the image topic (an
+        incompatible image_qos, a stopped camera) or with none (a driver gone, `image` remapped to a topic
+        nobody publishes). Under use_sim_time a moving /clock must have passed it too. 0: off.""", param="stall_warn_s", low=0.0)
     debug_inference_delay_ms: float = setting(0.0, """TEST ONLY: wraps the engine in SlowEngine, sleeping
         this long per clip (overload tests). 0: off.""", param="debug_inference_delay_ms", low=0.0)
 
