@@ -99,7 +99,16 @@ def test_camera_info_follows_its_remapping_else_the_subscribed_images_sibling(ro
         made = []
         create_subscriptions(node, settings(image_transport=transport), made)
         assert {m.topic_name for m in made} == {image, info}
-        assert seen == {"image": image.removesuffix("/compressed"), "info": info}
+        assert seen == {"image": image, "info": info}  # the topic subscribed, named in warnings
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_remapping_rules_are_read_from_ros_args_blocks_only():
+    from fourds_ros.ros.transforms import remapped
+
+    argv = ["perception_node", "-r", "camera_info:=/not_a_rule", "--ros-args", "-r", "image:=/cam/image_raw",
+            "--remap", "fourds_perception:camera_info:=/camera_info", "-p", "hop:=3", "--", "-r", "x:=y",
+            "--ros-args", "-r", "/tf:=tf"]
+    assert remapped(argv) == ["image", "fourds_perception:camera_info", "/tf"]

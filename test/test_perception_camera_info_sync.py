@@ -132,4 +132,5 @@ def test_camera_info_is_the_image_topics_sibling_as_image_transport_names_it():
     assert sibling_camera_info_topic("cam/image_raw") == "cam/camera_info"
     assert sibling_camera_info_topic("image") == "camera_info"
     assert looks_rectified("/cam/image_rect") and looks_rectified("/cam/image_rect_color/")
+    assert looks_rectified("/cam/image_rect/compressed")
     assert not looks_rectified("/cam/image_raw") and not looks_rectified("/image_rect/image_raw")

@@ -1392,3 +1392,17 @@ def test_the_last_minute_rules_hold_only_while_active_and_say_when_it_last_happe
     assert health.level(NodeState("inactive")) == (OK, "inactive")
     level, message = health.level(state())
     assert level == WARN and message.endswith("ms > 1000 (last 30 s ago)"), message
+
+
+def test_the_failing_clips_error_ends_when_clips_stop_and_the_current_cause_is_named(clock):
+    """3 clips failed (a transient CUDA fault), then the camera driver died: 10 minutes on, /diagnostics must say
+    what is wrong now (no publisher, no frame), not 'inference failing on every clip' as no clip runs."""
+    health = NodeHealth(lambda m: None)
+    health.stall_warn_s = 5.0
+    health.activated()
+    for _ in range(3):
+        health.clip_failed("inference", "inference failed: RuntimeError: CUDA error: out of memory")
+    assert health.level(state())[0] == ERROR
+    clock.t += 600.0
+    level, message = health.level(state(image_topic="/cam/image_raw"))
+    assert level == WARN and "no publisher on the image topic /cam/image_raw" in message, message

@@ -421,3 +421,18 @@ def test_pretraining_stopped_by_a_process_group_sigterm_saves_where_it_stopped(t
             proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, log
     assert load_resume(out / "checkpoint.pt").step > 0, log
+
+
+def test_a_finished_pretraining_rerun_with_its_data_spelled_another_way_ends_at_once(tmp_path):
+    """training/default_model.sh now always calls pre-training: a finished run rerun with the same data given as an
+    absolute path or with a trailing slash (tab completion) was refused, and the recipe stopped (set -e)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    run = [sys.executable, "-m", "training.pretrain", "--config", "tiny", "--out", str(tmp_path / "run"),
+           "--no-progress", "optim.steps=2", "num_workers=0"]
+    first = subprocess.run(run + ["data.root=[samples/hololens_000]"], cwd=repo, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(run + [f"data.root=[{repo}/samples/hololens_000/]"], cwd=repo, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr

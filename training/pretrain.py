@@ -85,7 +85,18 @@ RESUME_FREE = {"micro_batch_size", "parallel", "activation_checkpointing", "num_
 def resume_conflicts(stored: dict, now: dict) -> list[str]:
     """The settings (dotted keys) in which `now` differs from the checkpoint's `stored` config, outside
     RESUME_FREE: "key: stored -> now" each."""
-    return [f"{name}: {a!r} -> {b!r}" for name, a, b in config_conflicts(stored, now, RESUME_FREE)]
+    return [f"{name}: {a!r} -> {b!r}" for name, a, b in config_conflicts(_real_roots(stored), _real_roots(now),
+                                                                          RESUME_FREE)]
+
+
+def _real_roots(config: dict) -> dict:
+    """config with data.root's folders as real paths: one folder spelled another way (absolute, a trailing slash,
+    through a symlink) is the same data, and a finished run rerun by the recipe was refused for it."""
+    data = config.get("data")
+    if not isinstance(data, dict) or "root" not in data:
+        return config
+    roots = data["root"] if isinstance(data["root"], (list, tuple)) else [data["root"]]
+    return {**config, "data": {**data, "root": [os.path.realpath(os.path.expanduser(str(r))) for r in roots]}}
 
 
 def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: int | None) -> Run:

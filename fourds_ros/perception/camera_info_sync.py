@@ -39,8 +39,9 @@ def sibling_camera_info_topic(image_topic: str) -> str:
 
 
 def looks_rectified(image_topic: str) -> bool:
-    """The topic is by its name image_proc's rectified image (`image_rect`, `image_rect_color`, ...)."""
-    return image_topic.rstrip("/").rpartition("/")[2].startswith("image_rect")
+    """The topic is by its name image_proc's rectified image (`image_rect`, `image_rect_color`, ..., or its
+    `/compressed` transport)."""
+    return image_topic.rstrip("/").removesuffix("/compressed").rpartition("/")[2].startswith("image_rect")
 
 
 @dataclass

@@ -336,6 +336,7 @@ class NodeHealth:
         self._off_clock_run = False  # the frame before was off the clock too: each one counts at once
         # (clips failed in a row since the last described, the stage and message of the last): CLIPS_FAILING_ERROR
         self._failing: tuple[int, str, str] = (0, "", "")
+        self._failed_at = 0.0  # when the last clip failed (monotonic)
         # total name -> (its value, when it was last seen to grow: monotonic) at the reports: "last N s ago"
         self._grown: dict[str, tuple[int, float]] = {}
 
@@ -435,6 +436,7 @@ class NodeHealth:
         problem of kind `stage`, and one more clip failed in a row (CLIPS_FAILING_ERROR)."""
         self.warn(stage, message)
         self._failing = (self._failing[0] + 1, stage, message)
+        self._failed_at = time.monotonic()  # the ERROR holds while clips still fail: none for a while is no engine fault
 
     def record_clip(self, stamps_ns: list[int], inference_s: float, process_s: float, blind: int = 0,
                     partly_blind: int = 0, stage_s: dict[str, float] | None = None,
@@ -488,7 +490,7 @@ class NodeHealth:
         problems += self._stall_problems(state, now)
         problems += self._reference_problems(state.pipeline_status or {}, now)
         failing, stage, message = self._failing  # after the rules: they sample their counts at every report
-        if state.state == "active" and failing >= CLIPS_FAILING_ERROR:
+        if state.state == "active" and failing >= CLIPS_FAILING_ERROR and now - self._failed_at < BAD_INPUT_WARN_S:
             return ERROR, f"{state.state}; {stage} failing on every clip: {message.removeprefix(f'{stage} failed: ')}"
         if problems:
             return WARN, f"{state.state}; " + ", ".join(problems)

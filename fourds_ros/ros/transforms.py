@@ -71,10 +71,20 @@ def create_publishers(node, settings: PerceptionSettings, pose_made: bool = True
 
 
 def image_topic(node, transport: str) -> str:
-    """The image topic the node subscribes, without the compressed transport's `/compressed`: its camera's base
-    topic, as image_transport names it."""
-    name = node.resolve_topic_name("image/compressed" if transport == "compressed" else "image")
-    return name.removesuffix("/compressed")
+    """The image topic the node subscribes (the compressed transport's ends in `/compressed`): named in warnings
+    as subscribed (a raw publisher on its base topic is no publisher of it)."""
+    return node.resolve_topic_name("image/compressed" if transport == "compressed" else "image")
+
+
+def remapped(argv: list[str]) -> list[str]:
+    """The names the remapping rules in argv's `--ros-args` blocks (ended by `--`) map from: `-r camera_info:=x` and
+    `--remap fourds_perception:camera_info:=x` give `camera_info` and `fourds_perception:camera_info`."""
+    names, inside = [], False
+    for token, after in zip(argv, [*argv[1:], ""]):
+        inside = token == "--ros-args" or (inside and token != "--")
+        if inside and token in ("-r", "--remap") and ":=" in after:
+            names.append(after.split(":=")[0])
+    return names
 
 
 def camera_info_topic(node, transport: str = "raw", argv: list[str] | None = None) -> str:
@@ -87,8 +97,7 @@ def camera_info_topic(node, transport: str = "raw", argv: list[str] | None = Non
     argv = sys.argv if argv is None else argv
     info = node.resolve_topic_name("camera_info")
     expanded = node.resolve_topic_name("camera_info", only_expand=True)
-    rules = [argv[i + 1].split(":=")[0] for i, a in enumerate(argv[:-1]) if a in ("-r", "--remap")]
-    if info != expanded or any(rule.rsplit(":", 1)[-1] in ("camera_info", expanded) for rule in rules):
+    if info != expanded or any(rule.rsplit(":", 1)[-1] in ("camera_info", expanded) for rule in remapped(argv)):
         return info
     return sibling_camera_info_topic(image_topic(node, transport))
 
