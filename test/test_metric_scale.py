@@ -477,7 +477,9 @@ def described(engine, clock: FakeClock, source: str, clips: int, reference=None)
     from fourds_ros.perception.health import NodeHealth
 
     p = PerceptionPipeline(engine, PerceptionSettings.from_params(metric_scale_source=source))
-    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12)
+    start = clock.t  # the node's clock runs with the frames, as a live camera's does (fixed, the stamps ran up to
+    # 9 s ahead of it: session 68's rule names stamps ahead of the node's clock)
+    health = NodeHealth(lambda m: None, now_ns=lambda: 10**12 + round((clock.t - start) * 1e9))
     for k in range(clips):
         for i in range(7):
             stamp = (k * 7 + i) * 33_333_333
