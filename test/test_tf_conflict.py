@@ -200,7 +200,7 @@ def make_watch(publishers=()):
 
     sent, warned = [], []
     watch = TfConflictWatch(FakeNode(publishers), sent.append, "odom", "base_link",
-                            lambda kind, message: warned.append((kind, message)))
+                            lambda kind, message, log_now=False: warned.append((kind, message)))
     return watch, sent, warned
 
 
@@ -298,3 +298,26 @@ def test_a_bag_loop_replaying_the_same_transforms_is_no_tf_conflict():
             for t in ts:
                 watch.on_tf(serialized(t), info(b"\x01" * 16))  # read back by the node's own /tf subscription
     assert warned == []
+
+
+def test_a_publisher_named_after_the_first_conflict_is_logged_at_once():
+    """The first foreign transform can arrive before discovery lists its publisher's node: that conflict is logged
+    as 'another publisher', and the rate limit then kept the name out of the log for its period (CI's runs of
+    the wheel-controller test above, 2 of 9). Once the graph names it, that line is logged at once, and once."""
+    from fourds_ros.perception.health import NodeHealth
+    from fourds_ros.ros.tf_conflict import TfConflictWatch
+
+    controller = b"\x03" * 16
+    node = FakeNode()
+    logged = []
+    health = NodeHealth(logged.append, log_every_s=60.0)
+    watch = TfConflictWatch(node, lambda transforms: None, "odom", "base_link", health.warn)
+    watch.on_tf(serialized(transform("odom", "base_link", 7)), info(controller))  # not yet discovered
+    node.publishers = FakeNode([(controller, "/", "wheel_controller")]).publishers
+    for stamp in (8, 9, 10):
+        watch.next_lookup = 0.0
+        watch.on_tf(serialized(transform("odom", "base_link", stamp)), info(controller))
+    assert health.errors["tf_conflict"] == 4
+    assert len(logged) == 2, logged
+    assert "by another publisher" in logged[0] and "by the node /wheel_controller" in logged[1], logged
+

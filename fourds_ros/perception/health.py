@@ -423,11 +423,12 @@ class NodeHealth:
         """DDS's message-lost event (rclpy's QoSMessageLostInfo): frames lost before the callback."""
         self.counts["frames_lost_in_transport"] += int(info.total_count_change)
 
-    def warn(self, kind: str, message: str) -> None:
-        """Count a problem of `kind`; log it the first time and then at most every log_every_s."""
+    def warn(self, kind: str, message: str, log_now: bool = False) -> None:
+        """Count a problem of `kind`; log it the first time and then at most every log_every_s, or now where
+        `log_now` (the message says something the last one could not, e.g. who the other publisher is)."""
         self.errors[kind] += 1
         now = self._last_seen[kind] = time.monotonic()
-        if now - self._last_log.get(kind, -1e9) >= self.log_every_s:
+        if log_now or now - self._last_log.get(kind, -1e9) >= self.log_every_s:
             self._last_log[kind] = now
             self.log_warning(f"[{kind}] {message} (seen {self.errors[kind]}x)")
 

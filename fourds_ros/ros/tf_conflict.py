@@ -34,6 +34,8 @@ OWN_KEPT = 256
 # The ROS graph is asked who publishes an unknown gid at most this often: an unnamed foreign
 # publisher (its node not yet discovered, or a plain DDS writer) must not cost a graph query per message.
 LOOKUP_EVERY_S = 1.0
+UNNAMED = "another publisher"  # a publisher the ROS graph does not list (yet: discovery lags the first messages)
+NAMED_KEPT = 64  # publishers remembered as named in a log line (bounded: a graph's /tf publishers are few)
 _KEY = struct.Struct("<q7d")  # stamp_ns, translation xyz, rotation xyzw: exact, NaN included
 
 
@@ -68,6 +70,9 @@ class TfConflictWatch:
         self.own: Counter[bytes] = Counter()  # a multiset: a bag loop publishes the same transforms again
         self.lock = threading.Lock()
         self.names: dict[bytes, str] = {}  # publisher gid -> its node, from the last graph query
+        # publishers named in a log line: a conflict seen before discovery had named its publisher was logged as
+        # "another publisher", and the rate limit then kept the name out of the log for log_every_s
+        self.named_in_log: set[str] = set()
         self.next_lookup = 0.0
         self.deserialized = 0  # /tf messages that passed the byte test (for the cost, in tests)
 
@@ -118,13 +123,17 @@ class TfConflictWatch:
     def _conflict(self, transform, gid) -> None:
         odom, base = self.frames
         parent, s = _frames(transform)[0], transform.header.stamp
-        what = (f"{odom} -> {base} is also published on /tf by {self._publisher(gid)} (stamp {s.sec}.{s.nanosec:09d} is "
+        who = self._publisher(gid)
+        newly_named = who != UNNAMED and who not in self.named_in_log
+        if newly_named and len(self.named_in_log) < NAMED_KEPT:
+            self.named_in_log.add(who)
+        what = (f"{odom} -> {base} is also published on /tf by {who} (stamp {s.sec}.{s.nanosec:09d} is "
                 f"not one of this node's): tf2 users see {base} jump between the two" if parent == odom else
-                f"{base} is also given the parent {parent} on /tf by {self._publisher(gid)}, besides this node's "
+                f"{base} is also given the parent {parent} on /tf by {who}, besides this node's "
                 f"{odom}: tf2 keeps one parent a frame, so {base} jumps between the two trees")
         self.warn("tf_conflict", f"{what}. Set publish_tf: false on all but one source (with an EKF such as "
                   "robot_localization owning the transform, fuse each instance's `odometry` topic), or give each "
-                  "instance its own base_frame")
+                  "instance its own base_frame", log_now=newly_named)
 
     def _publisher(self, gid) -> str:
         """Who publishes `gid` on /tf, in words, from the ROS graph (asked at most every LOOKUP_EVERY_S)."""
@@ -136,7 +145,7 @@ class TfConflictWatch:
                           for e in self.node.get_publishers_info_by_topic("/tf")}
         name = self.names.get(gid)
         if name is None:
-            return "another publisher"
+            return UNNAMED
         if name == self.node.get_fully_qualified_name():  # two instances without their own namespaces
             return f"another instance of this node of the same name (give each its own namespace), {name}"
         if name.rsplit("/", 1)[-1] == self.node.get_name():
