@@ -753,3 +753,29 @@ def test_a_build_lock_is_waited_for_with_one_message_and_leaves_nothing(tmp_path
     assert order == ["first", "second"]
     assert [r.getMessage() for r in caplog.records] == ["waiting for another process's build of the ONNX graph of key"]
     assert list(path.parent.iterdir()) == []
+
+
+def test_a_wait_for_another_process_build_ends_when_keep_waiting_says_so(tmp_path, monkeypatch):
+    """A SIGTERM (docker stop, systemd) shuts ROS down while the node waits on another process's build lock: the
+    blocking flock waited for that build to end (minutes for TensorRT on a Jetson), until SIGKILL. The wait now
+    polls keep_waiting (the node sets rclpy.ok) and ends with an EngineError naming what it waited for."""
+    import fcntl
+    import threading
+
+    from fourds_ros.engine import engine_cache
+    from fourds_ros.engine.base import EngineError
+    from fourds_ros.engine.engine_cache import build_lock
+
+    lock = tmp_path / "cache" / ".build.lock"
+    lock.parent.mkdir(mode=0o700)
+    holder = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)  # another process's build: its own open file
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    stop = threading.Event()
+    monkeypatch.setattr(engine_cache, "keep_waiting", lambda: not stop.is_set())
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(EngineError, match="stopped while waiting for another process's build of the graph"), \
+            build_lock(lock, "the graph"):
+        pass
+    assert time.monotonic() - t0 < 2.0
+    os.close(holder)

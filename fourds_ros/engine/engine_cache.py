@@ -32,7 +32,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .base import EngineError
@@ -275,6 +275,25 @@ def build_lock(path: str | Path, what: str, logger: logging.Logger | None = None
         os.close(fd)
 
 
+# Polled while waiting for another process's build: False stops the wait (EngineError). The node sets it to
+# rclpy.ok (node_lifetime.init_ros): a SIGTERM (docker stop, systemd) shuts ROS down, and a blocking flock waited
+# for the other build to end, minutes for TensorRT on a Jetson, until SIGKILL (which leaks DDS shared memory).
+keep_waiting: Callable[[], bool] = lambda: True  # noqa: E731
+WAIT_POLL_S = 0.2
+
+
+def _wait_for_lock(fd: int, what: str) -> None:
+    """The exclusive flock on fd, polled every WAIT_POLL_S while keep_waiting() says so."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if not keep_waiting():
+                raise EngineError(f"stopped while waiting for another process's build of {what}") from None
+            time.sleep(WAIT_POLL_S)
+
+
 def _locked(path: Path, what: str, logger: logging.Logger) -> int:
     """A descriptor of `path` holding its exclusive flock, waited for when another process holds it."""
     said = False
@@ -291,7 +310,7 @@ def _locked(path: Path, what: str, logger: logging.Logger) -> int:
                 if not said:
                     logger.info("waiting for another process's build of %s", what)
                     said = True
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _wait_for_lock(fd, what)
             if _is_file_at(fd, path):
                 os.utime(fd)  # sweep_stale_temps removes old dot-files: not a held lock a killed process left
                 return fd

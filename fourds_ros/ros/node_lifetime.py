@@ -54,6 +54,9 @@ def init_ros(argv: list[str]) -> int | None:
             return 0
         use_package_fastdds_profile(os.environ)
         rclpy.init(args=argv)
+        from ..engine import engine_cache
+
+        engine_cache.keep_waiting = rclpy.ok  # a SIGTERM ends a wait for another process's engine build
     except RuntimeError as exc:  # rclpy's RCLError
         reason = str(exc).split(", at /")[0]  # rcl's own source locations follow
         # rcl's words for a list mixing types (from -p or a params file); other errors (a params file that
