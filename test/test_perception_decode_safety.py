@@ -205,3 +205,35 @@ def test_random_header_mutations_never_escape_or_exceed_the_cap(jpeg_bytes):
             kinds.add(exc.kind)
         assert time.monotonic() < deadline
     assert kinds <= set(DECODE_ERROR_KINDS) and {"too_large", "bad_header"} <= kinds, kinds
+
+
+def progressive_jpeg_repeating_a_scan(width: int, height: int, repeats: int) -> bytes:
+    """A flat progressive JPEG of width x height with its shortest refinement scan appended `repeats` more times
+    (about 12 bytes each): a small file whose decoding costs each scan over the whole image."""
+    data = cv2.imencode(".jpg", np.full((height, width, 3), 128, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1]
+    data, scans, pos = data.tobytes(), [], 2
+    while data[pos + 1] != 0xD9:  # to EOI
+        end = pos + 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if data[pos + 1] == 0xDA:  # a scan's entropy data runs to the next marker that is not stuffing or RSTn
+            while data[end] != 0xFF or data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:
+                end += 1
+            scans.append(data[pos:end])
+        pos = end
+    return data[:-2] + min(scans[1:], key=len) * repeats + b"\xff\xd9"
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding(no_imdecode):
+    """libjpeg decodes every scan over the whole image: 250 KB repeating a refinement scan 20,000 times held the
+    node's executor (camera_info, /diagnostics, ~/reset) 21 s and was then described as a good, grey frame."""
+    bomb = progressive_jpeg_repeating_a_scan(640, 480, 3000)
+    assert len(bomb) < 60_000  # 640x480: within every size cap
+    with pytest.raises(ImageDecodeError) as err:
+        decode_compressed("jpeg", bomb)
+    assert err.value.kind == "bad_header" and "3010 scans" in str(err.value), err.value
+
+
+def test_progressive_jpegs_still_decode(jpeg_bytes):
+    ordinary = progressive_jpeg_repeating_a_scan(64, 48, 0)
+    assert 2 <= ordinary.count(b"\xff\xda") <= 20
+    assert decode_compressed("jpeg", ordinary).shape == (48, 64, 3)
+    assert decode_compressed("jpeg", jpeg_bytes).shape[:2] == (360, 540)  # the shipped sample's baseline frame

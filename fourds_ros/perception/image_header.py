@@ -23,6 +23,10 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC9, 0xCA, 0xCB}
 _JPEG_DIFFERENTIAL_SOF = {0xC5, 0xC6, 0xC7, 0xCD, 0xCE, 0xCF}
 # Markers without a length field: TEM, RST0-7 (and SOI, which would be a second image start).
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+# libjpeg decodes each scan of a progressive JPEG over the whole image: a 250 KB file repeating a 12-byte refinement
+# scan 20,000 times held the node's executor 21 s (minutes at 1 MB). Baseline files have 1 scan, progressive
+# encoders about 10 (every JPEG in ../shared has 1); an EXIF thumbnail adds its own.
+MAX_JPEG_SCANS = 100
 
 
 class KindError(ValueError):
@@ -101,6 +105,10 @@ def read_jpeg_header(data: bytes) -> ImageHeader:
         if marker in _JPEG_DIFFERENTIAL_SOF:
             raise ImageHeaderError("bad_header", f"hierarchical JPEG (SOF FF{marker:02X}) is not supported")
         if marker in _JPEG_SOF:
+            # FF DA starts a scan: in entropy-coded data an FF is followed by 00 or RSTn, so this counts scans
+            if (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+                raise ImageHeaderError("bad_header", f"JPEG with {scans} scans (more than {MAX_JPEG_SCANS}): each is "
+                                       "decoded over the whole image, so it would hold the node for seconds")
             return _jpeg_frame(data[pos + 2:pos + length])
         pos += length
 
