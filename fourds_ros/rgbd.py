@@ -350,6 +350,7 @@ def tum_frames(root: str | Path, max_dt: float = 0.02) -> list[TumFrame]:
     gt = read_list(root / "groundtruth.txt") if (root / "groundtruth.txt").is_file() else []
     try:
         depth_t = np.array([float(r[0]) for r in depth])
+        depth_files = [r[1] for r in depth]  # here: a line without its file name is a malformed list
         gt_arr = np.array([[float(v) for v in r[:8]] for r in gt]).reshape(-1, 8)
         rgb_t = [float(r[0]) for r in rgb]
         rgb_files = [r[1] for r in rgb]
@@ -364,7 +365,7 @@ def tum_frames(root: str | Path, max_dt: float = 0.02) -> list[TumFrame]:
         if depth_t.size:
             d = int(np.argmin(np.abs(depth_t - t)))
             if abs(depth_t[d] - t) <= max_dt:
-                depth_path = root / depth[d][1]
+                depth_path = root / depth_files[d]
         if gt_arr.size:
             g = int(np.argmin(np.abs(gt_arr[:, 0] - t)))
             if abs(gt_arr[g, 0] - t) <= max_dt:

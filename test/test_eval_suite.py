@@ -439,6 +439,10 @@ def _joints(frame: int, visibility=(1, 1, 1), name: str | None = None) -> dict:
     ([_joints(0, (0, 0, 0)), _joints(2)], "no joint is visible on the first annotated frame"),
     ([_joints(0, name="-0002"), _joints(2)], "distinct and not negative"),
     ([_joints(0), _joints(0)], "distinct and not negative"),
+    # bool("no") and bool(0.5) read as visible; a visible NaN joint was queried and scored as a miss, unsaid
+    ([_joints(0, ("no", 1, 1)), _joints(2)], "not BADJA joint annotations"),
+    ([_joints(0, (0.5, 1, 1)), _joints(2)], "visibility must be true/false or 1/0"),
+    ([_joints(0), {**_joints(2), "joints": [[10, 10], [float("nan"), 30], [40, 20]]}], "not a finite number"),
 ])
 def test_badja_annotations_that_cannot_be_scored_are_refused_before_inference(tmp_path, annotations, words):
     """The first annotated frame without a visible joint passed check_clips and failed scoring after the

@@ -5,6 +5,7 @@ and a dataset PNG too large refused before decoding."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fourds_ros.rgbd import DepthCamera, register_depth
 
@@ -86,3 +87,16 @@ def test_a_dataset_png_declaring_30000_squared_is_refused_before_decoding(tmp_pa
     monkeypatch.setattr(rgbd.cv2, "imdecode", lambda *_: pytest.fail("decoded a bomb"))
     with pytest.raises(DatasetFormatError, match="8192x8192"):
         imread_checked(path, cv2.IMREAD_COLOR)
+
+
+def test_a_tum_list_line_without_its_file_name_is_a_dataset_error(tmp_path):
+    """depth.txt's file names were read outside the check of the list files: a truncated line ("1.0") was an
+    IndexError traceback from `bag convert --format tum`, not the one-line malformed-list error rgb.txt gets."""
+    from fourds_ros.rgbd import DatasetFormatError, tum_frames
+
+    (tmp_path / "rgb.txt").write_text("# timestamp filename\n1.0 rgb/1.png\n")
+    (tmp_path / "depth.txt").write_text("1.0\n")
+    with pytest.raises(DatasetFormatError, match="malformed TUM list"):
+        tum_frames(tmp_path)
+    (tmp_path / "depth.txt").write_text("1.0 depth/1.png\n")
+    assert tum_frames(tmp_path)[0].depth_path == tmp_path / "depth" / "1.png"

@@ -357,11 +357,16 @@ def load_badja(src: str | Path | BadjaClip, clip: str | None = None) -> dict:
         entries = json.loads(src.annotations.read_text())
         annotated = np.array([int(Path(e["image_path"]).stem) for e in entries])
         joints_rc = np.array([e["joints"] for e in entries], float)
-        visible = np.array([e["visibility"] for e in entries], bool)
+        visibility = np.array([e["visibility"] for e in entries], float)  # a word ("no") is refused here
     except (ValueError, KeyError, TypeError) as exc:
         raise BadjaError(f"{src.annotations}: not BADJA joint annotations ({exc})") from exc
-    if joints_rc.ndim != 3 or joints_rc.shape[2] != 2 or visible.shape != joints_rc.shape[:2]:
+    if joints_rc.ndim != 3 or joints_rc.shape[2] != 2 or visibility.shape != joints_rc.shape[:2]:
         raise BadjaError(f"{src.annotations}: joints must be (frames, J, 2) with (frames, J) visibility")
+    if not np.isin(visibility, (0.0, 1.0)).all():  # bool(0.5) and bool("no") read as visible
+        raise BadjaError(f"{src.annotations}: visibility must be true/false or 1/0")
+    visible = visibility == 1.0
+    if not np.isfinite(joints_rc[visible]).all():  # a visible NaN joint was queried and scored as a miss, unsaid
+        raise BadjaError(f"{src.annotations}: a visible joint has a coordinate that is not a finite number")
     if annotated.min() < 0 or len(set(annotated.tolist())) != len(annotated):  # -0002.jpg was scored, PCK 0
         raise BadjaError(f"{src.annotations}: annotated frame numbers must be distinct and not negative, got "
                          f"{sorted(annotated.tolist())}")
