@@ -428,3 +428,40 @@ def test_the_latency_and_rate_figures_hold_their_definitions():
     row = step_stats({"records": records}, [{"stamp_ns": s} for s in stamps[:30]], 30.0, Cpu())
     assert row["out_fps"] == pytest.approx(30.0) and row["latency_ms_p95"] == pytest.approx(375.5)
     assert row["described_pct_tracks"] == row["described_pct_odometry"] == 100.0
+
+
+def test_the_reference_times_the_clips_the_node_is_sent(monkeypatch, tmp_path):
+    """The in-process reference played the folder's first 64 frames once, forwards: the shipped sample has 30, so
+    its pose p50 was one forward clip's while the node's came from the live row's clips, the sample played forth
+    and back (probe.back_and_forth), whose reversals cost the pose about 10 % more (session 69: +17-21 ms "pose"
+    in the node's ledger). It now plays the live row's frames (--rate x --seconds) as the camera does."""
+    import argparse
+    from types import SimpleNamespace
+
+    from fourds_ros.bench import node
+
+    pushed = []
+
+    class Pipe:
+        hop = 2
+
+        def add_frame(self, rgb, stamp_ns, frame_id, k):
+            pushed.append(int(rgb[0, 0, 0]))
+            return (object() if len(pushed) % self.hop == 0 else None), None
+
+        def process(self, clip):
+            return SimpleNamespace(inference_s=0.01, stage_s={"pose": 0.02})
+
+    folder = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]  # a folder shorter than the stream
+    monkeypatch.setattr(node, "node_pipeline", lambda params: (Pipe(), "fake"))
+    monkeypatch.setattr(node, "_frames", lambda count, size: (folder[:count], None))
+    clip = node.pipeline_clip_ms({}, 7)
+    assert pushed == [0, 1, 2, 1, 0, 1, 2] and clip["pose_ms_p50"] > 0, pushed  # as probe.stream plays it
+
+    asked = []
+    monkeypatch.setattr(node, "run_transport", lambda *a, **k: [])
+    ref = {"pipeline_ms_p50": 100.0}
+    monkeypatch.setattr(node, "pipeline_clip_ms", lambda params, frames, size: asked.append(frames) or ref)
+    args = argparse.Namespace(rounds=1, transports=["raw"], rate=30.0, seconds=20.0, size=(480, 640), lens=())
+    node.run_rounds(args, [(30.0, 20.0)], {}, tmp_path, {}, [ref])
+    assert asked == [600]  # the live row's frames, not 64

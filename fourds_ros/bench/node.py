@@ -173,12 +173,17 @@ class CpuSampler:
 
 
 def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = CAMERA_HW) -> dict:
-    """PerceptionPipeline.process per clip in-process (the node's settings, same frames of
-    size (H, W)), with the engine's and each later stage's share (pipeline.STAGES): what the node's
-    clip latency is compared against."""
+    """PerceptionPipeline.process per clip in-process (the node's settings), with the engine's and each
+    later stage's share (pipeline.STAGES): what the node's clip latency is compared against. `frames`:
+    the live row's, played as the camera plays them (probe.back_and_forth, frames of size (H, W)), so
+    that the reference times the clips the node is sent. Why: it timed the folder's first 64 frames
+    once, forwards; the shipped sample has 30, so its pose p50 was one clip's (the median of three),
+    and the node's clips over the reversals cost its pose about 10 % more thread CPU (session 69)."""
+    from ..ros.probe import back_and_forth
+
     pipe, backend = node_pipeline(params)
     images, k = _frames(frames, size)
-    clips = [c for i, rgb in enumerate(images) if (c := timed_push(pipe, rgb, i, k)) is not None]
+    clips = [c for i in range(frames) if (c := timed_push(pipe, back_and_forth(images, i), i, k)) is not None]
     clips = clips[1:] or clips  # the first clip seeds the tracks
     ms = lambda v: latency_stats(v)["latency_ms_p50"] if v else float("nan")  # noqa: E731
     return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms([c[1] for c in clips]),
@@ -518,6 +523,11 @@ def node_process_settings(parser, args) -> tuple[dict, dict]:
     return params_from_args(parser, args.param), ros_env(domain, args.fastdds_profile)
 
 
+def live_frames(args) -> int:
+    """The frames the live row reports (--rate x --seconds): the in-process reference times these."""
+    return int(round(args.rate * args.seconds))
+
+
 def run_rounds(args, steps: list[tuple[float, float]], params: dict, workdir: Path, env: dict,
                references: list[dict]) -> list[dict]:
     """The transports run args.rounds times in turn, each node run followed by a timing of the in-process pipeline
@@ -526,7 +536,7 @@ def run_rounds(args, steps: list[tuple[float, float]], params: dict, workdir: Pa
     for round_ in range(1, args.rounds + 1):
         for t in args.transports:
             run = run_transport(t, steps, params, workdir / f"round{round_}", env, args.size, tuple(args.lens))
-            references.append(pipeline_clip_ms(params, 64, args.size))
+            references.append(pipeline_clip_ms(params, live_frames(args), args.size))
             bracket_references(run, references[-2], references[-1])
             rows += [dict(r, round=round_) for r in run]
     return rows
@@ -561,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     params, env = node_process_settings(parser, args)
-    references = [pipeline_clip_ms(params, 64, args.size)]
+    references = [pipeline_clip_ms(params, live_frames(args), args.size)]
     steps = [(args.rate, args.seconds)] + [(r, args.step_seconds) for r in args.steps]
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         beside = (pipeline_beside_camera_ms(params, args.rate, args.beside_seconds, Path(tmp) / "beside",
