@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -779,3 +780,34 @@ def test_a_wait_for_another_process_build_ends_when_keep_waiting_says_so(tmp_pat
         pass
     assert time.monotonic() - t0 < 2.0
     os.close(holder)
+
+
+def test_a_lock_waited_for_is_the_paths_own_so_a_third_waits_too(tmp_path):
+    """build_lock: the waiter that got the lock after its holder removed the file holds the path's new file, so a
+    third process arriving then waits rather than building at once beside it."""
+    from fourds_ros.engine import engine_cache
+
+    path = tmp_path / "onnx" / "key" / ".build.lock"
+    got, release = threading.Event(), threading.Event()
+
+    def second():
+        with engine_cache.build_lock(path, "x"):
+            got.set()
+            release.wait(10)
+
+    with engine_cache.build_lock(path, "x"):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        time.sleep(0.3)  # the second is blocked in flock on the first's file
+    assert got.wait(10)
+    third = []
+    t3 = threading.Thread(target=lambda: third.append(engine_cache._locked(path, "x", engine_cache.log)))
+    t3.start()
+    t3.join(0.5)
+    alive = t3.is_alive()
+    release.set()
+    waiter.join(10)
+    t3.join(10)
+    for fd in third:
+        os.close(fd)
+    assert alive, "a third holder got the lock while the second held it"

@@ -1406,3 +1406,59 @@ def test_the_failing_clips_error_ends_when_clips_stop_and_the_current_cause_is_n
     clock.t += 600.0
     level, message = health.level(state(image_topic="/cam/image_raw"))
     assert level == WARN and "no publisher on the image topic /cam/image_raw" in message, message
+
+
+def test_stamps_half_a_second_ahead_warn(monkeypatch):
+    """STAMPS_AHEAD_WARN_MS is 250: a camera 500 ms ahead of the node's clock is WARN."""
+    from fourds_ros.perception import health as health_module
+    from fourds_ros.perception.health import WARN, NodeHealth, NodeState
+
+    t = [1000.0]
+    monkeypatch.setattr(health_module.time, "monotonic", lambda: t[0])
+    node_ns = [10**15]
+    health = NodeHealth(lambda m: None, now_ns=lambda: node_ns[0])
+    health.set_limits(SimpleNamespace(latency_warn_ms=1000.0, queue_warn_ms=0.0, stall_warn_s=5.0))
+    health.activated()
+    stamp = node_ns[0]
+    for _ in range(20):
+        stamps = []
+        for _ in range(7):
+            stamp, t[0] = stamp + HZ30, t[0] + HZ30 / 1e9
+            node_ns[0] = stamp - 500 * MS
+            stamps.append(stamp)
+            health.frame_received(stamp)
+        node_ns[0] += 50 * MS
+        health.record_clip(stamps, 0.01, 0.02)
+    level, message = health.level(NodeState(state="active", image_publishers=1))
+    assert level == WARN and "ms ahead of this node's clock" in message, message
+
+
+def test_a_stall_right_after_a_bag_loop_still_warns(monkeypatch):
+    """use_sim_time, a bag on --loop: /clock steps back at the loop; inference stuck from there on is a stall (the node's
+    clock stepped back says nothing: steady time alone), not OK for the whole next loop."""
+    from fourds_ros.perception import health as health_module
+    from fourds_ros.perception.health import OK, WARN, NodeHealth, NodeState
+
+    t = [1000.0]
+    monkeypatch.setattr(health_module, "time", SimpleNamespace(monotonic=lambda: t[0], time_ns=time.time_ns))
+    sim = [100 * 10**9]
+    health = NodeHealth(lambda m: None, now_ns=lambda: sim[0])
+    health.stall_warn_s = 2.0
+    health.activated()
+    stamps = []
+    for i in range(16):
+        t[0] += 0.1
+        sim[0] += 100 * MS
+        health.frame_received(sim[0])
+        stamps.append(sim[0])
+        if i % 4 == 3:
+            health.record_clip(stamps[-4:], 0.01, 0.01)
+        assert health.level(NodeState("active", image_publishers=1))[0] == OK
+    sim[0] = 40 * 10**9  # the loop: /clock back to the bag's start
+    health.clock_jumped()
+    for _ in range(30):  # inference stuck: 3 s
+        t[0] += 0.1
+        sim[0] += 100 * MS
+        health.frame_received(sim[0])
+        level, message = health.level(NodeState("active", image_publishers=1))
+    assert level == WARN and "no frame described for" in message, message

@@ -882,3 +882,22 @@ def test_bearing_steps_leave_out_non_finite_tracks_and_bunched_ones():
     rays = (turn.T @ np.linalg.solve(K, np.c_[prev, np.ones(10)].T)).T
     nxt = (K @ rays.T).T
     assert bearing_step(prev, nxt[:, :2] / nxt[:, 2:3], K, 2.0) is None
+
+
+def test_a_rotation_only_frames_zero_translation_is_not_gated():
+    """gate_outliers: a rotation-only frame's zero translation is no measurement: a head translation far from 0 with
+    a small variance does not gate it (nor the measured frames before it)."""
+    from fourds_ros.perception.pose_geometry import GATE_CHI2_999, GeometryPose, gate_outliers
+
+    T = 4
+    eye = np.tile(np.eye(3), (T, 1, 1))
+    head_t = np.outer(np.arange(T), [0.1, 0.0, 0.0])  # 10 cm a frame, sd 1 cm
+    head_var = np.tile([1e-4, 1e-4], (T, 1))
+    geo_t = head_t.copy()
+    geo_t[3] = 0.0  # frame 3: rotation-only, no translation measured
+    geo = GeometryPose(rotation=eye.copy(), translation=geo_t, covariance=np.zeros((T, 6, 6)),
+                       variance=np.tile([1e-4, 1e-4], (T, 1)), inliers=np.full(T, 50), points=np.full(T, 50),
+                       rmse_px=np.zeros(T), rotation_only=np.array([False, False, False, True]),
+                       valid=np.ones(T, bool), gated=np.zeros(T, bool), still=np.zeros(T, bool),
+                       relinked=np.zeros(T, bool))
+    assert not gate_outliers(eye, head_var, geo, GATE_CHI2_999, head_t).any()

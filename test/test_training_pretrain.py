@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -436,3 +437,39 @@ def test_a_finished_pretraining_rerun_with_its_data_spelled_another_way_ends_at_
     assert first.returncode == 0, first.stderr
     again = subprocess.run(run + [f"data.root=[{repo}/samples/hololens_000/]"], cwd=repo, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
+
+
+def test_a_loader_failing_of_a_stop_signal_mid_step_saves_the_last_whole_step(tmp_path, monkeypatch):
+    """A worker that died of the signal (the loader raises in the training process) ends the run with the last whole
+    step saved (save_if_stopped)."""
+    import training.pretrain as pretrain
+    from training.resume import load_resume
+
+    cfg = tiny(**{"optim.steps": 12, "save_every": 100, "tensorboard": "false"})
+    accumulate, calls = pretrain.accumulate, []
+
+    def dying(run, batch, accumulation, last):
+        calls.append(run.step)
+        if run.step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Terminated.")
+        return accumulate(run, batch, accumulation, last)
+
+    monkeypatch.setattr(pretrain, "accumulate", dying)
+    stopped = pretrain.train(cfg, tmp_path / "run", progress=False)
+    assert stopped["stopped_by"] == signal.SIGTERM and stopped["step"] == 5
+    assert load_resume(tmp_path / "run" / "checkpoint.pt").step == 5
+
+
+def test_a_finished_run_without_its_encoder_gets_one_when_rerun(tmp_path):
+    """A run finished under the old save order and killed between its final checkpoint and its encoder: its command
+    run again writes the encoder (nothing left to train)."""
+    import shutil
+
+    import training.pretrain as pretrain
+
+    cfg = tiny(**{"optim.steps": 2, "save_every": 2, "tensorboard": "false"})
+    pretrain.train(cfg, tmp_path / "run", progress=False)
+    shutil.rmtree(tmp_path / "run" / "encoder")
+    again = pretrain.train(cfg, tmp_path / "run", progress=False)
+    assert again["step"] == 2 and (tmp_path / "run" / "encoder" / "model.safetensors").is_file()

@@ -1478,3 +1478,20 @@ def test_a_copied_finished_runs_progress_is_its_own_whatever_the_modification_ti
     later = (out / "training_log.json").stat().st_mtime + 60
     os.utime(out / "checkpoint" / "model.safetensors", (later, later))
     check_stopped_run(cfg)  # the finished run's own: no refusal
+
+
+def test_a_resumed_readout_run_does_not_fit_its_schedule_again(tmp_path, monkeypatch, capsys):
+    """A budget probe fits once per invocation (BudgetProbe: after its own warm-up and probe steps): the resumed
+    run keeps the stopped run's fitted schedule (6 steps), as it says, and does not fit it anew (10 steps)."""
+    from training import train_readouts
+    from training.train_readouts import parse_args, train
+
+    class Probe(train_readouts.BudgetProbe):
+        def after_step(self, steps_run, done, total_steps):
+            return (6 if done == 1 else 10) if steps_run == 1 else None  # each invocation measures its pace once
+
+    monkeypatch.setattr(train_readouts, "BudgetProbe", Probe)
+    argv = SAVED + ["--steps", "100", "--out", str(tmp_path / "run")]
+    _stopped(monkeypatch, argv + ["--time-budget", "100"], 4)
+    result = train(parse_args(argv + ["--time-budget", "200"]))
+    assert len(result["loss"]) == 6

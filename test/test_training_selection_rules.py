@@ -57,3 +57,20 @@ def test_a_perfect_rotation_scores_zero_degrees():
     out = {"pose_rotation": eye, "pose_translation": torch.zeros(2, 4, 3)}
     batch = {"pose_rotation": eye.clone(), "pose_translation": torch.zeros(2, 4, 3)}
     assert batch_metrics(out, batch)["pose_rotation_deg"] < 1e-3
+
+
+def test_a_resumed_selection_keeps_the_best_score(monkeypatch):
+    """restore(state()): a later step scoring worse than the stopped run's best is not chosen (best_score restored)."""
+    from training.selection import CheckpointSelection
+
+    scores = iter([{"depth_abs_rel_scaled": 0.30, "depth_abs_rel": 1.4},   # step 0: reference
+                   {"depth_abs_rel_scaled": 0.15, "depth_abs_rel": 1.4},   # step 10: best (score 0.75)
+                   {"depth_abs_rel_scaled": 0.24, "depth_abs_rel": 1.4}])  # step 20, after the resume: worse
+    monkeypatch.setattr("training.selection.evaluate", lambda model, batches: next(scores))
+    first = CheckpointSelection([], heads=("depth",))
+    first.consider(torch.nn.Linear(1, 1), 0)
+    first.consider(torch.nn.Linear(1, 1), 10)
+    resumed = CheckpointSelection([], heads=("depth",))
+    resumed.restore(first.state(), first.best_state)
+    resumed.consider(torch.nn.Linear(1, 1), 20)
+    assert resumed.best_step == 10 and resumed.best_score == pytest.approx(0.75)
