@@ -231,6 +231,80 @@ def test_queries_before_the_first_frame_are_brought_in_with_its_lens(engine):
     assert np.linalg.norm(np.array(pipeline.tracks.pending_topic_queries)[:, :2] - query) > 5
 
 
+def query_intake(engine, settings: PerceptionSettings, framed: bool):
+    """A FrameIntake after one wide-lens frame (framed), or before any frame."""
+    from fourds_ros.perception.health import NodeHealth
+    from fourds_ros.perception.intake import FrameIntake
+    from fourds_ros.perception.worker import InferenceWorker
+
+    if framed:
+        return intake_after_one_lens_frame(engine, settings)[0]
+    health = NodeHealth(lambda line: None)
+    return FrameIntake(PerceptionPipeline(engine, settings),
+                       InferenceWorker(lambda clip: None, lambda exc: None, health.counts, 1), health, settings)
+
+
+def queued(intake) -> tuple[np.ndarray, dict]:
+    """The queries pending in the intake's pipeline ((N, 3) u, v, stamp; for one not framed yet those the first
+    frame places) and the counts."""
+    pipeline = intake.pipeline
+    early = np.concatenate([pipeline._early_queries, pipeline._early_stamps[:, None]], axis=1)
+    return np.concatenate([np.reshape(pipeline.tracks.pending_topic_queries, (-1, 3)), early]), \
+        pipeline.tracks.query_counts()
+
+
+@pytest.mark.parametrize("framed", [True, False])
+def test_a_large_query_cloud_is_cut_to_the_points_that_can_be_seeded_before_the_work_per_point(
+        engine, monkeypatch, framed):
+    """Only the newest num_queries pending track queries are ever seeded (the rest: over_capacity), yet each
+    point of a cloud was undistorted and queued as a Python tuple first: 2M points (16 MB) stalled the node's
+    executor 2.5 s and grew it by 175 MB. The queue sees no more than num_queries points of a cloud now, and
+    keeps and counts what it kept and counted when it saw all of them (today's path: the undistortion, then
+    pipeline.add_track_queries, for the whole cloud), NaN and off-image points included."""
+    from fourds_ros.perception.camera import Lens
+    from fourds_ros.perception.tracks import TrackManager
+
+    settings = PerceptionSettings.from_params(max_tracks=8, track_query_mode="topic")
+    rng = np.random.default_rng(0)
+    clouds = [rng.uniform(-100, 700, (n, 2)) for n in (5, 3, 50, 6)]  # under, then past num_queries (8)
+    clouds[2][[40, 45]] = np.nan
+    intake, reference = query_intake(engine, settings, framed), query_intake(engine, settings, framed)
+    for stamp, cloud in enumerate(clouds, 1):
+        intake.add_track_queries(cloud, stamp)
+        lens = reference.camera.lens
+        reference.pipeline.add_track_queries(cloud if lens is None else lens.to_undistorted(cloud), stamp)
+        (kept, counts), (kept_before, counts_before) = queued(intake), queued(reference)
+        np.testing.assert_array_equal(kept, kept_before)  # bit for bit, NaN where NaN
+        assert counts == counts_before and len(kept) == min(8, sum(len(c) for c in clouds[:stamp])), stamp
+    assert counts["track_queries_refused_over_capacity"] == 5 + 3 + 50 + 6 - 8
+    seen = []
+
+    def recording(original):
+        def recorded(self, uv, *args, **kwargs):
+            seen.append(len(uv))
+            return original(self, uv, *args, **kwargs)
+        return recorded
+
+    for cls, name in ((Lens, "to_undistorted"), (PerceptionPipeline, "add_track_queries"),
+                      (TrackManager, "add_topic_queries")):
+        monkeypatch.setattr(cls, name, recording(getattr(cls, name)))
+    intake.add_track_queries(rng.uniform(0, 600, (100_000, 2)), 9)
+    assert len(seen) == (3 if framed else 1) and max(seen) <= intake.pipeline.tracks.num_queries, seen
+    kept, counts = queued(intake)
+    assert len(kept) == 8 and counts["track_queries_refused_over_capacity"] == 64 - 8 + 100_000
+
+
+def test_a_query_cloud_refused_whole_counts_none_of_its_points(engine):
+    """With image_rotation a cloud before the first image is refused (ValueError, warned by the node): none of
+    its points is counted over_capacity, as before the cloud was cut to num_queries."""
+    settings = PerceptionSettings.from_params(max_tracks=8, track_query_mode="topic", image_rotation=90)
+    intake = query_intake(engine, settings, framed=False)
+    with pytest.raises(ValueError, match="image_rotation"):
+        intake.add_track_queries(np.zeros((50, 2)))
+    kept, counts = queued(intake)
+    assert len(kept) == 0 and counts["track_queries_refused_over_capacity"] == 0
+
+
 def test_path_and_points_follow_their_parameters():
     """path_max_length caps the path; depth_points_rgb false leaves rgb out of the points (no test set either)."""
     from types import SimpleNamespace as NS

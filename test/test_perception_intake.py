@@ -1028,6 +1028,36 @@ def test_a_window_of_the_sensor_that_leaves_the_optical_centre_out_keeps_its_k()
     assert CameraIntake()(rgb, calibration(msg))[2].startswith("camera_info_principal_point_outside")
 
 
+@pytest.mark.parametrize("fields, roi, named", [
+    ({"binning_x": 1000, "binning_y": 1000}, {}, "binning_x 1000 is more than the 64 pixels"),
+    ({"binning_x": 2, "binning_y": 128}, {}, "binning_y 128 is more than the 64 pixels"),
+    ({}, {"x_offset": 10**6, "width": 64, "height": 64}, "roi x_offset 1000000 + width 64 reaches past"),
+    ({}, {"y_offset": 33, "width": 32, "height": 32}, "roi y_offset 33 + height 32 reaches past"),
+])
+def test_a_camera_info_whose_binning_or_roi_is_off_its_own_sensor_is_malformed(rig, fields, roi, named):
+    """Binning 1000 on a 640x480 camera_info made the image 0x0, read as "size unset": unchecked, its K
+    (fx 0.5, the principal point at the corner) was used without a word; an roi at x_offset 10^6 moved
+    the principal point's allowed range with it (cx -999680, used). Each is a malformed camera_info now:
+    counted once a frame, the default intrinsics used, as for any other K refused."""
+    from fourds_ros.ros import convert
+
+    msg = convert.camera_info(square_k(), 64, 64, 0, "cam")
+    for name, value in fields.items():
+        setattr(msg, name, value)
+    for name, value in roi.items():
+        setattr(msg.roi, name, value)
+    r = rig()
+    for i, s in enumerate(stamps(4)):
+        r.image(s, image(64, 64, i), info=convert.calibration(msg))
+    r.wait_idle()
+    assert dict(r.health.errors) == {"camera_info_malformed": 4}, dict(r.health.errors)
+    assert any(m.startswith("[camera_info_malformed]") and named in m and "default intrinsics" in m
+               for m in r.logged), r.logged
+    default = default_intrinsics((64, 64), r.settings.clip.default_hfov_deg)
+    assert len(r.results) == 4 and all(not x.has_camera_info and np.allclose(x.k, default) for x in r.results)
+    assert r.values()["camera_info"] == "no (default intrinsics)" and r.values()["frames_unaccounted"] == "0"
+
+
 def test_a_12_bit_camera_fills_the_grey_range_with_its_own_bit_depth():
     """A 12-bit camera publishing mono16 fills 0-4095: divided by 65535 it read 16x too dark (a
     frame's texture under min_image_texture: called blind). image_16bit_max is the sensor's range."""

@@ -24,7 +24,7 @@ from .work_image import scaled_k
 # The kind a validate_intrinsics reason starts with ("<kind>: <detail>"), for counting.
 INTRINSICS_REASONS = {
     "scaled": "accepted: K scaled from the calibration size to the image size",
-    "malformed": "K is not 3x3 with last row (0, 0, 1)",
+    "malformed": "K is not 3x3 with last row (0, 0, 1), or the roi or binning is no window of the sensor",
     "non_finite": "K holds NaN or inf",
     "non_positive_focal": "fx or fy <= 0",
     "principal_point_outside": "(cx, cy) is not on the image (on the sensor, for a window of it)",

@@ -29,7 +29,8 @@ class Calibration:
     width, height: the calibration's image size (0: unset, taken as the image's); p: the 3x3 left
     of its projection matrix P (the rectified image's intrinsics), None when P is all zero;
     sensor_extent: where the full sensor lies when the image is a window of it (sensor_extent()),
-    None when the image is the whole sensor."""
+    None when the image is the whole sensor; malformed: why the camera_info is no calibration whatever
+    its K (its roi or binning is no window of its own sensor: window_problem), '' when it is one."""
 
     k: np.ndarray
     d: tuple = ()
@@ -38,12 +39,13 @@ class Calibration:
     height: int = 0
     p: np.ndarray | None = None
     sensor_extent: tuple[float, float, float, float] | None = None
+    malformed: str = ""
 
     def rectified(self) -> Calibration:
         """The calibration of the rectified image (image_proc's image_rect): P's intrinsics and no
         distortion; K's where P is unset."""
         return Calibration(self.k if self.p is None else self.p, (), "", self.width, self.height,
-                           sensor_extent=self.sensor_extent)
+                           sensor_extent=self.sensor_extent, malformed=self.malformed)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,30 @@ def camera_info_window(msg) -> tuple[tuple[int, int], tuple[int, int], tuple[int
     return offset, (bx, by), (width // bx, height // by)
 
 
+def window_problem(msg) -> str:
+    """Why a CameraInfo's roi or binning is no window of its own sensor (width x height), or '': a
+    binning past the pixels it bins, or an roi reaching off the sensor (each checked where the sizes are
+    set; an roi of width or height 0 is the whole sensor). Why: binning 1000 on 640x480 made a 0x0 image,
+    read as "size unset", and an roi at x_offset 10^6 moved the allowed principal point with it
+    (sensor_extent): either K (fx 0.5; cx -999680) was used without a word."""
+    window = camera_info_window(msg)
+    if window is None:
+        return ""
+    offset, binning, binned = window
+    roi, sensor = msg.roi, (int(msg.width), int(msg.height))
+    cut = (int(roi.width), int(roi.height)) if roi.width and roi.height else (0, 0)
+    problems = []
+    for axis, name in enumerate(("width", "height")):
+        xy = "xy"[axis]
+        if cut[axis] and sensor[axis] and offset[axis] + cut[axis] > sensor[axis]:
+            problems.append(f"roi {xy}_offset {offset[axis]} + {name} {cut[axis]} reaches past the sensor's "
+                            f"{name} {sensor[axis]}")
+        unbinned = cut[axis] or sensor[axis]
+        if unbinned and not binned[axis]:
+            problems.append(f"binning_{xy} {binning[axis]} is more than the {unbinned} pixels it bins ({name} 0)")
+    return "; ".join(problems)
+
+
 def sensor_extent(msg) -> tuple[float, float, float, float] | None:
     """The full sensor (CameraInfo's width x height) as (left, top, right, bottom) in units of the
     width and height of the image its roi and binning cut (the image: (0, 0, 1, 1)), or None for the
@@ -181,6 +207,8 @@ class CameraIntake:
                      ) -> tuple[np.ndarray, np.ndarray | None, str, Lens | None]:
         if calibration is None:
             return rgb, None, "", None
+        if calibration.malformed:
+            return rgb, None, f"camera_info_malformed: {calibration.malformed}", None
         height, width = camera_hw or rgb.shape[:2]
         camera_k, reason = validate_intrinsics(calibration.k, width, height, calibration.width, calibration.height,
                                                calibration.sensor_extent)

@@ -120,8 +120,15 @@ class FrameIntake:
         """(N, 2) pixels of the camera's own image to track (track_query_mode: topic), picked on the image stamped
         stamp_ns (0: the next clip's first frame), brought into the undistorted view the pipeline works on (the latest frame's lens;
         before any frame, the first frame's: pipeline.add_frame). ValueError: refused (pipeline.add_track_queries)."""
-        lens = self.camera.lens
+        # Only a cloud's last num_queries points can ever be seeded (the pending queries keep the newest
+        # num_queries, whatever the points: TrackManager.add_topic_queries): the others are refused here, before
+        # the work per point, and counted as it would have counted them. Why: a 2M-point cloud was undistorted
+        # and queued point by point first, stalling the executor 2.5 s and growing the node by 175 MB.
+        uv = np.asarray(uv, float).reshape(-1, 2)
+        over = max(0, len(uv) - self.pipeline.tracks.num_queries)
+        uv, lens = uv[over:], self.camera.lens
         self.pipeline.add_track_queries(uv if lens is None else lens.to_undistorted(uv), stamp_ns)
+        self.pipeline.tracks.count_refused("over_capacity", over)  # after: a cloud refused whole counts none of it
 
     def push_reference_odometry(self, stamp_ns: int, position: np.ndarray, quaternion_xyzw: np.ndarray,
                                 frames: tuple[str, str] = ("", "")) -> None:

@@ -12,7 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..perception.camera import Calibration, camera_info_window, sensor_extent, sensor_to_image
+from ..perception.camera import Calibration, camera_info_window, sensor_extent, sensor_to_image, window_problem
 from ..perception.image import DEFAULT_MAX_INPUT_PIXELS, decode_compressed_for_work, decode_depth, decode_raw
 from ..perception.odometry import quat_xyzw
 from ..perception.preprocess import backproject
@@ -95,7 +95,8 @@ def calibration(msg: CameraInfo) -> Calibration | None:
     or bad, for CameraIntake to check against the image, P's intrinsics too (image_rectified). As
     REP-104 says, K and P are of the full, unbinned sensor: a region of interest (roi) and binning
     bring them to the image the camera sends (they were ignored: an ROI of the calibration's aspect
-    read as a resize, fx halved; binning refused the calibration)."""
+    read as a resize, fx halved; binning refused the calibration). A window off its own sensor is carried
+    as malformed (camera.window_problem): CameraIntake refuses its K."""
     k = np.asarray(msg.k, float).reshape(3, 3)
     if not np.any(k):
         return None
@@ -106,7 +107,8 @@ def calibration(msg: CameraInfo) -> Calibration | None:
     if window is not None:
         offset, binning, (width, height) = window
         k, p = (None if m is None else sensor_to_image(m, offset, binning) for m in (k, p))
-    return Calibration(k, tuple(float(v) for v in msg.d), msg.distortion_model, width, height, p, sensor_extent(msg))
+    return Calibration(k, tuple(float(v) for v in msg.d), msg.distortion_model, width, height, p, sensor_extent(msg),
+                       window_problem(msg))
 
 
 def point_cloud(columns: dict[str, np.ndarray], types: list[tuple[str, int]], stamp_ns: int,
