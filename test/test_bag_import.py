@@ -613,6 +613,23 @@ def test_a_roi_strip_with_a_lens_imports_with_its_k_checked_on_the_sensor():
     assert camera.K[1, 2] < -0.5  # above the strip, on the sensor
 
 
+@pytest.mark.parametrize("binning, roi, words", [
+    (2000, (0, 0, 0, 0), "binning_x 2000 is more than the 1280 pixels"),
+    (0, (10**6, 0, 640, 480), r"roi x_offset 1000000 \+ width 640 reaches past the sensor.s width 1280"),
+])
+def test_a_camera_info_whose_roi_or_binning_is_off_its_sensor_is_refused(binning, roi, words):
+    """As the node refuses it (camera.window_problem): binning 2000 gave a 0x0 image's K, an roi at x_offset 10^6
+    a principal point a million pixels off, and the import scored the recording with it."""
+    from types import SimpleNamespace
+
+    x, y, w, h = roi
+    msg = SimpleNamespace(width=1280, height=960, k=[1000.0, 0, 639.5, 0, 1000.0, 479.5, 0, 0, 1], d=[0.0] * 5,
+                          p=[0.0] * 12, distortion_model="plumb_bob", binning_x=binning, binning_y=binning,
+                          roi=SimpleNamespace(x_offset=x, y_offset=y, width=w, height=h))
+    with pytest.raises(bag_import.BagError, match=words):
+        bag_import._calibration(msg, rectified=False, before=None)
+
+
 def test_images_that_repeat_a_stamp_are_counted_and_max_frames_counts_frames(tmp_path, tum_frames_with_labels, capsys):
     """A camera that stamps two images alike (6 messages, 4 stamps): one frame a stamp, the first kept, as
     before, now counted and said (they were left out without a word), and --max-frames 3 gives 3 frames (it

@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from ..perception.calibration import DistortionError
-from ..perception.camera import camera_info_window, sensor_extent, sensor_to_image
+from ..perception.camera import camera_info_window, sensor_extent, sensor_to_image, window_problem
 from ..perception.camera_info_sync import sibling_camera_info_topic
 from ..perception.image import ImageDecodeError, decode_depth
 from ..rgbd import LensUndistortion
@@ -261,6 +261,8 @@ def _calibration(msg, rectified: bool, before: ImportedCamera | None) -> Importe
     d = np.asarray(_field(msg, "d"), np.float64)
     k = (np.asarray(_field(msg, "p"), np.float64).reshape(3, 4)[:, :3] if rectified else
          np.asarray(_field(msg, "k"), np.float64).reshape(3, 3))
+    if problem := window_problem(msg):  # a 0-sized or shifted calibration otherwise, as the node refuses it
+        raise BagError(f"camera_info's roi or binning is no window of its sensor: {problem}")
     window = camera_info_window(msg)
     if window is not None:
         offset, binning, (width, height) = window
