@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The recipe of models/fourds_default: MAE pre-training, then the three readouts with the encoder
-# fine-tuned, then float16 weights (under 50 MB). Run from the repo root:
+# Stages 1-4 of models/fourds_default's recipe: MAE pre-training, then the three readouts with the encoder
+# fine-tuned (or the heads alone, HEADS_ONLY=1), then float16 weights (under 50 MB). The later stages (5-20) are
+# each one command in the model card (models/fourds_default/README.md), with the code revision that ran them.
+# Run from the repo root:
 #
-#   bash training/default_model.sh [DATA_DIR] [OUT_DIR]
+#   bash training/default_model.sh [DATA_DIR] [OUT_DIR]   # OUT_DIR: runs/default_model unless given
+#
+# (The default OUT_DIR was models/fourds_default: a run with no arguments wrote over the shipped model.)
 #
 # DATA_DIR holds 7scenes_redkitchen_f000-299 and davis_horsejump-high_badja (../shared/data); the
 # HoloLens sequence is the demo sample shipped in samples/hololens_000. Time budgets (seconds) and
@@ -23,7 +27,7 @@
 # OUT_DIR/resume.pt, saved every SAVE_EVERY (200) steps and when stopped (Ctrl-C, SIGTERM).
 set -euo pipefail
 DATA=${1:-../shared/data}
-OUT=${2:-models/fourds_default}
+OUT=${2:-runs/default_model}
 RUN=${RUN_DIR:-runs/default}
 PRETRAIN_SECONDS=${PRETRAIN_SECONDS:-150}
 READOUT_SECONDS=${READOUT_SECONDS:-230}
