@@ -321,3 +321,22 @@ def test_a_publisher_named_after_the_first_conflict_is_logged_at_once():
     assert len(logged) == 2, logged
     assert "by another publisher" in logged[0] and "by the node /wheel_controller" in logged[1], logged
 
+
+def test_a_publisher_the_graph_has_not_named_yet_is_asked_again():
+    """Discovery can list a /tf endpoint before its node's name (rmw's _NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_):
+    that placeholder was cached against the gid, and every later line named it (1 of 4 runs at 5 kHz). It is now
+    asked again, and the name is logged once known."""
+    from fourds_ros.perception.health import NodeHealth
+    from fourds_ros.ros.tf_conflict import TfConflictWatch
+
+    controller = b"\x06" * 16
+    node = FakeNode([(controller, "_NODE_NAMESPACE_UNKNOWN_", "_NODE_NAME_UNKNOWN_")])
+    logged = []
+    watch = TfConflictWatch(node, lambda transforms: None, "odom", "base_link", NodeHealth(logged.append).warn)
+    watch.on_tf(serialized(transform("odom", "base_link", 7)), info(controller))
+    node.publishers = FakeNode([(controller, "/", "wheel_odom")]).publishers
+    watch.next_lookup = 0.0
+    watch.on_tf(serialized(transform("odom", "base_link", 8)), info(controller))
+    assert "by another publisher" in logged[0] and "by the node /wheel_odom" in logged[-1], logged
+    assert not any("UNKNOWN" in line for line in logged), logged
+

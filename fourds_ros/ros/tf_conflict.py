@@ -34,6 +34,7 @@ OWN_KEPT = 256
 # The ROS graph is asked who publishes an unknown gid at most this often: an unnamed foreign
 # publisher (its node not yet discovered, or a plain DDS writer) must not cost a graph query per message.
 LOOKUP_EVERY_S = 1.0
+UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"  # rmw's name for an endpoint whose node's discovery information has not arrived
 UNNAMED = "another publisher"  # a publisher the ROS graph does not list (yet: discovery lags the first messages)
 NAMED_KEPT = 64  # publishers remembered as named in a log line (bounded: a graph's /tf publishers are few)
 _KEY = struct.Struct("<q7d")  # stamp_ns, translation xyz, rotation xyzw: exact, NaN included
@@ -140,9 +141,11 @@ class TfConflictWatch:
         gid = bytes(gid) if gid is not None else b""
         if gid and gid not in self.names and time.monotonic() >= self.next_lookup:
             self.next_lookup = time.monotonic() + LOOKUP_EVERY_S
-            # replaced, not added to: bounded by the graph's /tf publishers
+            # replaced, not added to: bounded by the graph's /tf publishers. An endpoint whose node discovery has
+            # not named yet (rmw's _NODE_NAME_UNKNOWN_) is left out, to be asked again: cached, it named the
+            # publisher "_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_" in every later log line
             self.names = {bytes(e.endpoint_gid): f"{e.node_namespace.rstrip('/')}/{e.node_name}"
-                          for e in self.node.get_publishers_info_by_topic("/tf")}
+                          for e in self.node.get_publishers_info_by_topic("/tf") if e.node_name != UNKNOWN_NODE}
         name = self.names.get(gid)
         if name is None:
             return UNNAMED
