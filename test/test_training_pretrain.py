@@ -218,7 +218,7 @@ def test_failed_checkpoint_save_leaves_the_old_one_and_no_temp_file(tmp_path, mo
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
     # encoder/: the final step's, written before its checkpoint (a rerun trains that step again and rewrites it)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "config.yaml", "encoder",
-                                                                   "losses.json"]
+                                                                   "losses.json", "run.json"]
 
 
 def test_a_resumed_time_budgeted_run_keeps_its_fitted_schedule(tmp_path, monkeypatch):
@@ -473,3 +473,43 @@ def test_a_finished_run_without_its_encoder_gets_one_when_rerun(tmp_path):
     shutil.rmtree(tmp_path / "run" / "encoder")
     again = pretrain.train(cfg, tmp_path / "run", progress=False)
     assert again["step"] == 2 and (tmp_path / "run" / "encoder" / "model.safetensors").is_file()
+
+
+def test_a_pretraining_run_records_its_code_revision_and_command(tmp_path, monkeypatch):
+    """Nothing in a pretraining run's folder said which code trained it or by which command. Now run.json and the
+    checkpoint record the revision (git HEAD of the checkout training/ is imported from, None outside one),
+    whether its tracked code had changes, the command and the initial weights' sha256 (None: pretraining starts
+    from its seed); a resumed run keeps its start's record and adds its own, whatever its revision."""
+    import training.provenance as provenance
+    from training.pretrain import main
+    from training.resume import load_resume
+
+    out = tmp_path / "run"
+    argv = ["--config", "tiny", "--out", str(out), "--no-progress", "--stop-after", "1", "optim.steps=2",
+            "tensorboard=false", "save_every=1"]
+    assert main(argv) == 0
+    record = json.loads((out / "run.json").read_text())
+    start = provenance.code_revision()
+    assert (record["code_revision"], record["code_dirty"]) == start
+    assert start[0] is None or len(start[0]) == 40
+    assert record["init_sha256"] is None and record["argv"] == argv and record["resumes"] == []
+    assert record["command"].startswith("python -m training.pretrain --config tiny --out ")
+    assert load_resume(out / "checkpoint.pt").record == record
+    monkeypatch.setattr(provenance, "REPO", tmp_path)  # resumed from code outside a checkout: not refused
+    assert main(argv[:5] + argv[7:]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert (record["code_revision"], record["code_dirty"]) == start and record["argv"] == argv
+    [resume] = record["resumes"]
+    assert resume["step"] == 1 and resume["code_revision"] is None and resume["argv"] == argv[:5] + argv[7:]
+    assert load_resume(out / "checkpoint.pt").record == record
+
+
+def test_outside_a_git_checkout_a_pretraining_run_records_nulls_and_succeeds(tmp_path, monkeypatch):
+    import training.provenance as provenance
+
+    monkeypatch.setattr(provenance, "REPO", tmp_path)
+    result = train(tiny(**{"optim.steps": 1, "tensorboard": "false"}), tmp_path / "run", progress=False)
+    assert result["step"] == 1
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["code_revision"] is None and record["code_dirty"] is None and record["init_sha256"] is None
+    assert record["command"] is None  # not started from a command line

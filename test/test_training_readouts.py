@@ -1495,3 +1495,171 @@ def test_a_resumed_readout_run_does_not_fit_its_schedule_again(tmp_path, monkeyp
     _stopped(monkeypatch, argv + ["--time-budget", "100"], 4)
     result = train(parse_args(argv + ["--time-budget", "200"]))
     assert len(result["loss"]) == 6
+
+
+# What a run was made from (training/provenance.py): the code revision and the weights it started from.
+def _head_of(root: Path) -> tuple[str | None, bool | None]:
+    """The test's own reading of git at root (None where git cannot tell), to compare the record with."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                 "fourds_ros", "training"], capture_output=True, text=True, check=True,
+                                timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head, bool(status.strip())
+
+
+def test_a_readout_runs_log_records_its_code_revision_command_and_init_weights(tmp_path):
+    """training_log.json said nothing of the code that trained the model or the weights --init started from: the
+    shipped model's recorded command no longer reproduced it (the code changed since; --init models/fourds_default
+    then named the result) and nothing said so. Now the log records the revision (git HEAD of the checkout the
+    training code is imported from), whether its tracked code had changes, the command, and --init's sha256."""
+    import hashlib
+
+    from training import provenance
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(COMMON + ["--steps", "1", "--out", str(first)]) == 0
+    log = json.loads((first / "training_log.json").read_text())
+    expected = _head_of(provenance.REPO) if (provenance.REPO / ".git").exists() else (None, None)
+    assert (log["code_revision"], log["code_dirty"]) == expected
+    assert log["code_revision"] is None or len(log["code_revision"]) == 40
+    assert log["init_sha256"] is None and log["resumes"] == []
+    assert log["argv"] == COMMON + ["--steps", "1", "--out", str(first)]
+    assert log["command"].startswith("python -m training.train_readouts --train-clips 2")
+    assert main(COMMON + ["--init", str(first), "--steps", "1", "--out", str(second)]) == 0
+    log = json.loads((second / "training_log.json").read_text())
+    assert log["init_sha256"] == hashlib.sha256((first / "model.safetensors").read_bytes()).hexdigest()
+    assert log["backbone_sha256"] is None and log["depth_teacher_sha256"] is None
+
+
+def test_outside_a_git_checkout_a_readout_run_records_nulls_and_succeeds(tmp_path, monkeypatch):
+    """An installed package or a tarball has no .git: the record's revision is null and the run goes on."""
+    from training import provenance
+
+    monkeypatch.setattr(provenance, "REPO", tmp_path / "unpacked")
+    (tmp_path / "unpacked").mkdir()
+    assert main(COMMON + ["--steps", "1", "--out", str(tmp_path / "m")]) == 0
+    log = json.loads((tmp_path / "m" / "training_log.json").read_text())
+    assert log["code_revision"] is None and log["code_dirty"] is None and log["init_sha256"] is None
+    monkeypatch.setattr(provenance, "GIT_TIMEOUT_S", 1e-9)  # a git that hangs: null too, never a failed run
+    monkeypatch.setattr(provenance, "REPO", Path(__file__).resolve().parents[1])
+    assert provenance.code_revision() == (None, None)
+
+
+def test_code_dirty_counts_changed_tracked_code_only(tmp_path):
+    """code_dirty: a change to a tracked file under fourds_ros/ or training/; untracked files and other folders
+    do not count."""
+    import shutil
+    import subprocess
+
+    from training.provenance import code_revision
+
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    repo = tmp_path / "repo"
+    (repo / "training").mkdir(parents=True)
+    (repo / "training" / "a.py").write_text("x = 1\n")
+    (repo / "notes.md").write_text("notes\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "c"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert code_revision(repo) == (head, False)
+    (repo / "training" / "new.py").write_text("")  # untracked
+    (repo / "notes.md").write_text("changed\n")  # tracked, outside the code folders
+    assert code_revision(repo) == (head, False)
+    (repo / "training" / "a.py").write_text("x = 2\n")
+    assert code_revision(repo) == (head, True)
+
+
+def test_a_resumed_readout_run_keeps_its_starts_record_and_records_the_resume(tmp_path, monkeypatch):
+    """A resumed run keeps the record of the invocation that started it (in resume.pt) and adds its own, with the
+    step it resumed at; another revision does not refuse the resume, it is recorded."""
+    from training import provenance
+
+    out = tmp_path / "run"
+    argv = SAVED + ["--steps", "4", "--out", str(out)]
+    _stopped(monkeypatch, argv, 4)  # in step 4: the last save was step 2's
+    start = provenance.code_revision()
+    monkeypatch.setattr(provenance, "REPO", tmp_path)  # the resume runs from code without a revision
+    assert main(argv) == 0
+    log = json.loads((out / "training_log.json").read_text())
+    assert (log["code_revision"], log["code_dirty"]) == start and log["argv"] == argv
+    [resume] = log["resumes"]
+    assert resume["step"] == 2 and resume["code_revision"] is None and resume["argv"] == argv
+
+
+# A --real or --select-on recording shorter than one clip: refused before anything is loaded.
+def test_a_recording_shorter_than_a_clip_is_refused_before_anything_loads(tmp_path, monkeypatch, capsys):
+    """`--select-on tum_fr1_rpy_f000-079:40` (80 frames; a clip of 8 every 40th spans 281) failed after 5 min 42 s
+    of texture, real-clip and feature loading. Now the frames are counted from the reader's listing first: one
+    line, exit 2, before the model or any clip is loaded."""
+    import time
+
+    from training import train_readouts
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded before the recording's length was checked")
+
+    monkeypatch.setattr(train_readouts, "model_for", loaded)
+    monkeypatch.setattr(train_readouts, "load_banks", loaded)
+    for option in ("--real", "--select-on"):
+        start = time.perf_counter()
+        assert main(COMMON + [option, f"{SAMPLE}:10", "--steps", "1", "--out", str(tmp_path / "m")]) == 2
+        assert time.perf_counter() - start < 1.0
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{option} {SAMPLE}:10" in err, err
+        assert "30 frames" in err and "needs 31" in err, err  # 4 frames every 10th: (4 - 1) * 10 + 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_recording_length_check_takes_the_models_clip_and_datasets_rule(tmp_path, tiny_model_dir):
+    """The rule is RGBDClips': a clip of T frames every STRIDE-th spans (T - 1) * STRIDE + 1 frames, T the model's
+    (--init's or --backbone's config, else --clip); a recording that long passes."""
+    from training.data.datasets import RGBDClips
+    from training.readouts_data import check_recording_lengths
+    from training.typed_config import ConfigError
+
+    check_recording_lengths(parse_args(COMMON + ["--real", f"{SAMPLE}:9"]))
+    check_recording_lengths(parse_args(COMMON + ["--select-on", f"{SAMPLE}:9"]))
+    assert len(RGBDClips(SAMPLE, 4, (32, 32), stride=9)) == 1  # 28 of its 30 frames: the check lets through a clip
+    with pytest.raises(ValueError, match="a clip needs 31"):
+        RGBDClips(SAMPLE, 4, (32, 32), stride=10)
+    with pytest.raises(ConfigError, match="needs 57 \\(give STRIDE 4 or less\\)"):  # --clip 8x32x32: 8 frames every 8th
+        check_recording_lengths(parse_args(COMMON[:-4] + ["--clip", "8x32x32", "--real", f"{SAMPLE}:8"]))
+    # --backbone's clip (4 frames) replaces --clip's default
+    check_recording_lengths(parse_args(["--backbone", str(tiny_model_dir), "--real", f"{SAMPLE}:9"]))
+    with pytest.raises(ConfigError, match="needs 31"):
+        check_recording_lengths(parse_args(["--backbone", str(tiny_model_dir), "--real", f"{SAMPLE}:10"]))
+
+
+def test_the_reported_tum_select_on_is_refused_at_once(tmp_path, capsys):
+    from .conftest import SHARED_DATA, require
+
+    tum = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    argv = COMMON[:-4] + ["--clip", "8x32x32", "--select-on", f"{tum}:40", "--steps", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--select-on {tum}:40: the recording has 80 frames" in err and "needs 281" in err, err
+
+
+def test_a_bags_frames_are_counted_without_its_images(tmp_path):
+    """A bag's count is BagSequence's (frames with depth and a pose), read without the camera images."""
+    from fourds_ros.cli import main as cli
+    from training.data.datasets import count_frames, open_sequence
+    from training.readouts_data import check_recording_lengths
+    from training.typed_config import ConfigError
+
+    from .conftest import SHARED_DATA, require
+
+    seq = require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334")
+    bag = tmp_path / "walk_bag"
+    assert cli(["bag", "convert", "--format", "hololens", str(seq), str(bag)]) == 0
+    assert count_frames(bag) == len(open_sequence(bag)) == count_frames(seq) == 30
+    with pytest.raises(ConfigError, match="has 30 frames.*needs 31"):
+        check_recording_lengths(parse_args(COMMON + ["--select-on", f"{bag}:10"]))

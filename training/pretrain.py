@@ -13,7 +13,9 @@ training/mae.py, the typed config training/pretrain_config.py, processes trainin
   scheduler, step and RNG state, as tensors and JSON (training/resume.py: loaded with
   weights_only=True); rerunning the command resumes from it. The encoder is also saved as a
   node-loadable model dir `<out>/encoder/` (config.json + model.safetensors).
-- Logs: TensorBoard in `<out>/tb`, tqdm progress bar on rank 0.
+- Logs: TensorBoard in `<out>/tb`, tqdm progress bar on rank 0; `<out>/run.json` (and the checkpoint) records
+  the code revision and command line of the invocation that started the run and of each that resumed it
+  (training/provenance.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .distributed import (
 from .mae import MAE, build_mae
 from .optim import fitted_lr_lambda, lr_lambda, param_groups
 from .pretrain_config import PretrainConfig, load_config
+from .provenance import invocation, run_record
 from .resume import ResumeError, config_conflicts, load_resume, save_resume
 
 
@@ -65,6 +68,7 @@ class Run:
     stop: int
     out_dir: Path
     fitted: bool = False  # total_steps fitted to the time budget (here or by the run this one resumes)
+    record: dict | None = None  # what the run was made from (provenance.run_record): run.json, the checkpoint
 
 
 def batch_sizes(cfg: PretrainConfig, world: int) -> tuple[int, int]:
@@ -99,8 +103,12 @@ def _real_roots(config: dict) -> dict:
     return {**config, "data": {**data, "root": [os.path.realpath(os.path.expanduser(str(r))) for r in roots]}}
 
 
-def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: int | None) -> Run:
-    """Model, optimiser and schedule, resumed from `<out_dir>/checkpoint.pt` when there is one."""
+def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: int | None,
+            argv: list[str] | None = None) -> Run:
+    """Model, optimiser and schedule, resumed from `<out_dir>/checkpoint.pt` when there is one; the run's record
+    (argv: this invocation's command line, None where it was not started from one)."""
+    # No initial weights: the model starts from cfg.seed (init_sha256 None). Recorded before anything is loaded.
+    now, stored = invocation("training.pretrain", argv, {"init": None}), None
     mae = build_mae(cfg).to(process.device)
     model, fsdp = wrap_model(mae, [*mae.encoder.blocks, *mae.decoder.blocks], process, cfg.parallel)
     opt = cfg.optim
@@ -117,12 +125,13 @@ def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: in
                               "recorded the new one); give the run's own settings, or another --out")
         load_full_state_dicts(mae, optimizer, state.model, state.optimizer, fsdp)
         scheduler.load_state_dict(state.scheduler)
-        start = state.step
+        start, stored = state.step, state
         if state.total_steps is not None:  # the schedule a time budget fitted goes on as it was
             total, fitted = min(state.total_steps, opt.steps), True
             scheduler.lr_lambdas[0] = fitted_lr_lambda(opt.warmup_steps, total, opt.min_lr_ratio)
     stop = total if stop_after is None else min(total, stop_after)
-    return Run(cfg, process, mae, model, fsdp, optimizer, scheduler, start, total, stop, out_dir, fitted)
+    record = run_record(stored.record, now, stored.step) if stored else run_record(None, now, None)
+    return Run(cfg, process, mae, model, fsdp, optimizer, scheduler, start, total, stop, out_dir, fitted, record)
 
 
 def make_loader(run: Run, micro: int) -> DataLoader:
@@ -277,7 +286,7 @@ def save(run: Run) -> None:
             save_checkpoint(run.mae.export_encoder(encoder_state), run.out_dir / "encoder",
                             metadata={"mae_steps": run.step})
         save_resume(run.out_dir / "checkpoint.pt", model_state, optim_state, run.scheduler.state_dict(),
-                    run.step, run.cfg.to_dict(), run.total_steps if run.fitted else None)
+                    run.step, run.cfg.to_dict(), run.total_steps if run.fitted else None, record=run.record)
     barrier()
 
 
@@ -288,19 +297,27 @@ def save_if_stopped(run: Run, signals: StopSignals, saved: int) -> None:
         save(run)
 
 
-def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = None, progress: bool = True) -> dict:
+def write_run_files(run: Run) -> None:
+    """config.yaml (the settings) and run.json (the run's record), by the main process, as the run starts."""
+    if run.process.main:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        (run.out_dir / "config.yaml").write_text(yaml.safe_dump(run.cfg.to_dict(), sort_keys=False))
+        (run.out_dir / "run.json").write_text(json.dumps(run.record, indent=1) + "\n")
+
+
+def train(cfg: PretrainConfig, out_dir: str | Path, stop_after: int | None = None, progress: bool = True,
+          argv: list[str] | None = None) -> dict:
     """Run (or resume) pre-training. stop_after: end after this global step, as if interrupted
     (the checkpoint is written), for tests. SIGINT / SIGTERM end it after the running step, saved (StopSignals).
+    argv: the command line, for the run's record (run.json).
     Returns {"step", "losses": [(step, loss)], "out", "stopped_by": the signal, 0 if none}."""
     out_dir = Path(out_dir)
     process = init_distributed()
     torch.manual_seed(cfg.seed)
     micro, accumulation = batch_sizes(cfg, process.world)
-    run = prepare(cfg, out_dir, process, stop_after)
+    run = prepare(cfg, out_dir, process, stop_after, argv)
     start = run.step
-    if process.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_run_files(run)
     loader = make_loader(run, micro)
     log = Progress(run, progress)
     losses: list[tuple[int, float]] = []
@@ -368,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        result = train(cfg, args.out, stop_after=args.stop_after, progress=not args.no_progress)
+        result = train(cfg, args.out, stop_after=args.stop_after, progress=not args.no_progress,
+                       argv=sys.argv[1:] if argv is None else list(argv))
     # OSError: a missing config, an --out it cannot write; FloatingPointError: a diverged run
     except (OSError, ValueError, FloatingPointError, yaml.YAMLError) as e:
         print(f"error: {e}", file=sys.stderr)

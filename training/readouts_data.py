@@ -12,14 +12,17 @@ import numpy as np
 import torch
 
 from fourds_ros.model import FourDS
+from fourds_ros.model.checkpoint import load_config
 
 from .data import RGBDClips, SyntheticLabelledClips, appearance
+from .data.datasets import clip_span, count_frames
 from .data.pseudo_tracks import PseudoTrackClips
 from .data.sfm_depth import SfmDepthClips
 from .data.video import SquareClips
 from .data.synthetic import REALISTIC
 from .readouts_config import ReadoutsConfig, recording_spec
 from .readouts_model import trunk_tokens
+from .typed_config import ConfigError
 
 VAL_SEED_OFFSET = 10_000_000  # held-aside scenes never overlap the training seeds
 
@@ -163,6 +166,40 @@ def rgbd_bank(spec: str, cfg: ReadoutsConfig, model: FourDS, device: torch.devic
     bank = concat_banks([bank] + [redeveloped(bank, [cfg.seed, copy]) for copy in range(1, cfg.real_appearance + 1)]
                         + [recoloured(bank, [cfg.seed, 1000 + copy]) for copy in range(1, cfg.real_colour + 1)])
     return concat_banks([bank, played_backwards(bank)]) if cfg.reverse else bank
+
+
+def clip_frames(cfg: ReadoutsConfig) -> int:
+    """The frames of the run's model's clip (readouts_model.build_model's): --init's, else --backbone's, else
+    --clip's. Read from the config.json alone."""
+    source = cfg.init or cfg.backbone
+    return load_config(source).num_frames if source else cfg.clip[0]
+
+
+def check_recording_lengths(cfg: ReadoutsConfig) -> None:
+    """ConfigError where a --real or --select-on recording is shorter than one clip of it (RGBDClips' rule:
+    clip_span of the model's clip frames every STRIDE-th). Counted from the readers' frame lists, before anything
+    is loaded. Why: `--select-on tum_fr1_rpy_f000-079:40` (80 frames; 8 every 40th span 281) failed after 5 min
+    42 s of texture, real-clip and feature loading. A model or recording that cannot be read is left to the
+    loading, which says why as before."""
+    specs = [("--real", spec) for spec in cfg.real] + [("--select-on", spec) for spec in cfg.select_on]
+    if not specs:
+        return
+    try:
+        frames = clip_frames(cfg)
+    except (OSError, ValueError):
+        return
+    for option, spec in specs:
+        path, stride = recording_spec(spec, option)
+        try:
+            found = count_frames(path)
+        except (OSError, ValueError, RuntimeError):  # DatasetFormatError, BagError
+            continue
+        # 0: a bag without a labelled frame, which its loading names as such
+        if 0 < found < (span := clip_span(frames, stride)):
+            widest = (found - 1) // (frames - 1) if found >= frames else 0  # the largest STRIDE a clip fits at
+            raise ConfigError(f"{option} {spec}: the recording has {found} frames, a clip of {frames} frames every "
+                              f"{stride} needs {span}" + (f" (give STRIDE {widest} or less)" if widest else
+                                                          " (shorter than one clip at any STRIDE)"))
 
 
 def played_backwards(bank: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -5,7 +5,8 @@ It holds the model's weights, AdamW's state, the LR scheduler's (and WarmupCosin
 sampler's generator, the global RNGs (training/resume.py's rng_state), the step's loss history and held-aside
 evaluations, the --select-on selection's state (its reference metrics, scorings, best step and score; the best
 weights as the tensors in which they differ from the model's: one file, so the step, the weights and the choice
-always agree) and the run's config. Nothing in it is a pickled object: tensors, plain containers and one JSON
+always agree), the run's config and its record (training/provenance.py: the code revision and the weights
+it started from). Nothing in it is a pickled object: tensors, plain containers and one JSON
 text, loaded with `torch.load(weights_only=True)`, so a planted resume.pt cannot run code. Written atomically.
 """
 

@@ -33,6 +33,7 @@ class ResumeState:
     step: int
     config: dict
     total_steps: int | None = None  # the schedule's length once fitted to a time budget (None: not fitted)
+    record: dict | None = None  # what the run was made from (provenance.run_record); None: saved before records
 
 
 def config_conflicts(stored: dict, now: dict, free: set[str], prefix: str = "") -> list[tuple[str, object, object]]:
@@ -77,11 +78,13 @@ def set_rng_state(tensors: dict, scalars: dict) -> None:
 
 
 def save_resume(path: Path, model: dict, optimizer: dict, scheduler: dict, step: int, config: dict,
-                total_steps: int | None = None) -> None:
+                total_steps: int | None = None, record: dict | None = None) -> None:
     """total_steps: the schedule's length when a time budget fitted it (the scheduler's state
-    holds its step, not its length), so that a resumed run goes on with the same schedule."""
+    holds its step, not its length), so that a resumed run goes on with the same schedule. record: the run's
+    record (provenance.run_record), which a resumed run goes on with."""
     rng_tensors, rng_scalars = rng_state()
-    meta = json.dumps({"step": step, "config": config, "rng": rng_scalars, "total_steps": total_steps})
+    meta = json.dumps({"step": step, "config": config, "rng": rng_scalars, "total_steps": total_steps,
+                       "record": record})
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "rng": rng_tensors, "meta": meta}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
@@ -95,7 +98,7 @@ def load_resume(path: Path) -> ResumeState:
         set_rng_state(state["rng"], meta["rng"])
         total = meta.get("total_steps")
         return ResumeState(state["model"], state["optimizer"], state["scheduler"], int(meta["step"]),
-                           meta["config"], None if total is None else int(total))
+                           meta["config"], None if total is None else int(total), meta.get("record"))
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as e:
         raise ResumeError(f"{path}: not a weights-only training checkpoint, refusing to resume from it "
                           f"(delete it to start afresh): {e}") from e

@@ -8,7 +8,8 @@ official checkpoint (`fourds-ros import`). Without --backbone a randomly initial
 --size is used (tests, smoke runs). Training data are synthetic labelled clips
 (training.data.SyntheticLabelledClips); a disjoint seed range is the held-aside split evaluated
 every --eval-every steps. The output `models/<name>/` holds model.safetensors + config.json
-(save_checkpoint, loadable by the node unchanged) and a README.md model card.
+(save_checkpoint, loadable by the node unchanged), a README.md model card and training_log.json (losses,
+metrics and what the run was made from: code revision, command, --init's sha256; training/provenance.py).
 
 With --save-every N the run saves its progress every N steps: OUT/checkpoint (a model dir, metadata kind
 "progress"), OUT/selected under --select-on (kind "selected") and OUT/resume.pt (readouts_resume.py: optimiser,
@@ -45,9 +46,11 @@ from fourds_ros.model.checkpoint import WEIGHTS_FILE, read_metadata
 
 from .budget import BudgetProbe
 from .pretrain import StopSignals
+from .provenance import invocation, run_record
 from .readouts_card import model_card
 from .readouts_config import ReadoutsConfig, parse_args
-from .readouts_data import Banks, BatchSampler, load_banks, selection_batches, val_batches
+from .readouts_data import (Banks, BatchSampler, check_recording_lengths, load_banks, selection_batches,
+                            val_batches)
 from .readouts_model import DepthTeacher, compute_losses, evaluate, load_teacher, model_for, photometric_losses
 from .readouts_resume import RESUME_FILE, ReadoutsResume, best_differences, load_resume, resume_conflicts, save_resume
 from .resume import ResumeError, set_rng_state
@@ -144,6 +147,7 @@ class Loop:
     selection: CheckpointSelection | None
     history: list[float] = dataclasses.field(default_factory=list)
     evals: list[dict] = dataclasses.field(default_factory=list)
+    record: dict = dataclasses.field(default_factory=dict)  # what the run was made from (provenance.run_record)
 
 
 def make_loop(model: FourDS, cfg: ReadoutsConfig, sampler: BatchSampler,
@@ -185,12 +189,14 @@ def training_step(loop: Loop) -> float:
 
 
 def fit(model: FourDS, cfg: ReadoutsConfig, next_batch: BatchSampler, val: list[dict],
-        selection: CheckpointSelection | None = None, resumed: ReadoutsResume | None = None
-        ) -> tuple[list[float], list[dict]]:
+        selection: CheckpointSelection | None = None, resumed: ReadoutsResume | None = None,
+        record: dict | None = None) -> tuple[list[float], list[dict]]:
     """The training steps: (loss per step, held-aside metrics every --eval-every steps); with a
     selection, the model is also scored on the validation recordings every --save-every steps.
-    resumed: a stopped run's resume file, whose state the loop goes on from (resume_loop)."""
+    resumed: a stopped run's resume file, whose state the loop goes on from (resume_loop).
+    record: the run's record (start_record), kept in its resume file."""
     loop = make_loop(model, cfg, next_batch, selection)
+    loop.record = record or {}
     if resumed is not None:
         resume_loop(loop, resumed)
     history, schedule, start = loop.history, loop.schedule, len(loop.history)
@@ -252,7 +258,7 @@ def save_loop(loop: Loop) -> None:
     if loop.pose_copy is not None:
         state["extra"] = {k: v.detach().cpu() for k, v in loop.pose_copy.state_dict().items()}
     meta = {"step": len(loop.history), "config": dataclasses.asdict(loop.cfg), "schedule": loop.schedule.state(),
-            "history": loop.history, "evals": loop.evals, "run_id": loop.cfg.run_id}
+            "history": loop.history, "evals": loop.evals, "run_id": loop.cfg.run_id, "record": loop.record}
     if loop.selection is not None:
         best = loop.selection.best_state
         state["best"] = best_differences(None if best is None else {k: v.cpu() for k, v in best.items()},
@@ -356,7 +362,8 @@ def continued_steps(cfg: ReadoutsConfig) -> int:
 
 def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, seconds: float,
                   data_seconds: float) -> Path:
-    """model.safetensors + config.json, the model card and training_log.json in the output dir."""
+    """model.safetensors + config.json, the model card and training_log.json in the output dir (log: the losses,
+    evaluations, selection, final metrics and the run's record, start_record)."""
     out = output_dir(cfg)
     model = model.float().cpu().eval()
     steps = log["selection"]["selected_step"] if "selection" in log else len(log["loss"])
@@ -457,11 +464,23 @@ def check_init_is_not_out(cfg: ReadoutsConfig) -> None:
                          "over the model it starts from; give another --out")
 
 
+def start_record(cfg: ReadoutsConfig, resumed: ReadoutsResume | None) -> dict:
+    """The run's record (provenance.run_record), in its training_log.json and resume file: the code revision and
+    the sha256 of the --init, --backbone and --depth-teacher weights of the invocation that started it, and of
+    each that resumed it (a resume is not refused for another revision or changed weights: it is recorded)."""
+    weights = {"init": cfg.init, "backbone": cfg.backbone, "depth_teacher": cfg.depth_teacher}
+    now = invocation("training.train_readouts", cfg.argv,
+                     {name: None if folder is None else Path(folder) / WEIGHTS_FILE for name, folder in weights.items()})
+    return run_record(resumed.meta.get("record") if resumed else None, now, resumed.step if resumed else None)
+
+
 def train(cfg: ReadoutsConfig) -> dict:
     """The run, or a stopped run's rest where OUT holds its resume file (resume_state): its command run again
     resumes it. Stopped where a stop signal ended it (saved, resumable)."""
+    check_recording_lengths(cfg)  # before anything is loaded: a clip longer than its recording failed minutes in
     check_init_is_not_out(cfg)
     resumed = resume_state(cfg)
+    record = start_record(cfg, resumed)
     # A resumed run goes on with the steps_before it started with: --init's progress, which the stopped run
     # itself wrote over when it was continued into its own OUT, would read as more (and it was refused).
     cfg = dataclasses.replace(cfg, steps_before=int(resumed.meta["config"].get("steps_before", 0)) if resumed
@@ -487,7 +506,7 @@ def train(cfg: ReadoutsConfig) -> dict:
     elif selection is not None:  # the start's scores: what every later progress line is compared with
         print(f"step 0 selection score {selection.consider(model, 0):.4f} ({selection.summary()})", flush=True)
     start = time.perf_counter()
-    history, evals = fit(model, cfg, BatchSampler(cfg, banks, device), val, selection, resumed)
+    history, evals = fit(model, cfg, BatchSampler(cfg, banks, device), val, selection, resumed, record)
     log: dict = {"loss": history, "evals": evals}
     if selection is not None:
         if selection.history[-1]["step"] != len(history):
@@ -496,7 +515,7 @@ def train(cfg: ReadoutsConfig) -> dict:
         log["selection"] = selection.log()
     metrics = evaluate(model, val)
     seconds = time.perf_counter() - start
-    out = write_outputs(cfg, model, banks, {**log, "final": metrics}, seconds, data_seconds)
+    out = write_outputs(cfg, model, banks, {**log, "final": metrics, **record}, seconds, data_seconds)
     (out / RESUME_FILE).unlink(missing_ok=True)  # finished: its command run again starts afresh
     return {"out": str(out), "loss": history, "metrics": metrics, "evals": evals, "selection": log.get("selection")}
 

@@ -143,7 +143,7 @@ class BagSequence:
             data = check_scorable(read_bag(path))
         except BagError as exc:
             raise DatasetFormatError(str(exc)) from exc
-        self.stamps = [s for s in data.stamps if s in data.gt_depth and s in data.gt_pose]
+        self.stamps = labelled_stamps(data)
         if not self.stamps:
             raise DatasetFormatError(f"{path}: no frame has both depth (/gt/depth) and a pose (/gt/pose)")
         self.intrinsics = data.intrinsics(self.stamps[0])
@@ -163,13 +163,36 @@ class BagSequence:
         return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
 
 
+def labelled_stamps(data) -> list[int]:
+    """A bag's frames that BagSequence trains on: those that carry both depth and a pose."""
+    return [s for s in data.stamps if s in data.gt_depth and s in data.gt_pose]
+
+
+def is_bag(path: Path) -> bool:
+    return (path / "metadata.yaml").is_file() or (path.is_file() and path.suffix in (".mcap", ".bag"))
+
+
 def open_sequence(path: str | Path) -> RGBDSequence | BagSequence:
     """A labelled recording: a bag in the evaluation layout (a folder with metadata.yaml, an .mcap
     or a ROS 1 .bag), else a 7-Scenes, HoloLens or TUM folder (fourds_ros.rgbd.read_sequence)."""
     path = Path(path)
-    if (path / "metadata.yaml").is_file() or (path.is_file() and path.suffix in (".mcap", ".bag")):
-        return BagSequence(path)
-    return read_sequence(path)
+    return BagSequence(path) if is_bag(path) else read_sequence(path)
+
+
+def count_frames(path: str | Path) -> int:
+    """len(open_sequence(path)) without its images: a folder's reader lists its frames (file names, poses), a
+    bag is read without its camera images. Raises what open_sequence raises for a recording it cannot read."""
+    path = Path(path)
+    if not is_bag(path):
+        return len(read_sequence(path))
+    from fourds_ros.evaluation.bag import read_bag
+
+    return len(labelled_stamps(read_bag(path, images=False)))
+
+
+def clip_span(num_frames: int, stride: int) -> int:
+    """The frames of a recording that one clip of num_frames frames, every stride-th, spans."""
+    return (num_frames - 1) * stride + 1
 
 
 def zoom_window(rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, rng: np.random.Generator,
@@ -202,7 +225,7 @@ class RGBDClips(Dataset):
         self.seq = open_sequence(sequence) if isinstance(sequence, str | Path) else sequence
         self.num_frames, self.image_size, self.stride = num_frames, tuple(image_size), stride
         self.num_tracks, self.seed, self.zoom = num_tracks, seed, zoom
-        span = (num_frames - 1) * stride + 1
+        span = clip_span(num_frames, stride)
         if len(self.seq) < span:
             raise ValueError(f"sequence {self.seq.name} has {len(self.seq)} frames, a clip needs {span}")
         # hop: frames between clip starts (default: non-overlapping clips).
