@@ -128,6 +128,28 @@ def test_reset_keeps_a_clip_already_cut(engine):
     assert np.allclose(after[0].frames[0].pose.odom_from_base, np.eye(4), atol=1e-6)
 
 
+def test_a_reset_cuts_the_frames_since_the_last_clip_into_a_clip_of_their_own(engine):
+    """~/reset more often than a clip fills (every 3 frames, 4-frame clips) dropped each reset's frames, so nothing
+    was ever described. reset now returns a clip of them, as the buffer's other resets do (the ended sequence's,
+    its last frame held still for the frame it lacks). Run after later resets (inference behind), each still
+    starts the chain of its own sequence, which its reset ended: no pose gap joins it to the chain before."""
+    pipe = PerceptionPipeline(engine, PerceptionSettings.from_params(hop=2))
+    stamps = [10**9 + i * 66_666_667 for i in range(9)]
+    cut = []
+    for burst in range(3):
+        for stamp in stamps[3 * burst:3 * burst + 3]:
+            rgb = np.random.default_rng(stamp).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            assert pipe.add_frame(rgb, stamp, "cam")[0] is None
+        cut.append(pipe.reset("manual"))
+    assert pipe.reset("manual") is None  # nothing buffered since: no clip
+    results = [pipe.process(clip) for clip in cut]
+    assert [r.stamp_ns for result in results for r in result.frames] == stamps
+    assert [result.odometry_restarted for result in results] == [True, True, True]
+    assert [result.odometry_chain for result in results] == [0, 1, 2]
+    status = pipe.status()
+    assert status["frames_reset"] == 0 and status["pose_gaps"] == 0 and pipe.buffer.resets["manual"] == 4
+
+
 def test_a_reset_landing_anywhere_in_the_start_of_a_sequence_still_restarts_odometry(engine):
     """The ~/reset service runs on the executor's thread while the worker may be starting a clip's
     sequence (_start_sequence), which read the restart request and cleared it after: a reset landing

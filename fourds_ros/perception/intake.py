@@ -189,12 +189,17 @@ class FrameIntake:
             self.worker.submit(clip)
 
     def reset(self, reason: str = "manual") -> None:
-        # A clip already waiting for inference is kept: its frames arrived before the reset and are
-        # still described, their depth and tracks sent; their poses, of the chain the reset ends, are
-        # not (PerceptionPipeline.odometry_current). The reset applies from the next frame on.
-        with self.lock:
-            self.pipeline.reset(reason)
-        self.health.counts[f"reset_{reason}"] += 1
+        # A clip already waiting for inference is kept, and the frames buffered after it are cut into a clip
+        # of their own (PerceptionPipeline.reset): their frames arrived before the reset and are still
+        # described, their depth and tracks sent; their poses, of the chain the reset ends, are not
+        # (PerceptionPipeline.odometry_current). The reset applies from the next frame on. Under sync_lock, as
+        # a frame's clip is cut and submitted: a report never sees those frames neither buffered nor queued.
+        with self.sync_lock:
+            with self.lock:
+                ended = self.pipeline.reset(reason)
+            self.health.counts[f"reset_{reason}"] += 1
+            if ended is not None:
+                self.worker.submit(ended)
 
     def pending_frames(self) -> int:
         """Waiting for their camera_info, buffered for a clip, or waiting for or in inference."""

@@ -318,7 +318,7 @@ class PerceptionPipeline:
         self.pose_relinked = 0  # output frames lost from their clip's first frame, solved from the one before
         self.isolate_stages, self.stage_failures = False, Counter()  # a node's: _isolated; its failures by stage
         self.pose_head_nonfinite = self.pose_head_implausible = 0  # frames the head gave NaN / no motion: held
-        self.pose_relink_skipped = 0  # frames not relinked because a newer clip waited (behind)
+        self.pose_relink_skipped = self.clips_pose_withheld = 0  # a newer clip waited; a ~/reset ended the clip's chain
         self.pose_rotation_steps = self.pose_step_rotations = 0  # rotation steps by bearings (68a), by corners (69)
         # Says whether a newer clip already waits for inference (the node sets its worker's): then
         # the epipolar direction (23 ms a clip on the 2-core CPU) is skipped and counted, so that a
@@ -326,10 +326,10 @@ class PerceptionPipeline:
         self.behind: Callable[[], bool] | None = None
         # output frames too dark or flat to see, whole or in part; and seeing ones whose depth head gave no valid pixel
         self.frames_blind = self.frames_partly_blind = self.frames_without_depth = 0
-        # The first buffer sequence whose clips restart odometry (a manual reset, time going backwards): a
-        # clip of an older sequence waiting at the reset must not take it. Only reset and add_frame write it:
-        # the worker compares sequences (_start_sequence); clearing it erased a reset landing meanwhile.
-        self._restart_from = self._withhold_from = None  # _withhold_from: ~/reset's alone, not a bag loop's
+        # The buffer sequences whose clips restart odometry (a manual reset, time going backwards; _restarts: each one
+        # the worker has not reached, _request_restart; _restart_from: the newest). Only reset and add_frame write them:
+        # the worker compares sequences (_start_sequence); clearing them erased a reset landing meanwhile.
+        self._restart_from, self._withhold_from, self._restarts = None, None, ()  # _withhold_from: ~/reset's alone
         self._reset_lock = threading.Lock()  # held while a clip's poses are published: odometry_current
 
     @property
@@ -425,7 +425,7 @@ class PerceptionPipeline:
                 "pose_epipolar_clips": self.pose_epipolar_clips, "pose_epipolar_skipped": self.pose_epipolar_skipped,
                 "pose_epipolar_stepwise": self.pose_epipolar_stepwise, "pose_epipolar_guided": self.pose_epipolar_guided,
                 "pose_epipolar_held": self.pose_epipolar_held, "pose_epipolar_unrefuted": self.pose_epipolar_unrefuted,
-                "pose_head_overruled": self.pose_head_overruled,
+                "pose_head_overruled": self.pose_head_overruled, "clips_pose_withheld": self.clips_pose_withheld,
                 "pose_relinked": self.pose_relinked, "pose_relink_skipped": self.pose_relink_skipped,
                 "pose_rotation_steps": self.pose_rotation_steps, "pose_step_rotations": self.pose_step_rotations,
                 "pose_head_nonfinite": self.pose_head_nonfinite, "pose_head_implausible": self.pose_head_implausible,
@@ -485,7 +485,7 @@ class PerceptionPipeline:
         clip, reason = self.buffer.push(frame)
         if reason == "time_backwards":  # a bag loop: a new recording, a new odometry chain; the old one's
             with self._reset_lock:       # clips still queued are published first (the worker runs in order)
-                self._restart_from = self.buffer.sequence
+                self._request_restart()
         return clip, reason
 
     def new_recording(self) -> None:
@@ -503,12 +503,26 @@ class PerceptionPipeline:
         the odometry chain goes on across the pause as across a gap. -> the buffered frames dropped undescribed."""
         return self.buffer.end_sequence()
 
-    def reset(self, reason: str = "manual") -> None:
-        """Drop buffered frames, tracks and the odometry chain (restarts at identity). Waits while a
+    def reset(self, reason: str = "manual") -> Clip | None:
+        """Drop tracks and the odometry chain (restarts at identity) from the next frame on. -> a clip, for
+        `process`, of the frames buffered that no clip has described (None: none), as the buffer's other resets
+        cut one (ClipBuffer.push): its frames came before the reset, so their depth and tracks go out, and their
+        poses, of the chain the reset ended, do not (odometry_current). Why: dropped, a ~/reset called more
+        often than a clip fills (a behaviour tree's every tick) left no frame described at all. Waits while a
         clip's poses are being published (odometry_current): none of the old chain follows its return."""
+        ended = self.buffer.flush()
         self.buffer.reset(reason)
         with self._reset_lock:
-            self._restart_from = self._withhold_from = self.buffer.sequence
+            self._request_restart()
+            self._withhold_from = self.buffer.sequence
+        return ended
+
+    def _request_restart(self) -> None:
+        """The buffer's new sequence restarts odometry (under _reset_lock). Each request is kept until the worker
+        has passed it: with the newest alone, a clip cut at a reset and run after the next one continued the
+        chain before it (a pose gap) instead of starting its own. A new tuple, so the worker reads one whole."""
+        self._restart_from = self.buffer.sequence
+        self._restarts = (*(s for s in self._restarts if s > self._sequence), self.buffer.sequence)
 
     @contextmanager
     def odometry_current(self, result: ClipResult) -> Iterator[tuple[bool, bool]]:
@@ -519,8 +533,9 @@ class PerceptionPipeline:
         tf2 keeps the old chain's transform, stamped near the bag's end, as its newest, and refuses the new
         chain's as older than its cache. Held for the block, in which the node publishes them: a reset waits."""
         with self._reset_lock:
-            yield ((self._withhold_from is None or result.odometry_chain >= self._withhold_from),
-                   (self._restart_from is None or result.odometry_chain >= self._restart_from))
+            pose = self._withhold_from is None or result.odometry_chain >= self._withhold_from
+            self.clips_pose_withheld += not pose and any(f.pose is not None for f in result.frames)
+            yield pose, (self._restart_from is None or result.odometry_chain >= self._restart_from)
 
     # -- half 2: one engine call per clip ------------------------------------------------------
     def process(self, clip: Clip, on_depth: Callable[[ClipResult], None] | None = None) -> ClipResult:
@@ -704,10 +719,10 @@ class PerceptionPipeline:
         if clip.sequence == self._sequence:
             return False, self._odometry_chain
         self.tracks.reset()
-        restart_from = self._restart_from  # read once: a reset may set it meanwhile
+        restarts = self._restarts  # read once: a reset may replace it meanwhile
         # A restart asked for after the last clip's sequence and not after this clip's. Compared, never
         # cleared here: a reset landing while this runs is served by the first clip of its own sequence.
-        restart = self._sequence < 0 or (restart_from is not None and self._sequence < restart_from <= clip.sequence)
+        restart = self._sequence < 0 or any(self._sequence < s <= clip.sequence for s in restarts)
         if restart:
             self.odometry.reset()
             self._odometry_chain = clip.sequence
