@@ -198,3 +198,22 @@ def test_a_documented_command_parses(cmd, parse_only, monkeypatch):
         flags = [t.split("=")[0] for t in tail if t.startswith("--")]
         unknown = [f for f in flags if f not in parser._option_string_actions]
         assert not unknown, f"{variant!r}: no such flag(s) {unknown}"
+
+
+def test_no_documented_training_command_writes_over_the_shipped_model():
+    """The model card's stage 2 command gave `models/fourds_default` as the recipe's OUT_DIR (a rerun replaced the
+    shipped weights and its 3,000-line card with a generated one), and stages 3-4 read INIT from there, which now
+    holds stage 20. Commands write to runs/ and the card says what was copied in."""
+    shipped = "models/fourds_default"
+    offenders = []
+    for doc in DOCS:
+        for line_no, line in enumerate((ROOT / doc).read_text().splitlines(), 1):
+            for cmd in re.findall(r"`([^`]*(?:default_model\.sh|training\.train_readouts|training\.pretrain)[^`]*)`", line):
+                words = cmd.split()
+                out = words[words.index("--out") + 1] if "--out" in words else None
+                if "bash" in words and words[words.index("bash") + 1].endswith("default_model.sh"):
+                    after = words[words.index("bash") + 2:]  # DATA_DIR [OUT_DIR]
+                    out = after[1] if len(after) > 1 else None
+                if out is not None and out.rstrip("/") == shipped:
+                    offenders.append(f"{doc}:{line_no}: {cmd}")
+    assert offenders == [], offenders

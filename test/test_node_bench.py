@@ -443,7 +443,7 @@ def test_the_reference_times_the_clips_the_node_is_sent(monkeypatch, tmp_path):
     pushed = []
 
     class Pipe:
-        hop = 2
+        hop, clip_length = 2, 3
 
         def add_frame(self, rgb, stamp_ns, frame_id, k):
             pushed.append(int(rgb[0, 0, 0]))
@@ -457,6 +457,9 @@ def test_the_reference_times_the_clips_the_node_is_sent(monkeypatch, tmp_path):
     monkeypatch.setattr(node, "_frames", lambda count, size: (folder[:count], None))
     clip = node.pipeline_clip_ms({}, 7)
     assert pushed == [0, 1, 2, 1, 0, 1, 2] and clip["pose_ms_p50"] > 0, pushed  # as probe.stream plays it
+    pushed.clear()  # a long row: one cycle of the folder (4 frames) and a clip (3), not the row's 600
+    node.pipeline_clip_ms({}, 600)
+    assert pushed == [0, 1, 2, 1, 0, 1, 2], pushed
 
     asked = []
     monkeypatch.setattr(node, "run_transport", lambda *a, **k: [])

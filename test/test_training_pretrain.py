@@ -513,3 +513,18 @@ def test_outside_a_git_checkout_a_pretraining_run_records_nulls_and_succeeds(tmp
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["code_revision"] is None and record["code_dirty"] is None and record["init_sha256"] is None
     assert record["command"] is None  # not started from a command line
+
+
+def test_a_finished_pretraining_run_rerun_records_no_resume(tmp_path):
+    """training/default_model.sh calls pre-training at every rerun; a finished run then ends at once, training and
+    saving nothing. Its run.json recorded a resume at the last step that the checkpoint never got, and each later
+    rerun replaced it (run.json named the last rerun's revision as having resumed the run)."""
+    from training.pretrain import main
+    from training.resume import load_resume
+
+    out = tmp_path / "run"
+    argv = ["--config", "tiny", "--out", str(out), "--no-progress", "optim.steps=2", "tensorboard=false"]
+    for _ in range(3):
+        assert main(argv) == 0
+        record = json.loads((out / "run.json").read_text())
+        assert record["resumes"] == [] and record == load_resume(out / "checkpoint.pt").record, record

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages 1-4 of models/fourds_default's recipe: MAE pre-training, then the three readouts with the encoder
 # fine-tuned (or the heads alone, HEADS_ONLY=1), then float16 weights (under 50 MB). The later stages (5-20) are
-# each one command in the model card (models/fourds_default/README.md), with the code revision that ran them.
+# each one command in the model card (models/fourds_default/README.md); stage 20 with the code revision that ran it.
 # Run from the repo root:
 #
 #   bash training/default_model.sh [DATA_DIR] [OUT_DIR]   # OUT_DIR: runs/default_model unless given

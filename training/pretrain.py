@@ -130,7 +130,10 @@ def prepare(cfg: PretrainConfig, out_dir: Path, process: Process, stop_after: in
             total, fitted = min(state.total_steps, opt.steps), True
             scheduler.lr_lambdas[0] = fitted_lr_lambda(opt.warmup_steps, total, opt.min_lr_ratio)
     stop = total if stop_after is None else min(total, stop_after)
-    record = run_record(stored.record, now, stored.step) if stored else run_record(None, now, None)
+    record = run_record(None, now, None) if stored is None else (
+        run_record(stored.record, now, stored.step) if stored.step < stop
+        # a finished run rerun (default_model.sh) trains nothing and saves nothing: no resume to record
+        else stored.record or {**dict.fromkeys(now), "resumes": []})
     return Run(cfg, process, mae, model, fsdp, optimizer, scheduler, start, total, stop, out_dir, fitted, record)
 
 

@@ -172,18 +172,25 @@ class CpuSampler:
         return {g: v / ((tb - ta) / 1e9) for g, v in busy.items()}
 
 
+REFERENCE_MAX_FRAMES = 300  # the 7-Scenes kitchen's; 640x480 frames: 280 MB
+
+
 def pipeline_clip_ms(params: dict, frames: int, size: tuple[int, int] = CAMERA_HW) -> dict:
     """PerceptionPipeline.process per clip in-process (the node's settings), with the engine's and each
     later stage's share (pipeline.STAGES): what the node's clip latency is compared against. `frames`:
     the live row's, played as the camera plays them (probe.back_and_forth, frames of size (H, W)), so
     that the reference times the clips the node is sent. Why: it timed the folder's first 64 frames
     once, forwards; the shipped sample has 30, so its pose p50 was one clip's (the median of three),
-    and the node's clips over the reversals cost its pose about 10 % more thread CPU (session 69)."""
+    and the node's clips over the reversals cost its pose about 10 % more thread CPU (session 69). Played up
+    to one forth-and-back cycle of the folder and a clip (every reversal's clips once; the rest repeat them),
+    from at most REFERENCE_MAX_FRAMES loaded: a reference grows with neither --seconds nor --rate."""
     from ..ros.probe import back_and_forth
 
     pipe, backend = node_pipeline(params)
-    images, k = _frames(frames, size)
-    clips = [c for i in range(frames) if (c := timed_push(pipe, back_and_forth(images, i), i, k)) is not None]
+    images, k = _frames(min(frames, REFERENCE_MAX_FRAMES), size)
+    cycle = len(images) + max(len(images) - 2, 0)  # probe.back_and_forth's
+    played = min(frames, cycle + pipe.clip_length)
+    clips = [c for i in range(played) if (c := timed_push(pipe, back_and_forth(images, i), i, k)) is not None]
     clips = clips[1:] or clips  # the first clip seeds the tracks
     ms = lambda v: latency_stats(v)["latency_ms_p50"] if v else float("nan")  # noqa: E731
     return {"backend": backend, "hop": pipe.hop, "pipeline_ms_p50": ms([c[1] for c in clips]),
