@@ -233,7 +233,7 @@ def test_a_released_pipelines_totals_include_the_clips_cleanup_ran(ros_env, tiny
             image.width = image.height = 64
             image.encoding, image.step = "rgb8", 64 * 3
             image.data = rng.integers(0, 255, (64, 64, 3), np.uint8).tobytes()
-            node.on_camera_info(info)
+            node.on_camera_info(info, {})
             node.on_image(image, {})
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         worker, pipeline, after_stop = node.worker, node.pipeline, {}

@@ -11,6 +11,10 @@ frames stay in order) until:
 and then takes the latest K. wait_s 0 (the node's default) never waits: own K if it has arrived,
 else the latest.
 
+The cache keeps each camera_info at least CACHE_KEEP_S after it arrived. A second publisher on the
+camera_info topic (two drivers on one topic) is compared with the first: InfoPublishers says what differs; and
+"the latest" is the latest of the publisher whose camera_info the last image paired with exactly.
+
 Startup is the exception: before any camera_info has arrived, images wait up to `startup_wait_s`
 (counted from the first image) for the first one, whatever wait_s is. The two subscriptions match
 their publishers and deliver independently, so a stream's first image can come before its
@@ -28,6 +32,18 @@ from typing import Any
 import numpy as np
 
 from .clip_buffer import OUT_OF_ORDER_NS
+
+# Cached camera_infos are evicted past the last `cache` only once they arrived more than CACHE_KEEP_S ago, and at most
+# CACHE_MAX are kept. By count alone (30), a second camera_info publisher at 3 kHz evicted an image's own camera_info
+# within 10 ms, and 57 of 225 frames took that publisher's K. By arrival, not by stamp: a publisher's stamps far
+# ahead would age every other entry at once. 4096: 1.4 s of a 3 kHz flood, 400 kB of calibrations.
+CACHE_KEEP_S = 2.0
+CACHE_MAX = 4096
+# camera_info publishers (DDS writers) whose calibrations are compared: those heard within the last INFO_PUBLISHERS_S,
+# at most INFO_PUBLISHERS_KEPT (a driver respawning for weeks is a new writer each time).
+INFO_PUBLISHERS_S = 2.0
+INFO_PUBLISHERS_KEPT = 16
+K_ENTRIES = (("fx", (0, 0)), ("fy", (1, 1)), ("cx", (0, 2)), ("cy", (1, 2)))
 
 
 def sibling_camera_info_topic(image_topic: str) -> str:
@@ -60,17 +76,27 @@ class CameraInfoSync:
         self.first_image_s: float | None = None  # the first image's arrival opens the startup wait
         self.cache = cache
         self.max_waiting = max_waiting
-        self.k_by_stamp: OrderedDict[int, np.ndarray | None] = OrderedDict()
+        # stamp -> (calibration, arrival s, publisher)
+        self.k_by_stamp: OrderedDict[int, tuple[Any, float, Any]] = OrderedDict()
+        self.publishers = InfoPublishers()
+        # The publisher of the camera_info the last image paired with exactly: an image without its own takes that
+        # publisher's latest (one publisher: the latest), not another's that floods the topic. None: not known.
+        self.own_publisher = None
+        self.differs: tuple[Any, str] | None = None  # the last push_info's InfoPublishers.add
         self.latest_k: np.ndarray | None = None
         self.latest_stamp: int | None = None
         self.waiting: deque[tuple[int, float, Any]] = deque()  # (stamp_ns, arrival s, item)
 
-    def push_info(self, stamp_ns: int, k: np.ndarray | None, now_s: float) -> list[Paired]:
-        """A camera_info arrived (k None: it had an empty K). -> images released, in order."""
+    def push_info(self, stamp_ns: int, k: np.ndarray | None, now_s: float, publisher=None) -> list[Paired]:
+        """A camera_info arrived (k None: it had an empty K; publisher: its DDS writer, None or '' not known).
+        -> images released, in order. `differs` says whether another publisher's calibration differs."""
         self._check_time(stamp_ns)
-        self.k_by_stamp[stamp_ns] = k
-        while len(self.k_by_stamp) > self.cache:
-            self.k_by_stamp.popitem(last=False)
+        self.differs = self.publishers.add(publisher, k, now_s) if publisher else None
+        cached = self.k_by_stamp
+        cached[stamp_ns] = (k, now_s, publisher)
+        while len(cached) > self.cache and (len(cached) > CACHE_MAX
+                                            or now_s - next(iter(cached.values()))[1] > CACHE_KEEP_S):
+            cached.popitem(last=False)
         self.latest_k = k
         self.latest_stamp = stamp_ns if self.latest_stamp is None else max(self.latest_stamp, stamp_ns)
         return self.release(now_s)
@@ -123,5 +149,48 @@ class CameraInfoSync:
 
     def _pair(self, stamp_ns: int, item: Any) -> Paired:
         if stamp_ns in self.k_by_stamp:
-            return Paired(item, self.k_by_stamp[stamp_ns], True)
-        return Paired(item, self.latest_k, False)
+            k, _, self.own_publisher = self.k_by_stamp[stamp_ns]
+            return Paired(item, k, True)
+        own = self.publishers.last.get(self.own_publisher)  # heard within INFO_PUBLISHERS_S
+        return Paired(item, self.latest_k if own is None else own[0], False)
+
+
+class InfoPublishers:
+    """The camera_info publishers (DDS writers) heard within INFO_PUBLISHERS_S and the calibration each sent last.
+    add(publisher, calibration, now_s) -> (another publisher, what differs in words) when one heard since this one's
+    previous message (the two interleave) last sent another calibration, else None. Two drivers on one topic each send
+    their own K, and a frame took the camera_info of its own stamp, else the latest, of either: with one at 3 kHz, 57
+    of 225 frames took its 90-degree K, then 74 buffer resets followed, and /diagnostics said only reset_camera. A
+    driver restarting with a new calibration is a new writer after the old one's last message: no interleave, no
+    warning. One publisher costs a dict update per message."""
+
+    def __init__(self) -> None:
+        self.last: OrderedDict = OrderedDict()  # publisher -> (calibration, arrival s), the least recently heard first
+
+    def add(self, publisher, calibration, now_s: float) -> tuple[Any, str] | None:
+        last = self.last
+        previous = last.pop(publisher, (None, None))[1]
+        last[publisher] = (calibration, now_s)
+        while len(last) > INFO_PUBLISHERS_KEPT or now_s - next(iter(last.values()))[1] > INFO_PUBLISHERS_S:
+            last.popitem(last=False)
+        if len(last) == 1 or previous is None:
+            return None
+        for other, (theirs, at) in last.items():
+            if other != publisher and at >= previous and (differs := calibration_difference(calibration, theirs)):
+                return other, differs
+        return None
+
+
+def calibration_difference(a, b) -> str:
+    """What differs between two camera_infos' calibrations (camera.Calibration, or None for K all zero), in words
+    ("fx 37 vs 21.3, size 160x120 vs 320x240"); '' when nothing does."""
+    if a is None or b is None:
+        return "" if a is b else "K all zero vs set"
+    parts = []
+    if not np.array_equal(a.k, b.k, equal_nan=True):
+        parts = [f"{name} {a.k[i]:.4g} vs {b.k[i]:.4g}" for name, i in K_ENTRIES if a.k[i] != b.k[i]] or ["K"]
+    if (a.width, a.height) != (b.width, b.height):
+        parts.append(f"size {a.width}x{a.height} vs {b.width}x{b.height}")
+    if a.model != b.model or not np.array_equal(a.d, b.d, equal_nan=True):
+        parts.append("distortion")
+    return ", ".join(parts)

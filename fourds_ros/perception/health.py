@@ -250,6 +250,17 @@ def pipeline_totals(status: dict) -> dict[str, int]:
 # The image publishers (DDS writers) whose sequence numbers are kept, the most recently seen: each respawn of a
 # camera driver or replay of a bag is a new writer, and one entry each grew for the whole activation.
 SEQUENCE_PUBLISHERS_KEPT = 16
+# Image publishers interleave when a frame comes from one heard within INTERLEAVED_S with another's frame between:
+# two drivers on one topic (two usb_cam left at their default names). Their frames went into the same clips: another
+# view alternating (OK on /diagnostics), another size (a buffer reset every frame), stamps 0.5 s ahead (every frame of
+# the first camera dropped as out of order). A driver's restart is a new writer whose frames follow the old one's
+# last: no frame comes from the old one again, so it never interleaves (nor does `ros2 bag play`, one writer).
+INTERLEAVED_S = 2.0
+# While publishers interleave, the node follows the one it heard first and rejects the others' frames, so that the
+# clips and odometry stay one camera's; the WARN names them. Once the followed one has been silent this long (a
+# driver stopped) the others' frames are taken again.
+FOLLOW_SILENT_S = 1.0
+IMAGE_PUBLISHERS_INTERLEAVED = "image_publishers_interleaved"
 
 
 def percentile(window, q: float) -> str:
@@ -283,6 +294,10 @@ def p95_recent(values, at, now: float, limit: float) -> tuple[float, float] | No
 
 
 class NodeHealth:
+    image_topic = "image"  # the resolved image topic (FrameIntake.subscribed): named in warnings
+    # (topic, publishers) -> them in words: the node sets ros/publisher_names.py's, which asks the ROS graph rarely
+    name_publishers: Callable[[str, list], str] = staticmethod(lambda topic, publishers: f"{len(publishers)} publishers")
+
     def __init__(self, log_warning: Callable[[str], None], log_every_s: float = LOG_EVERY_S,
                  now_ns: Callable[[], int] = time.time_ns):
         self.log_warning = log_warning
@@ -311,6 +326,10 @@ class NodeHealth:
         self._last_rates: tuple[float, int, int] | None = None
         self.gaps = StampGaps()
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
+        # image publisher -> (first, last heard: monotonic s), the least recently heard first (INTERLEAVED_S); the
+        # publisher of the last frame; the one followed while they interleave (None: every frame is taken)
+        self._image_publishers: OrderedDict = OrderedDict()
+        self._last_publisher, self.following = None, None
         self.latency_warn_ms = self.queue_warn_ms = self.stall_warn_s = 0.0  # set_limits, at configure
         self.last_in = self.last_out = self.started = time.monotonic()
         # When input last (re)started after a pause of stall_warn_s or more: the stall clock starts
@@ -354,14 +373,17 @@ class NodeHealth:
         inactive for 10 s counted 300 frames "lost before the callback" on its first frame back, WARN."""
         self.active_since = time.monotonic()
         self._sequences.clear()
+        self._image_publishers.clear()
+        self._last_publisher = self.following = None
         self.gaps.restart()
         self._failing = (0, "", "")  # failures of an earlier activation (or engine) say nothing of this one
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
-                       received_ns: int | None = None) -> None:
+                       received_ns: int | None = None) -> bool:
         """A frame reached the callback. publisher, sequence: the DDS writer and its publication
         sequence number (rclpy's MessageInfo), which count reliable-QoS loss exactly. received_ns:
-        when the middleware received it (MessageInfo's received_timestamp, system clock)."""
+        when the middleware received it (MessageInfo's received_timestamp, system clock). -> whether it is
+        taken: False for another image publisher's while the node follows one (INTERLEAVED_S), counted rejected."""
         now, now_ns = time.monotonic(), self.now_ns()
         if now - self.last_in >= self.stall_warn_s:  # no input as far as the stall rule saw: it restarts
             self.input_since, self._input_since_ns = now, now_ns
@@ -371,14 +393,13 @@ class NodeHealth:
         if received_ns:
             self.queue_ms.append((time.time_ns() - received_ns) / 1e6)
             self.queue_at.append(now)
-        self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
         if sequence is not None:
-            last = self._sequences.pop(publisher, None)  # put back last: the dict runs oldest-seen first
-            if last is not None and sequence > last + 1:
-                self.counts["frames_missing_by_sequence"] += sequence - last - 1
-            self._sequences[publisher] = sequence if last is None else max(last, sequence)
-            if len(self._sequences) > SEQUENCE_PUBLISHERS_KEPT:  # a driver respawned for weeks: one writer each
-                del self._sequences[next(iter(self._sequences))]
+            self._sequence(publisher, sequence)
+        if publisher and not self._taken(publisher, now):  # its stamps are no part of the followed stream's
+            self.counts["frames_rejected"] += 1
+            self.last_in = now
+            return False
+        self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
         self._came_in[stamp_ns] = self._clock_jumps
         self._came_in.move_to_end(stamp_ns)
         if len(self._came_in) > FRAME_WINDOW_FRAMES:
@@ -396,6 +417,42 @@ class NodeHealth:
             self._off_clock(f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock "
                             f"({cause}): frames are described, their latency is not measured")
         self.last_in = now
+        return True
+
+    def _sequence(self, publisher, sequence: int) -> None:
+        last = self._sequences.pop(publisher, None)  # put back last: the dict runs oldest-seen first
+        if last is not None and sequence > last + 1:
+            self.counts["frames_missing_by_sequence"] += sequence - last - 1
+        self._sequences[publisher] = sequence if last is None else max(last, sequence)
+        if len(self._sequences) > SEQUENCE_PUBLISHERS_KEPT:  # a driver respawned for weeks: one writer each
+            del self._sequences[next(iter(self._sequences))]
+
+    def _taken(self, publisher, now: float) -> bool:
+        """Whether a frame of image publisher `publisher` is taken: not while the node follows another one, which it
+        does from when publishers interleave (INTERLEAVED_S) until the followed one is silent (FOLLOW_SILENT_S)."""
+        heard = self._image_publishers
+        first, last = heard.pop(publisher, (now, None))
+        heard[publisher] = (first, now)
+        while len(heard) > SEQUENCE_PUBLISHERS_KEPT or now - next(iter(heard.values()))[1] > INTERLEAVED_S:
+            del heard[next(iter(heard))]
+        previous, self._last_publisher = self._last_publisher, publisher
+        if len(heard) == 1 and self.following is None:  # one publisher: the usual case
+            return True
+        live = sorted((p for p, (_, at) in heard.items() if now - at <= FOLLOW_SILENT_S), key=lambda p: heard[p][0])
+        if self.following not in live:  # a followed driver stopped: the others' frames are taken again
+            self.following = None
+        interleaved = last is not None and previous != publisher and now - last <= INTERLEAVED_S
+        if self.following is None:
+            if not interleaved:
+                return True
+            self.following = live[0]  # the first heard
+        elif publisher == self.following:
+            return True
+        names, followed = (self.name_publishers(self.image_topic, p) for p in (live, [self.following]))
+        self.warn(IMAGE_PUBLISHERS_INTERLEAVED, f"frames from {len(live)} publishers arrive interleaved on "
+                  f"{self.image_topic} ({names}): two drivers on one topic? Clips would mix them: following the first "
+                  f"heard ({followed}) and dropping the others' frames; give each camera its own topic (namespace)")
+        return publisher == self.following
 
     def clock_jumped(self) -> None:
         """The node's clock jumped (rclpy's jump callback: a bag seek or loop under use_sim_time, a simulator

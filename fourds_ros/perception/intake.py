@@ -3,7 +3,7 @@ camera_info, decoding, camera checks (camera.py), the clip buffer, and handing c
 inference worker. Every frame taken in is counted in exactly one way (health.py).
 
     intake = FrameIntake(pipeline, worker, health, settings)
-    intake.push_info(stamp_ns, calibration)                      # camera_info (Calibration or None)
+    intake.push_info(stamp_ns, calibration, publisher)           # camera_info (Calibration or None), its DDS writer
     intake.push_image(stamp_ns, frame_id, decode, encoding)      # decode(work_max_pixels) -> (rgb, camera_hw)
     intake.release_overdue(); intake.flush_if_idle()             # from timers
     intake.pending_frames()
@@ -90,14 +90,16 @@ class FrameIntake:
     def subscribed(self, image_topic: str, camera_info_topic: str) -> None:
         """The node subscribed these resolved topics (activation)."""
         self.image_topic, self.camera_info_topic = image_topic, camera_info_topic
+        self.health.image_topic = image_topic  # named by the interleaved-publishers WARN
 
     @property
     def has_camera_info(self) -> bool:
         return self.camera_k_in_use
 
-    def push_info(self, stamp_ns: int, calibration: Calibration | None) -> None:
+    def push_info(self, stamp_ns: int, calibration: Calibration | None, publisher=None) -> None:
         """calibration None: an uncalibrated camera (K all zero): counted by the frames it leaves without a K
-        (_camera), once each, as every other camera_info problem is."""
+        (_camera), once each, as every other camera_info problem is. publisher: its DDS writer (MessageInfo's
+        publisher_gid; None or '': not known), compared with the other publishers' (camera_info_sync.InfoPublishers)."""
         if calibration is not None and self.settings.inputs.image_rectified:  # image_rect: P's intrinsics, undistorted already
             calibration = calibration.rectified()
         elif calibration is not None and any(calibration.d) and looks_rectified(self.image_topic):
@@ -107,7 +109,14 @@ class FrameIntake:
                              "but image_rectified is false: its camera_info's distortion undistorts it a second "
                              "time; set image_rectified: true (or name a raw image)")
         with self.sync_lock:
-            self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic()))
+            self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic(), publisher))
+            other = self.sync.differs
+        if other:
+            names = self.health.name_publishers(self.camera_info_topic, sorted([publisher, other[0]], key=str))
+            self.health.warn("camera_info_publishers", f"camera_info comes from two publishers on "
+                             f"{self.camera_info_topic} ({names}) with different calibrations ({other[1]}): two "
+                             "drivers on one topic? A frame takes the camera_info of its own stamp, else the latest of "
+                             "the publisher that last matched a frame's; give each camera its own topic (namespace)")
 
     def push_image(self, stamp_ns: int, frame_id: str, decode: Decode, encoding: str) -> None:
         """decode(work_image_max_pixels) -> ((H, W, 3) uint8 RGB, the camera image's (H, W)): the RGB at

@@ -32,6 +32,12 @@ def stamp_to_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def publisher_gid(info) -> str:
+    """A message's DDS writer, from rclpy's MessageInfo (a subscription callback of two arguments): its publisher_gid
+    as text ('' where the middleware gives none); ros/publisher_names.py names it from the ROS graph."""
+    return str((info.get("publisher_gid") or {}).get("data", ""))
+
+
 def ns_to_stamp(ns: int) -> Time:
     return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
 

@@ -152,9 +152,9 @@ class PerceptionNode(LifecycleNode):
         self.publishers_ = {}
         self.pipeline = self.worker = self.intake = self.tf_publish = None
 
-    def on_camera_info(self, msg: CameraInfo) -> None:
+    def on_camera_info(self, msg: CameraInfo, info) -> None:  # two arguments: rclpy passes the MessageInfo
         if self.intake is not None:
-            self.intake.push_info(convert.stamp_to_ns(msg.header.stamp), convert.calibration(msg))
+            self.intake.push_info(convert.stamp_to_ns(msg.header.stamp), convert.calibration(msg), convert.publisher_gid(info))
 
     def on_image(self, msg: Image, info) -> None:  # two arguments: rclpy passes the MessageInfo
         self._on_frame(msg, info, lambda _budget: convert.image_for_work(msg, self.settings.inputs), msg.encoding)
@@ -165,10 +165,10 @@ class PerceptionNode(LifecycleNode):
 
     def _on_frame(self, msg, info, decode, encoding: str) -> None:
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
-        self.health.frame_received(stamp_ns, str((info.get("publisher_gid") or {}).get("data", "")),
-                                   info.get("publication_sequence_number"), info.get("received_timestamp"))
-        intake = self.intake
-        if intake is None:
+        if not self.health.frame_received(stamp_ns, convert.publisher_gid(info), info.get("publication_sequence_number"),
+                                          info.get("received_timestamp")):
+            return  # another image publisher's, beside the one followed: counted rejected (health.py INTERLEAVED_S)
+        if (intake := self.intake) is None:
             self.health.counts["frames_ignored"] += 1
             return
         intake.push_image(stamp_ns, msg.header.frame_id, decode, encoding)

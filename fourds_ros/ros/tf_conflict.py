@@ -27,6 +27,8 @@ import threading
 import time
 from collections import Counter, deque
 
+from .publisher_names import UNKNOWN_NODE
+
 # How many of this node's own transforms are remembered. Our own messages wait at most in the /tf
 # subscription's queue (keep last 10 of the node's /tf QoS), so any of ours still to be read is among
 # our last 10 transforms; 256 (a few seconds of a 60 Hz camera) leaves room for bursts.
@@ -34,7 +36,6 @@ OWN_KEPT = 256
 # The ROS graph is asked who publishes an unknown gid at most this often: an unnamed foreign
 # publisher (its node not yet discovered, or a plain DDS writer) must not cost a graph query per message.
 LOOKUP_EVERY_S = 1.0
-UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"  # rmw's name for an endpoint whose node's discovery information has not arrived
 UNNAMED = "another publisher"  # a publisher the ROS graph does not list (yet: discovery lags the first messages)
 NAMED_KEPT = 64  # publishers remembered as named in a log line (bounded: a graph's /tf publishers are few)
 _KEY = struct.Struct("<q7d")  # stamp_ns, translation xyz, rotation xyzw: exact, NaN included

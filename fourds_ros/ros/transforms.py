@@ -18,6 +18,7 @@ from ..perception.settings import PerceptionSettings, PoseSettings
 from ..perception.tf_stamps import TfStampGate
 from . import convert, tf_static
 from .outputs import OUTPUTS
+from .publisher_names import PublisherNames
 from .tf_conflict import TfConflictWatch
 
 
@@ -123,6 +124,7 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
     # first (16 of 20 frames of an idle subscriber), so the first frame after a zoom got the old K.
     resolved = {"camera_info": camera_info_topic(node, s.inputs.image_transport)}  # the others as remapped
     node.intake.subscribed(image_topic(node, s.inputs.image_transport), resolved["camera_info"])
+    node.health.name_publishers = PublisherNames(node)  # who a second publisher on the image or camera_info is
     wanted = [(CameraInfo, "camera_info", node.on_camera_info, qos, image_qos, {}),
               (Image, "image", node.on_image, qos, image_qos, frame_events) if s.inputs.image_transport == "raw" else
               (CompressedImage, "image/compressed", node.on_compressed, qos, image_qos, frame_events)]

@@ -1,0 +1,266 @@
+"""A second publisher on the node's inputs (session 69's flood review). Two drivers on one image topic (two usb_cam
+left at their default names) had their frames mixed into the same clips with no warning, or one that blamed something
+else (reset_resolution every frame, out_of_order): now image_publishers_interleaved WARNs naming them, and the node
+follows the first heard. A second camera_info publisher at 3 kHz evicted the images' own camera_info from a cache of
+30 stamps, and frames took its K: the cache now keeps camera_infos by arrival age, and two publishers with other
+calibrations WARN as camera_info_publishers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import fourds_ros.perception.health as health_module
+from fourds_ros.perception.camera import Calibration
+from fourds_ros.perception.camera_info_sync import CameraInfoSync, InfoPublishers
+from fourds_ros.perception.health import IMAGE_PUBLISHERS_INTERLEAVED, WARN, NodeHealth, NodeState
+from fourds_ros.ros.harness import process_environment, run_node
+
+from .conftest import stop_process
+
+HZ15 = 66_666_667
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """time.monotonic as health.py sees it (the global time module is left alone)."""
+    fake = SimpleNamespace(t=1000.0)
+    monkeypatch.setattr(health_module, "time", SimpleNamespace(monotonic=lambda: fake.t, time_ns=time.time_ns))
+    return fake
+
+
+def named_health(logged: list) -> NodeHealth:
+    health = NodeHealth(logged.append)
+    health.image_topic = "/image"
+    health.name_publishers = lambda topic, publishers: ", ".join(f"/usb_cam ({p})" for p in publishers)
+    return health
+
+
+def test_two_image_publishers_interleaved_warn_by_name_and_the_first_heard_is_followed(clock):
+    logged: list[str] = []
+    health = named_health(logged)
+    t0 = time.time_ns() - 10**10  # stamps behind the clock, as a camera's
+    taken = []
+    for i in range(10):  # the good camera "a" and a second driver "b", alternating at 15 Hz each
+        clock.t += 1 / 30
+        publisher = "ab"[i % 2]
+        taken.append((publisher, health.frame_received(t0 + i * HZ15 // 2, publisher, i // 2 + 1)))
+    # b's first frame is taken (a new writer may be a restart); a's next one shows them interleaved
+    assert taken[:3] == [("a", True), ("b", True), ("a", True)]
+    assert all(ok == (p == "a") for p, ok in taken[3:])
+    assert health.counts["frames_rejected"] == 4 and health.following == "a"
+    assert health.errors[IMAGE_PUBLISHERS_INTERLEAVED] == 5  # the finding and each frame rejected
+    level, message = health.level(NodeState("active"))
+    assert level == WARN and IMAGE_PUBLISHERS_INTERLEAVED in message
+    assert logged == [f"[{IMAGE_PUBLISHERS_INTERLEAVED}] frames from 2 publishers arrive interleaved on /image "
+                      "(/usb_cam (a), /usb_cam (b)): two drivers on one topic? Clips would mix them: following the "
+                      "first heard (/usb_cam (a)) and dropping the others' frames; give each camera its own topic "
+                      "(namespace) (seen 1x)"]
+    assert health.counts["frames_missing_by_sequence"] == 0  # each writer's sequence numbers, apart
+    for i in range(10, 14):  # the followed camera stops: after FOLLOW_SILENT_S the second one's frames are taken
+        clock.t += 0.5
+        taken.append(("b", health.frame_received(t0 + i * HZ15, "b", i)))
+    assert [ok for _, ok in taken[10:]] == [False, True, True, True] and health.following is None  # 0.53, 1.03 s
+
+
+def test_a_restarted_driver_is_a_new_publisher_and_no_warning(clock):
+    """One camera driver restarting: its old writer silent from then on, the new one's frames follow (no gap needed,
+    and none after a longer one). Every frame taken, nothing warned."""
+    logged: list[str] = []
+    health = named_health(logged)
+    t0 = time.time_ns() - 10**10  # stamps behind the clock, as a camera's
+    publishers = ["old"] * 10 + ["new"] * 10 + ["newer"] * 5  # the last restart after 3 s of silence
+    for i, publisher in enumerate(publishers):
+        clock.t += 3.0 if i == 20 else 1 / 15
+        assert health.frame_received(t0 + i * HZ15, publisher, i + 1) is True
+    assert health.errors[IMAGE_PUBLISHERS_INTERLEAVED] == 0 and health.counts["frames_rejected"] == 0
+    assert health.level(NodeState("active")) == (0, "active") and logged == []
+
+
+def test_frames_without_a_publisher_are_taken_as_before(clock):
+    health = NodeHealth(lambda message: None)
+    assert all(health.frame_received(10**12 + i * HZ15) for i in range(5))
+    assert health.counts["frames_in"] == 5 and health.counts["frames_rejected"] == 0
+
+
+def test_a_camera_info_flood_does_not_evict_the_images_own_camera_info():
+    """/tmp/s69/hg/w/info_cache.py: the image's own camera_info, then 30 of a second publisher's at 3 kHz. The
+    30-stamp cache had evicted the own one: the image took the other's K (fx 21.3 for 37.0), inexactly."""
+    sync = CameraInfoSync()  # the node's defaults
+    sync.push_info(1_000_000_000, np.eye(3) * 37.0, 0.0)
+    for i in range(30):
+        sync.push_info(1_000_000_000 + 300_000 * (i + 1), np.eye(3) * 21.3, 0.0003 * (i + 1))
+    paired = sync.push_image(1_000_000_000, "frame", 0.01)[0]
+    assert paired.exact and paired.k[0, 0] == 37.0
+
+
+def test_the_camera_info_cache_is_bounded_by_age_and_count():
+    from fourds_ros.perception.camera_info_sync import CACHE_KEEP_S, CACHE_MAX
+
+    sync = CameraInfoSync()
+    for i in range(CACHE_MAX + 500):  # a flood within CACHE_KEEP_S: the hard cap
+        sync.push_info(i, np.eye(3), 1e-5 * i)
+    assert len(sync.k_by_stamp) == CACHE_MAX
+    sync.push_info(10**6, np.eye(3), 1.0 + CACHE_KEEP_S)  # all of them old now: the last `cache` stay
+    assert len(sync.k_by_stamp) == sync.cache
+
+
+def calibration(fx: float, size: tuple[int, int] = (160, 120)) -> Calibration:
+    return Calibration(np.array([[fx, 0, 80.0], [0, fx, 60.0], [0, 0, 1]]), (), "plumb_bob", *size)
+
+
+def test_two_camera_info_publishers_with_different_k_warn_naming_what_differs():
+    from fourds_ros.perception.intake import FrameIntake
+
+    logged: list[str] = []
+    health = named_health(logged)
+    intake = FrameIntake.__new__(FrameIntake)  # push_info without a pipeline: its images are not the point
+    intake.health, intake.sync = health, CameraInfoSync()
+    intake.camera_info_topic, intake.image_topic, intake.sync_lock = "/camera_info", "/image", threading.RLock()
+    intake.settings = SimpleNamespace(inputs=SimpleNamespace(image_rectified=False))
+    intake._add_all = lambda paired: None
+    checks = intake.push_info
+    for i in range(5):
+        checks(i, calibration(37.0), "good")
+    assert health.errors["camera_info_publishers"] == 0  # one publisher: nothing to compare
+    checks(5, calibration(37.0), "same")  # a second publisher with the same calibration: no harm
+    assert health.errors["camera_info_publishers"] == 0
+    checks(6, calibration(21.3), "wide")  # its first message: a restart would look so too
+    assert health.errors["camera_info_publishers"] == 0
+    checks(7, calibration(37.0), "good")  # the two interleave
+    assert health.errors["camera_info_publishers"] == 1
+    assert logged[0].startswith("[camera_info_publishers] camera_info comes from two publishers on /camera_info "
+                                "(/usb_cam (good), /usb_cam (wide)) with different calibrations (fx 37 vs 21.3, "
+                                "fy 37 vs 21.3): two drivers on one topic?"), logged
+    assert health.level(NodeState("active"))[0] == WARN
+
+
+def test_an_image_without_its_own_camera_info_takes_its_publishers_latest_not_a_floods():
+    """On DDS a 3 kHz flood also overflows the camera_info reader's history: some frames' own camera_info never
+    arrives (frames_without_own_camera_info 0 -> 111 in the flood review's run). Those took the latest camera_info,
+    nearly always the flood's (fx 21.3); they now take the latest of the publisher whose camera_info the last frame
+    matched. One publisher: its latest is the latest, as before."""
+    sync = CameraInfoSync()
+    sync.push_info(1_000, calibration(37.0), 0.0, "good")
+    assert sync.push_image(1_000, "a", 0.01)[0].exact
+    for i in range(5):
+        sync.push_info(2_000 + i, calibration(21.3), 0.02 + 0.0003 * i, "flood")
+    sync.push_info(2_500, calibration(37.0), 0.03, "good")  # the two interleave
+    assert sync.differs == ("flood", "fx 37 vs 21.3, fy 37 vs 21.3")
+    paired = sync.push_image(3_000, "b", 0.05)[0]  # its own camera_info lost before the callback
+    assert not paired.exact and paired.k.k[0, 0] == 37.0
+    alone = CameraInfoSync()  # no publisher known (or one): the latest, whoever sent it
+    alone.push_info(1_000, calibration(37.0), 0.0)
+    alone.push_image(1_000, "a", 0.01)
+    alone.push_info(2_000, calibration(40.0), 0.02)
+    assert alone.push_image(3_000, "b", 0.05)[0].k.k[0, 0] == 40.0
+
+
+def test_camera_info_publishers_are_compared_while_they_interleave_only():
+    """A driver restarting with another calibration (a new writer after the old one's last message, however soon) is
+    no second publisher; two that interleave are, whatever their rates."""
+    publishers = InfoPublishers()
+    assert publishers.add("old", calibration(37.0), 0.0) is None
+    for t in (0.1, 0.2, 0.3):
+        assert publishers.add("new", calibration(21.3), t) is None
+    assert publishers.add("other", calibration(37.0, (320, 240)), 0.4) is None  # its first message
+    assert publishers.add("new", calibration(21.3), 0.5) == ("other", "fx 21.3 vs 37, fy 21.3 vs 37, "
+                                                                      "size 160x120 vs 320x240")
+    assert publishers.add("other", None, 0.6)[1] == "K all zero vs set"
+    assert publishers.add("old", calibration(37.0), 2.7) is None  # heard again after 2.7 s: the others forgotten
+
+
+def test_publishers_are_named_from_the_graph_asked_rarely():
+    """PublisherNames asks the ROS graph only for a publisher not known, at most every LOOKUP_EVERY_S a topic; an
+    endpoint discovery has not named yet is asked again later, not cached under rmw's placeholder."""
+    from fourds_ros.ros.publisher_names import PublisherNames
+
+    asked = []
+    endpoints = [SimpleNamespace(endpoint_gid=[1] * 16, node_namespace="/", node_name="usb_cam"),
+                 SimpleNamespace(endpoint_gid=[2] * 16, node_namespace="_NODE_NAMESPACE_UNKNOWN_",
+                                 node_name="_NODE_NAME_UNKNOWN_")]
+    node = SimpleNamespace(get_publishers_info_by_topic=lambda topic: asked.append(topic) or endpoints)
+    names = PublisherNames(node)
+    a, b = str(bytes([1] * 16)), str(bytes([2] * 16))
+    assert names("/image", [a, b]) == "/usb_cam, an unnamed publisher"
+    for _ in range(100):  # a WARN counted on every frame: no graph query each
+        assert names("/image", [a, b]) == "/usb_cam, an unnamed publisher"
+    assert asked == ["/image"]
+    endpoints[1] = SimpleNamespace(endpoint_gid=[2] * 16, node_namespace="/", node_name="usb_cam")
+    names.next_lookup["/image"] = 0.0  # LOOKUP_EVERY_S later
+    assert names("/image", [a, b]) == "/usb_cam, /usb_cam" and len(asked) == 2
+
+
+# A second camera driver on the node's image topic: 320x240 frames at 15 Hz, stamped now, from a node named usb_cam
+# (as two usb_cam instances left at their default names), starting 1.5 s after the node subscribes.
+SECOND_CAMERA = textwrap.dedent("""
+    import time
+
+    import numpy as np
+    import rclpy
+    from rclpy.qos import QoSPresetProfiles
+    from sensor_msgs.msg import Image
+
+    from fourds_ros.ros import convert
+    from fourds_ros.ros.spin import spin_until_shutdown
+
+    rclpy.init()
+    node = rclpy.create_node("usb_cam")
+    pub = node.create_publisher(Image, "/image", QoSPresetProfiles.DEFAULT.value)
+    rgb = np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8)
+    state = {"subscribed": None, "sent": 0}
+
+    def tick():
+        if state["subscribed"] is None:
+            if pub.get_subscription_count():
+                state["subscribed"] = time.monotonic()
+            return
+        if time.monotonic() - state["subscribed"] < 1.5 or state["sent"] >= 45:
+            return
+        pub.publish(Image(header=convert.header(time.time_ns(), "camera_optical"), height=240, width=320,
+                          encoding="rgb8", step=960, data=rgb.tobytes()))
+        state["sent"] += 1
+
+    node.create_timer(1 / 15, tick)
+    try:
+        spin_until_shutdown(lambda: rclpy.spin(node), node.context)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+""")
+
+
+def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
+    """Before: WARN as reset_resolution, once a frame (each frame a one-frame clip, odometry restarting every frame),
+    nothing naming the cause. Now image_publishers_interleaved, logged with the driver's node, and one camera's
+    frames followed: a reset or two where the two met, then none."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+            {"frames": 75, "rate": 15, "size": [120, 160]},
+            {"wait": 1.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
+              "diagnostics_period_s": 0.5}
+    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA], env=process_environment(ros_env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        run = run_node(plan, params, tmp_path, ros_env)
+    finally:
+        stop_process(other)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert other.returncode == 0, other.stderr.read()
+    diag = run.last_diagnostics()
+    values = diag["values"]
+    assert int(values.get(f"errors_{IMAGE_PUBLISHERS_INTERLEAVED}", 0)) >= 1, json.dumps(diag)
+    assert diag["level"] == WARN and IMAGE_PUBLISHERS_INTERLEAVED in diag["message"], json.dumps(diag)
+    assert f"[{IMAGE_PUBLISHERS_INTERLEAVED}] frames from 2 publishers arrive interleaved on /image" in run.node_log
+    assert "/usb_cam" in run.node_log and "/fourds_probe" in run.node_log, run.node_log
+    assert int(values["frames_rejected"]) >= 20, values  # the one not followed: 45 frames sent
+    assert int(values.get("resets_resolution", 0)) <= 3, values  # was one a frame
+    assert values["frames_unaccounted"] == "0", values
