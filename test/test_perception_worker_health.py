@@ -1433,32 +1433,28 @@ def test_stamps_half_a_second_ahead_warn(monkeypatch):
     assert level == WARN and "ms ahead of this node's clock" in message, message
 
 
-def test_a_stall_right_after_a_bag_loop_still_warns(monkeypatch):
+def test_a_stall_right_after_a_bag_loop_still_warns(clock):
     """use_sim_time, a bag on --loop: /clock steps back at the loop; inference stuck from there on is a stall (the node's
     clock stepped back says nothing: steady time alone), not OK for the whole next loop."""
-    from fourds_ros.perception import health as health_module
     from fourds_ros.perception.health import OK, WARN, NodeHealth, NodeState
 
-    t = [1000.0]
-    monkeypatch.setattr(health_module, "time", SimpleNamespace(monotonic=lambda: t[0], time_ns=time.time_ns))
     sim = [100 * 10**9]
     health = NodeHealth(lambda m: None, now_ns=lambda: sim[0])
     health.stall_warn_s = 2.0
     health.activated()
     stamps = []
-    for i in range(16):
-        t[0] += 0.1
+
+    def frame(described: bool) -> tuple[int, str]:  # 10 Hz on both clocks; a clip of every 4 frames when described
+        clock.t += 0.1
         sim[0] += 100 * MS
         health.frame_received(sim[0])
         stamps.append(sim[0])
-        if i % 4 == 3:
+        if described and len(stamps) % 4 == 0:
             health.record_clip(stamps[-4:], 0.01, 0.01)
-        assert health.level(NodeState("active", image_publishers=1))[0] == OK
+        return health.level(NodeState("active", image_publishers=1))
+
+    assert all(frame(described=True)[0] == OK for _ in range(16))
     sim[0] = 40 * 10**9  # the loop: /clock back to the bag's start
     health.clock_jumped()
-    for _ in range(30):  # inference stuck: 3 s
-        t[0] += 0.1
-        sim[0] += 100 * MS
-        health.frame_received(sim[0])
-        level, message = health.level(NodeState("active", image_publishers=1))
+    level, message = [frame(described=False) for _ in range(30)][-1]  # inference stuck: 3 s
     assert level == WARN and "no frame described for" in message, message
