@@ -43,6 +43,11 @@ CACHE_MAX = 4096
 # at most INFO_PUBLISHERS_KEPT (a driver respawning for weeks is a new writer each time).
 INFO_PUBLISHERS_S = 2.0
 INFO_PUBLISHERS_KEPT = 16
+# A frame without its own camera_info takes the latest K of the publisher that last paired exactly while that one is
+# still sending (heard within this of the newest camera_info; a 4 Hz camera_info is the slowest it serves), else the
+# latest K of any: a restarted driver's new calibration then applies from its first camera_info (session 69's
+# review: with the dead driver kept for INFO_PUBLISHERS_S, 45 of 90 frames took its K).
+OWN_CURRENT_S = 0.25
 K_ENTRIES = (("fx", (0, 0)), ("fy", (1, 1)), ("cx", (0, 2)), ("cy", (1, 2)))
 
 
@@ -151,8 +156,10 @@ class CameraInfoSync:
         if stamp_ns in self.k_by_stamp:
             k, _, self.own_publisher = self.k_by_stamp[stamp_ns]
             return Paired(item, k, True)
-        own = self.publishers.last.get(self.own_publisher)  # heard within INFO_PUBLISHERS_S
-        return Paired(item, self.latest_k if own is None else own[0], False)
+        heard = self.publishers.last  # heard within INFO_PUBLISHERS_S, the most recently heard last
+        own = heard.get(self.own_publisher)
+        current = own is not None and next(reversed(heard.values()))[1] - own[1] <= OWN_CURRENT_S
+        return Paired(item, own[0] if current else self.latest_k, False)
 
 
 class InfoPublishers:

@@ -256,6 +256,11 @@ SEQUENCE_PUBLISHERS_KEPT = 16
 # the first camera dropped as out of order). A driver's restart is a new writer whose frames follow the old one's
 # last: no frame comes from the old one again, so it never interleaves (nor does `ros2 bag play`, one writer).
 INTERLEAVED_S = 2.0
+# ... confirmed once the frames have switched publisher this many times within INTERLEAVED_S: a restarted driver whose
+# old writer's last frames arrive after the new one's first (DDS keeps no order across writers; a composable node
+# loaded before the old one is unloaded) switches a few times and ends, and lost a second of the new driver's
+# frames to a false WARN (session 69's review); two drivers side by side switch at every frame (0.3 s at 15 Hz each).
+INTERLEAVE_SWITCHES = 8
 # While publishers interleave, the node follows the one it heard first and rejects the others' frames, so that the
 # clips and odometry stay one camera's; the WARN names them. Once the followed one has been silent this long (a
 # driver stopped) the others' frames are taken again.
@@ -326,10 +331,10 @@ class NodeHealth:
         self._last_rates: tuple[float, int, int] | None = None
         self.gaps = StampGaps()
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
-        # image publisher -> (first, last heard: monotonic s), the least recently heard first (INTERLEAVED_S); the
-        # publisher of the last frame; the one followed while they interleave (None: every frame is taken)
+        # image publisher -> (first, last heard: monotonic s), least recently heard first; the last frame's publisher;
+        # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken)
         self._image_publishers: OrderedDict = OrderedDict()
-        self._last_publisher, self.following = None, None
+        self._last_publisher, self.following, self._switches = None, None, deque()
         self.latency_warn_ms = self.queue_warn_ms = self.stall_warn_s = 0.0  # set_limits, at configure
         self.last_in = self.last_out = self.started = time.monotonic()
         # When input last (re)started after a pause of stall_warn_s or more: the stall clock starts
@@ -374,6 +379,7 @@ class NodeHealth:
         self.active_since = time.monotonic()
         self._sequences.clear()
         self._image_publishers.clear()
+        self._switches.clear()
         self._last_publisher = self.following = None
         self.gaps.restart()
         self._failing = (0, "", "")  # failures of an earlier activation (or engine) say nothing of this one
@@ -429,21 +435,26 @@ class NodeHealth:
 
     def _taken(self, publisher, now: float) -> bool:
         """Whether a frame of image publisher `publisher` is taken: not while the node follows another one, which it
-        does from when publishers interleave (INTERLEAVED_S) until the followed one is silent (FOLLOW_SILENT_S)."""
-        heard = self._image_publishers
+        does from when publishers interleave (INTERLEAVE_SWITCHES within INTERLEAVED_S) until the followed one is
+        silent (FOLLOW_SILENT_S) or the only one heard within INTERLEAVED_S."""
+        heard, switches = self._image_publishers, self._switches
         first, last = heard.pop(publisher, (now, None))
         heard[publisher] = (first, now)
         while len(heard) > SEQUENCE_PUBLISHERS_KEPT or now - next(iter(heard.values()))[1] > INTERLEAVED_S:
             del heard[next(iter(heard))]
         previous, self._last_publisher = self._last_publisher, publisher
-        if len(heard) == 1 and self.following is None:  # one publisher: the usual case
+        if len(heard) == 1:  # one publisher: the usual case (and a followed one alone again: a later restart is clean)
+            self.following = None
             return True
+        if last is not None and previous != publisher:  # back to one heard within INTERLEAVED_S
+            switches.append(now)
+        while switches and now - switches[0] > INTERLEAVED_S:
+            switches.popleft()
         live = sorted((p for p, (_, at) in heard.items() if now - at <= FOLLOW_SILENT_S), key=lambda p: heard[p][0])
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
             self.following = None
-        interleaved = last is not None and previous != publisher and now - last <= INTERLEAVED_S
         if self.following is None:
-            if not interleaved:
+            if len(switches) < INTERLEAVE_SWITCHES:
                 return True
             self.following = live[0]  # the first heard
         elif publisher == self.following:
