@@ -261,7 +261,7 @@ def test_the_other_publisher_is_named_from_the_ros_graph():
     watch, _, warned = make_watch([(controller, "/", "controller_manager"), (rear, "/rear", "fourds_perception"),
                                    (twin, "/front", "fourds_perception")])
     for gid in (controller, rear, twin):
-        watch.names.next_lookup.clear()  # LOOKUP_EVERY_S later
+        watch.next_lookup = 0.0
         watch.on_tf(serialized(transform("odom", "base_link", 7)), info(gid))
     messages = [m for _, m in warned]
     assert "by the node /controller_manager" in messages[0], messages
@@ -315,7 +315,7 @@ def test_a_publisher_named_after_the_first_conflict_is_logged_at_once():
     watch.on_tf(serialized(transform("odom", "base_link", 7)), info(controller))  # not yet discovered
     node.publishers = FakeNode([(controller, "/", "wheel_controller")]).publishers
     for stamp in (8, 9, 10):
-        watch.names.next_lookup.clear()  # LOOKUP_EVERY_S later
+        watch.next_lookup = 0.0
         watch.on_tf(serialized(transform("odom", "base_link", stamp)), info(controller))
     assert health.errors["tf_conflict"] == 4
     assert len(logged) == 2, logged
@@ -335,7 +335,7 @@ def test_a_publisher_the_graph_has_not_named_yet_is_asked_again():
     watch = TfConflictWatch(node, lambda transforms: None, "odom", "base_link", NodeHealth(logged.append).warn)
     watch.on_tf(serialized(transform("odom", "base_link", 7)), info(controller))
     node.publishers = FakeNode([(controller, "/", "wheel_odom")]).publishers
-    watch.names.next_lookup.clear()  # LOOKUP_EVERY_S later
+    watch.next_lookup = 0.0
     watch.on_tf(serialized(transform("odom", "base_link", 8)), info(controller))
     assert "by another publisher" in logged[0] and "by the node /wheel_odom" in logged[-1], logged
     assert not any("UNKNOWN" in line for line in logged), logged
