@@ -64,10 +64,11 @@ TF_PUBLISHER = textwrap.dedent("""
 """)
 
 
-def run_beside(tf_messages: list, params: dict, tmp_path, ros_env, frames: int = 10):
+def run_beside(tf_messages: list, params: dict, tmp_path, ros_env, frames: int = 10, subscribers: int = 1):
     """The node (default publish_tf: true) described `frames` frames while another process published
-    `tf_messages` on /tf (none: the node alone)."""
-    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+    `tf_messages` on /tf (none: the node alone). subscribers: the probe's frames wait until each of image and
+    camera_info has that many (another instance of the node, active too)."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "subscribers": subscribers, "timeout": 60},
                     {"frames": frames, "rate": 15, "size": [120, 160]},
                     {"wait_idle": True, "timeout": 30},
                     {"wait": 1.0}]
@@ -152,7 +153,9 @@ def test_a_second_instance_of_the_node_on_the_same_tf_is_named(tiny_model_dir, r
         deadline = time.monotonic() + 60
         while "configured:" not in log_path.read_text() and time.monotonic() < deadline and rear.poll() is None:
             time.sleep(0.1)
-        run = run_beside([], {"model": str(tiny_model_dir), **PARAMS}, tmp_path / "front", ros_env)
+        # both instances take every frame: the rear's first clip (its first transform) came after the front's
+        # last when it was only configured, not yet subscribed, as the probe began (a CI run under load)
+        run = run_beside([], {"model": str(tiny_model_dir), **PARAMS}, tmp_path / "front", ros_env, subscribers=2)
     finally:
         stop_process(rear)
     for namespace in ("", "rear"):
@@ -261,7 +264,7 @@ def test_the_other_publisher_is_named_from_the_ros_graph():
     watch, _, warned = make_watch([(controller, "/", "controller_manager"), (rear, "/rear", "fourds_perception"),
                                    (twin, "/front", "fourds_perception")])
     for gid in (controller, rear, twin):
-        watch.next_lookup = 0.0
+        watch.names.next_lookup.clear()  # LOOKUP_EVERY_S later
         watch.on_tf(serialized(transform("odom", "base_link", 7)), info(gid))
     messages = [m for _, m in warned]
     assert "by the node /controller_manager" in messages[0], messages
@@ -315,7 +318,7 @@ def test_a_publisher_named_after_the_first_conflict_is_logged_at_once():
     watch.on_tf(serialized(transform("odom", "base_link", 7)), info(controller))  # not yet discovered
     node.publishers = FakeNode([(controller, "/", "wheel_controller")]).publishers
     for stamp in (8, 9, 10):
-        watch.next_lookup = 0.0
+        watch.names.next_lookup.clear()  # LOOKUP_EVERY_S later
         watch.on_tf(serialized(transform("odom", "base_link", stamp)), info(controller))
     assert health.errors["tf_conflict"] == 4
     assert len(logged) == 2, logged
@@ -335,7 +338,7 @@ def test_a_publisher_the_graph_has_not_named_yet_is_asked_again():
     watch = TfConflictWatch(node, lambda transforms: None, "odom", "base_link", NodeHealth(logged.append).warn)
     watch.on_tf(serialized(transform("odom", "base_link", 7)), info(controller))
     node.publishers = FakeNode([(controller, "/", "wheel_odom")]).publishers
-    watch.next_lookup = 0.0
+    watch.names.next_lookup.clear()  # LOOKUP_EVERY_S later
     watch.on_tf(serialized(transform("odom", "base_link", 8)), info(controller))
     assert "by another publisher" in logged[0] and "by the node /wheel_odom" in logged[-1], logged
     assert not any("UNKNOWN" in line for line in logged), logged

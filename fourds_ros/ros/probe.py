@@ -33,7 +33,8 @@ Steps:
                                subscriptions and its depth publisher are matched (DDS does not
                                deliver samples sent before that; the node subscribes only once
                                configured + active); "outputs": false: the subscriptions only
-                               (a subscriber that is not the node publishes no depth)
+                               (a subscriber that is not the node publishes no depth); "subscribers": N:
+                               N subscriptions on each (another instance of the node active too)
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}  {"signal": "SIGTERM"} (to the node)
   {"set_parameters": {name: value}}  (rcl_interfaces/SetParameters, as `ros2 param set`; the event
@@ -431,7 +432,9 @@ class Probe(Node):
         end = time.monotonic() + float(step.get("timeout", 60))
         # ...and our recorders must have matched the node's output publishers too (discovery is not
         # symmetric; outputs sent before that are lost), then a moment to settle.
-        ok = self._spin_until(lambda: all(p.get_subscription_count() for p in wanted), end - time.monotonic()) \
+        at_least = int(step.get("subscribers", 1))
+        ok = self._spin_until(lambda: all(p.get_subscription_count() >= at_least for p in wanted),
+                              end - time.monotonic()) \
             and (not step.get("outputs", True)
                  or self._spin_until(lambda: self.count_publishers(self.depth_topic), end - time.monotonic()))
         if not ok:

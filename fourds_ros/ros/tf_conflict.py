@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import struct
 import threading
-import time
 from collections import Counter, deque
 
-from .publisher_names import UNKNOWN_NODE
+from .publisher_names import PublisherNames
 
 # How many of this node's own transforms are remembered. Our own messages wait at most in the /tf
 # subscription's queue (keep last 10 of the node's /tf QoS), so any of ours still to be read is among
 # our last 10 transforms; 256 (a few seconds of a 60 Hz camera) leaves room for bursts.
 OWN_KEPT = 256
-# The ROS graph is asked who publishes an unknown gid at most this often: an unnamed foreign
-# publisher (its node not yet discovered, or a plain DDS writer) must not cost a graph query per message.
-LOOKUP_EVERY_S = 1.0
 UNNAMED = "another publisher"  # a publisher the ROS graph does not list (yet: discovery lags the first messages)
 NAMED_KEPT = 64  # publishers remembered as named in a log line (bounded: a graph's /tf publishers are few)
 _KEY = struct.Struct("<q7d")  # stamp_ns, translation xyz, rotation xyzw: exact, NaN included
@@ -71,11 +67,12 @@ class TfConflictWatch:
         self.own_order: deque[bytes] = deque()
         self.own: Counter[bytes] = Counter()  # a multiset: a bag loop publishes the same transforms again
         self.lock = threading.Lock()
-        self.names: dict[bytes, str] = {}  # publisher gid -> its node, from the last graph query
+        # who publishes a gid on /tf, from the ROS graph, asked rarely: an unnamed foreign publisher (its node not
+        # yet discovered, or a plain DDS writer) must not cost a graph query per message
+        self.names = PublisherNames(node)
         # publishers named in a log line: a conflict seen before discovery had named its publisher was logged as
         # "another publisher", and the rate limit then kept the name out of the log for log_every_s
         self.named_in_log: set[str] = set()
-        self.next_lookup = 0.0
         self.deserialized = 0  # /tf messages that passed the byte test (for the cost, in tests)
 
     def __call__(self, transforms) -> None:
@@ -138,16 +135,8 @@ class TfConflictWatch:
                   "instance its own base_frame", log_now=newly_named)
 
     def _publisher(self, gid) -> str:
-        """Who publishes `gid` on /tf, in words, from the ROS graph (asked at most every LOOKUP_EVERY_S)."""
-        gid = bytes(gid) if gid is not None else b""
-        if gid and gid not in self.names and time.monotonic() >= self.next_lookup:
-            self.next_lookup = time.monotonic() + LOOKUP_EVERY_S
-            # replaced, not added to: bounded by the graph's /tf publishers. An endpoint whose node discovery has
-            # not named yet (rmw's _NODE_NAME_UNKNOWN_) is left out, to be asked again: cached, it named the
-            # publisher "_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_" in every later log line
-            self.names = {bytes(e.endpoint_gid): f"{e.node_namespace.rstrip('/')}/{e.node_name}"
-                          for e in self.node.get_publishers_info_by_topic("/tf") if e.node_name != UNKNOWN_NODE}
-        name = self.names.get(gid)
+        """Who publishes `gid` on /tf, in words, from the ROS graph (publisher_names.PublisherNames)."""
+        name = self.names.node_of("/tf", str(bytes(gid)) if gid is not None else "")
         if name is None:
             return UNNAMED
         if name == self.node.get_fully_qualified_name():  # two instances without their own namespaces
