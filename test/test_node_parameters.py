@@ -211,6 +211,87 @@ def test_a_renamed_node_is_told_its_params_file_has_no_section_for_it(ros_env, t
     assert params_files_not_for("/rear/rear_perception", argv) == [(str(params), ["/**/fourds_perception"])]
 
 
+# A program that embeds the node: its own arguments in sys.argv, the node's given to main().
+EMBEDDER = ("import sys\nsys.argv[:] = {process!r}\nfrom fourds_ros.ros.perception_node import main\n"
+            "sys.exit(main({node!r}))")
+
+
+def test_a_node_started_with_its_own_arguments_reads_them_not_the_processs(ros_env, tiny_model_dir, tmp_path):
+    """`perception_node.main([..., "--ros-args", ...])` from a program with arguments of its own: rcl applied the
+    list main() was given, but camera_info was paired and params files checked by sys.argv. With the program's
+    `camera_info:=/camera_info` the node listened on /camera_info, not on its image's sibling; the program's params
+    file (for another node) was warned of and the node's own (keyed fourds_perception, the node renamed) was not."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import rclpy
+    from rclpy.node import Node
+
+    other, own = tmp_path / "other.yaml", tmp_path / "own.yaml"
+    other.write_text("/**/controller_server:\n  ros__parameters:\n    a: 1\n")
+    own.write_text("/**/fourds_perception:\n  ros__parameters:\n    publish_tf: false\n")
+    process = ["embedder", "--ros-args", "-r", "camera_info:=/camera_info", "--params-file", str(other)]
+    node_args = ["perception_node", "--ros-args", "-r", "__node:=rear_perception", "-r", "image:=/cam/image_raw",
+                 "--params-file", str(own), *dash_p({"model": tiny_model_dir, "num_queries": 16, "backend": "torch"})]
+    node = subprocess.Popen([sys.executable, "-c", EMBEDDER.format(process=process, node=node_args)], env=ros_env,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(node.stderr.readline, "")), daemon=True)
+    reader.start()
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+    observer = Node("observer", context=context)
+    topics: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and node.poll() is None and not (
+                "/cam/image_raw" in topics and any("camera_info" in topic for topic in topics)):
+            time.sleep(0.2)  # autostart: the subscriptions come with activation
+            if "rear_perception" in observer.get_node_names():
+                topics = [name for name, _ in observer.get_subscriber_names_and_types_by_node("rear_perception", "/")]
+    finally:
+        observer.destroy_node()
+        rclpy.try_shutdown(context=context)
+        node.send_signal(signal.SIGINT)
+        node.wait(timeout=30)
+        reader.join(timeout=5)
+    assert [topic for topic in topics if "camera_info" in topic] == ["/cam/camera_info"], (topics, lines)
+    warned = [line for line in lines if "has no section" in line]
+    assert len(warned) == 1, lines
+    assert f"the params file {own} has no section for this node, /rear_perception" in warned[0]
+
+
+def test_a_node_given_its_own_cli_args_pairs_camera_info_by_them(ros_env, tiny_model_dir, monkeypatch):
+    """PerceptionNode(cli_args=[...]) (rclpy's node-specific arguments): `camera_info:=/camera_info` among them
+    named camera_info's topic on purpose, but the node looked for that rule in sys.argv and listened on the image's
+    sibling."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from fourds_ros.ros.perception_node import PerceptionNode
+
+    monkeypatch.setattr("sys.argv", ["embedder"])
+    context = rclpy.Context()
+    rclpy.init(args=["test", "--ros-args", *dash_p({"model": tiny_model_dir, "num_queries": 16, "backend": "torch",
+                                                    "autostart": False})],
+               context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+    node = PerceptionNode(context=context, cli_args=["-r", "image:=/cam/image_rect", "-r", "camera_info:=/camera_info"])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        topics = sorted(s.topic_name for s in node.subscriptions_)
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+    finally:
+        node._release()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert "/cam/image_rect" in topics and [topic for topic in topics if "camera_info" in topic] == ["/camera_info"]
+
+
 def test_a_released_pipelines_totals_include_the_clips_cleanup_ran(ros_env, tiny_model_dir):
     """Cleanup right after deactivate runs the flush's clip (worker.stop); the pipeline's totals were carried
     before it ran, so its track steps, gaps, blind frames... were lost from /diagnostics' totals."""

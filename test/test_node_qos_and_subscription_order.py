@@ -18,6 +18,7 @@ class RecordingNode:
         self.on_camera_info = self.on_image = self.on_compressed = self.on_track_queries = lambda *a: None
         self.tf_publish = None
         self.intake = types.SimpleNamespace(subscribed=lambda image, info: None)
+        self.ros_arguments = []  # no remapping rules
 
     def resolve_topic_name(self, topic, only_expand=False):  # rclpy's, in the root namespace without remappings
         return "/" + topic
@@ -84,6 +85,8 @@ def test_camera_info_follows_its_remapping_else_the_subscribed_images_sibling(ro
     import rclpy
     from rclpy.node import Node
 
+    from fourds_ros.ros.node_lifetime import ros_arguments
+
     argv = ["perception_node", "--ros-args", *args]
     monkeypatch.setattr("sys.argv", argv)
     context = rclpy.Context()
@@ -92,7 +95,7 @@ def test_camera_info_follows_its_remapping_else_the_subscribed_images_sibling(ro
     seen = {}
     node.health = types.SimpleNamespace(warn=lambda *a: None, frames_lost=lambda *a: None)
     node.on_camera_info = node.on_image = node.on_compressed = node.on_track_queries = lambda *a: None
-    node.tf_publish = None
+    node.tf_publish, node.ros_arguments = None, ros_arguments(None, {})  # main()'s: sys.argv
     node.intake = types.SimpleNamespace(subscribed=lambda image_topic, info_topic: seen.update(image=image_topic,
                                                                                               info=info_topic))
     try:

@@ -250,6 +250,30 @@ def test_frames_without_their_own_camera_info_are_counted(rig):
     assert r.values()["frames_without_own_camera_info"] == "6"
 
 
+def test_a_frame_whose_own_camera_info_came_late_with_another_k_is_warned_of(rig):
+    """A zoom while camera_info lags (a reliable resend came frames late): the frame took the previous K, and only
+    frames_without_own_camera_info counted it; the reset_camera that follows says the camera changed, not that a
+    frame was described with the wrong K. Now its own camera_info arriving with another K warns camera_info_late,
+    naming the frame and camera_info_wait_s. A constant K arriving after its image, or stamped otherwise, does not."""
+    r = rig()
+    zoomed = square_k()
+    zoomed[0, 0] = zoomed[1, 1] = 90.0
+    s = stamps(6)
+    r.image(s[0], image(64, 64, 0), info=Calibration(square_k(), (), "", 64, 64))  # its own, first
+    for i in (1, 2):  # constant K, each camera_info after its image; the second's stamped 1 ms off (another clock)
+        r.image(s[i], image(64, 64, i))
+        noise = 1 + 1e-6 * i  # recomputed per message: float noise is the same K
+        r.intake.push_info(s[i] + (1_000_000 if i == 2 else 0), Calibration(square_k() * noise, (), "", 64, 64))
+    r.image(s[3], image(64, 64, 3))  # the zoom: this frame's own camera_info comes after it
+    assert "camera_info_late" not in r.health.errors
+    r.intake.push_info(s[3], Calibration(zoomed, (), "", 64, 64))
+    r.wait_idle()
+    assert r.values()["frames_without_own_camera_info"] == "3"
+    assert r.health.errors == {"camera_info_late": 1}, r.logged
+    warned = next(line for line in r.logged if "[camera_info_late]" in line)
+    assert f"stamp {s[3]} ns" in warned and "fx 90 vs 60" in warned and "camera_info_wait_s" in warned
+
+
 def test_drain_describes_the_frames_after_the_last_clip_and_those_waiting_for_camera_info(rig):
     """Deactivation (FrameIntake.drain): nothing taken in is left undescribed, whatever the idle
     flush would have done: frames still waiting for a first camera_info and frames after the last

@@ -88,6 +88,11 @@ class CameraInfoSync:
         # publisher's latest (one publisher: the latest), not another's that floods the topic. None: not known.
         self.own_publisher = None
         self.differs: tuple[Any, str] | None = None  # the last push_info's InfoPublishers.add
+        # Frames paired without their own camera_info, with a K: stamp -> the calibration they took (the last `cache`).
+        # Their own arriving later with other geometry is the one case where taking the latest gave a frame a wrong K
+        # (a zoom or recalibration while camera_info lags): `late`, the last push_info's (stamp, the calibration taken).
+        self.took_latest: OrderedDict[int, Any] = OrderedDict()
+        self.late: tuple[int, Any] | None = None
         self.latest_k: np.ndarray | None = None
         self.latest_stamp: int | None = None
         self.waiting: deque[tuple[int, float, Any]] = deque()  # (stamp_ns, arrival s, item)
@@ -97,6 +102,7 @@ class CameraInfoSync:
         -> images released, in order. `differs` says whether another publisher's calibration differs."""
         self._check_time(stamp_ns)
         self.differs = self.publishers.add(publisher, k, now_s) if publisher else None
+        self.late = (stamp_ns, self.took_latest.pop(stamp_ns)) if stamp_ns in self.took_latest else None
         cached = self.k_by_stamp
         cached[stamp_ns] = (k, now_s, publisher)
         while len(cached) > self.cache and (len(cached) > CACHE_MAX
@@ -140,6 +146,7 @@ class CameraInfoSync:
         once with the previous camera's K, and wait_s never applied again."""
         if self.latest_stamp is not None and self.latest_stamp - stamp_ns > OUT_OF_ORDER_NS:
             self.k_by_stamp.clear()  # the old timeline's stamps name other frames now
+            self.took_latest.clear()
             self.latest_stamp = stamp_ns - 1
 
     def _waits(self, now_s: float) -> bool:
@@ -159,7 +166,12 @@ class CameraInfoSync:
         heard = self.publishers.last  # heard within INFO_PUBLISHERS_S, the most recently heard last
         own = heard.get(self.own_publisher)
         current = own is not None and next(reversed(heard.values()))[1] - own[1] <= OWN_CURRENT_S
-        return Paired(item, own[0] if current else self.latest_k, False)
+        k = own[0] if current else self.latest_k
+        if k is not None:  # a frame with no K at all is warned of already (no_camera_info, camera_info_uncalibrated)
+            self.took_latest[stamp_ns] = k
+            if len(self.took_latest) > self.cache:
+                self.took_latest.popitem(last=False)
+        return Paired(item, k, False)
 
 
 class InfoPublishers:
@@ -186,6 +198,14 @@ class InfoPublishers:
             if other != publisher and at >= previous and (differs := calibration_difference(calibration, theirs)):
                 return other, differs
         return None
+
+
+def other_geometry(a, b) -> bool:
+    """Whether two camera_infos' calibrations (camera.Calibration) describe other geometry: another K beyond float
+    noise (rtol 1e-3, as clip_buffer.same_camera), image size or distortion. A driver that recomputes a constant K
+    per message is the same geometry."""
+    return (not np.allclose(a.k, b.k, rtol=1e-3) or (a.width, a.height) != (b.width, b.height) or a.model != b.model
+            or len(a.d) != len(b.d) or not np.allclose(a.d, b.d, rtol=1e-3))
 
 
 def calibration_difference(a, b) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .camera import Calibration, CameraIntake
-from .camera_info_sync import CameraInfoSync, Paired, looks_rectified
+from .camera_info_sync import CameraInfoSync, Paired, calibration_difference, looks_rectified, other_geometry
 from .clip_buffer import OUT_OF_ORDER, StampHold
 from .health import FRAMES_FRAME_ID_SLASH, NodeHealth, NodeState
 from .image import ImageDecodeError
@@ -110,7 +110,14 @@ class FrameIntake:
                              "time; set image_rectified: true (or name a raw image)")
         with self.sync_lock:
             self._add_all(self.sync.push_info(stamp_ns, calibration, time.monotonic(), publisher))
-            other = self.sync.differs
+            other, late = self.sync.differs, self.sync.late
+        # A frame took the latest K and its own came after it, with other geometry (a constant K never warns,
+        # however stamped): that frame was described with the wrong K (frames_without_own_camera_info only counts it).
+        if late is not None and calibration is not None and other_geometry(calibration, late[1]):
+            self.health.warn("camera_info_late", f"the frame of stamp {late[0]} ns was described with an earlier "
+                             "camera_info's calibration: its own came after it and differs (its own vs the one taken: "
+                             f"{calibration_difference(calibration, late[1])}); set camera_info_wait_s (e.g. 0.5) "
+                             "for frames to wait for their own")
         if other:
             names = self.health.name_publishers(self.camera_info_topic, sorted([publisher, other[0]], key=str))
             self.health.warn("camera_info_publishers", f"camera_info comes from two publishers on "

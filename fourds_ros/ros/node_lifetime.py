@@ -68,6 +68,20 @@ def init_ros(argv: list[str]) -> int | None:
     return None
 
 
+def ros_arguments(init_args: list[str] | None, node_kwargs: dict) -> list[str]:
+    """The arguments rcl took the node's remapping rules and params files from: those rclpy.init was given
+    (init_args; None: sys.argv, rclpy.init's own default, where launch and `ros2 run` put them) unless the node
+    ignores them (use_global_arguments=False), then the node's own cli_args (rclpy scopes them in --ros-args).
+    Why: rclpy keeps neither list, and the node read sys.argv: a program embedding it (main(argv), its own
+    rclpy.init(args=...)) gave it other rules than the process's, so camera_info was paired by rules rcl had not
+    applied (transforms.camera_info_topic) and params files were warned of by the process's list, not the node's
+    (parameters.params_files_not_for)."""
+    args = list(sys.argv if init_args is None else init_args) if node_kwargs.get("use_global_arguments", True) else []
+    if cli_args := node_kwargs.get("cli_args"):
+        args += ["--ros-args", *cli_args]
+    return args
+
+
 def run_until_shutdown(node, autostart: bool) -> None:
     """Spin `node` (configured and activated first with `autostart`) until shutdown, then release it
     (node._release), destroy it and shut rclpy down."""

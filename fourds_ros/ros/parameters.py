@@ -12,7 +12,6 @@ from_params takes a whole number for a decimal setting and refuses any other typ
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -51,7 +50,7 @@ def declare_parameters(node) -> None:
             name.startswith("qos_overrides.") for name in unknown) else ""
         node.get_logger().warning(f"parameter(s) {unknown} given (params file or -p) are none of this node's and are "
                                   f"ignored: misspelt? `ros2 param list` names them all{qos}")
-    for path, keys in params_files_not_for(node.get_fully_qualified_name(), sys.argv):
+    for path, keys in params_files_not_for(node.get_fully_qualified_name(), node.ros_arguments):
         node.get_logger().warning(f"the params file {path} has no section for this node, {node.get_fully_qualified_name()} "
                                   f"(its keys: {keys}), so none of it applies: a renamed node needs a key of its own "
                                   f"name, or `/**:`")

@@ -24,7 +24,7 @@ from ..perception.worker import InferenceWorker
 from . import convert
 from .launch_logic import NODE_NAME
 from .manager_bond import ManagerBond
-from .node_lifetime import init_ros, release_warning, run_until_shutdown, watch_clock_jumps
+from .node_lifetime import init_ros, release_warning, ros_arguments, run_until_shutdown, watch_clock_jumps
 from .outputs import DepthFirst, OutputMessages
 from .parameters import declare_parameters, read_at_start, read_settings
 from .transforms import CameraMount, create_publishers, create_subscriptions
@@ -34,8 +34,9 @@ SIGNAL_RELEASE_WAIT_S = 3.0  # at a signal, for the running clip only: launch SI
 
 
 class PerceptionNode(LifecycleNode):
-    def __init__(self, **kwargs):
+    def __init__(self, init_args: list[str] | None = None, **kwargs):  # init_args: rclpy.init's (None: sys.argv)
         super().__init__(NODE_NAME, **kwargs)
+        self.ros_arguments = ros_arguments(init_args, kwargs)  # the rules and params files rcl applied
         declare_parameters(self)
         self.health = NodeHealth(self.get_logger().warning, now_ns=lambda: self.get_clock().now().nanoseconds)
         self.clock_jumps = watch_clock_jumps(self, self.health.clock_jumped)
@@ -43,8 +44,7 @@ class PerceptionNode(LifecycleNode):
         self.settings = self.pipeline = self.worker = self.intake = self.outputs = self.tf_publish = None
         self.mount, self.bond = None, ManagerBond(self, self.get_logger().warning)
         self.subscriptions_, self.publishers_, self.timers_ = [], {}, []
-        # Timers on the steady clock: under use_sim_time a stopped /clock must not stop the idle
-        # flush or the diagnostics.
+        # Timers on the steady clock: under use_sim_time a stopped /clock must not stop the idle flush or diagnostics.
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.at_start = read_at_start(self)  # autostart, diagnostics_period_s
@@ -240,7 +240,7 @@ class PerceptionNode(LifecycleNode):
 def main(argv: list[str] | None = None) -> int:
     if (exit_code := init_ros(sys.argv if argv is None else argv)) is not None:
         return exit_code
-    node = PerceptionNode()
+    node = PerceptionNode(init_args=argv)  # the rules and params files init_ros applied
     run_until_shutdown(node, node.at_start.model.autostart)
     return 0
 

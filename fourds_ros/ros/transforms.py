@@ -7,7 +7,6 @@ every odometry pose without any error; Isaac ROS Visual SLAM reads the mount fro
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -88,14 +87,13 @@ def remapped(argv: list[str]) -> list[str]:
     return names
 
 
-def camera_info_topic(node, transport: str = "raw", argv: list[str] | None = None) -> str:
+def camera_info_topic(node, transport: str, argv: list[str]) -> str:
     """camera_info's topic: where a remapping rule puts it (one naming it, even to its own name: `camera_info:=
     /camera_info` at the root), else the sibling of the image topic subscribed, as image_transport's
-    CameraSubscriber pairs them. argv: the process's arguments (sys.argv), where launch and `ros2 run` put the
-    rules. Why: remapping the image alone (`image:=/camera/color/image_raw`, or `image/compressed:=...` for the
-    compressed transport) left camera_info on /camera_info, and the node described every frame with the default
-    intrinsics."""
-    argv = sys.argv if argv is None else argv
+    CameraSubscriber pairs them. argv: the arguments rcl took the node's rules from (node.ros_arguments: sys.argv
+    under launch and `ros2 run`, main's argv where a program embeds the node). Why: remapping the image alone
+    (`image:=/camera/color/image_raw`, or `image/compressed:=...` for the compressed transport) left camera_info on
+    /camera_info, and the node described every frame with the default intrinsics."""
     info = node.resolve_topic_name("camera_info")
     expanded = node.resolve_topic_name("camera_info", only_expand=True)
     if info != expanded or any(rule.rsplit(":", 1)[-1] in ("camera_info", expanded) for rule in remapped(argv)):
@@ -122,7 +120,8 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
     # camera_info's subscription first: a single-threaded executor takes the ready ones in the order they were
     # made, and with the image's first a frame and its own camera_info arriving together were taken image
     # first (16 of 20 frames of an idle subscriber), so the first frame after a zoom got the old K.
-    resolved = {"camera_info": camera_info_topic(node, s.inputs.image_transport)}  # the others as remapped
+    resolved = {"camera_info": camera_info_topic(node, s.inputs.image_transport,
+                                                 node.ros_arguments)}  # the others as remapped
     node.intake.subscribed(image_topic(node, s.inputs.image_transport), resolved["camera_info"])
     node.health.name_publishers = PublisherNames(node)  # who a second publisher on the image or camera_info is
     wanted = [(CameraInfo, "camera_info", node.on_camera_info, qos, image_qos, {}),
