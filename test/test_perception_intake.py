@@ -1208,3 +1208,18 @@ def test_a_ros1_bridged_reference_odometry_on_the_published_transform_is_a_tf_co
     r = rig()
     r.intake.push_reference_odometry(T0, np.zeros(3), np.array([0.0, 0, 0, 1]), ("/odom", "/base_link"))
     assert r.health.errors["tf_conflict"] == 1, dict(r.health.errors)
+
+
+def test_a_camera_info_window_off_its_sensor_is_malformed_for_a_rectified_image_too(rig):
+    """image_rectified: true (an image_rect topic) takes the camera_info's rectified form (Calibration.rectified):
+    it must keep the refusal of a binning off the sensor, or binning 1000 on 64x64 gives a 0x0 "size unset"
+    calibration whose K is used without a word (session 70's mutation review)."""
+    from fourds_ros.ros import convert
+
+    msg = convert.camera_info(square_k(), 64, 64, 0, "cam")
+    msg.binning_x = msg.binning_y = 1000
+    r = rig(image_rectified=True)
+    for i, s in enumerate(stamps(4)):
+        r.image(s, image(64, 64, i), info=convert.calibration(msg))
+    r.wait_idle()
+    assert dict(r.health.errors) == {"camera_info_malformed": 4}, dict(r.health.errors)

@@ -325,3 +325,28 @@ def test_a_restarted_driver_with_a_new_calibration_gets_it_from_its_first_camera
         sync.push_info(stamp, calibration(900.0, (1280, 720)), t + 0.002, "new")
         t, stamp = t + 1 / 30, stamp + 33_333_333
     assert fx.count(500.0) == 1 and fx[1:] == [900.0] * 89
+
+
+def test_a_frame_without_its_own_camera_info_takes_the_paired_publishers_k_while_a_flood_sends_last():
+    """The test above ends with the good publisher's camera_info last, so the latest is its K whoever the frame
+    pairs with: with the flood sending last (1 kHz beside a 5 Hz camera), a frame whose own camera_info was lost
+    still takes the good one's K (session 70's mutation review: ignoring the paired publisher, or OWN_CURRENT_S
+    0.02, passed every test)."""
+    sync = CameraInfoSync()
+    sync.push_info(1_000, calibration(37.0), 0.0, "good")
+    assert sync.push_image(1_000, "a", 0.001)[0].exact
+    for i in range(190):  # 0.19 s of flood: the good camera's next camera_info is due 0.2 s after its last
+        sync.push_info(2_000 + i, calibration(21.3), 0.001 * (i + 1), "flood")
+    paired = sync.push_image(5_000, "b", 0.191)[0]
+    assert not paired.exact and paired.k.k[0, 0] == 37.0
+
+
+def test_two_camera_info_publishers_differing_only_in_distortion_differ():
+    """One driver publishing the raw camera's D, the other the rectified D = 0: the same K and size, another
+    camera model for every frame that takes it."""
+    from fourds_ros.perception.camera_info_sync import calibration_difference
+
+    raw, rect = (Calibration(calibration(37.0).k, d, "plumb_bob", 160, 120)
+                 for d in ((0.1, 0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0, 0.0)))
+    assert calibration_difference(raw, rect) == "distortion"
+    assert calibration_difference(raw, raw) == ""

@@ -4,6 +4,8 @@ invalid depth, zoomed copies and their seeds, a real STRIDE and --real-zoom chec
 occlusion at 20 cm, SfM depth labels' pixel centres, and --real-fraction's floor of one real clip."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -257,3 +259,17 @@ def test_sfm_depth_labels_keep_the_pixel_centre_convention_through_both_resizes(
                                                                                      np.array([1.0]))})
     (uv, _), = sfm_depth.video_labels(np.zeros((2, 720, 1280, 3), np.uint8), [0]).values()
     np.testing.assert_allclose(uv, [[0.5, 20.5]])
+
+
+def test_a_bags_frame_count_is_its_labelled_frames(monkeypatch, tmp_path):
+    """count_frames (readouts_data.check_recording_lengths' measure of --real / --select-on) counts what BagSequence
+    trains on, frames with depth and a pose: counting every stamp passed a bag labelled on 1 frame in 10 that then
+    failed minutes into loading (session 70's mutation review)."""
+    import fourds_ros.evaluation.bag as bag_module
+    from training.data.datasets import count_frames
+
+    (tmp_path / "metadata.yaml").write_text("{}")
+    stamps = list(range(100))
+    bag = SimpleNamespace(stamps=stamps, gt_depth=dict.fromkeys(stamps[::10]), gt_pose=dict.fromkeys(stamps))
+    monkeypatch.setattr(bag_module, "read_bag", lambda path, images=True: bag)
+    assert count_frames(tmp_path) == 10

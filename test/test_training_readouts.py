@@ -1663,3 +1663,22 @@ def test_a_bags_frames_are_counted_without_its_images(tmp_path):
     assert count_frames(bag) == len(open_sequence(bag)) == count_frames(seq) == 30
     with pytest.raises(ConfigError, match="has 30 frames.*needs 31"):
         check_recording_lengths(parse_args(COMMON + ["--select-on", f"{bag}:10"]))
+
+
+def test_a_run_resumed_twice_records_both_resumes_and_a_command_a_shell_reads_back():
+    """training/provenance.py: each resume is added to the record of the run's start (keeping only the last lost
+    the earlier revisions and commands), and the recorded command, pasted into a shell, gives the argv back with
+    spaces and quotes (session 70's mutation review)."""
+    import shlex
+
+    from training.provenance import invocation, run_record
+
+    now = {"code_revision": "r1", "code_dirty": False, "command": "c", "argv": []}
+    record = run_record(None, now, None)
+    record = run_record(record, {**now, "code_revision": "r2"}, 100)
+    record = run_record(record, {**now, "code_revision": "r3"}, 200)
+    assert record["code_revision"] == "r1"
+    assert [(r["code_revision"], r["step"]) for r in record["resumes"]] == [("r2", 100), ("r3", 200)]
+    argv = ["--out", "runs/my run", "--note", "it's"]
+    assert shlex.split(invocation("training.train_readouts", argv, {})["command"]) == \
+        ["python", "-m", "training.train_readouts", *argv]
