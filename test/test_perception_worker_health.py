@@ -1213,6 +1213,78 @@ def test_a_paused_bag_or_simulator_is_no_stalled_camera(clock):
     assert level == WARN and "no frame arrived" in message, message
 
 
+class SlowSimClock:
+    """/clock at a tenth of real time (a bag at --rate 0.1, a simulator at a real-time factor of 0.1), stepped with the
+    steady clock of the `clock` fixture; the diagnostics timer reads the node's health every steady second."""
+
+    def __init__(self, clock: FakeClock, health_of):
+        self.clock, self.ns = clock, [100 * 10**9]
+        self.health = health_of(lambda: self.ns[0])
+
+    def run(self, steady_s: int, node: NodeState, frame_every_s: int = 0, described: bool = True) -> list:
+        """steady_s seconds; a frame every frame_every_s (0: none), described at once. -> (level, message) each second."""
+        levels = []
+        for k in range(1, steady_s + 1):
+            self.clock.t += 1.0
+            self.ns[0] += 100 * MS
+            if frame_every_s and k % frame_every_s == 0:
+                self.health.frame_received(self.ns[0] - 10 * MS)
+                if described:
+                    self.health.record_clip([self.ns[0] - 10 * MS], 0.01, 0.01)
+            levels.append(self.health.level(node))
+        return levels
+
+
+def _slow_sim_health(clock: FakeClock) -> SlowSimClock:
+    def health_of(now_ns):
+        health = NodeHealth(lambda m: None, now_ns=now_ns)
+        health.stall_warn_s = 5.0
+        return health
+    sim = SlowSimClock(clock, health_of)
+    sim.run(3, NodeState("inactive"))  # the diagnostics timer runs from the construction: it saw /clock move
+    sim.health.activated()
+    return sim
+
+
+def test_a_slow_camera_on_a_slow_sim_clock_is_no_silent_camera(clock):
+    """A 1 Hz camera on a /clock at 0.1x real time: a frame every 10 s of steady time, and after 5 s of them WARN
+    '1 image publisher(s) but no frame arrived for 6 s' although, on the node's clock, the next frame was not due for
+    another 0.5 s. The silent-camera rule is timed on the node's clock too (as the input-arriving one): it WARNs once
+    the node's clock has passed stall_warn_s as well."""
+    sim = _slow_sim_health(clock)
+    levels = sim.run(60, state(image_publishers=1), frame_every_s=10)
+    assert levels == [(OK, "active")] * 60, [m for _, m in levels if m != "active"][:1]
+    levels = sim.run(51, state(image_publishers=1))  # the camera stopped: WARN once 5 s of the node's clock passed
+    assert levels[:-1] == [(OK, "active")] * 50, [m for _, m in levels if m != "active"][:1]
+    assert levels[-1] == (WARN, "active; 1 image publisher(s) but no frame arrived for 51 s"), levels[-1]
+
+
+def test_no_publisher_and_no_frame_on_a_slow_sim_clock_is_timed_from_the_activation_on_it(clock):
+    """Activated on a /clock at 0.1x real time with no image publisher yet (a simulator's camera still starting): not
+    WARN after 5 s of steady time, half a second of the node's; WARN once the node's clock has passed stall_warn_s, or
+    on steady time alone once that clock stepped back (a bag loop)."""
+    sim = _slow_sim_health(clock)
+    levels = sim.run(51, state())
+    assert levels[:-1] == [(OK, "active")] * 50, [m for _, m in levels if m != "active"][:1]
+    assert levels[-1] == (WARN, "active; no publisher on the image topic and no frame for 51 s"), levels[-1]
+    loop = _slow_sim_health(clock)
+    assert loop.run(30, state()) == [(OK, "active")] * 30
+    loop.ns[0] -= 60 * 10**9  # /clock stepped back behind the activation (a bag loop) says nothing: steady time alone
+    assert loop.run(1, state()) == [(WARN, "active; no publisher on the image topic and no frame for 31 s")]
+
+
+def test_inference_stuck_behind_a_slow_camera_on_a_slow_sim_clock_is_a_stall(clock):
+    """A 1 Hz camera on a /clock at 0.1x real time, no frame ever described: frames 10 s apart in steady time restarted
+    the input-arriving stall at each one, and between them the node read 'no frame arrived' (while they did). Input
+    still arrives on the node's clock: the stall is 'no frame described', once both clocks passed stall_warn_s."""
+    sim = _slow_sim_health(clock)
+    levels = sim.run(80, state(image_publishers=1), frame_every_s=10, described=False)
+    assert all("no frame arrived" not in message for _, message in levels), levels
+    assert levels[:60] == [(OK, "active")] * 60, [m for _, m in levels[:60] if m != "active"][:1]
+    # from 5 s of the node's clock after the first frame on, the time since the construction (no frame ever described)
+    assert levels[60:] == [(WARN, f"active; no frame described for {k} s while input arrives") for k in range(64, 84)]
+
+
 def test_one_frame_ahead_of_a_clock_that_jumps_with_it_is_not_off_clock():
     """ros2 bag play publishes /clock and the image on two topics: at a loop or a seek the node may take the
     image before the /clock message, and counted it as stamps_off_clock, WARN for 30 s, logging 'a bag

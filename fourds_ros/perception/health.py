@@ -38,6 +38,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .clip_buffer import OUT_OF_ORDER_NS
+from .clock_motion import ClockMotion
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 # Images whose frame_id had a leading '/', dropped as tf2 drops it (intake.image_frame_id): a correction,
@@ -343,13 +344,13 @@ class NodeHealth:
         # (monotonic s, frames_in, dropped, lost) at most every RECENT_S / 100 (bounded whatever the
         # report rate): the dropped and lost rules compare with the newest sample at least RECENT_S old.
         self._recent: deque = deque([(self.started, 0, 0, 0)])
-        # The node's clock as last sampled, and when (monotonic) it was last seen to move (None: never, as a
-        # fixed test clock): under use_sim_time a paused bag or simulator stops it together with the frames.
-        self._clock_seen, self._clock_moved_at = None, None
-        # The node's clock at the last output and when input last (re)started (None: not yet): the stall rule
-        # times those on it too (_stall_on_node_clock).
+        # The node's clock's motion, sampled at the reports: under use_sim_time a paused bag or simulator stops it.
+        self._clock = ClockMotion()
+        # The node's clock at the last output, when input last (re)started, at the last input and at the activation
+        # (None: not yet): the stall rules time those on it too (_stall_on_node_clock).
         self._out_ns: int | None = None
         self._input_since_ns: int | None = None
+        self._in_ns, self._active_ns = None, None
         # Jumps of the node's clock so far (clock_jumped), and under which count each recent stamp came in: the
         # latency of a frame taken in before a jump spans it (a seek of 10 s read 10 s latency, WARN for a minute).
         self._clock_jumps = 0
@@ -377,6 +378,8 @@ class NodeHealth:
         jump by the frames sent meanwhile, which no subscription was there to lose. Kept, a node
         inactive for 10 s counted 300 frames "lost before the callback" on its first frame back, WARN."""
         self.active_since = time.monotonic()
+        # The node's clock then, where the reports saw it move by now (else not read: steady time alone from here)
+        self._active_ns = self.now_ns() if self._clock.moved_at is not None else None
         self._sequences.clear()
         self._image_publishers.clear()
         self._switches.clear()
@@ -391,7 +394,9 @@ class NodeHealth:
         when the middleware received it (MessageInfo's received_timestamp, system clock). -> whether it is
         taken: False for another image publisher's while the node follows one (INTERLEAVED_S), counted rejected."""
         now, now_ns = time.monotonic(), self.now_ns()
-        if now - self.last_in >= self.stall_warn_s:  # no input as far as the stall rule saw: it restarts
+        # No input as far as the stall rules saw (on the node's clock too: a slow /clock brings a 1 Hz camera's
+        # frames 10 s apart in steady time, and input restarting at each one hid inference stuck behind it): it restarts
+        if now - self.last_in >= self.stall_warn_s and self._stall_on_node_clock(self._in_ns, now_ns, now):
             self.input_since, self._input_since_ns = now, now_ns
         elif self._input_since_ns is None:  # the first frame, within stall_warn_s of the start
             self._input_since_ns = now_ns
@@ -403,7 +408,7 @@ class NodeHealth:
             self._sequence(publisher, sequence)
         if publisher and not self._taken(publisher, now):  # its stamps are no part of the followed stream's
             self.counts["frames_rejected"] += 1
-            self.last_in = now
+            self.last_in, self._in_ns = now, now_ns
             return False
         self.counts["frames_missing_by_stamp"] += self.gaps.add(stamp_ns)
         self._came_in[stamp_ns] = self._clock_jumps
@@ -422,7 +427,7 @@ class NodeHealth:
                      "a bag played without --clock, use_sim_time unset, or the camera's clock not synchronised")
             self._off_clock(f"an image stamp is {offset_ms / 1e3:+.0f} s from this node's clock "
                             f"({cause}): frames are described, their latency is not measured")
-        self.last_in = now
+        self.last_in, self._in_ns = now, now_ns
         return True
 
     def _sequence(self, publisher, sequence: int) -> None:
@@ -607,22 +612,25 @@ class NodeHealth:
         """stall_warn_s (0: off): frames expected and none described for that long. Expected when input
         arrives (timed from when it last started), or while active with image publishers discovered
         (timed from the last frame or the activation): an incompatible QoS is reported once, at
-        discovery, and its bad-input WARN ended after BAD_INPUT_WARN_S while still no frame came."""
+        discovery, and its bad-input WARN ended after BAD_INPUT_WARN_S while still no frame came. Both are
+        timed on the node's clock too where it moves (_stall_on_node_clock), and so is whether input arrives."""
         if self.stall_warn_s <= 0:
             return []
         clock_ns = self.now_ns()
-        if self._clock_seen is not None and clock_ns != self._clock_seen:
-            self._clock_moved_at = now
-        self._clock_seen = clock_ns
-        if now - self.last_in < self.stall_warn_s:
+        self._clock.see(clock_ns, now)
+        if now - self.last_in < self.stall_warn_s or not self._stall_on_node_clock(self._in_ns, clock_ns, now):
             stalled = now - max(self.last_out, self.input_since) > self.stall_warn_s
-            if stalled and self._stall_on_node_clock(clock_ns, now):
+            since_ns = self._out_ns if self.last_out > self.input_since else self._input_since_ns
+            if stalled and self._stall_on_node_clock(since_ns, clock_ns, now):
                 return [f"no frame described for {now - self.last_out:.0f} s while input arrives"]
             return []
         silent_s = now - max(self.last_in, self.active_since)
-        if self._clock_moved_at is not None and now - self._clock_moved_at > 1.0:  # /clock paused: no frame is due
+        if (still_s := self._clock.still_s(now)) is not None and still_s > 1.0:  # /clock paused: no frame is due
             return []
+        since_ns = self._in_ns if self.last_in > self.active_since else self._active_ns
         if state.state != "active" or silent_s <= self.stall_warn_s:
+            return []
+        if not self._stall_on_node_clock(since_ns, clock_ns, now):  # a slow /clock: no frame is overdue on it yet
             return []
         if not state.image_publishers:  # a camera driver gone, or the image remapped to a topic nobody publishes
             topic = f" {state.image_topic}" if state.image_topic else ""
@@ -630,14 +638,16 @@ class NodeHealth:
         cause = " (their QoS is incompatible with image_qos)" if self.errors["incompatible_qos"] else ""
         return [f"{state.image_publishers} image publisher(s) but no frame arrived for {silent_s:.0f} s{cause}"]
 
-    def _stall_on_node_clock(self, clock_ns: int, now: float) -> bool:
-        """Whether the node's clock has passed stall_warn_s too since the stall rule's start (the last output, or
-        when input started): under use_sim_time a /clock at a tenth of real time (a bag at --rate 0.1, a simulator
-        at a real-time factor of 0.1) described a clip every 0.7 s of its time, 7 s of steady time, and the node read
-        WARN while it kept up. A node's clock that is not moving (a paused /clock, none yet), stepped back (a bag
-        loop), or not read at that start says nothing: steady time alone. A live system clock passes with it."""
-        since_ns = self._out_ns if self.last_out > self.input_since else self._input_since_ns
-        if since_ns is None or self._clock_moved_at is None or now - self._clock_moved_at > 1.0:
+    def _stall_on_node_clock(self, since_ns: int | None, clock_ns: int, now: float) -> bool:
+        """Whether the node's clock (clock_ns) has passed stall_warn_s too since a stall rule's start (since_ns: the
+        node's clock then; the last output or when input started, the last input or the activation): under
+        use_sim_time a /clock at a tenth of real time (a bag at --rate 0.1, a simulator at a real-time factor of 0.1)
+        described a clip every 0.7 s of its time, 7 s of steady time, and the node read WARN while it kept up; a 1 Hz
+        camera's frames came 10 s apart, and it read "no frame arrived" between them. A node's clock that is not
+        moving (a paused /clock, none yet), stepped back (a bag loop), or not read at that start says nothing: steady
+        time alone. A live system clock passes with it."""
+        still_s = self._clock.still_s(now)
+        if since_ns is None or still_s is None or still_s > 1.0:
             return True
         return not 0 <= clock_ns - since_ns <= self.stall_warn_s * 1e9
 

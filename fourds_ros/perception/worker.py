@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from .clip_buffer import Clip, ClipQueue
+from .clock_motion import ClockMotion
 
 
 # The worker's name in the operating system (top -H, /proc/PID/task/*/comm; 15 bytes at most), so
@@ -62,11 +63,10 @@ class InferenceWorker:
         self.abandoned = False  # stop gave up on the running clip: its results count nowhere (guarded by cv)
         self.frames_abandoned = 0  # that clip's frames, for discard (guarded by cv)
         self.last_activity = time.monotonic()  # a frame buffered or a clip finished
-        # The node's clock (/clock under use_sim_time) at the last input, the value last seen, and when (monotonic)
-        # it was last seen to change: flush_due times the idle input on it too. None: not read yet.
+        # The node's clock (/clock under use_sim_time) at the last input (None: not read yet), and its motion, taken
+        # to move until seen to stand still: flush_due times the idle input on it too.
         self.input_ns: int | None = None
-        self._clock_seen: int | None = None
-        self._clock_moved_at = self.last_activity
+        self._clock = ClockMotion(moved_at=self.last_activity)
 
     def start(self) -> None:
         self.running = True
@@ -125,7 +125,7 @@ class InferenceWorker:
         self.last_activity = time.monotonic()
         if node_ns is not None:
             self.input_ns = node_ns
-            self._watch_clock(node_ns, self.last_activity)
+            self._clock.see(node_ns, self.last_activity)
 
     def idle(self) -> bool:
         """Nothing waiting for or in inference."""
@@ -139,7 +139,7 @@ class InferenceWorker:
         passed flush_after_s since the last input too (_idle_on_node_clock)."""
         now = time.monotonic() if now is None else now
         if node_ns is not None:
-            self._watch_clock(node_ns, now)
+            self._clock.see(node_ns, now)
         return (flush_after_s > 0 and now - self.last_activity >= flush_after_s
                 and self._idle_on_node_clock(flush_after_s, now, node_ns) and self.idle())
 
@@ -149,13 +149,9 @@ class InferenceWorker:
         time brought a 10 Hz camera's frames 2 s apart in steady time, 0.1 s on the node's, and each frame was
         flushed as a clip of its own (hop times the inference). A clock stepped back past the last input (a bag
         loop), or not read, says nothing: steady time alone. A live system clock passes with the steady one."""
-        if node_ns is None or self.input_ns is None or now - self._clock_moved_at >= flush_after_s:
+        if node_ns is None or self.input_ns is None or self._clock.still_s(now) >= flush_after_s:
             return True
         return not 0 <= node_ns - self.input_ns < flush_after_s * 1e9
-
-    def _watch_clock(self, node_ns: int, now: float) -> None:
-        if node_ns != self._clock_seen:
-            self._clock_seen, self._clock_moved_at = node_ns, now
 
     def pending_frames(self) -> int:
         """Frames waiting for or in inference (not yet counted out or dropped)."""
