@@ -62,8 +62,8 @@ def test_two_image_publishers_interleaved_warn_by_name_and_the_first_heard_is_fo
     level, message = health.level(NodeState("active"))
     assert level == WARN and IMAGE_PUBLISHERS_INTERLEAVED in message
     assert logged == [f"[{IMAGE_PUBLISHERS_INTERLEAVED}] frames from 2 publishers arrive interleaved on /image "
-                      "(/usb_cam (a), /usb_cam (b)): two drivers on one topic? Clips would mix them: following the "
-                      "first heard (/usb_cam (a)) and dropping the others' frames; give each camera its own topic "
+                      "(/usb_cam (a), /usb_cam (b)): two drivers on one topic? Clips would mix them: following "
+                      "/usb_cam (a) and dropping the others' frames; give each camera its own topic "
                       "(namespace) (seen 1x)"]
     assert health.counts["frames_missing_by_sequence"] == 0  # each writer's sequence numbers, apart
     for i in range(16, 20):  # the followed camera stops: after FOLLOW_SILENT_S the second one's frames are taken
@@ -200,9 +200,10 @@ def test_publishers_are_named_from_the_graph_asked_rarely():
     assert names("/image", [a, b]) == "/usb_cam, /usb_cam" and len(asked) == 2
 
 
-# A second camera driver on the node's image topic: 320x240 frames at 15 Hz, stamped now, from a node named usb_cam
-# (as two usb_cam instances left at their default names), starting 1.5 s after the node subscribes.
+# A second camera driver on the node's image topic: 320x240 frames (argv: at this rate, so many, starting so many s after
+# the node subscribes), stamped now, from a node named usb_cam (as two usb_cam instances left at their default names).
 SECOND_CAMERA = textwrap.dedent("""
+    import sys
     import time
 
     import numpy as np
@@ -218,19 +219,20 @@ SECOND_CAMERA = textwrap.dedent("""
     pub = node.create_publisher(Image, "/image", QoSPresetProfiles.DEFAULT.value)
     rgb = np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8)
     state = {"subscribed": None, "sent": 0}
+    rate, frames, start_s = (float(a) for a in sys.argv[1:4])  # Hz, how many, s after the node subscribed
 
     def tick():
         if state["subscribed"] is None:
             if pub.get_subscription_count():
                 state["subscribed"] = time.monotonic()
             return
-        if time.monotonic() - state["subscribed"] < 1.5 or state["sent"] >= 45:
+        if time.monotonic() - state["subscribed"] < start_s or state["sent"] >= frames:
             return
         pub.publish(Image(header=convert.header(time.time_ns(), "camera_optical"), height=240, width=320,
                           encoding="rgb8", step=960, data=rgb.tobytes()))
         state["sent"] += 1
 
-    node.create_timer(1 / 15, tick)
+    node.create_timer(1 / rate, tick)
     try:
         spin_until_shutdown(lambda: rclpy.spin(node), node.context)
     finally:
@@ -248,7 +250,7 @@ def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_m
             {"wait": 1.5}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
               "diagnostics_period_s": 0.5}
-    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA], env=process_environment(ros_env),
+    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "15", "45", "1.5"], env=process_environment(ros_env),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         run = run_node(plan, params, tmp_path, ros_env)
@@ -268,6 +270,34 @@ def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_m
     assert values["frames_unaccounted"] == "0", values
 
 
+def test_a_slow_second_image_publisher_turns_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
+    """Session 70: a second driver at 1 Hz beside the 15 Hz camera (over DDS, two processes): before, its frames all
+    went into the camera's clips (a buffer reset each, another size) and /diagnostics read OK. Now it is confirmed
+    at its third frame: WARN, and the frames from then on rejected."""
+    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+            {"frames": 150, "rate": 15, "size": [120, 160]},
+            {"wait": 1.5}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
+              "diagnostics_period_s": 0.5}
+    # 6 frames at 1 Hz from 3 s after the node subscribed: after the camera's first (the node follows the first heard)
+    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "1", "6", "3"], env=process_environment(ros_env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        run = run_node(plan, params, tmp_path, ros_env)
+    finally:
+        stop_process(other)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    assert other.returncode == 0, other.stderr.read()
+    diag = run.last_diagnostics()
+    values = diag["values"]
+    assert int(values.get(f"errors_{IMAGE_PUBLISHERS_INTERLEAVED}", 0)) >= 1, json.dumps(diag)
+    assert diag["level"] == WARN and IMAGE_PUBLISHERS_INTERLEAVED in diag["message"], json.dumps(diag)
+    assert "/usb_cam" in run.node_log and "/fourds_probe" in run.node_log, run.node_log
+    assert 2 <= int(values["frames_rejected"]) <= 4, values  # the third to the last of its 6 (or the fourth on)
+    assert int(values.get("resets_resolution", 0)) <= 8, values  # two a frame taken (the other size): was 12
+    assert values["frames_unaccounted"] == "0", values
+
+
 def test_a_restarted_drivers_late_frames_are_no_second_driver(clock):
     """DDS keeps no order across writers: a restarted driver's old writer can deliver its last frame or two after the
     new writer's first (a composable node loaded before the old one is unloaded). One switch back made the node
@@ -281,6 +311,52 @@ def test_a_restarted_drivers_late_frames_are_no_second_driver(clock):
         clock.t += 1 / 30
         taken.append(health.frame_received(t0 + i * HZ15 // 2, publisher, i + 1))
     assert all(taken) and logged == [] and health.errors[IMAGE_PUBLISHERS_INTERLEAVED] == 0
+
+
+def interleave_outcome(clock, schedule: list[tuple[float, str]]) -> tuple[bool, dict[str, int], float | None]:
+    """Frames of the publishers at the times of `schedule` (s, publisher) -> (warned, frames taken per publisher, the
+    time of the first frame rejected)."""
+    health = named_health([])
+    t0, start = time.time_ns() - 10**10, clock.t
+    taken: dict[str, int] = {}
+    first_rejected = None
+    for i, (t, publisher) in enumerate(sorted(schedule)):
+        clock.t = start + t
+        ok = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
+        taken[publisher] = taken.get(publisher, 0) + ok
+        first_rejected = first_rejected if ok or first_rejected is not None else t
+    return health.errors[IMAGE_PUBLISHERS_INTERLEAVED] > 0, taken, first_rejected
+
+
+def test_a_slow_second_image_publisher_is_confirmed_and_a_restart_still_is_not(clock):
+    """Session 70: a second publisher at 1 Hz beside a 30 Hz camera (a debug republisher, a throttled driver) switches
+    publisher twice a second, never INTERLEAVE_SWITCHES times within INTERLEAVED_S: its every frame went into the
+    camera's clips and nothing warned. Now it is confirmed at its third frame, down to 0.5 Hz (stamps jittered by a few
+    ms, as DDS delivers them); a restart's old writer sending its last frames after the new one's first, one of them
+    late by most of a second, is still taken whole and unwarned; two 15 Hz drivers are confirmed at 0.3 s as before."""
+    jitter = np.random.default_rng(70).uniform(-0.005, 0.005, 2000)
+
+    def camera(name: str, rate: float, start: float, end: float) -> list[tuple[float, str]]:
+        times = np.arange(start, end, 1 / rate)
+        return [(float(t + jitter[i % 2000]), name) for i, t in enumerate(times)]
+
+    camera_a = camera("a", 30, 0.0, 10.0)
+    for rate in (2.0, 1.0, 0.5):  # the second one's frames: two taken, the rest rejected, the camera's all taken
+        slow = camera("b", rate, 1.0, 10.0)
+        warned, taken, first_rejected = interleave_outcome(clock, camera_a + slow)
+        assert warned and taken == {"a": len(camera_a), "b": 2}, (rate, taken)
+        assert first_rejected == pytest.approx(1.0 + 2 / rate, abs=0.01), rate
+    old, new = camera("old", 30, 0.0, 4.9), camera("new", 30, 4.9, 10.0)  # a restart, its old writer's last frames
+    late = [(4.95, "old"), (5.2, "old"), (5.8, "old")]  # ... after the new one's first: 6 switches, one 0.9 s late
+    assert interleave_outcome(clock, old + new + late) == (False, {"old": len(old) + 3, "new": len(new)}, None)
+    fast_a, fast_b = camera("a", 15, 0.0, 3.0), camera("b", 15, 1.0 + 1 / 30, 3.0)  # side by side
+    warned, taken, first_rejected = interleave_outcome(clock, fast_a + fast_b)
+    assert warned and first_rejected == pytest.approx(1.3, abs=0.04)
+    # a 1 Hz republisher heard first, then the camera (its driver restarted): the camera is followed, not the first
+    # heard, which rejected 510 of the camera's 600 frames; two drivers at one rate keep the first heard (above)
+    slow, restarted = camera("b", 1, 0.0, 20.0), camera("a", 30, 0.5, 20.0)
+    warned, taken, first_rejected = interleave_outcome(clock, slow + restarted)
+    assert warned and taken["a"] == len(restarted) and taken["b"] <= 3, taken
 
 
 def test_a_followed_camera_alone_again_lets_a_later_restart_through(clock):

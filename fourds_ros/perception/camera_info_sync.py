@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .clip_buffer import OUT_OF_ORDER_NS
+from .recent_publishers import RecentPublishers
 
 # Cached camera_infos are evicted past the last `cache` only once they arrived more than CACHE_KEEP_S ago, and at most
 # CACHE_MAX are kept. By count alone (30), a second camera_info publisher at 3 kHz evicted an image's own camera_info
@@ -184,16 +185,15 @@ class InfoPublishers:
     warning. One publisher costs a dict update per message."""
 
     def __init__(self) -> None:
-        self.last: OrderedDict = OrderedDict()  # publisher -> (calibration, arrival s), the least recently heard first
+        # publisher -> (calibration, arrival s), the least recently heard first
+        self.last = RecentPublishers(INFO_PUBLISHERS_S, INFO_PUBLISHERS_KEPT)
 
     def add(self, publisher, calibration, now_s: float) -> tuple[Any, str] | None:
         last = self.last
-        previous = last.pop(publisher, (None, None))[1]
-        last[publisher] = (calibration, now_s)
-        while len(last) > INFO_PUBLISHERS_KEPT or now_s - next(iter(last.values()))[1] > INFO_PUBLISHERS_S:
-            last.popitem(last=False)
-        if len(last) == 1 or previous is None:
+        before = last.heard(publisher, calibration, now_s)
+        if len(last) == 1 or before is None:
             return None
+        previous = before[1]
         for other, (theirs, at) in last.items():
             if other != publisher and at >= previous and (differs := calibration_difference(calibration, theirs)):
                 return other, differs

@@ -30,6 +30,7 @@ clip-buffer reset), out of order, discarded at release, ignored (no pipeline), o
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ import numpy as np
 
 from .clip_buffer import OUT_OF_ORDER_NS
 from .clock_motion import ClockMotion
+from .recent_publishers import RecentPublishers
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 # Images whose frame_id had a leading '/', dropped as tf2 drops it (intake.image_frame_id): a correction,
@@ -262,10 +264,27 @@ INTERLEAVED_S = 2.0
 # loaded before the old one is unloaded) switches a few times and ends, and lost a second of the new driver's
 # frames to a false WARN (session 69's review); two drivers side by side switch at every frame (0.3 s at 15 Hz each).
 INTERLEAVE_SWITCHES = 8
+# ... or once the frames have switched between the same two publishers SLOW_INTERLEAVE_SWITCHES times, each while both
+# had been heard for longer than RESTART_OVERLAP_S, with no pause over PUBLISHERS_HEARD_S: a slow second publisher (a
+# debug republisher, a driver throttled to 1 Hz) beside a 30 Hz camera switches only twice a frame, never 8 times in
+# 2 s, and went unwarned into every clip (another view, or a buffer reset each time; session 70). A restart is told
+# apart by time, not by count: the old writer's last frames come within a moment of the new one's first, then it is
+# silent, so none of its switches counts; one still sending RESTART_OVERLAP_S on is a second driver (at 8 Hz or more
+# the 8 switches above confirm it sooner anyway). 3, not 2: one lone late frame of a dying writer switches twice. A
+# 1 Hz publisher is confirmed at its third frame (2 s), one at 0.5 Hz at its third (4 s); two at 15 Hz as before.
+RESTART_OVERLAP_S = 0.5
+SLOW_INTERLEAVE_SWITCHES = 3
+# Image publishers are remembered while heard within this (first heard, for the above): one at 0.5 Hz is silent 2 s
+# between its frames, and a window of INTERLEAVED_S forgot it just before each (a frame of a new one, no switch).
+PUBLISHERS_HEARD_S = 5.0
 # While publishers interleave, the node follows the one it heard first and rejects the others' frames, so that the
 # clips and odometry stay one camera's; the WARN names them. Once the followed one has been silent this long (a
 # driver stopped) the others' frames are taken again.
 FOLLOW_SILENT_S = 1.0
+# ... unless another sends its frames over this many times as often: the camera beside a slow republisher heard
+# first (the camera's driver restarted while a 1 Hz debug republisher ran), where following the first heard rejected
+# 510 of the camera's 600 frames (session 70). Two drivers at one rate: the first heard, as before.
+FOLLOW_FASTER = 2.0
 IMAGE_PUBLISHERS_INTERLEAVED = "image_publishers_interleaved"
 
 
@@ -331,11 +350,7 @@ class NodeHealth:
         self.stage_ms: dict[str, deque] = {}
         self._last_rates: tuple[float, int, int] | None = None
         self.gaps = StampGaps()
-        self._sequences: dict = {}  # publisher -> highest publication sequence number seen
-        # image publisher -> (first, last heard: monotonic s), least recently heard first; the last frame's publisher;
-        # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken)
-        self._image_publishers: OrderedDict = OrderedDict()
-        self._last_publisher, self.following, self._switches = None, None, deque()
+        self._forget_publishers()
         self.latency_warn_ms = self.queue_warn_ms = self.stall_warn_s = 0.0  # set_limits, at configure
         self.last_in = self.last_out = self.started = time.monotonic()
         # When input last (re)started after a pause of stall_warn_s or more: the stall clock starts
@@ -380,12 +395,19 @@ class NodeHealth:
         self.active_since = time.monotonic()
         # The node's clock then, where the reports saw it move by now (else not read: steady time alone from here)
         self._active_ns = self.now_ns() if self._clock.moved_at is not None else None
-        self._sequences.clear()
-        self._image_publishers.clear()
-        self._switches.clear()
-        self._last_publisher = self.following = None
+        self._forget_publishers()
         self.gaps.restart()
         self._failing = (0, "", "")  # failures of an earlier activation (or engine) say nothing of this one
+
+    def _forget_publishers(self) -> None:
+        """No image publisher heard yet: at the start, and at each activation (activated says why)."""
+        self._sequences: dict = {}  # publisher -> highest publication sequence number seen
+        # image publisher -> (first, last heard: monotonic s), least recently heard first; the last frame's publisher;
+        # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken);
+        # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time)
+        self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
+        self._last_publisher, self.following, self._switches = None, None, deque()
+        self._lasting_switches = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
                        received_ns: int | None = None) -> bool:
@@ -440,35 +462,61 @@ class NodeHealth:
 
     def _taken(self, publisher, now: float) -> bool:
         """Whether a frame of image publisher `publisher` is taken: not while the node follows another one, which it
-        does from when publishers interleave (INTERLEAVE_SWITCHES within INTERLEAVED_S) until the followed one is
-        silent (FOLLOW_SILENT_S) or the only one heard within INTERLEAVED_S."""
+        does from when publishers interleave (INTERLEAVE_SWITCHES within INTERLEAVED_S, or SLOW_INTERLEAVE_SWITCHES
+        between two lasting ones) until the followed one is silent (FOLLOW_SILENT_S) or the only one heard within
+        INTERLEAVED_S."""
         heard, switches = self._image_publishers, self._switches
-        first, last = heard.pop(publisher, (now, None))
-        heard[publisher] = (first, now)
-        while len(heard) > SEQUENCE_PUBLISHERS_KEPT or now - next(iter(heard.values()))[1] > INTERLEAVED_S:
-            del heard[next(iter(heard))]
+        (first, interval), last = heard.get(publisher, ((now, None), None))
+        if last is not None:  # its frames' interval, smoothed: whom to follow (_to_follow)
+            interval = now - last if interval is None else 0.8 * interval + 0.2 * (now - last)
+        heard.heard(publisher, (first, interval), now)
         previous, self._last_publisher = self._last_publisher, publisher
-        if len(heard) == 1:  # one publisher: the usual case (and a followed one alone again: a later restart is clean)
+        others = list(heard.values())[-2:-1]  # the one heard most recently before this one
+        if not others or now - others[0][1] > INTERLEAVED_S:
+            # one publisher: the usual case (and a followed one alone again: a later restart is clean)
             self.following = None
             return True
-        if last is not None and previous != publisher:  # back to one heard within INTERLEAVED_S
+        lasting = 0
+        if last is not None and previous != publisher:  # back to one heard before, another's frame between
             switches.append(now)
+            lasting = self._lasting_switch(previous, publisher, now)
         while switches and now - switches[0] > INTERLEAVED_S:
             switches.popleft()
-        live = sorted((p for p, (_, at) in heard.items() if now - at <= FOLLOW_SILENT_S), key=lambda p: heard[p][0])
+        live = sorted((p for p, (_, at) in heard.items() if now - at <= FOLLOW_SILENT_S), key=lambda p: heard[p][0][0])
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
             self.following = None
         if self.following is None:
-            if len(switches) < INTERLEAVE_SWITCHES:
+            if len(switches) < INTERLEAVE_SWITCHES and lasting < SLOW_INTERLEAVE_SWITCHES:
                 return True
-            self.following = live[0]  # the first heard
+            self.following = self._to_follow(live)
         elif publisher == self.following:
             return True
         names, followed = (self.name_publishers(self.image_topic, p) for p in (live, [self.following]))
         self.warn(IMAGE_PUBLISHERS_INTERLEAVED, f"frames from {len(live)} publishers arrive interleaved on "
-                  f"{self.image_topic} ({names}): two drivers on one topic? Clips would mix them: following the first "
-                  f"heard ({followed}) and dropping the others' frames; give each camera its own topic (namespace)")
+                  f"{self.image_topic} ({names}): two drivers on one topic? Clips would mix them: following "
+                  f"{followed} and dropping the others' frames; give each camera its own topic (namespace)")
         return publisher == self.following
+
+    def _to_follow(self, live: list):
+        """Whom to follow among the publishers `live` (the first heard first): the first heard, unless another sends
+        its frames over FOLLOW_FASTER times as often (one frame heard: never)."""
+        intervals = [self._image_publishers[p][0][1] for p in live]
+        intervals = [math.inf if i is None else i for i in intervals]
+        fastest = min(range(len(live)), key=intervals.__getitem__)
+        return live[fastest] if intervals[fastest] * FOLLOW_FASTER < intervals[0] else live[0]
+
+    def _lasting_switch(self, previous, publisher, now: float) -> int:
+        """A switch from `previous`'s frames to `publisher`'s -> how many the two have made while both had been heard
+        longer than RESTART_OVERLAP_S, with no pause over PUBLISHERS_HEARD_S, this one included; 0 where it is none
+        (a restart's: the new writer is younger)."""
+        heard = self._image_publishers
+        if previous not in heard or now - max(heard[previous][0][0], heard[publisher][0][0]) <= RESTART_OVERLAP_S:
+            return 0
+        pair = frozenset((previous, publisher))
+        count, at = self._lasting_switches.get(pair, (0, now))
+        count = count + 1 if now - at <= PUBLISHERS_HEARD_S else 1
+        self._lasting_switches.heard(pair, count, now)
+        return count
 
     def clock_jumped(self) -> None:
         """The node's clock jumped (rclpy's jump callback: a bag seek or loop under use_sim_time, a simulator
