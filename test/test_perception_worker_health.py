@@ -1221,8 +1221,10 @@ class SlowSimClock:
         self.clock, self.ns = clock, [100 * 10**9]
         self.health = health_of(lambda: self.ns[0])
 
-    def run(self, steady_s: int, node: NodeState, frame_every_s: int = 0, described: bool = True) -> list:
-        """steady_s seconds; a frame every frame_every_s (0: none), described at once. -> (level, message) each second."""
+    def run(self, steady_s: int, node: NodeState, frame_every_s: int = 0, described: bool = True,
+            report_every_s: int = 1) -> list:
+        """steady_s seconds; a frame every frame_every_s (0: none), described at once. -> (level, message) at each
+        report, every report_every_s (diagnostics_period_s)."""
         levels = []
         for k in range(1, steady_s + 1):
             self.clock.t += 1.0
@@ -1231,7 +1233,8 @@ class SlowSimClock:
                 self.health.frame_received(self.ns[0] - 10 * MS)
                 if described:
                     self.health.record_clip([self.ns[0] - 10 * MS], 0.01, 0.01)
-            levels.append(self.health.level(node))
+            if k % report_every_s == 0:
+                levels.append(self.health.level(node))
         return levels
 
 
@@ -1283,6 +1286,20 @@ def test_inference_stuck_behind_a_slow_camera_on_a_slow_sim_clock_is_a_stall(clo
     assert levels[:60] == [(OK, "active")] * 60, [m for _, m in levels[:60] if m != "active"][:1]
     # from 5 s of the node's clock after the first frame on, the time since the construction (no frame ever described)
     assert levels[60:] == [(WARN, f"active; no frame described for {k} s while input arrives") for k in range(64, 84)]
+
+
+@pytest.mark.parametrize("report_every_s", [2, 5])
+def test_inference_stuck_on_a_slow_sim_clock_is_a_stall_whatever_the_report_period(clock, report_every_s):
+    """The test above with diagnostics_period_s 2 or 5: whether the node's clock moves was read at the reports only,
+    so at a frame it looked still (over 1 s since a report), input restarted at every frame, and nothing WARNed at
+    all (session 70's review). The frames read the clock too now."""
+    sim = _slow_sim_health(clock)
+    levels = sim.run(80, state(image_publishers=1), frame_every_s=10, described=False, report_every_s=report_every_s)
+    at = [report_every_s * (i + 1) for i in range(len(levels))]  # the steady second of each report
+    assert all("no frame arrived" not in message for _, message in levels), levels
+    assert all(level == OK for t, (level, _) in zip(at, levels) if t <= 60), levels
+    late = [(level, message) for t, (level, message) in zip(at, levels) if t >= 65]
+    assert late and all(level == WARN and "no frame described" in message for level, message in late), late
 
 
 def test_one_frame_ahead_of_a_clock_that_jumps_with_it_is_not_off_clock():

@@ -357,6 +357,12 @@ def test_a_slow_second_image_publisher_is_confirmed_and_a_restart_still_is_not(c
     slow, restarted = camera("b", 1, 0.0, 20.0), camera("a", 30, 0.5, 20.0)
     warned, taken, first_rejected = interleave_outcome(clock, slow + restarted)
     assert warned and taken["a"] == len(restarted) and taken["b"] <= 3, taken
+    # ... but a camera heard first is kept whatever comes faster: `ros2 bag play --rate 2` (30 Hz) or a 75 Hz bag
+    # onto a 15 Hz camera's topic took over the node, its odometry and TF (session 70's review)
+    for rate in (30, 75):
+        live, bag = camera("a", 15, 0.0, 20.0), camera("b", rate, 10.0, 20.0)
+        warned, taken, _ = interleave_outcome(clock, live + bag)
+        assert warned and taken["a"] == len(live) and taken["b"] < 20, (rate, taken)
 
 
 def test_a_followed_camera_alone_again_lets_a_later_restart_through(clock):

@@ -281,10 +281,14 @@ PUBLISHERS_HEARD_S = 5.0
 # clips and odometry stay one camera's; the WARN names them. Once the followed one has been silent this long (a
 # driver stopped) the others' frames are taken again.
 FOLLOW_SILENT_S = 1.0
-# ... unless another sends its frames over this many times as often: the camera beside a slow republisher heard
-# first (the camera's driver restarted while a 1 Hz debug republisher ran), where following the first heard rejected
-# 510 of the camera's 600 frames (session 70). Two drivers at one rate: the first heard, as before.
+# ... unless the first heard is slow, one frame every FOLLOW_SLOW_S or more, and another sends its frames over
+# FOLLOW_FASTER times as often: the camera beside a slow republisher heard first (the camera's driver restarted while
+# a 1 Hz debug republisher ran), where following the first heard rejected 510 of the camera's 600 frames (session
+# 70). A camera heard first is kept whatever comes faster: `ros2 bag play --rate 2` onto a 15 Hz camera's topic took
+# over the node, its odometry and TF, while following the faster (session 70's review). Two drivers at one rate: the
+# first heard, as before.
 FOLLOW_FASTER = 2.0
+FOLLOW_SLOW_S = 0.5
 IMAGE_PUBLISHERS_INTERLEAVED = "image_publishers_interleaved"
 
 
@@ -394,7 +398,8 @@ class NodeHealth:
         inactive for 10 s counted 300 frames "lost before the callback" on its first frame back, WARN."""
         self.active_since = time.monotonic()
         # The node's clock then, where the reports saw it move by now (else not read: steady time alone from here)
-        self._active_ns = self.now_ns() if self._clock.moved_at is not None else None
+        self._clock.see(now_ns := self.now_ns(), self.active_since)
+        self._active_ns = now_ns if self._clock.moved_at is not None else None
         self._forget_publishers()
         self.gaps.restart()
         self._failing = (0, "", "")  # failures of an earlier activation (or engine) say nothing of this one
@@ -416,6 +421,7 @@ class NodeHealth:
         when the middleware received it (MessageInfo's received_timestamp, system clock). -> whether it is
         taken: False for another image publisher's while the node follows one (INTERLEAVED_S), counted rejected."""
         now, now_ns = time.monotonic(), self.now_ns()
+        self._clock.see(now_ns, now)  # whether it moves, between the reports too (a report period over 1 s read still)
         # No input as far as the stall rules saw (on the node's clock too: a slow /clock brings a 1 Hz camera's
         # frames 10 s apart in steady time, and input restarting at each one hid inference stuck behind it): it restarts
         if now - self.last_in >= self.stall_warn_s and self._stall_on_node_clock(self._in_ns, now_ns, now):
@@ -499,11 +505,13 @@ class NodeHealth:
 
     def _to_follow(self, live: list):
         """Whom to follow among the publishers `live` (the first heard first): the first heard, unless another sends
-        its frames over FOLLOW_FASTER times as often (one frame heard: never)."""
+        its frames over FOLLOW_FASTER times as often where the first heard is slow (FOLLOW_SLOW_S; one frame heard:
+        never)."""
         intervals = [self._image_publishers[p][0][1] for p in live]
         intervals = [math.inf if i is None else i for i in intervals]
         fastest = min(range(len(live)), key=intervals.__getitem__)
-        return live[fastest] if intervals[fastest] * FOLLOW_FASTER < intervals[0] else live[0]
+        slow_first = FOLLOW_SLOW_S <= intervals[0] < math.inf
+        return live[fastest] if slow_first and intervals[fastest] * FOLLOW_FASTER < intervals[0] else live[0]
 
     def _lasting_switch(self, previous, publisher, now: float) -> int:
         """A switch from `previous`'s frames to `publisher`'s -> how many the two have made while both had been heard

@@ -71,7 +71,8 @@ def init_ros(argv: list[str]) -> int | None:
 def ros_arguments(init_args: list[str] | None, node_kwargs: dict) -> list[str]:
     """The arguments rcl took the node's remapping rules and params files from: those rclpy.init was given
     (init_args; None: sys.argv, rclpy.init's own default, where launch and `ros2 run` put them) unless the node
-    ignores them (use_global_arguments=False), then the node's own cli_args (rclpy scopes them in --ros-args).
+    ignores them (use_global_arguments=False), then the node's own cli_args (rcl takes them as ROS arguments; put
+    inside --ros-args here, where transforms.remapped reads rules).
     Why: rclpy keeps neither list, and the node read sys.argv: a program embedding it (main(argv), its own
     rclpy.init(args=...)) gave it other rules than the process's, so camera_info was paired by rules rcl had not
     applied (transforms.camera_info_topic) and params files were warned of by the process's list, not the node's
