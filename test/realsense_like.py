@@ -69,8 +69,8 @@ def main(out_path: str, count: int, rate_hz: float) -> int:
                                         make_transform("camera_color_frame", FRAME_ID, optical)])
     seen = {"depth": [], "odometry": [], "diagnostics": 0, "camera_mount": ""}
     stamp_ns = lambda m: m.header.stamp.sec * 10**9 + m.header.stamp.nanosec  # noqa: E731
-    node.create_subscription(Image, "/depth/image", lambda m: seen["depth"].append(stamp_ns(m)), 50)
-    node.create_subscription(Odometry, "/odometry", lambda m: seen["odometry"].append(stamp_ns(m)), 50)
+    depth = node.create_subscription(Image, "/depth/image", lambda m: seen["depth"].append(stamp_ns(m)), 50)
+    odometry = node.create_subscription(Odometry, "/odometry", lambda m: seen["odometry"].append(stamp_ns(m)), 50)
 
     def on_diagnostics(msg):
         seen["diagnostics"] = 1
@@ -79,9 +79,13 @@ def main(out_path: str, count: int, rate_hz: float) -> int:
                                         seen["camera_mount"])
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    # The node is up (model loaded, active) when it reports diagnostics and subscribes to a transport.
+    # The node is up (model loaded, active) when it reports diagnostics and subscribes to a transport and to
+    # camera_info, and our recorders have matched its depth and odometry publishers (a frame sent or described
+    # before a match is lost: the subscriptions come one after another, discovery is slower on a loaded host).
     ready = spin_until(node, lambda: seen["diagnostics"] and (raw.get_subscription_count()
-                                                              or compressed.get_subscription_count()), 180)
+                                                              or compressed.get_subscription_count())
+                       and info_pub.get_subscription_count() and depth.get_publisher_count()
+                       and odometry.get_publisher_count(), 180)
     published = []
     for frame in load_frames(count) if ready else []:
         stamp = node.get_clock().now().to_msg()

@@ -402,6 +402,7 @@ import sys, time
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
+from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
@@ -425,7 +426,8 @@ for i, image in enumerate(got):
         msg = pubs[name].msg_type()
         msg.header.stamp = image.header.stamp
         pubs[name].publish(msg)
-time.sleep(2.0)  # reliable delivery before the process ends
+for pub in pubs.values():  # every answer acknowledged before the process ends (a fixed 2 s was likely, not certain)
+    pub.wait_for_all_acked(Duration(seconds=20))
 node.destroy_node()
 rclpy.shutdown()
 """

@@ -22,10 +22,13 @@ def test_lifecycle_transitions_with_yaml_params(tiny_model_dir, ros_env, tmp_pat
         image_qos="DEFAULT")  # reliable input: every frame of the active window arrives
     params_file.write_text(yaml.safe_dump(params))
     plan = [
+        # bond_states[0] below must be a /diagnostics of the node before activation: one received, not one likely
+        {"wait_for": "/diagnostics", "timeout": 60},
         {"get_state": True},
         {"frames": 4, "rate": 20},  # unconfigured: ignored
         {"lifecycle": "configure"}, {"get_state": True},
-        {"lifecycle": "activate"}, {"get_state": True}, {"wait": 1.5},
+        # the active node's subscriptions matched, not a fixed 1.5 s: frames sent before the match are lost
+        {"lifecycle": "activate"}, {"get_state": True}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
         {"frames": 8, "rate": 20}, {"wait_for": "odometry", "count": 8, "timeout": 20},
         {"get_parameters": ["hop", "odom_frame", "publish_tf", "autostart"]},
         {"set_parameters": {"hop": 3, "use_sim_time": False}},  # configured: hop would do nothing
@@ -222,7 +225,8 @@ def test_a_failed_activation_undoes_its_inputs_and_a_second_one_works(tiny_model
             {"lifecycle": "activate"}, {"get_state": True},
             {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60}, burst,
             {"wait_for": "odometry", "count": 2, "timeout": 20}, {"count_publishers": "/odometry", "expect": 1},
-            {"wait": 1.5}]
+            # frames_in 6 below: two odometry messages say only that the first clip's 4 frames were taken in
+            {"wait_idle": True, "timeout": 30}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "autostart": False, "image_qos": "DEFAULT"}
     run = run_node(plan, params, tmp_path, ros_env, cmd=node_command(FIRST_MOUNT_FAILS))
     assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
@@ -260,12 +264,18 @@ def test_a_failed_activation_is_no_error_once_the_node_is_cleaned_up(tiny_model_
 # The signal arrives while autostart's configure loads the model (a Ctrl-C or SIGTERM while the shipped
 # model warms up, which takes seconds). No pipeline comes back: with the context shut down, configure
 # fails at its first publisher, before it uses one (and the test does not wait for torch to load).
+# rclpy shuts the context down from its own signal thread: the load (seconds) outlasts that, so the stand-in
+# returns once it has (returning at once, it lost that race under load: configure went on with no pipeline).
 SIGNAL_DURING_CONFIGURE = """\
-import os, signal
+import os, signal, time
+import rclpy
 from fourds_ros.ros import perception_node
 def signalled(*args, **kwargs):
     print("injected: {name} during configure", flush=True)
     os.kill(os.getpid(), signal.{name})
+    deadline = time.monotonic() + 30
+    while rclpy.ok() and time.monotonic() < deadline:
+        time.sleep(0.01)
     return None, "none"
 perception_node.create_pipeline = signalled"""
 

@@ -201,7 +201,9 @@ def test_publishers_are_named_from_the_graph_asked_rarely():
 
 
 # A second camera driver on the node's image topic: 320x240 frames (argv: at this rate, so many, starting so many s after
-# the node subscribes), stamped now, from a node named usb_cam (as two usb_cam instances left at their default names).
+# the node has described the probe's first frames, its first /depth/image: while the probe's stream goes on; counted
+# from when the node subscribed, a probe slow to start on a loaded host could miss them), stamped now, from a node
+# named usb_cam (as two usb_cam instances left at their default names).
 SECOND_CAMERA = textwrap.dedent("""
     import sys
     import time
@@ -218,15 +220,13 @@ SECOND_CAMERA = textwrap.dedent("""
     node = rclpy.create_node("usb_cam")
     pub = node.create_publisher(Image, "/image", QoSPresetProfiles.DEFAULT.value)
     rgb = np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8)
-    state = {"subscribed": None, "sent": 0}
-    rate, frames, start_s = (float(a) for a in sys.argv[1:4])  # Hz, how many, s after the node subscribed
+    state = {"described": None, "sent": 0}
+    rate, frames, start_s = (float(a) for a in sys.argv[1:4])  # Hz, how many, s after the node's first depth image
+    node.create_subscription(Image, "/depth/image", lambda msg: state.update(described=state["described"]
+                                                                             or time.monotonic()), 10)
 
     def tick():
-        if state["subscribed"] is None:
-            if pub.get_subscription_count():
-                state["subscribed"] = time.monotonic()
-            return
-        if time.monotonic() - state["subscribed"] < start_s or state["sent"] >= frames:
+        if state["described"] is None or time.monotonic() - state["described"] < start_s or state["sent"] >= frames:
             return
         pub.publish(Image(header=convert.header(time.time_ns(), "camera_optical"), height=240, width=320,
                           encoding="rgb8", step=960, data=rgb.tobytes()))
@@ -250,7 +250,7 @@ def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_m
             {"wait": 1.5}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
               "diagnostics_period_s": 0.5}
-    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "15", "45", "1.5"], env=process_environment(ros_env),
+    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "15", "45", "0"], env=process_environment(ros_env),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         run = run_node(plan, params, tmp_path, ros_env)
@@ -279,8 +279,8 @@ def test_a_slow_second_image_publisher_turns_diagnostics_warn(tiny_model_dir, ro
             {"wait": 1.5}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
               "diagnostics_period_s": 0.5}
-    # 6 frames at 1 Hz from 3 s after the node subscribed: after the camera's first (the node follows the first heard)
-    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "1", "6", "3"], env=process_environment(ros_env),
+    # 6 frames at 1 Hz from 2 s after the node's first depth image: after the camera's first (the first heard is followed)
+    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "1", "6", "2"], env=process_environment(ros_env),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         run = run_node(plan, params, tmp_path, ros_env)

@@ -27,16 +27,20 @@ Steps:
                                latched on /tf_static (as robot_state_publisher does from a URDF)
   {"wait": SECONDS}            keep recording
   {"wait_for": TOPIC, "count": N, "timeout": S}
-  {"wait_idle": true, "timeout": S}  until /diagnostics say the node has caught up (frames_in
+  {"wait_idle": true, "timeout": S}  until every input sent is acknowledged by the node's reliable
+                               subscriptions, then until /diagnostics say the node has caught up (frames_in
                                and frames_out unchanged for 1 s, frames_pending 0), then 0.5 s more
   {"wait_for_subscribers": ["image", "camera_info", ...], "timeout": S}  until the node's
-                               subscriptions and its depth publisher are matched (DDS does not
+                               subscriptions and its depth publisher are matched, and our recorders of
+                               its outputs (and of /tf) have matched its publishers (DDS does not
                                deliver samples sent before that; the node subscribes only once
                                configured + active); "outputs": false: the subscriptions only
                                (a subscriber that is not the node publishes no depth); "subscribers": N:
                                N subscriptions on each (another instance of the node active too)
   {"lifecycle": "configure"|"activate"|"deactivate"|"cleanup"}  (lifecycle_msgs/ChangeState)
   {"get_state": true}  {"reset": true}  {"get_parameters": [names]}  {"signal": "SIGTERM"} (to the node)
+  {"wait_for_exit": true, "timeout": S}  until the node's process (--node-pid) has ended, after a signal: its exit
+                               (the release, then the interpreter's and DDS's teardown) takes seconds on a loaded host
   {"set_parameters": {name: value}}  (rcl_interfaces/SetParameters, as `ros2 param set`; the event
                                holds each parameter's successful and reason)
   {"track_queries": [[u, v], ...], "fields": ["u", "v"]}  a PointCloud2 of float32 columns on
@@ -239,6 +243,14 @@ def node_rss_kb(pid: int) -> int:
     return -1
 
 
+def process_ended(pid: int) -> bool:
+    """Process `pid` has exited: gone, or a zombie its parent (the harness) has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
 class Probe(Node):
     node_pid = 0  # the node's process id (--node-pid), for node_rss steps
 
@@ -258,18 +270,21 @@ class Probe(Node):
         self.prefix, self.offered = pre, []
         outputs = dict(OUTPUTS.values())  # topic -> type, as the node publishes them
         record = set(topics) if topics else set(outputs) | {"/diagnostics", "/tf"}
+        self.recorders, self.optional_recorders = {}, {}  # the node's output topic -> our subscription recording it
         for topic, kind in outputs.items():
             if topic not in record:
                 continue
-            self.create_subscription(kind, pre + topic, lambda m, t=topic: self.records.append(summarise(t, m)), 50)
+            self.recorders[topic] = self.create_subscription(kind, pre + topic,
+                                                             lambda m, t=topic: self.records.append(summarise(t, m)), 50)
         if "/diagnostics" in record:
             self.create_subscription(DiagnosticArray, "/diagnostics",
                                      lambda m: self.records.append(summarise("/diagnostics", m)), 10)
         try:
             from tf2_msgs.msg import TFMessage
 
-            if "/tf" in record:
-                self.create_subscription(TFMessage, "/tf", lambda m: self.records.append(summarise("/tf", m)), 100)
+            if "/tf" in record:  # matched like the outputs, where the graph has a /tf publisher (publish_tf)
+                self.optional_recorders["/tf"] = self.create_subscription(
+                    TFMessage, "/tf", lambda m: self.records.append(summarise("/tf", m)), 100)
         except ImportError:
             pass
         self.node_namespace, self.node_path = ns, pre + NODE_NAME  # the perception node's
@@ -382,7 +397,7 @@ class Probe(Node):
     # Plan steps by key, each a method `_<key>(step) -> event dict or None`.
     STEPS = ("frames", "wait_for_subscribers", "wait_for", "wait_idle", "wait", "lifecycle", "get_state",
              "track_queries", "tf_static", "fuzz", "node_rss", "reset", "get_parameters", "set_parameters",
-             "signal", "count_publishers", "offer")
+             "signal", "wait_for_exit", "count_publishers", "offer")
 
     def run(self, plan: list[dict]) -> dict:
         events = []
@@ -418,11 +433,25 @@ class Probe(Node):
                          float(step.get("timeout", 30)))
 
     def _wait_idle(self, step: dict) -> None:
+        end = time.monotonic() + float(step.get("timeout", 30))
+        # Unchanged counts for 1 s are no proof that every frame has arrived: a fragment lost on a loaded host is sent
+        # again only at the writer's next heartbeat (3 s by default). So first every input we sent is acknowledged
+        # (in the node's subscription queue, where its executor takes it); the quiet second is timed from then.
+        self._spin_until(self.inputs_acknowledged, end - time.monotonic())
         start = len(self.records)
         self._spin_until(lambda: is_idle([r for r in self.records[start:] if r["topic"] == "/diagnostics"],
                                          namespace=self.node_namespace),
-                         float(step.get("timeout", 30)))
+                         end - time.monotonic())
         self.spin_for(0.5)  # outputs published just before that message, on other topics
+
+    def inputs_acknowledged(self) -> bool:
+        """Every message our input publishers sent is acknowledged by every reliable reader matched (a reader that
+        is gone, or never matched, holds none back)."""
+        from rclpy.duration import Duration
+
+        publishers = (self.image_pub, self.compressed_pub, self.info_pub, self.queries_pub, self.reference_pub,
+                      self.reference_depth_pub, *self.offered)
+        return all(p.wait_for_all_acked(Duration(seconds=0)) for p in publishers)
 
     def _wait_for_subscribers(self, step: dict) -> None:
         publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
@@ -436,10 +465,27 @@ class Probe(Node):
         ok = self._spin_until(lambda: all(p.get_subscription_count() >= at_least for p in wanted),
                               end - time.monotonic()) \
             and (not step.get("outputs", True)
-                 or self._spin_until(lambda: self.count_publishers(self.depth_topic), end - time.monotonic()))
+                 or self._spin_until(lambda: self.count_publishers(self.depth_topic) and self.outputs_matched(),
+                                     end - time.monotonic()))
         if not ok:
-            raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} or no depth publisher within the timeout")
+            raise RuntimeError(f"no subscriber on {step['wait_for_subscribers']} or the node's outputs not matched "
+                               "within the timeout")
         self.spin_for(0.5)
+
+    def outputs_matched(self) -> bool:
+        """Every recorder of the node's outputs has matched the node's publisher of its topic (the node makes them all
+        at configure). The depth publisher in the graph was all that was waited for, then 0.5 s: neither says that our
+        odometry or TF reader has matched its writer (a later discovery message, slower on a loaded host), and what
+        the node sends before that is lost. A best-effort publisher (output_qos SENSOR_DATA), which no reliable
+        recorder matches, is not waited for."""
+        from rclpy.qos import ReliabilityPolicy
+
+        for topic, recorder in [*self.recorders.items(), *self.optional_recorders.items()]:
+            offered = self.get_publishers_info_by_topic(recorder.topic_name)
+            reliable = sum(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in offered)
+            if (not offered and topic in self.recorders) or recorder.get_publisher_count() < reliable:
+                return False
+        return True
 
     def _lifecycle(self, step: dict) -> dict:
         from lifecycle_msgs.msg import Transition
@@ -491,6 +537,9 @@ class Probe(Node):
 
         os.kill(self.node_pid, getattr(signal, step["signal"]))
         return {"signal": step["signal"], "t_ns": time.time_ns()}
+
+    def _wait_for_exit(self, step: dict) -> None:
+        self._spin_until(lambda: process_ended(self.node_pid), float(step.get("timeout", 30)))
 
     def _reset(self, step: dict) -> dict:
         from std_srvs.srv import Trigger
