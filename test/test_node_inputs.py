@@ -171,6 +171,17 @@ def test_a_second_sigint_while_the_node_waits_for_the_running_clip_still_exits_c
     assert "Traceback" not in run.node_log, run.node_log
 
 
+def test_ctrl_c_pressed_again_and_again_while_the_node_exits_still_exits_cleanly(tiny_model_dir, ros_env, tmp_path):
+    """SIGINT, then again every 50 ms until the process ends (Ctrl-C pressed twice, or launch's SIGTERM after a slow
+    exit): after the release, a signal in the interpreter's teardown (0.2-0.6 s) killed the node with exit code -2 and
+    no log line, every time (session 70). The process now ignores them once it is shutting down."""
+    storm = [step for _ in range(12) for step in ({"wait": 0.05}, {"signal": "SIGINT"})]
+    plan = START + [{"signal": "SIGINT"}, *storm, {"wait_for_exit": True, "timeout": 30}]
+    run = run_node(plan, {"model": str(tiny_model_dir), "num_queries": 16}, tmp_path, ros_env)
+    assert not run.node_alive_after_plan and run.node_returncode == 0, (run.node_returncode, run.node_log)
+    assert "Traceback" not in run.node_log, run.node_log
+
+
 def test_a_mount_that_rolls_the_camera_upside_down_says_which_image_rotation_to_set(tiny_model_dir, ros_env, tmp_path):
     """The URDF has the camera upside down (rolled 180 degrees about its optical axis) and
     image_rotation is left at 0: the node still runs, and says, once, what to set."""

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if (exit_code := init_ros(sys.argv if argv is None else argv)) is not None:
         return exit_code
     node = PerceptionNode(init_args=argv)  # the rules and params files init_ros applied
-    run_until_shutdown(node, node.at_start.model.autostart)
+    run_until_shutdown(node, node.at_start.model.autostart, exiting=argv is None)  # None: the process's own entry
     return 0
 
 
