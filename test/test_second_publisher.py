@@ -241,16 +241,16 @@ SECOND_CAMERA = textwrap.dedent("""
 """)
 
 
-def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
-    """Before: WARN as reset_resolution, once a frame (each frame a one-frame clip, odometry restarting every frame),
-    nothing naming the cause. Now image_publishers_interleaved, logged with the driver's node, and one camera's
-    frames followed: a reset or two where the two met, then none."""
+def run_beside_second_camera(second_camera: list[str], frames: int, tiny_model_dir, ros_env, tmp_path) -> dict:
+    """The node on the probe's 15 Hz camera (`frames` frames) while SECOND_CAMERA (argv: rate, frames, start) sends on
+    the same topic: it WARNs image_publishers_interleaved naming both nodes, and accounts for every frame. -> the last
+    /diagnostics values."""
     plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
-            {"frames": 75, "rate": 15, "size": [120, 160]},
+            {"frames": frames, "rate": 15, "size": [120, 160]},
             {"wait": 1.5}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
               "diagnostics_period_s": 0.5}
-    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "15", "45", "0"], env=process_environment(ros_env),
+    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, *second_camera], env=process_environment(ros_env),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         run = run_node(plan, params, tmp_path, ros_env)
@@ -264,38 +264,28 @@ def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_m
     assert diag["level"] == WARN and IMAGE_PUBLISHERS_INTERLEAVED in diag["message"], json.dumps(diag)
     assert f"[{IMAGE_PUBLISHERS_INTERLEAVED}] frames from 2 publishers arrive interleaved on /image" in run.node_log
     assert "/usb_cam" in run.node_log and "/fourds_probe" in run.node_log, run.node_log
+    assert values["frames_unaccounted"] == "0", values
+    return values
+
+
+def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
+    """Before: WARN as reset_resolution, once a frame (each frame a one-frame clip, odometry restarting every frame),
+    nothing naming the cause. Now image_publishers_interleaved, logged with the driver's node, and one camera's
+    frames followed: a reset or two where the two met, then none."""
+    values = run_beside_second_camera(["15", "45", "0"], 75, tiny_model_dir, ros_env, tmp_path)
     assert int(values["frames_rejected"]) >= 20, values  # the one not followed: 45 frames sent
     # was one a frame; before the node follows one, each of INTERLEAVE_SWITCHES switches may reset the buffer
     assert int(values.get("resets_resolution", 0)) <= INTERLEAVE_SWITCHES + 2, values
-    assert values["frames_unaccounted"] == "0", values
 
 
 def test_a_slow_second_image_publisher_turns_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
     """Session 70: a second driver at 1 Hz beside the 15 Hz camera (over DDS, two processes): before, its frames all
     went into the camera's clips (a buffer reset each, another size) and /diagnostics read OK. Now it is confirmed
     at its third frame: WARN, and the frames from then on rejected."""
-    plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
-            {"frames": 150, "rate": 15, "size": [120, 160]},
-            {"wait": 1.5}]
-    params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
-              "diagnostics_period_s": 0.5}
     # 6 frames at 1 Hz from 2 s after the node's first depth image: after the camera's first (the first heard is followed)
-    other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, "1", "6", "2"], env=process_environment(ros_env),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        run = run_node(plan, params, tmp_path, ros_env)
-    finally:
-        stop_process(other)
-    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
-    assert other.returncode == 0, other.stderr.read()
-    diag = run.last_diagnostics()
-    values = diag["values"]
-    assert int(values.get(f"errors_{IMAGE_PUBLISHERS_INTERLEAVED}", 0)) >= 1, json.dumps(diag)
-    assert diag["level"] == WARN and IMAGE_PUBLISHERS_INTERLEAVED in diag["message"], json.dumps(diag)
-    assert "/usb_cam" in run.node_log and "/fourds_probe" in run.node_log, run.node_log
+    values = run_beside_second_camera(["1", "6", "2"], 150, tiny_model_dir, ros_env, tmp_path)
     assert 2 <= int(values["frames_rejected"]) <= 4, values  # the third to the last of its 6 (or the fourth on)
     assert int(values.get("resets_resolution", 0)) <= 8, values  # two a frame taken (the other size): was 12
-    assert values["frames_unaccounted"] == "0", values
 
 
 def test_a_restarted_drivers_late_frames_are_no_second_driver(clock):
