@@ -46,7 +46,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "perception_node = fourds_ros.ros.perception_node:main",
+            "perception_node = fourds_ros.ros.node_lifetime:entry",
             "fourds-ros = fourds_ros.cli:main",
         ],
     },

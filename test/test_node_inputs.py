@@ -182,6 +182,37 @@ def test_ctrl_c_pressed_again_and_again_while_the_node_exits_still_exits_cleanly
     assert "Traceback" not in run.node_log, run.node_log
 
 
+# A program that embeds the node with perception_node.main() and goes on after it returns.
+EMBEDDER = ("import signal\nfrom fourds_ros.ros.perception_node import main\nrc = main()\n"
+            "print('returned', rc, signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True)\n")
+
+
+def test_a_program_embedding_the_node_keeps_its_signals_after_main_returns(tiny_model_dir, ros_env):
+    """Only the node's own process (node_lifetime.entry) ignores stop signals once shutting down: a program that
+    called main() and goes on could no longer be stopped by Ctrl-C, docker stop or systemd (SIGINT and SIGTERM
+    ignored for good, and by every child it started after; session 70's review)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["--ros-args", "-p", f"model:={tiny_model_dir}", "-p", "num_queries:=16", "-p", "backend:=torch"]
+    program = subprocess.Popen([sys.executable, "-c", EMBEDDER, *args], env=ros_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not any("configured:" in line for line in lines) and program.poll() is None:
+            lines.append(program.stdout.readline())
+        time.sleep(0.5)
+        program.send_signal(signal.SIGINT)
+        out, _ = program.communicate(timeout=60)
+    finally:
+        if program.poll() is None:
+            program.terminate()
+            program.wait(timeout=30)
+    assert "returned 0 False" in out, "".join(lines) + out
+
+
 def test_a_mount_that_rolls_the_camera_upside_down_says_which_image_rotation_to_set(tiny_model_dir, ros_env, tmp_path):
     """The URDF has the camera upside down (rolled 180 degrees about its optical axis) and
     image_rotation is left at 0: the node still runs, and says, once, what to set."""

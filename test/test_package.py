@@ -47,7 +47,7 @@ def test_wheel_installs_data_files_and_console_scripts(tmp_path):
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))
     ).decode()
-    assert "perception_node = fourds_ros.ros.perception_node:main" in entry_points
+    assert "perception_node = fourds_ros.ros.node_lifetime:entry" in entry_points
     assert "fourds-ros = fourds_ros.cli:main" in entry_points
     assert not any(n.startswith("test/") for n in names)
     # `fourds-ros bench train` runs training.bench: installed with its configs

@@ -308,7 +308,7 @@ def test_launch_file_statically():
     assert callable(module.generate_launch_description)
     assert shutil.which(EXECUTABLE, path=str(REPO / ".venv" / "bin")) or shutil.which(EXECUTABLE)
     setup = (REPO / "setup.py").read_text()
-    assert f"{EXECUTABLE} = fourds_ros.ros.perception_node:main" in setup
+    assert f"{EXECUTABLE} = fourds_ros.ros.node_lifetime:entry" in setup
 
 
 def test_launch_file_runs_with_launch_service(ros_env, monkeypatch):

@@ -84,10 +84,19 @@ def ros_arguments(init_args: list[str] | None, node_kwargs: dict) -> list[str]:
     return args
 
 
+def entry() -> int:
+    """The node's process, `perception_node` (setup.py; `python -m fourds_ros.ros.perception_node` the same): main,
+    then the process ends (run_until_shutdown's exiting). A program embedding the node calls perception_node.main,
+    and its signals stay its own after main returns."""
+    from .perception_node import main  # that module imports this one
+
+    return main(exiting=True)
+
+
 def run_until_shutdown(node, autostart: bool, exiting: bool = False) -> None:
     """Spin `node` (configured and activated first with `autostart`) until shutdown, then release it
-    (node._release), destroy it and shut rclpy down. exiting: the process ends after (main() as its own entry, not
-    a program embedding the node): SIGINT and SIGTERM are ignored from the shutdown on (ignore_stop_signals)."""
+    (node._release), destroy it and shut rclpy down. exiting: the process ends after (entry): SIGINT and SIGTERM
+    are ignored from the shutdown on (ignore_stop_signals)."""
     # One thread (inference has its own): a second one's wait sets held the GIL and starved inference.
     executor = SingleThreadedExecutor()
     executor.add_node(node)

@@ -237,13 +237,13 @@ class PerceptionNode(LifecycleNode):
                                                   self.backend_text or "none", values, self.get_clock().now().to_msg()))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     if (exit_code := init_ros(sys.argv if argv is None else argv)) is not None:
         return exit_code
     node = PerceptionNode(init_args=argv)  # the rules and params files init_ros applied
-    run_until_shutdown(node, node.at_start.model.autostart, exiting=argv is None)  # None: the process's own entry
+    run_until_shutdown(node, node.at_start.model.autostart, exiting)  # exiting: the process ends after (entry)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(exiting=True))
