@@ -363,7 +363,7 @@ class NodeHealth:
         # (monotonic s, frames_in, dropped, lost) at most every RECENT_S / 100 (bounded whatever the
         # report rate): the dropped and lost rules compare with the newest sample at least RECENT_S old.
         self._recent: deque = deque([(self.started, 0, 0, 0)])
-        # The node's clock's motion, sampled at the reports: under use_sim_time a paused bag or simulator stops it.
+        # The node's clock's motion, read at the reports and the frames: a paused bag or simulator stops it.
         self._clock = ClockMotion()
         # The node's clock at the last output, when input last (re)started, at the last input and at the activation
         # (None: not yet): the stall rules time those on it too (_stall_on_node_clock).
