@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .clip_buffer import OUT_OF_ORDER_NS
+from .clip_buffer import OUT_OF_ORDER_NS, SAME_K_RTOL
 from .recent_publishers import RecentPublishers
 
 # Cached camera_infos are evicted past the last `cache` only once they arrived more than CACHE_KEEP_S ago, and at most
@@ -202,10 +202,10 @@ class InfoPublishers:
 
 def other_geometry(a, b) -> bool:
     """Whether two camera_infos' calibrations (camera.Calibration) describe other geometry: another K beyond float
-    noise (rtol 1e-3, as clip_buffer.same_camera), image size or distortion. A driver that recomputes a constant K
+    noise (SAME_K_RTOL, as clip_buffer.same_camera), image size or distortion. A driver that recomputes a constant K
     per message is the same geometry."""
-    return (not np.allclose(a.k, b.k, rtol=1e-3) or (a.width, a.height) != (b.width, b.height) or a.model != b.model
-            or len(a.d) != len(b.d) or not np.allclose(a.d, b.d, rtol=1e-3))
+    return (not np.allclose(a.k, b.k, rtol=SAME_K_RTOL) or (a.width, a.height) != (b.width, b.height)
+            or a.model != b.model or len(a.d) != len(b.d) or not np.allclose(a.d, b.d, rtol=SAME_K_RTOL))
 
 
 def calibration_difference(a, b) -> str:

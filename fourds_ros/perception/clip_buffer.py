@@ -83,14 +83,17 @@ def supersede(waiting: Clip, newer: Clip) -> tuple[Clip, int]:
     return replace(newer, new_frames=newer.new_frames + covered), waiting.new_frames - covered
 
 
+SAME_K_RTOL = 1e-3  # a K recomputed per message (float noise) is the same camera's K
+
+
 def same_camera(a: Frame, b: Frame) -> bool:
     """One camera and one K: a clip takes its metric depth scale and the pose's camera from its first
     frame's K, so a clip mixing cameras, or frames before a late camera_info (the default K) with
     those after it, had the later frames' depth off by the focal lengths' ratio (1.85x measured).
-    rtol 1e-3: a K recomputed per message (float noise) is the same camera."""
+    Within SAME_K_RTOL the same K."""
     if a.frame_id != b.frame_id or (a.k is None) != (b.k is None):
         return False
-    return a.k is None or bool(np.allclose(a.k, b.k, rtol=1e-3))
+    return a.k is None or bool(np.allclose(a.k, b.k, rtol=SAME_K_RTOL))
 
 
 OUT_OF_ORDER = "out_of_order"  # ClipBuffer.push's reason for a dropped late or repeated-stamp frame (no reset)
