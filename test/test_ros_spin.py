@@ -34,3 +34,18 @@ def test_a_requested_shutdown_is_quiet_and_a_real_error_is_not():
     assert spin_until_shutdown(lambda: None, Context(ok=True)) is False  # the spin returned: no stop asked
     with pytest.raises(RCLError):
         spin_until_shutdown(raising(RCLError("a real failure")), Context(ok=True))
+
+
+def test_a_sigint_inside_a_callbacks_c_code_is_the_requested_shutdown():
+    """A SIGINT landing while rclpy deserialized a /tf message for the node's TF watch raised KeyboardInterrupt in the
+    message's __init__, which pybind turned into a TypeError: the node exited with a traceback and code 1 (CI,
+    session 70). Any error caused by a KeyboardInterrupt is the stop; one that is not is raised."""
+    def deserializing():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise TypeError("Unable to convert function return value to a Python type!") from exc
+
+    assert spin_until_shutdown(deserializing, Context(ok=True)) is True
+    with pytest.raises(TypeError):
+        spin_until_shutdown(raising(TypeError("a real failure")), Context(ok=True))
