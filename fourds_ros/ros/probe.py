@@ -261,12 +261,12 @@ class Probe(Node):
         pre = f"/{ns.strip('/')}/" if ns.strip("/") else "/"
         # Reliable publishers match both SENSOR_DATA (best-effort) and DEFAULT (reliable) readers.
         camera = QoSPresetProfiles.DEFAULT.value
-        self.image_pub = self.create_publisher(Image, pre + "image", camera)
-        self.compressed_pub = self.create_publisher(CompressedImage, pre + "image/compressed", camera)
-        self.info_pub = self.create_publisher(CameraInfo, pre + "camera_info", camera)
-        self.queries_pub = self.create_publisher(PointCloud2, pre + "track_queries", camera)
-        self.reference_pub = self.create_publisher(Odometry, pre + "reference_odom", camera)
-        self.reference_depth_pub = self.create_publisher(Image, pre + "reference_depth", camera)
+        # The node's input topic -> our publisher on it: wait_for_subscribers names them, wait_idle waits for all.
+        self.input_publishers = {topic: self.create_publisher(kind, pre + topic, camera) for topic, kind in (
+            ("image", Image), ("image/compressed", CompressedImage), ("camera_info", CameraInfo),
+            ("track_queries", PointCloud2), ("reference_odom", Odometry), ("reference_depth", Image))}
+        self.image_pub, self.compressed_pub, self.info_pub, self.queries_pub, self.reference_pub, \
+            self.reference_depth_pub = self.input_publishers.values()
         self.prefix, self.offered = pre, []
         outputs = dict(OUTPUTS.values())  # topic -> type, as the node publishes them
         record = set(topics) if topics else set(outputs) | {"/diagnostics", "/tf"}
@@ -449,15 +449,10 @@ class Probe(Node):
         is gone, or never matched, holds none back)."""
         from rclpy.duration import Duration
 
-        publishers = (self.image_pub, self.compressed_pub, self.info_pub, self.queries_pub, self.reference_pub,
-                      self.reference_depth_pub, *self.offered)
-        return all(p.wait_for_all_acked(Duration(seconds=0)) for p in publishers)
+        return all(p.wait_for_all_acked(Duration(seconds=0)) for p in (*self.input_publishers.values(), *self.offered))
 
     def _wait_for_subscribers(self, step: dict) -> None:
-        publishers = {"image": self.image_pub, "image/compressed": self.compressed_pub,
-                      "camera_info": self.info_pub, "track_queries": self.queries_pub,
-                      "reference_odom": self.reference_pub, "reference_depth": self.reference_depth_pub}
-        wanted = [publishers[t] for t in step["wait_for_subscribers"]]
+        wanted = [self.input_publishers[t] for t in step["wait_for_subscribers"]]
         end = time.monotonic() + float(step.get("timeout", 60))
         # ...and our recorders must have matched the node's output publishers too (discovery is not
         # symmetric; outputs sent before that are lost), then a moment to settle.
