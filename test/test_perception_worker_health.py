@@ -1276,6 +1276,33 @@ def test_no_publisher_and_no_frame_on_a_slow_sim_clock_is_timed_from_the_activat
     assert loop.run(1, state()) == [(WARN, "active; no publisher on the image topic and no frame for 31 s")]
 
 
+def test_the_first_activation_on_a_slow_sim_clock_times_the_silent_camera_rules_on_it(clock):
+    """Activated at once on a /clock at 0.1x real time (no report yet had seen it move: the node's first activation at
+    start-up): the silent-camera rules were timed on steady time alone until a report saw the clock move, and read
+    'no publisher on the image topic and no frame for 6 s' (or 'image publisher(s) but no frame arrived') half a second
+    of the node's clock after the activation. The activation's reading of the node's clock, and a later one that
+    differs, say it moves: WARN once it has passed stall_warn_s too. A clock that does not move (use_sim_time with no
+    /clock yet) or a live one passes with steady time: WARN after stall_warn_s of it, as before."""
+    def health_of(now_ns):
+        health = NodeHealth(lambda m: None, now_ns=now_ns)
+        health.stall_warn_s = 5.0
+        health.activated()
+        return health
+    for node, expected in [(state(), "no publisher on the image topic and no frame for 51 s"),
+                           (state(image_publishers=1), "1 image publisher(s) but no frame arrived for 51 s")]:
+        sim = SlowSimClock(clock, health_of)
+        levels = sim.run(51, node)
+        assert levels[:-1] == [(OK, "active")] * 50, [m for _, m in levels if m != "active"][:1]
+        assert levels[-1] == (WARN, f"active; {expected}"), levels[-1]
+    for now_ns in (lambda: 0, lambda: int(clock.t * 1e9)):  # still; live (the system clock, moving with steady time)
+        health = health_of(now_ns)
+        levels = []
+        for _ in range(6):
+            clock.t += 1.0
+            levels.append(health.level(state()))
+        assert levels == [(OK, "active")] * 5 + [(WARN, "active; no publisher on the image topic and no frame for 6 s")]
+
+
 def test_inference_stuck_behind_a_slow_camera_on_a_slow_sim_clock_is_a_stall(clock):
     """A 1 Hz camera on a /clock at 0.1x real time, no frame ever described: frames 10 s apart in steady time restarted
     the input-arriving stall at each one, and between them the node read 'no frame arrived' (while they did). Input
@@ -1486,7 +1513,7 @@ def test_the_last_minute_rules_hold_only_while_active_and_say_when_it_last_happe
 def test_the_failing_clips_error_ends_when_clips_stop_and_the_current_cause_is_named(clock):
     """3 clips failed (a transient CUDA fault), then the camera driver died: 10 minutes on, /diagnostics must say
     what is wrong now (no publisher, no frame), not 'inference failing on every clip' as no clip runs."""
-    health = NodeHealth(lambda m: None)
+    health = NodeHealth(lambda m: None, now_ns=lambda: int(clock.t * 1e9))  # a live clock, moving with steady time
     health.stall_warn_s = 5.0
     health.activated()
     for _ in range(3):

@@ -396,10 +396,12 @@ class NodeHealth:
         went on publishing while the node was inactive, unsubscribed: its sequence numbers and stamps
         jump by the frames sent meanwhile, which no subscription was there to lose. Kept, a node
         inactive for 10 s counted 300 frames "lost before the callback" on its first frame back, WARN."""
+        # The node's clock then, read first (a live clock's span from it is never shorter than steady time's): judged on
+        # once it is seen to move (_stall_on_node_clock), by the next report at the latest. Kept only where the reports
+        # had seen it move, the first activation under a slow /clock timed the silent-camera rules on steady time.
+        self._active_ns = self.now_ns()
         self.active_since = time.monotonic()
-        # The node's clock then, where the reports saw it move by now (else not read: steady time alone from here)
-        self._clock.see(now_ns := self.now_ns(), self.active_since)
-        self._active_ns = now_ns if self._clock.moved_at is not None else None
+        self._clock.see(self._active_ns, self.active_since)
         self._forget_publishers()
         self.gaps.restart()
         self._failing = (0, "", "")  # failures of an earlier activation (or engine) say nothing of this one
