@@ -1,6 +1,8 @@
 """spin_until_shutdown: a stop requested by a signal ends the spin quietly, whichever way rclpy
 reports it; a real error while the context is still valid is raised."""
 
+import time
+
 import pytest
 from rclpy.executors import ExternalShutdownException
 from rclpy.subscription import RCLError
@@ -49,3 +51,43 @@ def test_a_sigint_inside_a_callbacks_c_code_is_the_requested_shutdown():
     assert spin_until_shutdown(deserializing, Context(ok=True)) is True
     with pytest.raises(TypeError):
         spin_until_shutdown(raising(TypeError("a real failure")), Context(ok=True))
+
+
+def test_a_sigint_inside_a_taken_messages_init_is_the_requested_shutdown(ros_env):
+    """rclpy's executor takes a message and calls its Python __init__; a SIGINT's KeyboardInterrupt raised there comes
+    out of take_message as RuntimeError('Unable to convert call argument ...') with no cause or context, while rclpy's
+    signal thread shuts the context down: a requested stop, not a traceback and exit code 1."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from fourds_ros.ros.spin import spin_until_shutdown
+
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+    node = rclpy.create_node("take_interrupted", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        node.create_subscription(Image, "take_interrupted", lambda m: None, 10)
+        publisher = node.create_publisher(Image, "take_interrupted", 10)
+        executor.add_node(node)
+        message, original = Image(), Image.__init__
+
+        def interrupted_init(self, *args, **kwargs):  # where Python's default_int_handler raises at a SIGINT
+            Image.__init__ = original
+            context.try_shutdown()  # rclpy's signal handler's part
+            raise KeyboardInterrupt
+
+        deadline = time.monotonic() + 10
+        while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        Image.__init__ = interrupted_init
+        try:
+            publisher.publish(message)
+            assert spin_until_shutdown(executor.spin, context) is True
+        finally:
+            Image.__init__ = original
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        context.try_shutdown()

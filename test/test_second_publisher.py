@@ -422,3 +422,34 @@ def test_two_camera_info_publishers_differing_only_in_distortion_differ():
                  for d in ((0.1, 0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0, 0.0)))
     assert calibration_difference(raw, rect) == "distortion"
     assert calibration_difference(raw, raw) == ""
+
+
+@pytest.mark.parametrize("stall_s", [1.1, 1.5, 3.0])
+def test_a_followed_camera_that_stalls_is_followed_again_beside_a_bag(clock, stall_s):
+    """A bag played onto a live 15 Hz camera's topic (--rate 2): the camera is followed. It stalls stall_s (a USB
+    hiccup): the bag's frames are taken meanwhile, and the camera is followed again once it is back."""
+    health = named_health([])
+    camera = [(t, "camera") for t in np.arange(0, 20, 1 / 15) if not 10 <= t < 10 + stall_s]
+    bag = [(t + 0.01, "bag") for t in np.arange(5, 20, 1 / 30)]
+    t0, start, after = time.time_ns() - 10**10, clock.t, {"camera": 0, "bag": 0}
+    for i, (t, publisher) in enumerate(sorted(camera + bag)):
+        clock.t = start + t
+        taken = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
+        if t >= 10 + stall_s + 1:
+            after[publisher] += taken
+    assert after["bag"] == 0 and after["camera"] == sum(t >= 10 + stall_s + 1 for t, _ in camera), after
+
+
+def test_a_slow_camera_heard_alone_first_is_kept_beside_a_faster_bag(clock):
+    """A 2 Hz camera (the team's own, heard alone for 5 s); `ros2 bag play` of a 15 Hz recording onto its topic: the
+    camera is kept, as a 15 Hz camera is (f98f925 kept it; session 70's FOLLOW_FASTER hands the node to the bag)."""
+    health = named_health([])
+    camera = [(t, "camera") for t in np.arange(0, 30, 1 / 2)]
+    bag = [(t + 0.01, "bag") for t in np.arange(5, 30, 1 / 15)]
+    t0, start, late = time.time_ns() - 10**10, clock.t, {"camera": 0, "bag": 0}
+    for i, (t, publisher) in enumerate(sorted(camera + bag)):
+        clock.t = start + t
+        taken = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
+        if t > 10:
+            late[publisher] += taken
+    assert late == {"camera": sum(t > 10 for t, _ in camera), "bag": 0}, late

@@ -279,14 +279,19 @@ SLOW_INTERLEAVE_SWITCHES = 3
 PUBLISHERS_HEARD_S = 5.0
 # While publishers interleave, the node follows the one it heard first and rejects the others' frames, so that the
 # clips and odometry stay one camera's; the WARN names them. Once the followed one has been silent this long (a
-# driver stopped) the others' frames are taken again.
+# driver stopped) the others' frames are taken again; back within PUBLISHERS_HEARD_S (a USB hiccup), it is followed
+# again: the one left alone was followed from its next frame, and a bag played onto a live camera's topic kept the
+# node, its odometry and TF, after a 1.1 s stall of the camera (session 71's review). A gap this long is no frame
+# interval either (a 3 s pause made a 15 Hz camera read slow for seconds).
 FOLLOW_SILENT_S = 1.0
 # ... unless the first heard is slow, one frame every FOLLOW_SLOW_S or more, and another sends its frames over
 # FOLLOW_FASTER times as often: the camera beside a slow republisher heard first (the camera's driver restarted while
 # a 1 Hz debug republisher ran), where following the first heard rejected 510 of the camera's 600 frames (session
 # 70). A camera heard first is kept whatever comes faster: `ros2 bag play --rate 2` onto a 15 Hz camera's topic took
-# over the node, its odometry and TF, while following the faster (session 70's review). Two drivers at one rate: the
-# first heard, as before.
+# over the node, its odometry and TF, while following the faster (session 70's review); and so is a slow one heard
+# alone for PUBLISHERS_HEARD_S before the other came (the team's own 2 Hz camera: a 15 Hz bag onto its topic took it
+# over; session 71's review), unlike a republisher left alone while the camera's driver restarted. Two drivers at one
+# rate: the first heard, as before.
 FOLLOW_FASTER = 2.0
 FOLLOW_SLOW_S = 0.5
 IMAGE_PUBLISHERS_INTERLEAVED = "image_publishers_interleaved"
@@ -414,6 +419,7 @@ class NodeHealth:
         # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time)
         self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
         self._last_publisher, self.following, self._switches = None, None, deque()
+        self._alone = None  # (publisher, since, last: monotonic s) heard with no other within INTERLEAVED_S
         self._lasting_switches = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
@@ -475,7 +481,7 @@ class NodeHealth:
         INTERLEAVED_S."""
         heard, switches = self._image_publishers, self._switches
         (first, interval), last = heard.get(publisher, ((now, None), None))
-        if last is not None:  # its frames' interval, smoothed: whom to follow (_to_follow)
+        if last is not None and now - last <= FOLLOW_SILENT_S:  # its frames' interval, smoothed: _to_follow
             interval = now - last if interval is None else 0.8 * interval + 0.2 * (now - last)
         heard.heard(publisher, (first, interval), now)
         previous, self._last_publisher = self._last_publisher, publisher
@@ -483,6 +489,8 @@ class NodeHealth:
         if not others or now - others[0][1] > INTERLEAVED_S:
             # one publisher: the usual case (and a followed one alone again: a later restart is clean)
             self.following = None
+            alone = self._alone
+            self._alone = (publisher, now if alone is None or alone[0] != publisher else alone[1], now)
             return True
         lasting = 0
         if last is not None and previous != publisher:  # back to one heard before, another's frame between
@@ -494,7 +502,8 @@ class NodeHealth:
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
             self.following = None
         if self.following is None:
-            if len(switches) < INTERLEAVE_SWITCHES and lasting < SLOW_INTERLEAVE_SWITCHES:
+            # one live publisher (the followed one stalled) interleaves with none: chosen again when the two are
+            if len(live) < 2 or (len(switches) < INTERLEAVE_SWITCHES and lasting < SLOW_INTERLEAVE_SWITCHES):
                 return True
             self.following = self._to_follow(live)
         elif publisher == self.following:
@@ -512,7 +521,9 @@ class NodeHealth:
         intervals = [self._image_publishers[p][0][1] for p in live]
         intervals = [math.inf if i is None else i for i in intervals]
         fastest = min(range(len(live)), key=intervals.__getitem__)
-        slow_first = FOLLOW_SLOW_S <= intervals[0] < math.inf
+        alone = self._alone  # the team's own camera, heard alone for a while before the other came, is kept
+        kept = alone is not None and alone[0] == live[0] and alone[2] - alone[1] >= PUBLISHERS_HEARD_S
+        slow_first = FOLLOW_SLOW_S <= intervals[0] < math.inf and not kept
         return live[fastest] if slow_first and intervals[fastest] * FOLLOW_FASTER < intervals[0] else live[0]
 
     def _lasting_switch(self, previous, publisher, now: float) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rclpy.executors import ExternalShutdownException
 from rclpy.subscription import RCLError
 
@@ -22,10 +24,22 @@ def spin_until_shutdown(spin, context) -> bool:
             raise
         return True
     except Exception as exc:
-        if not interrupted(exc):
+        # rclpy's take of a message whose __init__ a SIGINT interrupted raises RuntimeError("Unable to convert call
+        # argument '0'"), its KeyboardInterrupt lost: the context rclpy's signal thread shuts down says it was one
+        if not interrupted(exc) and not _shut_down_within(context, 0.5):
             raise
         return True
     return not context.ok()
+
+
+def _shut_down_within(context, timeout_s: float) -> bool:
+    """Whether the context is shut down within timeout_s (rclpy's signal thread shuts it down after a SIGINT)."""
+    end = time.monotonic() + timeout_s
+    while context.ok():
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def interrupted(exc: BaseException) -> bool:
