@@ -4,6 +4,7 @@ on a node run in this process (the probe has no shutdown transition, and these n
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import pytest
 
@@ -290,6 +291,31 @@ def test_a_node_given_its_own_cli_args_pairs_camera_info_by_them(ros_env, tiny_m
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     assert "/cam/image_rect" in topics and [topic for topic in topics if "camera_info" in topic] == ["/camera_info"]
+
+
+# A program that embeds the node with main(argv), its own sys.argv holding no rule; the spin is replaced by a print
+# of the camera_info topic the node pairs with its images.
+EMBEDDED_MAIN = """
+import sys, rclpy
+from fourds_ros.ros import perception_node
+from fourds_ros.ros.transforms import camera_info_topic
+def instead_of_spinning(node, autostart, exiting=False):
+    print("camera_info on", camera_info_topic(node, "raw", node.ros_arguments), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+perception_node.run_until_shutdown = instead_of_spinning
+sys.exit(perception_node.main(["embedder", "--ros-args", "-r", "image:=/cam/image_raw", "-r",
+                               "camera_info:=/camera_info", "-p", "model:=" + sys.argv[1], "-p", "autostart:=false"]))
+"""
+
+
+def test_the_rules_main_is_given_pair_camera_info_not_the_processs(ros_env, tiny_model_dir):
+    """main(argv): rcl applied argv's rules, and the node read its camera_info remap from sys.argv, which holds none,
+    and listened on /cam/camera_info: every frame waited, then took the default intrinsics (session 70's fix, whose
+    main(argv) path no test ran: review)."""
+    done = run_ros_process([sys.executable, "-c", EMBEDDED_MAIN, str(tiny_model_dir)], ros_env, 120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "camera_info on /camera_info\n" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
 def test_a_released_pipelines_totals_include_the_clips_cleanup_ran(ros_env, tiny_model_dir):

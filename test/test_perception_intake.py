@@ -274,6 +274,42 @@ def test_a_frame_whose_own_camera_info_came_late_with_another_k_is_warned_of(rig
     assert f"stamp {s[3]} ns" in warned and "fx 90 vs 60" in warned and "camera_info_wait_s" in warned
 
 
+def test_a_late_camera_info_with_another_size_or_distortion_is_warned_of_too(rig):
+    """camera_info_late names another geometry, not only another K: a resolution switch or a new distortion
+    model arriving after the frame that took the previous calibration was described with the wrong one too."""
+    for late in (Calibration(square_k(), (), "", 96, 72),
+                 Calibration(square_k(), (0.1, -0.05, 0.0, 0.0, 0.0), "plumb_bob", 64, 64)):
+        r = rig()
+        s = stamps(2)
+        r.image(s[0], image(64, 64, 0), info=Calibration(square_k(), (), "", 64, 64))
+        r.image(s[1], image(64, 64, 1))  # takes the latest calibration: its own comes after it...
+        r.intake.push_info(s[1], late)  # ... with another size, or a distortion
+        r.wait_idle()
+        assert r.health.errors.get("camera_info_late") == 1, (late, r.logged)
+
+
+def test_a_late_camera_info_without_k_or_for_a_frame_described_without_one_is_no_crash(rig):
+    """The late-camera_info check compares the K a frame took with its own: a driver that lost its calibration (K
+    all zero: none) after a frame took the latest, or a frame described with the default intrinsics (no camera_info
+    yet) whose own came later, has nothing to compare, and raised AttributeError in the camera_info callback."""
+    calibrated = Calibration(square_k(), (), "", 64, 64)
+    r = rig()
+    s = stamps(3)
+    r.image(s[0], image(64, 64, 0), info=calibrated)
+    r.image(s[1], image(64, 64, 1))  # takes the latest K: its own comes after it...
+    r.intake.push_info(s[1], None)  # ... uncalibrated
+    r.image(s[2], image(64, 64, 2))
+    r.wait_idle()
+    assert "camera_info_late" not in r.health.errors
+    r = rig(camera_info_startup_wait_s=0.0)
+    s = stamps(2)
+    r.image(s[0], image(64, 64, 0))  # no camera_info yet: the default intrinsics
+    r.intake.push_info(s[0], calibrated)  # its own, late
+    r.image(s[1], image(64, 64, 1), info=calibrated)
+    r.wait_idle()
+    assert "camera_info_late" not in r.health.errors
+
+
 def test_drain_describes_the_frames_after_the_last_clip_and_those_waiting_for_camera_info(rig):
     """Deactivation (FrameIntake.drain): nothing taken in is left undescribed, whatever the idle
     flush would have done: frames still waiting for a first camera_info and frames after the last

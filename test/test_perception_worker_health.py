@@ -214,6 +214,17 @@ def test_pending_frames_counts_queued_and_in_inference(make_worker):
     assert worker.idle()
 
 
+def test_the_flush_under_a_node_clock_that_never_moves_is_due_on_steady_time(make_worker):
+    """use_sim_time before any /clock: the node's clock reads 0 at every frame and every flush check. The worker's
+    clock tracker takes its start for a change (moved_at), so the flush falls due on steady time: without it, the
+    flush timer raised TypeError (None >= float) and frames after the last clip waited for good."""
+    worker = make_worker(GatedRun())
+    worker.touch(0)
+    start = worker.last_activity
+    assert not worker.flush_due(1.0, now=start + 0.5, node_ns=0)
+    assert worker.flush_due(1.0, now=start + 1.05, node_ns=0)
+
+
 def test_flush_due_only_when_idle_for_flush_after_s(make_worker):
     run = GatedRun(gated={1})
     worker = make_worker(run)
