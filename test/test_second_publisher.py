@@ -114,6 +114,17 @@ def test_the_camera_info_cache_is_bounded_by_age_and_count():
     assert len(sync.k_by_stamp) == sync.cache
 
 
+def test_frames_that_took_the_latest_k_are_remembered_within_the_cache():
+    """A camera_info that never comes for its own frames (stamped otherwise, or always lagging past the wait): each
+    frame takes the latest K and is remembered for camera_info_late, at most `cache` of them: unbounded, 30 Hz grew
+    the node's memory for good (mutation review)."""
+    sync = CameraInfoSync()
+    sync.push_info(0, np.eye(3), 0.0)
+    for i in range(1, 10 * sync.cache):
+        sync.push_image(i * HZ15, f"frame {i}", i / 15)
+    assert len(sync.took_latest) == sync.cache and next(reversed(sync.took_latest)) == (10 * sync.cache - 1) * HZ15
+
+
 def calibration(fx: float, size: tuple[int, int] = (160, 120)) -> Calibration:
     return Calibration(np.array([[fx, 0, 80.0], [0, fx, 60.0], [0, 0, 1]]), (), "plumb_bob", *size)
 
