@@ -366,6 +366,34 @@ def test_a_slow_second_image_publisher_is_confirmed_and_a_restart_still_is_not(c
         assert warned and taken["a"] == len(live) and taken["b"] < 20, (rate, taken)
 
 
+def jittered(name: str, rate: float, start: float, end: float, pause: tuple[float, float] = (0.0, 0.0)):
+    """The frames (s, publisher) of one writer at `rate` with DDS's few ms of jitter, none within `pause` (from, to)."""
+    jitter = np.random.default_rng(71).uniform(-0.005, 0.005, 2000)
+    times = [float(t + jitter[i % 2000]) for i, t in enumerate(np.arange(start, end, 1 / rate))]
+    return [(t, name) for t in times if not pause[0] <= t < pause[1]]
+
+
+def test_a_camera_paused_beside_a_slow_publisher_is_followed_again_at_once(clock):
+    """Session 70's review: the 30 Hz camera followed beside a 1 Hz republisher heard first paused 1.5-4.5 s on the
+    same writer. The pause went into its smoothed interval (no longer FOLLOW_FASTER times the republisher's rate), or
+    the republisher was followed alone while the camera was silent: up to 14 s of the camera's frames rejected after
+    it resumed. Leaving out every gap over FOLLOW_SILENT_S instead left the republisher with no interval where its
+    first gap was 1.002 s (or it sent at 0.5 Hz), and its alone stretches (at the start, in the pause) counted as one
+    from the start: the camera was rejected from its first frames, or after its pause. Every frame of the camera is
+    taken, and a slow second publisher beside a camera heard first is still rejected (taken only while the camera is
+    silent FOLLOW_SILENT_S, and its first two frames, before it is confirmed)."""
+    for rate in (1.0, 0.5):
+        for start in (6.0, 8.0, 10.0, 12.3, 14.7):
+            for length in (1.5, 3.0, 4.5):
+                pause = (start, start + length)
+                for slow, camera in ((jittered("b", rate, 0.0, 25.0), jittered("a", 30, 0.5, 25.0, pause)),
+                                     (jittered("b", rate, 1.0, 25.0), jittered("a", 30, 0.0, 25.0, pause))):
+                    warned, taken, _ = interleave_outcome(clock, slow + camera)
+                    during = sum(start <= t < start + length + 1 for t, _ in slow)  # the camera silent
+                    assert warned and taken["a"] == len(camera), (rate, pause, slow[0][0], taken)
+                    assert taken["b"] <= 2 + during, (rate, pause, slow[0][0], taken)
+
+
 def test_a_followed_camera_alone_again_lets_a_later_restart_through(clock):
     """After a bag was played beside the live driver (warned, the driver followed) and stopped, the followed driver
     alone again ends the following: its later quick restart (0.3 s) is a clean restart, every frame taken."""

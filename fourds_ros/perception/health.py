@@ -281,8 +281,7 @@ PUBLISHERS_HEARD_S = 5.0
 # clips and odometry stay one camera's; the WARN names them. Once the followed one has been silent this long (a
 # driver stopped) the others' frames are taken again; back within PUBLISHERS_HEARD_S (a USB hiccup), it is followed
 # again: the one left alone was followed from its next frame, and a bag played onto a live camera's topic kept the
-# node, its odometry and TF, after a 1.1 s stall of the camera (session 71's review). A gap this long is no frame
-# interval either (a 3 s pause made a 15 Hz camera read slow for seconds).
+# node, its odometry and TF, after a 1.1 s stall of the camera (session 71's review).
 FOLLOW_SILENT_S = 1.0
 # ... unless the first heard is slow, one frame every FOLLOW_SLOW_S or more, and another sends its frames over
 # FOLLOW_FASTER times as often: the camera beside a slow republisher heard first (the camera's driver restarted while
@@ -294,6 +293,13 @@ FOLLOW_SILENT_S = 1.0
 # rate: the first heard, as before.
 FOLLOW_FASTER = 2.0
 FOLLOW_SLOW_S = 0.5
+# Each publisher's frame interval is smoothed (0.8 old + 0.2 new), but a gap over FOLLOW_SILENT_S and PAUSE_INTERVALS
+# times the estimate is a pause, not its rate, and is left out: a 30 Hz camera pausing 3 s beside a 1 Hz republisher
+# heard first read as no longer faster, and its frames were rejected for seconds (session 70's review). Only those:
+# leaving out every gap over FOLLOW_SILENT_S left a 1 Hz republisher whose first gap was 1.002 s, and every 0.5 Hz
+# one, with no interval, never slow, and the camera beside it rejected. Two such gaps in a row are the rate (a camera
+# throttled to 0.5 Hz): the estimate restarts from the second.
+PAUSE_INTERVALS = 4.0
 IMAGE_PUBLISHERS_INTERLEAVED = "image_publishers_interleaved"
 
 
@@ -325,6 +331,16 @@ def p95_recent(values, at, now: float, limit: float) -> tuple[float, float] | No
     if (p95 := p95_over([v for v, _ in pairs], limit)) is None:
         return None
     return p95, now - max(t for v, t in pairs if v > limit)  # one is over: the p95 is at most the largest
+
+
+def frame_interval(interval: float | None, gap: float, paused: bool) -> tuple[float, bool]:
+    """A publisher's smoothed frame interval (None: one frame heard) and its next `gap` -> (the interval, whether
+    `gap` was a pause: PAUSE_INTERVALS). paused: the gap before was one."""
+    if interval is None:
+        return gap, False
+    if gap > FOLLOW_SILENT_S and gap > PAUSE_INTERVALS * interval:
+        return (gap, False) if paused else (interval, True)
+    return 0.8 * interval + 0.2 * gap, False
 
 
 class NodeHealth:
@@ -414,7 +430,8 @@ class NodeHealth:
     def _forget_publishers(self) -> None:
         """No image publisher heard yet: at the start, and at each activation (activated says why)."""
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
-        # image publisher -> (first, last heard: monotonic s), least recently heard first; the last frame's publisher;
+        # image publisher -> ((first heard, frame interval, paused: frame_interval), last heard: monotonic s), least
+        # recently heard first; the last frame's publisher;
         # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken);
         # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time)
         self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
@@ -480,17 +497,19 @@ class NodeHealth:
         between two lasting ones) until the followed one is silent (FOLLOW_SILENT_S) or the only one heard within
         INTERLEAVED_S."""
         heard, switches = self._image_publishers, self._switches
-        (first, interval), last = heard.get(publisher, ((now, None), None))
-        if last is not None and now - last <= FOLLOW_SILENT_S:  # its frames' interval, smoothed: _to_follow
-            interval = now - last if interval is None else 0.8 * interval + 0.2 * (now - last)
-        heard.heard(publisher, (first, interval), now)
+        (first, interval, paused), last = heard.get(publisher, ((now, None, False), None))
+        if last is not None:  # its frames' interval, smoothed: whom to follow (_to_follow)
+            interval, paused = frame_interval(interval, now - last, paused)
+        heard.heard(publisher, (first, interval, paused), now)
         previous, self._last_publisher = self._last_publisher, publisher
         others = list(heard.values())[-2:-1]  # the one heard most recently before this one
         if not others or now - others[0][1] > INTERLEAVED_S:
             # one publisher: the usual case (and a followed one alone again: a later restart is clean)
             self.following = None
             alone = self._alone
-            self._alone = (publisher, now if alone is None or alone[0] != publisher else alone[1], now)
+            # since its last frame was alone too: a republisher alone at the start and again during the camera's
+            # pause was "alone" from the start, kept, and the camera rejected after its pause (session 70's review)
+            self._alone = (publisher, alone[1] if alone and alone[0] == publisher and alone[2] == last else now, now)
             return True
         lasting = 0
         if last is not None and previous != publisher:  # back to one heard before, another's frame between
