@@ -394,6 +394,40 @@ def test_a_camera_paused_beside_a_slow_publisher_is_followed_again_at_once(clock
                     assert taken["b"] <= 2 + during, (rate, pause, slow[0][0], taken)
 
 
+def test_the_first_heard_is_followed_whoever_confirms_the_interleaving(clock):
+    """A 15 Hz camera heard first and an intruder at about 2.1 Hz: the slow rule's third switch falls on a camera
+    frame. The publisher followed is the first heard, not the one whose frame confirmed it (sorted by when last heard,
+    the intruder was followed and 120 of the camera's 150 frames rejected, and no test failed: mutation review)."""
+    warned, taken, _ = interleave_outcome(clock, [(k / 15, "a") for k in range(150)]
+                                          + [(1.01 + 0.47 * k, "b") for k in range(19)])
+    assert warned and taken == {"a": 150, "b": 3}, taken
+
+
+@pytest.mark.parametrize("rate, camera_taken", [(1.5, 3), (3.0, 58), (10.0, 195)])
+def test_a_camera_beside_a_slow_republisher_heard_first_is_followed_over_twice_its_rate(clock, rate, camera_taken):
+    """A 1 Hz republisher heard first, the camera restarted beside it at `rate`: followed over FOLLOW_FASTER (2x) the
+    republisher's rate (3 and 10 Hz: every frame), not at 1.5 Hz (a second slow publisher: its first frames only).
+    Only 30 Hz was tested: at a ratio of 20, a 10 Hz camera kept 16 of its 195 frames (mutation review)."""
+    republisher = [(k + 0.003, "b") for k in range(20)]
+    camera = [(0.5 + k / rate, "a") for k in range(int(19.5 * rate))]
+    warned, taken, _ = interleave_outcome(clock, republisher + camera)
+    assert warned and taken["a"] == camera_taken, taken
+    assert (taken["b"] <= 3) == (camera_taken == len(camera)), taken
+
+
+def test_a_second_driver_beside_a_restarted_one_is_rejected_while_the_old_writer_is_remembered(clock):
+    """A driver's restart (old writer until 1 s, the new one from 1 s, 15 Hz), then a second driver from 1.5 s: the
+    old writer, silent but remembered for PUBLISHERS_HEARD_S, is no publisher the frames interleave with. Compared
+    with it (the least recently heard) instead of the one heard last, the second driver's frames went into clips
+    from 2 s to 5 s (mutation review). The old writer, first heard, is followed until it has been silent
+    FOLLOW_SILENT_S: the new one loses the frames of that moment (3 here), at most a second's."""
+    schedule = ([(k / 15, "old") for k in range(15)] + [(1.0 + k / 15, "a") for k in range(105)]
+                + [(1.51 + k / 15, "b") for k in range(97)])
+    warned, taken, first_rejected = interleave_outcome(clock, schedule)
+    assert warned and taken["a"] >= 105 - 15 and taken["old"] == 15, taken
+    assert first_rejected < 2.0 and taken["b"] <= 9, (first_rejected, taken)
+
+
 def test_a_followed_camera_alone_again_lets_a_later_restart_through(clock):
     """After a bag was played beside the live driver (warned, the driver followed) and stopped, the followed driver
     alone again ends the following: its later quick restart (0.3 s) is a clean restart, every frame taken."""
