@@ -513,16 +513,25 @@ def test_a_followed_camera_that_stalls_is_followed_again_beside_a_bag(clock, sta
     assert after["bag"] == 0 and after["camera"] == sum(t >= 10 + stall_s + 1 for t, _ in camera), after
 
 
-def test_a_slow_camera_heard_alone_first_is_kept_beside_a_faster_bag(clock):
-    """A 2 Hz camera (the team's own, heard alone for 5 s); `ros2 bag play` of a 15 Hz recording onto its topic: the
-    camera is kept, as a 15 Hz camera is (f98f925 kept it; session 70's FOLLOW_FASTER hands the node to the bag)."""
-    health = named_health([])
-    camera = [(t, "camera") for t in np.arange(0, 30, 1 / 2)]
-    bag = [(t + 0.01, "bag") for t in np.arange(5, 30, 1 / 15)]
-    t0, start, late = time.time_ns() - 10**10, clock.t, {"camera": 0, "bag": 0}
-    for i, (t, publisher) in enumerate(sorted(camera + bag)):
+def test_a_rejected_republisher_is_not_followed_after_the_cameras_long_restart(clock):
+    """A 30 Hz camera followed beside a 1 Hz republisher (rejected, warned); the camera's driver restarts, taking 10 s
+    (a new writer). The republisher alone meanwhile is no camera to keep: the new writer is followed (a rule keeping a
+    slow publisher heard alone for 5 s first, tried this session, took 71 of the camera's 600 frames: review)."""
+    schedule = jittered("old", 30, 0.0, 10.0) + jittered("new", 30, 20.0, 40.0) + jittered("rep", 1, 3.3, 40.0)
+    warned, taken, _ = interleave_outcome(clock, schedule)
+    assert warned and taken["new"] == sum(p == "new" for _, p in schedule), taken
+    assert taken["rep"] <= 15, taken
+
+
+def test_a_followed_camera_slower_than_1_hz_gets_no_frame_of_the_other(clock):
+    """A 0.7 Hz camera heard first, a 1 Hz second publisher (not twice as fast: the camera is followed). Silent
+    FOLLOW_SILENT_S between its own frames, the camera read as stopped 0.4 s of every 1.4 s, and the other's frames
+    went into its clips meanwhile (review). A publisher is stopped after two of its own frame intervals where slower."""
+    camera, other = jittered("camera", 0.7, 0.0, 60.0), jittered("other", 1.0, 8.0, 60.0)
+    health, t0, start = named_health([]), time.time_ns() - 10**10, clock.t
+    after = {"camera": 0, "other": 0}
+    for i, (t, publisher) in enumerate(sorted(camera + other)):
         clock.t = start + t
         taken = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
-        if t > 10:
-            late[publisher] += taken
-    assert late == {"camera": sum(t > 10 for t, _ in camera), "bag": 0}, late
+        after[publisher] += taken and t >= 15
+    assert health.following == "camera" and after == {"camera": sum(t >= 15 for t, _ in camera), "other": 0}, after

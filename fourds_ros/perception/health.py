@@ -287,10 +287,11 @@ FOLLOW_SILENT_S = 1.0
 # FOLLOW_FASTER times as often: the camera beside a slow republisher heard first (the camera's driver restarted while
 # a 1 Hz debug republisher ran), where following the first heard rejected 510 of the camera's 600 frames (session
 # 70). A camera heard first is kept whatever comes faster: `ros2 bag play --rate 2` onto a 15 Hz camera's topic took
-# over the node, its odometry and TF, while following the faster (session 70's review); and so is a slow one heard
-# alone for PUBLISHERS_HEARD_S before the other came (the team's own 2 Hz camera: a 15 Hz bag onto its topic took it
-# over; session 71's review), unlike a republisher left alone while the camera's driver restarted. Two drivers at one
-# rate: the first heard, as before.
+# over the node, its odometry and TF, while following the faster (session 70's review). A camera itself slower than
+# FOLLOW_SLOW_S, heard first, is taken over by a bag twice as fast: by their frames the two cases are one (the
+# republisher heard alone while the camera's driver restarted, or before it started; session 71 tried "heard alone
+# for 5 s first" and lost 90 % of a camera's frames after a 7 s restart, review). Two drivers at one rate: the first
+# heard, as before. Either way the WARN names both.
 FOLLOW_FASTER = 2.0
 FOLLOW_SLOW_S = 0.5
 # Each publisher's frame interval is smoothed (0.8 old + 0.2 new), but a gap over FOLLOW_SILENT_S and PAUSE_INTERVALS
@@ -436,7 +437,6 @@ class NodeHealth:
         # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time)
         self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
         self._last_publisher, self.following, self._switches = None, None, deque()
-        self._alone = None  # (publisher, since, last: monotonic s) heard with no other within INTERLEAVED_S
         self._lasting_switches = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
@@ -506,10 +506,6 @@ class NodeHealth:
         if not others or now - others[0][1] > INTERLEAVED_S:
             # one publisher: the usual case (and a followed one alone again: a later restart is clean)
             self.following = None
-            alone = self._alone
-            # since its last frame was alone too: a republisher alone at the start and again during the camera's
-            # pause was "alone" from the start, kept, and the camera rejected after its pause (session 70's review)
-            self._alone = (publisher, alone[1] if alone and alone[0] == publisher and alone[2] == last else now, now)
             return True
         lasting = 0
         if last is not None and previous != publisher:  # back to one heard before, another's frame between
@@ -517,7 +513,10 @@ class NodeHealth:
             lasting = self._lasting_switch(previous, publisher, now)
         while switches and now - switches[0] > INTERLEAVED_S:
             switches.popleft()
-        live = sorted((p for p, (_, at) in heard.items() if now - at <= FOLLOW_SILENT_S), key=lambda p: heard[p][0][0])
+        # silent for FOLLOW_SILENT_S, or for two of its own frame intervals where slower: a followed 0.7 Hz camera read
+        # as stopped between its frames, and the other's frames went into its clips (session 71's review)
+        live = sorted((p for p, ((_, every, _), at) in heard.items()
+                       if now - at <= max(FOLLOW_SILENT_S, 2 * (every or 0))), key=lambda p: heard[p][0][0])
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
             self.following = None
         if self.following is None:
@@ -540,9 +539,7 @@ class NodeHealth:
         intervals = [self._image_publishers[p][0][1] for p in live]
         intervals = [math.inf if i is None else i for i in intervals]
         fastest = min(range(len(live)), key=intervals.__getitem__)
-        alone = self._alone  # the team's own camera, heard alone for a while before the other came, is kept
-        kept = alone is not None and alone[0] == live[0] and alone[2] - alone[1] >= PUBLISHERS_HEARD_S
-        slow_first = FOLLOW_SLOW_S <= intervals[0] < math.inf and not kept
+        slow_first = FOLLOW_SLOW_S <= intervals[0] < math.inf
         return live[fastest] if slow_first and intervals[fastest] * FOLLOW_FASTER < intervals[0] else live[0]
 
     def _lasting_switch(self, previous, publisher, now: float) -> int:
