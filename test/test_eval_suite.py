@@ -61,6 +61,45 @@ def test_split_rejects_folds_that_leak_or_leave_out_scenes(tmp_path, bad, messag
         load_split(tmp_path / "split.yaml")
 
 
+def test_split_rejects_one_recording_folder_under_two_scenes(tmp_path):
+    """A folder listed forward under a training scene and, reversed, under a validation one: its images scored as
+    validation, and nothing said so (review)."""
+    from fourds_ros.evaluation.suite import SplitError, load_split
+
+    (tmp_path / "split.yaml").write_text(
+        "recordings:\n"
+        "  - {name: a, format: tum, path: tum_fr1_rpy, scene: desk_a}\n"
+        "  - {name: a_back, format: tum, path: ./tum_fr1_rpy/, scene: desk_b, reverse: true}\n"
+        "folds:\n  - {name: f, train: [desk_a], validation: [desk_b]}\n")
+    with pytest.raises(SplitError, match="listed under scenes 'desk_a' and 'desk_b'"):
+        load_split(tmp_path / "split.yaml")
+
+
+def test_the_shipped_models_training_scenes_are_the_default_folds_and_noted_wherever_validated(tmp_path):
+    """The shipped model records the scenes it trained on (training_scenes.json), the same as config/splits.yaml's
+    default fold trains on. A fold validating one of them is noted, however the model is named (unset, or by its
+    path: a copy of the folder), and in a team's own split; the note was keyed to the shipped split's fold names with
+    --model unset, so the shipped model named by path, or a team's acceptance split validating the kitchen on other
+    frames, read "validation, pass" on a training scene with no note (review). A model recording none: no note."""
+    import shutil
+
+    from fourds_ros.evaluation.suite import Fold, _honesty_note, load_split, training_scenes
+    from fourds_ros.model.default import default_model_dir
+
+    split, shipped = load_split(SPLIT), default_model_dir()
+    default = split.fold(split.default_fold)
+    assert sorted(training_scenes(shipped)) == sorted(default.train)
+    copy = shutil.copytree(shipped, tmp_path / "my_model")
+    for model in (shipped, str(copy)):
+        assert _honesty_note(default, model) is None
+        note = _honesty_note(split.fold("holdout_hololens"), model)
+        assert note is not None and "hololens_dvmvs_000" in note and "7scenes" not in note, note
+        note = _honesty_note(Fold("acceptance", (), ("7scenes_redkitchen", "tum_fr2_desk")), model)
+        assert note is not None and "7scenes_redkitchen" in note and "tum_fr2" not in note, note
+    (copy / "training_scenes.json").unlink()
+    assert _honesty_note(split.fold("holdout_hololens"), str(copy)) is None
+
+
 def test_split_rejects_a_reverse_that_is_not_a_boolean(tmp_path):
     from fourds_ros.evaluation.suite import SplitError, load_split
 
