@@ -320,3 +320,31 @@ def test_ground_truth_depth_at_another_resolution_is_scored_with_its_own_k():
     np.testing.assert_allclose(data.gt_intrinsics(1_000), k_info, atol=1e-9)
     errors = depth_errors(pred, gt, pred_K=k_image, gt_K=data.gt_intrinsics(1_000))
     assert errors["abs_rel"] < 1e-3 and errors["valid_pixels"] == 48 * 64
+
+
+def test_track_ground_truth_reads_depth_recorded_at_another_resolution(tmp_path):
+    """The HoloLens walk with its registered depth at half the images' size: the track ground truth read the depth at
+    image pixels with the images' K (depth scoring already used the depth's own), and AJ went 0.50 -> 0.08 with no
+    word (review). The same queries now get the same ground truth as with full-size depth, within a few pixels."""
+    import cv2
+
+    from fourds_ros.evaluation.bag import read_bag
+    from fourds_ros.evaluation.datasets import iter_dataset
+    from fourds_ros.evaluation.report import track_ground_truth
+
+    from .conftest import SHARED_DATA, require
+
+    frames = list(iter_dataset("hololens", require(SHARED_DATA / "hololens_dvmvs_000_f00305-00334"), max_frames=8))
+    write_bag(frames, tmp_path / "full", compressed=True)
+    for f in frames:  # the same registered depth at half the colour camera's resolution
+        f.gt_depth = cv2.resize(f.gt_depth, (f.gt_depth.shape[1] // 2, f.gt_depth.shape[0] // 2),
+                                interpolation=cv2.INTER_NEAREST_EXACT)
+    write_bag(frames, tmp_path / "half", compressed=True)
+    full, half = read_bag(tmp_path / "full"), read_bag(tmp_path / "half")
+    queries = {i: (full.stamps[0], 100.0 + 40 * (i % 8), 80.0 + 30 * (i // 8)) for i in range(40)}
+    _, _, a = track_ground_truth(full, full.stamps, queries)
+    _, _, b = track_ground_truth(half, half.stamps, queries)
+    both = a["valid"] & b["valid"]
+    assert both.sum() > 20, (a["valid"].sum(), b["valid"].sum())
+    assert np.nanmedian(np.linalg.norm(a["xy"][both] - b["xy"][both], axis=-1)) < 3.0
+

@@ -100,6 +100,24 @@ def test_the_shipped_models_training_scenes_are_the_default_folds_and_noted_wher
     assert _honesty_note(split.fold("holdout_hololens"), str(copy)) is None
 
 
+def test_a_frame_that_does_not_read_is_one_line_in_eval_suite(tmp_path, capsys):
+    """One empty depth PNG in a held-out TUM recording: the reader's error rose while iterating, past the checks that
+    turn a recording's errors into one line, and eval-suite printed a traceback (review)."""
+    import shutil
+
+    from fourds_ros.evaluation import suite
+
+    rec = tmp_path / "data" / "tum_fr1_x"
+    shutil.copytree(require(SHARED_DATA / "tum_fr1_rpy_f000-079"), rec)
+    sorted((rec / "depth").glob("*.png"))[3].write_bytes(b"")
+    (tmp_path / "s.yaml").write_text("recordings:\n  - {name: t, format: tum, path: tum_fr1_x, scene: s}\n"
+                                     "folds:\n  - {name: f, validation: [s]}\n")
+    rc = suite.main(["--split", str(tmp_path / "s.yaml"), "--data-root", str(tmp_path / "data"),
+                     "--out", str(tmp_path / "out"), "--offline", "--max-frames", "8"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot read single-channel depth" in err and "Traceback" not in err, err
+
+
 def test_split_rejects_a_reverse_that_is_not_a_boolean(tmp_path):
     from fourds_ros.evaluation.suite import SplitError, load_split
 

@@ -210,7 +210,17 @@ def iter_dataset(fmt: str, src: str | Path, **kw) -> Iterator[Frame]:
         flags = {"K": "--intrinsics", "fps": "--fps"}
         raise BagError(f"{', '.join(flags.get(k, k) for k in ignored)}: not for --format {fmt} "
                        "(it reads the recording's own)")
-    return readers[fmt](src, **given)
+    return _as_bag_errors(readers[fmt](src, **given))
+
+
+def _as_bag_errors(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """A frame that does not read (a corrupt depth PNG, a frame of another size than the lens calibration), as the
+    BagError the commands say in one line: raised while iterating, past _read's checks of the whole recording, it was
+    a traceback out of eval-suite (review)."""
+    try:
+        yield from frames
+    except DatasetFormatError as exc:
+        raise BagError(str(exc)) from exc
 
 
 class BadjaError(BagError):
