@@ -134,11 +134,12 @@ def test_eval_suite_refuses_a_mistyped_model_in_one_line_before_converting(tmp_p
     from fourds_ros.evaluation import suite
 
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "holo").symlink_to(REPO / "samples" / "hololens_000")
+    for folder in ("holo_a", "holo_b"):  # a folder belongs to one scene: two names for the shipped sample
+        (tmp_path / "data" / folder).symlink_to(REPO / "samples" / "hololens_000")
     split = tmp_path / "split.yaml"
     split.write_text("recordings:\n"
-                     "  - {name: a, format: hololens, path: holo, scene: lab}\n"
-                     "  - {name: b, format: hololens, path: holo, scene: office}\n"
+                     "  - {name: a, format: hololens, path: holo_a, scene: lab}\n"
+                     "  - {name: b, format: hololens, path: holo_b, scene: office}\n"
                      "folds: [{name: f, train: [office], validation: [lab]}]\n")
     rc = suite.main(["--split", str(split), "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
                      "--offline", "--model", str(tmp_path / "no_such_model"), "--max-frames", "4"])
@@ -208,10 +209,9 @@ def _team_split(tmp_path: Path, bag_format: bool = True) -> Path:
                              image=np.zeros((48, 64, 3), np.uint8)) for i in range(4)], ws / "bags" / name)
             lines.append(f"  - {{name: {name}, format: bag, path: bags/{name}, scene: {scene}}}\n")
         else:
-            ws.mkdir(exist_ok=True)
-            if not (ws / "holo").exists():
-                (ws / "holo").symlink_to(REPO / "samples" / "hololens_000")
-            lines.append(f"  - {{name: {name}, format: hololens, path: holo, scene: {scene}}}\n")
+            ws.mkdir(exist_ok=True)  # a folder belongs to one scene: a name for the shipped sample per recording
+            (ws / f"holo_{name}").symlink_to(REPO / "samples" / "hololens_000")
+            lines.append(f"  - {{name: {name}, format: hololens, path: holo_{name}, scene: {scene}}}\n")
     (tmp_path / "split.yaml").write_text("recordings:\n" + "".join(lines)
                                          + "folds: [{name: f, train: [office], validation: [lab]}]\n")
     return ws
