@@ -15,6 +15,7 @@ Every message of one frame carries the frame's real stamp (header and bag timest
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -26,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import transforms3d
+
+from .frame_store import Deflated, Encoded, FrameStore
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +120,14 @@ def camera_image_from_msg(msg, sixteen_bit_max: int = 65535, max_input_pixels: i
 
 @dataclass
 class BagData:
-    """Everything a scorer needs, keyed by stamp (ns). Arrays as in `Frame`."""
+    """Everything a scorer needs, keyed by stamp (ns). Arrays as in `Frame`; read_bag holds a compressed bag's
+    images as their bytes and the ground-truth depth zlib-compressed, unpacked on each read (frame_store.py)."""
 
     path: Path
     stamps: list[int] = field(default_factory=list)  # image stamps, sorted
-    images: dict[int, np.ndarray] = field(default_factory=dict)
+    images: dict[int, np.ndarray] = field(default_factory=FrameStore)
     K: dict[int, np.ndarray] = field(default_factory=dict)
-    gt_depth: dict[int, np.ndarray] = field(default_factory=dict)
+    gt_depth: dict[int, np.ndarray] = field(default_factory=FrameStore)
     gt_pose: dict[int, np.ndarray] = field(default_factory=dict)
     gt_tracks: dict[int, dict] = field(default_factory=dict)
     topics: dict[str, str] = field(default_factory=dict)  # topic -> msgtype
@@ -424,11 +428,11 @@ def _add_image(data: BagData, msg, max_frames: int | None, images: bool, decodin
         data.frame_sizes.add((int(msg.width), int(msg.height)))
         data.image_hw = data.image_hw or (int(msg.height), int(msg.width))
     if images or (data.image_hw is None and data.compressed):
-        image = (decode_image(np.asarray(msg.data).tobytes(), **decoding) if data.compressed
-                 else camera_image_from_msg(msg, **decoding))
+        encoded = np.asarray(msg.data).tobytes() if data.compressed else None
+        image = decode_image(encoded, **decoding) if data.compressed else camera_image_from_msg(msg, **decoding)
         data.image_hw = data.image_hw or image.shape[:2]
-        if images:
-            data.images[stamp] = image
+        if images:  # a compressed frame: decoded here for its errors and size, held as its bytes (a tenth of it)
+            data.images[stamp] = Encoded(encoded, functools.partial(decode_image, **decoding)) if data.compressed else image
 
 
 def _unscored_camera_info(msg) -> str | None:
@@ -471,7 +475,7 @@ def _add_label(data: BagData, topic: str, msg) -> None:
         data.info_size[stamp] = (int(msg.width), int(msg.height))
         data.unscorable = data.unscorable or _unscored_camera_info(msg)
     elif topic == GT_DEPTH_TOPIC:
-        data.gt_depth[stamp] = image_from_msg(msg)
+        data.gt_depth[stamp] = Deflated.of(image_from_msg(msg))  # unpacked, the same bits, when read
     elif topic == GT_POSE_TOPIC:
         data.gt_pose[stamp] = pose_from_msg(msg.pose.position, msg.pose.orientation)
     elif topic == GT_TRACKS_TOPIC:

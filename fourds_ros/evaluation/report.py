@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .bag import BagData
+from .frame_store import Lookup
 from .metrics import (depth_errors, geometric_tracks, mean_depth_errors, pose_errors, tapvid_from_counts,
                       tapvid_point_counts)
 from .predictions import Predictions, track_queries
@@ -111,7 +112,8 @@ def track_ground_truth(bag: BagData, stamps: list[int], queries: dict[int, tuple
     K = bag.intrinsics(stamps[0])
     # the depth on its own grid (a HoloLens folder, a team's bag with depth at half the image's size): read at image
     # pixels with the image's K, the track ground truth was silently wrong (AJ 0.50 -> 0.08; review)
-    gt = geometric_tracks(uv, query_t, [bag.gt_depth.get(s) for s in stamps], [bag.gt_pose.get(s) for s in stamps], K,
+    # Lookup: each frame's depth read when used (a list held the whole recording's unpacked at once)
+    gt = geometric_tracks(uv, query_t, Lookup(bag.gt_depth, stamps), [bag.gt_pose.get(s) for s in stamps], K,
                           depth_K=bag.gt_intrinsics(stamps[0]))
     return ids, query_t, gt
 

@@ -1,0 +1,94 @@
+"""Eval's memory per frame: read_bag and the peers hold a recording compact, not decoded (a full-length
+recording, 3000 frames at 640x480, needed over 12 GB: an out-of-memory kill with no report), and give the
+same numbers as when every frame was held decoded."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import cv2
+import numpy as np
+import pytest
+
+from fourds_ros.evaluation.bag import Frame, read_bag, write_bag
+from fourds_ros.evaluation.peers import constant_depth, lk_tracks, median_valid_depth, orb_vo
+from fourds_ros.evaluation.predictions import grid_queries
+
+H, W = 240, 320
+
+
+def _frames(n: int, compressed: bool):
+    """A textured scene panning right, with depth a tilted plane (a hole in each frame), as a camera's."""
+    rng = np.random.default_rng(0)
+    world = cv2.GaussianBlur(rng.integers(0, 256, (H, W + 2 * n, 3), dtype=np.uint8), (5, 5), 0)
+    K = np.array([[300.0, 0, W / 2 - 0.5], [0, 300, H / 2 - 0.5], [0, 0, 1]])
+    rows = np.linspace(1.0, 3.0, H, dtype=np.float32)[:, None]
+    for i in range(n):
+        image = np.ascontiguousarray(world[:, 2 * i: 2 * i + W])
+        depth = np.repeat(rows + np.float32(0.01 * i), W, axis=1)
+        depth[40:80, 10 + i: 60 + i] = np.nan
+        pose = np.eye(4)
+        pose[0, 3] = 0.01 * i
+        frame = Frame(stamp_ns=1_000_000 + 33_000_000 * i, K=K, gt_depth=depth, gt_pose=pose)
+        if compressed:
+            frame.encoded, frame.encoding = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes(), "png"
+        else:
+            frame.image = image
+        yield frame
+
+
+def _peak_bytes(bag_path, n: int) -> int:
+    """tracemalloc's peak over read_bag of n frames and the three peers run on them (eval's run_peers)."""
+    tracemalloc.start()
+    try:
+        bag = read_bag(bag_path, max_frames=n)
+        constant_depth(bag.stamps, bag.gt_depth, shape=(H // 16, W // 16))
+        lk_tracks(bag.stamps, bag.images, grid_queries(bag.stamps[0], W, H))
+        orb_vo(bag.stamps, bag.images, bag.intrinsics)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _assert_reads_back(bag, frames, compressed: bool) -> None:
+    """Every frame as it was written, bit for bit, however often it is read."""
+    for _ in range(2):
+        for frame, s in zip(frames, bag.stamps):
+            want = frame.image if not compressed else cv2.cvtColor(
+                cv2.imdecode(np.frombuffer(frame.encoded, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            np.testing.assert_array_equal(bag.images[s], want)
+            got = bag.gt_depth[s]
+            assert got.dtype == np.float32 and got.flags.writeable
+            np.testing.assert_array_equal(got.view(np.uint32), frame.gt_depth.view(np.uint32))
+
+
+@pytest.mark.parametrize("compressed, bound", [(True, 3.5), (False, 4.5)])
+def test_eval_memory_per_frame_is_under_the_decoded_frame(tmp_path, compressed, bound):
+    """Bytes a pixel that each more frame costs (the peak at 60 frames less that at 20, over 40): a decoded
+    frame is 7 (RGB uint8 and float32 depth). Held decoded, with the constant peer's copies of all the depth
+    values, it was about 15. Now a compressed bag's image is its PNG bytes and the depth is zlib-compressed
+    (bound: half the decoded frame), and a raw bag's image is held as it was read (bound: 3 + 1.5); each
+    frame still reads back as it was written."""
+    frames = list(_frames(60, compressed))
+    write_bag(frames, tmp_path / "bag", compressed=compressed)
+    _peak_bytes(tmp_path / "bag", 4)  # imports and first-call allocations out of the measure
+    per_frame = (_peak_bytes(tmp_path / "bag", 60) - _peak_bytes(tmp_path / "bag", 20)) / 40
+    assert per_frame / (H * W) < bound, f"{per_frame / 1e3:.0f} kB a frame of {W}x{H}"
+    _assert_reads_back(read_bag(tmp_path / "bag"), frames, compressed)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_constant_peers_median_is_np_median_of_all_valid_depth(seed):
+    """The constant's median found without the values of every frame at once is np.median's, to the bit:
+    odd and even counts, repeated values, NaN, inf, zero and negative depth; other dtypes as before."""
+    rng = np.random.default_rng(seed)
+    depths = {}
+    for i in range(int(rng.integers(1, 6))):
+        d = rng.choice([rng.uniform(0.1, 9), 1.0, np.float32(1.0000001), 0.0, -1.0, np.nan, np.inf],
+                       int(rng.integers(0, 500))).astype(np.float32) if seed % 2 else \
+            rng.uniform(0.1, 9, (int(rng.integers(1, 30)), 17)).astype(np.float32)
+        depths[i] = d
+    values = np.concatenate([d[np.isfinite(d) & (d > 0)] for d in depths.values()])
+    want = float(np.median(values)) if values.size else None
+    assert median_valid_depth(depths) == want
+    assert median_valid_depth({0: np.array([1.0, 2.0, np.nan])}) == 1.5 and median_valid_depth({}) is None
