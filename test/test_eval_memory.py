@@ -92,3 +92,45 @@ def test_the_constant_peers_median_is_np_median_of_all_valid_depth(seed):
     want = float(np.median(values)) if values.size else None
     assert median_valid_depth(depths) == want
     assert median_valid_depth({0: np.array([1.0, 2.0, np.nan])}) == 1.5 and median_valid_depth({}) is None
+
+
+def test_a_bag_read_without_images_packs_no_depth_and_counts_the_same_frames(tmp_path, monkeypatch):
+    """read_bag(images=False) (training's count of a bag's labelled frames, a replay's stamps) zlib-packed every
+    depth image it never read: 7.6x the read's time on the kitchen (review). It holds no pixels, and counts the
+    same labelled frames as a full read."""
+    from fourds_ros.evaluation import frame_store
+    from training.data.datasets import count_frames, labelled_stamps
+
+    write_bag(list(_frames(12, compressed=True)), tmp_path / "bag", compressed=True)
+    full = labelled_stamps(read_bag(tmp_path / "bag"))
+
+    def refused(array):
+        raise AssertionError("depth packed for a reader of stamps")
+
+    monkeypatch.setattr(frame_store.Deflated, "of", staticmethod(refused))
+    bag = read_bag(tmp_path / "bag", images=False)
+    assert len(full) == 12 and labelled_stamps(bag) == full and count_frames(tmp_path / "bag") == 12
+    assert not bag.images and all(bag.gt_depth[s] is None for s in full)
+
+
+def test_a_methods_wall_time_leaves_out_reading_the_frames():
+    """A compressed bag's frames are decoded when read: inside the peers' timed loops that went into their fps (LK
+    830 -> 143 fps on TUM; review). Frames that take 50 ms each to read (0.5 s over 10) leave LK's and ORB VO's wall
+    time as with frames read at once."""
+    import time
+
+    from fourds_ros.evaluation.frame_store import Encoded, FrameStore
+
+    image = next(_frames(1, compressed=False)).image
+
+    def frames(read_s: float) -> FrameStore:
+        def decode(_data: bytes) -> np.ndarray:
+            time.sleep(read_s)
+            return image.copy()
+        return FrameStore({s: Encoded(b"", decode) for s in range(10)})
+
+    K = np.array([[300.0, 0, W / 2], [0, 300, H / 2], [0, 0, 1]])
+    for method in (lambda images: lk_tracks(list(range(10)), images, grid_queries(0, W, H)),
+                   lambda images: orb_vo(list(range(10)), images, K)):
+        at_once, slow = method(frames(0.0)).wall_s, method(frames(0.05)).wall_s
+        assert slow - at_once < 0.25, (at_once, slow)

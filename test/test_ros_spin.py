@@ -56,7 +56,10 @@ def test_a_sigint_inside_a_callbacks_c_code_is_the_requested_shutdown():
 def test_a_sigint_inside_a_taken_messages_init_is_the_requested_shutdown(ros_env):
     """rclpy's executor takes a message and calls its Python __init__; a SIGINT's KeyboardInterrupt raised there comes
     out of take_message as RuntimeError('Unable to convert call argument ...') with no cause or context, while rclpy's
-    signal thread shuts the context down: a requested stop, not a traceback and exit code 1."""
+    signal thread shuts the context down, a moment later (0.2 s here: the spin waits for it): a requested stop, not a
+    traceback and exit code 1."""
+    import threading
+
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
@@ -75,16 +78,21 @@ def test_a_sigint_inside_a_taken_messages_init_is_the_requested_shutdown(ros_env
 
         def interrupted_init(self, *args, **kwargs):  # where Python's default_int_handler raises at a SIGINT
             Image.__init__ = original
-            context.try_shutdown()  # rclpy's signal handler's part
+            threading.Timer(0.2, context.try_shutdown).start()  # rclpy's signal thread's part, a moment later
             raise KeyboardInterrupt
 
         deadline = time.monotonic() + 10
         while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert publisher.get_subscription_count() == 1
         Image.__init__ = interrupted_init
+
+        def spin():  # bounded: a message never taken fails the test, not hangs it
+            for _ in range(100):
+                executor.spin_once(timeout_sec=0.1)
         try:
             publisher.publish(message)
-            assert spin_until_shutdown(executor.spin, context) is True
+            assert spin_until_shutdown(spin, context) is True
         finally:
             Image.__init__ = original
     finally:

@@ -56,11 +56,15 @@ def test_init_continues_a_trained_model(tmp_path, capsys):
     first = tmp_path / "first"
     train(parse_args(COMMON + ["--steps", "3", "--out", str(first)]))
     start = load_checkpoint(first)
+    # the scenes the start model records having trained on (as models/fourds_default does) stay its record: eval-suite
+    # notes a fold validating one of them, and a team's model trained on from the shipped one lost the note (review)
+    (first / "training_scenes.json").write_text('{"scenes": ["7scenes_redkitchen"]}\n')
     assert main(COMMON + ["--init", str(first), "--steps", "1", "--lr", "0",
                           "--out", str(tmp_path / "same")]) == 0  # lr 0: nothing moves
     same = load_checkpoint(tmp_path / "same")
     assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), same.state_dict().values()))
     assert "Initialised from" in (tmp_path / "same" / "README.md").read_text()
+    assert (tmp_path / "same" / "training_scenes.json").read_text() == '{"scenes": ["7scenes_redkitchen"]}\n'
     assert main(COMMON + ["--init", str(first), "--heads", "depth", "--steps", "1",
                           "--out", str(tmp_path / "x")]) == 2
     assert "has heads" in capsys.readouterr().err

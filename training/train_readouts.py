@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 
 from fourds_ros.engine.factory import resolve_device
+from fourds_ros.evaluation.suite import TRAINING_SCENES_FILE
 from fourds_ros.model import FourDS, save_checkpoint
 from fourds_ros.model.checkpoint import WEIGHTS_FILE, read_metadata
 
@@ -374,6 +376,12 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
     (out / "README.md").write_text(model_card(cfg.name, cfg, model, log["loss"], log["final"], command, seconds,
                                               data_seconds, hardware, banks.real_clips, log.get("selection")))
     (out / "training_log.json").write_text(json.dumps({**log, "run_id": cfg.run_id}) + "\n")
+    # The --init model's record of its training scenes stays true of a model trained on from it (eval-suite notes a
+    # fold validating one; models/fourds_default's names the kitchen and the HoloLens walk); the --real recordings
+    # of this run are named by the team in the model's training_scenes.json, by its split's scene names.
+    seen = Path(cfg.init) / TRAINING_SCENES_FILE if cfg.init else None
+    if seen is not None and seen.is_file():
+        shutil.copyfile(seen, out / TRAINING_SCENES_FILE)
     return out
 
 

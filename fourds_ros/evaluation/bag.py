@@ -467,15 +467,19 @@ def read_scored_bag(path: str | Path, inputs, max_frames: int | None = None) -> 
                                    max_input_pixels=inputs.max_input_pixels))
 
 
-def _add_label(data: BagData, topic: str, msg) -> None:
-    """camera_info or a ground-truth message into `data`, keyed by stamp."""
+def _add_label(data: BagData, topic: str, msg, pixels: bool = True) -> None:
+    """camera_info or a ground-truth message into `data`, keyed by stamp. pixels False: a depth image is checked and
+    its stamp kept, with None for its pixels (read_bag's images=False)."""
     stamp = stamp_of(msg.header)
     if topic == CAMERA_INFO_TOPIC:
         data.K[stamp] = np.asarray(msg.k, float).reshape(3, 3)
         data.info_size[stamp] = (int(msg.width), int(msg.height))
         data.unscorable = data.unscorable or _unscored_camera_info(msg)
     elif topic == GT_DEPTH_TOPIC:
-        data.gt_depth[stamp] = Deflated.of(image_from_msg(msg))  # unpacked, the same bits, when read
+        depth = image_from_msg(msg)
+        # packed (unpacked, the same bits, when read) only for a reader that reads it: a count of a bag's labelled
+        # frames (training's length check) or a replay's stamps took 7.6x as long packing depth it never read (review)
+        data.gt_depth[stamp] = Deflated.of(depth) if pixels else None
     elif topic == GT_POSE_TOPIC:
         data.gt_pose[stamp] = pose_from_msg(msg.pose.position, msg.pose.orientation)
     elif topic == GT_TRACKS_TOPIC:
@@ -541,7 +545,8 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
     """Read images, camera info and ground truth back, keyed by stamp (ns). sixteen_bit_max: a 16-bit
     image's largest value, as the node's image_16bit_max (eval passes the run's: offline, a 12-bit camera
     read 16x too dark, all blind, while the node over DDS read it right); max_input_pixels: the node's cap
-    on a frame's size (None: its default), a BagError above it.
+    on a frame's size (None: its default), a BagError above it. images False: no pixels are held, the camera
+    images' nor the ground-truth depth's (gt_depth maps each stamp to None): for a reader of stamps and labels.
 
     Raises BagError for a missing/corrupt/truncated bag or one without any camera image topic.
     Ground-truth topics are optional; what is missing simply stays empty.
@@ -567,7 +572,7 @@ def read_bag(path: str | Path, max_frames: int | None = None, images: bool = Tru
                     if last_kept is None and max_frames is not None and len(data.stamps) >= max_frames:
                         last_kept = max(data.stamps)
                 elif last_kept is None or stamp_of(msg.header) <= last_kept:  # labels of frames not kept: not held
-                    _add_label(data, conn.topic, msg)
+                    _add_label(data, conn.topic, msg, pixels=images)
             except (ValueError, KeyError) as exc:  # a message rosbags read, with content we cannot use
                 raise BagError(f"{path}: unusable {conn.topic} message after {len(data.stamps)} frames: "
                                f"{type(exc).__name__}: {exc}") from exc

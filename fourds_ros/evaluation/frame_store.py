@@ -9,6 +9,7 @@ gets the array, the same every time; only the one it read last is kept unpacked.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -96,3 +97,19 @@ class Lookup(Sequence):
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class TimedReads:
+    """Frames read from a recording with their reading time (a compressed bag's decoding, depth's unzipping) summed
+    apart, so that a method's wall time is its own: read when used, the decoding went into the model's and the
+    peers' fps and latency (LK 830 -> 143 fps on TUM; review)."""
+
+    def __init__(self) -> None:
+        self.s = 0.0
+
+    def __call__(self, frames: Mapping, stamp) -> np.ndarray:
+        t0 = time.perf_counter()
+        frame = frames[stamp]
+        self.s += time.perf_counter() - t0
+        return frame
+

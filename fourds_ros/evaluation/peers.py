@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..perception.track_refine import lk_step
+from .frame_store import TimedReads
 from .predictions import Predictions
 
 
@@ -33,9 +34,9 @@ def constant_depth(stamps: list[int], gt_depth: dict[int, np.ndarray], shape: tu
     where it answered, a method's blind or shed frames left its mean and not the constant's (40 of TUM's
     worst frames without depth read the ratio 0.54 against 0.98 paired). A method with no depth at all:
     the constant alone, on `shape`."""
-    median = median_valid_depth(gt_depth)
     preds = Predictions(name="constant_depth", frames_in=len(stamps))
     t0 = time.perf_counter()
+    median = median_valid_depth(gt_depth)  # timed, as np.median was
     if median is not None:
         paired = like is not None and bool(like.depth)
         for s in stamps:
@@ -90,7 +91,7 @@ def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[in
     """queries: id -> (stamp, u, v). Each point starts at its query frame and is tracked forward.
     A point lost by LK (status 0, error above max_error, or out of the image) stays invisible at its
     last position; it is not re-detected."""
-    preds = Predictions(name="lk", frames_in=len(stamps))
+    preds, read = Predictions(name="lk", frames_in=len(stamps)), TimedReads()
     t0 = time.perf_counter()
     ids = np.array(sorted(queries), np.int64)
     start = {tid: queries[tid][0] for tid in ids}
@@ -98,7 +99,7 @@ def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[in
     alive = np.zeros(len(ids), bool)
     prev_gray = None
     for s in stamps:
-        gray = _gray(images[s])
+        gray = _gray(read(images, s))
         if prev_gray is not None and prev_gray.shape != gray.shape:  # the camera changed resolution: LK cannot follow
             alive[:] = False
         if prev_gray is not None and alive.any():
@@ -114,7 +115,7 @@ def lk_tracks(stamps: list[int], images: dict[int, np.ndarray], queries: dict[in
         preds.tracks[s] = {"ids": ids[started], "uv": pts[started].astype(np.float64),
                            "visible": alive[started].copy()}
         prev_gray = gray
-    preds.wall_s = time.perf_counter() - t0
+    preds.wall_s = time.perf_counter() - t0 - read.s
     return preds
 
 
@@ -145,7 +146,7 @@ def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K, n_features: int 
     cameras, or the image size changed between the two frames: one K cannot relate them) the camera
     is held still."""
     K_at = K if callable(K) else (lambda _stamp: K)
-    preds = Predictions(name="orb_vo", frames_in=len(stamps))
+    preds, read = Predictions(name="orb_vo", frames_in=len(stamps)), TimedReads()
     t0 = time.perf_counter()
     orb = cv2.ORB_create(nfeatures=n_features)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
@@ -153,7 +154,7 @@ def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K, n_features: int 
     prev = None
     failures = 0
     for s in stamps:
-        gray = _gray(images[s])
+        gray = _gray(read(images, s))
         kp, des = orb.detectAndCompute(gray, None)
         K = K_at(s)
         if prev is not None and des is not None and prev[1] is not None and prev[2] == gray.shape:
@@ -176,7 +177,7 @@ def orb_vo(stamps: list[int], images: dict[int, np.ndarray], K, n_features: int 
             failures += 1
         preds.poses[s] = pose.copy()
         prev = (kp, des, gray.shape)
-    preds.wall_s = time.perf_counter() - t0
+    preds.wall_s = time.perf_counter() - t0 - read.s
     preds.dropped = 0
     preds.vo_failures = failures  # type: ignore[attr-defined]
     return preds
