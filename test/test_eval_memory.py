@@ -134,3 +134,52 @@ def test_a_methods_wall_time_leaves_out_reading_the_frames():
                    lambda images: orb_vo(list(range(10)), images, K)):
         at_once, slow = method(frames(0.0)).wall_s, method(frames(0.05)).wall_s
         assert slow - at_once < 0.25, (at_once, slow)
+
+
+def test_offline_latency_and_wall_time_leave_out_reading_the_frames(tiny_model_dir):
+    """Offline, a frame's result comes with the push that completes its clip: the later frames of the clip are read
+    (a compressed bag's decoding) meanwhile, and that went into its latency, as each frame's own reading went into
+    the wall time (review). Frames that take 50 ms each to read leave both as with frames read at once."""
+    import time
+
+    from fourds_ros.evaluation.bag import BagData
+    from fourds_ros.evaluation.frame_store import Encoded, FrameStore
+    from fourds_ros.evaluation.offline import run_offline
+
+    image = next(_frames(1, compressed=False)).image
+    K = np.array([[300.0, 0, W / 2], [0, 300, H / 2], [0, 0, 1]])
+    stamps = [1_000_000 + 33_000_000 * i for i in range(12)]
+
+    def run(read_s: float):
+        def decode(_data: bytes) -> np.ndarray:
+            time.sleep(read_s)
+            return image.copy()
+        bag = BagData(path=None, stamps=stamps, images=FrameStore({s: Encoded(b"", decode) for s in stamps}),
+                      K=dict.fromkeys(stamps, K), image_hw=(H, W))
+        return run_offline(bag, tiny_model_dir, backend="torch")
+
+    run(0.0)  # the engine's first call out of the measure
+    at_once, slow = run(0.0), run(0.05)
+    assert slow.latency_ms and len(slow.latency_ms) == len(at_once.latency_ms)
+    p95 = [float(np.percentile(list(p.latency_ms.values()), 95)) for p in (at_once, slow)]
+    assert p95[1] - p95[0] < 100 and slow.wall_s - at_once.wall_s < 0.3, (p95, at_once.wall_s, slow.wall_s)
+
+
+def test_the_constant_peers_wall_time_leaves_out_reading_the_depth():
+    """The constant's median reads every depth image twice; held zlib-compressed, each read unzips it, and that went
+    into the peer's fps (review). Depth that takes 10 ms each to read leaves its wall time as plain arrays'."""
+    import time
+
+    from fourds_ros.evaluation.frame_store import Encoded, FrameStore
+
+    depth = np.random.default_rng(1).uniform(0.5, 5, (H, W)).astype(np.float32)
+
+    def slowly(_data: bytes) -> np.ndarray:
+        time.sleep(0.01)
+        return depth.copy()
+
+    stamps = list(range(20))
+    plain = constant_depth(stamps, dict.fromkeys(stamps, depth))
+    slow = constant_depth(stamps, FrameStore({s: Encoded(b"", slowly) for s in stamps}))
+    assert slow.depth[0][0, 0] == plain.depth[0][0, 0]
+    assert slow.wall_s - plain.wall_s < 0.2, (plain.wall_s, slow.wall_s)  # 40 reads: 0.4 s

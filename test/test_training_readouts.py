@@ -70,6 +70,22 @@ def test_init_continues_a_trained_model(tmp_path, capsys):
     assert "has heads" in capsys.readouterr().err
 
 
+def test_the_init_models_training_scenes_follow_its_progress_and_no_stale_record_stays(tmp_path):
+    """The --init model's training_scenes.json goes into the run's progress too (OUT/checkpoint): a run stopped and
+    continued with --init OUT/checkpoint, as the program says, lost the record for good, and eval-suite's note with
+    it (review). A later run into the same --out from a model recording none leaves no record of the earlier one."""
+    first, out = tmp_path / "first", tmp_path / "out"
+    train(parse_args(COMMON + ["--steps", "2", "--out", str(first)]))
+    (first / "training_scenes.json").write_text('{"scenes": ["7scenes_redkitchen"]}\n')
+    assert main(COMMON + ["--init", str(first), "--steps", "2", "--save-every", "1", "--out", str(out)]) == 0
+    assert (out / "checkpoint" / "training_scenes.json").is_file()
+    assert main(COMMON + ["--init", str(out / "checkpoint"), "--steps", "1", "--out", str(tmp_path / "on")]) == 0
+    assert "7scenes_redkitchen" in (tmp_path / "on" / "training_scenes.json").read_text()
+    (first / "training_scenes.json").unlink()
+    assert main(COMMON + ["--init", str(first), "--steps", "1", "--out", str(tmp_path / "on")]) == 0
+    assert not (tmp_path / "on" / "training_scenes.json").exists()
+
+
 def test_bad_heads_are_a_clear_error(tmp_path, capsys):
     assert main(["--heads", "nope", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
     assert "heads must be" in capsys.readouterr().err

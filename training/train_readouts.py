@@ -320,6 +320,7 @@ def save_progress(model: FourDS, cfg: ReadoutsConfig, steps: int) -> None:
     stopped keeps its last one); the model keeps training in place. Its metadata's kind, "progress",
     says what it is wherever it is copied (continued_steps)."""
     save_checkpoint(model, output_dir(cfg) / "checkpoint", metadata=checkpoint_metadata(cfg, steps, "progress"))
+    keep_training_scenes(cfg, output_dir(cfg) / "checkpoint")
 
 
 def save_selected(model: FourDS, cfg: ReadoutsConfig, selection: CheckpointSelection) -> None:
@@ -330,6 +331,7 @@ def save_selected(model: FourDS, cfg: ReadoutsConfig, selection: CheckpointSelec
     save_checkpoint(model, selected, metadata={**checkpoint_metadata(cfg, selection.best_step, "selected"),
                                                "selection_score": selection.best_score})
     (selected / "selection.json").write_text(json.dumps(selection.log()) + "\n")
+    keep_training_scenes(cfg, selected)
 
 
 # Checkpoint kinds in the metadata: a run's progress (OUT/checkpoint) and its best so far (OUT/selected) are
@@ -376,13 +378,25 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
     (out / "README.md").write_text(model_card(cfg.name, cfg, model, log["loss"], log["final"], command, seconds,
                                               data_seconds, hardware, banks.real_clips, log.get("selection")))
     (out / "training_log.json").write_text(json.dumps({**log, "run_id": cfg.run_id}) + "\n")
-    # The --init model's record of its training scenes stays true of a model trained on from it (eval-suite notes a
-    # fold validating one; models/fourds_default's names the kitchen and the HoloLens walk); the --real recordings
-    # of this run are named by the team in the model's training_scenes.json, by its split's scene names.
+    keep_training_scenes(cfg, out)
+    if cfg.real:
+        print(f"trained on --real {' '.join(cfg.real)}: add their scenes (your split's names) to "
+              f"{out / TRAINING_SCENES_FILE}, so that eval-suite notes a fold validating on them", flush=True)
+    return out
+
+
+def keep_training_scenes(cfg: ReadoutsConfig, dest: Path) -> None:
+    """The --init model's record of the scenes it trained on (TRAINING_SCENES_FILE; models/fourds_default's names the
+    kitchen and the HoloLens walk) into `dest`, a model this run writes (its progress, its selection, its output):
+    it stays true of a model trained on from it, and eval-suite notes a fold validating one (the record was lost,
+    and a run continued from OUT/checkpoint lost it for good: review). None to copy: an earlier run's left in `dest`
+    is removed, not kept for a model it does not describe."""
     seen = Path(cfg.init) / TRAINING_SCENES_FILE if cfg.init else None
     if seen is not None and seen.is_file():
-        shutil.copyfile(seen, out / TRAINING_SCENES_FILE)
-    return out
+        if seen.resolve() != (dest / TRAINING_SCENES_FILE).resolve():
+            shutil.copyfile(seen, dest / TRAINING_SCENES_FILE)
+    else:
+        (dest / TRAINING_SCENES_FILE).unlink(missing_ok=True)
 
 
 def check_stopped_run(cfg: ReadoutsConfig) -> None:

@@ -37,7 +37,8 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     """Every frame of the bag, in stamp order, through PerceptionPipeline.push.
 
     Latency per frame: wall time from pushing the frame until the push that returned its result
-    (clip buffering included, exactly what a subscriber to the node sees minus transport).
+    (clip buffering included, exactly what a subscriber to the node sees minus transport; the bag's reading of
+    frames, a compressed bag's decoding, left out).
     With metric_scale_source: reference_odometry, the bag's ground-truth camera poses stand in for
     the robot's odometry (each pushed just before its frame); with reference_depth, its ground-truth
     depth stands in for an RGB-D camera's.
@@ -55,12 +56,14 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     pipeline = PerceptionPipeline(engine, settings)
     preds = Predictions(name="fourds", frames_in=len(bag.stamps),
                         depth_range=(settings.depth.min_depth, settings.depth.max_depth))
-    pushed_at: dict[int, int] = {}
+    pushed_at: dict[int, tuple[int, float]] = {}  # stamp -> (when pushed: ns, the frames' reading up to then: s)
+    read = TimedReads()  # a frame's reading (a compressed bag's decoding) is the bag's time, not the model's
 
     def record(results) -> None:
         now = time.perf_counter_ns()
-        for result in results:
-            result_to_predictions(preds, result, (now - pushed_at[int(result.stamp_ns)]) / 1e6)
+        for result in results:  # the later frames of its clip were read (decoded) meanwhile: left out too
+            at, read_then = pushed_at[int(result.stamp_ns)]
+            result_to_predictions(preds, result, (now - at) / 1e6 - (read.s - read_then) * 1e3)
 
     reference = pipeline.reference_scale is not None
     if reference and not bag.gt_pose:
@@ -69,7 +72,7 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
     if pipeline.reference_depth is not None and not bag.gt_depth:
         raise BagError(f"{bag.path}: metric_scale_source reference_depth needs a reference; offline it is the "
                        "bag's ground-truth depth, and this bag has none")
-    t0, read = time.perf_counter(), TimedReads()  # a frame's reading (decoding) is the bag's time, not the model's
+    t0 = time.perf_counter()
     for stamp in bag.stamps:
         if reference and stamp in bag.gt_pose:  # odom_from_base = world_from_camera @ camera_from_base
             odom_from_base = bag.gt_pose[stamp] @ pipeline.odometry.camera_from_base
@@ -77,7 +80,7 @@ def run_offline(bag: BagData, model_dir, backend: str = "torch", settings=None) 
         if pipeline.reference_depth is not None and stamp in bag.gt_depth:  # the RGB-D camera's depth
             pipeline.add_reference_depth(stamp, read(bag.gt_depth, stamp))
         image = read(bag.images, stamp)
-        pushed_at[stamp] = time.perf_counter_ns()
+        pushed_at[stamp] = time.perf_counter_ns(), read.s
         record(pipeline.push(image, stamp, CAMERA_FRAME, bag.intrinsics(stamp)))
     clip = pipeline.flush()  # the end of the bag: the node flushes once its input is idle
     if clip is not None:
