@@ -13,7 +13,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.utilities import remove_ros_args
 
-from .spin import spin_until_shutdown
+from .spin import quiet_interrupted_futures, spin_until_shutdown
 
 
 NODE_USAGE = ("usage: ros2 run fourds_ros perception_node [--ros-args [--params-file FILE] [-p NAME:=VALUE ...] "
@@ -97,6 +97,7 @@ def run_until_shutdown(node, autostart: bool, exiting: bool = False) -> None:
     """Spin `node` (configured and activated first with `autostart`) until shutdown, then release it
     (node._release), destroy it and shut rclpy down. exiting: the process ends after (entry): SIGINT and SIGTERM
     are ignored from the shutdown on (ignore_stop_signals)."""
+    quiet_interrupted_futures()
     # One thread (inference has its own): a second one's wait sets held the GIL and starved inference.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
