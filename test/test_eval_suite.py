@@ -118,6 +118,18 @@ def test_a_frame_that_does_not_read_is_one_line_in_eval_suite(tmp_path, capsys):
     assert rc == 1 and "cannot read single-channel depth" in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("record", ["not json", '{"scene": ["a"]}', '{"scenes": "7scenes_redkitchen"}', "[1]"])
+def test_a_malformed_training_scenes_record_is_one_line(tmp_path, record):
+    """A model folder's training_scenes.json, which a team edits by hand, that is not {"scenes": [names]}: a
+    BagError naming the file (eval-suite says it in one line), not a traceback, nor a string read as its letters."""
+    from fourds_ros.evaluation.bag import BagError
+    from fourds_ros.evaluation.suite import training_scenes
+
+    (tmp_path / "training_scenes.json").write_text(record)
+    with pytest.raises(BagError, match="training_scenes.json"):
+        training_scenes(str(tmp_path))
+
+
 def test_split_rejects_a_reverse_that_is_not_a_boolean(tmp_path):
     from fourds_ros.evaluation.suite import SplitError, load_split
 

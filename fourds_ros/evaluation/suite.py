@@ -253,9 +253,19 @@ TRAINING_SCENES_FILE = "training_scenes.json"
 
 
 def training_scenes(model_dir: str) -> list[str]:
-    """The scenes a model trained on, as its folder records them (TRAINING_SCENES_FILE); [] where it records none."""
+    """The scenes a model trained on, as its folder records them (TRAINING_SCENES_FILE); [] where it records none.
+    A record that is not {"scenes": [names]}: BagError, said in one line (a team edits it by hand)."""
     path = Path(model_dir) / TRAINING_SCENES_FILE
-    return list(json.loads(path.read_text())["scenes"]) if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        scenes = json.loads(path.read_text())["scenes"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BagError(f"{path}: not a record of training scenes ({type(exc).__name__}: {exc}); "
+                       '{"scenes": ["<scene>", ...]}, the split\'s scene names') from exc
+    if not isinstance(scenes, list) or not all(isinstance(name, str) for name in scenes):
+        raise BagError(f'{path}: "scenes" must be a list of the split\'s scene names, got {scenes!r}')
+    return scenes
 
 
 def _honesty_note(fold: Fold, model_dir: str) -> str | None:
