@@ -535,3 +535,58 @@ def test_a_followed_camera_slower_than_1_hz_gets_no_frame_of_the_other(clock):
         taken = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
         after[publisher] += taken and t >= 15
     assert health.following == "camera" and after == {"camera": sum(t >= 15 for t, _ in camera), "other": 0}, after
+
+
+NODE_CLOCK_NS = 1_700_000_000 * 10**9  # the node's clock at the start of stamped_outcome's schedule
+HOUR_S = 3600.0
+
+
+def stamped_outcome(clock, schedule: list[tuple[float, str]], behind_s: dict[str, float],
+                    node_clock: bool = True) -> tuple[bool, dict[str, int], str | None]:
+    """interleave_outcome on an injected node clock (NODE_CLOCK_NS + t; node_clock False: 0, use_sim_time before any
+    /clock), each publisher's stamps `behind_s` of it -> (warned, frames taken per publisher, the one followed)."""
+    start = clock.t
+    health = NodeHealth(lambda message: None,
+                        now_ns=lambda: NODE_CLOCK_NS + int((clock.t - start) * 1e9) if node_clock else 0)
+    taken: dict[str, int] = {}
+    for i, (t, publisher) in enumerate(sorted(schedule)):
+        clock.t = start + t
+        stamp_ns = NODE_CLOCK_NS + int((t - behind_s[publisher]) * 1e9)
+        taken[publisher] = taken.get(publisher, 0) + health.frame_received(stamp_ns, publisher, i + 1)
+    return health.errors[IMAGE_PUBLISHERS_INTERLEAVED] > 0, taken, health.following
+
+
+@pytest.mark.parametrize("rate", [3.0, 15.0, 30.0])
+def test_a_slow_live_camera_heard_first_is_kept_beside_a_faster_replay_without_clock(clock, rate):
+    """Session 72: a 1 Hz camera heard first, then `ros2 bag play` of an old recording (no --clock) onto its topic at
+    `rate`, over FOLLOW_FASTER times as fast: by timing alone it is a camera beside a slow republisher, and the bag was
+    followed, its frames in the clips, odometry and TF, the camera's rejected. Its stamps, an hour behind the node's
+    clock, tell it apart from a republisher (which keeps the live camera's): the camera is kept."""
+    camera, bag = jittered("camera", 1.0, 0.0, 20.0), jittered("bag", rate, 3.0, 20.0)
+    warned, taken, following = stamped_outcome(clock, camera + bag, {"camera": 0.05, "bag": HOUR_S})
+    assert warned and following == "camera" and taken["camera"] == len(camera), taken
+    assert taken["bag"] <= 2 * rate, taken  # its first 2 s: the interleaving confirmed at the 3rd switch
+
+
+def test_a_camera_beside_a_slow_republisher_heard_first_is_still_followed_by_stamps(clock):
+    """The case the timing rule is for, on the node's clock: a 1 Hz republisher heard first keeps the camera's stamps
+    (a little later than the camera's own frames), the camera restarted beside it at 30 Hz is followed."""
+    republisher, camera = jittered("republisher", 1.0, 0.0, 20.0), jittered("camera", 30.0, 0.5, 20.0)
+    warned, taken, following = stamped_outcome(clock, republisher + camera, {"republisher": 0.3, "camera": 0.05})
+    assert warned and following == "camera" and taken["camera"] == len(camera), taken
+    assert taken["republisher"] <= 3, taken
+
+
+@pytest.mark.parametrize("node_clock, behind_s", [
+    (False, {"camera": 0.05, "bag": HOUR_S}),  # use_sim_time before any /clock: ROS time 0, no stamp on it
+    (True, {"camera": HOUR_S, "bag": 2 * HOUR_S}),  # the camera's clock not synchronised, the bag without --clock
+    (True, {"camera": HOUR_S, "bag": 0.05}),  # use_sim_time, `ros2 bag play --clock`: the bag's stamps are the clock
+])
+def test_the_faster_publisher_takes_over_a_slow_first_heard_as_before_where_stamps_do_not_tell(clock, node_clock,
+                                                                                                 behind_s):
+    """Where the slow first heard's stamps are off the node's clock, they say nothing of which is live: timing
+    decides, as before (the faster is followed)."""
+    camera, bag = jittered("camera", 1.0, 0.0, 20.0), jittered("bag", 15.0, 3.0, 20.0)
+    warned, taken, following = stamped_outcome(clock, camera + bag, behind_s, node_clock)
+    assert warned and following == "bag" and taken["bag"] == len(bag), taken
+    assert taken["camera"] <= 5, taken

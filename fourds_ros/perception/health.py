@@ -294,6 +294,15 @@ FOLLOW_SILENT_S = 1.0
 # heard, as before. Either way the WARN names both.
 FOLLOW_FASTER = 2.0
 FOLLOW_SLOW_S = 0.5
+# Their stamps tell the two cases above apart: the faster one takes over a slow first heard
+# only where its latest stamp is on the node's clock (on_node_clock) or the first heard's is not: a republisher
+# keeps the live camera's stamps, both on the clock, so the camera wins; a bag played without --clock stamps an hour
+# or a day back, so a live 1 Hz camera heard first is kept and the bag's frames are rejected (session 72; it followed
+# the bag). Where neither is on the clock (use_sim_time before any /clock: ROS time 0; a camera's clock not
+# synchronised), timing alone decides, as before. Under use_sim_time with `ros2 bag play --clock` the bag's stamps are
+# the node's clock and a live camera's are not: the faster bag takes over, as before, and is what the node was set to
+# run on. Left as before too: a replay restamped at its own time, or a recording under STAMP_OFF_CLOCK_S old, reads
+# as live.
 # Each publisher's frame interval is smoothed (0.8 old + 0.2 new), but a gap over FOLLOW_SILENT_S and PAUSE_INTERVALS
 # times the estimate is a pause, not its rate, and is left out: a 30 Hz camera pausing 3 s beside a 1 Hz republisher
 # heard first read as no longer faster, and its frames were rejected for seconds (session 70's review). Only those:
@@ -431,8 +440,8 @@ class NodeHealth:
     def _forget_publishers(self) -> None:
         """No image publisher heard yet: at the start, and at each activation (activated says why)."""
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
-        # image publisher -> ((first heard, frame interval, paused: frame_interval), last heard: monotonic s), least
-        # recently heard first; the last frame's publisher;
+        # image publisher -> ((first heard, frame interval, paused: frame_interval, its latest stamp on the node's
+        # clock: _to_follow), last heard: monotonic s), least recently heard first; the last frame's publisher;
         # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken);
         # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time)
         self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
@@ -459,7 +468,8 @@ class NodeHealth:
             self.queue_at.append(now)
         if sequence is not None:
             self._sequence(publisher, sequence)
-        if publisher and not self._taken(publisher, now):  # its stamps are no part of the followed stream's
+        offset_ms = (now_ns - stamp_ns) / 1e6
+        if publisher and not self._taken(publisher, now, on_node_clock(offset_ms)):  # not the followed stream's
             self.counts["frames_rejected"] += 1
             self.last_in, self._in_ns = now, now_ns
             return False
@@ -468,7 +478,6 @@ class NodeHealth:
         self._came_in.move_to_end(stamp_ns)
         if len(self._came_in) > FRAME_WINDOW_FRAMES:
             self._came_in.popitem(last=False)
-        offset_ms = (now_ns - stamp_ns) / 1e6
         if on_node_clock(offset_ms):
             self.transport_ms.append(offset_ms)
             self.transport_at.append(now)
@@ -491,16 +500,16 @@ class NodeHealth:
         if len(self._sequences) > SEQUENCE_PUBLISHERS_KEPT:  # a driver respawned for weeks: one writer each
             del self._sequences[next(iter(self._sequences))]
 
-    def _taken(self, publisher, now: float) -> bool:
+    def _taken(self, publisher, now: float, on_clock: bool) -> bool:
         """Whether a frame of image publisher `publisher` is taken: not while the node follows another one, which it
         does from when publishers interleave (INTERLEAVE_SWITCHES within INTERLEAVED_S, or SLOW_INTERLEAVE_SWITCHES
         between two lasting ones) until the followed one is silent (FOLLOW_SILENT_S) or the only one heard within
-        INTERLEAVED_S."""
+        INTERLEAVED_S. on_clock: whether this frame's stamp is on the node's clock (_to_follow)."""
         heard, switches = self._image_publishers, self._switches
-        (first, interval, paused), last = heard.get(publisher, ((now, None, False), None))
+        (first, interval, paused, _), last = heard.get(publisher, ((now, None, False, on_clock), None))
         if last is not None:  # its frames' interval, smoothed: whom to follow (_to_follow)
             interval, paused = frame_interval(interval, now - last, paused)
-        heard.heard(publisher, (first, interval, paused), now)
+        heard.heard(publisher, (first, interval, paused, on_clock), now)
         previous, self._last_publisher = self._last_publisher, publisher
         others = list(heard.values())[-2:-1]  # the one heard most recently before this one
         if not others or now - others[0][1] > INTERLEAVED_S:
@@ -515,7 +524,7 @@ class NodeHealth:
             switches.popleft()
         # silent for FOLLOW_SILENT_S, or for two of its own frame intervals where slower: a followed 0.7 Hz camera read
         # as stopped between its frames, and the other's frames went into its clips (session 71's review)
-        live = sorted((p for p, ((_, every, _), at) in heard.items()
+        live = sorted((p for p, ((_, every, *_), at) in heard.items()
                        if now - at <= max(FOLLOW_SILENT_S, 2 * (every or 0))), key=lambda p: heard[p][0][0])
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
             self.following = None
@@ -535,12 +544,12 @@ class NodeHealth:
     def _to_follow(self, live: list):
         """Whom to follow among the publishers `live` (the first heard first): the first heard, unless another sends
         its frames over FOLLOW_FASTER times as often where the first heard is slow (FOLLOW_SLOW_S; one frame heard:
-        never)."""
-        intervals = [self._image_publishers[p][0][1] for p in live]
-        intervals = [math.inf if i is None else i for i in intervals]
+        never), and its latest stamp is on the node's clock or the first heard's is not (the comment at FOLLOW_SLOW_S)."""
+        entries = [self._image_publishers[p][0] for p in live]  # (first heard, interval, paused, on the node's clock)
+        intervals = [math.inf if interval is None else interval for _, interval, _, _ in entries]
         fastest = min(range(len(live)), key=intervals.__getitem__)
-        slow_first = FOLLOW_SLOW_S <= intervals[0] < math.inf
-        return live[fastest] if slow_first and intervals[fastest] * FOLLOW_FASTER < intervals[0] else live[0]
+        faster = FOLLOW_SLOW_S <= intervals[0] < math.inf and intervals[fastest] * FOLLOW_FASTER < intervals[0]
+        return live[fastest] if faster and (entries[fastest][3] or not entries[0][3]) else live[0]
 
     def _lasting_switch(self, previous, publisher, now: float) -> int:
         """A switch from `previous`'s frames to `publisher`'s -> how many the two have made while both had been heard
