@@ -590,3 +590,25 @@ def test_the_faster_publisher_takes_over_a_slow_first_heard_as_before_where_stam
     warned, taken, following = stamped_outcome(clock, camera + bag, behind_s, node_clock)
     assert warned and following == "bag" and taken["bag"] == len(bag), taken
     assert taken["camera"] <= 5, taken
+
+
+@pytest.mark.parametrize("camera_hz, camera_from, other_hz, other_from", [(1.0, 0.0, 1.5, 5.0), (2.5, 0.3, 1.0, 0.0)])
+def test_a_slow_followed_camera_back_from_a_hiccup_is_followed_again(clock, camera_hz, camera_from, other_hz, other_from):
+    """A followed camera slower than 4 Hz misses 2 frames at 20 s (a gap of 3 of its intervals): silent over two of
+    its intervals, it is stopped and the other's frames are taken; back within PUBLISHERS_HEARD_S it must be followed
+    again. A gap under 4 intervals (PAUSE_INTERVALS was 4) went into its smoothed interval, the other then read over
+    FOLLOW_FASTER times as fast and was followed from the camera's return on, the camera's every frame rejected: a
+    1 Hz camera heard first beside a 1.5 Hz intruder, a 2.5 Hz camera beside a 1 Hz republisher heard first (session
+    72's review)."""
+    other = jittered("other", other_hz, other_from, 40.0)
+    camera = jittered("camera", camera_hz, camera_from, 40.0)
+    hiccup = [t for t, _ in camera if t >= 20][:2]
+    camera = [(t, p) for t, p in camera if t not in hiccup]
+    back = next(t for t, _ in camera if t > hiccup[-1]) + 1.0  # a second after its return
+    health, t0, start = named_health([]), time.time_ns() - 10**10, clock.t
+    after = {"camera": 0, "other": 0}
+    for i, (t, publisher) in enumerate(sorted(camera + other)):
+        clock.t = start + t
+        taken = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
+        after[publisher] += taken and t >= back
+    assert health.following == "camera" and after == {"camera": sum(t >= back for t, _ in camera), "other": 0}, after

@@ -308,8 +308,10 @@ FOLLOW_SLOW_S = 0.5
 # heard first read as no longer faster, and its frames were rejected for seconds (session 70's review). Only those:
 # leaving out every gap over FOLLOW_SILENT_S left a 1 Hz republisher whose first gap was 1.002 s, and every 0.5 Hz
 # one, with no interval, never slow, and the camera beside it rejected. Two such gaps in a row are the rate (a camera
-# throttled to 0.5 Hz): the estimate restarts from the second.
-PAUSE_INTERVALS = 4.0
+# throttled to 0.5 Hz): the estimate restarts from the second. The same silence stops a followed publisher (_taken):
+# at 4 intervals, a followed 1 Hz camera that missed 2 frames was stopped, its 3 s gap went into its interval, and a
+# 1.5 Hz intruder, then read as twice as fast, was followed from the camera's return on (session 72's review).
+PAUSE_INTERVALS = 2.0
 IMAGE_PUBLISHERS_INTERLEAVED = "image_publishers_interleaved"
 
 
@@ -522,10 +524,11 @@ class NodeHealth:
             lasting = self._lasting_switch(previous, publisher, now)
         while switches and now - switches[0] > INTERLEAVED_S:
             switches.popleft()
-        # silent for FOLLOW_SILENT_S, or for two of its own frame intervals where slower: a followed 0.7 Hz camera read
-        # as stopped between its frames, and the other's frames went into its clips (session 71's review)
+        # silent for FOLLOW_SILENT_S, or for two (PAUSE_INTERVALS) of its own frame intervals where slower: a followed
+        # 0.7 Hz camera read as stopped between its frames, and the other's frames went into its clips (session 71's
+        # review)
         live = sorted((p for p, ((_, every, *_), at) in heard.items()
-                       if now - at <= max(FOLLOW_SILENT_S, 2 * (every or 0))), key=lambda p: heard[p][0][0])
+                       if now - at <= max(FOLLOW_SILENT_S, PAUSE_INTERVALS * (every or 0))), key=lambda p: heard[p][0][0])
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
             self.following = None
         if self.following is None:
