@@ -113,8 +113,10 @@ def track_ground_truth(bag: BagData, stamps: list[int], queries: dict[int, tuple
     # the depth on its own grid (a HoloLens folder, a team's bag with depth at half the image's size): read at image
     # pixels with the image's K, the track ground truth was silently wrong (AJ 0.50 -> 0.08; review)
     # Lookup: each frame's depth read when used (a list held the whole recording's unpacked at once)
+    # The depth's K from a frame that has depth: the first one's, without a depth image, is the images' K (review)
+    with_depth = next((s for s in stamps if s in bag.gt_depth), stamps[0])
     gt = geometric_tracks(uv, query_t, Lookup(bag.gt_depth, stamps), [bag.gt_pose.get(s) for s in stamps], K,
-                          depth_K=bag.gt_intrinsics(stamps[0]))
+                          depth_K=bag.gt_intrinsics(with_depth))
     return ids, query_t, gt
 
 
