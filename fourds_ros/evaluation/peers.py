@@ -36,7 +36,7 @@ def constant_depth(stamps: list[int], gt_depth: dict[int, np.ndarray], shape: tu
     the constant alone, on `shape`."""
     preds, read = Predictions(name="constant_depth", frames_in=len(stamps)), TimedReads()
     t0 = time.perf_counter()
-    median = median_valid_depth(gt_depth, read)  # timed as np.median was: the depth's reading (unzipping) left out
+    median = median_valid_depth(gt_depth, read)  # the reading (unzipping) left out of its time
     if median is not None:
         paired = like is not None and bool(like.depth)
         for s in stamps:
