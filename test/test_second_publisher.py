@@ -612,3 +612,42 @@ def test_a_slow_followed_camera_back_from_a_hiccup_is_followed_again(clock, came
         taken = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
         after[publisher] += taken and t >= back
     assert health.following == "camera" and after == {"camera": sum(t >= back for t, _ in camera), "other": 0}, after
+
+
+SEEK_S = 60.0  # how far a seek under use_sim_time sets the node's clock back
+
+
+def seek_outcome(clock, schedule: list[tuple[float, str]], behind_s: dict[str, float], seek_at: float):
+    """stamped_outcome under use_sim_time with the bag seeked SEEK_S back at `seek_at`: the stamps of the frames taken
+    from then on (each publisher's `behind_s` before it arrives; a bag played without --clock, HOUR_S behind: none)
+    jump back, and /clock's jump reaches the node 10 ms after them -> (warned, frames taken per publisher, followed)."""
+    start = clock.t
+
+    def node_ns() -> int:
+        t = clock.t - start
+        return NODE_CLOCK_NS + int((t - SEEK_S * (t >= seek_at + 0.01)) * 1e9)
+
+    health, taken = NodeHealth(lambda message: None, now_ns=node_ns), {}
+    for i, (t, publisher) in enumerate(sorted(schedule)):
+        clock.t = start + t
+        behind = behind_s[publisher]
+        seeked = behind < HOUR_S and t - behind >= seek_at
+        stamp_ns = NODE_CLOCK_NS + int((t - behind - SEEK_S * seeked) * 1e9)
+        taken[publisher] = taken.get(publisher, 0) + health.frame_received(stamp_ns, publisher, i + 1)
+    return health.errors[IMAGE_PUBLISHERS_INTERLEAVED] > 0, taken, health.following
+
+
+@pytest.mark.parametrize("seek_at", [1.5, 1.9, 1.96, 1.97, 1.99, 2.5])
+def test_a_lone_frame_off_the_clock_at_a_seek_does_not_decide_whom_to_follow(clock, seek_at):
+    """A slow camera heard first on the node's clock, a bag played without --clock beside it at 15 Hz, and the node's
+    clock seeked back: the camera's frame in flight across /clock's jump reads off the clock, once (_off_clock holds
+    such a lone frame). Where that frame (2.003 s) was the camera's latest at the confirmation (seek at 1.96 to
+    1.99 s), the bag was followed, its frames in the clips, and 18 of the camera's 20 rejected. A republisher heard
+    first is still left for the camera, both on the clock."""
+    camera, bag = [(k + 0.003, "camera") for k in range(20)], [(0.5 + k / 15, "bag") for k in range(int(19.5 * 15))]
+    warned, taken, following = seek_outcome(clock, camera + bag, {"camera": 0.05, "bag": HOUR_S}, seek_at)
+    assert warned and following == "camera" and taken["camera"] == len(camera), taken
+    republisher = [(k + 0.003, "republisher") for k in range(20)]
+    camera = [(0.5 + k / 30, "camera") for k in range(int(19.5 * 30))]
+    warned, taken, following = seek_outcome(clock, republisher + camera, {"republisher": 0.3, "camera": 0.05}, seek_at)
+    assert warned and following == "camera" and taken["camera"] == len(camera), taken

@@ -295,14 +295,18 @@ FOLLOW_SILENT_S = 1.0
 FOLLOW_FASTER = 2.0
 FOLLOW_SLOW_S = 0.5
 # Their stamps tell the two cases above apart: the faster one takes over a slow first heard
-# only where its latest stamp is on the node's clock (on_node_clock) or the first heard's is not: a republisher
+# only where its stamps are on the node's clock (on_node_clock) or the first heard's are not: a republisher
 # keeps the live camera's stamps, both on the clock, so the camera wins; a bag played without --clock stamps an hour
 # or a day back, so a live 1 Hz camera heard first is kept and the bag's frames are rejected (session 72; it followed
 # the bag). Where neither is on the clock (use_sim_time before any /clock: ROS time 0; a camera's clock not
 # synchronised), timing alone decides, as before. Under use_sim_time with `ros2 bag play --clock` the bag's stamps are
 # the node's clock and a live camera's are not: the faster bag takes over, as before, and is what the node was set to
 # run on. Left as before too: a replay restamped at its own time, or a recording under STAMP_OFF_CLOCK_S old, reads
-# as live.
+# as live. Nor can stamps tell a bag played without --clock from a camera whose clock is not synchronised: restarted
+# beside a slow publisher heard first that stamps its own time (image_publisher), that camera is rejected (timing
+# followed it before). Off the clock is two frames in a row: under use_sim_time a frame in flight across a seek's
+# /clock jump reads off it once (_off_clock), and where that one was the slow camera's latest as the interleaving was
+# confirmed, the bag was followed for as long as both ran (review).
 # Each publisher's frame interval is smoothed (0.8 old + 0.2 new), but a gap over FOLLOW_SILENT_S and PAUSE_INTERVALS
 # times the estimate is a pause, not its rate, and is left out: a 30 Hz camera pausing 3 s beside a 1 Hz republisher
 # heard first read as no longer faster, and its frames were rejected for seconds (session 70's review). Only those:
@@ -442,8 +446,8 @@ class NodeHealth:
     def _forget_publishers(self) -> None:
         """No image publisher heard yet: at the start, and at each activation (activated says why)."""
         self._sequences: dict = {}  # publisher -> highest publication sequence number seen
-        # image publisher -> ((first heard, frame interval, paused: frame_interval, its latest stamp on the node's
-        # clock: _to_follow), last heard: monotonic s), least recently heard first; the last frame's publisher;
+        # image publisher -> ((first heard, frame interval, paused: frame_interval, its frames off the node's clock
+        # in a row: _to_follow), last heard: monotonic s), least recently heard first; the last frame's publisher;
         # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken);
         # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time)
         self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
@@ -508,10 +512,10 @@ class NodeHealth:
         between two lasting ones) until the followed one is silent (FOLLOW_SILENT_S) or the only one heard within
         INTERLEAVED_S. on_clock: whether this frame's stamp is on the node's clock (_to_follow)."""
         heard, switches = self._image_publishers, self._switches
-        (first, interval, paused, _), last = heard.get(publisher, ((now, None, False, on_clock), None))
+        (first, interval, paused, off_clock), last = heard.get(publisher, ((now, None, False, 0), None))
         if last is not None:  # its frames' interval, smoothed: whom to follow (_to_follow)
             interval, paused = frame_interval(interval, now - last, paused)
-        heard.heard(publisher, (first, interval, paused, on_clock), now)
+        heard.heard(publisher, (first, interval, paused, 0 if on_clock else off_clock + 1), now)
         previous, self._last_publisher = self._last_publisher, publisher
         others = list(heard.values())[-2:-1]  # the one heard most recently before this one
         if not others or now - others[0][1] > INTERLEAVED_S:
@@ -547,12 +551,13 @@ class NodeHealth:
     def _to_follow(self, live: list):
         """Whom to follow among the publishers `live` (the first heard first): the first heard, unless another sends
         its frames over FOLLOW_FASTER times as often where the first heard is slow (FOLLOW_SLOW_S; one frame heard:
-        never), and its latest stamp is on the node's clock or the first heard's is not (the comment at FOLLOW_SLOW_S)."""
-        entries = [self._image_publishers[p][0] for p in live]  # (first heard, interval, paused, on the node's clock)
+        never), and its stamps are on the node's clock or the first heard's are not (the comment at FOLLOW_SLOW_S)."""
+        entries = [self._image_publishers[p][0] for p in live]  # (first heard, interval, paused, frames off the clock)
         intervals = [math.inf if interval is None else interval for _, interval, _, _ in entries]
+        on_clock = [off_clock < 2 for *_, off_clock in entries]  # a lone frame off it: a /clock jump's
         fastest = min(range(len(live)), key=intervals.__getitem__)
         faster = FOLLOW_SLOW_S <= intervals[0] < math.inf and intervals[fastest] * FOLLOW_FASTER < intervals[0]
-        return live[fastest] if faster and (entries[fastest][3] or not entries[0][3]) else live[0]
+        return live[fastest] if faster and (on_clock[fastest] or not on_clock[0]) else live[0]
 
     def _lasting_switch(self, previous, publisher, now: float) -> int:
         """A switch from `previous`'s frames to `publisher`'s -> how many the two have made while both had been heard
