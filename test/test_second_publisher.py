@@ -592,6 +592,33 @@ def test_the_faster_publisher_takes_over_a_slow_first_heard_as_before_where_stam
     assert taken["camera"] <= 5, taken
 
 
+@pytest.mark.parametrize("camera_hz", [15.0, 30.0])
+def test_a_restarted_live_camera_is_followed_beside_a_bag_played_without_clock(clock, camera_hz):
+    """A live camera followed beside `ros2 bag play` of an hour-old recording (no --clock) at 30 Hz; its driver
+    restarts at 10 s (a new writer). Once the old writer is silent, the bag was the first heard and, not slow, was
+    followed: every frame of the restarted camera rejected until the bag stopped (0 of 255 from 13 s at 15 Hz;
+    session 72's review). The stamps decide first: the camera, on the node's clock, is followed again, its frames
+    taken from at most 2 s after its restart on."""
+    camera, restarted = jittered("camera", camera_hz, 0.0, 10.0), jittered("restarted", camera_hz, 10.3, 30.0)
+    bag = jittered("bag", 30.0, 3.0, 30.0)
+    behind_s = {"camera": 0.05, "restarted": 0.05, "bag": HOUR_S}
+    warned, taken, following = stamped_outcome(clock, camera + restarted + bag, behind_s)
+    assert warned and following == "restarted" and taken["camera"] == len(camera), taken
+    assert taken["restarted"] >= len(restarted) - 2 * camera_hz and taken["bag"] <= 2 * 30, taken
+
+
+@pytest.mark.parametrize("camera_hz", [15.0, 30.0])
+def test_a_live_camera_back_after_a_long_silence_is_followed_beside_a_bag_played_without_clock(clock, camera_hz):
+    """As above, the camera silent 6 s instead (over PUBLISHERS_HEARD_S: forgotten, then heard after the bag): the
+    bag's frames are taken while it is silent, and the camera is followed again from its return (0 of 164 of its
+    frames taken from 19 s at 15 Hz before)."""
+    camera, bag = jittered("camera", camera_hz, 0.0, 30.0, (10.0, 16.0)), jittered("bag", 30.0, 3.0, 30.0)
+    warned, taken, following = stamped_outcome(clock, camera + bag, {"camera": 0.05, "bag": HOUR_S})
+    silent = sum(10.0 <= t < 18.0 for t, _ in bag)  # the camera silent, and its first 2 s back
+    assert warned and following == "camera" and taken["camera"] >= len(camera) - 2 * camera_hz, taken
+    assert taken["bag"] <= silent + 2 * 30, (silent, taken)
+
+
 @pytest.mark.parametrize("camera_hz, camera_from, other_hz, other_from", [(1.0, 0.0, 1.5, 5.0), (2.5, 0.3, 1.0, 0.0)])
 def test_a_slow_followed_camera_back_from_a_hiccup_is_followed_again(clock, camera_hz, camera_from, other_hz, other_from):
     """A followed camera slower than 4 Hz misses 2 frames at 20 s (a gap of 3 of its intervals): silent over two of
@@ -651,3 +678,34 @@ def test_a_lone_frame_off_the_clock_at_a_seek_does_not_decide_whom_to_follow(clo
     camera = [(0.5 + k / 30, "camera") for k in range(int(19.5 * 30))]
     warned, taken, following = seek_outcome(clock, republisher + camera, {"republisher": 0.3, "camera": 0.05}, seek_at)
     assert warned and following == "camera" and taken["camera"] == len(camera), taken
+
+
+@pytest.mark.parametrize("camera_hz, other_hz, lost_from", [(0.7, 0.77, 28.0), (0.5, 0.55, 20.0)])
+def test_a_slow_followed_camera_losing_two_frames_one_apart_is_followed_again(clock, camera_hz, other_hz, lost_from):
+    """A followed camera slower than 1 Hz loses two frames with one between (gaps of two of its intervals each): the
+    other's frames are taken while it is silent, then it is back. With PAUSE_INTERVALS 2 both gaps are pauses, two in
+    a row restart its interval at twice its own, and an intruder only 1.1 times as fast read as over FOLLOW_FASTER
+    times: the intruder was followed from the camera's return on, every camera frame rejected (PAUSE_INTERVALS 4
+    smoothed the gaps and kept the camera; session 72's review of edfd6c9). The one followed, back within
+    PUBLISHERS_HEARD_S, is followed again."""
+    camera = jittered("camera", camera_hz, 0.0, 50.0)
+    lost = [t for t, _ in camera if t >= lost_from][0:3:2]
+    camera = [(t, p) for t, p in camera if t not in lost]
+    back = next(t for t, _ in camera if t > lost[-1]) + 1.0  # a second after its return
+    health, t0, start = named_health([]), time.time_ns() - 25 * 10**9, clock.t  # its stamps within 30 s of the clock
+    after = {"camera": 0, "other": 0}
+    for i, (t, publisher) in enumerate(sorted(camera + jittered("other", other_hz, 5.0, 50.0))):
+        clock.t = start + t
+        taken = health.frame_received(t0 + int(t * 1e9), publisher, i + 1)
+        after[publisher] += taken and t >= back
+    assert health.following == "camera" and after == {"camera": sum(t >= back for t, _ in camera), "other": 0}, after
+
+
+def test_a_slow_publisher_followed_until_the_other_stopped_is_no_hiccup_for_a_faster_camera(clock):
+    """The one followed is followed again only where it fell silent: a 1 Hz republisher heard first and followed
+    beside a 1.5 Hz second driver (not FOLLOW_FASTER times as fast) that stops at 10 s is the one left, not one back,
+    and a camera restarted beside it at 30 Hz from 12.5 s is followed (FOLLOW_FASTER), as before."""
+    schedule = (jittered("republisher", 1.0, 0.0, 25.0) + jittered("second", 1.5, 1.0, 10.0)
+                + jittered("camera", 30.0, 12.5, 25.0))
+    warned, taken, _ = interleave_outcome(clock, schedule)
+    assert warned and taken["camera"] >= sum(p == "camera" for _, p in schedule) - 30, taken

@@ -281,7 +281,10 @@ PUBLISHERS_HEARD_S = 5.0
 # clips and odometry stay one camera's; the WARN names them. Once the followed one has been silent this long (a
 # driver stopped) the others' frames are taken again; back within PUBLISHERS_HEARD_S (a USB hiccup), it is followed
 # again: the one left alone was followed from its next frame, and a bag played onto a live camera's topic kept the
-# node, its odometry and TF, after a 1.1 s stall of the camera (session 71's review).
+# node, its odometry and TF, after a 1.1 s stall of the camera (session 71's review). Followed again as the one followed
+# before (_stop_following), not chosen anew by the rules below: its interval has just read its silence (a slow camera
+# losing two frames with one between: two pauses, PAUSE_INTERVALS, its interval doubled), and an intruder 1.1 times
+# as fast was followed from its return on, its every frame rejected (session 72's review).
 FOLLOW_SILENT_S = 1.0
 # ... unless the first heard is slow, one frame every FOLLOW_SLOW_S or more, and another sends its frames over
 # FOLLOW_FASTER times as often: the camera beside a slow republisher heard first (the camera's driver restarted while
@@ -294,19 +297,20 @@ FOLLOW_SILENT_S = 1.0
 # heard, as before. Either way the WARN names both.
 FOLLOW_FASTER = 2.0
 FOLLOW_SLOW_S = 0.5
-# Their stamps tell the two cases above apart: the faster one takes over a slow first heard
-# only where its stamps are on the node's clock (on_node_clock) or the first heard's are not: a republisher
-# keeps the live camera's stamps, both on the clock, so the camera wins; a bag played without --clock stamps an hour
-# or a day back, so a live 1 Hz camera heard first is kept and the bag's frames are rejected (session 72; it followed
-# the bag). Where neither is on the clock (use_sim_time before any /clock: ROS time 0; a camera's clock not
-# synchronised), timing alone decides, as before. Under use_sim_time with `ros2 bag play --clock` the bag's stamps are
-# the node's clock and a live camera's are not: the faster bag takes over, as before, and is what the node was set to
-# run on. Left as before too: a replay restamped at its own time, or a recording under STAMP_OFF_CLOCK_S old, reads
-# as live. Nor can stamps tell a bag played without --clock from a camera whose clock is not synchronised: restarted
-# beside a slow publisher heard first that stamps its own time (image_publisher), that camera is rejected (timing
-# followed it before). Off the clock is two frames in a row: under use_sim_time a frame in flight across a seek's
-# /clock jump reads off it once (_off_clock), and where that one was the slow camera's latest as the interleaving was
-# confirmed, the bag was followed for as long as both ran (review).
+# Their stamps decide first: where some live publishers' latest stamps are on the node's clock (on_node_clock), the
+# node follows one of those, by the rules above among them. A republisher keeps the live camera's stamps, both on the
+# clock: the faster camera takes over, as above. A bag played without --clock stamps an hour or a day back: a live
+# 1 Hz camera heard first is kept beside it (session 72: the bag was followed), and so is a live camera heard after the
+# bag, its driver restarted (a new writer) or back after PUBLISHERS_HEARD_S of silence: the bag was the first heard,
+# followed, and the camera's every frame rejected until the bag stopped (session 72's review, a 15 Hz camera beside a
+# 30 Hz bag). Where none is on the clock (use_sim_time before any /clock: ROS time 0; a camera's clock not
+# synchronised) or all are, timing alone decides, as before. Under use_sim_time with `ros2 bag play --clock` the bag's
+# stamps are the node's clock and a live camera's are not: the bag is followed, what the node was set to run on. Left
+# as before: a replay restamped at its own time, or a recording under STAMP_OFF_CLOCK_S old, reads as live; and a
+# camera whose clock is not synchronised loses to a republisher restamping at the node's time (image_publisher). Off
+# the clock is two frames in a row: under use_sim_time a frame in flight across a seek's /clock jump reads off it once
+# (_off_clock), and where that one was the slow camera's latest as the interleaving was confirmed, the bag was
+# followed for as long as both ran (session 72's review).
 # Each publisher's frame interval is smoothed (0.8 old + 0.2 new), but a gap over FOLLOW_SILENT_S and PAUSE_INTERVALS
 # times the estimate is a pause, not its rate, and is left out: a 30 Hz camera pausing 3 s beside a 1 Hz republisher
 # heard first read as no longer faster, and its frames were rejected for seconds (session 70's review). Only those:
@@ -449,9 +453,11 @@ class NodeHealth:
         # image publisher -> ((first heard, frame interval, paused: frame_interval, its frames off the node's clock
         # in a row: _to_follow), last heard: monotonic s), least recently heard first; the last frame's publisher;
         # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken);
-        # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time)
+        # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time);
+        # (the one followed until it fell silent, when: _stop_following)
         self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
         self._last_publisher, self.following, self._switches = None, None, deque()
+        self._followed_before: tuple | None = None
         self._lasting_switches = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
@@ -520,7 +526,7 @@ class NodeHealth:
         others = list(heard.values())[-2:-1]  # the one heard most recently before this one
         if not others or now - others[0][1] > INTERLEAVED_S:
             # one publisher: the usual case (and a followed one alone again: a later restart is clean)
-            self.following = None
+            self._stop_following(publisher, now)
             return True
         lasting = 0
         if last is not None and previous != publisher:  # back to one heard before, another's frame between
@@ -534,12 +540,12 @@ class NodeHealth:
         live = sorted((p for p, ((_, every, *_), at) in heard.items()
                        if now - at <= max(FOLLOW_SILENT_S, PAUSE_INTERVALS * (every or 0))), key=lambda p: heard[p][0][0])
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
-            self.following = None
+            self._stop_following(publisher, now)
         if self.following is None:
             # one live publisher (the followed one stalled) interleaves with none: chosen again when the two are
             if len(live) < 2 or (len(switches) < INTERLEAVE_SWITCHES and lasting < SLOW_INTERLEAVE_SWITCHES):
                 return True
-            self.following = self._to_follow(live)
+            self.following = self._to_follow(live, now)
         elif publisher == self.following:
             return True
         names, followed = (self.name_publishers(self.image_topic, p) for p in (live, [self.following]))
@@ -548,16 +554,28 @@ class NodeHealth:
                   f"{followed} and dropping the others' frames; give each camera its own topic (namespace)")
         return publisher == self.following
 
-    def _to_follow(self, live: list):
-        """Whom to follow among the publishers `live` (the first heard first): the first heard, unless another sends
-        its frames over FOLLOW_FASTER times as often where the first heard is slow (FOLLOW_SLOW_S; one frame heard:
-        never), and its stamps are on the node's clock or the first heard's are not (the comment at FOLLOW_SLOW_S)."""
-        entries = [self._image_publishers[p][0] for p in live]  # (first heard, interval, paused, frames off the clock)
-        intervals = [math.inf if interval is None else interval for _, interval, _, _ in entries]
-        on_clock = [off_clock < 2 for *_, off_clock in entries]  # a lone frame off it: a /clock jump's
-        fastest = min(range(len(live)), key=intervals.__getitem__)
+    def _stop_following(self, publisher, now: float) -> None:
+        """No publisher followed from this frame of `publisher` on; the one followed is remembered where it fell
+        silent (another's frame came), not where it is the one left: back within PUBLISHERS_HEARD_S, it is followed
+        again (_to_follow)."""
+        if self.following is not None:
+            self._followed_before = (self.following, now) if self.following != publisher else None
+        self.following = None
+
+    def _to_follow(self, live: list, now: float):
+        """Whom to follow among the publishers `live` (the first heard first): where some have their latest stamp on
+        the node's clock, among those only (the comment at FOLLOW_SLOW_S); the one followed until it fell silent within
+        PUBLISHERS_HEARD_S, back (FOLLOW_SILENT_S says why); else the first heard, unless another sends its frames
+        over FOLLOW_FASTER times as often where the first heard is slow (FOLLOW_SLOW_S; one frame heard: never)."""
+        entries = self._image_publishers  # publisher -> ((first heard, interval, paused, frames off the clock), at)
+        candidates = [p for p in live if entries[p][0][3] < 2] or live  # a lone frame off it: a /clock jump's
+        before, stopped = self._followed_before or (None, -math.inf)
+        if before in candidates and now - stopped <= PUBLISHERS_HEARD_S:
+            return before
+        intervals = [math.inf if entries[p][0][1] is None else entries[p][0][1] for p in candidates]
+        fastest = min(range(len(candidates)), key=intervals.__getitem__)
         faster = FOLLOW_SLOW_S <= intervals[0] < math.inf and intervals[fastest] * FOLLOW_FASTER < intervals[0]
-        return live[fastest] if faster and (on_clock[fastest] or not on_clock[0]) else live[0]
+        return candidates[fastest] if faster else candidates[0]
 
     def _lasting_switch(self, previous, publisher, now: float) -> int:
         """A switch from `previous`'s frames to `publisher`'s -> how many the two have made while both had been heard
