@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,21 @@ def test_the_init_models_training_scenes_follow_its_progress_and_no_stale_record
     (first / "training_scenes.json").unlink()
     assert main(COMMON + ["--init", str(first), "--steps", "1", "--out", str(tmp_path / "on")]) == 0
     assert not (tmp_path / "on" / "training_scenes.json").exists()
+
+
+def test_new_heads_on_a_backbone_keep_its_training_scenes(tmp_path, tiny_model_dir):
+    """Heads trained on --backbone's encoder (no --init) learned on what that encoder learned from: its record of the
+    scenes it trained on is copied, so eval-suite still notes a fold validating one (new heads on the shipped encoder
+    had no record and no note; session 72's review). A backbone recording none leaves none."""
+    record = '{"scenes": ["7scenes_redkitchen"]}\n'
+    backbone = tmp_path / "backbone"
+    shutil.copytree(tiny_model_dir, backbone)
+    argv = ["--backbone", str(backbone), "--heads", "depth", "--steps", "1", "--train-clips", "2", "--val-clips", "1",
+            "--batch-size", "2", "--no-progress", "--out", str(tmp_path / "m")]
+    assert main(argv) == 0 and not (tmp_path / "m" / "training_scenes.json").exists()
+    (backbone / "training_scenes.json").write_text(record)
+    assert main(argv) == 0
+    assert (tmp_path / "m" / "training_scenes.json").read_text() == record
 
 
 def test_bad_heads_are_a_clear_error(tmp_path, capsys):

@@ -387,11 +387,13 @@ def write_outputs(cfg: ReadoutsConfig, model: FourDS, banks: Banks, log: dict, s
 
 def keep_training_scenes(cfg: ReadoutsConfig, dest: Path) -> None:
     """The --init model's record of the scenes it trained on (TRAINING_SCENES_FILE; models/fourds_default's names the
-    kitchen and the HoloLens walk) into `dest`, a model this run writes (its progress, its selection, its output):
-    it stays true of a model trained on from it, and eval-suite notes a fold validating one (the record was lost,
-    and a run continued from OUT/checkpoint lost it for good: review). None to copy: an earlier run's left in `dest`
-    is removed, not kept for a model it does not describe."""
-    seen = Path(cfg.init) / TRAINING_SCENES_FILE if cfg.init else None
+    kitchen and the HoloLens walk), or without --init the --backbone's, into `dest`, a model this run writes (its
+    progress, its selection, its output): it stays true of a model trained on from it, or on its encoder, and
+    eval-suite notes a fold validating one (the record was lost, and a run continued from OUT/checkpoint lost it for
+    good: review; new heads on the shipped encoder lost it too: session 72's review). None to copy: an earlier run's
+    left in `dest` is removed, not kept for a model it does not describe."""
+    start = cfg.init or cfg.backbone  # --init's model replaces --backbone's
+    seen = Path(start) / TRAINING_SCENES_FILE if start else None
     if seen is not None and seen.is_file():
         if seen.resolve() != (dest / TRAINING_SCENES_FILE).resolve():
             shutil.copyfile(seen, dest / TRAINING_SCENES_FILE)
