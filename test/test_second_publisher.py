@@ -22,7 +22,7 @@ import fourds_ros.perception.health as health_module
 from fourds_ros.perception.camera import Calibration
 from fourds_ros.perception.camera_info_sync import CameraInfoSync, InfoPublishers
 from fourds_ros.perception.health import IMAGE_PUBLISHERS_INTERLEAVED, INTERLEAVE_SWITCHES, WARN, NodeHealth, NodeState
-from fourds_ros.ros.harness import process_environment, run_node
+from fourds_ros.ros.harness import NodeRun, process_environment, run_node
 
 from .conftest import stop_process
 
@@ -214,7 +214,8 @@ def test_publishers_are_named_from_the_graph_asked_rarely():
 # A second camera driver on the node's image topic: 320x240 frames (argv: at this rate, so many, starting so many s after
 # the node has described the probe's first frames, its first /depth/image: while the probe's stream goes on; counted
 # from when the node subscribed, a probe slow to start on a loaded host could miss them), stamped now, from a node
-# named usb_cam (as two usb_cam instances left at their default names).
+# named usb_cam (as two usb_cam instances left at their default names). Optional argv: a stamp offset in s (-3600: a
+# bag of an hour-old recording played without --clock), then the frames' height and width.
 SECOND_CAMERA = textwrap.dedent("""
     import sys
     import time
@@ -230,17 +231,19 @@ SECOND_CAMERA = textwrap.dedent("""
     rclpy.init()
     node = rclpy.create_node("usb_cam")
     pub = node.create_publisher(Image, "/image", QoSPresetProfiles.DEFAULT.value)
-    rgb = np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8)
-    state = {"described": None, "sent": 0}
     rate, frames, start_s = (float(a) for a in sys.argv[1:4])  # Hz, how many, s after the node's first depth image
+    offset_ns = int(float(sys.argv[4]) * 1e9) if len(sys.argv) > 4 else 0
+    height, width = (int(a) for a in sys.argv[5:7]) if len(sys.argv) > 6 else (240, 320)
+    rgb = np.random.default_rng(1).integers(0, 255, (height, width, 3), np.uint8)
+    state = {"described": None, "sent": 0}
     node.create_subscription(Image, "/depth/image", lambda msg: state.update(described=state["described"]
                                                                              or time.monotonic()), 10)
 
     def tick():
         if state["described"] is None or time.monotonic() - state["described"] < start_s or state["sent"] >= frames:
             return
-        pub.publish(Image(header=convert.header(time.time_ns(), "camera_optical"), height=240, width=320,
-                          encoding="rgb8", step=960, data=rgb.tobytes()))
+        pub.publish(Image(header=convert.header(time.time_ns() + offset_ns, "camera_optical"), height=height,
+                          width=width, encoding="rgb8", step=3 * width, data=rgb.tobytes()))
         state["sent"] += 1
 
     node.create_timer(1 / rate, tick)
@@ -252,13 +255,14 @@ SECOND_CAMERA = textwrap.dedent("""
 """)
 
 
-def run_beside_second_camera(second_camera: list[str], frames: int, tiny_model_dir, ros_env, tmp_path) -> dict:
-    """The node on the probe's 15 Hz camera (`frames` frames) while SECOND_CAMERA (argv: rate, frames, start) sends on
-    the same topic: it WARNs image_publishers_interleaved naming both nodes, and accounts for every frame. -> the last
-    /diagnostics values."""
+def run_beside_second_camera(second_camera: list[str], frames: int, tiny_model_dir, ros_env, tmp_path,
+                             camera: dict | None = None, then: dict | None = None) -> NodeRun:
+    """The node on the probe's 15 Hz camera (`frames` frames; `camera`: other keys of its frames step) while
+    SECOND_CAMERA (argv: rate, frames, start...) sends on the same topic, then the step `then` (1.5 s of waiting): it
+    WARNs image_publishers_interleaved naming both nodes, and accounts for every frame. -> the run."""
     plan = [{"wait_for": "/diagnostics", "timeout": 60}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
-            {"frames": frames, "rate": 15, "size": [120, 160]},
-            {"wait": 1.5}]
+            {"frames": frames, "rate": 15, "size": [120, 160], **(camera or {})},
+            then or {"wait": 1.5}]
     params = {"model": str(tiny_model_dir), "num_queries": 16, "max_tracks": 8, "hop": 2, "image_qos": "DEFAULT",
               "diagnostics_period_s": 0.5}
     other = subprocess.Popen([sys.executable, "-c", SECOND_CAMERA, *second_camera], env=process_environment(ros_env),
@@ -276,14 +280,15 @@ def run_beside_second_camera(second_camera: list[str], frames: int, tiny_model_d
     assert f"[{IMAGE_PUBLISHERS_INTERLEAVED}] frames from 2 publishers arrive interleaved on /image" in run.node_log
     assert "/usb_cam" in run.node_log and "/fourds_probe" in run.node_log, run.node_log
     assert values["frames_unaccounted"] == "0", values
-    return values
+    return run
 
 
 def test_a_second_camera_driver_on_the_image_topic_turns_diagnostics_warn(tiny_model_dir, ros_env, tmp_path):
     """Before: WARN as reset_resolution, once a frame (each frame a one-frame clip, odometry restarting every frame),
     nothing naming the cause. Now image_publishers_interleaved, logged with the driver's node, and one camera's
     frames followed: a reset or two where the two met, then none."""
-    values = run_beside_second_camera(["15", "45", "0"], 75, tiny_model_dir, ros_env, tmp_path)
+    run = run_beside_second_camera(["15", "45", "0"], 75, tiny_model_dir, ros_env, tmp_path)
+    values = run.last_diagnostics()["values"]
     assert int(values["frames_rejected"]) >= 20, values  # the one not followed: 45 frames sent
     # was one a frame; before the node follows one, each of INTERLEAVE_SWITCHES switches may reset the buffer
     assert int(values.get("resets_resolution", 0)) <= INTERLEAVE_SWITCHES + 2, values
@@ -294,9 +299,37 @@ def test_a_slow_second_image_publisher_turns_diagnostics_warn(tiny_model_dir, ro
     went into the camera's clips (a buffer reset each, another size) and /diagnostics read OK. Now it is confirmed
     at its third frame: WARN, and the frames from then on rejected."""
     # 6 frames at 1 Hz from 2 s after the node's first depth image: after the camera's first (the first heard is followed)
-    values = run_beside_second_camera(["1", "6", "2"], 150, tiny_model_dir, ros_env, tmp_path)
+    run = run_beside_second_camera(["1", "6", "2"], 150, tiny_model_dir, ros_env, tmp_path)
+    values = run.last_diagnostics()["values"]
     assert 2 <= int(values["frames_rejected"]) <= 4, values  # the third to the last of its 6 (or the fourth on)
     assert int(values.get("resets_resolution", 0)) <= 8, values  # two a frame taken (the other size): was 12
+
+
+BAG_FRAMES = 100  # the bag's, at 10 Hz: 10 s of it, within the camera's 18 s (27 frames at 1.5 Hz)
+
+
+def test_a_slow_live_camera_is_kept_beside_a_bag_played_without_clock(tiny_model_dir, ros_env, tmp_path):
+    """Session 72, over DDS: the probe as a live camera at 1.5 Hz (slower than one frame every FOLLOW_SLOW_S; 2 Hz
+    reads 0.5 s, on the boundary), stamped now, then `ros2 bag play` of an hour-old recording without --clock onto
+    its topic at 10 Hz (over FOLLOW_FASTER times as fast). By timing alone the bag was followed: its frames
+    described, the camera's rejected from the interleaving's confirmation on. The stamps tell the live one: the
+    camera is followed, and the bag's frames rejected but its first few (before the confirmation)."""
+    run = run_beside_second_camera(["10", str(BAG_FRAMES), "1", "-3600", "48", "64"], 27, tiny_model_dir, ros_env,
+                                   tmp_path, camera={"rate": 1.5, "size": [48, 64]},
+                                   then={"wait_idle": True, "timeout": 30})
+    values = run.last_diagnostics()["values"]
+    camera = {p["stamp_ns"] for p in run.result["published"]}
+    depth = {d["stamp_ns"] for d in run.records("depth/image")}
+    bag = [s for s in depth if s < min(camera) - 1800 * 10**9]  # an hour back
+    # The slow rule confirms the interleaving at its third switch, a camera frame or two into the bag (15 to 20 of
+    # the bag's frames); before, the bag was followed, all 100 of its frames described.
+    assert int(values["frames_rejected"]) >= BAG_FRAMES - 30 and len(bag) <= 30, (values, len(bag))
+    # Before the confirmation a camera frame between two of the bag's is a stamp_outlier (ahead of both), dropped:
+    # one or two; after it, every frame of the camera is described. Before, the 16 sent while the bag was followed
+    # were not.
+    missing = camera - depth
+    assert len(missing) <= 4 and all(s < max(bag, default=0) + 3600 * 10**9 for s in missing), (sorted(missing), values)
+    assert "following /fourds_probe and dropping" in run.node_log, run.node_log
 
 
 def test_a_restarted_drivers_late_frames_are_no_second_driver(clock):
