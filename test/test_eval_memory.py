@@ -183,3 +183,36 @@ def test_the_constant_peers_wall_time_leaves_out_reading_the_depth():
     slow = constant_depth(stamps, FrameStore({s: Encoded(b"", slowly) for s in stamps}))
     assert slow.depth[0][0, 0] == plain.depth[0][0, 0]
     assert slow.wall_s - plain.wall_s < 0.2, (plain.wall_s, slow.wall_s)  # 40 reads: 0.4 s
+
+
+def test_the_constant_peers_median_of_few_values_and_middles_in_two_buckets():
+    """The seeded cases above passed with the middle value's bucket found one too early (a lone value read as 9e-41)
+    and with the second middle's bucket never counted, as where the two middles lie in different buckets (mutation
+    review): one value, two in two buckets, middles first in their buckets, over several frames; depth of another dtype
+    is np.median's, and None where none is valid."""
+    f32 = [np.float32(v) for v in (2.5, 1.0, 2.0, 3.0, 0.5, 4.0, 1.0078125)]
+    cases = [{0: np.array(f32[:1])}, {0: np.array(f32[1:3])}, {0: np.array(f32[1:4])}, {0: np.array(f32[1:6])},
+             {0: np.array(f32[3:4]), 1: np.array(f32[1:3]), 2: np.array(f32[6:7])}, {0: np.array(f32[4:6])}]
+    for depths in cases:
+        want = float(np.median(np.concatenate(list(depths.values()))))
+        assert median_valid_depth(depths) == want, (depths, want)
+    assert median_valid_depth({0: np.array([1.0, 2.0, 6.0]), 1: np.array([np.nan])}) == 2.0  # float64: not the mean
+    assert median_valid_depth({0: np.array([np.nan, 0.0, -1.0])}) is None
+
+
+def test_a_frame_store_says_what_it_holds_unread_and_a_lookup_reads_each_key_in_order():
+    """`in` and len tell the stamps without unpacking a frame (Mapping's `in` would decode each image it is asked
+    about); a Lookup reads keys[i] for i and for slices, None where a frame is missing (geometric track ground truth
+    takes each frame's depth from it: one frame off, every track's ground truth is another frame's, and no test failed:
+    mutation review)."""
+    from fourds_ros.evaluation.frame_store import Deflated, Encoded, FrameStore, Lookup
+
+    def refused(_data: bytes) -> np.ndarray:
+        raise AssertionError("unpacked to say what the store holds")
+
+    store = FrameStore({1: Encoded(b"", refused), 2: np.zeros(1)})
+    assert 1 in store and 3 not in store and len(store) == 2 and list(store) == [1, 2]
+    depths = FrameStore({s: Deflated.of(np.full(2, s, np.float32)) for s in (10, 20, 30)})
+    lookup = Lookup(depths, [30, 10, 40, 20])
+    assert len(lookup) == 4 and [None if d is None else d[0] for d in lookup] == [30, 10, None, 20]
+    assert [d[0] for d in lookup[:2]] == [30, 10] and lookup[3][0] == 20

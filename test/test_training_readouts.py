@@ -102,6 +102,22 @@ def test_new_heads_on_a_backbone_keep_its_training_scenes(tmp_path, tiny_model_d
     assert (tmp_path / "m" / "training_scenes.json").read_text() == record
 
 
+def test_the_init_models_training_scenes_follow_its_selection_and_a_continuation_into_its_own_out(tmp_path):
+    """The record goes into OUT/selected too (a stopped --select-on run's choice, which eval-suite may score), and a
+    run continued with --init OUT/checkpoint into its own OUT, whose progress is the record's own folder, copies it
+    onto itself: neither was tested (mutation review: without the same-file check shutil raised SameFileError at the
+    first save of that documented continuation)."""
+    first, out = tmp_path / "first", tmp_path / "out"
+    train(parse_args(COMMON + ["--steps", "1", "--out", str(first)]))
+    record = '{"scenes": ["7scenes_redkitchen"]}\n'
+    (first / "training_scenes.json").write_text(record)
+    assert main(SAVED + ["--init", str(first), "--steps", "2", "--select-on", SAMPLE, "--out", str(out)]) == 0
+    assert (out / "selected" / "training_scenes.json").read_text() == record
+    assert main(SAVED + ["--init", str(out / "checkpoint"), "--steps", "2", "--out", str(out)]) == 0
+    assert (out / "checkpoint" / "training_scenes.json").read_text() == record
+    assert (out / "training_scenes.json").read_text() == record
+
+
 def test_bad_heads_are_a_clear_error(tmp_path, capsys):
     assert main(["--heads", "nope", "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
     assert "heads must be" in capsys.readouterr().err
