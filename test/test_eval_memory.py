@@ -139,7 +139,9 @@ def test_a_methods_wall_time_leaves_out_reading_the_frames():
 def test_offline_latency_and_wall_time_leave_out_reading_the_frames(tiny_model_dir):
     """Offline, a frame's result comes with the push that completes its clip: the later frames of the clip are read
     (a compressed bag's decoding) meanwhile, and that went into its latency, as each frame's own reading went into
-    the wall time (review). Frames that take 50 ms each to read leave both as with frames read at once."""
+    the wall time (review). Frames that take read_s each to read leave both as with frames read at once: within half
+    of what the reading would add (a clip's 3 later frames to a latency, 12 frames to the wall time), so that a loaded
+    host's noise (0.3 s of wall time under helpers' load, once) is no failure."""
     import time
 
     from fourds_ros.evaluation.bag import BagData
@@ -158,11 +160,14 @@ def test_offline_latency_and_wall_time_leave_out_reading_the_frames(tiny_model_d
                       K=dict.fromkeys(stamps, K), image_hw=(H, W))
         return run_offline(bag, tiny_model_dir, backend="torch")
 
+    read_s = 0.15
     run(0.0)  # the engine's first call out of the measure
-    at_once, slow = run(0.0), run(0.05)
+    at_once, slow = run(0.0), run(read_s)
     assert slow.latency_ms and len(slow.latency_ms) == len(at_once.latency_ms)
     p95 = [float(np.percentile(list(p.latency_ms.values()), 95)) for p in (at_once, slow)]
-    assert p95[1] - p95[0] < 100 and slow.wall_s - at_once.wall_s < 0.3, (p95, at_once.wall_s, slow.wall_s)
+    later_frames = 3  # of the micro model's 4-frame clip, read before the push that completes it
+    assert p95[1] - p95[0] < 0.5 * later_frames * read_s * 1e3, p95
+    assert slow.wall_s - at_once.wall_s < 0.5 * len(stamps) * read_s, (at_once.wall_s, slow.wall_s)
 
 
 def test_the_constant_peers_wall_time_leaves_out_reading_the_depth():
