@@ -518,7 +518,10 @@ class NodeHealth:
         between two lasting ones) until the followed one is silent (FOLLOW_SILENT_S) or the only one heard within
         INTERLEAVED_S. on_clock: whether this frame's stamp is on the node's clock (_to_follow)."""
         heard, switches = self._image_publishers, self._switches
-        (first, interval, paused, off_clock), last = heard.get(publisher, ((now, None, False, 0), None))
+        # A new one counts as one frame off the clock before this: its first frame off it is off, no lone frame of
+        # one on it (a /clock jump's), so a bag played again (a new writer) beside a camera where none is on the
+        # clock was followed alone (fuzz, session 72).
+        (first, interval, paused, off_clock), last = heard.get(publisher, ((now, None, False, 1), None))
         if last is not None:  # its frames' interval, smoothed: whom to follow (_to_follow)
             interval, paused = frame_interval(interval, now - last, paused)
         heard.heard(publisher, (first, interval, paused, 0 if on_clock else off_clock + 1), now)
@@ -557,8 +560,11 @@ class NodeHealth:
     def _stop_following(self, publisher, now: float) -> None:
         """No publisher followed from this frame of `publisher` on; the one followed is remembered where it fell
         silent (another's frame came), not where it is the one left: back within PUBLISHERS_HEARD_S, it is followed
-        again (_to_follow)."""
-        if self.following is not None:
+        again (_to_follow). One followed while that one was silent is not remembered in its place while it may still be
+        back: a slow republisher followed beside a bag during the camera's pause was, and followed again at the
+        camera's return, its every frame rejected (fuzz, session 72)."""
+        before, stopped = self._followed_before or (None, -math.inf)
+        if self.following is not None and (self.following == before or now - stopped > PUBLISHERS_HEARD_S):
             self._followed_before = (self.following, now) if self.following != publisher else None
         self.following = None
 
