@@ -811,15 +811,13 @@ def test_a_republisher_followed_while_the_camera_paused_is_not_followed_again_at
     assert warned and following == "camera" and taken["camera"] == len(camera), (following, taken)
 
 
-@pytest.mark.xfail(strict=True, reason="by design, not a regression (the same before 1a2a889): two publishers on the "
-                   "clock, neither slow, the first heard is followed, and a republisher keeping the camera's stamps "
-                   "outlives the camera's restart (fuzz, session 72)")
 @pytest.mark.parametrize("restart_s", [2.0, 4.0])
 def test_a_republisher_of_the_camera_is_not_followed_over_its_restarted_driver(clock, restart_s):
     """A 30 Hz camera followed beside a 15 Hz republisher of it (the camera's stamps, 0.5 s late) and a bag played
     without --clock; the camera's driver restarts at 15 s (a new writer back after `restart_s`). The republisher, heard
-    before the new writer and not slow, is followed, and the restarted camera's every frame rejected: its frames are
-    the camera's own, late, in the clips, odometry and TF."""
+    before the new writer and not slow, was followed, and the restarted camera's every frame rejected: its frames are
+    the camera's own, late, in the clips, odometry and TF (fuzz, session 72). Its stamps repeat the restarted camera's:
+    a relay, not followed over its source."""
     camera = jittered("camera", 30.0, 0.0, 15.0) + jittered("restarted", 30.0, 15.0 + restart_s, 30.0)
     republisher = [(t + 0.5, "republisher") for t, _ in camera[::2]]
     bag = jittered("bag", 2.0, 9.6, 30.0)
@@ -827,3 +825,114 @@ def test_a_republisher_of_the_camera_is_not_followed_over_its_restarted_driver(c
     warned, taken, following = stamped_outcome(clock, camera + republisher + bag, behind_s)
     restarted = sum(p == "restarted" for _, p in camera)
     assert warned and following == "restarted" and taken["restarted"] >= restarted - 2 * 30, (following, taken)
+
+
+def relayed_outcome(clock, frames: list[tuple[float, str, float]]) -> tuple[bool, dict[str, int], str | None]:
+    """stamped_outcome with each frame's own stamp: (s, publisher, stamp: s on the node's clock), so that a relay's
+    stamps are its source's exactly, as a relay copies the header."""
+    start = clock.t
+    health = NodeHealth(lambda message: None, now_ns=lambda: NODE_CLOCK_NS + int((clock.t - start) * 1e9))
+    taken: dict[str, int] = {}
+    for i, (t, publisher, stamp_s) in enumerate(sorted(frames)):
+        clock.t = start + t
+        taken[publisher] = taken.get(publisher, 0) + health.frame_received(
+            NODE_CLOCK_NS + int(stamp_s * 1e9), publisher, i + 1)
+    return health.errors[IMAGE_PUBLISHERS_INTERLEAVED] > 0, taken, health.following
+
+
+def relayed(frames: list[tuple[float, str]], every: int, late_s: float, name: str = "relay"):
+    """A relay of `frames` (s, publisher; stamped 30 ms before they come): every `every`-th, `late_s` later, the
+    stamp kept -> (s, publisher, stamp s), the source's frames with theirs first."""
+    source = [(t, p, t - 0.03) for t, p in frames]
+    return source, [(t + late_s, name, stamp) for t, _, stamp in source[::every]]
+
+
+@pytest.mark.parametrize("every, late_s", [(1, 0.1), (2, 0.1), (1, 0.5), (2, 0.5)])
+def test_a_relay_heard_before_its_camera_is_not_followed_over_it(clock, every, late_s):
+    """A relay of the camera (`ros2 topic relay`, a republisher; every frame or every second one, `late_s` late) heard
+    before the camera itself, whose frames reach the node from 3 s on (its subscription matched later): by timing the
+    first heard and not slow, the relay was followed and the camera's every frame rejected. Its stamps repeat the
+    camera's: the camera is followed. 0.5 s late, its frames repeat none of the camera's yet when the interleaving is
+    confirmed (0.3 s): it is followed until they do, then the camera."""
+    camera = jittered("camera", 30.0, 0.0, 20.0)
+    source, relay = relayed(camera, every, late_s)
+    heard = [f for f in source if f[0] >= 3.0]
+    warned, taken, following = relayed_outcome(clock, heard + relay)
+    assert warned and following == "camera" and taken["camera"] >= len(heard) - 30 * late_s - 3, (following, taken)
+    assert taken["relay"] <= sum(t < 3.6 + late_s for t, *_ in relay), taken  # alone, then until it repeats
+
+
+def test_two_drivers_stamping_from_one_trigger_are_no_relays(clock):
+    """Two cameras triggered together (a stereo pair's drivers left on one topic): the same stamps, either frame first.
+    Each repeats the other's (RELAY_REPEATS): neither is a relay, the first heard is followed throughout, as before,
+    not switched between them at each pair of frames heard in one order (their views mixed into the clips)."""
+    rng = np.random.default_rng(72)
+    start, health = clock.t, NodeHealth(lambda message: None, now_ns=lambda: NODE_CLOCK_NS + int((clock.t - start) * 1e9))
+    frames = sorted((t + rng.uniform(0.0, 0.01), name, t - 0.03)
+                    for t in np.arange(0.0, 20.0, 1 / 15) for name in ("left", "right") if t >= 0.5 or name == "left")
+    followed, taken = [], {"left": 0, "right": 0}
+    for i, (t, name, stamp_s) in enumerate(frames):
+        clock.t = start + t
+        taken[name] += health.frame_received(NODE_CLOCK_NS + int(stamp_s * 1e9), name, i + 1)
+        if health.following != (followed or [None])[-1]:
+            followed.append(health.following)
+    assert followed == ["left"] and taken["right"] <= 8, (followed, taken)
+
+
+def test_a_throttled_relay_heard_first_is_not_followed_over_its_camera(clock):
+    """A 1 Hz throttle of the camera heard first (the camera's driver started after it), then the 30 Hz camera: the
+    camera is followed, as before the relays were told apart (FOLLOW_FASTER), every frame of it taken."""
+    camera = jittered("camera", 30.0, 0.0, 20.0)
+    source, relay = relayed(camera, 30, 0.05, "throttle")
+    heard = [f for f in source if f[0] >= 2.5]
+    warned, taken, following = relayed_outcome(clock, heard + relay)
+    assert warned and following == "camera" and taken["camera"] == len(heard), (following, taken)
+    assert taken["throttle"] <= 5, taken  # its frames alone before the camera, and until the interleaving is confirmed
+
+
+@pytest.mark.parametrize("second_rate", [15.0, 30.0, 90.0])
+def test_two_independent_cameras_are_followed_as_before_relays(clock, second_rate):
+    """Two cameras on one topic, each with its own stamps (on the clock), one stamp of theirs the same (two clocks
+    meeting once): neither is a relay, and the first heard is followed as before, or the faster where it is slow. The
+    first heard at 30 Hz keeps its every frame; at 1 Hz, the second over FOLLOW_FASTER times as fast takes over."""
+    for first_rate in (30.0, 1.0):
+        first, second = jittered("first", first_rate, 0.0, 15.0), jittered("second", second_rate, 2.0, 15.0)
+        frames = [(t, p, t - 0.03) for t, p in first] + [(t, p, t - 0.05) for t, p in second]
+        met = next((t, stamp) for t, _, stamp in frames if 2.2 <= t)  # past the second's latest stamp: counted
+        frames.append((met[0] + 0.001, "second", met[1]))
+        warned, taken, following = relayed_outcome(clock, frames)
+        expected = "first" if first_rate == 30.0 else "second"
+        assert warned and following == expected, (first_rate, second_rate, following, taken)
+        if first_rate == 30.0:
+            assert taken["first"] == len(first), (second_rate, taken)
+
+
+def test_relays_are_told_by_two_repeats_in_a_row_and_memory_stays_bounded():
+    """relays.Relays: one stamp repeated is a coincidence, two in a row a relay, a frame of its own ends it; a driver
+    stamping every frame 0 is no relay of another doing the same; a stamp is forgotten past STAMPS_KEPT of its
+    publisher's, and the publishers past `kept` (a respawned driver's writers), so memory stays bounded."""
+    from fourds_ros.perception.relays import STAMPS_KEPT, Relays
+
+    relays = Relays(window_s=5.0, kept=4)
+    for i in range(10):
+        relays.heard("camera", i, i * 0.1)
+    relays.heard("relay", 3, 1.0)
+    assert relays.source("relay") is None
+    relays.heard("relay", 4, 1.1)
+    assert relays.source("relay") == "camera" and relays.relays_one_of("relay", ["camera", "relay"])
+    assert not relays.relays_one_of("relay", ["relay", "bag"])  # its source not among them
+    relays.heard("relay", 100, 1.2)
+    assert relays.source("relay") is None
+    for t in (2.0, 2.1, 2.2):
+        relays.heard("unstamped", 0, t)
+        relays.heard("unstamped too", 0, t)
+    assert relays.source("unstamped too") is None
+    for i in range(STAMPS_KEPT + 10):
+        relays.heard("camera", 1000 + i, 3.0)
+    relays.heard("late", 1000, 3.0)
+    relays.heard("late", 1001, 3.0)
+    assert relays.source("late") is None  # lagging past STAMPS_KEPT: no longer recognised
+    for writer in range(100):  # a driver respawned again and again, each a new writer of 200 frames
+        for i in range(200):
+            relays.heard(f"writer {writer}", 10**6 * writer + i, 4.0 + writer)
+    assert len(relays._publishers) <= 4 and len(relays._first) <= STAMPS_KEPT * 4

@@ -41,6 +41,7 @@ import numpy as np
 from .clip_buffer import OUT_OF_ORDER_NS
 from .clock_motion import ClockMotion
 from .recent_publishers import RecentPublishers
+from .relays import Relays
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 # Images whose frame_id had a leading '/', dropped as tf2 drops it (intake.image_frame_id): a correction,
@@ -454,11 +455,12 @@ class NodeHealth:
         # in a row: _to_follow), last heard: monotonic s), least recently heard first; the last frame's publisher;
         # the one followed while they interleave (None: every frame is taken); when frames switched publisher (_taken);
         # {two publishers} -> (their switches while both heard longer than RESTART_OVERLAP_S, the last one's time);
-        # (the one followed until it fell silent, when: _stop_following)
+        # (the one followed until it fell silent, when: _stop_following); which of them relay another's frames
         self._image_publishers = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
         self._last_publisher, self.following, self._switches = None, None, deque()
         self._followed_before: tuple | None = None
         self._lasting_switches = RecentPublishers(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
+        self._relays = Relays(PUBLISHERS_HEARD_S, SEQUENCE_PUBLISHERS_KEPT)
 
     def frame_received(self, stamp_ns: int, publisher=None, sequence: int | None = None,
                        received_ns: int | None = None) -> bool:
@@ -481,6 +483,8 @@ class NodeHealth:
         if sequence is not None:
             self._sequence(publisher, sequence)
         offset_ms = (now_ns - stamp_ns) / 1e6
+        if publisher:
+            self._relays.heard(publisher, stamp_ns, now)
         if publisher and not self._taken(publisher, now, on_node_clock(offset_ms)):  # not the followed stream's
             self.counts["frames_rejected"] += 1
             self.last_in, self._in_ns = now, now_ns
@@ -516,7 +520,8 @@ class NodeHealth:
         """Whether a frame of image publisher `publisher` is taken: not while the node follows another one, which it
         does from when publishers interleave (INTERLEAVE_SWITCHES within INTERLEAVED_S, or SLOW_INTERLEAVE_SWITCHES
         between two lasting ones) until the followed one is silent (FOLLOW_SILENT_S) or the only one heard within
-        INTERLEAVED_S. on_clock: whether this frame's stamp is on the node's clock (_to_follow)."""
+        INTERLEAVED_S; chosen again once the followed one relays another live one (_to_follow says why). on_clock:
+        whether this frame's stamp is on the node's clock (_to_follow)."""
         heard, switches = self._image_publishers, self._switches
         # A new one counts as one frame off the clock before this: its first frame off it is off, no lone frame of
         # one on it (a /clock jump's), so a bag played again (a new writer) beside a camera where none is on the
@@ -544,6 +549,8 @@ class NodeHealth:
                        if now - at <= max(FOLLOW_SILENT_S, PAUSE_INTERVALS * (every or 0))), key=lambda p: heard[p][0][0])
         if self.following not in live:  # a followed driver stopped: the others' frames are taken again
             self._stop_following(publisher, now)
+        elif self._relays.relays_one_of(self.following, live):  # a relay, its source live: it is not followed over it
+            self.following = self._to_follow(live, now)
         if self.following is None:
             # one live publisher (the followed one stalled) interleaves with none: chosen again when the two are
             if len(live) < 2 or (len(switches) < INTERLEAVE_SWITCHES and lasting < SLOW_INTERLEAVE_SWITCHES):
@@ -570,11 +577,22 @@ class NodeHealth:
 
     def _to_follow(self, live: list, now: float):
         """Whom to follow among the publishers `live` (the first heard first): where some have their latest stamp on
-        the node's clock, among those only (the comment at FOLLOW_SLOW_S); the one followed until it fell silent within
-        PUBLISHERS_HEARD_S, back (FOLLOW_SILENT_S says why); else the first heard, unless another sends its frames
-        over FOLLOW_FASTER times as often where the first heard is slow (FOLLOW_SLOW_S; one frame heard: never)."""
+        the node's clock, among those only (the comment at FOLLOW_SLOW_S), and of those not one relaying another's
+        frames (relays.Relays); the one followed until it fell silent within PUBLISHERS_HEARD_S, back (FOLLOW_SILENT_S
+        says why); else the first heard, unless another sends its frames over FOLLOW_FASTER times as often where the
+        first heard is slow (FOLLOW_SLOW_S; one frame heard: never)."""
         entries = self._image_publishers  # publisher -> ((first heard, interval, paused, frames off the clock), at)
         candidates = [p for p in live if entries[p][0][3] < 2] or live  # a lone frame off it: a /clock jump's
+        # A relay of another candidate is not followed over it: a republisher keeping the camera's stamps, heard before
+        # the camera's restarted driver (a new writer) and not slow, was followed by the rules below and the camera's
+        # every frame rejected, its own frames late in the clips (session 72). After the clock's rule: a relay shares
+        # its source's stamps, so both are on the node's clock or both off it, and that rule never parts them. Before
+        # the one followed until it fell silent: a relay followed while its camera restarted is not followed again
+        # over the camera back. A relay whose source is not live (the camera's old writer) stays: it is the camera's
+        # only stream then. A relay followed is left as soon as it is seen to be one (_taken): lagging its camera
+        # by more than the interleaving takes to confirm (0.3 s for two at 15 Hz), its frames repeated none of the
+        # camera's yet when it was chosen, and it kept the node; leaving it for its source sends the stamps forward.
+        candidates = [p for p in candidates if not self._relays.relays_one_of(p, candidates)] or candidates
         before, stopped = self._followed_before or (None, -math.inf)
         if before in candidates and now - stopped <= PUBLISHERS_HEARD_S:
             return before
