@@ -936,3 +936,21 @@ def test_relays_are_told_by_two_repeats_in_a_row_and_memory_stays_bounded():
         for i in range(200):
             relays.heard(f"writer {writer}", 10**6 * writer + i, 4.0 + writer)
     assert len(relays._publishers) <= 4 and len(relays._first) <= STAMPS_KEPT * 4
+
+
+def test_two_triggered_cameras_whose_arrival_order_turns_are_not_switched_between(clock):
+    """Session 72's review: two drivers stamping from one hardware trigger (identical stamps, 30 Hz) on one topic, "a"
+    arriving 3 ms before "b" for 10 s, then "b" first for 10 s, and so on. The one heard second for over
+    PUBLISHERS_HEARD_S was read as a relay of the other and left: the node switched cameras at every turn (15 s, 25 s),
+    both views in the clips. Neither is a relay once each repeated the other's stamps: the first followed is kept."""
+    health = NodeHealth(lambda message: None)
+    t0, start, followed = time.time_ns() - 10**8, clock.t, set()
+    schedule = []
+    for i in range(900):
+        first = "ab"[int(i / 30 // 10) % 2]
+        schedule += [(i / 30, first, i), (i / 30 + 0.003, "ba"[first == "b"], i)]
+    for k, (t, publisher, i) in enumerate(sorted(schedule)):
+        clock.t = start + t
+        health.frame_received(t0 + i * 10**9 // 30, publisher, k + 1)
+        followed.add(health.following)
+    assert followed == {None, "a"}, followed

@@ -9,7 +9,6 @@ relay's source to the relay when choosing whom to follow (_to_follow): a relay h
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict, deque
 
 from .recent_publishers import RecentPublishers
@@ -20,10 +19,11 @@ from .recent_publishers import RecentPublishers
 # pushed a camera's stamps out of a shared one within a second.
 STAMPS_KEPT = 64
 # A relay once this many of its frames in a row repeated one other publisher's stamps, and no longer from its first
-# frame that did not: one repeat is a coincidence (two clocks meeting, a stamp rounded to the ms). Nor while that one
-# repeated one of its stamps within `window_s` of its latest frame: two drivers stamping from one trigger (a stereo pair
-# on one topic) repeat each other's, whichever frame comes first, and reading the one heard second as a relay would
-# switch the node between them; so does a relay whose lag is within the jitter, told by timing alone then, as before.
+# frame that did not: one repeat is a coincidence (two clocks meeting, a stamp rounded to the ms). Nor once that one
+# repeated one of its stamps, while both are remembered: two drivers stamping from one trigger (a stereo pair on one
+# topic) repeat each other's, whichever frame comes first, and reading the one heard second as a relay would switch the
+# node between them whenever their order turns; so does a relay whose lag is within the jitter (or whose source's frame
+# once came after its own), told by timing alone then, as before.
 RELAY_REPEATS = 2
 
 
@@ -36,7 +36,7 @@ class Relays:
         # publisher -> (its stamps heard first from it: deque, the publisher its latest frames repeated, how many in a
         # row, its latest stamp, {publisher: when it last repeated one of theirs}), when it was last heard
         self._publishers = RecentPublishers(window_s, kept)
-        self._window_s, self._kept = window_s, kept
+        self._kept = kept
 
     def heard(self, publisher, stamp_ns: int, now_s: float) -> None:
         """A frame of `publisher` stamped `stamp_ns` came at now_s."""
@@ -59,15 +59,16 @@ class Relays:
         self._publishers.heard(publisher, (own, source, repeats, stamp_ns, repeated), now_s)
 
     def source(self, publisher):
-        """The publisher whose stamps `publisher`'s latest RELAY_REPEATS frames repeated, where that one repeated none
-        of `publisher`'s within window_s of its latest frame (RELAY_REPEATS), or None: not a relay."""
+        """The publisher whose stamps `publisher`'s latest RELAY_REPEATS frames repeated, where that one never repeated
+        one of `publisher`'s while both were heard (RELAY_REPEATS), or None: not a relay."""
         entry = self._publishers.get(publisher)
         if not entry or entry[0][2] < RELAY_REPEATS:
             return None
-        source, at = entry[0][1], entry[1]
+        source = entry[0][1]
         back = self._publishers.get(source)
-        repeated_back = back is not None and at - back[0][4].get(publisher, -math.inf) <= self._window_s
-        return None if repeated_back else source
+        # Ever, not within window_s: two triggered drivers whose arrival order holds for longer than window_s, then
+        # turns (load on one), were read as a relay of the other in turn, the node switched between them each time.
+        return None if back is not None and publisher in back[0][4] else source
 
     def relays_one_of(self, publisher, among) -> bool:
         """Whether `publisher` relays one of `among`."""
