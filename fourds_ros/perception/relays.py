@@ -34,7 +34,8 @@ class Relays:
     def __init__(self, window_s: float, kept: int) -> None:
         self._first: OrderedDict[int, object] = OrderedDict()  # stamp -> the publisher it was first heard from
         # publisher -> (its stamps heard first from it: deque, the publisher its latest frames repeated, how many in a
-        # row, its latest stamp, {publisher: when it last repeated one of theirs}), when it was last heard
+        # row, its latest stamp, the publishers it repeated a stamp of: keys of a dict, the most recent last), when it
+        # was last heard
         self._publishers = RecentPublishers(window_s, kept)
         self._kept = kept
 
@@ -51,7 +52,7 @@ class Relays:
         if first is not None and first != publisher and (last is None or stamp_ns > last):
             repeats, source = (repeats + 1 if first == source else 1), first
             repeated.pop(first, None)  # put back last: the dict runs oldest first, and is cut there
-            repeated[first] = now_s
+            repeated[first] = None  # only whether it ever did counts (source)
             if len(repeated) > self._kept:
                 del repeated[next(iter(repeated))]
         else:
