@@ -243,6 +243,28 @@ def test_a_mount_that_rolls_the_camera_upside_down_says_which_image_rotation_to_
     assert run.node_log.count("image_rotation: 180") == 1, run.node_log
 
 
+def test_image_rotation_set_for_an_upside_down_urdf_mount_is_not_advised_against(tiny_model_dir, ros_env, tmp_path):
+    """The URDF has the camera upside down and image_rotation is 180, as the README says to set it, with
+    base_from_camera left at its default: the mount in use (TF's) agrees with image_rotation, so nothing is
+    advised. Before, configure judged the default base_from_camera (upright) before TF was looked up, and
+    logged and counted "need image_rotation: 0 (set: 180)": advice that would turn the model's view upside down."""
+    from transforms3d.quaternions import mat2quat
+
+    from fourds_ros.perception.image_rotation import upright_from_camera
+
+    base_from_upright = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)  # REP-103 optical -> body
+    w, x, y, z = mat2quat(base_from_upright @ upright_from_camera(2)[:3, :3])  # transforms3d is w-first
+    mount = {"parent": "base_link", "child": "camera_optical", "translation": [0.0, 0.0, 0.1], "rotation": [x, y, z, w]}
+    plan = START + [{"tf_static": [mount]}, {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 6, "rate": 15, "size": [120, 160]}, {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "image_rotation": 180}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["camera_mount"].startswith("/tf_static") and values["frames_out"] == "6", values
+    assert "errors_image_rotation" not in values and "image_rotation:" not in run.node_log, (values, run.node_log)
+
+
 def test_reference_depth_reaches_the_metric_scale_and_bad_images_are_counted(tiny_model_dir, ros_env, tmp_path):
     """metric_scale_source: reference_depth subscribes to reference_depth (an RGB-D camera's depth,
     sensor_msgs/Image) and rescales the model's metres to it over DDS: an all-2-metre reference

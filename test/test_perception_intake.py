@@ -1071,6 +1071,19 @@ def test_a_rolled_mount_parameter_advises_image_rotation_at_configure(engine, im
     assert any("image_rotation: 180" in line for line in logged) == advised
 
 
+@pytest.mark.parametrize("image_rotation", [90, 180, 270])
+def test_the_default_mount_advises_no_image_rotation_at_configure(engine, image_rotation):
+    """base_from_camera left at its default (an upright camera) says nothing of the camera's roll: a camera set to
+    image_rotation 180 whose URDF mount comes later is not told to set 0 at configure (TF's mount is judged when it
+    comes: test_node_inputs)."""
+    settings = PerceptionSettings.from_params(image_rotation=image_rotation)
+    logged = []
+    health = NodeHealth(logged.append)
+    worker = InferenceWorker(lambda clip: None, logged.append, health.counts, 1)
+    FrameIntake(PerceptionPipeline(engine, settings), worker, health, settings)
+    assert health.errors["image_rotation"] == 0 and not logged, logged
+
+
 def test_camera_info_roi_and_binning_bring_k_to_the_image_sent():
     """REP-104: K and P are of the full, unbinned sensor; roi and binning say which pixels the
     image holds. Ignored, an ROI of the calibration's aspect read as a resize (fx halved: depth,

@@ -27,7 +27,7 @@ from .camera_info_sync import CameraInfoSync, Paired, calibration_difference, lo
 from .clip_buffer import OUT_OF_ORDER, StampHold
 from .health import FRAMES_FRAME_ID_SLASH, NodeHealth, NodeState
 from .image import ImageDecodeError
-from .odometry import transform_from_xyz_quat
+from .odometry import default_base_from_camera, transform_from_xyz_quat
 from .pipeline import PerceptionPipeline
 from .settings import PerceptionSettings
 from .work_image import WorkImage
@@ -80,7 +80,12 @@ class FrameIntake:
         self.image_topic, self.camera_info_topic = "image", "camera_info"
         self.lock = threading.Lock()
         self.sync_lock = threading.RLock()  # reentrant: report holds it around pending_frames
-        self._advise_rotation(transform_from_xyz_quat(settings.pose.base_from_camera))  # TF may replace it
+        # The parameter's mount is judged here only where set (TF may replace it; _add judges TF's): its default, an
+        # upright camera, says nothing of the camera's roll, and advised image_rotation 0 to a camera set to 180 whose
+        # URDF mount, looked up at its first frame, agrees with that setting.
+        parameter_mount = transform_from_xyz_quat(settings.pose.base_from_camera)
+        if not np.allclose(parameter_mount, default_base_from_camera()):
+            self._advise_rotation(parameter_mount)
 
     def _advise_rotation(self, base_from_camera: np.ndarray) -> None:
         advice = self.pipeline.rotation_advice(base_from_camera)
