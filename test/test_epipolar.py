@@ -572,3 +572,23 @@ def test_the_pipeline_measures_rotation_steps_on_the_camera_images_only_when_ask
         poses[on], status[on] = np.array([r.pose.odom_from_camera for r in out]), pipe.status()
     assert status[False]["pose_step_rotations"] == 0 and status[True]["pose_step_rotations"] >= 7
     assert max(angle_deg(a[:3, :3], b[:3, :3]) for a, b in zip(poses[False], poses[True])) > 0.05
+
+
+def test_frames_followed_by_name_share_the_clips_corners_and_follow_them_as_a_pair_alone(monkeypatch):
+    """follow_corners(frames=(t - 1, t), seeded=...): one step of a clip (a relinked frame's), seeded from the
+    clip's shared corners by frame, follows what the two images alone would, and a later pass over the clip
+    reuses frame t - 1's corners instead of detecting them again."""
+    import fourds_ros.perception.epipolar as epipolar
+
+    root = require(SHARED_DATA / "tum_fr1_rpy_f000-079")
+    grays = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY) for p in sorted((root / "rgb").glob("*.jpg"))[:8]]
+    seeded = {}
+    x0, x1 = follow_corners(grays, 200, stride=1, seeded=seeded, frames=(4, 5))
+    y0, y1 = follow_corners([grays[4], grays[5]], 200, stride=1)
+    assert list(seeded) == [4] and len(x0) > 50
+    np.testing.assert_array_equal(x0, y0)
+    np.testing.assert_array_equal(x1, y1)
+    detect, calls = epipolar._seed_corners, []
+    monkeypatch.setattr(epipolar, "_seed_corners", lambda gray, *a: calls.append(gray) or detect(gray, *a))
+    follow_corner_steps(grays, 200, replenish_below=500, seeded=seeded)  # replenished at 2 and 4 at least
+    assert {0, 2, 4} <= set(seeded) and len(calls) == len(seeded) - 1 and not any(g is grays[4] for g in calls)

@@ -97,7 +97,8 @@ def _seed_corners(gray: np.ndarray, corners: int, keep: np.ndarray | None) -> np
 def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
                         stride: int | None = None, replenish_below: int = 0,
                         predict: Callable[[int, int, np.ndarray], np.ndarray] | None = None,
-                        seeded: dict[int, np.ndarray] | None = None) -> CornerSteps:
+                        seeded: dict[int, np.ndarray] | None = None, frames: Sequence[int] | None = None
+                        ) -> CornerSteps:
     """grays: the clip's (H, W) gray camera images (only the frames followed are read); corners: how
     many to seed in the first; keep: optional (H, W) bool, where a corner may be seeded; stride: LK
     from frame to frame `stride` apart (and to the last; default FOLLOW_STRIDE). replenish_below:
@@ -108,11 +109,12 @@ def follow_corner_steps(grays: Sequence[np.ndarray], corners: int, keep: np.ndar
     predict: optional (frame a, frame b, (N, 2) pixels in a) -> (N, 2) pixels in b where LK starts
     its search (e.g. rotation_guess). seeded: optional {frame: (M, 2) corners} shared by passes over
     the same images and settings, which reuse each other's corners instead of detecting them again
-    (Shi-Tomasi is about half of a pass's time at 640x480)."""
+    (Shi-Tomasi is about half of a pass's time at 640x480). frames: the frames followed instead of every
+    stride-th one, in order (e.g. one step, t - 1 to t, of the clip whose `seeded` corners it shares)."""
     stride = FOLLOW_STRIDE if stride is None else stride
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    followed = sorted(set(range(0, len(grays), stride)) | {len(grays) - 1})
+    followed = sorted(set(range(0, len(grays), stride)) | {len(grays) - 1}) if frames is None else list(frames)
     images = {t: grays[t] for t in followed}
     seeded = {} if seeded is None else seeded
 
@@ -161,10 +163,11 @@ def rotation_guess(k: np.ndarray, rotation: np.ndarray) -> Callable[[int, int, n
 
 
 def follow_corners(grays: Sequence[np.ndarray], corners: int, keep: np.ndarray | None = None,
-                   stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   stride: int | None = None, seeded: dict[int, np.ndarray] | None = None,
+                   frames: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """follow_corner_steps without replenishing -> ((M, 2) first-frame and (M, 2) last-frame camera
-    pixels) of the corners LK followed through the clip."""
-    chain = follow_corner_steps(grays, corners, keep, stride)
+    pixels) of the corners LK followed through the clip (or its `frames`)."""
+    chain = follow_corner_steps(grays, corners, keep, stride, seeded=seeded, frames=frames)
     return chain.first, chain.last
 
 

@@ -881,7 +881,7 @@ class PerceptionPipeline:
             if self._newer_clip_waits():  # the head's motion stands, as without relinking
                 self.pose_relink_skipped += 1
                 return None
-            x0, x1 = follow_corners([images[t - 1], images[t]], corners, keep, stride=1)
+            x0, x1 = follow_corners(images, corners, keep, seeded=images.corners(corners), frames=(t - 1, t))
             if not len(x0):
                 return None
             xy = np.stack([np.stack(pmap.to_model(x[:, 0], x[:, 1]), axis=1) for x in (x0, x1)], axis=1)
@@ -916,7 +916,7 @@ class PerceptionPipeline:
         steps = self.settings.pose.epipolar_steps
         keep = self._off_robot_pixels(frames[0].rgb.shape[:2])
         k = self._input_k(frames[0])
-        replenish, seeded = self.settings.pose.epipolar_replenish_below if steps else 0, {}
+        replenish, seeded = self.settings.pose.epipolar_replenish_below if steps else 0, images.corners(corners)
         chain = follow_corner_steps(images, corners, keep, replenish_below=replenish, seeded=seeded)
         motion = essential_motion(chain.first, chain.last, k, rotation[-1])
         if by_step:  # a chain of its own over every frame: the direction's stays on every second (rule 69a)
