@@ -135,6 +135,28 @@ def test_other_transforms_on_tf_do_not_count(tiny_model_dir, ros_env, tmp_path):
     assert "tf_conflict" not in run.node_log, run.node_log
 
 
+def test_a_urdf_parent_of_base_link_on_tf_static_is_a_conflict(tiny_model_dir, ros_env, tmp_path):
+    """robot_state_publisher puts a URDF's fixed joints on /tf_static: base_footprint -> base_link there (a robot
+    whose URDF root is base_footprint, as Nav2 robots have it) beside this node's odom -> base_link gives
+    base_link two parents, and tf2 keeps one. The watch read /tf alone: no count, no WARN, no word."""
+    footprint = {"parent": "base_footprint", "child": "base_link", "translation": [0.0, 0.0, 0.1],
+                 "rotation": [0.0, 0.0, 0.0, 1.0]}
+    plan = START + [{"tf_static": [footprint]},
+                    {"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 10, "rate": 15, "size": [120, 160]},
+                    {"wait_idle": True, "timeout": 30},
+                    {"wait": 1.0}]
+    run = run_node(plan, {"model": str(tiny_model_dir), **PARAMS}, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    diag = run.last_diagnostics()
+    values = diag["values"]
+    # counted for each of the node's 10 transforms that tf2 cannot hold beside the static parent
+    assert int(values.get("errors_tf_conflict", 0)) >= 10 and diag["level"] == 1, diag
+    assert "base_link is also given the parent base_footprint on /tf_static by the node /fourds_probe" in run.node_log
+    assert "Set base_frame to the root of the robot's tree (base_footprint" in run.node_log
+    assert values["frames_out"] == "10", values  # the node keeps going
+
+
 def test_a_second_instance_of_the_node_on_the_same_tf_is_named(tiny_model_dir, ros_env, tmp_path):
     """Two cameras, two instances (namespace rear for the second, as README's "Several cameras"), both
     with publish_tf: true: each sees the other's odom -> base_link and names it. (Both take the probe's
@@ -179,7 +201,7 @@ class FakeNode:
         return "/front/fourds_perception"
 
     def get_publishers_info_by_topic(self, topic):
-        assert topic == "/tf"
+        assert topic in ("/tf", "/tf_static")
         return self.publishers
 
 
@@ -246,6 +268,25 @@ def test_another_parent_of_the_base_frame_is_a_conflict():
     assert "base_link is also given the parent odom_front on /tf" in warned[0][1]
     assert "tf2 keeps one parent a frame" in warned[0][1] and "its own base_frame" in warned[0][1]
     assert "the parent base_footprint" in warned[1][1]
+
+
+def test_a_static_parent_of_the_base_frame_counts_with_every_transform_sent_after_it():
+    """tf2 holds a /tf_static transform for good: base_footprint -> base_link there conflicts with each odom ->
+    base_link the node sends later (one count at the static message ended the WARN while the two parents
+    stayed). The URDF's base_link -> camera_link and the node's own camera mount on /tf_static are no conflict."""
+    watch, sent, warned = make_watch()
+    watch.on_tf_static(serialized(transform("base_link", "camera_link", 0), transform("base_link", "camera_optical", 0)),
+                       info(b"\x02" * 16))
+    watch([transform("odom", "base_link", 1)])
+    assert warned == [] and len(sent) == 1
+    watch.on_tf_static(serialized(transform("base_footprint", "base_link", 0)), info(b"\x02" * 16))
+    for stamp in (2, 3):
+        watch([transform("odom", "base_link", stamp)])
+    assert [kind for kind, _ in warned] == ["tf_conflict"] * 3 and len(sent) == 3, warned
+    assert all("base_link is also given the parent base_footprint on /tf_static" in text for _, text in warned)
+    assert "Set base_frame to the root of the robot's tree (base_footprint" in warned[0][1]
+    watch.on_tf(serialized(transform("odom", "base_link", 3)), info(b"\x01" * 16))  # its own, read back on /tf
+    assert len(warned) == 3
 
 
 def test_the_own_ledger_is_bounded():

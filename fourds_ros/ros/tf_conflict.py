@@ -12,7 +12,10 @@ rclpy gives no publisher its own gid, so a transform is told to be ours by its s
 of one of ours, same stamp and same pose, is not told apart, and moves nothing for tf2 either.
 
 Any other parent of base_frame counts too (another instance with its own odom_frame gave base_link two
-parents, which tf2 cannot hold, and went unseen).
+parents, which tf2 cannot hold, and went unseen), on /tf_static as well: robot_state_publisher puts a URDF's
+fixed joints there, base_footprint -> base_link among them where the URDF's root is base_footprint, and tf2 holds
+a static transform for good, so each transform this node sends after it is counted (one count at the static
+message alone ended the WARN 30 s later while base_link kept its two parents).
 
 Cost per /tf message (a robot_state_publisher may send hundreds a second): messages arrive serialized
 (raw=True) and only those that hold the base frame's name (a substring test, under 1 us) are
@@ -27,6 +30,7 @@ import threading
 from collections import Counter, deque
 
 from .publisher_names import PublisherNames
+from .tf_static import TF_STATIC_TOPIC, static_qos
 
 # How many of this node's own transforms are remembered. Our own messages wait at most in the /tf
 # subscription's queue (keep last 10 of the node's /tf QoS), so any of ours still to be read is among
@@ -73,7 +77,10 @@ class TfConflictWatch:
         # publishers named in a log line: a conflict seen before discovery had named its publisher was logged as
         # "another publisher", and the rate limit then kept the name out of the log for log_every_s
         self.named_in_log: set[str] = set()
-        self.deserialized = 0  # /tf messages that passed the byte test (for the cost, in tests)
+        self.deserialized = 0  # /tf and /tf_static messages that passed the byte test (for the cost, in tests)
+        # (transform, publisher gid) of a parent of base_frame seen on /tf_static: tf2 keeps it, so it conflicts
+        # with every transform sent after it. Replaced whole (read on the inference thread).
+        self.static_conflict: tuple | None = None
 
     def __call__(self, transforms) -> None:
         if self.admit is not None:
@@ -91,52 +98,69 @@ class TfConflictWatch:
                 if not self.own[old]:
                     del self.own[old]
         self.publish(transforms)
+        if keys and (static := self.static_conflict) is not None:
+            self._conflict(*static, topic=TF_STATIC_TOPIC)
 
-    def subscribe(self):
-        """The /tf subscription (the caller destroys it at deactivation). The node's /tf QoS (reliable):
-        a best-effort /tf writer reaches no tf2 listener (they are reliable) and makes nothing jump."""
+    def subscribe(self) -> list:
+        """The /tf and /tf_static subscriptions (the caller destroys them at deactivation). /tf with the node's
+        /tf QoS (reliable): a best-effort /tf writer reaches no tf2 listener (they are reliable) and makes nothing
+        jump. /tf_static as tf2 reads it (reliable, transient_local: the URDF's transforms latched before)."""
         from rclpy.qos import QoSPresetProfiles
         from tf2_msgs.msg import TFMessage
 
-        return self.node.create_subscription(TFMessage, "/tf", self.on_tf, QoSPresetProfiles.DEFAULT.value,
-                                             raw=True)
+        self.static_conflict = None  # learnt again: the latched /tf_static comes with the new subscription
+        return [self.node.create_subscription(TFMessage, "/tf", self.on_tf, QoSPresetProfiles.DEFAULT.value, raw=True),
+                self.node.create_subscription(TFMessage, TF_STATIC_TOPIC, self.on_tf_static, static_qos(), raw=True)]
 
-    def on_tf(self, data: bytes, info) -> None:  # two arguments: rclpy passes the MessageInfo
+    def on_tf_static(self, data: bytes, info) -> None:
+        """A parent of base_frame on /tf_static (no transform there is this node's own) is kept, and counted again
+        with each transform the node sends (__call__)."""
+        gid = (info.get("publisher_gid") or {}).get("data")
+        for transform in self._base_transforms(data):
+            self.static_conflict = (transform, gid)
+            self._conflict(transform, gid, topic=TF_STATIC_TOPIC)
+            return  # one count a message
+
+    def _base_transforms(self, data: bytes) -> list:
+        """The transforms to base_frame in a serialized TFMessage; only messages that name it are deserialized."""
         if self.needles[0] not in data:  # the base frame's name: any transform to it may have another parent
-            return
+            return []
         from rclpy.serialization import deserialize_message
         from tf2_msgs.msg import TFMessage
 
         self.deserialized += 1
-        for transform in deserialize_message(data, TFMessage).transforms:
-            parent, child = _frames(transform)
-            if child != self.frames[1]:
-                continue
-            if parent == self.frames[0]:
+        return [t for t in deserialize_message(data, TFMessage).transforms if _frames(t)[1] == self.frames[1]]
+
+    def on_tf(self, data: bytes, info) -> None:  # two arguments: rclpy passes the MessageInfo
+        for transform in self._base_transforms(data):
+            if _frames(transform)[0] == self.frames[0]:
                 with self.lock:
                     if _key(transform) in self.own:
                         continue
             self._conflict(transform, (info.get("publisher_gid") or {}).get("data"))
             return  # one count a message
 
-    def _conflict(self, transform, gid) -> None:
+    def _conflict(self, transform, gid, topic: str = "/tf") -> None:
         odom, base = self.frames
         parent, s = _frames(transform)[0], transform.header.stamp
-        who = self._publisher(gid)
+        who = self._publisher(gid, topic)
         newly_named = who != UNNAMED and who not in self.named_in_log
         if newly_named and len(self.named_in_log) < NAMED_KEPT:
             self.named_in_log.add(who)
-        what = (f"{odom} -> {base} is also published on /tf by {who} (stamp {s.sec}.{s.nanosec:09d} is "
+        what = (f"{odom} -> {base} is also published on {topic} by {who} (stamp {s.sec}.{s.nanosec:09d} is "
                 f"not one of this node's): tf2 users see {base} jump between the two" if parent == odom else
-                f"{base} is also given the parent {parent} on /tf by {who}, besides this node's "
+                f"{base} is also given the parent {parent} on {topic} by {who}, besides this node's "
                 f"{odom}: tf2 keeps one parent a frame, so {base} jumps between the two trees")
-        self.warn("tf_conflict", f"{what}. Set publish_tf: false on all but one source (with an EKF such as "
-                  "robot_localization owning the transform, fuse each instance's `odometry` topic), or give each "
-                  "instance its own base_frame", log_now=newly_named)
+        # a URDF's parent of base_frame: the node's transform belongs above the tree's root, not beside it
+        advice = (f"Set base_frame to the root of the robot's tree ({parent} or a frame above it), or publish_tf: "
+                  "false" if topic == TF_STATIC_TOPIC and parent != odom else
+                  "Set publish_tf: false on all but one source (with an EKF such as robot_localization owning the "
+                  "transform, fuse each instance's `odometry` topic), or give each instance its own base_frame")
+        self.warn("tf_conflict", f"{what}. {advice}", log_now=newly_named)
 
-    def _publisher(self, gid) -> str:
-        """Who publishes `gid` on /tf, in words, from the ROS graph (publisher_names.PublisherNames)."""
-        name = self.names.node_of("/tf", str(bytes(gid)) if gid is not None else "")
+    def _publisher(self, gid, topic: str = "/tf") -> str:
+        """Who publishes `gid` on `topic`, in words, from the ROS graph (publisher_names.PublisherNames)."""
+        name = self.names.node_of(topic, str(bytes(gid)) if gid is not None else "")
         if name is None:
             return UNNAMED
         if name == self.node.get_fully_qualified_name():  # two instances without their own namespaces

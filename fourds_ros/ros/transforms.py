@@ -104,7 +104,7 @@ def camera_info_topic(node, transport: str, argv: list[str]) -> str:
 def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None:
     """The node's inputs, at activation, appended to `made` one by one (so that a failure half-way
     leaves nothing the caller cannot destroy): the image (one transport) first in `made`, though made after
-    camera_info (see below), camera_info [, track_queries] [, reference_odom | reference_depth] [, /tf:
+    camera_info (see below), camera_info [, track_queries] [, reference_odom | reference_depth] [, /tf and /tf_static:
     publish_tf's watch for another source of odom -> base]. Their callbacks run one at a time (one executor
     thread)."""
     from nav_msgs.msg import Odometry
@@ -145,7 +145,7 @@ def create_subscriptions(node, settings: PerceptionSettings, made: list) -> None
                 incompatible_qos=incompatible_qos_report(node, topic, asked), **events)))
     made.insert(start, made.pop(start + 1))  # the image's first in `made`: publish_diagnostics counts its publishers
     if isinstance(node.tf_publish, TfConflictWatch):  # made at configure when publish_tf is on
-        made.append(node.tf_publish.subscribe())
+        made.extend(node.tf_publish.subscribe())
 
 
 def incompatible_qos_report(node, topic: str, asked: str):
