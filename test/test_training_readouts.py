@@ -90,9 +90,11 @@ def test_the_init_models_training_scenes_follow_its_progress_and_no_stale_record
 def test_new_heads_on_a_backbone_keep_its_training_scenes(tmp_path, tiny_model_dir):
     """Heads trained on --backbone's encoder (no --init) learned on what that encoder learned from: its record of the
     scenes it trained on is copied, so eval-suite still notes a fold validating one (new heads on the shipped encoder
-    had no record and no note; session 72's review). A backbone recording none leaves none."""
+    had no record and no note; session 72's review). A backbone recording none leaves none. Given with --init (a
+    model with that encoder), --init's record is the one kept: its heads trained on more than the encoder did (taking
+    the backbone's first passed every test: mutation review)."""
     record = '{"scenes": ["7scenes_redkitchen"]}\n'
-    backbone = tmp_path / "backbone"
+    backbone, init = tmp_path / "backbone", tmp_path / "init"
     shutil.copytree(tiny_model_dir, backbone)
     argv = ["--backbone", str(backbone), "--heads", "depth", "--steps", "1", "--train-clips", "2", "--val-clips", "1",
             "--batch-size", "2", "--no-progress", "--out", str(tmp_path / "m")]
@@ -100,6 +102,11 @@ def test_new_heads_on_a_backbone_keep_its_training_scenes(tmp_path, tiny_model_d
     (backbone / "training_scenes.json").write_text(record)
     assert main(argv) == 0
     assert (tmp_path / "m" / "training_scenes.json").read_text() == record
+    shutil.copytree(tiny_model_dir, init)
+    heads_record = '{"scenes": ["7scenes_redkitchen", "hololens_walk"]}\n'
+    (init / "training_scenes.json").write_text(heads_record)
+    assert main([a for a in argv if a not in ("--heads", "depth")] + ["--init", str(init)]) == 0  # its heads
+    assert (tmp_path / "m" / "training_scenes.json").read_text() == heads_record
 
 
 def test_the_init_models_training_scenes_follow_its_selection_and_a_continuation_into_its_own_out(tmp_path):
