@@ -265,6 +265,23 @@ def test_image_rotation_set_for_an_upside_down_urdf_mount_is_not_advised_against
     assert "errors_image_rotation" not in values and "image_rotation:" not in run.node_log, (values, run.node_log)
 
 
+def test_image_rotation_against_the_default_mount_kept_without_a_urdf_is_said(tiny_model_dir, ros_env, tmp_path):
+    """No URDF: the mount lookup ends with nothing on /tf_static, and the odometry keeps base_from_camera's default,
+    an upright camera, while image_rotation is 180; one of the two is wrong (an upright camera's images turned for
+    the model, or an upside-down camera's motion read in an upright mount), and the node says so when the lookup
+    ends. Unjudged at configure (bab38b5, for the URDF's sake), the default went unjudged for good: nothing said."""
+    plan = START + [{"wait_for_subscribers": ["image", "camera_info"], "timeout": 60},
+                    {"frames": 8, "rate": 15, "size": [120, 160]}, {"wait_idle": True, "timeout": 30}]
+    params = {"model": str(tiny_model_dir), "num_queries": 16, "hop": 2, "image_rotation": 180,
+              "camera_mount_timeout_s": 0.2}
+    run = run_node(plan, params, tmp_path, ros_env)
+    assert run.node_alive_after_plan and run.node_returncode == 0, run.node_log
+    values = run.last_diagnostics()["values"]
+    assert values["camera_mount"].startswith("base_from_camera parameter (") and values["frames_out"] == "8", values
+    assert values.get("errors_image_rotation") == "1", (values, run.node_log)
+    assert run.node_log.count("need image_rotation: 0 (set: 180)") == 1, run.node_log
+
+
 def test_reference_depth_reaches_the_metric_scale_and_bad_images_are_counted(tiny_model_dir, ros_env, tmp_path):
     """metric_scale_source: reference_depth subscribes to reference_depth (an RGB-D camera's depth,
     sensor_msgs/Image) and rescales the model's metres to it over DDS: an all-2-metre reference

@@ -1053,8 +1053,8 @@ def test_rejected_frames_are_not_asked_for_a_camera_mount(rig):
 
 @pytest.mark.parametrize("image_rotation, advised", [(0, True), (180, False)])
 def test_a_rolled_mount_parameter_advises_image_rotation_at_configure(engine, image_rotation, advised):
-    """No URDF, base_from_camera says the camera is upside down: with image_rotation 0 the node
-    says to set 180 as soon as it is configured; with 180 it says nothing."""
+    """No URDF looked up (camera_mount_timeout_s 0), base_from_camera says the camera is upside down: with
+    image_rotation 0 the node says to set 180 as soon as it is configured; with 180 it says nothing."""
     from transforms3d.quaternions import mat2quat
 
     from fourds_ros.perception.image_rotation import upright_from_camera
@@ -1062,7 +1062,7 @@ def test_a_rolled_mount_parameter_advises_image_rotation_at_configure(engine, im
     base_from_upright = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)
     w, x, y, z = mat2quat(base_from_upright @ upright_from_camera(2)[:3, :3])  # transforms3d is w-first
     settings = PerceptionSettings.from_params(base_from_camera=[0.0, 0.0, 0.1, x, y, z, w],
-                                              image_rotation=image_rotation)
+                                              image_rotation=image_rotation, camera_mount_timeout_s=0.0)
     logged = []
     health = NodeHealth(logged.append)
     worker = InferenceWorker(lambda clip: None, logged.append, health.counts, 1)
@@ -1071,17 +1071,39 @@ def test_a_rolled_mount_parameter_advises_image_rotation_at_configure(engine, im
     assert any("image_rotation: 180" in line for line in logged) == advised
 
 
+UPRIGHT = [-0.5, 0.5, -0.5, 0.5]  # base_from_camera's default rotation: an upright camera looking forward
+
+
 @pytest.mark.parametrize("image_rotation", [90, 180, 270])
-def test_the_default_mount_advises_no_image_rotation_at_configure(engine, image_rotation):
-    """base_from_camera left at its default (an upright camera) says nothing of the camera's roll: a camera set to
+@pytest.mark.parametrize("base_from_camera", [None, [0.0, 0.0, 0.0] + UPRIGHT, [0.2, 0.0, 0.5] + UPRIGHT])
+def test_a_mount_parameter_that_tf_may_replace_advises_no_image_rotation_at_configure(engine, image_rotation,
+                                                                                      base_from_camera):
+    """base_from_camera, left at its default, set to it, or set to the camera's place with the default
+    rotation, with the mount looked up on /tf_static (camera_mount_timeout_s > 0): a camera set to
     image_rotation 180 whose URDF mount comes later is not told to set 0 at configure (TF's mount is judged when it
-    comes: test_node_inputs)."""
-    settings = PerceptionSettings.from_params(image_rotation=image_rotation)
+    comes, the parameter when the lookup finds none: test_node_inputs). A translation alone was judged."""
+    mount = {} if base_from_camera is None else {"base_from_camera": base_from_camera}
+    settings = PerceptionSettings.from_params(image_rotation=image_rotation, **mount)
     logged = []
     health = NodeHealth(logged.append)
     worker = InferenceWorker(lambda clip: None, logged.append, health.counts, 1)
     FrameIntake(PerceptionPipeline(engine, settings), worker, health, settings)
     assert health.errors["image_rotation"] == 0 and not logged, logged
+
+
+@pytest.mark.parametrize("no_lookup", [{"camera_mount_timeout_s": 0.0}, {"publish_camera_mount": True}])
+def test_the_default_mount_is_judged_at_configure_where_no_lookup_replaces_it(engine, no_lookup):
+    """Where the mount is not looked up (camera_mount_timeout_s 0) or is published from base_from_camera, the
+    odometry uses the default (an upright camera) for good: image_rotation 180 disagrees with it, and is said at
+    configure (as before the default went unjudged)."""
+    settings = PerceptionSettings.from_params(image_rotation=180, **no_lookup)
+    logged = []
+    health = NodeHealth(logged.append)
+    worker = InferenceWorker(lambda clip: None, logged.append, health.counts, 1)
+    intake = FrameIntake(PerceptionPipeline(engine, settings), worker, health, settings)
+    assert health.errors["image_rotation"] == 1 and "image_rotation: 0 (set: 180)" in logged[0], logged
+    intake.parameter_mount_kept()  # a lookup that ended without TF's mount judges the parameter the same way
+    assert health.errors["image_rotation"] == 2
 
 
 def test_camera_info_roi_and_binning_bring_k_to_the_image_sent():

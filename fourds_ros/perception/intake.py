@@ -27,7 +27,7 @@ from .camera_info_sync import CameraInfoSync, Paired, calibration_difference, lo
 from .clip_buffer import OUT_OF_ORDER, StampHold
 from .health import FRAMES_FRAME_ID_SLASH, NodeHealth, NodeState
 from .image import ImageDecodeError
-from .odometry import default_base_from_camera, transform_from_xyz_quat
+from .odometry import transform_from_xyz_quat
 from .pipeline import PerceptionPipeline
 from .settings import PerceptionSettings
 from .work_image import WorkImage
@@ -80,12 +80,18 @@ class FrameIntake:
         self.image_topic, self.camera_info_topic = "image", "camera_info"
         self.lock = threading.Lock()
         self.sync_lock = threading.RLock()  # reentrant: report holds it around pending_frames
-        # The parameter's mount is judged here only where set (TF may replace it; _add judges TF's): its default, an
-        # upright camera, says nothing of the camera's roll, and advised image_rotation 0 to a camera set to 180 whose
-        # URDF mount, looked up at its first frame, agrees with that setting.
-        parameter_mount = transform_from_xyz_quat(settings.pose.base_from_camera)
-        if not np.allclose(parameter_mount, default_base_from_camera()):
-            self._advise_rotation(parameter_mount)
+        # base_from_camera is judged where the odometry keeps it: here where no lookup can replace it, else when the
+        # lookup ends without TF's mount (parameter_mount_kept); TF's is judged by _add. Judged here before TF was
+        # looked up, it advised image_rotation 0 to a camera set to 180 whose URDF mount agrees with that setting;
+        # left unjudged where the lookup found nothing, image_rotation and the mount the odometry uses disagreed unsaid.
+        self.parameter_mount = transform_from_xyz_quat(settings.pose.base_from_camera)
+        if settings.pose.camera_mount_timeout_s == 0 or settings.pose.publish_camera_mount:
+            self._advise_rotation(self.parameter_mount)
+
+    def parameter_mount_kept(self) -> None:
+        """The camera mount's lookup ended without TF's (ros.transforms.CameraMount): the odometry keeps
+        base_from_camera, which is judged now."""
+        self._advise_rotation(self.parameter_mount)
 
     def _advise_rotation(self, base_from_camera: np.ndarray) -> None:
         advice = self.pipeline.rotation_advice(base_from_camera)

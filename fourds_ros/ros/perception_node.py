@@ -98,7 +98,7 @@ class PerceptionNode(LifecycleNode):
     def _activate(self) -> None:
         s = self.settings
         create_subscriptions(self, s, self.subscriptions_)  # the image's first: publish_diagnostics counts its publishers
-        self.mount = CameraMount(self, s.pose)
+        self.mount = CameraMount(self, s.pose, self.intake.parameter_mount_kept)
         if s.clip.camera_info_wait_s > 0 or s.clip.camera_info_startup_wait_s > 0:  # waiting images, released when overdue
             self.timers_.append(self.create_timer(0.05, self.intake.release_overdue, clock=self.steady))
         if s.clip.flush_after_s > 0:

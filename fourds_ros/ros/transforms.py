@@ -8,6 +8,7 @@ every odometry pose without any error; Isaac ROS Visual SLAM reads the mount fro
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -166,10 +167,11 @@ class CameraMount:
     frame_id (a camera switch) is looked up (or published) anew, and its frames use base_from_camera
     meanwhile: the first camera's mount, kept, read the second's forward motion as backward. Without
     tf2_msgs (an install that skipped tools/build_tf2_msgs.sh, which configure allows: TF is then not
-    published) the mount is base_from_camera, and `state` says why."""
+    published) the mount is base_from_camera, and `state` says why. parameter_kept(): called where a lookup
+    ends without TF's mount (the odometry keeps base_from_camera: FrameIntake.parameter_mount_kept)."""
 
-    def __init__(self, node, settings: PoseSettings):
-        self.node, self.base = node, settings.base_frame
+    def __init__(self, node, settings: PoseSettings, parameter_kept: Callable[[], None] = lambda: None):
+        self.node, self.base, self.parameter_kept = node, settings.base_frame, parameter_kept
         self.parameter = transform_from_xyz_quat(settings.base_from_camera)
         self.publish = settings.publish_camera_mount
         self.timeout_s = settings.camera_mount_timeout_s
@@ -239,6 +241,7 @@ class CameraMount:
             # A log warning, not a diagnostics WARN: a robot without a URDF is a normal set-up.
             self.node.get_logger().warning(f"no {self.base} -> {frame_id} on /tf_static after the mount timeout: "
                                            "using the base_from_camera parameter")
+            self.parameter_kept()
         return None
 
     def _publish(self, frame_id: str) -> None:
@@ -292,6 +295,8 @@ class CameraMount:
         """No /tf_static without tf2_msgs: the mount is the parameter from now on (resolve() stops
         asking, so this is said once an activation)."""
         self.state = "base_from_camera parameter (tf2_msgs missing: run tools/build_tf2_msgs.sh)"
+        if not self.publish:  # a published mount was base_from_camera all along (judged at configure)
+            self.parameter_kept()
         self.node.get_logger().warning(f"camera mount not {'published' if self.publish else 'looked up'} on "
                                        f"/tf_static: {type(exc).__name__}: {exc}; using base_from_camera "
                                        "(tf2_msgs missing: run tools/build_tf2_msgs.sh)")
